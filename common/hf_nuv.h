@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The nng-to-libuv bridge.  nng completes its asynchronous I/O on its own
+ * threads; hfleet's daemons keep all their state on one libuv loop thread.
+ * This module joins the two: nng callbacks only move a message onto a locked
+ * queue and wake the loop with uv_async_send, and every callback the caller
+ * sees runs on the loop thread.
+ *
+ * Server: a REP socket with a fixed number of contexts, each able to hold
+ * one request.  A request handed to the request callback must be answered
+ * exactly once with nuv_reply, now or later (for example after a database
+ * commit); until then its context takes no new request.
+ *
+ * Client: a REQ socket; each call uses its own context, so many calls may be
+ * outstanding.  The reply callback runs on the loop thread exactly once per
+ * call, also on timeout and at close.
+ *
+ * Errors are negative errno values (translated from nng here and only here).
+ * Except where noted, functions are called on the loop thread.
+ */
+#ifndef HF_NUV_H
+#define HF_NUV_H
+
+#include <stddef.h>
+
+#include <nng/nng.h>
+#include <uv.h>
+
+typedef struct nuv_server nuv_server_t;
+typedef struct nuv_request nuv_request_t;
+typedef struct nuv_client nuv_client_t;
+
+/* Called on the loop thread with a received message, which becomes the
+ * callee's (free it with nng_msg_free). */
+typedef void (*nuv_request_cb)(nuv_request_t *req, nng_msg *msg, void *arg);
+
+/* Called on the loop thread.  rv is 0 and reply the callee's, or rv is a
+ * negative errno (-ETIMEDOUT, -ESHUTDOWN when closing, ...) and reply NULL. */
+typedef void (*nuv_reply_cb)(int rv, nng_msg *reply, void *arg);
+
+/* Translates an nng error code into a negative errno. */
+int nuv_errno(int nng_rv);
+
+/* Opens a REP socket listening on url with nctx contexts.  recv_max limits
+ * the size of one received message (0 = nng's default). */
+int nuv_server_open(uv_loop_t *loop, const char *url, unsigned nctx, size_t recv_max,
+		    nuv_request_cb cb, void *arg, nuv_server_t **ret_srv);
+
+/* Sends reply for req.  Takes reply in all cases; reply NULL drops the
+ * request without an answer.  req must not be used afterwards. */
+void nuv_reply(nuv_request_t *req, nng_msg *reply);
+
+/* Closes the socket and frees the server.  Requests not yet answered are
+ * dropped; the caller must not answer them afterwards.  NULL is fine. */
+void nuv_server_close(nuv_server_t *srv);
+
+/* Opens a REQ socket dialling url; connection happens (and is retried) in
+ * the background. */
+int nuv_client_open(uv_loop_t *loop, const char *url, size_t recv_max, nuv_client_t **ret_client);
+
+/* Sends msg and calls cb with the reply.  Takes msg in all cases.  timeout_ms
+ * bounds the whole call.  Returns 0 or a negative errno, in which case cb is
+ * not called. */
+int nuv_client_call(nuv_client_t *c, nng_msg *msg, int timeout_ms, nuv_reply_cb cb, void *arg);
+
+/* Closes the socket; outstanding calls get their callback with -ESHUTDOWN
+ * before this returns.  NULL is fine. */
+void nuv_client_close(nuv_client_t *c);
+
+#endif

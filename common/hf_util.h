@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Small helpers shared by every program: clocks, bounded string copies,
+ * whole-file I/O with durable writes, and a growable text buffer.
+ * Thread-safe; no global state.
+ */
+#ifndef HF_UTIL_H
+#define HF_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Milliseconds on the monotonic clock; for timeouts and intervals. */
+int64_t hf_mono_ms(void);
+
+/* Seconds since the epoch, with sub-second precision; for records. */
+double hf_wall_s(void);
+
+/* Copies src into dst of size n, always terminated; returns strlen(src). */
+size_t hf_strlcpy(char *dst, const char *src, size_t n);
+
+/* Reads a whole file (at most max bytes) into a malloc'd, NUL-terminated
+ * buffer.  Returns 0, -errno, or -EFBIG when it is larger than max. */
+int hf_read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len);
+
+/* Writes data to path durably: a temporary file beside it, fsync, rename,
+ * fsync of the directory.  Returns 0 or -errno (-ENOSPC on a full disk);
+ * on failure path is untouched. */
+int hf_write_file_durable(const char *path, const void *data, size_t len);
+
+/* Creates a directory and its parents (mode 0755 unless given). */
+int hf_mkdir_p(const char *path, unsigned mode);
+
+/* A growable NUL-terminated buffer.  On allocation failure it sets oom and
+ * ignores further appends, so callers check once at the end. */
+struct hf_buf {
+	char *data;
+	size_t len, cap;
+	bool oom;
+};
+
+void hf_buf_init(struct hf_buf *b);
+void hf_buf_fini(struct hf_buf *b);
+void hf_buf_append(struct hf_buf *b, const char *s, size_t n);
+void hf_buf_puts(struct hf_buf *b, const char *s);
+void hf_buf_printf(struct hf_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
