@@ -1,0 +1,347 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The control API that hfctl talks to: submit (validated and expanded here,
+ * written in one transaction), job status, job list, results, cancel,
+ * workers and models.  A job is acknowledged only after its tasks are
+ * committed.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coordinator.h"
+#include "expand.h"
+#include "hf_log.h"
+#include "hf_proto.h"
+#include "hf_util.h"
+
+struct control_req {
+	struct coord *c;
+	nuv_request_t *req;
+	Hf__Envelope *env;
+	struct job_plan *plan;
+	struct db_op op;
+};
+
+static void control_req_free(struct control_req *q)
+{
+	if (!q)
+		return;
+	hf_env_free(q->env);
+	job_plan_free(q->plan);
+	free(q);
+}
+
+/* ---- submit ---- */
+
+static void submit_done(struct db_op *op)
+{
+	struct control_req *q = op->ctx;
+	struct coord *c = q->c;
+	const struct job_plan *plan = q->plan;
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__SubmitReply sr = HF__SUBMIT_REPLY__INIT;
+
+	if (op->rc < 0) {
+		coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
+				  "the job was not accepted: %s", op->err);
+		goto out;
+	}
+	uint64_t job_id = op->u.job_create.job_id;
+	if (!sched_job_add(c->sched, job_id, plan->priority)) {
+		log_error("out of memory adding job %" PRIu64 "; it runs after a restart", job_id);
+	} else {
+		for (size_t i = 0; i < plan->n_tasks; i++) {
+			const struct task_spec *ts = &plan->tasks[i];
+			struct sched_task t = {
+				.id = op->u.job_create.task_ids[i],
+				.job_id = job_id,
+				.attempt = 0,
+				.model = ts->model,
+				.backend = ts->backend,
+				.kind = ts->kind,
+				.batch_size = ts->batch_size,
+				.precision = ts->precision,
+				.seq_len = plan->seq_len,
+				.timeout_s = plan->timeout_s,
+				.iterations = plan->iterations,
+				.warmup = plan->warmup,
+				.state = SCHED_QUEUED,
+			};
+			if (!sched_task_add(c->sched, &t))
+				log_error("could not queue task %" PRIu64 " in memory; it runs after a restart",
+					  t.id);
+		}
+	}
+	log_info("job %" PRIu64 " accepted from \"%s\": %zu tasks, priority %d", job_id,
+		 plan->submitter, plan->n_tasks, plan->priority);
+	sr.job_id = job_id;
+	sr.task_count = (uint32_t)plan->n_tasks;
+	env.body_case = HF__ENVELOPE__BODY_SUBMIT_REPLY;
+	env.submit_reply = &sr;
+	coord_reply(q->req, &env);
+out:
+	free(op->u.job_create.task_ids);
+	control_req_free(q);
+}
+
+static void handle_submit(struct control_req *q)
+{
+	struct coord *c = q->c;
+	Hf__ErrorCode code;
+	char err[1024];
+
+	if (expand_job(c->reg, q->env->submit, (size_t)c->conf.max_tasks_per_job, &q->plan, &code, err,
+		       sizeof(err)) < 0) {
+		coord_reply_error(q->req, code, "%s", err);
+		control_req_free(q);
+		return;
+	}
+	if (!db_healthy(c->db)) {
+		coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
+				  "the database is unavailable: the job was not accepted, submit it again later");
+		control_req_free(q);
+		return;
+	}
+	q->op.kind = DB_OP_JOB_CREATE;
+	q->op.u.job_create.reg = c->reg;
+	q->op.u.job_create.plan = q->plan;
+	q->op.done = submit_done;
+	q->op.ctx = q;
+	db_submit(c->db, &q->op);
+}
+
+/* ---- reads that the database layer answers ---- */
+
+static void read_done(struct db_op *op)
+{
+	struct control_req *q = op->ctx;
+	if (op->rc < 0 || !op->u.read.reply) {
+		nng_msg_free(op->u.read.reply);
+		coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNAVAILABLE, "could not read: %s",
+				  op->err[0] ? op->err : "unknown error");
+	} else {
+		nuv_reply(q->req, op->u.read.reply);
+	}
+	control_req_free(q);
+}
+
+static void submit_read(struct control_req *q, enum db_op_kind kind, uint64_t job_id, uint32_t limit)
+{
+	q->op.kind = kind;
+	q->op.u.read.job_id = job_id;
+	q->op.u.read.limit = limit;
+	q->op.done = read_done;
+	q->op.ctx = q;
+	db_submit(q->c->db, &q->op);
+}
+
+/* ---- cancel ---- */
+
+static void cancel_done(struct db_op *op)
+{
+	struct control_req *q = op->ctx;
+	struct coord *c = q->c;
+	uint64_t job_id = op->u.cancel.job_id;
+
+	if (op->rc < 0) {
+		coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNAVAILABLE, "the job was not cancelled: %s",
+				  op->err);
+		control_req_free(q);
+		return;
+	}
+	if (!op->u.cancel.found) {
+		coord_reply_error(q->req, HF__ERROR_CODE__ERR_NOT_FOUND, "no job %" PRIu64, job_id);
+		control_req_free(q);
+		return;
+	}
+	/* The database has decided every live task's outcome; bring memory in
+	 * line: queued ones go, running ones are stopped at their next poll. */
+	struct sched_job *job = sched_job_find(c->sched, job_id);
+	size_t live = job ? job->live : 0;
+	struct sched_task **v = live ? calloc(live, sizeof(*v)) : NULL;
+	size_t n = v ? sched_collect_job(c->sched, job_id, v, live) : 0;
+	for (size_t i = 0; i < n; i++) {
+		struct sched_task *t = v[i];
+		if (t->state == SCHED_LEASED || t->state == SCHED_GRANTING)
+			sched_cancelling(c->sched, t);
+		else if (t->state != SCHED_CANCELLING)
+			sched_remove(c->sched, t);
+	}
+	free(v);
+	log_info("job %" PRIu64 " cancelled: %u tasks", job_id, op->u.cancel.n_cancelled);
+
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__CancelReply cr = HF__CANCEL_REPLY__INIT;
+	cr.cancelled = op->u.cancel.n_cancelled;
+	env.body_case = HF__ENVELOPE__BODY_CANCEL_REPLY;
+	env.cancel_reply = &cr;
+	coord_reply(q->req, &env);
+	control_req_free(q);
+}
+
+/* ---- answered from memory ---- */
+
+static void handle_workers(struct control_req *q)
+{
+	struct coord *c = q->c;
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__WorkersReply wr = HF__WORKERS_REPLY__INIT;
+	size_t n = 0, i = 0;
+	int64_t now = hf_mono_ms();
+	double wall = hf_wall_s();
+
+	for (struct coord_worker *w = c->workers; w; w = w->next)
+		n++;
+	Hf__WorkerInfo *mem = calloc(n + 1, sizeof(*mem));
+	Hf__WorkerInfo **ptrs = calloc(n + 1, sizeof(*ptrs));
+	if (!mem || !ptrs) {
+		free(mem);
+		free(ptrs);
+		coord_reply_error(q->req, HF__ERROR_CODE__ERR_INTERNAL, "out of memory");
+		control_req_free(q);
+		return;
+	}
+	for (struct coord_worker *w = c->workers; w; w = w->next, i++) {
+		const Hf__Register *r = w->reg_env->register_;
+		Hf__WorkerInfo *wi = &mem[i];
+		hf__worker_info__init(wi);
+		wi->worker_id = w->id;
+		wi->hostname = r->hostname;
+		wi->software_version = r->software_version;
+		wi->protocol_version = r->protocol_version;
+		wi->labels = r->labels;
+		wi->n_labels = r->n_labels;
+		wi->devices = r->devices;
+		wi->n_devices = r->n_devices;
+		wi->runtimes = r->runtimes;
+		wi->n_runtimes = r->n_runtimes;
+		wi->cpu = r->cpu;
+		wi->connected = now - w->last_seen_ms < 3 * c->conf.heartbeat_ms + 2000;
+		wi->last_seen = wall - (double)(now - w->last_seen_ms) / 1000.0;
+		ptrs[i] = wi;
+	}
+	/* Running tasks per worker, from the leases. */
+	struct sched_task *buf[256];
+	size_t got = sched_collect_state(c->sched, SCHED_LEASED, buf, 256);
+	for (size_t k = 0; k < got; k++)
+		for (size_t j = 0; j < n; j++)
+			if (strcmp(buf[k]->worker_id, mem[j].worker_id) == 0)
+				mem[j].running++;
+	wr.workers = ptrs;
+	wr.n_workers = n;
+	env.body_case = HF__ENVELOPE__BODY_WORKERS_REPLY;
+	env.workers_reply = &wr;
+	coord_reply(q->req, &env);
+	free(mem);
+	free(ptrs);
+	control_req_free(q);
+}
+
+static void handle_models(struct control_req *q)
+{
+	struct coord *c = q->c;
+	const char *family = q->env->models->family;
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__ModelsReply mr = HF__MODELS_REPLY__INIT;
+	Hf__ModelInfo *mem = calloc(c->reg->n, sizeof(*mem));
+	Hf__ModelInfo **ptrs = calloc(c->reg->n, sizeof(*ptrs));
+	size_t n = 0;
+
+	if (family[0] && !hf_family_valid(family)) {
+		coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNKNOWN_MODEL,
+				  "unknown family \"%s\" (valid: %s)", family, hf_family_names());
+		goto out;
+	}
+	if (!mem || !ptrs) {
+		coord_reply_error(q->req, HF__ERROR_CODE__ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < c->reg->n; i++) {
+		const struct reg_model *m = &c->reg->models[i];
+		if (family[0] && strcmp(family, m->family) != 0)
+			continue;
+		hf__model_info__init(&mem[n]);
+		mem[n].model_type = m->model_type;
+		mem[n].hf_id = m->hf_id;
+		mem[n].family = m->family;
+		mem[n].task = m->task;
+		mem[n].modality = m->modality;
+		mem[n].size_class = m->size_class;
+		mem[n].notes = m->notes;
+		ptrs[n] = &mem[n];
+		n++;
+	}
+	mr.models = ptrs;
+	mr.n_models = n;
+	env.body_case = HF__ENVELOPE__BODY_MODELS_REPLY;
+	env.models_reply = &mr;
+	coord_reply(q->req, &env);
+out:
+	free(mem);
+	free(ptrs);
+	control_req_free(q);
+}
+
+void control_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg)
+{
+	struct coord *c = arg;
+	struct control_req *q;
+	Hf__Envelope *env;
+	int r = hf_env_unpack(nng_msg_body(msg), nng_msg_len(msg), &env);
+
+	nng_msg_free(msg);
+	if (r < 0) {
+		coord_reply_error(req, HF__ERROR_CODE__ERR_BAD_REQUEST, "malformed message");
+		return;
+	}
+	if (env->protocol_version < HF_PROTOCOL_MIN || env->protocol_version > HF_PROTOCOL_MAX) {
+		coord_reply_error(req, HF__ERROR_CODE__ERR_VERSION,
+				  "protocol version %u is not accepted: this coordinator accepts versions %d to %d",
+				  env->protocol_version, HF_PROTOCOL_MIN, HF_PROTOCOL_MAX);
+		hf_env_free(env);
+		return;
+	}
+	q = calloc(1, sizeof(*q));
+	if (!q) {
+		hf_env_free(env);
+		coord_reply_error(req, HF__ERROR_CODE__ERR_INTERNAL, "out of memory");
+		return;
+	}
+	q->c = c;
+	q->req = req;
+	q->env = env;
+	switch (env->body_case) {
+	case HF__ENVELOPE__BODY_SUBMIT:
+		handle_submit(q);
+		break;
+	case HF__ENVELOPE__BODY_JOB_STATUS:
+		submit_read(q, DB_OP_JOB_STATUS, env->job_status->job_id, 0);
+		break;
+	case HF__ENVELOPE__BODY_JOB_LIST:
+		submit_read(q, DB_OP_JOB_LIST, 0, env->job_list->limit);
+		break;
+	case HF__ENVELOPE__BODY_RESULTS_REQUEST:
+		submit_read(q, DB_OP_RESULTS, env->results_request->job_id, 0);
+		break;
+	case HF__ENVELOPE__BODY_CANCEL:
+		q->op.kind = DB_OP_JOB_CANCEL;
+		q->op.u.cancel.job_id = env->cancel->job_id;
+		q->op.done = cancel_done;
+		q->op.ctx = q;
+		db_submit(c->db, &q->op);
+		break;
+	case HF__ENVELOPE__BODY_WORKERS:
+		handle_workers(q);
+		break;
+	case HF__ENVELOPE__BODY_MODELS:
+		handle_models(q);
+		break;
+	default:
+		coord_reply_error(req, HF__ERROR_CODE__ERR_BAD_REQUEST,
+				  "message type %d is not a control request", (int)env->body_case);
+		control_req_free(q);
+		break;
+	}
+}

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * hf-coordinator's settings table (see coord-conf.h).  Every key here is
+ * documented in docs/operations.md and in deploy/hf-coordinator.conf.
+ */
+#include "coord-conf.h"
+
+#include <stddef.h>
+
+#define F(x) offsetof(struct coord_conf, x)
+
+const struct hf_conf_setting coord_conf_table[] = {
+	{ "coordinator.worker_listen", HF_CONF_STRING, F(worker_listen), "tcp://127.0.0.1:7100", 0, -1,
+	  "HFLEET_WORKER_LISTEN", "nng address workers connect to" },
+	{ "coordinator.control_listen", HF_CONF_STRING, F(control_listen), "tcp://127.0.0.1:7101", 0, -1,
+	  "HFLEET_CONTROL_LISTEN", "nng address hfctl connects to" },
+	{ "coordinator.worker_contexts", HF_CONF_INT, F(worker_contexts), "256", 1, 65536, NULL,
+	  "worker requests the coordinator holds at once (nng REP contexts)" },
+	{ "database.conninfo", HF_CONF_STRING, F(conninfo), "dbname=hfleet", 0, -1, "HFLEET_DATABASE_URL",
+	  "libpq connection string or URI of the results database" },
+	{ "registry.path", HF_CONF_STRING, F(registry_path), "", 0, -1, NULL,
+	  "model registry file (TSV); empty uses the registry built into hf-coordinator" },
+	{ "scheduler.heartbeat", HF_CONF_MS, F(heartbeat_ms), "1s", 50, 60000, NULL,
+	  "how often workers poll; told to each worker when it registers" },
+	{ "scheduler.lease_timeout", HF_CONF_MS, F(lease_ms), "30s", 200, 3600000, NULL,
+	  "a task whose worker has not renewed its lease for this long is queued again" },
+	{ "scheduler.max_tasks_per_job", HF_CONF_INT, F(max_tasks_per_job), "200000", 1, 10000000, NULL,
+	  "largest job hfctl submit may create" },
+	{ "scheduler.max_assign_per_poll", HF_CONF_INT, F(max_assign_per_poll), "16", 1, 1024, NULL,
+	  "most tasks handed to one worker in one poll" },
+	{ "log.level", HF_CONF_STRING, F(log_level), "info", 0, -1, "HFLEET_LOG_LEVEL",
+	  "error, warn, info or debug" },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL },
+};

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * hf-coordinator's settings: the struct and its declarative table (see
+ * common/hf_conf.h).  "hf-coordinator --print-config" prints the table as a
+ * documented example file.
+ */
+#ifndef HF_COORD_CONF_H
+#define HF_COORD_CONF_H
+
+#include <stdint.h>
+
+#include "hf_conf.h"
+
+struct coord_conf {
+	char *worker_listen;
+	char *control_listen;
+	char *conninfo;
+	char *registry_path;
+	int64_t heartbeat_ms;
+	int64_t lease_ms;
+	int64_t max_tasks_per_job;
+	int64_t max_assign_per_poll;
+	int64_t worker_contexts;
+	char *log_level;
+};
+
+extern const struct hf_conf_setting coord_conf_table[];
+
+#endif

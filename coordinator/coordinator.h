@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The coordinator's state, owned by its one libuv loop thread: settings,
+ * the registry, the scheduler's live tasks, the registered workers, the
+ * database layer and the two nng listeners.  worker-api.c answers workers,
+ * control-api.c answers hfctl, leases.c runs the lease clock, main.c wires
+ * it all together.
+ */
+#ifndef HF_COORDINATOR_H
+#define HF_COORDINATOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "coord-conf.h"
+#include "db.h"
+#include "hf_nuv.h"
+#include "hfleet.pb-c.h"
+#include "registry.h"
+#include "scheduler.h"
+
+/* A registered worker, as it last described itself. */
+struct coord_worker {
+	char *id;
+	Hf__Envelope *reg_env;     /* owned: the Register it sent */
+	int64_t last_seen_ms;
+	struct coord_worker *next;
+};
+
+struct coord {
+	uv_loop_t *loop;
+	struct coord_conf conf;
+	struct registry *reg;
+	struct sched *sched;
+	struct db *db;
+	nuv_server_t *worker_srv;
+	nuv_server_t *control_srv;
+	struct coord_worker *workers;
+	uv_timer_t lease_timer;
+	uv_signal_t sig_term, sig_int;
+	bool expire_busy;          /* a lease-expiry operation is in flight */
+	bool stopping;
+	int exit_code;
+};
+
+/* worker-api.c: the request callback of the worker listener. */
+void worker_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg);
+struct coord_worker *coord_worker_find(struct coord *c, const char *id);
+void coord_workers_free(struct coord *c);
+
+/* control-api.c: the request callback of the hfctl listener. */
+void control_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg);
+
+/* leases.c: the lease clock. */
+void leases_tick_cb(uv_timer_t *t);
+
+/* Replies to req with an Error envelope. */
+void coord_reply_error(nuv_request_t *req, Hf__ErrorCode code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Packs env and replies; on failure replies with an internal error. */
+void coord_reply(nuv_request_t *req, Hf__Envelope *env);
+
+#endif

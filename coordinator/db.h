@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The database layer: the one place that owns all SQL.  A dedicated thread
+ * with its own libpq connection executes operations handed to it by the
+ * loop thread, so the loop never blocks on PostgreSQL.
+ *
+ * Group commit: the thread takes every operation queued since its last turn
+ * and runs the consecutive writes in one transaction (one fsync for all of
+ * them); each write is itself a set-based statement (multi-row VALUES), so a
+ * poll that leases 16 tasks or a report of 100 results is one round trip,
+ * not one per task.  If the shared transaction fails, each operation is run
+ * again in a transaction of its own, so only the bad one fails.  Reads run
+ * outside transactions and build their reply message on this thread.
+ *
+ * A completed operation is handed back to the loop thread, where op->done
+ * runs.  On failure op->rc is a negative errno (-ENOTCONN: the database is
+ * unreachable; -EIO: a statement failed) and op->err says why.
+ *
+ * Ownership: an op and everything its input points to belong to the caller
+ * and must stay valid until done runs; outputs allocated by this layer
+ * (arrays, reply messages) are the caller's to free in or after done.
+ */
+#ifndef HF_DB_H
+#define HF_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <nng/nng.h>
+#include <uv.h>
+
+#include "expand.h"
+#include "hfleet.pb-c.h"
+#include "registry.h"
+
+struct db;
+
+enum db_op_kind {
+	DB_OP_START,         /* migrate, sync the registry, load live state */
+	DB_OP_JOB_CREATE,
+	DB_OP_LEASE_GRANT,
+	DB_OP_LEASE_EXPIRE,
+	DB_OP_RESULT_STORE,
+	DB_OP_JOB_CANCEL,
+	DB_OP_WORKER_UPSERT,
+	DB_OP_JOB_STATUS,    /* reads: the reply envelope is built here */
+	DB_OP_JOB_LIST,
+	DB_OP_RESULTS,
+};
+
+/* A task as loaded at start (recovery). */
+struct db_live_task {
+	uint64_t id, job_id;
+	uint32_t attempt;
+	char model_type[64];
+	Hf__Backend backend;
+	Hf__TaskKind kind;
+	uint32_t batch_size, seq_len, iterations, warmup, timeout_s;
+	char precision[8];
+	bool leased;
+	char worker_id[128];
+	uint32_t device_index;
+};
+
+struct db_live_job {
+	uint64_t id;
+	int32_t priority;
+};
+
+struct db_lease {
+	uint64_t task_id;
+	uint32_t attempt;
+	const char *worker_id;
+	uint32_t device_index;
+	bool granted;            /* out */
+};
+
+struct db_expire {
+	uint64_t task_id;
+	uint32_t attempt;
+	bool final;              /* out: the task already had an outcome */
+};
+
+enum db_result_outcome {
+	DB_RESULT_FINAL,         /* stored; it decided the task's outcome */
+	DB_RESULT_STALE,         /* stored as stale: its attempt was no longer current */
+	DB_RESULT_DUPLICATE,     /* already stored earlier (a re-send) */
+	DB_RESULT_UNKNOWN,       /* no such task: logged and dropped */
+};
+
+struct db_result {
+	const Hf__TaskResult *r; /* borrowed */
+	const char *worker_id;
+	const char *metrics_json;  /* validated JSON object text */
+	const char *env_json;
+	enum db_result_outcome outcome; /* out */
+	uint64_t job_id;         /* out, for FINAL */
+};
+
+struct db_op {
+	enum db_op_kind kind;
+	int rc;
+	char err[512];
+	void (*done)(struct db_op *op);
+	void *ctx;               /* the caller's */
+	void *ctx2;
+	struct db_op *next;      /* internal */
+
+	union {
+		struct {
+			const struct registry *reg;     /* in */
+			struct db_live_job *jobs;       /* out, free() */
+			size_t n_jobs;
+			struct db_live_task *tasks;     /* out, free() */
+			size_t n_tasks;
+		} start;
+		struct {
+			const struct registry *reg;     /* in */
+			const struct job_plan *plan;    /* in */
+			uint64_t job_id;                /* out */
+			uint64_t *task_ids;             /* out, plan->n_tasks, free() */
+		} job_create;
+		struct {
+			struct db_lease *v;
+			size_t n;
+		} lease;
+		struct {
+			struct db_expire *v;
+			size_t n;
+		} expire;
+		struct {
+			struct db_result *v;
+			size_t n;
+			uint64_t *finished_jobs;        /* out, free() */
+			size_t n_finished_jobs;
+		} result;
+		struct {
+			uint64_t job_id;                /* in */
+			bool found;                     /* out */
+			uint32_t n_cancelled;           /* out */
+		} cancel;
+		struct {
+			const Hf__Register *reg;        /* in, borrowed */
+		} worker;
+		struct {
+			uint64_t job_id;                /* in (status, results) */
+			uint32_t limit;                 /* in (list) */
+			nng_msg *reply;                 /* out: packed envelope */
+		} read;
+	} u;
+};
+
+/* Starts the database thread; it connects (and reconnects) by itself. */
+int db_open(uv_loop_t *loop, const char *conninfo, struct db **ret_db);
+
+/* Queues op; op->done will run on the loop thread.  Loop thread only. */
+void db_submit(struct db *db, struct db_op *op);
+
+/* True while the last connection attempt or statement succeeded.  Any
+ * thread. */
+bool db_healthy(struct db *db);
+
+/* Stops the thread after it finished what was queued and runs the
+ * remaining done callbacks.  Loop thread; NULL is fine. */
+void db_close(struct db *db);
+
+#endif

@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Job expansion (see expand.h).
+ */
+#include "expand.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "hf_proto.h"
+#include "hf_util.h"
+
+static const char *const precision_names[] = { "fp32", "fp16", "bf16", "int8" };
+
+static const char *precision_static(const char *s)
+{
+	for (size_t i = 0; i < sizeof(precision_names) / sizeof(precision_names[0]); i++)
+		if (strcmp(precision_names[i], s) == 0)
+			return precision_names[i];
+	return NULL;
+}
+
+static char *spec_json(const Hf__SubmitRequest *req, const struct job_plan *plan,
+		       const bool *picked, size_t n_models, const struct registry *reg)
+{
+	json_t *o = json_object(), *a;
+	char *out;
+
+	a = json_array();
+	for (size_t i = 0; i < n_models; i++)
+		if (picked[i])
+			json_array_append_new(a, json_string(reg->models[i].model_type));
+	json_object_set_new(o, "models", a);
+	a = json_array();
+	for (size_t i = 0; i < req->n_families; i++)
+		json_array_append_new(a, json_string(req->families[i]));
+	json_object_set_new(o, "families", a);
+	json_object_set_new(o, "all_models", json_boolean(req->all_models));
+	a = json_array();
+	for (size_t i = 0; i < req->n_backends; i++)
+		json_array_append_new(a, json_string(hf_backend_name(req->backends[i])));
+	if (req->n_backends == 0)
+		json_array_append_new(a, json_string("cpu"));
+	json_object_set_new(o, "backends", a);
+	a = json_array();
+	for (size_t i = 0; i < req->n_kinds; i++)
+		json_array_append_new(a, json_string(hf_kind_name(req->kinds[i])));
+	if (req->n_kinds == 0)
+		json_array_append_new(a, json_string("test"));
+	json_object_set_new(o, "kinds", a);
+	a = json_array();
+	for (size_t i = 0; i < req->n_batch_sizes; i++)
+		json_array_append_new(a, json_integer(req->batch_sizes[i]));
+	if (req->n_batch_sizes == 0)
+		json_array_append_new(a, json_integer(1));
+	json_object_set_new(o, "batch_sizes", a);
+	a = json_array();
+	for (size_t i = 0; i < req->n_precisions; i++)
+		json_array_append_new(a, json_string(req->precisions[i]));
+	if (req->n_precisions == 0)
+		json_array_append_new(a, json_string("fp32"));
+	json_object_set_new(o, "precisions", a);
+	json_object_set_new(o, "seq_len", json_integer(plan->seq_len));
+	json_object_set_new(o, "timeout_s", json_integer(plan->timeout_s));
+	json_object_set_new(o, "iterations", json_integer(plan->iterations));
+	json_object_set_new(o, "warmup", json_integer(plan->warmup));
+	out = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return out;
+}
+
+int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t max_tasks,
+	       struct job_plan **ret_plan, Hf__ErrorCode *ret_code, char *err, size_t errlen)
+{
+	struct job_plan *plan = NULL;
+	bool *picked = NULL;
+	struct hf_buf unknown;
+	size_t n_models = 0, n_back, n_kind, n_batch, n_prec, total;
+	Hf__Backend backends[8];
+	Hf__TaskKind kinds[4];
+	uint32_t batches[64];
+	const char *precs[8];
+	int r = -EINVAL;
+
+	*ret_code = HF__ERROR_CODE__ERR_BAD_REQUEST;
+	hf_buf_init(&unknown);
+
+	if (!req->all_models && req->n_models == 0 && req->n_families == 0) {
+		snprintf(err, errlen, "no models selected: name models, families, or the whole suite");
+		goto fail;
+	}
+	if (req->all_models && (req->n_models || req->n_families)) {
+		snprintf(err, errlen, "the whole suite was asked for together with a model or family list");
+		goto fail;
+	}
+	if (req->priority < EXPAND_PRIORITY_MIN || req->priority > EXPAND_PRIORITY_MAX) {
+		snprintf(err, errlen, "priority %d is outside %d .. %d", req->priority,
+			 EXPAND_PRIORITY_MIN, EXPAND_PRIORITY_MAX);
+		goto fail;
+	}
+	if (req->seq_len > EXPAND_MAX_SEQ_LEN) {
+		snprintf(err, errlen, "sequence length %u is larger than %d", req->seq_len,
+			 EXPAND_MAX_SEQ_LEN);
+		goto fail;
+	}
+
+	picked = calloc(reg->n ? reg->n : 1, sizeof(*picked));
+	if (!picked) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	for (size_t i = 0; i < req->n_models; i++) {
+		long idx = registry_find(reg, req->models[i]);
+		if (idx < 0) {
+			hf_buf_printf(&unknown, "%s\"%s\"", unknown.len ? ", " : "", req->models[i]);
+			continue;
+		}
+		picked[idx] = true;
+	}
+	if (unknown.len) {
+		*ret_code = HF__ERROR_CODE__ERR_UNKNOWN_MODEL;
+		snprintf(err, errlen, "unknown model%s %s: the registry has no such model type",
+			 strchr(unknown.data, ',') ? "s" : "", unknown.data);
+		goto fail;
+	}
+	for (size_t i = 0; i < req->n_families; i++) {
+		if (!hf_family_valid(req->families[i])) {
+			*ret_code = HF__ERROR_CODE__ERR_UNKNOWN_MODEL;
+			snprintf(err, errlen, "unknown family \"%s\" (valid: %s)", req->families[i],
+				 hf_family_names());
+			goto fail;
+		}
+		for (size_t m = 0; m < reg->n; m++)
+			if (strcmp(reg->models[m].family, req->families[i]) == 0)
+				picked[m] = true;
+	}
+	for (size_t m = 0; m < reg->n; m++) {
+		if (req->all_models)
+			picked[m] = true;
+		n_models += picked[m];
+	}
+	if (n_models == 0) {
+		*ret_code = HF__ERROR_CODE__ERR_UNKNOWN_MODEL;
+		snprintf(err, errlen, "the selected families have no models in the registry");
+		goto fail;
+	}
+
+	/* Each list: validated, duplicates dropped, a default when empty. */
+	n_back = 0;
+	for (size_t i = 0; i < req->n_backends; i++) {
+		Hf__Backend b = req->backends[i];
+		if (strcmp(hf_backend_name(b), "unknown") == 0) {
+			snprintf(err, errlen, "unknown backend %d (valid: %s)", (int)b, hf_backend_names());
+			goto fail;
+		}
+		bool dup = false;
+		for (size_t j = 0; j < n_back; j++)
+			dup |= backends[j] == b;
+		if (!dup)
+			backends[n_back++] = b;
+	}
+	if (n_back == 0)
+		backends[n_back++] = HF__BACKEND__BACKEND_CPU;
+
+	n_kind = 0;
+	for (size_t i = 0; i < req->n_kinds; i++) {
+		Hf__TaskKind k = req->kinds[i];
+		if (strcmp(hf_kind_name(k), "unknown") == 0) {
+			snprintf(err, errlen, "unknown task kind %d (valid: test, benchmark)", (int)k);
+			goto fail;
+		}
+		bool dup = false;
+		for (size_t j = 0; j < n_kind; j++)
+			dup |= kinds[j] == k;
+		if (!dup)
+			kinds[n_kind++] = k;
+	}
+	if (n_kind == 0)
+		kinds[n_kind++] = HF__TASK_KIND__KIND_TEST;
+
+	n_batch = 0;
+	if (req->n_batch_sizes > sizeof(batches) / sizeof(batches[0])) {
+		snprintf(err, errlen, "too many batch sizes (%zu, at most %zu)", req->n_batch_sizes,
+			 sizeof(batches) / sizeof(batches[0]));
+		goto fail;
+	}
+	for (size_t i = 0; i < req->n_batch_sizes; i++) {
+		uint32_t b = req->batch_sizes[i];
+		if (b == 0 || b > EXPAND_MAX_BATCH) {
+			snprintf(err, errlen, "batch size %u is outside 1 .. %d", b, EXPAND_MAX_BATCH);
+			goto fail;
+		}
+		bool dup = false;
+		for (size_t j = 0; j < n_batch; j++)
+			dup |= batches[j] == b;
+		if (!dup)
+			batches[n_batch++] = b;
+	}
+	if (n_batch == 0)
+		batches[n_batch++] = 1;
+
+	n_prec = 0;
+	if (req->n_precisions > sizeof(precs) / sizeof(precs[0])) {
+		snprintf(err, errlen, "too many precisions (%zu)", req->n_precisions);
+		goto fail;
+	}
+	for (size_t i = 0; i < req->n_precisions; i++) {
+		const char *p = precision_static(req->precisions[i]);
+		if (!p) {
+			snprintf(err, errlen, "unknown precision \"%s\" (valid: fp32, fp16, bf16, int8)",
+				 req->precisions[i]);
+			goto fail;
+		}
+		bool dup = false;
+		for (size_t j = 0; j < n_prec; j++)
+			dup |= precs[j] == p;
+		if (!dup)
+			precs[n_prec++] = p;
+	}
+	if (n_prec == 0)
+		precs[n_prec++] = "fp32";
+
+	total = n_models * n_back * n_kind * n_batch * n_prec;
+	if (total > max_tasks) {
+		snprintf(err, errlen, "the job would have %zu tasks, more than the limit of %zu", total,
+			 max_tasks);
+		goto fail;
+	}
+
+	plan = calloc(1, sizeof(*plan));
+	if (!plan || !(plan->tasks = calloc(total, sizeof(*plan->tasks)))) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	plan->priority = req->priority;
+	plan->submitter = strdup(req->submitter && *req->submitter ? req->submitter : "unknown");
+	plan->name = strdup(req->name ? req->name : "");
+	plan->seq_len = req->seq_len ? req->seq_len : EXPAND_DEFAULT_SEQ_LEN;
+	plan->timeout_s = req->timeout_s;
+	plan->iterations = req->iterations ? req->iterations : EXPAND_DEFAULT_ITERATIONS;
+	plan->warmup = req->warmup ? req->warmup : EXPAND_DEFAULT_WARMUP;
+	for (size_t m = 0; m < reg->n; m++) {
+		if (!picked[m])
+			continue;
+		for (size_t b = 0; b < n_back; b++)
+			for (size_t k = 0; k < n_kind; k++)
+				for (size_t s = 0; s < n_batch; s++)
+					for (size_t p = 0; p < n_prec; p++)
+						plan->tasks[plan->n_tasks++] = (struct task_spec){
+							(uint32_t)m, backends[b], kinds[k], batches[s], precs[p],
+						};
+	}
+	plan->spec_json = spec_json(req, plan, picked, reg->n, reg);
+	if (!plan->submitter || !plan->name || !plan->spec_json) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	free(picked);
+	hf_buf_fini(&unknown);
+	*ret_plan = plan;
+	return 0;
+
+fail:
+	if (r == -ENOMEM) {
+		*ret_code = HF__ERROR_CODE__ERR_INTERNAL;
+		snprintf(err, errlen, "out of memory");
+	}
+	job_plan_free(plan);
+	free(picked);
+	hf_buf_fini(&unknown);
+	return r;
+}
+
+void job_plan_free(struct job_plan *plan)
+{
+	if (!plan)
+		return;
+	free(plan->submitter);
+	free(plan->name);
+	free(plan->tasks);
+	free(plan->spec_json);
+	free(plan);
+}

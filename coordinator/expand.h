@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Job expansion: turns what "hfctl submit" asked for (a SubmitRequest) into
+ * the validated plan of one job, the cross product models x backends x kinds
+ * x batch sizes x precisions, one task each.  Pure logic: the coordinator
+ * writes the plan to the database in one transaction.
+ */
+#ifndef HF_EXPAND_H
+#define HF_EXPAND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hfleet.pb-c.h"
+#include "registry.h"
+
+/* Defaults for parameters a request leaves at 0. */
+#define EXPAND_DEFAULT_SEQ_LEN 128
+#define EXPAND_DEFAULT_ITERATIONS 20
+#define EXPAND_DEFAULT_WARMUP 3
+#define EXPAND_MAX_BATCH 4096
+#define EXPAND_MAX_SEQ_LEN 1048576
+#define EXPAND_PRIORITY_MIN (-1000)
+#define EXPAND_PRIORITY_MAX 1000
+
+struct task_spec {
+	uint32_t model;          /* index into the registry */
+	Hf__Backend backend;
+	Hf__TaskKind kind;
+	uint32_t batch_size;
+	const char *precision;   /* a static name: "fp32" ... */
+};
+
+struct job_plan {
+	int32_t priority;
+	char *submitter;
+	char *name;
+	uint32_t seq_len, timeout_s, iterations, warmup;
+	struct task_spec *tasks;
+	size_t n_tasks;
+	char *spec_json;         /* the request, normalised, for the jobs table */
+};
+
+/* Validates req against reg and expands it.  max_tasks bounds the size of one
+ * job.  On failure returns -EINVAL with *ret_code (ERR_BAD_REQUEST or
+ * ERR_UNKNOWN_MODEL) and a message naming every bad value in err. */
+int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t max_tasks,
+	       struct job_plan **ret_plan, Hf__ErrorCode *ret_code, char *err, size_t errlen);
+
+void job_plan_free(struct job_plan *plan);
+
+#endif

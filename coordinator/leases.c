@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The lease clock.  Several times per lease period it finds leases that
+ * were not renewed in time (the worker died, hung or lost the network) and
+ * queues their tasks again as a new attempt, once the requeue is
+ * committed.  A late result from the dead attempt is then kept as stale.
+ * Tasks whose lease grant could not be confirmed go the same way, so the
+ * database stays the one truth about who runs what.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+
+#include "coordinator.h"
+#include "hf_log.h"
+#include "hf_util.h"
+
+#define EXPIRE_BATCH 1000
+
+struct expire_ctx {
+	struct coord *c;
+	struct db_op op;
+	struct db_expire v[EXPIRE_BATCH];
+};
+
+static void expire_done(struct db_op *op)
+{
+	struct expire_ctx *x = op->ctx;
+	struct coord *c = x->c;
+	size_t requeued = 0;
+
+	c->expire_busy = false;
+	if (op->rc < 0) {
+		free(x); /* the tasks stay EXPIRING: the next tick tries again */
+		return;
+	}
+	for (size_t i = 0; i < op->u.expire.n; i++) {
+		struct sched_task *t = sched_task_find(c->sched, x->v[i].task_id);
+		if (!t || t->state != SCHED_EXPIRING || t->attempt != x->v[i].attempt)
+			continue;
+		if (x->v[i].final) {
+			sched_remove(c->sched, t);
+		} else {
+			sched_requeue(c->sched, t);
+			requeued++;
+		}
+	}
+	if (requeued)
+		log_info("queued %zu tasks again after their leases ended", requeued);
+	free(x);
+}
+
+void leases_tick_cb(uv_timer_t *timer)
+{
+	struct coord *c = timer->data;
+	int64_t now = hf_mono_ms();
+	struct sched_task *buf[EXPIRE_BATCH];
+	size_t n;
+
+	n = sched_collect_expired(c->sched, now, buf, EXPIRE_BATCH);
+	for (size_t i = 0; i < n; i++) {
+		log_warn("task %" PRIu64 " attempt %u: lease held by worker \"%s\" expired", buf[i]->id,
+			 buf[i]->attempt, buf[i]->worker_id);
+		sched_expiring(c->sched, buf[i]);
+	}
+
+	/* A cancelled task whose worker stopped listing it is forgotten. */
+	n = sched_collect_state(c->sched, SCHED_CANCELLING, buf, EXPIRE_BATCH);
+	for (size_t i = 0; i < n; i++)
+		if (buf[i]->lease_expires_ms <= now)
+			sched_remove(c->sched, buf[i]);
+
+	if (c->expire_busy)
+		return;
+	n = sched_collect_state(c->sched, SCHED_EXPIRING, buf, EXPIRE_BATCH);
+	if (n == 0)
+		return;
+	struct expire_ctx *x = calloc(1, sizeof(*x));
+	if (!x)
+		return;
+	x->c = c;
+	for (size_t i = 0; i < n; i++) {
+		x->v[i].task_id = buf[i]->id;
+		x->v[i].attempt = buf[i]->attempt;
+	}
+	x->op.kind = DB_OP_LEASE_EXPIRE;
+	x->op.u.expire.v = x->v;
+	x->op.u.expire.n = n;
+	x->op.done = expire_done;
+	x->op.ctx = x;
+	c->expire_busy = true;
+	db_submit(c->db, &x->op);
+}

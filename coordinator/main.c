@@ -1,0 +1,358 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * hf-coordinator: start-up, configuration, signals and wiring.  The
+ * database is migrated and the live state (running jobs, queued and leased
+ * tasks) is loaded before the listeners open, so a restarted coordinator
+ * carries on where the last one stopped.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coordinator.h"
+#include "embedded.h"
+#include "hf_log.h"
+#include "hf_proto.h"
+#include "hf_util.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: hf-coordinator [OPTIONS]\n"
+		"\n"
+		"Holds the job queue of the hfleet suite, hands tasks to hf-worker daemons\n"
+		"and stores their results in PostgreSQL.\n"
+		"\n"
+		"  -c, --config FILE        read settings from FILE (INI)\n"
+		"      --database CONNINFO  database.conninfo\n"
+		"      --worker-listen URL  coordinator.worker_listen\n"
+		"      --control-listen URL coordinator.control_listen\n"
+		"      --registry FILE      registry.path\n"
+		"      --set KEY=VALUE      set any setting (see --print-config)\n"
+		"      --log-level LEVEL    error, warn, info or debug\n"
+		"      --check-registry     load the registry, report, and exit\n"
+		"      --print-config       print every setting as a documented file and exit\n"
+		"      --version            print the version and exit\n"
+		"  -h, --help               this help\n");
+}
+
+static void shutdown_begin(struct coord *c);
+
+enum {
+	OPT_DB = 256,
+	OPT_WL,
+	OPT_CL,
+	OPT_REG,
+	OPT_SET,
+	OPT_LOG,
+	OPT_CHECK,
+	OPT_PRINT,
+	OPT_VER,
+};
+
+static void signal_cb(uv_signal_t *h, int signum)
+{
+	struct coord *c = h->data;
+	log_info("received %s, shutting down", strsignal(signum));
+	shutdown_begin(c);
+}
+
+static void start_done(struct db_op *op)
+{
+	struct coord *c = op->ctx;
+	int64_t now = hf_mono_ms();
+	size_t queued = 0, leased = 0;
+	int r;
+
+	if (op->rc < 0) {
+		log_error("could not prepare the database: %s", op->err);
+		c->exit_code = 1;
+		goto fail;
+	}
+	for (size_t i = 0; i < op->u.start.n_jobs; i++)
+		sched_job_add(c->sched, op->u.start.jobs[i].id, op->u.start.jobs[i].priority);
+	for (size_t i = 0; i < op->u.start.n_tasks; i++) {
+		const struct db_live_task *d = &op->u.start.tasks[i];
+		long model = registry_find(c->reg, d->model_type);
+		if (model < 0) {
+			log_error("task %" PRIu64 " names model \"%s\", which the registry no longer has; "
+				  "it stays queued until the registry lists it again",
+				  d->id, d->model_type);
+			continue;
+		}
+		struct sched_task t = {
+			.id = d->id,
+			.job_id = d->job_id,
+			.attempt = d->attempt,
+			.model = (uint32_t)model,
+			.backend = d->backend,
+			.kind = d->kind,
+			.batch_size = d->batch_size,
+			.seq_len = d->seq_len,
+			.iterations = d->iterations,
+			.warmup = d->warmup,
+			.timeout_s = d->timeout_s,
+			.state = d->leased ? SCHED_LEASED : SCHED_QUEUED,
+			.device_index = d->device_index,
+			/* Workers get one lease period to reconnect and say they still run it. */
+			.lease_expires_ms = now + c->conf.lease_ms,
+		};
+		t.precision = hf_precision_valid(d->precision) ?
+				      (strcmp(d->precision, "fp16") == 0 ? "fp16" :
+				       strcmp(d->precision, "bf16") == 0 ? "bf16" :
+				       strcmp(d->precision, "int8") == 0 ? "int8" : "fp32") :
+				      "fp32";
+		hf_strlcpy(t.worker_id, d->worker_id, sizeof(t.worker_id));
+		if (!sched_task_add(c->sched, &t)) {
+			log_error("could not load task %" PRIu64 ": out of memory", d->id);
+			continue;
+		}
+		if (d->leased)
+			leased++;
+		else
+			queued++;
+	}
+	log_info("recovered %zu running jobs: %zu tasks queued, %zu leased", op->u.start.n_jobs, queued,
+		 leased);
+	free(op->u.start.jobs);
+	free(op->u.start.tasks);
+	free(op);
+
+	r = nuv_server_open(c->loop, c->conf.worker_listen, (unsigned)c->conf.worker_contexts,
+			    64u << 20, worker_api_request_cb, c, &c->worker_srv);
+	if (r < 0) {
+		log_error("could not listen for workers on \"%s\": %s", c->conf.worker_listen, strerror(-r));
+		c->exit_code = 1;
+		shutdown_begin(c);
+		return;
+	}
+	r = nuv_server_open(c->loop, c->conf.control_listen, 16, 16u << 20, control_api_request_cb, c,
+			    &c->control_srv);
+	if (r < 0) {
+		log_error("could not listen for hfctl on \"%s\": %s", c->conf.control_listen, strerror(-r));
+		c->exit_code = 1;
+		shutdown_begin(c);
+		return;
+	}
+	uv_timer_start(&c->lease_timer, leases_tick_cb, 250, 250);
+	log_info("ready: workers on %s, hfctl on %s", c->conf.worker_listen, c->conf.control_listen);
+	return;
+fail:
+	free(op->u.start.jobs);
+	free(op->u.start.tasks);
+	free(op);
+	shutdown_begin(c);
+}
+
+static void shutdown_begin(struct coord *c)
+{
+	if (c->stopping)
+		return;
+	c->stopping = true;
+	uv_timer_stop(&c->lease_timer);
+	uv_signal_stop(&c->sig_term);
+	uv_signal_stop(&c->sig_int);
+	/* Finish what the database was asked (their replies still go out),
+	 * then close the listeners. */
+	db_close(c->db);
+	c->db = NULL;
+	nuv_server_close(c->worker_srv);
+	nuv_server_close(c->control_srv);
+	c->worker_srv = c->control_srv = NULL;
+	uv_close((uv_handle_t *)&c->lease_timer, NULL);
+	uv_close((uv_handle_t *)&c->sig_term, NULL);
+	uv_close((uv_handle_t *)&c->sig_int, NULL);
+}
+
+static int load_config(struct coord *c, int argc, char **argv, int *ret_action)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "database", required_argument, NULL, OPT_DB },
+		{ "worker-listen", required_argument, NULL, OPT_WL },
+		{ "control-listen", required_argument, NULL, OPT_CL },
+		{ "registry", required_argument, NULL, OPT_REG },
+		{ "set", required_argument, NULL, OPT_SET },
+		{ "log-level", required_argument, NULL, OPT_LOG },
+		{ "check-registry", no_argument, NULL, OPT_CHECK },
+		{ "print-config", no_argument, NULL, OPT_PRINT },
+		{ "version", no_argument, NULL, OPT_VER },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char err[1024];
+	const char *config = NULL;
+	int o;
+
+	*ret_action = 0;
+	if (hf_conf_defaults(coord_conf_table, &c->conf, err, sizeof(err)) < 0) {
+		fprintf(stderr, "hf-coordinator: %s\n", err);
+		return -EINVAL;
+	}
+	/* First pass: the file, so that options override it. */
+	opterr = 0;
+	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1)
+		if (o == 'c')
+			config = optarg;
+	if (config && hf_conf_load_file(coord_conf_table, &c->conf, config, err, sizeof(err)) < 0) {
+		fprintf(stderr, "hf-coordinator: %s\n", err);
+		return -EINVAL;
+	}
+	if (hf_conf_load_env(coord_conf_table, &c->conf, err, sizeof(err)) < 0) {
+		fprintf(stderr, "hf-coordinator: %s\n", err);
+		return -EINVAL;
+	}
+	opterr = 1;
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		const char *key = NULL, *value = optarg;
+		char kv[512];
+		switch (o) {
+		case 'c':
+			continue;
+		case OPT_DB:
+			key = "database.conninfo";
+			break;
+		case OPT_WL:
+			key = "coordinator.worker_listen";
+			break;
+		case OPT_CL:
+			key = "coordinator.control_listen";
+			break;
+		case OPT_REG:
+			key = "registry.path";
+			break;
+		case OPT_LOG:
+			key = "log.level";
+			break;
+		case OPT_SET: {
+			const char *eq = strchr(optarg, '=');
+			if (!eq || eq == optarg) {
+				fprintf(stderr, "hf-coordinator: --set needs KEY=VALUE, got \"%s\"\n", optarg);
+				return -EINVAL;
+			}
+			snprintf(kv, sizeof(kv), "%.*s", (int)(eq - optarg), optarg);
+			key = kv;
+			value = eq + 1;
+			break;
+		}
+		case OPT_CHECK:
+		case OPT_PRINT:
+		case OPT_VER:
+			*ret_action = o;
+			continue;
+		case 'h':
+			usage(stdout);
+			*ret_action = 'h';
+			return 0;
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+		if (hf_conf_set(coord_conf_table, &c->conf, key, value, err, sizeof(err)) < 0) {
+			fprintf(stderr, "hf-coordinator: %s\n", err);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "hf-coordinator: unexpected argument \"%s\"\n", argv[optind]);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int load_registry(struct coord *c)
+{
+	char err[1024];
+	int r;
+
+	if (c->conf.registry_path && c->conf.registry_path[0])
+		r = registry_load_file(c->conf.registry_path, &c->reg, err, sizeof(err));
+	else
+		r = registry_parse(hf_embedded_registry, hf_embedded_registry_len, "built-in registry",
+				   &c->reg, err, sizeof(err));
+	if (r < 0)
+		log_error("%s", err);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	struct coord c = { 0 };
+	int action, level, r;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (load_config(&c, argc, argv, &action) < 0)
+		return 2;
+	if (action == 'h')
+		return 0;
+	if (action == OPT_VER) {
+		printf("hf-coordinator %s (protocol %d)\n", HF_VERSION, HF_PROTOCOL_VERSION);
+		return 0;
+	}
+	if (action == OPT_PRINT) {
+		hf_conf_print(coord_conf_table, stdout);
+		return 0;
+	}
+	if (hf_log_level_parse(c.conf.log_level, &level) < 0) {
+		fprintf(stderr, "hf-coordinator: invalid log level \"%s\" (error, warn, info, debug)\n",
+			c.conf.log_level);
+		return 2;
+	}
+	hf_log_init("hf-coordinator", level);
+	if (action == OPT_CHECK) {
+		if (load_registry(&c) < 0)
+			return 1;
+		printf("%zu models\n", c.reg->n);
+		registry_free(c.reg);
+		return 0;
+	}
+
+	if (load_registry(&c) < 0)
+		return 2;
+	c.sched = sched_new();
+	c.loop = uv_default_loop();
+	if (!c.sched) {
+		log_error("out of memory");
+		return 1;
+	}
+	uv_timer_init(c.loop, &c.lease_timer);
+	c.lease_timer.data = &c;
+	uv_signal_init(c.loop, &c.sig_term);
+	uv_signal_init(c.loop, &c.sig_int);
+	c.sig_term.data = c.sig_int.data = &c;
+	uv_signal_start(&c.sig_term, signal_cb, SIGTERM);
+	uv_signal_start(&c.sig_int, signal_cb, SIGINT);
+
+	r = db_open(c.loop, c.conf.conninfo, &c.db);
+	if (r < 0) {
+		log_error("could not start the database thread: %s", strerror(-r));
+		return 1;
+	}
+	struct db_op *start = calloc(1, sizeof(*start));
+	if (!start) {
+		log_error("out of memory");
+		return 1;
+	}
+	start->kind = DB_OP_START;
+	start->u.start.reg = c.reg;
+	start->done = start_done;
+	start->ctx = &c;
+	log_info("hf-coordinator %s starting: %zu models in the registry", HF_VERSION, c.reg->n);
+	db_submit(c.db, start);
+
+	uv_run(c.loop, UV_RUN_DEFAULT);
+	uv_run(c.loop, UV_RUN_NOWAIT); /* close callbacks */
+	uv_loop_close(c.loop);
+
+	coord_workers_free(&c);
+	sched_free(c.sched);
+	registry_free(c.reg);
+	hf_conf_fini(coord_conf_table, &c.conf);
+	log_info("stopped");
+	return c.exit_code;
+}

@@ -1,0 +1,410 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The scheduler's in-memory state (see sched.h): a hash of live tasks by id,
+ * one binary heap of queued tasks per backend, and a list of the tasks that
+ * are out of the queues (granting, leased, expiring, cancelling) for lease
+ * scanning.
+ */
+#include "scheduler.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "hf_util.h"
+
+#define N_BACKENDS 8
+
+struct heap {
+	struct sched_task **v;
+	size_t n, cap;
+};
+
+struct sched {
+	struct sched_task **buckets;
+	size_t nbuckets, ntasks;
+	struct heap heaps[N_BACKENDS];
+	struct sched_task *out_head; /* tasks not in a heap */
+	struct sched_job *jobs;
+};
+
+static size_t hash_id(uint64_t id, size_t n)
+{
+	id ^= id >> 33;
+	id *= 0xff51afd7ed558ccdULL;
+	id ^= id >> 33;
+	return (size_t)(id & (n - 1));
+}
+
+struct sched *sched_new(void)
+{
+	struct sched *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->nbuckets = 1024;
+	s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
+	if (!s->buckets) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void sched_free(struct sched *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->nbuckets; i++) {
+		struct sched_task *t = s->buckets[i];
+		while (t) {
+			struct sched_task *n = t->hnext;
+			free(t);
+			t = n;
+		}
+	}
+	for (int b = 0; b < N_BACKENDS; b++)
+		free(s->heaps[b].v);
+	while (s->jobs) {
+		struct sched_job *j = s->jobs;
+		s->jobs = j->next;
+		free(j);
+	}
+	free(s->buckets);
+	free(s);
+}
+
+/* ---- jobs ---- */
+
+struct sched_job *sched_job_find(struct sched *s, uint64_t id)
+{
+	for (struct sched_job *j = s->jobs; j; j = j->next)
+		if (j->id == id)
+			return j;
+	return NULL;
+}
+
+struct sched_job *sched_job_add(struct sched *s, uint64_t id, int32_t priority)
+{
+	struct sched_job *j = sched_job_find(s, id);
+	if (j)
+		return j;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	j->id = id;
+	j->priority = priority;
+	j->next = s->jobs;
+	s->jobs = j;
+	return j;
+}
+
+static void job_release(struct sched *s, struct sched_job *job)
+{
+	if (--job->live > 0)
+		return;
+	for (struct sched_job **pp = &s->jobs; *pp; pp = &(*pp)->next) {
+		if (*pp == job) {
+			*pp = job->next;
+			free(job);
+			return;
+		}
+	}
+}
+
+/* ---- heap ---- */
+
+/* True when a should run before b. */
+static bool task_before(const struct sched_task *a, const struct sched_task *b)
+{
+	if (a->job->priority != b->job->priority)
+		return a->job->priority > b->job->priority;
+	if (a->job_id != b->job_id)
+		return a->job_id < b->job_id;
+	return a->id < b->id;
+}
+
+static void heap_set(struct heap *h, size_t i, struct sched_task *t)
+{
+	h->v[i] = t;
+	t->heap_idx = i;
+}
+
+static void heap_up(struct heap *h, size_t i)
+{
+	struct sched_task *t = h->v[i];
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+		if (!task_before(t, h->v[p]))
+			break;
+		heap_set(h, i, h->v[p]);
+		i = p;
+	}
+	heap_set(h, i, t);
+}
+
+static void heap_down(struct heap *h, size_t i)
+{
+	struct sched_task *t = h->v[i];
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, best = i;
+		struct sched_task *bt = t;
+		if (l < h->n && task_before(h->v[l], bt)) {
+			best = l;
+			bt = h->v[l];
+		}
+		if (r < h->n && task_before(h->v[r], bt)) {
+			best = r;
+			bt = h->v[r];
+		}
+		if (best == i)
+			break;
+		heap_set(h, i, bt);
+		i = best;
+	}
+	heap_set(h, i, t);
+}
+
+static bool heap_push(struct heap *h, struct sched_task *t)
+{
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 256;
+		struct sched_task **v = realloc(h->v, cap * sizeof(*v));
+		if (!v)
+			return false;
+		h->v = v;
+		h->cap = cap;
+	}
+	h->v[h->n] = t;
+	t->heap_idx = h->n;
+	h->n++;
+	heap_up(h, h->n - 1);
+	return true;
+}
+
+static void heap_remove(struct heap *h, struct sched_task *t)
+{
+	size_t i = t->heap_idx;
+	struct sched_task *last = h->v[--h->n];
+	if (i == h->n)
+		return;
+	heap_set(h, i, last);
+	heap_down(h, i);
+	heap_up(h, last->heap_idx);
+}
+
+static struct heap *heap_of(struct sched *s, Hf__Backend b)
+{
+	int i = (int)b;
+	if (i < 0 || i >= N_BACKENDS)
+		i = 0;
+	return &s->heaps[i];
+}
+
+/* ---- out-of-queue list ---- */
+
+static void out_link(struct sched *s, struct sched_task *t)
+{
+	t->lprev = NULL;
+	t->lnext = s->out_head;
+	if (s->out_head)
+		s->out_head->lprev = t;
+	s->out_head = t;
+}
+
+static void out_unlink(struct sched *s, struct sched_task *t)
+{
+	if (t->lprev)
+		t->lprev->lnext = t->lnext;
+	else
+		s->out_head = t->lnext;
+	if (t->lnext)
+		t->lnext->lprev = t->lprev;
+	t->lprev = t->lnext = NULL;
+}
+
+/* Moves t out of its heap or list into the right one for state st. */
+static bool move_to(struct sched *s, struct sched_task *t, enum sched_state st)
+{
+	bool was_queued = t->state == SCHED_QUEUED;
+	if (was_queued && st != SCHED_QUEUED) {
+		heap_remove(heap_of(s, t->backend), t);
+		out_link(s, t);
+	} else if (!was_queued && st == SCHED_QUEUED) {
+		out_unlink(s, t);
+		if (!heap_push(heap_of(s, t->backend), t)) {
+			out_link(s, t); /* no memory: stays out; expiry retries */
+			t->state = SCHED_EXPIRING;
+			return false;
+		}
+	}
+	t->state = st;
+	return true;
+}
+
+/* ---- tasks ---- */
+
+static bool hash_grow(struct sched *s)
+{
+	size_t n = s->nbuckets * 2;
+	struct sched_task **b = calloc(n, sizeof(*b));
+	if (!b)
+		return false;
+	for (size_t i = 0; i < s->nbuckets; i++) {
+		struct sched_task *t = s->buckets[i];
+		while (t) {
+			struct sched_task *next = t->hnext;
+			size_t h = hash_id(t->id, n);
+			t->hnext = b[h];
+			b[h] = t;
+			t = next;
+		}
+	}
+	free(s->buckets);
+	s->buckets = b;
+	s->nbuckets = n;
+	return true;
+}
+
+struct sched_task *sched_task_find(struct sched *s, uint64_t id)
+{
+	for (struct sched_task *t = s->buckets[hash_id(id, s->nbuckets)]; t; t = t->hnext)
+		if (t->id == id)
+			return t;
+	return NULL;
+}
+
+struct sched_task *sched_task_add(struct sched *s, const struct sched_task *tmpl)
+{
+	struct sched_job *job = sched_job_find(s, tmpl->job_id);
+	struct sched_task *t;
+	size_t h;
+
+	if (!job || sched_task_find(s, tmpl->id))
+		return NULL;
+	if (s->ntasks >= s->nbuckets && !hash_grow(s))
+		return NULL;
+	t = malloc(sizeof(*t));
+	if (!t)
+		return NULL;
+	*t = *tmpl;
+	t->job = job;
+	t->lprev = t->lnext = t->hnext = NULL;
+	if (t->state == SCHED_QUEUED) {
+		if (!heap_push(heap_of(s, t->backend), t)) {
+			free(t);
+			return NULL;
+		}
+	} else {
+		out_link(s, t);
+	}
+	h = hash_id(t->id, s->nbuckets);
+	t->hnext = s->buckets[h];
+	s->buckets[h] = t;
+	s->ntasks++;
+	job->live++;
+	return t;
+}
+
+size_t sched_take(struct sched *s, Hf__Backend backend, const char *worker_id,
+		  uint32_t device_index, size_t max, struct sched_task **out)
+{
+	struct heap *h = heap_of(s, backend);
+	size_t n = 0;
+
+	while (n < max && h->n > 0) {
+		struct sched_task *t = h->v[0];
+		move_to(s, t, SCHED_GRANTING);
+		t->attempt++;
+		hf_strlcpy(t->worker_id, worker_id, sizeof(t->worker_id));
+		t->device_index = device_index;
+		out[n++] = t;
+	}
+	return n;
+}
+
+void sched_lease(struct sched *s, struct sched_task *t, int64_t expires_ms)
+{
+	move_to(s, t, SCHED_LEASED);
+	t->lease_expires_ms = expires_ms;
+}
+
+bool sched_renew(struct sched *s, struct sched_task *t, const char *worker_id, uint32_t attempt,
+		 int64_t expires_ms)
+{
+	(void)s;
+	if (t->state != SCHED_LEASED || t->attempt != attempt || strcmp(t->worker_id, worker_id) != 0)
+		return false;
+	if (expires_ms > t->lease_expires_ms)
+		t->lease_expires_ms = expires_ms;
+	return true;
+}
+
+void sched_expiring(struct sched *s, struct sched_task *t)
+{
+	move_to(s, t, SCHED_EXPIRING);
+}
+
+void sched_requeue(struct sched *s, struct sched_task *t)
+{
+	t->worker_id[0] = '\0';
+	move_to(s, t, SCHED_QUEUED);
+}
+
+void sched_cancelling(struct sched *s, struct sched_task *t)
+{
+	move_to(s, t, SCHED_CANCELLING);
+}
+
+void sched_remove(struct sched *s, struct sched_task *t)
+{
+	struct sched_task **pp = &s->buckets[hash_id(t->id, s->nbuckets)];
+	while (*pp && *pp != t)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = t->hnext;
+	if (t->state == SCHED_QUEUED)
+		heap_remove(heap_of(s, t->backend), t);
+	else
+		out_unlink(s, t);
+	s->ntasks--;
+	job_release(s, t->job);
+	free(t);
+}
+
+size_t sched_collect_expired(struct sched *s, int64_t now_ms, struct sched_task **out, size_t max)
+{
+	size_t n = 0;
+	for (struct sched_task *t = s->out_head; t && n < max; t = t->lnext)
+		if (t->state == SCHED_LEASED && t->lease_expires_ms <= now_ms)
+			out[n++] = t;
+	return n;
+}
+
+size_t sched_collect_state(struct sched *s, enum sched_state st, struct sched_task **out, size_t max)
+{
+	size_t n = 0;
+	for (struct sched_task *t = s->out_head; t && n < max; t = t->lnext)
+		if (t->state == st)
+			out[n++] = t;
+	return n;
+}
+
+size_t sched_collect_job(struct sched *s, uint64_t job_id, struct sched_task **out, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < s->nbuckets && n < max; i++)
+		for (struct sched_task *t = s->buckets[i]; t && n < max; t = t->hnext)
+			if (t->job_id == job_id)
+				out[n++] = t;
+	return n;
+}
+
+size_t sched_queued(const struct sched *s, Hf__Backend backend)
+{
+	int i = (int)backend;
+	return (i >= 0 && i < N_BACKENDS) ? s->heaps[i].n : 0;
+}
+
+size_t sched_count(const struct sched *s)
+{
+	return s->ntasks;
+}

@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The scheduler's in-memory state: every task that is not final (queued or
+ * leased), the active jobs, and the queues that matching draws from.  Pure
+ * logic with no I/O: the coordinator persists each transition through the
+ * database layer and only then applies it here (or applies it tentatively
+ * and undoes it when the commit fails).
+ *
+ * Queues: one per backend, a binary heap ordered by job priority (higher
+ * first), then job id, then task id, so older jobs of equal priority go
+ * first and a job's tasks run in submission order.
+ *
+ * Task states here:
+ *   SCHED_QUEUED    in its backend's heap
+ *   SCHED_GRANTING  taken for a worker; the lease is being committed
+ *   SCHED_LEASED    leased to (worker, device) until lease_expires_ms
+ *   SCHED_EXPIRING  lease expired or could not be committed; the requeue is
+ *                   being committed
+ *   SCHED_CANCELLING cancelled in the database while leased: the worker is
+ *                   told to stop it
+ * Final tasks are removed.
+ *
+ * Not thread-safe: owned by the coordinator's loop thread.
+ */
+#ifndef HF_SCHEDULER_H
+#define HF_SCHEDULER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hfleet.pb-c.h"
+
+enum sched_state {
+	SCHED_QUEUED,
+	SCHED_GRANTING,
+	SCHED_LEASED,
+	SCHED_EXPIRING,
+	SCHED_CANCELLING,
+};
+
+struct sched_job {
+	uint64_t id;
+	int32_t priority;
+	size_t live;               /* tasks of this job in memory */
+	struct sched_job *next;
+};
+
+struct sched_task {
+	uint64_t id;
+	uint64_t job_id;
+	uint32_t attempt;          /* the current (or tentative) attempt: the fencing token */
+	uint32_t model;            /* registry index */
+	Hf__Backend backend;
+	Hf__TaskKind kind;
+	uint32_t batch_size;
+	const char *precision;     /* static name */
+	uint32_t seq_len, timeout_s, iterations, warmup;
+
+	enum sched_state state;
+	char worker_id[128];
+	uint32_t device_index;
+	int64_t lease_expires_ms;
+
+	/* internal */
+	struct sched_job *job;
+	size_t heap_idx;
+	struct sched_task *lprev, *lnext; /* out-of-queue list */
+	struct sched_task *hnext;         /* hash chain */
+};
+
+struct sched;
+
+struct sched *sched_new(void);
+void sched_free(struct sched *s);
+
+/* Adds a job (idempotent).  Returns NULL on allocation failure. */
+struct sched_job *sched_job_add(struct sched *s, uint64_t id, int32_t priority);
+struct sched_job *sched_job_find(struct sched *s, uint64_t id);
+
+/* Adds a copy of t, whose job must have been added, in t->state (QUEUED or
+ * LEASED).  Returns the stored task or NULL (no memory, unknown job,
+ * duplicate id). */
+struct sched_task *sched_task_add(struct sched *s, const struct sched_task *t);
+struct sched_task *sched_task_find(struct sched *s, uint64_t id);
+
+/* Takes up to max queued tasks of backend, best first, into out; each moves
+ * to GRANTING with attempt + 1 and the given worker and device.  Returns how
+ * many. */
+size_t sched_take(struct sched *s, Hf__Backend backend, const char *worker_id,
+		  uint32_t device_index, size_t max, struct sched_task **out);
+
+/* GRANTING -> LEASED until expires_ms. */
+void sched_lease(struct sched *s, struct sched_task *t, int64_t expires_ms);
+
+/* Renews a LEASED task's lease.  Returns false when t is not leased to
+ * worker_id with that attempt. */
+bool sched_renew(struct sched *s, struct sched_task *t, const char *worker_id, uint32_t attempt,
+		 int64_t expires_ms);
+
+/* Any state -> EXPIRING (its lease is dead; a requeue must be committed). */
+void sched_expiring(struct sched *s, struct sched_task *t);
+
+/* Back to QUEUED (after a committed requeue). */
+void sched_requeue(struct sched *s, struct sched_task *t);
+
+/* LEASED -> CANCELLING. */
+void sched_cancelling(struct sched *s, struct sched_task *t);
+
+/* Removes a task that reached a final state, and its job when it has no
+ * tasks left. */
+void sched_remove(struct sched *s, struct sched_task *t);
+
+/* Collects up to max LEASED tasks whose lease ended before now_ms. */
+size_t sched_collect_expired(struct sched *s, int64_t now_ms, struct sched_task **out, size_t max);
+
+/* Collects up to max EXPIRING tasks (to retry their requeue). */
+size_t sched_collect_state(struct sched *s, enum sched_state st, struct sched_task **out, size_t max);
+
+/* Collects up to max tasks of a job (any state). */
+size_t sched_collect_job(struct sched *s, uint64_t job_id, struct sched_task **out, size_t max);
+
+size_t sched_queued(const struct sched *s, Hf__Backend backend);
+size_t sched_count(const struct sched *s);
+
+#endif

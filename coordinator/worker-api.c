@@ -1,0 +1,523 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The worker-facing protocol: registration, polls (heartbeat, lease renewal
+ * and work assignment in one) and result reports.  Every reply that
+ * promises something (a lease, an acknowledged result) is sent only after
+ * the database committed it.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "coordinator.h"
+#include "hf_log.h"
+#include "hf_proto.h"
+#include "hf_util.h"
+
+/* One request in flight: what it needs until its database work is done. */
+struct worker_req {
+	struct coord *c;
+	nuv_request_t *req;
+	Hf__Envelope *env;
+	struct db_op op;
+	/* poll */
+	Hf__TaskRef **cancel;
+	size_t n_cancel;
+	/* results */
+	char **json_owned;
+	size_t n_json_owned;
+};
+
+static void worker_req_free(struct worker_req *w)
+{
+	if (!w)
+		return;
+	hf_env_free(w->env);
+	for (size_t i = 0; i < w->n_cancel; i++)
+		free(w->cancel[i]);
+	free(w->cancel);
+	for (size_t i = 0; i < w->n_json_owned; i++)
+		free(w->json_owned[i]);
+	free(w->json_owned);
+	if (w->op.kind == DB_OP_LEASE_GRANT)
+		free(w->op.u.lease.v);
+	else if (w->op.kind == DB_OP_RESULT_STORE)
+		free(w->op.u.result.v);
+	free(w);
+}
+
+void coord_reply(nuv_request_t *req, Hf__Envelope *env)
+{
+	nng_msg *msg;
+	if (hf_env_pack(env, &msg) < 0) {
+		coord_reply_error(req, HF__ERROR_CODE__ERR_INTERNAL, "could not pack the reply");
+		return;
+	}
+	nuv_reply(req, msg);
+}
+
+void coord_reply_error(nuv_request_t *req, Hf__ErrorCode code, const char *fmt, ...)
+{
+	char text[1024];
+	nng_msg *msg = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (hf_env_error(code, &msg, "%s", text) < 0)
+		msg = NULL; /* drop the request: the peer times out and retries */
+	nuv_reply(req, msg);
+}
+
+struct coord_worker *coord_worker_find(struct coord *c, const char *id)
+{
+	for (struct coord_worker *w = c->workers; w; w = w->next)
+		if (strcmp(w->id, id) == 0)
+			return w;
+	return NULL;
+}
+
+void coord_workers_free(struct coord *c)
+{
+	while (c->workers) {
+		struct coord_worker *w = c->workers;
+		c->workers = w->next;
+		hf_env_free(w->reg_env);
+		free(w->id);
+		free(w);
+	}
+}
+
+/* ---- register ---- */
+
+static void register_done(struct db_op *op)
+{
+	struct worker_req *w = op->ctx;
+	struct coord *c = w->c;
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__RegisterReply rr = HF__REGISTER_REPLY__INIT;
+	const Hf__Register *reg = w->env->register_;
+	struct coord_worker *cw;
+
+	if (op->rc < 0)
+		log_warn("could not record worker \"%s\" in the database: %s, ignoring", reg->worker_id,
+			 op->err);
+
+	/* The worker record keeps this envelope; the request no longer owns it. */
+	cw = coord_worker_find(c, reg->worker_id);
+	if (!cw) {
+		cw = calloc(1, sizeof(*cw));
+		if (cw)
+			cw->id = strdup(reg->worker_id);
+		if (!cw || !cw->id) {
+			free(cw);
+			coord_reply_error(w->req, HF__ERROR_CODE__ERR_INTERNAL, "out of memory");
+			worker_req_free(w);
+			return;
+		}
+		cw->next = c->workers;
+		c->workers = cw;
+	}
+	hf_env_free(cw->reg_env);
+	cw->reg_env = w->env;
+	w->env = NULL;
+	cw->last_seen_ms = hf_mono_ms();
+
+	/* Re-adopt the leases it says it still holds. */
+	size_t adopted = 0;
+	for (size_t i = 0; i < reg->n_running; i++) {
+		struct sched_task *t = sched_task_find(c->sched, reg->running[i]->task_id);
+		if (t && sched_renew(c->sched, t, reg->worker_id, reg->running[i]->attempt,
+				     hf_mono_ms() + c->conf.lease_ms))
+			adopted++;
+	}
+	log_info("worker \"%s\" registered from %s (hf-worker %s, protocol %u, %zu devices, %zu running, %zu re-adopted)",
+		 reg->worker_id, reg->hostname, reg->software_version, reg->protocol_version,
+		 reg->n_devices, reg->n_running, adopted);
+
+	rr.accepted = true;
+	rr.min_protocol = HF_PROTOCOL_MIN;
+	rr.max_protocol = HF_PROTOCOL_MAX;
+	rr.heartbeat_ms = (uint32_t)c->conf.heartbeat_ms;
+	rr.lease_ms = (uint32_t)c->conf.lease_ms;
+	env.body_case = HF__ENVELOPE__BODY_REGISTER_REPLY;
+	env.register_reply = &rr;
+	coord_reply(w->req, &env);
+	worker_req_free(w);
+}
+
+static void handle_register(struct worker_req *w)
+{
+	const Hf__Register *reg = w->env->register_;
+
+	if (reg->protocol_version < HF_PROTOCOL_MIN || reg->protocol_version > HF_PROTOCOL_MAX) {
+		log_warn("refused worker \"%s\": protocol version %u (accepted: %d to %d)", reg->worker_id,
+			 reg->protocol_version, HF_PROTOCOL_MIN, HF_PROTOCOL_MAX);
+		coord_reply_error(w->req, HF__ERROR_CODE__ERR_VERSION,
+				  "protocol version %u is not accepted: this coordinator accepts versions %d to %d",
+				  reg->protocol_version, HF_PROTOCOL_MIN, HF_PROTOCOL_MAX);
+		worker_req_free(w);
+		return;
+	}
+	if (!reg->worker_id[0] || strlen(reg->worker_id) >= sizeof(((struct sched_task *)0)->worker_id)) {
+		coord_reply_error(w->req, HF__ERROR_CODE__ERR_BAD_REQUEST,
+				  "a worker id of 1 to 127 characters is required");
+		worker_req_free(w);
+		return;
+	}
+	w->op.kind = DB_OP_WORKER_UPSERT;
+	w->op.u.worker.reg = reg;
+	w->op.done = register_done;
+	w->op.ctx = w;
+	db_submit(w->c->db, &w->op);
+}
+
+/* ---- poll ---- */
+
+static void poll_reply(struct worker_req *w, Hf__Assignment **assign, size_t n_assign)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__PollReply pr = HF__POLL_REPLY__INIT;
+
+	pr.assignments = assign;
+	pr.n_assignments = n_assign;
+	pr.cancel = w->cancel;
+	pr.n_cancel = w->n_cancel;
+	pr.heartbeat_ms = (uint32_t)w->c->conf.heartbeat_ms;
+	env.body_case = HF__ENVELOPE__BODY_POLL_REPLY;
+	env.poll_reply = &pr;
+	coord_reply(w->req, &env);
+}
+
+static void grant_done(struct db_op *op)
+{
+	struct worker_req *w = op->ctx;
+	struct coord *c = w->c;
+	Hf__Assignment *mem = calloc(op->u.lease.n, sizeof(*mem));
+	Hf__Assignment **ptrs = calloc(op->u.lease.n, sizeof(*ptrs));
+	size_t n = 0;
+	int64_t expires = hf_mono_ms() + c->conf.lease_ms;
+
+	for (size_t i = 0; i < op->u.lease.n; i++) {
+		struct db_lease *l = &op->u.lease.v[i];
+		struct sched_task *t = sched_task_find(c->sched, l->task_id);
+		if (!t || t->state != SCHED_GRANTING || t->attempt != l->attempt)
+			continue; /* cancelled meanwhile: its outcome is already decided */
+		if (op->rc < 0 || !l->granted || !mem || !ptrs) {
+			/* The lease may or may not be in the database: let the lease clock
+			 * settle it and queue the task again. */
+			sched_expiring(c->sched, t);
+			continue;
+		}
+		sched_lease(c->sched, t, expires);
+		const struct reg_model *m = &c->reg->models[t->model];
+		Hf__Assignment *a = &mem[n];
+		hf__assignment__init(a);
+		a->task_id = t->id;
+		a->attempt = t->attempt;
+		a->job_id = t->job_id;
+		a->model_type = m->model_type;
+		a->hf_id = m->hf_id;
+		a->family = m->family;
+		a->task = m->task;
+		a->modality = m->modality;
+		a->kind = t->kind;
+		a->backend = t->backend;
+		a->device_index = t->device_index;
+		a->batch_size = t->batch_size;
+		a->seq_len = t->seq_len;
+		a->precision = (char *)t->precision;
+		a->timeout_s = t->timeout_s;
+		a->iterations = t->iterations;
+		a->warmup = t->warmup;
+		ptrs[n++] = a;
+	}
+	if (n)
+		log_debug("leased %zu tasks to worker \"%s\"", n, w->env->poll->worker_id);
+	poll_reply(w, ptrs, n);
+	free(mem);
+	free(ptrs);
+	worker_req_free(w);
+}
+
+static int cancel_add(struct worker_req *w, uint64_t task_id, uint32_t attempt)
+{
+	Hf__TaskRef **v = realloc(w->cancel, (w->n_cancel + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	w->cancel = v;
+	Hf__TaskRef *ref = malloc(sizeof(*ref));
+	if (!ref)
+		return -ENOMEM;
+	hf__task_ref__init(ref);
+	ref->task_id = task_id;
+	ref->attempt = attempt;
+	w->cancel[w->n_cancel++] = ref;
+	return 0;
+}
+
+static void handle_poll(struct worker_req *w)
+{
+	struct coord *c = w->c;
+	const Hf__Poll *p = w->env->poll;
+	struct coord_worker *cw = coord_worker_find(c, p->worker_id);
+	int64_t now = hf_mono_ms();
+	size_t cap = 0, n = 0;
+
+	if (!cw) {
+		coord_reply_error(w->req, HF__ERROR_CODE__ERR_NOT_REGISTERED,
+				  "worker \"%s\" is not registered with this coordinator", p->worker_id);
+		worker_req_free(w);
+		return;
+	}
+	cw->last_seen_ms = now;
+
+	/* Renew what it runs; tell it to stop what it must not run. */
+	for (size_t i = 0; i < p->n_running; i++) {
+		const Hf__TaskRef *ref = p->running[i];
+		struct sched_task *t = sched_task_find(c->sched, ref->task_id);
+		if (t && sched_renew(c->sched, t, p->worker_id, ref->attempt, now + c->conf.lease_ms))
+			continue;
+		if (t && t->state == SCHED_GRANTING)
+			continue;
+		cancel_add(w, ref->task_id, ref->attempt);
+	}
+
+	for (size_t i = 0; i < p->n_free; i++)
+		cap += p->free[i]->free_slots;
+	if (p->draining || c->stopping || !db_healthy(c->db) || cap == 0) {
+		poll_reply(w, NULL, 0);
+		worker_req_free(w);
+		return;
+	}
+	if (cap > (size_t)c->conf.max_assign_per_poll)
+		cap = (size_t)c->conf.max_assign_per_poll;
+
+	struct sched_task **taken = calloc(cap, sizeof(*taken));
+	struct db_lease *leases = calloc(cap, sizeof(*leases));
+	if (!taken || !leases) {
+		free(taken);
+		free(leases);
+		poll_reply(w, NULL, 0);
+		worker_req_free(w);
+		return;
+	}
+	for (size_t i = 0; i < p->n_free && n < cap; i++) {
+		const Hf__DeviceFree *f = p->free[i];
+		size_t want = f->free_slots < cap - n ? f->free_slots : cap - n;
+		n += sched_take(c->sched, f->backend, p->worker_id, f->index, want, taken + n);
+	}
+	if (n == 0) {
+		free(taken);
+		free(leases);
+		poll_reply(w, NULL, 0);
+		worker_req_free(w);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		leases[i].task_id = taken[i]->id;
+		leases[i].attempt = taken[i]->attempt;
+		leases[i].worker_id = taken[i]->worker_id;
+		leases[i].device_index = taken[i]->device_index;
+	}
+	free(taken);
+	w->op.kind = DB_OP_LEASE_GRANT;
+	w->op.u.lease.v = leases;
+	w->op.u.lease.n = n;
+	w->op.done = grant_done;
+	w->op.ctx = w;
+	db_submit(c->db, &w->op);
+}
+
+/* ---- results ---- */
+
+/* Returns JSON text for a field that must hold a JSON object: the text
+ * itself when it is one, "{}" when empty, else an object that keeps the
+ * invalid text under "invalid_json" (so nothing is lost). */
+static const char *json_object_text(struct worker_req *w, const char *text, const char *what,
+				    uint64_t task_id)
+{
+	json_error_t jerr;
+	json_t *j;
+
+	if (!text || !*text)
+		return "{}";
+	j = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	if (j && json_is_object(j)) {
+		json_decref(j);
+		return text;
+	}
+	json_decref(j);
+	log_warn("task %" PRIu64 ": %s is not a JSON object (%s), keeping it as text", task_id, what,
+		 j ? "not an object" : jerr.text);
+	json_t *wrap = json_pack("{s:s}", "invalid_json", text);
+	char *out = wrap ? json_dumps(wrap, JSON_COMPACT) : NULL;
+	json_decref(wrap);
+	if (!out)
+		return "{}";
+	char **v = realloc(w->json_owned, (w->n_json_owned + 1) * sizeof(*v));
+	if (!v) {
+		free(out);
+		return "{}";
+	}
+	w->json_owned = v;
+	w->json_owned[w->n_json_owned++] = out;
+	return out;
+}
+
+static void results_done(struct db_op *op)
+{
+	struct worker_req *w = op->ctx;
+	struct coord *c = w->c;
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__Ack ack = HF__ACK__INIT;
+	Hf__TaskRef *refs = NULL, **ptrs = NULL;
+	size_t n = 0;
+
+	if (op->rc < 0) {
+		coord_reply_error(w->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
+				  "results not stored, send them again: %s", op->err);
+		worker_req_free(w);
+		return;
+	}
+	refs = calloc(op->u.result.n, sizeof(*refs));
+	ptrs = calloc(op->u.result.n, sizeof(*ptrs));
+	for (size_t i = 0; i < op->u.result.n; i++) {
+		struct db_result *d = &op->u.result.v[i];
+		struct sched_task *t = sched_task_find(c->sched, d->r->task_id);
+		switch (d->outcome) {
+		case DB_RESULT_FINAL:
+			log_info("task %" PRIu64 " (%s) %s%s%s", d->r->task_id,
+				 t ? c->reg->models[t->model].model_type : "?", hf_status_name(d->r->status),
+				 d->r->reason[0] ? ": " : "", d->r->reason);
+			if (t)
+				sched_remove(c->sched, t);
+			break;
+		case DB_RESULT_STALE:
+			log_info("task %" PRIu64 " attempt %u: late result kept as stale", d->r->task_id,
+				 d->r->attempt);
+			if (t && t->state == SCHED_CANCELLING && t->attempt == d->r->attempt)
+				sched_remove(c->sched, t);
+			break;
+		case DB_RESULT_DUPLICATE:
+			break;
+		case DB_RESULT_UNKNOWN:
+			log_warn("worker \"%s\" reported a result for unknown task %" PRIu64 ", ignoring",
+				 w->env->results->worker_id, d->r->task_id);
+			break;
+		}
+		if (refs && ptrs) {
+			hf__task_ref__init(&refs[n]);
+			refs[n].task_id = d->r->task_id;
+			refs[n].attempt = d->r->attempt;
+			ptrs[n] = &refs[n];
+			n++;
+		}
+	}
+	for (size_t i = 0; i < op->u.result.n_finished_jobs; i++)
+		log_info("job %" PRIu64 " done", op->u.result.finished_jobs[i]);
+	free(op->u.result.finished_jobs);
+
+	ack.acked = ptrs;
+	ack.n_acked = n;
+	env.body_case = HF__ENVELOPE__BODY_ACK;
+	env.ack = &ack;
+	coord_reply(w->req, &env);
+	free(refs);
+	free(ptrs);
+	worker_req_free(w);
+}
+
+static void handle_results(struct worker_req *w)
+{
+	const Hf__ResultBatch *b = w->env->results;
+	struct db_result *v;
+
+	if (b->n_results == 0) {
+		Hf__Envelope env = HF__ENVELOPE__INIT;
+		Hf__Ack ack = HF__ACK__INIT;
+		env.body_case = HF__ENVELOPE__BODY_ACK;
+		env.ack = &ack;
+		coord_reply(w->req, &env);
+		worker_req_free(w);
+		return;
+	}
+	v = calloc(b->n_results, sizeof(*v));
+	if (!v) {
+		coord_reply_error(w->req, HF__ERROR_CODE__ERR_UNAVAILABLE, "out of memory");
+		worker_req_free(w);
+		return;
+	}
+	for (size_t i = 0; i < b->n_results; i++) {
+		Hf__TaskResult *r = b->results[i];
+		if (!hf_status_is_final(r->status)) {
+			/* Kept, but as what it is: a protocol error, not an outcome. */
+			log_warn("worker \"%s\" reported task %" PRIu64 " with non-final status %s",
+				 b->worker_id, r->task_id, hf_status_name(r->status));
+			r->status = HF__TASK_STATUS__STATUS_ERROR;
+			r->reason = "worker reported a result without a final status";
+		}
+		v[i].r = r;
+		v[i].worker_id = b->worker_id;
+		v[i].metrics_json = json_object_text(w, r->metrics_json, "metrics", r->task_id);
+		v[i].env_json = json_object_text(w, r->env_json, "environment", r->task_id);
+	}
+	w->op.kind = DB_OP_RESULT_STORE;
+	w->op.u.result.v = v;
+	w->op.u.result.n = b->n_results;
+	w->op.done = results_done;
+	w->op.ctx = w;
+	db_submit(w->c->db, &w->op);
+}
+
+void worker_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg)
+{
+	struct coord *c = arg;
+	struct worker_req *w;
+	Hf__Envelope *env;
+	int r = hf_env_unpack(nng_msg_body(msg), nng_msg_len(msg), &env);
+
+	nng_msg_free(msg);
+	if (r < 0) {
+		log_warn("malformed message from a worker, ignoring");
+		coord_reply_error(req, HF__ERROR_CODE__ERR_BAD_REQUEST, "malformed message");
+		return;
+	}
+	if (env->protocol_version < HF_PROTOCOL_MIN || env->protocol_version > HF_PROTOCOL_MAX) {
+		coord_reply_error(req, HF__ERROR_CODE__ERR_VERSION,
+				  "protocol version %u is not accepted: this coordinator accepts versions %d to %d",
+				  env->protocol_version, HF_PROTOCOL_MIN, HF_PROTOCOL_MAX);
+		hf_env_free(env);
+		return;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		hf_env_free(env);
+		coord_reply_error(req, HF__ERROR_CODE__ERR_UNAVAILABLE, "out of memory");
+		return;
+	}
+	w->c = c;
+	w->req = req;
+	w->env = env;
+	switch (env->body_case) {
+	case HF__ENVELOPE__BODY_REGISTER:
+		handle_register(w);
+		break;
+	case HF__ENVELOPE__BODY_POLL:
+		handle_poll(w);
+		break;
+	case HF__ENVELOPE__BODY_RESULTS:
+		handle_results(w);
+		break;
+	default:
+		coord_reply_error(req, HF__ERROR_CODE__ERR_BAD_REQUEST,
+				  "message type %d is not a worker request", (int)env->body_case);
+		worker_req_free(w);
+		break;
+	}
+}
