@@ -276,9 +276,9 @@ static void client_post(struct nuv_call *k, int rv, nng_msg *reply)
 	nuv_client_t *c = k->c;
 	k->rv = rv;
 	k->reply = reply;
-	k->state = CALL_DONE;
 	k->next = NULL;
 	pthread_mutex_lock(&c->mu);
+	k->state = CALL_DONE;
 	if (c->tail)
 		c->tail->next = k;
 	else
@@ -299,7 +299,9 @@ static void client_aio_cb(void *arg)
 			client_post(k, nuv_errno(rv), NULL);
 			return;
 		}
+		pthread_mutex_lock(&k->c->mu);
 		k->state = CALL_RECV;
+		pthread_mutex_unlock(&k->c->mu);
 		nng_ctx_recv(k->ctx, k->aio);
 		return;
 	}
@@ -336,6 +338,19 @@ static void client_drain(nuv_client_t *c)
 		list = k->next;
 		call_finish(c, k);
 	}
+}
+
+/* True while some call has not completed on nng's side.  Calls that have
+ * completed but are held by a drain further up the stack (close called from
+ * a reply callback) are finished by that drain. */
+static bool client_in_flight(nuv_client_t *c)
+{
+	bool busy = false;
+	pthread_mutex_lock(&c->mu);
+	for (struct nuv_call *k = c->outstanding; k && !busy; k = k->next_out)
+		busy = k->state != CALL_DONE;
+	pthread_mutex_unlock(&c->mu);
+	return busy;
 }
 
 static void client_async_cb(uv_async_t *h)
@@ -432,12 +447,12 @@ void nuv_client_close(nuv_client_t *c)
 	/* Every outstanding aio completes with ECLOSED and is posted; wait for
 	 * each callback, then deliver them here rather than on a later turn of
 	 * the loop. */
-	while (c->outstanding) {
+	while (client_in_flight(c)) {
 		for (struct nuv_call *k = c->outstanding; k; k = k->next_out)
 			nng_aio_wait(k->aio);
 		client_drain(c);
-		if (c->outstanding)
-			nng_msleep(1); /* a callback re-armed its aio: let it fail too */
+		nng_msleep(1); /* a callback re-armed its aio: let it fail too */
 	}
+	client_drain(c);
 	uv_close((uv_handle_t *)&c->async, client_free_cb);
 }

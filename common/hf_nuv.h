@@ -64,7 +64,11 @@ int nuv_client_open(uv_loop_t *loop, const char *url, size_t recv_max, nuv_clien
 int nuv_client_call(nuv_client_t *c, nng_msg *msg, int timeout_ms, nuv_reply_cb cb, void *arg);
 
 /* Closes the socket; outstanding calls get their callback with -ESHUTDOWN
- * before this returns.  NULL is fine. */
+ * before this returns (or, when called from a reply callback, calls that
+ * already completed are delivered when that callback returns).  NULL is
+ * fine.  Note: nng 1.5 (Debian 12) can hang in nng_close while a REQ
+ * context has an operation in flight (nng issue 1813); hf-worker closes its
+ * client only when no call is outstanding. */
 void nuv_client_close(nuv_client_t *c);
 
 #endif

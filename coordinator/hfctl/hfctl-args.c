@@ -1,0 +1,676 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Argument parsing and validation for hfctl (see hfctl-args.h).  Every
+ * message about a bad argument is written here, so that they read alike and
+ * the unit tests pin them.
+ */
+#include "hfctl-args.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hf_conf.h"
+#include "hf_util.h"
+#include "hfctl-format.h"
+
+#define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* common/ has hf_precision_valid but no list of the names: keep this in step
+ * with it. */
+#define PRECISION_NAMES "fp32, fp16, bf16, int8"
+
+/* ---- lists ---- */
+
+void hfctl_list_fini(struct hfctl_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->items[i]);
+	free(l->items);
+	l->items = NULL;
+	l->n = 0;
+}
+
+static bool list_has(const struct hfctl_list *l, size_t n, const char *s, size_t len)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strlen(l->items[i]) == len && memcmp(l->items[i], s, len) == 0)
+			return true;
+	return false;
+}
+
+int hfctl_list_split(struct hfctl_list *l, const char *opt, const char *text, char *err,
+		     size_t errlen)
+{
+	size_t count = 1, n = l->n;
+	char **items;
+	const char *p;
+	int r = -EINVAL;
+
+	for (p = text; *p; p++)
+		count += *p == ',';
+	items = realloc(l->items, (l->n + count) * sizeof(*items));
+	if (!items)
+		goto oom;
+	l->items = items;
+
+	/* Items are added past l->n and only counted in at the end, so that a
+	 * refused list leaves l as it was. */
+	for (p = text;; p++) {
+		size_t len = strcspn(p, ",");
+
+		if (len == 0) {
+			snprintf(err, errlen, "empty item in %s \"%s\"", opt, text);
+			goto fail;
+		}
+		if (list_has(l, n, p, len)) {
+			snprintf(err, errlen, "\"%.*s\" is listed twice in %s", (int)len, p, opt);
+			goto fail;
+		}
+		items[n] = strndup(p, len);
+		if (!items[n])
+			goto oom;
+		n++;
+		p += len;
+		if (*p == '\0')
+			break;
+	}
+	l->n = n;
+	return 0;
+
+oom:
+	snprintf(err, errlen, "out of memory");
+	r = -ENOMEM;
+fail:
+	while (n > l->n)
+		free(l->items[--n]);
+	return r;
+}
+
+/* ---- numbers and durations ---- */
+
+/* Parses digits with an optional leading "-".  Returns -EINVAL when text is
+ * not such a number, -ERANGE when it does not fit. */
+static int number_parse(const char *text, int64_t *ret)
+{
+	const char *digits = text[0] == '-' ? text + 1 : text;
+	long long v;
+	char *end;
+
+	if (*digits < '0' || *digits > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoll(text, &end, 10);
+	if (*end != '\0')
+		return -EINVAL;
+	if (errno == ERANGE)
+		return -ERANGE;
+	*ret = v;
+	return 0;
+}
+
+int hfctl_parse_int(const char *opt, const char *text, int64_t min, int64_t max, int64_t *ret,
+		    char *err, size_t errlen)
+{
+	int64_t v;
+	int r = number_parse(text, &v);
+
+	if (r == -EINVAL) {
+		snprintf(err, errlen, "invalid value \"%s\" for %s: expected a whole number", text, opt);
+		return -EINVAL;
+	}
+	if (r < 0 || v < min || v > max) {
+		snprintf(err, errlen, "invalid value \"%s\" for %s: must be between %" PRId64 " and %" PRId64,
+			 text, opt, min, max);
+		return -EINVAL;
+	}
+	*ret = v;
+	return 0;
+}
+
+static int parse_u32(const char *opt, const char *text, uint32_t max, uint32_t *ret, char *err,
+		     size_t errlen)
+{
+	int64_t v;
+	int r = hfctl_parse_int(opt, text, 1, max, &v, err, errlen);
+
+	if (r == 0)
+		*ret = (uint32_t)v;
+	return r;
+}
+
+int hfctl_parse_duration(const char *opt, const char *text, int64_t min_ms, int64_t *ret_ms,
+			 char *err, size_t errlen)
+{
+	char min[32];
+	int64_t ms;
+
+	if (hf_conf_parse_ms(text, &ms) < 0) {
+		snprintf(err, errlen,
+			 "invalid value \"%s\" for %s: expected a duration such as 500ms, 5s or 2m", text,
+			 opt);
+		return -EINVAL;
+	}
+	if (ms < min_ms) {
+		hfctl_duration_format(min_ms, min, sizeof(min));
+		snprintf(err, errlen, "invalid value \"%s\" for %s: must be at least %s", text, opt, min);
+		return -EINVAL;
+	}
+	*ret_ms = ms;
+	return 0;
+}
+
+int hfctl_parse_job_id(const char *text, uint64_t *ret, char *err, size_t errlen)
+{
+	int64_t v;
+
+	if (number_parse(text, &v) < 0 || v < 1) {
+		snprintf(err, errlen, "invalid job id \"%s\": expected a positive whole number", text);
+		return -EINVAL;
+	}
+	*ret = (uint64_t)v;
+	return 0;
+}
+
+/* ---- names ---- */
+
+static void status_names(char *buf, size_t len)
+{
+	size_t pos = 0;
+
+	buf[0] = '\0';
+	for (int s = 1; s < HFCTL_N_STATUS && pos < len; s++)
+		pos += (size_t)snprintf(buf + pos, len - pos, "%s%s", s > 1 ? ", " : "",
+					hf_status_name((Hf__TaskStatus)s));
+}
+
+static void kind_names(char *buf, size_t len)
+{
+	snprintf(buf, len, "%s, %s", hf_kind_name(HF__TASK_KIND__KIND_TEST),
+		 hf_kind_name(HF__TASK_KIND__KIND_BENCHMARK));
+}
+
+int hfctl_parse_statuses(const char *opt, const char *text, bool *ret, char *err, size_t errlen)
+{
+	struct hfctl_list l = { 0 };
+	bool set[HFCTL_N_STATUS] = { 0 };
+	int r = hfctl_list_split(&l, opt, text, err, errlen);
+
+	for (size_t i = 0; r == 0 && i < l.n; i++) {
+		Hf__TaskStatus s;
+		char valid[256];
+
+		if (hf_status_parse(l.items[i], &s) < 0) {
+			status_names(valid, sizeof(valid));
+			snprintf(err, errlen, "unknown status \"%s\" (valid: %s)", l.items[i], valid);
+			r = -EINVAL;
+		} else {
+			set[s] = true;
+		}
+	}
+	hfctl_list_fini(&l);
+	if (r == 0)
+		memcpy(ret, set, sizeof(set));
+	return r;
+}
+
+/* ---- getopt helpers ---- */
+
+void hfctl_getopt_error(const char *cmd, int c, char *const *argv, char *err, size_t errlen)
+{
+	char hint[64], name[64];
+
+	if (cmd)
+		snprintf(hint, sizeof(hint), "hfctl %s --help", cmd);
+	else
+		snprintf(hint, sizeof(hint), "hfctl help");
+
+	/* A short option may sit inside a cluster ("-xv"): name it by optopt,
+	 * which is its character.  A long one is the whole word, up to any
+	 * "=value"; optopt is then 0 when it is unknown and its value (256 and
+	 * up for hfctl's long options) when it is known but misused. */
+	if (optopt > 0 && optopt < 256)
+		snprintf(name, sizeof(name), "-%c", optopt);
+	else
+		snprintf(name, sizeof(name), "%.*s", (int)strcspn(argv[optind - 1], "="),
+			 argv[optind - 1]);
+
+	if (c == ':')
+		snprintf(err, errlen, "option \"%s\" needs a value (see \"%s\")", name, hint);
+	else if (optopt >= 256)
+		snprintf(err, errlen, "option \"%s\" takes no value (see \"%s\")", name, hint);
+	else
+		snprintf(err, errlen, "unknown option \"%s\" (see \"%s\")", name, hint);
+}
+
+int hfctl_job_arg(const char *cmd, int argc, char *const *argv, int first, uint64_t *ret,
+		  char *err, size_t errlen)
+{
+	if (first >= argc) {
+		snprintf(err, errlen, "missing job id (usage: hfctl %s JOB)", cmd);
+		return -EINVAL;
+	}
+	if (argc - first > 1) {
+		snprintf(err, errlen, "unexpected argument \"%s\" (usage: hfctl %s JOB)",
+			 argv[first + 1], cmd);
+		return -EINVAL;
+	}
+	return hfctl_parse_job_id(argv[first], ret, err, errlen);
+}
+
+int hfctl_no_args(const char *cmd, int argc, char *const *argv, int first, char *err,
+		  size_t errlen)
+{
+	if (first < argc) {
+		snprintf(err, errlen, "unexpected argument \"%s\" (see \"hfctl %s --help\")",
+			 argv[first], cmd);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- submit ---- */
+
+enum {
+	OPT_MODELS = 256,
+	OPT_FAMILY,
+	OPT_ALL,
+	OPT_BACKENDS,
+	OPT_KIND,
+	OPT_BATCH_SIZES,
+	OPT_PRECISION,
+	OPT_SEQ_LEN,
+	OPT_PRIORITY,
+	OPT_TIMEOUT,
+	OPT_ITERATIONS,
+	OPT_WARMUP,
+	OPT_NAME,
+	OPT_SUBMITTER,
+	OPT_WATCH,
+	OPT_JSON,
+};
+
+static const struct option submit_options[] = {
+	{ "models", required_argument, NULL, OPT_MODELS },
+	{ "family", required_argument, NULL, OPT_FAMILY },
+	{ "all", no_argument, NULL, OPT_ALL },
+	{ "backends", required_argument, NULL, OPT_BACKENDS },
+	{ "kind", required_argument, NULL, OPT_KIND },
+	{ "batch-sizes", required_argument, NULL, OPT_BATCH_SIZES },
+	{ "precision", required_argument, NULL, OPT_PRECISION },
+	{ "seq-len", required_argument, NULL, OPT_SEQ_LEN },
+	{ "priority", required_argument, NULL, OPT_PRIORITY },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "iterations", required_argument, NULL, OPT_ITERATIONS },
+	{ "warmup", required_argument, NULL, OPT_WARMUP },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "submitter", required_argument, NULL, OPT_SUBMITTER },
+	{ "watch", no_argument, NULL, OPT_WATCH },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+
+/* The lists as given, before they are turned into values. */
+struct submit_text {
+	struct hfctl_list backends, kinds, batch_sizes;
+	const char *name, *submitter;
+};
+
+static int submit_options_read(int argc, char **argv, struct hfctl_submit *s,
+			       struct submit_text *t, char *err, size_t errlen)
+{
+	int64_t v;
+	int c, r = 0;
+
+	optind = 0; /* glibc: start afresh, also after an earlier parse */
+	opterr = 0;
+	while (r == 0 && (c = getopt_long(argc, argv, ":h", submit_options, NULL)) != -1) {
+		switch (c) {
+		case OPT_MODELS:
+			r = hfctl_list_split(&s->models, "--models", optarg, err, errlen);
+			break;
+		case OPT_FAMILY:
+			r = hfctl_list_split(&s->families, "--family", optarg, err, errlen);
+			break;
+		case OPT_ALL:
+			s->all_models = true;
+			break;
+		case OPT_BACKENDS:
+			r = hfctl_list_split(&t->backends, "--backends", optarg, err, errlen);
+			break;
+		case OPT_KIND:
+			r = hfctl_list_split(&t->kinds, "--kind", optarg, err, errlen);
+			break;
+		case OPT_BATCH_SIZES:
+			r = hfctl_list_split(&t->batch_sizes, "--batch-sizes", optarg, err, errlen);
+			break;
+		case OPT_PRECISION:
+			r = hfctl_list_split(&s->precisions, "--precision", optarg, err, errlen);
+			break;
+		case OPT_SEQ_LEN:
+			r = parse_u32("--seq-len", optarg, HFCTL_SEQ_LEN_MAX, &s->seq_len, err, errlen);
+			break;
+		case OPT_PRIORITY:
+			r = hfctl_parse_int("--priority", optarg, HFCTL_PRIORITY_MIN, HFCTL_PRIORITY_MAX,
+					    &v, err, errlen);
+			if (r == 0)
+				s->priority = (int32_t)v;
+			break;
+		case OPT_TIMEOUT:
+			r = hfctl_parse_duration("--timeout", optarg, 1000, &v, err, errlen);
+			if (r == 0 && v > (int64_t)HFCTL_TASK_TIMEOUT_MAX_S * 1000) {
+				snprintf(err, errlen,
+					 "invalid value \"%s\" for --timeout: must be at most 24h", optarg);
+				r = -EINVAL;
+			}
+			if (r == 0)
+				s->timeout_s = (uint32_t)((v + 999) / 1000);
+			break;
+		case OPT_ITERATIONS:
+			r = parse_u32("--iterations", optarg, HFCTL_ITERATIONS_MAX, &s->iterations, err,
+				      errlen);
+			break;
+		case OPT_WARMUP:
+			r = parse_u32("--warmup", optarg, HFCTL_ITERATIONS_MAX, &s->warmup, err, errlen);
+			break;
+		case OPT_NAME:
+			t->name = optarg;
+			break;
+		case OPT_SUBMITTER:
+			t->submitter = optarg;
+			break;
+		case OPT_WATCH:
+			s->watch = true;
+			break;
+		case OPT_JSON:
+			s->json = true;
+			break;
+		case 'h':
+			s->help = true;
+			return 0;
+		default:
+			hfctl_getopt_error("submit", c, argv, err, errlen);
+			r = -EINVAL;
+			break;
+		}
+	}
+	if (r == 0)
+		r = hfctl_no_args("submit", argc, argv, optind, err, errlen);
+	return r;
+}
+
+static int submit_what_check(const struct hfctl_submit *s, char *err, size_t errlen)
+{
+	if (s->all_models && (s->models.n > 0 || s->families.n > 0)) {
+		snprintf(err, errlen, "--all cannot be combined with --models or --family");
+		return -EINVAL;
+	}
+	if (!s->all_models && s->models.n == 0 && s->families.n == 0) {
+		snprintf(err, errlen, "nothing to run: give --models, --family or --all");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < s->families.n; i++) {
+		if (!hf_family_valid(s->families.items[i])) {
+			snprintf(err, errlen, "unknown family \"%s\" (valid: %s)", s->families.items[i],
+				 hf_family_names());
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int submit_backends_set(struct hfctl_submit *s, const struct hfctl_list *names, char *err,
+			       size_t errlen)
+{
+	if (names->n == 0) {
+		s->backends[0] = HF__BACKEND__BACKEND_CPU;
+		s->n_backends = 1;
+		return 0;
+	}
+	for (size_t i = 0; i < names->n; i++) {
+		Hf__Backend b;
+
+		if (hf_backend_parse(names->items[i], &b) < 0) {
+			snprintf(err, errlen, "unknown backend \"%s\" (valid: %s)", names->items[i],
+				 hf_backend_names());
+			return -EINVAL;
+		}
+		/* The names are valid and distinct, so this is only reached by
+		 * a backend added to the protocol but not to the array. */
+		if (i == N_ELEM(s->backends)) {
+			snprintf(err, errlen, "too many backends in --backends");
+			return -EINVAL;
+		}
+		s->backends[i] = b;
+	}
+	s->n_backends = names->n;
+	return 0;
+}
+
+static int submit_kinds_set(struct hfctl_submit *s, const struct hfctl_list *names, char *err,
+			    size_t errlen)
+{
+	char valid[64];
+
+	if (names->n == 0) {
+		s->kinds[0] = HF__TASK_KIND__KIND_TEST;
+		s->n_kinds = 1;
+		return 0;
+	}
+	for (size_t i = 0; i < names->n; i++) {
+		Hf__TaskKind k;
+
+		if (hf_kind_parse(names->items[i], &k) < 0) {
+			kind_names(valid, sizeof(valid));
+			snprintf(err, errlen, "unknown kind \"%s\" (valid: %s)", names->items[i], valid);
+			return -EINVAL;
+		}
+		if (i == N_ELEM(s->kinds)) {
+			snprintf(err, errlen, "too many kinds in --kind");
+			return -EINVAL;
+		}
+		s->kinds[i] = k;
+	}
+	s->n_kinds = names->n;
+	return 0;
+}
+
+static int submit_batch_sizes_set(struct hfctl_submit *s, const struct hfctl_list *texts,
+				  char *err, size_t errlen)
+{
+	size_t n = texts->n ? texts->n : 1;
+	uint32_t *sizes = malloc(n * sizeof(*sizes));
+
+	if (!sizes) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	sizes[0] = 1;
+	for (size_t i = 0; i < texts->n; i++) {
+		int r = parse_u32("--batch-sizes", texts->items[i], HFCTL_BATCH_MAX, &sizes[i], err,
+				  errlen);
+		if (r < 0) {
+			free(sizes);
+			return r;
+		}
+		/* The texts are distinct, but "8" and "08" are the same size. */
+		for (size_t j = 0; j < i; j++) {
+			if (sizes[j] == sizes[i]) {
+				snprintf(err, errlen, "\"%s\" is listed twice in --batch-sizes",
+					 texts->items[i]);
+				free(sizes);
+				return -EINVAL;
+			}
+		}
+	}
+	s->batch_sizes = sizes;
+	s->n_batch_sizes = n;
+	return 0;
+}
+
+static int submit_precisions_check(struct hfctl_submit *s, char *err, size_t errlen)
+{
+	if (s->precisions.n == 0)
+		return hfctl_list_split(&s->precisions, "--precision", "fp32", err, errlen);
+	for (size_t i = 0; i < s->precisions.n; i++) {
+		if (!hf_precision_valid(s->precisions.items[i])) {
+			snprintf(err, errlen, "unknown precision \"%s\" (valid: %s)",
+				 s->precisions.items[i], PRECISION_NAMES);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int submit_strings_set(struct hfctl_submit *s, const struct submit_text *t,
+			      const char *default_submitter, char *err, size_t errlen)
+{
+	const char *submitter = t->submitter ? t->submitter : default_submitter ? default_submitter : "";
+
+	if (t->submitter && t->submitter[0] == '\0') {
+		snprintf(err, errlen, "invalid value \"\" for --submitter: must not be empty");
+		return -EINVAL;
+	}
+	s->name = strdup(t->name ? t->name : "");
+	s->submitter = strdup(submitter);
+	if (!s->name || !s->submitter) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int hfctl_submit_parse(int argc, char **argv, const char *default_submitter,
+		       struct hfctl_submit *ret, char *err, size_t errlen)
+{
+	struct hfctl_submit s = { 0 };
+	struct submit_text t = { 0 };
+	int r;
+
+	r = submit_options_read(argc, argv, &s, &t, err, errlen);
+	if (r < 0 || s.help)
+		goto out;
+	r = submit_what_check(&s, err, errlen);
+	if (r < 0)
+		goto out;
+	r = submit_backends_set(&s, &t.backends, err, errlen);
+	if (r < 0)
+		goto out;
+	r = submit_kinds_set(&s, &t.kinds, err, errlen);
+	if (r < 0)
+		goto out;
+	r = submit_batch_sizes_set(&s, &t.batch_sizes, err, errlen);
+	if (r < 0)
+		goto out;
+	r = submit_precisions_check(&s, err, errlen);
+	if (r < 0)
+		goto out;
+	r = submit_strings_set(&s, &t, default_submitter, err, errlen);
+
+out:
+	hfctl_list_fini(&t.backends);
+	hfctl_list_fini(&t.kinds);
+	hfctl_list_fini(&t.batch_sizes);
+	if (r < 0) {
+		hfctl_submit_fini(&s);
+		return r;
+	}
+	if (s.help) {
+		hfctl_submit_fini(&s);
+		s = (struct hfctl_submit){ .help = true };
+	}
+	*ret = s;
+	return 0;
+}
+
+void hfctl_submit_fini(struct hfctl_submit *s)
+{
+	hfctl_list_fini(&s->models);
+	hfctl_list_fini(&s->families);
+	hfctl_list_fini(&s->precisions);
+	free(s->batch_sizes);
+	free(s->name);
+	free(s->submitter);
+	s->batch_sizes = NULL;
+	s->name = s->submitter = NULL;
+}
+
+void hfctl_submit_request(const struct hfctl_submit *s, Hf__SubmitRequest *req)
+{
+	*req = (Hf__SubmitRequest)HF__SUBMIT_REQUEST__INIT;
+	req->n_models = s->models.n;
+	req->models = s->models.items;
+	req->n_families = s->families.n;
+	req->families = s->families.items;
+	req->all_models = s->all_models;
+	req->n_backends = s->n_backends;
+	req->backends = (Hf__Backend *)s->backends;
+	req->n_kinds = s->n_kinds;
+	req->kinds = (Hf__TaskKind *)s->kinds;
+	req->n_batch_sizes = s->n_batch_sizes;
+	req->batch_sizes = s->batch_sizes;
+	req->n_precisions = s->precisions.n;
+	req->precisions = s->precisions.items;
+	req->priority = s->priority;
+	req->submitter = s->submitter;
+	req->seq_len = s->seq_len;
+	req->timeout_s = s->timeout_s;
+	req->iterations = s->iterations;
+	req->warmup = s->warmup;
+	req->name = s->name;
+}
+
+/* ---- models against the registry ---- */
+
+static bool registry_has(const Hf__ModelsReply *registry, const char *model)
+{
+	for (size_t i = 0; i < registry->n_models; i++)
+		if (strcmp(registry->models[i]->model_type, model) == 0)
+			return true;
+	return false;
+}
+
+int hfctl_submit_check_models(const struct hfctl_submit *s, const Hf__ModelsReply *registry,
+			      char *err, size_t errlen)
+{
+	/* Room kept for the words around the list and for " and N more". */
+	const size_t list_max = errlen > 96 ? errlen - 96 : 0;
+	struct hf_buf names;
+	size_t unknown = 0, shown = 0;
+	int r = 0;
+
+	hf_buf_init(&names);
+	for (size_t i = 0; i < s->models.n; i++) {
+		const char *m = s->models.items[i];
+
+		if (registry_has(registry, m))
+			continue;
+		unknown++;
+		if (shown == unknown - 1 && names.len + strlen(m) + 4 <= list_max) {
+			hf_buf_printf(&names, "%s\"%s\"", shown ? ", " : "", m);
+			shown++;
+		}
+	}
+	if (unknown == 0)
+		goto out;
+	if (names.oom) {
+		snprintf(err, errlen, "out of memory");
+		r = -ENOMEM;
+		goto out;
+	}
+	if (shown < unknown)
+		snprintf(err, errlen, "unknown models %s and %zu more (see \"hfctl models\")",
+			 names.data ? names.data : "", unknown - shown);
+	else
+		snprintf(err, errlen, "unknown model%s %s (see \"hfctl models\")", unknown > 1 ? "s" : "",
+			 names.data);
+	r = -ENOENT;
+
+out:
+	hf_buf_fini(&names);
+	return r;
+}

@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * hfctl's argument parsing and validation: comma-separated lists, numbers,
+ * durations, job ids, the options of "hfctl submit", and the check of model
+ * names against the registry.  Pure: nothing here reads the environment,
+ * talks to the coordinator or prints; the commands do that and show the
+ * messages written here.
+ *
+ * Every function that can refuse its input writes one message for the user
+ * into err (lowercase, the offending value in quotes, never longer than
+ * errlen) and returns a negative errno: -EINVAL for bad input, -ENOENT for
+ * names the registry does not have, -ENOMEM.  Output parameters are written
+ * only on success.
+ *
+ * Parsing uses getopt_long, whose state is global: one thread only.
+ */
+#ifndef HFCTL_ARGS_H
+#define HFCTL_ARGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hf_proto.h"
+
+/* Room for any message written here (the list of unknown models is cut to
+ * fit when it would be longer). */
+#define HFCTL_ERR_MAX 1024
+
+/* Bounds of the numbers "hfctl submit" accepts.  Priority, batch size and
+ * sequence length are the coordinator's own limits (coordinator/expand.h),
+ * checked here too so that a mistake is caught before anything is sent. */
+#define HFCTL_PRIORITY_MIN (-1000)
+#define HFCTL_PRIORITY_MAX 1000
+#define HFCTL_BATCH_MAX 4096
+#define HFCTL_SEQ_LEN_MAX 1048576
+#define HFCTL_ITERATIONS_MAX 1000000
+#define HFCTL_TASK_TIMEOUT_MAX_S (24 * 3600)
+
+/* A list of distinct, non-empty strings; owns its items. */
+struct hfctl_list {
+	char **items;
+	size_t n;
+};
+
+void hfctl_list_fini(struct hfctl_list *l);
+
+/* Splits text at commas and appends the items to l (so a repeated option
+ * adds to the list).  An empty item ("a,,b", "", "a,") and an item already
+ * in l are refused, naming opt ("--models") and the item.  On failure l is
+ * unchanged. */
+int hfctl_list_split(struct hfctl_list *l, const char *opt, const char *text, char *err,
+		     size_t errlen);
+
+/* Parses a whole decimal number in [min, max]: digits with an optional
+ * leading "-", nothing else (no blanks, no "+", no "0x"). */
+int hfctl_parse_int(const char *opt, const char *text, int64_t min, int64_t max, int64_t *ret,
+		    char *err, size_t errlen);
+
+/* Parses a duration ("500ms", "5s", "2m", "1h"; bare numbers are ms) that
+ * must be at least min_ms. */
+int hfctl_parse_duration(const char *opt, const char *text, int64_t min_ms, int64_t *ret_ms,
+			 char *err, size_t errlen);
+
+/* Parses a job id: a positive whole number. */
+int hfctl_parse_job_id(const char *text, uint64_t *ret, char *err, size_t errlen);
+
+/* Parses a list of task statuses ("failed,error") into a set indexed by
+ * Hf__TaskStatus; ret has HF__TASK_STATUS__STATUS_CANCELLED + 1 slots. */
+int hfctl_parse_statuses(const char *opt, const char *text, bool *ret, char *err, size_t errlen);
+
+/* Writes the message for a getopt_long error: c is what it returned (':'
+ * for a missing value, '?' for an unknown option or a value given to one
+ * that takes none, with optstring starting with ':'), cmd the command for
+ * the hint ("submit", or NULL for hfctl's own options).  Call right after
+ * getopt_long, with the argv it was given; long options must have values of
+ * 256 and up (--help may be 'h'). */
+void hfctl_getopt_error(const char *cmd, int c, char *const *argv, char *err, size_t errlen);
+
+/* Takes the one positional JOB argument left after the options of cmd:
+ * argv[first] of argc (first is getopt's optind).  Missing, extra or
+ * malformed is refused. */
+int hfctl_job_arg(const char *cmd, int argc, char *const *argv, int first, uint64_t *ret,
+		  char *err, size_t errlen);
+
+/* Refuses any positional argument left after the options of cmd, from
+ * argv[first] on. */
+int hfctl_no_args(const char *cmd, int argc, char *const *argv, int first, char *err,
+		  size_t errlen);
+
+/* What "hfctl submit" asked for, validated, ready for a SubmitRequest. */
+struct hfctl_submit {
+	struct hfctl_list models;
+	struct hfctl_list families;
+	bool all_models;
+	Hf__Backend backends[HF__BACKEND__BACKEND_QNN];     /* distinct, so never more */
+	size_t n_backends;
+	Hf__TaskKind kinds[HF__TASK_KIND__KIND_BENCHMARK];
+	size_t n_kinds;
+	uint32_t *batch_sizes;
+	size_t n_batch_sizes;
+	struct hfctl_list precisions;
+	int32_t priority;
+	uint32_t seq_len;      /* 0 when not given: the coordinator's default */
+	uint32_t timeout_s;    /* likewise */
+	uint32_t iterations;   /* likewise */
+	uint32_t warmup;       /* likewise */
+	char *name;            /* "" when not given */
+	char *submitter;
+	bool watch;
+	bool json;
+	bool help;             /* --help: nothing else was checked */
+};
+
+/* Parses the options of "hfctl submit" (argv[0] is "submit") into ret,
+ * applying the defaults: backends cpu, kind test, batch size 1, precision
+ * fp32, submitter default_submitter (NULL counts as "").  Refuses unknown
+ * backends, kinds, precisions and families, bad numbers, empty or repeated
+ * list items, --all together with --models or --family, nothing to run, and
+ * stray arguments.  On success ret is the caller's to release with
+ * hfctl_submit_fini. */
+int hfctl_submit_parse(int argc, char **argv, const char *default_submitter,
+		       struct hfctl_submit *ret, char *err, size_t errlen);
+
+void hfctl_submit_fini(struct hfctl_submit *s);
+
+/* Fills req with s's values; req borrows s's memory and must not outlive
+ * it (do not free it with protobuf-c). */
+void hfctl_submit_request(const struct hfctl_submit *s, Hf__SubmitRequest *req);
+
+/* Checks s's models against the registry: -ENOENT naming every unknown one,
+ * e.g. unknown models "a", "b" (see "hfctl models"). */
+int hfctl_submit_check_models(const struct hfctl_submit *s, const Hf__ModelsReply *registry,
+			      char *err, size_t errlen);
+
+#endif

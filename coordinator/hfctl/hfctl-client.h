@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * hfctl's side of the control protocol: one synchronous nng REQ socket to
+ * the coordinator, one request and one reply at a time.  A call packs the
+ * request envelope, sends it, waits for the reply within the timeout,
+ * unpacks it and checks that it is the expected reply; an Error envelope
+ * from the coordinator and every transport failure become a negative errno
+ * and one message for the user.
+ *
+ * Errors (and where they come from):
+ *   -EINVAL           the coordinator refused the request (ERR_BAD_REQUEST),
+ *                     or the URL is malformed or of an unknown transport
+ *   -ENOENT           a model or family the registry lacks (ERR_UNKNOWN_MODEL)
+ *   -ESRCH            no such job (ERR_NOT_FOUND)
+ *   -EAGAIN           the coordinator cannot do it now (ERR_UNAVAILABLE)
+ *   -EPROTONOSUPPORT  the coordinator does not accept our protocol version
+ *   -EREMOTEIO        any other error the coordinator reported
+ *   -EBADMSG          the reply is not a valid envelope, or not the one asked
+ *   -ETIMEDOUT, -ECONNREFUSED, -ECONNRESET, -EMSGSIZE, -ENOMEM, -EIO
+ *                     the transport (nng), translated by nuv_errno
+ *
+ * Messages are written into err without the "hfctl: " prefix, e.g.
+ *   could not reach coordinator at "tcp://10.0.0.5:7101": timed out
+ *
+ * Ownership: the client is the caller's (hfctl_client_close); a call never
+ * takes the request; a reply envelope returned is the caller's (hf_env_free).
+ * One thread at a time per client.
+ */
+#ifndef HFCTL_CLIENT_H
+#define HFCTL_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hf_proto.h"
+
+/* Replies can be large (the results of 10^5 tasks). */
+#define HFCTL_RECV_MAX ((size_t)64 << 20)
+
+struct hfctl_client;
+
+/* Opens a REQ socket to url.  The connection is made in the background (and
+ * made again if it drops), so an unreachable coordinator shows up as a call
+ * that times out; only a malformed URL fails here.  timeout_ms bounds each
+ * call, sending and receiving together. */
+int hfctl_client_open(const char *url, int64_t timeout_ms, struct hfctl_client **ret_client,
+		      char *err, size_t errlen);
+
+/* Closes the socket and frees the client.  NULL is fine. */
+void hfctl_client_close(struct hfctl_client *c);
+
+/* Sends req and waits for a reply whose body is expect.  On success
+ * *ret_reply is that envelope. */
+int hfctl_client_call(struct hfctl_client *c, const Hf__Envelope *req, Hf__Envelope__BodyCase expect,
+		      Hf__Envelope **ret_reply, char *err, size_t errlen);
+
+/* True for failures that may pass if the call is made again later: the
+ * coordinator could not be reached, or said it is unavailable. */
+bool hfctl_client_error_transient(int r);
+
+#endif

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The commands about the fleet and the suite rather than one job: workers
+ * (who is connected, with which devices and runtimes) and models (the
+ * registry).  Read-only requests, printed as tables or JSON.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "hfctl-args.h"
+#include "hfctl-format.h"
+#include "hfctl-json.h"
+#include "hfctl.h"
+
+enum { OPT_JSON = 256, OPT_FAMILY };
+
+/* ---- workers ---- */
+
+static const struct hfctl_column workers_columns[] = {
+	{ "ID", false, 0 },      { "HOST", false, 0 },    { "VERSION", false, 0 },
+	{ "CONNECTED", false, 0 }, { "RUNNING", true, 0 }, { "DEVICES", false, 0 },
+	{ "RUNTIMES", false, 0 }, { "LAST-SEEN", false, 0 },
+};
+
+#define WORKERS_NCOLS (sizeof(workers_columns) / sizeof(workers_columns[0]))
+
+static int workers_table_print(Hf__WorkerInfo *const *workers, size_t n)
+{
+	struct hfctl_table *t = hfctl_table_new(workers_columns, WORKERS_NCOLS);
+	double now = hf_wall_s();
+	size_t connected = 0;
+	struct hf_buf b;
+
+	for (size_t i = 0; i < n; i++) {
+		const Hf__WorkerInfo *w = workers[i];
+		struct hf_buf devices, runtimes;
+		char running[16], seen[48];
+
+		hf_buf_init(&devices);
+		hf_buf_init(&runtimes);
+		hfctl_devices_format(w->devices, w->n_devices, &devices);
+		hfctl_runtimes_format(w->runtimes, w->n_runtimes, &runtimes);
+		snprintf(running, sizeof(running), "%" PRIu32, w->running);
+		hfctl_ago_format(now, w->last_seen, seen, sizeof(seen));
+
+		/* A buffer that ran out of memory has no text: a NULL cell,
+		 * shown empty; the table's own failures are reported below. */
+		const char *cells[WORKERS_NCOLS] = {
+			w->worker_id, w->hostname, w->software_version, w->connected ? "yes" : "no",
+			running, devices.oom ? NULL : devices.data, runtimes.oom ? NULL : runtimes.data,
+			seen,
+		};
+		hfctl_table_add(t, cells);
+		hf_buf_fini(&devices);
+		hf_buf_fini(&runtimes);
+		connected += w->connected;
+	}
+	hf_buf_init(&b);
+	if (n > 0)
+		hfctl_table_render(t, &b);
+	hfctl_table_free(t);
+	hf_buf_printf(&b, "%zu worker%s, %zu connected\n", n, n == 1 ? "" : "s", connected);
+	return hfctl_buf_print(&b);
+}
+
+static int workers_run(struct hfctl_ctx *ctx, int argc, char **argv)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT, *reply = NULL;
+	Hf__WorkersRequest req = HF__WORKERS_REQUEST__INIT;
+	char err[HFCTL_ERR_MAX];
+	bool json = ctx->json;
+	Hf__WorkersReply *list;
+	int r;
+
+	r = hfctl_json_options_read(&hfctl_cmd_workers, argc, argv, &json);
+	if (r != HFCTL_GO_ON)
+		return r;
+	if (hfctl_no_args("workers", argc, argv, optind, err, sizeof(err)) < 0)
+		return hfctl_usage_error(err);
+
+	env.body_case = HF__ENVELOPE__BODY_WORKERS;
+	env.workers = &req;
+	r = hfctl_call(ctx, &env, HF__ENVELOPE__BODY_WORKERS_REPLY, &reply);
+	if (r < 0)
+		return hfctl_exit_status(r);
+	list = reply->workers_reply;
+	if (json)
+		r = hfctl_json_print(hfctl_json_workers(list->workers, list->n_workers));
+	else
+		r = workers_table_print(list->workers, list->n_workers);
+	hf_env_free(reply);
+	return r < 0 ? HFCTL_EXIT_FAILED : HFCTL_EXIT_OK;
+}
+
+const struct hfctl_command hfctl_cmd_workers = {
+	.name = "workers",
+	.summary = "list the workers the coordinator knows",
+	.usage = "usage: hfctl workers [--json]\n"
+		 "\n"
+		 "Lists every worker with its host, software version, whether it is connected,\n"
+		 "how many tasks it runs, its devices (backend:index, \" xN\" for N slots) and\n"
+		 "runtimes, and when it was last heard from.\n"
+		 "\n"
+		 "  --json  an array of objects with every field the worker reported\n",
+	.run = workers_run,
+};
+
+/* ---- models ---- */
+
+static const struct hfctl_column models_columns[] = {
+	{ "MODEL", false, 0 },    { "FAMILY", false, 0 }, { "TASK", false, 0 },
+	{ "MODALITY", false, 0 }, { "SIZE", false, 0 },   { "HF-ID", false, 0 },
+};
+
+#define MODELS_NCOLS (sizeof(models_columns) / sizeof(models_columns[0]))
+
+static int models_table_print(Hf__ModelInfo *const *models, size_t n)
+{
+	struct hfctl_table *t = hfctl_table_new(models_columns, MODELS_NCOLS);
+	struct hf_buf b;
+
+	for (size_t i = 0; i < n; i++) {
+		const Hf__ModelInfo *m = models[i];
+		const char *cells[MODELS_NCOLS] = {
+			m->model_type,		     m->family,
+			hfctl_dash(m->task),	     hfctl_dash(m->modality),
+			hfctl_dash(m->size_class), hfctl_dash(m->hf_id),
+		};
+		hfctl_table_add(t, cells);
+	}
+	hf_buf_init(&b);
+	if (n > 0)
+		hfctl_table_render(t, &b);
+	hfctl_table_free(t);
+	hf_buf_printf(&b, "%zu model%s\n", n, n == 1 ? "" : "s");
+	return hfctl_buf_print(&b);
+}
+
+static const struct option models_options[] = {
+	{ "family", required_argument, NULL, OPT_FAMILY },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+
+static int models_run(struct hfctl_ctx *ctx, int argc, char **argv)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT, *reply = NULL;
+	Hf__ModelsRequest req = HF__MODELS_REQUEST__INIT;
+	char err[HFCTL_ERR_MAX];
+	bool json = ctx->json;
+	Hf__ModelsReply *list;
+	int c, r;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", models_options, NULL)) != -1) {
+		switch (c) {
+		case OPT_FAMILY:
+			if (!hf_family_valid(optarg)) {
+				hfctl_error("unknown family \"%s\" (valid: %s)", optarg,
+					    hf_family_names());
+				return HFCTL_EXIT_USAGE;
+			}
+			req.family = optarg;
+			break;
+		case OPT_JSON:
+			json = true;
+			break;
+		case 'h':
+			return hfctl_usage(&hfctl_cmd_models);
+		default:
+			hfctl_getopt_error("models", c, argv, err, sizeof(err));
+			return hfctl_usage_error(err);
+		}
+	}
+	if (hfctl_no_args("models", argc, argv, optind, err, sizeof(err)) < 0)
+		return hfctl_usage_error(err);
+
+	env.body_case = HF__ENVELOPE__BODY_MODELS;
+	env.models = &req;
+	r = hfctl_call(ctx, &env, HF__ENVELOPE__BODY_MODELS_REPLY, &reply);
+	if (r < 0)
+		return hfctl_exit_status(r);
+	list = reply->models_reply;
+	if (json)
+		r = hfctl_json_print(hfctl_json_models(list->models, list->n_models));
+	else
+		r = models_table_print(list->models, list->n_models);
+	hf_env_free(reply);
+	return r < 0 ? HFCTL_EXIT_FAILED : HFCTL_EXIT_OK;
+}
+
+const struct hfctl_command hfctl_cmd_models = {
+	.name = "models",
+	.summary = "list the models in the coordinator's registry",
+	.usage = "usage: hfctl models [--family F] [--json]\n"
+		 "\n"
+		 "Lists the registry: the model types \"hfctl submit --models\" accepts, with their\n"
+		 "architecture family, task, input modality, size class and default Hub id.\n"
+		 "\n"
+		 "  --family F  only this family: encoder-only, decoder-only, encoder-decoder,\n"
+		 "              vision, vision-text, speech, multimodal, diffusion,\n"
+		 "              mixture-of-experts, state-space, rag\n"
+		 "  --json      an array of objects with every field\n",
+	.run = models_run,
+};

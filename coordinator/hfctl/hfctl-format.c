@@ -1,0 +1,454 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Text rendering for hfctl (see hfctl-format.h).  No I/O and no clock reads
+ * here: the callers pass the time and the terminal width in.
+ */
+#include "hfctl-format.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- task counts ---- */
+
+void hfctl_counts_from_job(const Hf__JobStatus *js, struct hfctl_counts *ret)
+{
+	struct hfctl_counts c = { .total = js->total };
+
+	for (size_t i = 0; i < js->n_counts; i++) {
+		Hf__TaskStatus s = js->counts[i]->status;
+		if (s > 0 && s < HFCTL_N_STATUS)
+			c.n[s] += js->counts[i]->count;
+	}
+	*ret = c;
+}
+
+void hfctl_counts_add(struct hfctl_counts *c, Hf__TaskStatus s)
+{
+	c->total++;
+	if (s > 0 && s < HFCTL_N_STATUS)
+		c->n[s]++;
+}
+
+uint32_t hfctl_counts_done(const struct hfctl_counts *c)
+{
+	uint32_t done = 0;
+
+	for (int s = 1; s < HFCTL_N_STATUS; s++)
+		if (hf_status_is_final((Hf__TaskStatus)s))
+			done += c->n[s];
+	return done;
+}
+
+uint32_t hfctl_counts_failed(const struct hfctl_counts *c)
+{
+	return c->n[HF__TASK_STATUS__STATUS_FAILED] + c->n[HF__TASK_STATUS__STATUS_ERROR] +
+	       c->n[HF__TASK_STATUS__STATUS_TIMEOUT];
+}
+
+void hfctl_summary_format(const struct hfctl_counts *c, struct hf_buf *out)
+{
+	static const Hf__TaskStatus order[] = {
+		HF__TASK_STATUS__STATUS_PASSED,  HF__TASK_STATUS__STATUS_FAILED,
+		HF__TASK_STATUS__STATUS_ERROR,   HF__TASK_STATUS__STATUS_TIMEOUT,
+		HF__TASK_STATUS__STATUS_SKIPPED, HF__TASK_STATUS__STATUS_CANCELLED,
+		HF__TASK_STATUS__STATUS_RUNNING, HF__TASK_STATUS__STATUS_LEASED,
+		HF__TASK_STATUS__STATUS_QUEUED,
+	};
+	const char *sep = ": ";
+
+	hf_buf_printf(out, "%" PRIu32 " %s", c->total, c->total == 1 ? "task" : "tasks");
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		if (c->n[order[i]] == 0)
+			continue;
+		hf_buf_printf(out, "%s%" PRIu32 " %s", sep, c->n[order[i]], hf_status_name(order[i]));
+		sep = ", ";
+	}
+}
+
+/* ---- the watch progress line ---- */
+
+/* snprintf at *pos in buf, keeping *pos within the buffer when it is cut. */
+static void buf_put(char *buf, size_t len, size_t *pos, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void buf_put(char *buf, size_t len, size_t *pos, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (*pos >= len)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(buf + *pos, len - *pos, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	*pos += (size_t)n < len - *pos ? (size_t)n : len - *pos - 1;
+}
+
+/* How much of the counts a progress line shows, from most to least. */
+enum progress_detail {
+	PROGRESS_ALL,      /* the always-shown counts, and the others when not zero */
+	PROGRESS_NOTABLE,  /* failed error timeout cancelled running, when not zero */
+	PROGRESS_NONE,     /* percentage, done/total and elapsed only */
+};
+
+/* Writes the text after the bar: " 57% 171/300  ...  elapsed 1m12s" (the
+ * percentage padded to three digits so the text does not jump as it grows).
+ * Returns its length. */
+static size_t progress_text(const struct hfctl_counts *c, const char *elapsed,
+			    enum progress_detail detail, char *buf, size_t len)
+{
+	static const struct {
+		Hf__TaskStatus status;
+		const char *label;
+		bool always;   /* shown at PROGRESS_ALL even when zero */
+		bool notable;  /* shown at PROGRESS_NOTABLE when not zero */
+	} order[] = {
+		{ HF__TASK_STATUS__STATUS_PASSED, "passed", true, false },
+		{ HF__TASK_STATUS__STATUS_FAILED, "failed", true, true },
+		{ HF__TASK_STATUS__STATUS_ERROR, "error", true, true },
+		{ HF__TASK_STATUS__STATUS_TIMEOUT, "timeout", false, true },
+		{ HF__TASK_STATUS__STATUS_SKIPPED, "skipped", true, false },
+		{ HF__TASK_STATUS__STATUS_CANCELLED, "cancelled", false, true },
+		{ HF__TASK_STATUS__STATUS_RUNNING, "running", true, true },
+		{ HF__TASK_STATUS__STATUS_QUEUED, "queued", true, false },
+	};
+	uint32_t done = hfctl_counts_done(c);
+	uint64_t pct = c->total ? (uint64_t)done * 100 / c->total : 100;
+	const char *sep = "  ";
+	size_t pos = 0;
+
+	buf_put(buf, len, &pos, "%3" PRIu64 "%% %" PRIu32 "/%" PRIu32, pct > 100 ? 100 : pct, done,
+		c->total);
+	for (size_t i = 0; detail != PROGRESS_NONE && i < sizeof(order) / sizeof(order[0]); i++) {
+		uint32_t n = c->n[order[i].status];
+
+		/* A leased task is on its way to running: count it there. */
+		if (order[i].status == HF__TASK_STATUS__STATUS_RUNNING)
+			n += c->n[HF__TASK_STATUS__STATUS_LEASED];
+		if (detail == PROGRESS_ALL ? !order[i].always && n == 0 : !order[i].notable || n == 0)
+			continue;
+		buf_put(buf, len, &pos, "%s%s %" PRIu32, sep, order[i].label, n);
+		sep = " ";
+	}
+	buf_put(buf, len, &pos, "  elapsed %s", elapsed);
+	return pos;
+}
+
+size_t hfctl_progress_format(const struct hfctl_counts *c, int64_t elapsed_ms, size_t width,
+			     char *buf, size_t len)
+{
+	/* Ten counters of at most ten digits with their labels, and a
+	 * duration, fit with room to spare. */
+	char text[256], elapsed[32];
+	uint32_t done = hfctl_counts_done(c);
+	size_t n, pos = 0, avail = width > 0 ? width - 1 : 0;
+	const char *t = text;
+
+	if (len == 0)
+		return 0;
+	hfctl_duration_format(elapsed_ms, elapsed, sizeof(elapsed));
+
+	/* "[" bar "] " text, in width - 1 columns, with as much detail as
+	 * leaves room for a useful bar. */
+	for (int detail = PROGRESS_ALL; width > 0 && detail <= PROGRESS_NONE; detail++) {
+		size_t inner, filled;
+
+		n = progress_text(c, elapsed, (enum progress_detail)detail, text, sizeof(text));
+		if (avail < n + 3 + HFCTL_BAR_MIN)
+			continue;
+		inner = avail - n - 3;
+		if (inner > HFCTL_BAR_MAX)
+			inner = HFCTL_BAR_MAX;
+		filled = c->total ? (size_t)((uint64_t)(done < c->total ? done : c->total) * inner /
+					     c->total) : inner;
+		buf_put(buf, len, &pos, "[");
+		for (size_t i = 0; i < inner; i++)
+			buf_put(buf, len, &pos, "%c", i < filled ? '#' : '.');
+		buf_put(buf, len, &pos, "] %s", text);
+		return pos;
+	}
+
+	/* No bar: the text alone, without the percentage's padding; on a
+	 * terminal the least detail, cut to fit (it is ASCII: bytes are
+	 * columns). */
+	n = progress_text(c, elapsed, width > 0 ? PROGRESS_NONE : PROGRESS_ALL, text, sizeof(text));
+	while (*t == ' ') {
+		t++;
+		n--;
+	}
+	if (width > 0 && n > avail)
+		n = avail;
+	buf_put(buf, len, &pos, "%.*s", (int)n, t);
+	return pos;
+}
+
+/* ---- tables ---- */
+
+struct hfctl_table {
+	const struct hfctl_column *cols;
+	size_t ncols;
+	size_t *widths;
+	char **cells;      /* row-major, rows * ncols */
+	size_t rows, cap;  /* in rows */
+	bool oom;          /* a row was lost */
+};
+
+size_t hfctl_text_width(const char *s)
+{
+	size_t w = 0;
+
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			w++;
+	return w;
+}
+
+/* Copies s, turning C0 and C1 control characters into spaces and cutting it
+ * to max columns with "..." at the end (max 0: no limit). */
+static char *cell_dup(const char *s, size_t max)
+{
+	size_t n = strlen(s), keep = n;
+	char *d;
+
+	if (max > 3 && hfctl_text_width(s) > max) {
+		size_t w = 0;
+
+		/* Keep max - 3 code points, then the ellipsis. */
+		for (keep = 0; keep < n; keep++) {
+			if (((unsigned char)s[keep] & 0xc0) != 0x80 && w++ == max - 3)
+				break;
+		}
+	}
+	d = malloc(keep + 4);
+	if (!d)
+		return NULL;
+	for (size_t i = 0; i < keep; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch < 0x20 || ch == 0x7f) {
+			d[i] = ' ';
+		} else if (ch == 0xc2 && i + 1 < keep && (unsigned char)s[i + 1] >= 0x80 &&
+			   (unsigned char)s[i + 1] <= 0x9f) {
+			/* U+0080..U+009F: C1 controls, CSI among them. */
+			d[i] = ' ';
+			d[++i] = ' ';
+		} else {
+			d[i] = (char)ch;
+		}
+	}
+	strcpy(d + keep, keep < n ? "..." : "");
+	return d;
+}
+
+struct hfctl_table *hfctl_table_new(const struct hfctl_column *cols, size_t ncols)
+{
+	struct hfctl_table *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->widths = calloc(ncols, sizeof(*t->widths));
+	if (!t->widths) {
+		free(t);
+		return NULL;
+	}
+	t->cols = cols;
+	t->ncols = ncols;
+	for (size_t c = 0; c < ncols; c++)
+		t->widths[c] = hfctl_text_width(cols[c].title);
+	return t;
+}
+
+void hfctl_table_free(struct hfctl_table *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->rows * t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	free(t->widths);
+	free(t);
+}
+
+void hfctl_table_add(struct hfctl_table *t, const char *const *cells)
+{
+	char **row;
+
+	if (!t || t->oom)
+		return;
+	if (t->rows == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 16;
+		char **nc = realloc(t->cells, cap * t->ncols * sizeof(*nc));
+
+		if (!nc) {
+			t->oom = true;
+			return;
+		}
+		t->cells = nc;
+		t->cap = cap;
+	}
+	row = t->cells + t->rows * t->ncols;
+	for (size_t c = 0; c < t->ncols; c++) {
+		row[c] = cell_dup(cells[c] ? cells[c] : "", t->cols[c].max_width);
+		if (!row[c]) {
+			while (c-- > 0)
+				free(row[c]);
+			t->oom = true;
+			return;
+		}
+	}
+	for (size_t c = 0; c < t->ncols; c++) {
+		size_t w = hfctl_text_width(row[c]);
+		if (w > t->widths[c])
+			t->widths[c] = w;
+	}
+	t->rows++;
+}
+
+static void table_line(const struct hfctl_table *t, const char *const *cells, struct hf_buf *out)
+{
+	size_t start = out->len;
+
+	for (size_t c = 0; c < t->ncols; c++) {
+		size_t pad = t->widths[c] - hfctl_text_width(cells[c]);
+		bool last = c + 1 == t->ncols;
+
+		if (c > 0)
+			hf_buf_puts(out, "  ");
+		if (t->cols[c].right)
+			hf_buf_printf(out, "%*s", (int)pad, "");
+		hf_buf_puts(out, cells[c]);
+		if (!t->cols[c].right && !last)
+			hf_buf_printf(out, "%*s", (int)pad, "");
+	}
+	/* Empty cells at the end of the row leave their separators behind. */
+	while (!out->oom && out->len > start && out->data[out->len - 1] == ' ')
+		out->data[--out->len] = '\0';
+	hf_buf_puts(out, "\n");
+}
+
+void hfctl_table_render(const struct hfctl_table *t, struct hf_buf *out)
+{
+	const char **titles = t && !t->oom ? malloc(t->ncols * sizeof(*titles)) : NULL;
+
+	if (!titles) {
+		out->oom = true;
+		return;
+	}
+	for (size_t c = 0; c < t->ncols; c++)
+		titles[c] = t->cols[c].title;
+	table_line(t, titles, out);
+	free(titles);
+	for (size_t r = 0; r < t->rows; r++)
+		table_line(t, (const char *const *)t->cells + r * t->ncols, out);
+}
+
+const char *hfctl_dash(const char *s)
+{
+	return s && s[0] ? s : "-";
+}
+
+/* ---- fleet summaries ---- */
+
+void hfctl_devices_format(Hf__Device *const *devs, size_t n, struct hf_buf *out)
+{
+	if (n == 0)
+		hf_buf_puts(out, "-");
+	for (size_t i = 0; i < n; i++) {
+		hf_buf_printf(out, "%s%s:%" PRIu32, i ? ", " : "", hf_backend_name(devs[i]->backend),
+			      devs[i]->index);
+		if (devs[i]->slots > 1)
+			hf_buf_printf(out, " x%" PRIu32, devs[i]->slots);
+	}
+}
+
+void hfctl_runtimes_format(Hf__Runtime *const *rts, size_t n, struct hf_buf *out)
+{
+	if (n == 0)
+		hf_buf_puts(out, "-");
+	for (size_t i = 0; i < n; i++) {
+		const char *v = rts[i]->available ? rts[i]->version : "absent";
+
+		hf_buf_printf(out, "%s%s%s%s", i ? ", " : "", rts[i]->name, v[0] ? " " : "", v);
+	}
+}
+
+/* ---- CSV ---- */
+
+void hfctl_csv_field(struct hf_buf *out, const char *s)
+{
+	if (!s)
+		return;
+	if (!strpbrk(s, ",\"\r\n")) {
+		hf_buf_puts(out, s);
+		return;
+	}
+	hf_buf_puts(out, "\"");
+	for (const char *q; (q = strchr(s, '"')); s = q + 1) {
+		hf_buf_append(out, s, (size_t)(q - s) + 1);
+		hf_buf_puts(out, "\"");
+	}
+	hf_buf_puts(out, s);
+	hf_buf_puts(out, "\"");
+}
+
+void hfctl_csv_record(struct hf_buf *out, const char *const *fields, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			hf_buf_puts(out, ",");
+		hfctl_csv_field(out, fields[i]);
+	}
+	hf_buf_puts(out, "\r\n");
+}
+
+/* ---- durations and times ---- */
+
+void hfctl_duration_format(int64_t ms, char *buf, size_t len)
+{
+	const int64_t s = 1000, m = 60 * s, h = 60 * m, d = 24 * h;
+
+	if (ms <= 0)
+		snprintf(buf, len, "0s");
+	else if (ms < s)
+		snprintf(buf, len, "%" PRId64 "ms", ms);
+	else if (ms < 10 * s && ms / 100 % 10 != 0)
+		snprintf(buf, len, "%" PRId64 ".%" PRId64 "s", ms / s, ms / 100 % 10);
+	else if (ms < m)
+		snprintf(buf, len, "%" PRId64 "s", ms / s);
+	else if (ms < h)
+		snprintf(buf, len, "%" PRId64 "m%02" PRId64 "s", ms / m, ms % m / s);
+	else if (ms < d)
+		snprintf(buf, len, "%" PRId64 "h%02" PRId64 "m", ms / h, ms % h / m);
+	else
+		snprintf(buf, len, "%" PRId64 "d%02" PRId64 "h", ms / d, ms % d / h);
+}
+
+void hfctl_time_format(double unix_s, char *buf, size_t len)
+{
+	time_t t = (time_t)unix_s;
+	struct tm tm;
+
+	if (unix_s <= 0 || !localtime_r(&t, &tm) || strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		snprintf(buf, len, "-");
+}
+
+void hfctl_ago_format(double now_s, double then_s, char *buf, size_t len)
+{
+	char d[32];
+	int64_t secs;
+
+	if (then_s <= 0) {
+		snprintf(buf, len, "never");
+		return;
+	}
+	secs = now_s > then_s ? (int64_t)(now_s - then_s) : 0;
+	hfctl_duration_format(secs * 1000, d, sizeof(d));
+	snprintf(buf, len, "%s ago", d);
+}

@@ -1,0 +1,801 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The commands about jobs: submit, status, watch, results, cancel, jobs.
+ * Each parses its options (hfctl-args.c), makes its requests through
+ * hfctl_call and prints a table, a line or JSON (hfctl-format.c,
+ * hfctl-json.c).
+ *
+ * watch is the one long-running command: it polls JobStatus at an interval,
+ * redraws a progress line on a terminal, and on SIGINT leaves at once (the
+ * job keeps running on the coordinator).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hfctl-args.h"
+#include "hfctl-format.h"
+#include "hfctl-json.h"
+#include "hfctl.h"
+
+#define WATCH_DEFAULT_INTERVAL_MS 500
+/* Without a terminal, a progress line at most this often. */
+#define WATCH_LOG_EVERY_MS 5000
+/* Once the job has been seen, watch rides out this many failed polls in a
+ * row (a coordinator restart, a network blip) before it gives up. */
+#define WATCH_MAX_FAILURES 5
+#define JOBS_DEFAULT_LIMIT 20
+#define JOBS_MAX_LIMIT 10000
+/* Room for a reason in the results table; JSON and CSV have it whole. */
+#define RESULTS_REASON_WIDTH 60
+
+enum { OPT_JSON = 256, OPT_CSV, OPT_STATUS, OPT_INTERVAL, OPT_LIMIT };
+
+static int job_status_get(struct hfctl_ctx *ctx, uint64_t job_id, Hf__Envelope **ret, char *err,
+			  size_t errlen)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__JobStatusRequest req = HF__JOB_STATUS_REQUEST__INIT;
+
+	req.job_id = job_id;
+	env.body_case = HF__ENVELOPE__BODY_JOB_STATUS;
+	env.job_status = &req;
+	return hfctl_call_quiet(ctx, &env, HF__ENVELOPE__BODY_JOB_STATUS_REPLY, ret, err, errlen);
+}
+
+/* How long the job has run (until it finished), in whole seconds. */
+static int64_t job_elapsed_ms(const Hf__JobStatus *js, double now)
+{
+	double end = js->finished_at > 0 ? js->finished_at : now;
+
+	if (js->created_at <= 0 || end <= js->created_at)
+		return 0;
+	return (int64_t)(end - js->created_at) * 1000;
+}
+
+static bool job_state_final(const char *state)
+{
+	return strcmp(state, "done") == 0 || strcmp(state, "cancelled") == 0;
+}
+
+/* ---- watch ---- */
+
+/* What the SIGINT handler writes: it may only use async-signal-safe calls,
+ * so the message is made before the handler is installed. */
+static char watch_sigint_msg[192];
+static size_t watch_sigint_len;
+static volatile sig_atomic_t watch_line_open; /* a progress line awaits its newline */
+
+/* Leaves at once, even from inside a request: there is nothing to undo (the
+ * job runs on the coordinator, the socket dies with the process) and waiting
+ * out a request's timeout would make Ctrl-C feel broken.  stdout is flushed
+ * after every line, so _exit loses nothing. */
+static void watch_sigint_cb(int sig)
+{
+	ssize_t n;
+
+	(void)sig;
+	if (watch_line_open)
+		n = write(STDOUT_FILENO, "\n", 1);
+	n = write(STDERR_FILENO, watch_sigint_msg, watch_sigint_len);
+	(void)n;
+	_exit(HFCTL_EXIT_INTERRUPTED);
+}
+
+static size_t terminal_width(void)
+{
+	struct winsize ws;
+	const char *columns = getenv("COLUMNS");
+	long v;
+
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	if (columns && (v = strtol(columns, NULL, 10)) > 0)
+		return (size_t)v;
+	return 80;
+}
+
+static void sleep_ms(int64_t ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = ms % 1000 * 1000000 };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* Clears the progress line so that a message does not land in its middle. */
+static void watch_line_clear(void)
+{
+	if (watch_line_open) {
+		fputs("\r\033[K", stdout);
+		fflush(stdout);
+		watch_line_open = 0;
+	}
+}
+
+static void watch_progress_show(const Hf__JobStatus *js, bool tty, int64_t *last_log_ms,
+				struct hfctl_counts *logged)
+{
+	struct hfctl_counts c;
+	char line[512];
+	int64_t now = hf_mono_ms();
+
+	hfctl_counts_from_job(js, &c);
+	if (tty) {
+		hfctl_progress_format(&c, job_elapsed_ms(js, hf_wall_s()), terminal_width(), line,
+				      sizeof(line));
+		printf("\r%s\033[K", line);
+		watch_line_open = 1;
+	} else {
+		if (*last_log_ms != 0 && (now - *last_log_ms < WATCH_LOG_EVERY_MS ||
+					  memcmp(&c, logged, sizeof(c)) == 0))
+			return;
+		hfctl_progress_format(&c, job_elapsed_ms(js, hf_wall_s()), 0, line, sizeof(line));
+		printf("job %" PRIu64 ": %s\n", js->job_id, line);
+		*last_log_ms = now;
+		*logged = c;
+	}
+	fflush(stdout);
+}
+
+static int watch_result_print(const Hf__JobStatus *js, bool json)
+{
+	struct hfctl_counts c;
+	struct hf_buf b;
+	char elapsed[32];
+
+	if (json)
+		return hfctl_json_print(hfctl_json_job(js));
+	hfctl_counts_from_job(js, &c);
+	hfctl_duration_format(job_elapsed_ms(js, hf_wall_s()), elapsed, sizeof(elapsed));
+	hf_buf_init(&b);
+	hf_buf_printf(&b, "job %" PRIu64 " %s after %s\n", js->job_id, js->state, elapsed);
+	hfctl_summary_format(&c, &b);
+	hf_buf_puts(&b, "\n");
+	return hfctl_buf_print(&b);
+}
+
+/* Polls until the job is done or cancelled.  Returns the exit status: 1 when
+ * a task ended failed, error or timeout, or the job could not be followed. */
+static int watch_job(struct hfctl_ctx *ctx, uint64_t job_id, int64_t interval_ms, bool json)
+{
+	struct sigaction sa = { .sa_handler = watch_sigint_cb }, old_sa;
+	bool tty = !json && isatty(STDOUT_FILENO);
+	struct hfctl_counts logged = { 0 }, c;
+	int64_t last_log_ms = 0;
+	Hf__Envelope *env = NULL;
+	char err[HFCTL_ERR_MAX];
+	unsigned failures = 0;
+	bool seen = false;
+	int r, ret;
+
+	snprintf(watch_sigint_msg, sizeof(watch_sigint_msg),
+		 "hfctl: stopped watching job %" PRIu64 "; it keeps running (\"hfctl cancel %" PRIu64
+		 "\" stops it)\n",
+		 job_id, job_id);
+	watch_sigint_len = strlen(watch_sigint_msg);
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_sa);
+
+	for (;;) {
+		r = job_status_get(ctx, job_id, &env, err, sizeof(err));
+		if (r < 0) {
+			watch_line_clear();
+			if (seen && hfctl_client_error_transient(r) && ++failures < WATCH_MAX_FAILURES) {
+				hfctl_error("%s, retrying", err);
+				sleep_ms(interval_ms);
+				continue;
+			}
+			hfctl_error("%s", err);
+			ret = hfctl_exit_status(r);
+			goto out;
+		}
+		seen = true;
+		failures = 0;
+		if (!json)
+			watch_progress_show(env->job_status_reply, tty, &last_log_ms, &logged);
+		if (job_state_final(env->job_status_reply->state))
+			break;
+		hf_env_free(env);
+		env = NULL;
+		sleep_ms(interval_ms);
+	}
+
+	if (watch_line_open) {
+		fputs("\n", stdout);
+		watch_line_open = 0;
+	}
+	hfctl_counts_from_job(env->job_status_reply, &c);
+	ret = hfctl_counts_failed(&c) > 0 ? HFCTL_EXIT_FAILED : HFCTL_EXIT_OK;
+	if (watch_result_print(env->job_status_reply, json) < 0)
+		ret = HFCTL_EXIT_FAILED;
+
+out:
+	sigaction(SIGINT, &old_sa, NULL);
+	hf_env_free(env);
+	return ret;
+}
+
+static const struct option watch_options[] = {
+	{ "interval", required_argument, NULL, OPT_INTERVAL },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+
+static int watch_run(struct hfctl_ctx *ctx, int argc, char **argv)
+{
+	int64_t interval_ms = WATCH_DEFAULT_INTERVAL_MS;
+	char err[HFCTL_ERR_MAX];
+	bool json = ctx->json;
+	uint64_t job_id;
+	int c;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", watch_options, NULL)) != -1) {
+		switch (c) {
+		case OPT_INTERVAL:
+			if (hfctl_parse_duration("--interval", optarg, 100, &interval_ms, err,
+						 sizeof(err)) < 0)
+				return hfctl_usage_error(err);
+			break;
+		case OPT_JSON:
+			json = true;
+			break;
+		case 'h':
+			return hfctl_usage(&hfctl_cmd_watch);
+		default:
+			hfctl_getopt_error("watch", c, argv, err, sizeof(err));
+			return hfctl_usage_error(err);
+		}
+	}
+	if (hfctl_job_arg("watch", argc, argv, optind, &job_id, err, sizeof(err)) < 0)
+		return hfctl_usage_error(err);
+	return watch_job(ctx, job_id, interval_ms, json);
+}
+
+const struct hfctl_command hfctl_cmd_watch = {
+	.name = "watch",
+	.summary = "follow a job to its end with a progress line",
+	.usage = "usage: hfctl watch JOB [--interval DURATION] [--json]\n"
+		 "\n"
+		 "Polls the job until it is done or cancelled.  On a terminal a progress line is\n"
+		 "redrawn in place; otherwise a plain line is printed when the counts change, at\n"
+		 "most every 5s.  At the end the final counts are printed (with --json: the job's\n"
+		 "status object instead).  Ctrl-C stops watching; the job keeps running.\n"
+		 "\n"
+		 "  --interval DURATION  time between polls (default 500ms, at least 100ms)\n"
+		 "  --json               print only the final status, as JSON\n"
+		 "\n"
+		 "exit status: 0 no task failed, 1 a task ended failed, error or timeout (or the\n"
+		 "job could not be followed), 2 bad usage, 130 interrupted.\n",
+	.run = watch_run,
+};
+
+/* ---- submit ---- */
+
+/* Refuses model names the registry does not have, before anything is
+ * submitted: a typo should not cost a job.  Returns the exit status, where
+ * HFCTL_EXIT_OK means go on. */
+static int submit_models_check(struct hfctl_ctx *ctx, const struct hfctl_submit *s)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT, *reply = NULL;
+	Hf__ModelsRequest req = HF__MODELS_REQUEST__INIT;
+	char err[HFCTL_ERR_MAX];
+	int r, ret = HFCTL_EXIT_OK;
+
+	if (s->models.n == 0)
+		return HFCTL_EXIT_OK;
+	env.body_case = HF__ENVELOPE__BODY_MODELS;
+	env.models = &req;
+	r = hfctl_call(ctx, &env, HF__ENVELOPE__BODY_MODELS_REPLY, &reply);
+	if (r < 0)
+		return hfctl_exit_status(r);
+	r = hfctl_submit_check_models(s, reply->models_reply, err, sizeof(err));
+	if (r < 0) {
+		hfctl_error("%s", err);
+		ret = r == -ENOENT ? HFCTL_EXIT_USAGE : HFCTL_EXIT_FAILED;
+	}
+	hf_env_free(reply);
+	return ret;
+}
+
+/* The default submitter: $USER, else the account's name. */
+static const char *user_name(void)
+{
+	const char *user = getenv("USER");
+	struct passwd *pw;
+
+	if (user && user[0])
+		return user;
+	pw = getpwuid(getuid());
+	return pw ? pw->pw_name : NULL;
+}
+
+static int submit_run(struct hfctl_ctx *ctx, int argc, char **argv)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT, *reply = NULL;
+	Hf__SubmitRequest req;
+	struct hfctl_submit s;
+	char err[HFCTL_ERR_MAX];
+	uint64_t job_id;
+	uint32_t n;
+	bool json;
+	int r, ret;
+
+	r = hfctl_submit_parse(argc, argv, user_name(), &s, err, sizeof(err));
+	if (r == -ENOMEM) {
+		hfctl_error("%s", err);
+		return HFCTL_EXIT_FAILED;
+	}
+	if (r < 0)
+		return hfctl_usage_error(err);
+	if (s.help) {
+		ret = hfctl_usage(&hfctl_cmd_submit);
+		goto out;
+	}
+	json = ctx->json || s.json;
+
+	ret = submit_models_check(ctx, &s);
+	if (ret != HFCTL_EXIT_OK)
+		goto out;
+
+	hfctl_submit_request(&s, &req);
+	env.body_case = HF__ENVELOPE__BODY_SUBMIT;
+	env.submit = &req;
+	r = hfctl_call(ctx, &env, HF__ENVELOPE__BODY_SUBMIT_REPLY, &reply);
+	if (r < 0) {
+		ret = hfctl_exit_status(r);
+		goto out;
+	}
+	job_id = reply->submit_reply->job_id;
+	n = reply->submit_reply->task_count;
+	if (json)
+		r = hfctl_json_print(json_pack("{s:I, s:I}", "job_id", (json_int_t)job_id, "task_count",
+					       (json_int_t)n));
+	else
+		printf("job %" PRIu64 " submitted: %" PRIu32 " task%s\n", job_id, n, n == 1 ? "" : "s");
+	fflush(stdout);
+	ret = r < 0 ? HFCTL_EXIT_FAILED : HFCTL_EXIT_OK;
+	if (ret == HFCTL_EXIT_OK && s.watch)
+		ret = watch_job(ctx, job_id, WATCH_DEFAULT_INTERVAL_MS, json);
+
+out:
+	hf_env_free(reply);
+	hfctl_submit_fini(&s);
+	return ret;
+}
+
+const struct hfctl_command hfctl_cmd_submit = {
+	.name = "submit",
+	.summary = "submit a job: models x backends x kinds x parameters",
+	.usage = "usage: hfctl submit (--models M,... | --family F,... | --all) [OPTIONS]\n"
+		 "\n"
+		 "Submits one job: every chosen model on every backend, for every kind, batch size\n"
+		 "and precision.  Everything is checked before anything is sent; model names are\n"
+		 "checked against the coordinator's registry.\n"
+		 "\n"
+		 "what to run (--all excludes the other two; --models and --family add up):\n"
+		 "  --models M,...         model types, as \"hfctl models\" lists them\n"
+		 "  --family F,...         architecture families: encoder-only, decoder-only,\n"
+		 "                         encoder-decoder, vision, vision-text, speech, multimodal,\n"
+		 "                         diffusion, mixture-of-experts, state-space, rag\n"
+		 "  --all                  every model in the registry\n"
+		 "\n"
+		 "how to run it:\n"
+		 "  --backends B,...       cpu, cuda, rocm, mps, openvino, qnn (default cpu)\n"
+		 "  --kind K,...           test, benchmark (default test)\n"
+		 "  --batch-sizes N,...    1..4096 (default 1)\n"
+		 "  --precision P,...      fp32, fp16, bf16, int8 (default fp32)\n"
+		 "  --seq-len N            sequence length, 1..1048576\n"
+		 "  --iterations N         benchmark iterations, 1..1000000\n"
+		 "  --warmup N             benchmark warm-up iterations, 1..1000000\n"
+		 "  --timeout DURATION     per task, 1s..24h (e.g. 90s, 10m)\n"
+		 "  --priority N           -1000..1000, higher runs first (default 0)\n"
+		 "  --name TEXT            a name for the job\n"
+		 "  --submitter NAME       who asks (default $USER)\n"
+		 "\n"
+		 "output:\n"
+		 "  --watch                follow the job as \"hfctl watch\" does\n"
+		 "  --json                 print {\"job_id\", \"task_count\"}\n"
+		 "\n"
+		 "--seq-len, --iterations and --warmup left out take the coordinator's defaults,\n"
+		 "--timeout the worker's.\n"
+		 "\n"
+		 "exit status: 0 submitted (with --watch: as \"hfctl watch\"), 1 the coordinator\n"
+		 "refused or could not be reached, 2 bad usage or unknown models.\n",
+	.run = submit_run,
+};
+
+/* ---- status ---- */
+
+static int status_print(const Hf__JobStatus *js)
+{
+	struct hfctl_counts c;
+	char created[32], finished[32], elapsed[32];
+	struct hf_buf b;
+
+	hfctl_counts_from_job(js, &c);
+	hfctl_time_format(js->created_at, created, sizeof(created));
+	hfctl_time_format(js->finished_at, finished, sizeof(finished));
+	hfctl_duration_format(job_elapsed_ms(js, hf_wall_s()), elapsed, sizeof(elapsed));
+
+	hf_buf_init(&b);
+	hf_buf_printf(&b, "job        %" PRIu64 "\n", js->job_id);
+	hf_buf_printf(&b, "name       %s\n", js->name[0] ? js->name : "-");
+	hf_buf_printf(&b, "state      %s\n", js->state);
+	hf_buf_printf(&b, "submitter  %s\n", js->submitter[0] ? js->submitter : "-");
+	hf_buf_printf(&b, "priority   %" PRId32 "\n", js->priority);
+	hf_buf_printf(&b, "created    %s\n", created);
+	hf_buf_printf(&b, "finished   %s\n", finished);
+	hf_buf_printf(&b, "elapsed    %s\n", elapsed);
+	hf_buf_printf(&b, "tasks      %" PRIu32 "\n", c.total);
+	for (int s = 1; s < HFCTL_N_STATUS; s++)
+		hf_buf_printf(&b, "  %-10s %" PRIu32 "\n", hf_status_name((Hf__TaskStatus)s), c.n[s]);
+	return hfctl_buf_print(&b);
+}
+
+static int status_run(struct hfctl_ctx *ctx, int argc, char **argv)
+{
+	Hf__Envelope *reply = NULL;
+	char err[HFCTL_ERR_MAX];
+	bool json = ctx->json;
+	uint64_t job_id;
+	int r;
+
+	r = hfctl_json_options_read(&hfctl_cmd_status, argc, argv, &json);
+	if (r != HFCTL_GO_ON)
+		return r;
+	if (hfctl_job_arg("status", argc, argv, optind, &job_id, err, sizeof(err)) < 0)
+		return hfctl_usage_error(err);
+	r = job_status_get(ctx, job_id, &reply, err, sizeof(err));
+	if (r < 0) {
+		hfctl_error("%s", err);
+		return hfctl_exit_status(r);
+	}
+	r = json ? hfctl_json_print(hfctl_json_job(reply->job_status_reply))
+		 : status_print(reply->job_status_reply);
+	hf_env_free(reply);
+	return r < 0 ? HFCTL_EXIT_FAILED : HFCTL_EXIT_OK;
+}
+
+const struct hfctl_command hfctl_cmd_status = {
+	.name = "status",
+	.summary = "show a job's state and its task counts",
+	.usage = "usage: hfctl status JOB [--json]\n"
+		 "\n"
+		 "Shows the job's state (running, done, cancelled), name, submitter, priority,\n"
+		 "times and the number of tasks in each status.\n"
+		 "\n"
+		 "  --json  print it as a JSON object\n",
+	.run = status_run,
+};
+
+/* ---- results ---- */
+
+static const struct hfctl_column results_columns[] = {
+	{ "TASK", true, 0 },      { "MODEL", false, 0 },   { "FAMILY", false, 0 },
+	{ "BACKEND", false, 0 },  { "KIND", false, 0 },    { "BATCH", true, 0 },
+	{ "PREC", false, 0 },     { "STATUS", false, 0 },  { "TIME", true, 0 },
+	{ "WEIGHTS", false, 0 },  { "REASON", false, RESULTS_REASON_WIDTH },
+};
+
+#define RESULTS_NCOLS (sizeof(results_columns) / sizeof(results_columns[0]))
+
+static int results_table_print(Hf__ResultRow *const *rows, size_t n)
+{
+	struct hfctl_table *t = hfctl_table_new(results_columns, RESULTS_NCOLS);
+	struct hfctl_counts c = { 0 };
+	struct hf_buf b;
+
+	for (size_t i = 0; i < n; i++) {
+		const Hf__ResultRow *row = rows[i];
+		char task[24], batch[16], time[32];
+		const char *cells[RESULTS_NCOLS] = {
+			task, row->model_type, row->family, hf_backend_name(row->backend),
+			hf_kind_name(row->kind), batch, row->precision, hf_status_name(row->status),
+			time, hfctl_dash(row->weights), row->reason,
+		};
+
+		snprintf(task, sizeof(task), "%" PRIu64, row->task_id);
+		snprintf(batch, sizeof(batch), "%" PRIu32, row->batch_size);
+		if (row->duration_s > 0)
+			hfctl_duration_format((int64_t)(row->duration_s * 1000), time, sizeof(time));
+		else
+			snprintf(time, sizeof(time), "-");
+		hfctl_table_add(t, cells);
+		hfctl_counts_add(&c, row->status);
+	}
+	hf_buf_init(&b);
+	if (n > 0)
+		hfctl_table_render(t, &b);
+	hfctl_table_free(t);
+	hfctl_summary_format(&c, &b);
+	hf_buf_puts(&b, "\n");
+	return hfctl_buf_print(&b);
+}
+
+static int results_csv_print(Hf__ResultRow *const *rows, size_t n)
+{
+	static const char *const header[] = {
+		"task_id", "model_type", "family", "backend", "kind", "batch_size", "precision",
+		"status", "reason", "metrics_json", "attempt", "worker_id", "device_index",
+		"duration_s", "weights",
+	};
+	struct hf_buf b;
+
+	hf_buf_init(&b);
+	hfctl_csv_record(&b, header, sizeof(header) / sizeof(header[0]));
+	for (size_t i = 0; i < n; i++) {
+		const Hf__ResultRow *row = rows[i];
+		char task[24], batch[16], attempt[16], device[16], duration[32];
+		const char *fields[] = {
+			task, row->model_type, row->family, hf_backend_name(row->backend),
+			hf_kind_name(row->kind), batch, row->precision, hf_status_name(row->status),
+			row->reason, row->metrics_json, attempt, row->worker_id, device, duration,
+			row->weights,
+		};
+
+		snprintf(task, sizeof(task), "%" PRIu64, row->task_id);
+		snprintf(batch, sizeof(batch), "%" PRIu32, row->batch_size);
+		snprintf(attempt, sizeof(attempt), "%" PRIu32, row->attempt);
+		snprintf(device, sizeof(device), "%" PRIu32, row->device_index);
+		snprintf(duration, sizeof(duration), "%.3f", row->duration_s);
+		hfctl_csv_record(&b, fields, sizeof(fields) / sizeof(fields[0]));
+	}
+	return hfctl_buf_print(&b);
+}
+
+static const struct option results_options[] = {
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "csv", no_argument, NULL, OPT_CSV },
+	{ "status", required_argument, NULL, OPT_STATUS },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+
+static int results_run(struct hfctl_ctx *ctx, int argc, char **argv)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT, *reply = NULL;
+	Hf__ResultsRequest req = HF__RESULTS_REQUEST__INIT;
+	bool json = ctx->json, csv = false, filter = false;
+	bool wanted[HFCTL_N_STATUS] = { 0 };
+	Hf__ResultRow **rows = NULL;
+	char err[HFCTL_ERR_MAX];
+	size_t n = 0;
+	int c, r;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", results_options, NULL)) != -1) {
+		switch (c) {
+		case OPT_JSON:
+			json = true;
+			break;
+		case OPT_CSV:
+			csv = true;
+			break;
+		case OPT_STATUS:
+			if (hfctl_parse_statuses("--status", optarg, wanted, err, sizeof(err)) < 0)
+				return hfctl_usage_error(err);
+			filter = true;
+			break;
+		case 'h':
+			return hfctl_usage(&hfctl_cmd_results);
+		default:
+			hfctl_getopt_error("results", c, argv, err, sizeof(err));
+			return hfctl_usage_error(err);
+		}
+	}
+	if (json && csv)
+		return hfctl_usage_error("--json and --csv cannot be used together");
+	if (hfctl_job_arg("results", argc, argv, optind, &req.job_id, err, sizeof(err)) < 0)
+		return hfctl_usage_error(err);
+
+	env.body_case = HF__ENVELOPE__BODY_RESULTS_REQUEST;
+	env.results_request = &req;
+	r = hfctl_call(ctx, &env, HF__ENVELOPE__BODY_RESULTS_REPLY, &reply);
+	if (r < 0)
+		return hfctl_exit_status(r);
+
+	/* The coordinator sends every row; --status keeps some, in place. */
+	rows = reply->results_reply->rows;
+	for (size_t i = 0; i < reply->results_reply->n_rows; i++) {
+		Hf__TaskStatus s = rows[i]->status;
+
+		if (!filter || (s > 0 && s < HFCTL_N_STATUS && wanted[s])) {
+			Hf__ResultRow *keep = rows[i];
+
+			rows[i] = rows[n];
+			rows[n++] = keep;
+		}
+	}
+
+	if (json)
+		r = hfctl_json_print(hfctl_json_results(rows, n));
+	else if (csv)
+		r = results_csv_print(rows, n);
+	else
+		r = results_table_print(rows, n);
+	hf_env_free(reply);
+	return r < 0 ? HFCTL_EXIT_FAILED : HFCTL_EXIT_OK;
+}
+
+const struct hfctl_command hfctl_cmd_results = {
+	.name = "results",
+	.summary = "list a job's task results as a table, JSON or CSV",
+	.usage = "usage: hfctl results JOB [--json | --csv] [--status S,...]\n"
+		 "\n"
+		 "Lists the job's tasks in the coordinator's order (by model), with a summary line\n"
+		 "after the table.  The table cuts reasons to 60 characters; JSON and CSV carry\n"
+		 "every field in full.\n"
+		 "\n"
+		 "  --json          an array of objects, metrics_json embedded as JSON\n"
+		 "  --csv           RFC 4180 CSV with a header line\n"
+		 "  --status S,...  only tasks in these statuses: queued, leased, running, passed,\n"
+		 "                  failed, error, timeout, skipped, cancelled\n"
+		 "\n"
+		 "exit status: 0 whatever the tasks' outcome, 1 the coordinator refused or could\n"
+		 "not be reached, 2 bad usage.\n",
+	.run = results_run,
+};
+
+/* ---- cancel ---- */
+
+static int cancel_run(struct hfctl_ctx *ctx, int argc, char **argv)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT, *reply = NULL;
+	Hf__CancelRequest req = HF__CANCEL_REQUEST__INIT;
+	char err[HFCTL_ERR_MAX];
+	bool json = ctx->json;
+	uint32_t n;
+	int r;
+
+	r = hfctl_json_options_read(&hfctl_cmd_cancel, argc, argv, &json);
+	if (r != HFCTL_GO_ON)
+		return r;
+	if (hfctl_job_arg("cancel", argc, argv, optind, &req.job_id, err, sizeof(err)) < 0)
+		return hfctl_usage_error(err);
+
+	env.body_case = HF__ENVELOPE__BODY_CANCEL;
+	env.cancel = &req;
+	r = hfctl_call(ctx, &env, HF__ENVELOPE__BODY_CANCEL_REPLY, &reply);
+	if (r < 0)
+		return hfctl_exit_status(r);
+	n = reply->cancel_reply->cancelled;
+	if (json)
+		r = hfctl_json_print(json_pack("{s:I, s:I}", "job_id", (json_int_t)req.job_id,
+					       "cancelled", (json_int_t)n));
+	else
+		printf("job %" PRIu64 ": %" PRIu32 " task%s cancelled\n", req.job_id, n,
+		       n == 1 ? "" : "s");
+	hf_env_free(reply);
+	return r < 0 ? HFCTL_EXIT_FAILED : HFCTL_EXIT_OK;
+}
+
+const struct hfctl_command hfctl_cmd_cancel = {
+	.name = "cancel",
+	.summary = "cancel a job's tasks that have not finished",
+	.usage = "usage: hfctl cancel JOB [--json]\n"
+		 "\n"
+		 "Cancels every task of the job that has not finished: queued tasks will not run,\n"
+		 "running ones are stopped.  Prints how many tasks that was.\n"
+		 "\n"
+		 "  --json  print {\"job_id\", \"cancelled\"}\n",
+	.run = cancel_run,
+};
+
+/* ---- jobs ---- */
+
+static const struct hfctl_column jobs_columns[] = {
+	{ "JOB", true, 0 },     { "STATE", false, 0 },   { "PRIORITY", true, 0 },
+	{ "SUBMITTER", false, 0 }, { "CREATED", false, 0 }, { "DONE", true, 0 },
+	{ "FAILED", true, 0 },  { "NAME", false, 0 },
+};
+
+#define JOBS_NCOLS (sizeof(jobs_columns) / sizeof(jobs_columns[0]))
+
+static int jobs_table_print(Hf__JobStatus *const *jobs, size_t n)
+{
+	struct hfctl_table *t = hfctl_table_new(jobs_columns, JOBS_NCOLS);
+	struct hf_buf b;
+
+	for (size_t i = 0; i < n; i++) {
+		const Hf__JobStatus *js = jobs[i];
+		char id[24], prio[16], created[32], done[32], failed[16];
+		const char *cells[JOBS_NCOLS] = {
+			id, js->state, prio, hfctl_dash(js->submitter), created, done, failed, js->name,
+		};
+		struct hfctl_counts c;
+
+		hfctl_counts_from_job(js, &c);
+		snprintf(id, sizeof(id), "%" PRIu64, js->job_id);
+		snprintf(prio, sizeof(prio), "%" PRId32, js->priority);
+		hfctl_time_format(js->created_at, created, sizeof(created));
+		snprintf(done, sizeof(done), "%" PRIu32 "/%" PRIu32, hfctl_counts_done(&c), c.total);
+		snprintf(failed, sizeof(failed), "%" PRIu32, hfctl_counts_failed(&c));
+		hfctl_table_add(t, cells);
+	}
+	hf_buf_init(&b);
+	if (n > 0)
+		hfctl_table_render(t, &b);
+	hfctl_table_free(t);
+	hf_buf_printf(&b, "%zu job%s\n", n, n == 1 ? "" : "s");
+	return hfctl_buf_print(&b);
+}
+
+static const struct option jobs_options[] = {
+	{ "limit", required_argument, NULL, OPT_LIMIT },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+
+static int jobs_run(struct hfctl_ctx *ctx, int argc, char **argv)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT, *reply = NULL;
+	Hf__JobListRequest req = HF__JOB_LIST_REQUEST__INIT;
+	char err[HFCTL_ERR_MAX];
+	bool json = ctx->json;
+	int64_t limit = JOBS_DEFAULT_LIMIT;
+	Hf__JobList *list;
+	int c, r;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", jobs_options, NULL)) != -1) {
+		switch (c) {
+		case OPT_LIMIT:
+			if (hfctl_parse_int("--limit", optarg, 1, JOBS_MAX_LIMIT, &limit, err,
+					    sizeof(err)) < 0)
+				return hfctl_usage_error(err);
+			break;
+		case OPT_JSON:
+			json = true;
+			break;
+		case 'h':
+			return hfctl_usage(&hfctl_cmd_jobs);
+		default:
+			hfctl_getopt_error("jobs", c, argv, err, sizeof(err));
+			return hfctl_usage_error(err);
+		}
+	}
+	if (hfctl_no_args("jobs", argc, argv, optind, err, sizeof(err)) < 0)
+		return hfctl_usage_error(err);
+
+	req.limit = (uint32_t)limit;
+	env.body_case = HF__ENVELOPE__BODY_JOB_LIST;
+	env.job_list = &req;
+	r = hfctl_call(ctx, &env, HF__ENVELOPE__BODY_JOB_LIST_REPLY, &reply);
+	if (r < 0)
+		return hfctl_exit_status(r);
+	list = reply->job_list_reply;
+	if (json)
+		r = hfctl_json_print(hfctl_json_jobs(list->jobs, list->n_jobs));
+	else
+		r = jobs_table_print(list->jobs, list->n_jobs);
+	hf_env_free(reply);
+	return r < 0 ? HFCTL_EXIT_FAILED : HFCTL_EXIT_OK;
+}
+
+const struct hfctl_command hfctl_cmd_jobs = {
+	.name = "jobs",
+	.summary = "list recent jobs",
+	.usage = "usage: hfctl jobs [--limit N] [--json]\n"
+		 "\n"
+		 "Lists the most recent jobs with their state and progress: DONE is finished\n"
+		 "tasks of all tasks, FAILED those that ended failed, error or timeout.\n"
+		 "\n"
+		 "  --limit N  at most N jobs, 1..10000 (default 20)\n"
+		 "  --json     an array of status objects, as \"hfctl status --json\" prints\n",
+	.run = jobs_run,
+};

@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Protocol messages as JSON values (see hfctl-json.h).
+ */
+#include "hfctl-json.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hfctl-format.h"
+
+/* Sets key in o to v, which is consumed (jansson releases it when o is
+ * NULL or the set fails); a NULL v (no memory) or a failed set clears *ok,
+ * so a builder checks once at the end. */
+static void put(json_t *o, const char *key, json_t *v, bool *ok)
+{
+	if (json_object_set_new(o, key, v) < 0)
+		*ok = false;
+}
+
+/* Appends v, which is consumed, to the array a; clears *ok as put does. */
+static void append(json_t *a, json_t *v, bool *ok)
+{
+	if (json_array_append_new(a, v) < 0)
+		*ok = false;
+}
+
+/* Returns o when everything was set, else frees it and returns NULL. */
+static json_t *built(json_t *o, bool ok)
+{
+	if (ok && o)
+		return o;
+	json_decref(o);
+	return NULL;
+}
+
+static json_t *time_value(double t)
+{
+	return t > 0 ? json_real(t) : json_null();
+}
+
+json_t *hfctl_json_string(const char *s)
+{
+	json_t *v = json_string(s);
+	char *copy;
+
+	if (v || !s)
+		return v;
+	copy = strdup(s);
+	if (!copy)
+		return NULL;
+	for (char *p = copy; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	v = json_string(copy);
+	free(copy);
+	return v;
+}
+
+json_t *hfctl_json_metrics(const char *text)
+{
+	json_t *v;
+
+	if (!text || !text[0])
+		return json_null();
+	v = json_loads(text, JSON_DECODE_ANY, NULL);
+	return v ? v : hfctl_json_string(text);
+}
+
+json_t *hfctl_json_job(const Hf__JobStatus *js)
+{
+	struct hfctl_counts c;
+	json_t *o = json_object(), *counts = json_object();
+	bool ok = true;
+
+	hfctl_counts_from_job(js, &c);
+	for (int s = 1; s < HFCTL_N_STATUS; s++)
+		put(counts, hf_status_name((Hf__TaskStatus)s), json_integer(c.n[s]), &ok);
+
+	put(o, "job_id", json_integer((json_int_t)js->job_id), &ok);
+	put(o, "name", hfctl_json_string(js->name), &ok);
+	put(o, "state", hfctl_json_string(js->state), &ok);
+	put(o, "submitter", hfctl_json_string(js->submitter), &ok);
+	put(o, "priority", json_integer(js->priority), &ok);
+	put(o, "created_at", time_value(js->created_at), &ok);
+	put(o, "finished_at", time_value(js->finished_at), &ok);
+	put(o, "total", json_integer(js->total), &ok);
+	put(o, "counts", counts, &ok);
+	return built(o, ok);
+}
+
+json_t *hfctl_json_result(const Hf__ResultRow *row)
+{
+	json_t *o = json_object();
+	bool ok = true;
+
+	put(o, "task_id", json_integer((json_int_t)row->task_id), &ok);
+	put(o, "model_type", hfctl_json_string(row->model_type), &ok);
+	put(o, "family", hfctl_json_string(row->family), &ok);
+	put(o, "backend", json_string(hf_backend_name(row->backend)), &ok);
+	put(o, "kind", json_string(hf_kind_name(row->kind)), &ok);
+	put(o, "batch_size", json_integer(row->batch_size), &ok);
+	put(o, "precision", hfctl_json_string(row->precision), &ok);
+	put(o, "status", json_string(hf_status_name(row->status)), &ok);
+	put(o, "reason", hfctl_json_string(row->reason), &ok);
+	put(o, "metrics_json", hfctl_json_metrics(row->metrics_json), &ok);
+	put(o, "attempt", json_integer(row->attempt), &ok);
+	put(o, "worker_id", hfctl_json_string(row->worker_id), &ok);
+	put(o, "device_index", json_integer(row->device_index), &ok);
+	put(o, "duration_s", json_real(row->duration_s), &ok);
+	put(o, "weights", hfctl_json_string(row->weights), &ok);
+	return built(o, ok);
+}
+
+static json_t *key_values(Hf__KeyValue *const *kv, size_t n)
+{
+	json_t *o = json_object();
+	bool ok = true;
+
+	for (size_t i = 0; i < n; i++)
+		put(o, kv[i]->key, hfctl_json_string(kv[i]->value), &ok);
+	return built(o, ok);
+}
+
+static json_t *device_json(const Hf__Device *d)
+{
+	json_t *o = json_object();
+	bool ok = true;
+
+	put(o, "backend", json_string(hf_backend_name(d->backend)), &ok);
+	put(o, "index", json_integer(d->index), &ok);
+	put(o, "name", hfctl_json_string(d->name), &ok);
+	put(o, "memory_bytes", json_integer((json_int_t)d->memory_bytes), &ok);
+	put(o, "arch", hfctl_json_string(d->arch), &ok);
+	put(o, "driver", hfctl_json_string(d->driver), &ok);
+	put(o, "uuid", hfctl_json_string(d->uuid), &ok);
+	put(o, "slots", json_integer(d->slots), &ok);
+	put(o, "attrs", key_values(d->attrs, d->n_attrs), &ok);
+	return built(o, ok);
+}
+
+static json_t *runtime_json(const Hf__Runtime *rt)
+{
+	json_t *o = json_object();
+	bool ok = true;
+
+	put(o, "name", hfctl_json_string(rt->name), &ok);
+	put(o, "version", hfctl_json_string(rt->version), &ok);
+	put(o, "available", json_boolean(rt->available), &ok);
+	put(o, "detail", hfctl_json_string(rt->detail), &ok);
+	return built(o, ok);
+}
+
+static json_t *cpu_json(const Hf__CpuInfo *cpu)
+{
+	json_t *o, *flags;
+	bool ok = true;
+
+	if (!cpu)
+		return json_null();
+	o = json_object();
+	flags = json_array();
+	for (size_t i = 0; i < cpu->n_flags; i++)
+		append(flags, hfctl_json_string(cpu->flags[i]), &ok);
+	put(o, "model", hfctl_json_string(cpu->model), &ok);
+	put(o, "sockets", json_integer(cpu->sockets), &ok);
+	put(o, "cores", json_integer(cpu->cores), &ok);
+	put(o, "threads", json_integer(cpu->threads), &ok);
+	put(o, "memory_bytes", json_integer((json_int_t)cpu->memory_bytes), &ok);
+	put(o, "flags", flags, &ok);
+	put(o, "numa_nodes", json_integer(cpu->numa_nodes), &ok);
+	put(o, "arch", hfctl_json_string(cpu->arch), &ok);
+	return built(o, ok);
+}
+
+json_t *hfctl_json_worker(const Hf__WorkerInfo *w)
+{
+	json_t *o = json_object(), *devices = json_array(), *runtimes = json_array();
+	bool ok = true;
+
+	for (size_t i = 0; i < w->n_devices; i++)
+		append(devices, device_json(w->devices[i]), &ok);
+	for (size_t i = 0; i < w->n_runtimes; i++)
+		append(runtimes, runtime_json(w->runtimes[i]), &ok);
+	put(o, "worker_id", hfctl_json_string(w->worker_id), &ok);
+	put(o, "hostname", hfctl_json_string(w->hostname), &ok);
+	put(o, "software_version", hfctl_json_string(w->software_version), &ok);
+	put(o, "protocol_version", json_integer(w->protocol_version), &ok);
+	put(o, "labels", key_values(w->labels, w->n_labels), &ok);
+	put(o, "devices", devices, &ok);
+	put(o, "runtimes", runtimes, &ok);
+	put(o, "cpu", cpu_json(w->cpu), &ok);
+	put(o, "connected", json_boolean(w->connected), &ok);
+	put(o, "last_seen", time_value(w->last_seen), &ok);
+	put(o, "running", json_integer(w->running), &ok);
+	return built(o, ok);
+}
+
+json_t *hfctl_json_model(const Hf__ModelInfo *m)
+{
+	json_t *o = json_object();
+	bool ok = true;
+
+	put(o, "model_type", hfctl_json_string(m->model_type), &ok);
+	put(o, "hf_id", hfctl_json_string(m->hf_id), &ok);
+	put(o, "family", hfctl_json_string(m->family), &ok);
+	put(o, "task", hfctl_json_string(m->task), &ok);
+	put(o, "modality", hfctl_json_string(m->modality), &ok);
+	put(o, "size_class", hfctl_json_string(m->size_class), &ok);
+	put(o, "notes", hfctl_json_string(m->notes), &ok);
+	return built(o, ok);
+}
+
+json_t *hfctl_json_jobs(Hf__JobStatus *const *jobs, size_t n)
+{
+	json_t *a = json_array();
+	bool ok = true;
+
+	for (size_t i = 0; i < n; i++)
+		append(a, hfctl_json_job(jobs[i]), &ok);
+	return built(a, ok);
+}
+
+json_t *hfctl_json_results(Hf__ResultRow *const *rows, size_t n)
+{
+	json_t *a = json_array();
+	bool ok = true;
+
+	for (size_t i = 0; i < n; i++)
+		append(a, hfctl_json_result(rows[i]), &ok);
+	return built(a, ok);
+}
+
+json_t *hfctl_json_workers(Hf__WorkerInfo *const *workers, size_t n)
+{
+	json_t *a = json_array();
+	bool ok = true;
+
+	for (size_t i = 0; i < n; i++)
+		append(a, hfctl_json_worker(workers[i]), &ok);
+	return built(a, ok);
+}
+
+json_t *hfctl_json_models(Hf__ModelInfo *const *models, size_t n)
+{
+	json_t *a = json_array();
+	bool ok = true;
+
+	for (size_t i = 0; i < n; i++)
+		append(a, hfctl_json_model(models[i]), &ok);
+	return built(a, ok);
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The JSON that "hfctl --json" prints: one object per job, result row,
+ * worker and model, with every field of the protocol message under its
+ * protocol name.  Enum values are their names ("cuda", "benchmark",
+ * "passed"); times are unix seconds, or null for "not yet"; a result's
+ * metrics_json is embedded as the JSON value it holds.  Pure: builds jansson
+ * values and nothing else.
+ *
+ * Ownership: every function returns a new reference (json_decref), or NULL
+ * when out of memory.  Any thread.
+ */
+#ifndef HFCTL_JSON_H
+#define HFCTL_JSON_H
+
+#include <jansson.h>
+
+#include "hf_proto.h"
+
+/* {"job_id", "name", "state", "submitter", "priority", "created_at",
+ *  "finished_at", "total", "counts": {"queued": n, ... every status}} */
+json_t *hfctl_json_job(const Hf__JobStatus *js);
+
+/* Every ResultRow field; see hfctl_json_metrics for "metrics_json". */
+json_t *hfctl_json_result(const Hf__ResultRow *row);
+
+/* Every WorkerInfo field; labels and device attrs become objects. */
+json_t *hfctl_json_worker(const Hf__WorkerInfo *w);
+
+/* Every ModelInfo field. */
+json_t *hfctl_json_model(const Hf__ModelInfo *m);
+
+/* Arrays of the above, in the given order. */
+json_t *hfctl_json_jobs(Hf__JobStatus *const *jobs, size_t n);
+json_t *hfctl_json_results(Hf__ResultRow *const *rows, size_t n);
+json_t *hfctl_json_workers(Hf__WorkerInfo *const *workers, size_t n);
+json_t *hfctl_json_models(Hf__ModelInfo *const *models, size_t n);
+
+/* The value for a metrics_json text: the JSON it parses to; the text itself
+ * as a string when it is not valid JSON (so nothing is lost); null when it
+ * is empty. */
+json_t *hfctl_json_metrics(const char *text);
+
+/* A JSON string for s; bytes that are not valid UTF-8 (text a runner wrote)
+ * would make jansson refuse the whole string, so then every non-ASCII byte
+ * becomes '?'. */
+json_t *hfctl_json_string(const char *s);
+
+#endif

@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * hfctl, the command-line client of hf-coordinator: the global options
+ * (--coordinator, --timeout, --json, --help, --version), the command table
+ * and dispatch, and the helpers every command uses to print and to call the
+ * coordinator (see hfctl.h).  The commands themselves live in hfctl-jobs.c
+ * and hfctl-fleet.c.
+ *
+ * hfctl prints its messages as "hfctl: ..." on stderr rather than through
+ * hf_log: they are answers to the person at the terminal, not log records.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hfctl-args.h"
+#include "hfctl.h"
+
+static const struct hfctl_command *const commands[] = {
+	&hfctl_cmd_submit, &hfctl_cmd_status,  &hfctl_cmd_watch,   &hfctl_cmd_results,
+	&hfctl_cmd_cancel, &hfctl_cmd_jobs,    &hfctl_cmd_workers, &hfctl_cmd_models,
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* getopt values of long options: 256 and up (see hfctl_getopt_error). */
+enum { OPT_COORDINATOR = 256, OPT_TIMEOUT, OPT_JSON, OPT_VERSION };
+
+/* ---- helpers for the commands (hfctl.h) ---- */
+
+void hfctl_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout); /* keep the order of what a terminal shows */
+	fputs("hfctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int hfctl_usage(const struct hfctl_command *cmd)
+{
+	fputs(cmd->usage, stdout);
+	return HFCTL_EXIT_OK;
+}
+
+int hfctl_usage_error(const char *err)
+{
+	hfctl_error("%s", err);
+	return HFCTL_EXIT_USAGE;
+}
+
+int hfctl_json_options_read(const struct hfctl_command *cmd, int argc, char **argv, bool *json)
+{
+	static const struct option options[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	char err[HFCTL_ERR_MAX];
+	int c;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+		switch (c) {
+		case OPT_JSON:
+			*json = true;
+			break;
+		case 'h':
+			return hfctl_usage(cmd);
+		default:
+			hfctl_getopt_error(cmd->name, c, argv, err, sizeof(err));
+			return hfctl_usage_error(err);
+		}
+	}
+	return HFCTL_GO_ON;
+}
+
+int hfctl_exit_status(int r)
+{
+	return r == -EINVAL || r == -ENOENT ? HFCTL_EXIT_USAGE : HFCTL_EXIT_FAILED;
+}
+
+int hfctl_call_quiet(struct hfctl_ctx *ctx, const Hf__Envelope *req, Hf__Envelope__BodyCase expect,
+		     Hf__Envelope **ret_reply, char *err, size_t errlen)
+{
+	if (!ctx->client) {
+		int r = hfctl_client_open(ctx->url, ctx->timeout_ms, &ctx->client, err, errlen);
+		if (r < 0)
+			return r;
+	}
+	return hfctl_client_call(ctx->client, req, expect, ret_reply, err, errlen);
+}
+
+int hfctl_call(struct hfctl_ctx *ctx, const Hf__Envelope *req, Hf__Envelope__BodyCase expect,
+	       Hf__Envelope **ret_reply)
+{
+	char err[HFCTL_ERR_MAX];
+	int r = hfctl_call_quiet(ctx, req, expect, ret_reply, err, sizeof(err));
+
+	if (r < 0)
+		hfctl_error("%s", err);
+	return r;
+}
+
+int hfctl_json_print(json_t *v)
+{
+	if (!v) {
+		hfctl_error("could not format output: out of memory");
+		return -ENOMEM;
+	}
+	json_dumpf(v, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
+	fputc('\n', stdout);
+	json_decref(v);
+	return 0;
+}
+
+int hfctl_buf_print(struct hf_buf *b)
+{
+	int r = 0;
+
+	if (b->oom) {
+		hfctl_error("could not format output: out of memory");
+		r = -ENOMEM;
+	} else if (b->len > 0) {
+		fwrite(b->data, 1, b->len, stdout);
+	}
+	hf_buf_fini(b);
+	return r;
+}
+
+/* ---- hfctl itself ---- */
+
+static void usage_print(FILE *f)
+{
+	fputs("usage: hfctl [--coordinator URL] [--timeout DURATION] [--json] COMMAND [ARGS]\n"
+	      "       hfctl help [COMMAND] | hfctl COMMAND --help | hfctl --version\n"
+	      "\n"
+	      "Submit model tests and benchmarks to an hfleet coordinator and follow them.\n"
+	      "\n"
+	      "commands:\n",
+	      f);
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		fprintf(f, "  %-9s %s\n", commands[i]->name, commands[i]->summary);
+	fputs("\n"
+	      "options:\n"
+	      "  --coordinator URL   the coordinator's control address (default: $HFLEET_COORDINATOR,\n"
+	      "                      else " HFCTL_DEFAULT_URL ")\n"
+	      "  --timeout DURATION  how long one request may take (default 10s)\n"
+	      "  --json              print results as JSON\n"
+	      "  --help, --version\n"
+	      "\n"
+	      "exit status: 0 success, 1 the work failed or the coordinator refused or could not\n"
+	      "be reached, 2 bad usage, 130 interrupted while watching.\n",
+	      f);
+}
+
+static const struct hfctl_command *command_find(const char *name)
+{
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (strcmp(commands[i]->name, name) == 0)
+			return commands[i];
+	return NULL;
+}
+
+/* "hfctl help [COMMAND]". */
+static int help_run(int argc, char **argv)
+{
+	const struct hfctl_command *cmd;
+
+	if (argc < 2) {
+		usage_print(stdout);
+		return HFCTL_EXIT_OK;
+	}
+	cmd = command_find(argv[1]);
+	if (!cmd) {
+		hfctl_error("unknown command \"%s\" (see \"hfctl help\")", argv[1]);
+		return HFCTL_EXIT_USAGE;
+	}
+	return hfctl_usage(cmd);
+}
+
+static const struct option global_options[] = {
+	{ "coordinator", required_argument, NULL, OPT_COORDINATOR },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ 0 },
+};
+
+int main(int argc, char **argv)
+{
+	const char *env_url = getenv("HFLEET_COORDINATOR");
+	struct hfctl_ctx ctx = {
+		.url = env_url && env_url[0] ? env_url : HFCTL_DEFAULT_URL,
+		.timeout_ms = HFCTL_DEFAULT_TIMEOUT_MS,
+	};
+	const struct hfctl_command *cmd;
+	char err[HFCTL_ERR_MAX];
+	int c, ret;
+
+	/* "+": stop at the command; what follows is the command's. */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:h", global_options, NULL)) != -1) {
+		switch (c) {
+		case OPT_COORDINATOR:
+			ctx.url = optarg;
+			break;
+		case OPT_TIMEOUT:
+			if (hfctl_parse_duration("--timeout", optarg, 1, &ctx.timeout_ms, err,
+						 sizeof(err)) < 0)
+				return hfctl_usage_error(err);
+			break;
+		case OPT_JSON:
+			ctx.json = true;
+			break;
+		case 'h':
+			usage_print(stdout);
+			return HFCTL_EXIT_OK;
+		case OPT_VERSION:
+			printf("hfctl %s (protocol %d)\n", HF_VERSION, HF_PROTOCOL_VERSION);
+			return HFCTL_EXIT_OK;
+		default:
+			hfctl_getopt_error(NULL, c, argv, err, sizeof(err));
+			return hfctl_usage_error(err);
+		}
+	}
+	if (optind >= argc) {
+		usage_print(stderr);
+		return HFCTL_EXIT_USAGE;
+	}
+	if (strcmp(argv[optind], "help") == 0)
+		return help_run(argc - optind, argv + optind);
+	cmd = command_find(argv[optind]);
+	if (!cmd) {
+		hfctl_error("unknown command \"%s\" (see \"hfctl help\")", argv[optind]);
+		return HFCTL_EXIT_USAGE;
+	}
+
+	ret = cmd->run(&ctx, argc - optind, argv + optind);
+	hfctl_client_close(ctx.client);
+
+	/* A full disk or a closed pipe must not pass for success. */
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		hfctl_error("could not write output: %s", strerror(errno));
+		if (ret == HFCTL_EXIT_OK)
+			ret = HFCTL_EXIT_FAILED;
+	}
+	return ret;
+}

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# hfleet quickstart: the whole pipeline on this one machine.
+#
+#   deploy/quickstart.sh          install what is missing, build, start a private
+#                                 PostgreSQL, hf-coordinator and one hf-worker under
+#                                 .state/, run the model suite's tests on the
+#                                 hardware found, and print the outcome per model
+#   deploy/quickstart.sh stop     stop the daemons and the database left running
+#
+# Options (environment):
+#   HFLEET_BACKENDS   backends to test (default: every backend the worker found)
+#   HFLEET_MODELS     comma-separated models instead of the whole suite
+#   HFLEET_RUNNER_PYTHON  the Python that runs the reference runner (default python3)
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+state="$root/.state"
+build="$root/build"
+pgdir="$state/pg"
+python=${HFLEET_RUNNER_PYTHON:-python3}
+
+say() { printf '\033[1mhfleet:\033[0m %s\n' "$*" >&2; }
+
+pg_bin() {
+  for v in 17 16 15; do
+    if [ -x "/usr/lib/postgresql/$v/bin/pg_ctl" ]; then echo "/usr/lib/postgresql/$v/bin"; return; fi
+  done
+  echo "hfleet: PostgreSQL server binaries not found" >&2; exit 1
+}
+
+as_pg() {
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+stop_all() {
+  for p in worker coordinator; do
+    if [ -f "$state/$p.pid" ] && kill -0 "$(cat "$state/$p.pid")" 2>/dev/null; then
+      kill -TERM "$(cat "$state/$p.pid")" 2>/dev/null || true
+      for _ in $(seq 1 100); do kill -0 "$(cat "$state/$p.pid")" 2>/dev/null || break; sleep 0.1; done
+    fi
+    rm -f "$state/$p.pid"
+  done
+  if [ -f "$pgdir/data/postmaster.pid" ]; then
+    as_pg "$(pg_bin)/pg_ctl" -D "$pgdir/data" -m fast -w stop >/dev/null || true
+  fi
+}
+
+if [ "${1:-}" = "stop" ]; then
+  stop_all
+  say "stopped"
+  exit 0
+fi
+
+say "installing what is missing (Debian packages)"
+"$root/deploy/install-deps.sh"
+
+say "building"
+if [ ! -f "$build/build.ninja" ]; then
+  meson setup "$build" "$root" --buildtype=debugoptimized >/dev/null
+fi
+ninja -C "$build" >/dev/null
+
+stop_all
+mkdir -p "$state"
+port_pg=${HFLEET_PG_PORT:-55432}
+port_w=${HFLEET_WORKER_PORT:-17100}
+port_c=${HFLEET_CONTROL_PORT:-17101}
+
+if [ ! -f "$pgdir/data/PG_VERSION" ]; then
+  say "creating a private PostgreSQL cluster in $pgdir"
+  mkdir -p "$pgdir"
+  if [ "$(id -u)" -eq 0 ]; then chown postgres: "$pgdir"; chmod 755 "$state"; fi
+  as_pg "$(pg_bin)/initdb" -D "$pgdir/data" --auth=trust -U postgres -E UTF8 >/dev/null
+fi
+say "starting PostgreSQL on the unix socket in $pgdir (port $port_pg)"
+as_pg "$(pg_bin)/pg_ctl" -D "$pgdir/data" -l "$pgdir/log" -w \
+  -o "-k $pgdir -p $port_pg -c listen_addresses=''" start >/dev/null
+psql_cmd=(psql -X -h "$pgdir" -p "$port_pg" -U postgres)
+"${psql_cmd[@]}" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'hfleet'" | grep -q 1 ||
+  "${psql_cmd[@]}" -d postgres -qc "CREATE DATABASE hfleet"
+conninfo="host=$pgdir port=$port_pg user=postgres dbname=hfleet"
+
+hfctl=("$build/coordinator/hfctl/hfctl" --coordinator "tcp://127.0.0.1:$port_c")
+
+say "starting hf-coordinator (log: $state/coordinator.log)"
+"$build/coordinator/hf-coordinator" --database "$conninfo" \
+  --worker-listen "tcp://127.0.0.1:$port_w" --control-listen "tcp://127.0.0.1:$port_c" \
+  --registry "$root/coordinator/registry/models.tsv" >>"$state/coordinator.log" 2>&1 &
+echo $! >"$state/coordinator.pid"
+
+say "starting hf-worker (log: $state/worker.log)"
+"$build/worker/hf-worker" --id "$(hostname)-quickstart" --coordinator "tcp://127.0.0.1:$port_w" \
+  --state-dir "$state/worker" --slots "$(nproc)" \
+  --runner "$python $root/worker/runners/hfleet_runner.py" >>"$state/worker.log" 2>&1 &
+echo $! >"$state/worker.pid"
+
+for _ in $(seq 1 300); do
+  n=$("${hfctl[@]}" --json workers 2>/dev/null | "$python" -c 'import json,sys; print(len(json.load(sys.stdin)))' 2>/dev/null || echo 0)
+  [ "$n" -ge 1 ] && break
+  sleep 0.2
+done
+[ "${n:-0}" -ge 1 ] || { say "the worker did not register; see $state/worker.log"; exit 1; }
+
+say "the fleet:"
+"${hfctl[@]}" workers
+
+backends=${HFLEET_BACKENDS:-$("${hfctl[@]}" --json workers | "$python" -c '
+import json, sys
+seen = []
+for w in json.load(sys.stdin):
+    for d in w.get("devices", []):
+        b = d.get("backend")
+        if b and b not in seen:
+            seen.append(b)
+print(",".join(seen) or "cpu")')}
+
+if [ -n "${HFLEET_MODELS:-}" ]; then select=(--models "$HFLEET_MODELS"); else select=(--all); fi
+say "submitting the suite's tests for backends: $backends"
+job=$("${hfctl[@]}" --json submit "${select[@]}" --backends "$backends" --kind test --name quickstart |
+  "$python" -c 'import json,sys; print(json.load(sys.stdin)["job_id"])')
+
+"${hfctl[@]}" watch "$job" || true
+echo
+"${hfctl[@]}" results "$job"
+echo
+
+torch_line=$("${hfctl[@]}" --json workers | "$python" -c '
+import json, sys
+for w in json.load(sys.stdin):
+    for r in w.get("runtimes", []):
+        if r.get("name") in ("torch", "transformers") and not r.get("available"):
+            print("%s: %s" % (r["name"], r.get("detail") or "not available"))' || true)
+if [ -n "$torch_line" ]; then
+  say "no model was really run on this machine, because:"
+  printf '    %s\n' "$torch_line" >&2
+  cat >&2 <<MSG
+    Each model above says "skipped" with that reason; no number was made up.
+    To get real runs, give the runner a Python with PyTorch and transformers:
+      HFLEET_RUNNER_PYTHON=/path/to/venv/bin/python deploy/quickstart.sh
+    (on Debian: apt-get install python3-torch, then transformers into a venv
+    made with --system-site-packages; or run hf-worker on a GPU machine).
+MSG
+fi
+
+cat >&2 <<MSG
+
+hfleet: the results are in PostgreSQL.  Query them with:
+    ${psql_cmd[*]} -d hfleet -c "SELECT model_type, backend, status, reason FROM task_outcomes WHERE job_id = $job ORDER BY model_type"
+  The database, coordinator and worker keep running; stop them with:
+    deploy/quickstart.sh stop
+MSG

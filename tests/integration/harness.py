@@ -1,0 +1,194 @@
+# SPDX-License-Identifier: MIT
+"""Helpers for hfleet's integration tests: a private PostgreSQL cluster,
+the real daemons as child processes on loopback, and hfctl.
+
+Everything lives under one temporary directory that is removed at the end;
+nothing touches the system's PostgreSQL cluster.
+"""
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+BUILD = os.environ.get('HF_BUILD_ROOT', os.path.join(os.path.dirname(__file__), '..', '..', 'build'))
+SOURCE = os.environ.get('HF_SOURCE_ROOT', os.path.join(os.path.dirname(__file__), '..', '..'))
+COORDINATOR = os.path.join(BUILD, 'coordinator', 'hf-coordinator')
+WORKER = os.path.join(BUILD, 'worker', 'hf-worker')
+HFCTL = os.path.join(BUILD, 'coordinator', 'hfctl', 'hfctl')
+ARITH_RUNNER = os.path.join(SOURCE, 'tests', 'integration', 'arith_runner.py')
+
+
+def pg_bindir():
+    for v in ('17', '16', '15'):
+        d = '/usr/lib/postgresql/%s/bin' % v
+        if os.path.exists(os.path.join(d, 'initdb')):
+            return d
+    raise RuntimeError('PostgreSQL server binaries not found (install postgresql-15)')
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster in a private directory, on a unix socket there."""
+
+    def __init__(self, root):
+        self.dir = os.path.join(root, 'pg')
+        self.data = os.path.join(self.dir, 'data')
+        self.port = free_port()
+        self.bindir = pg_bindir()
+        os.makedirs(self.dir)
+        self.as_user = []
+        if os.geteuid() == 0:
+            # initdb refuses root: the cluster belongs to the postgres user.
+            pw = pwd.getpwnam('postgres')
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+            os.chmod(root, 0o755)
+            self.as_user = ['runuser', '-u', 'postgres', '--']
+        subprocess.run(self.as_user + [os.path.join(self.bindir, 'initdb'), '-D', self.data,
+                                       '--auth=trust', '-U', 'postgres', '-E', 'UTF8'],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.start()
+        self.psql('CREATE DATABASE hfleet', db='postgres')
+
+    @property
+    def conninfo(self):
+        return 'host=%s port=%d user=postgres dbname=hfleet' % (self.dir, self.port)
+
+    def start(self):
+        subprocess.run(self.as_user + [os.path.join(self.bindir, 'pg_ctl'), '-D', self.data, '-w', '-l',
+                                       os.path.join(self.dir, 'log'), '-o',
+                                       "-k %s -p %d -c listen_addresses='' -c fsync=on" % (self.dir, self.port),
+                                       'start'], check=True, stdout=subprocess.DEVNULL)
+
+    def stop(self, mode='fast'):
+        subprocess.run(self.as_user + [os.path.join(self.bindir, 'pg_ctl'), '-D', self.data, '-w',
+                                       '-m', mode, 'stop'], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+    def psql(self, sql, db='hfleet'):
+        out = subprocess.run(['psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', self.dir,
+                              '-p', str(self.port), '-U', 'postgres', '-d', db, '-c', sql],
+                             check=True, capture_output=True, text=True)
+        return out.stdout.strip()
+
+    def rows(self, sql):
+        text = self.psql(sql)
+        return [line.split('|') for line in text.splitlines() if line]
+
+
+class Daemon:
+    def __init__(self, name, argv, logdir, env=None):
+        self.name = name
+        self.argv = argv
+        self.log_path = os.path.join(logdir, name + '.log')
+        self.env = env
+        self.proc = None
+
+    def start(self):
+        log = open(self.log_path, 'ab')
+        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                                     start_new_session=True)
+        log.close()
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.alive():
+            self.proc.send_signal(sig)
+
+    def stop(self, timeout=30):
+        if not self.alive():
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def log(self):
+        try:
+            with open(self.log_path, errors='replace') as f:
+                return f.read()
+        except OSError:
+            return ''
+
+
+class Cluster:
+    """A private database, a coordinator, workers, and hfctl against them."""
+
+    def __init__(self, heartbeat='200ms', lease='3s'):
+        self.root = tempfile.mkdtemp(prefix='hfleet-it-')
+        self.pg = PrivatePostgres(self.root)
+        self.worker_url = 'tcp://127.0.0.1:%d' % free_port()
+        self.control_url = 'tcp://127.0.0.1:%d' % free_port()
+        self.heartbeat = heartbeat
+        self.lease = lease
+        self.coordinator = None
+        self.workers = {}
+        self.restarts = 0
+
+    def start_coordinator(self):
+        self.coordinator = Daemon('coordinator-%d' % self.restarts, [
+            COORDINATOR, '--database', self.pg.conninfo, '--worker-listen', self.worker_url,
+            '--control-listen', self.control_url, '--set', 'scheduler.heartbeat=' + self.heartbeat,
+            '--set', 'scheduler.lease_timeout=' + self.lease, '--log-level', 'info'], self.root).start()
+        self.restarts += 1
+        self.wait_for(lambda: self.hfctl('models', check=False).returncode == 0, 30,
+                      'coordinator did not come up')
+        return self.coordinator
+
+    def start_worker(self, wid, slots=2, runner_args=''):
+        state = os.path.join(self.root, 'state-' + wid)
+        runner = 'python3 %s %s' % (ARITH_RUNNER, runner_args)
+        d = Daemon(wid, [WORKER, '--id', wid, '--coordinator', self.worker_url, '--state-dir', state,
+                         '--slots', str(slots), '--runner', runner.strip(), '--log-level', 'info'],
+                   self.root).start()
+        self.workers[wid] = d
+        return d
+
+    def hfctl(self, *args, check=True, timeout=60):
+        p = subprocess.run([HFCTL, '--coordinator', self.control_url] + list(args), capture_output=True,
+                           text=True, timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError('hfctl %s failed (%d): %s%s' % (' '.join(args), p.returncode, p.stdout,
+                                                                 p.stderr))
+        return p
+
+    def hfctl_json(self, *args):
+        return json.loads(self.hfctl('--json', *args).stdout)
+
+    @staticmethod
+    def wait_for(pred, timeout, what):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if pred():
+                    return
+            except Exception:  # the thing is still coming up
+                pass
+            time.sleep(0.1)
+        raise AssertionError('timed out: ' + what)
+
+    def close(self, keep=False):
+        for d in list(self.workers.values()) + ([self.coordinator] if self.coordinator else []):
+            d.stop()
+        self.pg.stop('immediate')
+        if not keep:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def dump_logs(self):
+        for d in list(self.workers.values()) + ([self.coordinator] if self.coordinator else []):
+            print('----- %s -----' % d.name)
+            print(d.log()[-6000:])

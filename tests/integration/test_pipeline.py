@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""End-to-end tests of the whole pipeline with real processes: a private
+PostgreSQL, hf-coordinator, two hf-worker daemons running the arith test
+runner as real child processes, and hfctl, all on loopback.
+
+Each check reads the database directly as well as through hfctl, so a
+broken acknowledgement, a lost result or a duplicate shows up.
+"""
+import os
+import signal
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+
+
+def job_state(cluster, job):
+    return cluster.pg.psql('SELECT state FROM jobs WHERE id = %d' % job)
+
+
+def wait_job(cluster, job, timeout=240):
+    cluster.wait_for(lambda: job_state(cluster, job) == 'done', timeout, 'job %d to finish' % job)
+
+
+def submit(cluster, *args):
+    out = cluster.hfctl_json('submit', *args)
+    return int(out['job_id']), int(out['task_count'])
+
+
+def assert_exactly_once(test, cluster, job, expect_tasks):
+    pg = cluster.pg
+    test.assertEqual(int(pg.psql('SELECT count(*) FROM tasks WHERE job_id = %d' % job)), expect_tasks)
+    # Every task has a final outcome ...
+    test.assertEqual(pg.psql("SELECT count(*) FROM tasks WHERE job_id = %d AND state IN ('queued', 'leased')" % job), '0')
+    # ... decided by exactly one stored, non-stale result (cancelled ones by the cancel).
+    bad = pg.rows("""
+        SELECT t.id, t.state, count(r.id) FILTER (WHERE NOT r.stale)
+        FROM tasks t LEFT JOIN results r ON r.task_id = t.id
+        WHERE t.job_id = %d
+        GROUP BY t.id, t.state
+        HAVING count(r.id) FILTER (WHERE NOT r.stale) <> CASE WHEN t.state = 'cancelled' THEN 0 ELSE 1 END
+    """ % job)
+    test.assertEqual(bad, [], 'tasks without exactly one deciding result')
+    # The deciding result is the one the task points at, and agrees with it.
+    mismatch = pg.psql("""
+        SELECT count(*) FROM tasks t JOIN results r ON r.id = t.result_id
+        WHERE t.job_id = %d AND (r.status <> t.state OR r.stale OR r.attempt <> t.attempt)
+    """ % job)
+    test.assertEqual(mismatch, '0')
+
+
+class PipelineTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.c = harness.Cluster()
+        cls.c.start_coordinator()
+        cls.c.start_worker('w1', slots=2)
+        cls.c.start_worker('w2', slots=2)
+        cls.c.wait_for(lambda: len(cls.c.hfctl_json('workers')) == 2, 30, 'two workers to register')
+
+    @classmethod
+    def tearDownClass(cls):
+        failed = any(not r for r in getattr(cls, '_results', []))
+        if failed or os.environ.get('HF_KEEP'):
+            cls.c.dump_logs()
+        cls.c.close(keep=bool(os.environ.get('HF_KEEP')))
+
+    def setUp(self):
+        self._ok = False
+
+    def tearDown(self):
+        type(self)._results = getattr(type(self), '_results', []) + [self._ok]
+
+    def test_whole_suite_end_to_end_stores_every_result_once(self):
+        n_models = int(self.c.pg.psql('SELECT count(*) FROM models WHERE active'))
+        self.assertGreaterEqual(n_models, 280)
+        job, n = submit(self.c, '--all', '--backends', 'cpu', '--batch-sizes', '2')
+        self.assertEqual(n, n_models)
+        wait_job(self.c, job)
+        assert_exactly_once(self, self.c, job, n_models)
+        # both workers took part
+        workers = self.c.pg.psql("SELECT count(DISTINCT r.worker_id) FROM results r JOIN tasks t ON t.id = r.task_id WHERE t.job_id = %d" % job)
+        self.assertEqual(workers, '2')
+        # hfctl results and the database agree, row by row
+        rows = self.c.hfctl_json('results', str(job))
+        self.assertEqual(len(rows), n_models)
+        db = dict((int(i), s) for i, s in self.c.pg.rows('SELECT id, state FROM tasks WHERE job_id = %d' % job))
+        for r in rows:
+            self.assertEqual(db[int(r['task_id'])], r['status'])
+        self.assertTrue(all(r['status'] == 'passed' for r in rows))
+        # the metrics are the runner's own measurements
+        self.assertEqual(self.c.pg.psql(
+            "SELECT count(*) FROM results r JOIN tasks t ON t.id = r.task_id WHERE t.job_id = %d"
+            " AND (r.metrics->>'items')::int = 2 * t.seq_len" % job), str(n_models))
+        # the runner saw no GPU on a cpu task
+        self.assertEqual(self.c.pg.psql(
+            "SELECT DISTINCT r.env->>'cuda_visible_devices' FROM results r JOIN tasks t ON t.id = r.task_id WHERE t.job_id = %d" % job), '')
+        self._ok = True
+
+    def test_watch_follows_a_job_to_the_end(self):
+        job, n = submit(self.c, '--models', 'bert,gpt2,t5,vit')
+        p = self.c.hfctl('watch', str(job), timeout=120)
+        self.assertEqual(p.returncode, 0)
+        self.assertEqual(job_state(self.c, job), 'done')
+        self.assertIn('4', p.stdout)
+        self._ok = True
+
+    def test_unknown_model_is_refused_before_anything_is_written(self):
+        before = self.c.pg.psql('SELECT count(*) FROM jobs')
+        p = self.c.hfctl('submit', '--models', 'bert,no-such-model', check=False)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn('no-such-model', p.stderr)
+        p = self.c.hfctl('submit', '--models', 'bert', '--backends', 'tpu', check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn('tpu', p.stderr)
+        p = self.c.hfctl('submit', '--models', 'bert', '--batch-sizes', 'x', check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertEqual(self.c.pg.psql('SELECT count(*) FROM jobs'), before)
+        self._ok = True
+
+    def test_cancel_stops_queued_work(self):
+        job, n = submit(self.c, '--family', 'vision', '--batch-sizes', '1,2,4,8', '--priority', '-5')
+        p = self.c.hfctl('cancel', str(job))
+        self.assertEqual(p.returncode, 0)
+        self.c.wait_for(lambda: self.c.pg.psql(
+            "SELECT count(*) FROM tasks WHERE job_id = %d AND state IN ('queued', 'leased')" % job) == '0',
+            30, 'cancel to settle')
+        self.assertEqual(job_state(self.c, job), 'cancelled')
+        cancelled = int(self.c.pg.psql("SELECT count(*) FROM tasks WHERE job_id = %d AND state = 'cancelled'" % job))
+        self.assertGreater(cancelled, 0)
+        # nothing of it starts afterwards
+        time.sleep(1.0)
+        started = self.c.pg.psql("SELECT count(*) FROM attempts a JOIN tasks t ON t.id = a.task_id"
+                                 " WHERE t.job_id = %d AND a.granted_at > now() - interval '0.8 seconds'" % job)
+        self.assertEqual(started, '0')
+        self._ok = True
+
+
+class MisbehavingRunnerTest(unittest.TestCase):
+    """A runner that crashes, hangs, prints garbage or fails: each gets an
+    honest outcome with its reason, and nothing else is disturbed."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.c = harness.Cluster()
+        cls.c.start_coordinator()
+        cls.c.start_worker('bad', slots=4, runner_args='--crash bert --garbage gpt2 --hang t5 --fail vit')
+        cls.c.wait_for(lambda: len(cls.c.hfctl_json('workers')) == 1, 30, 'worker to register')
+
+    @classmethod
+    def tearDownClass(cls):
+        if os.environ.get('HF_KEEP'):
+            cls.c.dump_logs()
+        cls.c.close(keep=bool(os.environ.get('HF_KEEP')))
+
+    def test_each_misbehaviour_gets_its_outcome(self):
+        job, n = submit(self.c, '--models', 'bert,gpt2,t5,vit,roberta', '--timeout', '3s')
+        wait_job(self.c, job, timeout=90)
+        assert_exactly_once(self, self.c, job, 5)
+        got = dict(self.c.pg.rows(
+            "SELECT t.model_type, t.state || ':' || r.reason FROM tasks t JOIN results r ON r.id = t.result_id"
+            " WHERE t.job_id = %d" % job))
+        self.assertTrue(got['bert'].startswith('error:'), got['bert'])
+        self.assertIn('without', got['bert'])           # exited without a result
+        self.assertTrue(got['gpt2'].startswith('error:'), got['gpt2'])
+        self.assertIn('invalid', got['gpt2'])           # unparsable result
+        self.assertTrue(got['t5'].startswith('timeout:'), got['t5'])
+        self.assertTrue(got['vit'].startswith('failed:'), got['vit'])
+        self.assertEqual(got['roberta'], 'passed:')
+        # the garbage flood was bounded
+        size = int(self.c.pg.psql("SELECT max(length(log_excerpt)) FROM results r JOIN tasks t ON t.id = r.task_id WHERE t.job_id = %d" % job))
+        self.assertLessEqual(size, 16384)
+
+
+class CoordinatorKillTest(unittest.TestCase):
+    """SIGKILL the coordinator in the middle of a job and start it again:
+    no task is lost and none is stored twice."""
+
+    def test_sigkill_mid_job_loses_nothing_and_stores_nothing_twice(self):
+        c = harness.Cluster(heartbeat='200ms', lease='4s')
+        ok = False
+        try:
+            c.start_coordinator()
+            c.start_worker('k1', slots=3, runner_args='--sleep 0.15')
+            c.start_worker('k2', slots=3, runner_args='--sleep 0.15')
+            c.wait_for(lambda: len(c.hfctl_json('workers')) == 2, 30, 'workers to register')
+            job, n = submit(c, '--family', 'decoder-only,encoder-only', '--batch-sizes', '1,2')
+            kills = 0
+            for _ in range(3):
+                # let some work complete, then kill at an arbitrary point
+                done_before = int(c.pg.psql("SELECT count(*) FROM tasks WHERE job_id = %d AND state NOT IN ('queued','leased')" % job))
+                c.wait_for(lambda: int(c.pg.psql("SELECT count(*) FROM tasks WHERE job_id = %d AND state NOT IN ('queued','leased')" % job)) > done_before + 5, 60, 'progress')
+                c.coordinator.kill(signal.SIGKILL)
+                c.coordinator.proc.wait()
+                kills += 1
+                time.sleep(0.5)
+                c.start_coordinator()
+            wait_job(c, job, timeout=300)
+            assert_exactly_once(self, c, job, n)
+            self.assertEqual(kills, 3)
+            ok = True
+        finally:
+            if not ok or os.environ.get('HF_KEEP'):
+                c.dump_logs()
+            c.close(keep=bool(os.environ.get('HF_KEEP')))
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)

@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Unit tests for job expansion (coordinator/expand.c).
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "expand.h"
+#include "hf_proto.h"
+
+static struct registry *reg;
+
+static void setup(void)
+{
+	char err[256];
+	const char *text = REGISTRY_HEADER "\n"
+		"bert\tgoogle-bert/bert-base-uncased\tencoder-only\tfill-mask\ttext\tsmall\t\n"
+		"gpt2\topenai-community/gpt2\tdecoder-only\ttext-generation\ttext\tsmall\t\n"
+		"llama\tmeta-llama/Llama-3.2-1B\tdecoder-only\ttext-generation\ttext\tmedium\t\n"
+		"vit\tgoogle/vit-base-patch16-224\tvision\timage-classification\timage\tsmall\t\n";
+	ck_assert_int_eq(registry_parse(text, strlen(text), "t", &reg, err, sizeof(err)), 0);
+}
+
+static void teardown(void)
+{
+	registry_free(reg);
+}
+
+START_TEST(test_models_times_backends_times_batches_times_precisions)
+{
+	Hf__SubmitRequest req = HF__SUBMIT_REQUEST__INIT;
+	char *models[] = { "gpt2", "bert" };
+	Hf__Backend backends[] = { HF__BACKEND__BACKEND_CPU, HF__BACKEND__BACKEND_CUDA };
+	Hf__TaskKind kinds[] = { HF__TASK_KIND__KIND_BENCHMARK };
+	uint32_t batches[] = { 1, 8, 8 }; /* the duplicate counts once */
+	char *precs[] = { "fp16", "bf16" };
+	struct job_plan *plan;
+	Hf__ErrorCode code;
+	char err[512];
+
+	req.models = models;
+	req.n_models = 2;
+	req.backends = backends;
+	req.n_backends = 2;
+	req.kinds = kinds;
+	req.n_kinds = 1;
+	req.batch_sizes = batches;
+	req.n_batch_sizes = 3;
+	req.precisions = precs;
+	req.n_precisions = 2;
+	req.priority = 5;
+	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), 0);
+	ck_assert_uint_eq(plan->n_tasks, 2 * 2 * 1 * 2 * 2);
+	ck_assert_int_eq(plan->priority, 5);
+	ck_assert_uint_eq(plan->seq_len, EXPAND_DEFAULT_SEQ_LEN);
+	/* models come in registry order: bert first */
+	ck_assert_str_eq(reg->models[plan->tasks[0].model].model_type, "bert");
+	ck_assert_int_eq(plan->tasks[0].kind, HF__TASK_KIND__KIND_BENCHMARK);
+	ck_assert_str_eq(reg->models[plan->tasks[15].model].model_type, "gpt2");
+	ck_assert_int_eq(plan->tasks[15].backend, HF__BACKEND__BACKEND_CUDA);
+	ck_assert_uint_eq(plan->tasks[15].batch_size, 8);
+	ck_assert_str_eq(plan->tasks[15].precision, "bf16");
+	ck_assert_ptr_nonnull(strstr(plan->spec_json, "\"fp16\""));
+	job_plan_free(plan);
+}
+END_TEST
+
+START_TEST(test_defaults_are_cpu_test_batch1_fp32)
+{
+	Hf__SubmitRequest req = HF__SUBMIT_REQUEST__INIT;
+	struct job_plan *plan;
+	Hf__ErrorCode code;
+	char err[512];
+
+	req.all_models = true;
+	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), 0);
+	ck_assert_uint_eq(plan->n_tasks, reg->n);
+	for (size_t i = 0; i < plan->n_tasks; i++) {
+		ck_assert_int_eq(plan->tasks[i].backend, HF__BACKEND__BACKEND_CPU);
+		ck_assert_int_eq(plan->tasks[i].kind, HF__TASK_KIND__KIND_TEST);
+		ck_assert_uint_eq(plan->tasks[i].batch_size, 1);
+		ck_assert_str_eq(plan->tasks[i].precision, "fp32");
+	}
+	job_plan_free(plan);
+}
+END_TEST
+
+START_TEST(test_family_selects_its_models_once)
+{
+	Hf__SubmitRequest req = HF__SUBMIT_REQUEST__INIT;
+	char *fam[] = { "decoder-only" };
+	char *models[] = { "gpt2" }; /* also in the family: one task, not two */
+	struct job_plan *plan;
+	Hf__ErrorCode code;
+	char err[512];
+
+	req.families = fam;
+	req.n_families = 1;
+	req.models = models;
+	req.n_models = 1;
+	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), 0);
+	ck_assert_uint_eq(plan->n_tasks, 2);
+	job_plan_free(plan);
+}
+END_TEST
+
+START_TEST(test_unknown_models_are_all_named)
+{
+	Hf__SubmitRequest req = HF__SUBMIT_REQUEST__INIT;
+	char *models[] = { "bert", "no-such-model", "gpt7" };
+	struct job_plan *plan = NULL;
+	Hf__ErrorCode code = HF__ERROR_CODE__ERR_NONE;
+	char err[512];
+
+	req.models = models;
+	req.n_models = 3;
+	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(code, HF__ERROR_CODE__ERR_UNKNOWN_MODEL);
+	ck_assert_ptr_nonnull(strstr(err, "\"no-such-model\""));
+	ck_assert_ptr_nonnull(strstr(err, "\"gpt7\""));
+	ck_assert_ptr_null(strstr(err, "\"bert\""));
+	ck_assert_ptr_null(plan);
+}
+END_TEST
+
+START_TEST(test_bad_requests_are_refused_with_reason)
+{
+	Hf__SubmitRequest req = HF__SUBMIT_REQUEST__INIT;
+	char *models[] = { "bert" };
+	char *fam[] = { "graph" };
+	uint32_t zero[] = { 0 };
+	char *prec[] = { "fp8" };
+	Hf__Backend bad_backend[] = { (Hf__Backend)77 };
+	struct job_plan *plan = NULL;
+	Hf__ErrorCode code;
+	char err[512];
+
+	/* nothing selected */
+	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(code, HF__ERROR_CODE__ERR_BAD_REQUEST);
+	/* --all with a list */
+	req.all_models = true;
+	req.models = models;
+	req.n_models = 1;
+	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), -EINVAL);
+	req.all_models = false;
+	/* batch size 0 */
+	req.batch_sizes = zero;
+	req.n_batch_sizes = 1;
+	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "batch size 0"));
+	req.n_batch_sizes = 0;
+	/* precision */
+	req.precisions = prec;
+	req.n_precisions = 1;
+	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "\"fp8\""));
+	req.n_precisions = 0;
+	/* backend out of range */
+	req.backends = bad_backend;
+	req.n_backends = 1;
+	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), -EINVAL);
+	req.n_backends = 0;
+	/* priority */
+	req.priority = 5000;
+	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), -EINVAL);
+	req.priority = 0;
+	/* family */
+	req.families = fam;
+	req.n_families = 1;
+	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(code, HF__ERROR_CODE__ERR_UNKNOWN_MODEL);
+	ck_assert_ptr_nonnull(strstr(err, "\"graph\""));
+	ck_assert_ptr_null(plan);
+}
+END_TEST
+
+START_TEST(test_job_size_limit_is_enforced)
+{
+	Hf__SubmitRequest req = HF__SUBMIT_REQUEST__INIT;
+	struct job_plan *plan = NULL;
+	Hf__ErrorCode code;
+	char err[512];
+
+	req.all_models = true;
+	ck_assert_int_eq(expand_job(reg, &req, 3, &plan, &code, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "limit of 3"));
+	ck_assert_int_eq(expand_job(reg, &req, 4, &plan, &code, err, sizeof(err)), 0);
+	job_plan_free(plan);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("expand");
+	TCase *tc = tcase_create("expand");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_models_times_backends_times_batches_times_precisions);
+	tcase_add_test(tc, test_defaults_are_cpu_test_batch1_fp32);
+	tcase_add_test(tc, test_family_selects_its_models_once);
+	tcase_add_test(tc, test_unknown_models_are_all_named);
+	tcase_add_test(tc, test_bad_requests_are_refused_with_reason);
+	tcase_add_test(tc, test_job_size_limit_is_enforced);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

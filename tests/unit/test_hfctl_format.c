@@ -1,0 +1,458 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Unit tests for hfctl's text rendering (coordinator/hfctl/hfctl-format.c):
+ * the watch progress line at its edges, tables, CSV quoting, durations and
+ * the summaries of counts, devices and runtimes.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "hfctl-format.h"
+
+/* The example of the manual: 171 of 300 finished. */
+static struct hfctl_counts counts_57(void)
+{
+	struct hfctl_counts c = { .total = 300 };
+
+	c.n[HF__TASK_STATUS__STATUS_PASSED] = 150;
+	c.n[HF__TASK_STATUS__STATUS_FAILED] = 3;
+	c.n[HF__TASK_STATUS__STATUS_ERROR] = 2;
+	c.n[HF__TASK_STATUS__STATUS_SKIPPED] = 16;
+	c.n[HF__TASK_STATUS__STATUS_RUNNING] = 3;
+	c.n[HF__TASK_STATUS__STATUS_LEASED] = 1;
+	c.n[HF__TASK_STATUS__STATUS_QUEUED] = 125;
+	return c;
+}
+
+static size_t count_char(const char *s, char ch)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += *s == ch;
+	return n;
+}
+
+START_TEST(test_progress_at_57_percent_matches_the_manual)
+{
+	struct hfctl_counts c = counts_57();
+	char line[512];
+	size_t n = hfctl_progress_format(&c, 72000, 200, line, sizeof(line));
+
+	/* 171 / 300 of 40 columns is 22.8: 22 filled. */
+	ck_assert_str_eq(line, "[######################..................]  57% 171/300  passed 150 failed 3 "
+			       "error 2 skipped 16 running 4 queued 125  elapsed 1m12s");
+	ck_assert_uint_eq(n, strlen(line));
+}
+END_TEST
+
+START_TEST(test_progress_at_0_percent_has_an_empty_bar)
+{
+	struct hfctl_counts c = { .total = 300 };
+	char line[512];
+
+	c.n[HF__TASK_STATUS__STATUS_QUEUED] = 300;
+	hfctl_progress_format(&c, 0, 200, line, sizeof(line));
+	ck_assert_str_eq(line, "[........................................]   0% 0/300  passed 0 failed 0 "
+			       "error 0 skipped 0 running 0 queued 300  elapsed 0s");
+}
+END_TEST
+
+START_TEST(test_progress_reaches_100_percent_only_when_all_are_done)
+{
+	struct hfctl_counts c = { .total = 300 };
+	char line[512];
+
+	c.n[HF__TASK_STATUS__STATUS_PASSED] = 299;
+	c.n[HF__TASK_STATUS__STATUS_RUNNING] = 1;
+	hfctl_progress_format(&c, 0, 200, line, sizeof(line));
+	ck_assert_ptr_nonnull(strstr(line, "  99% 299/300"));
+	ck_assert_uint_eq(count_char(line, '#'), 39);
+
+	c.n[HF__TASK_STATUS__STATUS_PASSED] = 300;
+	c.n[HF__TASK_STATUS__STATUS_RUNNING] = 0;
+	hfctl_progress_format(&c, 3723000, 200, line, sizeof(line));
+	ck_assert_str_eq(line, "[########################################] 100% 300/300  passed 300 failed 0 "
+			       "error 0 skipped 0 running 0 queued 0  elapsed 1h02m");
+}
+END_TEST
+
+START_TEST(test_progress_shows_timeout_and_cancelled_only_when_not_zero)
+{
+	struct hfctl_counts c = counts_57();
+	char line[512];
+
+	hfctl_progress_format(&c, 0, 0, line, sizeof(line));
+	ck_assert_ptr_null(strstr(line, "timeout"));
+	ck_assert_ptr_null(strstr(line, "cancelled"));
+	c.n[HF__TASK_STATUS__STATUS_TIMEOUT] = 1;
+	c.n[HF__TASK_STATUS__STATUS_CANCELLED] = 2;
+	hfctl_progress_format(&c, 0, 0, line, sizeof(line));
+	ck_assert_ptr_nonnull(strstr(line, "error 2 timeout 1 skipped 16 cancelled 2 running 4"));
+}
+END_TEST
+
+START_TEST(test_progress_without_terminal_has_no_bar_and_no_limit)
+{
+	struct hfctl_counts c = counts_57();
+	char line[512];
+
+	hfctl_progress_format(&c, 72000, 0, line, sizeof(line));
+	ck_assert_str_eq(line, "57% 171/300  passed 150 failed 3 error 2 skipped 16 running 4 queued 125  "
+			       "elapsed 1m12s");
+}
+END_TEST
+
+START_TEST(test_progress_on_80_columns_keeps_a_bar_and_the_failures)
+{
+	struct hfctl_counts c = counts_57();
+	char line[512];
+	size_t n = hfctl_progress_format(&c, 72000, 80, line, sizeof(line));
+
+	ck_assert_uint_le(n, 79);
+	ck_assert_int_eq(line[0], '[');
+	ck_assert_ptr_nonnull(strstr(line, "]  57% 171/300  failed 3 error 2 running 4  elapsed 1m12s"));
+	ck_assert_ptr_null(strstr(line, "passed"));
+}
+END_TEST
+
+START_TEST(test_progress_on_narrow_terminal_keeps_bar_and_percentage)
+{
+	struct hfctl_counts c = counts_57();
+	char line[512];
+	size_t n = hfctl_progress_format(&c, 72000, 45, line, sizeof(line));
+
+	ck_assert_uint_le(n, 44);
+	ck_assert_str_eq(line, "[#######.......]  57% 171/300  elapsed 1m12s");
+}
+END_TEST
+
+START_TEST(test_progress_on_tiny_terminal_drops_the_bar_and_never_wraps)
+{
+	struct hfctl_counts c = counts_57();
+	char line[512];
+
+	for (size_t width = 1; width < 45; width++) {
+		size_t n = hfctl_progress_format(&c, 72000, width, line, sizeof(line));
+
+		ck_assert_uint_le(n, width - 1);
+		ck_assert_uint_eq(n, strlen(line));
+	}
+	/* Room for a bar of 7: too narrow to be worth drawing. */
+	hfctl_progress_format(&c, 72000, 38, line, sizeof(line));
+	ck_assert_str_eq(line, "57% 171/300  elapsed 1m12s");
+	hfctl_progress_format(&c, 72000, 20, line, sizeof(line));
+	ck_assert_str_eq(line, "57% 171/300  elapse");
+	hfctl_progress_format(&c, 72000, 1, line, sizeof(line));
+	ck_assert_str_eq(line, "");
+}
+END_TEST
+
+START_TEST(test_progress_of_a_job_without_tasks_is_complete)
+{
+	struct hfctl_counts c = { 0 };
+	char line[512];
+
+	hfctl_progress_format(&c, 0, 200, line, sizeof(line));
+	ck_assert_ptr_nonnull(strstr(line, "########################################] 100% 0/0"));
+}
+END_TEST
+
+START_TEST(test_progress_fits_small_buffer_terminated)
+{
+	struct hfctl_counts c = counts_57();
+	char line[16];
+	size_t n = hfctl_progress_format(&c, 0, 200, line, sizeof(line));
+
+	ck_assert_uint_eq(n, 15);
+	ck_assert_str_eq(line, "[##############");
+}
+END_TEST
+
+START_TEST(test_table_pads_columns_and_aligns_numbers_right)
+{
+	static const struct hfctl_column cols[] = {
+		{ "ID", true, 0 }, { "MODEL", false, 0 }, { "NOTE", false, 0 },
+	};
+	struct hfctl_table *t = hfctl_table_new(cols, 3);
+	struct hf_buf b;
+
+	hfctl_table_add(t, (const char *[]){ "7", "bert", "ok" });
+	hfctl_table_add(t, (const char *[]){ "1234", "mistral", "" });
+	hfctl_table_add(t, (const char *[]){ "56", "t5", NULL });
+	hf_buf_init(&b);
+	hfctl_table_render(t, &b);
+	ck_assert(!b.oom);
+	ck_assert_str_eq(b.data, "  ID  MODEL    NOTE\n"
+				 "   7  bert     ok\n"
+				 "1234  mistral\n"
+				 "  56  t5\n");
+	hf_buf_fini(&b);
+	hfctl_table_free(t);
+}
+END_TEST
+
+START_TEST(test_table_counts_utf8_characters_not_bytes)
+{
+	static const struct hfctl_column cols[] = { { "A", false, 0 }, { "B", false, 0 } };
+	struct hfctl_table *t = hfctl_table_new(cols, 2);
+	struct hf_buf b;
+
+	hfctl_table_add(t, (const char *[]){ "\xc3\xa9t\xc3\xa9", "x" }); /* "été" */
+	hfctl_table_add(t, (const char *[]){ "abc", "y" });
+	hf_buf_init(&b);
+	hfctl_table_render(t, &b);
+	ck_assert_str_eq(b.data, "A    B\n"
+				 "\xc3\xa9t\xc3\xa9  x\n"
+				 "abc  y\n");
+	hf_buf_fini(&b);
+	hfctl_table_free(t);
+}
+END_TEST
+
+START_TEST(test_table_cuts_long_cells_and_flattens_control_characters)
+{
+	static const struct hfctl_column cols[] = { { "S", false, 0 }, { "REASON", false, 10 } };
+	struct hfctl_table *t = hfctl_table_new(cols, 2);
+	struct hf_buf b;
+
+	hfctl_table_add(t, (const char *[]){ "failed", "line one\nline two" });
+	hfctl_table_add(t, (const char *[]){ "error", "a\tb\033[31mc" });
+	hfctl_table_add(t, (const char *[]){ "error", "\xc2\x9b" "2J" }); /* C1 CSI */
+	hf_buf_init(&b);
+	hfctl_table_render(t, &b);
+	ck_assert_str_eq(b.data, "S       REASON\n"
+				 "failed  line on...\n"
+				 "error   a b [31mc\n"
+				 "error     2J\n");
+	hf_buf_fini(&b);
+	hfctl_table_free(t);
+}
+END_TEST
+
+START_TEST(test_table_that_failed_to_allocate_reports_oom)
+{
+	struct hf_buf b;
+
+	hfctl_table_add(NULL, (const char *[]){ "x" });
+	hf_buf_init(&b);
+	hfctl_table_render(NULL, &b);
+	ck_assert(b.oom);
+	hf_buf_fini(&b);
+	hfctl_table_free(NULL);
+}
+END_TEST
+
+START_TEST(test_csv_quotes_commas_quotes_and_newlines)
+{
+	struct hf_buf b;
+
+	hf_buf_init(&b);
+	hfctl_csv_record(&b, (const char *[]){ "plain", "a,b", "say \"hi\"", "two\nlines", "cr\r",
+					       "", NULL },
+			 7);
+	ck_assert_str_eq(b.data, "plain,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\",\"cr\r\",,\r\n");
+	hf_buf_fini(&b);
+}
+END_TEST
+
+START_TEST(test_csv_leaves_other_text_alone)
+{
+	struct hf_buf b;
+
+	hf_buf_init(&b);
+	hfctl_csv_field(&b, " spaced; 'single' \xc3\xa9 ");
+	ck_assert_str_eq(b.data, " spaced; 'single' \xc3\xa9 ");
+	hf_buf_fini(&b);
+}
+END_TEST
+
+START_TEST(test_duration_formats_each_range)
+{
+	static const struct {
+		int64_t ms;
+		const char *text;
+	} cases[] = {
+		{ -5, "0s" },		{ 0, "0s" },		  { 1, "1ms" },
+		{ 850, "850ms" },	{ 1000, "1s" },		  { 1050, "1s" },
+		{ 2500, "2.5s" },	{ 9999, "9.9s" },	  { 10000, "10s" },
+		{ 45900, "45s" },	{ 60000, "1m00s" },	  { 72000, "1m12s" },
+		{ 3599000, "59m59s" },	{ 3600000, "1h00m" },	  { 3723000, "1h02m" },
+		{ 86400000, "1d00h" },	{ 277200000, "3d05h" },
+	};
+	char buf[32];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		hfctl_duration_format(cases[i].ms, buf, sizeof(buf));
+		ck_assert_msg(strcmp(buf, cases[i].text) == 0, "%lld ms: got \"%s\", want \"%s\"",
+			      (long long)cases[i].ms, buf, cases[i].text);
+	}
+}
+END_TEST
+
+START_TEST(test_ago_counts_whole_seconds_and_knows_never)
+{
+	char buf[32];
+
+	hfctl_ago_format(1000.9, 996.5, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "4s ago");
+	hfctl_ago_format(10000, 10000 - 3725, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "1h02m ago");
+	hfctl_ago_format(1000, 1005, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "0s ago");
+	hfctl_ago_format(1000, 0, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "never");
+}
+END_TEST
+
+START_TEST(test_time_of_zero_is_a_dash)
+{
+	char buf[32];
+
+	hfctl_time_format(0, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "-");
+	setenv("TZ", "UTC", 1);
+	tzset();
+	hfctl_time_format(1732279503.7, buf, sizeof(buf));
+	ck_assert_str_eq(buf, "2024-11-22 12:45:03");
+}
+END_TEST
+
+START_TEST(test_summary_lists_non_zero_statuses_in_order)
+{
+	struct hfctl_counts c = counts_57();
+	struct hf_buf b;
+
+	hf_buf_init(&b);
+	hfctl_summary_format(&c, &b);
+	ck_assert_str_eq(b.data, "300 tasks: 150 passed, 3 failed, 2 error, 16 skipped, 3 running, "
+				 "1 leased, 125 queued");
+	hf_buf_fini(&b);
+
+	c = (struct hfctl_counts){ 0 };
+	hfctl_counts_add(&c, HF__TASK_STATUS__STATUS_TIMEOUT);
+	hf_buf_init(&b);
+	hfctl_summary_format(&c, &b);
+	ck_assert_str_eq(b.data, "1 task: 1 timeout");
+	hf_buf_fini(&b);
+
+	c = (struct hfctl_counts){ 0 };
+	hf_buf_init(&b);
+	hfctl_summary_format(&c, &b);
+	ck_assert_str_eq(b.data, "0 tasks");
+	hf_buf_fini(&b);
+}
+END_TEST
+
+START_TEST(test_counts_from_job_and_what_counts_as_failed)
+{
+	Hf__StatusCount sc[4] = { HF__STATUS_COUNT__INIT, HF__STATUS_COUNT__INIT,
+				  HF__STATUS_COUNT__INIT, HF__STATUS_COUNT__INIT };
+	Hf__StatusCount *scp[4] = { &sc[0], &sc[1], &sc[2], &sc[3] };
+	Hf__JobStatus js = HF__JOB_STATUS__INIT;
+	struct hfctl_counts c;
+
+	sc[0].status = HF__TASK_STATUS__STATUS_PASSED;
+	sc[0].count = 5;
+	sc[1].status = HF__TASK_STATUS__STATUS_TIMEOUT;
+	sc[1].count = 2;
+	sc[2].status = HF__TASK_STATUS__STATUS_CANCELLED;
+	sc[2].count = 1;
+	sc[3].status = (Hf__TaskStatus)77; /* from a newer coordinator */
+	sc[3].count = 9;
+	js.total = 17;
+	js.n_counts = 4;
+	js.counts = scp;
+	hfctl_counts_from_job(&js, &c);
+	ck_assert_uint_eq(c.total, 17);
+	ck_assert_uint_eq(c.n[HF__TASK_STATUS__STATUS_PASSED], 5);
+	ck_assert_uint_eq(hfctl_counts_done(&c), 8);
+	ck_assert_uint_eq(hfctl_counts_failed(&c), 2); /* timeout, not cancelled */
+}
+END_TEST
+
+START_TEST(test_devices_and_runtimes_summaries)
+{
+	Hf__Device d[3] = { HF__DEVICE__INIT, HF__DEVICE__INIT, HF__DEVICE__INIT };
+	Hf__Device *dp[3] = { &d[0], &d[1], &d[2] };
+	Hf__Runtime rt[3] = { HF__RUNTIME__INIT, HF__RUNTIME__INIT, HF__RUNTIME__INIT };
+	Hf__Runtime *rtp[3] = { &rt[0], &rt[1], &rt[2] };
+	struct hf_buf b;
+
+	d[0].backend = HF__BACKEND__BACKEND_CPU;
+	d[0].slots = 2;
+	d[1].backend = HF__BACKEND__BACKEND_CUDA;
+	d[1].slots = 1;
+	d[2].backend = HF__BACKEND__BACKEND_CUDA;
+	d[2].index = 1;
+	hf_buf_init(&b);
+	hfctl_devices_format(dp, 3, &b);
+	ck_assert_str_eq(b.data, "cpu:0 x2, cuda:0, cuda:1");
+	hf_buf_fini(&b);
+
+	rt[0].name = "torch";
+	rt[0].version = "2.11.0+cu128";
+	rt[0].available = true;
+	rt[1].name = "transformers";
+	rt[1].version = "5.17.0";
+	rt[1].available = false;
+	rt[2].name = "python";
+	rt[2].available = true;
+	hf_buf_init(&b);
+	hfctl_runtimes_format(rtp, 3, &b);
+	ck_assert_str_eq(b.data, "torch 2.11.0+cu128, transformers absent, python");
+	hf_buf_fini(&b);
+
+	hf_buf_init(&b);
+	hfctl_devices_format(NULL, 0, &b);
+	hfctl_runtimes_format(NULL, 0, &b);
+	ck_assert_str_eq(b.data, "--");
+	hf_buf_fini(&b);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("hfctl-format");
+	TCase *tc = tcase_create("progress");
+	tcase_add_test(tc, test_progress_at_57_percent_matches_the_manual);
+	tcase_add_test(tc, test_progress_at_0_percent_has_an_empty_bar);
+	tcase_add_test(tc, test_progress_reaches_100_percent_only_when_all_are_done);
+	tcase_add_test(tc, test_progress_shows_timeout_and_cancelled_only_when_not_zero);
+	tcase_add_test(tc, test_progress_without_terminal_has_no_bar_and_no_limit);
+	tcase_add_test(tc, test_progress_on_80_columns_keeps_a_bar_and_the_failures);
+	tcase_add_test(tc, test_progress_on_narrow_terminal_keeps_bar_and_percentage);
+	tcase_add_test(tc, test_progress_on_tiny_terminal_drops_the_bar_and_never_wraps);
+	tcase_add_test(tc, test_progress_of_a_job_without_tasks_is_complete);
+	tcase_add_test(tc, test_progress_fits_small_buffer_terminated);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("table");
+	tcase_add_test(tc, test_table_pads_columns_and_aligns_numbers_right);
+	tcase_add_test(tc, test_table_counts_utf8_characters_not_bytes);
+	tcase_add_test(tc, test_table_cuts_long_cells_and_flattens_control_characters);
+	tcase_add_test(tc, test_table_that_failed_to_allocate_reports_oom);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("csv");
+	tcase_add_test(tc, test_csv_quotes_commas_quotes_and_newlines);
+	tcase_add_test(tc, test_csv_leaves_other_text_alone);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("text");
+	tcase_add_test(tc, test_duration_formats_each_range);
+	tcase_add_test(tc, test_ago_counts_whole_seconds_and_knows_never);
+	tcase_add_test(tc, test_time_of_zero_is_a_dash);
+	tcase_add_test(tc, test_summary_lists_non_zero_statuses_in_order);
+	tcase_add_test(tc, test_counts_from_job_and_what_counts_as_failed);
+	tcase_add_test(tc, test_devices_and_runtimes_summaries);
+	suite_add_tcase(s, tc);
+
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

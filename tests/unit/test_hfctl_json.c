@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Unit tests for the JSON hfctl prints (coordinator/hfctl/hfctl-json.c):
+ * field names and value types, the embedding of metrics_json, and text that
+ * is not valid UTF-8.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hfctl-json.h"
+
+START_TEST(test_metrics_json_is_embedded_as_a_value)
+{
+	json_t *v = hfctl_json_metrics("{\"latency_ms\": {\"p50\": 3.5}, \"tokens_per_s\": 120}");
+
+	ck_assert(json_is_object(v));
+	ck_assert(json_real_value(json_object_get(json_object_get(v, "latency_ms"), "p50")) == 3.5);
+	ck_assert_int_eq(json_integer_value(json_object_get(v, "tokens_per_s")), 120);
+	json_decref(v);
+}
+END_TEST
+
+START_TEST(test_metrics_that_are_not_json_stay_as_text)
+{
+	json_t *v = hfctl_json_metrics("{truncated");
+
+	ck_assert(json_is_string(v));
+	ck_assert_str_eq(json_string_value(v), "{truncated");
+	json_decref(v);
+
+	v = hfctl_json_metrics("");
+	ck_assert(json_is_null(v));
+	json_decref(v);
+}
+END_TEST
+
+START_TEST(test_invalid_utf8_is_replaced_not_dropped)
+{
+	json_t *v = hfctl_json_string("ok \xff\xfe end");
+
+	ck_assert(json_is_string(v));
+	ck_assert_str_eq(json_string_value(v), "ok ?? end");
+	json_decref(v);
+
+	v = hfctl_json_string("caf\xc3\xa9");
+	ck_assert_str_eq(json_string_value(v), "caf\xc3\xa9");
+	json_decref(v);
+}
+END_TEST
+
+START_TEST(test_result_row_has_every_field_by_name)
+{
+	Hf__ResultRow row = HF__RESULT_ROW__INIT;
+	json_t *v;
+
+	row.task_id = 9000000001ull;
+	row.model_type = "bert";
+	row.backend = HF__BACKEND__BACKEND_ROCM;
+	row.kind = HF__TASK_KIND__KIND_BENCHMARK;
+	row.status = HF__TASK_STATUS__STATUS_TIMEOUT;
+	row.batch_size = 8;
+	row.reason = "took \"too\" long,\nkilled";
+	row.metrics_json = "[1, 2]";
+	row.duration_s = 1.25;
+	v = hfctl_json_result(&row);
+
+	ck_assert_uint_eq(json_object_size(v), 15);
+	ck_assert_int_eq(json_integer_value(json_object_get(v, "task_id")), 9000000001ll);
+	ck_assert_str_eq(json_string_value(json_object_get(v, "backend")), "rocm");
+	ck_assert_str_eq(json_string_value(json_object_get(v, "kind")), "benchmark");
+	ck_assert_str_eq(json_string_value(json_object_get(v, "status")), "timeout");
+	ck_assert_str_eq(json_string_value(json_object_get(v, "reason")), "took \"too\" long,\nkilled");
+	ck_assert(json_is_array(json_object_get(v, "metrics_json")));
+	ck_assert(json_real_value(json_object_get(v, "duration_s")) == 1.25);
+	ck_assert(json_is_string(json_object_get(v, "weights")));
+	json_decref(v);
+}
+END_TEST
+
+START_TEST(test_job_counts_every_status_and_unfinished_is_null)
+{
+	Hf__StatusCount passed = HF__STATUS_COUNT__INIT;
+	Hf__StatusCount *counts[] = { &passed };
+	Hf__JobStatus js = HF__JOB_STATUS__INIT;
+	json_t *v, *c;
+
+	passed.status = HF__TASK_STATUS__STATUS_PASSED;
+	passed.count = 3;
+	js.job_id = 42;
+	js.state = "running";
+	js.created_at = 1732279503.5;
+	js.total = 5;
+	js.n_counts = 1;
+	js.counts = counts;
+	v = hfctl_json_job(&js);
+
+	ck_assert_int_eq(json_integer_value(json_object_get(v, "job_id")), 42);
+	ck_assert(json_is_real(json_object_get(v, "created_at")));
+	ck_assert(json_is_null(json_object_get(v, "finished_at")));
+	c = json_object_get(v, "counts");
+	ck_assert_uint_eq(json_object_size(c), 9);
+	ck_assert_int_eq(json_integer_value(json_object_get(c, "passed")), 3);
+	ck_assert_int_eq(json_integer_value(json_object_get(c, "queued")), 0);
+	json_decref(v);
+}
+END_TEST
+
+START_TEST(test_worker_nests_devices_runtimes_and_labels)
+{
+	Hf__WorkerInfo w = HF__WORKER_INFO__INIT;
+	Hf__Device dev = HF__DEVICE__INIT;
+	Hf__Device *devs[] = { &dev };
+	Hf__Runtime rt = HF__RUNTIME__INIT;
+	Hf__Runtime *rts[] = { &rt };
+	Hf__KeyValue kv = HF__KEY_VALUE__INIT;
+	Hf__KeyValue *kvs[] = { &kv };
+	json_t *v, *d;
+
+	dev.backend = HF__BACKEND__BACKEND_QNN;
+	dev.slots = 2;
+	rt.name = "torch";
+	rt.available = false;
+	rt.detail = "no module named torch";
+	kv.key = "rack";
+	kv.value = "b7";
+	w.worker_id = "w1";
+	w.n_devices = 1;
+	w.devices = devs;
+	w.n_runtimes = 1;
+	w.runtimes = rts;
+	w.n_labels = 1;
+	w.labels = kvs;
+	w.connected = true;
+	v = hfctl_json_worker(&w);
+
+	d = json_array_get(json_object_get(v, "devices"), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(d, "backend")), "qnn");
+	ck_assert_int_eq(json_integer_value(json_object_get(d, "slots")), 2);
+	ck_assert(json_is_false(json_object_get(json_array_get(json_object_get(v, "runtimes"), 0),
+						 "available")));
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(v, "labels"), "rack")), "b7");
+	ck_assert(json_is_true(json_object_get(v, "connected")));
+	ck_assert(json_is_null(json_object_get(v, "cpu")));
+	ck_assert(json_is_null(json_object_get(v, "last_seen")));
+	json_decref(v);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("hfctl-json");
+	TCase *tc = tcase_create("json");
+	tcase_add_test(tc, test_metrics_json_is_embedded_as_a_value);
+	tcase_add_test(tc, test_metrics_that_are_not_json_stay_as_text);
+	tcase_add_test(tc, test_invalid_utf8_is_replaced_not_dropped);
+	tcase_add_test(tc, test_result_row_has_every_field_by_name);
+	tcase_add_test(tc, test_job_counts_every_status_and_unfinished_is_null);
+	tcase_add_test(tc, test_worker_nests_devices_runtimes_and_labels);
+	suite_add_tcase(s, tc);
+
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

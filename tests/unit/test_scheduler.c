@@ -1,0 +1,192 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Unit tests for the scheduler's in-memory state and matching
+ * (coordinator/scheduler.c).
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scheduler.h"
+
+static struct sched_task mk(uint64_t id, uint64_t job, Hf__Backend b)
+{
+	struct sched_task t;
+	memset(&t, 0, sizeof(t));
+	t.id = id;
+	t.job_id = job;
+	t.backend = b;
+	t.kind = HF__TASK_KIND__KIND_TEST;
+	t.batch_size = 1;
+	t.precision = "fp32";
+	t.state = SCHED_QUEUED;
+	return t;
+}
+
+#define CPU HF__BACKEND__BACKEND_CPU
+#define CUDA HF__BACKEND__BACKEND_CUDA
+
+START_TEST(test_take_matches_backend_only)
+{
+	struct sched *s = sched_new();
+	struct sched_task *out[8];
+	struct sched_task t;
+
+	sched_job_add(s, 1, 0);
+	t = mk(10, 1, CUDA);
+	sched_task_add(s, &t);
+	t = mk(11, 1, CPU);
+	sched_task_add(s, &t);
+	ck_assert_uint_eq(sched_queued(s, CPU), 1);
+	ck_assert_uint_eq(sched_take(s, CPU, "w1", 0, 8, out), 1);
+	ck_assert_uint_eq(out[0]->id, 11);
+	ck_assert_int_eq(out[0]->state, SCHED_GRANTING);
+	ck_assert_uint_eq(out[0]->attempt, 1);
+	ck_assert_str_eq(out[0]->worker_id, "w1");
+	ck_assert_uint_eq(sched_take(s, CPU, "w1", 0, 8, out), 0);
+	ck_assert_uint_eq(sched_take(s, HF__BACKEND__BACKEND_ROCM, "w1", 0, 8, out), 0);
+	ck_assert_uint_eq(sched_take(s, CUDA, "w2", 3, 8, out), 1);
+	ck_assert_uint_eq(out[0]->device_index, 3);
+	sched_free(s);
+}
+END_TEST
+
+START_TEST(test_higher_priority_then_older_job_then_task_order)
+{
+	struct sched *s = sched_new();
+	struct sched_task *out[8];
+	struct sched_task t;
+
+	sched_job_add(s, 1, 0);
+	sched_job_add(s, 2, 10);
+	sched_job_add(s, 3, 0);
+	uint64_t ids[][2] = { { 31, 3 }, { 12, 1 }, { 11, 1 }, { 22, 2 }, { 21, 2 } };
+	for (int i = 0; i < 5; i++) {
+		t = mk(ids[i][0], ids[i][1], CPU);
+		sched_task_add(s, &t);
+	}
+	ck_assert_uint_eq(sched_take(s, CPU, "w", 0, 5, out), 5);
+	ck_assert_uint_eq(out[0]->id, 21);
+	ck_assert_uint_eq(out[1]->id, 22);
+	ck_assert_uint_eq(out[2]->id, 11);
+	ck_assert_uint_eq(out[3]->id, 12);
+	ck_assert_uint_eq(out[4]->id, 31);
+	sched_free(s);
+}
+END_TEST
+
+START_TEST(test_lease_renew_and_expiry)
+{
+	struct sched *s = sched_new();
+	struct sched_task *out[4], *exp[4];
+	struct sched_task t;
+
+	sched_job_add(s, 1, 0);
+	t = mk(5, 1, CPU);
+	sched_task_add(s, &t);
+	sched_take(s, CPU, "w1", 0, 1, out);
+	sched_lease(s, out[0], 1000);
+	ck_assert_int_eq(out[0]->state, SCHED_LEASED);
+	ck_assert(!sched_renew(s, out[0], "w2", 1, 2000));   /* another worker */
+	ck_assert(!sched_renew(s, out[0], "w1", 0, 2000));   /* a dead attempt */
+	ck_assert(sched_renew(s, out[0], "w1", 1, 2000));
+	ck_assert_uint_eq(sched_collect_expired(s, 1500, exp, 4), 0);
+	ck_assert_uint_eq(sched_collect_expired(s, 2000, exp, 4), 1);
+	sched_expiring(s, exp[0]);
+	ck_assert_uint_eq(sched_collect_state(s, SCHED_EXPIRING, exp, 4), 1);
+	sched_requeue(s, exp[0]);
+	ck_assert_uint_eq(sched_queued(s, CPU), 1);
+	/* the next grant is a new attempt: a new fencing token */
+	ck_assert_uint_eq(sched_take(s, CPU, "w2", 0, 1, out), 1);
+	ck_assert_uint_eq(out[0]->attempt, 2);
+	sched_free(s);
+}
+END_TEST
+
+START_TEST(test_remove_releases_job_when_last_task_goes)
+{
+	struct sched *s = sched_new();
+	struct sched_task t;
+
+	sched_job_add(s, 7, 0);
+	t = mk(1, 7, CPU);
+	struct sched_task *a = sched_task_add(s, &t);
+	t = mk(2, 7, CPU);
+	struct sched_task *b = sched_task_add(s, &t);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_ptr_null(sched_task_add(s, &t)); /* duplicate id */
+	t = mk(3, 99, CPU);
+	ck_assert_ptr_null(sched_task_add(s, &t)); /* unknown job */
+	ck_assert_uint_eq(sched_job_find(s, 7)->live, 2);
+	sched_remove(s, a);
+	ck_assert_ptr_nonnull(sched_job_find(s, 7));
+	ck_assert_uint_eq(sched_queued(s, CPU), 1);
+	sched_remove(s, b);
+	ck_assert_ptr_null(sched_job_find(s, 7));
+	ck_assert_uint_eq(sched_count(s), 0);
+	sched_free(s);
+}
+END_TEST
+
+START_TEST(test_many_tasks_keep_heap_and_hash_consistent)
+{
+	struct sched *s = sched_new();
+	struct sched_task t, **out = calloc(5000, sizeof(*out));
+
+	sched_job_add(s, 1, 0);
+	for (uint64_t i = 5000; i > 0; i--) {
+		t = mk(i, 1, CPU);
+		ck_assert_ptr_nonnull(sched_task_add(s, &t));
+	}
+	/* remove every third one from the middle of the heap */
+	for (uint64_t i = 3; i <= 5000; i += 3)
+		sched_remove(s, sched_task_find(s, i));
+	size_t n = sched_take(s, CPU, "w", 0, 5000, out);
+	ck_assert_uint_eq(n, 5000 - 5000 / 3);
+	for (size_t i = 1; i < n; i++)
+		ck_assert_uint_lt(out[i - 1]->id, out[i]->id);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_ptr_eq(sched_task_find(s, out[i]->id), out[i]);
+	free(out);
+	sched_free(s);
+}
+END_TEST
+
+START_TEST(test_collect_job_and_cancelling)
+{
+	struct sched *s = sched_new();
+	struct sched_task t, *out[8];
+
+	sched_job_add(s, 1, 0);
+	sched_job_add(s, 2, 0);
+	for (uint64_t i = 1; i <= 4; i++) {
+		t = mk(i, i <= 2 ? 1 : 2, CPU);
+		sched_task_add(s, &t);
+	}
+	sched_take(s, CPU, "w", 0, 1, out);
+	sched_lease(s, out[0], 100);
+	sched_cancelling(s, out[0]);
+	ck_assert_uint_eq(sched_collect_job(s, 1, out, 8), 2);
+	ck_assert_uint_eq(sched_collect_state(s, SCHED_CANCELLING, out, 8), 1);
+	ck_assert_uint_eq(sched_collect_expired(s, 1000, out, 8), 0); /* only LEASED expire */
+	sched_free(s);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("scheduler");
+	TCase *tc = tcase_create("scheduler");
+	tcase_add_test(tc, test_take_matches_backend_only);
+	tcase_add_test(tc, test_higher_priority_then_older_job_then_task_order);
+	tcase_add_test(tc, test_lease_renew_and_expiry);
+	tcase_add_test(tc, test_remove_releases_job_when_last_task_goes);
+	tcase_add_test(tc, test_many_tasks_keep_heap_and_hash_consistent);
+	tcase_add_test(tc, test_collect_job_and_cancelling);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,480 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Tests of the task executor (worker/executor.c) with real child
+ * processes: small /bin/sh runners written to a temporary state directory,
+ * run through a libuv loop.  They pin the runner contract end to end:
+ * result file, exit without result, time limit with the whole process group
+ * killed, cancel, output flood, a runner that cannot start.
+ */
+#include <check.h>
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "executor.h"
+#include "hf_util.h"
+#include "result.h"
+
+#define GUARD_MS 20000
+
+static char state_dir[64];
+static char script[128];
+static uv_loop_t loop;
+static uv_timer_t guard;
+static Hf__TaskResult *results[8];
+static int n_results, want_results;
+
+static void setup(void)
+{
+	strcpy(state_dir, "/tmp/hfexecXXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(state_dir));
+	snprintf(script, sizeof(script), "%s/runner.sh", state_dir);
+	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	n_results = 0;
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+
+	for (int i = 0; i < n_results; i++)
+		result_free(results[i]);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", state_dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static void write_script(const char *body)
+{
+	FILE *f = fopen(script, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "#!/bin/sh\nDIR='%s'\n%s\n", state_dir, body);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+static void done_cb(struct executor *ex, Hf__TaskResult *r, void *arg)
+{
+	(void)ex;
+	(void)arg;
+	ck_assert_int_lt(n_results, 8);
+	results[n_results++] = r;
+	if (n_results >= want_results)
+		uv_stop(&loop);
+}
+
+static void guard_cb(uv_timer_t *h)
+{
+	(void)h;
+	ck_abort_msg("the runner did not finish within %d ms", GUARD_MS);
+}
+
+static struct executor *make_executor(const char *runner, int64_t grace_ms, size_t output_limit)
+{
+	char *argv[] = { (char *)"/bin/sh", (char *)runner, NULL };
+	struct executor_config cfg = {
+		.argv = argv,
+		.state_dir = state_dir,
+		.default_timeout_ms = 30000,
+		.kill_grace_ms = grace_ms,
+		.output_limit = output_limit,
+	};
+	struct executor *ex;
+
+	ck_assert_int_eq(executor_new(&loop, &cfg, done_cb, NULL, &ex), 0);
+	return ex;
+}
+
+static Hf__Assignment assignment(uint64_t task_id, uint32_t timeout_s)
+{
+	Hf__Assignment a = HF__ASSIGNMENT__INIT;
+
+	a.task_id = task_id;
+	a.attempt = 1;
+	a.job_id = 9;
+	a.model_type = "bert";
+	a.hf_id = "google-bert/bert-base-uncased";
+	a.family = "encoder-only";
+	a.kind = HF__TASK_KIND__KIND_TEST;
+	a.backend = HF__BACKEND__BACKEND_CPU;
+	a.batch_size = 2;
+	a.precision = "fp32";
+	a.timeout_s = timeout_s;
+	return a;
+}
+
+/* Runs the loop until n results came in. */
+static void wait_results(int n)
+{
+	want_results = n;
+	uv_timer_init(&loop, &guard);
+	uv_timer_start(&guard, guard_cb, GUARD_MS, 0);
+	uv_unref((uv_handle_t *)&guard);
+	if (n_results < n)
+		uv_run(&loop, UV_RUN_DEFAULT);
+	uv_close((uv_handle_t *)&guard, NULL);
+	ck_assert_int_eq(n_results, n);
+}
+
+/* Closes the executor and checks that nothing was left open. */
+static void finish(struct executor *ex)
+{
+	executor_close(ex);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(uv_loop_close(&loop), 0);
+}
+
+/* True once pid is gone or a zombie waiting for its new parent. */
+static bool process_dead(pid_t pid)
+{
+	for (int i = 0; i < 100; i++) {
+		char path[64], *text = NULL;
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+		if (hf_read_file(path, 4096, &text, NULL) < 0)
+			return true;
+		char *close_paren = strrchr(text, ')');
+		bool zombie = close_paren && close_paren[2] == 'Z';
+		free(text);
+		if (zombie)
+			return true;
+		usleep(20000);
+	}
+	return false;
+}
+
+static pid_t read_pid(const char *name)
+{
+	char path[128], *text = NULL;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/%s", state_dir, name);
+	ck_assert_int_eq(hf_read_file(path, 64, &text, NULL), 0);
+	pid = (pid_t)atoi(text);
+	free(text);
+	ck_assert_int_gt(pid, 1);
+	return pid;
+}
+
+START_TEST(test_runner_result_file_is_reported_as_written)
+{
+	write_script("echo 'loading bert'\n"
+		     "printf '{\"status\":\"passed\",\"weights\":\"random-init\","
+		     "\"metrics\":{\"load_s\":0.5},\"outputs\":{\"finite\":true}}' > \"$4\"");
+	struct executor *ex = make_executor(script, 1000, 65536);
+	Hf__Assignment a = assignment(1, 10);
+
+	ck_assert_int_eq(executor_start(ex, &a), 0);
+	ck_assert_uint_eq(executor_count(ex, HF__BACKEND__BACKEND_CPU, 0), 1);
+	wait_results(1);
+	ck_assert_int_eq(results[0]->status, HF__TASK_STATUS__STATUS_PASSED);
+	ck_assert_uint_eq(results[0]->task_id, 1);
+	ck_assert_str_eq(results[0]->weights, "random-init");
+	ck_assert_str_eq(results[0]->metrics_json, "{\"load_s\":0.5}");
+	ck_assert_ptr_nonnull(strstr(results[0]->log_excerpt, "loading bert"));
+	ck_assert_int_eq(results[0]->exit_code, 0);
+	ck_assert(results[0]->finished_at >= results[0]->started_at);
+	ck_assert_uint_eq(executor_size(ex), 0);
+	finish(ex);
+}
+END_TEST
+
+START_TEST(test_task_file_and_environment_reach_the_runner)
+{
+	/* The runner copies its task file and reports its environment. */
+	write_script("cp \"$2\" \"$DIR/seen-task.json\"\n"
+		     "[ \"$2\" = \"$HFLEET_TASK_FILE\" ] && [ \"$4\" = \"$HFLEET_RESULT_FILE\" ] || exit 9\n"
+		     "printf '{\"status\":\"passed\",\"env\":{\"cuda\":\"%s\",\"hip\":\"%s\",\"dev\":\"%s\"}}' "
+		     "\"${CUDA_VISIBLE_DEVICES-unset}\" \"${HIP_VISIBLE_DEVICES-unset}\" "
+		     "\"$HFLEET_DEVICE_INDEX\" > \"$HFLEET_RESULT_FILE\"");
+	setenv("CUDA_VISIBLE_DEVICES", "0,1", 1); /* the worker's own must not leak */
+	struct executor *ex = make_executor(script, 1000, 65536);
+	Hf__Assignment a = assignment(2, 10);
+	char path[128], *text = NULL;
+	json_t *task;
+
+	ck_assert_int_eq(executor_start(ex, &a), 0);
+	wait_results(1);
+	ck_assert_int_eq(results[0]->status, HF__TASK_STATUS__STATUS_PASSED);
+	ck_assert_str_eq(results[0]->env_json, "{\"cuda\":\"\",\"hip\":\"\",\"dev\":\"0\"}");
+
+	snprintf(path, sizeof(path), "%s/seen-task.json", state_dir);
+	ck_assert_int_eq(hf_read_file(path, 65536, &text, NULL), 0);
+	task = json_loads(text, 0, NULL);
+	ck_assert_ptr_nonnull(task);
+	ck_assert_int_eq(json_integer_value(json_object_get(task, "task_id")), 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(task, "job_id")), 9);
+	ck_assert_str_eq(json_string_value(json_object_get(task, "model_type")), "bert");
+	ck_assert_str_eq(json_string_value(json_object_get(task, "kind")), "test");
+	ck_assert_str_eq(json_string_value(json_object_get(task, "backend")), "cpu");
+	ck_assert_int_eq(json_integer_value(json_object_get(task, "batch_size")), 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(task, "timeout_s")), 10);
+	ck_assert(json_is_null(json_object_get(task, "seq_len"))); /* 0: unset */
+	ck_assert(json_is_null(json_object_get(task, "task")));    /* "": unset */
+	json_decref(task);
+	free(text);
+	finish(ex);
+}
+END_TEST
+
+START_TEST(test_runner_exiting_without_a_result_is_an_error)
+{
+	write_script("echo 'Traceback: something broke' >&2\nexit 3");
+	struct executor *ex = make_executor(script, 1000, 65536);
+	Hf__Assignment a = assignment(3, 10);
+
+	ck_assert_int_eq(executor_start(ex, &a), 0);
+	wait_results(1);
+	ck_assert_int_eq(results[0]->status, HF__TASK_STATUS__STATUS_ERROR);
+	ck_assert_str_eq(results[0]->reason, "runner exited with status 3 without writing a result");
+	ck_assert_int_eq(results[0]->exit_code, 3);
+	ck_assert_ptr_nonnull(strstr(results[0]->log_excerpt, "something broke")); /* stderr too */
+	finish(ex);
+}
+END_TEST
+
+START_TEST(test_runner_writing_garbage_is_an_invalid_result)
+{
+	write_script("printf '{\"status\": \"passed\", \"metrics\": {' > \"$4\"");
+	struct executor *ex = make_executor(script, 1000, 65536);
+	Hf__Assignment a = assignment(4, 10);
+
+	ck_assert_int_eq(executor_start(ex, &a), 0);
+	wait_results(1);
+	ck_assert_int_eq(results[0]->status, HF__TASK_STATUS__STATUS_ERROR);
+	ck_assert_ptr_nonnull(strstr(results[0]->reason, "runner wrote an invalid result: not valid JSON"));
+	finish(ex);
+}
+END_TEST
+
+START_TEST(test_stale_result_of_an_earlier_run_is_not_taken)
+{
+	char dir[128], path[160];
+
+	snprintf(dir, sizeof(dir), "%s/tasks/5-1", state_dir);
+	ck_assert_int_eq(hf_mkdir_p(dir, 0700), 0);
+	snprintf(path, sizeof(path), "%s/result.json", dir);
+	ck_assert_int_eq(hf_write_file_durable(path, "{\"status\":\"passed\"}", 19), 0);
+	write_script("exit 0");
+	struct executor *ex = make_executor(script, 1000, 65536);
+	Hf__Assignment a = assignment(5, 10);
+
+	ck_assert_int_eq(executor_start(ex, &a), 0);
+	wait_results(1);
+	ck_assert_int_eq(results[0]->status, HF__TASK_STATUS__STATUS_ERROR);
+	ck_assert_str_eq(results[0]->reason, "runner exited with status 0 without writing a result");
+	finish(ex);
+}
+END_TEST
+
+START_TEST(test_hanging_runner_times_out_and_its_whole_group_dies)
+{
+	/* It ignores SIGTERM (and so do its children), so only SIGKILL to the
+	 * group ends it; the grandchild must not survive. */
+	write_script("trap '' TERM\n"
+		     "sleep 100 &\n"
+		     "echo $! > \"$DIR/grandchild.pid\"\n"
+		     "echo $$ > \"$DIR/runner.pid\"\n"
+		     "sleep 100");
+	struct executor *ex = make_executor(script, 300, 65536);
+	Hf__Assignment a = assignment(6, 1);
+	uint64_t t0 = uv_hrtime();
+
+	ck_assert_int_eq(executor_start(ex, &a), 0);
+	wait_results(1);
+	double elapsed = (double)(uv_hrtime() - t0) / 1e9;
+	ck_assert_int_eq(results[0]->status, HF__TASK_STATUS__STATUS_TIMEOUT);
+	ck_assert_str_eq(results[0]->reason, "runner did not finish within 1 s");
+	ck_assert_int_eq(results[0]->exit_code, 128 + SIGKILL);
+	ck_assert_msg(elapsed >= 1.2 && elapsed < 5.0, "took %.2f s", elapsed);
+	ck_assert(process_dead(read_pid("runner.pid")));
+	ck_assert(process_dead(read_pid("grandchild.pid")));
+	finish(ex);
+}
+END_TEST
+
+START_TEST(test_processes_left_behind_by_a_finished_runner_are_killed)
+{
+	/* The leftover keeps the output pipe open: only killing the group
+	 * lets the task end promptly. */
+	write_script("sleep 100 &\n"
+		     "echo $! > \"$DIR/grandchild.pid\"\n"
+		     "printf '{\"status\":\"passed\"}' > \"$4\"");
+	struct executor *ex = make_executor(script, 1000, 65536);
+	Hf__Assignment a = assignment(13, 10);
+	uint64_t t0 = uv_hrtime();
+
+	ck_assert_int_eq(executor_start(ex, &a), 0);
+	wait_results(1);
+	ck_assert_int_eq(results[0]->status, HF__TASK_STATUS__STATUS_PASSED);
+	ck_assert_msg(uv_hrtime() - t0 < 1500000000ull, "the task took %.2f s",
+		      (double)(uv_hrtime() - t0) / 1e9);
+	ck_assert(process_dead(read_pid("grandchild.pid")));
+	finish(ex);
+}
+END_TEST
+
+START_TEST(test_cancel_stops_the_runner_with_status_cancelled)
+{
+	write_script("echo $$ > \"$DIR/runner.pid\"\nexec sleep 100");
+	struct executor *ex = make_executor(script, 5000, 65536);
+	Hf__Assignment a = assignment(7, 60);
+	struct executor_ref ref;
+
+	ck_assert_int_eq(executor_start(ex, &a), 0);
+	ck_assert_uint_eq(executor_list(ex, &ref, 1), 1);
+	ck_assert(ref.task_id == 7 && ref.attempt == 1);
+	ck_assert(!executor_stop(ex, 7, 2, HF__TASK_STATUS__STATUS_CANCELLED, "x"));
+	ck_assert(executor_stop(ex, 7, 1, HF__TASK_STATUS__STATUS_CANCELLED, "cancelled by the coordinator"));
+	/* A later decision does not override the first. */
+	executor_stop_all(ex, HF__TASK_STATUS__STATUS_ERROR, "worker shut down");
+	wait_results(1);
+	ck_assert_int_eq(results[0]->status, HF__TASK_STATUS__STATUS_CANCELLED);
+	ck_assert_str_eq(results[0]->reason, "cancelled by the coordinator");
+	ck_assert_int_eq(results[0]->exit_code, 128 + SIGTERM);
+	finish(ex);
+}
+END_TEST
+
+START_TEST(test_flooding_runner_does_not_grow_memory)
+{
+	struct rusage before, after;
+
+	write_script("head -c 50000000 /dev/zero | tr '\\0' 'x'\n"
+		     "echo\necho END\n"
+		     "printf '{\"status\":\"passed\"}' > \"$4\"");
+	struct executor *ex = make_executor(script, 1000, 65536);
+	Hf__Assignment a = assignment(8, 60);
+
+	getrusage(RUSAGE_SELF, &before);
+	ck_assert_int_eq(executor_start(ex, &a), 0);
+	wait_results(1);
+	getrusage(RUSAGE_SELF, &after);
+	ck_assert_int_eq(results[0]->status, HF__TASK_STATUS__STATUS_PASSED);
+	size_t len = strlen(results[0]->log_excerpt);
+	ck_assert_str_eq(results[0]->log_excerpt + len - 4, "END\n");
+	ck_assert_uint_le(len, RESULT_EXCERPT_MAX + 64);
+	ck_assert_ptr_nonnull(strstr(results[0]->log_excerpt, "earlier bytes of output not kept"));
+	/* 50 MB went through; the worker's peak memory barely moved. */
+	ck_assert_int_lt(after.ru_maxrss - before.ru_maxrss, 8 * 1024);
+	finish(ex);
+}
+END_TEST
+
+START_TEST(test_runner_that_cannot_start_gives_an_error_result_later)
+{
+	char *argv[] = { (char *)"/nonexistent/runner", NULL };
+	struct executor_config cfg = { .argv = argv, .state_dir = state_dir,
+				       .default_timeout_ms = 1000, .kill_grace_ms = 100,
+				       .output_limit = 4096 };
+	struct executor *bad;
+	Hf__Assignment a = assignment(9, 10);
+
+	ck_assert_int_eq(executor_new(&loop, &cfg, done_cb, NULL, &bad), 0);
+	ck_assert_int_eq(executor_start(bad, &a), 0);
+	ck_assert_int_eq(n_results, 0); /* never from inside executor_start */
+	wait_results(1);
+	ck_assert_int_eq(results[0]->status, HF__TASK_STATUS__STATUS_ERROR);
+	ck_assert_str_eq(results[0]->reason,
+			 "could not start runner \"/nonexistent/runner\": No such file or directory");
+	ck_assert_int_eq(results[0]->exit_code, -1);
+	finish(bad);
+}
+END_TEST
+
+START_TEST(test_same_attempt_twice_is_refused)
+{
+	write_script("exec sleep 100");
+	struct executor *ex = make_executor(script, 100, 65536);
+	Hf__Assignment a = assignment(10, 60);
+
+	ck_assert_int_eq(executor_start(ex, &a), 0);
+	ck_assert_int_eq(executor_start(ex, &a), -EEXIST);
+	a.attempt = 2;
+	ck_assert_int_eq(executor_start(ex, &a), 0);
+	ck_assert_uint_eq(executor_size(ex), 2);
+	finish(ex); /* kills both, no results */
+	ck_assert_int_eq(n_results, 0);
+}
+END_TEST
+
+START_TEST(test_close_kills_running_process_groups)
+{
+	write_script("sleep 100 &\necho $! > \"$DIR/grandchild.pid\"\nsleep 100");
+	struct executor *ex = make_executor(script, 10000, 65536);
+	Hf__Assignment a = assignment(11, 60);
+	char path[128];
+	struct stat st;
+
+	ck_assert_int_eq(executor_start(ex, &a), 0);
+	snprintf(path, sizeof(path), "%s/grandchild.pid", state_dir);
+	for (int i = 0; i < 200 && stat(path, &st) < 0; i++) { /* let it start */
+		uv_run(&loop, UV_RUN_NOWAIT);
+		usleep(10000);
+	}
+	usleep(50000); /* the pid file is complete */
+	pid_t grandchild = read_pid("grandchild.pid");
+	finish(ex);
+	ck_assert_int_eq(n_results, 0);
+	ck_assert(process_dead(grandchild));
+}
+END_TEST
+
+START_TEST(test_task_directories_are_removed_on_request)
+{
+	char dir[128];
+	struct stat st;
+
+	write_script("printf '{\"status\":\"passed\"}' > \"$4\"");
+	struct executor *ex = make_executor(script, 1000, 65536);
+	Hf__Assignment a = assignment(12, 10);
+
+	snprintf(dir, sizeof(dir), "%s/tasks/999-1/sub", state_dir); /* a leftover */
+	ck_assert_int_eq(hf_mkdir_p(dir, 0700), 0);
+	ck_assert_int_eq(executor_start(ex, &a), 0);
+	wait_results(1);
+	snprintf(dir, sizeof(dir), "%s/tasks/12-1", state_dir);
+	ck_assert_int_eq(stat(dir, &st), 0);
+	ck_assert_int_eq(executor_task_dir_remove(ex, 12, 1), 0);
+	ck_assert_int_eq(stat(dir, &st), -1);
+	ck_assert_int_eq(executor_task_dir_remove(ex, 12, 1), 0);
+	ck_assert_int_eq(executor_task_dirs_clean(ex), 0);
+	snprintf(dir, sizeof(dir), "%s/tasks/999-1", state_dir);
+	ck_assert_int_eq(stat(dir, &st), -1);
+	finish(ex);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("worker_executor");
+	TCase *tc = tcase_create("executor");
+
+	tcase_set_timeout(tc, 30);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_runner_result_file_is_reported_as_written);
+	tcase_add_test(tc, test_task_file_and_environment_reach_the_runner);
+	tcase_add_test(tc, test_runner_exiting_without_a_result_is_an_error);
+	tcase_add_test(tc, test_runner_writing_garbage_is_an_invalid_result);
+	tcase_add_test(tc, test_stale_result_of_an_earlier_run_is_not_taken);
+	tcase_add_test(tc, test_hanging_runner_times_out_and_its_whole_group_dies);
+	tcase_add_test(tc, test_processes_left_behind_by_a_finished_runner_are_killed);
+	tcase_add_test(tc, test_cancel_stops_the_runner_with_status_cancelled);
+	tcase_add_test(tc, test_flooding_runner_does_not_grow_memory);
+	tcase_add_test(tc, test_runner_that_cannot_start_gives_an_error_result_later);
+	tcase_add_test(tc, test_same_attempt_twice_is_refused);
+	tcase_add_test(tc, test_close_kills_running_process_groups);
+	tcase_add_test(tc, test_task_directories_are_removed_on_request);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

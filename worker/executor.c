@@ -1,0 +1,807 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Spawning and supervising runner processes (see executor.h).  Each task
+ * owns three libuv handles: the process, the read end of its output pipe and
+ * one timer that serves, in turn, as the time limit, the SIGTERM-to-SIGKILL
+ * grace and the bound on waiting for the output pipe after exit.  A task's
+ * memory is released only when all three are closed.
+ */
+#include "executor.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hf_log.h"
+#include "hf_util.h"
+#include "result.h"
+
+extern char **environ;
+
+/* After the runner exited, how long its output pipe may stay open (held by
+ * a process that left its process group) before the worker stops reading. */
+#define OUTPUT_DRAIN_MS 2000
+#define READ_CHUNK (64 * 1024)
+
+enum task_phase {
+	PHASE_RUNNING,
+	PHASE_TERMINATING, /* SIGTERM sent, SIGKILL when the timer fires */
+	PHASE_KILLED,
+};
+
+struct task {
+	struct executor *ex;
+	struct task *prev, *next;     /* ex->running, while it counts as running */
+
+	uint64_t task_id;
+	uint32_t attempt;
+	Hf__Backend backend;
+	uint32_t device_index;
+	char *model_type;
+	char *dir, *task_path, *result_path;
+	int64_t timeout_ms;
+	double started_at, finished_at;
+
+	uv_process_t proc;
+	uv_pipe_t out;
+	uv_timer_t timer;
+	bool proc_init, out_init;
+	int open_handles;
+
+	enum task_phase phase;
+	bool spawned, exited, out_eof, reported;
+	int64_t exit_status;
+	int term_signal;
+	Hf__TaskStatus forced_status;
+	char *forced_reason;
+	struct tail_buf output;
+};
+
+struct executor {
+	uv_loop_t *loop;
+	char **argv;
+	size_t argc;
+	char *state_dir;
+	int64_t default_timeout_ms;
+	int64_t kill_grace_ms;
+	size_t output_limit;
+	executor_done_cb cb;
+	void *arg;
+
+	struct task *running;
+	size_t n_running;
+	size_t n_alive;              /* tasks not yet freed, running or closing */
+	bool closing;
+	char read_buf[READ_CHUNK];   /* every read is consumed in its callback */
+};
+
+/* ---- life cycle of a task's memory ---- */
+
+static void executor_free(struct executor *ex)
+{
+	for (size_t i = 0; ex->argv && i < ex->argc; i++)
+		free(ex->argv[i]);
+	free(ex->argv);
+	free(ex->state_dir);
+	free(ex);
+}
+
+static void task_free(struct task *t)
+{
+	struct executor *ex = t->ex;
+
+	tail_buf_fini(&t->output);
+	free(t->model_type);
+	free(t->dir);
+	free(t->task_path);
+	free(t->result_path);
+	free(t->forced_reason);
+	free(t);
+	ex->n_alive--;
+	if (ex->closing && ex->n_alive == 0)
+		executor_free(ex);
+}
+
+static void task_handle_closed_cb(uv_handle_t *h)
+{
+	struct task *t = h->data;
+
+	if (--t->open_handles == 0)
+		task_free(t);
+}
+
+static void task_unlink(struct task *t)
+{
+	struct executor *ex = t->ex;
+
+	if (t->prev)
+		t->prev->next = t->next;
+	else if (ex->running == t)
+		ex->running = t->next;
+	else
+		return; /* not linked */
+	if (t->next)
+		t->next->prev = t->prev;
+	t->prev = t->next = NULL;
+	ex->n_running--;
+}
+
+/* Unlinks the task and closes its handles; it is freed when they are. */
+static void task_close(struct task *t)
+{
+	task_unlink(t);
+	t->open_handles = 1 + t->out_init + t->proc_init;
+	uv_close((uv_handle_t *)&t->timer, task_handle_closed_cb);
+	if (t->out_init)
+		uv_close((uv_handle_t *)&t->out, task_handle_closed_cb);
+	if (t->proc_init)
+		uv_close((uv_handle_t *)&t->proc, task_handle_closed_cb);
+}
+
+/* ---- signals ---- */
+
+static void task_signal(struct task *t, int sig)
+{
+	/* The runner leads its own process group (UV_PROCESS_DETACHED makes it
+	 * call setsid), so -pid reaches everything it started. */
+	if (!t->spawned || t->proc.pid <= 0)
+		return;
+	if (kill(-t->proc.pid, sig) < 0 && errno != ESRCH)
+		log_warn("could not send %s to the process group of task %" PRIu64 " (pid %d): %s",
+			 sigabbrev_np(sig) ? sigabbrev_np(sig) : "a signal", t->task_id, t->proc.pid,
+			 strerror(errno));
+}
+
+static void task_force(struct task *t, Hf__TaskStatus status, const char *reason)
+{
+	if (t->forced_status != HF__TASK_STATUS__STATUS_UNSPECIFIED)
+		return; /* the first decision stands */
+	t->forced_status = status;
+	t->forced_reason = strdup(reason);
+	if (!t->forced_reason)
+		log_error("could not record why task %" PRIu64 " was stopped: out of memory",
+			  t->task_id);
+}
+
+/* ---- finishing ---- */
+
+static void task_finish(struct task *t)
+{
+	struct executor *ex = t->ex;
+	struct run_outcome o = {
+		.task_id = t->task_id,
+		.attempt = t->attempt,
+		.device_index = t->device_index,
+		.started_at = t->started_at,
+		.finished_at = t->finished_at,
+		.spawned = t->spawned,
+		.exit_status = (int)t->exit_status,
+		.term_signal = t->term_signal,
+		.forced_status = t->forced_status,
+		.forced_reason = t->forced_reason ? t->forced_reason : "task stopped by the worker",
+		.result_err = -ENOENT,
+		.output = &t->output,
+	};
+	Hf__TaskResult *res = NULL;
+	char *text = NULL;
+	int r;
+
+	t->reported = true;
+	uv_timer_stop(&t->timer);
+	if (t->spawned && o.forced_status == HF__TASK_STATUS__STATUS_UNSPECIFIED) {
+		o.result_err = hf_read_file(t->result_path, RESULT_FILE_MAX, &text, &o.result_len);
+		o.result_text = text;
+	}
+	r = result_build(&o, &res);
+	free(text);
+	if (r < 0)
+		log_error("could not build the result of task %" PRIu64 " attempt %" PRIu32
+			  ": %s; its lease will expire",
+			  t->task_id, t->attempt, strerror(-r));
+	else
+		log_info("task %" PRIu64 " attempt %" PRIu32 " (%s) finished: %s in %.1f s%s%s",
+			 t->task_id, t->attempt, t->model_type, hf_status_name(res->status),
+			 t->finished_at - t->started_at, res->reason[0] ? ": " : "", res->reason);
+
+	task_close(t); /* no longer running when the callback sees it */
+	if (res)
+		ex->cb(ex, res, ex->arg);
+}
+
+static void task_maybe_finish(struct task *t)
+{
+	if (t->exited && t->out_eof && !t->reported)
+		task_finish(t);
+}
+
+static void task_output_stop(struct task *t)
+{
+	if (t->out_eof)
+		return;
+	t->out_eof = true;
+	if (t->out_init)
+		uv_read_stop((uv_stream_t *)&t->out);
+}
+
+/* ---- callbacks ---- */
+
+static void task_timer_cb(uv_timer_t *h);
+
+/* SIGTERM to the group now, SIGKILL after the grace; the outcome is status
+ * with reason unless one was decided before. */
+static void task_stop(struct task *t, Hf__TaskStatus status, const char *reason)
+{
+	if (t->exited || t->reported)
+		return;
+	task_force(t, status, reason);
+	if (t->phase != PHASE_RUNNING)
+		return; /* already being stopped */
+	task_signal(t, SIGTERM);
+	t->phase = PHASE_TERMINATING;
+	uv_timer_start(&t->timer, task_timer_cb, (uint64_t)t->ex->kill_grace_ms, 0);
+}
+
+static void task_timer_cb(uv_timer_t *h)
+{
+	struct task *t = h->data;
+	char reason[128];
+
+	if (t->exited) {
+		/* Not started, or its output pipe outlived it. */
+		task_output_stop(t);
+		task_maybe_finish(t);
+		return;
+	}
+	switch (t->phase) {
+	case PHASE_RUNNING:
+		snprintf(reason, sizeof(reason), "runner did not finish within %lld s",
+			 (long long)((t->timeout_ms + 999) / 1000));
+		log_warn("task %" PRIu64 " attempt %" PRIu32 ": %s, stopping it", t->task_id,
+			 t->attempt, reason);
+		task_stop(t, HF__TASK_STATUS__STATUS_TIMEOUT, reason);
+		break;
+	case PHASE_TERMINATING:
+		log_warn("task %" PRIu64 " attempt %" PRIu32 " did not stop on SIGTERM, killing it",
+			 t->task_id, t->attempt);
+		task_signal(t, SIGKILL);
+		t->phase = PHASE_KILLED;
+		break;
+	case PHASE_KILLED:
+		break;
+	}
+}
+
+static void task_exit_cb(uv_process_t *p, int64_t exit_status, int term_signal)
+{
+	struct task *t = p->data;
+
+	t->exited = true;
+	t->exit_status = exit_status;
+	t->term_signal = term_signal;
+	t->finished_at = hf_wall_s();
+	task_signal(t, SIGKILL); /* whatever it left behind in its group */
+	if (!t->out_eof)
+		uv_timer_start(&t->timer, task_timer_cb, OUTPUT_DRAIN_MS, 0);
+	task_maybe_finish(t);
+}
+
+static void task_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct task *t = h->data;
+
+	(void)suggested;
+	*buf = uv_buf_init(t->ex->read_buf, sizeof(t->ex->read_buf));
+}
+
+static void task_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct task *t = s->data;
+
+	if (nread > 0) {
+		tail_buf_append(&t->output, buf->base, (size_t)nread);
+		return;
+	}
+	if (nread == 0)
+		return;
+	if (nread != UV_EOF)
+		log_warn("could not read the output of task %" PRIu64 ": %s, ignoring the rest",
+			 t->task_id, uv_strerror((int)nread));
+	task_output_stop(t);
+	task_maybe_finish(t);
+}
+
+/* ---- starting ---- */
+
+static struct task *executor_find(const struct executor *ex, uint64_t task_id, uint32_t attempt)
+{
+	for (struct task *t = ex->running; t; t = t->next)
+		if (t->task_id == task_id && t->attempt == attempt)
+			return t;
+	return NULL;
+}
+
+static json_t *json_string_or_null(const char *s)
+{
+	return s && *s ? json_string(s) : json_null();
+}
+
+static json_t *json_count_or_null(uint32_t v)
+{
+	return v ? json_integer(v) : json_null();
+}
+
+/* task.json.  Fields proto3 cannot tell from unset (empty strings, zero
+ * counts) are written as null, so the runner applies its own default. */
+static int task_write_json(const struct task *t, const Hf__Assignment *a)
+{
+	json_t *o = json_object();
+	char *text = NULL;
+	int r = -ENOMEM;
+
+	if (!o)
+		return -ENOMEM;
+	if (json_object_set_new(o, "task_id", json_integer((json_int_t)a->task_id)) ||
+	    json_object_set_new(o, "attempt", json_integer(a->attempt)) ||
+	    json_object_set_new(o, "job_id", json_integer((json_int_t)a->job_id)) ||
+	    json_object_set_new(o, "model_type", json_string_or_null(a->model_type)) ||
+	    json_object_set_new(o, "hf_id", json_string_or_null(a->hf_id)) ||
+	    json_object_set_new(o, "family", json_string_or_null(a->family)) ||
+	    json_object_set_new(o, "task", json_string_or_null(a->task)) ||
+	    json_object_set_new(o, "modality", json_string_or_null(a->modality)) ||
+	    json_object_set_new(o, "kind",
+				a->kind ? json_string(hf_kind_name(a->kind)) : json_null()) ||
+	    json_object_set_new(o, "backend", json_string(hf_backend_name(a->backend))) ||
+	    json_object_set_new(o, "device_index", json_integer(a->device_index)) ||
+	    json_object_set_new(o, "batch_size", json_count_or_null(a->batch_size)) ||
+	    json_object_set_new(o, "seq_len", json_count_or_null(a->seq_len)) ||
+	    json_object_set_new(o, "precision", json_string_or_null(a->precision)) ||
+	    json_object_set_new(o, "iterations", json_count_or_null(a->iterations)) ||
+	    json_object_set_new(o, "warmup", json_integer(a->warmup)) ||
+	    json_object_set_new(o, "timeout_s", json_integer((t->timeout_ms + 999) / 1000)))
+		goto out;
+	text = json_dumps(o, JSON_INDENT(1));
+	if (!text)
+		goto out;
+	r = hf_write_file_durable(t->task_path, text, strlen(text));
+out:
+	free(text);
+	json_decref(o);
+	return r;
+}
+
+static int task_prepare_dir(const struct task *t, const Hf__Assignment *a)
+{
+	int r = hf_mkdir_p(t->dir, 0700);
+
+	if (r < 0)
+		return r;
+	/* A result from an earlier run of this attempt must not be taken for
+	 * this run's. */
+	if (unlink(t->result_path) < 0 && errno != ENOENT)
+		return -errno;
+	return task_write_json(t, a);
+}
+
+static bool env_is_ours(const char *entry)
+{
+	static const char *const names[] = {
+		"HFLEET_TASK_FILE=",     "HFLEET_RESULT_FILE=",  "HFLEET_DEVICE_INDEX=",
+		"CUDA_VISIBLE_DEVICES=", "HIP_VISIBLE_DEVICES=", "ROCR_VISIBLE_DEVICES=",
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strncmp(entry, names[i], strlen(names[i])) == 0)
+			return true;
+	return false;
+}
+
+static void env_free(char **env, size_t first_owned)
+{
+	for (size_t i = first_owned; env && env[i]; i++)
+		free(env[i]);
+	free(env);
+}
+
+/* The worker's environment without the variables set here, then ours.  The
+ * inherited entries are borrowed; ours (from *ret_first_owned on) are
+ * malloc'd. */
+static int task_build_env(const struct task *t, char ***ret_env, size_t *ret_first_owned)
+{
+	size_t n_env = 0, n = 0, first_owned;
+	char **env;
+	char idx[16];
+	int r = 0;
+
+	while (environ && environ[n_env])
+		n_env++;
+	env = calloc(n_env + 8, sizeof(*env));
+	if (!env)
+		return -ENOMEM;
+	for (size_t i = 0; i < n_env; i++)
+		if (!env_is_ours(environ[i]))
+			env[n++] = environ[i];
+	first_owned = n;
+
+	snprintf(idx, sizeof(idx), "%" PRIu32, t->device_index);
+#define ADD(...)                                           \
+	do {                                               \
+		if (asprintf(&env[n], __VA_ARGS__) < 0) {  \
+			env[n] = NULL;                     \
+			r = -ENOMEM;                       \
+			goto out;                          \
+		}                                          \
+		n++;                                       \
+	} while (0)
+	ADD("HFLEET_TASK_FILE=%s", t->task_path);
+	ADD("HFLEET_RESULT_FILE=%s", t->result_path);
+	ADD("HFLEET_DEVICE_INDEX=%s", idx);
+	switch (t->backend) {
+	case HF__BACKEND__BACKEND_CPU:
+		ADD("CUDA_VISIBLE_DEVICES=");
+		ADD("HIP_VISIBLE_DEVICES=");
+		break;
+	case HF__BACKEND__BACKEND_CUDA:
+		ADD("CUDA_VISIBLE_DEVICES=%s", idx);
+		break;
+	case HF__BACKEND__BACKEND_ROCM:
+		ADD("HIP_VISIBLE_DEVICES=%s", idx);
+		ADD("ROCR_VISIBLE_DEVICES=%s", idx);
+		break;
+	default:
+		break;
+	}
+#undef ADD
+out:
+	if (r < 0) {
+		env_free(env, first_owned);
+		return r;
+	}
+	*ret_env = env;
+	*ret_first_owned = first_owned;
+	return 0;
+}
+
+/* Spawns the runner; a negative errno (libuv's, as errno) on failure. */
+static int task_spawn(struct task *t)
+{
+	struct executor *ex = t->ex;
+	uv_process_options_t opts;
+	uv_stdio_container_t stdio[3];
+	char **argv = NULL, **env = NULL;
+	size_t first_owned = 0;
+	uv_file fds[2] = { -1, -1 };
+	int r;
+
+	argv = calloc(ex->argc + 5, sizeof(*argv));
+	if (!argv)
+		return -ENOMEM;
+	memcpy(argv, ex->argv, ex->argc * sizeof(*argv));
+	argv[ex->argc] = "--task";
+	argv[ex->argc + 1] = t->task_path;
+	argv[ex->argc + 2] = "--result";
+	argv[ex->argc + 3] = t->result_path;
+	r = task_build_env(t, &env, &first_owned);
+	if (r < 0)
+		goto out;
+
+	/* One pipe for stdout and stderr keeps their lines in the order written. */
+	r = uv_pipe(fds, UV_NONBLOCK_PIPE, 0);
+	if (r < 0)
+		goto out;
+	r = uv_pipe_init(ex->loop, &t->out, 0);
+	if (r < 0)
+		goto out;
+	t->out.data = t;
+	t->out_init = true;
+	r = uv_pipe_open(&t->out, fds[0]);
+	if (r < 0)
+		goto out;
+	fds[0] = -1; /* the handle's now */
+
+	memset(&opts, 0, sizeof(opts));
+	stdio[0].flags = UV_IGNORE; /* /dev/null */
+	stdio[1].flags = UV_INHERIT_FD;
+	stdio[1].data.fd = fds[1];
+	stdio[2] = stdio[1];
+	opts.file = argv[0];
+	opts.args = argv;
+	opts.env = env;
+	opts.stdio = stdio;
+	opts.stdio_count = 3;
+	opts.flags = UV_PROCESS_DETACHED;
+	opts.exit_cb = task_exit_cb;
+	t->proc.data = t;
+	r = uv_spawn(ex->loop, &t->proc, &opts);
+	t->proc_init = true; /* initialised even when the spawn failed */
+	if (r < 0)
+		goto out;
+	t->spawned = true;
+	r = uv_read_start((uv_stream_t *)&t->out, task_alloc_cb, task_read_cb);
+	if (r < 0) {
+		log_warn("could not read the output of task %" PRIu64 ": %s, ignoring it",
+			 t->task_id, uv_strerror(r));
+		t->out_eof = true;
+		r = 0;
+	}
+out:
+	if (fds[0] >= 0)
+		close(fds[0]);
+	if (fds[1] >= 0)
+		close(fds[1]); /* the child has its copy */
+	env_free(env, first_owned);
+	free(argv);
+	return r;
+}
+
+/* The task could not be started: report it with reason, from the loop. */
+static void task_fail_start(struct task *t, const char *reason)
+{
+	log_error("task %" PRIu64 " attempt %" PRIu32 ": %s", t->task_id, t->attempt, reason);
+	task_force(t, HF__TASK_STATUS__STATUS_ERROR, reason);
+	t->exited = true;
+	t->finished_at = hf_wall_s();
+	task_output_stop(t);
+	uv_timer_start(&t->timer, task_timer_cb, 0, 0);
+}
+
+static int path_join(char **ret, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int path_join(char **ret, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(ret, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		*ret = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+int executor_start(struct executor *ex, const Hf__Assignment *a)
+{
+	struct task *t;
+	char reason[512];
+	int r;
+
+	if (ex->closing)
+		return -ESHUTDOWN;
+	if (executor_find(ex, a->task_id, a->attempt))
+		return -EEXIST;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->ex = ex;
+	t->task_id = a->task_id;
+	t->attempt = a->attempt;
+	t->backend = a->backend;
+	t->device_index = a->device_index;
+	t->timeout_ms = a->timeout_s ? (int64_t)a->timeout_s * 1000 : ex->default_timeout_ms;
+	t->started_at = hf_wall_s();
+	t->model_type = strdup(a->model_type ? a->model_type : "");
+	if (!t->model_type ||
+	    path_join(&t->dir, "%s/tasks/%" PRIu64 "-%" PRIu32, ex->state_dir, a->task_id,
+		      a->attempt) < 0 ||
+	    path_join(&t->task_path, "%s/task.json", t->dir) < 0 ||
+	    path_join(&t->result_path, "%s/result.json", t->dir) < 0 ||
+	    tail_buf_init(&t->output, ex->output_limit) < 0) {
+		tail_buf_fini(&t->output);
+		free(t->model_type);
+		free(t->dir);
+		free(t->task_path);
+		free(t->result_path);
+		free(t);
+		return -ENOMEM;
+	}
+	uv_timer_init(ex->loop, &t->timer);
+	t->timer.data = t;
+	ex->n_alive++;
+	t->next = ex->running;
+	if (ex->running)
+		ex->running->prev = t;
+	ex->running = t;
+	ex->n_running++;
+
+	r = task_prepare_dir(t, a);
+	if (r < 0) {
+		snprintf(reason, sizeof(reason), "could not prepare task directory \"%s\": %s", t->dir,
+			 strerror(-r));
+		task_fail_start(t, reason);
+		return 0;
+	}
+	r = task_spawn(t);
+	if (r < 0) {
+		snprintf(reason, sizeof(reason), "could not start runner \"%s\": %s", ex->argv[0],
+			 strerror(-r));
+		task_fail_start(t, reason);
+		return 0;
+	}
+	log_info("task %" PRIu64 " attempt %" PRIu32 " started: %s %s on %s:%" PRIu32
+		 "%s%s, pid %d, time limit %lld s",
+		 t->task_id, t->attempt, t->model_type, hf_kind_name(a->kind),
+		 hf_backend_name(t->backend), t->device_index, a->precision && *a->precision ? " " : "",
+		 a->precision ? a->precision : "", t->proc.pid,
+		 (long long)((t->timeout_ms + 999) / 1000));
+	uv_timer_start(&t->timer, task_timer_cb, (uint64_t)t->timeout_ms, 0);
+	return 0;
+}
+
+/* ---- control ---- */
+
+bool executor_stop(struct executor *ex, uint64_t task_id, uint32_t attempt,
+		   Hf__TaskStatus status, const char *reason)
+{
+	struct task *t = executor_find(ex, task_id, attempt);
+
+	if (!t)
+		return false;
+	log_info("stopping task %" PRIu64 " attempt %" PRIu32 ": %s", task_id, attempt, reason);
+	task_stop(t, status, reason);
+	return true;
+}
+
+void executor_stop_all(struct executor *ex, Hf__TaskStatus status, const char *reason)
+{
+	for (struct task *t = ex->running; t; t = t->next)
+		task_stop(t, status, reason);
+}
+
+unsigned executor_count(const struct executor *ex, Hf__Backend backend, uint32_t index)
+{
+	unsigned n = 0;
+
+	for (const struct task *t = ex->running; t; t = t->next)
+		if (t->backend == backend && t->device_index == index)
+			n++;
+	return n;
+}
+
+size_t executor_size(const struct executor *ex)
+{
+	return ex->n_running;
+}
+
+size_t executor_list(const struct executor *ex, struct executor_ref *refs, size_t max)
+{
+	size_t n = 0;
+
+	for (const struct task *t = ex->running; t && n < max; t = t->next)
+		refs[n++] = (struct executor_ref){ t->task_id, t->attempt };
+	return n;
+}
+
+/* ---- task directories ---- */
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if ((type == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT)
+		log_warn("could not remove \"%s\": %s, ignoring", path, strerror(errno));
+	return 0;
+}
+
+static int rm_rf(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) < 0)
+		return -errno;
+	return 0;
+}
+
+int executor_task_dir_remove(struct executor *ex, uint64_t task_id, uint32_t attempt)
+{
+	char *dir;
+	int r;
+
+	if (path_join(&dir, "%s/tasks/%" PRIu64 "-%" PRIu32, ex->state_dir, task_id, attempt) < 0)
+		return -ENOMEM;
+	r = rm_rf(dir);
+	free(dir);
+	return r;
+}
+
+int executor_task_dirs_clean(struct executor *ex)
+{
+	char *tasks;
+	DIR *d;
+	struct dirent *de;
+	int r = 0;
+
+	if (path_join(&tasks, "%s/tasks", ex->state_dir) < 0)
+		return -ENOMEM;
+	d = opendir(tasks);
+	if (!d) {
+		r = errno == ENOENT ? 0 : -errno;
+		free(tasks);
+		return r;
+	}
+	while ((de = readdir(d))) {
+		unsigned long long task_id;
+		unsigned attempt;
+		char *path;
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (sscanf(de->d_name, "%llu-%u", &task_id, &attempt) == 2 &&
+		    executor_find(ex, task_id, attempt))
+			continue;
+		if (path_join(&path, "%s/%s", tasks, de->d_name) < 0) {
+			r = -ENOMEM;
+			break;
+		}
+		log_debug("removing \"%s\", left over from an earlier run", path);
+		rm_rf(path);
+		free(path);
+	}
+	closedir(d);
+	free(tasks);
+	return r;
+}
+
+/* ---- executor ---- */
+
+int executor_new(uv_loop_t *loop, const struct executor_config *cfg, executor_done_cb cb,
+		 void *arg, struct executor **ret_ex)
+{
+	struct executor *ex;
+
+	if (!cfg->argv || !cfg->argv[0] || cfg->output_limit == 0)
+		return -EINVAL;
+	ex = calloc(1, sizeof(*ex));
+	if (!ex)
+		return -ENOMEM;
+	ex->loop = loop;
+	ex->cb = cb;
+	ex->arg = arg;
+	ex->default_timeout_ms = cfg->default_timeout_ms;
+	ex->kill_grace_ms = cfg->kill_grace_ms;
+	ex->output_limit = cfg->output_limit;
+	while (cfg->argv[ex->argc])
+		ex->argc++;
+	ex->argv = calloc(ex->argc + 1, sizeof(*ex->argv));
+	ex->state_dir = strdup(cfg->state_dir);
+	if (!ex->argv || !ex->state_dir)
+		goto oom;
+	for (size_t i = 0; i < ex->argc; i++) {
+		ex->argv[i] = strdup(cfg->argv[i]);
+		if (!ex->argv[i])
+			goto oom;
+	}
+	*ret_ex = ex;
+	return 0;
+oom:
+	executor_free(ex);
+	return -ENOMEM;
+}
+
+void executor_close(struct executor *ex)
+{
+	if (!ex)
+		return;
+	ex->closing = true;
+	while (ex->running) {
+		struct task *t = ex->running;
+		if (!t->exited)
+			log_warn("killing task %" PRIu64 " attempt %" PRIu32 " (%s): worker stops now",
+				 t->task_id, t->attempt, t->model_type);
+		task_signal(t, SIGKILL);
+		t->reported = true;
+		task_close(t);
+	}
+	if (ex->n_alive == 0)
+		executor_free(ex);
+}

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The task executor: runs each assignment as a runner child process and
+ * turns its end into a TaskResult.
+ *
+ * For an assignment it makes <state_dir>/tasks/<task_id>-<attempt>/, writes
+ * task.json there, and spawns "<runner argv> --task FILE --result FILE" with
+ * uv_spawn in a session and process group of its own (so every process the
+ * runner starts can be signalled at once), stdin on /dev/null and stdout and
+ * stderr on one pipe whose last bytes are kept (runner.output_limit).  The
+ * environment is the worker's plus HFLEET_TASK_FILE, HFLEET_RESULT_FILE,
+ * HFLEET_DEVICE_INDEX and the backend's device-visibility variables (cpu:
+ * CUDA_VISIBLE_DEVICES and HIP_VISIBLE_DEVICES empty; cuda:
+ * CUDA_VISIBLE_DEVICES=<index>; rocm: HIP_VISIBLE_DEVICES and
+ * ROCR_VISIBLE_DEVICES=<index>).  The working directory is the worker's.
+ *
+ * A task ends when the runner has exited and its output pipe is closed.
+ * Whatever is left of its process group is then killed (a finished task
+ * leaves nothing running), and the result is decided by result.c.  A task
+ * stopped by the worker (time limit, cancel, shutdown) gets SIGTERM to its
+ * group, SIGKILL runner.kill_grace later, and the outcome the worker chose.
+ *
+ * Threads and ownership: everything runs on the loop thread.  The done
+ * callback receives the TaskResult, which becomes the callee's
+ * (result_free); it is called exactly once per started task, never from
+ * inside executor_start, and not at all after executor_close.  The task no
+ * longer counts as running when its callback runs.
+ */
+#ifndef EXECUTOR_H
+#define EXECUTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "hf_proto.h"
+
+struct executor;
+
+struct executor_config {
+	char *const *argv;           /* runner command words, NULL-terminated; copied */
+	const char *state_dir;       /* copied */
+	int64_t default_timeout_ms;  /* when the assignment's timeout_s is 0 */
+	int64_t kill_grace_ms;       /* SIGTERM -> SIGKILL */
+	size_t output_limit;         /* output bytes kept per task */
+};
+
+struct executor_ref {
+	uint64_t task_id;
+	uint32_t attempt;
+};
+
+typedef void (*executor_done_cb)(struct executor *ex, Hf__TaskResult *result, void *arg);
+
+int executor_new(uv_loop_t *loop, const struct executor_config *cfg, executor_done_cb cb,
+		 void *arg, struct executor **ret_ex);
+
+/* Starts the attempt.  Returns 0 when the task is under way: even if it
+ * cannot be started (task directory, spawn), in which case its error result
+ * comes through the callback.  Returns -EEXIST when this attempt is already
+ * running, -ENOMEM, -ESHUTDOWN after executor_close. */
+int executor_start(struct executor *ex, const Hf__Assignment *a);
+
+/* Stops one running attempt: SIGTERM, SIGKILL after the grace, and the
+ * result gets status and reason (an attempt stopped earlier keeps its first
+ * outcome).  Returns false when the attempt is not running. */
+bool executor_stop(struct executor *ex, uint64_t task_id, uint32_t attempt,
+		   Hf__TaskStatus status, const char *reason);
+
+/* executor_stop for every running attempt. */
+void executor_stop_all(struct executor *ex, Hf__TaskStatus status, const char *reason);
+
+/* Running attempts on one device, and in all. */
+unsigned executor_count(const struct executor *ex, Hf__Backend backend, uint32_t index);
+size_t executor_size(const struct executor *ex);
+
+/* Fills refs with up to max running attempts; returns how many. */
+size_t executor_list(const struct executor *ex, struct executor_ref *refs, size_t max);
+
+/* Removes the task directory of an attempt that is not running (after its
+ * result was acknowledged).  Missing is not an error. */
+int executor_task_dir_remove(struct executor *ex, uint64_t task_id, uint32_t attempt);
+
+/* Removes every task directory that does not belong to a running attempt:
+ * at start, whatever a previous run left behind. */
+int executor_task_dirs_clean(struct executor *ex);
+
+/* SIGKILLs every running attempt's process group without reporting it,
+ * closes all handles and frees the executor once they are closed (the loop
+ * must run for that).  NULL is fine. */
+void executor_close(struct executor *ex);
+
+#endif

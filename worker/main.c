@@ -1,0 +1,358 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * hf-worker: start-up, command line, signals and wiring.  main() loads the
+ * configuration (worker-conf.c), detects the hardware (hw.c) and the
+ * runner's runtimes (runtime-probe.c), then either prints them (--probe) or
+ * runs the session with the coordinator (session.c) on one libuv loop until
+ * it ends.
+ *
+ * Exit status: 0 after a clean stop (or --probe, --print-config, --help,
+ * --version), 1 when the worker could not run or the coordinator refused it,
+ * 2 for bad usage or an invalid configuration.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "hf_log.h"
+#include "hf_proto.h"
+#include "hw.h"
+#include "probe-report.h"
+#include "runtime-probe.h"
+#include "session.h"
+#include "worker-conf.h"
+
+#define EXIT_USAGE 2
+
+struct worker {
+	uv_loop_t loop;
+	uv_signal_t sigterm, sigint, sighup;
+	struct session *session;
+	bool stopping;
+	int exit_code;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: hf-worker [OPTIONS]\n"
+		"Runs HuggingFace model tests and benchmarks handed out by hf-coordinator.\n"
+		"\n"
+		"  -c, --config FILE        read settings from FILE (INI)\n"
+		"      --coordinator URL    coordinator.url\n"
+		"      --id ID              worker.id\n"
+		"      --slots N            worker.slots\n"
+		"      --state-dir DIR      worker.state_dir\n"
+		"      --runner \"CMD ARGS\"  runner.command\n"
+		"      --runner-python PATH runner.python\n"
+		"      --label KEY=VALUE    add to worker.labels (repeatable)\n"
+		"      --set SECTION.KEY=VALUE\n"
+		"                           set any setting (repeatable)\n"
+		"      --log-level LEVEL    log.level: error, warn, info, debug\n"
+		"      --probe [--json]     print the CPU, devices and runtimes, then exit\n"
+		"      --print-config       print the effective configuration, then exit\n"
+		"      --version            print the version, then exit\n"
+		"  -h, --help               print this help, then exit\n"
+		"\n"
+		"Settings are applied in this order: defaults, the file, the environment,\n"
+		"then the options above in the order given.  --print-config documents them.\n"
+		"SIGTERM or SIGINT drains the worker (running tasks finish, results are\n"
+		"reported); a second one stops it at once.\n"
+		"\n"
+		"Exit status: 0 after a clean stop, 1 when the worker could not run or the\n"
+		"coordinator refused it, 2 for bad usage or an invalid configuration.\n");
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+	fprintf(stderr, "hf-worker: ");
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, "\nTry 'hf-worker --help'.\n");
+	return EXIT_USAGE;
+}
+
+/* ---- signals and the session's end ---- */
+
+static void signal_cb(uv_signal_t *h, int signum)
+{
+	struct worker *w = h->data;
+
+	if (signum == SIGHUP) {
+		log_info("received SIGHUP: detecting hardware again is not implemented yet, ignoring");
+		return;
+	}
+	if (!w->stopping) {
+		w->stopping = true;
+		log_info("received SIG%s: draining (send it again to stop at once)",
+			 sigabbrev_np(signum));
+		session_drain(w->session);
+	} else {
+		log_info("received SIG%s again: stopping now", sigabbrev_np(signum));
+		session_stop_now(w->session);
+	}
+}
+
+static void worker_session_done_cb(struct session *s, int exit_code, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)s;
+	w->exit_code = exit_code;
+	uv_close((uv_handle_t *)&w->sigterm, NULL);
+	uv_close((uv_handle_t *)&w->sigint, NULL);
+	uv_close((uv_handle_t *)&w->sighup, NULL);
+}
+
+static int worker_run(const struct worker_conf *conf, const struct hw_inventory *inv,
+		      const struct runtime_list *rts)
+{
+	struct worker w = { .exit_code = 1 };
+	char host[HOST_NAME_MAX + 1] = "";
+	char err[512];
+	int r;
+
+	gethostname(host, sizeof(host) - 1);
+	struct session_config sc = {
+		.url = conf->coordinator_url,
+		.worker_id = conf->id,
+		.hostname = host,
+		.labels = conf->label_list,
+		.n_labels = conf->n_labels,
+		.inv = inv,
+		.runtimes = rts,
+		.heartbeat_ms = conf->heartbeat_ms,
+		.drain_timeout_ms = conf->drain_timeout_ms,
+		.exec = {
+			.argv = conf->runner_argv,
+			.state_dir = conf->state_dir,
+			.default_timeout_ms = conf->runner_timeout_ms,
+			.kill_grace_ms = conf->kill_grace_ms,
+			.output_limit = (size_t)conf->output_limit,
+		},
+	};
+
+	r = uv_loop_init(&w.loop);
+	if (r < 0) {
+		log_error("could not start the event loop: %s", uv_strerror(r));
+		return 1;
+	}
+	r = session_new(&w.loop, &sc, worker_session_done_cb, &w, &w.session, err, sizeof(err));
+	if (r < 0) {
+		log_error("%s", err);
+		uv_loop_close(&w.loop);
+		return 1;
+	}
+	uv_signal_init(&w.loop, &w.sigterm);
+	uv_signal_init(&w.loop, &w.sigint);
+	uv_signal_init(&w.loop, &w.sighup);
+	w.sigterm.data = w.sigint.data = w.sighup.data = &w;
+	uv_signal_start(&w.sigterm, signal_cb, SIGTERM);
+	uv_signal_start(&w.sigint, signal_cb, SIGINT);
+	uv_signal_start(&w.sighup, signal_cb, SIGHUP);
+
+	log_info("hf-worker %s starting as \"%s\": coordinator %s, %zu devices, runner \"%s\"",
+		 HF_VERSION, conf->id, conf->coordinator_url, inv->n_devices, conf->runner_command);
+	session_start(w.session);
+	uv_run(&w.loop, UV_RUN_DEFAULT);
+	session_free(w.session);
+	r = uv_loop_close(&w.loop);
+	if (r < 0)
+		log_warn("event loop closed with handles still open: %s, ignoring", uv_strerror(r));
+	log_info("hf-worker stopped");
+	return w.exit_code;
+}
+
+/* ---- command line ---- */
+
+enum {
+	OPT_COORDINATOR = 0x100,
+	OPT_ID,
+	OPT_SLOTS,
+	OPT_STATE_DIR,
+	OPT_RUNNER,
+	OPT_RUNNER_PYTHON,
+	OPT_LABEL,
+	OPT_SET,
+	OPT_LOG_LEVEL,
+	OPT_PROBE,
+	OPT_JSON,
+	OPT_PRINT_CONFIG,
+	OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "coordinator", required_argument, NULL, OPT_COORDINATOR },
+	{ "id", required_argument, NULL, OPT_ID },
+	{ "slots", required_argument, NULL, OPT_SLOTS },
+	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+	{ "runner", required_argument, NULL, OPT_RUNNER },
+	{ "runner-python", required_argument, NULL, OPT_RUNNER_PYTHON },
+	{ "label", required_argument, NULL, OPT_LABEL },
+	{ "set", required_argument, NULL, OPT_SET },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "probe", no_argument, NULL, OPT_PROBE },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "print-config", no_argument, NULL, OPT_PRINT_CONFIG },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* The setting each plain option stands for. */
+static const char *option_setting(int opt)
+{
+	switch (opt) {
+	case OPT_COORDINATOR: return "coordinator.url";
+	case OPT_ID: return "worker.id";
+	case OPT_SLOTS: return "worker.slots";
+	case OPT_STATE_DIR: return "worker.state_dir";
+	case OPT_RUNNER: return "runner.command";
+	case OPT_RUNNER_PYTHON: return "runner.python";
+	case OPT_LABEL: return "worker.labels";
+	case OPT_LOG_LEVEL: return "log.level";
+	default: return NULL;
+	}
+}
+
+static int probe_print(const struct hw_inventory *inv, const struct runtime_list *rts, bool json)
+{
+	if (json) {
+		json_t *report = probe_report_json(inv, rts);
+		int r = report ? json_dumpf(report, stdout, JSON_INDENT(2)) : -1;
+		json_decref(report);
+		if (r < 0 || fputc('\n', stdout) == EOF || fflush(stdout) != 0) {
+			log_error("could not write the probe report: %s",
+				  report ? strerror(errno) : "out of memory");
+			return 1;
+		}
+		return 0;
+	}
+	if (probe_report_print(inv, rts, stdout) < 0) {
+		log_error("could not write the probe report: %s", strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct worker_conf conf = { 0 };
+	struct worker_conf_override *ov;
+	struct hw_inventory *inv = NULL;
+	struct runtime_list rts = { 0 };
+	const char *config_path = NULL;
+	bool probe = false, json = false, print_config = false;
+	size_t n_ov = 0;
+	char err[1024];
+	int opt, r, rc = 1;
+
+	hf_log_init("hf-worker", HF_LOG_INFO);
+	ov = calloc((size_t)argc + 1, sizeof(*ov));
+	if (!ov) {
+		log_error("out of memory");
+		return 1;
+	}
+	while ((opt = getopt_long(argc, argv, "c:h", long_options, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			config_path = optarg;
+			break;
+		case OPT_SET: {
+			char *eq = strchr(optarg, '=');
+			if (!eq || eq == optarg) {
+				rc = usage_error("--set needs SECTION.KEY=VALUE, not \"%s\"", optarg);
+				goto out;
+			}
+			*eq = '\0';
+			ov[n_ov++] = (struct worker_conf_override){ optarg, eq + 1, false };
+			break;
+		}
+		case OPT_PROBE:
+			probe = true;
+			break;
+		case OPT_JSON:
+			json = true;
+			break;
+		case OPT_PRINT_CONFIG:
+			print_config = true;
+			break;
+		case OPT_VERSION:
+			printf("hf-worker %s (protocol %d)\n", HF_VERSION, HF_PROTOCOL_VERSION);
+			rc = 0;
+			goto out;
+		case 'h':
+			usage(stdout);
+			rc = 0;
+			goto out;
+		case '?':
+			fprintf(stderr, "Try 'hf-worker --help'.\n");
+			rc = EXIT_USAGE;
+			goto out;
+		default:
+			ov[n_ov++] = (struct worker_conf_override){ option_setting(opt), optarg,
+								    opt == OPT_LABEL };
+			break;
+		}
+	}
+	if (optind < argc) {
+		rc = usage_error("unexpected argument \"%s\"", argv[optind]);
+		goto out;
+	}
+	if (json && !probe) {
+		rc = usage_error("%s only goes with --probe", "--json");
+		goto out;
+	}
+
+	r = worker_conf_load(&conf, config_path, ov, n_ov, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "hf-worker: %s\n", err);
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	hf_log_init("hf-worker", conf.log_threshold);
+	if (print_config) {
+		worker_conf_print(&conf, stdout);
+		rc = fflush(stdout) == 0 ? 0 : 1;
+		goto out;
+	}
+
+	inv = calloc(1, sizeof(*inv));
+	if (!inv) {
+		log_error("out of memory");
+		goto out;
+	}
+	r = hw_inventory_detect("", (unsigned)conf.slots, inv);
+	if (r < 0) {
+		log_error("could not detect the hardware: %s", strerror(-r));
+		goto out;
+	}
+	r = runtime_probe_run(conf.runner_argv, RUNTIME_PROBE_TIMEOUT_MS, &rts);
+	if (r < 0) {
+		log_error("could not probe the runtimes: %s", strerror(-r));
+		goto out;
+	}
+	if (probe) {
+		rc = probe_print(inv, &rts, json);
+		goto out;
+	}
+
+	/* A write to a closed socket must be an error, not the end of us. */
+	signal(SIGPIPE, SIG_IGN);
+	rc = worker_run(&conf, inv, &rts);
+
+out:
+	runtime_list_fini(&rts);
+	free(inv);
+	worker_conf_fini(&conf);
+	free(ov);
+	return rc;
+}

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * What "hf-worker --probe" prints: the CPU, the devices and the runtimes,
+ * as aligned tables for people or as one JSON object for programs:
+ *
+ *   {"cpu": {"model", "arch", "sockets", "cores", "threads", "numa_nodes",
+ *            "memory_bytes", "flags": [...]},
+ *    "devices": [{"backend", "index", "name", "arch", "memory_bytes",
+ *                 "slots"}, ...],
+ *    "runtimes": [{"name", "version", "available", "detail"}, ...]}
+ *
+ * Pure formatting; the caller owns everything passed in.  Thread-safe.
+ */
+#ifndef PROBE_REPORT_H
+#define PROBE_REPORT_H
+
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "hw.h"
+#include "runtime-probe.h"
+
+/* Returns a new reference (the caller's, json_decref), or NULL when out of
+ * memory. */
+json_t *probe_report_json(const struct hw_inventory *inv, const struct runtime_list *rt);
+
+/* Writes the tables.  Returns 0 or -EIO when f reports an error. */
+int probe_report_print(const struct hw_inventory *inv, const struct runtime_list *rt, FILE *f);
+
+#endif

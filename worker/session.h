@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The worker's session with hf-coordinator, and the worker's life cycle
+ * around it.  One session owns the nng client, the executor, the result
+ * spool and the results not yet acknowledged; everything happens on the one
+ * libuv loop thread.
+ *
+ *  - Register (worker id, versions, labels, devices, runtimes, CPU, running
+ *    tasks).  An ERR_VERSION error or a refusal ends the worker (exit 1);
+ *    a timeout, a connection problem or ERR_UNAVAILABLE is retried with
+ *    jittered exponential backoff from 200 ms to 5 s.
+ *  - Once accepted, Poll every heartbeat (the coordinator may change the
+ *    interval in any reply), and at once when a task finishes.  At most one
+ *    Poll is outstanding.  Assignments are started on the executor; one the
+ *    worker cannot run (unknown device, no free slot, draining) is answered
+ *    at once with an error result rather than left to its lease.  Cancels
+ *    stop the attempt (status cancelled).  ERR_NOT_REGISTERED means register
+ *    again, naming the running tasks.
+ *  - Each result is spooled (spool.h), then sent in a ResultBatch of at most
+ *    SESSION_BATCH_MAX results and SESSION_BATCH_BYTES bytes; an Ack removes
+ *    it from the spool and its task directory.  Unacknowledged results are
+ *    sent again every heartbeat; a result the spool could not take (disk
+ *    full) is kept in memory, sent anyway and written again every heartbeat.
+ *  - session_drain (first SIGTERM/SIGINT): Poll with draining set and no free
+ *    slots; running tasks may finish for drain_timeout, then are stopped with
+ *    status error; then results are flushed for up to SESSION_FLUSH_MS, and
+ *    the session ends with exit code 0.  session_stop_now (second signal):
+ *    kill the running tasks (their leases will expire) and end at once.
+ *
+ * Every network call has a timeout of max(5 s, 3 heartbeats).
+ *
+ * Ownership: the configuration's pointers are borrowed and must outlive the
+ * session.  When the session has ended (its handles are closed) the exit
+ * callback runs; then, after uv_run returns, session_free releases it.
+ */
+#ifndef SESSION_H
+#define SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "executor.h"
+#include "hw.h"
+#include "runtime-probe.h"
+#include "worker-conf.h"
+
+#define SESSION_BATCH_MAX 256
+#define SESSION_BATCH_BYTES (1024 * 1024)
+#define SESSION_FLUSH_MS 5000
+
+struct session;
+
+struct session_config {
+	const char *url;
+	const char *worker_id;
+	const char *hostname;
+	const struct worker_label *labels;
+	size_t n_labels;
+	const struct hw_inventory *inv;
+	const struct runtime_list *runtimes;
+	int64_t heartbeat_ms;      /* until the coordinator names one */
+	int64_t drain_timeout_ms;
+	struct executor_config exec;
+};
+
+/* exit_code: 0 after a drain or stop, 1 when the coordinator refused the
+ * worker. */
+typedef void (*session_exit_cb)(struct session *s, int exit_code, void *arg);
+
+/* Opens the spool (loading what a previous run left there), the executor
+ * and the client.  Nothing is sent before session_start.  Returns 0 or a
+ * negative errno with a message in err. */
+int session_new(uv_loop_t *loop, const struct session_config *cfg, session_exit_cb cb, void *arg,
+		struct session **ret_s, char *err, size_t errlen);
+
+/* Starts registering. */
+void session_start(struct session *s);
+
+/* Stop taking work, let running tasks finish, report, end (exit code 0). */
+void session_drain(struct session *s);
+
+/* Kill running tasks and end now. */
+void session_stop_now(struct session *s);
+
+/* After the exit callback and once uv_run has returned.  NULL is fine. */
+void session_free(struct session *s);
+
+#endif

@@ -1,0 +1,437 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * hf-worker's settings table and load sequence (see worker-conf.h).  The
+ * table is the documentation: --print-config and the example configuration
+ * are generated from it.
+ */
+#include "worker-conf.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hf_log.h"
+
+#ifndef HF_RUNNER_DIR
+#error "HF_RUNNER_DIR must be defined by the build (the installed runners directory)"
+#endif
+
+#define WORKER_ID_MAX 128
+
+#define MS_SECOND INT64_C(1000)
+#define MS_MINUTE (60 * MS_SECOND)
+#define MS_HOUR (60 * MS_MINUTE)
+#define MS_DAY (24 * MS_HOUR)
+
+#define S(name, type, field, def, min, max, env, desc) \
+	{ name, type, offsetof(struct worker_conf, field), def, min, max, env, desc }
+
+const struct hf_conf_setting worker_conf_settings[] = {
+	S("coordinator.url", HF_CONF_STRING, coordinator_url, "tcp://127.0.0.1:7100", 0, -1,
+	  "HFLEET_COORDINATOR", "address of hf-coordinator's worker endpoint (nng URL)"),
+	S("worker.id", HF_CONF_STRING, id, NULL, 0, -1, "HFLEET_WORKER_ID",
+	  "name of this worker, unique in the fleet (default: the host name)"),
+	S("worker.state_dir", HF_CONF_STRING, state_dir, "/var/lib/hfleet-worker", 0, -1, NULL,
+	  "directory for task files and the result spool (must survive restarts)"),
+	S("worker.slots", HF_CONF_INT, slots, "1", 1, 256, NULL,
+	  "tasks the CPU device runs at once"),
+	S("worker.labels", HF_CONF_STRING, labels, NULL, 0, -1, NULL,
+	  "labels the coordinator can match tasks on, as \"key=value,key=value\""),
+	S("worker.heartbeat", HF_CONF_MS, heartbeat_ms, "1s", 50, MS_MINUTE, NULL,
+	  "poll interval until the coordinator names one"),
+	S("worker.drain_timeout", HF_CONF_MS, drain_timeout_ms, "5m", 0, MS_DAY, NULL,
+	  "on SIGTERM, how long running tasks may go on before they are stopped"),
+	S("runner.command", HF_CONF_STRING, runner_command, NULL, 0, -1, NULL,
+	  "runner command line, split on blanks (no quoting); the worker adds "
+	  "\"--task FILE --result FILE\" or \"--probe\" (default: \"<runner.python> " HF_RUNNER_DIR
+	  "/hfleet_runner.py\")"),
+	S("runner.python", HF_CONF_STRING, runner_python, "python3", 0, -1, NULL,
+	  "Python interpreter of the default runner command"),
+	S("runner.timeout", HF_CONF_MS, runner_timeout_ms, "30m", MS_SECOND, 7 * MS_DAY, NULL,
+	  "time limit of a task whose assignment names none"),
+	S("runner.kill_grace", HF_CONF_MS, kill_grace_ms, "10s", 0, 10 * MS_MINUTE, NULL,
+	  "time between SIGTERM and SIGKILL when a runner is stopped"),
+	S("runner.output_limit", HF_CONF_INT, output_limit, "65536", 4096, 64 * 1024 * 1024, NULL,
+	  "bytes of a runner's output kept (the last ones); results carry the last 4096"),
+	S("log.level", HF_CONF_STRING, log_level, "info", 0, -1, "HFLEET_LOG_LEVEL",
+	  "error, warn, info or debug"),
+	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL },
+};
+
+#undef S
+
+static int conf_apply_override(struct worker_conf *c, const struct worker_conf_override *o,
+			       char *err, size_t errlen)
+{
+	const char *value = o->value;
+	char *joined = NULL;
+	char msg[512];
+	int r;
+
+	if (o->append) {
+		const struct hf_conf_setting *s;
+		const char *cur = NULL;
+
+		for (s = worker_conf_settings; s->name; s++)
+			if (strcmp(s->name, o->name) == 0)
+				break;
+		if (s->name && s->type == HF_CONF_STRING)
+			cur = *(char **)((char *)c + s->offset);
+		if (cur && *cur) {
+			if (asprintf(&joined, "%s,%s", cur, o->value) < 0) {
+				snprintf(err, errlen, "out of memory");
+				return -ENOMEM;
+			}
+			value = joined;
+		}
+	}
+	r = hf_conf_set(worker_conf_settings, c, o->name, value, msg, sizeof(msg));
+	if (r < 0)
+		snprintf(err, errlen, "command line: %s", msg);
+	free(joined);
+	return r;
+}
+
+static bool id_valid(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n == 0 || n > WORKER_ID_MAX)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+		if (*p <= ' ' || *p == 0x7f)
+			return false;
+	return true;
+}
+
+static int conf_derive(struct worker_conf *c, char *err, size_t errlen)
+{
+	char host[HOST_NAME_MAX + 1];
+	char msg[256];
+	int r;
+
+	if (hf_log_level_parse(c->log_level, &c->log_threshold) < 0) {
+		snprintf(err, errlen,
+			 "invalid value for setting \"log.level\": \"%s\" (use error, warn, info or debug)",
+			 c->log_level);
+		return -EINVAL;
+	}
+	if (!c->coordinator_url || !*c->coordinator_url) {
+		snprintf(err, errlen, "setting \"coordinator.url\" must not be empty");
+		return -EINVAL;
+	}
+	if (!c->state_dir || !*c->state_dir) {
+		snprintf(err, errlen, "setting \"worker.state_dir\" must not be empty");
+		return -EINVAL;
+	}
+
+	if (!c->id || !*c->id) {
+		if (gethostname(host, sizeof(host)) < 0) {
+			r = -errno;
+			snprintf(err, errlen, "could not get the host name for \"worker.id\": %s",
+				 strerror(-r));
+			return r;
+		}
+		host[sizeof(host) - 1] = '\0';
+		free(c->id);
+		c->id = strdup(host);
+		if (!c->id)
+			goto oom;
+	}
+	if (!id_valid(c->id)) {
+		snprintf(err, errlen,
+			 "invalid value for setting \"worker.id\": \"%s\" (1 to %d characters, no blanks or control characters)",
+			 c->id, WORKER_ID_MAX);
+		return -EINVAL;
+	}
+
+	if (!c->runner_command || !*c->runner_command) {
+		if (!c->runner_python || !*c->runner_python) {
+			snprintf(err, errlen, "setting \"runner.python\" must not be empty");
+			return -EINVAL;
+		}
+		free(c->runner_command);
+		c->runner_command = NULL;
+		if (asprintf(&c->runner_command, "%s %s/hfleet_runner.py", c->runner_python,
+			     HF_RUNNER_DIR) < 0) {
+			c->runner_command = NULL;
+			goto oom;
+		}
+	}
+	r = worker_argv_split(c->runner_command, &c->runner_argv, NULL);
+	if (r == -EINVAL) {
+		snprintf(err, errlen, "setting \"runner.command\" must not be blank");
+		return r;
+	}
+	if (r < 0)
+		goto oom;
+
+	r = worker_labels_parse(c->labels, &c->label_list, &c->n_labels, msg, sizeof(msg));
+	if (r == -EINVAL) {
+		snprintf(err, errlen, "invalid value for setting \"worker.labels\": %s", msg);
+		return r;
+	}
+	if (r < 0)
+		goto oom;
+	return 0;
+
+oom:
+	snprintf(err, errlen, "out of memory");
+	return -ENOMEM;
+}
+
+int worker_conf_load(struct worker_conf *c, const char *path, const struct worker_conf_override *ov,
+		     size_t n_ov, char *err, size_t errlen)
+{
+	int r;
+
+	r = hf_conf_defaults(worker_conf_settings, c, err, errlen);
+	if (r < 0)
+		return r;
+	if (path) {
+		r = hf_conf_load_file(worker_conf_settings, c, path, err, errlen);
+		if (r < 0)
+			return r;
+	}
+	r = hf_conf_load_env(worker_conf_settings, c, err, errlen);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n_ov; i++) {
+		r = conf_apply_override(c, &ov[i], err, errlen);
+		if (r < 0)
+			return r;
+	}
+	return conf_derive(c, err, errlen);
+}
+
+void worker_conf_fini(struct worker_conf *c)
+{
+	if (!c)
+		return;
+	hf_conf_fini(worker_conf_settings, c);
+	worker_argv_free(c->runner_argv);
+	worker_labels_free(c->label_list, c->n_labels);
+	c->runner_argv = NULL;
+	c->label_list = NULL;
+	c->n_labels = 0;
+}
+
+static void print_ms(FILE *f, int64_t ms)
+{
+	if (ms != 0 && ms % MS_HOUR == 0)
+		fprintf(f, "%lldh", (long long)(ms / MS_HOUR));
+	else if (ms != 0 && ms % MS_MINUTE == 0)
+		fprintf(f, "%lldm", (long long)(ms / MS_MINUTE));
+	else if (ms != 0 && ms % MS_SECOND == 0)
+		fprintf(f, "%llds", (long long)(ms / MS_SECOND));
+	else
+		fprintf(f, "%lldms", (long long)ms);
+}
+
+void worker_conf_print(const struct worker_conf *c, FILE *f)
+{
+	const char *section = NULL;
+	size_t section_len = 0;
+
+	for (const struct hf_conf_setting *s = worker_conf_settings; s->name; s++) {
+		const char *dot = strchr(s->name, '.');
+		size_t len = (size_t)(dot - s->name);
+		const char *field = (const char *)c + s->offset;
+
+		if (!section || len != section_len || strncmp(section, s->name, len) != 0) {
+			fprintf(f, "%s[%.*s]\n", section ? "\n" : "", (int)len, s->name);
+			section = s->name;
+			section_len = len;
+		}
+		fprintf(f, "# %s", s->description);
+		if (s->env)
+			fprintf(f, " (environment: %s)", s->env);
+		fprintf(f, "\n%s = ", dot + 1);
+		switch (s->type) {
+		case HF_CONF_STRING: {
+			const char *v = *(char *const *)field;
+			fputs(v ? v : "", f);
+			break;
+		}
+		case HF_CONF_INT:
+			fprintf(f, "%lld", (long long)*(const int64_t *)field);
+			break;
+		case HF_CONF_BOOL:
+			fputs(*(const bool *)field ? "true" : "false", f);
+			break;
+		case HF_CONF_MS:
+			print_ms(f, *(const int64_t *)field);
+			break;
+		}
+		fputc('\n', f);
+	}
+}
+
+/* ---- labels ---- */
+
+static bool label_key_char(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       ch == '.' || ch == '_' || ch == '-' || ch == '/';
+}
+
+static const char *skip_blanks(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t'))
+		p++;
+	return p;
+}
+
+static const char *trim_end(const char *begin, const char *p)
+{
+	while (p > begin && (p[-1] == ' ' || p[-1] == '\t'))
+		p--;
+	return p;
+}
+
+void worker_labels_free(struct worker_label *labels, size_t n)
+{
+	for (size_t i = 0; labels && i < n; i++) {
+		free(labels[i].key);
+		free(labels[i].value);
+	}
+	free(labels);
+}
+
+int worker_labels_parse(const char *text, struct worker_label **ret_labels, size_t *ret_n,
+			char *err, size_t errlen)
+{
+	struct worker_label *list = NULL;
+	size_t n = 0;
+	int r = 0;
+
+	for (const char *p = text ? text : ""; *p;) {
+		const char *item_end = strchr(p, ',');
+		if (!item_end)
+			item_end = p + strlen(p);
+		const char *k = skip_blanks(p, item_end);
+		const char *eq = memchr(k, '=', (size_t)(item_end - k));
+		const char *next = *item_end ? item_end + 1 : item_end;
+
+		if (k == item_end) { /* an empty item, e.g. a trailing comma */
+			p = next;
+			continue;
+		}
+		if (!eq) {
+			snprintf(err, errlen, "label \"%.*s\" is not key=value", (int)(item_end - k), k);
+			r = -EINVAL;
+			goto fail;
+		}
+		const char *k_end = trim_end(k, eq);
+		const char *v = skip_blanks(eq + 1, item_end);
+		const char *v_end = trim_end(v, item_end);
+		if (k_end == k) {
+			snprintf(err, errlen, "label \"%.*s\" has an empty key", (int)(item_end - k), k);
+			r = -EINVAL;
+			goto fail;
+		}
+		for (const char *q = k; q < k_end; q++) {
+			if (!label_key_char(*q)) {
+				snprintf(err, errlen,
+					 "label key \"%.*s\" may only contain letters, digits and . _ - /",
+					 (int)(k_end - k), k);
+				r = -EINVAL;
+				goto fail;
+			}
+		}
+		for (const char *q = v; q < v_end; q++) {
+			if ((unsigned char)*q < ' ' || *q == 0x7f) {
+				snprintf(err, errlen, "label \"%.*s\" has a control character in its value",
+					 (int)(k_end - k), k);
+				r = -EINVAL;
+				goto fail;
+			}
+		}
+
+		char *key = strndup(k, (size_t)(k_end - k));
+		char *value = strndup(v, (size_t)(v_end - v));
+		if (!key || !value) {
+			free(key);
+			free(value);
+			r = -ENOMEM;
+			goto fail;
+		}
+		size_t i;
+		for (i = 0; i < n; i++)
+			if (strcmp(list[i].key, key) == 0)
+				break;
+		if (i < n) { /* the last value given wins */
+			free(key);
+			free(list[i].value);
+			list[i].value = value;
+		} else {
+			struct worker_label *grown = realloc(list, (n + 1) * sizeof(*list));
+			if (!grown) {
+				free(key);
+				free(value);
+				r = -ENOMEM;
+				goto fail;
+			}
+			list = grown;
+			list[n].key = key;
+			list[n].value = value;
+			n++;
+		}
+		p = next;
+	}
+	*ret_labels = list;
+	*ret_n = n;
+	return 0;
+
+fail:
+	if (r == -ENOMEM)
+		snprintf(err, errlen, "out of memory");
+	worker_labels_free(list, n);
+	return r;
+}
+
+/* ---- command lines ---- */
+
+void worker_argv_free(char **argv)
+{
+	for (size_t i = 0; argv && argv[i]; i++)
+		free(argv[i]);
+	free(argv);
+}
+
+int worker_argv_split(const char *text, char ***ret_argv, size_t *ret_argc)
+{
+	static const char blanks[] = " \t\n\r\v\f";
+	char **argv = NULL;
+	size_t n = 0;
+
+	for (const char *p = text ? text : "";;) {
+		p += strspn(p, blanks);
+		if (!*p)
+			break;
+		size_t len = strcspn(p, blanks);
+		char **grown = realloc(argv, (n + 2) * sizeof(*argv));
+		if (!grown)
+			goto oom;
+		argv = grown;
+		argv[n] = strndup(p, len);
+		if (!argv[n])
+			goto oom;
+		argv[++n] = NULL;
+		p += len;
+	}
+	if (n == 0)
+		return -EINVAL;
+	*ret_argv = argv;
+	if (ret_argc)
+		*ret_argc = n;
+	return 0;
+
+oom:
+	if (argv)
+		argv[n] = NULL;
+	worker_argv_free(argv);
+	return -ENOMEM;
+}

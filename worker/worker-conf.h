@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * hf-worker's settings: the one declarative table (name, type, default,
+ * bounds, environment variable, description) and the load sequence that
+ * fills struct worker_conf from it: defaults, then the configuration file,
+ * then the environment, then command-line overrides in the order given.
+ * After loading, the values the rest of the worker needs in parsed form
+ * (log threshold, runner argv, label list) are derived and checked here, so
+ * a bad setting is refused at start with a message naming it.
+ *
+ * Also the small pure parsers those settings need: "k=v,k=v" labels and a
+ * command line split on whitespace.
+ *
+ * Everything a struct worker_conf holds is malloc'd and owned by it; release
+ * it with worker_conf_fini.  Not thread-safe; used by main() at start-up.
+ */
+#ifndef WORKER_CONF_H
+#define WORKER_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "hf_conf.h"
+
+struct worker_label {
+	char *key;
+	char *value;
+};
+
+struct worker_conf {
+	/* Filled from worker_conf_settings. */
+	char *coordinator_url;
+	char *id;
+	char *state_dir;
+	int64_t slots;
+	char *labels;
+	int64_t heartbeat_ms;
+	int64_t drain_timeout_ms;
+	char *runner_command;
+	char *runner_python;
+	int64_t runner_timeout_ms;
+	int64_t kill_grace_ms;
+	int64_t output_limit;
+	char *log_level;
+
+	/* Derived by worker_conf_load. */
+	int log_threshold;
+	char **runner_argv;              /* NULL-terminated */
+	struct worker_label *label_list;
+	size_t n_labels;
+};
+
+/* The settings table, terminated by an entry whose name is NULL. */
+extern const struct hf_conf_setting worker_conf_settings[];
+
+/* One command-line override.  With append set, value is added to the
+ * setting's current text after a ',' (used for repeated --label). */
+struct worker_conf_override {
+	const char *name;
+	const char *value;
+	bool append;
+};
+
+/* Loads the configuration: defaults, the file at path (none when NULL), the
+ * environment, then the overrides in order; then fills the derived fields
+ * (worker.id defaults to the host name; runner.command defaults to
+ * "<runner.python> HF_RUNNER_DIR/hfleet_runner.py").  Returns 0, or -ENOENT
+ * (file cannot be opened), -EINVAL (bad value) or -ENOMEM with a message in
+ * err that names the file, line or setting.  Call worker_conf_fini in all
+ * cases; c must be zeroed before the first call. */
+int worker_conf_load(struct worker_conf *c, const char *path, const struct worker_conf_override *ov,
+		     size_t n_ov, char *err, size_t errlen);
+
+void worker_conf_fini(struct worker_conf *c);
+
+/* Writes the effective configuration as an INI file, every key preceded by
+ * its description. */
+void worker_conf_print(const struct worker_conf *c, FILE *f);
+
+/* Parses "k=v,k=v" (blanks around items ignored, empty text = no labels).
+ * Keys are [A-Za-z0-9._/-]+; values may be empty but contain no ',' or
+ * control characters.  A key given twice keeps its last value.  Returns 0,
+ * -EINVAL with a message in err, or -ENOMEM.  The list is the caller's:
+ * worker_labels_free. */
+int worker_labels_parse(const char *text, struct worker_label **ret_labels, size_t *ret_n,
+			char *err, size_t errlen);
+void worker_labels_free(struct worker_label *labels, size_t n);
+
+/* Splits text on blanks into a NULL-terminated argv (no quoting or escapes:
+ * a word cannot contain a blank).  Returns 0, -EINVAL when there is no word,
+ * or -ENOMEM.  The array is the caller's: worker_argv_free. */
+int worker_argv_split(const char *text, char ***ret_argv, size_t *ret_argc);
+void worker_argv_free(char **argv);
+
+#endif
