@@ -21,6 +21,8 @@ struct control_req {
 	nuv_request_t *req;
 	Hf__Envelope *env;
 	struct job_plan *plan;
+	struct match_req *match;   /* handed to the scheduler's job on success */
+	char *match_json;
 	struct db_op op;
 };
 
@@ -30,6 +32,8 @@ static void control_req_free(struct control_req *q)
 		return;
 	hf_env_free(q->env);
 	job_plan_free(q->plan);
+	match_req_free(q->match);
+	free(q->match_json);
 	free(q);
 }
 
@@ -49,9 +53,13 @@ static void submit_done(struct db_op *op)
 		goto out;
 	}
 	uint64_t job_id = op->u.job_create.job_id;
-	if (!sched_job_add(c->sched, job_id, plan->priority)) {
+	struct sched_job *job = sched_job_add(c->sched, job_id, plan->priority);
+	if (!job) {
 		log_error("out of memory adding job %" PRIu64 "; it runs after a restart", job_id);
 	} else {
+		job->data = q->match;
+		job->data_free = (void (*)(void *))match_req_free;
+		q->match = NULL;
 		for (size_t i = 0; i < plan->n_tasks; i++) {
 			const struct task_spec *ts = &plan->tasks[i];
 			struct sched_task t = {
@@ -98,6 +106,33 @@ static void handle_submit(struct control_req *q)
 		control_req_free(q);
 		return;
 	}
+	if (match_req_from_submit(q->env->submit, &q->match, err, sizeof(err)) < 0) {
+		coord_reply_error(q->req, HF__ERROR_CODE__ERR_BAD_REQUEST, "%s", err);
+		control_req_free(q);
+		return;
+	}
+	q->match_json = match_req_to_json(q->match);
+	if (!q->match_json) {
+		coord_reply_error(q->req, HF__ERROR_CODE__ERR_INTERNAL, "out of memory");
+		control_req_free(q);
+		return;
+	}
+	/* Refuse what no registered device could ever run, unless asked to wait. */
+	if (!q->env->submit->allow_waiting) {
+		bool seen[16] = { false };
+		for (size_t i = 0; i < q->plan->n_tasks; i++) {
+			Hf__Backend b = q->plan->tasks[i].backend;
+			if ((unsigned)b >= 16 || seen[b])
+				continue;
+			seen[b] = true;
+			if (!coord_backend_satisfiable(c, b, q->match, err, sizeof(err))) {
+				coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNSATISFIABLE,
+						  "%s (use --allow-waiting to queue the tasks anyway)", err);
+				control_req_free(q);
+				return;
+			}
+		}
+	}
 	if (!db_healthy(c->db)) {
 		coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
 				  "the database is unavailable: the job was not accepted, submit it again later");
@@ -107,6 +142,7 @@ static void handle_submit(struct control_req *q)
 	q->op.kind = DB_OP_JOB_CREATE;
 	q->op.u.job_create.reg = c->reg;
 	q->op.u.job_create.plan = q->plan;
+	q->op.u.job_create.requirements = q->match_json;
 	q->op.done = submit_done;
 	q->op.ctx = q;
 	db_submit(c->db, &q->op);
@@ -223,12 +259,14 @@ static void handle_workers(struct control_req *q)
 		ptrs[i] = wi;
 	}
 	/* Running tasks per worker, from the leases. */
-	struct sched_task *buf[256];
-	size_t got = sched_collect_state(c->sched, SCHED_LEASED, buf, 256);
+	size_t cap = sched_count(c->sched);
+	struct sched_task **buf = calloc(cap + 1, sizeof(*buf));
+	size_t got = buf ? sched_collect_state(c->sched, SCHED_LEASED, buf, cap) : 0;
 	for (size_t k = 0; k < got; k++)
 		for (size_t j = 0; j < n; j++)
 			if (strcmp(buf[k]->worker_id, mem[j].worker_id) == 0)
 				mem[j].running++;
+	free(buf);
 	wr.workers = ptrs;
 	wr.n_workers = n;
 	env.body_case = HF__ENVELOPE__BODY_WORKERS_REPLY;
@@ -236,6 +274,81 @@ static void handle_workers(struct control_req *q)
 	coord_reply(q->req, &env);
 	free(mem);
 	free(ptrs);
+	control_req_free(q);
+}
+
+static void handle_devices(struct control_req *q)
+{
+	struct coord *c = q->c;
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__DevicesReply dr = HF__DEVICES_REPLY__INIT;
+	size_t nd = 0, na = 0;
+	int64_t now = hf_mono_ms();
+
+	for (struct coord_worker *w = c->workers; w; w = w->next) {
+		nd += w->reg_env->register_->n_devices;
+		na += w->reg_env->register_->n_backends;
+	}
+	Hf__DeviceInfo *info = calloc(nd + 1, sizeof(*info));
+	Hf__DeviceInfo **ptrs = calloc(nd + 1, sizeof(*ptrs));
+	Hf__KeyValue *absent = calloc(na + 1, sizeof(*absent));
+	Hf__KeyValue **aptrs = calloc(na + 1, sizeof(*aptrs));
+	char (*keys)[192] = calloc(na + 1, sizeof(*keys));
+	size_t n_leased = sched_count(c->sched);
+	struct sched_task **leased = calloc(n_leased + 1, sizeof(*leased));
+	if (!info || !ptrs || !absent || !aptrs || !keys || !leased) {
+		coord_reply_error(q->req, HF__ERROR_CODE__ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	n_leased = sched_collect_state(c->sched, SCHED_LEASED, leased, n_leased);
+	nd = na = 0;
+	for (struct coord_worker *w = c->workers; w; w = w->next) {
+		const Hf__Register *r = w->reg_env->register_;
+		bool connected = now - w->last_seen_ms < 3 * c->conf.heartbeat_ms + 2000;
+		for (size_t i = 0; i < r->n_devices; i++) {
+			Hf__DeviceInfo *di = &info[nd];
+			hf__device_info__init(di);
+			di->worker_id = w->id;
+			di->device = r->devices[i];
+			di->connected = connected;
+			for (size_t k = 0; k < w->n_telemetry; k++)
+				if (w->telemetry[k].backend == r->devices[i]->backend &&
+				    w->telemetry[k].index == r->devices[i]->index)
+					di->telemetry = &w->telemetry[k];
+			for (size_t k = 0; k < n_leased; k++)
+				for (uint8_t d = 0; d < leased[k]->n_devices; d++)
+					if (leased[k]->backend == r->devices[i]->backend &&
+					    leased[k]->devices[d] == r->devices[i]->index &&
+					    strcmp(leased[k]->worker_id, w->id) == 0)
+						di->running++;
+			ptrs[nd++] = di;
+		}
+		for (size_t i = 0; i < r->n_backends; i++) {
+			if (r->backends[i]->present)
+				continue;
+			hf__key_value__init(&absent[na]);
+			snprintf(keys[na], sizeof(keys[na]), "%s/%s", w->id,
+				 hf_backend_name(r->backends[i]->backend));
+			absent[na].key = keys[na];
+			absent[na].value = r->backends[i]->reason;
+			aptrs[na] = &absent[na];
+			na++;
+		}
+	}
+	dr.devices = ptrs;
+	dr.n_devices = nd;
+	dr.absent = aptrs;
+	dr.n_absent = na;
+	env.body_case = HF__ENVELOPE__BODY_DEVICES_REPLY;
+	env.devices_reply = &dr;
+	coord_reply(q->req, &env);
+out:
+	free(info);
+	free(ptrs);
+	free(absent);
+	free(aptrs);
+	free(keys);
+	free(leased);
 	control_req_free(q);
 }
 
@@ -337,6 +450,9 @@ void control_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg)
 		break;
 	case HF__ENVELOPE__BODY_MODELS:
 		handle_models(q);
+		break;
+	case HF__ENVELOPE__BODY_DEVICES:
+		handle_devices(q);
 		break;
 	default:
 		coord_reply_error(req, HF__ERROR_CODE__ERR_BAD_REQUEST,

@@ -14,6 +14,8 @@
 struct coord_conf {
 	char *worker_listen;
 	char *control_listen;
+	char *http_listen;
+	int64_t telemetry_sample_ms;
 	char *conninfo;
 	char *registry_path;
 	int64_t heartbeat_ms;

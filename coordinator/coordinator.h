@@ -18,6 +18,7 @@
 #include "db.h"
 #include "hf_nuv.h"
 #include "hfleet.pb-c.h"
+#include "match.h"
 #include "registry.h"
 #include "scheduler.h"
 
@@ -26,6 +27,8 @@ struct coord_worker {
 	char *id;
 	Hf__Envelope *reg_env;     /* owned: the Register it sent */
 	int64_t last_seen_ms;
+	Hf__DeviceTelemetry *telemetry; /* the last poll's readings (no strings inside) */
+	size_t n_telemetry;
 	struct coord_worker *next;
 };
 
@@ -39,6 +42,8 @@ struct coord {
 	nuv_server_t *control_srv;
 	struct coord_worker *workers;
 	uv_timer_t lease_timer;
+	uv_timer_t telemetry_timer;
+	struct coord_http *http;   /* /metrics and /healthz */
 	uv_signal_t sig_term, sig_int;
 	bool expire_busy;          /* a lease-expiry operation is in flight */
 	bool stopping;
@@ -55,6 +60,18 @@ void control_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg);
 
 /* leases.c: the lease clock. */
 void leases_tick_cb(uv_timer_t *t);
+
+/* match glue (worker-api.c): can some device of some registered worker
+ * ever run tasks of backend b with requirements r?  When not, why lists
+ * the reasons. */
+bool coord_backend_satisfiable(struct coord *c, Hf__Backend b, const struct match_req *r, char *why,
+			       size_t whylen);
+
+/* telemetry.c: sampling to the database and the HTTP endpoint. */
+void telemetry_sample_cb(uv_timer_t *t);
+int coord_http_start(struct coord *c, const char *url);
+void coord_http_refresh(struct coord *c);
+void coord_http_stop(struct coord *c);
 
 /* Replies to req with an Error envelope. */
 void coord_reply_error(nuv_request_t *req, Hf__ErrorCode code, const char *fmt, ...)

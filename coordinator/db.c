@@ -362,8 +362,8 @@ static int recover(struct db *db, struct db_op *op)
 		   " AND t.state IN ('queued', 'leased'))");
 	if (r < 0)
 		return r;
-	r = db_exec(db, op, "SELECT id, priority FROM jobs WHERE state = 'running' ORDER BY id", NULL,
-		    PGRES_TUPLES_OK, &res);
+	r = db_exec(db, op, "SELECT id, priority, requirements::text FROM jobs WHERE state = 'running' ORDER BY id",
+		    NULL, PGRES_TUPLES_OK, &res);
 	if (r < 0)
 		return r;
 	int n = PQntuples(res);
@@ -375,6 +375,7 @@ static int recover(struct db *db, struct db_op *op)
 	for (int i = 0; i < n; i++) {
 		op->u.start.jobs[i].id = get_u64(res, i, 0);
 		op->u.start.jobs[i].priority = atoi(PQgetvalue(res, i, 1));
+		op->u.start.jobs[i].requirements = strdup(PQgetvalue(res, i, 2));
 	}
 	op->u.start.n_jobs = (size_t)n;
 	PQclear(res);
@@ -382,7 +383,8 @@ static int recover(struct db *db, struct db_op *op)
 	r = db_exec(db, op,
 		    "SELECT t.id, t.job_id, t.attempt, t.model_type, t.backend, t.kind, t.batch_size,"
 		    " t.seq_len, t.iterations, t.warmup, t.timeout_s, t.precision, t.state,"
-		    " coalesce(t.worker_id, ''), coalesce(t.device_index, 0)"
+		    " coalesce(t.worker_id, ''),"
+		    " array_to_string(coalesce(t.device_indices, ARRAY[t.device_index]), ',')"
 		    " FROM tasks t JOIN jobs j ON j.id = t.job_id"
 		    " WHERE t.state IN ('queued', 'leased') AND j.state = 'running' ORDER BY t.id",
 		    NULL, PGRES_TUPLES_OK, &res);
@@ -410,7 +412,12 @@ static int recover(struct db *db, struct db_op *op)
 		hf_strlcpy(t->precision, PQgetvalue(res, i, 11), sizeof(t->precision));
 		t->leased = strcmp(PQgetvalue(res, i, 12), "leased") == 0;
 		hf_strlcpy(t->worker_id, PQgetvalue(res, i, 13), sizeof(t->worker_id));
-		t->device_index = (uint32_t)atoi(PQgetvalue(res, i, 14));
+		const char *dv = PQgetvalue(res, i, 14);
+		while (t->leased && *dv && t->n_devices < 16) {
+			char *end;
+			t->devices[t->n_devices++] = (uint32_t)strtoul(dv, &end, 10);
+			dv = *end == ',' ? end + 1 : end + strlen(end);
+		}
 	}
 	op->u.start.n_tasks = (size_t)n;
 	PQclear(res);
@@ -450,7 +457,8 @@ static int run_job_create(struct db *db, struct db_op *op)
 
 	params_init(&p);
 	hf_buf_init(&sql);
-	hf_buf_puts(&sql, "INSERT INTO jobs (name, submitter, priority, spec, task_count) VALUES (");
+	hf_buf_puts(&sql, "INSERT INTO jobs (name, submitter, priority, spec, requirements, task_count)"
+			  " VALUES (");
 	param(&p, &sql, plan->name);
 	hf_buf_puts(&sql, ", ");
 	param(&p, &sql, plan->submitter);
@@ -458,6 +466,8 @@ static int run_job_create(struct db *db, struct db_op *op)
 	paramf(&p, &sql, "%d", plan->priority);
 	hf_buf_puts(&sql, ", ");
 	param(&p, &sql, plan->spec_json);
+	hf_buf_puts(&sql, "::jsonb, ");
+	param(&p, &sql, op->u.job_create.requirements ? op->u.job_create.requirements : "{}");
 	hf_buf_printf(&sql, "::jsonb, %zu) RETURNING id", plan->n_tasks);
 	r = db_exec(db, op, sql.data, &p, PGRES_TUPLES_OK, &res);
 	params_fini(&p);
@@ -520,20 +530,23 @@ static int run_lease_grant(struct db *db, struct db_op *op)
 
 	params_init(&p);
 	hf_buf_init(&sql);
-	hf_buf_puts(&sql, "WITH u (id, attempt, worker, dev) AS (VALUES ");
+	hf_buf_puts(&sql, "WITH u (id, attempt, worker, devs) AS (VALUES ");
 	for (size_t i = 0; i < op->u.lease.n; i++) {
 		struct db_lease *l = &op->u.lease.v[i];
 		l->granted = false;
 		hf_buf_printf(&sql, "%s(%" PRIu64 "::bigint,%u::int,", i ? "," : "", l->task_id, l->attempt);
 		param(&p, &sql, l->worker_id);
-		hf_buf_printf(&sql, "::text,%u::int)", l->device_index);
+		hf_buf_puts(&sql, "::text,'{");
+		for (uint8_t d = 0; d < l->n_devices; d++)
+			hf_buf_printf(&sql, "%s%u", d ? "," : "", l->devices[d]);
+		hf_buf_puts(&sql, "}'::int[])");
 	}
 	hf_buf_puts(&sql, "), g AS (UPDATE tasks t SET state = 'leased', attempt = u.attempt,"
-			  " worker_id = u.worker, device_index = u.dev FROM u"
+			  " worker_id = u.worker, device_index = u.devs[1], device_indices = u.devs FROM u"
 			  " WHERE t.id = u.id AND t.state = 'queued' AND t.attempt < u.attempt"
-			  " RETURNING t.id, t.attempt, t.worker_id, t.device_index),"
-			  " a AS (INSERT INTO attempts (task_id, attempt, worker_id, device_index)"
-			  " SELECT id, attempt, worker_id, device_index FROM g)"
+			  " RETURNING t.id, t.attempt, t.worker_id, t.device_index, t.device_indices),"
+			  " a AS (INSERT INTO attempts (task_id, attempt, worker_id, device_index, device_indices)"
+			  " SELECT id, attempt, worker_id, device_index, device_indices FROM g)"
 			  " SELECT id FROM g");
 	r = db_exec(db, op, sql.data, &p, PGRES_TUPLES_OK, &res);
 	params_fini(&p);
@@ -564,7 +577,8 @@ static int run_lease_expire(struct db *db, struct db_op *op)
 			      op->u.expire.v[i].task_id, op->u.expire.v[i].attempt);
 	}
 	hf_buf_puts(&sql, "), q AS (UPDATE tasks t SET state = 'queued', worker_id = NULL,"
-			  " device_index = NULL FROM u WHERE t.id = u.id AND t.attempt = u.attempt"
+			  " device_index = NULL, device_indices = NULL FROM u"
+			  " WHERE t.id = u.id AND t.attempt = u.attempt"
 			  " AND t.state = 'leased' RETURNING t.id),"
 			  " a AS (UPDATE attempts a SET ended_at = now(), end_reason = 'lease-expired'"
 			  " FROM u WHERE a.task_id = u.id AND a.attempt = u.attempt AND a.ended_at IS NULL)"
@@ -734,7 +748,8 @@ static int run_job_cancel(struct db *db, struct db_op *op)
 	return 0;
 }
 
-/* The worker's labels, CPU and runtimes as JSON text (jansson), or NULL. */
+/* The worker's labels (0), CPU (1), runtimes (2) or backends (3) as JSON
+ * text (jansson), or NULL. */
 static char *worker_json(const Hf__Register *w, int which)
 {
 	json_t *j;
@@ -756,6 +771,15 @@ static char *worker_json(const Hf__Register *w, int which)
 			      "memory_bytes", c ? (json_int_t)c->memory_bytes : (json_int_t)0,
 			      "numa_nodes", c ? (int)c->numa_nodes : 0,
 			      "arch", c && c->arch ? c->arch : "", "flags", flags);
+	} else if (which == 3) {
+		j = json_array();
+		for (size_t i = 0; i < w->n_backends; i++) {
+			const Hf__BackendStatus *b = w->backends[i];
+			json_array_append_new(j, json_pack("{s:s, s:b, s:s, s:s, s:s}", "backend",
+							   hf_backend_name(b->backend), "present",
+							   (int)b->present, "reason", b->reason, "driver",
+							   b->driver, "library", b->library));
+		}
 	} else {
 		j = json_array();
 		for (size_t i = 0; i < w->n_runtimes; i++) {
@@ -776,6 +800,7 @@ static int run_worker_upsert(struct db *db, struct db_op *op)
 {
 	const Hf__Register *w = op->u.worker.reg;
 	char *labels = worker_json(w, 0), *cpu = worker_json(w, 1), *runtimes = worker_json(w, 2);
+	char *backends = worker_json(w, 3);
 	struct params p;
 	struct hf_buf sql;
 	int r;
@@ -783,7 +808,7 @@ static int run_worker_upsert(struct db *db, struct db_op *op)
 	params_init(&p);
 	hf_buf_init(&sql);
 	hf_buf_puts(&sql, "INSERT INTO workers (id, hostname, software_version, protocol_version,"
-			  " labels, cpu, runtimes, last_seen) VALUES (");
+			  " labels, cpu, runtimes, backends, last_seen) VALUES (");
 	param(&p, &sql, w->worker_id);
 	hf_buf_puts(&sql, ",");
 	param(&p, &sql, w->hostname);
@@ -795,23 +820,27 @@ static int run_worker_upsert(struct db *db, struct db_op *op)
 	param(&p, &sql, cpu ? cpu : "{}");
 	hf_buf_puts(&sql, "::jsonb,");
 	param(&p, &sql, runtimes ? runtimes : "[]");
+	hf_buf_puts(&sql, "::jsonb,");
+	param(&p, &sql, backends ? backends : "[]");
 	hf_buf_puts(&sql, "::jsonb,now()) ON CONFLICT (id) DO UPDATE SET hostname = EXCLUDED.hostname,"
 			  " software_version = EXCLUDED.software_version,"
 			  " protocol_version = EXCLUDED.protocol_version, labels = EXCLUDED.labels,"
-			  " cpu = EXCLUDED.cpu, runtimes = EXCLUDED.runtimes, last_seen = now()");
+			  " cpu = EXCLUDED.cpu, runtimes = EXCLUDED.runtimes, backends = EXCLUDED.backends,"
+			  " last_seen = now()");
 	r = sql.oom ? -ENOMEM : db_exec(db, op, sql.data, &p, PGRES_COMMAND_OK, NULL);
 	params_fini(&p);
 	hf_buf_fini(&sql);
 	free(labels);
 	free(cpu);
 	free(runtimes);
+	free(backends);
 	if (r < 0 || w->n_devices == 0)
 		return r;
 
 	params_init(&p);
 	hf_buf_init(&sql);
 	hf_buf_puts(&sql, "INSERT INTO devices (worker_id, backend, idx, name, memory_bytes, arch,"
-			  " driver, uuid, slots) VALUES ");
+			  " driver, uuid, slots, attrs, declared) VALUES ");
 	for (size_t i = 0; i < w->n_devices; i++) {
 		const Hf__Device *d = w->devices[i];
 		hf_buf_puts(&sql, i ? ",(" : "(");
@@ -824,12 +853,65 @@ static int run_worker_upsert(struct db *db, struct db_op *op)
 		param(&p, &sql, d->driver);
 		hf_buf_puts(&sql, ",");
 		param(&p, &sql, d->uuid);
-		hf_buf_printf(&sql, ",%u)", d->slots);
+		hf_buf_printf(&sql, ",%u,", d->slots);
+		json_t *attrs = json_object();
+		for (size_t k = 0; k < d->n_attrs; k++)
+			json_object_set_new(attrs, d->attrs[k]->key, json_string(d->attrs[k]->value));
+		char *attrs_text = json_dumps(attrs, JSON_COMPACT);
+		json_decref(attrs);
+		param(&p, &sql, attrs_text ? attrs_text : "{}");
+		free(attrs_text);
+		hf_buf_printf(&sql, "::jsonb,%s)", d->declared ? "true" : "false");
 	}
 	hf_buf_puts(&sql, " ON CONFLICT (worker_id, backend, idx) DO UPDATE SET name = EXCLUDED.name,"
 			  " memory_bytes = EXCLUDED.memory_bytes, arch = EXCLUDED.arch,"
 			  " driver = EXCLUDED.driver, uuid = EXCLUDED.uuid, slots = EXCLUDED.slots,"
-			  " updated_at = now()");
+			  " attrs = EXCLUDED.attrs, declared = EXCLUDED.declared, updated_at = now()");
+	r = sql.oom ? -ENOMEM : db_exec(db, op, sql.data, &p, PGRES_COMMAND_OK, NULL);
+	params_fini(&p);
+	hf_buf_fini(&sql);
+	return r;
+}
+
+static void param_float(struct params *p, struct hf_buf *sql, double v)
+{
+	if (v < 0)
+		param(p, sql, NULL);
+	else
+		paramf(p, sql, "%.3f", v);
+}
+
+static int run_telemetry_sample(struct db *db, struct db_op *op)
+{
+	struct params p;
+	struct hf_buf sql;
+	int r;
+
+	if (op->u.telemetry.n == 0)
+		return 0;
+	params_init(&p);
+	hf_buf_init(&sql);
+	hf_buf_puts(&sql, "INSERT INTO device_telemetry (worker_id, backend, idx, utilization_pct,"
+			  " memory_used_bytes, temperature_c, power_w) VALUES ");
+	for (size_t i = 0; i < op->u.telemetry.n; i++) {
+		const struct db_telemetry *t = &op->u.telemetry.v[i];
+		hf_buf_puts(&sql, i ? ",(" : "(");
+		param(&p, &sql, t->worker_id);
+		hf_buf_puts(&sql, ",");
+		param(&p, &sql, t->backend);
+		hf_buf_printf(&sql, ",%u,", t->index);
+		param_float(&p, &sql, t->utilization_pct);
+		hf_buf_puts(&sql, "::real,");
+		if (t->memory_used_bytes < 0)
+			param(&p, &sql, NULL);
+		else
+			paramf(&p, &sql, "%lld", (long long)t->memory_used_bytes);
+		hf_buf_puts(&sql, "::bigint,");
+		param_float(&p, &sql, t->temperature_c);
+		hf_buf_puts(&sql, "::real,");
+		param_float(&p, &sql, t->power_w);
+		hf_buf_puts(&sql, "::real)");
+	}
 	r = sql.oom ? -ENOMEM : db_exec(db, op, sql.data, &p, PGRES_COMMAND_OK, NULL);
 	params_fini(&p);
 	hf_buf_fini(&sql);
@@ -1050,6 +1132,7 @@ static bool op_is_write(const struct db_op *op)
 	case DB_OP_RESULT_STORE:
 	case DB_OP_JOB_CANCEL:
 	case DB_OP_WORKER_UPSERT:
+	case DB_OP_TELEMETRY_SAMPLE:
 		return true;
 	default:
 		return false;
@@ -1073,6 +1156,8 @@ static int op_run(struct db *db, struct db_op *op)
 		return run_job_cancel(db, op);
 	case DB_OP_WORKER_UPSERT:
 		return run_worker_upsert(db, op);
+	case DB_OP_TELEMETRY_SAMPLE:
+		return run_telemetry_sample(db, op);
 	case DB_OP_JOB_STATUS:
 		return run_job_status(db, op);
 	case DB_OP_JOB_LIST:

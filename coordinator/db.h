@@ -44,6 +44,7 @@ enum db_op_kind {
 	DB_OP_RESULT_STORE,
 	DB_OP_JOB_CANCEL,
 	DB_OP_WORKER_UPSERT,
+	DB_OP_TELEMETRY_SAMPLE,
 	DB_OP_JOB_STATUS,    /* reads: the reply envelope is built here */
 	DB_OP_JOB_LIST,
 	DB_OP_RESULTS,
@@ -60,19 +61,30 @@ struct db_live_task {
 	char precision[8];
 	bool leased;
 	char worker_id[128];
-	uint32_t device_index;
+	uint32_t devices[16];    /* the lease's devices; n_devices 0 when queued */
+	uint8_t n_devices;
 };
 
 struct db_live_job {
 	uint64_t id;
 	int32_t priority;
+	char *requirements;      /* JSON text, malloc'd: the receiver frees it */
+};
+
+struct db_telemetry {
+	const char *worker_id;
+	const char *backend;
+	uint32_t index;
+	float utilization_pct, temperature_c, power_w; /* negative: not available */
+	int64_t memory_used_bytes;                     /* negative: not available */
 };
 
 struct db_lease {
 	uint64_t task_id;
 	uint32_t attempt;
 	const char *worker_id;
-	uint32_t device_index;
+	uint32_t devices[16];    /* the first is the task's device_index */
+	uint8_t n_devices;
 	bool granted;            /* out */
 };
 
@@ -118,6 +130,7 @@ struct db_op {
 		struct {
 			const struct registry *reg;     /* in */
 			const struct job_plan *plan;    /* in */
+			const char *requirements;       /* in, JSON */
 			uint64_t job_id;                /* out */
 			uint64_t *task_ids;             /* out, plan->n_tasks, free() */
 		} job_create;
@@ -143,6 +156,10 @@ struct db_op {
 		struct {
 			const Hf__Register *reg;        /* in, borrowed */
 		} worker;
+		struct {
+			struct db_telemetry *v;
+			size_t n;
+		} telemetry;
 		struct {
 			uint64_t job_id;                /* in (status, results) */
 			uint32_t limit;                 /* in (list) */

@@ -31,6 +31,7 @@ static void usage(FILE *f)
 		"      --database CONNINFO  database.conninfo\n"
 		"      --worker-listen URL  coordinator.worker_listen\n"
 		"      --control-listen URL coordinator.control_listen\n"
+		"      --http-listen URL    coordinator.http_listen (/metrics, /healthz; \"\" = off)\n"
 		"      --registry FILE      registry.path\n"
 		"      --set KEY=VALUE      set any setting (see --print-config)\n"
 		"      --log-level LEVEL    error, warn, info or debug\n"
@@ -46,6 +47,7 @@ enum {
 	OPT_DB = 256,
 	OPT_WL,
 	OPT_CL,
+	OPT_HL,
 	OPT_REG,
 	OPT_SET,
 	OPT_LOG,
@@ -73,8 +75,20 @@ static void start_done(struct db_op *op)
 		c->exit_code = 1;
 		goto fail;
 	}
-	for (size_t i = 0; i < op->u.start.n_jobs; i++)
-		sched_job_add(c->sched, op->u.start.jobs[i].id, op->u.start.jobs[i].priority);
+	for (size_t i = 0; i < op->u.start.n_jobs; i++) {
+		struct db_live_job *dj = &op->u.start.jobs[i];
+		struct sched_job *job = sched_job_add(c->sched, dj->id, dj->priority);
+		struct match_req *req = NULL;
+		if (job && dj->requirements && match_req_from_json(dj->requirements, &req) == 0) {
+			job->data = req;
+			job->data_free = (void (*)(void *))match_req_free;
+		} else if (job) {
+			log_warn("job %" PRIu64 ": could not read its requirements \"%s\", ignoring them",
+				 dj->id, dj->requirements ? dj->requirements : "");
+		}
+		free(dj->requirements);
+		dj->requirements = NULL;
+	}
 	for (size_t i = 0; i < op->u.start.n_tasks; i++) {
 		const struct db_live_task *d = &op->u.start.tasks[i];
 		long model = registry_find(c->reg, d->model_type);
@@ -97,7 +111,8 @@ static void start_done(struct db_op *op)
 			.warmup = d->warmup,
 			.timeout_s = d->timeout_s,
 			.state = d->leased ? SCHED_LEASED : SCHED_QUEUED,
-			.device_index = d->device_index,
+			.device_index = d->n_devices ? d->devices[0] : 0,
+			.n_devices = d->n_devices,
 			/* Workers get one lease period to reconnect and say they still run it. */
 			.lease_expires_ms = now + c->conf.lease_ms,
 		};
@@ -107,6 +122,7 @@ static void start_done(struct db_op *op)
 				       strcmp(d->precision, "int8") == 0 ? "int8" : "fp32") :
 				      "fp32";
 		hf_strlcpy(t.worker_id, d->worker_id, sizeof(t.worker_id));
+		memcpy(t.devices, d->devices, sizeof(t.devices));
 		if (!sched_task_add(c->sched, &t)) {
 			log_error("could not load task %" PRIu64 ": out of memory", d->id);
 			continue;
@@ -138,10 +154,21 @@ static void start_done(struct db_op *op)
 		shutdown_begin(c);
 		return;
 	}
+	r = coord_http_start(c, c->conf.http_listen);
+	if (r < 0) {
+		log_error("could not serve HTTP on \"%s\": %s", c->conf.http_listen, strerror(-r));
+		c->exit_code = 1;
+		shutdown_begin(c);
+		return;
+	}
 	uv_timer_start(&c->lease_timer, leases_tick_cb, 250, 250);
-	log_info("ready: workers on %s, hfctl on %s", c->conf.worker_listen, c->conf.control_listen);
+	uv_timer_start(&c->telemetry_timer, telemetry_sample_cb, 1000, 1000);
+	log_info("ready: workers on %s, hfctl on %s, metrics on %s", c->conf.worker_listen,
+		 c->conf.control_listen, c->conf.http_listen[0] ? c->conf.http_listen : "(off)");
 	return;
 fail:
+	for (size_t i = 0; i < op->u.start.n_jobs; i++)
+		free(op->u.start.jobs[i].requirements);
 	free(op->u.start.jobs);
 	free(op->u.start.tasks);
 	free(op);
@@ -154,6 +181,8 @@ static void shutdown_begin(struct coord *c)
 		return;
 	c->stopping = true;
 	uv_timer_stop(&c->lease_timer);
+	uv_timer_stop(&c->telemetry_timer);
+	coord_http_stop(c);
 	uv_signal_stop(&c->sig_term);
 	uv_signal_stop(&c->sig_int);
 	/* Finish what the database was asked (their replies still go out),
@@ -164,6 +193,7 @@ static void shutdown_begin(struct coord *c)
 	nuv_server_close(c->control_srv);
 	c->worker_srv = c->control_srv = NULL;
 	uv_close((uv_handle_t *)&c->lease_timer, NULL);
+	uv_close((uv_handle_t *)&c->telemetry_timer, NULL);
 	uv_close((uv_handle_t *)&c->sig_term, NULL);
 	uv_close((uv_handle_t *)&c->sig_int, NULL);
 }
@@ -175,6 +205,7 @@ static int load_config(struct coord *c, int argc, char **argv, int *ret_action)
 		{ "database", required_argument, NULL, OPT_DB },
 		{ "worker-listen", required_argument, NULL, OPT_WL },
 		{ "control-listen", required_argument, NULL, OPT_CL },
+		{ "http-listen", required_argument, NULL, OPT_HL },
 		{ "registry", required_argument, NULL, OPT_REG },
 		{ "set", required_argument, NULL, OPT_SET },
 		{ "log-level", required_argument, NULL, OPT_LOG },
@@ -222,6 +253,9 @@ static int load_config(struct coord *c, int argc, char **argv, int *ret_action)
 			break;
 		case OPT_CL:
 			key = "coordinator.control_listen";
+			break;
+		case OPT_HL:
+			key = "coordinator.http_listen";
 			break;
 		case OPT_REG:
 			key = "registry.path";
@@ -322,6 +356,8 @@ int main(int argc, char **argv)
 	}
 	uv_timer_init(c.loop, &c.lease_timer);
 	c.lease_timer.data = &c;
+	uv_timer_init(c.loop, &c.telemetry_timer);
+	c.telemetry_timer.data = &c;
 	uv_signal_init(c.loop, &c.sig_term);
 	uv_signal_init(c.loop, &c.sig_int);
 	c.sig_term.data = c.sig_int.data = &c;

@@ -12,17 +12,12 @@
 
 #include "hf_util.h"
 
-#define N_BACKENDS 8
-
-struct heap {
-	struct sched_task **v;
-	size_t n, cap;
-};
+#define N_BACKENDS SCHED_N_BACKENDS
+#define heap sched_heap
 
 struct sched {
 	struct sched_task **buckets;
 	size_t nbuckets, ntasks;
-	struct heap heaps[N_BACKENDS];
 	struct sched_task *out_head; /* tasks not in a heap */
 	struct sched_job *jobs;
 };
@@ -34,6 +29,8 @@ static size_t hash_id(uint64_t id, size_t n)
 	id ^= id >> 33;
 	return (size_t)(id & (n - 1));
 }
+
+static void job_free(struct sched_job *j);
 
 struct sched *sched_new(void)
 {
@@ -61,18 +58,33 @@ void sched_free(struct sched *s)
 			t = n;
 		}
 	}
-	for (int b = 0; b < N_BACKENDS; b++)
-		free(s->heaps[b].v);
 	while (s->jobs) {
 		struct sched_job *j = s->jobs;
 		s->jobs = j->next;
-		free(j);
+		job_free(j);
 	}
 	free(s->buckets);
 	free(s);
 }
 
 /* ---- jobs ---- */
+
+static void job_free(struct sched_job *j)
+{
+	for (int b = 0; b < N_BACKENDS; b++)
+		free(j->q[b].v);
+	if (j->data_free)
+		j->data_free(j->data);
+	free(j);
+}
+
+/* True when job a is scheduled before job b. */
+static bool job_before(const struct sched_job *a, const struct sched_job *b)
+{
+	if (a->priority != b->priority)
+		return a->priority > b->priority;
+	return a->id < b->id;
+}
 
 struct sched_job *sched_job_find(struct sched *s, uint64_t id)
 {
@@ -92,8 +104,11 @@ struct sched_job *sched_job_add(struct sched *s, uint64_t id, int32_t priority)
 		return NULL;
 	j->id = id;
 	j->priority = priority;
-	j->next = s->jobs;
-	s->jobs = j;
+	struct sched_job **pp = &s->jobs;
+	while (*pp && job_before(*pp, j))
+		pp = &(*pp)->next;
+	j->next = *pp;
+	*pp = j;
 	return j;
 }
 
@@ -104,7 +119,7 @@ static void job_release(struct sched *s, struct sched_job *job)
 	for (struct sched_job **pp = &s->jobs; *pp; pp = &(*pp)->next) {
 		if (*pp == job) {
 			*pp = job->next;
-			free(job);
+			job_free(job);
 			return;
 		}
 	}
@@ -112,13 +127,9 @@ static void job_release(struct sched *s, struct sched_job *job)
 
 /* ---- heap ---- */
 
-/* True when a should run before b. */
+/* Within a job's queue, tasks run in submission order. */
 static bool task_before(const struct sched_task *a, const struct sched_task *b)
 {
-	if (a->job->priority != b->job->priority)
-		return a->job->priority > b->job->priority;
-	if (a->job_id != b->job_id)
-		return a->job_id < b->job_id;
 	return a->id < b->id;
 }
 
@@ -191,12 +202,13 @@ static void heap_remove(struct heap *h, struct sched_task *t)
 	heap_up(h, last->heap_idx);
 }
 
-static struct heap *heap_of(struct sched *s, Hf__Backend b)
+static struct heap *heap_of(struct sched *s, const struct sched_task *t)
 {
-	int i = (int)b;
+	int i = (int)t->backend;
+	(void)s;
 	if (i < 0 || i >= N_BACKENDS)
 		i = 0;
-	return &s->heaps[i];
+	return &t->job->q[i];
 }
 
 /* ---- out-of-queue list ---- */
@@ -226,11 +238,11 @@ static bool move_to(struct sched *s, struct sched_task *t, enum sched_state st)
 {
 	bool was_queued = t->state == SCHED_QUEUED;
 	if (was_queued && st != SCHED_QUEUED) {
-		heap_remove(heap_of(s, t->backend), t);
+		heap_remove(heap_of(s, t), t);
 		out_link(s, t);
 	} else if (!was_queued && st == SCHED_QUEUED) {
 		out_unlink(s, t);
-		if (!heap_push(heap_of(s, t->backend), t)) {
+		if (!heap_push(heap_of(s, t), t)) {
 			out_link(s, t); /* no memory: stays out; expiry retries */
 			t->state = SCHED_EXPIRING;
 			return false;
@@ -289,7 +301,7 @@ struct sched_task *sched_task_add(struct sched *s, const struct sched_task *tmpl
 	t->job = job;
 	t->lprev = t->lnext = t->hnext = NULL;
 	if (t->state == SCHED_QUEUED) {
-		if (!heap_push(heap_of(s, t->backend), t)) {
+		if (!heap_push(heap_of(s, t), t)) {
 			free(t);
 			return NULL;
 		}
@@ -305,17 +317,29 @@ struct sched_task *sched_task_add(struct sched *s, const struct sched_task *tmpl
 }
 
 size_t sched_take(struct sched *s, Hf__Backend backend, const char *worker_id,
-		  uint32_t device_index, size_t max, struct sched_task **out)
+		  uint32_t device_index, size_t max, sched_fits_fn fits, void *arg,
+		  struct sched_task **out)
 {
-	struct heap *h = heap_of(s, backend);
+	int b = (int)backend;
 	size_t n = 0;
 
-	while (n < max && h->n > 0) {
+	if (b < 0 || b >= N_BACKENDS)
+		return 0;
+	for (struct sched_job *job = s->jobs; job && n < max;) {
+		struct heap *h = &job->q[b];
+		if (h->n == 0 || (fits && !fits(h->v[0], arg))) {
+			job = job->next;
+			continue;
+		}
 		struct sched_task *t = h->v[0];
 		move_to(s, t, SCHED_GRANTING);
 		t->attempt++;
 		hf_strlcpy(t->worker_id, worker_id, sizeof(t->worker_id));
 		t->device_index = device_index;
+		if (t->n_devices == 0 || t->devices[0] != device_index) {
+			t->devices[0] = device_index;
+			t->n_devices = 1;
+		}
 		out[n++] = t;
 	}
 	return n;
@@ -346,6 +370,7 @@ void sched_expiring(struct sched *s, struct sched_task *t)
 void sched_requeue(struct sched *s, struct sched_task *t)
 {
 	t->worker_id[0] = '\0';
+	t->n_devices = 0;
 	move_to(s, t, SCHED_QUEUED);
 }
 
@@ -362,7 +387,7 @@ void sched_remove(struct sched *s, struct sched_task *t)
 	if (*pp)
 		*pp = t->hnext;
 	if (t->state == SCHED_QUEUED)
-		heap_remove(heap_of(s, t->backend), t);
+		heap_remove(heap_of(s, t), t);
 	else
 		out_unlink(s, t);
 	s->ntasks--;
@@ -401,7 +426,21 @@ size_t sched_collect_job(struct sched *s, uint64_t job_id, struct sched_task **o
 size_t sched_queued(const struct sched *s, Hf__Backend backend)
 {
 	int i = (int)backend;
-	return (i >= 0 && i < N_BACKENDS) ? s->heaps[i].n : 0;
+	size_t n = 0;
+	if (i < 0 || i >= N_BACKENDS)
+		return 0;
+	for (const struct sched_job *j = s->jobs; j; j = j->next)
+		n += j->q[i].n;
+	return n;
+}
+
+void sched_jobs_foreach(struct sched *s, void (*fn)(struct sched_job *job, void *arg), void *arg)
+{
+	for (struct sched_job *j = s->jobs; j;) {
+		struct sched_job *next = j->next; /* fn must not add or remove jobs */
+		fn(j, arg);
+		j = next;
+	}
 }
 
 size_t sched_count(const struct sched *s)

@@ -6,9 +6,11 @@
  * database layer and only then applies it here (or applies it tentatively
  * and undoes it when the commit fails).
  *
- * Queues: one per backend, a binary heap ordered by job priority (higher
- * first), then job id, then task id, so older jobs of equal priority go
- * first and a job's tasks run in submission order.
+ * Queues: each job keeps one queue per backend (a binary heap by task id,
+ * so its tasks run in submission order); jobs are kept in order of priority
+ * (higher first), then age.  Matching walks the jobs in that order and asks
+ * the caller whether the best queued task of each fits the device at hand,
+ * so per-job requirements never block another job's tasks.
  *
  * Task states here:
  *   SCHED_QUEUED    in its backend's heap
@@ -39,11 +41,25 @@ enum sched_state {
 	SCHED_CANCELLING,
 };
 
+#define SCHED_N_BACKENDS 8
+#define SCHED_MAX_DEVICES 16 /* devices one task may hold */
+
+struct sched_task;
+
+struct sched_heap {
+	struct sched_task **v;
+	size_t n, cap;
+};
+
 struct sched_job {
 	uint64_t id;
 	int32_t priority;
 	size_t live;               /* tasks of this job in memory */
-	struct sched_job *next;
+	void *data;                /* the owner's (requirements); freed by the owner */
+	void (*data_free)(void *data);
+	/* internal */
+	struct sched_heap q[SCHED_N_BACKENDS];
+	struct sched_job *next;    /* by priority, then id */
 };
 
 struct sched_task {
@@ -59,7 +75,9 @@ struct sched_task {
 
 	enum sched_state state;
 	char worker_id[128];
-	uint32_t device_index;
+	uint32_t device_index;     /* the first (or only) device */
+	uint32_t devices[SCHED_MAX_DEVICES]; /* every device of the lease */
+	uint8_t n_devices;
 	int64_t lease_expires_ms;
 
 	/* internal */
@@ -84,11 +102,19 @@ struct sched_job *sched_job_find(struct sched *s, uint64_t id);
 struct sched_task *sched_task_add(struct sched *s, const struct sched_task *t);
 struct sched_task *sched_task_find(struct sched *s, uint64_t id);
 
-/* Takes up to max queued tasks of backend, best first, into out; each moves
- * to GRANTING with attempt + 1 and the given worker and device.  Returns how
- * many. */
+/* Decides whether a candidate task may be taken for the device at hand;
+ * returning true takes it.  It may record what the task uses in arg. */
+typedef bool (*sched_fits_fn)(const struct sched_task *t, void *arg);
+
+/* Takes up to max queued tasks of backend, best job first, that fits
+ * accepts (NULL accepts all), into out; each moves to GRANTING with attempt
+ * + 1 and the given worker and device.  Returns how many. */
 size_t sched_take(struct sched *s, Hf__Backend backend, const char *worker_id,
-		  uint32_t device_index, size_t max, struct sched_task **out);
+		  uint32_t device_index, size_t max, sched_fits_fn fits, void *arg,
+		  struct sched_task **out);
+
+/* Calls fn for every job, in scheduling order. */
+void sched_jobs_foreach(struct sched *s, void (*fn)(struct sched_job *job, void *arg), void *arg);
 
 /* GRANTING -> LEASED until expires_ms. */
 void sched_lease(struct sched *s, struct sched_task *t, int64_t expires_ms);

@@ -88,6 +88,7 @@ void coord_workers_free(struct coord *c)
 		struct coord_worker *w = c->workers;
 		c->workers = w->next;
 		hf_env_free(w->reg_env);
+		free(w->telemetry);
 		free(w->id);
 		free(w);
 	}
@@ -229,6 +230,8 @@ static void grant_done(struct db_op *op)
 		a->kind = t->kind;
 		a->backend = t->backend;
 		a->device_index = t->device_index;
+		a->device_indices = t->devices;
+		a->n_device_indices = t->n_devices;
 		a->batch_size = t->batch_size;
 		a->seq_len = t->seq_len;
 		a->precision = (char *)t->precision;
@@ -261,13 +264,73 @@ static int cancel_add(struct worker_req *w, uint64_t task_id, uint32_t attempt)
 	return 0;
 }
 
+/* Keeps the last telemetry a worker sent (memory only; telemetry.c samples
+ * it to the database at a low rate). */
+static void telemetry_keep(struct coord_worker *cw, const Hf__Poll *p)
+{
+	Hf__DeviceTelemetry *v;
+
+	if (p->n_telemetry == 0)
+		return;
+	v = realloc(cw->telemetry, p->n_telemetry * sizeof(*v));
+	if (!v)
+		return;
+	for (size_t i = 0; i < p->n_telemetry; i++) {
+		v[i] = *p->telemetry[i];
+		v[i].base.unknown_fields = NULL;
+		v[i].base.n_unknown_fields = 0;
+	}
+	cw->telemetry = v;
+	cw->n_telemetry = p->n_telemetry;
+}
+
+bool coord_backend_satisfiable(struct coord *c, Hf__Backend b, const struct match_req *r, char *why,
+			       size_t whylen)
+{
+	struct hf_buf reasons;
+	size_t devices_of_backend = 0;
+	bool ok = false;
+
+	hf_buf_init(&reasons);
+	for (struct coord_worker *w = c->workers; w && !ok; w = w->next) {
+		const Hf__Register *reg = w->reg_env->register_;
+		size_t fitting = 0;
+		for (size_t i = 0; i < reg->n_devices; i++) {
+			char one[256];
+			if (reg->devices[i]->backend != b)
+				continue;
+			devices_of_backend++;
+			if (match_device_fits(r, reg, reg->devices[i], one, sizeof(one)))
+				fitting++;
+			else if (reasons.len < 600)
+				hf_buf_printf(&reasons, "%s%s", reasons.len ? "; " : "", one);
+		}
+		ok = fitting > 0 && fitting >= (r ? r->devices : 1);
+		if (!ok && fitting > 0 && reasons.len < 600)
+			hf_buf_printf(&reasons, "%sworker \"%s\" has %zu fitting %s devices, %u needed per task",
+				      reasons.len ? "; " : "", reg->worker_id, fitting, hf_backend_name(b),
+				      r ? r->devices : 1);
+		for (size_t i = 0; !devices_of_backend && i < reg->n_backends; i++)
+			if (reg->backends[i]->backend == b && !reg->backends[i]->present && reasons.len < 600)
+				hf_buf_printf(&reasons, "%sworker \"%s\": %s absent (%s)",
+					      reasons.len ? "; " : "", reg->worker_id, hf_backend_name(b),
+					      reg->backends[i]->reason);
+	}
+	if (!ok)
+		snprintf(why, whylen, "no registered device can run %s tasks%s%s",
+			 hf_backend_name(b), reasons.len ? ": " : "",
+			 reasons.len ? reasons.data : (c->workers ? "" : " (no worker is registered)"));
+	hf_buf_fini(&reasons);
+	return ok;
+}
+
 static void handle_poll(struct worker_req *w)
 {
 	struct coord *c = w->c;
 	const Hf__Poll *p = w->env->poll;
 	struct coord_worker *cw = coord_worker_find(c, p->worker_id);
 	int64_t now = hf_mono_ms();
-	size_t cap = 0, n = 0;
+	size_t cap, n = 0;
 
 	if (!cw) {
 		coord_reply_error(w->req, HF__ERROR_CODE__ERR_NOT_REGISTERED,
@@ -276,6 +339,7 @@ static void handle_poll(struct worker_req *w)
 		return;
 	}
 	cw->last_seen_ms = now;
+	telemetry_keep(cw, p);
 
 	/* Renew what it runs; tell it to stop what it must not run. */
 	for (size_t i = 0; i < p->n_running; i++) {
@@ -288,44 +352,55 @@ static void handle_poll(struct worker_req *w)
 		cancel_add(w, ref->task_id, ref->attempt);
 	}
 
-	for (size_t i = 0; i < p->n_free; i++)
-		cap += p->free[i]->free_slots;
-	if (p->draining || c->stopping || !db_healthy(c->db) || cap == 0) {
+	const Hf__Register *reg = cw->reg_env->register_;
+	cap = (size_t)c->conf.max_assign_per_poll;
+	if (p->draining || c->stopping || !db_healthy(c->db) || reg->n_devices == 0) {
 		poll_reply(w, NULL, 0);
 		worker_req_free(w);
 		return;
 	}
-	if (cap > (size_t)c->conf.max_assign_per_poll)
-		cap = (size_t)c->conf.max_assign_per_poll;
 
-	struct sched_task **taken = calloc(cap, sizeof(*taken));
+	struct match_fit f = { .reg = reg };
 	struct db_lease *leases = calloc(cap, sizeof(*leases));
-	if (!taken || !leases) {
-		free(taken);
+	f.free = calloc(reg->n_devices, sizeof(*f.free));
+	if (!leases || !f.free) {
 		free(leases);
+		free(f.free);
 		poll_reply(w, NULL, 0);
 		worker_req_free(w);
 		return;
 	}
-	for (size_t i = 0; i < p->n_free && n < cap; i++) {
-		const Hf__DeviceFree *f = p->free[i];
-		size_t want = f->free_slots < cap - n ? f->free_slots : cap - n;
-		n += sched_take(c->sched, f->backend, p->worker_id, f->index, want, taken + n);
+	for (size_t i = 0; i < p->n_free; i++)
+		for (size_t d = 0; d < reg->n_devices; d++)
+			if (reg->devices[d]->backend == p->free[i]->backend &&
+			    reg->devices[d]->index == p->free[i]->index)
+				f.free[d] = p->free[i]->free_slots;
+
+	for (f.pos = 0; f.pos < reg->n_devices && n < cap; f.pos++) {
+		const Hf__Device *dev = reg->devices[f.pos];
+		while (f.free[f.pos] > 0 && n < cap) {
+			struct sched_task *t;
+			if (sched_take(c->sched, dev->backend, p->worker_id, dev->index, 1, match_fit_task, &f,
+				       &t) == 0)
+				break;
+			for (uint8_t k = 0; k < f.n_extra; k++)
+				t->devices[1 + k] = reg->devices[f.extra[k]]->index;
+			t->n_devices = (uint8_t)(1 + f.n_extra);
+			leases[n].task_id = t->id;
+			leases[n].attempt = t->attempt;
+			leases[n].worker_id = t->worker_id;
+			memcpy(leases[n].devices, t->devices, sizeof(leases[n].devices));
+			leases[n].n_devices = t->n_devices;
+			n++;
+		}
 	}
+	free(f.free);
 	if (n == 0) {
-		free(taken);
 		free(leases);
 		poll_reply(w, NULL, 0);
 		worker_req_free(w);
 		return;
 	}
-	for (size_t i = 0; i < n; i++) {
-		leases[i].task_id = taken[i]->id;
-		leases[i].attempt = taken[i]->attempt;
-		leases[i].worker_id = taken[i]->worker_id;
-		leases[i].device_index = taken[i]->device_index;
-	}
-	free(taken);
 	w->op.kind = DB_OP_LEASE_GRANT;
 	w->op.u.lease.v = leases;
 	w->op.u.lease.n = n;

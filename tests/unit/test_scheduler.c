@@ -38,14 +38,14 @@ START_TEST(test_take_matches_backend_only)
 	t = mk(11, 1, CPU);
 	sched_task_add(s, &t);
 	ck_assert_uint_eq(sched_queued(s, CPU), 1);
-	ck_assert_uint_eq(sched_take(s, CPU, "w1", 0, 8, out), 1);
+	ck_assert_uint_eq(sched_take(s, CPU, "w1", 0, 8, NULL, NULL, out), 1);
 	ck_assert_uint_eq(out[0]->id, 11);
 	ck_assert_int_eq(out[0]->state, SCHED_GRANTING);
 	ck_assert_uint_eq(out[0]->attempt, 1);
 	ck_assert_str_eq(out[0]->worker_id, "w1");
-	ck_assert_uint_eq(sched_take(s, CPU, "w1", 0, 8, out), 0);
-	ck_assert_uint_eq(sched_take(s, HF__BACKEND__BACKEND_ROCM, "w1", 0, 8, out), 0);
-	ck_assert_uint_eq(sched_take(s, CUDA, "w2", 3, 8, out), 1);
+	ck_assert_uint_eq(sched_take(s, CPU, "w1", 0, 8, NULL, NULL, out), 0);
+	ck_assert_uint_eq(sched_take(s, HF__BACKEND__BACKEND_ROCM, "w1", 0, 8, NULL, NULL, out), 0);
+	ck_assert_uint_eq(sched_take(s, CUDA, "w2", 3, 8, NULL, NULL, out), 1);
 	ck_assert_uint_eq(out[0]->device_index, 3);
 	sched_free(s);
 }
@@ -65,7 +65,7 @@ START_TEST(test_higher_priority_then_older_job_then_task_order)
 		t = mk(ids[i][0], ids[i][1], CPU);
 		sched_task_add(s, &t);
 	}
-	ck_assert_uint_eq(sched_take(s, CPU, "w", 0, 5, out), 5);
+	ck_assert_uint_eq(sched_take(s, CPU, "w", 0, 5, NULL, NULL, out), 5);
 	ck_assert_uint_eq(out[0]->id, 21);
 	ck_assert_uint_eq(out[1]->id, 22);
 	ck_assert_uint_eq(out[2]->id, 11);
@@ -84,7 +84,7 @@ START_TEST(test_lease_renew_and_expiry)
 	sched_job_add(s, 1, 0);
 	t = mk(5, 1, CPU);
 	sched_task_add(s, &t);
-	sched_take(s, CPU, "w1", 0, 1, out);
+	sched_take(s, CPU, "w1", 0, 1, NULL, NULL, out);
 	sched_lease(s, out[0], 1000);
 	ck_assert_int_eq(out[0]->state, SCHED_LEASED);
 	ck_assert(!sched_renew(s, out[0], "w2", 1, 2000));   /* another worker */
@@ -97,7 +97,7 @@ START_TEST(test_lease_renew_and_expiry)
 	sched_requeue(s, exp[0]);
 	ck_assert_uint_eq(sched_queued(s, CPU), 1);
 	/* the next grant is a new attempt: a new fencing token */
-	ck_assert_uint_eq(sched_take(s, CPU, "w2", 0, 1, out), 1);
+	ck_assert_uint_eq(sched_take(s, CPU, "w2", 0, 1, NULL, NULL, out), 1);
 	ck_assert_uint_eq(out[0]->attempt, 2);
 	sched_free(s);
 }
@@ -141,7 +141,7 @@ START_TEST(test_many_tasks_keep_heap_and_hash_consistent)
 	/* remove every third one from the middle of the heap */
 	for (uint64_t i = 3; i <= 5000; i += 3)
 		sched_remove(s, sched_task_find(s, i));
-	size_t n = sched_take(s, CPU, "w", 0, 5000, out);
+	size_t n = sched_take(s, CPU, "w", 0, 5000, NULL, NULL, out);
 	ck_assert_uint_eq(n, 5000 - 5000 / 3);
 	for (size_t i = 1; i < n; i++)
 		ck_assert_uint_lt(out[i - 1]->id, out[i]->id);
@@ -163,7 +163,7 @@ START_TEST(test_collect_job_and_cancelling)
 		t = mk(i, i <= 2 ? 1 : 2, CPU);
 		sched_task_add(s, &t);
 	}
-	sched_take(s, CPU, "w", 0, 1, out);
+	sched_take(s, CPU, "w", 0, 1, NULL, NULL, out);
 	sched_lease(s, out[0], 100);
 	sched_cancelling(s, out[0]);
 	ck_assert_uint_eq(sched_collect_job(s, 1, out, 8), 2);
