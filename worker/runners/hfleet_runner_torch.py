@@ -1,0 +1,940 @@
+"""The parts of the hfleet reference runner that need torch and transformers.
+
+Importing this module imports neither: torch, transformers and
+huggingface_hub are imported inside the functions that use them, so the CLI
+can answer 'skipped' (with the reason) on a Python that lacks them.
+
+Entry points: probe() and run_task(task) -> result dict.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+
+import hfleet_runner_lib as lib
+
+
+def log(msg: str) -> None:
+    print(f"hfleet-runner: {msg}", file=sys.stderr, flush=True)
+
+
+def set_offline_env() -> None:
+    """Never touch the network (must run before huggingface_hub is imported)."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+# --------------------------------------------------------------------------
+# probe
+
+def _module_version(mod, dist_name):
+    v = getattr(mod, "__version__", None)
+    if v:
+        return str(v)
+    try:
+        from importlib import metadata
+        return metadata.version(dist_name)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _probe_import(name, dist_name):
+    try:
+        mod = importlib.import_module(name)
+    except BaseException as exc:  # noqa: BLE001 - probe never crashes
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return None, {"available": False, "reason": lib.one_line(f"{type(exc).__name__}: {exc}" if not isinstance(exc, ImportError) else str(exc))}
+    return mod, {"available": True, "version": _module_version(mod, dist_name)}
+
+
+def probe() -> dict:
+    set_offline_env()
+    out = {"python": {"version": platform.python_version(), "executable": sys.executable},
+           "runner": {"version": lib.RUNNER_VERSION}}
+    torch, info = _probe_import("torch", "torch")
+    if torch is not None:
+        try:
+            info["cuda"] = getattr(torch.version, "cuda", None)
+            info["hip"] = getattr(torch.version, "hip", None)
+        except Exception as exc:  # noqa: BLE001
+            info["version_error"] = lib.one_line(exc)
+        try:
+            info["cuda_available"] = bool(torch.cuda.is_available())
+            info["device_count"] = int(torch.cuda.device_count()) if info["cuda_available"] else 0
+        except Exception as exc:  # noqa: BLE001
+            info["cuda_available"] = False
+            info["device_count"] = 0
+            info["cuda_error"] = lib.one_line(exc)
+        try:
+            mps = getattr(torch.backends, "mps", None)
+            info["mps_available"] = bool(mps is not None and mps.is_available())
+        except Exception:  # noqa: BLE001
+            info["mps_available"] = False
+    out["torch"] = info
+    for key, mod_name, dist in (("transformers", "transformers", "transformers"),
+                                ("optimum", "optimum", "optimum"),
+                                ("openvino", "openvino", "openvino")):
+        _, info = _probe_import(mod_name, dist)
+        out[key] = info
+    return out
+
+
+# --------------------------------------------------------------------------
+# environment fingerprint
+
+def base_env() -> dict:
+    return {
+        "python": platform.python_version(),
+        "torch": None,
+        "torch_cuda": None,
+        "torch_hip": None,
+        "transformers": None,
+        "device_name": None,
+        "platform": platform.platform(),
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
+# --------------------------------------------------------------------------
+# device / dtype
+
+class Skip(Exception):
+    """The task cannot be attempted here; not the model's fault."""
+
+
+def resolve_device(torch, backend: str):
+    hip = getattr(torch.version, "hip", None)
+    cuda = getattr(torch.version, "cuda", None)
+    if backend == "cpu":
+        return torch.device("cpu"), _cpu_name()
+    if backend in ("cuda", "rocm"):
+        if backend == "cuda" and hip:
+            raise Skip(f"backend cuda not available: torch {torch.__version__} is a ROCm build (torch.version.hip={hip})")
+        if backend == "rocm" and not hip:
+            raise Skip(f"backend rocm not available: torch {torch.__version__} is not a ROCm build (torch.version.hip is None)")
+        if backend == "cuda" and not cuda:
+            raise Skip(f"backend cuda not available: torch {torch.__version__} is a CPU-only build (torch.version.cuda is None)")
+        if not torch.cuda.is_available():
+            raise Skip(f"backend {backend} not available: torch.cuda.is_available() is False")
+        return torch.device("cuda:0"), torch.cuda.get_device_name(0)
+    if backend == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise Skip("backend mps not available: torch.backends.mps.is_available() is False")
+        return torch.device("mps"), f"Apple MPS ({platform.machine()})"
+    raise Skip(f"backend {backend} not supported by this runner version")
+
+
+def resolve_dtype(torch, device, precision: str):
+    if precision == "fp32":
+        return torch.float32
+    if precision == "fp16":
+        return torch.float16
+    if precision == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise Skip(f"precision bf16 not supported on {torch.cuda.get_device_name(0)}")
+        return torch.bfloat16
+    raise Skip(f"precision {precision} not supported by this runner version")
+
+
+def synchronize(torch, device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+# --------------------------------------------------------------------------
+# pretrained weights in the local cache
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json",
+                "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def pretrained_in_cache(hf_id):
+    """True when config.json and complete weights of hf_id are in the local HF cache."""
+    if not hf_id:
+        return False
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except Exception:  # noqa: BLE001
+        return False
+    try:
+        if not isinstance(try_to_load_from_cache(hf_id, "config.json"), str):
+            return False
+        for fn in WEIGHT_FILES:
+            path = try_to_load_from_cache(hf_id, fn)
+            if not isinstance(path, str):
+                continue
+            if not fn.endswith(".index.json"):
+                return True
+            with open(path, encoding="utf-8") as f:
+                shards = set(json.load(f).get("weight_map", {}).values())
+            if shards and all(isinstance(try_to_load_from_cache(hf_id, s), str) for s in shards):
+                return True
+    except Exception as exc:  # noqa: BLE001 - a broken cache means: not available
+        log(f"cache lookup for {hf_id} failed: {type(exc).__name__}: {exc}")
+    return False
+
+
+# --------------------------------------------------------------------------
+# building models
+
+TASK_AUTO_CLASSES = {
+    "fill-mask": ["AutoModelForMaskedLM"],
+    "text-generation": ["AutoModelForCausalLM"],
+    "text2text-generation": ["AutoModelForSeq2SeqLM"],
+    "translation": ["AutoModelForSeq2SeqLM"],
+    "summarization": ["AutoModelForSeq2SeqLM"],
+    "text-classification": ["AutoModelForSequenceClassification"],
+    "token-classification": ["AutoModelForTokenClassification"],
+    "question-answering": ["AutoModelForQuestionAnswering"],
+    "feature-extraction": [],
+    "image-classification": ["AutoModelForImageClassification"],
+    "object-detection": ["AutoModelForObjectDetection"],
+    "image-segmentation": ["AutoModelForImageSegmentation", "AutoModelForSemanticSegmentation",
+                           "AutoModelForUniversalSegmentation", "AutoModelForInstanceSegmentation"],
+    "depth-estimation": ["AutoModelForDepthEstimation"],
+    "image-to-text": ["AutoModelForImageTextToText", "AutoModelForVision2Seq"],
+    "image-text-to-text": ["AutoModelForImageTextToText", "AutoModelForVision2Seq"],
+    "visual-question-answering": ["AutoModelForVisualQuestionAnswering", "AutoModelForImageTextToText"],
+    "zero-shot-image-classification": ["AutoModelForZeroShotImageClassification"],
+    "video-classification": ["AutoModelForVideoClassification"],
+    "automatic-speech-recognition": ["AutoModelForSpeechSeq2Seq", "AutoModelForCTC"],
+    "audio-classification": ["AutoModelForAudioClassification"],
+    "text-to-audio": ["AutoModelForTextToWaveform", "AutoModelForTextToSpectrogram"],
+    "text-to-speech": ["AutoModelForTextToWaveform", "AutoModelForTextToSpectrogram"],
+    "time-series-forecasting": ["AutoModelForTimeSeriesPrediction"],
+}
+GENERIC_AUTO_CLASSES = [
+    "AutoModelForCausalLM", "AutoModelForMaskedLM", "AutoModelForSeq2SeqLM",
+    "AutoModelForImageClassification", "AutoModelForImageTextToText", "AutoModelForCTC",
+    "AutoModelForSpeechSeq2Seq", "AutoModelForAudioClassification", "AutoModelForTextToWaveform",
+    "AutoModelForVideoClassification", "AutoModelForTimeSeriesPrediction", "AutoBackbone",
+]
+
+
+def auto_classes(transformers, task_name):
+    names = ["AutoModel"] + TASK_AUTO_CLASSES.get(task_name or "", []) + GENERIC_AUTO_CLASSES
+    seen, out = set(), []
+    for n in names:
+        cls = getattr(transformers, n, None) if n not in seen else None
+        seen.add(n)
+        if cls is not None:
+            out.append(cls)
+    return out
+
+
+def _unmapped(exc: Exception) -> bool:
+    msg = str(exc)
+    return isinstance(exc, (ValueError, KeyError)) and (
+        "Unrecognized configuration class" in msg or "Unrecognized model" in msg
+        or "does not appear to have" in msg)
+
+
+def _mapped_class(auto_cls, config):
+    """The model class an auto class maps this config to (first of a tuple), or None."""
+    mapping = getattr(auto_cls, "_model_mapping", None)
+    try:
+        target = mapping[type(config)] if mapping is not None else None
+    except Exception:  # noqa: BLE001
+        return None
+    if isinstance(target, (list, tuple)):
+        target = target[0] if target else None
+    return target
+
+
+def build_from_config(transformers, config, task_name, meta=False, torch=None):
+    """Instantiate a random-init model; AutoModel first, then task auto classes."""
+    import contextlib
+
+    def place():
+        return torch.device("meta") if meta else contextlib.nullcontext()
+
+    last = None
+    for cls in auto_classes(transformers, task_name):
+        try:
+            with place():
+                return cls.from_config(config)
+        except TypeError as exc:
+            # AutoModel.from_config trips over configs whose auto mapping is a
+            # tuple of classes and whose 'architectures' is None (funnel):
+            # build the mapped class directly.
+            tb = traceback.extract_tb(exc.__traceback__)
+            target = _mapped_class(cls, config)
+            if target is None or not tb or not tb[-1].filename.endswith("auto_factory.py"):
+                raise
+            with place():
+                return target._from_config(config)
+        except Exception as exc:  # noqa: BLE001
+            if _unmapped(exc):
+                last = exc
+                continue
+            raise
+    raise Unsupported(f"no transformers auto class maps config {type(config).__name__}"
+                      + (f" ({lib.one_line(last, 200)})" if last else ""))
+
+
+def load_pretrained(transformers, torch, hf_id, task_name, dtype):
+    last = None
+    for cls in auto_classes(transformers, task_name):
+        try:
+            try:
+                return cls.from_pretrained(hf_id, local_files_only=True, dtype=dtype)
+            except TypeError as exc:
+                if "dtype" not in str(exc):
+                    raise
+                return cls.from_pretrained(hf_id, local_files_only=True, torch_dtype=dtype)
+        except Exception as exc:  # noqa: BLE001
+            if _unmapped(exc):
+                last = exc
+                continue
+            raise
+    raise Unsupported(f"no transformers auto class loads {hf_id}" + (f" ({lib.one_line(last, 200)})" if last else ""))
+
+
+class Unsupported(Exception):
+    """This runner version cannot build this model (runner limitation)."""
+
+
+def param_count(model) -> int:
+    seen = set()
+    n = 0
+    for p in model.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        n += p.numel()
+    return int(n)
+
+
+# Composite model types whose default config is empty: built from two
+# small default sub-configs (a v1 choice of representative sub-models).
+COMPOSITES = {
+    "encoder-decoder": ("EncoderDecoderConfig", "from_encoder_decoder_configs", "bert", "bert"),
+    "vision-encoder-decoder": ("VisionEncoderDecoderConfig", "from_encoder_decoder_configs", "vit", "gpt2"),
+    "speech-encoder-decoder": ("SpeechEncoderDecoderConfig", "from_encoder_decoder_configs", "wav2vec2", "bert"),
+    "vision-text-dual-encoder": ("VisionTextDualEncoderConfig", "from_vision_text_configs", "vit", "bert"),
+}
+UNSUPPORTED_TYPES = {
+    "rag": "rag models need a retriever and document index; not supported by this runner version",
+}
+
+
+def _config_from_dict(config_cls, d):
+    d = dict(d)
+    d.pop("transformers_version", None)
+    return config_cls.from_dict(d)
+
+
+def shrunk_config(transformers, config, seq_len):
+    d, changes = lib.shrink_config_dict(config.to_dict(), seq_len)
+    return _config_from_dict(type(config), d), changes
+
+
+def default_and_shrunk_configs(transformers, model_type, seq_len):
+    """-> (default_config, shrunk_config or None, changes, shrink_error)."""
+    from transformers import AutoConfig, CONFIG_MAPPING
+    if model_type in UNSUPPORTED_TYPES:
+        raise Unsupported(UNSUPPORTED_TYPES[model_type])
+    if model_type not in CONFIG_MAPPING:
+        raise Unsupported(f"model_type {model_type!r} is not known to transformers {transformers.__version__}")
+    if model_type in COMPOSITES:
+        cfg_name, factory, a, b = COMPOSITES[model_type]
+        cfg_cls = getattr(transformers, cfg_name)
+        ca, cb = AutoConfig.for_model(a), AutoConfig.for_model(b)
+        default = getattr(cfg_cls, factory)(ca, cb)
+        sa, ch_a = shrunk_config(transformers, ca, seq_len)
+        sb, ch_b = shrunk_config(transformers, cb, seq_len)
+        return default, getattr(cfg_cls, factory)(sa, sb), ch_a + ch_b, None
+    default = AutoConfig.for_model(model_type)
+    try:
+        shrunk, changes = shrunk_config(transformers, default, seq_len)
+    except Exception as exc:  # noqa: BLE001 - fall back to the default config
+        return default, None, [], exc
+    return default, shrunk, changes, None
+
+
+# --------------------------------------------------------------------------
+# inputs
+
+SUBCONFIG_NAMES = ("text_config", "vision_config", "audio_config", "encoder", "decoder",
+                   "speech_config", "backbone_config", "qformer_config")
+
+
+def _subconfig_names(config):
+    names = list(SUBCONFIG_NAMES)
+    extra = getattr(config, "sub_configs", None)
+    if isinstance(extra, dict):
+        names += [n for n in extra if n not in names]
+    try:
+        names += [k for k in config.to_dict() if k.endswith("_config") and k not in names]
+    except Exception:  # noqa: BLE001
+        pass
+    return names
+
+
+def _subconfigs(config):
+    subs = [config]
+    for n in _subconfig_names(config):
+        c = getattr(config, n, None)
+        if c is not None and hasattr(c, "to_dict") and c not in subs:
+            subs.append(c)
+    return subs
+
+
+def _first(configs, names):
+    for c in configs:
+        for n in names:
+            v = getattr(c, n, None)
+            if v is not None:
+                return v
+    return None
+
+
+def config_facts(config) -> dict:
+    subs = _subconfigs(config)
+    text_first = [config] + [getattr(config, n) for n in ("text_config", "encoder", "decoder")
+                             if getattr(config, n, None) is not None and hasattr(getattr(config, n), "to_dict")]
+    vision_first = [getattr(config, n) for n in ("vision_config", "encoder", "backbone_config")
+                    if getattr(config, n, None) is not None and hasattr(getattr(config, n), "to_dict")] + [config]
+    audio_first = [getattr(config, n) for n in ("audio_config", "speech_config", "encoder", "encoder_config")
+                   if getattr(config, n, None) is not None and hasattr(getattr(config, n), "to_dict")] + [config]
+    audio_first += [c for c in subs if c not in audio_first]
+    f = {}
+    for n, key in (("text_config", "has_text_config"), ("vision_config", "has_vision_config"),
+                   ("audio_config", "has_audio_config")):
+        f[key] = getattr(config, n, None) is not None and hasattr(getattr(config, n), "to_dict")
+    special = set()
+    for c in subs:
+        try:
+            items = list(c.to_dict().items())
+        except Exception:  # noqa: BLE001
+            items = list(vars(c).items()) if hasattr(c, "__dict__") else []
+        for k, v in items:
+            if (k.endswith("_token_id") or k.endswith("_token_index")) and isinstance(v, int) and v >= 0:
+                special.add(v)
+            elif k.endswith("_token_ids") and isinstance(v, (list, tuple)):
+                special.update(x for x in v if isinstance(x, int) and x >= 0)
+    f["placeholder_token_ids"] = sorted(special)
+    f["vocab_size"] = _first(text_first, ("vocab_size",))
+    dec = getattr(config, "decoder", None)
+    f["decoder_vocab_size"] = getattr(dec, "vocab_size", None) if dec is not None and hasattr(dec, "to_dict") else None
+    if f["decoder_vocab_size"] is None:
+        f["decoder_vocab_size"] = _first([config, getattr(config, "text_config", None) or config],
+                                         ("decoder_vocab_size", "vocab_size"))
+    f["is_encoder_decoder"] = bool(getattr(config, "is_encoder_decoder", False))
+    mp = _first(text_first, ("max_position_embeddings", "n_positions", "max_sequence_length"))
+    f["max_positions"] = mp if isinstance(mp, int) and mp > 0 else None
+    f["image_size"] = _first(vision_first, ("image_size", "img_size", "input_size_image"))
+    f["num_channels"] = _first(vision_first, ("num_channels", "in_channels", "num_image_channels"))
+    f["num_frames"] = _first(vision_first, ("num_frames",))
+    mel = _first(audio_first, ("num_mel_bins",))
+    f["num_mel_bins"] = mel
+    msp = _first(audio_first, ("max_source_positions",))
+    max_length = _first(audio_first, ("max_length",))
+    if mel and msp is None and isinstance(max_length, int) and max_length > 0:
+        f["spectrogram"] = [max_length, mel]  # audio-spectrogram-transformer: (batch, frames, mel)
+    if mel and isinstance(msp, int):
+        f["audio_frames"] = 2 * msp  # whisper: conv strides 1 and 2 -> frames = 2 * positions
+    ch = _first(audio_first, ("audio_channels",))
+    if isinstance(ch, int) and ch > 0:
+        f["audio_channels"] = ch
+    elif _first(audio_first, ("codebook_size", "n_codebooks", "codebook_dim")) is not None:
+        f["audio_channels"] = 1  # neural audio codecs take (batch, 1, samples)
+    per_channel = _first(audio_first, ("input_feat_per_channel",))
+    if per_channel:
+        f["feature_size"] = per_channel * (_first(audio_first, ("input_channels",)) or 1)
+    else:
+        f["feature_size"] = _first(audio_first, ("feature_size",))
+    # time series
+    f["context_length"] = getattr(config, "context_length", None)
+    f["prediction_length"] = getattr(config, "prediction_length", None)
+    lags = getattr(config, "lags_sequence", None)
+    f["lags_max"] = max(lags) if isinstance(lags, (list, tuple)) and lags else None
+    f["num_time_features"] = getattr(config, "num_time_features", None)
+    f["input_size"] = getattr(config, "input_size", None)
+    f["num_input_channels"] = getattr(config, "num_input_channels", None)
+    f["num_static_categorical_features"] = getattr(config, "num_static_categorical_features", None)
+    card = getattr(config, "cardinality", None)
+    f["min_cardinality"] = min(card) if isinstance(card, (list, tuple)) and card else None
+    f["num_static_real_features"] = getattr(config, "num_static_real_features", None)
+    return {k: v for k, v in f.items() if v is not None}
+
+
+def materialize(torch, plan, device, float_dtype, seed=0):
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    out = {}
+    for s in plan:
+        shape = tuple(s["shape"])
+        fill = s["fill"]
+        if fill == "value":
+            out[s["name"]] = s["value"]
+            continue
+        if s["dtype"] == "long":
+            if fill == "randint":
+                high = int(s["high"])
+                t = torch.randint(0, high, shape, generator=g, dtype=torch.long)
+                excl = [x for x in s.get("exclude") or [] if x < high]
+                if excl:
+                    # keep multimodal placeholder / special ids out of random text
+                    safe = high // 2
+                    while safe in excl and safe < high - 1:
+                        safe += 1
+                    t[torch.isin(t, torch.tensor(excl, dtype=torch.long))] = safe
+            elif fill == "bbox":
+                a = torch.randint(0, 500, shape[:-1] + (2,), generator=g)
+                bb = torch.randint(0, 500, shape[:-1] + (2,), generator=g)
+                lo, hi = torch.minimum(a, bb), torch.maximum(a, bb)
+                t = torch.cat([lo, hi], dim=-1)[..., [0, 1, 2, 3]].long()
+            elif fill == "ones":
+                t = torch.ones(shape, dtype=torch.long)
+            elif fill == "rows":
+                t = torch.tensor(s["row"], dtype=torch.long).expand(shape).clone()
+            else:
+                t = torch.zeros(shape, dtype=torch.long)
+        else:
+            if fill == "randn":
+                t = torch.randn(shape, generator=g, dtype=torch.float32)
+            elif fill == "ones":
+                t = torch.ones(shape, dtype=torch.float32)
+            else:
+                t = torch.zeros(shape, dtype=torch.float32)
+            t = t.to(float_dtype)
+        out[s["name"]] = t.to(device)
+    return out
+
+
+def _text_hidden_size(config):
+    for c in (getattr(config, "text_config", None), config):
+        v = getattr(c, "hidden_size", None) if c is not None else None
+        if isinstance(v, int):
+            return v
+    return None
+
+
+PLACEHOLDERS = (
+    # (token id attributes, tower input, feature method)
+    (("image_token_id", "image_token_index"), "pixel_values", "get_image_features"),
+    (("audio_token_id", "audio_token_index"), "input_features", "get_audio_features"),
+)
+
+
+def fit_placeholder_tokens(torch, model, inputs, config):
+    notes = []
+    for tok_names, tower_input, method in PLACEHOLDERS:
+        note = fit_tokens(torch, model, inputs, config, tok_names, tower_input, method)
+        if note:
+            notes.append(note)
+    return "; ".join(notes)
+
+
+def fit_tokens(torch, model, inputs, config, tok_names, tower_input, method):
+    """Put as many placeholder tokens in input_ids as the image/audio tower yields features.
+
+    Vision/audio-language models (llava style) replace each placeholder token
+    of input_ids by one feature vector and check the counts match.  The count
+    is measured with the model's own get_image_features()/get_audio_features().
+    Returns a note (str) on what was done or why not, None when not relevant.
+    """
+    tok = None
+    for c in (config, getattr(config, "text_config", None)):
+        for n in tok_names:
+            v = getattr(c, n, None) if c is not None else None
+            if isinstance(v, int) and v >= 0:
+                tok = v
+                break
+        if tok is not None:
+            break
+    if tok is None or tower_input not in inputs or not isinstance(inputs.get("input_ids"), torch.Tensor):
+        return None
+    fn = getattr(model, method, None)
+    if fn is None:
+        fn = getattr(getattr(model, "model", None), method, None)
+    if fn is None:
+        return f"no {method}(); placeholder tokens not inserted"
+    import inspect
+    try:
+        names = set(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        names = set()
+    kw = {k: v for k, v in inputs.items() if k in names and k not in (tower_input, "input_ids")}
+    if "return_dict" in names:
+        kw["return_dict"] = True
+    with torch.inference_mode():
+        feats = fn(**{tower_input: inputs[tower_input]}, **kw)
+    if hasattr(feats, "pooler_output") and getattr(feats, "pooler_output", None) is not None:
+        feats = feats.pooler_output
+    elif hasattr(feats, "last_hidden_state") and not isinstance(feats, torch.Tensor):
+        return f"{method}() returned no pooler_output; placeholder tokens not inserted"
+    tensors = [feats] if isinstance(feats, torch.Tensor) else [t for t in feats if isinstance(t, torch.Tensor)]
+    total = sum(t.numel() for t in tensors)
+    hidden = _text_hidden_size(config)
+    ids = inputs["input_ids"]
+    b = ids.shape[0]
+    if not total or not hidden or total % (hidden * b):
+        return f"cannot split {total} {method} values into {b} x hidden {hidden}"
+    per = total // (hidden * b)
+    img = torch.full((b, per), tok, dtype=ids.dtype, device=ids.device)
+    inputs["input_ids"] = torch.cat([img, ids], dim=1)
+    am = inputs.get("attention_mask")
+    if isinstance(am, torch.Tensor) and am.shape == ids.shape:
+        inputs["attention_mask"] = torch.cat([torch.ones_like(img, dtype=am.dtype), am], dim=1)
+    return f"inserted {per} placeholder tokens (id {tok}) per sample for {tower_input}"
+
+
+def describe_plan(plan):
+    return {s["name"]: s["shape"] for s in plan if s["fill"] != "value"}
+
+
+def output_entries(torch, output):
+    entries = []
+    for name, t in lib.walk_outputs(output, lambda x: isinstance(x, torch.Tensor)):
+        is_float = bool(t.is_floating_point() or t.is_complex())
+        finite = None
+        kinds = []
+        if is_float and t.numel():
+            finite = bool(torch.isfinite(t).all().item())
+            if not finite:
+                if bool(torch.isnan(t).any().item()):
+                    kinds.append("nan")
+                if not t.is_complex():
+                    if bool(torch.isposinf(t).any().item()):
+                        kinds.append("+inf")
+                    if bool(torch.isneginf(t).any().item()):
+                        kinds.append("-inf")
+        e = {"name": name, "shape": list(t.shape), "is_float": is_float, "finite": finite}
+        if kinds:
+            e["non_finite_kinds"] = kinds
+        entries.append(e)
+    return entries
+
+
+# --------------------------------------------------------------------------
+# one attempt: (build|load) -> device -> forward -> check [-> benchmark loop]
+
+class Attempt:
+    def __init__(self, source):
+        self.source = source   # "pretrained" | "shrunk" | "default"
+        self.metrics = {}
+        self.outputs = {}
+        self.status = None
+        self.reason = ""
+
+
+def adapt_mrope_sections(torch, model):
+    """Shrunk configs only: fit rotary 'mrope_section' splits to the shrunk rotary size.
+
+    Many multimodal-rotary models read mrope_section with a hard-coded
+    full-size default (config.rope_parameters.get("mrope_section", [16, 24, 24]))
+    that cannot split the shrunk head.  Each such rotary module has its
+    inv_freq buffer, whose length is what the sections must add up to.
+    """
+    fixed = 0
+    for mod in model.modules():
+        sec = getattr(mod, "mrope_section", None)
+        inv = getattr(mod, "inv_freq", None)
+        if isinstance(sec, (list, tuple)) and sec and all(isinstance(x, int) for x in sec) \
+                and isinstance(inv, torch.Tensor) and inv.ndim == 1 and sum(sec) != inv.shape[0]:
+            half, total = int(inv.shape[0]), sum(sec)
+            new = [max(1, x * half // total) for x in sec]
+            new[-1] += half - sum(new)
+            mod.mrope_section = type(sec)(new) if isinstance(sec, tuple) else new
+            fixed += 1
+    return fixed
+
+
+def _free(torch, device):
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def run_attempt(ctx, source, make_model):
+    torch, device, dtype, task = ctx["torch"], ctx["device"], ctx["dtype"], ctx["task"]
+    att = Attempt(source)
+    bench = task["kind"] == "benchmark"
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    model = make_model()
+    if source == "shrunk":
+        n = adapt_mrope_sections(torch, model)
+        if n:
+            log(f"fitted mrope_section of {n} rotary modules to the shrunk head size")
+    model.eval()
+    model.to(device=device, dtype=dtype)
+    synchronize(torch, device)
+    att.metrics["load_time_s"] = time.perf_counter() - t0
+    att.metrics["param_count"] = param_count(model)
+    att.outputs["model_class"] = type(model).__name__
+    att.outputs["config_source"] = source
+    log(f"{source}: built {type(model).__name__} with {att.metrics['param_count']} parameters "
+        f"in {att.metrics['load_time_s']:.2f}s on {device} ({task['precision']})")
+
+    if bench:
+        batch, seq = task["batch_size"], task["seq_len"]
+    else:
+        batch = min(task["batch_size"], lib.TEST_BATCH_CAP)
+        seq = min(task["seq_len"], lib.TEST_SEQ_LEN_CAP)
+    params, accepts_kwargs = lib.forward_params(model.forward)
+    facts = config_facts(model.config)
+    tower = getattr(model, "vision_tower", None) or getattr(getattr(model, "model", None), "vision_tower", None)
+    if tower is not None and hasattr(tower, "forward"):
+        try:
+            facts["vision_takes_image_sizes"] = "image_sizes" in lib.forward_params(tower.forward)[0]
+        except (TypeError, ValueError):
+            pass
+    plan = lib.plan_inputs(facts, params, task["modality"], batch, seq, accepts_kwargs)
+    inputs = materialize(torch, plan, device, dtype)
+    try:
+        note = fit_placeholder_tokens(torch, model, inputs, model.config)
+    except Exception as exc:  # noqa: BLE001 - the forward below reports the real problem
+        note = f"counting image/audio features failed: {type(exc).__name__}: {exc}"
+    if note:
+        log(note)
+    att.outputs["inputs"] = {k: list(v.shape) for k, v in inputs.items() if isinstance(v, torch.Tensor)}
+
+    with torch.inference_mode():
+        synchronize(torch, device)
+        t1 = time.perf_counter()
+        out = model(**inputs)
+        synchronize(torch, device)
+        att.metrics["forward_time_s"] = time.perf_counter() - t1
+        entries = output_entries(torch, out)
+        del out
+        if bench:
+            deadline = ctx["start"] + 0.85 * float(task["timeout_s"])
+            for _ in range(task["warmup"]):
+                model(**inputs)
+            synchronize(torch, device)
+            samples = []
+            for _ in range(task["iterations"]):
+                if samples and time.perf_counter() > deadline:
+                    break
+                synchronize(torch, device)
+                ta = time.perf_counter()
+                o = model(**inputs)
+                synchronize(torch, device)
+                samples.append(time.perf_counter() - ta)
+                del o
+            stats = lib.latency_summary(samples)
+            att.metrics["latency_ms"] = stats
+            att.metrics["throughput_items_s"] = lib.throughput_items_s(batch, stats["mean"] / 1000.0)
+            att.metrics["iterations"] = len(samples)
+            if len(samples) < task["iterations"]:
+                att.metrics["iterations_requested"] = task["iterations"]
+            att.metrics["warmup"] = task["warmup"]
+            att.metrics["batch_size"] = batch
+            att.metrics["seq_len"] = seq
+
+    if device.type == "cuda":
+        att.metrics["peak_memory_bytes"] = int(torch.cuda.max_memory_allocated())
+    elif bench:
+        att.metrics["peak_memory_bytes"] = None
+
+    ok, problems, shapes, finite = lib.check_outputs(entries, batch)
+    att.outputs["shapes"] = shapes
+    att.outputs["finite"] = finite
+    att.status = "passed" if ok else "failed"
+    att.reason = "" if ok else "; ".join(problems)
+    del model, inputs
+    _free(torch, device)
+    return att
+
+
+def environment_skip_reason(exc):
+    """Reason to answer 'skipped' when an exception is the environment's doing, else None.
+
+    A missing optional package (ImportError, e.g. detectron2 for layoutlmv2)
+    or a file that only the Hub has (the runner is offline) is not the
+    model's fault.
+    """
+    msg = str(exc)
+    if isinstance(exc, ImportError):
+        return lib.exception_reason(exc, "missing Python package in " + sys.executable)
+    offline_marks = ("couldn't connect to", "LocalEntryNotFound", "offline mode", "HF_HUB_OFFLINE",
+                     "not cached locally", "outgoing traffic has been disabled")
+    if isinstance(exc, OSError) or type(exc).__name__.endswith("EntryNotFoundError"):
+        if any(m in msg for m in offline_marks) or "EntryNotFound" in type(exc).__name__:
+            return lib.exception_reason(exc, "needs files from the Hugging Face Hub that are not in the local cache "
+                                             "(the runner is offline)")
+    return None
+
+
+def _is_fatal_device_error(exc) -> bool:
+    msg = str(exc)
+    return any(s in msg for s in ("device-side assert", "CUDA error", "illegal memory access",
+                                  "HIP error", "unspecified launch failure"))
+
+
+def run_task(task: dict) -> dict:
+    """Run one parsed task; always returns a result dict (never raises except BaseException)."""
+    set_offline_env()
+    env = base_env()
+    start = time.perf_counter()
+
+    reason = lib.backend_precheck(task["backend"])
+    if reason:
+        return lib.make_result("skipped", reason, env=env)
+    reason = lib.precision_skip_reason(task["backend"], task["precision"])
+    if reason:
+        return lib.make_result("skipped", reason, env=env)
+
+    try:
+        import torch
+    except ImportError as exc:
+        return lib.make_result(
+            "skipped",
+            f"torch is not installed in {sys.executable} (install python3-torch or point runner_python "
+            f"at a Python with torch): {exc}", env=env)
+    except Exception as exc:  # noqa: BLE001 - a broken install is not the model's fault
+        return lib.make_result("skipped", lib.exception_reason(exc, f"torch failed to import in {sys.executable}"), env=env)
+    env["torch"] = str(torch.__version__)
+    env["torch_cuda"] = getattr(torch.version, "cuda", None)
+    env["torch_hip"] = getattr(torch.version, "hip", None)
+    try:
+        import transformers
+    except ImportError as exc:
+        return lib.make_result(
+            "skipped",
+            f"transformers is not installed in {sys.executable} (install transformers or point runner_python "
+            f"at a Python with it): {exc}", env=env)
+    except Exception as exc:  # noqa: BLE001
+        return lib.make_result("skipped", lib.exception_reason(exc, f"transformers failed to import in {sys.executable}"), env=env)
+    env["transformers"] = str(transformers.__version__)
+    try:
+        transformers.logging.set_verbosity_error()
+    except Exception:  # noqa: BLE001
+        pass
+
+    try:
+        device, env["device_name"] = resolve_device(torch, task["backend"])
+        dtype = resolve_dtype(torch, device, task["precision"])
+    except Skip as exc:
+        return lib.make_result("skipped", str(exc), env=env)
+
+    ctx = {"torch": torch, "device": device, "dtype": dtype, "task": task, "start": start}
+    seq_for_config = task["seq_len"] if task["kind"] == "benchmark" else min(task["seq_len"], lib.TEST_SEQ_LEN_CAP)
+
+    def finish(att, weights):
+        return lib.make_result(att.status, att.reason, weights=weights, metrics=att.metrics,
+                               env=env, outputs=att.outputs)
+
+    # 1. pretrained weights, when the local cache has them
+    if pretrained_in_cache(task.get("hf_id")):
+        log(f"pretrained weights of {task['hf_id']} found in the local cache")
+        try:
+            att = run_attempt(ctx, "pretrained",
+                              lambda: load_pretrained(transformers, torch, task["hf_id"], task.get("task"), dtype))
+            return finish(att, "pretrained")
+        except Unsupported as exc:
+            return lib.make_result("skipped", str(exc), weights="pretrained", env=env)
+        except lib.PlanError as exc:
+            return lib.make_result("skipped", f"inputs not supported by this runner version: {exc}",
+                                   weights="pretrained", env=env)
+        except Exception as exc:  # noqa: BLE001
+            skip = environment_skip_reason(exc)
+            if skip:
+                return lib.make_result("skipped", skip, weights="pretrained", env=env)
+            return lib.make_result("error", lib.exception_reason(exc, "pretrained model"), weights="pretrained",
+                                   env=env, traceback_text=traceback.format_exc())
+
+    # 2. random init from config: shrunk first, then the default if it is not huge
+    weights = "random-init"
+    try:
+        default_cfg, small_cfg, changes, shrink_exc = default_and_shrunk_configs(transformers, task["model_type"], seq_for_config)
+    except Unsupported as exc:
+        return lib.make_result("skipped", str(exc), weights=weights, env=env)
+    except Exception as exc:  # noqa: BLE001
+        skip = environment_skip_reason(exc)
+        if skip:
+            return lib.make_result("skipped", skip, weights=weights, env=env)
+        return lib.make_result("error", lib.exception_reason(exc, f"building the default config of {task['model_type']}"),
+                               weights=weights, env=env, traceback_text=traceback.format_exc())
+    if changes:
+        log(f"shrunk config ({len(changes)} changes): " + ", ".join(changes[:40]))
+
+    first_error = None
+    first_tb = None
+    if small_cfg is not None:
+        try:
+            att = run_attempt(ctx, "shrunk", lambda: build_from_config(transformers, small_cfg, task.get("task")))
+            return finish(att, weights)
+        except Unsupported as exc:
+            return lib.make_result("skipped", str(exc), weights=weights, env=env)
+        except lib.PlanError as exc:
+            return lib.make_result("skipped", f"inputs not supported by this runner version: {exc}",
+                                   weights=weights, env=env)
+        except Exception as exc:  # noqa: BLE001
+            skip = environment_skip_reason(exc)
+            if skip:
+                return lib.make_result("skipped", skip, weights=weights, env=env)
+            first_error, first_tb = exc, traceback.format_exc()
+            log(f"shrunk config failed: {type(exc).__name__}: {exc}")
+            if _is_fatal_device_error(exc):
+                return lib.make_result("error", lib.exception_reason(exc, "shrunk config (fatal device error, not retried)"),
+                                       weights=weights, env=env, traceback_text=first_tb)
+            _free(torch, device)
+    else:
+        first_error = shrink_exc
+        first_tb = "".join(traceback.format_exception(shrink_exc)) if shrink_exc else None
+
+    # retry with the unshrunk default config, if it is not huge
+    try:
+        meta_model = build_from_config(transformers, default_cfg, task.get("task"), meta=True, torch=torch)
+        n_params = param_count(meta_model)
+        del meta_model
+    except Exception as exc:  # noqa: BLE001
+        log(f"meta-device build of the default config failed ({type(exc).__name__}: {exc}); using a dict estimate")
+        n_params = lib.estimate_params_from_dict(default_cfg.to_dict())
+    prefix = f"shrunk config failed ({lib.exception_reason(first_error, '')[:300]}); " if first_error else ""
+    if n_params > lib.MAX_DEFAULT_PARAMS:
+        return lib.make_result(
+            "error",
+            f"{prefix}default config of {task['model_type']} has {n_params / 1e9:.2f}B parameters "
+            f"(> {lib.MAX_DEFAULT_PARAMS / 1e9:.1f}B limit), not retried",
+            weights=weights, env=env, traceback_text=first_tb)
+    try:
+        att = run_attempt(ctx, "default", lambda: build_from_config(transformers, default_cfg, task.get("task")))
+        if att.status == "passed":
+            return finish(att, weights)
+        att.reason = prefix + att.reason
+        return finish(att, weights)
+    except Unsupported as exc:
+        return lib.make_result("skipped", str(exc), weights=weights, env=env)
+    except lib.PlanError as exc:
+        return lib.make_result("skipped", f"inputs not supported by this runner version: {exc}",
+                               weights=weights, env=env)
+    except Exception as exc:  # noqa: BLE001
+        skip = environment_skip_reason(exc)
+        if skip:
+            return lib.make_result("skipped", skip, weights=weights, env=env)
+        tb = traceback.format_exc()
+        if first_tb:
+            tb = lib.tail_lines(first_tb, 18) + "\n--- retry with the default config ---\n" + lib.tail_lines(tb, 20)
+        return lib.make_result("error", prefix + lib.exception_reason(exc, "default config"),
+                               weights=weights, env=env, traceback_text=tb)

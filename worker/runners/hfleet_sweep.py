@@ -1,0 +1,252 @@
+#!/usr/bin/env python3
+"""Run hfleet_runner.py over many model types and summarise (developer tool).
+
+Needs torch + transformers.  For each model type (default: every key of
+transformers' CONFIG_MAPPING) it guesses modality and task from the
+transformers auto mappings, writes a task JSON, runs the runner CLI as a
+subprocess (the real path the worker uses) and collects the results.
+
+  python3 worker/runners/hfleet_sweep.py --backend cuda --kind test --jobs 12 --out /tmp/sweep
+  python3 worker/runners/hfleet_sweep.py --only bert,gpt2,vit --backend cpu
+
+Writes OUT/summary.json (one row per model type) and prints a count by status.
+This is not a benchmark and asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import concurrent.futures as cf
+import json
+import os
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RUNNER = os.path.join(HERE, "hfleet_runner.py")
+
+# (mapping name in transformers.models.auto.modeling_auto, modality, task), first match wins.
+GUESSES = [
+    ("MODEL_FOR_TIME_SERIES_PREDICTION_MAPPING_NAMES", "time-series", "time-series-forecasting"),
+    ("MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES", "audio", "automatic-speech-recognition"),
+    ("MODEL_FOR_CTC_MAPPING_NAMES", "audio", "automatic-speech-recognition"),
+    ("MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES", "audio", "audio-classification"),
+    ("MODEL_FOR_VIDEO_CLASSIFICATION_MAPPING_NAMES", "video", "video-classification"),
+    ("MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES", "image+text", "image-text-to-text"),
+    ("MODEL_FOR_VISION_2_SEQ_MAPPING_NAMES", "image+text", "image-to-text"),
+    ("MODEL_FOR_ZERO_SHOT_IMAGE_CLASSIFICATION_MAPPING_NAMES", "image+text", "zero-shot-image-classification"),
+    ("MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES", "image", "image-classification"),
+    ("MODEL_FOR_OBJECT_DETECTION_MAPPING_NAMES", "image", "object-detection"),
+    ("MODEL_FOR_DEPTH_ESTIMATION_MAPPING_NAMES", "image", "depth-estimation"),
+    ("MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES", "image", "image-segmentation"),
+    ("MODEL_FOR_BACKBONE_MAPPING_NAMES", "image", "image-classification"),
+    ("MODEL_FOR_IMAGE_MAPPING_NAMES", "image", "image-classification"),
+    ("MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES", "text", "text2text-generation"),
+    ("MODEL_FOR_CAUSAL_LM_MAPPING_NAMES", "text", "text-generation"),
+    ("MODEL_FOR_MASKED_LM_MAPPING_NAMES", "text", "fill-mask"),
+    ("MODEL_FOR_TEXT_TO_WAVEFORM_MAPPING_NAMES", "text", "text-to-audio"),
+]
+
+
+def guess(model_type):
+    from transformers.models.auto import modeling_auto as ma
+    for name, modality, task in GUESSES:
+        if model_type in getattr(ma, name, {}):
+            return modality, task
+    return "text", None
+
+
+def run_one(args, model_type, idx):
+    modality, task_name = guess(model_type)
+    task = {"task_id": idx, "attempt": 1, "job_id": 0, "model_type": model_type, "hf_id": None,
+            "family": None, "task": task_name, "modality": modality, "kind": args.kind,
+            "backend": args.backend, "device_index": 0, "batch_size": args.batch_size,
+            "seq_len": args.seq_len, "precision": args.precision, "iterations": args.iterations,
+            "warmup": args.warmup, "timeout_s": args.timeout}
+    tdir = os.path.join(args.out, "tasks")
+    tp = os.path.join(tdir, f"{model_type}.task.json")
+    rp = os.path.join(tdir, f"{model_type}.result.json")
+    with open(tp, "w", encoding="utf-8") as f:
+        json.dump(task, f)
+    t0 = time.time()
+    try:
+        p = subprocess.run([sys.executable, RUNNER, "--task", tp, "--result", rp],
+                           capture_output=True, text=True, timeout=args.timeout)
+        rc, stderr = p.returncode, p.stderr
+    except subprocess.TimeoutExpired as exc:
+        rc, stderr = "timeout", (exc.stderr or b"").decode("utf-8", "replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+    wall = time.time() - t0
+    row = {"model_type": model_type, "modality": modality, "task": task_name, "rc": rc, "wall_s": round(wall, 2)}
+    if rc == 0 and os.path.exists(rp):
+        with open(rp, encoding="utf-8") as f:
+            r = json.load(f)
+        row.update(status=r["status"], reason=r["reason"], weights=r["weights"],
+                   config_source=r["outputs"].get("config_source"), model_class=r["outputs"].get("model_class"),
+                   params=r["metrics"].get("param_count"), inputs=r["outputs"].get("inputs"),
+                   latency_ms=r["metrics"].get("latency_ms"))
+        if r["status"] in ("error", "failed"):
+            row["traceback_tail"] = "\n".join(r.get("traceback", "").splitlines()[-6:])
+    else:
+        row.update(status="runner-" + str(rc), reason=stderr[-800:])
+    return row
+
+
+def _pool_init():
+    sys.path.insert(0, HERE)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+
+
+_POISONED = False
+
+
+def _cli_result(task):
+    """Run one task through the CLI in a fresh process; return its result dict."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        tp, rp = os.path.join(d, "task.json"), os.path.join(d, "result.json")
+        with open(tp, "w", encoding="utf-8") as f:
+            json.dump(task, f)
+        subprocess.run([sys.executable, RUNNER, "--task", tp, "--result", rp], capture_output=True,
+                       timeout=task["timeout_s"])
+        with open(rp, encoding="utf-8") as f:
+            return json.load(f)
+
+
+def run_in_process(task):
+    """Run one task in this (pool) process: no interpreter start-up per task.
+
+    After a fatal device error (a CUDA device-side assert poisons the
+    process's context) this process runs its remaining tasks through the CLI,
+    one fresh process each, as the worker would.
+    """
+    global _POISONED
+    import hfleet_runner_lib as lib
+    import hfleet_runner_torch as rt
+    import traceback
+    t0 = time.time()
+    if not _POISONED and task["backend"] in ("cuda", "rocm"):
+        try:
+            import torch
+            if torch.cuda.is_initialized():
+                torch.cuda.synchronize()
+        except Exception:  # noqa: BLE001
+            _POISONED = True
+    try:
+        if _POISONED:
+            r = _cli_result(task)
+        else:
+            r = rt.run_task(lib.parse_task(task))
+            if "fatal device error" in r.get("reason", "") or "CUDA error" in r.get("reason", ""):
+                _POISONED = True
+        problems = lib.validate_result(r)
+        if problems:
+            r = {"status": "runner-invalid", "reason": "; ".join(problems), "outputs": {}, "metrics": {}}
+    except BaseException as exc:  # noqa: BLE001
+        r = {"status": "runner-crash", "reason": f"{type(exc).__name__}: {exc}", "outputs": {}, "metrics": {},
+             "traceback": traceback.format_exc()}
+    return task, r, time.time() - t0
+
+
+def make_task(args, model_type, idx):
+    modality, task_name = guess(model_type)
+    return {"task_id": idx, "attempt": 1, "job_id": 0, "model_type": model_type, "hf_id": None,
+            "family": None, "task": task_name, "modality": modality, "kind": args.kind,
+            "backend": args.backend, "device_index": 0, "batch_size": args.batch_size,
+            "seq_len": args.seq_len, "precision": args.precision, "iterations": args.iterations,
+            "warmup": args.warmup, "timeout_s": args.timeout}
+
+
+def row_of(task, r, wall):
+    row = {"model_type": task["model_type"], "modality": task["modality"], "task": task["task"],
+           "wall_s": round(wall, 2), "status": r["status"], "reason": r.get("reason"),
+           "weights": r.get("weights"), "config_source": r["outputs"].get("config_source"),
+           "model_class": r["outputs"].get("model_class"), "params": r["metrics"].get("param_count"),
+           "inputs": r["outputs"].get("inputs"), "latency_ms": r["metrics"].get("latency_ms")}
+    if r["status"] not in ("passed", "skipped"):
+        row["traceback_tail"] = "\n".join((r.get("traceback") or "").splitlines()[-8:])
+    return row
+
+
+def main_in_process(args, types):
+    import multiprocessing as mp
+    rows = []
+    t0 = time.time()
+    tasks = [make_task(args, mt, i) for i, mt in enumerate(types)]
+    ctx = mp.get_context("spawn")
+    jl = open(os.path.join(args.out, "rows.jsonl"), "w", encoding="utf-8")
+    pool = ctx.Pool(args.jobs, initializer=_pool_init, maxtasksperchild=30)
+    try:
+        it = pool.imap_unordered(run_in_process, tasks)
+        for _ in tasks:
+            remaining = args.deadline - (time.time() - t0)
+            if remaining <= 0:
+                break
+            try:
+                task, r, wall = it.next(timeout=remaining)
+            except mp.TimeoutError:
+                break
+            row = row_of(task, r, wall)
+            rows.append(row)
+            jl.write(json.dumps(row) + "\n")
+            jl.flush()
+            print(f"{row['status']:10s} {row['model_type']:40s} {row['wall_s']:7.1f}s  {str(row.get('reason'))[:200]}",
+                  flush=True)
+    finally:
+        pool.terminate()
+        jl.close()
+    done = {r["model_type"] for r in rows}
+    for mt in types:
+        if mt not in done:
+            rows.append({"model_type": mt, "status": "not-finished", "reason": "sweep deadline"})
+    return rows, t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--backend", default="cpu")
+    ap.add_argument("--kind", default="test")
+    ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--batch-size", type=int, default=2)
+    ap.add_argument("--seq-len", type=int, default=32)
+    ap.add_argument("--iterations", type=int, default=5)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--timeout", type=int, default=300)
+    ap.add_argument("--jobs", type=int, default=4)
+    ap.add_argument("--only", default="", help="comma-separated model types")
+    ap.add_argument("--out", default="/tmp/hfleet-sweep")
+    ap.add_argument("--in-process", action="store_true",
+                    help="run tasks in a pool of warm Python processes instead of one CLI process per task")
+    ap.add_argument("--deadline", type=float, default=3600, help="stop collecting after this many seconds")
+    args = ap.parse_args()
+    os.makedirs(os.path.join(args.out, "tasks"), exist_ok=True)
+    from transformers import CONFIG_MAPPING
+    types = [t for t in args.only.split(",") if t] or sorted(CONFIG_MAPPING.keys())
+    if args.in_process:
+        rows, t0 = main_in_process(args, types)
+        _finish(args, rows, t0)
+        return
+    rows = []
+    t0 = time.time()
+    with cf.ThreadPoolExecutor(max_workers=args.jobs) as ex:
+        futs = {ex.submit(run_one, args, mt, i): mt for i, mt in enumerate(types)}
+        for fut in cf.as_completed(futs):
+            row = fut.result()
+            rows.append(row)
+            print(f"{row['status']:10s} {row['model_type']:40s} {row['wall_s']:7.1f}s  {str(row.get('reason'))[:160]}",
+                  flush=True)
+    _finish(args, rows, t0)
+
+
+def _finish(args, rows, t0):
+    rows.sort(key=lambda r: r["model_type"])
+    with open(os.path.join(args.out, "summary.json"), "w", encoding="utf-8") as f:
+        json.dump(rows, f, indent=1)
+    counts = collections.Counter(r["status"] for r in rows)
+    print(f"sweep of {len(rows)} model types in {time.time() - t0:.0f}s: "
+          + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
+if __name__ == "__main__":
+    main()

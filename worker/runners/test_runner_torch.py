@@ -1,0 +1,185 @@
+"""End-to-end tests of hfleet_runner.py that need torch + transformers.
+
+Skipped where torch or transformers is missing.  Each test runs the CLI as
+a subprocess on a real task JSON, as the worker does, and checks the result.
+
+  cd /work/main && python3 -m unittest discover -s worker/runners -p 'test_*.py' -v
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RUNNER = os.path.join(HERE, "hfleet_runner.py")
+sys.path.insert(0, HERE)
+
+import hfleet_runner_lib as lib  # noqa: E402
+
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
+HAVE_TRANSFORMERS = importlib.util.find_spec("transformers") is not None
+
+
+def _cuda_available():
+    if not HAVE_TORCH:
+        return False
+    import torch
+    return bool(torch.cuda.is_available()) and not getattr(torch.version, "hip", None)
+
+
+def make_task(**kw):
+    t = {"task_id": 1, "attempt": 1, "job_id": 1, "model_type": "bert", "hf_id": None,
+         "family": "encoder-only", "task": "fill-mask", "modality": "text", "kind": "test",
+         "backend": "cpu", "device_index": 0, "batch_size": 2, "seq_len": 16, "precision": "fp32",
+         "iterations": 5, "warmup": 1, "timeout_s": 300}
+    t.update(kw)
+    return t
+
+
+def run_cli(task, env_extra=None, timeout=300):
+    with tempfile.TemporaryDirectory() as d:
+        tp, rp = os.path.join(d, "task.json"), os.path.join(d, "result.json")
+        with open(tp, "w", encoding="utf-8") as f:
+            json.dump(task, f)
+        env = dict(os.environ)
+        env.update(env_extra or {})
+        p = subprocess.run([sys.executable, RUNNER, "--task", tp, "--result", rp],
+                           capture_output=True, text=True, timeout=timeout, env=env)
+        if p.returncode != 0:
+            raise AssertionError(f"runner exited {p.returncode}: {p.stderr[-2000:]}")
+        with open(rp, encoding="utf-8") as f:
+            r = json.load(f)
+        assert not os.path.exists(rp + ".tmp")
+        return r, p.stderr
+
+
+def run_inproc(task):
+    """Run a task in this process (faster than a CLI process per model)."""
+    import hfleet_runner_torch as rt
+    r = rt.run_task(lib.parse_task(task))
+    return r, ""
+
+
+@unittest.skipUnless(HAVE_TORCH and HAVE_TRANSFORMERS, "torch not installed")
+class TestRunnerWithTorch(unittest.TestCase):
+    def assertPassed(self, r, stderr=""):
+        self.assertEqual(lib.validate_result(r), [])
+        self.assertEqual(r["status"], "passed", msg=f"{r['reason']}\n{r.get('traceback', '')}\n{stderr[-1500:]}")
+        self.assertTrue(r["outputs"]["finite"])
+        self.assertGreater(r["metrics"]["load_time_s"], 0)
+        self.assertGreater(r["metrics"]["forward_time_s"], 0)
+
+    def test_cli_text_model_cpu(self):
+        r, err = run_cli(make_task(model_type="bert"))
+        self.assertPassed(r, err)
+        self.assertEqual(r["weights"], "random-init")
+        self.assertEqual(r["outputs"]["config_source"], "shrunk")
+        self.assertEqual(r["outputs"]["shapes"]["last_hidden_state"], [2, 16, 64])
+
+    def test_text_models_cpu(self):
+        cases = [
+            ("gpt2", "decoder-only", "text-generation", "text"),
+            ("llama", "decoder-only", "text-generation", "text"),
+            ("t5", "encoder-decoder", "text2text-generation", "text"),
+            ("mixtral", "mixture-of-experts", "text-generation", "text"),
+            ("mamba", "state-space", "text-generation", "text"),
+            ("funnel", "encoder-only", "fill-mask", "text"),
+        ]
+        for mt, fam, task, mod in cases:
+            with self.subTest(model_type=mt):
+                r, err = run_inproc(make_task(model_type=mt, family=fam, task=task, modality=mod))
+                self.assertPassed(r, err)
+                self.assertEqual(r["weights"], "random-init")
+                self.assertEqual(r["outputs"]["config_source"], "shrunk")
+                self.assertLess(r["metrics"]["param_count"], 50_000_000)
+
+    def test_vision_audio_multimodal_cpu(self):
+        cases = [
+            ("vit", "vision", "image-classification", "image"),
+            ("wav2vec2", "speech", "automatic-speech-recognition", "audio"),
+            ("whisper", "speech", "automatic-speech-recognition", "audio"),
+            ("clip", "vision-text", "zero-shot-image-classification", "image+text"),
+            ("videomae", "vision", "video-classification", "video"),
+            ("llava", "multimodal", "image-text-to-text", "image+text"),
+            ("informer", "encoder-decoder", "time-series-forecasting", "time-series"),
+        ]
+        for mt, fam, task, mod in cases:
+            with self.subTest(model_type=mt):
+                r, err = run_inproc(make_task(model_type=mt, family=fam, task=task, modality=mod, batch_size=1))
+                self.assertPassed(r, err)
+
+    def test_unknown_model_type_is_skipped(self):
+        r, _ = run_inproc(make_task(model_type="no-such-model-type-xyz"))
+        self.assertEqual(r["status"], "skipped")
+        self.assertIn("not known to transformers", r["reason"])
+
+    def test_fp16_on_cpu_is_skipped(self):
+        r, _ = run_inproc(make_task(precision="fp16"))
+        self.assertEqual(r["status"], "skipped")
+        self.assertIn("fp16", r["reason"])
+
+    def test_benchmark_cpu_bf16(self):
+        r, err = run_inproc(make_task(model_type="gpt2", kind="benchmark", precision="bf16", iterations=4, warmup=1))
+        self.assertPassed(r, err)
+        m = r["metrics"]
+        self.assertEqual(m["iterations"], 4)
+        lat = m["latency_ms"]
+        self.assertLessEqual(lat["p50"], lat["p99"])
+        self.assertAlmostEqual(m["throughput_items_s"], 2 / (lat["mean"] / 1000.0), places=3)
+        self.assertIsNone(m["peak_memory_bytes"])
+
+    @unittest.skipUnless(_cuda_available(), "no CUDA device")
+    def test_benchmark_cuda_fp16(self):
+        r, err = run_cli(make_task(model_type="llama", backend="cuda", kind="benchmark", precision="fp16",
+                                   batch_size=4, seq_len=128, iterations=10, warmup=2))
+        self.assertPassed(r, err)
+        self.assertGreater(r["metrics"]["peak_memory_bytes"], 0)
+        self.assertEqual(r["metrics"]["iterations"], 10)
+        self.assertTrue(r["env"]["device_name"])
+        self.assertTrue(r["env"]["torch_cuda"])
+
+    def test_missing_backend_is_skipped(self):
+        if _cuda_available():
+            self.skipTest("CUDA is available here")
+        r, _ = run_inproc(make_task(backend="cuda"))
+        self.assertEqual(r["status"], "skipped")
+        self.assertIn("backend cuda not available", r["reason"])
+
+    def test_pretrained_from_local_cache(self):
+        """A checkpoint saved into a fake HF cache is loaded and reported as pretrained."""
+        import torch  # noqa: F401
+        from transformers import AutoConfig, AutoModelForMaskedLM
+        with tempfile.TemporaryDirectory() as cache:
+            commit = "0123456789abcdef0123456789abcdef01234567"
+            repo = os.path.join(cache, "models--hfleet-test--tiny-bert")
+            snap = os.path.join(repo, "snapshots", commit)
+            os.makedirs(os.path.join(repo, "refs"))
+            with open(os.path.join(repo, "refs", "main"), "w", encoding="utf-8") as f:
+                f.write(commit)
+            cfg = AutoConfig.for_model("bert", hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                       intermediate_size=64, vocab_size=1000)
+            AutoModelForMaskedLM.from_config(cfg).save_pretrained(snap)
+            r, err = run_cli(make_task(hf_id="hfleet-test/tiny-bert"),
+                             env_extra={"HF_HUB_CACHE": cache, "HF_HOME": cache})
+        self.assertPassed(r, err)
+        self.assertEqual(r["weights"], "pretrained")
+        self.assertEqual(r["outputs"]["config_source"], "pretrained")
+        self.assertEqual(r["outputs"]["shapes"]["last_hidden_state"], [2, 16, 32])
+
+    def test_probe_with_torch(self):
+        p = subprocess.run([sys.executable, RUNNER, "--probe"], capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0)
+        info = json.loads(p.stdout)
+        self.assertTrue(info["torch"]["available"])
+        self.assertTrue(info["transformers"]["available"])
+        self.assertIn("cuda_available", info["torch"])
+
+
+if __name__ == "__main__":
+    unittest.main()
