@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "hf_conf.h"
 #include "hf_util.h"
@@ -163,6 +164,282 @@ int hfctl_parse_duration(const char *opt, const char *text, int64_t min_ms, int6
 	return 0;
 }
 
+/* ---- requirements ---- */
+
+static bool is_digit(char ch)
+{
+	return ch >= '0' && ch <= '9';
+}
+
+static bool is_lower_alnum(char ch)
+{
+	return is_digit(ch) || (ch >= 'a' && ch <= 'z');
+}
+
+static bool is_alnum(char ch)
+{
+	return is_lower_alnum(ch) || (ch >= 'A' && ch <= 'Z');
+}
+
+int hfctl_parse_size(const char *opt, const char *text, uint64_t *ret, char *err, size_t errlen)
+{
+	static const struct {
+		const char *name;
+		uint64_t factor;
+	} units[] = {
+		{ "", 1 },
+		{ "b", 1 },
+		{ "k", (uint64_t)1 << 10 },
+		{ "kib", (uint64_t)1 << 10 },
+		{ "kb", 1000 },
+		{ "m", (uint64_t)1 << 20 },
+		{ "mib", (uint64_t)1 << 20 },
+		{ "mb", 1000 * 1000 },
+		{ "g", (uint64_t)1 << 30 },
+		{ "gib", (uint64_t)1 << 30 },
+		{ "gb", 1000 * 1000 * 1000 },
+		{ "t", (uint64_t)1 << 40 },
+		{ "tib", (uint64_t)1 << 40 },
+		{ "tb", (uint64_t)1000 * 1000 * 1000 * 1000 },
+	};
+	const char *p = text;
+	uint64_t v = 0, factor = 0;
+
+	for (; is_digit(*p); p++) {
+		unsigned d = (unsigned)(*p - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			goto too_large;
+		v = v * 10 + d;
+	}
+	for (size_t i = 0; p != text && i < N_ELEM(units); i++)
+		if (strcasecmp(p, units[i].name) == 0)
+			factor = units[i].factor;
+	if (factor == 0) {
+		snprintf(err, errlen,
+			 "invalid value \"%s\" for %s: expected a whole number with an optional unit, "
+			 "such as 16GiB, 500MB or 24G",
+			 text, opt);
+		return -EINVAL;
+	}
+	if (v == 0) {
+		snprintf(err, errlen, "invalid value \"%s\" for %s: must be more than 0", text, opt);
+		return -EINVAL;
+	}
+	if (v > UINT64_MAX / factor)
+		goto too_large;
+	*ret = v * factor;
+	return 0;
+
+too_large:
+	snprintf(err, errlen, "invalid value \"%s\" for %s: too large", text, opt);
+	return -EINVAL;
+}
+
+/* Parses 1 or 2 digits at *p, advancing it; a leading zero is refused
+ * ("7.05" is a typo, not 7.5). */
+static int two_digits_parse(const char **p, unsigned *ret)
+{
+	const char *start = *p;
+	unsigned v = 0;
+	size_t n = 0;
+
+	for (; is_digit(**p); (*p)++, n++)
+		v = v * 10 + (unsigned)(**p - '0');
+	if (n == 0 || n > 2 || (n == 2 && *start == '0'))
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+int hfctl_parse_compute_capability(const char *opt, const char *text, char *ret, char *err,
+				   size_t errlen)
+{
+	const char *p = text;
+	unsigned major, minor;
+
+	if (two_digits_parse(&p, &major) < 0 || major == 0 || *p++ != '.' ||
+	    two_digits_parse(&p, &minor) < 0 || *p != '\0') {
+		snprintf(err, errlen,
+			 "invalid value \"%s\" for %s: expected MAJOR.MINOR such as 8.0 or 9.0", text,
+			 opt);
+		return -EINVAL;
+	}
+	/* Both are below 100: as unsigned char they fit in HFCTL_CC_MAX, also
+	 * to the compiler's eyes. */
+	snprintf(ret, HFCTL_CC_MAX, "%hhu.%hhu", (unsigned char)major, (unsigned char)minor);
+	return 0;
+}
+
+int hfctl_gfx_target_check(const char *opt, const char *text, char *err, size_t errlen)
+{
+	const char *p = text + 3;
+
+	if (strncmp(text, "gfx", 3) != 0 || *p == '\0')
+		goto bad;
+	for (; *p; p++)
+		if (!is_lower_alnum(*p))
+			goto bad;
+	return 0;
+
+bad:
+	snprintf(err, errlen, "invalid gfx target \"%s\" in %s: expected e.g. gfx942 or gfx90a", text,
+		 opt);
+	return -EINVAL;
+}
+
+int hfctl_runtime_spec_check(const char *opt, const char *text, char *err, size_t errlen)
+{
+	/* Two-character operators first, so that ">=" is not read as ">". */
+	static const char *const ops[] = { ">=", "<=", "==", ">", "<" };
+	const char *p = text, *v = NULL;
+
+	if (!is_alnum(*p))
+		goto bad;
+	while (is_alnum(*p) || *p == '.' || *p == '_' || *p == '-')
+		p++;
+	if (*p == '\0')
+		return 0;
+	for (size_t i = 0; i < N_ELEM(ops) && !v; i++)
+		if (strncmp(p, ops[i], strlen(ops[i])) == 0)
+			v = p + strlen(ops[i]);
+	if (!v || !is_digit(*v))
+		goto bad;
+	for (p = v; *p; p++)
+		if (!is_alnum(*p) && *p != '.' && *p != '+')
+			goto bad;
+	return 0;
+
+bad:
+	snprintf(err, errlen,
+		 "invalid runtime \"%s\" in %s: expected NAME or NAME followed by >=, <=, ==, > or < "
+		 "and a version, such as torch or transformers>=5.0",
+		 text, opt);
+	return -EINVAL;
+}
+
+static void labels_strings_free(Hf__KeyValue *kv, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++) {
+		free(kv[i].key);
+		free(kv[i].value);
+	}
+}
+
+void hfctl_labels_fini(struct hfctl_labels *l)
+{
+	labels_strings_free(l->kv, 0, l->n);
+	free(l->kv);
+	free(l->refs);
+	*l = (struct hfctl_labels){ 0 };
+}
+
+/* Checks one KEY=VALUE or KEY item; *ret_eq is its "=", or NULL. */
+static int label_check(const char *opt, const char *item, const char **ret_eq, char *err,
+		       size_t errlen)
+{
+	const char *eq = strchr(item, '='), *end = eq ? eq : item + strlen(item);
+	const char *why = NULL;
+
+	if (end == item)
+		why = "the name is empty";
+	for (const char *p = item; !why && p < end; p++)
+		if (!is_alnum(*p) && !strchr("._-/", *p))
+			why = "the name may only contain letters, digits and . _ - /";
+	if (!why && eq) {
+		size_t n = strlen(eq + 1);
+
+		if (n == 0) {
+			snprintf(err, errlen,
+				 "invalid label \"%s\" in %s: the value is empty (give \"%.*s\" alone "
+				 "to require only that the label exists)",
+				 item, opt, (int)(eq - item), item);
+			return -EINVAL;
+		}
+		if (eq[1] == ' ' || eq[n] == ' ')
+			why = "the value starts or ends with a blank";
+		for (const char *p = eq + 1; !why && *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				why = "the value holds a control character";
+	}
+	if (why) {
+		snprintf(err, errlen, "invalid label \"%s\" in %s: %s", item, opt, why);
+		return -EINVAL;
+	}
+	*ret_eq = eq;
+	return 0;
+}
+
+static bool labels_have(const Hf__KeyValue *kv, size_t n, const char *key, size_t len)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strlen(kv[i].key) == len && memcmp(kv[i].key, key, len) == 0)
+			return true;
+	return false;
+}
+
+int hfctl_labels_add(struct hfctl_labels *l, const char *opt, const char *text, char *err,
+		     size_t errlen)
+{
+	struct hfctl_list items = { 0 };
+	Hf__KeyValue *kv = NULL, **refs = NULL;
+	size_t n = l->n;
+	int r;
+
+	r = hfctl_list_split(&items, opt, text, err, errlen);
+	if (r < 0)
+		goto fail;
+	/* New arrays, so that a refusal leaves l as it was; the old entries
+	 * are moved over (their strings stay where they are). */
+	kv = calloc(l->n + items.n, sizeof(*kv));
+	refs = calloc(l->n + items.n, sizeof(*refs));
+	if (!kv || !refs)
+		goto oom;
+	if (l->n > 0)
+		memcpy(kv, l->kv, l->n * sizeof(*kv));
+	for (size_t i = 0; i < items.n; i++) {
+		const char *item = items.items[i], *eq;
+		size_t klen;
+
+		r = label_check(opt, item, &eq, err, errlen);
+		if (r < 0)
+			goto fail;
+		klen = eq ? (size_t)(eq - item) : strlen(item);
+		if (labels_have(kv, n, item, klen)) {
+			snprintf(err, errlen, "label \"%.*s\" is listed twice in %s", (int)klen, item,
+				 opt);
+			r = -EINVAL;
+			goto fail;
+		}
+		hf__key_value__init(&kv[n]);
+		kv[n].key = strndup(item, klen);
+		kv[n].value = strdup(eq ? eq + 1 : "");
+		n++;
+		if (!kv[n - 1].key || !kv[n - 1].value)
+			goto oom;
+	}
+	for (size_t i = 0; i < n; i++)
+		refs[i] = &kv[i];
+	free(l->kv);
+	free(l->refs);
+	l->kv = kv;
+	l->refs = refs;
+	l->n = n;
+	hfctl_list_fini(&items);
+	return 0;
+
+oom:
+	snprintf(err, errlen, "out of memory");
+	r = -ENOMEM;
+fail:
+	if (kv)
+		labels_strings_free(kv, l->n, n);
+	free(kv);
+	free(refs);
+	hfctl_list_fini(&items);
+	return r;
+}
+
 int hfctl_parse_job_id(const char *text, uint64_t *ret, char *err, size_t errlen)
 {
 	int64_t v;
@@ -291,6 +568,13 @@ enum {
 	OPT_SUBMITTER,
 	OPT_WATCH,
 	OPT_JSON,
+	OPT_MIN_MEMORY,
+	OPT_MIN_CC,
+	OPT_GFX,
+	OPT_LABEL,
+	OPT_RUNTIME,
+	OPT_DEVICES_PER_TASK,
+	OPT_ALLOW_WAITING,
 };
 
 static const struct option submit_options[] = {
@@ -310,6 +594,13 @@ static const struct option submit_options[] = {
 	{ "submitter", required_argument, NULL, OPT_SUBMITTER },
 	{ "watch", no_argument, NULL, OPT_WATCH },
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "min-memory", required_argument, NULL, OPT_MIN_MEMORY },
+	{ "min-compute-capability", required_argument, NULL, OPT_MIN_CC },
+	{ "gfx", required_argument, NULL, OPT_GFX },
+	{ "label", required_argument, NULL, OPT_LABEL },
+	{ "runtime", required_argument, NULL, OPT_RUNTIME },
+	{ "devices-per-task", required_argument, NULL, OPT_DEVICES_PER_TASK },
+	{ "allow-waiting", no_argument, NULL, OPT_ALLOW_WAITING },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -388,6 +679,29 @@ static int submit_options_read(int argc, char **argv, struct hfctl_submit *s,
 			break;
 		case OPT_JSON:
 			s->json = true;
+			break;
+		case OPT_MIN_MEMORY:
+			r = hfctl_parse_size("--min-memory", optarg, &s->min_memory_bytes, err, errlen);
+			break;
+		case OPT_MIN_CC:
+			r = hfctl_parse_compute_capability("--min-compute-capability", optarg,
+							   s->min_compute_capability, err, errlen);
+			break;
+		case OPT_GFX:
+			r = hfctl_list_split(&s->gfx_targets, "--gfx", optarg, err, errlen);
+			break;
+		case OPT_LABEL:
+			r = hfctl_labels_add(&s->labels, "--label", optarg, err, errlen);
+			break;
+		case OPT_RUNTIME:
+			r = hfctl_list_split(&s->runtimes, "--runtime", optarg, err, errlen);
+			break;
+		case OPT_DEVICES_PER_TASK:
+			r = parse_u32("--devices-per-task", optarg, HFCTL_DEVICES_PER_TASK_MAX,
+				      &s->devices_per_task, err, errlen);
+			break;
+		case OPT_ALLOW_WAITING:
+			s->allow_waiting = true;
 			break;
 		case 'h':
 			s->help = true;
@@ -526,6 +840,39 @@ static int submit_precisions_check(struct hfctl_submit *s, char *err, size_t err
 	return 0;
 }
 
+static bool backends_have(const struct hfctl_submit *s, Hf__Backend b)
+{
+	for (size_t i = 0; i < s->n_backends; i++)
+		if (s->backends[i] == b)
+			return true;
+	return false;
+}
+
+/* The requirements that are lists are checked item by item here (the
+ * others as they were read), and those that only one backend's devices can
+ * meet are refused without that backend: every task of the job would wait
+ * for a device that does not exist. */
+static int submit_requirements_check(const struct hfctl_submit *s, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < s->gfx_targets.n; i++)
+		if (hfctl_gfx_target_check("--gfx", s->gfx_targets.items[i], err, errlen) < 0)
+			return -EINVAL;
+	for (size_t i = 0; i < s->runtimes.n; i++)
+		if (hfctl_runtime_spec_check("--runtime", s->runtimes.items[i], err, errlen) < 0)
+			return -EINVAL;
+	if (s->min_compute_capability[0] && !backends_have(s, HF__BACKEND__BACKEND_CUDA)) {
+		snprintf(err, errlen,
+			 "--min-compute-capability applies to cuda devices, but --backends does not "
+			 "include cuda");
+		return -EINVAL;
+	}
+	if (s->gfx_targets.n > 0 && !backends_have(s, HF__BACKEND__BACKEND_ROCM)) {
+		snprintf(err, errlen, "--gfx applies to rocm devices, but --backends does not include rocm");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int submit_strings_set(struct hfctl_submit *s, const struct submit_text *t,
 			      const char *default_submitter, char *err, size_t errlen)
 {
@@ -569,6 +916,9 @@ int hfctl_submit_parse(int argc, char **argv, const char *default_submitter,
 	r = submit_precisions_check(&s, err, errlen);
 	if (r < 0)
 		goto out;
+	r = submit_requirements_check(&s, err, errlen);
+	if (r < 0)
+		goto out;
 	r = submit_strings_set(&s, &t, default_submitter, err, errlen);
 
 out:
@@ -592,6 +942,9 @@ void hfctl_submit_fini(struct hfctl_submit *s)
 	hfctl_list_fini(&s->models);
 	hfctl_list_fini(&s->families);
 	hfctl_list_fini(&s->precisions);
+	hfctl_list_fini(&s->gfx_targets);
+	hfctl_list_fini(&s->runtimes);
+	hfctl_labels_fini(&s->labels);
 	free(s->batch_sizes);
 	free(s->name);
 	free(s->submitter);
@@ -622,6 +975,16 @@ void hfctl_submit_request(const struct hfctl_submit *s, Hf__SubmitRequest *req)
 	req->iterations = s->iterations;
 	req->warmup = s->warmup;
 	req->name = s->name;
+	req->min_memory_bytes = s->min_memory_bytes;
+	req->min_compute_capability = (char *)s->min_compute_capability;
+	req->n_gfx_targets = s->gfx_targets.n;
+	req->gfx_targets = s->gfx_targets.items;
+	req->n_labels = s->labels.n;
+	req->labels = s->labels.refs;
+	req->n_runtimes = s->runtimes.n;
+	req->runtimes = s->runtimes.items;
+	req->devices_per_task = s->devices_per_task;
+	req->allow_waiting = s->allow_waiting;
 }
 
 /* ---- models against the registry ---- */

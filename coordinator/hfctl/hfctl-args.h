@@ -36,6 +36,8 @@
 #define HFCTL_SEQ_LEN_MAX 1048576
 #define HFCTL_ITERATIONS_MAX 1000000
 #define HFCTL_TASK_TIMEOUT_MAX_S (24 * 3600)
+/* The coordinator's limit on devices per task (coordinator/match.c). */
+#define HFCTL_DEVICES_PER_TASK_MAX 16 /* the coordinator's MATCH_MAX_DEVICES */
 
 /* A list of distinct, non-empty strings; owns its items. */
 struct hfctl_list {
@@ -61,6 +63,47 @@ int hfctl_parse_int(const char *opt, const char *text, int64_t min, int64_t max,
  * must be at least min_ms. */
 int hfctl_parse_duration(const char *opt, const char *text, int64_t min_ms, int64_t *ret_ms,
 			 char *err, size_t errlen);
+
+/* Parses a size in bytes: a whole number with an optional unit, "16GiB",
+ * "500MB", "24G", "4096".  KiB MiB GiB TiB and K M G T are powers of 1024,
+ * KB MB GB TB powers of 1000, B or nothing bytes (units in any case).  Zero,
+ * fractions, blanks, unknown units and sizes beyond 2^64 - 1 are refused. */
+int hfctl_parse_size(const char *opt, const char *text, uint64_t *ret, char *err, size_t errlen);
+
+/* Parses a CUDA compute capability MAJOR.MINOR ("8.0", "12.1"; major 1..99,
+ * minor 0..99, no leading zeros) into ret, which has at least HFCTL_CC_MAX
+ * bytes. */
+#define HFCTL_CC_MAX 8
+int hfctl_parse_compute_capability(const char *opt, const char *text, char *ret, char *err,
+				   size_t errlen);
+
+/* Checks one ROCm gfx target: "gfx" then lowercase letters and digits
+ * ("gfx942", "gfx90a", "gfx1100"). */
+int hfctl_gfx_target_check(const char *opt, const char *text, char *err, size_t errlen);
+
+/* Checks one runtime requirement: NAME, or NAME OP VERSION with OP one of
+ * >= <= == > < ("torch", "transformers>=5.0", "torch==2.11.0+cu128").  NAME
+ * starts with a letter or digit and holds letters, digits and . _ -;
+ * VERSION starts with a digit and holds letters, digits and . +. */
+int hfctl_runtime_spec_check(const char *opt, const char *text, char *err, size_t errlen);
+
+/* Required worker labels, ready for SubmitRequest.labels: a label with an
+ * empty value only has to exist.  Owns the keys and values. */
+struct hfctl_labels {
+	Hf__KeyValue *kv;
+	Hf__KeyValue **refs;  /* refs[i] == &kv[i] */
+	size_t n;
+};
+
+void hfctl_labels_fini(struct hfctl_labels *l);
+
+/* Adds the comma-separated KEY=VALUE or KEY items of text to l.  KEY is
+ * letters, digits and . _ - / (as hf-worker accepts them); VALUE must not
+ * be empty ("KEY=" is refused: "KEY" alone asks for the label to exist),
+ * start or end with a blank, or hold control characters.  A key already in
+ * l is refused.  On failure l is unchanged. */
+int hfctl_labels_add(struct hfctl_labels *l, const char *opt, const char *text, char *err,
+		     size_t errlen);
 
 /* Parses a job id: a positive whole number. */
 int hfctl_parse_job_id(const char *text, uint64_t *ret, char *err, size_t errlen);
@@ -107,6 +150,15 @@ struct hfctl_submit {
 	uint32_t warmup;       /* likewise */
 	char *name;            /* "" when not given */
 	char *submitter;
+	/* Requirements every task has, beyond its backend; zero or empty when
+	 * not asked for. */
+	uint64_t min_memory_bytes;
+	char min_compute_capability[HFCTL_CC_MAX];
+	struct hfctl_list gfx_targets;
+	struct hfctl_labels labels;
+	struct hfctl_list runtimes;
+	uint32_t devices_per_task;  /* 0 when not given: one */
+	bool allow_waiting;
 	bool watch;
 	bool json;
 	bool help;             /* --help: nothing else was checked */
@@ -116,8 +168,10 @@ struct hfctl_submit {
  * applying the defaults: backends cpu, kind test, batch size 1, precision
  * fp32, submitter default_submitter (NULL counts as "").  Refuses unknown
  * backends, kinds, precisions and families, bad numbers, empty or repeated
- * list items, --all together with --models or --family, nothing to run, and
- * stray arguments.  On success ret is the caller's to release with
+ * list items, --all together with --models or --family, nothing to run,
+ * malformed requirements (sizes, compute capabilities, gfx targets, labels,
+ * runtime specs, devices per task), a compute capability without the cuda
+ * backend or gfx targets without rocm, and stray arguments.  On success ret is the caller's to release with
  * hfctl_submit_fini. */
 int hfctl_submit_parse(int argc, char **argv, const char *default_submitter,
 		       struct hfctl_submit *ret, char *err, size_t errlen);

@@ -124,6 +124,9 @@ static int coordinator_error(const struct hfctl_client *c, const Hf__Error *e, c
 	case HF__ERROR_CODE__ERR_NOT_FOUND:
 		snprintf(err, errlen, "%s", text);
 		return -ESRCH;
+	case HF__ERROR_CODE__ERR_UNSATISFIABLE:
+		snprintf(err, errlen, "%s", text);
+		return -ENODEV;
 	case HF__ERROR_CODE__ERR_UNAVAILABLE:
 		snprintf(err, errlen, "coordinator unavailable: %s", text);
 		return -EAGAIN;

@@ -13,6 +13,9 @@
  *   -ENOENT           a model or family the registry lacks (ERR_UNKNOWN_MODEL)
  *   -ESRCH            no such job (ERR_NOT_FOUND)
  *   -EAGAIN           the coordinator cannot do it now (ERR_UNAVAILABLE)
+ *   -ENODEV           no registered device could ever run the submitted tasks
+ *                     (ERR_UNSATISFIABLE); the message is the coordinator's,
+ *                     which names the requirements and why they are not met
  *   -EPROTONOSUPPORT  the coordinator does not accept our protocol version
  *   -EREMOTEIO        any other error the coordinator reported
  *   -EBADMSG          the reply is not a valid envelope, or not the one asked

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT
  *
  * The commands about the fleet and the suite rather than one job: workers
- * (who is connected, with which devices and runtimes) and models (the
- * registry).  Read-only requests, printed as tables or JSON.
+ * (who is connected, with which devices and runtimes), devices (every
+ * device with its live telemetry, and the backends workers found absent)
+ * and models (the registry).  Read-only requests, printed as tables or
+ * JSON.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -105,6 +107,56 @@ const struct hfctl_command hfctl_cmd_workers = {
 		 "\n"
 		 "  --json  an array of objects with every field the worker reported\n",
 	.run = workers_run,
+};
+
+/* ---- devices ---- */
+
+static int devices_run(struct hfctl_ctx *ctx, int argc, char **argv)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT, *reply = NULL;
+	Hf__DevicesRequest req = HF__DEVICES_REQUEST__INIT;
+	char err[HFCTL_ERR_MAX];
+	bool json = ctx->json;
+	struct hf_buf b;
+	int r;
+
+	r = hfctl_json_options_read(&hfctl_cmd_devices, argc, argv, &json);
+	if (r != HFCTL_GO_ON)
+		return r;
+	if (hfctl_no_args("devices", argc, argv, optind, err, sizeof(err)) < 0)
+		return hfctl_usage_error(err);
+
+	env.body_case = HF__ENVELOPE__BODY_DEVICES;
+	env.devices = &req;
+	r = hfctl_call(ctx, &env, HF__ENVELOPE__BODY_DEVICES_REPLY, &reply);
+	if (r < 0)
+		return hfctl_exit_status(r);
+	if (json) {
+		r = hfctl_json_print(hfctl_json_devices(reply->devices_reply));
+	} else {
+		hf_buf_init(&b);
+		hfctl_devices_table_format(reply->devices_reply, &b);
+		r = hfctl_buf_print(&b);
+	}
+	hf_env_free(reply);
+	return r < 0 ? HFCTL_EXIT_FAILED : HFCTL_EXIT_OK;
+}
+
+const struct hfctl_command hfctl_cmd_devices = {
+	.name = "devices",
+	.summary = "list the fleet's devices with their telemetry",
+	.usage = "usage: hfctl devices [--json]\n"
+		 "\n"
+		 "Lists every device of every worker the coordinator knows: its worker,\n"
+		 "backend:index, name, memory, architecture (compute capability, gfx target or\n"
+		 "arch; MIG when enabled), driver, the latest telemetry (utilisation, memory used,\n"
+		 "temperature, power; \"-\" when not available), the tasks running on it and\n"
+		 "whether its worker is connected.  Then the backends workers found absent, and\n"
+		 "why.\n"
+		 "\n"
+		 "  --json  {\"devices\": [...], \"absent\": [...]} with every field; telemetry\n"
+		 "          that is not available is null\n",
+	.run = devices_run,
 };
 
 /* ---- models ---- */

@@ -379,6 +379,195 @@ void hfctl_runtimes_format(Hf__Runtime *const *rts, size_t n, struct hf_buf *out
 	}
 }
 
+void hfctl_gib_format(uint64_t bytes, struct hf_buf *out)
+{
+	if (bytes == 0)
+		hf_buf_puts(out, "-");
+	else
+		hf_buf_printf(out, "%.1f GiB", (double)bytes / (double)((uint64_t)1 << 30));
+}
+
+static const char *device_attr(const Hf__Device *d, const char *key)
+{
+	for (size_t i = 0; i < d->n_attrs; i++)
+		if (d->attrs[i]->key && strcmp(d->attrs[i]->key, key) == 0)
+			return d->attrs[i]->value;
+	return NULL;
+}
+
+/* The ARCH cell: what matching compares a requirement with, and MIG. */
+static void device_arch_format(const Hf__Device *d, struct hf_buf *out)
+{
+	const char *arch = device_attr(d, "compute_capability");
+	const char *mig = device_attr(d, "mig");
+	size_t start = out->len;
+
+	if (!arch || !arch[0])
+		arch = device_attr(d, "gfx_target");
+	if (!arch || !arch[0])
+		arch = d->arch;
+	if (arch && arch[0])
+		hf_buf_puts(out, arch);
+	if (mig && strcmp(mig, "enabled") == 0)
+		hf_buf_puts(out, out->len > start ? " MIG" : "MIG");
+	if (out->len == start)
+		hf_buf_puts(out, "-");
+}
+
+/* A reading of a float gauge: "-" when negative, which means not
+ * available. */
+static void gauge_format(float v, const char *unit, char *buf, size_t len)
+{
+	if (v < 0)
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%.0f%s", (double)v, unit);
+}
+
+static const struct hfctl_column devices_columns[] = {
+	{ "WORKER", false, 0 }, { "DEVICE", false, 0 },  { "NAME", false, 0 },
+	{ "MEMORY", true, 0 },  { "ARCH", false, 0 },	 { "DRIVER", false, 0 },
+	{ "UTIL", true, 0 },	{ "MEM-USED", true, 0 }, { "TEMP", true, 0 },
+	{ "POWER", true, 0 },	{ "RUNNING", true, 0 },	 { "CONNECTED", false, 0 },
+};
+
+#define DEVICES_NCOLS (sizeof(devices_columns) / sizeof(devices_columns[0]))
+
+/* The cells of one device; the buffers are the caller's to release. */
+struct device_cells {
+	struct hf_buf device, name, memory, arch, used;
+	char util[32], temp[32], power[32], running[16];
+};
+
+static void device_row_add(struct hfctl_table *t, const Hf__DeviceInfo *di)
+{
+	static const Hf__Device no_device = HF__DEVICE__INIT;
+	const Hf__Device *d = di->device ? di->device : &no_device;
+	const Hf__DeviceTelemetry *tm = di->telemetry;
+	struct device_cells c;
+
+	hf_buf_init(&c.device);
+	hf_buf_init(&c.name);
+	hf_buf_init(&c.memory);
+	hf_buf_init(&c.arch);
+	hf_buf_init(&c.used);
+	hf_buf_printf(&c.device, "%s:%" PRIu32, hf_backend_name(d->backend), d->index);
+	hf_buf_printf(&c.name, "%s%s", hfctl_dash(d->name), d->declared ? " (declared)" : "");
+	hfctl_gib_format(d->memory_bytes, &c.memory);
+	device_arch_format(d, &c.arch);
+	hfctl_gib_format(tm ? tm->memory_used_bytes : 0, &c.used);
+	gauge_format(tm ? tm->utilization_pct : -1, "%", c.util, sizeof(c.util));
+	gauge_format(tm ? tm->temperature_c : -1, "C", c.temp, sizeof(c.temp));
+	gauge_format(tm ? tm->power_w : -1, "W", c.power, sizeof(c.power));
+	snprintf(c.running, sizeof(c.running), "%" PRIu32, di->running);
+
+	/* A buffer that ran out of memory has no text: a NULL cell, shown
+	 * empty; the table's own failures show in its output buffer. */
+	const char *cells[DEVICES_NCOLS] = {
+		hfctl_dash(di->worker_id),
+		c.device.oom ? NULL : c.device.data,
+		c.name.oom ? NULL : c.name.data,
+		c.memory.oom ? NULL : c.memory.data,
+		c.arch.oom ? NULL : c.arch.data,
+		hfctl_dash(d->driver),
+		c.util,
+		c.used.oom ? NULL : c.used.data,
+		c.temp,
+		c.power,
+		c.running,
+		di->connected ? "yes" : "no",
+	};
+	hfctl_table_add(t, cells);
+	hf_buf_fini(&c.device);
+	hf_buf_fini(&c.name);
+	hf_buf_fini(&c.memory);
+	hf_buf_fini(&c.arch);
+	hf_buf_fini(&c.used);
+}
+
+static size_t devices_workers_count(Hf__DeviceInfo *const *devs, size_t n)
+{
+	size_t workers = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		bool seen = false;
+
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = strcmp(hfctl_dash(devs[i]->worker_id), hfctl_dash(devs[j]->worker_id)) == 0;
+		workers += !seen;
+	}
+	return workers;
+}
+
+/* Appends s with control characters turned into spaces, as in a table. */
+static void text_put(struct hf_buf *out, const char *s)
+{
+	char *clean = cell_dup(s ? s : "", 0);
+
+	if (!clean) {
+		out->oom = true;
+		return;
+	}
+	hf_buf_puts(out, clean);
+	free(clean);
+}
+
+void hfctl_devices_table_format(const Hf__DevicesReply *r, struct hf_buf *out)
+{
+	size_t n = r->n_devices, workers = devices_workers_count(r->devices, r->n_devices);
+
+	if (n > 0) {
+		struct hfctl_table *t = hfctl_table_new(devices_columns, DEVICES_NCOLS);
+
+		for (size_t i = 0; i < n; i++)
+			device_row_add(t, r->devices[i]);
+		hfctl_table_render(t, out);
+		hfctl_table_free(t);
+	}
+	hf_buf_printf(out, "%zu device%s on %zu worker%s\n", n, n == 1 ? "" : "s", workers,
+		      workers == 1 ? "" : "s");
+	if (r->n_absent == 0)
+		return;
+	hf_buf_puts(out, "\nabsent backends:\n");
+	for (size_t i = 0; i < r->n_absent; i++) {
+		hf_buf_puts(out, "  ");
+		text_put(out, r->absent[i]->key);
+		hf_buf_puts(out, ": ");
+		text_put(out, hfctl_dash(r->absent[i]->value));
+		hf_buf_puts(out, "\n");
+	}
+}
+
+void hfctl_absent_key_split(const char *key, size_t *ret_worker_len, const char **ret_backend)
+{
+	const char *slash = strrchr(key, '/');
+
+	*ret_worker_len = slash ? (size_t)(slash - key) : strlen(key);
+	*ret_backend = slash ? slash + 1 : "";
+}
+
+/* ---- messages ---- */
+
+#define UNSATISFIABLE_HINT "(use --allow-waiting to queue the tasks anyway)"
+
+void hfctl_unsatisfiable_format(const char *message, struct hf_buf *out)
+{
+	size_t len = message ? strlen(message) : 0;
+
+	/* A message of several lines ends in a newline or not: either way the
+	 * hint gets a line of its own. */
+	while (len > 0 && (message[len - 1] == '\n' || message[len - 1] == ' '))
+		len--;
+	if (len == 0) {
+		hf_buf_puts(out, "no registered device can run these tasks " UNSATISFIABLE_HINT);
+		return;
+	}
+	hf_buf_append(out, message, len);
+	if (strstr(message, "--allow-waiting"))
+		return;
+	hf_buf_puts(out, memchr(message, '\n', len) ? "\n" UNSATISFIABLE_HINT : " " UNSATISFIABLE_HINT);
+}
+
 /* ---- CSV ---- */
 
 void hfctl_csv_field(struct hf_buf *out, const char *s)

@@ -126,6 +126,38 @@ void hfctl_devices_format(Hf__Device *const *devs, size_t n, struct hf_buf *out)
  * version is not known); "-" for none. */
 void hfctl_runtimes_format(Hf__Runtime *const *rts, size_t n, struct hf_buf *out);
 
+/* Appends the fleet's devices (hfctl devices) as a table
+ *
+ *   WORKER  DEVICE  NAME  MEMORY  ARCH  DRIVER  UTIL  MEM-USED  TEMP  POWER  RUNNING  CONNECTED
+ *
+ * then "N devices on M workers", then, when r->absent is not empty, an empty
+ * line, "absent backends:" and one "  worker/backend: reason" line each.
+ * MEMORY and MEM-USED are GiB with one decimal ("-" for 0, which is what a
+ * worker that cannot read them sends); ARCH is the device's compute
+ * capability or gfx target attribute, else its arch, with " MIG" when the
+ * mig attribute is "enabled"; a declared device's NAME ends in
+ * " (declared)".  UTIL, TEMP and POWER are "-" when negative (not
+ * available), and every telemetry column is "-" when the device sent none.
+ * Control characters in what workers reported become spaces. */
+void hfctl_devices_table_format(const Hf__DevicesReply *r, struct hf_buf *out);
+
+/* Splits a DevicesReply.absent key "worker/backend" at its last "/": the
+ * worker is the first *ret_worker_len bytes, *ret_backend what follows the
+ * "/" (the whole key is the worker and the backend is "" when there is
+ * none). */
+void hfctl_absent_key_split(const char *key, size_t *ret_worker_len, const char **ret_backend);
+
+/* Appends bytes as GiB with one decimal, "79.6 GiB"; "-" for 0. */
+void hfctl_gib_format(uint64_t bytes, struct hf_buf *out);
+
+/* ---- messages ---- */
+
+/* Appends the message for a submit the coordinator refused as
+ * unsatisfiable: its message, then "(use --allow-waiting to queue the tasks
+ * anyway)" unless it already mentions --allow-waiting (on a line of its own
+ * when the message has several). */
+void hfctl_unsatisfiable_format(const char *message, struct hf_buf *out);
+
 /* ---- CSV (RFC 4180) ---- */
 
 /* Appends s as one field: quoted, with quotes doubled, when it holds a

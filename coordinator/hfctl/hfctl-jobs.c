@@ -321,12 +321,31 @@ static const char *user_name(void)
 	return pw ? pw->pw_name : NULL;
 }
 
+/* Prints why the coordinator did not take the job.  When no registered
+ * device could run it, the coordinator's message names the requirements
+ * and why no device meets them, and the hint says how to queue it anyway. */
+static void submit_refusal_print(int r, const char *refusal)
+{
+	struct hf_buf b;
+
+	if (r != -ENODEV) {
+		hfctl_error("%s", refusal);
+		return;
+	}
+	hf_buf_init(&b);
+	hfctl_unsatisfiable_format(refusal, &b);
+	hfctl_error("%s", b.oom ? refusal : b.data);
+	hf_buf_fini(&b);
+}
+
 static int submit_run(struct hfctl_ctx *ctx, int argc, char **argv)
 {
 	Hf__Envelope env = HF__ENVELOPE__INIT, *reply = NULL;
 	Hf__SubmitRequest req;
 	struct hfctl_submit s;
 	char err[HFCTL_ERR_MAX];
+	/* The reasons of an unsatisfiable job can be many: room for them. */
+	char refusal[4 * HFCTL_ERR_MAX];
 	uint64_t job_id;
 	uint32_t n;
 	bool json;
@@ -352,8 +371,10 @@ static int submit_run(struct hfctl_ctx *ctx, int argc, char **argv)
 	hfctl_submit_request(&s, &req);
 	env.body_case = HF__ENVELOPE__BODY_SUBMIT;
 	env.submit = &req;
-	r = hfctl_call(ctx, &env, HF__ENVELOPE__BODY_SUBMIT_REPLY, &reply);
+	r = hfctl_call_quiet(ctx, &env, HF__ENVELOPE__BODY_SUBMIT_REPLY, &reply, refusal,
+			     sizeof(refusal));
 	if (r < 0) {
+		submit_refusal_print(r, refusal);
 		ret = hfctl_exit_status(r);
 		goto out;
 	}
@@ -404,6 +425,21 @@ const struct hfctl_command hfctl_cmd_submit = {
 		 "  --name TEXT            a name for the job\n"
 		 "  --submitter NAME       who asks (default $USER)\n"
 		 "\n"
+		 "requirements of every task, beyond its backend:\n"
+		 "  --min-memory SIZE      device memory, e.g. 16GiB, 500MB, 24G (K M G T and\n"
+		 "                         KiB MiB GiB TiB are powers of 1024, KB MB GB TB of 1000)\n"
+		 "  --min-compute-capability X.Y\n"
+		 "                         CUDA compute capability at least X.Y (needs cuda)\n"
+		 "  --gfx T,...            ROCm gfx target, one of these, e.g. gfx942,gfx90a\n"
+		 "                         (needs rocm)\n"
+		 "  --label KEY[=VALUE],...\n"
+		 "                         the worker carries this label (KEY alone: with any\n"
+		 "                         value); repeatable\n"
+		 "  --runtime SPEC,...     NAME or NAME>=VER (also ==, >, <, <=), e.g. torch,\n"
+		 "                         \"transformers>=5.0\"; repeatable\n"
+		 "  --devices-per-task N   devices each task gets, 1..64 (default 1)\n"
+		 "  --allow-waiting        queue tasks that no registered device can run (yet)\n"
+		 "\n"
 		 "output:\n"
 		 "  --watch                follow the job as \"hfctl watch\" does\n"
 		 "  --json                 print {\"job_id\", \"task_count\"}\n"
@@ -411,8 +447,9 @@ const struct hfctl_command hfctl_cmd_submit = {
 		 "--seq-len, --iterations and --warmup left out take the coordinator's defaults,\n"
 		 "--timeout the worker's.\n"
 		 "\n"
-		 "exit status: 0 submitted (with --watch: as \"hfctl watch\"), 1 the coordinator\n"
-		 "refused or could not be reached, 2 bad usage or unknown models.\n",
+		 "exit status: 0 submitted (with --watch: as \"hfctl watch\"), 1 no registered\n"
+		 "device could run the tasks (and no --allow-waiting), or the coordinator refused\n"
+		 "or could not be reached, 2 bad usage or unknown models.\n",
 	.run = submit_run,
 };
 

@@ -4,7 +4,9 @@
  */
 #include "hfctl-json.h"
 
+#include <float.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,6 +139,7 @@ static json_t *device_json(const Hf__Device *d)
 	put(o, "uuid", hfctl_json_string(d->uuid), &ok);
 	put(o, "slots", json_integer(d->slots), &ok);
 	put(o, "attrs", key_values(d->attrs, d->n_attrs), &ok);
+	put(o, "declared", json_boolean(d->declared), &ok);
 	return built(o, ok);
 }
 
@@ -194,6 +197,85 @@ json_t *hfctl_json_worker(const Hf__WorkerInfo *w)
 	put(o, "connected", json_boolean(w->connected), &ok);
 	put(o, "last_seen", time_value(w->last_seen), &ok);
 	put(o, "running", json_integer(w->running), &ok);
+	return built(o, ok);
+}
+
+/* A float gauge: null when negative (not available).  It goes through its
+ * shortest decimal text so that 41.3f prints as 41.3, not as the double
+ * nearest to the float (41.2999992370605). */
+static json_t *gauge_value(float v)
+{
+	char text[32];
+
+	if (v < 0)
+		return json_null();
+	snprintf(text, sizeof(text), "%.*g", FLT_DIG, (double)v);
+	return json_real(strtod(text, NULL));
+}
+
+static json_t *telemetry_json(const Hf__DeviceTelemetry *t)
+{
+	static const Hf__DeviceTelemetry none = {
+		.utilization_pct = -1, .temperature_c = -1, .power_w = -1,
+	};
+	json_t *o = json_object();
+	bool ok = true;
+
+	if (!t)
+		t = &none;
+	put(o, "utilization_pct", gauge_value(t->utilization_pct), &ok);
+	put(o, "memory_used_bytes",
+	    t->memory_used_bytes ? json_integer((json_int_t)t->memory_used_bytes) : json_null(), &ok);
+	put(o, "temperature_c", gauge_value(t->temperature_c), &ok);
+	put(o, "power_w", gauge_value(t->power_w), &ok);
+	return built(o, ok);
+}
+
+static json_t *device_info_json(const Hf__DeviceInfo *di)
+{
+	static const Hf__Device no_device = HF__DEVICE__INIT;
+	json_t *o = json_object(), *dev = device_json(di->device ? di->device : &no_device);
+	bool ok = dev != NULL;
+
+	put(o, "worker_id", hfctl_json_string(di->worker_id), &ok);
+	if (json_object_update(o, dev) < 0)
+		ok = false;
+	json_decref(dev);
+	put(o, "telemetry", telemetry_json(di->telemetry), &ok);
+	put(o, "running", json_integer(di->running), &ok);
+	put(o, "connected", json_boolean(di->connected), &ok);
+	return built(o, ok);
+}
+
+static json_t *absent_json(const Hf__KeyValue *kv)
+{
+	const char *backend;
+	json_t *o = json_object(), *worker;
+	bool ok = true;
+	size_t len;
+	char *w;
+
+	hfctl_absent_key_split(kv->key, &len, &backend);
+	w = strndup(kv->key, len);
+	worker = w ? hfctl_json_string(w) : NULL;
+	free(w);
+	put(o, "worker", worker, &ok);
+	put(o, "backend", hfctl_json_string(backend), &ok);
+	put(o, "reason", hfctl_json_string(kv->value), &ok);
+	return built(o, ok);
+}
+
+json_t *hfctl_json_devices(const Hf__DevicesReply *r)
+{
+	json_t *o = json_object(), *devices = json_array(), *absent = json_array();
+	bool ok = true;
+
+	for (size_t i = 0; i < r->n_devices; i++)
+		append(devices, device_info_json(r->devices[i]), &ok);
+	for (size_t i = 0; i < r->n_absent; i++)
+		append(absent, absent_json(r->absent[i]), &ok);
+	put(o, "devices", devices, &ok);
+	put(o, "absent", absent, &ok);
 	return built(o, ok);
 }
 

@@ -27,6 +27,15 @@ json_t *hfctl_json_result(const Hf__ResultRow *row);
 /* Every WorkerInfo field; labels and device attrs become objects. */
 json_t *hfctl_json_worker(const Hf__WorkerInfo *w);
 
+/* {"devices": [...], "absent": [...]}: each device is an object with
+ * "worker_id", every Device field (attrs as an object), "telemetry" (an
+ * object of "utilization_pct", "memory_used_bytes", "temperature_c",
+ * "power_w", each null when not available: a negative gauge, a memory use
+ * of 0, or no telemetry at all), "running" and "connected"; each absent
+ * backend is {"worker", "backend", "reason"}, from its "worker/backend"
+ * key. */
+json_t *hfctl_json_devices(const Hf__DevicesReply *r);
+
 /* Every ModelInfo field. */
 json_t *hfctl_json_model(const Hf__ModelInfo *m);
 

@@ -49,7 +49,8 @@ struct hfctl_command {
 };
 
 extern const struct hfctl_command hfctl_cmd_submit, hfctl_cmd_status, hfctl_cmd_watch,
-	hfctl_cmd_results, hfctl_cmd_cancel, hfctl_cmd_jobs, hfctl_cmd_workers, hfctl_cmd_models;
+	hfctl_cmd_results, hfctl_cmd_cancel, hfctl_cmd_jobs, hfctl_cmd_workers, hfctl_cmd_devices,
+	hfctl_cmd_models;
 
 /* Prints "hfctl: MESSAGE" and a newline to stderr. */
 void hfctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -71,7 +72,8 @@ int hfctl_json_options_read(const struct hfctl_command *cmd, int argc, char **ar
 
 /* The exit status for an error returned by a call: HFCTL_EXIT_USAGE for a
  * request the coordinator refused as invalid or an unknown model (-EINVAL,
- * -ENOENT, see hfctl-client.h), HFCTL_EXIT_FAILED otherwise. */
+ * -ENOENT, see hfctl-client.h), HFCTL_EXIT_FAILED otherwise (a submit no
+ * device can run, -ENODEV, among them: the request was valid). */
 int hfctl_exit_status(int r);
 
 /* Calls the coordinator (opening the connection on first use) and waits for

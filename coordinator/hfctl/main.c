@@ -21,7 +21,8 @@
 
 static const struct hfctl_command *const commands[] = {
 	&hfctl_cmd_submit, &hfctl_cmd_status,  &hfctl_cmd_watch,   &hfctl_cmd_results,
-	&hfctl_cmd_cancel, &hfctl_cmd_jobs,    &hfctl_cmd_workers, &hfctl_cmd_models,
+	&hfctl_cmd_cancel, &hfctl_cmd_jobs,    &hfctl_cmd_workers, &hfctl_cmd_devices,
+	&hfctl_cmd_models,
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -156,8 +157,9 @@ static void usage_print(FILE *f)
 	      "  --json              print results as JSON\n"
 	      "  --help, --version\n"
 	      "\n"
-	      "exit status: 0 success, 1 the work failed or the coordinator refused or could not\n"
-	      "be reached, 2 bad usage, 130 interrupted while watching.\n",
+	      "exit status: 0 success, 1 the work failed or cannot be done (no device can run\n"
+	      "it), or the coordinator refused or could not be reached, 2 bad usage, 130\n"
+	      "interrupted while watching.\n",
 	      f);
 }
 

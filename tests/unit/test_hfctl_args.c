@@ -2,7 +2,9 @@
  *
  * Unit tests for hfctl's argument validation (coordinator/hfctl/hfctl-args.c):
  * what "hfctl submit" accepts and the message it gives for what it refuses,
- * list splitting, numbers, durations, job ids and the registry check.
+ * its requirement options (sizes, compute capabilities, gfx targets, labels,
+ * runtime specs, devices per task), list splitting, numbers, durations, job
+ * ids and the registry check.
  */
 #include <check.h>
 #include <errno.h>
@@ -334,6 +336,317 @@ START_TEST(test_statuses_parse_into_a_set)
 }
 END_TEST
 
+/* ---- requirements ---- */
+
+START_TEST(test_size_takes_binary_decimal_and_plain_units)
+{
+	static const struct {
+		const char *text;
+		uint64_t bytes;
+	} cases[] = {
+		{ "4096", 4096 },
+		{ "3B", 3 },
+		{ "1KiB", 1024 },
+		{ "2KB", 2000 },
+		{ "2K", 2048 },
+		{ "500MB", 500000000 },
+		{ "500MiB", 500ull << 20 },
+		{ "16GiB", 16ull << 30 },
+		{ "16gib", 16ull << 30 },
+		{ "24G", 24ull << 30 },
+		{ "80GB", 80000000000ull },
+		{ "2TiB", 2ull << 40 },
+		{ "1tb", 1000000000000ull },
+		{ "18446744073709551615", UINT64_MAX },
+		{ "16777215TiB", 16777215ull << 40 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t v = 0;
+
+		ck_assert_msg(hfctl_parse_size("--min-memory", cases[i].text, &v, err, sizeof(err)) == 0,
+			      "\"%s\" refused: %s", cases[i].text, err);
+		ck_assert_msg(v == cases[i].bytes, "\"%s\": got %llu", cases[i].text,
+			      (unsigned long long)v);
+	}
+}
+END_TEST
+
+START_TEST(test_size_refuses_junk_zero_and_overflow)
+{
+	static const char *const junk[] = {
+		"", "GiB", "1.5GiB", "16 GiB", " 16GiB", "-1G", "+1G", "16GiX", "16Gi", "16iB",
+		"0x10", "16GiBs", "16PiB",
+	};
+	uint64_t v = 7;
+
+	for (size_t i = 0; i < sizeof(junk) / sizeof(junk[0]); i++) {
+		ck_assert_int_eq(hfctl_parse_size("--min-memory", junk[i], &v, err, sizeof(err)), -EINVAL);
+		ck_assert_msg(strstr(err, "expected a whole number with an optional unit, such as "
+					  "16GiB, 500MB or 24G"),
+			      "\"%s\": %s", junk[i], err);
+	}
+	ck_assert_int_eq(hfctl_parse_size("--min-memory", "16 GiB", &v, err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, "invalid value \"16 GiB\" for --min-memory: expected a whole number "
+			      "with an optional unit, such as 16GiB, 500MB or 24G");
+
+	ck_assert_int_eq(hfctl_parse_size("--min-memory", "0GiB", &v, err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, "invalid value \"0GiB\" for --min-memory: must be more than 0");
+	/* 2^64 itself, in digits and through the unit. */
+	ck_assert_int_eq(hfctl_parse_size("--min-memory", "18446744073709551616", &v, err,
+					  sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, "invalid value \"18446744073709551616\" for --min-memory: too large");
+	ck_assert_int_eq(hfctl_parse_size("--min-memory", "16777216TiB", &v, err, sizeof(err)),
+			 -EINVAL);
+	ck_assert_str_eq(err, "invalid value \"16777216TiB\" for --min-memory: too large");
+	ck_assert_int_eq(hfctl_parse_size("--min-memory", "99999999999999999999999GB", &v, err,
+					  sizeof(err)), -EINVAL);
+	ck_assert_uint_eq(v, 7); /* untouched on failure */
+}
+END_TEST
+
+START_TEST(test_compute_capability_is_major_dot_minor)
+{
+	static const struct {
+		const char *text, *normal;
+	} ok[] = {
+		{ "8.0", "8.0" }, { "9.0", "9.0" }, { "12.1", "12.1" }, { "7.5", "7.5" }, { "99.99", "99.99" },
+	};
+	static const char *const bad[] = {
+		"9", "86", "8.", ".8", "8.0.1", "0.5", "100.0", "8.100", "sm_90", "8,0", " 8.0", "8.0 ",
+		"-8.0", "", "08.6", "7.05", "+8.0",
+	};
+	char cc[HFCTL_CC_MAX];
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		ck_assert_msg(hfctl_parse_compute_capability("--min-compute-capability", ok[i].text, cc,
+							     err, sizeof(err)) == 0,
+			      "\"%s\" refused: %s", ok[i].text, err);
+		ck_assert_str_eq(cc, ok[i].normal);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(hfctl_parse_compute_capability("--min-compute-capability", bad[i], cc, err,
+							     sizeof(err)) == -EINVAL,
+			      "\"%s\" accepted", bad[i]);
+	hfctl_parse_compute_capability("--min-compute-capability", "86", cc, err, sizeof(err));
+	ck_assert_str_eq(err, "invalid value \"86\" for --min-compute-capability: expected "
+			      "MAJOR.MINOR such as 8.0 or 9.0");
+}
+END_TEST
+
+START_TEST(test_runtime_spec_is_a_name_with_an_optional_version_bound)
+{
+	static const char *const ok[] = {
+		"torch", "transformers>=5.0", "torch==2.11.0+cu128", "optimum<2", "numpy<=2.1",
+		"python>3.10", "sentence-transformers", "scikit_learn>=1.5rc1", "openvino==2025.1",
+	};
+	static const char *const bad[] = {
+		">=5.0", "torch>=", "torch=>2", "torch!=2", "torch~=2.0", "torch>=v2", "torch 2",
+		"-torch", "torch>=2.0-1", "torch>= 2", "torch=2", "",
+	};
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		ck_assert_msg(hfctl_runtime_spec_check("--runtime", ok[i], err, sizeof(err)) == 0,
+			      "\"%s\" refused: %s", ok[i], err);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(hfctl_runtime_spec_check("--runtime", bad[i], err, sizeof(err)) == -EINVAL,
+			      "\"%s\" accepted", bad[i]);
+	hfctl_runtime_spec_check("--runtime", "torch!=2", err, sizeof(err));
+	ck_assert_str_eq(err, "invalid runtime \"torch!=2\" in --runtime: expected NAME or NAME "
+			      "followed by >=, <=, ==, > or < and a version, such as torch or "
+			      "transformers>=5.0");
+}
+END_TEST
+
+START_TEST(test_submit_runtime_lists_are_checked_item_by_item)
+{
+	/* A pip-style range splits at its comma; the "<3" half has no name. */
+	char *range[] = { "submit", "--all", "--runtime", "torch>=2.0,<3" };
+	char *ok[] = { "submit", "--all", "--runtime", "torch,transformers>=5.0", "--runtime",
+		       "optimum" };
+	struct hfctl_submit s;
+
+	submit_refused(ARGC(range), range, "invalid runtime \"<3\" in --runtime");
+	ck_assert_int_eq(hfctl_submit_parse(ARGC(ok), ok, "alice", &s, err, sizeof(err)), 0);
+	ck_assert_uint_eq(s.runtimes.n, 3);
+	ck_assert_str_eq(s.runtimes.items[1], "transformers>=5.0");
+	hfctl_submit_fini(&s);
+}
+END_TEST
+
+START_TEST(test_labels_are_key_value_or_key_alone)
+{
+	struct hfctl_labels l = { 0 };
+
+	ck_assert_int_eq(hfctl_labels_add(&l, "--label", "gpu=a100", err, sizeof(err)), 0);
+	ck_assert_int_eq(hfctl_labels_add(&l, "--label", "rack=b7,spot,zone/x=eu-west=1", err,
+					  sizeof(err)), 0);
+	ck_assert_uint_eq(l.n, 4);
+	ck_assert_str_eq(l.kv[0].key, "gpu");
+	ck_assert_str_eq(l.kv[0].value, "a100");
+	ck_assert_str_eq(l.kv[2].key, "spot");
+	ck_assert_str_eq(l.kv[2].value, ""); /* only has to exist */
+	ck_assert_str_eq(l.kv[3].key, "zone/x");
+	ck_assert_str_eq(l.kv[3].value, "eu-west=1"); /* split at the first "=" */
+	for (size_t i = 0; i < l.n; i++)
+		ck_assert_ptr_eq(l.refs[i], &l.kv[i]);
+	hfctl_labels_fini(&l);
+	ck_assert_uint_eq(l.n, 0);
+}
+END_TEST
+
+START_TEST(test_labels_refuse_bad_items_and_stay_unchanged)
+{
+	static const struct {
+		const char *text, *msg;
+	} bad[] = {
+		{ "k=", "invalid label \"k=\" in --label: the value is empty (give \"k\" alone to "
+			"require only that the label exists)" },
+		{ "=v", "invalid label \"=v\" in --label: the name is empty" },
+		{ "my key=v", "invalid label \"my key=v\" in --label: the name may only contain "
+			      "letters, digits and . _ - /" },
+		{ "k= v", "invalid label \"k= v\" in --label: the value starts or ends with a blank" },
+		{ "k=v\tw", "invalid label \"k=v\tw\" in --label: the value holds a control character" },
+		{ "new=1,gpu=h100", "label \"gpu\" is listed twice in --label" },
+		{ "dup,dup=1", "label \"dup\" is listed twice in --label" },
+		{ "a,,b", "empty item in --label \"a,,b\"" },
+	};
+	struct hfctl_labels l = { 0 };
+
+	ck_assert_int_eq(hfctl_labels_add(&l, "--label", "gpu=a100", err, sizeof(err)), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_int_eq(hfctl_labels_add(&l, "--label", bad[i].text, err, sizeof(err)), -EINVAL);
+		ck_assert_str_eq(err, bad[i].msg);
+		ck_assert_uint_eq(l.n, 1);
+		ck_assert_str_eq(l.refs[0]->key, "gpu");
+	}
+	hfctl_labels_fini(&l);
+}
+END_TEST
+
+START_TEST(test_gfx_targets_are_checked)
+{
+	char *ok[] = { "submit", "--all", "--backends", "rocm", "--gfx", "gfx942,gfx90a",
+		       "--gfx", "gfx1100" };
+	char *upper[] = { "submit", "--all", "--backends", "rocm", "--gfx", "GFX942" };
+	char *bare[] = { "submit", "--all", "--backends", "rocm", "--gfx", "gfx" };
+	char *number[] = { "submit", "--all", "--backends", "rocm", "--gfx", "942" };
+	char *feature[] = { "submit", "--all", "--backends", "rocm", "--gfx", "gfx90a:xnack-" };
+	struct hfctl_submit s;
+
+	ck_assert_int_eq(hfctl_submit_parse(ARGC(ok), ok, "alice", &s, err, sizeof(err)), 0);
+	ck_assert_uint_eq(s.gfx_targets.n, 3);
+	hfctl_submit_fini(&s);
+	submit_refused(ARGC(upper), upper, "invalid gfx target \"GFX942\" in --gfx: expected e.g. gfx942 or gfx90a");
+	submit_refused(ARGC(bare), bare, "invalid gfx target \"gfx\" in --gfx");
+	submit_refused(ARGC(number), number, "invalid gfx target \"942\" in --gfx");
+	submit_refused(ARGC(feature), feature, "invalid gfx target \"gfx90a:xnack-\" in --gfx");
+}
+END_TEST
+
+START_TEST(test_devices_per_task_bounds)
+{
+	char *one[] = { "submit", "--all", "--devices-per-task", "1" };
+	char *max[] = { "submit", "--all", "--devices-per-task", "16" };
+	char *zero[] = { "submit", "--all", "--devices-per-task", "0" };
+	char *above[] = { "submit", "--all", "--devices-per-task", "17" };
+	char *word[] = { "submit", "--all", "--devices-per-task", "two" };
+	struct hfctl_submit s;
+
+	ck_assert_int_eq(hfctl_submit_parse(ARGC(one), one, "alice", &s, err, sizeof(err)), 0);
+	ck_assert_uint_eq(s.devices_per_task, 1);
+	hfctl_submit_fini(&s);
+	ck_assert_int_eq(hfctl_submit_parse(ARGC(max), max, "alice", &s, err, sizeof(err)), 0);
+	ck_assert_uint_eq(s.devices_per_task, 16);
+	hfctl_submit_fini(&s);
+	submit_refused(ARGC(zero), zero, "invalid value \"0\" for --devices-per-task: must be between 1 and 16");
+	submit_refused(ARGC(above), above, "invalid value \"65\" for --devices-per-task: must be between 1 and 16");
+	submit_refused(ARGC(word), word, "invalid value \"two\" for --devices-per-task: expected a whole number");
+}
+END_TEST
+
+START_TEST(test_submit_requirements_land_in_the_request)
+{
+	char *argv[] = { "submit", "--models", "llama", "--backends", "cuda,rocm",
+			 "--min-memory", "24G", "--min-compute-capability", "8.0",
+			 "--gfx", "gfx942,gfx90a", "--label", "rack=b7", "--label", "spot",
+			 "--runtime", "torch,transformers>=5.0", "--devices-per-task", "2",
+			 "--allow-waiting" };
+	struct hfctl_submit s;
+	Hf__SubmitRequest req;
+
+	ck_assert_int_eq(hfctl_submit_parse(ARGC(argv), argv, "alice", &s, err, sizeof(err)), 0);
+	hfctl_submit_request(&s, &req);
+	ck_assert_uint_eq(req.min_memory_bytes, 24ull << 30);
+	ck_assert_str_eq(req.min_compute_capability, "8.0");
+	ck_assert_uint_eq(req.n_gfx_targets, 2);
+	ck_assert_str_eq(req.gfx_targets[0], "gfx942");
+	ck_assert_str_eq(req.gfx_targets[1], "gfx90a");
+	ck_assert_uint_eq(req.n_labels, 2);
+	ck_assert_str_eq(req.labels[0]->key, "rack");
+	ck_assert_str_eq(req.labels[0]->value, "b7");
+	ck_assert_str_eq(req.labels[1]->key, "spot");
+	ck_assert_str_eq(req.labels[1]->value, "");
+	ck_assert_uint_eq(req.n_runtimes, 2);
+	ck_assert_str_eq(req.runtimes[0], "torch");
+	ck_assert_str_eq(req.runtimes[1], "transformers>=5.0");
+	ck_assert_uint_eq(req.devices_per_task, 2);
+	ck_assert(req.allow_waiting);
+	/* It packs: the request is a valid message. */
+	ck_assert_uint_gt(hf__submit_request__get_packed_size(&req), 0);
+	hfctl_submit_fini(&s);
+}
+END_TEST
+
+START_TEST(test_submit_without_requirements_asks_for_none)
+{
+	char *argv[] = { "submit", "--all" };
+	struct hfctl_submit s;
+	Hf__SubmitRequest req;
+
+	ck_assert_int_eq(hfctl_submit_parse(ARGC(argv), argv, "alice", &s, err, sizeof(err)), 0);
+	hfctl_submit_request(&s, &req);
+	ck_assert_uint_eq(req.min_memory_bytes, 0);
+	ck_assert_str_eq(req.min_compute_capability, "");
+	ck_assert_uint_eq(req.n_gfx_targets, 0);
+	ck_assert_uint_eq(req.n_labels, 0);
+	ck_assert_uint_eq(req.n_runtimes, 0);
+	ck_assert_uint_eq(req.devices_per_task, 0); /* the protocol's default: one */
+	ck_assert(!req.allow_waiting);
+	hfctl_submit_fini(&s);
+}
+END_TEST
+
+START_TEST(test_submit_requirement_values_are_refused_naming_them)
+{
+	char *memory[] = { "submit", "--all", "--min-memory", "lots" };
+	char *cc[] = { "submit", "--all", "--backends", "cuda", "--min-compute-capability", "9" };
+	char *label[] = { "submit", "--all", "--label", "gpu=" };
+
+	submit_refused(ARGC(memory), memory, "invalid value \"lots\" for --min-memory");
+	submit_refused(ARGC(cc), cc, "invalid value \"9\" for --min-compute-capability");
+	submit_refused(ARGC(label), label, "invalid label \"gpu=\" in --label");
+}
+END_TEST
+
+START_TEST(test_compute_capability_and_gfx_need_their_backend)
+{
+	char *cc_cpu[] = { "submit", "--all", "--min-compute-capability", "8.0" };
+	char *gfx_cuda[] = { "submit", "--all", "--backends", "cuda", "--gfx", "gfx942" };
+	char *cc_mixed[] = { "submit", "--all", "--backends", "cpu,cuda", "--min-compute-capability",
+			     "8.0" };
+	struct hfctl_submit s;
+
+	submit_refused(ARGC(cc_cpu), cc_cpu, "--min-compute-capability applies to cuda devices, but "
+					     "--backends does not include cuda");
+	submit_refused(ARGC(gfx_cuda), gfx_cuda, "--gfx applies to rocm devices, but --backends does "
+						 "not include rocm");
+	ck_assert_int_eq(hfctl_submit_parse(ARGC(cc_mixed), cc_mixed, "alice", &s, err, sizeof(err)),
+			 0);
+	hfctl_submit_fini(&s);
+}
+END_TEST
+
 /* A registry of bert and gpt2. */
 static Hf__ModelsReply *registry_new(void)
 {
@@ -413,6 +726,22 @@ int main(void)
 	tcase_add_test(tc, test_job_id_must_be_a_positive_whole_number);
 	tcase_add_test(tc, test_duration_has_a_floor);
 	tcase_add_test(tc, test_statuses_parse_into_a_set);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("requirements");
+	tcase_add_test(tc, test_size_takes_binary_decimal_and_plain_units);
+	tcase_add_test(tc, test_size_refuses_junk_zero_and_overflow);
+	tcase_add_test(tc, test_compute_capability_is_major_dot_minor);
+	tcase_add_test(tc, test_runtime_spec_is_a_name_with_an_optional_version_bound);
+	tcase_add_test(tc, test_submit_runtime_lists_are_checked_item_by_item);
+	tcase_add_test(tc, test_labels_are_key_value_or_key_alone);
+	tcase_add_test(tc, test_labels_refuse_bad_items_and_stay_unchanged);
+	tcase_add_test(tc, test_gfx_targets_are_checked);
+	tcase_add_test(tc, test_devices_per_task_bounds);
+	tcase_add_test(tc, test_submit_requirements_land_in_the_request);
+	tcase_add_test(tc, test_submit_without_requirements_asks_for_none);
+	tcase_add_test(tc, test_submit_requirement_values_are_refused_naming_them);
+	tcase_add_test(tc, test_compute_capability_and_gfx_need_their_backend);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("registry");

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT
  *
  * Unit tests for hfctl's text rendering (coordinator/hfctl/hfctl-format.c):
- * the watch progress line at its edges, tables, CSV quoting, durations and
- * the summaries of counts, devices and runtimes.
+ * the watch progress line at its edges, tables, CSV quoting, durations, the
+ * summaries of counts, devices and runtimes, the fleet's devices table and
+ * the message for a job no device can run.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -413,6 +414,226 @@ START_TEST(test_devices_and_runtimes_summaries)
 }
 END_TEST
 
+/* A fleet of two workers: gpu-01 with an H100 in MIG mode reporting every
+ * reading and a second GPU whose gauges are not available, cpu-07 with a
+ * declared MI300X that sends no telemetry; two backends absent. */
+struct fleet {
+	Hf__KeyValue cc, mig, drv, gfx, abs_rocm, abs_cuda;
+	Hf__KeyValue *h100_attrs[3], *mi300_attrs[1], *absent[2];
+	Hf__Device h100, second, mi300;
+	Hf__DeviceTelemetry t_h100, t_second;
+	Hf__DeviceInfo d[3];
+	Hf__DeviceInfo *dp[3];
+	Hf__DevicesReply reply;
+};
+
+static void kv_set(Hf__KeyValue *kv, char *key, char *value)
+{
+	hf__key_value__init(kv);
+	kv->key = key;
+	kv->value = value;
+}
+
+static Hf__DevicesReply *fleet_new(struct fleet *f)
+{
+	kv_set(&f->cc, "compute_capability", "9.0");
+	kv_set(&f->mig, "mig", "enabled");
+	kv_set(&f->drv, "cuda_driver", "12.8");
+	kv_set(&f->gfx, "gfx_target", "gfx942");
+	kv_set(&f->abs_rocm, "gpu-01/rocm", "no /dev/kfd");
+	kv_set(&f->abs_cuda, "cpu-07/cuda", "libnvidia-ml.so.1 not found");
+	f->h100_attrs[0] = &f->cc;
+	f->h100_attrs[1] = &f->mig;
+	f->h100_attrs[2] = &f->drv;
+	f->mi300_attrs[0] = &f->gfx;
+	f->absent[0] = &f->abs_rocm;
+	f->absent[1] = &f->abs_cuda;
+
+	hf__device__init(&f->h100);
+	f->h100.backend = HF__BACKEND__BACKEND_CUDA;
+	f->h100.name = "NVIDIA H100 80GB HBM3";
+	f->h100.memory_bytes = 85520809984ull; /* 81559 MiB, as NVML reports it */
+	f->h100.arch = "sm_90";
+	f->h100.driver = "570.124.06";
+	f->h100.uuid = "GPU-5f0c";
+	f->h100.slots = 1;
+	f->h100.n_attrs = 3;
+	f->h100.attrs = f->h100_attrs;
+
+	hf__device__init(&f->second);
+	f->second.backend = HF__BACKEND__BACKEND_CUDA;
+	f->second.index = 1;
+	f->second.name = "NVIDIA L4";
+	f->second.memory_bytes = 24ull << 30;
+	f->second.driver = "570.124.06";
+	f->second.slots = 1;
+
+	hf__device__init(&f->mi300);
+	f->mi300.backend = HF__BACKEND__BACKEND_ROCM;
+	f->mi300.name = "AMD Instinct MI300X";
+	f->mi300.memory_bytes = 192ull << 30;
+	f->mi300.arch = "gfx942";
+	f->mi300.slots = 1;
+	f->mi300.declared = true;
+	f->mi300.n_attrs = 1;
+	f->mi300.attrs = f->mi300_attrs;
+
+	hf__device_telemetry__init(&f->t_h100);
+	f->t_h100.backend = HF__BACKEND__BACKEND_CUDA;
+	f->t_h100.utilization_pct = 37.0f;
+	f->t_h100.memory_used_bytes = 12ull << 30;
+	f->t_h100.temperature_c = 41.3f;
+	f->t_h100.power_w = 121.5f;
+
+	hf__device_telemetry__init(&f->t_second);
+	f->t_second.backend = HF__BACKEND__BACKEND_CUDA;
+	f->t_second.index = 1;
+	f->t_second.utilization_pct = -1;
+	f->t_second.memory_used_bytes = 0;
+	f->t_second.temperature_c = -1;
+	f->t_second.power_w = -1;
+
+	for (size_t i = 0; i < 3; i++) {
+		hf__device_info__init(&f->d[i]);
+		f->dp[i] = &f->d[i];
+	}
+	f->d[0].worker_id = "gpu-01";
+	f->d[0].device = &f->h100;
+	f->d[0].telemetry = &f->t_h100;
+	f->d[0].running = 1;
+	f->d[0].connected = true;
+	f->d[1].worker_id = "gpu-01";
+	f->d[1].device = &f->second;
+	f->d[1].telemetry = &f->t_second;
+	f->d[1].connected = true;
+	f->d[2].worker_id = "cpu-07";
+	f->d[2].device = &f->mi300;
+	f->d[2].telemetry = NULL;
+
+	hf__devices_reply__init(&f->reply);
+	f->reply.n_devices = 3;
+	f->reply.devices = f->dp;
+	f->reply.n_absent = 2;
+	f->reply.absent = f->absent;
+	return &f->reply;
+}
+
+START_TEST(test_devices_table_shows_telemetry_and_dashes_when_unavailable)
+{
+	struct fleet f;
+	struct hf_buf b;
+
+	hf_buf_init(&b);
+	hfctl_devices_table_format(fleet_new(&f), &b);
+	ck_assert(!b.oom);
+	ck_assert_str_eq(b.data,
+		"WORKER  DEVICE  NAME                               MEMORY  ARCH     DRIVER      UTIL  MEM-USED  TEMP  POWER  RUNNING  CONNECTED\n"
+		"gpu-01  cuda:0  NVIDIA H100 80GB HBM3            79.6 GiB  9.0 MIG  570.124.06   37%  12.0 GiB   41C   122W        1  yes\n"
+		"gpu-01  cuda:1  NVIDIA L4                        24.0 GiB  -        570.124.06     -         -     -      -        0  yes\n"
+		"cpu-07  rocm:0  AMD Instinct MI300X (declared)  192.0 GiB  gfx942   -              -         -     -      -        0  no\n"
+		"3 devices on 2 workers\n"
+		"\n"
+		"absent backends:\n"
+		"  gpu-01/rocm: no /dev/kfd\n"
+		"  cpu-07/cuda: libnvidia-ml.so.1 not found\n");
+	hf_buf_fini(&b);
+}
+END_TEST
+
+START_TEST(test_devices_table_without_devices_or_absent_backends)
+{
+	Hf__DevicesReply r = HF__DEVICES_REPLY__INIT;
+	struct hf_buf b;
+
+	hf_buf_init(&b);
+	hfctl_devices_table_format(&r, &b);
+	ck_assert_str_eq(b.data, "0 devices on 0 workers\n");
+	hf_buf_fini(&b);
+}
+END_TEST
+
+START_TEST(test_devices_table_flattens_control_characters_in_reasons)
+{
+	Hf__KeyValue kv = HF__KEY_VALUE__INIT;
+	Hf__KeyValue *kvs[] = { &kv };
+	Hf__DevicesReply r = HF__DEVICES_REPLY__INIT;
+	struct hf_buf b;
+
+	kv.key = "w1/qnn";
+	kv.value = "libQnnHtp.so: cannot open\n\033[2Jshared object";
+	r.n_absent = 1;
+	r.absent = kvs;
+	hf_buf_init(&b);
+	hfctl_devices_table_format(&r, &b);
+	ck_assert_str_eq(b.data, "0 devices on 0 workers\n\nabsent backends:\n"
+				 "  w1/qnn: libQnnHtp.so: cannot open  [2Jshared object\n");
+	hf_buf_fini(&b);
+}
+END_TEST
+
+START_TEST(test_absent_key_splits_at_the_last_slash)
+{
+	const char *backend;
+	size_t len;
+
+	hfctl_absent_key_split("gpu-01/rocm", &len, &backend);
+	ck_assert_uint_eq(len, 6);
+	ck_assert_str_eq(backend, "rocm");
+	hfctl_absent_key_split("rack/a/gpu-01/cuda", &len, &backend);
+	ck_assert_uint_eq(len, 13);
+	ck_assert_str_eq(backend, "cuda");
+	hfctl_absent_key_split("lonely", &len, &backend);
+	ck_assert_uint_eq(len, 6);
+	ck_assert_str_eq(backend, "");
+}
+END_TEST
+
+START_TEST(test_unsatisfiable_message_gets_the_hint_once)
+{
+	struct hf_buf b;
+
+	hf_buf_init(&b);
+	hfctl_unsatisfiable_format("no registered device can run these tasks: cuda: no device has "
+				   "compute capability 9.0 (gpu-01 cuda:0 has 8.0)", &b);
+	ck_assert_str_eq(b.data, "no registered device can run these tasks: cuda: no device has "
+				 "compute capability 9.0 (gpu-01 cuda:0 has 8.0) (use --allow-waiting to "
+				 "queue the tasks anyway)");
+	hf_buf_fini(&b);
+
+	hf_buf_init(&b);
+	hfctl_unsatisfiable_format("no device can run it; submit with --allow-waiting to queue it", &b);
+	ck_assert_str_eq(b.data, "no device can run it; submit with --allow-waiting to queue it");
+	hf_buf_fini(&b);
+
+	hf_buf_init(&b);
+	hfctl_unsatisfiable_format("no device can run these tasks:\n  cuda: none\n  rocm: none\n", &b);
+	ck_assert_str_eq(b.data, "no device can run these tasks:\n  cuda: none\n  rocm: none\n"
+				 "(use --allow-waiting to queue the tasks anyway)");
+	hf_buf_fini(&b);
+
+	hf_buf_init(&b);
+	hfctl_unsatisfiable_format("", &b);
+	ck_assert_str_eq(b.data, "no registered device can run these tasks (use --allow-waiting to "
+				 "queue the tasks anyway)");
+	hf_buf_fini(&b);
+}
+END_TEST
+
+START_TEST(test_gib_has_one_decimal_and_zero_is_a_dash)
+{
+	struct hf_buf b;
+
+	hf_buf_init(&b);
+	hfctl_gib_format(85520809984ull, &b);
+	hf_buf_puts(&b, " ");
+	hfctl_gib_format(0, &b);
+	hf_buf_puts(&b, " ");
+	hfctl_gib_format(512ull << 20, &b);
+	ck_assert_str_eq(b.data, "79.6 GiB - 0.5 GiB");
+	hf_buf_fini(&b);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("hfctl-format");
@@ -448,6 +669,15 @@ int main(void)
 	tcase_add_test(tc, test_summary_lists_non_zero_statuses_in_order);
 	tcase_add_test(tc, test_counts_from_job_and_what_counts_as_failed);
 	tcase_add_test(tc, test_devices_and_runtimes_summaries);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("devices");
+	tcase_add_test(tc, test_devices_table_shows_telemetry_and_dashes_when_unavailable);
+	tcase_add_test(tc, test_devices_table_without_devices_or_absent_backends);
+	tcase_add_test(tc, test_devices_table_flattens_control_characters_in_reasons);
+	tcase_add_test(tc, test_absent_key_splits_at_the_last_slash);
+	tcase_add_test(tc, test_unsatisfiable_message_gets_the_hint_once);
+	tcase_add_test(tc, test_gib_has_one_decimal_and_zero_is_a_dash);
 	suite_add_tcase(s, tc);
 
 	SRunner *sr = srunner_create(s);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT
  *
  * Unit tests for the JSON hfctl prints (coordinator/hfctl/hfctl-json.c):
- * field names and value types, the embedding of metrics_json, and text that
- * is not valid UTF-8.
+ * field names and value types, the embedding of metrics_json, text that is
+ * not valid UTF-8, and the fleet's devices with telemetry that is not
+ * available.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -143,6 +144,195 @@ START_TEST(test_worker_nests_devices_runtimes_and_labels)
 	ck_assert(json_is_true(json_object_get(v, "connected")));
 	ck_assert(json_is_null(json_object_get(v, "cpu")));
 	ck_assert(json_is_null(json_object_get(v, "last_seen")));
+	ck_assert(json_is_false(json_object_get(d, "declared")));
+	json_decref(v);
+}
+END_TEST
+/* A fleet of two workers: gpu-01 with an H100 in MIG mode reporting every
+ * reading and a second GPU whose gauges are not available, cpu-07 with a
+ * declared MI300X that sends no telemetry; two backends absent. */
+struct fleet {
+	Hf__KeyValue cc, mig, drv, gfx, abs_rocm, abs_cuda;
+	Hf__KeyValue *h100_attrs[3], *mi300_attrs[1], *absent[2];
+	Hf__Device h100, second, mi300;
+	Hf__DeviceTelemetry t_h100, t_second;
+	Hf__DeviceInfo d[3];
+	Hf__DeviceInfo *dp[3];
+	Hf__DevicesReply reply;
+};
+
+static void kv_set(Hf__KeyValue *kv, char *key, char *value)
+{
+	hf__key_value__init(kv);
+	kv->key = key;
+	kv->value = value;
+}
+
+static Hf__DevicesReply *fleet_new(struct fleet *f)
+{
+	kv_set(&f->cc, "compute_capability", "9.0");
+	kv_set(&f->mig, "mig", "enabled");
+	kv_set(&f->drv, "cuda_driver", "12.8");
+	kv_set(&f->gfx, "gfx_target", "gfx942");
+	kv_set(&f->abs_rocm, "gpu-01/rocm", "no /dev/kfd");
+	kv_set(&f->abs_cuda, "cpu-07/cuda", "libnvidia-ml.so.1 not found");
+	f->h100_attrs[0] = &f->cc;
+	f->h100_attrs[1] = &f->mig;
+	f->h100_attrs[2] = &f->drv;
+	f->mi300_attrs[0] = &f->gfx;
+	f->absent[0] = &f->abs_rocm;
+	f->absent[1] = &f->abs_cuda;
+
+	hf__device__init(&f->h100);
+	f->h100.backend = HF__BACKEND__BACKEND_CUDA;
+	f->h100.name = "NVIDIA H100 80GB HBM3";
+	f->h100.memory_bytes = 85520809984ull; /* 81559 MiB, as NVML reports it */
+	f->h100.arch = "sm_90";
+	f->h100.driver = "570.124.06";
+	f->h100.uuid = "GPU-5f0c";
+	f->h100.slots = 1;
+	f->h100.n_attrs = 3;
+	f->h100.attrs = f->h100_attrs;
+
+	hf__device__init(&f->second);
+	f->second.backend = HF__BACKEND__BACKEND_CUDA;
+	f->second.index = 1;
+	f->second.name = "NVIDIA L4";
+	f->second.memory_bytes = 24ull << 30;
+	f->second.driver = "570.124.06";
+	f->second.slots = 1;
+
+	hf__device__init(&f->mi300);
+	f->mi300.backend = HF__BACKEND__BACKEND_ROCM;
+	f->mi300.name = "AMD Instinct MI300X";
+	f->mi300.memory_bytes = 192ull << 30;
+	f->mi300.arch = "gfx942";
+	f->mi300.slots = 1;
+	f->mi300.declared = true;
+	f->mi300.n_attrs = 1;
+	f->mi300.attrs = f->mi300_attrs;
+
+	hf__device_telemetry__init(&f->t_h100);
+	f->t_h100.backend = HF__BACKEND__BACKEND_CUDA;
+	f->t_h100.utilization_pct = 37.0f;
+	f->t_h100.memory_used_bytes = 12ull << 30;
+	f->t_h100.temperature_c = 41.3f;
+	f->t_h100.power_w = 121.5f;
+
+	hf__device_telemetry__init(&f->t_second);
+	f->t_second.backend = HF__BACKEND__BACKEND_CUDA;
+	f->t_second.index = 1;
+	f->t_second.utilization_pct = -1;
+	f->t_second.memory_used_bytes = 0;
+	f->t_second.temperature_c = -1;
+	f->t_second.power_w = -1;
+
+	for (size_t i = 0; i < 3; i++) {
+		hf__device_info__init(&f->d[i]);
+		f->dp[i] = &f->d[i];
+	}
+	f->d[0].worker_id = "gpu-01";
+	f->d[0].device = &f->h100;
+	f->d[0].telemetry = &f->t_h100;
+	f->d[0].running = 1;
+	f->d[0].connected = true;
+	f->d[1].worker_id = "gpu-01";
+	f->d[1].device = &f->second;
+	f->d[1].telemetry = &f->t_second;
+	f->d[1].connected = true;
+	f->d[2].worker_id = "cpu-07";
+	f->d[2].device = &f->mi300;
+	f->d[2].telemetry = NULL;
+
+	hf__devices_reply__init(&f->reply);
+	f->reply.n_devices = 3;
+	f->reply.devices = f->dp;
+	f->reply.n_absent = 2;
+	f->reply.absent = f->absent;
+	return &f->reply;
+}
+
+START_TEST(test_devices_json_has_every_field_and_null_when_unavailable)
+{
+	struct fleet f;
+	json_t *v = hfctl_json_devices(fleet_new(&f)), *devs, *d, *t, *a;
+	char *text;
+
+	ck_assert_ptr_nonnull(v);
+	ck_assert_uint_eq(json_object_size(v), 2);
+	devs = json_object_get(v, "devices");
+	ck_assert_uint_eq(json_array_size(devs), 3);
+
+	/* The H100: every field, attrs as an object, every reading. */
+	d = json_array_get(devs, 0);
+	ck_assert_uint_eq(json_object_size(d), 14);
+	ck_assert_str_eq(json_string_value(json_object_get(d, "worker_id")), "gpu-01");
+	ck_assert_str_eq(json_string_value(json_object_get(d, "backend")), "cuda");
+	ck_assert_int_eq(json_integer_value(json_object_get(d, "index")), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(d, "name")), "NVIDIA H100 80GB HBM3");
+	ck_assert_int_eq(json_integer_value(json_object_get(d, "memory_bytes")), 85520809984ll);
+	ck_assert_str_eq(json_string_value(json_object_get(d, "arch")), "sm_90");
+	ck_assert_str_eq(json_string_value(json_object_get(d, "driver")), "570.124.06");
+	ck_assert_str_eq(json_string_value(json_object_get(d, "uuid")), "GPU-5f0c");
+	ck_assert_int_eq(json_integer_value(json_object_get(d, "slots")), 1);
+	ck_assert(json_is_false(json_object_get(d, "declared")));
+	a = json_object_get(d, "attrs");
+	ck_assert_uint_eq(json_object_size(a), 3);
+	ck_assert_str_eq(json_string_value(json_object_get(a, "compute_capability")), "9.0");
+	ck_assert_str_eq(json_string_value(json_object_get(a, "mig")), "enabled");
+	ck_assert_str_eq(json_string_value(json_object_get(a, "cuda_driver")), "12.8");
+	ck_assert_int_eq(json_integer_value(json_object_get(d, "running")), 1);
+	ck_assert(json_is_true(json_object_get(d, "connected")));
+	t = json_object_get(d, "telemetry");
+	ck_assert_uint_eq(json_object_size(t), 4);
+	ck_assert(json_real_value(json_object_get(t, "utilization_pct")) == 37.0);
+	ck_assert_int_eq(json_integer_value(json_object_get(t, "memory_used_bytes")), 12ll << 30);
+	/* The float's shortest decimal, not the double nearest to it. */
+	ck_assert(json_real_value(json_object_get(t, "temperature_c")) == 41.3);
+	ck_assert(json_real_value(json_object_get(t, "power_w")) == 121.5);
+
+	/* Negative gauges and a memory use of 0 are not available: null. */
+	t = json_object_get(json_array_get(devs, 1), "telemetry");
+	ck_assert_uint_eq(json_object_size(t), 4);
+	ck_assert(json_is_null(json_object_get(t, "utilization_pct")));
+	ck_assert(json_is_null(json_object_get(t, "memory_used_bytes")));
+	ck_assert(json_is_null(json_object_get(t, "temperature_c")));
+	ck_assert(json_is_null(json_object_get(t, "power_w")));
+
+	/* No telemetry at all: still an object, of nulls. */
+	d = json_array_get(devs, 2);
+	ck_assert(json_is_true(json_object_get(d, "declared")));
+	ck_assert(json_is_false(json_object_get(d, "connected")));
+	t = json_object_get(d, "telemetry");
+	ck_assert_uint_eq(json_object_size(t), 4);
+	ck_assert(json_is_null(json_object_get(t, "utilization_pct")));
+	ck_assert(json_is_null(json_object_get(t, "power_w")));
+
+	a = json_object_get(v, "absent");
+	ck_assert_uint_eq(json_array_size(a), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(a, 1), "worker")), "cpu-07");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(a, 1), "backend")), "cuda");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(a, 1), "reason")),
+			 "libnvidia-ml.so.1 not found");
+
+	/* And it prints as the manual shows it. */
+	text = json_dumps(json_object_get(json_array_get(devs, 0), "telemetry"),
+			  JSON_COMPACT | JSON_REAL_PRECISION(15));
+	ck_assert_str_eq(text, "{\"utilization_pct\":37.0,\"memory_used_bytes\":12884901888,"
+			       "\"temperature_c\":41.3,\"power_w\":121.5}");
+	free(text);
+	json_decref(v);
+}
+END_TEST
+
+START_TEST(test_devices_json_of_an_empty_fleet_has_empty_arrays)
+{
+	Hf__DevicesReply r = HF__DEVICES_REPLY__INIT;
+	json_t *v = hfctl_json_devices(&r);
+	char *text = json_dumps(v, JSON_COMPACT);
+
+	ck_assert_str_eq(text, "{\"devices\":[],\"absent\":[]}");
+	free(text);
 	json_decref(v);
 }
 END_TEST
@@ -157,6 +347,8 @@ int main(void)
 	tcase_add_test(tc, test_result_row_has_every_field_by_name);
 	tcase_add_test(tc, test_job_counts_every_status_and_unfinished_is_null);
 	tcase_add_test(tc, test_worker_nests_devices_runtimes_and_labels);
+	tcase_add_test(tc, test_devices_json_has_every_field_and_null_when_unavailable);
+	tcase_add_test(tc, test_devices_json_of_an_empty_fleet_has_empty_arrays);
 	suite_add_tcase(s, tc);
 
 	SRunner *sr = srunner_create(s);
