@@ -560,7 +560,7 @@ START_TEST(test_devices_per_task_bounds)
 	ck_assert_uint_eq(s.devices_per_task, 16);
 	hfctl_submit_fini(&s);
 	submit_refused(ARGC(zero), zero, "invalid value \"0\" for --devices-per-task: must be between 1 and 16");
-	submit_refused(ARGC(above), above, "invalid value \"65\" for --devices-per-task: must be between 1 and 16");
+	submit_refused(ARGC(above), above, "invalid value \"17\" for --devices-per-task: must be between 1 and 16");
 	submit_refused(ARGC(word), word, "invalid value \"two\" for --devices-per-task: expected a whole number");
 }
 END_TEST
