@@ -312,6 +312,11 @@ bool match_device_fits(const struct match_req *r, const Hf__Register *reg, const
 {
 	if (!r)
 		return true;
+	if (r->min_memory_bytes && dev->memory_bytes == 0) {
+		snprintf(why, whylen, "%s:%u does not report its memory size, %.1f GiB needed",
+			 hf_backend_name(dev->backend), dev->index, (double)r->min_memory_bytes / (1 << 30));
+		return false;
+	}
 	if (r->min_memory_bytes && dev->memory_bytes < r->min_memory_bytes) {
 		snprintf(why, whylen, "%s:%u has %.1f GiB of memory, %.1f GiB needed",
 			 hf_backend_name(dev->backend), dev->index, (double)dev->memory_bytes / (1 << 30),
@@ -379,6 +384,12 @@ bool match_device_fits(const struct match_req *r, const Hf__Register *reg, const
 	return true;
 }
 
+static bool device_is_mig(const Hf__Device *d)
+{
+	const char *m = attr(d, "mig");
+	return m && strcmp(m, "enabled") == 0;
+}
+
 static bool device_idle(const struct match_fit *f, size_t i)
 {
 	uint32_t slots = f->reg->devices[i]->slots ? f->reg->devices[i]->slots : 1;
@@ -397,14 +408,17 @@ bool match_fit_task(const struct sched_task *t, void *arg)
 		return false;
 	if (!match_device_fits(req, f->reg, dev, why, sizeof(why)))
 		return false;
-	/* A benchmark, or a task of several devices, has its devices alone. */
+	/* A benchmark, or a task of several devices, has its devices alone.  MIG
+	 * instances are never combined: they cannot talk to each other. */
 	bool exclusive = t->kind == HF__TASK_KIND__KIND_BENCHMARK || want > 1;
 	if (exclusive && !device_idle(f, f->pos))
+		return false;
+	if (want > 1 && device_is_mig(dev))
 		return false;
 	f->n_extra = 0;
 	for (size_t i = 0; i < f->reg->n_devices && f->n_extra + 1u < want; i++) {
 		const Hf__Device *d = f->reg->devices[i];
-		if (i == f->pos || d->backend != dev->backend || !device_idle(f, i) ||
+		if (i == f->pos || d->backend != dev->backend || !device_idle(f, i) || device_is_mig(d) ||
 		    !match_device_fits(req, f->reg, d, why, sizeof(why)))
 			continue;
 		f->extra[f->n_extra++] = (uint32_t)i;

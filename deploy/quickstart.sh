@@ -133,7 +133,7 @@ for w in json.load(sys.stdin):
             print("%s: %s" % (r["name"], r.get("detail") or "not available"))' || true)
 if [ -n "$torch_line" ]; then
   say "no model was really run on this machine, because:"
-  printf '    %s\n' "$torch_line" >&2
+  printf '%s\n' "$torch_line" | sed 's/^/    /' >&2
   cat >&2 <<MSG
     Each model above says "skipped" with that reason; no number was made up.
     To get real runs, give the runner a Python with PyTorch and transformers:

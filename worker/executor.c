@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "device-env.h"
 #include "hf_log.h"
 #include "hf_util.h"
 #include "result.h"
@@ -45,7 +46,11 @@ struct task {
 	uint64_t task_id;
 	uint32_t attempt;
 	Hf__Backend backend;
-	uint32_t device_index;
+	Hf__TaskKind kind;
+	uint32_t device_index;           /* the first of devices */
+	uint32_t devices[DEVENV_MAX_DEVICES];
+	size_t n_devices;
+	struct devenv devenv;            /* how the runner is given them */
 	char *model_type;
 	char *dir, *task_path, *result_path;
 	int64_t timeout_ms;
@@ -100,6 +105,7 @@ static void task_free(struct task *t)
 	struct executor *ex = t->ex;
 
 	tail_buf_fini(&t->output);
+	devenv_fini(&t->devenv);
 	free(t->model_type);
 	free(t->dir);
 	free(t->task_path);
@@ -339,6 +345,19 @@ static json_t *json_count_or_null(uint32_t v)
 	return v ? json_integer(v) : json_null();
 }
 
+static json_t *json_device_list(const struct task *t)
+{
+	json_t *list = json_array();
+
+	for (size_t i = 0; list && i < t->n_devices; i++) {
+		if (json_array_append_new(list, json_integer(t->devices[i])) < 0) {
+			json_decref(list);
+			return NULL;
+		}
+	}
+	return list;
+}
+
 /* task.json.  Fields proto3 cannot tell from unset (empty strings, zero
  * counts) are written as null, so the runner applies its own default. */
 static int task_write_json(const struct task *t, const Hf__Assignment *a)
@@ -361,6 +380,7 @@ static int task_write_json(const struct task *t, const Hf__Assignment *a)
 				a->kind ? json_string(hf_kind_name(a->kind)) : json_null()) ||
 	    json_object_set_new(o, "backend", json_string(hf_backend_name(a->backend))) ||
 	    json_object_set_new(o, "device_index", json_integer(a->device_index)) ||
+	    json_object_set_new(o, "device_indices", json_device_list(t)) ||
 	    json_object_set_new(o, "batch_size", json_count_or_null(a->batch_size)) ||
 	    json_object_set_new(o, "seq_len", json_count_or_null(a->seq_len)) ||
 	    json_object_set_new(o, "precision", json_string_or_null(a->precision)) ||
@@ -393,14 +413,8 @@ static int task_prepare_dir(const struct task *t, const Hf__Assignment *a)
 
 static bool env_is_ours(const char *entry)
 {
-	static const char *const names[] = {
-		"HFLEET_TASK_FILE=",     "HFLEET_RESULT_FILE=",  "HFLEET_DEVICE_INDEX=",
-		"CUDA_VISIBLE_DEVICES=", "HIP_VISIBLE_DEVICES=", "ROCR_VISIBLE_DEVICES=",
-	};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strncmp(entry, names[i], strlen(names[i])) == 0)
-			return true;
-	return false;
+	return strncmp(entry, "HFLEET_TASK_FILE=", 17) == 0 ||
+	       strncmp(entry, "HFLEET_RESULT_FILE=", 19) == 0 || devenv_is_ours(entry);
 }
 
 static void env_free(char **env, size_t first_owned)
@@ -417,12 +431,11 @@ static int task_build_env(const struct task *t, char ***ret_env, size_t *ret_fir
 {
 	size_t n_env = 0, n = 0, first_owned;
 	char **env;
-	char idx[16];
 	int r = 0;
 
 	while (environ && environ[n_env])
 		n_env++;
-	env = calloc(n_env + 8, sizeof(*env));
+	env = calloc(n_env + 3 + t->devenv.n, sizeof(*env));
 	if (!env)
 		return -ENOMEM;
 	for (size_t i = 0; i < n_env; i++)
@@ -430,7 +443,6 @@ static int task_build_env(const struct task *t, char ***ret_env, size_t *ret_fir
 			env[n++] = environ[i];
 	first_owned = n;
 
-	snprintf(idx, sizeof(idx), "%" PRIu32, t->device_index);
 #define ADD(...)                                           \
 	do {                                               \
 		if (asprintf(&env[n], __VA_ARGS__) < 0) {  \
@@ -442,22 +454,8 @@ static int task_build_env(const struct task *t, char ***ret_env, size_t *ret_fir
 	} while (0)
 	ADD("HFLEET_TASK_FILE=%s", t->task_path);
 	ADD("HFLEET_RESULT_FILE=%s", t->result_path);
-	ADD("HFLEET_DEVICE_INDEX=%s", idx);
-	switch (t->backend) {
-	case HF__BACKEND__BACKEND_CPU:
-		ADD("CUDA_VISIBLE_DEVICES=");
-		ADD("HIP_VISIBLE_DEVICES=");
-		break;
-	case HF__BACKEND__BACKEND_CUDA:
-		ADD("CUDA_VISIBLE_DEVICES=%s", idx);
-		break;
-	case HF__BACKEND__BACKEND_ROCM:
-		ADD("HIP_VISIBLE_DEVICES=%s", idx);
-		ADD("ROCR_VISIBLE_DEVICES=%s", idx);
-		break;
-	default:
-		break;
-	}
+	for (size_t i = 0; i < t->devenv.n; i++)
+		ADD("%s", t->devenv.vars[i]);
 #undef ADD
 out:
 	if (r < 0) {
@@ -568,14 +566,19 @@ static int path_join(char **ret, const char *fmt, ...)
 	return 0;
 }
 
-int executor_start(struct executor *ex, const Hf__Assignment *a)
+int executor_start(struct executor *ex, const Hf__Assignment *a,
+		   const struct hw_device *const *devs, size_t n_devs)
 {
+	size_t n = a->n_device_indices ? a->n_device_indices : 1;
+	const char *indices;
 	struct task *t;
-	char reason[512];
+	char reason[512], where[128];
 	int r;
 
 	if (ex->closing)
 		return -ESHUTDOWN;
+	if (n > DEVENV_MAX_DEVICES || (devs && n_devs != n))
+		return -EINVAL;
 	if (executor_find(ex, a->task_id, a->attempt))
 		return -EEXIST;
 	t = calloc(1, sizeof(*t));
@@ -585,7 +588,13 @@ int executor_start(struct executor *ex, const Hf__Assignment *a)
 	t->task_id = a->task_id;
 	t->attempt = a->attempt;
 	t->backend = a->backend;
+	t->kind = a->kind;
 	t->device_index = a->device_index;
+	t->n_devices = n;
+	if (a->n_device_indices)
+		memcpy(t->devices, a->device_indices, n * sizeof(t->devices[0]));
+	else
+		t->devices[0] = a->device_index;
 	t->timeout_ms = a->timeout_s ? (int64_t)a->timeout_s * 1000 : ex->default_timeout_ms;
 	t->started_at = hf_wall_s();
 	t->model_type = strdup(a->model_type ? a->model_type : "");
@@ -594,8 +603,10 @@ int executor_start(struct executor *ex, const Hf__Assignment *a)
 		      a->attempt) < 0 ||
 	    path_join(&t->task_path, "%s/task.json", t->dir) < 0 ||
 	    path_join(&t->result_path, "%s/result.json", t->dir) < 0 ||
-	    tail_buf_init(&t->output, ex->output_limit) < 0) {
+	    tail_buf_init(&t->output, ex->output_limit) < 0 ||
+	    devenv_build(t->backend, t->devices, devs, n, &t->devenv) < 0) {
 		tail_buf_fini(&t->output);
+		devenv_fini(&t->devenv);
 		free(t->model_type);
 		free(t->dir);
 		free(t->task_path);
@@ -626,12 +637,14 @@ int executor_start(struct executor *ex, const Hf__Assignment *a)
 		task_fail_start(t, reason);
 		return 0;
 	}
-	log_info("task %" PRIu64 " attempt %" PRIu32 " started: %s %s on %s:%" PRIu32
-		 "%s%s, pid %d, time limit %lld s",
-		 t->task_id, t->attempt, t->model_type, hf_kind_name(a->kind),
-		 hf_backend_name(t->backend), t->device_index, a->precision && *a->precision ? " " : "",
-		 a->precision ? a->precision : "", t->proc.pid,
-		 (long long)((t->timeout_ms + 999) / 1000));
+	indices = devenv_get(&t->devenv, "HFLEET_DEVICE_INDICES");
+	snprintf(where, sizeof(where), "%s:%s", hf_backend_name(t->backend),
+		 indices ? indices : "?");
+	log_info("task %" PRIu64 " attempt %" PRIu32 " started: %s %s on %s%s%s, pid %d, time "
+		 "limit %lld s",
+		 t->task_id, t->attempt, t->model_type, hf_kind_name(a->kind), where,
+		 a->precision && *a->precision ? " " : "", a->precision ? a->precision : "",
+		 t->proc.pid, (long long)((t->timeout_ms + 999) / 1000));
 	uv_timer_start(&t->timer, task_timer_cb, (uint64_t)t->timeout_ms, 0);
 	return 0;
 }
@@ -656,14 +669,43 @@ void executor_stop_all(struct executor *ex, Hf__TaskStatus status, const char *r
 		task_stop(t, status, reason);
 }
 
+bool executor_has(const struct executor *ex, uint64_t task_id, uint32_t attempt)
+{
+	return executor_find(ex, task_id, attempt) != NULL;
+}
+
+static bool task_uses(const struct task *t, Hf__Backend backend, uint32_t index)
+{
+	if (t->backend != backend)
+		return false;
+	for (size_t i = 0; i < t->n_devices; i++)
+		if (t->devices[i] == index)
+			return true;
+	return false;
+}
+
 unsigned executor_count(const struct executor *ex, Hf__Backend backend, uint32_t index)
 {
 	unsigned n = 0;
 
 	for (const struct task *t = ex->running; t; t = t->next)
-		if (t->backend == backend && t->device_index == index)
-			n++;
+		n += task_uses(t, backend, index);
 	return n;
+}
+
+void executor_device_use(const struct executor *ex, Hf__Backend backend, uint32_t index,
+			 unsigned *ret_tasks, unsigned *ret_benchmarks)
+{
+	unsigned tasks = 0, benchmarks = 0;
+
+	for (const struct task *t = ex->running; t; t = t->next) {
+		if (!task_uses(t, backend, index))
+			continue;
+		tasks++;
+		benchmarks += t->kind == HF__TASK_KIND__KIND_BENCHMARK;
+	}
+	*ret_tasks = tasks;
+	*ret_benchmarks = benchmarks;
 }
 
 size_t executor_size(const struct executor *ex)

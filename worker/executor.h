@@ -8,11 +8,12 @@
  * uv_spawn in a session and process group of its own (so every process the
  * runner starts can be signalled at once), stdin on /dev/null and stdout and
  * stderr on one pipe whose last bytes are kept (runner.output_limit).  The
- * environment is the worker's plus HFLEET_TASK_FILE, HFLEET_RESULT_FILE,
- * HFLEET_DEVICE_INDEX and the backend's device-visibility variables (cpu:
- * CUDA_VISIBLE_DEVICES and HIP_VISIBLE_DEVICES empty; cuda:
- * CUDA_VISIBLE_DEVICES=<index>; rocm: HIP_VISIBLE_DEVICES and
- * ROCR_VISIBLE_DEVICES=<index>).  The working directory is the worker's.
+ * environment is the worker's plus HFLEET_TASK_FILE, HFLEET_RESULT_FILE and
+ * the variables that make exactly the task's devices visible (device-env.h:
+ * CUDA_VISIBLE_DEVICES=<UUIDs>, ROCR_VISIBLE_DEVICES, ZE_AFFINITY_MASK, ...);
+ * the worker's own values of those are never passed on.  task.json names
+ * the devices too (device_index, device_indices).  The working directory is
+ * the worker's.
  *
  * A task ends when the runner has exited and its output pipe is closed.
  * Whatever is left of its process group is then killed (a finished task
@@ -36,6 +37,7 @@
 #include <uv.h>
 
 #include "hf_proto.h"
+#include "hw.h"
 
 struct executor;
 
@@ -57,11 +59,17 @@ typedef void (*executor_done_cb)(struct executor *ex, Hf__TaskResult *result, vo
 int executor_new(uv_loop_t *loop, const struct executor_config *cfg, executor_done_cb cb,
 		 void *arg, struct executor **ret_ex);
 
-/* Starts the attempt.  Returns 0 when the task is under way: even if it
- * cannot be started (task directory, spawn), in which case its error result
- * comes through the callback.  Returns -EEXIST when this attempt is already
- * running, -ENOMEM, -ESHUTDOWN after executor_close. */
-int executor_start(struct executor *ex, const Hf__Assignment *a);
+/* Starts the attempt on the assignment's devices (device_indices, or
+ * device_index when that is empty), described by devs[0..n_devs) in the same
+ * order (borrowed for the call; what the runner needs is copied).  devs may
+ * be NULL: only the indices are then known (see devenv_build).  Returns 0
+ * when the task is under way: even if it cannot be started (task directory,
+ * spawn), in which case its error result comes through the callback.
+ * Returns -EEXIST when this attempt is already running, -EINVAL when devs
+ * does not match the assignment or names more than DEVENV_MAX_DEVICES
+ * devices, -ENOMEM, -ESHUTDOWN after executor_close. */
+int executor_start(struct executor *ex, const Hf__Assignment *a,
+		   const struct hw_device *const *devs, size_t n_devs);
 
 /* Stops one running attempt: SIGTERM, SIGKILL after the grace, and the
  * result gets status and reason (an attempt stopped earlier keeps its first
@@ -72,9 +80,17 @@ bool executor_stop(struct executor *ex, uint64_t task_id, uint32_t attempt,
 /* executor_stop for every running attempt. */
 void executor_stop_all(struct executor *ex, Hf__TaskStatus status, const char *reason);
 
-/* Running attempts on one device, and in all. */
+/* Whether the attempt is running. */
+bool executor_has(const struct executor *ex, uint64_t task_id, uint32_t attempt);
+
+/* Running attempts on one device (a task of several devices counts on
+ * each), and in all. */
 unsigned executor_count(const struct executor *ex, Hf__Backend backend, uint32_t index);
 size_t executor_size(const struct executor *ex);
+
+/* Running attempts on one device, and how many of them are benchmarks. */
+void executor_device_use(const struct executor *ex, Hf__Backend backend, uint32_t index,
+			 unsigned *ret_tasks, unsigned *ret_benchmarks);
 
 /* Fills refs with up to max running attempts; returns how many. */
 size_t executor_list(const struct executor *ex, struct executor_ref *refs, size_t max);

@@ -4,7 +4,10 @@
  * configuration (worker-conf.c), detects the hardware (hw.c) and the
  * runner's runtimes (runtime-probe.c), then either prints them (--probe) or
  * runs the session with the coordinator (session.c) on one libuv loop until
- * it ends.
+ * it ends.  SIGHUP detects the hardware again, on a thread of libuv's pool
+ * (vendor libraries can take seconds to initialise), and hands the new
+ * inventory to the session, which registers again; the runtimes and the
+ * configuration stay as they were at start.
  *
  * Exit status: 0 after a clean stop (or --probe, --print-config, --help,
  * --version), 1 when the worker could not run or the coordinator refused it,
@@ -36,8 +39,16 @@ struct worker {
 	uv_loop_t loop;
 	uv_signal_t sigterm, sigint, sighup;
 	struct session *session;
-	bool stopping;
+	bool stopping, ended;
 	int exit_code;
+
+	/* Hardware detection: inv is what the session uses; a SIGHUP detects
+	 * into next on the thread pool, then the two are swapped on the loop. */
+	struct hw_options hw_opt;
+	struct hw_inventory *inv, *next;
+	uv_work_t detect_req;
+	bool detecting;
+	int detect_rc;
 };
 
 static void usage(FILE *f)
@@ -57,7 +68,7 @@ static void usage(FILE *f)
 		"      --set SECTION.KEY=VALUE\n"
 		"                           set any setting (repeatable)\n"
 		"      --log-level LEVEL    log.level: error, warn, info, debug\n"
-		"      --probe [--json]     print the CPU, devices and runtimes, then exit\n"
+		"      --probe [--json]     print the CPU, devices, backends and runtimes, then exit\n"
 		"      --print-config       print the effective configuration, then exit\n"
 		"      --version            print the version, then exit\n"
 		"  -h, --help               print this help, then exit\n"
@@ -65,7 +76,8 @@ static void usage(FILE *f)
 		"Settings are applied in this order: defaults, the file, the environment,\n"
 		"then the options above in the order given.  --print-config documents them.\n"
 		"SIGTERM or SIGINT drains the worker (running tasks finish, results are\n"
-		"reported); a second one stops it at once.\n"
+		"reported); a second one stops it at once.  SIGHUP detects the hardware\n"
+		"again and registers the new device list with the coordinator.\n"
 		"\n"
 		"Exit status: 0 after a clean stop, 1 when the worker could not run or the\n"
 		"coordinator refused it, 2 for bad usage or an invalid configuration.\n");
@@ -79,6 +91,88 @@ static int usage_error(const char *fmt, const char *arg)
 	return EXIT_USAGE;
 }
 
+/* ---- hardware detection ---- */
+
+/* One line per backend: what the worker offers, or why not. */
+static void inventory_log(const struct hw_inventory *inv)
+{
+	for (size_t b = 0; b < HW_N_BACKENDS; b++) {
+		const struct hw_backend_status *st = &inv->backends[b];
+		size_t n = 0;
+
+		for (size_t i = 0; i < inv->n_devices; i++)
+			n += inv->devices[i].backend == st->backend;
+		if (st->present)
+			log_info("backend %s: %zu device%s%s%s%s", hf_backend_name(st->backend), n,
+				 n == 1 ? "" : "s", st->driver[0] ? ", driver " : "", st->driver,
+				 st->reason[0] ? " (declared)" : "");
+		else
+			log_info("backend %s: absent: %s", hf_backend_name(st->backend), st->reason);
+	}
+}
+
+/* ---- hardware detection again (SIGHUP) ---- */
+
+/* On a thread of the pool: touches only w->next and w->hw_opt, which the
+ * loop leaves alone while detecting is set. */
+static void detect_work_cb(uv_work_t *req)
+{
+	struct worker *w = req->data;
+
+	w->detect_rc = hw_inventory_detect(&w->hw_opt, w->next);
+}
+
+static void detect_done_cb(uv_work_t *req, int status)
+{
+	struct worker *w = req->data;
+	struct hw_inventory *old;
+
+	w->detecting = false;
+	if (status < 0 || w->detect_rc < 0 || w->ended) {
+		if (!w->ended)
+			log_error("could not detect the hardware again: %s; keeping what was found "
+				  "before",
+				  status < 0 ? uv_strerror(status) : strerror(-w->detect_rc));
+		hw_inventory_fini(w->next);
+		free(w->next);
+		w->next = NULL;
+		return;
+	}
+	old = w->inv;
+	w->inv = w->next;
+	w->next = NULL;
+	log_info("hardware detected again: %zu devices", w->inv->n_devices);
+	inventory_log(w->inv);
+	session_inventory_set(w->session, w->inv);
+	hw_inventory_fini(old);
+	free(old);
+}
+
+static void detect_again(struct worker *w)
+{
+	int r;
+
+	if (w->detecting) {
+		log_info("received SIGHUP: the hardware is being detected already, ignoring");
+		return;
+	}
+	w->next = calloc(1, sizeof(*w->next));
+	if (!w->next) {
+		log_error("could not detect the hardware again: out of memory");
+		return;
+	}
+	w->detect_req.data = w;
+	r = uv_queue_work(&w->loop, &w->detect_req, detect_work_cb, detect_done_cb);
+	if (r < 0) {
+		log_error("could not detect the hardware again: %s", uv_strerror(r));
+		free(w->next);
+		w->next = NULL;
+		return;
+	}
+	w->detecting = true;
+	log_info("received SIGHUP: detecting the hardware again");
+}
+
 /* ---- signals and the session's end ---- */
 
 static void signal_cb(uv_signal_t *h, int signum)
@@ -86,7 +180,7 @@ static void signal_cb(uv_signal_t *h, int signum)
 	struct worker *w = h->data;
 
 	if (signum == SIGHUP) {
-		log_info("received SIGHUP: detecting hardware again is not implemented yet, ignoring");
+		detect_again(w);
 		return;
 	}
 	if (!w->stopping) {
@@ -106,15 +200,18 @@ static void worker_session_done_cb(struct session *s, int exit_code, void *arg)
 
 	(void)s;
 	w->exit_code = exit_code;
+	w->ended = true;
 	uv_close((uv_handle_t *)&w->sigterm, NULL);
 	uv_close((uv_handle_t *)&w->sigint, NULL);
 	uv_close((uv_handle_t *)&w->sighup, NULL);
 }
 
-static int worker_run(const struct worker_conf *conf, const struct hw_inventory *inv,
-		      const struct runtime_list *rts)
+/* Runs the session.  Takes inv (detected with opt), which is released
+ * here. */
+static int worker_run(const struct worker_conf *conf, const struct hw_options *opt,
+		      struct hw_inventory *inv, const struct runtime_list *rts)
 {
-	struct worker w = { .exit_code = 1 };
+	struct worker w = { .exit_code = 1, .hw_opt = *opt, .inv = inv };
 	char host[HOST_NAME_MAX + 1] = "";
 	char err[512];
 	int r;
@@ -128,6 +225,7 @@ static int worker_run(const struct worker_conf *conf, const struct hw_inventory 
 		.n_labels = conf->n_labels,
 		.inv = inv,
 		.runtimes = rts,
+		.telemetry = conf->telemetry,
 		.heartbeat_ms = conf->heartbeat_ms,
 		.drain_timeout_ms = conf->drain_timeout_ms,
 		.exec = {
@@ -142,13 +240,13 @@ static int worker_run(const struct worker_conf *conf, const struct hw_inventory 
 	r = uv_loop_init(&w.loop);
 	if (r < 0) {
 		log_error("could not start the event loop: %s", uv_strerror(r));
-		return 1;
+		goto out;
 	}
 	r = session_new(&w.loop, &sc, worker_session_done_cb, &w, &w.session, err, sizeof(err));
 	if (r < 0) {
 		log_error("%s", err);
 		uv_loop_close(&w.loop);
-		return 1;
+		goto out;
 	}
 	uv_signal_init(&w.loop, &w.sigterm);
 	uv_signal_init(&w.loop, &w.sigint);
@@ -160,6 +258,7 @@ static int worker_run(const struct worker_conf *conf, const struct hw_inventory 
 
 	log_info("hf-worker %s starting as \"%s\": coordinator %s, %zu devices, runner \"%s\"",
 		 HF_VERSION, conf->id, conf->coordinator_url, inv->n_devices, conf->runner_command);
+	inventory_log(inv);
 	session_start(w.session);
 	uv_run(&w.loop, UV_RUN_DEFAULT);
 	session_free(w.session);
@@ -167,6 +266,9 @@ static int worker_run(const struct worker_conf *conf, const struct hw_inventory 
 	if (r < 0)
 		log_warn("event loop closed with handles still open: %s, ignoring", uv_strerror(r));
 	log_info("hf-worker stopped");
+out:
+	hw_inventory_fini(w.inv);
+	free(w.inv);
 	return w.exit_code;
 }
 
@@ -248,6 +350,7 @@ int main(int argc, char **argv)
 	struct worker_conf conf = { 0 };
 	struct worker_conf_override *ov;
 	struct hw_inventory *inv = NULL;
+	struct hw_options hw_opt;
 	struct runtime_list rts = { 0 };
 	const char *config_path = NULL;
 	bool probe = false, json = false, print_config = false;
@@ -330,7 +433,15 @@ int main(int argc, char **argv)
 		log_error("out of memory");
 		goto out;
 	}
-	r = hw_inventory_detect("", (unsigned)conf.slots, inv);
+	hw_opt = (struct hw_options){
+		.root = conf.hw_root,
+		.nvml_library = conf.nvml_library,
+		.openvino_library = conf.openvino_library,
+		.qnn_sdk_root = conf.qnn_sdk_root,
+		.cpu_slots = (unsigned)conf.slots,
+		.devconf = &conf.devconf,
+	};
+	r = hw_inventory_detect(&hw_opt, inv);
 	if (r < 0) {
 		log_error("could not detect the hardware: %s", strerror(-r));
 		goto out;
@@ -347,10 +458,12 @@ int main(int argc, char **argv)
 
 	/* A write to a closed socket must be an error, not the end of us. */
 	signal(SIGPIPE, SIG_IGN);
-	rc = worker_run(&conf, inv, &rts);
+	rc = worker_run(&conf, &hw_opt, inv, &rts);
+	inv = NULL; /* worker_run's */
 
 out:
 	runtime_list_fini(&rts);
+	hw_inventory_fini(inv);
 	free(inv);
 	worker_conf_fini(&conf);
 	free(ov);

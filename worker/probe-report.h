@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: MIT
  *
- * What "hf-worker --probe" prints: the CPU, the devices and the runtimes,
- * as aligned tables for people or as one JSON object for programs:
+ * What "hf-worker --probe" prints: the CPU, the devices, every backend
+ * (present, or absent and why) and the runtimes, as aligned tables for
+ * people or as one JSON object for programs:
  *
  *   {"cpu": {"model", "arch", "sockets", "cores", "threads", "numa_nodes",
  *            "memory_bytes", "flags": [...]},
  *    "devices": [{"backend", "index", "name", "arch", "memory_bytes",
- *                 "slots"}, ...],
+ *                 "driver", "uuid", "slots", "shared", "declared",
+ *                 "attrs": {"key": "value", ...}}, ...],
+ *    "backends": [{"backend", "present", "reason", "driver", "library"},
+ *                 ...],                  (cpu, cuda, rocm, mps, openvino, qnn)
  *    "runtimes": [{"name", "version", "available", "detail"}, ...]}
  *
  * Pure formatting; the caller owns everything passed in.  Thread-safe.

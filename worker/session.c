@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "hf_log.h"
 #include "hf_nuv.h"
 #include "hf_proto.h"
@@ -59,6 +60,12 @@ struct session {
 	enum session_state state;
 	bool draining;
 	bool reg_inflight, poll_inflight, results_inflight, poll_again;
+	bool reg_stale;              /* the Register in flight describes replaced hardware */
+
+	/* The last telemetry sample, reused until a heartbeat has passed. */
+	struct hw_telemetry telemetry[HW_MAX_DEVICES];
+	size_t n_telemetry;
+	int64_t telemetry_at;        /* monotonic ms; 0: never sampled */
 	int64_t heartbeat_ms;
 	unsigned backoff_ms;
 	unsigned reg_failures, poll_failures, results_failures;
@@ -298,6 +305,12 @@ static void register_reply_cb(int rv, nng_msg *reply, void *arg)
 			session_end(s, 1);
 			break;
 		}
+		if (s->reg_stale) {
+			/* Accepted, but with the hardware as it was: describe it again. */
+			s->reg_stale = false;
+			register_send(s);
+			break;
+		}
 		session_registered(s, env->register_reply);
 		break;
 	case HF__ENVELOPE__BODY_ERROR:
@@ -332,12 +345,15 @@ static int register_call(struct session *s)
 	Hf__CpuInfo cpu = HF__CPU_INFO__INIT;
 	Hf__KeyValue *kv = calloc(n_labels + 1, sizeof(*kv)), **kvp = calloc(n_labels + 1, sizeof(*kvp));
 	Hf__Device *dev = calloc(n_dev + 1, sizeof(*dev)), **devp = calloc(n_dev + 1, sizeof(*devp));
+	Hf__KeyValue *attr = calloc(n_dev * HW_MAX_ATTRS + 1, sizeof(*attr));
+	Hf__KeyValue **attrp = calloc(n_dev * HW_MAX_ATTRS + 1, sizeof(*attrp));
+	Hf__BackendStatus bs[HW_N_BACKENDS], *bsp[HW_N_BACKENDS];
 	Hf__Runtime *rt = calloc(n_rt + 1, sizeof(*rt)), **rtp = calloc(n_rt + 1, sizeof(*rtp));
 	Hf__TaskRef *tr = calloc(n_run + 1, sizeof(*tr)), **trp = calloc(n_run + 1, sizeof(*trp));
 	struct executor_ref *refs = calloc(n_run + 1, sizeof(*refs));
 	int r = -ENOMEM;
 
-	if (!kv || !kvp || !dev || !devp || !rt || !rtp || !tr || !trp || !refs)
+	if (!kv || !kvp || !dev || !devp || !attr || !attrp || !rt || !rtp || !tr || !trp || !refs)
 		goto out;
 
 	for (size_t i = 0; i < n_labels; i++) {
@@ -354,8 +370,30 @@ static int register_call(struct session *s)
 		dev[i].name = (char *)d->name;
 		dev[i].memory_bytes = d->memory_bytes;
 		dev[i].arch = (char *)d->arch;
-		dev[i].slots = d->slots;
+		dev[i].driver = (char *)d->driver;
+		dev[i].uuid = (char *)d->uuid;
+		dev[i].slots = d->shared ? d->slots : 1;
+		dev[i].declared = d->declared;
+		dev[i].n_attrs = d->n_attrs;
+		dev[i].attrs = &attrp[i * HW_MAX_ATTRS];
+		for (size_t j = 0; j < d->n_attrs; j++) {
+			Hf__KeyValue *a = &attr[i * HW_MAX_ATTRS + j];
+			hf__key_value__init(a);
+			a->key = (char *)d->attrs[j].key;
+			a->value = (char *)d->attrs[j].value;
+			attrp[i * HW_MAX_ATTRS + j] = a;
+		}
 		devp[i] = &dev[i];
+	}
+	for (size_t i = 0; i < HW_N_BACKENDS; i++) {
+		const struct hw_backend_status *st = &inv->backends[i];
+		hf__backend_status__init(&bs[i]);
+		bs[i].backend = st->backend;
+		bs[i].present = st->present;
+		bs[i].reason = (char *)st->reason;
+		bs[i].driver = (char *)st->driver;
+		bs[i].library = (char *)st->library;
+		bsp[i] = &bs[i];
 	}
 	for (size_t i = 0; i < n_rt; i++) {
 		hf__runtime__init(&rt[i]);
@@ -395,6 +433,8 @@ static int register_call(struct session *s)
 	reg.cpu = &cpu;
 	reg.n_running = n_run;
 	reg.running = trp;
+	reg.n_backends = HW_N_BACKENDS;
+	reg.backends = bsp;
 	env.body_case = HF__ENVELOPE__BODY_REGISTER;
 	env.register_ = &reg;
 
@@ -404,6 +444,8 @@ out:
 	free(kvp);
 	free(dev);
 	free(devp);
+	free(attr);
+	free(attrp);
 	free(rt);
 	free(rtp);
 	free(tr);
@@ -465,34 +507,42 @@ static void session_reject(struct session *s, const Hf__Assignment *a, const cha
 	pending_add(s, res, false);
 }
 
+static void session_device_use_cb(void *arg, Hf__Backend backend, unsigned index,
+				  struct alloc_use *ret)
+{
+	struct session *s = arg;
+
+	executor_device_use(s->ex, backend, index, &ret->tasks, &ret->benchmarks);
+}
+
 static void session_assign(struct session *s, const Hf__Assignment *a)
 {
-	const struct hw_device *d;
-	char reason[256];
+	const struct hw_device *devs[ALLOC_MAX_DEVICES];
+	size_t n_devs = 0;
+	char reason[384];
 	int r;
 
-	if (s->draining || s->state != SESSION_ACTIVE) {
+	/* Assignments also come while registering again after the hardware
+	 * changed: the coordinator still considers them this worker's. */
+	if (s->draining || (s->state != SESSION_ACTIVE && s->state != SESSION_REGISTERING)) {
 		session_reject(s, a, "worker is shutting down");
 		return;
 	}
-	d = hw_inventory_find(s->cfg.inv, a->backend, a->device_index);
-	if (!d) {
-		snprintf(reason, sizeof(reason), "worker has no device %s:%" PRIu32,
-			 hf_backend_name(a->backend), a->device_index);
-		session_reject(s, a, reason);
-		return;
-	}
-	if (executor_count(s->ex, d->backend, d->index) >= d->slots) {
-		snprintf(reason, sizeof(reason), "worker has no free slot on device %s:%" PRIu32,
-			 hf_backend_name(a->backend), a->device_index);
-		session_reject(s, a, reason);
-		return;
-	}
-	r = executor_start(s->ex, a);
-	if (r == -EEXIST) {
+	if (executor_has(s->ex, a->task_id, a->attempt)) {
+		/* Sent again (a reply that crossed a re-registration): it runs,
+		 * and is no second task on its devices. */
 		log_debug("task %" PRIu64 " attempt %" PRIu32 " is already running", a->task_id,
 			  a->attempt);
-	} else if (r < 0) {
+		return;
+	}
+	r = alloc_admit(s->cfg.inv, a, session_device_use_cb, s, devs, &n_devs, reason,
+			sizeof(reason));
+	if (r < 0) {
+		session_reject(s, a, reason);
+		return;
+	}
+	r = executor_start(s->ex, a, devs, n_devs);
+	if (r < 0) {
 		snprintf(reason, sizeof(reason), "could not start the task: %s", strerror(-r));
 		session_reject(s, a, reason);
 	}
@@ -518,7 +568,9 @@ static void poll_reply_cb(int rv, nng_msg *reply, void *arg)
 
 	s->poll_inflight = false;
 	rv = reply_unpack(rv, reply, &env);
-	if (s->state != SESSION_ACTIVE && s->state != SESSION_FLUSHING)
+	/* Also while registering again: what the reply assigns or cancels is
+	 * still this worker's. */
+	if (s->state == SESSION_DONE)
 		goto out;
 	if (rv < 0) {
 		if (s->poll_failures++ % WARN_EVERY == 0)
@@ -551,6 +603,19 @@ out:
 	hf_env_free(env);
 }
 
+/* Samples the devices' telemetry unless that was done less than a
+ * heartbeat ago: polls also go out when a task ends, and the vendor
+ * interfaces are not asked more than once per heartbeat. */
+static void session_telemetry_refresh(struct session *s)
+{
+	int64_t now = hf_mono_ms();
+
+	if (!s->cfg.telemetry || (s->telemetry_at != 0 && now - s->telemetry_at < s->heartbeat_ms))
+		return;
+	s->n_telemetry = hw_telemetry_sample(s->cfg.inv, s->telemetry, HW_MAX_DEVICES);
+	s->telemetry_at = now;
+}
+
 /* Sends Poll; returns 0 or a negative errno. */
 static int poll_call(struct session *s)
 {
@@ -559,21 +624,38 @@ static int poll_call(struct session *s)
 	Hf__Envelope env = HF__ENVELOPE__INIT;
 	Hf__Poll poll = HF__POLL__INIT;
 	Hf__DeviceFree *df = calloc(n_dev + 1, sizeof(*df)), **dfp = calloc(n_dev + 1, sizeof(*dfp));
+	Hf__DeviceTelemetry *dt = calloc(HW_MAX_DEVICES, sizeof(*dt));
+	Hf__DeviceTelemetry **dtp = calloc(HW_MAX_DEVICES, sizeof(*dtp));
 	Hf__TaskRef *tr = calloc(n_run + 1, sizeof(*tr)), **trp = calloc(n_run + 1, sizeof(*trp));
 	struct executor_ref *refs = calloc(n_run + 1, sizeof(*refs));
 	int r = -ENOMEM;
 
-	if (!df || !dfp || !tr || !trp || !refs)
+	if (!df || !dfp || !dt || !dtp || !tr || !trp || !refs)
 		goto out;
 	for (size_t i = 0; i < n_dev; i++) {
 		const struct hw_device *d = &inv->devices[i];
-		unsigned busy = executor_count(s->ex, d->backend, d->index);
+		struct alloc_use use;
+		executor_device_use(s->ex, d->backend, d->index, &use.tasks, &use.benchmarks);
 		hf__device_free__init(&df[i]);
 		df[i].backend = d->backend;
 		df[i].index = d->index;
-		df[i].free_slots = s->draining || busy >= d->slots ? 0 : d->slots - busy;
+		df[i].free_slots = s->draining ? 0 : alloc_free_slots(d, &use);
 		dfp[i] = &df[i];
 	}
+	session_telemetry_refresh(s);
+	for (size_t i = 0; i < s->n_telemetry; i++) {
+		const struct hw_telemetry *t = &s->telemetry[i];
+		hf__device_telemetry__init(&dt[i]);
+		dt[i].backend = t->backend;
+		dt[i].index = t->index;
+		dt[i].utilization_pct = t->utilization_pct;
+		dt[i].memory_used_bytes = t->memory_used_bytes;
+		dt[i].temperature_c = t->temperature_c;
+		dt[i].power_w = t->power_w;
+		dtp[i] = &dt[i];
+	}
+	poll.n_telemetry = s->n_telemetry;
+	poll.telemetry = dtp;
 	n_run = executor_list(s->ex, refs, n_run);
 	for (size_t i = 0; i < n_run; i++) {
 		hf__task_ref__init(&tr[i]);
@@ -593,6 +675,8 @@ static int poll_call(struct session *s)
 out:
 	free(df);
 	free(dfp);
+	free(dt);
+	free(dtp);
 	free(tr);
 	free(trp);
 	free(refs);
@@ -832,6 +916,33 @@ void session_stop_now(struct session *s)
 	log_warn("stopping now: %zu running tasks are killed, %zu unreported results stay in the spool",
 		 executor_size(s->ex), s->n_pending);
 	session_end(s, 0);
+}
+
+/* ---- hardware ---- */
+
+void session_inventory_set(struct session *s, const struct hw_inventory *inv)
+{
+	s->cfg.inv = inv;
+	s->n_telemetry = 0;
+	s->telemetry_at = 0;
+	switch (s->state) {
+	case SESSION_REGISTERING:
+		/* A Register on its way describes the old hardware; a retry not
+		 * sent yet will describe the new. */
+		if (s->reg_inflight)
+			s->reg_stale = true;
+		break;
+	case SESSION_ACTIVE:
+		log_info("hardware changed: registering again with %s (%zu devices)", s->cfg.url,
+			 inv->n_devices);
+		s->state = SESSION_REGISTERING;
+		s->backoff_ms = 0;
+		register_send(s);
+		break;
+	case SESSION_FLUSHING:
+	case SESSION_DONE:
+		break; /* ending: no new work will come */
+	}
 }
 
 /* ---- set-up ---- */

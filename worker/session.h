@@ -9,13 +9,19 @@
  *    tasks).  An ERR_VERSION error or a refusal ends the worker (exit 1);
  *    a timeout, a connection problem or ERR_UNAVAILABLE is retried with
  *    jittered exponential backoff from 200 ms to 5 s.
+ *    The Register describes every device (with its attributes, slots and
+ *    whether it was declared) and every backend's status.
  *  - Once accepted, Poll every heartbeat (the coordinator may change the
  *    interval in any reply), and at once when a task finishes.  At most one
- *    Poll is outstanding.  Assignments are started on the executor; one the
- *    worker cannot run (unknown device, no free slot, draining) is answered
- *    at once with an error result rather than left to its lease.  Cancels
- *    stop the attempt (status cancelled).  ERR_NOT_REGISTERED means register
- *    again, naming the running tasks.
+ *    Poll is outstanding.  A Poll says how many slots each device has free
+ *    (alloc.h: none while a benchmark runs on it) and carries the devices'
+ *    telemetry, sampled at most once per heartbeat.  Assignments are started
+ *    on the executor with exactly their devices; one the worker cannot run
+ *    (unknown device, a device that is busy or not shared, draining) is
+ *    answered at once with an error result saying why, rather than left to
+ *    its lease.  Cancels stop the attempt (status cancelled).
+ *    ERR_NOT_REGISTERED means register again, naming the running tasks; so
+ *    does new hardware (session_inventory_set).
  *  - Each result is spooled (spool.h), then sent in a ResultBatch of at most
  *    SESSION_BATCH_MAX results and SESSION_BATCH_BYTES bytes; an Ack removes
  *    it from the spool and its task directory.  Unacknowledged results are
@@ -60,6 +66,7 @@ struct session_config {
 	size_t n_labels;
 	const struct hw_inventory *inv;
 	const struct runtime_list *runtimes;
+	bool telemetry;            /* send the devices' readings with each Poll */
 	int64_t heartbeat_ms;      /* until the coordinator names one */
 	int64_t drain_timeout_ms;
 	struct executor_config exec;
@@ -83,6 +90,13 @@ void session_drain(struct session *s);
 
 /* Kill running tasks and end now. */
 void session_stop_now(struct session *s);
+
+/* The hardware was detected again (SIGHUP): from now on the session offers
+ * inv's devices, and it registers again so the coordinator learns them
+ * (running tasks go on; they are named in the Register).  inv is borrowed
+ * like the configuration's and must outlive the session or the next call;
+ * the previous one is no longer used when this returns. */
+void session_inventory_set(struct session *s, const struct hw_inventory *inv);
 
 /* After the exit callback and once uv_run has returned.  NULL is fine. */
 void session_free(struct session *s);

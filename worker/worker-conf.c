@@ -43,6 +43,33 @@ const struct hf_conf_setting worker_conf_settings[] = {
 	  "poll interval until the coordinator names one"),
 	S("worker.drain_timeout", HF_CONF_MS, drain_timeout_ms, "5m", 0, MS_DAY, NULL,
 	  "on SIGTERM, how long running tasks may go on before they are stopped"),
+	S("devices.hide", HF_CONF_STRING, devices_hide, NULL, 0, -1, NULL,
+	  "devices not offered, as \"cuda:1,rocm:0\"; a backend alone (\"cuda\") hides all its "
+	  "devices and is not probed"),
+	S("devices.slots", HF_CONF_STRING, devices_slots, NULL, 0, -1, NULL,
+	  "tasks a device runs at once, per backend or device, as \"cuda=1,cpu=4,cuda:3=2\" "
+	  "(default 1 per accelerator, worker.slots for the CPU); more than 1 needs "
+	  "devices.shared"),
+	S("devices.shared", HF_CONF_STRING, devices_shared, "cpu", 0, -1, NULL,
+	  "devices or backends whose slots may run different tasks at once, as \"cpu,cuda:3\"; "
+	  "any other device runs one task at a time, and a benchmark always has its device alone"),
+	S("devices.declare", HF_CONF_STRING, devices_declare, NULL, 0, -1, NULL,
+	  "devices the probe cannot find or describe, as \"qnn:0:name=Hexagon HTP v75:"
+	  "memory=8GiB:arch=v75;openvino:0:name=NPU\" (fields name, memory, arch, driver, uuid, "
+	  "attr.KEY)"),
+	S("hardware.sysfs_root", HF_CONF_STRING, hw_root, NULL, 0, -1, NULL,
+	  "prefix of /sys, /proc and /dev for hardware detection (empty: this system's)"),
+	S("hardware.nvml_library", HF_CONF_STRING, nvml_library, "libnvidia-ml.so.1", 0, -1, NULL,
+	  "NVIDIA's NVML library, by name or path, for CUDA devices"),
+	S("hardware.openvino_library", HF_CONF_STRING, openvino_library, "libopenvino_c.so", 0, -1,
+	  NULL,
+	  "OpenVINO's C library, by name or path (with the default name, versioned "
+	  "libopenvino_c.so.* files in the standard directories are tried too)"),
+	S("hardware.qnn_sdk_root", HF_CONF_STRING, qnn_sdk_root, NULL, 0, -1, NULL,
+	  "QNN SDK directory whose lib/<target>/libQnnHtp.so is used (empty: $QNN_SDK_ROOT, else "
+	  "the library search path)"),
+	S("hardware.telemetry", HF_CONF_BOOL, telemetry, "true", 0, -1, NULL,
+	  "send device utilisation, memory, temperature and power with every poll"),
 	S("runner.command", HF_CONF_STRING, runner_command, NULL, 0, -1, NULL,
 	  "runner command line, split on blanks (no quoting); the worker adds "
 	  "\"--task FILE --result FILE\" or \"--probe\" (default: \"<runner.python> " HF_RUNNER_DIR
@@ -175,6 +202,11 @@ static int conf_derive(struct worker_conf *c, char *err, size_t errlen)
 	}
 	if (r < 0)
 		goto oom;
+
+	r = devconf_init(&c->devconf, c->devices_hide, c->devices_slots, c->devices_shared,
+			 c->devices_declare, (unsigned)c->slots, err, errlen);
+	if (r < 0)
+		return r;
 	return 0;
 
 oom:
@@ -213,6 +245,7 @@ void worker_conf_fini(struct worker_conf *c)
 	hf_conf_fini(worker_conf_settings, c);
 	worker_argv_free(c->runner_argv);
 	worker_labels_free(c->label_list, c->n_labels);
+	devconf_fini(&c->devconf);
 	c->runner_argv = NULL;
 	c->label_list = NULL;
 	c->n_labels = 0;

@@ -5,8 +5,9 @@
  * fills struct worker_conf from it: defaults, then the configuration file,
  * then the environment, then command-line overrides in the order given.
  * After loading, the values the rest of the worker needs in parsed form
- * (log threshold, runner argv, label list) are derived and checked here, so
- * a bad setting is refused at start with a message naming it.
+ * (log threshold, runner argv, label list, the devices.* settings as a
+ * struct devconf) are derived and checked here, so a bad setting is refused
+ * at start with a message naming it.
  *
  * Also the small pure parsers those settings need: "k=v,k=v" labels and a
  * command line split on whitespace.
@@ -22,6 +23,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "device-conf.h"
 #include "hf_conf.h"
 
 struct worker_label {
@@ -38,6 +40,15 @@ struct worker_conf {
 	char *labels;
 	int64_t heartbeat_ms;
 	int64_t drain_timeout_ms;
+	char *devices_hide;
+	char *devices_slots;
+	char *devices_shared;
+	char *devices_declare;
+	char *hw_root;
+	char *nvml_library;
+	char *openvino_library;
+	char *qnn_sdk_root;
+	bool telemetry;
 	char *runner_command;
 	char *runner_python;
 	int64_t runner_timeout_ms;
@@ -50,6 +61,7 @@ struct worker_conf {
 	char **runner_argv;              /* NULL-terminated */
 	struct worker_label *label_list;
 	size_t n_labels;
+	struct devconf devconf;          /* devices.* parsed and checked */
 };
 
 /* The settings table, terminated by an entry whose name is NULL. */

@@ -133,6 +133,7 @@ class Cluster:
         self.pg = PrivatePostgres(self.root)
         self.worker_url = 'tcp://127.0.0.1:%d' % free_port()
         self.control_url = 'tcp://127.0.0.1:%d' % free_port()
+        self.http_url = 'http://127.0.0.1:%d' % free_port()
         self.heartbeat = heartbeat
         self.lease = lease
         self.coordinator = None
@@ -142,7 +143,8 @@ class Cluster:
     def start_coordinator(self):
         self.coordinator = Daemon('coordinator-%d' % self.restarts, [
             COORDINATOR, '--database', self.pg.conninfo, '--worker-listen', self.worker_url,
-            '--control-listen', self.control_url, '--set', 'scheduler.heartbeat=' + self.heartbeat,
+            '--control-listen', self.control_url, '--http-listen', self.http_url,
+            '--set', 'scheduler.heartbeat=' + self.heartbeat,
             '--set', 'scheduler.lease_timeout=' + self.lease, '--log-level', 'info'], self.root).start()
         self.restarts += 1
         self.wait_for(lambda: self.hfctl('models', check=False).returncode == 0, 30,

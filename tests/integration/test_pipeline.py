@@ -9,9 +9,11 @@ broken acknowledgement, a lost result or a duplicate shows up.
 """
 import os
 import signal
+import subprocess
 import sys
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
@@ -119,6 +121,46 @@ class PipelineTest(unittest.TestCase):
         p = self.c.hfctl('submit', '--models', 'bert', '--batch-sizes', 'x', check=False)
         self.assertEqual(p.returncode, 2)
         self.assertEqual(self.c.pg.psql('SELECT count(*) FROM jobs'), before)
+        self._ok = True
+
+    def test_incompatible_worker_is_refused_naming_accepted_versions(self):
+        p = subprocess.run([os.environ.get('HF_OLDPEER', os.path.join(harness.BUILD, 'tests', 'integration', 'hf-oldpeer')),
+                            self.c.worker_url, '99'], capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn('protocol version 99 is not accepted', p.stdout)
+        self.assertIn('accepts versions 1 to 1', p.stdout)
+        self.assertNotIn('oldpeer', self.c.hfctl('workers').stdout)
+        self._ok = True
+
+    def test_work_no_device_can_run_is_refused_unless_asked_to_wait(self):
+        before = self.c.pg.psql('SELECT count(*) FROM jobs')
+        p = self.c.hfctl('submit', '--models', 'bert', '--backends', 'cuda', check=False)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn('no registered device can run cuda tasks', p.stderr)
+        self.assertEqual(self.c.pg.psql('SELECT count(*) FROM jobs'), before)
+        p = self.c.hfctl('submit', '--models', 'bert', '--min-memory', '100000GiB', check=False)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn('GiB needed', p.stderr)
+        job, n = submit(self.c, '--models', 'bert', '--backends', 'cuda', '--allow-waiting', '--priority', '-100')
+        self.assertEqual(n, 1)
+        time.sleep(1.0)
+        self.assertEqual(job_state(self.c, job), 'running')
+        self.assertEqual(self.c.pg.psql('SELECT state FROM tasks WHERE job_id = %d' % job), 'queued')
+        self.c.hfctl('cancel', str(job))
+        self._ok = True
+
+    def test_devices_and_metrics_show_the_fleet(self):
+        d = self.c.hfctl_json('devices')
+        self.assertEqual(sorted(x['worker_id'] for x in d['devices'] if x['backend'] == 'cpu'), ['w1', 'w2'])
+        absent = [a for a in d['absent'] if a['backend'] == 'cuda']
+        self.assertEqual(len(absent), 2)
+        self.assertTrue(all(a['reason'] for a in absent))
+        body = urllib.request.urlopen(self.c.http_url + '/metrics', timeout=10).read().decode()
+        self.assertIn('hfleet_database_up 1', body)
+        self.assertIn('hfleet_workers{state="connected"} 2', body)
+        self.assertIn('hfleet_device_memory_total_bytes{worker="w1",backend="cpu",index="0"}', body)
+        health = urllib.request.urlopen(self.c.http_url + '/healthz', timeout=10)
+        self.assertEqual(health.status, 200)
         self._ok = True
 
     def test_cancel_stops_queued_work(self):

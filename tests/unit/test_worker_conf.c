@@ -124,6 +124,50 @@ START_TEST(test_bad_settings_are_refused_naming_them)
 	assert_refused("worker.labels", "gpu", "\"worker.labels\"");
 	assert_refused("worker.nonsense", "1", "\"worker.nonsense\"");
 	assert_refused("coordinator.url", "", "\"coordinator.url\"");
+	assert_refused("devices.hide", "gpu:0", "\"devices.hide\"");
+	assert_refused("devices.slots", "cuda=2", "\"devices.slots\"");
+	assert_refused("devices.shared", "cuda:x", "\"devices.shared\"");
+	assert_refused("devices.declare", "qnn:0:memroy=8GiB", "\"devices.declare\"");
+	assert_refused("hardware.telemetry", "sometimes", "hardware.telemetry");
+}
+END_TEST
+
+START_TEST(test_device_and_hardware_settings_default_sensibly)
+{
+	struct worker_conf c = { 0 };
+	char err[256];
+
+	ck_assert_int_eq(worker_conf_load(&c, NULL, NULL, 0, err, sizeof(err)), 0);
+	ck_assert_str_eq(c.devices_shared, "cpu");
+	ck_assert_ptr_null(c.devices_hide);
+	ck_assert_str_eq(c.nvml_library, "libnvidia-ml.so.1");
+	ck_assert_str_eq(c.openvino_library, "libopenvino_c.so");
+	ck_assert_ptr_null(c.qnn_sdk_root);
+	ck_assert_ptr_null(c.hw_root);
+	ck_assert(c.telemetry);
+	ck_assert_uint_eq(c.devconf.n_shared, 1);
+	ck_assert(devconf_device_shared(&c.devconf, HF__BACKEND__BACKEND_CPU, 0));
+	ck_assert_uint_eq(devconf_device_slots(&c.devconf, HF__BACKEND__BACKEND_CPU, 0), 1);
+	worker_conf_fini(&c);
+}
+END_TEST
+
+START_TEST(test_worker_slots_above_one_need_the_cpu_shared)
+{
+	struct worker_conf c = { 0 };
+	char err[512];
+	const struct worker_conf_override ov[] = {
+		{ "worker.slots", "4", false },
+		{ "devices.shared", "cuda:3", false },
+	};
+
+	ck_assert_int_eq(worker_conf_load(&c, NULL, ov, 1, err, sizeof(err)), 0);
+	ck_assert_uint_eq(devconf_device_slots(&c.devconf, HF__BACKEND__BACKEND_CPU, 0), 4);
+	worker_conf_fini(&c);
+	memset(&c, 0, sizeof(c));
+	ck_assert_int_eq(worker_conf_load(&c, NULL, ov, 2, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "setting \"worker.slots\" gives the CPU 4 slots"));
+	worker_conf_fini(&c);
 }
 END_TEST
 
@@ -177,11 +221,15 @@ START_TEST(test_printed_configuration_loads_back_the_same)
 		{ "worker.drain_timeout", "90s", false },
 		{ "runner.kill_grace", "1500ms", false },
 		{ "runner.timeout", "2h", false },
+		{ "devices.declare", "qnn:0:name=Hexagon HTP v75:memory=8GiB;openvino:0:name=NPU", false },
+		{ "devices.shared", "cpu,cuda:3", false },
+		{ "devices.slots", "cuda:3=2", false },
+		{ "hardware.telemetry", "false", false },
 	};
 	int fd = mkstemp(path);
 	FILE *f = fdopen(fd, "w");
 
-	ck_assert_int_eq(worker_conf_load(&a, NULL, ov, 5, err, sizeof(err)), 0);
+	ck_assert_int_eq(worker_conf_load(&a, NULL, ov, 9, err, sizeof(err)), 0);
 	worker_conf_print(&a, f);
 	fclose(f);
 	ck_assert_msg(worker_conf_load(&b, path, NULL, 0, err, sizeof(err)) == 0, "%s", err);
@@ -193,6 +241,10 @@ START_TEST(test_printed_configuration_loads_back_the_same)
 	ck_assert_int_eq(b.runner_timeout_ms, 2 * 3600 * 1000);
 	ck_assert_str_eq(b.runner_command, a.runner_command);
 	ck_assert_str_eq(b.state_dir, a.state_dir);
+	ck_assert_str_eq(b.devices_declare, a.devices_declare);
+	ck_assert_uint_eq(b.devconf.n_declared, 2);
+	ck_assert_uint_eq(devconf_device_slots(&b.devconf, HF__BACKEND__BACKEND_CUDA, 3), 2);
+	ck_assert(!b.telemetry);
 	worker_conf_fini(&a);
 	worker_conf_fini(&b);
 }
@@ -253,6 +305,8 @@ int main(void)
 	tcase_add_test(tc, test_file_then_environment_then_options_in_order);
 	tcase_add_test(tc, test_label_options_add_to_the_file_and_the_last_value_wins);
 	tcase_add_test(tc, test_bad_settings_are_refused_naming_them);
+	tcase_add_test(tc, test_device_and_hardware_settings_default_sensibly);
+	tcase_add_test(tc, test_worker_slots_above_one_need_the_cpu_shared);
 	tcase_add_test(tc, test_file_errors_name_the_file_and_line);
 	tcase_add_test(tc, test_runner_python_changes_the_default_command_only);
 	tcase_add_test(tc, test_printed_configuration_loads_back_the_same);

@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "hw-cpu.h"
-#include "hw.h"
 
 #ifndef WORKER_FIXTURES
 #error "WORKER_FIXTURES must name tests/unit/fixtures"
@@ -188,24 +187,6 @@ START_TEST(test_unknown_arm_parts_still_name_the_vendor)
 }
 END_TEST
 
-START_TEST(test_inventory_offers_the_cpu_as_device_zero_with_its_slots)
-{
-	struct hw_inventory *inv = calloc(1, sizeof(*inv));
-	const struct hw_device *d;
-
-	ck_assert_int_eq(hw_inventory_detect("", 3, inv), 0);
-	ck_assert_uint_eq(inv->n_devices, 1);
-	d = hw_inventory_find(inv, HF__BACKEND__BACKEND_CPU, 0);
-	ck_assert_ptr_nonnull(d);
-	ck_assert_uint_eq(d->slots, 3);
-	ck_assert_str_eq(d->name, inv->cpu.model);
-	ck_assert_uint_eq(d->memory_bytes, inv->cpu.memory_bytes);
-	ck_assert_uint_gt(inv->cpu.threads, 0); /* the running system always has one */
-	ck_assert_ptr_null(hw_inventory_find(inv, HF__BACKEND__BACKEND_CUDA, 0));
-	free(inv);
-}
-END_TEST
-
 int main(void)
 {
 	Suite *s = suite_create("worker_cpu");
@@ -224,7 +205,6 @@ int main(void)
 	tcase_add_test(tc, test_cpulist_count_parses_ranges_and_refuses_nonsense);
 	tcase_add_test(tc, test_meminfo_needs_memtotal_in_kb);
 	tcase_add_test(tc, test_unknown_arm_parts_still_name_the_vendor);
-	tcase_add_test(tc, test_inventory_offers_the_cpu_as_device_zero_with_its_slots);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

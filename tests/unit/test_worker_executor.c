@@ -4,7 +4,8 @@
  * processes: small /bin/sh runners written to a temporary state directory,
  * run through a libuv loop.  They pin the runner contract end to end:
  * result file, exit without result, time limit with the whole process group
- * killed, cancel, output flood, a runner that cannot start.
+ * killed, cancel, output flood, a runner that cannot start, and that a
+ * runner sees exactly the devices of its task.
  */
 #include <check.h>
 #include <errno.h>
@@ -170,7 +171,7 @@ START_TEST(test_runner_result_file_is_reported_as_written)
 	struct executor *ex = make_executor(script, 1000, 65536);
 	Hf__Assignment a = assignment(1, 10);
 
-	ck_assert_int_eq(executor_start(ex, &a), 0);
+	ck_assert_int_eq(executor_start(ex, &a, NULL, 0), 0);
 	ck_assert_uint_eq(executor_count(ex, HF__BACKEND__BACKEND_CPU, 0), 1);
 	wait_results(1);
 	ck_assert_int_eq(results[0]->status, HF__TASK_STATUS__STATUS_PASSED);
@@ -199,7 +200,7 @@ START_TEST(test_task_file_and_environment_reach_the_runner)
 	char path[128], *text = NULL;
 	json_t *task;
 
-	ck_assert_int_eq(executor_start(ex, &a), 0);
+	ck_assert_int_eq(executor_start(ex, &a, NULL, 0), 0);
 	wait_results(1);
 	ck_assert_int_eq(results[0]->status, HF__TASK_STATUS__STATUS_PASSED);
 	ck_assert_str_eq(results[0]->env_json, "{\"cuda\":\"\",\"hip\":\"\",\"dev\":\"0\"}");
@@ -223,13 +224,101 @@ START_TEST(test_task_file_and_environment_reach_the_runner)
 }
 END_TEST
 
+/* A GPU as detection describes it. */
+static struct hw_device gpu(unsigned index, const char *uuid)
+{
+	struct hw_device d;
+
+	memset(&d, 0, sizeof(d));
+	d.backend = HF__BACKEND__BACKEND_CUDA;
+	d.index = index;
+	d.visible_index = -1;
+	snprintf(d.name, sizeof(d.name), "NVIDIA H100 80GB HBM3");
+	snprintf(d.uuid, sizeof(d.uuid), "%s", uuid);
+	return d;
+}
+
+START_TEST(test_cuda_runner_sees_exactly_its_gpu_and_nothing_the_worker_had)
+{
+	write_script("printf '{\"status\":\"passed\",\"env\":{\"cuda\":\"%s\",\"order\":\"%s\","
+		     "\"ze\":\"%s\",\"uuid\":\"%s\",\"name\":\"%s\",\"dev\":\"%s\"}}' "
+		     "\"${CUDA_VISIBLE_DEVICES-unset}\" \"${CUDA_DEVICE_ORDER-unset}\" "
+		     "\"${ZE_AFFINITY_MASK-unset}\" \"$HFLEET_DEVICE_UUID\" \"$HFLEET_DEVICE_NAME\" "
+		     "\"$HFLEET_DEVICE_INDEX\" > \"$HFLEET_RESULT_FILE\"");
+	setenv("CUDA_VISIBLE_DEVICES", "0,1", 1); /* the worker's own must not leak */
+	setenv("ZE_AFFINITY_MASK", "3", 1);
+	struct executor *ex = make_executor(script, 1000, 65536);
+	Hf__Assignment a = assignment(20, 10);
+	struct hw_device g = gpu(1, "GPU-4c2a7f1e-9b3d-5e8a-a1c6-0f2d3b4e5a6c");
+	const struct hw_device *devs[] = { &g };
+
+	a.backend = HF__BACKEND__BACKEND_CUDA;
+	a.device_index = 1;
+	ck_assert_int_eq(executor_start(ex, &a, devs, 1), 0);
+	ck_assert_uint_eq(executor_count(ex, HF__BACKEND__BACKEND_CUDA, 1), 1);
+	ck_assert_uint_eq(executor_count(ex, HF__BACKEND__BACKEND_CUDA, 0), 0);
+	wait_results(1);
+	ck_assert_int_eq(results[0]->status, HF__TASK_STATUS__STATUS_PASSED);
+	ck_assert_str_eq(results[0]->env_json,
+			 "{\"cuda\":\"GPU-4c2a7f1e-9b3d-5e8a-a1c6-0f2d3b4e5a6c\",\"order\":"
+			 "\"PCI_BUS_ID\",\"ze\":\"unset\",\"uuid\":\"GPU-4c2a7f1e-9b3d-5e8a-a1c6-"
+			 "0f2d3b4e5a6c\",\"name\":\"NVIDIA H100 80GB HBM3\",\"dev\":\"1\"}");
+	finish(ex);
+}
+END_TEST
+
+START_TEST(test_task_of_several_gpus_gets_all_of_them_and_counts_on_each)
+{
+	write_script("cp \"$2\" \"$DIR/seen-task.json\"\n"
+		     "printf '{\"status\":\"passed\",\"env\":{\"cuda\":\"%s\",\"all\":\"%s\"}}' "
+		     "\"$CUDA_VISIBLE_DEVICES\" \"$HFLEET_DEVICE_INDICES\" > \"$4\"");
+	struct executor *ex = make_executor(script, 1000, 65536);
+	Hf__Assignment a = assignment(21, 10);
+	uint32_t idx[] = { 2, 5 };
+	struct hw_device g2 = gpu(2, "GPU-a"), g5 = gpu(5, "GPU-b");
+	const struct hw_device *devs[] = { &g2, &g5 };
+	unsigned tasks, benchmarks;
+	char path[128], *text = NULL;
+	json_t *task;
+
+	a.backend = HF__BACKEND__BACKEND_CUDA;
+	a.kind = HF__TASK_KIND__KIND_BENCHMARK;
+	a.device_index = 2;
+	a.n_device_indices = 2;
+	a.device_indices = idx;
+	ck_assert_int_eq(executor_start(ex, &a, devs, 1), -EINVAL); /* devs must match */
+	ck_assert_int_eq(executor_start(ex, &a, devs, 2), 0);
+	executor_device_use(ex, HF__BACKEND__BACKEND_CUDA, 5, &tasks, &benchmarks);
+	ck_assert_uint_eq(tasks, 1);
+	ck_assert_uint_eq(benchmarks, 1);
+	executor_device_use(ex, HF__BACKEND__BACKEND_CUDA, 2, &tasks, &benchmarks);
+	ck_assert_uint_eq(tasks, 1);
+	executor_device_use(ex, HF__BACKEND__BACKEND_CUDA, 3, &tasks, &benchmarks);
+	ck_assert_uint_eq(tasks, 0);
+	ck_assert_uint_eq(benchmarks, 0);
+	wait_results(1);
+	ck_assert_str_eq(results[0]->env_json, "{\"cuda\":\"GPU-a,GPU-b\",\"all\":\"2,5\"}");
+	ck_assert_uint_eq(results[0]->device_index, 2);
+	snprintf(path, sizeof(path), "%s/seen-task.json", state_dir);
+	ck_assert_int_eq(hf_read_file(path, 65536, &text, NULL), 0);
+	task = json_loads(text, 0, NULL);
+	ck_assert_ptr_nonnull(task);
+	ck_assert_uint_eq(json_array_size(json_object_get(task, "device_indices")), 2);
+	ck_assert_int_eq(json_integer_value(json_array_get(json_object_get(task, "device_indices"), 1)),
+			 5);
+	json_decref(task);
+	free(text);
+	finish(ex);
+}
+END_TEST
+
 START_TEST(test_runner_exiting_without_a_result_is_an_error)
 {
 	write_script("echo 'Traceback: something broke' >&2\nexit 3");
 	struct executor *ex = make_executor(script, 1000, 65536);
 	Hf__Assignment a = assignment(3, 10);
 
-	ck_assert_int_eq(executor_start(ex, &a), 0);
+	ck_assert_int_eq(executor_start(ex, &a, NULL, 0), 0);
 	wait_results(1);
 	ck_assert_int_eq(results[0]->status, HF__TASK_STATUS__STATUS_ERROR);
 	ck_assert_str_eq(results[0]->reason, "runner exited with status 3 without writing a result");
@@ -245,7 +334,7 @@ START_TEST(test_runner_writing_garbage_is_an_invalid_result)
 	struct executor *ex = make_executor(script, 1000, 65536);
 	Hf__Assignment a = assignment(4, 10);
 
-	ck_assert_int_eq(executor_start(ex, &a), 0);
+	ck_assert_int_eq(executor_start(ex, &a, NULL, 0), 0);
 	wait_results(1);
 	ck_assert_int_eq(results[0]->status, HF__TASK_STATUS__STATUS_ERROR);
 	ck_assert_ptr_nonnull(strstr(results[0]->reason, "runner wrote an invalid result: not valid JSON"));
@@ -265,7 +354,7 @@ START_TEST(test_stale_result_of_an_earlier_run_is_not_taken)
 	struct executor *ex = make_executor(script, 1000, 65536);
 	Hf__Assignment a = assignment(5, 10);
 
-	ck_assert_int_eq(executor_start(ex, &a), 0);
+	ck_assert_int_eq(executor_start(ex, &a, NULL, 0), 0);
 	wait_results(1);
 	ck_assert_int_eq(results[0]->status, HF__TASK_STATUS__STATUS_ERROR);
 	ck_assert_str_eq(results[0]->reason, "runner exited with status 0 without writing a result");
@@ -286,7 +375,7 @@ START_TEST(test_hanging_runner_times_out_and_its_whole_group_dies)
 	Hf__Assignment a = assignment(6, 1);
 	uint64_t t0 = uv_hrtime();
 
-	ck_assert_int_eq(executor_start(ex, &a), 0);
+	ck_assert_int_eq(executor_start(ex, &a, NULL, 0), 0);
 	wait_results(1);
 	double elapsed = (double)(uv_hrtime() - t0) / 1e9;
 	ck_assert_int_eq(results[0]->status, HF__TASK_STATUS__STATUS_TIMEOUT);
@@ -310,7 +399,7 @@ START_TEST(test_processes_left_behind_by_a_finished_runner_are_killed)
 	Hf__Assignment a = assignment(13, 10);
 	uint64_t t0 = uv_hrtime();
 
-	ck_assert_int_eq(executor_start(ex, &a), 0);
+	ck_assert_int_eq(executor_start(ex, &a, NULL, 0), 0);
 	wait_results(1);
 	ck_assert_int_eq(results[0]->status, HF__TASK_STATUS__STATUS_PASSED);
 	ck_assert_msg(uv_hrtime() - t0 < 1500000000ull, "the task took %.2f s",
@@ -327,7 +416,7 @@ START_TEST(test_cancel_stops_the_runner_with_status_cancelled)
 	Hf__Assignment a = assignment(7, 60);
 	struct executor_ref ref;
 
-	ck_assert_int_eq(executor_start(ex, &a), 0);
+	ck_assert_int_eq(executor_start(ex, &a, NULL, 0), 0);
 	ck_assert_uint_eq(executor_list(ex, &ref, 1), 1);
 	ck_assert(ref.task_id == 7 && ref.attempt == 1);
 	ck_assert(!executor_stop(ex, 7, 2, HF__TASK_STATUS__STATUS_CANCELLED, "x"));
@@ -353,7 +442,7 @@ START_TEST(test_flooding_runner_does_not_grow_memory)
 	Hf__Assignment a = assignment(8, 60);
 
 	getrusage(RUSAGE_SELF, &before);
-	ck_assert_int_eq(executor_start(ex, &a), 0);
+	ck_assert_int_eq(executor_start(ex, &a, NULL, 0), 0);
 	wait_results(1);
 	getrusage(RUSAGE_SELF, &after);
 	ck_assert_int_eq(results[0]->status, HF__TASK_STATUS__STATUS_PASSED);
@@ -377,7 +466,7 @@ START_TEST(test_runner_that_cannot_start_gives_an_error_result_later)
 	Hf__Assignment a = assignment(9, 10);
 
 	ck_assert_int_eq(executor_new(&loop, &cfg, done_cb, NULL, &bad), 0);
-	ck_assert_int_eq(executor_start(bad, &a), 0);
+	ck_assert_int_eq(executor_start(bad, &a, NULL, 0), 0);
 	ck_assert_int_eq(n_results, 0); /* never from inside executor_start */
 	wait_results(1);
 	ck_assert_int_eq(results[0]->status, HF__TASK_STATUS__STATUS_ERROR);
@@ -394,10 +483,10 @@ START_TEST(test_same_attempt_twice_is_refused)
 	struct executor *ex = make_executor(script, 100, 65536);
 	Hf__Assignment a = assignment(10, 60);
 
-	ck_assert_int_eq(executor_start(ex, &a), 0);
-	ck_assert_int_eq(executor_start(ex, &a), -EEXIST);
+	ck_assert_int_eq(executor_start(ex, &a, NULL, 0), 0);
+	ck_assert_int_eq(executor_start(ex, &a, NULL, 0), -EEXIST);
 	a.attempt = 2;
-	ck_assert_int_eq(executor_start(ex, &a), 0);
+	ck_assert_int_eq(executor_start(ex, &a, NULL, 0), 0);
 	ck_assert_uint_eq(executor_size(ex), 2);
 	finish(ex); /* kills both, no results */
 	ck_assert_int_eq(n_results, 0);
@@ -412,7 +501,7 @@ START_TEST(test_close_kills_running_process_groups)
 	char path[128];
 	struct stat st;
 
-	ck_assert_int_eq(executor_start(ex, &a), 0);
+	ck_assert_int_eq(executor_start(ex, &a, NULL, 0), 0);
 	snprintf(path, sizeof(path), "%s/grandchild.pid", state_dir);
 	for (int i = 0; i < 200 && stat(path, &st) < 0; i++) { /* let it start */
 		uv_run(&loop, UV_RUN_NOWAIT);
@@ -437,7 +526,7 @@ START_TEST(test_task_directories_are_removed_on_request)
 
 	snprintf(dir, sizeof(dir), "%s/tasks/999-1/sub", state_dir); /* a leftover */
 	ck_assert_int_eq(hf_mkdir_p(dir, 0700), 0);
-	ck_assert_int_eq(executor_start(ex, &a), 0);
+	ck_assert_int_eq(executor_start(ex, &a, NULL, 0), 0);
 	wait_results(1);
 	snprintf(dir, sizeof(dir), "%s/tasks/12-1", state_dir);
 	ck_assert_int_eq(stat(dir, &st), 0);
@@ -460,6 +549,8 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_runner_result_file_is_reported_as_written);
 	tcase_add_test(tc, test_task_file_and_environment_reach_the_runner);
+	tcase_add_test(tc, test_cuda_runner_sees_exactly_its_gpu_and_nothing_the_worker_had);
+	tcase_add_test(tc, test_task_of_several_gpus_gets_all_of_them_and_counts_on_each);
 	tcase_add_test(tc, test_runner_exiting_without_a_result_is_an_error);
 	tcase_add_test(tc, test_runner_writing_garbage_is_an_invalid_result);
 	tcase_add_test(tc, test_stale_result_of_an_earlier_run_is_not_taken);

@@ -3,7 +3,8 @@
  * Tests of the worker's session (worker/session.c) against a fake
  * coordinator: an nng REP server on the same libuv loop that answers as
  * hf-coordinator does, records what it was sent, and can be told to
- * misbehave.  The runner is a /bin/sh script, so tasks really run.
+ * misbehave.  The runner is a /bin/sh script, so tasks really run.  The
+ * telemetry test detects a GPU through the stand-in NVML library.
  */
 #include <check.h>
 #include <errno.h>
@@ -47,6 +48,14 @@ static struct fake {
 
 	int n_register, n_poll, n_batch;
 	size_t register_running[8];
+	size_t register_devices[8];
+	char register_last_uuid[96], register_last_attr[128];
+	bool register_last_declared;
+	size_t register_backends;
+	char register_cuda_reason[256];
+	size_t poll_telemetry;
+	Hf__DeviceTelemetry poll_telemetry_first;
+	bool telemetry_on_every_poll;
 	uint32_t register_slots, register_protocol;
 	char register_id[64], register_label[64];
 	size_t register_runtimes;
@@ -64,6 +73,7 @@ static int exit_code;
 static bool ended;
 static struct hw_inventory inv;
 static struct runtime_list runtimes;
+static bool telemetry;
 
 /* ---- the fake coordinator ---- */
 
@@ -82,7 +92,21 @@ static void fake_register(nuv_request_t *req, const Hf__Register *r)
 	Hf__Error e = HF__ERROR__INIT;
 
 	ck_assert_int_lt(fake.n_register, 8);
+	fake.register_devices[fake.n_register] = r->n_devices;
 	fake.register_running[fake.n_register++] = r->n_running;
+	if (r->n_devices) {
+		const Hf__Device *d = r->devices[r->n_devices - 1];
+		snprintf(fake.register_last_uuid, sizeof(fake.register_last_uuid), "%s", d->uuid);
+		fake.register_last_declared = d->declared;
+		if (d->n_attrs)
+			snprintf(fake.register_last_attr, sizeof(fake.register_last_attr), "%s=%s",
+				 d->attrs[0]->key, d->attrs[0]->value);
+	}
+	fake.register_backends = r->n_backends;
+	for (size_t i = 0; i < r->n_backends; i++)
+		if (r->backends[i]->backend == HF__BACKEND__BACKEND_CUDA)
+			snprintf(fake.register_cuda_reason, sizeof(fake.register_cuda_reason), "%s",
+				 r->backends[i]->reason);
 	snprintf(fake.register_id, sizeof(fake.register_id), "%s", r->worker_id);
 	fake.register_protocol = r->protocol_version;
 	fake.register_slots = r->n_devices ? r->devices[0]->slots : 0;
@@ -121,6 +145,12 @@ static void fake_poll(nuv_request_t *req, const Hf__Poll *p)
 		fake.saw_draining = true;
 		fake.draining_free = p->n_free ? p->free[0]->free_slots : 99;
 	}
+	if (n == 0)
+		fake.telemetry_on_every_poll = true;
+	fake.telemetry_on_every_poll = fake.telemetry_on_every_poll && p->n_telemetry > 0;
+	fake.poll_telemetry = p->n_telemetry;
+	if (p->n_telemetry)
+		fake.poll_telemetry_first = *p->telemetry[0];
 	if (fake.on_poll)
 		fake.on_poll(n, p);
 	if (n < 64 && fake.forget_at_poll[n]) {
@@ -239,6 +269,10 @@ static void setup(void)
 	inv.cpu.threads = 4;
 	inv.devices[0].backend = HF__BACKEND__BACKEND_CPU;
 	inv.devices[0].slots = 1;
+	inv.devices[0].shared = true; /* as detection makes the CPU */
+	inv.devices[0].visible_index = -1;
+	for (int b = 0; b < HW_N_BACKENDS; b++)
+		inv.backends[b].backend = (Hf__Backend)(b + 1);
 	snprintf(inv.devices[0].name, sizeof(inv.devices[0].name), "Test CPU");
 	inv.n_devices = 1;
 	memset(&runtimes, 0, sizeof(runtimes));
@@ -246,6 +280,7 @@ static void setup(void)
 	ended = false;
 	exit_code = -1;
 	session = NULL;
+	telemetry = false;
 }
 
 static void teardown(void)
@@ -278,6 +313,7 @@ static void start_session(unsigned slots, int64_t drain_timeout_ms)
 		.n_labels = 1,
 		.inv = &inv,
 		.runtimes = &runtimes,
+		.telemetry = telemetry,
 		.heartbeat_ms = 50,
 		.drain_timeout_ms = drain_timeout_ms,
 		.exec = { .argv = argv, .state_dir = state_dir, .default_timeout_ms = 10000,
@@ -560,6 +596,182 @@ START_TEST(test_registers_once_the_coordinator_appears)
 }
 END_TEST
 
+/* A GPU that is not shared, as detection offers one. */
+static void add_gpu(struct hw_inventory *to, unsigned index, const char *uuid)
+{
+	struct hw_device *d = hw_inventory_device_add(to, HF__BACKEND__BACKEND_CUDA, index);
+
+	ck_assert_ptr_nonnull(d);
+	snprintf(d->name, sizeof(d->name), "NVIDIA H100 80GB HBM3");
+	snprintf(d->uuid, sizeof(d->uuid), "%s", uuid);
+	snprintf(d->driver, sizeof(d->driver), "570.124.06");
+	hw_device_attr_set(d, "compute_capability", "9.0");
+}
+
+START_TEST(test_register_describes_every_device_and_backend)
+{
+	add_gpu(&inv, 0, "GPU-test-0");
+	inv.devices[1].declared = true;
+	hw_status_absent(&inv.backends[HF__BACKEND__BACKEND_ROCM - 1], "no KFD topology");
+	snprintf(inv.backends[HF__BACKEND__BACKEND_CUDA - 1].reason, 256, "%s", "");
+	inv.backends[HF__BACKEND__BACKEND_CUDA - 1].present = true;
+	fake_start();
+	start_session(1, 5000);
+	while (fake.n_poll < 1)
+		uv_run(&loop, UV_RUN_ONCE);
+	session_drain(session);
+	run_to_end();
+	ck_assert_uint_eq(fake.register_devices[0], 2);
+	ck_assert_str_eq(fake.register_last_uuid, "GPU-test-0");
+	ck_assert_str_eq(fake.register_last_attr, "compute_capability=9.0");
+	ck_assert(fake.register_last_declared);
+	ck_assert_uint_eq(fake.register_backends, HW_N_BACKENDS);
+	ck_assert_str_eq(fake.register_cuda_reason, "");
+}
+END_TEST
+
+/* The benchmark's device offers nothing while it runs, all once it ended. */
+static int polls_busy_zero, polls_busy_other, polls_idle_full;
+
+static void record_cpu_free(int n, const Hf__Poll *p)
+{
+	if (n == 0 || p->draining)
+		return;
+	if (p->n_running > 0) {
+		if (p->free[0]->free_slots == 0)
+			polls_busy_zero++;
+		else
+			polls_busy_other++;
+	} else if (p->free[0]->free_slots == 2) {
+		polls_idle_full++;
+	}
+}
+
+START_TEST(test_a_running_benchmark_leaves_its_device_no_free_slot)
+{
+	Hf__Assignment *a = assignment(30, 1);
+
+	write_script("sleep 0.4\nprintf '{\"status\":\"passed\"}' > \"$4\"");
+	a->kind = HF__TASK_KIND__KIND_BENCHMARK;
+	fake.assign_at_poll[0][0] = a;
+	fake.on_poll = record_cpu_free;
+	fake.on_result = drain_now;
+	polls_busy_zero = polls_busy_other = polls_idle_full = 0;
+	fake_start();
+	start_session(2, 5000);
+	run_to_end();
+	ck_assert_int_eq(fake.results[0].status, HF__TASK_STATUS__STATUS_PASSED);
+	ck_assert_int_gt(polls_busy_zero, 0);
+	ck_assert_int_eq(polls_busy_other, 0);
+	ck_assert_int_gt(polls_idle_full, 0);
+}
+END_TEST
+
+START_TEST(test_a_second_task_on_a_busy_unshared_gpu_is_refused_at_once)
+{
+	Hf__Assignment *a = assignment(31, 1), *b = assignment(32, 1);
+
+	add_gpu(&inv, 0, "GPU-test-0");
+	/* The runner checks that it was given exactly this GPU. */
+	write_script("sleep 0.3\n"
+		     "if [ \"$CUDA_VISIBLE_DEVICES\" = GPU-test-0 ]; then\n"
+		     "  printf '{\"status\":\"passed\"}' > \"$4\"\n"
+		     "else\n"
+		     "  printf '{\"status\":\"failed\",\"reason\":\"saw %s\"}' \"$CUDA_VISIBLE_DEVICES\" > \"$4\"\n"
+		     "fi");
+	a->backend = b->backend = HF__BACKEND__BACKEND_CUDA;
+	fake.assign_at_poll[0][0] = a;
+	fake.assign_at_poll[0][1] = b;
+	fake_start();
+	start_session(4, 5000);
+	while (fake.n_results < 2)
+		uv_run(&loop, UV_RUN_ONCE);
+	session_drain(session);
+	run_to_end();
+	ck_assert_uint_eq(fake.results[0].task_id, 32);
+	ck_assert_int_eq(fake.results[0].status, HF__TASK_STATUS__STATUS_ERROR);
+	ck_assert_str_eq(fake.results[0].reason,
+			 "device cuda:0 already runs a task and is not shared (see devices.shared)");
+	ck_assert_uint_eq(fake.results[1].task_id, 31);
+	ck_assert_msg(fake.results[1].status == HF__TASK_STATUS__STATUS_PASSED, "%s",
+		      fake.results[1].reason);
+}
+END_TEST
+
+START_TEST(test_polls_carry_the_telemetry_of_devices_that_have_it)
+{
+	struct hw_inventory *det = calloc(1, sizeof(*det));
+	struct hw_options opt = {
+		.root = WORKER_FIXTURES "/cpu-x86-xeon",
+		.machine = "x86_64",
+		.nvml_library = NVML_STANDIN,
+		.openvino_library = "/nonexistent/libopenvino_c.so",
+		.qnn_sdk_root = WORKER_FIXTURES "/cpu-x86-xeon",
+		.cpu_slots = 1,
+	};
+
+	ck_assert_ptr_nonnull(det);
+	setenv("HFLEET_NVML_STANDIN", WORKER_FIXTURES "/nvml/one-h100.ini", 1);
+	ck_assert_int_eq(hw_inventory_detect(&opt, det), 0);
+	inv = *det; /* the session reads the static inventory */
+	telemetry = true;
+	fake_start();
+	start_session(1, 5000);
+	while (fake.n_poll < 3)
+		uv_run(&loop, UV_RUN_ONCE);
+	session_drain(session);
+	run_to_end();
+	ck_assert(fake.telemetry_on_every_poll);
+	ck_assert_uint_eq(fake.poll_telemetry, 1); /* the GPU; the CPU has none */
+	ck_assert_uint_eq(fake.poll_telemetry_first.backend, HF__BACKEND__BACKEND_CUDA);
+	ck_assert_uint_eq(fake.poll_telemetry_first.index, 0);
+	ck_assert_float_eq(fake.poll_telemetry_first.utilization_pct, 37.0f);
+	ck_assert_uint_eq(fake.poll_telemetry_first.memory_used_bytes, 524288000);
+	ck_assert_float_eq(fake.poll_telemetry_first.temperature_c, 41.0f);
+	hw_inventory_fini(det);
+	free(det);
+}
+END_TEST
+
+START_TEST(test_telemetry_can_be_turned_off)
+{
+	add_gpu(&inv, 0, "GPU-test-0");
+	telemetry = false;
+	fake_start();
+	start_session(1, 5000);
+	while (fake.n_poll < 2)
+		uv_run(&loop, UV_RUN_ONCE);
+	session_drain(session);
+	run_to_end();
+	ck_assert_uint_eq(fake.poll_telemetry, 0);
+}
+END_TEST
+
+START_TEST(test_new_hardware_is_registered_again_while_tasks_run)
+{
+	static struct hw_inventory inv2;
+
+	write_script("sleep 0.5\nprintf '{\"status\":\"passed\"}' > \"$4\"");
+	fake.assign_at_poll[0][0] = assignment(33, 1);
+	fake.on_result = drain_now;
+	fake_start();
+	start_session(1, 5000);
+	while (fake.n_poll < 2)
+		uv_run(&loop, UV_RUN_ONCE);
+	inv2 = inv;
+	add_gpu(&inv2, 0, "GPU-new-0");
+	session_inventory_set(session, &inv2);
+	run_to_end();
+	ck_assert_int_eq(fake.n_register, 2);
+	ck_assert_uint_eq(fake.register_devices[0], 1);
+	ck_assert_uint_eq(fake.register_devices[1], 2);
+	ck_assert_uint_eq(fake.register_running[1], 1); /* the task runs on */
+	ck_assert_str_eq(fake.register_last_uuid, "GPU-new-0");
+	ck_assert_int_eq(fake.n_results, 1);
+	ck_assert_int_eq(fake.results[0].status, HF__TASK_STATUS__STATUS_PASSED);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("worker_session");
@@ -578,6 +790,12 @@ int main(void)
 	tcase_add_test(tc, test_drain_timeout_stops_tasks_as_errors);
 	tcase_add_test(tc, test_unacknowledged_results_are_sent_again_after_a_restart);
 	tcase_add_test(tc, test_registers_once_the_coordinator_appears);
+	tcase_add_test(tc, test_register_describes_every_device_and_backend);
+	tcase_add_test(tc, test_a_running_benchmark_leaves_its_device_no_free_slot);
+	tcase_add_test(tc, test_a_second_task_on_a_busy_unshared_gpu_is_refused_at_once);
+	tcase_add_test(tc, test_polls_carry_the_telemetry_of_devices_that_have_it);
+	tcase_add_test(tc, test_telemetry_can_be_turned_off);
+	tcase_add_test(tc, test_new_hardware_is_registered_again_while_tasks_run);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
