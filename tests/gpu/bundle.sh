@@ -21,9 +21,12 @@ rm -rf "$out/pg/usr/lib/postgresql/15/lib/llvmjit"* "$out/pg/usr/lib/postgresql/
 
 libs() {
   ldd "$@" 2>/dev/null | awk '/=> \// {print $3}' | sort -u |
-    grep -vE '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*|libresolv)\.so'
+    grep -vE '/(libc|libm|libpthread|libdl|librt|ld-linux[^/]*|libresolv|libstdc\+\+|libgcc_s)\.so'  || true
 }
 for f in "$out"/bin/* "$out"/pg/usr/lib/postgresql/15/bin/{postgres,initdb,pg_ctl,psql} ; do
   libs "$f"
 done | sort -u | while read -r l; do cp -L "$l" "$out/lib/"; done
+# The tree that travels is limited: ship it compressed.
+tar -C "$out" -cJf "$root/.carry.tar.xz" bin lib pg
+rm -rf "$out"; mkdir -p "$out"; mv "$root/.carry.tar.xz" "$out/bundle.tar.xz"
 du -sh "$out"

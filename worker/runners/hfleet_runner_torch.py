@@ -836,6 +836,20 @@ def run_task(task: dict) -> dict:
         dtype = resolve_dtype(torch, device, task["precision"])
     except Skip as exc:
         return lib.make_result("skipped", str(exc), env=env)
+    # What the worker made visible, and what torch sees through it: proof
+    # that the task ran on exactly the device it was given.
+    for var in ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HFLEET_DEVICE_UUID"):
+        if os.environ.get(var) is not None:
+            env[var.lower()] = os.environ[var]
+    if task["backend"] in ("cuda", "rocm"):
+        try:
+            env["torch_device_count"] = int(torch.cuda.device_count())
+            props = torch.cuda.get_device_properties(0)
+            uuid = getattr(props, "uuid", None)
+            if uuid is not None:
+                env["torch_device_uuid"] = "GPU-" + str(uuid)
+        except Exception:  # noqa: BLE001 - informational only
+            pass
 
     ctx = {"torch": torch, "device": device, "dtype": dtype, "task": task, "start": start}
     seq_for_config = task["seq_len"] if task["kind"] == "benchmark" else min(task["seq_len"], lib.TEST_SEQ_LEN_CAP)
