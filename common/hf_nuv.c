@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -374,7 +375,21 @@ int nuv_client_open(uv_loop_t *loop, const char *url, size_t recv_max, nuv_clien
 		nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, recv_max);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 100);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 2000);
-	rv = nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK);
+	/* Several addresses (a coordinator and its standby): dial them all; only
+	 * the active one listens, and requests go to whichever is connected. */
+	char *copy = strdup(url), *save = NULL;
+	if (!copy) {
+		nng_close(c->sock);
+		rv = NNG_ENOMEM;
+		goto fail;
+	}
+	rv = NNG_EADDRINVAL;
+	for (char *one = strtok_r(copy, ", ", &save); one; one = strtok_r(NULL, ", ", &save)) {
+		rv = nng_dial(c->sock, one, NULL, NNG_FLAG_NONBLOCK);
+		if (rv != 0)
+			break;
+	}
+	free(copy);
 	if (rv != 0) {
 		nng_close(c->sock);
 		goto fail;

@@ -54,8 +54,9 @@ void nuv_reply(nuv_request_t *req, nng_msg *reply);
  * dropped; the caller must not answer them afterwards.  NULL is fine. */
 void nuv_server_close(nuv_server_t *srv);
 
-/* Opens a REQ socket dialling url; connection happens (and is retried) in
- * the background. */
+/* Opens a REQ socket dialling url, or each of a comma-separated list of
+ * urls (a coordinator and its standby); connection happens (and is retried)
+ * in the background, and calls go to whichever peer is connected. */
 int nuv_client_open(uv_loop_t *loop, const char *url, size_t recv_max, nuv_client_t **ret_client);
 
 /* Sends msg and calls cb with the reply.  Takes msg in all cases.  timeout_ms

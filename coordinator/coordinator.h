@@ -73,6 +73,9 @@ int coord_http_start(struct coord *c, const char *url);
 void coord_http_refresh(struct coord *c);
 void coord_http_stop(struct coord *c);
 
+/* main.c: begins an orderly stop (idempotent). */
+void coord_shutdown(struct coord *c);
+
 /* Replies to req with an Error envelope. */
 void coord_reply_error(nuv_request_t *req, Hf__ErrorCode code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -26,6 +26,9 @@
 
 /* Serialises schema migrations between coordinators sharing a database. */
 #define DB_MIGRATION_LOCK 0x68666c01
+/* Held, for as long as its connection lives, by the one active coordinator;
+ * a standby waits for it. */
+#define DB_ACTIVE_LOCK "1751543298"
 
 /* At most this many operations share one transaction. */
 #define DB_BATCH_MAX 512
@@ -45,6 +48,8 @@ struct db {
 	bool stopping;                     /* under mu */
 	uv_async_t async;
 	atomic_bool healthy;
+	bool active;                       /* holds the active-coordinator lock */
+	atomic_bool lost_active;           /* reconnected but another coordinator took over */
 	int64_t next_connect_ms;
 	int backoff_ms;
 };
@@ -215,7 +220,22 @@ static int db_ensure_connected(struct db *db, struct db_op *op)
 		return -ENOTCONN;
 	}
 	PQsetNoticeProcessor(db->conn, NULL, NULL);
-	PQexec(db->conn, "SET client_min_messages = warning");
+	PQclear(PQexec(db->conn, "SET client_min_messages = warning"));
+	if (db->active) {
+		/* A new session: the active lock went with the old one.  If a standby
+		 * took it meanwhile, this coordinator must not go on. */
+		PGresult *res = PQexec(db->conn, "SELECT pg_try_advisory_lock(" DB_ACTIVE_LOCK ")");
+		bool got = res && PQresultStatus(res) == PGRES_TUPLES_OK && PQgetvalue(res, 0, 0)[0] == 't';
+		PQclear(res);
+		if (!got) {
+			op_error(op, "another coordinator became active while the database connection was lost");
+			atomic_store(&db->lost_active, true);
+			PQfinish(db->conn);
+			db->conn = NULL;
+			db->next_connect_ms = hf_mono_ms() + 1000;
+			return -ENOTCONN;
+		}
+	}
 	if (!atomic_exchange(&db->healthy, true))
 		log_info("connected to the database");
 	db->backoff_ms = 0;
@@ -424,9 +444,47 @@ static int recover(struct db *db, struct db_op *op)
 	return 0;
 }
 
+/* Waits until this coordinator holds the active lock (a standby waits here
+ * until the active one's session ends). */
+static int become_active(struct db *db, struct db_op *op)
+{
+	bool said = false;
+
+	for (;;) {
+		PGresult *res = NULL;
+		int r = db_exec(db, op, "SELECT pg_try_advisory_lock(" DB_ACTIVE_LOCK ")", NULL,
+				PGRES_TUPLES_OK, &res);
+		if (r < 0)
+			return r;
+		bool got = PQgetvalue(res, 0, 0)[0] == 't';
+		PQclear(res);
+		if (got) {
+			db->active = true;
+			if (said)
+				log_info("the active coordinator is gone: taking over");
+			return 0;
+		}
+		if (!said)
+			log_info("standby: another coordinator is active on this database; waiting to take over");
+		said = true;
+		pthread_mutex_lock(&db->mu);
+		bool stop = db->stopping;
+		pthread_mutex_unlock(&db->mu);
+		if (stop) {
+			op_error(op, "stopped while standing by");
+			return -ECANCELED;
+		}
+		struct timespec ts = { 0, 250 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
 static int run_start(struct db *db, struct db_op *op)
 {
-	int r = migrate(db, op);
+	int r = become_active(db, op);
+	if (r < 0)
+		return r;
+	r = migrate(db, op);
 	if (r < 0)
 		return r;
 	r = db_cmd(db, op, "BEGIN");
@@ -1348,6 +1406,7 @@ int db_open(uv_loop_t *loop, const char *conninfo, struct db **ret_db)
 	pthread_mutex_init(&db->mu, NULL);
 	pthread_cond_init(&db->cond, NULL);
 	atomic_init(&db->healthy, false);
+	atomic_init(&db->lost_active, false);
 	uv_async_init(loop, &db->async, db_async_cb);
 	db->async.data = db;
 	if (pthread_create(&db->thread, NULL, db_thread_main, db) != 0) {
@@ -1378,6 +1437,11 @@ void db_submit(struct db *db, struct db_op *op)
 bool db_healthy(struct db *db)
 {
 	return atomic_load(&db->healthy);
+}
+
+bool db_lost_active(struct db *db)
+{
+	return atomic_load(&db->lost_active);
 }
 
 static void db_free_cb(uv_handle_t *h)

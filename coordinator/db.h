@@ -178,6 +178,10 @@ void db_submit(struct db *db, struct db_op *op);
  * thread. */
 bool db_healthy(struct db *db);
 
+/* True once the connection was re-established but another coordinator
+ * had become active meanwhile: this one must stop.  Any thread. */
+bool db_lost_active(struct db *db);
+
 /* Stops the thread after it finished what was queued and runs the
  * remaining done callbacks.  Loop thread; NULL is fine. */
 void db_close(struct db *db);

@@ -41,7 +41,6 @@ static void usage(FILE *f)
 		"  -h, --help               this help\n");
 }
 
-static void shutdown_begin(struct coord *c);
 
 enum {
 	OPT_DB = 256,
@@ -60,7 +59,7 @@ static void signal_cb(uv_signal_t *h, int signum)
 {
 	struct coord *c = h->data;
 	log_info("received %s, shutting down", strsignal(signum));
-	shutdown_begin(c);
+	coord_shutdown(c);
 }
 
 static void start_done(struct db_op *op)
@@ -71,8 +70,10 @@ static void start_done(struct db_op *op)
 	int r;
 
 	if (op->rc < 0) {
-		log_error("could not prepare the database: %s", op->err);
-		c->exit_code = 1;
+		if (!c->stopping) {
+			log_error("could not prepare the database: %s", op->err);
+			c->exit_code = 1;
+		}
 		goto fail;
 	}
 	for (size_t i = 0; i < op->u.start.n_jobs; i++) {
@@ -143,7 +144,7 @@ static void start_done(struct db_op *op)
 	if (r < 0) {
 		log_error("could not listen for workers on \"%s\": %s", c->conf.worker_listen, strerror(-r));
 		c->exit_code = 1;
-		shutdown_begin(c);
+		coord_shutdown(c);
 		return;
 	}
 	r = nuv_server_open(c->loop, c->conf.control_listen, 16, 16u << 20, control_api_request_cb, c,
@@ -151,14 +152,14 @@ static void start_done(struct db_op *op)
 	if (r < 0) {
 		log_error("could not listen for hfctl on \"%s\": %s", c->conf.control_listen, strerror(-r));
 		c->exit_code = 1;
-		shutdown_begin(c);
+		coord_shutdown(c);
 		return;
 	}
 	r = coord_http_start(c, c->conf.http_listen);
 	if (r < 0) {
 		log_error("could not serve HTTP on \"%s\": %s", c->conf.http_listen, strerror(-r));
 		c->exit_code = 1;
-		shutdown_begin(c);
+		coord_shutdown(c);
 		return;
 	}
 	uv_timer_start(&c->lease_timer, leases_tick_cb, 250, 250);
@@ -172,10 +173,10 @@ fail:
 	free(op->u.start.jobs);
 	free(op->u.start.tasks);
 	free(op);
-	shutdown_begin(c);
+	coord_shutdown(c);
 }
 
-static void shutdown_begin(struct coord *c)
+void coord_shutdown(struct coord *c)
 {
 	if (c->stopping)
 		return;

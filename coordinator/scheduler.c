@@ -125,6 +125,22 @@ static void job_release(struct sched *s, struct sched_job *job)
 	}
 }
 
+/* Moves job behind the other jobs of its priority (fair share). */
+static void job_rotate(struct sched *s, struct sched_job *job)
+{
+	struct sched_job **pp = &s->jobs;
+	while (*pp && *pp != job)
+		pp = &(*pp)->next;
+	if (!*pp || !job->next || job->next->priority != job->priority)
+		return;
+	*pp = job->next;
+	struct sched_job *last = job->next;
+	while (last->next && last->next->priority == job->priority)
+		last = last->next;
+	job->next = last->next;
+	last->next = job;
+}
+
 /* ---- heap ---- */
 
 /* Within a job's queue, tasks run in submission order. */
@@ -240,6 +256,7 @@ static bool move_to(struct sched *s, struct sched_task *t, enum sched_state st)
 	if (was_queued && st != SCHED_QUEUED) {
 		heap_remove(heap_of(s, t), t);
 		out_link(s, t);
+		t->job->running++;
 	} else if (!was_queued && st == SCHED_QUEUED) {
 		out_unlink(s, t);
 		if (!heap_push(heap_of(s, t), t)) {
@@ -247,6 +264,7 @@ static bool move_to(struct sched *s, struct sched_task *t, enum sched_state st)
 			t->state = SCHED_EXPIRING;
 			return false;
 		}
+		t->job->running--;
 	}
 	t->state = st;
 	return true;
@@ -307,6 +325,7 @@ struct sched_task *sched_task_add(struct sched *s, const struct sched_task *tmpl
 		}
 	} else {
 		out_link(s, t);
+		job->running++;
 	}
 	h = hash_id(t->id, s->nbuckets);
 	t->hnext = s->buckets[h];
@@ -327,12 +346,14 @@ size_t sched_take(struct sched *s, Hf__Backend backend, const char *worker_id,
 		return 0;
 	for (struct sched_job *job = s->jobs; job && n < max;) {
 		struct heap *h = &job->q[b];
-		if (h->n == 0 || (fits && !fits(h->v[0], arg))) {
+		if (h->n == 0 || (job->max_running && job->running >= job->max_running) ||
+		    (fits && !fits(h->v[0], arg))) {
 			job = job->next;
 			continue;
 		}
 		struct sched_task *t = h->v[0];
 		move_to(s, t, SCHED_GRANTING);
+		job_rotate(s, job);
 		t->attempt++;
 		hf_strlcpy(t->worker_id, worker_id, sizeof(t->worker_id));
 		t->device_index = device_index;
@@ -341,6 +362,7 @@ size_t sched_take(struct sched *s, Hf__Backend backend, const char *worker_id,
 			t->n_devices = 1;
 		}
 		out[n++] = t;
+		job = s->jobs; /* the next task goes to whoever is first now */
 	}
 	return n;
 }
@@ -386,10 +408,12 @@ void sched_remove(struct sched *s, struct sched_task *t)
 		pp = &(*pp)->hnext;
 	if (*pp)
 		*pp = t->hnext;
-	if (t->state == SCHED_QUEUED)
+	if (t->state == SCHED_QUEUED) {
 		heap_remove(heap_of(s, t), t);
-	else
+	} else {
 		out_unlink(s, t);
+		t->job->running--;
+	}
 	s->ntasks--;
 	job_release(s, t->job);
 	free(t);

@@ -8,9 +8,12 @@
  *
  * Queues: each job keeps one queue per backend (a binary heap by task id,
  * so its tasks run in submission order); jobs are kept in order of priority
- * (higher first), then age.  Matching walks the jobs in that order and asks
- * the caller whether the best queued task of each fits the device at hand,
- * so per-job requirements never block another job's tasks.
+ * (higher first).  Matching walks the jobs in that order and asks the
+ * caller whether the best queued task of each fits the device at hand, so
+ * per-job requirements never block another job's tasks.  Jobs of equal
+ * priority share fairly: the job that just got a task moves behind the
+ * others of its priority, so one huge job cannot starve a small one.  A job
+ * with max_running set never has more tasks out of the queue than that.
  *
  * Task states here:
  *   SCHED_QUEUED    in its backend's heap
@@ -55,6 +58,8 @@ struct sched_job {
 	uint64_t id;
 	int32_t priority;
 	size_t live;               /* tasks of this job in memory */
+	size_t running;            /* of those, out of the queues (granting, leased, ...) */
+	uint32_t max_running;      /* 0: no cap */
 	void *data;                /* the owner's (requirements); freed by the owner */
 	void (*data_free)(void *data);
 	/* internal */

@@ -224,6 +224,12 @@ void telemetry_sample_cb(uv_timer_t *timer)
 	struct coord *c = timer->data;
 	int64_t now = hf_mono_ms();
 
+	if (c->db && db_lost_active(c->db)) {
+		log_error("another coordinator is active now: stopping this one");
+		c->exit_code = 1;
+		coord_shutdown(c);
+		return;
+	}
 	coord_http_refresh(c);
 	if (c->http && now - c->http->last_sample_ms < c->conf.telemetry_sample_ms)
 		return;

@@ -19,7 +19,7 @@ run_suites() {
     meson setup "$dir" -Dwerror=true "$@" >/dev/null
   fi
   ninja -C "$dir"
-  meson test -C "$dir" --print-errorlogs --suite unit --suite runner --suite integration
+  meson test -C "$dir" --print-errorlogs --suite unit --suite runner --suite integration --suite faults
 }
 
 echo "== build and test =="

@@ -51,7 +51,7 @@ START_TEST(test_take_matches_backend_only)
 }
 END_TEST
 
-START_TEST(test_higher_priority_then_older_job_then_task_order)
+START_TEST(test_higher_priority_first_then_equal_jobs_take_turns)
 {
 	struct sched *s = sched_new();
 	struct sched_task *out[8];
@@ -66,11 +66,11 @@ START_TEST(test_higher_priority_then_older_job_then_task_order)
 		sched_task_add(s, &t);
 	}
 	ck_assert_uint_eq(sched_take(s, CPU, "w", 0, 5, NULL, NULL, out), 5);
-	ck_assert_uint_eq(out[0]->id, 21);
+	ck_assert_uint_eq(out[0]->id, 21); /* priority 10 first, in task order */
 	ck_assert_uint_eq(out[1]->id, 22);
-	ck_assert_uint_eq(out[2]->id, 11);
-	ck_assert_uint_eq(out[3]->id, 12);
-	ck_assert_uint_eq(out[4]->id, 31);
+	ck_assert_uint_eq(out[2]->id, 11); /* then jobs 1 and 3 (priority 0) by turns */
+	ck_assert_uint_eq(out[3]->id, 31);
+	ck_assert_uint_eq(out[4]->id, 12);
 	sched_free(s);
 }
 END_TEST
@@ -173,12 +173,60 @@ START_TEST(test_collect_job_and_cancelling)
 }
 END_TEST
 
+START_TEST(test_job_concurrency_cap_holds)
+{
+	struct sched *s = sched_new();
+	struct sched_task t, *out[8];
+
+	struct sched_job *j = sched_job_add(s, 1, 0);
+	j->max_running = 2;
+	for (uint64_t i = 1; i <= 5; i++) {
+		t = mk(i, 1, CPU);
+		sched_task_add(s, &t);
+	}
+	ck_assert_uint_eq(sched_take(s, CPU, "w", 0, 8, NULL, NULL, out), 2);
+	ck_assert_uint_eq(j->running, 2);
+	ck_assert_uint_eq(sched_take(s, CPU, "w", 0, 8, NULL, NULL, out), 0);
+	sched_remove(s, out[0]); /* one finished */
+	ck_assert_uint_eq(j->running, 1);
+	ck_assert_uint_eq(sched_take(s, CPU, "w", 0, 8, NULL, NULL, out), 1);
+	sched_free(s);
+}
+END_TEST
+
+START_TEST(test_big_job_does_not_starve_small_one)
+{
+	struct sched *s = sched_new();
+	struct sched_task t, *out[64];
+	size_t small = 0;
+
+	sched_job_add(s, 1, 0); /* 1000 tasks, submitted first */
+	sched_job_add(s, 2, 0); /* 10 tasks */
+	for (uint64_t i = 1; i <= 1000; i++) {
+		t = mk(i, 1, CPU);
+		sched_task_add(s, &t);
+	}
+	for (uint64_t i = 1001; i <= 1010; i++) {
+		t = mk(i, 2, CPU);
+		sched_task_add(s, &t);
+	}
+	size_t n = sched_take(s, CPU, "w", 0, 20, NULL, NULL, out);
+	ck_assert_uint_eq(n, 20);
+	for (size_t i = 0; i < n; i++)
+		small += out[i]->job_id == 2;
+	ck_assert_uint_eq(small, 10); /* by turns: all ten of the small job in the first twenty */
+	sched_free(s);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("scheduler");
 	TCase *tc = tcase_create("scheduler");
 	tcase_add_test(tc, test_take_matches_backend_only);
-	tcase_add_test(tc, test_higher_priority_then_older_job_then_task_order);
+	tcase_add_test(tc, test_higher_priority_first_then_equal_jobs_take_turns);
+	tcase_add_test(tc, test_job_concurrency_cap_holds);
+	tcase_add_test(tc, test_big_job_does_not_starve_small_one);
 	tcase_add_test(tc, test_lease_renew_and_expiry);
 	tcase_add_test(tc, test_remove_releases_job_when_last_task_goes);
 	tcase_add_test(tc, test_many_tasks_keep_heap_and_hash_consistent);
