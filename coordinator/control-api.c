@@ -59,6 +59,8 @@ static void submit_done(struct db_op *op)
 	} else {
 		job->data = q->match;
 		job->data_free = (void (*)(void *))match_req_free;
+		job->max_running = plan->max_running;
+		job->max_retries = plan->max_retries;
 		q->match = NULL;
 		for (size_t i = 0; i < plan->n_tasks; i++) {
 			const struct task_spec *ts = &plan->tasks[i];
@@ -188,7 +190,29 @@ static void cancel_done(struct db_op *op)
 		return;
 	}
 	if (!op->u.cancel.found) {
-		coord_reply_error(q->req, HF__ERROR_CODE__ERR_NOT_FOUND, "no job %" PRIu64, job_id);
+		if (op->u.cancel.task_id)
+			coord_reply_error(q->req, HF__ERROR_CODE__ERR_NOT_FOUND, "no task %" PRIu64,
+					  op->u.cancel.task_id);
+		else
+			coord_reply_error(q->req, HF__ERROR_CODE__ERR_NOT_FOUND, "no job %" PRIu64, job_id);
+		control_req_free(q);
+		return;
+	}
+	if (op->u.cancel.task_id) {
+		struct sched_task *t = sched_task_find(c->sched, op->u.cancel.task_id);
+		if (t && op->u.cancel.n_cancelled) {
+			if (t->state == SCHED_LEASED || t->state == SCHED_GRANTING)
+				sched_cancelling(c->sched, t);
+			else if (t->state != SCHED_CANCELLING)
+				sched_remove(c->sched, t);
+		}
+		log_info("task %" PRIu64 " cancelled", op->u.cancel.task_id);
+		Hf__Envelope env = HF__ENVELOPE__INIT;
+		Hf__CancelReply cr = HF__CANCEL_REPLY__INIT;
+		cr.cancelled = op->u.cancel.n_cancelled;
+		env.body_case = HF__ENVELOPE__BODY_CANCEL_REPLY;
+		env.cancel_reply = &cr;
+		coord_reply(q->req, &env);
 		control_req_free(q);
 		return;
 	}
@@ -214,6 +238,254 @@ static void cancel_done(struct db_op *op)
 	env.body_case = HF__ENVELOPE__BODY_CANCEL_REPLY;
 	env.cancel_reply = &cr;
 	coord_reply(q->req, &env);
+	control_req_free(q);
+}
+
+/* ---- retry ---- */
+
+static void retry_done(struct db_op *op)
+{
+	struct control_req *q = op->ctx;
+	struct coord *c = q->c;
+	size_t queued = 0, leased = 0;
+
+	if (op->rc < 0 || !op->u.retry.found) {
+		if (op->rc < 0)
+			coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNAVAILABLE, "nothing was retried: %s",
+					  op->err);
+		else
+			coord_reply_error(q->req, HF__ERROR_CODE__ERR_NOT_FOUND, "no job %" PRIu64,
+					  op->u.retry.job_id);
+		goto out;
+	}
+	if (op->u.retry.n_tasks) {
+		struct sched_job *job = sched_job_find(c->sched, op->u.retry.job_id);
+		if (!job) {
+			job = sched_job_add(c->sched, op->u.retry.job_id, op->u.retry.priority);
+			struct match_req *req = NULL;
+			if (job && op->u.retry.requirements &&
+			    match_req_from_json(op->u.retry.requirements, &req) == 0) {
+				job->data = req;
+				job->data_free = (void (*)(void *))match_req_free;
+			}
+			if (job) {
+				job->max_running = op->u.retry.max_running;
+				job->max_retries = op->u.retry.max_retries;
+			}
+		}
+		coord_load_tasks(c, op->u.retry.tasks, op->u.retry.n_tasks, &queued, &leased);
+	}
+	log_info("job %" PRIu64 ": %zu failed tasks queued again", op->u.retry.job_id, op->u.retry.n_tasks);
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__RetryReply rr = HF__RETRY_REPLY__INIT;
+	rr.requeued = (uint32_t)op->u.retry.n_tasks;
+	env.body_case = HF__ENVELOPE__BODY_RETRY_REPLY;
+	env.retry_reply = &rr;
+	coord_reply(q->req, &env);
+out:
+	free(op->u.retry.tasks);
+	free(op->u.retry.requirements);
+	control_req_free(q);
+}
+
+/* ---- drain ---- */
+
+static void drain_done(struct db_op *op)
+{
+	struct control_req *q = op->ctx;
+	struct coord *c = q->c;
+	const struct db_drain *d = &op->u.drain.d;
+
+	if (op->rc < 0) {
+		coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNAVAILABLE, "not recorded: %s", op->err);
+		control_req_free(q);
+		return;
+	}
+	coord_drain_set(c, d, op->u.drain.undrain);
+	log_info("%s %s%s%s:%d", op->u.drain.undrain ? "undrained" : "drained", d->worker_id,
+		 d->backend >= 0 ? "/" : "", d->backend >= 0 ? hf_backend_name((Hf__Backend)d->backend) : "",
+		 d->index);
+	uint32_t n = 0;
+	struct coord_worker *w = coord_worker_find(c, d->worker_id);
+	for (size_t i = 0; w && i < w->reg_env->register_->n_devices; i++) {
+		const Hf__Device *dev = w->reg_env->register_->devices[i];
+		n += d->backend < 0 || ((int)dev->backend == d->backend && (int)dev->index == d->index);
+	}
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__DrainReply dr = HF__DRAIN_REPLY__INIT;
+	dr.devices = n;
+	env.body_case = HF__ENVELOPE__BODY_DRAIN_REPLY;
+	env.drain_reply = &dr;
+	coord_reply(q->req, &env);
+	control_req_free(q);
+}
+
+static void handle_drain(struct control_req *q)
+{
+	const Hf__DrainRequest *r = q->env->drain;
+	struct coord_worker *w = coord_worker_find(q->c, r->worker_id);
+
+	if (!r->worker_id[0] || strlen(r->worker_id) >= sizeof(q->op.u.drain.d.worker_id)) {
+		coord_reply_error(q->req, HF__ERROR_CODE__ERR_BAD_REQUEST, "a worker id is required");
+		control_req_free(q);
+		return;
+	}
+	if (!w && !r->undrain) {
+		coord_reply_error(q->req, HF__ERROR_CODE__ERR_NOT_FOUND, "no worker \"%s\" is registered",
+				  r->worker_id);
+		control_req_free(q);
+		return;
+	}
+	if (r->one_device && w) {
+		bool found = false;
+		for (size_t i = 0; i < w->reg_env->register_->n_devices; i++) {
+			const Hf__Device *d = w->reg_env->register_->devices[i];
+			found |= d->backend == r->backend && d->index == r->index;
+		}
+		if (!found) {
+			coord_reply_error(q->req, HF__ERROR_CODE__ERR_NOT_FOUND, "worker \"%s\" has no device %s:%u",
+					  r->worker_id, hf_backend_name(r->backend), r->index);
+			control_req_free(q);
+			return;
+		}
+	}
+	hf_strlcpy(q->op.u.drain.d.worker_id, r->worker_id, sizeof(q->op.u.drain.d.worker_id));
+	q->op.u.drain.d.backend = r->one_device ? (int)r->backend : -1;
+	q->op.u.drain.d.index = r->one_device ? (int)r->index : -1;
+	q->op.u.drain.undrain = r->undrain;
+	q->op.kind = DB_OP_DRAIN;
+	q->op.done = drain_done;
+	q->op.ctx = q;
+	db_submit(q->c->db, &q->op);
+}
+
+/* ---- explain ---- */
+
+static void explain_reply(struct control_req *q, uint64_t task_id, Hf__TaskStatus st, const char *summary,
+			  char **reasons, size_t n)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__ExplainReply er = HF__EXPLAIN_REPLY__INIT;
+	er.task_id = task_id;
+	er.status = st;
+	er.summary = (char *)summary;
+	er.reasons = reasons;
+	er.n_reasons = n;
+	env.body_case = HF__ENVELOPE__BODY_EXPLAIN_REPLY;
+	env.explain_reply = &er;
+	coord_reply(q->req, &env);
+}
+
+static void handle_explain(struct control_req *q)
+{
+	struct coord *c = q->c;
+	uint64_t id = q->env->explain->task_id;
+	struct sched_task *t = sched_task_find(c->sched, id);
+	char summary[512];
+	char *reasons[64];
+	size_t n = 0;
+	int64_t now = hf_mono_ms();
+
+	if (!t) {
+		/* Not live: finished, or no such task; the database knows which. */
+		q->op.kind = DB_OP_TASK_EXPLAIN;
+		q->op.u.read.job_id = id;
+		q->op.done = read_done;
+		q->op.ctx = q;
+		db_submit(c->db, &q->op);
+		return;
+	}
+	const struct match_req *req = t->job->data;
+	switch (t->state) {
+	case SCHED_LEASED:
+	case SCHED_GRANTING:
+		snprintf(summary, sizeof(summary), "running: attempt %u on worker \"%s\", %s:%u, lease renewed %.1f s ago",
+			 t->attempt, t->worker_id, hf_backend_name(t->backend), t->device_index,
+			 (double)(now - (t->lease_expires_ms - c->conf.lease_ms)) / 1000.0);
+		explain_reply(q, id, HF__TASK_STATUS__STATUS_LEASED, summary, NULL, 0);
+		control_req_free(q);
+		return;
+	case SCHED_EXPIRING:
+		snprintf(summary, sizeof(summary), "its lease on worker \"%s\" ended; it is being queued again",
+			 t->worker_id);
+		explain_reply(q, id, HF__TASK_STATUS__STATUS_QUEUED, summary, NULL, 0);
+		control_req_free(q);
+		return;
+	case SCHED_CANCELLING:
+		snprintf(summary, sizeof(summary), "cancelled; worker \"%s\" is stopping it", t->worker_id);
+		explain_reply(q, id, HF__TASK_STATUS__STATUS_CANCELLED, summary, NULL, 0);
+		control_req_free(q);
+		return;
+	case SCHED_DELAYED:
+		snprintf(summary, sizeof(summary),
+			 "attempt %u failed in the infrastructure; retried in %.1f s, preferably on another device",
+			 t->attempt, (double)(t->not_before_ms - now) / 1000.0);
+		explain_reply(q, id, HF__TASK_STATUS__STATUS_QUEUED, summary, NULL, 0);
+		control_req_free(q);
+		return;
+	case SCHED_QUEUED:
+		break;
+	}
+
+	/* Queued: go through every device that could take it. */
+	size_t devices = 0, fitting = 0, idle_fitting = 0;
+	for (struct coord_worker *w = c->workers; w && n < 64; w = w->next) {
+		const Hf__Register *reg = w->reg_env->register_;
+		for (size_t i = 0; i < reg->n_devices && n < 64; i++) {
+			const Hf__Device *d = reg->devices[i];
+			char why[384], line[512];
+			if (d->backend != t->backend)
+				continue;
+			devices++;
+			if (coord_drained(c, w->id, d))
+				snprintf(line, sizeof(line), "%s/%s:%u: drained", w->id, hf_backend_name(d->backend), d->index);
+			else if (!match_device_fits(req, reg, d, why, sizeof(why)))
+				snprintf(line, sizeof(line), "%s/%s:%u: %s", w->id, hf_backend_name(d->backend), d->index, why);
+			else {
+				fitting++;
+				size_t busy = 0, cap = sched_count(c->sched);
+				struct sched_task **v = calloc(cap + 1, sizeof(*v));
+				size_t m = v ? sched_collect_state(c->sched, SCHED_LEASED, v, cap) : 0;
+				for (size_t k = 0; k < m; k++)
+					for (uint8_t x = 0; x < v[k]->n_devices; x++)
+						busy += strcmp(v[k]->worker_id, w->id) == 0 && v[k]->backend == d->backend &&
+							v[k]->devices[x] == d->index;
+				free(v);
+				uint32_t slots = d->slots ? d->slots : 1;
+				if (busy >= slots)
+					snprintf(line, sizeof(line), "%s/%s:%u: busy (%zu of %u slots in use)", w->id,
+						 hf_backend_name(d->backend), d->index, busy, slots);
+				else if (t->kind == HF__TASK_KIND__KIND_BENCHMARK && busy > 0)
+					snprintf(line, sizeof(line), "%s/%s:%u: a benchmark needs the device idle; %zu tasks run on it",
+						 w->id, hf_backend_name(d->backend), d->index, busy);
+				else {
+					idle_fitting++;
+					snprintf(line, sizeof(line), "%s/%s:%u: could take it at its next poll", w->id,
+						 hf_backend_name(d->backend), d->index);
+				}
+			}
+			reasons[n++] = strdup(line);
+		}
+	}
+	size_t ahead = sched_queued(c->sched, t->backend);
+	if (t->job->max_running && t->job->running >= t->job->max_running)
+		snprintf(summary, sizeof(summary), "queued: job %" PRIu64 " already runs %zu tasks, its cap", t->job_id,
+			 t->job->running);
+	else if (devices == 0)
+		snprintf(summary, sizeof(summary), "queued: no registered worker has a %s device",
+			 hf_backend_name(t->backend));
+	else if (fitting == 0)
+		snprintf(summary, sizeof(summary), "queued: none of the %zu %s devices meets the job's requirements or is in service",
+			 devices, hf_backend_name(t->backend));
+	else if (idle_fitting == 0)
+		snprintf(summary, sizeof(summary), "queued: all %zu matching devices are busy", fitting);
+	else
+		snprintf(summary, sizeof(summary),
+			 "queued: a matching device is free; it waits its turn among %zu queued %s tasks",
+			 ahead, hf_backend_name(t->backend));
+	explain_reply(q, id, HF__TASK_STATUS__STATUS_QUEUED, summary, reasons, n);
+	for (size_t i = 0; i < n; i++)
+		free(reasons[i]);
 	control_req_free(q);
 }
 
@@ -441,6 +713,7 @@ void control_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg)
 	case HF__ENVELOPE__BODY_CANCEL:
 		q->op.kind = DB_OP_JOB_CANCEL;
 		q->op.u.cancel.job_id = env->cancel->job_id;
+		q->op.u.cancel.task_id = env->cancel->task_id;
 		q->op.done = cancel_done;
 		q->op.ctx = q;
 		db_submit(c->db, &q->op);
@@ -453,6 +726,19 @@ void control_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg)
 		break;
 	case HF__ENVELOPE__BODY_DEVICES:
 		handle_devices(q);
+		break;
+	case HF__ENVELOPE__BODY_RETRY:
+		q->op.kind = DB_OP_JOB_RETRY;
+		q->op.u.retry.job_id = env->retry->job_id;
+		q->op.done = retry_done;
+		q->op.ctx = q;
+		db_submit(c->db, &q->op);
+		break;
+	case HF__ENVELOPE__BODY_DRAIN:
+		handle_drain(q);
+		break;
+	case HF__ENVELOPE__BODY_EXPLAIN:
+		handle_explain(q);
 		break;
 	default:
 		coord_reply_error(req, HF__ERROR_CODE__ERR_BAD_REQUEST,

@@ -32,6 +32,12 @@ struct coord_worker {
 	struct coord_worker *next;
 };
 
+/* An operator's drain: a worker (backend and index -1) or one device. */
+struct coord_drain {
+	struct db_drain d;
+	struct coord_drain *next;
+};
+
 struct coord {
 	uv_loop_t *loop;
 	struct coord_conf conf;
@@ -41,6 +47,7 @@ struct coord {
 	nuv_server_t *worker_srv;
 	nuv_server_t *control_srv;
 	struct coord_worker *workers;
+	struct coord_drain *drains;
 	uv_timer_t lease_timer;
 	uv_timer_t telemetry_timer;
 	struct coord_http *http;   /* /metrics and /healthz */
@@ -61,6 +68,11 @@ void control_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg);
 /* leases.c: the lease clock. */
 void leases_tick_cb(uv_timer_t *t);
 
+/* Is this worker (device NULL) or device drained? */
+bool coord_drained(const struct coord *c, const char *worker_id, const Hf__Device *device);
+int coord_drain_set(struct coord *c, const struct db_drain *d, bool undrain);
+void coord_drains_free(struct coord *c);
+
 /* match glue (worker-api.c): can some device of some registered worker
  * ever run tasks of backend b with requirements r?  When not, why lists
  * the reasons. */
@@ -72,6 +84,11 @@ void telemetry_sample_cb(uv_timer_t *t);
 int coord_http_start(struct coord *c, const char *url);
 void coord_http_refresh(struct coord *c);
 void coord_http_stop(struct coord *c);
+
+/* main.c: adds tasks loaded from the database to the scheduler (their jobs
+ * must be there), counting the queued and the leased ones. */
+void coord_load_tasks(struct coord *c, const struct db_live_task *tasks, size_t n, size_t *ret_queued,
+		      size_t *ret_leased);
 
 /* main.c: begins an orderly stop (idempotent). */
 void coord_shutdown(struct coord *c);

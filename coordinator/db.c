@@ -370,54 +370,23 @@ static int registry_sync(struct db *db, struct db_op *op, const struct registry 
 	return db_cmd(db, op, "UPDATE models SET active = false WHERE active AND updated_at <> now()");
 }
 
-static int recover(struct db *db, struct db_op *op)
+/* The columns live_tasks_from reads, in its order. */
+#define LIVE_TASK_COLUMNS \
+	"t.id, t.job_id, t.attempt, t.model_type, t.backend, t.kind, t.batch_size," \
+	" t.seq_len, t.iterations, t.warmup, t.timeout_s, t.precision, t.state," \
+	" coalesce(t.worker_id, '')," \
+	" array_to_string(coalesce(t.device_indices, ARRAY[t.device_index]), ',')"
+
+/* Reads the rows of a LIVE_TASK_COLUMNS query into a malloc'd array. */
+static int live_tasks_from(PGresult *res, struct db_live_task **ret, size_t *ret_n)
 {
-	PGresult *res = NULL;
-	int r;
-
-	/* A job whose tasks all have outcomes is done, whatever was recorded. */
-	r = db_cmd(db, op,
-		   "UPDATE jobs j SET state = 'done', finished_at = now() WHERE state = 'running'"
-		   " AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id"
-		   " AND t.state IN ('queued', 'leased'))");
-	if (r < 0)
-		return r;
-	r = db_exec(db, op, "SELECT id, priority, requirements::text FROM jobs WHERE state = 'running' ORDER BY id",
-		    NULL, PGRES_TUPLES_OK, &res);
-	if (r < 0)
-		return r;
 	int n = PQntuples(res);
-	op->u.start.jobs = calloc(n ? (size_t)n : 1, sizeof(*op->u.start.jobs));
-	if (!op->u.start.jobs) {
-		PQclear(res);
-		return -ENOMEM;
-	}
-	for (int i = 0; i < n; i++) {
-		op->u.start.jobs[i].id = get_u64(res, i, 0);
-		op->u.start.jobs[i].priority = atoi(PQgetvalue(res, i, 1));
-		op->u.start.jobs[i].requirements = strdup(PQgetvalue(res, i, 2));
-	}
-	op->u.start.n_jobs = (size_t)n;
-	PQclear(res);
+	struct db_live_task *v = calloc(n ? (size_t)n : 1, sizeof(*v));
 
-	r = db_exec(db, op,
-		    "SELECT t.id, t.job_id, t.attempt, t.model_type, t.backend, t.kind, t.batch_size,"
-		    " t.seq_len, t.iterations, t.warmup, t.timeout_s, t.precision, t.state,"
-		    " coalesce(t.worker_id, ''),"
-		    " array_to_string(coalesce(t.device_indices, ARRAY[t.device_index]), ',')"
-		    " FROM tasks t JOIN jobs j ON j.id = t.job_id"
-		    " WHERE t.state IN ('queued', 'leased') AND j.state = 'running' ORDER BY t.id",
-		    NULL, PGRES_TUPLES_OK, &res);
-	if (r < 0)
-		return r;
-	n = PQntuples(res);
-	op->u.start.tasks = calloc(n ? (size_t)n : 1, sizeof(*op->u.start.tasks));
-	if (!op->u.start.tasks) {
-		PQclear(res);
+	if (!v)
 		return -ENOMEM;
-	}
 	for (int i = 0; i < n; i++) {
-		struct db_live_task *t = &op->u.start.tasks[i];
+		struct db_live_task *t = &v[i];
 		t->id = get_u64(res, i, 0);
 		t->job_id = get_u64(res, i, 1);
 		t->attempt = (uint32_t)atoi(PQgetvalue(res, i, 2));
@@ -439,7 +408,73 @@ static int recover(struct db *db, struct db_op *op)
 			dv = *end == ',' ? end + 1 : end + strlen(end);
 		}
 	}
-	op->u.start.n_tasks = (size_t)n;
+	*ret = v;
+	*ret_n = (size_t)n;
+	return 0;
+}
+
+static int recover(struct db *db, struct db_op *op)
+{
+	PGresult *res = NULL;
+	int r;
+
+	/* A job whose tasks all have outcomes is done, whatever was recorded. */
+	r = db_cmd(db, op,
+		   "UPDATE jobs j SET state = 'done', finished_at = now() WHERE state = 'running'"
+		   " AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id"
+		   " AND t.state IN ('queued', 'leased'))");
+	if (r < 0)
+		return r;
+	r = db_exec(db, op, "SELECT id, priority, requirements::text, max_running, max_retries FROM jobs"
+		    " WHERE state = 'running' ORDER BY id",
+		    NULL, PGRES_TUPLES_OK, &res);
+	if (r < 0)
+		return r;
+	int n = PQntuples(res);
+	op->u.start.jobs = calloc(n ? (size_t)n : 1, sizeof(*op->u.start.jobs));
+	if (!op->u.start.jobs) {
+		PQclear(res);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < n; i++) {
+		op->u.start.jobs[i].id = get_u64(res, i, 0);
+		op->u.start.jobs[i].priority = atoi(PQgetvalue(res, i, 1));
+		op->u.start.jobs[i].requirements = strdup(PQgetvalue(res, i, 2));
+		op->u.start.jobs[i].max_running = (uint32_t)atoi(PQgetvalue(res, i, 3));
+		op->u.start.jobs[i].max_retries = (uint32_t)atoi(PQgetvalue(res, i, 4));
+	}
+	op->u.start.n_jobs = (size_t)n;
+	PQclear(res);
+
+	r = db_exec(db, op,
+		    "SELECT " LIVE_TASK_COLUMNS " FROM tasks t JOIN jobs j ON j.id = t.job_id"
+		    " WHERE t.state IN ('queued', 'leased') AND j.state = 'running' ORDER BY t.id",
+		    NULL, PGRES_TUPLES_OK, &res);
+	if (r < 0)
+		return r;
+	r = live_tasks_from(res, &op->u.start.tasks, &op->u.start.n_tasks);
+	PQclear(res);
+	if (r < 0)
+		return r;
+
+	/* The drains operators asked for. */
+	r = db_exec(db, op, "SELECT worker_id, backend, idx FROM drains", NULL, PGRES_TUPLES_OK, &res);
+	if (r < 0)
+		return r;
+	n = PQntuples(res);
+	op->u.start.drains = calloc((size_t)n + 1, sizeof(*op->u.start.drains));
+	if (!op->u.start.drains) {
+		PQclear(res);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < n; i++) {
+		struct db_drain *d = &op->u.start.drains[i];
+		hf_strlcpy(d->worker_id, PQgetvalue(res, i, 0), sizeof(d->worker_id));
+		Hf__Backend b;
+		d->backend = hf_backend_parse(PQgetvalue(res, i, 1), &b) == 0 ? (int)b : -1;
+		d->index = atoi(PQgetvalue(res, i, 2));
+	}
+	op->u.start.n_drains = (size_t)n;
 	PQclear(res);
 	return 0;
 }
@@ -515,8 +550,8 @@ static int run_job_create(struct db *db, struct db_op *op)
 
 	params_init(&p);
 	hf_buf_init(&sql);
-	hf_buf_puts(&sql, "INSERT INTO jobs (name, submitter, priority, spec, requirements, task_count)"
-			  " VALUES (");
+	hf_buf_puts(&sql, "INSERT INTO jobs (name, submitter, priority, spec, requirements, task_count,"
+			  " max_running, max_retries) VALUES (");
 	param(&p, &sql, plan->name);
 	hf_buf_puts(&sql, ", ");
 	param(&p, &sql, plan->submitter);
@@ -526,7 +561,8 @@ static int run_job_create(struct db *db, struct db_op *op)
 	param(&p, &sql, plan->spec_json);
 	hf_buf_puts(&sql, "::jsonb, ");
 	param(&p, &sql, op->u.job_create.requirements ? op->u.job_create.requirements : "{}");
-	hf_buf_printf(&sql, "::jsonb, %zu) RETURNING id", plan->n_tasks);
+	hf_buf_printf(&sql, "::jsonb, %zu, %u, %u) RETURNING id", plan->n_tasks, plan->max_running,
+		      plan->max_retries);
 	r = db_exec(db, op, sql.data, &p, PGRES_TUPLES_OK, &res);
 	params_fini(&p);
 	hf_buf_fini(&sql);
@@ -670,7 +706,7 @@ static int run_result_store(struct db *db, struct db_op *op)
 	params_init(&p);
 	hf_buf_init(&sql);
 	hf_buf_puts(&sql, "WITH i (task_id, attempt, status, reason, metrics, env, weights, log_excerpt,"
-			  " worker_id, device_index, exit_code, started_at, finished_at) AS (VALUES ");
+			  " worker_id, device_index, exit_code, started_at, finished_at, retry) AS (VALUES ");
 	for (size_t k = 0; k < op->u.result.n; k++) {
 		struct db_result *d = &op->u.result.v[k];
 		const Hf__TaskResult *t = d->r;
@@ -689,23 +725,30 @@ static int run_result_store(struct db *db, struct db_op *op)
 		param(&p, &sql, t->log_excerpt ? t->log_excerpt : "");
 		hf_buf_puts(&sql, "::text,");
 		param(&p, &sql, d->worker_id);
-		hf_buf_printf(&sql, "::text,%u::int,%d::int,to_timestamp(%.6f),to_timestamp(%.6f))",
-			      t->device_index, t->exit_code, t->started_at, t->finished_at);
+		hf_buf_printf(&sql, "::text,%u::int,%d::int,to_timestamp(%.6f),to_timestamp(%.6f),%s)",
+			      t->device_index, t->exit_code, t->started_at, t->finished_at,
+			      d->retry ? "true" : "false");
 	}
 	hf_buf_puts(&sql,
 		    "), ins AS (INSERT INTO results (task_id, attempt, status, reason, metrics, env,"
-		    " weights, log_excerpt, worker_id, device_index, exit_code, started_at, finished_at, stale)"
+		    " weights, log_excerpt, worker_id, device_index, exit_code, started_at, finished_at, stale,"
+		    " retried)"
 		    " SELECT i.task_id, i.attempt, i.status, i.reason, i.metrics, i.env, i.weights,"
 		    " i.log_excerpt, i.worker_id, i.device_index, i.exit_code, i.started_at, i.finished_at,"
-		    " NOT (t.state = 'leased' AND t.attempt = i.attempt)"
+		    " NOT (t.state = 'leased' AND t.attempt = i.attempt),"
+		    " i.retry AND t.state = 'leased' AND t.attempt = i.attempt"
 		    " FROM i JOIN tasks t ON t.id = i.task_id"
 		    " ON CONFLICT (task_id, attempt) DO NOTHING"
-		    " RETURNING id, task_id, attempt, status, stale),"
-		    " upd AS (UPDATE tasks t SET state = ins.status, finished_at = now(), result_id = ins.id"
+		    " RETURNING id, task_id, attempt, status, stale, retried),"
+		    " upd AS (UPDATE tasks t SET"
+		    " state = CASE WHEN ins.retried THEN 'queued' ELSE ins.status END,"
+		    " finished_at = CASE WHEN ins.retried THEN NULL ELSE now() END,"
+		    " result_id = CASE WHEN ins.retried THEN NULL ELSE ins.id END,"
+		    " worker_id = CASE WHEN ins.retried THEN NULL ELSE t.worker_id END"
 		    " FROM ins WHERE t.id = ins.task_id AND NOT ins.stale RETURNING t.id),"
 		    " att AS (UPDATE attempts a SET ended_at = now(), end_reason = 'result' FROM ins"
 		    " WHERE a.task_id = ins.task_id AND a.attempt = ins.attempt AND a.ended_at IS NULL)"
-		    " SELECT i.task_id, i.attempt, t.job_id, ins.stale"
+		    " SELECT i.task_id, i.attempt, t.job_id, ins.stale, ins.retried"
 		    " FROM i LEFT JOIN tasks t ON t.id = i.task_id"
 		    " LEFT JOIN ins ON ins.task_id = i.task_id AND ins.attempt = i.attempt");
 	r = db_exec(db, op, sql.data, &p, PGRES_TUPLES_OK, &res);
@@ -729,6 +772,8 @@ static int run_result_store(struct db *db, struct db_op *op)
 				d->outcome = DB_RESULT_DUPLICATE;
 			else if (strcmp(PQgetvalue(res, row, 3), "t") == 0)
 				d->outcome = DB_RESULT_STALE;
+			else if (strcmp(PQgetvalue(res, row, 4), "t") == 0)
+				d->outcome = DB_RESULT_RETRIED;
 			else
 				d->outcome = DB_RESULT_FINAL;
 			if (!PQgetisnull(res, row, 2))
@@ -780,6 +825,35 @@ static int run_job_cancel(struct db *db, struct db_op *op)
 
 	op->u.cancel.found = false;
 	op->u.cancel.n_cancelled = 0;
+	if (op->u.cancel.task_id) {
+		uint64_t tid = op->u.cancel.task_id;
+		snprintf(sql, sizeof(sql), "SELECT job_id FROM tasks WHERE id = %" PRIu64, tid);
+		r = db_exec(db, op, sql, NULL, PGRES_TUPLES_OK, &res);
+		if (r < 0)
+			return r;
+		op->u.cancel.found = PQntuples(res) == 1;
+		if (op->u.cancel.found)
+			op->u.cancel.job_id = get_u64(res, 0, 0);
+		PQclear(res);
+		if (!op->u.cancel.found)
+			return 0;
+		snprintf(sql, sizeof(sql),
+			 "WITH c AS (UPDATE tasks SET state = 'cancelled', finished_at = now()"
+			 " WHERE id = %" PRIu64 " AND state IN ('queued', 'leased') RETURNING id, attempt, job_id),"
+			 " a AS (UPDATE attempts a SET ended_at = now(), end_reason = 'cancelled' FROM c"
+			 " WHERE a.task_id = c.id AND a.attempt = c.attempt AND a.ended_at IS NULL),"
+			 " j AS (UPDATE jobs SET state = 'done', finished_at = now() WHERE id IN (SELECT job_id FROM c)"
+			 " AND state = 'running' AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = jobs.id"
+			 " AND t.state IN ('queued', 'leased') AND t.id <> %" PRIu64 "))"
+			 " SELECT count(*) FROM c",
+			 tid, tid);
+		r = db_exec(db, op, sql, NULL, PGRES_TUPLES_OK, &res);
+		if (r < 0)
+			return r;
+		op->u.cancel.n_cancelled = (uint32_t)atoi(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		return 0;
+	}
 	snprintf(sql, sizeof(sql), "SELECT state FROM jobs WHERE id = %" PRIu64, id);
 	r = db_exec(db, op, sql, NULL, PGRES_TUPLES_OK, &res);
 	if (r < 0)
@@ -926,6 +1000,81 @@ static int run_worker_upsert(struct db *db, struct db_op *op)
 			  " driver = EXCLUDED.driver, uuid = EXCLUDED.uuid, slots = EXCLUDED.slots,"
 			  " attrs = EXCLUDED.attrs, declared = EXCLUDED.declared, updated_at = now()");
 	r = sql.oom ? -ENOMEM : db_exec(db, op, sql.data, &p, PGRES_COMMAND_OK, NULL);
+	params_fini(&p);
+	hf_buf_fini(&sql);
+	return r;
+}
+
+static int run_job_retry(struct db *db, struct db_op *op)
+{
+	PGresult *res = NULL;
+	char sql[1536];
+	uint64_t id = op->u.retry.job_id;
+	int r;
+
+	free(op->u.retry.tasks);
+	free(op->u.retry.requirements);
+	op->u.retry.tasks = NULL;
+	op->u.retry.requirements = NULL;
+	op->u.retry.n_tasks = 0;
+	snprintf(sql, sizeof(sql),
+		 "SELECT priority, requirements::text, max_running, max_retries FROM jobs WHERE id = %" PRIu64, id);
+	r = db_exec(db, op, sql, NULL, PGRES_TUPLES_OK, &res);
+	if (r < 0)
+		return r;
+	op->u.retry.found = PQntuples(res) == 1;
+	if (op->u.retry.found) {
+		op->u.retry.priority = atoi(PQgetvalue(res, 0, 0));
+		op->u.retry.requirements = strdup(PQgetvalue(res, 0, 1));
+		op->u.retry.max_running = (uint32_t)atoi(PQgetvalue(res, 0, 2));
+		op->u.retry.max_retries = (uint32_t)atoi(PQgetvalue(res, 0, 3));
+	}
+	PQclear(res);
+	if (!op->u.retry.found)
+		return 0;
+	/* The outcome being retried stays in results, marked as superseded. */
+	snprintf(sql, sizeof(sql),
+		 "WITH r AS (UPDATE tasks t SET state = 'queued', worker_id = NULL, device_index = NULL,"
+		 " device_indices = NULL, result_id = NULL, finished_at = NULL"
+		 " WHERE job_id = %" PRIu64 " AND state IN ('failed', 'error', 'timeout')"
+		 " RETURNING t.*, (SELECT result_id FROM tasks o WHERE o.id = t.id) AS old_result),"
+		 " s AS (UPDATE results SET retried = true WHERE id IN (SELECT old_result FROM r)),"
+		 " j AS (UPDATE jobs SET state = 'running', finished_at = NULL WHERE id = %" PRIu64
+		 " AND EXISTS (SELECT 1 FROM r))"
+		 " SELECT " LIVE_TASK_COLUMNS " FROM r t",
+		 id, id);
+	r = db_exec(db, op, sql, NULL, PGRES_TUPLES_OK, &res);
+	if (r < 0)
+		return r;
+	r = live_tasks_from(res, &op->u.retry.tasks, &op->u.retry.n_tasks);
+	PQclear(res);
+	return r;
+}
+
+static int run_drain(struct db *db, struct db_op *op)
+{
+	const struct db_drain *d = &op->u.drain.d;
+	struct params p;
+	struct hf_buf sql;
+	int r;
+
+	params_init(&p);
+	hf_buf_init(&sql);
+	if (op->u.drain.undrain)
+		hf_buf_puts(&sql, "DELETE FROM drains WHERE worker_id = ");
+	else
+		hf_buf_puts(&sql, "INSERT INTO drains (worker_id, backend, idx) VALUES (");
+	param(&p, &sql, d->worker_id);
+	if (op->u.drain.undrain) {
+		hf_buf_puts(&sql, " AND backend = ");
+		param(&p, &sql, d->backend >= 0 ? hf_backend_name((Hf__Backend)d->backend) : "");
+		hf_buf_printf(&sql, " AND idx = %d", d->index);
+	} else {
+		hf_buf_puts(&sql, ", ");
+		param(&p, &sql, d->backend >= 0 ? hf_backend_name((Hf__Backend)d->backend) : "");
+		hf_buf_printf(&sql, ", %d) ON CONFLICT DO NOTHING", d->index);
+	}
+	r = db_exec(db, op, sql.data, &p, PGRES_COMMAND_OK, NULL);
 	params_fini(&p);
 	hf_buf_fini(&sql);
 	return r;
@@ -1179,6 +1328,42 @@ out:
 	return r;
 }
 
+static int run_task_explain(struct db *db, struct db_op *op)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__ExplainReply er = HF__EXPLAIN_REPLY__INIT;
+	PGresult *res = NULL;
+	char sql[512], summary[1024];
+	int r;
+
+	snprintf(sql, sizeof(sql),
+		 "SELECT status, coalesce(reason, ''), attempt, coalesce(worker_id, ''), job_id"
+		 " FROM task_outcomes WHERE task_id = %" PRIu64, op->u.read.job_id);
+	r = db_exec(db, op, sql, NULL, PGRES_TUPLES_OK, &res);
+	if (r < 0)
+		return r;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return hf_env_error(HF__ERROR_CODE__ERR_NOT_FOUND, &op->u.read.reply, "no task %" PRIu64,
+				    op->u.read.job_id);
+	}
+	hf_status_parse(PQgetvalue(res, 0, 0), &er.status);
+	if (hf_status_is_final(er.status))
+		snprintf(summary, sizeof(summary), "%s after %s attempt(s)%s%s%s%s", PQgetvalue(res, 0, 0),
+			 PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3)[0] ? " on worker " : "", PQgetvalue(res, 0, 3),
+			 PQgetvalue(res, 0, 1)[0] ? ": " : "", PQgetvalue(res, 0, 1));
+	else
+		snprintf(summary, sizeof(summary), "%s, but job %s is not active in this coordinator",
+			 PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 4));
+	er.task_id = op->u.read.job_id;
+	er.summary = summary;
+	env.body_case = HF__ENVELOPE__BODY_EXPLAIN_REPLY;
+	env.explain_reply = &er;
+	r = pack_reply(op, &env);
+	PQclear(res);
+	return r;
+}
+
 /* ---- the thread ---- */
 
 static bool op_is_write(const struct db_op *op)
@@ -1191,6 +1376,8 @@ static bool op_is_write(const struct db_op *op)
 	case DB_OP_JOB_CANCEL:
 	case DB_OP_WORKER_UPSERT:
 	case DB_OP_TELEMETRY_SAMPLE:
+	case DB_OP_JOB_RETRY:
+	case DB_OP_DRAIN:
 		return true;
 	default:
 		return false;
@@ -1216,12 +1403,18 @@ static int op_run(struct db *db, struct db_op *op)
 		return run_worker_upsert(db, op);
 	case DB_OP_TELEMETRY_SAMPLE:
 		return run_telemetry_sample(db, op);
+	case DB_OP_JOB_RETRY:
+		return run_job_retry(db, op);
+	case DB_OP_DRAIN:
+		return run_drain(db, op);
 	case DB_OP_JOB_STATUS:
 		return run_job_status(db, op);
 	case DB_OP_JOB_LIST:
 		return run_job_list(db, op);
 	case DB_OP_RESULTS:
 		return run_results(db, op);
+	case DB_OP_TASK_EXPLAIN:
+		return run_task_explain(db, op);
 	}
 	op_error(op, "unknown database operation %d", (int)op->kind);
 	return -EINVAL;

@@ -45,9 +45,12 @@ enum db_op_kind {
 	DB_OP_JOB_CANCEL,
 	DB_OP_WORKER_UPSERT,
 	DB_OP_TELEMETRY_SAMPLE,
+	DB_OP_JOB_RETRY,
+	DB_OP_DRAIN,
 	DB_OP_JOB_STATUS,    /* reads: the reply envelope is built here */
 	DB_OP_JOB_LIST,
 	DB_OP_RESULTS,
+	DB_OP_TASK_EXPLAIN,  /* a task that is no longer live: its outcome */
 };
 
 /* A task as loaded at start (recovery). */
@@ -68,7 +71,15 @@ struct db_live_task {
 struct db_live_job {
 	uint64_t id;
 	int32_t priority;
+	uint32_t max_running, max_retries;
 	char *requirements;      /* JSON text, malloc'd: the receiver frees it */
+};
+
+/* A drain: a whole worker (backend -1, index -1) or one device. */
+struct db_drain {
+	char worker_id[128];
+	int backend;             /* Hf__Backend, or -1 */
+	int index;               /* or -1 */
 };
 
 struct db_telemetry {
@@ -99,6 +110,7 @@ enum db_result_outcome {
 	DB_RESULT_STALE,         /* stored as stale: its attempt was no longer current */
 	DB_RESULT_DUPLICATE,     /* already stored earlier (a re-send) */
 	DB_RESULT_UNKNOWN,       /* no such task: logged and dropped */
+	DB_RESULT_RETRIED,       /* stored; an infrastructure failure: the task is queued again */
 };
 
 struct db_result {
@@ -106,6 +118,7 @@ struct db_result {
 	const char *worker_id;
 	const char *metrics_json;  /* validated JSON object text */
 	const char *env_json;
+	bool retry;              /* in: if it is the current attempt, queue the task again */
 	enum db_result_outcome outcome; /* out */
 	uint64_t job_id;         /* out, for FINAL */
 };
@@ -126,6 +139,8 @@ struct db_op {
 			size_t n_jobs;
 			struct db_live_task *tasks;     /* out, free() */
 			size_t n_tasks;
+			struct db_drain *drains;        /* out, free() */
+			size_t n_drains;
 		} start;
 		struct {
 			const struct registry *reg;     /* in */
@@ -149,10 +164,24 @@ struct db_op {
 			size_t n_finished_jobs;
 		} result;
 		struct {
-			uint64_t job_id;                /* in */
+			uint64_t job_id;                /* in (out when task_id is given) */
+			uint64_t task_id;               /* in: cancel this task only */
 			bool found;                     /* out */
 			uint32_t n_cancelled;           /* out */
 		} cancel;
+		struct {
+			uint64_t job_id;                /* in */
+			bool found;                     /* out */
+			int32_t priority;               /* out */
+			uint32_t max_running, max_retries; /* out */
+			char *requirements;             /* out, free() */
+			struct db_live_task *tasks;     /* out, free(): queued again */
+			size_t n_tasks;
+		} retry;
+		struct {
+			struct db_drain d;              /* in */
+			bool undrain;                   /* in */
+		} drain;
 		struct {
 			const Hf__Register *reg;        /* in, borrowed */
 		} worker;

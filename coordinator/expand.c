@@ -103,6 +103,15 @@ int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t 
 			 EXPAND_PRIORITY_MIN, EXPAND_PRIORITY_MAX);
 		goto fail;
 	}
+	if (req->max_retries > EXPAND_MAX_RETRIES) {
+		snprintf(err, errlen, "%u retries is more than %d", req->max_retries, EXPAND_MAX_RETRIES);
+		goto fail;
+	}
+	if (req->max_running > EXPAND_MAX_RUNNING) {
+		snprintf(err, errlen, "a cap of %u running tasks is more than %d", req->max_running,
+			 EXPAND_MAX_RUNNING);
+		goto fail;
+	}
 	if (req->seq_len > EXPAND_MAX_SEQ_LEN) {
 		snprintf(err, errlen, "sequence length %u is larger than %d", req->seq_len,
 			 EXPAND_MAX_SEQ_LEN);
@@ -244,6 +253,8 @@ int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t 
 	plan->timeout_s = req->timeout_s;
 	plan->iterations = req->iterations ? req->iterations : EXPAND_DEFAULT_ITERATIONS;
 	plan->warmup = req->warmup ? req->warmup : EXPAND_DEFAULT_WARMUP;
+	plan->max_running = req->max_running;
+	plan->max_retries = req->max_retries ? req->max_retries : EXPAND_DEFAULT_MAX_RETRIES;
 	for (size_t m = 0; m < reg->n; m++) {
 		if (!picked[m])
 			continue;

@@ -22,6 +22,9 @@
 #define EXPAND_MAX_SEQ_LEN 1048576
 #define EXPAND_PRIORITY_MIN (-1000)
 #define EXPAND_PRIORITY_MAX 1000
+#define EXPAND_DEFAULT_MAX_RETRIES 3
+#define EXPAND_MAX_RETRIES 20
+#define EXPAND_MAX_RUNNING 100000
 
 struct task_spec {
 	uint32_t model;          /* index into the registry */
@@ -36,6 +39,8 @@ struct job_plan {
 	char *submitter;
 	char *name;
 	uint32_t seq_len, timeout_s, iterations, warmup;
+	uint32_t max_running;    /* 0: no cap */
+	uint32_t max_retries;    /* infrastructure failures retried per task */
 	struct task_spec *tasks;
 	size_t n_tasks;
 	char *spec_json;         /* the request, normalised, for the jobs table */

@@ -63,6 +63,13 @@ void leases_tick_cb(uv_timer_t *timer)
 		sched_expiring(c->sched, buf[i]);
 	}
 
+	/* Retries whose backoff is over go back to their queues. */
+	n = sched_collect_due(c->sched, now, buf, EXPIRE_BATCH);
+	for (size_t i = 0; i < n; i++) {
+		buf[i]->due_ms = now;
+		sched_requeue(c->sched, buf[i]);
+	}
+
 	/* A cancelled task whose worker stopped listing it is forgotten. */
 	n = sched_collect_state(c->sched, SCHED_CANCELLING, buf, EXPIRE_BATCH);
 	for (size_t i = 0; i < n; i++)

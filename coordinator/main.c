@@ -62,36 +62,15 @@ static void signal_cb(uv_signal_t *h, int signum)
 	coord_shutdown(c);
 }
 
-static void start_done(struct db_op *op)
+/* Adds tasks loaded from the database (at start, or queued again by hfctl
+ * retry) to the scheduler; their jobs must have been added. */
+void coord_load_tasks(struct coord *c, const struct db_live_task *tasks, size_t n, size_t *ret_queued,
+		      size_t *ret_leased)
 {
-	struct coord *c = op->ctx;
 	int64_t now = hf_mono_ms();
-	size_t queued = 0, leased = 0;
-	int r;
 
-	if (op->rc < 0) {
-		if (!c->stopping) {
-			log_error("could not prepare the database: %s", op->err);
-			c->exit_code = 1;
-		}
-		goto fail;
-	}
-	for (size_t i = 0; i < op->u.start.n_jobs; i++) {
-		struct db_live_job *dj = &op->u.start.jobs[i];
-		struct sched_job *job = sched_job_add(c->sched, dj->id, dj->priority);
-		struct match_req *req = NULL;
-		if (job && dj->requirements && match_req_from_json(dj->requirements, &req) == 0) {
-			job->data = req;
-			job->data_free = (void (*)(void *))match_req_free;
-		} else if (job) {
-			log_warn("job %" PRIu64 ": could not read its requirements \"%s\", ignoring them",
-				 dj->id, dj->requirements ? dj->requirements : "");
-		}
-		free(dj->requirements);
-		dj->requirements = NULL;
-	}
-	for (size_t i = 0; i < op->u.start.n_tasks; i++) {
-		const struct db_live_task *d = &op->u.start.tasks[i];
+	for (size_t i = 0; i < n; i++) {
+		const struct db_live_task *d = &tasks[i];
 		long model = registry_find(c->reg, d->model_type);
 		if (model < 0) {
 			log_error("task %" PRIu64 " names model \"%s\", which the registry no longer has; "
@@ -129,12 +108,49 @@ static void start_done(struct db_op *op)
 			continue;
 		}
 		if (d->leased)
-			leased++;
+			(*ret_leased)++;
 		else
-			queued++;
+			(*ret_queued)++;
 	}
-	log_info("recovered %zu running jobs: %zu tasks queued, %zu leased", op->u.start.n_jobs, queued,
-		 leased);
+}
+
+static void start_done(struct db_op *op)
+{
+	struct coord *c = op->ctx;
+	size_t queued = 0, leased = 0;
+	int r;
+
+	if (op->rc < 0) {
+		if (!c->stopping) {
+			log_error("could not prepare the database: %s", op->err);
+			c->exit_code = 1;
+		}
+		goto fail;
+	}
+	for (size_t i = 0; i < op->u.start.n_jobs; i++) {
+		struct db_live_job *dj = &op->u.start.jobs[i];
+		struct sched_job *job = sched_job_add(c->sched, dj->id, dj->priority);
+		struct match_req *req = NULL;
+		if (job) {
+			job->max_running = dj->max_running;
+			job->max_retries = dj->max_retries;
+		}
+		if (job && dj->requirements && match_req_from_json(dj->requirements, &req) == 0) {
+			job->data = req;
+			job->data_free = (void (*)(void *))match_req_free;
+		} else if (job) {
+			log_warn("job %" PRIu64 ": could not read its requirements \"%s\", ignoring them",
+				 dj->id, dj->requirements ? dj->requirements : "");
+		}
+		free(dj->requirements);
+		dj->requirements = NULL;
+	}
+	coord_load_tasks(c, op->u.start.tasks, op->u.start.n_tasks, &queued, &leased);
+	for (size_t i = 0; i < op->u.start.n_drains; i++)
+		coord_drain_set(c, &op->u.start.drains[i], false);
+	log_info("recovered %zu running jobs: %zu tasks queued, %zu leased; %zu drains", op->u.start.n_jobs,
+		 queued, leased, op->u.start.n_drains);
+	free(op->u.start.drains);
 	free(op->u.start.jobs);
 	free(op->u.start.tasks);
 	free(op);
@@ -168,6 +184,7 @@ static void start_done(struct db_op *op)
 		 c->conf.control_listen, c->conf.http_listen[0] ? c->conf.http_listen : "(off)");
 	return;
 fail:
+	free(op->u.start.drains);
 	for (size_t i = 0; i < op->u.start.n_jobs; i++)
 		free(op->u.start.jobs[i].requirements);
 	free(op->u.start.jobs);
@@ -387,6 +404,7 @@ int main(int argc, char **argv)
 	uv_loop_close(c.loop);
 
 	coord_workers_free(&c);
+	coord_drains_free(&c);
 	sched_free(c.sched);
 	registry_free(c.reg);
 	hf_conf_fini(coord_conf_table, &c.conf);

@@ -406,6 +406,9 @@ bool match_fit_task(const struct sched_task *t, void *arg)
 
 	if (f->free[f->pos] == 0)
 		return false;
+	if (t->avoid_worker && t->avoid_worker == f->worker_hash && t->avoid_device == dev->index &&
+	    f->now_ms < t->due_ms + f->avoid_ms)
+		return false;
 	if (!match_device_fits(req, f->reg, dev, why, sizeof(why)))
 		return false;
 	/* A benchmark, or a task of several devices, has its devices alone.  MIG

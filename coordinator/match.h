@@ -64,6 +64,9 @@ int match_version_cmp(const char *a, const char *b);
  * devices (parallel to reg->devices) and the device being filled. */
 struct match_fit {
 	const Hf__Register *reg;
+	uint64_t worker_hash;      /* sched_worker_hash(reg->worker_id) */
+	int64_t now_ms;
+	int64_t avoid_ms;          /* a retried task avoids the device that failed it this long */
 	uint32_t *free;
 	size_t pos;
 	uint32_t extra[MATCH_MAX_DEVICES]; /* out: positions of further devices of the task taken */
@@ -76,7 +79,9 @@ struct sched_task;
  * task of several devices, enough other idle devices of the same backend)
  * meets the job's requirements (t->job->data, a struct match_req) and has
  * room: a test uses one slot, a benchmark or a multi-device task needs its
- * devices idle and takes them whole.  Updates f->free. */
+ * devices idle and takes them whole.  A task retried after an
+ * infrastructure failure prefers another device: the one that failed it
+ * takes it only once avoid_ms have passed.  Updates f->free. */
 bool match_fit_task(const struct sched_task *t, void *arg);
 
 #endif

@@ -396,6 +396,33 @@ void sched_requeue(struct sched *s, struct sched_task *t)
 	move_to(s, t, SCHED_QUEUED);
 }
 
+void sched_delay(struct sched *s, struct sched_task *t, int64_t not_before_ms)
+{
+	t->worker_id[0] = '\0';
+	t->n_devices = 0;
+	t->not_before_ms = not_before_ms;
+	move_to(s, t, SCHED_DELAYED);
+}
+
+size_t sched_collect_due(struct sched *s, int64_t now_ms, struct sched_task **out, size_t max)
+{
+	size_t n = 0;
+	for (struct sched_task *t = s->out_head; t && n < max; t = t->lnext)
+		if (t->state == SCHED_DELAYED && t->not_before_ms <= now_ms)
+			out[n++] = t;
+	return n;
+}
+
+uint64_t sched_worker_hash(const char *worker_id)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)worker_id; *p; p++) {
+		h ^= *p;
+		h *= 1099511628211ULL;
+	}
+	return h ? h : 1;
+}
+
 void sched_cancelling(struct sched *s, struct sched_task *t)
 {
 	move_to(s, t, SCHED_CANCELLING);

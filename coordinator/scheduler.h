@@ -23,6 +23,8 @@
  *                   being committed
  *   SCHED_CANCELLING cancelled in the database while leased: the worker is
  *                   told to stop it
+ *   SCHED_DELAYED   an infrastructure failure is being retried: queued
+ *                   again at not_before_ms (exponential backoff)
  * Final tasks are removed.
  *
  * Not thread-safe: owned by the coordinator's loop thread.
@@ -42,6 +44,7 @@ enum sched_state {
 	SCHED_LEASED,
 	SCHED_EXPIRING,
 	SCHED_CANCELLING,
+	SCHED_DELAYED,
 };
 
 #define SCHED_N_BACKENDS 8
@@ -60,6 +63,7 @@ struct sched_job {
 	size_t live;               /* tasks of this job in memory */
 	size_t running;            /* of those, out of the queues (granting, leased, ...) */
 	uint32_t max_running;      /* 0: no cap */
+	uint32_t max_retries;      /* infrastructure failures retried per task */
 	void *data;                /* the owner's (requirements); freed by the owner */
 	void (*data_free)(void *data);
 	/* internal */
@@ -84,6 +88,10 @@ struct sched_task {
 	uint32_t devices[SCHED_MAX_DEVICES]; /* every device of the lease */
 	uint8_t n_devices;
 	int64_t lease_expires_ms;
+	int64_t not_before_ms;     /* DELAYED until then */
+	int64_t due_ms;            /* when it was last queued again after a failure */
+	uint64_t avoid_worker;     /* hash of the worker whose device failed it, 0: none */
+	uint32_t avoid_device;
 
 	/* internal */
 	struct sched_job *job;
@@ -134,6 +142,15 @@ void sched_expiring(struct sched *s, struct sched_task *t);
 
 /* Back to QUEUED (after a committed requeue). */
 void sched_requeue(struct sched *s, struct sched_task *t);
+
+/* Any state -> DELAYED until not_before_ms. */
+void sched_delay(struct sched *s, struct sched_task *t, int64_t not_before_ms);
+
+/* Collects up to max DELAYED tasks that are due at now_ms. */
+size_t sched_collect_due(struct sched *s, int64_t now_ms, struct sched_task **out, size_t max);
+
+/* A stable 64-bit hash of a worker id (for avoid_worker). */
+uint64_t sched_worker_hash(const char *worker_id);
 
 /* LEASED -> CANCELLING. */
 void sched_cancelling(struct sched *s, struct sched_task *t);

@@ -82,6 +82,52 @@ struct coord_worker *coord_worker_find(struct coord *c, const char *id)
 	return NULL;
 }
 
+bool coord_drained(const struct coord *c, const char *worker_id, const Hf__Device *device)
+{
+	for (const struct coord_drain *d = c->drains; d; d = d->next) {
+		if (strcmp(d->d.worker_id, worker_id) != 0)
+			continue;
+		if (d->d.backend < 0)
+			return true;
+		if (device && (int)device->backend == d->d.backend && (int)device->index == d->d.index)
+			return true;
+	}
+	return false;
+}
+
+int coord_drain_set(struct coord *c, const struct db_drain *d, bool undrain)
+{
+	for (struct coord_drain **pp = &c->drains; *pp; pp = &(*pp)->next) {
+		struct coord_drain *x = *pp;
+		if (strcmp(x->d.worker_id, d->worker_id) == 0 && x->d.backend == d->backend &&
+		    x->d.index == d->index) {
+			if (undrain) {
+				*pp = x->next;
+				free(x);
+			}
+			return 0;
+		}
+	}
+	if (undrain)
+		return 0;
+	struct coord_drain *x = calloc(1, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	x->d = *d;
+	x->next = c->drains;
+	c->drains = x;
+	return 0;
+}
+
+void coord_drains_free(struct coord *c)
+{
+	while (c->drains) {
+		struct coord_drain *d = c->drains;
+		c->drains = d->next;
+		free(d);
+	}
+}
+
 void coord_workers_free(struct coord *c)
 {
 	while (c->workers) {
@@ -354,13 +400,19 @@ static void handle_poll(struct worker_req *w)
 
 	const Hf__Register *reg = cw->reg_env->register_;
 	cap = (size_t)c->conf.max_assign_per_poll;
-	if (p->draining || c->stopping || !db_healthy(c->db) || reg->n_devices == 0) {
+	if (p->draining || c->stopping || !db_healthy(c->db) || reg->n_devices == 0 ||
+	    coord_drained(c, reg->worker_id, NULL)) {
 		poll_reply(w, NULL, 0);
 		worker_req_free(w);
 		return;
 	}
 
-	struct match_fit f = { .reg = reg };
+	struct match_fit f = {
+		.reg = reg,
+		.worker_hash = sched_worker_hash(reg->worker_id),
+		.now_ms = now,
+		.avoid_ms = c->conf.lease_ms,
+	};
 	struct db_lease *leases = calloc(cap, sizeof(*leases));
 	f.free = calloc(reg->n_devices, sizeof(*f.free));
 	if (!leases || !f.free) {
@@ -373,7 +425,8 @@ static void handle_poll(struct worker_req *w)
 	for (size_t i = 0; i < p->n_free; i++)
 		for (size_t d = 0; d < reg->n_devices; d++)
 			if (reg->devices[d]->backend == p->free[i]->backend &&
-			    reg->devices[d]->index == p->free[i]->index)
+			    reg->devices[d]->index == p->free[i]->index &&
+			    !coord_drained(c, reg->worker_id, reg->devices[d]))
 				f.free[d] = p->free[i]->free_slots;
 
 	for (f.pos = 0; f.pos < reg->n_devices && n < cap; f.pos++) {
@@ -479,6 +532,19 @@ static void results_done(struct db_op *op)
 			if (t && t->state == SCHED_CANCELLING && t->attempt == d->r->attempt)
 				sched_remove(c->sched, t);
 			break;
+		case DB_RESULT_RETRIED:
+			if (t && t->attempt == d->r->attempt) {
+				/* Exponential backoff: 1 s, 2 s, 4 s ... at most a minute. */
+				uint32_t k = d->r->attempt > 6 ? 6 : d->r->attempt - 1;
+				int64_t delay = 1000LL << k;
+				t->avoid_worker = sched_worker_hash(w->env->results->worker_id);
+				t->avoid_device = d->r->device_index;
+				sched_delay(c->sched, t, hf_mono_ms() + delay);
+				log_warn("task %" PRIu64 " attempt %u failed in the infrastructure (%s): retrying in %" PRId64
+					 " ms, preferring another device",
+					 d->r->task_id, d->r->attempt, d->r->reason, delay);
+			}
+			break;
 		case DB_RESULT_DUPLICATE:
 			break;
 		case DB_RESULT_UNKNOWN:
@@ -539,6 +605,12 @@ static void handle_results(struct worker_req *w)
 		}
 		v[i].r = r;
 		v[i].worker_id = b->worker_id;
+		/* An infrastructure failure of the current attempt is retried while
+		 * the job's budget lasts; the database confirms it was current. */
+		struct sched_task *t = sched_task_find(w->c->sched, r->task_id);
+		v[i].retry = r->infrastructure && r->status == HF__TASK_STATUS__STATUS_ERROR && t &&
+			     t->state == SCHED_LEASED && t->attempt == r->attempt &&
+			     r->attempt <= t->job->max_retries;
 		v[i].metrics_json = json_object_text(w, r->metrics_json, "metrics", r->task_id);
 		v[i].env_json = json_object_text(w, r->env_json, "environment", r->task_id);
 	}

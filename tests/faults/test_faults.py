@@ -92,11 +92,11 @@ class FaultsTest(unittest.TestCase):
 
             lost = int(c.pg.psql("SELECT count(*) FROM tasks WHERE job_id = %d AND (state IN ('queued', 'leased') OR result_id IS NULL)" % job))
             duplicated = int(c.pg.psql("""
-                SELECT count(*) FROM (SELECT t.id FROM tasks t JOIN results r ON r.task_id = t.id AND NOT r.stale
+                SELECT count(*) FROM (SELECT t.id FROM tasks t JOIN results r ON r.task_id = t.id AND NOT r.stale AND NOT r.retried
                                       WHERE t.job_id = %d GROUP BY t.id HAVING count(*) > 1) d""" % job))
             mismatched = int(c.pg.psql("""
                 SELECT count(*) FROM tasks t JOIN results r ON r.id = t.result_id
-                WHERE t.job_id = %d AND (r.stale OR r.attempt <> t.attempt OR r.status <> t.state)""" % job))
+                WHERE t.job_id = %d AND (r.stale OR r.retried OR r.attempt <> t.attempt OR r.status <> t.state)""" % job))
             stale = int(c.pg.psql("SELECT count(*) FROM results r JOIN tasks t ON t.id = r.task_id WHERE t.job_id = %d AND r.stale" % job))
             retried = int(c.pg.psql("SELECT count(*) FROM tasks WHERE job_id = %d AND attempt > 1" % job))
             print('faults: kills=%d tasks=%d lost=%d duplicated=%d' % (kills, n, lost, duplicated))
@@ -145,7 +145,7 @@ class FaultsTest(unittest.TestCase):
             c.wait_for(lambda: c.pg.psql('SELECT state FROM jobs WHERE id = %d' % job) == 'done', 300,
                        'the job to finish on the standby')
             dup = int(c.pg.psql("""SELECT count(*) FROM (SELECT t.id FROM tasks t JOIN results r ON r.task_id = t.id
-                                   AND NOT r.stale WHERE t.job_id = %d GROUP BY t.id HAVING count(*) > 1) d""" % job))
+                                   AND NOT r.stale AND NOT r.retried WHERE t.job_id = %d GROUP BY t.id HAVING count(*) > 1) d""" % job))
             lost = int(c.pg.psql("SELECT count(*) FROM tasks WHERE job_id = %d AND result_id IS NULL" % job))
             print('faults: standby took over in %.2f s; job of %d tasks done, lost=%d duplicated=%d'
                   % (takeover, n, lost, dup))

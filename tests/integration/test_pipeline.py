@@ -37,13 +37,14 @@ def assert_exactly_once(test, cluster, job, expect_tasks):
     test.assertEqual(int(pg.psql('SELECT count(*) FROM tasks WHERE job_id = %d' % job)), expect_tasks)
     # Every task has a final outcome ...
     test.assertEqual(pg.psql("SELECT count(*) FROM tasks WHERE job_id = %d AND state IN ('queued', 'leased')" % job), '0')
-    # ... decided by exactly one stored, non-stale result (cancelled ones by the cancel).
+    # ... decided by exactly one stored result that is neither stale nor
+    # retried (cancelled ones by the cancel).
     bad = pg.rows("""
-        SELECT t.id, t.state, count(r.id) FILTER (WHERE NOT r.stale)
+        SELECT t.id, t.state, count(r.id) FILTER (WHERE NOT r.stale AND NOT r.retried)
         FROM tasks t LEFT JOIN results r ON r.task_id = t.id
         WHERE t.job_id = %d
         GROUP BY t.id, t.state
-        HAVING count(r.id) FILTER (WHERE NOT r.stale) <> CASE WHEN t.state = 'cancelled' THEN 0 ELSE 1 END
+        HAVING count(r.id) FILTER (WHERE NOT r.stale AND NOT r.retried) <> CASE WHEN t.state = 'cancelled' THEN 0 ELSE 1 END
     """ % job)
     test.assertEqual(bad, [], 'tasks without exactly one deciding result')
     # The deciding result is the one the task points at, and agrees with it.
