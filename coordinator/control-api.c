@@ -336,6 +336,11 @@ static void handle_drain(struct control_req *q)
 		control_req_free(q);
 		return;
 	}
+	if (r->one_device && r->index > 0x7fffffffu) {
+		coord_reply_error(q->req, HF__ERROR_CODE__ERR_BAD_REQUEST, "device index %u is out of range", r->index);
+		control_req_free(q);
+		return;
+	}
 	if (r->one_device && w) {
 		bool found = false;
 		for (size_t i = 0; i < w->reg_env->register_->n_devices; i++) {

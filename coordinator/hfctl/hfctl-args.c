@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -440,16 +441,28 @@ fail:
 	return r;
 }
 
-int hfctl_parse_job_id(const char *text, uint64_t *ret, char *err, size_t errlen)
+/* Parses a positive id; what is "job" or "task", for the message. */
+static int id_parse(const char *what, const char *text, uint64_t *ret, char *err, size_t errlen)
 {
 	int64_t v;
 
 	if (number_parse(text, &v) < 0 || v < 1) {
-		snprintf(err, errlen, "invalid job id \"%s\": expected a positive whole number", text);
+		snprintf(err, errlen, "invalid %s id \"%s\": expected a positive whole number", what,
+			 text);
 		return -EINVAL;
 	}
 	*ret = (uint64_t)v;
 	return 0;
+}
+
+int hfctl_parse_job_id(const char *text, uint64_t *ret, char *err, size_t errlen)
+{
+	return id_parse("job", text, ret, err, errlen);
+}
+
+int hfctl_parse_task_id(const char *text, uint64_t *ret, char *err, size_t errlen)
+{
+	return id_parse("task", text, ret, err, errlen);
 }
 
 /* ---- names ---- */
@@ -523,19 +536,41 @@ void hfctl_getopt_error(const char *cmd, int c, char *const *argv, char *err, si
 		snprintf(err, errlen, "unknown option \"%s\" (see \"%s\")", name, hint);
 }
 
-int hfctl_job_arg(const char *cmd, int argc, char *const *argv, int first, uint64_t *ret,
-		  char *err, size_t errlen)
+/* Takes the one positional argument argv[first] of argc, which the usage
+ * "hfctl CMD ARG" calls arg ("JOB") and the message what ("job id"); its
+ * text goes to *ret. */
+static int single_arg(const char *cmd, const char *arg, const char *what, int argc,
+		      char *const *argv, int first, const char **ret, char *err, size_t errlen)
 {
 	if (first >= argc) {
-		snprintf(err, errlen, "missing job id (usage: hfctl %s JOB)", cmd);
+		snprintf(err, errlen, "missing %s (usage: hfctl %s %s)", what, cmd, arg);
 		return -EINVAL;
 	}
 	if (argc - first > 1) {
-		snprintf(err, errlen, "unexpected argument \"%s\" (usage: hfctl %s JOB)",
-			 argv[first + 1], cmd);
+		snprintf(err, errlen, "unexpected argument \"%s\" (usage: hfctl %s %s)",
+			 argv[first + 1], cmd, arg);
 		return -EINVAL;
 	}
-	return hfctl_parse_job_id(argv[first], ret, err, errlen);
+	*ret = argv[first];
+	return 0;
+}
+
+int hfctl_job_arg(const char *cmd, int argc, char *const *argv, int first, uint64_t *ret,
+		  char *err, size_t errlen)
+{
+	const char *text;
+	int r = single_arg(cmd, "JOB", "job id", argc, argv, first, &text, err, errlen);
+
+	return r < 0 ? r : hfctl_parse_job_id(text, ret, err, errlen);
+}
+
+int hfctl_task_arg(const char *cmd, int argc, char *const *argv, int first, uint64_t *ret,
+		   char *err, size_t errlen)
+{
+	const char *text;
+	int r = single_arg(cmd, "TASK", "task id", argc, argv, first, &text, err, errlen);
+
+	return r < 0 ? r : hfctl_parse_task_id(text, ret, err, errlen);
 }
 
 int hfctl_no_args(const char *cmd, int argc, char *const *argv, int first, char *err,
@@ -575,6 +610,9 @@ enum {
 	OPT_RUNTIME,
 	OPT_DEVICES_PER_TASK,
 	OPT_ALLOW_WAITING,
+	OPT_MAX_RUNNING,
+	OPT_MAX_RETRIES,
+	OPT_TASK,
 };
 
 static const struct option submit_options[] = {
@@ -601,6 +639,8 @@ static const struct option submit_options[] = {
 	{ "runtime", required_argument, NULL, OPT_RUNTIME },
 	{ "devices-per-task", required_argument, NULL, OPT_DEVICES_PER_TASK },
 	{ "allow-waiting", no_argument, NULL, OPT_ALLOW_WAITING },
+	{ "max-running", required_argument, NULL, OPT_MAX_RUNNING },
+	{ "max-retries", required_argument, NULL, OPT_MAX_RETRIES },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -702,6 +742,14 @@ static int submit_options_read(int argc, char **argv, struct hfctl_submit *s,
 			break;
 		case OPT_ALLOW_WAITING:
 			s->allow_waiting = true;
+			break;
+		case OPT_MAX_RUNNING:
+			r = parse_u32("--max-running", optarg, HFCTL_MAX_RUNNING_MAX, &s->max_running,
+				      err, errlen);
+			break;
+		case OPT_MAX_RETRIES:
+			r = parse_u32("--max-retries", optarg, HFCTL_MAX_RETRIES_MAX, &s->max_retries,
+				      err, errlen);
 			break;
 		case 'h':
 			s->help = true;
@@ -985,6 +1033,8 @@ void hfctl_submit_request(const struct hfctl_submit *s, Hf__SubmitRequest *req)
 	req->runtimes = s->runtimes.items;
 	req->devices_per_task = s->devices_per_task;
 	req->allow_waiting = s->allow_waiting;
+	req->max_running = s->max_running;
+	req->max_retries = s->max_retries;
 }
 
 /* ---- models against the registry ---- */
@@ -1036,4 +1086,160 @@ int hfctl_submit_check_models(const struct hfctl_submit *s, const Hf__ModelsRepl
 out:
 	hf_buf_fini(&names);
 	return r;
+}
+
+/* ---- cancel ---- */
+
+static const struct option cancel_options[] = {
+	{ "task", required_argument, NULL, OPT_TASK },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+
+#define CANCEL_USAGE "usage: hfctl cancel JOB | hfctl cancel --task TASK"
+
+int hfctl_cancel_parse(int argc, char **argv, struct hfctl_cancel *ret, char *err, size_t errlen)
+{
+	struct hfctl_cancel cl = { 0 };
+	const char *task = NULL;
+	int c;
+
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", cancel_options, NULL)) != -1) {
+		switch (c) {
+		case OPT_TASK:
+			if (task) {
+				snprintf(err, errlen, "--task is given twice (" CANCEL_USAGE ")");
+				return -EINVAL;
+			}
+			task = optarg;
+			break;
+		case OPT_JSON:
+			cl.json = true;
+			break;
+		case 'h':
+			*ret = (struct hfctl_cancel){ .help = true };
+			return 0;
+		default:
+			hfctl_getopt_error("cancel", c, argv, err, errlen);
+			return -EINVAL;
+		}
+	}
+	if (task) {
+		if (optind < argc) {
+			snprintf(err, errlen,
+				 "a job (\"%s\") and --task cannot be given together (" CANCEL_USAGE ")",
+				 argv[optind]);
+			return -EINVAL;
+		}
+		if (hfctl_parse_task_id(task, &cl.task_id, err, errlen) < 0)
+			return -EINVAL;
+	} else {
+		if (optind >= argc) {
+			snprintf(err, errlen, "missing job id (" CANCEL_USAGE ")");
+			return -EINVAL;
+		}
+		if (hfctl_job_arg("cancel", argc, argv, optind, &cl.job_id, err, errlen) < 0)
+			return -EINVAL;
+	}
+	*ret = cl;
+	return 0;
+}
+
+/* ---- drain targets ---- */
+
+#define DRAIN_TARGET_HINT "expected WORKER or WORKER/BACKEND:INDEX, such as gpu-07 or gpu-07/cuda:3"
+
+/* Checks a worker id as hf-worker does: 1 to HFCTL_WORKER_ID_MAX bytes, no
+ * blanks, no control characters. */
+static bool worker_id_valid(const char *id, size_t len)
+{
+	if (len == 0 || len > HFCTL_WORKER_ID_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)id[i] <= ' ' || id[i] == 0x7f)
+			return false;
+	return true;
+}
+
+/* Parses BACKEND:INDEX (device, within the whole target text) into t. */
+static int drain_device_parse(const char *text, const char *device, struct hfctl_drain_target *t,
+			      char *err, size_t errlen)
+{
+	const char *colon = strchr(device, ':');
+	char backend[32];
+	size_t blen;
+	int64_t index;
+
+	if (!colon || colon == device || colon[1] == '\0') {
+		snprintf(err, errlen, "invalid drain target \"%s\": " DRAIN_TARGET_HINT, text);
+		return -EINVAL;
+	}
+	blen = (size_t)(colon - device);
+	if (blen < sizeof(backend)) {
+		memcpy(backend, device, blen);
+		backend[blen] = '\0';
+	}
+	if (blen >= sizeof(backend) || hf_backend_parse(backend, &t->backend) < 0) {
+		snprintf(err, errlen, "unknown backend \"%.*s\" in drain target \"%s\" (valid: %s)",
+			 (int)blen, device, text, hf_backend_names());
+		return -EINVAL;
+	}
+	/* Digits only: number_parse would take a leading "-".  The coordinator
+	 * keeps an index as an int, where -1 means the whole worker: nothing
+	 * above INT32_MAX may reach it. */
+	if (!is_digit(colon[1]) || number_parse(colon + 1, &index) < 0 || index > INT32_MAX) {
+		snprintf(err, errlen,
+			 "invalid device index \"%s\" in drain target \"%s\": expected a whole number "
+			 "from 0 to %d",
+			 colon + 1, text, INT32_MAX);
+		return -EINVAL;
+	}
+	t->index = (uint32_t)index;
+	t->one_device = true;
+	return 0;
+}
+
+int hfctl_drain_target_parse(const char *text, struct hfctl_drain_target *ret, char *err,
+			     size_t errlen)
+{
+	struct hfctl_drain_target t = { 0 };
+	const char *slash = strrchr(text, '/');
+	size_t len = slash ? (size_t)(slash - text) : strlen(text);
+
+	if (!worker_id_valid(text, len)) {
+		snprintf(err, errlen,
+			 "invalid worker id \"%.*s\" in drain target \"%s\": 1 to %d characters, no "
+			 "blanks or control characters",
+			 (int)len, text, text, HFCTL_WORKER_ID_MAX);
+		return -EINVAL;
+	}
+	if (slash && slash[1] && drain_device_parse(text, slash + 1, &t, err, errlen) < 0)
+		return -EINVAL;
+	memcpy(t.worker_id, text, len);
+	t.worker_id[len] = '\0';
+	*ret = t;
+	return 0;
+}
+
+int hfctl_drain_arg(const char *cmd, int argc, char *const *argv, int first,
+		    struct hfctl_drain_target *ret, char *err, size_t errlen)
+{
+	const char *text;
+	int r = single_arg(cmd, "WORKER[/BACKEND:INDEX]", "worker", argc, argv, first, &text, err,
+			   errlen);
+
+	return r < 0 ? r : hfctl_drain_target_parse(text, ret, err, errlen);
+}
+
+void hfctl_drain_request(const struct hfctl_drain_target *t, bool undrain, Hf__DrainRequest *req)
+{
+	*req = (Hf__DrainRequest)HF__DRAIN_REQUEST__INIT;
+	req->worker_id = (char *)t->worker_id;
+	req->one_device = t->one_device;
+	req->backend = t->one_device ? t->backend : HF__BACKEND__BACKEND_UNSPECIFIED;
+	req->index = t->index;
+	req->undrain = undrain;
 }

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT
  *
  * hfctl's argument parsing and validation: comma-separated lists, numbers,
- * durations, job ids, the options of "hfctl submit", and the check of model
- * names against the registry.  Pure: nothing here reads the environment,
+ * durations, job and task ids, the options of "hfctl submit" and "hfctl
+ * cancel", drain targets (WORKER or WORKER/BACKEND:INDEX), and the check of
+ * model names against the registry.  Pure: nothing here reads the environment,
  * talks to the coordinator or prints; the commands do that and show the
  * messages written here.
  *
@@ -38,6 +39,13 @@
 #define HFCTL_TASK_TIMEOUT_MAX_S (24 * 3600)
 /* The coordinator's limit on devices per task (coordinator/match.c). */
 #define HFCTL_DEVICES_PER_TASK_MAX 16 /* the coordinator's MATCH_MAX_DEVICES */
+/* A job's cap on its tasks in flight, and its retries of infrastructure
+ * failures per task.  0 means "no cap" and "the coordinator's default" in
+ * the protocol, so neither can be asked for explicitly. */
+#define HFCTL_MAX_RUNNING_MAX 100000
+#define HFCTL_MAX_RETRIES_MAX 20
+/* hf-worker's limit on the length of a worker id (worker/worker-conf.c). */
+#define HFCTL_WORKER_ID_MAX 128
 
 /* A list of distinct, non-empty strings; owns its items. */
 struct hfctl_list {
@@ -108,6 +116,9 @@ int hfctl_labels_add(struct hfctl_labels *l, const char *opt, const char *text, 
 /* Parses a job id: a positive whole number. */
 int hfctl_parse_job_id(const char *text, uint64_t *ret, char *err, size_t errlen);
 
+/* Parses a task id: a positive whole number. */
+int hfctl_parse_task_id(const char *text, uint64_t *ret, char *err, size_t errlen);
+
 /* Parses a list of task statuses ("failed,error") into a set indexed by
  * Hf__TaskStatus; ret has HF__TASK_STATUS__STATUS_CANCELLED + 1 slots. */
 int hfctl_parse_statuses(const char *opt, const char *text, bool *ret, char *err, size_t errlen);
@@ -125,6 +136,10 @@ void hfctl_getopt_error(const char *cmd, int c, char *const *argv, char *err, si
  * malformed is refused. */
 int hfctl_job_arg(const char *cmd, int argc, char *const *argv, int first, uint64_t *ret,
 		  char *err, size_t errlen);
+
+/* The same for the one positional TASK argument. */
+int hfctl_task_arg(const char *cmd, int argc, char *const *argv, int first, uint64_t *ret,
+		   char *err, size_t errlen);
 
 /* Refuses any positional argument left after the options of cmd, from
  * argv[first] on. */
@@ -159,6 +174,8 @@ struct hfctl_submit {
 	struct hfctl_list runtimes;
 	uint32_t devices_per_task;  /* 0 when not given: one */
 	bool allow_waiting;
+	uint32_t max_running;  /* 0 when not given: no cap */
+	uint32_t max_retries;  /* 0 when not given: the coordinator's default */
 	bool watch;
 	bool json;
 	bool help;             /* --help: nothing else was checked */
@@ -171,7 +188,9 @@ struct hfctl_submit {
  * list items, --all together with --models or --family, nothing to run,
  * malformed requirements (sizes, compute capabilities, gfx targets, labels,
  * runtime specs, devices per task), a compute capability without the cuda
- * backend or gfx targets without rocm, and stray arguments.  On success ret is the caller's to release with
+ * backend or gfx targets without rocm, --max-running outside
+ * 1..HFCTL_MAX_RUNNING_MAX, --max-retries outside 1..HFCTL_MAX_RETRIES_MAX,
+ * and stray arguments.  On success ret is the caller's to release with
  * hfctl_submit_fini. */
 int hfctl_submit_parse(int argc, char **argv, const char *default_submitter,
 		       struct hfctl_submit *ret, char *err, size_t errlen);
@@ -186,5 +205,47 @@ void hfctl_submit_request(const struct hfctl_submit *s, Hf__SubmitRequest *req);
  * e.g. unknown models "a", "b" (see "hfctl models"). */
 int hfctl_submit_check_models(const struct hfctl_submit *s, const Hf__ModelsReply *registry,
 			      char *err, size_t errlen);
+
+/* What "hfctl cancel" asked for: a whole job (job_id) or one task
+ * (task_id, from --task); exactly one of the two is not 0 unless help. */
+struct hfctl_cancel {
+	uint64_t job_id;
+	uint64_t task_id;
+	bool json;
+	bool help;  /* --help: nothing else was checked */
+};
+
+/* Parses "hfctl cancel JOB [--json]" or "hfctl cancel --task TASK [--json]"
+ * (argv[0] is "cancel").  Refuses a job and --task together, neither,
+ * --task given twice, malformed ids and stray arguments. */
+int hfctl_cancel_parse(int argc, char **argv, struct hfctl_cancel *ret, char *err, size_t errlen);
+
+/* What "hfctl drain" and "hfctl undrain" act on: a whole worker, or one of
+ * its devices. */
+struct hfctl_drain_target {
+	char worker_id[HFCTL_WORKER_ID_MAX + 1];
+	bool one_device;
+	Hf__Backend backend;  /* with one_device */
+	uint32_t index;       /* with one_device */
+};
+
+/* Parses WORKER or WORKER/BACKEND:INDEX ("gpu-07", "gpu-07/cuda:3").  The
+ * text is split at its last "/", so a worker id may itself hold "/"; an
+ * empty device part ("rack-1/gpu-07/") names the whole worker.  The worker
+ * id is 1 to HFCTL_WORKER_ID_MAX characters without blanks or control
+ * characters (as hf-worker accepts it); BACKEND is a backend name and INDEX
+ * a whole number, 0 .. 2^31 - 1. */
+int hfctl_drain_target_parse(const char *text, struct hfctl_drain_target *ret, char *err,
+			     size_t errlen);
+
+/* Takes the one positional WORKER[/BACKEND:INDEX] argument of "hfctl drain"
+ * or "hfctl undrain" (cmd) left after its options, argv[first] of argc, and
+ * parses it.  Missing, extra or malformed is refused. */
+int hfctl_drain_arg(const char *cmd, int argc, char *const *argv, int first,
+		    struct hfctl_drain_target *ret, char *err, size_t errlen);
+
+/* Fills req with t and undrain; req borrows t's memory and must not outlive
+ * it. */
+void hfctl_drain_request(const struct hfctl_drain_target *t, bool undrain, Hf__DrainRequest *req);
 
 #endif

@@ -2,12 +2,14 @@
  *
  * The commands about the fleet and the suite rather than one job: workers
  * (who is connected, with which devices and runtimes), devices (every
- * device with its live telemetry, and the backends workers found absent)
- * and models (the registry).  Read-only requests, printed as tables or
- * JSON.
+ * device with its live telemetry, and the backends workers found absent),
+ * models (the registry), all read-only and printed as tables or JSON; and
+ * drain and undrain, which take a worker or one device out of service (its
+ * running work finishes, nothing new is assigned) and bring it back.
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -157,6 +159,91 @@ const struct hfctl_command hfctl_cmd_devices = {
 		 "  --json  {\"devices\": [...], \"absent\": [...]} with every field; telemetry\n"
 		 "          that is not available is null\n",
 	.run = devices_run,
+};
+
+/* ---- drain and undrain ---- */
+
+static int drain_target_run(struct hfctl_ctx *ctx, const struct hfctl_command *cmd, bool undrain,
+			    int argc, char **argv)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT, *reply = NULL;
+	struct hfctl_drain_target target;
+	Hf__DrainRequest req;
+	char err[HFCTL_ERR_MAX];
+	bool json = ctx->json;
+	struct hf_buf b;
+	uint32_t n;
+	int r;
+
+	r = hfctl_json_options_read(cmd, argc, argv, &json);
+	if (r != HFCTL_GO_ON)
+		return r;
+	if (hfctl_drain_arg(cmd->name, argc, argv, optind, &target, err, sizeof(err)) < 0)
+		return hfctl_usage_error(err);
+
+	hfctl_drain_request(&target, undrain, &req);
+	env.body_case = HF__ENVELOPE__BODY_DRAIN;
+	env.drain = &req;
+	r = hfctl_call(ctx, &env, HF__ENVELOPE__BODY_DRAIN_REPLY, &reply);
+	if (r < 0)
+		return hfctl_exit_status(r);
+	n = reply->drain_reply->devices;
+	if (json) {
+		r = hfctl_json_print(json_pack(
+			"{s:s, s:o, s:o, s:b, s:I}", "worker_id", target.worker_id, "backend",
+			target.one_device ? json_string(hf_backend_name(target.backend)) : json_null(),
+			"index", target.one_device ? json_integer(target.index) : json_null(),
+			"draining", !undrain, "devices", (json_int_t)n));
+	} else {
+		hf_buf_init(&b);
+		hfctl_drain_format(&req, n, &b);
+		r = hfctl_buf_print(&b);
+	}
+	hf_env_free(reply);
+	return r < 0 ? HFCTL_EXIT_FAILED : HFCTL_EXIT_OK;
+}
+
+static int drain_run(struct hfctl_ctx *ctx, int argc, char **argv)
+{
+	return drain_target_run(ctx, &hfctl_cmd_drain, false, argc, argv);
+}
+
+static int undrain_run(struct hfctl_ctx *ctx, int argc, char **argv)
+{
+	return drain_target_run(ctx, &hfctl_cmd_undrain, true, argc, argv);
+}
+
+const struct hfctl_command hfctl_cmd_drain = {
+	.name = "drain",
+	.summary = "stop assigning work to a worker or one device",
+	.usage = "usage: hfctl drain WORKER[/BACKEND:INDEX] [--json]\n"
+		 "\n"
+		 "Takes a whole worker (gpu-07) or one of its devices (gpu-07/cuda:3) out of\n"
+		 "service: the tasks running there finish, nothing new is assigned, until\n"
+		 "\"hfctl undrain\".\n"
+		 "\n"
+		 "  --json  print {\"worker_id\", \"backend\", \"index\", \"draining\": true,\n"
+		 "          \"devices\"}; backend and index are null for a whole worker\n"
+		 "\n"
+		 "exit status: 0 done, 1 no such worker or device, or the coordinator refused or\n"
+		 "could not be reached, 2 bad usage (a malformed target).\n",
+	.run = drain_run,
+};
+
+const struct hfctl_command hfctl_cmd_undrain = {
+	.name = "undrain",
+	.summary = "put a drained worker or device back in service",
+	.usage = "usage: hfctl undrain WORKER[/BACKEND:INDEX] [--json]\n"
+		 "\n"
+		 "Reverses \"hfctl drain\": the worker (gpu-07) or device (gpu-07/cuda:3) takes\n"
+		 "work again.\n"
+		 "\n"
+		 "  --json  print {\"worker_id\", \"backend\", \"index\", \"draining\": false,\n"
+		 "          \"devices\"}; backend and index are null for a whole worker\n"
+		 "\n"
+		 "exit status: 0 done, 1 no such worker or device, or the coordinator refused or\n"
+		 "could not be reached, 2 bad usage (a malformed target).\n",
+	.run = undrain_run,
 };
 
 /* ---- models ---- */

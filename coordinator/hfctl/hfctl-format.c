@@ -546,6 +546,37 @@ void hfctl_absent_key_split(const char *key, size_t *ret_worker_len, const char 
 	*ret_backend = slash ? slash + 1 : "";
 }
 
+/* ---- drain and explain ---- */
+
+void hfctl_drain_format(const Hf__DrainRequest *req, uint32_t devices, struct hf_buf *out)
+{
+	const char *state = req->undrain ? "back in service" : "draining";
+
+	if (req->one_device)
+		hf_buf_printf(out, "%s/%s:%" PRIu32 ": %s\n", req->worker_id,
+			      hf_backend_name(req->backend), req->index, state);
+	else
+		hf_buf_printf(out, "worker %s: %" PRIu32 " device%s %s\n", req->worker_id, devices,
+			      devices == 1 ? "" : "s", state);
+}
+
+void hfctl_explain_format(const Hf__ExplainReply *r, struct hf_buf *out)
+{
+	hf_buf_printf(out, "task %" PRIu64 ": %s", r->task_id, hf_status_name(r->status));
+	if (r->summary && r->summary[0]) {
+		hf_buf_puts(out, " \xe2\x80\x94 "); /* an em dash */
+		text_put(out, r->summary);
+	}
+	hf_buf_puts(out, "\n");
+	for (size_t i = 0; i < r->n_reasons; i++) {
+		if (!r->reasons[i] || !r->reasons[i][0])
+			continue;
+		hf_buf_puts(out, "  ");
+		text_put(out, r->reasons[i]);
+		hf_buf_puts(out, "\n");
+	}
+}
+
 /* ---- messages ---- */
 
 #define UNSATISFIABLE_HINT "(use --allow-waiting to queue the tasks anyway)"

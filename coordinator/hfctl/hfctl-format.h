@@ -150,6 +150,31 @@ void hfctl_absent_key_split(const char *key, size_t *ret_worker_len, const char 
 /* Appends bytes as GiB with one decimal, "79.6 GiB"; "-" for 0. */
 void hfctl_gib_format(uint64_t bytes, struct hf_buf *out);
 
+/* ---- drain and explain ---- */
+
+/* Appends what "hfctl drain" and "hfctl undrain" print for the request
+ * that was sent and the reply's count of devices, with a newline:
+ *
+ *   worker gpu-07: 8 devices draining
+ *   worker gpu-07: 1 device back in service
+ *   gpu-07/cuda:3: draining
+ *   gpu-07/cuda:3: back in service
+ *
+ * For one device the count is not shown (it is that device). */
+void hfctl_drain_format(const Hf__DrainRequest *req, uint32_t devices, struct hf_buf *out);
+
+/* Appends "hfctl explain"'s text for r:
+ *
+ *   task 123: queued \u2014 no device can take it now
+ *     gpu-01 cuda:0: busy (2 of 2 slots)
+ *     gpu-02: drained
+ *
+ * the status and, after an em dash, the summary (left out when empty), then
+ * each non-empty reason on a line of its own indented by two spaces.
+ * Control characters in the coordinator's text become spaces, so one
+ * reason is one line. */
+void hfctl_explain_format(const Hf__ExplainReply *r, struct hf_buf *out);
+
 /* ---- messages ---- */
 
 /* Appends the message for a submit the coordinator refused as

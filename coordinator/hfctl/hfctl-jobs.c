@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT
  *
- * The commands about jobs: submit, status, watch, results, cancel, jobs.
+ * The commands about jobs and their tasks: submit, status, watch, results,
+ * cancel (a job or one task), retry, explain, jobs.
  * Each parses its options (hfctl-args.c), makes its requests through
  * hfctl_call and prints a table, a line or JSON (hfctl-format.c,
  * hfctl-json.c).
@@ -437,8 +438,15 @@ const struct hfctl_command hfctl_cmd_submit = {
 		 "                         value); repeatable\n"
 		 "  --runtime SPEC,...     NAME or NAME>=VER (also ==, >, <, <=), e.g. torch,\n"
 		 "                         \"transformers>=5.0\"; repeatable\n"
-		 "  --devices-per-task N   devices each task gets, 1..64 (default 1)\n"
+		 "  --devices-per-task N   devices each task gets, 1..16 (default 1)\n"
 		 "  --allow-waiting        queue tasks that no registered device can run (yet)\n"
+		 "\n"
+		 "limits:\n"
+		 "  --max-running N        at most N of the job's tasks in flight, 1..100000\n"
+		 "                         (default: no cap)\n"
+		 "  --max-retries N        retries of infrastructure failures (lost lease, runner\n"
+		 "                         crash, device error) per task, 1..20 (default: the\n"
+		 "                         coordinator's, 3); a test failure is never retried\n"
 		 "\n"
 		 "output:\n"
 		 "  --watch                follow the job as \"hfctl watch\" does\n"
@@ -692,28 +700,37 @@ static int cancel_run(struct hfctl_ctx *ctx, int argc, char **argv)
 {
 	Hf__Envelope env = HF__ENVELOPE__INIT, *reply = NULL;
 	Hf__CancelRequest req = HF__CANCEL_REQUEST__INIT;
+	struct hfctl_cancel cl;
 	char err[HFCTL_ERR_MAX];
-	bool json = ctx->json;
+	bool json;
 	uint32_t n;
 	int r;
 
-	r = hfctl_json_options_read(&hfctl_cmd_cancel, argc, argv, &json);
-	if (r != HFCTL_GO_ON)
-		return r;
-	if (hfctl_job_arg("cancel", argc, argv, optind, &req.job_id, err, sizeof(err)) < 0)
+	if (hfctl_cancel_parse(argc, argv, &cl, err, sizeof(err)) < 0)
 		return hfctl_usage_error(err);
+	if (cl.help)
+		return hfctl_usage(&hfctl_cmd_cancel);
+	json = ctx->json || cl.json;
 
+	req.job_id = cl.job_id;
+	req.task_id = cl.task_id;
 	env.body_case = HF__ENVELOPE__BODY_CANCEL;
 	env.cancel = &req;
 	r = hfctl_call(ctx, &env, HF__ENVELOPE__BODY_CANCEL_REPLY, &reply);
 	if (r < 0)
 		return hfctl_exit_status(r);
 	n = reply->cancel_reply->cancelled;
-	if (json)
-		r = hfctl_json_print(json_pack("{s:I, s:I}", "job_id", (json_int_t)req.job_id,
+	if (json && cl.task_id)
+		r = hfctl_json_print(json_pack("{s:I, s:I}", "task_id", (json_int_t)cl.task_id,
 					       "cancelled", (json_int_t)n));
+	else if (json)
+		r = hfctl_json_print(json_pack("{s:I, s:I}", "job_id", (json_int_t)cl.job_id,
+					       "cancelled", (json_int_t)n));
+	else if (cl.task_id)
+		printf("task %" PRIu64 " %s\n", cl.task_id,
+		       n > 0 ? "cancelled" : "had already finished");
 	else
-		printf("job %" PRIu64 ": %" PRIu32 " task%s cancelled\n", req.job_id, n,
+		printf("job %" PRIu64 ": %" PRIu32 " task%s cancelled\n", cl.job_id, n,
 		       n == 1 ? "" : "s");
 	hf_env_free(reply);
 	return r < 0 ? HFCTL_EXIT_FAILED : HFCTL_EXIT_OK;
@@ -721,14 +738,119 @@ static int cancel_run(struct hfctl_ctx *ctx, int argc, char **argv)
 
 const struct hfctl_command hfctl_cmd_cancel = {
 	.name = "cancel",
-	.summary = "cancel a job's tasks that have not finished",
+	.summary = "cancel a job's unfinished tasks, or one task",
 	.usage = "usage: hfctl cancel JOB [--json]\n"
+		 "       hfctl cancel --task TASK [--json]\n"
 		 "\n"
-		 "Cancels every task of the job that has not finished: queued tasks will not run,\n"
-		 "running ones are stopped.  Prints how many tasks that was.\n"
+		 "Cancels every task of the job that has not finished, or with --task that one\n"
+		 "task: queued tasks will not run, running ones are stopped by their worker\n"
+		 "(SIGTERM, then SIGKILL after a grace period).  Prints how many tasks that was;\n"
+		 "a task that had already finished is left as it is (and that is no error).\n"
 		 "\n"
-		 "  --json  print {\"job_id\", \"cancelled\"}\n",
+		 "  --task TASK  cancel this task only\n"
+		 "  --json       print {\"job_id\", \"cancelled\"} (with --task: {\"task_id\",\n"
+		 "               \"cancelled\"}, 1 or 0)\n"
+		 "\n"
+		 "exit status: 0 done (also when nothing was left to cancel), 1 no such job or\n"
+		 "task, or the coordinator refused or could not be reached, 2 bad usage.\n",
 	.run = cancel_run,
+};
+
+/* ---- retry ---- */
+
+static int retry_run(struct hfctl_ctx *ctx, int argc, char **argv)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT, *reply = NULL;
+	Hf__RetryRequest req = HF__RETRY_REQUEST__INIT;
+	char err[HFCTL_ERR_MAX];
+	bool json = ctx->json;
+	uint32_t n;
+	int r;
+
+	r = hfctl_json_options_read(&hfctl_cmd_retry, argc, argv, &json);
+	if (r != HFCTL_GO_ON)
+		return r;
+	if (hfctl_job_arg("retry", argc, argv, optind, &req.job_id, err, sizeof(err)) < 0)
+		return hfctl_usage_error(err);
+
+	env.body_case = HF__ENVELOPE__BODY_RETRY;
+	env.retry = &req;
+	r = hfctl_call(ctx, &env, HF__ENVELOPE__BODY_RETRY_REPLY, &reply);
+	if (r < 0)
+		return hfctl_exit_status(r);
+	n = reply->retry_reply->requeued;
+	if (json)
+		r = hfctl_json_print(json_pack("{s:I, s:I}", "job_id", (json_int_t)req.job_id,
+					       "requeued", (json_int_t)n));
+	else
+		printf("job %" PRIu64 ": %" PRIu32 " task%s queued again\n", req.job_id, n,
+		       n == 1 ? "" : "s");
+	hf_env_free(reply);
+	return r < 0 ? HFCTL_EXIT_FAILED : HFCTL_EXIT_OK;
+}
+
+const struct hfctl_command hfctl_cmd_retry = {
+	.name = "retry",
+	.summary = "queue a job's failed, errored and timed-out tasks again",
+	.usage = "usage: hfctl retry JOB [--json]\n"
+		 "\n"
+		 "Queues the job's tasks that ended failed, error or timeout again, each as a new\n"
+		 "attempt.  Prints how many tasks that was; 0 when none had failed.\n"
+		 "\n"
+		 "  --json  print {\"job_id\", \"requeued\"}\n"
+		 "\n"
+		 "exit status: 0 done (also when nothing was queued), 1 no such job, or the\n"
+		 "coordinator refused or could not be reached, 2 bad usage.\n",
+	.run = retry_run,
+};
+
+/* ---- explain ---- */
+
+static int explain_run(struct hfctl_ctx *ctx, int argc, char **argv)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT, *reply = NULL;
+	Hf__ExplainRequest req = HF__EXPLAIN_REQUEST__INIT;
+	char err[HFCTL_ERR_MAX];
+	bool json = ctx->json;
+	struct hf_buf b;
+	int r;
+
+	r = hfctl_json_options_read(&hfctl_cmd_explain, argc, argv, &json);
+	if (r != HFCTL_GO_ON)
+		return r;
+	if (hfctl_task_arg("explain", argc, argv, optind, &req.task_id, err, sizeof(err)) < 0)
+		return hfctl_usage_error(err);
+
+	env.body_case = HF__ENVELOPE__BODY_EXPLAIN;
+	env.explain = &req;
+	r = hfctl_call(ctx, &env, HF__ENVELOPE__BODY_EXPLAIN_REPLY, &reply);
+	if (r < 0)
+		return hfctl_exit_status(r);
+	if (json) {
+		r = hfctl_json_print(hfctl_json_explain(reply->explain_reply));
+	} else {
+		hf_buf_init(&b);
+		hfctl_explain_format(reply->explain_reply, &b);
+		r = hfctl_buf_print(&b);
+	}
+	hf_env_free(reply);
+	return r < 0 ? HFCTL_EXIT_FAILED : HFCTL_EXIT_OK;
+}
+
+const struct hfctl_command hfctl_cmd_explain = {
+	.name = "explain",
+	.summary = "say why a task is not running (yet)",
+	.usage = "usage: hfctl explain TASK [--json]\n"
+		 "\n"
+		 "Asks the coordinator why the task is where it is: its status and a one-line\n"
+		 "summary, then one line per worker or device that does not take it and why\n"
+		 "(a requirement it does not meet, busy, quarantined, drained, ...).\n"
+		 "\n"
+		 "  --json  print {\"task_id\", \"status\", \"summary\", \"reasons\": [...]}\n"
+		 "\n"
+		 "exit status: 0 explained (whatever the task's state), 1 no such task, or the\n"
+		 "coordinator refused or could not be reached, 2 bad usage.\n",
+	.run = explain_run,
 };
 
 /* ---- jobs ---- */

@@ -294,6 +294,20 @@ json_t *hfctl_json_model(const Hf__ModelInfo *m)
 	return built(o, ok);
 }
 
+json_t *hfctl_json_explain(const Hf__ExplainReply *r)
+{
+	json_t *o = json_object(), *reasons = json_array();
+	bool ok = true;
+
+	for (size_t i = 0; i < r->n_reasons; i++)
+		append(reasons, hfctl_json_string(r->reasons[i]), &ok);
+	put(o, "task_id", json_integer((json_int_t)r->task_id), &ok);
+	put(o, "status", json_string(hf_status_name(r->status)), &ok);
+	put(o, "summary", hfctl_json_string(r->summary), &ok);
+	put(o, "reasons", reasons, &ok);
+	return built(o, ok);
+}
+
 json_t *hfctl_json_jobs(Hf__JobStatus *const *jobs, size_t n)
 {
 	json_t *a = json_array();

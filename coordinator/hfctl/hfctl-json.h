@@ -36,6 +36,9 @@ json_t *hfctl_json_worker(const Hf__WorkerInfo *w);
  * key. */
 json_t *hfctl_json_devices(const Hf__DevicesReply *r);
 
+/* {"task_id", "status", "summary", "reasons": [...]}, the status by name. */
+json_t *hfctl_json_explain(const Hf__ExplainReply *r);
+
 /* Every ModelInfo field. */
 json_t *hfctl_json_model(const Hf__ModelInfo *m);
 

@@ -49,8 +49,8 @@ struct hfctl_command {
 };
 
 extern const struct hfctl_command hfctl_cmd_submit, hfctl_cmd_status, hfctl_cmd_watch,
-	hfctl_cmd_results, hfctl_cmd_cancel, hfctl_cmd_jobs, hfctl_cmd_workers, hfctl_cmd_devices,
-	hfctl_cmd_models;
+	hfctl_cmd_results, hfctl_cmd_cancel, hfctl_cmd_retry, hfctl_cmd_explain, hfctl_cmd_jobs,
+	hfctl_cmd_workers, hfctl_cmd_devices, hfctl_cmd_drain, hfctl_cmd_undrain, hfctl_cmd_models;
 
 /* Prints "hfctl: MESSAGE" and a newline to stderr. */
 void hfctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

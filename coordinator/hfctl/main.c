@@ -20,8 +20,9 @@
 #include "hfctl.h"
 
 static const struct hfctl_command *const commands[] = {
-	&hfctl_cmd_submit, &hfctl_cmd_status,  &hfctl_cmd_watch,   &hfctl_cmd_results,
-	&hfctl_cmd_cancel, &hfctl_cmd_jobs,    &hfctl_cmd_workers, &hfctl_cmd_devices,
+	&hfctl_cmd_submit,  &hfctl_cmd_status,  &hfctl_cmd_watch,   &hfctl_cmd_results,
+	&hfctl_cmd_cancel,  &hfctl_cmd_retry,   &hfctl_cmd_explain, &hfctl_cmd_jobs,
+	&hfctl_cmd_workers, &hfctl_cmd_devices, &hfctl_cmd_drain,   &hfctl_cmd_undrain,
 	&hfctl_cmd_models,
 };
 

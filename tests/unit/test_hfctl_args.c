@@ -3,8 +3,9 @@
  * Unit tests for hfctl's argument validation (coordinator/hfctl/hfctl-args.c):
  * what "hfctl submit" accepts and the message it gives for what it refuses,
  * its requirement options (sizes, compute capabilities, gfx targets, labels,
- * runtime specs, devices per task), list splitting, numbers, durations, job
- * ids and the registry check.
+ * runtime specs, devices per task) and limits (tasks in flight, retries),
+ * list splitting, numbers, durations, job and task ids, "hfctl cancel" of a
+ * job or a task, drain targets and the registry check.
  */
 #include <check.h>
 #include <errno.h>
@@ -647,6 +648,264 @@ START_TEST(test_compute_capability_and_gfx_need_their_backend)
 }
 END_TEST
 
+START_TEST(test_submit_max_running_and_max_retries_bounds)
+{
+	char *low[] = { "submit", "--all", "--max-running", "1", "--max-retries", "1" };
+	char *high[] = { "submit", "--all", "--max-running", "100000", "--max-retries", "20" };
+	char *run0[] = { "submit", "--all", "--max-running", "0" };
+	char *run_above[] = { "submit", "--all", "--max-running", "100001" };
+	char *run_word[] = { "submit", "--all", "--max-running", "ten" };
+	char *ret0[] = { "submit", "--all", "--max-retries", "0" };
+	char *ret_above[] = { "submit", "--all", "--max-retries", "21" };
+	char *ret_neg[] = { "submit", "--all", "--max-retries", "-1" };
+	struct hfctl_submit s;
+	Hf__SubmitRequest req;
+
+	ck_assert_int_eq(hfctl_submit_parse(ARGC(low), low, "alice", &s, err, sizeof(err)), 0);
+	hfctl_submit_request(&s, &req);
+	ck_assert_uint_eq(req.max_running, 1);
+	ck_assert_uint_eq(req.max_retries, 1);
+	hfctl_submit_fini(&s);
+	ck_assert_int_eq(hfctl_submit_parse(ARGC(high), high, "alice", &s, err, sizeof(err)), 0);
+	hfctl_submit_request(&s, &req);
+	ck_assert_uint_eq(req.max_running, 100000);
+	ck_assert_uint_eq(req.max_retries, 20);
+	hfctl_submit_fini(&s);
+
+	submit_refused(ARGC(run0), run0, "invalid value \"0\" for --max-running: must be between 1 and 100000");
+	submit_refused(ARGC(run_above), run_above, "invalid value \"100001\" for --max-running: must be between 1 and 100000");
+	submit_refused(ARGC(run_word), run_word, "invalid value \"ten\" for --max-running: expected a whole number");
+	submit_refused(ARGC(ret0), ret0, "invalid value \"0\" for --max-retries: must be between 1 and 20");
+	submit_refused(ARGC(ret_above), ret_above, "invalid value \"21\" for --max-retries: must be between 1 and 20");
+	submit_refused(ARGC(ret_neg), ret_neg, "invalid value \"-1\" for --max-retries: must be between 1 and 20");
+}
+END_TEST
+
+START_TEST(test_submit_without_limits_leaves_them_to_the_coordinator)
+{
+	char *argv[] = { "submit", "--all" };
+	struct hfctl_submit s;
+	Hf__SubmitRequest req;
+
+	ck_assert_int_eq(hfctl_submit_parse(ARGC(argv), argv, "alice", &s, err, sizeof(err)), 0);
+	hfctl_submit_request(&s, &req);
+	ck_assert_uint_eq(req.max_running, 0);  /* no cap */
+	ck_assert_uint_eq(req.max_retries, 0);  /* the coordinator's default */
+	hfctl_submit_fini(&s);
+}
+END_TEST
+
+START_TEST(test_task_id_must_be_a_positive_whole_number)
+{
+	char *one[] = { "explain", "123" };
+	char *none[] = { "explain" };
+	char *two[] = { "explain", "123", "124" };
+	uint64_t id = 7;
+
+	ck_assert_int_eq(hfctl_parse_task_id("9000000001", &id, err, sizeof(err)), 0);
+	ck_assert_uint_eq(id, 9000000001ull);
+	ck_assert_int_eq(hfctl_parse_task_id("0", &id, err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, "invalid task id \"0\": expected a positive whole number");
+	ck_assert_int_eq(hfctl_parse_task_id("12a", &id, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(hfctl_parse_task_id("-5", &id, err, sizeof(err)), -EINVAL);
+	ck_assert_uint_eq(id, 9000000001ull); /* untouched on failure */
+
+	ck_assert_int_eq(hfctl_task_arg("explain", 2, one, 1, &id, err, sizeof(err)), 0);
+	ck_assert_uint_eq(id, 123);
+	ck_assert_int_eq(hfctl_task_arg("explain", 1, none, 1, &id, err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, "missing task id (usage: hfctl explain TASK)");
+	ck_assert_int_eq(hfctl_task_arg("explain", 3, two, 1, &id, err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, "unexpected argument \"124\" (usage: hfctl explain TASK)");
+}
+END_TEST
+
+/* ---- cancel ---- */
+
+START_TEST(test_cancel_takes_a_job_or_one_task)
+{
+	char *job[] = { "cancel", "42" };
+	char *task[] = { "cancel", "--task", "123", "--json" };
+	char *task_eq[] = { "cancel", "--task=77" };
+	char *help[] = { "cancel", "--task", "junk", "--help" };
+	struct hfctl_cancel cl;
+
+	ck_assert_int_eq(hfctl_cancel_parse(ARGC(job), job, &cl, err, sizeof(err)), 0);
+	ck_assert_uint_eq(cl.job_id, 42);
+	ck_assert_uint_eq(cl.task_id, 0);
+	ck_assert(!cl.json);
+
+	ck_assert_int_eq(hfctl_cancel_parse(ARGC(task), task, &cl, err, sizeof(err)), 0);
+	ck_assert_uint_eq(cl.job_id, 0);
+	ck_assert_uint_eq(cl.task_id, 123);
+	ck_assert(cl.json);
+
+	ck_assert_int_eq(hfctl_cancel_parse(ARGC(task_eq), task_eq, &cl, err, sizeof(err)), 0);
+	ck_assert_uint_eq(cl.task_id, 77);
+
+	ck_assert_int_eq(hfctl_cancel_parse(ARGC(help), help, &cl, err, sizeof(err)), 0);
+	ck_assert(cl.help);
+}
+END_TEST
+
+/* Parses "cancel ..." and expects a refusal whose message contains want;
+ * ret must stay as it was. */
+static void cancel_refused(int argc, char **argv, const char *want)
+{
+	struct hfctl_cancel cl = { .job_id = 999 };
+
+	err[0] = '\0';
+	ck_assert_int_eq(hfctl_cancel_parse(argc, argv, &cl, err, sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, want) != NULL, "message \"%s\" lacks \"%s\"", err, want);
+	ck_assert_uint_eq(cl.job_id, 999);
+	ck_assert_uint_eq(cl.task_id, 0);
+}
+
+START_TEST(test_cancel_refuses_both_neither_and_bad_task_ids)
+{
+	char *both[] = { "cancel", "42", "--task", "123" };
+	char *neither[] = { "cancel", "--json" };
+	char *twice[] = { "cancel", "--task", "1", "--task", "2" };
+	char *zero[] = { "cancel", "--task", "0" };
+	char *word[] = { "cancel", "--task", "abc" };
+	char *no_value[] = { "cancel", "--task" };
+	char *bad_job[] = { "cancel", "x42" };
+	char *unknown[] = { "cancel", "--all", "42" };
+
+	cancel_refused(ARGC(both), both, "a job (\"42\") and --task cannot be given together");
+	cancel_refused(ARGC(neither), neither,
+		       "missing job id (usage: hfctl cancel JOB | hfctl cancel --task TASK)");
+	cancel_refused(ARGC(twice), twice, "--task is given twice");
+	cancel_refused(ARGC(zero), zero, "invalid task id \"0\": expected a positive whole number");
+	cancel_refused(ARGC(word), word, "invalid task id \"abc\"");
+	cancel_refused(ARGC(no_value), no_value, "option \"--task\" needs a value");
+	cancel_refused(ARGC(bad_job), bad_job, "invalid job id \"x42\"");
+	cancel_refused(ARGC(unknown), unknown, "unknown option \"--all\" (see \"hfctl cancel --help\")");
+}
+END_TEST
+
+/* ---- drain targets ---- */
+
+START_TEST(test_drain_target_is_a_worker_or_one_device)
+{
+	struct hfctl_drain_target t;
+	Hf__DrainRequest req;
+
+	ck_assert_int_eq(hfctl_drain_target_parse("gpu-07", &t, err, sizeof(err)), 0);
+	ck_assert_str_eq(t.worker_id, "gpu-07");
+	ck_assert(!t.one_device);
+	hfctl_drain_request(&t, false, &req);
+	ck_assert_str_eq(req.worker_id, "gpu-07");
+	ck_assert(!req.one_device);
+	ck_assert_int_eq(req.backend, HF__BACKEND__BACKEND_UNSPECIFIED);
+	ck_assert(!req.undrain);
+
+	ck_assert_int_eq(hfctl_drain_target_parse("gpu-07/cuda:3", &t, err, sizeof(err)), 0);
+	ck_assert_str_eq(t.worker_id, "gpu-07");
+	ck_assert(t.one_device);
+	ck_assert_int_eq(t.backend, HF__BACKEND__BACKEND_CUDA);
+	ck_assert_uint_eq(t.index, 3);
+	hfctl_drain_request(&t, true, &req);
+	ck_assert(req.one_device);
+	ck_assert_int_eq(req.backend, HF__BACKEND__BACKEND_CUDA);
+	ck_assert_uint_eq(req.index, 3);
+	ck_assert(req.undrain);
+	ck_assert_uint_gt(hf__drain_request__get_packed_size(&req), 0);
+
+	/* The last "/" splits: a worker id may hold one; a trailing "/"
+	 * names such a worker whole. */
+	ck_assert_int_eq(hfctl_drain_target_parse("rack-1/gpu-07/rocm:0", &t, err, sizeof(err)), 0);
+	ck_assert_str_eq(t.worker_id, "rack-1/gpu-07");
+	ck_assert(t.one_device);
+	ck_assert_int_eq(t.backend, HF__BACKEND__BACKEND_ROCM);
+	ck_assert_uint_eq(t.index, 0);
+	ck_assert_int_eq(hfctl_drain_target_parse("rack-1/gpu-07/", &t, err, sizeof(err)), 0);
+	ck_assert_str_eq(t.worker_id, "rack-1/gpu-07");
+	ck_assert(!t.one_device);
+
+	ck_assert_int_eq(hfctl_drain_target_parse("w1/cpu:2147483647", &t, err, sizeof(err)), 0);
+	ck_assert_uint_eq(t.index, 2147483647u);
+}
+END_TEST
+
+/* Parses target and expects a refusal whose message is want; ret must stay
+ * as it was. */
+static void drain_refused(const char *target, const char *want)
+{
+	struct hfctl_drain_target t = { .worker_id = "before" };
+
+	err[0] = '\0';
+	ck_assert_int_eq(hfctl_drain_target_parse(target, &t, err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, want);
+	ck_assert_str_eq(t.worker_id, "before");
+	ck_assert(!t.one_device);
+}
+
+START_TEST(test_drain_target_refuses_bad_backend_index_and_worker)
+{
+	char long_id[HFCTL_WORKER_ID_MAX + 2];
+	char msg[512];
+
+	drain_refused("gpu-07/tpu:3", "unknown backend \"tpu\" in drain target \"gpu-07/tpu:3\" "
+				      "(valid: cpu, cuda, rocm, mps, openvino, qnn)");
+	drain_refused("gpu-07/CUDA:3", "unknown backend \"CUDA\" in drain target \"gpu-07/CUDA:3\" "
+				       "(valid: cpu, cuda, rocm, mps, openvino, qnn)");
+	drain_refused("gpu-07/cuda:x", "invalid device index \"x\" in drain target "
+				       "\"gpu-07/cuda:x\": expected a whole number from 0 to 2147483647");
+	drain_refused("gpu-07/cuda:-1", "invalid device index \"-1\" in drain target "
+					"\"gpu-07/cuda:-1\": expected a whole number from 0 to 2147483647");
+	drain_refused("gpu-07/cuda:3a", "invalid device index \"3a\" in drain target "
+					"\"gpu-07/cuda:3a\": expected a whole number from 0 to 2147483647");
+	/* The coordinator keeps the index as an int: what would wrap to -1
+	 * ("the whole worker") is refused. */
+	drain_refused("gpu-07/cuda:2147483648", "invalid device index \"2147483648\" in drain "
+						"target \"gpu-07/cuda:2147483648\": expected a "
+						"whole number from 0 to 2147483647");
+	drain_refused("gpu-07/cuda", "invalid drain target \"gpu-07/cuda\": expected WORKER or "
+				     "WORKER/BACKEND:INDEX, such as gpu-07 or gpu-07/cuda:3");
+	drain_refused("gpu-07/cuda:", "invalid drain target \"gpu-07/cuda:\": expected WORKER or "
+				      "WORKER/BACKEND:INDEX, such as gpu-07 or gpu-07/cuda:3");
+	drain_refused("gpu-07/:3", "invalid drain target \"gpu-07/:3\": expected WORKER or "
+				   "WORKER/BACKEND:INDEX, such as gpu-07 or gpu-07/cuda:3");
+	drain_refused("/cuda:0", "invalid worker id \"\" in drain target \"/cuda:0\": 1 to 128 "
+				 "characters, no blanks or control characters");
+	drain_refused("", "invalid worker id \"\" in drain target \"\": 1 to 128 characters, no "
+			  "blanks or control characters");
+	drain_refused("gpu 07", "invalid worker id \"gpu 07\" in drain target \"gpu 07\": 1 to "
+				"128 characters, no blanks or control characters");
+
+	memset(long_id, 'w', HFCTL_WORKER_ID_MAX + 1);
+	long_id[HFCTL_WORKER_ID_MAX + 1] = '\0';
+	snprintf(msg, sizeof(msg), "invalid worker id \"%s\" in drain target \"%s\": 1 to 128 "
+		 "characters, no blanks or control characters", long_id, long_id);
+	drain_refused(long_id, msg);
+	long_id[HFCTL_WORKER_ID_MAX] = '\0'; /* 128 characters fit */
+	{
+		struct hfctl_drain_target t;
+
+		ck_assert_int_eq(hfctl_drain_target_parse(long_id, &t, err, sizeof(err)), 0);
+		ck_assert_str_eq(t.worker_id, long_id);
+	}
+}
+END_TEST
+
+START_TEST(test_drain_arg_takes_exactly_one_target)
+{
+	char *one[] = { "drain", "gpu-07/cuda:3" };
+	char *none[] = { "undrain" };
+	char *two[] = { "drain", "gpu-07", "gpu-08" };
+	struct hfctl_drain_target t;
+
+	ck_assert_int_eq(hfctl_drain_arg("drain", 2, one, 1, &t, err, sizeof(err)), 0);
+	ck_assert_str_eq(t.worker_id, "gpu-07");
+	ck_assert(t.one_device);
+	ck_assert_int_eq(hfctl_drain_arg("undrain", 1, none, 1, &t, err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, "missing worker (usage: hfctl undrain WORKER[/BACKEND:INDEX])");
+	ck_assert_int_eq(hfctl_drain_arg("drain", 3, two, 1, &t, err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, "unexpected argument \"gpu-08\" (usage: hfctl drain "
+			      "WORKER[/BACKEND:INDEX])");
+}
+END_TEST
+
 /* A registry of bert and gpt2. */
 static Hf__ModelsReply *registry_new(void)
 {
@@ -742,6 +1001,17 @@ int main(void)
 	tcase_add_test(tc, test_submit_without_requirements_asks_for_none);
 	tcase_add_test(tc, test_submit_requirement_values_are_refused_naming_them);
 	tcase_add_test(tc, test_compute_capability_and_gfx_need_their_backend);
+	tcase_add_test(tc, test_submit_max_running_and_max_retries_bounds);
+	tcase_add_test(tc, test_submit_without_limits_leaves_them_to_the_coordinator);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("cancel-drain");
+	tcase_add_test(tc, test_task_id_must_be_a_positive_whole_number);
+	tcase_add_test(tc, test_cancel_takes_a_job_or_one_task);
+	tcase_add_test(tc, test_cancel_refuses_both_neither_and_bad_task_ids);
+	tcase_add_test(tc, test_drain_target_is_a_worker_or_one_device);
+	tcase_add_test(tc, test_drain_target_refuses_bad_backend_index_and_worker);
+	tcase_add_test(tc, test_drain_arg_takes_exactly_one_target);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("registry");

@@ -2,8 +2,9 @@
  *
  * Unit tests for hfctl's text rendering (coordinator/hfctl/hfctl-format.c):
  * the watch progress line at its edges, tables, CSV quoting, durations, the
- * summaries of counts, devices and runtimes, the fleet's devices table and
- * the message for a job no device can run.
+ * summaries of counts, devices and runtimes, the fleet's devices table, the
+ * message for a job no device can run, and what drain, undrain and explain
+ * print.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -634,6 +635,80 @@ START_TEST(test_gib_has_one_decimal_and_zero_is_a_dash)
 }
 END_TEST
 
+START_TEST(test_explain_shows_status_summary_and_each_reason_indented)
+{
+	char *reasons[] = { "gpu-01 cuda:0: compute capability 9.0 needed, has 8.0",
+			    "gpu-02 cuda:1: drained", "gpu-03: not connected" };
+	Hf__ExplainReply r = HF__EXPLAIN_REPLY__INIT;
+	struct hf_buf b;
+
+	r.task_id = 123;
+	r.status = HF__TASK_STATUS__STATUS_QUEUED;
+	r.summary = "no device that meets the requirements is free";
+	r.n_reasons = 3;
+	r.reasons = reasons;
+	hf_buf_init(&b);
+	hfctl_explain_format(&r, &b);
+	ck_assert_str_eq(b.data, "task 123: queued \xe2\x80\x94 no device that meets the requirements "
+				 "is free\n"
+				 "  gpu-01 cuda:0: compute capability 9.0 needed, has 8.0\n"
+				 "  gpu-02 cuda:1: drained\n"
+				 "  gpu-03: not connected\n");
+	hf_buf_fini(&b);
+}
+END_TEST
+
+START_TEST(test_explain_without_summary_is_one_line_and_flattens_control_characters)
+{
+	char *reasons[] = { "", "gpu-01:\tbusy\nrunning 2" };
+	Hf__ExplainReply r = HF__EXPLAIN_REPLY__INIT;
+	struct hf_buf b;
+
+	r.task_id = 9000000001ull;
+	r.status = HF__TASK_STATUS__STATUS_PASSED;
+	hf_buf_init(&b);
+	hfctl_explain_format(&r, &b);
+	ck_assert_str_eq(b.data, "task 9000000001: passed\n");
+	hf_buf_fini(&b);
+
+	r.status = HF__TASK_STATUS__STATUS_QUEUED;
+	r.summary = "waiting\r\nfor a device";
+	r.n_reasons = 2;
+	r.reasons = reasons;
+	hf_buf_init(&b);
+	hfctl_explain_format(&r, &b);
+	ck_assert_str_eq(b.data, "task 9000000001: queued \xe2\x80\x94 waiting  for a device\n"
+				 "  gpu-01: busy running 2\n");
+	hf_buf_fini(&b);
+}
+END_TEST
+
+START_TEST(test_drain_messages_for_a_worker_and_for_one_device)
+{
+	Hf__DrainRequest req = HF__DRAIN_REQUEST__INIT;
+	struct hf_buf b;
+
+	req.worker_id = "gpu-07";
+	hf_buf_init(&b);
+	hfctl_drain_format(&req, 8, &b);
+	hfctl_drain_format(&req, 1, &b);
+	req.undrain = true;
+	hfctl_drain_format(&req, 8, &b);
+	req.one_device = true;
+	req.backend = HF__BACKEND__BACKEND_CUDA;
+	req.index = 3;
+	hfctl_drain_format(&req, 1, &b);
+	req.undrain = false;
+	hfctl_drain_format(&req, 1, &b);
+	ck_assert_str_eq(b.data, "worker gpu-07: 8 devices draining\n"
+				 "worker gpu-07: 1 device draining\n"
+				 "worker gpu-07: 8 devices back in service\n"
+				 "gpu-07/cuda:3: back in service\n"
+				 "gpu-07/cuda:3: draining\n");
+	hf_buf_fini(&b);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("hfctl-format");
@@ -678,6 +753,12 @@ int main(void)
 	tcase_add_test(tc, test_absent_key_splits_at_the_last_slash);
 	tcase_add_test(tc, test_unsatisfiable_message_gets_the_hint_once);
 	tcase_add_test(tc, test_gib_has_one_decimal_and_zero_is_a_dash);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("drain-explain");
+	tcase_add_test(tc, test_explain_shows_status_summary_and_each_reason_indented);
+	tcase_add_test(tc, test_explain_without_summary_is_one_line_and_flattens_control_characters);
+	tcase_add_test(tc, test_drain_messages_for_a_worker_and_for_one_device);
 	suite_add_tcase(s, tc);
 
 	SRunner *sr = srunner_create(s);

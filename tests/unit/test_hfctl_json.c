@@ -2,8 +2,8 @@
  *
  * Unit tests for the JSON hfctl prints (coordinator/hfctl/hfctl-json.c):
  * field names and value types, the embedding of metrics_json, text that is
- * not valid UTF-8, and the fleet's devices with telemetry that is not
- * available.
+ * not valid UTF-8, the fleet's devices with telemetry that is not
+ * available, and a task's explanation.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -337,6 +337,38 @@ START_TEST(test_devices_json_of_an_empty_fleet_has_empty_arrays)
 }
 END_TEST
 
+START_TEST(test_explain_json_has_the_status_by_name_and_every_reason_in_order)
+{
+	char *reasons[] = { "gpu-01 cuda:0: quarantined", "", "gpu-02: bad \xff byte" };
+	Hf__ExplainReply r = HF__EXPLAIN_REPLY__INIT;
+	json_t *v;
+	char *text;
+
+	r.task_id = 9000000001ull;
+	r.status = HF__TASK_STATUS__STATUS_QUEUED;
+	r.summary = "every matching device is quarantined or drained";
+	r.n_reasons = 3;
+	r.reasons = reasons;
+	v = hfctl_json_explain(&r);
+	text = json_dumps(v, JSON_COMPACT);
+	ck_assert_str_eq(text, "{\"task_id\":9000000001,\"status\":\"queued\","
+			       "\"summary\":\"every matching device is quarantined or drained\","
+			       "\"reasons\":[\"gpu-01 cuda:0: quarantined\",\"\",\"gpu-02: bad ? byte\"]}");
+	free(text);
+	json_decref(v);
+
+	r.status = HF__TASK_STATUS__STATUS_RUNNING;
+	r.summary = "";
+	r.n_reasons = 0;
+	v = hfctl_json_explain(&r);
+	text = json_dumps(v, JSON_COMPACT);
+	ck_assert_str_eq(text, "{\"task_id\":9000000001,\"status\":\"running\",\"summary\":\"\","
+			       "\"reasons\":[]}");
+	free(text);
+	json_decref(v);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("hfctl-json");
@@ -349,6 +381,7 @@ int main(void)
 	tcase_add_test(tc, test_worker_nests_devices_runtimes_and_labels);
 	tcase_add_test(tc, test_devices_json_has_every_field_and_null_when_unavailable);
 	tcase_add_test(tc, test_devices_json_of_an_empty_fleet_has_empty_arrays);
+	tcase_add_test(tc, test_explain_json_has_the_status_by_name_and_every_reason_in_order);
 	suite_add_tcase(s, tc);
 
 	SRunner *sr = srunner_create(s);
