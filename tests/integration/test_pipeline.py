@@ -27,6 +27,10 @@ def wait_job(cluster, job, timeout=240):
     cluster.wait_for(lambda: job_state(cluster, job) == 'done', timeout, 'job %d to finish' % job)
 
 
+def finished_tasks(cluster, job):
+    return int(cluster.pg.psql("SELECT count(*) FROM tasks WHERE job_id = %d AND state NOT IN ('queued', 'leased')" % job))
+
+
 def submit(cluster, *args):
     out = cluster.hfctl_json('submit', *args)
     return int(out['job_id']), int(out['task_count'])
@@ -164,6 +168,60 @@ class PipelineTest(unittest.TestCase):
         self.assertEqual(health.status, 200)
         self._ok = True
 
+    def test_small_high_priority_job_finishes_before_big_low_priority_one(self):
+        big, nbig = submit(self.c, '--all', '--batch-sizes', '3,5', '--priority', '-10', '--name', 'big')
+        small, nsmall = submit(self.c, '--models', 'bert,gpt2,t5,vit,whisper,clip', '--priority', '10', '--name', 'small')
+        wait_job(self.c, small)
+        wait_job(self.c, big)
+        order = self.c.pg.rows('SELECT name FROM jobs WHERE id IN (%d, %d) ORDER BY finished_at' % (big, small))
+        self.assertEqual([r[0] for r in order], ['small', 'big'])
+        # the small job did not wait behind the big one's queue
+        done_big_when_small_done = int(self.c.pg.psql(
+            "SELECT count(*) FROM tasks WHERE job_id = %d AND finished_at <= (SELECT finished_at FROM jobs WHERE id = %d)"
+            % (big, small)))
+        self.assertLess(done_big_when_small_done, nbig // 4)
+        self._ok = True
+
+    def test_two_equal_jobs_progress_at_comparable_rates(self):
+        a, na = submit(self.c, '--family', 'vision,speech', '--batch-sizes', '7', '--name', 'a')
+        b, nb = submit(self.c, '--family', 'encoder-only,decoder-only', '--batch-sizes', '7', '--name', 'b')
+        half = min(na, nb) // 2
+        self.c.wait_for(lambda: finished_tasks(self.c, a) + finished_tasks(self.c, b) >= half, 120, 'progress')
+        fa, fb = finished_tasks(self.c, a), finished_tasks(self.c, b)
+        wait_job(self.c, a)
+        wait_job(self.c, b)
+        print('fair share: after %d tasks, job a had %d and job b %d' % (fa + fb, fa, fb))
+        self.assertGreater(min(fa, fb), 0.6 * max(fa, fb))
+        self._ok = True
+
+    def test_drained_worker_gets_nothing_new_until_undrained(self):
+        p = self.c.hfctl('drain', 'w2')
+        self.assertEqual(p.returncode, 0)
+        job, n = submit(self.c, '--models', 'bert,gpt2,t5,vit,roberta,albert,bart,whisper', '--batch-sizes', '9')
+        wait_job(self.c, job)
+        workers = self.c.pg.psql('SELECT string_agg(DISTINCT r.worker_id, \',\') FROM results r JOIN tasks t ON t.id = r.task_id WHERE t.job_id = %d' % job)
+        self.assertEqual(workers, 'w1')
+        self.assertEqual(self.c.pg.psql("SELECT count(*) FROM drains WHERE worker_id = 'w2'"), '1')
+        self.c.hfctl('undrain', 'w2')
+        self.assertEqual(self.c.pg.psql("SELECT count(*) FROM drains"), '0')
+        self._ok = True
+
+    def test_explain_and_cancel_one_task(self):
+        job, n = submit(self.c, '--models', 'bert,gpt2', '--backends', 'cuda', '--allow-waiting')
+        tasks = [int(r[0]) for r in self.c.pg.rows('SELECT id FROM tasks WHERE job_id = %d ORDER BY id' % job)]
+        e = self.c.hfctl_json('explain', str(tasks[0]))
+        self.assertEqual(e['status'], 'queued')
+        self.assertIn('no registered worker has a cuda device', e['summary'])
+        p = self.c.hfctl('cancel', '--task', str(tasks[0]))
+        self.assertIn('cancelled', p.stdout)
+        self.assertEqual(self.c.pg.psql('SELECT state FROM tasks WHERE id = %d' % tasks[0]), 'cancelled')
+        self.assertEqual(self.c.pg.psql('SELECT state FROM tasks WHERE id = %d' % tasks[1]), 'queued')
+        e = self.c.hfctl_json('explain', str(tasks[0]))
+        self.assertEqual(e['status'], 'cancelled')
+        self.c.hfctl('cancel', '--task', str(tasks[1]))
+        self.c.wait_for(lambda: job_state(self.c, job) == 'done', 10, 'the job to end with its last task')
+        self._ok = True
+
     def test_cancel_stops_queued_work(self):
         job, n = submit(self.c, '--family', 'vision', '--batch-sizes', '1,2,4,8', '--priority', '-5')
         p = self.c.hfctl('cancel', str(job))
@@ -213,6 +271,14 @@ class MisbehavingRunnerTest(unittest.TestCase):
         self.assertTrue(got['t5'].startswith('timeout:'), got['t5'])
         self.assertTrue(got['vit'].startswith('failed:'), got['vit'])
         self.assertEqual(got['roberta'], 'passed:')
+        # hfctl retry queues the failed and errored tasks again as new attempts
+        p = self.c.hfctl_json('retry', str(job))
+        self.assertEqual(int(p['requeued']), 4)   # bert, gpt2 (error), t5 (timeout), vit (failed)
+        wait_job(self.c, job, timeout=90)
+        assert_exactly_once(self, self.c, job, 5)
+        self.assertEqual(self.c.pg.psql("SELECT attempt FROM tasks WHERE job_id = %d AND model_type = 'vit'" % job), '2')
+        self.assertEqual(self.c.pg.psql("SELECT count(*) FROM results r JOIN tasks t ON t.id = r.task_id"
+                                        " WHERE t.job_id = %d AND t.model_type = 'vit' AND r.retried" % job), '1')
         # the garbage flood was bounded
         size = int(self.c.pg.psql("SELECT max(length(log_excerpt)) FROM results r JOIN tasks t ON t.id = r.task_id WHERE t.job_id = %d" % job))
         self.assertLessEqual(size, 16384)
