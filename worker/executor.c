@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT
  *
  * Spawning and supervising runner processes (see executor.h).  Each task
- * owns three libuv handles: the process, the read end of its output pipe and
- * one timer that serves, in turn, as the time limit, the SIGTERM-to-SIGKILL
- * grace and the bound on waiting for the output pipe after exit.  A task's
- * memory is released only when all three are closed.
+ * owns one timer that serves, in turn, as the time limit, the
+ * SIGTERM-to-SIGKILL grace and the bound on waiting for the output pipe
+ * after exit; a task with a runner of its own (cold) also owns the process
+ * and the read end of its output pipe.  A task's memory is released only
+ * when its handles are closed.  A task on a warm runner borrows the runner
+ * (warm-pool.c) until the pool reports its end.
  */
 #include "executor.h"
 
@@ -25,6 +27,7 @@
 #include "hf_log.h"
 #include "hf_util.h"
 #include "result.h"
+#include "warm-pool.h"
 
 extern char **environ;
 
@@ -62,6 +65,9 @@ struct task {
 	bool proc_init, out_init;
 	int open_handles;
 
+	struct warm_runner *warm;        /* the warm runner serving it, until its end */
+	bool warm_done;                  /* the warm runner said it is done */
+
 	enum task_phase phase;
 	bool spawned, exited, out_eof, reported;
 	int64_t exit_status;
@@ -82,9 +88,11 @@ struct executor {
 	executor_done_cb cb;
 	void *arg;
 
+	struct warm_pool *pool;      /* NULL: warm runners are off */
+
 	struct task *running;
 	size_t n_running;
-	size_t n_alive;              /* tasks not yet freed, running or closing */
+	size_t n_alive;              /* tasks not yet freed, and the pool */
 	bool closing;
 	char read_buf[READ_CHUNK];   /* every read is consumed in its callback */
 };
@@ -141,9 +149,14 @@ static void task_unlink(struct task *t)
 	ex->n_running--;
 }
 
-/* Unlinks the task and closes its handles; it is freed when they are. */
+/* Unlinks the task and closes its handles; it is freed when they are.  A
+ * warm runner still serving it is killed. */
 static void task_close(struct task *t)
 {
+	if (t->warm) {
+		warm_runner_abandon(t->warm);
+		t->warm = NULL;
+	}
 	task_unlink(t);
 	t->open_handles = 1 + t->out_init + t->proc_init;
 	uv_close((uv_handle_t *)&t->timer, task_handle_closed_cb);
@@ -155,15 +168,24 @@ static void task_close(struct task *t)
 
 /* ---- signals ---- */
 
+static int task_pid(const struct task *t)
+{
+	if (t->warm)
+		return warm_runner_pid(t->warm);
+	return t->spawned ? t->proc.pid : 0; /* 0 for a task a warm runner served */
+}
+
 static void task_signal(struct task *t, int sig)
 {
 	/* The runner leads its own process group (UV_PROCESS_DETACHED makes it
 	 * call setsid), so -pid reaches everything it started. */
-	if (!t->spawned || t->proc.pid <= 0)
+	int pid = task_pid(t);
+
+	if (pid <= 0)
 		return;
-	if (kill(-t->proc.pid, sig) < 0 && errno != ESRCH)
+	if (kill(-pid, sig) < 0 && errno != ESRCH)
 		log_warn("could not send %s to the process group of task %" PRIu64 " (pid %d): %s",
-			 sigabbrev_np(sig) ? sigabbrev_np(sig) : "a signal", t->task_id, t->proc.pid,
+			 sigabbrev_np(sig) ? sigabbrev_np(sig) : "a signal", t->task_id, pid,
 			 strerror(errno));
 }
 
@@ -206,6 +228,11 @@ static void task_finish(struct task *t)
 	if (t->spawned && o.forced_status == HF__TASK_STATUS__STATUS_UNSPECIFIED) {
 		o.result_err = hf_read_file(t->result_path, RESULT_FILE_MAX, &text, &o.result_len);
 		o.result_text = text;
+		if (t->warm_done && o.result_err == -ENOENT) {
+			/* It did not exit: "exited with status 0" would be wrong. */
+			o.forced_status = HF__TASK_STATUS__STATUS_ERROR;
+			o.forced_reason = "warm runner reported the task done without writing a result";
+		}
 	}
 	r = result_build(&o, &res);
 	free(text);
@@ -251,6 +278,8 @@ static void task_stop(struct task *t, Hf__TaskStatus status, const char *reason)
 	task_force(t, status, reason);
 	if (t->phase != PHASE_RUNNING)
 		return; /* already being stopped */
+	if (t->warm)
+		warm_runner_condemn(t->warm); /* it serves no other task */
 	task_signal(t, SIGTERM);
 	t->phase = PHASE_TERMINATING;
 	uv_timer_start(&t->timer, task_timer_cb, (uint64_t)t->ex->kill_grace_ms, 0);
@@ -414,7 +443,8 @@ static int task_prepare_dir(const struct task *t, const Hf__Assignment *a)
 static bool env_is_ours(const char *entry)
 {
 	return strncmp(entry, "HFLEET_TASK_FILE=", 17) == 0 ||
-	       strncmp(entry, "HFLEET_RESULT_FILE=", 19) == 0 || devenv_is_ours(entry);
+	       strncmp(entry, "HFLEET_RESULT_FILE=", 19) == 0 ||
+	       strncmp(entry, "HFLEET_CONTROL_FD=", 18) == 0 || devenv_is_ours(entry);
 }
 
 static void env_free(char **env, size_t first_owned)
@@ -424,10 +454,12 @@ static void env_free(char **env, size_t first_owned)
 	free(env);
 }
 
-/* The worker's environment without the variables set here, then ours.  The
- * inherited entries are borrowed; ours (from *ret_first_owned on) are
- * malloc'd. */
-static int task_build_env(const struct task *t, char ***ret_env, size_t *ret_first_owned)
+/* The worker's environment without the variables set here, then ours: the
+ * task's files for a cold runner, the control descriptor for a warm one
+ * (which serves many tasks), and the device variables.  The inherited
+ * entries are borrowed; ours (from *ret_first_owned on) are malloc'd. */
+static int task_build_env(const struct task *t, bool warm, char ***ret_env,
+			  size_t *ret_first_owned)
 {
 	size_t n_env = 0, n = 0, first_owned;
 	char **env;
@@ -452,8 +484,12 @@ static int task_build_env(const struct task *t, char ***ret_env, size_t *ret_fir
 		}                                          \
 		n++;                                       \
 	} while (0)
-	ADD("HFLEET_TASK_FILE=%s", t->task_path);
-	ADD("HFLEET_RESULT_FILE=%s", t->result_path);
+	if (warm) {
+		ADD("HFLEET_CONTROL_FD=3");
+	} else {
+		ADD("HFLEET_TASK_FILE=%s", t->task_path);
+		ADD("HFLEET_RESULT_FILE=%s", t->result_path);
+	}
 	for (size_t i = 0; i < t->devenv.n; i++)
 		ADD("%s", t->devenv.vars[i]);
 #undef ADD
@@ -486,7 +522,7 @@ static int task_spawn(struct task *t)
 	argv[ex->argc + 1] = t->task_path;
 	argv[ex->argc + 2] = "--result";
 	argv[ex->argc + 3] = t->result_path;
-	r = task_build_env(t, &env, &first_owned);
+	r = task_build_env(t, false, &env, &first_owned);
 	if (r < 0)
 		goto out;
 
@@ -537,6 +573,97 @@ out:
 	env_free(env, first_owned);
 	free(argv);
 	return r;
+}
+
+/* Which warm runners may serve the task: those started for the same
+ * backend and exactly the same device variables. */
+static int task_warm_key(const struct task *t, char **ret)
+{
+	struct hf_buf b;
+
+	hf_buf_init(&b);
+	hf_buf_puts(&b, hf_backend_name(t->backend));
+	for (size_t i = 0; i < t->devenv.n; i++) {
+		hf_buf_puts(&b, "\n");
+		hf_buf_puts(&b, t->devenv.vars[i]);
+	}
+	hf_buf_append(&b, "", 0);
+	if (b.oom) {
+		hf_buf_fini(&b);
+		return -ENOMEM;
+	}
+	*ret = b.data;
+	return 0;
+}
+
+/* Hands the task to a warm runner of its device; a negative errno when none
+ * could be started. */
+static int task_start_warm(struct task *t, const char *where)
+{
+	struct executor *ex = t->ex;
+	char **env = NULL, *key = NULL;
+	size_t first_owned = 0;
+	int r;
+
+	r = task_build_env(t, true, &env, &first_owned);
+	if (r < 0)
+		return r;
+	r = task_warm_key(t, &key);
+	if (r < 0)
+		goto out;
+	r = warm_pool_submit(ex->pool, key, env, where, t->task_id, t->task_path, t->result_path,
+			     &t->output, t, &t->warm);
+	if (r < 0)
+		goto out;
+	t->spawned = true;
+out:
+	free(key);
+	env_free(env, first_owned);
+	return r;
+}
+
+/* The warm runner serving t is done with it: it said so, it went away, or
+ * it broke the protocol. */
+static void task_warm_end_cb(void *task, const struct warm_end *end, void *arg)
+{
+	struct task *t = task;
+	char reason[192], sig[32];
+	const char *abbrev;
+
+	(void)arg;
+	t->warm = NULL; /* the pool has let go of it */
+	t->exited = true;
+	t->out_eof = true;
+	t->finished_at = hf_wall_s();
+	switch (end->kind) {
+	case WARM_END_DONE:
+		t->warm_done = true; /* a fatal error was logged as the runner's retirement */
+		break;
+	case WARM_END_EXITED:
+		t->exit_status = end->exit_status;
+		t->term_signal = end->term_signal;
+		abbrev = end->term_signal ? sigabbrev_np(end->term_signal) : NULL;
+		if (abbrev)
+			snprintf(sig, sizeof(sig), "SIG%s", abbrev);
+		else
+			snprintf(sig, sizeof(sig), "%d", end->term_signal);
+		if (end->term_signal)
+			snprintf(reason, sizeof(reason),
+				 "warm runner was killed by signal %s while running the task, without "
+				 "reporting a result",
+				 sig);
+		else
+			snprintf(reason, sizeof(reason),
+				 "warm runner exited with status %lld while running the task, without "
+				 "reporting a result",
+				 (long long)end->exit_status);
+		task_force(t, HF__TASK_STATUS__STATUS_ERROR, reason); /* unless stopped before */
+		break;
+	case WARM_END_PROTOCOL:
+		task_force(t, HF__TASK_STATUS__STATUS_ERROR, end->message);
+		break;
+	}
+	task_finish(t);
 }
 
 /* The task could not be started: report it with reason, from the loop. */
@@ -630,21 +757,23 @@ int executor_start(struct executor *ex, const Hf__Assignment *a,
 		task_fail_start(t, reason);
 		return 0;
 	}
-	r = task_spawn(t);
+	indices = devenv_get(&t->devenv, "HFLEET_DEVICE_INDICES");
+	snprintf(where, sizeof(where), "%s:%s", hf_backend_name(t->backend),
+		 indices ? indices : "?");
+	/* Several devices: a cold runner (a warm one is kept per device). */
+	r = ex->pool && n == 1 ? task_start_warm(t, where) : task_spawn(t);
 	if (r < 0) {
 		snprintf(reason, sizeof(reason), "could not start runner \"%s\": %s", ex->argv[0],
 			 strerror(-r));
 		task_fail_start(t, reason);
 		return 0;
 	}
-	indices = devenv_get(&t->devenv, "HFLEET_DEVICE_INDICES");
-	snprintf(where, sizeof(where), "%s:%s", hf_backend_name(t->backend),
-		 indices ? indices : "?");
-	log_info("task %" PRIu64 " attempt %" PRIu32 " started: %s %s on %s%s%s, pid %d, time "
+	log_info("task %" PRIu64 " attempt %" PRIu32 " started: %s %s on %s%s%s, %spid %d, time "
 		 "limit %lld s",
 		 t->task_id, t->attempt, t->model_type, hf_kind_name(a->kind), where,
 		 a->precision && *a->precision ? " " : "", a->precision ? a->precision : "",
-		 t->proc.pid, (long long)((t->timeout_ms + 999) / 1000));
+		 t->warm ? "warm runner " : "", task_pid(t),
+		 (long long)((t->timeout_ms + 999) / 1000));
 	uv_timer_start(&t->timer, task_timer_cb, (uint64_t)t->timeout_ms, 0);
 	return 0;
 }
@@ -711,6 +840,11 @@ void executor_device_use(const struct executor *ex, Hf__Backend backend, uint32_
 size_t executor_size(const struct executor *ex)
 {
 	return ex->n_running;
+}
+
+size_t executor_warm_size(const struct executor *ex)
+{
+	return ex->pool ? warm_pool_size(ex->pool) : 0;
 }
 
 size_t executor_list(const struct executor *ex, struct executor_ref *refs, size_t max)
@@ -823,11 +957,30 @@ int executor_new(uv_loop_t *loop, const struct executor_config *cfg, executor_do
 		if (!ex->argv[i])
 			goto oom;
 	}
+	if (cfg->warm) {
+		struct warm_pool_config pc = {
+			.argv = cfg->argv,
+			.kill_grace_ms = cfg->kill_grace_ms,
+			.idle_timeout_ms = cfg->warm_idle_timeout_ms,
+			.limits = { .max_tasks = cfg->warm_max_tasks, .max_rss = cfg->warm_max_rss },
+		};
+		if (warm_pool_new(loop, &pc, task_warm_end_cb, ex, &ex->pool) < 0)
+			goto oom;
+		ex->n_alive++; /* until the pool is closed */
+	}
 	*ret_ex = ex;
 	return 0;
 oom:
 	executor_free(ex);
 	return -ENOMEM;
+}
+
+static void executor_pool_closed_cb(void *arg)
+{
+	struct executor *ex = arg;
+
+	if (--ex->n_alive == 0)
+		executor_free(ex);
 }
 
 void executor_close(struct executor *ex)
@@ -843,6 +996,13 @@ void executor_close(struct executor *ex)
 		task_signal(t, SIGKILL);
 		t->reported = true;
 		task_close(t);
+	}
+	if (ex->pool) {
+		/* Idle warm runners are asked to exit, and killed after the
+		 * grace; the loop runs until they are gone. */
+		if (warm_pool_close(ex->pool, executor_pool_closed_cb, ex))
+			ex->n_alive--;
+		ex->pool = NULL;
 	}
 	if (ex->n_alive == 0)
 		executor_free(ex);

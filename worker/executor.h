@@ -21,6 +21,25 @@
  * stopped by the worker (time limit, cancel, shutdown) gets SIGTERM to its
  * group, SIGKILL runner.kill_grace later, and the outcome the worker chose.
  *
+ * Warm runners (executor_config.warm; warm-pool.h runs them): a task of one
+ * device goes instead to a long-lived "<runner argv> --serve" process of
+ * that device, which gets the same environment a cold runner of the task
+ * would (minus HFLEET_TASK_FILE and HFLEET_RESULT_FILE, plus
+ * HFLEET_CONTROL_FD=3) and serves one task at a time: a device with N slots
+ * has up to N of them.  The task directory and task.json are made as above;
+ * the runner is sent the paths of task.json and result.json, and the task
+ * ends when it says so on its control pipe, when result.json is read and
+ * decided exactly as for a cold runner (a done task without a result file
+ * is an error).  A warm runner that exits or is killed mid-task gives the
+ * task an error ("warm runner exited with status N while running the task,
+ * without reporting a result", with its output); a timeout or cancel
+ * signals its whole process group as for a cold runner.  Either way that
+ * runner is gone, and so is one that broke the protocol, reported a fatal
+ * device error (the task keeps its reported outcome), grew past
+ * warm_max_rss, served warm_max_tasks or idled for warm_idle_timeout: the
+ * next task of the device gets a fresh process.  A task of several devices
+ * always gets a cold runner.
+ *
  * Threads and ownership: everything runs on the loop thread.  The done
  * callback receives the TaskResult, which becomes the callee's
  * (result_free); it is called exactly once per started task, never from
@@ -47,6 +66,12 @@ struct executor_config {
 	int64_t default_timeout_ms;  /* when the assignment's timeout_s is 0 */
 	int64_t kill_grace_ms;       /* SIGTERM -> SIGKILL */
 	size_t output_limit;         /* output bytes kept per task */
+
+	/* Warm runners for tasks of one device (all zero: a process per task). */
+	bool warm;
+	unsigned warm_max_tasks;     /* retire after this many tasks; 0: no limit */
+	uint64_t warm_max_rss;       /* retire above this resident memory; 0: no limit */
+	int64_t warm_idle_timeout_ms; /* retire when idle this long; 0: never */
 };
 
 struct executor_ref {
@@ -92,6 +117,10 @@ size_t executor_size(const struct executor *ex);
 void executor_device_use(const struct executor *ex, Hf__Backend backend, uint32_t index,
 			 unsigned *ret_tasks, unsigned *ret_benchmarks);
 
+/* Warm runners that can take a task now (idle or serving one); 0 when
+ * warm runners are off. */
+size_t executor_warm_size(const struct executor *ex);
+
 /* Fills refs with up to max running attempts; returns how many. */
 size_t executor_list(const struct executor *ex, struct executor_ref *refs, size_t max);
 
@@ -104,8 +133,9 @@ int executor_task_dir_remove(struct executor *ex, uint64_t task_id, uint32_t att
 int executor_task_dirs_clean(struct executor *ex);
 
 /* SIGKILLs every running attempt's process group without reporting it,
- * closes all handles and frees the executor once they are closed (the loop
- * must run for that).  NULL is fine. */
+ * retires the idle warm runners (stdin closed, SIGKILL after
+ * kill_grace_ms), closes all handles and frees the executor once they are
+ * closed (the loop must run for that, up to kill_grace_ms).  NULL is fine. */
 void executor_close(struct executor *ex);
 
 #endif

@@ -234,6 +234,10 @@ static int worker_run(const struct worker_conf *conf, const struct hw_options *o
 			.default_timeout_ms = conf->runner_timeout_ms,
 			.kill_grace_ms = conf->kill_grace_ms,
 			.output_limit = (size_t)conf->output_limit,
+			.warm = conf->runner_warm,
+			.warm_max_tasks = (unsigned)conf->warm_max_tasks,
+			.warm_max_rss = conf->warm_max_rss_bytes,
+			.warm_idle_timeout_ms = conf->warm_idle_timeout_ms,
 		},
 	};
 
@@ -256,8 +260,9 @@ static int worker_run(const struct worker_conf *conf, const struct hw_options *o
 	uv_signal_start(&w.sigint, signal_cb, SIGINT);
 	uv_signal_start(&w.sighup, signal_cb, SIGHUP);
 
-	log_info("hf-worker %s starting as \"%s\": coordinator %s, %zu devices, runner \"%s\"",
-		 HF_VERSION, conf->id, conf->coordinator_url, inv->n_devices, conf->runner_command);
+	log_info("hf-worker %s starting as \"%s\": coordinator %s, %zu devices, runner \"%s\"%s",
+		 HF_VERSION, conf->id, conf->coordinator_url, inv->n_devices, conf->runner_command,
+		 conf->runner_warm ? " (warm)" : " (a process per task)");
 	inventory_log(inv);
 	session_start(w.session);
 	uv_run(&w.loop, UV_RUN_DEFAULT);

@@ -71,8 +71,8 @@ const struct hf_conf_setting worker_conf_settings[] = {
 	S("hardware.telemetry", HF_CONF_BOOL, telemetry, "true", 0, -1, NULL,
 	  "send device utilisation, memory, temperature and power with every poll"),
 	S("runner.command", HF_CONF_STRING, runner_command, NULL, 0, -1, NULL,
-	  "runner command line, split on blanks (no quoting); the worker adds "
-	  "\"--task FILE --result FILE\" or \"--probe\" (default: \"<runner.python> " HF_RUNNER_DIR
+	  "runner command line, split on blanks; the worker adds \"--task FILE "
+	  "--result FILE\", \"--serve\" or \"--probe\" (default: \"<runner.python> " HF_RUNNER_DIR
 	  "/hfleet_runner.py\")"),
 	S("runner.python", HF_CONF_STRING, runner_python, "python3", 0, -1, NULL,
 	  "Python interpreter of the default runner command"),
@@ -82,6 +82,16 @@ const struct hf_conf_setting worker_conf_settings[] = {
 	  "time between SIGTERM and SIGKILL when a runner is stopped"),
 	S("runner.output_limit", HF_CONF_INT, output_limit, "65536", 4096, 64 * 1024 * 1024, NULL,
 	  "bytes of a runner's output kept (the last ones); results carry the last 4096"),
+	S("runner.warm", HF_CONF_BOOL, runner_warm, "true", 0, -1, NULL,
+	  "run the tasks of one device in long-lived \"<runner.command> --serve\" processes, up "
+	  "to one per slot, importing frameworks once; false: a process per task"),
+	S("runner.warm_max_tasks", HF_CONF_INT, warm_max_tasks, "200", 0, 1000000, NULL,
+	  "a warm runner is replaced after serving this many tasks (0: no limit)"),
+	S("runner.warm_max_rss", HF_CONF_STRING, warm_max_rss, "16GiB", 0, -1, NULL,
+	  "a warm runner whose resident memory exceeds this after a task is replaced, as bytes "
+	  "or with KiB MiB GiB TiB (0: no limit)"),
+	S("runner.warm_idle_timeout", HF_CONF_MS, warm_idle_timeout_ms, "10m", 0, MS_DAY, NULL,
+	  "a warm runner idle this long exits, freeing its device memory (0: never)"),
 	S("log.level", HF_CONF_STRING, log_level, "info", 0, -1, "HFLEET_LOG_LEVEL",
 	  "error, warn, info or debug"),
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL },
@@ -194,6 +204,15 @@ static int conf_derive(struct worker_conf *c, char *err, size_t errlen)
 	}
 	if (r < 0)
 		goto oom;
+
+	if (devconf_memory_parse(c->warm_max_rss ? c->warm_max_rss : "", &c->warm_max_rss_bytes) <
+	    0) {
+		snprintf(err, errlen,
+			 "invalid value for setting \"runner.warm_max_rss\": \"%s\" (use bytes, or a "
+			 "number with KiB, MiB, GiB, TiB, KB, MB, GB or TB)",
+			 c->warm_max_rss ? c->warm_max_rss : "");
+		return -EINVAL;
+	}
 
 	r = worker_labels_parse(c->labels, &c->label_list, &c->n_labels, msg, sizeof(msg));
 	if (r == -EINVAL) {

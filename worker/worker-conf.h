@@ -54,6 +54,10 @@ struct worker_conf {
 	int64_t runner_timeout_ms;
 	int64_t kill_grace_ms;
 	int64_t output_limit;
+	bool runner_warm;
+	int64_t warm_max_tasks;
+	char *warm_max_rss;
+	int64_t warm_idle_timeout_ms;
 	char *log_level;
 
 	/* Derived by worker_conf_load. */
@@ -62,6 +66,7 @@ struct worker_conf {
 	struct worker_label *label_list;
 	size_t n_labels;
 	struct devconf devconf;          /* devices.* parsed and checked */
+	uint64_t warm_max_rss_bytes;     /* runner.warm_max_rss; 0: no limit */
 };
 
 /* The settings table, terminated by an entry whose name is NULL. */

@@ -3,16 +3,21 @@
 """A runner made for hfleet's integration tests.
 
 It follows the runner contract of worker/runners/README.md exactly (reads
-the task JSON, writes the result JSON atomically, answers --probe) but does
-a small real computation instead of building a model: a sum of squares over
+the task JSON, writes the result JSON atomically, answers --probe, and with
+--serve speaks the warm runner protocol: one request per stdin line, one
+done line per task on the descriptor HFLEET_CONTROL_FD names) but does a
+small real computation instead of building a model: a sum of squares over
 batch_size x seq_len numbers, timed with time.perf_counter.  Its metrics are
-what it measured, nothing else.
+what it measured, nothing else; its env says which process ran the task
+("pid"), so tests can count runner processes.
 
 Misbehaviour for the tests that need it, chosen per model type:
-  --crash MODEL      exit 3 without writing a result
+  --crash MODEL      exit 3 without writing a result (a warm runner dies mid-task)
   --garbage MODEL    print noise and write a result that is not JSON
   --hang MODEL       sleep far past any timeout
   --fail MODEL       report a failed test (an outcome, not an error)
+  --fatal MODEL      report an error result for a CUDA device-side assert; a
+                     warm runner says fatal and exits 3 after it
   --sleep SECONDS    sleep this long in every task (to keep tasks in flight)
 """
 import argparse
@@ -22,15 +27,95 @@ import sys
 import time
 
 
+class Crash(Exception):
+    pass
+
+
+def write_result(path, result):
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(result, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, path)
+
+
+def run_task(a, task_path, result_path):
+    """Runs one task; returns (task_id, fatal).  Raises Crash for --crash."""
+    with open(task_path) as f:
+        task = json.load(f)
+    model = task['model_type']
+    if a.sleep:
+        time.sleep(a.sleep)
+    if model in a.crash:
+        print('arith runner: crashing on purpose for %s' % model, file=sys.stderr)
+        raise Crash()
+    if model in a.hang:
+        time.sleep(3600)
+    if model in a.garbage:
+        sys.stdout.write('\x00\x01garbage ' * 50000)
+        with open(result_path, 'w') as f:
+            f.write('{"status": "passed", "metrics": {')
+        return task['task_id'], False
+    env = {'python': sys.version.split()[0], 'runner': 'arith', 'pid': os.getpid(),
+           'cuda_visible_devices': os.environ.get('CUDA_VISIBLE_DEVICES')}
+    if model in a.fatal:
+        write_result(result_path, {
+            'status': 'error', 'reason': 'RuntimeError: CUDA error: device-side assert triggered (on purpose)',
+            'weights': None, 'metrics': {}, 'env': env})
+        return task['task_id'], True
+
+    n = int(task['batch_size']) * int(task['seq_len'])
+    t0 = time.perf_counter()
+    acc = 0
+    for i in range(n):
+        acc += i * i
+    elapsed = time.perf_counter() - t0
+    expect = (n - 1) * n * (2 * n - 1) // 6
+    status = 'passed' if acc == expect and model not in a.fail else 'failed'
+    write_result(result_path, {
+        'status': status,
+        'reason': '' if status == 'passed' else 'sum of squares check failed for %s' % model,
+        'weights': None,
+        'metrics': {'compute_s': elapsed, 'items': n},
+        'env': env,
+    })
+    print('arith runner: %s %s in %.6fs' % (model, status, elapsed))
+    return task['task_id'], False
+
+
+def serve(a):
+    fd = int(os.environ['HFLEET_CONTROL_FD'])
+    for line in sys.stdin:
+        try:
+            req = json.loads(line)
+            task_path, result_path = req['task'], req['result']
+        except (ValueError, KeyError, TypeError) as exc:
+            os.write(fd, (json.dumps({'error': 'bad request: %s' % exc}) + '\n').encode())
+            continue
+        try:
+            task_id, fatal = run_task(a, task_path, result_path)
+        except Crash:
+            return 3
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.write(fd, (json.dumps({'done': task_id, 'fatal': fatal, 'rss_bytes': None}) + '\n').encode())
+        if fatal:
+            return 3
+    return 0
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--task')
     ap.add_argument('--result')
     ap.add_argument('--probe', action='store_true')
+    ap.add_argument('--serve', action='store_true')
     ap.add_argument('--crash', action='append', default=[])
     ap.add_argument('--garbage', action='append', default=[])
     ap.add_argument('--hang', action='append', default=[])
     ap.add_argument('--fail', action='append', default=[])
+    ap.add_argument('--fatal', action='append', default=[])
     ap.add_argument('--sleep', type=float, default=0.0)
     a = ap.parse_args()
 
@@ -41,46 +126,12 @@ def main():
             'transformers': {'available': False, 'reason': 'arith test runner: no transformers'},
         }))
         return 0
-
-    with open(a.task) as f:
-        task = json.load(f)
-    model = task['model_type']
-    if a.sleep:
-        time.sleep(a.sleep)
-    if model in a.crash:
-        print('arith runner: crashing on purpose for %s' % model, file=sys.stderr)
+    if a.serve:
+        return serve(a)
+    try:
+        run_task(a, a.task, a.result)
+    except Crash:
         return 3
-    if model in a.hang:
-        time.sleep(3600)
-    if model in a.garbage:
-        sys.stdout.write('\x00\x01garbage ' * 50000)
-        with open(a.result, 'w') as f:
-            f.write('{"status": "passed", "metrics": {')
-        return 0
-
-    n = int(task['batch_size']) * int(task['seq_len'])
-    t0 = time.perf_counter()
-    acc = 0
-    for i in range(n):
-        acc += i * i
-    elapsed = time.perf_counter() - t0
-    expect = (n - 1) * n * (2 * n - 1) // 6
-    status = 'passed' if acc == expect and model not in a.fail else 'failed'
-    result = {
-        'status': status,
-        'reason': '' if status == 'passed' else 'sum of squares check failed for %s' % model,
-        'weights': None,
-        'metrics': {'compute_s': elapsed, 'items': n},
-        'env': {'python': sys.version.split()[0], 'runner': 'arith',
-                'cuda_visible_devices': os.environ.get('CUDA_VISIBLE_DEVICES')},
-    }
-    tmp = a.result + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(result, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, a.result)
-    print('arith runner: %s %s in %.6fs' % (model, status, elapsed))
     return 0
 
 

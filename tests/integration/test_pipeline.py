@@ -317,5 +317,82 @@ class CoordinatorKillTest(unittest.TestCase):
             c.close(keep=bool(os.environ.get('HF_KEEP')))
 
 
+class WarmRunnerTest(unittest.TestCase):
+    """The same job on a worker that starts a runner per task
+    (runner.warm=false) and on one with warm runners: both store every result
+    exactly once with the same outcomes, and the warm worker starts far fewer
+    runner processes (each result's env names the pid that ran it).  A model
+    that reports a fatal device error retires its warm runner, and the tasks
+    after it still run; a drained warm worker leaves no runner behind."""
+
+    SLOTS = 2
+    RUNNER_ARGS = ['--fatal', 'bert']
+
+    def start_worker(self, c, wid, extra):
+        runner = 'python3 %s %s' % (harness.ARITH_RUNNER, ' '.join(self.RUNNER_ARGS))
+        d = harness.Daemon(wid, [harness.WORKER, '--id', wid, '--coordinator', c.worker_url,
+                                 '--state-dir', os.path.join(c.root, 'state-' + wid),
+                                 '--slots', str(self.SLOTS), '--runner', runner,
+                                 '--log-level', 'info'] + extra, c.root).start()
+        c.workers[wid] = d
+        c.wait_for(lambda: any(w['worker_id'] == wid and w['connected'] for w in c.hfctl_json('workers')),
+                   30, 'worker %s to register' % wid)
+        return d
+
+    def run_job(self, c, wid, extra):
+        """Runs the job alone on a new worker, drains it; -> (job, tasks, {task: (status, reason, pid)})."""
+        d = self.start_worker(c, wid, extra)
+        job, n = submit(c, '--family', 'encoder-only', '--backends', 'cpu', '--batch-sizes', '1,2')
+        wait_job(c, job, timeout=300)
+        self.assertEqual(d.stop(), 0)
+        assert_exactly_once(self, c, job, n)
+        rows = c.pg.rows("SELECT t.model_type || '/' || t.batch_size, r.status, r.reason, r.env->>'pid',"
+                         " r.worker_id, extract(epoch FROM r.finished_at)"
+                         " FROM tasks t JOIN results r ON r.id = t.result_id WHERE t.job_id = %d" % job)
+        self.assertEqual(len(rows), n)
+        self.assertEqual({r[4] for r in rows}, {wid})
+        return job, n, {r[0]: (r[1], r[2], int(r[3]), float(r[5])) for r in rows}, d
+
+    def test_warm_worker_stores_the_same_results_with_far_fewer_processes(self):
+        c = harness.Cluster()
+        ok = False
+        try:
+            c.start_coordinator()
+            _, n, cold, _ = self.run_job(c, 'cold', ['--set', 'runner.warm=false'])
+            _, n_warm, warm, wd = self.run_job(c, 'warm', [])
+            self.assertEqual(n, n_warm)
+            self.assertGreaterEqual(n, 80)
+            # The same outcomes, task by task.
+            self.assertEqual({k: v[:2] for k, v in cold.items()}, {k: v[:2] for k, v in warm.items()})
+            fatal = sorted(k for k, v in warm.items() if v[0] == 'error')
+            self.assertEqual(fatal, ['bert/1', 'bert/2'])
+            self.assertTrue(all('device-side assert' in warm[k][1] for k in fatal))
+            self.assertTrue(all(v[0] == 'passed' for k, v in warm.items() if k not in fatal))
+            # A process per task cold; warm, one per slot plus one for each
+            # runner retired after a fatal error.
+            cold_pids = {v[2] for v in cold.values()}
+            warm_pids = {v[2] for v in warm.values()}
+            self.assertEqual(len(cold_pids), n)
+            self.assertLessEqual(len(warm_pids), self.SLOTS + len(fatal))
+            self.assertLessEqual(len(warm_pids), n // 10)
+            # A fatal task ran in a process that served nothing after it.
+            for k in fatal:
+                later = [j for j, v in warm.items() if v[2] == warm[k][2] and v[3] > warm[k][3]]
+                self.assertEqual(later, [], 'tasks run after %s in its retired runner' % k)
+            log = wd.log()
+            self.assertIn('it reported a fatal device error', log)
+            self.assertIn('warm runner started for cpu:0', log)
+            # Drained: every warm runner was asked to leave, and is gone.
+            self.assertIn('the worker stops', log)
+            for pid in warm_pids:
+                with self.assertRaises(ProcessLookupError):
+                    os.kill(pid, 0)
+            ok = True
+        finally:
+            if not ok or os.environ.get('HF_KEEP'):
+                c.dump_logs()
+            c.close(keep=bool(os.environ.get('HF_KEEP')))
+
+
 if __name__ == '__main__':
     unittest.main(verbosity=2)

@@ -3,12 +3,21 @@
 
   python3 worker/runners/hfleet_runner.py --task TASK_JSON_PATH --result RESULT_JSON_PATH
   python3 worker/runners/hfleet_runner.py --probe
+  HFLEET_CONTROL_FD=3 python3 worker/runners/hfleet_runner.py --serve
 
-The worker spawns one runner per task.  The runner reads the task JSON,
-tests or benchmarks the model with PyTorch + transformers, and writes the
-result JSON atomically (RESULT.tmp, fsync, rename).  Exit status is 0
-whenever a result was written (whatever its status), 1 when even writing
-the result failed, 2 on bad usage.  See README.md beside this file.
+One-shot: the runner reads the task JSON, tests or benchmarks the model
+with PyTorch + transformers, and writes the result JSON atomically
+(RESULT.tmp, fsync, rename).  Exit status is 0 whenever a result was
+written (whatever its status), 1 when even writing the result failed, 2 on
+bad usage.
+
+Serve (a warm runner): one request per stdin line, {"task": PATH,
+"result": PATH}, each run exactly as the one-shot CLI runs it, answered by
+one line on the control descriptor: {"done": TASK_ID, "fatal": BOOL,
+"rss_bytes": N}.  torch and transformers are imported once, at the first
+task.  Exit status 0 at the end of stdin, 3 after a fatal device error, 1
+when the control descriptor is closed, 2 on bad usage.  See README.md
+beside this file.
 """
 
 from __future__ import annotations
@@ -42,13 +51,16 @@ def _minimal_env():
             "transformers": None, "device_name": None, "platform": platform.platform()}
 
 
-def compute_result(task_path: str) -> dict:
+def compute_result(task_path: str, info=None) -> dict:
+    """The result of the task at task_path; info (a dict) gets its task_id once known."""
     try:
         with open(task_path, encoding="utf-8") as f:
             raw = json.load(f)
     except (OSError, ValueError) as exc:
         return lib.make_result("error", lib.exception_reason(exc, f"cannot read task {task_path}"),
                                env=_minimal_env(), traceback_text=traceback.format_exc())
+    if info is not None and isinstance(raw, dict) and isinstance(raw.get("task_id"), int):
+        info["task_id"] = raw["task_id"]
     try:
         task = lib.parse_task(raw)
     except lib.TaskError as exc:
@@ -80,12 +92,131 @@ def write_or_fallback(result_path: str, result: dict) -> int:
         return 1
 
 
+def run_one(task_path: str, result_path: str, info=None):
+    """What the CLI does for one task: -> (exit status, result).  Never raises."""
+    try:
+        result = compute_result(task_path, info)
+    except BaseException as exc:  # noqa: BLE001 - always leave a result
+        if isinstance(exc, SystemExit):
+            exc = RuntimeError(f"SystemExit({exc.code}) raised while running the task")
+        result = lib.make_result("error", lib.exception_reason(exc, "runner"), env=_minimal_env(),
+                                 traceback_text=traceback.format_exc())
+    rc = write_or_fallback(result_path, result)
+    if rc == 0:
+        _log(f"result: {result['status']}" + (f" ({result['reason']})" if result.get("reason") else ""))
+    return rc, result
+
+
+# --------------------------------------------------------------------------
+# serve mode
+
+def _rss_bytes():
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+            return lib.parse_vmrss(f.read())
+    except OSError:
+        return None
+
+
+def _control_write(fd: int, line: str) -> None:
+    view = memoryview(line.encode("utf-8"))
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def fatal_verdict(result: dict, device_usable):
+    """(fatal, why) after a task: a device error that leaves the process unusable.
+
+    A known fatal error is fatal; after any other error or failure,
+    device_usable() (a tiny operation on the device) decides.
+    """
+    if result.get("status") not in ("error", "failed"):
+        return False, None
+    text = f"{result.get('reason') or ''}\n{result.get('traceback') or ''}"
+    verdict = lib.classify_device_error(text)
+    if verdict == "fatal":
+        return True, lib.device_error_line(text)
+    if not device_usable():
+        return True, (lib.device_error_line(text) if verdict else
+                      "the device no longer runs a tiny operation after: " + (result.get("reason") or "an error"))
+    return False, None
+
+
+def serve(control_fd: int, stdin=None, run=run_one, device_usable=None, release=None) -> int:
+    """The warm runner loop (see the module docstring); returns the exit status."""
+    if stdin is None:
+        stdin = sys.stdin.buffer
+    if device_usable is None or release is None:
+        import hfleet_runner_torch as rt  # imports no framework by itself
+        device_usable = device_usable or rt.device_still_usable
+        release = release or rt.release_memory
+    # What a task prints on stdout reaches the worker while the task runs (it
+    # is also flushed before each done line: output after it is no task's).
+    try:
+        sys.stdout.reconfigure(line_buffering=True)
+    except (AttributeError, ValueError):
+        pass
+    _log(f"serving tasks from stdin (pid {os.getpid()}, control descriptor {control_fd})")
+    served = 0
+    while True:
+        line = stdin.readline()
+        if not line:
+            _log(f"end of input after {served} tasks, exiting")
+            return 0
+        if not line.strip():
+            continue
+        fatal = False
+        try:
+            req = lib.parse_serve_request(line)
+        except lib.RequestError as exc:
+            _log(f"refused a request: {exc}")
+            reply = lib.control_error_line(str(exc))
+        else:
+            info = {}
+            _, result = run(req["task"], req["result"], info)
+            served += 1
+            fatal, why = fatal_verdict(result, device_usable)
+            if fatal:
+                _log(f"fatal device error ({why}): exiting after this task so the next gets a fresh process")
+            else:
+                release()
+            reply = lib.control_done_line(info.get("task_id"), fatal, _rss_bytes(), why)
+        # Everything logged for the task goes out before its done line.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            _control_write(control_fd, reply)
+        except OSError as exc:
+            _log(f"cannot write to control descriptor {control_fd} ({exc}): the worker is gone, exiting")
+            return 1
+        if fatal:
+            return 3
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="hfleet_runner.py", description="hfleet reference model runner")
     ap.add_argument("--task", help="path of the task JSON written by the worker")
     ap.add_argument("--result", help="path of the result JSON to write")
     ap.add_argument("--probe", action="store_true", help="print installed frameworks as JSON and exit")
+    ap.add_argument("--serve", action="store_true",
+                    help="serve tasks named on stdin, one JSON line each, answering on the descriptor "
+                         "HFLEET_CONTROL_FD names (a warm runner; see README.md)")
     args = ap.parse_args(argv)
+
+    if args.serve:
+        if args.task or args.result or args.probe:
+            ap.error("--serve takes no --task, --result or --probe")
+        fd_text = os.environ.get("HFLEET_CONTROL_FD", "")
+        try:
+            fd = int(fd_text)
+            os.fstat(fd)
+        except (ValueError, OSError):
+            ap.error(f"--serve needs HFLEET_CONTROL_FD, an open descriptor to answer on (got {fd_text!r})")
+        if fd <= 2:
+            ap.error(f"HFLEET_CONTROL_FD must not be stdin, stdout or stderr (got {fd})")
+        os.set_inheritable(fd, False)  # not for the processes a model may start
+        return serve(fd)
 
     if args.probe:
         try:
@@ -105,16 +236,7 @@ def main(argv=None) -> int:
     if not args.task or not args.result:
         ap.error("--task and --result are required (or --probe)")
 
-    try:
-        result = compute_result(args.task)
-    except BaseException as exc:  # noqa: BLE001 - always leave a result
-        if isinstance(exc, SystemExit):
-            exc = RuntimeError(f"SystemExit({exc.code}) raised while running the task")
-        result = lib.make_result("error", lib.exception_reason(exc, "runner"), env=_minimal_env(),
-                                 traceback_text=traceback.format_exc())
-    rc = write_or_fallback(args.result, result)
-    if rc == 0:
-        _log(f"result: {result['status']}" + (f" ({result['reason']})" if result.get("reason") else ""))
+    rc, _ = run_one(args.task, args.result)
     return rc
 
 

@@ -15,6 +15,9 @@ Contents:
   * input planning                        -> plan_inputs
   * output checking                       -> walk_outputs, check_outputs
   * backend / precision gating            -> backend_precheck, precision_skip_reason
+  * serve mode (warm runner protocol)     -> parse_serve_request, control_done_line,
+                                             control_error_line, classify_device_error,
+                                             parse_vmrss
 """
 
 from __future__ import annotations
@@ -981,6 +984,117 @@ def check_outputs(entries, batch_size: int):
     if empty and len(empty) == len(float_entries):
         problems.append("all float outputs are empty: " + ", ".join(empty[:8]))
     return not problems, problems, shapes, finite
+
+
+# --------------------------------------------------------------------------
+# serve mode: the warm runner protocol (README.md, "Serve mode")
+#
+# The worker writes one request per line on stdin; the runner answers each
+# with one line on the control descriptor (HFLEET_CONTROL_FD), never stdout.
+
+CONTROL_TEXT_MAX = 200
+
+
+class RequestError(ValueError):
+    """A request line the serve loop cannot take."""
+
+
+def parse_serve_request(line) -> dict:
+    """One stdin line (bytes or str) -> {"task": path, "result": path}.
+
+    Other members are ignored (forward compatibility).  Raises RequestError
+    with a one-line reason for anything else.
+    """
+    if isinstance(line, (bytes, bytearray)):
+        try:
+            line = bytes(line).decode("utf-8")
+        except UnicodeDecodeError:
+            raise RequestError("request line is not UTF-8") from None
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:
+        raise RequestError(f"request line is not JSON: {one_line(exc, 120)}") from None
+    if not isinstance(obj, dict):
+        raise RequestError("request line is not a JSON object")
+    for key in ("task", "result"):
+        v = obj.get(key)
+        if not isinstance(v, str) or not v or "\0" in v:
+            raise RequestError(f"request member {key!r} must be a non-empty path")
+    return {"task": obj["task"], "result": obj["result"]}
+
+
+def control_done_line(task_id, fatal: bool, rss_bytes, reason=None) -> str:
+    """The control line that ends a task: {"done": id, "fatal": bool, "rss_bytes": int}.
+
+    task_id is None when the task file could not be read; rss_bytes None when
+    unknown.  A fatal line may say why ("reason").
+    """
+    d = {"done": task_id if isinstance(task_id, int) and not isinstance(task_id, bool) and task_id >= 0 else None,
+         "fatal": bool(fatal),
+         "rss_bytes": int(rss_bytes) if isinstance(rss_bytes, int) and rss_bytes >= 0 else None}
+    if fatal and reason:
+        d["reason"] = one_line(reason, CONTROL_TEXT_MAX)
+    return json.dumps(d) + "\n"
+
+
+def control_error_line(message) -> str:
+    """The control line that refuses a malformed request."""
+    return json.dumps({"error": one_line(message, CONTROL_TEXT_MAX) or "malformed request"}) + "\n"
+
+
+# Errors after which the CUDA (or HIP) context of the process is unusable:
+# every later call fails, so the process must go.
+FATAL_DEVICE_MARKS = (
+    "device-side assert",
+    "illegal memory access",
+    "unspecified launch failure",
+    "an illegal instruction was encountered",
+    "misaligned address",
+    "CUDA_ERROR_ILLEGAL_ADDRESS",
+    "CUDA_ERROR_LAUNCH_FAILED",
+)
+# Errors that may or may not have poisoned it: check with a tiny operation.
+SUSPECT_DEVICE_MARKS = (
+    "CUDA error",
+    "HIP error",
+    "CUBLAS_STATUS_EXECUTION_FAILED",
+    "CUDNN_STATUS_EXECUTION_FAILED",
+    "NCCL error",
+)
+
+
+def classify_device_error(text):
+    """From an exception's text: 'fatal', 'suspect' (check the device), or None.
+
+    'CUDA out of memory' is neither: the caching allocator recovers from it.
+    """
+    if not text:
+        return None
+    s = str(text)
+    if any(m in s for m in FATAL_DEVICE_MARKS):
+        return "fatal"
+    if any(m in s for m in SUSPECT_DEVICE_MARKS):
+        return "suspect"
+    return None
+
+
+def device_error_line(text):
+    """The first line of text that names a device error, for a done line's reason."""
+    for line in str(text or "").splitlines():
+        if classify_device_error(line):
+            return one_line(line, CONTROL_TEXT_MAX)
+    return one_line(text or "", CONTROL_TEXT_MAX)
+
+
+def parse_vmrss(status_text):
+    """Bytes of the 'VmRSS:' line of a /proc/PID/status text, or None."""
+    for line in str(status_text).splitlines():
+        if line.startswith("VmRSS:"):
+            parts = line.split()
+            if len(parts) >= 3 and parts[1].isdigit() and parts[2] == "kB":
+                return int(parts[1]) * 1024
+            return None
+    return None
 
 
 __all__ = [n for n in dir() if not n.startswith("_")]

@@ -786,9 +786,55 @@ def environment_skip_reason(exc):
 
 
 def _is_fatal_device_error(exc) -> bool:
-    msg = str(exc)
-    return any(s in msg for s in ("device-side assert", "CUDA error", "illegal memory access",
-                                  "HIP error", "unspecified launch failure"))
+    """Not worth a retry in this process: the device may be poisoned."""
+    return lib.classify_device_error(str(exc)) is not None
+
+
+# --------------------------------------------------------------------------
+# serve mode: between tasks
+
+def device_still_usable() -> bool:
+    """Whether the CUDA/HIP context of this process still runs a tiny kernel.
+
+    True when torch was never imported or never initialised CUDA (nothing
+    can be poisoned then).  After a device-side assert or an illegal memory
+    access every call fails, so this is the check of last resort.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return True
+    try:
+        if not torch.cuda.is_initialized():
+            return True
+    except Exception:  # noqa: BLE001 - a torch without cuda
+        return True
+    try:
+        x = torch.ones(16, device="cuda")
+        ok = float((x * 2).sum().item()) == 32.0
+        torch.cuda.synchronize()
+        return ok
+    except Exception as exc:  # noqa: BLE001
+        log(f"the device no longer runs a tiny operation: {type(exc).__name__}: {lib.one_line(exc, 200)}")
+        return False
+
+
+def release_memory() -> None:
+    """Give back what the last task left: Python garbage, then the CUDA cache."""
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    try:
+        if torch.cuda.is_initialized():
+            torch.cuda.empty_cache()
+    except Exception as exc:  # noqa: BLE001 - the device check decides what that means
+        log(f"could not empty the CUDA cache: {type(exc).__name__}: {lib.one_line(exc, 200)}")
+    try:
+        mps = getattr(torch, "mps", None)
+        if mps is not None and torch.backends.mps.is_available():
+            mps.empty_cache()
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def run_task(task: dict) -> dict:

@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Tests of the warm runner protocol's pure parts (worker/warm-proto.c): the
+ * request line, control lines good and bad, VmRSS, and the retire rule.
+ */
+#include <check.h>
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "warm-proto.h"
+
+static int parse(const char *line, struct warm_control *c, char *err, size_t errlen)
+{
+	return warm_control_parse(line, strlen(line), c, err, errlen);
+}
+
+START_TEST(test_request_is_one_json_line_whatever_the_paths)
+{
+	char *line = NULL;
+	size_t len = 0;
+	json_t *o;
+
+	ck_assert_int_eq(warm_request_format("/s/tasks/7-1/task.json", "/s/tasks/7-1/result.json",
+					     &line, &len),
+			 0);
+	ck_assert_str_eq(line, "{\"task\":\"/s/tasks/7-1/task.json\",\"result\":"
+			       "\"/s/tasks/7-1/result.json\"}\n");
+	ck_assert_uint_eq(len, strlen(line));
+	free(line);
+
+	/* A newline in a path cannot split the request. */
+	ck_assert_int_eq(warm_request_format("/odd\ndir/task.json", "/r\"q.json", &line, &len), 0);
+	ck_assert_ptr_eq(strchr(line, '\n'), line + len - 1);
+	o = json_loadb(line, len, 0, NULL);
+	ck_assert_ptr_nonnull(o);
+	ck_assert_str_eq(json_string_value(json_object_get(o, "task")), "/odd\ndir/task.json");
+	ck_assert_str_eq(json_string_value(json_object_get(o, "result")), "/r\"q.json");
+	json_decref(o);
+	free(line);
+}
+END_TEST
+
+START_TEST(test_done_lines_are_read_with_their_defaults)
+{
+	struct warm_control c;
+	char err[256];
+
+	ck_assert_int_eq(parse("{\"done\": 12, \"fatal\": false, \"rss_bytes\": 1048576}", &c, err,
+			       sizeof(err)),
+			 0);
+	ck_assert_int_eq(c.kind, WARM_CONTROL_DONE);
+	ck_assert(c.has_task_id);
+	ck_assert_uint_eq(c.task_id, 12);
+	ck_assert(!c.fatal);
+	ck_assert(c.has_rss);
+	ck_assert_uint_eq(c.rss_bytes, 1048576);
+
+	ck_assert_int_eq(parse("{\"done\": null, \"fatal\": true, \"reason\": \"CUDA error:\\n "
+			       "device-side assert\", \"later\": [1]}",
+			       &c, err, sizeof(err)),
+			 0);
+	ck_assert(!c.has_task_id);
+	ck_assert(c.fatal);
+	ck_assert(!c.has_rss);
+	ck_assert_str_eq(c.text, "CUDA error:  device-side assert"); /* one line */
+
+	ck_assert_int_eq(parse(" {\"done\": 3, \"rss_bytes\": null}\r", &c, err, sizeof(err)), 0);
+	ck_assert(!c.fatal);
+	ck_assert(!c.has_rss);
+}
+END_TEST
+
+START_TEST(test_error_lines_carry_the_message)
+{
+	struct warm_control c;
+	char err[256];
+
+	ck_assert_int_eq(parse("{\"error\": \"request line is not JSON\"}", &c, err, sizeof(err)), 0);
+	ck_assert_int_eq(c.kind, WARM_CONTROL_ERROR);
+	ck_assert_str_eq(c.text, "request line is not JSON");
+}
+END_TEST
+
+START_TEST(test_malformed_control_lines_are_refused_with_what_is_wrong)
+{
+	static const struct {
+		const char *line;
+		const char *err;
+	} cases[] = {
+		{ "done 12", "control line is not JSON: \"done 12\"" },
+		{ "[12]", "control line is not a JSON object" },
+		{ "{\"status\": \"passed\"}", "neither \"done\" nor \"error\"" },
+		{ "{\"done\": \"12\"}", "\"done\" must be a task id or null" },
+		{ "{\"done\": -1}", "\"done\" must be a task id or null" },
+		{ "{\"done\": 1, \"fatal\": 1}", "\"fatal\" must be true or false" },
+		{ "{\"done\": 1, \"rss_bytes\": -5}", "\"rss_bytes\" must be a number of bytes" },
+		{ "{\"done\": 1, \"rss_bytes\": 1.5}", "\"rss_bytes\" must be a number of bytes" },
+		{ "{\"done\": 1, \"error\": \"x\"}", "both \"done\" and \"error\"" },
+		{ "{\"error\": 7}", "\"error\" of a control line must be a string" },
+		{ "{\"done\": 1, \"done\": 2}", "control line is not JSON" },
+	};
+	struct warm_control c;
+	char err[256];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(err, 0, sizeof(err));
+		ck_assert_msg(parse(cases[i].line, &c, err, sizeof(err)) == -EBADMSG, "%s",
+			      cases[i].line);
+		ck_assert_msg(strstr(err, cases[i].err), "%s: got \"%s\"", cases[i].line, err);
+	}
+}
+END_TEST
+
+START_TEST(test_quoted_garbage_is_cut_and_sanitised)
+{
+	char line[600], err[256];
+	struct warm_control c;
+
+	memset(line, 'x', sizeof(line));
+	memcpy(line, "\x01\xff", 2);
+	ck_assert_int_eq(warm_control_parse(line, sizeof(line), &c, err, sizeof(err)), -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(err, "\" ?xxx"));
+	ck_assert_ptr_nonnull(strstr(err, "...\""));
+	ck_assert_uint_lt(strlen(err), 160);
+
+	ck_assert_int_eq(warm_control_parse(line, WARM_CONTROL_LINE_MAX + 1, &c, err, sizeof(err)),
+			 -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(err, "too long"));
+}
+END_TEST
+
+START_TEST(test_vmrss_is_read_in_bytes)
+{
+	uint64_t b = 0;
+
+	ck_assert_int_eq(warm_vmrss_parse("Name:\tpython3\nVmPeak:\t  900 kB\nVmRSS:\t   20480 kB\n"
+					  "RssAnon:\t 1 kB\n",
+					  &b),
+			 0);
+	ck_assert_uint_eq(b, 20480ull * 1024);
+	ck_assert_int_eq(warm_vmrss_parse("Name:\tzombie\nState:\tZ (zombie)\n", &b), -ENOENT);
+	ck_assert_int_eq(warm_vmrss_parse("VmRSS:\t  lots\n", &b), -EBADMSG);
+	ck_assert_int_eq(warm_vmrss_parse("VmRSS:\t  12 MB\n", &b), -EBADMSG);
+	ck_assert_int_eq(warm_vmrss_parse("", &b), -ENOENT);
+}
+END_TEST
+
+START_TEST(test_runner_is_retired_for_fatal_memory_or_count_and_kept_otherwise)
+{
+	struct warm_limits lim = { .max_tasks = 3, .max_rss = 16ull << 30 };
+	struct warm_control done = { .kind = WARM_CONTROL_DONE };
+	char why[256];
+
+	ck_assert(!warm_retire_reason(&lim, 1, 1ull << 30, &done, why, sizeof(why)));
+	ck_assert(!warm_retire_reason(&lim, 2, 0, &done, why, sizeof(why))); /* rss unknown */
+	ck_assert(!warm_retire_reason(&lim, 2, 16ull << 30, &done, why, sizeof(why))); /* not over */
+
+	ck_assert(warm_retire_reason(&lim, 3, 1ull << 30, &done, why, sizeof(why)));
+	ck_assert_str_eq(why, "it served 3 tasks (runner.warm_max_tasks)");
+
+	ck_assert(warm_retire_reason(&lim, 1, (16ull << 30) + (1ull << 29), &done, why, sizeof(why)));
+	ck_assert_str_eq(why, "its resident memory, 16.5 GiB, exceeds runner.warm_max_rss (16.0 GiB)");
+
+	done.fatal = true;
+	strcpy(done.text, "CUDA error: device-side assert triggered");
+	ck_assert(warm_retire_reason(&lim, 1, 0, &done, why, sizeof(why)));
+	ck_assert_str_eq(why, "it reported a fatal device error: CUDA error: device-side assert "
+			      "triggered");
+
+	/* 0 is no limit. */
+	lim = (struct warm_limits){ 0 };
+	done.fatal = false;
+	ck_assert(!warm_retire_reason(&lim, 100000, UINT64_MAX, &done, why, sizeof(why)));
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("worker_warm_proto");
+	TCase *tc = tcase_create("warm_proto");
+
+	tcase_add_test(tc, test_request_is_one_json_line_whatever_the_paths);
+	tcase_add_test(tc, test_done_lines_are_read_with_their_defaults);
+	tcase_add_test(tc, test_error_lines_carry_the_message);
+	tcase_add_test(tc, test_malformed_control_lines_are_refused_with_what_is_wrong);
+	tcase_add_test(tc, test_quoted_garbage_is_cut_and_sanitised);
+	tcase_add_test(tc, test_vmrss_is_read_in_bytes);
+	tcase_add_test(tc, test_runner_is_retired_for_fatal_memory_or_count_and_kept_otherwise);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The warm runner protocol's lines and rules (see warm-proto.h).
+ */
+#include "warm-proto.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "result.h"
+
+/* How much of a bad line an error message quotes. */
+#define QUOTE_MAX 80
+
+int warm_request_format(const char *task_path, const char *result_path, char **ret_line,
+			size_t *ret_len)
+{
+	json_t *o = json_object();
+	char *text = NULL, *line;
+	size_t n;
+
+	if (!o || json_object_set_new(o, "task", json_string(task_path)) < 0 ||
+	    json_object_set_new(o, "result", json_string(result_path)) < 0)
+		goto oom;
+	/* Compact: a single line whatever the paths hold (jansson escapes
+	 * control characters). */
+	text = json_dumps(o, JSON_COMPACT);
+	if (!text)
+		goto oom;
+	n = strlen(text);
+	line = malloc(n + 2);
+	if (!line)
+		goto oom;
+	memcpy(line, text, n);
+	line[n] = '\n';
+	line[n + 1] = '\0';
+	free(text);
+	json_decref(o);
+	*ret_line = line;
+	if (ret_len)
+		*ret_len = n + 1;
+	return 0;
+oom:
+	free(text);
+	json_decref(o);
+	return -ENOMEM;
+}
+
+/* Copies text as one line of valid UTF-8, cut to fit. */
+static void text_copy_line(char *dst, size_t size, const char *src, size_t len)
+{
+	if (len >= size)
+		len = size - 1;
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+	for (char *p = dst; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+	/* A cut in the middle of a character leaves a partial sequence, which
+	 * sanitising turns into '?'. */
+	result_text_sanitize(dst, len);
+}
+
+static void quote_line(char *buf, size_t size, const char *line, size_t len)
+{
+	char q[QUOTE_MAX + 1];
+	bool cut = len > QUOTE_MAX;
+
+	text_copy_line(q, sizeof(q), line, cut ? QUOTE_MAX : len);
+	snprintf(buf, size, "\"%s%s\"", q, cut ? "..." : "");
+}
+
+static int bad(char *err, size_t errlen, const char *line, size_t len, const char *what)
+{
+	char q[QUOTE_MAX + 8];
+
+	quote_line(q, sizeof(q), line, len);
+	snprintf(err, errlen, "%s: %s", what, q);
+	return -EBADMSG;
+}
+
+int warm_control_parse(const char *line, size_t len, struct warm_control *ret, char *err,
+		       size_t errlen)
+{
+	struct warm_control c;
+	json_error_t jerr;
+	json_t *root, *v;
+	int r = -EBADMSG;
+
+	memset(&c, 0, sizeof(c));
+	if (len > WARM_CONTROL_LINE_MAX)
+		return bad(err, errlen, line, len, "control line is too long");
+	root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		return bad(err, errlen, line, len, "control line is not JSON");
+	if (!json_is_object(root)) {
+		bad(err, errlen, line, len, "control line is not a JSON object");
+		goto out;
+	}
+
+	if ((v = json_object_get(root, "error"))) {
+		if (json_object_get(root, "done")) {
+			bad(err, errlen, line, len, "control line has both \"done\" and \"error\"");
+			goto out;
+		}
+		if (!json_is_string(v)) {
+			bad(err, errlen, line, len, "\"error\" of a control line must be a string");
+			goto out;
+		}
+		c.kind = WARM_CONTROL_ERROR;
+		text_copy_line(c.text, sizeof(c.text), json_string_value(v), json_string_length(v));
+		r = 0;
+		goto out;
+	}
+
+	v = json_object_get(root, "done");
+	if (!v) {
+		bad(err, errlen, line, len, "control line has neither \"done\" nor \"error\"");
+		goto out;
+	}
+	c.kind = WARM_CONTROL_DONE;
+	if (json_is_integer(v) && json_integer_value(v) >= 0) {
+		c.has_task_id = true;
+		c.task_id = (uint64_t)json_integer_value(v);
+	} else if (!json_is_null(v)) {
+		bad(err, errlen, line, len, "\"done\" must be a task id or null");
+		goto out;
+	}
+	v = json_object_get(root, "fatal");
+	if (v && !json_is_boolean(v)) {
+		bad(err, errlen, line, len, "\"fatal\" must be true or false");
+		goto out;
+	}
+	c.fatal = v && json_is_true(v);
+	v = json_object_get(root, "rss_bytes");
+	if (v && !json_is_null(v)) {
+		if (!json_is_integer(v) || json_integer_value(v) < 0) {
+			bad(err, errlen, line, len, "\"rss_bytes\" must be a number of bytes");
+			goto out;
+		}
+		c.has_rss = true;
+		c.rss_bytes = (uint64_t)json_integer_value(v);
+	}
+	v = json_object_get(root, "reason");
+	if (v && json_is_string(v))
+		text_copy_line(c.text, sizeof(c.text), json_string_value(v), json_string_length(v));
+	r = 0;
+out:
+	json_decref(root);
+	if (r == 0)
+		*ret = c;
+	return r;
+}
+
+int warm_vmrss_parse(const char *status, uint64_t *ret_bytes)
+{
+	const char *p = status;
+
+	for (;;) {
+		if (strncmp(p, "VmRSS:", 6) == 0) {
+			char *end;
+			unsigned long long kib;
+
+			p += 6;
+			p += strspn(p, " \t");
+			if (*p < '0' || *p > '9')
+				return -EBADMSG;
+			kib = strtoull(p, &end, 10);
+			end += strspn(end, " \t");
+			if (strncmp(end, "kB", 2) != 0 || kib > UINT64_MAX / 1024)
+				return -EBADMSG;
+			*ret_bytes = (uint64_t)kib * 1024;
+			return 0;
+		}
+		p = strchr(p, '\n');
+		if (!p)
+			return -ENOENT;
+		p++;
+	}
+}
+
+static void bytes_format(uint64_t b, char *buf, size_t len)
+{
+	if (b >= (UINT64_C(1) << 30))
+		snprintf(buf, len, "%.1f GiB", (double)b / (double)(UINT64_C(1) << 30));
+	else
+		snprintf(buf, len, "%.1f MiB", (double)b / (double)(UINT64_C(1) << 20));
+}
+
+bool warm_retire_reason(const struct warm_limits *lim, unsigned served, uint64_t rss,
+			const struct warm_control *done, char *why, size_t len)
+{
+	char have[32], limit[32];
+
+	if (done && done->fatal) {
+		snprintf(why, len, "it reported a fatal device error%s%s", done->text[0] ? ": " : "",
+			 done->text);
+		return true;
+	}
+	if (lim->max_rss && rss > lim->max_rss) {
+		bytes_format(rss, have, sizeof(have));
+		bytes_format(lim->max_rss, limit, sizeof(limit));
+		snprintf(why, len, "its resident memory, %s, exceeds runner.warm_max_rss (%s)", have,
+			 limit);
+		return true;
+	}
+	if (lim->max_tasks && served >= lim->max_tasks) {
+		snprintf(why, len, "it served %u tasks (runner.warm_max_tasks)", served);
+		return true;
+	}
+	return false;
+}

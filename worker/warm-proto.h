@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The pure parts of the warm runner protocol (warm-pool.h runs the
+ * processes): the request line the worker writes to a warm runner's stdin,
+ * the control lines the runner writes back on its control descriptor, the
+ * resident memory read from /proc/PID/status, and the rule that decides
+ * whether a runner that just finished a task may serve another.
+ *
+ * One line each way, per task (worker/runners/README.md has the contract):
+ *
+ *   stdin    {"task": "/path/task.json", "result": "/path/result.json"}
+ *   control  {"done": <task_id or null>, "fatal": <bool>, "rss_bytes": <int>}
+ *            optionally with "reason": "<why fatal>"
+ *   control  {"error": "<why the request line was refused>"}
+ *
+ * "done" is required in a done line; "fatal" (default false) and
+ * "rss_bytes" (default: unknown) may be left out.  Other members are
+ * ignored, so runners may add some before the worker knows them.  A line
+ * that is neither, that is not JSON, or whose members have the wrong types
+ * is malformed.
+ *
+ * No I/O, no clocks, no logging.  Thread-safe.
+ */
+#ifndef WARM_PROTO_H
+#define WARM_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The longest control line accepted, newline excluded. */
+#define WARM_CONTROL_LINE_MAX 4096
+#define WARM_CONTROL_TEXT_MAX 256
+
+enum warm_control_kind {
+	WARM_CONTROL_DONE,
+	WARM_CONTROL_ERROR,
+};
+
+struct warm_control {
+	enum warm_control_kind kind;
+	bool has_task_id;       /* done: false for "done": null */
+	uint64_t task_id;
+	bool fatal;
+	bool has_rss;
+	uint64_t rss_bytes;
+	/* error: the runner's message; done: its "reason" (may be empty).  One
+	 * line of valid UTF-8, cut to fit. */
+	char text[WARM_CONTROL_TEXT_MAX];
+};
+
+/* The request line for a task, '\n'-terminated, into a malloc'd buffer (the
+ * caller's).  Returns 0 or -ENOMEM. */
+int warm_request_format(const char *task_path, const char *result_path, char **ret_line,
+			size_t *ret_len);
+
+/* Parses one control line (without its newline).  Returns 0, or -EBADMSG
+ * with what is wrong in err (lowercase, quoting at most the line's start,
+ * sanitised), or -ENOMEM. */
+int warm_control_parse(const char *line, size_t len, struct warm_control *ret, char *err,
+		       size_t errlen);
+
+/* The VmRSS line of a /proc/PID/status text, in bytes.  Returns 0 or
+ * -ENOENT when there is none (a zombie has no VmRSS), -EBADMSG when it
+ * cannot be read. */
+int warm_vmrss_parse(const char *status, uint64_t *ret_bytes);
+
+/* When a warm runner is retired after a task (0 means no limit). */
+struct warm_limits {
+	unsigned max_tasks;
+	uint64_t max_rss;
+};
+
+/* Whether a runner that has now served `served` tasks, resident memory rss
+ * (0: unknown), and whose last done line was done, must be retired; the why
+ * goes to why (one line, e.g. "it reported a fatal device error: CUDA error:
+ * device-side assert triggered").  False: it may serve another task. */
+bool warm_retire_reason(const struct warm_limits *lim, unsigned served, uint64_t rss,
+			const struct warm_control *done, char *why, size_t len);
+
+#endif
