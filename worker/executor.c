@@ -74,6 +74,7 @@ struct task {
 	int term_signal;
 	Hf__TaskStatus forced_status;
 	char *forced_reason;
+	bool infrastructure;   /* the worker or the runner process failed, not the model */
 	struct tail_buf output;
 };
 
@@ -193,6 +194,11 @@ static void task_force(struct task *t, Hf__TaskStatus status, const char *reason
 {
 	if (t->forced_status != HF__TASK_STATUS__STATUS_UNSPECIFIED)
 		return; /* the first decision stands */
+	/* An error the worker decides (the runner crashed or broke the
+	 * protocol, could not start, the worker stopped it) is the
+	 * infrastructure's, and the coordinator may retry it; a timeout or a
+	 * cancel is not. */
+	t->infrastructure = status == HF__TASK_STATUS__STATUS_ERROR;
 	t->forced_status = status;
 	t->forced_reason = strdup(reason);
 	if (!t->forced_reason)
@@ -216,6 +222,7 @@ static void task_finish(struct task *t)
 		.term_signal = t->term_signal,
 		.forced_status = t->forced_status,
 		.forced_reason = t->forced_reason ? t->forced_reason : "task stopped by the worker",
+		.infrastructure = t->infrastructure,
 		.result_err = -ENOENT,
 		.output = &t->output,
 	};
@@ -232,6 +239,7 @@ static void task_finish(struct task *t)
 			/* It did not exit: "exited with status 0" would be wrong. */
 			o.forced_status = HF__TASK_STATUS__STATUS_ERROR;
 			o.forced_reason = "warm runner reported the task done without writing a result";
+			o.infrastructure = true;
 		}
 	}
 	r = result_build(&o, &res);
@@ -638,6 +646,7 @@ static void task_warm_end_cb(void *task, const struct warm_end *end, void *arg)
 	switch (end->kind) {
 	case WARM_END_DONE:
 		t->warm_done = true; /* a fatal error was logged as the runner's retirement */
+		t->infrastructure = end->fatal; /* a poisoned device: retried, preferably elsewhere */
 		break;
 	case WARM_END_EXITED:
 		t->exit_status = end->exit_status;

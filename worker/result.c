@@ -418,12 +418,14 @@ int result_build(const struct run_outcome *o, Hf__TaskResult **ret)
 	else
 		tr.exit_code = o->exit_status;
 	tr.status = HF__TASK_STATUS__STATUS_ERROR;
+	tr.infrastructure = o->infrastructure;
 	reason[0] = '\0';
 
 	if (o->forced_status != HF__TASK_STATUS__STATUS_UNSPECIFIED) {
 		tr.status = o->forced_status;
 		hf_strlcpy(reason, o->forced_reason ? o->forced_reason : "", sizeof(reason));
 	} else if (o->result_err == -ENOENT) {
+		tr.infrastructure = true; /* crashed or killed (OOM) before it could say */
 		if (o->term_signal) {
 			describe_signal(o->term_signal, sig, sizeof(sig));
 			snprintf(reason, sizeof(reason), "runner was killed by signal %s", sig);
@@ -484,6 +486,7 @@ int result_new_error(uint64_t task_id, uint32_t attempt, uint32_t device_index, 
 		.finished_at = now,
 		.forced_status = HF__TASK_STATUS__STATUS_ERROR,
 		.forced_reason = reason,
+		.infrastructure = true,
 	};
 	return result_build(&o, ret);
 }

@@ -92,6 +92,10 @@ struct run_outcome {
 	 * could not start): the result file is then not consulted. */
 	Hf__TaskStatus forced_status;    /* STATUS_UNSPECIFIED: not forced */
 	const char *forced_reason;
+	/* The failure is the infrastructure's (crash, kill, fatal device error,
+	 * the worker stopped it), not the model's verdict.  A runner that exits
+	 * without a result counts as one too. */
+	bool infrastructure;
 
 	/* The result file: result_err 0 and its text, or a negative errno from
 	 * reading it (-ENOENT: not written, -EFBIG: over RESULT_FILE_MAX). */
