@@ -43,7 +43,8 @@ cat "$out/probe.txt"
   --http-listen http://127.0.0.1:17102 >"$out/coordinator.log" 2>&1 &
 "$w/bin/hf-worker" --id gpu-worker --coordinator tcp://127.0.0.1:17100 --state-dir "$w/worker" \
   --runner "$runner" --set "devices.slots=cuda=$slots" --set "devices.shared=cpu,cuda" \
-  >"$out/worker.log" 2>&1 &
+  ${HF_WORKER_ARGS:-} >"$out/worker.log" 2>&1 &
+worker_pid=$!
 hfctl() { "$w/bin/hfctl" --coordinator tcp://127.0.0.1:17101 "$@"; }
 for _ in $(seq 1 300); do hfctl --json workers 2>/dev/null | grep -q gpu-worker && break; sleep 0.2; done
 hfctl workers; hfctl devices | tee "$out/devices.txt"
@@ -68,14 +69,37 @@ run_job() {
   hfctl --json results "$job" >"$out/$name-results.json"
   psql_q -c "SELECT status, count(*) FROM task_outcomes WHERE job_id = $job GROUP BY 1" | tee "$out/$name-summary.txt"
 }
+# Restarts the worker with runner.warm on or off.
+restart_worker() {
+  kill "$worker_pid" 2>/dev/null; wait "$worker_pid" 2>/dev/null
+  local warm=false; [ "$1" = warm ] && warm=true
+  "$w/bin/hf-worker" --id gpu-worker --coordinator tcp://127.0.0.1:17100 --state-dir "$w/worker" \
+    --runner "$runner" --set "devices.slots=cuda=$slots" --set "devices.shared=cpu,cuda" \
+    --set "runner.warm=$warm" >>"$out/worker.log" 2>&1 &
+  worker_pid=$!
+  sleep 3
+}
+BENCH_MODELS=bert,roberta,distilbert,deberta-v2,electra,albert,gpt2,opt,bloom,bart,pegasus,t5,convnext,resnet,deit,vit,swin,clip,hubert,wav2vec2,whisper,mamba
+COLDWARM_MODELS=bert,roberta,distilbert,albert,electra,gpt2,llama,mistral,qwen2,phi3,gemma,opt,bloom,bart,pegasus,convnext,resnet,deit,beit,dinov2,clip,hubert,mamba,mamba2
 case "$mode" in
 probe) run_probe ;;
 suite) run_job suite --all "$@" ;;
 bench) run_job bench "$@" ;;
 probe+suite) run_probe; run_job suite --all "$@" ;;
+final)
+  # Issue 3 and 4 evidence in one lease: the probe, a benchmark job of
+  # two dozen models across the families at batch 1 and 8 in fp16, and the
+  # same test job run cold (a process per task) and warm (warm runners).
+  run_probe
+  HF_WATCH_LIMIT=230 run_job bench --models "$BENCH_MODELS" --batch-sizes 1,8 --precision fp16 --iterations 20 --warmup 3
+  restart_worker cold
+  run_job cold --models "$COLDWARM_MODELS"
+  restart_worker warm
+  run_job warm --models "$COLDWARM_MODELS"
+  ;;
 esac
 curl -s http://127.0.0.1:17102/metrics >"$out/metrics.txt" 2>/dev/null || true
-kill %2 %1 2>/dev/null; wait
+kill "$worker_pid" %1 2>/dev/null; wait
 as_pg "$pgbin/pg_ctl" -D "$w/db/data" -m fast -w stop >/dev/null
 # The device tool brings back at most 8 files: pack the evidence into one.
 tar -C "$out" -czf /tmp/hfleet-evidence.tgz . && find "$out" -mindepth 1 -delete && mv /tmp/hfleet-evidence.tgz "$out/evidence.tgz"

@@ -57,6 +57,20 @@ DECODER_SEQ_LEN_CAP = 16
 # Refuse to build an unshrunk default config above this many parameters.
 MAX_DEFAULT_PARAMS = 1_500_000_000
 
+# Benchmarks build the default config at full size; above this many
+# parameters they are skipped with the reason (override with the
+# environment variable HFLEET_MAX_BENCHMARK_PARAMS).
+DEFAULT_MAX_BENCHMARK_PARAMS = 8_000_000_000
+
+
+def max_benchmark_params() -> int:
+    raw = os.environ.get("HFLEET_MAX_BENCHMARK_PARAMS", "")
+    try:
+        v = int(float(raw)) if raw else DEFAULT_MAX_BENCHMARK_PARAMS
+    except ValueError:
+        v = DEFAULT_MAX_BENCHMARK_PARAMS
+    return v if v > 0 else DEFAULT_MAX_BENCHMARK_PARAMS
+
 TRACEBACK_LINES = 40
 REASON_MAX_CHARS = 600
 MAX_OUTPUT_ENTRIES = 64

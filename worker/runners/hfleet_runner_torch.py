@@ -938,6 +938,13 @@ def run_task(task: dict) -> dict:
     if changes:
         log(f"shrunk config ({len(changes)} changes): " + ", ".join(changes[:40]))
 
+    # A benchmark measures the real architecture: the default config at full
+    # size (random weights), never the shrunk toy used for tests.
+    benchmark = task["kind"] == "benchmark"
+    param_limit = lib.max_benchmark_params() if benchmark else lib.MAX_DEFAULT_PARAMS
+    if benchmark:
+        small_cfg, shrink_exc = None, None
+
     first_error = None
     first_tb = None
     if small_cfg is not None:
@@ -972,11 +979,17 @@ def run_task(task: dict) -> dict:
         log(f"meta-device build of the default config failed ({type(exc).__name__}: {exc}); using a dict estimate")
         n_params = lib.estimate_params_from_dict(default_cfg.to_dict())
     prefix = f"shrunk config failed ({lib.exception_reason(first_error, '')[:300]}); " if first_error else ""
-    if n_params > lib.MAX_DEFAULT_PARAMS:
+    if n_params > param_limit:
+        if benchmark:
+            return lib.make_result(
+                "skipped",
+                f"default config of {task['model_type']} has {n_params / 1e9:.2f}B parameters, over the "
+                f"benchmark limit of {param_limit / 1e9:.1f}B (HFLEET_MAX_BENCHMARK_PARAMS); cache its "
+                f"pretrained weights or raise the limit", weights=weights, env=env)
         return lib.make_result(
             "error",
             f"{prefix}default config of {task['model_type']} has {n_params / 1e9:.2f}B parameters "
-            f"(> {lib.MAX_DEFAULT_PARAMS / 1e9:.1f}B limit), not retried",
+            f"(> {param_limit / 1e9:.1f}B limit), not retried",
             weights=weights, env=env, traceback_text=first_tb)
     try:
         att = run_attempt(ctx, "default", lambda: build_from_config(transformers, default_cfg, task.get("task")))

@@ -591,3 +591,20 @@ class TestCli(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class BenchmarkLimitTest(unittest.TestCase):
+    def test_benchmark_parameter_limit_defaults_and_env_override(self):
+        import hfleet_runner_lib as lib
+        old = os.environ.pop("HFLEET_MAX_BENCHMARK_PARAMS", None)
+        try:
+            self.assertEqual(lib.max_benchmark_params(), lib.DEFAULT_MAX_BENCHMARK_PARAMS)
+            os.environ["HFLEET_MAX_BENCHMARK_PARAMS"] = "2e10"
+            self.assertEqual(lib.max_benchmark_params(), 20_000_000_000)
+            for bad in ("lots", "-5", "0"):
+                os.environ["HFLEET_MAX_BENCHMARK_PARAMS"] = bad
+                self.assertEqual(lib.max_benchmark_params(), lib.DEFAULT_MAX_BENCHMARK_PARAMS)
+        finally:
+            os.environ.pop("HFLEET_MAX_BENCHMARK_PARAMS", None)
+            if old is not None:
+                os.environ["HFLEET_MAX_BENCHMARK_PARAMS"] = old
