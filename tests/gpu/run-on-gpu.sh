@@ -65,13 +65,14 @@ run_job() {
   timeout "${HF_WATCH_LIMIT:-450}" "$w/bin/hfctl" --coordinator tcp://127.0.0.1:17101 watch "$job" --interval 5s
   end=$(date +%s.%N)
   echo "wall_s $(python3 -c "print($end-$start)")" | tee "$out/$name-wall.txt"
+  hfctl cancel "$job" >/dev/null 2>&1 || true   # whatever did not finish in time
   hfctl results "$job" >"$out/$name-results.txt"; tail -3 "$out/$name-results.txt"
   hfctl --json results "$job" >"$out/$name-results.json"
   psql_q -c "SELECT status, count(*) FROM task_outcomes WHERE job_id = $job GROUP BY 1" | tee "$out/$name-summary.txt"
 }
 # Restarts the worker with runner.warm on or off.
 restart_worker() {
-  kill "$worker_pid" 2>/dev/null; wait "$worker_pid" 2>/dev/null
+  kill -INT "$worker_pid" 2>/dev/null; kill -INT "$worker_pid" 2>/dev/null; wait "$worker_pid" 2>/dev/null
   local warm=false; [ "$1" = warm ] && warm=true
   "$w/bin/hf-worker" --id gpu-worker --coordinator tcp://127.0.0.1:17100 --state-dir "$w/worker" \
     --runner "$runner" --set "devices.slots=cuda=$slots" --set "devices.shared=cpu,cuda" \
@@ -93,9 +94,9 @@ final)
   run_probe
   HF_WATCH_LIMIT=230 run_job bench --models "$BENCH_MODELS" --batch-sizes 1,8 --precision fp16 --iterations 20 --warmup 3
   restart_worker cold
-  run_job cold --models "$COLDWARM_MODELS"
+  HF_WATCH_LIMIT=170 run_job cold --models "$COLDWARM_MODELS"
   restart_worker warm
-  run_job warm --models "$COLDWARM_MODELS"
+  HF_WATCH_LIMIT=120 run_job warm --models "$COLDWARM_MODELS"
   ;;
 esac
 curl -s http://127.0.0.1:17102/metrics >"$out/metrics.txt" 2>/dev/null || true
