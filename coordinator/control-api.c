@@ -177,6 +177,16 @@ static void submit_read(struct control_req *q, enum db_op_kind kind, uint64_t jo
 
 /* ---- cancel ---- */
 
+/* The database has cancelled t: a queued task is forgotten, a running one
+ * is stopped at its worker's next poll. */
+static void cancel_in_memory(struct coord *c, struct sched_task *t)
+{
+	if (t->state == SCHED_LEASED || t->state == SCHED_GRANTING)
+		sched_cancelling(c->sched, t);
+	else if (t->state != SCHED_CANCELLING)
+		sched_remove(c->sched, t);
+}
+
 static void cancel_done(struct db_op *op)
 {
 	struct control_req *q = op->ctx;
@@ -200,12 +210,8 @@ static void cancel_done(struct db_op *op)
 	}
 	if (op->u.cancel.task_id) {
 		struct sched_task *t = sched_task_find(c->sched, op->u.cancel.task_id);
-		if (t && op->u.cancel.n_cancelled) {
-			if (t->state == SCHED_LEASED || t->state == SCHED_GRANTING)
-				sched_cancelling(c->sched, t);
-			else if (t->state != SCHED_CANCELLING)
-				sched_remove(c->sched, t);
-		}
+		if (t && op->u.cancel.n_cancelled)
+			cancel_in_memory(c, t);
 		log_info("task %" PRIu64 " cancelled", op->u.cancel.task_id);
 		Hf__Envelope env = HF__ENVELOPE__INIT;
 		Hf__CancelReply cr = HF__CANCEL_REPLY__INIT;
@@ -222,13 +228,8 @@ static void cancel_done(struct db_op *op)
 	size_t live = job ? job->live : 0;
 	struct sched_task **v = live ? calloc(live, sizeof(*v)) : NULL;
 	size_t n = v ? sched_collect_job(c->sched, job_id, v, live) : 0;
-	for (size_t i = 0; i < n; i++) {
-		struct sched_task *t = v[i];
-		if (t->state == SCHED_LEASED || t->state == SCHED_GRANTING)
-			sched_cancelling(c->sched, t);
-		else if (t->state != SCHED_CANCELLING)
-			sched_remove(c->sched, t);
-	}
+	for (size_t i = 0; i < n; i++)
+		cancel_in_memory(c, v[i]);
 	free(v);
 	log_info("job %" PRIu64 " cancelled: %u tasks", job_id, op->u.cancel.n_cancelled);
 
@@ -679,20 +680,10 @@ void control_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg)
 	struct coord *c = arg;
 	struct control_req *q;
 	Hf__Envelope *env;
-	int r = hf_env_unpack(nng_msg_body(msg), nng_msg_len(msg), &env);
 
-	nng_msg_free(msg);
-	if (r < 0) {
-		coord_reply_error(req, HF__ERROR_CODE__ERR_BAD_REQUEST, "malformed message");
+	env = coord_request_unpack(req, msg, "a client");
+	if (!env)
 		return;
-	}
-	if (env->protocol_version < HF_PROTOCOL_MIN || env->protocol_version > HF_PROTOCOL_MAX) {
-		coord_reply_error(req, HF__ERROR_CODE__ERR_VERSION,
-				  "protocol version %u is not accepted: this coordinator accepts versions %d to %d",
-				  env->protocol_version, HF_PROTOCOL_MIN, HF_PROTOCOL_MAX);
-		hf_env_free(env);
-		return;
-	}
 	q = calloc(1, sizeof(*q));
 	if (!q) {
 		hf_env_free(env);

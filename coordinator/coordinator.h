@@ -93,6 +93,10 @@ void coord_load_tasks(struct coord *c, const struct db_live_task *tasks, size_t 
 /* main.c: begins an orderly stop (idempotent). */
 void coord_shutdown(struct coord *c);
 
+/* Unpacks a request and checks its protocol version; on failure it has
+ * already replied with the error and returns NULL.  Takes msg. */
+Hf__Envelope *coord_request_unpack(nuv_request_t *req, nng_msg *msg, const char *from);
+
 /* Replies to req with an Error envelope. */
 void coord_reply_error(nuv_request_t *req, Hf__ErrorCode code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -74,6 +74,27 @@ void coord_reply_error(nuv_request_t *req, Hf__ErrorCode code, const char *fmt, 
 	nuv_reply(req, msg);
 }
 
+Hf__Envelope *coord_request_unpack(nuv_request_t *req, nng_msg *msg, const char *from)
+{
+	Hf__Envelope *env;
+	int r = hf_env_unpack(nng_msg_body(msg), nng_msg_len(msg), &env);
+
+	nng_msg_free(msg);
+	if (r < 0) {
+		log_warn("malformed message from %s, ignoring", from);
+		coord_reply_error(req, HF__ERROR_CODE__ERR_BAD_REQUEST, "malformed message");
+		return NULL;
+	}
+	if (env->protocol_version < HF_PROTOCOL_MIN || env->protocol_version > HF_PROTOCOL_MAX) {
+		coord_reply_error(req, HF__ERROR_CODE__ERR_VERSION,
+				  "protocol version %u is not accepted: this coordinator accepts versions %d to %d",
+				  env->protocol_version, HF_PROTOCOL_MIN, HF_PROTOCOL_MAX);
+		hf_env_free(env);
+		return NULL;
+	}
+	return env;
+}
+
 struct coord_worker *coord_worker_find(struct coord *c, const char *id)
 {
 	for (struct coord_worker *w = c->workers; w; w = w->next)
@@ -627,21 +648,10 @@ void worker_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg)
 	struct coord *c = arg;
 	struct worker_req *w;
 	Hf__Envelope *env;
-	int r = hf_env_unpack(nng_msg_body(msg), nng_msg_len(msg), &env);
 
-	nng_msg_free(msg);
-	if (r < 0) {
-		log_warn("malformed message from a worker, ignoring");
-		coord_reply_error(req, HF__ERROR_CODE__ERR_BAD_REQUEST, "malformed message");
+	env = coord_request_unpack(req, msg, "a worker");
+	if (!env)
 		return;
-	}
-	if (env->protocol_version < HF_PROTOCOL_MIN || env->protocol_version > HF_PROTOCOL_MAX) {
-		coord_reply_error(req, HF__ERROR_CODE__ERR_VERSION,
-				  "protocol version %u is not accepted: this coordinator accepts versions %d to %d",
-				  env->protocol_version, HF_PROTOCOL_MIN, HF_PROTOCOL_MAX);
-		hf_env_free(env);
-		return;
-	}
 	w = calloc(1, sizeof(*w));
 	if (!w) {
 		hf_env_free(env);
