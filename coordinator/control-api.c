@@ -470,7 +470,9 @@ static void handle_explain(struct control_req *q)
 						 hf_backend_name(d->backend), d->index);
 				}
 			}
-			reasons[n++] = strdup(line);
+			char *copy = strdup(line);
+			if (copy)
+				reasons[n++] = copy;
 		}
 	}
 	size_t ahead = sched_queued(c->sched, t->backend);
