@@ -23,6 +23,7 @@
 #include "executor.h"
 #include "hf_util.h"
 #include "result.h"
+#include "proc_helpers.h"
 
 #define GUARD_MS 20000
 
@@ -132,35 +133,14 @@ static void finish(struct executor *ex)
 	ck_assert_int_eq(uv_loop_close(&loop), 0);
 }
 
-/* True once pid is gone or a zombie waiting for its new parent. */
 static bool process_dead(pid_t pid)
 {
-	for (int i = 0; i < 100; i++) {
-		char path[64], *text = NULL;
-		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-		if (hf_read_file(path, 4096, &text, NULL) < 0)
-			return true;
-		char *close_paren = strrchr(text, ')');
-		bool zombie = close_paren && close_paren[2] == 'Z';
-		free(text);
-		if (zombie)
-			return true;
-		usleep(20000);
-	}
-	return false;
+	return process_dead_within(pid, 100);
 }
 
 static pid_t read_pid(const char *name)
 {
-	char path[128], *text = NULL;
-	pid_t pid;
-
-	snprintf(path, sizeof(path), "%s/%s", state_dir, name);
-	ck_assert_int_eq(hf_read_file(path, 64, &text, NULL), 0);
-	pid = (pid_t)atoi(text);
-	free(text);
-	ck_assert_int_gt(pid, 1);
-	return pid;
+	return read_pid_in(state_dir, name);
 }
 
 START_TEST(test_runner_result_file_is_reported_as_written)
