@@ -425,8 +425,8 @@ static int recover(struct db *db, struct db_op *op)
 		   " AND t.state IN ('queued', 'leased'))");
 	if (r < 0)
 		return r;
-	r = db_exec(db, op, "SELECT id, priority, requirements::text, max_running, max_retries FROM jobs"
-		    " WHERE state = 'running' ORDER BY id",
+	r = db_exec(db, op, "SELECT id, priority, requirements::text, max_running, max_retries, submitter"
+		    " FROM jobs WHERE state = 'running' ORDER BY id",
 		    NULL, PGRES_TUPLES_OK, &res);
 	if (r < 0)
 		return r;
@@ -442,6 +442,8 @@ static int recover(struct db *db, struct db_op *op)
 		op->u.start.jobs[i].requirements = strdup(PQgetvalue(res, i, 2));
 		op->u.start.jobs[i].max_running = (uint32_t)atoi(PQgetvalue(res, i, 3));
 		op->u.start.jobs[i].max_retries = (uint32_t)atoi(PQgetvalue(res, i, 4));
+		hf_strlcpy(op->u.start.jobs[i].submitter, PQgetvalue(res, i, 5),
+			   sizeof(op->u.start.jobs[i].submitter));
 	}
 	op->u.start.n_jobs = (size_t)n;
 	PQclear(res);
@@ -1018,7 +1020,8 @@ static int run_job_retry(struct db *db, struct db_op *op)
 	op->u.retry.requirements = NULL;
 	op->u.retry.n_tasks = 0;
 	snprintf(sql, sizeof(sql),
-		 "SELECT priority, requirements::text, max_running, max_retries FROM jobs WHERE id = %" PRIu64, id);
+		 "SELECT priority, requirements::text, max_running, max_retries, submitter FROM jobs"
+		 " WHERE id = %" PRIu64, id);
 	r = db_exec(db, op, sql, NULL, PGRES_TUPLES_OK, &res);
 	if (r < 0)
 		return r;
@@ -1028,6 +1031,7 @@ static int run_job_retry(struct db *db, struct db_op *op)
 		op->u.retry.requirements = strdup(PQgetvalue(res, 0, 1));
 		op->u.retry.max_running = (uint32_t)atoi(PQgetvalue(res, 0, 2));
 		op->u.retry.max_retries = (uint32_t)atoi(PQgetvalue(res, 0, 3));
+		hf_strlcpy(op->u.retry.submitter, PQgetvalue(res, 0, 4), sizeof(op->u.retry.submitter));
 	}
 	PQclear(res);
 	if (!op->u.retry.found)

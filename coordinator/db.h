@@ -72,6 +72,7 @@ struct db_live_job {
 	uint64_t id;
 	int32_t priority;
 	uint32_t max_running, max_retries;
+	char submitter[128];
 	char *requirements;      /* JSON text, malloc'd: the receiver frees it */
 };
 
@@ -174,6 +175,7 @@ struct db_op {
 			bool found;                     /* out */
 			int32_t priority;               /* out */
 			uint32_t max_running, max_retries; /* out */
+			char submitter[128];            /* out */
 			char *requirements;             /* out, free() */
 			struct db_live_task *tasks;     /* out, free(): queued again */
 			size_t n_tasks;

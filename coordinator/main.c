@@ -134,6 +134,7 @@ static void start_done(struct db_op *op)
 		if (job) {
 			job->max_running = dj->max_running;
 			job->max_retries = dj->max_retries;
+			job->submitter = sched_name_hash(dj->submitter);
 		}
 		if (job && dj->requirements && match_req_from_json(dj->requirements, &req) == 0) {
 			job->data = req;

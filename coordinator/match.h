@@ -64,7 +64,7 @@ int match_version_cmp(const char *a, const char *b);
  * devices (parallel to reg->devices) and the device being filled. */
 struct match_fit {
 	const Hf__Register *reg;
-	uint64_t worker_hash;      /* sched_worker_hash(reg->worker_id) */
+	uint64_t worker_hash;      /* sched_name_hash(reg->worker_id) */
 	int64_t now_ms;
 	int64_t avoid_ms;          /* a retried task avoids the device that failed it this long */
 	uint32_t *free;

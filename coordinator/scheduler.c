@@ -125,20 +125,41 @@ static void job_release(struct sched *s, struct sched_job *job)
 	}
 }
 
-/* Moves job behind the other jobs of its priority (fair share). */
+/* Fair share after job got a task: within its priority group, the other
+ * submitters' jobs come first, then this submitter's other jobs, then job. */
 static void job_rotate(struct sched *s, struct sched_job *job)
 {
-	struct sched_job **pp = &s->jobs;
-	while (*pp && *pp != job)
+	struct sched_job **pp = &s->jobs, *x, *after, *small[64], **v;
+	size_t n = 0, i;
+
+	while (*pp && (*pp)->priority != job->priority)
 		pp = &(*pp)->next;
-	if (!*pp || !job->next || job->next->priority != job->priority)
+	for (x = *pp; x && x->priority == job->priority; x = x->next)
+		n++;
+	if (n < 2)
 		return;
-	*pp = job->next;
-	struct sched_job *last = job->next;
-	while (last->next && last->next->priority == job->priority)
-		last = last->next;
-	job->next = last->next;
-	last->next = job;
+	v = n <= 64 ? small : malloc(n * sizeof(*v));
+	if (!v)
+		return; /* no memory: no rotation this once */
+	for (i = 0, x = *pp; i < n; i++, x = x->next)
+		v[i] = x;
+	after = x;
+
+	struct sched_job **tail = pp;
+	for (i = 0; i < n; i++)
+		if (v[i]->submitter != job->submitter) {
+			*tail = v[i];
+			tail = &v[i]->next;
+		}
+	for (i = 0; i < n; i++)
+		if (v[i]->submitter == job->submitter && v[i] != job) {
+			*tail = v[i];
+			tail = &v[i]->next;
+		}
+	*tail = job;
+	job->next = after;
+	if (v != small)
+		free(v);
 }
 
 /* ---- heap ---- */
@@ -413,7 +434,7 @@ size_t sched_collect_due(struct sched *s, int64_t now_ms, struct sched_task **ou
 	return n;
 }
 
-uint64_t sched_worker_hash(const char *worker_id)
+uint64_t sched_name_hash(const char *worker_id)
 {
 	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
 	for (const unsigned char *p = (const unsigned char *)worker_id; *p; p++) {

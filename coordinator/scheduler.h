@@ -11,8 +11,11 @@
  * (higher first).  Matching walks the jobs in that order and asks the
  * caller whether the best queued task of each fits the device at hand, so
  * per-job requirements never block another job's tasks.  Jobs of equal
- * priority share fairly: the job that just got a task moves behind the
- * others of its priority, so one huge job cannot starve a small one.  A job
+ * priority share fairly, first between submitters, then between one
+ * submitter's jobs: when a job gets a task, every job of its submitter moves
+ * behind the other submitters' jobs of that priority, the served job last.
+ * One huge job cannot starve a small one, and one engineer's ten jobs get
+ * no more turns than another's one.  A job
  * with max_running set never has more tasks out of the queue than that.
  *
  * Task states here:
@@ -64,6 +67,7 @@ struct sched_job {
 	size_t running;            /* of those, out of the queues (granting, leased, ...) */
 	uint32_t max_running;      /* 0: no cap */
 	uint32_t max_retries;      /* infrastructure failures retried per task */
+	uint64_t submitter;        /* sched_name_hash of who submitted it (fair share) */
 	void *data;                /* the owner's (requirements); freed by the owner */
 	void (*data_free)(void *data);
 	/* internal */
@@ -149,8 +153,9 @@ void sched_delay(struct sched *s, struct sched_task *t, int64_t not_before_ms);
 /* Collects up to max DELAYED tasks that are due at now_ms. */
 size_t sched_collect_due(struct sched *s, int64_t now_ms, struct sched_task **out, size_t max);
 
-/* A stable 64-bit hash of a worker id (for avoid_worker). */
-uint64_t sched_worker_hash(const char *worker_id);
+/* A stable 64-bit hash of a name (a worker id for avoid_worker, a
+ * submitter for fair share); never 0. */
+uint64_t sched_name_hash(const char *worker_id);
 
 /* LEASED -> CANCELLING. */
 void sched_cancelling(struct sched *s, struct sched_task *t);

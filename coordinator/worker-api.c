@@ -430,7 +430,7 @@ static void handle_poll(struct worker_req *w)
 
 	struct match_fit f = {
 		.reg = reg,
-		.worker_hash = sched_worker_hash(reg->worker_id),
+		.worker_hash = sched_name_hash(reg->worker_id),
 		.now_ms = now,
 		.avoid_ms = c->conf.lease_ms,
 	};
@@ -558,7 +558,7 @@ static void results_done(struct db_op *op)
 				/* Exponential backoff: 1 s, 2 s, 4 s ... at most a minute. */
 				uint32_t k = d->r->attempt > 6 ? 6 : d->r->attempt - 1;
 				int64_t delay = 1000LL << k;
-				t->avoid_worker = sched_worker_hash(w->env->results->worker_id);
+				t->avoid_worker = sched_name_hash(w->env->results->worker_id);
 				t->avoid_device = d->r->device_index;
 				sched_delay(c->sched, t, hf_mono_ms() + delay);
 				log_warn("task %" PRIu64 " attempt %u failed in the infrastructure (%s): retrying in %" PRId64

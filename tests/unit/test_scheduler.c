@@ -219,6 +219,30 @@ START_TEST(test_big_job_does_not_starve_small_one)
 }
 END_TEST
 
+START_TEST(test_submitters_share_before_their_jobs_do)
+{
+	struct sched *s = sched_new();
+	struct sched_task t, *out[16];
+	size_t by_b = 0;
+
+	/* ann submits three jobs, bob one, all of equal priority */
+	for (uint64_t j = 1; j <= 4; j++)
+		sched_job_add(s, j, 0)->submitter = sched_name_hash(j <= 3 ? "ann" : "bob");
+	for (uint64_t i = 1; i <= 40; i++) {
+		t = mk(i, 1 + (i - 1) / 10, CPU);
+		sched_task_add(s, &t);
+	}
+	size_t n = sched_take(s, CPU, "w", 0, 8, NULL, NULL, out);
+	ck_assert_uint_eq(n, 8);
+	for (size_t i = 0; i < n; i++)
+		by_b += out[i]->job_id == 4;
+	ck_assert_uint_eq(by_b, 4); /* half of the turns, though ann has three jobs */
+	/* and ann's turns went round her three jobs */
+	ck_assert_uint_ne(out[0]->job_id, out[2]->job_id);
+	sched_free(s);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("scheduler");
@@ -227,6 +251,7 @@ int main(void)
 	tcase_add_test(tc, test_higher_priority_first_then_equal_jobs_take_turns);
 	tcase_add_test(tc, test_job_concurrency_cap_holds);
 	tcase_add_test(tc, test_big_job_does_not_starve_small_one);
+	tcase_add_test(tc, test_submitters_share_before_their_jobs_do);
 	tcase_add_test(tc, test_lease_renew_and_expiry);
 	tcase_add_test(tc, test_remove_releases_job_when_last_task_goes);
 	tcase_add_test(tc, test_many_tasks_keep_heap_and_hash_consistent);
