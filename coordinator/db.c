@@ -666,18 +666,37 @@ static int run_lease_expire(struct db *db, struct db_op *op)
 	int r;
 
 	hf_buf_init(&sql);
-	hf_buf_puts(&sql, "WITH u (id, attempt) AS (VALUES ");
+	hf_buf_puts(&sql, "WITH u (id, attempt, give_up) AS (VALUES ");
 	for (size_t i = 0; i < op->u.expire.n; i++) {
 		op->u.expire.v[i].final = false;
-		hf_buf_printf(&sql, "%s(%" PRIu64 "::bigint,%u::int)", i ? "," : "",
-			      op->u.expire.v[i].task_id, op->u.expire.v[i].attempt);
+		hf_buf_printf(&sql, "%s(%" PRIu64 "::bigint,%u::int,%s)", i ? "," : "",
+			      op->u.expire.v[i].task_id, op->u.expire.v[i].attempt,
+			      op->u.expire.v[i].give_up ? "true" : "false");
 	}
+	/* Requeue, or give up with an error result that says why, so every
+	 * final task still has the result that decided it. */
 	hf_buf_puts(&sql, "), q AS (UPDATE tasks t SET state = 'queued', worker_id = NULL,"
 			  " device_index = NULL, device_indices = NULL FROM u"
 			  " WHERE t.id = u.id AND t.attempt = u.attempt"
-			  " AND t.state = 'leased' RETURNING t.id),"
+			  " AND t.state = 'leased' AND NOT u.give_up RETURNING t.id),"
+			  " g AS (INSERT INTO results (task_id, attempt, status, reason, worker_id, device_index,"
+			  " stale, started_at, finished_at)"
+			  " SELECT t.id, t.attempt, 'error', 'the lease was lost on ' || t.attempt ||"
+			  " ' attempts: the worker running it stopped answering (last: \"' ||"
+			  " coalesce(t.worker_id, '') || '\")', coalesce(t.worker_id, ''),"
+			  " coalesce(t.device_index, 0), false, now(), now()"
+			  " FROM tasks t JOIN u ON t.id = u.id AND t.attempt = u.attempt"
+			  " WHERE t.state = 'leased' AND u.give_up"
+			  " ON CONFLICT (task_id, attempt) DO NOTHING RETURNING id, task_id),"
+			  " e AS (UPDATE tasks t SET state = 'error', finished_at = now(), result_id = g.id"
+			  " FROM g WHERE t.id = g.task_id RETURNING t.job_id),"
+			  " j AS (UPDATE jobs SET state = 'done', finished_at = now()"
+			  " WHERE id IN (SELECT job_id FROM e) AND state = 'running' AND NOT EXISTS"
+			  " (SELECT 1 FROM tasks t WHERE t.job_id = jobs.id AND t.state IN ('queued', 'leased')"
+			  " AND t.id NOT IN (SELECT task_id FROM g))),"
 			  " a AS (UPDATE attempts a SET ended_at = now(), end_reason = 'lease-expired'"
 			  " FROM u WHERE a.task_id = u.id AND a.attempt = u.attempt AND a.ended_at IS NULL)"
+			  " SELECT task_id FROM g UNION"
 			  " SELECT t.id FROM tasks t JOIN u ON t.id = u.id"
 			  " WHERE t.state NOT IN ('queued', 'leased')");
 	r = sql.oom ? -ENOMEM : db_exec(db, op, sql.data, NULL, PGRES_TUPLES_OK, &res);

@@ -103,7 +103,8 @@ struct db_lease {
 struct db_expire {
 	uint64_t task_id;
 	uint32_t attempt;
-	bool final;              /* out: the task already had an outcome */
+	bool give_up;            /* in: its lease was lost too often: the outcome is error */
+	bool final;              /* out: the task has an outcome now */
 };
 
 enum db_result_outcome {

@@ -2,8 +2,11 @@
  *
  * The lease clock.  Several times per lease period it finds leases that
  * were not renewed in time (the worker died, hung or lost the network) and
- * queues their tasks again as a new attempt, once the requeue is
- * committed.  A late result from the dead attempt is then kept as stale.
+ * queues their tasks again as a new attempt after a backoff (1 s, 2 s, 4 s
+ * ... preferring another device), once the requeue is committed; a task
+ * whose lease was lost on more attempts than its job's max_retries + 1
+ * ends as an error saying so.  A late result from a dead attempt is kept
+ * as stale.
  * Tasks whose lease grant could not be confirmed go the same way, so the
  * database stays the one truth about who runs what.
  */
@@ -38,7 +41,15 @@ static void expire_done(struct db_op *op)
 		if (!t || t->state != SCHED_EXPIRING || t->attempt != x->v[i].attempt)
 			continue;
 		if (x->v[i].final) {
+			if (x->v[i].give_up)
+				log_warn("task %" PRIu64 ": lease lost on %u attempts, giving up", t->id, t->attempt);
 			sched_remove(c->sched, t);
+		} else if (t->lease_lost) {
+			/* Lost with its worker: again after a backoff, elsewhere if it can. */
+			uint32_t k = t->attempt > 6 ? 6 : (t->attempt ? t->attempt - 1 : 0);
+			t->lease_lost = false;
+			sched_delay(c->sched, t, hf_mono_ms() + (1000LL << k));
+			requeued++;
 		} else {
 			sched_requeue(c->sched, t);
 			requeued++;
@@ -60,6 +71,9 @@ void leases_tick_cb(uv_timer_t *timer)
 	for (size_t i = 0; i < n; i++) {
 		log_warn("task %" PRIu64 " attempt %u: lease held by worker \"%s\" expired", buf[i]->id,
 			 buf[i]->attempt, buf[i]->worker_id);
+		buf[i]->lease_lost = true;
+		buf[i]->avoid_worker = sched_name_hash(buf[i]->worker_id);
+		buf[i]->avoid_device = buf[i]->device_index;
 		sched_expiring(c->sched, buf[i]);
 	}
 
@@ -88,6 +102,8 @@ void leases_tick_cb(uv_timer_t *timer)
 	for (size_t i = 0; i < n; i++) {
 		x->v[i].task_id = buf[i]->id;
 		x->v[i].attempt = buf[i]->attempt;
+		/* A lease lost more often than the job allows retries is an outcome. */
+		x->v[i].give_up = buf[i]->lease_lost && buf[i]->attempt > buf[i]->job->max_retries;
 	}
 	x->op.kind = DB_OP_LEASE_EXPIRE;
 	x->op.u.expire.v = x->v;

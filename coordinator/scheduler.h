@@ -96,6 +96,7 @@ struct sched_task {
 	int64_t due_ms;            /* when it was last queued again after a failure */
 	uint64_t avoid_worker;     /* hash of the worker whose device failed it, 0: none */
 	uint32_t avoid_device;
+	bool lease_lost;           /* EXPIRING because its lease ran out (not a failed grant) */
 
 	/* internal */
 	struct sched_job *job;

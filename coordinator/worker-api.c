@@ -279,6 +279,7 @@ static void grant_done(struct db_op *op)
 		if (op->rc < 0 || !l->granted || !mem || !ptrs) {
 			/* The lease may or may not be in the database: let the lease clock
 			 * settle it and queue the task again. */
+			t->lease_lost = false; /* not lost: never confirmed */
 			sched_expiring(c->sched, t);
 			continue;
 		}

@@ -113,6 +113,39 @@ class FaultsTest(unittest.TestCase):
                 c.dump_logs()
             c.close(keep=bool(os.environ.get('HF_KEEP')))
 
+    def test_a_lease_lost_too_often_becomes_an_error_outcome(self):
+        c = harness.Cluster(heartbeat='200ms', lease='1s')
+        ok = False
+        try:
+            c.start_coordinator()
+            z = c.start_worker('z', slots=1, runner_args='--sleep 4')
+            c.wait_for(lambda: len(c.hfctl_json('workers')) == 1, 30, 'the worker to register')
+            out = c.hfctl_json('submit', '--models', 'bert', '--max-retries', '1')
+            job = int(out['job_id'])
+
+            def leased(attempt):
+                return c.pg.psql("SELECT state || ':' || attempt FROM tasks WHERE job_id = %d" % job) == 'leased:%d' % attempt
+
+            for attempt in (1, 2):
+                c.wait_for(lambda: leased(attempt), 30, 'attempt %d to be leased' % attempt)
+                z.kill(signal.SIGSTOP)          # frozen past its 1 s lease
+                time.sleep(2.5)
+                z.kill(signal.SIGCONT)
+            c.wait_for(lambda: c.pg.psql('SELECT state FROM jobs WHERE id = %d' % job) == 'done', 60, 'the job to end')
+            state, reason = c.pg.rows("SELECT t.state, r.reason FROM tasks t JOIN results r ON r.id = t.result_id"
+                                      " WHERE t.job_id = %d" % job)[0]
+            print('faults: after two lost leases: %s: %s' % (state, reason))
+            self.assertEqual(state, 'error')
+            self.assertIn('lease was lost on 2 attempts', reason)
+            deciding = c.pg.psql("SELECT count(*) FROM results r JOIN tasks t ON t.id = r.task_id"
+                                 " WHERE t.job_id = %d AND NOT r.stale AND NOT r.retried" % job)
+            self.assertEqual(deciding, '1')
+            ok = True
+        finally:
+            if not ok or os.environ.get('HF_KEEP'):
+                c.dump_logs()
+            c.close(keep=bool(os.environ.get('HF_KEEP')))
+
     def test_standby_takes_over_when_the_active_coordinator_dies(self):
         c = harness.Cluster(heartbeat='200ms', lease='3s')
         ok = False
