@@ -28,6 +28,8 @@ const struct hf_conf_setting coord_conf_table[] = {
 	  "a task whose worker has not renewed its lease for this long is queued again" },
 	{ "scheduler.max_tasks_per_job", HF_CONF_INT, F(max_tasks_per_job), "200000", 1, 10000000, NULL,
 	  "largest job hfctl submit may create" },
+	{ "scheduler.locality_wait", HF_CONF_MS, F(locality_wait_ms), "30s", 0, 3600000, NULL,
+	  "how long a queued task waits for a worker that has its model's weights cached before any worker takes it (0: no preference)" },
 	{ "scheduler.max_assign_per_poll", HF_CONF_INT, F(max_assign_per_poll), "16", 1, 1024, NULL,
 	  "most tasks handed to one worker in one poll" },
 	{ "telemetry.sample_interval", HF_CONF_MS, F(telemetry_sample_ms), "60s", 1000, 86400000, NULL,

@@ -22,6 +22,7 @@ struct coord_conf {
 	int64_t lease_ms;
 	int64_t max_tasks_per_job;
 	int64_t max_assign_per_poll;
+	int64_t locality_wait_ms;
 	int64_t worker_contexts;
 	char *log_level;
 };

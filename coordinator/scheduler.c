@@ -340,6 +340,7 @@ struct sched_task *sched_task_add(struct sched *s, const struct sched_task *tmpl
 	t->job = job;
 	t->lprev = t->lnext = t->hnext = NULL;
 	if (t->state == SCHED_QUEUED) {
+		t->queued_ms = hf_mono_ms();
 		if (!heap_push(heap_of(s, t), t)) {
 			free(t);
 			return NULL;
@@ -414,6 +415,7 @@ void sched_requeue(struct sched *s, struct sched_task *t)
 {
 	t->worker_id[0] = '\0';
 	t->n_devices = 0;
+	t->queued_ms = hf_mono_ms();
 	move_to(s, t, SCHED_QUEUED);
 }
 

@@ -97,6 +97,7 @@ struct sched_task {
 	uint64_t avoid_worker;     /* hash of the worker whose device failed it, 0: none */
 	uint32_t avoid_device;
 	bool lease_lost;           /* EXPIRING because its lease ran out (not a failed grant) */
+	int64_t queued_ms;         /* when it last entered its queue (monotonic) */
 
 	/* internal */
 	struct sched_job *job;

@@ -352,6 +352,54 @@ static void telemetry_keep(struct coord_worker *cw, const Hf__Poll *p)
 	cw->n_telemetry = p->n_telemetry;
 }
 
+/* Matching state of one poll: the device fit plus what weight locality
+ * needs. */
+struct poll_fit {
+	struct match_fit f;
+	struct coord *c;
+	struct coord_worker *self;
+};
+
+static bool has_cached(const Hf__Register *r, const char *hf_id)
+{
+	size_t lo = 0, hi = r->n_cached_models;
+	while (lo < hi) { /* the worker sends the list sorted */
+		size_t mid = (lo + hi) / 2;
+		int cmp = strcmp(hf_id, r->cached_models[mid]);
+		if (cmp == 0)
+			return true;
+		if (cmp < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return false;
+}
+
+/* Prefers workers that already hold a model's weights: a task whose model
+ * this worker has not cached waits up to scheduler.locality_wait for a
+ * connected worker that has it and a device of its backend. */
+static bool poll_fits_cb(const struct sched_task *t, void *arg)
+{
+	struct poll_fit *pf = arg;
+	struct coord *c = pf->c;
+	const char *hf_id = c->reg->models[t->model].hf_id;
+
+	if (c->conf.locality_wait_ms > 0 && pf->f.now_ms - t->queued_ms < c->conf.locality_wait_ms &&
+	    !has_cached(pf->self->reg_env->register_, hf_id)) {
+		for (struct coord_worker *w = c->workers; w; w = w->next) {
+			const Hf__Register *r = w->reg_env->register_;
+			if (w == pf->self || pf->f.now_ms - w->last_seen_ms > 3 * c->conf.heartbeat_ms + 2000 ||
+			    coord_drained(c, w->id, NULL) || !has_cached(r, hf_id))
+				continue;
+			for (size_t i = 0; i < r->n_devices; i++)
+				if (r->devices[i]->backend == t->backend)
+					return false; /* leave it to the worker that has the weights */
+		}
+	}
+	return match_fit_task(t, &pf->f);
+}
+
 bool coord_backend_satisfiable(struct coord *c, Hf__Backend b, const struct match_req *r, char *why,
 			       size_t whylen)
 {
@@ -429,17 +477,22 @@ static void handle_poll(struct worker_req *w)
 		return;
 	}
 
-	struct match_fit f = {
-		.reg = reg,
-		.worker_hash = sched_name_hash(reg->worker_id),
-		.now_ms = now,
-		.avoid_ms = c->conf.lease_ms,
+	struct poll_fit pf = {
+		.f = {
+			.reg = reg,
+			.worker_hash = sched_name_hash(reg->worker_id),
+			.now_ms = now,
+			.avoid_ms = c->conf.lease_ms,
+		},
+		.c = c,
+		.self = cw,
 	};
+	struct match_fit *f = &pf.f;
 	struct db_lease *leases = calloc(cap, sizeof(*leases));
-	f.free = calloc(reg->n_devices, sizeof(*f.free));
-	if (!leases || !f.free) {
+	f->free = calloc(reg->n_devices, sizeof(*f->free));
+	if (!leases || !f->free) {
 		free(leases);
-		free(f.free);
+		free(f->free);
 		poll_reply(w, NULL, 0);
 		worker_req_free(w);
 		return;
@@ -449,18 +502,18 @@ static void handle_poll(struct worker_req *w)
 			if (reg->devices[d]->backend == p->free[i]->backend &&
 			    reg->devices[d]->index == p->free[i]->index &&
 			    !coord_drained(c, reg->worker_id, reg->devices[d]))
-				f.free[d] = p->free[i]->free_slots;
+				f->free[d] = p->free[i]->free_slots;
 
-	for (f.pos = 0; f.pos < reg->n_devices && n < cap; f.pos++) {
-		const Hf__Device *dev = reg->devices[f.pos];
-		while (f.free[f.pos] > 0 && n < cap) {
+	for (f->pos = 0; f->pos < reg->n_devices && n < cap; f->pos++) {
+		const Hf__Device *dev = reg->devices[f->pos];
+		while (f->free[f->pos] > 0 && n < cap) {
 			struct sched_task *t;
-			if (sched_take(c->sched, dev->backend, p->worker_id, dev->index, 1, match_fit_task, &f,
+			if (sched_take(c->sched, dev->backend, p->worker_id, dev->index, 1, poll_fits_cb, &pf,
 				       &t) == 0)
 				break;
-			for (uint8_t k = 0; k < f.n_extra; k++)
-				t->devices[1 + k] = reg->devices[f.extra[k]]->index;
-			t->n_devices = (uint8_t)(1 + f.n_extra);
+			for (uint8_t k = 0; k < f->n_extra; k++)
+				t->devices[1 + k] = reg->devices[f->extra[k]]->index;
+			t->n_devices = (uint8_t)(1 + f->n_extra);
 			leases[n].task_id = t->id;
 			leases[n].attempt = t->attempt;
 			leases[n].worker_id = t->worker_id;
@@ -469,7 +522,7 @@ static void handle_poll(struct worker_req *w)
 			n++;
 		}
 	}
-	free(f.free);
+	free(f->free);
 	if (n == 0) {
 		free(leases);
 		poll_reply(w, NULL, 0);

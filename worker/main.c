@@ -27,6 +27,7 @@
 
 #include "hf_log.h"
 #include "hf_proto.h"
+#include "hf-cache.h"
 #include "hw.h"
 #include "probe-report.h"
 #include "runtime-probe.h"
@@ -217,6 +218,14 @@ static int worker_run(const struct worker_conf *conf, const struct hw_options *o
 	int r;
 
 	gethostname(host, sizeof(host) - 1);
+	char **cached = NULL, *cache_dir = hf_cache_dir(conf->hf_cache);
+	size_t n_cached = 0;
+	if (hf_cache_scan(cache_dir, &cached, &n_cached) < 0)
+		log_warn("could not list the HuggingFace cache \"%s\": out of memory, ignoring",
+			 cache_dir ? cache_dir : "");
+	else if (n_cached)
+		log_info("%zu models have weights in the HuggingFace cache %s", n_cached, cache_dir);
+	free(cache_dir);
 	struct session_config sc = {
 		.url = conf->coordinator_url,
 		.worker_id = conf->id,
@@ -225,6 +234,8 @@ static int worker_run(const struct worker_conf *conf, const struct hw_options *o
 		.n_labels = conf->n_labels,
 		.inv = inv,
 		.runtimes = rts,
+		.cached_models = cached,
+		.n_cached_models = n_cached,
 		.telemetry = conf->telemetry,
 		.heartbeat_ms = conf->heartbeat_ms,
 		.drain_timeout_ms = conf->drain_timeout_ms,
@@ -272,6 +283,7 @@ static int worker_run(const struct worker_conf *conf, const struct hw_options *o
 		log_warn("event loop closed with handles still open: %s, ignoring", uv_strerror(r));
 	log_info("hf-worker stopped");
 out:
+	hf_cache_free(cached, n_cached);
 	hw_inventory_fini(w.inv);
 	free(w.inv);
 	return w.exit_code;

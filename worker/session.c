@@ -435,6 +435,8 @@ static int register_call(struct session *s)
 	reg.running = trp;
 	reg.n_backends = HW_N_BACKENDS;
 	reg.backends = bsp;
+	reg.n_cached_models = s->cfg.n_cached_models;
+	reg.cached_models = (char **)s->cfg.cached_models;
 	env.body_case = HF__ENVELOPE__BODY_REGISTER;
 	env.register_ = &reg;
 

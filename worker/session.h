@@ -66,6 +66,8 @@ struct session_config {
 	size_t n_labels;
 	const struct hw_inventory *inv;
 	const struct runtime_list *runtimes;
+	char *const *cached_models;  /* Hub ids with weights in the local cache (borrowed) */
+	size_t n_cached_models;
 	bool telemetry;            /* send the devices' readings with each Poll */
 	int64_t heartbeat_ms;      /* until the coordinator names one */
 	int64_t drain_timeout_ms;

@@ -82,6 +82,9 @@ const struct hf_conf_setting worker_conf_settings[] = {
 	  "time between SIGTERM and SIGKILL when a runner is stopped"),
 	S("runner.output_limit", HF_CONF_INT, output_limit, "65536", 4096, 64 * 1024 * 1024, NULL,
 	  "bytes of a runner's output kept (the last ones); results carry the last 4096"),
+	S("runner.hf_cache", HF_CONF_STRING, hf_cache, "", 0, -1, NULL,
+	  "HuggingFace hub cache whose models are reported so the coordinator prefers this worker for "
+	  "them (empty: $HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub)"),
 	S("runner.warm", HF_CONF_BOOL, runner_warm, "true", 0, -1, NULL,
 	  "run the tasks of one device in long-lived \"<runner.command> --serve\" processes, up "
 	  "to one per slot, importing frameworks once; false: a process per task"),

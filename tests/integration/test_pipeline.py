@@ -406,5 +406,41 @@ class WarmRunnerTest(unittest.TestCase):
             c.close(keep=bool(os.environ.get('HF_KEEP')))
 
 
+
+
+class WeightLocalityTest(unittest.TestCase):
+    """A task goes to a worker that already has its model's weights in the
+    HuggingFace cache when one is connected (scheduler.locality_wait)."""
+
+    def test_tasks_go_to_the_worker_that_has_the_weights(self):
+        c = harness.Cluster()
+        ok = False
+        try:
+            c.start_coordinator()
+            near_cache = os.path.join(c.root, 'hub-near')
+            far_cache = os.path.join(c.root, 'hub-far')
+            os.makedirs(os.path.join(near_cache, 'models--google-bert--bert-base-uncased', 'snapshots', '86b5e09'))
+            os.makedirs(far_cache)
+            for wid, cache in (('near', near_cache), ('far', far_cache)):
+                c.workers[wid] = harness.Daemon(wid, [
+                    harness.WORKER, '--id', wid, '--coordinator', c.worker_url,
+                    '--state-dir', os.path.join(c.root, 'state-' + wid), '--slots', '2',
+                    '--runner', 'python3 %s --sleep 0.2' % harness.ARITH_RUNNER,
+                    '--set', 'runner.hf_cache=' + cache], c.root).start()
+            c.wait_for(lambda: len(c.hfctl_json('workers')) == 2, 30, 'two workers to register')
+            self.assertIn('1 models have weights', c.workers['near'].log())
+            job, n = submit(c, '--models', 'bert', '--batch-sizes', '1,2,3,4,5,6,7,8')
+            wait_job(c, job, timeout=120)
+            assert_exactly_once(self, c, job, n)
+            workers = c.pg.psql("SELECT string_agg(DISTINCT r.worker_id, ',') FROM tasks t"
+                                " JOIN results r ON r.id = t.result_id WHERE t.job_id = %d" % job)
+            self.assertEqual(workers, 'near')
+            ok = True
+        finally:
+            if not ok or os.environ.get('HF_KEEP'):
+                c.dump_logs()
+            c.close(keep=bool(os.environ.get('HF_KEEP')))
+
+
 if __name__ == '__main__':
     unittest.main(verbosity=2)

@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Unit tests for reading the local HuggingFace cache (worker/hf-cache.c),
+ * against a hub cache layout made by the test.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hf-cache.h"
+#include "hf_util.h"
+
+static char root[64];
+
+static void make(const char *rel)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/%s", root, rel);
+	ck_assert_int_eq(hf_mkdir_p(path, 0755), 0);
+}
+
+static void setup(void)
+{
+	strcpy(root, "/tmp/hfcacheXXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(root));
+}
+
+static void teardown(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s, ignoring\n", root);
+}
+
+START_TEST(test_models_with_a_snapshot_are_listed_sorted_as_hub_ids)
+{
+	char **ids;
+	size_t n;
+
+	make("models--openai-community--gpt2/snapshots/607a30d7");
+	make("models--google-bert--bert-base-uncased/snapshots/86b5e0934494");
+	make("models--gpt2/snapshots/e7da7f2");            /* a legacy id without an owner */
+	make("models--acme--half-downloaded/blobs");          /* no snapshot: no weights */
+	make("datasets--acme--corpus/snapshots/1");           /* not a model */
+	make(".locks/models--acme--x");
+	ck_assert_int_eq(hf_cache_scan(root, &ids, &n), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(ids[0], "google-bert/bert-base-uncased");
+	ck_assert_str_eq(ids[1], "gpt2");
+	ck_assert_str_eq(ids[2], "openai-community/gpt2");
+	hf_cache_free(ids, n);
+}
+END_TEST
+
+START_TEST(test_a_missing_cache_is_an_empty_list)
+{
+	char **ids = (char **)1;
+	size_t n = 7;
+	ck_assert_int_eq(hf_cache_scan("/nonexistent/hub", &ids, &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_ptr_null(ids);
+	ck_assert_int_eq(hf_cache_scan(NULL, &ids, &n), 0);
+	ck_assert_uint_eq(n, 0);
+}
+END_TEST
+
+START_TEST(test_cache_dir_follows_setting_then_environment)
+{
+	char *d;
+
+	setenv("HF_HUB_CACHE", "/env/hub", 1);
+	setenv("HF_HOME", "/env/home", 1);
+	setenv("HOME", "/home/u", 1);
+	d = hf_cache_dir("/set/hub");
+	ck_assert_str_eq(d, "/set/hub");
+	free(d);
+	d = hf_cache_dir("");
+	ck_assert_str_eq(d, "/env/hub");
+	free(d);
+	unsetenv("HF_HUB_CACHE");
+	d = hf_cache_dir(NULL);
+	ck_assert_str_eq(d, "/env/home/hub");
+	free(d);
+	unsetenv("HF_HOME");
+	d = hf_cache_dir(NULL);
+	ck_assert_str_eq(d, "/home/u/.cache/huggingface/hub");
+	free(d);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("hf_cache");
+	TCase *tc = tcase_create("hf_cache");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_models_with_a_snapshot_are_listed_sorted_as_hub_ids);
+	tcase_add_test(tc, test_a_missing_cache_is_an_empty_list);
+	tcase_add_test(tc, test_cache_dir_follows_setting_then_environment);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
