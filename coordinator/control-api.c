@@ -62,6 +62,7 @@ static void submit_done(struct db_op *op)
 		job->max_running = plan->max_running;
 		job->max_retries = plan->max_retries;
 		job->submitter = sched_name_hash(plan->submitter);
+		job->flaky_reruns = plan->flaky_reruns;
 		q->match = NULL;
 		for (size_t i = 0; i < plan->n_tasks; i++) {
 			const struct task_spec *ts = &plan->tasks[i];
@@ -274,6 +275,7 @@ static void retry_done(struct db_op *op)
 				job->max_running = op->u.retry.max_running;
 				job->max_retries = op->u.retry.max_retries;
 				job->submitter = sched_name_hash(op->u.retry.submitter);
+				job->flaky_reruns = op->u.retry.flaky_reruns;
 			}
 		}
 		coord_load_tasks(c, op->u.retry.tasks, op->u.retry.n_tasks, &queued, &leased);

@@ -425,8 +425,8 @@ static int recover(struct db *db, struct db_op *op)
 		   " AND t.state IN ('queued', 'leased'))");
 	if (r < 0)
 		return r;
-	r = db_exec(db, op, "SELECT id, priority, requirements::text, max_running, max_retries, submitter"
-		    " FROM jobs WHERE state = 'running' ORDER BY id",
+	r = db_exec(db, op, "SELECT id, priority, requirements::text, max_running, max_retries, submitter,"
+		    " flaky_reruns FROM jobs WHERE state = 'running' ORDER BY id",
 		    NULL, PGRES_TUPLES_OK, &res);
 	if (r < 0)
 		return r;
@@ -444,6 +444,7 @@ static int recover(struct db *db, struct db_op *op)
 		op->u.start.jobs[i].max_retries = (uint32_t)atoi(PQgetvalue(res, i, 4));
 		hf_strlcpy(op->u.start.jobs[i].submitter, PQgetvalue(res, i, 5),
 			   sizeof(op->u.start.jobs[i].submitter));
+		op->u.start.jobs[i].flaky_reruns = (uint32_t)atoi(PQgetvalue(res, i, 6));
 	}
 	op->u.start.n_jobs = (size_t)n;
 	PQclear(res);
@@ -553,7 +554,7 @@ static int run_job_create(struct db *db, struct db_op *op)
 	params_init(&p);
 	hf_buf_init(&sql);
 	hf_buf_puts(&sql, "INSERT INTO jobs (name, submitter, priority, spec, requirements, task_count,"
-			  " max_running, max_retries) VALUES (");
+			  " max_running, max_retries, flaky_reruns) VALUES (");
 	param(&p, &sql, plan->name);
 	hf_buf_puts(&sql, ", ");
 	param(&p, &sql, plan->submitter);
@@ -563,8 +564,8 @@ static int run_job_create(struct db *db, struct db_op *op)
 	param(&p, &sql, plan->spec_json);
 	hf_buf_puts(&sql, "::jsonb, ");
 	param(&p, &sql, op->u.job_create.requirements ? op->u.job_create.requirements : "{}");
-	hf_buf_printf(&sql, "::jsonb, %zu, %u, %u) RETURNING id", plan->n_tasks, plan->max_running,
-		      plan->max_retries);
+	hf_buf_printf(&sql, "::jsonb, %zu, %u, %u, %u) RETURNING id", plan->n_tasks, plan->max_running,
+		      plan->max_retries, plan->flaky_reruns);
 	r = db_exec(db, op, sql.data, &p, PGRES_TUPLES_OK, &res);
 	params_fini(&p);
 	hf_buf_fini(&sql);
@@ -727,7 +728,7 @@ static int run_result_store(struct db *db, struct db_op *op)
 	params_init(&p);
 	hf_buf_init(&sql);
 	hf_buf_puts(&sql, "WITH i (task_id, attempt, status, reason, metrics, env, weights, log_excerpt,"
-			  " worker_id, device_index, exit_code, started_at, finished_at, retry) AS (VALUES ");
+			  " worker_id, device_index, exit_code, started_at, finished_at, retry, flaky) AS (VALUES ");
 	for (size_t k = 0; k < op->u.result.n; k++) {
 		struct db_result *d = &op->u.result.v[k];
 		const Hf__TaskResult *t = d->r;
@@ -746,18 +747,19 @@ static int run_result_store(struct db *db, struct db_op *op)
 		param(&p, &sql, t->log_excerpt ? t->log_excerpt : "");
 		hf_buf_puts(&sql, "::text,");
 		param(&p, &sql, d->worker_id);
-		hf_buf_printf(&sql, "::text,%u::int,%d::int,to_timestamp(%.6f),to_timestamp(%.6f),%s)",
+		hf_buf_printf(&sql, "::text,%u::int,%d::int,to_timestamp(%.6f),to_timestamp(%.6f),%s,%s)",
 			      t->device_index, t->exit_code, t->started_at, t->finished_at,
-			      d->retry ? "true" : "false");
+			      d->retry ? "true" : "false", d->flaky ? "true" : "false");
 	}
 	hf_buf_puts(&sql,
 		    "), ins AS (INSERT INTO results (task_id, attempt, status, reason, metrics, env,"
 		    " weights, log_excerpt, worker_id, device_index, exit_code, started_at, finished_at, stale,"
-		    " retried)"
+		    " retried, flaky_rerun)"
 		    " SELECT i.task_id, i.attempt, i.status, i.reason, i.metrics, i.env, i.weights,"
 		    " i.log_excerpt, i.worker_id, i.device_index, i.exit_code, i.started_at, i.finished_at,"
 		    " NOT (t.state = 'leased' AND t.attempt = i.attempt),"
-		    " i.retry AND t.state = 'leased' AND t.attempt = i.attempt"
+		    " i.retry AND t.state = 'leased' AND t.attempt = i.attempt,"
+		    " i.flaky AND i.retry AND t.state = 'leased' AND t.attempt = i.attempt"
 		    " FROM i JOIN tasks t ON t.id = i.task_id"
 		    " ON CONFLICT (task_id, attempt) DO NOTHING"
 		    " RETURNING id, task_id, attempt, status, stale, retried),"
@@ -1039,8 +1041,8 @@ static int run_job_retry(struct db *db, struct db_op *op)
 	op->u.retry.requirements = NULL;
 	op->u.retry.n_tasks = 0;
 	snprintf(sql, sizeof(sql),
-		 "SELECT priority, requirements::text, max_running, max_retries, submitter FROM jobs"
-		 " WHERE id = %" PRIu64, id);
+		 "SELECT priority, requirements::text, max_running, max_retries, submitter, flaky_reruns"
+		 " FROM jobs WHERE id = %" PRIu64, id);
 	r = db_exec(db, op, sql, NULL, PGRES_TUPLES_OK, &res);
 	if (r < 0)
 		return r;
@@ -1051,6 +1053,7 @@ static int run_job_retry(struct db *db, struct db_op *op)
 		op->u.retry.max_running = (uint32_t)atoi(PQgetvalue(res, 0, 2));
 		op->u.retry.max_retries = (uint32_t)atoi(PQgetvalue(res, 0, 3));
 		hf_strlcpy(op->u.retry.submitter, PQgetvalue(res, 0, 4), sizeof(op->u.retry.submitter));
+		op->u.retry.flaky_reruns = (uint32_t)atoi(PQgetvalue(res, 0, 5));
 	}
 	PQclear(res);
 	if (!op->u.retry.found)

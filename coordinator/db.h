@@ -71,7 +71,7 @@ struct db_live_task {
 struct db_live_job {
 	uint64_t id;
 	int32_t priority;
-	uint32_t max_running, max_retries;
+	uint32_t max_running, max_retries, flaky_reruns;
 	char submitter[128];
 	char *requirements;      /* JSON text, malloc'd: the receiver frees it */
 };
@@ -121,6 +121,7 @@ struct db_result {
 	const char *metrics_json;  /* validated JSON object text */
 	const char *env_json;
 	bool retry;              /* in: if it is the current attempt, queue the task again */
+	bool flaky;              /* in: the retry is a rerun of a failed test */
 	enum db_result_outcome outcome; /* out */
 	uint64_t job_id;         /* out, for FINAL */
 };
@@ -175,7 +176,7 @@ struct db_op {
 			uint64_t job_id;                /* in */
 			bool found;                     /* out */
 			int32_t priority;               /* out */
-			uint32_t max_running, max_retries; /* out */
+			uint32_t max_running, max_retries, flaky_reruns; /* out */
 			char submitter[128];            /* out */
 			char *requirements;             /* out, free() */
 			struct db_live_task *tasks;     /* out, free(): queued again */

@@ -107,6 +107,11 @@ int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t 
 		snprintf(err, errlen, "%u retries is more than %d", req->max_retries, EXPAND_MAX_RETRIES);
 		goto fail;
 	}
+	if (req->flaky_reruns > EXPAND_MAX_FLAKY_RERUNS) {
+		snprintf(err, errlen, "%u flaky reruns is more than %d", req->flaky_reruns,
+			 EXPAND_MAX_FLAKY_RERUNS);
+		goto fail;
+	}
 	if (req->max_running > EXPAND_MAX_RUNNING) {
 		snprintf(err, errlen, "a cap of %u running tasks is more than %d", req->max_running,
 			 EXPAND_MAX_RUNNING);
@@ -255,6 +260,7 @@ int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t 
 	plan->warmup = req->warmup ? req->warmup : EXPAND_DEFAULT_WARMUP;
 	plan->max_running = req->max_running;
 	plan->max_retries = req->max_retries ? req->max_retries : EXPAND_DEFAULT_MAX_RETRIES;
+	plan->flaky_reruns = req->flaky_reruns;
 	for (size_t m = 0; m < reg->n; m++) {
 		if (!picked[m])
 			continue;

@@ -25,6 +25,7 @@
 #define EXPAND_DEFAULT_MAX_RETRIES 3
 #define EXPAND_MAX_RETRIES 20
 #define EXPAND_MAX_RUNNING 100000
+#define EXPAND_MAX_FLAKY_RERUNS 10
 
 struct task_spec {
 	uint32_t model;          /* index into the registry */
@@ -41,6 +42,7 @@ struct job_plan {
 	uint32_t seq_len, timeout_s, iterations, warmup;
 	uint32_t max_running;    /* 0: no cap */
 	uint32_t max_retries;    /* infrastructure failures retried per task */
+	uint32_t flaky_reruns;   /* reruns of a failed test */
 	struct task_spec *tasks;
 	size_t n_tasks;
 	char *spec_json;         /* the request, normalised, for the jobs table */

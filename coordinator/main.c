@@ -135,6 +135,7 @@ static void start_done(struct db_op *op)
 			job->max_running = dj->max_running;
 			job->max_retries = dj->max_retries;
 			job->submitter = sched_name_hash(dj->submitter);
+			job->flaky_reruns = dj->flaky_reruns;
 		}
 		if (job && dj->requirements && match_req_from_json(dj->requirements, &req) == 0) {
 			job->data = req;

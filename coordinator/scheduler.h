@@ -68,6 +68,7 @@ struct sched_job {
 	uint32_t max_running;      /* 0: no cap */
 	uint32_t max_retries;      /* infrastructure failures retried per task */
 	uint64_t submitter;        /* sched_name_hash of who submitted it (fair share) */
+	uint32_t flaky_reruns;     /* reruns of a failed test */
 	void *data;                /* the owner's (requirements); freed by the owner */
 	void (*data_free)(void *data);
 	/* internal */
@@ -98,6 +99,7 @@ struct sched_task {
 	uint32_t avoid_device;
 	bool lease_lost;           /* EXPIRING because its lease ran out (not a failed grant) */
 	int64_t queued_ms;         /* when it last entered its queue (monotonic) */
+	uint32_t reruns;           /* flaky reruns used (since this coordinator started) */
 
 	/* internal */
 	struct sched_job *job;

@@ -608,7 +608,12 @@ static void results_done(struct db_op *op)
 				sched_remove(c->sched, t);
 			break;
 		case DB_RESULT_RETRIED:
-			if (t && t->attempt == d->r->attempt) {
+			if (t && t->attempt == d->r->attempt && d->flaky) {
+				t->reruns++;
+				log_info("task %" PRIu64 " failed on attempt %u: rerun %u of %u as a possibly flaky test",
+					 d->r->task_id, d->r->attempt, t->reruns, t->job->flaky_reruns);
+				sched_requeue(c->sched, t);
+			} else if (t && t->attempt == d->r->attempt) {
 				/* Exponential backoff: 1 s, 2 s, 4 s ... at most a minute. */
 				uint32_t k = d->r->attempt > 6 ? 6 : d->r->attempt - 1;
 				int64_t delay = 1000LL << k;
@@ -683,9 +688,13 @@ static void handle_results(struct worker_req *w)
 		/* An infrastructure failure of the current attempt is retried while
 		 * the job's budget lasts; the database confirms it was current. */
 		struct sched_task *t = sched_task_find(w->c->sched, r->task_id);
-		v[i].retry = r->infrastructure && r->status == HF__TASK_STATUS__STATUS_ERROR && t &&
-			     t->state == SCHED_LEASED && t->attempt == r->attempt &&
+		bool current = t && t->state == SCHED_LEASED && t->attempt == r->attempt;
+		v[i].retry = current && r->infrastructure && r->status == HF__TASK_STATUS__STATUS_ERROR &&
 			     r->attempt <= t->job->max_retries;
+		/* A failed test is an outcome, unless the job allows flaky reruns. */
+		v[i].flaky = current && r->status == HF__TASK_STATUS__STATUS_FAILED &&
+			     t->reruns < t->job->flaky_reruns;
+		v[i].retry |= v[i].flaky;
 		v[i].metrics_json = json_object_text(w, r->metrics_json, "metrics", r->task_id);
 		v[i].env_json = json_object_text(w, r->env_json, "environment", r->task_id);
 	}

@@ -612,6 +612,7 @@ enum {
 	OPT_ALLOW_WAITING,
 	OPT_MAX_RUNNING,
 	OPT_MAX_RETRIES,
+	OPT_FLAKY_RERUNS,
 	OPT_TASK,
 };
 
@@ -641,6 +642,7 @@ static const struct option submit_options[] = {
 	{ "allow-waiting", no_argument, NULL, OPT_ALLOW_WAITING },
 	{ "max-running", required_argument, NULL, OPT_MAX_RUNNING },
 	{ "max-retries", required_argument, NULL, OPT_MAX_RETRIES },
+	{ "flaky-reruns", required_argument, NULL, OPT_FLAKY_RERUNS },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -749,6 +751,10 @@ static int submit_options_read(int argc, char **argv, struct hfctl_submit *s,
 			break;
 		case OPT_MAX_RETRIES:
 			r = parse_u32("--max-retries", optarg, HFCTL_MAX_RETRIES_MAX, &s->max_retries,
+				      err, errlen);
+			break;
+		case OPT_FLAKY_RERUNS:
+			r = parse_u32("--flaky-reruns", optarg, HFCTL_FLAKY_RERUNS_MAX, &s->flaky_reruns,
 				      err, errlen);
 			break;
 		case 'h':
@@ -1035,6 +1041,7 @@ void hfctl_submit_request(const struct hfctl_submit *s, Hf__SubmitRequest *req)
 	req->allow_waiting = s->allow_waiting;
 	req->max_running = s->max_running;
 	req->max_retries = s->max_retries;
+	req->flaky_reruns = s->flaky_reruns;
 }
 
 /* ---- models against the registry ---- */

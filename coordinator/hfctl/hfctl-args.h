@@ -44,6 +44,7 @@
  * the protocol, so neither can be asked for explicitly. */
 #define HFCTL_MAX_RUNNING_MAX 100000
 #define HFCTL_MAX_RETRIES_MAX 20
+#define HFCTL_FLAKY_RERUNS_MAX 10
 /* hf-worker's limit on the length of a worker id (worker/worker-conf.c). */
 #define HFCTL_WORKER_ID_MAX 128
 
@@ -176,6 +177,7 @@ struct hfctl_submit {
 	bool allow_waiting;
 	uint32_t max_running;  /* 0 when not given: no cap */
 	uint32_t max_retries;  /* 0 when not given: the coordinator's default */
+	uint32_t flaky_reruns; /* 0: a failed test is its outcome */
 	bool watch;
 	bool json;
 	bool help;             /* --help: nothing else was checked */

@@ -447,6 +447,8 @@ const struct hfctl_command hfctl_cmd_submit = {
 		 "  --max-retries N        retries of infrastructure failures (lost lease, runner\n"
 		 "                         crash, device error) per task, 1..20 (default: the\n"
 		 "                         coordinator's, 3); a test failure is never retried\n"
+		 "  --flaky-reruns N       rerun a failed test up to N times (1..10); the reruns\n"
+		 "                         are recorded as such, and the last run decides\n"
 		 "\n"
 		 "output:\n"
 		 "  --watch                follow the job as \"hfctl watch\" does\n"

@@ -291,6 +291,19 @@ class MisbehavingRunnerTest(unittest.TestCase):
         self.assertLessEqual(size, 16384)
 
 
+    def test_flaky_reruns_are_recorded_and_the_last_run_decides(self):
+        job, n = submit(self.c, '--models', 'vit,roberta', '--flaky-reruns', '2')
+        wait_job(self.c, job, timeout=90)
+        assert_exactly_once(self, self.c, job, 2)
+        rows = dict((m, (st, a, rr)) for m, st, a, rr in self.c.pg.rows(
+            "SELECT model_type, status, attempt, reruns FROM task_outcomes WHERE job_id = %d" % job))
+        self.assertEqual(rows['vit'], ('failed', '3', '2'))    # failed three times: an outcome
+        self.assertEqual(rows['roberta'], ('passed', '1', '0'))
+        flaky = self.c.pg.psql("SELECT count(*) FROM results r JOIN tasks t ON t.id = r.task_id"
+                               " WHERE t.job_id = %d AND r.flaky_rerun AND r.retried AND r.status = 'failed'" % job)
+        self.assertEqual(flaky, '2')
+
+
 class CoordinatorKillTest(unittest.TestCase):
     """SIGKILL the coordinator in the middle of a job and start it again:
     no task is lost and none is stored twice."""
