@@ -163,6 +163,11 @@ START_TEST(test_bad_requests_are_refused_with_reason)
 	req.n_backends = 1;
 	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), -EINVAL);
 	req.n_backends = 0;
+	/* flaky reruns */
+	req.flaky_reruns = EXPAND_MAX_FLAKY_RERUNS + 1;
+	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "flaky reruns"));
+	req.flaky_reruns = 0;
 	/* priority */
 	req.priority = 5000;
 	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), -EINVAL);

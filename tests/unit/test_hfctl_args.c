@@ -681,6 +681,23 @@ START_TEST(test_submit_max_running_and_max_retries_bounds)
 }
 END_TEST
 
+START_TEST(test_submit_flaky_reruns_bounds_and_request)
+{
+	char *three[] = { "submit", "--all", "--flaky-reruns", "3" };
+	char *zero[] = { "submit", "--all", "--flaky-reruns", "0" };
+	char *above[] = { "submit", "--all", "--flaky-reruns", "11" };
+	struct hfctl_submit s;
+	Hf__SubmitRequest req;
+
+	ck_assert_int_eq(hfctl_submit_parse(ARGC(three), three, "alice", &s, err, sizeof(err)), 0);
+	hfctl_submit_request(&s, &req);
+	ck_assert_uint_eq(req.flaky_reruns, 3);
+	hfctl_submit_fini(&s);
+	submit_refused(ARGC(zero), zero, "invalid value \"0\" for --flaky-reruns: must be between 1 and 10");
+	submit_refused(ARGC(above), above, "invalid value \"11\" for --flaky-reruns: must be between 1 and 10");
+}
+END_TEST
+
 START_TEST(test_submit_without_limits_leaves_them_to_the_coordinator)
 {
 	char *argv[] = { "submit", "--all" };
@@ -691,6 +708,7 @@ START_TEST(test_submit_without_limits_leaves_them_to_the_coordinator)
 	hfctl_submit_request(&s, &req);
 	ck_assert_uint_eq(req.max_running, 0);  /* no cap */
 	ck_assert_uint_eq(req.max_retries, 0);  /* the coordinator's default */
+	ck_assert_uint_eq(req.flaky_reruns, 0); /* a failed test is its outcome */
 	hfctl_submit_fini(&s);
 }
 END_TEST
@@ -1003,6 +1021,7 @@ int main(void)
 	tcase_add_test(tc, test_compute_capability_and_gfx_need_their_backend);
 	tcase_add_test(tc, test_submit_max_running_and_max_retries_bounds);
 	tcase_add_test(tc, test_submit_without_limits_leaves_them_to_the_coordinator);
+	tcase_add_test(tc, test_submit_flaky_reruns_bounds_and_request);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("cancel-drain");
