@@ -44,10 +44,8 @@ class FaultsTest(unittest.TestCase):
     def test_kills_restarts_and_freezes_lose_nothing_and_store_nothing_twice(self):
         rnd = random.Random(SEED)
         print('faults: seed %d' % SEED)
-        c = harness.Cluster(heartbeat='200ms', lease='2s')
-        ok = False
         kills = coordinator_kills = 0
-        try:
+        with harness.cluster(heartbeat='200ms', lease='2s') as c:
             c.start_coordinator()
             for wid in ('f1', 'f2'):
                 c.start_worker(wid, slots=4, runner_args='--sleep 0.12')
@@ -107,16 +105,9 @@ class FaultsTest(unittest.TestCase):
             self.assertEqual(duplicated, 0)
             self.assertEqual(mismatched, 0)
             self.assertEqual(int(c.pg.psql('SELECT count(*) FROM jobs')), 1)  # the accepted job, once
-            ok = True
-        finally:
-            if not ok or os.environ.get('HF_KEEP'):
-                c.dump_logs()
-            c.close(keep=bool(os.environ.get('HF_KEEP')))
 
     def test_a_lease_lost_too_often_becomes_an_error_outcome(self):
-        c = harness.Cluster(heartbeat='200ms', lease='1s')
-        ok = False
-        try:
+        with harness.cluster(heartbeat='200ms', lease='1s') as c:
             c.start_coordinator()
             z = c.start_worker('z', slots=1, runner_args='--sleep 4')
             c.wait_for(lambda: len(c.hfctl_json('workers')) == 1, 30, 'the worker to register')
@@ -140,16 +131,9 @@ class FaultsTest(unittest.TestCase):
             deciding = c.pg.psql("SELECT count(*) FROM results r JOIN tasks t ON t.id = r.task_id"
                                  " WHERE t.job_id = %d AND NOT r.stale AND NOT r.retried" % job)
             self.assertEqual(deciding, '1')
-            ok = True
-        finally:
-            if not ok or os.environ.get('HF_KEEP'):
-                c.dump_logs()
-            c.close(keep=bool(os.environ.get('HF_KEEP')))
 
     def test_standby_takes_over_when_the_active_coordinator_dies(self):
-        c = harness.Cluster(heartbeat='200ms', lease='3s')
-        ok = False
-        try:
+        with harness.cluster(heartbeat='200ms', lease='3s') as c:
             active = c.start_coordinator()
             standby_worker_url = 'tcp://127.0.0.1:%d' % harness.free_port()
             standby_control_url = 'tcp://127.0.0.1:%d' % harness.free_port()
@@ -185,11 +169,6 @@ class FaultsTest(unittest.TestCase):
             self.assertLess(takeover, 5.0)
             self.assertEqual(dup, 0)
             self.assertEqual(lost, 0)
-            ok = True
-        finally:
-            if not ok or os.environ.get('HF_KEEP'):
-                c.dump_logs()
-            c.close(keep=bool(os.environ.get('HF_KEEP')))
 
 
 if __name__ == '__main__':

@@ -5,6 +5,7 @@ the real daemons as child processes on loopback, and hfctl.
 Everything lives under one temporary directory that is removed at the end;
 nothing touches the system's PostgreSQL cluster.
 """
+import contextlib
 import json
 import os
 import pwd
@@ -194,3 +195,25 @@ class Cluster:
         for d in list(self.workers.values()) + ([self.coordinator] if self.coordinator else []):
             print('----- %s -----' % d.name)
             print(d.log()[-6000:])
+
+
+def keep_files():
+    """HF_KEEP=1 keeps a test's directory and prints its daemons' logs."""
+    return bool(os.environ.get('HF_KEEP'))
+
+
+@contextlib.contextmanager
+def cluster(**kwargs):
+    """A Cluster for the length of a with block: its daemons' logs are
+    printed when the block fails (or with HF_KEEP), and everything is
+    stopped and removed at the end."""
+    c = Cluster(**kwargs)
+    try:
+        yield c
+    except BaseException:
+        c.dump_logs()
+        c.close(keep=keep_files())
+        raise
+    if keep_files():
+        c.dump_logs()
+    c.close(keep=keep_files())

@@ -309,9 +309,7 @@ class CoordinatorKillTest(unittest.TestCase):
     no task is lost and none is stored twice."""
 
     def test_sigkill_mid_job_loses_nothing_and_stores_nothing_twice(self):
-        c = harness.Cluster(heartbeat='200ms', lease='4s')
-        ok = False
-        try:
+        with harness.cluster(heartbeat='200ms', lease='4s') as c:
             c.start_coordinator()
             c.start_worker('k1', slots=3, runner_args='--sleep 0.15')
             c.start_worker('k2', slots=3, runner_args='--sleep 0.15')
@@ -330,11 +328,6 @@ class CoordinatorKillTest(unittest.TestCase):
             wait_job(c, job, timeout=300)
             assert_exactly_once(self, c, job, n)
             self.assertEqual(kills, 3)
-            ok = True
-        finally:
-            if not ok or os.environ.get('HF_KEEP'):
-                c.dump_logs()
-            c.close(keep=bool(os.environ.get('HF_KEEP')))
 
 
 class WarmRunnerTest(unittest.TestCase):
@@ -374,9 +367,7 @@ class WarmRunnerTest(unittest.TestCase):
         return job, n, {r[0]: (r[1], r[2], int(r[3]), float(r[5])) for r in rows}, d
 
     def test_warm_worker_stores_the_same_results_with_far_fewer_processes(self):
-        c = harness.Cluster()
-        ok = False
-        try:
+        with harness.cluster() as c:
             c.start_coordinator()
             _, n, cold, _ = self.run_job(c, 'cold', ['--set', 'runner.warm=false'])
             warm_job, n_warm, warm, wd = self.run_job(c, 'warm', [])
@@ -412,11 +403,6 @@ class WarmRunnerTest(unittest.TestCase):
             for pid in warm_pids:
                 with self.assertRaises(ProcessLookupError):
                     os.kill(pid, 0)
-            ok = True
-        finally:
-            if not ok or os.environ.get('HF_KEEP'):
-                c.dump_logs()
-            c.close(keep=bool(os.environ.get('HF_KEEP')))
 
 
 
@@ -426,9 +412,7 @@ class WeightLocalityTest(unittest.TestCase):
     HuggingFace cache when one is connected (scheduler.locality_wait)."""
 
     def test_tasks_go_to_the_worker_that_has_the_weights(self):
-        c = harness.Cluster()
-        ok = False
-        try:
+        with harness.cluster() as c:
             c.start_coordinator()
             near_cache = os.path.join(c.root, 'hub-near')
             far_cache = os.path.join(c.root, 'hub-far')
@@ -448,11 +432,6 @@ class WeightLocalityTest(unittest.TestCase):
             workers = c.pg.psql("SELECT string_agg(DISTINCT r.worker_id, ',') FROM tasks t"
                                 " JOIN results r ON r.id = t.result_id WHERE t.job_id = %d" % job)
             self.assertEqual(workers, 'near')
-            ok = True
-        finally:
-            if not ok or os.environ.get('HF_KEEP'):
-                c.dump_logs()
-            c.close(keep=bool(os.environ.get('HF_KEEP')))
 
 
 if __name__ == '__main__':
