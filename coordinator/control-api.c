@@ -438,7 +438,9 @@ static void handle_explain(struct control_req *q)
 	}
 
 	/* Queued: go through every device that could take it. */
-	size_t devices = 0, fitting = 0, idle_fitting = 0;
+	size_t devices = 0, fitting = 0, idle_fitting = 0, cap = sched_count(c->sched);
+	struct sched_task **leased = calloc(cap + 1, sizeof(*leased));
+	size_t n_leased = leased ? sched_collect_state(c->sched, SCHED_LEASED, leased, cap) : 0;
 	for (struct coord_worker *w = c->workers; w && n < 64; w = w->next) {
 		const Hf__Register *reg = w->reg_env->register_;
 		for (size_t i = 0; i < reg->n_devices && n < 64; i++) {
@@ -453,14 +455,7 @@ static void handle_explain(struct control_req *q)
 				snprintf(line, sizeof(line), "%s/%s:%u: %s", w->id, hf_backend_name(d->backend), d->index, why);
 			else {
 				fitting++;
-				size_t busy = 0, cap = sched_count(c->sched);
-				struct sched_task **v = calloc(cap + 1, sizeof(*v));
-				size_t m = v ? sched_collect_state(c->sched, SCHED_LEASED, v, cap) : 0;
-				for (size_t k = 0; k < m; k++)
-					for (uint8_t x = 0; x < v[k]->n_devices; x++)
-						busy += strcmp(v[k]->worker_id, w->id) == 0 && v[k]->backend == d->backend &&
-							v[k]->devices[x] == d->index;
-				free(v);
+				size_t busy = coord_device_running(leased, n_leased, w->id, d);
 				uint32_t slots = d->slots ? d->slots : 1;
 				if (busy >= slots)
 					snprintf(line, sizeof(line), "%s/%s:%u: busy (%zu of %u slots in use)", w->id,
@@ -479,6 +474,7 @@ static void handle_explain(struct control_req *q)
 				reasons[n++] = copy;
 		}
 	}
+	free(leased);
 	size_t ahead = sched_queued(c->sched, t->backend);
 	if (t->job->max_running && t->job->running >= t->job->max_running)
 		snprintf(summary, sizeof(summary), "queued: job %" PRIu64 " already runs %zu tasks, its cap", t->job_id,
@@ -538,7 +534,7 @@ static void handle_workers(struct control_req *q)
 		wi->runtimes = r->runtimes;
 		wi->n_runtimes = r->n_runtimes;
 		wi->cpu = r->cpu;
-		wi->connected = now - w->last_seen_ms < 3 * c->conf.heartbeat_ms + 2000;
+		wi->connected = coord_worker_connected(c, w, now);
 		wi->last_seen = wall - (double)(now - w->last_seen_ms) / 1000.0;
 		ptrs[i] = wi;
 	}
@@ -588,23 +584,15 @@ static void handle_devices(struct control_req *q)
 	nd = na = 0;
 	for (struct coord_worker *w = c->workers; w; w = w->next) {
 		const Hf__Register *r = w->reg_env->register_;
-		bool connected = now - w->last_seen_ms < 3 * c->conf.heartbeat_ms + 2000;
+		bool connected = coord_worker_connected(c, w, now);
 		for (size_t i = 0; i < r->n_devices; i++) {
 			Hf__DeviceInfo *di = &info[nd];
 			hf__device_info__init(di);
 			di->worker_id = w->id;
 			di->device = r->devices[i];
 			di->connected = connected;
-			for (size_t k = 0; k < w->n_telemetry; k++)
-				if (w->telemetry[k].backend == r->devices[i]->backend &&
-				    w->telemetry[k].index == r->devices[i]->index)
-					di->telemetry = &w->telemetry[k];
-			for (size_t k = 0; k < n_leased; k++)
-				for (uint8_t d = 0; d < leased[k]->n_devices; d++)
-					if (leased[k]->backend == r->devices[i]->backend &&
-					    leased[k]->devices[d] == r->devices[i]->index &&
-					    strcmp(leased[k]->worker_id, w->id) == 0)
-						di->running++;
+			di->telemetry = coord_worker_telemetry(w, r->devices[i]);
+			di->running = (uint32_t)coord_device_running(leased, n_leased, w->id, r->devices[i]);
 			ptrs[nd++] = di;
 		}
 		for (size_t i = 0; i < r->n_backends; i++) {

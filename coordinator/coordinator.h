@@ -68,6 +68,17 @@ void control_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg);
 /* leases.c: the lease clock. */
 void leases_tick_cb(uv_timer_t *t);
 
+/* A worker is connected while it polled within three heartbeats (and 2 s). */
+bool coord_worker_connected(const struct coord *c, const struct coord_worker *w, int64_t now_ms);
+
+/* The last telemetry w sent for device d, or NULL. */
+Hf__DeviceTelemetry *coord_worker_telemetry(struct coord_worker *w, const Hf__Device *d);
+
+/* How many of the leased tasks (from sched_collect_state) hold device d
+ * of worker_id. */
+size_t coord_device_running(struct sched_task *const *leased, size_t n, const char *worker_id,
+			    const Hf__Device *d);
+
 /* Is this worker (device NULL) or device drained? */
 bool coord_drained(const struct coord *c, const char *worker_id, const Hf__Device *device);
 int coord_drain_set(struct coord *c, const struct db_drain *d, bool undrain);

@@ -134,7 +134,7 @@ static void render_metrics(struct coord *c, struct hf_buf *b)
 
 	for (struct coord_worker *w = c->workers; w; w = w->next) {
 		workers++;
-		connected += now - w->last_seen_ms < 3 * c->conf.heartbeat_ms + 2000;
+		connected += coord_worker_connected(c, w, now);
 	}
 	gauge(b, "hfleet_workers", "registered workers, by connection state");
 	hf_buf_printf(b, "hfleet_workers{state=\"connected\"} %zu\n", connected);
@@ -157,21 +157,14 @@ static void render_metrics(struct coord *c, struct hf_buf *b)
 			const Hf__Register *r = w->reg_env->register_;
 			for (size_t i = 0; i < r->n_devices; i++) {
 				const Hf__Device *d = r->devices[i];
-				const Hf__DeviceTelemetry *t = NULL;
+				const Hf__DeviceTelemetry *t = coord_worker_telemetry(w, d);
 				double v;
-				for (size_t k = 0; k < w->n_telemetry; k++)
-					if (w->telemetry[k].backend == d->backend && w->telemetry[k].index == d->index)
-						t = &w->telemetry[k];
 				switch (m) {
 				case 0:
 					v = (double)d->memory_bytes;
 					break;
 				case 1:
-					v = 0;
-					for (size_t k = 0; k < leased; k++)
-						for (uint8_t x = 0; x < all[k]->n_devices; x++)
-							v += all[k]->backend == d->backend && all[k]->devices[x] == d->index &&
-							     strcmp(all[k]->worker_id, w->id) == 0;
+					v = (double)coord_device_running(all, leased, w->id, d);
 					break;
 				case 2:
 					v = t ? t->utilization_pct : -1;

@@ -103,6 +103,30 @@ struct coord_worker *coord_worker_find(struct coord *c, const char *id)
 	return NULL;
 }
 
+bool coord_worker_connected(const struct coord *c, const struct coord_worker *w, int64_t now_ms)
+{
+	return now_ms - w->last_seen_ms < 3 * c->conf.heartbeat_ms + 2000;
+}
+
+Hf__DeviceTelemetry *coord_worker_telemetry(struct coord_worker *w, const Hf__Device *d)
+{
+	for (size_t k = 0; k < w->n_telemetry; k++)
+		if (w->telemetry[k].backend == d->backend && w->telemetry[k].index == d->index)
+			return &w->telemetry[k];
+	return NULL;
+}
+
+size_t coord_device_running(struct sched_task *const *leased, size_t n, const char *worker_id,
+			    const Hf__Device *d)
+{
+	size_t running = 0;
+	for (size_t k = 0; k < n; k++)
+		for (uint8_t x = 0; x < leased[k]->n_devices; x++)
+			running += leased[k]->backend == d->backend && leased[k]->devices[x] == d->index &&
+				   strcmp(leased[k]->worker_id, worker_id) == 0;
+	return running;
+}
+
 bool coord_drained(const struct coord *c, const char *worker_id, const Hf__Device *device)
 {
 	for (const struct coord_drain *d = c->drains; d; d = d->next) {
@@ -389,7 +413,7 @@ static bool poll_fits_cb(const struct sched_task *t, void *arg)
 	    !has_cached(pf->self->reg_env->register_, hf_id)) {
 		for (struct coord_worker *w = c->workers; w; w = w->next) {
 			const Hf__Register *r = w->reg_env->register_;
-			if (w == pf->self || pf->f.now_ms - w->last_seen_ms > 3 * c->conf.heartbeat_ms + 2000 ||
+			if (w == pf->self || !coord_worker_connected(c, w, pf->f.now_ms) ||
 			    coord_drained(c, w->id, NULL) || !has_cached(r, hf_id))
 				continue;
 			for (size_t i = 0; i < r->n_devices; i++)
