@@ -307,6 +307,13 @@ static void drain_done(struct db_op *op)
 		return;
 	}
 	coord_drain_set(c, d, op->u.drain.undrain);
+	if (op->u.drain.undrain) {
+		size_t before = health_count_quarantined(&c->health);
+		health_clear(&c->health, d->worker_id, d->backend, d->index);
+		if (health_count_quarantined(&c->health) < before)
+			log_info("an operator returned %zu quarantined devices of worker \"%s\" to service",
+				 before - health_count_quarantined(&c->health), d->worker_id);
+	}
 	log_info("%s %s%s%s:%d", op->u.drain.undrain ? "undrained" : "drained", d->worker_id,
 		 d->backend >= 0 ? "/" : "", d->backend >= 0 ? hf_backend_name((Hf__Backend)d->backend) : "",
 		 d->index);
@@ -438,7 +445,8 @@ static void handle_explain(struct control_req *q)
 	}
 
 	/* Queued: go through every device that could take it. */
-	size_t devices = 0, fitting = 0, idle_fitting = 0, cap = sched_count(c->sched);
+	size_t devices = 0, fitting = 0, idle_fitting = 0, quarantined = 0, drained = 0;
+	size_t cap = sched_count(c->sched);
 	struct sched_task **leased = calloc(cap + 1, sizeof(*leased));
 	size_t n_leased = leased ? sched_collect_state(c->sched, SCHED_LEASED, leased, cap) : 0;
 	for (struct coord_worker *w = c->workers; w && n < 64; w = w->next) {
@@ -448,10 +456,16 @@ static void handle_explain(struct control_req *q)
 			char why[384], line[512];
 			if (d->backend != t->backend)
 				continue;
+			const char *qreason;
 			devices++;
-			if (coord_drained(c, w->id, d))
+			if (coord_drained(c, w->id, d)) {
+				drained++;
 				snprintf(line, sizeof(line), "%s/%s:%u: drained", w->id, hf_backend_name(d->backend), d->index);
-			else if (!match_device_fits(req, reg, d, why, sizeof(why)))
+			} else if (coord_quarantined(c, w->id, d, &qreason)) {
+				quarantined++;
+				snprintf(line, sizeof(line), "%s/%s:%u: quarantined (%s)", w->id,
+					 hf_backend_name(d->backend), d->index, qreason);
+			} else if (!match_device_fits(req, reg, d, why, sizeof(why)))
 				snprintf(line, sizeof(line), "%s/%s:%u: %s", w->id, hf_backend_name(d->backend), d->index, why);
 			else {
 				fitting++;
@@ -482,6 +496,9 @@ static void handle_explain(struct control_req *q)
 	else if (devices == 0)
 		snprintf(summary, sizeof(summary), "queued: no registered worker has a %s device",
 			 hf_backend_name(t->backend));
+	else if (fitting == 0 && quarantined + drained == devices)
+		snprintf(summary, sizeof(summary), "queued: every %s device is out of service (%zu quarantined, %zu drained)",
+			 hf_backend_name(t->backend), quarantined, drained);
 	else if (fitting == 0)
 		snprintf(summary, sizeof(summary), "queued: none of the %zu %s devices meets the job's requirements or is in service",
 			 devices, hf_backend_name(t->backend));
@@ -593,6 +610,17 @@ static void handle_devices(struct control_req *q)
 			di->connected = connected;
 			di->telemetry = coord_worker_telemetry(w, r->devices[i]);
 			di->running = (uint32_t)coord_device_running(leased, n_leased, w->id, r->devices[i]);
+			const struct health_dev *hd = health_find(&c->health, w->id, (int)r->devices[i]->backend,
+								  r->devices[i]->index);
+			di->infra_failures = hd ? hd->failures : 0;
+			if (hd && hd->quarantined) {
+				di->state = "quarantined";
+				di->state_reason = (char *)hd->reason;
+			} else if (coord_drained(c, w->id, r->devices[i])) {
+				di->state = "drained";
+			} else {
+				di->state = "in-service";
+			}
 			ptrs[nd++] = di;
 		}
 		for (size_t i = 0; i < r->n_backends; i++) {

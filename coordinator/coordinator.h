@@ -16,6 +16,7 @@
 
 #include "coord-conf.h"
 #include "db.h"
+#include "health.h"
 #include "hf_nuv.h"
 #include "hfleet.pb-c.h"
 #include "match.h"
@@ -48,6 +49,7 @@ struct coord {
 	nuv_server_t *control_srv;
 	struct coord_worker *workers;
 	struct coord_drain *drains;
+	struct health health;       /* quarantined devices, infrastructure failure counts */
 	uv_timer_t lease_timer;
 	uv_timer_t telemetry_timer;
 	struct coord_http *http;   /* /metrics and /healthz */
@@ -83,6 +85,15 @@ size_t coord_device_running(struct sched_task *const *leased, size_t n, const ch
 bool coord_drained(const struct coord *c, const char *worker_id, const Hf__Device *device);
 int coord_drain_set(struct coord *c, const struct db_drain *d, bool undrain);
 void coord_drains_free(struct coord *c);
+
+/* Is this device quarantined?  *ret_reason (optional) says why. */
+bool coord_quarantined(const struct coord *c, const char *worker_id, const Hf__Device *device,
+		       const char **ret_reason);
+
+/* Stores a device's quarantine state (set with reason, or cleared) in the
+ * database in the background; a failure is logged. */
+void coord_quarantine_persist(struct coord *c, const char *worker_id, int backend, uint32_t index,
+			      bool quarantined, const char *reason);
 
 /* match glue (worker-api.c): can some device of some registered worker
  * ever run tasks of backend b with requirements r?  When not, why lists

@@ -479,6 +479,33 @@ static int recover(struct db *db, struct db_op *op)
 	}
 	op->u.start.n_drains = (size_t)n;
 	PQclear(res);
+
+	/* The quarantined devices. */
+	r = db_exec(db, op, "SELECT worker_id, backend, idx, reason FROM device_quarantine", NULL,
+		    PGRES_TUPLES_OK, &res);
+	if (r < 0)
+		return r;
+	n = PQntuples(res);
+	op->u.start.quarantines = calloc((size_t)n + 1, sizeof(*op->u.start.quarantines));
+	if (!op->u.start.quarantines) {
+		PQclear(res);
+		return -ENOMEM;
+	}
+	size_t nq = 0;
+	for (int i = 0; i < n; i++) {
+		struct db_quarantine *q = &op->u.start.quarantines[nq];
+		Hf__Backend b;
+		if (hf_backend_parse(PQgetvalue(res, i, 1), &b) < 0)
+			continue;
+		hf_strlcpy(q->worker_id, PQgetvalue(res, i, 0), sizeof(q->worker_id));
+		q->backend = (int)b;
+		q->index = (uint32_t)atoi(PQgetvalue(res, i, 2));
+		q->quarantined = true;
+		hf_strlcpy(q->reason, PQgetvalue(res, i, 3), sizeof(q->reason));
+		nq++;
+	}
+	op->u.start.n_quarantines = nq;
+	PQclear(res);
 	return 0;
 }
 
@@ -1077,6 +1104,8 @@ static int run_job_retry(struct db *db, struct db_op *op)
 	return r;
 }
 
+static void param_float(struct params *p, struct hf_buf *sql, double v);
+
 static int run_drain(struct db *db, struct db_op *op)
 {
 	const struct db_drain *d = &op->u.drain.d;
@@ -1103,7 +1132,87 @@ static int run_drain(struct db *db, struct db_op *op)
 	r = db_exec(db, op, sql.data, &p, PGRES_COMMAND_OK, NULL);
 	params_fini(&p);
 	hf_buf_fini(&sql);
+	if (r < 0 || !op->u.drain.undrain)
+		return r;
+
+	/* Returning a device (or a worker) to service also ends its quarantine. */
+	params_init(&p);
+	hf_buf_init(&sql);
+	hf_buf_puts(&sql, "DELETE FROM device_quarantine WHERE worker_id = ");
+	param(&p, &sql, d->worker_id);
+	if (d->backend >= 0) {
+		hf_buf_puts(&sql, " AND backend = ");
+		param(&p, &sql, hf_backend_name((Hf__Backend)d->backend));
+		hf_buf_printf(&sql, " AND idx = %d", d->index);
+	}
+	r = db_exec(db, op, sql.data, &p, PGRES_COMMAND_OK, NULL);
+	params_fini(&p);
+	hf_buf_fini(&sql);
 	return r;
+}
+
+/* Health check outcomes (one multi-row INSERT) and quarantine changes (an
+ * upsert or a delete per device, a handful at most). */
+static int run_health_store(struct db *db, struct db_op *op)
+{
+	struct params p;
+	struct hf_buf sql;
+	int r = 0;
+
+	if (op->u.health.n_checks > 0) {
+		params_init(&p);
+		hf_buf_init(&sql);
+		hf_buf_puts(&sql, "INSERT INTO device_health_checks (worker_id, backend, idx, ok, detail,"
+				  " duration_s, trigger, checked_at) VALUES ");
+		for (size_t i = 0; i < op->u.health.n_checks; i++) {
+			const struct db_health_check *h = &op->u.health.checks[i];
+			hf_buf_puts(&sql, i ? ", (" : "(");
+			param(&p, &sql, h->worker_id);
+			hf_buf_puts(&sql, ", ");
+			param(&p, &sql, hf_backend_name((Hf__Backend)h->backend));
+			hf_buf_printf(&sql, ", %" PRIu32 ", %s, ", h->index, h->ok ? "true" : "false");
+			param(&p, &sql, h->detail ? h->detail : "");
+			hf_buf_puts(&sql, ", ");
+			param_float(&p, &sql, h->duration_s);
+			hf_buf_puts(&sql, ", ");
+			param(&p, &sql, h->trigger ? h->trigger : "");
+			if (h->checked_at > 0)
+				hf_buf_printf(&sql, ", to_timestamp(%.3f))", h->checked_at);
+			else
+				hf_buf_puts(&sql, ", now())");
+		}
+		r = db_exec(db, op, sql.data, &p, PGRES_COMMAND_OK, NULL);
+		params_fini(&p);
+		hf_buf_fini(&sql);
+		if (r < 0)
+			return r;
+	}
+	for (size_t i = 0; i < op->u.health.n_states; i++) {
+		const struct db_quarantine *q = &op->u.health.states[i];
+		params_init(&p);
+		hf_buf_init(&sql);
+		if (q->quarantined)
+			hf_buf_puts(&sql, "INSERT INTO device_quarantine (worker_id, backend, idx, reason) VALUES (");
+		else
+			hf_buf_puts(&sql, "DELETE FROM device_quarantine WHERE (worker_id, backend, idx) = (");
+		param(&p, &sql, q->worker_id);
+		hf_buf_puts(&sql, ", ");
+		param(&p, &sql, hf_backend_name((Hf__Backend)q->backend));
+		hf_buf_printf(&sql, ", %" PRIu32, q->index);
+		if (q->quarantined) {
+			hf_buf_puts(&sql, ", ");
+			param(&p, &sql, q->reason);
+			hf_buf_puts(&sql, ") ON CONFLICT (worker_id, backend, idx) DO UPDATE SET reason = EXCLUDED.reason");
+		} else {
+			hf_buf_puts(&sql, ")");
+		}
+		r = db_exec(db, op, sql.data, &p, PGRES_COMMAND_OK, NULL);
+		params_fini(&p);
+		hf_buf_fini(&sql);
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
 static void param_float(struct params *p, struct hf_buf *sql, double v)
@@ -1404,6 +1513,7 @@ static bool op_is_write(const struct db_op *op)
 	case DB_OP_TELEMETRY_SAMPLE:
 	case DB_OP_JOB_RETRY:
 	case DB_OP_DRAIN:
+	case DB_OP_HEALTH_STORE:
 		return true;
 	default:
 		return false;
@@ -1433,6 +1543,8 @@ static int op_run(struct db *db, struct db_op *op)
 		return run_job_retry(db, op);
 	case DB_OP_DRAIN:
 		return run_drain(db, op);
+	case DB_OP_HEALTH_STORE:
+		return run_health_store(db, op);
 	case DB_OP_JOB_STATUS:
 		return run_job_status(db, op);
 	case DB_OP_JOB_LIST:

@@ -47,6 +47,7 @@ enum db_op_kind {
 	DB_OP_TELEMETRY_SAMPLE,
 	DB_OP_JOB_RETRY,
 	DB_OP_DRAIN,
+	DB_OP_HEALTH_STORE,  /* health check outcomes and quarantine changes */
 	DB_OP_JOB_STATUS,    /* reads: the reply envelope is built here */
 	DB_OP_JOB_LIST,
 	DB_OP_RESULTS,
@@ -81,6 +82,27 @@ struct db_drain {
 	char worker_id[128];
 	int backend;             /* Hf__Backend, or -1 */
 	int index;               /* or -1 */
+};
+
+/* A device's quarantine: set (with its reason) or cleared. */
+struct db_quarantine {
+	char worker_id[128];
+	int backend;             /* Hf__Backend */
+	uint32_t index;
+	bool quarantined;
+	char reason[384];
+};
+
+/* One health check outcome a worker reported. */
+struct db_health_check {
+	const char *worker_id;   /* borrowed */
+	int backend;             /* Hf__Backend */
+	uint32_t index;
+	bool ok;
+	const char *detail;      /* borrowed */
+	const char *trigger;     /* borrowed */
+	double duration_s;       /* negative: unknown */
+	double checked_at;       /* unix seconds; 0: now */
 };
 
 struct db_telemetry {
@@ -122,6 +144,7 @@ struct db_result {
 	const char *env_json;
 	bool retry;              /* in: if it is the current attempt, queue the task again */
 	bool flaky;              /* in: the retry is a rerun of a failed test */
+	int backend;             /* in: the task's backend (Hf__Backend), -1 unknown; for device health */
 	enum db_result_outcome outcome; /* out */
 	uint64_t job_id;         /* out, for FINAL */
 };
@@ -144,6 +167,8 @@ struct db_op {
 			size_t n_tasks;
 			struct db_drain *drains;        /* out, free() */
 			size_t n_drains;
+			struct db_quarantine *quarantines; /* out, free() */
+			size_t n_quarantines;
 		} start;
 		struct {
 			const struct registry *reg;     /* in */
@@ -184,8 +209,14 @@ struct db_op {
 		} retry;
 		struct {
 			struct db_drain d;              /* in */
-			bool undrain;                   /* in */
+			bool undrain;                   /* in: also ends a quarantine */
 		} drain;
+		struct {
+			const struct db_health_check *checks; /* in */
+			size_t n_checks;
+			const struct db_quarantine *states;   /* in: rows to set or delete */
+			size_t n_states;
+		} health;
 		struct {
 			const Hf__Register *reg;        /* in, borrowed */
 		} worker;

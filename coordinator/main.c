@@ -150,9 +150,16 @@ static void start_done(struct db_op *op)
 	coord_load_tasks(c, op->u.start.tasks, op->u.start.n_tasks, &queued, &leased);
 	for (size_t i = 0; i < op->u.start.n_drains; i++)
 		coord_drain_set(c, &op->u.start.drains[i], false);
-	log_info("recovered %zu running jobs: %zu tasks queued, %zu leased; %zu drains", op->u.start.n_jobs,
-		 queued, leased, op->u.start.n_drains);
+	for (size_t i = 0; i < op->u.start.n_quarantines; i++) {
+		const struct db_quarantine *q = &op->u.start.quarantines[i];
+		if (health_quarantine_set(&c->health, q->worker_id, q->backend, q->index, q->reason) < 0)
+			log_error("out of memory restoring the quarantine of %s/%s:%" PRIu32, q->worker_id,
+				  hf_backend_name((Hf__Backend)q->backend), q->index);
+	}
+	log_info("recovered %zu running jobs: %zu tasks queued, %zu leased; %zu drains, %zu quarantined devices",
+		 op->u.start.n_jobs, queued, leased, op->u.start.n_drains, op->u.start.n_quarantines);
 	free(op->u.start.drains);
+	free(op->u.start.quarantines);
 	free(op->u.start.jobs);
 	free(op->u.start.tasks);
 	free(op);
@@ -187,6 +194,7 @@ static void start_done(struct db_op *op)
 	return;
 fail:
 	free(op->u.start.drains);
+	free(op->u.start.quarantines);
 	for (size_t i = 0; i < op->u.start.n_jobs; i++)
 		free(op->u.start.jobs[i].requirements);
 	free(op->u.start.jobs);
@@ -407,6 +415,7 @@ int main(int argc, char **argv)
 
 	coord_workers_free(&c);
 	coord_drains_free(&c);
+	health_fini(&c.health);
 	sched_free(c.sched);
 	registry_free(c.reg);
 	hf_conf_fini(coord_conf_table, &c.conf);

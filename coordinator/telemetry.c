@@ -149,6 +149,8 @@ static void render_metrics(struct coord *c, struct hf_buf *b)
 		{ "hfleet_device_memory_used_bytes", "device memory in use from the last heartbeat" },
 		{ "hfleet_device_temperature_celsius", "device temperature from the last heartbeat" },
 		{ "hfleet_device_power_watts", "device power draw from the last heartbeat" },
+		{ "hfleet_device_quarantined", "1 while the device is quarantined (no new work until a health check passes)" },
+		{ "hfleet_device_infra_failures", "consecutive infrastructure failures of the device's tasks" },
 	};
 	size_t leased = all ? sched_collect_state(c->sched, SCHED_LEASED, all, n) : 0;
 	for (size_t m = 0; m < sizeof(dm) / sizeof(dm[0]); m++) {
@@ -175,9 +177,18 @@ static void render_metrics(struct coord *c, struct hf_buf *b)
 				case 4:
 					v = t ? t->temperature_c : -1;
 					break;
-				default:
+				case 5:
 					v = t ? t->power_w : -1;
 					break;
+				case 6:
+					v = coord_quarantined(c, w->id, d, NULL) ? 1 : 0;
+					break;
+				default: {
+					const struct health_dev *hd =
+						health_find(&c->health, w->id, (int)d->backend, d->index);
+					v = hd ? hd->failures : 0;
+					break;
+				}
 				}
 				if (v < 0)
 					continue; /* not reported: no sample rather than a made-up 0 */

@@ -27,9 +27,16 @@ struct worker_req {
 	/* poll */
 	Hf__TaskRef **cancel;
 	size_t n_cancel;
+	/* poll: quarantined devices to check again */
+	Hf__HealthCheckRequest *checks;
+	Hf__HealthCheckRequest **check_ptrs;
+	size_t n_checks;
 	/* results */
 	char **json_owned;
 	size_t n_json_owned;
+	/* health report */
+	struct db_health_check *health_checks;
+	struct db_quarantine *health_states;
 };
 
 static void worker_req_free(struct worker_req *w)
@@ -43,6 +50,10 @@ static void worker_req_free(struct worker_req *w)
 	for (size_t i = 0; i < w->n_json_owned; i++)
 		free(w->json_owned[i]);
 	free(w->json_owned);
+	free(w->checks);
+	free(w->check_ptrs);
+	free(w->health_checks);
+	free(w->health_states);
 	if (w->op.kind == DB_OP_LEASE_GRANT)
 		free(w->op.u.lease.v);
 	else if (w->op.kind == DB_OP_RESULT_STORE)
@@ -164,6 +175,51 @@ int coord_drain_set(struct coord *c, const struct db_drain *d, bool undrain)
 	return 0;
 }
 
+bool coord_quarantined(const struct coord *c, const char *worker_id, const Hf__Device *device,
+		       const char **ret_reason)
+{
+	return health_quarantined(&c->health, worker_id, (int)device->backend, device->index, ret_reason);
+}
+
+struct quarantine_write {
+	struct db_op op;
+	struct db_quarantine q;
+};
+
+static void quarantine_write_done(struct db_op *op)
+{
+	struct quarantine_write *qw = op->ctx;
+
+	if (op->rc < 0)
+		log_warn("could not record the quarantine of %s/%s:%" PRIu32 " in the database: %s; "
+			 "it holds until this coordinator stops",
+			 qw->q.worker_id, hf_backend_name((Hf__Backend)qw->q.backend), qw->q.index, op->err);
+	free(qw);
+}
+
+void coord_quarantine_persist(struct coord *c, const char *worker_id, int backend, uint32_t index,
+			      bool quarantined, const char *reason)
+{
+	struct quarantine_write *qw = calloc(1, sizeof(*qw));
+
+	if (!qw) {
+		log_warn("could not record the quarantine of %s/%s:%" PRIu32 ": out of memory", worker_id,
+			 hf_backend_name((Hf__Backend)backend), index);
+		return;
+	}
+	hf_strlcpy(qw->q.worker_id, worker_id, sizeof(qw->q.worker_id));
+	qw->q.backend = backend;
+	qw->q.index = index;
+	qw->q.quarantined = quarantined;
+	hf_strlcpy(qw->q.reason, reason ? reason : "", sizeof(qw->q.reason));
+	qw->op.kind = DB_OP_HEALTH_STORE;
+	qw->op.u.health.states = &qw->q;
+	qw->op.u.health.n_states = 1;
+	qw->op.done = quarantine_write_done;
+	qw->op.ctx = qw;
+	db_submit(c->db, &qw->op);
+}
+
 void coord_drains_free(struct coord *c)
 {
 	while (c->drains) {
@@ -281,6 +337,8 @@ static void poll_reply(struct worker_req *w, Hf__Assignment **assign, size_t n_a
 	pr.cancel = w->cancel;
 	pr.n_cancel = w->n_cancel;
 	pr.heartbeat_ms = (uint32_t)w->c->conf.heartbeat_ms;
+	pr.health_checks = w->check_ptrs;
+	pr.n_health_checks = w->n_checks;
 	env.body_case = HF__ENVELOPE__BODY_POLL_REPLY;
 	env.poll_reply = &pr;
 	coord_reply(w->req, &env);
@@ -417,7 +475,9 @@ static bool poll_fits_cb(const struct sched_task *t, void *arg)
 			    coord_drained(c, w->id, NULL) || !has_cached(r, hf_id))
 				continue;
 			for (size_t i = 0; i < r->n_devices; i++)
-				if (r->devices[i]->backend == t->backend)
+				if (r->devices[i]->backend == t->backend &&
+				    !coord_drained(c, w->id, r->devices[i]) &&
+				    !coord_quarantined(c, w->id, r->devices[i], NULL))
 					return false; /* leave it to the worker that has the weights */
 		}
 	}
@@ -464,6 +524,36 @@ bool coord_backend_satisfiable(struct coord *c, Hf__Backend b, const struct matc
 	return ok;
 }
 
+/* Asks the worker to check its quarantined devices again, each at most
+ * once per scheduler.quarantine_recheck. */
+static void health_checks_add(struct worker_req *w, struct coord_worker *cw, int64_t now)
+{
+	struct coord *c = w->c;
+	const Hf__Register *reg = cw->reg_env->register_;
+
+	if (!c->health.devs || reg->n_devices == 0)
+		return;
+	for (size_t i = 0; i < reg->n_devices; i++) {
+		const Hf__Device *d = reg->devices[i];
+		if (!health_recheck_due(&c->health, cw->id, (int)d->backend, d->index, now,
+					c->conf.quarantine_recheck_ms))
+			continue;
+		if (!w->checks) {
+			w->checks = calloc(reg->n_devices, sizeof(*w->checks));
+			w->check_ptrs = calloc(reg->n_devices, sizeof(*w->check_ptrs));
+			if (!w->checks || !w->check_ptrs)
+				return; /* asked again at the next interval */
+		}
+		Hf__HealthCheckRequest *hc = &w->checks[w->n_checks];
+		hf__health_check_request__init(hc);
+		hc->backend = d->backend;
+		hc->index = d->index;
+		w->check_ptrs[w->n_checks++] = hc;
+		log_info("asking worker \"%s\" to check quarantined device %s:%" PRIu32 " again", cw->id,
+			 hf_backend_name(d->backend), d->index);
+	}
+}
+
 static void handle_poll(struct worker_req *w)
 {
 	struct coord *c = w->c;
@@ -493,6 +583,8 @@ static void handle_poll(struct worker_req *w)
 	}
 
 	const Hf__Register *reg = cw->reg_env->register_;
+	if (!p->draining && !c->stopping)
+		health_checks_add(w, cw, now);
 	cap = (size_t)c->conf.max_assign_per_poll;
 	if (p->draining || c->stopping || !db_healthy(c->db) || reg->n_devices == 0 ||
 	    coord_drained(c, reg->worker_id, NULL)) {
@@ -525,7 +617,8 @@ static void handle_poll(struct worker_req *w)
 		for (size_t d = 0; d < reg->n_devices; d++)
 			if (reg->devices[d]->backend == p->free[i]->backend &&
 			    reg->devices[d]->index == p->free[i]->index &&
-			    !coord_drained(c, reg->worker_id, reg->devices[d]))
+			    !coord_drained(c, reg->worker_id, reg->devices[d]) &&
+			    !coord_quarantined(c, reg->worker_id, reg->devices[d], NULL))
 				f->free[d] = p->free[i]->free_slots;
 
 	for (f->pos = 0; f->pos < reg->n_devices && n < cap; f->pos++) {
@@ -597,6 +690,34 @@ static const char *json_object_text(struct worker_req *w, const char *text, cons
 	return out;
 }
 
+/* Counts a stored result towards its device's health: an infrastructure
+ * error of a runner that ran (not a task the worker refused or could not
+ * start) counts, a verdict on the model resets the count. */
+static void device_health_count(struct coord *c, const char *worker_id, const Hf__TaskResult *r,
+				int backend)
+{
+	bool infra = r->infrastructure && r->status == HF__TASK_STATUS__STATUS_ERROR && r->exit_code != -1;
+	bool outcome = r->status == HF__TASK_STATUS__STATUS_PASSED ||
+		       r->status == HF__TASK_STATUS__STATUS_FAILED ||
+		       r->status == HF__TASK_STATUS__STATUS_SKIPPED;
+	enum health_change change;
+
+	if (backend < 0)
+		return;
+	if (health_task_ended(&c->health, worker_id, backend, r->device_index, infra, outcome, r->reason,
+			      (uint32_t)c->conf.quarantine_after, &change) < 0) {
+		log_warn("could not count an infrastructure failure of %s/%s:%" PRIu32 ": out of memory",
+			 worker_id, hf_backend_name((Hf__Backend)backend), r->device_index);
+		return;
+	}
+	if (change != HEALTH_QUARANTINED)
+		return;
+	const struct health_dev *hd = health_find(&c->health, worker_id, backend, r->device_index);
+	log_warn("quarantined %s/%s:%" PRIu32 ": %s; it gets no work until a health check passes",
+		 worker_id, hf_backend_name((Hf__Backend)backend), r->device_index, hd->reason);
+	coord_quarantine_persist(c, worker_id, backend, r->device_index, true, hd->reason);
+}
+
 static void results_done(struct db_op *op)
 {
 	struct worker_req *w = op->ctx;
@@ -664,6 +785,11 @@ static void results_done(struct db_op *op)
 			n++;
 		}
 	}
+	for (size_t i = 0; i < op->u.result.n; i++) {
+		const struct db_result *d = &op->u.result.v[i];
+		if (d->outcome == DB_RESULT_FINAL || d->outcome == DB_RESULT_RETRIED)
+			device_health_count(c, w->env->results->worker_id, d->r, d->backend);
+	}
 	for (size_t i = 0; i < op->u.result.n_finished_jobs; i++)
 		log_info("job %" PRIu64 " done", op->u.result.finished_jobs[i]);
 	free(op->u.result.finished_jobs);
@@ -713,6 +839,7 @@ static void handle_results(struct worker_req *w)
 		 * the job's budget lasts; the database confirms it was current. */
 		struct sched_task *t = sched_task_find(w->c->sched, r->task_id);
 		bool current = t && t->state == SCHED_LEASED && t->attempt == r->attempt;
+		v[i].backend = t ? (int)t->backend : -1;
 		v[i].retry = current && r->infrastructure && r->status == HF__TASK_STATUS__STATUS_ERROR &&
 			     r->attempt <= t->job->max_retries;
 		/* A failed test is an outcome, unless the job allows flaky reruns. */
@@ -728,6 +855,102 @@ static void handle_results(struct worker_req *w)
 	w->op.done = results_done;
 	w->op.ctx = w;
 	db_submit(w->c->db, &w->op);
+}
+
+/* ---- health reports ---- */
+
+static void health_done(struct db_op *op)
+{
+	struct worker_req *w = op->ctx;
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__Ack ack = HF__ACK__INIT;
+
+	if (op->rc < 0) {
+		coord_reply_error(w->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
+				  "health checks not stored, send them again: %s", op->err);
+		worker_req_free(w);
+		return;
+	}
+	env.body_case = HF__ENVELOPE__BODY_ACK;
+	env.ack = &ack;
+	coord_reply(w->req, &env);
+	worker_req_free(w);
+}
+
+/* Applies each check to the device's health at once (a failed check stops
+ * new work on it now), then stores the checks and the quarantine changes
+ * and acknowledges them once committed. */
+static void handle_health_report(struct worker_req *w)
+{
+	struct coord *c = w->c;
+	const Hf__HealthReport *hr = w->env->health_report;
+	struct coord_worker *cw = coord_worker_find(c, hr->worker_id);
+	size_t n = hr->n_results, n_states = 0;
+
+	if (!cw) {
+		coord_reply_error(w->req, HF__ERROR_CODE__ERR_NOT_REGISTERED,
+				  "worker \"%s\" is not registered with this coordinator", hr->worker_id);
+		worker_req_free(w);
+		return;
+	}
+	w->health_checks = calloc(n + 1, sizeof(*w->health_checks));
+	w->health_states = calloc(n + 1, sizeof(*w->health_states));
+	if (!w->health_checks || !w->health_states) {
+		coord_reply_error(w->req, HF__ERROR_CODE__ERR_UNAVAILABLE, "out of memory");
+		worker_req_free(w);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const Hf__HealthResult *h = hr->results[i];
+		const char *b = hf_backend_name(h->backend);
+		enum health_change change = HEALTH_UNCHANGED;
+
+		w->health_checks[i] = (struct db_health_check){
+			.worker_id = hr->worker_id,
+			.backend = (int)h->backend,
+			.index = h->index,
+			.ok = h->ok,
+			.detail = h->detail,
+			.trigger = h->trigger,
+			.duration_s = h->duration_s,
+			.checked_at = h->checked_at,
+		};
+		if (health_check_ended(&c->health, hr->worker_id, (int)h->backend, h->index, h->ok, h->detail,
+				       &change) < 0)
+			log_warn("could not apply a health check of %s/%s:%" PRIu32 ": out of memory",
+				 hr->worker_id, b, h->index);
+		const char *reason = "";
+		bool quarantined = health_quarantined(&c->health, hr->worker_id, (int)h->backend, h->index,
+						      &reason);
+		if (change == HEALTH_QUARANTINED)
+			log_warn("quarantined %s/%s:%" PRIu32 ": %s", hr->worker_id, b, h->index, reason);
+		else if (change == HEALTH_RESTORED)
+			log_info("%s/%s:%" PRIu32 " passed its health check (%s): back in service",
+				 hr->worker_id, b, h->index, h->detail);
+		else if (h->ok)
+			log_debug("%s/%s:%" PRIu32 " passed its health check (%s)", hr->worker_id, b,
+				  h->index, h->detail);
+		else
+			log_info("%s/%s:%" PRIu32 " failed its health check again: %s", hr->worker_id, b,
+				 h->index, h->detail);
+		if (change == HEALTH_UNCHANGED && !quarantined)
+			continue;
+		/* The row follows the device's state; rewriting it is harmless. */
+		struct db_quarantine *q = &w->health_states[n_states++];
+		hf_strlcpy(q->worker_id, hr->worker_id, sizeof(q->worker_id));
+		q->backend = (int)h->backend;
+		q->index = h->index;
+		q->quarantined = quarantined;
+		hf_strlcpy(q->reason, reason, sizeof(q->reason));
+	}
+	w->op.kind = DB_OP_HEALTH_STORE;
+	w->op.u.health.checks = w->health_checks;
+	w->op.u.health.n_checks = n;
+	w->op.u.health.states = w->health_states;
+	w->op.u.health.n_states = n_states;
+	w->op.done = health_done;
+	w->op.ctx = w;
+	db_submit(c->db, &w->op);
 }
 
 void worker_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg)
@@ -757,6 +980,9 @@ void worker_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg)
 		break;
 	case HF__ENVELOPE__BODY_RESULTS:
 		handle_results(w);
+		break;
+	case HF__ENVELOPE__BODY_HEALTH_REPORT:
+		handle_health_report(w);
 		break;
 	default:
 		coord_reply_error(req, HF__ERROR_CODE__ERR_BAD_REQUEST,

@@ -429,6 +429,7 @@ static const struct hfctl_column devices_columns[] = {
 	{ "MEMORY", true, 0 },  { "ARCH", false, 0 },	 { "DRIVER", false, 0 },
 	{ "UTIL", true, 0 },	{ "MEM-USED", true, 0 }, { "TEMP", true, 0 },
 	{ "POWER", true, 0 },	{ "RUNNING", true, 0 },	 { "CONNECTED", false, 0 },
+	{ "STATE", false, 0 },
 };
 
 #define DEVICES_NCOLS (sizeof(devices_columns) / sizeof(devices_columns[0]))
@@ -476,6 +477,7 @@ static void device_row_add(struct hfctl_table *t, const Hf__DeviceInfo *di)
 		c.power,
 		c.running,
 		di->connected ? "yes" : "no",
+		hfctl_dash(di->state),
 	};
 	hfctl_table_add(t, cells);
 	hf_buf_fini(&c.device);
@@ -515,6 +517,7 @@ static void text_put(struct hf_buf *out, const char *s)
 void hfctl_devices_table_format(const Hf__DevicesReply *r, struct hf_buf *out)
 {
 	size_t n = r->n_devices, workers = devices_workers_count(r->devices, r->n_devices);
+	size_t quarantined = 0;
 
 	if (n > 0) {
 		struct hfctl_table *t = hfctl_table_new(devices_columns, DEVICES_NCOLS);
@@ -526,6 +529,22 @@ void hfctl_devices_table_format(const Hf__DevicesReply *r, struct hf_buf *out)
 	}
 	hf_buf_printf(out, "%zu device%s on %zu worker%s\n", n, n == 1 ? "" : "s", workers,
 		      workers == 1 ? "" : "s");
+	for (size_t i = 0; i < n; i++)
+		quarantined += r->devices[i]->state && strcmp(r->devices[i]->state, "quarantined") == 0;
+	if (quarantined > 0) {
+		hf_buf_puts(out, "\nquarantined devices:\n");
+		for (size_t i = 0; i < n; i++) {
+			const Hf__DeviceInfo *di = r->devices[i];
+			if (!di->state || strcmp(di->state, "quarantined") != 0 || !di->device)
+				continue;
+			hf_buf_puts(out, "  ");
+			text_put(out, di->worker_id);
+			hf_buf_printf(out, "/%s:%" PRIu32 ": ", hf_backend_name(di->device->backend),
+				      di->device->index);
+			text_put(out, hfctl_dash(di->state_reason));
+			hf_buf_puts(out, "\n");
+		}
+	}
 	if (r->n_absent == 0)
 		return;
 	hf_buf_puts(out, "\nabsent backends:\n");

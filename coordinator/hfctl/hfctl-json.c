@@ -244,6 +244,10 @@ static json_t *device_info_json(const Hf__DeviceInfo *di)
 	put(o, "telemetry", telemetry_json(di->telemetry), &ok);
 	put(o, "running", json_integer(di->running), &ok);
 	put(o, "connected", json_boolean(di->connected), &ok);
+	put(o, "state", di->state && *di->state ? hfctl_json_string(di->state) : json_null(), &ok);
+	put(o, "state_reason",
+	    di->state_reason && *di->state_reason ? hfctl_json_string(di->state_reason) : json_null(), &ok);
+	put(o, "infra_failures", json_integer(di->infra_failures), &ok);
 	return built(o, ok);
 }
 

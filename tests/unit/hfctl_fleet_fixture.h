@@ -99,10 +99,14 @@ static Hf__DevicesReply *fleet_new(struct fleet *f)
 	f->d[0].telemetry = &f->t_h100;
 	f->d[0].running = 1;
 	f->d[0].connected = true;
+	f->d[0].state = "in-service";
 	f->d[1].worker_id = "gpu-01";
 	f->d[1].device = &f->second;
 	f->d[1].telemetry = &f->t_second;
 	f->d[1].connected = true;
+	f->d[1].state = "quarantined";
+	f->d[1].state_reason = "health check failed: matmul differs from the CPU's";
+	f->d[1].infra_failures = 3;
 	f->d[2].worker_id = "cpu-07";
 	f->d[2].device = &f->mi300;
 	f->d[2].telemetry = NULL;

@@ -425,11 +425,14 @@ START_TEST(test_devices_table_shows_telemetry_and_dashes_when_unavailable)
 	hfctl_devices_table_format(fleet_new(&f), &b);
 	ck_assert(!b.oom);
 	ck_assert_str_eq(b.data,
-		"WORKER  DEVICE  NAME                               MEMORY  ARCH     DRIVER      UTIL  MEM-USED  TEMP  POWER  RUNNING  CONNECTED\n"
-		"gpu-01  cuda:0  NVIDIA H100 80GB HBM3            79.6 GiB  9.0 MIG  570.124.06   37%  12.0 GiB   41C   122W        1  yes\n"
-		"gpu-01  cuda:1  NVIDIA L4                        24.0 GiB  -        570.124.06     -         -     -      -        0  yes\n"
-		"cpu-07  rocm:0  AMD Instinct MI300X (declared)  192.0 GiB  gfx942   -              -         -     -      -        0  no\n"
+		"WORKER  DEVICE  NAME                               MEMORY  ARCH     DRIVER      UTIL  MEM-USED  TEMP  POWER  RUNNING  CONNECTED  STATE\n"
+		"gpu-01  cuda:0  NVIDIA H100 80GB HBM3            79.6 GiB  9.0 MIG  570.124.06   37%  12.0 GiB   41C   122W        1  yes        in-service\n"
+		"gpu-01  cuda:1  NVIDIA L4                        24.0 GiB  -        570.124.06     -         -     -      -        0  yes        quarantined\n"
+		"cpu-07  rocm:0  AMD Instinct MI300X (declared)  192.0 GiB  gfx942   -              -         -     -      -        0  no         -\n"
 		"3 devices on 2 workers\n"
+		"\n"
+		"quarantined devices:\n"
+		"  gpu-01/cuda:1: health check failed: matmul differs from the CPU's\n"
 		"\n"
 		"absent backends:\n"
 		"  gpu-01/rocm: no /dev/kfd\n"

@@ -162,7 +162,10 @@ START_TEST(test_devices_json_has_every_field_and_null_when_unavailable)
 
 	/* The H100: every field, attrs as an object, every reading. */
 	d = json_array_get(devs, 0);
-	ck_assert_uint_eq(json_object_size(d), 14);
+	ck_assert_uint_eq(json_object_size(d), 17);
+	ck_assert_str_eq(json_string_value(json_object_get(d, "state")), "in-service");
+	ck_assert(json_is_null(json_object_get(d, "state_reason")));
+	ck_assert_int_eq(json_integer_value(json_object_get(d, "infra_failures")), 0);
 	ck_assert_str_eq(json_string_value(json_object_get(d, "worker_id")), "gpu-01");
 	ck_assert_str_eq(json_string_value(json_object_get(d, "backend")), "cuda");
 	ck_assert_int_eq(json_integer_value(json_object_get(d, "index")), 0);
@@ -188,6 +191,13 @@ START_TEST(test_devices_json_has_every_field_and_null_when_unavailable)
 	ck_assert(json_real_value(json_object_get(t, "temperature_c")) == 41.3);
 	ck_assert(json_real_value(json_object_get(t, "power_w")) == 121.5);
 
+	/* A quarantined device says why. */
+	d = json_array_get(devs, 1);
+	ck_assert_str_eq(json_string_value(json_object_get(d, "state")), "quarantined");
+	ck_assert_str_eq(json_string_value(json_object_get(d, "state_reason")),
+			 "health check failed: matmul differs from the CPU's");
+	ck_assert_int_eq(json_integer_value(json_object_get(d, "infra_failures")), 3);
+
 	/* Negative gauges and a memory use of 0 are not available: null. */
 	t = json_object_get(json_array_get(devs, 1), "telemetry");
 	ck_assert_uint_eq(json_object_size(t), 4);
@@ -196,8 +206,10 @@ START_TEST(test_devices_json_has_every_field_and_null_when_unavailable)
 	ck_assert(json_is_null(json_object_get(t, "temperature_c")));
 	ck_assert(json_is_null(json_object_get(t, "power_w")));
 
-	/* No telemetry at all: still an object, of nulls. */
+	/* No telemetry at all: still an object, of nulls; no state from an
+	 * older coordinator: null. */
 	d = json_array_get(devs, 2);
+	ck_assert(json_is_null(json_object_get(d, "state")));
 	ck_assert(json_is_true(json_object_get(d, "declared")));
 	ck_assert(json_is_false(json_object_get(d, "connected")));
 	t = json_object_get(d, "telemetry");
