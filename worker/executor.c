@@ -76,6 +76,10 @@ struct task {
 	char *forced_reason;
 	bool infrastructure;   /* the worker or the runner process failed, not the model */
 	struct tail_buf output;
+
+	bool check;                      /* a health check, not a task (ex->checks) */
+	executor_check_cb check_cb;
+	void *check_arg;
 };
 
 struct executor {
@@ -93,6 +97,7 @@ struct executor {
 
 	struct task *running;
 	size_t n_running;
+	struct task *checks;         /* health checks in progress */
 	size_t n_alive;              /* tasks not yet freed, and the pool */
 	bool closing;
 	char read_buf[READ_CHUNK];   /* every read is consumed in its callback */
@@ -137,17 +142,30 @@ static void task_handle_closed_cb(uv_handle_t *h)
 static void task_unlink(struct task *t)
 {
 	struct executor *ex = t->ex;
+	struct task **head = t->check ? &ex->checks : &ex->running;
 
 	if (t->prev)
 		t->prev->next = t->next;
-	else if (ex->running == t)
-		ex->running = t->next;
+	else if (*head == t)
+		*head = t->next;
 	else
 		return; /* not linked */
 	if (t->next)
 		t->next->prev = t->prev;
 	t->prev = t->next = NULL;
-	ex->n_running--;
+	if (!t->check)
+		ex->n_running--;
+}
+
+/* "task 12 attempt 1" or "health check of cuda:0", for messages. */
+static const char *task_what(const struct task *t, char *buf, size_t len)
+{
+	if (t->check)
+		snprintf(buf, len, "health check of %s:%" PRIu32, hf_backend_name(t->backend),
+			 t->device_index);
+	else
+		snprintf(buf, len, "task %" PRIu64 " attempt %" PRIu32, t->task_id, t->attempt);
+	return buf;
 }
 
 /* Unlinks the task and closes its handles; it is freed when they are.  A
@@ -258,10 +276,97 @@ static void task_finish(struct task *t)
 		ex->cb(ex, res, ex->arg);
 }
 
+/* The outcome of a health check from its result file, or why it failed. */
+static void check_outcome(struct task *t, struct executor_check *c)
+{
+	char *text = NULL, *tail = NULL;
+	size_t len = 0, tail_len = 0;
+	json_error_t jerr;
+	json_t *j = NULL, *ok, *detail;
+	int r;
+
+	if (t->forced_status != HF__TASK_STATUS__STATUS_UNSPECIFIED) {
+		hf_strlcpy(c->detail, t->forced_reason ? t->forced_reason : "stopped by the worker",
+			   sizeof(c->detail));
+		return;
+	}
+	r = t->spawned ? hf_read_file(t->result_path, RESULT_FILE_MAX, &text, &len) : -ENOENT;
+	if (r == -ENOENT) {
+		/* Its last line of output usually says why. */
+		if (tail_buf_last(&t->output, 300, &tail, &tail_len) == 0) {
+			while (tail_len > 0 && (tail[tail_len - 1] == '\n' || tail[tail_len - 1] == ' '))
+				tail[--tail_len] = '\0';
+			char *nl = strrchr(tail, '\n');
+			memmove(tail, nl ? nl + 1 : tail, strlen(nl ? nl + 1 : tail) + 1);
+			result_text_sanitize(tail, strlen(tail));
+		}
+		if (t->term_signal)
+			snprintf(c->detail, sizeof(c->detail), "runner was killed by signal %d without a result%s%s",
+				 t->term_signal, tail && *tail ? ": " : "", tail ? tail : "");
+		else
+			snprintf(c->detail, sizeof(c->detail),
+				 "runner exited with status %lld without writing a result%s%s",
+				 (long long)t->exit_status, tail && *tail ? ": " : "", tail ? tail : "");
+		goto out;
+	}
+	if (r < 0) {
+		snprintf(c->detail, sizeof(c->detail), "could not read the runner's health result: %s",
+			 strerror(-r));
+		goto out;
+	}
+	j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	ok = j ? json_object_get(j, "ok") : NULL;
+	detail = j ? json_object_get(j, "detail") : NULL;
+	if (!j || !json_is_object(j) || !json_is_boolean(ok)) {
+		snprintf(c->detail, sizeof(c->detail),
+			 "runner wrote an invalid health result: %s", !j ? jerr.text : "\"ok\" must be true or false");
+		goto out;
+	}
+	c->ok = json_is_true(ok);
+	hf_strlcpy(c->detail, json_is_string(detail) ? json_string_value(detail) : "", sizeof(c->detail));
+	for (char *p = c->detail; *p; p++)
+		if ((unsigned char)*p < 0x20)
+			*p = ' ';
+	result_text_sanitize(c->detail, strlen(c->detail));
+out:
+	json_decref(j);
+	free(text);
+	free(tail);
+}
+
+static void check_finish(struct task *t)
+{
+	struct executor *ex = t->ex;
+	struct executor_check c = {
+		.backend = t->backend,
+		.index = t->device_index,
+		.finished_at = t->finished_at ? t->finished_at : hf_wall_s(),
+	};
+
+	t->reported = true;
+	uv_timer_stop(&t->timer);
+	c.duration_s = c.finished_at - t->started_at;
+	check_outcome(t, &c);
+	if (c.ok)
+		log_info("health check of %s:%" PRIu32 " passed in %.1f s: %s", hf_backend_name(c.backend),
+			 c.index, c.duration_s, c.detail);
+	else
+		log_warn("health check of %s:%" PRIu32 " failed in %.1f s: %s", hf_backend_name(c.backend),
+			 c.index, c.duration_s, c.detail);
+	executor_check_cb cb = t->check_cb;
+	void *arg = t->check_arg;
+	task_close(t);
+	cb(ex, &c, arg);
+}
+
 static void task_maybe_finish(struct task *t)
 {
-	if (t->exited && t->out_eof && !t->reported)
-		task_finish(t);
+	if (t->exited && t->out_eof && !t->reported) {
+		if (t->check)
+			check_finish(t);
+		else
+			task_finish(t);
+	}
 }
 
 static void task_output_stop(struct task *t)
@@ -296,7 +401,7 @@ static void task_stop(struct task *t, Hf__TaskStatus status, const char *reason)
 static void task_timer_cb(uv_timer_t *h)
 {
 	struct task *t = h->data;
-	char reason[128];
+	char reason[128], what[64];
 
 	if (t->exited) {
 		/* Not started, or its output pipe outlived it. */
@@ -308,13 +413,11 @@ static void task_timer_cb(uv_timer_t *h)
 	case PHASE_RUNNING:
 		snprintf(reason, sizeof(reason), "runner did not finish within %lld s",
 			 (long long)((t->timeout_ms + 999) / 1000));
-		log_warn("task %" PRIu64 " attempt %" PRIu32 ": %s, stopping it", t->task_id,
-			 t->attempt, reason);
+		log_warn("%s: %s, stopping it", task_what(t, what, sizeof(what)), reason);
 		task_stop(t, HF__TASK_STATUS__STATUS_TIMEOUT, reason);
 		break;
 	case PHASE_TERMINATING:
-		log_warn("task %" PRIu64 " attempt %" PRIu32 " did not stop on SIGTERM, killing it",
-			 t->task_id, t->attempt);
+		log_warn("%s did not stop on SIGTERM, killing it", task_what(t, what, sizeof(what)));
 		task_signal(t, SIGKILL);
 		t->phase = PHASE_KILLED;
 		break;
@@ -494,6 +597,8 @@ static int task_build_env(const struct task *t, bool warm, char ***ret_env,
 	} while (0)
 	if (warm) {
 		ADD("HFLEET_CONTROL_FD=3");
+	} else if (t->check) {
+		ADD("HFLEET_RESULT_FILE=%s", t->result_path);
 	} else {
 		ADD("HFLEET_TASK_FILE=%s", t->task_path);
 		ADD("HFLEET_RESULT_FILE=%s", t->result_path);
@@ -511,6 +616,25 @@ out:
 	return 0;
 }
 
+/* argv (ex->argc words, room for 5 in all) grown to end in "--health
+ * --backend B --result FILE"; NULL (argv freed) when out of memory. */
+static char **realloc_argv_for_check(char **argv, size_t argc, const struct task *t)
+{
+	char **v = realloc(argv, (argc + 6) * sizeof(*v));
+
+	if (!v) {
+		free(argv);
+		return NULL;
+	}
+	v[argc] = "--health";
+	v[argc + 1] = "--backend";
+	v[argc + 2] = (char *)hf_backend_name(t->backend);
+	v[argc + 3] = "--result";
+	v[argc + 4] = t->result_path;
+	v[argc + 5] = NULL;
+	return v;
+}
+
 /* Spawns the runner; a negative errno (libuv's, as errno) on failure. */
 static int task_spawn(struct task *t)
 {
@@ -526,10 +650,16 @@ static int task_spawn(struct task *t)
 	if (!argv)
 		return -ENOMEM;
 	memcpy(argv, ex->argv, ex->argc * sizeof(*argv));
-	argv[ex->argc] = "--task";
-	argv[ex->argc + 1] = t->task_path;
-	argv[ex->argc + 2] = "--result";
-	argv[ex->argc + 3] = t->result_path;
+	if (t->check) {
+		argv = realloc_argv_for_check(argv, ex->argc, t);
+		if (!argv)
+			return -ENOMEM;
+	} else {
+		argv[ex->argc] = "--task";
+		argv[ex->argc + 1] = t->task_path;
+		argv[ex->argc + 2] = "--result";
+		argv[ex->argc + 3] = t->result_path;
+	}
 	r = task_build_env(t, false, &env, &first_owned);
 	if (r < 0)
 		goto out;
@@ -678,7 +808,9 @@ static void task_warm_end_cb(void *task, const struct warm_end *end, void *arg)
 /* The task could not be started: report it with reason, from the loop. */
 static void task_fail_start(struct task *t, const char *reason)
 {
-	log_error("task %" PRIu64 " attempt %" PRIu32 ": %s", t->task_id, t->attempt, reason);
+	char what[64];
+
+	log_error("%s: %s", task_what(t, what, sizeof(what)), reason);
 	task_force(t, HF__TASK_STATUS__STATUS_ERROR, reason);
 	t->exited = true;
 	t->finished_at = hf_wall_s();
@@ -787,6 +919,84 @@ int executor_start(struct executor *ex, const Hf__Assignment *a,
 	return 0;
 }
 
+/* ---- health checks ---- */
+
+static bool task_uses(const struct task *t, Hf__Backend backend, uint32_t index);
+
+bool executor_checking(const struct executor *ex, Hf__Backend backend, uint32_t index)
+{
+	for (const struct task *t = ex->checks; t; t = t->next)
+		if (task_uses(t, backend, index))
+			return true;
+	return false;
+}
+
+int executor_check_start(struct executor *ex, const struct hw_device *dev, Hf__Backend backend,
+			 uint32_t index, int64_t timeout_ms, executor_check_cb cb, void *arg)
+{
+	const struct hw_device *devs[1] = { dev };
+	char reason[512];
+	struct task *t;
+	int r;
+
+	if (ex->closing)
+		return -ESHUTDOWN;
+	if (executor_checking(ex, backend, index))
+		return -EBUSY;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->ex = ex;
+	t->check = true;
+	t->check_cb = cb;
+	t->check_arg = arg;
+	t->backend = backend;
+	t->kind = HF__TASK_KIND__KIND_BENCHMARK;
+	t->device_index = index;
+	t->devices[0] = index;
+	t->n_devices = 1;
+	t->timeout_ms = timeout_ms;
+	t->started_at = hf_wall_s();
+	if (path_join(&t->dir, "%s/health", ex->state_dir) < 0 ||
+	    path_join(&t->result_path, "%s/%s-%" PRIu32 ".json", t->dir, hf_backend_name(backend), index) < 0 ||
+	    tail_buf_init(&t->output, ex->output_limit) < 0 ||
+	    devenv_build(backend, t->devices, dev ? devs : NULL, 1, &t->devenv) < 0) {
+		tail_buf_fini(&t->output);
+		devenv_fini(&t->devenv);
+		free(t->dir);
+		free(t->result_path);
+		free(t);
+		return -ENOMEM;
+	}
+	uv_timer_init(ex->loop, &t->timer);
+	t->timer.data = t;
+	ex->n_alive++;
+	t->next = ex->checks;
+	if (ex->checks)
+		ex->checks->prev = t;
+	ex->checks = t;
+
+	r = hf_mkdir_p(t->dir, 0700);
+	if (r == 0 && unlink(t->result_path) < 0 && errno != ENOENT)
+		r = -errno;
+	if (r < 0) {
+		snprintf(reason, sizeof(reason), "could not prepare \"%s\": %s", t->result_path, strerror(-r));
+		task_fail_start(t, reason);
+		return 0;
+	}
+	r = task_spawn(t);
+	if (r < 0) {
+		snprintf(reason, sizeof(reason), "could not start runner \"%s\": %s", ex->argv[0],
+			 strerror(-r));
+		task_fail_start(t, reason);
+		return 0;
+	}
+	log_info("health check of %s:%" PRIu32 " started: pid %d, time limit %lld s", hf_backend_name(backend),
+		 index, task_pid(t), (long long)((timeout_ms + 999) / 1000));
+	uv_timer_start(&t->timer, task_timer_cb, (uint64_t)timeout_ms, 0);
+	return 0;
+}
+
 /* ---- control ---- */
 
 bool executor_stop(struct executor *ex, uint64_t task_id, uint32_t attempt,
@@ -841,6 +1051,13 @@ void executor_device_use(const struct executor *ex, Hf__Backend backend, uint32_
 			continue;
 		tasks++;
 		benchmarks += t->kind == HF__TASK_KIND__KIND_BENCHMARK;
+	}
+	/* A health check has the device to itself, like a benchmark. */
+	for (const struct task *t = ex->checks; t; t = t->next) {
+		if (!task_uses(t, backend, index))
+			continue;
+		tasks++;
+		benchmarks++;
 	}
 	*ret_tasks = tasks;
 	*ret_benchmarks = benchmarks;
@@ -1002,6 +1219,12 @@ void executor_close(struct executor *ex)
 		if (!t->exited)
 			log_warn("killing task %" PRIu64 " attempt %" PRIu32 " (%s): worker stops now",
 				 t->task_id, t->attempt, t->model_type);
+		task_signal(t, SIGKILL);
+		t->reported = true;
+		task_close(t);
+	}
+	while (ex->checks) {
+		struct task *t = ex->checks;
 		task_signal(t, SIGKILL);
 		t->reported = true;
 		task_close(t);

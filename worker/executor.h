@@ -74,6 +74,18 @@ struct executor_config {
 	int64_t warm_idle_timeout_ms; /* retire when idle this long; 0: never */
 };
 
+/* The outcome of a health check (executor_check_start). */
+struct executor_check {
+	Hf__Backend backend;
+	uint32_t index;
+	bool ok;
+	char detail[512];            /* the runner's, or why the check failed */
+	double duration_s;           /* wall-clock time the check took */
+	double finished_at;          /* unix seconds */
+};
+
+typedef void (*executor_check_cb)(struct executor *ex, const struct executor_check *check, void *arg);
+
 struct executor_ref {
 	uint64_t task_id;
 	uint32_t attempt;
@@ -95,6 +107,24 @@ int executor_new(uv_loop_t *loop, const struct executor_config *cfg, executor_do
  * devices, -ENOMEM, -ESHUTDOWN after executor_close. */
 int executor_start(struct executor *ex, const Hf__Assignment *a,
 		   const struct hw_device *const *devs, size_t n_devs);
+
+/* Starts a health check of one device: a fresh runner process
+ * "<runner argv> --health --backend B --result FILE" with the environment
+ * and device visibility a task of that device would get (dev may be NULL:
+ * only the index is known), its own process group, and time limit
+ * timeout_ms (then SIGTERM, SIGKILL after the grace; a check that did not
+ * finish failed).  FILE is <state_dir>/health/<backend>-<index>.json; the
+ * runner writes {"ok": bool, "detail": str, ...} there.  A check is not a
+ * task: it is not in executor_size or executor_list, but while it runs its
+ * device counts as running one benchmark (executor_device_use), so nothing
+ * else is admitted there.  cb runs exactly once, from the loop (never inside
+ * this call), unless the executor is closed first.  Returns 0, -EBUSY when
+ * the device is being checked already, -ENOMEM, -ESHUTDOWN. */
+int executor_check_start(struct executor *ex, const struct hw_device *dev, Hf__Backend backend,
+			 uint32_t index, int64_t timeout_ms, executor_check_cb cb, void *arg);
+
+/* Whether a health check of the device is running. */
+bool executor_checking(const struct executor *ex, Hf__Backend backend, uint32_t index);
 
 /* Stops one running attempt: SIGTERM, SIGKILL after the grace, and the
  * result gets status and reason (an attempt stopped earlier keeps its first

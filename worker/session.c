@@ -47,6 +47,18 @@ struct pending {
 	struct pending *next;
 };
 
+/* Health checking of one device of the inventory (same position). */
+struct dev_health {
+	int64_t last_check_ms;       /* monotonic: when the last check ended (or the count began) */
+	const char *due;             /* a check is wanted, for this trigger; NULL: none */
+	const char *trigger;         /* of the check running or being reported */
+	bool report_pending;         /* its outcome waits for the coordinator's Ack: device held */
+	bool report_sent;            /* ... and is in the HealthReport in flight */
+	bool ok;
+	char detail[512];
+	double duration_s, finished_at;
+};
+
 struct session {
 	uv_loop_t *loop;
 	struct session_config cfg;
@@ -60,6 +72,10 @@ struct session {
 	enum session_state state;
 	bool draining;
 	bool reg_inflight, poll_inflight, results_inflight, poll_again;
+	bool health_inflight;
+	bool health_unsupported;     /* the coordinator does not know HealthReport */
+	bool health_at_register;     /* check every device once registered */
+	struct dev_health health[HW_MAX_DEVICES];
 	bool reg_stale;              /* the Register in flight describes replaced hardware */
 
 	/* The last telemetry sample, reused until a heartbeat has passed. */
@@ -86,6 +102,8 @@ static void results_flush(struct session *s);
 static void session_check_drained(struct session *s);
 static void session_end(struct session *s, int exit_code);
 static void beat_timer_cb(uv_timer_t *h);
+static void health_run_due(struct session *s);
+static void health_flush(struct session *s);
 
 /* ---- helpers ---- */
 
@@ -279,8 +297,15 @@ static void session_registered(struct session *s, const Hf__RegisterReply *rr)
 	if (!uv_is_active((uv_handle_t *)&s->beat_timer))
 		uv_timer_start(&s->beat_timer, beat_timer_cb, (uint64_t)s->heartbeat_ms,
 			       (uint64_t)s->heartbeat_ms);
+	if (s->health_at_register && s->cfg.health_timeout_ms > 0) {
+		s->health_at_register = false;
+		for (size_t i = 0; i < s->cfg.inv->n_devices && i < HW_MAX_DEVICES; i++)
+			s->health[i].due = "register";
+	}
+	health_run_due(s); /* before the first poll, so those devices offer no slots */
 	poll_send(s);
 	results_flush(s);
+	health_flush(s);
 }
 
 static void register_reply_cb(int rv, nng_msg *reply, void *arg)
@@ -561,6 +586,15 @@ static void session_poll_reply(struct session *s, const Hf__PollReply *pr)
 		session_assign(s, pr->assignments[i]);
 	if (pr->n_assignments > 0)
 		results_flush(s); /* rejections */
+	for (size_t i = 0; i < pr->n_health_checks && s->cfg.health_timeout_ms > 0; i++) {
+		const Hf__HealthCheckRequest *hc = pr->health_checks[i];
+		for (size_t d = 0; d < s->cfg.inv->n_devices && d < HW_MAX_DEVICES; d++)
+			if (s->cfg.inv->devices[d].backend == hc->backend &&
+			    s->cfg.inv->devices[d].index == hc->index && !s->health[d].due)
+				s->health[d].due = "coordinator";
+	}
+	if (pr->n_health_checks > 0)
+		health_run_due(s);
 }
 
 static void poll_reply_cb(int rv, nng_msg *reply, void *arg)
@@ -641,7 +675,9 @@ static int poll_call(struct session *s)
 		hf__device_free__init(&df[i]);
 		df[i].backend = d->backend;
 		df[i].index = d->index;
-		df[i].free_slots = s->draining ? 0 : alloc_free_slots(d, &use);
+		df[i].free_slots = s->draining || (i < HW_MAX_DEVICES && s->health[i].report_pending)
+					   ? 0
+					   : alloc_free_slots(d, &use);
 		dfp[i] = &df[i];
 	}
 	session_telemetry_refresh(s);
@@ -785,6 +821,174 @@ static void results_flush(struct session *s)
 	log_debug("reporting %zu results (%zu bytes)", n, bytes);
 }
 
+/* ---- health checks ---- */
+
+/* After start or new hardware: check every device once registered, and
+ * count the periodic interval from now. */
+static void health_reset(struct session *s)
+{
+	int64_t now = hf_mono_ms();
+
+	s->health_at_register = s->cfg.health_on_register;
+	for (size_t i = 0; i < HW_MAX_DEVICES; i++)
+		s->health[i].last_check_ms = now;
+}
+
+static void health_check_done_cb(struct executor *ex, const struct executor_check *c, void *arg)
+{
+	struct session *s = arg;
+	const struct hw_inventory *inv = s->cfg.inv;
+
+	(void)ex;
+	for (size_t i = 0; i < inv->n_devices && i < HW_MAX_DEVICES; i++) {
+		struct dev_health *h = &s->health[i];
+		if (inv->devices[i].backend != c->backend || inv->devices[i].index != c->index)
+			continue;
+		h->last_check_ms = hf_mono_ms();
+		if (s->health_unsupported)
+			break;
+		h->report_pending = true;
+		h->report_sent = false;
+		h->ok = c->ok;
+		hf_strlcpy(h->detail, c->detail, sizeof(h->detail));
+		h->duration_s = c->duration_s;
+		h->finished_at = c->finished_at;
+		if (!h->trigger)
+			h->trigger = "coordinator";
+		break;
+	}
+	health_flush(s);
+	poll_send(s); /* the device may be free again (no report to wait for) */
+}
+
+/* Starts the checks that are due on idle devices. */
+static void health_run_due(struct session *s)
+{
+	const struct hw_inventory *inv = s->cfg.inv;
+	int64_t now = hf_mono_ms();
+
+	if (s->cfg.health_timeout_ms <= 0 || s->draining || s->state != SESSION_ACTIVE)
+		return;
+	for (size_t i = 0; i < inv->n_devices && i < HW_MAX_DEVICES; i++) {
+		const struct hw_device *d = &inv->devices[i];
+		struct dev_health *h = &s->health[i];
+		unsigned tasks, benchmarks;
+
+		if (!h->due && s->cfg.health_interval_ms > 0 &&
+		    now - h->last_check_ms >= s->cfg.health_interval_ms)
+			h->due = "periodic";
+		if (!h->due || h->report_pending || executor_checking(s->ex, d->backend, d->index))
+			continue;
+		executor_device_use(s->ex, d->backend, d->index, &tasks, &benchmarks);
+		if (tasks > 0)
+			continue; /* when it is idle */
+		int r = executor_check_start(s->ex, d, d->backend, d->index, s->cfg.health_timeout_ms,
+					     health_check_done_cb, s);
+		if (r < 0) {
+			log_warn("could not start a health check of %s:%u: %s; trying again later",
+				 hf_backend_name(d->backend), d->index, strerror(-r));
+			h->last_check_ms = now;
+			continue;
+		}
+		h->trigger = h->due;
+		h->due = NULL;
+	}
+}
+
+static void health_reply_cb(int rv, nng_msg *reply, void *arg)
+{
+	struct session *s = arg;
+	Hf__Envelope *env = NULL;
+	bool acked = false;
+
+	s->health_inflight = false;
+	rv = reply_unpack(rv, reply, &env);
+	if (s->state == SESSION_DONE)
+		goto out;
+	if (rv < 0) {
+		log_debug("could not report health checks to %s: %s; sending them again", s->cfg.url,
+			  call_error(rv));
+	} else if (env->body_case == HF__ENVELOPE__BODY_ACK) {
+		acked = true;
+	} else if (env->body_case == HF__ENVELOPE__BODY_ERROR &&
+		   env->error->code == HF__ERROR_CODE__ERR_BAD_REQUEST) {
+		log_warn("coordinator %s does not take health reports (%s): health checks are not reported",
+			 s->cfg.url, env->error->message);
+		s->health_unsupported = true;
+		acked = true; /* nothing more to wait for */
+	} else if (env->body_case == HF__ENVELOPE__BODY_ERROR &&
+		   env->error->code == HF__ERROR_CODE__ERR_NOT_REGISTERED) {
+		session_reregister(s);
+	} else {
+		log_warn("coordinator %s did not take the health checks: %s; sending them again", s->cfg.url,
+			 env->body_case == HF__ENVELOPE__BODY_ERROR ? env->error->message : "unexpected reply");
+	}
+	for (size_t i = 0; i < HW_MAX_DEVICES; i++) {
+		struct dev_health *h = &s->health[i];
+		if (!h->report_sent)
+			continue;
+		h->report_sent = false;
+		if (acked) {
+			h->report_pending = false;
+			h->trigger = NULL;
+		}
+	}
+	if (acked)
+		poll_send(s); /* those devices offer their slots again */
+out:
+	hf_env_free(env);
+}
+
+/* Sends the health check outcomes not yet acknowledged. */
+static void health_flush(struct session *s)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__HealthReport hr = HF__HEALTH_REPORT__INIT;
+	Hf__HealthResult res[HW_MAX_DEVICES], *ptrs[HW_MAX_DEVICES];
+	const struct hw_inventory *inv = s->cfg.inv;
+	size_t n = 0;
+	int r;
+
+	if (s->state != SESSION_ACTIVE || s->health_inflight)
+		return;
+	if (s->health_unsupported) {
+		for (size_t i = 0; i < HW_MAX_DEVICES; i++)
+			s->health[i].report_pending = false;
+		return;
+	}
+	for (size_t i = 0; i < inv->n_devices && i < HW_MAX_DEVICES; i++) {
+		struct dev_health *h = &s->health[i];
+		if (!h->report_pending)
+			continue;
+		hf__health_result__init(&res[n]);
+		res[n].backend = inv->devices[i].backend;
+		res[n].index = inv->devices[i].index;
+		res[n].ok = h->ok;
+		res[n].detail = h->detail;
+		res[n].duration_s = h->duration_s;
+		res[n].checked_at = h->finished_at;
+		res[n].trigger = (char *)(h->trigger ? h->trigger : "");
+		ptrs[n] = &res[n];
+		n++;
+	}
+	if (n == 0)
+		return;
+	hr.worker_id = (char *)s->cfg.worker_id;
+	hr.results = ptrs;
+	hr.n_results = n;
+	env.body_case = HF__ENVELOPE__BODY_HEALTH_REPORT;
+	env.health_report = &hr;
+	r = session_call(s, &env, health_reply_cb);
+	if (r < 0) {
+		log_warn("could not report health checks to %s: %s", s->cfg.url, strerror(-r));
+		return;
+	}
+	s->health_inflight = true;
+	for (size_t i = 0; i < inv->n_devices && i < HW_MAX_DEVICES; i++)
+		if (s->health[i].report_pending)
+			s->health[i].report_sent = true;
+}
+
 /* ---- executor and timers ---- */
 
 static void task_done_cb(struct executor *ex, Hf__TaskResult *result, void *arg)
@@ -794,6 +998,7 @@ static void task_done_cb(struct executor *ex, Hf__TaskResult *result, void *arg)
 	(void)ex;
 	pending_add(s, result, false);
 	results_flush(s);
+	health_run_due(s); /* a device waiting for a check may be idle now */
 	poll_send(s); /* a slot is free (or, draining, the coordinator learns it) */
 	session_check_drained(s);
 }
@@ -805,8 +1010,10 @@ static void beat_timer_cb(uv_timer_t *h)
 	for (struct pending *p = s->pending; p; p = p->next)
 		if (!p->spooled)
 			pending_spool(s, p);
+	health_run_due(s);
 	poll_send(s);
 	results_flush(s);
+	health_flush(s);
 }
 
 static void drain_timer_cb(uv_timer_t *h)
@@ -872,7 +1079,7 @@ static void finish_timer_cb(uv_timer_t *h)
 	 * context has an operation in flight (nng issue #1813, fixed in 1.8),
 	 * so the client is closed only once no call is outstanding.  Every
 	 * call ends by its timeout at the latest. */
-	if ((s->reg_inflight || s->poll_inflight || s->results_inflight) &&
+	if ((s->reg_inflight || s->poll_inflight || s->results_inflight || s->health_inflight) &&
 	    hf_mono_ms() < s->finish_deadline) {
 		uv_timer_start(&s->finish_timer, finish_timer_cb, 10, 0);
 		return;
@@ -927,6 +1134,10 @@ void session_inventory_set(struct session *s, const struct hw_inventory *inv)
 	s->cfg.inv = inv;
 	s->n_telemetry = 0;
 	s->telemetry_at = 0;
+	/* New hardware: what was known about the old devices' health is not
+	 * about these (a check in flight reports by backend and index). */
+	memset(s->health, 0, sizeof(s->health));
+	health_reset(s);
 	switch (s->state) {
 	case SESSION_REGISTERING:
 		/* A Register on its way describes the old hardware; a retry not
@@ -973,6 +1184,7 @@ int session_new(uv_loop_t *loop, const struct session_config *cfg, session_exit_
 	s->arg = arg;
 	s->heartbeat_ms = cfg->heartbeat_ms;
 	s->pending_tail = &s->pending;
+	health_reset(s);
 	s->rng = (uint64_t)getpid() * UINT64_C(0x9e3779b97f4a7c15) ^ (uint64_t)hf_mono_ms() ^
 		 (uint64_t)(hf_wall_s() * 1e6);
 	if (s->rng == 0)

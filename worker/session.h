@@ -27,6 +27,15 @@
  *    it from the spool and its task directory.  Unacknowledged results are
  *    sent again every heartbeat; a result the spool could not take (disk
  *    full) is kept in memory, sent anyway and written again every heartbeat.
+ *  - Health checks (when health_timeout_ms > 0): every device after the
+ *    first registration with its hardware (health_on_register), an idle
+ *    device every health_interval_ms, and a device the coordinator names
+ *    in a PollReply (a quarantined one).  A check waits until its device is
+ *    idle; while it runs, and until the coordinator acknowledged its
+ *    HealthReport, the device offers no free slots, so the coordinator
+ *    decides about a failed device before it can get work.  A coordinator
+ *    that answers ERR_BAD_REQUEST does not know health reports: they are
+ *    dropped from then on.
  *  - session_drain (first SIGTERM/SIGINT): Poll with draining set and no free
  *    slots; running tasks may finish for drain_timeout, then are stopped with
  *    status error; then results are flushed for up to SESSION_FLUSH_MS, and
@@ -72,6 +81,12 @@ struct session_config {
 	int64_t heartbeat_ms;      /* until the coordinator names one */
 	int64_t drain_timeout_ms;
 	struct executor_config exec;
+
+	/* Health checks ("<runner> --health" on one device, see executor.h):
+	 * none at all while health_timeout_ms is 0. */
+	int64_t health_timeout_ms;   /* a check that runs longer failed */
+	int64_t health_interval_ms;  /* check an idle device this often; 0: never */
+	bool health_on_register;     /* check every device after registering with new hardware */
 };
 
 /* exit_code: 0 after a drain or stop, 1 when the coordinator refused the

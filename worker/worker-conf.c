@@ -95,6 +95,13 @@ const struct hf_conf_setting worker_conf_settings[] = {
 	  "or with KiB MiB GiB TiB (0: no limit)"),
 	S("runner.warm_idle_timeout", HF_CONF_MS, warm_idle_timeout_ms, "10m", 0, MS_DAY, NULL,
 	  "a warm runner idle this long exits, freeing its device memory (0: never)"),
+	S("health.on_register", HF_CONF_BOOL, health_on_register, "true", 0, -1, NULL,
+	  "run a health check (\"<runner.command> --health --backend B --result FILE\") on every "
+	  "device after registering; a device that fails it starts quarantined"),
+	S("health.interval", HF_CONF_MS, health_interval_ms, "1h", 0, 30 * MS_DAY, NULL,
+	  "check an idle device this often (0: only at registration and when the coordinator asks)"),
+	S("health.timeout", HF_CONF_MS, health_timeout_ms, "2m", MS_SECOND, MS_HOUR, NULL,
+	  "a health check that runs longer is stopped and counts as failed"),
 	S("log.level", HF_CONF_STRING, log_level, "info", 0, -1, "HFLEET_LOG_LEVEL",
 	  "error, warn, info or debug"),
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL },

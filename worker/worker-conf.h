@@ -59,6 +59,9 @@ struct worker_conf {
 	int64_t warm_max_tasks;
 	char *warm_max_rss;
 	int64_t warm_idle_timeout_ms;
+	bool health_on_register;
+	int64_t health_interval_ms;
+	int64_t health_timeout_ms;
 	char *log_level;
 
 	/* Derived by worker_conf_load. */

@@ -19,6 +19,13 @@ Misbehaviour for the tests that need it, chosen per model type:
   --fatal MODEL      report an error result for a CUDA device-side assert; a
                      warm runner says fatal and exits 3 after it
   --sleep SECONDS    sleep this long in every task (to keep tasks in flight)
+  --broken-file PATH while PATH exists the "device" is broken: every task
+                     crashes (exit 3, an infrastructure error) and the health
+                     check fails; remove it to mend the device
+
+--health --backend B --result FILE is the health check: the same sum of
+squares over 100000 numbers, checked against its closed form, written as
+{"ok", "detail", "duration_s"}.
 """
 import argparse
 import json
@@ -45,6 +52,9 @@ def run_task(a, task_path, result_path):
     with open(task_path) as f:
         task = json.load(f)
     model = task['model_type']
+    if a.broken_file and os.path.exists(a.broken_file):
+        print('arith runner: the device is broken (%s exists)' % a.broken_file, file=sys.stderr)
+        raise Crash()
     if a.sleep:
         time.sleep(a.sleep)
     if model in a.crash:
@@ -84,6 +94,19 @@ def run_task(a, task_path, result_path):
     return task['task_id'], False
 
 
+def health(a):
+    t0 = time.perf_counter()
+    n = 100000
+    acc = sum(i * i for i in range(n))
+    ok = acc == (n - 1) * n * (2 * n - 1) // 6
+    detail = 'sum of squares of %d numbers on %s: %s' % (n, a.backend, 'correct' if ok else 'wrong')
+    if a.broken_file and os.path.exists(a.broken_file):
+        ok, detail = False, 'device marked broken by %s' % a.broken_file
+    write_result(a.result, {'ok': ok, 'detail': detail, 'duration_s': time.perf_counter() - t0})
+    print('arith runner: health check %s' % ('passed' if ok else 'failed: ' + detail))
+    return 0
+
+
 def serve(a):
     fd = int(os.environ['HFLEET_CONTROL_FD'])
     for line in sys.stdin:
@@ -117,8 +140,15 @@ def main():
     ap.add_argument('--fail', action='append', default=[])
     ap.add_argument('--fatal', action='append', default=[])
     ap.add_argument('--sleep', type=float, default=0.0)
+    ap.add_argument('--health', action='store_true')
+    ap.add_argument('--backend')
+    ap.add_argument('--broken-file')
     a = ap.parse_args()
 
+    if a.health:
+        if not a.backend or not a.result:
+            ap.error('--health needs --backend and --result')
+        return health(a)
     if a.probe:
         print(json.dumps({
             'python': {'version': sys.version.split()[0], 'executable': sys.executable},

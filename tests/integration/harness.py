@@ -129,7 +129,7 @@ class Daemon:
 class Cluster:
     """A private database, a coordinator, workers, and hfctl against them."""
 
-    def __init__(self, heartbeat='200ms', lease='3s'):
+    def __init__(self, heartbeat='200ms', lease='3s', coordinator_set=()):
         self.root = tempfile.mkdtemp(prefix='hfleet-it-')
         self.pg = PrivatePostgres(self.root)
         self.worker_url = 'tcp://127.0.0.1:%d' % free_port()
@@ -137,6 +137,7 @@ class Cluster:
         self.http_url = 'http://127.0.0.1:%d' % free_port()
         self.heartbeat = heartbeat
         self.lease = lease
+        self.coordinator_set = list(coordinator_set)
         self.coordinator = None
         self.workers = {}
         self.restarts = 0
@@ -146,7 +147,8 @@ class Cluster:
             COORDINATOR, '--database', self.pg.conninfo, '--worker-listen', self.worker_url,
             '--control-listen', self.control_url, '--http-listen', self.http_url,
             '--set', 'scheduler.heartbeat=' + self.heartbeat,
-            '--set', 'scheduler.lease_timeout=' + self.lease, '--log-level', 'info'], self.root).start()
+            '--set', 'scheduler.lease_timeout=' + self.lease, '--log-level', 'info']
+            + [a for kv in self.coordinator_set for a in ('--set', kv)], self.root).start()
         self.restarts += 1
         self.wait_for(lambda: self.hfctl('models', check=False).returncode == 0, 30,
                       'coordinator did not come up')

@@ -246,7 +246,8 @@ class MisbehavingRunnerTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.c = harness.Cluster()
+        # Retries are what this tests: no quarantine of the crashing device.
+        cls.c = harness.Cluster(coordinator_set=['scheduler.quarantine_after=0'])
         cls.c.start_coordinator()
         cls.c.start_worker('bad', slots=4, runner_args='--crash bert --garbage gpt2 --hang t5 --fail vit')
         cls.c.wait_for(lambda: len(cls.c.hfctl_json('workers')) == 1, 30, 'worker to register')
@@ -367,7 +368,8 @@ class WarmRunnerTest(unittest.TestCase):
         return job, n, {r[0]: (r[1], r[2], int(r[3]), float(r[5])) for r in rows}, d
 
     def test_warm_worker_stores_the_same_results_with_far_fewer_processes(self):
-        with harness.cluster() as c:
+        # The fatal errors are retried here, not a reason to quarantine.
+        with harness.cluster(coordinator_set=['scheduler.quarantine_after=0']) as c:
             c.start_coordinator()
             _, n, cold, _ = self.run_job(c, 'cold', ['--set', 'runner.warm=false'])
             warm_job, n_warm, warm, wd = self.run_job(c, 'warm', [])
@@ -432,6 +434,117 @@ class WeightLocalityTest(unittest.TestCase):
             workers = c.pg.psql("SELECT string_agg(DISTINCT r.worker_id, ',') FROM tasks t"
                                 " JOIN results r ON r.id = t.result_id WHERE t.job_id = %d" % job)
             self.assertEqual(workers, 'near')
+
+
+def device_state(c, wid):
+    """The cpu:0 device of worker wid as hfctl devices --json shows it, or None."""
+    for d in c.hfctl_json('devices')['devices']:
+        if d['worker_id'] == wid and d['backend'] == 'cpu' and d['index'] == 0:
+            return d
+    return None
+
+
+def health_checks(c, wid, ok):
+    return int(c.pg.psql("SELECT count(*) FROM device_health_checks WHERE worker_id = '%s' AND ok = %s"
+                         % (wid, 'true' if ok else 'false')))
+
+
+class DeviceHealthTest(unittest.TestCase):
+    """A device whose tasks keep crashing is quarantined: nothing more is
+    assigned to it, hfctl explain and devices say so, the quarantine
+    survives a coordinator restart, and a passing health check (asked for
+    by the coordinator) brings it back.  A device that fails its health
+    check at registration starts quarantined."""
+
+    def test_crashing_device_is_quarantined_until_its_health_check_passes(self):
+        with harness.cluster(coordinator_set=['scheduler.quarantine_after=3',
+                                              'scheduler.quarantine_recheck=1s']) as c:
+            broken = os.path.join(c.root, 'broken-h1')
+            c.start_coordinator()
+            c.start_worker('h1', slots=2, runner_args='--broken-file ' + broken)
+            # The check at registration passes: in service, and recorded.
+            c.wait_for(lambda: health_checks(c, 'h1', True) >= 1, 30, 'the registration health check')
+            check = c.pg.rows("SELECT backend, idx, trigger, detail FROM device_health_checks WHERE worker_id = 'h1'")[0]
+            self.assertEqual(check[:3], ['cpu', '0', 'register'])
+            self.assertIn('sum of squares', check[3])
+            self.assertEqual(device_state(c, 'h1')['state'], 'in-service')
+
+            # The device breaks: every task crashes (an infrastructure error).
+            open(broken, 'w').close()
+            job, n = submit(c, '--models', 'bert,gpt2,t5,vit,roberta,albert', '--max-retries', '10')
+            c.wait_for(lambda: device_state(c, 'h1')['state'] == 'quarantined', 60, 'the device to be quarantined')
+            d = device_state(c, 'h1')
+            self.assertIn('infrastructure failures in a row', d['state_reason'])
+            self.assertIn('exited with status 3', d['state_reason'])
+            self.assertGreaterEqual(d['infra_failures'], 3)
+            self.assertIn('quarantined devices:', c.hfctl('devices').stdout)
+            # /metrics is rendered from time to time, not per request.
+            c.wait_for(lambda: 'hfleet_device_quarantined{worker="h1",backend="cpu",index="0"} 1' in
+                       urllib.request.urlopen(c.http_url + '/metrics', timeout=10).read().decode(),
+                       30, '/metrics to show the quarantine')
+            crashes = int(c.pg.psql("SELECT count(*) FROM results r JOIN tasks t ON t.id = r.task_id"
+                                    " WHERE t.job_id = %d AND r.status = 'error'" % job))
+            self.assertGreaterEqual(crashes, 3)
+            self.assertEqual(c.pg.psql("SELECT count(*) FROM device_quarantine WHERE worker_id = 'h1'"), '1')
+
+            # The rechecks the coordinator asks for fail while it is broken.
+            c.wait_for(lambda: health_checks(c, 'h1', False) >= 1, 30, 'a failed recheck')
+            self.assertEqual(c.pg.psql("SELECT DISTINCT trigger FROM device_health_checks WHERE worker_id = 'h1' AND NOT ok"),
+                             'coordinator')
+
+            # A queued task explains that its only device is quarantined.
+            # (once its retry backoff is over).
+            task = int(c.pg.psql("SELECT min(id) FROM tasks WHERE job_id = %d AND state = 'queued'" % job))
+            c.wait_for(lambda: 'out of service (1 quarantined' in c.hfctl('explain', str(task)).stdout, 30,
+                       'explain to name the quarantine')
+            self.assertIn('h1/cpu:0: quarantined (', c.hfctl('explain', str(task)).stdout)
+
+            # The quarantine is in the database: a restarted coordinator
+            # knows it before the worker comes back.
+            c.coordinator.kill(signal.SIGKILL)
+            c.coordinator.proc.wait()
+            c.start_coordinator()
+            self.assertIn('0 drains, 1 quarantined devices', c.coordinator.log())
+            c.wait_for(lambda: device_state(c, 'h1')['state'] == 'quarantined', 30,
+                       'the worker to come back, quarantined')
+            c.wait_for(lambda: 'h1/cpu:0: quarantined (' in c.hfctl('explain', str(task)).stdout, 30,
+                       'explain to name the quarantine after the restart')
+
+            # Mended: the next check the coordinator asks for passes, the
+            # device is back and the job finishes there.
+            os.unlink(broken)
+            wait_job(c, job, timeout=120)
+            assert_exactly_once(self, c, job, n)
+            self.assertEqual(c.pg.psql("SELECT count(*) FROM tasks WHERE job_id = %d AND state <> 'passed'" % job), '0')
+            self.assertEqual(device_state(c, 'h1')['state'], 'in-service')
+            self.assertEqual(c.pg.psql("SELECT count(*) FROM device_quarantine"), '0')
+            self.assertIn('passed its health check', c.coordinator.log())
+
+    def test_device_failing_its_first_check_starts_quarantined(self):
+        with harness.cluster(coordinator_set=['scheduler.quarantine_recheck=1s']) as c:
+            broken = os.path.join(c.root, 'broken-h2')
+            open(broken, 'w').close()
+            c.start_coordinator()
+            c.start_worker('h2', slots=2, runner_args='--broken-file ' + broken)
+            c.wait_for(lambda: health_checks(c, 'h2', False) >= 1, 30, 'the registration health check')
+            self.assertEqual(c.pg.psql("SELECT trigger FROM device_health_checks WHERE worker_id = 'h2' ORDER BY id LIMIT 1"),
+                             'register')
+            d = device_state(c, 'h2')
+            self.assertEqual(d['state'], 'quarantined')
+            self.assertIn('health check failed: device marked broken', d['state_reason'])
+            # Nothing ran on it: the task waits, saying why.
+            job, n = submit(c, '--models', 'bert')
+            task = int(c.pg.psql('SELECT id FROM tasks WHERE job_id = %d' % job))
+            time.sleep(1.0)
+            self.assertEqual(c.pg.psql('SELECT count(*) FROM attempts WHERE task_id = %d' % task), '0')
+            ex = c.hfctl('explain', str(task)).stdout
+            self.assertIn('out of service (1 quarantined, 0 drained)', ex)
+            self.assertIn('health check failed', ex)
+            # Mended: back in service, and the task runs.
+            os.unlink(broken)
+            wait_job(c, job, timeout=60)
+            self.assertEqual(c.pg.psql('SELECT state FROM tasks WHERE id = %d' % task), 'passed')
+            self.assertEqual(device_state(c, 'h2')['state'], 'in-service')
 
 
 if __name__ == '__main__':
