@@ -3,6 +3,7 @@
 
   python3 worker/runners/hfleet_runner.py --task TASK_JSON_PATH --result RESULT_JSON_PATH
   python3 worker/runners/hfleet_runner.py --probe
+  python3 worker/runners/hfleet_runner.py --health --backend BACKEND --result RESULT_JSON_PATH
   HFLEET_CONTROL_FD=3 python3 worker/runners/hfleet_runner.py --serve
 
 One-shot: the runner reads the task JSON, tests or benchmarks the model
@@ -202,7 +203,19 @@ def main(argv=None) -> int:
     ap.add_argument("--serve", action="store_true",
                     help="serve tasks named on stdin, one JSON line each, answering on the descriptor "
                          "HFLEET_CONTROL_FD names (a warm runner; see README.md)")
+    ap.add_argument("--health", action="store_true",
+                    help="run a small real computation on the device of --backend and write "
+                         "{\"ok\", \"detail\", \"duration_s\"} to --result (see hfleet_health.py)")
+    ap.add_argument("--backend", help="with --health: cpu, cuda, rocm, mps, openvino or qnn")
     args = ap.parse_args(argv)
+
+    if args.health:
+        if args.task or args.probe or args.serve:
+            ap.error("--health takes no --task, --probe or --serve")
+        if not args.backend or not args.result:
+            ap.error("--health needs --backend and --result")
+        import hfleet_health
+        return hfleet_health.main(args.backend, args.result)
 
     if args.serve:
         if args.task or args.result or args.probe:
