@@ -133,6 +133,30 @@ static void finish(struct executor *ex)
 	ck_assert_int_eq(uv_loop_close(&loop), 0);
 }
 
+/* Health checks (executor_check_start). */
+static struct executor_check checks[4];
+static int n_checks;
+
+static void check_cb(struct executor *ex, const struct executor_check *c, void *arg)
+{
+	(void)ex;
+	(void)arg;
+	ck_assert_int_lt(n_checks, 4);
+	checks[n_checks++] = *c;
+	uv_stop(&loop);
+}
+
+static void wait_check(void)
+{
+	uv_timer_init(&loop, &guard);
+	uv_timer_start(&guard, guard_cb, GUARD_MS, 0);
+	uv_unref((uv_handle_t *)&guard);
+	if (n_checks == 0)
+		uv_run(&loop, UV_RUN_DEFAULT);
+	uv_close((uv_handle_t *)&guard, NULL);
+	ck_assert_int_eq(n_checks, 1);
+}
+
 static bool process_dead(pid_t pid)
 {
 	return process_dead_within(pid, 100);
@@ -520,6 +544,86 @@ START_TEST(test_task_directories_are_removed_on_request)
 }
 END_TEST
 
+START_TEST(test_health_check_runs_in_the_devices_environment_and_reports_its_verdict)
+{
+	/* "$@" is --health --backend cuda --result FILE. */
+	write_script("echo \"$1 $2 $3 $4\" > \"$DIR/args\"\n"
+		     "printf '{\"ok\": true, \"detail\": \"matmul on %s ok\", \"duration_s\": 0.1}' "
+		     "\"$CUDA_VISIBLE_DEVICES\" > \"$5\"");
+	setenv("CUDA_VISIBLE_DEVICES", "0,1", 1);
+	struct executor *ex = make_executor(script, 1000, 65536);
+	struct hw_device g = gpu(1, "GPU-4c2a7f1e-9b3d-5e8a-a1c6-0f2d3b4e5a6c");
+	unsigned tasks, benchmarks;
+
+	n_checks = 0;
+	ck_assert_int_eq(executor_check_start(ex, &g, HF__BACKEND__BACKEND_CUDA, 1, 10000, check_cb, NULL), 0);
+	ck_assert(executor_checking(ex, HF__BACKEND__BACKEND_CUDA, 1));
+	ck_assert(!executor_checking(ex, HF__BACKEND__BACKEND_CUDA, 0));
+	/* A second check of the same device is refused; the device is held. */
+	ck_assert_int_eq(executor_check_start(ex, &g, HF__BACKEND__BACKEND_CUDA, 1, 10000, check_cb, NULL),
+			 -EBUSY);
+	executor_device_use(ex, HF__BACKEND__BACKEND_CUDA, 1, &tasks, &benchmarks);
+	ck_assert_uint_eq(tasks, 1);
+	ck_assert_uint_eq(benchmarks, 1);
+	/* It is not a task. */
+	ck_assert_uint_eq(executor_size(ex), 0);
+	wait_check();
+	ck_assert(checks[0].ok);
+	ck_assert_int_eq(checks[0].backend, HF__BACKEND__BACKEND_CUDA);
+	ck_assert_uint_eq(checks[0].index, 1);
+	ck_assert_str_eq(checks[0].detail, "matmul on GPU-4c2a7f1e-9b3d-5e8a-a1c6-0f2d3b4e5a6c ok");
+	ck_assert(!executor_checking(ex, HF__BACKEND__BACKEND_CUDA, 1));
+	char *args = NULL;
+	size_t len;
+	char path[160];
+	snprintf(path, sizeof(path), "%s/args", state_dir);
+	ck_assert_int_eq(hf_read_file(path, 4096, &args, &len), 0);
+	ck_assert_str_eq(args, "--health --backend cuda --result\n");
+	free(args);
+	unsetenv("CUDA_VISIBLE_DEVICES");
+	finish(ex);
+}
+END_TEST
+
+START_TEST(test_health_check_that_crashes_hangs_or_lies_fails)
+{
+	struct executor *ex;
+
+	/* Exits without a result: failed, with its last line of output. */
+	write_script("echo 'starting'\necho 'RuntimeError: CUDA error: no device' >&2\nexit 3");
+	ex = make_executor(script, 300, 65536);
+	n_checks = 0;
+	ck_assert_int_eq(executor_check_start(ex, NULL, HF__BACKEND__BACKEND_CPU, 0, 10000, check_cb, NULL), 0);
+	wait_check();
+	ck_assert(!checks[0].ok);
+	ck_assert_str_eq(checks[0].detail,
+			 "runner exited with status 3 without writing a result: RuntimeError: CUDA error: no device");
+	finish(ex);
+
+	/* Hangs: stopped at the time limit, failed. */
+	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	write_script("trap '' TERM\nsleep 100");
+	ex = make_executor(script, 200, 65536);
+	n_checks = 0;
+	ck_assert_int_eq(executor_check_start(ex, NULL, HF__BACKEND__BACKEND_CPU, 0, 500, check_cb, NULL), 0);
+	wait_check();
+	ck_assert(!checks[0].ok);
+	ck_assert_str_eq(checks[0].detail, "runner did not finish within 1 s");
+	finish(ex);
+
+	/* Writes something that is not a verdict. */
+	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	write_script("printf '{\"ok\": \"yes\"}' > \"$5\"");
+	ex = make_executor(script, 200, 65536);
+	n_checks = 0;
+	ck_assert_int_eq(executor_check_start(ex, NULL, HF__BACKEND__BACKEND_CPU, 0, 10000, check_cb, NULL), 0);
+	wait_check();
+	ck_assert(!checks[0].ok);
+	ck_assert_str_eq(checks[0].detail, "runner wrote an invalid health result: \"ok\" must be true or false");
+	finish(ex);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("worker_executor");
@@ -542,6 +646,8 @@ int main(void)
 	tcase_add_test(tc, test_same_attempt_twice_is_refused);
 	tcase_add_test(tc, test_close_kills_running_process_groups);
 	tcase_add_test(tc, test_task_directories_are_removed_on_request);
+	tcase_add_test(tc, test_health_check_runs_in_the_devices_environment_and_reports_its_verdict);
+	tcase_add_test(tc, test_health_check_that_crashes_hangs_or_lies_fails);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
