@@ -549,7 +549,7 @@ static void health_checks_add(struct worker_req *w, struct coord_worker *cw, int
 		hc->backend = d->backend;
 		hc->index = d->index;
 		w->check_ptrs[w->n_checks++] = hc;
-		log_info("asking worker \"%s\" to check quarantined device %s:%" PRIu32 " again", cw->id,
+		log_debug("asking worker \"%s\" to check quarantined device %s:%" PRIu32 " again", cw->id,
 			 hf_backend_name(d->backend), d->index);
 	}
 }
