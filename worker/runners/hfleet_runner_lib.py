@@ -35,7 +35,7 @@ STATUSES = ("passed", "failed", "error", "skipped")
 WEIGHTS = ("pretrained", "random-init", None)
 KINDS = ("test", "benchmark")
 BACKENDS = ("cpu", "cuda", "rocm", "mps", "openvino", "qnn")
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 FAMILIES = (
     "encoder-only", "decoder-only", "encoder-decoder", "vision", "vision-text",
     "speech", "multimodal", "diffusion", "mixture-of-experts", "state-space", "rag",
@@ -186,9 +186,12 @@ def backend_precheck(backend: str):
 
 
 def precision_skip_reason(backend: str, precision: str):
-    """fp16 on cpu is not attempted (slow or unsupported kernels)."""
+    """fp16 on cpu is not attempted (slow or unsupported kernels); int8 runs on cpu only."""
     if backend == "cpu" and precision == "fp16":
         return "precision fp16 is not run on backend cpu by this runner version (use fp32 or bf16)"
+    if precision == "int8" and backend != "cpu":
+        return (f"precision int8 on {backend} needs a weight-quantization library (torchao or bitsandbytes); "
+                f"this runner version runs PyTorch's own dynamic int8 quantization, whose kernels are CPU-only")
     return None
 
 
@@ -743,14 +746,21 @@ class PlanError(ValueError):
 
 
 def plan_inputs(facts: dict, params: dict, modality: str, batch_size: int, seq_len: int,
-                accepts_kwargs: bool = False) -> list:
+                accepts_kwargs: bool = False, provided=()) -> list:
     """Decide which forward() inputs to build, with shapes.
 
     A non-required input is built when the modality calls for it; a required
     one is built whenever we know how.  Raises PlanError for a required
-    input we cannot build.
+    input we cannot build.  `provided` names inputs a model recipe builds
+    (hfleet_recipes.py): they are left out of the plan, and a plan that is
+    empty because of them is not an error.
     """
+    provided = set(provided)
+    if provided:
+        params = {k: v for k, v in params.items() if k not in provided}
     plan = _plan_inputs(facts, params, modality, batch_size, seq_len)
+    if provided:
+        return plan
     if not any(s["fill"] != "value" for s in plan):
         # The modality names nothing this forward() takes (e.g. a vision tower
         # registered as 'text'): fall back to what the signature offers.
@@ -965,6 +975,28 @@ def walk_outputs(obj, is_tensor, prefix: str = "", _depth: int = 0):
             yield from walk_outputs(v, is_tensor, name, _depth + 1)
 
 
+MASKED_OUTPUT = re.compile(r"(logits|class|scores)", re.I)
+MASKED_POINTS = re.compile(r"(reference_points|anchors)", re.I)
+
+
+def masked_logits(entry) -> bool:
+    """An output whose infinities are masks by design, next to finite values.
+
+    Detection heads (grounding-dino, omdet) fill the logits of padding text
+    tokens and invalid proposals with -inf on purpose, so that softmax gives
+    them zero, and mark invalid anchors / reference points with inf (the
+    inverse sigmoid of 0 or 1).  NaN, +inf in logits, infinities in any
+    other output, or an output with no finite value still fail.
+    """
+    kinds = entry.get("non_finite_kinds") or []
+    if not kinds or "nan" in kinds or not entry.get("some_finite"):
+        return False
+    name = entry.get("name", "")
+    if MASKED_POINTS.search(name):
+        return True
+    return kinds == ["-inf"] and bool(MASKED_OUTPUT.search(name))
+
+
 def check_outputs(entries, batch_size: int):
     """entries: list of dicts {"name", "shape": [..], "is_float": bool, "finite": bool|None}.
 
@@ -976,7 +1008,7 @@ def check_outputs(entries, batch_size: int):
         shapes[e["name"]] = list(e["shape"])
     if not entries:
         return False, ["the model returned no tensor output"], shapes, False
-    bad = [e for e in entries if e.get("is_float") and e.get("finite") is False]
+    bad = [e for e in entries if e.get("is_float") and e.get("finite") is False and not masked_logits(e)]
     finite = not bad
     if bad:
         def what(e):

@@ -14,10 +14,12 @@ import importlib
 import json
 import os
 import platform
+import re
 import sys
 import time
 import traceback
 
+import hfleet_recipes as recipes
 import hfleet_runner_lib as lib
 
 
@@ -156,7 +158,23 @@ def resolve_dtype(torch, device, precision: str):
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
             raise Skip(f"precision bf16 not supported on {torch.cuda.get_device_name(0)}")
         return torch.bfloat16
+    if precision == "int8":
+        return torch.float32   # Linear weights are quantized after the build (precision_skip_reason: cpu only)
     raise Skip(f"precision {precision} not supported by this runner version")
+
+
+def quantize_int8(torch, model, device):
+    """PyTorch's dynamic int8 quantization: nn.Linear weights stored as int8,
+    activations quantized on the fly (CPU kernels: fbgemm / qnnpack)."""
+    try:
+        from torch.ao.quantization import quantize_dynamic
+    except ImportError as exc:
+        raise Skip(f"precision int8: torch.ao.quantization is not available in torch {torch.__version__}: {exc}")
+    q = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    n = sum(1 for m in q.modules() if "quantized" in type(m).__module__)
+    if n == 0:
+        raise Skip("precision int8: the model has no nn.Linear layer that dynamic quantization can convert")
+    return q
 
 
 def synchronize(torch, device) -> None:
@@ -236,8 +254,18 @@ GENERIC_AUTO_CLASSES = [
 ]
 
 
-def auto_classes(transformers, task_name):
-    names = ["AutoModel"] + TASK_AUTO_CLASSES.get(task_name or "", []) + GENERIC_AUTO_CLASSES
+# Tasks whose benchmark builds the task's generating class first (so that
+# the forward pass includes the LM head, and generation can be timed).
+GENERATIVE_TASKS = ("text-generation", "text2text-generation", "translation", "summarization",
+                    "image-to-text", "image-text-to-text", "automatic-speech-recognition")
+
+
+def auto_classes(transformers, task_name, head_first=False):
+    task_classes = TASK_AUTO_CLASSES.get(task_name or "", [])
+    if head_first and task_name in GENERATIVE_TASKS:
+        names = task_classes + ["AutoModel"] + GENERIC_AUTO_CLASSES
+    else:
+        names = ["AutoModel"] + task_classes + GENERIC_AUTO_CLASSES
     seen, out = set(), []
     for n in names:
         cls = getattr(transformers, n, None) if n not in seen else None
@@ -266,15 +294,23 @@ def _mapped_class(auto_cls, config):
     return target
 
 
-def build_from_config(transformers, config, task_name, meta=False, torch=None):
-    """Instantiate a random-init model; AutoModel first, then task auto classes."""
+def build_from_config(transformers, config, task_name, meta=False, torch=None, head_first=False):
+    """Instantiate a random-init model; AutoModel first, then task auto classes.
+
+    A model recipe can name the class instead (musicgen: AutoModel builds
+    only its decoder)."""
     import contextlib
 
     def place():
         return torch.device("meta") if meta else contextlib.nullcontext()
 
+    recipe = recipes.get(getattr(config, "model_type", None))
+    if recipe is not None and recipe.model_class:
+        with place():
+            return getattr(transformers, recipe.model_class)._from_config(config)
+
     last = None
-    for cls in auto_classes(transformers, task_name):
+    for cls in auto_classes(transformers, task_name, head_first):
         try:
             with place():
                 return cls.from_config(config)
@@ -293,13 +329,21 @@ def build_from_config(transformers, config, task_name, meta=False, torch=None):
                 last = exc
                 continue
             raise
+    # No auto class knows it (a model type newer than its auto mappings):
+    # the model class named after the config class.
+    stem = type(config).__name__[:-len("Config")] if type(config).__name__.endswith("Config") else None
+    for suffix in ("Model", "ForConditionalGeneration", "ForCausalLM"):
+        cls = getattr(transformers, stem + suffix, None) if stem else None
+        if cls is not None:
+            with place():
+                return cls._from_config(config)
     raise Unsupported(f"no transformers auto class maps config {type(config).__name__}"
                       + (f" ({lib.one_line(last, 200)})" if last else ""))
 
 
-def load_pretrained(transformers, torch, hf_id, task_name, dtype):
+def load_pretrained(transformers, torch, hf_id, task_name, dtype, head_first=False):
     last = None
-    for cls in auto_classes(transformers, task_name):
+    for cls in auto_classes(transformers, task_name, head_first):
         try:
             try:
                 return cls.from_pretrained(hf_id, local_files_only=True, dtype=dtype)
@@ -338,15 +382,37 @@ COMPOSITES = {
     "speech-encoder-decoder": ("SpeechEncoderDecoderConfig", "from_encoder_decoder_configs", "wav2vec2", "bert"),
     "vision-text-dual-encoder": ("VisionTextDualEncoderConfig", "from_vision_text_configs", "vit", "bert"),
 }
+# Composite configs built from keyword sub-configs (their default config is
+# empty): {model_type: {keyword: sub-model type, or a config class name}}.
+KWARG_COMPOSITES = {
+    "musicgen": {"text_encoder": "t5", "audio_encoder": "encodec", "decoder": "MusicgenDecoderConfig"},
+    "musicgen_melody": {"text_encoder": "t5", "audio_encoder": "encodec", "decoder": "MusicgenMelodyDecoderConfig"},
+}
+COMPOSITES["nougat"] = ("VisionEncoderDecoderConfig", "from_encoder_decoder_configs", "donut-swin", "mbart")
 UNSUPPORTED_TYPES = {
     "rag": "rag models need a retriever and document index; not supported by this runner version",
 }
 
 
+UNKNOWN_KWARGS = re.compile(r"Found unknown kwargs=\{(.*)\}")
+
+
 def _config_from_dict(config_cls, d):
     d = dict(d)
     d.pop("transformers_version", None)
-    return config_cls.from_dict(d)
+    try:
+        return config_cls.from_dict(d)
+    except ValueError as exc:
+        # Plain sub-config classes (dbrx's attn_config) refuse the generic
+        # keys that to_dict() wrote into them: drop those and build again.
+        m = UNKNOWN_KWARGS.search(str(exc))
+        if not m:
+            raise
+        unknown = set(re.findall(r"'(\w+)':", m.group(1)))
+        for k, v in d.items():
+            if isinstance(v, dict):
+                d[k] = {kk: vv for kk, vv in v.items() if kk not in unknown}
+        return config_cls.from_dict(d)
 
 
 def shrunk_config(transformers, config, seq_len):
@@ -361,6 +427,7 @@ def default_and_shrunk_configs(transformers, model_type, seq_len):
         raise Unsupported(UNSUPPORTED_TYPES[model_type])
     if model_type not in CONFIG_MAPPING:
         raise Unsupported(f"model_type {model_type!r} is not known to transformers {transformers.__version__}")
+    recipe = recipes.get(model_type)
     if model_type in COMPOSITES:
         cfg_name, factory, a, b = COMPOSITES[model_type]
         cfg_cls = getattr(transformers, cfg_name)
@@ -368,13 +435,35 @@ def default_and_shrunk_configs(transformers, model_type, seq_len):
         default = getattr(cfg_cls, factory)(ca, cb)
         sa, ch_a = shrunk_config(transformers, ca, seq_len)
         sb, ch_b = shrunk_config(transformers, cb, seq_len)
-        return default, getattr(cfg_cls, factory)(sa, sb), ch_a + ch_b, None
-    default = AutoConfig.for_model(model_type)
-    try:
-        shrunk, changes = shrunk_config(transformers, default, seq_len)
-    except Exception as exc:  # noqa: BLE001 - fall back to the default config
-        return default, None, [], exc
-    return default, shrunk, changes, None
+        shrunk, changes, exc = getattr(cfg_cls, factory)(sa, sb), ch_a + ch_b, None
+    elif model_type in KWARG_COMPOSITES:
+        cfg_cls = CONFIG_MAPPING[model_type]
+        subs = {k: getattr(transformers, t)() if t[0].isupper() else AutoConfig.for_model(t)
+                for k, t in KWARG_COMPOSITES[model_type].items()}
+        default = cfg_cls(**{k: c.to_dict() for k, c in subs.items()})
+        small, changes = {}, []
+        for k, c in subs.items():
+            sc, ch = shrunk_config(transformers, c, seq_len)
+            small[k] = sc.to_dict()
+            changes += [f"{k}.{x}" for x in ch]
+        shrunk, exc = cfg_cls(**small), None
+    else:
+        default = AutoConfig.for_model(model_type)
+        try:
+            shrunk, changes = shrunk_config(transformers, default, seq_len)
+            exc = None
+        except Exception as e:  # noqa: BLE001 - fall back to the default config
+            shrunk, changes, exc = None, [], e
+    if recipe is not None and recipe.prefer_default:
+        shrunk, exc = None, None
+        changes = [recipe.note or "the shrunk config does not fit this architecture: the default config is used"]
+    if recipe is not None and recipe.fix_config is not None:
+        for cfg, is_shrunk in ((default, False), (shrunk, True)):
+            if cfg is not None:
+                notes = recipe.fix_config(cfg, is_shrunk) or []
+                if is_shrunk:
+                    changes = changes + notes
+    return default, shrunk, changes, exc
 
 
 # --------------------------------------------------------------------------
@@ -605,6 +694,107 @@ def fit_tokens(torch, model, inputs, config, tok_names, tower_input, method):
     return f"inserted {per} placeholder tokens (id {tok}) per sample for {tower_input}"
 
 
+# "Image features and image tokens do not match: tokens: 0, features 1176"
+# and its older spellings: the model says how many placeholders it needs.
+MISMATCH = re.compile(r"(image|video|audio) features and \1 tokens do not match[^0-9]*tokens:?\s*(\d+),?\s*"
+                      r"features:?\s*(\d+)", re.I)
+MISMATCH_TOKENS = {"image": ("image_token_id", "image_token_index"),
+                   "video": ("video_token_id", "video_token_index"),
+                   "audio": ("audio_token_id", "audio_token_index")}
+
+
+def forward_fitting_placeholders(torch, model, inputs, tries=3):
+    """model(**inputs); when the model reports that its image/video/audio
+    placeholder tokens do not match the features (llava-style models whose
+    feature count depends on tiling or packing), put the count it names in
+    input_ids and run again.  inputs is updated in place."""
+    for attempt in range(tries):
+        try:
+            return model(**inputs)
+        except ValueError as exc:
+            m = MISMATCH.search(str(exc))
+            ids = inputs.get("input_ids")
+            if not m or attempt == tries - 1 or not isinstance(ids, torch.Tensor):
+                raise
+            kind, have, need = m.group(1).lower(), int(m.group(2)), int(m.group(3))
+            tok = None
+            for c in (model.config, getattr(model.config, "text_config", None)):
+                for n in MISMATCH_TOKENS[kind]:
+                    v = getattr(c, n, None) if c is not None else None
+                    if isinstance(v, int) and v >= 0 and tok is None:
+                        tok = v
+            b = ids.shape[0]
+            if tok is None or need % b:
+                raise
+            keep = ids[ids != tok].view(b, -1) if have % b == 0 else ids
+            head = torch.full((b, need // b), tok, dtype=ids.dtype, device=ids.device)
+            inputs["input_ids"] = torch.cat([head, keep], dim=1)
+            am = inputs.get("attention_mask")
+            if isinstance(am, torch.Tensor) and am.dim() == 2:
+                inputs["attention_mask"] = torch.ones_like(inputs["input_ids"], dtype=am.dtype)
+            log(f"the model asked for {need} {kind} placeholder tokens (had {have}); running again with them")
+
+
+GEN_NEW_TOKENS = 32
+GEN_REPEATS = 3
+GEN_DROP = ("use_cache", "return_dict", "decoder_input_ids", "decoder_attention_mask", "labels")
+
+
+def measure_generation(torch, model, inputs, device, batch, deadline):
+    """Time to first token and tokens/s of greedy generation, or a reason (str) why not.
+
+    TTFT is the time of generate(max_new_tokens=1) (prefill and one token);
+    the full run makes exactly GEN_NEW_TOKENS tokens (min = max, so random
+    weights cannot stop early at an end-of-sequence token).  Decode tokens/s
+    counts the tokens after the first over the time after the first.  Each
+    is the median of GEN_REPEATS runs, timed between device synchronisations.
+    """
+    can = getattr(model, "can_generate", None)
+    try:
+        if can is None or not can():
+            return f"{type(model).__name__} does not generate"
+    except Exception as exc:  # noqa: BLE001
+        return f"can_generate() failed: {lib.exception_reason(exc)}"
+    kw = {k: v for k, v in inputs.items() if k not in GEN_DROP}
+    if "input_ids" not in kw and "input_features" not in kw and "pixel_values" not in kw:
+        return "no prompt input to generate from"
+    gc_ = getattr(model, "generation_config", None)
+    if gc_ is not None and getattr(gc_, "pad_token_id", None) is None:
+        eos = getattr(gc_, "eos_token_id", None)
+        gc_.pad_token_id = (eos[0] if isinstance(eos, (list, tuple)) and eos else eos) or 0
+
+    def run(n):
+        synchronize(torch, device)
+        t = time.perf_counter()
+        out = model.generate(**kw, max_new_tokens=n, min_new_tokens=n, do_sample=False)
+        synchronize(torch, device)
+        return time.perf_counter() - t, out
+
+    try:
+        run(2)   # warm-up: kernels, caches
+        first = []
+        full = []
+        out = None
+        for _ in range(GEN_REPEATS):
+            if first and time.perf_counter() > deadline:
+                break
+            first.append(run(1)[0])
+            dt, out = run(GEN_NEW_TOKENS)
+            full.append(dt)
+    except Exception as exc:  # noqa: BLE001 - the forward pass passed; generation is reported, not failed
+        return f"generate() failed: {lib.exception_reason(exc)}"
+    ttft = lib.percentile(first, 50)
+    total = lib.percentile(full, 50)
+    seqs = out.sequences if hasattr(out, "sequences") else out
+    m = {"ttft_ms": ttft * 1000.0, "generate_ms": total * 1000.0, "gen_new_tokens": GEN_NEW_TOKENS,
+         "gen_repeats": len(full),
+         "tokens_per_s": batch * GEN_NEW_TOKENS / total if total > 0 else None,
+         "decode_tokens_per_s": batch * (GEN_NEW_TOKENS - 1) / (total - ttft) if total > ttft else None}
+    if isinstance(seqs, torch.Tensor):
+        m["gen_output_len"] = int(seqs.shape[-1])
+    return m
+
+
 def describe_plan(plan):
     return {s["name"]: s["shape"] for s in plan if s["fill"] != "value"}
 
@@ -628,6 +818,7 @@ def output_entries(torch, output):
         e = {"name": name, "shape": list(t.shape), "is_float": is_float, "finite": finite}
         if kinds:
             e["non_finite_kinds"] = kinds
+            e["some_finite"] = bool(torch.isfinite(t).any().item())
         entries.append(e)
     return entries
 
@@ -687,6 +878,9 @@ def run_attempt(ctx, source, make_model):
             log(f"fitted mrope_section of {n} rotary modules to the shrunk head size")
     model.eval()
     model.to(device=device, dtype=dtype)
+    if task["precision"] == "int8":
+        model = quantize_int8(torch, model, device)
+        att.outputs["quantization"] = "dynamic int8 (torch.ao.quantization.quantize_dynamic, nn.Linear)"
     synchronize(torch, device)
     att.metrics["load_time_s"] = time.perf_counter() - t0
     att.metrics["param_count"] = param_count(model)
@@ -700,6 +894,12 @@ def run_attempt(ctx, source, make_model):
     else:
         batch = min(task["batch_size"], lib.TEST_BATCH_CAP)
         seq = min(task["seq_len"], lib.TEST_SEQ_LEN_CAP)
+    recipe = recipes.get(task["model_type"])
+    if recipe is not None and recipe.submodel is not None:
+        model, why = recipe.submodel(model)
+        att.outputs["submodel"] = type(model).__name__
+        log(why)
+    provided = recipe.provides if recipe is not None else ()
     params, accepts_kwargs = lib.forward_params(model.forward)
     facts = config_facts(model.config)
     tower = getattr(model, "vision_tower", None) or getattr(getattr(model, "model", None), "vision_tower", None)
@@ -708,20 +908,27 @@ def run_attempt(ctx, source, make_model):
             facts["vision_takes_image_sizes"] = "image_sizes" in lib.forward_params(tower.forward)[0]
         except (TypeError, ValueError):
             pass
-    plan = lib.plan_inputs(facts, params, task["modality"], batch, seq, accepts_kwargs)
+    plan = lib.plan_inputs(facts, params, task["modality"], batch, seq, accepts_kwargs, provided=provided)
     inputs = materialize(torch, plan, device, dtype)
-    try:
-        note = fit_placeholder_tokens(torch, model, inputs, model.config)
-    except Exception as exc:  # noqa: BLE001 - the forward below reports the real problem
-        note = f"counting image/audio features failed: {type(exc).__name__}: {exc}"
+    if recipe is not None and recipe.inputs is not None:
+        rc = recipes.Ctx(torch, model, model.config, inputs, batch, seq, device, dtype, params=params)
+        recipe.inputs(rc)
+        inputs = rc.inputs
+        att.outputs["recipe"] = task["model_type"]
+    note = None
+    if recipe is None or not recipe.own_tokens:
+        try:
+            note = fit_placeholder_tokens(torch, model, inputs, model.config)
+        except Exception as exc:  # noqa: BLE001 - the forward below reports the real problem
+            note = f"counting image/audio features failed: {type(exc).__name__}: {exc}"
     if note:
         log(note)
-    att.outputs["inputs"] = {k: list(v.shape) for k, v in inputs.items() if isinstance(v, torch.Tensor)}
 
     with torch.inference_mode():
         synchronize(torch, device)
         t1 = time.perf_counter()
-        out = model(**inputs)
+        out = forward_fitting_placeholders(torch, model, inputs)
+        att.outputs["inputs"] = {k: list(v.shape) for k, v in inputs.items() if isinstance(v, torch.Tensor)}
         synchronize(torch, device)
         att.metrics["forward_time_s"] = time.perf_counter() - t1
         entries = output_entries(torch, out)
@@ -750,6 +957,13 @@ def run_attempt(ctx, source, make_model):
             att.metrics["warmup"] = task["warmup"]
             att.metrics["batch_size"] = batch
             att.metrics["seq_len"] = seq
+            if deadline - time.perf_counter() > 0:
+                gen = measure_generation(torch, model, inputs, device, batch, deadline)
+                if isinstance(gen, str):
+                    att.outputs["generation"] = gen
+                    log(f"generation not timed: {gen}")
+                else:
+                    att.metrics.update(gen)
 
     if device.type == "cuda":
         att.metrics["peak_memory_bytes"] = int(torch.cuda.max_memory_allocated())
@@ -909,7 +1123,8 @@ def run_task(task: dict) -> dict:
         log(f"pretrained weights of {task['hf_id']} found in the local cache")
         try:
             att = run_attempt(ctx, "pretrained",
-                              lambda: load_pretrained(transformers, torch, task["hf_id"], task.get("task"), dtype))
+                              lambda: load_pretrained(transformers, torch, task["hf_id"], task.get("task"), dtype,
+                                                      head_first=task["kind"] == "benchmark"))
             return finish(att, "pretrained")
         except Unsupported as exc:
             return lib.make_result("skipped", str(exc), weights="pretrained", env=env)
@@ -949,7 +1164,7 @@ def run_task(task: dict) -> dict:
     first_tb = None
     if small_cfg is not None:
         try:
-            att = run_attempt(ctx, "shrunk", lambda: build_from_config(transformers, small_cfg, task.get("task")))
+            att = run_attempt(ctx, "shrunk", lambda: build_from_config(transformers, small_cfg, task.get("task"), head_first=benchmark))
             return finish(att, weights)
         except Unsupported as exc:
             return lib.make_result("skipped", str(exc), weights=weights, env=env)
@@ -992,7 +1207,7 @@ def run_task(task: dict) -> dict:
             f"(> {param_limit / 1e9:.1f}B limit), not retried",
             weights=weights, env=env, traceback_text=first_tb)
     try:
-        att = run_attempt(ctx, "default", lambda: build_from_config(transformers, default_cfg, task.get("task")))
+        att = run_attempt(ctx, "default", lambda: build_from_config(transformers, default_cfg, task.get("task"), head_first=benchmark))
         if att.status == "passed":
             return finish(att, weights)
         att.reason = prefix + att.reason

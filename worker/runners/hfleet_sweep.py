@@ -59,12 +59,8 @@ def guess(model_type):
 
 
 def run_one(args, model_type, idx):
-    modality, task_name = guess(model_type)
-    task = {"task_id": idx, "attempt": 1, "job_id": 0, "model_type": model_type, "hf_id": None,
-            "family": None, "task": task_name, "modality": modality, "kind": args.kind,
-            "backend": args.backend, "device_index": 0, "batch_size": args.batch_size,
-            "seq_len": args.seq_len, "precision": args.precision, "iterations": args.iterations,
-            "warmup": args.warmup, "timeout_s": args.timeout}
+    task = make_task(args, model_type, idx)
+    modality, task_name = task["modality"], task["task"]
     tdir = os.path.join(args.out, "tasks")
     tp = os.path.join(tdir, f"{model_type}.task.json")
     rp = os.path.join(tdir, f"{model_type}.result.json")
@@ -149,10 +145,26 @@ def run_in_process(task):
     return task, r, time.time() - t0
 
 
+REGISTRY = {}
+
+
+def load_registry(path):
+    """model_type -> (hf_id, family, task, modality) from coordinator/registry/models.tsv."""
+    import csv
+    with open(path, encoding="utf-8") as f:
+        for row in csv.DictReader((line for line in f if not line.startswith("#") or line.startswith("#model")),
+                                  delimiter="\t"):
+            REGISTRY[row["model_type"]] = (row["hf_id"] or None, row["family"], row["task"], row["modality"])
+    return sorted(REGISTRY)
+
+
 def make_task(args, model_type, idx):
-    modality, task_name = guess(model_type)
-    return {"task_id": idx, "attempt": 1, "job_id": 0, "model_type": model_type, "hf_id": None,
-            "family": None, "task": task_name, "modality": modality, "kind": args.kind,
+    if model_type in REGISTRY:
+        hf_id, family, task_name, modality = REGISTRY[model_type]
+    else:
+        (modality, task_name), hf_id, family = guess(model_type), None, None
+    return {"task_id": idx, "attempt": 1, "job_id": 0, "model_type": model_type, "hf_id": hf_id,
+            "family": family, "task": task_name, "modality": modality, "kind": args.kind,
             "backend": args.backend, "device_index": 0, "batch_size": args.batch_size,
             "seq_len": args.seq_len, "precision": args.precision, "iterations": args.iterations,
             "warmup": args.warmup, "timeout_s": args.timeout}
@@ -165,7 +177,7 @@ def row_of(task, r, wall):
            "model_class": r["outputs"].get("model_class"), "params": r["metrics"].get("param_count"),
            "inputs": r["outputs"].get("inputs"), "latency_ms": r["metrics"].get("latency_ms")}
     if r["status"] not in ("passed", "skipped"):
-        row["traceback_tail"] = "\n".join((r.get("traceback") or "").splitlines()[-8:])
+        row["traceback_tail"] = "\n".join((r.get("traceback") or "").splitlines()[-14:])
     return row
 
 
@@ -216,13 +228,18 @@ def main():
     ap.add_argument("--jobs", type=int, default=4)
     ap.add_argument("--only", default="", help="comma-separated model types")
     ap.add_argument("--out", default="/tmp/hfleet-sweep")
+    ap.add_argument("--registry", help="take the model types, tasks and modalities from this models.tsv")
+    ap.add_argument("--skip", default="", help="comma-separated model types to leave out")
     ap.add_argument("--in-process", action="store_true",
                     help="run tasks in a pool of warm Python processes instead of one CLI process per task")
     ap.add_argument("--deadline", type=float, default=3600, help="stop collecting after this many seconds")
     args = ap.parse_args()
     os.makedirs(os.path.join(args.out, "tasks"), exist_ok=True)
     from transformers import CONFIG_MAPPING
-    types = [t for t in args.only.split(",") if t] or sorted(CONFIG_MAPPING.keys())
+    reg = load_registry(args.registry) if args.registry else []
+    types = [t for t in args.only.split(",") if t] or reg or sorted(CONFIG_MAPPING.keys())
+    skip = set(args.skip.split(","))
+    types = [t for t in types if t not in skip]
     if args.in_process:
         rows, t0 = main_in_process(args, types)
         _finish(args, rows, t0)

@@ -208,7 +208,7 @@ class TestTaskParsing(unittest.TestCase):
     def test_rejects(self):
         bad = [
             [], {"model_type": "bert", "backend": "cpu"},
-            task_dict(kind="train"), task_dict(backend="tpu"), task_dict(precision="int8"),
+            task_dict(kind="train"), task_dict(backend="tpu"), task_dict(precision="int4"),
             task_dict(batch_size=0), task_dict(batch_size="8"), task_dict(seq_len=True),
             task_dict(model_type=""), task_dict(timeout_s=0), task_dict(warmup=-1),
         ]
@@ -228,6 +228,10 @@ class TestGating(unittest.TestCase):
         self.assertIn("fp16", lib.precision_skip_reason("cpu", "fp16"))
         self.assertIsNone(lib.precision_skip_reason("cpu", "bf16"))
         self.assertIsNone(lib.precision_skip_reason("cuda", "fp16"))
+        # int8: PyTorch's dynamic quantization has CPU kernels only
+        self.assertIsNone(lib.precision_skip_reason("cpu", "int8"))
+        for backend in ("cuda", "rocm", "mps"):
+            self.assertIn("int8", lib.precision_skip_reason(backend, "int8"))
 
 
 class TestShrink(unittest.TestCase):
@@ -522,6 +526,51 @@ class TestOutputs(unittest.TestCase):
         ok, problems, _, _ = lib.check_outputs(
             [{"name": "enc_logits", "shape": [2, 9], "is_float": True, "finite": False, "non_finite_kinds": ["-inf"]}], 2)
         self.assertEqual(problems, ["non-finite values in enc_logits (-inf)"])
+        # -inf next to finite values in a logits output is a mask (detection heads), not a failure
+        masked = {"name": "enc_outputs_class", "shape": [2, 9], "is_float": True, "finite": False,
+                  "non_finite_kinds": ["-inf"], "some_finite": True}
+        self.assertTrue(lib.check_outputs([masked], 2)[0])
+        # ... but not in a hidden state, not with NaN, and not when every value is -inf
+        for bad in (dict(masked, name="last_hidden_state"), dict(masked, non_finite_kinds=["nan", "-inf"]),
+                    dict(masked, some_finite=False)):
+            self.assertFalse(lib.check_outputs([bad], 2)[0], bad)
+
+
+class TestRecipes(unittest.TestCase):
+    """The model recipes table: loads without torch, names real forward() inputs."""
+
+    def test_table(self):
+        import hfleet_recipes as recipes
+        reg = os.path.join(HERE, "..", "..", "coordinator", "registry", "models.tsv")
+        with open(reg, encoding="utf-8") as f:
+            suite = {line.split("\t")[0] for line in f if line.strip() and not line.startswith(("#", "model_type"))}
+        for mt, r in recipes.RECIPES.items():
+            self.assertIn(mt, suite, f"recipe for {mt}, which is not in the registry")
+            self.assertTrue(r.fix_config or r.inputs or r.submodel or r.model_class or r.prefer_default, mt)
+            if r.provides:
+                self.assertIsNotNone(r.inputs, f"{mt} provides {r.provides} but builds nothing")
+        self.assertIsNone(recipes.get("bert"))
+
+    def test_plan_leaves_provided_inputs_to_the_recipe(self):
+        facts = {"vocab_size": 100}
+        params = {"input_ids": True, "qformer_input_ids": True, "pixel_values": False}
+        with self.assertRaises(lib.PlanError):
+            lib.plan_inputs(facts, params, "image+text", 1, 8)
+        plan = lib.plan_inputs(facts, params, "image+text", 1, 8, provided=("qformer_input_ids",))
+        self.assertNotIn("qformer_input_ids", [s["name"] for s in plan])
+        self.assertIn("input_ids", [s["name"] for s in plan])
+        # a recipe that builds everything leaves an empty plan, which is not an error
+        self.assertEqual(lib.plan_inputs({}, {"inputs": True}, "text", 1, 8, provided=("inputs",)), [])
+
+    def test_placeholder_mismatch_message(self):
+        import hfleet_runner_torch as rt
+        for msg, want in (("Image features and image tokens do not match, tokens: 0, features: 196", ("image", 0, 196)),
+                          ("Image features and image tokens do not match: tokens: 4, features 1176", ("image", 4, 1176)),
+                          ("Video features and video tokens do not match, tokens: 2, features: 8", ("video", 2, 8))):
+            m = rt.MISMATCH.search(msg)
+            self.assertIsNotNone(m, msg)
+            self.assertEqual((m.group(1).lower(), int(m.group(2)), int(m.group(3))), want)
+        self.assertIsNone(rt.MISMATCH.search("Image features and video tokens do not match, tokens: 1, features: 2"))
 
 
 class TestCli(unittest.TestCase):
