@@ -46,6 +46,7 @@ static void submit_done(struct db_op *op)
 	const struct job_plan *plan = q->plan;
 	Hf__Envelope env = HF__ENVELOPE__INIT;
 	Hf__SubmitReply sr = HF__SUBMIT_REPLY__INIT;
+	Hf__LimitedTasks *limited = NULL, **limited_ptrs = NULL;
 
 	if (op->rc < 0) {
 		coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
@@ -90,10 +91,31 @@ static void submit_done(struct db_op *op)
 		 plan->submitter, plan->n_tasks, plan->priority);
 	sr.job_id = job_id;
 	sr.task_count = (uint32_t)plan->n_tasks;
+	/* The combinations the registry marks as limited: run, and said so. */
+	limited = calloc(plan->n_limited ? plan->n_limited : 1, sizeof(*limited));
+	limited_ptrs = calloc(plan->n_limited ? plan->n_limited : 1, sizeof(*limited_ptrs));
+	if (limited && limited_ptrs) {
+		for (size_t i = 0; i < plan->n_limited; i++) {
+			const struct plan_limited *pl = &plan->limited[i];
+			hf__limited_tasks__init(&limited[i]);
+			limited[i].model_type = c->reg->models[pl->model].model_type;
+			limited[i].backend = pl->backend;
+			limited[i].kind = pl->kind;
+			limited[i].reason = (char *)pl->reason;
+			limited[i].task_count = pl->n_tasks;
+			limited_ptrs[i] = &limited[i];
+		}
+		sr.limited = limited_ptrs;
+		sr.n_limited = plan->n_limited;
+	} else {
+		log_error("out of memory listing the limited tasks of job %" PRIu64, job_id);
+	}
 	env.body_case = HF__ENVELOPE__BODY_SUBMIT_REPLY;
 	env.submit_reply = &sr;
 	coord_reply(q->req, &env);
 out:
+	free(limited);
+	free(limited_ptrs);
 	free(op->u.job_create.task_ids);
 	control_req_free(q);
 }
@@ -660,14 +682,16 @@ static void handle_models(struct control_req *q)
 	Hf__ModelsReply mr = HF__MODELS_REPLY__INIT;
 	Hf__ModelInfo *mem = calloc(c->reg->n, sizeof(*mem));
 	Hf__ModelInfo **ptrs = calloc(c->reg->n, sizeof(*ptrs));
-	size_t n = 0;
+	Hf__ModelLimit *lims = calloc(c->reg->n_limits ? c->reg->n_limits : 1, sizeof(*lims));
+	Hf__ModelLimit **lim_ptrs = calloc(c->reg->n_limits ? c->reg->n_limits : 1, sizeof(*lim_ptrs));
+	size_t n = 0, n_lim = 0;
 
 	if (family[0] && !hf_family_valid(family)) {
 		coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNKNOWN_MODEL,
 				  "unknown family \"%s\" (valid: %s)", family, hf_family_names());
 		goto out;
 	}
-	if (!mem || !ptrs) {
+	if (!mem || !ptrs || !lims || !lim_ptrs) {
 		coord_reply_error(q->req, HF__ERROR_CODE__ERR_INTERNAL, "out of memory");
 		goto out;
 	}
@@ -683,6 +707,15 @@ static void handle_models(struct control_req *q)
 		mem[n].modality = m->modality;
 		mem[n].size_class = m->size_class;
 		mem[n].notes = m->notes;
+		mem[n].n_limits = m->n_limits;
+		mem[n].limits = lim_ptrs + n_lim;
+		for (size_t j = 0; j < m->n_limits; j++, n_lim++) {
+			hf__model_limit__init(&lims[n_lim]);
+			lims[n_lim].backend = m->limits[j].backend;
+			lims[n_lim].kind = m->limits[j].kind;
+			lims[n_lim].reason = (char *)m->limits[j].reason;
+			lim_ptrs[n_lim] = &lims[n_lim];
+		}
 		ptrs[n] = &mem[n];
 		n++;
 	}
@@ -694,6 +727,8 @@ static void handle_models(struct control_req *q)
 out:
 	free(mem);
 	free(ptrs);
+	free(lims);
+	free(lim_ptrs);
 	control_req_free(q);
 }
 

@@ -272,6 +272,27 @@ int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t 
 							(uint32_t)m, backends[b], kinds[k], batches[s], precs[p],
 						};
 	}
+	for (size_t m = 0; m < reg->n; m++) {
+		if (!picked[m] || reg->models[m].n_limits == 0)
+			continue;
+		for (size_t b = 0; b < n_back; b++) {
+			for (size_t k = 0; k < n_kind; k++) {
+				const struct reg_limit *l = registry_limit(&reg->models[m], backends[b], kinds[k]);
+				if (!l)
+					continue;
+				struct plan_limited *nl = realloc(plan->limited,
+								  (plan->n_limited + 1) * sizeof(*nl));
+				if (!nl) {
+					r = -ENOMEM;
+					goto fail;
+				}
+				plan->limited = nl;
+				plan->limited[plan->n_limited++] = (struct plan_limited){
+					(uint32_t)m, backends[b], kinds[k], l->reason, (uint32_t)(n_batch * n_prec),
+				};
+			}
+		}
+	}
 	plan->spec_json = spec_json(req, plan, picked, reg->n, reg);
 	if (!plan->submitter || !plan->name || !plan->spec_json) {
 		r = -ENOMEM;
@@ -300,6 +321,7 @@ void job_plan_free(struct job_plan *plan)
 	free(plan->submitter);
 	free(plan->name);
 	free(plan->tasks);
+	free(plan->limited);
 	free(plan->spec_json);
 	free(plan);
 }

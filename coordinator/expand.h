@@ -35,6 +35,16 @@ struct task_spec {
 	const char *precision;   /* a static name: "fp32" ... */
 };
 
+/* A (model, backend, kind) combination of the job that the registry marks
+ * as limited: its tasks are in the plan all the same. */
+struct plan_limited {
+	uint32_t model;          /* index into the registry */
+	Hf__Backend backend;
+	Hf__TaskKind kind;
+	const char *reason;      /* the registry's text */
+	uint32_t n_tasks;        /* the job's tasks of this combination */
+};
+
 struct job_plan {
 	int32_t priority;
 	char *submitter;
@@ -45,6 +55,8 @@ struct job_plan {
 	uint32_t flaky_reruns;   /* reruns of a failed test */
 	struct task_spec *tasks;
 	size_t n_tasks;
+	struct plan_limited *limited; /* in task order */
+	size_t n_limited;
 	char *spec_json;         /* the request, normalised, for the jobs table */
 };
 

@@ -20,6 +20,88 @@ static int cmp_model(const void *a, const void *b)
 	return strcmp(x->model_type, y->model_type);
 }
 
+/* Leading and trailing spaces off s, in place. */
+static char *trim(char *s)
+{
+	while (*s == ' ')
+		s++;
+	size_t l = strlen(s);
+	while (l && s[l - 1] == ' ')
+		s[--l] = '\0';
+	return s;
+}
+
+/* Entries of the limits column are separated by " ; ": a bare ";" may
+ * appear in a reason. */
+#define LIMIT_SEP " ; "
+
+/* Splits one limits field, in place, into entries appended to *limits:
+ * "SCOPE: reason" separated by " ; ", SCOPE "*", "BACKEND" or "BACKEND/KIND".
+ * Returns 0, -EINVAL with a message, or -ENOMEM. */
+static int parse_limits(char *text, const char *origin, size_t lineno, const char *model,
+			struct reg_limit **limits, size_t *n, size_t *cap, char *err, size_t errlen)
+{
+	size_t first = *n;
+	char *s = text;
+
+	if (!*trim(text))
+		return 0;
+	for (;;) {
+		char *semi = strstr(s, LIMIT_SEP);
+		if (semi)
+			*semi = '\0';
+		char *entry = trim(s);
+		char *colon = strchr(entry, ':');
+		if (!colon) {
+			snprintf(err, errlen, "%s:%zu: limit \"%s\" of \"%s\" is not \"SCOPE: reason\"", origin,
+				 lineno, entry, model);
+			return -EINVAL;
+		}
+		*colon = '\0';
+		char *scope = trim(entry), *reason = trim(colon + 1);
+		struct reg_limit l = { HF__BACKEND__BACKEND_UNSPECIFIED, HF__TASK_KIND__KIND_UNSPECIFIED,
+				       reason };
+		char *slash = strchr(scope, '/');
+		if (slash)
+			*slash = '\0';
+		if (strcmp(scope, "*") != 0 && hf_backend_parse(scope, &l.backend) < 0) {
+			snprintf(err, errlen, "%s:%zu: unknown backend \"%s\" in a limit of \"%s\" (valid: *, %s)",
+				 origin, lineno, scope, model, hf_backend_names());
+			return -EINVAL;
+		}
+		if (slash && hf_kind_parse(slash + 1, &l.kind) < 0) {
+			snprintf(err, errlen,
+				 "%s:%zu: unknown kind \"%s\" in a limit of \"%s\" (valid: test, benchmark)", origin,
+				 lineno, slash + 1, model);
+			return -EINVAL;
+		}
+		if (!*reason) {
+			snprintf(err, errlen, "%s:%zu: a limit of \"%s\" (%s%s%s) has no reason", origin, lineno, model,
+				 scope, slash ? "/" : "", slash ? slash + 1 : "");
+			return -EINVAL;
+		}
+		for (size_t i = first; i < *n; i++) {
+			if ((*limits)[i].backend == l.backend && (*limits)[i].kind == l.kind) {
+				snprintf(err, errlen, "%s:%zu: \"%s\" lists the limit %s%s%s twice", origin, lineno, model,
+					 scope, slash ? "/" : "", slash ? slash + 1 : "");
+				return -EINVAL;
+			}
+		}
+		if (*n == *cap) {
+			size_t ncap = *cap ? *cap * 2 : 16;
+			struct reg_limit *nl = realloc(*limits, ncap * sizeof(*nl));
+			if (!nl)
+				return -ENOMEM;
+			*limits = nl;
+			*cap = ncap;
+		}
+		(*limits)[(*n)++] = l;
+		if (!semi)
+			return 0;
+		s = semi + strlen(LIMIT_SEP);
+	}
+}
+
 static int valid_token(const char *s)
 {
 	if (!*s)
@@ -34,7 +116,10 @@ int registry_parse(const char *text, size_t len, const char *origin, struct regi
 		   char *err, size_t errlen)
 {
 	struct registry *reg = calloc(1, sizeof(*reg));
-	size_t cap = 0, lineno = 0;
+	size_t cap = 0, lim_cap = 0, lineno = 0;
+	/* Each model's first limit, as an index: reg->limits may still move. */
+	size_t *lim_first = NULL;
+	int nfields = 8;
 	char *p, *end;
 	int r = -EINVAL;
 
@@ -62,9 +147,11 @@ int registry_parse(const char *text, size_t len, const char *origin, struct regi
 			line[--l] = '\0';
 
 		if (lineno == 1) {
-			if (strcmp(line, REGISTRY_HEADER) != 0) {
+			if (strcmp(line, REGISTRY_HEADER_V1) == 0) {
+				nfields = 7;
+			} else if (strcmp(line, REGISTRY_HEADER) != 0) {
 				snprintf(err, errlen, "%s:1: the header must be \"%s\"", origin,
-					 "model_type<TAB>hf_id<TAB>family<TAB>task<TAB>modality<TAB>size_class<TAB>notes");
+					 "model_type<TAB>hf_id<TAB>family<TAB>task<TAB>modality<TAB>size_class<TAB>notes<TAB>limits");
 				goto fail;
 			}
 			continue;
@@ -72,12 +159,13 @@ int registry_parse(const char *text, size_t len, const char *origin, struct regi
 		if (l == 0 || line[0] == '#')
 			continue;
 
-		char *field[7] = { 0 };
+		char *field[8] = { 0 };
 		int nf = 0;
 		char *s = line;
 		for (;;) {
-			if (nf == 7) {
-				snprintf(err, errlen, "%s:%zu: too many fields (7 expected)", origin, lineno);
+			if (nf == nfields) {
+				snprintf(err, errlen, "%s:%zu: too many fields (%d expected)", origin, lineno,
+					 nfields);
 				goto fail;
 			}
 			field[nf++] = s;
@@ -91,8 +179,8 @@ int registry_parse(const char *text, size_t len, const char *origin, struct regi
 			snprintf(err, errlen, "%s:%zu: %d fields, at least 6 expected", origin, lineno, nf);
 			goto fail;
 		}
-		if (nf == 6)
-			field[6] = line + l; /* empty notes */
+		for (int i = nf; i < 8; i++)
+			field[i] = line + l; /* empty notes and limits */
 		for (int i = 0; i < 6; i++) {
 			if (!valid_token(field[i])) {
 				snprintf(err, errlen, "%s:%zu: field %d is empty or contains spaces", origin,
@@ -116,17 +204,34 @@ int registry_parse(const char *text, size_t len, const char *origin, struct regi
 		if (reg->n == cap) {
 			size_t ncap = cap ? cap * 2 : 512;
 			struct reg_model *nm = realloc(reg->models, ncap * sizeof(*nm));
-			if (!nm) {
+			size_t *nfirst = realloc(lim_first, ncap * sizeof(*nfirst));
+			if (nm)
+				reg->models = nm;
+			if (nfirst)
+				lim_first = nfirst;
+			if (!nm || !nfirst) {
 				r = -ENOMEM;
 				goto fail;
 			}
-			reg->models = nm;
 			cap = ncap;
 		}
+		size_t first = reg->n_limits;
+		r = parse_limits(field[7], origin, lineno, field[0], &reg->limits, &reg->n_limits,
+				 &lim_cap, err, errlen);
+		if (r < 0)
+			goto fail;
+		r = -EINVAL;
+		lim_first[reg->n] = first;
 		reg->models[reg->n++] = (struct reg_model){
 			field[0], field[1], field[2], field[3], field[4], field[5], field[6],
+			NULL, reg->n_limits - first,
 		};
 	}
+	/* The limits are all read: point each model at its own. */
+	for (size_t i = 0; i < reg->n; i++)
+		reg->models[i].limits = reg->models[i].n_limits ? reg->limits + lim_first[i] : NULL;
+	free(lim_first);
+	lim_first = NULL;
 	if (lineno == 0) {
 		snprintf(err, errlen, "%s: empty registry", origin);
 		goto fail;
@@ -146,6 +251,9 @@ int registry_parse(const char *text, size_t len, const char *origin, struct regi
 	*ret_reg = reg;
 	return 0;
 fail:
+	if (r == -ENOMEM)
+		snprintf(err, errlen, "%s: out of memory", origin);
+	free(lim_first);
 	registry_free(reg);
 	return r;
 }
@@ -169,6 +277,7 @@ void registry_free(struct registry *reg)
 	if (!reg)
 		return;
 	free(reg->models);
+	free(reg->limits);
 	free(reg->storage);
 	free(reg);
 }
@@ -187,4 +296,25 @@ long registry_find(const struct registry *reg, const char *model_type)
 			lo = mid + 1;
 	}
 	return -1;
+}
+
+const struct reg_limit *registry_limit(const struct reg_model *m, Hf__Backend backend,
+				       Hf__TaskKind kind)
+{
+	for (size_t i = 0; i < m->n_limits; i++) {
+		const struct reg_limit *l = &m->limits[i];
+		if ((l->backend == HF__BACKEND__BACKEND_UNSPECIFIED || l->backend == backend) &&
+		    (l->kind == HF__TASK_KIND__KIND_UNSPECIFIED || l->kind == kind))
+			return l;
+	}
+	return NULL;
+}
+
+void registry_limit_scope(const struct reg_limit *l, char *buf, size_t len)
+{
+	const char *b = l->backend == HF__BACKEND__BACKEND_UNSPECIFIED ? "*" : hf_backend_name(l->backend);
+	if (l->kind == HF__TASK_KIND__KIND_UNSPECIFIED)
+		snprintf(buf, len, "%s", b);
+	else
+		snprintf(buf, len, "%s/%s", b, hf_kind_name(l->kind));
 }

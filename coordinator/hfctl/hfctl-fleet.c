@@ -251,6 +251,7 @@ const struct hfctl_command hfctl_cmd_undrain = {
 static const struct hfctl_column models_columns[] = {
 	{ "MODEL", false, 0 },    { "FAMILY", false, 0 }, { "TASK", false, 0 },
 	{ "MODALITY", false, 0 }, { "SIZE", false, 0 },   { "HF-ID", false, 0 },
+	{ "LIMITS", false, 0 },
 };
 
 #define MODELS_NCOLS (sizeof(models_columns) / sizeof(models_columns[0]))
@@ -258,22 +259,39 @@ static const struct hfctl_column models_columns[] = {
 static int models_table_print(Hf__ModelInfo *const *models, size_t n)
 {
 	struct hfctl_table *t = hfctl_table_new(models_columns, MODELS_NCOLS);
-	struct hf_buf b;
+	struct hf_buf b, limits;
+	size_t n_limited = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		const Hf__ModelInfo *m = models[i];
+		hf_buf_init(&limits);
+		hfctl_model_limits_format(m, &limits);
 		const char *cells[MODELS_NCOLS] = {
 			m->model_type,		     m->family,
 			hfctl_dash(m->task),	     hfctl_dash(m->modality),
 			hfctl_dash(m->size_class), hfctl_dash(m->hf_id),
+			limits.oom ? "?" : limits.data,
 		};
 		hfctl_table_add(t, cells);
+		hf_buf_fini(&limits);
+		n_limited += m->n_limits > 0;
 	}
 	hf_buf_init(&b);
 	if (n > 0)
 		hfctl_table_render(t, &b);
 	hfctl_table_free(t);
 	hf_buf_printf(&b, "%zu model%s\n", n, n == 1 ? "" : "s");
+	/* The reasons under the table: a mark says why, not only where. */
+	if (n_limited > 0)
+		hf_buf_printf(&b, "\n%zu with limits (they still run when submitted):\n", n_limited);
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < models[i]->n_limits; j++) {
+			const Hf__ModelLimit *l = models[i]->limits[j];
+			hf_buf_printf(&b, "  %s ", models[i]->model_type);
+			hfctl_limit_scope(l->backend, l->kind, &b);
+			hf_buf_printf(&b, ": %s\n", l->reason);
+		}
+	}
 	return hfctl_buf_print(&b);
 }
 
@@ -338,7 +356,11 @@ const struct hfctl_command hfctl_cmd_models = {
 	.usage = "usage: hfctl models [--family F] [--json]\n"
 		 "\n"
 		 "Lists the registry: the model types \"hfctl submit --models\" accepts, with their\n"
-		 "architecture family, task, input modality, size class and default Hub id.\n"
+		 "architecture family, task, input modality, size class, default Hub id and\n"
+		 "LIMITS: where the registry marks the model as unable to run (\"*\" every\n"
+		 "backend, \"cuda\" tests and benchmarks on cuda, \"cuda/benchmark\" one kind),\n"
+		 "with the reasons listed under the table.  Limited models are not hidden: a job\n"
+		 "that names them still runs them.\n"
 		 "\n"
 		 "  --family F  only this family: encoder-only, decoder-only, encoder-decoder,\n"
 		 "              vision, vision-text, speech, multimodal, diffusion,\n"

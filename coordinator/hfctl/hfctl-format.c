@@ -354,6 +354,35 @@ const char *hfctl_dash(const char *s)
 	return s && s[0] ? s : "-";
 }
 
+/* ---- registry limits ---- */
+
+void hfctl_limit_scope(Hf__Backend backend, Hf__TaskKind kind, struct hf_buf *out)
+{
+	hf_buf_puts(out, backend == HF__BACKEND__BACKEND_UNSPECIFIED ? "*" : hf_backend_name(backend));
+	if (kind != HF__TASK_KIND__KIND_UNSPECIFIED)
+		hf_buf_printf(out, "/%s", hf_kind_name(kind));
+}
+
+void hfctl_model_limits_format(const Hf__ModelInfo *m, struct hf_buf *out)
+{
+	if (m->n_limits == 0) {
+		hf_buf_puts(out, "-");
+		return;
+	}
+	for (size_t i = 0; i < m->n_limits; i++) {
+		if (i)
+			hf_buf_puts(out, ", ");
+		hfctl_limit_scope(m->limits[i]->backend, m->limits[i]->kind, out);
+	}
+}
+
+void hfctl_limited_format(const Hf__LimitedTasks *l, struct hf_buf *out)
+{
+	hf_buf_printf(out, "%s on %s (%s, %" PRIu32 " task%s): the registry marks it limited: %s",
+		      l->model_type, hf_backend_name(l->backend), hf_kind_name(l->kind), l->task_count,
+		      l->task_count == 1 ? "" : "s", l->reason);
+}
+
 /* ---- fleet summaries ---- */
 
 void hfctl_devices_format(Hf__Device *const *devs, size_t n, struct hf_buf *out)

@@ -115,6 +115,20 @@ void hfctl_table_render(const struct hfctl_table *t, struct hf_buf *out);
 /* s, or "-" when it is NULL or empty: a table cell for a missing value. */
 const char *hfctl_dash(const char *s);
 
+/* ---- registry limits ---- */
+
+/* Appends the scope of a registry limit as the registry spells it: "*"
+ * (every backend), "cuda" (both kinds), "cuda/benchmark". */
+void hfctl_limit_scope(Hf__Backend backend, Hf__TaskKind kind, struct hf_buf *out);
+
+/* Appends a model's limit scopes joined by ", " ("*", "cuda/benchmark");
+ * "-" for none: the LIMITS cell of "hfctl models". */
+void hfctl_model_limits_format(const Hf__ModelInfo *m, struct hf_buf *out);
+
+/* Appends one limited combination of a submitted job, without a newline:
+ * "rag on cpu (test, 2 tasks): the registry marks it limited: REASON". */
+void hfctl_limited_format(const Hf__LimitedTasks *l, struct hf_buf *out);
+
 /* ---- fleet summaries ---- */
 
 /* Appends a worker's devices as "cuda:0, cuda:1, cpu:0 x2": backend:index,

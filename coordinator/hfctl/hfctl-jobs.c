@@ -339,6 +339,21 @@ static void submit_refusal_print(int r, const char *refusal)
 	hf_buf_fini(&b);
 }
 
+/* Warns on stderr, one line each, about the job's combinations the registry
+ * marks as limited: they were submitted and run, but are expected to fail. */
+static void submit_limited_print(const Hf__SubmitReply *sr)
+{
+	struct hf_buf b;
+
+	for (size_t i = 0; i < sr->n_limited; i++) {
+		hf_buf_init(&b);
+		hfctl_limited_format(sr->limited[i], &b);
+		if (!b.oom)
+			hfctl_error("warning: %s", b.data);
+		hf_buf_fini(&b);
+	}
+}
+
 static int submit_run(struct hfctl_ctx *ctx, int argc, char **argv)
 {
 	Hf__Envelope env = HF__ENVELOPE__INIT, *reply = NULL;
@@ -382,11 +397,11 @@ static int submit_run(struct hfctl_ctx *ctx, int argc, char **argv)
 	job_id = reply->submit_reply->job_id;
 	n = reply->submit_reply->task_count;
 	if (json)
-		r = hfctl_json_print(json_pack("{s:I, s:I}", "job_id", (json_int_t)job_id, "task_count",
-					       (json_int_t)n));
+		r = hfctl_json_print(hfctl_json_submit(reply->submit_reply));
 	else
 		printf("job %" PRIu64 " submitted: %" PRIu32 " task%s\n", job_id, n, n == 1 ? "" : "s");
 	fflush(stdout);
+	submit_limited_print(reply->submit_reply);
 	ret = r < 0 ? HFCTL_EXIT_FAILED : HFCTL_EXIT_OK;
 	if (ret == HFCTL_EXIT_OK && s.watch)
 		ret = watch_job(ctx, job_id, WATCH_DEFAULT_INTERVAL_MS, json);
@@ -452,7 +467,13 @@ const struct hfctl_command hfctl_cmd_submit = {
 		 "\n"
 		 "output:\n"
 		 "  --watch                follow the job as \"hfctl watch\" does\n"
-		 "  --json                 print {\"job_id\", \"task_count\"}\n"
+		 "  --json                 print {\"job_id\", \"task_count\", \"limited\"}\n"
+		 "\n"
+		 "Models the registry marks as limited on a requested backend and kind (see the\n"
+		 "LIMITS of \"hfctl models\") are submitted and run all the same; each such\n"
+		 "model, backend and kind gets a warning with the registry's reason on stderr,\n"
+		 "and an entry {\"model_type\", \"backend\", \"kind\", \"reason\", \"task_count\"}\n"
+		 "in \"limited\" with --json.\n"
 		 "\n"
 		 "--seq-len, --iterations and --warmup left out take the coordinator's defaults,\n"
 		 "--timeout the worker's.\n"

@@ -283,9 +283,23 @@ json_t *hfctl_json_devices(const Hf__DevicesReply *r)
 	return built(o, ok);
 }
 
-json_t *hfctl_json_model(const Hf__ModelInfo *m)
+static json_t *model_limit_json(const Hf__ModelLimit *l)
 {
 	json_t *o = json_object();
+	bool ok = true;
+
+	put(o, "backend",
+	    json_string(l->backend == HF__BACKEND__BACKEND_UNSPECIFIED ? "*" : hf_backend_name(l->backend)),
+	    &ok);
+	put(o, "kind",
+	    json_string(l->kind == HF__TASK_KIND__KIND_UNSPECIFIED ? "*" : hf_kind_name(l->kind)), &ok);
+	put(o, "reason", hfctl_json_string(l->reason), &ok);
+	return built(o, ok);
+}
+
+json_t *hfctl_json_model(const Hf__ModelInfo *m)
+{
+	json_t *o = json_object(), *limits = json_array();
 	bool ok = true;
 
 	put(o, "model_type", hfctl_json_string(m->model_type), &ok);
@@ -295,6 +309,31 @@ json_t *hfctl_json_model(const Hf__ModelInfo *m)
 	put(o, "modality", hfctl_json_string(m->modality), &ok);
 	put(o, "size_class", hfctl_json_string(m->size_class), &ok);
 	put(o, "notes", hfctl_json_string(m->notes), &ok);
+	for (size_t i = 0; i < m->n_limits; i++)
+		append(limits, model_limit_json(m->limits[i]), &ok);
+	put(o, "limits", limits, &ok);
+	return built(o, ok);
+}
+
+json_t *hfctl_json_submit(const Hf__SubmitReply *r)
+{
+	json_t *o = json_object(), *limited = json_array();
+	bool ok = true;
+
+	put(o, "job_id", json_integer((json_int_t)r->job_id), &ok);
+	put(o, "task_count", json_integer((json_int_t)r->task_count), &ok);
+	for (size_t i = 0; i < r->n_limited; i++) {
+		const Hf__LimitedTasks *l = r->limited[i];
+		json_t *e = json_object();
+		bool eok = true;
+		put(e, "model_type", hfctl_json_string(l->model_type), &eok);
+		put(e, "backend", json_string(hf_backend_name(l->backend)), &eok);
+		put(e, "kind", json_string(hf_kind_name(l->kind)), &eok);
+		put(e, "reason", hfctl_json_string(l->reason), &eok);
+		put(e, "task_count", json_integer((json_int_t)l->task_count), &eok);
+		append(limited, built(e, eok), &ok);
+	}
+	put(o, "limited", limited, &ok);
 	return built(o, ok);
 }
 

@@ -39,8 +39,13 @@ json_t *hfctl_json_devices(const Hf__DevicesReply *r);
 /* {"task_id", "status", "summary", "reasons": [...]}, the status by name. */
 json_t *hfctl_json_explain(const Hf__ExplainReply *r);
 
-/* Every ModelInfo field. */
+/* Every ModelInfo field; "limits" is an array of {"backend", "kind",
+ * "reason"}, "*" for every backend or both kinds. */
 json_t *hfctl_json_model(const Hf__ModelInfo *m);
+
+/* {"job_id", "task_count", "limited": [{"model_type", "backend", "kind",
+ *  "reason", "task_count"}]}: what "hfctl submit --json" prints. */
+json_t *hfctl_json_submit(const Hf__SubmitReply *r);
 
 /* Arrays of the above, in the given order. */
 json_t *hfctl_json_jobs(Hf__JobStatus *const *jobs, size_t n);

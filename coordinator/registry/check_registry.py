@@ -17,7 +17,12 @@ import re
 import sys
 from collections import Counter
 
-HEADER = ["model_type", "hf_id", "family", "task", "modality", "size_class", "notes"]
+HEADER = ["model_type", "hf_id", "family", "task", "modality", "size_class", "notes", "limits"]
+HEADER_V1 = HEADER[:-1]  # older files: no limits column
+
+BACKENDS = ["cpu", "cuda", "rocm", "mps", "openvino", "qnn"]
+KINDS = ["test", "benchmark"]
+LIMIT_SEP = " ; "  # between entries of the limits column; a bare ";" may be in a reason
 
 FAMILIES = [
     "encoder-only", "decoder-only", "encoder-decoder", "vision", "vision-text",
@@ -75,6 +80,35 @@ def load_transformers_types(path, problems):
     return types
 
 
+def check_limits(text, where, model_type, problems):
+    """Problems of one limits field: entries "SCOPE: reason" separated by " ; ",
+    SCOPE "*", "BACKEND" or "BACKEND/KIND"."""
+    if not text.strip():
+        return
+    seen = set()
+    for entry in text.split(LIMIT_SEP):
+        entry = entry.strip(" ")
+        scope, colon, reason = entry.partition(":")
+        if not colon:
+            problems.append("%s: limit %r of %r is not \"SCOPE: reason\"" % (where, entry, model_type))
+            continue
+        scope, reason = scope.strip(" "), reason.strip(" ")
+        backend, slash, kind = scope.partition("/")
+        if backend != "*" and backend not in BACKENDS:
+            problems.append("%s: unknown backend %r in a limit of %r (valid: *, %s)"
+                            % (where, backend, model_type, ", ".join(BACKENDS)))
+            continue
+        if slash and kind not in KINDS:
+            problems.append("%s: unknown kind %r in a limit of %r (valid: %s)"
+                            % (where, kind, model_type, ", ".join(KINDS)))
+            continue
+        if not reason:
+            problems.append("%s: a limit of %r (%s) has no reason" % (where, model_type, scope))
+        if (backend, kind) in seen:
+            problems.append("%s: %r lists the limit %s twice" % (where, model_type, scope))
+        seen.add((backend, kind))
+
+
 def check(models_path, types_path):
     problems = []
     known_types = load_transformers_types(types_path, problems)
@@ -103,7 +137,10 @@ def check(models_path, types_path):
         print("error: %s: empty file" % models_path)
         return 1
 
-    if lines[0].rstrip("\r") != "\t".join(HEADER):
+    header = HEADER
+    if lines[0].rstrip("\r") == "\t".join(HEADER_V1):
+        header = HEADER_V1
+    elif lines[0].rstrip("\r") != "\t".join(HEADER):
         problems.append("%s:1: header must be exactly %r, got %r"
                         % (models_path, "\t".join(HEADER), lines[0]))
 
@@ -117,19 +154,19 @@ def check(models_path, types_path):
             problems.append("%s: blank line" % where)
             continue
         fields = line.split("\t")
-        if len(fields) != len(HEADER):
+        if len(fields) != len(header):
             problems.append("%s: expected %d tab-separated fields, got %d"
-                            % (where, len(HEADER), len(fields)))
+                            % (where, len(header), len(fields)))
             continue
-        entries.append((lineno, fields))
+        entries.append((lineno, (fields + [""])[:len(HEADER)]))
 
     seen = {}
     prev_type = None
     families = Counter()
     for lineno, f in entries:
         where = "%s:%d" % (models_path, lineno)
-        model_type, hf_id, family, task, modality, size_class, _notes = f
-        for name, value in zip(HEADER[:-1], f[:-1]):
+        model_type, hf_id, family, task, modality, size_class, _notes, limits = f
+        for name, value in zip(HEADER[:-2], f[:-2]):
             if value != value.strip():
                 problems.append("%s: %s %r has leading/trailing whitespace" % (where, name, value))
             if not value.strip():
@@ -160,6 +197,7 @@ def check(models_path, types_path):
         if size_class not in SIZE_CLASSES:
             problems.append("%s: size_class %r not one of: %s"
                             % (where, size_class, ", ".join(sorted(SIZE_CLASSES))))
+        check_limits(limits, where, model_type, problems)
 
     total = len(entries)
     if not MIN_ENTRIES <= total <= MAX_ENTRIES:

@@ -18,8 +18,10 @@ static void setup(void)
 	const char *text = REGISTRY_HEADER "\n"
 		"bert\tgoogle-bert/bert-base-uncased\tencoder-only\tfill-mask\ttext\tsmall\t\n"
 		"gpt2\topenai-community/gpt2\tdecoder-only\ttext-generation\ttext\tsmall\t\n"
-		"llama\tmeta-llama/Llama-3.2-1B\tdecoder-only\ttext-generation\ttext\tmedium\t\n"
-		"vit\tgoogle/vit-base-patch16-224\tvision\timage-classification\timage\tsmall\t\n";
+		"llama\tmeta-llama/Llama-3.2-1B\tdecoder-only\ttext-generation\ttext\tmedium\t\t"
+		"cuda/benchmark: too big ; mps: no kernels\n"
+		"vit\tgoogle/vit-base-patch16-224\tvision\timage-classification\timage\tsmall\t\t"
+		"*: needs a package\n";
 	ck_assert_int_eq(registry_parse(text, strlen(text), "t", &reg, err, sizeof(err)), 0);
 }
 
@@ -63,6 +65,50 @@ START_TEST(test_models_times_backends_times_batches_times_precisions)
 	ck_assert_uint_eq(plan->tasks[15].batch_size, 8);
 	ck_assert_str_eq(plan->tasks[15].precision, "bf16");
 	ck_assert_ptr_nonnull(strstr(plan->spec_json, "\"fp16\""));
+	job_plan_free(plan);
+}
+END_TEST
+
+START_TEST(test_limited_combinations_are_listed_and_still_planned)
+{
+	Hf__SubmitRequest req = HF__SUBMIT_REQUEST__INIT;
+	char *models[] = { "llama", "vit", "bert" };
+	Hf__Backend backends[] = { HF__BACKEND__BACKEND_CPU, HF__BACKEND__BACKEND_CUDA };
+	Hf__TaskKind kinds[] = { HF__TASK_KIND__KIND_TEST, HF__TASK_KIND__KIND_BENCHMARK };
+	uint32_t batches[] = { 1, 4 };
+	struct job_plan *plan;
+	Hf__ErrorCode code;
+	char err[512];
+
+	req.models = models;
+	req.n_models = 3;
+	req.backends = backends;
+	req.n_backends = 2;
+	req.kinds = kinds;
+	req.n_kinds = 2;
+	req.batch_sizes = batches;
+	req.n_batch_sizes = 2;
+	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), 0);
+	/* Limits are marks: every task is planned. */
+	ck_assert_uint_eq(plan->n_tasks, 3 * 2 * 2 * 2);
+	/* llama cuda/benchmark, then vit on every backend and kind; bert none. */
+	ck_assert_uint_eq(plan->n_limited, 1 + 4);
+	ck_assert_str_eq(reg->models[plan->limited[0].model].model_type, "llama");
+	ck_assert_int_eq(plan->limited[0].backend, HF__BACKEND__BACKEND_CUDA);
+	ck_assert_int_eq(plan->limited[0].kind, HF__TASK_KIND__KIND_BENCHMARK);
+	ck_assert_str_eq(plan->limited[0].reason, "too big");
+	ck_assert_uint_eq(plan->limited[0].n_tasks, 2);
+	for (size_t i = 1; i < 5; i++) {
+		ck_assert_str_eq(reg->models[plan->limited[i].model].model_type, "vit");
+		ck_assert_str_eq(plan->limited[i].reason, "needs a package");
+	}
+	job_plan_free(plan);
+
+	/* Nothing limited asked for: nothing listed. */
+	req.n_models = 1;
+	req.models = models + 2;
+	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), 0);
+	ck_assert_uint_eq(plan->n_limited, 0);
 	job_plan_free(plan);
 }
 END_TEST
@@ -204,6 +250,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_models_times_backends_times_batches_times_precisions);
 	tcase_add_test(tc, test_defaults_are_cpu_test_batch1_fp32);
+	tcase_add_test(tc, test_limited_combinations_are_listed_and_still_planned);
 	tcase_add_test(tc, test_family_selects_its_models_once);
 	tcase_add_test(tc, test_unknown_models_are_all_named);
 	tcase_add_test(tc, test_bad_requests_are_refused_with_reason);

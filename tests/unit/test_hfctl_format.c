@@ -535,6 +535,46 @@ START_TEST(test_gib_has_one_decimal_and_zero_is_a_dash)
 }
 END_TEST
 
+START_TEST(test_limits_scopes_and_submit_warning)
+{
+	Hf__ModelLimit l0 = HF__MODEL_LIMIT__INIT, l1 = HF__MODEL_LIMIT__INIT;
+	Hf__ModelLimit *limits[] = { &l0, &l1 };
+	Hf__ModelInfo m = HF__MODEL_INFO__INIT;
+	Hf__LimitedTasks lt = HF__LIMITED_TASKS__INIT;
+	struct hf_buf b;
+
+	hf_buf_init(&b);
+	hfctl_model_limits_format(&m, &b);
+	ck_assert_str_eq(b.data, "-");
+	hf_buf_fini(&b);
+
+	l0.backend = HF__BACKEND__BACKEND_MPS;
+	l1.backend = HF__BACKEND__BACKEND_CUDA;
+	l1.kind = HF__TASK_KIND__KIND_BENCHMARK;
+	m.limits = limits;
+	m.n_limits = 2;
+	hf_buf_init(&b);
+	hfctl_model_limits_format(&m, &b);
+	ck_assert_str_eq(b.data, "mps, cuda/benchmark");
+	hf_buf_fini(&b);
+	hf_buf_init(&b);
+	hfctl_limit_scope(HF__BACKEND__BACKEND_UNSPECIFIED, HF__TASK_KIND__KIND_TEST, &b);
+	ck_assert_str_eq(b.data, "*/test");
+	hf_buf_fini(&b);
+
+	lt.model_type = "rag";
+	lt.backend = HF__BACKEND__BACKEND_CPU;
+	lt.kind = HF__TASK_KIND__KIND_TEST;
+	lt.reason = "needs a retriever";
+	lt.task_count = 1;
+	hf_buf_init(&b);
+	hfctl_limited_format(&lt, &b);
+	ck_assert_str_eq(b.data, "rag on cpu (test, 1 task): the registry marks it limited: "
+				 "needs a retriever");
+	hf_buf_fini(&b);
+}
+END_TEST
+
 START_TEST(test_explain_shows_status_summary_and_each_reason_indented)
 {
 	char *reasons[] = { "gpu-01 cuda:0: compute capability 9.0 needed, has 8.0",
@@ -657,6 +697,7 @@ int main(void)
 
 	tc = tcase_create("drain-explain");
 	tcase_add_test(tc, test_explain_shows_status_summary_and_each_reason_indented);
+	tcase_add_test(tc, test_limits_scopes_and_submit_warning);
 	tcase_add_test(tc, test_explain_without_summary_is_one_line_and_flattens_control_characters);
 	tcase_add_test(tc, test_drain_messages_for_a_worker_and_for_one_device);
 	suite_add_tcase(s, tc);

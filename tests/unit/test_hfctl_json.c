@@ -278,11 +278,73 @@ START_TEST(test_explain_json_has_the_status_by_name_and_every_reason_in_order)
 }
 END_TEST
 
+START_TEST(test_model_and_submit_json_carry_the_limits)
+{
+	Hf__ModelLimit l0 = HF__MODEL_LIMIT__INIT, l1 = HF__MODEL_LIMIT__INIT;
+	Hf__ModelLimit *limits[] = { &l0, &l1 };
+	Hf__ModelInfo m = HF__MODEL_INFO__INIT;
+	Hf__LimitedTasks lt = HF__LIMITED_TASKS__INIT;
+	Hf__LimitedTasks *limited[] = { &lt };
+	Hf__SubmitReply sr = HF__SUBMIT_REPLY__INIT;
+	json_t *v;
+	char *text;
+
+	m.model_type = "rag";
+	m.hf_id = "facebook/rag-token-nq";
+	m.family = "rag";
+	m.task = "text2text-generation";
+	m.modality = "text";
+	m.size_class = "small";
+	m.notes = "";
+	l0.reason = "no retriever";
+	l1.backend = HF__BACKEND__BACKEND_CUDA;
+	l1.kind = HF__TASK_KIND__KIND_BENCHMARK;
+	l1.reason = "too big";
+	m.limits = limits;
+	m.n_limits = 2;
+	v = hfctl_json_model(&m);
+	text = json_dumps(json_object_get(v, "limits"), JSON_COMPACT);
+	ck_assert_str_eq(text, "[{\"backend\":\"*\",\"kind\":\"*\",\"reason\":\"no retriever\"},"
+			       "{\"backend\":\"cuda\",\"kind\":\"benchmark\",\"reason\":\"too big\"}]");
+	free(text);
+	json_decref(v);
+	m.n_limits = 0;
+	v = hfctl_json_model(&m);
+	text = json_dumps(json_object_get(v, "limits"), JSON_COMPACT);
+	ck_assert_str_eq(text, "[]");
+	free(text);
+	json_decref(v);
+
+	sr.job_id = 7;
+	sr.task_count = 3;
+	v = hfctl_json_submit(&sr);
+	text = json_dumps(v, JSON_COMPACT);
+	ck_assert_str_eq(text, "{\"job_id\":7,\"task_count\":3,\"limited\":[]}");
+	free(text);
+	json_decref(v);
+	lt.model_type = "rag";
+	lt.backend = HF__BACKEND__BACKEND_CPU;
+	lt.kind = HF__TASK_KIND__KIND_TEST;
+	lt.reason = "no retriever";
+	lt.task_count = 2;
+	sr.limited = limited;
+	sr.n_limited = 1;
+	v = hfctl_json_submit(&sr);
+	text = json_dumps(v, JSON_COMPACT);
+	ck_assert_str_eq(text, "{\"job_id\":7,\"task_count\":3,\"limited\":[{\"model_type\":\"rag\","
+			       "\"backend\":\"cpu\",\"kind\":\"test\",\"reason\":\"no retriever\","
+			       "\"task_count\":2}]}");
+	free(text);
+	json_decref(v);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("hfctl-json");
 	TCase *tc = tcase_create("json");
 	tcase_add_test(tc, test_metrics_json_is_embedded_as_a_value);
+	tcase_add_test(tc, test_model_and_submit_json_carry_the_limits);
 	tcase_add_test(tc, test_metrics_that_are_not_json_stay_as_text);
 	tcase_add_test(tc, test_invalid_utf8_is_replaced_not_dropped);
 	tcase_add_test(tc, test_result_row_has_every_field_by_name);

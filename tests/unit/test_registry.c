@@ -5,6 +5,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,6 +79,97 @@ START_TEST(test_duplicates_short_lines_and_bad_sizes_are_refused)
 }
 END_TEST
 
+#define ROW "bert\tx/y\tencoder-only\tfill-mask\ttext\tsmall\tnotes\t"
+
+START_TEST(test_limits_are_parsed_and_matched)
+{
+	struct registry *reg;
+	char err[512];
+	const char *text = HDR
+		ROW "* : no retriever ; cuda/benchmark: too big (v1; maybe)\n"
+		"gpt2\tx/z\tdecoder-only\ttext-generation\ttext\tsmall\t\t\n"
+		"vit\tx/w\tvision\timage-classification\timage\tsmall\n"
+		"t5\tx/v\tencoder-decoder\ttranslation\ttext\tsmall\t\tmps/test: an operator: missing\n";
+	ck_assert_msg(parse(text, &reg, err) == 0, "%s", err);
+	ck_assert_uint_eq(reg->n_limits, 3);
+	const struct reg_model *bert = &reg->models[registry_find(reg, "bert")];
+	ck_assert_uint_eq(bert->n_limits, 2);
+	ck_assert_int_eq(bert->limits[0].backend, HF__BACKEND__BACKEND_UNSPECIFIED);
+	ck_assert_int_eq(bert->limits[0].kind, HF__TASK_KIND__KIND_UNSPECIFIED);
+	ck_assert_str_eq(bert->limits[0].reason, "no retriever");
+	ck_assert_int_eq(bert->limits[1].backend, HF__BACKEND__BACKEND_CUDA);
+	ck_assert_int_eq(bert->limits[1].kind, HF__TASK_KIND__KIND_BENCHMARK);
+	ck_assert_str_eq(bert->limits[1].reason, "too big (v1; maybe)");
+	ck_assert_str_eq(bert->notes, "notes");
+	/* The first entry that covers the combination decides. */
+	ck_assert_ptr_eq(registry_limit(bert, HF__BACKEND__BACKEND_CUDA, HF__TASK_KIND__KIND_BENCHMARK),
+			 &bert->limits[0]);
+	ck_assert_uint_eq(reg->models[registry_find(reg, "gpt2")].n_limits, 0);
+	ck_assert_uint_eq(reg->models[registry_find(reg, "vit")].n_limits, 0);
+	ck_assert_ptr_null(registry_limit(&reg->models[registry_find(reg, "vit")],
+					  HF__BACKEND__BACKEND_CPU, HF__TASK_KIND__KIND_TEST));
+	const struct reg_model *t5 = &reg->models[registry_find(reg, "t5")];
+	ck_assert_uint_eq(t5->n_limits, 1);
+	ck_assert_str_eq(t5->limits[0].reason, "an operator: missing");
+	ck_assert_ptr_nonnull(registry_limit(t5, HF__BACKEND__BACKEND_MPS, HF__TASK_KIND__KIND_TEST));
+	ck_assert_ptr_null(registry_limit(t5, HF__BACKEND__BACKEND_MPS, HF__TASK_KIND__KIND_BENCHMARK));
+	ck_assert_ptr_null(registry_limit(t5, HF__BACKEND__BACKEND_CPU, HF__TASK_KIND__KIND_TEST));
+	char scope[32];
+	registry_limit_scope(&t5->limits[0], scope, sizeof(scope));
+	ck_assert_str_eq(scope, "mps/test");
+	registry_limit_scope(&bert->limits[0], scope, sizeof(scope));
+	ck_assert_str_eq(scope, "*");
+	registry_free(reg);
+}
+END_TEST
+
+START_TEST(test_old_files_without_limits_load)
+{
+	struct registry *reg;
+	char err[512];
+	const char *text = REGISTRY_HEADER_V1 "\n"
+		"bert\tx/y\tencoder-only\tfill-mask\ttext\tsmall\tnotes\n";
+	ck_assert_msg(parse(text, &reg, err) == 0, "%s", err);
+	ck_assert_uint_eq(reg->models[0].n_limits, 0);
+	ck_assert_ptr_null(reg->models[0].limits);
+	registry_free(reg);
+	/* The old header has no eighth column. */
+	reg = NULL;
+	ck_assert_int_eq(parse(REGISTRY_HEADER_V1 "\n" ROW "*: x\n", &reg, err), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "t.tsv:2: too many fields"));
+	ck_assert_ptr_null(reg);
+}
+END_TEST
+
+START_TEST(test_bad_limits_name_the_line)
+{
+	static const struct {
+		const char *limits, *message;
+	} bad[] = {
+		{ "tpu: no such backend", "t.tsv:3: unknown backend \"tpu\"" },
+		{ "cuda/train: x", "t.tsv:3: unknown kind \"train\"" },
+		{ "*/test: x ; cuda/: y", "t.tsv:3: unknown kind \"\"" },
+		{ "cuda:", "t.tsv:3: a limit of \"bert\" (cuda) has no reason" },
+		{ "cpu/test:   ", "t.tsv:3: a limit of \"bert\" (cpu/test) has no reason" },
+		{ "no scope here", "t.tsv:3: limit \"no scope here\" of \"bert\" is not" },
+		{ "cpu: a ;  ; cuda: b", "t.tsv:3: limit \"\" of \"bert\"" },
+		{ ": x", "t.tsv:3: unknown backend \"\"" },
+		{ "cpu: a ; cpu: b", "t.tsv:3: \"bert\" lists the limit cpu twice" },
+	};
+	char text[512], err[512];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct registry *reg = NULL;
+		snprintf(text, sizeof(text), "%s%s%s%s\n", HDR,
+			 "albert\tx/a\tencoder-only\tfill-mask\ttext\tsmall\t\tcpu: fine\n", ROW,
+			 bad[i].limits);
+		ck_assert_int_eq(parse(text, &reg, err), -EINVAL);
+		ck_assert_msg(strstr(err, bad[i].message) != NULL, "%s: got %s", bad[i].limits, err);
+		ck_assert_ptr_null(reg);
+	}
+}
+END_TEST
+
 START_TEST(test_shipped_registry_covers_the_suite)
 {
 	struct registry *reg;
@@ -98,6 +190,18 @@ START_TEST(test_shipped_registry_covers_the_suite)
 	ck_assert_int_ge(registry_find(reg, "bert"), 0);
 	ck_assert_int_ge(registry_find(reg, "llama"), 0);
 	ck_assert_int_ge(registry_find(reg, "whisper"), 0);
+	/* The limits the registry marks, and nothing hidden. */
+	const struct reg_model *rag = &reg->models[registry_find(reg, "rag")];
+	ck_assert_ptr_nonnull(registry_limit(rag, HF__BACKEND__BACKEND_CPU, HF__TASK_KIND__KIND_TEST));
+	const struct reg_model *llama4 = &reg->models[registry_find(reg, "llama4")];
+	ck_assert_ptr_nonnull(registry_limit(llama4, HF__BACKEND__BACKEND_CUDA,
+					     HF__TASK_KIND__KIND_BENCHMARK));
+	ck_assert_ptr_null(registry_limit(llama4, HF__BACKEND__BACKEND_CUDA, HF__TASK_KIND__KIND_TEST));
+	const struct reg_model *clvp = &reg->models[registry_find(reg, "clvp")];
+	ck_assert_uint_eq(clvp->n_limits, 1);
+	ck_assert_ptr_nonnull(strstr(clvp->limits[0].reason, "(runner v1; under investigation)"));
+	ck_assert_uint_eq(reg->n_limits, 7);
+	ck_assert_uint_eq(reg->models[registry_find(reg, "bert")].n_limits, 0);
 	registry_free(reg);
 }
 END_TEST
@@ -110,6 +214,9 @@ int main(void)
 	tcase_add_test(tc, test_wrong_header_is_refused);
 	tcase_add_test(tc, test_unknown_family_names_line_and_value);
 	tcase_add_test(tc, test_duplicates_short_lines_and_bad_sizes_are_refused);
+	tcase_add_test(tc, test_limits_are_parsed_and_matched);
+	tcase_add_test(tc, test_old_files_without_limits_load);
+	tcase_add_test(tc, test_bad_limits_name_the_line);
 	tcase_add_test(tc, test_shipped_registry_covers_the_suite);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
