@@ -8,6 +8,9 @@
 #   tests/gpu/run-on-gpu.sh suite [ARGS...]  the suite's test job on cuda (ARGS go to hfctl submit)
 #   tests/gpu/run-on-gpu.sh bench [ARGS...]  a benchmark job on cuda
 #   tests/gpu/run-on-gpu.sh probe+suite      both, one after the other
+#   tests/gpu/run-on-gpu.sh health           the health checks the worker ran at registration
+#   tests/gpu/run-on-gpu.sh suite-warm       the whole suite on warm runners, health checks,
+#                                            int8 against fp32 on the CPU
 # Environment: HF_SLOTS (concurrent tasks on the GPU, default 1),
 #   HF_RUNNER (runner command, default the reference runner),
 #   HF_WATCH_LIMIT (seconds to follow a suite or bench job, default 450).
@@ -58,9 +61,9 @@ run_probe() {
 }
 run_job() {
   local name=$1; shift
-  kind=test; [ "$name" = bench ] && kind=benchmark
+  kind=test; case "$name" in bench*|int8*) kind=benchmark ;; esac
   start=$(date +%s.%N)
-  hfctl --json submit --backends cuda --kind "$kind" --name "$name" "$@" >"$out/$name-submit.json"
+  hfctl --json submit --backends "${HF_BACKENDS:-cuda}" --kind "$kind" --name "$name" "$@" >"$out/$name-submit.json"
   job=$(python3 -c 'import json;print(json.load(open("'"$out/$name"'-submit.json"))["job_id"])')
   timeout "${HF_WATCH_LIMIT:-450}" "$w/bin/hfctl" --coordinator tcp://127.0.0.1:17101 watch "$job" --interval 5s
   end=$(date +%s.%N)
@@ -97,6 +100,22 @@ final)
   HF_WATCH_LIMIT=170 run_job cold --models "$COLDWARM_MODELS"
   restart_worker warm
   HF_WATCH_LIMIT=120 run_job warm --models "$COLDWARM_MODELS"
+  ;;
+health)
+  # The health checks the worker ran through the runner when it registered.
+  for _ in $(seq 1 60); do
+    [ "$(psql_q -Atc 'SELECT count(*) FROM device_health_checks')" != 0 ] && break; sleep 1
+  done
+  psql_q -c "SELECT worker_id, backend, idx, ok, trigger, round(duration_s::numeric, 2) AS s, detail FROM device_health_checks ORDER BY checked_at" | tee "$out/health.txt"
+  hfctl devices | tee -a "$out/health.txt"
+  ;;
+suite-warm)
+  # Runner v2 (model recipes): the whole registry on warm runners, then the
+  # health checks, then int8 against fp32 on the CPU side by side.
+  HF_WATCH_LIMIT=${HF_WATCH_LIMIT:-330} run_job suite --all "$@"
+  psql_q -c "SELECT worker_id, backend, idx, ok, trigger, round(duration_s::numeric, 2) AS s, detail FROM device_health_checks ORDER BY checked_at" | tee "$out/health.txt"
+  hfctl devices | tee -a "$out/health.txt"
+  HF_BACKENDS=cpu HF_WATCH_LIMIT=120 run_job int8 --models bert,distilbert,gpt2,vit --precision fp32,int8 --batch-sizes 1 --iterations 10 --warmup 2
   ;;
 esac
 curl -s http://127.0.0.1:17102/metrics >"$out/metrics.txt" 2>/dev/null || true
