@@ -7,7 +7,9 @@
 #   tests/gpu/run-on-gpu.sh probe            hf-worker --probe, hfctl devices, two CUDA tasks
 #   tests/gpu/run-on-gpu.sh suite [ARGS...]  the suite's test job on cuda (ARGS go to hfctl submit)
 #   tests/gpu/run-on-gpu.sh bench [ARGS...]  a benchmark job on cuda
+#   tests/gpu/run-on-gpu.sh test ARGS...     a test job on cuda (ARGS: --models ... and the like)
 #   tests/gpu/run-on-gpu.sh probe+suite      both, one after the other
+#   tests/gpu/run-on-gpu.sh bench+suite      a benchmark job (HF_BENCH_MODELS), then the suite
 #   tests/gpu/run-on-gpu.sh health           the health checks the worker ran at registration
 #   tests/gpu/run-on-gpu.sh suite-warm       the whole suite on warm runners, health checks,
 #                                            int8 against fp32 on the CPU
@@ -63,7 +65,8 @@ run_job() {
   local name=$1; shift
   kind=test; case "$name" in bench*|int8*) kind=benchmark ;; esac
   start=$(date +%s.%N)
-  hfctl --json submit --backends "${HF_BACKENDS:-cuda}" --kind "$kind" --name "$name" "$@" >"$out/$name-submit.json"
+  hfctl --json submit --backends "${HF_BACKENDS:-cuda}" --kind "$kind" --name "$name" "$@" >"$out/$name-submit.json" ||
+    { echo "run-on-gpu: the $name job was not accepted" >&2; return 1; }
   job=$(python3 -c 'import json;print(json.load(open("'"$out/$name"'-submit.json"))["job_id"])')
   timeout "${HF_WATCH_LIMIT:-450}" "$w/bin/hfctl" --coordinator tcp://127.0.0.1:17101 watch "$job" --interval 5s
   end=$(date +%s.%N)
@@ -88,8 +91,16 @@ COLDWARM_MODELS=bert,roberta,distilbert,albert,electra,gpt2,llama,mistral,qwen2,
 case "$mode" in
 probe) run_probe ;;
 suite) run_job suite --all "$@" ;;
+test) run_job test "$@" ;;
 bench) run_job bench "$@" ;;
 probe+suite) run_probe; run_job suite --all "$@" ;;
+bench+suite)
+  # A benchmark job (--models from HF_BENCH_MODELS), then the whole suite's
+  # test job on warm runners, in one cluster.
+  HF_WATCH_LIMIT=${HF_BENCH_LIMIT:-200} run_job bench --models "${HF_BENCH_MODELS:-$BENCH_MODELS}" \
+    --batch-sizes 1,8 --precision fp16 --iterations 20 --warmup 3
+  HF_WATCH_LIMIT=${HF_WATCH_LIMIT:-330} run_job suite --all "$@"
+  ;;
 final)
   # Issue 3 and 4 evidence in one lease: the probe, a benchmark job of
   # two dozen models across the families at batch 1 and 8 in fp16, and the

@@ -361,6 +361,18 @@ def _esm_config(config, shrunk):
 
 def _diffusion_gemma_config(config, shrunk):
     notes = []
+    if getattr(config, "vision_config", 0) is None:
+        # The encoder always builds a vision tower, but the default config has
+        # none: give it Gemma 4's (shrunk like the rest when the rest is).
+        from transformers import AutoConfig
+        import hfleet_runner_lib as lib
+        vc = AutoConfig.for_model("gemma4_vision")
+        if shrunk:
+            d, _ = lib.shrink_config_dict(vc.to_dict(), 32)
+            vc = type(vc).from_dict(d)
+        config.vision_config = vc
+        notes.append("vision_config=gemma4_vision" + (" (shrunk)" if shrunk else "")
+                     + " (none in the default config; the encoder needs one)")
     for c in (config, _sub(config, "text_config")):
         if c is not None and hasattr(c, "num_experts") and c.num_experts is None:
             c.num_experts = 4
@@ -481,10 +493,30 @@ def _clap_inputs(r):
     r.inputs["input_features"] = r.randn(r.batch, 1, 1001, mel)
 
 
+def _clvp_config(config, shrunk):
+    # The decoder's speech tokens (argmax over its vocabulary) feed the speech
+    # encoder, whose default vocabulary is the text encoder's 256.
+    sc, dc = _sub(config, "speech_config"), _sub(config, "decoder_config")
+    if sc is not None and dc is not None and sc.vocab_size < dc.vocab_size:
+        sc.vocab_size = dc.vocab_size
+        return [f"speech_config.vocab_size={dc.vocab_size} (= the decoder's, whose tokens it reads)"]
+    return []
+
+
 def _clvp_inputs(r):
     c = r.config
     mel = _get(_sub(c, "decoder_config"), "feature_size", default=80)
     r.inputs["input_features"] = r.randn(r.batch, mel, 64)
+
+
+def _granite_speech_inputs(r):
+    text_mask = r.inputs.get("attention_mask")   # over input_ids, not over the audio frames
+    _time_major()(r)
+    if text_mask is not None:
+        r.inputs["attention_mask"] = text_mask
+    # input_features_mask is a boolean mask over the projected audio tokens
+    # (optional); a 0/1 frame mask would be taken as indices.
+    r.inputs.pop("input_features_mask", None)
 
 
 def _univnet_inputs(r):
@@ -635,10 +667,10 @@ RECIPES = {
     "sam2": Recipe(provides=("pixel_values",), inputs=_sam2_inputs, prefer_default=True,
                    note="the shrunk Hiera backbone does not fit its neck; the default config is tested"),
     "clap": Recipe(inputs=_clap_inputs),
-    "clvp": Recipe(inputs=_clvp_inputs),
+    "clvp": Recipe(fix_config=_clvp_config, inputs=_clvp_inputs),
     "univnet": Recipe(provides=("input_features", "noise_sequence"), inputs=_univnet_inputs),
     "parakeet_ctc": Recipe(inputs=_time_major()),
-    "granite_speech": Recipe(fix_config=_granite_speech_config, inputs=_time_major()),
+    "granite_speech": Recipe(fix_config=_granite_speech_config, inputs=_granite_speech_inputs),
     "gemma3n": Recipe(fix_config=_gemma3n_config),
     "voxtral": Recipe(fix_config=_voxtral_config),
     "musicgen": Recipe(model_class="MusicgenForConditionalGeneration", inputs=_musicgen_inputs),

@@ -562,6 +562,16 @@ class TestRecipes(unittest.TestCase):
         # a recipe that builds everything leaves an empty plan, which is not an error
         self.assertEqual(lib.plan_inputs({}, {"inputs": True}, "text", 1, 8, provided=("inputs",)), [])
 
+    def test_clvp_speech_vocabulary_follows_the_decoder(self):
+        import hfleet_recipes as recipes
+        from types import SimpleNamespace as NS
+        cfg = NS(speech_config=NS(vocab_size=256), decoder_config=NS(vocab_size=8194), text_config=NS(vocab_size=256))
+        notes = recipes.get("clvp").fix_config(cfg, True)
+        self.assertEqual(cfg.speech_config.vocab_size, 8194)
+        self.assertEqual(cfg.text_config.vocab_size, 256)
+        self.assertEqual(len(notes), 1)
+        self.assertEqual(recipes.get("clvp").fix_config(cfg, True), [])   # already consistent: nothing to say
+
     def test_placeholder_mismatch_message(self):
         import hfleet_runner_torch as rt
         for msg, want in (("Image features and image tokens do not match, tokens: 0, features: 196", ("image", 0, 196)),
