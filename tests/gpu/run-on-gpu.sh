@@ -75,6 +75,9 @@ run_job() {
   hfctl results "$job" >"$out/$name-results.txt"; tail -3 "$out/$name-results.txt"
   hfctl --json results "$job" >"$out/$name-results.json"
   psql_q -c "SELECT status, count(*) FROM task_outcomes WHERE job_id = $job GROUP BY 1" | tee "$out/$name-summary.txt"
+  # What the runner said beyond the figures: the model class, and why a
+  # generative model's generation was not timed.
+  psql_q -c "SELECT model_type, batch_size, env->'outputs'->>'model_class' AS class, env->'outputs'->>'generation' AS generation FROM task_outcomes WHERE job_id = $job ORDER BY task_id" >"$out/$name-outputs.txt"
 }
 # Restarts the worker with runner.warm on or off.
 restart_worker() {

@@ -27,6 +27,7 @@ import json
 import math
 import os
 import re
+import sys
 import tempfile
 
 RUNNER_VERSION = "1"
@@ -181,8 +182,39 @@ def modality_parts(modality: str) -> set:
 def backend_precheck(backend: str):
     """Reason to skip for backends this runner version cannot run, else None."""
     if backend not in SUPPORTED_BACKENDS:
-        return f"backend {backend} not supported by this runner version"
+        return companion_backend_reason(backend)
     return None
+
+
+def companion_backend_reason(backend: str, find_spec=None, environ=None) -> str:
+    """Why this runner version does not run `backend` (openvino, qnn, or unknown) here.
+
+    Names what is missing when the backend's companion stack is absent, and
+    says plainly that the runner does not drive it yet when it is present.
+    """
+    import importlib.util
+    find_spec = find_spec or importlib.util.find_spec
+    environ = os.environ if environ is None else environ
+
+    def have(mod):
+        try:
+            return find_spec(mod) is not None
+        except (ImportError, ValueError):
+            return False
+    if backend == "openvino":
+        missing = [m for m in ("openvino", "optimum.intel") if not have(m.split(".")[0]) or not have(m)]
+        if missing:
+            return (f"backend openvino needs {' and '.join(missing)} (optimum-intel) in {sys.executable}: "
+                    f"not installed")
+        return ("backend openvino: openvino and optimum-intel are installed, but this runner version "
+                "does not export models to OpenVINO yet")
+    if backend == "qnn":
+        root = environ.get("QNN_SDK_ROOT", "")
+        if not root:
+            return "backend qnn needs the Qualcomm QNN SDK: QNN_SDK_ROOT is not set"
+        return (f"backend qnn: the QNN SDK at {root} is present, but this runner version does not "
+                f"compile models for it yet")
+    return f"backend {backend} not supported by this runner version"
 
 
 def precision_skip_reason(backend: str, precision: str):

@@ -146,7 +146,7 @@ def resolve_device(torch, backend: str):
         if mps is None or not mps.is_available():
             raise Skip("backend mps not available: torch.backends.mps.is_available() is False")
         return torch.device("mps"), f"Apple MPS ({platform.machine()})"
-    raise Skip(f"backend {backend} not supported by this runner version")
+    raise Skip(lib.companion_backend_reason(backend))
 
 
 def resolve_dtype(torch, device, precision: str):
@@ -174,7 +174,7 @@ def quantize_int8(torch, model, device):
     n = sum(1 for m in q.modules() if "quantized" in type(m).__module__)
     if n == 0:
         raise Skip("precision int8: the model has no nn.Linear layer that dynamic quantization can convert")
-    return q
+    return q, n
 
 
 def synchronize(torch, device) -> None:
@@ -762,6 +762,13 @@ def measure_generation(torch, model, inputs, device, batch, deadline):
     if gc_ is not None and getattr(gc_, "pad_token_id", None) is None:
         eos = getattr(gc_, "eos_token_id", None)
         gc_.pad_token_id = (eos[0] if isinstance(eos, (list, tuple)) and eos else eos) or 0
+    cfg = getattr(model, "config", None)
+    if (gc_ is not None and getattr(cfg, "is_encoder_decoder", False)
+            and getattr(gc_, "decoder_start_token_id", None) is None and getattr(gc_, "bos_token_id", None) is None):
+        # T5-style defaults leave both unset (checkpoints set them); the decoder
+        # starts from the pad token, as T5 was trained.
+        start = getattr(cfg, "decoder_start_token_id", None)
+        gc_.decoder_start_token_id = start if start is not None else (gc_.pad_token_id or 0)
 
     def run(n):
         synchronize(torch, device)
@@ -878,12 +885,16 @@ def run_attempt(ctx, source, make_model):
             log(f"fitted mrope_section of {n} rotary modules to the shrunk head size")
     model.eval()
     model.to(device=device, dtype=dtype)
+    # Counted before quantization: int8 Linear weights are packed buffers, not parameters.
+    att.metrics["param_count"] = param_count(model)
     if task["precision"] == "int8":
-        model = quantize_int8(torch, model, device)
-        att.outputs["quantization"] = "dynamic int8 (torch.ao.quantization.quantize_dynamic, nn.Linear)"
+        model, n_int8 = quantize_int8(torch, model, device)
+        # Only nn.Linear converts: GPT-2 style Conv1D projections stay fp32.
+        att.metrics["int8_layers"] = n_int8
+        att.outputs["quantization"] = (f"dynamic int8 (torch.ao.quantization.quantize_dynamic) of {n_int8} "
+                                       f"nn.Linear layers; other layers fp32")
     synchronize(torch, device)
     att.metrics["load_time_s"] = time.perf_counter() - t0
-    att.metrics["param_count"] = param_count(model)
     att.outputs["model_class"] = type(model).__name__
     att.outputs["config_source"] = source
     log(f"{source}: built {type(model).__name__} with {att.metrics['param_count']} parameters "

@@ -221,8 +221,25 @@ class TestGating(unittest.TestCase):
     def test_backends(self):
         for b in ("cpu", "cuda", "rocm", "mps"):
             self.assertIsNone(lib.backend_precheck(b))
-        self.assertEqual(lib.backend_precheck("openvino"), "backend openvino not supported by this runner version")
-        self.assertEqual(lib.backend_precheck("qnn"), "backend qnn not supported by this runner version")
+        self.assertTrue(lib.backend_precheck("openvino").startswith("backend openvino"))
+        self.assertTrue(lib.backend_precheck("qnn").startswith("backend qnn"))
+        self.assertEqual(lib.backend_precheck("tpu"), "backend tpu not supported by this runner version")
+
+    def test_companion_backends_name_what_is_missing(self):
+        none = lambda mod: None                      # noqa: E731 - nothing installed
+        some = lambda mod: None if mod.startswith("optimum") else object()   # noqa: E731
+        every = lambda mod: object()                 # noqa: E731
+        r = lib.companion_backend_reason("openvino", find_spec=none, environ={})
+        self.assertIn("needs openvino and optimum.intel (optimum-intel)", r)
+        self.assertIn(sys.executable, r)
+        r = lib.companion_backend_reason("openvino", find_spec=some, environ={})
+        self.assertIn("needs optimum.intel", r)
+        self.assertNotIn("openvino and", r)
+        r = lib.companion_backend_reason("openvino", find_spec=every, environ={})
+        self.assertIn("installed, but this runner version does not export", r)
+        self.assertEqual(lib.companion_backend_reason("qnn", environ={}),
+                         "backend qnn needs the Qualcomm QNN SDK: QNN_SDK_ROOT is not set")
+        self.assertIn("/opt/qcom/qnn is present, but", lib.companion_backend_reason("qnn", environ={"QNN_SDK_ROOT": "/opt/qcom/qnn"}))
 
     def test_precision(self):
         self.assertIn("fp16", lib.precision_skip_reason("cpu", "fp16"))
@@ -614,7 +631,7 @@ class TestCli(unittest.TestCase):
             p, r, _ = run_cli(task_dict(backend=backend))
             self.assertEqual(p.returncode, 0, p.stderr)
             self.assertEqual(r["status"], "skipped")
-            self.assertEqual(r["reason"], f"backend {backend} not supported by this runner version")
+            self.assertEqual(r["reason"], lib.companion_backend_reason(backend))
 
     def test_fp16_on_cpu_skipped(self):
         p, r, _ = run_cli(task_dict(precision="fp16"))
