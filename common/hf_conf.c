@@ -222,6 +222,35 @@ void hf_conf_fini(const struct hf_conf_setting *table, void *obj)
 	}
 }
 
+#define COMMENT_WIDTH 78
+
+void hf_conf_print_doc(const struct hf_conf_setting *s, FILE *f)
+{
+	char doc[2048], range[96] = "", env[96] = "";
+	const char *text = doc;
+	size_t col = 0;
+
+	if (s->env)
+		snprintf(env, sizeof(env), " (environment: %s)", s->env);
+	if ((s->type == HF_CONF_INT || s->type == HF_CONF_MS) && s->min <= s->max)
+		snprintf(range, sizeof(range), " [%lld .. %lld%s]", (long long)s->min,
+			 (long long)s->max, s->type == HF_CONF_MS ? " ms" : "");
+	snprintf(doc, sizeof(doc), "%s%s%s", s->description, env, range);
+	while (*text) {
+		size_t word = strcspn(text, " ");
+		if (word) {
+			if (col && col + 1 + word > COMMENT_WIDTH) {
+				fputc('\n', f);
+				col = 0;
+			}
+			col += (size_t)fprintf(f, col ? " %.*s" : "# %.*s", (int)word, text);
+		}
+		text += word;
+		text += strspn(text, " ");
+	}
+	fputc('\n', f);
+}
+
 void hf_conf_print(const struct hf_conf_setting *table, FILE *f)
 {
 	const char *section = NULL;
@@ -235,13 +264,8 @@ void hf_conf_print(const struct hf_conf_setting *table, FILE *f)
 			section = s->name;
 			section_len = len;
 		}
-		fprintf(f, "# %s", s->description);
-		if (s->env)
-			fprintf(f, " (environment: %s)", s->env);
-		if ((s->type == HF_CONF_INT || s->type == HF_CONF_MS) && s->min <= s->max)
-			fprintf(f, " [%lld .. %lld%s]", (long long)s->min, (long long)s->max,
-				s->type == HF_CONF_MS ? " ms" : "");
-		fprintf(f, "\n%s%s = %s\n", s->def ? "" : "# ", dot ? dot + 1 : s->name,
+		hf_conf_print_doc(s, f);
+		fprintf(f, "%s%s = %s\n", s->def ? "" : "# ", dot ? dot + 1 : s->name,
 			s->def ? s->def : "");
 	}
 }

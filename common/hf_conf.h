@@ -58,6 +58,11 @@ int hf_conf_set(const struct hf_conf_setting *table, void *obj, const char *name
 /* Frees the strings the struct holds. */
 void hf_conf_fini(const struct hf_conf_setting *table, void *obj);
 
+/* Writes the documentation of one setting (description, environment
+ * variable, range) as "# " comment lines of at most 78 columns, broken
+ * between words: the ini reader takes lines of up to 200 bytes. */
+void hf_conf_print_doc(const struct hf_conf_setting *s, FILE *f);
+
 /* Writes the table as an example INI file with every key documented. */
 void hf_conf_print(const struct hf_conf_setting *table, FILE *f);
 

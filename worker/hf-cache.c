@@ -8,9 +8,11 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -104,6 +106,125 @@ oom:
 	closedir(d);
 	hf_cache_free(ids, n);
 	return -ENOMEM;
+}
+
+static const char *const weight_files[] = {
+	"model.safetensors", "model.safetensors.index.json",
+	"pytorch_model.bin", "pytorch_model.bin.index.json",
+};
+
+static bool is_file(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* True when dir/rel holds config.json and a checkpoint file. */
+static bool holds_checkpoint(const char *dir, const char *rel)
+{
+	char path[4096];
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s/config.json", dir, rel) >= sizeof(path) ||
+	    !is_file(path))
+		return false;
+	for (size_t i = 0; i < sizeof(weight_files) / sizeof(weight_files[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s/%s", dir, rel, weight_files[i]);
+		if (is_file(path))
+			return true;
+	}
+	return false;
+}
+
+static bool hidden(const char *name)
+{
+	return name[0] == '.';
+}
+
+/* Appends strdup(id) to *v (n long); false when out of memory. */
+static bool push_id(char ***v, size_t *n, const char *id)
+{
+	char **nv;
+	char *copy;
+
+	if (*n >= HF_CACHE_MAX_MODELS)
+		return true;
+	copy = strdup(id);
+	nv = copy ? realloc(*v, (*n + 1) * sizeof(*nv)) : NULL;
+	if (!nv) {
+		free(copy);
+		return false;
+	}
+	nv[(*n)++] = copy;
+	*v = nv;
+	return true;
+}
+
+/* The models of one weights directory: DIR/NAME, else DIR/ORG/NAME. */
+static bool scan_weights_dir(const char *dir, char ***v, size_t *n)
+{
+	DIR *d = opendir(dir), *sub;
+	struct dirent *e, *f;
+	char path[4096], id[1024];
+	bool ok = true;
+
+	if (!d)
+		return true;
+	while (ok && (e = readdir(d))) {
+		if (hidden(e->d_name))
+			continue;
+		if (holds_checkpoint(dir, e->d_name)) {
+			ok = push_id(v, n, e->d_name);
+			continue;
+		}
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= sizeof(path) ||
+		    !(sub = opendir(path)))
+			continue;
+		while (ok && (f = readdir(sub))) {
+			if (hidden(f->d_name) ||
+			    (size_t)snprintf(id, sizeof(id), "%s/%s", e->d_name, f->d_name) >= sizeof(id))
+				continue;
+			if (holds_checkpoint(dir, id))
+				ok = push_id(v, n, id);
+		}
+		closedir(sub);
+	}
+	closedir(d);
+	return ok;
+}
+
+int hf_weights_dirs_scan(const char *dirs, char ***ids, size_t *n_ids)
+{
+	char **v = NULL, *copy, *save = NULL;
+	size_t n = 0;
+	bool ok = true;
+
+	if (!dirs || !*dirs)
+		return 0;
+	copy = strdup(dirs);
+	if (!copy)
+		return -ENOMEM;
+	for (size_t i = 0; i < *n_ids && ok; i++)
+		ok = push_id(&v, &n, (*ids)[i]);
+	for (char *dir = strtok_r(copy, ":", &save); dir && ok; dir = strtok_r(NULL, ":", &save))
+		ok = scan_weights_dir(dir, &v, &n);
+	free(copy);
+	if (!ok) {
+		hf_cache_free(v, n);
+		return -ENOMEM;
+	}
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_str);
+	size_t kept = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (kept && strcmp(v[kept - 1], v[i]) == 0)
+			free(v[i]);
+		else
+			v[kept++] = v[i];
+	}
+	hf_cache_free(*ids, *n_ids);
+	*ids = v;
+	*n_ids = kept;
+	return 0;
 }
 
 void hf_cache_free(char **ids, size_t n)

@@ -218,6 +218,12 @@ static int worker_run(const struct worker_conf *conf, const struct hw_options *o
 	int r;
 
 	gethostname(host, sizeof(host) - 1);
+	/* What runners read is what is reported: set here, while the worker
+	 * has no other thread, and inherited by every runner. */
+	if (*conf->hf_cache && setenv("HF_HUB_CACHE", conf->hf_cache, 1) < 0)
+		log_warn("could not set HF_HUB_CACHE for runners: %s", strerror(errno));
+	if (*conf->weights_dir && setenv("HFLEET_WEIGHTS_DIR", conf->weights_dir, 1) < 0)
+		log_warn("could not set HFLEET_WEIGHTS_DIR for runners: %s", strerror(errno));
 	char **cached = NULL, *cache_dir = hf_cache_dir(conf->hf_cache);
 	size_t n_cached = 0;
 	if (hf_cache_scan(cache_dir, &cached, &n_cached) < 0)
@@ -226,6 +232,14 @@ static int worker_run(const struct worker_conf *conf, const struct hw_options *o
 	else if (n_cached)
 		log_info("%zu models have weights in the HuggingFace cache %s", n_cached, cache_dir);
 	free(cache_dir);
+	if (*conf->weights_dir) {
+		if (hf_weights_dirs_scan(conf->weights_dir, &cached, &n_cached) < 0)
+			log_warn("could not list the weights directories \"%s\": out of memory, ignoring",
+				 conf->weights_dir);
+		else
+			log_info("%zu models have pretrained weights (hub cache and %s)", n_cached,
+				 conf->weights_dir);
+	}
 	struct session_config sc = {
 		.url = conf->coordinator_url,
 		.worker_id = conf->id,

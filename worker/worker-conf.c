@@ -84,7 +84,13 @@ const struct hf_conf_setting worker_conf_settings[] = {
 	  "bytes of a runner's output kept (the last ones); results carry the last 4096"),
 	S("runner.hf_cache", HF_CONF_STRING, hf_cache, "", 0, -1, NULL,
 	  "HuggingFace hub cache whose models are reported so the coordinator prefers this worker for "
-	  "them (empty: $HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub)"),
+	  "them, and runners read (set: given to runners as HF_HUB_CACHE; empty: $HF_HUB_CACHE, "
+	  "$HF_HOME/hub or ~/.cache/huggingface/hub)"),
+	S("runner.weights_dir", HF_CONF_STRING, weights_dir, "", 0, -1, NULL,
+	  "directories of pretrained checkpoints, ':'-separated, each model in DIR/ORG/NAME or "
+	  "DIR/NAME (config.json and weights, as save_pretrained writes them); runners load them "
+	  "before the hub cache (given to runners as HFLEET_WEIGHTS_DIR) and they are reported "
+	  "like cached models"),
 	S("runner.warm", HF_CONF_BOOL, runner_warm, "true", 0, -1, NULL,
 	  "run the tasks of one device in long-lived \"<runner.command> --serve\" processes, up "
 	  "to one per slot, importing frameworks once; false: a process per task"),
@@ -307,10 +313,8 @@ void worker_conf_print(const struct worker_conf *c, FILE *f)
 			section = s->name;
 			section_len = len;
 		}
-		fprintf(f, "# %s", s->description);
-		if (s->env)
-			fprintf(f, " (environment: %s)", s->env);
-		fprintf(f, "\n%s = ", dot + 1);
+		hf_conf_print_doc(s, f);
+		fprintf(f, "%s = ", dot + 1);
 		switch (s->type) {
 		case HF_CONF_STRING: {
 			const char *v = *(char *const *)field;

@@ -55,6 +55,7 @@ struct worker_conf {
 	int64_t kill_grace_ms;
 	int64_t output_limit;
 	char *hf_cache;                /* the HuggingFace hub cache to report ("" = the usual places) */
+	char *weights_dir;             /* checkpoint directories, ':'-separated ("" = none) */
 	bool runner_warm;
 	int64_t warm_max_tasks;
 	char *warm_max_rss;

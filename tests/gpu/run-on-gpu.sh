@@ -11,6 +11,7 @@
 #   tests/gpu/run-on-gpu.sh probe+suite      both, one after the other
 #   tests/gpu/run-on-gpu.sh bench+suite      a benchmark job (HF_BENCH_MODELS), then the suite
 #   tests/gpu/run-on-gpu.sh health           the health checks the worker ran at registration
+#   tests/gpu/run-on-gpu.sh weights          toy checkpoints in runner.weights_dir, known answers
 #   tests/gpu/run-on-gpu.sh suite-warm       the whole suite on warm runners, health checks,
 #                                            int8 against fp32 on the CPU
 # Environment: HF_SLOTS (concurrent tasks on the GPU, default 1),
@@ -77,15 +78,15 @@ run_job() {
   psql_q -c "SELECT status, count(*) FROM task_outcomes WHERE job_id = $job GROUP BY 1" | tee "$out/$name-summary.txt"
   # What the runner said beyond the figures: the model class, and why a
   # generative model's generation was not timed.
-  psql_q -c "SELECT model_type, batch_size, env->'outputs'->>'model_class' AS class, env->'outputs'->>'generation' AS generation FROM task_outcomes WHERE job_id = $job ORDER BY task_id" >"$out/$name-outputs.txt"
+  psql_q -c "SELECT model_type, batch_size, env->'outputs'->>'model_class' AS class, env->'outputs'->>'generation' AS generation, weights, env->'outputs'->>'weights_source' AS weights_source, env->'outputs'->>'known_answer' AS known_answer FROM task_outcomes WHERE job_id = $job ORDER BY task_id" >"$out/$name-outputs.txt"
 }
-# Restarts the worker with runner.warm on or off.
+# Restarts the worker with runner.warm on or off (and the options after it).
 restart_worker() {
   kill -INT "$worker_pid" 2>/dev/null; kill -INT "$worker_pid" 2>/dev/null; wait "$worker_pid" 2>/dev/null
-  local warm=false; [ "$1" = warm ] && warm=true
+  local warm=false; [ "$1" = warm ] && warm=true; shift
   "$w/bin/hf-worker" --id gpu-worker --coordinator tcp://127.0.0.1:17100 --state-dir "$w/worker" \
     --runner "$runner" --set "devices.slots=cuda=$slots" --set "devices.shared=cpu,cuda" \
-    --set "runner.warm=$warm" >>"$out/worker.log" 2>&1 &
+    --set "runner.warm=$warm" "$@" >>"$out/worker.log" 2>&1 &
   worker_pid=$!
   sleep 3
 }
@@ -122,6 +123,15 @@ health)
   done
   psql_q -c "SELECT worker_id, backend, idx, ok, trigger, round(duration_s::numeric, 2) AS s, detail FROM device_health_checks ORDER BY checked_at" | tee "$out/health.txt"
   hfctl devices | tee -a "$out/health.txt"
+  ;;
+weights)
+  # Pretrained weights from a weights directory and the known-answer check,
+  # through the worker (toy checkpoints under registry ids: toy_weights.py).
+  python3 tests/gpu/toy_weights.py "$w/weights" >"$out/toy-weights.txt" 2>&1 || cat "$out/toy-weights.txt"
+  restart_worker warm --set "runner.weights_dir=$w/weights"
+  grep "pretrained weights" "$out/worker.log" | tail -1
+  run_job weights --models bert,gpt2,roberta,distilbert "$@"
+  cat "$out/weights-outputs.txt"
   ;;
 suite-warm)
   # Runner v2 (model recipes): the whole registry on warm runners, then the

@@ -56,6 +56,66 @@ START_TEST(test_models_with_a_snapshot_are_listed_sorted_as_hub_ids)
 }
 END_TEST
 
+static void touch(const char *rel)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", root, rel);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fclose(f);
+}
+
+START_TEST(test_weights_dirs_add_checkpoints_sorted_without_duplicates)
+{
+	char **ids;
+	size_t n;
+	char dirs[256];
+
+	make("hub/models--openai-community--gpt2/snapshots/607a30d7");
+	make("w1/openai-community/gpt2");                  /* also in the hub cache */
+	touch("w1/openai-community/gpt2/config.json");
+	touch("w1/openai-community/gpt2/model.safetensors");
+	make("w1/bert-tiny");                              /* NAME without an org */
+	touch("w1/bert-tiny/config.json");
+	touch("w1/bert-tiny/pytorch_model.bin");
+	make("w1/acme/config-only");                       /* no checkpoint file: not listed */
+	touch("w1/acme/config-only/config.json");
+	make("w1/acme/weights-only");                      /* no config.json: not listed */
+	touch("w1/acme/weights-only/model.safetensors");
+	make("w1/.hidden/model");
+	touch("w1/.hidden/model/config.json");
+	touch("w1/.hidden/model/model.safetensors");
+	make("w2/meta/llama");
+	touch("w2/meta/llama/config.json");
+	touch("w2/meta/llama/model.safetensors.index.json");
+
+	snprintf(dirs, sizeof(dirs), "%s/hub", root);
+	ck_assert_int_eq(hf_cache_scan(dirs, &ids, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	snprintf(dirs, sizeof(dirs), "%s/w1:/nonexistent::%s/w2", root, root);
+	ck_assert_int_eq(hf_weights_dirs_scan(dirs, &ids, &n), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(ids[0], "bert-tiny");
+	ck_assert_str_eq(ids[1], "meta/llama");
+	ck_assert_str_eq(ids[2], "openai-community/gpt2");
+	/* no directories: the list is left as it is */
+	ck_assert_int_eq(hf_weights_dirs_scan("", &ids, &n), 0);
+	ck_assert_uint_eq(n, 3);
+	hf_cache_free(ids, n);
+
+	/* from an empty list */
+	ids = NULL;
+	n = 0;
+	snprintf(dirs, sizeof(dirs), "%s/w2", root);
+	ck_assert_int_eq(hf_weights_dirs_scan(dirs, &ids, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(ids[0], "meta/llama");
+	hf_cache_free(ids, n);
+}
+END_TEST
+
 START_TEST(test_a_missing_cache_is_an_empty_list)
 {
 	char **ids = (char **)1;
@@ -99,6 +159,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_models_with_a_snapshot_are_listed_sorted_as_hub_ids);
 	tcase_add_test(tc, test_a_missing_cache_is_an_empty_list);
+	tcase_add_test(tc, test_weights_dirs_add_checkpoints_sorted_without_duplicates);
 	tcase_add_test(tc, test_cache_dir_follows_setting_then_environment);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

@@ -15,6 +15,7 @@ Contents:
   * input planning                        -> plan_inputs
   * output checking                       -> walk_outputs, check_outputs
   * backend / precision gating            -> backend_precheck, precision_skip_reason
+  * pretrained weights, known answers     -> weights_dir_path, check_known_answer
   * serve mode (warm runner protocol)     -> parse_serve_request, control_done_line,
                                              control_error_line, classify_device_error,
                                              parse_vmrss
@@ -225,6 +226,97 @@ def precision_skip_reason(backend: str, precision: str):
         return (f"precision int8 on {backend} needs a weight-quantization library (torchao or bitsandbytes); "
                 f"this runner version runs PyTorch's own dynamic int8 quantization, whose kernels are CPU-only")
     return None
+
+
+# --------------------------------------------------------------------------
+# pretrained weights in a configured directory, and known answers
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json",
+                "pytorch_model.bin", "pytorch_model.bin.index.json")
+_HF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
+
+
+def complete_weights(dirpath: str) -> bool:
+    """True when dirpath holds config.json and a whole checkpoint (every shard an index names)."""
+    if not os.path.isfile(os.path.join(dirpath, "config.json")):
+        return False
+    for fn in WEIGHT_FILES:
+        path = os.path.join(dirpath, fn)
+        if not os.path.isfile(path):
+            continue
+        if not fn.endswith(".index.json"):
+            return True
+        try:
+            with open(path, encoding="utf-8") as f:
+                shards = set(json.load(f).get("weight_map", {}).values())
+        except (OSError, ValueError, AttributeError):
+            continue
+        if shards and all(isinstance(s, str) and "/" not in s and os.path.isfile(os.path.join(dirpath, s))
+                          for s in shards):
+            return True
+    return False
+
+
+def weights_dir_path(hf_id, weights_dirs):
+    """The directory <dir>/<hf_id> of the first configured weights directory that
+    holds a whole checkpoint of hf_id (as save_pretrained or `hf download
+    --local-dir` write it), else None.  weights_dirs is a list or an
+    os.pathsep-separated string (HFLEET_WEIGHTS_DIR); hf_id must be NAME or
+    ORG/NAME, so no id reaches outside the directory."""
+    if not hf_id or not isinstance(hf_id, str) or not _HF_ID.match(hf_id) or ".." in hf_id:
+        return None
+    if isinstance(weights_dirs, str):
+        weights_dirs = weights_dirs.split(os.pathsep)
+    for d in weights_dirs or ():
+        if d and complete_weights(os.path.join(d, hf_id)):
+            return os.path.join(d, hf_id)
+    return None
+
+
+# Cheap checks that pretrained weights are the real ones: a prompt whose
+# answer any trained model of the task gets right.  {mask} is the
+# tokenizer's mask token.
+KNOWN_ANSWERS = {
+    "fill-mask": {"prompt": "The capital of France is {mask}.", "expect": "paris", "top_k": 5},
+    "text-generation": {"prompt": "1, 2, 3, 4, 5,", "expect": "6", "new_tokens": 4},
+}
+
+
+def known_answer_spec(task_name):
+    return KNOWN_ANSWERS.get(task_name or "")
+
+
+def _answer_word(text) -> str:
+    # Subword markers of GPT-2 (\u0120), SentencePiece (\u2581) and WordPiece (##).
+    return str(text).replace("\u0120", " ").replace("\u2581", " ").replace("##", "").strip().lower()
+
+
+def check_known_answer(task_name, answers):
+    """(ok, detail) for a model's answers to known_answer_spec(task_name)['prompt'];
+    ok is None when the answers cannot be judged.
+
+    fill-mask: answers are the decoded top-k tokens at the mask; ok when one of
+    them is the expected word.  text-generation: answers holds the greedy
+    continuation; ok when the first number in it is the expected one.
+    """
+    spec = known_answer_spec(task_name)
+    if spec is None:
+        raise ValueError(f"no known answer for task {task_name!r}")
+    shown = [str(a)[:40] for a in answers][:10]
+    if task_name == "fill-mask":
+        if not any(_answer_word(a) for a in answers):
+            # A tokenizer without a vocabulary (transformers builds an empty
+            # one when the weights come without tokenizer files).
+            return None, f"not checked: the tokenizer decodes the top-{spec['top_k']} fillers to nothing"
+        ok = any(_answer_word(a) == spec["expect"] for a in answers)
+        what = f"top-{spec['top_k']} fillers {shown}"
+    else:
+        text = "".join(str(a) for a in answers)
+        m = re.search(r"\d+", text)
+        ok = m is not None and m.group(0) == spec["expect"]
+        what = f"continuation {shown[0] if shown else ''!r}"
+    verdict = "passed" if ok else "failed"
+    return ok, f"{verdict}: {spec['prompt']!r} -> {what}, expected {spec['expect']!r}"
 
 
 # --------------------------------------------------------------------------

@@ -187,10 +187,6 @@ def synchronize(torch, device) -> None:
 # --------------------------------------------------------------------------
 # pretrained weights in the local cache
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json",
-                "pytorch_model.bin", "pytorch_model.bin.index.json")
-
-
 def pretrained_in_cache(hf_id):
     """True when config.json and complete weights of hf_id are in the local HF cache."""
     if not hf_id:
@@ -202,7 +198,7 @@ def pretrained_in_cache(hf_id):
     try:
         if not isinstance(try_to_load_from_cache(hf_id, "config.json"), str):
             return False
-        for fn in WEIGHT_FILES:
+        for fn in lib.WEIGHT_FILES:
             path = try_to_load_from_cache(hf_id, fn)
             if not isinstance(path, str):
                 continue
@@ -215,6 +211,62 @@ def pretrained_in_cache(hf_id):
     except Exception as exc:  # noqa: BLE001 - a broken cache means: not available
         log(f"cache lookup for {hf_id} failed: {type(exc).__name__}: {exc}")
     return False
+
+
+def pretrained_source(hf_id):
+    """(what from_pretrained loads, where it was found) or None.
+
+    The configured weights directories (HFLEET_WEIGHTS_DIR, the worker's
+    runner.weights_dir) come first, then the local HuggingFace cache."""
+    path = lib.weights_dir_path(hf_id, os.environ.get("HFLEET_WEIGHTS_DIR", ""))
+    if path:
+        return path, f"weights directory {path}"
+    if pretrained_in_cache(hf_id):
+        return hf_id, "HuggingFace cache"
+    return None
+
+
+def known_answer(torch, transformers, model, source, task_name, device):
+    """Runs the task's known-answer prompt (lib.KNOWN_ANSWERS) through pretrained weights.
+
+    Returns (ok, detail); ok is None when the check could not be made (no
+    tokenizer next to the weights, no mask token, a prompt the model's
+    inputs do not take): only a clean wrong answer fails the test."""
+    spec = lib.known_answer_spec(task_name)
+    try:
+        tok = transformers.AutoTokenizer.from_pretrained(source, local_files_only=True)
+    except Exception as exc:  # noqa: BLE001
+        return None, lib.exception_reason(exc, "not checked: no tokenizer with the weights")
+    try:
+        params, takes_kwargs = lib.forward_params(model.forward)
+        if task_name == "fill-mask":
+            if not getattr(tok, "mask_token", None):
+                return None, "not checked: the tokenizer has no mask token"
+            enc = tok(spec["prompt"].format(mask=tok.mask_token), return_tensors="pt")
+        else:
+            enc = tok(spec["prompt"], return_tensors="pt")
+        enc = {k: v.to(device) for k, v in enc.items() if takes_kwargs or k in params}
+        ids = enc["input_ids"]
+        special = set(getattr(tok, "all_special_ids", None) or [])
+        if not any(i not in special and i != tok.unk_token_id for i in ids[0].tolist()):
+            # transformers 5 builds an empty tokenizer when the weights come
+            # without tokenizer files: it knows no word of the prompt.
+            return None, "not checked: the tokenizer found with the weights knows no word of the prompt"
+        with torch.inference_mode():
+            if task_name == "fill-mask":
+                where = (ids[0] == tok.mask_token_id).nonzero()
+                if where.shape[0] != 1:
+                    return None, f"not checked: the prompt holds {where.shape[0]} mask tokens after tokenizing"
+                logits = model(**enc).logits[0, int(where[0, 0])].float()
+                answers = [tok.decode([i]) for i in logits.topk(spec["top_k"]).indices.tolist()]
+            else:
+                pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+                out = model.generate(**enc, max_new_tokens=spec["new_tokens"], do_sample=False,
+                                     pad_token_id=pad)
+                answers = [tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)]
+    except Exception as exc:  # noqa: BLE001 - the forward on planned inputs already ran
+        return None, lib.exception_reason(exc, "not checked: the known-answer prompt could not be run")
+    return lib.check_known_answer(task_name, answers)
 
 
 # --------------------------------------------------------------------------
@@ -261,8 +313,11 @@ GENERATIVE_TASKS = ("text-generation", "text2text-generation", "translation", "s
 
 
 def auto_classes(transformers, task_name, head_first=False):
+    """Auto classes to try, in order: the bare model first, except that
+    generative benchmarks (head_first) and known-answer checks (head_first
+    "always") want the task's head."""
     task_classes = TASK_AUTO_CLASSES.get(task_name or "", [])
-    if head_first and task_name in GENERATIVE_TASKS:
+    if head_first == "always" or (head_first and task_name in GENERATIVE_TASKS):
         names = task_classes + ["AutoModel"] + GENERIC_AUTO_CLASSES
     else:
         names = ["AutoModel"] + task_classes + GENERIC_AUTO_CLASSES
@@ -986,6 +1041,13 @@ def run_attempt(ctx, source, make_model):
     att.outputs["finite"] = finite
     att.status = "passed" if ok else "failed"
     att.reason = "" if ok else "; ".join(problems)
+    if ok and source == "pretrained" and ctx.get("known_answer"):
+        transformers, weights = ctx["known_answer"]
+        answered, detail = known_answer(torch, transformers, model, weights, task.get("task"), device)
+        att.outputs["known_answer"] = detail
+        log(f"known answer: {detail}")
+        if answered is False:
+            att.status, att.reason = "failed", "known-answer check " + detail
     del model, inputs
     _free(torch, device)
     return att
@@ -1129,13 +1191,20 @@ def run_task(task: dict) -> dict:
         return lib.make_result(att.status, att.reason, weights=weights, metrics=att.metrics,
                                env=env, outputs=att.outputs)
 
-    # 1. pretrained weights, when the local cache has them
-    if pretrained_in_cache(task.get("hf_id")):
-        log(f"pretrained weights of {task['hf_id']} found in the local cache")
+    # 1. pretrained weights, when a weights directory or the local cache has them
+    found = pretrained_source(task.get("hf_id"))
+    if found:
+        source, where = found
+        log(f"pretrained weights of {task['hf_id']} found in the {where}")
+        # A test whose task has a known answer loads the task's head to ask it.
+        check = task["kind"] == "test" and lib.known_answer_spec(task.get("task")) is not None
+        ctx["known_answer"] = (transformers, source) if check else None
+        head_first = "always" if check else task["kind"] == "benchmark"
         try:
             att = run_attempt(ctx, "pretrained",
-                              lambda: load_pretrained(transformers, torch, task["hf_id"], task.get("task"), dtype,
-                                                      head_first=task["kind"] == "benchmark"))
+                              lambda: load_pretrained(transformers, torch, source, task.get("task"), dtype,
+                                                      head_first=head_first))
+            att.outputs["weights_source"] = where
             return finish(att, "pretrained")
         except Unsupported as exc:
             return lib.make_result("skipped", str(exc), weights="pretrained", env=env)

@@ -251,6 +251,88 @@ class TestGating(unittest.TestCase):
             self.assertIn("int8", lib.precision_skip_reason(backend, "int8"))
 
 
+class TestPretrainedWeights(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+
+    def put(self, rel, text="{}"):
+        path = os.path.join(self.tmp.name, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    def test_weights_dir_finds_whole_checkpoints_only(self):
+        d = self.tmp.name
+        self.put("w/acme/bert/config.json")
+        self.put("w/acme/bert/model.safetensors", "x")
+        self.put("w/gpt2/config.json")
+        self.put("w/gpt2/pytorch_model.bin", "x")
+        self.put("w/acme/no-weights/config.json")
+        self.put("w/acme/no-config/model.safetensors", "x")
+        self.assertEqual(lib.weights_dir_path("acme/bert", [os.path.join(d, "w")]), os.path.join(d, "w", "acme/bert"))
+        self.assertEqual(lib.weights_dir_path("gpt2", os.path.join(d, "w")), os.path.join(d, "w", "gpt2"))
+        self.assertIsNone(lib.weights_dir_path("acme/no-weights", os.path.join(d, "w")))
+        self.assertIsNone(lib.weights_dir_path("acme/no-config", os.path.join(d, "w")))
+        self.assertIsNone(lib.weights_dir_path("acme/bert", ""))
+        self.assertIsNone(lib.weights_dir_path(None, os.path.join(d, "w")))
+        # a list: the first directory that has it
+        self.put("v/acme/bert/config.json")
+        self.put("v/acme/bert/model.safetensors", "x")
+        both = os.pathsep.join(["/nonexistent", os.path.join(d, "v"), os.path.join(d, "w")])
+        self.assertEqual(lib.weights_dir_path("acme/bert", both), os.path.join(d, "v", "acme/bert"))
+
+    def test_weights_dir_refuses_ids_that_leave_the_directory(self):
+        d = self.tmp.name
+        self.put("secret/config.json")
+        self.put("secret/model.safetensors", "x")
+        inner = os.path.join(d, "w", "x")
+        os.makedirs(inner)
+        for hf_id in ("../secret", "x/../../secret", "/etc", "a/b/c", "..", "x/..", ""):
+            self.assertIsNone(lib.weights_dir_path(hf_id, os.path.join(d, "w")), hf_id)
+
+    def test_sharded_checkpoint_needs_every_shard(self):
+        d = os.path.join(self.tmp.name, "w")
+        index = json.dumps({"weight_map": {"a": "model-00001-of-00002.safetensors",
+                                           "b": "model-00002-of-00002.safetensors"}})
+        self.put("w/m/config.json")
+        self.put("w/m/model.safetensors.index.json", index)
+        self.put("w/m/model-00001-of-00002.safetensors", "x")
+        self.assertIsNone(lib.weights_dir_path("m", d))
+        self.put("w/m/model-00002-of-00002.safetensors", "x")
+        self.assertEqual(lib.weights_dir_path("m", d), os.path.join(d, "m"))
+        self.put("w/bad/config.json")
+        self.put("w/bad/model.safetensors.index.json", "not json")
+        self.assertIsNone(lib.weights_dir_path("bad", d))
+        self.put("w/esc/config.json")
+        self.put("w/esc/model.safetensors.index.json", json.dumps({"weight_map": {"a": "../m/config.json"}}))
+        self.assertIsNone(lib.weights_dir_path("esc", d))
+
+    def test_known_answers(self):
+        self.assertIsNone(lib.known_answer_spec("image-classification"))
+        self.assertIn("{mask}", lib.known_answer_spec("fill-mask")["prompt"])
+        # WordPiece, byte-level BPE (Ġ) and SentencePiece (▁) spellings of the word
+        for answers in (["the", "paris", "lyon"], ["\u0120Paris"], [" Paris"], ["\u2581paris", "x"]):
+            ok, detail = lib.check_known_answer("fill-mask", answers)
+            self.assertTrue(ok, answers)
+            self.assertTrue(detail.startswith("passed"), detail)
+        ok, detail = lib.check_known_answer("fill-mask", ["", " ", "##"])
+        self.assertIsNone(ok)
+        self.assertTrue(detail.startswith("not checked"), detail)
+        ok, detail = lib.check_known_answer("fill-mask", ["london", "parish", "berlin"])
+        self.assertFalse(ok)
+        self.assertIn("expected 'paris'", detail)
+        self.assertIn("parish", detail)
+        self.assertTrue(lib.check_known_answer("text-generation", [" 6, 7, 8"])[0])
+        self.assertTrue(lib.check_known_answer("text-generation", ["6"])[0])
+        for wrong in (" 16, 17", " 7, 8", " five", ""):
+            ok, detail = lib.check_known_answer("text-generation", [wrong])
+            self.assertFalse(ok, wrong)
+            self.assertTrue(detail.startswith("failed"), detail)
+        with self.assertRaises(ValueError):
+            lib.check_known_answer("depth-estimation", ["x"])
+
+
 class TestShrink(unittest.TestCase):
     LLAMA = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
              "num_key_value_heads": 8, "intermediate_size": 11008, "head_dim": 128, "vocab_size": 32000,

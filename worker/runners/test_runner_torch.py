@@ -170,7 +170,12 @@ class TestRunnerWithTorch(unittest.TestCase):
         self.assertPassed(r, err)
         self.assertEqual(r["weights"], "pretrained")
         self.assertEqual(r["outputs"]["config_source"], "pretrained")
-        self.assertEqual(r["outputs"]["shapes"]["last_hidden_state"], [2, 16, 32])
+        self.assertEqual(r["outputs"]["weights_source"], "HuggingFace cache")
+        # fill-mask has a known answer: the head is loaded to ask it, but
+        # without tokenizer files next to the weights it cannot be asked
+        # (transformers 5 then builds a tokenizer that knows no word).
+        self.assertEqual(r["outputs"]["shapes"]["logits"], [2, 16, 1000])
+        self.assertTrue(r["outputs"]["known_answer"].startswith("not checked: "), r["outputs"]["known_answer"])
 
     def test_probe_with_torch(self):
         p = subprocess.run([sys.executable, RUNNER, "--probe"], capture_output=True, text=True, timeout=120)
@@ -179,6 +184,106 @@ class TestRunnerWithTorch(unittest.TestCase):
         self.assertTrue(info["torch"]["available"])
         self.assertTrue(info["transformers"]["available"])
         self.assertIn("cuda_available", info["torch"])
+
+
+def _word_tokenizer(words, mask=False):
+    """A whole-word tokenizer (lower-cased, punctuation split) for trained toy models."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+    specials = ["[PAD]", "[UNK]"] + (["[MASK]"] if mask else [])
+    vocab = {w: i for i, w in enumerate(specials + words)}
+    t = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    t.normalizer = normalizers.Lowercase()
+    t.pre_tokenizer = pre_tokenizers.Whitespace()
+    kw = {"mask_token": "[MASK]"} if mask else {}
+    return PreTrainedTokenizerFast(tokenizer_object=t, unk_token="[UNK]", pad_token="[PAD]", **kw)
+
+
+def _train(model, steps, batch):
+    import torch
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(steps):
+        loss = model(**batch).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    model.eval()
+    return model
+
+
+def save_counting_gpt2(path, steps):
+    """A 2-layer GPT-2 taught (steps > 0) to continue '1, 2, 3, 4, 5,' with 6."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+    tok = _word_tokenizer([str(i) for i in range(1, 41)] + [","])
+    seqs = [", ".join(str(k) for k in range(a, a + 10)) + "," for a in range(1, 31)]
+    ids = tok(seqs, return_tensors="pt")["input_ids"]
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=len(tok), n_positions=32, n_embd=64, n_layer=2, n_head=4,
+                     pad_token_id=tok.pad_token_id, bos_token_id=None, eos_token_id=None)
+    model = _train(GPT2LMHeadModel(cfg), steps, {"input_ids": ids, "labels": ids})
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+
+
+def save_capitals_bert(path, steps):
+    """A 2-layer BERT taught (steps > 0) which city fills 'The capital of X is [MASK].'."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+    pairs = [("france", "paris"), ("germany", "berlin"), ("italy", "rome"), ("spain", "madrid"),
+             ("japan", "tokyo"), ("egypt", "cairo")]
+    fillers = [f"w{i}" for i in range(200)]   # a vocabulary where a random top-5 rarely holds paris
+    tok = _word_tokenizer(["the", "capital", "of", "is", "."] + [w for p in pairs for w in p] + fillers, mask=True)
+    enc = tok([f"the capital of {c} is {tok.mask_token} ." for c, _ in pairs], return_tensors="pt")
+    labels = torch.full_like(enc["input_ids"], -100)
+    labels[:, 5] = torch.tensor(tok.convert_tokens_to_ids([city for _, city in pairs]))
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(tok), hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=128, max_position_embeddings=32, pad_token_id=tok.pad_token_id)
+    model = _train(BertForMaskedLM(cfg), steps, dict(enc, labels=labels))
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+
+
+@unittest.skipUnless(HAVE_TORCH and HAVE_TRANSFORMERS, "torch not installed")
+class TestKnownAnswer(unittest.TestCase):
+    """Pretrained weights from a weights directory (HFLEET_WEIGHTS_DIR) and the
+    known-answer check: toy models trained here answer right; the same
+    architecture untrained is a test failure, not a pass."""
+
+    def run_with_weights(self, save, steps, **task):
+        with tempfile.TemporaryDirectory() as d:
+            save(os.path.join(d, "hfleet-test", "toy"), steps)
+            return run_cli(make_task(hf_id="hfleet-test/toy", **task), env_extra={"HFLEET_WEIGHTS_DIR": d})
+
+    def check(self, r, err, status):
+        self.assertEqual(lib.validate_result(r), [])
+        self.assertEqual(r["status"], status, msg=f"{r['reason']}\n{r.get('traceback', '')}\n{err[-1500:]}")
+        self.assertEqual(r["weights"], "pretrained")
+        self.assertTrue(r["outputs"]["weights_source"].startswith("weights directory "), r["outputs"])
+
+    def test_trained_counting_model_passes(self):
+        r, err = self.run_with_weights(save_counting_gpt2, 300, model_type="gpt2", family="decoder-only",
+                                       task="text-generation")
+        self.check(r, err, "passed")
+        self.assertTrue(r["outputs"]["known_answer"].startswith("passed"), r["outputs"]["known_answer"])
+
+    def test_untrained_counting_model_fails(self):
+        r, err = self.run_with_weights(save_counting_gpt2, 0, model_type="gpt2", family="decoder-only",
+                                       task="text-generation")
+        self.check(r, err, "failed")
+        self.assertIn("known-answer check failed", r["reason"])
+
+    def test_trained_capitals_model_passes(self):
+        r, err = self.run_with_weights(save_capitals_bert, 300)
+        self.check(r, err, "passed")
+        self.assertTrue(r["outputs"]["known_answer"].startswith("passed"), r["outputs"]["known_answer"])
+
+    def test_untrained_capitals_model_fails(self):
+        r, err = self.run_with_weights(save_capitals_bert, 0)
+        self.check(r, err, "failed")
+        self.assertIn("expected 'paris'", r["reason"])
 
 
 if __name__ == "__main__":
