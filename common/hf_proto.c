@@ -203,6 +203,21 @@ const char *hf_family_names(void)
 	       "multimodal, diffusion, mixture-of-experts, state-space, rag";
 }
 
+bool hf_request_id_valid(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > HF_REQUEST_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '.' || ch == '_' || ch == ':' || ch == '-'))
+			return false;
+	}
+	return true;
+}
+
 bool hf_precision_valid(const char *s)
 {
 	static const char *const names[] = { "fp32", "fp16", "bf16", "int8" };

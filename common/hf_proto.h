@@ -66,4 +66,9 @@ const char *hf_family_names(void);
 /* Precisions a task may ask for: fp32 fp16 bf16 int8. */
 bool hf_precision_valid(const char *s);
 
+/* A submission's request id (SubmitRequest.request_id): 1 to
+ * HF_REQUEST_ID_MAX of A-Z a-z 0-9 . _ : - */
+#define HF_REQUEST_ID_MAX 128
+bool hf_request_id_valid(const char *s);
+
 #endif

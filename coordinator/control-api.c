@@ -49,13 +49,20 @@ static void submit_done(struct db_op *op)
 	Hf__LimitedTasks *limited = NULL, **limited_ptrs = NULL;
 
 	if (op->rc < 0) {
-		coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
-				  "the job was not accepted: %s", op->err);
+		if (op->u.job_create.conflict)
+			coord_reply_error(q->req, HF__ERROR_CODE__ERR_BAD_REQUEST, "%s", op->err);
+		else
+			coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
+					  "the job was not accepted: %s", op->err);
 		goto out;
 	}
 	uint64_t job_id = op->u.job_create.job_id;
-	struct sched_job *job = sched_job_add(c->sched, job_id, plan->priority);
-	if (!job) {
+	/* A repeated submit: the job and its tasks are queued already. */
+	struct sched_job *job = NULL;
+	if (op->u.job_create.existing) {
+		log_info("job %" PRIu64 " submitted again by \"%s\" (request id \"%s\"): not made twice",
+			 job_id, plan->submitter, plan->request_id);
+	} else if (!(job = sched_job_add(c->sched, job_id, plan->priority))) {
 		log_error("out of memory adding job %" PRIu64 "; it runs after a restart", job_id);
 	} else {
 		job->data = q->match;
@@ -87,10 +94,12 @@ static void submit_done(struct db_op *op)
 					  t.id);
 		}
 	}
-	log_info("job %" PRIu64 " accepted from \"%s\": %zu tasks, priority %d", job_id,
-		 plan->submitter, plan->n_tasks, plan->priority);
+	if (!op->u.job_create.existing)
+		log_info("job %" PRIu64 " accepted from \"%s\": %zu tasks, priority %d", job_id,
+			 plan->submitter, plan->n_tasks, plan->priority);
 	sr.job_id = job_id;
-	sr.task_count = (uint32_t)plan->n_tasks;
+	sr.task_count = op->u.job_create.task_count;
+	sr.existing = op->u.job_create.existing;
 	/* The combinations the registry marks as limited: run, and said so. */
 	limited = calloc(plan->n_limited ? plan->n_limited : 1, sizeof(*limited));
 	limited_ptrs = calloc(plan->n_limited ? plan->n_limited : 1, sizeof(*limited_ptrs));

@@ -564,6 +564,54 @@ static int run_start(struct db *db, struct db_op *op)
 
 /* ---- writes ---- */
 
+/* A submit whose request id this submitter used before: the same request
+ * (its answer was lost and the client asked again) gets the job already
+ * made; another request under the same id is refused. */
+static int job_create_repeated(struct db *db, struct db_op *op)
+{
+	const struct job_plan *plan = op->u.job_create.plan;
+	PGresult *res = NULL;
+	struct params p;
+	struct hf_buf sql;
+	int r;
+
+	params_init(&p);
+	hf_buf_init(&sql);
+	hf_buf_puts(&sql, "SELECT id, task_count, (name = ");
+	param(&p, &sql, plan->name);
+	hf_buf_puts(&sql, " AND spec = ");
+	param(&p, &sql, plan->spec_json);
+	hf_buf_puts(&sql, "::jsonb AND requirements = ");
+	param(&p, &sql, op->u.job_create.requirements ? op->u.job_create.requirements : "{}");
+	hf_buf_printf(&sql, "::jsonb AND priority = %d AND max_running = %u AND max_retries = %u"
+			    " AND flaky_reruns = %u) FROM jobs WHERE submitter = ",
+		      plan->priority, plan->max_running, plan->max_retries, plan->flaky_reruns);
+	param(&p, &sql, plan->submitter);
+	hf_buf_puts(&sql, " AND request_id = ");
+	param(&p, &sql, plan->request_id);
+	r = sql.oom ? -ENOMEM : db_exec(db, op, sql.data, &p, PGRES_TUPLES_OK, &res);
+	params_fini(&p);
+	hf_buf_fini(&sql);
+	if (r < 0)
+		return r;
+	if (PQntuples(res) == 1) {
+		uint64_t id = get_u64(res, 0, 0);
+		if (strcmp(PQgetvalue(res, 0, 2), "t") == 0) {
+			op->u.job_create.existing = true;
+			op->u.job_create.job_id = id;
+			op->u.job_create.task_count = (uint32_t)get_u64(res, 0, 1);
+		} else {
+			op->u.job_create.conflict = true;
+			op_error(op, "request id \"%s\" of %s already made job %" PRIu64
+				 " from a different request: choose a new request id, or repeat that "
+				 "request exactly", plan->request_id, plan->submitter, id);
+			r = -EEXIST;
+		}
+	}
+	PQclear(res);
+	return r;
+}
+
 static int run_job_create(struct db *db, struct db_op *op)
 {
 	const struct job_plan *plan = op->u.job_create.plan;
@@ -574,6 +622,14 @@ static int run_job_create(struct db *db, struct db_op *op)
 	int r;
 
 	free(op->u.job_create.task_ids);
+	op->u.job_create.task_ids = NULL;
+	op->u.job_create.existing = op->u.job_create.conflict = false;
+	op->u.job_create.task_count = (uint32_t)plan->n_tasks;
+	if (plan->request_id) {
+		r = job_create_repeated(db, op);
+		if (r < 0 || op->u.job_create.existing)
+			return r;
+	}
 	op->u.job_create.task_ids = calloc(plan->n_tasks, sizeof(uint64_t));
 	if (!op->u.job_create.task_ids)
 		return -ENOMEM;
@@ -581,7 +637,7 @@ static int run_job_create(struct db *db, struct db_op *op)
 	params_init(&p);
 	hf_buf_init(&sql);
 	hf_buf_puts(&sql, "INSERT INTO jobs (name, submitter, priority, spec, requirements, task_count,"
-			  " max_running, max_retries, flaky_reruns) VALUES (");
+			  " max_running, max_retries, flaky_reruns, request_id) VALUES (");
 	param(&p, &sql, plan->name);
 	hf_buf_puts(&sql, ", ");
 	param(&p, &sql, plan->submitter);
@@ -591,8 +647,10 @@ static int run_job_create(struct db *db, struct db_op *op)
 	param(&p, &sql, plan->spec_json);
 	hf_buf_puts(&sql, "::jsonb, ");
 	param(&p, &sql, op->u.job_create.requirements ? op->u.job_create.requirements : "{}");
-	hf_buf_printf(&sql, "::jsonb, %zu, %u, %u, %u) RETURNING id", plan->n_tasks, plan->max_running,
+	hf_buf_printf(&sql, "::jsonb, %zu, %u, %u, %u, ", plan->n_tasks, plan->max_running,
 		      plan->max_retries, plan->flaky_reruns);
+	param(&p, &sql, plan->request_id);
+	hf_buf_puts(&sql, ") RETURNING id");
 	r = db_exec(db, op, sql.data, &p, PGRES_TUPLES_OK, &res);
 	params_fini(&p);
 	hf_buf_fini(&sql);

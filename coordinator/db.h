@@ -176,6 +176,12 @@ struct db_op {
 			const char *requirements;       /* in, JSON */
 			uint64_t job_id;                /* out */
 			uint64_t *task_ids;             /* out, plan->n_tasks, free() */
+			/* out: plan->request_id named a job made before.  existing:
+			 * by the same request (job_id is that job, task_count its
+			 * size, task_ids NULL: nothing was written); conflict: by
+			 * another request (rc -EEXIST, err says which job). */
+			bool existing, conflict;
+			uint32_t task_count;
 		} job_create;
 		struct {
 			struct db_lease *v;

@@ -117,6 +117,13 @@ int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t 
 			 EXPAND_MAX_RUNNING);
 		goto fail;
 	}
+	if (req->request_id && *req->request_id && !hf_request_id_valid(req->request_id)) {
+		snprintf(err, errlen,
+			 "request id \"%.64s%s\" is not 1 to %d of the characters A-Z a-z 0-9 . _ : -",
+			 req->request_id, strlen(req->request_id) > 64 ? "..." : "",
+			 HF_REQUEST_ID_MAX);
+		goto fail;
+	}
 	if (req->seq_len > EXPAND_MAX_SEQ_LEN) {
 		snprintf(err, errlen, "sequence length %u is larger than %d", req->seq_len,
 			 EXPAND_MAX_SEQ_LEN);
@@ -254,6 +261,10 @@ int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t 
 	plan->priority = req->priority;
 	plan->submitter = strdup(req->submitter && *req->submitter ? req->submitter : "unknown");
 	plan->name = strdup(req->name ? req->name : "");
+	if (req->request_id && *req->request_id && !(plan->request_id = strdup(req->request_id))) {
+		r = -ENOMEM;
+		goto fail;
+	}
 	plan->seq_len = req->seq_len ? req->seq_len : EXPAND_DEFAULT_SEQ_LEN;
 	plan->timeout_s = req->timeout_s;
 	plan->iterations = req->iterations ? req->iterations : EXPAND_DEFAULT_ITERATIONS;
@@ -320,6 +331,7 @@ void job_plan_free(struct job_plan *plan)
 		return;
 	free(plan->submitter);
 	free(plan->name);
+	free(plan->request_id);
 	free(plan->tasks);
 	free(plan->limited);
 	free(plan->spec_json);

@@ -58,6 +58,7 @@ struct job_plan {
 	struct plan_limited *limited; /* in task order */
 	size_t n_limited;
 	char *spec_json;         /* the request, normalised, for the jobs table */
+	char *request_id;        /* the client's key for the submission, or NULL */
 };
 
 /* Validates req against reg and expands it.  max_tasks bounds the size of one

@@ -601,6 +601,7 @@ enum {
 	OPT_WARMUP,
 	OPT_NAME,
 	OPT_SUBMITTER,
+	OPT_REQUEST_ID,
 	OPT_WATCH,
 	OPT_JSON,
 	OPT_MIN_MEMORY,
@@ -631,6 +632,7 @@ static const struct option submit_options[] = {
 	{ "warmup", required_argument, NULL, OPT_WARMUP },
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "submitter", required_argument, NULL, OPT_SUBMITTER },
+	{ "request-id", required_argument, NULL, OPT_REQUEST_ID },
 	{ "watch", no_argument, NULL, OPT_WATCH },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "min-memory", required_argument, NULL, OPT_MIN_MEMORY },
@@ -715,6 +717,16 @@ static int submit_options_read(int argc, char **argv, struct hfctl_submit *s,
 			break;
 		case OPT_SUBMITTER:
 			t->submitter = optarg;
+			break;
+		case OPT_REQUEST_ID:
+			if (!hf_request_id_valid(optarg)) {
+				snprintf(err, errlen,
+					 "invalid value \"%.64s\" for --request-id: 1 to %d of A-Z a-z "
+					 "0-9 . _ : -", optarg, HF_REQUEST_ID_MAX);
+				r = -EINVAL;
+			} else {
+				snprintf(s->request_id, sizeof(s->request_id), "%s", optarg);
+			}
 			break;
 		case OPT_WATCH:
 			s->watch = true;
@@ -1042,6 +1054,7 @@ void hfctl_submit_request(const struct hfctl_submit *s, Hf__SubmitRequest *req)
 	req->max_running = s->max_running;
 	req->max_retries = s->max_retries;
 	req->flaky_reruns = s->flaky_reruns;
+	req->request_id = (char *)s->request_id;
 }
 
 /* ---- models against the registry ---- */

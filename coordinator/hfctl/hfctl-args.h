@@ -178,6 +178,8 @@ struct hfctl_submit {
 	uint32_t max_running;  /* 0 when not given: no cap */
 	uint32_t max_retries;  /* 0 when not given: the coordinator's default */
 	uint32_t flaky_reruns; /* 0: a failed test is its outcome */
+	/* The submission's key: --request-id, else "" (hfctl submit draws one). */
+	char request_id[HF_REQUEST_ID_MAX + 1];
 	bool watch;
 	bool json;
 	bool help;             /* --help: nothing else was checked */
@@ -192,7 +194,7 @@ struct hfctl_submit {
  * runtime specs, devices per task), a compute capability without the cuda
  * backend or gfx targets without rocm, --max-running outside
  * 1..HFCTL_MAX_RUNNING_MAX, --max-retries outside 1..HFCTL_MAX_RETRIES_MAX,
- * and stray arguments.  On success ret is the caller's to release with
+ * a --request-id that hf_request_id_valid refuses, and stray arguments.  On success ret is the caller's to release with
  * hfctl_submit_fini. */
 int hfctl_submit_parse(int argc, char **argv, const char *default_submitter,
 		       struct hfctl_submit *ret, char *err, size_t errlen);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -284,6 +285,37 @@ const struct hfctl_command hfctl_cmd_watch = {
 
 /* ---- submit ---- */
 
+/* hfctl_call_quiet, asked again while no answer comes back (the
+ * coordinator restarting, a standby taking over, a dropped connection):
+ * SUBMIT_TRIES in all, 1, 2 and 4 s apart.  Safe for the registry read, and
+ * for the submit because its request id makes the coordinator create the
+ * job once and answer a repeat with it. */
+#define SUBMIT_TRIES 4
+
+static int call_patiently(struct hfctl_ctx *ctx, const Hf__Envelope *env,
+			  Hf__Envelope__BodyCase expect, const char *request_id, Hf__Envelope **reply,
+			  char *err, size_t errlen)
+{
+	int r = 0;
+
+	for (int i = 1; i <= SUBMIT_TRIES; i++) {
+		r = hfctl_call_quiet(ctx, env, expect, reply, err, errlen);
+		if (r == 0 || !hfctl_client_error_transient(r) || i == SUBMIT_TRIES)
+			break;
+		hfctl_error("%s; asking again%s%s (%d of %d)", err, request_id ? " with request id " : "",
+			    request_id ? request_id : "", i + 1, SUBMIT_TRIES);
+		sleep(1u << (i - 1));
+	}
+	/* No answer at all: the submit may have been carried out. */
+	if (request_id && (r == -ETIMEDOUT || r == -ECONNRESET)) {
+		size_t used = strlen(err);
+		snprintf(err + used, errlen - used,
+			 "\nwhether the job was made is not known: the same command with --request-id "
+			 "%s makes it at most once", request_id);
+	}
+	return r;
+}
+
 /* Refuses model names the registry does not have, before anything is
  * submitted: a typo should not cost a job.  Returns the exit status, where
  * HFCTL_EXIT_OK means go on. */
@@ -298,9 +330,11 @@ static int submit_models_check(struct hfctl_ctx *ctx, const struct hfctl_submit 
 		return HFCTL_EXIT_OK;
 	env.body_case = HF__ENVELOPE__BODY_MODELS;
 	env.models = &req;
-	r = hfctl_call(ctx, &env, HF__ENVELOPE__BODY_MODELS_REPLY, &reply);
-	if (r < 0)
+	r = call_patiently(ctx, &env, HF__ENVELOPE__BODY_MODELS_REPLY, NULL, &reply, err, sizeof(err));
+	if (r < 0) {
+		hfctl_error("%s", err);
 		return hfctl_exit_status(r);
+	}
 	r = hfctl_submit_check_models(s, reply->models_reply, err, sizeof(err));
 	if (r < 0) {
 		hfctl_error("%s", err);
@@ -354,6 +388,28 @@ static void submit_limited_print(const Hf__SubmitReply *sr)
 	}
 }
 
+/* A fresh request id: 128 random bits in hex. */
+static void request_id_draw(char *buf, size_t len)
+{
+	uint8_t bits[16];
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < sizeof(bits) && (n = getrandom(bits + got, sizeof(bits) - got, 0)) > 0)
+		got += (size_t)n;
+	if (got < sizeof(bits)) {
+		/* No entropy source: time, process and address are unique enough
+		 * for one submitter's retries. */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		snprintf(buf, len, "t%llx-%lx-p%ld", (unsigned long long)ts.tv_sec, (long)ts.tv_nsec,
+			 (long)getpid());
+		return;
+	}
+	for (size_t i = 0; i < sizeof(bits) && 2 * i + 2 < len; i++)
+		snprintf(buf + 2 * i, 3, "%02x", bits[i]);
+}
+
 static int submit_run(struct hfctl_ctx *ctx, int argc, char **argv)
 {
 	Hf__Envelope env = HF__ENVELOPE__INIT, *reply = NULL;
@@ -384,11 +440,13 @@ static int submit_run(struct hfctl_ctx *ctx, int argc, char **argv)
 	if (ret != HFCTL_EXIT_OK)
 		goto out;
 
+	if (!s.request_id[0])
+		request_id_draw(s.request_id, sizeof(s.request_id));
 	hfctl_submit_request(&s, &req);
 	env.body_case = HF__ENVELOPE__BODY_SUBMIT;
 	env.submit = &req;
-	r = hfctl_call_quiet(ctx, &env, HF__ENVELOPE__BODY_SUBMIT_REPLY, &reply, refusal,
-			     sizeof(refusal));
+	r = call_patiently(ctx, &env, HF__ENVELOPE__BODY_SUBMIT_REPLY, s.request_id, &reply, refusal,
+			   sizeof(refusal));
 	if (r < 0) {
 		submit_refusal_print(r, refusal);
 		ret = hfctl_exit_status(r);
@@ -398,6 +456,9 @@ static int submit_run(struct hfctl_ctx *ctx, int argc, char **argv)
 	n = reply->submit_reply->task_count;
 	if (json)
 		r = hfctl_json_print(hfctl_json_submit(reply->submit_reply));
+	else if (reply->submit_reply->existing)
+		printf("job %" PRIu64 " was submitted before with request id %s: %" PRIu32
+		       " task%s, not made again\n", job_id, s.request_id, n, n == 1 ? "" : "s");
 	else
 		printf("job %" PRIu64 " submitted: %" PRIu32 " task%s\n", job_id, n, n == 1 ? "" : "s");
 	fflush(stdout);
@@ -440,6 +501,10 @@ const struct hfctl_command hfctl_cmd_submit = {
 		 "  --priority N           -1000..1000, higher runs first (default 0)\n"
 		 "  --name TEXT            a name for the job\n"
 		 "  --submitter NAME       who asks (default $USER)\n"
+		 "  --request-id ID        this submission's key (A-Z a-z 0-9 . _ : -, at most\n"
+		 "                         128): the same request again with the same key gets\n"
+		 "                         the job the first made, not a second one; a different\n"
+		 "                         request with it is refused (default: a random key)\n"
 		 "\n"
 		 "requirements of every task, beyond its backend:\n"
 		 "  --min-memory SIZE      device memory, e.g. 16GiB, 500MB, 24G (K M G T and\n"
@@ -467,7 +532,11 @@ const struct hfctl_command hfctl_cmd_submit = {
 		 "\n"
 		 "output:\n"
 		 "  --watch                follow the job as \"hfctl watch\" does\n"
-		 "  --json                 print {\"job_id\", \"task_count\", \"limited\"}\n"
+		 "  --json                 print {\"job_id\", \"task_count\", \"existing\", \"limited\"}\n"
+		 "\n"
+		 "When no answer comes back (the coordinator restarting, a standby taking over),\n"
+		 "hfctl asks up to 3 more times, 1, 2 and 4 s apart, with the same request id:\n"
+		 "the job is made once.  A repeat that finds the job says so (\"existing\": true).\n"
 		 "\n"
 		 "Models the registry marks as limited on a requested backend and kind (see the\n"
 		 "LIMITS of \"hfctl models\") are submitted and run all the same; each such\n"

@@ -322,6 +322,7 @@ json_t *hfctl_json_submit(const Hf__SubmitReply *r)
 
 	put(o, "job_id", json_integer((json_int_t)r->job_id), &ok);
 	put(o, "task_count", json_integer((json_int_t)r->task_count), &ok);
+	put(o, "existing", json_boolean(r->existing), &ok);
 	for (size_t i = 0; i < r->n_limited; i++) {
 		const Hf__LimitedTasks *l = r->limited[i];
 		json_t *e = json_object();

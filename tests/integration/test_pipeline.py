@@ -7,6 +7,7 @@ runner as real child processes, and hfctl, all on loopback.
 Each check reads the database directly as well as through hfctl, so a
 broken acknowledgement, a lost result or a duplicate shows up.
 """
+import json
 import os
 import signal
 import subprocess
@@ -159,6 +160,61 @@ class PipelineTest(unittest.TestCase):
         p = self.c.hfctl('submit', '--models', 'bert', '--batch-sizes', 'x', check=False)
         self.assertEqual(p.returncode, 2)
         self.assertEqual(self.c.pg.psql('SELECT count(*) FROM jobs'), before)
+        self._ok = True
+
+    def test_a_repeated_submit_makes_one_job(self):
+        """A submit repeated with its request id gets the job the first made; another
+        request under that id is refused; an answer lost to a frozen coordinator is
+        asked for again, and the job is made once."""
+        args = ('submit', '--models', 'bert,gpt2', '--name', 'repeat', '--priority', '-100')
+        first = self.c.hfctl_json(*args, '--request-id', 'it-repeat-1')
+        self.assertFalse(first['existing'])
+        again = self.c.hfctl_json(*args, '--request-id', 'it-repeat-1')
+        self.assertEqual((again['job_id'], again['task_count'], again['existing']),
+                         (first['job_id'], first['task_count'], True))
+        p = self.c.hfctl(*args, '--request-id', 'it-repeat-1')
+        self.assertIn('job %d was submitted before with request id it-repeat-1: 2 tasks, not made again'
+                      % first['job_id'], p.stdout)
+        p = self.c.hfctl('submit', '--models', 'bert', '--name', 'repeat', '--request-id', 'it-repeat-1',
+                         check=False)
+        self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+        self.assertIn('already made job %d from a different request' % first['job_id'], p.stderr)
+        # The key is the submitter's: another may use the same one.
+        other = self.c.hfctl_json(*args, '--request-id', 'it-repeat-1', '--submitter', 'someone-else')
+        self.assertNotEqual(other['job_id'], first['job_id'])
+        self.assertEqual(self.c.pg.psql("SELECT count(*) FROM jobs WHERE name = 'repeat'"), '2')
+        self.assertEqual(self.c.pg.psql("SELECT count(*) FROM tasks WHERE job_id = %d" % first['job_id']), '2')
+
+        # An answer lost after the job was made: the coordinator's database
+        # sessions are frozen, so the submit hfctl sent is taken but not
+        # answered in hfctl's 1 s; hfctl asks again with the key it drew, and
+        # once the database moves on the repeat is answered with the job the
+        # first request made.  (--family: the submit is hfctl's first request.)
+        backends = [int(x) for x in self.c.pg.psql(
+            "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE datname = 'hfleet'"
+            " AND backend_type = 'client backend' AND pid <> pg_backend_pid()").split()]
+        self.assertTrue(backends)
+        for pid in backends:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            p = subprocess.Popen([harness.HFCTL, '--coordinator', self.c.control_url, '--timeout', '1s', '--json',
+                                  'submit', '--family', 'diffusion', '--name', 'lost-answer', '--priority', '-100'],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            time.sleep(2.5)
+        finally:
+            for pid in backends:
+                os.kill(pid, signal.SIGCONT)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, out + err)
+        self.assertIn('asking again with request id', err)
+        made = json.loads(out)
+        print('lost answer: %s -> job %d, existing=%s' % (err.strip().replace('\n', ' | '), made['job_id'],
+                                                         made['existing']))
+        self.assertTrue(made['existing'])
+        self.assertEqual(self.c.pg.psql("SELECT count(*) FROM jobs WHERE name = 'lost-answer'"), '1')
+        self.assertEqual(self.c.pg.psql("SELECT id FROM jobs WHERE name = 'lost-answer'"), str(made['job_id']))
+        for job in (first['job_id'], other['job_id'], made['job_id']):
+            self.c.hfctl('cancel', str(job))
         self._ok = True
 
     def test_incompatible_worker_is_refused_naming_accepted_versions(self):

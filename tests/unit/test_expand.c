@@ -214,6 +214,20 @@ START_TEST(test_bad_requests_are_refused_with_reason)
 	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "flaky reruns"));
 	req.flaky_reruns = 0;
+	/* request id: the coordinator checks it as hfctl does */
+	req.request_id = "nightly 1";
+	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "request id \"nightly 1\" is not 1 to 128 of"));
+	req.request_id = "nightly-1";
+	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), 0);
+	ck_assert_str_eq(plan->request_id, "nightly-1");
+	job_plan_free(plan);
+	plan = NULL;
+	req.request_id = (char *)"";   /* no key */
+	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), 0);
+	ck_assert_ptr_null(plan->request_id);
+	job_plan_free(plan);
+	plan = NULL;
 	/* priority */
 	req.priority = 5000;
 	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), -EINVAL);

@@ -92,7 +92,33 @@ START_TEST(test_submit_applies_defaults)
 	ck_assert_uint_eq(req.timeout_s, 0);
 	ck_assert_str_eq(req.submitter, "alice");
 	ck_assert_str_eq(req.name, "");
+	ck_assert_str_eq(req.request_id, "");   /* hfctl submit draws one before sending */
 	ck_assert(!s.watch);
+	hfctl_submit_fini(&s);
+}
+END_TEST
+
+START_TEST(test_submit_request_id_is_checked_and_carried)
+{
+	char *ok[] = { "submit", "--all", "--request-id", "nightly-2026-11-22:run_3.a" };
+	char *bad_char[] = { "submit", "--all", "--request-id", "a b" };
+	char *empty[] = { "submit", "--all", "--request-id", "" };
+	char long_id[HF_REQUEST_ID_MAX + 2];
+	char *too_long[] = { "submit", "--all", "--request-id", long_id };
+	struct hfctl_submit s;
+	Hf__SubmitRequest req;
+
+	ck_assert_int_eq(hfctl_submit_parse(ARGC(ok), ok, "alice", &s, err, sizeof(err)), 0);
+	hfctl_submit_request(&s, &req);
+	ck_assert_str_eq(req.request_id, "nightly-2026-11-22:run_3.a");
+	hfctl_submit_fini(&s);
+	submit_refused(ARGC(bad_char), bad_char, "invalid value \"a b\" for --request-id");
+	submit_refused(ARGC(empty), empty, "invalid value \"\" for --request-id");
+	memset(long_id, 'x', sizeof(long_id) - 1);
+	long_id[sizeof(long_id) - 1] = '\0';
+	submit_refused(ARGC(too_long), too_long, "for --request-id: 1 to 128 of");
+	long_id[HF_REQUEST_ID_MAX] = '\0';   /* exactly the longest */
+	ck_assert_int_eq(hfctl_submit_parse(ARGC(too_long), too_long, "alice", &s, err, sizeof(err)), 0);
 	hfctl_submit_fini(&s);
 }
 END_TEST
@@ -984,6 +1010,7 @@ int main(void)
 	TCase *tc = tcase_create("submit");
 	tcase_add_test(tc, test_submit_parses_every_option);
 	tcase_add_test(tc, test_submit_applies_defaults);
+	tcase_add_test(tc, test_submit_request_id_is_checked_and_carried);
 	tcase_add_test(tc, test_submit_repeated_list_options_add_up);
 	tcase_add_test(tc, test_submit_refuses_unknown_backend_naming_it);
 	tcase_add_test(tc, test_submit_refuses_unknown_kind_and_precision);

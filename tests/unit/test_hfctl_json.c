@@ -319,7 +319,7 @@ START_TEST(test_model_and_submit_json_carry_the_limits)
 	sr.task_count = 3;
 	v = hfctl_json_submit(&sr);
 	text = json_dumps(v, JSON_COMPACT);
-	ck_assert_str_eq(text, "{\"job_id\":7,\"task_count\":3,\"limited\":[]}");
+	ck_assert_str_eq(text, "{\"job_id\":7,\"task_count\":3,\"existing\":false,\"limited\":[]}");
 	free(text);
 	json_decref(v);
 	lt.model_type = "rag";
@@ -329,9 +329,10 @@ START_TEST(test_model_and_submit_json_carry_the_limits)
 	lt.task_count = 2;
 	sr.limited = limited;
 	sr.n_limited = 1;
+	sr.existing = true;   /* a repeated submit answered with the job made before */
 	v = hfctl_json_submit(&sr);
 	text = json_dumps(v, JSON_COMPACT);
-	ck_assert_str_eq(text, "{\"job_id\":7,\"task_count\":3,\"limited\":[{\"model_type\":\"rag\","
+	ck_assert_str_eq(text, "{\"job_id\":7,\"task_count\":3,\"existing\":true,\"limited\":[{\"model_type\":\"rag\","
 			       "\"backend\":\"cpu\",\"kind\":\"test\",\"reason\":\"no retriever\","
 			       "\"task_count\":2}]}");
 	free(text);
