@@ -83,7 +83,7 @@ static void submit_done(struct db_op *op)
 				.kind = ts->kind,
 				.batch_size = ts->batch_size,
 				.precision = ts->precision,
-				.seq_len = plan->seq_len,
+				.seq_len = ts->seq_len,
 				.timeout_s = plan->timeout_s,
 				.iterations = plan->iterations,
 				.warmup = plan->warmup,

@@ -691,7 +691,7 @@ static int run_job_create(struct db *db, struct db_op *op)
 				      op->u.job_create.task_ids[i], op->u.job_create.job_id);
 			param(&p, &sql, reg->models[t->model].model_type);
 			hf_buf_printf(&sql, ",'%s','%s',%u,%u,'%s',%u,%u,%u)", hf_backend_name(t->backend),
-				      hf_kind_name(t->kind), t->batch_size, plan->seq_len, t->precision,
+				      hf_kind_name(t->kind), t->batch_size, t->seq_len, t->precision,
 				      plan->iterations, plan->warmup, plan->timeout_s);
 		}
 		r = sql.oom ? -ENOMEM : db_exec(db, op, sql.data, &p, PGRES_COMMAND_OK, NULL);
@@ -1475,9 +1475,9 @@ static int run_results(struct db *db, struct db_op *op)
 		 "SELECT task_id, model_type, family, backend, kind, batch_size, precision, status,"
 		 " coalesce(reason, CASE WHEN status = 'cancelled' THEN 'cancelled before it ran' END, ''),"
 		 " coalesce(metrics::text, '{}'), attempt, coalesce(worker_id, ''),"
-		 " coalesce(device_index, 0), coalesce(duration_s, 0), coalesce(weights, '')"
+		 " coalesce(device_index, 0), coalesce(duration_s, 0), coalesce(weights, ''), seq_len"
 		 " FROM task_outcomes WHERE job_id = %" PRIu64
-		 " ORDER BY model_type, backend, kind, batch_size, precision, task_id",
+		 " ORDER BY model_type, backend, kind, seq_len, batch_size, precision, task_id",
 		 op->u.read.job_id);
 	r = db_exec(db, op, sql, NULL, PGRES_TUPLES_OK, &res);
 	if (r < 0)
@@ -1507,6 +1507,7 @@ static int run_results(struct db *db, struct db_op *op)
 		row->device_index = (uint32_t)atoi(PQgetvalue(res, i, 12));
 		row->duration_s = get_double(res, i, 13);
 		row->weights = PQgetvalue(res, i, 14);
+		row->seq_len = (uint32_t)atoi(PQgetvalue(res, i, 15));
 		ptrs[i] = row;
 	}
 	reply.rows = ptrs;

@@ -25,6 +25,17 @@ static const char *precision_static(const char *s)
 	return NULL;
 }
 
+/* How many of the job's sequence lengths a (model, kind) runs: each, for
+ * a benchmark of a model with text input (the runner caps a test's
+ * sequence, and image, audio and time-series inputs have no sequence
+ * length of their own); else only the first. */
+static size_t seq_count(const struct reg_model *m, Hf__TaskKind kind, size_t n_seq)
+{
+	if (kind == HF__TASK_KIND__KIND_BENCHMARK && strstr(m->modality, "text"))
+		return n_seq;
+	return 1;
+}
+
 static char *spec_json(const Hf__SubmitRequest *req, const struct job_plan *plan,
 		       const bool *picked, size_t n_models, const struct registry *reg)
 {
@@ -66,6 +77,12 @@ static char *spec_json(const Hf__SubmitRequest *req, const struct job_plan *plan
 		json_array_append_new(a, json_string("fp32"));
 	json_object_set_new(o, "precisions", a);
 	json_object_set_new(o, "seq_len", json_integer(plan->seq_len));
+	if (plan->n_seq_lens > 1) {
+		a = json_array();
+		for (size_t i = 0; i < plan->n_seq_lens; i++)
+			json_array_append_new(a, json_integer(plan->seq_lens[i]));
+		json_object_set_new(o, "seq_lens", a);
+	}
 	json_object_set_new(o, "timeout_s", json_integer(plan->timeout_s));
 	json_object_set_new(o, "iterations", json_integer(plan->iterations));
 	json_object_set_new(o, "warmup", json_integer(plan->warmup));
@@ -83,7 +100,8 @@ int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t 
 	size_t n_models = 0, n_back, n_kind, n_batch, n_prec, total;
 	Hf__Backend backends[8];
 	Hf__TaskKind kinds[4];
-	uint32_t batches[64];
+	uint32_t batches[64], seqs[EXPAND_MAX_SEQ_LENS];
+	size_t n_seq;
 	const char *precs[8];
 	int r = -EINVAL;
 
@@ -129,6 +147,30 @@ int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t 
 			 EXPAND_MAX_SEQ_LEN);
 		goto fail;
 	}
+	if (req->seq_len && req->n_seq_lens) {
+		snprintf(err, errlen, "a sequence length and a list of them were both given");
+		goto fail;
+	}
+	if (req->n_seq_lens > EXPAND_MAX_SEQ_LENS) {
+		snprintf(err, errlen, "too many sequence lengths (%zu, at most %d)", req->n_seq_lens,
+			 EXPAND_MAX_SEQ_LENS);
+		goto fail;
+	}
+	n_seq = 0;
+	for (size_t i = 0; i < req->n_seq_lens; i++) {
+		uint32_t v = req->seq_lens[i];
+		if (v == 0 || v > EXPAND_MAX_SEQ_LEN) {
+			snprintf(err, errlen, "sequence length %u is outside 1 .. %d", v, EXPAND_MAX_SEQ_LEN);
+			goto fail;
+		}
+		bool dup = false;
+		for (size_t j = 0; j < n_seq; j++)
+			dup |= seqs[j] == v;
+		if (!dup)
+			seqs[n_seq++] = v;
+	}
+	if (n_seq == 0)
+		seqs[n_seq++] = req->seq_len ? req->seq_len : EXPAND_DEFAULT_SEQ_LEN;
 
 	picked = calloc(reg->n ? reg->n : 1, sizeof(*picked));
 	if (!picked) {
@@ -246,7 +288,10 @@ int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t 
 	if (n_prec == 0)
 		precs[n_prec++] = "fp32";
 
-	total = n_models * n_back * n_kind * n_batch * n_prec;
+	total = 0;
+	for (size_t m = 0; m < reg->n; m++)
+		for (size_t k = 0; picked[m] && k < n_kind; k++)
+			total += n_back * seq_count(&reg->models[m], kinds[k], n_seq) * n_batch * n_prec;
 	if (total > max_tasks) {
 		snprintf(err, errlen, "the job would have %zu tasks, more than the limit of %zu", total,
 			 max_tasks);
@@ -265,7 +310,9 @@ int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t 
 		r = -ENOMEM;
 		goto fail;
 	}
-	plan->seq_len = req->seq_len ? req->seq_len : EXPAND_DEFAULT_SEQ_LEN;
+	memcpy(plan->seq_lens, seqs, n_seq * sizeof(seqs[0]));
+	plan->n_seq_lens = n_seq;
+	plan->seq_len = seqs[0];
 	plan->timeout_s = req->timeout_s;
 	plan->iterations = req->iterations ? req->iterations : EXPAND_DEFAULT_ITERATIONS;
 	plan->warmup = req->warmup ? req->warmup : EXPAND_DEFAULT_WARMUP;
@@ -277,11 +324,13 @@ int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t 
 			continue;
 		for (size_t b = 0; b < n_back; b++)
 			for (size_t k = 0; k < n_kind; k++)
-				for (size_t s = 0; s < n_batch; s++)
-					for (size_t p = 0; p < n_prec; p++)
-						plan->tasks[plan->n_tasks++] = (struct task_spec){
-							(uint32_t)m, backends[b], kinds[k], batches[s], precs[p],
-						};
+				for (size_t q = 0; q < seq_count(&reg->models[m], kinds[k], n_seq); q++)
+					for (size_t s = 0; s < n_batch; s++)
+						for (size_t p = 0; p < n_prec; p++)
+							plan->tasks[plan->n_tasks++] = (struct task_spec){
+								(uint32_t)m, backends[b], kinds[k],
+								batches[s], precs[p], seqs[q],
+							};
 	}
 	for (size_t m = 0; m < reg->n; m++) {
 		if (!picked[m] || reg->models[m].n_limits == 0)
@@ -299,7 +348,8 @@ int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t 
 				}
 				plan->limited = nl;
 				plan->limited[plan->n_limited++] = (struct plan_limited){
-					(uint32_t)m, backends[b], kinds[k], l->reason, (uint32_t)(n_batch * n_prec),
+					(uint32_t)m, backends[b], kinds[k], l->reason,
+					(uint32_t)(seq_count(&reg->models[m], kinds[k], n_seq) * n_batch * n_prec),
 				};
 			}
 		}

@@ -33,7 +33,11 @@ struct task_spec {
 	Hf__TaskKind kind;
 	uint32_t batch_size;
 	const char *precision;   /* a static name: "fp32" ... */
+	uint32_t seq_len;
 };
+
+/* At most this many sequence lengths in one job. */
+#define EXPAND_MAX_SEQ_LENS 16
 
 /* A (model, backend, kind) combination of the job that the registry marks
  * as limited: its tasks are in the plan all the same. */
@@ -49,7 +53,9 @@ struct job_plan {
 	int32_t priority;
 	char *submitter;
 	char *name;
-	uint32_t seq_len, timeout_s, iterations, warmup;
+	uint32_t seq_len, timeout_s, iterations, warmup;  /* seq_len: the first of seq_lens */
+	uint32_t seq_lens[EXPAND_MAX_SEQ_LENS];         /* distinct, in the order asked */
+	size_t n_seq_lens;
 	uint32_t max_running;    /* 0: no cap */
 	uint32_t max_retries;    /* infrastructure failures retried per task */
 	uint32_t flaky_reruns;   /* reruns of a failed test */

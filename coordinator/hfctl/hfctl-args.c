@@ -651,7 +651,7 @@ static const struct option submit_options[] = {
 
 /* The lists as given, before they are turned into values. */
 struct submit_text {
-	struct hfctl_list backends, kinds, batch_sizes;
+	struct hfctl_list backends, kinds, batch_sizes, seq_lens;
 	const char *name, *submitter;
 };
 
@@ -687,7 +687,7 @@ static int submit_options_read(int argc, char **argv, struct hfctl_submit *s,
 			r = hfctl_list_split(&s->precisions, "--precision", optarg, err, errlen);
 			break;
 		case OPT_SEQ_LEN:
-			r = parse_u32("--seq-len", optarg, HFCTL_SEQ_LEN_MAX, &s->seq_len, err, errlen);
+			r = hfctl_list_split(&t->seq_lens, "--seq-len", optarg, err, errlen);
 			break;
 		case OPT_PRIORITY:
 			r = hfctl_parse_int("--priority", optarg, HFCTL_PRIORITY_MIN, HFCTL_PRIORITY_MAX,
@@ -859,36 +859,37 @@ static int submit_kinds_set(struct hfctl_submit *s, const struct hfctl_list *nam
 	return 0;
 }
 
-static int submit_batch_sizes_set(struct hfctl_submit *s, const struct hfctl_list *texts,
-				  char *err, size_t errlen)
+/* The numbers of a list option, each 1..max and distinct; when the option
+ * was not given, {dflt}, or none when dflt is 0. */
+static int u32_list_set(const struct hfctl_list *texts, const char *option, uint32_t max,
+			uint32_t dflt, uint32_t **ret, size_t *ret_n, char *err, size_t errlen)
 {
-	size_t n = texts->n ? texts->n : 1;
-	uint32_t *sizes = malloc(n * sizeof(*sizes));
+	size_t n = texts->n ? texts->n : dflt ? 1 : 0;
+	uint32_t *v = malloc((n ? n : 1) * sizeof(*v));
 
-	if (!sizes) {
+	if (!v) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	sizes[0] = 1;
+	v[0] = dflt;
 	for (size_t i = 0; i < texts->n; i++) {
-		int r = parse_u32("--batch-sizes", texts->items[i], HFCTL_BATCH_MAX, &sizes[i], err,
-				  errlen);
+		int r = parse_u32(option, texts->items[i], max, &v[i], err, errlen);
 		if (r < 0) {
-			free(sizes);
+			free(v);
 			return r;
 		}
-		/* The texts are distinct, but "8" and "08" are the same size. */
+		/* The texts are distinct, but "8" and "08" are the same number. */
 		for (size_t j = 0; j < i; j++) {
-			if (sizes[j] == sizes[i]) {
-				snprintf(err, errlen, "\"%s\" is listed twice in --batch-sizes",
-					 texts->items[i]);
-				free(sizes);
+			if (v[j] == v[i]) {
+				snprintf(err, errlen, "\"%s\" is listed twice in %s", texts->items[i],
+					 option);
+				free(v);
 				return -EINVAL;
 			}
 		}
 	}
-	s->batch_sizes = sizes;
-	s->n_batch_sizes = n;
+	*ret = v;
+	*ret_n = n;
 	return 0;
 }
 
@@ -976,7 +977,16 @@ int hfctl_submit_parse(int argc, char **argv, const char *default_submitter,
 	r = submit_kinds_set(&s, &t.kinds, err, errlen);
 	if (r < 0)
 		goto out;
-	r = submit_batch_sizes_set(&s, &t.batch_sizes, err, errlen);
+	r = u32_list_set(&t.batch_sizes, "--batch-sizes", HFCTL_BATCH_MAX, 1, &s.batch_sizes,
+			 &s.n_batch_sizes, err, errlen);
+	if (r == 0 && t.seq_lens.n > HFCTL_SEQ_LENS_MAX) {
+		snprintf(err, errlen, "too many sequence lengths in --seq-len (%zu, at most %d)",
+			 t.seq_lens.n, HFCTL_SEQ_LENS_MAX);
+		r = -EINVAL;
+	}
+	if (r == 0)
+		r = u32_list_set(&t.seq_lens, "--seq-len", HFCTL_SEQ_LEN_MAX, 0, &s.seq_lens,
+				 &s.n_seq_lens, err, errlen);
 	if (r < 0)
 		goto out;
 	r = submit_precisions_check(&s, err, errlen);
@@ -991,6 +1001,7 @@ out:
 	hfctl_list_fini(&t.backends);
 	hfctl_list_fini(&t.kinds);
 	hfctl_list_fini(&t.batch_sizes);
+	hfctl_list_fini(&t.seq_lens);
 	if (r < 0) {
 		hfctl_submit_fini(&s);
 		return r;
@@ -1012,6 +1023,8 @@ void hfctl_submit_fini(struct hfctl_submit *s)
 	hfctl_list_fini(&s->runtimes);
 	hfctl_labels_fini(&s->labels);
 	free(s->batch_sizes);
+	free(s->seq_lens);
+	s->seq_lens = NULL;
 	free(s->name);
 	free(s->submitter);
 	s->batch_sizes = NULL;
@@ -1036,7 +1049,14 @@ void hfctl_submit_request(const struct hfctl_submit *s, Hf__SubmitRequest *req)
 	req->precisions = s->precisions.items;
 	req->priority = s->priority;
 	req->submitter = s->submitter;
-	req->seq_len = s->seq_len;
+	/* One length goes as seq_len, which every coordinator reads; several as
+	 * seq_lens. */
+	if (s->n_seq_lens == 1) {
+		req->seq_len = s->seq_lens[0];
+	} else {
+		req->n_seq_lens = s->n_seq_lens;
+		req->seq_lens = s->seq_lens;
+	}
 	req->timeout_s = s->timeout_s;
 	req->iterations = s->iterations;
 	req->warmup = s->warmup;

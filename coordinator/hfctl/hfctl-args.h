@@ -35,6 +35,7 @@
 #define HFCTL_PRIORITY_MAX 1000
 #define HFCTL_BATCH_MAX 4096
 #define HFCTL_SEQ_LEN_MAX 1048576
+#define HFCTL_SEQ_LENS_MAX 16   /* lengths in one --seq-len list (the coordinator's limit) */
 #define HFCTL_ITERATIONS_MAX 1000000
 #define HFCTL_TASK_TIMEOUT_MAX_S (24 * 3600)
 /* The coordinator's limit on devices per task (coordinator/match.c). */
@@ -160,7 +161,8 @@ struct hfctl_submit {
 	size_t n_batch_sizes;
 	struct hfctl_list precisions;
 	int32_t priority;
-	uint32_t seq_len;      /* 0 when not given: the coordinator's default */
+	uint32_t *seq_lens;    /* --seq-len, distinct; none when not given: the */
+	size_t n_seq_lens;     /* coordinator's default */
 	uint32_t timeout_s;    /* likewise */
 	uint32_t iterations;   /* likewise */
 	uint32_t warmup;       /* likewise */

@@ -494,7 +494,9 @@ const struct hfctl_command hfctl_cmd_submit = {
 		 "  --kind K,...           test, benchmark (default test)\n"
 		 "  --batch-sizes N,...    1..4096 (default 1)\n"
 		 "  --precision P,...      fp32, fp16, bf16, int8 (default fp32)\n"
-		 "  --seq-len N            sequence length, 1..1048576\n"
+		 "  --seq-len N,...        sequence lengths, 1..1048576 (at most 16): benchmarks of\n"
+		 "                         models with text input get a task per length; tests\n"
+		 "                         and other models run the first\n"
 		 "  --iterations N         benchmark iterations, 1..1000000\n"
 		 "  --warmup N             benchmark warm-up iterations, 1..1000000\n"
 		 "  --timeout DURATION     per task, 1s..24h (e.g. 90s, 10m)\n"
@@ -622,7 +624,8 @@ const struct hfctl_command hfctl_cmd_status = {
 static const struct hfctl_column results_columns[] = {
 	{ "TASK", true, 0 },      { "MODEL", false, 0 },   { "FAMILY", false, 0 },
 	{ "BACKEND", false, 0 },  { "KIND", false, 0 },    { "BATCH", true, 0 },
-	{ "PREC", false, 0 },     { "STATUS", false, 0 },  { "TIME", true, 0 },
+	{ "SEQ", true, 0 },       { "PREC", false, 0 },    { "STATUS", false, 0 },
+	{ "TIME", true, 0 },
 	{ "WEIGHTS", false, 0 },  { "REASON", false, RESULTS_REASON_WIDTH },
 };
 
@@ -636,15 +639,19 @@ static int results_table_print(Hf__ResultRow *const *rows, size_t n)
 
 	for (size_t i = 0; i < n; i++) {
 		const Hf__ResultRow *row = rows[i];
-		char task[24], batch[16], time[32];
+		char task[24], batch[16], seq[16], time[32];
 		const char *cells[RESULTS_NCOLS] = {
 			task, row->model_type, row->family, hf_backend_name(row->backend),
-			hf_kind_name(row->kind), batch, row->precision, hf_status_name(row->status),
-			time, hfctl_dash(row->weights), row->reason,
+			hf_kind_name(row->kind), batch, seq, row->precision,
+			hf_status_name(row->status), time, hfctl_dash(row->weights), row->reason,
 		};
 
 		snprintf(task, sizeof(task), "%" PRIu64, row->task_id);
 		snprintf(batch, sizeof(batch), "%" PRIu32, row->batch_size);
+		if (row->seq_len)
+			snprintf(seq, sizeof(seq), "%" PRIu32, row->seq_len);
+		else    /* a coordinator that does not send it */
+			snprintf(seq, sizeof(seq), "-");
 		if (row->duration_s > 0)
 			hfctl_duration_format((int64_t)(row->duration_s * 1000), time, sizeof(time));
 		else
@@ -666,7 +673,7 @@ static int results_csv_print(Hf__ResultRow *const *rows, size_t n)
 	static const char *const header[] = {
 		"task_id", "model_type", "family", "backend", "kind", "batch_size", "precision",
 		"status", "reason", "metrics_json", "attempt", "worker_id", "device_index",
-		"duration_s", "weights",
+		"duration_s", "weights", "seq_len",
 	};
 	struct hf_buf b;
 
@@ -674,12 +681,12 @@ static int results_csv_print(Hf__ResultRow *const *rows, size_t n)
 	hfctl_csv_record(&b, header, sizeof(header) / sizeof(header[0]));
 	for (size_t i = 0; i < n; i++) {
 		const Hf__ResultRow *row = rows[i];
-		char task[24], batch[16], attempt[16], device[16], duration[32];
+		char task[24], batch[16], attempt[16], device[16], duration[32], seq[16];
 		const char *fields[] = {
 			task, row->model_type, row->family, hf_backend_name(row->backend),
 			hf_kind_name(row->kind), batch, row->precision, hf_status_name(row->status),
 			row->reason, row->metrics_json, attempt, row->worker_id, device, duration,
-			row->weights,
+			row->weights, seq,
 		};
 
 		snprintf(task, sizeof(task), "%" PRIu64, row->task_id);
@@ -687,6 +694,7 @@ static int results_csv_print(Hf__ResultRow *const *rows, size_t n)
 		snprintf(attempt, sizeof(attempt), "%" PRIu32, row->attempt);
 		snprintf(device, sizeof(device), "%" PRIu32, row->device_index);
 		snprintf(duration, sizeof(duration), "%.3f", row->duration_s);
+		snprintf(seq, sizeof(seq), "%" PRIu32, row->seq_len);
 		hfctl_csv_record(&b, fields, sizeof(fields) / sizeof(fields[0]));
 	}
 	return hfctl_buf_print(&b);

@@ -103,6 +103,7 @@ json_t *hfctl_json_result(const Hf__ResultRow *row)
 	put(o, "backend", json_string(hf_backend_name(row->backend)), &ok);
 	put(o, "kind", json_string(hf_kind_name(row->kind)), &ok);
 	put(o, "batch_size", json_integer(row->batch_size), &ok);
+	put(o, "seq_len", json_integer(row->seq_len), &ok);
 	put(o, "precision", hfctl_json_string(row->precision), &ok);
 	put(o, "status", json_string(hf_status_name(row->status)), &ok);
 	put(o, "reason", hfctl_json_string(row->reason), &ok);

@@ -11,6 +11,7 @@
 #   tests/gpu/run-on-gpu.sh probe+suite      both, one after the other
 #   tests/gpu/run-on-gpu.sh bench+suite      a benchmark job (HF_BENCH_MODELS), then the suite
 #   tests/gpu/run-on-gpu.sh health           the health checks the worker ran at registration
+#   tests/gpu/run-on-gpu.sh seqlen           a benchmark at sequence lengths 128, 512, 1024
 #   tests/gpu/run-on-gpu.sh weights          toy checkpoints in runner.weights_dir, known answers
 #   tests/gpu/run-on-gpu.sh suite-warm       the whole suite on warm runners, health checks,
 #                                            int8 against fp32 on the CPU
@@ -123,6 +124,13 @@ health)
   done
   psql_q -c "SELECT worker_id, backend, idx, ok, trigger, round(duration_s::numeric, 2) AS s, detail FROM device_health_checks ORDER BY checked_at" | tee "$out/health.txt"
   hfctl devices | tee -a "$out/health.txt"
+  ;;
+seqlen)
+  # A benchmark over sequence lengths: text models get a task per length,
+  # vit (no tokens) one; bert's 512 positions cap its 1024.
+  HF_WATCH_LIMIT=${HF_WATCH_LIMIT:-400} run_job bench-seq --models "${HF_BENCH_MODELS:-bert,roberta,gpt2,t5,bart,vit}" \
+    --seq-len 128,512,1024 --batch-sizes 1,8 --precision fp16 --iterations 20 --warmup 3
+  python3 tests/gpu/bench_table.py "$out/bench-seq-results.json" | tee "$out/bench-seq.md"
   ;;
 weights)
   # Pretrained weights from a weights directory and the known-answer check,

@@ -4,6 +4,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -257,6 +258,60 @@ START_TEST(test_job_size_limit_is_enforced)
 }
 END_TEST
 
+START_TEST(test_sequence_lengths_multiply_text_benchmarks_only)
+{
+	Hf__SubmitRequest req = HF__SUBMIT_REQUEST__INIT;
+	char *models[] = { "bert", "vit" };
+	Hf__TaskKind kinds[] = { HF__TASK_KIND__KIND_TEST, HF__TASK_KIND__KIND_BENCHMARK };
+	uint32_t seqs[] = { 512, 128, 512 }; /* the duplicate counts once */
+	uint32_t batches[] = { 1, 8 };
+	struct job_plan *plan;
+	Hf__ErrorCode code;
+	char err[512];
+	size_t per_seq[2] = { 0 };
+
+	req.models = models;
+	req.n_models = 2;
+	req.kinds = kinds;
+	req.n_kinds = 2;
+	req.batch_sizes = batches;
+	req.n_batch_sizes = 2;
+	req.seq_lens = seqs;
+	req.n_seq_lens = 3;
+	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), 0);
+	/* bert: test 2 batches at the first length + benchmark 2 lengths x 2
+	 * batches; vit (no text input): test 2 + benchmark 2, at the first */
+	ck_assert_uint_eq(plan->n_tasks, 2 + 4 + 2 + 2);
+	ck_assert_uint_eq(plan->n_seq_lens, 2);
+	ck_assert_uint_eq(plan->seq_len, 512);
+	for (size_t i = 0; i < plan->n_tasks; i++) {
+		const struct task_spec *t = &plan->tasks[i];
+		bool text_bench = strcmp(reg->models[t->model].model_type, "bert") == 0 &&
+				  t->kind == HF__TASK_KIND__KIND_BENCHMARK;
+		if (!text_bench)
+			ck_assert_uint_eq(t->seq_len, 512);
+		else
+			per_seq[t->seq_len == 128]++;
+	}
+	ck_assert_uint_eq(per_seq[0], 2);
+	ck_assert_uint_eq(per_seq[1], 2);
+	ck_assert_ptr_nonnull(strstr(plan->spec_json, "\"seq_lens\":[512,128]"));
+	job_plan_free(plan);
+
+	/* the size limit counts what is planned */
+	ck_assert_int_eq(expand_job(reg, &req, 9, &plan, &code, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "would have 10 tasks"));
+	/* not both forms; no zero */
+	req.seq_len = 64;
+	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "both given"));
+	req.seq_len = 0;
+	seqs[1] = 0;
+	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "sequence length 0 is outside"));
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("expand");
@@ -269,6 +324,7 @@ int main(void)
 	tcase_add_test(tc, test_unknown_models_are_all_named);
 	tcase_add_test(tc, test_bad_requests_are_refused_with_reason);
 	tcase_add_test(tc, test_job_size_limit_is_enforced);
+	tcase_add_test(tc, test_sequence_lengths_multiply_text_benchmarks_only);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -98,6 +98,34 @@ START_TEST(test_submit_applies_defaults)
 }
 END_TEST
 
+START_TEST(test_submit_sequence_lengths_one_or_several)
+{
+	char *one[] = { "submit", "--all", "--seq-len", "256" };
+	char *several[] = { "submit", "--all", "--kind", "benchmark", "--seq-len", "128,512",
+			    "--seq-len", "2048" };
+	char *twice[] = { "submit", "--all", "--seq-len", "128,0128" };
+	char *many[] = { "submit", "--all", "--seq-len", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17" };
+	struct hfctl_submit s;
+	Hf__SubmitRequest req;
+
+	/* one length goes as seq_len, which every coordinator reads */
+	ck_assert_int_eq(hfctl_submit_parse(ARGC(one), one, "alice", &s, err, sizeof(err)), 0);
+	hfctl_submit_request(&s, &req);
+	ck_assert_uint_eq(req.seq_len, 256);
+	ck_assert_uint_eq(req.n_seq_lens, 0);
+	hfctl_submit_fini(&s);
+	ck_assert_int_eq(hfctl_submit_parse(ARGC(several), several, "alice", &s, err, sizeof(err)), 0);
+	hfctl_submit_request(&s, &req);
+	ck_assert_uint_eq(req.seq_len, 0);
+	ck_assert_uint_eq(req.n_seq_lens, 3);
+	ck_assert_uint_eq(req.seq_lens[0], 128);
+	ck_assert_uint_eq(req.seq_lens[2], 2048);
+	hfctl_submit_fini(&s);
+	submit_refused(ARGC(twice), twice, "\"0128\" is listed twice in --seq-len");
+	submit_refused(ARGC(many), many, "too many sequence lengths in --seq-len (17, at most 16)");
+}
+END_TEST
+
 START_TEST(test_submit_request_id_is_checked_and_carried)
 {
 	char *ok[] = { "submit", "--all", "--request-id", "nightly-2026-11-22:run_3.a" };
@@ -1011,6 +1039,7 @@ int main(void)
 	tcase_add_test(tc, test_submit_parses_every_option);
 	tcase_add_test(tc, test_submit_applies_defaults);
 	tcase_add_test(tc, test_submit_request_id_is_checked_and_carried);
+	tcase_add_test(tc, test_submit_sequence_lengths_one_or_several);
 	tcase_add_test(tc, test_submit_repeated_list_options_add_up);
 	tcase_add_test(tc, test_submit_refuses_unknown_backend_naming_it);
 	tcase_add_test(tc, test_submit_refuses_unknown_kind_and_precision);

@@ -62,12 +62,14 @@ START_TEST(test_result_row_has_every_field_by_name)
 	row.kind = HF__TASK_KIND__KIND_BENCHMARK;
 	row.status = HF__TASK_STATUS__STATUS_TIMEOUT;
 	row.batch_size = 8;
+	row.seq_len = 512;
 	row.reason = "took \"too\" long,\nkilled";
 	row.metrics_json = "[1, 2]";
 	row.duration_s = 1.25;
 	v = hfctl_json_result(&row);
 
-	ck_assert_uint_eq(json_object_size(v), 15);
+	ck_assert_uint_eq(json_object_size(v), 16);
+	ck_assert_int_eq(json_integer_value(json_object_get(v, "seq_len")), 512);
 	ck_assert_int_eq(json_integer_value(json_object_get(v, "task_id")), 9000000001ll);
 	ck_assert_str_eq(json_string_value(json_object_get(v, "backend")), "rocm");
 	ck_assert_str_eq(json_string_value(json_object_get(v, "kind")), "benchmark");
