@@ -776,7 +776,10 @@ static void task_warm_end_cb(void *task, const struct warm_end *end, void *arg)
 	switch (end->kind) {
 	case WARM_END_DONE:
 		t->warm_done = true; /* a fatal error was logged as the runner's retirement */
-		t->infrastructure = end->fatal; /* a poisoned device: retried, preferably elsewhere */
+		/* A poisoned device is retried, preferably elsewhere, and counts
+		 * towards its quarantine; a model that tripped a kernel assertion
+		 * has its outcome: the error, once. */
+		t->infrastructure = end->fatal && end->device_fault;
 		break;
 	case WARM_END_EXITED:
 		t->exit_status = end->exit_status;

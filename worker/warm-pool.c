@@ -359,7 +359,8 @@ static void runner_idle(struct warm_runner *w)
 static void runner_done(struct warm_runner *w, const struct warm_control *c)
 {
 	struct warm_pool *p = w->pool;
-	struct warm_end end = { .kind = WARM_END_DONE, .fatal = c->fatal };
+	struct warm_end end = { .kind = WARM_END_DONE, .fatal = c->fatal,
+				.device_fault = c->device_fault };
 	char msg[160], why[WARM_CONTROL_TEXT_MAX + 128];
 	void *task = w->task;
 	uint64_t rss;

@@ -77,6 +77,7 @@ enum warm_end_kind {
 struct warm_end {
 	enum warm_end_kind kind;
 	bool fatal;                 /* DONE: the runner called the error fatal */
+	bool device_fault;          /* DONE: fatal, and the device's fault, not the model's */
 	int64_t exit_status;        /* EXITED, when term_signal is 0 */
 	int term_signal;            /* EXITED: the signal that ended it, or 0 */
 	const char *message;        /* PROTOCOL: what went wrong (borrowed) */

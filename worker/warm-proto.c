@@ -136,6 +136,12 @@ int warm_control_parse(const char *line, size_t len, struct warm_control *ret, c
 		goto out;
 	}
 	c.fatal = v && json_is_true(v);
+	v = json_object_get(root, "device_fault");
+	if (v && !json_is_boolean(v)) {
+		bad(err, errlen, line, len, "\"device_fault\" must be true or false");
+		goto out;
+	}
+	c.device_fault = c.fatal && (!v || json_is_true(v));
 	v = json_object_get(root, "rss_bytes");
 	if (v && !json_is_null(v)) {
 		if (!json_is_integer(v) || json_integer_value(v) < 0) {

@@ -10,7 +10,10 @@
  *
  *   stdin    {"task": "/path/task.json", "result": "/path/result.json"}
  *   control  {"done": <task_id or null>, "fatal": <bool>, "rss_bytes": <int>}
- *            optionally with "reason": "<why fatal>"
+ *            optionally with "reason": "<why fatal>" and "device_fault":
+ *            <bool> (a fatal error the model caused, such as a kernel
+ *            assertion on an index out of range, is not the device's fault;
+ *            default: the same as "fatal")
  *   control  {"error": "<why the request line was refused>"}
  *
  * "done" is required in a done line; "fatal" (default false) and
@@ -42,6 +45,7 @@ struct warm_control {
 	bool has_task_id;       /* done: false for "done": null */
 	uint64_t task_id;
 	bool fatal;
+	bool device_fault;      /* fatal and the device's doing (see above) */
 	bool has_rss;
 	uint64_t rss_bytes;
 	/* error: the runner's message; done: its "reason" (may be empty).  One

@@ -17,7 +17,8 @@ Misbehaviour for the tests that need it, chosen per model type:
   --hang MODEL       sleep far past any timeout
   --fail MODEL       report a failed test (an outcome, not an error)
   --fatal MODEL      report an error result for a CUDA device-side assert; a
-                     warm runner says fatal and exits 3 after it
+                     warm runner says fatal (the model's fault, as the
+                     reference runner says of a kernel assertion) and exits 3
   --sleep SECONDS    sleep this long in every task (to keep tasks in flight)
   --broken-file PATH while PATH exists the "device" is broken: every task
                      crashes (exit 3, an infrastructure error) and the health
@@ -122,7 +123,10 @@ def serve(a):
             return 3
         sys.stdout.flush()
         sys.stderr.flush()
-        os.write(fd, (json.dumps({'done': task_id, 'fatal': fatal, 'rss_bytes': None}) + '\n').encode())
+        line = {'done': task_id, 'fatal': fatal, 'rss_bytes': None}
+        if fatal:
+            line['device_fault'] = False   # a device-side assert: the model tripped it
+        os.write(fd, (json.dumps(line) + '\n').encode())
         if fatal:
             return 3
     return 0

@@ -577,6 +577,10 @@ START_TEST(test_fatal_error_keeps_the_outcome_and_retires_the_runner)
 		     "\"reason\": \"CUDA error: device-side assert triggered\"}\\n' \"$id\" >&3\n"
 		     "\t\t[ \"$model\" = fatal_exit ] && exit 3\n"
 		     "\t\tcontinue ;;\n"
+		     "\tmodels_fault)\n"
+		     "\t\tprintf '{\"status\":\"error\",\"reason\":\"index out of range\"}' > \"$result\"\n"
+		     "\t\tprintf '{\"done\": %s, \"fatal\": true, \"device_fault\": false}\\n' \"$id\" >&3\n"
+		     "\t\tcontinue ;;\n"
 		     "\tesac",
 		     NULL);
 	struct executor *ex = make_executor();
@@ -588,6 +592,7 @@ START_TEST(test_fatal_error_keeps_the_outcome_and_retires_the_runner)
 	ck_assert_int_eq(r->status, HF__TASK_STATUS__STATUS_ERROR);
 	ck_assert_str_eq(r->reason, "RuntimeError: CUDA error: device-side assert triggered");
 	ck_assert_int_eq(result_pid(r), first);
+	ck_assert(r->infrastructure); /* the runner did not say: the device is blamed */
 	ck_assert_uint_eq(executor_warm_size(ex), 0);
 	ck_assert(process_dead(first));
 	ck_assert(exited_on_eof(first)); /* retired by closing its stdin */
@@ -600,7 +605,13 @@ START_TEST(test_fatal_error_keeps_the_outcome_and_retires_the_runner)
 	ck_assert_int_eq(r->exit_code, 0);
 	third = result_pid(run_task(ex, 5, "bert", 10));
 	ck_assert_int_ne(third, second);
-	ck_assert_int_eq(runners_started(), 3);
+	/* the model's own fault: the runner goes all the same, the outcome stands */
+	r = run_task(ex, 6, "models_fault", 10);
+	ck_assert_int_eq(r->status, HF__TASK_STATUS__STATUS_ERROR);
+	ck_assert(!r->infrastructure);
+	ck_assert_uint_eq(executor_warm_size(ex), 0);
+	ck_assert_int_ne(result_pid(run_task(ex, 7, "bert", 10)), third);
+	ck_assert_int_eq(runners_started(), 4);
 	finish(ex);
 }
 END_TEST

@@ -65,6 +65,18 @@ START_TEST(test_done_lines_are_read_with_their_defaults)
 	ck_assert(c.fatal);
 	ck_assert(!c.has_rss);
 	ck_assert_str_eq(c.text, "CUDA error:  device-side assert"); /* one line */
+	ck_assert(c.device_fault); /* an older runner says nothing: the device is blamed */
+
+	/* the model tripped a kernel assertion: fatal, but not the device's fault */
+	ck_assert_int_eq(parse("{\"done\": 7, \"fatal\": true, \"device_fault\": false}", &c, err,
+			       sizeof(err)),
+			 0);
+	ck_assert(c.fatal);
+	ck_assert(!c.device_fault);
+	/* device_fault alone means nothing: only a fatal error is anybody's fault */
+	ck_assert_int_eq(parse("{\"done\": 7, \"device_fault\": true}", &c, err, sizeof(err)), 0);
+	ck_assert(!c.fatal);
+	ck_assert(!c.device_fault);
 
 	ck_assert_int_eq(parse(" {\"done\": 3, \"rss_bytes\": null}\r", &c, err, sizeof(err)), 0);
 	ck_assert(!c.fatal);
@@ -95,6 +107,8 @@ START_TEST(test_malformed_control_lines_are_refused_with_what_is_wrong)
 		{ "{\"done\": \"12\"}", "\"done\" must be a task id or null" },
 		{ "{\"done\": -1}", "\"done\" must be a task id or null" },
 		{ "{\"done\": 1, \"fatal\": 1}", "\"fatal\" must be true or false" },
+		{ "{\"done\": 1, \"fatal\": true, \"device_fault\": \"no\"}",
+		  "\"device_fault\" must be true or false" },
 		{ "{\"done\": 1, \"rss_bytes\": -5}", "\"rss_bytes\" must be a number of bytes" },
 		{ "{\"done\": 1, \"rss_bytes\": 1.5}", "\"rss_bytes\" must be a number of bytes" },
 		{ "{\"done\": 1, \"error\": \"x\"}", "both \"done\" and \"error\"" },

@@ -1193,17 +1193,22 @@ def parse_serve_request(line) -> dict:
     return {"task": obj["task"], "result": obj["result"]}
 
 
-def control_done_line(task_id, fatal: bool, rss_bytes, reason=None) -> str:
+def control_done_line(task_id, fatal: bool, rss_bytes, reason=None, device_fault=None) -> str:
     """The control line that ends a task: {"done": id, "fatal": bool, "rss_bytes": int}.
 
     task_id is None when the task file could not be read; rss_bytes None when
-    unknown.  A fatal line may say why ("reason").
+    unknown.  A fatal line may say why ("reason") and whose fault it was:
+    "device_fault" false when the model's own inputs tripped the device (a
+    kernel assertion), so the task is not retried and the device not blamed
+    (default: device_fault_of(reason)).
     """
     d = {"done": task_id if isinstance(task_id, int) and not isinstance(task_id, bool) and task_id >= 0 else None,
          "fatal": bool(fatal),
          "rss_bytes": int(rss_bytes) if isinstance(rss_bytes, int) and rss_bytes >= 0 else None}
     if fatal and reason:
         d["reason"] = one_line(reason, CONTROL_TEXT_MAX)
+    if fatal:
+        d["device_fault"] = bool(device_fault_of(reason) if device_fault is None else device_fault)
     return json.dumps(d) + "\n"
 
 
@@ -1223,6 +1228,36 @@ FATAL_DEVICE_MARKS = (
     "CUDA_ERROR_ILLEGAL_ADDRESS",
     "CUDA_ERROR_LAUNCH_FAILED",
 )
+# Fatal errors that are the model's doing, not the device's: a kernel's own
+# assertion (an index out of range: positions past the model's limit, a
+# token id past the vocabulary).  The process must still go, but the task is
+# not retried and the device is not blamed.
+MODEL_CAUSED_DEVICE_MARKS = (
+    "device-side assert",
+    "cudaErrorAssert",
+)
+
+
+def generation_room_reason(prompt_len, position_limit, new_tokens):
+    """Why generation cannot be timed within a model's learned positions, or None.
+
+    A model with learned absolute position embeddings (GPT-2's wpe) indexes
+    them with every position: a prompt plus new tokens past the limit trips a
+    device-side assertion that kills the process.  Rotary and relative
+    positions have no such limit (position_limit None)."""
+    if not isinstance(position_limit, int) or position_limit <= 0 or not isinstance(prompt_len, int):
+        return None
+    if prompt_len + new_tokens <= position_limit:
+        return None
+    return (f"the {prompt_len}-token prompt leaves no room for {new_tokens} new tokens within the "
+            f"model's {position_limit} learned positions")
+
+
+def device_fault_of(text) -> bool:
+    """True unless a fatal device error's text says the model caused it."""
+    return not any(m in str(text or "") for m in MODEL_CAUSED_DEVICE_MARKS)
+
+
 # Errors that may or may not have poisoned it: check with a tiny operation.
 SUSPECT_DEVICE_MARKS = (
     "CUDA error",

@@ -795,6 +795,39 @@ GEN_REPEATS = 3
 GEN_DROP = ("use_cache", "return_dict", "decoder_input_ids", "decoder_attention_mask", "labels")
 
 
+POSITION_EMBEDDING_NAME = re.compile(r"(^|_)(wpe|pos|position|positions|positional)(_|$)|position_embed|embed_positions")
+
+
+def position_id_offset(model):
+    """How many of the learned positions a model keeps below its first token.
+
+    RoBERTa-style embeddings number positions from padding_idx + 1 (the
+    default RobertaConfig has 512 positions and pad 1: 510 tokens fit);
+    indexing past the table trips a device-side assertion."""
+    for _, m in model.named_modules():
+        pad = getattr(m, "padding_idx", None)
+        if hasattr(m, "create_position_ids_from_input_ids") and isinstance(pad, int) and pad >= 0:
+            return pad + 1
+    return 0
+
+
+def learned_position_limit(torch, model):
+    """The config's position limit when the model learns absolute position
+    embeddings (an nn.Embedding named like GPT-2's wpe or BERT's
+    position_embeddings), else None: rotary and relative positions have none."""
+    learned = any(isinstance(m, torch.nn.Embedding) and POSITION_EMBEDDING_NAME.search(name.rsplit(".", 1)[-1])
+                  for name, m in model.named_modules())
+    if not learned:
+        return None
+    cfg = getattr(model, "config", None)
+    for c in (getattr(cfg, "text_config", None), cfg):
+        for key in ("max_position_embeddings", "n_positions"):
+            v = getattr(c, key, None) if c is not None else None
+            if isinstance(v, int) and v > 0:
+                return v
+    return None
+
+
 def measure_generation(torch, model, inputs, device, batch, deadline):
     """Time to first token and tokens/s of greedy generation, or a reason (str) why not.
 
@@ -813,11 +846,16 @@ def measure_generation(torch, model, inputs, device, batch, deadline):
     kw = {k: v for k, v in inputs.items() if k not in GEN_DROP}
     if "input_ids" not in kw and "input_features" not in kw and "pixel_values" not in kw:
         return "no prompt input to generate from"
+    cfg = getattr(model, "config", None)
+    ids = kw.get("input_ids")
+    if isinstance(ids, torch.Tensor) and not getattr(cfg, "is_encoder_decoder", False):
+        why = lib.generation_room_reason(int(ids.shape[-1]), learned_position_limit(torch, model), GEN_NEW_TOKENS)
+        if why:
+            return why
     gc_ = getattr(model, "generation_config", None)
     if gc_ is not None and getattr(gc_, "pad_token_id", None) is None:
         eos = getattr(gc_, "eos_token_id", None)
         gc_.pad_token_id = (eos[0] if isinstance(eos, (list, tuple)) and eos else eos) or 0
-    cfg = getattr(model, "config", None)
     if (gc_ is not None and getattr(cfg, "is_encoder_decoder", False)
             and getattr(gc_, "decoder_start_token_id", None) is None and getattr(gc_, "bos_token_id", None) is None):
         # T5-style defaults leave both unset (checkpoints set them); the decoder
@@ -968,6 +1006,9 @@ def run_attempt(ctx, source, make_model):
     provided = recipe.provides if recipe is not None else ()
     params, accepts_kwargs = lib.forward_params(model.forward)
     facts = config_facts(model.config)
+    offset = position_id_offset(model)
+    if offset and facts.get("max_positions"):
+        facts["max_positions"] -= offset
     tower = getattr(model, "vision_tower", None) or getattr(getattr(model, "model", None), "vision_tower", None)
     if tower is not None and hasattr(tower, "forward"):
         try:
@@ -1022,7 +1063,16 @@ def run_attempt(ctx, source, make_model):
                 att.metrics["iterations_requested"] = task["iterations"]
             att.metrics["warmup"] = task["warmup"]
             att.metrics["batch_size"] = batch
-            att.metrics["seq_len"] = seq
+            # The token sequence that ran: the planner caps it at the model's
+            # positions, and inputs without tokens have none.
+            ids = inputs.get("input_ids")
+            ran = int(ids.shape[-1]) if isinstance(ids, torch.Tensor) and ids.dim() >= 2 else None
+            att.metrics["seq_len"] = ran
+            if ran is not None and ran != seq:
+                att.metrics["seq_len_requested"] = seq
+                why = ("capped at the model's position limit" if ran < seq
+                       else "image or audio placeholder tokens included")
+                att.outputs["seq_len"] = f"ran {ran} tokens for the {seq} asked ({why})"
             if deadline - time.perf_counter() > 0:
                 gen = measure_generation(torch, model, inputs, device, batch, deadline)
                 if isinstance(gen, str):

@@ -333,6 +333,16 @@ class TestPretrainedWeights(unittest.TestCase):
             lib.check_known_answer("depth-estimation", ["x"])
 
 
+class TestGenerationRoom(unittest.TestCase):
+    def test_learned_positions_bound_prompt_plus_new_tokens(self):
+        self.assertIsNone(lib.generation_room_reason(992, 1024, 32))      # exactly fits
+        why = lib.generation_room_reason(1024, 1024, 32)
+        self.assertIn("1024-token prompt leaves no room for 32 new tokens", why)
+        self.assertIn("1024 learned positions", why)
+        self.assertIsNone(lib.generation_room_reason(4096, None, 32))     # rotary: no limit
+        self.assertIsNone(lib.generation_room_reason(10, 0, 32))
+
+
 class TestShrink(unittest.TestCase):
     LLAMA = {"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
              "num_key_value_heads": 8, "intermediate_size": 11008, "head_dim": 128, "vocab_size": 32000,

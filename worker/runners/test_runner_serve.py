@@ -87,6 +87,15 @@ class TestControlLines(unittest.TestCase):
         self.assertTrue(d["fatal"])
         self.assertTrue(d["reason"].startswith("CUDA error: device-side assert"))
         self.assertLessEqual(len(d["reason"]), lib.CONTROL_TEXT_MAX)
+        # A kernel assertion is the model's doing (an index out of range); other
+        # fatal errors are the device's, and so is one nobody explained.
+        self.assertFalse(d["device_fault"])
+        d = json.loads(lib.control_done_line(4, True, 1, "CUDA error: an illegal memory access was encountered"))
+        self.assertTrue(d["device_fault"])
+        d = json.loads(lib.control_done_line(4, True, 1, None))
+        self.assertTrue(d["device_fault"])
+        d = json.loads(lib.control_done_line(4, True, 1, "CUDA error: device-side assert", device_fault=True))
+        self.assertTrue(d["device_fault"])
         # A bool is no task id, and a reason goes only with fatal.
         d = json.loads(lib.control_done_line(True, False, -1, "not fatal"))
         self.assertEqual(d, {"done": None, "fatal": False, "rss_bytes": None})
