@@ -25,6 +25,32 @@ static const char *precision_static(const char *s)
 	return NULL;
 }
 
+/* values[0..n) into out (room for cap), in order without duplicates, each
+ * 1..max; what names one value in messages ("batch size"). */
+static int distinct_u32(const uint32_t *values, size_t n, uint32_t max, const char *what,
+			uint32_t *out, size_t cap, size_t *ret_n, char *err, size_t errlen)
+{
+	size_t k = 0;
+
+	if (n > cap) {
+		snprintf(err, errlen, "too many %ss (%zu, at most %zu)", what, n, cap);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		bool dup = false;
+		if (values[i] == 0 || values[i] > max) {
+			snprintf(err, errlen, "%s %u is outside 1 .. %u", what, values[i], max);
+			return -EINVAL;
+		}
+		for (size_t j = 0; j < k; j++)
+			dup |= out[j] == values[i];
+		if (!dup)
+			out[k++] = values[i];
+	}
+	*ret_n = k;
+	return 0;
+}
+
 /* How many of the job's sequence lengths a (model, kind) runs: each, for
  * a benchmark of a model with text input (the runner caps a test's
  * sequence, and image, audio and time-series inputs have no sequence
@@ -151,24 +177,9 @@ int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t 
 		snprintf(err, errlen, "a sequence length and a list of them were both given");
 		goto fail;
 	}
-	if (req->n_seq_lens > EXPAND_MAX_SEQ_LENS) {
-		snprintf(err, errlen, "too many sequence lengths (%zu, at most %d)", req->n_seq_lens,
-			 EXPAND_MAX_SEQ_LENS);
+	if (distinct_u32(req->seq_lens, req->n_seq_lens, EXPAND_MAX_SEQ_LEN, "sequence length", seqs,
+			 EXPAND_MAX_SEQ_LENS, &n_seq, err, errlen) < 0)
 		goto fail;
-	}
-	n_seq = 0;
-	for (size_t i = 0; i < req->n_seq_lens; i++) {
-		uint32_t v = req->seq_lens[i];
-		if (v == 0 || v > EXPAND_MAX_SEQ_LEN) {
-			snprintf(err, errlen, "sequence length %u is outside 1 .. %d", v, EXPAND_MAX_SEQ_LEN);
-			goto fail;
-		}
-		bool dup = false;
-		for (size_t j = 0; j < n_seq; j++)
-			dup |= seqs[j] == v;
-		if (!dup)
-			seqs[n_seq++] = v;
-	}
 	if (n_seq == 0)
 		seqs[n_seq++] = req->seq_len ? req->seq_len : EXPAND_DEFAULT_SEQ_LEN;
 
@@ -246,24 +257,9 @@ int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t 
 	if (n_kind == 0)
 		kinds[n_kind++] = HF__TASK_KIND__KIND_TEST;
 
-	n_batch = 0;
-	if (req->n_batch_sizes > sizeof(batches) / sizeof(batches[0])) {
-		snprintf(err, errlen, "too many batch sizes (%zu, at most %zu)", req->n_batch_sizes,
-			 sizeof(batches) / sizeof(batches[0]));
+	if (distinct_u32(req->batch_sizes, req->n_batch_sizes, EXPAND_MAX_BATCH, "batch size", batches,
+			 sizeof(batches) / sizeof(batches[0]), &n_batch, err, errlen) < 0)
 		goto fail;
-	}
-	for (size_t i = 0; i < req->n_batch_sizes; i++) {
-		uint32_t b = req->batch_sizes[i];
-		if (b == 0 || b > EXPAND_MAX_BATCH) {
-			snprintf(err, errlen, "batch size %u is outside 1 .. %d", b, EXPAND_MAX_BATCH);
-			goto fail;
-		}
-		bool dup = false;
-		for (size_t j = 0; j < n_batch; j++)
-			dup |= batches[j] == b;
-		if (!dup)
-			batches[n_batch++] = b;
-	}
 	if (n_batch == 0)
 		batches[n_batch++] = 1;
 
