@@ -690,11 +690,9 @@ static const char *json_object_text(struct worker_req *w, const char *text, cons
 	return out;
 }
 
-/* Counts a stored result towards its device's health: an infrastructure
- * error of a runner that ran (not a task the worker refused or could not
- * start) counts, a verdict on the model resets the count. */
-static void device_health_count(struct coord *c, const char *worker_id, const Hf__TaskResult *r,
-				int backend)
+/* Counts a stored result towards the health of one device of its task. */
+static void device_health_count_one(struct coord *c, const char *worker_id, const Hf__TaskResult *r,
+				    int backend, uint32_t index)
 {
 	bool infra = r->infrastructure && r->status == HF__TASK_STATUS__STATUS_ERROR && r->exit_code != -1;
 	bool outcome = r->status == HF__TASK_STATUS__STATUS_PASSED ||
@@ -702,20 +700,38 @@ static void device_health_count(struct coord *c, const char *worker_id, const Hf
 		       r->status == HF__TASK_STATUS__STATUS_SKIPPED;
 	enum health_change change;
 
-	if (backend < 0)
-		return;
-	if (health_task_ended(&c->health, worker_id, backend, r->device_index, infra, outcome, r->reason,
+	if (health_task_ended(&c->health, worker_id, backend, index, infra, outcome, r->reason,
 			      (uint32_t)c->conf.quarantine_after, &change) < 0) {
 		log_warn("could not count an infrastructure failure of %s/%s:%" PRIu32 ": out of memory",
-			 worker_id, hf_backend_name((Hf__Backend)backend), r->device_index);
+			 worker_id, hf_backend_name((Hf__Backend)backend), index);
 		return;
 	}
 	if (change != HEALTH_QUARANTINED)
 		return;
-	const struct health_dev *hd = health_find(&c->health, worker_id, backend, r->device_index);
+	const struct health_dev *hd = health_find(&c->health, worker_id, backend, index);
 	log_warn("quarantined %s/%s:%" PRIu32 ": %s; it gets no work until a health check passes",
-		 worker_id, hf_backend_name((Hf__Backend)backend), r->device_index, hd->reason);
-	coord_quarantine_persist(c, worker_id, backend, r->device_index, true, hd->reason);
+		 worker_id, hf_backend_name((Hf__Backend)backend), index, hd->reason);
+	coord_quarantine_persist(c, worker_id, backend, index, true, hd->reason);
+}
+
+/* Counts a stored result towards its devices' health: an infrastructure
+ * error of a runner that ran (not a task the worker refused or could not
+ * start) counts, a verdict on the model resets the count.  A task of
+ * several devices counts on each of them (t, when it is still this
+ * attempt's, says which; which one failed cannot be told apart), the
+ * others on the one the result names; each device's health check then
+ * brings back the ones that are well. */
+static void device_health_count(struct coord *c, const char *worker_id, const Hf__TaskResult *r,
+				int backend, const struct sched_task *t)
+{
+	if (backend < 0)
+		return;
+	if (!t || t->attempt != r->attempt || t->n_devices < 2) {
+		device_health_count_one(c, worker_id, r, backend, r->device_index);
+		return;
+	}
+	for (uint8_t i = 0; i < t->n_devices; i++)
+		device_health_count_one(c, worker_id, r, backend, t->devices[i]);
 }
 
 static void results_done(struct db_op *op)
@@ -738,6 +754,9 @@ static void results_done(struct db_op *op)
 	for (size_t i = 0; i < op->u.result.n; i++) {
 		struct db_result *d = &op->u.result.v[i];
 		struct sched_task *t = sched_task_find(c->sched, d->r->task_id);
+		/* Before the task may leave the scheduler: it knows its devices. */
+		if (d->outcome == DB_RESULT_FINAL || d->outcome == DB_RESULT_RETRIED)
+			device_health_count(c, w->env->results->worker_id, d->r, d->backend, t);
 		switch (d->outcome) {
 		case DB_RESULT_FINAL:
 			log_info("task %" PRIu64 " (%s) %s%s%s", d->r->task_id,
@@ -784,11 +803,6 @@ static void results_done(struct db_op *op)
 			ptrs[n] = &refs[n];
 			n++;
 		}
-	}
-	for (size_t i = 0; i < op->u.result.n; i++) {
-		const struct db_result *d = &op->u.result.v[i];
-		if (d->outcome == DB_RESULT_FINAL || d->outcome == DB_RESULT_RETRIED)
-			device_health_count(c, w->env->results->worker_id, d->r, d->backend);
 	}
 	for (size_t i = 0; i < op->u.result.n_finished_jobs; i++)
 		log_info("job %" PRIu64 " done", op->u.result.finished_jobs[i]);

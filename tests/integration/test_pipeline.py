@@ -640,6 +640,37 @@ class DeviceHealthTest(unittest.TestCase):
             self.assertEqual(c.pg.psql('SELECT state FROM tasks WHERE id = %d' % task), 'passed')
             self.assertEqual(device_state(c, 'h2')['state'], 'in-service')
 
+    def test_a_multi_device_task_that_keeps_crashing_quarantines_each_of_its_devices(self):
+        """Which device of a two-device task failed cannot be told apart: both
+        are counted, and their own health checks sort them out later."""
+        with harness.cluster(coordinator_set=['scheduler.quarantine_after=2',
+                                              'scheduler.quarantine_recheck=1h']) as c:
+            broken = os.path.join(c.root, 'broken-m1')
+            c.start_coordinator()
+            runner = 'python3 %s --broken-file %s' % (harness.ARITH_RUNNER, broken)
+            c.workers['m1'] = harness.Daemon('m1', [
+                harness.WORKER, '--id', 'm1', '--coordinator', c.worker_url,
+                '--state-dir', os.path.join(c.root, 'state-m1'), '--slots', '2', '--runner', runner,
+                '--set', 'devices.declare=qnn:0:name=NPU A;qnn:1:name=NPU B', '--log-level', 'info'],
+                c.root).start()
+
+            def qnn_states():
+                return sorted((d['index'], d['state']) for d in c.hfctl_json('devices')['devices']
+                              if d['worker_id'] == 'm1' and d['backend'] == 'qnn')
+            # The registration checks pass first (cpu:0, qnn:0, qnn:1), then the devices break.
+            c.wait_for(lambda: health_checks(c, 'm1', True) >= 3, 30, 'the registration health checks')
+            self.assertEqual(qnn_states(), [(0, 'in-service'), (1, 'in-service')])
+            open(broken, 'w').close()
+            job, n = submit(c, '--models', 'bert,gpt2', '--backends', 'qnn', '--devices-per-task', '2',
+                            '--max-retries', '10')
+            c.wait_for(lambda: qnn_states() == [(0, 'quarantined'), (1, 'quarantined')], 60,
+                       'both devices of the crashing tasks to be quarantined')
+            self.assertEqual(c.pg.psql("SELECT string_agg(backend || ':' || idx, ',' ORDER BY idx)"
+                                       " FROM device_quarantine WHERE worker_id = 'm1'"), 'qnn:0,qnn:1')
+            self.assertRegex(c.coordinator.log(), 'quarantined m1/qnn:1: 2 infrastructure failures in a row')
+            self.assertEqual(device_state(c, 'm1')['state'], 'in-service')   # cpu:0 ran none of them
+            c.hfctl('cancel', str(job))
+
 
 if __name__ == '__main__':
     unittest.main(verbosity=2)
