@@ -398,8 +398,8 @@ static void request_id_draw(char *buf, size_t len)
 	while (got < sizeof(bits) && (n = getrandom(bits + got, sizeof(bits) - got, 0)) > 0)
 		got += (size_t)n;
 	if (got < sizeof(bits)) {
-		/* No entropy source: time, process and address are unique enough
-		 * for one submitter's retries. */
+		/* No entropy source: the time to the nanosecond and the process
+		 * are unique enough for one submitter's retries. */
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		snprintf(buf, len, "t%llx-%lx-p%ld", (unsigned long long)ts.tv_sec, (long)ts.tv_nsec,
