@@ -236,13 +236,15 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json",
 _HF_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 
 
-def complete_weights(dirpath: str) -> bool:
-    """True when dirpath holds config.json and a whole checkpoint (every shard an index names)."""
-    if not os.path.isfile(os.path.join(dirpath, "config.json")):
+def complete_checkpoint(locate) -> bool:
+    """True when config.json and a whole checkpoint are found: a weights file,
+    or an index and every shard it names.  locate(name) is the path of that
+    file of the checkpoint, or None when it is not there."""
+    if not locate("config.json"):
         return False
     for fn in WEIGHT_FILES:
-        path = os.path.join(dirpath, fn)
-        if not os.path.isfile(path):
+        path = locate(fn)
+        if not path:
             continue
         if not fn.endswith(".index.json"):
             return True
@@ -251,10 +253,17 @@ def complete_weights(dirpath: str) -> bool:
                 shards = set(json.load(f).get("weight_map", {}).values())
         except (OSError, ValueError, AttributeError):
             continue
-        if shards and all(isinstance(s, str) and "/" not in s and os.path.isfile(os.path.join(dirpath, s))
-                          for s in shards):
+        if shards and all(isinstance(s, str) and locate(s) for s in shards):
             return True
     return False
+
+
+def complete_weights(dirpath: str) -> bool:
+    """True when dirpath holds config.json and a whole checkpoint (no shard outside it)."""
+    def locate(name):
+        path = os.path.join(dirpath, name)
+        return path if "/" not in name and os.path.isfile(path) else None
+    return complete_checkpoint(locate)
 
 
 def weights_dir_path(hf_id, weights_dirs):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import importlib
-import json
 import os
 import platform
 import re
@@ -195,19 +194,11 @@ def pretrained_in_cache(hf_id):
         from huggingface_hub import try_to_load_from_cache
     except Exception:  # noqa: BLE001
         return False
+    def locate(name):
+        path = try_to_load_from_cache(hf_id, name)
+        return path if isinstance(path, str) else None
     try:
-        if not isinstance(try_to_load_from_cache(hf_id, "config.json"), str):
-            return False
-        for fn in lib.WEIGHT_FILES:
-            path = try_to_load_from_cache(hf_id, fn)
-            if not isinstance(path, str):
-                continue
-            if not fn.endswith(".index.json"):
-                return True
-            with open(path, encoding="utf-8") as f:
-                shards = set(json.load(f).get("weight_map", {}).values())
-            if shards and all(isinstance(try_to_load_from_cache(hf_id, s), str) for s in shards):
-                return True
+        return lib.complete_checkpoint(locate)
     except Exception as exc:  # noqa: BLE001 - a broken cache means: not available
         log(f"cache lookup for {hf_id} failed: {type(exc).__name__}: {exc}")
     return False
