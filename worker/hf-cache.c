@@ -58,18 +58,46 @@ static int has_snapshot(const char *dir, const char *name)
 	return found;
 }
 
+/* A growing list of model ids, at most HF_CACHE_MAX_MODELS. */
+struct id_list {
+	char **v;
+	size_t n, cap;
+};
+
+/* Appends a copy of id (nothing past the limit); false when out of memory. */
+static bool list_push(struct id_list *l, const char *id)
+{
+	char *copy;
+
+	if (l->n >= HF_CACHE_MAX_MODELS)
+		return true;
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 32;
+		char **v = realloc(l->v, ncap * sizeof(*v));
+		if (!v)
+			return false;
+		l->v = v;
+		l->cap = ncap;
+	}
+	copy = strdup(id);
+	if (!copy)
+		return false;
+	l->v[l->n++] = copy;
+	return true;
+}
+
 int hf_cache_scan(const char *hub_dir, char ***ret_ids, size_t *ret_n)
 {
-	char **ids = NULL;
-	size_t n = 0, cap = 0;
+	struct id_list l = { 0 };
 	DIR *d = hub_dir ? opendir(hub_dir) : NULL;
 	struct dirent *e;
+	char id[sizeof(e->d_name)];
 
 	*ret_ids = NULL;
 	*ret_n = 0;
 	if (!d)
 		return 0;
-	while ((e = readdir(d)) && n < HF_CACHE_MAX_MODELS) {
+	while ((e = readdir(d)) && l.n < HF_CACHE_MAX_MODELS) {
 		const char *name = e->d_name, *rest, *sep;
 		if (strncmp(name, "models--", 8) != 0)
 			continue;
@@ -77,35 +105,23 @@ int hf_cache_scan(const char *hub_dir, char ***ret_ids, size_t *ret_n)
 		sep = strstr(rest, "--");
 		if (!has_snapshot(hub_dir, name))
 			continue;
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 32;
-			char **v = realloc(ids, ncap * sizeof(*v));
-			if (!v)
-				goto oom;
-			ids = v;
-			cap = ncap;
-		}
 		/* "models--ORG--NAME" -> "ORG/NAME"; "models--NAME" (no org) -> "NAME" */
-		char *id = strdup(rest);
-		if (!id)
-			goto oom;
-		if (sep) {
-			size_t org = (size_t)(sep - rest);
-			id[org] = '/';
-			memmove(id + org + 1, id + org + 2, strlen(id + org + 2) + 1);
+		if (sep)
+			snprintf(id, sizeof(id), "%.*s/%s", (int)(sep - rest), rest, sep + 2);
+		else
+			snprintf(id, sizeof(id), "%s", rest);
+		if (!list_push(&l, id)) {
+			closedir(d);
+			hf_cache_free(l.v, l.n);
+			return -ENOMEM;
 		}
-		ids[n++] = id;
 	}
 	closedir(d);
-	if (n)
-		qsort(ids, n, sizeof(*ids), cmp_str);
-	*ret_ids = ids;
-	*ret_n = n;
+	if (l.n)
+		qsort(l.v, l.n, sizeof(*l.v), cmp_str);
+	*ret_ids = l.v;
+	*ret_n = l.n;
 	return 0;
-oom:
-	closedir(d);
-	hf_cache_free(ids, n);
-	return -ENOMEM;
 }
 
 static const char *const weight_files[] = {
@@ -140,27 +156,8 @@ static bool hidden(const char *name)
 	return name[0] == '.';
 }
 
-/* Appends strdup(id) to *v (n long); false when out of memory. */
-static bool push_id(char ***v, size_t *n, const char *id)
-{
-	char **nv;
-	char *copy;
-
-	if (*n >= HF_CACHE_MAX_MODELS)
-		return true;
-	copy = strdup(id);
-	nv = copy ? realloc(*v, (*n + 1) * sizeof(*nv)) : NULL;
-	if (!nv) {
-		free(copy);
-		return false;
-	}
-	nv[(*n)++] = copy;
-	*v = nv;
-	return true;
-}
-
 /* The models of one weights directory: DIR/NAME, else DIR/ORG/NAME. */
-static bool scan_weights_dir(const char *dir, char ***v, size_t *n)
+static bool scan_weights_dir(const char *dir, struct id_list *l)
 {
 	DIR *d = opendir(dir), *sub;
 	struct dirent *e, *f;
@@ -173,7 +170,7 @@ static bool scan_weights_dir(const char *dir, char ***v, size_t *n)
 		if (hidden(e->d_name))
 			continue;
 		if (holds_checkpoint(dir, e->d_name)) {
-			ok = push_id(v, n, e->d_name);
+			ok = list_push(l, e->d_name);
 			continue;
 		}
 		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= sizeof(path) ||
@@ -184,7 +181,7 @@ static bool scan_weights_dir(const char *dir, char ***v, size_t *n)
 			    (size_t)snprintf(id, sizeof(id), "%s/%s", e->d_name, f->d_name) >= sizeof(id))
 				continue;
 			if (holds_checkpoint(dir, id))
-				ok = push_id(v, n, id);
+				ok = list_push(l, id);
 		}
 		closedir(sub);
 	}
@@ -194,35 +191,34 @@ static bool scan_weights_dir(const char *dir, char ***v, size_t *n)
 
 int hf_weights_dirs_scan(const char *dirs, char ***ids, size_t *n_ids)
 {
-	char **v = NULL, *copy, *save = NULL;
-	size_t n = 0;
+	/* Appended to the caller's list, which is sorted again after. */
+	struct id_list l = { *ids, *n_ids, *n_ids };
+	char *copy, *save = NULL;
 	bool ok = true;
+	size_t kept = 0;
 
 	if (!dirs || !*dirs)
 		return 0;
 	copy = strdup(dirs);
 	if (!copy)
 		return -ENOMEM;
-	for (size_t i = 0; i < *n_ids && ok; i++)
-		ok = push_id(&v, &n, (*ids)[i]);
 	for (char *dir = strtok_r(copy, ":", &save); dir && ok; dir = strtok_r(NULL, ":", &save))
-		ok = scan_weights_dir(dir, &v, &n);
+		ok = scan_weights_dir(dir, &l);
 	free(copy);
+	*ids = l.v; /* it may have moved */
 	if (!ok) {
-		hf_cache_free(v, n);
+		for (size_t i = *n_ids; i < l.n; i++)
+			free(l.v[i]);
 		return -ENOMEM;
 	}
-	if (n)
-		qsort(v, n, sizeof(*v), cmp_str);
-	size_t kept = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (kept && strcmp(v[kept - 1], v[i]) == 0)
-			free(v[i]);
+	if (l.n)
+		qsort(l.v, l.n, sizeof(*l.v), cmp_str);
+	for (size_t i = 0; i < l.n; i++) {
+		if (kept && strcmp(l.v[kept - 1], l.v[i]) == 0)
+			free(l.v[i]);
 		else
-			v[kept++] = v[i];
+			l.v[kept++] = l.v[i];
 	}
-	hf_cache_free(*ids, *n_ids);
-	*ids = v;
 	*n_ids = kept;
 	return 0;
 }

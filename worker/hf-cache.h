@@ -27,8 +27,8 @@ int hf_cache_scan(const char *hub_dir, char ***ret_ids, size_t *ret_n);
  * the weights directories in dirs (runner.weights_dir: ':'-separated), as
  * the runner looks them up: DIR/NAME or DIR/ORG/NAME holding config.json and
  * a checkpoint file.  The list stays sorted without duplicates.  Missing
- * directories add nothing.  Returns 0 or -ENOMEM (the list is then as it
- * was). */
+ * directories add nothing.  Returns 0 or -ENOMEM (the list then holds what
+ * it held; *ids may have moved). */
 int hf_weights_dirs_scan(const char *dirs, char ***ids, size_t *n_ids);
 
 void hf_cache_free(char **ids, size_t n);
