@@ -102,7 +102,7 @@ static char *spec_json(const Hf__SubmitRequest *req, const struct job_plan *plan
 	if (req->n_precisions == 0)
 		json_array_append_new(a, json_string("fp32"));
 	json_object_set_new(o, "precisions", a);
-	json_object_set_new(o, "seq_len", json_integer(plan->seq_len));
+	json_object_set_new(o, "seq_len", json_integer(plan->seq_lens[0]));
 	if (plan->n_seq_lens > 1) {
 		a = json_array();
 		for (size_t i = 0; i < plan->n_seq_lens; i++)
@@ -308,7 +308,6 @@ int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t 
 	}
 	memcpy(plan->seq_lens, seqs, n_seq * sizeof(seqs[0]));
 	plan->n_seq_lens = n_seq;
-	plan->seq_len = seqs[0];
 	plan->timeout_s = req->timeout_s;
 	plan->iterations = req->iterations ? req->iterations : EXPAND_DEFAULT_ITERATIONS;
 	plan->warmup = req->warmup ? req->warmup : EXPAND_DEFAULT_WARMUP;

@@ -53,8 +53,8 @@ struct job_plan {
 	int32_t priority;
 	char *submitter;
 	char *name;
-	uint32_t seq_len, timeout_s, iterations, warmup;  /* seq_len: the first of seq_lens */
-	uint32_t seq_lens[EXPAND_MAX_SEQ_LENS];         /* distinct, in the order asked */
+	uint32_t timeout_s, iterations, warmup;
+	uint32_t seq_lens[EXPAND_MAX_SEQ_LENS];  /* distinct, in the order asked; at least one */
 	size_t n_seq_lens;
 	uint32_t max_running;    /* 0: no cap */
 	uint32_t max_retries;    /* infrastructure failures retried per task */

@@ -57,7 +57,7 @@ START_TEST(test_models_times_backends_times_batches_times_precisions)
 	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), 0);
 	ck_assert_uint_eq(plan->n_tasks, 2 * 2 * 1 * 2 * 2);
 	ck_assert_int_eq(plan->priority, 5);
-	ck_assert_uint_eq(plan->seq_len, EXPAND_DEFAULT_SEQ_LEN);
+	ck_assert_uint_eq(plan->seq_lens[0], EXPAND_DEFAULT_SEQ_LEN);
 	/* models come in registry order: bert first */
 	ck_assert_str_eq(reg->models[plan->tasks[0].model].model_type, "bert");
 	ck_assert_int_eq(plan->tasks[0].kind, HF__TASK_KIND__KIND_BENCHMARK);
@@ -283,7 +283,7 @@ START_TEST(test_sequence_lengths_multiply_text_benchmarks_only)
 	 * batches; vit (no text input): test 2 + benchmark 2, at the first */
 	ck_assert_uint_eq(plan->n_tasks, 2 + 4 + 2 + 2);
 	ck_assert_uint_eq(plan->n_seq_lens, 2);
-	ck_assert_uint_eq(plan->seq_len, 512);
+	ck_assert_uint_eq(plan->seq_lens[0], 512);
 	for (size_t i = 0; i < plan->n_tasks; i++) {
 		const struct task_spec *t = &plan->tasks[i];
 		bool text_bench = strcmp(reg->models[t->model].model_type, "bert") == 0 &&
