@@ -7,6 +7,12 @@
 #                                 .state/, run the model suite's tests on the
 #                                 hardware found, and print the outcome per model
 #   deploy/quickstart.sh stop     stop the daemons and the database left running
+#   deploy/quickstart.sh clean    stop, then delete the database and .state/
+#
+# The database is a private PostgreSQL cluster (deploy/private-pg.sh): in
+# .state/pg when its owner can reach it there, else (as root in a 0700
+# directory such as /root) in ~postgres/hfleet-quickstart/KEY, one per
+# checkout; the script says where, and .state/pg.location remembers it.
 #
 # Options (environment):
 #   HFLEET_BACKENDS   backends to test (default: every backend the worker found)
@@ -17,21 +23,10 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 state="$root/.state"
 build="$root/build"
-pgdir="$state/pg"
+pg="$root/deploy/private-pg.sh"
 python=${HFLEET_RUNNER_PYTHON:-python3}
 
 say() { printf '\033[1mhfleet:\033[0m %s\n' "$*" >&2; }
-
-pg_bin() {
-  for v in 17 16 15; do
-    if [ -x "/usr/lib/postgresql/$v/bin/pg_ctl" ]; then echo "/usr/lib/postgresql/$v/bin"; return; fi
-  done
-  echo "hfleet: PostgreSQL server binaries not found" >&2; exit 1
-}
-
-as_pg() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
-}
 
 stop_all() {
   for p in worker coordinator; do
@@ -41,16 +36,28 @@ stop_all() {
     fi
     rm -f "$state/$p.pid"
   done
-  if [ -f "$pgdir/data/postmaster.pid" ]; then
-    as_pg "$(pg_bin)/pg_ctl" -D "$pgdir/data" -m fast -w stop >/dev/null || true
-  fi
+  if [ -d "$state" ]; then "$pg" stop "$state"; fi
 }
 
-if [ "${1:-}" = "stop" ]; then
+case "${1:-}" in
+stop)
   stop_all
   say "stopped"
   exit 0
-fi
+  ;;
+clean)
+  stop_all
+  if [ -d "$state" ]; then "$pg" destroy "$state"; fi
+  rm -rf "$state"
+  say "deleted the database and $state"
+  exit 0
+  ;;
+"") ;;
+*)
+  echo "usage: $0 [stop|clean]" >&2
+  exit 2
+  ;;
+esac
 
 say "installing what is missing (Debian packages)"
 "$root/deploy/install-deps.sh"
@@ -63,23 +70,13 @@ ninja -C "$build" >/dev/null
 
 stop_all
 mkdir -p "$state"
-port_pg=${HFLEET_PG_PORT:-55432}
 port_w=${HFLEET_WORKER_PORT:-17100}
 port_c=${HFLEET_CONTROL_PORT:-17101}
 
-if [ ! -f "$pgdir/data/PG_VERSION" ]; then
-  say "creating a private PostgreSQL cluster in $pgdir"
-  mkdir -p "$pgdir"
-  if [ "$(id -u)" -eq 0 ]; then chown postgres: "$pgdir"; chmod 755 "$state"; fi
-  as_pg "$(pg_bin)/initdb" -D "$pgdir/data" --auth=trust -U postgres -E UTF8 >/dev/null
-fi
-say "starting PostgreSQL on the unix socket in $pgdir (port $port_pg)"
-as_pg "$(pg_bin)/pg_ctl" -D "$pgdir/data" -l "$pgdir/log" -w \
-  -o "-k $pgdir -p $port_pg -c listen_addresses=''" start >/dev/null
+conninfo=$("$pg" start "$state")
+pgdir=$("$pg" where "$state")
+port_pg=$(sed -n 's/^port=//p' "$state/pg.location")
 psql_cmd=(psql -X -h "$pgdir" -p "$port_pg" -U postgres)
-"${psql_cmd[@]}" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'hfleet'" | grep -q 1 ||
-  "${psql_cmd[@]}" -d postgres -qc "CREATE DATABASE hfleet"
-conninfo="host=$pgdir port=$port_pg user=postgres dbname=hfleet"
 
 hfctl=("$build/coordinator/hfctl/hfctl" --coordinator "tcp://127.0.0.1:$port_c")
 
@@ -92,7 +89,7 @@ echo $! >"$state/coordinator.pid"
 say "starting hf-worker (log: $state/worker.log)"
 "$build/worker/hf-worker" --id "$(hostname)-quickstart" --coordinator "tcp://127.0.0.1:$port_w" \
   --state-dir "$state/worker" --slots "$(nproc)" \
-  --runner "$python $root/worker/runners/hfleet_runner.py" >>"$state/worker.log" 2>&1 &
+  --runner "$(printf '%q %q' "$python" "$root/worker/runners/hfleet_runner.py")" >>"$state/worker.log" 2>&1 &
 echo $! >"$state/worker.pid"
 
 for _ in $(seq 1 300); do
@@ -146,7 +143,7 @@ fi
 cat >&2 <<MSG
 
 hfleet: the results are in PostgreSQL.  Query them with:
-    ${psql_cmd[*]} -d hfleet -c "SELECT model_type, backend, status, reason FROM task_outcomes WHERE job_id = $job ORDER BY model_type"
+    $(printf "%q " "${psql_cmd[@]}")-d hfleet -c "SELECT model_type, backend, status, reason FROM task_outcomes WHERE job_id = $job ORDER BY model_type"
   The database, coordinator and worker keep running; stop them with:
     deploy/quickstart.sh stop
 MSG

@@ -71,7 +71,8 @@ const struct hf_conf_setting worker_conf_settings[] = {
 	S("hardware.telemetry", HF_CONF_BOOL, telemetry, "true", 0, -1, NULL,
 	  "send device utilisation, memory, temperature and power with every poll"),
 	S("runner.command", HF_CONF_STRING, runner_command, NULL, 0, -1, NULL,
-	  "runner command line, split on blanks; the worker adds \"--task FILE "
+	  "runner command line, split on blanks as a shell would (quotes and backslashes, "
+	  "no expansion); the worker adds \"--task FILE "
 	  "--result FILE\", \"--serve\" or \"--probe\" (default: \"<runner.python> " HF_RUNNER_DIR
 	  "/hfleet_runner.py\")"),
 	S("runner.python", HF_CONF_STRING, runner_python, "python3", 0, -1, NULL,
@@ -215,7 +216,8 @@ static int conf_derive(struct worker_conf *c, char *err, size_t errlen)
 	}
 	r = worker_argv_split(c->runner_command, &c->runner_argv, NULL);
 	if (r == -EINVAL) {
-		snprintf(err, errlen, "setting \"runner.command\" must not be blank");
+		snprintf(err, errlen,
+			 "setting \"runner.command\" must not be blank, and its quotes must be closed");
 		return r;
 	}
 	if (r < 0)
@@ -467,26 +469,69 @@ void worker_argv_free(char **argv)
 	free(argv);
 }
 
+/* Reads one word starting at *pp (not a blank) into a new string: quotes
+ * ('...' takes every byte as it is, "..." and bare text take a backslash
+ * as escaping the next byte) group bytes into the word, and are removed.
+ * Returns the word, or NULL with *ret_rv set (-EINVAL unbalanced quote or
+ * trailing backslash, -ENOMEM). */
+static char *argv_word(const char **pp, int *ret_rv)
+{
+	static const char blanks[] = " \t\n\r\v\f";
+	const char *p = *pp;
+	char *word = malloc(strlen(p) + 1), *out = word;
+	char quote = 0;
+
+	if (!word) {
+		*ret_rv = -ENOMEM;
+		return NULL;
+	}
+	for (; *p && (quote || !strchr(blanks, *p)); p++) {
+		if (quote == '\'' && *p != '\'') {
+			*out++ = *p;
+		} else if (*p == '\'' || *p == '"') {
+			if (!quote)
+				quote = *p;
+			else if (quote == *p)
+				quote = 0;
+			else
+				*out++ = *p;
+		} else if (*p == '\\') {
+			if (!p[1])
+				break;
+			*out++ = *++p;
+		} else {
+			*out++ = *p;
+		}
+	}
+	if (quote || *p == '\\') {
+		free(word);
+		*ret_rv = -EINVAL;
+		return NULL;
+	}
+	*out = '\0';
+	*pp = p;
+	return word;
+}
+
 int worker_argv_split(const char *text, char ***ret_argv, size_t *ret_argc)
 {
 	static const char blanks[] = " \t\n\r\v\f";
 	char **argv = NULL;
 	size_t n = 0;
+	int rv = -ENOMEM;
 
 	for (const char *p = text ? text : "";;) {
 		p += strspn(p, blanks);
 		if (!*p)
 			break;
-		size_t len = strcspn(p, blanks);
 		char **grown = realloc(argv, (n + 2) * sizeof(*argv));
 		if (!grown)
-			goto oom;
+			goto fail;
 		argv = grown;
-		argv[n] = strndup(p, len);
+		argv[n] = argv_word(&p, &rv);
 		if (!argv[n])
-			goto oom;
+			goto fail;
 		argv[++n] = NULL;
-		p += len;
 	}
 	if (n == 0)
 		return -EINVAL;
@@ -495,9 +540,9 @@ int worker_argv_split(const char *text, char ***ret_argv, size_t *ret_argc)
 		*ret_argc = n;
 	return 0;
 
-oom:
+fail:
 	if (argv)
 		argv[n] = NULL;
 	worker_argv_free(argv);
-	return -ENOMEM;
+	return rv;
 }

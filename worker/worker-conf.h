@@ -110,9 +110,11 @@ int worker_labels_parse(const char *text, struct worker_label **ret_labels, size
 			char *err, size_t errlen);
 void worker_labels_free(struct worker_label *labels, size_t n);
 
-/* Splits text on blanks into a NULL-terminated argv (no quoting or escapes:
- * a word cannot contain a blank).  Returns 0, -EINVAL when there is no word,
- * or -ENOMEM.  The array is the caller's: worker_argv_free. */
+/* Splits text on blanks into a NULL-terminated argv, as a shell splits
+ * words but with no expansion: '...' keeps every byte, "..." and bare
+ * text take a backslash as escaping the next byte, so a path with blanks
+ * can be quoted.  Returns 0, -EINVAL when there is no word or a quote is
+ * not closed (or a backslash ends the text), or -ENOMEM.  The array is the caller's: worker_argv_free. */
 int worker_argv_split(const char *text, char ***ret_argv, size_t *ret_argc);
 void worker_argv_free(char **argv);
 

@@ -296,6 +296,32 @@ START_TEST(test_command_lines_split_on_blanks)
 }
 END_TEST
 
+START_TEST(test_command_lines_quote_like_a_shell)
+{
+	char **argv;
+	size_t argc;
+
+	ck_assert_int_eq(worker_argv_split("'/a b/python 3' \"/c d/r\\\"x.py\" e\\ f g'h'\"i\" ''", &argv,
+					   &argc),
+			 0);
+	ck_assert_uint_eq(argc, 5);
+	ck_assert_str_eq(argv[0], "/a b/python 3");
+	ck_assert_str_eq(argv[1], "/c d/r\"x.py");
+	ck_assert_str_eq(argv[2], "e f");
+	ck_assert_str_eq(argv[3], "ghi");
+	ck_assert_str_eq(argv[4], "");
+	ck_assert_ptr_null(argv[5]);
+	worker_argv_free(argv);
+	ck_assert_int_eq(worker_argv_split("'a\\b' \"'\"", &argv, &argc), 0);
+	ck_assert_str_eq(argv[0], "a\\b");
+	ck_assert_str_eq(argv[1], "'");
+	worker_argv_free(argv);
+	ck_assert_int_eq(worker_argv_split("python 'open", &argv, &argc), -EINVAL);
+	ck_assert_int_eq(worker_argv_split("python \"open", &argv, &argc), -EINVAL);
+	ck_assert_int_eq(worker_argv_split("python x\\", &argv, &argc), -EINVAL);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("worker_conf");
@@ -312,6 +338,7 @@ int main(void)
 	tcase_add_test(tc, test_printed_configuration_loads_back_the_same);
 	tcase_add_test(tc, test_labels_parse_and_refuse_what_is_not_key_value);
 	tcase_add_test(tc, test_command_lines_split_on_blanks);
+	tcase_add_test(tc, test_command_lines_quote_like_a_shell);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
