@@ -41,9 +41,10 @@ pg_bin() {
 
 is_root() { [ "$(id -u)" -eq 0 ]; }
 
-# Runs a command as the cluster's owner: postgres when root, else the user.
+# Runs a command as the cluster's owner: postgres when root (from /, as
+# the current directory may be one it cannot enter), else the user.
 as_owner() {
-  if is_root; then runuser -u postgres -- "$@"; else "$@"; fi
+  if is_root; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 # A TCP port nobody listens on now (the cluster uses it only to name its
