@@ -39,7 +39,7 @@ static int job_status_fill(struct db *db, struct db_op *op, PGresult *jr, int ro
 			   Hf__StatusCount **counts_store, Hf__StatusCount *count_mem, size_t max_counts)
 {
 	PGresult *res = NULL;
-	char sql[256];
+	struct db_params p;
 	int r;
 
 	js->job_id = get_u64(jr, row, 0);
@@ -51,10 +51,11 @@ static int job_status_fill(struct db *db, struct db_op *op, PGresult *jr, int ro
 	js->finished_at = epoch_or_zero(jr, row, 6);
 	js->total = (uint32_t)atoi(PQgetvalue(jr, row, 7));
 
-	snprintf(sql, sizeof(sql),
-		 "SELECT state, count(*) FROM tasks WHERE job_id = %" PRIu64 " GROUP BY state",
-		 js->job_id);
-	r = db_exec(db, op, sql, NULL, PGRES_TUPLES_OK, &res);
+	db_params_init(&p);
+	db_param_u64(&p, "job id", js->job_id);
+	r = db_exec(db, op, "SELECT state, count(*) FROM tasks WHERE job_id = $1::bigint GROUP BY state",
+		    &p, PGRES_TUPLES_OK, &res);
+	db_params_fini(&p);
 	if (r < 0)
 		return r;
 	size_t n = 0;
@@ -84,12 +85,17 @@ int run_job_status(struct db *db, struct db_op *op)
 	Hf__JobStatus js = HF__JOB_STATUS__INIT;
 	Hf__StatusCount mem[16], *ptrs[16];
 	PGresult *jr = NULL;
-	char sql[256];
+	struct db_params p;
 	int r;
 
-	snprintf(sql, sizeof(sql), "SELECT " JOB_COLUMNS " FROM jobs WHERE id = %" PRIu64,
-		 op->u.read.job_id);
-	r = db_exec(db, op, sql, NULL, PGRES_TUPLES_OK, &jr);
+	if (op->u.read.job_id > INT64_MAX) /* an id beyond bigint names no job */
+		return hf_env_error(HF__ERROR_CODE__ERR_NOT_FOUND, &op->u.read.reply, "no job %" PRIu64,
+				    op->u.read.job_id);
+	db_params_init(&p);
+	db_param_u64(&p, "job id", op->u.read.job_id);
+	r = db_exec(db, op, "SELECT " JOB_COLUMNS " FROM jobs WHERE id = $1::bigint", &p,
+		    PGRES_TUPLES_OK, &jr);
+	db_params_fini(&p);
 	if (r < 0)
 		return r;
 	if (PQntuples(jr) == 0) {
@@ -114,12 +120,14 @@ int run_job_list(struct db *db, struct db_op *op)
 	Hf__JobStatus *jobs = NULL, **ptrs = NULL;
 	Hf__StatusCount (*mem)[16] = NULL, *(*cptrs)[16] = NULL;
 	PGresult *jr = NULL;
-	char sql[256];
+	struct db_params p;
 	int r, n;
 
-	snprintf(sql, sizeof(sql), "SELECT " JOB_COLUMNS " FROM jobs ORDER BY id DESC LIMIT %u",
-		 op->u.read.limit ? op->u.read.limit : 20);
-	r = db_exec(db, op, sql, NULL, PGRES_TUPLES_OK, &jr);
+	db_params_init(&p);
+	db_param_u64(&p, "limit", op->u.read.limit ? op->u.read.limit : 20);
+	r = db_exec(db, op, "SELECT " JOB_COLUMNS " FROM jobs ORDER BY id DESC LIMIT $1::bigint", &p,
+		    PGRES_TUPLES_OK, &jr);
+	db_params_fini(&p);
 	if (r < 0)
 		return r;
 	n = PQntuples(jr);
@@ -158,28 +166,33 @@ int run_results(struct db *db, struct db_op *op)
 	Hf__ResultsReply reply = HF__RESULTS_REPLY__INIT;
 	Hf__ResultRow *rows = NULL, **ptrs = NULL;
 	PGresult *res = NULL;
-	char sql[1024];
-	int r, n;
+	struct db_params p;
+	int r, n = 0;
 
-	snprintf(sql, sizeof(sql), "SELECT 1 FROM jobs WHERE id = %" PRIu64, op->u.read.job_id);
-	r = db_exec(db, op, sql, NULL, PGRES_TUPLES_OK, &res);
-	if (r < 0)
-		return r;
-	n = PQntuples(res);
-	PQclear(res);
-	if (n == 0)
+	db_params_init(&p);
+	db_param_u64(&p, "job id", op->u.read.job_id);
+	if (op->u.read.job_id <= INT64_MAX) { /* beyond bigint names no job */
+		r = db_exec(db, op, "SELECT 1 FROM jobs WHERE id = $1::bigint", &p, PGRES_TUPLES_OK, &res);
+		if (r < 0)
+			goto out;
+		n = PQntuples(res);
+		PQclear(res);
+		res = NULL;
+	}
+	if (n == 0) {
+		db_params_fini(&p);
 		return hf_env_error(HF__ERROR_CODE__ERR_NOT_FOUND, &op->u.read.reply, "no job %" PRIu64,
 				    op->u.read.job_id);
+	}
 
-	snprintf(sql, sizeof(sql),
+	r = db_exec(db, op,
 		 "SELECT task_id, model_type, family, backend, kind, batch_size, precision, status,"
 		 " coalesce(reason, CASE WHEN status = 'cancelled' THEN 'cancelled before it ran' END, ''),"
 		 " coalesce(metrics::text, '{}'), attempt, coalesce(worker_id, ''),"
 		 " coalesce(device_index, 0), coalesce(duration_s, 0), coalesce(weights, ''), seq_len"
-		 " FROM task_outcomes WHERE job_id = %" PRIu64
+		 " FROM task_outcomes WHERE job_id = $1::bigint"
 		 " ORDER BY model_type, backend, kind, seq_len, batch_size, precision, task_id",
-		 op->u.read.job_id);
-	r = db_exec(db, op, sql, NULL, PGRES_TUPLES_OK, &res);
+		 &p, PGRES_TUPLES_OK, &res);
 	if (r < 0)
 		return r;
 	n = PQntuples(res);
@@ -216,6 +229,7 @@ int run_results(struct db *db, struct db_op *op)
 	env.results_reply = &reply;
 	r = pack_reply(op, &env);
 out:
+	db_params_fini(&p);
 	free(rows);
 	free(ptrs);
 	PQclear(res);
@@ -227,13 +241,20 @@ int run_task_explain(struct db *db, struct db_op *op)
 	Hf__Envelope env = HF__ENVELOPE__INIT;
 	Hf__ExplainReply er = HF__EXPLAIN_REPLY__INIT;
 	PGresult *res = NULL;
-	char sql[512], summary[1024];
+	struct db_params p;
+	char summary[1024];
 	int r;
 
-	snprintf(sql, sizeof(sql),
-		 "SELECT status, coalesce(reason, ''), attempt, coalesce(worker_id, ''), job_id"
-		 " FROM task_outcomes WHERE task_id = %" PRIu64, op->u.read.job_id);
-	r = db_exec(db, op, sql, NULL, PGRES_TUPLES_OK, &res);
+	if (op->u.read.job_id > INT64_MAX) /* an id beyond bigint names no task */
+		return hf_env_error(HF__ERROR_CODE__ERR_NOT_FOUND, &op->u.read.reply, "no task %" PRIu64,
+				    op->u.read.job_id);
+	db_params_init(&p);
+	db_param_u64(&p, "task id", op->u.read.job_id);
+	r = db_exec(db, op,
+		    "SELECT status, coalesce(reason, ''), attempt, coalesce(worker_id, ''), job_id"
+		    " FROM task_outcomes WHERE task_id = $1::bigint",
+		    &p, PGRES_TUPLES_OK, &res);
+	db_params_fini(&p);
 	if (r < 0)
 		return r;
 	if (PQntuples(res) == 0) {

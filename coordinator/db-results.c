@@ -21,42 +21,50 @@
 int run_result_store(struct db *db, struct db_op *op)
 {
 	PGresult *res = NULL;
-	struct params p;
-	struct hf_buf sql;
+	struct db_params p;
+	struct db_array col[15], jobs;
 	int r;
 
 	free(op->u.result.finished_jobs);
 	op->u.result.finished_jobs = NULL;
 	op->u.result.n_finished_jobs = 0;
 
-	params_init(&p);
-	hf_buf_init(&sql);
-	hf_buf_puts(&sql, "WITH i (task_id, attempt, status, reason, metrics, env, weights, log_excerpt,"
-			  " worker_id, device_index, exit_code, started_at, finished_at, retry, flaky) AS (VALUES ");
+	db_params_init(&p);
+	for (int c = 0; c < 15; c++)
+		db_array_init(&col[c], &p);
 	for (size_t k = 0; k < op->u.result.n; k++) {
 		struct db_result *d = &op->u.result.v[k];
 		const Hf__TaskResult *t = d->r;
 		d->outcome = DB_RESULT_UNKNOWN;
 		d->job_id = 0;
-		hf_buf_printf(&sql, "%s(%" PRIu64 "::bigint,%u::int,'%s'::text,", k ? "," : "",
-			      t->task_id, t->attempt, hf_status_name(t->status));
-		param(&p, &sql, t->reason ? t->reason : "");
-		hf_buf_puts(&sql, "::text,");
-		param(&p, &sql, d->metrics_json);
-		hf_buf_puts(&sql, "::jsonb,");
-		param(&p, &sql, d->env_json);
-		hf_buf_puts(&sql, "::jsonb,");
-		param(&p, &sql, t->weights ? t->weights : "");
-		hf_buf_puts(&sql, "::text,");
-		param(&p, &sql, t->log_excerpt ? t->log_excerpt : "");
-		hf_buf_puts(&sql, "::text,");
-		param(&p, &sql, d->worker_id);
-		hf_buf_printf(&sql, "::text,%u::int,%d::int,to_timestamp(%.6f),to_timestamp(%.6f),%s,%s)",
-			      t->device_index, t->exit_code, t->started_at, t->finished_at,
-			      d->retry ? "true" : "false", d->flaky ? "true" : "false");
+		db_array_u64(&col[0], "task_id", t->task_id);
+		db_array_u32(&col[1], "attempt", t->attempt);
+		db_array_text(&col[2], hf_status_name(t->status));
+		db_array_text(&col[3], t->reason ? t->reason : "");
+		db_array_text(&col[4], d->metrics_json);
+		db_array_text(&col[5], d->env_json);
+		db_array_text(&col[6], t->weights ? t->weights : "");
+		db_array_text(&col[7], t->log_excerpt ? t->log_excerpt : "");
+		db_array_text(&col[8], d->worker_id);
+		db_array_u32(&col[9], "device_index", t->device_index);
+		db_array_i32(&col[10], t->exit_code);
+		db_array_double(&col[11], "started_at", t->started_at);
+		db_array_double(&col[12], "finished_at", t->finished_at);
+		db_array_bool(&col[13], d->retry);
+		db_array_bool(&col[14], d->flaky);
 	}
-	hf_buf_puts(&sql,
-		    "), ins AS (INSERT INTO results (task_id, attempt, status, reason, metrics, env,"
+	for (int c = 0; c < 15; c++)
+		db_param_array(&p, &col[c]);
+	r = db_exec(db, op,
+		    "WITH i AS (SELECT u.task_id, u.attempt, u.status, u.reason, u.metrics, u.env, u.weights,"
+		    " u.log_excerpt, u.worker_id, u.device_index, u.exit_code,"
+		    " to_timestamp(u.started_at) AS started_at, to_timestamp(u.finished_at) AS finished_at,"
+		    " u.retry, u.flaky"
+		    " FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],"
+		    " $7::text[], $8::text[], $9::text[], $10::int[], $11::int[], $12::float8[], $13::float8[],"
+		    " $14::bool[], $15::bool[]) AS u (task_id, attempt, status, reason, metrics, env, weights,"
+		    " log_excerpt, worker_id, device_index, exit_code, started_at, finished_at, retry, flaky)),"
+		    " ins AS (INSERT INTO results (task_id, attempt, status, reason, metrics, env,"
 		    " weights, log_excerpt, worker_id, device_index, exit_code, started_at, finished_at, stale,"
 		    " retried, flaky_rerun)"
 		    " SELECT i.task_id, i.attempt, i.status, i.reason, i.metrics, i.env, i.weights,"
@@ -77,15 +85,15 @@ int run_result_store(struct db *db, struct db_op *op)
 		    " WHERE a.task_id = ins.task_id AND a.attempt = ins.attempt AND a.ended_at IS NULL)"
 		    " SELECT i.task_id, i.attempt, t.job_id, ins.stale, ins.retried"
 		    " FROM i LEFT JOIN tasks t ON t.id = i.task_id"
-		    " LEFT JOIN ins ON ins.task_id = i.task_id AND ins.attempt = i.attempt");
-	r = db_exec(db, op, sql.data, &p, PGRES_TUPLES_OK, &res);
-	params_fini(&p);
-	hf_buf_fini(&sql);
+		    " LEFT JOIN ins ON ins.task_id = i.task_id AND ins.attempt = i.attempt",
+		    &p, PGRES_TUPLES_OK, &res);
+	db_params_fini(&p);
 	if (r < 0)
 		return r;
 
-	struct hf_buf jobs;
-	hf_buf_init(&jobs);
+	size_t n_final = 0;
+	db_params_init(&p);
+	db_array_init(&jobs, &p);
 	for (int row = 0; row < PQntuples(res); row++) {
 		uint64_t task_id = get_u64(res, row, 0);
 		uint32_t attempt = (uint32_t)atoi(PQgetvalue(res, row, 1));
@@ -105,28 +113,24 @@ int run_result_store(struct db *db, struct db_op *op)
 				d->outcome = DB_RESULT_FINAL;
 			if (!PQgetisnull(res, row, 2))
 				d->job_id = get_u64(res, row, 2);
-			if (d->outcome == DB_RESULT_FINAL)
-				hf_buf_printf(&jobs, "%s%" PRIu64, jobs.len ? "," : "", d->job_id);
+			if (d->outcome == DB_RESULT_FINAL) {
+				db_array_u64(&jobs, "job id", d->job_id);
+				n_final++;
+			}
 		}
 	}
 	PQclear(res);
-	if (jobs.len == 0) {
-		hf_buf_fini(&jobs);
-		return 0;
-	}
-
+	db_param_array(&p, &jobs);
 	/* Jobs whose last task just got its outcome are done. */
-	hf_buf_init(&sql);
-	hf_buf_printf(&sql,
-		      "UPDATE jobs j SET state = 'done', finished_at = now()"
-		      " WHERE j.id IN (%s) AND j.state = 'running' AND NOT EXISTS"
-		      " (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state IN ('queued', 'leased'))"
-		      " RETURNING j.id",
-		      jobs.data);
-	hf_buf_fini(&jobs);
-	r = sql.oom ? -ENOMEM : db_exec(db, op, sql.data, NULL, PGRES_TUPLES_OK, &res);
-	hf_buf_fini(&sql);
-	if (r < 0)
+	r = n_final == 0 ? 0 :
+	    db_exec(db, op,
+		    "UPDATE jobs j SET state = 'done', finished_at = now()"
+		    " WHERE j.id = ANY ($1::bigint[]) AND j.state = 'running' AND NOT EXISTS"
+		    " (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state IN ('queued', 'leased'))"
+		    " RETURNING j.id",
+		    &p, PGRES_TUPLES_OK, &res);
+	db_params_fini(&p);
+	if (n_final == 0 || r < 0)
 		return r;
 	int n = PQntuples(res);
 	if (n > 0) {

@@ -41,6 +41,7 @@ int db_ensure_connected(struct db *db, struct db_op *op)
 	}
 	if (db->conn)
 		PQfinish(db->conn);
+	db_prepared_reset(db);
 	db->conn = PQconnectdb(db->conninfo);
 	if (PQstatus(db->conn) != CONNECTION_OK) {
 		char msg[400];
@@ -98,20 +99,15 @@ static int migrate(struct db *db, struct db_op *op)
 	for (size_t i = 0; i < hf_embedded_n_migrations; i++) {
 		const struct hf_embedded_file *m = &hf_embedded_migrations[i];
 		int version = atoi(m->name);
-		char vtext[16];
-		struct params p;
-		struct hf_buf sql;
+		struct db_params p;
 
 		if (version > max_known)
 			max_known = version;
-		snprintf(vtext, sizeof(vtext), "%d", version);
-		params_init(&p);
-		hf_buf_init(&sql);
-		hf_buf_puts(&sql, "SELECT 1 FROM schema_migrations WHERE version = ");
-		param(&p, &sql, vtext);
-		r = db_exec(db, op, sql.data, &p, PGRES_TUPLES_OK, &res);
-		params_fini(&p);
-		hf_buf_fini(&sql);
+		db_params_init(&p);
+		db_param_i32(&p, version);
+		r = db_exec(db, op, "SELECT 1 FROM schema_migrations WHERE version = $1::int", &p,
+			    PGRES_TUPLES_OK, &res);
+		db_params_fini(&p);
 		if (r < 0)
 			goto out;
 		int applied = PQntuples(res) > 0;
@@ -125,16 +121,12 @@ static int migrate(struct db *db, struct db_op *op)
 		if (r == 0)
 			r = db_cmd(db, op, m->text);
 		if (r == 0) {
-			params_init(&p);
-			hf_buf_init(&sql);
-			hf_buf_puts(&sql, "INSERT INTO schema_migrations (version, name) VALUES (");
-			param(&p, &sql, vtext);
-			hf_buf_puts(&sql, ", ");
-			param(&p, &sql, m->name);
-			hf_buf_puts(&sql, ")");
-			r = db_exec(db, op, sql.data, &p, PGRES_COMMAND_OK, NULL);
-			params_fini(&p);
-			hf_buf_fini(&sql);
+			db_params_init(&p);
+			db_param_i32(&p, version);
+			db_param_text(&p, m->name);
+			r = db_exec(db, op, "INSERT INTO schema_migrations (version, name) VALUES ($1::int, $2)",
+				    &p, PGRES_COMMAND_OK, NULL);
+			db_params_fini(&p);
 		}
 		if (r == 0)
 			r = db_cmd(db, op, "COMMIT");
@@ -168,38 +160,35 @@ out:
 
 static int registry_sync(struct db *db, struct db_op *op, const struct registry *reg)
 {
-	struct params p;
-	struct hf_buf sql;
+	struct db_params p;
+	struct db_array col[7];
 	int r;
 
-	params_init(&p);
-	hf_buf_init(&sql);
-	hf_buf_puts(&sql, "INSERT INTO models (model_type, hf_id, family, task, modality, size_class, notes) VALUES ");
+	db_params_init(&p);
+	for (int c = 0; c < 7; c++)
+		db_array_init(&col[c], &p);
 	for (size_t i = 0; i < reg->n; i++) {
 		const struct reg_model *m = &reg->models[i];
-		hf_buf_puts(&sql, i ? ",(" : "(");
-		param(&p, &sql, m->model_type);
-		hf_buf_puts(&sql, ",");
-		param(&p, &sql, m->hf_id);
-		hf_buf_puts(&sql, ",");
-		param(&p, &sql, m->family);
-		hf_buf_puts(&sql, ",");
-		param(&p, &sql, m->task);
-		hf_buf_puts(&sql, ",");
-		param(&p, &sql, m->modality);
-		hf_buf_puts(&sql, ",");
-		param(&p, &sql, m->size_class);
-		hf_buf_puts(&sql, ",");
-		param(&p, &sql, m->notes);
-		hf_buf_puts(&sql, ")");
+		db_array_text(&col[0], m->model_type);
+		db_array_text(&col[1], m->hf_id);
+		db_array_text(&col[2], m->family);
+		db_array_text(&col[3], m->task);
+		db_array_text(&col[4], m->modality);
+		db_array_text(&col[5], m->size_class);
+		db_array_text(&col[6], m->notes);
 	}
-	hf_buf_puts(&sql, " ON CONFLICT (model_type) DO UPDATE SET hf_id = EXCLUDED.hf_id,"
-			  " family = EXCLUDED.family, task = EXCLUDED.task, modality = EXCLUDED.modality,"
-			  " size_class = EXCLUDED.size_class, notes = EXCLUDED.notes, active = true,"
-			  " updated_at = now()");
-	r = sql.oom ? -ENOMEM : db_exec(db, op, sql.data, &p, PGRES_COMMAND_OK, NULL);
-	params_fini(&p);
-	hf_buf_fini(&sql);
+	for (int c = 0; c < 7; c++)
+		db_param_array(&p, &col[c]);
+	r = db_exec(db, op,
+		    "INSERT INTO models (model_type, hf_id, family, task, modality, size_class, notes)"
+		    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+		    " $6::text[], $7::text[])"
+		    " ON CONFLICT (model_type) DO UPDATE SET hf_id = EXCLUDED.hf_id,"
+		    " family = EXCLUDED.family, task = EXCLUDED.task, modality = EXCLUDED.modality,"
+		    " size_class = EXCLUDED.size_class, notes = EXCLUDED.notes, active = true,"
+		    " updated_at = now()",
+		    &p, PGRES_COMMAND_OK, NULL);
+	db_params_fini(&p);
 	if (r < 0)
 		return r;
 	/* Every row of the registry was just written at now(): the others left it. */

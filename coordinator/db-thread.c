@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT
  *
  * The database thread (see db.h): the queue between the loop thread and this
- * thread, group commit (consecutive writes share one transaction; on failure
- * each runs again alone), dispatching each op to its run_* function, and
+ * thread, group commit (consecutive writes share one transaction; an op
+ * refused for its own data is left out and the rest run again together; on
+ * any other failure each runs again alone), dispatching each op to its run_* function, and
  * handing completed ops back to the loop.  db_open, db_submit, db_healthy,
  * db_lost_active and db_close are the loop thread's side; the rest runs on
  * the database thread.
@@ -108,11 +109,21 @@ static int run_alone(struct db *db, struct db_op *op)
 	return r;
 }
 
-/* Runs ops[0..n) (all writes) in one transaction; on failure each again
- * alone so only the failing ones fail. */
+/* An op that failed through its own data (a refused value, a conflicting
+ * request id) fails the same way whatever ran before it. */
+static bool op_failed_on_its_own(int rc)
+{
+	return rc == -EINVAL || rc == -EEXIST;
+}
+
+/* Runs ops[0..n) (all writes) in one transaction.  An op that fails on its
+ * own data is left out and the others run again together, so one bad
+ * value neither fails nor splits the group; on any other failure each runs
+ * again alone so only the failing ones fail. */
 static void run_group(struct db *db, struct db_op **ops, size_t n)
 {
 	struct db_op scratch = { 0 };
+	bool left_out[DB_BATCH_MAX] = { false };
 	int r = 0;
 	size_t i;
 
@@ -120,18 +131,31 @@ static void run_group(struct db *db, struct db_op **ops, size_t n)
 		ops[0]->rc = run_alone(db, ops[0]);
 		return;
 	}
-	r = db_cmd(db, &scratch, "BEGIN");
-	for (i = 0; r == 0 && i < n; i++) {
-		r = op_run(db, ops[i]);
-		ops[i]->rc = r;
+	for (;;) {
+		size_t failed = n;
+		r = db_cmd(db, &scratch, "BEGIN");
+		for (i = 0; r == 0 && i < n; i++) {
+			if (left_out[i])
+				continue;
+			ops[i]->err[0] = '\0';
+			r = op_run(db, ops[i]);
+			ops[i]->rc = r;
+			if (r < 0)
+				failed = i;
+		}
+		if (r == 0)
+			r = db_cmd(db, &scratch, "COMMIT");
+		if (r == 0)
+			return;
+		if (r != -ENOTCONN && db_connected(db))
+			PQclear(PQexec(db->conn, "ROLLBACK"));
+		if (failed == n || !op_failed_on_its_own(r) || !db_connected(db))
+			break;
+		left_out[failed] = true; /* keeps its rc and err */
 	}
-	if (r == 0)
-		r = db_cmd(db, &scratch, "COMMIT");
-	if (r == 0)
-		return;
-	if (r != -ENOTCONN && db_connected(db))
-		PQclear(PQexec(db->conn, "ROLLBACK"));
 	for (i = 0; i < n; i++) {
+		if (left_out[i])
+			continue;
 		if (!db_connected(db)) {
 			ops[i]->rc = -ENOTCONN;
 			if (!ops[i]->err[0])
@@ -227,6 +251,7 @@ static void *db_thread_main(void *arg)
 	if (db->conn)
 		PQfinish(db->conn);
 	db->conn = NULL;
+	db_prepared_reset(db);
 	return NULL;
 }
 
