@@ -116,6 +116,11 @@ static bool op_failed_on_its_own(int rc)
 	return rc == -EINVAL || rc == -EEXIST;
 }
 
+/* A group runs again together at most this many times, each time without
+ * one more op refused for its data; then each runs alone.  This bounds the
+ * work many bad ops can cause (at most about 9n op runs, not n squared). */
+#define DB_GROUP_ROUNDS 8
+
 /* Runs ops[0..n) (all writes) in one transaction.  An op that fails on its
  * own data is left out and the others run again together, so one bad
  * value neither fails nor splits the group; on any other failure each runs
@@ -131,7 +136,7 @@ static void run_group(struct db *db, struct db_op **ops, size_t n)
 		ops[0]->rc = run_alone(db, ops[0]);
 		return;
 	}
-	for (;;) {
+	for (int round = 0;; round++) {
 		size_t failed = n;
 		r = db_cmd(db, &scratch, "BEGIN");
 		for (i = 0; r == 0 && i < n; i++) {
@@ -152,6 +157,8 @@ static void run_group(struct db *db, struct db_op **ops, size_t n)
 		if (failed == n || !op_failed_on_its_own(r) || !db_connected(db))
 			break;
 		left_out[failed] = true; /* keeps its rc and err */
+		if (round + 1 == DB_GROUP_ROUNDS)
+			break; /* the rest run alone */
 	}
 	for (i = 0; i < n; i++) {
 		if (left_out[i])
