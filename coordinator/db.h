@@ -6,15 +6,26 @@
  *
  * Group commit: the thread takes every operation queued since its last turn
  * and runs the consecutive writes in one transaction (one fsync for all of
- * them); each write is itself a set-based statement (multi-row VALUES), so a
- * poll that leases 16 tasks or a report of 100 results is one round trip,
- * not one per task.  If the shared transaction fails, each operation is run
- * again in a transaction of its own, so only the bad one fails.  Reads run
- * outside transactions and build their reply message on this thread.
+ * them); each write is itself a set-based statement (one array parameter per
+ * column, unnest()ed), so a poll that leases 16 tasks or a report of 100
+ * results is one round trip, not one per task.  An operation refused for its
+ * own data (-EINVAL, -EEXIST) is left out and the others run again together;
+ * if the shared transaction fails otherwise, each operation is run again in
+ * a transaction of its own, so only the bad one fails.  Reads run outside
+ * transactions and build their reply message on this thread.
+ *
+ * Every value reaches PostgreSQL as a parameter of a constant statement
+ * text (prepared once per connection); none is ever formatted into SQL.
  *
  * A completed operation is handed back to the loop thread, where op->done
- * runs.  On failure op->rc is a negative errno (-ENOTCONN: the database is
- * unreachable; -EIO: a statement failed) and op->err says why.
+ * runs.  On failure op->rc is a negative errno and op->err says why:
+ * -ENOTCONN: the database is unreachable (worth trying again later);
+ * -EINVAL: a value cannot be stored (a non-finite double, a number beyond
+ * its column's type, a timestamp beyond PostgreSQL's range, text that is not
+ * JSON, a violated constraint): err names it, nothing of the op was written,
+ * and sending the same values again fails the same way; -EIO: a statement
+ * failed otherwise.  An id beyond INT64_MAX names nothing: reads, cancel
+ * and retry answer "not found" for it.
  *
  * Ownership: an op and everything its input points to belong to the caller
  * and must stay valid until done runs; outputs allocated by this layer

@@ -1,0 +1,380 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The statement helpers of the database layer (see db.h and
+ * db-internal.h): building a statement's parameters (scalars and array
+ * literals, each value checked against its column's type), preparing each
+ * constant statement text once per connection and running it, and
+ * translating libpq's errors into op->rc and op->err (a refused value is
+ * -EINVAL, not an outage); nowhere else is a libpq error looked at.  Runs on
+ * the database thread only.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "db-internal.h"
+#include "hf_log.h"
+#include "hf_proto.h"
+#include "hf_util.h"
+
+/* ---- parameters ---- */
+
+void db_params_init(struct db_params *p)
+{
+	memset(p, 0, sizeof(*p));
+}
+
+void db_params_fini(struct db_params *p)
+{
+	for (int i = 0; i < p->n; i++)
+		free(p->owned[i]);
+	memset(p, 0, sizeof(*p));
+}
+
+static void params_refuse(struct db_params *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void params_refuse(struct db_params *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (p->rc < 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(p->err, sizeof(p->err), fmt, ap);
+	va_end(ap);
+	p->rc = -EINVAL;
+}
+
+/* Appends s, taking it (NULL with is_null: SQL NULL; NULL otherwise: out
+ * of memory). */
+static void params_push(struct db_params *p, char *s, bool is_null)
+{
+	if (p->rc < 0) {
+		free(s);
+		return;
+	}
+	if (!s && !is_null) {
+		p->rc = -ENOMEM;
+		return;
+	}
+	if (p->n == DB_PARAMS_MAX) {
+		free(s);
+		params_refuse(p, "a statement has more than %d parameters", DB_PARAMS_MAX);
+		return;
+	}
+	p->owned[p->n] = s;
+	p->v[p->n] = s;
+	p->n++;
+}
+
+static char *format_number(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static char *format_number(const char *fmt, ...)
+{
+	char tmp[40];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	return strdup(tmp);
+}
+
+static bool u64_fits(struct db_params *p, const char *name, uint64_t v)
+{
+	if (v <= INT64_MAX)
+		return true;
+	params_refuse(p, "%s %" PRIu64 " is out of range (at most %" PRId64 ")", name, v, INT64_MAX);
+	return false;
+}
+
+static bool u32_fits(struct db_params *p, const char *name, uint32_t v)
+{
+	if (v <= INT32_MAX)
+		return true;
+	params_refuse(p, "%s %" PRIu32 " is out of range (at most %d)", name, v, INT32_MAX);
+	return false;
+}
+
+static bool double_finite(struct db_params *p, const char *name, double v)
+{
+	if (isfinite(v))
+		return true;
+	params_refuse(p, "%s is not a finite number (%g)", name, v);
+	return false;
+}
+
+void db_param_text(struct db_params *p, const char *s)
+{
+	params_push(p, s ? strdup(s) : NULL, !s);
+}
+
+void db_param_u64(struct db_params *p, const char *name, uint64_t v)
+{
+	if (u64_fits(p, name, v))
+		params_push(p, format_number("%" PRIu64, v), false);
+}
+
+void db_param_u32(struct db_params *p, const char *name, uint32_t v)
+{
+	if (u32_fits(p, name, v))
+		params_push(p, format_number("%" PRIu32, v), false);
+}
+
+void db_param_i32(struct db_params *p, int32_t v)
+{
+	params_push(p, format_number("%" PRId32, v), false);
+}
+
+void db_param_bool(struct db_params *p, bool v)
+{
+	params_push(p, strdup(v ? "t" : "f"), false);
+}
+
+/* %.17g: the double comes back exactly. */
+void db_param_double(struct db_params *p, const char *name, double v)
+{
+	if (double_finite(p, name, v))
+		params_push(p, format_number("%.17g", v), false);
+}
+
+/* ---- array parameters ---- */
+
+void db_array_init(struct db_array *a, struct db_params *p)
+{
+	hf_buf_init(&a->text);
+	hf_buf_puts(&a->text, "{");
+	a->n = 0;
+	a->p = p;
+}
+
+void db_array_fini(struct db_array *a)
+{
+	hf_buf_fini(&a->text);
+	a->n = 0;
+}
+
+static void array_sep(struct db_array *a)
+{
+	if (a->n++)
+		hf_buf_puts(&a->text, ",");
+}
+
+void db_array_null(struct db_array *a)
+{
+	array_sep(a);
+	hf_buf_puts(&a->text, "NULL");
+}
+
+/* Always quoted: an element that is empty, "NULL", or holds a brace, comma,
+ * quote, backslash or blank is then read back as it was. */
+void db_array_text(struct db_array *a, const char *s)
+{
+	if (!s) {
+		db_array_null(a);
+		return;
+	}
+	array_sep(a);
+	hf_buf_puts(&a->text, "\"");
+	for (const char *run = s;;) {
+		size_t len = strcspn(run, "\"\\");
+		hf_buf_append(&a->text, run, len);
+		if (!run[len])
+			break;
+		char esc[2] = { '\\', run[len] };
+		hf_buf_append(&a->text, esc, 2);
+		run += len + 1;
+	}
+	hf_buf_puts(&a->text, "\"");
+}
+
+void db_array_u64(struct db_array *a, const char *name, uint64_t v)
+{
+	if (!u64_fits(a->p, name, v))
+		return;
+	array_sep(a);
+	hf_buf_printf(&a->text, "%" PRIu64, v);
+}
+
+void db_array_u32(struct db_array *a, const char *name, uint32_t v)
+{
+	if (!u32_fits(a->p, name, v))
+		return;
+	array_sep(a);
+	hf_buf_printf(&a->text, "%" PRIu32, v);
+}
+
+void db_array_i32(struct db_array *a, int32_t v)
+{
+	array_sep(a);
+	hf_buf_printf(&a->text, "%" PRId32, v);
+}
+
+void db_array_i64(struct db_array *a, int64_t v)
+{
+	array_sep(a);
+	hf_buf_printf(&a->text, "%" PRId64, v);
+}
+
+void db_array_bool(struct db_array *a, bool v)
+{
+	array_sep(a);
+	hf_buf_puts(&a->text, v ? "t" : "f");
+}
+
+void db_array_double(struct db_array *a, const char *name, double v)
+{
+	if (!double_finite(a->p, name, v))
+		return;
+	array_sep(a);
+	hf_buf_printf(&a->text, "%.17g", v);
+}
+
+void db_param_array(struct db_params *p, struct db_array *a)
+{
+	hf_buf_puts(&a->text, "}");
+	if (a->text.oom) {
+		if (p->rc == 0)
+			p->rc = -ENOMEM;
+	} else {
+		params_push(p, a->text.data, false);
+		a->text.data = NULL;
+	}
+	db_array_fini(a);
+}
+
+/* ---- running statements ---- */
+
+void op_error(struct db_op *op, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(op->err, sizeof(op->err), fmt, ap);
+	va_end(ap);
+}
+
+void first_line(char *s)
+{
+	char *nl = strchr(s, '\n');
+	if (nl)
+		*nl = '\0';
+}
+
+void db_prepared_reset(struct db *db)
+{
+	for (size_t i = 0; i < db->n_prepared; i++)
+		free(db->prepared[i]);
+	db->n_prepared = 0;
+}
+
+/* The name sql is prepared under on this connection, preparing it on first
+ * use; NULL when it cannot be (the table is full: run it unprepared), with
+ * *ret_res set when preparing failed. */
+static const char *prepared_name(struct db *db, const char *sql, char name[16], PGresult **ret_res)
+{
+	size_t i;
+
+	*ret_res = NULL;
+	for (i = 0; i < db->n_prepared; i++)
+		if (strcmp(db->prepared[i], sql) == 0)
+			break;
+	snprintf(name, 16, "s%zu", i);
+	if (i < db->n_prepared)
+		return name;
+	if (i == DB_PREPARED_MAX)
+		return NULL;
+	char *copy = strdup(sql);
+	if (!copy)
+		return NULL;
+	PGresult *res = PQprepare(db->conn, name, sql, 0, NULL);
+	if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+		free(copy);
+		*ret_res = res;
+		return NULL;
+	}
+	PQclear(res);
+	db->prepared[db->n_prepared++] = copy;
+	return name;
+}
+
+/* A bad value rather than a failing database: data exceptions (22: out of
+ * range, invalid text for its type, ...) and integrity constraint
+ * violations (23: a check, a foreign key, NOT NULL). */
+static bool sqlstate_is_data_error(const PGresult *res)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	return state && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0);
+}
+
+int db_exec(struct db *db, struct db_op *op, const char *sql, const struct db_params *p,
+	    ExecStatusType want, PGresult **ret_res)
+{
+	PGresult *res = NULL;
+	char msg[400], name[16];
+
+	if (p && p->rc == -EINVAL) {
+		op_error(op, "refused a value: %s", p->err);
+		return -EINVAL;
+	}
+	if (p && p->rc < 0) {
+		op_error(op, "out of memory building a statement");
+		return -ENOMEM;
+	}
+	if (p) {
+		const char *stmt = prepared_name(db, sql, name, &res);
+		if (stmt)
+			res = PQexecPrepared(db->conn, stmt, p->n, p->v, NULL, NULL, 0);
+		else if (!res)
+			res = PQexecParams(db->conn, sql, p->n, NULL, p->v, NULL, NULL, 0);
+	} else {
+		res = PQexec(db->conn, sql);
+	}
+	if (res && PQresultStatus(res) == want) {
+		if (ret_res)
+			*ret_res = res;
+		else
+			PQclear(res);
+		return 0;
+	}
+	/* The primary message alone ("value ... is out of range"), without
+	 * libpq's "ERROR:  " prefix and the detail lines. */
+	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	hf_strlcpy(msg, primary ? primary : res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn),
+		   sizeof(msg));
+	if (!msg[0])
+		hf_strlcpy(msg, PQerrorMessage(db->conn), sizeof(msg));
+	first_line(msg);
+	bool data_error = sqlstate_is_data_error(res);
+	PQclear(res);
+	if (PQstatus(db->conn) != CONNECTION_OK) {
+		op_error(op, "lost the database connection: %s", msg);
+		return -ENOTCONN;
+	}
+	if (data_error) {
+		op_error(op, "the database refused a value: %s", msg);
+		return -EINVAL;
+	}
+	op_error(op, "statement failed: %s", msg);
+	return -EIO;
+}
+
+int db_cmd(struct db *db, struct db_op *op, const char *sql)
+{
+	return db_exec(db, op, sql, NULL, PGRES_COMMAND_OK, NULL);
+}
+
+uint64_t get_u64(PGresult *res, int row, int col)
+{
+	return strtoull(PQgetvalue(res, row, col), NULL, 10);
+}
+
+double get_double(PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? 0 : strtod(PQgetvalue(res, row, col), NULL);
+}

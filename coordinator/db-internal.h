@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * What the files of the database layer share, and nothing outside it may
+ * use: struct db, the statement helpers (db-exec.c), the connection
+ * (db-start.c) and one run_* function per operation kind, which the
+ * database thread (db-thread.c) dispatches to.  Everything declared here
+ * runs on the database thread only, except where a comment says otherwise.
+ */
+#ifndef HF_DB_INTERNAL_H
+#define HF_DB_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+#include <uv.h>
+
+#include "db.h"
+#include "hf_util.h"
+
+/* Serialises schema migrations between coordinators sharing a database. */
+#define DB_MIGRATION_LOCK 0x68666c01
+/* Held, for as long as its connection lives, by the one active coordinator;
+ * a standby waits for it. */
+#define DB_ACTIVE_LOCK "1751543298"
+
+/* At most this many operations share one transaction. */
+#define DB_BATCH_MAX 512
+
+/* Rows per multi-row INSERT when a job is expanded. */
+#define DB_TASK_CHUNK 1000
+
+/* At most this many statement texts are prepared per connection; beyond,
+ * statements run unprepared (there are about forty). */
+#define DB_PREPARED_MAX 96
+
+struct db {
+	uv_loop_t *loop;
+	char *conninfo;
+	PGconn *conn;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct db_op *in_head, *in_tail;   /* queued by the loop; under mu */
+	struct db_op *out_head, *out_tail; /* done, for the loop; under mu */
+	bool stopping;                     /* under mu */
+	uv_async_t async;
+	atomic_bool healthy;
+	bool active;                       /* holds the active-coordinator lock */
+	atomic_bool lost_active;           /* reconnected but another coordinator took over */
+	int64_t next_connect_ms;
+	int backoff_ms;
+	/* The statements prepared on this connection: their texts (copies),
+	 * statement i named "s<i>". */
+	char *prepared[DB_PREPARED_MAX];
+	size_t n_prepared;
+};
+
+/* ---- statement helpers (db-exec.c) ---- */
+
+/* Every value reaches PostgreSQL as a parameter; statement texts are
+ * constants (string literals), so each is prepared once per connection and
+ * a value can never change what a statement says.  A varying number of rows
+ * travels as one array parameter per column: "unnest($1::bigint[],
+ * $2::int[], ...)".
+ *
+ * A value that cannot be stored is refused while the parameters are built:
+ * a non-finite double, or a number beyond its column's type (an unsigned
+ * value above INT32_MAX for an integer column, above INT64_MAX for a
+ * bigint).  The first refusal is kept with the name of the value, later
+ * appends are ignored, and db_exec then fails with -EINVAL without sending
+ * the statement. */
+#define DB_PARAMS_MAX 24
+
+struct db_params {
+	const char *v[DB_PARAMS_MAX];
+	char *owned[DB_PARAMS_MAX];
+	int n;
+	int rc;                  /* 0, or the first failure: -ENOMEM, -EINVAL */
+	char err[256];           /* why, for -EINVAL */
+};
+
+void db_params_init(struct db_params *p);
+void db_params_fini(struct db_params *p);
+/* Scalars: $N is the next one.  s is copied; NULL is SQL NULL. */
+void db_param_text(struct db_params *p, const char *s);
+void db_param_u64(struct db_params *p, const char *name, uint64_t v);  /* bigint */
+void db_param_u32(struct db_params *p, const char *name, uint32_t v);  /* integer */
+void db_param_i32(struct db_params *p, int32_t v);
+void db_param_bool(struct db_params *p, bool v);
+/* A double (float8; timestamps as to_timestamp($N::float8)); refuses NaN
+ * and the infinities. */
+void db_param_double(struct db_params *p, const char *name, double v);
+
+/* An array parameter's text, "{e1,e2,...}", with text elements quoted and
+ * '"' and '\' escaped, so any string comes back as it was.  Refusals are
+ * recorded in the params the array was made for. */
+struct db_array {
+	struct hf_buf text;
+	size_t n;
+	struct db_params *p;
+};
+
+void db_array_init(struct db_array *a, struct db_params *p);
+void db_array_fini(struct db_array *a);
+void db_array_text(struct db_array *a, const char *s);             /* NULL: a NULL element */
+void db_array_u64(struct db_array *a, const char *name, uint64_t v); /* bigint[] */
+void db_array_u32(struct db_array *a, const char *name, uint32_t v); /* int[] */
+void db_array_i32(struct db_array *a, int32_t v);
+void db_array_i64(struct db_array *a, int64_t v);
+void db_array_bool(struct db_array *a, bool v);
+void db_array_double(struct db_array *a, const char *name, double v); /* refuses non-finite */
+void db_array_null(struct db_array *a);
+/* Appends a's text as the next parameter ($N) and empties a. */
+void db_param_array(struct db_params *p, struct db_array *a);
+
+void op_error(struct db_op *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void first_line(char *s);
+/* Runs sql, a constant text, with p (NULL: none); want is the expected
+ * status.  Returns 0 with *ret_res (when asked for; PQclear it),
+ * -ENOTCONN when the connection is gone, -EINVAL when a value was refused
+ * (by the helpers above, or by PostgreSQL: SQLSTATE classes 22, data
+ * exception, and 23, integrity constraint violation), -EIO when the
+ * statement failed otherwise, -ENOMEM; op->err says why. */
+int db_exec(struct db *db, struct db_op *op, const char *sql, const struct db_params *p,
+	    ExecStatusType want, PGresult **ret_res);
+int db_cmd(struct db *db, struct db_op *op, const char *sql);
+uint64_t get_u64(PGresult *res, int row, int col);
+double get_double(PGresult *res, int row, int col);
+/* Forgets the statements prepared on the connection (a new one has none). */
+void db_prepared_reset(struct db *db);
+
+/* ---- the connection (db-start.c) ---- */
+
+bool db_connected(struct db *db);
+/* Connects when needed, with backoff between failed attempts.  Returns 0
+ * or -ENOTCONN with the reason in op->err. */
+int db_ensure_connected(struct db *db, struct db_op *op);
+
+/* The columns live_tasks_from reads, in its order. */
+#define LIVE_TASK_COLUMNS \
+	"t.id, t.job_id, t.attempt, t.model_type, t.backend, t.kind, t.batch_size," \
+	" t.seq_len, t.iterations, t.warmup, t.timeout_s, t.precision, t.state," \
+	" coalesce(t.worker_id, '')," \
+	" array_to_string(coalesce(t.device_indices, ARRAY[t.device_index]), ',')"
+
+/* Reads the rows of a LIVE_TASK_COLUMNS query into a malloc'd array. */
+int live_tasks_from(PGresult *res, struct db_live_task **ret, size_t *ret_n);
+
+/* ---- the operations: each returns 0 or a negative errno with op->err ---- */
+
+int run_start(struct db *db, struct db_op *op);               /* db-start.c */
+int run_job_create(struct db *db, struct db_op *op);          /* db-jobs.c */
+int run_job_cancel(struct db *db, struct db_op *op);
+int run_job_retry(struct db *db, struct db_op *op);
+int run_lease_grant(struct db *db, struct db_op *op);         /* db-leases.c */
+int run_lease_expire(struct db *db, struct db_op *op);
+int run_result_store(struct db *db, struct db_op *op);        /* db-results.c */
+int run_worker_upsert(struct db *db, struct db_op *op);       /* db-workers.c */
+int run_drain(struct db *db, struct db_op *op);
+int run_health_store(struct db *db, struct db_op *op);
+int run_telemetry_sample(struct db *db, struct db_op *op);
+int run_job_status(struct db *db, struct db_op *op);          /* db-reads.c */
+int run_job_list(struct db *db, struct db_op *op);
+int run_results(struct db *db, struct db_op *op);
+int run_task_explain(struct db *db, struct db_op *op);
+
+#endif

@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Job writes of the database layer (see db.h): creating a job and its tasks
+ * (with the idempotent request id), cancelling a job or one task, and
+ * retrying a job's failed tasks.  Runs on the database thread only, inside
+ * the group commit's transaction.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "db-internal.h"
+#include "hf_log.h"
+#include "hf_proto.h"
+#include "hf_util.h"
+
+/* ---- writes ---- */
+
+/* A submit whose request id this submitter used before: the same request
+ * (its answer was lost and the client asked again) gets the job already
+ * made; another request under the same id is refused. */
+static int job_create_repeated(struct db *db, struct db_op *op)
+{
+	const struct job_plan *plan = op->u.job_create.plan;
+	PGresult *res = NULL;
+	struct db_params p;
+	int r;
+
+	db_params_init(&p);
+	db_param_text(&p, plan->name);
+	db_param_text(&p, plan->spec_json);
+	db_param_text(&p, op->u.job_create.requirements ? op->u.job_create.requirements : "{}");
+	db_param_i32(&p, plan->priority);
+	db_param_u32(&p, "max_running", plan->max_running);
+	db_param_u32(&p, "max_retries", plan->max_retries);
+	db_param_u32(&p, "flaky_reruns", plan->flaky_reruns);
+	db_param_text(&p, plan->submitter);
+	db_param_text(&p, plan->request_id);
+	r = db_exec(db, op,
+		    "SELECT id, task_count, (name = $1 AND spec = $2::jsonb AND requirements = $3::jsonb"
+		    " AND priority = $4::int AND max_running = $5::int AND max_retries = $6::int"
+		    " AND flaky_reruns = $7::int) FROM jobs WHERE submitter = $8 AND request_id = $9",
+		    &p, PGRES_TUPLES_OK, &res);
+	db_params_fini(&p);
+	if (r < 0)
+		return r;
+	if (PQntuples(res) == 1) {
+		uint64_t id = get_u64(res, 0, 0);
+		if (strcmp(PQgetvalue(res, 0, 2), "t") == 0) {
+			op->u.job_create.existing = true;
+			op->u.job_create.job_id = id;
+			op->u.job_create.task_count = (uint32_t)get_u64(res, 0, 1);
+		} else {
+			op->u.job_create.conflict = true;
+			op_error(op, "request id \"%s\" of %s already made job %" PRIu64
+				 " from a different request: choose a new request id, or repeat that "
+				 "request exactly", plan->request_id, plan->submitter, id);
+			r = -EEXIST;
+		}
+	}
+	PQclear(res);
+	return r;
+}
+
+/* Inserts tasks [start, end) of the plan, one array per column. */
+static int job_create_tasks(struct db *db, struct db_op *op, size_t start, size_t end)
+{
+	const struct job_plan *plan = op->u.job_create.plan;
+	const struct registry *reg = op->u.job_create.reg;
+	struct db_params p;
+	struct db_array id, model, backend, kind, batch, seq, precision;
+	int r;
+
+	db_params_init(&p);
+	db_array_init(&id, &p);
+	db_array_init(&model, &p);
+	db_array_init(&backend, &p);
+	db_array_init(&kind, &p);
+	db_array_init(&batch, &p);
+	db_array_init(&seq, &p);
+	db_array_init(&precision, &p);
+	for (size_t i = start; i < end; i++) {
+		const struct task_spec *t = &plan->tasks[i];
+		db_array_u64(&id, "task id", op->u.job_create.task_ids[i]);
+		db_array_text(&model, reg->models[t->model].model_type);
+		db_array_text(&backend, hf_backend_name(t->backend));
+		db_array_text(&kind, hf_kind_name(t->kind));
+		db_array_u32(&batch, "batch_size", t->batch_size);
+		db_array_u32(&seq, "seq_len", t->seq_len);
+		db_array_text(&precision, t->precision);
+	}
+	db_param_u64(&p, "job id", op->u.job_create.job_id);
+	db_param_array(&p, &id);
+	db_param_array(&p, &model);
+	db_param_array(&p, &backend);
+	db_param_array(&p, &kind);
+	db_param_array(&p, &batch);
+	db_param_array(&p, &seq);
+	db_param_array(&p, &precision);
+	db_param_u32(&p, "iterations", plan->iterations);
+	db_param_u32(&p, "warmup", plan->warmup);
+	db_param_u32(&p, "timeout_s", plan->timeout_s);
+	r = db_exec(db, op,
+		    "INSERT INTO tasks (id, job_id, model_type, backend, kind, batch_size, seq_len,"
+		    " precision, iterations, warmup, timeout_s)"
+		    " SELECT u.id, $1::bigint, u.model_type, u.backend, u.kind, u.batch_size, u.seq_len,"
+		    " u.precision, $9::int, $10::int, $11::int"
+		    " FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::int[], $7::int[],"
+		    " $8::text[]) AS u (id, model_type, backend, kind, batch_size, seq_len, precision)",
+		    &p, PGRES_COMMAND_OK, NULL);
+	db_params_fini(&p);
+	return r;
+}
+
+int run_job_create(struct db *db, struct db_op *op)
+{
+	const struct job_plan *plan = op->u.job_create.plan;
+	PGresult *res = NULL;
+	struct db_params p;
+	int r;
+
+	free(op->u.job_create.task_ids);
+	op->u.job_create.task_ids = NULL;
+	op->u.job_create.existing = op->u.job_create.conflict = false;
+	op->u.job_create.task_count = (uint32_t)plan->n_tasks;
+	if (plan->request_id) {
+		r = job_create_repeated(db, op);
+		if (r < 0 || op->u.job_create.existing)
+			return r;
+	}
+	op->u.job_create.task_ids = calloc(plan->n_tasks, sizeof(uint64_t));
+	if (!op->u.job_create.task_ids)
+		return -ENOMEM;
+
+	db_params_init(&p);
+	db_param_text(&p, plan->name);
+	db_param_text(&p, plan->submitter);
+	db_param_i32(&p, plan->priority);
+	db_param_text(&p, plan->spec_json);
+	db_param_text(&p, op->u.job_create.requirements ? op->u.job_create.requirements : "{}");
+	db_param_u64(&p, "task_count", plan->n_tasks);
+	db_param_u32(&p, "max_running", plan->max_running);
+	db_param_u32(&p, "max_retries", plan->max_retries);
+	db_param_u32(&p, "flaky_reruns", plan->flaky_reruns);
+	db_param_text(&p, plan->request_id);
+	r = db_exec(db, op,
+		    "INSERT INTO jobs (name, submitter, priority, spec, requirements, task_count,"
+		    " max_running, max_retries, flaky_reruns, request_id) VALUES ($1, $2, $3::int,"
+		    " $4::jsonb, $5::jsonb, $6::bigint, $7::int, $8::int, $9::int, $10) RETURNING id",
+		    &p, PGRES_TUPLES_OK, &res);
+	db_params_fini(&p);
+	if (r < 0)
+		return r;
+	op->u.job_create.job_id = get_u64(res, 0, 0);
+	PQclear(res);
+
+	/* Ids are drawn first so that each planned task knows its id. */
+	db_params_init(&p);
+	db_param_u64(&p, "task_count", plan->n_tasks);
+	r = db_exec(db, op, "SELECT nextval('tasks_id_seq') FROM generate_series(1, $1::bigint) ORDER BY 1",
+		    &p, PGRES_TUPLES_OK, &res);
+	db_params_fini(&p);
+	if (r < 0)
+		return r;
+	if ((size_t)PQntuples(res) != plan->n_tasks) {
+		PQclear(res);
+		op_error(op, "could not allocate task ids");
+		return -EIO;
+	}
+	for (size_t i = 0; i < plan->n_tasks; i++)
+		op->u.job_create.task_ids[i] = get_u64(res, (int)i, 0);
+	PQclear(res);
+
+	for (size_t start = 0; start < plan->n_tasks; start += DB_TASK_CHUNK) {
+		size_t end = start + DB_TASK_CHUNK < plan->n_tasks ? start + DB_TASK_CHUNK : plan->n_tasks;
+		r = job_create_tasks(db, op, start, end);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int run_job_cancel(struct db *db, struct db_op *op)
+{
+	PGresult *res = NULL;
+	struct db_params p;
+	int r;
+
+	op->u.cancel.found = false;
+	op->u.cancel.n_cancelled = 0;
+	if (op->u.cancel.task_id) {
+		/* An id beyond bigint names no task. */
+		if (op->u.cancel.task_id > INT64_MAX)
+			return 0;
+		db_params_init(&p);
+		db_param_u64(&p, "task id", op->u.cancel.task_id);
+		r = db_exec(db, op, "SELECT job_id FROM tasks WHERE id = $1::bigint", &p,
+			    PGRES_TUPLES_OK, &res);
+		if (r == 0) {
+			op->u.cancel.found = PQntuples(res) == 1;
+			if (op->u.cancel.found)
+				op->u.cancel.job_id = get_u64(res, 0, 0);
+			PQclear(res);
+		}
+		if (r == 0 && op->u.cancel.found)
+			r = db_exec(db, op,
+				    "WITH c AS (UPDATE tasks SET state = 'cancelled', finished_at = now()"
+				    " WHERE id = $1::bigint AND state IN ('queued', 'leased')"
+				    " RETURNING id, attempt, job_id),"
+				    " a AS (UPDATE attempts a SET ended_at = now(), end_reason = 'cancelled' FROM c"
+				    " WHERE a.task_id = c.id AND a.attempt = c.attempt AND a.ended_at IS NULL),"
+				    " j AS (UPDATE jobs SET state = 'done', finished_at = now()"
+				    " WHERE id IN (SELECT job_id FROM c) AND state = 'running' AND NOT EXISTS"
+				    " (SELECT 1 FROM tasks t WHERE t.job_id = jobs.id"
+				    " AND t.state IN ('queued', 'leased') AND t.id <> $1::bigint))"
+				    " SELECT count(*) FROM c",
+				    &p, PGRES_TUPLES_OK, &res);
+		db_params_fini(&p);
+		if (r < 0 || !op->u.cancel.found)
+			return r;
+		op->u.cancel.n_cancelled = (uint32_t)atoi(PQgetvalue(res, 0, 0));
+		PQclear(res);
+		return 0;
+	}
+	if (op->u.cancel.job_id > INT64_MAX)
+		return 0;
+	db_params_init(&p);
+	db_param_u64(&p, "job id", op->u.cancel.job_id);
+	r = db_exec(db, op, "SELECT state FROM jobs WHERE id = $1::bigint", &p, PGRES_TUPLES_OK, &res);
+	if (r == 0) {
+		op->u.cancel.found = PQntuples(res) == 1;
+		PQclear(res);
+	}
+	if (r == 0 && op->u.cancel.found)
+		r = db_exec(db, op,
+			    "WITH c AS (UPDATE tasks SET state = 'cancelled', finished_at = now()"
+			    " WHERE job_id = $1::bigint AND state IN ('queued', 'leased') RETURNING id, attempt),"
+			    " a AS (UPDATE attempts a SET ended_at = now(), end_reason = 'cancelled' FROM c"
+			    " WHERE a.task_id = c.id AND a.attempt = c.attempt AND a.ended_at IS NULL),"
+			    " j AS (UPDATE jobs SET state = 'cancelled', finished_at = now()"
+			    " WHERE id = $1::bigint AND state = 'running')"
+			    " SELECT count(*) FROM c",
+			    &p, PGRES_TUPLES_OK, &res);
+	db_params_fini(&p);
+	if (r < 0 || !op->u.cancel.found)
+		return r;
+	op->u.cancel.n_cancelled = (uint32_t)atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return 0;
+}
+
+int run_job_retry(struct db *db, struct db_op *op)
+{
+	PGresult *res = NULL;
+	struct db_params p;
+	int r;
+
+	free(op->u.retry.tasks);
+	free(op->u.retry.requirements);
+	op->u.retry.tasks = NULL;
+	op->u.retry.requirements = NULL;
+	op->u.retry.n_tasks = 0;
+	op->u.retry.found = false;
+	if (op->u.retry.job_id > INT64_MAX)
+		return 0; /* an id beyond bigint names no job */
+	db_params_init(&p);
+	db_param_u64(&p, "job id", op->u.retry.job_id);
+	r = db_exec(db, op,
+		    "SELECT priority, requirements::text, max_running, max_retries, submitter, flaky_reruns"
+		    " FROM jobs WHERE id = $1::bigint",
+		    &p, PGRES_TUPLES_OK, &res);
+	if (r < 0)
+		goto out;
+	op->u.retry.found = PQntuples(res) == 1;
+	if (op->u.retry.found) {
+		op->u.retry.priority = atoi(PQgetvalue(res, 0, 0));
+		op->u.retry.requirements = strdup(PQgetvalue(res, 0, 1));
+		op->u.retry.max_running = (uint32_t)atoi(PQgetvalue(res, 0, 2));
+		op->u.retry.max_retries = (uint32_t)atoi(PQgetvalue(res, 0, 3));
+		hf_strlcpy(op->u.retry.submitter, PQgetvalue(res, 0, 4), sizeof(op->u.retry.submitter));
+		op->u.retry.flaky_reruns = (uint32_t)atoi(PQgetvalue(res, 0, 5));
+	}
+	PQclear(res);
+	if (!op->u.retry.found)
+		goto out;
+	/* The outcome being retried stays in results, marked as superseded. */
+	r = db_exec(db, op,
+		    "WITH r AS (UPDATE tasks t SET state = 'queued', worker_id = NULL, device_index = NULL,"
+		    " device_indices = NULL, result_id = NULL, finished_at = NULL"
+		    " WHERE job_id = $1::bigint AND state IN ('failed', 'error', 'timeout')"
+		    " RETURNING t.*, (SELECT result_id FROM tasks o WHERE o.id = t.id) AS old_result),"
+		    " s AS (UPDATE results SET retried = true WHERE id IN (SELECT old_result FROM r)),"
+		    " j AS (UPDATE jobs SET state = 'running', finished_at = NULL WHERE id = $1::bigint"
+		    " AND EXISTS (SELECT 1 FROM r))"
+		    " SELECT " LIVE_TASK_COLUMNS " FROM r t",
+		    &p, PGRES_TUPLES_OK, &res);
+	if (r < 0)
+		goto out;
+	r = live_tasks_from(res, &op->u.retry.tasks, &op->u.retry.n_tasks);
+	PQclear(res);
+out:
+	db_params_fini(&p);
+	return r;
+}

@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Result writes of the database layer (see db.h): storing a worker's results,
+ * deciding each one's outcome (final, stale, duplicate, unknown, retried) and
+ * finishing the jobs whose last task got its outcome.  Runs on the database
+ * thread only, inside the group commit's transaction.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "db-internal.h"
+#include "hf_log.h"
+#include "hf_proto.h"
+#include "hf_util.h"
+
+int run_result_store(struct db *db, struct db_op *op)
+{
+	PGresult *res = NULL;
+	struct db_params p;
+	struct db_array col[15], jobs;
+	int r;
+
+	free(op->u.result.finished_jobs);
+	op->u.result.finished_jobs = NULL;
+	op->u.result.n_finished_jobs = 0;
+
+	db_params_init(&p);
+	for (int c = 0; c < 15; c++)
+		db_array_init(&col[c], &p);
+	for (size_t k = 0; k < op->u.result.n; k++) {
+		struct db_result *d = &op->u.result.v[k];
+		const Hf__TaskResult *t = d->r;
+		d->outcome = DB_RESULT_UNKNOWN;
+		d->job_id = 0;
+		db_array_u64(&col[0], "task_id", t->task_id);
+		db_array_u32(&col[1], "attempt", t->attempt);
+		db_array_text(&col[2], hf_status_name(t->status));
+		db_array_text(&col[3], t->reason ? t->reason : "");
+		db_array_text(&col[4], d->metrics_json);
+		db_array_text(&col[5], d->env_json);
+		db_array_text(&col[6], t->weights ? t->weights : "");
+		db_array_text(&col[7], t->log_excerpt ? t->log_excerpt : "");
+		db_array_text(&col[8], d->worker_id);
+		db_array_u32(&col[9], "device_index", t->device_index);
+		db_array_i32(&col[10], t->exit_code);
+		db_array_double(&col[11], "started_at", t->started_at);
+		db_array_double(&col[12], "finished_at", t->finished_at);
+		db_array_bool(&col[13], d->retry);
+		db_array_bool(&col[14], d->flaky);
+	}
+	for (int c = 0; c < 15; c++)
+		db_param_array(&p, &col[c]);
+	r = db_exec(db, op,
+		    "WITH i AS (SELECT u.task_id, u.attempt, u.status, u.reason, u.metrics, u.env, u.weights,"
+		    " u.log_excerpt, u.worker_id, u.device_index, u.exit_code,"
+		    " to_timestamp(u.started_at) AS started_at, to_timestamp(u.finished_at) AS finished_at,"
+		    " u.retry, u.flaky"
+		    " FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],"
+		    " $7::text[], $8::text[], $9::text[], $10::int[], $11::int[], $12::float8[], $13::float8[],"
+		    " $14::bool[], $15::bool[]) AS u (task_id, attempt, status, reason, metrics, env, weights,"
+		    " log_excerpt, worker_id, device_index, exit_code, started_at, finished_at, retry, flaky)),"
+		    " ins AS (INSERT INTO results (task_id, attempt, status, reason, metrics, env,"
+		    " weights, log_excerpt, worker_id, device_index, exit_code, started_at, finished_at, stale,"
+		    " retried, flaky_rerun)"
+		    " SELECT i.task_id, i.attempt, i.status, i.reason, i.metrics, i.env, i.weights,"
+		    " i.log_excerpt, i.worker_id, i.device_index, i.exit_code, i.started_at, i.finished_at,"
+		    " NOT (t.state = 'leased' AND t.attempt = i.attempt),"
+		    " i.retry AND t.state = 'leased' AND t.attempt = i.attempt,"
+		    " i.flaky AND i.retry AND t.state = 'leased' AND t.attempt = i.attempt"
+		    " FROM i JOIN tasks t ON t.id = i.task_id"
+		    " ON CONFLICT (task_id, attempt) DO NOTHING"
+		    " RETURNING id, task_id, attempt, status, stale, retried),"
+		    " upd AS (UPDATE tasks t SET"
+		    " state = CASE WHEN ins.retried THEN 'queued' ELSE ins.status END,"
+		    " finished_at = CASE WHEN ins.retried THEN NULL ELSE now() END,"
+		    " result_id = CASE WHEN ins.retried THEN NULL ELSE ins.id END,"
+		    " worker_id = CASE WHEN ins.retried THEN NULL ELSE t.worker_id END"
+		    " FROM ins WHERE t.id = ins.task_id AND NOT ins.stale RETURNING t.id),"
+		    " att AS (UPDATE attempts a SET ended_at = now(), end_reason = 'result' FROM ins"
+		    " WHERE a.task_id = ins.task_id AND a.attempt = ins.attempt AND a.ended_at IS NULL)"
+		    " SELECT i.task_id, i.attempt, t.job_id, ins.stale, ins.retried"
+		    " FROM i LEFT JOIN tasks t ON t.id = i.task_id"
+		    " LEFT JOIN ins ON ins.task_id = i.task_id AND ins.attempt = i.attempt",
+		    &p, PGRES_TUPLES_OK, &res);
+	db_params_fini(&p);
+	if (r < 0)
+		return r;
+
+	size_t n_final = 0;
+	db_params_init(&p);
+	db_array_init(&jobs, &p);
+	for (int row = 0; row < PQntuples(res); row++) {
+		uint64_t task_id = get_u64(res, row, 0);
+		uint32_t attempt = (uint32_t)atoi(PQgetvalue(res, row, 1));
+		for (size_t k = 0; k < op->u.result.n; k++) {
+			struct db_result *d = &op->u.result.v[k];
+			if (d->r->task_id != task_id || d->r->attempt != attempt)
+				continue;
+			if (PQgetisnull(res, row, 2))
+				d->outcome = DB_RESULT_UNKNOWN;
+			else if (PQgetisnull(res, row, 3))
+				d->outcome = DB_RESULT_DUPLICATE;
+			else if (strcmp(PQgetvalue(res, row, 3), "t") == 0)
+				d->outcome = DB_RESULT_STALE;
+			else if (strcmp(PQgetvalue(res, row, 4), "t") == 0)
+				d->outcome = DB_RESULT_RETRIED;
+			else
+				d->outcome = DB_RESULT_FINAL;
+			if (!PQgetisnull(res, row, 2))
+				d->job_id = get_u64(res, row, 2);
+			if (d->outcome == DB_RESULT_FINAL) {
+				db_array_u64(&jobs, "job id", d->job_id);
+				n_final++;
+			}
+		}
+	}
+	PQclear(res);
+	db_param_array(&p, &jobs);
+	/* Jobs whose last task just got its outcome are done. */
+	r = n_final == 0 ? 0 :
+	    db_exec(db, op,
+		    "UPDATE jobs j SET state = 'done', finished_at = now()"
+		    " WHERE j.id = ANY ($1::bigint[]) AND j.state = 'running' AND NOT EXISTS"
+		    " (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state IN ('queued', 'leased'))"
+		    " RETURNING j.id",
+		    &p, PGRES_TUPLES_OK, &res);
+	db_params_fini(&p);
+	if (n_final == 0 || r < 0)
+		return r;
+	int n = PQntuples(res);
+	if (n > 0) {
+		op->u.result.finished_jobs = calloc((size_t)n, sizeof(uint64_t));
+		if (!op->u.result.finished_jobs) {
+			PQclear(res);
+			return -ENOMEM;
+		}
+		for (int i = 0; i < n; i++)
+			op->u.result.finished_jobs[i] = get_u64(res, i, 0);
+		op->u.result.n_finished_jobs = (size_t)n;
+	}
+	PQclear(res);
+	return 0;
+}

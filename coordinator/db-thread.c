@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The database thread (see db.h): the queue between the loop thread and this
+ * thread, group commit (consecutive writes share one transaction; an op
+ * refused for its own data is left out and the rest run again together; on
+ * any other failure each runs again alone), dispatching each op to its run_* function, and
+ * handing completed ops back to the loop.  db_open, db_submit, db_healthy,
+ * db_lost_active and db_close are the loop thread's side; the rest runs on
+ * the database thread.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "db-internal.h"
+#include "hf_log.h"
+#include "hf_proto.h"
+#include "hf_util.h"
+
+/* ---- the thread ---- */
+
+static bool op_is_write(const struct db_op *op)
+{
+	switch (op->kind) {
+	case DB_OP_JOB_CREATE:
+	case DB_OP_LEASE_GRANT:
+	case DB_OP_LEASE_EXPIRE:
+	case DB_OP_RESULT_STORE:
+	case DB_OP_JOB_CANCEL:
+	case DB_OP_WORKER_UPSERT:
+	case DB_OP_TELEMETRY_SAMPLE:
+	case DB_OP_JOB_RETRY:
+	case DB_OP_DRAIN:
+	case DB_OP_HEALTH_STORE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static int op_run(struct db *db, struct db_op *op)
+{
+	switch (op->kind) {
+	case DB_OP_START:
+		return run_start(db, op);
+	case DB_OP_JOB_CREATE:
+		return run_job_create(db, op);
+	case DB_OP_LEASE_GRANT:
+		return run_lease_grant(db, op);
+	case DB_OP_LEASE_EXPIRE:
+		return run_lease_expire(db, op);
+	case DB_OP_RESULT_STORE:
+		return run_result_store(db, op);
+	case DB_OP_JOB_CANCEL:
+		return run_job_cancel(db, op);
+	case DB_OP_WORKER_UPSERT:
+		return run_worker_upsert(db, op);
+	case DB_OP_TELEMETRY_SAMPLE:
+		return run_telemetry_sample(db, op);
+	case DB_OP_JOB_RETRY:
+		return run_job_retry(db, op);
+	case DB_OP_DRAIN:
+		return run_drain(db, op);
+	case DB_OP_HEALTH_STORE:
+		return run_health_store(db, op);
+	case DB_OP_JOB_STATUS:
+		return run_job_status(db, op);
+	case DB_OP_JOB_LIST:
+		return run_job_list(db, op);
+	case DB_OP_RESULTS:
+		return run_results(db, op);
+	case DB_OP_TASK_EXPLAIN:
+		return run_task_explain(db, op);
+	}
+	op_error(op, "unknown database operation %d", (int)op->kind);
+	return -EINVAL;
+}
+
+static void op_complete(struct db *db, struct db_op *op)
+{
+	op->next = NULL;
+	pthread_mutex_lock(&db->mu);
+	if (db->out_tail)
+		db->out_tail->next = op;
+	else
+		db->out_head = op;
+	db->out_tail = op;
+	pthread_mutex_unlock(&db->mu);
+}
+
+/* Runs one write op in a transaction of its own. */
+static int run_alone(struct db *db, struct db_op *op)
+{
+	int r = db_cmd(db, op, "BEGIN");
+	if (r < 0)
+		return r;
+	r = op_run(db, op);
+	if (r == 0)
+		r = db_cmd(db, op, "COMMIT");
+	if (r < 0 && r != -ENOTCONN)
+		PQclear(PQexec(db->conn, "ROLLBACK"));
+	return r;
+}
+
+/* An op that failed through its own data (a refused value, a conflicting
+ * request id) fails the same way whatever ran before it. */
+static bool op_failed_on_its_own(int rc)
+{
+	return rc == -EINVAL || rc == -EEXIST;
+}
+
+/* A group runs again together at most this many times, each time without
+ * one more op refused for its data; then each runs alone.  This bounds the
+ * work many bad ops can cause (at most about 9n op runs, not n squared). */
+#define DB_GROUP_ROUNDS 8
+
+/* Runs ops[0..n) (all writes) in one transaction.  An op that fails on its
+ * own data is left out and the others run again together, so one bad
+ * value neither fails nor splits the group; on any other failure each runs
+ * again alone so only the failing ones fail. */
+static void run_group(struct db *db, struct db_op **ops, size_t n)
+{
+	struct db_op scratch = { 0 };
+	bool left_out[DB_BATCH_MAX] = { false };
+	int r = 0;
+	size_t i;
+
+	if (n == 1) {
+		ops[0]->rc = run_alone(db, ops[0]);
+		return;
+	}
+	for (int round = 0;; round++) {
+		size_t failed = n;
+		r = db_cmd(db, &scratch, "BEGIN");
+		for (i = 0; r == 0 && i < n; i++) {
+			if (left_out[i])
+				continue;
+			ops[i]->err[0] = '\0';
+			r = op_run(db, ops[i]);
+			ops[i]->rc = r;
+			if (r < 0)
+				failed = i;
+		}
+		if (r == 0)
+			r = db_cmd(db, &scratch, "COMMIT");
+		if (r == 0)
+			return;
+		if (r != -ENOTCONN && db_connected(db))
+			PQclear(PQexec(db->conn, "ROLLBACK"));
+		if (failed == n || !op_failed_on_its_own(r) || !db_connected(db))
+			break;
+		left_out[failed] = true; /* keeps its rc and err */
+		if (round + 1 == DB_GROUP_ROUNDS)
+			break; /* the rest run alone */
+	}
+	for (i = 0; i < n; i++) {
+		if (left_out[i])
+			continue;
+		if (!db_connected(db)) {
+			ops[i]->rc = -ENOTCONN;
+			if (!ops[i]->err[0])
+				op_error(ops[i], "lost the database connection");
+			continue;
+		}
+		ops[i]->err[0] = '\0';
+		ops[i]->rc = run_alone(db, ops[i]);
+	}
+}
+
+static void run_batch(struct db *db, struct db_op *list)
+{
+	struct db_op *ops[DB_BATCH_MAX];
+	size_t n = 0;
+
+	for (struct db_op *op = list; op; op = op->next)
+		ops[n++] = op;
+
+	for (size_t i = 0; i < n;) {
+		struct db_op *op = ops[i];
+		op->err[0] = '\0';
+		int r = db_ensure_connected(db, op);
+		if (r < 0) {
+			op->rc = r;
+			i++;
+			continue;
+		}
+		if (!op_is_write(op)) {
+			op->rc = op_run(db, op);
+			if (op->rc == -ENOTCONN)
+				atomic_store(&db->healthy, false);
+			i++;
+			continue;
+		}
+		size_t j = i;
+		while (j < n && op_is_write(ops[j]))
+			ops[j++]->err[0] = '\0';
+		run_group(db, ops + i, j - i);
+		if (!db_connected(db))
+			atomic_store(&db->healthy, false);
+		i = j;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (ops[i]->rc < 0 && ops[i]->kind != DB_OP_START)
+			log_warn("database operation failed: %s", ops[i]->err);
+		op_complete(db, ops[i]);
+	}
+	uv_async_send(&db->async);
+}
+
+static void *db_thread_main(void *arg)
+{
+	struct db *db = arg;
+
+	for (;;) {
+		struct db_op *list = NULL, **tail = &list;
+		size_t n = 0;
+
+		pthread_mutex_lock(&db->mu);
+		while (!db->in_head && !db->stopping)
+			pthread_cond_wait(&db->cond, &db->mu);
+		if (!db->in_head && db->stopping) {
+			pthread_mutex_unlock(&db->mu);
+			break;
+		}
+		while (db->in_head && n < DB_BATCH_MAX) {
+			struct db_op *op = db->in_head;
+			db->in_head = op->next;
+			op->next = NULL;
+			*tail = op;
+			tail = &op->next;
+			n++;
+		}
+		if (!db->in_head)
+			db->in_tail = NULL;
+		pthread_mutex_unlock(&db->mu);
+
+		/* The start operation waits for the database rather than fail. */
+		if (list->kind == DB_OP_START) {
+			while (db_ensure_connected(db, list) < 0) {
+				pthread_mutex_lock(&db->mu);
+				bool stop = db->stopping;
+				pthread_mutex_unlock(&db->mu);
+				if (stop)
+					break;
+				struct timespec ts = { 0, 200 * 1000 * 1000 };
+				nanosleep(&ts, NULL);
+			}
+		}
+		run_batch(db, list);
+	}
+	if (db->conn)
+		PQfinish(db->conn);
+	db->conn = NULL;
+	db_prepared_reset(db);
+	return NULL;
+}
+
+static void db_async_cb(uv_async_t *h)
+{
+	struct db *db = h->data;
+	struct db_op *list;
+
+	pthread_mutex_lock(&db->mu);
+	list = db->out_head;
+	db->out_head = db->out_tail = NULL;
+	pthread_mutex_unlock(&db->mu);
+	while (list) {
+		struct db_op *op = list;
+		list = op->next;
+		op->next = NULL;
+		op->done(op);
+	}
+}
+
+int db_open(uv_loop_t *loop, const char *conninfo, struct db **ret_db)
+{
+	struct db *db = calloc(1, sizeof(*db));
+	if (!db)
+		return -ENOMEM;
+	db->loop = loop;
+	db->conninfo = strdup(conninfo);
+	if (!db->conninfo) {
+		free(db);
+		return -ENOMEM;
+	}
+	pthread_mutex_init(&db->mu, NULL);
+	pthread_cond_init(&db->cond, NULL);
+	atomic_init(&db->healthy, false);
+	atomic_init(&db->lost_active, false);
+	uv_async_init(loop, &db->async, db_async_cb);
+	db->async.data = db;
+	if (pthread_create(&db->thread, NULL, db_thread_main, db) != 0) {
+		uv_close((uv_handle_t *)&db->async, NULL);
+		free(db->conninfo);
+		free(db);
+		return -EAGAIN;
+	}
+	*ret_db = db;
+	return 0;
+}
+
+void db_submit(struct db *db, struct db_op *op)
+{
+	op->next = NULL;
+	op->rc = 0;
+	op->err[0] = '\0';
+	pthread_mutex_lock(&db->mu);
+	if (db->in_tail)
+		db->in_tail->next = op;
+	else
+		db->in_head = op;
+	db->in_tail = op;
+	pthread_cond_signal(&db->cond);
+	pthread_mutex_unlock(&db->mu);
+}
+
+bool db_healthy(struct db *db)
+{
+	return atomic_load(&db->healthy);
+}
+
+bool db_lost_active(struct db *db)
+{
+	return atomic_load(&db->lost_active);
+}
+
+static void db_free_cb(uv_handle_t *h)
+{
+	struct db *db = h->data;
+	pthread_mutex_destroy(&db->mu);
+	pthread_cond_destroy(&db->cond);
+	free(db->conninfo);
+	free(db);
+}
+
+void db_close(struct db *db)
+{
+	if (!db)
+		return;
+	pthread_mutex_lock(&db->mu);
+	db->stopping = true;
+	pthread_cond_signal(&db->cond);
+	pthread_mutex_unlock(&db->mu);
+	pthread_join(db->thread, NULL);
+	db_async_cb(&db->async); /* the last completions */
+	uv_close((uv_handle_t *)&db->async, db_free_cb);
+}

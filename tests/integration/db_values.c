@@ -1,0 +1,552 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Drives the coordinator's database layer (db.h) against a real PostgreSQL
+ * with values at the edge of every numeric column: the largest ids a
+ * bigint holds, integers at INT32_MAX and one past it, timestamps far in
+ * the past and future and beyond PostgreSQL's range, NaN and the
+ * infinities, and strings that an array literal must quote (quotes,
+ * backslashes, braces, commas, "NULL", the empty string).  Each value that
+ * fits must be stored exactly; each that does not must fail its op with
+ * -EINVAL and an error naming it, leave the database healthy, and, in a
+ * group commit, leave the other ops of the group committed together.
+ *   hf-db-values CONNINFO
+ * The test's own libpq connection (the same CONNINFO) sets the id
+ * sequences near their end and checks what was stored.  Exits 0 when every
+ * check passed; prints each failure.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+#include <nng/nng.h>
+#include <uv.h>
+
+#include "db.h"
+#include "embedded.h"
+#include "expand.h"
+#include "hf_proto.h"
+#include "registry.h"
+
+static uv_loop_t loop;
+static struct db *db;
+static PGconn *check_conn;
+static int failures;
+static int pending;
+
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("FAIL: ", stdout);
+	vprintf(fmt, ap);
+	va_end(ap);
+	fputs("\n", stdout);
+	failures++;
+}
+
+static void op_done(struct db_op *op)
+{
+	(void)op;
+	pending--;
+}
+
+static void submit(struct db_op *op, enum db_op_kind kind)
+{
+	op->kind = kind;
+	op->done = op_done;
+	pending++;
+	db_submit(db, op);
+}
+
+static void wait_all(void)
+{
+	while (pending > 0)
+		uv_run(&loop, UV_RUN_ONCE);
+}
+
+static void run(struct db_op *op, enum db_op_kind kind)
+{
+	submit(op, kind);
+	wait_all();
+}
+
+/* The one value of sql's first row, or "" (the test's own connection). */
+static char *query(const char *sql)
+{
+	static char out[4096];
+	PGresult *res = PQexec(check_conn, sql);
+	out[0] = '\0';
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0)
+		snprintf(out, sizeof(out), "%s", PQgetvalue(res, 0, 0));
+	else if (PQresultStatus(res) != PGRES_TUPLES_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
+		fail("check query failed: %s: %s", sql, PQresultErrorMessage(res));
+	PQclear(res);
+	return out;
+}
+
+static void expect_ok(const struct db_op *op, const char *what)
+{
+	if (op->rc != 0)
+		fail("%s: rc %d, want 0: %s", what, op->rc, op->err);
+}
+
+/* Refused as bad data naming the value, the database still healthy. */
+static void expect_refused(const struct db_op *op, const char *what, const char *names)
+{
+	if (op->rc != -EINVAL)
+		fail("%s: rc %d, want -EINVAL: %s", what, op->rc, op->err);
+	else if (!strstr(op->err, names))
+		fail("%s: the error does not name \"%s\": %s", what, names, op->err);
+	else
+		printf("ok: %s refused: %s\n", what, op->err);
+	if (!db_healthy(db))
+		fail("%s: the database layer reports itself unhealthy after a refused value", what);
+}
+
+static void expect_eq(const char *got, const char *want, const char *what)
+{
+	if (strcmp(got, want) != 0)
+		fail("%s: got \"%s\", want \"%s\"", what, got, want);
+}
+
+/* ---- jobs: large ids, integer columns at their edge ---- */
+
+static struct registry *reg;
+static struct task_spec plan_task = { .backend = HF__BACKEND__BACKEND_CPU, .kind = HF__TASK_KIND__KIND_TEST,
+				      .batch_size = INT32_MAX, .precision = "fp32",
+				      .seq_len = INT32_MAX };
+
+static void plan_init(struct job_plan *plan)
+{
+	memset(plan, 0, sizeof(*plan));
+	plan->name = "edge \"values\" \\ {a,b} NULL";
+	plan->submitter = "db-values";
+	plan->priority = INT32_MIN;
+	plan->timeout_s = INT32_MAX;
+	plan->iterations = INT32_MAX;
+	plan->warmup = INT32_MAX;
+	plan->seq_lens[0] = INT32_MAX;
+	plan->n_seq_lens = 1;
+	plan->max_running = INT32_MAX;
+	plan->max_retries = INT32_MAX;
+	plan->flaky_reruns = INT32_MAX;
+	plan->tasks = &plan_task;
+	plan->n_tasks = 1;
+	plan->spec_json = "{\"quote\": \"\\\"\", \"backslash\": \"\\\\\"}";
+}
+
+static uint64_t job_id, task_id;
+
+static void test_job_create(void)
+{
+	struct job_plan plan;
+	struct db_op op = { 0 };
+	char sql[256];
+
+	/* The ids near the end of bigint. */
+	query("SELECT setval('jobs_id_seq', 9223372036854775000)");
+	query("SELECT setval('tasks_id_seq', 9223372036854775800)");
+
+	plan_init(&plan);
+	op.u.job_create.reg = reg;
+	op.u.job_create.plan = &plan;
+	op.u.job_create.requirements = "{\"labels\": {\"a\\\\b\": \"c\\\"d\"}}";
+	run(&op, DB_OP_JOB_CREATE);
+	expect_ok(&op, "a job with integers at INT32_MAX and ids near INT64_MAX");
+	job_id = op.u.job_create.job_id;
+	task_id = op.u.job_create.task_ids ? op.u.job_create.task_ids[0] : 0;
+	free(op.u.job_create.task_ids);
+	if (job_id != 9223372036854775001ULL || task_id != 9223372036854775801ULL)
+		fail("job id %" PRIu64 " and task id %" PRIu64 " are not the ones drawn", job_id, task_id);
+	snprintf(sql, sizeof(sql),
+		 "SELECT concat_ws(' ', name, priority, max_running, max_retries, flaky_reruns, task_count)"
+		 " FROM jobs WHERE id = %" PRIu64, job_id);
+	expect_eq(query(sql), "edge \"values\" \\ {a,b} NULL -2147483648 2147483647 2147483647 2147483647 1",
+		  "the job's columns");
+	snprintf(sql, sizeof(sql),
+		 "SELECT concat_ws(' ', batch_size, seq_len, iterations, warmup, timeout_s)"
+		 " FROM tasks WHERE id = %" PRIu64, task_id);
+	expect_eq(query(sql), "2147483647 2147483647 2147483647 2147483647 2147483647", "the task's columns");
+	snprintf(sql, sizeof(sql), "SELECT requirements #>> '{labels,a\\\\b}' FROM jobs WHERE id = %" PRIu64,
+		 job_id);
+	expect_eq(query(sql), "c\"d", "the requirements JSON");
+
+	/* One past INT32_MAX fits no integer column. */
+	plan_init(&plan);
+	plan.max_running = (uint32_t)INT32_MAX + 1;
+	memset(&op, 0, sizeof(op));
+	op.u.job_create.reg = reg;
+	op.u.job_create.plan = &plan;
+	run(&op, DB_OP_JOB_CREATE);
+	expect_refused(&op, "max_running 2147483648", "max_running");
+	free(op.u.job_create.task_ids);
+
+	plan_init(&plan);
+	plan.timeout_s = UINT32_MAX;
+	memset(&op, 0, sizeof(op));
+	op.u.job_create.reg = reg;
+	op.u.job_create.plan = &plan;
+	run(&op, DB_OP_JOB_CREATE);
+	expect_refused(&op, "timeout_s 4294967295", "timeout_s");
+	free(op.u.job_create.task_ids);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM jobs");
+	expect_eq(query(sql), "1", "jobs after the refused ones (nothing half-written)");
+}
+
+/* ---- leases ---- */
+
+static void test_leases(void)
+{
+	struct db_op op = { 0 };
+	struct db_lease bad = { .task_id = task_id, .attempt = (uint32_t)INT32_MAX + 1, .worker_id = "w",
+				.devices = { 0 }, .n_devices = 1 };
+	struct db_lease dev = { .task_id = task_id, .attempt = 1, .worker_id = "w",
+				.devices = { 7, UINT32_MAX }, .n_devices = 2 };
+	struct db_lease good = { .task_id = task_id, .attempt = INT32_MAX - 1,
+				 .worker_id = "w \"1\" \\ {x}", .devices = { INT32_MAX, 0, 3 }, .n_devices = 3 };
+	char sql[256];
+
+	op.u.lease.v = &bad;
+	op.u.lease.n = 1;
+	run(&op, DB_OP_LEASE_GRANT);
+	expect_refused(&op, "lease attempt 2147483648", "attempt");
+
+	memset(&op, 0, sizeof(op));
+	op.u.lease.v = &dev;
+	op.u.lease.n = 1;
+	run(&op, DB_OP_LEASE_GRANT);
+	expect_refused(&op, "lease device 4294967295", "device index");
+
+	memset(&op, 0, sizeof(op));
+	op.u.lease.v = &good;
+	op.u.lease.n = 1;
+	run(&op, DB_OP_LEASE_GRANT);
+	expect_ok(&op, "a lease at attempt INT32_MAX-1 on device INT32_MAX");
+	if (!good.granted)
+		fail("the lease was not granted");
+	snprintf(sql, sizeof(sql),
+		 "SELECT concat_ws(' ', worker_id, attempt, device_index, device_indices::text)"
+		 " FROM tasks WHERE id = %" PRIu64, task_id);
+	expect_eq(query(sql), "w \"1\" \\ {x} 2147483646 2147483647 {2147483647,0,3}", "the leased task");
+}
+
+/* ---- results: timestamps, NaN, the edge of each integer ---- */
+
+static void result_init(Hf__TaskResult *r, struct db_result *d, uint64_t id, uint32_t attempt)
+{
+	hf__task_result__init(r);
+	r->task_id = id;
+	r->attempt = attempt;
+	r->status = HF__TASK_STATUS__STATUS_PASSED;
+	r->reason = "a \"reason\" with \\ and {braces}";
+	r->device_index = INT32_MAX;
+	r->exit_code = INT32_MIN;
+	r->started_at = -1e10;          /* 1653 */
+	r->finished_at = 1e11;          /* 5138 */
+	memset(d, 0, sizeof(*d));
+	d->r = r;
+	d->worker_id = "w";
+	d->metrics_json = "{\"q\": \"\\\"\", \"b\": \"\\\\\", \"big\": 1e300}";
+	d->env_json = "{}";
+	d->backend = HF__BACKEND__BACKEND_CPU;
+}
+
+static void expect_result_refused(Hf__TaskResult *r, struct db_result *d, const char *what,
+				  const char *names)
+{
+	struct db_op op = { 0 };
+	op.u.result.v = d;
+	op.u.result.n = 1;
+	(void)r;
+	run(&op, DB_OP_RESULT_STORE);
+	expect_refused(&op, what, names);
+	free(op.u.result.finished_jobs);
+}
+
+static void test_results(void)
+{
+	Hf__TaskResult r;
+	struct db_result d;
+	struct db_op op = { 0 };
+	char sql[256];
+
+	result_init(&r, &d, task_id, INT32_MAX - 1);
+	r.started_at = NAN;
+	expect_result_refused(&r, &d, "a result started at NaN", "started_at");
+
+	result_init(&r, &d, task_id, INT32_MAX - 1);
+	r.finished_at = INFINITY;
+	expect_result_refused(&r, &d, "a result finished at infinity", "finished_at");
+
+	result_init(&r, &d, task_id, INT32_MAX - 1);
+	r.finished_at = 1e300;          /* beyond PostgreSQL's timestamps */
+	expect_result_refused(&r, &d, "a result finished at 1e300", "out of range");
+
+	result_init(&r, &d, task_id, INT32_MAX - 1);
+	r.device_index = UINT32_MAX;
+	expect_result_refused(&r, &d, "a result on device 4294967295", "device_index");
+
+	result_init(&r, &d, UINT64_MAX, 1);
+	expect_result_refused(&r, &d, "a result for task 18446744073709551615", "task_id");
+
+	result_init(&r, &d, task_id, INT32_MAX - 1);
+	d.metrics_json = "{\"unterminated\": ";
+	expect_result_refused(&r, &d, "a result with metrics that are not JSON", "json");
+
+	result_init(&r, &d, task_id, INT32_MAX - 1);
+	op.u.result.v = &d;
+	op.u.result.n = 1;
+	run(&op, DB_OP_RESULT_STORE);
+	expect_ok(&op, "a result with timestamps in 1653 and 5138");
+	if (d.outcome != DB_RESULT_FINAL || d.job_id != job_id)
+		fail("the result's outcome is %d for job %" PRIu64 ", want final for job %" PRIu64,
+		     (int)d.outcome, d.job_id, job_id);
+	if (op.u.result.n_finished_jobs != 1 || op.u.result.finished_jobs[0] != job_id)
+		fail("the job near INT64_MAX was not reported finished");
+	free(op.u.result.finished_jobs);
+	snprintf(sql, sizeof(sql),
+		 "SELECT concat_ws(' ', extract(epoch from started_at)::bigint,"
+		 " extract(epoch from finished_at)::bigint, exit_code, device_index, reason,"
+		 " metrics->>'q', metrics->>'b')"
+		 " FROM results WHERE task_id = %" PRIu64, task_id);
+	expect_eq(query(sql), "-10000000000 100000000000 -2147483648 2147483647 a \"reason\" with \\ and "
+		  "{braces} \" \\", "the stored result");
+	snprintf(sql, sizeof(sql), "SELECT state FROM jobs WHERE id = %" PRIu64, job_id);
+	expect_eq(query(sql), "done", "the job's state");
+}
+
+/* ---- reads and cancel with ids beyond bigint ---- */
+
+static void test_reads(void)
+{
+	struct db_op op = { 0 };
+	Hf__Envelope *env = NULL;
+
+	op.u.read.job_id = UINT64_MAX;
+	run(&op, DB_OP_JOB_STATUS);
+	expect_ok(&op, "the status of job 18446744073709551615");
+	if (op.u.read.reply && hf_env_unpack(nng_msg_body(op.u.read.reply), nng_msg_len(op.u.read.reply), &env) == 0) {
+		if (env->body_case != HF__ENVELOPE__BODY_ERROR ||
+		    env->error->code != HF__ERROR_CODE__ERR_NOT_FOUND)
+			fail("the status of job 18446744073709551615 is not \"not found\"");
+		hf_env_free(env);
+	} else {
+		fail("no reply for the status of job 18446744073709551615");
+	}
+	nng_msg_free(op.u.read.reply);
+
+	memset(&op, 0, sizeof(op));
+	op.u.read.job_id = job_id;
+	run(&op, DB_OP_JOB_STATUS);
+	expect_ok(&op, "the status of the job near INT64_MAX");
+	env = NULL;
+	if (op.u.read.reply && hf_env_unpack(nng_msg_body(op.u.read.reply), nng_msg_len(op.u.read.reply), &env) == 0) {
+		if (env->body_case != HF__ENVELOPE__BODY_JOB_STATUS_REPLY ||
+		    env->job_status_reply->job_id != job_id ||
+		    env->job_status_reply->priority != INT32_MIN)
+			fail("the status of the job near INT64_MAX is wrong");
+		hf_env_free(env);
+	} else {
+		fail("no reply for the status of the job near INT64_MAX");
+	}
+	nng_msg_free(op.u.read.reply);
+
+	memset(&op, 0, sizeof(op));
+	op.u.read.limit = UINT32_MAX;
+	run(&op, DB_OP_JOB_LIST);
+	expect_ok(&op, "a job list of at most 4294967295 jobs");
+	nng_msg_free(op.u.read.reply);
+
+	memset(&op, 0, sizeof(op));
+	op.u.cancel.job_id = UINT64_MAX;
+	run(&op, DB_OP_JOB_CANCEL);
+	expect_ok(&op, "cancelling job 18446744073709551615");
+	if (op.u.cancel.found)
+		fail("job 18446744073709551615 was found");
+
+	memset(&op, 0, sizeof(op));
+	op.u.retry.job_id = UINT64_MAX;
+	run(&op, DB_OP_JOB_RETRY);
+	expect_ok(&op, "retrying job 18446744073709551615");
+	if (op.u.retry.found)
+		fail("job 18446744073709551615 was found for a retry");
+}
+
+/* ---- workers, devices, telemetry, health ---- */
+
+static void test_workers(void)
+{
+	Hf__Register w = HF__REGISTER__INIT;
+	Hf__Device dv = HF__DEVICE__INIT, *dvs[1] = { &dv };
+	Hf__KeyValue lab = HF__KEY_VALUE__INIT, *labs[1] = { &lab };
+	struct db_op op = { 0 };
+
+	w.worker_id = "edge";
+	w.hostname = "NULL";
+	w.software_version = "";
+	w.protocol_version = INT32_MAX;
+	lab.key = "k\"ey";
+	lab.value = "v\\al";
+	w.labels = labs;
+	w.n_labels = 1;
+	dv.backend = HF__BACKEND__BACKEND_CUDA;
+	dv.index = INT32_MAX;
+	dv.name = "GPU \"0\", {big}";
+	dv.memory_bytes = INT64_MAX;
+	dv.arch = "NULL";
+	dv.driver = "";
+	dv.uuid = "\\";
+	dv.slots = INT32_MAX;
+	w.devices = dvs;
+	w.n_devices = 1;
+	op.u.worker.reg = &w;
+	run(&op, DB_OP_WORKER_UPSERT);
+	expect_ok(&op, "a worker and device at the edge of their columns");
+	expect_eq(query("SELECT concat_ws('|', hostname, software_version, protocol_version, labels->>'k\"ey')"
+			" FROM workers WHERE id = 'edge'"),
+		  "NULL||2147483647|v\\al", "the worker's columns");
+	expect_eq(query("SELECT concat_ws('|', idx, name, memory_bytes, arch, driver, uuid, slots,"
+			" arch IS NULL) FROM devices WHERE worker_id = 'edge'"),
+		  "2147483647|GPU \"0\", {big}|9223372036854775807|NULL||\\|2147483647|f",
+		  "the device's columns");
+
+	dv.memory_bytes = UINT64_MAX;
+	memset(&op, 0, sizeof(op));
+	op.u.worker.reg = &w;
+	run(&op, DB_OP_WORKER_UPSERT);
+	expect_refused(&op, "a device of 18446744073709551615 bytes", "memory_bytes");
+
+	w.protocol_version = UINT32_MAX;
+	memset(&op, 0, sizeof(op));
+	op.u.worker.reg = &w;
+	run(&op, DB_OP_WORKER_UPSERT);
+	expect_refused(&op, "protocol version 4294967295", "protocol_version");
+}
+
+/* Several writes queued while the database thread is held up share one
+ * transaction; a refused one among them is left out and the others still
+ * commit together (their rows have one xmin). */
+static void test_group_commit(void)
+{
+	struct db_telemetry first = { "group", "cuda", 0, 1, 1, 1, 1 };
+	struct db_telemetry good1 = { "group", "cuda", 1, 50, 40, 300, INT64_MAX };
+	struct db_telemetry nan_util = { "group", "cuda", 2, NAN, 40, 300, 0 };
+	struct db_telemetry huge_power = { "group", "cuda", 3, 1, 1, 3e38f, 0 };
+	struct db_telemetry good2 = { "group", "cuda", 4, -1, -1, -1, -1 };
+	struct db_health_check bad_check = { "group", HF__BACKEND__BACKEND_CUDA, 5, true, "d", "t", NAN, 0 };
+	struct db_health_check late_check = { "group", HF__BACKEND__BACKEND_CUDA, 6, true, "d", "t", 1.5, 1e300 };
+	struct db_op op[8];
+	PGresult *res;
+
+	huge_power.power_w = INFINITY;
+	memset(op, 0, sizeof(op));
+	/* Hold the telemetry table so the first op blocks the thread while
+	 * the others queue behind it. */
+	PQclear(PQexec(check_conn, "BEGIN"));
+	res = PQexec(check_conn, "LOCK TABLE device_telemetry IN ACCESS EXCLUSIVE MODE");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		fail("could not lock device_telemetry: %s", PQresultErrorMessage(res));
+	PQclear(res);
+	op[0].u.telemetry.v = &first;
+	op[0].u.telemetry.n = 1;
+	submit(&op[0], DB_OP_TELEMETRY_SAMPLE);
+	struct timespec ts = { 0, 300 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	op[1].u.telemetry.v = &good1;
+	op[1].u.telemetry.n = 1;
+	op[2].u.telemetry.v = &nan_util;
+	op[2].u.telemetry.n = 1;
+	op[3].u.drain.d = (struct db_drain){ "group \"w\"", -1, -1 };
+	op[4].u.telemetry.v = &huge_power;
+	op[4].u.telemetry.n = 1;
+	op[5].u.health.checks = &bad_check;
+	op[5].u.health.n_checks = 1;
+	op[6].u.health.checks = &late_check;
+	op[6].u.health.n_checks = 1;
+	op[7].u.telemetry.v = &good2;
+	op[7].u.telemetry.n = 1;
+	submit(&op[1], DB_OP_TELEMETRY_SAMPLE);
+	submit(&op[2], DB_OP_TELEMETRY_SAMPLE);
+	submit(&op[3], DB_OP_DRAIN);
+	submit(&op[4], DB_OP_TELEMETRY_SAMPLE);
+	submit(&op[5], DB_OP_HEALTH_STORE);
+	submit(&op[6], DB_OP_HEALTH_STORE);
+	submit(&op[7], DB_OP_TELEMETRY_SAMPLE);
+	PQclear(PQexec(check_conn, "COMMIT"));
+	wait_all();
+
+	expect_ok(&op[0], "the first telemetry sample");
+	expect_ok(&op[1], "telemetry with memory INT64_MAX beside refused ops");
+	expect_refused(&op[2], "telemetry with a NaN utilization", "utilization_pct");
+	expect_ok(&op[3], "a drain beside refused ops");
+	expect_refused(&op[4], "telemetry with an infinite power", "power_w");
+	expect_refused(&op[5], "a health check of NaN seconds", "duration_s");
+	expect_refused(&op[6], "a health check at 1e300", "out of range");
+	expect_ok(&op[7], "telemetry with every reading unavailable beside refused ops");
+	expect_eq(query("SELECT string_agg(concat_ws(':', idx, coalesce(memory_used_bytes::text, ''), power_w IS NULL), ','"
+			" ORDER BY idx) FROM device_telemetry WHERE worker_id = 'group'"),
+		  "0:1:f,1:9223372036854775807:f,4::t", "the telemetry stored");
+	expect_eq(query("SELECT count(*) FROM device_health_checks WHERE worker_id = 'group'"), "0",
+		  "the refused health checks stored");
+	expect_eq(query("SELECT count(*) FROM drains WHERE worker_id = 'group \"w\"'"), "1", "the drain");
+	/* The good ops of the second turn committed in one transaction. */
+	expect_eq(query("SELECT count(DISTINCT xmin::text) FROM (SELECT xmin FROM device_telemetry"
+			" WHERE worker_id = 'group' AND idx IN (1, 4) UNION ALL SELECT xmin FROM drains"
+			" WHERE worker_id = 'group \"w\"') x"),
+		  "1", "transactions of the group's good ops");
+}
+
+int main(int argc, char **argv)
+{
+	struct db_op start = { 0 };
+	char err[256];
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: hf-db-values CONNINFO\n");
+		return 2;
+	}
+	check_conn = PQconnectdb(argv[1]);
+	if (PQstatus(check_conn) != CONNECTION_OK) {
+		fprintf(stderr, "could not connect: %s", PQerrorMessage(check_conn));
+		return 2;
+	}
+	if (registry_parse(hf_embedded_registry, hf_embedded_registry_len, "built-in registry", &reg, err,
+			   sizeof(err)) < 0) {
+		fprintf(stderr, "registry: %s\n", err);
+		return 2;
+	}
+	plan_task.model = 0;
+	uv_loop_init(&loop);
+	if (db_open(&loop, argv[1], &db) < 0)
+		return 2;
+	start.u.start.reg = reg;
+	run(&start, DB_OP_START);
+	expect_ok(&start, "start");
+	free(start.u.start.jobs);
+	free(start.u.start.tasks);
+	free(start.u.start.drains);
+	free(start.u.start.quarantines);
+	if (start.rc == 0) {
+		test_job_create();
+		test_leases();
+		test_results();
+		test_reads();
+		test_workers();
+		test_group_commit();
+	}
+	db_close(db);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	registry_free(reg);
+	PQfinish(check_conn);
+	printf("%s: %d failure(s)\n", failures ? "FAILED" : "passed", failures);
+	return failures ? 1 : 0;
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Values at the edge of every numeric column, through the database layer.
+
+The first test runs hf-db-values (tests/integration/db_values.c), which
+drives the coordinator's database operations against a private PostgreSQL
+with the largest ids, integers at INT32_MAX and past it, timestamps far in
+the past, far in the future and beyond PostgreSQL's range, NaN, infinities
+and strings an array literal must quote: what fits is stored exactly, what
+does not fails its operation as bad data (-EINVAL) naming the value, and a
+refused operation in a group commit leaves the others committed together.
+
+The second runs a real job whose job and task ids are near the end of
+bigint through a real coordinator and worker to its stored results.
+"""
+import os
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+
+DB_VALUES = os.environ.get('HF_DB_VALUES', os.path.join(harness.BUILD, 'tests', 'integration', 'hf-db-values'))
+
+
+class DbValuesTest(unittest.TestCase):
+    def test_edge_values_are_stored_exactly_or_refused_as_bad_data(self):
+        with harness.cluster() as c:
+            p = subprocess.run([DB_VALUES, c.pg.conninfo], capture_output=True, text=True, timeout=120)
+            print(p.stdout + p.stderr)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertIn('passed: 0 failure(s)', p.stdout)
+            # Refusals did not look like an outage: every one was bad data.
+            self.assertNotIn('ENOTCONN', p.stdout)
+
+    def test_a_job_with_ids_near_the_end_of_bigint_runs_to_its_results(self):
+        with harness.cluster() as c:
+            c.start_coordinator()
+            c.pg.psql("SELECT setval('jobs_id_seq', 9223372036854775000)")
+            c.pg.psql("SELECT setval('tasks_id_seq', 9223372036854775800)")
+            c.start_worker('w-edge', slots=2)
+            c.wait_for(lambda: len(c.hfctl_json('workers')) == 1, 30, 'the worker to register')
+            out = c.hfctl_json('submit', '--models', 'bert,gpt2', '--backends', 'cpu',
+                               '--priority', '-1000')
+            job = int(out['job_id'])
+            self.assertEqual(job, 9223372036854775001)
+            c.wait_for(lambda: c.pg.psql('SELECT state FROM jobs WHERE id = %d' % job) == 'done', 120,
+                       'job %d to finish' % job)
+            self.assertEqual(c.pg.psql('SELECT count(*) FROM results r JOIN tasks t ON t.id = r.task_id'
+                                       ' WHERE t.job_id = %d AND t.id > 9223372036854775800' % job), '2')
+            status = c.hfctl_json('status', str(job))
+            self.assertEqual(int(status['job_id']), job)
+            rows = c.hfctl_json('results', str(job))
+            self.assertEqual(sorted(int(r['task_id']) for r in rows),
+                             [9223372036854775801, 9223372036854775802])
+            p = c.hfctl('status', '9223372036854775807', check=False)
+            self.assertNotEqual(p.returncode, 0)
+            self.assertIn('no job 9223372036854775807', p.stdout + p.stderr)
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)
