@@ -22,7 +22,7 @@ cd "$root"
 seconds=${1:-30}
 shift || true
 build=${HF_FUZZ_BUILD:-build-fuzz}
-cc=${HF_FUZZ_CC:-clang}
+cc=${HF_FUZZ_CC:-$(command -v clang || command -v clang-14 || echo clang)}
 
 if ! command -v "$cc" >/dev/null; then
   echo "run-fuzz: $cc not found (deploy/install-deps.sh installs clang-14)" >&2
@@ -52,7 +52,7 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$artifacts"
 
 failed=()
-printf '%-18s %12s %7s %7s  %s\n' target executions cov ft result
+printf '%-18s %12s %7s %7s %6s  %s\n' target executions cov ft secs result
 for t in "${targets[@]}"; do
   name=${t#fuzz_}
   corpus="$work/$name"
@@ -72,6 +72,7 @@ for t in "${targets[@]}"; do
   fi
   log="$work/$t.log"
   rc=0
+  start=$SECONDS
   "$build/tests/fuzz/$t" "${args[@]}" "$corpus" >"$log" 2>&1 || rc=$?
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   last=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
@@ -83,7 +84,8 @@ for t in "${targets[@]}"; do
     result="FAILED (exit $rc)"
     failed+=("$t")
   fi
-  printf '%-18s %12s %7s %7s  %s\n' "$t" "${execs:-?}" "${cov:-?}" "${ft:-?}" "$result"
+  printf '%-18s %12s %7s %7s %6s  %s\n' "$t" "${execs:-?}" "${cov:-?}" "${ft:-?}" \
+    "$((SECONDS - start))" "$result"
   if [ "$rc" -ne 0 ]; then
     echo "--- $t: the end of libFuzzer's output ---" >&2
     tail -n 60 "$log" >&2
