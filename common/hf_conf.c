@@ -170,16 +170,18 @@ static int conf_ini_handler(void *user, const char *section, const char *name, c
 	return 1;
 }
 
-int hf_conf_load_file(const struct hf_conf_setting *table, void *obj, const char *path,
-		      char *err, size_t errlen)
+/* Turns inih's result (0, -1 open failure, -2 memory, or the first bad
+ * line) into ours, completing the message in err. */
+static int conf_ini_result(int r, const char *path, char *err, size_t errlen)
 {
-	struct ini_ctx c = { table, obj, err, errlen, path, 0 };
-	err[0] = '\0';
-	int r = ini_parse(path, conf_ini_handler, &c);
 	if (r == -1) {
 		snprintf(err, errlen, "could not open configuration file \"%s\": %s", path,
 			 strerror(errno));
 		return -ENOENT;
+	}
+	if (r == -2) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -ENOMEM;
 	}
 	if (r != 0) {
 		if (err[0]) {
@@ -191,6 +193,22 @@ int hf_conf_load_file(const struct hf_conf_setting *table, void *obj, const char
 		return -EINVAL;
 	}
 	return 0;
+}
+
+int hf_conf_load_file(const struct hf_conf_setting *table, void *obj, const char *path,
+		      char *err, size_t errlen)
+{
+	struct ini_ctx c = { table, obj, err, errlen, path, 0 };
+	err[0] = '\0';
+	return conf_ini_result(ini_parse(path, conf_ini_handler, &c), path, err, errlen);
+}
+
+int hf_conf_load_string(const struct hf_conf_setting *table, void *obj, const char *text,
+			const char *name, char *err, size_t errlen)
+{
+	struct ini_ctx c = { table, obj, err, errlen, name, 0 };
+	err[0] = '\0';
+	return conf_ini_result(ini_parse_string(text, conf_ini_handler, &c), name, err, errlen);
 }
 
 int hf_conf_load_env(const struct hf_conf_setting *table, void *obj, char *err, size_t errlen)

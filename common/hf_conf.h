@@ -43,9 +43,15 @@ struct hf_conf_setting {
 int hf_conf_defaults(const struct hf_conf_setting *table, void *obj, char *err, size_t errlen);
 
 /* Reads an INI file over the current values.  Returns 0, -ENOENT when the
- * file cannot be opened, -EINVAL with a message in err otherwise. */
+ * file cannot be opened, -ENOMEM, -EINVAL with a message in err otherwise. */
 int hf_conf_load_file(const struct hf_conf_setting *table, void *obj, const char *path,
 		      char *err, size_t errlen);
+
+/* The same for INI text already in memory (NUL-terminated); name stands
+ * for the file in messages.  Returns 0, -EINVAL with a message in err, or
+ * -ENOMEM. */
+int hf_conf_load_string(const struct hf_conf_setting *table, void *obj, const char *text,
+			const char *name, char *err, size_t errlen);
 
 /* Applies the environment variables named in the table. */
 int hf_conf_load_env(const struct hf_conf_setting *table, void *obj, char *err, size_t errlen);

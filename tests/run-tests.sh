@@ -3,10 +3,14 @@
 # The test command: installs what is missing, builds with warnings as
 # errors, and runs every test suite (unit, runner, integration); then builds
 # again with AddressSanitizer and UndefinedBehaviorSanitizer and runs the
-# suites once more.  Exits non-zero when any test fails.
+# suites once more; last, runs every fuzz target for a while
+# (tests/fuzz/run-fuzz.sh, docs/fuzzing.md).  Exits non-zero when any test
+# fails or a fuzz target finds a crash.
 #
 #   tests/run-tests.sh            everything
 #   HF_SANITIZE=0 tests/run-tests.sh   skip the sanitizer pass
+#   HF_FUZZ_SECONDS=N tests/run-tests.sh   fuzz each target N s (default 30;
+#                                          0 skips the fuzzing)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,4 +33,10 @@ if [ "${HF_SANITIZE:-1}" != "0" ]; then
   echo "== build and test with ASan and UBSan =="
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     run_suites build-asan -Db_sanitize=address,undefined -Db_lundef=false
+fi
+
+fuzz_seconds=${HF_FUZZ_SECONDS:-30}
+if [ "$fuzz_seconds" != "0" ]; then
+  echo "== fuzz every target for ${fuzz_seconds} s =="
+  "$root/tests/fuzz/run-fuzz.sh" "$fuzz_seconds"
 fi

@@ -76,6 +76,28 @@ START_TEST(test_unknown_key_is_an_error_naming_it)
 }
 END_TEST
 
+/* Text in memory goes through the same checks as a file, and a message
+ * names the text by the name given and the line. */
+START_TEST(test_text_in_memory_reads_like_a_file)
+{
+	struct cfg c = { 0 };
+	char err[256];
+	hf_conf_defaults(table, &c, err, sizeof(err));
+	ck_assert_int_eq(hf_conf_load_string(table, &c, "[net]\ntls = on\n[work]\nlease = 2s\n",
+					     "inline", err, sizeof(err)), 0);
+	ck_assert(c.tls);
+	ck_assert_int_eq(c.lease_ms, 2000);
+	ck_assert_int_eq(hf_conf_load_string(table, &c, "[work]\nslots = 4\nslots = 65\n", "inline",
+					     err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "inline: "));
+	ck_assert_ptr_nonnull(strstr(err, "work.slots"));
+	ck_assert_ptr_nonnull(strstr(err, "line 3"));
+	ck_assert_int_eq(hf_conf_load_string(table, &c, "[work\n", "inline", err, sizeof(err)), -EINVAL);
+	ck_assert_str_eq(err, "inline:1: syntax error");
+	hf_conf_fini(table, &c);
+}
+END_TEST
+
 START_TEST(test_out_of_range_and_malformed_values_are_refused)
 {
 	struct cfg c = { 0 };
@@ -126,6 +148,7 @@ int main(void)
 	TCase *tc = tcase_create("conf");
 	tcase_add_test(tc, test_defaults_then_file_then_set);
 	tcase_add_test(tc, test_unknown_key_is_an_error_naming_it);
+	tcase_add_test(tc, test_text_in_memory_reads_like_a_file);
 	tcase_add_test(tc, test_out_of_range_and_malformed_values_are_refused);
 	tcase_add_test(tc, test_environment_overrides_file);
 	tcase_add_test(tc, test_durations_parse_units);
