@@ -57,9 +57,11 @@ static void text_copy_line(char *dst, size_t size, const char *src, size_t len)
 		len = size - 1;
 	memcpy(dst, src, len);
 	dst[len] = '\0';
-	for (char *p = dst; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = ' ';
+	/* Every byte, not up to the first NUL: what follows one must not reach
+	 * the log raw either. */
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)dst[i] < 0x20 || dst[i] == 0x7f)
+			dst[i] = ' ';
 	/* A cut in the middle of a character leaves a partial sequence, which
 	 * sanitising turns into '?'. */
 	result_text_sanitize(dst, len);

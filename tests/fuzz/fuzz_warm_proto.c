@@ -21,18 +21,7 @@
 #include "result.h"
 #include "warm-proto.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static bool strict;
-
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	strict = getenv("HF_FUZZ_STRICT") && strcmp(getenv("HF_FUZZ_STRICT"), "1") == 0;
-	return 0;
-}
 
 /* The size of warm-pool.c's line buffer, the NUL included. */
 static char line[WARM_CONTROL_LINE_MAX];
@@ -68,13 +57,7 @@ static void control_line(const char *s, size_t len)
 	err[0] = '\0';
 	r = warm_control_parse(s, len, &c, err, sizeof(err));
 	if (r == -EBADMSG) {
-		/* KNOWN FINDING (tests/fuzz/crashes/warm_proto-control-chars-after-nul):
-		 * text_copy_line in warm-proto.c blanks control characters only up
-		 * to the first NUL byte, so those after one reach the quoted line
-		 * in err.  Drop this exception once that is fixed; HF_FUZZ_STRICT=1
-		 * turns it off now. */
-		if (strict || !memchr(s, '\0', len))
-			check_one_line(err, sizeof(err) - 1);
+		check_one_line(err, sizeof(err) - 1);
 		if (!err[0])
 			abort();
 		return;
