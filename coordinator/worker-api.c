@@ -5,6 +5,7 @@
  * promises something (a lease, an acknowledged result) is sent only after
  * the database committed it.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -85,25 +86,81 @@ void coord_reply_error(nuv_request_t *req, Hf__ErrorCode code, const char *fmt, 
 	nuv_reply(req, msg);
 }
 
-Hf__Envelope *coord_request_unpack(nuv_request_t *req, nng_msg *msg, const char *from)
+/* The peer's address for a log line ("tcp 127.0.0.1:5555"), or a
+ * description of the port's peers when nng cannot say. */
+static const char *peer_address(nng_msg *msg, enum hf_msg_role role, char *buf, size_t len)
 {
-	Hf__Envelope *env;
-	int r = hf_env_unpack(nng_msg_body(msg), nng_msg_len(msg), &env);
+	nng_pipe p = nng_msg_get_pipe(msg);
+	nng_sockaddr sa;
+	char host[INET6_ADDRSTRLEN];
 
+	snprintf(buf, len, "%s", role == HF_MSG_WORKER_REQUEST ? "a worker" : "a client");
+	if (nng_pipe_id(p) < 0 || nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0)
+		return buf;
+	switch (sa.s_family) {
+	case NNG_AF_INET:
+		if (inet_ntop(AF_INET, &sa.s_in.sa_addr, host, sizeof(host)))
+			snprintf(buf, len, "%s:%u", host, (unsigned)ntohs(sa.s_in.sa_port));
+		break;
+	case NNG_AF_INET6:
+		if (inet_ntop(AF_INET6, sa.s_in6.sa_addr, host, sizeof(host)))
+			snprintf(buf, len, "[%s]:%u", host, (unsigned)ntohs(sa.s_in6.sa_port));
+		break;
+	case NNG_AF_IPC:
+		snprintf(buf, len, "ipc://%s", sa.s_ipc.sa_path);
+		hf_utf8_sanitize(buf);
+		break;
+	default:
+		break;
+	}
+	return buf;
+}
+
+/* One line per refused message, at most one a second per port: a peer
+ * sending garbage in a loop must not flood the log.  Loop thread only. */
+static void log_refused(nng_msg *msg, enum hf_msg_role role, const char *why)
+{
+	static int64_t last_ms[2];
+	static unsigned long suppressed[2];
+	int k = role == HF_MSG_WORKER_REQUEST ? 0 : 1;
+	int64_t now = hf_mono_ms();
+	char peer[160];
+
+	if (last_ms[k] && now - last_ms[k] < 1000) {
+		suppressed[k]++;
+		return;
+	}
+	if (suppressed[k])
+		log_warn("refused a message from %s: %s (and %lu more messages on this port in the last second)",
+			 peer_address(msg, role, peer, sizeof(peer)), why, suppressed[k]);
+	else
+		log_warn("refused a message from %s: %s", peer_address(msg, role, peer, sizeof(peer)), why);
+	last_ms[k] = now;
+	suppressed[k] = 0;
+}
+
+Hf__Envelope *coord_request_unpack(nuv_request_t *req, nng_msg *msg, enum hf_msg_role role)
+{
+	Hf__Envelope *env = NULL;
+	char err[512];
+	int r = hf_msg_decode(nng_msg_body(msg), nng_msg_len(msg), role, &env, err, sizeof(err));
+
+	if (r < 0)
+		log_refused(msg, role, err);
 	nng_msg_free(msg);
-	if (r < 0) {
-		log_warn("malformed message from %s, ignoring", from);
-		coord_reply_error(req, HF__ERROR_CODE__ERR_BAD_REQUEST, "malformed message");
+	switch (r) {
+	case 0:
+		return env;
+	case -EPROTONOSUPPORT:
+		coord_reply_error(req, HF__ERROR_CODE__ERR_VERSION, "%s", err);
+		return NULL;
+	case -EBADMSG:
+		coord_reply_error(req, HF__ERROR_CODE__ERR_BAD_REQUEST, "malformed message: %s", err);
+		return NULL;
+	default:
+		coord_reply_error(req, HF__ERROR_CODE__ERR_BAD_REQUEST, "%s", err);
 		return NULL;
 	}
-	if (env->protocol_version < HF_PROTOCOL_MIN || env->protocol_version > HF_PROTOCOL_MAX) {
-		coord_reply_error(req, HF__ERROR_CODE__ERR_VERSION,
-				  "protocol version %u is not accepted: this coordinator accepts versions %d to %d",
-				  env->protocol_version, HF_PROTOCOL_MIN, HF_PROTOCOL_MAX);
-		hf_env_free(env);
-		return NULL;
-	}
-	return env;
 }
 
 struct coord_worker *coord_worker_find(struct coord *c, const char *id)
@@ -229,15 +286,115 @@ void coord_drains_free(struct coord *c)
 	}
 }
 
+static void coord_worker_free(struct coord_worker *w)
+{
+	if (!w)
+		return;
+	if (w->reg)
+		hf__register__free_unpacked(w->reg, NULL);
+	free(w->dev_order);
+	free(w->telemetry);
+	free(w->id);
+	free(w);
+}
+
+static int device_key_cmp(const Hf__Device *a, int backend, uint32_t index)
+{
+	if ((int)a->backend != backend)
+		return (int)a->backend < backend ? -1 : 1;
+	return a->index < index ? -1 : a->index > index ? 1 : 0;
+}
+
+/* qsort_r is a GNU extension: the devices being sorted travel in a
+ * file-scope pointer, which is safe on the one loop thread. */
+static const Hf__Register *sorting_reg;
+
+static int dev_order_cmp(const void *a, const void *b)
+{
+	const Hf__Device *db = sorting_reg->devices[*(const uint32_t *)b];
+	return device_key_cmp(sorting_reg->devices[*(const uint32_t *)a], (int)db->backend, db->index);
+}
+
+static int cached_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+long coord_worker_device(const struct coord_worker *w, int backend, uint32_t index)
+{
+	size_t lo = 0, hi = w->reg->n_devices;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int cmp = device_key_cmp(w->reg->devices[w->dev_order[mid]], backend, index);
+		if (cmp == 0)
+			return (long)w->dev_order[mid];
+		if (cmp < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+/* Makes w describe itself with reg (taken): the device index and the
+ * sorted cache list.  Returns 0 or -ENOMEM (reg is then freed). */
+static int coord_worker_set_reg(struct coord_worker *w, Hf__Register *reg)
+{
+	uint32_t *order = malloc((reg->n_devices + 1) * sizeof(*order));
+
+	if (!order) {
+		hf__register__free_unpacked(reg, NULL);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < reg->n_devices; i++)
+		order[i] = (uint32_t)i;
+	sorting_reg = reg;
+	qsort(order, reg->n_devices, sizeof(*order), dev_order_cmp);
+	sorting_reg = NULL;
+	/* has_cached looks weights up by binary search. */
+	qsort(reg->cached_models, reg->n_cached_models, sizeof(*reg->cached_models), cached_cmp);
+	if (w->reg)
+		hf__register__free_unpacked(w->reg, NULL);
+	free(w->dev_order);
+	w->reg = reg;
+	w->dev_order = order;
+	return 0;
+}
+
+/* Makes room for one more worker record: at HF_MAX_WORKERS, forgets the
+ * worker seen longest ago that is no longer connected.  Returns 0, or
+ * -EBUSY when every one is connected. */
+static int coord_workers_make_room(struct coord *c)
+{
+	struct coord_worker **oldest = NULL;
+	size_t n = 0;
+	int64_t now = hf_mono_ms();
+
+	for (struct coord_worker **pp = &c->workers; *pp; pp = &(*pp)->next) {
+		n++;
+		if (!coord_worker_connected(c, *pp, now) &&
+		    (!oldest || (*pp)->last_seen_ms < (*oldest)->last_seen_ms))
+			oldest = pp;
+	}
+	if (n < HF_MAX_WORKERS)
+		return 0;
+	if (!oldest)
+		return -EBUSY;
+	struct coord_worker *gone = *oldest;
+	log_info("forgetting worker \"%s\", not seen for %" PRId64 " s, to make room for a new one (at most %d workers)",
+		 gone->id, (now - gone->last_seen_ms) / 1000, HF_MAX_WORKERS);
+	*oldest = gone->next;
+	coord_worker_free(gone);
+	return 0;
+}
+
 void coord_workers_free(struct coord *c)
 {
 	while (c->workers) {
 		struct coord_worker *w = c->workers;
 		c->workers = w->next;
-		hf_env_free(w->reg_env);
-		free(w->telemetry);
-		free(w->id);
-		free(w);
+		coord_worker_free(w);
 	}
 }
 
@@ -256,9 +413,18 @@ static void register_done(struct db_op *op)
 		log_warn("could not record worker \"%s\" in the database: %s, ignoring", reg->worker_id,
 			 op->err);
 
-	/* The worker record keeps this envelope; the request no longer owns it. */
+	/* The worker record keeps the validated Register (its unknown fields
+	 * are gone); the request no longer owns it. */
 	cw = coord_worker_find(c, reg->worker_id);
 	if (!cw) {
+		if (coord_workers_make_room(c) < 0) {
+			log_warn("refused worker \"%s\": %d workers are connected, the most this coordinator keeps",
+				 reg->worker_id, HF_MAX_WORKERS);
+			coord_reply_error(w->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
+					  "this coordinator already has %d connected workers, its limit", HF_MAX_WORKERS);
+			worker_req_free(w);
+			return;
+		}
 		cw = calloc(1, sizeof(*cw));
 		if (cw)
 			cw->id = strdup(reg->worker_id);
@@ -271,9 +437,20 @@ static void register_done(struct db_op *op)
 		cw->next = c->workers;
 		c->workers = cw;
 	}
-	hf_env_free(cw->reg_env);
-	cw->reg_env = w->env;
-	w->env = NULL;
+	Hf__Register *taken = w->env->register_;
+	w->env->register_ = NULL;
+	w->env->body_case = HF__ENVELOPE__BODY__NOT_SET;
+	if (coord_worker_set_reg(cw, taken) < 0) {
+		/* The old description (if any) stays; a new worker without one goes. */
+		if (!cw->reg) {
+			c->workers = cw->next; /* it was just added at the head */
+			coord_worker_free(cw);
+		}
+		coord_reply_error(w->req, HF__ERROR_CODE__ERR_INTERNAL, "out of memory");
+		worker_req_free(w);
+		return;
+	}
+	reg = cw->reg;
 	cw->last_seen_ms = hf_mono_ms();
 
 	/* Re-adopt the leases it says it still holds. */
@@ -309,12 +486,6 @@ static void handle_register(struct worker_req *w)
 		coord_reply_error(w->req, HF__ERROR_CODE__ERR_VERSION,
 				  "protocol version %u is not accepted: this coordinator accepts versions %d to %d",
 				  reg->protocol_version, HF_PROTOCOL_MIN, HF_PROTOCOL_MAX);
-		worker_req_free(w);
-		return;
-	}
-	if (!reg->worker_id[0] || strlen(reg->worker_id) >= sizeof(((struct sched_task *)0)->worker_id)) {
-		coord_reply_error(w->req, HF__ERROR_CODE__ERR_BAD_REQUEST,
-				  "a worker id of 1 to 127 characters is required");
 		worker_req_free(w);
 		return;
 	}
@@ -468,9 +639,9 @@ static bool poll_fits_cb(const struct sched_task *t, void *arg)
 	const char *hf_id = c->reg->models[t->model].hf_id;
 
 	if (c->conf.locality_wait_ms > 0 && pf->f.now_ms - t->queued_ms < c->conf.locality_wait_ms &&
-	    !has_cached(pf->self->reg_env->register_, hf_id)) {
+	    !has_cached(pf->self->reg, hf_id)) {
 		for (struct coord_worker *w = c->workers; w; w = w->next) {
-			const Hf__Register *r = w->reg_env->register_;
+			const Hf__Register *r = w->reg;
 			if (w == pf->self || !coord_worker_connected(c, w, pf->f.now_ms) ||
 			    coord_drained(c, w->id, NULL) || !has_cached(r, hf_id))
 				continue;
@@ -493,7 +664,7 @@ bool coord_backend_satisfiable(struct coord *c, Hf__Backend b, const struct matc
 
 	hf_buf_init(&reasons);
 	for (struct coord_worker *w = c->workers; w && !ok; w = w->next) {
-		const Hf__Register *reg = w->reg_env->register_;
+		const Hf__Register *reg = w->reg;
 		size_t fitting = 0;
 		for (size_t i = 0; i < reg->n_devices; i++) {
 			char one[256];
@@ -529,7 +700,7 @@ bool coord_backend_satisfiable(struct coord *c, Hf__Backend b, const struct matc
 static void health_checks_add(struct worker_req *w, struct coord_worker *cw, int64_t now)
 {
 	struct coord *c = w->c;
-	const Hf__Register *reg = cw->reg_env->register_;
+	const Hf__Register *reg = cw->reg;
 
 	if (!c->health.devs || reg->n_devices == 0)
 		return;
@@ -582,7 +753,7 @@ static void handle_poll(struct worker_req *w)
 		cancel_add(w, ref->task_id, ref->attempt);
 	}
 
-	const Hf__Register *reg = cw->reg_env->register_;
+	const Hf__Register *reg = cw->reg;
 	if (!p->draining && !c->stopping)
 		health_checks_add(w, cw, now);
 	cap = (size_t)c->conf.max_assign_per_poll;
@@ -613,13 +784,16 @@ static void handle_poll(struct worker_req *w)
 		worker_req_free(w);
 		return;
 	}
-	for (size_t i = 0; i < p->n_free; i++)
-		for (size_t d = 0; d < reg->n_devices; d++)
-			if (reg->devices[d]->backend == p->free[i]->backend &&
-			    reg->devices[d]->index == p->free[i]->index &&
-			    !coord_drained(c, reg->worker_id, reg->devices[d]) &&
-			    !coord_quarantined(c, reg->worker_id, reg->devices[d], NULL))
-				f->free[d] = p->free[i]->free_slots;
+	/* Each entry names a registered device (validation made them distinct);
+	 * a device never has more free slots than it registered. */
+	for (size_t i = 0; i < p->n_free; i++) {
+		long d = coord_worker_device(cw, (int)p->free[i]->backend, p->free[i]->index);
+		if (d < 0 || coord_drained(c, reg->worker_id, reg->devices[d]) ||
+		    coord_quarantined(c, reg->worker_id, reg->devices[d], NULL))
+			continue;
+		uint32_t slots = reg->devices[d]->slots ? reg->devices[d]->slots : 1;
+		f->free[d] = p->free[i]->free_slots < slots ? p->free[i]->free_slots : slots;
+	}
 
 	for (f->pos = 0; f->pos < reg->n_devices && n < cap; f->pos++) {
 		const Hf__Device *dev = reg->devices[f->pos];
@@ -839,14 +1013,8 @@ static void handle_results(struct worker_req *w)
 		return;
 	}
 	for (size_t i = 0; i < b->n_results; i++) {
-		Hf__TaskResult *r = b->results[i];
-		if (!hf_status_is_final(r->status)) {
-			/* Kept, but as what it is: a protocol error, not an outcome. */
-			log_warn("worker \"%s\" reported task %" PRIu64 " with non-final status %s",
-				 b->worker_id, r->task_id, hf_status_name(r->status));
-			r->status = HF__TASK_STATUS__STATUS_ERROR;
-			r->reason = "worker reported a result without a final status";
-		}
+		/* Validation refused a batch with a status that is not final. */
+		const Hf__TaskResult *r = b->results[i];
 		v[i].r = r;
 		v[i].worker_id = b->worker_id;
 		/* An infrastructure failure of the current attempt is retried while
@@ -973,7 +1141,7 @@ void worker_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg)
 	struct worker_req *w;
 	Hf__Envelope *env;
 
-	env = coord_request_unpack(req, msg, "a worker");
+	env = coord_request_unpack(req, msg, HF_MSG_WORKER_REQUEST);
 	if (!env)
 		return;
 	w = calloc(1, sizeof(*w));
