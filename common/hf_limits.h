@@ -82,13 +82,16 @@
 /* How many workers the coordinator remembers: a registration beyond it
  * replaces the worker seen longest ago that is no longer connected, or is
  * refused (ERR_UNAVAILABLE) when all are connected. */
-#define HF_MAX_WORKERS 256
+#define HF_MAX_WORKERS 128
 
-/* What a worker's description (labels, devices, runtimes, CPU, host name,
- * versions) may encode to, in bytes: with HF_MAX_WORKERS, the replies to
- * "hfctl workers" and "hfctl devices" stay far under hfctl's receive limit
- * (64 MiB).  A worker with 128 real devices describes itself in ~40 KiB. */
-#define HF_MAX_WORKER_DESCRIPTION (128 * 1024)
+/* What a worker's description (labels, devices, runtimes, backend
+ * statuses, CPU, host name, versions) may encode to, in bytes.  The
+ * worker's own buffers allow ~200 KiB (128 devices with every string
+ * full); a real worker with 8 GPUs needs ~3 KiB.  With HF_MAX_WORKERS, the
+ * replies to "hfctl workers" (<= 128 x 257 KiB) and "hfctl devices"
+ * (<= 128 x (256 KiB + 128 x 600 B)) stay under hfctl's receive limit of
+ * 64 MiB. */
+#define HF_MAX_WORKER_DESCRIPTION (256 * 1024)
 
 /* ---- numeric ranges ---- */
 

@@ -507,8 +507,9 @@ static int wire_message(struct wire *w, const ProtobufCMessageDescriptor *desc, 
 		}
 		unsigned idx = (unsigned)(f - desc->fields);
 		bool repeated = f->label == PROTOBUF_C_LABEL_REPEATED;
-		size_t old = vpath_push(&w->v, f->name, repeated ? (long)counts[idx] : -1);
 		int expect = wire_type_of(f->type), r = 0;
+		bool packed = wt == WT_LEN && expect != WT_LEN;
+		size_t old = vpath_push(&w->v, f->name, repeated && !packed ? (long)counts[idx] : -1);
 
 		if (desc == &hf__envelope__descriptor && (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
 			if (body_max(w->role, f->id) == 0)
