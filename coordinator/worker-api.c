@@ -350,10 +350,12 @@ static int coord_worker_set_reg(struct coord_worker *w, Hf__Register *reg)
 	for (size_t i = 0; i < reg->n_devices; i++)
 		order[i] = (uint32_t)i;
 	sorting_reg = reg;
-	qsort(order, reg->n_devices, sizeof(*order), dev_order_cmp);
+	if (reg->n_devices > 1)
+		qsort(order, reg->n_devices, sizeof(*order), dev_order_cmp);
 	sorting_reg = NULL;
 	/* has_cached looks weights up by binary search. */
-	qsort(reg->cached_models, reg->n_cached_models, sizeof(*reg->cached_models), cached_cmp);
+	if (reg->n_cached_models > 1)
+		qsort(reg->cached_models, reg->n_cached_models, sizeof(*reg->cached_models), cached_cmp);
 	if (w->reg)
 		hf__register__free_unpacked(w->reg, NULL);
 	free(w->dev_order);

@@ -26,6 +26,8 @@ struct wb {
 
 static void wb_raw(struct wb *w, const void *p, size_t n)
 {
+	if (n == 0)
+		return;
 	if (w->n + n > w->cap) {
 		w->cap = (w->n + n) * 2 + 64;
 		w->b = realloc(w->b, w->cap);
