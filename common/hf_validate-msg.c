@@ -60,27 +60,28 @@ static int check_time(struct vctx *v, const char *name, double t)
 	return check_double(v, name, t, HF_TIME_MIN, HF_TIME_MAX);
 }
 
-static int check_id(struct vctx *v, const char *name, const char *s, bool required)
+/* An id of 1 to max characters (max <= HF_ID_MAX) of [A-Za-z0-9._:-];
+ * empty is accepted when not required. */
+static int check_id(struct vctx *v, const char *name, const char *s, bool required, size_t max)
 {
 	char shown[64];
 
 	if ((!s || !*s) && !required)
 		return 0;
-	if (hf_id_valid(s))
+	if (hf_id_valid(s) && strlen(s) <= max)
 		return 0;
 	size_t old = vpath_push(v, name, -1);
-	int r = !s || !*s ? vfail(v, -EINVAL, "an id of 1 to %d characters is required", HF_ID_MAX) :
-			    vfail(v, -EINVAL, "\"%s\" is not an id (1 to %d of A-Z a-z 0-9 . _ : -)",
-				  hf_text_escape(shown, sizeof(shown), s, strlen(s)), HF_ID_MAX);
+	int r = !s || !*s ? vfail(v, -EINVAL, "an id of 1 to %zu characters is required", max) :
+			    vfail(v, -EINVAL, "\"%s\" is not an id (1 to %zu of A-Z a-z 0-9 . _ : -)",
+				  hf_text_escape(shown, sizeof(shown), s, strlen(s)), max);
 	vpath_pop(v, old);
 	return r;
 }
 
-/* A worker id: an id of at most HF_WORKER_ID_MAX (the wire pass bounds
- * the length). */
+/* A worker id: the coordinator keeps it in 128-byte records. */
 static int check_worker_id(struct vctx *v, const char *s)
 {
-	return check_id(v, "worker_id", s, true);
+	return check_id(v, "worker_id", s, true, HF_WORKER_ID_MAX);
 }
 
 /* A backend a device can have: cpu .. qnn, not "unspecified". */
@@ -400,7 +401,7 @@ static int check_submit(struct vctx *v, const Hf__SubmitRequest *m)
 	if (r == 0)
 		r = check_u64(v, "flaky_reruns", m->flaky_reruns, 0, HF_FLAKY_RERUNS_MAX);
 	if (r == 0)
-		r = check_id(v, "request_id", m->request_id, false);
+		r = check_id(v, "request_id", m->request_id, false, HF_ID_MAX);
 	return r;
 }
 
@@ -470,7 +471,7 @@ static int check_assignment(struct vctx *v, const Hf__Assignment *a)
 	if (r == 0)
 		r = check_u64(v, "warmup", a->warmup, 0, HF_WARMUP_MAX);
 	if (r == 0)
-		r = check_id(v, "model_type", a->model_type, true);
+		r = check_id(v, "model_type", a->model_type, true, HF_ID_MAX);
 	return r;
 }
 

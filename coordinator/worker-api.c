@@ -364,10 +364,11 @@ static int coord_worker_set_reg(struct coord_worker *w, Hf__Register *reg)
 	return 0;
 }
 
-/* Makes room for one more worker record: at HF_MAX_WORKERS, forgets the
- * worker seen longest ago that is no longer connected.  Returns 0, or
- * -EBUSY when every one is connected. */
-static int coord_workers_make_room(struct coord *c)
+/* Where the link to the worker record to forget for a new one is: NULL
+ * when there is room, the worker seen longest ago that is no longer
+ * connected at HF_MAX_WORKERS; *ret_full tells whether every one is
+ * connected (no room). */
+static struct coord_worker **coord_workers_victim(struct coord *c, bool *ret_full)
 {
 	struct coord_worker **oldest = NULL;
 	size_t n = 0;
@@ -379,10 +380,22 @@ static int coord_workers_make_room(struct coord *c)
 		    (!oldest || (*pp)->last_seen_ms < (*oldest)->last_seen_ms))
 			oldest = pp;
 	}
-	if (n < HF_MAX_WORKERS)
-		return 0;
-	if (!oldest)
+	*ret_full = n >= HF_MAX_WORKERS && !oldest;
+	return n >= HF_MAX_WORKERS ? oldest : NULL;
+}
+
+/* Makes room for one more worker record (see coord_workers_victim).
+ * Returns 0, or -EBUSY when every one is connected. */
+static int coord_workers_make_room(struct coord *c)
+{
+	bool full;
+	struct coord_worker **oldest = coord_workers_victim(c, &full);
+	int64_t now = hf_mono_ms();
+
+	if (full)
 		return -EBUSY;
+	if (!oldest)
+		return 0;
 	struct coord_worker *gone = *oldest;
 	log_info("forgetting worker \"%s\", not seen for %" PRId64 " s, to make room for a new one (at most %d workers)",
 		 gone->id, (now - gone->last_seen_ms) / 1000, HF_MAX_WORKERS);
@@ -488,6 +501,16 @@ static void handle_register(struct worker_req *w)
 		coord_reply_error(w->req, HF__ERROR_CODE__ERR_VERSION,
 				  "protocol version %u is not accepted: this coordinator accepts versions %d to %d",
 				  reg->protocol_version, HF_PROTOCOL_MIN, HF_PROTOCOL_MAX);
+		worker_req_free(w);
+		return;
+	}
+	bool full = false;
+	if (!coord_worker_find(w->c, reg->worker_id))
+		coord_workers_victim(w->c, &full);
+	if (full) {
+		/* Refused before anything is written; register_done checks again. */
+		coord_reply_error(w->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
+				  "this coordinator already has %d connected workers, its limit", HF_MAX_WORKERS);
 		worker_req_free(w);
 		return;
 	}

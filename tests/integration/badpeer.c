@@ -8,6 +8,10 @@
  *   hf-badpeer URL ATTACK
  * ATTACK: nonfinal-result status-99 nan-result dup-devices nul-string
  *         bad-utf8-id huge-poll
+ *   hf-badpeer URL register-flood PREFIX N
+ * registers N workers PREFIX-0 .. PREFIX-(N-1), one after the other, and
+ * prints "accepted A refused R (last error: ...)"; exits 0 when every
+ * answer was a RegisterReply or ERR_UNAVAILABLE.
  */
 #include <math.h>
 #include <stdio.h>
@@ -120,6 +124,56 @@ static int poll_attack(nng_msg **ret)
 	return r;
 }
 
+static int register_flood(const char *url, const char *prefix, int n)
+{
+	nng_socket sock;
+	int rv, accepted = 0, refused = 0, other = 0;
+	char last[256] = "", id[96], err[256];
+
+	if ((rv = nng_req0_open(&sock)) != 0 || (rv = nng_dial(sock, url, NULL, 0)) != 0) {
+		fprintf(stderr, "hf-badpeer: could not connect to \"%s\": %s\n", url, nng_strerror(rv));
+		return 1;
+	}
+	nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 10000);
+	for (int i = 0; i < n; i++) {
+		Hf__Envelope env = HF__ENVELOPE__INIT, *reply = NULL;
+		Hf__Register reg = HF__REGISTER__INIT;
+		nng_msg *msg;
+		snprintf(id, sizeof(id), "%s-%d", prefix, i);
+		reg.worker_id = id;
+		reg.hostname = id;
+		reg.software_version = "0.0.0";
+		reg.protocol_version = HF_PROTOCOL_VERSION;
+		env.body_case = HF__ENVELOPE__BODY_REGISTER;
+		env.register_ = &reg;
+		if (hf_env_pack(&env, &msg) < 0 || (rv = nng_sendmsg(sock, msg, 0)) != 0 ||
+		    (rv = nng_recvmsg(sock, &msg, 0)) != 0) {
+			fprintf(stderr, "hf-badpeer: no answer to registration %d\n", i);
+			return 1;
+		}
+		rv = hf_msg_decode(nng_msg_body(msg), nng_msg_len(msg), HF_MSG_WORKER_REPLY, &reply, err,
+				   sizeof(err));
+		nng_msg_free(msg);
+		if (rv < 0) {
+			other++;
+			continue;
+		}
+		if (reply->body_case == HF__ENVELOPE__BODY_REGISTER_REPLY) {
+			accepted++;
+		} else if (reply->body_case == HF__ENVELOPE__BODY_ERROR &&
+			   reply->error->code == HF__ERROR_CODE__ERR_UNAVAILABLE) {
+			refused++;
+			snprintf(last, sizeof(last), "%s", reply->error->message);
+		} else {
+			other++;
+		}
+		hf_env_free(reply);
+	}
+	nng_close(sock);
+	printf("accepted %d refused %d (last error: %s)\n", accepted, refused, last);
+	return other ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	Hf__Envelope *reply = NULL;
@@ -128,6 +182,8 @@ int main(int argc, char **argv)
 	char err[256];
 	int rv;
 
+	if (argc == 5 && strcmp(argv[2], "register-flood") == 0)
+		return register_flood(argv[1], argv[3], atoi(argv[4]));
 	if (argc != 3) {
 		fprintf(stderr, "usage: hf-badpeer URL ATTACK\n");
 		return 2;

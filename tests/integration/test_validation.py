@@ -12,6 +12,7 @@ framing and our protobuf.
 import os
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -52,8 +53,31 @@ class ValidationTest(unittest.TestCase):
             self.assertEqual([w['worker_id'] for w in workers], ['w1'])
             self.assertEqual(c.pg.psql('SELECT count(*) FROM results'), tasks_before)
             self.assertEqual(c.pg.psql("SELECT count(*) FROM workers WHERE id <> 'w1'"), '0')
+            self.assertNotIn('badpeer', c.hfctl('workers').stdout)
             # The peer was logged, with its address.
             self.assertIn('refused a message from 127.0.0.1:', c.coordinator.log())
+
+            # A registration flood is bounded: 128 workers are kept, the rest
+            # refused while all are connected; the real worker stays.
+            p = subprocess.run([BADPEER, c.worker_url, 'register-flood', 'flood', '140'], capture_output=True,
+                               text=True, timeout=120)
+            print('register-flood -> %s' % (p.stdout + p.stderr).strip())
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertIn('accepted 127 refused 13', p.stdout)
+            self.assertIn('already has 128 connected workers', p.stdout)
+            ids = [w['worker_id'] for w in c.hfctl_json('workers')]
+            self.assertEqual(len(ids), 128)
+            self.assertIn('w1', ids)
+            # Once they stop polling they make room for new workers, never
+            # for a connected one.
+            time.sleep(3.5)
+            p = subprocess.run([BADPEER, c.worker_url, 'register-flood', 'late', '3'], capture_output=True,
+                               text=True, timeout=60)
+            self.assertIn('accepted 3 refused 0', p.stdout)
+            ids = [w['worker_id'] for w in c.hfctl_json('workers')]
+            self.assertEqual(len(ids), 128)
+            self.assertIn('w1', ids)
+            self.assertIn('late-2', ids)
 
             # The real worker's job still completes, each task decided once.
             out = c.hfctl_json('submit', '--models', 'bert,gpt2,t5', '--backends', 'cpu')
@@ -66,6 +90,10 @@ class ValidationTest(unittest.TestCase):
             self.assertEqual(bad, [])
             self.assertEqual(int(c.pg.psql('SELECT count(*) FROM tasks WHERE job_id = %d' % job)), n)
             self.assertTrue(c.coordinator.alive())
+            # In the sanitizer build, nothing was reported along the way.
+            for d in (c.coordinator, c.workers['w1']):
+                self.assertNotIn('runtime error', d.log())
+                self.assertNotIn('Sanitizer', d.log())
 
 
 if __name__ == '__main__':
