@@ -4,6 +4,7 @@
  * where protobuf-c's results are translated into errno-style codes.
  */
 #include "hf_proto.h"
+#include "hf_validate.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -67,6 +68,9 @@ int hf_env_error(Hf__ErrorCode code, nng_msg **ret_msg, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	/* What we send is valid UTF-8 (strict parsers refuse anything else),
+	 * also when the text quotes what a peer sent or was cut mid-character. */
+	hf_utf8_sanitize(text);
 
 	err.code = code;
 	err.message = text;
@@ -205,9 +209,14 @@ const char *hf_family_names(void)
 
 bool hf_request_id_valid(const char *s)
 {
-	size_t n = s ? strlen(s) : 0;
+	return hf_id_valid(s);
+}
 
-	if (n == 0 || n > HF_REQUEST_ID_MAX)
+bool hf_id_valid(const char *s)
+{
+	size_t n = s ? strnlen(s, HF_ID_MAX + 1) : 0;
+
+	if (n == 0 || n > HF_ID_MAX)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		char ch = s[i];

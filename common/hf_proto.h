@@ -19,6 +19,7 @@
 
 #include <nng/nng.h>
 
+#include "hf_limits.h"
 #include "hfleet.pb-c.h"
 
 /* The protocol version this build speaks, and the range a coordinator of
@@ -66,9 +67,12 @@ const char *hf_family_names(void);
 /* Precisions a task may ask for: fp32 fp16 bf16 int8. */
 bool hf_precision_valid(const char *s);
 
-/* A submission's request id (SubmitRequest.request_id): 1 to
- * HF_REQUEST_ID_MAX of A-Z a-z 0-9 . _ : - */
-#define HF_REQUEST_ID_MAX 128
+/* An id (worker ids, model types, request ids): 1 to HF_ID_MAX
+ * (common/hf_limits.h) of A-Z a-z 0-9 . _ : - */
+bool hf_id_valid(const char *s);
+
+/* A submission's request id (SubmitRequest.request_id): an id. */
+#define HF_REQUEST_ID_MAX HF_ID_MAX
 bool hf_request_id_valid(const char *s);
 
 #endif

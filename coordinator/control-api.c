@@ -350,8 +350,8 @@ static void drain_done(struct db_op *op)
 		 d->index);
 	uint32_t n = 0;
 	struct coord_worker *w = coord_worker_find(c, d->worker_id);
-	for (size_t i = 0; w && i < w->reg_env->register_->n_devices; i++) {
-		const Hf__Device *dev = w->reg_env->register_->devices[i];
+	for (size_t i = 0; w && i < w->reg->n_devices; i++) {
+		const Hf__Device *dev = w->reg->devices[i];
 		n += d->backend < 0 || ((int)dev->backend == d->backend && (int)dev->index == d->index);
 	}
 	Hf__Envelope env = HF__ENVELOPE__INIT;
@@ -386,8 +386,8 @@ static void handle_drain(struct control_req *q)
 	}
 	if (r->one_device && w) {
 		bool found = false;
-		for (size_t i = 0; i < w->reg_env->register_->n_devices; i++) {
-			const Hf__Device *d = w->reg_env->register_->devices[i];
+		for (size_t i = 0; i < w->reg->n_devices; i++) {
+			const Hf__Device *d = w->reg->devices[i];
 			found |= d->backend == r->backend && d->index == r->index;
 		}
 		if (!found) {
@@ -481,7 +481,7 @@ static void handle_explain(struct control_req *q)
 	struct sched_task **leased = calloc(cap + 1, sizeof(*leased));
 	size_t n_leased = leased ? sched_collect_state(c->sched, SCHED_LEASED, leased, cap) : 0;
 	for (struct coord_worker *w = c->workers; w && n < 64; w = w->next) {
-		const Hf__Register *reg = w->reg_env->register_;
+		const Hf__Register *reg = w->reg;
 		for (size_t i = 0; i < reg->n_devices && n < 64; i++) {
 			const Hf__Device *d = reg->devices[i];
 			char why[384], line[512];
@@ -568,7 +568,7 @@ static void handle_workers(struct control_req *q)
 		return;
 	}
 	for (struct coord_worker *w = c->workers; w; w = w->next, i++) {
-		const Hf__Register *r = w->reg_env->register_;
+		const Hf__Register *r = w->reg;
 		Hf__WorkerInfo *wi = &mem[i];
 		hf__worker_info__init(wi);
 		wi->worker_id = w->id;
@@ -614,8 +614,8 @@ static void handle_devices(struct control_req *q)
 	int64_t now = hf_mono_ms();
 
 	for (struct coord_worker *w = c->workers; w; w = w->next) {
-		nd += w->reg_env->register_->n_devices;
-		na += w->reg_env->register_->n_backends;
+		nd += w->reg->n_devices;
+		na += w->reg->n_backends;
 	}
 	Hf__DeviceInfo *info = calloc(nd + 1, sizeof(*info));
 	Hf__DeviceInfo **ptrs = calloc(nd + 1, sizeof(*ptrs));
@@ -631,7 +631,7 @@ static void handle_devices(struct control_req *q)
 	n_leased = sched_collect_state(c->sched, SCHED_LEASED, leased, n_leased);
 	nd = na = 0;
 	for (struct coord_worker *w = c->workers; w; w = w->next) {
-		const Hf__Register *r = w->reg_env->register_;
+		const Hf__Register *r = w->reg;
 		bool connected = coord_worker_connected(c, w, now);
 		for (size_t i = 0; i < r->n_devices; i++) {
 			Hf__DeviceInfo *di = &info[nd];
@@ -747,7 +747,7 @@ void control_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg)
 	struct control_req *q;
 	Hf__Envelope *env;
 
-	env = coord_request_unpack(req, msg, "a client");
+	env = coord_request_unpack(req, msg, HF_MSG_CONTROL_REQUEST);
 	if (!env)
 		return;
 	q = calloc(1, sizeof(*q));

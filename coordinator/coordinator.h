@@ -18,15 +18,21 @@
 #include "db.h"
 #include "health.h"
 #include "hf_nuv.h"
+#include "hf_validate.h"
 #include "hfleet.pb-c.h"
 #include "match.h"
 #include "registry.h"
 #include "scheduler.h"
 
-/* A registered worker, as it last described itself. */
+/* A registered worker, as it last described itself.  reg is the validated
+ * Register it sent (bounded by common/hf_limits.h, unknown fields removed,
+ * cached_models sorted); dev_order lists the positions of its devices
+ * sorted by (backend, index), for lookups in time logarithmic in their
+ * number.  At most HF_MAX_WORKERS are kept. */
 struct coord_worker {
 	char *id;
-	Hf__Envelope *reg_env;     /* owned: the Register it sent */
+	Hf__Register *reg;         /* owned */
+	uint32_t *dev_order;       /* owned: reg->n_devices positions */
 	int64_t last_seen_ms;
 	Hf__DeviceTelemetry *telemetry; /* the last poll's readings (no strings inside) */
 	size_t n_telemetry;
@@ -61,6 +67,8 @@ struct coord {
 
 /* worker-api.c: the request callback of the worker listener. */
 void worker_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg);
+
+/* workers.c: the worker records. */
 struct coord_worker *coord_worker_find(struct coord *c, const char *id);
 void coord_workers_free(struct coord *c);
 
@@ -115,9 +123,32 @@ void coord_load_tasks(struct coord *c, const struct db_live_task *tasks, size_t 
 /* main.c: begins an orderly stop (idempotent). */
 void coord_shutdown(struct coord *c);
 
-/* Unpacks a request and checks its protocol version; on failure it has
- * already replied with the error and returns NULL.  Takes msg. */
-Hf__Envelope *coord_request_unpack(nuv_request_t *req, nng_msg *msg, const char *from);
+/* request.c: decodes and validates a request received on a port of role (see
+ * hf_validate.h) and checks its protocol version; on failure it has already
+ * replied with the error (ERR_BAD_REQUEST naming the field and the limit,
+ * or ERR_VERSION), logged the peer's address (at most once a second per
+ * port) and returns NULL.  Takes msg. */
+Hf__Envelope *coord_request_unpack(nuv_request_t *req, nng_msg *msg, enum hf_msg_role role);
+
+/* workers.c: the position in w->reg->devices of device (backend, index),
+ * or -1. */
+long coord_worker_device(const struct coord_worker *w, int backend, uint32_t index);
+
+/* Makes w describe itself with reg (taken, validated): the device index and
+ * the sorted cache list.  Returns 0 or -ENOMEM (reg is then freed and w
+ * keeps what it had). */
+int coord_worker_set_reg(struct coord_worker *w, Hf__Register *reg);
+
+/* Is there no room for a new worker: HF_MAX_WORKERS kept, all connected? */
+bool coord_workers_full(struct coord *c);
+
+/* Makes room for one more worker record: at HF_MAX_WORKERS, forgets the
+ * worker seen longest ago that is no longer connected.  Returns 0, or
+ * -EBUSY when every one is connected. */
+int coord_workers_make_room(struct coord *c);
+
+/* Frees one record (not linked in c->workers any more); NULL is fine. */
+void coord_worker_free(struct coord_worker *w);
 
 /* Replies to req with an Error envelope. */
 void coord_reply_error(nuv_request_t *req, Hf__ErrorCode code, const char *fmt, ...)

@@ -165,14 +165,14 @@ static void start_done(struct db_op *op)
 	free(op);
 
 	r = nuv_server_open(c->loop, c->conf.worker_listen, (unsigned)c->conf.worker_contexts,
-			    64u << 20, worker_api_request_cb, c, &c->worker_srv);
+			    HF_WORKER_PORT_RECV_MAX, worker_api_request_cb, c, &c->worker_srv);
 	if (r < 0) {
 		log_error("could not listen for workers on \"%s\": %s", c->conf.worker_listen, strerror(-r));
 		c->exit_code = 1;
 		coord_shutdown(c);
 		return;
 	}
-	r = nuv_server_open(c->loop, c->conf.control_listen, 16, 16u << 20, control_api_request_cb, c,
+	r = nuv_server_open(c->loop, c->conf.control_listen, 16, HF_CONTROL_PORT_RECV_MAX, control_api_request_cb, c,
 			    &c->control_srv);
 	if (r < 0) {
 		log_error("could not listen for hfctl on \"%s\": %s", c->conf.control_listen, strerror(-r));

@@ -156,7 +156,7 @@ static void render_metrics(struct coord *c, struct hf_buf *b)
 	for (size_t m = 0; m < sizeof(dm) / sizeof(dm[0]); m++) {
 		gauge(b, dm[m].name, dm[m].help);
 		for (struct coord_worker *w = c->workers; w; w = w->next) {
-			const Hf__Register *r = w->reg_env->register_;
+			const Hf__Register *r = w->reg;
 			for (size_t i = 0; i < r->n_devices; i++) {
 				const Hf__Device *d = r->devices[i];
 				const Hf__DeviceTelemetry *t = coord_worker_telemetry(w, d);

@@ -61,186 +61,6 @@ static void worker_req_free(struct worker_req *w)
 	free(w);
 }
 
-void coord_reply(nuv_request_t *req, Hf__Envelope *env)
-{
-	nng_msg *msg;
-	if (hf_env_pack(env, &msg) < 0) {
-		coord_reply_error(req, HF__ERROR_CODE__ERR_INTERNAL, "could not pack the reply");
-		return;
-	}
-	nuv_reply(req, msg);
-}
-
-void coord_reply_error(nuv_request_t *req, Hf__ErrorCode code, const char *fmt, ...)
-{
-	char text[1024];
-	nng_msg *msg = NULL;
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	if (hf_env_error(code, &msg, "%s", text) < 0)
-		msg = NULL; /* drop the request: the peer times out and retries */
-	nuv_reply(req, msg);
-}
-
-Hf__Envelope *coord_request_unpack(nuv_request_t *req, nng_msg *msg, const char *from)
-{
-	Hf__Envelope *env;
-	int r = hf_env_unpack(nng_msg_body(msg), nng_msg_len(msg), &env);
-
-	nng_msg_free(msg);
-	if (r < 0) {
-		log_warn("malformed message from %s, ignoring", from);
-		coord_reply_error(req, HF__ERROR_CODE__ERR_BAD_REQUEST, "malformed message");
-		return NULL;
-	}
-	if (env->protocol_version < HF_PROTOCOL_MIN || env->protocol_version > HF_PROTOCOL_MAX) {
-		coord_reply_error(req, HF__ERROR_CODE__ERR_VERSION,
-				  "protocol version %u is not accepted: this coordinator accepts versions %d to %d",
-				  env->protocol_version, HF_PROTOCOL_MIN, HF_PROTOCOL_MAX);
-		hf_env_free(env);
-		return NULL;
-	}
-	return env;
-}
-
-struct coord_worker *coord_worker_find(struct coord *c, const char *id)
-{
-	for (struct coord_worker *w = c->workers; w; w = w->next)
-		if (strcmp(w->id, id) == 0)
-			return w;
-	return NULL;
-}
-
-bool coord_worker_connected(const struct coord *c, const struct coord_worker *w, int64_t now_ms)
-{
-	return now_ms - w->last_seen_ms < 3 * c->conf.heartbeat_ms + 2000;
-}
-
-Hf__DeviceTelemetry *coord_worker_telemetry(struct coord_worker *w, const Hf__Device *d)
-{
-	for (size_t k = 0; k < w->n_telemetry; k++)
-		if (w->telemetry[k].backend == d->backend && w->telemetry[k].index == d->index)
-			return &w->telemetry[k];
-	return NULL;
-}
-
-size_t coord_device_running(struct sched_task *const *leased, size_t n, const char *worker_id,
-			    const Hf__Device *d)
-{
-	size_t running = 0;
-	for (size_t k = 0; k < n; k++)
-		for (uint8_t x = 0; x < leased[k]->n_devices; x++)
-			running += leased[k]->backend == d->backend && leased[k]->devices[x] == d->index &&
-				   strcmp(leased[k]->worker_id, worker_id) == 0;
-	return running;
-}
-
-bool coord_drained(const struct coord *c, const char *worker_id, const Hf__Device *device)
-{
-	for (const struct coord_drain *d = c->drains; d; d = d->next) {
-		if (strcmp(d->d.worker_id, worker_id) != 0)
-			continue;
-		if (d->d.backend < 0)
-			return true;
-		if (device && (int)device->backend == d->d.backend && (int)device->index == d->d.index)
-			return true;
-	}
-	return false;
-}
-
-int coord_drain_set(struct coord *c, const struct db_drain *d, bool undrain)
-{
-	for (struct coord_drain **pp = &c->drains; *pp; pp = &(*pp)->next) {
-		struct coord_drain *x = *pp;
-		if (strcmp(x->d.worker_id, d->worker_id) == 0 && x->d.backend == d->backend &&
-		    x->d.index == d->index) {
-			if (undrain) {
-				*pp = x->next;
-				free(x);
-			}
-			return 0;
-		}
-	}
-	if (undrain)
-		return 0;
-	struct coord_drain *x = calloc(1, sizeof(*x));
-	if (!x)
-		return -ENOMEM;
-	x->d = *d;
-	x->next = c->drains;
-	c->drains = x;
-	return 0;
-}
-
-bool coord_quarantined(const struct coord *c, const char *worker_id, const Hf__Device *device,
-		       const char **ret_reason)
-{
-	return health_quarantined(&c->health, worker_id, (int)device->backend, device->index, ret_reason);
-}
-
-struct quarantine_write {
-	struct db_op op;
-	struct db_quarantine q;
-};
-
-static void quarantine_write_done(struct db_op *op)
-{
-	struct quarantine_write *qw = op->ctx;
-
-	if (op->rc < 0)
-		log_warn("could not record the quarantine of %s/%s:%" PRIu32 " in the database: %s; "
-			 "it holds until this coordinator stops",
-			 qw->q.worker_id, hf_backend_name((Hf__Backend)qw->q.backend), qw->q.index, op->err);
-	free(qw);
-}
-
-void coord_quarantine_persist(struct coord *c, const char *worker_id, int backend, uint32_t index,
-			      bool quarantined, const char *reason)
-{
-	struct quarantine_write *qw = calloc(1, sizeof(*qw));
-
-	if (!qw) {
-		log_warn("could not record the quarantine of %s/%s:%" PRIu32 ": out of memory", worker_id,
-			 hf_backend_name((Hf__Backend)backend), index);
-		return;
-	}
-	hf_strlcpy(qw->q.worker_id, worker_id, sizeof(qw->q.worker_id));
-	qw->q.backend = backend;
-	qw->q.index = index;
-	qw->q.quarantined = quarantined;
-	hf_strlcpy(qw->q.reason, reason ? reason : "", sizeof(qw->q.reason));
-	qw->op.kind = DB_OP_HEALTH_STORE;
-	qw->op.u.health.states = &qw->q;
-	qw->op.u.health.n_states = 1;
-	qw->op.done = quarantine_write_done;
-	qw->op.ctx = qw;
-	db_submit(c->db, &qw->op);
-}
-
-void coord_drains_free(struct coord *c)
-{
-	while (c->drains) {
-		struct coord_drain *d = c->drains;
-		c->drains = d->next;
-		free(d);
-	}
-}
-
-void coord_workers_free(struct coord *c)
-{
-	while (c->workers) {
-		struct coord_worker *w = c->workers;
-		c->workers = w->next;
-		hf_env_free(w->reg_env);
-		free(w->telemetry);
-		free(w->id);
-		free(w);
-	}
-}
-
 /* ---- register ---- */
 
 static void register_done(struct db_op *op)
@@ -256,9 +76,18 @@ static void register_done(struct db_op *op)
 		log_warn("could not record worker \"%s\" in the database: %s, ignoring", reg->worker_id,
 			 op->err);
 
-	/* The worker record keeps this envelope; the request no longer owns it. */
+	/* The worker record keeps the validated Register (its unknown fields
+	 * are gone); the request no longer owns it. */
 	cw = coord_worker_find(c, reg->worker_id);
 	if (!cw) {
+		if (coord_workers_make_room(c) < 0) {
+			log_warn("refused worker \"%s\": %d workers are connected, the most this coordinator keeps",
+				 reg->worker_id, HF_MAX_WORKERS);
+			coord_reply_error(w->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
+					  "this coordinator already has %d connected workers, its limit", HF_MAX_WORKERS);
+			worker_req_free(w);
+			return;
+		}
 		cw = calloc(1, sizeof(*cw));
 		if (cw)
 			cw->id = strdup(reg->worker_id);
@@ -271,9 +100,20 @@ static void register_done(struct db_op *op)
 		cw->next = c->workers;
 		c->workers = cw;
 	}
-	hf_env_free(cw->reg_env);
-	cw->reg_env = w->env;
-	w->env = NULL;
+	Hf__Register *taken = w->env->register_;
+	w->env->register_ = NULL;
+	w->env->body_case = HF__ENVELOPE__BODY__NOT_SET;
+	if (coord_worker_set_reg(cw, taken) < 0) {
+		/* The old description (if any) stays; a new worker without one goes. */
+		if (!cw->reg) {
+			c->workers = cw->next; /* it was just added at the head */
+			coord_worker_free(cw);
+		}
+		coord_reply_error(w->req, HF__ERROR_CODE__ERR_INTERNAL, "out of memory");
+		worker_req_free(w);
+		return;
+	}
+	reg = cw->reg;
 	cw->last_seen_ms = hf_mono_ms();
 
 	/* Re-adopt the leases it says it still holds. */
@@ -312,9 +152,10 @@ static void handle_register(struct worker_req *w)
 		worker_req_free(w);
 		return;
 	}
-	if (!reg->worker_id[0] || strlen(reg->worker_id) >= sizeof(((struct sched_task *)0)->worker_id)) {
-		coord_reply_error(w->req, HF__ERROR_CODE__ERR_BAD_REQUEST,
-				  "a worker id of 1 to 127 characters is required");
+	if (!coord_worker_find(w->c, reg->worker_id) && coord_workers_full(w->c)) {
+		/* Refused before anything is written; register_done checks again. */
+		coord_reply_error(w->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
+				  "this coordinator already has %d connected workers, its limit", HF_MAX_WORKERS);
 		worker_req_free(w);
 		return;
 	}
@@ -468,9 +309,9 @@ static bool poll_fits_cb(const struct sched_task *t, void *arg)
 	const char *hf_id = c->reg->models[t->model].hf_id;
 
 	if (c->conf.locality_wait_ms > 0 && pf->f.now_ms - t->queued_ms < c->conf.locality_wait_ms &&
-	    !has_cached(pf->self->reg_env->register_, hf_id)) {
+	    !has_cached(pf->self->reg, hf_id)) {
 		for (struct coord_worker *w = c->workers; w; w = w->next) {
-			const Hf__Register *r = w->reg_env->register_;
+			const Hf__Register *r = w->reg;
 			if (w == pf->self || !coord_worker_connected(c, w, pf->f.now_ms) ||
 			    coord_drained(c, w->id, NULL) || !has_cached(r, hf_id))
 				continue;
@@ -493,7 +334,7 @@ bool coord_backend_satisfiable(struct coord *c, Hf__Backend b, const struct matc
 
 	hf_buf_init(&reasons);
 	for (struct coord_worker *w = c->workers; w && !ok; w = w->next) {
-		const Hf__Register *reg = w->reg_env->register_;
+		const Hf__Register *reg = w->reg;
 		size_t fitting = 0;
 		for (size_t i = 0; i < reg->n_devices; i++) {
 			char one[256];
@@ -529,7 +370,7 @@ bool coord_backend_satisfiable(struct coord *c, Hf__Backend b, const struct matc
 static void health_checks_add(struct worker_req *w, struct coord_worker *cw, int64_t now)
 {
 	struct coord *c = w->c;
-	const Hf__Register *reg = cw->reg_env->register_;
+	const Hf__Register *reg = cw->reg;
 
 	if (!c->health.devs || reg->n_devices == 0)
 		return;
@@ -582,7 +423,7 @@ static void handle_poll(struct worker_req *w)
 		cancel_add(w, ref->task_id, ref->attempt);
 	}
 
-	const Hf__Register *reg = cw->reg_env->register_;
+	const Hf__Register *reg = cw->reg;
 	if (!p->draining && !c->stopping)
 		health_checks_add(w, cw, now);
 	cap = (size_t)c->conf.max_assign_per_poll;
@@ -613,13 +454,16 @@ static void handle_poll(struct worker_req *w)
 		worker_req_free(w);
 		return;
 	}
-	for (size_t i = 0; i < p->n_free; i++)
-		for (size_t d = 0; d < reg->n_devices; d++)
-			if (reg->devices[d]->backend == p->free[i]->backend &&
-			    reg->devices[d]->index == p->free[i]->index &&
-			    !coord_drained(c, reg->worker_id, reg->devices[d]) &&
-			    !coord_quarantined(c, reg->worker_id, reg->devices[d], NULL))
-				f->free[d] = p->free[i]->free_slots;
+	/* Each entry names a registered device (validation made them distinct);
+	 * a device never has more free slots than it registered. */
+	for (size_t i = 0; i < p->n_free; i++) {
+		long d = coord_worker_device(cw, (int)p->free[i]->backend, p->free[i]->index);
+		if (d < 0 || coord_drained(c, reg->worker_id, reg->devices[d]) ||
+		    coord_quarantined(c, reg->worker_id, reg->devices[d], NULL))
+			continue;
+		uint32_t slots = reg->devices[d]->slots ? reg->devices[d]->slots : 1;
+		f->free[d] = p->free[i]->free_slots < slots ? p->free[i]->free_slots : slots;
+	}
 
 	for (f->pos = 0; f->pos < reg->n_devices && n < cap; f->pos++) {
 		const Hf__Device *dev = reg->devices[f->pos];
@@ -839,14 +683,8 @@ static void handle_results(struct worker_req *w)
 		return;
 	}
 	for (size_t i = 0; i < b->n_results; i++) {
-		Hf__TaskResult *r = b->results[i];
-		if (!hf_status_is_final(r->status)) {
-			/* Kept, but as what it is: a protocol error, not an outcome. */
-			log_warn("worker \"%s\" reported task %" PRIu64 " with non-final status %s",
-				 b->worker_id, r->task_id, hf_status_name(r->status));
-			r->status = HF__TASK_STATUS__STATUS_ERROR;
-			r->reason = "worker reported a result without a final status";
-		}
+		/* Validation refused a batch with a status that is not final. */
+		const Hf__TaskResult *r = b->results[i];
 		v[i].r = r;
 		v[i].worker_id = b->worker_id;
 		/* An infrastructure failure of the current attempt is retried while
@@ -973,7 +811,7 @@ void worker_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg)
 	struct worker_req *w;
 	Hf__Envelope *env;
 
-	env = coord_request_unpack(req, msg, "a worker");
+	env = coord_request_unpack(req, msg, HF_MSG_WORKER_REQUEST);
 	if (!env)
 		return;
 	w = calloc(1, sizeof(*w));

@@ -19,6 +19,7 @@
 #include "hf_nuv.h"
 #include "hf_proto.h"
 #include "hf_util.h"
+#include "hf_validate.h"
 #include "result.h"
 #include "spool.h"
 
@@ -134,14 +135,23 @@ static int session_call(struct session *s, const Hf__Envelope *env, nuv_reply_cb
 	return nuv_client_call(s->client, msg, call_timeout_ms(s), cb, s);
 }
 
-/* The reply as an envelope: rv from the call, or -EBADMSG. */
+/* The reply as a validated envelope (hf_validate.h): rv from the call, or
+ * -EBADMSG when it is not a reply a coordinator may send (logged: what
+ * broke which limit). */
 static int reply_unpack(int rv, nng_msg *reply, Hf__Envelope **ret_env)
 {
+	char err[256];
+
 	if (rv < 0)
 		return rv;
-	rv = hf_env_unpack(nng_msg_body(reply), nng_msg_len(reply), ret_env);
+	rv = hf_msg_decode(nng_msg_body(reply), nng_msg_len(reply), HF_MSG_WORKER_REPLY, ret_env, err,
+			   sizeof(err));
 	nng_msg_free(reply);
-	return rv;
+	if (rv < 0) {
+		log_warn("refused a reply from the coordinator: %s", err);
+		return -EBADMSG;
+	}
+	return 0;
 }
 
 static const char *call_error(int rv)

@@ -13,12 +13,12 @@
 #include <unistd.h>
 
 #include "hf_log.h"
+#include "hf_proto.h"
 
 #ifndef HF_RUNNER_DIR
 #error "HF_RUNNER_DIR must be defined by the build (the installed runners directory)"
 #endif
 
-#define WORKER_ID_MAX 128
 
 #define MS_SECOND INT64_C(1000)
 #define MS_MINUTE (60 * MS_SECOND)
@@ -148,16 +148,11 @@ static int conf_apply_override(struct worker_conf *c, const struct worker_conf_o
 	return r;
 }
 
+/* The coordinator's rule for worker ids (common/hf_limits.h): refused here
+ * at start rather than by every registration. */
 static bool id_valid(const char *id)
 {
-	size_t n = strlen(id);
-
-	if (n == 0 || n > WORKER_ID_MAX)
-		return false;
-	for (const unsigned char *p = (const unsigned char *)id; *p; p++)
-		if (*p <= ' ' || *p == 0x7f)
-			return false;
-	return true;
+	return hf_id_valid(id) && strlen(id) <= HF_WORKER_ID_MAX;
 }
 
 static int conf_derive(struct worker_conf *c, char *err, size_t errlen)
@@ -196,8 +191,8 @@ static int conf_derive(struct worker_conf *c, char *err, size_t errlen)
 	}
 	if (!id_valid(c->id)) {
 		snprintf(err, errlen,
-			 "invalid value for setting \"worker.id\": \"%s\" (1 to %d characters, no blanks or control characters)",
-			 c->id, WORKER_ID_MAX);
+			 "invalid value for setting \"worker.id\": \"%s\" (1 to %d of A-Z a-z 0-9 . _ : -)",
+			 c->id, HF_WORKER_ID_MAX);
 		return -EINVAL;
 	}
 

@@ -16,6 +16,7 @@
 
 #include "hf_nuv.h"
 #include "hf_util.h"
+#include "hf_validate.h"
 
 struct hfctl_client {
 	nng_socket sock;
@@ -177,11 +178,14 @@ int hfctl_client_call(struct hfctl_client *c, const Hf__Envelope *req, Hf__Envel
 		goto out;
 	}
 
-	r = hf_env_unpack(nng_msg_body(reply), nng_msg_len(reply), &env);
+	char why[256];
+	r = hf_msg_decode(nng_msg_body(reply), nng_msg_len(reply), HF_MSG_CONTROL_REPLY, &env, why,
+			  sizeof(why));
 	if (r < 0) {
 		snprintf(err, errlen,
-			 "could not read reply from coordinator at \"%s\": not a valid hfleet message",
-			 c->url);
+			 "could not read reply from coordinator at \"%s\": not a valid hfleet message (%s)",
+			 c->url, why);
+		r = -EBADMSG;
 		goto out;
 	}
 	if (env->body_case == HF__ENVELOPE__BODY_ERROR) {

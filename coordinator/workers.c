@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The registered workers as the coordinator keeps them: one bounded record
+ * per worker (its validated Register and an index of its devices by
+ * backend and index), at most HF_MAX_WORKERS of them; and the operator's
+ * state of their devices (drains, quarantine lookups).  Loop thread only.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coordinator.h"
+#include "hf_log.h"
+#include "hf_proto.h"
+#include "hf_util.h"
+
+struct coord_worker *coord_worker_find(struct coord *c, const char *id)
+{
+	for (struct coord_worker *w = c->workers; w; w = w->next)
+		if (strcmp(w->id, id) == 0)
+			return w;
+	return NULL;
+}
+
+bool coord_worker_connected(const struct coord *c, const struct coord_worker *w, int64_t now_ms)
+{
+	return now_ms - w->last_seen_ms < 3 * c->conf.heartbeat_ms + 2000;
+}
+
+Hf__DeviceTelemetry *coord_worker_telemetry(struct coord_worker *w, const Hf__Device *d)
+{
+	for (size_t k = 0; k < w->n_telemetry; k++)
+		if (w->telemetry[k].backend == d->backend && w->telemetry[k].index == d->index)
+			return &w->telemetry[k];
+	return NULL;
+}
+
+size_t coord_device_running(struct sched_task *const *leased, size_t n, const char *worker_id,
+			    const Hf__Device *d)
+{
+	size_t running = 0;
+	for (size_t k = 0; k < n; k++)
+		for (uint8_t x = 0; x < leased[k]->n_devices; x++)
+			running += leased[k]->backend == d->backend && leased[k]->devices[x] == d->index &&
+				   strcmp(leased[k]->worker_id, worker_id) == 0;
+	return running;
+}
+
+bool coord_drained(const struct coord *c, const char *worker_id, const Hf__Device *device)
+{
+	for (const struct coord_drain *d = c->drains; d; d = d->next) {
+		if (strcmp(d->d.worker_id, worker_id) != 0)
+			continue;
+		if (d->d.backend < 0)
+			return true;
+		if (device && (int)device->backend == d->d.backend && (int)device->index == d->d.index)
+			return true;
+	}
+	return false;
+}
+
+int coord_drain_set(struct coord *c, const struct db_drain *d, bool undrain)
+{
+	for (struct coord_drain **pp = &c->drains; *pp; pp = &(*pp)->next) {
+		struct coord_drain *x = *pp;
+		if (strcmp(x->d.worker_id, d->worker_id) == 0 && x->d.backend == d->backend &&
+		    x->d.index == d->index) {
+			if (undrain) {
+				*pp = x->next;
+				free(x);
+			}
+			return 0;
+		}
+	}
+	if (undrain)
+		return 0;
+	struct coord_drain *x = calloc(1, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	x->d = *d;
+	x->next = c->drains;
+	c->drains = x;
+	return 0;
+}
+
+bool coord_quarantined(const struct coord *c, const char *worker_id, const Hf__Device *device,
+		       const char **ret_reason)
+{
+	return health_quarantined(&c->health, worker_id, (int)device->backend, device->index, ret_reason);
+}
+
+struct quarantine_write {
+	struct db_op op;
+	struct db_quarantine q;
+};
+
+static void quarantine_write_done(struct db_op *op)
+{
+	struct quarantine_write *qw = op->ctx;
+
+	if (op->rc < 0)
+		log_warn("could not record the quarantine of %s/%s:%" PRIu32 " in the database: %s; "
+			 "it holds until this coordinator stops",
+			 qw->q.worker_id, hf_backend_name((Hf__Backend)qw->q.backend), qw->q.index, op->err);
+	free(qw);
+}
+
+void coord_quarantine_persist(struct coord *c, const char *worker_id, int backend, uint32_t index,
+			      bool quarantined, const char *reason)
+{
+	struct quarantine_write *qw = calloc(1, sizeof(*qw));
+
+	if (!qw) {
+		log_warn("could not record the quarantine of %s/%s:%" PRIu32 ": out of memory", worker_id,
+			 hf_backend_name((Hf__Backend)backend), index);
+		return;
+	}
+	hf_strlcpy(qw->q.worker_id, worker_id, sizeof(qw->q.worker_id));
+	qw->q.backend = backend;
+	qw->q.index = index;
+	qw->q.quarantined = quarantined;
+	hf_strlcpy(qw->q.reason, reason ? reason : "", sizeof(qw->q.reason));
+	qw->op.kind = DB_OP_HEALTH_STORE;
+	qw->op.u.health.states = &qw->q;
+	qw->op.u.health.n_states = 1;
+	qw->op.done = quarantine_write_done;
+	qw->op.ctx = qw;
+	db_submit(c->db, &qw->op);
+}
+
+void coord_drains_free(struct coord *c)
+{
+	while (c->drains) {
+		struct coord_drain *d = c->drains;
+		c->drains = d->next;
+		free(d);
+	}
+}
+
+void coord_worker_free(struct coord_worker *w)
+{
+	if (!w)
+		return;
+	if (w->reg)
+		hf__register__free_unpacked(w->reg, NULL);
+	free(w->dev_order);
+	free(w->telemetry);
+	free(w->id);
+	free(w);
+}
+
+static int device_key_cmp(const Hf__Device *a, int backend, uint32_t index)
+{
+	if ((int)a->backend != backend)
+		return (int)a->backend < backend ? -1 : 1;
+	return a->index < index ? -1 : a->index > index ? 1 : 0;
+}
+
+/* qsort_r is a GNU extension: the devices being sorted travel in a
+ * file-scope pointer, which is safe on the one loop thread. */
+static const Hf__Register *sorting_reg;
+
+static int dev_order_cmp(const void *a, const void *b)
+{
+	const Hf__Device *db = sorting_reg->devices[*(const uint32_t *)b];
+	return device_key_cmp(sorting_reg->devices[*(const uint32_t *)a], (int)db->backend, db->index);
+}
+
+static int cached_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+long coord_worker_device(const struct coord_worker *w, int backend, uint32_t index)
+{
+	size_t lo = 0, hi = w->reg->n_devices;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int cmp = device_key_cmp(w->reg->devices[w->dev_order[mid]], backend, index);
+		if (cmp == 0)
+			return (long)w->dev_order[mid];
+		if (cmp < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+/* Makes w describe itself with reg (taken): the device index and the
+ * sorted cache list.  Returns 0 or -ENOMEM (reg is then freed). */
+int coord_worker_set_reg(struct coord_worker *w, Hf__Register *reg)
+{
+	uint32_t *order = malloc((reg->n_devices + 1) * sizeof(*order));
+
+	if (!order) {
+		hf__register__free_unpacked(reg, NULL);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < reg->n_devices; i++)
+		order[i] = (uint32_t)i;
+	sorting_reg = reg;
+	if (reg->n_devices > 1)
+		qsort(order, reg->n_devices, sizeof(*order), dev_order_cmp);
+	sorting_reg = NULL;
+	/* has_cached looks weights up by binary search. */
+	if (reg->n_cached_models > 1)
+		qsort(reg->cached_models, reg->n_cached_models, sizeof(*reg->cached_models), cached_cmp);
+	if (w->reg)
+		hf__register__free_unpacked(w->reg, NULL);
+	free(w->dev_order);
+	w->reg = reg;
+	w->dev_order = order;
+	return 0;
+}
+
+/* Where the link to the worker record to forget for a new one is: NULL
+ * when there is room, the worker seen longest ago that is no longer
+ * connected at HF_MAX_WORKERS; *ret_full tells whether every one is
+ * connected (no room). */
+static struct coord_worker **coord_workers_victim(struct coord *c, bool *ret_full)
+{
+	struct coord_worker **oldest = NULL;
+	size_t n = 0;
+	int64_t now = hf_mono_ms();
+
+	for (struct coord_worker **pp = &c->workers; *pp; pp = &(*pp)->next) {
+		n++;
+		if (!coord_worker_connected(c, *pp, now) &&
+		    (!oldest || (*pp)->last_seen_ms < (*oldest)->last_seen_ms))
+			oldest = pp;
+	}
+	*ret_full = n >= HF_MAX_WORKERS && !oldest;
+	return n >= HF_MAX_WORKERS ? oldest : NULL;
+}
+
+bool coord_workers_full(struct coord *c)
+{
+	bool full;
+	coord_workers_victim(c, &full);
+	return full;
+}
+
+int coord_workers_make_room(struct coord *c)
+{
+	bool full;
+	struct coord_worker **oldest = coord_workers_victim(c, &full);
+	int64_t now = hf_mono_ms();
+
+	if (full)
+		return -EBUSY;
+	if (!oldest)
+		return 0;
+	struct coord_worker *gone = *oldest;
+	log_info("forgetting worker \"%s\", not seen for %" PRId64 " s, to make room for a new one (at most %d workers)",
+		 gone->id, (now - gone->last_seen_ms) / 1000, HF_MAX_WORKERS);
+	*oldest = gone->next;
+	coord_worker_free(gone);
+	return 0;
+}
+
+void coord_workers_free(struct coord *c)
+{
+	while (c->workers) {
+		struct coord_worker *w = c->workers;
+		c->workers = w->next;
+		coord_worker_free(w);
+	}
+}

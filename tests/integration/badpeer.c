@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * A hostile worker for the integration tests: sends one message that
+ * breaks a rule of the protocol's limits to a coordinator's worker address
+ * over a real nng REQ socket, and prints the answer.  Exits 0 when the
+ * coordinator refused it with ERR_BAD_REQUEST (and its answer is itself a
+ * valid message: UTF-8 text), 1 otherwise.
+ *   hf-badpeer URL ATTACK
+ * ATTACK: nonfinal-result status-99 nan-result dup-devices nul-string
+ *         bad-utf8-id huge-poll
+ *   hf-badpeer URL register-flood PREFIX N
+ * registers N workers PREFIX-0 .. PREFIX-(N-1), one after the other, and
+ * prints "accepted A refused R (last error: ...)"; exits 0 when every
+ * answer was a RegisterReply or ERR_UNAVAILABLE.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+
+#include "hf_proto.h"
+#include "hf_validate.h"
+
+static int pack(Hf__Envelope *env, nng_msg **ret)
+{
+	return hf_env_pack(env, ret) < 0 ? -1 : 0;
+}
+
+static int result_attack(const char *attack, nng_msg **ret)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__ResultBatch b = HF__RESULT_BATCH__INIT;
+	Hf__TaskResult r = HF__TASK_RESULT__INIT, *rp[] = { &r };
+
+	b.worker_id = "badpeer";
+	b.results = rp;
+	b.n_results = 1;
+	r.task_id = 987654321; /* no such task */
+	r.attempt = 1;
+	r.reason = "";
+	if (strcmp(attack, "nonfinal-result") == 0) {
+		r.status = HF__TASK_STATUS__STATUS_UNSPECIFIED;
+	} else if (strcmp(attack, "status-99") == 0) {
+		r.status = (Hf__TaskStatus)99;
+	} else {
+		r.status = HF__TASK_STATUS__STATUS_PASSED;
+		r.started_at = NAN;
+	}
+	env.body_case = HF__ENVELOPE__BODY_RESULTS;
+	env.results = &b;
+	return pack(&env, ret);
+}
+
+static int register_attack(const char *attack, nng_msg **ret)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__Register reg = HF__REGISTER__INIT;
+	Hf__Device d[2], *dp[2];
+	char *cached[] = { "bertXgpt2" };
+
+	for (int i = 0; i < 2; i++) {
+		hf__device__init(&d[i]);
+		d[i].backend = HF__BACKEND__BACKEND_CPU;
+		d[i].index = (uint32_t)i;
+		d[i].slots = 1;
+		dp[i] = &d[i];
+	}
+	reg.worker_id = "badpeer";
+	reg.hostname = "badpeer";
+	reg.software_version = "0.0.0";
+	reg.protocol_version = HF_PROTOCOL_VERSION;
+	reg.devices = dp;
+	reg.n_devices = 2;
+	if (strcmp(attack, "dup-devices") == 0)
+		d[1].index = 0;
+	else if (strcmp(attack, "bad-utf8-id") == 0)
+		reg.worker_id = "bad\xff\xfe";
+	else if (strcmp(attack, "nul-string") == 0)
+		reg.cached_models = cached, reg.n_cached_models = 1;
+	env.body_case = HF__ENVELOPE__BODY_REGISTER;
+	env.register_ = &reg;
+	if (pack(&env, ret) < 0)
+		return -1;
+	if (strcmp(attack, "nul-string") == 0) {
+		/* "bertXgpt2" -> "bert\0gpt2": protobuf-c would read "bert". */
+		char *body = nng_msg_body(*ret);
+		size_t len = nng_msg_len(*ret);
+		for (size_t i = 0; i + 9 <= len; i++)
+			if (memcmp(body + i, "bertXgpt2", 9) == 0)
+				body[i + 4] = '\0';
+	}
+	return 0;
+}
+
+static int poll_attack(nng_msg **ret)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__Poll p = HF__POLL__INIT;
+	size_t n = 100000;
+	Hf__DeviceFree *f = calloc(n, sizeof(*f));
+	Hf__DeviceFree **fp = calloc(n, sizeof(*fp));
+	int r;
+
+	if (!f || !fp)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		hf__device_free__init(&f[i]);
+		f[i].backend = HF__BACKEND__BACKEND_CPU;
+		f[i].index = (uint32_t)(i % 4096);
+		f[i].free_slots = 1;
+		fp[i] = &f[i];
+	}
+	p.worker_id = "badpeer";
+	p.free = fp;
+	p.n_free = n;
+	env.body_case = HF__ENVELOPE__BODY_POLL;
+	env.poll = &p;
+	r = pack(&env, ret);
+	free(f);
+	free(fp);
+	return r;
+}
+
+static int register_flood(const char *url, const char *prefix, int n)
+{
+	nng_socket sock;
+	int rv, accepted = 0, refused = 0, other = 0;
+	char last[256] = "", id[96], err[256];
+
+	if ((rv = nng_req0_open(&sock)) != 0 || (rv = nng_dial(sock, url, NULL, 0)) != 0) {
+		fprintf(stderr, "hf-badpeer: could not connect to \"%s\": %s\n", url, nng_strerror(rv));
+		return 1;
+	}
+	nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 10000);
+	for (int i = 0; i < n; i++) {
+		Hf__Envelope env = HF__ENVELOPE__INIT, *reply = NULL;
+		Hf__Register reg = HF__REGISTER__INIT;
+		nng_msg *msg;
+		snprintf(id, sizeof(id), "%s-%d", prefix, i);
+		reg.worker_id = id;
+		reg.hostname = id;
+		reg.software_version = "0.0.0";
+		reg.protocol_version = HF_PROTOCOL_VERSION;
+		env.body_case = HF__ENVELOPE__BODY_REGISTER;
+		env.register_ = &reg;
+		if (hf_env_pack(&env, &msg) < 0 || (rv = nng_sendmsg(sock, msg, 0)) != 0 ||
+		    (rv = nng_recvmsg(sock, &msg, 0)) != 0) {
+			fprintf(stderr, "hf-badpeer: no answer to registration %d\n", i);
+			return 1;
+		}
+		rv = hf_msg_decode(nng_msg_body(msg), nng_msg_len(msg), HF_MSG_WORKER_REPLY, &reply, err,
+				   sizeof(err));
+		nng_msg_free(msg);
+		if (rv < 0) {
+			other++;
+			continue;
+		}
+		if (reply->body_case == HF__ENVELOPE__BODY_REGISTER_REPLY) {
+			accepted++;
+		} else if (reply->body_case == HF__ENVELOPE__BODY_ERROR &&
+			   reply->error->code == HF__ERROR_CODE__ERR_UNAVAILABLE) {
+			refused++;
+			snprintf(last, sizeof(last), "%s", reply->error->message);
+		} else {
+			other++;
+		}
+		hf_env_free(reply);
+	}
+	nng_close(sock);
+	printf("accepted %d refused %d (last error: %s)\n", accepted, refused, last);
+	return other ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	Hf__Envelope *reply = NULL;
+	nng_socket sock;
+	nng_msg *msg = NULL;
+	char err[256];
+	int rv;
+
+	if (argc == 5 && strcmp(argv[2], "register-flood") == 0)
+		return register_flood(argv[1], argv[3], atoi(argv[4]));
+	if (argc != 3) {
+		fprintf(stderr, "usage: hf-badpeer URL ATTACK\n");
+		return 2;
+	}
+	const char *a = argv[2];
+	if (strcmp(a, "nonfinal-result") == 0 || strcmp(a, "status-99") == 0 || strcmp(a, "nan-result") == 0)
+		rv = result_attack(a, &msg);
+	else if (strcmp(a, "dup-devices") == 0 || strcmp(a, "bad-utf8-id") == 0 || strcmp(a, "nul-string") == 0)
+		rv = register_attack(a, &msg);
+	else if (strcmp(a, "huge-poll") == 0)
+		rv = poll_attack(&msg);
+	else
+		rv = (fprintf(stderr, "hf-badpeer: unknown attack \"%s\"\n", a), -1);
+	if (rv < 0)
+		return 2;
+
+	if ((rv = nng_req0_open(&sock)) != 0 || (rv = nng_dial(sock, argv[1], NULL, 0)) != 0) {
+		fprintf(stderr, "hf-badpeer: could not connect to \"%s\": %s\n", argv[1], nng_strerror(rv));
+		return 1;
+	}
+	nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 10000);
+	if ((rv = nng_sendmsg(sock, msg, 0)) != 0 || (rv = nng_recvmsg(sock, &msg, 0)) != 0) {
+		fprintf(stderr, "hf-badpeer: no answer: %s\n", nng_strerror(rv));
+		return 1;
+	}
+	rv = hf_msg_decode(nng_msg_body(msg), nng_msg_len(msg), HF_MSG_WORKER_REPLY, &reply, err, sizeof(err));
+	nng_msg_free(msg);
+	nng_close(sock);
+	if (rv < 0) {
+		fprintf(stderr, "hf-badpeer: invalid answer: %s\n", err);
+		return 1;
+	}
+	if (reply->body_case == HF__ENVELOPE__BODY_ERROR) {
+		printf("error %d: %s\n", reply->error->code, reply->error->message);
+		rv = reply->error->code == HF__ERROR_CODE__ERR_BAD_REQUEST ? 0 : 1;
+	} else {
+		printf("answered with message type %d\n", reply->body_case);
+		rv = 1;
+	}
+	hf_env_free(reply);
+	return rv;
+}
