@@ -112,8 +112,11 @@
 #define HF_MAX_RUNNING_CAP 100000  /* SubmitRequest.max_running */
 #define HF_JOB_LIST_MAX 100000     /* JobListRequest.limit */
 #define HF_CPU_COUNT_MAX 1000000   /* sockets, cores, threads, NUMA nodes */
-/* Timestamps (unix seconds): 0 (not known) or within 2000-01-01 .. 2200-01-01. */
-#define HF_TIME_MIN 946684800.0
+/* Timestamps (unix seconds): 1970-01-01 .. 2200-01-01, finite.  A worker
+ * whose clock is wrong (a board that booted without a real-time clock
+ * says 1970) still reports its results: the times are the worker's claim,
+ * and the coordinator keeps its own. */
+#define HF_TIME_MIN 0.0
 #define HF_TIME_MAX 7258118400.0
 #define HF_DURATION_MAX (366.0 * 24 * 3600) /* seconds */
 /* Telemetry readings: finite, negative meaning "not available". */

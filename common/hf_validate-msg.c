@@ -52,11 +52,9 @@ static int check_double(struct vctx *v, const char *name, double x, double min, 
 	return r;
 }
 
-/* A point in time: 0 (not known) or a plausible unix time. */
+/* A point in time: 0 (not known) or a unix time PostgreSQL can store. */
 static int check_time(struct vctx *v, const char *name, double t)
 {
-	if (t == 0.0)
-		return 0;
 	return check_double(v, name, t, HF_TIME_MIN, HF_TIME_MAX);
 }
 

@@ -52,7 +52,7 @@ static void submit_done(struct db_op *op)
 		if (op->u.job_create.conflict)
 			coord_reply_error(q->req, HF__ERROR_CODE__ERR_BAD_REQUEST, "%s", op->err);
 		else
-			coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
+			coord_reply_error(q->req, coord_db_error_code(op->rc),
 					  "the job was not accepted: %s", op->err);
 		goto out;
 	}
@@ -190,7 +190,7 @@ static void read_done(struct db_op *op)
 	struct control_req *q = op->ctx;
 	if (op->rc < 0 || !op->u.read.reply) {
 		nng_msg_free(op->u.read.reply);
-		coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNAVAILABLE, "could not read: %s",
+		coord_reply_error(q->req, coord_db_error_code(op->rc), "could not read: %s",
 				  op->err[0] ? op->err : "unknown error");
 	} else {
 		nuv_reply(q->req, op->u.read.reply);
@@ -227,7 +227,7 @@ static void cancel_done(struct db_op *op)
 	uint64_t job_id = op->u.cancel.job_id;
 
 	if (op->rc < 0) {
-		coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNAVAILABLE, "the job was not cancelled: %s",
+		coord_reply_error(q->req, coord_db_error_code(op->rc), "the job was not cancelled: %s",
 				  op->err);
 		control_req_free(q);
 		return;
@@ -285,7 +285,7 @@ static void retry_done(struct db_op *op)
 
 	if (op->rc < 0 || !op->u.retry.found) {
 		if (op->rc < 0)
-			coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNAVAILABLE, "nothing was retried: %s",
+			coord_reply_error(q->req, coord_db_error_code(op->rc), "nothing was retried: %s",
 					  op->err);
 		else
 			coord_reply_error(q->req, HF__ERROR_CODE__ERR_NOT_FOUND, "no job %" PRIu64,
@@ -333,7 +333,7 @@ static void drain_done(struct db_op *op)
 	const struct db_drain *d = &op->u.drain.d;
 
 	if (op->rc < 0) {
-		coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNAVAILABLE, "not recorded: %s", op->err);
+		coord_reply_error(q->req, coord_db_error_code(op->rc), "not recorded: %s", op->err);
 		control_req_free(q);
 		return;
 	}

@@ -154,6 +154,11 @@ void coord_worker_free(struct coord_worker *w);
 void coord_reply_error(nuv_request_t *req, Hf__ErrorCode code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* The error code for a failed database op: ERR_BAD_REQUEST when the
+ * database refused the request's own values (rc -EINVAL: sending them
+ * again cannot help), else ERR_UNAVAILABLE (try again later). */
+Hf__ErrorCode coord_db_error_code(int rc);
+
 /* Packs env and replies; on failure replies with an internal error. */
 void coord_reply(nuv_request_t *req, Hf__Envelope *env);
 

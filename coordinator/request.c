@@ -39,6 +39,11 @@ void coord_reply_error(nuv_request_t *req, Hf__ErrorCode code, const char *fmt, 
 	nuv_reply(req, msg);
 }
 
+Hf__ErrorCode coord_db_error_code(int rc)
+{
+	return rc == -EINVAL ? HF__ERROR_CODE__ERR_BAD_REQUEST : HF__ERROR_CODE__ERR_UNAVAILABLE;
+}
+
 /* The peer's address for a log line ("tcp 127.0.0.1:5555"), or a
  * description of the port's peers when nng cannot say. */
 static const char *peer_address(nng_msg *msg, enum hf_msg_role role, char *buf, size_t len)

@@ -588,8 +588,12 @@ static void results_done(struct db_op *op)
 	size_t n = 0;
 
 	if (op->rc < 0) {
-		coord_reply_error(w->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
-				  "results not stored, send them again: %s", op->err);
+		if (op->rc == -EINVAL)
+			coord_reply_error(w->req, HF__ERROR_CODE__ERR_BAD_REQUEST,
+					  "results refused, none stored: %s", op->err);
+		else
+			coord_reply_error(w->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
+					  "results not stored, send them again: %s", op->err);
 		worker_req_free(w);
 		return;
 	}

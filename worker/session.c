@@ -73,6 +73,13 @@ struct session {
 	enum session_state state;
 	bool draining;
 	bool reg_inflight, poll_inflight, results_inflight, poll_again;
+	/* The batch in flight: how many results, and the first one's name.
+	 * After the coordinator refused a batch as invalid, batches of one
+	 * (results_isolate) find the result it refuses, which is set aside. */
+	size_t results_sent;
+	uint64_t results_sent_task;
+	uint32_t results_sent_attempt;
+	bool results_isolate;
 	bool health_inflight;
 	bool health_unsupported;     /* the coordinator does not know HealthReport */
 	bool health_at_register;     /* check every device once registered */
@@ -230,21 +237,46 @@ static void pending_add(struct session *s, Hf__TaskResult *result, bool spooled)
 		pending_spool(s, p);
 }
 
-static void pending_remove(struct session *s, uint64_t task_id, uint32_t attempt)
+/* Takes a result off the pending list (the caller deals with its spool
+ * file); false when it is not there. */
+static bool pending_unlink(struct session *s, uint64_t task_id, uint32_t attempt)
 {
 	struct pending **pp, *p;
-	int r;
 
 	for (pp = &s->pending; (p = *pp); pp = &p->next)
 		if (p->result->task_id == task_id && p->result->attempt == attempt)
 			break;
 	if (!p)
-		return;
+		return false;
 	*pp = p->next;
 	if (s->pending_tail == &p->next)
 		s->pending_tail = pp;
 	s->n_pending--;
+	result_free(p->result);
+	free(p);
+	return true;
+}
 
+/* A result that will not be sent: its spool file was set aside. */
+static void pending_forget(struct session *s, uint64_t task_id, uint32_t attempt)
+{
+	if (!pending_unlink(s, task_id, attempt))
+		return;
+	if (executor_task_dir_remove(s->ex, task_id, attempt) < 0)
+		log_warn("could not remove the directory of task %" PRIu64 " attempt %" PRIu32 ", ignoring",
+			 task_id, attempt);
+	if (s->state == SESSION_FLUSHING && s->n_pending == 0) {
+		log_info("all results reported or set aside");
+		session_end(s, 0);
+	}
+}
+
+static void pending_remove(struct session *s, uint64_t task_id, uint32_t attempt)
+{
+	int r;
+
+	if (!pending_unlink(s, task_id, attempt))
+		return;
 	r = spool_remove(s->spool, task_id, attempt);
 	if (r < 0)
 		log_warn("could not remove the result of task %" PRIu64 " attempt %" PRIu32
@@ -256,8 +288,6 @@ static void pending_remove(struct session *s, uint64_t task_id, uint32_t attempt
 			 ": %s, ignoring",
 			 task_id, attempt, strerror(-r));
 	log_debug("result of task %" PRIu64 " attempt %" PRIu32 " acknowledged", task_id, attempt);
-	result_free(p->result);
-	free(p);
 }
 
 static void pending_free_all(struct session *s)
@@ -753,6 +783,33 @@ static void poll_send(struct session *s)
 
 /* ---- results ---- */
 
+/* The coordinator refused the batch in flight as invalid: sending it
+ * again cannot help.  A batch of several is sent again one result at a
+ * time; a result refused alone is set aside in the spool (as .bad, for a
+ * person to look at) so that it cannot hold back the others.  Its task's
+ * lease then runs out and the coordinator decides what follows. */
+static void results_refused(struct session *s, const char *why)
+{
+	if (s->results_sent > 1) {
+		log_warn("coordinator %s refused a batch of %zu results: %s; sending them one by one "
+			 "to find the one it refuses",
+			 s->cfg.url, s->results_sent, why);
+		s->results_isolate = true;
+		results_flush(s);
+		return;
+	}
+	uint64_t task = s->results_sent_task;
+	uint32_t attempt = s->results_sent_attempt;
+	int r = spool_set_aside(s->spool, task, attempt);
+	log_error("coordinator %s refused the result of task %" PRIu64 " attempt %" PRIu32
+		  " as invalid: %s; %s, not sent again",
+		  s->cfg.url, task, attempt, why,
+		  r < 0 ? "it could not be moved aside in the spool" : "it is set aside in the spool as .bad");
+	if (r == 0)
+		pending_forget(s, task, attempt);
+	results_flush(s);
+}
+
 static void results_reply_cb(int rv, nng_msg *reply, void *arg)
 {
 	struct session *s = arg;
@@ -779,6 +836,10 @@ static void results_reply_cb(int rv, nng_msg *reply, void *arg)
 	case HF__ENVELOPE__BODY_ERROR:
 		if (env->error->code == HF__ERROR_CODE__ERR_NOT_REGISTERED) {
 			session_reregister(s);
+			goto out;
+		}
+		if (env->error->code == HF__ERROR_CODE__ERR_BAD_REQUEST) {
+			results_refused(s, env->error->message);
 			goto out;
 		}
 		log_warn("coordinator %s refused results: %s; sending them again later", s->cfg.url,
@@ -808,7 +869,10 @@ static void results_flush(struct session *s)
 
 	if ((s->state != SESSION_ACTIVE && s->state != SESSION_FLUSHING) || s->results_inflight)
 		return;
-	for (struct pending *p = s->pending; p && n < SESSION_BATCH_MAX; p = p->next) {
+	size_t most = s->results_isolate ? 1 : SESSION_BATCH_MAX;
+	if (!s->pending)
+		s->results_isolate = false;
+	for (struct pending *p = s->pending; p && n < most; p = p->next) {
 		size_t size = hf__task_result__get_packed_size(p->result);
 		if (n > 0 && bytes + size > SESSION_BATCH_BYTES)
 			break;
@@ -828,6 +892,9 @@ static void results_flush(struct session *s)
 		return;
 	}
 	s->results_inflight = true;
+	s->results_sent = n;
+	s->results_sent_task = list[0]->task_id;
+	s->results_sent_attempt = list[0]->attempt;
 	log_debug("reporting %zu results (%zu bytes)", n, bytes);
 }
 

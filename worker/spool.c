@@ -19,6 +19,7 @@
 
 #include "hf_log.h"
 #include "hf_util.h"
+#include "hf_validate.h"
 #include "result.h"
 
 #define SPOOL_SUFFIX ".result"
@@ -165,7 +166,34 @@ static bool parse_name(const char *name, uint64_t *ret_task, uint32_t *ret_attem
 	return true;
 }
 
-/* Reads one spool file; -EBADMSG when it is not the result its name says. */
+int spool_result_check(const Hf__TaskResult *r, char *err, size_t errlen)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT, *back = NULL;
+	Hf__ResultBatch batch = HF__RESULT_BATCH__INIT;
+	Hf__TaskResult *list[1] = { (Hf__TaskResult *)r };
+	nng_msg *msg;
+	int rv;
+
+	batch.worker_id = "spool"; /* any valid id: the check is of the result */
+	batch.results = list;
+	batch.n_results = 1;
+	env.body_case = HF__ENVELOPE__BODY_RESULTS;
+	env.results = &batch;
+	rv = hf_env_pack(&env, &msg);
+	if (rv < 0) {
+		snprintf(err, errlen, "cannot be encoded");
+		return -EINVAL;
+	}
+	rv = hf_msg_decode(nng_msg_body(msg), nng_msg_len(msg), HF_MSG_WORKER_REQUEST, &back, err,
+			   errlen);
+	nng_msg_free(msg);
+	hf_env_free(back);
+	return rv < 0 ? -EINVAL : 0;
+}
+
+/* Reads one spool file; -EBADMSG when it is not the result its name says,
+ * or not one the coordinator would take (a file from an older version, or
+ * one damaged or planted in the spool). */
 static int load_one(const char *path, uint64_t task_id, uint32_t attempt, Hf__TaskResult **ret)
 {
 	char *buf = NULL;
@@ -186,7 +214,26 @@ static int load_one(const char *path, uint64_t task_id, uint32_t attempt, Hf__Ta
 		result_free(r);
 		return -EBADMSG;
 	}
+	char err[256];
+	if (spool_result_check(r, err, sizeof(err)) < 0) {
+		log_warn("spool file \"%s\": %s", path, err);
+		result_free(r);
+		return -EBADMSG;
+	}
 	*ret = r;
+	return 0;
+}
+
+int spool_set_aside(struct spool *sp, uint64_t task_id, uint32_t attempt)
+{
+	char path[4200], bad[4300];
+	int r = spool_path(sp, task_id, attempt, path, sizeof(path));
+
+	if (r < 0)
+		return r;
+	snprintf(bad, sizeof(bad), "%s.bad", path);
+	if (rename(path, bad) < 0 && errno != ENOENT)
+		return -errno;
 	return 0;
 }
 

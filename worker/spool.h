@@ -41,6 +41,15 @@ int spool_write(struct spool *sp, const Hf__TaskResult *r);
 /* Removes a result; one that is not there is not an error. */
 int spool_remove(struct spool *sp, uint64_t task_id, uint32_t attempt);
 
+/* Moves a result the coordinator refused as invalid out of the way, to
+ * "<name>.bad" (kept for a person to look at, never sent again); one that
+ * is not there is not an error. */
+int spool_set_aside(struct spool *sp, uint64_t task_id, uint32_t attempt);
+
+/* Would the coordinator take r: does a batch of it pass the same
+ * validation (hf_msg_decode)?  Returns 0, or -EINVAL with why in err. */
+int spool_result_check(const Hf__TaskResult *r, char *err, size_t errlen);
+
 /* Loads every spooled result, ordered by task id and attempt.  Files left
  * over by an interrupted write are removed, damaged ones moved aside. */
 int spool_load(struct spool *sp, Hf__TaskResult ***ret_results, size_t *ret_n);

@@ -41,6 +41,8 @@ static struct fake {
 	bool register_refuse;           /* answer accepted = false */
 	bool forget_at_poll[64];        /* answer poll n with ERR_NOT_REGISTERED */
 	bool ack;                       /* acknowledge results */
+	uint64_t refuse_task;           /* answer ERR_BAD_REQUEST to a batch holding it */
+	int n_refused;
 	Hf__Assignment *assign_at_poll[64][2];
 	Hf__TaskRef *cancel_at_poll[64];
 	void (*on_result)(void);
@@ -183,6 +185,18 @@ static void fake_results(nuv_request_t *req, const Hf__ResultBatch *b)
 	Hf__TaskRef refs[SESSION_BATCH_MAX], *refp[SESSION_BATCH_MAX];
 
 	fake.n_batch++;
+	for (size_t i = 0; fake.refuse_task && i < b->n_results; i++) {
+		if (b->results[i]->task_id != fake.refuse_task)
+			continue;
+		nng_msg *msg;
+		fake.n_refused++;
+		ck_assert_int_eq(hf_env_error(HF__ERROR_CODE__ERR_BAD_REQUEST, &msg,
+					      "results[%zu].reason: invalid", i), 0);
+		nuv_reply(req, msg);
+		if (fake.on_result)
+			fake.on_result();
+		return;
+	}
 	for (size_t i = 0; i < b->n_results; i++) {
 		const Hf__TaskResult *r = b->results[i];
 		ck_assert_int_lt(fake.n_results, MAX_SEEN);
@@ -579,6 +593,34 @@ START_TEST(test_unacknowledged_results_are_sent_again_after_a_restart)
 }
 END_TEST
 
+START_TEST(test_a_result_refused_as_invalid_is_set_aside_and_the_rest_reported)
+{
+	char bad[160];
+	struct stat st;
+
+	/* Task 2's result is one the coordinator refuses; task 1's, in the same
+	 * batch or not, must still be reported, and task 2's must not be sent
+	 * for ever: it is set aside in the spool. */
+	write_script("printf '{\"status\":\"passed\"}' > \"$4\"");
+	fake.assign_at_poll[0][0] = assignment(1, 1);
+	fake.assign_at_poll[0][1] = assignment(2, 1);
+	fake.ack = true;
+	fake.refuse_task = 2;
+	fake.on_result = drain_now;
+	fake_start();
+	start_session(2, 5000);
+	run_to_end();
+
+	ck_assert_int_eq(exit_code, 0);
+	ck_assert_int_ge(fake.n_refused, 1);
+	ck_assert_int_eq(fake.n_results, 1);
+	ck_assert_uint_eq(fake.results[0].task_id, 1);
+	ck_assert_uint_eq(spool_count(), 0);
+	snprintf(bad, sizeof(bad), "%s/spool/2-1.result.bad", state_dir);
+	ck_assert_int_eq(stat(bad, &st), 0);
+}
+END_TEST
+
 START_TEST(test_registers_once_the_coordinator_appears)
 {
 	start_session(1, 5000);
@@ -789,6 +831,7 @@ int main(void)
 	tcase_add_test(tc, test_drain_offers_no_slots_and_lets_the_task_finish);
 	tcase_add_test(tc, test_drain_timeout_stops_tasks_as_errors);
 	tcase_add_test(tc, test_unacknowledged_results_are_sent_again_after_a_restart);
+	tcase_add_test(tc, test_a_result_refused_as_invalid_is_set_aside_and_the_rest_reported);
 	tcase_add_test(tc, test_registers_once_the_coordinator_appears);
 	tcase_add_test(tc, test_register_describes_every_device_and_backend);
 	tcase_add_test(tc, test_a_running_benchmark_leaves_its_device_no_free_slot);
