@@ -45,6 +45,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r = hf_msg_decode(data, size, role, &env, err, sizeof(err));
 	if (r == -EBADMSG)
 		return 0;
+	/* A request of a protocol version this build does not accept is
+	 * refused as such (ERR_VERSION), its fields unread. */
+	if (r == -EPROTONOSUPPORT &&
+	    (role == HF_MSG_WORKER_REQUEST || role == HF_MSG_CONTROL_REQUEST)) {
+		if (!err[0] || !memchr(err, '\0', sizeof(err)))
+			abort();
+		return 0;
+	}
 	if (r == -EINVAL) {
 		if (!err[0] || !memchr(err, '\0', sizeof(err)))
 			abort(); /* a broken rule is named */

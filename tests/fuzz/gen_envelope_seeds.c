@@ -9,8 +9,7 @@
  * walks protobuf-c's descriptors, so a message added to the protocol gets
  * its seeds without a change here.
  *
- *   gen_envelope_seeds DIR    writes DIR/env_unpack/<body>-{full,empty}
- *                             and DIR/envelope/<body>-{full,empty}[-<role>]
+ *   gen_envelope_seeds DIR    writes DIR/envelope/<body>-{full,empty}-role<N>
  *
  * In DIR/envelope the first byte is the role fuzz_envelope.c decodes the
  * message as: 0 worker request, 1 control request, 2 worker reply,
@@ -276,7 +275,6 @@ int main(int argc, char **argv)
 			hf__envelope__pack(env, buf);
 
 			snprintf(name, sizeof(name), "%s-%s", f->name, variant == 0 ? "full" : "empty");
-			write_seed(argv[1], "env_unpack", name, -1, buf, len);
 			for (int k = 0; k < n_roles; k++) {
 				char rname[160];
 				snprintf(rname, sizeof(rname), "%s-role%d", name, roles[k]);
