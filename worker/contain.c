@@ -1,0 +1,985 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Containment of runner processes (see contain.h): choosing the mechanism,
+ * the cgroup v2 files, the /proc sweep of the subreaper, and reaping the
+ * processes re-parented to the worker.  The cgroup layout (where the worker
+ * lives, where groups go) is the process's, found once; a containment
+ * object per executor keeps its groups, the cgroups still to remove and the
+ * runners libuv waits for.
+ */
+#include "contain.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "hf_log.h"
+#include "hf_util.h"
+
+#define GROUP_NAME_MAX 64
+#define PROC_STAT_MAX 4096
+#define CGROUP_FILE_MAX (1024 * 1024)
+#define MOUNTINFO_MAX (4 * 1024 * 1024)
+/* Rounds of SIGSTOP in a sweep, and of SIGKILL by cgroup.procs, before
+ * giving up on a process that forks faster than it can be stopped. */
+#define SWEEP_PASSES 16
+/* How often, and how long, an emptied cgroup is tried again for rmdir. */
+#define RMDIR_RETRY_MS 50
+#define RMDIR_RETRIES 200
+/* At close: how long the last cgroups may take to empty. */
+#define CLOSE_WAIT_MS 1000
+
+struct contain_group {
+	struct contain *c;
+	struct contain_group *prev, *next;   /* c->groups */
+	char name[GROUP_NAME_MAX];
+	char *path;                          /* its cgroup; NULL with the subreaper */
+	pid_t leader;                        /* the runner; 0 before the spawn */
+	bool leader_alive;                   /* libuv has not reaped it */
+	bool holds_worker;                   /* the worker could not leave its cgroup */
+};
+
+/* A removed group's cgroup that still had processes. */
+struct stale_cgroup {
+	struct stale_cgroup *next;
+	char *path;
+	unsigned tries;
+};
+
+struct contain {
+	uv_loop_t *loop;
+	enum contain_mode mode;
+	bool has_kill;                       /* cgroup.kill */
+	struct contain_group *groups;
+	size_t n_groups;
+	struct stale_cgroup *stale;
+	uv_signal_t sigchld;
+	uv_timer_t rmdir_timer;
+	int open_handles;
+	bool closing;
+};
+
+/* The process's cgroup layout, found by the first contain_new. */
+static struct {
+	bool done;
+	bool usable;
+	char *base;      /* groups are made here */
+	char *home;      /* the worker's own cgroup */
+	bool base_owned; /* base is ours alone (/hfleet-worker-<pid>): made and removed here */
+	bool has_kill;
+	char why[256];   /* why not, when not usable */
+} layout;
+
+/* ---- small file helpers ---- */
+
+static int file_write(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+	int r = 0;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, text, strlen(text));
+	if (n < 0)
+		r = -errno;
+	else if ((size_t)n != strlen(text))
+		r = -EIO;
+	close(fd);
+	return r;
+}
+
+static int path_fmt(char **ret, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int path_fmt(char **ret, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(ret, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		*ret = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Writes the pid into dir/cgroup.procs: moves that process (all of its
+ * threads) into the cgroup. */
+static int cgroup_move(const char *dir, pid_t pid)
+{
+	char *procs, buf[32];
+	int r;
+
+	if (path_fmt(&procs, "%s/cgroup.procs", dir) < 0)
+		return -ENOMEM;
+	snprintf(buf, sizeof(buf), "%d", (int)pid);
+	r = file_write(procs, buf);
+	free(procs);
+	return r;
+}
+
+/* The pids cgroup.procs of dir lists (malloc'd), or a negative errno. */
+static int cgroup_pids(const char *dir, pid_t **ret, size_t *ret_n)
+{
+	char *procs, *text = NULL, *p, *end;
+	pid_t *pids = NULL;
+	size_t n = 0, cap = 0;
+	int r;
+
+	if (path_fmt(&procs, "%s/cgroup.procs", dir) < 0)
+		return -ENOMEM;
+	r = hf_read_file(procs, CGROUP_FILE_MAX, &text, NULL);
+	free(procs);
+	if (r < 0)
+		return r;
+	for (p = text; *p; p = end) {
+		long v = strtol(p, &end, 10);
+		if (end == p)
+			break;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			pid_t *grown = realloc(pids, ncap * sizeof(*pids));
+			if (!grown) {
+				free(pids);
+				free(text);
+				return -ENOMEM;
+			}
+			pids = grown;
+			cap = ncap;
+		}
+		if (v > 0)
+			pids[n++] = (pid_t)v;
+	}
+	free(text);
+	*ret = pids;
+	*ret_n = n;
+	return 0;
+}
+
+/* ---- /proc ---- */
+
+struct proc_entry {
+	pid_t pid, ppid, pgid, sid;
+	char state;
+	bool condemned, stopped;
+};
+
+static int proc_stat_read(pid_t pid, struct proc_entry *e)
+{
+	char path[64], *text = NULL, *p;
+	int ppid, pgid, sid;
+	char state;
+	int r;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	r = hf_read_file(path, PROC_STAT_MAX, &text, NULL);
+	if (r < 0)
+		return r;
+	/* The command name may hold anything, ')' too: the fields follow
+	 * the last one. */
+	p = strrchr(text, ')');
+	if (!p || sscanf(p + 1, " %c %d %d %d", &state, &ppid, &pgid, &sid) != 4) {
+		free(text);
+		return -EBADMSG;
+	}
+	free(text);
+	*e = (struct proc_entry){ .pid = pid, .ppid = ppid, .pgid = pgid, .sid = sid, .state = state };
+	return 0;
+}
+
+/* Every process /proc shows (malloc'd). */
+static int proc_scan(struct proc_entry **ret, size_t *ret_n)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	struct proc_entry *list = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		struct proc_entry e;
+
+		if (*end || pid <= 0 || proc_stat_read((pid_t)pid, &e) < 0)
+			continue; /* not a process, or gone meanwhile */
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 256;
+			struct proc_entry *grown = realloc(list, ncap * sizeof(*list));
+			if (!grown) {
+				free(list);
+				closedir(d);
+				return -ENOMEM;
+			}
+			list = grown;
+			cap = ncap;
+		}
+		list[n++] = e;
+	}
+	closedir(d);
+	*ret = list;
+	*ret_n = n;
+	return 0;
+}
+
+static bool contain_is_leader(const struct contain *c, pid_t pid)
+{
+	for (const struct contain_group *g = c->groups; g; g = g->next)
+		if (g->leader_alive && g->leader == pid)
+			return true;
+	return false;
+}
+
+/* The group whose runner leads the session (or process group) of e. */
+static const struct contain_group *contain_owner(const struct contain *c,
+						  const struct proc_entry *e)
+{
+	for (const struct contain_group *g = c->groups; g; g = g->next)
+		if (g->leader > 0 && (g->leader == e->sid || g->leader == e->pgid))
+			return g;
+	return NULL;
+}
+
+/* Reaps the adopted processes that have exited: never a runner libuv
+ * waits for. */
+static void contain_reap(struct contain *c, const struct proc_entry *list, size_t n)
+{
+	pid_t self = getpid();
+
+	for (size_t i = 0; i < n; i++) {
+		const struct proc_entry *e = &list[i];
+		if (e->ppid != self || e->state != 'Z' || contain_is_leader(c, e->pid))
+			continue;
+		while (waitpid(e->pid, NULL, WNOHANG) < 0 && errno == EINTR)
+			;
+	}
+}
+
+enum sweep_what {
+	SWEEP_GROUP,    /* the group's and no one's */
+	SWEEP_ESCAPED,  /* no one's: left their session */
+	SWEEP_ALL,      /* every descendant of the worker */
+};
+
+/* Marks what the sweep takes; returns how many are newly condemned. */
+static size_t sweep_mark(const struct contain *c, const struct contain_group *g,
+			 enum sweep_what what, struct proc_entry *list, size_t n)
+{
+	pid_t self = getpid();
+	size_t marked = 0;
+	bool grew;
+
+	for (size_t i = 0; i < n; i++) {
+		struct proc_entry *e = &list[i];
+		bool take = false;
+
+		if (e->state == 'Z' || e->pid == self)
+			continue;
+		if (what == SWEEP_ALL) {
+			take = e->ppid == self;
+		} else if (g && e->pid == g->leader) {
+			/* The runner itself: only when the whole group goes
+			 * (its children that left its session go with it). */
+			take = what == SWEEP_GROUP && g->leader_alive;
+		} else if (g && g->leader > 0 && what == SWEEP_GROUP && e->sid == g->leader) {
+			take = true;
+		} else if (e->ppid == self && !contain_is_leader(c, e->pid)) {
+			const struct contain_group *owner = contain_owner(c, e);
+			take = !owner || (what == SWEEP_GROUP && owner == g);
+		}
+		if (take && !e->condemned) {
+			e->condemned = true;
+			marked++;
+		}
+	}
+	/* And all their descendants. */
+	do {
+		grew = false;
+		for (size_t i = 0; i < n; i++) {
+			struct proc_entry *e = &list[i];
+			if (e->condemned || e->state == 'Z')
+				continue;
+			for (size_t j = 0; j < n; j++) {
+				if (list[j].condemned && list[j].pid == e->ppid) {
+					e->condemned = true;
+					marked++;
+					grew = true;
+					break;
+				}
+			}
+		}
+	} while (grew);
+	return marked;
+}
+
+/* The subreaper's sweep: stops what it takes until no new process
+ * appears, then kills all of it. */
+static void contain_sweep(struct contain *c, const struct contain_group *g, enum sweep_what what)
+{
+	pid_t *stopped = NULL;
+	size_t n_stopped = 0, cap = 0;
+
+	for (int pass = 0; pass < SWEEP_PASSES; pass++) {
+		struct proc_entry *list = NULL;
+		size_t n = 0, fresh = 0;
+
+		if (proc_scan(&list, &n) < 0) {
+			log_warn("could not read /proc to find the processes left by runners, ignoring");
+			break;
+		}
+		contain_reap(c, list, n);
+		sweep_mark(c, g, what, list, n);
+		for (size_t i = 0; i < n; i++) {
+			bool known = false;
+			if (!list[i].condemned)
+				continue;
+			for (size_t j = 0; j < n_stopped && !known; j++)
+				known = stopped[j] == list[i].pid;
+			if (known)
+				continue;
+			if (n_stopped == cap) {
+				size_t ncap = cap ? cap * 2 : 16;
+				pid_t *grown = realloc(stopped, ncap * sizeof(*stopped));
+				if (!grown)
+					break;
+				stopped = grown;
+				cap = ncap;
+			}
+			kill(list[i].pid, SIGSTOP);
+			stopped[n_stopped++] = list[i].pid;
+			fresh++;
+		}
+		free(list);
+		if (fresh == 0)
+			break;
+	}
+	for (size_t i = 0; i < n_stopped; i++)
+		kill(stopped[i], SIGKILL);
+	if (n_stopped)
+		log_debug("killed %zu process%s left behind by %s%s", n_stopped,
+			  n_stopped == 1 ? "" : "es", g ? "runner " : "runners",
+			  g ? g->name : "");
+	free(stopped);
+}
+
+/* ---- cgroups ---- */
+
+static void cgroup_kill(const struct contain_group *g)
+{
+	pid_t self = getpid();
+
+	if (g->c->has_kill && !g->holds_worker) {
+		char *kill_path;
+		int r;
+
+		if (path_fmt(&kill_path, "%s/cgroup.kill", g->path) < 0)
+			return;
+		r = file_write(kill_path, "1");
+		free(kill_path);
+		if (r == 0 || r == -ENOENT)
+			return;
+		log_warn("could not write cgroup.kill of \"%s\": %s, killing its processes one by one",
+			 g->path, strerror(-r));
+	}
+	for (int pass = 0; pass < SWEEP_PASSES; pass++) {
+		pid_t *pids = NULL;
+		size_t n = 0, others = 0;
+
+		if (cgroup_pids(g->path, &pids, &n) < 0)
+			return;
+		for (size_t i = 0; i < n; i++) {
+			if (pids[i] == self)
+				continue;
+			kill(pids[i], SIGKILL);
+			others++;
+		}
+		free(pids);
+		if (others == 0)
+			return;
+	}
+}
+
+/* Sends sig to every process in the cgroup whose session is not the
+ * leader's (all of them when only_escaped is false). */
+static void cgroup_signal(const struct contain_group *g, int sig, bool only_escaped)
+{
+	pid_t *pids = NULL, self = getpid();
+	size_t n = 0;
+
+	if (cgroup_pids(g->path, &pids, &n) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct proc_entry e;
+
+		if (pids[i] == self)
+			continue;
+		if (only_escaped &&
+		    (pids[i] == g->leader || proc_stat_read(pids[i], &e) < 0 || e.sid == g->leader))
+			continue;
+		kill(pids[i], sig);
+	}
+	free(pids);
+}
+
+static bool cgroup_populated(const char *dir)
+{
+	char *events, *text = NULL;
+	bool populated = true;
+
+	if (path_fmt(&events, "%s/cgroup.events", dir) < 0)
+		return true;
+	if (hf_read_file(events, 4096, &text, NULL) == 0)
+		populated = !strstr(text, "populated 0");
+	free(text);
+	free(events);
+	return populated;
+}
+
+static void rmdir_timer_cb(uv_timer_t *h);
+
+/* Removes a group's cgroup, or keeps trying while its processes exit. */
+static void cgroup_remove(struct contain *c, char *path)
+{
+	struct stale_cgroup *s;
+
+	if (rmdir(path) == 0 || errno == ENOENT) {
+		free(path);
+		return;
+	}
+	if (errno != EBUSY) {
+		log_warn("could not remove cgroup \"%s\": %s, ignoring", path, strerror(errno));
+		free(path);
+		return;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		free(path);
+		return;
+	}
+	s->path = path;
+	s->next = c->stale;
+	c->stale = s;
+	if (!c->closing && !uv_is_active((uv_handle_t *)&c->rmdir_timer))
+		uv_timer_start(&c->rmdir_timer, rmdir_timer_cb, RMDIR_RETRY_MS, RMDIR_RETRY_MS);
+}
+
+/* One more try at each stale cgroup; returns how many are left. */
+static size_t stale_retry(struct contain *c, bool last)
+{
+	struct stale_cgroup **pp = &c->stale;
+	size_t left = 0;
+
+	while (*pp) {
+		struct stale_cgroup *s = *pp;
+		bool gone = rmdir(s->path) == 0 || errno == ENOENT;
+
+		if (!gone && errno == EBUSY && ++s->tries < RMDIR_RETRIES && !last) {
+			/* Something still lives there: kill it again. */
+			struct contain_group tmp = { .c = c, .path = s->path };
+			cgroup_kill(&tmp);
+			pp = &s->next;
+			left++;
+			continue;
+		}
+		if (!gone)
+			log_warn("could not remove cgroup \"%s\": %s, leaving it", s->path,
+				 strerror(errno));
+		*pp = s->next;
+		free(s->path);
+		free(s);
+	}
+	return left;
+}
+
+static void rmdir_timer_cb(uv_timer_t *h)
+{
+	struct contain *c = h->data;
+
+	if (stale_retry(c, false) == 0)
+		uv_timer_stop(&c->rmdir_timer);
+}
+
+/* ---- choosing the mechanism ---- */
+
+/* Undoes mountinfo's octal escapes (\040 for a space) in place. */
+static void mountinfo_unescape(char *s)
+{
+	char *w = s;
+
+	for (char *r = s; *r; r++) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+		    r[3] >= '0' && r[3] <= '7') {
+			*w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+			r += 3;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+}
+
+/* The cgroup2 mount: its root within the hierarchy and where it is. */
+static int cgroup2_mount(char **ret_root, char **ret_point)
+{
+	char *text = NULL, *line, *save = NULL;
+	int r = hf_read_file("/proc/self/mountinfo", MOUNTINFO_MAX, &text, NULL);
+
+	if (r < 0)
+		return r;
+	r = -ENOENT;
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char root[1024], point[1024], *dash = strstr(line, " - ");
+		char fstype[64];
+
+		if (!dash || sscanf(dash + 3, "%63s", fstype) != 1 || strcmp(fstype, "cgroup2") != 0)
+			continue;
+		if (sscanf(line, "%*s %*s %*s %1023s %1023s", root, point) != 2)
+			continue;
+		mountinfo_unescape(root);
+		mountinfo_unescape(point);
+		*ret_root = strdup(root);
+		*ret_point = strdup(point);
+		if (!*ret_root || !*ret_point) {
+			free(*ret_root);
+			free(*ret_point);
+			r = -ENOMEM;
+		} else {
+			r = 0;
+		}
+		break;
+	}
+	free(text);
+	return r;
+}
+
+/* The worker's cgroup v2 path ("0::/a/b"). */
+static int own_cgroup(char **ret)
+{
+	char *text = NULL, *p, *nl;
+	int r = hf_read_file("/proc/self/cgroup", 64 * 1024, &text, NULL);
+
+	if (r < 0)
+		return r;
+	p = strncmp(text, "0::", 3) == 0 ? text : strstr(text, "\n0::");
+	if (!p) {
+		free(text);
+		return -ENOENT;
+	}
+	p += *p == '\n' ? 4 : 3;
+	nl = strchr(p, '\n');
+	if (nl)
+		*nl = '\0';
+	*ret = strdup(p);
+	free(text);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static bool cgroup_delegated(const char *dir)
+{
+	char v[16];
+
+	if (getxattr(dir, "trusted.delegate", v, sizeof(v)) > 0 ||
+	    getxattr(dir, "user.delegate", v, sizeof(v)) > 0)
+		return true;
+	/* Only a delegation gives a user other than root write access. */
+	return geteuid() != 0 && access(dir, W_OK) == 0;
+}
+
+/* Finds where groups go and moves the worker into its own leaf when the
+ * cgroup is delegated.  Fills layout.why when it cannot be used. */
+static void layout_find(bool forced)
+{
+	char *mnt_root = NULL, *mnt_point = NULL, *own = NULL, *own_dir = NULL, *probe = NULL;
+	const char *rel;
+	size_t root_len;
+	int r;
+
+	layout.done = true;
+	r = cgroup2_mount(&mnt_root, &mnt_point);
+	if (r < 0) {
+		snprintf(layout.why, sizeof(layout.why), "%s",
+			 r == -ENOENT ? "no cgroup v2 hierarchy is mounted" : strerror(-r));
+		goto out;
+	}
+	r = own_cgroup(&own);
+	if (r < 0) {
+		snprintf(layout.why, sizeof(layout.why), "the worker's cgroup v2 is unknown: %s",
+			 strerror(-r));
+		goto out;
+	}
+	root_len = strcmp(mnt_root, "/") == 0 ? 0 : strlen(mnt_root);
+	if (strncmp(own, mnt_root, root_len) != 0 || (own[root_len] != '/' && own[root_len])) {
+		snprintf(layout.why, sizeof(layout.why),
+			 "the worker's cgroup \"%s\" is outside the mounted hierarchy", own);
+		goto out;
+	}
+	rel = own + root_len;
+	if (!*rel || strcmp(rel, "/") == 0) {
+		/* The root of what we see: a subtree of our own beside the
+		 * rest; the root may hold processes. */
+		if (path_fmt(&layout.home, "%s", mnt_point) < 0 ||
+		    path_fmt(&layout.base, "%s/hfleet-worker-%d", mnt_point, (int)getpid()) < 0)
+			goto oom;
+		layout.base_owned = true;
+		if (mkdir(layout.base, 0755) < 0 && errno != EEXIST) {
+			snprintf(layout.why, sizeof(layout.why), "could not make cgroup \"%s\": %s",
+				 layout.base, strerror(errno));
+			goto out;
+		}
+	} else {
+		if (path_fmt(&own_dir, "%s%s", mnt_point, rel) < 0)
+			goto oom;
+		if (!forced && !cgroup_delegated(own_dir)) {
+			snprintf(layout.why, sizeof(layout.why),
+				 "the worker's cgroup \"%s\" is not delegated to it (Delegate=yes)",
+				 own_dir);
+			goto out;
+		}
+		if (path_fmt(&layout.home, "%s/worker", own_dir) < 0)
+			goto oom;
+		layout.base = own_dir;
+		own_dir = NULL;
+		if (mkdir(layout.home, 0755) < 0 && errno != EEXIST) {
+			snprintf(layout.why, sizeof(layout.why), "could not make cgroup \"%s\": %s",
+				 layout.home, strerror(errno));
+			goto out;
+		}
+	}
+	/* The worker must be able to move itself: into its home now. */
+	r = cgroup_move(layout.home, getpid());
+	if (r < 0) {
+		snprintf(layout.why, sizeof(layout.why), "could not move the worker into \"%s\": %s",
+			 layout.home, strerror(-r));
+		goto out;
+	}
+	if (path_fmt(&probe, "%s/cgroup.kill", layout.base) < 0)
+		goto oom;
+	layout.has_kill = access(probe, W_OK) == 0;
+	layout.usable = true;
+	goto out;
+oom:
+	snprintf(layout.why, sizeof(layout.why), "out of memory");
+out:
+	if (!layout.usable) {
+		free(layout.base);
+		free(layout.home);
+		layout.base = layout.home = NULL;
+	}
+	free(probe);
+	free(own_dir);
+	free(own);
+	free(mnt_root);
+	free(mnt_point);
+}
+
+/* Groups an earlier worker left in a delegated cgroup (a crash): their
+ * processes die, their cgroups go. */
+static void layout_clean_stale(struct contain *c)
+{
+	DIR *d = opendir(layout.base);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		struct contain_group tmp = { .c = c };
+		if (de->d_type != DT_DIR ||
+		    (strncmp(de->d_name, "task-", 5) != 0 && strncmp(de->d_name, "check-", 6) != 0 &&
+		     strncmp(de->d_name, "warm-", 5) != 0))
+			continue;
+		if (path_fmt(&tmp.path, "%s/%s", layout.base, de->d_name) < 0)
+			break;
+		log_info("killing what is left in cgroup \"%s\", from an earlier run", tmp.path);
+		cgroup_kill(&tmp);
+		cgroup_remove(c, tmp.path);
+	}
+	closedir(d);
+}
+
+/* ---- reaping ---- */
+
+static void sigchld_cb(uv_signal_t *h, int signum)
+{
+	struct contain *c = h->data;
+	struct proc_entry *list = NULL;
+	size_t n = 0;
+
+	(void)signum;
+	if (proc_scan(&list, &n) == 0)
+		contain_reap(c, list, n);
+	free(list);
+}
+
+/* ---- the containment ---- */
+
+const char *contain_mode_name(enum contain_mode mode)
+{
+	return mode == CONTAIN_CGROUP ? "cgroup" : "subreaper";
+}
+
+enum contain_mode contain_mode(const struct contain *c)
+{
+	return c->mode;
+}
+
+int contain_new(uv_loop_t *loop, struct contain **ret)
+{
+	const char *want = getenv("HFLEET_CONTAIN");
+	bool force_cgroup = false, force_subreaper = false;
+	bool subreaper;
+	struct contain *c;
+
+	if (want && *want && strcmp(want, "auto") != 0) {
+		force_cgroup = strcmp(want, "cgroup") == 0;
+		force_subreaper = strcmp(want, "subreaper") == 0;
+		if (!force_cgroup && !force_subreaper)
+			log_warn("HFLEET_CONTAIN=\"%s\" is neither cgroup, subreaper nor auto, ignoring",
+				 want);
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->loop = loop;
+	subreaper = prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0;
+	if (!subreaper)
+		log_warn("could not make the worker a child subreaper: %s", strerror(errno));
+	if (!force_subreaper && !layout.done)
+		layout_find(force_cgroup);
+	if (!force_subreaper && layout.usable) {
+		c->mode = CONTAIN_CGROUP;
+		c->has_kill = layout.has_kill;
+		log_info("runner processes are contained by cgroup v2: a cgroup per task under "
+			 "\"%s\", killed with %s",
+			 layout.base, c->has_kill ? "cgroup.kill" : "SIGKILL to each of cgroup.procs");
+	} else {
+		c->mode = CONTAIN_SUBREAPER;
+		log_info("runner processes are contained by the worker as child subreaper and a "
+			 "sweep of what it adopts%s%s%s",
+			 force_subreaper ? " (HFLEET_CONTAIN=subreaper)" : "",
+			 !force_subreaper && layout.why[0] ? "; no cgroup: " : "",
+			 !force_subreaper ? layout.why : "");
+		if (!subreaper)
+			log_warn("without the subreaper, a process that leaves its runner's process "
+				 "group can outlive its task");
+	}
+	uv_signal_init(loop, &c->sigchld);
+	c->sigchld.data = c;
+	uv_signal_start(&c->sigchld, sigchld_cb, SIGCHLD);
+	uv_unref((uv_handle_t *)&c->sigchld);
+	uv_timer_init(loop, &c->rmdir_timer);
+	c->rmdir_timer.data = c;
+	c->open_handles = 2;
+	if (c->mode == CONTAIN_CGROUP && layout.base_owned && mkdir(layout.base, 0755) < 0 &&
+	    errno != EEXIST)
+		log_warn("could not make cgroup \"%s\": %s", layout.base, strerror(errno));
+	if (c->mode == CONTAIN_CGROUP && !layout.base_owned)
+		layout_clean_stale(c);
+	*ret = c;
+	return 0;
+}
+
+/* A cgroup subtree of our own goes with the last group of a closed
+ * containment (the next contain_new of this process makes it again). */
+static void contain_base_remove(struct contain *c)
+{
+	if (c->mode == CONTAIN_CGROUP && layout.base_owned && c->n_groups == 0 && !c->stale &&
+	    rmdir(layout.base) < 0 && errno != ENOENT && errno != EBUSY)
+		log_warn("could not remove cgroup \"%s\": %s, ignoring", layout.base,
+			 strerror(errno));
+}
+
+static void contain_free(struct contain *c)
+{
+	free(c);
+}
+
+static void contain_handle_closed_cb(uv_handle_t *h)
+{
+	struct contain *c = h->data;
+
+	if (--c->open_handles == 0 && c->n_groups == 0)
+		contain_free(c);
+}
+
+static bool group_name_valid(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len >= GROUP_NAME_MAX)
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+			return false;
+	return true;
+}
+
+int contain_group_new(struct contain *c, const char *name, struct contain_group **ret)
+{
+	struct contain_group *g;
+	int r;
+
+	if (c->closing)
+		return -ESHUTDOWN;
+	if (!group_name_valid(name))
+		return -EINVAL;
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	g->c = c;
+	hf_strlcpy(g->name, name, sizeof(g->name));
+	if (c->mode == CONTAIN_CGROUP) {
+		if (path_fmt(&g->path, "%s/%s", layout.base, name) < 0) {
+			free(g);
+			return -ENOMEM;
+		}
+		r = mkdir(g->path, 0755) < 0 ? -errno : 0;
+		if (r == -EEXIST) {
+			/* Left by an earlier attempt of the same name. */
+			cgroup_kill(g);
+			rmdir(g->path);
+			r = mkdir(g->path, 0755) < 0 && errno != EEXIST ? -errno : 0;
+		}
+		if (r < 0) {
+			log_error("could not make cgroup \"%s\": %s", g->path, strerror(-r));
+			free(g->path);
+			free(g);
+			return r;
+		}
+	}
+	g->next = c->groups;
+	if (c->groups)
+		c->groups->prev = g;
+	c->groups = g;
+	c->n_groups++;
+	*ret = g;
+	return 0;
+}
+
+int contain_spawn_enter(struct contain_group *g)
+{
+	int r;
+
+	if (!g->path)
+		return 0;
+	r = cgroup_move(g->path, getpid());
+	if (r < 0)
+		log_error("could not enter cgroup \"%s\" to start a runner there: %s", g->path,
+			  strerror(-r));
+	return r;
+}
+
+void contain_spawn_leave(struct contain_group *g, pid_t pid)
+{
+	if (g->path) {
+		int r = cgroup_move(layout.home, getpid());
+		for (int i = 0; r < 0 && i < 3; i++)
+			r = cgroup_move(layout.home, getpid());
+		if (r < 0) {
+			/* Never cgroup.kill the worker with its runner. */
+			g->holds_worker = true;
+			log_error("could not move the worker back into \"%s\": %s; it stays in \"%s\"",
+				  layout.home, strerror(-r), g->path);
+		}
+	}
+	if (pid > 0) {
+		g->leader = pid;
+		g->leader_alive = true;
+	}
+}
+
+void contain_exited(struct contain_group *g)
+{
+	g->leader_alive = false;
+}
+
+void contain_signal(struct contain_group *g, int sig)
+{
+	if (g->leader > 0 && (g->leader_alive || sig == SIGKILL) && kill(-g->leader, sig) < 0 &&
+	    errno != ESRCH)
+		log_warn("could not send %s to the process group of runner pid %d: %s",
+			 sigabbrev_np(sig) ? sigabbrev_np(sig) : "a signal", (int)g->leader,
+			 strerror(errno));
+	if (g->path) {
+		if (sig == SIGKILL)
+			cgroup_kill(g);
+		else
+			cgroup_signal(g, sig, false);
+	} else if (sig == SIGKILL) {
+		contain_sweep(g->c, g, SWEEP_GROUP);
+	}
+}
+
+void contain_kill_escaped(struct contain_group *g)
+{
+	if (g->path)
+		cgroup_signal(g, SIGKILL, true);
+	else
+		contain_sweep(g->c, g, SWEEP_ESCAPED);
+}
+
+void contain_group_free(struct contain_group *g)
+{
+	struct contain *c;
+
+	if (!g)
+		return;
+	c = g->c;
+	if (g->path || g->leader_alive)
+		contain_signal(g, SIGKILL);
+	if (g->prev)
+		g->prev->next = g->next;
+	else
+		c->groups = g->next;
+	if (g->next)
+		g->next->prev = g->prev;
+	c->n_groups--;
+	if (g->path && !g->holds_worker)
+		cgroup_remove(c, g->path); /* takes the path */
+	else
+		free(g->path);
+	free(g);
+	if (c->closing) {
+		stale_retry(c, true);
+		contain_base_remove(c);
+		if (c->n_groups == 0 && c->open_handles == 0)
+			contain_free(c);
+	}
+}
+
+void contain_close(struct contain *c)
+{
+	if (!c)
+		return;
+	c->closing = true;
+	for (struct contain_group *g = c->groups; g; g = g->next)
+		contain_signal(g, SIGKILL);
+	if (c->mode == CONTAIN_SUBREAPER)
+		contain_sweep(c, NULL, SWEEP_ALL);
+	/* The killed need a moment to leave their cgroups. */
+	for (int waited = 0; c->stale && waited < CLOSE_WAIT_MS; waited += 10) {
+		bool busy = false;
+		for (struct stale_cgroup *s = c->stale; s && !busy; s = s->next)
+			busy = cgroup_populated(s->path);
+		if (!busy)
+			break;
+		usleep(10000);
+	}
+	stale_retry(c, true);
+	contain_base_remove(c);
+	uv_close((uv_handle_t *)&c->sigchld, contain_handle_closed_cb);
+	uv_close((uv_handle_t *)&c->rmdir_timer, contain_handle_closed_cb);
+}
