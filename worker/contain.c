@@ -174,7 +174,8 @@ static int cgroup_pids(const char *dir, pid_t **ret, size_t *ret_n)
 struct proc_entry {
 	pid_t pid, ppid, pgid, sid;
 	char state;
-	bool condemned, stopped;
+	bool condemned;
+	bool under_leader;   /* a descendant of the sweep's runner */
 };
 
 static int proc_stat_read(pid_t pid, struct proc_entry *e)
@@ -255,14 +256,16 @@ static const struct contain_group *contain_owner(const struct contain *c,
 }
 
 /* Reaps the adopted processes that have exited: never a runner libuv
- * waits for. */
+ * waits for.  Every adopted child is asked, whatever state /proc showed
+ * (the kernel signals the parent a moment before /proc shows the zombie,
+ * while waitpid waits for it). */
 static void contain_reap(struct contain *c, const struct proc_entry *list, size_t n)
 {
 	pid_t self = getpid();
 
 	for (size_t i = 0; i < n; i++) {
 		const struct proc_entry *e = &list[i];
-		if (e->ppid != self || e->state != 'Z' || contain_is_leader(c, e->pid))
+		if (e->ppid != self || contain_is_leader(c, e->pid))
 			continue;
 		while (waitpid(e->pid, NULL, WNOHANG) < 0 && errno == EINTR)
 			;
@@ -275,6 +278,28 @@ enum sweep_what {
 	SWEEP_ALL,      /* every descendant of the worker */
 };
 
+/* Marks the descendants of pid (under_leader). */
+static void mark_descendants(struct proc_entry *list, size_t n, pid_t pid)
+{
+	bool grew;
+
+	do {
+		grew = false;
+		for (size_t i = 0; i < n; i++) {
+			struct proc_entry *e = &list[i];
+			if (e->under_leader)
+				continue;
+			for (size_t j = 0; j < n; j++) {
+				if (list[j].pid == e->ppid && (list[j].under_leader || e->ppid == pid)) {
+					e->under_leader = true;
+					grew = true;
+					break;
+				}
+			}
+		}
+	} while (grew);
+}
+
 /* Marks what the sweep takes; returns how many are newly condemned. */
 static size_t sweep_mark(const struct contain *c, const struct contain_group *g,
 			 enum sweep_what what, struct proc_entry *list, size_t n)
@@ -282,6 +307,9 @@ static size_t sweep_mark(const struct contain *c, const struct contain_group *g,
 	pid_t self = getpid();
 	size_t marked = 0;
 	bool grew;
+
+	if (what == SWEEP_ESCAPED && g && g->leader_alive)
+		mark_descendants(list, n, g->leader);
 
 	for (size_t i = 0; i < n; i++) {
 		struct proc_entry *e = &list[i];
@@ -291,6 +319,9 @@ static size_t sweep_mark(const struct contain *c, const struct contain_group *g,
 			continue;
 		if (what == SWEEP_ALL) {
 			take = e->ppid == self;
+		} else if (e->under_leader) {
+			/* The runner's own descendant that left its session. */
+			take = e->sid != g->leader;
 		} else if (g && e->pid == g->leader) {
 			/* The runner itself: only when the whole group goes
 			 * (its children that left its session go with it). */
