@@ -717,11 +717,11 @@ out:
 	free(mnt_point);
 }
 
-/* Groups an earlier worker left in a delegated cgroup (a crash): their
- * processes die, their cgroups go. */
-static void layout_clean_stale(struct contain *c)
+/* Groups an earlier worker left in dir (it crashed): their processes
+ * die, their cgroups go. */
+static void clean_stale_groups(struct contain *c, const char *dir)
 {
-	DIR *d = opendir(layout.base);
+	DIR *d = opendir(dir);
 	struct dirent *de;
 
 	if (!d)
@@ -732,11 +732,42 @@ static void layout_clean_stale(struct contain *c)
 		    (strncmp(de->d_name, "task-", 5) != 0 && strncmp(de->d_name, "check-", 6) != 0 &&
 		     strncmp(de->d_name, "warm-", 5) != 0))
 			continue;
-		if (path_fmt(&tmp.path, "%s/%s", layout.base, de->d_name) < 0)
+		if (path_fmt(&tmp.path, "%s/%s", dir, de->d_name) < 0)
 			break;
 		log_info("killing what is left in cgroup \"%s\", from an earlier run", tmp.path);
 		cgroup_kill(&tmp);
 		cgroup_remove(c, tmp.path);
+	}
+	closedir(d);
+}
+
+/* At the root: the subtrees of workers that are gone (/hfleet-worker-PID
+ * without a process PID), with whatever their groups still hold. */
+static void clean_dead_workers(struct contain *c, const char *root)
+{
+	DIR *d = opendir(root);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		char *end, *dir, proc[64];
+		long pid;
+
+		if (de->d_type != DT_DIR || strncmp(de->d_name, "hfleet-worker-", 14) != 0)
+			continue;
+		pid = strtol(de->d_name + 14, &end, 10);
+		snprintf(proc, sizeof(proc), "/proc/%ld", pid);
+		if (*end || pid <= 0 || access(proc, F_OK) == 0)
+			continue;
+		if (path_fmt(&dir, "%s/%s", root, de->d_name) < 0)
+			break;
+		clean_stale_groups(c, dir);
+		stale_retry(c, false);
+		if (!c->stale && rmdir(dir) < 0 && errno != ENOENT)
+			log_warn("could not remove cgroup \"%s\" of a worker that is gone: %s, ignoring",
+				 dir, strerror(errno));
+		free(dir);
 	}
 	closedir(d);
 }
@@ -818,7 +849,9 @@ int contain_new(uv_loop_t *loop, struct contain **ret)
 	    errno != EEXIST)
 		log_warn("could not make cgroup \"%s\": %s", layout.base, strerror(errno));
 	if (c->mode == CONTAIN_CGROUP && !layout.base_owned)
-		layout_clean_stale(c);
+		clean_stale_groups(c, layout.base);
+	if (c->mode == CONTAIN_CGROUP && layout.base_owned)
+		clean_dead_workers(c, layout.home);
 	*ret = c;
 	return 0;
 }
