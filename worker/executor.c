@@ -826,7 +826,13 @@ static void task_warm_end_cb(void *task, const struct warm_end *end, void *arg)
 				 "warm runner exited with status %lld while running the task, without "
 				 "reporting a result",
 				 (long long)end->exit_status);
-		task_force(t, HF__TASK_STATUS__STATUS_ERROR, reason); /* unless stopped before */
+		if (t->forced_status == HF__TASK_STATUS__STATUS_UNSPECIFIED) {
+			task_force(t, HF__TASK_STATUS__STATUS_ERROR, reason);
+			/* Exiting 0 is no crash: leaving the task without a
+			 * result is the runner's error, not the device's. */
+			if (!end->term_signal && end->exit_status == 0)
+				t->infrastructure = false;
+		}
 		break;
 	case WARM_END_PROTOCOL:
 		task_force(t, HF__TASK_STATUS__STATUS_ERROR, end->message);
