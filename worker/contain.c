@@ -1,38 +1,35 @@
 /* SPDX-License-Identifier: MIT
  *
  * Containment of runner processes (see contain.h): choosing the mechanism,
- * the cgroup v2 files, the /proc sweep of the subreaper, and reaping the
- * processes re-parented to the worker.  The cgroup layout (where the worker
- * lives, where groups go) is the process's, found once; a containment
- * object per executor keeps its groups, the cgroups still to remove and the
- * runners libuv waits for.
+ * a group per runner, the /proc sweep of the subreaper, and reaping the
+ * processes re-parented to the worker; the cgroup v2 files are cgroup.c's.
+ * The cgroup layout (where the worker lives, where groups go) is the
+ * process's, found once; a containment object per executor keeps its
+ * groups (and through them the runners libuv waits for) and the cgroups
+ * still to remove.
  */
 #include "contain.h"
 
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "hf_log.h"
 #include "hf_util.h"
 
 #define GROUP_NAME_MAX 64
 #define PROC_STAT_MAX 4096
-#define CGROUP_FILE_MAX (1024 * 1024)
-#define MOUNTINFO_MAX (4 * 1024 * 1024)
-/* Rounds of SIGSTOP in a sweep, and of SIGKILL by cgroup.procs, before
- * giving up on a process that forks faster than it can be stopped. */
+/* Rounds of SIGSTOP in a sweep before giving up on a process that forks
+ * faster than it can be stopped. */
 #define SWEEP_PASSES 16
 /* How often, and how long, an emptied cgroup is tried again for rmdir. */
 #define RMDIR_RETRY_MS 50
@@ -57,6 +54,10 @@ struct stale_cgroup {
 	unsigned tries;
 };
 
+/* The process's cgroup layout, found by the first contain_new. */
+static struct cgroup_layout layout;
+static bool layout_done;
+
 struct contain {
 	uv_loop_t *loop;
 	enum contain_mode mode;
@@ -69,105 +70,6 @@ struct contain {
 	int open_handles;
 	bool closing;
 };
-
-/* The process's cgroup layout, found by the first contain_new. */
-static struct {
-	bool done;
-	bool usable;
-	char *base;      /* groups are made here */
-	char *home;      /* the worker's own cgroup */
-	bool base_owned; /* base is ours alone (/hfleet-worker-<pid>): made and removed here */
-	bool has_kill;
-	char why[256];   /* why not, when not usable */
-} layout;
-
-/* ---- small file helpers ---- */
-
-static int file_write(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-	int r = 0;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, text, strlen(text));
-	if (n < 0)
-		r = -errno;
-	else if ((size_t)n != strlen(text))
-		r = -EIO;
-	close(fd);
-	return r;
-}
-
-static int path_fmt(char **ret, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int path_fmt(char **ret, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(ret, fmt, ap);
-	va_end(ap);
-	if (n < 0) {
-		*ret = NULL;
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-/* Writes the pid into dir/cgroup.procs: moves that process (all of its
- * threads) into the cgroup. */
-static int cgroup_move(const char *dir, pid_t pid)
-{
-	char *procs, buf[32];
-	int r;
-
-	if (path_fmt(&procs, "%s/cgroup.procs", dir) < 0)
-		return -ENOMEM;
-	snprintf(buf, sizeof(buf), "%d", (int)pid);
-	r = file_write(procs, buf);
-	free(procs);
-	return r;
-}
-
-/* The pids cgroup.procs of dir lists (malloc'd), or a negative errno. */
-static int cgroup_pids(const char *dir, pid_t **ret, size_t *ret_n)
-{
-	char *procs, *text = NULL, *p, *end;
-	pid_t *pids = NULL;
-	size_t n = 0, cap = 0;
-	int r;
-
-	if (path_fmt(&procs, "%s/cgroup.procs", dir) < 0)
-		return -ENOMEM;
-	r = hf_read_file(procs, CGROUP_FILE_MAX, &text, NULL);
-	free(procs);
-	if (r < 0)
-		return r;
-	for (p = text; *p; p = end) {
-		long v = strtol(p, &end, 10);
-		if (end == p)
-			break;
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			pid_t *grown = realloc(pids, ncap * sizeof(*pids));
-			if (!grown) {
-				free(pids);
-				free(text);
-				return -ENOMEM;
-			}
-			pids = grown;
-			cap = ncap;
-		}
-		if (v > 0)
-			pids[n++] = (pid_t)v;
-	}
-	free(text);
-	*ret = pids;
-	*ret_n = n;
-	return 0;
-}
 
 /* ---- /proc ---- */
 
@@ -409,39 +311,9 @@ static void contain_sweep(struct contain *c, const struct contain_group *g, enum
 
 /* ---- cgroups ---- */
 
-static void cgroup_kill(const struct contain_group *g)
+static void group_cgroup_kill(const struct contain_group *g)
 {
-	pid_t self = getpid();
-
-	if (g->c->has_kill && !g->holds_worker) {
-		char *kill_path;
-		int r;
-
-		if (path_fmt(&kill_path, "%s/cgroup.kill", g->path) < 0)
-			return;
-		r = file_write(kill_path, "1");
-		free(kill_path);
-		if (r == 0 || r == -ENOENT)
-			return;
-		log_warn("could not write cgroup.kill of \"%s\": %s, killing its processes one by one",
-			 g->path, strerror(-r));
-	}
-	for (int pass = 0; pass < SWEEP_PASSES; pass++) {
-		pid_t *pids = NULL;
-		size_t n = 0, others = 0;
-
-		if (cgroup_pids(g->path, &pids, &n) < 0)
-			return;
-		for (size_t i = 0; i < n; i++) {
-			if (pids[i] == self)
-				continue;
-			kill(pids[i], SIGKILL);
-			others++;
-		}
-		free(pids);
-		if (others == 0)
-			return;
-	}
+	cgroup_kill(g->path, g->c->has_kill && !g->holds_worker);
 }
 
 /* Sends sig to every process in the cgroup whose session is not the
@@ -464,20 +336,6 @@ static void cgroup_signal(const struct contain_group *g, int sig, bool only_esca
 		kill(pids[i], sig);
 	}
 	free(pids);
-}
-
-static bool cgroup_populated(const char *dir)
-{
-	char *events, *text = NULL;
-	bool populated = true;
-
-	if (path_fmt(&events, "%s/cgroup.events", dir) < 0)
-		return true;
-	if (hf_read_file(events, 4096, &text, NULL) == 0)
-		populated = !strstr(text, "populated 0");
-	free(text);
-	free(events);
-	return populated;
 }
 
 static void rmdir_timer_cb(uv_timer_t *h);
@@ -520,8 +378,7 @@ static size_t stale_retry(struct contain *c, bool last)
 
 		if (!gone && errno == EBUSY && ++s->tries < RMDIR_RETRIES && !last) {
 			/* Something still lives there: kill it again. */
-			struct contain_group tmp = { .c = c, .path = s->path };
-			cgroup_kill(&tmp);
+			cgroup_kill(s->path, c->has_kill);
 			pp = &s->next;
 			left++;
 			continue;
@@ -546,177 +403,6 @@ static void rmdir_timer_cb(uv_timer_t *h)
 
 /* ---- choosing the mechanism ---- */
 
-/* Undoes mountinfo's octal escapes (\040 for a space) in place. */
-static void mountinfo_unescape(char *s)
-{
-	char *w = s;
-
-	for (char *r = s; *r; r++) {
-		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
-		    r[3] >= '0' && r[3] <= '7') {
-			*w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
-			r += 3;
-		} else {
-			*w++ = *r;
-		}
-	}
-	*w = '\0';
-}
-
-/* The cgroup2 mount: its root within the hierarchy and where it is. */
-static int cgroup2_mount(char **ret_root, char **ret_point)
-{
-	char *text = NULL, *line, *save = NULL;
-	int r = hf_read_file("/proc/self/mountinfo", MOUNTINFO_MAX, &text, NULL);
-
-	if (r < 0)
-		return r;
-	r = -ENOENT;
-	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char root[1024], point[1024], *dash = strstr(line, " - ");
-		char fstype[64];
-
-		if (!dash || sscanf(dash + 3, "%63s", fstype) != 1 || strcmp(fstype, "cgroup2") != 0)
-			continue;
-		if (sscanf(line, "%*s %*s %*s %1023s %1023s", root, point) != 2)
-			continue;
-		mountinfo_unescape(root);
-		mountinfo_unescape(point);
-		*ret_root = strdup(root);
-		*ret_point = strdup(point);
-		if (!*ret_root || !*ret_point) {
-			free(*ret_root);
-			free(*ret_point);
-			r = -ENOMEM;
-		} else {
-			r = 0;
-		}
-		break;
-	}
-	free(text);
-	return r;
-}
-
-/* The worker's cgroup v2 path ("0::/a/b"). */
-static int own_cgroup(char **ret)
-{
-	char *text = NULL, *p, *nl;
-	int r = hf_read_file("/proc/self/cgroup", 64 * 1024, &text, NULL);
-
-	if (r < 0)
-		return r;
-	p = strncmp(text, "0::", 3) == 0 ? text : strstr(text, "\n0::");
-	if (!p) {
-		free(text);
-		return -ENOENT;
-	}
-	p += *p == '\n' ? 4 : 3;
-	nl = strchr(p, '\n');
-	if (nl)
-		*nl = '\0';
-	*ret = strdup(p);
-	free(text);
-	return *ret ? 0 : -ENOMEM;
-}
-
-static bool cgroup_delegated(const char *dir)
-{
-	char v[16];
-
-	if (getxattr(dir, "trusted.delegate", v, sizeof(v)) > 0 ||
-	    getxattr(dir, "user.delegate", v, sizeof(v)) > 0)
-		return true;
-	/* Only a delegation gives a user other than root write access. */
-	return geteuid() != 0 && access(dir, W_OK) == 0;
-}
-
-/* Finds where groups go and moves the worker into its own leaf when the
- * cgroup is delegated.  Fills layout.why when it cannot be used. */
-static void layout_find(bool forced)
-{
-	char *mnt_root = NULL, *mnt_point = NULL, *own = NULL, *own_dir = NULL, *probe = NULL;
-	const char *rel;
-	size_t root_len;
-	int r;
-
-	layout.done = true;
-	r = cgroup2_mount(&mnt_root, &mnt_point);
-	if (r < 0) {
-		snprintf(layout.why, sizeof(layout.why), "%s",
-			 r == -ENOENT ? "no cgroup v2 hierarchy is mounted" : strerror(-r));
-		goto out;
-	}
-	r = own_cgroup(&own);
-	if (r < 0) {
-		snprintf(layout.why, sizeof(layout.why), "the worker's cgroup v2 is unknown: %s",
-			 strerror(-r));
-		goto out;
-	}
-	root_len = strcmp(mnt_root, "/") == 0 ? 0 : strlen(mnt_root);
-	if (strncmp(own, mnt_root, root_len) != 0 || (own[root_len] != '/' && own[root_len])) {
-		snprintf(layout.why, sizeof(layout.why),
-			 "the worker's cgroup \"%s\" is outside the mounted hierarchy", own);
-		goto out;
-	}
-	rel = own + root_len;
-	if (!*rel || strcmp(rel, "/") == 0) {
-		/* The root of what we see: a subtree of our own beside the
-		 * rest; the root may hold processes. */
-		if (path_fmt(&layout.home, "%s", mnt_point) < 0 ||
-		    path_fmt(&layout.base, "%s/hfleet-worker-%d", mnt_point, (int)getpid()) < 0)
-			goto oom;
-		layout.base_owned = true;
-		if (mkdir(layout.base, 0755) < 0 && errno != EEXIST) {
-			snprintf(layout.why, sizeof(layout.why), "could not make cgroup \"%s\": %s",
-				 layout.base, strerror(errno));
-			goto out;
-		}
-	} else {
-		if (path_fmt(&own_dir, "%s%s", mnt_point, rel) < 0)
-			goto oom;
-		if (!forced && !cgroup_delegated(own_dir)) {
-			snprintf(layout.why, sizeof(layout.why),
-				 "the worker's cgroup \"%s\" is not delegated to it (Delegate=yes)",
-				 own_dir);
-			goto out;
-		}
-		if (path_fmt(&layout.home, "%s/worker", own_dir) < 0)
-			goto oom;
-		layout.base = own_dir;
-		own_dir = NULL;
-		if (mkdir(layout.home, 0755) < 0 && errno != EEXIST) {
-			snprintf(layout.why, sizeof(layout.why), "could not make cgroup \"%s\": %s",
-				 layout.home, strerror(errno));
-			goto out;
-		}
-	}
-	/* The worker must be able to move itself: into its home now. */
-	r = cgroup_move(layout.home, getpid());
-	if (r < 0) {
-		snprintf(layout.why, sizeof(layout.why), "could not move the worker into \"%s\": %s",
-			 layout.home, strerror(-r));
-		goto out;
-	}
-	if (path_fmt(&probe, "%s/cgroup.kill", layout.base) < 0)
-		goto oom;
-	layout.has_kill = access(probe, W_OK) == 0;
-	layout.usable = true;
-	goto out;
-oom:
-	snprintf(layout.why, sizeof(layout.why), "out of memory");
-out:
-	if (!layout.usable) {
-		free(layout.base);
-		free(layout.home);
-		layout.base = layout.home = NULL;
-	}
-	free(probe);
-	free(own_dir);
-	free(own);
-	free(mnt_root);
-	free(mnt_point);
-}
-
 /* Groups an earlier worker left in dir (it crashed): their processes
  * die, their cgroups go. */
 static void clean_stale_groups(struct contain *c, const char *dir)
@@ -727,16 +413,17 @@ static void clean_stale_groups(struct contain *c, const char *dir)
 	if (!d)
 		return;
 	while ((de = readdir(d))) {
-		struct contain_group tmp = { .c = c };
+		char *path;
+
 		if (de->d_type != DT_DIR ||
 		    (strncmp(de->d_name, "task-", 5) != 0 && strncmp(de->d_name, "check-", 6) != 0 &&
 		     strncmp(de->d_name, "warm-", 5) != 0))
 			continue;
-		if (path_fmt(&tmp.path, "%s/%s", dir, de->d_name) < 0)
+		if (cgroup_path(&path, dir, de->d_name) < 0)
 			break;
-		log_info("killing what is left in cgroup \"%s\", from an earlier run", tmp.path);
-		cgroup_kill(&tmp);
-		cgroup_remove(c, tmp.path);
+		log_info("killing what is left in cgroup \"%s\", from an earlier run", path);
+		cgroup_kill(path, c->has_kill);
+		cgroup_remove(c, path);
 	}
 	closedir(d);
 }
@@ -760,7 +447,7 @@ static void clean_dead_workers(struct contain *c, const char *root)
 		snprintf(proc, sizeof(proc), "/proc/%ld", pid);
 		if (*end || pid <= 0 || access(proc, F_OK) == 0)
 			continue;
-		if (path_fmt(&dir, "%s/%s", root, de->d_name) < 0)
+		if (cgroup_path(&dir, root, de->d_name) < 0)
 			break;
 		clean_stale_groups(c, dir);
 		stale_retry(c, false);
@@ -819,8 +506,10 @@ int contain_new(uv_loop_t *loop, struct contain **ret)
 	subreaper = prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0;
 	if (!subreaper)
 		log_warn("could not make the worker a child subreaper: %s", strerror(errno));
-	if (!force_subreaper && !layout.done)
-		layout_find(force_cgroup);
+	if (!force_subreaper && !layout_done) {
+		cgroup_layout_find(&layout, force_cgroup);
+		layout_done = true;
+	}
 	if (!force_subreaper && layout.usable) {
 		c->mode = CONTAIN_CGROUP;
 		c->has_kill = layout.has_kill;
@@ -906,14 +595,14 @@ int contain_group_new(struct contain *c, const char *name, struct contain_group 
 	g->c = c;
 	hf_strlcpy(g->name, name, sizeof(g->name));
 	if (c->mode == CONTAIN_CGROUP) {
-		if (path_fmt(&g->path, "%s/%s", layout.base, name) < 0) {
+		if (cgroup_path(&g->path, layout.base, name) < 0) {
 			free(g);
 			return -ENOMEM;
 		}
 		r = mkdir(g->path, 0755) < 0 ? -errno : 0;
 		if (r == -EEXIST) {
 			/* Left by an earlier attempt of the same name. */
-			cgroup_kill(g);
+			group_cgroup_kill(g);
 			rmdir(g->path);
 			r = mkdir(g->path, 0755) < 0 && errno != EEXIST ? -errno : 0;
 		}
@@ -979,7 +668,7 @@ void contain_signal(struct contain_group *g, int sig)
 			 strerror(errno));
 	if (g->path) {
 		if (sig == SIGKILL)
-			cgroup_kill(g);
+			group_cgroup_kill(g);
 		else
 			cgroup_signal(g, sig, false);
 	} else if (sig == SIGKILL) {
