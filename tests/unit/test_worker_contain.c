@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -413,6 +414,102 @@ START_TEST(test_warm_runner_keeps_its_children_but_not_what_escaped)
 }
 END_TEST
 
+/* The cgroup v2 mount, if this machine has one we may write to. */
+static bool cgroup2_root(char *buf, size_t len)
+{
+	static const char *const candidates[] = { "/sys/fs/cgroup", "/sys/fs/cgroup/unified" };
+	char path[256];
+
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/cgroup.procs", candidates[i]);
+		if (access(path, W_OK) == 0) {
+			snprintf(path, sizeof(path), "%s/cgroup.controllers", candidates[i]);
+			if (access(path, F_OK) == 0) {
+				snprintf(buf, len, "%s", candidates[i]);
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+/* As systemd runs it with Delegate=yes: the worker in a cgroup of its own
+ * marked trusted.delegate moves into <own>/worker and makes the tasks'
+ * cgroups beside it. */
+START_TEST(test_delegated_cgroup_is_used_as_systemd_gives_it)
+{
+	char root[128], own[256], path[512], pid[32], *text = NULL;
+	pid_t pids[3];
+
+	if (!cgroup2_root(root, sizeof(root))) {
+		fprintf(stderr, "SKIPPED: no writable cgroup v2 hierarchy\n");
+		return;
+	}
+	/* The test moves itself, and back to the root afterwards. */
+	ck_assert_int_eq(hf_read_file("/proc/self/cgroup", 4096, &text, NULL), 0);
+	if (!strstr(text, "0::/\n")) {
+		fprintf(stderr, "SKIPPED: the test process is not at the cgroup v2 root\n");
+		free(text);
+		return;
+	}
+	free(text);
+	snprintf(own, sizeof(own), "%s/hfleet-test-delegated-%d", root, (int)getpid());
+	if (mkdir(own, 0755) < 0 || setxattr(own, "trusted.delegate", "1", 1, 0) < 0) {
+		fprintf(stderr, "SKIPPED: cannot make a delegated cgroup here: %s\n", strerror(errno));
+		rmdir(own);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/cgroup.procs", own);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	write_text(path, pid); /* as systemd starts the service */
+
+	write_script("leave d\ncat /proc/self/cgroup > \"$DIR/cgroup\"\n"
+		     "printf '{\"status\":\"passed\"}' > \"$4\"");
+	unsetenv("HFLEET_CONTAIN");
+	char *argv[] = { (char *)"/bin/sh", script, NULL };
+	struct executor_config cfg = { .argv = argv, .state_dir = state_dir,
+				       .default_timeout_ms = 30000, .kill_grace_ms = 500,
+				       .output_limit = 65536 };
+	struct executor *ex;
+	Hf__Assignment a = assignment(9, 20);
+
+	ck_assert_int_eq(executor_new(&loop, &cfg, done_cb, NULL, &ex), 0);
+	ck_assert_str_eq(executor_containment(ex), "cgroup");
+	ck_assert_int_eq(hf_read_file("/proc/self/cgroup", 4096, &text, NULL), 0);
+	ck_assert_msg(strstr(text, "/worker\n"), "the worker is in %s", text);
+	free(text);
+	ck_assert_int_eq(executor_start(ex, &a, NULL, 0), 0);
+	wait_results(1);
+	ck_assert_int_eq(results[0]->status, HF__TASK_STATUS__STATUS_PASSED);
+	read_sleepers("d", pids);
+	assert_sleepers_gone(pids);
+	snprintf(path, sizeof(path), "%s/cgroup", state_dir);
+	ck_assert_int_eq(hf_read_file(path, 4096, &text, NULL), 0);
+	snprintf(path, sizeof(path), "/hfleet-test-delegated-%d/task-9-1\n", (int)getpid());
+	ck_assert_msg(strstr(text, path), "the runner was in %s", text);
+	free(text);
+	finish(ex);
+	/* The task's cgroup is gone; the worker's leaf stays while it lives. */
+	snprintf(path, sizeof(path), "%s/task-9-1", own);
+	ck_assert_int_ne(access(path, F_OK), 0);
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", root);
+	write_text(path, pid);
+	snprintf(path, sizeof(path), "%s/worker", own);
+	ck_assert_int_eq(rmdir(path), 0);
+	ck_assert_int_eq(rmdir(own), 0);
+}
+END_TEST
+
 /* Exit 0 without a result: the runner's error, never the device's. */
 START_TEST(test_exit_0_without_a_result_is_not_an_infrastructure_failure)
 {
@@ -446,6 +543,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_one_tasks_end_spares_another_tasks_children, 0, 2);
 	tcase_add_loop_test(tc, test_warm_runner_keeps_its_children_but_not_what_escaped, 0, 2);
 	tcase_add_loop_test(tc, test_exit_0_without_a_result_is_not_an_infrastructure_failure, 0, 2);
+	tcase_add_test(tc, test_delegated_cgroup_is_used_as_systemd_gives_it);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
