@@ -311,6 +311,34 @@ static void contain_sweep(struct contain *c, const struct contain_group *g, enum
 
 /* ---- cgroups ---- */
 
+/* In a delegated cgroup, the worker's own cgroup and its leaf hold the
+ * worker alone: any other process there is a runner's that moved itself
+ * out of its group (a runner of the worker's user may write cgroup.procs),
+ * and dies.  At the root of a hierarchy they are shared: nothing is done. */
+static void kill_strays(void)
+{
+	const char *dirs[] = { layout.base, layout.home };
+	pid_t self = getpid();
+
+	if (!layout.usable || layout.base_owned)
+		return;
+	for (size_t d = 0; d < 2; d++) {
+		pid_t *pids = NULL;
+		size_t n = 0;
+
+		if (cgroup_pids(dirs[d], &pids, &n) < 0)
+			continue;
+		for (size_t i = 0; i < n; i++) {
+			if (pids[i] == self)
+				continue;
+			log_warn("killing pid %d, which a runner moved into the worker's cgroup \"%s\"",
+				 (int)pids[i], dirs[d]);
+			kill(pids[i], SIGKILL);
+		}
+		free(pids);
+	}
+}
+
 static void group_cgroup_kill(const struct contain_group *g)
 {
 	cgroup_kill(g->path, g->c->has_kill && !g->holds_worker);
@@ -667,10 +695,12 @@ void contain_signal(struct contain_group *g, int sig)
 			 sigabbrev_np(sig) ? sigabbrev_np(sig) : "a signal", (int)g->leader,
 			 strerror(errno));
 	if (g->path) {
-		if (sig == SIGKILL)
+		if (sig == SIGKILL) {
 			group_cgroup_kill(g);
-		else
+			kill_strays();
+		} else {
 			cgroup_signal(g, sig, false);
+		}
 	} else if (sig == SIGKILL) {
 		contain_sweep(g->c, g, SWEEP_GROUP);
 	}

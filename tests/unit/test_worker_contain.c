@@ -447,7 +447,7 @@ static void write_text(const char *path, const char *text)
  * cgroups beside it. */
 START_TEST(test_delegated_cgroup_is_used_as_systemd_gives_it)
 {
-	char root[128], own[256], path[512], pid[32], *text = NULL;
+	char root[128], own[256], path[1024], pid[32], *text = NULL;
 	pid_t pids[3];
 
 	if (!cgroup2_root(root, sizeof(root))) {
@@ -472,8 +472,15 @@ START_TEST(test_delegated_cgroup_is_used_as_systemd_gives_it)
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
 	write_text(path, pid); /* as systemd starts the service */
 
-	write_script("leave d\ncat /proc/self/cgroup > \"$DIR/cgroup\"\n"
-		     "printf '{\"status\":\"passed\"}' > \"$4\"");
+	/* One sleeper also leaves its session and moves itself into the
+	 * worker's own cgroup, as a runner of the worker's user may. */
+	snprintf(path, sizeof(path),
+		 "leave d\ncat /proc/self/cgroup > \"$DIR/cgroup\"\n"
+		 "setsid sh -c 'echo $$ > \"$0\" && echo $$ > \"$1\" && exec sleep 300' "
+		 "'%s/worker/cgroup.procs' \"$DIR/stray.pid\" &\n"
+		 "while [ ! -s \"$DIR/stray.pid\" ]; do sleep 0.01; done\n"
+		 "printf '{\"status\":\"passed\"}' > \"$4\"", own);
+	write_script(path);
 	unsetenv("HFLEET_CONTAIN");
 	char *argv[] = { (char *)"/bin/sh", script, NULL };
 	struct executor_config cfg = { .argv = argv, .state_dir = state_dir,
@@ -492,6 +499,7 @@ START_TEST(test_delegated_cgroup_is_used_as_systemd_gives_it)
 	ck_assert_int_eq(results[0]->status, HF__TASK_STATUS__STATUS_PASSED);
 	read_sleepers("d", pids);
 	assert_sleepers_gone(pids);
+	ck_assert(process_gone(read_pid_in(state_dir, "stray.pid")));
 	snprintf(path, sizeof(path), "%s/cgroup", state_dir);
 	ck_assert_int_eq(hf_read_file(path, 4096, &text, NULL), 0);
 	snprintf(path, sizeof(path), "/hfleet-test-delegated-%d/task-9-1\n", (int)getpid());
