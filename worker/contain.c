@@ -311,10 +311,28 @@ static void contain_sweep(struct contain *c, const struct contain_group *g, enum
 
 /* ---- cgroups ---- */
 
+/* Whether pid descends from the worker (its parents, up to a bound). */
+static bool descends_from_worker(pid_t pid)
+{
+	pid_t self = getpid();
+	struct proc_entry e;
+
+	for (int depth = 0; depth < 64 && pid > 1; depth++) {
+		if (proc_stat_read(pid, &e) < 0)
+			return false;
+		if (e.ppid == self)
+			return true;
+		pid = e.ppid;
+	}
+	return false;
+}
+
 /* In a delegated cgroup, the worker's own cgroup and its leaf hold the
- * worker alone: any other process there is a runner's that moved itself
- * out of its group (a runner of the worker's user may write cgroup.procs),
- * and dies.  At the root of a hierarchy they are shared: nothing is done. */
+ * worker alone: a descendant of the worker there is a runner's process
+ * that moved itself out of its group (a runner of the worker's user may
+ * write cgroup.procs), and dies.  (systemd may run a control process such
+ * as ExecReload's in the unit's cgroup: not a descendant, it is left
+ * alone.)  At the root of a hierarchy nothing is done: it is shared. */
 static void kill_strays(void)
 {
 	const char *dirs[] = { layout.base, layout.home };
@@ -329,7 +347,7 @@ static void kill_strays(void)
 		if (cgroup_pids(dirs[d], &pids, &n) < 0)
 			continue;
 		for (size_t i = 0; i < n; i++) {
-			if (pids[i] == self)
+			if (pids[i] == self || !descends_from_worker(pids[i]))
 				continue;
 			log_warn("killing pid %d, which a runner moved into the worker's cgroup \"%s\"",
 				 (int)pids[i], dirs[d]);

@@ -22,6 +22,8 @@
  *            outside.  A group is killed with cgroup.kill (Linux 5.14), or
  *            by SIGKILLing what cgroup.procs lists until it is empty, and
  *            removed (rmdir, retried while its last processes exit).
+ *            Delegated, a descendant of the worker found in <own> or
+ *            <own>/worker (a runner moved it there) is killed too.
  *   subreaper otherwise: the worker is a child subreaper
  *            (PR_SET_CHILD_SUBREAPER), so whatever a runner leaves behind
  *            is re-parented to the worker instead of to init.  A process
