@@ -8,7 +8,10 @@
  * running when the worker stops.  Every sleeper must be gone afterwards,
  * reaped, not a zombie.  Each test runs twice: with the subreaper
  * (HFLEET_CONTAIN=subreaper) and with a cgroup v2 per task, which is
- * skipped, saying why, where this machine does not allow it.
+ * skipped, saying why, where this machine does not allow it.  One more
+ * test, where the test process sits at the cgroup v2 root as root, makes
+ * a cgroup marked trusted.delegate and runs the worker in it, as systemd
+ * does with Delegate=yes.
  */
 #include <check.h>
 #include <errno.h>
