@@ -718,6 +718,9 @@ class RunnerContainmentTest(unittest.TestCase):
                            open('/proc/%d/stat' % pid).read().rsplit(')', 1)[1].split()[0] == 'Z',
                            10, 'daemon %d to die' % pid)
             self.assertEqual(d.stop(), 0)
+            # Under the sanitizers: nothing reported (UBSan goes on after one).
+            self.assertNotIn('Sanitizer', d.log())
+            self.assertNotIn('runtime error:', d.log())
 
     def test_one_shot_runners(self):
         self.check('c1', ['--set', 'runner.warm=false'])
