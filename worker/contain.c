@@ -362,8 +362,10 @@ static void group_cgroup_kill(const struct contain_group *g)
 	cgroup_kill(g->path, g->c->has_kill && !g->holds_worker);
 }
 
-/* Sends sig to every process in the cgroup whose session is not the
- * leader's (all of them when only_escaped is false). */
+/* Sends sig to every process in the cgroup that is not in the leader's
+ * process group (contain_signal signals that group itself, and a process
+ * should not get the signal twice); with only_escaped, to those not in the
+ * leader's session. */
 static void cgroup_signal(const struct contain_group *g, int sig, bool only_escaped)
 {
 	pid_t *pids = NULL, self = getpid();
@@ -374,10 +376,9 @@ static void cgroup_signal(const struct contain_group *g, int sig, bool only_esca
 	for (size_t i = 0; i < n; i++) {
 		struct proc_entry e;
 
-		if (pids[i] == self)
+		if (pids[i] == self || pids[i] == g->leader || proc_stat_read(pids[i], &e) < 0)
 			continue;
-		if (only_escaped &&
-		    (pids[i] == g->leader || proc_stat_read(pids[i], &e) < 0 || e.sid == g->leader))
+		if (only_escaped ? e.sid == g->leader : e.pgid == g->leader)
 			continue;
 		kill(pids[i], sig);
 	}
