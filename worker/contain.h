@@ -40,7 +40,7 @@
  *
  * In both modes the worker is a child subreaper and reaps every adopted
  * process when it exits (its own SIGCHLD watcher, waitpid on that pid only:
- * the runners libuv spawned, registered by contain_spawn until
+ * the runners libuv spawned, registered by contain_spawn_leave until
  * contain_exited, are never waited for here, so libuv's exit callbacks
  * still come).
  *
@@ -79,8 +79,7 @@ enum contain_mode contain_mode(const struct contain *c);
 const char *contain_mode_name(enum contain_mode mode);
 
 /* A group for one runner; name (letters, digits, '-', '_') names its
- * cgroup.
- * Returns 0, -EINVAL for a bad name, -ESHUTDOWN after contain_close,
+ * cgroup.  Returns 0, -EINVAL for a bad name, -ESHUTDOWN after contain_close,
  * -ENOMEM, or the errno of making the cgroup. */
 int contain_group_new(struct contain *c, const char *name, struct contain_group **ret);
 
@@ -100,7 +99,7 @@ void contain_exited(struct contain_group *g);
 /* Sends sig to the group.  SIGKILL kills everything in it, the leader
  * too while it lives (the whole cgroup; or its process group and the
  * subreaper sweep above); another signal goes to the leader's process
- * group and, with a cgroup, to every process in it. */
+ * group and, with a cgroup, to every other process in it. */
 void contain_signal(struct contain_group *g, int sig);
 
 /* Kills every process of the group that is not in its leader's session
