@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "contain.h"
 #include "device-env.h"
 #include "hf_log.h"
 #include "hf_util.h"
@@ -59,6 +60,7 @@ struct task {
 	int64_t timeout_ms;
 	double started_at, finished_at;
 
+	struct contain_group *group;     /* its runner's processes (cold) */
 	uv_process_t proc;
 	uv_pipe_t out;
 	uv_timer_t timer;
@@ -94,6 +96,7 @@ struct executor {
 	void *arg;
 
 	struct warm_pool *pool;      /* NULL: warm runners are off */
+	struct contain *contain;     /* every process a runner starts dies with it */
 
 	struct task *running;
 	size_t n_running;
@@ -111,6 +114,7 @@ static void executor_free(struct executor *ex)
 		free(ex->argv[i]);
 	free(ex->argv);
 	free(ex->state_dir);
+	contain_close(ex->contain); /* after the pool: warm runners exit gracefully first */
 	free(ex);
 }
 
@@ -118,6 +122,7 @@ static void task_free(struct task *t)
 {
 	struct executor *ex = t->ex;
 
+	contain_group_free(t->group); /* what is left of it dies */
 	tail_buf_fini(&t->output);
 	devenv_fini(&t->devenv);
 	free(t->model_type);
@@ -194,18 +199,15 @@ static int task_pid(const struct task *t)
 	return t->spawned ? t->proc.pid : 0; /* 0 for a task a warm runner served */
 }
 
+/* Signals everything the task's runner started: its process group, and
+ * for SIGKILL every process contain.h finds of it (its cgroup, or what left
+ * the group and was re-parented to the worker). */
 static void task_signal(struct task *t, int sig)
 {
-	/* The runner leads its own process group (UV_PROCESS_DETACHED makes it
-	 * call setsid), so -pid reaches everything it started. */
-	int pid = task_pid(t);
-
-	if (pid <= 0)
-		return;
-	if (kill(-pid, sig) < 0 && errno != ESRCH)
-		log_warn("could not send %s to the process group of task %" PRIu64 " (pid %d): %s",
-			 sigabbrev_np(sig) ? sigabbrev_np(sig) : "a signal", t->task_id, pid,
-			 strerror(errno));
+	if (t->warm)
+		warm_runner_signal(t->warm, sig);
+	else if (t->group && t->spawned)
+		contain_signal(t->group, sig);
 }
 
 static void task_force(struct task *t, Hf__TaskStatus status, const char *reason)
@@ -254,10 +256,12 @@ static void task_finish(struct task *t)
 		o.result_err = hf_read_file(t->result_path, RESULT_FILE_MAX, &text, &o.result_len);
 		o.result_text = text;
 		if (t->warm_done && o.result_err == -ENOENT) {
-			/* It did not exit: "exited with status 0" would be wrong. */
+			/* It did not exit: "exited with status 0" would be wrong.
+			 * Nor did it crash: the runner broke its contract, which
+			 * says nothing of the device. */
 			o.forced_status = HF__TASK_STATUS__STATUS_ERROR;
 			o.forced_reason = "warm runner reported the task done without writing a result";
-			o.infrastructure = true;
+			o.infrastructure = false;
 		}
 	}
 	r = result_build(&o, &res);
@@ -434,7 +438,8 @@ static void task_exit_cb(uv_process_t *p, int64_t exit_status, int term_signal)
 	t->exit_status = exit_status;
 	t->term_signal = term_signal;
 	t->finished_at = hf_wall_s();
-	task_signal(t, SIGKILL); /* whatever it left behind in its group */
+	contain_exited(t->group);
+	task_signal(t, SIGKILL); /* whatever it left behind */
 	if (!t->out_eof)
 		uv_timer_start(&t->timer, task_timer_cb, OUTPUT_DRAIN_MS, 0);
 	task_maybe_finish(t);
@@ -635,6 +640,19 @@ static char **realloc_argv_for_check(char **argv, size_t argc, const struct task
 	return v;
 }
 
+/* The name of the task's process group in contain.h. */
+static int task_group_name(const struct task *t, char *buf, size_t len)
+{
+	int n;
+
+	if (t->check)
+		n = snprintf(buf, len, "check-%s-%" PRIu32, hf_backend_name(t->backend),
+			     t->device_index);
+	else
+		n = snprintf(buf, len, "task-%" PRIu64 "-%" PRIu32, t->task_id, t->attempt);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
 /* Spawns the runner; a negative errno (libuv's, as errno) on failure. */
 static int task_spawn(struct task *t)
 {
@@ -644,6 +662,7 @@ static int task_spawn(struct task *t)
 	char **argv = NULL, **env = NULL;
 	size_t first_owned = 0;
 	uv_file fds[2] = { -1, -1 };
+	char name[64];
 	int r;
 
 	argv = calloc(ex->argc + 5, sizeof(*argv));
@@ -691,7 +710,15 @@ static int task_spawn(struct task *t)
 	opts.flags = UV_PROCESS_DETACHED;
 	opts.exit_cb = task_exit_cb;
 	t->proc.data = t;
+	r = task_group_name(t, name, sizeof(name));
+	if (r == 0)
+		r = contain_group_new(ex->contain, name, &t->group);
+	if (r == 0)
+		r = contain_spawn_enter(t->group);
+	if (r < 0)
+		goto out;
 	r = uv_spawn(ex->loop, &t->proc, &opts);
+	contain_spawn_leave(t->group, r == 0 ? t->proc.pid : 0);
 	t->proc_init = true; /* initialised even when the spawn failed */
 	if (r < 0)
 		goto out;
@@ -799,7 +826,13 @@ static void task_warm_end_cb(void *task, const struct warm_end *end, void *arg)
 				 "warm runner exited with status %lld while running the task, without "
 				 "reporting a result",
 				 (long long)end->exit_status);
-		task_force(t, HF__TASK_STATUS__STATUS_ERROR, reason); /* unless stopped before */
+		if (t->forced_status == HF__TASK_STATUS__STATUS_UNSPECIFIED) {
+			task_force(t, HF__TASK_STATUS__STATUS_ERROR, reason);
+			/* Exiting 0 is no crash: leaving the task without a
+			 * result is the runner's error, not the device's. */
+			if (!end->term_signal && end->exit_status == 0)
+				t->infrastructure = false;
+		}
 		break;
 	case WARM_END_PROTOCOL:
 		task_force(t, HF__TASK_STATUS__STATUS_ERROR, end->message);
@@ -1071,6 +1104,11 @@ size_t executor_size(const struct executor *ex)
 	return ex->n_running;
 }
 
+const char *executor_containment(const struct executor *ex)
+{
+	return contain_mode_name(contain_mode(ex->contain));
+}
+
 size_t executor_warm_size(const struct executor *ex)
 {
 	return ex->pool ? warm_pool_size(ex->pool) : 0;
@@ -1186,8 +1224,11 @@ int executor_new(uv_loop_t *loop, const struct executor_config *cfg, executor_do
 		if (!ex->argv[i])
 			goto oom;
 	}
+	if (contain_new(loop, &ex->contain) < 0)
+		goto oom;
 	if (cfg->warm) {
 		struct warm_pool_config pc = {
+			.contain = ex->contain,
 			.argv = cfg->argv,
 			.kill_grace_ms = cfg->kill_grace_ms,
 			.idle_timeout_ms = cfg->warm_idle_timeout_ms,

@@ -16,10 +16,14 @@
  * the worker's.
  *
  * A task ends when the runner has exited and its output pipe is closed.
- * Whatever is left of its process group is then killed (a finished task
- * leaves nothing running), and the result is decided by result.c.  A task
- * stopped by the worker (time limit, cancel, shutdown) gets SIGTERM to its
- * group, SIGKILL runner.kill_grace later, and the outcome the worker chose.
+ * Whatever the runner started is then killed, also a process that left its
+ * process group or session (setsid, a double fork): contain.h puts every
+ * runner in a group of its own (a cgroup v2 per task, or the worker as
+ * child subreaper and a sweep of what it adopts) and kills the group at
+ * the task's end, so a finished task leaves nothing running.  Then the
+ * result is decided by result.c.  A task stopped by the worker (time
+ * limit, cancel, shutdown) gets SIGTERM to its group, SIGKILL to all of it
+ * runner.kill_grace later, and the outcome the worker chose.
  *
  * Warm runners (executor_config.warm; warm-pool.h runs them): a task of one
  * device goes instead to a long-lived "<runner argv> --serve" process of
@@ -30,7 +34,7 @@
  * the runner is sent the paths of task.json and result.json, and the task
  * ends when it says so on its control pipe, when result.json is read and
  * decided exactly as for a cold runner (a done task without a result file
- * is an error).  A warm runner that exits or is killed mid-task gives the
+ * is the runner's error, not the infrastructure's).  A warm runner that exits or is killed mid-task gives the
  * task an error ("warm runner exited with status N while running the task,
  * without reporting a result", with its output); a timeout or cancel
  * signals its whole process group as for a cold runner.  Either way that
@@ -146,6 +150,10 @@ size_t executor_size(const struct executor *ex);
 /* Running attempts on one device, and how many of them are benchmarks. */
 void executor_device_use(const struct executor *ex, Hf__Backend backend, uint32_t index,
 			 unsigned *ret_tasks, unsigned *ret_benchmarks);
+
+/* How runner processes are contained: "cgroup" or "subreaper" (contain.h;
+ * HFLEET_CONTAIN in the environment at executor_new can force one). */
+const char *executor_containment(const struct executor *ex);
 
 /* Warm runners that can take a task now (idle or serving one); 0 when
  * warm runners are off. */

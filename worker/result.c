@@ -425,13 +425,18 @@ int result_build(const struct run_outcome *o, Hf__TaskResult **ret)
 		tr.status = o->forced_status;
 		hf_strlcpy(reason, o->forced_reason ? o->forced_reason : "", sizeof(reason));
 	} else if (o->result_err == -ENOENT) {
-		tr.infrastructure = true; /* crashed or killed (OOM) before it could say */
 		if (o->term_signal) {
+			tr.infrastructure = true; /* killed (OOM) before it could say */
 			describe_signal(o->term_signal, sig, sizeof(sig));
 			snprintf(reason, sizeof(reason), "runner was killed by signal %s", sig);
-		} else {
+		} else if (o->exit_status != 0) {
+			tr.infrastructure = true; /* crashed before it could say */
 			snprintf(reason, sizeof(reason),
 				 "runner exited with status %d without writing a result", o->exit_status);
+		} else {
+			/* Exiting 0 says it finished: leaving no result is the
+			 * runner's own error, and says nothing of the device. */
+			snprintf(reason, sizeof(reason), "runner exited 0 without writing a result");
 		}
 	} else if (o->result_err == -EFBIG) {
 		snprintf(reason, sizeof(reason),

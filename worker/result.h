@@ -93,8 +93,11 @@ struct run_outcome {
 	Hf__TaskStatus forced_status;    /* STATUS_UNSPECIFIED: not forced */
 	const char *forced_reason;
 	/* The failure is the infrastructure's (crash, kill, fatal device error,
-	 * the worker stopped it), not the model's verdict.  A runner that exits
-	 * without a result counts as one too. */
+	 * the worker stopped it), not the model's verdict.  A runner killed by
+	 * a signal or exiting non-zero without a result counts as one too; one
+	 * that exits 0 without a result, or writes an invalid one, does not:
+	 * that is the runner's error ("runner exited 0 without writing a
+	 * result"), and never counts towards a device's quarantine. */
 	bool infrastructure;
 
 	/* The result file: result_err 0 and its text, or a negative errno from

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "contain.h"
 #include "hf_log.h"
 #include "hf_util.h"
 
@@ -46,6 +47,8 @@ struct warm_runner {
 	struct warm_pool *pool;
 	struct warm_runner *prev, *next;  /* pool->runners, most recently used first */
 	char *key, *where;
+	unsigned seq;                     /* its number in the pool, for its group's name */
+	struct contain_group *group;      /* every process it starts */
 
 	uv_process_t proc;
 	uv_pipe_t in, out, ctl;
@@ -83,6 +86,8 @@ struct warm_write {
 
 struct warm_pool {
 	uv_loop_t *loop;
+	struct contain *contain;
+	unsigned seq;                     /* runners started */
 	char **argv;                      /* the runner's words and "--serve" */
 	size_t argc;
 	int64_t kill_grace_ms;
@@ -121,6 +126,7 @@ static void runner_free(struct warm_runner *w)
 		p->runners = w->next;
 	if (w->next)
 		w->next->prev = w->prev;
+	contain_group_free(w->group); /* what is left of it dies */
 	free(w->key);
 	free(w->where);
 	free(w);
@@ -183,17 +189,15 @@ static void describe_exit(const struct warm_runner *w, char *buf, size_t len)
 		snprintf(buf, len, "exited with status %lld", (long long)w->exit_status);
 }
 
-/* Signals the runner's process group (the runner called setsid, so -pid
- * reaches everything it started).  Not after the exit was seen, when the
- * pid may belong to someone else, except once from the exit callback. */
+/* Signals the runner and what it started: its process group, and for
+ * SIGKILL all of its containment group (contain.h), also what left the
+ * process group.  Not after the exit was seen, when the pid may belong to
+ * someone else, except once from the exit callback. */
 static void runner_signal(struct warm_runner *w, int sig)
 {
-	if (!w->spawned || w->proc.pid <= 0)
+	if (!w->spawned || w->proc.pid <= 0 || !w->group)
 		return;
-	if (kill(-w->proc.pid, sig) < 0 && errno != ESRCH)
-		log_warn("could not send %s to the process group of warm runner pid %d: %s",
-			 sigabbrev_np(sig) ? sigabbrev_np(sig) : "a signal", w->proc.pid,
-			 strerror(errno));
+	contain_signal(w->group, sig);
 }
 
 static void runner_timer_cb(uv_timer_t *h);
@@ -379,6 +383,9 @@ static void runner_done(struct warm_runner *w, const struct warm_control *c)
 	runner_drain_output(w);
 	runner_detach(w);
 	w->served++;
+	/* What left the runner's session during the task dies with the task;
+	 * its own children may stay until it is retired. */
+	contain_kill_escaped(w->group);
 	rss = runner_rss(w, c);
 	/* Decided before the callback, which may hand this runner the next
 	 * task. */
@@ -497,7 +504,8 @@ static void runner_exit_cb(uv_process_t *proc, int64_t exit_status, int term_sig
 
 	w->exit_status = exit_status;
 	w->term_signal = term_signal;
-	runner_signal(w, SIGKILL); /* whatever it left behind in its group */
+	contain_exited(w->group);
+	runner_signal(w, SIGKILL); /* whatever it left behind */
 	w->exited = true;
 	describe_exit(w, how, sizeof(how));
 	if (w->task && !w->retiring)
@@ -588,6 +596,7 @@ static int runner_spawn(struct warm_runner *w, char *const *env)
 	uv_process_options_t opts;
 	uv_stdio_container_t stdio[CONTROL_FD + 1];
 	uv_file in[2] = { -1, -1 }, out[2] = { -1, -1 }, ctl[2] = { -1, -1 };
+	char name[32];
 	int r;
 
 	/* Ours are non-blocking; the runner's ends are ordinary blocking
@@ -628,7 +637,14 @@ static int runner_spawn(struct warm_runner *w, char *const *env)
 	opts.flags = UV_PROCESS_DETACHED;
 	opts.exit_cb = runner_exit_cb;
 	w->proc.data = w;
+	snprintf(name, sizeof(name), "warm-%u", w->seq);
+	r = contain_group_new(p->contain, name, &w->group);
+	if (r == 0)
+		r = contain_spawn_enter(w->group);
+	if (r < 0)
+		goto out;
 	r = uv_spawn(p->loop, &w->proc, &opts);
+	contain_spawn_leave(w->group, r == 0 ? w->proc.pid : 0);
 	w->proc_init = true; /* initialised even when the spawn failed */
 	w->open_handles++;
 	if (r < 0)
@@ -669,6 +685,7 @@ static int runner_start(struct warm_pool *p, const char *key, char *const *env,
 	if (!w)
 		return -ENOMEM;
 	w->pool = p;
+	w->seq = ++p->seq;
 	w->key = strdup(key);
 	w->where = strdup(where);
 	if (!w->key || !w->where) {
@@ -786,6 +803,12 @@ int warm_runner_pid(const struct warm_runner *w)
 	return w->exited ? 0 : w->proc.pid;
 }
 
+void warm_runner_signal(struct warm_runner *w, int sig)
+{
+	if (!w->exited)
+		runner_signal(w, sig);
+}
+
 void warm_runner_condemn(struct warm_runner *w)
 {
 	if (w->retiring)
@@ -823,7 +846,7 @@ int warm_pool_new(uv_loop_t *loop, const struct warm_pool_config *cfg, warm_end_
 	struct warm_pool *p;
 	size_t argc = 0;
 
-	if (!cfg->argv || !cfg->argv[0] || !cb)
+	if (!cfg->argv || !cfg->argv[0] || !cb || !cfg->contain)
 		return -EINVAL;
 	while (cfg->argv[argc])
 		argc++;
@@ -831,6 +854,7 @@ int warm_pool_new(uv_loop_t *loop, const struct warm_pool_config *cfg, warm_end_
 	if (!p)
 		return -ENOMEM;
 	p->loop = loop;
+	p->contain = cfg->contain;
 	p->kill_grace_ms = cfg->kill_grace_ms;
 	p->idle_timeout_ms = cfg->idle_timeout_ms;
 	p->limits = cfg->limits;

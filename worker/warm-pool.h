@@ -32,10 +32,17 @@
  *     is killed at once.
  *
  * Retiring a runner closes its stdin (a runner exits on end of file) and
- * SIGKILLs its process group if it has not exited after kill_grace.  An
- * idle runner is retired after idle_timeout.  A retired, stopped or exited
- * runner never takes another task; the next task of its key gets a new one.
- * Whenever a runner exits, whatever is left of its process group is killed.
+ * SIGKILLs it and everything it started if it has not exited after
+ * kill_grace.  An idle runner is retired after idle_timeout.  A retired,
+ * stopped or exited runner never takes another task; the next task of its
+ * key gets a new one.
+ *
+ * Every runner has a containment group of its own (contain.h: a cgroup, or
+ * its session under the worker as subreaper).  Whenever a runner exits,
+ * everything it started is killed, also what left its process group or
+ * session; at the end of each task (a done line), whatever left its
+ * session during the task is killed, while its own children may stay
+ * until it is retired.
  *
  * Threads and ownership: everything runs on the loop thread.  The end
  * callback runs at most once per submitted task, never from inside
@@ -55,6 +62,7 @@
 
 #include <uv.h>
 
+#include "contain.h"
 #include "result.h"
 #include "warm-proto.h"
 
@@ -62,6 +70,7 @@ struct warm_pool;
 struct warm_runner;
 
 struct warm_pool_config {
+	struct contain *contain;    /* each runner gets a group of it; borrowed, outlives the pool */
 	char *const *argv;          /* runner command words, NULL-terminated; copied */
 	int64_t kill_grace_ms;      /* stdin closed -> SIGKILL */
 	int64_t idle_timeout_ms;    /* 0: idle runners are never retired */
@@ -102,6 +111,10 @@ int warm_pool_submit(struct warm_pool *p, const char *key, char *const *env, con
 /* The runner's process id (its process group's too), or 0 once its exit
  * was seen (the id may belong to another process by then). */
 int warm_runner_pid(const struct warm_runner *w);
+
+/* Signals the runner and everything it started (contain_signal); nothing
+ * once its exit was seen. */
+void warm_runner_signal(struct warm_runner *w, int sig);
 
 /* Its task is being stopped (time limit, cancel): the runner takes no other
  * task and its stdin is closed; the caller signals its process group.  The

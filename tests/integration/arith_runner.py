@@ -23,6 +23,10 @@ Misbehaviour for the tests that need it, chosen per model type:
   --broken-file PATH while PATH exists the "device" is broken: every task
                      crashes (exit 3, an infrastructure error) and the health
                      check fails; remove it to mend the device
+  --no-result MODEL  finish without writing a result: exit 0 (one-shot), or
+                     send the done line (warm) -- the runner's error
+  --escape-dir DIR   every task leaves a daemon behind (double fork and
+                     setsid, sleeping 600 s) that writes its pid to DIR/PID
 
 --health --backend B --result FILE is the health check: the same sum of
 squares over 100000 numbers, checked against its closed form, written as
@@ -48,6 +52,34 @@ def write_result(path, result):
     os.rename(tmp, path)
 
 
+def leave_daemon(directory):
+    """Double fork and setsid: what a runner may not do, and cannot.
+    Returns once the daemon has written its pid."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(w)
+        os.waitpid(pid, 0)
+        os.read(r, 64)
+        os.close(r)
+        return
+    try:
+        os.close(r)
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        with open(os.path.join(directory, str(os.getpid())), 'w') as f:
+            f.write(str(os.getpid()))
+        os.write(w, b'1')
+        os.close(w)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        time.sleep(600)
+    finally:
+        os._exit(0)
+
+
 def run_task(a, task_path, result_path):
     """Runs one task; returns (task_id, fatal).  Raises Crash for --crash."""
     with open(task_path) as f:
@@ -58,6 +90,11 @@ def run_task(a, task_path, result_path):
         raise Crash()
     if a.sleep:
         time.sleep(a.sleep)
+    if a.escape_dir:
+        leave_daemon(a.escape_dir)
+    if model in a.no_result:
+        print('arith runner: finishing %s without writing a result, on purpose' % model)
+        return task['task_id'], False
     if model in a.crash:
         print('arith runner: crashing on purpose for %s' % model, file=sys.stderr)
         raise Crash()
@@ -147,6 +184,8 @@ def main():
     ap.add_argument('--health', action='store_true')
     ap.add_argument('--backend')
     ap.add_argument('--broken-file')
+    ap.add_argument('--no-result', action='append', default=[])
+    ap.add_argument('--escape-dir')
     a = ap.parse_args()
 
     if a.health:

@@ -672,5 +672,62 @@ class DeviceHealthTest(unittest.TestCase):
             c.hfctl('cancel', str(job))
 
 
+class RunnerContainmentTest(unittest.TestCase):
+    """A runner that finishes without a result is the runner's error: the
+    device is never quarantined for it.  Nothing a runner leaves behind,
+    even a double-forked daemon in a session of its own, outlives its task,
+    on a worker with a runner per task and on one with warm runners."""
+
+    def check(self, wid, extra):
+        with harness.cluster(coordinator_set=['scheduler.quarantine_after=2',
+                                              'scheduler.quarantine_recheck=1h']) as c:
+            escaped = os.path.join(c.root, 'escaped-' + wid)
+            os.mkdir(escaped)
+            c.start_coordinator()
+            runner = 'python3 %s --no-result bert --no-result gpt2 --no-result t5 --escape-dir %s' % (
+                harness.ARITH_RUNNER, escaped)
+            d = c.workers[wid] = harness.Daemon(wid, [
+                harness.WORKER, '--id', wid, '--coordinator', c.worker_url,
+                '--state-dir', os.path.join(c.root, 'state-' + wid), '--slots', '1', '--runner', runner,
+                '--log-level', 'info'] + extra, c.root).start()
+            c.wait_for(lambda: device_state(c, wid)['state'] == 'in-service', 30,
+                       'worker %s to register' % wid)
+            job, n = submit(c, '--models', 'bert,gpt2,t5,vit', '--backends', 'cpu', '--max-retries', '5')
+            wait_job(c, job, timeout=120)
+            assert_exactly_once(self, c, job, n)
+            rows = c.pg.rows("SELECT t.model_type, r.status, r.reason FROM tasks t JOIN results r"
+                             " ON r.id = t.result_id WHERE t.job_id = %d ORDER BY t.model_type" % job)
+            for model, status, reason in rows:
+                if model == 'vit':
+                    self.assertEqual(status, 'passed')
+                else:
+                    self.assertEqual(status, 'error')
+                    self.assertIn('without writing a result', reason)
+            # Not retried as infrastructure failures, and the device stays.
+            self.assertEqual(c.pg.psql('SELECT count(*) FROM results r JOIN tasks t ON t.id = r.task_id'
+                                       ' WHERE t.job_id = %d' % job), str(n))
+            self.assertEqual(c.pg.psql('SELECT count(*) FROM device_quarantine'), '0')
+            self.assertEqual(device_state(c, wid)['state'], 'in-service')
+            self.assertEqual(device_state(c, wid)['infra_failures'], 0)
+            self.assertIn('runner processes are contained by', d.log())
+            # Every task left a daemon; each died with its task.
+            pids = [int(p) for p in os.listdir(escaped)]
+            self.assertGreaterEqual(len(pids), n)
+            for pid in pids:
+                c.wait_for(lambda: not os.path.exists('/proc/%d' % pid) or
+                           open('/proc/%d/stat' % pid).read().rsplit(')', 1)[1].split()[0] == 'Z',
+                           10, 'daemon %d to die' % pid)
+            self.assertEqual(d.stop(), 0)
+            # Under the sanitizers: nothing reported (UBSan goes on after one).
+            self.assertNotIn('Sanitizer', d.log())
+            self.assertNotIn('runtime error:', d.log())
+
+    def test_one_shot_runners(self):
+        self.check('c1', ['--set', 'runner.warm=false'])
+
+    def test_warm_runners(self):
+        self.check('w1', [])
+
+
 if __name__ == '__main__':
     unittest.main(verbosity=2)

@@ -227,6 +227,30 @@ START_TEST(test_no_result_file_after_exit_names_the_status)
 }
 END_TEST
 
+START_TEST(test_exit_0_without_a_result_is_the_runners_error_not_the_devices)
+{
+	struct run_outcome o = { .task_id = 1, .attempt = 1, .spawned = true, .exit_status = 0,
+				 .result_err = -ENOENT };
+	Hf__TaskResult *r;
+
+	ck_assert_int_eq(result_build(&o, &r), 0);
+	ck_assert_int_eq(r->status, HF__TASK_STATUS__STATUS_ERROR);
+	ck_assert_str_eq(r->reason, "runner exited 0 without writing a result");
+	ck_assert_int_eq(r->exit_code, 0);
+	ck_assert(!r->infrastructure); /* never counts towards a quarantine */
+	result_free(r);
+
+	/* Nor does an unreadable one. */
+	o.result_err = 0;
+	o.result_text = "{\"status\": ";
+	o.result_len = strlen(o.result_text);
+	ck_assert_int_eq(result_build(&o, &r), 0);
+	ck_assert_int_eq(r->status, HF__TASK_STATUS__STATUS_ERROR);
+	ck_assert(!r->infrastructure);
+	result_free(r);
+}
+END_TEST
+
 START_TEST(test_no_result_file_after_a_signal_names_the_signal)
 {
 	struct run_outcome o = { .task_id = 1, .attempt = 1, .spawned = true,
@@ -403,6 +427,7 @@ int main(void)
 	tcase_add_test(tc, test_no_metrics_are_invented);
 	tcase_add_test(tc, test_reason_is_made_one_line);
 	tcase_add_test(tc, test_no_result_file_after_exit_names_the_status);
+	tcase_add_test(tc, test_exit_0_without_a_result_is_the_runners_error_not_the_devices);
 	tcase_add_test(tc, test_no_result_file_after_a_signal_names_the_signal);
 	tcase_add_test(tc, test_a_valid_result_counts_even_if_the_runner_then_crashed);
 	tcase_add_test(tc, test_the_workers_decision_wins_over_the_result_file);

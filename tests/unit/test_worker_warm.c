@@ -777,6 +777,7 @@ START_TEST(test_done_without_a_result_file_is_an_error)
 	r = run_task(ex, 2, "noresult", 10);
 	ck_assert_int_eq(r->status, HF__TASK_STATUS__STATUS_ERROR);
 	ck_assert_str_eq(r->reason, "warm runner reported the task done without writing a result");
+	ck_assert(!r->infrastructure); /* the runner's error: no quarantine for the device */
 	/* Not the runner's fault beyond this task: it stays. */
 	ck_assert_int_eq(result_pid(run_task(ex, 3, "bert", 10)), first);
 	finish(ex);
