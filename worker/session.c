@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: MIT
  *
- * The register / poll / report protocol and the worker's life cycle (see
- * session.h).  Three kinds of call go to the coordinator, each with at most
- * one outstanding: Register, Poll and ResultBatch.  Their reply callbacks
- * run on the loop thread (hf_nuv.h); the session never closes the client
- * from inside one of them, because ending is always deferred to a timer.
+ * The register / poll protocol and the worker's life cycle (see
+ * session.h): registration and its backoff, polls with their assignments
+ * and cancels, the heartbeat, drain and ending.  The results not yet
+ * acknowledged are session-results.c's, the health checks
+ * session-health.c's; struct session, which they share, is in
+ * session-internal.h.  Four kinds of call go to the coordinator, each with
+ * at most one outstanding: Register, Poll, ResultBatch and HealthReport.
+ * Their reply callbacks run on the loop thread (hf_nuv.h); the session
+ * never closes the client from inside one of them, because ending is
+ * always deferred to a timer.
  */
 #include "session.h"
 
@@ -21,6 +26,7 @@
 #include "hf_util.h"
 #include "hf_validate.h"
 #include "result.h"
+#include "session-internal.h"
 #include "spool.h"
 
 #define BACKOFF_MIN_MS 200
@@ -29,89 +35,10 @@
 #define HEARTBEAT_MIN_MS 50
 #define HEARTBEAT_MAX_MS 60000
 #define REPLY_MAX (4u << 20)
-/* Repeated failures of the same call are logged at warning level only this
- * often, so a coordinator that is down does not flood the log. */
-#define WARN_EVERY 60
-
-enum session_state {
-	SESSION_REGISTERING,  /* no accepted registration (yet, or any more) */
-	SESSION_ACTIVE,
-	SESSION_FLUSHING,     /* drained: the last results are going out */
-	SESSION_DONE,         /* ending: handles are being closed */
-};
-
-/* A result not yet acknowledged by the coordinator. */
-struct pending {
-	Hf__TaskResult *result;
-	bool spooled;
-	bool spool_failed;  /* logged once as an error, then retried quietly */
-	struct pending *next;
-};
-
-/* Health checking of one device of the inventory (same position). */
-struct dev_health {
-	int64_t last_check_ms;       /* monotonic: when the last check ended (or the count began) */
-	const char *due;             /* a check is wanted, for this trigger; NULL: none */
-	const char *trigger;         /* of the check running or being reported */
-	bool report_pending;         /* its outcome waits for the coordinator's Ack: device held */
-	bool report_sent;            /* ... and is in the HealthReport in flight */
-	bool ok;
-	char detail[512];
-	double duration_s, finished_at;
-};
-
-struct session {
-	uv_loop_t *loop;
-	struct session_config cfg;
-	session_exit_cb cb;
-	void *arg;
-
-	nuv_client_t *client;
-	struct executor *ex;
-	struct spool *spool;
-
-	enum session_state state;
-	bool draining;
-	bool reg_inflight, poll_inflight, results_inflight, poll_again;
-	/* The batch in flight: how many results, and the first one's name.
-	 * After the coordinator refused a batch as invalid, batches of one
-	 * (results_isolate) find the result it refuses, which is set aside. */
-	size_t results_sent;
-	uint64_t results_sent_task;
-	uint32_t results_sent_attempt;
-	bool results_isolate;
-	bool health_inflight;
-	bool health_unsupported;     /* the coordinator does not know HealthReport */
-	bool health_at_register;     /* check every device once registered */
-	struct dev_health health[HW_MAX_DEVICES];
-	bool reg_stale;              /* the Register in flight describes replaced hardware */
-
-	/* The last telemetry sample, reused until a heartbeat has passed. */
-	struct hw_telemetry telemetry[HW_MAX_DEVICES];
-	size_t n_telemetry;
-	int64_t telemetry_at;        /* monotonic ms; 0: never sampled */
-	int64_t heartbeat_ms;
-	unsigned backoff_ms;
-	unsigned reg_failures, poll_failures, results_failures;
-	uint64_t rng;
-
-	struct pending *pending, **pending_tail;
-	size_t n_pending;
-
-	uv_timer_t reg_timer, beat_timer, drain_timer, flush_timer, finish_timer;
-	int open_handles;
-	int exit_code;
-	int64_t finish_deadline;     /* monotonic ms: stop waiting for calls */
-};
 
 static void register_send(struct session *s);
-static void poll_send(struct session *s);
-static void results_flush(struct session *s);
 static void session_check_drained(struct session *s);
-static void session_end(struct session *s, int exit_code);
 static void beat_timer_cb(uv_timer_t *h);
-static void health_run_due(struct session *s);
-static void health_flush(struct session *s);
 
 /* ---- helpers ---- */
 
@@ -132,7 +59,7 @@ static uint32_t session_random(struct session *s)
 
 /* Packs env and sends it; the reply goes to cb.  Returns 0 or a negative
  * errno (cb is then not called). */
-static int session_call(struct session *s, const Hf__Envelope *env, nuv_reply_cb cb)
+int session_call(struct session *s, const Hf__Envelope *env, nuv_reply_cb cb)
 {
 	nng_msg *msg;
 	int r = hf_env_pack(env, &msg);
@@ -145,7 +72,7 @@ static int session_call(struct session *s, const Hf__Envelope *env, nuv_reply_cb
 /* The reply as a validated envelope (hf_validate.h): rv from the call, or
  * -EBADMSG when it is not a reply a coordinator may send (logged: what
  * broke which limit). */
-static int reply_unpack(int rv, nng_msg *reply, Hf__Envelope **ret_env)
+int reply_unpack(int rv, nng_msg *reply, Hf__Envelope **ret_env)
 {
 	char err[256];
 
@@ -161,7 +88,7 @@ static int reply_unpack(int rv, nng_msg *reply, Hf__Envelope **ret_env)
 	return 0;
 }
 
-static const char *call_error(int rv)
+const char *call_error(int rv)
 {
 	return rv == -EBADMSG ? "the reply could not be decoded" : strerror(-rv);
 }
@@ -178,128 +105,6 @@ static void session_set_heartbeat(struct session *s, uint32_t ms)
 	s->heartbeat_ms = ms;
 	if (uv_is_active((uv_handle_t *)&s->beat_timer))
 		uv_timer_start(&s->beat_timer, beat_timer_cb, ms, ms);
-}
-
-/* ---- pending results ---- */
-
-static struct pending *pending_find(struct session *s, uint64_t task_id, uint32_t attempt)
-{
-	for (struct pending *p = s->pending; p; p = p->next)
-		if (p->result->task_id == task_id && p->result->attempt == attempt)
-			return p;
-	return NULL;
-}
-
-static void pending_spool(struct session *s, struct pending *p)
-{
-	int r = spool_write(s->spool, p->result);
-
-	if (r < 0) {
-		hf_log(p->spool_failed ? HF_LOG_DEBUG : HF_LOG_ERROR,
-		       "could not write the result of task %" PRIu64 " attempt %" PRIu32
-		       " to the spool: %s; keeping it in memory and trying again",
-		       p->result->task_id, p->result->attempt, strerror(-r));
-		p->spool_failed = true;
-		return;
-	}
-	if (p->spool_failed)
-		log_info("result of task %" PRIu64 " attempt %" PRIu32 " is now in the spool",
-			 p->result->task_id, p->result->attempt);
-	p->spooled = true;
-	p->spool_failed = false;
-}
-
-/* Takes result.  A result for an attempt already pending replaces it. */
-static void pending_add(struct session *s, Hf__TaskResult *result, bool spooled)
-{
-	struct pending *p = pending_find(s, result->task_id, result->attempt);
-
-	if (p) {
-		result_free(p->result);
-		p->result = result;
-		p->spooled = false;
-	} else {
-		p = calloc(1, sizeof(*p));
-		if (!p) {
-			log_error("could not keep the result of task %" PRIu64 " attempt %" PRIu32
-				  ": out of memory; its lease will expire",
-				  result->task_id, result->attempt);
-			result_free(result);
-			return;
-		}
-		p->result = result;
-		*s->pending_tail = p;
-		s->pending_tail = &p->next;
-		s->n_pending++;
-	}
-	p->spooled = spooled;
-	if (!spooled)
-		pending_spool(s, p);
-}
-
-/* Takes a result off the pending list (the caller deals with its spool
- * file); false when it is not there. */
-static bool pending_unlink(struct session *s, uint64_t task_id, uint32_t attempt)
-{
-	struct pending **pp, *p;
-
-	for (pp = &s->pending; (p = *pp); pp = &p->next)
-		if (p->result->task_id == task_id && p->result->attempt == attempt)
-			break;
-	if (!p)
-		return false;
-	*pp = p->next;
-	if (s->pending_tail == &p->next)
-		s->pending_tail = pp;
-	s->n_pending--;
-	result_free(p->result);
-	free(p);
-	return true;
-}
-
-/* A result that will not be sent: its spool file was set aside. */
-static void pending_forget(struct session *s, uint64_t task_id, uint32_t attempt)
-{
-	if (!pending_unlink(s, task_id, attempt))
-		return;
-	if (executor_task_dir_remove(s->ex, task_id, attempt) < 0)
-		log_warn("could not remove the directory of task %" PRIu64 " attempt %" PRIu32 ", ignoring",
-			 task_id, attempt);
-	if (s->state == SESSION_FLUSHING && s->n_pending == 0) {
-		log_info("all results reported or set aside");
-		session_end(s, 0);
-	}
-}
-
-static void pending_remove(struct session *s, uint64_t task_id, uint32_t attempt)
-{
-	int r;
-
-	if (!pending_unlink(s, task_id, attempt))
-		return;
-	r = spool_remove(s->spool, task_id, attempt);
-	if (r < 0)
-		log_warn("could not remove the result of task %" PRIu64 " attempt %" PRIu32
-			 " from the spool: %s; it will be sent again at the next start",
-			 task_id, attempt, strerror(-r));
-	r = executor_task_dir_remove(s->ex, task_id, attempt);
-	if (r < 0)
-		log_warn("could not remove the directory of task %" PRIu64 " attempt %" PRIu32
-			 ": %s, ignoring",
-			 task_id, attempt, strerror(-r));
-	log_debug("result of task %" PRIu64 " attempt %" PRIu32 " acknowledged", task_id, attempt);
-}
-
-static void pending_free_all(struct session *s)
-{
-	while (s->pending) {
-		struct pending *p = s->pending;
-		s->pending = p->next;
-		result_free(p->result);
-		free(p);
-	}
-	s->pending_tail = &s->pending;
-	s->n_pending = 0;
 }
 
 /* ---- registration ---- */
@@ -538,7 +343,7 @@ static void register_send(struct session *s)
 
 /* The coordinator no longer knows this worker (it restarted, or forgot a
  * silent worker): register again at once. */
-static void session_reregister(struct session *s)
+void session_reregister(struct session *s)
 {
 	if (s->state == SESSION_FLUSHING) {
 		log_info("coordinator %s does not know this worker any more; %zu results stay in "
@@ -762,7 +567,7 @@ out:
 }
 
 /* Polls now, or as soon as the outstanding poll is answered. */
-static void poll_send(struct session *s)
+void poll_send(struct session *s)
 {
 	int r;
 
@@ -779,291 +584,6 @@ static void poll_send(struct session *s)
 	}
 	s->poll_inflight = true;
 	s->poll_again = false;
-}
-
-/* ---- results ---- */
-
-/* The coordinator refused the batch in flight as invalid: sending it
- * again cannot help.  A batch of several is sent again one result at a
- * time; a result refused alone is set aside in the spool (as .bad, for a
- * person to look at) so that it cannot hold back the others.  Its task's
- * lease then runs out and the coordinator decides what follows. */
-static void results_refused(struct session *s, const char *why)
-{
-	if (s->results_sent > 1) {
-		log_warn("coordinator %s refused a batch of %zu results: %s; sending them one by one "
-			 "to find the one it refuses",
-			 s->cfg.url, s->results_sent, why);
-		s->results_isolate = true;
-		results_flush(s);
-		return;
-	}
-	uint64_t task = s->results_sent_task;
-	uint32_t attempt = s->results_sent_attempt;
-	int r = spool_set_aside(s->spool, task, attempt);
-	log_error("coordinator %s refused the result of task %" PRIu64 " attempt %" PRIu32
-		  " as invalid: %s; %s, not sent again",
-		  s->cfg.url, task, attempt, why,
-		  r < 0 ? "it could not be moved aside in the spool" : "it is set aside in the spool as .bad");
-	if (r == 0)
-		pending_forget(s, task, attempt);
-	results_flush(s);
-}
-
-static void results_reply_cb(int rv, nng_msg *reply, void *arg)
-{
-	struct session *s = arg;
-	Hf__Envelope *env = NULL;
-	size_t before = s->n_pending;
-
-	s->results_inflight = false;
-	rv = reply_unpack(rv, reply, &env);
-	if (s->state == SESSION_DONE)
-		goto out;
-	if (rv < 0) {
-		if (s->results_failures++ % WARN_EVERY == 0)
-			log_warn("could not report %zu results to %s: %s; they stay in the spool and "
-				 "are sent again",
-				 before, s->cfg.url, call_error(rv));
-		goto out;
-	}
-	s->results_failures = 0;
-	switch (env->body_case) {
-	case HF__ENVELOPE__BODY_ACK:
-		for (size_t i = 0; i < env->ack->n_acked; i++)
-			pending_remove(s, env->ack->acked[i]->task_id, env->ack->acked[i]->attempt);
-		break;
-	case HF__ENVELOPE__BODY_ERROR:
-		if (env->error->code == HF__ERROR_CODE__ERR_NOT_REGISTERED) {
-			session_reregister(s);
-			goto out;
-		}
-		if (env->error->code == HF__ERROR_CODE__ERR_BAD_REQUEST) {
-			results_refused(s, env->error->message);
-			goto out;
-		}
-		log_warn("coordinator %s refused results: %s; sending them again later", s->cfg.url,
-			 env->error->message);
-		goto out;
-	default:
-		log_warn("coordinator %s sent an unexpected reply to results, ignoring", s->cfg.url);
-		goto out;
-	}
-	if (s->state == SESSION_FLUSHING && s->n_pending == 0) {
-		log_info("all results reported");
-		session_end(s, 0);
-	} else if (s->n_pending > 0 && s->n_pending < before) {
-		results_flush(s); /* progress: send the next batch now */
-	}
-out:
-	hf_env_free(env);
-}
-
-static void results_flush(struct session *s)
-{
-	Hf__Envelope env = HF__ENVELOPE__INIT;
-	Hf__ResultBatch batch = HF__RESULT_BATCH__INIT;
-	Hf__TaskResult *list[SESSION_BATCH_MAX];
-	size_t n = 0, bytes = 0;
-	int r;
-
-	if ((s->state != SESSION_ACTIVE && s->state != SESSION_FLUSHING) || s->results_inflight)
-		return;
-	size_t most = s->results_isolate ? 1 : SESSION_BATCH_MAX;
-	if (!s->pending)
-		s->results_isolate = false;
-	for (struct pending *p = s->pending; p && n < most; p = p->next) {
-		size_t size = hf__task_result__get_packed_size(p->result);
-		if (n > 0 && bytes + size > SESSION_BATCH_BYTES)
-			break;
-		list[n++] = p->result;
-		bytes += size;
-	}
-	if (n == 0)
-		return;
-	batch.worker_id = (char *)s->cfg.worker_id;
-	batch.n_results = n;
-	batch.results = list;
-	env.body_case = HF__ENVELOPE__BODY_RESULTS;
-	env.results = &batch;
-	r = session_call(s, &env, results_reply_cb);
-	if (r < 0) {
-		log_warn("could not report results to %s: %s", s->cfg.url, strerror(-r));
-		return;
-	}
-	s->results_inflight = true;
-	s->results_sent = n;
-	s->results_sent_task = list[0]->task_id;
-	s->results_sent_attempt = list[0]->attempt;
-	log_debug("reporting %zu results (%zu bytes)", n, bytes);
-}
-
-/* ---- health checks ---- */
-
-/* After start or new hardware: check every device once registered, and
- * count the periodic interval from now. */
-static void health_reset(struct session *s)
-{
-	int64_t now = hf_mono_ms();
-
-	s->health_at_register = s->cfg.health_on_register;
-	for (size_t i = 0; i < HW_MAX_DEVICES; i++)
-		s->health[i].last_check_ms = now;
-}
-
-static void health_check_done_cb(struct executor *ex, const struct executor_check *c, void *arg)
-{
-	struct session *s = arg;
-	const struct hw_inventory *inv = s->cfg.inv;
-
-	(void)ex;
-	for (size_t i = 0; i < inv->n_devices && i < HW_MAX_DEVICES; i++) {
-		struct dev_health *h = &s->health[i];
-		if (inv->devices[i].backend != c->backend || inv->devices[i].index != c->index)
-			continue;
-		h->last_check_ms = hf_mono_ms();
-		if (s->health_unsupported)
-			break;
-		h->report_pending = true;
-		h->report_sent = false;
-		h->ok = c->ok;
-		hf_strlcpy(h->detail, c->detail, sizeof(h->detail));
-		h->duration_s = c->duration_s;
-		h->finished_at = c->finished_at;
-		if (!h->trigger)
-			h->trigger = "coordinator";
-		break;
-	}
-	health_flush(s);
-	poll_send(s); /* the device may be free again (no report to wait for) */
-}
-
-/* Starts the checks that are due on idle devices. */
-static void health_run_due(struct session *s)
-{
-	const struct hw_inventory *inv = s->cfg.inv;
-	int64_t now = hf_mono_ms();
-
-	if (s->cfg.health_timeout_ms <= 0 || s->draining || s->state != SESSION_ACTIVE)
-		return;
-	for (size_t i = 0; i < inv->n_devices && i < HW_MAX_DEVICES; i++) {
-		const struct hw_device *d = &inv->devices[i];
-		struct dev_health *h = &s->health[i];
-		unsigned tasks, benchmarks;
-
-		if (!h->due && s->cfg.health_interval_ms > 0 &&
-		    now - h->last_check_ms >= s->cfg.health_interval_ms)
-			h->due = "periodic";
-		if (!h->due || h->report_pending || executor_checking(s->ex, d->backend, d->index))
-			continue;
-		executor_device_use(s->ex, d->backend, d->index, &tasks, &benchmarks);
-		if (tasks > 0)
-			continue; /* when it is idle */
-		int r = executor_check_start(s->ex, d, d->backend, d->index, s->cfg.health_timeout_ms,
-					     health_check_done_cb, s);
-		if (r < 0) {
-			log_warn("could not start a health check of %s:%u: %s; trying again later",
-				 hf_backend_name(d->backend), d->index, strerror(-r));
-			h->last_check_ms = now;
-			continue;
-		}
-		h->trigger = h->due;
-		h->due = NULL;
-	}
-}
-
-static void health_reply_cb(int rv, nng_msg *reply, void *arg)
-{
-	struct session *s = arg;
-	Hf__Envelope *env = NULL;
-	bool acked = false;
-
-	s->health_inflight = false;
-	rv = reply_unpack(rv, reply, &env);
-	if (s->state == SESSION_DONE)
-		goto out;
-	if (rv < 0) {
-		log_debug("could not report health checks to %s: %s; sending them again", s->cfg.url,
-			  call_error(rv));
-	} else if (env->body_case == HF__ENVELOPE__BODY_ACK) {
-		acked = true;
-	} else if (env->body_case == HF__ENVELOPE__BODY_ERROR &&
-		   env->error->code == HF__ERROR_CODE__ERR_BAD_REQUEST) {
-		log_warn("coordinator %s does not take health reports (%s): health checks are not reported",
-			 s->cfg.url, env->error->message);
-		s->health_unsupported = true;
-		acked = true; /* nothing more to wait for */
-	} else if (env->body_case == HF__ENVELOPE__BODY_ERROR &&
-		   env->error->code == HF__ERROR_CODE__ERR_NOT_REGISTERED) {
-		session_reregister(s);
-	} else {
-		log_warn("coordinator %s did not take the health checks: %s; sending them again", s->cfg.url,
-			 env->body_case == HF__ENVELOPE__BODY_ERROR ? env->error->message : "unexpected reply");
-	}
-	for (size_t i = 0; i < HW_MAX_DEVICES; i++) {
-		struct dev_health *h = &s->health[i];
-		if (!h->report_sent)
-			continue;
-		h->report_sent = false;
-		if (acked) {
-			h->report_pending = false;
-			h->trigger = NULL;
-		}
-	}
-	if (acked)
-		poll_send(s); /* those devices offer their slots again */
-out:
-	hf_env_free(env);
-}
-
-/* Sends the health check outcomes not yet acknowledged. */
-static void health_flush(struct session *s)
-{
-	Hf__Envelope env = HF__ENVELOPE__INIT;
-	Hf__HealthReport hr = HF__HEALTH_REPORT__INIT;
-	Hf__HealthResult res[HW_MAX_DEVICES], *ptrs[HW_MAX_DEVICES];
-	const struct hw_inventory *inv = s->cfg.inv;
-	size_t n = 0;
-	int r;
-
-	if (s->state != SESSION_ACTIVE || s->health_inflight)
-		return;
-	if (s->health_unsupported) {
-		for (size_t i = 0; i < HW_MAX_DEVICES; i++)
-			s->health[i].report_pending = false;
-		return;
-	}
-	for (size_t i = 0; i < inv->n_devices && i < HW_MAX_DEVICES; i++) {
-		struct dev_health *h = &s->health[i];
-		if (!h->report_pending)
-			continue;
-		hf__health_result__init(&res[n]);
-		res[n].backend = inv->devices[i].backend;
-		res[n].index = inv->devices[i].index;
-		res[n].ok = h->ok;
-		res[n].detail = h->detail;
-		res[n].duration_s = h->duration_s;
-		res[n].checked_at = h->finished_at;
-		res[n].trigger = (char *)(h->trigger ? h->trigger : "");
-		ptrs[n] = &res[n];
-		n++;
-	}
-	if (n == 0)
-		return;
-	hr.worker_id = (char *)s->cfg.worker_id;
-	hr.results = ptrs;
-	hr.n_results = n;
-	env.body_case = HF__ENVELOPE__BODY_HEALTH_REPORT;
-	env.health_report = &hr;
-	r = session_call(s, &env, health_reply_cb);
-	if (r < 0) {
-		log_warn("could not report health checks to %s: %s", s->cfg.url, strerror(-r));
-		return;
-	}
-	s->health_inflight = true;
-	for (size_t i = 0; i < inv->n_devices && i < HW_MAX_DEVICES; i++)
-		if (s->health[i].report_pending)
-			s->health[i].report_sent = true;
 }
 
 /* ---- executor and timers ---- */
@@ -1169,7 +689,7 @@ static void finish_timer_cb(uv_timer_t *h)
 
 /* Ends the session: deferred to a timer so that it never runs inside an
  * nng reply callback (closing the client there would deadlock). */
-static void session_end(struct session *s, int exit_code)
+void session_end(struct session *s, int exit_code)
 {
 	if (s->state == SESSION_DONE)
 		return;

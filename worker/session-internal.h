@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * What the files of the worker's session share, and nothing outside them
+ * may include: struct session and its parts, and the functions that one
+ * file of the session calls in another.  session.c owns the life cycle
+ * (register, poll, assignments, drain, ending) and the calls to the
+ * coordinator; session-results.c the results not yet acknowledged and
+ * their reporting; session-health.c the devices' health checks and their
+ * reports.  Everything declared here runs on the loop thread only.
+ */
+#ifndef SESSION_INTERNAL_H
+#define SESSION_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "executor.h"
+#include "hf_nuv.h"
+#include "hf_proto.h"
+#include "hw.h"
+#include "session.h"
+#include "spool.h"
+
+/* Repeated failures of the same call are logged at warning level only this
+ * often, so a coordinator that is down does not flood the log. */
+#define WARN_EVERY 60
+
+enum session_state {
+	SESSION_REGISTERING,  /* no accepted registration (yet, or any more) */
+	SESSION_ACTIVE,
+	SESSION_FLUSHING,     /* drained: the last results are going out */
+	SESSION_DONE,         /* ending: handles are being closed */
+};
+
+/* A result not yet acknowledged by the coordinator. */
+struct pending {
+	Hf__TaskResult *result;
+	bool spooled;
+	bool spool_failed;  /* logged once as an error, then retried quietly */
+	struct pending *next;
+};
+
+/* Health checking of one device of the inventory (same position). */
+struct dev_health {
+	int64_t last_check_ms;       /* monotonic: when the last check ended (or the count began) */
+	const char *due;             /* a check is wanted, for this trigger; NULL: none */
+	const char *trigger;         /* of the check running or being reported */
+	bool report_pending;         /* its outcome waits for the coordinator's Ack: device held */
+	bool report_sent;            /* ... and is in the HealthReport in flight */
+	bool ok;
+	char detail[512];
+	double duration_s, finished_at;
+};
+
+struct session {
+	uv_loop_t *loop;
+	struct session_config cfg;
+	session_exit_cb cb;
+	void *arg;
+
+	nuv_client_t *client;
+	struct executor *ex;
+	struct spool *spool;
+
+	enum session_state state;
+	bool draining;
+	bool reg_inflight, poll_inflight, results_inflight, poll_again;
+	/* The batch in flight: how many results, and the first one's name.
+	 * After the coordinator refused a batch as invalid, batches of one
+	 * (results_isolate) find the result it refuses, which is set aside. */
+	size_t results_sent;
+	uint64_t results_sent_task;
+	uint32_t results_sent_attempt;
+	bool results_isolate;
+	bool health_inflight;
+	bool health_unsupported;     /* the coordinator does not know HealthReport */
+	bool health_at_register;     /* check every device once registered */
+	struct dev_health health[HW_MAX_DEVICES];
+	bool reg_stale;              /* the Register in flight describes replaced hardware */
+
+	/* The last telemetry sample, reused until a heartbeat has passed. */
+	struct hw_telemetry telemetry[HW_MAX_DEVICES];
+	size_t n_telemetry;
+	int64_t telemetry_at;        /* monotonic ms; 0: never sampled */
+	int64_t heartbeat_ms;
+	unsigned backoff_ms;
+	unsigned reg_failures, poll_failures, results_failures;
+	uint64_t rng;
+
+	struct pending *pending, **pending_tail;
+	size_t n_pending;
+
+	uv_timer_t reg_timer, beat_timer, drain_timer, flush_timer, finish_timer;
+	int open_handles;
+	int exit_code;
+	int64_t finish_deadline;     /* monotonic ms: stop waiting for calls */
+};
+
+/* session.c: the calls to the coordinator and the life cycle.  These were
+ * static to session.c; the other files of the session use them too. */
+
+/* Packs env and sends it; the reply goes to cb.  Returns 0 or a negative
+ * errno (cb is then not called). */
+int session_call(struct session *s, const Hf__Envelope *env, nuv_reply_cb cb);
+
+/* The reply as a validated envelope, or -EBADMSG (logged). */
+int reply_unpack(int rv, nng_msg *reply, Hf__Envelope **ret_env);
+
+/* Why a call failed (rv from reply_unpack), for messages. */
+const char *call_error(int rv);
+
+/* Polls now, or as soon as the outstanding poll is answered. */
+void poll_send(struct session *s);
+
+/* The coordinator no longer knows this worker: register again at once
+ * (or, while flushing, end with the results left in the spool). */
+void session_reregister(struct session *s);
+
+/* Ends the session, deferred to a timer (never inside a reply callback). */
+void session_end(struct session *s, int exit_code);
+
+/* session-results.c: the results not yet acknowledged. */
+
+/* Writes a pending result to the spool; a failure is logged and leaves it
+ * unspooled, to be written again at the next heartbeat. */
+void pending_spool(struct session *s, struct pending *p);
+
+/* Takes result; a result for an attempt already pending replaces it. */
+void pending_add(struct session *s, Hf__TaskResult *result, bool spooled);
+
+/* Frees every pending result (their spool files stay). */
+void pending_free_all(struct session *s);
+
+/* Sends the next batch of pending results, unless one is in flight. */
+void results_flush(struct session *s);
+
+/* session-health.c: the devices' health checks. */
+
+/* After start or new hardware: check every device once registered, and
+ * count the periodic interval from now. */
+void health_reset(struct session *s);
+
+/* Starts the checks that are due on idle devices. */
+void health_run_due(struct session *s);
+
+/* Sends the health check outcomes not yet acknowledged. */
+void health_flush(struct session *s);
+
+#endif

@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The session's results not yet acknowledged by the coordinator (see
+ * session.h): the pending list and its spool files, the ResultBatch calls
+ * that report them, the Acks that remove them, and the setting aside of a
+ * result the coordinator refuses as invalid.  Runs on the loop thread
+ * only; the reply callback is deferred there by hf_nuv.h.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hf_log.h"
+#include "hf_proto.h"
+#include "result.h"
+#include "session-internal.h"
+#include "spool.h"
+
+/* ---- pending results ---- */
+
+static struct pending *pending_find(struct session *s, uint64_t task_id, uint32_t attempt)
+{
+	for (struct pending *p = s->pending; p; p = p->next)
+		if (p->result->task_id == task_id && p->result->attempt == attempt)
+			return p;
+	return NULL;
+}
+
+void pending_spool(struct session *s, struct pending *p)
+{
+	int r = spool_write(s->spool, p->result);
+
+	if (r < 0) {
+		hf_log(p->spool_failed ? HF_LOG_DEBUG : HF_LOG_ERROR,
+		       "could not write the result of task %" PRIu64 " attempt %" PRIu32
+		       " to the spool: %s; keeping it in memory and trying again",
+		       p->result->task_id, p->result->attempt, strerror(-r));
+		p->spool_failed = true;
+		return;
+	}
+	if (p->spool_failed)
+		log_info("result of task %" PRIu64 " attempt %" PRIu32 " is now in the spool",
+			 p->result->task_id, p->result->attempt);
+	p->spooled = true;
+	p->spool_failed = false;
+}
+
+/* Takes result.  A result for an attempt already pending replaces it. */
+void pending_add(struct session *s, Hf__TaskResult *result, bool spooled)
+{
+	struct pending *p = pending_find(s, result->task_id, result->attempt);
+
+	if (p) {
+		result_free(p->result);
+		p->result = result;
+		p->spooled = false;
+	} else {
+		p = calloc(1, sizeof(*p));
+		if (!p) {
+			log_error("could not keep the result of task %" PRIu64 " attempt %" PRIu32
+				  ": out of memory; its lease will expire",
+				  result->task_id, result->attempt);
+			result_free(result);
+			return;
+		}
+		p->result = result;
+		*s->pending_tail = p;
+		s->pending_tail = &p->next;
+		s->n_pending++;
+	}
+	p->spooled = spooled;
+	if (!spooled)
+		pending_spool(s, p);
+}
+
+/* Takes a result off the pending list (the caller deals with its spool
+ * file); false when it is not there. */
+static bool pending_unlink(struct session *s, uint64_t task_id, uint32_t attempt)
+{
+	struct pending **pp, *p;
+
+	for (pp = &s->pending; (p = *pp); pp = &p->next)
+		if (p->result->task_id == task_id && p->result->attempt == attempt)
+			break;
+	if (!p)
+		return false;
+	*pp = p->next;
+	if (s->pending_tail == &p->next)
+		s->pending_tail = pp;
+	s->n_pending--;
+	result_free(p->result);
+	free(p);
+	return true;
+}
+
+/* A result that will not be sent: its spool file was set aside. */
+static void pending_forget(struct session *s, uint64_t task_id, uint32_t attempt)
+{
+	if (!pending_unlink(s, task_id, attempt))
+		return;
+	if (executor_task_dir_remove(s->ex, task_id, attempt) < 0)
+		log_warn("could not remove the directory of task %" PRIu64 " attempt %" PRIu32 ", ignoring",
+			 task_id, attempt);
+	if (s->state == SESSION_FLUSHING && s->n_pending == 0) {
+		log_info("all results reported or set aside");
+		session_end(s, 0);
+	}
+}
+
+static void pending_remove(struct session *s, uint64_t task_id, uint32_t attempt)
+{
+	int r;
+
+	if (!pending_unlink(s, task_id, attempt))
+		return;
+	r = spool_remove(s->spool, task_id, attempt);
+	if (r < 0)
+		log_warn("could not remove the result of task %" PRIu64 " attempt %" PRIu32
+			 " from the spool: %s; it will be sent again at the next start",
+			 task_id, attempt, strerror(-r));
+	r = executor_task_dir_remove(s->ex, task_id, attempt);
+	if (r < 0)
+		log_warn("could not remove the directory of task %" PRIu64 " attempt %" PRIu32
+			 ": %s, ignoring",
+			 task_id, attempt, strerror(-r));
+	log_debug("result of task %" PRIu64 " attempt %" PRIu32 " acknowledged", task_id, attempt);
+}
+
+void pending_free_all(struct session *s)
+{
+	while (s->pending) {
+		struct pending *p = s->pending;
+		s->pending = p->next;
+		result_free(p->result);
+		free(p);
+	}
+	s->pending_tail = &s->pending;
+	s->n_pending = 0;
+}
+
+/* ---- results ---- */
+
+/* The coordinator refused the batch in flight as invalid: sending it
+ * again cannot help.  A batch of several is sent again one result at a
+ * time; a result refused alone is set aside in the spool (as .bad, for a
+ * person to look at) so that it cannot hold back the others.  Its task's
+ * lease then runs out and the coordinator decides what follows. */
+static void results_refused(struct session *s, const char *why)
+{
+	if (s->results_sent > 1) {
+		log_warn("coordinator %s refused a batch of %zu results: %s; sending them one by one "
+			 "to find the one it refuses",
+			 s->cfg.url, s->results_sent, why);
+		s->results_isolate = true;
+		results_flush(s);
+		return;
+	}
+	uint64_t task = s->results_sent_task;
+	uint32_t attempt = s->results_sent_attempt;
+	int r = spool_set_aside(s->spool, task, attempt);
+	log_error("coordinator %s refused the result of task %" PRIu64 " attempt %" PRIu32
+		  " as invalid: %s; %s, not sent again",
+		  s->cfg.url, task, attempt, why,
+		  r < 0 ? "it could not be moved aside in the spool" : "it is set aside in the spool as .bad");
+	if (r == 0)
+		pending_forget(s, task, attempt);
+	results_flush(s);
+}
+
+static void results_reply_cb(int rv, nng_msg *reply, void *arg)
+{
+	struct session *s = arg;
+	Hf__Envelope *env = NULL;
+	size_t before = s->n_pending;
+
+	s->results_inflight = false;
+	rv = reply_unpack(rv, reply, &env);
+	if (s->state == SESSION_DONE)
+		goto out;
+	if (rv < 0) {
+		if (s->results_failures++ % WARN_EVERY == 0)
+			log_warn("could not report %zu results to %s: %s; they stay in the spool and "
+				 "are sent again",
+				 before, s->cfg.url, call_error(rv));
+		goto out;
+	}
+	s->results_failures = 0;
+	switch (env->body_case) {
+	case HF__ENVELOPE__BODY_ACK:
+		for (size_t i = 0; i < env->ack->n_acked; i++)
+			pending_remove(s, env->ack->acked[i]->task_id, env->ack->acked[i]->attempt);
+		break;
+	case HF__ENVELOPE__BODY_ERROR:
+		if (env->error->code == HF__ERROR_CODE__ERR_NOT_REGISTERED) {
+			session_reregister(s);
+			goto out;
+		}
+		if (env->error->code == HF__ERROR_CODE__ERR_BAD_REQUEST) {
+			results_refused(s, env->error->message);
+			goto out;
+		}
+		log_warn("coordinator %s refused results: %s; sending them again later", s->cfg.url,
+			 env->error->message);
+		goto out;
+	default:
+		log_warn("coordinator %s sent an unexpected reply to results, ignoring", s->cfg.url);
+		goto out;
+	}
+	if (s->state == SESSION_FLUSHING && s->n_pending == 0) {
+		log_info("all results reported");
+		session_end(s, 0);
+	} else if (s->n_pending > 0 && s->n_pending < before) {
+		results_flush(s); /* progress: send the next batch now */
+	}
+out:
+	hf_env_free(env);
+}
+
+void results_flush(struct session *s)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__ResultBatch batch = HF__RESULT_BATCH__INIT;
+	Hf__TaskResult *list[SESSION_BATCH_MAX];
+	size_t n = 0, bytes = 0;
+	int r;
+
+	if ((s->state != SESSION_ACTIVE && s->state != SESSION_FLUSHING) || s->results_inflight)
+		return;
+	size_t most = s->results_isolate ? 1 : SESSION_BATCH_MAX;
+	if (!s->pending)
+		s->results_isolate = false;
+	for (struct pending *p = s->pending; p && n < most; p = p->next) {
+		size_t size = hf__task_result__get_packed_size(p->result);
+		if (n > 0 && bytes + size > SESSION_BATCH_BYTES)
+			break;
+		list[n++] = p->result;
+		bytes += size;
+	}
+	if (n == 0)
+		return;
+	batch.worker_id = (char *)s->cfg.worker_id;
+	batch.n_results = n;
+	batch.results = list;
+	env.body_case = HF__ENVELOPE__BODY_RESULTS;
+	env.results = &batch;
+	r = session_call(s, &env, results_reply_cb);
+	if (r < 0) {
+		log_warn("could not report results to %s: %s", s->cfg.url, strerror(-r));
+		return;
+	}
+	s->results_inflight = true;
+	s->results_sent = n;
+	s->results_sent_task = list[0]->task_id;
+	s->results_sent_attempt = list[0]->attempt;
+	log_debug("reporting %zu results (%zu bytes)", n, bytes);
+}
