@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * The task directories of the executor (see executor.h):
+ * <state_dir>/tasks/<task_id>-<attempt>/ with the task.json the runner
+ * reads, their removal once a result was acknowledged, and the clean-up of
+ * what an earlier run left there.  Runs on the loop thread only.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "executor-internal.h"
+#include "hf_log.h"
+#include "hf_util.h"
+
+/* ---- task.json ---- */
+
+static json_t *json_string_or_null(const char *s)
+{
+	return s && *s ? json_string(s) : json_null();
+}
+
+static json_t *json_count_or_null(uint32_t v)
+{
+	return v ? json_integer(v) : json_null();
+}
+
+static json_t *json_device_list(const struct task *t)
+{
+	json_t *list = json_array();
+
+	for (size_t i = 0; list && i < t->n_devices; i++) {
+		if (json_array_append_new(list, json_integer(t->devices[i])) < 0) {
+			json_decref(list);
+			return NULL;
+		}
+	}
+	return list;
+}
+
+/* task.json.  Fields proto3 cannot tell from unset (empty strings, zero
+ * counts) are written as null, so the runner applies its own default. */
+static int task_write_json(const struct task *t, const Hf__Assignment *a)
+{
+	json_t *o = json_object();
+	char *text = NULL;
+	int r = -ENOMEM;
+
+	if (!o)
+		return -ENOMEM;
+	if (json_object_set_new(o, "task_id", json_integer((json_int_t)a->task_id)) ||
+	    json_object_set_new(o, "attempt", json_integer(a->attempt)) ||
+	    json_object_set_new(o, "job_id", json_integer((json_int_t)a->job_id)) ||
+	    json_object_set_new(o, "model_type", json_string_or_null(a->model_type)) ||
+	    json_object_set_new(o, "hf_id", json_string_or_null(a->hf_id)) ||
+	    json_object_set_new(o, "family", json_string_or_null(a->family)) ||
+	    json_object_set_new(o, "task", json_string_or_null(a->task)) ||
+	    json_object_set_new(o, "modality", json_string_or_null(a->modality)) ||
+	    json_object_set_new(o, "kind",
+				a->kind ? json_string(hf_kind_name(a->kind)) : json_null()) ||
+	    json_object_set_new(o, "backend", json_string(hf_backend_name(a->backend))) ||
+	    json_object_set_new(o, "device_index", json_integer(a->device_index)) ||
+	    json_object_set_new(o, "device_indices", json_device_list(t)) ||
+	    json_object_set_new(o, "batch_size", json_count_or_null(a->batch_size)) ||
+	    json_object_set_new(o, "seq_len", json_count_or_null(a->seq_len)) ||
+	    json_object_set_new(o, "precision", json_string_or_null(a->precision)) ||
+	    json_object_set_new(o, "iterations", json_count_or_null(a->iterations)) ||
+	    json_object_set_new(o, "warmup", json_integer(a->warmup)) ||
+	    json_object_set_new(o, "timeout_s", json_integer((t->timeout_ms + 999) / 1000)))
+		goto out;
+	text = json_dumps(o, JSON_INDENT(1));
+	if (!text)
+		goto out;
+	r = hf_write_file_durable(t->task_path, text, strlen(text));
+out:
+	free(text);
+	json_decref(o);
+	return r;
+}
+
+int task_prepare_dir(const struct task *t, const Hf__Assignment *a)
+{
+	int r = hf_mkdir_p(t->dir, 0700);
+
+	if (r < 0)
+		return r;
+	/* A result from an earlier run of this attempt must not be taken for
+	 * this run's. */
+	if (unlink(t->result_path) < 0 && errno != ENOENT)
+		return -errno;
+	return task_write_json(t, a);
+}
+
+int path_join(char **ret, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(ret, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		*ret = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* ---- task directories ---- */
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if ((type == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT)
+		log_warn("could not remove \"%s\": %s, ignoring", path, strerror(errno));
+	return 0;
+}
+
+static int rm_rf(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) < 0)
+		return -errno;
+	return 0;
+}
+
+int executor_task_dir_remove(struct executor *ex, uint64_t task_id, uint32_t attempt)
+{
+	char *dir;
+	int r;
+
+	if (path_join(&dir, "%s/tasks/%" PRIu64 "-%" PRIu32, ex->state_dir, task_id, attempt) < 0)
+		return -ENOMEM;
+	r = rm_rf(dir);
+	free(dir);
+	return r;
+}
+
+int executor_task_dirs_clean(struct executor *ex)
+{
+	char *tasks;
+	DIR *d;
+	struct dirent *de;
+	int r = 0;
+
+	if (path_join(&tasks, "%s/tasks", ex->state_dir) < 0)
+		return -ENOMEM;
+	d = opendir(tasks);
+	if (!d) {
+		r = errno == ENOENT ? 0 : -errno;
+		free(tasks);
+		return r;
+	}
+	while ((de = readdir(d))) {
+		unsigned long long task_id;
+		unsigned attempt;
+		char *path;
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (sscanf(de->d_name, "%llu-%u", &task_id, &attempt) == 2 &&
+		    executor_find(ex, task_id, attempt))
+			continue;
+		if (path_join(&path, "%s/%s", tasks, de->d_name) < 0) {
+			r = -ENOMEM;
+			break;
+		}
+		log_debug("removing \"%s\", left over from an earlier run", path);
+		rm_rf(path);
+		free(path);
+	}
+	closedir(d);
+	free(tasks);
+	return r;
+}
