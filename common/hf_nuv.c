@@ -16,14 +16,17 @@
 #include "hf_nuv.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -97,8 +100,10 @@ struct nuv_request {
 struct nuv_conn {
 	uint32_t id;
 	unsigned outstanding; /* requests received and not yet answered */
-	bool closing;         /* this module asked nng to close it */
+	bool closing;         /* this module closes it (or has) */
+	bool close_pending;   /* ... on the loop thread's next turn */
 	int64_t last_request_ms;
+	nng_sockaddr local, remote; /* to find its socket (conn_shut) */
 	char addr[64];
 };
 
@@ -121,7 +126,7 @@ struct nuv_server {
 	 * size a power of two, at most half full), the limits in force and the
 	 * counters. */
 	struct nuv_conn *conns;
-	size_t conns_size, n_conns;
+	size_t conns_size, n_conns, n_close_pending;
 	struct nuv_server_limits lim;
 	char name[48];
 	struct nuv_server_stats stats;
@@ -185,6 +190,9 @@ static void conn_remove(nuv_server_t *srv, struct nuv_conn *c)
 {
 	size_t mask = srv->conns_size - 1, hole = (size_t)(c - srv->conns);
 
+	if (c->close_pending)
+		srv->n_close_pending--;
+
 	for (size_t i = (hole + 1) & mask; srv->conns[i].id != 0; i = (i + 1) & mask) {
 		size_t home = conn_slot(srv, srv->conns[i].id);
 		/* Entry i may fill the hole unless its home lies cyclically in (hole, i]. */
@@ -212,11 +220,134 @@ static void pipe_addr(nng_pipe p, char *buf, size_t len)
 		snprintf(buf, len, "[%s]:%u", ip, ntohs(sa.s_in6.sa_port));
 }
 
-static void pipe_close_id(uint32_t id)
+static bool sockaddr_is(const struct sockaddr_storage *ss, const nng_sockaddr *sa)
 {
-	nng_pipe p = NNG_PIPE_INITIALIZER;
-	p.id = id;
-	nng_pipe_close(p); /* NNG_ENOENT when it has gone meanwhile: fine */
+	if (ss->ss_family == AF_INET && sa->s_family == NNG_AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+		return in->sin_port == sa->s_in.sa_port && in->sin_addr.s_addr == sa->s_in.sa_addr;
+	}
+	if (ss->ss_family == AF_INET6 && sa->s_family == NNG_AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+		return in6->sin6_port == sa->s_in6.sa_port &&
+		       memcmp(&in6->sin6_addr, sa->s_in6.sa_addr, 16) == 0;
+	}
+	return false;
+}
+
+static bool socket_is(int fd, const nng_sockaddr *local, const nng_sockaddr *remote)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0 || !sockaddr_is(&ss, remote))
+		return false;
+	len = sizeof(ss);
+	return getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && sockaddr_is(&ss, local);
+}
+
+/* The descriptor of our TCP socket with these two ends, or -1. */
+static int socket_find(const nng_sockaddr *local, const nng_sockaddr *remote)
+{
+	DIR *d;
+	struct dirent *e;
+	int found = -1;
+
+	if (remote->s_family != NNG_AF_INET && remote->s_family != NNG_AF_INET6)
+		return -1;
+	d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	while (found < 0 && (e = readdir(d)) != NULL) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		if (*end != '\0' || end == e->d_name || fd == dirfd(d) || fd > INT_MAX)
+			continue;
+		if (socket_is((int)fd, local, remote))
+			found = (int)fd;
+	}
+	closedir(d);
+	return found;
+}
+
+/* Loop thread: ends connection id.
+ *
+ * nng 1.5.2 (Debian 12) can wedge its pipe reaper for good when
+ * nng_pipe_close races with the TCP transport re-arming a receive or a
+ * send that just completed in part (tcptran_pipe_recv_cb and _send_cb
+ * start the next read or write without checking that the pipe was closed;
+ * the read then never completes and the reaper waits for it forever, and
+ * with it every later pipe of the process: no REM_POST, no freed slot).  A
+ * peer that is sending hits that window often.  So a TCP connection is
+ * ended by shutting down the reading side of its socket instead: nng sees
+ * the end of the stream on its own receive path and closes the pipe from
+ * there, where nothing races.  Other transports, or a socket not found,
+ * fall back to nng_pipe_close. */
+static void conn_shut(nuv_server_t *srv, uint32_t id, const nng_sockaddr *local, const nng_sockaddr *remote)
+{
+	int fd = socket_find(local, remote);
+	bool gone;
+
+	pthread_mutex_lock(&srv->mu);
+	/* The descriptor stays ours while the pipe is in the table: nng closes
+	 * it only after REM_POST, which waits for mu. */
+	gone = conn_find(srv, id) == NULL;
+	if (!gone && fd >= 0 && socket_is(fd, local, remote) && shutdown(fd, SHUT_RD) == 0)
+		gone = true;
+	pthread_mutex_unlock(&srv->mu);
+	if (!gone) {
+		nng_pipe p = NNG_PIPE_INITIALIZER;
+		p.id = id;
+		nng_pipe_close(p); /* NNG_ENOENT when it has gone meanwhile: fine */
+	}
+}
+
+/* nng's threads, under mu: closes c on the loop thread.  nng 1.5 can stop
+ * reaping pipes for good when one is closed from inside the callback chain
+ * of its own receive (seen here: REM_POST never came again), so callbacks
+ * only mark the connection and wake the loop. */
+static void conn_close_later(nuv_server_t *srv, struct nuv_conn *c)
+{
+	c->closing = c->close_pending = true;
+	srv->n_close_pending++;
+}
+
+/* Loop thread: closes the connections marked by conn_close_later, or with
+ * idle_ms >= 0 also those idle for that long, in batches (nng_pipe_close
+ * is not called under mu). */
+static void server_close_marked(nuv_server_t *srv, int64_t now, int64_t idle_ms)
+{
+	struct {
+		uint32_t id;
+		nng_sockaddr local, remote;
+	} end[IDLE_CLOSE_BATCH];
+	size_t n;
+
+	do {
+		n = 0;
+		pthread_mutex_lock(&srv->mu);
+		for (size_t i = 0; i < srv->conns_size && n < IDLE_CLOSE_BATCH; i++) {
+			struct nuv_conn *c = &srv->conns[i];
+			if (c->id == 0)
+				continue;
+			if (c->close_pending) {
+				c->close_pending = false;
+				srv->n_close_pending--;
+			} else if (idle_ms >= 0 && !c->closing && c->outstanding == 0 &&
+				   now - c->last_request_ms >= idle_ms) {
+				c->closing = true;
+				srv->stats.closed_idle++;
+			} else {
+				continue;
+			}
+			end[n].id = c->id;
+			end[n].local = c->local;
+			end[n].remote = c->remote;
+			n++;
+		}
+		pthread_mutex_unlock(&srv->mu);
+		for (size_t i = 0; i < n; i++)
+			conn_shut(srv, end[i].id, &end[i].local, &end[i].remote);
+	} while (n == IDLE_CLOSE_BATCH);
 }
 
 /* nng's threads: a connection has negotiated (ADD_PRE; closing it here
@@ -227,6 +358,7 @@ static void server_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 	nuv_server_t *srv = arg;
 	uint32_t id = (uint32_t)nng_pipe_id(p);
 	struct nuv_conn *c;
+	nng_sockaddr local, remote;
 	char addr[64];
 
 	if (ev == NNG_PIPE_EV_REM_POST) {
@@ -237,10 +369,15 @@ static void server_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
 		return;
 	}
 	pipe_addr(p, addr, sizeof(addr));
+	if (nng_pipe_get_addr(p, NNG_OPT_LOCADDR, &local) != 0 ||
+	    nng_pipe_get_addr(p, NNG_OPT_REMADDR, &remote) != 0)
+		local.s_family = remote.s_family = NNG_AF_UNSPEC;
 	pthread_mutex_lock(&srv->mu);
 	c = srv->n_conns < srv->lim.max_connections ? conn_add(srv, id) : NULL;
 	if (c) {
 		c->last_request_ms = hf_mono_ms();
+		c->local = local;
+		c->remote = remote;
 		memcpy(c->addr, addr, sizeof(c->addr));
 	} else {
 		srv->stats.refused_over_cap++;
@@ -284,7 +421,7 @@ static void request_done(nuv_server_t *srv, struct nuv_request *r, bool reply_ti
 {
 	uint32_t id = r->conn_id;
 	struct nuv_conn *c;
-	bool close = false;
+	bool wake = false;
 
 	r->conn_id = 0;
 	if (id == 0)
@@ -294,14 +431,15 @@ static void request_done(nuv_server_t *srv, struct nuv_request *r, bool reply_ti
 		if (c->outstanding > 0)
 			c->outstanding--;
 		if (reply_timed_out && !c->closing) {
-			c->closing = close = true;
+			conn_close_later(srv, c);
 			srv->stats.closed_unread++;
 			memcpy(srv->last_unread, c->addr, sizeof(c->addr));
+			wake = true;
 		}
 	}
 	pthread_mutex_unlock(&srv->mu);
-	if (close)
-		pipe_close_id(id);
+	if (wake)
+		uv_async_send(&srv->async);
 }
 
 static void request_arm(struct nuv_request *r)
@@ -358,11 +496,15 @@ static void server_async_cb(uv_async_t *h)
 {
 	nuv_server_t *srv = h->data;
 	struct nuv_request *list;
+	bool close;
 
 	pthread_mutex_lock(&srv->mu);
 	list = srv->head;
 	srv->head = srv->tail = NULL;
+	close = srv->n_close_pending > 0;
 	pthread_mutex_unlock(&srv->mu);
+	if (close && !srv->closing)
+		server_close_marked(srv, 0, -1);
 
 	while (list) {
 		struct nuv_request *r = list;
@@ -423,27 +565,10 @@ static void server_tick_cb(uv_timer_t *h)
 {
 	nuv_server_t *srv = h->data;
 	int64_t now = hf_mono_ms();
-	uint32_t ids[IDLE_CLOSE_BATCH];
-	size_t n;
 
 	if (srv->closing)
 		return;
-	do {
-		n = 0;
-		pthread_mutex_lock(&srv->mu);
-		for (size_t i = 0; i < srv->conns_size && n < IDLE_CLOSE_BATCH; i++) {
-			struct nuv_conn *c = &srv->conns[i];
-			if (c->id == 0 || c->closing || c->outstanding > 0 ||
-			    now - c->last_request_ms < srv->lim.idle_timeout_ms)
-				continue;
-			c->closing = true;
-			srv->stats.closed_idle++;
-			ids[n++] = c->id;
-		}
-		pthread_mutex_unlock(&srv->mu);
-		for (size_t i = 0; i < n; i++)
-			pipe_close_id(ids[i]);
-	} while (n == IDLE_CLOSE_BATCH);
+	server_close_marked(srv, now, srv->lim.idle_timeout_ms);
 	server_log(srv, now);
 }
 
