@@ -218,10 +218,11 @@ class ConnectionsTest(unittest.TestCase):
         self.c.wait_for(lambda: flood.closed >= 1, 120, 'the coordinator to close the flood')
 
         job, n = submit(self.c, '--models', 'bert,gpt2,t5,vit')
-        closed_before = flood.closed
+        sent_before = flood.sent
         wait_job(self.c, job)
         assert_exactly_once(self, self.c, job, n)
-        self.assertGreater(flood.closed, closed_before, 'the flood stopped during the job')
+        self.assertGreater(flood.sent, sent_before, 'the flood stopped during the job')
+        self.assertFalse(flood.ended.is_set())
 
         self.c.wait_for(lambda: metric(self.c, 'hfleet_connections_closed_total', port='worker',
                                        reason='unread_replies') >= 2, 30, 'the closes to be counted')
