@@ -91,10 +91,10 @@ class SpPeer:
             while True:
                 if not self.sock.recv(65536):
                     return True
-        except (ConnectionResetError, BrokenPipeError):
-            return True
         except socket.timeout:
             return False
+        except OSError:  # reset
+            return True
 
     def close(self):
         self.sock.close()
@@ -124,7 +124,7 @@ class Flooder(threading.Thread):
 
     def reader(self, peer):
         try:
-            while not self.stop.is_set():
+            while True:
                 peer.recv()
                 self.replies += 1
         except OSError:
@@ -153,9 +153,15 @@ class Flooder(threading.Thread):
         self.ended.set()
 
     def finish(self):
+        """Stops sending and lets the coordinator end the connection once
+        it is idle.  Hanging up on it mid-traffic instead can wedge nng
+        1.5.2's pipe reaper in the coordinator for good (see
+        docs/protocol.md, Connections): the peer would break the server,
+        not the test."""
         self.stop.set()
-        self.peer.close()
         self.join(30)
+        self.peer.closed_by_peer(IDLE * 6)
+        self.peer.close()
 
 
 def metric(cluster, name, **labels):
