@@ -24,6 +24,10 @@ struct coord_conf {
 	int64_t max_assign_per_poll;
 	int64_t locality_wait_ms;
 	int64_t worker_contexts;
+	int64_t max_connections;
+	int64_t requests_per_connection;
+	int64_t idle_timeout_ms;
+	int64_t reply_timeout_ms;
 	int64_t quarantine_after;
 	int64_t quarantine_recheck_ms;
 	char *log_level;

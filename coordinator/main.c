@@ -114,6 +114,58 @@ void coord_load_tasks(struct coord *c, const struct db_live_task *tasks, size_t 
 	}
 }
 
+/* The connections settings, the same for both ports: each port is its own
+ * socket with its own contexts, connections and cap. */
+static int server_limit(struct coord *c, nuv_server_t *srv, const char *name)
+{
+	struct nuv_server_limits lim = {
+		.name = name,
+		.max_connections = (unsigned)c->conf.max_connections,
+		.requests_per_connection = (unsigned)c->conf.requests_per_connection,
+		.idle_timeout_ms = c->conf.idle_timeout_ms,
+		.reply_timeout_ms = c->conf.reply_timeout_ms,
+	};
+	return nuv_server_limit(srv, &lim);
+}
+
+/* Settings whose bounds depend on each other. */
+static int check_config(const struct coord_conf *conf)
+{
+	if (conf->idle_timeout_ms < 2 * conf->heartbeat_ms) {
+		fprintf(stderr,
+			"hf-coordinator: connections.idle_timeout (%" PRId64 " ms) must be at least twice "
+			"scheduler.heartbeat (%" PRId64 " ms): workers poll once per heartbeat\n",
+			conf->idle_timeout_ms, conf->heartbeat_ms);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Each connection is an open file: take the hard limit, and say when the
+ * two ports' caps could use it up. */
+static void nofile_check(const struct coord_conf *conf)
+{
+	/* The database, the HTTP endpoint, the log, the loop's own files, and
+	 * connections still negotiating (nng gives them 10 s). */
+	const uint64_t margin = 256;
+	uint64_t limit, need = 2 * (uint64_t)conf->max_connections + margin;
+	int r = nuv_nofile_raise(&limit);
+
+	if (r < 0) {
+		log_warn("could not raise the open-file limit: %s, ignoring", strerror(-r));
+		return;
+	}
+	if (limit == UINT64_MAX)
+		log_info("open-file limit: unlimited");
+	else
+		log_info("open-file limit: %" PRIu64, limit);
+	if (need > limit)
+		log_warn("2 ports x connections.max_per_port (%" PRId64 ") + %" PRIu64 " = %" PRIu64
+			 " files exceeds the open-file limit of %" PRIu64
+			 ": raise LimitNOFILE or lower connections.max_per_port",
+			 conf->max_connections, margin, need, limit);
+}
+
 static void start_done(struct db_op *op)
 {
 	struct coord *c = op->ctx;
@@ -176,6 +228,15 @@ static void start_done(struct db_op *op)
 			    &c->control_srv);
 	if (r < 0) {
 		log_error("could not listen for hfctl on \"%s\": %s", c->conf.control_listen, strerror(-r));
+		c->exit_code = 1;
+		coord_shutdown(c);
+		return;
+	}
+	r = server_limit(c, c->worker_srv, "worker port");
+	if (r == 0)
+		r = server_limit(c, c->control_srv, "control port");
+	if (r < 0) {
+		log_error("could not apply the connections settings: %s", strerror(-r));
 		c->exit_code = 1;
 		coord_shutdown(c);
 		return;
@@ -365,6 +426,8 @@ int main(int argc, char **argv)
 			c.conf.log_level);
 		return 2;
 	}
+	if (check_config(&c.conf) < 0)
+		return 2;
 	hf_log_init("hf-coordinator", level);
 	if (action == OPT_CHECK) {
 		if (load_registry(&c) < 0)
@@ -376,6 +439,7 @@ int main(int argc, char **argv)
 
 	if (load_registry(&c) < 0)
 		return 2;
+	nofile_check(&c.conf);
 	c.sched = sched_new();
 	c.loop = uv_default_loop();
 	if (!c.sched) {

@@ -113,6 +113,44 @@ static void gauge(struct hf_buf *b, const char *name, const char *help)
 	hf_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
 }
 
+static void counter(struct hf_buf *b, const char *name, const char *help)
+{
+	hf_buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+}
+
+/* What each port's fairness rules did (common/hf_nuv.h). */
+static void connection_metrics(struct coord *c, struct hf_buf *b)
+{
+	static const char *const port[] = { "worker", "control" };
+	nuv_server_t *srv[] = { c->worker_srv, c->control_srv };
+	struct nuv_server_stats st[2] = { { 0 } };
+
+	for (int i = 0; i < 2; i++)
+		if (srv[i])
+			nuv_server_stats(srv[i], &st[i]);
+	gauge(b, "hfleet_connections", "open connections, by port");
+	for (int i = 0; i < 2; i++)
+		hf_buf_printf(b, "hfleet_connections{port=\"%s\"} %" PRIu64 "\n", port[i], st[i].connections_open);
+	counter(b, "hfleet_connections_refused_total",
+		"connections closed on arrival because the port had connections.max_per_port open");
+	for (int i = 0; i < 2; i++)
+		hf_buf_printf(b, "hfleet_connections_refused_total{port=\"%s\"} %" PRIu64 "\n", port[i],
+			      st[i].refused_over_cap);
+	counter(b, "hfleet_connections_closed_total",
+		"connections the coordinator closed: idle (no request for connections.idle_timeout) or "
+		"unread_replies (a reply not taken within connections.reply_timeout)");
+	for (int i = 0; i < 2; i++)
+		hf_buf_printf(b,
+			      "hfleet_connections_closed_total{port=\"%s\",reason=\"idle\"} %" PRIu64 "\n"
+			      "hfleet_connections_closed_total{port=\"%s\",reason=\"unread_replies\"} %" PRIu64 "\n",
+			      port[i], st[i].closed_idle, port[i], st[i].closed_unread);
+	counter(b, "hfleet_requests_dropped_total",
+		"requests dropped unanswered: their connection already had connections.requests_per_connection unanswered");
+	for (int i = 0; i < 2; i++)
+		hf_buf_printf(b, "hfleet_requests_dropped_total{port=\"%s\"} %" PRIu64 "\n", port[i],
+			      st[i].refused_over_share);
+}
+
 static void render_metrics(struct coord *c, struct hf_buf *b)
 {
 	static const char *const states[] = { "queued", "granting", "leased", "expiring", "cancelling" };
@@ -139,6 +177,7 @@ static void render_metrics(struct coord *c, struct hf_buf *b)
 	gauge(b, "hfleet_workers", "registered workers, by connection state");
 	hf_buf_printf(b, "hfleet_workers{state=\"connected\"} %zu\n", connected);
 	hf_buf_printf(b, "hfleet_workers{state=\"disconnected\"} %zu\n", workers - connected);
+	connection_metrics(c, b);
 
 	static const struct {
 		const char *name, *help;

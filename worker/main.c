@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include <uv.h>
 
 #include "hf_log.h"
+#include "hf_nuv.h"
 #include "hf_proto.h"
 #include "hf-cache.h"
 #include "hw.h"
@@ -389,6 +391,7 @@ int main(int argc, char **argv)
 	const char *config_path = NULL;
 	bool probe = false, json = false, print_config = false;
 	size_t n_ov = 0;
+	uint64_t nofile;
 	char err[1024];
 	int opt, r, rc = 1;
 
@@ -492,6 +495,14 @@ int main(int argc, char **argv)
 
 	/* A write to a closed socket must be an error, not the end of us. */
 	signal(SIGPIPE, SIG_IGN);
+	/* Every runner holds pipes and every task files: take the hard limit. */
+	r = nuv_nofile_raise(&nofile);
+	if (r < 0)
+		log_warn("could not raise the open-file limit: %s, ignoring", strerror(-r));
+	else if (nofile == UINT64_MAX)
+		log_info("open-file limit: unlimited");
+	else
+		log_info("open-file limit: %" PRIu64, nofile);
 	rc = worker_run(&conf, &hw_opt, inv, &rts);
 	inv = NULL; /* worker_run's */
 

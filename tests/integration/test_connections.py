@@ -1,0 +1,311 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Fair connections, against a live coordinator: a peer speaking nng's real
+SP-over-TCP framing from a raw socket (no nng on this side) tries to take a
+port from everyone else, and a real worker and hfctl must not notice.
+
+SP over TCP: after connecting, each side sends 0x00 'S' 'P' 0x00, its
+protocol id (REQ 48, REP 49) as 16 bits big-endian and two zero bytes.  Then
+each message is a 64-bit big-endian length and the body; a REQ message's
+body starts with a 32-bit request id whose high bit is set.
+
+The coordinator runs with small limits (connections.* below) so that the
+attacks reach them quickly; every check waits for an outcome with a
+generous deadline rather than timing anything.
+"""
+import os
+import re
+import socket
+import struct
+import sys
+import threading
+import time
+import unittest
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+from test_pipeline import assert_exactly_once, submit, wait_job  # noqa: E402
+
+MAX_PER_PORT = 8
+PER_CONNECTION = 4
+IDLE = 5        # seconds, connections.idle_timeout
+REPLY = 2       # seconds, connections.reply_timeout
+
+# Envelope{protocol_version = 1, models = ModelsRequest{}}: a real request on
+# the control port (its reply lists every model: tens of kilobytes), and one
+# the worker port answers with an Error.
+MODELS_REQUEST = b'\x08\x01\x82\x02\x00'
+
+
+class SpPeer:
+    """One REQ connection speaking SP over TCP by hand."""
+
+    def __init__(self, url, rcvbuf=None):
+        host, port = url[len('tcp://'):].rsplit(':', 1)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            # A small window: replies not read back up into the coordinator.
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(30)
+        self.sock.connect((host, int(port)))
+        self.sock.sendall(b'\x00SP\x00' + struct.pack('>H', 48) + b'\x00\x00')
+        hdr = self.recv_exact(8)
+        if hdr != b'\x00SP\x00' + struct.pack('>H', 49) + b'\x00\x00':
+            raise AssertionError('not an SP REP peer: %r' % hdr)
+        self.next_id = 1
+
+    def recv_exact(self, n):
+        buf = b''
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionResetError('closed by the coordinator')
+            buf += chunk
+        return buf
+
+    def send(self, payload):
+        rid = 0x80000000 | self.next_id
+        self.next_id = (self.next_id + 1) & 0x7fffffff or 1
+        body = struct.pack('>I', rid) + payload
+        self.sock.sendall(struct.pack('>Q', len(body)) + body)
+        return rid
+
+    def recv(self):
+        (n,) = struct.unpack('>Q', self.recv_exact(8))
+        body = self.recv_exact(n)
+        return struct.unpack('>I', body[:4])[0], body[4:]
+
+    def call(self, payload):
+        rid = self.send(payload)
+        got, body = self.recv()
+        if got != rid:
+            raise AssertionError('reply to request %x, expected %x' % (got, rid))
+        return body
+
+    def closed_by_peer(self, timeout):
+        """True once the coordinator has closed the connection (it sends
+        nothing unasked, so any read that ends is the close)."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                if not self.sock.recv(65536):
+                    return True
+        except socket.timeout:
+            return False
+        except OSError:  # reset
+            return True
+
+    def close(self):
+        self.sock.close()
+
+
+class Flooder(threading.Thread):
+    """Pipelines requests on one connection as fast as the socket takes
+    them, reading the replies (read_replies) or never reading them; with
+    reconnect, connects again each time the coordinator closes it."""
+
+    def __init__(self, url, read_replies, reconnect=False, pace=0.0):
+        super().__init__(daemon=True)
+        self.url = url
+        self.read_replies = read_replies
+        self.reconnect = reconnect
+        self.pace = pace
+        self.sent = 0
+        self.replies = 0
+        self.closed = 0  # times the coordinator closed us
+        self.ended = threading.Event()
+        self.stop = threading.Event()
+        self.peer = self.connect()
+
+    def connect(self):
+        # A small receive window: replies not read back up into the coordinator.
+        return SpPeer(self.url, rcvbuf=None if self.read_replies else 4096)
+
+    def reader(self, peer):
+        try:
+            while True:
+                peer.recv()
+                self.replies += 1
+        except OSError:
+            pass
+
+    def run(self):
+        while not self.stop.is_set():
+            if self.read_replies:
+                threading.Thread(target=self.reader, args=(self.peer,), daemon=True).start()
+            try:
+                while not self.stop.is_set():
+                    self.peer.send(MODELS_REQUEST)
+                    self.sent += 1
+                    if self.pace:
+                        time.sleep(self.pace)
+            except OSError:
+                if self.stop.is_set():
+                    break
+                self.closed += 1
+            if not self.reconnect:
+                break
+            try:
+                self.peer = self.connect()
+            except OSError:
+                time.sleep(0.1)  # refused over the cap: try again
+        self.ended.set()
+
+    def finish(self):
+        """Stops sending and lets the coordinator end the connection once
+        it is idle.  Hanging up on it mid-traffic instead can wedge nng
+        1.5.2's pipe reaper in the coordinator for good (see
+        docs/protocol.md, Connections): the peer would break the server,
+        not the test."""
+        self.stop.set()
+        self.join(30)
+        self.peer.closed_by_peer(IDLE * 6)
+        self.peer.close()
+
+
+def metric(cluster, name, **labels):
+    with urllib.request.urlopen(cluster.http_url + '/metrics', timeout=10) as r:
+        text = r.read().decode()
+    want = ','.join('%s="%s"' % kv for kv in sorted(labels.items()))
+    for line in text.splitlines():
+        m = re.match(r'^([a-z_]+)(?:\{(.*)\})? (\S+)$', line)
+        if m and m.group(1) == name and ','.join(sorted((m.group(2) or '').split(','))) == want:
+            return float(m.group(3))
+    raise AssertionError('no metric %s{%s} in /metrics' % (name, want))
+
+
+class ConnectionsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.c = harness.Cluster(coordinator_set=(
+            'connections.max_per_port=%d' % MAX_PER_PORT,
+            'connections.requests_per_connection=%d' % PER_CONNECTION,
+            'connections.idle_timeout=%ds' % IDLE,
+            'connections.reply_timeout=%ds' % REPLY))
+        cls.c.start_coordinator()
+        cls.c.start_worker('w1', slots=2)
+        cls.c.wait_for(lambda: len(cls.c.hfctl_json('workers')) == 1, 60, 'the worker to register')
+
+    @classmethod
+    def tearDownClass(cls):
+        if not getattr(cls, 'all_ok', True) or os.environ.get('HF_KEEP'):
+            cls.c.dump_logs()
+        cls.c.close(keep=bool(os.environ.get('HF_KEEP')))
+
+    def setUp(self):
+        self.peers = []
+        self._ok = False
+
+    def tearDown(self):
+        for p in self.peers:
+            if isinstance(p, Flooder):
+                p.finish()
+            else:
+                p.close()
+        if not self._ok:
+            type(self).all_ok = False
+        # Leave the ports as we found them: every connection of this test
+        # gone, so the next test starts under the cap.
+        self.c.wait_for(lambda: metric(self.c, 'hfleet_connections', port='control') == 0 and
+                        metric(self.c, 'hfleet_connections', port='worker') == 1, 60,
+                        'the ports to have no connection of the test left')
+
+    def test_peers_that_never_read_are_closed_and_a_worker_job_completes(self):
+        # On the worker port, one that pipelines as fast as it can (most of
+        # it dropped over its share) and connects again each time it is
+        # closed; on the control port, one that asks for the model list ten
+        # times a second (tens of kilobytes a reply).  Neither reads.
+        flood = Flooder(self.c.worker_url, read_replies=False, reconnect=True)
+        unread = Flooder(self.c.control_url, read_replies=False, pace=0.1)
+        self.peers.extend([flood, unread])
+        flood.start()
+        unread.start()
+        self.c.wait_for(lambda: flood.closed >= 1, 120, 'the coordinator to close the flood')
+
+        job, n = submit(self.c, '--models', 'bert,gpt2,t5,vit')
+        sent_before = flood.sent
+        wait_job(self.c, job)
+        assert_exactly_once(self, self.c, job, n)
+        self.assertGreater(flood.sent, sent_before, 'the flood stopped during the job')
+        self.assertFalse(flood.ended.is_set())
+
+        self.c.wait_for(lambda: metric(self.c, 'hfleet_connections_closed_total', port='worker',
+                                       reason='unread_replies') >= 2, 30, 'the closes to be counted')
+        self.assertGreater(metric(self.c, 'hfleet_requests_dropped_total', port='worker'), 0)
+        self.c.wait_for(unread.ended.is_set, 120, 'the coordinator to close the peer that does not read')
+        self.c.wait_for(lambda: metric(self.c, 'hfleet_connections_closed_total', port='control',
+                                       reason='unread_replies') >= 1, 30, 'the close to be counted')
+        log = self.c.coordinator.log()
+        self.assertRegex(log, r'worker port: closed \d+ connections that did not take a reply within 2000 ms')
+        self.assertRegex(log, r'worker port: dropped \d+ requests from connections that already had 4 unanswered')
+        self.assertRegex(log, r'control port: closed 1 connections that did not take a reply within 2000 ms')
+        # The worker is still served on the same port, hfctl on the other.
+        self.assertEqual(self.c.hfctl_json('workers')[0]['connected'], True)
+        self._ok = True
+
+    def test_connections_over_the_cap_are_refused_and_idle_ones_time_out(self):
+        # Hold the control port's every connection, each kept busy (a
+        # request every half second, replies read) so none goes idle.
+        holders = []
+        for _ in range(MAX_PER_PORT):
+            p = SpPeer(self.c.control_url)
+            self.peers.append(p)
+            self.assertTrue(p.call(MODELS_REQUEST))
+            holders.append(p)
+        stop = threading.Event()
+        lost = []
+
+        def keep_busy():
+            while not stop.wait(0.5):
+                for p in holders:
+                    try:
+                        p.call(MODELS_REQUEST)
+                    except OSError as e:
+                        lost.append(e)
+                        return
+        busy = threading.Thread(target=keep_busy, daemon=True)
+        busy.start()
+
+        extra = SpPeer(self.c.control_url)  # negotiates, then is closed
+        self.peers.append(extra)
+        self.assertTrue(extra.closed_by_peer(60), 'the connection over the cap was not closed')
+        self.c.wait_for(lambda: re.search(r'control port: refused \d+ connections: %d are open'
+                                          % MAX_PER_PORT, self.c.coordinator.log()), 30,
+                        'the refusal to be logged')
+        self.assertGreaterEqual(metric(self.c, 'hfleet_connections_refused_total', port='control'), 1)
+        # hfctl is refused too while the holders keep the port.
+        p = self.c.hfctl('--timeout', '3s', 'models', check=False)
+        self.assertNotEqual(p.returncode, 0)
+        stop.set()
+        busy.join()
+        self.assertEqual(lost, [], 'a holder under the cap lost its connection')
+
+        # Idle now: the coordinator closes them, and hfctl gets through.
+        for p in holders:
+            self.assertTrue(p.closed_by_peer(60), 'an idle connection was not closed')
+        self.assertGreaterEqual(metric(self.c, 'hfleet_connections_closed_total', port='control',
+                                       reason='idle'), MAX_PER_PORT)
+        self.c.hfctl('models')
+        self._ok = True
+
+    def test_a_flood_on_the_worker_port_does_not_hold_up_hfctl(self):
+        # Peers that read their replies but pipeline far past their share:
+        # served at the rate the port allows, the rest dropped.
+        floods = [Flooder(self.c.worker_url, read_replies=True) for _ in range(MAX_PER_PORT - 2)]
+        self.peers.extend(floods)
+        for f in floods:
+            f.start()
+        self.c.wait_for(lambda: all(f.replies > 100 for f in floods), 60, 'the flood to be answered')
+        for _ in range(5):
+            before = sum(f.replies for f in floods)
+            self.c.hfctl('--timeout', '30s', 'models')
+            self.c.hfctl('--timeout', '30s', 'workers')
+            self.c.wait_for(lambda: sum(f.replies for f in floods) > before + 100, 60,
+                            'the flood to go on')
+        self.assertFalse(any(f.ended.is_set() for f in floods), 'a flood that reads was disconnected')
+        self._ok = True
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)
