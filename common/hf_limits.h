@@ -79,18 +79,11 @@
 #define HF_MAX_UNKNOWN_FIELDS 64   /* fields of newer protocol revisions, skipped, per message */
 #define HF_MAX_NESTING 8           /* sub-message depth (the protocol's deepest is 4) */
 
-/* How many workers the coordinator remembers: a registration beyond it
- * replaces the worker seen longest ago that is no longer connected, or is
- * refused (ERR_UNAVAILABLE) when all are connected. */
-#define HF_MAX_WORKERS 128
-
 /* What a worker's description (labels, devices, runtimes, backend
  * statuses, CPU, host name, versions) may encode to, in bytes.  The
  * worker's own buffers allow ~200 KiB (128 devices with every string
- * full); a real worker with 8 GPUs needs ~3 KiB.  With HF_MAX_WORKERS, the
- * replies to "hfctl workers" (<= 128 x 257 KiB) and "hfctl devices"
- * (<= 128 x (256 KiB + 128 x 600 B)) stay under hfctl's receive limit of
- * 64 MiB. */
+ * full); a real worker with 8 GPUs needs ~3 KiB.  How many workers the
+ * coordinator remembers is its setting coordinator.max_workers. */
 #define HF_MAX_WORKER_DESCRIPTION (256 * 1024)
 
 /* ---- numeric ranges ---- */

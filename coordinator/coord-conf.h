@@ -19,6 +19,7 @@ struct coord_conf {
 	char *conninfo;
 	char *registry_path;
 	int64_t heartbeat_ms;
+	int64_t max_workers;
 	int64_t lease_ms;
 	int64_t max_tasks_per_job;
 	int64_t max_assign_per_poll;

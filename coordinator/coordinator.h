@@ -28,7 +28,7 @@
  * Register it sent (bounded by common/hf_limits.h, unknown fields removed,
  * cached_models sorted); dev_order lists the positions of its devices
  * sorted by (backend, index), for lookups in time logarithmic in their
- * number.  At most HF_MAX_WORKERS are kept. */
+ * number.  At most coordinator.max_workers are kept. */
 struct coord_worker {
 	char *id;
 	Hf__Register *reg;         /* owned */
@@ -139,10 +139,10 @@ long coord_worker_device(const struct coord_worker *w, int backend, uint32_t ind
  * keeps what it had). */
 int coord_worker_set_reg(struct coord_worker *w, Hf__Register *reg);
 
-/* Is there no room for a new worker: HF_MAX_WORKERS kept, all connected? */
+/* Is there no room for a new worker: coordinator.max_workers kept, all connected? */
 bool coord_workers_full(struct coord *c);
 
-/* Makes room for one more worker record: at HF_MAX_WORKERS, forgets the
+/* Makes room for one more worker record: at coordinator.max_workers, forgets the
  * worker seen longest ago that is no longer connected.  Returns 0, or
  * -EBUSY when every one is connected. */
 int coord_workers_make_room(struct coord *c);

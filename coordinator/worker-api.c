@@ -81,10 +81,10 @@ static void register_done(struct db_op *op)
 	cw = coord_worker_find(c, reg->worker_id);
 	if (!cw) {
 		if (coord_workers_make_room(c) < 0) {
-			log_warn("refused worker \"%s\": %d workers are connected, the most this coordinator keeps",
-				 reg->worker_id, HF_MAX_WORKERS);
+			log_warn("refused worker \"%s\": %" PRId64 " workers are connected, the most this coordinator keeps",
+				 reg->worker_id, c->conf.max_workers);
 			coord_reply_error(w->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
-					  "this coordinator already has %d connected workers, its limit", HF_MAX_WORKERS);
+					  "this coordinator already has %" PRId64 " connected workers, its limit", c->conf.max_workers);
 			worker_req_free(w);
 			return;
 		}
@@ -155,7 +155,7 @@ static void handle_register(struct worker_req *w)
 	if (!coord_worker_find(w->c, reg->worker_id) && coord_workers_full(w->c)) {
 		/* Refused before anything is written; register_done checks again. */
 		coord_reply_error(w->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
-				  "this coordinator already has %d connected workers, its limit", HF_MAX_WORKERS);
+				  "this coordinator already has %" PRId64 " connected workers, its limit", w->c->conf.max_workers);
 		worker_req_free(w);
 		return;
 	}

@@ -2,7 +2,7 @@
  *
  * The registered workers as the coordinator keeps them: one bounded record
  * per worker (its validated Register and an index of its devices by
- * backend and index), at most HF_MAX_WORKERS of them; and the operator's
+ * backend and index), at most coordinator.max_workers of them; and the operator's
  * state of their devices (drains, quarantine lookups).  Loop thread only.
  */
 #include <errno.h>
@@ -218,7 +218,7 @@ int coord_worker_set_reg(struct coord_worker *w, Hf__Register *reg)
 
 /* Where the link to the worker record to forget for a new one is: NULL
  * when there is room, the worker seen longest ago that is no longer
- * connected at HF_MAX_WORKERS; *ret_full tells whether every one is
+ * connected at coordinator.max_workers; *ret_full tells whether every one is
  * connected (no room). */
 static struct coord_worker **coord_workers_victim(struct coord *c, bool *ret_full)
 {
@@ -232,8 +232,9 @@ static struct coord_worker **coord_workers_victim(struct coord *c, bool *ret_ful
 		    (!oldest || (*pp)->last_seen_ms < (*oldest)->last_seen_ms))
 			oldest = pp;
 	}
-	*ret_full = n >= HF_MAX_WORKERS && !oldest;
-	return n >= HF_MAX_WORKERS ? oldest : NULL;
+	bool at_most = n >= (size_t)c->conf.max_workers;
+	*ret_full = at_most && !oldest;
+	return at_most ? oldest : NULL;
 }
 
 bool coord_workers_full(struct coord *c)
@@ -254,8 +255,8 @@ int coord_workers_make_room(struct coord *c)
 	if (!oldest)
 		return 0;
 	struct coord_worker *gone = *oldest;
-	log_info("forgetting worker \"%s\", not seen for %" PRId64 " s, to make room for a new one (at most %d workers)",
-		 gone->id, (now - gone->last_seen_ms) / 1000, HF_MAX_WORKERS);
+	log_info("forgetting worker \"%s\", not seen for %" PRId64 " s, to make room for a new one (at most %" PRId64 " workers)",
+		 gone->id, (now - gone->last_seen_ms) / 1000, c->conf.max_workers);
 	*oldest = gone->next;
 	coord_worker_free(gone);
 	return 0;

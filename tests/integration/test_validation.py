@@ -34,7 +34,8 @@ ATTACKS = {
 
 class ValidationTest(unittest.TestCase):
     def test_hostile_messages_are_refused_and_change_nothing(self):
-        with harness.cluster() as c:
+        # A small coordinator.max_workers, so that a flood reaches it.
+        with harness.cluster(coordinator_set=('coordinator.max_workers=128',)) as c:
             c.start_coordinator()
             c.start_worker('w1', slots=2)
             c.wait_for(lambda: len(c.hfctl_json('workers')) == 1, 30, 'the worker to register')
@@ -57,7 +58,7 @@ class ValidationTest(unittest.TestCase):
             # The peer was logged, with its address.
             self.assertIn('refused a message from 127.0.0.1:', c.coordinator.log())
 
-            # A registration flood is bounded: 128 workers are kept, the rest
+            # A registration flood is bounded: max_workers are kept, the rest
             # refused while all are connected; the real worker stays.
             p = subprocess.run([BADPEER, c.worker_url, 'register-flood', 'flood', '140'], capture_output=True,
                                text=True, timeout=120)
