@@ -20,6 +20,8 @@ const struct hf_conf_setting coord_conf_table[] = {
 	  "worker requests the coordinator holds at once (nng REP contexts)" },
 	{ "coordinator.max_workers", HF_CONF_INT, F(max_workers), "10000", 1, 1000000, NULL,
 	  "workers the coordinator remembers; a new one beyond it replaces the one seen longest ago that is no longer connected, or is refused when all are connected. Each costs what its registration holds, at most 256 KiB (a worker with 8 GPUs: about 3 KiB)" },
+	{ "coordinator.workers_memory", HF_CONF_INT, F(workers_memory_mib), "256", 1, 1048576, NULL,
+	  "MiB of worker registrations the coordinator keeps at most, whatever their number (a worker with 8 GPUs: about 3 KiB); beyond it, as beyond max_workers" },
 	{ "connections.max_per_port", HF_CONF_INT, F(max_connections), "1024", 1, 1048576, NULL,
 	  "connections each port (workers', hfctl's) accepts at once; one more is closed at once and logged. Each is an open file: the coordinator warns at start when 2 x this + 256 exceeds its open-file limit" },
 	{ "connections.requests_per_connection", HF_CONF_INT, F(requests_per_connection), "4", 1, 65536, NULL,

@@ -20,6 +20,7 @@ struct coord_conf {
 	char *registry_path;
 	int64_t heartbeat_ms;
 	int64_t max_workers;
+	int64_t workers_memory_mib;
 	int64_t lease_ms;
 	int64_t max_tasks_per_job;
 	int64_t max_assign_per_poll;

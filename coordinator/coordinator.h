@@ -33,6 +33,7 @@ struct coord_worker {
 	char *id;
 	Hf__Register *reg;         /* owned */
 	uint32_t *dev_order;       /* owned: reg->n_devices positions */
+	size_t reg_bytes;          /* reg's encoded size: what it counts against coordinator.workers_memory */
 	int64_t last_seen_ms;
 	Hf__DeviceTelemetry *telemetry; /* the last poll's readings (no strings inside) */
 	size_t n_telemetry;
@@ -139,13 +140,17 @@ long coord_worker_device(const struct coord_worker *w, int backend, uint32_t ind
  * keeps what it had). */
 int coord_worker_set_reg(struct coord_worker *w, Hf__Register *reg);
 
-/* Is there no room for a new worker: coordinator.max_workers kept, all connected? */
-bool coord_workers_full(struct coord *c);
+/* Would a registration of new_bytes under id find no room, even after
+ * forgetting every worker that is no longer connected?  (At most
+ * coordinator.max_workers records and coordinator.workers_memory of
+ * registrations.) */
+bool coord_workers_full(struct coord *c, const char *id, size_t new_bytes);
 
-/* Makes room for one more worker record: at coordinator.max_workers, forgets the
- * worker seen longest ago that is no longer connected.  Returns 0, or
- * -EBUSY when every one is connected. */
-int coord_workers_make_room(struct coord *c);
+/* Makes room for a registration of new_bytes (replacing keep's, NULL for
+ * a new worker): forgets the workers seen longest ago that are no longer
+ * connected until it fits.  Returns 0, or -EBUSY when the connected ones
+ * alone leave no room. */
+int coord_workers_make_room(struct coord *c, const struct coord_worker *keep, size_t new_bytes);
 
 /* Frees one record (not linked in c->workers any more); NULL is fine. */
 void coord_worker_free(struct coord_worker *w);

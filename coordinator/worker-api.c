@@ -79,15 +79,18 @@ static void register_done(struct db_op *op)
 	/* The worker record keeps the validated Register (its unknown fields
 	 * are gone); the request no longer owns it. */
 	cw = coord_worker_find(c, reg->worker_id);
+	if (coord_workers_make_room(c, cw, hf__register__get_packed_size(reg)) < 0) {
+		log_warn("refused worker \"%s\": the connected workers fill this coordinator (at most %" PRId64
+			 " workers and %" PRId64 " MiB of registrations)",
+			 reg->worker_id, c->conf.max_workers, c->conf.workers_memory_mib);
+		coord_reply_error(w->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
+				  "this coordinator is full: its connected workers use its limits (%" PRId64
+				  " workers, %" PRId64 " MiB of registrations)",
+				  c->conf.max_workers, c->conf.workers_memory_mib);
+		worker_req_free(w);
+		return;
+	}
 	if (!cw) {
-		if (coord_workers_make_room(c) < 0) {
-			log_warn("refused worker \"%s\": %" PRId64 " workers are connected, the most this coordinator keeps",
-				 reg->worker_id, c->conf.max_workers);
-			coord_reply_error(w->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
-					  "this coordinator already has %" PRId64 " connected workers, its limit", c->conf.max_workers);
-			worker_req_free(w);
-			return;
-		}
 		cw = calloc(1, sizeof(*cw));
 		if (cw)
 			cw->id = strdup(reg->worker_id);
@@ -152,10 +155,12 @@ static void handle_register(struct worker_req *w)
 		worker_req_free(w);
 		return;
 	}
-	if (!coord_worker_find(w->c, reg->worker_id) && coord_workers_full(w->c)) {
+	if (coord_workers_full(w->c, reg->worker_id, hf__register__get_packed_size(reg))) {
 		/* Refused before anything is written; register_done checks again. */
 		coord_reply_error(w->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
-				  "this coordinator already has %" PRId64 " connected workers, its limit", w->c->conf.max_workers);
+				  "this coordinator is full: its connected workers use its limits (%" PRId64
+				  " workers, %" PRId64 " MiB of registrations)",
+				  w->c->conf.max_workers, w->c->conf.workers_memory_mib);
 		worker_req_free(w);
 		return;
 	}

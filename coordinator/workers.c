@@ -2,7 +2,8 @@
  *
  * The registered workers as the coordinator keeps them: one bounded record
  * per worker (its validated Register and an index of its devices by
- * backend and index), at most coordinator.max_workers of them; and the operator's
+ * backend and index), at most coordinator.max_workers of them holding at
+ * most coordinator.workers_memory of registrations; and the operator's
  * state of their devices (drains, quarantine lookups).  Loop thread only.
  */
 #include <errno.h>
@@ -212,54 +213,67 @@ int coord_worker_set_reg(struct coord_worker *w, Hf__Register *reg)
 		hf__register__free_unpacked(w->reg, NULL);
 	free(w->dev_order);
 	w->reg = reg;
+	w->reg_bytes = hf__register__get_packed_size(reg);
 	w->dev_order = order;
 	return 0;
 }
 
-/* Where the link to the worker record to forget for a new one is: NULL
- * when there is room, the worker seen longest ago that is no longer
- * connected at coordinator.max_workers; *ret_full tells whether every one is
- * connected (no room). */
-static struct coord_worker **coord_workers_victim(struct coord *c, bool *ret_full)
+/* Is there room for a registration of new_bytes (replacing keep's, when
+ * the worker is known): at most coordinator.max_workers records and
+ * coordinator.workers_memory bytes of registrations?  When evict is set,
+ * the workers seen longest ago that are no longer connected are forgotten
+ * until there is room; else it only tells whether forgetting them would
+ * make room.  Returns 0, or -EBUSY when the connected ones alone leave
+ * none. */
+static int workers_room(struct coord *c, const struct coord_worker *keep, size_t new_bytes, bool evict)
 {
-	struct coord_worker **oldest = NULL;
-	size_t n = 0;
+	size_t max_n = (size_t)c->conf.max_workers;
+	size_t max_bytes = (size_t)c->conf.workers_memory_mib << 20;
 	int64_t now = hf_mono_ms();
 
-	for (struct coord_worker **pp = &c->workers; *pp; pp = &(*pp)->next) {
-		n++;
-		if (!coord_worker_connected(c, *pp, now) &&
-		    (!oldest || (*pp)->last_seen_ms < (*oldest)->last_seen_ms))
-			oldest = pp;
+	for (;;) {
+		struct coord_worker **oldest = NULL;
+		size_t n = keep ? 1 : 0, bytes = new_bytes, live_n = n, live_bytes = bytes;
+
+		for (struct coord_worker **pp = &c->workers; *pp; pp = &(*pp)->next) {
+			struct coord_worker *w = *pp;
+			if (w == keep)
+				continue;
+			n++;
+			bytes += w->reg_bytes;
+			if (coord_worker_connected(c, w, now)) {
+				live_n++;
+				live_bytes += w->reg_bytes;
+			} else if (!oldest || w->last_seen_ms < (*oldest)->last_seen_ms) {
+				oldest = pp;
+			}
+		}
+		if (!keep)
+			n++, live_n++; /* the new record */
+		if (n <= max_n && bytes <= max_bytes)
+			return 0;
+		if (live_n > max_n || live_bytes > max_bytes)
+			return -EBUSY;
+		if (!evict)
+			return 0;
+		struct coord_worker *gone = *oldest;
+		log_info("forgetting worker \"%s\", not seen for %" PRId64 " s, to make room for another "
+			 "(at most %" PRId64 " workers and %" PRId64 " MiB of registrations)",
+			 gone->id, (now - gone->last_seen_ms) / 1000, c->conf.max_workers,
+			 c->conf.workers_memory_mib);
+		*oldest = gone->next;
+		coord_worker_free(gone);
 	}
-	bool at_most = n >= (size_t)c->conf.max_workers;
-	*ret_full = at_most && !oldest;
-	return at_most ? oldest : NULL;
 }
 
-bool coord_workers_full(struct coord *c)
+bool coord_workers_full(struct coord *c, const char *id, size_t new_bytes)
 {
-	bool full;
-	coord_workers_victim(c, &full);
-	return full;
+	return workers_room(c, coord_worker_find(c, id), new_bytes, false) < 0;
 }
 
-int coord_workers_make_room(struct coord *c)
+int coord_workers_make_room(struct coord *c, const struct coord_worker *keep, size_t new_bytes)
 {
-	bool full;
-	struct coord_worker **oldest = coord_workers_victim(c, &full);
-	int64_t now = hf_mono_ms();
-
-	if (full)
-		return -EBUSY;
-	if (!oldest)
-		return 0;
-	struct coord_worker *gone = *oldest;
-	log_info("forgetting worker \"%s\", not seen for %" PRId64 " s, to make room for a new one (at most %" PRId64 " workers)",
-		 gone->id, (now - gone->last_seen_ms) / 1000, c->conf.max_workers);
-	*oldest = gone->next;
-	coord_worker_free(gone);
-	return 0;
+	return workers_room(c, keep, new_bytes, true);
 }
 
 void coord_workers_free(struct coord *c)

@@ -8,7 +8,9 @@
  *   hf-badpeer URL ATTACK
  * ATTACK: nonfinal-result status-99 nan-result dup-devices nul-string
  *         bad-utf8-id huge-poll
- *   hf-badpeer URL register-flood PREFIX N
+ *   hf-badpeer URL register-flood PREFIX N [CACHED]
+ *                              N registrations, each listing CACHED cached
+ *                              models of 200 bytes (a big registration)
  * registers N workers PREFIX-0 .. PREFIX-(N-1), one after the other, and
  * prints "accepted A refused R (last error: ...)"; exits 0 when every
  * answer was a RegisterReply or ERR_UNAVAILABLE.
@@ -124,11 +126,21 @@ static int poll_attack(nng_msg **ret)
 	return r;
 }
 
-static int register_flood(const char *url, const char *prefix, int n)
+static int register_flood(const char *url, const char *prefix, int n, int cached)
 {
 	nng_socket sock;
 	int rv, accepted = 0, refused = 0, other = 0;
 	char last[256] = "", id[96], err[256];
+	char **models = calloc((size_t)cached + 1, sizeof(*models));
+
+	for (int k = 0; models && k < cached; k++) {
+		models[k] = malloc(201);
+		if (!models[k])
+			return 1;
+		int len = snprintf(models[k], 201, "org/model-%d-", k);
+		memset(models[k] + len, 'x', (size_t)(200 - len));
+		models[k][200] = '\0';
+	}
 
 	if ((rv = nng_req0_open(&sock)) != 0 || (rv = nng_dial(sock, url, NULL, 0)) != 0) {
 		fprintf(stderr, "hf-badpeer: could not connect to \"%s\": %s\n", url, nng_strerror(rv));
@@ -144,6 +156,8 @@ static int register_flood(const char *url, const char *prefix, int n)
 		reg.hostname = id;
 		reg.software_version = "0.0.0";
 		reg.protocol_version = HF_PROTOCOL_VERSION;
+		reg.cached_models = models;
+		reg.n_cached_models = (size_t)cached;
 		env.body_case = HF__ENVELOPE__BODY_REGISTER;
 		env.register_ = &reg;
 		if (hf_env_pack(&env, &msg) < 0 || (rv = nng_sendmsg(sock, msg, 0)) != 0 ||
@@ -170,6 +184,9 @@ static int register_flood(const char *url, const char *prefix, int n)
 		hf_env_free(reply);
 	}
 	nng_close(sock);
+	for (int k = 0; models && k < cached; k++)
+		free(models[k]);
+	free(models);
 	printf("accepted %d refused %d (last error: %s)\n", accepted, refused, last);
 	return other ? 1 : 0;
 }
@@ -182,8 +199,8 @@ int main(int argc, char **argv)
 	char err[256];
 	int rv;
 
-	if (argc == 5 && strcmp(argv[2], "register-flood") == 0)
-		return register_flood(argv[1], argv[3], atoi(argv[4]));
+	if ((argc == 5 || argc == 6) && strcmp(argv[2], "register-flood") == 0)
+		return register_flood(argv[1], argv[3], atoi(argv[4]), argc == 6 ? atoi(argv[5]) : 0);
 	if (argc != 3) {
 		fprintf(stderr, "usage: hf-badpeer URL ATTACK\n");
 		return 2;

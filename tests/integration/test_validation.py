@@ -35,7 +35,8 @@ ATTACKS = {
 class ValidationTest(unittest.TestCase):
     def test_hostile_messages_are_refused_and_change_nothing(self):
         # A small coordinator.max_workers, so that a flood reaches it.
-        with harness.cluster(coordinator_set=('coordinator.max_workers=128',)) as c:
+        with harness.cluster(coordinator_set=('coordinator.max_workers=128',
+                                              'coordinator.workers_memory=16')) as c:
             c.start_coordinator()
             c.start_worker('w1', slots=2)
             c.wait_for(lambda: len(c.hfctl_json('workers')) == 1, 30, 'the worker to register')
@@ -65,7 +66,7 @@ class ValidationTest(unittest.TestCase):
             print('register-flood -> %s' % (p.stdout + p.stderr).strip())
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
             self.assertIn('accepted 127 refused 13', p.stdout)
-            self.assertIn('already has 128 connected workers', p.stdout)
+            self.assertIn('this coordinator is full', p.stdout)
             ids = [w['worker_id'] for w in c.hfctl_json('workers')]
             self.assertEqual(len(ids), 128)
             self.assertIn('w1', ids)
@@ -79,6 +80,17 @@ class ValidationTest(unittest.TestCase):
             self.assertEqual(len(ids), 128)
             self.assertIn('w1', ids)
             self.assertIn('late-2', ids)
+
+            # Registrations are bounded in bytes too, whatever their number:
+            # 40 of about 800 KB each (4,000 cached models) against
+            # coordinator.workers_memory = 16 MiB keep at most 20 at any time.
+            p = subprocess.run([BADPEER, c.worker_url, 'register-flood', 'big', '40', '4000'],
+                               capture_output=True, text=True, timeout=120)
+            print('big register-flood -> %s' % (p.stdout + p.stderr).strip())
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            ids = [w['worker_id'] for w in c.hfctl_json('workers')]
+            self.assertIn('w1', ids)
+            self.assertLessEqual(len([i for i in ids if i.startswith('big-')]), 20)
 
             # The real worker's job still completes, each task decided once.
             out = c.hfctl_json('submit', '--models', 'bert,gpt2,t5', '--backends', 'cpu')
