@@ -92,6 +92,11 @@ struct nuv_server_stats {
 
 void nuv_server_stats(nuv_server_t *srv, struct nuv_server_stats *ret_stats);
 
+/* The address of req's peer, for log lines: "127.0.0.1:5555", "[::1]:5555"
+ * or "ipc://path" (or a description when the transport cannot say).  Valid
+ * until req is answered. */
+const char *nuv_request_peer(const nuv_request_t *req);
+
 /* Sends reply for req.  Takes reply in all cases; reply NULL drops the
  * request without an answer, and so does a connection that has gone
  * meanwhile (quietly).  req must not be used afterwards. */
