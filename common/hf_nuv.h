@@ -6,18 +6,21 @@
  * queue and wake the loop with uv_async_send, and every callback the caller
  * sees runs on the loop thread.
  *
- * Server: a REP socket with a fixed number of contexts, each able to hold
- * one request.  A request handed to the request callback must be answered
- * exactly once with nuv_reply, now or later (for example after a database
- * commit); until then its context takes no new request.
+ * Server (hf_spserver.c): the REP side of nng's SP protocol, spoken by
+ * hfleet itself over nng's byte streams (TCP or IPC), to the REQ sockets
+ * of hf-worker and hfctl.  A request handed to the request callback must be
+ * answered exactly once with nuv_reply, now or later (for example after a
+ * database commit).
  *
- * The server keeps the port fair between connections (nuv_server_limits):
- * it refuses connections over a cap, lets one connection hold only a few
- * contexts at once (a request beyond that share is dropped without a reply
- * the moment it arrives, so it never occupies a context), closes a
- * connection whose reply could not be handed to it within the reply
- * timeout (a peer that does not read), and closes connections that sent no
- * request for the idle timeout.  TCP keepalive is on.
+ * The server keeps the port fair between connections (nuv_server_limit):
+ * it refuses connections over a cap; it reads a connection's next request
+ * only while that connection has fewer than its share unanswered (a
+ * request counts until its reply is written), so a peer that pipelines is
+ * simply read more slowly; it closes a connection whose reply is not
+ * taken within the reply timeout (a peer that does not read), one that
+ * sends no request for the idle timeout, one that has not sent its SP
+ * header within the handshake timeout, and one that breaks the framing.
+ * TCP keepalive is on.
  *
  * Client: a REQ socket; each call uses its own context, so many calls may be
  * outstanding.  The reply callback runs on the loop thread exactly once per
@@ -50,9 +53,13 @@ typedef void (*nuv_reply_cb)(int rv, nng_msg *reply, void *arg);
 /* Translates an nng error code into a negative errno. */
 int nuv_errno(int nng_rv);
 
-/* Opens a REP socket listening on url with nctx contexts.  recv_max limits
- * the size of one received message (0 = nng's default).  The server starts
- * with nuv_server_limits_default; nuv_server_limit changes them. */
+/* Listens on url (tcp://, tcp4://, tcp6://, ipc:// or abstract://; else
+ * -EINVAL).  nctx is the most requests the port holds at once over all its
+ * connections (received, reply not yet written): at that many, no
+ * connection starts reading another until one is done.  recv_max limits
+ * the size of one received message, backtrace included (0 = 1 MiB, nng's
+ * default); a longer one closes its connection.  The server starts with
+ * nuv_server_limits_default; nuv_server_limit changes them. */
 int nuv_server_open(uv_loop_t *loop, const char *url, unsigned nctx, size_t recv_max,
 		    nuv_request_cb cb, void *arg, nuv_server_t **ret_srv);
 
@@ -63,31 +70,42 @@ struct nuv_server_limits {
 	unsigned requests_per_connection; /* requests one connection may have unanswered */
 	int64_t idle_timeout_ms;   /* a connection with no request for this long is closed */
 	int64_t reply_timeout_ms;  /* a reply not taken by the connection in this time closes it */
+	int64_t handshake_timeout_ms; /* a connection without the peer's SP header by then is closed */
 };
 
 extern const struct nuv_server_limits nuv_server_limits_default;
 
 /* Applies lim from now on (connections already open stay, even over a lower
- * cap).  Returns 0 or -EINVAL (a zero count or timeout), -ENOMEM. */
+ * cap).  Returns 0 or -EINVAL (a zero count or timeout). */
 int nuv_server_limit(nuv_server_t *srv, const struct nuv_server_limits *lim);
 
 /* What the server did about its connections since it opened. */
 struct nuv_server_stats {
-	uint64_t connections_open;    /* now */
+	uint64_t connections_open;    /* now, handshaking ones included */
 	uint64_t refused_over_cap;    /* connections closed at once: at max_connections */
 	uint64_t closed_idle;         /* closed after idle_timeout without a request */
 	uint64_t closed_unread;       /* closed: a reply waited reply_timeout for them */
-	uint64_t refused_over_share;  /* requests dropped: over requests_per_connection */
+	uint64_t closed_handshake;    /* closed: no or a bad SP header (handshake_timeout) */
+	uint64_t closed_protocol;     /* closed: a frame over recv_max, a bad backtrace */
+	uint64_t paused_at_share;     /* times reading a connection waited for its share */
 };
 
 void nuv_server_stats(nuv_server_t *srv, struct nuv_server_stats *ret_stats);
 
+/* The address of req's peer, for log lines: "127.0.0.1:5555", "[::1]:5555"
+ * or "ipc://path" (or a description when the transport cannot say).  Valid
+ * until req is answered. */
+const char *nuv_request_peer(const nuv_request_t *req);
+
 /* Sends reply for req.  Takes reply in all cases; reply NULL drops the
- * request without an answer.  req must not be used afterwards. */
+ * request without an answer, and so does a connection that has gone
+ * meanwhile (quietly).  req must not be used afterwards. */
 void nuv_reply(nuv_request_t *req, nng_msg *reply);
 
-/* Closes the socket and frees the server.  Requests not yet answered are
- * dropped; the caller must not answer them afterwards.  NULL is fine. */
+/* Closes the listener and every connection and frees the server (its
+ * memory once the loop has run the handles' close callbacks).  Requests not
+ * yet answered are dropped; nuv_reply on them before those callbacks only
+ * frees the reply.  NULL is fine. */
 void nuv_server_close(nuv_server_t *srv);
 
 /* Opens a REQ socket dialling url, or each of a comma-separated list of

@@ -30,6 +30,7 @@ struct coord_conf {
 	int64_t requests_per_connection;
 	int64_t idle_timeout_ms;
 	int64_t reply_timeout_ms;
+	int64_t handshake_timeout_ms;
 	int64_t quarantine_after;
 	int64_t quarantine_recheck_ms;
 	char *log_level;

@@ -115,7 +115,7 @@ void coord_load_tasks(struct coord *c, const struct db_live_task *tasks, size_t 
 }
 
 /* The connections settings, the same for both ports: each port is its own
- * socket with its own contexts, connections and cap. */
+ * listener with its own requests in flight, connections and cap. */
 static int server_limit(struct coord *c, nuv_server_t *srv, const char *name)
 {
 	struct nuv_server_limits lim = {
@@ -124,6 +124,7 @@ static int server_limit(struct coord *c, nuv_server_t *srv, const char *name)
 		.requests_per_connection = (unsigned)c->conf.requests_per_connection,
 		.idle_timeout_ms = c->conf.idle_timeout_ms,
 		.reply_timeout_ms = c->conf.reply_timeout_ms,
+		.handshake_timeout_ms = c->conf.handshake_timeout_ms,
 	};
 	return nuv_server_limit(srv, &lim);
 }
@@ -145,8 +146,8 @@ static int check_config(const struct coord_conf *conf)
  * two ports' caps could use it up. */
 static void nofile_check(const struct coord_conf *conf)
 {
-	/* The database, the HTTP endpoint, the log, the loop's own files, and
-	 * connections still negotiating (nng gives them 10 s). */
+	/* The database, the HTTP endpoint, the log and the loop's own files
+	 * (connections still handshaking count against the cap). */
 	const uint64_t margin = 256;
 	uint64_t limit, need = 2 * (uint64_t)conf->max_connections + margin;
 	int r = nuv_nofile_raise(&limit);

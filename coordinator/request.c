@@ -5,7 +5,6 @@
  * one is answered and its peer logged (rate-limited), and replies are
  * packed and sent.  Loop thread only.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -44,45 +43,14 @@ Hf__ErrorCode coord_db_error_code(int rc)
 	return rc == -EINVAL ? HF__ERROR_CODE__ERR_BAD_REQUEST : HF__ERROR_CODE__ERR_UNAVAILABLE;
 }
 
-/* The peer's address for a log line ("tcp 127.0.0.1:5555"), or a
- * description of the port's peers when nng cannot say. */
-static const char *peer_address(nng_msg *msg, enum hf_msg_role role, char *buf, size_t len)
-{
-	nng_pipe p = nng_msg_get_pipe(msg);
-	nng_sockaddr sa;
-	char host[INET6_ADDRSTRLEN];
-
-	snprintf(buf, len, "%s", role == HF_MSG_WORKER_REQUEST ? "a worker" : "a client");
-	if (nng_pipe_id(p) < 0 || nng_pipe_get_addr(p, NNG_OPT_REMADDR, &sa) != 0)
-		return buf;
-	switch (sa.s_family) {
-	case NNG_AF_INET:
-		if (inet_ntop(AF_INET, &sa.s_in.sa_addr, host, sizeof(host)))
-			snprintf(buf, len, "%s:%u", host, (unsigned)ntohs(sa.s_in.sa_port));
-		break;
-	case NNG_AF_INET6:
-		if (inet_ntop(AF_INET6, sa.s_in6.sa_addr, host, sizeof(host)))
-			snprintf(buf, len, "[%s]:%u", host, (unsigned)ntohs(sa.s_in6.sa_port));
-		break;
-	case NNG_AF_IPC:
-		snprintf(buf, len, "ipc://%s", sa.s_ipc.sa_path);
-		hf_utf8_sanitize(buf);
-		break;
-	default:
-		break;
-	}
-	return buf;
-}
-
 /* One line per refused message, at most one a second per port: a peer
  * sending garbage in a loop must not flood the log.  Loop thread only. */
-static void log_refused(nng_msg *msg, enum hf_msg_role role, const char *why)
+static void log_refused(const nuv_request_t *req, enum hf_msg_role role, const char *why)
 {
 	static int64_t last_ms[2];
 	static unsigned long suppressed[2];
 	int k = role == HF_MSG_WORKER_REQUEST ? 0 : 1;
 	int64_t now = hf_mono_ms();
-	char peer[160];
 
 	if (last_ms[k] && now - last_ms[k] < 1000) {
 		suppressed[k]++;
@@ -90,9 +58,9 @@ static void log_refused(nng_msg *msg, enum hf_msg_role role, const char *why)
 	}
 	if (suppressed[k])
 		log_warn("refused a message from %s: %s (and %lu more messages on this port in the last second)",
-			 peer_address(msg, role, peer, sizeof(peer)), why, suppressed[k]);
+			 nuv_request_peer(req), why, suppressed[k]);
 	else
-		log_warn("refused a message from %s: %s", peer_address(msg, role, peer, sizeof(peer)), why);
+		log_warn("refused a message from %s: %s", nuv_request_peer(req), why);
 	last_ms[k] = now;
 	suppressed[k] = 0;
 }
@@ -104,7 +72,7 @@ Hf__Envelope *coord_request_unpack(nuv_request_t *req, nng_msg *msg, enum hf_msg
 	int r = hf_msg_decode(nng_msg_body(msg), nng_msg_len(msg), role, &env, err, sizeof(err));
 
 	if (r < 0)
-		log_refused(msg, role, err);
+		log_refused(req, role, err);
 	nng_msg_free(msg);
 	switch (r) {
 	case 0:

@@ -137,18 +137,23 @@ static void connection_metrics(struct coord *c, struct hf_buf *b)
 		hf_buf_printf(b, "hfleet_connections_refused_total{port=\"%s\"} %" PRIu64 "\n", port[i],
 			      st[i].refused_over_cap);
 	counter(b, "hfleet_connections_closed_total",
-		"connections the coordinator closed: idle (no request for connections.idle_timeout) or "
-		"unread_replies (a reply not taken within connections.reply_timeout)");
+		"connections the coordinator closed: idle (no request for connections.idle_timeout), "
+		"unread_replies (a reply not taken within connections.reply_timeout), handshake (no or a "
+		"bad SP header within connections.handshake_timeout) or protocol (a frame too long, a bad backtrace)");
 	for (int i = 0; i < 2; i++)
 		hf_buf_printf(b,
 			      "hfleet_connections_closed_total{port=\"%s\",reason=\"idle\"} %" PRIu64 "\n"
-			      "hfleet_connections_closed_total{port=\"%s\",reason=\"unread_replies\"} %" PRIu64 "\n",
-			      port[i], st[i].closed_idle, port[i], st[i].closed_unread);
-	counter(b, "hfleet_requests_dropped_total",
-		"requests dropped unanswered: their connection already had connections.requests_per_connection unanswered");
+			      "hfleet_connections_closed_total{port=\"%s\",reason=\"unread_replies\"} %" PRIu64 "\n"
+			      "hfleet_connections_closed_total{port=\"%s\",reason=\"handshake\"} %" PRIu64 "\n"
+			      "hfleet_connections_closed_total{port=\"%s\",reason=\"protocol\"} %" PRIu64 "\n",
+			      port[i], st[i].closed_idle, port[i], st[i].closed_unread, port[i],
+			      st[i].closed_handshake, port[i], st[i].closed_protocol);
+	counter(b, "hfleet_connections_paused_total",
+		"times the coordinator stopped reading a connection that had connections.requests_per_connection "
+		"requests unanswered, until one was answered");
 	for (int i = 0; i < 2; i++)
-		hf_buf_printf(b, "hfleet_requests_dropped_total{port=\"%s\"} %" PRIu64 "\n", port[i],
-			      st[i].refused_over_share);
+		hf_buf_printf(b, "hfleet_connections_paused_total{port=\"%s\"} %" PRIu64 "\n", port[i],
+			      st[i].paused_at_share);
 }
 
 static void render_metrics(struct coord *c, struct hf_buf *b)

@@ -1,0 +1,493 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * One connection of the SP server (see hf_spserver.c for the wire, the
+ * threads and the lock): the two headers, reading frames into requests as
+ * the connection's share and the port allow, writing replies in order, and
+ * closing.  The aio callbacks here run on nng's threads; every function
+ * holds or is called under srv->mu, and starts I/O only on a connection
+ * whose closed flag is clear.
+ */
+#include "hf_spserver-int.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "hf_log.h"
+#include "hf_util.h"
+#include "hf_validate.h"
+
+static const uint8_t sp_rep_hello[SP_HELLO_LEN] = { 0, 'S', 'P', 0, SP_PROTO_REP >> 8, SP_PROTO_REP & 0xff, 0, 0 };
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+/* 127.0.0.1:5555, [::1]:5555 or ipc://path. */
+void spconn_addr(nng_stream *s, char *buf, size_t len)
+{
+	nng_sockaddr sa;
+	char ip[INET6_ADDRSTRLEN];
+
+	snprintf(buf, len, "an unknown address");
+	if (nng_stream_get_addr(s, NNG_OPT_REMADDR, &sa) != 0)
+		return;
+	if (sa.s_family == NNG_AF_INET && inet_ntop(AF_INET, &sa.s_in.sa_addr, ip, sizeof(ip)))
+		snprintf(buf, len, "%s:%u", ip, ntohs(sa.s_in.sa_port));
+	else if (sa.s_family == NNG_AF_INET6 && inet_ntop(AF_INET6, sa.s_in6.sa_addr, ip, sizeof(ip)))
+		snprintf(buf, len, "[%s]:%u", ip, ntohs(sa.s_in6.sa_port));
+	else if (sa.s_family == NNG_AF_IPC && snprintf(buf, len, "ipc://%s", sa.s_ipc.sa_path) > 0)
+		hf_utf8_sanitize(buf);
+}
+
+/* ---- closing (under mu) ---- */
+
+static void spconn_list_unlink(nuv_server_t *srv, struct spconn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->first = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		srv->last = c->prev;
+	c->prev = c->next = NULL;
+}
+
+void spconn_list_append(nuv_server_t *srv, struct spconn *c)
+{
+	c->prev = srv->last;
+	c->next = NULL;
+	if (srv->last)
+		srv->last->next = c;
+	else
+		srv->first = c;
+	srv->last = c;
+}
+
+/* The one way a connection ends: from now on nothing starts I/O on it, and
+ * the loop reaps it (conn_reap).  Any thread, under mu. */
+void spconn_close(struct spconn *c, enum close_reason why)
+{
+	nuv_server_t *srv = c->srv;
+
+	if (c->closed)
+		return;
+	c->closed = true;
+	switch (why) {
+	case CLOSE_IDLE:
+		srv->stats.closed_idle++;
+		break;
+	case CLOSE_UNREAD:
+		srv->stats.closed_unread++;
+		memcpy(srv->last_unread, c->addr, sizeof(c->addr));
+		break;
+	case CLOSE_HANDSHAKE:
+		srv->stats.closed_handshake++;
+		memcpy(srv->last_bad, c->addr, sizeof(c->addr));
+		break;
+	case CLOSE_PROTOCOL:
+		srv->stats.closed_protocol++;
+		memcpy(srv->last_bad, c->addr, sizeof(c->addr));
+		break;
+	case CLOSE_PEER:
+	case CLOSE_SERVER:
+		break;
+	}
+	if (c->waiting_port) {
+		c->waiting_port = false;
+		srv->n_waiting--;
+	}
+	spconn_list_unlink(srv, c);
+	srv->stats.connections_open--;
+	c->next = srv->reap;
+	srv->reap = c;
+	if (!srv->closing)
+		uv_async_send(&srv->async);
+}
+
+/* ---- reading (under mu) ---- */
+
+static void conn_rx_start(struct spconn *c)
+{
+	nng_iov iov;
+
+	switch (c->rx) {
+	case RX_HELLO:
+		iov.iov_buf = c->rx_head + c->rx_got;
+		iov.iov_len = SP_HELLO_LEN - c->rx_got;
+		break;
+	case RX_HEAD:
+		iov.iov_buf = c->rx_head + c->rx_got;
+		iov.iov_len = c->srv->head_len - c->rx_got;
+		break;
+	case RX_BODY:
+		iov.iov_buf = (uint8_t *)nng_msg_body(c->rx_msg) + c->rx_got;
+		iov.iov_len = nng_msg_len(c->rx_msg) - c->rx_got;
+		break;
+	default:
+		return;
+	}
+	c->rx_busy = true;
+	nng_aio_set_iov(c->rx_aio, 1, &iov);
+	nng_stream_recv(c->stream, c->rx_aio);
+}
+
+/* A paused connection reads its next request if its share and the port
+ * allow.  The port's bound is checked when reading starts, so it is
+ * exceeded by at most the connections reading at that moment. */
+static void conn_rx_next(struct spconn *c)
+{
+	nuv_server_t *srv = c->srv;
+
+	if (c->closed || c->rx != RX_PAUSED || !c->hello_in)
+		return;
+	if (c->outstanding >= srv->lim.requests_per_connection) {
+		if (!c->at_share) {
+			c->at_share = true;
+			srv->stats.paused_at_share++;
+			memcpy(srv->last_at_share, c->addr, sizeof(c->addr));
+		}
+		return;
+	}
+	c->at_share = false;
+	if (srv->in_flight >= srv->max_in_flight) {
+		if (!c->waiting_port) {
+			c->waiting_port = true;
+			srv->n_waiting++;
+		}
+		return;
+	}
+	if (c->waiting_port) {
+		c->waiting_port = false;
+		srv->n_waiting--;
+	}
+	c->rx = RX_HEAD;
+	c->rx_got = 0;
+	conn_rx_start(c);
+}
+
+/* The port has room again: connections waiting for it read in turn (each
+ * resumed goes to the end of the list, so none is always first). */
+static void port_resume(nuv_server_t *srv)
+{
+	unsigned room = srv->max_in_flight > srv->in_flight ? srv->max_in_flight - srv->in_flight : 0;
+
+	while (room > 0 && srv->n_waiting > 0) {
+		struct spconn *c = srv->first;
+		while (c && !c->waiting_port)
+			c = c->next;
+		if (!c)
+			break;
+		spconn_list_unlink(srv, c);
+		spconn_list_append(srv, c);
+		conn_rx_next(c);
+		room--;
+	}
+}
+
+/* A whole frame is in c->rx_msg: check its backtrace and hand it to the
+ * loop.  False when the connection must be closed. */
+static bool conn_request(struct spconn *c)
+{
+	nuv_server_t *srv = c->srv;
+	nng_msg *msg = c->rx_msg;
+	const uint8_t *body = nng_msg_body(msg);
+	size_t len = nng_msg_len(msg), bt_len = 0;
+	struct nuv_request *r;
+
+	c->rx_msg = NULL;
+	for (;;) {
+		if (bt_len + 4 > len || bt_len == SP_MAX_HOPS * 4) {
+			nng_msg_free(msg);
+			return false;
+		}
+		bt_len += 4;
+		if (body[bt_len - 4] & 0x80)
+			break;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		nng_msg_free(msg);
+		return false;
+	}
+	r->srv = srv;
+	r->conn = c;
+	memcpy(r->bt, body, bt_len);
+	r->bt_len = bt_len;
+	nng_msg_trim(msg, bt_len);
+	r->msg = msg;
+	r->next_live = srv->live;
+	if (srv->live)
+		srv->live->prev_live = r;
+	srv->live = r;
+	if (srv->q_last)
+		srv->q_last->next = r;
+	else
+		srv->q_first = r;
+	srv->q_last = r;
+	c->outstanding++;
+	srv->in_flight++;
+	c->last_request_ms = hf_mono_ms();
+	uv_async_send(&srv->async);
+	return true;
+}
+
+/* nng's threads: a read completed. */
+static void conn_rx_cb(void *arg)
+{
+	struct spconn *c = arg;
+	nuv_server_t *srv = c->srv;
+	int rv = nng_aio_result(c->rx_aio);
+	size_t want;
+
+	pthread_mutex_lock(&srv->mu);
+	c->rx_busy = false;
+	if (c->closed)
+		goto out;
+	if (rv != 0) {
+		spconn_close(c, CLOSE_PEER); /* hung up, reset, ... */
+		goto out;
+	}
+	c->rx_got += nng_aio_count(c->rx_aio);
+	switch (c->rx) {
+	case RX_HELLO:
+		if (c->rx_got < SP_HELLO_LEN)
+			break;
+		if (memcmp(c->rx_head, "\0SP\0", 4) != 0 || c->rx_head[4] != SP_PROTO_REQ >> 8 ||
+		    c->rx_head[5] != (SP_PROTO_REQ & 0xff) || c->rx_head[6] != 0 || c->rx_head[7] != 0) {
+			spconn_close(c, CLOSE_HANDSHAKE);
+			goto out;
+		}
+		c->hello_in = true;
+		c->rx = RX_PAUSED;
+		conn_rx_next(c);
+		goto out;
+	case RX_HEAD:
+		if (c->rx_got < srv->head_len)
+			break;
+		/* IPC frames start with the message type, 1. */
+		if (srv->head_len == 9 && c->rx_head[0] != 1) {
+			spconn_close(c, CLOSE_PROTOCOL);
+			goto out;
+		}
+		c->rx_len = get_be64(c->rx_head + srv->head_len - 8);
+		if (c->rx_len < 4 || c->rx_len > srv->recv_max) {
+			spconn_close(c, CLOSE_PROTOCOL);
+			goto out;
+		}
+		want = c->rx_len < RX_FIRST_CHUNK ? (size_t)c->rx_len : RX_FIRST_CHUNK;
+		if (nng_msg_alloc(&c->rx_msg, want) != 0) {
+			log_error("%s: out of memory reading a request from %s", srv->name, c->addr);
+			spconn_close(c, CLOSE_PEER);
+			goto out;
+		}
+		c->rx = RX_BODY;
+		c->rx_got = 0;
+		break;
+	case RX_BODY:
+		if (c->rx_got == nng_msg_len(c->rx_msg) && c->rx_got < c->rx_len) {
+			/* Grow (at least double) only once the bytes came. */
+			want = c->rx_got * 2 < c->rx_len ? c->rx_got * 2 : (size_t)c->rx_len;
+			if (nng_msg_realloc(c->rx_msg, want) != 0) {
+				log_error("%s: out of memory reading a request from %s", srv->name, c->addr);
+				spconn_close(c, CLOSE_PEER);
+				goto out;
+			}
+		}
+		if (c->rx_got < c->rx_len)
+			break;
+		c->rx = RX_PAUSED;
+		if (!conn_request(c)) {
+			spconn_close(c, CLOSE_PROTOCOL);
+			goto out;
+		}
+		conn_rx_next(c);
+		goto out;
+	case RX_PAUSED:
+		goto out;
+	}
+	conn_rx_start(c);
+out:
+	pthread_mutex_unlock(&srv->mu);
+}
+
+/* ---- writing (under mu) ---- */
+
+/* Writes what is left of our SP header or of the first reply. */
+static void conn_tx_start(struct spconn *c)
+{
+	nng_iov iov[3];
+	unsigned n = 0;
+	size_t off = c->tx_off;
+
+	if (!c->hello_out) {
+		iov[n].iov_buf = (void *)(sp_rep_hello + off);
+		iov[n++].iov_len = SP_HELLO_LEN - off;
+	} else {
+		struct nuv_request *r = c->tx_first;
+		struct {
+			void *buf;
+			size_t len;
+		} part[3] = {
+			{ r->head, c->srv->head_len },
+			{ r->bt, r->bt_len },
+			{ nng_msg_body(r->msg), nng_msg_len(r->msg) },
+		};
+		for (int i = 0; i < 3; i++) {
+			if (off >= part[i].len) {
+				off -= part[i].len;
+				continue;
+			}
+			iov[n].iov_buf = (uint8_t *)part[i].buf + off;
+			iov[n++].iov_len = part[i].len - off;
+			off = 0;
+		}
+	}
+	c->tx_busy = true;
+	nng_aio_set_iov(c->tx_aio, n, iov);
+	nng_stream_send(c->stream, c->tx_aio);
+}
+
+static void request_unlink(nuv_server_t *srv, struct nuv_request *r)
+{
+	if (r->prev_live)
+		r->prev_live->next_live = r->next_live;
+	else
+		srv->live = r->next_live;
+	if (r->next_live)
+		r->next_live->prev_live = r->prev_live;
+}
+
+/* r is done: its reply written, dropped, or its connection gone.  Frees
+ * it, lets its connection read on, and frees a reaped connection with
+ * nothing left outstanding.  Any thread, under mu. */
+void spreq_finish(struct nuv_request *r)
+{
+	nuv_server_t *srv = r->srv;
+	struct spconn *c = r->conn;
+
+	nng_msg_free(r->msg);
+	request_unlink(srv, r);
+	free(r);
+	c->outstanding--;
+	srv->in_flight--;
+	if (!c->closed)
+		conn_rx_next(c);
+	else if (c->reaped && c->outstanding == 0)
+		free(c);
+	if (srv->n_waiting > 0)
+		port_resume(srv);
+}
+
+/* nng's threads: a write completed. */
+static void conn_tx_cb(void *arg)
+{
+	struct spconn *c = arg;
+	nuv_server_t *srv = c->srv;
+	int rv = nng_aio_result(c->tx_aio);
+
+	pthread_mutex_lock(&srv->mu);
+	c->tx_busy = false;
+	if (c->closed)
+		goto out;
+	if (rv != 0) {
+		spconn_close(c, CLOSE_PEER);
+		goto out;
+	}
+	c->tx_off += nng_aio_count(c->tx_aio);
+	if (!c->hello_out) {
+		if (c->tx_off < SP_HELLO_LEN) {
+			conn_tx_start(c);
+			goto out;
+		}
+		c->hello_out = true;
+	} else {
+		struct nuv_request *r = c->tx_first;
+		if (c->tx_off < srv->head_len + r->bt_len + nng_msg_len(r->msg)) {
+			conn_tx_start(c);
+			goto out;
+		}
+		c->tx_first = r->next;
+		if (!c->tx_first)
+			c->tx_last = NULL;
+		spreq_finish(r);
+		if (c->closed)
+			goto out;
+	}
+	c->tx_off = 0;
+	if (c->tx_first) {
+		c->tx_since_ms = hf_mono_ms();
+		conn_tx_start(c);
+	}
+out:
+	pthread_mutex_unlock(&srv->mu);
+}
+
+/* nng's threads, under mu: a new connection on s, counted and
+ * handshaking; false (s closed and freed) when there is no memory. */
+bool spconn_new(nuv_server_t *srv, nng_stream *s)
+{
+	struct spconn *c = calloc(1, sizeof(*c));
+
+	if (!c || nng_aio_alloc(&c->rx_aio, conn_rx_cb, c) != 0 ||
+	    nng_aio_alloc(&c->tx_aio, conn_tx_cb, c) != 0) {
+		if (c) {
+			nng_aio_free(c->rx_aio);
+			free(c);
+		}
+		nng_stream_free(s);
+		return false;
+	}
+	c->srv = srv;
+	c->stream = s;
+	c->accepted_ms = c->last_request_ms = hf_mono_ms();
+	c->rx = RX_HELLO;
+	spconn_addr(s, c->addr, sizeof(c->addr));
+	spconn_list_append(srv, c);
+	srv->stats.connections_open++;
+	/* Both headers at once: ours out, the peer's in. */
+	conn_tx_start(c);
+	conn_rx_start(c);
+	return true;
+}
+
+/* Loop thread, under mu: queues r's reply on its open connection and
+ * starts writing it unless a write is under way. */
+void spconn_reply(struct nuv_request *r, nng_msg *reply)
+{
+	nuv_server_t *srv = r->srv;
+	struct spconn *c = r->conn;
+
+	r->msg = reply;
+	if (srv->head_len == 9)
+		r->head[0] = 1;
+	put_be64(r->head + srv->head_len - 8, r->bt_len + nng_msg_len(reply));
+	r->next = NULL;
+	if (c->tx_last) {
+		c->tx_last->next = r;
+		c->tx_last = r;
+		return;
+	}
+	c->tx_first = c->tx_last = r;
+	c->tx_since_ms = hf_mono_ms();
+	/* Our header may still be on its way: its completion starts this
+	 * reply. */
+	if (!c->tx_busy) {
+		c->tx_off = 0;
+		conn_tx_start(c);
+	}
+}

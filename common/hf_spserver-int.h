@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * What the two halves of the SP server share (internal to libhfcommon):
+ * hf_spserver.c (the port: listener, accepting, timeouts, hand-off to the
+ * loop, counters, log lines) and hf_spconn.c (one connection: the SP wire,
+ * reading requests, writing replies, closing).  See hf_spserver.c for the
+ * threads and the lock.  Functions here are called under srv->mu.
+ */
+#ifndef HF_SPSERVER_INT_H
+#define HF_SPSERVER_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hf_nuv.h"
+
+#define SP_HELLO_LEN 8
+#define SP_PROTO_REQ 0x0030
+#define SP_PROTO_REP 0x0031
+/* Backtrace words a request may carry: nng's default TTL (8 hops). */
+#define SP_MAX_HOPS 8
+/* The largest frame head: IPC's type byte and length. */
+#define SP_HEAD_MAX 9
+/* A body is read into a buffer that grows as bytes arrive, from this size,
+ * so that a peer claiming a large message holds only what it has sent. */
+#define RX_FIRST_CHUNK (64 * 1024)
+
+/* Where a connection's reading stands. */
+enum rx_state {
+	RX_HELLO,  /* the peer's 8-byte SP header */
+	RX_HEAD,   /* a frame's head (length) */
+	RX_BODY,   /* a frame's body */
+	RX_PAUSED, /* between requests, waiting for its share or the port's */
+};
+
+enum close_reason { CLOSE_PEER, CLOSE_SERVER, CLOSE_IDLE, CLOSE_UNREAD, CLOSE_HANDSHAKE, CLOSE_PROTOCOL };
+
+struct spconn;
+
+/* A request, from receipt until its reply is written or it is dropped.
+ * msg is the request until it is handed to the loop's callback, then the
+ * reply once nuv_reply queues it. */
+struct nuv_request {
+	nuv_server_t *srv;
+	struct spconn *conn;
+	nng_msg *msg;
+	uint8_t head[SP_HEAD_MAX]; /* the reply's frame head */
+	uint8_t bt[SP_MAX_HOPS * 4];
+	size_t bt_len;
+	struct nuv_request *next;             /* hand-off queue or send queue */
+	struct nuv_request *prev_live, *next_live; /* the server's live list */
+};
+
+/* One connection.  Fields after the aios are under srv->mu. */
+struct spconn {
+	nuv_server_t *srv;
+	nng_stream *stream;
+	nng_aio *rx_aio, *tx_aio;
+
+	struct spconn *prev, *next; /* open list; next also links the reap list */
+	bool closed;    /* set once, by conn_close: no I/O is started after it */
+	bool reaped;    /* stream and aios freed; freed itself at outstanding 0 */
+	bool hello_in, hello_out; /* the peer's header read, ours written */
+	bool rx_busy, tx_busy;    /* an aio is in flight */
+	bool at_share;      /* paused: requests_per_connection unanswered */
+	bool waiting_port;  /* paused: the port has its most requests in flight */
+	unsigned outstanding; /* requests received, reply not yet written */
+
+	enum rx_state rx;
+	uint8_t rx_head[SP_HELLO_LEN > SP_HEAD_MAX ? SP_HELLO_LEN : SP_HEAD_MAX];
+	size_t rx_got;
+	uint64_t rx_len;
+	nng_msg *rx_msg;
+
+	struct nuv_request *tx_first, *tx_last; /* replies to write, in order */
+	size_t tx_off;      /* bytes of the first (or of our header) written */
+	int64_t tx_since_ms; /* when the first reply started */
+
+	int64_t accepted_ms, last_request_ms;
+	char addr[64];
+};
+
+struct nuv_server {
+	uv_loop_t *loop;
+	nng_stream_listener *listener;
+	nng_aio *accept_aio;
+	size_t head_len; /* frame head: 8 on TCP, 9 on IPC */
+	size_t recv_max;
+	unsigned max_in_flight;
+	nuv_request_cb cb;
+	void *arg;
+	uv_async_t async;
+	uv_timer_t tick;  /* timeouts and log lines */
+	int open_handles; /* async and tick, until their close callbacks */
+	bool closing;     /* written under mu on the loop; read by callbacks under mu */
+
+	pthread_mutex_t mu;
+	bool accept_sleeping; /* accept_aio is a retry's sleep */
+	int accept_error;     /* the last accept failure (nng), for the log */
+	struct spconn *first, *last; /* open connections, oldest first */
+	struct spconn *reap;         /* closed, waiting for the loop */
+	struct nuv_request *q_first, *q_last; /* received, waiting for the loop */
+	struct nuv_request *live;    /* every request not yet freed */
+	unsigned in_flight, n_waiting;
+	struct nuv_server_limits lim;
+	char name[48];
+	struct nuv_server_stats stats;
+	uint64_t accept_failures;
+	char last_refused[64], last_at_share[64], last_unread[64], last_bad[64];
+
+	/* Loop thread: the counters as last logged. */
+	struct nuv_server_stats logged;
+	uint64_t logged_accept_failures;
+	int64_t logged_ms;
+};
+
+/* The connection file's entry points, all under srv->mu. */
+
+/* Writes a peer's address for log lines. */
+void spconn_addr(nng_stream *s, char *buf, size_t len);
+/* A new connection on s, counted and handshaking; false (s closed and
+ * freed) when there is no memory. */
+bool spconn_new(nuv_server_t *srv, nng_stream *s);
+/* The one way a connection ends (see hf_spserver.c). */
+void spconn_close(struct spconn *c, enum close_reason why);
+/* Puts c at the end of the open list. */
+void spconn_list_append(nuv_server_t *srv, struct spconn *c);
+/* Queues r's reply on its open connection. */
+void spconn_reply(struct nuv_request *r, nng_msg *reply);
+/* r is done (reply written or dropped, or its connection gone): frees it
+ * and what only it kept. */
+void spreq_finish(struct nuv_request *r);
+
+#endif
