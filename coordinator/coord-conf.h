@@ -7,6 +7,7 @@
 #ifndef HF_COORD_CONF_H
 #define HF_COORD_CONF_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "hf_conf.h"
@@ -32,6 +33,7 @@ struct coord_conf {
 	int64_t reply_timeout_ms;
 	int64_t quarantine_after;
 	int64_t quarantine_recheck_ms;
+	bool auth_required;
 	char *log_level;
 };
 
