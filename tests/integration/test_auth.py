@@ -54,7 +54,8 @@ class AuthTest(unittest.TestCase):
             type(self).all_ok = False
 
     def submit(self, token_file, *extra):
-        return self.c.hfctl_json('submit', '--models', 'bert', '--backends', 'cpu', '--allow-waiting',
+        """A job that stays queued: no worker has a CUDA device."""
+        return self.c.hfctl_json('submit', '--models', 'bert', '--backends', 'cuda', '--allow-waiting',
                                  '--priority', '-100', *extra, token_file=token_file)
 
     def start_worker_expect_refusal(self, wid, token_file, text):

@@ -179,8 +179,9 @@ class PipelineTest(unittest.TestCase):
                          check=False)
         self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
         self.assertIn('already made job %d from a different request' % first['job_id'], p.stderr)
-        # The key is the submitter's: another may use the same one.
-        other = self.c.hfctl_json(*args, '--request-id', 'it-repeat-1', '--submitter', 'someone-else')
+        # The key is the submitter's (its token's name): another may use the same one.
+        other = self.c.hfctl_json(*args, '--request-id', 'it-repeat-1',
+                                  token_file=self.c.token_file('someone-else', 'submitter'))
         self.assertNotEqual(other['job_id'], first['job_id'])
         self.assertEqual(self.c.pg.psql("SELECT count(*) FROM jobs WHERE name = 'repeat'"), '2')
         self.assertEqual(self.c.pg.psql("SELECT count(*) FROM tasks WHERE job_id = %d" % first['job_id']), '2')
