@@ -42,9 +42,15 @@ class AuthTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        # Stopped first, so that a sanitizer build's exit report (leaks) is in the log.
+        cls.c.coordinator.stop()
+        log = cls.c.coordinator.log()
         if not getattr(cls, 'all_ok', True) or os.environ.get('HF_KEEP'):
             cls.c.dump_logs()
         cls.c.close(keep=bool(os.environ.get('HF_KEEP')))
+        for bad in ('runtime error', 'Sanitizer'):
+            if bad in log:
+                raise AssertionError('the coordinator reported "%s":\n%s' % (bad, log[-8000:]))
 
     def setUp(self):
         self._ok = False
