@@ -49,6 +49,8 @@
 #define HF_GFX_MAX 32              /* a gfx target "gfx942" */
 #define HF_RUNTIME_REQ_MAX 256     /* "transformers>=5.0" */
 #define HF_MESSAGE_MAX 4096        /* Error.message and other reply texts */
+#define HF_TOKEN_MAX 128           /* Envelope.token: "hft_" + 12 hex + "_" + 43 base64url = 60 */
+#define HF_ROLE_MAX 16             /* viewer | submitter | admin | worker */
 #define HF_REPLY_TEXT_MAX (64 * 1024) /* texts of replies to hfctl (reasons, notes, metrics) */
 
 /* ---- counts of repeated fields ---- */
@@ -104,6 +106,7 @@
 #define HF_FLAKY_RERUNS_MAX 10
 #define HF_MAX_RUNNING_CAP 100000  /* SubmitRequest.max_running */
 #define HF_JOB_LIST_MAX 100000     /* JobListRequest.limit */
+#define HF_AUDIT_LIST_MAX 100000   /* AuditRequest.limit */
 #define HF_CPU_COUNT_MAX 1000000   /* sockets, cores, threads, NUMA nodes */
 /* Timestamps (unix seconds): 1970-01-01 .. 2200-01-01, finite.  A worker
  * whose clock is wrong (a board that booted without a real-time clock

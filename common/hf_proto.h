@@ -23,10 +23,12 @@
 #include "hfleet.pb-c.h"
 
 /* The protocol version this build speaks, and the range a coordinator of
- * this build accepts from workers and clients. */
-#define HF_PROTOCOL_VERSION 1
-#define HF_PROTOCOL_MIN 1
-#define HF_PROTOCOL_MAX 1
+ * this build accepts from workers and clients.  Version 2 carries a token
+ * in every request (Envelope.token); a peer of version 1 is told to
+ * upgrade. */
+#define HF_PROTOCOL_VERSION 2
+#define HF_PROTOCOL_MIN 2
+#define HF_PROTOCOL_MAX 2
 
 /* Packs env (protocol_version is set to HF_PROTOCOL_VERSION when 0).
  * Returns 0, -EINVAL if env has no body, -ENOMEM. */

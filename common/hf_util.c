@@ -232,3 +232,63 @@ void hf_buf_printf(struct hf_buf *b, const char *fmt, ...)
 	va_end(ap);
 	b->len += (size_t)n;
 }
+
+int hf_secret_file_read(const char *path, char *buf, size_t len, char *err, size_t errlen)
+{
+	char tmp[1024];
+	struct stat st;
+	ssize_t n;
+	int fd, r = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "could not open token file \"%s\": %s", path, strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "could not read token file \"%s\": %s", path, strerror(-r));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = -EINVAL;
+		snprintf(err, errlen, "token file \"%s\" is not a regular file", path);
+		goto out;
+	}
+	if (st.st_mode & 077) {
+		r = -EPERM;
+		snprintf(err, errlen,
+			 "token file \"%s\" is accessible by others (mode %04o): it must be readable by its owner only "
+			 "(chmod 600 \"%s\")",
+			 path, (unsigned)(st.st_mode & 07777), path);
+		goto out;
+	}
+	n = read(fd, tmp, sizeof(tmp) - 1);
+	if (n < 0) {
+		r = -errno;
+		snprintf(err, errlen, "could not read token file \"%s\": %s", path, strerror(-r));
+		goto out;
+	}
+	tmp[n] = '\0';
+	char *start = tmp + strspn(tmp, " \t\r\n");
+	size_t l = strcspn(start, "\r\n");
+	while (l > 0 && (start[l - 1] == ' ' || start[l - 1] == '\t'))
+		l--;
+	if (l == 0) {
+		r = -ENODATA;
+		snprintf(err, errlen, "token file \"%s\" is empty", path);
+		goto out;
+	}
+	if (l >= len) {
+		r = -E2BIG;
+		snprintf(err, errlen, "token file \"%s\" holds %zu bytes on its first line, more than a token", path, l);
+		goto out;
+	}
+	memcpy(buf, start, l);
+	buf[l] = '\0';
+out:
+	memset(tmp, 0, sizeof(tmp));
+	close(fd);
+	return r;
+}

@@ -33,6 +33,12 @@ int hf_write_file_durable(const char *path, const void *data, size_t len);
 /* Creates a directory and its parents (mode 0755 unless given). */
 int hf_mkdir_p(const char *path, unsigned mode);
 
+/* Reads a secret (a token) from path: its first line, without surrounding
+ * blanks.  Like ssh with keys, refuses a file that group or others may
+ * read or write (-EPERM), and one longer than len - 1 bytes (-E2BIG) or
+ * empty (-ENODATA).  err says why, naming the file.  Returns 0. */
+int hf_secret_file_read(const char *path, char *buf, size_t len, char *err, size_t errlen);
+
 /* A growable NUL-terminated buffer.  On allocation failure it sets oom and
  * ignores further appends, so callers check once at the end. */
 struct hf_buf {

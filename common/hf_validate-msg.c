@@ -434,6 +434,16 @@ static int check_control_request(struct vctx *v, const Hf__Envelope *env)
 		return check_drain(v, env->drain);
 	case HF__ENVELOPE__BODY_EXPLAIN:
 		return check_u64(v, "task_id", env->explain->task_id, 0, HF_TASK_ID_MAX);
+	case HF__ENVELOPE__BODY_TOKEN_CREATE:
+		return check_id(v, "name", env->token_create->name, true, HF_WORKER_ID_MAX);
+	case HF__ENVELOPE__BODY_TOKEN_REVOKE:
+		return check_id(v, "id_or_name", env->token_revoke->id_or_name, true, HF_WORKER_ID_MAX);
+	case HF__ENVELOPE__BODY_AUDIT: {
+		int r = check_u64(v, "limit", env->audit->limit, 0, HF_AUDIT_LIST_MAX);
+		return r < 0 ? r : check_u64(v, "job_id", env->audit->job_id, 0, HF_TASK_ID_MAX);
+	}
+	case HF__ENVELOPE__BODY_TOKEN_LIST:
+	case HF__ENVELOPE__BODY_WHOAMI:
 	case HF__ENVELOPE__BODY_WORKERS:
 	case HF__ENVELOPE__BODY_DEVICES:
 	case HF__ENVELOPE__BODY_MODELS: /* the family is checked against the registry */

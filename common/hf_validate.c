@@ -221,6 +221,10 @@ static const struct msg_rules rules[] = {
 	    { "labels", HF_MAX_LABELS, 0 }, { "runtimes", HF_MAX_SUBMIT_RUNTIMES, HF_RUNTIME_REQ_MAX },
 	    { "request_id", 0, HF_ID_MAX }, { "seq_lens", HF_MAX_SUBMIT_SEQ_LENS, 0 } } },
 	{ &hf__drain_request__descriptor, { { "worker_id", 0, HF_WORKER_ID_MAX } } },
+	{ &hf__envelope__descriptor, { { "token", 0, HF_TOKEN_MAX } } },
+	{ &hf__token_create_request__descriptor,
+	  { { "name", 0, HF_WORKER_ID_MAX }, { "role", 0, HF_ROLE_MAX } } },
+	{ &hf__token_revoke_request__descriptor, { { "id_or_name", 0, HF_WORKER_ID_MAX } } },
 	{ &hf__models_request__descriptor, { { "family", 0, HF_FAMILY_MAX } } },
 };
 
@@ -371,8 +375,8 @@ static uint32_t body_max(enum hf_msg_role role, uint32_t field)
 			return 0;
 		}
 	case HF_MSG_CONTROL_REQUEST:
-		/* The control requests are the even fields 20..40. */
-		return field >= HF__ENVELOPE__BODY_SUBMIT && field <= HF__ENVELOPE__BODY_EXPLAIN &&
+		/* The control requests are the even fields 20..50. */
+		return field >= HF__ENVELOPE__BODY_SUBMIT && field <= HF__ENVELOPE__BODY_WHOAMI &&
 				       field % 2 == 0 ?
 			       HF_MAX_CONTROL_REQUEST_BYTES :
 			       0;
@@ -389,7 +393,7 @@ static uint32_t body_max(enum hf_msg_role role, uint32_t field)
 	case HF_MSG_CONTROL_REPLY:
 		return field == HF__ENVELOPE__BODY_ERROR ||
 				       (field >= HF__ENVELOPE__BODY_SUBMIT_REPLY &&
-					field <= HF__ENVELOPE__BODY_EXPLAIN_REPLY && field % 2 == 1) ?
+					field <= HF__ENVELOPE__BODY_WHOAMI_REPLY && field % 2 == 1) ?
 			       UINT32_MAX :
 			       0;
 	}
@@ -617,8 +621,12 @@ int hf_msg_decode(const void *buf, size_t len, enum hf_msg_role role, Hf__Envelo
 	if ((role == HF_MSG_WORKER_REQUEST || role == HF_MSG_CONTROL_REQUEST) &&
 	    (env->protocol_version < HF_PROTOCOL_MIN || env->protocol_version > HF_PROTOCOL_MAX)) {
 		r = vfail(&w.v, -EPROTONOSUPPORT,
-			  "protocol version %u is not accepted: this coordinator accepts versions %d to %d",
-			  env->protocol_version, HF_PROTOCOL_MIN, HF_PROTOCOL_MAX);
+			  "protocol version %u is not accepted: this coordinator accepts versions %d to %d%s",
+			  env->protocol_version, HF_PROTOCOL_MIN, HF_PROTOCOL_MAX,
+			  env->protocol_version < HF_PROTOCOL_MIN ?
+				  "; upgrade hf-worker or hfctl to a release that speaks it (protocol 2 "
+				  "authenticates every request with a token)" :
+				  "");
 		goto fail;
 	}
 	strip_unknown(&env->base);

@@ -3,7 +3,10 @@
  * The control API that hfctl talks to: submit (validated and expanded here,
  * written in one transaction), job status, job list, results, cancel,
  * workers and models.  A job is acknowledged only after its tasks are
- * committed.
+ * committed.  Every request has passed coord_auth_check (auth.h) first;
+ * the job's submitter is the token's name, cancel and retry of another's
+ * job need admin, and each write carries its audit row.  Tokens, audit and
+ * whoami are control-auth.c's.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -20,6 +23,7 @@ struct control_req {
 	struct coord *c;
 	nuv_request_t *req;
 	Hf__Envelope *env;
+	struct coord_principal who;  /* the token's name and role */
 	struct job_plan *plan;
 	struct match_req *match;   /* handed to the scheduler's job on success */
 	char *match_json;
@@ -35,6 +39,21 @@ static void control_req_free(struct control_req *q)
 	match_req_free(q->match);
 	free(q->match_json);
 	free(q);
+}
+
+/* The audit row the database writes with q's operation. */
+static void audit_set(struct control_req *q, const char *action)
+{
+	q->op.audit.actor = q->who.name;
+	q->op.audit.role = auth_role_name(q->who.role);
+	q->op.audit.action = action;
+}
+
+/* Cancel and retry of another's job need admin: a lesser role names itself
+ * as the owner the database checks the job against. */
+static const char *owner_unless_admin(const struct control_req *q)
+{
+	return auth_role_allows(q->who.role, AUTH_ADMIN) ? NULL : q->who.name;
 }
 
 /* ---- submit ---- */
@@ -141,6 +160,15 @@ static void handle_submit(struct control_req *q)
 		control_req_free(q);
 		return;
 	}
+	/* The job is the token's, whatever name the client put in it. */
+	char *submitter = strdup(q->who.name);
+	if (!submitter) {
+		coord_reply_error(q->req, HF__ERROR_CODE__ERR_INTERNAL, "out of memory");
+		control_req_free(q);
+		return;
+	}
+	free(q->plan->submitter);
+	q->plan->submitter = submitter;
 	if (match_req_from_submit(q->env->submit, &q->match, err, sizeof(err)) < 0) {
 		coord_reply_error(q->req, HF__ERROR_CODE__ERR_BAD_REQUEST, "%s", err);
 		control_req_free(q);
@@ -180,6 +208,7 @@ static void handle_submit(struct control_req *q)
 	q->op.u.job_create.requirements = q->match_json;
 	q->op.done = submit_done;
 	q->op.ctx = q;
+	audit_set(q, "submit");
 	db_submit(c->db, &q->op);
 }
 
@@ -229,6 +258,14 @@ static void cancel_done(struct db_op *op)
 	if (op->rc < 0) {
 		coord_reply_error(q->req, coord_db_error_code(op->rc), "the job was not cancelled: %s",
 				  op->err);
+		control_req_free(q);
+		return;
+	}
+	if (op->u.cancel.found && op->u.cancel.forbidden) {
+		coord_reply_error(q->req, HF__ERROR_CODE__ERR_FORBIDDEN,
+				  "job %" PRIu64 " is \"%s\"'s: cancelling another's job needs the admin role; "
+				  "token \"%s\" has the %s role",
+				  job_id, op->u.cancel.submitter, q->who.name, auth_role_name(q->who.role));
 		control_req_free(q);
 		return;
 	}
@@ -283,6 +320,13 @@ static void retry_done(struct db_op *op)
 	struct coord *c = q->c;
 	size_t queued = 0, leased = 0;
 
+	if (op->rc == 0 && op->u.retry.found && op->u.retry.forbidden) {
+		coord_reply_error(q->req, HF__ERROR_CODE__ERR_FORBIDDEN,
+				  "job %" PRIu64 " is \"%s\"'s: retrying another's job needs the admin role; "
+				  "token \"%s\" has the %s role",
+				  op->u.retry.job_id, op->u.retry.submitter, q->who.name, auth_role_name(q->who.role));
+		goto out;
+	}
 	if (op->rc < 0 || !op->u.retry.found) {
 		if (op->rc < 0)
 			coord_reply_error(q->req, coord_db_error_code(op->rc), "nothing was retried: %s",
@@ -404,6 +448,7 @@ static void handle_drain(struct control_req *q)
 	q->op.kind = DB_OP_DRAIN;
 	q->op.done = drain_done;
 	q->op.ctx = q;
+	audit_set(q, r->undrain ? "undrain" : "drain");
 	db_submit(q->c->db, &q->op);
 }
 
@@ -747,9 +792,19 @@ void control_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg)
 	struct control_req *q;
 	Hf__Envelope *env;
 
+	struct coord_principal who;
+
 	env = coord_request_unpack(req, msg, HF_MSG_CONTROL_REQUEST);
 	if (!env)
 		return;
+	if (!coord_auth_check(c, req, env, false, &who)) {
+		hf_env_free(env);
+		return;
+	}
+	if (control_auth_body(env->body_case)) {
+		control_auth_handle(c, req, env, &who);
+		return;
+	}
 	q = calloc(1, sizeof(*q));
 	if (!q) {
 		hf_env_free(env);
@@ -759,6 +814,7 @@ void control_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg)
 	q->c = c;
 	q->req = req;
 	q->env = env;
+	q->who = who;
 	switch (env->body_case) {
 	case HF__ENVELOPE__BODY_SUBMIT:
 		handle_submit(q);
@@ -776,8 +832,10 @@ void control_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg)
 		q->op.kind = DB_OP_JOB_CANCEL;
 		q->op.u.cancel.job_id = env->cancel->job_id;
 		q->op.u.cancel.task_id = env->cancel->task_id;
+		q->op.u.cancel.owner = owner_unless_admin(q);
 		q->op.done = cancel_done;
 		q->op.ctx = q;
+		audit_set(q, "cancel");
 		db_submit(c->db, &q->op);
 		break;
 	case HF__ENVELOPE__BODY_WORKERS:
@@ -792,8 +850,10 @@ void control_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg)
 	case HF__ENVELOPE__BODY_RETRY:
 		q->op.kind = DB_OP_JOB_RETRY;
 		q->op.u.retry.job_id = env->retry->job_id;
+		q->op.u.retry.owner = owner_unless_admin(q);
 		q->op.done = retry_done;
 		q->op.ctx = q;
+		audit_set(q, "retry");
 		db_submit(c->db, &q->op);
 		break;
 	case HF__ENVELOPE__BODY_DRAIN:

@@ -52,6 +52,8 @@ const struct hf_conf_setting coord_conf_table[] = {
 	  "how often the worker of a quarantined device is asked to check it again" },
 	{ "telemetry.sample_interval", HF_CONF_MS, F(telemetry_sample_ms), "60s", 1000, 86400000, NULL,
 	  "how often device telemetry from heartbeats is written to the database" },
+	{ "auth.required", HF_CONF_BOOL, F(auth_required), "true", 0, -1, "HFLEET_AUTH_REQUIRED",
+	  "every request must carry a valid token (docs/operations.md, \"Tokens\"); false lets requests without one act as admin, for a lab that nothing but this host can reach (the coordinator warns at every start)" },
 	{ "log.level", HF_CONF_STRING, F(log_level), "info", 0, -1, "HFLEET_LOG_LEVEL",
 	  "error, warn, info or debug" },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL },

@@ -7,6 +7,7 @@
 #ifndef HF_COORD_CONF_H
 #define HF_COORD_CONF_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "hf_conf.h"
@@ -33,6 +34,7 @@ struct coord_conf {
 	int64_t handshake_timeout_ms;
 	int64_t quarantine_after;
 	int64_t quarantine_recheck_ms;
+	bool auth_required;
 	char *log_level;
 };
 

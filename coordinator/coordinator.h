@@ -14,6 +14,7 @@
 
 #include <uv.h>
 
+#include "auth.h"
 #include "coord-conf.h"
 #include "db.h"
 #include "health.h"
@@ -61,6 +62,8 @@ struct coord {
 	uv_timer_t telemetry_timer;
 	struct coord_http *http;   /* /metrics and /healthz */
 	uv_signal_t sig_term, sig_int;
+	struct auth_store tokens;  /* the live tokens (auth.c) */
+	bool touch_busy;           /* a write of tokens' last use is in flight */
 	bool expire_busy;          /* a lease-expiry operation is in flight */
 	bool stopping;
 	int exit_code;

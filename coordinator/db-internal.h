@@ -167,5 +167,21 @@ int run_job_status(struct db *db, struct db_op *op);          /* db-reads.c */
 int run_job_list(struct db *db, struct db_op *op);
 int run_results(struct db *db, struct db_op *op);
 int run_task_explain(struct db *db, struct db_op *op);
+int run_token_create(struct db *db, struct db_op *op);        /* db-auth.c */
+int run_token_revoke(struct db *db, struct db_op *op);
+int run_token_touch(struct db *db, struct db_op *op);
+int run_token_list(struct db *db, struct db_op *op);
+int run_audit_list(struct db *db, struct db_op *op);
+int run_auth_bootstrap(struct db *db, struct db_op *op);
+
+/* db-start.c: applies the migrations this build knows. */
+int db_migrate(struct db *db, struct db_op *op);
+/* db-auth.c: reads the live tokens into op->u.start (at start). */
+int db_tokens_load(struct db *db, struct db_op *op);
+/* db-auth.c: writes op's audit row (op->audit, with the target the op
+ * acted on), in the transaction of the op; nothing when op->audit.action
+ * is NULL or the op changed nothing (not found, forbidden, a repeated
+ * submit). */
+int db_audit_write(struct db *db, struct db_op *op);
 
 #endif

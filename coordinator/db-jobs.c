@@ -2,7 +2,8 @@
  *
  * Job writes of the database layer (see db.h): creating a job and its tasks
  * (with the idempotent request id), cancelling a job or one task, and
- * retrying a job's failed tasks.  Runs on the database thread only, inside
+ * retrying a job's failed tasks; cancel and retry may be limited to the jobs
+ * of one submitter (op->u.cancel.owner, op->u.retry.owner).  Runs on the database thread only, inside
  * the group commit's transaction.
  */
 #include <errno.h>
@@ -190,7 +191,8 @@ int run_job_cancel(struct db *db, struct db_op *op)
 	struct db_params p;
 	int r;
 
-	op->u.cancel.found = false;
+	op->u.cancel.found = op->u.cancel.forbidden = false;
+	op->u.cancel.submitter[0] = '\0';
 	op->u.cancel.n_cancelled = 0;
 	if (op->u.cancel.task_id) {
 		/* An id beyond bigint names no task. */
@@ -198,15 +200,23 @@ int run_job_cancel(struct db *db, struct db_op *op)
 			return 0;
 		db_params_init(&p);
 		db_param_u64(&p, "task id", op->u.cancel.task_id);
-		r = db_exec(db, op, "SELECT job_id FROM tasks WHERE id = $1::bigint", &p,
-			    PGRES_TUPLES_OK, &res);
+		r = db_exec(db, op,
+			    "SELECT t.job_id, j.submitter FROM tasks t JOIN jobs j ON j.id = t.job_id"
+			    " WHERE t.id = $1::bigint",
+			    &p, PGRES_TUPLES_OK, &res);
 		if (r == 0) {
 			op->u.cancel.found = PQntuples(res) == 1;
-			if (op->u.cancel.found)
+			if (op->u.cancel.found) {
 				op->u.cancel.job_id = get_u64(res, 0, 0);
+				hf_strlcpy(op->u.cancel.submitter, PQgetvalue(res, 0, 1),
+					   sizeof(op->u.cancel.submitter));
+			}
 			PQclear(res);
 		}
-		if (r == 0 && op->u.cancel.found)
+		if (r == 0 && op->u.cancel.found && op->u.cancel.owner &&
+		    strcmp(op->u.cancel.owner, op->u.cancel.submitter) != 0)
+			op->u.cancel.forbidden = true;
+		if (r == 0 && op->u.cancel.found && !op->u.cancel.forbidden)
 			r = db_exec(db, op,
 				    "WITH c AS (UPDATE tasks SET state = 'cancelled', finished_at = now()"
 				    " WHERE id = $1::bigint AND state IN ('queued', 'leased')"
@@ -220,7 +230,7 @@ int run_job_cancel(struct db *db, struct db_op *op)
 				    " SELECT count(*) FROM c",
 				    &p, PGRES_TUPLES_OK, &res);
 		db_params_fini(&p);
-		if (r < 0 || !op->u.cancel.found)
+		if (r < 0 || !op->u.cancel.found || op->u.cancel.forbidden)
 			return r;
 		op->u.cancel.n_cancelled = (uint32_t)atoi(PQgetvalue(res, 0, 0));
 		PQclear(res);
@@ -230,12 +240,18 @@ int run_job_cancel(struct db *db, struct db_op *op)
 		return 0;
 	db_params_init(&p);
 	db_param_u64(&p, "job id", op->u.cancel.job_id);
-	r = db_exec(db, op, "SELECT state FROM jobs WHERE id = $1::bigint", &p, PGRES_TUPLES_OK, &res);
+	r = db_exec(db, op, "SELECT state, submitter FROM jobs WHERE id = $1::bigint", &p, PGRES_TUPLES_OK,
+		    &res);
 	if (r == 0) {
 		op->u.cancel.found = PQntuples(res) == 1;
+		if (op->u.cancel.found)
+			hf_strlcpy(op->u.cancel.submitter, PQgetvalue(res, 0, 1), sizeof(op->u.cancel.submitter));
 		PQclear(res);
 	}
-	if (r == 0 && op->u.cancel.found)
+	if (r == 0 && op->u.cancel.found && op->u.cancel.owner &&
+	    strcmp(op->u.cancel.owner, op->u.cancel.submitter) != 0)
+		op->u.cancel.forbidden = true;
+	if (r == 0 && op->u.cancel.found && !op->u.cancel.forbidden)
 		r = db_exec(db, op,
 			    "WITH c AS (UPDATE tasks SET state = 'cancelled', finished_at = now()"
 			    " WHERE job_id = $1::bigint AND state IN ('queued', 'leased') RETURNING id, attempt),"
@@ -246,7 +262,7 @@ int run_job_cancel(struct db *db, struct db_op *op)
 			    " SELECT count(*) FROM c",
 			    &p, PGRES_TUPLES_OK, &res);
 	db_params_fini(&p);
-	if (r < 0 || !op->u.cancel.found)
+	if (r < 0 || !op->u.cancel.found || op->u.cancel.forbidden)
 		return r;
 	op->u.cancel.n_cancelled = (uint32_t)atoi(PQgetvalue(res, 0, 0));
 	PQclear(res);
@@ -264,7 +280,7 @@ int run_job_retry(struct db *db, struct db_op *op)
 	op->u.retry.tasks = NULL;
 	op->u.retry.requirements = NULL;
 	op->u.retry.n_tasks = 0;
-	op->u.retry.found = false;
+	op->u.retry.found = op->u.retry.forbidden = false;
 	if (op->u.retry.job_id > INT64_MAX)
 		return 0; /* an id beyond bigint names no job */
 	db_params_init(&p);
@@ -285,7 +301,9 @@ int run_job_retry(struct db *db, struct db_op *op)
 		op->u.retry.flaky_reruns = (uint32_t)atoi(PQgetvalue(res, 0, 5));
 	}
 	PQclear(res);
-	if (!op->u.retry.found)
+	if (op->u.retry.found && op->u.retry.owner && strcmp(op->u.retry.owner, op->u.retry.submitter) != 0)
+		op->u.retry.forbidden = true;
+	if (!op->u.retry.found || op->u.retry.forbidden)
 		goto out;
 	/* The outcome being retried stays in results, marked as superseded. */
 	r = db_exec(db, op,

@@ -3,7 +3,7 @@
  * The database connection and the start operation (see db.h): connecting and
  * reconnecting with backoff, waiting to become the active coordinator, the
  * numbered migrations, the model registry sync and the recovery of live jobs,
- * tasks, drains and quarantines.  Runs on the database thread only.
+ * tasks, drains, quarantines and tokens.  Runs on the database thread only.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -81,7 +81,7 @@ int db_ensure_connected(struct db *db, struct db_op *op)
 
 /* ---- start: migrations, registry, recovery ---- */
 
-static int migrate(struct db *db, struct db_op *op)
+int db_migrate(struct db *db, struct db_op *op)
 {
 	PGresult *res = NULL;
 	int r, max_known = 0;
@@ -374,7 +374,7 @@ int run_start(struct db *db, struct db_op *op)
 	int r = become_active(db, op);
 	if (r < 0)
 		return r;
-	r = migrate(db, op);
+	r = db_migrate(db, op);
 	if (r < 0)
 		return r;
 	r = db_cmd(db, op, "BEGIN");
@@ -382,6 +382,8 @@ int run_start(struct db *db, struct db_op *op)
 		r = registry_sync(db, op, op->u.start.reg);
 	if (r == 0)
 		r = recover(db, op);
+	if (r == 0)
+		r = db_tokens_load(db, op);
 	if (r == 0)
 		r = db_cmd(db, op, "COMMIT");
 	return r;

@@ -39,13 +39,16 @@ static bool op_is_write(const struct db_op *op)
 	case DB_OP_JOB_RETRY:
 	case DB_OP_DRAIN:
 	case DB_OP_HEALTH_STORE:
+	case DB_OP_TOKEN_CREATE:
+	case DB_OP_TOKEN_REVOKE:
+	case DB_OP_TOKEN_TOUCH:
 		return true;
 	default:
 		return false;
 	}
 }
 
-static int op_run(struct db *db, struct db_op *op)
+static int op_run_kind(struct db *db, struct db_op *op)
 {
 	switch (op->kind) {
 	case DB_OP_START:
@@ -78,9 +81,32 @@ static int op_run(struct db *db, struct db_op *op)
 		return run_results(db, op);
 	case DB_OP_TASK_EXPLAIN:
 		return run_task_explain(db, op);
+	case DB_OP_TOKEN_CREATE:
+		return run_token_create(db, op);
+	case DB_OP_TOKEN_REVOKE:
+		return run_token_revoke(db, op);
+	case DB_OP_TOKEN_TOUCH:
+		return run_token_touch(db, op);
+	case DB_OP_TOKEN_LIST:
+		return run_token_list(db, op);
+	case DB_OP_AUDIT_LIST:
+		return run_audit_list(db, op);
+	case DB_OP_AUTH_BOOTSTRAP:
+		return run_auth_bootstrap(db, op);
 	}
 	op_error(op, "unknown database operation %d", (int)op->kind);
 	return -EINVAL;
+}
+
+/* Runs op and, for a write that asked for one, its audit row in the same
+ * transaction. */
+static int op_run(struct db *db, struct db_op *op)
+{
+	int r = op_run_kind(db, op);
+
+	if (r == 0 && op->audit.action && op_is_write(op))
+		r = db_audit_write(db, op);
+	return r;
 }
 
 static void op_complete(struct db *db, struct db_op *op)

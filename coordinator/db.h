@@ -63,6 +63,29 @@ enum db_op_kind {
 	DB_OP_JOB_LIST,
 	DB_OP_RESULTS,
 	DB_OP_TASK_EXPLAIN,  /* a task that is no longer live: its outcome */
+	DB_OP_TOKEN_CREATE,  /* db-auth.c: tokens and the audit */
+	DB_OP_TOKEN_REVOKE,
+	DB_OP_TOKEN_TOUCH,   /* last_used_at of tokens, batched */
+	DB_OP_TOKEN_LIST,    /* reads: the reply envelope is built here */
+	DB_OP_AUDIT_LIST,
+	DB_OP_AUTH_BOOTSTRAP, /* hf-coordinator --create-token: migrate, then create */
+};
+
+/* A live token as loaded at start (its secret's hash, never the secret). */
+struct db_token {
+	char id[16];
+	char name[128];
+	char role[16];
+	uint8_t hash[32];
+};
+
+/* Who asked for a write, for the audit row written in the same
+ * transaction (what and on which target follows from the op).  action
+ * NULL: no audit row. */
+struct db_audit {
+	const char *actor;       /* the token's name, borrowed */
+	const char *role;        /* borrowed */
+	const char *action;      /* submit cancel retry drain undrain, borrowed */
 };
 
 /* A task as loaded at start (recovery). */
@@ -168,6 +191,7 @@ struct db_op {
 	void *ctx;               /* the caller's */
 	void *ctx2;
 	struct db_op *next;      /* internal */
+	struct db_audit audit;   /* in, optional */
 
 	union {
 		struct {
@@ -180,6 +204,8 @@ struct db_op {
 			size_t n_drains;
 			struct db_quarantine *quarantines; /* out, free() */
 			size_t n_quarantines;
+			struct db_token *tokens;        /* out, free(): the live ones */
+			size_t n_tokens;
 		} start;
 		struct {
 			const struct registry *reg;     /* in */
@@ -211,12 +237,17 @@ struct db_op {
 		struct {
 			uint64_t job_id;                /* in (out when task_id is given) */
 			uint64_t task_id;               /* in: cancel this task only */
+			const char *owner;              /* in: only a job this submitter made, NULL: any */
 			bool found;                     /* out */
+			bool forbidden;                 /* out: the job is another's (nothing changed) */
+			char submitter[128];            /* out: the job's submitter, when found */
 			uint32_t n_cancelled;           /* out */
 		} cancel;
 		struct {
 			uint64_t job_id;                /* in */
+			const char *owner;              /* in: only a job this submitter made, NULL: any */
 			bool found;                     /* out */
+			bool forbidden;                 /* out: the job is another's (nothing changed) */
 			int32_t priority;               /* out */
 			uint32_t max_running, max_retries, flaky_reruns; /* out */
 			char submitter[128];            /* out */
@@ -242,8 +273,22 @@ struct db_op {
 			size_t n;
 		} telemetry;
 		struct {
-			uint64_t job_id;                /* in (status, results) */
-			uint32_t limit;                 /* in (list) */
+			/* create: id, name, role, hash, created_by in; revoke:
+			 * id_or_name in, n out (tokens revoked). */
+			const struct db_token *token;   /* in (create) */
+			const char *created_by;         /* in (create) */
+			const char *id_or_name;         /* in (revoke) */
+			uint32_t n;                     /* out (revoke) */
+		} token;
+		struct {
+			const char **ids;               /* in */
+			const double *used_at;          /* in: unix seconds */
+			size_t n;
+		} touch;
+		struct {
+			uint64_t job_id;                /* in (status, results, audit) */
+			uint32_t limit;                 /* in (list, audit) */
+			bool include_revoked;           /* in (token list) */
 			nng_msg *reply;                 /* out: packed envelope */
 		} read;
 	} u;

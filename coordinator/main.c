@@ -36,6 +36,9 @@ static void usage(FILE *f)
 		"      --set KEY=VALUE      set any setting (see --print-config)\n"
 		"      --log-level LEVEL    error, warn, info or debug\n"
 		"      --check-registry     load the registry, report, and exit\n"
+		"      --create-token NAME --role ROLE\n"
+		"                           make a token (viewer, submitter, admin or worker) in the\n"
+		"                           database (migrating it first), print it once and exit\n"
 		"      --print-config       print every setting as a documented file and exit\n"
 		"      --version            print the version and exit\n"
 		"  -h, --help               this help\n");
@@ -53,7 +56,12 @@ enum {
 	OPT_CHECK,
 	OPT_PRINT,
 	OPT_VER,
+	OPT_CREATE_TOKEN,
+	OPT_ROLE,
 };
+
+/* --create-token NAME --role ROLE */
+static const char *create_token_name, *create_token_role;
 
 static void signal_cb(uv_signal_t *h, int signum)
 {
@@ -211,6 +219,8 @@ static void start_done(struct db_op *op)
 	}
 	log_info("recovered %zu running jobs: %zu tasks queued, %zu leased; %zu drains, %zu quarantined devices",
 		 op->u.start.n_jobs, queued, leased, op->u.start.n_drains, op->u.start.n_quarantines);
+	coord_auth_load(c, op->u.start.tokens, op->u.start.n_tokens);
+	free(op->u.start.tokens);
 	free(op->u.start.drains);
 	free(op->u.start.quarantines);
 	free(op->u.start.jobs);
@@ -255,6 +265,7 @@ static void start_done(struct db_op *op)
 		 c->conf.control_listen, c->conf.http_listen[0] ? c->conf.http_listen : "(off)");
 	return;
 fail:
+	free(op->u.start.tokens);
 	free(op->u.start.drains);
 	free(op->u.start.quarantines);
 	for (size_t i = 0; i < op->u.start.n_jobs; i++)
@@ -302,6 +313,8 @@ static int load_config(struct coord *c, int argc, char **argv, int *ret_action)
 		{ "check-registry", no_argument, NULL, OPT_CHECK },
 		{ "print-config", no_argument, NULL, OPT_PRINT },
 		{ "version", no_argument, NULL, OPT_VER },
+		{ "create-token", required_argument, NULL, OPT_CREATE_TOKEN },
+		{ "role", required_argument, NULL, OPT_ROLE },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -369,6 +382,13 @@ static int load_config(struct coord *c, int argc, char **argv, int *ret_action)
 		case OPT_VER:
 			*ret_action = o;
 			continue;
+		case OPT_CREATE_TOKEN:
+			create_token_name = optarg;
+			*ret_action = o;
+			continue;
+		case OPT_ROLE:
+			create_token_role = optarg;
+			continue;
 		case 'h':
 			usage(stdout);
 			*ret_action = 'h';
@@ -386,6 +406,88 @@ static int load_config(struct coord *c, int argc, char **argv, int *ret_action)
 		fprintf(stderr, "hf-coordinator: unexpected argument \"%s\"\n", argv[optind]);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+/* ---- hf-coordinator --create-token ---- */
+
+struct bootstrap {
+	struct db_op op;
+	struct db_token token;
+	char secret[AUTH_TOKEN_LEN + 1];
+	uv_loop_t *loop;
+	bool done;
+};
+
+static void bootstrap_done(struct db_op *op)
+{
+	struct bootstrap *b = op->ctx;
+	b->done = true;
+	uv_stop(b->loop);
+}
+
+/* Makes one token in the database, creating or migrating the schema
+ * first, and prints it on stdout: how an operator gets the first admin
+ * token (and worker tokens before a coordinator runs).  A running
+ * coordinator learns of a token made this way at its next start; "hfctl
+ * token create" reaches it at once. */
+static int create_token(struct coord *c)
+{
+	struct bootstrap b = { 0 };
+	enum auth_role role;
+	struct db *db = NULL;
+	int r;
+
+	if (!create_token_role || auth_role_parse(create_token_role, &role) < 0) {
+		fprintf(stderr, "hf-coordinator: --create-token needs --role viewer, submitter, admin or worker%s%s%s\n",
+			create_token_role ? " (not \"" : "", create_token_role ? create_token_role : "",
+			create_token_role ? "\")" : "");
+		return 2;
+	}
+	if (!hf_id_valid(create_token_name) || strlen(create_token_name) >= AUTH_NAME_MAX) {
+		fprintf(stderr, "hf-coordinator: invalid token name \"%s\" (1 to %d of A-Z a-z 0-9 . _ : -)\n",
+			create_token_name, AUTH_NAME_MAX - 1);
+		return 2;
+	}
+	r = auth_token_generate(b.secret, b.token.id, b.token.hash);
+	if (r < 0) {
+		fprintf(stderr, "hf-coordinator: could not make a token: %s\n", strerror(-r));
+		return 1;
+	}
+	hf_strlcpy(b.token.name, create_token_name, sizeof(b.token.name));
+	hf_strlcpy(b.token.role, auth_role_name(role), sizeof(b.token.role));
+	b.loop = uv_default_loop();
+	r = db_open(b.loop, c->conf.conninfo, &db);
+	if (r < 0) {
+		fprintf(stderr, "hf-coordinator: could not start the database thread: %s\n", strerror(-r));
+		return 1;
+	}
+	b.op.kind = DB_OP_AUTH_BOOTSTRAP;
+	b.op.u.token.token = &b.token;
+	b.op.u.token.created_by = "hf-coordinator --create-token";
+	b.op.audit.actor = "hf-coordinator --create-token";
+	b.op.audit.role = "admin";
+	b.op.audit.action = "token-create";
+	b.op.done = bootstrap_done;
+	b.op.ctx = &b;
+	db_submit(db, &b.op);
+	while (!b.done)
+		uv_run(b.loop, UV_RUN_DEFAULT);
+	db_close(db);
+	uv_run(b.loop, UV_RUN_NOWAIT);
+	uv_loop_close(b.loop);
+	if (b.op.rc < 0) {
+		fprintf(stderr, "hf-coordinator: could not make the token: %s\n", b.op.err);
+		memset(b.secret, 0, sizeof(b.secret));
+		return 1;
+	}
+	printf("%s\n", b.secret);
+	fflush(stdout);
+	memset(b.secret, 0, sizeof(b.secret));
+	fprintf(stderr,
+		"hf-coordinator: made token %s (\"%s\", role %s); it is shown only this once: keep it in a file "
+		"of mode 0600\n",
+		b.token.id, b.token.name, b.token.role);
 	return 0;
 }
 
@@ -430,6 +532,11 @@ int main(int argc, char **argv)
 	if (check_config(&c.conf) < 0)
 		return 2;
 	hf_log_init("hf-coordinator", level);
+	if (action == OPT_CREATE_TOKEN) {
+		r = create_token(&c);
+		hf_conf_fini(coord_conf_table, &c.conf);
+		return r;
+	}
 	if (action == OPT_CHECK) {
 		if (load_registry(&c) < 0)
 			return 1;
@@ -480,6 +587,7 @@ int main(int argc, char **argv)
 
 	coord_workers_free(&c);
 	coord_drains_free(&c);
+	auth_store_fini(&c.tokens);
 	health_fini(&c.health);
 	sched_free(c.sched);
 	registry_free(c.reg);

@@ -820,9 +820,16 @@ void worker_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg)
 	struct worker_req *w;
 	Hf__Envelope *env;
 
+	struct coord_principal who;
+
 	env = coord_request_unpack(req, msg, HF_MSG_WORKER_REQUEST);
 	if (!env)
 		return;
+	/* Only a worker token, and only for its own worker id. */
+	if (!coord_auth_check(c, req, env, true, &who)) {
+		hf_env_free(env);
+		return;
+	}
 	w = calloc(1, sizeof(*w));
 	if (!w) {
 		hf_env_free(env);

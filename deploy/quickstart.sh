@@ -9,6 +9,10 @@
 #   deploy/quickstart.sh stop     stop the daemons and the database left running
 #   deploy/quickstart.sh clean    stop, then delete the database and .state/
 #
+# Authentication is on, as in production: the script makes an admin token
+# (.state/admin.token) and a worker token (.state/worker.token), both mode
+# 0600, with hf-coordinator --create-token.
+#
 # The database is a private PostgreSQL cluster (deploy/private-pg.sh): in
 # .state/pg when its owner can reach it there, else (as root in a 0700
 # directory such as /root) in ~postgres/hfleet-quickstart/KEY, one per
@@ -78,6 +82,21 @@ pgdir=$("$pg" where "$state")
 port_pg=$(sed -n 's/^port=//p' "$state/pg.location")
 psql_cmd=(psql -X -h "$pgdir" -p "$port_pg" -U postgres)
 
+# Credentials (issue 11): an admin token for hfctl and a worker token for the
+# worker, made once in the database and kept in .state/ files of mode 0600.
+wid="$(hostname)-quickstart"
+make_token() { # FILE NAME ROLE
+  if [ ! -s "$1" ]; then
+    (umask 077 && "$build/coordinator/hf-coordinator" --database "$conninfo" --log-level warn \
+      --create-token "$2" --role "$3" >"$1.new" 2>>"$state/coordinator.log" && mv "$1.new" "$1") ||
+      { say "could not make the $3 token; see $state/coordinator.log"; exit 1; }
+  fi
+  chmod 600 "$1"
+}
+make_token "$state/admin.token" admin admin
+make_token "$state/worker.token" "$wid" worker
+export HFLEET_TOKEN_FILE="$state/admin.token"
+
 hfctl=("$build/coordinator/hfctl/hfctl" --coordinator "tcp://127.0.0.1:$port_c")
 
 say "starting hf-coordinator (log: $state/coordinator.log)"
@@ -87,7 +106,8 @@ say "starting hf-coordinator (log: $state/coordinator.log)"
 echo $! >"$state/coordinator.pid"
 
 say "starting hf-worker (log: $state/worker.log)"
-"$build/worker/hf-worker" --id "$(hostname)-quickstart" --coordinator "tcp://127.0.0.1:$port_w" \
+HFLEET_WORKER_TOKEN_FILE="$state/worker.token" \
+"$build/worker/hf-worker" --id "$wid" --coordinator "tcp://127.0.0.1:$port_w" \
   --state-dir "$state/worker" --slots "$(nproc)" \
   --runner "$(printf '%q %q' "$python" "$root/worker/runners/hfleet_runner.py")" >>"$state/worker.log" 2>&1 &
 echo $! >"$state/worker.pid"
@@ -144,6 +164,8 @@ cat >&2 <<MSG
 
 hfleet: the results are in PostgreSQL.  Query them with:
     $(printf "%q " "${psql_cmd[@]}")-d hfleet -c "SELECT model_type, backend, status, reason FROM task_outcomes WHERE job_id = $job ORDER BY model_type"
+  hfctl's admin token is $state/admin.token:
+    HFLEET_TOKEN_FILE=$state/admin.token $build/coordinator/hfctl/hfctl --coordinator tcp://127.0.0.1:$port_c jobs
   The database, coordinator and worker keep running; stop them with:
     deploy/quickstart.sh stop
 MSG

@@ -27,6 +27,7 @@
 #include <uv.h>
 
 #include "hf_log.h"
+#include "hf_util.h"
 #include "hf_nuv.h"
 #include "hf_proto.h"
 #include "hf-cache.h"
@@ -220,6 +221,16 @@ static int worker_run(const struct worker_conf *conf, const struct hw_options *o
 	int r;
 
 	gethostname(host, sizeof(host) - 1);
+	/* The worker token, read once: a new one takes effect at a restart. */
+	char token[160] = "";
+	if (conf->token_file && *conf->token_file) {
+		if (hf_secret_file_read(conf->token_file, token, sizeof(token), err, sizeof(err)) < 0) {
+			log_error("%s", err);
+			return 1;
+		}
+	} else {
+		log_warn("no worker.token_file is set: a coordinator that requires tokens (the default) refuses this worker");
+	}
 	/* What runners read is what is reported: set here, while the worker
 	 * has no other thread, and inherited by every runner. */
 	if (*conf->hf_cache && setenv("HF_HUB_CACHE", conf->hf_cache, 1) < 0)
@@ -245,6 +256,7 @@ static int worker_run(const struct worker_conf *conf, const struct hw_options *o
 	struct session_config sc = {
 		.url = conf->coordinator_url,
 		.worker_id = conf->id,
+		.token = token[0] ? token : NULL,
 		.hostname = host,
 		.labels = conf->label_list,
 		.n_labels = conf->n_labels,

@@ -61,9 +61,13 @@ static uint32_t session_random(struct session *s)
  * errno (cb is then not called). */
 int session_call(struct session *s, const Hf__Envelope *env, nuv_reply_cb cb)
 {
+	Hf__Envelope with_token = *env;
 	nng_msg *msg;
-	int r = hf_env_pack(env, &msg);
+	int r;
 
+	if (s->cfg.token)
+		with_token.token = (char *)s->cfg.token;
+	r = hf_env_pack(&with_token, &msg);
 	if (r < 0)
 		return r;
 	return nuv_client_call(s->client, msg, call_timeout_ms(s), cb, s);
@@ -189,6 +193,16 @@ static void register_reply_cb(int rv, nng_msg *reply, void *arg)
 				  "(it accepts versions %" PRIu32 " to %" PRIu32 ")",
 				  s->cfg.url, HF_PROTOCOL_VERSION, env->error->message,
 				  env->error->min_protocol, env->error->max_protocol);
+			session_end(s, 1);
+			break;
+		}
+		if (env->error->code == HF__ERROR_CODE__ERR_UNAUTHENTICATED ||
+		    env->error->code == HF__ERROR_CODE__ERR_FORBIDDEN) {
+			log_error("coordinator %s refused worker \"%s\": %s%s", s->cfg.url, s->cfg.worker_id,
+				  env->error->message,
+				  s->cfg.token ? "" :
+						 " (this worker has no token: set worker.token_file, or "
+						 "HFLEET_WORKER_TOKEN_FILE, to a file holding its worker token)");
 			session_end(s, 1);
 			break;
 		}
@@ -470,6 +484,14 @@ static void poll_reply_cb(int rv, nng_msg *reply, void *arg)
 	case HF__ENVELOPE__BODY_ERROR:
 		if (env->error->code == HF__ERROR_CODE__ERR_NOT_REGISTERED) {
 			session_reregister(s);
+			goto out;
+		}
+		if (env->error->code == HF__ERROR_CODE__ERR_UNAUTHENTICATED ||
+		    env->error->code == HF__ERROR_CODE__ERR_FORBIDDEN) {
+			/* A revoked token: nothing this worker sends is taken any more. */
+			log_error("coordinator %s refused worker \"%s\": %s; stopping (results stay in the spool)",
+				  s->cfg.url, s->cfg.worker_id, env->error->message);
+			session_end(s, 1);
 			goto out;
 		}
 		log_warn("coordinator %s refused a poll: %s", s->cfg.url, env->error->message);

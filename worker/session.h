@@ -70,6 +70,7 @@ struct session;
 struct session_config {
 	const char *url;
 	const char *worker_id;
+	const char *token;         /* sent with every request; NULL: none */
 	const char *hostname;
 	const struct worker_label *labels;
 	size_t n_labels;

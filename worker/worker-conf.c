@@ -33,6 +33,8 @@ const struct hf_conf_setting worker_conf_settings[] = {
 	  "HFLEET_COORDINATOR", "address of hf-coordinator's worker endpoint (nng URL)"),
 	S("worker.id", HF_CONF_STRING, id, NULL, 0, -1, "HFLEET_WORKER_ID",
 	  "name of this worker, unique in the fleet (default: the host name)"),
+	S("worker.token_file", HF_CONF_STRING, token_file, NULL, 0, -1, "HFLEET_WORKER_TOKEN_FILE",
+	  "file holding this worker's token (hft_...; mode 0600), made by an admin with \"hfctl token create WORKER_ID --role worker\"; the token's name must be worker.id"),
 	S("worker.state_dir", HF_CONF_STRING, state_dir, "/var/lib/hfleet-worker", 0, -1, NULL,
 	  "directory for task files and the result spool (must survive restarts)"),
 	S("worker.slots", HF_CONF_INT, slots, "1", 1, 256, NULL,

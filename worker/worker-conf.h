@@ -36,6 +36,7 @@ struct worker_conf {
 	char *coordinator_url;
 	char *id;
 	char *state_dir;
+	char *token_file;
 	int64_t slots;
 	char *labels;
 	int64_t heartbeat_ms;

@@ -131,6 +131,12 @@ static int coordinator_error(const struct hfctl_client *c, const Hf__Error *e, c
 	case HF__ERROR_CODE__ERR_UNAVAILABLE:
 		snprintf(err, errlen, "coordinator unavailable: %s", text);
 		return -EAGAIN;
+	case HF__ERROR_CODE__ERR_UNAUTHENTICATED:
+		snprintf(err, errlen, "not authenticated: %s", text);
+		return -EACCES;
+	case HF__ERROR_CODE__ERR_FORBIDDEN:
+		snprintf(err, errlen, "not allowed: %s", text);
+		return -EPERM;
 	case HF__ERROR_CODE__ERR_VERSION:
 		snprintf(err, errlen,
 			 "coordinator at \"%s\" does not accept protocol version %d "

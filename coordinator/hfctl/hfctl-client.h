@@ -16,6 +16,9 @@
  *   -ENODEV           no registered device could ever run the submitted tasks
  *                     (ERR_UNSATISFIABLE); the message is the coordinator's,
  *                     which names the requirements and why they are not met
+ *   -EACCES           no token, or one the coordinator does not know or has
+ *                     revoked (ERR_UNAUTHENTICATED)
+ *   -EPERM            the token's role may not do this (ERR_FORBIDDEN)
  *   -EPROTONOSUPPORT  the coordinator does not accept our protocol version
  *   -EREMOTEIO        any other error the coordinator reported
  *   -EBADMSG          the reply is not a valid envelope, or not the one asked

@@ -39,6 +39,9 @@ struct hfctl_ctx {
 	int64_t timeout_ms;           /* per request */
 	bool json;                    /* global --json */
 	struct hfctl_client *client;  /* opened by the first call; main closes it */
+	const char *token_file;       /* --token-file, or NULL */
+	char token[160];              /* the token sent with every request, "" when none */
+	bool token_loaded;
 };
 
 struct hfctl_command {
@@ -50,7 +53,14 @@ struct hfctl_command {
 
 extern const struct hfctl_command hfctl_cmd_submit, hfctl_cmd_status, hfctl_cmd_watch,
 	hfctl_cmd_results, hfctl_cmd_cancel, hfctl_cmd_retry, hfctl_cmd_explain, hfctl_cmd_jobs,
-	hfctl_cmd_workers, hfctl_cmd_devices, hfctl_cmd_drain, hfctl_cmd_undrain, hfctl_cmd_models;
+	hfctl_cmd_workers, hfctl_cmd_devices, hfctl_cmd_drain, hfctl_cmd_undrain, hfctl_cmd_models,
+	hfctl_cmd_token, hfctl_cmd_audit, hfctl_cmd_whoami;
+
+/* hfctl-auth.c: finds the token (see there) once; a missing one is not an
+ * error (the coordinator says so), an unreadable or unsafe file is. */
+int hfctl_token_load(struct hfctl_ctx *ctx, char *err, size_t errlen);
+/* Where hfctl looks for its token, for messages. */
+const char *hfctl_token_hint(void);
 
 /* Prints "hfctl: MESSAGE" and a newline to stderr. */
 void hfctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -23,13 +23,13 @@ static const struct hfctl_command *const commands[] = {
 	&hfctl_cmd_submit,  &hfctl_cmd_status,  &hfctl_cmd_watch,   &hfctl_cmd_results,
 	&hfctl_cmd_cancel,  &hfctl_cmd_retry,   &hfctl_cmd_explain, &hfctl_cmd_jobs,
 	&hfctl_cmd_workers, &hfctl_cmd_devices, &hfctl_cmd_drain,   &hfctl_cmd_undrain,
-	&hfctl_cmd_models,
+	&hfctl_cmd_models,  &hfctl_cmd_token,   &hfctl_cmd_audit,   &hfctl_cmd_whoami,
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 /* getopt values of long options: 256 and up (see hfctl_getopt_error). */
-enum { OPT_COORDINATOR = 256, OPT_TIMEOUT, OPT_JSON, OPT_VERSION };
+enum { OPT_COORDINATOR = 256, OPT_TIMEOUT, OPT_JSON, OPT_VERSION, OPT_TOKEN_FILE };
 
 /* ---- helpers for the commands (hfctl.h) ---- */
 
@@ -92,12 +92,23 @@ int hfctl_exit_status(int r)
 int hfctl_call_quiet(struct hfctl_ctx *ctx, const Hf__Envelope *req, Hf__Envelope__BodyCase expect,
 		     Hf__Envelope **ret_reply, char *err, size_t errlen)
 {
+	Hf__Envelope with_token = *req;
+	int r = hfctl_token_load(ctx, err, errlen);
+
+	if (r < 0)
+		return -EACCES;
 	if (!ctx->client) {
-		int r = hfctl_client_open(ctx->url, ctx->timeout_ms, &ctx->client, err, errlen);
+		r = hfctl_client_open(ctx->url, ctx->timeout_ms, &ctx->client, err, errlen);
 		if (r < 0)
 			return r;
 	}
-	return hfctl_client_call(ctx->client, req, expect, ret_reply, err, errlen);
+	with_token.token = ctx->token;
+	r = hfctl_client_call(ctx->client, &with_token, expect, ret_reply, err, errlen);
+	if (r == -EACCES && !ctx->token[0]) {
+		size_t n = strlen(err);
+		snprintf(err + n, errlen - n, "; %s", hfctl_token_hint());
+	}
+	return r;
 }
 
 int hfctl_call(struct hfctl_ctx *ctx, const Hf__Envelope *req, Hf__Envelope__BodyCase expect,
@@ -141,7 +152,7 @@ int hfctl_buf_print(struct hf_buf *b)
 
 static void usage_print(FILE *f)
 {
-	fputs("usage: hfctl [--coordinator URL] [--timeout DURATION] [--json] COMMAND [ARGS]\n"
+	fputs("usage: hfctl [--coordinator URL] [--token-file FILE] [--timeout DURATION] [--json] COMMAND [ARGS]\n"
 	      "       hfctl help [COMMAND] | hfctl COMMAND --help | hfctl --version\n"
 	      "\n"
 	      "Submit model tests and benchmarks to an hfleet coordinator and follow them.\n"
@@ -154,6 +165,9 @@ static void usage_print(FILE *f)
 	      "options:\n"
 	      "  --coordinator URL   the coordinator's control address (default: $HFLEET_COORDINATOR,\n"
 	      "                      else " HFCTL_DEFAULT_URL ")\n"
+	      "  --token-file FILE   the file holding hfctl's token (mode 0600; default:\n"
+	      "                      $HFLEET_TOKEN_FILE, else $HFLEET_TOKEN, else\n"
+	      "                      ~/.config/hfleet/token)\n"
 	      "  --timeout DURATION  how long one request may take (default 10s)\n"
 	      "  --json              print results as JSON\n"
 	      "  --help, --version\n"
@@ -192,6 +206,7 @@ static int help_run(int argc, char **argv)
 static const struct option global_options[] = {
 	{ "coordinator", required_argument, NULL, OPT_COORDINATOR },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
@@ -221,6 +236,9 @@ int main(int argc, char **argv)
 						 sizeof(err)) < 0)
 				return hfctl_usage_error(err);
 			break;
+		case OPT_TOKEN_FILE:
+			ctx.token_file = optarg;
+			break;
 		case OPT_JSON:
 			ctx.json = true;
 			break;
@@ -249,6 +267,7 @@ int main(int argc, char **argv)
 
 	ret = cmd->run(&ctx, argc - optind, argv + optind);
 	hfctl_client_close(ctx.client);
+	memset(ctx.token, 0, sizeof(ctx.token));
 
 	/* A full disk or a closed pipe must not pass for success. */
 	if (fflush(stdout) != 0 || ferror(stdout)) {

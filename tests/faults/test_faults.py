@@ -146,7 +146,8 @@ class FaultsTest(unittest.TestCase):
                 state = os.path.join(c.root, 'state-' + wid)
                 c.workers[wid] = harness.Daemon(wid, [
                     harness.WORKER, '--id', wid, '--coordinator', both, '--state-dir', state, '--slots', '2',
-                    '--runner', 'python3 %s --sleep 0.1' % harness.ARITH_RUNNER], c.root).start()
+                    '--runner', 'python3 %s --sleep 0.1' % harness.ARITH_RUNNER], c.root,
+                    env=c.worker_env(wid)).start()
             c.wait_for(lambda: len(c.hfctl_json('workers')) == 2, 30, 'workers to register')
             c.wait_for(lambda: 'standby' in standby.log(), 30, 'the standby to wait for the lock')
             out = c.hfctl_json('submit', '--family', 'encoder-only,decoder-only', '--name', 'failover')

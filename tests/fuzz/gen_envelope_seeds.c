@@ -86,7 +86,8 @@ static uint64_t number_for(const char *name)
 		{ "index", 0 }, { "device_index", 0 }, { "device_indices", 0 }, { "batch_size", 1 },
 		{ "batch_sizes", 1 }, { "seq_len", 128 }, { "seq_lens", 128 }, { "timeout_s", 600 },
 		{ "iterations", 20 }, { "warmup", 3 }, { "heartbeat_ms", 1000 }, { "lease_ms", 30000 },
-		{ "protocol_version", 1 }, { "min_protocol", 1 }, { "max_protocol", 1 },
+		{ "protocol_version", HF_PROTOCOL_VERSION }, { "min_protocol", HF_PROTOCOL_MIN },
+		{ "max_protocol", HF_PROTOCOL_MAX },
 		{ "memory_bytes", UINT64_C(85899345920) }, { "min_memory_bytes", UINT64_C(8589934592) },
 		{ "memory_used_bytes", UINT64_C(1073741824) }, { "cores", 96 }, { "threads", 192 },
 		{ "exit_code", 0 }, { "priority", 5 }, { "limit", 20 }, { "max_running", 4 },
@@ -267,6 +268,9 @@ int main(int argc, char **argv)
 
 			hf__envelope__init(env);
 			env->protocol_version = HF_PROTOCOL_VERSION;
+			/* Requests carry a token (protocol 2): one of the right form. */
+			if (roles[0] == 0 || roles[0] == 1)
+				env->token = strdup("hft_0123456789ab_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
 			env->body_case = f->id;
 			*(ProtobufCMessage **)((char *)env + f->offset) =
 				variant == 0 ? message_full(f->descriptor, 0) : message_empty(f->descriptor);

@@ -26,6 +26,28 @@
 #include "hf_proto.h"
 #include "hf_validate.h"
 
+/* The token of worker id, from the file $HF_BADPEER_TOKENS ("id token"
+ * lines), or NULL: the flood registers under many ids, each with its own
+ * worker token. */
+static char *token_for(const char *id)
+{
+	static char line[512], token[256];
+	const char *path = getenv("HF_BADPEER_TOKENS");
+	FILE *f = path ? fopen(path, "r") : NULL;
+	char *found = NULL;
+
+	while (f && fgets(line, sizeof(line), f)) {
+		char name[200];
+		if (sscanf(line, "%199s %255s", name, token) == 2 && strcmp(name, id) == 0) {
+			found = token;
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	return found;
+}
+
 static int pack(Hf__Envelope *env, nng_msg **ret)
 {
 	return hf_env_pack(env, ret) < 0 ? -1 : 0;
@@ -160,6 +182,9 @@ static int register_flood(const char *url, const char *prefix, int n, int cached
 		reg.n_cached_models = (size_t)cached;
 		env.body_case = HF__ENVELOPE__BODY_REGISTER;
 		env.register_ = &reg;
+		env.token = token_for(id);
+		if (!env.token)
+			env.token = (char *)protobuf_c_empty_string;
 		if (hf_env_pack(&env, &msg) < 0 || (rv = nng_sendmsg(sock, msg, 0)) != 0 ||
 		    (rv = nng_recvmsg(sock, &msg, 0)) != 0) {
 			fprintf(stderr, "hf-badpeer: no answer to registration %d\n", i);

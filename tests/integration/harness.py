@@ -5,10 +5,13 @@ the real daemons as child processes on loopback, and hfctl.
 Everything lives under one temporary directory that is removed at the end;
 nothing touches the system's PostgreSQL cluster.
 """
+import base64
 import contextlib
+import hashlib
 import json
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -141,8 +144,66 @@ class Cluster:
         self.coordinator = None
         self.workers = {}
         self.restarts = 0
+        # Tokens (issue 11): an admin token for hfctl, a worker token per
+        # worker id, made on first use; each in a file of mode 0600.
+        self.tokens = {}
+        self.admin_token_file = None
+
+    def coordinator_alive(self):
+        return self.coordinator is not None and self.coordinator.alive()
+
+    def token_file(self, name, role, key=None):
+        """A file (mode 0600) holding a new token for name with role, made
+        with hfctl token create when the coordinator runs (it learns of it
+        at once), else with hf-coordinator --create-token.  key caches it:
+        the same key returns the same file."""
+        key = key or (name, role)
+        if key in self.tokens:
+            return self.tokens[key]
+        if self.coordinator_alive() and self.admin_token_file:
+            token = self.hfctl('token', 'create', name, '--role', role).stdout.strip()
+        else:
+            p = subprocess.run([COORDINATOR, '--database', self.pg.conninfo, '--log-level', 'warn',
+                                '--create-token', name, '--role', role], capture_output=True, text=True,
+                               timeout=60)
+            if p.returncode != 0:
+                raise AssertionError('hf-coordinator --create-token failed: %s%s' % (p.stdout, p.stderr))
+            token = p.stdout.strip()
+        path = os.path.join(self.root, 'token-%d-%s-%s' % (len(self.tokens), role, name))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, 'w') as f:
+            f.write(token + '\n')
+        self.tokens[key] = path
+        return path
+
+    def seed_tokens(self, names, role='worker'):
+        """Many tokens at once, written straight into the tokens table (as
+        hf-coordinator --create-token would, hashed) before the coordinator
+        starts and loads them: for tests that need a hundred worker ids.
+        Returns {name: token}."""
+        assert not self.coordinator_alive(), 'seed tokens before the coordinator starts'
+        if not self.admin_token_file:
+            self.admin_token_file = self.token_file('admin', 'admin')  # migrates the database
+        out, rows = {}, []
+        for name in names:
+            tid = secrets.token_hex(6)
+            secret = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b'=').decode()
+            out[name] = 'hft_%s_%s' % (tid, secret)
+            rows.append("('%s', '%s', '%s', decode('%s', 'hex'), 'harness')" % (
+                tid, name, role, hashlib.sha256(secret.encode()).hexdigest()))
+        if rows:
+            self.pg.psql('INSERT INTO tokens (id, name, role, hash, created_by) VALUES ' + ', '.join(rows))
+        return out
+
+    def worker_env(self, wid, token_file=None):
+        """The environment of a worker daemon with id wid: its worker token."""
+        env = dict(os.environ)
+        env['HFLEET_WORKER_TOKEN_FILE'] = token_file or self.token_file(wid, 'worker')
+        return env
 
     def start_coordinator(self):
+        if not self.admin_token_file:
+            self.admin_token_file = self.token_file('admin', 'admin')
         self.coordinator = Daemon('coordinator-%d' % self.restarts, [
             COORDINATOR, '--database', self.pg.conninfo, '--worker-listen', self.worker_url,
             '--control-listen', self.control_url, '--http-listen', self.http_url,
@@ -154,25 +215,32 @@ class Cluster:
                       'coordinator did not come up')
         return self.coordinator
 
-    def start_worker(self, wid, slots=2, runner_args=''):
+    def start_worker(self, wid, slots=2, runner_args='', token_file=None):
         state = os.path.join(self.root, 'state-' + wid)
         runner = 'python3 %s %s' % (ARITH_RUNNER, runner_args)
         d = Daemon(wid, [WORKER, '--id', wid, '--coordinator', self.worker_url, '--state-dir', state,
                          '--slots', str(slots), '--runner', runner.strip(), '--log-level', 'info'],
-                   self.root).start()
+                   self.root, env=self.worker_env(wid, token_file)).start()
         self.workers[wid] = d
         return d
 
-    def hfctl(self, *args, check=True, timeout=60):
-        p = subprocess.run([HFCTL, '--coordinator', self.control_url] + list(args), capture_output=True,
-                           text=True, timeout=timeout)
+    def hfctl(self, *args, check=True, timeout=60, token_file=None, env=None):
+        """hfctl with the admin token, or token_file's (False: none)."""
+        if token_file is None:
+            token_file = self.admin_token_file
+        tok = ['--token-file', token_file] if token_file else []
+        if env is None:
+            env = {k: v for k, v in os.environ.items() if k not in ('HFLEET_TOKEN', 'HFLEET_TOKEN_FILE')}
+            env['HOME'] = self.root  # no ~/.config/hfleet/token of the person running the tests
+        p = subprocess.run([HFCTL, '--coordinator', self.control_url] + tok + list(args), capture_output=True,
+                           text=True, timeout=timeout, env=env)
         if check and p.returncode != 0:
             raise AssertionError('hfctl %s failed (%d): %s%s' % (' '.join(args), p.returncode, p.stdout,
                                                                  p.stderr))
         return p
 
-    def hfctl_json(self, *args):
-        return json.loads(self.hfctl('--json', *args).stdout)
+    def hfctl_json(self, *args, token_file=None):
+        return json.loads(self.hfctl('--json', *args, token_file=token_file).stdout)
 
     @staticmethod
     def wait_for(pred, timeout, what):

@@ -36,10 +36,18 @@ REPLY = 2       # seconds, connections.reply_timeout
 HANDSHAKE = 1   # seconds, connections.handshake_timeout
 SP_REQ_HELLO = b'\x00SP\x00' + struct.pack('>H', 48) + b'\x00\x00'
 
-# Envelope{protocol_version = 1, models = ModelsRequest{}}: a real request on
-# the control port (its reply lists every model: tens of kilobytes), and one
-# the worker port answers with an Error.
-MODELS_REQUEST = b'\x08\x01\x82\x02\x00'
+
+
+def models_request(token):
+    """Envelope{protocol_version = 2, token, models = ModelsRequest{}}: a real
+    request on the control port (its reply lists every model: tens of
+    kilobytes), and one the worker port answers with an Error."""
+    t = token.encode()
+    return b'\x08\x02' + b'\x12' + bytes([len(t)]) + t + b'\x82\x02\x00'
+
+
+# Set once the cluster has its admin token (setUpClass).
+MODELS_REQUEST = None
 
 
 def tcp_connect(url, rcvbuf=None):
@@ -220,6 +228,9 @@ class ConnectionsTest(unittest.TestCase):
             'connections.reply_timeout=%ds' % REPLY,
             'connections.handshake_timeout=%ds' % HANDSHAKE))
         cls.c.start_coordinator()
+        global MODELS_REQUEST
+        with open(cls.c.admin_token_file) as f:
+            MODELS_REQUEST = models_request(f.read().strip())
         cls.c.start_worker('w1', slots=2)
         cls.c.wait_for(lambda: len(cls.c.hfctl_json('workers')) == 1, 60, 'the worker to register')
 

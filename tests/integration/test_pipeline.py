@@ -179,8 +179,9 @@ class PipelineTest(unittest.TestCase):
                          check=False)
         self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
         self.assertIn('already made job %d from a different request' % first['job_id'], p.stderr)
-        # The key is the submitter's: another may use the same one.
-        other = self.c.hfctl_json(*args, '--request-id', 'it-repeat-1', '--submitter', 'someone-else')
+        # The key is the submitter's (its token's name): another may use the same one.
+        other = self.c.hfctl_json(*args, '--request-id', 'it-repeat-1',
+                                  token_file=self.c.token_file('someone-else', 'submitter'))
         self.assertNotEqual(other['job_id'], first['job_id'])
         self.assertEqual(self.c.pg.psql("SELECT count(*) FROM jobs WHERE name = 'repeat'"), '2')
         self.assertEqual(self.c.pg.psql("SELECT count(*) FROM tasks WHERE job_id = %d" % first['job_id']), '2')
@@ -197,7 +198,8 @@ class PipelineTest(unittest.TestCase):
         for pid in backends:
             os.kill(pid, signal.SIGSTOP)
         try:
-            p = subprocess.Popen([harness.HFCTL, '--coordinator', self.c.control_url, '--timeout', '1s', '--json',
+            p = subprocess.Popen([harness.HFCTL, '--coordinator', self.c.control_url,
+                                  '--token-file', self.c.admin_token_file, '--timeout', '1s', '--json',
                                   'submit', '--family', 'diffusion', '--name', 'lost-answer', '--priority', '-100'],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             time.sleep(2.5)
@@ -222,7 +224,14 @@ class PipelineTest(unittest.TestCase):
                             self.c.worker_url, '99'], capture_output=True, text=True, timeout=30)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertIn('protocol version 99 is not accepted', p.stdout)
-        self.assertIn('accepts versions 1 to 1', p.stdout)
+        self.assertIn('accepts versions 2 to 2', p.stdout)
+
+    def test_protocol_1_peer_is_told_to_upgrade(self):
+        p = subprocess.run([os.environ.get('HF_OLDPEER', os.path.join(harness.BUILD, 'tests', 'integration', 'hf-oldpeer')),
+                            self.c.worker_url, '1'], capture_output=True, text=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn('protocol version 1 is not accepted', p.stdout)
+        self.assertIn('upgrade hf-worker or hfctl', p.stdout)
         self.assertNotIn('oldpeer', self.c.hfctl('workers').stdout)
         self._ok = True
 
@@ -436,7 +445,7 @@ class WarmRunnerTest(unittest.TestCase):
         d = harness.Daemon(wid, [harness.WORKER, '--id', wid, '--coordinator', c.worker_url,
                                  '--state-dir', os.path.join(c.root, 'state-' + wid),
                                  '--slots', str(self.SLOTS), '--runner', runner,
-                                 '--log-level', 'info'] + extra, c.root).start()
+                                 '--log-level', 'info'] + extra, c.root, env=c.worker_env(wid)).start()
         c.workers[wid] = d
         c.wait_for(lambda: any(w['worker_id'] == wid and w['connected'] for w in c.hfctl_json('workers')),
                    30, 'worker %s to register' % wid)
@@ -517,7 +526,7 @@ class WeightLocalityTest(unittest.TestCase):
                     harness.WORKER, '--id', wid, '--coordinator', c.worker_url,
                     '--state-dir', os.path.join(c.root, 'state-' + wid), '--slots', '2',
                     '--runner', 'python3 %s --sleep 0.2' % harness.ARITH_RUNNER,
-                    '--set', 'runner.hf_cache=' + cache], c.root).start()
+                    '--set', 'runner.hf_cache=' + cache], c.root, env=c.worker_env(wid)).start()
             c.wait_for(lambda: len(c.hfctl_json('workers')) == 2, 30, 'two workers to register')
             self.assertIn('1 models have weights', c.workers['near'].log())
             job, n = submit(c, '--models', 'bert', '--batch-sizes', '1,2,3,4,5,6,7,8')
@@ -652,7 +661,7 @@ class DeviceHealthTest(unittest.TestCase):
                 harness.WORKER, '--id', 'm1', '--coordinator', c.worker_url,
                 '--state-dir', os.path.join(c.root, 'state-m1'), '--slots', '2', '--runner', runner,
                 '--set', 'devices.declare=qnn:0:name=NPU A;qnn:1:name=NPU B', '--log-level', 'info'],
-                c.root).start()
+                c.root, env=c.worker_env('m1')).start()
 
             def qnn_states():
                 return sorted((d['index'], d['state']) for d in c.hfctl_json('devices')['devices']
@@ -689,7 +698,7 @@ class RunnerContainmentTest(unittest.TestCase):
             d = c.workers[wid] = harness.Daemon(wid, [
                 harness.WORKER, '--id', wid, '--coordinator', c.worker_url,
                 '--state-dir', os.path.join(c.root, 'state-' + wid), '--slots', '1', '--runner', runner,
-                '--log-level', 'info'] + extra, c.root).start()
+                '--log-level', 'info'] + extra, c.root, env=c.worker_env(wid)).start()
             c.wait_for(lambda: device_state(c, wid)['state'] == 'in-service', 30,
                        'worker %s to register' % wid)
             job, n = submit(c, '--models', 'bert,gpt2,t5,vit', '--backends', 'cpu', '--max-retries', '5')

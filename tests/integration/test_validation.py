@@ -37,6 +37,14 @@ class ValidationTest(unittest.TestCase):
         # A small coordinator.max_workers, so that a flood reaches it.
         with harness.cluster(coordinator_set=('coordinator.max_workers=128',
                                               'coordinator.workers_memory=16')) as c:
+            # Every id the flood registers under has its own worker token.
+            ids = ['flood-%d' % i for i in range(140)] + ['late-%d' % i for i in range(3)] + \
+                ['big-%d' % i for i in range(40)]
+            tokens_path = os.path.join(c.root, 'badpeer-tokens')
+            with open(tokens_path, 'w') as f:
+                for name, token in c.seed_tokens(ids).items():
+                    f.write('%s %s\n' % (name, token))
+            os.environ['HF_BADPEER_TOKENS'] = tokens_path
             c.start_coordinator()
             c.start_worker('w1', slots=2)
             c.wait_for(lambda: len(c.hfctl_json('workers')) == 1, 30, 'the worker to register')
