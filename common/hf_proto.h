@@ -23,10 +23,13 @@
 #include "hfleet.pb-c.h"
 
 /* The protocol version this build speaks, and the range a coordinator of
- * this build accepts from workers and clients. */
-#define HF_PROTOCOL_VERSION 1
-#define HF_PROTOCOL_MIN 1
-#define HF_PROTOCOL_MAX 1
+ * this build accepts from workers and clients.  Version 2 gives each
+ * worker registration a session that its polls, results and health
+ * reports carry; a worker of version 1 would be sent back to register at
+ * every poll, so it is told to upgrade instead. */
+#define HF_PROTOCOL_VERSION 2
+#define HF_PROTOCOL_MIN 2
+#define HF_PROTOCOL_MAX 2
 
 /* Packs env (protocol_version is set to HF_PROTOCOL_VERSION when 0).
  * Returns 0, -EINVAL if env has no body, -ENOMEM. */

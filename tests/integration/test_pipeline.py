@@ -222,7 +222,7 @@ class PipelineTest(unittest.TestCase):
                             self.c.worker_url, '99'], capture_output=True, text=True, timeout=30)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertIn('protocol version 99 is not accepted', p.stdout)
-        self.assertIn('accepts versions 1 to 1', p.stdout)
+        self.assertIn('accepts versions 2 to 2', p.stdout)
         self.assertNotIn('oldpeer', self.c.hfctl('workers').stdout)
         self._ok = True
 

@@ -84,11 +84,11 @@ static void wb_free(struct wb *w)
 	memset(w, 0, sizeof(*w));
 }
 
-/* An envelope of protocol version 1 around body (field body_field). */
+/* An envelope of this build's protocol version around body (field body_field). */
 static struct wb envelope(uint32_t body_field, const struct wb *body)
 {
 	struct wb e = { 0 };
-	wb_uint(&e, 1, 1);
+	wb_uint(&e, 1, HF_PROTOCOL_VERSION);
 	wb_sub(&e, body_field, body);
 	return e;
 }
@@ -462,7 +462,7 @@ START_TEST(test_duplicate_devices_are_refused)
 		dp[i] = &d[i];
 	}
 	reg.worker_id = "w1";
-	reg.protocol_version = 1;
+	reg.protocol_version = HF_PROTOCOL_VERSION;
 	reg.devices = dp;
 	reg.n_devices = 3;
 	env.body_case = HF__ENVELOPE__BODY_REGISTER;
