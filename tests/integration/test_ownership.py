@@ -153,6 +153,15 @@ class OwnershipTest(unittest.TestCase):
                              [[str(a2), 'slow', 't', 'failed'], [str(a2 + 1), 'w2', 'f', 'passed']])
             self.assertEqual(c.pg.rows('SELECT status, worker_id FROM task_outcomes WHERE task_id = %d' % t2),
                              [['passed', 'w2']])
+            # Once the task is final the scheduler forgets it: the statement
+            # that stores results refuses w2's attempt on its own (the
+            # attempts table), while slow's own result is a duplicate.
+            out = self.script(c, 'slow', 'register', 'result:%d:%d,%d:%d' % (t2, a2, t2, a2 + 1),
+                              'result:%d:%d' % (t2, a2))
+            self.assertIn('error 1: results refused: task %d attempt %d is not leased to worker "slow"; '
+                          'the others are stored' % (t2, a2 + 1), out)
+            self.assertIn('result:%d:%d: acked 1' % (t2, a2), out)
+            self.assertEqual(c.pg.psql('SELECT count(*) FROM results WHERE task_id = %d' % t2), '2')
             self.assertTrue(c.coordinator.alive())
             for d in [c.coordinator] + list(c.workers.values()):
                 self.assertNotIn('runtime error', d.log())
