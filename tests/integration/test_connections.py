@@ -32,10 +32,11 @@ PER_CONNECTION = 4
 IDLE = 5        # seconds, connections.idle_timeout
 REPLY = 2       # seconds, connections.reply_timeout
 
-# Envelope{protocol_version = 1, models = ModelsRequest{}}: a real request on
+# Envelope{protocol_version = 2, models = ModelsRequest{}}: a real request on
 # the control port (its reply lists every model: tens of kilobytes), and one
-# the worker port answers with an Error.
-MODELS_REQUEST = b'\x08\x01\x82\x02\x00'
+# the worker port answers with an Error.  The version must be one the
+# coordinator accepts (common/hf_proto.h), else the reply is a short Error.
+MODELS_REQUEST = b'\x08\x02\x82\x02\x00'
 
 
 class SpPeer:
