@@ -24,8 +24,9 @@
 
 /* The protocol version this build speaks, and the range a coordinator of
  * this build accepts from workers and clients.  Version 2 carries a token
- * in every request (Envelope.token); a peer of version 1 is told to
- * upgrade. */
+ * in every request (Envelope.token) and gives each worker registration a
+ * session that its polls, results and health reports carry; a peer of
+ * version 1 is told to upgrade. */
 #define HF_PROTOCOL_VERSION 2
 #define HF_PROTOCOL_MIN 2
 #define HF_PROTOCOL_MAX 2

@@ -36,6 +36,12 @@ struct coord_worker {
 	uint32_t *dev_order;       /* owned: reg->n_devices positions */
 	size_t reg_bytes;          /* reg's encoded size: what it counts against coordinator.workers_memory */
 	int64_t last_seen_ms;
+	/* The registration's session (random, never 0): polls, results and
+	 * health reports must carry it.  session_seen_ms is when a poll last
+	 * came under it (0: none yet); while that is within the connected
+	 * window the session is live and no other may take the id. */
+	uint64_t session;
+	int64_t session_seen_ms;
 	Hf__DeviceTelemetry *telemetry; /* the last poll's readings (no strings inside) */
 	size_t n_telemetry;
 	struct coord_worker *next;
@@ -84,6 +90,17 @@ void leases_tick_cb(uv_timer_t *t);
 
 /* A worker is connected while it polled within three heartbeats (and 2 s). */
 bool coord_worker_connected(const struct coord *c, const struct coord_worker *w, int64_t now_ms);
+
+/* workers.c: sessions.  A session is live while a poll came under it
+ * within the connected window (see coord_worker_connected). */
+bool coord_worker_session_live(const struct coord *c, const struct coord_worker *w, int64_t now_ms);
+
+/* The worker registered as id whose current session is session, or NULL
+ * (unknown id, no session, or another session: the sender must register). */
+struct coord_worker *coord_worker_of_session(struct coord *c, const char *id, uint64_t session);
+
+/* A new random session (never 0).  Returns 0 or a negative errno. */
+int coord_session_new(uint64_t *ret_session);
 
 /* The last telemetry w sent for device d, or NULL. */
 Hf__DeviceTelemetry *coord_worker_telemetry(struct coord_worker *w, const Hf__Device *d);

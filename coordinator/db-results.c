@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT
  *
  * Result writes of the database layer (see db.h): storing a worker's results,
- * deciding each one's outcome (final, stale, duplicate, unknown, retried) and
- * finishing the jobs whose last task got its outcome.  Runs on the database
+ * deciding each one's outcome (final, stale, duplicate, unknown, retried, not
+ * owned) and finishing the jobs whose last task got its outcome.  A result
+ * is stored only when the attempt it names was leased to the worker that
+ * sends it (the attempts table records each lease's worker): ownership is
+ * checked by the statement itself, not only by the caller.  Runs on the database
  * thread only, inside the group commit's transaction.
  */
 #include <errno.h>
@@ -73,6 +76,8 @@ int run_result_store(struct db *db, struct db_op *op)
 		    " i.retry AND t.state = 'leased' AND t.attempt = i.attempt,"
 		    " i.flaky AND i.retry AND t.state = 'leased' AND t.attempt = i.attempt"
 		    " FROM i JOIN tasks t ON t.id = i.task_id"
+		    " JOIN attempts a ON a.task_id = i.task_id AND a.attempt = i.attempt"
+		    " AND a.worker_id = i.worker_id"
 		    " ON CONFLICT (task_id, attempt) DO NOTHING"
 		    " RETURNING id, task_id, attempt, status, stale, retried),"
 		    " upd AS (UPDATE tasks t SET"
@@ -83,8 +88,10 @@ int run_result_store(struct db *db, struct db_op *op)
 		    " FROM ins WHERE t.id = ins.task_id AND NOT ins.stale RETURNING t.id),"
 		    " att AS (UPDATE attempts a SET ended_at = now(), end_reason = 'result' FROM ins"
 		    " WHERE a.task_id = ins.task_id AND a.attempt = ins.attempt AND a.ended_at IS NULL)"
-		    " SELECT i.task_id, i.attempt, t.job_id, ins.stale, ins.retried"
+		    " SELECT i.task_id, i.attempt, t.job_id, ins.stale, ins.retried, a.worker_id IS NOT NULL"
 		    " FROM i LEFT JOIN tasks t ON t.id = i.task_id"
+		    " LEFT JOIN attempts a ON a.task_id = i.task_id AND a.attempt = i.attempt"
+		    " AND a.worker_id = i.worker_id"
 		    " LEFT JOIN ins ON ins.task_id = i.task_id AND ins.attempt = i.attempt",
 		    &p, PGRES_TUPLES_OK, &res);
 	db_params_fini(&p);
@@ -103,6 +110,8 @@ int run_result_store(struct db *db, struct db_op *op)
 				continue;
 			if (PQgetisnull(res, row, 2))
 				d->outcome = DB_RESULT_UNKNOWN;
+			else if (strcmp(PQgetvalue(res, row, 5), "t") != 0)
+				d->outcome = DB_RESULT_NOT_OWNED;
 			else if (PQgetisnull(res, row, 3))
 				d->outcome = DB_RESULT_DUPLICATE;
 			else if (strcmp(PQgetvalue(res, row, 3), "t") == 0)

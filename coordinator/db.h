@@ -169,6 +169,7 @@ enum db_result_outcome {
 	DB_RESULT_DUPLICATE,     /* already stored earlier (a re-send) */
 	DB_RESULT_UNKNOWN,       /* no such task: logged and dropped */
 	DB_RESULT_RETRIED,       /* stored; an infrastructure failure: the task is queued again */
+	DB_RESULT_NOT_OWNED,     /* not stored: that attempt was never leased to the sender */
 };
 
 struct db_result {

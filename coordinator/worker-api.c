@@ -61,6 +61,56 @@ static void worker_req_free(struct worker_req *w)
 	free(w);
 }
 
+/* A result or health check for what the sender does not hold is refused
+ * with this code; nothing of its message is applied. */
+#define ERR_NOT_HELD HF__ERROR_CODE__ERR_BAD_REQUEST
+
+/* Logs a refused worker message, at most one line a second: a peer
+ * sending forgeries in a loop must not flood the log. */
+static void log_refusal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void log_refusal(const char *fmt, ...)
+{
+	static int64_t last_ms;
+	static unsigned long suppressed;
+	int64_t now = hf_mono_ms();
+	char text[1024];
+	va_list ap;
+
+	if (last_ms && now - last_ms < 1000) {
+		suppressed++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (suppressed)
+		log_warn("%s (and %lu more refusals in the last second)", text, suppressed);
+	else
+		log_warn("%s", text);
+	last_ms = now;
+	suppressed = 0;
+}
+
+/* Is id held by another live worker than the one registering: a session
+ * that polled within the connected window, and not the one reg names?
+ * Then refuses reg (ERR_ID_IN_USE) and returns true. */
+static bool register_id_in_use(struct worker_req *w, const struct coord_worker *cw)
+{
+	const Hf__Register *reg = w->env->register_;
+	int64_t now = hf_mono_ms();
+
+	if (!cw || !coord_worker_session_live(w->c, cw, now) || reg->session == cw->session)
+		return false;
+	log_refusal("refused a registration as worker \"%s\" (host \"%s\"): another live worker holds "
+		    "that id (it polled %" PRId64 " ms ago)",
+		    reg->worker_id, reg->hostname, now - cw->session_seen_ms);
+	coord_reply_error(w->req, HF__ERROR_CODE__ERR_ID_IN_USE,
+			  "worker id \"%s\" is in use: another live worker holds it; stop that worker or "
+			  "give this one another id",
+			  reg->worker_id);
+	return true;
+}
+
 /* ---- register ---- */
 
 static void register_done(struct db_op *op)
@@ -79,6 +129,16 @@ static void register_done(struct db_op *op)
 	/* The worker record keeps the validated Register (its unknown fields
 	 * are gone); the request no longer owns it. */
 	cw = coord_worker_find(c, reg->worker_id);
+	if (register_id_in_use(w, cw)) { /* another took the id meanwhile */
+		worker_req_free(w);
+		return;
+	}
+	uint64_t session = cw && cw->session && reg->session == cw->session ? cw->session : 0;
+	if (!session && coord_session_new(&session) < 0) {
+		coord_reply_error(w->req, HF__ERROR_CODE__ERR_INTERNAL, "could not draw a session number");
+		worker_req_free(w);
+		return;
+	}
 	if (coord_workers_make_room(c, cw, hf__register__get_packed_size(reg)) < 0) {
 		log_warn("refused worker \"%s\": the connected workers fill this coordinator (at most %" PRId64
 			 " workers and %" PRId64 " MiB of registrations)",
@@ -118,6 +178,12 @@ static void register_done(struct db_op *op)
 	}
 	reg = cw->reg;
 	cw->last_seen_ms = hf_mono_ms();
+	if (cw->session != session) {
+		/* A new session: live once it polls.  A worker whose reply was
+		 * lost registers again and is not kept out by its own ghost. */
+		cw->session = session;
+		cw->session_seen_ms = 0;
+	}
 
 	/* Re-adopt the leases it says it still holds. */
 	size_t adopted = 0;
@@ -136,6 +202,7 @@ static void register_done(struct db_op *op)
 	rr.max_protocol = HF_PROTOCOL_MAX;
 	rr.heartbeat_ms = (uint32_t)c->conf.heartbeat_ms;
 	rr.lease_ms = (uint32_t)c->conf.lease_ms;
+	rr.session = session;
 	env.body_case = HF__ENVELOPE__BODY_REGISTER_REPLY;
 	env.register_reply = &rr;
 	coord_reply(w->req, &env);
@@ -152,6 +219,10 @@ static void handle_register(struct worker_req *w)
 		coord_reply_error(w->req, HF__ERROR_CODE__ERR_VERSION,
 				  "protocol version %u is not accepted: this coordinator accepts versions %d to %d",
 				  reg->protocol_version, HF_PROTOCOL_MIN, HF_PROTOCOL_MAX);
+		worker_req_free(w);
+		return;
+	}
+	if (register_id_in_use(w, coord_worker_find(w->c, reg->worker_id))) {
 		worker_req_free(w);
 		return;
 	}
@@ -172,6 +243,16 @@ static void handle_register(struct worker_req *w)
 }
 
 /* ---- poll ---- */
+
+/* Answers a message whose worker id is unknown or whose session is not
+ * the id's current one: the sender must register (again). */
+static void not_registered(struct worker_req *w, const char *worker_id)
+{
+	coord_reply_error(w->req, HF__ERROR_CODE__ERR_NOT_REGISTERED,
+			  "worker \"%s\" is not registered with this coordinator under this session",
+			  worker_id);
+	worker_req_free(w);
+}
 
 static void poll_reply(struct worker_req *w, Hf__Assignment **assign, size_t n_assign)
 {
@@ -404,17 +485,16 @@ static void handle_poll(struct worker_req *w)
 {
 	struct coord *c = w->c;
 	const Hf__Poll *p = w->env->poll;
-	struct coord_worker *cw = coord_worker_find(c, p->worker_id);
+	struct coord_worker *cw = coord_worker_of_session(c, p->worker_id, p->session);
 	int64_t now = hf_mono_ms();
 	size_t cap, n = 0;
 
 	if (!cw) {
-		coord_reply_error(w->req, HF__ERROR_CODE__ERR_NOT_REGISTERED,
-				  "worker \"%s\" is not registered with this coordinator", p->worker_id);
-		worker_req_free(w);
+		not_registered(w, p->worker_id);
 		return;
 	}
 	cw->last_seen_ms = now;
+	cw->session_seen_ms = now;
 	telemetry_keep(cw, p);
 
 	/* Renew what it runs; tell it to stop what it must not run. */
@@ -583,6 +663,34 @@ static void device_health_count(struct coord *c, const char *worker_id, const Hf
 		device_health_count_one(c, worker_id, r, backend, t->devices[i]);
 }
 
+/* Does the scheduler know that the attempt r names is leased to another
+ * worker than sender?  Only the current attempt's worker is known here;
+ * earlier attempts are checked by the statement that stores the results
+ * (against the attempts table), so a late result of the sender's own
+ * earlier attempt still goes through. */
+static bool result_leased_to_other(struct coord *c, const char *sender, const Hf__TaskResult *r)
+{
+	const struct sched_task *t = sched_task_find(c->sched, r->task_id);
+
+	return t && t->attempt == r->attempt && t->worker_id[0] && strcmp(t->worker_id, sender) != 0;
+}
+
+static void results_refuse_not_held(struct worker_req *w, const Hf__TaskResult *r, bool some_stored)
+{
+	const Hf__ResultBatch *b = w->env->results;
+
+	log_refusal("refused results from worker \"%s\": task %" PRIu64 " attempt %" PRIu32
+		    " was not leased to it%s",
+		    b->worker_id, r->task_id, r->attempt,
+		    some_stored ? " (its own results of the batch are stored)" : "");
+	coord_reply_error(w->req, ERR_NOT_HELD,
+			  "results refused: task %" PRIu64 " attempt %" PRIu32
+			  " is not leased to worker \"%s\"%s",
+			  r->task_id, r->attempt, b->worker_id,
+			  some_stored ? "; the others are stored: send them again for their Ack" :
+					"; none stored");
+}
+
 static void results_done(struct db_op *op)
 {
 	struct worker_req *w = op->ctx;
@@ -604,6 +712,7 @@ static void results_done(struct db_op *op)
 	}
 	refs = calloc(op->u.result.n, sizeof(*refs));
 	ptrs = calloc(op->u.result.n, sizeof(*ptrs));
+	const Hf__TaskResult *not_held = NULL;
 	for (size_t i = 0; i < op->u.result.n; i++) {
 		struct db_result *d = &op->u.result.v[i];
 		struct sched_task *t = sched_task_find(c->sched, d->r->task_id);
@@ -644,6 +753,10 @@ static void results_done(struct db_op *op)
 			break;
 		case DB_RESULT_DUPLICATE:
 			break;
+		case DB_RESULT_NOT_OWNED:
+			if (!not_held)
+				not_held = d->r;
+			continue; /* never acknowledged */
 		case DB_RESULT_UNKNOWN:
 			log_warn("worker \"%s\" reported a result for unknown task %" PRIu64 ", ignoring",
 				 w->env->results->worker_id, d->r->task_id);
@@ -660,6 +773,16 @@ static void results_done(struct db_op *op)
 	for (size_t i = 0; i < op->u.result.n_finished_jobs; i++)
 		log_info("job %" PRIu64 " done", op->u.result.finished_jobs[i]);
 	free(op->u.result.finished_jobs);
+	if (not_held) {
+		/* The whole batch is answered with the refusal: an honest worker
+		 * sends it again one result at a time, its stored results are
+		 * acknowledged as duplicates and the refused one set aside. */
+		results_refuse_not_held(w, not_held, n > 0);
+		free(refs);
+		free(ptrs);
+		worker_req_free(w);
+		return;
+	}
 
 	ack.acked = ptrs;
 	ack.n_acked = n;
@@ -676,6 +799,17 @@ static void handle_results(struct worker_req *w)
 	const Hf__ResultBatch *b = w->env->results;
 	struct db_result *v;
 
+	if (!coord_worker_of_session(w->c, b->worker_id, b->session)) {
+		not_registered(w, b->worker_id);
+		return;
+	}
+	for (size_t i = 0; i < b->n_results; i++) {
+		if (result_leased_to_other(w->c, b->worker_id, b->results[i])) {
+			results_refuse_not_held(w, b->results[i], false);
+			worker_req_free(w);
+			return;
+		}
+	}
 	if (b->n_results == 0) {
 		Hf__Envelope env = HF__ENVELOPE__INIT;
 		Hf__Ack ack = HF__ACK__INIT;
@@ -745,12 +879,25 @@ static void handle_health_report(struct worker_req *w)
 {
 	struct coord *c = w->c;
 	const Hf__HealthReport *hr = w->env->health_report;
-	struct coord_worker *cw = coord_worker_find(c, hr->worker_id);
+	struct coord_worker *cw = coord_worker_of_session(c, hr->worker_id, hr->session);
 	size_t n = hr->n_results, n_states = 0;
 
 	if (!cw) {
-		coord_reply_error(w->req, HF__ERROR_CODE__ERR_NOT_REGISTERED,
-				  "worker \"%s\" is not registered with this coordinator", hr->worker_id);
+		not_registered(w, hr->worker_id);
+		return;
+	}
+	/* Only the worker's own registered devices; else nothing is applied. */
+	for (size_t i = 0; i < n; i++) {
+		const Hf__HealthResult *h = hr->results[i];
+		if (coord_worker_device(cw, (int)h->backend, h->index) >= 0)
+			continue;
+		log_refusal("refused a health report from worker \"%s\": device %s:%" PRIu32
+			    " is not in its registration",
+			    hr->worker_id, hf_backend_name(h->backend), h->index);
+		coord_reply_error(w->req, ERR_NOT_HELD,
+				  "health report refused, nothing applied: results[%zu]: device %s:%" PRIu32
+				  " is not in the registration of worker \"%s\"",
+				  i, hf_backend_name(h->backend), h->index, hr->worker_id);
 		worker_req_free(w);
 		return;
 	}

@@ -10,6 +10,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "coordinator.h"
 #include "hf_log.h"
@@ -27,6 +28,36 @@ struct coord_worker *coord_worker_find(struct coord *c, const char *id)
 bool coord_worker_connected(const struct coord *c, const struct coord_worker *w, int64_t now_ms)
 {
 	return now_ms - w->last_seen_ms < 3 * c->conf.heartbeat_ms + 2000;
+}
+
+bool coord_worker_session_live(const struct coord *c, const struct coord_worker *w, int64_t now_ms)
+{
+	return w->session != 0 && w->session_seen_ms != 0 &&
+	       now_ms - w->session_seen_ms < 3 * c->conf.heartbeat_ms + 2000;
+}
+
+struct coord_worker *coord_worker_of_session(struct coord *c, const char *id, uint64_t session)
+{
+	struct coord_worker *w = coord_worker_find(c, id);
+
+	return w && session != 0 && w->session == session ? w : NULL;
+}
+
+int coord_session_new(uint64_t *ret_session)
+{
+	uint64_t v = 0;
+
+	/* Unguessable: a peer that does not hold the session cannot act for
+	 * the worker that does. */
+	while (v == 0) {
+		ssize_t n = getrandom(&v, sizeof(v), 0);
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n != (ssize_t)sizeof(v))
+			v = 0;
+	}
+	*ret_session = v;
+	return 0;
 }
 
 Hf__DeviceTelemetry *coord_worker_telemetry(struct coord_worker *w, const Hf__Device *d)

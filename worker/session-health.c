@@ -166,6 +166,7 @@ void health_flush(struct session *s)
 	if (n == 0)
 		return;
 	hr.worker_id = (char *)s->cfg.worker_id;
+	hr.session = s->reg_session;
 	hr.results = ptrs;
 	hr.n_results = n;
 	env.body_case = HF__ENVELOPE__BODY_HEALTH_REPORT;

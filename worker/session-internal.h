@@ -80,6 +80,10 @@ struct session {
 	bool health_at_register;     /* check every device once registered */
 	struct dev_health health[HW_MAX_DEVICES];
 	bool reg_stale;              /* the Register in flight describes replaced hardware */
+	/* The coordinator's session for this registration (0: none yet): sent
+	 * with every Poll, ResultBatch and HealthReport, and with Register, so
+	 * that registering again within it keeps the worker id. */
+	uint64_t reg_session;
 
 	/* The last telemetry sample, reused until a heartbeat has passed. */
 	struct hw_telemetry telemetry[HW_MAX_DEVICES];

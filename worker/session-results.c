@@ -239,6 +239,7 @@ void results_flush(struct session *s)
 	if (n == 0)
 		return;
 	batch.worker_id = (char *)s->cfg.worker_id;
+	batch.session = s->reg_session;
 	batch.n_results = n;
 	batch.results = list;
 	env.body_case = HF__ENVELOPE__BODY_RESULTS;

@@ -118,7 +118,9 @@ static void reg_timer_cb(uv_timer_t *h)
 	register_send(h->data);
 }
 
-static void register_retry_later(struct session *s, const char *why)
+/* Registers again after a backoff; why is logged at level (repeated
+ * failures only every WARN_EVERY times, else at debug level). */
+static void register_retry_later_at(struct session *s, enum hf_log_level level, const char *why)
 {
 	unsigned delay;
 
@@ -128,14 +130,20 @@ static void register_retry_later(struct session *s, const char *why)
 	/* Full jitter in the upper half, so a fleet that lost its coordinator
 	 * at once does not come back at once. */
 	delay = s->backoff_ms / 2 + session_random(s) % (s->backoff_ms / 2 + 1);
-	hf_log(s->reg_failures++ % WARN_EVERY == 0 ? HF_LOG_WARN : HF_LOG_DEBUG,
+	hf_log(s->reg_failures++ % WARN_EVERY == 0 ? level : HF_LOG_DEBUG,
 	       "could not register with %s: %s; retrying in %u ms", s->cfg.url, why, delay);
 	uv_timer_start(&s->reg_timer, reg_timer_cb, delay, 0);
+}
+
+static void register_retry_later(struct session *s, const char *why)
+{
+	register_retry_later_at(s, HF_LOG_WARN, why);
 }
 
 static void session_registered(struct session *s, const Hf__RegisterReply *rr)
 {
 	s->state = SESSION_ACTIVE;
+	s->reg_session = rr->session;
 	s->backoff_ms = 0;
 	s->reg_failures = 0;
 	session_set_heartbeat(s, rr->heartbeat_ms);
@@ -204,6 +212,16 @@ static void register_reply_cb(int rv, nng_msg *reply, void *arg)
 						 " (this worker has no token: set worker.token_file, or "
 						 "HFLEET_WORKER_TOKEN_FILE, to a file holding its worker token)");
 			session_end(s, 1);
+			break;
+		}
+		if (env->error->code == HF__ERROR_CODE__ERR_ID_IN_USE) {
+			/* Not fatal: the other may be an instance of this worker that
+			 * is going away; once its session lapses the id is free. */
+			snprintf(why, sizeof(why),
+				 "%s (another hf-worker runs as \"%s\": give each worker its own id); "
+				 "trying again in case the other is stopping",
+				 env->error->message, s->cfg.worker_id);
+			register_retry_later_at(s, HF_LOG_ERROR, why);
 			break;
 		}
 		snprintf(why, sizeof(why), "coordinator answered: %s", env->error->message);
@@ -321,6 +339,7 @@ static int register_call(struct session *s)
 	reg.backends = bsp;
 	reg.n_cached_models = s->cfg.n_cached_models;
 	reg.cached_models = (char **)s->cfg.cached_models;
+	reg.session = s->reg_session;
 	env.body_case = HF__ENVELOPE__BODY_REGISTER;
 	env.register_ = &reg;
 
@@ -574,6 +593,7 @@ static int poll_call(struct session *s)
 	poll.n_running = n_run;
 	poll.running = trp;
 	poll.draining = s->draining;
+	poll.session = s->reg_session;
 	env.body_case = HF__ENVELOPE__BODY_POLL;
 	env.poll = &poll;
 	r = session_call(s, &env, poll_reply_cb);

@@ -203,6 +203,8 @@ static void test_job_create(void)
 
 /* ---- leases ---- */
 
+#define LEASE_WORKER "w \"1\" \\ {x}"
+
 static void test_leases(void)
 {
 	struct db_op op = { 0 };
@@ -211,7 +213,7 @@ static void test_leases(void)
 	struct db_lease dev = { .task_id = task_id, .attempt = 1, .worker_id = "w",
 				.devices = { 7, UINT32_MAX }, .n_devices = 2 };
 	struct db_lease good = { .task_id = task_id, .attempt = INT32_MAX - 1,
-				 .worker_id = "w \"1\" \\ {x}", .devices = { INT32_MAX, 0, 3 }, .n_devices = 3 };
+				 .worker_id = LEASE_WORKER, .devices = { INT32_MAX, 0, 3 }, .n_devices = 3 };
 	char sql[256];
 
 	op.u.lease.v = &bad;
@@ -253,7 +255,7 @@ static void result_init(Hf__TaskResult *r, struct db_result *d, uint64_t id, uin
 	r->finished_at = 1e11;          /* 5138 */
 	memset(d, 0, sizeof(*d));
 	d->r = r;
-	d->worker_id = "w";
+	d->worker_id = LEASE_WORKER; /* the attempt's worker: only its results are stored */
 	d->metrics_json = "{\"q\": \"\\\"\", \"b\": \"\\\\\", \"big\": 1e300}";
 	d->env_json = "{}";
 	d->backend = HF__BACKEND__BACKEND_CPU;
@@ -301,7 +303,31 @@ static void test_results(void)
 	d.metrics_json = "{\"unterminated\": ";
 	expect_result_refused(&r, &d, "a result with metrics that are not JSON", "json");
 
+	/* The attempt was leased to LEASE_WORKER: another worker's result (or
+	 * a result of an attempt never granted) is not stored. */
 	result_init(&r, &d, task_id, INT32_MAX - 1);
+	d.worker_id = "w";
+	op.u.result.v = &d;
+	op.u.result.n = 1;
+	run(&op, DB_OP_RESULT_STORE);
+	expect_ok(&op, "a result from a worker that does not hold the attempt");
+	if (d.outcome != DB_RESULT_NOT_OWNED)
+		fail("another worker's result has outcome %d, want not owned", (int)d.outcome);
+	free(op.u.result.finished_jobs);
+	result_init(&r, &d, task_id, 1);
+	memset(&op, 0, sizeof(op));
+	op.u.result.v = &d;
+	op.u.result.n = 1;
+	run(&op, DB_OP_RESULT_STORE);
+	expect_ok(&op, "a result of an attempt never leased");
+	if (d.outcome != DB_RESULT_NOT_OWNED)
+		fail("a result of an attempt never leased has outcome %d, want not owned", (int)d.outcome);
+	free(op.u.result.finished_jobs);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM results WHERE task_id = %" PRIu64, task_id);
+	expect_eq(query(sql), "0", "results stored for attempts the sender did not hold");
+
+	result_init(&r, &d, task_id, INT32_MAX - 1);
+	memset(&op, 0, sizeof(op));
 	op.u.result.v = &d;
 	op.u.result.n = 1;
 	run(&op, DB_OP_RESULT_STORE);

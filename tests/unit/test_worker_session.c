@@ -65,7 +65,14 @@ static struct fake {
 	int n_results;
 	bool saw_draining;
 	uint32_t draining_free;
+	/* Sessions: what each Register sent, and the polls and batches that
+	 * did not carry the session of the last RegisterReply. */
+	uint64_t register_session[8];
+	int id_in_use_times;            /* answer the first n Registers ERR_ID_IN_USE */
+	int polls_without_session, batches_without_session;
 } fake;
+
+#define FAKE_SESSION UINT64_C(0xfeedface12345678)
 
 static char state_dir[64], script[128], url[128];
 static uv_loop_t loop;
@@ -94,6 +101,7 @@ static void fake_register(nuv_request_t *req, const Hf__Register *r)
 	Hf__Error e = HF__ERROR__INIT;
 
 	ck_assert_int_lt(fake.n_register, 8);
+	fake.register_session[fake.n_register] = r->session;
 	fake.register_devices[fake.n_register] = r->n_devices;
 	fake.register_running[fake.n_register++] = r->n_running;
 	if (r->n_devices) {
@@ -117,7 +125,13 @@ static void fake_register(nuv_request_t *req, const Hf__Register *r)
 		snprintf(fake.register_label, sizeof(fake.register_label), "%s=%s",
 			 r->labels[0]->key, r->labels[0]->value);
 	ck_assert_ptr_nonnull(r->cpu);
-	if (fake.register_error) {
+	if (fake.id_in_use_times > 0) {
+		fake.id_in_use_times--;
+		e.code = HF__ERROR_CODE__ERR_ID_IN_USE;
+		e.message = "worker id \"w1\" is in use: another live worker holds it";
+		env.body_case = HF__ENVELOPE__BODY_ERROR;
+		env.error = &e;
+	} else if (fake.register_error) {
 		e.code = fake.register_error;
 		e.message = "protocol version 1 is not accepted";
 		e.min_protocol = 7;
@@ -129,6 +143,7 @@ static void fake_register(nuv_request_t *req, const Hf__Register *r)
 		rr.reason = fake.register_refuse ? "worker id is taken" : "";
 		rr.heartbeat_ms = 50;
 		rr.lease_ms = 5000;
+		rr.session = FAKE_SESSION;
 		env.body_case = HF__ENVELOPE__BODY_REGISTER_REPLY;
 		env.register_reply = &rr;
 	}
@@ -143,6 +158,7 @@ static void fake_poll(nuv_request_t *req, const Hf__Poll *p)
 	Hf__Assignment *as[2];
 	int n = fake.n_poll++;
 
+	fake.polls_without_session += p->session != FAKE_SESSION;
 	if (p->draining) {
 		fake.saw_draining = true;
 		fake.draining_free = p->n_free ? p->free[0]->free_slots : 99;
@@ -185,6 +201,7 @@ static void fake_results(nuv_request_t *req, const Hf__ResultBatch *b)
 	Hf__TaskRef refs[SESSION_BATCH_MAX], *refp[SESSION_BATCH_MAX];
 
 	fake.n_batch++;
+	fake.batches_without_session += b->session != FAKE_SESSION;
 	for (size_t i = 0; fake.refuse_task && i < b->n_results; i++) {
 		if (b->results[i]->task_id != fake.refuse_task)
 			continue;
@@ -441,6 +458,32 @@ START_TEST(test_refused_registration_ends_with_exit_1)
 	run_to_end();
 	ck_assert_int_eq(exit_code, 1);
 	ck_assert_int_eq(fake.n_poll, 0);
+}
+END_TEST
+
+/* The id is held by another live worker at first: the worker keeps trying
+ * (the other may be stopping), then sends the session it was given with
+ * every poll and batch, and with its next Register. */
+START_TEST(test_id_in_use_is_retried_and_the_session_goes_with_every_message)
+{
+	write_script("sleep 0.5\nprintf '{\"status\":\"passed\"}' > \"$4\"");
+	fake.id_in_use_times = 2;
+	fake.assign_at_poll[0][0] = assignment(7, 1);
+	fake.forget_at_poll[1] = true;
+	fake.on_result = drain_now;
+	fake_start();
+	start_session(1, 5000);
+	run_to_end();
+	ck_assert_int_eq(exit_code, 0);
+	ck_assert_int_ge(fake.n_register, 4);
+	ck_assert_uint_eq(fake.register_session[0], 0);
+	ck_assert_uint_eq(fake.register_session[2], 0); /* the first accepted */
+	ck_assert_uint_eq(fake.register_session[3], FAKE_SESSION); /* again within it */
+	ck_assert_int_ge(fake.n_poll, 2);
+	ck_assert_int_eq(fake.polls_without_session, 0);
+	ck_assert_int_ge(fake.n_batch, 1);
+	ck_assert_int_eq(fake.batches_without_session, 0);
+	ck_assert_int_eq(fake.n_results, 1);
 }
 END_TEST
 
@@ -825,6 +868,7 @@ int main(void)
 	tcase_add_test(tc, test_refused_protocol_version_ends_with_exit_1);
 	tcase_add_test(tc, test_refused_registration_ends_with_exit_1);
 	tcase_add_test(tc, test_unavailable_coordinator_is_retried);
+	tcase_add_test(tc, test_id_in_use_is_retried_and_the_session_goes_with_every_message);
 	tcase_add_test(tc, test_not_registered_means_register_again_naming_running_tasks);
 	tcase_add_test(tc, test_assignment_beyond_free_slots_is_answered_with_an_error);
 	tcase_add_test(tc, test_cancel_in_a_poll_reply_stops_the_task);
