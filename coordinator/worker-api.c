@@ -63,7 +63,7 @@ static void worker_req_free(struct worker_req *w)
 
 /* A result or health check for what the sender does not hold is refused
  * with this code; nothing of its message is applied. */
-#define ERR_NOT_HELD HF__ERROR_CODE__ERR_BAD_REQUEST
+#define ERR_NOT_HELD HF__ERROR_CODE__ERR_FORBIDDEN
 
 /* Logs a refused worker message, at most one line a second: a peer
  * sending forgeries in a loop must not flood the log. */

@@ -37,8 +37,6 @@ static void health_check_done_cb(struct executor *ex, const struct executor_chec
 		if (inv->devices[i].backend != c->backend || inv->devices[i].index != c->index)
 			continue;
 		h->last_check_ms = hf_mono_ms();
-		if (s->health_unsupported)
-			break;
 		h->report_pending = true;
 		h->report_sent = false;
 		h->ok = c->ok;
@@ -103,11 +101,15 @@ static void health_reply_cb(int rv, nng_msg *reply, void *arg)
 	} else if (env->body_case == HF__ENVELOPE__BODY_ACK) {
 		acked = true;
 	} else if (env->body_case == HF__ENVELOPE__BODY_ERROR &&
-		   env->error->code == HF__ERROR_CODE__ERR_BAD_REQUEST) {
-		log_warn("coordinator %s does not take health reports (%s): health checks are not reported",
-			 s->cfg.url, env->error->message);
-		s->health_unsupported = true;
-		acked = true; /* nothing more to wait for */
+		   (env->error->code == HF__ERROR_CODE__ERR_BAD_REQUEST ||
+		    env->error->code == HF__ERROR_CODE__ERR_FORBIDDEN)) {
+		/* Every coordinator of protocol 2 takes health reports: this one
+		 * refused these checks (a device it does not list for this worker,
+		 * after a hardware change it has not seen yet).  Sending them again
+		 * cannot help; the next checks are reported as usual. */
+		log_warn("coordinator %s refused health checks: %s; dropping them", s->cfg.url,
+			 env->error->message);
+		acked = true;
 	} else if (env->body_case == HF__ENVELOPE__BODY_ERROR &&
 		   env->error->code == HF__ERROR_CODE__ERR_NOT_REGISTERED) {
 		session_reregister(s);
@@ -143,11 +145,6 @@ void health_flush(struct session *s)
 
 	if (s->state != SESSION_ACTIVE || s->health_inflight)
 		return;
-	if (s->health_unsupported) {
-		for (size_t i = 0; i < HW_MAX_DEVICES; i++)
-			s->health[i].report_pending = false;
-		return;
-	}
 	for (size_t i = 0; i < inv->n_devices && i < HW_MAX_DEVICES; i++) {
 		struct dev_health *h = &s->health[i];
 		if (!h->report_pending)

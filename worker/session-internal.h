@@ -76,7 +76,6 @@ struct session {
 	uint32_t results_sent_attempt;
 	bool results_isolate;
 	bool health_inflight;
-	bool health_unsupported;     /* the coordinator does not know HealthReport */
 	bool health_at_register;     /* check every device once registered */
 	struct dev_health health[HW_MAX_DEVICES];
 	bool reg_stale;              /* the Register in flight describes replaced hardware */

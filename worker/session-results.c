@@ -195,7 +195,8 @@ static void results_reply_cb(int rv, nng_msg *reply, void *arg)
 			session_reregister(s);
 			goto out;
 		}
-		if (env->error->code == HF__ERROR_CODE__ERR_BAD_REQUEST) {
+		if (env->error->code == HF__ERROR_CODE__ERR_BAD_REQUEST ||
+		    env->error->code == HF__ERROR_CODE__ERR_FORBIDDEN) {
 			results_refused(s, env->error->message);
 			goto out;
 		}
