@@ -250,6 +250,7 @@ static int script_call(struct script *sc, const char *step, Hf__Envelope *env, H
 	int rv;
 
 	env->protocol_version = HF_PROTOCOL_VERSION;
+	env->token = token_for(sc->id);
 	if (hf_env_pack(env, &msg) < 0 || (rv = nng_sendmsg(sc->sock, msg, 0)) != 0 ||
 	    (rv = nng_recvmsg(sc->sock, &msg, 0)) != 0) {
 		printf("%s: no answer\n", step);

@@ -44,11 +44,22 @@ class OwnershipTest(unittest.TestCase):
         time.sleep(LOG_GAP)
         return out
 
+    def give_tokens(self, c, ids):
+        """Worker tokens for the ids hf-badpeer acts as: what it does is
+        refused for what the worker does not hold, not for a missing token
+        (a stolen or copied token is the case left to these checks)."""
+        path = os.path.join(c.root, 'badpeer-tokens')
+        with open(path, 'w') as f:
+            for name, token in c.seed_tokens(ids).items():
+                f.write('%s %s\n' % (name, token))
+        os.environ['HF_BADPEER_TOKENS'] = path
+
     def job_done(self, c, job):
         return c.pg.psql('SELECT state FROM jobs WHERE id = %d' % job) == 'done'
 
     def test_a_worker_acts_only_for_what_it_holds(self):
         with harness.cluster(heartbeat='200ms', lease='3s') as c:
+            self.give_tokens(c, ['w1', 'intruder', 'slow'])
             c.start_coordinator()
             c.start_worker('w1', slots=2, runner_args='--sleep 3')
             c.wait_for(lambda: len(c.hfctl_json('workers')) == 1, 30, 'w1 to register')
@@ -73,9 +84,9 @@ class OwnershipTest(unittest.TestCase):
             out = self.script(c, 'intruder', 'register', spec,
                               'result:%d:%d' % (task, attempt + 5))
             self.assertIn('register: registered', out)
-            self.assertIn('%s: error 1: results refused: task %d attempt %d is not leased to worker '
+            self.assertIn('%s: error 10: results refused: task %d attempt %d is not leased to worker '
                           '"intruder"; none stored' % (spec, task, attempt), out)
-            self.assertIn('error 1: results refused: task %d attempt %d is not leased to worker '
+            self.assertIn('error 10: results refused: task %d attempt %d is not leased to worker '
                           '"intruder"; none stored' % (task, attempt + 5), out)
             self.assertIn('refused results from worker "intruder": task %d attempt %d was not leased to it'
                           % (task, attempt), c.coordinator.log())
@@ -94,7 +105,7 @@ class OwnershipTest(unittest.TestCase):
             out = self.script(c, 'w1', 'health:0')
             self.assertIn('health:0: error 7: worker "w1" is not registered', out)
             out = self.script(c, 'intruder', 'register', 'health:1')
-            self.assertIn('health:1: error 1: health report refused, nothing applied: results[0]: device '
+            self.assertIn('health:1: error 10: health report refused, nothing applied: results[0]: device '
                           'cpu:1 is not in the registration of worker "intruder"', out)
             self.assertIn('refused a health report from worker "intruder": device cpu:1 is not in its '
                           'registration', c.coordinator.log())
@@ -144,7 +155,7 @@ class OwnershipTest(unittest.TestCase):
             t2, a2 = (int(x) for x in out.split('poll: leased ')[1].split()[:2])
             # The batch naming w2's attempt is refused, all of it; the own
             # late result alone is stored and acknowledged.
-            self.assertIn('result:L,L+1: error 1: results refused: task %d attempt %d is not leased to '
+            self.assertIn('result:L,L+1: error 10: results refused: task %d attempt %d is not leased to '
                           'worker "slow"' % (t2, a2 + 1), out)
             self.assertIn('result:L: acked 1', out)
             c.wait_for(lambda: self.job_done(c, job2), 120, 'job %d to finish' % job2)
@@ -158,7 +169,7 @@ class OwnershipTest(unittest.TestCase):
             # attempts table), while slow's own result is a duplicate.
             out = self.script(c, 'slow', 'register', 'result:%d:%d,%d:%d' % (t2, a2, t2, a2 + 1),
                               'result:%d:%d' % (t2, a2))
-            self.assertIn('error 1: results refused: task %d attempt %d is not leased to worker "slow"; '
+            self.assertIn('error 10: results refused: task %d attempt %d is not leased to worker "slow"; '
                           'the others are stored' % (t2, a2 + 1), out)
             self.assertIn('result:%d:%d: acked 1' % (t2, a2), out)
             self.assertEqual(c.pg.psql('SELECT count(*) FROM results WHERE task_id = %d' % t2), '2')
