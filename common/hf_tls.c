@@ -49,14 +49,14 @@ static int pem_read(const char *setting, const char *path, char **ret_pem, char 
 static int ca_load(nng_tls_config *cfg, const char *path, char *err, size_t errlen)
 {
 	char *pem = NULL;
-	int r = pem_read("tls.ca_file", path, &pem, err, errlen);
+	int r = pem_read("the CA file", path, &pem, err, errlen);
 
 	if (r < 0)
 		return r;
 	r = nng_tls_config_ca_chain(cfg, pem, NULL);
 	free(pem);
 	if (r != 0) {
-		snprintf(err, errlen, "tls.ca_file \"%s\": no usable CA certificate in it (%s)", path,
+		snprintf(err, errlen, "the CA file \"%s\": no usable CA certificate in it (%s)", path,
 			 nng_strerror(r));
 		return -EINVAL;
 	}
@@ -66,14 +66,14 @@ static int ca_load(nng_tls_config *cfg, const char *path, char *err, size_t errl
 static int own_cert_load(nng_tls_config *cfg, const struct hf_tls *tls, char *err, size_t errlen)
 {
 	char *cert = NULL, *key = NULL;
-	int r = pem_read("tls.cert_file", tls->cert_file, &cert, err, errlen);
+	int r = pem_read("the certificate file", tls->cert_file, &cert, err, errlen);
 
 	if (r == 0)
-		r = pem_read("tls.key_file", tls->key_file, &key, err, errlen);
+		r = pem_read("the key file", tls->key_file, &key, err, errlen);
 	if (r == 0 && nng_tls_config_own_cert(cfg, cert, key, NULL) != 0) {
 		snprintf(err, errlen,
-			 "tls.cert_file \"%s\" and tls.key_file \"%s\": not a certificate and its "
-			 "unencrypted private key",
+			 "the certificate file \"%s\" and the key file \"%s\": not a certificate and "
+			 "its unencrypted private key",
 			 tls->cert_file, tls->key_file);
 		r = -EINVAL;
 	}
@@ -133,7 +133,7 @@ int hf_tls_config_client(const struct hf_tls *tls, const char *url, nng_tls_conf
 		return -EINVAL;
 	}
 	if (given(tls->cert_file) != given(tls->key_file)) {
-		snprintf(err, errlen, "a client certificate needs both tls.cert_file and tls.key_file");
+		snprintf(err, errlen, "a client certificate needs both a certificate file and a key file");
 		return -EINVAL;
 	}
 	if (!given(name)) {
