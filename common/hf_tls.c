@@ -233,33 +233,29 @@ static int aio_run(nng_aio *aio)
 	return nng_aio_result(aio);
 }
 
-int hf_tls_probe(const char *url, const struct hf_tls *tls, int timeout_ms, char *why, size_t whylen)
+/* Connects to url with cfg and completes the TLS handshake: sends our SP
+ * REQ header (the handshake runs with the first bytes sent) and reads the
+ * coordinator's (which proves it accepted us).  Returns nng's error. */
+static int handshake(const char *url, nng_tls_config *cfg, int timeout_ms)
 {
-	/* Our SP REQ header: the handshake runs with the first bytes sent,
-	 * and the coordinator's header back proves it accepted us. */
 	static const uint8_t hello[8] = { 0x00, 'S', 'P', 0x00, 0x00, 0x30, 0x00, 0x00 };
 	uint8_t back[8];
 	nng_stream_dialer *d = NULL;
-	nng_tls_config *cfg = NULL;
 	nng_stream *s = NULL;
 	nng_aio *aio = NULL;
 	nng_iov iov;
 	int rv;
 
-	if (hf_tls_config_client(tls, url, &cfg, why, whylen) < 0)
-		return -EINVAL;
 	rv = nng_stream_dialer_alloc(&d, url);
 	if (rv == 0)
 		rv = nng_stream_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, cfg);
 	if (rv == 0)
 		rv = nng_aio_alloc(&aio, NULL, NULL);
-	if (rv != 0) {
-		snprintf(why, whylen, "could not set up a TLS connection to \"%s\": %s", url, nng_strerror(rv));
-		goto out;
+	if (rv == 0) {
+		nng_aio_set_timeout(aio, timeout_ms);
+		nng_stream_dialer_dial(d, aio);
+		rv = aio_run(aio);
 	}
-	nng_aio_set_timeout(aio, timeout_ms);
-	nng_stream_dialer_dial(d, aio);
-	rv = aio_run(aio);
 	if (rv == 0) {
 		s = nng_aio_get_output(aio, 0);
 		iov.iov_buf = (void *)hello;
@@ -275,32 +271,60 @@ int hf_tls_probe(const char *url, const struct hf_tls *tls, int timeout_ms, char
 		nng_stream_recv(s, aio);
 		rv = aio_run(aio);
 	}
-	switch (rv) {
-	case 0:
-		snprintf(why, whylen, "the TLS handshake with \"%s\" succeeded", url);
-		break;
-	case NNG_EPEERAUTH:
-		snprintf(why, whylen, "TLS: the certificate of \"%s\" was not accepted (not signed by the CA in "
-				      "\"%s\", or not for the name \"%s\")",
-			 url, tls->ca_file, given(tls->server_name) ? tls->server_name : "in the address");
-		break;
-	case NNG_ECRYPTO:
-		snprintf(why, whylen, "TLS handshake with \"%s\" failed (not a TLS port, or it refused our "
-				      "client certificate or its absence)",
-			 url);
-		break;
-	default:
-		snprintf(why, whylen, "could not connect to \"%s\": %s", url, nng_strerror(rv));
-		break;
-	}
-out:
+	/* Connected, then closed before the coordinator's header: it
+	 * refused the handshake (a client certificate it wanted, which it
+	 * says by hanging up, not with an alert). */
+	if (s && (rv == NNG_ECONNSHUT || rv == NNG_ECONNRESET || rv == NNG_ECLOSED))
+		rv = NNG_ECRYPTO;
 	if (s) {
 		nng_stream_close(s);
 		nng_stream_free(s);
 	}
-	nng_aio_free(aio);
+	if (aio)
+		nng_aio_free(aio);
 	if (d)
 		nng_stream_dialer_free(d);
+	return rv;
+}
+
+int hf_tls_probe(const char *url, const struct hf_tls *tls, int timeout_ms, char *why, size_t whylen)
+{
+	nng_tls_config *cfg = NULL;
+	nng_url *u = NULL;
+	const char *name;
+	int rv;
+
+	if (hf_tls_config_client(tls, url, &cfg, why, whylen) < 0)
+		return -EINVAL;
+	name = tls->server_name;
+	if (!given(name))
+		name = nng_url_parse(&u, url) == 0 ? u->u_hostname : "?";
+	rv = handshake(url, cfg, timeout_ms);
+	if (rv == NNG_ECRYPTO || rv == NNG_EPEERAUTH) {
+		/* mbedTLS reports a certificate we refused and one the peer
+		 * refused alike: try once more without verifying the peer.
+		 * Success means the coordinator's certificate is at fault. */
+		if (nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_NONE) == 0 &&
+		    handshake(url, cfg, timeout_ms) == 0) {
+			snprintf(why, whylen,
+				 "TLS: the certificate of \"%s\" was not accepted: not signed by the CA in "
+				 "\"%s\", or not issued for the name \"%s\"",
+				 url, tls->ca_file, name);
+			rv = NNG_EPEERAUTH;
+		} else {
+			snprintf(why, whylen,
+				 "TLS handshake with \"%s\" failed: the coordinator wants a client certificate "
+				 "signed by its CA (%s), or it is not a TLS port",
+				 url, given(tls->cert_file) ? "ours is not" : "we have none");
+			rv = NNG_ECRYPTO;
+		}
+	} else if (rv == 0) {
+		snprintf(why, whylen, "the TLS handshake with \"%s\" succeeded", url);
+	} else {
+		snprintf(why, whylen, "could not connect to \"%s\": %s", url, nng_strerror(rv));
+	}
+	if (u)
+		nng_url_free(u);
 	nng_tls_config_free(cfg);
 	return rv == NNG_EPEERAUTH ? -EKEYREJECTED : rv == NNG_ECRYPTO ? -EPROTO : nuv_errno(rv);
 }

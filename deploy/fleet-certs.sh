@@ -107,7 +107,9 @@ cmd_coordinator() {
 		*[!A-Za-z0-9.:*-]*) IFS=$old_ifs; die "\"$h\" is not a host name or an IP address" ;;
 		esac
 		if printf '%s' "$h" | grep -Eq '^[0-9.]+$|:'; then
-			san="$san${san:+,}IP:$h"
+			# Debian 12's mbedTLS (which nng uses) matches a name only
+			# against DNS entries: an address is both.
+			san="$san${san:+,}IP:$h,DNS:$h"
 		else
 			san="$san${san:+,}DNS:$h"
 		fi
