@@ -226,6 +226,28 @@ def chosen_settings(known):
     return sets, chosen
 
 
+# Other ways an error message may name a field than its proto name.
+FIELD_ALIASES = {
+    'seq_len': ('sequence length',),
+    'seq_lens': ('sequence length',),
+    'max_retries': ('retries',),
+    'min_compute_capability': ('compute capability',),
+    'free': ('free slot', 'free-slot'),
+    'timeout_s': ('timeout',),
+    'results': ('result',),
+}
+
+
+def names_field(message, field):
+    """Whether message names field: its proto name, with spaces for
+    underscores, singular or plural, or one of its FIELD_ALIASES."""
+    text = message.lower()
+    names = [field, field.replace('_', ' ')]
+    names += [n[:-1] for n in names if n.endswith('s')]
+    names += list(FIELD_ALIASES.get(field, ()))
+    return any(n in text for n in names)
+
+
 def vm_rss_kb(pid):
     with open('/proc/%d/status' % pid) as f:
         for line in f:
@@ -426,7 +448,7 @@ class HostileCase(unittest.TestCase):
         what = what or field
         if reply.kind != 'error' or reply.error_code != wire.ERR_BAD_REQUEST:
             self.fail('%s: expected ERR_BAD_REQUEST naming %s, got %r' % (what, field, reply))
-        if field not in reply.error_message:
+        if not names_field(reply.error_message, field):
             self.fail('%s: the error does not name %s: %r' % (what, field, reply))
         raw = reply.error_message_bytes
         try:
