@@ -322,11 +322,19 @@ class HostileCase(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        if cls.failed or harness.keep_files():
+        # Stopped first: a sanitizer reports leaks at exit.
+        for d in list(cls.c.workers.values()) + [cls.c.coordinator]:
+            if d is not None:
+                d.stop()
+        reports = ['%s: %s' % (d.name, line) for d in list(cls.c.workers.values()) + [cls.c.coordinator]
+                   if d is not None for line in sanitizer_lines(d.log())]
+        if cls.failed or reports or harness.keep_files():
             cls.c.dump_logs()
         if cls.crashes:
             print('hostile: the coordinator died during: %s' % ', '.join(cls.crashes))
         cls.c.close(keep=harness.keep_files())
+        if reports:
+            raise AssertionError('sanitizer reports in the daemons\' logs:\n  ' + '\n  '.join(reports[:20]))
 
     def setUp(self):
         self.conns = []
