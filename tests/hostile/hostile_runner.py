@@ -145,10 +145,12 @@ def main():
     for opt in ('setsid', 'double-fork', 'no-result', 'huge-result', 'deep-result', 'bad-utf8', 'flood'):
         ap.add_argument('--' + opt, action='append', default=[])
     a = ap.parse_args()
-    # What arith_runner.run_task and health read.
-    for name in ('crash', 'garbage', 'hang', 'fail', 'fatal'):
-        setattr(a, name, [])
-    a.sleep, a.broken_file = 0.0, None
+    # What arith_runner.run_task and health read: its own defaults, so that
+    # an option it gains later cannot break this runner.
+    defaults = arith_runner.parse_args([])
+    for name, value in vars(defaults).items():
+        if not hasattr(a, name):
+            setattr(a, name, value)
 
     if a.health:
         return arith_runner.health(a)
