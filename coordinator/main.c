@@ -446,6 +446,7 @@ int main(int argc, char **argv)
 	if (coord_tls_setup(&c.conf, &c.tls, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		registry_free(c.reg);
+		hf_conf_fini(coord_conf_table, &c.conf);
 		return 2;
 	}
 	nofile_check(&c.conf);
