@@ -11,12 +11,15 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/util/platform.h>
+
+#include "hf_tls.h"
 
 int nuv_errno(int rv)
 {
@@ -46,6 +49,10 @@ int nuv_errno(int rv)
 		return -EPERM;
 	case NNG_ENOTSUP:
 		return -ENOTSUP;
+	case NNG_EPEERAUTH:
+		return -EKEYREJECTED;
+	case NNG_ECRYPTO:
+		return -EPROTO;
 	default:
 		return -EIO;
 	}
@@ -165,38 +172,32 @@ static void client_async_cb(uv_async_t *h)
 	client_drain(h->data);
 }
 
-int nuv_client_open(uv_loop_t *loop, const char *url, size_t recv_max, nuv_client_t **ret_client)
+int nuv_client_open(uv_loop_t *loop, const char *url, const struct hf_tls *tls, size_t recv_max,
+		    nuv_client_t **ret_client, char *err, size_t errlen)
 {
 	nuv_client_t *c = calloc(1, sizeof(*c));
 	int rv;
 
-	if (!c)
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
+	}
 	c->loop = loop;
 	pthread_mutex_init(&c->mu, NULL);
 	rv = nng_req0_open(&c->sock);
-	if (rv != 0)
+	if (rv != 0) {
+		snprintf(err, errlen, "could not open a socket: %s", nng_strerror(rv));
+		rv = nuv_errno(rv);
 		goto fail;
+	}
 	if (recv_max)
 		nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, recv_max);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 100);
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 2000);
 	/* Several addresses (a coordinator and its standby): dial them all; only
 	 * the active one listens, and requests go to whichever is connected. */
-	char *copy = strdup(url), *save = NULL;
-	if (!copy) {
-		nng_close(c->sock);
-		rv = NNG_ENOMEM;
-		goto fail;
-	}
-	rv = NNG_EADDRINVAL;
-	for (char *one = strtok_r(copy, ", ", &save); one; one = strtok_r(NULL, ", ", &save)) {
-		rv = nng_dial(c->sock, one, NULL, NNG_FLAG_NONBLOCK);
-		if (rv != 0)
-			break;
-	}
-	free(copy);
-	if (rv != 0) {
+	rv = hf_tls_dial(c->sock, url, tls, err, errlen);
+	if (rv < 0) {
 		nng_close(c->sock);
 		goto fail;
 	}
@@ -207,7 +208,7 @@ int nuv_client_open(uv_loop_t *loop, const char *url, size_t recv_max, nuv_clien
 fail:
 	pthread_mutex_destroy(&c->mu);
 	free(c);
-	return nuv_errno(rv);
+	return rv;
 }
 
 int nuv_client_call(nuv_client_t *c, nng_msg *msg, int timeout_ms, nuv_reply_cb cb, void *arg)

@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include <nng/nng.h>
+#include <nng/supplemental/tls/tls.h>
 #include <uv.h>
 
 typedef struct nuv_server nuv_server_t;
@@ -53,14 +54,15 @@ typedef void (*nuv_reply_cb)(int rv, nng_msg *reply, void *arg);
 /* Translates an nng error code into a negative errno. */
 int nuv_errno(int nng_rv);
 
-/* Listens on url (tcp://, tcp4://, tcp6://, ipc:// or abstract://; else
- * -EINVAL).  nctx is the most requests the port holds at once over all its
+/* Listens on url (tcp://, tcp4://, tcp6://, ipc:// or abstract://, or
+ * tls+tcp://, tls+tcp4://, tls+tcp6:// with tls, a server configuration
+ * from hf_tls_config_server that the server holds; else -EINVAL).  nctx is the most requests the port holds at once over all its
  * connections (received, reply not yet written): at that many, no
  * connection starts reading another until one is done.  recv_max limits
  * the size of one received message, backtrace included (0 = 1 MiB, nng's
  * default); a longer one closes its connection.  The server starts with
  * nuv_server_limits_default; nuv_server_limit changes them. */
-int nuv_server_open(uv_loop_t *loop, const char *url, unsigned nctx, size_t recv_max,
+int nuv_server_open(uv_loop_t *loop, const char *url, nng_tls_config *tls, unsigned nctx, size_t recv_max,
 		    nuv_request_cb cb, void *arg, nuv_server_t **ret_srv);
 
 /* How a server shares itself between connections (see above). */
@@ -87,6 +89,7 @@ struct nuv_server_stats {
 	uint64_t closed_unread;       /* closed: a reply waited reply_timeout for them */
 	uint64_t closed_handshake;    /* closed: no or a bad SP header (handshake_timeout) */
 	uint64_t closed_protocol;     /* closed: a frame over recv_max, a bad backtrace */
+	uint64_t closed_tls;          /* closed: the TLS handshake failed (not TLS, a certificate refused) */
 	uint64_t paused_at_share;     /* times reading a connection waited for its share */
 };
 
@@ -110,8 +113,13 @@ void nuv_server_close(nuv_server_t *srv);
 
 /* Opens a REQ socket dialling url, or each of a comma-separated list of
  * urls (a coordinator and its standby); connection happens (and is retried)
- * in the background, and calls go to whichever peer is connected. */
-int nuv_client_open(uv_loop_t *loop, const char *url, size_t recv_max, nuv_client_t **ret_client);
+ * in the background, and calls go to whichever peer is connected.  A
+ * tls+tcp:// url is dialled with tls (see hf_tls.h; NULL when there is no
+ * TLS setting), which verifies the coordinator's certificate.  Returns 0
+ * or a negative errno with a message in err. */
+struct hf_tls;
+int nuv_client_open(uv_loop_t *loop, const char *url, const struct hf_tls *tls, size_t recv_max,
+		    nuv_client_t **ret_client, char *err, size_t errlen);
 
 /* Sends msg and calls cb with the reply.  Takes msg in all cases.  timeout_ms
  * bounds the whole call.  Returns 0 or a negative errno, in which case cb is

@@ -80,6 +80,12 @@ void spconn_list_append(nuv_server_t *srv, struct spconn *c)
 
 /* The one way a connection ends: from now on nothing starts I/O on it, and
  * the loop reaps it (conn_reap).  Any thread, under mu. */
+/* Why a read or write that failed with nng's rv ends the connection. */
+static enum close_reason close_reason_of(int rv)
+{
+	return rv == NNG_ECRYPTO || rv == NNG_EPEERAUTH ? CLOSE_TLS : CLOSE_PEER;
+}
+
 void spconn_close(struct spconn *c, enum close_reason why)
 {
 	nuv_server_t *srv = c->srv;
@@ -102,6 +108,10 @@ void spconn_close(struct spconn *c, enum close_reason why)
 	case CLOSE_PROTOCOL:
 		srv->stats.closed_protocol++;
 		memcpy(srv->last_bad, c->addr, sizeof(c->addr));
+		break;
+	case CLOSE_TLS:
+		srv->stats.closed_tls++;
+		memcpy(srv->last_tls, c->addr, sizeof(c->addr));
 		break;
 	case CLOSE_PEER:
 	case CLOSE_SERVER:
@@ -259,7 +269,7 @@ static void conn_rx_cb(void *arg)
 	if (c->closed)
 		goto out;
 	if (rv != 0) {
-		spconn_close(c, CLOSE_PEER); /* hung up, reset, ... */
+		spconn_close(c, close_reason_of(rv)); /* hung up, reset, TLS ... */
 		goto out;
 	}
 	c->rx_got += nng_aio_count(c->rx_aio);
@@ -405,7 +415,7 @@ static void conn_tx_cb(void *arg)
 	if (c->closed)
 		goto out;
 	if (rv != 0) {
-		spconn_close(c, CLOSE_PEER);
+		spconn_close(c, close_reason_of(rv));
 		goto out;
 	}
 	c->tx_off += nng_aio_count(c->tx_aio);

@@ -35,7 +35,15 @@ enum rx_state {
 	RX_PAUSED, /* between requests, waiting for its share or the port's */
 };
 
-enum close_reason { CLOSE_PEER, CLOSE_SERVER, CLOSE_IDLE, CLOSE_UNREAD, CLOSE_HANDSHAKE, CLOSE_PROTOCOL };
+enum close_reason {
+	CLOSE_PEER,
+	CLOSE_SERVER,
+	CLOSE_IDLE,
+	CLOSE_UNREAD,
+	CLOSE_HANDSHAKE,
+	CLOSE_PROTOCOL,
+	CLOSE_TLS, /* the TLS layer failed: a handshake, a certificate, a record */
+};
 
 struct spconn;
 
@@ -108,7 +116,7 @@ struct nuv_server {
 	char name[48];
 	struct nuv_server_stats stats;
 	uint64_t accept_failures;
-	char last_refused[64], last_at_share[64], last_unread[64], last_bad[64];
+	char last_refused[64], last_at_share[64], last_unread[64], last_bad[64], last_tls[64];
 
 	/* Loop thread: the counters as last logged. */
 	struct nuv_server_stats logged;

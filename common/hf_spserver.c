@@ -195,7 +195,7 @@ static void server_log(nuv_server_t *srv, int64_t now)
 {
 	struct nuv_server_stats s;
 	struct nuv_server_limits lim;
-	char refused[64], at_share[64], unread[64], bad[64];
+	char refused[64], at_share[64], unread[64], bad[64], tls[64];
 	uint64_t accept_failures;
 	int accept_error;
 
@@ -210,6 +210,7 @@ static void server_log(nuv_server_t *srv, int64_t now)
 	memcpy(at_share, srv->last_at_share, sizeof(at_share));
 	memcpy(unread, srv->last_unread, sizeof(unread));
 	memcpy(bad, srv->last_bad, sizeof(bad));
+	memcpy(tls, srv->last_tls, sizeof(tls));
 	pthread_mutex_unlock(&srv->mu);
 
 	if (s.refused_over_cap != srv->logged.refused_over_cap)
@@ -231,6 +232,10 @@ static void server_log(nuv_server_t *srv, int64_t now)
 			 " ms or a bad one, and %" PRIu64 " that broke the framing (the last from %s)",
 			 srv->name, s.closed_handshake - srv->logged.closed_handshake, lim.handshake_timeout_ms,
 			 s.closed_protocol - srv->logged.closed_protocol, bad);
+	if (s.closed_tls != srv->logged.closed_tls)
+		log_warn("%s: closed %" PRIu64 " connections whose TLS handshake failed: not TLS, or a "
+			 "certificate refused (the last from %s)",
+			 srv->name, s.closed_tls - srv->logged.closed_tls, tls);
 	if (s.closed_idle != srv->logged.closed_idle)
 		log_info("%s: closed %" PRIu64 " connections that sent no request for %" PRId64 " ms",
 			 srv->name, s.closed_idle - srv->logged.closed_idle, lim.idle_timeout_ms);
@@ -315,15 +320,15 @@ void nuv_server_stats(nuv_server_t *srv, struct nuv_server_stats *ret_stats)
 }
 
 /* The frame head of the transports whose streams nng gives us.  tls+tcp
- * frames as tcp does; it needs a TLS configuration on the listener
- * (NNG_OPT_TLS_CONFIG) before it can be offered here. */
+ * frames as tcp does, inside the TLS records. */
 static int url_head_len(const char *url, size_t *ret_len)
 {
 	static const struct {
 		const char *scheme;
 		size_t head_len;
 	} schemes[] = {
-		{ "tcp://", 8 }, { "tcp4://", 8 }, { "tcp6://", 8 }, { "ipc://", 9 }, { "abstract://", 9 },
+		{ "tcp://", 8 },      { "tcp4://", 8 },      { "tcp6://", 8 },     { "tls+tcp://", 8 },
+		{ "tls+tcp4://", 8 }, { "tls+tcp6://", 8 }, { "ipc://", 9 },      { "abstract://", 9 },
 	};
 
 	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
@@ -335,14 +340,14 @@ static int url_head_len(const char *url, size_t *ret_len)
 	return -EINVAL;
 }
 
-int nuv_server_open(uv_loop_t *loop, const char *url, unsigned nctx, size_t recv_max,
+int nuv_server_open(uv_loop_t *loop, const char *url, nng_tls_config *tls, unsigned nctx, size_t recv_max,
 		    nuv_request_cb cb, void *arg, nuv_server_t **ret_srv)
 {
 	nuv_server_t *srv;
 	size_t head_len;
 	int rv;
 
-	if (nctx == 0 || url_head_len(url, &head_len) < 0)
+	if (nctx == 0 || url_head_len(url, &head_len) < 0 || (strncmp(url, "tls+", 4) == 0) != (tls != NULL))
 		return -EINVAL;
 	srv = calloc(1, sizeof(*srv));
 	if (!srv)
@@ -360,6 +365,11 @@ int nuv_server_open(uv_loop_t *loop, const char *url, unsigned nctx, size_t recv
 
 	rv = nng_stream_listener_alloc(&srv->listener, url);
 	if (rv != 0)
+		goto fail;
+	/* The listener takes its own hold on the configuration.  A stream
+	 * it accepts does the TLS handshake with its first read and write:
+	 * the handshake timeout bounds it, and a failure closes it. */
+	if (tls && (rv = nng_stream_listener_set_ptr(srv->listener, NNG_OPT_TLS_CONFIG, tls)) != 0)
 		goto fail;
 	/* Keepalive finds peers that vanished without a FIN (half-open); the
 	 * idle timeout bounds them sooner.  IPC has neither option. */
@@ -384,7 +394,8 @@ int nuv_server_open(uv_loop_t *loop, const char *url, unsigned nctx, size_t recv
 	return 0;
 
 fail:
-	nng_stream_listener_free(srv->listener);
+	if (srv->listener)
+		nng_stream_listener_free(srv->listener);
 	pthread_mutex_destroy(&srv->mu);
 	free(srv);
 	return nuv_errno(rv);

@@ -54,6 +54,20 @@ const struct hf_conf_setting coord_conf_table[] = {
 	  "how often device telemetry from heartbeats is written to the database" },
 	{ "auth.required", HF_CONF_BOOL, F(auth_required), "true", 0, -1, "HFLEET_AUTH_REQUIRED",
 	  "every request must carry a valid token (docs/operations.md, \"Tokens\"); false lets requests without one act as admin, for a lab that nothing but this host can reach (the coordinator warns at every start)" },
+	{ "tls.mode", HF_CONF_STRING, F(tls_mode), "auto", 0, -1, NULL,
+	  "auto: tls+tcp:// addresses use TLS, tcp:// ones must be on loopback (127.0.0.0/8, ::1, localhost); "
+	  "on: every TCP address must be tls+tcp://; off: clear text allowed on any address, with a warning "
+	  "at every start (ipc:// is always allowed)" },
+	{ "tls.cert_file", HF_CONF_STRING, F(tls_cert_file), "", 0, -1, NULL,
+	  "PEM certificate (and chain) the coordinator presents on its tls+tcp:// ports; its names must "
+	  "include the host workers and hfctl dial" },
+	{ "tls.key_file", HF_CONF_STRING, F(tls_key_file), "", 0, -1, NULL,
+	  "PEM unencrypted private key of tls.cert_file (keep it mode 0600)" },
+	{ "tls.ca_file", HF_CONF_STRING, F(tls_ca_file), "", 0, -1, NULL,
+	  "PEM CA that signs client certificates; needed by tls.client_auth = required" },
+	{ "tls.client_auth", HF_CONF_STRING, F(tls_client_auth), "none", 0, -1, NULL,
+	  "none: any client may connect over TLS; required: a client must present a certificate signed by "
+	  "tls.ca_file, else the handshake fails" },
 	{ "log.level", HF_CONF_STRING, F(log_level), "info", 0, -1, "HFLEET_LOG_LEVEL",
 	  "error, warn, info or debug" },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL },

@@ -36,6 +36,11 @@ struct coord_conf {
 	int64_t quarantine_recheck_ms;
 	bool auth_required;
 	char *log_level;
+	char *tls_mode;        /* auto, on, off (coord-tls.c) */
+	char *tls_ca_file;     /* "" = none */
+	char *tls_cert_file;
+	char *tls_key_file;
+	char *tls_client_auth; /* none, required */
 };
 
 extern const struct hf_conf_setting coord_conf_table[];

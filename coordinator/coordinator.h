@@ -61,6 +61,7 @@ struct coord {
 	struct db *db;
 	nuv_server_t *worker_srv;
 	nuv_server_t *control_srv;
+	nng_tls_config *tls;        /* the tls+tcp:// ports' (coord-tls.c), or NULL */
 	struct coord_worker *workers;
 	struct coord_drain *drains;
 	struct health health;       /* quarantined devices, infrastructure failure counts */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coord-tls.h"
 #include "coordinator.h"
 #include "embedded.h"
 #include "hf_log.h"
@@ -227,7 +228,8 @@ static void start_done(struct db_op *op)
 	free(op->u.start.tasks);
 	free(op);
 
-	r = nuv_server_open(c->loop, c->conf.worker_listen, (unsigned)c->conf.worker_contexts,
+	r = nuv_server_open(c->loop, c->conf.worker_listen, hf_tls_url(c->conf.worker_listen) ? c->tls : NULL,
+			    (unsigned)c->conf.worker_contexts,
 			    HF_WORKER_PORT_RECV_MAX, worker_api_request_cb, c, &c->worker_srv);
 	if (r < 0) {
 		log_error("could not listen for workers on \"%s\": %s", c->conf.worker_listen, strerror(-r));
@@ -235,8 +237,8 @@ static void start_done(struct db_op *op)
 		coord_shutdown(c);
 		return;
 	}
-	r = nuv_server_open(c->loop, c->conf.control_listen, 16, HF_CONTROL_PORT_RECV_MAX, control_api_request_cb, c,
-			    &c->control_srv);
+	r = nuv_server_open(c->loop, c->conf.control_listen, hf_tls_url(c->conf.control_listen) ? c->tls : NULL, 16,
+			    HF_CONTROL_PORT_RECV_MAX, control_api_request_cb, c, &c->control_srv);
 	if (r < 0) {
 		log_error("could not listen for hfctl on \"%s\": %s", c->conf.control_listen, strerror(-r));
 		c->exit_code = 1;
@@ -547,6 +549,13 @@ int main(int argc, char **argv)
 
 	if (load_registry(&c) < 0)
 		return 2;
+	char err[1024];
+	if (coord_tls_setup(&c.conf, &c.tls, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		registry_free(c.reg);
+		hf_conf_fini(coord_conf_table, &c.conf);
+		return 2;
+	}
 	nofile_check(&c.conf);
 	c.sched = sched_new();
 	c.loop = uv_default_loop();
@@ -591,6 +600,8 @@ int main(int argc, char **argv)
 	health_fini(&c.health);
 	sched_free(c.sched);
 	registry_free(c.reg);
+	if (c.tls)
+		nng_tls_config_free(c.tls);
 	hf_conf_fini(coord_conf_table, &c.conf);
 	log_info("stopped");
 	return c.exit_code;

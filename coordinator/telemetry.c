@@ -139,15 +139,17 @@ static void connection_metrics(struct coord *c, struct hf_buf *b)
 	counter(b, "hfleet_connections_closed_total",
 		"connections the coordinator closed: idle (no request for connections.idle_timeout), "
 		"unread_replies (a reply not taken within connections.reply_timeout), handshake (no or a "
-		"bad SP header within connections.handshake_timeout) or protocol (a frame too long, a bad backtrace)");
+		"bad SP header within connections.handshake_timeout), protocol (a frame too long, a bad backtrace) or "
+		"tls (the TLS handshake failed: not TLS, or a certificate refused)");
 	for (int i = 0; i < 2; i++)
 		hf_buf_printf(b,
 			      "hfleet_connections_closed_total{port=\"%s\",reason=\"idle\"} %" PRIu64 "\n"
 			      "hfleet_connections_closed_total{port=\"%s\",reason=\"unread_replies\"} %" PRIu64 "\n"
 			      "hfleet_connections_closed_total{port=\"%s\",reason=\"handshake\"} %" PRIu64 "\n"
-			      "hfleet_connections_closed_total{port=\"%s\",reason=\"protocol\"} %" PRIu64 "\n",
+			      "hfleet_connections_closed_total{port=\"%s\",reason=\"protocol\"} %" PRIu64 "\n"
+			      "hfleet_connections_closed_total{port=\"%s\",reason=\"tls\"} %" PRIu64 "\n",
 			      port[i], st[i].closed_idle, port[i], st[i].closed_unread, port[i],
-			      st[i].closed_handshake, port[i], st[i].closed_protocol);
+			      st[i].closed_handshake, port[i], st[i].closed_protocol, port[i], st[i].closed_tls);
 	counter(b, "hfleet_connections_paused_total",
 		"times the coordinator stopped reading a connection that had connections.requests_per_connection "
 		"requests unanswered, until one was answered");

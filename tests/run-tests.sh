@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # The test command: installs what is missing, builds with warnings as
-# errors, and runs every test suite (unit, runner, integration); then builds
-# again with AddressSanitizer and UndefinedBehaviorSanitizer and runs the
-# suites once more; last, runs every fuzz target for a while
-# (tests/fuzz/run-fuzz.sh, docs/fuzzing.md).  Exits non-zero when any test
-# fails or a fuzz target finds a crash.
+# errors, and runs every test suite (unit, runner, integration, faults,
+# hostile); then builds again with AddressSanitizer and
+# UndefinedBehaviorSanitizer and runs the suites once more; last, runs every
+# fuzz target for a while (tests/fuzz/run-fuzz.sh, docs/fuzzing.md).  Exits
+# non-zero when any test fails or a fuzz target finds a crash.
 #
 #   tests/run-tests.sh            everything
 #   HF_SANITIZE=0 tests/run-tests.sh   skip the sanitizer pass
@@ -23,7 +23,7 @@ run_suites() {
     meson setup "$dir" -Dwerror=true "$@" >/dev/null
   fi
   ninja -C "$dir"
-  meson test -C "$dir" --print-errorlogs --suite unit --suite runner --suite integration --suite faults
+  meson test -C "$dir" --print-errorlogs --suite unit --suite runner --suite integration --suite faults --suite hostile
 }
 
 echo "== build and test =="

@@ -253,8 +253,15 @@ static int worker_run(const struct worker_conf *conf, const struct hw_options *o
 			log_info("%zu models have pretrained weights (hub cache and %s)", n_cached,
 				 conf->weights_dir);
 	}
+	struct hf_tls tls = {
+		.ca_file = conf->tls_ca_file,
+		.cert_file = conf->tls_cert_file,
+		.key_file = conf->tls_key_file,
+		.server_name = conf->tls_server_name,
+	};
 	struct session_config sc = {
 		.url = conf->coordinator_url,
+		.tls = &tls,
 		.worker_id = conf->id,
 		.token = token[0] ? token : NULL,
 		.hostname = host,

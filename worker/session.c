@@ -118,10 +118,15 @@ static void reg_timer_cb(uv_timer_t *h)
 	register_send(h->data);
 }
 
+/* How long the loop may wait, at a registration warning, to find out
+ * whether TLS is what fails. */
+#define TLS_PROBE_MS 1000
+
 /* Registers again after a backoff; why is logged at level (repeated
  * failures only every WARN_EVERY times, else at debug level). */
 static void register_retry_later_at(struct session *s, enum hf_log_level level, const char *why)
 {
+	char probe[512];
 	unsigned delay;
 
 	s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_MIN_MS;
@@ -130,8 +135,17 @@ static void register_retry_later_at(struct session *s, enum hf_log_level level, 
 	/* Full jitter in the upper half, so a fleet that lost its coordinator
 	 * at once does not come back at once. */
 	delay = s->backoff_ms / 2 + session_random(s) % (s->backoff_ms / 2 + 1);
-	hf_log(s->reg_failures++ % WARN_EVERY == 0 ? level : HF_LOG_DEBUG,
-	       "could not register with %s: %s; retrying in %u ms", s->cfg.url, why, delay);
+	if (s->reg_failures++ % WARN_EVERY != 0) {
+		log_debug("could not register with %s: %s; retrying in %u ms", s->cfg.url, why, delay);
+	} else if (hf_tls_url(s->cfg.url) && !strchr(s->cfg.url, ',') &&
+		   hf_tls_probe(s->cfg.url, s->cfg.tls, TLS_PROBE_MS, probe, sizeof(probe)) != 0) {
+		/* nng retries a TLS failure quietly, as any other: find out
+		 * whether that is why (bounded, and only at the warnings). */
+		hf_log(level, "could not register with %s: %s (%s); retrying in %u ms", s->cfg.url, why,
+		       probe, delay);
+	} else {
+		hf_log(level, "could not register with %s: %s; retrying in %u ms", s->cfg.url, why, delay);
+	}
 	uv_timer_start(&s->reg_timer, reg_timer_cb, delay, 0);
 }
 
@@ -860,10 +874,10 @@ int session_new(uv_loop_t *loop, const struct session_config *cfg, session_exit_
 	if (r < 0)
 		log_warn("could not clean up old task directories: %s, ignoring", strerror(-r));
 
-	r = nuv_client_open(loop, cfg->url, REPLY_MAX, &s->client);
+	char why[512];
+	r = nuv_client_open(loop, cfg->url, cfg->tls, REPLY_MAX, &s->client, why, sizeof(why));
 	if (r < 0) {
-		snprintf(err, errlen, "could not open a connection to \"%s\": %s", cfg->url,
-			 strerror(-r));
+		snprintf(err, errlen, "could not open a connection to \"%s\": %s", cfg->url, why);
 		goto fail;
 	}
 

@@ -57,6 +57,7 @@
 #include <uv.h>
 
 #include "executor.h"
+#include "hf_tls.h"
 #include "hw.h"
 #include "runtime-probe.h"
 #include "worker-conf.h"
@@ -69,6 +70,7 @@ struct session;
 
 struct session_config {
 	const char *url;
+	const struct hf_tls *tls;   /* for a tls+tcp:// url */
 	const char *worker_id;
 	const char *token;         /* sent with every request; NULL: none */
 	const char *hostname;

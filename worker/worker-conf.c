@@ -30,7 +30,18 @@
 
 const struct hf_conf_setting worker_conf_settings[] = {
 	S("coordinator.url", HF_CONF_STRING, coordinator_url, "tcp://127.0.0.1:7100", 0, -1,
-	  "HFLEET_COORDINATOR", "address of hf-coordinator's worker endpoint (nng URL)"),
+	  "HFLEET_COORDINATOR", "address of hf-coordinator's worker endpoint (nng URL); tls+tcp://HOST:PORT "
+	  "needs tls.ca_file"),
+	S("tls.ca_file", HF_CONF_STRING, tls_ca_file, NULL, 0, -1, "HFLEET_CA_FILE",
+	  "PEM file of the CA that signs the coordinator's certificate; with a tls+tcp:// coordinator.url "
+	  "the coordinator's certificate is always verified against it"),
+	S("tls.cert_file", HF_CONF_STRING, tls_cert_file, NULL, 0, -1, NULL,
+	  "PEM client certificate presented to a coordinator that requires one (tls.client_auth), "
+	  "with tls.key_file"),
+	S("tls.key_file", HF_CONF_STRING, tls_key_file, NULL, 0, -1, NULL,
+	  "PEM unencrypted private key of tls.cert_file (keep it mode 0600)"),
+	S("tls.server_name", HF_CONF_STRING, tls_server_name, NULL, 0, -1, NULL,
+	  "name the coordinator's certificate must carry (default: the host in coordinator.url)"),
 	S("worker.id", HF_CONF_STRING, id, NULL, 0, -1, "HFLEET_WORKER_ID",
 	  "name of this worker, unique in the fleet (default: the host name)"),
 	S("worker.token_file", HF_CONF_STRING, token_file, NULL, 0, -1, "HFLEET_WORKER_TOKEN_FILE",

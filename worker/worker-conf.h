@@ -34,6 +34,10 @@ struct worker_label {
 struct worker_conf {
 	/* Filled from worker_conf_settings. */
 	char *coordinator_url;
+	char *tls_ca_file;     /* "" = none */
+	char *tls_cert_file;
+	char *tls_key_file;
+	char *tls_server_name;
 	char *id;
 	char *state_dir;
 	char *token_file;

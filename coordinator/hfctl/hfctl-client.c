@@ -21,6 +21,7 @@
 struct hfctl_client {
 	nng_socket sock;
 	char *url;
+	const struct hf_tls *tls;
 	int64_t timeout_ms;
 };
 
@@ -44,13 +45,17 @@ static const char *transport_reason(int r)
 		return "unsupported transport";
 	case ESHUTDOWN:
 		return "socket closed";
+	case EKEYREJECTED:
+		return "TLS: a certificate was not accepted";
+	case EPROTO:
+		return "TLS handshake failed";
 	default:
 		return "input/output error";
 	}
 }
 
-int hfctl_client_open(const char *url, int64_t timeout_ms, struct hfctl_client **ret_client,
-		      char *err, size_t errlen)
+int hfctl_client_open(const char *url, const struct hf_tls *tls, int64_t timeout_ms,
+		      struct hfctl_client **ret_client, char *err, size_t errlen)
 {
 	struct hfctl_client *c = calloc(1, sizeof(*c));
 	bool sock_open = false;
@@ -62,6 +67,7 @@ int hfctl_client_open(const char *url, int64_t timeout_ms, struct hfctl_client *
 		goto fail;
 	}
 	c->timeout_ms = timeout_ms;
+	c->tls = tls;
 
 	r = nuv_errno(nng_req0_open(&c->sock));
 	if (r < 0) {
@@ -74,16 +80,17 @@ int hfctl_client_open(const char *url, int64_t timeout_ms, struct hfctl_client *
 		snprintf(err, errlen, "could not set up socket: %s", transport_reason(r));
 		goto fail;
 	}
-	r = nuv_errno(nng_dial(c->sock, url, NULL, NNG_FLAG_NONBLOCK));
+	char why[512];
+	r = hf_tls_dial(c->sock, url, tls, why, sizeof(why));
 	if (r < 0) {
-		/* Both mean a URL hfctl cannot use: the user's to fix. */
-		if (r == -ENOTSUP || r == -EINVAL) {
-			snprintf(err, errlen, "invalid coordinator address \"%s\": %s", url,
-				 transport_reason(r));
+		/* Both mean a URL or TLS settings hfctl cannot use: the
+		 * user's to fix. */
+		if (r == -ENOTSUP || r == -EINVAL || r == -ENOENT) {
+			snprintf(err, errlen, "%s", why);
 			r = -EINVAL;
 		} else {
-			snprintf(err, errlen, "could not reach coordinator at \"%s\": %s", url,
-				 transport_reason(r));
+			snprintf(err, errlen, "could not reach coordinator at \"%s\": %s (%s)", url,
+				 transport_reason(r), why);
 		}
 		goto fail;
 	}
@@ -106,6 +113,23 @@ void hfctl_client_close(struct hfctl_client *c)
 	nng_close(c->sock);
 	free(c->url);
 	free(c);
+}
+
+/* nng retries a failed TLS handshake quietly, as any failed connection, so
+ * a call to a TLS coordinator that fails only times out: connect once more
+ * to see whether TLS is why, and say so.  Bounded by a second (or the
+ * call's timeout when shorter). */
+static void tls_explain(const struct hfctl_client *c, int r, char *err, size_t errlen)
+{
+	char why[512];
+	size_t len = strlen(err);
+	int timeout = c->timeout_ms < 1000 ? (int)c->timeout_ms : 1000;
+
+	if (r != -ETIMEDOUT || !hf_tls_url(c->url) || strchr(c->url, ','))
+		return;
+	r = hf_tls_probe(c->url, c->tls, timeout, why, sizeof(why));
+	if ((r == -EKEYREJECTED || r == -EPROTO) && len < errlen)
+		snprintf(err + len, errlen - len, "; %s", why);
 }
 
 /* Turns an Error envelope into the errno and message documented in the
@@ -181,6 +205,7 @@ int hfctl_client_call(struct hfctl_client *c, const Hf__Envelope *req, Hf__Envel
 	if (r < 0) {
 		snprintf(err, errlen, "could not reach coordinator at \"%s\": %s", c->url,
 			 transport_reason(r));
+		tls_explain(c, r, err, errlen);
 		goto out;
 	}
 

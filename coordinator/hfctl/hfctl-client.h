@@ -40,6 +40,7 @@
 #include <stdint.h>
 
 #include "hf_proto.h"
+#include "hf_tls.h"
 
 /* Replies can be large (the results of 10^5 tasks). */
 #define HFCTL_RECV_MAX ((size_t)64 << 20)
@@ -48,10 +49,14 @@ struct hfctl_client;
 
 /* Opens a REQ socket to url.  The connection is made in the background (and
  * made again if it drops), so an unreachable coordinator shows up as a call
- * that times out; only a malformed URL fails here.  timeout_ms bounds each
- * call, sending and receiving together. */
-int hfctl_client_open(const char *url, int64_t timeout_ms, struct hfctl_client **ret_client,
-		      char *err, size_t errlen);
+ * that times out; only a malformed URL or TLS settings that cannot be used
+ * (no CA for a tls+tcp:// url, an unreadable file) fail here.  tls (kept
+ * by reference) is used for a tls+tcp:// url: the coordinator's certificate
+ * is verified.  When a call to a tls+tcp:// coordinator fails, the message
+ * says whether the TLS handshake is why.  timeout_ms bounds each call,
+ * sending and receiving together. */
+int hfctl_client_open(const char *url, const struct hf_tls *tls, int64_t timeout_ms,
+		      struct hfctl_client **ret_client, char *err, size_t errlen);
 
 /* Closes the socket and frees the client.  NULL is fine. */
 void hfctl_client_close(struct hfctl_client *c);

@@ -36,6 +36,7 @@ enum hfctl_exit {
 
 struct hfctl_ctx {
 	const char *url;
+	struct hf_tls tls;            /* for a tls+tcp:// url: --ca-file, ... */
 	int64_t timeout_ms;           /* per request */
 	bool json;                    /* global --json */
 	struct hfctl_client *client;  /* opened by the first call; main closes it */

@@ -29,7 +29,17 @@ static const struct hfctl_command *const commands[] = {
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 /* getopt values of long options: 256 and up (see hfctl_getopt_error). */
-enum { OPT_COORDINATOR = 256, OPT_TIMEOUT, OPT_JSON, OPT_VERSION, OPT_TOKEN_FILE };
+enum {
+	OPT_COORDINATOR = 256,
+	OPT_TIMEOUT,
+	OPT_JSON,
+	OPT_VERSION,
+	OPT_TOKEN_FILE,
+	OPT_CA_FILE,
+	OPT_CERT_FILE,
+	OPT_KEY_FILE,
+	OPT_SERVER_NAME
+};
 
 /* ---- helpers for the commands (hfctl.h) ---- */
 
@@ -98,7 +108,7 @@ int hfctl_call_quiet(struct hfctl_ctx *ctx, const Hf__Envelope *req, Hf__Envelop
 	if (r < 0)
 		return -EACCES;
 	if (!ctx->client) {
-		r = hfctl_client_open(ctx->url, ctx->timeout_ms, &ctx->client, err, errlen);
+		r = hfctl_client_open(ctx->url, &ctx->tls, ctx->timeout_ms, &ctx->client, err, errlen);
 		if (r < 0)
 			return r;
 	}
@@ -152,7 +162,8 @@ int hfctl_buf_print(struct hf_buf *b)
 
 static void usage_print(FILE *f)
 {
-	fputs("usage: hfctl [--coordinator URL] [--token-file FILE] [--timeout DURATION] [--json] COMMAND [ARGS]\n"
+	fputs("usage: hfctl [--coordinator URL] [--token-file FILE] [--ca-file PEM] [--timeout DURATION] [--json]\n"
+	      "             COMMAND [ARGS]\n"
 	      "       hfctl help [COMMAND] | hfctl COMMAND --help | hfctl --version\n"
 	      "\n"
 	      "Submit model tests and benchmarks to an hfleet coordinator and follow them.\n"
@@ -164,10 +175,17 @@ static void usage_print(FILE *f)
 	fputs("\n"
 	      "options:\n"
 	      "  --coordinator URL   the coordinator's control address (default: $HFLEET_COORDINATOR,\n"
-	      "                      else " HFCTL_DEFAULT_URL ")\n"
+	      "                      else " HFCTL_DEFAULT_URL "); tls+tcp://HOST:PORT for TLS\n"
 	      "  --token-file FILE   the file holding hfctl's token (mode 0600; default:\n"
 	      "                      $HFLEET_TOKEN_FILE, else $HFLEET_TOKEN, else\n"
 	      "                      ~/.config/hfleet/token)\n"
+	      "  --ca-file PEM       the CA that signs the coordinator's certificate, which a\n"
+	      "                      tls+tcp:// coordinator must present (default: $HFLEET_CA_FILE)\n"
+	      "  --cert-file PEM, --key-file PEM\n"
+	      "                      a client certificate and its key, for a coordinator that\n"
+	      "                      requires one (default: $HFLEET_CERT_FILE, $HFLEET_KEY_FILE)\n"
+	      "  --server-name NAME  the name the coordinator's certificate must carry (default:\n"
+	      "                      $HFLEET_TLS_SERVER_NAME, else the host in the address)\n"
 	      "  --timeout DURATION  how long one request may take (default 10s)\n"
 	      "  --json              print results as JSON\n"
 	      "  --help, --version\n"
@@ -208,6 +226,10 @@ static const struct option global_options[] = {
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "ca-file", required_argument, NULL, OPT_CA_FILE },
+	{ "cert-file", required_argument, NULL, OPT_CERT_FILE },
+	{ "key-file", required_argument, NULL, OPT_KEY_FILE },
+	{ "server-name", required_argument, NULL, OPT_SERVER_NAME },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ 0 },
@@ -219,6 +241,12 @@ int main(int argc, char **argv)
 	struct hfctl_ctx ctx = {
 		.url = env_url && env_url[0] ? env_url : HFCTL_DEFAULT_URL,
 		.timeout_ms = HFCTL_DEFAULT_TIMEOUT_MS,
+		.tls = {
+			.ca_file = getenv("HFLEET_CA_FILE"),
+			.cert_file = getenv("HFLEET_CERT_FILE"),
+			.key_file = getenv("HFLEET_KEY_FILE"),
+			.server_name = getenv("HFLEET_TLS_SERVER_NAME"),
+		},
 	};
 	const struct hfctl_command *cmd;
 	char err[HFCTL_ERR_MAX];
@@ -241,6 +269,18 @@ int main(int argc, char **argv)
 			break;
 		case OPT_JSON:
 			ctx.json = true;
+			break;
+		case OPT_CA_FILE:
+			ctx.tls.ca_file = optarg;
+			break;
+		case OPT_CERT_FILE:
+			ctx.tls.cert_file = optarg;
+			break;
+		case OPT_KEY_FILE:
+			ctx.tls.key_file = optarg;
+			break;
+		case OPT_SERVER_NAME:
+			ctx.tls.server_name = optarg;
 			break;
 		case 'h':
 			usage_print(stdout);

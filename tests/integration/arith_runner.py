@@ -169,7 +169,9 @@ def serve(a):
     return 0
 
 
-def main():
+def parse_args(argv=None):
+    """The runner's options (argv None: the command line's); tests/hostile's
+    runner takes its defaults from here."""
     ap = argparse.ArgumentParser()
     ap.add_argument('--task')
     ap.add_argument('--result')
@@ -186,11 +188,15 @@ def main():
     ap.add_argument('--broken-file')
     ap.add_argument('--no-result', action='append', default=[])
     ap.add_argument('--escape-dir')
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
+    if a.health and (not a.backend or not a.result):
+        ap.error('--health needs --backend and --result')
+    return a
 
+
+def main():
+    a = parse_args()
     if a.health:
-        if not a.backend or not a.result:
-            ap.error('--health needs --backend and --result')
         return health(a)
     if a.probe:
         print(json.dumps({

@@ -263,7 +263,7 @@ static void fake_request_cb(nuv_request_t *req, nng_msg *msg, void *arg)
 
 static void fake_start(void)
 {
-	ck_assert_int_eq(nuv_server_open(&loop, url, 4, 0, fake_request_cb, NULL, &fake.srv), 0);
+	ck_assert_int_eq(nuv_server_open(&loop, url, NULL, 4, 0, fake_request_cb, NULL, &fake.srv), 0);
 }
 
 /* ---- the worker ---- */

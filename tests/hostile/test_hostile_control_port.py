@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Hostile requests on the control port (suite `hostile`).
+
+Submits with absurd values (a million models, batch sizes of a billion,
+huge names, numbers out of every documented range, bad enums and
+strings), cancels, retries and drains of things that do not exist, and
+malformed control messages.  Each bad submit must be refused with
+ERR_BAD_REQUEST naming the field, and make no job; afterwards the
+coordinator is alive, clean and bounded, and the well-behaved worker's
+job completes (peer.py).
+
+Every hostile submit asks for a label no worker has and does not allow
+waiting, so a value the coordinator wrongly accepts makes no task that a
+worker could pick up (it is answered ERR_UNSATISFIABLE instead, which is
+reported as the failure it is).
+"""
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peer  # noqa: E402
+import wire  # noqa: E402
+from wire import ERR_BAD_REQUEST, ERR_NOT_FOUND  # noqa: E402
+
+U32 = (1 << 32) - 1
+U64 = (1 << 64) - 1
+NOBODY = wire.key_value('hostile-suite', 'nobody')
+
+
+def submit(**kw):
+    kw.setdefault('models', 'bert')
+    kw.setdefault('labels', NOBODY)
+    return wire.submit(**kw)
+
+
+class ControlPortTest(peer.HostileCase):
+    def jobs(self):
+        return self.c.pg.psql('SELECT count(*) FROM jobs')
+
+    def test_submits_with_absurd_values_are_refused(self):
+        attacks = [
+            ('1e6 models', dict(models=['bert'] * 1000000), 'models'),
+            ('a model named "bert\\0gpt2"', dict(models=b'bert\x00gpt2'), 'models'),
+            ('a model name of 1 MB', dict(models='m' * (1 << 20)), 'models'),
+            ('a model name invalid UTF-8', dict(models=b'bert\xff'), 'models'),
+            ('a family of 1 MB', dict(models=None, families='f' * (1 << 20)), 'families'),
+            ('batch size 1e9', dict(batch_sizes=1000000000), 'batch_sizes'),
+            ('batch size 2^32-1', dict(batch_sizes=U32), 'batch_sizes'),
+            ('batch size 0', dict(batch_sizes=0), 'batch_sizes'),
+            ('1e5 batch sizes', dict(batch_sizes=list(range(1, 100001))), 'batch_sizes'),
+            ('sequence length 2^32-1', dict(seq_len=U32), 'seq_len'),
+            ('1e5 sequence lengths', dict(seq_lens=list(range(1, 100001))), 'seq_lens'),
+            ('timeout_s 2^32-1', dict(timeout_s=U32), 'timeout_s'),
+            ('iterations 2^32-1', dict(iterations=U32), 'iterations'),
+            ('warmup 2^32-1', dict(warmup=U32), 'warmup'),
+            ('priority 2^31-1', dict(priority=(1 << 31) - 1), 'priority'),
+            ('priority -2^31', dict(priority=-(1 << 31)), 'priority'),
+            ('devices_per_task 1e9', dict(devices_per_task=1000000000), 'devices_per_task'),
+            ('max_retries 2^32-1', dict(max_retries=U32), 'max_retries'),
+            ('flaky_reruns 2^32-1', dict(flaky_reruns=U32), 'flaky_reruns'),
+            ('backend 99', dict(backends=99), 'backends'),
+            ('kind 99', dict(kinds=99), 'kinds'),
+            ('a precision invalid UTF-8', dict(precisions=b'fp\xff'), 'precisions'),
+            ('1e5 precisions', dict(precisions=['fp32'] * 100000), 'precisions'),
+            ('a job name of 10 MB', dict(name='n' * (10 << 20)), 'name'),
+            ('a job name with a NUL', dict(name=b'job\x00name'), 'name'),
+            ('a submitter invalid UTF-8', dict(submitter=b'\xc0\xaf'), 'submitter'),
+            ('a submitter of 1 MB', dict(submitter='s' * (1 << 20)), 'submitter'),
+            ('a request id outside its alphabet', dict(request_id='id with spaces/'), 'request_id'),
+            ('a min compute capability "9.\\0"', dict(min_compute_capability=b'9.\x00'), 'min_compute_capability'),
+            ('1e5 gfx targets', dict(gfx_targets=['gfx942'] * 100000), 'gfx_targets'),
+            ('1e5 runtimes', dict(runtimes=['torch'] * 100000), 'runtimes'),
+            ('a label key invalid UTF-8', dict(labels=wire.key_value(b'\xff', 'x')), 'labels'),
+            ('1e5 labels', dict(labels=[wire.key_value('k%d' % i, 'v') for i in range(100000)]), 'labels'),
+        ]
+        failures = []
+        for what, kw, field in attacks:
+            before = self.jobs()
+            try:
+                r = self.call('submit', submit(**kw), port='control', timeout=120)
+            except (OSError, peer.PeerClosed) as e:
+                r = None
+                failures.append('%s: no reply (%s)' % (what, e))
+            self.check_after(what)
+            after = self.jobs()
+            if after != before:
+                failures.append('%s: a job was made' % what)
+                self.c.pg.psql("UPDATE tasks SET state = 'cancelled' WHERE state = 'queued'"
+                               " AND job_id IN (SELECT id FROM jobs WHERE submitter = 'hostile')")
+            if r is None:
+                continue
+            try:
+                self.assert_bad_request(r, field, what)
+            except AssertionError as e:
+                failures.append(str(e).splitlines()[0][:300])
+        self.assertEqual(failures, [], '%d of %d bad submits were not refused as issue 18 requires:\n  %s'
+                         % (len(failures), len(attacks), '\n  '.join(failures)))
+        self.check_job('absurd submits')
+
+    def test_requests_for_things_that_do_not_exist(self):
+        cases = [
+            ('cancel of job 2^64-1', 'cancel', wire.cancel(job_id=U64), ERR_NOT_FOUND),
+            ('cancel of task 2^63', 'cancel', wire.cancel(job_id=0, task_id=1 << 63), ERR_NOT_FOUND),
+            ('status of job 2^64-1', 'job_status', wire.f_varint(1, U64), ERR_NOT_FOUND),
+            ('results of job 2^64-1', 'results_request', wire.f_varint(1, U64), ERR_NOT_FOUND),
+            ('retry of job 2^64-1', 'retry', wire.f_varint(1, U64), ERR_NOT_FOUND),
+            ('explain of task 2^64-1', 'explain', wire.f_varint(1, U64), ERR_NOT_FOUND),
+            ('drain of a worker that does not exist', 'drain', wire.drain(worker_id='nobody-at-all'), ERR_NOT_FOUND),
+            ('drain of a worker id invalid UTF-8', 'drain', wire.drain(worker_id=b'\xff\xfe'), ERR_BAD_REQUEST),
+            ('drain of a worker id of 1 MB', 'drain', wire.drain(worker_id='w' * (1 << 20)), ERR_BAD_REQUEST),
+            ('drain of device backend 99 of "good"', 'drain',
+             wire.drain(worker_id='good', one_device=True, backend=99, index=0), ERR_BAD_REQUEST),
+            ('drain of device cpu:2^32-1 of "good"', 'drain',
+             wire.drain(worker_id='good', one_device=True, backend=1, index=U32), ERR_BAD_REQUEST),
+        ]
+        failures = []
+        for what, body_name, body, code in cases:
+            r = self.call(body_name, body, port='control')
+            self.check_after(what)
+            if r.kind != 'error' or r.error_code != code:
+                failures.append('%s: expected %s, got %r' % (what, wire.ERROR_NAMES[code], r))
+            elif r.error_message_bytes is not None:
+                try:
+                    r.error_message_bytes.decode('utf-8')
+                except UnicodeDecodeError:
+                    failures.append('%s: the Error message is not valid UTF-8' % what)
+        # Bounded replies: a list of 2^32-1 jobs, models of a family with a NUL.
+        for what, body_name, body in (('a job list of 2^32-1', 'job_list', wire.f_varint(1, U32)),
+                                      ('models of family "bert\\0x"', 'models', wire.f_len(1, b'bert\x00x')),
+                                      ('models of a family invalid UTF-8', 'models', wire.f_len(1, b'\xff'))):
+            r = self.call(body_name, body, port='control')
+            self.check_after(what)
+            if r.kind == 'error':
+                try:
+                    r.error_message_bytes.decode('utf-8')
+                except UnicodeDecodeError:
+                    failures.append('%s: the Error message is not valid UTF-8: %r' % (what, r.error_message_bytes))
+        self.assertEqual(failures, [], '\n  '.join(failures))
+        # Nothing drained: the well-behaved worker still gets its job.
+        self.check_job('requests for things that do not exist')
+
+    def test_malformed_control_messages(self):
+        payloads = [
+            ('a worker request (Poll) on the control port', wire.envelope('poll', wire.poll('x'))),
+            ('a Register on the control port', wire.envelope('register', wire.register('x'))),
+            ('a reply (SubmitReply) as a request', wire.envelope('submit_reply', b'')),
+            ('a Submit with a body past the end', wire.f_varint(1, 1) + wire.key(20, wire.LEN) + wire.varint(100)),
+            ('a Submit of 100000 nested unknown groups', wire.envelope(
+                'submit', wire.key(90, wire.SGROUP) * 100000 + wire.key(90, wire.EGROUP) * 100000)),
+            ('a Submit whose priority is a string', wire.envelope('submit', wire.f_len(1, 'bert') + wire.f_len(8, 'x'))),
+            ('an unknown body', wire.envelope(63, b'')),
+        ]
+        failures = []
+        for what, payload in payloads:
+            before = self.jobs()
+            conn = self.connect('control')
+            try:
+                r = conn.call(payload, timeout=60)
+            except (OSError, peer.PeerClosed) as e:
+                r = None
+                failures.append('%s: no reply (%s)' % (what, e))
+            conn.close()
+            self.check_after(what)
+            if self.jobs() != before:
+                failures.append('%s: a job was made' % what)
+            if r is not None and (r.kind != 'error' or r.error_code != ERR_BAD_REQUEST):
+                failures.append('%s: answered %r' % (what, r))
+        self.assertEqual(failures, [], '\n  '.join(failures))
+        self.check_job('malformed control messages')
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)
