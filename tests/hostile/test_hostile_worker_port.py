@@ -10,6 +10,7 @@ results for tasks that do not exist or are not its own.  After each group
 the coordinator must be alive, clean under the sanitizers, bounded in
 memory, and the well-behaved worker's job must complete (peer.py).
 """
+import functools
 import os
 import random
 import sys
@@ -375,8 +376,38 @@ class WorkerFloodTest(WorkerPortBase):
 
 
 
+def fails_until_issue_11(symptom):
+    """An expected failure, for issue 11's reason only ("Only the fleet gets
+    in": worker identities and ownership of results, on a branch not merged
+    yet): a failure whose message does not hold symptom (the coordinator
+    died, another check broke) is recorded and fails the class at its end,
+    so the mark cannot hide a new bug.  Remove the mark when issue 11
+    lands."""
+    def wrap(test):
+        @functools.wraps(test)
+        def run(self):
+            try:
+                test(self)
+            except Exception as e:
+                if not (isinstance(e, AssertionError) and symptom in str(e)):
+                    type(self).unexpected.append('%s: %s: %s' % (test.__name__, type(e).__name__,
+                                                                 str(e)[:500]))
+                raise
+        return unittest.expectedFailure(run)
+    return wrap
+
+
 class WorkerLiesTest(WorkerPortBase):
     """What a worker could lie about: its devices, its id, its tasks."""
+
+    unexpected = []
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        if cls.unexpected:
+            raise AssertionError('tests marked as failing for issue 11 failed for another reason:\n  '
+                                 + '\n  '.join(cls.unexpected))
 
     def test_duplicate_device_ids(self):
         """At df72e9c one free slot listed four times leased six tasks to a
@@ -399,10 +430,10 @@ class WorkerLiesTest(WorkerPortBase):
         self.check_job('duplicate device ids')
 
     # Issue 11 ("Only the fleet gets in": worker identities): today any
-    # peer may register under a running worker's id and replace it (the
-    # impostor without devices leaves "good" with none).  Fixed on another
-    # branch; remove the mark when it lands.
-    @unittest.expectedFailure
+    # peer may register under a running worker's id and replace it, so
+    # "good" keeps no cpu device and its job cannot run (check_job fails).
+    # Fixed on another branch; remove the mark when it lands.
+    @fails_until_issue_11("registrations under a running worker's id")
     def test_register_with_a_running_workers_id(self):
         """Another peer registers as "good" while it runs: the real "good"
         must keep getting its work done."""
@@ -429,7 +460,7 @@ class WorkerLiesTest(WorkerPortBase):
     # Issue 11 ("Only the fleet gets in": a result counts only from the
     # worker holding the lease): today the thief's result decides the
     # victim's task.  Fixed on another branch; remove the mark when it lands.
-    @unittest.expectedFailure
+    @fails_until_issue_11('a task leased to "victim" was decided by another worker\'s result')
     def test_results_for_tasks_not_yours_or_unknown(self):
         pg = self.c.pg
         before = pg.psql('SELECT count(*) FROM results')
