@@ -508,6 +508,15 @@ static int load_registry(struct coord *c)
 	return r;
 }
 
+/* Every way out of main before the loop frees the settings (their strings
+ * are allocated), so that --print-config, --version and a refused start
+ * exit clean under LeakSanitizer. */
+static int finish(struct coord *c, int code)
+{
+	hf_conf_fini(coord_conf_table, &c->conf);
+	return code;
+}
+
 int main(int argc, char **argv)
 {
 	struct coord c = { 0 };
@@ -515,53 +524,49 @@ int main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	if (load_config(&c, argc, argv, &action) < 0)
-		return 2;
+		return finish(&c, 2);
 	if (action == 'h')
-		return 0;
+		return finish(&c, 0);
 	if (action == OPT_VER) {
 		printf("hf-coordinator %s (protocol %d)\n", HF_VERSION, HF_PROTOCOL_VERSION);
-		return 0;
+		return finish(&c, 0);
 	}
 	if (action == OPT_PRINT) {
 		hf_conf_print(coord_conf_table, stdout);
-		return 0;
+		return finish(&c, 0);
 	}
 	if (hf_log_level_parse(c.conf.log_level, &level) < 0) {
 		fprintf(stderr, "hf-coordinator: invalid log level \"%s\" (error, warn, info, debug)\n",
 			c.conf.log_level);
-		return 2;
+		return finish(&c, 2);
 	}
 	if (check_config(&c.conf) < 0)
-		return 2;
+		return finish(&c, 2);
 	hf_log_init("hf-coordinator", level);
-	if (action == OPT_CREATE_TOKEN) {
-		r = create_token(&c);
-		hf_conf_fini(coord_conf_table, &c.conf);
-		return r;
-	}
+	if (action == OPT_CREATE_TOKEN)
+		return finish(&c, create_token(&c));
 	if (action == OPT_CHECK) {
 		if (load_registry(&c) < 0)
-			return 1;
+			return finish(&c, 1);
 		printf("%zu models\n", c.reg->n);
 		registry_free(c.reg);
-		return 0;
+		return finish(&c, 0);
 	}
 
 	if (load_registry(&c) < 0)
-		return 2;
+		return finish(&c, 2);
 	char err[1024];
 	if (coord_tls_setup(&c.conf, &c.tls, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		registry_free(c.reg);
-		hf_conf_fini(coord_conf_table, &c.conf);
-		return 2;
+		return finish(&c, 2);
 	}
 	nofile_check(&c.conf);
 	c.sched = sched_new();
 	c.loop = uv_default_loop();
 	if (!c.sched) {
 		log_error("out of memory");
-		return 1;
+		return finish(&c, 1);
 	}
 	uv_timer_init(c.loop, &c.lease_timer);
 	c.lease_timer.data = &c;

@@ -52,6 +52,11 @@ WANTED_SETTINGS = [
     # Telemetry reaches the database every second, so a message that stops
     # it storing shows within the test.
     ('telemetry.sample_interval', '1s'),
+    # The attacks go past authentication, as a peer holding a valid token
+    # could: they test what lies behind it (framing, validation, bounds,
+    # fairness, ownership).  That an unauthenticated peer is refused is
+    # tests/integration/test_auth.py's.
+    ('auth.required', 'false'),
 ]
 
 SANITIZER_MARKS = ('ERROR: AddressSanitizer', 'runtime error:', 'LeakSanitizer', 'ERROR: UndefinedBehaviorSanitizer')
@@ -61,6 +66,26 @@ RSS_BOUND_MB = 128
 RSS_BOUND_ASAN_MB = 512
 
 GOOD_LABEL = 'hostile-suite=good'
+
+
+_LIMITS = None
+
+
+def hf_limit(name):
+    """The value of a limit of common/hf_limits.h (an integer constant
+    expression of numbers and other limits), so the suite asks what the
+    code enforces rather than keeping a copy that can drift."""
+    global _LIMITS
+    if _LIMITS is None:
+        with open(os.path.join(harness.SOURCE, 'common', 'hf_limits.h')) as f:
+            text = f.read()
+        _LIMITS = dict(re.findall(r'^#define\s+(HF_[A-Z0-9_]+)\s+([^/\n]+?)\s*(?:/\*.*)?$', text, re.M))
+    expr = _LIMITS[name]
+    expr = re.sub(r'\b(HF_[A-Z0-9_]+)\b', lambda m: '(%d)' % hf_limit(m.group(1)), expr)
+    expr = re.sub(r'\b(\d+)[uU]?[lL]*\b', r'\1', expr)
+    if not re.fullmatch(r'[\d\s()+\-*<>]+', expr):
+        raise ValueError('%s is not an integer constant: %r' % (name, _LIMITS[name]))
+    return int(eval(expr))  # digits, parentheses and + - * << only
 
 
 def parse_url(url):
@@ -392,7 +417,7 @@ class HostileCase(unittest.TestCase):
             conn.handshake(proto)
         return conn
 
-    def call(self, body_name, body, port='worker', protocol_version=1, timeout=60.0):
+    def call(self, body_name, body, port='worker', protocol_version=wire.PROTOCOL_VERSION, timeout=60.0):
         """One request on a fresh connection; its decoded reply."""
         conn = self.connect(port)
         try:
@@ -484,6 +509,18 @@ class HostileCase(unittest.TestCase):
             raw.decode('utf-8')
         except UnicodeDecodeError:
             self.fail('%s: the Error message is not valid UTF-8: %r' % (what, raw))
+
+    def assert_bad_request_or_too_big(self, reply, field, body, what=None):
+        """The reply names field as assert_bad_request wants, or refuses the
+        message by its size: "<body>: a <body> message of N bytes, at most
+        L" (docs/protocol.md, "Receive sizes"), where N is the size of the
+        body sent and that is over L."""
+        what = what or field
+        if reply.kind == 'error' and reply.error_code == wire.ERR_BAD_REQUEST:
+            m = re.search(r'a [a-z_]+ message of (\d+) bytes, at most (\d+)', reply.error_message)
+            if m and int(m.group(1)) == len(body) and int(m.group(1)) > int(m.group(2)):
+                return
+        self.assert_bad_request(reply, field, what)
 
     def register_hostile(self, worker_id, **kw):
         """Registers a well-formed hostile worker (no good label)."""

@@ -29,10 +29,30 @@ NAN, INF = float('nan'), float('inf')
 
 class WorkerPortBase(peer.HostileCase):
     def bad(self, body_name, body, field, what):
-        """Sends one bad request; it must be refused naming field."""
-        r = self.call(body_name, body)
+        """Sends one bad request; it must be refused naming field, or by
+        its size where it is over its message's documented size; a frame
+        over the port's receive limit must close the connection unanswered
+        (docs/protocol.md, "Connections" and "Receive sizes")."""
+        recv_max = peer.hf_limit('HF_WORKER_PORT_RECV_MAX')
+        payload = wire.envelope(body_name, body)
+        frame = 4 + len(payload)  # the request id, then the envelope
+        conn = self.connect('worker', timeout=60)
+        try:
+            r = conn.call(payload, timeout=60)
+        except (OSError, peer.PeerClosed) as e:
+            r = None
+            closed = e
+        finally:
+            conn.close()
         self.check_after(what)
-        self.assert_bad_request(r, field, what)
+        if frame > recv_max:
+            self.assertIsNone(r, '%s: a frame of %d bytes, over the receive limit %d, was answered %r'
+                              % (what, frame, recv_max, r))
+            return None
+        if r is None:
+            self.fail('%s: no reply (%s) to a frame of %d bytes, within the receive limit %d'
+                      % (what, closed, frame, recv_max))
+        self.assert_bad_request_or_too_big(r, field, body, what)
         return r
 
     def bad_all(self, attacks):
@@ -107,7 +127,7 @@ class WorkerPortTest(WorkerPortBase):
 
     def test_envelope_oddities(self):
         poll = wire.poll(worker_id='evil')
-        for version in (2, U32):
+        for version in (wire.PROTOCOL_VERSION - 1, wire.PROTOCOL_VERSION + 1, U32):
             r = self.call('poll', poll, protocol_version=version)
             self.check_after('protocol version %d' % version)
             self.assertEqual((r.kind, r.error_code), ('error', ERR_VERSION), 'version %d: %r' % (version, r))
@@ -290,10 +310,11 @@ class WorkerFloodTest(WorkerPortBase):
         devices = [wire.device(index=i, slots=1) for i in range(10000)]
         r_reg = self.call('register', wire.register(worker_id='evil-flood', devices=devices), timeout=120)
         self.check_after('a Register with 10000 devices')
-        # A poll of 1e6 free-slot entries (11 MB), three times, while hfctl
+        # A poll of 1e6 free-slot entries (8 MB), three times, while hfctl
         # asks for the model list: the loop must not stall for it.
         free = wire.device_free(index=5, free_slots=1)
-        big_poll = wire.envelope('poll', wire.poll('evil-flood', free=[free] * 1000000))
+        big_poll_body = wire.poll('evil-flood', free=[free] * 1000000)
+        big_poll = wire.envelope('poll', big_poll_body)
         replies = []
 
         def flood():
@@ -325,7 +346,9 @@ class WorkerFloodTest(WorkerPortBase):
                 continue  # refused by a receive limit: fine
             if r.kind == 'error' and r.error_code == ERR_NOT_REGISTERED:
                 continue  # its registration was refused
-            self.assert_bad_request(r, 'free', 'a Poll of 1e6 free-slot entries')
+            # Refused naming `free`, or by the Poll's documented size limit
+            # (docs/protocol.md "Receive sizes"), which it is over.
+            self.assert_bad_request_or_too_big(r, 'free', big_poll_body, 'a Poll of 1e6 free-slot entries')
 
         self.register_hostile('evil-flood2')
         self.bad_all([
@@ -375,6 +398,8 @@ class WorkerLiesTest(WorkerPortBase):
             self.c.hfctl('cancel', str(job), check=False)
         self.check_job('duplicate device ids')
 
+    # Issue 11 ("Only the fleet gets in"): a registration under the id of a
+    # live worker is refused (ERR_ID_IN_USE), whatever its token.
     def test_register_with_a_running_workers_id(self):
         """Another peer registers as "good" while it runs: the real "good"
         must keep getting its work done."""
@@ -398,6 +423,9 @@ class WorkerLiesTest(WorkerPortBase):
             self.c.wait_for(lambda: any(w['worker_id'] == 'good' and w['devices']
                                         for w in self.c.hfctl_json('workers')), 60, '"good" to register again')
 
+    # Issue 11 ("Only the fleet gets in"): a result counts only from the
+    # worker holding the lease, checked in memory and in the statement
+    # that stores it.
     def test_results_for_tasks_not_yours_or_unknown(self):
         pg = self.c.pg
         before = pg.psql('SELECT count(*) FROM results')
@@ -411,13 +439,15 @@ class WorkerLiesTest(WorkerPortBase):
         # A victim worker (this test, honestly) leases a task; the thief
         # reports it passed first; the victim then reports it failed.
         label = wire.key_value('hostile-suite', 'victim')
-        self.register_hostile('victim', labels=[label])
+        # RegisterReply.session (7): the victim's later requests carry it.
+        session = wire.first(self.register_hostile('victim', labels=[label]).body, 7, 0)
         out = self.c.hfctl_json('submit', '--models', 'bert', '--backends', 'cpu', '--label',
                                 'hostile-suite=victim', '--name', 'not-yours')
         job = int(out['job_id'])
         task = None
         for _ in range(50):
-            p = self.call('poll', wire.poll('victim', free=[wire.device_free(index=0, free_slots=1)]))
+            p = self.call('poll', wire.poll('victim', free=[wire.device_free(index=0, free_slots=1)],
+                                            session=session))
             got = wire.all_of(p.body, 1) if p.kind == 'poll_reply' else []
             if got:
                 a = wire.decode(got[0])
@@ -431,7 +461,7 @@ class WorkerLiesTest(WorkerPortBase):
         self.check_after('a result for a task leased to another worker')
         self.call('results', wire.result_batch('victim', [
             wire.task_result(task_id=tid, attempt=attempt, status=5, reason='the victim\'s own verdict',
-                             started_at=time.time() - 1, finished_at=time.time())]))
+                             started_at=time.time() - 1, finished_at=time.time())], session=session))
         self.c.wait_for(lambda: pg.psql('SELECT state FROM jobs WHERE id = %d' % job) == 'done', 60,
                         'the victim\'s job to end')
         decided = pg.rows('SELECT r.worker_id, r.status FROM tasks t JOIN results r ON r.id = t.result_id'

@@ -11,10 +11,22 @@ wire types, lengths past the end, unknown groups nested deep).
 Builders take keyword arguments named after the proto fields and return
 the encoded bytes; a value of None leaves the field out, a list repeats it.
 """
+import os
+import re
 import struct
 
 # Wire types
 VARINT, FIXED64, LEN, SGROUP, EGROUP, FIXED32 = 0, 1, 2, 3, 4, 5
+
+
+def _protocol_version():
+    """The protocol version this build speaks (common/hf_proto.h)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'common', 'hf_proto.h')
+    with open(path) as f:
+        return int(re.search(r'#define HF_PROTOCOL_VERSION (\d+)', f.read()).group(1))
+
+
+PROTOCOL_VERSION = _protocol_version()
 
 # Enums (proto/hfleet.proto)
 BACKEND = {'cpu': 1, 'cuda': 2, 'rocm': 3, 'mps': 4, 'openvino': 5, 'qnn': 6}
@@ -151,7 +163,7 @@ def task_ref(task_id, attempt):
 
 
 def register(worker_id='hostile', hostname='hostile.example', software_version='hostile-1',
-             protocol_version=1, labels=None, devices=None, runtimes=None, cpu=None, running=None,
+             protocol_version=PROTOCOL_VERSION, labels=None, devices=None, runtimes=None, cpu=None, running=None,
              backends=None, cached_models=None, raw=None):
     if devices is None:
         devices = [device()]
@@ -177,11 +189,11 @@ def telemetry(backend=1, index=0, utilization_pct=None, memory_used_bytes=None, 
                   memory_used_bytes=memory_used_bytes, temperature_c=temperature_c, power_w=power_w)
 
 
-def poll(worker_id='hostile', free=None, running=None, draining=None, telemetry=None, raw=None):
+def poll(worker_id='hostile', free=None, running=None, draining=None, telemetry=None, session=None, raw=None):
     return fields({'worker_id': (1, 'len'), 'free': (2, 'len'), 'running': (3, 'len'),
-                   'draining': (4, 'bool'), 'telemetry': (5, 'len')},
+                   'draining': (4, 'bool'), 'telemetry': (5, 'len'), 'session': (6, 'varint')},
                   worker_id=worker_id, free=free, running=running, draining=draining,
-                  telemetry=telemetry, raw=raw)
+                  telemetry=telemetry, session=session, raw=raw)
 
 
 def task_result(task_id=1, attempt=1, status=4, reason=None, metrics_json=None, env_json=None,
@@ -198,8 +210,9 @@ def task_result(task_id=1, attempt=1, status=4, reason=None, metrics_json=None, 
                   device_index=device_index, weights=weights, infrastructure=infrastructure, raw=raw)
 
 
-def result_batch(worker_id='hostile', results=()):
-    return f_len(1, worker_id) + b''.join(f_len(2, r) for r in results)
+def result_batch(worker_id='hostile', results=(), session=None):
+    out = f_len(1, worker_id) + b''.join(f_len(2, r) for r in results)
+    return out + (f_varint(3, session) if session is not None else b'')
 
 
 def health_result(backend=1, index=0, ok=True, detail='fine', duration_s=0.1, checked_at=1.7e9,
@@ -211,8 +224,9 @@ def health_result(backend=1, index=0, ok=True, detail='fine', duration_s=0.1, ch
                   checked_at=checked_at, trigger=trigger)
 
 
-def health_report(worker_id='hostile', results=()):
-    return f_len(1, worker_id) + b''.join(f_len(2, r) for r in results)
+def health_report(worker_id='hostile', results=(), session=None):
+    out = f_len(1, worker_id) + b''.join(f_len(2, r) for r in results)
+    return out + (f_varint(3, session) if session is not None else b'')
 
 
 SUBMIT_SPEC = {
@@ -244,7 +258,7 @@ def drain(worker_id='', one_device=None, backend=None, index=None, undrain=None)
                   undrain=undrain)
 
 
-def envelope(body_name, body=b'', protocol_version=1):
+def envelope(body_name, body=b'', protocol_version=PROTOCOL_VERSION):
     """An Envelope with one body (by name, or a field number for one that
     does not exist)."""
     num = ENVELOPE[body_name] if isinstance(body_name, str) else body_name

@@ -100,6 +100,8 @@ class TlsFleetTest(unittest.TestCase):
             argv += ['--set', 'tls.cert_file=' + os.path.join(self.good, 'worker-w1.crt'),
                      '--set', 'tls.key_file=' + os.path.join(self.good, 'worker-w1.key')]
         env = {k: v for k, v in os.environ.items() if not k.startswith('HFLEET_')}
+        # Its worker token: what TLS refuses must be refused for TLS.
+        env['HFLEET_WORKER_TOKEN_FILE'] = self.c.token_file(wid, 'worker')
         d = harness.Daemon(wid, argv, self.c.root, env=env).start()
         self.c.workers[wid] = d
         return d
