@@ -45,6 +45,15 @@ runner=${HF_RUNNER:-env -u LD_LIBRARY_PATH python3 $repo/worker/runners/hfleet_r
 "$w/bin/hf-worker" --probe --json --runner "$runner" >"$out/probe.json" 2>>"$out/probe.txt"
 cat "$out/probe.txt"
 
+# Credentials (docs/operations.md, "Tokens"): an admin token for hfctl
+# and the worker's token, made in the database before the coordinator
+# starts and loads them.
+umask 077
+"$w/bin/hf-coordinator" --database "$conninfo" --create-token admin --role admin >"$w/admin.token"
+"$w/bin/hf-coordinator" --database "$conninfo" --create-token gpu-worker --role worker >"$w/worker.token"
+umask 022
+export HFLEET_TOKEN_FILE=$w/admin.token HFLEET_WORKER_TOKEN_FILE=$w/worker.token
+
 "$w/bin/hf-coordinator" --database "$conninfo" --registry "$repo/coordinator/registry/models.tsv" \
   --worker-listen tcp://127.0.0.1:17100 --control-listen tcp://127.0.0.1:17101 \
   --http-listen http://127.0.0.1:17102 >"$out/coordinator.log" 2>&1 &
