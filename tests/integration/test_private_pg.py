@@ -21,9 +21,9 @@ SOURCE = os.environ.get('HF_SOURCE_ROOT', os.path.join(os.path.dirname(__file__)
 SCRIPT = os.path.join(os.path.abspath(SOURCE), 'deploy', 'private-pg.sh')
 
 
-def run(args, user=None, check=True):
+def run(args, user=None, check=True, script=SCRIPT):
     prefix = ['runuser', '-u', user, '--'] if user else []
-    p = subprocess.run(prefix + [SCRIPT] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    p = subprocess.run(prefix + [script] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        text=True, timeout=120)
     if check and p.returncode != 0:
         raise AssertionError('%s %s failed (%d):\n%s%s' % (SCRIPT, ' '.join(args), p.returncode,
@@ -108,12 +108,20 @@ class PrivateCluster(unittest.TestCase):
         os.mkdir(d, 0o700)
         os.chown(d, pw.pw_uid, pw.pw_gid)
         state = os.path.join(d, '.state')
-        self.addCleanup(run, ['destroy', state], user, False)
-        c = run(['start', state], user).stdout.strip()
-        self.assertEqual(run(['where', state], user).stdout.strip(), os.path.join(d, '.state', 'pg'))
+        # The user's own checkout holds the script (this one may be under
+        # /root, where that user cannot go).
+        os.mkdir(os.path.join(d, 'deploy'))
+        script = os.path.join(d, 'deploy', 'private-pg.sh')
+        shutil.copy(SCRIPT, script)
+        for path in (os.path.join(d, 'deploy'), script):
+            os.chown(path, pw.pw_uid, pw.pw_gid)
+        self.addCleanup(run, ['destroy', state], user, False, script)
+        c = run(['start', state], user, script=script).stdout.strip()
+        self.assertEqual(run(['where', state], user, script=script).stdout.strip(),
+                         os.path.join(d, '.state', 'pg'))
         self.assertEqual(psql(c, 'SELECT current_user', user), 'postgres')
         self.assertEqual(mode(top), 0o700)
-        run(['destroy', state], user)
+        run(['destroy', state], user, script=script)
         self.assertFalse(os.path.exists(os.path.join(state, 'pg')))
 
     def test_unknown_command_is_refused(self):
