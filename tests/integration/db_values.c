@@ -560,6 +560,7 @@ int main(int argc, char **argv)
 	free(start.u.start.tasks);
 	free(start.u.start.drains);
 	free(start.u.start.quarantines);
+	free(start.u.start.tokens);
 	if (start.rc == 0) {
 		test_job_create();
 		test_leases();
