@@ -185,6 +185,13 @@ int run_job_create(struct db *db, struct db_op *op)
 	return 0;
 }
 
+/* The one ownership rule of cancel and retry: with an owner (a submitter's
+ * token), a job another submitter made is not this request's to touch. */
+static bool others_job(const char *owner, const char *submitter)
+{
+	return owner && strcmp(owner, submitter) != 0;
+}
+
 int run_job_cancel(struct db *db, struct db_op *op)
 {
 	PGresult *res = NULL;
@@ -213,9 +220,8 @@ int run_job_cancel(struct db *db, struct db_op *op)
 			}
 			PQclear(res);
 		}
-		if (r == 0 && op->u.cancel.found && op->u.cancel.owner &&
-		    strcmp(op->u.cancel.owner, op->u.cancel.submitter) != 0)
-			op->u.cancel.forbidden = true;
+		if (r == 0 && op->u.cancel.found)
+			op->u.cancel.forbidden = others_job(op->u.cancel.owner, op->u.cancel.submitter);
 		if (r == 0 && op->u.cancel.found && !op->u.cancel.forbidden)
 			r = db_exec(db, op,
 				    "WITH c AS (UPDATE tasks SET state = 'cancelled', finished_at = now()"
@@ -248,9 +254,8 @@ int run_job_cancel(struct db *db, struct db_op *op)
 			hf_strlcpy(op->u.cancel.submitter, PQgetvalue(res, 0, 1), sizeof(op->u.cancel.submitter));
 		PQclear(res);
 	}
-	if (r == 0 && op->u.cancel.found && op->u.cancel.owner &&
-	    strcmp(op->u.cancel.owner, op->u.cancel.submitter) != 0)
-		op->u.cancel.forbidden = true;
+	if (r == 0 && op->u.cancel.found)
+		op->u.cancel.forbidden = others_job(op->u.cancel.owner, op->u.cancel.submitter);
 	if (r == 0 && op->u.cancel.found && !op->u.cancel.forbidden)
 		r = db_exec(db, op,
 			    "WITH c AS (UPDATE tasks SET state = 'cancelled', finished_at = now()"
@@ -301,8 +306,8 @@ int run_job_retry(struct db *db, struct db_op *op)
 		op->u.retry.flaky_reruns = (uint32_t)atoi(PQgetvalue(res, 0, 5));
 	}
 	PQclear(res);
-	if (op->u.retry.found && op->u.retry.owner && strcmp(op->u.retry.owner, op->u.retry.submitter) != 0)
-		op->u.retry.forbidden = true;
+	if (op->u.retry.found)
+		op->u.retry.forbidden = others_job(op->u.retry.owner, op->u.retry.submitter);
 	if (!op->u.retry.found || op->u.retry.forbidden)
 		goto out;
 	/* The outcome being retried stays in results, marked as superseded. */
