@@ -47,24 +47,10 @@ as_owner() {
   if is_root; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
-# A TCP port nobody listens on now (the cluster uses it only to name its
-# socket file, but two clusters on one port cannot share a socket dir, and
-# a later `listen_addresses` change must not collide).
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-port_taken() {
-  python3 - "$1" <<'PY'
-import socket, sys
-s = socket.socket()
-try:
-    s.bind(("127.0.0.1", int(sys.argv[1])))
-except OSError:
-    sys.exit(0)
-sys.exit(1)
-PY
-}
+# free_port and port_taken.  A port nobody listens on: the cluster uses it
+# only to name its socket file, but two clusters on one port cannot share a
+# socket dir, and a later `listen_addresses` change must not collide.
+. "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
 
 # Reads key=value from the location file.
 location_get() {

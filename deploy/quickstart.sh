@@ -22,6 +22,13 @@
 #   HFLEET_BACKENDS   backends to test (default: every backend the worker found)
 #   HFLEET_MODELS     comma-separated models instead of the whole suite
 #   HFLEET_RUNNER_PYTHON  the Python that runs the reference runner (default python3)
+#   HFLEET_WORKER_PORT, HFLEET_CONTROL_PORT, HFLEET_HTTP_PORT
+#                     ports on 127.0.0.1 (default: free ones; the script checks that
+#                     its coordinator is the process listening on each, and refuses
+#                     to go on otherwise: another fleet may share the host)
+#
+# At the end it prints the cluster's addresses and writes .state/env, a file
+# to source that points hfctl at this cluster.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -74,8 +81,16 @@ ninja -C "$build" >/dev/null
 
 stop_all
 mkdir -p "$state"
-port_w=${HFLEET_WORKER_PORT:-17100}
-port_c=${HFLEET_CONTROL_PORT:-17101}
+. "$root/deploy/ports.sh"
+# Ports of our own: free ones unless asked (another quickstart, test or fleet
+# may run on this host); wait_listening below checks that the coordinator we
+# start is the process answering on each.
+port_w=${HFLEET_WORKER_PORT:-$(free_port)}
+port_c=${HFLEET_CONTROL_PORT:-$(free_port)}
+port_h=${HFLEET_HTTP_PORT:-$(free_port)}
+for p in "$port_w" "$port_c" "$port_h"; do
+  if port_taken "$p"; then say "port $p is in use by another process; choose another (HFLEET_WORKER_PORT, HFLEET_CONTROL_PORT, HFLEET_HTTP_PORT)"; exit 1; fi
+done
 
 conninfo=$("$pg" start "$state")
 pgdir=$("$pg" where "$state")
@@ -84,7 +99,8 @@ psql_cmd=(psql -X -h "$pgdir" -p "$port_pg" -U postgres)
 
 # Credentials (issue 11): an admin token for hfctl and a worker token for the
 # worker, made once in the database and kept in .state/ files of mode 0600.
-wid="$(hostname)-quickstart"
+# One worker id per checkout, so two quickstarts on one host never share one.
+wid="$(hostname)-quickstart-$(printf '%s' "$state" | sha256sum | cut -c1-8)"
 make_token() { # FILE NAME ROLE
   if [ ! -s "$1" ]; then
     (umask 077 && "$build/coordinator/hf-coordinator" --database "$conninfo" --log-level warn \
@@ -102,8 +118,18 @@ hfctl=("$build/coordinator/hfctl/hfctl" --coordinator "tcp://127.0.0.1:$port_c")
 say "starting hf-coordinator (log: $state/coordinator.log)"
 "$build/coordinator/hf-coordinator" --database "$conninfo" \
   --worker-listen "tcp://127.0.0.1:$port_w" --control-listen "tcp://127.0.0.1:$port_c" \
+  --http-listen "http://127.0.0.1:$port_h" \
   --registry "$root/coordinator/registry/models.tsv" >>"$state/coordinator.log" 2>&1 &
 echo $! >"$state/coordinator.pid"
+wait_listening "$(cat "$state/coordinator.pid")" "$state/coordinator.log" "$port_w" "$port_c" "$port_h" ||
+  { say "hf-coordinator did not start on its ports; nothing else was started"; exit 1; }
+# A line to source that points hfctl at this cluster.
+cat >"$state/env" <<ENV
+# source this file to point hfctl at the quickstart's cluster
+export HFLEET_COORDINATOR=tcp://127.0.0.1:$port_c
+export HFLEET_TOKEN_FILE=$(printf '%q' "$state/admin.token")
+export PATH=$(printf '%q' "$build/coordinator/hfctl"):\$PATH
+ENV
 
 say "starting hf-worker (log: $state/worker.log)"
 HFLEET_WORKER_TOKEN_FILE="$state/worker.token" \
@@ -113,11 +139,14 @@ HFLEET_WORKER_TOKEN_FILE="$state/worker.token" \
 echo $! >"$state/worker.pid"
 
 for _ in $(seq 1 300); do
-  n=$("${hfctl[@]}" --json workers 2>/dev/null | "$python" -c 'import json,sys; print(len(json.load(sys.stdin)))' 2>/dev/null || echo 0)
+  kill -0 "$(cat "$state/worker.pid")" 2>/dev/null || { say "hf-worker exited; see $state/worker.log"; exit 1; }
+  n=$("${hfctl[@]}" --json workers 2>/dev/null | "$python" -c '
+import json, sys
+print(sum(1 for w in json.load(sys.stdin) if w.get("worker_id") == sys.argv[1]))' "$wid" 2>/dev/null || echo 0)
   [ "$n" -ge 1 ] && break
   sleep 0.2
 done
-[ "${n:-0}" -ge 1 ] || { say "the worker did not register; see $state/worker.log"; exit 1; }
+[ "${n:-0}" -ge 1 ] || { say "the worker $wid did not register; see $state/worker.log"; exit 1; }
 
 say "the fleet:"
 "${hfctl[@]}" workers
@@ -164,8 +193,10 @@ cat >&2 <<MSG
 
 hfleet: the results are in PostgreSQL.  Query them with:
     $(printf "%q " "${psql_cmd[@]}")-d hfleet -c "SELECT model_type, backend, status, reason FROM task_outcomes WHERE job_id = $job ORDER BY model_type"
-  hfctl's admin token is $state/admin.token:
-    HFLEET_TOKEN_FILE=$state/admin.token $build/coordinator/hfctl/hfctl --coordinator tcp://127.0.0.1:$port_c jobs
+  This cluster's addresses: control tcp://127.0.0.1:$port_c (hfctl), workers
+  tcp://127.0.0.1:$port_w, metrics http://127.0.0.1:$port_h/metrics.
+  Point hfctl at it (the admin token is $state/admin.token):
+    . $(printf '%q' "$state/env"); hfctl jobs
   The database, coordinator and worker keep running; stop them with:
     deploy/quickstart.sh stop
 MSG

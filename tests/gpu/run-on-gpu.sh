@@ -23,7 +23,10 @@ mode=${1:-probe}; shift || true
 repo=$(pwd)
 out=${OUT:-/tmp/hfleet-out}
 mkdir -p "$out"
-w=/tmp/hfleet; rm -rf "$w"; mkdir -p "$w"; chmod 755 "$w"
+# Our own directory and ports: another run may share the host.
+w=$(mktemp -d /tmp/hfleet.XXXXXX); chmod 755 "$w"
+. "$repo/deploy/ports.sh"
+port_pg=$(free_port); port_w=$(free_port); port_c=$(free_port); port_h=$(free_port)
 tar -C "$w" -xJf .carry/bundle.tar.xz
 chmod -R a+rX "$w"
 # Our binaries and PostgreSQL find their Debian libraries here; the runner
@@ -34,10 +37,10 @@ id hfpg >/dev/null 2>&1 || useradd -M -d "$w" hfpg
 mkdir -p "$w/db"; chown hfpg "$w/db"
 as_pg() { runuser -u hfpg -- env LD_LIBRARY_PATH="$LD_LIBRARY_PATH" "$@"; }
 as_pg "$pgbin/initdb" -D "$w/db/data" --auth=trust -U postgres -E UTF8 >"$out/initdb.log" 2>&1 || { cat "$out/initdb.log"; exit 1; }
-as_pg "$pgbin/pg_ctl" -D "$w/db/data" -l "$w/db/log" -w -o "-k $w/db -p 55432 -c listen_addresses=''" start >/dev/null || { cat "$w/db/log"; exit 1; }
-"$pgbin/psql" -X -h "$w/db" -p 55432 -U postgres -d postgres -qc "CREATE DATABASE hfleet"
-conninfo="host=$w/db port=55432 user=postgres dbname=hfleet"
-psql_q() { "$pgbin/psql" -X -h "$w/db" -p 55432 -U postgres -d hfleet "$@"; }
+as_pg "$pgbin/pg_ctl" -D "$w/db/data" -l "$w/db/log" -w -o "-k $w/db -p $port_pg -c listen_addresses=''" start >/dev/null || { cat "$w/db/log"; exit 1; }
+"$pgbin/psql" -X -h "$w/db" -p "$port_pg" -U postgres -d postgres -qc "CREATE DATABASE hfleet"
+conninfo="host=$w/db port=$port_pg user=postgres dbname=hfleet"
+psql_q() { "$pgbin/psql" -X -h "$w/db" -p "$port_pg" -U postgres -d hfleet "$@"; }
 
 slots=${HF_SLOTS:-1}
 runner=${HF_RUNNER:-env -u LD_LIBRARY_PATH python3 $repo/worker/runners/hfleet_runner.py}
@@ -55,13 +58,14 @@ umask 022
 export HFLEET_TOKEN_FILE=$w/admin.token HFLEET_WORKER_TOKEN_FILE=$w/worker.token
 
 "$w/bin/hf-coordinator" --database "$conninfo" --registry "$repo/coordinator/registry/models.tsv" \
-  --worker-listen tcp://127.0.0.1:17100 --control-listen tcp://127.0.0.1:17101 \
-  --http-listen http://127.0.0.1:17102 >"$out/coordinator.log" 2>&1 &
-"$w/bin/hf-worker" --id gpu-worker --coordinator tcp://127.0.0.1:17100 --state-dir "$w/worker" \
+  --worker-listen tcp://127.0.0.1:$port_w --control-listen tcp://127.0.0.1:$port_c \
+  --http-listen http://127.0.0.1:$port_h >"$out/coordinator.log" 2>&1 &
+wait_listening $! "$out/coordinator.log" "$port_w" "$port_c" "$port_h" || exit 1
+"$w/bin/hf-worker" --id gpu-worker --coordinator tcp://127.0.0.1:$port_w --state-dir "$w/worker" \
   --runner "$runner" --set "devices.slots=cuda=$slots" --set "devices.shared=cpu,cuda" \
   ${HF_WORKER_ARGS:-} >"$out/worker.log" 2>&1 &
 worker_pid=$!
-hfctl() { "$w/bin/hfctl" --coordinator tcp://127.0.0.1:17101 "$@"; }
+hfctl() { "$w/bin/hfctl" --coordinator tcp://127.0.0.1:$port_c "$@"; }
 for _ in $(seq 1 300); do hfctl --json workers 2>/dev/null | grep -q gpu-worker && break; sleep 0.2; done
 hfctl workers; hfctl devices | tee "$out/devices.txt"
 
@@ -79,7 +83,7 @@ run_job() {
   hfctl --json submit --backends "${HF_BACKENDS:-cuda}" --kind "$kind" --name "$name" "$@" >"$out/$name-submit.json" ||
     { echo "run-on-gpu: the $name job was not accepted" >&2; return 1; }
   job=$(python3 -c 'import json;print(json.load(open("'"$out/$name"'-submit.json"))["job_id"])')
-  timeout "${HF_WATCH_LIMIT:-450}" "$w/bin/hfctl" --coordinator tcp://127.0.0.1:17101 watch "$job" --interval 5s
+  timeout "${HF_WATCH_LIMIT:-450}" "$w/bin/hfctl" --coordinator tcp://127.0.0.1:$port_c watch "$job" --interval 5s
   end=$(date +%s.%N)
   echo "wall_s $(python3 -c "print($end-$start)")" | tee "$out/$name-wall.txt"
   hfctl cancel "$job" >/dev/null 2>&1 || true   # whatever did not finish in time
@@ -94,7 +98,7 @@ run_job() {
 restart_worker() {
   kill -INT "$worker_pid" 2>/dev/null; kill -INT "$worker_pid" 2>/dev/null; wait "$worker_pid" 2>/dev/null
   local warm=false; [ "$1" = warm ] && warm=true; shift
-  "$w/bin/hf-worker" --id gpu-worker --coordinator tcp://127.0.0.1:17100 --state-dir "$w/worker" \
+  "$w/bin/hf-worker" --id gpu-worker --coordinator tcp://127.0.0.1:$port_w --state-dir "$w/worker" \
     --runner "$runner" --set "devices.slots=cuda=$slots" --set "devices.shared=cpu,cuda" \
     --set "runner.warm=$warm" "$@" >>"$out/worker.log" 2>&1 &
   worker_pid=$!
@@ -159,8 +163,9 @@ suite-warm)
   HF_BACKENDS=cpu HF_WATCH_LIMIT=120 run_job int8 --models bert,distilbert,gpt2,vit --precision fp32,int8 --batch-sizes 1 --iterations 10 --warmup 2
   ;;
 esac
-curl -s http://127.0.0.1:17102/metrics >"$out/metrics.txt" 2>/dev/null || true
+curl -s http://127.0.0.1:$port_h/metrics >"$out/metrics.txt" 2>/dev/null || true
 kill "$worker_pid" %1 2>/dev/null; wait
 as_pg "$pgbin/pg_ctl" -D "$w/db/data" -m fast -w stop >/dev/null
+rm -rf "$w"
 # The device tool brings back at most 8 files: pack the evidence into one.
 tar -C "$out" -czf /tmp/hfleet-evidence.tgz . && find "$out" -mindepth 1 -delete && mv /tmp/hfleet-evidence.tgz "$out/evidence.tgz"
