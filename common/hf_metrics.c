@@ -163,6 +163,11 @@ void hf_metrics_format_double(char *out, size_t len, double v)
 		snprintf(out, len, v > 0 ? "+Inf" : "-Inf");
 		return;
 	}
+	/* Whole numbers as integers: le="10", not le="1e+01". */
+	if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+		snprintf(out, len, "%.0f", v);
+		return;
+	}
 	for (int prec = 1; prec <= 17; prec++) {
 		snprintf(out, len, "%.*g", prec, v);
 		if (strtod(out, NULL) == v)
