@@ -15,6 +15,9 @@
 /* Milliseconds on the monotonic clock; for timeouts and intervals. */
 int64_t hf_mono_ms(void);
 
+/* Microseconds on the monotonic clock; for latencies. */
+int64_t hf_mono_us(void);
+
 /* Seconds since the epoch, with sub-second precision; for records. */
 double hf_wall_s(void);
 

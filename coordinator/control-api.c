@@ -78,6 +78,8 @@ static void submit_done(struct db_op *op)
 	uint64_t job_id = op->u.job_create.job_id;
 	/* A repeated submit: the job and its tasks are queued already. */
 	struct sched_job *job = NULL;
+	if (!op->u.job_create.existing)
+		coord_metrics_count(c, COORD_SUBMITS, 1);
 	if (op->u.job_create.existing) {
 		log_info("job %" PRIu64 " submitted again by \"%s\" (request id \"%s\"): not made twice",
 			 job_id, plan->submitter, plan->request_id);
@@ -282,6 +284,7 @@ static void cancel_done(struct db_op *op)
 		struct sched_task *t = sched_task_find(c->sched, op->u.cancel.task_id);
 		if (t && op->u.cancel.n_cancelled)
 			cancel_in_memory(c, t);
+		coord_metrics_finished(c, HF__TASK_STATUS__STATUS_CANCELLED, op->u.cancel.n_cancelled);
 		log_info("task %" PRIu64 " cancelled", op->u.cancel.task_id);
 		Hf__Envelope env = HF__ENVELOPE__INIT;
 		Hf__CancelReply cr = HF__CANCEL_REPLY__INIT;
@@ -302,6 +305,7 @@ static void cancel_done(struct db_op *op)
 		cancel_in_memory(c, v[i]);
 	free(v);
 	log_info("job %" PRIu64 " cancelled: %u tasks", job_id, op->u.cancel.n_cancelled);
+	coord_metrics_finished(c, HF__TASK_STATUS__STATUS_CANCELLED, op->u.cancel.n_cancelled);
 
 	Hf__Envelope env = HF__ENVELOPE__INIT;
 	Hf__CancelReply cr = HF__CANCEL_REPLY__INIT;

@@ -16,6 +16,7 @@
 
 #include "auth.h"
 #include "coord-conf.h"
+#include "coord-metrics.h"
 #include "db.h"
 #include "health.h"
 #include "hf_nuv.h"
@@ -68,6 +69,7 @@ struct coord {
 	uv_timer_t lease_timer;
 	uv_timer_t telemetry_timer;
 	struct coord_http *http;   /* /metrics and /healthz */
+	struct coord_metrics *metrics; /* counters and histograms (coord-metrics.c) */
 	uv_signal_t sig_term, sig_int;
 	struct auth_store tokens;  /* the live tokens (auth.c) */
 	bool touch_busy;           /* a write of tokens' last use is in flight */

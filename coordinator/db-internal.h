@@ -53,6 +53,8 @@ struct db {
 	atomic_bool lost_active;           /* reconnected but another coordinator took over */
 	int64_t next_connect_ms;
 	int backoff_ms;
+	void (*observe)(void *arg, enum db_op_kind kind, int64_t us); /* loop thread */
+	void *observe_arg;
 	/* The statements prepared on this connection: their texts (copies),
 	 * statement i named "s<i>". */
 	char *prepared[DB_PREPARED_MAX];

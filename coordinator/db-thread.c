@@ -301,6 +301,8 @@ static void db_async_cb(uv_async_t *h)
 		struct db_op *op = list;
 		list = op->next;
 		op->next = NULL;
+		if (db->observe)
+			db->observe(db->observe_arg, op->kind, hf_mono_us() - op->submitted_us);
 		op->done(op);
 	}
 }
@@ -332,9 +334,16 @@ int db_open(uv_loop_t *loop, const char *conninfo, struct db **ret_db)
 	return 0;
 }
 
+void db_set_observer(struct db *db, void (*fn)(void *arg, enum db_op_kind kind, int64_t us), void *arg)
+{
+	db->observe = fn;
+	db->observe_arg = arg;
+}
+
 void db_submit(struct db *db, struct db_op *op)
 {
 	op->next = NULL;
+	op->submitted_us = hf_mono_us();
 	op->rc = 0;
 	op->err[0] = '\0';
 	pthread_mutex_lock(&db->mu);

@@ -192,6 +192,7 @@ struct db_op {
 	void *ctx;               /* the caller's */
 	void *ctx2;
 	struct db_op *next;      /* internal */
+	int64_t submitted_us;    /* internal: when db_submit queued it */
 	struct db_audit audit;   /* in, optional */
 
 	union {
@@ -300,6 +301,11 @@ int db_open(uv_loop_t *loop, const char *conninfo, struct db **ret_db);
 
 /* Queues op; op->done will run on the loop thread.  Loop thread only. */
 void db_submit(struct db *db, struct db_op *op);
+
+/* Calls fn(arg, kind, microseconds from db_submit to completion) on the
+ * loop thread for every completed op, before its done callback (for
+ * /metrics).  Loop thread only. */
+void db_set_observer(struct db *db, void (*fn)(void *arg, enum db_op_kind kind, int64_t us), void *arg);
 
 /* True while the last connection attempt or statement succeeded.  Any
  * thread. */

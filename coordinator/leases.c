@@ -41,8 +41,10 @@ static void expire_done(struct db_op *op)
 		if (!t || t->state != SCHED_EXPIRING || t->attempt != x->v[i].attempt)
 			continue;
 		if (x->v[i].final) {
-			if (x->v[i].give_up)
+			if (x->v[i].give_up) {
 				log_warn("task %" PRIu64 ": lease lost on %u attempts, giving up", t->id, t->attempt);
+				coord_metrics_finished(c, HF__TASK_STATUS__STATUS_ERROR, 1);
+			}
 			sched_remove(c->sched, t);
 		} else if (t->lease_lost) {
 			/* Lost with its worker: again after a backoff, elsewhere if it can. */
@@ -55,6 +57,7 @@ static void expire_done(struct db_op *op)
 			requeued++;
 		}
 	}
+	coord_metrics_count(c, COORD_RETRIES, requeued);
 	if (requeued)
 		log_info("queued %zu tasks again after their leases ended", requeued);
 	free(x);
@@ -68,6 +71,7 @@ void leases_tick_cb(uv_timer_t *timer)
 	size_t n;
 
 	n = sched_collect_expired(c->sched, now, buf, EXPIRE_BATCH);
+	coord_metrics_count(c, COORD_LEASES_EXPIRED, n);
 	for (size_t i = 0; i < n; i++) {
 		log_warn("task %" PRIu64 " attempt %u: lease held by worker \"%s\" expired", buf[i]->id,
 			 buf[i]->attempt, buf[i]->worker_id);

@@ -583,6 +583,10 @@ int main(int argc, char **argv)
 		log_error("could not start the database thread: %s", strerror(-r));
 		return 1;
 	}
+	if (coord_metrics_init(&c) < 0) {
+		log_error("out of memory");
+		return 1;
+	}
 	struct db_op *start = calloc(1, sizeof(*start));
 	if (!start) {
 		log_error("out of memory");
@@ -599,6 +603,7 @@ int main(int argc, char **argv)
 	uv_run(c.loop, UV_RUN_NOWAIT); /* close callbacks */
 	uv_loop_close(c.loop);
 
+	coord_metrics_fini(&c);
 	coord_workers_free(&c);
 	coord_drains_free(&c);
 	auth_store_fini(&c.tokens);

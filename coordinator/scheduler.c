@@ -19,6 +19,7 @@ struct sched {
 	struct sched_task **buckets;
 	size_t nbuckets, ntasks;
 	struct sched_task *out_head; /* tasks not in a heap */
+	size_t n_state[SCHED_DELAYED + 1]; /* tasks in each state, for /metrics */
 	struct sched_job *jobs;
 };
 
@@ -274,6 +275,7 @@ static void out_unlink(struct sched *s, struct sched_task *t)
 static bool move_to(struct sched *s, struct sched_task *t, enum sched_state st)
 {
 	bool was_queued = t->state == SCHED_QUEUED;
+	s->n_state[t->state]--;
 	if (was_queued && st != SCHED_QUEUED) {
 		heap_remove(heap_of(s, t), t);
 		out_link(s, t);
@@ -283,11 +285,13 @@ static bool move_to(struct sched *s, struct sched_task *t, enum sched_state st)
 		if (!heap_push(heap_of(s, t), t)) {
 			out_link(s, t); /* no memory: stays out; expiry retries */
 			t->state = SCHED_EXPIRING;
+			s->n_state[t->state]++;
 			return false;
 		}
 		t->job->running--;
 	}
 	t->state = st;
+	s->n_state[t->state]++;
 	return true;
 }
 
@@ -353,6 +357,7 @@ struct sched_task *sched_task_add(struct sched *s, const struct sched_task *tmpl
 	t->hnext = s->buckets[h];
 	s->buckets[h] = t;
 	s->ntasks++;
+	s->n_state[t->state]++;
 	job->live++;
 	return t;
 }
@@ -465,6 +470,7 @@ void sched_remove(struct sched *s, struct sched_task *t)
 		t->job->running--;
 	}
 	s->ntasks--;
+	s->n_state[t->state]--;
 	job_release(s, t->job);
 	free(t);
 }
@@ -520,4 +526,11 @@ void sched_jobs_foreach(struct sched *s, void (*fn)(struct sched_job *job, void 
 size_t sched_count(const struct sched *s)
 {
 	return s->ntasks;
+}
+
+size_t sched_count_state(const struct sched *s, enum sched_state st)
+{
+	if ((int)st < 0 || st > SCHED_DELAYED)
+		return 0;
+	return s->n_state[st];
 }

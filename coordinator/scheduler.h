@@ -180,4 +180,8 @@ size_t sched_collect_job(struct sched *s, uint64_t job_id, struct sched_task **o
 size_t sched_queued(const struct sched *s, Hf__Backend backend);
 size_t sched_count(const struct sched *s);
 
+/* How many tasks are in state st: kept as they move, so reading it costs
+ * nothing however many tasks there are. */
+size_t sched_count_state(const struct sched *s, enum sched_state st);
+
 #endif

@@ -25,6 +25,7 @@ struct worker_req {
 	Hf__Envelope *env;
 	struct db_op op;
 	/* poll */
+	int64_t poll_us;               /* when the poll was taken up (lease grant latency) */
 	Hf__TaskRef **cancel;
 	size_t n_cancel;
 	/* poll: quarantined devices to check again */
@@ -293,6 +294,7 @@ static void grant_done(struct db_op *op)
 			continue;
 		}
 		sched_lease(c->sched, t, expires);
+		coord_metrics_observe(c, COORD_QUEUE_WAIT, (double)(hf_mono_ms() - t->queued_ms) / 1000);
 		const struct reg_model *m = &c->reg->models[t->model];
 		Hf__Assignment *a = &mem[n];
 		hf__assignment__init(a);
@@ -317,8 +319,10 @@ static void grant_done(struct db_op *op)
 		a->warmup = t->warmup;
 		ptrs[n++] = a;
 	}
-	if (n)
+	if (n) {
 		log_debug("leased %zu tasks to worker \"%s\"", n, w->env->poll->worker_id);
+		coord_metrics_observe(c, COORD_LEASE_GRANT, (double)(hf_mono_us() - w->poll_us) / 1e6);
+	}
 	poll_reply(w, ptrs, n);
 	free(mem);
 	free(ptrs);
@@ -489,6 +493,7 @@ static void handle_poll(struct worker_req *w)
 	int64_t now = hf_mono_ms();
 	size_t cap, n = 0;
 
+	w->poll_us = hf_mono_us();
 	if (!cw) {
 		not_registered(w, p->worker_id);
 		return;
@@ -637,6 +642,7 @@ static void device_health_count_one(struct coord *c, const char *worker_id, cons
 	}
 	if (change != HEALTH_QUARANTINED)
 		return;
+	coord_metrics_count(c, COORD_QUARANTINES, 1);
 	const struct health_dev *hd = health_find(&c->health, worker_id, backend, index);
 	log_warn("quarantined %s/%s:%" PRIu32 ": %s; it gets no work until a health check passes",
 		 worker_id, hf_backend_name((Hf__Backend)backend), index, hd->reason);
@@ -724,6 +730,8 @@ static void results_done(struct db_op *op)
 			log_info("task %" PRIu64 " (%s) %s%s%s", d->r->task_id,
 				 t ? c->reg->models[t->model].model_type : "?", hf_status_name(d->r->status),
 				 d->r->reason[0] ? ": " : "", d->r->reason);
+			coord_metrics_finished(c, d->r->status, 1);
+			coord_metrics_observe(c, COORD_TASK_DURATION, d->r->finished_at - d->r->started_at);
 			if (t)
 				sched_remove(c->sched, t);
 			break;
@@ -736,6 +744,7 @@ static void results_done(struct db_op *op)
 		case DB_RESULT_RETRIED:
 			if (t && t->attempt == d->r->attempt && d->flaky) {
 				t->reruns++;
+				coord_metrics_count(c, COORD_RETRIES, 1);
 				log_info("task %" PRIu64 " failed on attempt %u: rerun %u of %u as a possibly flaky test",
 					 d->r->task_id, d->r->attempt, t->reruns, t->job->flaky_reruns);
 				sched_requeue(c->sched, t);
@@ -746,6 +755,7 @@ static void results_done(struct db_op *op)
 				t->avoid_worker = sched_name_hash(w->env->results->worker_id);
 				t->avoid_device = d->r->device_index;
 				sched_delay(c->sched, t, hf_mono_ms() + delay);
+				coord_metrics_count(c, COORD_RETRIES, 1);
 				log_warn("task %" PRIu64 " attempt %u failed in the infrastructure (%s): retrying in %" PRId64
 					 " ms, preferring another device",
 					 d->r->task_id, d->r->attempt, d->r->reason, delay);
@@ -810,6 +820,7 @@ static void handle_results(struct worker_req *w)
 			return;
 		}
 	}
+	coord_metrics_count(w->c, COORD_RESULTS_RECEIVED, b->n_results);
 	if (b->n_results == 0) {
 		Hf__Envelope env = HF__ENVELOPE__INIT;
 		Hf__Ack ack = HF__ACK__INIT;
@@ -930,8 +941,10 @@ static void handle_health_report(struct worker_req *w)
 		const char *reason = "";
 		bool quarantined = health_quarantined(&c->health, hr->worker_id, (int)h->backend, h->index,
 						      &reason);
-		if (change == HEALTH_QUARANTINED)
+		if (change == HEALTH_QUARANTINED) {
 			log_warn("quarantined %s/%s:%" PRIu32 ": %s", hr->worker_id, b, h->index, reason);
+			coord_metrics_count(c, COORD_QUARANTINES, 1);
+		}
 		else if (change == HEALTH_RESTORED)
 			log_info("%s/%s:%" PRIu32 " passed its health check (%s): back in service",
 				 hr->worker_id, b, h->index, h->detail);

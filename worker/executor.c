@@ -30,6 +30,7 @@
 #include "hf_util.h"
 #include "result.h"
 #include "warm-pool.h"
+#include "worker-metrics.h"
 
 /* After the runner exited, how long its output pipe may stay open (held by
  * a process that left its process group) before the worker stops reading. */
@@ -204,6 +205,7 @@ static void task_finish(struct task *t)
 			 t->task_id, t->attempt, t->model_type, hf_status_name(res->status),
 			 t->finished_at - t->started_at, res->reason[0] ? ": " : "", res->reason);
 
+	worker_metrics_task_finished(t->backend, t->device_index);
 	task_close(t); /* no longer running when the callback sees it */
 	if (res)
 		ex->cb(ex, res, ex->arg);

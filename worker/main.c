@@ -26,6 +26,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "hf_http.h"
 #include "hf_log.h"
 #include "hf_util.h"
 #include "hf_nuv.h"
@@ -35,6 +36,7 @@
 #include "probe-report.h"
 #include "runtime-probe.h"
 #include "session.h"
+#include "worker-metrics.h"
 #include "worker-conf.h"
 
 #define EXIT_USAGE 2
@@ -43,6 +45,8 @@ struct worker {
 	uv_loop_t loop;
 	uv_signal_t sigterm, sigint, sighup;
 	struct session *session;
+	struct hf_http *http;         /* worker.metrics_listen; NULL: off */
+	uv_timer_t health_timer;      /* publishes that the loop turns, for /healthz */
 	bool stopping, ended;
 	int exit_code;
 
@@ -208,6 +212,43 @@ static void worker_session_done_cb(struct session *s, int exit_code, void *arg)
 	uv_close((uv_handle_t *)&w->sigterm, NULL);
 	uv_close((uv_handle_t *)&w->sigint, NULL);
 	uv_close((uv_handle_t *)&w->sighup, NULL);
+	if (w->http) {
+		uv_close((uv_handle_t *)&w->health_timer, NULL);
+		hf_http_stop(w->http);
+		w->http = NULL;
+	}
+}
+
+static void metrics_render_cb(void *arg, struct hf_buf *b)
+{
+	struct worker *w = arg;
+
+	worker_metrics_render(w->session, b);
+}
+
+static void health_timer_cb(uv_timer_t *t)
+{
+	struct worker *w = t->data;
+
+	hf_http_health_set(w->http, true, NULL);
+}
+
+/* The HTTP endpoint on worker.metrics_listen, when set. */
+static int metrics_start(struct worker *w, const char *url)
+{
+	int r;
+
+	if (!url || !*url)
+		return 0;
+	r = hf_http_start(&w->loop, url, metrics_render_cb, w, &w->http);
+	if (r < 0) {
+		log_error("could not serve HTTP on \"%s\": %s", url, strerror(-r));
+		return r;
+	}
+	uv_timer_init(&w->loop, &w->health_timer);
+	w->health_timer.data = w;
+	uv_timer_start(&w->health_timer, health_timer_cb, 1000, 1000);
+	return 0;
 }
 
 /* Runs the session.  Takes inv (detected with opt), which is released
@@ -295,9 +336,21 @@ static int worker_run(const struct worker_conf *conf, const struct hw_options *o
 		log_error("could not start the event loop: %s", uv_strerror(r));
 		goto out;
 	}
-	r = session_new(&w.loop, &sc, worker_session_done_cb, &w, &w.session, err, sizeof(err));
+	r = worker_metrics_init();
+	if (r == 0)
+		r = metrics_start(&w, conf->metrics_listen);
+	if (r == 0) {
+		r = session_new(&w.loop, &sc, worker_session_done_cb, &w, &w.session, err, sizeof(err));
+		if (r < 0)
+			log_error("%s", err);
+	}
 	if (r < 0) {
-		log_error("%s", err);
+		if (w.http) {
+			uv_close((uv_handle_t *)&w.health_timer, NULL);
+			hf_http_stop(w.http);
+		}
+		uv_run(&w.loop, UV_RUN_NOWAIT); /* close callbacks */
+		worker_metrics_fini();
 		uv_loop_close(&w.loop);
 		goto out;
 	}
@@ -316,6 +369,7 @@ static int worker_run(const struct worker_conf *conf, const struct hw_options *o
 	session_start(w.session);
 	uv_run(&w.loop, UV_RUN_DEFAULT);
 	session_free(w.session);
+	worker_metrics_fini();
 	r = uv_loop_close(&w.loop);
 	if (r < 0)
 		log_warn("event loop closed with handles still open: %s, ignoring", uv_strerror(r));

@@ -14,6 +14,7 @@
 #include "hf_proto.h"
 #include "hf_util.h"
 #include "session-internal.h"
+#include "worker-metrics.h"
 
 /* After start or new hardware: check every device once registered, and
  * count the periodic interval from now. */
@@ -32,6 +33,7 @@ static void health_check_done_cb(struct executor *ex, const struct executor_chec
 	const struct hw_inventory *inv = s->cfg.inv;
 
 	(void)ex;
+	worker_metrics_health_check(c->ok);
 	for (size_t i = 0; i < inv->n_devices && i < HW_MAX_DEVICES; i++) {
 		struct dev_health *h = &s->health[i];
 		if (inv->devices[i].backend != c->backend || inv->devices[i].index != c->index)

@@ -15,6 +15,7 @@
 #include "result.h"
 #include "session-internal.h"
 #include "spool.h"
+#include "worker-metrics.h"
 
 /* ---- pending results ---- */
 
@@ -189,6 +190,7 @@ static void results_reply_cb(int rv, nng_msg *reply, void *arg)
 	case HF__ENVELOPE__BODY_ACK:
 		for (size_t i = 0; i < env->ack->n_acked; i++)
 			pending_remove(s, env->ack->acked[i]->task_id, env->ack->acked[i]->attempt);
+		worker_metrics_results_acked(env->ack->n_acked);
 		break;
 	case HF__ENVELOPE__BODY_ERROR:
 		if (env->error->code == HF__ERROR_CODE__ERR_NOT_REGISTERED) {
@@ -197,6 +199,7 @@ static void results_reply_cb(int rv, nng_msg *reply, void *arg)
 		}
 		if (env->error->code == HF__ERROR_CODE__ERR_BAD_REQUEST ||
 		    env->error->code == HF__ERROR_CODE__ERR_FORBIDDEN) {
+			worker_metrics_results_refused();
 			results_refused(s, env->error->message);
 			goto out;
 		}

@@ -22,6 +22,7 @@
 #include "contain.h"
 #include "hf_log.h"
 #include "hf_util.h"
+#include "worker-metrics.h"
 
 /* After a runner exited, how long its pipes may stay open (held by a
  * process that left its process group) before the worker stops reading;
@@ -650,6 +651,7 @@ static int runner_spawn(struct warm_runner *w, char *const *env)
 	if (r < 0)
 		goto out;
 	w->spawned = true;
+	worker_metrics_runner_started();
 	r = uv_read_start((uv_stream_t *)&w->out, runner_alloc_cb, out_read_cb);
 	if (r < 0) {
 		log_warn("could not read the output of warm runner pid %d: %s, ignoring it",

@@ -56,6 +56,8 @@ const struct hf_conf_setting worker_conf_settings[] = {
 	  "poll interval until the coordinator names one"),
 	S("worker.drain_timeout", HF_CONF_MS, drain_timeout_ms, "5m", 0, MS_DAY, NULL,
 	  "on SIGTERM, how long running tasks may go on before they are stopped"),
+	S("worker.metrics_listen", HF_CONF_STRING, metrics_listen, NULL, 0, -1, NULL,
+	  "serve /metrics (Prometheus) and /healthz on this URL, e.g. \"http://127.0.0.1:7103\"; empty: off"),
 	S("devices.hide", HF_CONF_STRING, devices_hide, NULL, 0, -1, NULL,
 	  "devices not offered, as \"cuda:1,rocm:0\"; a backend alone (\"cuda\") hides all its "
 	  "devices and is not probed"),

@@ -581,10 +581,10 @@ class DeviceHealthTest(unittest.TestCase):
             self.assertRegex(d['state_reason'], '^(3 infrastructure failures in a row|health check failed: device marked broken)')
             self.assertGreaterEqual(d['infra_failures'], 3)
             self.assertIn('quarantined devices:', c.hfctl('devices').stdout)
-            # /metrics is rendered from time to time, not per request.
-            c.wait_for(lambda: 'hfleet_device_quarantined{worker="h1",backend="cpu",index="0"} 1' in
-                       urllib.request.urlopen(c.http_url + '/metrics', timeout=10).read().decode(),
-                       30, '/metrics to show the quarantine')
+            body = urllib.request.urlopen(c.http_url + '/metrics', timeout=10).read().decode()
+            self.assertIn('hfleet_device_quarantined{worker="h1",backend="cpu",index="0"} 1', body)
+            self.assertRegex(body, r'\nhfleet_quarantines_total [1-9][0-9]*\n')
+            self.assertRegex(body, r'\nhfleet_retries_total [1-9][0-9]*\n')
             crashes = int(c.pg.psql("SELECT count(*) FROM results r JOIN tasks t ON t.id = r.task_id"
                                     " WHERE t.job_id = %d AND r.status = 'error'" % job))
             self.assertGreaterEqual(crashes, 3)

@@ -51,6 +51,39 @@ START_TEST(test_take_matches_backend_only)
 }
 END_TEST
 
+/* The per-state counts /metrics reads follow every transition. */
+START_TEST(test_state_counts_follow_transitions)
+{
+	struct sched *s = sched_new();
+	struct sched_task *out[8];
+	struct sched_task t;
+
+	sched_job_add(s, 1, 0);
+	for (uint64_t id = 10; id < 13; id++) {
+		t = mk(id, 1, CPU);
+		sched_task_add(s, &t);
+	}
+	ck_assert_uint_eq(sched_count_state(s, SCHED_QUEUED), 3);
+	ck_assert_uint_eq(sched_take(s, CPU, "w1", 0, 2, NULL, NULL, out), 2);
+	ck_assert_uint_eq(sched_count_state(s, SCHED_QUEUED), 1);
+	ck_assert_uint_eq(sched_count_state(s, SCHED_GRANTING), 2);
+	sched_lease(s, out[0], 1000);
+	sched_delay(s, out[1], 5000);
+	ck_assert_uint_eq(sched_count_state(s, SCHED_LEASED), 1);
+	ck_assert_uint_eq(sched_count_state(s, SCHED_DELAYED), 1);
+	ck_assert_uint_eq(sched_count_state(s, SCHED_GRANTING), 0);
+	sched_cancelling(s, out[0]);
+	ck_assert_uint_eq(sched_count_state(s, SCHED_CANCELLING), 1);
+	sched_remove(s, out[0]);
+	sched_requeue(s, out[1]);
+	ck_assert_uint_eq(sched_count_state(s, SCHED_CANCELLING), 0);
+	ck_assert_uint_eq(sched_count_state(s, SCHED_DELAYED), 0);
+	ck_assert_uint_eq(sched_count_state(s, SCHED_QUEUED), 2);
+	ck_assert_uint_eq(sched_count(s), 2);
+	sched_free(s);
+}
+END_TEST
+
 START_TEST(test_higher_priority_first_then_equal_jobs_take_turns)
 {
 	struct sched *s = sched_new();
@@ -248,6 +281,7 @@ int main(void)
 	Suite *s = suite_create("scheduler");
 	TCase *tc = tcase_create("scheduler");
 	tcase_add_test(tc, test_take_matches_backend_only);
+	tcase_add_test(tc, test_state_counts_follow_transitions);
 	tcase_add_test(tc, test_higher_priority_first_then_equal_jobs_take_turns);
 	tcase_add_test(tc, test_job_concurrency_cap_holds);
 	tcase_add_test(tc, test_big_job_does_not_starve_small_one);
