@@ -260,7 +260,7 @@ bool hf_validate_rule_of(const ProtobufCMessageDescriptor *desc, const char *fie
 
 /* ---- the wire pass ---- */
 
-#define WIRE_MAX_FIELDS 48 /* the most fields of one message (Envelope: 41) */
+#define WIRE_MAX_FIELDS 64 /* the most fields of one message (Envelope: 50) */
 
 struct wire {
 	struct vctx v;

@@ -12,6 +12,7 @@ packages=(
   libjansson-dev libinih-dev libmbedtls-dev check libsubunit-dev
   postgresql-15 postgresql-client-15
   python3
+  chromium
   clang-14 libclang-rt-14-dev
 )
 
