@@ -274,6 +274,34 @@ static int results_filter_add(struct results_filters *f, int opt, const char *te
 	return r;
 }
 
+/* Does row pass f?  The coordinator filtered already; this keeps the
+ * filters true against an older coordinator, which ignores them. */
+static bool results_keep(const struct results_filters *f, const Hf__ResultRow *row)
+{
+	bool ok;
+	size_t i;
+
+	for (ok = f->models.n == 0, i = 0; !ok && i < f->models.n; i++)
+		ok = strcmp(f->models.items[i], row->model_type) == 0;
+	if (!ok)
+		return false;
+	for (ok = f->families.n == 0, i = 0; !ok && i < f->families.n; i++)
+		ok = strcmp(f->families.items[i], row->family) == 0;
+	if (!ok)
+		return false;
+	for (ok = f->n_backends == 0, i = 0; !ok && i < f->n_backends; i++)
+		ok = f->backends[i] == row->backend;
+	if (!ok)
+		return false;
+	for (ok = f->n_statuses == 0, i = 0; !ok && i < f->n_statuses; i++)
+		ok = f->statuses[i] == row->status;
+	if (!ok)
+		return false;
+	for (ok = f->n_kinds == 0, i = 0; !ok && i < f->n_kinds; i++)
+		ok = f->kinds[i] == row->kind;
+	return ok;
+}
+
 static int results_run(struct hfctl_ctx *ctx, int argc, char **argv)
 {
 	Hf__ResultsRequest req = HF__RESULTS_REQUEST__INIT;
@@ -343,6 +371,11 @@ static int results_run(struct hfctl_ctx *ctx, int argc, char **argv)
 		ret = hfctl_exit_status(r);
 		goto out;
 	}
+	size_t kept = 0;
+	for (size_t i = 0; i < n; i++)
+		if (results_keep(&f, rows[i]))
+			rows[kept++] = rows[i];
+	n = kept;
 	if (json)
 		r = hfctl_json_print(hfctl_json_results(rows, n));
 	else if (csv)
