@@ -120,10 +120,11 @@ int run_job_list(struct db *db, struct db_op *op)
 	struct db_params p;
 	int r, n;
 
-	const Hf__JobListRequest *req = op->u.read.request->job_list;
+	static const Hf__JobListRequest no_filters = HF__JOB_LIST_REQUEST__INIT;
+	const Hf__JobListRequest *req = op->u.read.request ? op->u.read.request->job_list : &no_filters;
 
 	db_params_init(&p);
-	db_param_u64(&p, "limit", req->limit ? req->limit : 20);
+	db_param_u64(&p, "limit", op->u.read.limit ? op->u.read.limit : 20);
 	db_param_text(&p, req->state);
 	db_param_text(&p, req->submitter);
 	db_param_text(&p, req->name);
@@ -219,7 +220,8 @@ size_t db_row_bytes(PGresult *res, int row)
  * HF_RESULTS_PAGE_ROWS rows and about HF_READ_REPLY_BYTES of them. */
 int run_results(struct db *db, struct db_op *op)
 {
-	const Hf__ResultsRequest *req = op->u.read.request->results_request;
+	static const Hf__ResultsRequest no_filters = HF__RESULTS_REQUEST__INIT;
+	const Hf__ResultsRequest *req = op->u.read.request ? op->u.read.request->results_request : &no_filters;
 	Hf__Envelope env = HF__ENVELOPE__INIT;
 	Hf__ResultsReply reply = HF__RESULTS_REPLY__INIT;
 	Hf__ResultRow *rows = NULL, **ptrs = NULL;

@@ -295,7 +295,8 @@ struct db_op {
 			uint32_t limit;                 /* in (list, audit) */
 			bool include_revoked;           /* in (token list) */
 			/* in (results, job list, logs, compare, history, report):
-			 * the validated request, borrowed until done runs. */
+			 * the validated request, borrowed until done runs; NULL
+			 * for results and the job list: no filters, first page. */
 			const Hf__Envelope *request;
 			nng_msg *reply;                 /* out: packed envelope */
 		} read;
