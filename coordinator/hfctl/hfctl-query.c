@@ -197,7 +197,8 @@ static int results_fetch(struct hfctl_ctx *ctx, Hf__ResultsRequest *req, Hf__Env
 			break;
 		}
 		rows = nr;
-		memcpy(rows + n, rr->rows, rr->n_rows * sizeof(*rows));
+		if (rr->n_rows) /* an empty page has no array */
+			memcpy(rows + n, rr->rows, rr->n_rows * sizeof(*rows));
 		n += rr->n_rows;
 		if (rr->total > *ret_total)
 			*ret_total = rr->total;
