@@ -52,6 +52,7 @@
 #define HF_TOKEN_MAX 128           /* Envelope.token: "hft_" + 12 hex + "_" + 43 base64url = 60 */
 #define HF_ROLE_MAX 16             /* viewer | submitter | admin | worker */
 #define HF_REPLY_TEXT_MAX (64 * 1024) /* texts of replies to hfctl (reasons, notes, metrics) */
+#define HF_JOB_STATE_MAX 16        /* JobListRequest.state: running | done | cancelled */
 
 /* ---- counts of repeated fields ---- */
 
@@ -79,6 +80,7 @@
 #define HF_MAX_DEVICES_PER_TASK 16 /* devices of one task (MATCH_MAX_DEVICES) */
 #define HF_MAX_ASSIGNMENTS 4096    /* assignments of one poll reply */
 #define HF_MAX_UNKNOWN_FIELDS 64   /* fields of newer protocol revisions, skipped, per message */
+#define HF_MAX_FILTER_VALUES 256  /* values of one filter of a ResultsRequest */
 #define HF_MAX_NESTING 8           /* sub-message depth (the protocol's deepest is 4) */
 
 /* What a worker's description (labels, devices, runtimes, backend
@@ -107,6 +109,9 @@
 #define HF_MAX_RUNNING_CAP 100000  /* SubmitRequest.max_running */
 #define HF_JOB_LIST_MAX 100000     /* JobListRequest.limit */
 #define HF_AUDIT_LIST_MAX 100000   /* AuditRequest.limit */
+#define HF_HISTORY_LIMIT_MAX 10000 /* HistoryRequest.limit */
+/* CompareRequest.threshold: a fraction above 0 (1.0 is 100 % slower). */
+#define HF_COMPARE_THRESHOLD_MAX 10.0
 #define HF_CPU_COUNT_MAX 1000000   /* sockets, cores, threads, NUMA nodes */
 /* Timestamps (unix seconds): 1970-01-01 .. 2200-01-01, finite.  A worker
  * whose clock is wrong (a board that booted without a real-time clock
@@ -118,6 +123,19 @@
 /* Telemetry readings: finite, negative meaning "not available". */
 #define HF_READING_MAX 1.0e7
 #define HF_READING_MIN (-1.0)
+
+/* ---- the size of the coordinator's replies to reads ----
+ *
+ * A read reply holds rows up to about HF_READ_REPLY_BYTES of text; the
+ * rest is on a next page (ResultsReply.next_offset) or left out, and the
+ * reply says so (CompareReply.total, HistoryReply.truncated,
+ * ReportReply.total_tasks).  One row is always sent: the largest (a
+ * result with 256 KiB of metrics) fits hfctl's 64 MiB receive limit. */
+#define HF_READ_REPLY_BYTES (8u << 20)
+#define HF_RESULTS_PAGE_ROWS 2000  /* rows of one ResultsReply page */
+#define HF_LOGS_ATTEMPTS_MAX 64    /* attempts of one LogsReply (newest first) */
+#define HF_COMPARE_ROWS_MAX 20000  /* rows of one CompareReply (regressions first) */
+#define HF_REPORT_TASKS_MAX 20000  /* tasks of one ReportReply */
 
 /* ---- encoded sizes (the nng message body), per message type ---- */
 

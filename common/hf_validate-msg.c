@@ -413,6 +413,107 @@ static int check_drain(struct vctx *v, const Hf__DrainRequest *m)
 	return r;
 }
 
+/* ---- reads for people ---- */
+
+static int check_filter_backend(struct vctx *v, Hf__Backend b)
+{
+	if (b >= HF__BACKEND__BACKEND_CPU && b <= HF__BACKEND__BACKEND_QNN)
+		return 0;
+	return vfail(v, -EINVAL, "%d is not a backend (1 to %d: %s)", (int)b, HF__BACKEND__BACKEND_QNN,
+		     hf_backend_names());
+}
+
+static int check_filter_status(struct vctx *v, Hf__TaskStatus s)
+{
+	if (s >= HF__TASK_STATUS__STATUS_QUEUED && s <= HF__TASK_STATUS__STATUS_CANCELLED)
+		return 0;
+	return vfail(v, -EINVAL, "%d is not a task status (1 to %d)", (int)s, HF__TASK_STATUS__STATUS_CANCELLED);
+}
+
+static int check_filter_kind(struct vctx *v, Hf__TaskKind k)
+{
+	if (k == HF__TASK_KIND__KIND_TEST || k == HF__TASK_KIND__KIND_BENCHMARK)
+		return 0;
+	return vfail(v, -EINVAL, "%d is not a task kind (1 test, 2 benchmark)", (int)k);
+}
+
+static int check_family_name(struct vctx *v, const char *s)
+{
+	char shown[64];
+
+	if (hf_family_valid(s))
+		return 0;
+	return vfail(v, -EINVAL, "\"%s\" is not a family (%s)", hf_text_escape(shown, sizeof(shown), s, strlen(s)),
+		     hf_family_names());
+}
+
+/* A precision filter: empty (any) or one the runner knows. */
+static int check_precision_filter(struct vctx *v, const char *name, const char *s)
+{
+	char shown[64];
+
+	if (!s[0] || hf_precision_valid(s))
+		return 0;
+	size_t old = vpath_push(v, name, -1);
+	int r = vfail(v, -EINVAL, "\"%s\" is not a precision", hf_text_escape(shown, sizeof(shown), s, strlen(s)));
+	vpath_pop(v, old);
+	return r;
+}
+
+static int check_results_request(struct vctx *v, const Hf__ResultsRequest *m)
+{
+	CHECK_EACH(v, "models", m->models, m->n_models, check_model_name);
+	CHECK_EACH(v, "families", m->families, m->n_families, check_family_name);
+	CHECK_EACH(v, "backends", m->backends, m->n_backends, check_filter_backend);
+	CHECK_EACH(v, "statuses", m->statuses, m->n_statuses, check_filter_status);
+	CHECK_EACH(v, "kinds", m->kinds, m->n_kinds, check_filter_kind);
+	return check_u64(v, "job_id", m->job_id, 0, HF_TASK_ID_MAX);
+}
+
+static int check_job_list(struct vctx *v, const Hf__JobListRequest *m)
+{
+	char shown[64];
+	int r = check_u64(v, "limit", m->limit, 0, HF_JOB_LIST_MAX);
+
+	if (r == 0 && m->state[0] && strcmp(m->state, "running") != 0 && strcmp(m->state, "done") != 0 &&
+	    strcmp(m->state, "cancelled") != 0) {
+		size_t old = vpath_push(v, "state", -1);
+		r = vfail(v, -EINVAL, "\"%s\" is not a job state (running, done, cancelled)",
+			  hf_text_escape(shown, sizeof(shown), m->state, strlen(m->state)));
+		vpath_pop(v, old);
+	}
+	if (r == 0)
+		r = check_time(v, "since", m->since);
+	return r;
+}
+
+static int check_compare(struct vctx *v, const Hf__CompareRequest *m)
+{
+	int r = check_u64(v, "base_job_id", m->base_job_id, 1, HF_TASK_ID_MAX);
+	if (r == 0)
+		r = check_u64(v, "cand_job_id", m->cand_job_id, 1, HF_TASK_ID_MAX);
+	if (r == 0)
+		r = check_double(v, "threshold", m->threshold, 0.0, HF_COMPARE_THRESHOLD_MAX);
+	return r;
+}
+
+static int check_history(struct vctx *v, const Hf__HistoryRequest *m)
+{
+	int r = check_id(v, "model_type", m->model_type, true, HF_ID_MAX);
+	if (r == 0 && m->backend != HF__BACKEND__BACKEND_UNSPECIFIED)
+		r = check_backend(v, "backend", m->backend);
+	if (r == 0 && m->kind != HF__TASK_KIND__KIND_UNSPECIFIED) {
+		size_t old = vpath_push(v, "kind", -1);
+		r = check_filter_kind(v, m->kind);
+		vpath_pop(v, old);
+	}
+	if (r == 0)
+		r = check_precision_filter(v, "precision", m->precision);
+	if (r == 0)
+		r = check_u64(v, "limit", m->limit, 0, HF_HISTORY_LIMIT_MAX);
+	return r;
+}
+
 static int check_control_request(struct vctx *v, const Hf__Envelope *env)
 {
 	switch (env->body_case) {
@@ -421,9 +522,17 @@ static int check_control_request(struct vctx *v, const Hf__Envelope *env)
 	case HF__ENVELOPE__BODY_JOB_STATUS:
 		return check_u64(v, "job_id", env->job_status->job_id, 0, HF_TASK_ID_MAX);
 	case HF__ENVELOPE__BODY_JOB_LIST:
-		return check_u64(v, "limit", env->job_list->limit, 0, HF_JOB_LIST_MAX);
+		return check_job_list(v, env->job_list);
 	case HF__ENVELOPE__BODY_RESULTS_REQUEST:
-		return check_u64(v, "job_id", env->results_request->job_id, 0, HF_TASK_ID_MAX);
+		return check_results_request(v, env->results_request);
+	case HF__ENVELOPE__BODY_LOGS:
+		return check_u64(v, "task_id", env->logs->task_id, 0, HF_TASK_ID_MAX);
+	case HF__ENVELOPE__BODY_COMPARE:
+		return check_compare(v, env->compare);
+	case HF__ENVELOPE__BODY_HISTORY:
+		return check_history(v, env->history);
+	case HF__ENVELOPE__BODY_REPORT:
+		return check_u64(v, "job_id", env->report->job_id, 0, HF_TASK_ID_MAX);
 	case HF__ENVELOPE__BODY_CANCEL: {
 		int r = check_u64(v, "job_id", env->cancel->job_id, 0, HF_TASK_ID_MAX);
 		return r < 0 ? r : check_u64(v, "task_id", env->cancel->task_id, 0, HF_TASK_ID_MAX);

@@ -226,6 +226,13 @@ static const struct msg_rules rules[] = {
 	  { { "name", 0, HF_WORKER_ID_MAX }, { "role", 0, HF_ROLE_MAX } } },
 	{ &hf__token_revoke_request__descriptor, { { "id_or_name", 0, HF_WORKER_ID_MAX } } },
 	{ &hf__models_request__descriptor, { { "family", 0, HF_FAMILY_MAX } } },
+	{ &hf__results_request__descriptor,
+	  { { "models", HF_MAX_FILTER_VALUES, HF_ID_MAX }, { "families", HF_MAX_FILTER_VALUES, HF_FAMILY_MAX },
+	    { "backends", HF_MAX_FILTER_VALUES, 0 }, { "statuses", HF_MAX_FILTER_VALUES, 0 },
+	    { "kinds", HF_MAX_FILTER_VALUES, 0 } } },
+	{ &hf__job_list_request__descriptor,
+	  { { "state", 0, HF_JOB_STATE_MAX }, { "submitter", 0, HF_SUBMITTER_MAX }, { "name", 0, HF_NAME_MAX } } },
+	{ &hf__history_request__descriptor, { { "model_type", 0, HF_ID_MAX }, { "precision", 0, HF_PRECISION_MAX } } },
 };
 
 static const struct msg_rules *rules_for(const ProtobufCMessageDescriptor *desc)
@@ -253,7 +260,7 @@ bool hf_validate_rule_of(const ProtobufCMessageDescriptor *desc, const char *fie
 
 /* ---- the wire pass ---- */
 
-#define WIRE_MAX_FIELDS 48 /* the most fields of one message (Envelope: 33) */
+#define WIRE_MAX_FIELDS 64 /* the most fields of one message (Envelope: 50) */
 
 struct wire {
 	struct vctx v;
@@ -375,8 +382,8 @@ static uint32_t body_max(enum hf_msg_role role, uint32_t field)
 			return 0;
 		}
 	case HF_MSG_CONTROL_REQUEST:
-		/* The control requests are the even fields 20..50. */
-		return field >= HF__ENVELOPE__BODY_SUBMIT && field <= HF__ENVELOPE__BODY_WHOAMI &&
+		/* The control requests are the even fields 20..58. */
+		return field >= HF__ENVELOPE__BODY_SUBMIT && field <= HF__ENVELOPE__BODY_REPORT &&
 				       field % 2 == 0 ?
 			       HF_MAX_CONTROL_REQUEST_BYTES :
 			       0;
@@ -393,7 +400,7 @@ static uint32_t body_max(enum hf_msg_role role, uint32_t field)
 	case HF_MSG_CONTROL_REPLY:
 		return field == HF__ENVELOPE__BODY_ERROR ||
 				       (field >= HF__ENVELOPE__BODY_SUBMIT_REPLY &&
-					field <= HF__ENVELOPE__BODY_WHOAMI_REPLY && field % 2 == 1) ?
+					field <= HF__ENVELOPE__BODY_REPORT_REPLY && field % 2 == 1) ?
 			       UINT32_MAX :
 			       0;
 	}

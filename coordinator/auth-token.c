@@ -46,6 +46,10 @@ enum auth_role auth_control_role_needed(Hf__Envelope__BodyCase body)
 	case HF__ENVELOPE__BODY_MODELS:
 	case HF__ENVELOPE__BODY_EXPLAIN:
 	case HF__ENVELOPE__BODY_WHOAMI:
+	case HF__ENVELOPE__BODY_LOGS:
+	case HF__ENVELOPE__BODY_COMPARE:
+	case HF__ENVELOPE__BODY_HISTORY:
+	case HF__ENVELOPE__BODY_REPORT:
 		return AUTH_VIEWER;
 	case HF__ENVELOPE__BODY_SUBMIT:
 	case HF__ENVELOPE__BODY_CANCEL: /* and admin for another's job: checked with the job */

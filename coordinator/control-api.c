@@ -2,7 +2,8 @@
  *
  * The control API that hfctl talks to: submit (validated and expanded here,
  * written in one transaction), job status, job list, results, cancel,
- * workers and models.  A job is acknowledged only after its tasks are
+ * workers and models, and the reads for people (logs, compare, history,
+ * report), which the database layer answers whole.  A job is acknowledged only after its tasks are
  * committed.  Every request has passed coord_auth_check (auth.h) first;
  * the job's submitter is the token's name, cancel and retry of another's
  * job need admin, and each write carries its audit row.  Tokens, audit and
@@ -234,6 +235,7 @@ static void submit_read(struct control_req *q, enum db_op_kind kind, uint64_t jo
 	q->op.kind = kind;
 	q->op.u.read.job_id = job_id;
 	q->op.u.read.limit = limit;
+	q->op.u.read.request = q->env;
 	q->op.done = read_done;
 	q->op.ctx = q;
 	db_submit(q->c->db, &q->op);
@@ -831,6 +833,18 @@ void control_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg)
 		break;
 	case HF__ENVELOPE__BODY_RESULTS_REQUEST:
 		submit_read(q, DB_OP_RESULTS, env->results_request->job_id, 0);
+		break;
+	case HF__ENVELOPE__BODY_LOGS:
+		submit_read(q, DB_OP_LOGS, 0, 0);
+		break;
+	case HF__ENVELOPE__BODY_COMPARE:
+		submit_read(q, DB_OP_COMPARE, 0, 0);
+		break;
+	case HF__ENVELOPE__BODY_HISTORY:
+		submit_read(q, DB_OP_HISTORY, 0, 0);
+		break;
+	case HF__ENVELOPE__BODY_REPORT:
+		submit_read(q, DB_OP_REPORT, 0, 0);
 		break;
 	case HF__ENVELOPE__BODY_CANCEL:
 		q->op.kind = DB_OP_JOB_CANCEL;

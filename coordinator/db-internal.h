@@ -169,6 +169,23 @@ int run_job_status(struct db *db, struct db_op *op);          /* db-reads.c */
 int run_job_list(struct db *db, struct db_op *op);
 int run_results(struct db *db, struct db_op *op);
 int run_task_explain(struct db *db, struct db_op *op);
+int run_logs(struct db *db, struct db_op *op);                /* db-reads-people.c */
+int run_compare(struct db *db, struct db_op *op);
+int run_history(struct db *db, struct db_op *op);
+int run_report(struct db *db, struct db_op *op);
+/* db-reads.c: packs env into op's reply (op_error on failure). */
+int db_reply_pack(struct db_op *op, Hf__Envelope *env);
+/* db-reads.c: what row of res adds to a reply, roughly (its texts and
+ * room for the rest), for the HF_READ_REPLY_BYTES budget. */
+size_t db_row_bytes(PGresult *res, int row);
+/* db-reads.c: fills js from row of a "SELECT " JOB_COLUMNS result and the
+ * job's per-status counts (at most max_counts, in count_mem, pointed to
+ * from counts_store). */
+#define JOB_COLUMNS \
+	"id, name, submitter, priority, state, extract(epoch from created_at)," \
+	" extract(epoch from finished_at), task_count"
+int job_status_fill(struct db *db, struct db_op *op, PGresult *jr, int row, Hf__JobStatus *js,
+		    Hf__StatusCount **counts_store, Hf__StatusCount *count_mem, size_t max_counts);
 int run_token_create(struct db *db, struct db_op *op);        /* db-auth.c */
 int run_token_revoke(struct db *db, struct db_op *op);
 int run_token_touch(struct db *db, struct db_op *op);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT
  *
- * Reads of the database layer (see db.h): job status, the job list, a job's
- * results and the explanation of a task that is no longer live.  Each builds
- * its reply envelope here.  Runs on the database thread only, outside any
+ * Reads of the database layer (see db.h): job status, the job list (with
+ * its filters), a job's results (filtered and paged) and the explanation of
+ * a task that is no longer live.  Each builds its reply envelope here; the
+ * reads for people (logs, compare, history, report) are in
+ * db-reads-people.c.  Runs on the database thread only, outside any
  * transaction.
  */
 #include <errno.h>
@@ -14,6 +16,7 @@
 #include <libpq-fe.h>
 
 #include "db-internal.h"
+#include "hf_limits.h"
 #include "hf_log.h"
 #include "hf_proto.h"
 #include "hf_util.h"
@@ -25,7 +28,7 @@ static double epoch_or_zero(PGresult *res, int row, int col)
 	return get_double(res, row, col);
 }
 
-static int pack_reply(struct db_op *op, Hf__Envelope *env)
+int db_reply_pack(struct db_op *op, Hf__Envelope *env)
 {
 	int r = hf_env_pack(env, &op->u.read.reply);
 	if (r < 0)
@@ -33,9 +36,7 @@ static int pack_reply(struct db_op *op, Hf__Envelope *env)
 	return r;
 }
 
-/* Fills js from a jobs row (id, name, submitter, priority, state, created,
- * finished, task_count) and the per-status counts. */
-static int job_status_fill(struct db *db, struct db_op *op, PGresult *jr, int row, Hf__JobStatus *js,
+int job_status_fill(struct db *db, struct db_op *op, PGresult *jr, int row, Hf__JobStatus *js,
 			   Hf__StatusCount **counts_store, Hf__StatusCount *count_mem, size_t max_counts)
 {
 	PGresult *res = NULL;
@@ -75,10 +76,6 @@ static int job_status_fill(struct db *db, struct db_op *op, PGresult *jr, int ro
 	return 0;
 }
 
-#define JOB_COLUMNS \
-	"id, name, submitter, priority, state, extract(epoch from created_at)," \
-	" extract(epoch from finished_at), task_count"
-
 int run_job_status(struct db *db, struct db_op *op)
 {
 	Hf__Envelope env = HF__ENVELOPE__INIT;
@@ -107,7 +104,7 @@ int run_job_status(struct db *db, struct db_op *op)
 	if (r == 0) {
 		env.body_case = HF__ENVELOPE__BODY_JOB_STATUS_REPLY;
 		env.job_status_reply = &js;
-		r = pack_reply(op, &env);
+		r = db_reply_pack(op, &env);
 	}
 	PQclear(jr);
 	return r;
@@ -123,10 +120,23 @@ int run_job_list(struct db *db, struct db_op *op)
 	struct db_params p;
 	int r, n;
 
+	static const Hf__JobListRequest no_filters = HF__JOB_LIST_REQUEST__INIT;
+	const Hf__JobListRequest *req = op->u.read.request ? op->u.read.request->job_list : &no_filters;
+
 	db_params_init(&p);
 	db_param_u64(&p, "limit", op->u.read.limit ? op->u.read.limit : 20);
-	r = db_exec(db, op, "SELECT " JOB_COLUMNS " FROM jobs ORDER BY id DESC LIMIT $1::bigint", &p,
-		    PGRES_TUPLES_OK, &jr);
+	db_param_text(&p, req->state);
+	db_param_text(&p, req->submitter);
+	db_param_text(&p, req->name);
+	db_param_double(&p, "since", req->since);
+	/* The filters are parameters of one statement: an empty one is true. */
+	r = db_exec(db, op,
+		    "SELECT " JOB_COLUMNS " FROM jobs"
+		    " WHERE ($2::text = '' OR state = $2::text) AND ($3::text = '' OR submitter = $3::text)"
+		    " AND ($4::text = '' OR strpos(name, $4::text) > 0)"
+		    " AND ($5::float8 = 0 OR created_at >= to_timestamp($5::float8))"
+		    " ORDER BY id DESC LIMIT $1::bigint",
+		    &p, PGRES_TUPLES_OK, &jr);
 	db_params_fini(&p);
 	if (r < 0)
 		return r;
@@ -150,7 +160,7 @@ int run_job_list(struct db *db, struct db_op *op)
 	list.n_jobs = (size_t)n;
 	env.body_case = HF__ENVELOPE__BODY_JOB_LIST_REPLY;
 	env.job_list_reply = &list;
-	r = pack_reply(op, &env);
+	r = db_reply_pack(op, &env);
 out:
 	free(jobs);
 	free(ptrs);
@@ -160,8 +170,58 @@ out:
 	return r;
 }
 
+/* Appends the names of an enum list as the next text[] parameter. */
+static void param_names(struct db_params *p, const int *v, size_t n, const char *(*name)(int))
+{
+	struct db_array a;
+
+	db_array_init(&a, p);
+	for (size_t i = 0; i < n; i++)
+		db_array_text(&a, name(v[i]));
+	db_param_array(p, &a);
+}
+
+static const char *backend_name(int b)
+{
+	return hf_backend_name((Hf__Backend)b);
+}
+
+static const char *status_name(int s)
+{
+	return hf_status_name((Hf__TaskStatus)s);
+}
+
+static const char *kind_name(int k)
+{
+	return hf_kind_name((Hf__TaskKind)k);
+}
+
+static void param_strings(struct db_params *p, char **v, size_t n)
+{
+	struct db_array a;
+
+	db_array_init(&a, p);
+	for (size_t i = 0; i < n; i++)
+		db_array_text(&a, v[i]);
+	db_param_array(p, &a);
+}
+
+/* What a row adds to a reply, roughly: its texts and room for the rest. */
+size_t db_row_bytes(PGresult *res, int row)
+{
+	size_t n = 64;
+
+	for (int c = 0; c < PQnfields(res); c++)
+		n += (size_t)PQgetlength(res, row, c);
+	return n;
+}
+
+/* One page of a job's tasks, filtered by the database: at most
+ * HF_RESULTS_PAGE_ROWS rows and about HF_READ_REPLY_BYTES of them. */
 int run_results(struct db *db, struct db_op *op)
 {
+	static const Hf__ResultsRequest no_filters = HF__RESULTS_REQUEST__INIT;
+	const Hf__ResultsRequest *req = op->u.read.request ? op->u.read.request->results_request : &no_filters;
 	Hf__Envelope env = HF__ENVELOPE__INIT;
 	Hf__ResultsReply reply = HF__RESULTS_REPLY__INIT;
 	Hf__ResultRow *rows = NULL, **ptrs = NULL;
@@ -185,16 +245,32 @@ int run_results(struct db *db, struct db_op *op)
 				    op->u.read.job_id);
 	}
 
+	param_strings(&p, req->models, req->n_models);
+	param_strings(&p, req->families, req->n_families);
+	param_names(&p, (const int *)req->backends, req->n_backends, backend_name);
+	param_names(&p, (const int *)req->statuses, req->n_statuses, status_name);
+	param_names(&p, (const int *)req->kinds, req->n_kinds, kind_name);
+	db_param_u64(&p, "offset", req->offset);
+	db_param_bool(&p, req->without_metrics);
+	db_param_u32(&p, "page rows", HF_RESULTS_PAGE_ROWS);
 	r = db_exec(db, op,
 		 "SELECT task_id, model_type, family, backend, kind, batch_size, precision, status,"
 		 " coalesce(reason, CASE WHEN status = 'cancelled' THEN 'cancelled before it ran' END, ''),"
-		 " coalesce(metrics::text, '{}'), attempt, coalesce(worker_id, ''),"
-		 " coalesce(device_index, 0), coalesce(duration_s, 0), coalesce(weights, ''), seq_len"
+		 " CASE WHEN $8::boolean THEN '{}' ELSE coalesce(metrics::text, '{}') END,"
+		 " attempt, coalesce(worker_id, ''),"
+		 " coalesce(device_index, 0), coalesce(duration_s, 0), coalesce(weights, ''), seq_len,"
+		 " count(*) OVER ()"
 		 " FROM task_outcomes WHERE job_id = $1::bigint"
-		 " ORDER BY model_type, backend, kind, seq_len, batch_size, precision, task_id",
+		 " AND (cardinality($2::text[]) = 0 OR model_type = ANY($2::text[]))"
+		 " AND (cardinality($3::text[]) = 0 OR family = ANY($3::text[]))"
+		 " AND (cardinality($4::text[]) = 0 OR backend = ANY($4::text[]))"
+		 " AND (cardinality($5::text[]) = 0 OR status = ANY($5::text[]))"
+		 " AND (cardinality($6::text[]) = 0 OR kind = ANY($6::text[]))"
+		 " ORDER BY model_type, backend, kind, seq_len, batch_size, precision, task_id"
+		 " LIMIT $9::bigint OFFSET $7::bigint",
 		 &p, PGRES_TUPLES_OK, &res);
 	if (r < 0)
-		return r;
+		goto out;
 	n = PQntuples(res);
 	rows = calloc((size_t)n + 1, sizeof(*rows));
 	ptrs = calloc((size_t)n + 1, sizeof(*ptrs));
@@ -202,7 +278,12 @@ int run_results(struct db *db, struct db_op *op)
 		r = -ENOMEM;
 		goto out;
 	}
+	size_t bytes = 0;
+	int kept = 0;
 	for (int i = 0; i < n; i++) {
+		bytes += db_row_bytes(res, i);
+		if (i > 0 && bytes > HF_READ_REPLY_BYTES)
+			break; /* the rest is on the next page */
 		Hf__ResultRow *row = &rows[i];
 		hf__result_row__init(row);
 		row->task_id = get_u64(res, i, 0);
@@ -222,12 +303,16 @@ int run_results(struct db *db, struct db_op *op)
 		row->weights = PQgetvalue(res, i, 14);
 		row->seq_len = (uint32_t)atoi(PQgetvalue(res, i, 15));
 		ptrs[i] = row;
+		kept++;
 	}
 	reply.rows = ptrs;
-	reply.n_rows = (size_t)n;
+	reply.n_rows = (size_t)kept;
+	reply.total = n > 0 ? (uint32_t)get_u64(res, 0, 16) : 0;
+	if (kept > 0 && (uint64_t)req->offset + (uint64_t)kept < reply.total)
+		reply.next_offset = req->offset + (uint32_t)kept;
 	env.body_case = HF__ENVELOPE__BODY_RESULTS_REPLY;
 	env.results_reply = &reply;
-	r = pack_reply(op, &env);
+	r = db_reply_pack(op, &env);
 out:
 	db_params_fini(&p);
 	free(rows);
@@ -274,7 +359,7 @@ int run_task_explain(struct db *db, struct db_op *op)
 	er.summary = summary;
 	env.body_case = HF__ENVELOPE__BODY_EXPLAIN_REPLY;
 	env.explain_reply = &er;
-	r = pack_reply(op, &env);
+	r = db_reply_pack(op, &env);
 	PQclear(res);
 	return r;
 }

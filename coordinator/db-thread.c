@@ -93,6 +93,14 @@ static int op_run_kind(struct db *db, struct db_op *op)
 		return run_audit_list(db, op);
 	case DB_OP_AUTH_BOOTSTRAP:
 		return run_auth_bootstrap(db, op);
+	case DB_OP_LOGS:
+		return run_logs(db, op);
+	case DB_OP_COMPARE:
+		return run_compare(db, op);
+	case DB_OP_HISTORY:
+		return run_history(db, op);
+	case DB_OP_REPORT:
+		return run_report(db, op);
 	}
 	op_error(op, "unknown database operation %d", (int)op->kind);
 	return -EINVAL;

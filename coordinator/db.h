@@ -69,6 +69,10 @@ enum db_op_kind {
 	DB_OP_TOKEN_LIST,    /* reads: the reply envelope is built here */
 	DB_OP_AUDIT_LIST,
 	DB_OP_AUTH_BOOTSTRAP, /* hf-coordinator --create-token: migrate, then create */
+	DB_OP_LOGS,          /* reads for people (db-reads-people.c): the reply envelope is built here */
+	DB_OP_COMPARE,
+	DB_OP_HISTORY,
+	DB_OP_REPORT,
 };
 
 /* A live token as loaded at start (its secret's hash, never the secret). */
@@ -291,6 +295,10 @@ struct db_op {
 			uint64_t job_id;                /* in (status, results, audit) */
 			uint32_t limit;                 /* in (list, audit) */
 			bool include_revoked;           /* in (token list) */
+			/* in (results, job list, logs, compare, history, report):
+			 * the validated request, borrowed until done runs; NULL
+			 * for results and the job list: no filters, first page. */
+			const Hf__Envelope *request;
 			nng_msg *reply;                 /* out: packed envelope */
 		} read;
 	} u;

@@ -12,6 +12,7 @@ packages=(
   libjansson-dev libinih-dev libmbedtls-dev check libsubunit-dev
   postgresql-15 postgresql-client-15
   python3
+  chromium
   clang-14 libclang-rt-14-dev
   # promtool, for tests/integration/test_metrics.py (the package also
   # ships the Prometheus server: 19 MB download, 96 MB installed; its

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "hf_conf.h"
 #include "hf_util.h"
@@ -162,6 +163,44 @@ int hfctl_parse_duration(const char *opt, const char *text, int64_t min_ms, int6
 		return -EINVAL;
 	}
 	*ret_ms = ms;
+	return 0;
+}
+
+int hfctl_parse_since(const char *opt, const char *text, double now_s, double *ret, char *err,
+		      size_t errlen)
+{
+	static const struct {
+		char unit;
+		double seconds;
+	} units[] = { { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 }, { 'w', 7 * 86400 } };
+	size_t len = strlen(text), digits = strspn(text, "0123456789");
+	double t = -1;
+
+	if (digits > 0 && digits <= 9 && len == digits + 1) {
+		for (size_t i = 0; i < N_ELEM(units); i++)
+			if (text[digits] == units[i].unit)
+				t = now_s - strtod(text, NULL) * units[i].seconds;
+	} else if (len >= 10 && len <= 19) {
+		struct tm tm = { 0 };
+		const char *end = strptime(text, "%Y-%m-%d", &tm);
+		if (end && *end == 'T')
+			end = strptime(end + 1, strchr(end + 1, ':') && strchr(strchr(end + 1, ':') + 1, ':') ?
+						 "%H:%M:%S" : "%H:%M", &tm);
+		if (end && *end == '\0') {
+			tm.tm_isdst = -1;
+			time_t v = mktime(&tm);
+			if (v != (time_t)-1)
+				t = (double)v;
+		}
+	}
+	if (t < 0 || t > now_s) {
+		snprintf(err, errlen,
+			 "invalid value \"%s\" for %s: expected a date (2026-05-01), a date and time "
+			 "(2026-05-01T18:30) or a duration back from now (30m, 12h, 7d, 2w), not in the future",
+			 text, opt);
+		return -EINVAL;
+	}
+	*ret = t;
 	return 0;
 }
 

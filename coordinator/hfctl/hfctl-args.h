@@ -74,6 +74,13 @@ int hfctl_parse_int(const char *opt, const char *text, int64_t min, int64_t max,
 int hfctl_parse_duration(const char *opt, const char *text, int64_t min_ms, int64_t *ret_ms,
 			 char *err, size_t errlen);
 
+/* Parses when a listing starts (--since): a duration back from now_s
+ * ("30m", "12h", "7d", "2w"; a whole number and one unit of s m h d w), a
+ * date "YYYY-MM-DD" or a date and time "YYYY-MM-DDTHH:MM[:SS]" (local time),
+ * into unix seconds.  A time before 1970 or after now_s is refused. */
+int hfctl_parse_since(const char *opt, const char *text, double now_s, double *ret, char *err,
+		      size_t errlen);
+
 /* Parses a size in bytes: a whole number with an optional unit, "16GiB",
  * "500MB", "24G", "4096".  KiB MiB GiB TiB and K M G T are powers of 1024,
  * KB MB GB TB powers of 1000, B or nothing bytes (units in any case).  Zero,

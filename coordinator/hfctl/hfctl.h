@@ -3,8 +3,9 @@
  * What hfctl's commands share: the exit statuses, the context built from
  * the global options, the command table entries, and the few helpers that
  * print (messages to stderr, results to stdout) or call the coordinator.
- * main.c implements the helpers and dispatches; hfctl-jobs.c and
- * hfctl-fleet.c implement the commands.
+ * main.c implements the helpers and dispatches; hfctl-jobs.c,
+ * hfctl-query.c, hfctl-readers.c, hfctl-report.c, hfctl-fleet.c and
+ * hfctl-auth.c implement the commands.
  *
  * A command's run function gets argv starting at the command's name and
  * returns the process exit status.  Single-threaded, like the whole program.
@@ -55,7 +56,8 @@ struct hfctl_command {
 extern const struct hfctl_command hfctl_cmd_submit, hfctl_cmd_status, hfctl_cmd_watch,
 	hfctl_cmd_results, hfctl_cmd_cancel, hfctl_cmd_retry, hfctl_cmd_explain, hfctl_cmd_jobs,
 	hfctl_cmd_workers, hfctl_cmd_devices, hfctl_cmd_drain, hfctl_cmd_undrain, hfctl_cmd_models,
-	hfctl_cmd_token, hfctl_cmd_audit, hfctl_cmd_whoami;
+	hfctl_cmd_token, hfctl_cmd_audit, hfctl_cmd_whoami, hfctl_cmd_logs, hfctl_cmd_compare,
+	hfctl_cmd_history, hfctl_cmd_report;
 
 /* hfctl-auth.c: finds the token (see there) once; a missing one is not an
  * error (the coordinator says so), an unreadable or unsafe file is. */

@@ -3,8 +3,9 @@
  * hfctl, the command-line client of hf-coordinator: the global options
  * (--coordinator, --timeout, --json, --help, --version), the command table
  * and dispatch, and the helpers every command uses to print and to call the
- * coordinator (see hfctl.h).  The commands themselves live in hfctl-jobs.c
- * and hfctl-fleet.c.
+ * coordinator (see hfctl.h).  The commands themselves live in hfctl-jobs.c,
+ * hfctl-query.c, hfctl-readers.c, hfctl-report.c, hfctl-fleet.c and
+ * hfctl-auth.c.
  *
  * hfctl prints its messages as "hfctl: ..." on stderr rather than through
  * hf_log: they are answers to the person at the terminal, not log records.
@@ -24,6 +25,7 @@ static const struct hfctl_command *const commands[] = {
 	&hfctl_cmd_cancel,  &hfctl_cmd_retry,   &hfctl_cmd_explain, &hfctl_cmd_jobs,
 	&hfctl_cmd_workers, &hfctl_cmd_devices, &hfctl_cmd_drain,   &hfctl_cmd_undrain,
 	&hfctl_cmd_models,  &hfctl_cmd_token,   &hfctl_cmd_audit,   &hfctl_cmd_whoami,
+	&hfctl_cmd_logs,    &hfctl_cmd_compare, &hfctl_cmd_history, &hfctl_cmd_report,
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

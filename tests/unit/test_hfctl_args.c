@@ -1032,6 +1032,28 @@ START_TEST(test_many_unknown_models_are_counted_when_they_do_not_fit)
 }
 END_TEST
 
+START_TEST(test_since_takes_dates_and_durations_back_from_now)
+{
+	char err[HFCTL_ERR_MAX];
+	double t = 0, now = 1.8e9;
+
+	ck_assert_int_eq(hfctl_parse_since("--since", "7d", now, &t, err, sizeof(err)), 0);
+	ck_assert(t == now - 7 * 86400);
+	ck_assert_int_eq(hfctl_parse_since("--since", "30m", now, &t, err, sizeof(err)), 0);
+	ck_assert(t == now - 1800);
+	ck_assert_int_eq(hfctl_parse_since("--since", "2w", now, &t, err, sizeof(err)), 0);
+	ck_assert_int_eq(hfctl_parse_since("--since", "2020-01-02", now, &t, err, sizeof(err)), 0);
+	ck_assert(t > 1.5777e9 && t < 1.5781e9);
+	ck_assert_int_eq(hfctl_parse_since("--since", "2020-01-02T10:30", now, &t, err, sizeof(err)), 0);
+	ck_assert_int_eq(hfctl_parse_since("--since", "2020-01-02T10:30:15", now, &t, err, sizeof(err)), 0);
+	const char *bad[] = { "", "7", "7y", "d", "-7d", "7 d", "2020-13-40", "2020-01-02T", "2099-01-01", "1e3s" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_msg(hfctl_parse_since("--since", bad[i], now, &t, err, sizeof(err)) == -EINVAL, "%s", bad[i]);
+		ck_assert_ptr_nonnull(strstr(err, "--since"));
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("hfctl-args");
@@ -1092,6 +1114,7 @@ int main(void)
 	tc = tcase_create("registry");
 	tcase_add_test(tc, test_unknown_models_are_all_named_in_one_message);
 	tcase_add_test(tc, test_many_unknown_models_are_counted_when_they_do_not_fit);
+	tcase_add_test(tc, test_since_takes_dates_and_durations_back_from_now);
 	suite_add_tcase(s, tc);
 
 	SRunner *sr = srunner_create(s);

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "hfctl-format.h"
+#include "hfctl-html.h"
 #include "hfctl_fleet_fixture.h"
 
 /* The example of the manual: 171 of 300 finished. */
@@ -649,6 +650,75 @@ START_TEST(test_drain_messages_for_a_worker_and_for_one_device)
 }
 END_TEST
 
+/* ---- the report's HTML ---- */
+
+START_TEST(test_html_escapes_every_text_from_the_database)
+{
+	struct hf_buf b;
+
+	hf_buf_init(&b);
+	hfctl_html_escape(&b, "<a href=\"x\">'&'</a>");
+	ck_assert_str_eq(b.data, "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+	hf_buf_fini(&b);
+
+	Hf__JobStatus js = HF__JOB_STATUS__INIT;
+	Hf__ReportTask t[2], *tp[2] = { &t[0], &t[1] };
+	Hf__ReportEnvironment e = HF__REPORT_ENVIRONMENT__INIT, *ep = &e;
+	Hf__ReportReply r = HF__REPORT_REPLY__INIT;
+	js.job_id = 7;
+	js.name = "<script>x</script>";
+	js.submitter = "\"alice\"";
+	js.state = "done";
+	for (int i = 0; i < 2; i++) {
+		hf__report_task__init(&t[i]);
+		t[i].task_id = (uint64_t)i + 1;
+		t[i].model_type = "<b>m</b>";
+		t[i].family = "encoder-only";
+		t[i].precision = "fp32";
+		t[i].batch_size = 1;
+		t[i].seq_len = 8;
+		t[i].device_name = "dev<1>";
+		t[i].reason = "";
+		t[i].latency_mean_ms = t[i].latency_p50_ms = t[i].latency_p90_ms = t[i].latency_p99_ms = -1;
+		t[i].latency_cv = t[i].throughput_items_s = -1;
+	}
+	t[0].backend = HF__BACKEND__BACKEND_CPU;
+	t[0].kind = HF__TASK_KIND__KIND_TEST;
+	t[0].status = HF__TASK_STATUS__STATUS_FAILED;
+	t[0].reason = "x < y & \"z\"";
+	t[1].backend = HF__BACKEND__BACKEND_CUDA;
+	t[1].kind = HF__TASK_KIND__KIND_BENCHMARK;
+	t[1].status = HF__TASK_STATUS__STATUS_PASSED;
+	t[1].latency_p50_ms = 4;
+	t[1].latency_p90_ms = 5;
+	t[1].latency_p99_ms = 6;
+	e.backend = HF__BACKEND__BACKEND_CUDA;
+	e.device_name = "dev<1>";
+	e.driver_version = "550.90.07";
+	e.torch_version = "2.6'";
+	e.tasks = 1;
+	r.job = &js;
+	r.tasks = tp;
+	r.n_tasks = 2;
+	r.total_tasks = 3;
+	r.environments = &ep;
+	r.n_environments = 1;
+	hf_buf_init(&b);
+	hfctl_html_report(&r, 1.7e9, &b);
+	ck_assert(!b.oom);
+	ck_assert_ptr_null(strstr(b.data, "<script"));
+	ck_assert_ptr_null(strstr(b.data, "<b>m</b>"));
+	ck_assert_ptr_null(strstr(b.data, "dev<1>"));
+	ck_assert_ptr_nonnull(strstr(b.data, "&lt;script&gt;x&lt;/script&gt;"));
+	ck_assert_ptr_nonnull(strstr(b.data, "x &lt; y &amp; &quot;z&quot;"));  /* the reason, on hover */
+	ck_assert_ptr_nonnull(strstr(b.data, "<svg"));
+	ck_assert_ptr_nonnull(strstr(b.data, "550.90.07"));
+	ck_assert_ptr_nonnull(strstr(b.data, "2.6&#39;"));
+	ck_assert_ptr_nonnull(strstr(b.data, "The job has 3 tasks"));  /* what was left out is said */
+	hf_buf_fini(&b);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("hfctl-format");
@@ -700,6 +770,10 @@ int main(void)
 	tcase_add_test(tc, test_limits_scopes_and_submit_warning);
 	tcase_add_test(tc, test_explain_without_summary_is_one_line_and_flattens_control_characters);
 	tcase_add_test(tc, test_drain_messages_for_a_worker_and_for_one_device);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("html");
+	tcase_add_test(tc, test_html_escapes_every_text_from_the_database);
 	suite_add_tcase(s, tc);
 
 	SRunner *sr = srunner_create(s);

@@ -682,6 +682,8 @@ START_TEST(test_every_received_field_has_a_limit)
 		&hf__workers_request__descriptor, &hf__models_request__descriptor,
 		&hf__devices_request__descriptor, &hf__retry_request__descriptor,
 		&hf__drain_request__descriptor, &hf__explain_request__descriptor,
+		&hf__logs_request__descriptor, &hf__compare_request__descriptor,
+		&hf__history_request__descriptor, &hf__report_request__descriptor,
 		&hf__register_reply__descriptor, &hf__poll_reply__descriptor, &hf__ack__descriptor,
 		&hf__error__descriptor,
 	};
@@ -691,6 +693,94 @@ START_TEST(test_every_received_field_has_a_limit)
 END_TEST
 
 /* ---- text helpers ---- */
+
+/* The readers' requests: filters, thresholds and limits in range, or
+ * refused naming the field. */
+START_TEST(test_reader_requests_are_checked)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__ResultsRequest rr = HF__RESULTS_REQUEST__INIT;
+	Hf__JobListRequest jl = HF__JOB_LIST_REQUEST__INIT;
+	Hf__CompareRequest cr = HF__COMPARE_REQUEST__INIT;
+	Hf__HistoryRequest hr = HF__HISTORY_REQUEST__INIT;
+	char *models[] = { "bert", "bad model" }, *families[] = { "encoder-only", "nope" };
+	Hf__Backend backends[] = { HF__BACKEND__BACKEND_CPU, HF__BACKEND__BACKEND_UNSPECIFIED };
+	Hf__TaskStatus statuses[] = { HF__TASK_STATUS__STATUS_FAILED, HF__TASK_STATUS__STATUS_UNSPECIFIED };
+
+	env.body_case = HF__ENVELOPE__BODY_RESULTS_REQUEST;
+	env.results_request = &rr;
+	rr.job_id = 1;
+	rr.models = models;
+	rr.n_models = 1;
+	rr.families = families;
+	rr.n_families = 1;
+	rr.backends = backends;
+	rr.n_backends = 1;
+	rr.statuses = statuses;
+	rr.n_statuses = 1;
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), 0);
+	rr.n_models = 2;
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "models[1]"));
+	rr.n_models = 1;
+	rr.n_families = 2;
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "families[1]"));
+	rr.n_families = 1;
+	rr.n_backends = 2;
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "backends[1]"));
+	rr.n_backends = 1;
+	rr.n_statuses = 2;
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "statuses[1]"));
+
+	env.body_case = HF__ENVELOPE__BODY_JOB_LIST;
+	env.job_list = &jl;
+	jl.state = "done";
+	jl.since = 1.7e9;
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), 0);
+	jl.state = "finished";
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "state"));
+	jl.state = "";
+	jl.since = NAN;
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "since"));
+
+	env.body_case = HF__ENVELOPE__BODY_COMPARE;
+	env.compare = &cr;
+	cr.base_job_id = 1;
+	cr.cand_job_id = 2;
+	cr.threshold = 0.1;
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), 0);
+	cr.threshold = -0.5;
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "threshold"));
+	cr.threshold = 0.1;
+	cr.cand_job_id = 0;
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "cand_job_id"));
+
+	env.body_case = HF__ENVELOPE__BODY_HISTORY;
+	env.history = &hr;
+	hr.model_type = "bert";
+	hr.precision = "fp16";
+	hr.limit = 10;
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), 0);
+	hr.precision = "fp64";
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "precision"));
+	hr.precision = "";
+	hr.model_type = "";
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "model_type"));
+	hr.model_type = "bert";
+	hr.limit = HF_HISTORY_LIMIT_MAX + 1;
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "limit"));
+}
+END_TEST
 
 START_TEST(test_sent_error_texts_are_utf8)
 {
@@ -743,6 +833,7 @@ static Suite *validate_suite(void)
 	tcase_add_test(tc, test_worker_description_is_bounded);
 	tcase_add_test(tc, test_every_received_field_has_a_limit);
 	tcase_add_test(tc, test_sent_error_texts_are_utf8);
+	tcase_add_test(tc, test_reader_requests_are_checked);
 	suite_add_tcase(s, tc);
 	return s;
 }
