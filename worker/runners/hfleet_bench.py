@@ -48,11 +48,17 @@ WARMUP_TREND_MAX = 0.02
 WARMUP_EXTRA_MAX = 200
 WARMUP_TIME_SHARE = 0.25
 
-# NVML's energy counter moves in steps (tens of ms of the board's power):
-# a timed loop shorter than this is extended, for the energy only, by more
-# passes of the same model until the window is this long (or the deadline).
+# NVML's energy counter moves in steps: on the H200 every 100 ms, by the
+# energy of those 100 ms (docs/gpu-results.md).  So the window starts and
+# ends on a step: before the timed loop the runner polls the counter until
+# it moves (at most ENERGY_ALIGN_MAX_S), and after it keeps running passes
+# until the counter moves again.  A timed loop shorter than
+# ENERGY_MIN_WINDOW_S is extended, for the energy only, by more passes of
+# the same model until the window is that long (or the deadline).
 ENERGY_MIN_WINDOW_S = 1.0
 ENERGY_EXTRA_MAX = 100_000
+ENERGY_ALIGN_MAX_S = 0.5
+ENERGY_ALIGN_MAX_READS = 20_000
 ENERGY_SOURCE = "nvml"
 
 
@@ -182,6 +188,23 @@ def _warm_up(step, clock, plan: Plan):
     return len(times), False
 
 
+def _await_step(energy, clock, last: int, step=None, deadline: float = math.inf):
+    """Reads the counter until it differs from last, running step() between
+    reads when given; at most ENERGY_ALIGN_MAX_S (and ENERGY_ALIGN_MAX_READS
+    reads).  Returns (the last reading, passes run)."""
+    t = clock()
+    passes = 0
+    for _ in range(ENERGY_ALIGN_MAX_READS):
+        v = energy.read_mj()
+        now = clock()
+        if v != last or now - t >= ENERGY_ALIGN_MAX_S or now >= deadline:
+            return v, passes
+        if step is not None:
+            step()
+            passes += 1
+    return v, passes
+
+
 def measure(step, clock, plan: Plan, energy=None, log=None):
     """Runs one benchmark; returns (metrics, notes).
 
@@ -199,7 +222,7 @@ def measure(step, clock, plan: Plan, energy=None, log=None):
     start_mj = None
     if energy is not None:
         try:
-            start_mj = energy.read_mj()
+            start_mj, _ = _await_step(energy, clock, energy.read_mj())
         except Exception as exc:  # noqa: BLE001 - energy is optional, never fatal
             notes["energy"] = f"not measured: reading the energy counter failed: {lib.one_line(exc, 200)}"
     t0 = clock()
@@ -215,14 +238,14 @@ def measure(step, clock, plan: Plan, energy=None, log=None):
                 and clock() < plan.deadline:
             step()
             passes += 1
-        window = clock() - t0
         try:
-            end_mj = energy.read_mj()
+            end_mj, more = _await_step(energy, clock, energy.read_mj(), step, plan.deadline)
+            passes += more
         except Exception as exc:  # noqa: BLE001
             end_mj = None
             notes["energy"] = f"not measured: reading the energy counter failed: {lib.one_line(exc, 200)}"
         if end_mj is not None:
-            energy_m, why = energy_metrics(start_mj, end_mj, window, passes * plan.batch)
+            energy_m, why = energy_metrics(start_mj, end_mj, clock() - t0, passes * plan.batch)
             if energy_m is None:
                 notes["energy"] = "not measured: " + why
             else:
