@@ -8,7 +8,8 @@ hfleet_runner_torch.py and call into these helpers.
 Contents:
   * task parsing / validation             -> parse_task
   * result building / validation / atomic write -> make_result, validate_result,
-                                             write_result_atomic
+                                             write_result_atomic (bounds the benchmark keys
+                                             and the worker's 64 KiB per object)
   * statistics                            -> percentile, latency_summary
   * config shrinking on plain dicts       -> shrink_config_dict
   * rough parameter estimate on dicts     -> estimate_params_from_dict
