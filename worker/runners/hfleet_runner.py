@@ -49,7 +49,8 @@ def _log(msg):
 def _minimal_env():
     import platform
     return {"python": platform.python_version(), "torch": None, "torch_cuda": None, "torch_hip": None,
-            "transformers": None, "device_name": None, "platform": platform.platform()}
+            "transformers": None, "device_name": None, "platform": platform.platform(),
+            "runner_version": lib.RUNNER_VERSION}
 
 
 def compute_result(task_path: str, info=None) -> dict:

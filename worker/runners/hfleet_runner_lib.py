@@ -8,7 +8,8 @@ hfleet_runner_torch.py and call into these helpers.
 Contents:
   * task parsing / validation             -> parse_task
   * result building / validation / atomic write -> make_result, validate_result,
-                                             write_result_atomic
+                                             write_result_atomic (bounds the benchmark keys
+                                             and the worker's 64 KiB per object)
   * statistics                            -> percentile, latency_summary
   * config shrinking on plain dicts       -> shrink_config_dict
   * rough parameter estimate on dicts     -> estimate_params_from_dict
@@ -31,7 +32,10 @@ import re
 import sys
 import tempfile
 
-RUNNER_VERSION = "1"
+# hfleet's version (meson.build's project version, which hf-worker reports
+# as its software version): a result's env.runner_version says which
+# release's runner measured it.  test_runner_bench.py checks they agree.
+RUNNER_VERSION = "0.1.0"
 
 STATUSES = ("passed", "failed", "error", "skipped")
 WEIGHTS = ("pretrained", "random-init", None)
@@ -354,20 +358,30 @@ def percentile(values, p: float) -> float:
 
 
 def latency_summary(samples_s) -> dict:
-    """Per-iteration wall times in seconds -> dict in milliseconds."""
+    """Per-iteration wall times in seconds -> statistics in milliseconds.
+
+    count, mean, stdev (sample standard deviation, n-1; 0 for one sample),
+    cv (stdev / mean, a fraction), min, max, p50, p90, p95, p99."""
     if not samples_s:
         raise ValueError("no latency samples")
     ms = [float(s) * 1000.0 for s in samples_s]
     for v in ms:
         if not math.isfinite(v) or v < 0:
             raise ValueError(f"invalid latency sample {v!r} ms")
+    n = len(ms)
+    mean = sum(ms) / n
+    stdev = math.sqrt(sum((v - mean) ** 2 for v in ms) / (n - 1)) if n > 1 else 0.0
     return {
-        "mean": sum(ms) / len(ms),
-        "p50": percentile(ms, 50),
-        "p90": percentile(ms, 90),
-        "p99": percentile(ms, 99),
+        "count": n,
+        "mean": mean,
+        "stdev": stdev,
+        "cv": stdev / mean if mean > 0 else 0.0,
         "min": min(ms),
         "max": max(ms),
+        "p50": percentile(ms, 50),
+        "p90": percentile(ms, 90),
+        "p95": percentile(ms, 95),
+        "p99": percentile(ms, 99),
     }
 
 
@@ -419,6 +433,72 @@ def _check_number_tree(obj, path, errors):
     errors.append(f"{path} has a non-JSON value of type {type(obj).__name__}")
 
 
+# The worker refuses a result whose metrics, or env with outputs, is larger
+# than this as compact JSON (worker/result.h RESULT_JSON_MAX).
+JSON_OBJECT_MAX = 64 * 1024
+LATENCY_SAMPLES_MAX = 512
+LATENCY_KEYS = ("count", "mean", "stdev", "cv", "min", "max", "p50", "p90", "p95", "p99")
+BOOL_METRICS = ("noisy", "warmup_stable")
+ENERGY_SOURCES = ("nvml",)
+# env members that are strings (or null) of at most ENV_TEXT_MAX characters.
+ENV_TEXT_KEYS = ("runner_version", "driver_version", "cuda_version", "rocm_version", "device_uuid")
+ENV_TEXT_MAX = 128
+
+
+def _json_size(obj) -> int:
+    try:
+        return len(json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8"))
+    except (TypeError, ValueError):
+        return 0   # reported by _check_number_tree
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_metrics(m: dict, errors: list) -> None:
+    for k, v in m.items():
+        if k == "latency_ms":
+            if not isinstance(v, dict):
+                errors.append("metrics.latency_ms must be an object")
+                continue
+            for key in ("mean", "p50", "p90", "p99"):
+                if not _is_number(v.get(key)):
+                    errors.append(f"metrics.latency_ms.{key} must be a number")
+            for key, x in v.items():
+                if key not in LATENCY_KEYS:
+                    errors.append(f"metrics.latency_ms has an unknown key {key!r}")
+                elif not _is_number(x) or x < 0:
+                    errors.append(f"metrics.latency_ms.{key} must be a non-negative number")
+        elif k == "latency_samples_ms":
+            if not isinstance(v, list):
+                errors.append("metrics.latency_samples_ms must be a list")
+            elif len(v) > LATENCY_SAMPLES_MAX:
+                errors.append(f"metrics.latency_samples_ms has {len(v)} samples, over {LATENCY_SAMPLES_MAX}")
+            elif not all(_is_number(x) and x >= 0 for x in v):
+                errors.append("metrics.latency_samples_ms must hold non-negative numbers")
+        elif k in BOOL_METRICS:
+            if not isinstance(v, bool):
+                errors.append(f"metrics.{k} must be true or false")
+        elif k == "energy_source":
+            if v not in ENERGY_SOURCES:
+                errors.append(f"metrics.energy_source must be one of {list(ENERGY_SOURCES)}, got {v!r}")
+        elif v is not None and not _is_number(v):
+            errors.append(f"metrics.{k} must be a number or null")
+        elif _is_number(v) and v < 0:
+            errors.append(f"metrics.{k} must not be negative")
+
+
+def _check_env(env: dict, errors: list) -> None:
+    for k in ENV_TEXT_KEYS:
+        v = env.get(k)
+        if v is not None and (not isinstance(v, str) or len(v) > ENV_TEXT_MAX):
+            errors.append(f"env.{k} must be a string of at most {ENV_TEXT_MAX} characters or null")
+    v = env.get("device_memory_bytes")
+    if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+        errors.append("env.device_memory_bytes must be a non-negative integer or null")
+
+
 def validate_result(r) -> list:
     """Return a list of problems (empty list = valid result)."""
     errors = []
@@ -451,21 +531,16 @@ def validate_result(r) -> list:
         else:
             _check_number_tree(r[key], key, errors)
     m = r.get("metrics") if isinstance(r.get("metrics"), dict) else {}
-    lat = m.get("latency_ms")
-    if lat is not None:
-        if not isinstance(lat, dict):
-            errors.append("metrics.latency_ms must be an object")
-        else:
-            for k in ("mean", "p50", "p90", "p99"):
-                if not isinstance(lat.get(k), (int, float)) or isinstance(lat.get(k), bool):
-                    errors.append(f"metrics.latency_ms.{k} must be a number")
-    for k, v in m.items():
-        if k == "latency_ms":
-            continue
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-            errors.append(f"metrics.{k} must be a number or null")
-        elif isinstance(v, (int, float)) and v < 0:
-            errors.append(f"metrics.{k} must not be negative")
+    _check_metrics(m, errors)
+    env = r.get("env") if isinstance(r.get("env"), dict) else {}
+    _check_env(env, errors)
+    outputs = r.get("outputs") if isinstance(r.get("outputs"), dict) else {}
+    # The worker passes metrics on as they are, and env with outputs merged
+    # into it: each must fit its limit (worker/result.h RESULT_JSON_MAX).
+    for what, obj in (("metrics", m), ("env with outputs", {**env, "outputs": outputs})):
+        size = _json_size(obj)
+        if size > JSON_OBJECT_MAX:
+            errors.append(f"{what} is {size} bytes of JSON, over the worker's limit of {JSON_OBJECT_MAX}")
     if "traceback" in r:
         if status not in ("error", "failed"):
             errors.append("traceback is only allowed when status is error or failed")

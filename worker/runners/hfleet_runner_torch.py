@@ -18,6 +18,8 @@ import sys
 import time
 import traceback
 
+import hfleet_bench as bench_mod
+import hfleet_nvml as nvml_mod
 import hfleet_recipes as recipes
 import hfleet_runner_lib as lib
 
@@ -104,6 +106,7 @@ def base_env() -> dict:
         "transformers": None,
         "device_name": None,
         "platform": platform.platform(),
+        "runner_version": lib.RUNNER_VERSION,
     }
 
 
@@ -1033,26 +1036,22 @@ def run_attempt(ctx, source, make_model):
         del out
         if bench:
             deadline = ctx["start"] + 0.85 * float(task["timeout_s"])
-            for _ in range(task["warmup"]):
-                model(**inputs)
-            synchronize(torch, device)
-            samples = []
-            for _ in range(task["iterations"]):
-                if samples and time.perf_counter() > deadline:
-                    break
+
+            def step():
                 synchronize(torch, device)
                 ta = time.perf_counter()
                 o = model(**inputs)
                 synchronize(torch, device)
-                samples.append(time.perf_counter() - ta)
+                dt = time.perf_counter() - ta
                 del o
-            stats = lib.latency_summary(samples)
-            att.metrics["latency_ms"] = stats
-            att.metrics["throughput_items_s"] = lib.throughput_items_s(batch, stats["mean"] / 1000.0)
-            att.metrics["iterations"] = len(samples)
-            if len(samples) < task["iterations"]:
-                att.metrics["iterations_requested"] = task["iterations"]
-            att.metrics["warmup"] = task["warmup"]
+                return dt
+
+            plan = bench_mod.Plan(task["warmup"], task["iterations"], batch, deadline, ctx["noise"])
+            figures, notes = bench_mod.measure(step, time.perf_counter, plan, energy=ctx.get("energy"), log=log)
+            att.metrics.update(figures)
+            if ctx.get("energy") is None and ctx.get("energy_absent"):
+                notes.setdefault("energy", "not measured: " + ctx["energy_absent"])
+            att.outputs.update(notes)
             att.metrics["batch_size"] = batch
             # The token sequence that ran: the planner caps it at the model's
             # positions, and inputs without tokens have none.
@@ -1190,6 +1189,8 @@ def run_task(task: dict) -> dict:
     env["torch"] = str(torch.__version__)
     env["torch_cuda"] = getattr(torch.version, "cuda", None)
     env["torch_hip"] = getattr(torch.version, "hip", None)
+    env["cuda_version"] = env["torch_cuda"]
+    env["rocm_version"] = env["torch_hip"]
     try:
         import transformers
     except ImportError as exc:
@@ -1215,17 +1216,44 @@ def run_task(task: dict) -> dict:
     for var in ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HFLEET_DEVICE_UUID"):
         if os.environ.get(var) is not None:
             env[var.lower()] = os.environ[var]
+    torch_uuid = None
     if task["backend"] in ("cuda", "rocm"):
         try:
             env["torch_device_count"] = int(torch.cuda.device_count())
             props = torch.cuda.get_device_properties(0)
             uuid = getattr(props, "uuid", None)
             if uuid is not None:
-                env["torch_device_uuid"] = "GPU-" + str(uuid)
+                torch_uuid = "GPU-" + str(uuid)
+                env["torch_device_uuid"] = torch_uuid
+            env["device_memory_bytes"] = int(props.total_memory)
         except Exception:  # noqa: BLE001 - informational only
             pass
+        given = os.environ.get("HFLEET_DEVICE_UUID")
+        if torch_uuid or given:
+            env["device_uuid"] = torch_uuid or given.split(",")[0]
 
     ctx = {"torch": torch, "device": device, "dtype": dtype, "task": task, "start": start}
+    if task["backend"] == "cuda":
+        nvml, why = nvml_mod.open_nvml()
+        version = nvml_mod.driver_version(nvml)
+        if version:
+            env["driver_version"] = version
+        if task["kind"] == "benchmark":
+            uuid, why_uuid = bench_mod.task_device_uuid(os.environ.get("HFLEET_DEVICE_UUID"), torch_uuid)
+            if nvml is None:
+                ctx["energy_absent"] = why
+            elif uuid is None:
+                ctx["energy_absent"] = why_uuid
+            else:
+                ctx["energy"], ctx["energy_absent"] = nvml_mod.energy_counter(nvml, uuid)
+    elif task["kind"] == "benchmark":
+        ctx["energy_absent"] = f"the {task['backend']} backend has no energy counter this runner reads"
+    ctx["noise"] = bench_mod.DEFAULT_NOISE_THRESHOLD
+    if task["kind"] == "benchmark":
+        try:
+            ctx["noise"] = bench_mod.noise_threshold(os.environ)
+        except ValueError as exc:
+            return lib.make_result("error", f"invalid setting: {exc}", env=env)
     seq_for_config = task["seq_len"] if task["kind"] == "benchmark" else min(task["seq_len"], lib.TEST_SEQ_LEN_CAP)
 
     def finish(att, weights):

@@ -133,6 +133,17 @@ class TestRunnerWithTorch(unittest.TestCase):
         self.assertLessEqual(lat["p50"], lat["p99"])
         self.assertAlmostEqual(m["throughput_items_s"], 2 / (lat["mean"] / 1000.0), places=3)
         self.assertIsNone(m["peak_memory_bytes"])
+        self.assertEqual(lat["count"], 4)
+        self.assertLessEqual(lat["p90"], lat["p95"])
+        self.assertLessEqual(lat["p95"], lat["p99"])
+        self.assertEqual(len(m["latency_samples_ms"]), 4)
+        self.assertGreaterEqual(m["warmup"], 1)
+        self.assertEqual(m["warmup_requested"], 1)
+        self.assertIsInstance(m["warmup_stable"], bool)
+        self.assertEqual(m["noisy"], lat["cv"] > m["noise_threshold"])
+        self.assertNotIn("energy_j", m)                  # no counter on the CPU: absent, not null
+        self.assertIn("not measured", r["outputs"]["energy"])
+        self.assertEqual(r["env"]["runner_version"], lib.RUNNER_VERSION)
 
     @unittest.skipUnless(_cuda_available(), "no CUDA device")
     def test_benchmark_cuda_fp16(self):
@@ -143,6 +154,17 @@ class TestRunnerWithTorch(unittest.TestCase):
         self.assertEqual(r["metrics"]["iterations"], 10)
         self.assertTrue(r["env"]["device_name"])
         self.assertTrue(r["env"]["torch_cuda"])
+        env, m = r["env"], r["metrics"]
+        self.assertEqual(env["cuda_version"], env["torch_cuda"])
+        self.assertGreater(env["device_memory_bytes"], 0)
+        self.assertTrue(env["device_uuid"].startswith(("GPU-", "MIG-")))
+        if "energy_j" in m:    # a whole GPU of Volta or later, with NVML
+            self.assertEqual(m["energy_source"], "nvml")
+            self.assertGreater(m["avg_power_w"], 0)
+            self.assertAlmostEqual(m["energy_j_per_item"], m["energy_j"] / (4 * m["energy_iterations"]))
+            self.assertTrue(env["driver_version"])
+        else:
+            self.assertIn("not measured", r["outputs"]["energy"])
 
     def test_missing_backend_is_skipped(self):
         if _cuda_available():
