@@ -27,10 +27,11 @@ Misbehaviour for the tests that need it, chosen per model type:
                      send the done line (warm) -- the runner's error
   --escape-dir DIR   every task leaves a daemon behind (double fork and
                      setsid, sleeping 600 s) that writes its pid to DIR/PID
-  --latency MODEL=MS a benchmark of MODEL reports latency_ms statistics with
-                     this p50 (p90 1.1x, p99 1.25x, cv 1 %), declared, not
-                     measured: for the readers' tests (compare, report), with
-                     runner_version "arith-1" in its env
+  --latency MODEL=MS a benchmark of MODEL times 20 iterations of a sleep of
+                     MS milliseconds (time.perf_counter) and reports their
+                     statistics (latency_ms, as the reference runner computes
+                     them): a figure measured, near MS, for the readers'
+                     tests (compare, report), with runner_version "arith-1"
 
 --health --backend B --result FILE is the health check: the same sum of
 squares over 100000 numbers, checked against its closed form, written as
@@ -41,6 +42,10 @@ import json
 import os
 import sys
 import time
+
+# The reference runner's statistics (one definition of p50, cv ...).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'worker', 'runners'))
+import hfleet_runner_lib as runner_lib  # noqa: E402
 
 
 class Crash(Exception):
@@ -128,10 +133,13 @@ def run_task(a, task_path, result_path):
     status = 'passed' if acc == expect and model not in a.fail else 'failed'
     metrics = {'compute_s': elapsed, 'items': n}
     if model in latency and task.get('kind') == 'benchmark':
-        p50 = float(latency[model])
-        metrics['latency_ms'] = {'count': 20, 'mean': p50, 'stdev': p50 * 0.01, 'cv': 0.01, 'min': p50 * 0.98,
-                                 'max': p50 * 1.3, 'p50': p50, 'p90': p50 * 1.1, 'p95': p50 * 1.15,
-                                 'p99': p50 * 1.25}
+        samples = []
+        for _ in range(20):
+            t = time.perf_counter()
+            time.sleep(float(latency[model]) / 1000.0)
+            samples.append(time.perf_counter() - t)
+        metrics['latency_ms'] = runner_lib.latency_summary(samples)
+        p50 = metrics['latency_ms']['p50']
         metrics['throughput_items_s'] = 1000.0 * int(task['batch_size']) / p50
         env['runner_version'] = 'arith-1'
     write_result(result_path, {
