@@ -4,6 +4,11 @@
 # Debian's own packages only.  Installs nothing that is already there, so
 # it is cheap to run every time.  Needs root (or sudo) when something is
 # missing.
+#
+#   deploy/install-deps.sh              build, test and run
+#   deploy/install-deps.sh --packaging  also build and check the Debian
+#                                       packages (debhelper, lintian: about
+#                                       150 packages, so only when asked)
 set -euo pipefail
 
 packages=(
@@ -13,7 +18,13 @@ packages=(
   postgresql-15 postgresql-client-15
   python3
   clang-14 libclang-rt-14-dev
+  scdoc
 )
+case "${1:-}" in
+  --packaging) packages+=(debhelper dpkg-dev lintian systemd) ;;
+  "") ;;
+  *) echo "usage: $0 [--packaging]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

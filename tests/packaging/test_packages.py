@@ -90,7 +90,7 @@ def build(work):
                 capture_output=True).stdout.split(b'\0')
     for f in files:
         path = os.path.join(SOURCE.encode(), f)
-        if f and os.path.isfile(path) and not f.startswith(b'build'):
+        if f and os.path.isfile(path):
             dst = os.path.join(src.encode(), f)
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             shutil.copy2(path, dst)
