@@ -77,7 +77,9 @@ def check_tree(dest, p, man):
              os.path.join(p['bashcompletiondir'], 'hfctl'),
              os.path.join(p['zshcompletiondir'], '_hfctl')]
     docdir = os.path.join(p['datadir'], 'doc', 'hfleet')
-    want += [os.path.join(docdir, d) for d in ('operations.md', 'hfctl.md', 'architecture.md')]
+    # Every document of docs/ (docs/meson.build lists them by name).
+    source_docs = os.path.join(os.environ['HF_SOURCE_ROOT'], 'docs')
+    want += [os.path.join(docdir, d) for d in os.listdir(source_docs) if d.endswith('.md')]
     if man:
         want += [os.path.join(p['mandir'], m) for m in (
             'man1/hfctl.1', 'man5/hfleet.conf.5', 'man8/hf-coordinator.8', 'man8/hf-worker.8')]
