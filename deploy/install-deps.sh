@@ -4,6 +4,15 @@
 # Debian's own packages only.  Installs nothing that is already there, so
 # it is cheap to run every time.  Needs root (or sudo) when something is
 # missing.
+#
+#   deploy/install-deps.sh              build and run (the quickstart)
+#   deploy/install-deps.sh --test       also run the tests (tests/run-tests.sh):
+#                                       clang for the fuzzers, chromium for the
+#                                       report test, prometheus for promtool
+#   deploy/install-deps.sh --packaging  also the tests' tools and those that
+#                                       build and check the Debian packages
+#                                       (debhelper, lintian: about 150
+#                                       packages, so only when asked)
 set -euo pipefail
 
 packages=(
@@ -12,13 +21,23 @@ packages=(
   libjansson-dev libinih-dev libmbedtls-dev check libsubunit-dev
   postgresql-15 postgresql-client-15
   python3
-  chromium
+  scdoc
+)
+test_packages=(
   clang-14 libclang-rt-14-dev
-  # promtool, for tests/integration/test_metrics.py (the package also
-  # ships the Prometheus server: 19 MB download, 96 MB installed; its
-  # service is not started in containers, and nothing here enables it)
+  chromium
+  # promtool, for tests/integration/test_metrics.py.  The package also ships
+  # the Prometheus server (19 MB download, 96 MB installed), whose service
+  # Debian enables on a host run by systemd: stopped and disabled below
+  # when this script is what installed it.
   prometheus
 )
+case "${1:-}" in
+  --packaging) packages+=("${test_packages[@]}" debhelper dpkg-dev lintian systemd) ;;
+  --test) packages+=("${test_packages[@]}") ;;
+  "") ;;
+  *) echo "usage: $0 [--test|--packaging]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
@@ -38,3 +57,10 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -q
 $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+# A test tool is not a service: the Prometheus server that came with
+# promtool does not stay running or enabled on this host.
+if printf '%s\n' "${missing[@]}" | grep -qx prometheus && [ -d /run/systemd/system ]; then
+  $sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  echo "hfleet: installed prometheus for promtool; its server is stopped and disabled" >&2
+fi

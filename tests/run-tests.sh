@@ -2,7 +2,9 @@
 # SPDX-License-Identifier: MIT
 # The test command: installs what is missing, builds with warnings as
 # errors, and runs every test suite (unit, runner, integration, faults,
-# hostile); then builds again with AddressSanitizer and
+# hostile, install); builds, lints, installs and purges the Debian packages
+# (tests/packaging/test_packages.py, about a minute; as root only); then
+# builds again with AddressSanitizer and
 # UndefinedBehaviorSanitizer and runs the suites once more; last, runs every
 # fuzz target for a while (tests/fuzz/run-fuzz.sh, docs/fuzzing.md).  Exits
 # non-zero when any test fails or a fuzz target finds a crash.
@@ -11,11 +13,21 @@
 #   HF_SANITIZE=0 tests/run-tests.sh   skip the sanitizer pass
 #   HF_FUZZ_SECONDS=N tests/run-tests.sh   fuzz each target N s (default 30;
 #                                          0 skips the fuzzing)
+#   HF_PACKAGES=0 tests/run-tests.sh   skip the package test
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-"$root/deploy/install-deps.sh"
+packages_test=${HF_PACKAGES:-1}
+if [ "$packages_test" != "0" ] && [ "$(id -u)" -ne 0 ]; then
+  echo "== the package test needs root (dpkg -i): skipped ==" >&2
+  packages_test=0
+fi
+if [ "$packages_test" != "0" ]; then
+  "$root/deploy/install-deps.sh" --packaging
+else
+  "$root/deploy/install-deps.sh" --test
+fi
 
 run_suites() {
   local dir=$1; shift
@@ -23,11 +35,16 @@ run_suites() {
     meson setup "$dir" -Dwerror=true "$@" >/dev/null
   fi
   ninja -C "$dir"
-  meson test -C "$dir" --print-errorlogs --suite unit --suite runner --suite integration --suite faults --suite hostile
+  meson test -C "$dir" --print-errorlogs --suite unit --suite runner --suite integration --suite faults --suite hostile --suite install
 }
 
 echo "== build and test =="
 run_suites build-test
+
+if [ "$packages_test" != "0" ]; then
+  echo "== Debian packages: build, lintian, install, a job, purge =="
+  python3 "$root/tests/packaging/test_packages.py"
+fi
 
 if [ "${HF_SANITIZE:-1}" != "0" ]; then
   echo "== build and test with ASan and UBSan =="
