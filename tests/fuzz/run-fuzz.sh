@@ -25,7 +25,7 @@ build=${HF_FUZZ_BUILD:-build-fuzz}
 cc=${HF_FUZZ_CC:-$(command -v clang || command -v clang-14 || echo clang)}
 
 if ! command -v "$cc" >/dev/null; then
-  echo "run-fuzz: $cc not found (deploy/install-deps.sh installs clang-14)" >&2
+  echo "run-fuzz: $cc not found (deploy/install-deps.sh --test installs clang-14)" >&2
   exit 1
 fi
 if [ ! -f "$build/build.ninja" ]; then

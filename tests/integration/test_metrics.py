@@ -9,7 +9,7 @@ no body read, a header past nng's buffer refused, one request per
 connection).  deploy/prometheus/ passes `promtool check config` and
 `promtool check rules`, and `promtool test rules` fires the alerts.
 
-promtool comes from Debian's `prometheus` package (deploy/install-deps.sh
+promtool comes from Debian's `prometheus` package (deploy/install-deps.sh --test
 installs it); without it the test fails saying so.
 """
 import http.client
@@ -74,7 +74,7 @@ class MetricsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         if not PROMTOOL:
-            raise AssertionError('promtool not found: deploy/install-deps.sh installs it (Debian package '
+            raise AssertionError('promtool not found: deploy/install-deps.sh --test installs it (Debian package '
                                  '"prometheus")')
         cls.ctx = harness.cluster()
         cls.c = cls.ctx.__enter__()

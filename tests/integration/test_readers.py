@@ -283,7 +283,7 @@ class Readers(unittest.TestCase):
         self.assertEqual(self.c.hfctl('report', '999999', '--html', path, check=False).returncode, 1)
         self.assertEqual(self.c.hfctl('report', str(self.cand), check=False).returncode, 2)
 
-    @unittest.skipUnless(chromium(), 'chromium is not installed (deploy/install-deps.sh installs it)')
+    @unittest.skipUnless(chromium(), 'chromium is not installed (deploy/install-deps.sh --test installs it)')
     def test_report_renders_in_chromium(self):
         path = os.path.join(self.tmp, 'render.html')
         self.c.hfctl('report', str(self.cand), '--html', path)
