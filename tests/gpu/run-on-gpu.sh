@@ -15,6 +15,8 @@
 #   tests/gpu/run-on-gpu.sh weights          toy checkpoints in runner.weights_dir, known answers
 #   tests/gpu/run-on-gpu.sh suite-warm       the whole suite on warm runners, health checks,
 #                                            int8 against fp32 on the CPU
+#   tests/gpu/run-on-gpu.sh readers          two benchmark jobs, compare, history, report, the
+#                                            views as the read-only role, then the suite
 # Environment: HF_SLOTS (concurrent tasks on the GPU, default 1),
 #   HF_RUNNER (runner command, default the reference runner),
 #   HF_WATCH_LIMIT (seconds to follow a suite or bench job, default 450).
@@ -161,6 +163,30 @@ suite-warm)
   psql_q -c "SELECT worker_id, backend, idx, ok, trigger, round(duration_s::numeric, 2) AS s, detail FROM device_health_checks ORDER BY checked_at" | tee "$out/health.txt"
   hfctl devices | tee -a "$out/health.txt"
   HF_BACKENDS=cpu HF_WATCH_LIMIT=120 run_job int8 --models bert,distilbert,gpt2,vit --precision fp32,int8 --batch-sizes 1 --iterations 10 --warmup 2
+  ;;
+readers)
+  # Issue 12: two benchmark jobs as two nightly runs (cuda and cpu, fp16 and
+  # fp32), then what a reader gets from them: compare, history, the report
+  # page, and every view queried as a member of the read-only role; then the
+  # whole suite's test job, so the matrix has every model.
+  models=${HF_BENCH_MODELS:-bert,gpt2,vit,t5,resnet,distilbert}; nightly=()
+  for night in nightly-1 nightly-2; do
+    HF_BACKENDS=cuda,cpu HF_WATCH_LIMIT=${HF_BENCH_LIMIT:-200} run_job "bench-$night" --models "$models" \
+      --batch-sizes 1,8 --precision fp16,fp32 --iterations 50 --warmup 5
+    nightly+=("$job")
+  done
+  hfctl compare "${nightly[0]}" "${nightly[1]}" --wide >"$out/compare.txt"; echo "compare exit status $?" >>"$out/compare.txt"
+  hfctl --json compare --all "${nightly[0]}" "${nightly[1]}" >"$out/compare.json"
+  hfctl report "${nightly[1]}" --html "$out/report.html"
+  hfctl history bert --kind benchmark --wide >"$out/history-bert.txt"
+  HF_WATCH_LIMIT=${HF_WATCH_LIMIT:-330} run_job suite --all
+  psql_q -qc "CREATE ROLE dashboard LOGIN IN ROLE hfleet_reader" 2>&1 | tee "$out/reader-role.txt"
+  for v in compatibility_matrix benchmark_latest benchmark_regressions cross_backend fleet_utilisation device_health; do
+    "$pgbin/psql" -X -h "$w/db" -p "$port_pg" -U dashboard -d hfleet -c "SELECT * FROM $v" >"$out/view-$v.txt" 2>&1
+  done
+  "$pgbin/psql" -X -h "$w/db" -p "$port_pg" -U dashboard -d hfleet -c "SELECT * FROM hfleet_compare_jobs(${nightly[0]}, ${nightly[1]})" >"$out/view-compare.txt" 2>&1
+  "$pgbin/psql" -X -h "$w/db" -p "$port_pg" -U dashboard -d hfleet -c "SELECT count(*) FROM tokens" >"$out/reader-tokens.txt" 2>&1
+  psql_q -c "SELECT model_type, backend, precision, batch_size, latency_p50_ms, latency_cv, noisy, energy_j_per_item, avg_power_w, device_name, driver_version, torch_version, runner_version, env_id FROM task_outcomes WHERE kind = 'benchmark' AND job_id = ${nightly[1]} ORDER BY 1, 2, 3, 4" >"$out/bench-columns.txt"
   ;;
 esac
 curl -s http://127.0.0.1:$port_h/metrics >"$out/metrics.txt" 2>/dev/null || true
