@@ -253,7 +253,7 @@ static int watch_run(struct hfctl_ctx *ctx, int argc, char **argv)
 		case 'h':
 			return hfctl_usage(&hfctl_cmd_watch);
 		default:
-			hfctl_getopt_error("watch", c, argv, err, sizeof(err));
+			hfctl_getopt_error("watch", watch_options, c, argv, err, sizeof(err));
 			return hfctl_usage_error(err);
 		}
 	}
