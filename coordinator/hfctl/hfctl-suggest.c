@@ -47,10 +47,12 @@ unsigned hfctl_suggest_distance(const char *a, size_t alen, const char *b, size_
 	return prev[blen];
 }
 
-/* The most edits a word of len characters may be from a suggestion. */
+/* The most edits a word of len characters may be from a suggestion: none
+ * (case aside) for 3 or fewer, where one edit is another word ("tpu" is
+ * not a typo of "cpu"). */
 static unsigned dist_max(size_t len)
 {
-	return len <= 4 ? 1 : len <= 8 ? 2 : 3;
+	return len <= 3 ? 0 : len <= 4 ? 1 : len <= 8 ? 2 : 3;
 }
 
 void hfctl_suggest_init(struct hfctl_suggest *s, const char *word)

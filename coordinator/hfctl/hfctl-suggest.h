@@ -7,8 +7,8 @@
  * Closeness is the optimal string alignment distance (an insertion, a
  * deletion, a substitution or a swap of two neighbours counts 1), ASCII
  * letters compared without case.  A name is suggested only when it is
- * close for the word's length: 1 edit for words of up to 4 characters, 2 up
- * to 8, 3 beyond; the first of equally close names wins.  The work is
+ * close for the word's length: only a difference of case for words of up
+ * to 3 characters, 1 edit for 4, 2 up to 8, 3 beyond; the first of equally close names wins.  The work is
  * bounded: words and names longer than HFCTL_SUGGEST_LEN_MAX are never
  * compared (nothing is suggested for them).
  */

@@ -126,8 +126,8 @@ static void address_explain(const struct hfctl_ctx *ctx, char *err, size_t errle
 	size_t n = strlen(err);
 
 	snprintf(err + n, errlen - n,
-		 "\n(the address is %s; give the coordinator's control address with --control URL "
-		 "or $HFLEET_CONTROL_URL, or source the quickstart's .state/env)",
+		 "\nthe address is %s: give the coordinator's control address with --control URL "
+		 "or $HFLEET_CONTROL_URL, or source the quickstart's .state/env",
 		 ctx->url_source);
 }
 

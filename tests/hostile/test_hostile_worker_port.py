@@ -275,7 +275,7 @@ class WorkerPortTest(WorkerPortBase):
         self.bad_all(attacks)
         self.check_job('bad strings')
         for cmd in ('workers', 'devices'):
-            self.c.hfctl('--timeout', '30s', '--json', cmd)
+            self.c.hfctl('--request-timeout', '30s', '--json', cmd)
         self.assert_telemetry_flows('bad strings')
 
 
@@ -301,7 +301,7 @@ class WorkerFloodTest(WorkerPortBase):
             if r is not None and not (r.kind == 'error' and r.error_code == ERR_BAD_REQUEST
                                       and 'hostname' in r.error_message):
                 failures.append('%s: answered %r' % (what, r))
-        p = self.c.hfctl('--timeout', '30s', 'workers', check=False)
+        p = self.c.hfctl('--request-timeout', '30s', 'workers', check=False)
         self.assertEqual(p.returncode, 0, 'hfctl workers after huge hostnames: %s' % p.stderr)
         self.assertEqual(failures, [])
         self.check_job('huge hostnames')
@@ -332,7 +332,7 @@ class WorkerFloodTest(WorkerPortBase):
         try:
             while t.is_alive():
                 t0 = time.time()
-                p = self.c.hfctl('--timeout', '10s', 'models', check=False, timeout=60)
+                p = self.c.hfctl('--request-timeout', '10s', 'models', check=False, timeout=60)
                 if p.returncode != 0:
                     stalls.append('hfctl models failed after %.1f s: %s' % (time.time() - t0, p.stderr.strip()))
                 time.sleep(0.5)

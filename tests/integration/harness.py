@@ -218,7 +218,7 @@ class Cluster:
     def start_worker(self, wid, slots=2, runner_args='', token_file=None):
         state = os.path.join(self.root, 'state-' + wid)
         runner = 'python3 %s %s' % (ARITH_RUNNER, runner_args)
-        d = Daemon(wid, [WORKER, '--id', wid, '--coordinator', self.worker_url, '--state-dir', state,
+        d = Daemon(wid, [WORKER, '--id', wid, '--coordinator-url', self.worker_url, '--state-dir', state,
                          '--slots', str(slots), '--runner', runner.strip(), '--log-level', 'info'],
                    self.root, env=self.worker_env(wid, token_file)).start()
         self.workers[wid] = d
@@ -232,7 +232,7 @@ class Cluster:
         if env is None:
             env = {k: v for k, v in os.environ.items() if k not in ('HFLEET_TOKEN', 'HFLEET_TOKEN_FILE')}
             env['HOME'] = self.root  # no ~/.config/hfleet/token of the person running the tests
-        p = subprocess.run([HFCTL, '--coordinator', self.control_url] + tok + list(args), capture_output=True,
+        p = subprocess.run([HFCTL, '--control', self.control_url] + tok + list(args), capture_output=True,
                            text=True, timeout=timeout, env=env)
         if check and p.returncode != 0:
             raise AssertionError('hfctl %s failed (%d): %s%s' % (' '.join(args), p.returncode, p.stdout,
