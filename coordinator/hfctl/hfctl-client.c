@@ -96,18 +96,17 @@ static void probe_cb(void *arg)
 	pthread_mutex_unlock(&one->all->mu);
 }
 
-/* The plain transport address of url for a stream dialer ("tcp://h:p" for
- * "tls+tcp://h:p": only whether something listens is asked), or false for
- * a transport not probed. */
+/* Copies url (len bytes) to ret for a stream dialer, or returns false for
+ * a transport not probed this way.  tls+tcp:// is not: a connection closed
+ * before the TLS handshake would count as a failed handshake at the
+ * coordinator, which warns about those (see tls_refused). */
 static bool probe_url(const char *url, size_t len, char *ret, size_t retlen)
 {
 	static const char *const schemes[] = { "tcp://", "tcp4://", "tcp6://", "ipc://" };
-	const char *u = len > 4 && strncmp(url, "tls+", 4) == 0 ? url + 4 : url;
 
-	len -= (size_t)(u - url);
 	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
-		if (strncmp(u, schemes[i], strlen(schemes[i])) == 0 && len < retlen) {
-			memcpy(ret, u, len);
+		if (strncmp(url, schemes[i], strlen(schemes[i])) == 0 && len < retlen) {
+			memcpy(ret, url, len);
 			ret[len] = '\0';
 			return true;
 		}
@@ -187,6 +186,25 @@ out:
 	return r;
 }
 
+/* The same for one tls+tcp:// address: a whole TLS handshake and SP
+ * header exchange (hf_tls_probe), which the coordinator takes as a
+ * connection that closed without a request.  Only "nothing listens" and
+ * "nothing answers" fail here; a TLS failure is found and explained by the
+ * call, as before. */
+static int tls_refused(const char *url, const struct hf_tls *tls, int64_t timeout_ms, char *err,
+		       size_t errlen)
+{
+	char why[512];
+	int r = hf_tls_probe(url, tls, (int)(timeout_ms < INT32_MAX ? timeout_ms : INT32_MAX), why,
+			     sizeof(why));
+
+	if (r != -ECONNREFUSED && r != -ETIMEDOUT)
+		return 0;
+	snprintf(err, errlen, "could not reach coordinator at \"%s\": %s", url,
+		 r == -ECONNREFUSED ? "connection refused (nothing listens there)" : "timed out");
+	return r;
+}
+
 int hfctl_client_open(const char *url, const struct hf_tls *tls, int64_t timeout_ms,
 		      struct hfctl_client **ret_client, char *err, size_t errlen)
 {
@@ -217,6 +235,10 @@ int hfctl_client_open(const char *url, const struct hf_tls *tls, int64_t timeout
 	if (r < 0)
 		goto fail;
 	char why[512];
+	if (hf_tls_url(url) && !strchr(url, ','))
+		r = tls_refused(url, tls, timeout_ms, err, errlen);
+	if (r < 0)
+		goto fail;
 	r = hf_tls_dial(c->sock, url, tls, why, sizeof(why));
 	if (r < 0) {
 		/* Both mean a URL or TLS settings hfctl cannot use: the

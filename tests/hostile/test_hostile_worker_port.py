@@ -137,11 +137,15 @@ class WorkerPortTest(WorkerPortBase):
             self.assertEqual(r.kind, 'error', '%s: %r' % (what, r))
             self.assertIn(r.error_code, (ERR_VERSION, ERR_BAD_REQUEST), '%s: %r' % (what, r))
         for what, num in (('unknown body field 99', 99), ('a reply body (Ack) as a request', 15),
-                          ('a control request (Submit) on the worker port', 20),
                           ('an Error as a request', 16)):
             r = self.call(num, b'')
             self.check_after(what)
             self.assertEqual((r.kind, r.error_code), ('error', ERR_BAD_REQUEST), '%s: %r' % (what, r))
+        # A control request says it came to the wrong port (ERR_WRONG_PORT).
+        r = self.call(20, b'')
+        self.check_after('a control request (Submit) on the worker port')
+        self.assertEqual((r.kind, r.error_code), ('error', wire.ERR_WRONG_PORT), repr(r))
+        self.assertIn("coordinator's worker port", r.error_message)
         self.check_job('envelope oddities')
 
     # ---- bad enums ----
