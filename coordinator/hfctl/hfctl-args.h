@@ -5,9 +5,9 @@
  * options of "hfctl cancel" and drain targets (WORKER or
  * WORKER/BACKEND:INDEX) in hfctl-args.c; the options of "hfctl submit" and
  * the check of model names against the registry in hfctl-args-submit.c.
- * A mistyped name or option gets a suggestion (hfctl-suggest.h).  Pure: nothing here reads the environment,
- * talks to the coordinator or prints; the commands do that and show the
- * messages written here.
+ * A mistyped name or option gets a suggestion (hfctl-suggest.h).  Pure:
+ * nothing here reads the environment, talks to the coordinator or prints;
+ * the commands do that and show the messages written here.
  *
  * Every function that can refuse its input writes one message for the user
  * into err (lowercase, the offending value in quotes, never longer than

@@ -143,7 +143,8 @@ static int address_probe(const char *urls, int64_t timeout_ms, char *err, size_t
 		if (nng_stream_dialer_alloc(&ones[n].d, one_url) != 0 ||
 		    nng_aio_alloc(&ones[n].aio, probe_cb, &ones[n]) != 0)
 			goto unprobed;
-		nng_aio_set_timeout(ones[n].aio, (nng_duration)(timeout_ms < INT32_MAX ? timeout_ms : INT32_MAX));
+		nng_aio_set_timeout(ones[n].aio,
+				    (nng_duration)(timeout_ms < INT32_MAX ? timeout_ms : INT32_MAX));
 		pthread_mutex_lock(&all.mu);
 		all.started++;
 		pthread_mutex_unlock(&all.mu);
