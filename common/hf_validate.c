@@ -421,6 +421,33 @@ static const char *role_what(enum hf_msg_role role)
 	}
 }
 
+/* Is a body the role does not take one that the other port takes? */
+static bool wrong_port(const struct wire *w, uint32_t field)
+{
+	return (w->role == HF_MSG_WORKER_REQUEST && body_max(HF_MSG_CONTROL_REQUEST, field) != 0) ||
+	       (w->role == HF_MSG_CONTROL_REQUEST && body_max(HF_MSG_WORKER_REQUEST, field) != 0);
+}
+
+/* The message says which port this is and which setting names the other,
+ * without the field path: the peer is at the wrong address, not sending a
+ * wrong field. */
+static int wrong_port_fail(struct wire *w, const char *body)
+{
+	if (w->v.err && w->v.errlen) {
+		if (w->role == HF_MSG_WORKER_REQUEST)
+			snprintf(w->v.err, w->v.errlen,
+				 "this is the coordinator's worker port (a %s request is hfctl's); hfctl "
+				 "talks to the control port (coordinator.control_listen)",
+				 body);
+		else
+			snprintf(w->v.err, w->v.errlen,
+				 "this is the coordinator's control port (a %s request is hf-worker's); "
+				 "hf-worker talks to the worker port (coordinator.worker_listen)",
+				 body);
+	}
+	return -EPROTOTYPE;
+}
+
 /* A length-delimited field f of msg at p[0..n), the idx-th of its kind. */
 static int wire_len_field(struct wire *w, const ProtobufCMessageDescriptor *desc,
 			  const ProtobufCFieldDescriptor *f, const uint8_t *p, size_t n, uint32_t count_max,
@@ -523,6 +550,8 @@ static int wire_message(struct wire *w, const ProtobufCMessageDescriptor *desc, 
 		size_t old = vpath_push(&w->v, f->name, repeated && !packed ? (long)counts[idx] : -1);
 
 		if (desc == &hf__envelope__descriptor && (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)) {
+			if (body_max(w->role, f->id) == 0 && wrong_port(w, f->id))
+				return wrong_port_fail(w, f->name);
 			if (body_max(w->role, f->id) == 0)
 				return vfail(&w->v, -EINVAL, "a %s message is not %s", f->name, role_what(w->role));
 			if (++n_body > 1)

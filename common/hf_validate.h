@@ -54,7 +54,10 @@ enum hf_msg_role {
  * version is outside HF_PROTOCOL_MIN .. HF_PROTOCOL_MAX (its fields are not
  * looked at: a newer protocol may have other rules); err says so.  Replies
  * are read whatever version the coordinator speaks, so that its Error
- * (ERR_VERSION) can be read.  err may be NULL when errlen is 0. */
+ * (ERR_VERSION) can be read.  For the request roles also -EPROTOTYPE when
+ * the body is a request of the other port (a control request to the worker
+ * port, a worker's to the control port); err says which port this is and
+ * which setting names the other.  err may be NULL when errlen is 0. */
 int hf_msg_decode(const void *buf, size_t len, enum hf_msg_role role,
 		  Hf__Envelope **ret_env, char *err, size_t errlen);
 

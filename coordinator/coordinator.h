@@ -150,8 +150,9 @@ void coord_shutdown(struct coord *c);
 /* request.c: decodes and validates a request received on a port of role (see
  * hf_validate.h) and checks its protocol version; on failure it has already
  * replied with the error (ERR_BAD_REQUEST naming the field and the limit,
- * or ERR_VERSION), logged the peer's address (at most once a second per
- * port) and returns NULL.  Takes msg. */
+ * ERR_VERSION, or ERR_WRONG_PORT for a request of the other port), logged
+ * the peer's address (at most once a second per port) and returns NULL.
+ * Takes msg. */
 Hf__Envelope *coord_request_unpack(nuv_request_t *req, nng_msg *msg, enum hf_msg_role role);
 
 /* workers.c: the position in w->reg->devices of device (backend, index),

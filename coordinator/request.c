@@ -80,6 +80,9 @@ Hf__Envelope *coord_request_unpack(nuv_request_t *req, nng_msg *msg, enum hf_msg
 	case -EPROTONOSUPPORT:
 		coord_reply_error(req, HF__ERROR_CODE__ERR_VERSION, "%s", err);
 		return NULL;
+	case -EPROTOTYPE:
+		coord_reply_error(req, HF__ERROR_CODE__ERR_WRONG_PORT, "%s", err);
+		return NULL;
 	case -EBADMSG:
 		coord_reply_error(req, HF__ERROR_CODE__ERR_BAD_REQUEST, "malformed message: %s", err);
 		return NULL;

@@ -113,7 +113,7 @@ make_token "$state/admin.token" admin admin
 make_token "$state/worker.token" "$wid" worker
 export HFLEET_TOKEN_FILE="$state/admin.token"
 
-hfctl=("$build/coordinator/hfctl/hfctl" --coordinator "tcp://127.0.0.1:$port_c")
+hfctl=("$build/coordinator/hfctl/hfctl" --control "tcp://127.0.0.1:$port_c")
 
 say "starting hf-coordinator (log: $state/coordinator.log)"
 "$build/coordinator/hf-coordinator" --database "$conninfo" \
@@ -125,15 +125,16 @@ wait_listening "$(cat "$state/coordinator.pid")" "$state/coordinator.log" "$port
   { say "hf-coordinator did not start on its ports; nothing else was started"; exit 1; }
 # A line to source that points hfctl at this cluster.
 cat >"$state/env" <<ENV
-# source this file to point hfctl at the quickstart's cluster
-export HFLEET_COORDINATOR=tcp://127.0.0.1:$port_c
+# source this file to point hfctl (and another hf-worker) at the quickstart's cluster
+export HFLEET_CONTROL_URL=tcp://127.0.0.1:$port_c
+export HFLEET_WORKER_URL=tcp://127.0.0.1:$port_w
 export HFLEET_TOKEN_FILE=$(printf '%q' "$state/admin.token")
 export PATH=$(printf '%q' "$build/coordinator/hfctl"):\$PATH
 ENV
 
 say "starting hf-worker (log: $state/worker.log)"
 HFLEET_WORKER_TOKEN_FILE="$state/worker.token" \
-"$build/worker/hf-worker" --id "$wid" --coordinator "tcp://127.0.0.1:$port_w" \
+"$build/worker/hf-worker" --id "$wid" --coordinator-url "tcp://127.0.0.1:$port_w" \
   --state-dir "$state/worker" --slots "$(nproc)" \
   --runner "$(printf '%q %q' "$python" "$root/worker/runners/hfleet_runner.py")" >>"$state/worker.log" 2>&1 &
 echo $! >"$state/worker.pid"

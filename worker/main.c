@@ -66,7 +66,8 @@ static void usage(FILE *f)
 		"Runs HuggingFace model tests and benchmarks handed out by hf-coordinator.\n"
 		"\n"
 		"  -c, --config FILE        read settings from FILE (INI)\n"
-		"      --coordinator URL    coordinator.url\n"
+		"      --coordinator-url URL\n"
+		"                           coordinator.url: the coordinator's worker address\n"
 		"      --id ID              worker.id\n"
 		"      --slots N            worker.slots\n"
 		"      --state-dir DIR      worker.state_dir\n"
@@ -385,6 +386,7 @@ out:
 
 enum {
 	OPT_COORDINATOR = 0x100,
+	OPT_OLD_COORDINATOR,
 	OPT_ID,
 	OPT_SLOTS,
 	OPT_STATE_DIR,
@@ -401,7 +403,9 @@ enum {
 
 static const struct option long_options[] = {
 	{ "config", required_argument, NULL, 'c' },
-	{ "coordinator", required_argument, NULL, OPT_COORDINATOR },
+	{ "coordinator-url", required_argument, NULL, OPT_COORDINATOR },
+	/* The old spelling, kept for a release. */
+	{ "coordinator", required_argument, NULL, OPT_OLD_COORDINATOR },
 	{ "id", required_argument, NULL, OPT_ID },
 	{ "slots", required_argument, NULL, OPT_SLOTS },
 	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
@@ -422,7 +426,8 @@ static const struct option long_options[] = {
 static const char *option_setting(int opt)
 {
 	switch (opt) {
-	case OPT_COORDINATOR: return "coordinator.url";
+	case OPT_COORDINATOR:
+	case OPT_OLD_COORDINATOR: return "coordinator.url";
 	case OPT_ID: return "worker.id";
 	case OPT_SLOTS: return "worker.slots";
 	case OPT_STATE_DIR: return "worker.state_dir";
@@ -511,6 +516,9 @@ int main(int argc, char **argv)
 			rc = EXIT_USAGE;
 			goto out;
 		default:
+			if (opt == OPT_OLD_COORDINATOR)
+				log_warn("--coordinator is deprecated: use --coordinator-url (the "
+					 "coordinator's worker address)");
 			ov[n_ov++] = (struct worker_conf_override){ option_setting(opt), optarg,
 								    opt == OPT_LABEL };
 			break;

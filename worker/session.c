@@ -238,6 +238,16 @@ static void register_reply_cb(int rv, nng_msg *reply, void *arg)
 			register_retry_later_at(s, HF_LOG_ERROR, why);
 			break;
 		}
+		if (env->error->code == HF__ERROR_CODE__ERR_WRONG_PORT) {
+			/* Not fatal (an address may be fixed behind a name), but
+			 * an error, and backed off as any failed registration. */
+			snprintf(why, sizeof(why),
+				 "%s: coordinator.url (--coordinator-url, $HFLEET_WORKER_URL) must be "
+				 "the coordinator's worker address",
+				 env->error->message);
+			register_retry_later_at(s, HF_LOG_ERROR, why);
+			break;
+		}
 		snprintf(why, sizeof(why), "coordinator answered: %s", env->error->message);
 		register_retry_later(s, why);
 		break;

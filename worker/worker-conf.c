@@ -30,8 +30,8 @@
 
 const struct hf_conf_setting worker_conf_settings[] = {
 	S("coordinator.url", HF_CONF_STRING, coordinator_url, "tcp://127.0.0.1:7100", 0, -1,
-	  "HFLEET_COORDINATOR", "address of hf-coordinator's worker endpoint (nng URL); tls+tcp://HOST:PORT "
-	  "needs tls.ca_file"),
+	  "HFLEET_WORKER_URL", "address of hf-coordinator's worker endpoint, its coordinator.worker_listen "
+	  "(nng URL; not the control address hfctl uses); tls+tcp://HOST:PORT needs tls.ca_file"),
 	S("tls.ca_file", HF_CONF_STRING, tls_ca_file, NULL, 0, -1, "HFLEET_CA_FILE",
 	  "PEM file of the CA that signs the coordinator's certificate; with a tls+tcp:// coordinator.url "
 	  "the coordinator's certificate is always verified against it"),
@@ -261,6 +261,21 @@ oom:
 	return -ENOMEM;
 }
 
+/* $HFLEET_COORDINATOR, which hfctl also read (as its control address), is
+ * the old name of $HFLEET_WORKER_URL: used for a release, with a warning,
+ * when the new one is not set. */
+static int old_env_load(struct worker_conf *c, char *err, size_t errlen)
+{
+	const char *old = getenv("HFLEET_COORDINATOR"), *now = getenv("HFLEET_WORKER_URL");
+
+	if (!old || !old[0] || (now && now[0]))
+		return 0;
+	log_warn("HFLEET_COORDINATOR is deprecated for hf-worker: set HFLEET_WORKER_URL (the "
+		 "coordinator's worker address); using HFLEET_COORDINATOR=%s as the worker address",
+		 old);
+	return hf_conf_set(worker_conf_settings, c, "coordinator.url", old, err, errlen);
+}
+
 int worker_conf_load(struct worker_conf *c, const char *path, const struct worker_conf_override *ov,
 		     size_t n_ov, char *err, size_t errlen)
 {
@@ -274,7 +289,9 @@ int worker_conf_load(struct worker_conf *c, const char *path, const struct worke
 		if (r < 0)
 			return r;
 	}
-	r = hf_conf_load_env(worker_conf_settings, c, err, errlen);
+	r = old_env_load(c, err, errlen);
+	if (r == 0)
+		r = hf_conf_load_env(worker_conf_settings, c, err, errlen);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < n_ov; i++) {

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT
  *
  * hfctl's argument parsing and validation: comma-separated lists, numbers,
- * durations, job and task ids, the options of "hfctl submit" and "hfctl
- * cancel", drain targets (WORKER or WORKER/BACKEND:INDEX), and the check of
- * model names against the registry.  Pure: nothing here reads the environment,
- * talks to the coordinator or prints; the commands do that and show the
- * messages written here.
+ * durations, job and task ids, the messages for getopt's errors, the
+ * options of "hfctl cancel" and drain targets (WORKER or
+ * WORKER/BACKEND:INDEX) in hfctl-args.c; the options of "hfctl submit" and
+ * the check of model names against the registry in hfctl-args-submit.c.
+ * A mistyped name or option gets a suggestion (hfctl-suggest.h).  Pure:
+ * nothing here reads the environment, talks to the coordinator or prints;
+ * the commands do that and show the messages written here.
  *
  * Every function that can refuse its input writes one message for the user
  * into err (lowercase, the offending value in quotes, never longer than
@@ -18,11 +20,13 @@
 #ifndef HFCTL_ARGS_H
 #define HFCTL_ARGS_H
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "hf_proto.h"
+#include "hfctl-suggest.h"
 
 /* Room for any message written here (the list of unknown models is cut to
  * fit when it would be longer). */
@@ -68,6 +72,10 @@ int hfctl_list_split(struct hfctl_list *l, const char *opt, const char *text, ch
  * leading "-", nothing else (no blanks, no "+", no "0x"). */
 int hfctl_parse_int(const char *opt, const char *text, int64_t min, int64_t max, int64_t *ret,
 		    char *err, size_t errlen);
+
+/* The same for a whole number in [1, max]. */
+int hfctl_parse_u32(const char *opt, const char *text, uint32_t max, uint32_t *ret, char *err,
+		    size_t errlen);
 
 /* Parses a duration ("500ms", "5s", "2m", "1h"; bare numbers are ms) that
  * must be at least min_ms. */
@@ -135,10 +143,13 @@ int hfctl_parse_statuses(const char *opt, const char *text, bool *ret, char *err
 /* Writes the message for a getopt_long error: c is what it returned (':'
  * for a missing value, '?' for an unknown option or a value given to one
  * that takes none, with optstring starting with ':'), cmd the command for
- * the hint ("submit", or NULL for hfctl's own options).  Call right after
- * getopt_long, with the argv it was given; long options must have values of
- * 256 and up (--help may be 'h'). */
-void hfctl_getopt_error(const char *cmd, int c, char *const *argv, char *err, size_t errlen);
+ * the hint ("submit", or NULL for hfctl's own options), options the table
+ * getopt_long was given, whose closest name an unknown option is offered
+ * ("did you mean \"--kind\"?").  Call right after getopt_long, with the
+ * argv it was given; long options must have values of 256 and up (--help
+ * may be 'h'). */
+void hfctl_getopt_error(const char *cmd, const struct option *options, int c, char *const *argv,
+			char *err, size_t errlen);
 
 /* Takes the one positional JOB argument left after the options of cmd:
  * argv[first] of argc (first is getopt's optind).  Missing, extra or
@@ -170,7 +181,7 @@ struct hfctl_submit {
 	int32_t priority;
 	uint32_t *seq_lens;    /* --seq-len, distinct; none when not given: the */
 	size_t n_seq_lens;     /* coordinator's default */
-	uint32_t timeout_s;    /* likewise */
+	uint32_t timeout_s;    /* likewise (--task-timeout) */
 	uint32_t iterations;   /* likewise */
 	uint32_t warmup;       /* likewise */
 	char *name;            /* "" when not given */
@@ -192,6 +203,9 @@ struct hfctl_submit {
 	bool watch;
 	bool json;
 	bool help;             /* --help: nothing else was checked */
+	/* Old spellings used, for the caller's warnings: --timeout for
+	 * --task-timeout. */
+	bool old_timeout;
 };
 
 /* Parses the options of "hfctl submit" (argv[0] is "submit") into ret,
@@ -214,8 +228,9 @@ void hfctl_submit_fini(struct hfctl_submit *s);
  * it (do not free it with protobuf-c). */
 void hfctl_submit_request(const struct hfctl_submit *s, Hf__SubmitRequest *req);
 
-/* Checks s's models against the registry: -ENOENT naming every unknown one,
- * e.g. unknown models "a", "b" (see "hfctl models"). */
+/* Checks s's models against the registry: -ENOENT naming every unknown one
+ * with the closest model the registry has, e.g.
+ *   unknown models "bret" (did you mean "bert"?), "zzz" (see "hfctl models") */
 int hfctl_submit_check_models(const struct hfctl_submit *s, const Hf__ModelsReply *registry,
 			      char *err, size_t errlen);
 

@@ -98,7 +98,7 @@ static int token_create(struct hfctl_ctx *ctx, int argc, char **argv, bool json)
 		case 'h':
 			return hfctl_usage(&hfctl_cmd_token);
 		default:
-			hfctl_getopt_error("token create", c, argv, err, sizeof(err));
+			hfctl_getopt_error("token create", options, c, argv, err, sizeof(err));
 			return hfctl_usage_error(err);
 		}
 	}
@@ -167,7 +167,7 @@ static int token_list(struct hfctl_ctx *ctx, int argc, char **argv, bool json)
 		case 'h':
 			return hfctl_usage(&hfctl_cmd_token);
 		default:
-			hfctl_getopt_error("token list", c, argv, err, sizeof(err));
+			hfctl_getopt_error("token list", options, c, argv, err, sizeof(err));
 			return hfctl_usage_error(err);
 		}
 	}
@@ -334,7 +334,7 @@ static int audit_run(struct hfctl_ctx *ctx, int argc, char **argv)
 		case 'h':
 			return hfctl_usage(&hfctl_cmd_audit);
 		default:
-			hfctl_getopt_error("audit", c, argv, err, sizeof(err));
+			hfctl_getopt_error("audit", options, c, argv, err, sizeof(err));
 			return hfctl_usage_error(err);
 		}
 	}

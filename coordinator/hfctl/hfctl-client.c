@@ -2,14 +2,18 @@
  *
  * The synchronous control-protocol client (see hfctl-client.h).  nng's
  * errors are translated by nuv_errno (common/hf_nuv.c), the coordinator's
- * error codes here.
+ * error codes here.  Opening the client first connects to each address
+ * once (address_probe) so that nothing listening fails at once: the REQ
+ * socket itself dials in the background and would only time out.
  */
 #include "hfctl-client.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -54,6 +58,154 @@ static const char *transport_reason(int r)
 	}
 }
 
+/* ---- the first contact ---- */
+
+/* At most this many addresses are probed; a longer list is dialled as it
+ * is. */
+#define PROBE_MAX 16
+
+struct probe {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	size_t started, done;
+	bool connected;
+};
+
+struct probe_one {
+	struct probe *all;
+	nng_stream_dialer *d;
+	nng_aio *aio;
+	int rv;
+};
+
+static void probe_cb(void *arg)
+{
+	struct probe_one *one = arg;
+	nng_stream *s;
+
+	one->rv = nng_aio_result(one->aio);
+	if (one->rv == 0 && (s = nng_aio_get_output(one->aio, 0))) {
+		nng_stream_close(s);
+		nng_stream_free(s);
+	}
+	pthread_mutex_lock(&one->all->mu);
+	one->all->done++;
+	if (one->rv == 0)
+		one->all->connected = true;
+	pthread_cond_signal(&one->all->cv);
+	pthread_mutex_unlock(&one->all->mu);
+}
+
+/* Copies url (len bytes) to ret for a stream dialer, or returns false for
+ * a transport not probed this way.  tls+tcp:// is not: a connection closed
+ * before the TLS handshake would count as a failed handshake at the
+ * coordinator, which warns about those (see tls_refused). */
+static bool probe_url(const char *url, size_t len, char *ret, size_t retlen)
+{
+	static const char *const schemes[] = { "tcp://", "tcp4://", "tcp6://", "ipc://" };
+
+	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
+		if (strncmp(url, schemes[i], strlen(schemes[i])) == 0 && len < retlen) {
+			memcpy(ret, url, len);
+			ret[len] = '\0';
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Connects once to each address of the comma-separated list urls, all at
+ * once, and waits until one connects, all have failed or timeout_ms has
+ * passed.  Returns 0 when one connected (or an address could not be
+ * probed), -ECONNREFUSED when nothing listens at any, -ETIMEDOUT when none
+ * answered in time (nothing answered at all: a host that drops
+ * connections), each with its message. */
+static int address_probe(const char *urls, int64_t timeout_ms, char *err, size_t errlen)
+{
+	struct probe all = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+	struct probe_one ones[PROBE_MAX] = { 0 };
+	struct timespec until;
+	char one_url[512];
+	bool refused = true;
+	size_t n = 0;
+	int r = 0;
+
+	for (const char *p = urls; *p;) {
+		size_t len;
+
+		p += strspn(p, ", ");
+		len = strcspn(p, ", ");
+		if (len == 0)
+			break;
+		if (n == PROBE_MAX || !probe_url(p, len, one_url, sizeof(one_url)))
+			goto unprobed;
+		ones[n].all = &all;
+		if (nng_stream_dialer_alloc(&ones[n].d, one_url) != 0 ||
+		    nng_aio_alloc(&ones[n].aio, probe_cb, &ones[n]) != 0)
+			goto unprobed;
+		nng_aio_set_timeout(ones[n].aio,
+				    (nng_duration)(timeout_ms < INT32_MAX ? timeout_ms : INT32_MAX));
+		pthread_mutex_lock(&all.mu);
+		all.started++;
+		pthread_mutex_unlock(&all.mu);
+		nng_stream_dialer_dial(ones[n].d, ones[n].aio);
+		n++;
+		p += len;
+	}
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += (time_t)(timeout_ms / 1000) + 1;
+	pthread_mutex_lock(&all.mu);
+	while (!all.connected && all.done < all.started)
+		if (pthread_cond_timedwait(&all.cv, &all.mu, &until) != 0)
+			break;
+	pthread_mutex_unlock(&all.mu);
+	goto out;
+
+unprobed:
+	/* Not probed: the REQ socket finds out, as before. */
+	all.connected = true;
+out:
+	for (size_t i = 0; i < n + 1 && i < PROBE_MAX; i++) {
+		if (ones[i].aio) {
+			/* Waits for the callback too: ones and all outlive it. */
+			nng_aio_stop(ones[i].aio);
+			nng_aio_free(ones[i].aio);
+		}
+		if (ones[i].d) {
+			nng_stream_dialer_close(ones[i].d);
+			nng_stream_dialer_free(ones[i].d);
+		}
+		if (i < n && ones[i].rv != NNG_ECONNREFUSED && ones[i].rv != NNG_ENOENT)
+			refused = false;
+	}
+	if (!all.connected && n > 0) {
+		r = refused ? -ECONNREFUSED : -ETIMEDOUT;
+		snprintf(err, errlen, "could not reach coordinator at \"%s\": %s", urls,
+			 refused ? "connection refused (nothing listens there)" : "timed out");
+	}
+	return r;
+}
+
+/* The same for one tls+tcp:// address: a whole TLS handshake and SP
+ * header exchange (hf_tls_probe), which the coordinator takes as a
+ * connection that closed without a request.  Only "nothing listens" and
+ * "nothing answers" fail here; a TLS failure is found and explained by the
+ * call, as before. */
+static int tls_refused(const char *url, const struct hf_tls *tls, int64_t timeout_ms, char *err,
+		       size_t errlen)
+{
+	char why[512];
+	int r = hf_tls_probe(url, tls, (int)(timeout_ms < INT32_MAX ? timeout_ms : INT32_MAX), why,
+			     sizeof(why));
+
+	if (r != -ECONNREFUSED && r != -ETIMEDOUT)
+		return 0;
+	snprintf(err, errlen, "could not reach coordinator at \"%s\": %s", url,
+		 r == -ECONNREFUSED ? "connection refused (nothing listens there)" : "timed out");
+	return r;
+}
+
 int hfctl_client_open(const char *url, const struct hf_tls *tls, int64_t timeout_ms,
 		      struct hfctl_client **ret_client, char *err, size_t errlen)
 {
@@ -80,7 +232,14 @@ int hfctl_client_open(const char *url, const struct hf_tls *tls, int64_t timeout
 		snprintf(err, errlen, "could not set up socket: %s", transport_reason(r));
 		goto fail;
 	}
+	r = address_probe(url, timeout_ms, err, errlen);
+	if (r < 0)
+		goto fail;
 	char why[512];
+	if (hf_tls_url(url) && !strchr(url, ','))
+		r = tls_refused(url, tls, timeout_ms, err, errlen);
+	if (r < 0)
+		goto fail;
 	r = hf_tls_dial(c->sock, url, tls, why, sizeof(why));
 	if (r < 0) {
 		/* Both mean a URL or TLS settings hfctl cannot use: the
@@ -161,6 +320,9 @@ static int coordinator_error(const struct hfctl_client *c, const Hf__Error *e, c
 	case HF__ERROR_CODE__ERR_FORBIDDEN:
 		snprintf(err, errlen, "not allowed: %s", text);
 		return -EPERM;
+	case HF__ERROR_CODE__ERR_WRONG_PORT:
+		snprintf(err, errlen, "wrong address \"%s\": %s", c->url, text);
+		return -EPROTOTYPE;
 	case HF__ERROR_CODE__ERR_VERSION:
 		snprintf(err, errlen,
 			 "coordinator at \"%s\" does not accept protocol version %d "
@@ -244,5 +406,7 @@ out:
 
 bool hfctl_client_error_transient(int r)
 {
-	return r == -ETIMEDOUT || r == -ECONNREFUSED || r == -ECONNRESET || r == -EAGAIN;
+	/* Not -ECONNREFUSED: only opening gives it, when nothing listens at
+	 * any address, which asking again does not mend. */
+	return r == -ETIMEDOUT || r == -ECONNRESET || r == -EAGAIN;
 }

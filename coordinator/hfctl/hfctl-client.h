@@ -20,9 +20,12 @@
  *                     revoked (ERR_UNAUTHENTICATED)
  *   -EPERM            the token's role may not do this (ERR_FORBIDDEN)
  *   -EPROTONOSUPPORT  the coordinator does not accept our protocol version
+ *   -EPROTOTYPE       the address is the coordinator's worker port, not its
+ *                     control port (ERR_WRONG_PORT); the message says so
  *   -EREMOTEIO        any other error the coordinator reported
  *   -EBADMSG          the reply is not a valid envelope, or not the one asked
- *   -ETIMEDOUT, -ECONNREFUSED, -ECONNRESET, -EMSGSIZE, -ENOMEM, -EIO
+ *   -ECONNREFUSED     (opening only) nothing listens at any of the addresses
+ *   -ETIMEDOUT, -ECONNRESET, -EMSGSIZE, -ENOMEM, -EIO
  *                     the transport (nng), translated by nuv_errno
  *
  * Messages are written into err without the "hfctl: " prefix, e.g.
@@ -47,10 +50,15 @@
 
 struct hfctl_client;
 
-/* Opens a REQ socket to url.  The connection is made in the background (and
- * made again if it drops), so an unreachable coordinator shows up as a call
- * that times out; only a malformed URL or TLS settings that cannot be used
- * (no CA for a tls+tcp:// url, an unreadable file) fail here.  tls (kept
+/* Opens a REQ socket to url.  First each address of url (a comma-separated
+ * list) is connected to once, all at once, within timeout_ms: when nothing
+ * listens at any, this fails at once (-ECONNREFUSED), and when none answers
+ * in time it fails with -ETIMEDOUT.  (A tls+tcp:// address is probed so
+ * only when it is the only one, with a whole TLS handshake; one in a list
+ * is not probed.)  Then the socket connects in the background (and again
+ * if the connection drops), so a coordinator that goes away later shows up
+ * as a call that times out.  A malformed URL or TLS settings that cannot be
+ * used (no CA for a tls+tcp:// url, an unreadable file) fail here too.  tls (kept
  * by reference) is used for a tls+tcp:// url: the coordinator's certificate
  * is verified.  When a call to a tls+tcp:// coordinator fails, the message
  * says whether the TLS handshake is why.  timeout_ms bounds each call,

@@ -317,9 +317,9 @@ static int models_run(struct hfctl_ctx *ctx, int argc, char **argv)
 		switch (c) {
 		case OPT_FAMILY:
 			if (!hf_family_valid(optarg)) {
-				hfctl_error("unknown family \"%s\" (valid: %s)", optarg,
-					    hf_family_names());
-				return HFCTL_EXIT_USAGE;
+				hfctl_unknown_name("family", optarg, NULL, hf_family_names(), err,
+						   sizeof(err));
+				return hfctl_usage_error(err);
 			}
 			req.family = optarg;
 			break;
@@ -329,7 +329,7 @@ static int models_run(struct hfctl_ctx *ctx, int argc, char **argv)
 		case 'h':
 			return hfctl_usage(&hfctl_cmd_models);
 		default:
-			hfctl_getopt_error("models", c, argv, err, sizeof(err));
+			hfctl_getopt_error("models", models_options, c, argv, err, sizeof(err));
 			return hfctl_usage_error(err);
 		}
 	}

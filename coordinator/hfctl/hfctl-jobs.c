@@ -253,7 +253,7 @@ static int watch_run(struct hfctl_ctx *ctx, int argc, char **argv)
 		case 'h':
 			return hfctl_usage(&hfctl_cmd_watch);
 		default:
-			hfctl_getopt_error("watch", c, argv, err, sizeof(err));
+			hfctl_getopt_error("watch", watch_options, c, argv, err, sizeof(err));
 			return hfctl_usage_error(err);
 		}
 	}
@@ -432,6 +432,9 @@ static int submit_run(struct hfctl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	json = ctx->json || s.json;
+	if (s.old_timeout)
+		hfctl_warn("submit's --timeout is deprecated: use --task-timeout (how long each task "
+			   "may run)");
 
 	ret = submit_models_check(ctx, &s);
 	if (ret != HFCTL_EXIT_OK)
@@ -496,7 +499,8 @@ const struct hfctl_command hfctl_cmd_submit = {
 		 "                         and other models run the first\n"
 		 "  --iterations N         benchmark iterations, 1..1000000\n"
 		 "  --warmup N             benchmark warm-up iterations, 1..1000000\n"
-		 "  --timeout DURATION     per task, 1s..24h (e.g. 90s, 10m)\n"
+		 "  --task-timeout DURATION\n"
+		 "                         how long each task may run, 1s..24h (e.g. 90s, 10m)\n"
 		 "  --priority N           -1000..1000, higher runs first (default 0)\n"
 		 "  --name TEXT            a name for the job\n"
 		 "  --submitter NAME       who asks (default $USER)\n"
@@ -544,7 +548,7 @@ const struct hfctl_command hfctl_cmd_submit = {
 		 "in \"limited\" with --json.\n"
 		 "\n"
 		 "--seq-len, --iterations and --warmup left out take the coordinator's defaults,\n"
-		 "--timeout the worker's.\n"
+		 "--task-timeout the worker's.\n"
 		 "\n"
 		 "exit status: 0 submitted (with --watch: as \"hfctl watch\"), 1 no registered\n"
 		 "device could run the tasks (and no --allow-waiting), or the coordinator refused\n"

@@ -228,8 +228,8 @@ static int results_filter_add(struct results_filters *f, int opt, const char *te
 		r = hfctl_list_split(&l, "--family", text, err, errlen);
 		for (size_t i = 0; r == 0 && i < l.n; i++) {
 			if (!hf_family_valid(l.items[i])) {
-				snprintf(err, errlen, "unknown family \"%s\" for --family (valid: %s)", l.items[i],
-					 hf_family_names());
+				hfctl_unknown_name("family", l.items[i], "--family", hf_family_names(), err,
+						   errlen);
 				r = -EINVAL;
 			}
 		}
@@ -241,8 +241,8 @@ static int results_filter_add(struct results_filters *f, int opt, const char *te
 		for (size_t i = 0; r == 0 && i < l.n; i++) {
 			Hf__Backend b;
 			if (hf_backend_parse(l.items[i], &b) < 0) {
-				snprintf(err, errlen, "unknown backend \"%s\" for --backend (valid: %s)", l.items[i],
-					 hf_backend_names());
+				hfctl_unknown_name("backend", l.items[i], "--backend", hf_backend_names(), err,
+						   errlen);
 				r = -EINVAL;
 			} else if (f->n_backends < N_ELEM(f->backends)) {
 				f->backends[f->n_backends++] = b;
@@ -254,8 +254,7 @@ static int results_filter_add(struct results_filters *f, int opt, const char *te
 		for (size_t i = 0; r == 0 && i < l.n; i++) {
 			Hf__TaskKind k;
 			if (hf_kind_parse(l.items[i], &k) < 0) {
-				snprintf(err, errlen, "unknown kind \"%s\" for --kind (valid: test, benchmark)",
-					 l.items[i]);
+				hfctl_unknown_name("kind", l.items[i], "--kind", "test, benchmark", err, errlen);
 				r = -EINVAL;
 			} else if (f->n_kinds < N_ELEM(f->kinds)) {
 				f->kinds[f->n_kinds++] = k;
@@ -342,7 +341,7 @@ static int results_run(struct hfctl_ctx *ctx, int argc, char **argv)
 			ret = hfctl_usage(&hfctl_cmd_results);
 			goto out;
 		default:
-			hfctl_getopt_error("results", c, argv, err, sizeof(err));
+			hfctl_getopt_error("results", results_options, c, argv, err, sizeof(err));
 			hfctl_usage_error(err);
 			goto out;
 		}
@@ -519,7 +518,7 @@ static int jobs_run(struct hfctl_ctx *ctx, int argc, char **argv)
 		case 'h':
 			return hfctl_usage(&hfctl_cmd_jobs);
 		default:
-			hfctl_getopt_error("jobs", c, argv, err, sizeof(err));
+			hfctl_getopt_error("jobs", jobs_options, c, argv, err, sizeof(err));
 			return hfctl_usage_error(err);
 		}
 	}

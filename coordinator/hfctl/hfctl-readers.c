@@ -127,7 +127,7 @@ static int logs_run(struct hfctl_ctx *ctx, int argc, char **argv)
 		case 'h':
 			return hfctl_usage(&hfctl_cmd_logs);
 		default:
-			hfctl_getopt_error("logs", c, argv, err, sizeof(err));
+			hfctl_getopt_error("logs", logs_options, c, argv, err, sizeof(err));
 			return hfctl_usage_error(err);
 		}
 	}
@@ -362,7 +362,7 @@ static int compare_run(struct hfctl_ctx *ctx, int argc, char **argv)
 		case 'h':
 			return hfctl_usage(&hfctl_cmd_compare);
 		default:
-			hfctl_getopt_error("compare", c, argv, err, sizeof(err));
+			hfctl_getopt_error("compare", compare_options, c, argv, err, sizeof(err));
 			return hfctl_usage_error(err);
 		}
 	}
@@ -531,22 +531,22 @@ static int history_run(struct hfctl_ctx *ctx, int argc, char **argv)
 		switch (c) {
 		case OPT_BACKEND:
 			if (hf_backend_parse(optarg, &req.backend) < 0) {
-				snprintf(err, sizeof(err), "unknown backend \"%s\" for --backend (valid: %s)", optarg,
-					 hf_backend_names());
+				hfctl_unknown_name("backend", optarg, "--backend", hf_backend_names(), err,
+						   sizeof(err));
 				return hfctl_usage_error(err);
 			}
 			break;
 		case OPT_PRECISION:
 			if (!hf_precision_valid(optarg)) {
-				snprintf(err, sizeof(err),
-					 "unknown precision \"%s\" for --precision (valid: fp32, fp16, bf16, int8)", optarg);
+				hfctl_unknown_name("precision", optarg, "--precision", "fp32, fp16, bf16, int8",
+						   err, sizeof(err));
 				return hfctl_usage_error(err);
 			}
 			req.precision = optarg;
 			break;
 		case OPT_KIND:
 			if (hf_kind_parse(optarg, &req.kind) < 0) {
-				snprintf(err, sizeof(err), "unknown kind \"%s\" for --kind (valid: test, benchmark)", optarg);
+				hfctl_unknown_name("kind", optarg, "--kind", "test, benchmark", err, sizeof(err));
 				return hfctl_usage_error(err);
 			}
 			break;
@@ -563,7 +563,7 @@ static int history_run(struct hfctl_ctx *ctx, int argc, char **argv)
 		case 'h':
 			return hfctl_usage(&hfctl_cmd_history);
 		default:
-			hfctl_getopt_error("history", c, argv, err, sizeof(err));
+			hfctl_getopt_error("history", history_options, c, argv, err, sizeof(err));
 			return hfctl_usage_error(err);
 		}
 	}

@@ -79,7 +79,7 @@ static int report_run(struct hfctl_ctx *ctx, int argc, char **argv)
 		case 'h':
 			return hfctl_usage(&hfctl_cmd_report);
 		default:
-			hfctl_getopt_error("report", c, argv, err, sizeof(err));
+			hfctl_getopt_error("report", report_options, c, argv, err, sizeof(err));
 			return hfctl_usage_error(err);
 		}
 	}

@@ -36,7 +36,8 @@ enum hfctl_exit {
 #define HFCTL_DEFAULT_TIMEOUT_MS 10000
 
 struct hfctl_ctx {
-	const char *url;
+	const char *url;              /* the control address */
+	const char *url_source;       /* where url came from, for messages ("from --control") */
 	struct hf_tls tls;            /* for a tls+tcp:// url: --ca-file, ... */
 	int64_t timeout_ms;           /* per request */
 	bool json;                    /* global --json */
@@ -67,6 +68,10 @@ const char *hfctl_token_hint(void);
 
 /* Prints "hfctl: MESSAGE" and a newline to stderr. */
 void hfctl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Prints "hfctl: warning: MESSAGE" and a newline to stderr (an old
+ * spelling that still works, ...). */
+void hfctl_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Prints a command's usage to stdout; returns HFCTL_EXIT_OK. */
 int hfctl_usage(const struct hfctl_command *cmd);

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT
  *
  * hfctl, the command-line client of hf-coordinator: the global options
- * (--coordinator, --timeout, --json, --help, --version), the command table
+ * (--control, --request-timeout, --json, --help, --version, and the old
+ * spellings --coordinator and --timeout, which warn), where the control
+ * address comes from (--control, $HFLEET_CONTROL_URL, the old
+ * $HFLEET_COORDINATOR, the default), the command table
  * and dispatch, and the helpers every command uses to print and to call the
  * coordinator (see hfctl.h).  The commands themselves live in hfctl-jobs.c,
  * hfctl-query.c, hfctl-readers.c, hfctl-report.c, hfctl-fleet.c and
@@ -18,6 +21,7 @@
 #include <string.h>
 
 #include "hfctl-args.h"
+#include "hfctl-suggest.h"
 #include "hfctl.h"
 
 static const struct hfctl_command *const commands[] = {
@@ -32,8 +36,10 @@ static const struct hfctl_command *const commands[] = {
 
 /* getopt values of long options: 256 and up (see hfctl_getopt_error). */
 enum {
-	OPT_COORDINATOR = 256,
-	OPT_TIMEOUT,
+	OPT_CONTROL = 256,
+	OPT_OLD_COORDINATOR,
+	OPT_REQUEST_TIMEOUT,
+	OPT_OLD_TIMEOUT,
 	OPT_JSON,
 	OPT_VERSION,
 	OPT_TOKEN_FILE,
@@ -51,6 +57,18 @@ void hfctl_error(const char *fmt, ...)
 
 	fflush(stdout); /* keep the order of what a terminal shows */
 	fputs("hfctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void hfctl_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	fputs("hfctl: warning: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -89,7 +107,7 @@ int hfctl_json_options_read(const struct hfctl_command *cmd, int argc, char **ar
 		case 'h':
 			return hfctl_usage(cmd);
 		default:
-			hfctl_getopt_error(cmd->name, c, argv, err, sizeof(err));
+			hfctl_getopt_error(cmd->name, options, c, argv, err, sizeof(err));
 			return hfctl_usage_error(err);
 		}
 	}
@@ -99,6 +117,18 @@ int hfctl_json_options_read(const struct hfctl_command *cmd, int argc, char **ar
 int hfctl_exit_status(int r)
 {
 	return r == -EINVAL || r == -ENOENT ? HFCTL_EXIT_USAGE : HFCTL_EXIT_FAILED;
+}
+
+/* Says where the address came from and how to give another, after a
+ * failure that a wrong address explains. */
+static void address_explain(const struct hfctl_ctx *ctx, char *err, size_t errlen)
+{
+	size_t n = strlen(err);
+
+	snprintf(err + n, errlen - n,
+		 "\nthe address is %s: give the coordinator's control address with --control URL "
+		 "or $HFLEET_CONTROL_URL, or source the quickstart's .state/env",
+		 ctx->url_source);
 }
 
 int hfctl_call_quiet(struct hfctl_ctx *ctx, const Hf__Envelope *req, Hf__Envelope__BodyCase expect,
@@ -111,6 +141,8 @@ int hfctl_call_quiet(struct hfctl_ctx *ctx, const Hf__Envelope *req, Hf__Envelop
 		return -EACCES;
 	if (!ctx->client) {
 		r = hfctl_client_open(ctx->url, &ctx->tls, ctx->timeout_ms, &ctx->client, err, errlen);
+		if (r == -ECONNREFUSED || r == -ETIMEDOUT)
+			address_explain(ctx, err, errlen);
 		if (r < 0)
 			return r;
 	}
@@ -120,6 +152,8 @@ int hfctl_call_quiet(struct hfctl_ctx *ctx, const Hf__Envelope *req, Hf__Envelop
 		size_t n = strlen(err);
 		snprintf(err + n, errlen - n, "; %s", hfctl_token_hint());
 	}
+	if (r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EPROTOTYPE)
+		address_explain(ctx, err, errlen);
 	return r;
 }
 
@@ -164,8 +198,8 @@ int hfctl_buf_print(struct hf_buf *b)
 
 static void usage_print(FILE *f)
 {
-	fputs("usage: hfctl [--coordinator URL] [--token-file FILE] [--ca-file PEM] [--timeout DURATION] [--json]\n"
-	      "             COMMAND [ARGS]\n"
+	fputs("usage: hfctl [--control URL] [--token-file FILE] [--ca-file PEM]\n"
+	      "             [--request-timeout DURATION] [--json] COMMAND [ARGS]\n"
 	      "       hfctl help [COMMAND] | hfctl COMMAND --help | hfctl --version\n"
 	      "\n"
 	      "Submit model tests and benchmarks to an hfleet coordinator and follow them.\n"
@@ -176,7 +210,8 @@ static void usage_print(FILE *f)
 		fprintf(f, "  %-9s %s\n", commands[i]->name, commands[i]->summary);
 	fputs("\n"
 	      "options:\n"
-	      "  --coordinator URL   the coordinator's control address (default: $HFLEET_COORDINATOR,\n"
+	      "  --control URL       the coordinator's control address, its\n"
+	      "                      coordinator.control_listen (default: $HFLEET_CONTROL_URL,\n"
 	      "                      else " HFCTL_DEFAULT_URL "); tls+tcp://HOST:PORT for TLS\n"
 	      "  --token-file FILE   the file holding hfctl's token (mode 0600; default:\n"
 	      "                      $HFLEET_TOKEN_FILE, else $HFLEET_TOKEN, else\n"
@@ -188,7 +223,8 @@ static void usage_print(FILE *f)
 	      "                      requires one (default: $HFLEET_CERT_FILE, $HFLEET_KEY_FILE)\n"
 	      "  --server-name NAME  the name the coordinator's certificate must carry (default:\n"
 	      "                      $HFLEET_TLS_SERVER_NAME, else the host in the address)\n"
-	      "  --timeout DURATION  how long one request may take (default 10s)\n"
+	      "  --request-timeout DURATION\n"
+	      "                      how long one request may take (default 10s)\n"
 	      "  --json              print results as JSON\n"
 	      "  --help, --version\n"
 	      "\n"
@@ -206,6 +242,21 @@ static const struct hfctl_command *command_find(const char *name)
 	return NULL;
 }
 
+/* Refuses an unknown command, offering the closest one. */
+static int command_unknown(const char *name)
+{
+	struct hfctl_suggest sg;
+	char mean[HFCTL_SUGGEST_LEN_MAX + 32];
+
+	hfctl_suggest_init(&sg, name);
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		hfctl_suggest_try(&sg, commands[i]->name, strlen(commands[i]->name));
+	hfctl_suggest_try(&sg, "help", 4);
+	hfctl_suggest_hint(&sg, mean, sizeof(mean));
+	hfctl_error("unknown command \"%s\" (%ssee \"hfctl help\")", name, mean);
+	return HFCTL_EXIT_USAGE;
+}
+
 /* "hfctl help [COMMAND]". */
 static int help_run(int argc, char **argv)
 {
@@ -216,16 +267,14 @@ static int help_run(int argc, char **argv)
 		return HFCTL_EXIT_OK;
 	}
 	cmd = command_find(argv[1]);
-	if (!cmd) {
-		hfctl_error("unknown command \"%s\" (see \"hfctl help\")", argv[1]);
-		return HFCTL_EXIT_USAGE;
-	}
+	if (!cmd)
+		return command_unknown(argv[1]);
 	return hfctl_usage(cmd);
 }
 
 static const struct option global_options[] = {
-	{ "coordinator", required_argument, NULL, OPT_COORDINATOR },
-	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "control", required_argument, NULL, OPT_CONTROL },
+	{ "request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT },
 	{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "ca-file", required_argument, NULL, OPT_CA_FILE },
@@ -234,14 +283,48 @@ static const struct option global_options[] = {
 	{ "server-name", required_argument, NULL, OPT_SERVER_NAME },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, OPT_VERSION },
+	/* The old spellings, kept for a release (see old_spellings_warn). */
+	{ "coordinator", required_argument, NULL, OPT_OLD_COORDINATOR },
+	{ "timeout", required_argument, NULL, OPT_OLD_TIMEOUT },
 	{ 0 },
 };
 
+/* Where the control address comes from: --control (or the old
+ * --coordinator), else $HFLEET_CONTROL_URL, else the old
+ * $HFLEET_COORDINATOR, which hf-worker also read, as its worker address:
+ * it is used for a release, with a warning that says so. */
+static void address_choose(struct hfctl_ctx *ctx, const char *option_url, bool old_option)
+{
+	static char source[96];
+	const char *control = getenv("HFLEET_CONTROL_URL"), *old = getenv("HFLEET_COORDINATOR");
+
+	if (old_option)
+		hfctl_warn("--coordinator is deprecated: use --control (the coordinator's control "
+			   "address)");
+	if (option_url) {
+		ctx->url = option_url;
+		snprintf(source, sizeof(source), "from %s", old_option ? "--coordinator" : "--control");
+	} else if (control && control[0]) {
+		ctx->url = control;
+		snprintf(source, sizeof(source), "from $HFLEET_CONTROL_URL");
+	} else if (old && old[0]) {
+		hfctl_warn("HFLEET_COORDINATOR is deprecated for hfctl: set HFLEET_CONTROL_URL (the "
+			   "coordinator's control address); using HFLEET_COORDINATOR=%s as the control "
+			   "address",
+			   old);
+		ctx->url = old;
+		snprintf(source, sizeof(source), "from $HFLEET_COORDINATOR");
+	} else {
+		ctx->url = HFCTL_DEFAULT_URL;
+		snprintf(source, sizeof(source), "the default, as neither --control nor "
+						 "$HFLEET_CONTROL_URL is set");
+	}
+	ctx->url_source = source;
+}
+
 int main(int argc, char **argv)
 {
-	const char *env_url = getenv("HFLEET_COORDINATOR");
 	struct hfctl_ctx ctx = {
-		.url = env_url && env_url[0] ? env_url : HFCTL_DEFAULT_URL,
 		.timeout_ms = HFCTL_DEFAULT_TIMEOUT_MS,
 		.tls = {
 			.ca_file = getenv("HFLEET_CA_FILE"),
@@ -251,6 +334,8 @@ int main(int argc, char **argv)
 		},
 	};
 	const struct hfctl_command *cmd;
+	const char *option_url = NULL;
+	bool old_coordinator = false;
 	char err[HFCTL_ERR_MAX];
 	int c, ret;
 
@@ -258,12 +343,18 @@ int main(int argc, char **argv)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+:h", global_options, NULL)) != -1) {
 		switch (c) {
-		case OPT_COORDINATOR:
-			ctx.url = optarg;
+		case OPT_OLD_COORDINATOR:
+		case OPT_CONTROL:
+			option_url = optarg;
+			old_coordinator = c == OPT_OLD_COORDINATOR;
 			break;
-		case OPT_TIMEOUT:
-			if (hfctl_parse_duration("--timeout", optarg, 1, &ctx.timeout_ms, err,
-						 sizeof(err)) < 0)
+		case OPT_OLD_TIMEOUT:
+			hfctl_warn("hfctl's --timeout is deprecated: use --request-timeout (submit's "
+				   "limit on each task is --task-timeout)");
+			/* fall through */
+		case OPT_REQUEST_TIMEOUT:
+			if (hfctl_parse_duration(c == OPT_OLD_TIMEOUT ? "--timeout" : "--request-timeout",
+						 optarg, 1, &ctx.timeout_ms, err, sizeof(err)) < 0)
 				return hfctl_usage_error(err);
 			break;
 		case OPT_TOKEN_FILE:
@@ -291,7 +382,7 @@ int main(int argc, char **argv)
 			printf("hfctl %s (protocol %d)\n", HF_VERSION, HF_PROTOCOL_VERSION);
 			return HFCTL_EXIT_OK;
 		default:
-			hfctl_getopt_error(NULL, c, argv, err, sizeof(err));
+			hfctl_getopt_error(NULL, global_options, c, argv, err, sizeof(err));
 			return hfctl_usage_error(err);
 		}
 	}
@@ -302,10 +393,9 @@ int main(int argc, char **argv)
 	if (strcmp(argv[optind], "help") == 0)
 		return help_run(argc - optind, argv + optind);
 	cmd = command_find(argv[optind]);
-	if (!cmd) {
-		hfctl_error("unknown command \"%s\" (see \"hfctl help\")", argv[optind]);
-		return HFCTL_EXIT_USAGE;
-	}
+	if (!cmd)
+		return command_unknown(argv[optind]);
+	address_choose(&ctx, option_url, old_coordinator);
 
 	ret = cmd->run(&ctx, argc - optind, argv + optind);
 	hfctl_client_close(ctx.client);

@@ -145,7 +145,7 @@ class FaultsTest(unittest.TestCase):
             for wid in ('s1', 's2'):
                 state = os.path.join(c.root, 'state-' + wid)
                 c.workers[wid] = harness.Daemon(wid, [
-                    harness.WORKER, '--id', wid, '--coordinator', both, '--state-dir', state, '--slots', '2',
+                    harness.WORKER, '--id', wid, '--coordinator-url', both, '--state-dir', state, '--slots', '2',
                     '--runner', 'python3 %s --sleep 0.1' % harness.ARITH_RUNNER], c.root,
                     env=c.worker_env(wid)).start()
             c.wait_for(lambda: len(c.hfctl_json('workers')) == 2, 30, 'workers to register')

@@ -63,11 +63,11 @@ export HFLEET_TOKEN_FILE=$w/admin.token HFLEET_WORKER_TOKEN_FILE=$w/worker.token
   --worker-listen tcp://127.0.0.1:$port_w --control-listen tcp://127.0.0.1:$port_c \
   --http-listen http://127.0.0.1:$port_h >"$out/coordinator.log" 2>&1 &
 wait_listening $! "$out/coordinator.log" "$port_w" "$port_c" "$port_h" || exit 1
-"$w/bin/hf-worker" --id gpu-worker --coordinator tcp://127.0.0.1:$port_w --state-dir "$w/worker" \
+"$w/bin/hf-worker" --id gpu-worker --coordinator-url tcp://127.0.0.1:$port_w --state-dir "$w/worker" \
   --runner "$runner" --set "devices.slots=cuda=$slots" --set "devices.shared=cpu,cuda" \
   ${HF_WORKER_ARGS:-} >"$out/worker.log" 2>&1 &
 worker_pid=$!
-hfctl() { "$w/bin/hfctl" --coordinator tcp://127.0.0.1:$port_c "$@"; }
+hfctl() { "$w/bin/hfctl" --control tcp://127.0.0.1:$port_c "$@"; }
 for _ in $(seq 1 300); do hfctl --json workers 2>/dev/null | grep -q gpu-worker && break; sleep 0.2; done
 hfctl workers; hfctl devices | tee "$out/devices.txt"
 
@@ -85,7 +85,7 @@ run_job() {
   hfctl --json submit --backends "${HF_BACKENDS:-cuda}" --kind "$kind" --name "$name" "$@" >"$out/$name-submit.json" ||
     { echo "run-on-gpu: the $name job was not accepted" >&2; return 1; }
   job=$(python3 -c 'import json;print(json.load(open("'"$out/$name"'-submit.json"))["job_id"])')
-  timeout "${HF_WATCH_LIMIT:-450}" "$w/bin/hfctl" --coordinator tcp://127.0.0.1:$port_c watch "$job" --interval 5s
+  timeout "${HF_WATCH_LIMIT:-450}" "$w/bin/hfctl" --control tcp://127.0.0.1:$port_c watch "$job" --interval 5s
   end=$(date +%s.%N)
   echo "wall_s $(python3 -c "print($end-$start)")" | tee "$out/$name-wall.txt"
   hfctl cancel "$job" >/dev/null 2>&1 || true   # whatever did not finish in time
@@ -100,7 +100,7 @@ run_job() {
 restart_worker() {
   kill -INT "$worker_pid" 2>/dev/null; kill -INT "$worker_pid" 2>/dev/null; wait "$worker_pid" 2>/dev/null
   local warm=false; [ "$1" = warm ] && warm=true; shift
-  "$w/bin/hf-worker" --id gpu-worker --coordinator tcp://127.0.0.1:$port_w --state-dir "$w/worker" \
+  "$w/bin/hf-worker" --id gpu-worker --coordinator-url tcp://127.0.0.1:$port_w --state-dir "$w/worker" \
     --runner "$runner" --set "devices.slots=cuda=$slots" --set "devices.shared=cpu,cuda" \
     --set "runner.warm=$warm" "$@" >>"$out/worker.log" 2>&1 &
   worker_pid=$!

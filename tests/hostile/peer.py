@@ -345,7 +345,7 @@ class HostileCase(unittest.TestCase):
         state = os.path.join(cls.c.root, 'state-good')
         runner = ('python3 %s %s' % (harness.ARITH_RUNNER, cls.good_runner_args)).strip()
         d = harness.Daemon('good-%d' % len([k for k in cls.c.workers if k.startswith('good')]), [
-            harness.WORKER, '--id', 'good', '--coordinator', cls.c.worker_url, '--state-dir', state,
+            harness.WORKER, '--id', 'good', '--coordinator-url', cls.c.worker_url, '--state-dir', state,
             '--slots', str(cls.good_slots), '--runner', runner, '--label', GOOD_LABEL,
             '--log-level', 'info'], cls.c.root).start()
         cls.c.workers[d.name] = d
@@ -436,7 +436,7 @@ class HostileCase(unittest.TestCase):
         # need a few seconds to shed a flood); never a tight deadline.
         deadline = time.time() + 90
         while True:
-            p = c.hfctl('--timeout', '20s', 'models', check=False, timeout=90)
+            p = c.hfctl('--request-timeout', '20s', 'models', check=False, timeout=90)
             if p.returncode == 0 or time.time() > deadline:
                 break
             time.sleep(1)

@@ -196,7 +196,9 @@ class ControlPortTest(peer.HostileCase):
             self.check_after(what)
             if self.jobs() != before:
                 failures.append('%s: a job was made' % what)
-            if r is not None and (r.kind != 'error' or r.error_code != ERR_BAD_REQUEST):
+            # A worker's request is answered ERR_WRONG_PORT (it names the port).
+            want = wire.ERR_WRONG_PORT if what.endswith('on the control port') else ERR_BAD_REQUEST
+            if r is not None and (r.kind != 'error' or r.error_code != want):
                 failures.append('%s: answered %r' % (what, r))
         self.assertEqual(failures, [], '\n  '.join(failures))
         self.check_job('malformed control messages')

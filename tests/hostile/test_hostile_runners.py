@@ -68,7 +68,7 @@ class RunnersBase(peer.HostileCase):
         for opt, model in MISBEHAVIOUR.items():
             args += ['--' + opt, model]
         runner = 'python3 %s %s' % (HOSTILE_RUNNER, ' '.join(args))
-        argv = [harness.WORKER, '--id', 'good', '--coordinator', cls.c.worker_url, '--state-dir', state,
+        argv = [harness.WORKER, '--id', 'good', '--coordinator-url', cls.c.worker_url, '--state-dir', state,
                 '--slots', str(cls.good_slots), '--runner', runner, '--label', peer.GOOD_LABEL,
                 '--log-level', 'info']
         if not cls.warm:

@@ -137,11 +137,15 @@ class WorkerPortTest(WorkerPortBase):
             self.assertEqual(r.kind, 'error', '%s: %r' % (what, r))
             self.assertIn(r.error_code, (ERR_VERSION, ERR_BAD_REQUEST), '%s: %r' % (what, r))
         for what, num in (('unknown body field 99', 99), ('a reply body (Ack) as a request', 15),
-                          ('a control request (Submit) on the worker port', 20),
                           ('an Error as a request', 16)):
             r = self.call(num, b'')
             self.check_after(what)
             self.assertEqual((r.kind, r.error_code), ('error', ERR_BAD_REQUEST), '%s: %r' % (what, r))
+        # A control request says it came to the wrong port (ERR_WRONG_PORT).
+        r = self.call(20, b'')
+        self.check_after('a control request (Submit) on the worker port')
+        self.assertEqual((r.kind, r.error_code), ('error', wire.ERR_WRONG_PORT), repr(r))
+        self.assertIn("coordinator's worker port", r.error_message)
         self.check_job('envelope oddities')
 
     # ---- bad enums ----
@@ -275,7 +279,7 @@ class WorkerPortTest(WorkerPortBase):
         self.bad_all(attacks)
         self.check_job('bad strings')
         for cmd in ('workers', 'devices'):
-            self.c.hfctl('--timeout', '30s', '--json', cmd)
+            self.c.hfctl('--request-timeout', '30s', '--json', cmd)
         self.assert_telemetry_flows('bad strings')
 
 
@@ -301,7 +305,7 @@ class WorkerFloodTest(WorkerPortBase):
             if r is not None and not (r.kind == 'error' and r.error_code == ERR_BAD_REQUEST
                                       and 'hostname' in r.error_message):
                 failures.append('%s: answered %r' % (what, r))
-        p = self.c.hfctl('--timeout', '30s', 'workers', check=False)
+        p = self.c.hfctl('--request-timeout', '30s', 'workers', check=False)
         self.assertEqual(p.returncode, 0, 'hfctl workers after huge hostnames: %s' % p.stderr)
         self.assertEqual(failures, [])
         self.check_job('huge hostnames')
@@ -332,7 +336,7 @@ class WorkerFloodTest(WorkerPortBase):
         try:
             while t.is_alive():
                 t0 = time.time()
-                p = self.c.hfctl('--timeout', '10s', 'models', check=False, timeout=60)
+                p = self.c.hfctl('--request-timeout', '10s', 'models', check=False, timeout=60)
                 if p.returncode != 0:
                     stalls.append('hfctl models failed after %.1f s: %s' % (time.time() - t0, p.stderr.strip()))
                 time.sleep(0.5)

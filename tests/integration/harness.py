@@ -218,21 +218,24 @@ class Cluster:
     def start_worker(self, wid, slots=2, runner_args='', token_file=None):
         state = os.path.join(self.root, 'state-' + wid)
         runner = 'python3 %s %s' % (ARITH_RUNNER, runner_args)
-        d = Daemon(wid, [WORKER, '--id', wid, '--coordinator', self.worker_url, '--state-dir', state,
+        d = Daemon(wid, [WORKER, '--id', wid, '--coordinator-url', self.worker_url, '--state-dir', state,
                          '--slots', str(slots), '--runner', runner.strip(), '--log-level', 'info'],
                    self.root, env=self.worker_env(wid, token_file)).start()
         self.workers[wid] = d
         return d
 
-    def hfctl(self, *args, check=True, timeout=60, token_file=None, env=None):
-        """hfctl with the admin token, or token_file's (False: none)."""
+    def hfctl(self, *args, check=True, timeout=60, token_file=None, env=None, control=True):
+        """hfctl with the admin token, or token_file's (False: none), at the
+        coordinator's control address (control=False: only what args and
+        env give)."""
         if token_file is None:
             token_file = self.admin_token_file
         tok = ['--token-file', token_file] if token_file else []
         if env is None:
             env = {k: v for k, v in os.environ.items() if k not in ('HFLEET_TOKEN', 'HFLEET_TOKEN_FILE')}
             env['HOME'] = self.root  # no ~/.config/hfleet/token of the person running the tests
-        p = subprocess.run([HFCTL, '--coordinator', self.control_url] + tok + list(args), capture_output=True,
+        where = ['--control', self.control_url] if control else []
+        p = subprocess.run([HFCTL] + where + tok + list(args), capture_output=True,
                            text=True, timeout=timeout, env=env)
         if check and p.returncode != 0:
             raise AssertionError('hfctl %s failed (%d): %s%s' % (' '.join(args), p.returncode, p.stdout,

@@ -73,7 +73,7 @@ class AuthTest(unittest.TestCase):
 
     def test_workers_without_a_valid_token_are_refused(self):
         # No token at all.
-        d = harness.Daemon('none', [harness.WORKER, '--id', 'none', '--coordinator', self.c.worker_url,
+        d = harness.Daemon('none', [harness.WORKER, '--id', 'none', '--coordinator-url', self.c.worker_url,
                                     '--state-dir', os.path.join(self.c.root, 'state-none'),
                                     '--runner', 'python3 ' + harness.ARITH_RUNNER], self.c.root,
                            env={k: v for k, v in os.environ.items() if k != 'HFLEET_WORKER_TOKEN_FILE'}).start()

@@ -326,7 +326,7 @@ class ConnectionsTest(unittest.TestCase):
         self.c.wait_for(lambda: metric(self.c, 'hfleet_connections_refused_total', port='control') >= 1, 10,
                         'the refusal to be counted')
         # hfctl is refused too while the holders keep the port.
-        p = self.c.hfctl('--timeout', '3s', 'models', check=False)
+        p = self.c.hfctl('--request-timeout', '3s', 'models', check=False)
         self.assertNotEqual(p.returncode, 0)
         stop.set()
         busy.join()
@@ -350,8 +350,8 @@ class ConnectionsTest(unittest.TestCase):
         self.c.wait_for(lambda: all(f.replies > 100 for f in floods), 60, 'the flood to be answered')
         for _ in range(5):
             before = sum(f.replies for f in floods)
-            self.c.hfctl('--timeout', '30s', 'models')
-            self.c.hfctl('--timeout', '30s', 'workers')
+            self.c.hfctl('--request-timeout', '30s', 'models')
+            self.c.hfctl('--request-timeout', '30s', 'workers')
             self.c.wait_for(lambda: sum(f.replies for f in floods) > before + 100, 60,
                             'the flood to go on')
         self.assertFalse(any(f.ended.is_set() for f in floods), 'a flood that reads was disconnected')

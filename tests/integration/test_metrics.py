@@ -84,7 +84,7 @@ class MetricsTest(unittest.TestCase):
             wid = 'w-metrics'
             runner = 'python3 %s' % harness.ARITH_RUNNER
             cls.c.workers[wid] = harness.Daemon(wid, [
-                harness.WORKER, '--id', wid, '--coordinator', cls.c.worker_url,
+                harness.WORKER, '--id', wid, '--coordinator-url', cls.c.worker_url,
                 '--state-dir', os.path.join(cls.c.root, 'state-' + wid), '--slots', '2',
                 '--runner', runner, '--log-level', 'info',
                 '--set', 'runner.warm=true', '--set', 'worker.metrics_listen=' + cls.worker_http],

@@ -198,8 +198,8 @@ class PipelineTest(unittest.TestCase):
         for pid in backends:
             os.kill(pid, signal.SIGSTOP)
         try:
-            p = subprocess.Popen([harness.HFCTL, '--coordinator', self.c.control_url,
-                                  '--token-file', self.c.admin_token_file, '--timeout', '1s', '--json',
+            p = subprocess.Popen([harness.HFCTL, '--control', self.c.control_url,
+                                  '--token-file', self.c.admin_token_file, '--request-timeout', '1s', '--json',
                                   'submit', '--family', 'diffusion', '--name', 'lost-answer', '--priority', '-100'],
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             time.sleep(2.5)
@@ -357,7 +357,7 @@ class MisbehavingRunnerTest(unittest.TestCase):
         cls.c.close(keep=bool(os.environ.get('HF_KEEP')))
 
     def test_each_misbehaviour_gets_its_outcome(self):
-        job, n = submit(self.c, '--models', 'bert,gpt2,t5,vit,roberta', '--timeout', '3s')
+        job, n = submit(self.c, '--models', 'bert,gpt2,t5,vit,roberta', '--task-timeout', '3s')
         wait_job(self.c, job, timeout=90)
         assert_exactly_once(self, self.c, job, 5)
         got = dict(self.c.pg.rows(
@@ -442,7 +442,7 @@ class WarmRunnerTest(unittest.TestCase):
 
     def start_worker(self, c, wid, extra):
         runner = 'python3 %s %s' % (harness.ARITH_RUNNER, ' '.join(self.RUNNER_ARGS))
-        d = harness.Daemon(wid, [harness.WORKER, '--id', wid, '--coordinator', c.worker_url,
+        d = harness.Daemon(wid, [harness.WORKER, '--id', wid, '--coordinator-url', c.worker_url,
                                  '--state-dir', os.path.join(c.root, 'state-' + wid),
                                  '--slots', str(self.SLOTS), '--runner', runner,
                                  '--log-level', 'info'] + extra, c.root, env=c.worker_env(wid)).start()
@@ -523,7 +523,7 @@ class WeightLocalityTest(unittest.TestCase):
             os.makedirs(far_cache)
             for wid, cache in (('near', near_cache), ('far', far_cache)):
                 c.workers[wid] = harness.Daemon(wid, [
-                    harness.WORKER, '--id', wid, '--coordinator', c.worker_url,
+                    harness.WORKER, '--id', wid, '--coordinator-url', c.worker_url,
                     '--state-dir', os.path.join(c.root, 'state-' + wid), '--slots', '2',
                     '--runner', 'python3 %s --sleep 0.2' % harness.ARITH_RUNNER,
                     '--set', 'runner.hf_cache=' + cache], c.root, env=c.worker_env(wid)).start()
@@ -658,7 +658,7 @@ class DeviceHealthTest(unittest.TestCase):
             c.start_coordinator()
             runner = 'python3 %s --broken-file %s' % (harness.ARITH_RUNNER, broken)
             c.workers['m1'] = harness.Daemon('m1', [
-                harness.WORKER, '--id', 'm1', '--coordinator', c.worker_url,
+                harness.WORKER, '--id', 'm1', '--coordinator-url', c.worker_url,
                 '--state-dir', os.path.join(c.root, 'state-m1'), '--slots', '2', '--runner', runner,
                 '--set', 'devices.declare=qnn:0:name=NPU A;qnn:1:name=NPU B', '--log-level', 'info'],
                 c.root, env=c.worker_env('m1')).start()
@@ -696,7 +696,7 @@ class RunnerContainmentTest(unittest.TestCase):
             runner = 'python3 %s --no-result bert --no-result gpt2 --no-result t5 --escape-dir %s' % (
                 harness.ARITH_RUNNER, escaped)
             d = c.workers[wid] = harness.Daemon(wid, [
-                harness.WORKER, '--id', wid, '--coordinator', c.worker_url,
+                harness.WORKER, '--id', wid, '--coordinator-url', c.worker_url,
                 '--state-dir', os.path.join(c.root, 'state-' + wid), '--slots', '1', '--runner', runner,
                 '--log-level', 'info'] + extra, c.root, env=c.worker_env(wid)).start()
             c.wait_for(lambda: device_state(c, wid)['state'] == 'in-service', 30,

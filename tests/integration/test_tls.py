@@ -35,7 +35,7 @@ def hfctl_raw(url, *args, env_extra=None, timeout=60):
     for k in ('HFLEET_CA_FILE', 'HFLEET_CERT_FILE', 'HFLEET_KEY_FILE', 'HFLEET_TLS_SERVER_NAME'):
         env.pop(k, None)
     env.update(env_extra or {})
-    return subprocess.run([harness.HFCTL, '--coordinator', url] + list(args), capture_output=True,
+    return subprocess.run([harness.HFCTL, '--control', url] + list(args), capture_output=True,
                           text=True, timeout=timeout, env=env)
 
 
@@ -93,7 +93,7 @@ class TlsFleetTest(unittest.TestCase):
 
     def worker(self, wid, ca, cert=True):
         state = os.path.join(self.c.root, 'state-' + wid)
-        argv = [harness.WORKER, '--id', wid, '--coordinator', self.c.worker_url, '--state-dir', state,
+        argv = [harness.WORKER, '--id', wid, '--coordinator-url', self.c.worker_url, '--state-dir', state,
                 '--slots', '2', '--runner', 'python3 ' + harness.ARITH_RUNNER, '--log-level', 'info',
                 '--set', 'tls.ca_file=' + ca]
         if cert:
@@ -133,7 +133,7 @@ class TlsFleetTest(unittest.TestCase):
 
     def test_4_hfctl_with_a_wrong_ca_or_none_fails_clearly(self):
         t0 = time.monotonic()
-        p = hfctl_raw(self.c.control_url, '--timeout', '3s', 'models', env_extra={
+        p = hfctl_raw(self.c.control_url, '--request-timeout', '3s', 'models', env_extra={
             'HFLEET_CA_FILE': os.path.join(self.other, 'ca.crt'),
             'HFLEET_CERT_FILE': os.environ['HFLEET_CERT_FILE'],
             'HFLEET_KEY_FILE': os.environ['HFLEET_KEY_FILE']})
@@ -145,13 +145,13 @@ class TlsFleetTest(unittest.TestCase):
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn('--ca-file', p.stderr)
         # The right CA but a certificate for another name.
-        p = hfctl_raw(self.c.control_url, '--timeout', '3s', '--server-name', 'elsewhere.example',
+        p = hfctl_raw(self.c.control_url, '--request-timeout', '3s', '--server-name', 'elsewhere.example',
                       'models', env_extra={k: os.environ[k] for k in
                                            ('HFLEET_CA_FILE', 'HFLEET_CERT_FILE', 'HFLEET_KEY_FILE')})
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn('elsewhere.example', p.stderr)
         # No client certificate, which this coordinator requires.
-        p = hfctl_raw(self.c.control_url, '--timeout', '3s', '--ca-file', self.ca, 'models')
+        p = hfctl_raw(self.c.control_url, '--request-timeout', '3s', '--ca-file', self.ca, 'models')
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn('TLS handshake', p.stderr)
         # The right credentials: served.
@@ -161,7 +161,7 @@ class TlsFleetTest(unittest.TestCase):
     def test_5_plain_tcp_and_garbage_are_closed_and_the_port_keeps_serving(self):
         before = metric(self.c, 'hfleet_connections_closed_total', port='control', reason='tls')
         plain = 'tcp://' + self.c.control_url.split('://', 1)[1]
-        p = hfctl_raw(plain, '--timeout', '2s', 'models')
+        p = hfctl_raw(plain, '--request-timeout', '2s', 'models')
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn('could not reach coordinator', p.stderr)
         # Hostile bytes in place of a TLS ClientHello, on both ports: closed.

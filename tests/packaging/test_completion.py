@@ -88,7 +88,7 @@ def check_bash(script, commands, global_opts, model):
     check('bash: hfctl help <TAB>', bash_complete(script, ['hfctl', 'help', '']),
           commands + ['help'])
     for name, opts in model.items():
-        words = ['hfctl', '--timeout', '5s'] + name.split() + ['--']
+        words = ['hfctl', '--request-timeout', '5s'] + name.split() + ['--']
         check('bash: hfctl %s --<TAB>' % name, bash_complete(script, words), opts)
     subs = [n.split()[1] for n in model if n.startswith('token ')]
     check('bash: hfctl token <TAB>', bash_complete(script, ['hfctl', 'token', '']), subs)

@@ -221,7 +221,7 @@ def run_job(work):
 
         for name, argv in (('coordinator', coord), ('worker', [
                 '/usr/bin/hf-worker', '-c', '/etc/hfleet/hf-worker.conf',
-                '--coordinator', 'tcp://127.0.0.1:%d' % wport, '--id', 'pkg-worker'])):
+                '--coordinator-url', 'tcp://127.0.0.1:%d' % wport, '--id', 'pkg-worker'])):
             logs[name] = open(os.path.join(work, name + '.log'), 'w+')
             env = dict(CLEAN_ENV, HF_HOME='/var/cache/hfleet-worker/huggingface')
             procs[name] = subprocess.Popen(as_hfleet(argv, env), stdout=logs[name],
@@ -230,7 +230,7 @@ def run_job(work):
                 wait_listening(procs[name], cport)
 
         def hfctl(*args):
-            return run(['/usr/bin/hfctl', '--coordinator', 'tcp://127.0.0.1:%d' % cport,
+            return run(['/usr/bin/hfctl', '--control', 'tcp://127.0.0.1:%d' % cport,
                         '--token-file', admin_file] + list(args), capture_output=True,
                        text=True, env=CLEAN_ENV, check=False, timeout=300)
 
@@ -250,7 +250,7 @@ def run_job(work):
             fail('hfctl whoami: %s %s' % (who.stdout, who.stderr))
         models = smallest_models(2)
         r = hfctl('submit', '--models', ','.join(models), '--backends', 'cpu',
-                  '--timeout', '2m', '--watch')
+                  '--task-timeout', '2m', '--watch')
         print(r.stdout + r.stderr)
         m = re.search(r'job (\d+)', r.stdout + r.stderr)
         if not m:

@@ -9,6 +9,7 @@
  */
 #include <check.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,7 @@ START_TEST(test_submit_parses_every_option)
 	char *argv[] = { "submit", "--models", "bert,gpt2", "--backends", "cuda,rocm",
 			 "--kind", "test,benchmark", "--batch-sizes", "1,8,32",
 			 "--precision", "fp16,bf16", "--seq-len", "512", "--priority", "-20",
-			 "--timeout", "90s", "--iterations", "50", "--warmup", "5",
+			 "--task-timeout", "90s", "--iterations", "50", "--warmup", "5",
 			 "--name", "nightly llm", "--submitter", "bob", "--watch", "--json" };
 	struct hfctl_submit s;
 	Hf__SubmitRequest req;
@@ -253,17 +254,25 @@ END_TEST
 
 START_TEST(test_submit_task_timeout_is_a_duration_in_whole_seconds)
 {
-	char *ok[] = { "submit", "--all", "--timeout", "1500ms" };
-	char *short_[] = { "submit", "--all", "--timeout", "500ms" };
+	char *ok[] = { "submit", "--all", "--task-timeout", "1500ms" };
+	char *old[] = { "submit", "--all", "--timeout", "3s" };
+	char *short_[] = { "submit", "--all", "--task-timeout", "500ms" };
 	char *long_[] = { "submit", "--all", "--timeout", "25h" };
-	char *word[] = { "submit", "--all", "--timeout", "soon" };
+	char *word[] = { "submit", "--all", "--task-timeout", "soon" };
 	struct hfctl_submit s;
 
 	ck_assert_int_eq(hfctl_submit_parse(ARGC(ok), ok, "alice", &s, err, sizeof(err)), 0);
 	ck_assert_uint_eq(s.timeout_s, 2); /* rounded up: never less than asked */
+	ck_assert(!s.old_timeout);
 	hfctl_submit_fini(&s);
-	submit_refused(ARGC(short_), short_, "invalid value \"500ms\" for --timeout: must be at least 1s");
-	submit_refused(ARGC(long_), long_, "invalid value \"25h\" for --timeout: must be at most 24h");
+	/* The old spelling still works, and says it was used (for the warning). */
+	ck_assert_int_eq(hfctl_submit_parse(ARGC(old), old, "alice", &s, err, sizeof(err)), 0);
+	ck_assert_uint_eq(s.timeout_s, 3);
+	ck_assert(s.old_timeout);
+	hfctl_submit_fini(&s);
+	submit_refused(ARGC(short_), short_,
+		       "invalid value \"500ms\" for --task-timeout: must be at least 1s");
+	submit_refused(ARGC(long_), long_, "invalid value \"25h\" for --task-timeout: must be at most 24h");
 	submit_refused(ARGC(word), word, "expected a duration such as 500ms, 5s or 2m");
 }
 END_TEST
@@ -920,7 +929,7 @@ START_TEST(test_drain_target_refuses_bad_backend_index_and_worker)
 	drain_refused("gpu-07/tpu:3", "unknown backend \"tpu\" in drain target \"gpu-07/tpu:3\" "
 				      "(valid: cpu, cuda, rocm, mps, openvino, qnn)");
 	drain_refused("gpu-07/CUDA:3", "unknown backend \"CUDA\" in drain target \"gpu-07/CUDA:3\" "
-				       "(valid: cpu, cuda, rocm, mps, openvino, qnn)");
+				       "(did you mean \"cuda\"? valid: cpu, cuda, rocm, mps, openvino, qnn)");
 	drain_refused("gpu-07/cuda:x", "invalid device index \"x\" in drain target "
 				       "\"gpu-07/cuda:x\": expected a whole number from 0 to 2147483647");
 	drain_refused("gpu-07/cuda:-1", "invalid device index \"-1\" in drain target "
@@ -1032,6 +1041,107 @@ START_TEST(test_many_unknown_models_are_counted_when_they_do_not_fit)
 }
 END_TEST
 
+/* ---- did you mean ---- */
+
+START_TEST(test_suggest_distance_counts_edits_and_swaps)
+{
+	ck_assert_uint_eq(hfctl_suggest_distance("bret", 4, "bert", 4), 1);   /* a swap */
+	ck_assert_uint_eq(hfctl_suggest_distance("submt", 5, "submit", 6), 1); /* an insertion */
+	ck_assert_uint_eq(hfctl_suggest_distance("kinnd", 5, "kind", 4), 1);   /* a deletion */
+	ck_assert_uint_eq(hfctl_suggest_distance("cuda", 4, "rocm", 4), 4);
+	ck_assert_uint_eq(hfctl_suggest_distance("CUDA", 4, "cuda", 4), 0);    /* case aside */
+	ck_assert_uint_eq(hfctl_suggest_distance("", 0, "abc", 3), 3);
+	char big[HFCTL_SUGGEST_LEN_MAX + 2];
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	ck_assert_uint_eq(hfctl_suggest_distance(big, strlen(big), "a", 1), UINT_MAX);
+}
+END_TEST
+
+START_TEST(test_suggest_offers_only_close_names)
+{
+	struct hfctl_suggest sg;
+	char hint[128];
+
+	hfctl_suggest_init(&sg, "cdua");
+	hfctl_suggest_try_list(&sg, hf_backend_names());
+	hfctl_suggest_hint(&sg, hint, sizeof(hint));
+	ck_assert_str_eq(hint, "did you mean \"cuda\"? ");
+	/* Too far for a short word: nothing. */
+	hfctl_suggest_init(&sg, "tpu");
+	hfctl_suggest_try_list(&sg, hf_backend_names());
+	hfctl_suggest_hint(&sg, hint, sizeof(hint));
+	ck_assert_str_eq(hint, "");
+	ck_assert_ptr_null(sg.best);
+	/* Longer words may be further off; the closest wins. */
+	hfctl_suggest_init(&sg, "deccoder-onyl");
+	hfctl_suggest_try_list(&sg, hf_family_names());
+	ck_assert_ptr_nonnull(sg.best);
+	ck_assert_int_eq(strncmp(sg.best, "decoder-only", sg.best_len), 0);
+	ck_assert_uint_eq(sg.best_len, strlen("decoder-only"));
+}
+END_TEST
+
+START_TEST(test_unknown_names_come_with_a_suggestion)
+{
+	char *backend[] = { "submit", "--all", "--backends", "cdua" };
+	char *kind[] = { "submit", "--all", "--kind", "benchmrk" };
+	char *prec[] = { "submit", "--all", "--precision", "fp61" };
+	char *family[] = { "submit", "--family", "vison" };
+	char *option[] = { "submit", "--all", "--kinnd", "test" };
+	char *value_opt[] = { "submit", "--all", "--task-timout=5s" };
+	char *far[] = { "submit", "--all", "--zzzzzz" };
+	bool set[HF__TASK_STATUS__STATUS_CANCELLED + 1];
+
+	submit_refused(ARGC(backend), backend, "");
+	ck_assert_str_eq(err, "unknown backend \"cdua\" (did you mean \"cuda\"? valid: cpu, cuda, rocm, "
+			      "mps, openvino, qnn)");
+	submit_refused(ARGC(kind), kind, "unknown kind \"benchmrk\" (did you mean \"benchmark\"? valid: ");
+	submit_refused(ARGC(prec), prec, "unknown precision \"fp61\" (did you mean \"fp16\"? valid: ");
+	submit_refused(ARGC(family), family, "unknown family \"vison\" (did you mean \"vision\"? valid: ");
+	submit_refused(ARGC(option), option, "");
+	ck_assert_str_eq(err, "unknown option \"--kinnd\" (did you mean \"--kind\"? see \"hfctl submit "
+			      "--help\")");
+	submit_refused(ARGC(value_opt), value_opt,
+		       "unknown option \"--task-timout\" (did you mean \"--task-timeout\"? ");
+	submit_refused(ARGC(far), far, "");
+	ck_assert_str_eq(err, "unknown option \"--zzzzzz\" (see \"hfctl submit --help\")");
+	ck_assert_int_eq(hfctl_parse_statuses("--status", "faild", set, err, sizeof(err)), -EINVAL);
+	ck_assert_msg(strstr(err, "unknown status \"faild\" (did you mean \"failed\"? valid: ") == err,
+		      "%s", err);
+}
+END_TEST
+
+START_TEST(test_old_option_spellings_are_not_suggested)
+{
+	char *argv[] = { "submit", "--all", "--timout", "5s" };
+
+	submit_refused(ARGC(argv), argv, "");
+	ck_assert_msg(strstr(err, "did you mean \"--task-timeout\"?") == NULL &&
+			      strstr(err, "did you mean \"--timeout\"?") == NULL,
+		      "%s", err);
+}
+END_TEST
+
+START_TEST(test_unknown_models_get_the_closest_registry_model)
+{
+	char *one[] = { "submit", "--models", "bret" };
+	char *two[] = { "submit", "--models", "bret,gtp2,zzzzzz" };
+	struct hfctl_submit s;
+
+	ck_assert_int_eq(hfctl_submit_parse(ARGC(one), one, "alice", &s, err, sizeof(err)), 0);
+	ck_assert_int_eq(hfctl_submit_check_models(&s, registry_new(), err, sizeof(err)), -ENOENT);
+	ck_assert_str_eq(err, "unknown model \"bret\" (did you mean \"bert\"? see \"hfctl models\")");
+	hfctl_submit_fini(&s);
+
+	ck_assert_int_eq(hfctl_submit_parse(ARGC(two), two, "alice", &s, err, sizeof(err)), 0);
+	ck_assert_int_eq(hfctl_submit_check_models(&s, registry_new(), err, sizeof(err)), -ENOENT);
+	ck_assert_str_eq(err, "unknown models \"bret\" (did you mean \"bert\"?), \"gtp2\" (did you mean "
+			      "\"gpt2\"?), \"zzzzzz\" (see \"hfctl models\")");
+	hfctl_submit_fini(&s);
+}
+END_TEST
+
 START_TEST(test_since_takes_dates_and_durations_back_from_now)
 {
 	char err[HFCTL_ERR_MAX];
@@ -1115,6 +1225,11 @@ int main(void)
 	tcase_add_test(tc, test_unknown_models_are_all_named_in_one_message);
 	tcase_add_test(tc, test_many_unknown_models_are_counted_when_they_do_not_fit);
 	tcase_add_test(tc, test_since_takes_dates_and_durations_back_from_now);
+	tcase_add_test(tc, test_suggest_distance_counts_edits_and_swaps);
+	tcase_add_test(tc, test_suggest_offers_only_close_names);
+	tcase_add_test(tc, test_unknown_names_come_with_a_suggestion);
+	tcase_add_test(tc, test_old_option_spellings_are_not_suggested);
+	tcase_add_test(tc, test_unknown_models_get_the_closest_registry_model);
 	suite_add_tcase(s, tc);
 
 	SRunner *sr = srunner_create(s);

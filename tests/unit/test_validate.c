@@ -540,13 +540,24 @@ END_TEST
 START_TEST(test_body_must_fit_the_port)
 {
 	struct wb r = register_body("w1"), e = envelope(HF__ENVELOPE__BODY_REGISTER, &r);
-	ck_refused(&e, HF_MSG_CONTROL_REQUEST, -EINVAL, "register: a register message is not a control request");
+	/* A request of the other port says which port this is (ERR_WRONG_PORT). */
+	ck_refused(&e, HF_MSG_CONTROL_REQUEST, -EPROTOTYPE,
+		   "this is the coordinator's control port (a register request is hf-worker's); "
+		   "hf-worker talks to the worker port (coordinator.worker_listen)");
 	ck_refused(&e, HF_MSG_WORKER_REPLY, -EINVAL, "is not a reply to a worker");
 	wb_free(&e);
 
 	struct wb s = { 0 };
 	e = envelope(HF__ENVELOPE__BODY_SUBMIT, &s);
-	ck_refused(&e, HF_MSG_WORKER_REQUEST, -EINVAL, "is not a worker request");
+	ck_refused(&e, HF_MSG_WORKER_REQUEST, -EPROTOTYPE,
+		   "this is the coordinator's worker port (a submit request is hfctl's); hfctl talks "
+		   "to the control port (coordinator.control_listen)");
+	wb_free(&e);
+
+	/* A body neither port takes is refused as before. */
+	e = envelope(HF__ENVELOPE__BODY_ACK, &s);
+	ck_refused(&e, HF_MSG_WORKER_REQUEST, -EINVAL, "ack: a ack message is not a worker request");
+	ck_refused(&e, HF_MSG_CONTROL_REQUEST, -EINVAL, "is not a control request");
 	wb_free(&e);
 
 	/* Two bodies in one envelope. */
