@@ -113,7 +113,9 @@ class PrivateCluster(unittest.TestCase):
         os.mkdir(os.path.join(d, 'deploy'))
         script = os.path.join(d, 'deploy', 'private-pg.sh')
         shutil.copy(SCRIPT, script)
-        for path in (os.path.join(d, 'deploy'), script):
+        ports = os.path.join(d, 'deploy', 'ports.sh')  # private-pg.sh sources it
+        shutil.copy(os.path.join(os.path.dirname(SCRIPT), 'ports.sh'), ports)
+        for path in (os.path.join(d, 'deploy'), script, ports):
             os.chown(path, pw.pw_uid, pw.pw_gid)
         self.addCleanup(run, ['destroy', state], user, False, script)
         c = run(['start', state], user, script=script).stdout.strip()
