@@ -107,11 +107,20 @@ int coord_conninfo_masked(const char *conninfo, char *out, size_t len)
 {
 	char *err = NULL;
 	PQconninfoOption *opts = PQconninfoParse(conninfo ? conninfo : "", &err);
+	bool secret = false;
 
 	out[0] = '\0';
 	PQfreemem(err);
 	if (!opts)
 		return -1;
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		secret |= o->val && strcmp(o->keyword, "password") == 0;
+	if (!secret) {
+		/* As written (a URI stays a URI). */
+		snprintf(out, len, "%s", conninfo ? conninfo : "");
+		PQconninfoFree(opts);
+		return 0;
+	}
 	for (PQconninfoOption *o = opts; o->keyword; o++) {
 		if (!o->val)
 			continue;

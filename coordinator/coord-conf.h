@@ -48,9 +48,9 @@ struct coord_conf {
 
 extern const struct hf_conf_setting coord_conf_table[];
 
-/* Writes conninfo (a libpq key=value string or URI) as key=value pairs
- * with the password, if any, as "********".  Returns 0, or -1 when it does
- * not parse (out is then empty). */
+/* Writes conninfo (a libpq key=value string or URI) as it is when it holds
+ * no password, else as key=value pairs with the password as "********".
+ * Returns 0, or -1 when it does not parse (out is then empty). */
 int coord_conninfo_masked(const char *conninfo, char *out, size_t len);
 
 /* Writes the effective configuration (--print-config): path is the file
