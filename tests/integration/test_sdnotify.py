@@ -108,6 +108,13 @@ def dev_ino(path):
     return '%d:%d' % (st.st_dev, st.st_ino)
 
 
+def sanitizer_clean(d):
+    """Under ASan+UBSan the daemon reported nothing."""
+    log = d.log()
+    for what in ('runtime error:', 'AddressSanitizer', 'LeakSanitizer'):
+        assert what not in log, '%s: %s' % (d.name, log[log.index(what) - 200:][:3000])
+
+
 def start_coordinator(c, mgr):
     """c's coordinator with mgr as its manager and its log file as the
     journal; returns the Daemon."""
@@ -186,8 +193,9 @@ def check_coordinator(c):
         t_stop = time.monotonic()
         c.workers['w-plain'].stop()
         d.proc.send_signal(signal.SIGTERM)
-        d.proc.wait(30)
+        assert d.proc.wait(30) == 0, d.log()[-3000:]
         mgr.wait(lambda m: m.get('STOPPING') == '1', 5, 'STOPPING=1', t_stop)
+        sanitizer_clean(d)
 
         # JOURNAL_STREAM named the log file: every line has a priority prefix.
         lines = [line for line in d.log().splitlines() if line]
@@ -232,8 +240,9 @@ def check_worker(c):
 
         t_stop = time.monotonic()
         d.proc.send_signal(signal.SIGTERM)
-        assert d.proc.wait(60) == 0
+        assert d.proc.wait(60) == 0, d.log()[-3000:]
         mgr.wait(lambda m: m.get('STOPPING') == '1', 5, 'STOPPING=1', t_stop)
+        sanitizer_clean(d)
 
         # JSON lines, no priority prefix (JOURNAL_STREAM is another file's).
         lines = [line for line in d.log().splitlines() if line]
