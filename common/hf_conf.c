@@ -242,20 +242,14 @@ void hf_conf_fini(const struct hf_conf_setting *table, void *obj)
 
 #define COMMENT_WIDTH 78
 
-void hf_conf_print_doc(const struct hf_conf_setting *s, FILE *f)
+/* Writes text as "# " lines of at most COMMENT_WIDTH columns, broken
+ * between words; a '\n' in text starts a new line. */
+void hf_conf_print_comment(const char *text, FILE *f)
 {
-	char doc[2048], range[96] = "", env[96] = "";
-	const char *text = doc;
 	size_t col = 0;
 
-	if (s->env)
-		snprintf(env, sizeof(env), " (environment: %s)", s->env);
-	if ((s->type == HF_CONF_INT || s->type == HF_CONF_MS) && s->min <= s->max)
-		snprintf(range, sizeof(range), " [%lld .. %lld%s]", (long long)s->min,
-			 (long long)s->max, s->type == HF_CONF_MS ? " ms" : "");
-	snprintf(doc, sizeof(doc), "%s%s%s", s->description, env, range);
 	while (*text) {
-		size_t word = strcspn(text, " ");
+		size_t word = strcspn(text, " \n");
 		if (word) {
 			if (col && col + 1 + word > COMMENT_WIDTH) {
 				fputc('\n', f);
@@ -264,26 +258,124 @@ void hf_conf_print_doc(const struct hf_conf_setting *s, FILE *f)
 			col += (size_t)fprintf(f, col ? " %.*s" : "# %.*s", (int)word, text);
 		}
 		text += word;
+		if (*text == '\n') {
+			fputc('\n', f);
+			col = 0;
+			text++;
+		}
 		text += strspn(text, " ");
 	}
-	fputc('\n', f);
+	if (col)
+		fputc('\n', f);
 }
 
-void hf_conf_print(const struct hf_conf_setting *table, FILE *f)
+void hf_conf_print_doc(const struct hf_conf_setting *s, FILE *f)
+{
+	char doc[2048], range[96] = "", env[96] = "";
+
+	if (s->env)
+		snprintf(env, sizeof(env), " (environment: %s)", s->env);
+	if ((s->type == HF_CONF_INT || s->type == HF_CONF_MS) && s->min <= s->max)
+		snprintf(range, sizeof(range), " [%lld .. %lld%s]", (long long)s->min,
+			 (long long)s->max, s->type == HF_CONF_MS ? " ms" : "");
+	snprintf(doc, sizeof(doc), "%s%s%s", s->description, env, range);
+	hf_conf_print_comment(doc, f);
+}
+
+/* A duration in the largest unit that divides it, as the parser reads it. */
+static void format_ms(char *out, size_t len, int64_t ms)
+{
+	static const struct { int64_t ms; const char *unit; } units[] = {
+		{ 3600 * 1000, "h" }, { 60 * 1000, "m" }, { 1000, "s" },
+	};
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (ms != 0 && ms % units[i].ms == 0) {
+			snprintf(out, len, "%lld%s", (long long)(ms / units[i].ms), units[i].unit);
+			return;
+		}
+	}
+	snprintf(out, len, "%lldms", (long long)ms);
+}
+
+static void format_value(const struct hf_conf_setting *s, const void *obj, char *out, size_t len)
+{
+	const char *field = (const char *)obj + s->offset;
+
+	switch (s->type) {
+	case HF_CONF_STRING: {
+		const char *v = *(char *const *)field;
+		snprintf(out, len, "%s", v ? v : "");
+		break;
+	}
+	case HF_CONF_INT:
+		snprintf(out, len, "%lld", (long long)*(const int64_t *)field);
+		break;
+	case HF_CONF_BOOL:
+		snprintf(out, len, "%s", *(const bool *)field ? "true" : "false");
+		break;
+	case HF_CONF_MS:
+		format_ms(out, len, *(const int64_t *)field);
+		break;
+	default:
+		out[0] = '\0';
+	}
+}
+
+void hf_conf_print_values(const struct hf_conf_setting *table, const void *obj, const char *header,
+			  hf_conf_show_fn show, void *arg, FILE *f)
 {
 	const char *section = NULL;
 	size_t section_len = 0;
 
+	if (header) {
+		hf_conf_print_comment(header, f);
+		fputc('\n', f);
+	}
 	for (const struct hf_conf_setting *s = table; s->name; s++) {
 		const char *dot = strchr(s->name, '.');
 		size_t len = dot ? (size_t)(dot - s->name) : 0;
+		char value[4096], note[512] = "";
+		bool commented = false;
+
 		if (!section || len != section_len || strncmp(section, s->name, len) != 0) {
 			fprintf(f, "%s[%.*s]\n", section ? "\n" : "", (int)len, s->name);
 			section = s->name;
 			section_len = len;
 		}
 		hf_conf_print_doc(s, f);
-		fprintf(f, "%s%s = %s\n", s->def ? "" : "# ", dot ? dot + 1 : s->name,
-			s->def ? s->def : "");
+		format_value(s, obj, value, sizeof(value));
+		if (show)
+			commented = show(s, obj, value, sizeof(value), note, sizeof(note), arg);
+		if (note[0])
+			hf_conf_print_comment(note, f);
+		fprintf(f, "%s%s = %s\n", commented ? "# " : "", dot ? dot + 1 : s->name, value);
 	}
+}
+
+void hf_conf_sources(const struct hf_conf_setting *table, const char *program, const char *path,
+		     bool cmdline, char *out, size_t len)
+{
+	size_t n = 0, vars = 0;
+
+#define ADD(...)                                                                  \
+	do {                                                                      \
+		int m_ = snprintf(out + n, len - n, __VA_ARGS__);                 \
+		if (m_ > 0)                                                       \
+			n = (size_t)m_ < len - n ? n + (size_t)m_ : len - 1;      \
+	} while (0)
+	out[0] = '\0';
+	ADD("The effective configuration of %s: the defaults", program);
+	if (path)
+		ADD(", then %s", path);
+	for (const struct hf_conf_setting *s = table; s->name; s++) {
+		if (!s->env || !getenv(s->env))
+			continue;
+		ADD("%s%s", vars++ ? ", " : ", then the environment (", s->env);
+	}
+	if (vars)
+		ADD(")");
+	if (cmdline)
+		ADD(", then the command line");
+	ADD(".");
+#undef ADD
 }

@@ -16,6 +16,7 @@
 #ifndef HF_CONF_H
 #define HF_CONF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -69,8 +70,31 @@ void hf_conf_fini(const struct hf_conf_setting *table, void *obj);
  * between words: the ini reader takes lines of up to 200 bytes. */
 void hf_conf_print_doc(const struct hf_conf_setting *s, FILE *f);
 
-/* Writes the table as an example INI file with every key documented. */
-void hf_conf_print(const struct hf_conf_setting *table, FILE *f);
+/* How hf_conf_print_values shows one setting.  value holds the effective
+ * value as text (a duration as "90s", "2h", "1500ms"); the callback may
+ * replace it (a secret masked), put a note in note (printed as a comment
+ * line above the key) and return true to print the key commented out
+ * ("# key = value"): a value derived from elsewhere, such as the host name,
+ * that a file made from the output should not pin. */
+typedef bool (*hf_conf_show_fn)(const struct hf_conf_setting *s, const void *obj, char *value,
+				size_t value_len, char *note, size_t note_len, void *arg);
+
+/* Writes the effective configuration (obj's values) as an INI file that
+ * loads back to it, every key preceded by its documentation; header (may
+ * be NULL) is written first, as comment lines.  show may be NULL. */
+void hf_conf_print_values(const struct hf_conf_setting *table, const void *obj, const char *header,
+			  hf_conf_show_fn show, void *arg, FILE *f);
+
+/* The header of hf_conf_print_values for program: what was applied, in
+ * order ("the defaults, then FILE, then the environment (HFLEET_...), then
+ * the command line").  path: the file read (NULL: none); cmdline: whether
+ * options set anything. */
+void hf_conf_sources(const struct hf_conf_setting *table, const char *program, const char *path,
+		     bool cmdline, char *out, size_t len);
+
+/* Writes a comment block ("# " before each line of text) of at most 78
+ * columns, broken between words. */
+void hf_conf_print_comment(const char *text, FILE *f);
 
 /* Parses a duration ("250ms", "5s", "2m", "1h", or a bare number of ms). */
 int hf_conf_parse_ms(const char *s, int64_t *ret_ms);

@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: MIT
  *
- * hf-coordinator's settings table (see coord-conf.h).  Every key here is
- * documented in docs/operations.md and in deploy/hf-coordinator.conf.
+ * hf-coordinator's settings table (see coord-conf.h) and --print-config,
+ * which masks the database password.  Every key here is documented in
+ * docs/operations.md and in deploy/hf-coordinator.conf.
  */
 #include "coord-conf.h"
 
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <libpq-fe.h>
 
 #define F(x) offsetof(struct coord_conf, x)
 
@@ -70,5 +75,87 @@ const struct hf_conf_setting coord_conf_table[] = {
 	  "tls.ca_file, else the handshake fails" },
 	{ "log.level", HF_CONF_STRING, F(log_level), "info", 0, -1, "HFLEET_LOG_LEVEL",
 	  "error, warn, info or debug" },
+	{ "log.format", HF_CONF_STRING, F(log_format), "text", 0, -1, "HFLEET_LOG_FORMAT",
+	  "text: \"TIME hf-coordinator[PID] LEVEL: message\"; json: one object per line with ts, "
+	  "level, daemon, pid and msg. Under systemd (stderr is the journal) either gets an sd-daemon "
+	  "priority prefix, and text drops the time and PID, which the journal keeps" },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
+
+/* Appends "key=value" to out, the value quoted as libpq reads it when it
+ * needs to be. */
+static void conninfo_add(char *out, size_t len, const char *key, const char *value)
+{
+	size_t n = strlen(out);
+	bool quote = !*value || strpbrk(value, " \t\n\r\\'") != NULL;
+
+	n += (size_t)snprintf(out + n, n < len ? len - n : 0, "%s%s=%s", n ? " " : "", key, quote ? "'" : "");
+	for (const char *p = value; *p && n + 2 < len; p++) {
+		if (*p == '\\' || *p == '\'')
+			out[n++] = '\\';
+		out[n++] = *p;
+	}
+	if (n < len)
+		n += (size_t)snprintf(out + n, len - n, "%s", quote ? "'" : "");
+	if (n >= len)
+		out[len - 1] = '\0';
+	else
+		out[n] = '\0';
+}
+
+int coord_conninfo_masked(const char *conninfo, char *out, size_t len)
+{
+	char *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo ? conninfo : "", &err);
+	bool secret = false;
+
+	out[0] = '\0';
+	PQfreemem(err);
+	if (!opts)
+		return -1;
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		secret |= o->val && strcmp(o->keyword, "password") == 0;
+	if (!secret) {
+		/* As written (a URI stays a URI). */
+		snprintf(out, len, "%s", conninfo ? conninfo : "");
+		PQconninfoFree(opts);
+		return 0;
+	}
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (!o->val)
+			continue;
+		conninfo_add(out, len, o->keyword, strcmp(o->keyword, "password") == 0 ? "********" : o->val);
+	}
+	PQconninfoFree(opts);
+	return 0;
+}
+
+static bool coord_conf_show(const struct hf_conf_setting *s, const void *obj, char *value, size_t value_len,
+			    char *note, size_t note_len, void *arg)
+{
+	const struct coord_conf *c = obj;
+
+	(void)arg;
+	if (strcmp(s->name, "database.conninfo") != 0)
+		return false;
+	if (coord_conninfo_masked(c->conninfo, value, value_len) < 0) {
+		snprintf(value, value_len, "(not shown)");
+		snprintf(note, note_len, "Not shown: it does not parse as a libpq connection string, "
+			 "and the coordinator will refuse it.");
+		return true;
+	}
+	if (strstr(value, "password=")) {
+		snprintf(note, note_len, "The password is not shown: put it back, or better keep it out "
+			 "of the file (PGPASSFILE, or HFLEET_DATABASE_URL in the unit's EnvironmentFile).");
+		return true;
+	}
+	return false;
+}
+
+void coord_conf_print(const struct coord_conf *c, const char *path, bool cmdline, FILE *f)
+{
+	char header[1024];
+
+	hf_conf_sources(coord_conf_table, "hf-coordinator", path, cmdline, header, sizeof(header));
+	hf_conf_print_values(coord_conf_table, c, header, coord_conf_show, NULL, f);
+}

@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: MIT
  *
  * hf-coordinator's settings: the struct and its declarative table (see
- * common/hf_conf.h).  "hf-coordinator --print-config" prints the table as a
- * documented example file.
+ * common/hf_conf.h).  "hf-coordinator --print-config" prints the effective
+ * values as a documented file, the database password masked.
  */
 #ifndef HF_COORD_CONF_H
 #define HF_COORD_CONF_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "hf_conf.h"
 
@@ -36,6 +38,7 @@ struct coord_conf {
 	int64_t quarantine_recheck_ms;
 	bool auth_required;
 	char *log_level;
+	char *log_format;      /* text, json (common/hf_log.h) */
 	char *tls_mode;        /* auto, on, off (coord-tls.c) */
 	char *tls_ca_file;     /* "" = none */
 	char *tls_cert_file;
@@ -44,5 +47,15 @@ struct coord_conf {
 };
 
 extern const struct hf_conf_setting coord_conf_table[];
+
+/* Writes conninfo (a libpq key=value string or URI) as it is when it holds
+ * no password, else as key=value pairs with the password as "********".
+ * Returns 0, or -1 when it does not parse (out is then empty). */
+int coord_conninfo_masked(const char *conninfo, char *out, size_t len);
+
+/* Writes the effective configuration (--print-config): path is the file
+ * read (NULL: none), cmdline whether options set anything.  A conninfo
+ * with a password is written masked and commented out. */
+void coord_conf_print(const struct coord_conf *c, const char *path, bool cmdline, FILE *f);
 
 #endif

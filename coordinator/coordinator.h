@@ -20,6 +20,7 @@
 #include "db.h"
 #include "health.h"
 #include "hf_nuv.h"
+#include "hf_sdnotify.h"
 #include "hf_validate.h"
 #include "hfleet.pb-c.h"
 #include "match.h"
@@ -74,6 +75,8 @@ struct coord {
 	struct auth_store tokens;  /* the live tokens (auth.c) */
 	bool touch_busy;           /* a write of tokens' last use is in flight */
 	bool expire_busy;          /* a lease-expiry operation is in flight */
+	struct hf_sd *sd;          /* what systemd is told (coord-sd.c) */
+	bool serving;              /* started: the listeners are open */
 	bool stopping;
 	int exit_code;
 };
@@ -132,6 +135,10 @@ void coord_quarantine_persist(struct coord *c, const char *worker_id, int backen
  * the reasons. */
 bool coord_backend_satisfiable(struct coord *c, Hf__Backend b, const struct match_req *r, char *why,
 			       size_t whylen);
+
+/* coord-sd.c: readiness, status and the watchdog for systemd.  Returns 0
+ * or -ENOMEM. */
+int coord_sd_open(struct coord *c);
 
 /* telemetry.c: sampling to the database and the HTTP endpoint. */
 void telemetry_sample_cb(uv_timer_t *t);

@@ -51,6 +51,10 @@ struct db {
 	atomic_bool healthy;
 	bool active;                       /* holds the active-coordinator lock */
 	atomic_bool lost_active;           /* reconnected but another coordinator took over */
+	atomic_bool standby;               /* the start waits for another coordinator to go */
+	/* Monotonic ms when the thread began its current batch, or 0 while it
+	 * waits (see db_busy_ms); the start's deliberate waits refresh it. */
+	_Atomic int64_t busy_since_ms;
 	int64_t next_connect_ms;
 	int backoff_ms;
 	void (*observe)(void *arg, enum db_op_kind kind, int64_t us); /* loop thread */
@@ -60,6 +64,10 @@ struct db {
 	char *prepared[DB_PREPARED_MAX];
 	size_t n_prepared;
 };
+
+/* Tells db_busy_ms that the thread, inside a batch, waits on purpose and
+ * is alive.  Database thread. */
+void db_alive(struct db *db);
 
 /* ---- statement helpers (db-exec.c) ---- */
 

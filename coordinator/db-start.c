@@ -350,6 +350,7 @@ static int become_active(struct db *db, struct db_op *op)
 		PQclear(res);
 		if (got) {
 			db->active = true;
+			atomic_store(&db->standby, false);
 			if (said)
 				log_info("the active coordinator is gone: taking over");
 			return 0;
@@ -357,6 +358,8 @@ static int become_active(struct db *db, struct db_op *op)
 		if (!said)
 			log_info("standby: another coordinator is active on this database; waiting to take over");
 		said = true;
+		atomic_store(&db->standby, true);
+		db_alive(db);
 		pthread_mutex_lock(&db->mu);
 		bool stop = db->stopping;
 		pthread_mutex_unlock(&db->mu);

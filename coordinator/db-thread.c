@@ -5,7 +5,7 @@
  * refused for its own data is left out and the rest run again together; on
  * any other failure each runs again alone), dispatching each op to its run_* function, and
  * handing completed ops back to the loop.  db_open, db_submit, db_healthy,
- * db_lost_active and db_close are the loop thread's side; the rest runs on
+ * db_lost_active, db_busy_ms, db_standby and db_close are the loop thread's side; the rest runs on
  * the database thread.
  */
 #include <errno.h>
@@ -275,9 +275,11 @@ static void *db_thread_main(void *arg)
 			db->in_tail = NULL;
 		pthread_mutex_unlock(&db->mu);
 
+		atomic_store(&db->busy_since_ms, hf_mono_ms());
 		/* The start operation waits for the database rather than fail. */
 		if (list->kind == DB_OP_START) {
 			while (db_ensure_connected(db, list) < 0) {
+				db_alive(db);
 				pthread_mutex_lock(&db->mu);
 				bool stop = db->stopping;
 				pthread_mutex_unlock(&db->mu);
@@ -288,6 +290,7 @@ static void *db_thread_main(void *arg)
 			}
 		}
 		run_batch(db, list);
+		atomic_store(&db->busy_since_ms, 0);
 	}
 	if (db->conn)
 		PQfinish(db->conn);
@@ -330,6 +333,8 @@ int db_open(uv_loop_t *loop, const char *conninfo, struct db **ret_db)
 	pthread_cond_init(&db->cond, NULL);
 	atomic_init(&db->healthy, false);
 	atomic_init(&db->lost_active, false);
+	atomic_init(&db->standby, false);
+	atomic_init(&db->busy_since_ms, 0);
 	uv_async_init(loop, &db->async, db_async_cb);
 	db->async.data = db;
 	if (pthread_create(&db->thread, NULL, db_thread_main, db) != 0) {
@@ -372,6 +377,23 @@ bool db_healthy(struct db *db)
 bool db_lost_active(struct db *db)
 {
 	return atomic_load(&db->lost_active);
+}
+
+void db_alive(struct db *db)
+{
+	atomic_store(&db->busy_since_ms, hf_mono_ms());
+}
+
+int64_t db_busy_ms(struct db *db)
+{
+	int64_t since = atomic_load(&db->busy_since_ms);
+
+	return since ? hf_mono_ms() - since : 0;
+}
+
+bool db_standby(struct db *db)
+{
+	return atomic_load(&db->standby);
 }
 
 static void db_free_cb(uv_handle_t *h)

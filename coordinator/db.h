@@ -323,6 +323,16 @@ bool db_healthy(struct db *db);
  * had become active meanwhile: this one must stop.  Any thread. */
 bool db_lost_active(struct db *db);
 
+/* How long, in ms, the database thread has been inside the batch of
+ * operations it runs now (0: waiting for work; a thread that waits on
+ * purpose, for the database at start or as a standby, counts as waiting).
+ * Any thread: for the service manager's watchdog. */
+int64_t db_busy_ms(struct db *db);
+
+/* True while the start operation waits because another coordinator is
+ * active on this database.  Any thread. */
+bool db_standby(struct db *db);
+
 /* Stops the thread after it finished what was queued and runs the
  * remaining done callbacks.  Loop thread; NULL is fine. */
 void db_close(struct db *db);

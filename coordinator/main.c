@@ -36,11 +36,14 @@ static void usage(FILE *f)
 		"      --registry FILE      registry.path\n"
 		"      --set KEY=VALUE      set any setting (see --print-config)\n"
 		"      --log-level LEVEL    error, warn, info or debug\n"
+		"      --log-format FORMAT  log.format: text or json (one object per line)\n"
 		"      --check-registry     load the registry, report, and exit\n"
 		"      --create-token NAME --role ROLE\n"
 		"                           make a token (viewer, submitter, admin or worker) in the\n"
 		"                           database (migrating it first), print it once and exit\n"
-		"      --print-config       print every setting as a documented file and exit\n"
+		"      --print-config       print the effective configuration (after -c, the\n"
+		"                           environment and the options; the database password\n"
+		"                           masked) as a documented file and exit\n"
 		"      --version            print the version and exit\n"
 		"  -h, --help               this help\n");
 }
@@ -54,6 +57,7 @@ enum {
 	OPT_REG,
 	OPT_SET,
 	OPT_LOG,
+	OPT_LOG_FORMAT,
 	OPT_CHECK,
 	OPT_PRINT,
 	OPT_VER,
@@ -63,6 +67,11 @@ enum {
 
 /* --create-token NAME --role ROLE */
 static const char *create_token_name, *create_token_role;
+
+/* For --print-config: the file read (NULL: none), and whether options set
+ * anything. */
+static const char *config_path;
+static bool config_cmdline;
 
 static void signal_cb(uv_signal_t *h, int signum)
 {
@@ -263,6 +272,8 @@ static void start_done(struct db_op *op)
 	}
 	uv_timer_start(&c->lease_timer, leases_tick_cb, 250, 250);
 	uv_timer_start(&c->telemetry_timer, telemetry_sample_cb, 1000, 1000);
+	c->serving = true;
+	hf_sd_ready(c->sd);
 	log_info("ready: workers on %s, hfctl on %s, metrics on %s", c->conf.worker_listen,
 		 c->conf.control_listen, c->conf.http_listen[0] ? c->conf.http_listen : "(off)");
 	return;
@@ -283,6 +294,8 @@ void coord_shutdown(struct coord *c)
 	if (c->stopping)
 		return;
 	c->stopping = true;
+	c->serving = false;
+	hf_sd_stopping(c->sd);
 	uv_timer_stop(&c->lease_timer);
 	uv_timer_stop(&c->telemetry_timer);
 	coord_http_stop(c);
@@ -299,6 +312,8 @@ void coord_shutdown(struct coord *c)
 	uv_close((uv_handle_t *)&c->telemetry_timer, NULL);
 	uv_close((uv_handle_t *)&c->sig_term, NULL);
 	uv_close((uv_handle_t *)&c->sig_int, NULL);
+	hf_sd_close(c->sd);
+	c->sd = NULL;
 }
 
 static int load_config(struct coord *c, int argc, char **argv, int *ret_action)
@@ -312,6 +327,7 @@ static int load_config(struct coord *c, int argc, char **argv, int *ret_action)
 		{ "registry", required_argument, NULL, OPT_REG },
 		{ "set", required_argument, NULL, OPT_SET },
 		{ "log-level", required_argument, NULL, OPT_LOG },
+		{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
 		{ "check-registry", no_argument, NULL, OPT_CHECK },
 		{ "print-config", no_argument, NULL, OPT_PRINT },
 		{ "version", no_argument, NULL, OPT_VER },
@@ -368,6 +384,9 @@ static int load_config(struct coord *c, int argc, char **argv, int *ret_action)
 		case OPT_LOG:
 			key = "log.level";
 			break;
+		case OPT_LOG_FORMAT:
+			key = "log.format";
+			break;
 		case OPT_SET: {
 			const char *eq = strchr(optarg, '=');
 			if (!eq || eq == optarg) {
@@ -403,7 +422,9 @@ static int load_config(struct coord *c, int argc, char **argv, int *ret_action)
 			fprintf(stderr, "hf-coordinator: %s\n", err);
 			return -EINVAL;
 		}
+		config_cmdline = true;
 	}
+	config_path = config;
 	if (optind < argc) {
 		fprintf(stderr, "hf-coordinator: unexpected argument \"%s\"\n", argv[optind]);
 		return -EINVAL;
@@ -520,6 +541,7 @@ static int finish(struct coord *c, int code)
 int main(int argc, char **argv)
 {
 	struct coord c = { 0 };
+	enum hf_log_format format;
 	int action, level, r;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -532,17 +554,22 @@ int main(int argc, char **argv)
 		return finish(&c, 0);
 	}
 	if (action == OPT_PRINT) {
-		hf_conf_print(coord_conf_table, stdout);
-		return finish(&c, 0);
+		coord_conf_print(&c.conf, config_path, config_cmdline, stdout);
+		return finish(&c, fflush(stdout) == 0 ? 0 : 1);
 	}
 	if (hf_log_level_parse(c.conf.log_level, &level) < 0) {
 		fprintf(stderr, "hf-coordinator: invalid log level \"%s\" (error, warn, info, debug)\n",
 			c.conf.log_level);
 		return finish(&c, 2);
 	}
+	if (hf_log_format_parse(c.conf.log_format, &format) < 0) {
+		fprintf(stderr, "hf-coordinator: invalid log format \"%s\" (text, json)\n", c.conf.log_format);
+		return finish(&c, 2);
+	}
 	if (check_config(&c.conf) < 0)
 		return finish(&c, 2);
 	hf_log_init("hf-coordinator", level);
+	hf_log_daemon(format);
 	if (action == OPT_CREATE_TOKEN)
 		return finish(&c, create_token(&c));
 	if (action == OPT_CHECK) {
@@ -577,6 +604,10 @@ int main(int argc, char **argv)
 	c.sig_term.data = c.sig_int.data = &c;
 	uv_signal_start(&c.sig_term, signal_cb, SIGTERM);
 	uv_signal_start(&c.sig_int, signal_cb, SIGINT);
+	if (coord_sd_open(&c) < 0) {
+		log_error("out of memory");
+		return 1;
+	}
 
 	r = db_open(c.loop, c.conf.conninfo, &c.db);
 	if (r < 0) {

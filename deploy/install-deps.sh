@@ -18,7 +18,7 @@ set -euo pipefail
 packages=(
   build-essential meson ninja-build pkg-config
   libuv1-dev libnng-dev protobuf-c-compiler libprotobuf-c-dev libpq-dev
-  libjansson-dev libinih-dev libmbedtls-dev check libsubunit-dev
+  libjansson-dev libinih-dev libmbedtls-dev libsystemd-dev check libsubunit-dev
   postgresql-15 postgresql-client-15
   python3
   scdoc

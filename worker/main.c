@@ -9,6 +9,14 @@
  * inventory to the session, which registers again; the runtimes and the
  * configuration stay as they were at start.
  *
+ * Under systemd (Type=notify, common/hf_sdnotify.h) the worker says READY=1
+ * once the hardware and runtimes are probed and its first registration is
+ * on its way (sent, not necessarily answered: a coordinator that is down
+ * must not fail the unit's start; the status line says whether it is
+ * registered), STATUS= with its registration and busy slots, RELOADING=1
+ * while a SIGHUP's detection runs, STOPPING=1 when it drains, and feeds the
+ * watchdog from its loop for as long as that turns.
+ *
  * Exit status: 0 after a clean stop (or --probe, --print-config, --help,
  * --version), 1 when the worker could not run or the coordinator refused it,
  * 2 for bad usage or an invalid configuration.
@@ -31,6 +39,7 @@
 #include "hf_util.h"
 #include "hf_nuv.h"
 #include "hf_proto.h"
+#include "hf_sdnotify.h"
 #include "hf-cache.h"
 #include "hw.h"
 #include "probe-report.h"
@@ -47,6 +56,7 @@ struct worker {
 	struct session *session;
 	struct hf_http *http;         /* worker.metrics_listen; NULL: off */
 	uv_timer_t health_timer;      /* publishes that the loop turns, for /healthz */
+	struct hf_sd *sd;             /* what systemd is told */
 	bool stopping, ended;
 	int exit_code;
 
@@ -77,6 +87,7 @@ static void usage(FILE *f)
 		"      --set SECTION.KEY=VALUE\n"
 		"                           set any setting (repeatable)\n"
 		"      --log-level LEVEL    log.level: error, warn, info, debug\n"
+		"      --log-format FORMAT  log.format: text, json (one object per line)\n"
 		"      --probe [--json]     print the CPU, devices, backends and runtimes, then exit\n"
 		"      --print-config       print the effective configuration, then exit\n"
 		"      --version            print the version, then exit\n"
@@ -145,6 +156,7 @@ static void detect_done_cb(uv_work_t *req, int status)
 		hw_inventory_fini(w->next);
 		free(w->next);
 		w->next = NULL;
+		hf_sd_ready(w->sd);
 		return;
 	}
 	old = w->inv;
@@ -155,6 +167,7 @@ static void detect_done_cb(uv_work_t *req, int status)
 	session_inventory_set(w->session, w->inv);
 	hw_inventory_fini(old);
 	free(old);
+	hf_sd_ready(w->sd);
 }
 
 static void detect_again(struct worker *w)
@@ -179,6 +192,7 @@ static void detect_again(struct worker *w)
 		return;
 	}
 	w->detecting = true;
+	hf_sd_reloading(w->sd);
 	log_info("received SIGHUP: detecting the hardware again");
 }
 
@@ -197,6 +211,7 @@ static void signal_cb(uv_signal_t *h, int signum)
 		log_info("received SIG%s: draining (send it again to stop at once)",
 			 sigabbrev_np(signum));
 		session_drain(w->session);
+		hf_sd_stopping(w->sd);
 	} else {
 		log_info("received SIG%s again: stopping now", sigabbrev_np(signum));
 		session_stop_now(w->session);
@@ -210,6 +225,9 @@ static void worker_session_done_cb(struct session *s, int exit_code, void *arg)
 	(void)s;
 	w->exit_code = exit_code;
 	w->ended = true;
+	hf_sd_stopping(w->sd);
+	hf_sd_close(w->sd);
+	w->sd = NULL;
 	uv_close((uv_handle_t *)&w->sigterm, NULL);
 	uv_close((uv_handle_t *)&w->sigint, NULL);
 	uv_close((uv_handle_t *)&w->sighup, NULL);
@@ -219,6 +237,19 @@ static void worker_session_done_cb(struct session *s, int exit_code, void *arg)
 		w->http = NULL;
 	}
 }
+
+static void sd_status_cb(void *arg, char *buf, size_t len)
+{
+	struct worker *w = arg;
+
+	worker_status_line(w->session, buf, len);
+}
+
+/* The loop turning is the worker's health: every call has a timeout and
+ * runners are other processes, so nothing else can hang it. */
+static const struct hf_sd_ops worker_sd_ops = {
+	.status = sd_status_cb,
+};
 
 static void metrics_render_cb(void *arg, struct hf_buf *b)
 {
@@ -339,6 +370,8 @@ static int worker_run(const struct worker_conf *conf, const struct hw_options *o
 	}
 	r = worker_metrics_init();
 	if (r == 0)
+		r = hf_sd_open(&w.loop, &worker_sd_ops, &w, &w.sd);
+	if (r == 0)
 		r = metrics_start(&w, conf->metrics_listen);
 	if (r == 0) {
 		r = session_new(&w.loop, &sc, worker_session_done_cb, &w, &w.session, err, sizeof(err));
@@ -350,6 +383,7 @@ static int worker_run(const struct worker_conf *conf, const struct hw_options *o
 			uv_close((uv_handle_t *)&w.health_timer, NULL);
 			hf_http_stop(w.http);
 		}
+		hf_sd_close(w.sd);
 		uv_run(&w.loop, UV_RUN_NOWAIT); /* close callbacks */
 		worker_metrics_fini();
 		uv_loop_close(&w.loop);
@@ -368,6 +402,7 @@ static int worker_run(const struct worker_conf *conf, const struct hw_options *o
 		 conf->runner_warm ? " (warm)" : " (a process per task)");
 	inventory_log(inv);
 	session_start(w.session);
+	hf_sd_ready(w.sd);
 	uv_run(&w.loop, UV_RUN_DEFAULT);
 	session_free(w.session);
 	worker_metrics_fini();
@@ -395,6 +430,7 @@ enum {
 	OPT_LABEL,
 	OPT_SET,
 	OPT_LOG_LEVEL,
+	OPT_LOG_FORMAT,
 	OPT_PROBE,
 	OPT_JSON,
 	OPT_PRINT_CONFIG,
@@ -414,6 +450,7 @@ static const struct option long_options[] = {
 	{ "label", required_argument, NULL, OPT_LABEL },
 	{ "set", required_argument, NULL, OPT_SET },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
 	{ "probe", no_argument, NULL, OPT_PROBE },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "print-config", no_argument, NULL, OPT_PRINT_CONFIG },
@@ -435,6 +472,7 @@ static const char *option_setting(int opt)
 	case OPT_RUNNER_PYTHON: return "runner.python";
 	case OPT_LABEL: return "worker.labels";
 	case OPT_LOG_LEVEL: return "log.level";
+	case OPT_LOG_FORMAT: return "log.format";
 	default: return NULL;
 	}
 }
@@ -540,8 +578,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	hf_log_init("hf-worker", conf.log_threshold);
+	hf_log_daemon(conf.log_format_parsed);
 	if (print_config) {
-		worker_conf_print(&conf, stdout);
+		worker_conf_print(&conf, config_path, n_ov > 0, stdout);
 		rc = fflush(stdout) == 0 ? 0 : 1;
 		goto out;
 	}

@@ -126,6 +126,10 @@ const struct hf_conf_setting worker_conf_settings[] = {
 	  "a health check that runs longer is stopped and counts as failed"),
 	S("log.level", HF_CONF_STRING, log_level, "info", 0, -1, "HFLEET_LOG_LEVEL",
 	  "error, warn, info or debug"),
+	S("log.format", HF_CONF_STRING, log_format, "text", 0, -1, "HFLEET_LOG_FORMAT",
+	  "text: \"TIME hf-worker[PID] LEVEL: message\"; json: one object per line with ts, level, "
+	  "daemon, pid and msg. Under systemd (stderr is the journal) either gets an sd-daemon "
+	  "priority prefix, and text drops the time and PID, which the journal keeps"),
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
@@ -182,6 +186,11 @@ static int conf_derive(struct worker_conf *c, char *err, size_t errlen)
 			 c->log_level);
 		return -EINVAL;
 	}
+	if (hf_log_format_parse(c->log_format, &c->log_format_parsed) < 0) {
+		snprintf(err, errlen, "invalid value for setting \"log.format\": \"%s\" (use text or json)",
+			 c->log_format);
+		return -EINVAL;
+	}
 	if (!c->coordinator_url || !*c->coordinator_url) {
 		snprintf(err, errlen, "setting \"coordinator.url\" must not be empty");
 		return -EINVAL;
@@ -203,6 +212,7 @@ static int conf_derive(struct worker_conf *c, char *err, size_t errlen)
 		c->id = strdup(host);
 		if (!c->id)
 			goto oom;
+		c->id_source = WORKER_ID_FROM_HOST;
 	}
 	if (!id_valid(c->id)) {
 		snprintf(err, errlen,
@@ -223,6 +233,7 @@ static int conf_derive(struct worker_conf *c, char *err, size_t errlen)
 			c->runner_command = NULL;
 			goto oom;
 		}
+		c->runner_command_derived = true;
 	}
 	r = worker_argv_split(c->runner_command, &c->runner_argv, NULL);
 	if (r == -EINVAL) {
@@ -284,20 +295,28 @@ int worker_conf_load(struct worker_conf *c, const char *path, const struct worke
 	r = hf_conf_defaults(worker_conf_settings, c, err, errlen);
 	if (r < 0)
 		return r;
+	c->id_source = WORKER_ID_FROM_HOST; /* worker.id has no default */
+	c->runner_command_derived = false;
 	if (path) {
 		r = hf_conf_load_file(worker_conf_settings, c, path, err, errlen);
 		if (r < 0)
 			return r;
+		if (c->id)
+			c->id_source = WORKER_ID_FROM_FILE;
 	}
 	r = old_env_load(c, err, errlen);
 	if (r == 0)
 		r = hf_conf_load_env(worker_conf_settings, c, err, errlen);
 	if (r < 0)
 		return r;
+	if (getenv("HFLEET_WORKER_ID"))
+		c->id_source = WORKER_ID_FROM_ENV;
 	for (size_t i = 0; i < n_ov; i++) {
 		r = conf_apply_override(c, &ov[i], err, errlen);
 		if (r < 0)
 			return r;
+		if (strcmp(ov[i].name, "worker.id") == 0)
+			c->id_source = WORKER_ID_FROM_CMDLINE;
 	}
 	return conf_derive(c, err, errlen);
 }
@@ -315,53 +334,53 @@ void worker_conf_fini(struct worker_conf *c)
 	c->n_labels = 0;
 }
 
-static void print_ms(FILE *f, int64_t ms)
+struct print_ctx {
+	const char *path;
+};
+
+/* worker.id and runner.command: say where a value came from, and leave one
+ * derived from elsewhere (the host name, runner.python) commented out, so
+ * that a file made from the output pins neither the host nor the runner's
+ * path. */
+static bool worker_conf_show(const struct hf_conf_setting *s, const void *obj, char *value, size_t value_len,
+			     char *note, size_t note_len, void *arg)
 {
-	if (ms != 0 && ms % MS_HOUR == 0)
-		fprintf(f, "%lldh", (long long)(ms / MS_HOUR));
-	else if (ms != 0 && ms % MS_MINUTE == 0)
-		fprintf(f, "%lldm", (long long)(ms / MS_MINUTE));
-	else if (ms != 0 && ms % MS_SECOND == 0)
-		fprintf(f, "%llds", (long long)(ms / MS_SECOND));
-	else
-		fprintf(f, "%lldms", (long long)ms);
+	const struct worker_conf *c = obj;
+	const struct print_ctx *p = arg;
+
+	(void)value;
+	(void)value_len;
+	if (strcmp(s->name, "worker.id") == 0) {
+		switch (c->id_source) {
+		case WORKER_ID_FROM_HOST:
+			snprintf(note, note_len, "Not set: the host name is the worker id.");
+			return true;
+		case WORKER_ID_FROM_FILE:
+			snprintf(note, note_len, "Set in %s.", p->path ? p->path : "the configuration file");
+			break;
+		case WORKER_ID_FROM_ENV:
+			snprintf(note, note_len, "Set by the environment (HFLEET_WORKER_ID).");
+			break;
+		case WORKER_ID_FROM_CMDLINE:
+			snprintf(note, note_len, "Set on the command line.");
+			break;
+		}
+		return false;
+	}
+	if (strcmp(s->name, "runner.command") == 0 && c->runner_command_derived) {
+		snprintf(note, note_len, "Not set: made from runner.python.");
+		return true;
+	}
+	return false;
 }
 
-void worker_conf_print(const struct worker_conf *c, FILE *f)
+void worker_conf_print(const struct worker_conf *c, const char *path, bool cmdline, FILE *f)
 {
-	const char *section = NULL;
-	size_t section_len = 0;
+	struct print_ctx p = { path };
+	char header[1024];
 
-	for (const struct hf_conf_setting *s = worker_conf_settings; s->name; s++) {
-		const char *dot = strchr(s->name, '.');
-		size_t len = (size_t)(dot - s->name);
-		const char *field = (const char *)c + s->offset;
-
-		if (!section || len != section_len || strncmp(section, s->name, len) != 0) {
-			fprintf(f, "%s[%.*s]\n", section ? "\n" : "", (int)len, s->name);
-			section = s->name;
-			section_len = len;
-		}
-		hf_conf_print_doc(s, f);
-		fprintf(f, "%s = ", dot + 1);
-		switch (s->type) {
-		case HF_CONF_STRING: {
-			const char *v = *(char *const *)field;
-			fputs(v ? v : "", f);
-			break;
-		}
-		case HF_CONF_INT:
-			fprintf(f, "%lld", (long long)*(const int64_t *)field);
-			break;
-		case HF_CONF_BOOL:
-			fputs(*(const bool *)field ? "true" : "false", f);
-			break;
-		case HF_CONF_MS:
-			print_ms(f, *(const int64_t *)field);
-			break;
-		}
-		fputc('\n', f);
-	}
+	hf_conf_sources(worker_conf_settings, "hf-worker", path, cmdline, header, sizeof(header));
+	hf_conf_print_values(worker_conf_settings, c, header, worker_conf_show, &p, f);
 }
 
 /* ---- labels ---- */

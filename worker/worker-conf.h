@@ -25,10 +25,18 @@
 
 #include "device-conf.h"
 #include "hf_conf.h"
+#include "hf_log.h"
 
 struct worker_label {
 	char *key;
 	char *value;
+};
+
+enum worker_id_source {
+	WORKER_ID_FROM_HOST,    /* not set: the host name */
+	WORKER_ID_FROM_FILE,
+	WORKER_ID_FROM_ENV,     /* HFLEET_WORKER_ID */
+	WORKER_ID_FROM_CMDLINE, /* --id, --set worker.id= */
 };
 
 struct worker_conf {
@@ -70,9 +78,13 @@ struct worker_conf {
 	int64_t health_interval_ms;
 	int64_t health_timeout_ms;
 	char *log_level;
+	char *log_format;
 
 	/* Derived by worker_conf_load. */
 	int log_threshold;
+	enum hf_log_format log_format_parsed;
+	enum worker_id_source id_source; /* where worker.id came from */
+	bool runner_command_derived;     /* runner.command made from runner.python */
 	char **runner_argv;              /* NULL-terminated */
 	struct worker_label *label_list;
 	size_t n_labels;
@@ -104,8 +116,12 @@ int worker_conf_load(struct worker_conf *c, const char *path, const struct worke
 void worker_conf_fini(struct worker_conf *c);
 
 /* Writes the effective configuration as an INI file, every key preceded by
- * its description. */
-void worker_conf_print(const struct worker_conf *c, FILE *f);
+ * its description, after a header naming what was applied (path: the file
+ * read, NULL: none; cmdline: whether options set anything).  worker.id says
+ * where it came from, and is left commented out when it is the host name;
+ * so is runner.command when made from runner.python.  (The worker has no
+ * setting that holds a secret: worker.token_file is a path.) */
+void worker_conf_print(const struct worker_conf *c, const char *path, bool cmdline, FILE *f);
 
 /* Parses "k=v,k=v" (blanks around items ignored, empty text = no labels).
  * Keys are [A-Za-z0-9._/-]+; values may be empty but contain no ',' or

@@ -163,3 +163,38 @@ void worker_metrics_render(const struct session *s, struct hf_buf *b)
 				      wm.finished_other);
 	hf_metrics_render_process(b, wm.ready ? wm.start_time_s : hf_wall_s());
 }
+
+void worker_status_line(const struct session *s, char *buf, size_t len)
+{
+	const struct hw_inventory *inv = s ? s->cfg.inv : NULL;
+	unsigned slots = 0, busy = 0;
+
+	if (!s) {
+		snprintf(buf, len, "starting");
+		return;
+	}
+	for (size_t i = 0; inv && i < inv->n_devices; i++) {
+		const struct hw_device *d = &inv->devices[i];
+		unsigned n = s->ex ? executor_count(s->ex, d->backend, d->index) : 0;
+		slots += d->slots;
+		busy += n < d->slots ? n : d->slots;
+	}
+	switch (s->state) {
+	case SESSION_REGISTERING:
+		snprintf(buf, len, "%sregistering with %s as %s%s; %u of %u slots busy",
+			 s->draining ? "draining, " : "", s->cfg.url, s->cfg.worker_id,
+			 s->reg_failures ? " (the coordinator does not answer yet)" : "", busy, slots);
+		break;
+	case SESSION_ACTIVE:
+		snprintf(buf, len, "%sregistered with %s as %s; %u of %u slots busy, %zu results waiting",
+			 s->draining ? "draining, " : "", s->cfg.url, s->cfg.worker_id, busy, slots,
+			 s->n_pending);
+		break;
+	case SESSION_FLUSHING:
+		snprintf(buf, len, "drained: sending the last %zu results to %s", s->n_pending, s->cfg.url);
+		break;
+	case SESSION_DONE:
+		snprintf(buf, len, "stopping");
+		break;
+	}
+}

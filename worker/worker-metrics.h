@@ -4,7 +4,8 @@
  * worker.metrics_listen by common/hf_http.c.  Counters are counted where
  * things happen (the executor, the warm pool, the session's results and
  * health checks); gauges (results waiting, tasks running per device) are
- * read from the session when /metrics is scraped.
+ * read from the session when /metrics is scraped.  The status line systemd
+ * shows is read from the session the same way.
  *
  * The counters are process-wide, like the process they describe: every
  * hook works before worker_metrics_init (it counts into nothing) so the
@@ -17,6 +18,7 @@
 #define WORKER_METRICS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "hf_util.h"
@@ -41,6 +43,11 @@ void worker_metrics_results_refused(void);
 
 /* A health check of a device ended. */
 void worker_metrics_health_check(bool ok);
+
+/* The line for "systemctl status" (common/hf_sdnotify.h): whether the
+ * worker is registered, and how many of its slots are busy.  s may be
+ * NULL. */
+void worker_status_line(const struct session *s, char *buf, size_t len);
 
 /* Appends the whole /metrics text for session s (NULL: no session yet). */
 void worker_metrics_render(const struct session *s, struct hf_buf *b);

@@ -145,6 +145,10 @@ def check_tree(dest, p, man):
         fail('hf-worker -c %s --print-config: %s' % (conf, r.stderr.strip()))
     else:
         settings = dict(re.findall(r'^(\w+) = (.*)$', r.stdout, re.M))
+        # A runner.command made from runner.python is printed commented out.
+        derived = re.search(r'^# command = (.*)$', r.stdout, re.M)
+        if 'command' not in settings and derived:
+            settings['command'] = derived.group(1)
         runner = os.path.join(runner_dir, 'hfleet_runner.py')
         if settings.get('command', '').split()[-1:] != [runner]:
             fail('hf-worker.conf: runner.command is %r, not the installed %s'

@@ -230,7 +230,7 @@ START_TEST(test_printed_configuration_loads_back_the_same)
 	FILE *f = fdopen(fd, "w");
 
 	ck_assert_int_eq(worker_conf_load(&a, NULL, ov, 9, err, sizeof(err)), 0);
-	worker_conf_print(&a, f);
+	worker_conf_print(&a, NULL, true, f);
 	fclose(f);
 	ck_assert_msg(worker_conf_load(&b, path, NULL, 0, err, sizeof(err)) == 0, "%s", err);
 	unlink(path);
