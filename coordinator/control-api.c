@@ -16,6 +16,8 @@
 
 #include "coordinator.h"
 #include "expand.h"
+#include "fleet-fit.h"
+#include "hf_limits.h"
 #include "hf_log.h"
 #include "hf_proto.h"
 #include "hf_util.h"
@@ -151,6 +153,88 @@ out:
 	control_req_free(q);
 }
 
+/* Replies ERR_UNSATISFIABLE: the message (every line of the list, for
+ * readers of the text alone) and the list itself. */
+static void reply_unsatisfiable(struct control_req *q, const char *backends, struct fit_list *unfit)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__Error e = HF__ERROR__INIT;
+	struct hf_buf text;
+	double now_wall = hf_wall_s();
+	size_t n = fit_list_count(unfit);
+	Hf__DeviceFit **v = fit_list_msgs(unfit);
+
+	hf_buf_init(&text);
+	hf_buf_printf(&text, "no connected worker can run %s tasks%s", backends,
+		      q->c->workers ? "" : " (no worker is registered)");
+	for (size_t i = 0; i < n; i++) {
+		hf_buf_puts(&text, i ? "; " : ": ");
+		fit_line(v[i], now_wall, &text);
+	}
+	if (fit_list_omitted(unfit))
+		hf_buf_printf(&text, "; and %zu more", fit_list_omitted(unfit));
+	hf_buf_puts(&text, " (use --allow-waiting to queue the tasks anyway)");
+	/* HF_MESSAGE_MAX bounds Error.message; the list is whole in unfit. */
+	if (text.len >= HF_MESSAGE_MAX) {
+		text.data[HF_MESSAGE_MAX - 1] = '\0';
+		hf_utf8_sanitize(text.data);
+	}
+	e.code = HF__ERROR_CODE__ERR_UNSATISFIABLE;
+	e.message = text.data ? text.data : "";
+	e.min_protocol = HF_PROTOCOL_MIN;
+	e.max_protocol = HF_PROTOCOL_MAX;
+	e.unfit = v;
+	e.n_unfit = n;
+	e.unfit_omitted = (uint32_t)fit_list_omitted(unfit);
+	env.body_case = HF__ENVELOPE__BODY_ERROR;
+	env.error = &e;
+	coord_reply(q->req, &env);
+	hf_buf_fini(&text);
+}
+
+/* Can a connected worker run every backend's tasks of q's plan?  When not,
+ * it has replied: ERR_UNSATISFIABLE naming each worker and device and
+ * what it lacks, or ERR_UNAVAILABLE during the start-up grace (the
+ * workers are registering again after a restart). */
+static bool submit_satisfiable(struct control_req *q)
+{
+	struct coord *c = q->c;
+	int64_t now = hf_mono_ms(), left;
+	bool seen[SCHED_N_BACKENDS] = { false }, ok = true;
+	struct fit_list *unfit = fit_list_new(HF_MAX_DEVICE_FITS);
+	char backends[128] = "";
+	size_t len = 0;
+
+	if (!unfit) {
+		coord_reply_error(q->req, HF__ERROR_CODE__ERR_INTERNAL, "out of memory");
+		return false;
+	}
+	for (size_t i = 0; i < q->plan->n_tasks; i++) {
+		Hf__Backend b = q->plan->tasks[i].backend;
+		if ((unsigned)b >= SCHED_N_BACKENDS || seen[b])
+			continue;
+		seen[b] = true;
+		if (fleet_backend_satisfiable(c, b, q->match, now, unfit))
+			continue;
+		ok = false;
+		int k = snprintf(backends + len, sizeof(backends) - len, "%s%s", len ? ", " : "",
+				 hf_backend_name(b));
+		if (k > 0 && (size_t)k < sizeof(backends) - len)
+			len += (size_t)k;
+	}
+	if (!ok && fleet_in_startup_grace(c, now, &left)) {
+		coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
+				  "no connected worker can run %s tasks yet, but this coordinator started "
+				  "moments ago and its workers are still registering again: submit again in "
+				  "%.0f s (or use --allow-waiting to queue the tasks anyway)",
+				  backends, (double)left / 1000.0 + 1);
+	} else if (!ok) {
+		reply_unsatisfiable(q, backends, unfit);
+	}
+	fit_list_free(unfit);
+	return ok;
+}
+
 static void handle_submit(struct control_req *q)
 {
 	struct coord *c = q->c;
@@ -183,21 +267,10 @@ static void handle_submit(struct control_req *q)
 		control_req_free(q);
 		return;
 	}
-	/* Refuse what no registered device could ever run, unless asked to wait. */
-	if (!q->env->submit->allow_waiting) {
-		bool seen[16] = { false };
-		for (size_t i = 0; i < q->plan->n_tasks; i++) {
-			Hf__Backend b = q->plan->tasks[i].backend;
-			if ((unsigned)b >= 16 || seen[b])
-				continue;
-			seen[b] = true;
-			if (!coord_backend_satisfiable(c, b, q->match, err, sizeof(err))) {
-				coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNSATISFIABLE,
-						  "%s (use --allow-waiting to queue the tasks anyway)", err);
-				control_req_free(q);
-				return;
-			}
-		}
+	/* Refuse what no connected worker could run, unless asked to wait. */
+	if (!q->env->submit->allow_waiting && !submit_satisfiable(q)) {
+		control_req_free(q);
+		return;
 	}
 	if (!db_healthy(c->db)) {
 		coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
@@ -461,18 +534,143 @@ static void handle_drain(struct control_req *q)
 /* ---- explain ---- */
 
 static void explain_reply(struct control_req *q, uint64_t task_id, Hf__TaskStatus st, const char *summary,
-			  char **reasons, size_t n)
+			  struct fit_list *fits)
 {
 	Hf__Envelope env = HF__ENVELOPE__INIT;
 	Hf__ExplainReply er = HF__EXPLAIN_REPLY__INIT;
+	size_t n = fits ? fit_list_count(fits) : 0;
+	char **lines = calloc(n + 1, sizeof(*lines));
+	struct hf_buf b;
+	double now_wall = hf_wall_s();
+
 	er.task_id = task_id;
 	er.status = st;
 	er.summary = (char *)summary;
-	er.reasons = reasons;
-	er.n_reasons = n;
+	if (fits && lines) {
+		Hf__DeviceFit **v = fit_list_msgs(fits);
+		for (size_t i = 0; i < n; i++) {
+			hf_buf_init(&b);
+			fit_line(v[i], now_wall, &b);
+			lines[er.n_reasons++] = b.data; /* owned: freed below */
+		}
+		er.reasons = lines;
+		er.fits = v;
+		er.n_fits = n;
+		er.fits_omitted = (uint32_t)fit_list_omitted(fits);
+	}
 	env.body_case = HF__ENVELOPE__BODY_EXPLAIN_REPLY;
 	env.explain_reply = &er;
 	coord_reply(q->req, &env);
+	for (size_t i = 0; i < er.n_reasons; i++)
+		free(lines[i]);
+	free(lines);
+}
+
+/* Why a queued task waits: every device of its backend, each with what
+ * keeps it from taking the task; a disconnected worker as a whole. */
+static void explain_queued(struct control_req *q, const struct sched_task *t)
+{
+	struct coord *c = q->c;
+	const struct match_req *req = t->job->data;
+	int64_t now = hf_mono_ms();
+	double now_wall = hf_wall_s();
+	size_t devices = 0, fitting = 0, idle_fitting = 0, quarantined = 0, drained = 0;
+	size_t disconnected = 0, disconnected_fit = 0;
+	struct fit_list *fits = fit_list_new(HF_MAX_DEVICE_FITS);
+	size_t cap = sched_count(c->sched);
+	struct sched_task **leased = calloc(cap + 1, sizeof(*leased));
+	char summary[512], detail[HF_UNMET_MAX];
+
+	if (!fits || !leased) {
+		coord_reply_error(q->req, HF__ERROR_CODE__ERR_INTERNAL, "out of memory");
+		goto out;
+	}
+	size_t n_leased = sched_collect_state(c->sched, SCHED_LEASED, leased, cap);
+	for (struct coord_worker *w = c->workers; w; w = w->next) {
+		const Hf__Register *reg = w->reg;
+		bool connected = coord_worker_connected(c, w, now);
+		double seen = now_wall - (double)(now - w->last_seen_ms) / 1000.0;
+		struct match_unmet joined = { .max = MATCH_MAX_UNMET };
+		size_t w_devices = 0, w_fitting = 0;
+		for (size_t i = 0; i < reg->n_devices; i++) {
+			const Hf__Device *d = reg->devices[i];
+			struct match_unmet u = { .max = MATCH_MAX_UNMET };
+			const char *qreason;
+			if (d->backend != t->backend)
+				continue;
+			devices++;
+			w_devices++;
+			bool fits_req = match_device_unmet(req, reg, d, &u) == 0;
+			if (!connected) {
+				/* Gathered into the worker's one entry. */
+				if (fits_req) {
+					w_fitting++;
+				} else {
+					fit_unmet_of_device(&joined, d, &u);
+				}
+				continue;
+			}
+			if (coord_drained(c, w->id, d)) {
+				drained++;
+				fit_list_add(fits, w, true, seen, d->backend, d, "drained", fits_req, &u, NULL);
+			} else if (coord_quarantined(c, w->id, d, &qreason)) {
+				quarantined++;
+				fit_list_add(fits, w, true, seen, d->backend, d, "quarantined", fits_req, &u, qreason);
+			} else if (!fits_req) {
+				fit_list_add(fits, w, true, seen, d->backend, d, "unfit", false, &u, NULL);
+			} else {
+				fitting++;
+				size_t busy = coord_device_running(leased, n_leased, w->id, d);
+				uint32_t slots = d->slots ? d->slots : 1;
+				if (busy >= slots) {
+					snprintf(detail, sizeof(detail), "%zu of %u slots in use", busy, slots);
+					fit_list_add(fits, w, true, seen, d->backend, d, "busy", true, NULL, detail);
+				} else if (t->kind == HF__TASK_KIND__KIND_BENCHMARK && busy > 0) {
+					snprintf(detail, sizeof(detail), "a benchmark needs the device idle; %zu tasks run on it",
+						 busy);
+					fit_list_add(fits, w, true, seen, d->backend, d, "busy", true, NULL, detail);
+				} else {
+					idle_fitting++;
+					fit_list_add(fits, w, true, seen, d->backend, d, "free", true, NULL,
+						     "could take it at its next poll");
+				}
+			}
+		}
+		if (!connected && w_devices) {
+			disconnected++;
+			bool could = w_fitting >= (req ? req->devices : 1);
+			disconnected_fit += could;
+			fit_list_add(fits, w, false, seen, t->backend, NULL, "disconnected", could, &joined, NULL);
+		}
+	}
+	size_t ahead = sched_queued(c->sched, t->backend);
+	if (t->job->max_running && t->job->running >= t->job->max_running)
+		snprintf(summary, sizeof(summary), "queued: job %" PRIu64 " already runs %zu tasks, its cap", t->job_id,
+			 t->job->running);
+	else if (devices == 0)
+		snprintf(summary, sizeof(summary), "queued: no registered worker has a %s device",
+			 hf_backend_name(t->backend));
+	else if (fitting == 0 && disconnected_fit && quarantined + drained == 0)
+		snprintf(summary, sizeof(summary),
+			 "queued: only disconnected workers could run it (%zu of them); it waits for them to come back",
+			 disconnected_fit);
+	else if (fitting == 0 && quarantined + drained > 0 && quarantined + drained + disconnected == devices)
+		snprintf(summary, sizeof(summary), "queued: every %s device is out of service (%zu quarantined, %zu drained)",
+			 hf_backend_name(t->backend), quarantined, drained);
+	else if (fitting == 0)
+		snprintf(summary, sizeof(summary),
+			 "queued: none of the %zu %s devices meets the job's requirements or is in service%s",
+			 devices, hf_backend_name(t->backend), disconnected ? " (some workers are disconnected)" : "");
+	else if (idle_fitting == 0)
+		snprintf(summary, sizeof(summary), "queued: all %zu matching devices are busy", fitting);
+	else
+		snprintf(summary, sizeof(summary),
+			 "queued: a matching device is free; it waits its turn among %zu queued %s tasks",
+			 ahead, hf_backend_name(t->backend));
+	explain_reply(q, t->id, HF__TASK_STATUS__STATUS_QUEUED, summary, fits);
+out:
+	fit_list_free(fits);
+	free(leased);
 }
 
 static void handle_explain(struct control_req *q)
@@ -481,8 +679,6 @@ static void handle_explain(struct control_req *q)
 	uint64_t id = q->env->explain->task_id;
 	struct sched_task *t = sched_task_find(c->sched, id);
 	char summary[512];
-	char *reasons[64];
-	size_t n = 0;
 	int64_t now = hf_mono_ms();
 
 	if (!t) {
@@ -494,105 +690,33 @@ static void handle_explain(struct control_req *q)
 		db_submit(c->db, &q->op);
 		return;
 	}
-	const struct match_req *req = t->job->data;
 	switch (t->state) {
 	case SCHED_LEASED:
 	case SCHED_GRANTING:
 		snprintf(summary, sizeof(summary), "running: attempt %u on worker \"%s\", %s:%u, lease renewed %.1f s ago",
 			 t->attempt, t->worker_id, hf_backend_name(t->backend), t->device_index,
 			 (double)(now - (t->lease_expires_ms - c->conf.lease_ms)) / 1000.0);
-		explain_reply(q, id, HF__TASK_STATUS__STATUS_LEASED, summary, NULL, 0);
-		control_req_free(q);
-		return;
+		explain_reply(q, id, HF__TASK_STATUS__STATUS_LEASED, summary, NULL);
+		break;
 	case SCHED_EXPIRING:
 		snprintf(summary, sizeof(summary), "its lease on worker \"%s\" ended; it is being queued again",
 			 t->worker_id);
-		explain_reply(q, id, HF__TASK_STATUS__STATUS_QUEUED, summary, NULL, 0);
-		control_req_free(q);
-		return;
+		explain_reply(q, id, HF__TASK_STATUS__STATUS_QUEUED, summary, NULL);
+		break;
 	case SCHED_CANCELLING:
 		snprintf(summary, sizeof(summary), "cancelled; worker \"%s\" is stopping it", t->worker_id);
-		explain_reply(q, id, HF__TASK_STATUS__STATUS_CANCELLED, summary, NULL, 0);
-		control_req_free(q);
-		return;
+		explain_reply(q, id, HF__TASK_STATUS__STATUS_CANCELLED, summary, NULL);
+		break;
 	case SCHED_DELAYED:
 		snprintf(summary, sizeof(summary),
 			 "attempt %u failed in the infrastructure; retried in %.1f s, preferably on another device",
 			 t->attempt, (double)(t->not_before_ms - now) / 1000.0);
-		explain_reply(q, id, HF__TASK_STATUS__STATUS_QUEUED, summary, NULL, 0);
-		control_req_free(q);
-		return;
+		explain_reply(q, id, HF__TASK_STATUS__STATUS_QUEUED, summary, NULL);
+		break;
 	case SCHED_QUEUED:
+		explain_queued(q, t);
 		break;
 	}
-
-	/* Queued: go through every device that could take it. */
-	size_t devices = 0, fitting = 0, idle_fitting = 0, quarantined = 0, drained = 0;
-	size_t cap = sched_count(c->sched);
-	struct sched_task **leased = calloc(cap + 1, sizeof(*leased));
-	size_t n_leased = leased ? sched_collect_state(c->sched, SCHED_LEASED, leased, cap) : 0;
-	for (struct coord_worker *w = c->workers; w && n < 64; w = w->next) {
-		const Hf__Register *reg = w->reg;
-		for (size_t i = 0; i < reg->n_devices && n < 64; i++) {
-			const Hf__Device *d = reg->devices[i];
-			char why[384], line[512];
-			if (d->backend != t->backend)
-				continue;
-			const char *qreason;
-			devices++;
-			if (coord_drained(c, w->id, d)) {
-				drained++;
-				snprintf(line, sizeof(line), "%s/%s:%u: drained", w->id, hf_backend_name(d->backend), d->index);
-			} else if (coord_quarantined(c, w->id, d, &qreason)) {
-				quarantined++;
-				snprintf(line, sizeof(line), "%s/%s:%u: quarantined (%s)", w->id,
-					 hf_backend_name(d->backend), d->index, qreason);
-			} else if (!match_device_fits(req, reg, d, why, sizeof(why)))
-				snprintf(line, sizeof(line), "%s/%s:%u: %s", w->id, hf_backend_name(d->backend), d->index, why);
-			else {
-				fitting++;
-				size_t busy = coord_device_running(leased, n_leased, w->id, d);
-				uint32_t slots = d->slots ? d->slots : 1;
-				if (busy >= slots)
-					snprintf(line, sizeof(line), "%s/%s:%u: busy (%zu of %u slots in use)", w->id,
-						 hf_backend_name(d->backend), d->index, busy, slots);
-				else if (t->kind == HF__TASK_KIND__KIND_BENCHMARK && busy > 0)
-					snprintf(line, sizeof(line), "%s/%s:%u: a benchmark needs the device idle; %zu tasks run on it",
-						 w->id, hf_backend_name(d->backend), d->index, busy);
-				else {
-					idle_fitting++;
-					snprintf(line, sizeof(line), "%s/%s:%u: could take it at its next poll", w->id,
-						 hf_backend_name(d->backend), d->index);
-				}
-			}
-			char *copy = strdup(line);
-			if (copy)
-				reasons[n++] = copy;
-		}
-	}
-	free(leased);
-	size_t ahead = sched_queued(c->sched, t->backend);
-	if (t->job->max_running && t->job->running >= t->job->max_running)
-		snprintf(summary, sizeof(summary), "queued: job %" PRIu64 " already runs %zu tasks, its cap", t->job_id,
-			 t->job->running);
-	else if (devices == 0)
-		snprintf(summary, sizeof(summary), "queued: no registered worker has a %s device",
-			 hf_backend_name(t->backend));
-	else if (fitting == 0 && quarantined + drained == devices)
-		snprintf(summary, sizeof(summary), "queued: every %s device is out of service (%zu quarantined, %zu drained)",
-			 hf_backend_name(t->backend), quarantined, drained);
-	else if (fitting == 0)
-		snprintf(summary, sizeof(summary), "queued: none of the %zu %s devices meets the job's requirements or is in service",
-			 devices, hf_backend_name(t->backend));
-	else if (idle_fitting == 0)
-		snprintf(summary, sizeof(summary), "queued: all %zu matching devices are busy", fitting);
-	else
-		snprintf(summary, sizeof(summary),
-			 "queued: a matching device is free; it waits its turn among %zu queued %s tasks",
-			 ahead, hf_backend_name(t->backend));
-	explain_reply(q, id, HF__TASK_STATUS__STATUS_QUEUED, summary, reasons, n);
-	for (size_t i = 0; i < n; i++)
-		free(reasons[i]);
 	control_req_free(q);
 }
 
