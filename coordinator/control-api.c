@@ -30,6 +30,7 @@ struct control_req {
 	struct job_plan *plan;
 	struct match_req *match;   /* handed to the scheduler's job on success */
 	char *match_json;
+	char *stopping;            /* retry --cancelled: the ids of cancelled tasks still being stopped */
 	struct db_op op;
 };
 
@@ -41,6 +42,7 @@ static void control_req_free(struct control_req *q)
 	job_plan_free(q->plan);
 	match_req_free(q->match);
 	free(q->match_json);
+	free(q->stopping);
 	free(q);
 }
 
@@ -434,7 +436,8 @@ static void retry_done(struct db_op *op)
 		}
 		coord_load_tasks(c, op->u.retry.tasks, op->u.retry.n_tasks, &queued, &leased);
 	}
-	log_info("job %" PRIu64 ": %zu failed tasks queued again", op->u.retry.job_id, op->u.retry.n_tasks);
+	log_info("job %" PRIu64 ": %zu %s tasks queued again", op->u.retry.job_id, op->u.retry.n_tasks,
+		 op->u.retry.cancelled ? "failed or cancelled" : "failed");
 	Hf__Envelope env = HF__ENVELOPE__INIT;
 	Hf__RetryReply rr = HF__RETRY_REPLY__INIT;
 	rr.requeued = (uint32_t)op->u.retry.n_tasks;
@@ -445,6 +448,47 @@ out:
 	free(op->u.retry.tasks);
 	free(op->u.retry.requirements);
 	control_req_free(q);
+}
+
+/* Retry, with --cancelled also the cancelled tasks: except those whose
+ * cancelled attempt a worker is still stopping (SCHED_CANCELLING: the
+ * task is still in memory and cannot be queued twice). */
+static void handle_retry(struct control_req *q)
+{
+	struct coord *c = q->c;
+	const Hf__RetryRequest *r = q->env->retry;
+
+	if (r->cancelled) {
+		struct sched_job *job = sched_job_find(c->sched, r->job_id);
+		size_t live = job ? job->live : 0;
+		struct sched_task **v = calloc(live + 1, sizeof(*v));
+		struct hf_buf ids;
+		hf_buf_init(&ids);
+		hf_buf_puts(&ids, "{");
+		size_t n = v ? sched_collect_job(c->sched, r->job_id, v, live) : 0, k = 0;
+		for (size_t i = 0; i < n; i++)
+			if (v[i]->state == SCHED_CANCELLING)
+				hf_buf_printf(&ids, "%s%" PRIu64, k++ ? "," : "", v[i]->id);
+		hf_buf_puts(&ids, "}");
+		bool oom = !v || ids.oom || !ids.data;
+		free(v);
+		if (oom) {
+			hf_buf_fini(&ids);
+			coord_reply_error(q->req, HF__ERROR_CODE__ERR_INTERNAL, "out of memory");
+			control_req_free(q);
+			return;
+		}
+		q->stopping = ids.data; /* taken */
+	}
+	q->op.kind = DB_OP_JOB_RETRY;
+	q->op.u.retry.job_id = r->job_id;
+	q->op.u.retry.owner = owner_unless_admin(q);
+	q->op.u.retry.cancelled = r->cancelled;
+	q->op.u.retry.stopping = q->stopping;
+	q->op.done = retry_done;
+	q->op.ctx = q;
+	audit_set(q, "retry");
+	db_submit(c->db, &q->op);
 }
 
 /* ---- drain ---- */
@@ -460,7 +504,10 @@ static void drain_done(struct db_op *op)
 		control_req_free(q);
 		return;
 	}
-	coord_drain_set(c, d, op->u.drain.undrain);
+	struct db_drain kept = *d;
+	hf_strlcpy(kept.by, q->who.name, sizeof(kept.by));
+	kept.since = hf_wall_s();
+	coord_drain_set(c, &kept, op->u.drain.undrain);
 	if (op->u.drain.undrain) {
 		size_t before = health_count_quarantined(&c->health);
 		health_clear(&c->health, d->worker_id, d->backend, d->index);
@@ -731,13 +778,20 @@ static void handle_workers(struct control_req *q)
 	int64_t now = hf_mono_ms();
 	double wall = hf_wall_s();
 
+	size_t n_drains = 0, k_drain = 0;
 	for (struct coord_worker *w = c->workers; w; w = w->next)
 		n++;
+	for (const struct coord_drain *d = c->drains; d; d = d->next)
+		n_drains++;
 	Hf__WorkerInfo *mem = calloc(n + 1, sizeof(*mem));
 	Hf__WorkerInfo **ptrs = calloc(n + 1, sizeof(*ptrs));
-	if (!mem || !ptrs) {
+	Hf__Drain *drains = calloc(n_drains + 1, sizeof(*drains));
+	Hf__Drain **drain_ptrs = calloc(n_drains + 1, sizeof(*drain_ptrs));
+	if (!mem || !ptrs || !drains || !drain_ptrs) {
 		free(mem);
 		free(ptrs);
+		free(drains);
+		free(drain_ptrs);
 		coord_reply_error(q->req, HF__ERROR_CODE__ERR_INTERNAL, "out of memory");
 		control_req_free(q);
 		return;
@@ -759,6 +813,22 @@ static void handle_workers(struct control_req *q)
 		wi->cpu = r->cpu;
 		wi->connected = coord_worker_connected(c, w, now);
 		wi->last_seen = wall - (double)(now - w->last_seen_ms) / 1000.0;
+		/* Its drains: the worker's own first, then its devices'. */
+		wi->drains = drain_ptrs + k_drain;
+		for (int pass = 0; pass < 2; pass++)
+			for (const struct coord_drain *d = c->drains; d && k_drain < n_drains; d = d->next) {
+				if (strcmp(d->d.worker_id, w->id) != 0 || (d->d.backend >= 0) != (pass == 1))
+					continue;
+				Hf__Drain *hd = &drains[k_drain];
+				hf__drain__init(hd);
+				hd->one_device = d->d.backend >= 0;
+				hd->backend = d->d.backend >= 0 ? (Hf__Backend)d->d.backend : 0;
+				hd->index = d->d.index >= 0 ? (uint32_t)d->d.index : 0;
+				hd->by = (char *)d->d.by;
+				hd->since = d->d.since;
+				drain_ptrs[k_drain++] = hd;
+				wi->n_drains++;
+			}
 		ptrs[i] = wi;
 	}
 	/* Running tasks per worker, from the leases. */
@@ -777,6 +847,8 @@ static void handle_workers(struct control_req *q)
 	coord_reply(q->req, &env);
 	free(mem);
 	free(ptrs);
+	free(drains);
+	free(drain_ptrs);
 	control_req_free(q);
 }
 
@@ -990,13 +1062,7 @@ void control_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg)
 		handle_devices(q);
 		break;
 	case HF__ENVELOPE__BODY_RETRY:
-		q->op.kind = DB_OP_JOB_RETRY;
-		q->op.u.retry.job_id = env->retry->job_id;
-		q->op.u.retry.owner = owner_unless_admin(q);
-		q->op.done = retry_done;
-		q->op.ctx = q;
-		audit_set(q, "retry");
-		db_submit(c->db, &q->op);
+		handle_retry(q);
 		break;
 	case HF__ENVELOPE__BODY_DRAIN:
 		handle_drain(q);
