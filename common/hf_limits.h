@@ -86,6 +86,7 @@
 #define HF_MAX_DEVICE_FITS 32
 #define HF_MAX_UNMET 16
 #define HF_UNMET_MAX 192
+#define HF_FIT_STATE_MAX 16        /* DeviceFit.state: disconnected, unfit, ... */
 #define HF_MAX_UNKNOWN_FIELDS 64   /* fields of newer protocol revisions, skipped, per message */
 #define HF_MAX_FILTER_VALUES 256  /* values of one filter of a ResultsRequest */
 #define HF_MAX_NESTING 8           /* sub-message depth (the protocol's deepest is 4) */
