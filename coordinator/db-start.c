@@ -285,14 +285,15 @@ static int recover(struct db *db, struct db_op *op)
 	if (r < 0)
 		return r;
 
-	/* The drains operators asked for, and who (the latest drain of it in
-	 * the audit; its target is written by db-auth.c's audit_target). */
+	/* The drains operators asked for, and who: the audit row of the drain
+	 * (written in its transaction, so at the same now(); else the latest
+	 * drain of that target; the target is db-auth.c's audit_target's). */
 	r = db_exec(db, op,
 		    "SELECT d.worker_id, d.backend, d.idx, extract(epoch FROM d.since),"
 		    " coalesce((SELECT a.actor FROM audit a WHERE a.action = 'drain' AND a.target ="
 		    " CASE WHEN d.idx < 0 THEN 'worker ' || d.worker_id"
 		    " ELSE 'device ' || d.worker_id || '/' || d.backend || ':' || d.idx END"
-		    " ORDER BY a.id DESC LIMIT 1), '')"
+		    " ORDER BY a.at = d.since DESC, a.id DESC LIMIT 1), '')"
 		    " FROM drains d", NULL, PGRES_TUPLES_OK, &res);
 	if (r < 0)
 		return r;

@@ -101,6 +101,20 @@ class ExplainTest(unittest.TestCase):
             self.c.hfctl('undrain', 'w2/cpu:0')
         self.assertEqual(self.c.hfctl_json('workers')[0]['drains'], [])
 
+    def test_2b_drains_keep_who_and_since_across_a_restart(self):
+        c = self.c
+        c.hfctl('drain', 'w1')
+        since = {w['worker_id']: w for w in c.hfctl_json('workers')}['w1']['drains'][0]['since']
+        try:
+            c.coordinator.stop()
+            c.start_coordinator()
+            c.wait_for(lambda: len(c.hfctl_json('workers')) == 2, 30, 'the workers to register again')
+            d = {w['worker_id']: w for w in c.hfctl_json('workers')}['w1']['drains'][0]
+            self.assertEqual(d['by'], 'admin')
+            self.assertLess(abs(d['since'] - since), 1.0)
+        finally:
+            c.hfctl('undrain', 'w1')
+
     def test_3_a_disconnected_worker_does_not_count_and_retry_cancelled_runs_again(self):
         c = self.c
         # Only w2 (zone=eu) can run these; it goes away.
@@ -149,6 +163,25 @@ class ExplainTest(unittest.TestCase):
         self.assertEqual(job_state(c, job), 'running')
         self.assertEqual(c.pg.psql('SELECT state FROM tasks WHERE job_id = %d' % job), 'queued')
         c.hfctl('cancel', str(job))
+
+
+class StartupGraceTest(unittest.TestCase):
+    def test_a_submit_just_after_start_is_told_to_come_back_not_refused(self):
+        # heartbeat 2 s: the grace (the connected window) is 8 s from start.
+        with harness.cluster(heartbeat='2s') as c:
+            c.start_coordinator()
+            t0 = time.time()
+            # hfctl asks again 1, 2 and 4 s apart: all within the 8 s.
+            p = c.hfctl('submit', '--models', 'bert', '--backends', 'cpu', check=False)
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            self.assertIn('coordinator unavailable: no connected worker can run cpu tasks yet', p.stderr)
+            self.assertRegex(p.stderr, r'submit again in \d+ s')
+            self.assertIn('asking again with request id', p.stderr)
+            self.assertEqual(c.pg.psql('SELECT count(*) FROM jobs'), '0')
+            time.sleep(8.5 - (time.time() - t0))
+            p = c.hfctl('submit', '--models', 'bert', '--backends', 'cpu', check=False)
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            self.assertIn('no connected worker can run cpu tasks (no worker is registered)', p.stderr)
 
 
 if __name__ == '__main__':
