@@ -79,6 +79,14 @@
 #define HF_MAX_SUBMIT_RUNTIMES 32  /* runtimes a job requires */
 #define HF_MAX_DEVICES_PER_TASK 16 /* devices of one task (MATCH_MAX_DEVICES) */
 #define HF_MAX_ASSIGNMENTS 4096    /* assignments of one poll reply */
+/* DeviceFit entries of an ExplainReply or an ERR_UNSATISFIABLE Error: the
+ * coordinator lists at most this many workers/devices and counts the rest
+ * (fits_omitted, unfit_omitted); each names at most HF_MAX_UNMET unmet
+ * requirements (MATCH_MAX_UNMET) of at most HF_UNMET_MAX bytes. */
+#define HF_MAX_DEVICE_FITS 32
+#define HF_MAX_UNMET 16
+#define HF_UNMET_MAX 192
+#define HF_FIT_STATE_MAX 16        /* DeviceFit.state: disconnected, unfit, ... */
 #define HF_MAX_UNKNOWN_FIELDS 64   /* fields of newer protocol revisions, skipped, per message */
 #define HF_MAX_FILTER_VALUES 256  /* values of one filter of a ResultsRequest */
 #define HF_MAX_NESTING 8           /* sub-message depth (the protocol's deepest is 4) */

@@ -7,31 +7,25 @@
  * committed.  Every request has passed coord_auth_check (auth.h) first;
  * the job's submitter is the token's name, cancel and retry of another's
  * job need admin, and each write carries its audit row.  Tokens, audit and
- * whoami are control-auth.c's.
+ * whoami are control-auth.c's; explain, workers and devices (answered from
+ * the fleet in memory) control-fleet.c's.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "control-int.h"
 #include "coordinator.h"
 #include "expand.h"
+#include "fleet-fit.h"
+#include "hf_limits.h"
 #include "hf_log.h"
 #include "hf_proto.h"
 #include "hf_util.h"
 
-struct control_req {
-	struct coord *c;
-	nuv_request_t *req;
-	Hf__Envelope *env;
-	struct coord_principal who;  /* the token's name and role */
-	struct job_plan *plan;
-	struct match_req *match;   /* handed to the scheduler's job on success */
-	char *match_json;
-	struct db_op op;
-};
 
-static void control_req_free(struct control_req *q)
+void control_req_free(struct control_req *q)
 {
 	if (!q)
 		return;
@@ -39,6 +33,7 @@ static void control_req_free(struct control_req *q)
 	job_plan_free(q->plan);
 	match_req_free(q->match);
 	free(q->match_json);
+	free(q->stopping);
 	free(q);
 }
 
@@ -151,6 +146,88 @@ out:
 	control_req_free(q);
 }
 
+/* Replies ERR_UNSATISFIABLE: the message (every line of the list, for
+ * readers of the text alone) and the list itself. */
+static void reply_unsatisfiable(struct control_req *q, const char *backends, struct fit_list *unfit)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__Error e = HF__ERROR__INIT;
+	struct hf_buf text;
+	double now_wall = hf_wall_s();
+	size_t n = fit_list_count(unfit);
+	Hf__DeviceFit **v = fit_list_msgs(unfit);
+
+	hf_buf_init(&text);
+	hf_buf_printf(&text, "no connected worker can run %s tasks%s", backends,
+		      q->c->workers ? "" : " (no worker is registered)");
+	for (size_t i = 0; i < n; i++) {
+		hf_buf_puts(&text, i ? "; " : ": ");
+		fit_line(v[i], now_wall, &text);
+	}
+	if (fit_list_omitted(unfit))
+		hf_buf_printf(&text, "; and %zu more", fit_list_omitted(unfit));
+	hf_buf_puts(&text, " (use --allow-waiting to queue the tasks anyway)");
+	/* HF_MESSAGE_MAX bounds Error.message; the list is whole in unfit. */
+	if (text.len >= HF_MESSAGE_MAX) {
+		text.data[HF_MESSAGE_MAX - 1] = '\0';
+		hf_utf8_sanitize(text.data);
+	}
+	e.code = HF__ERROR_CODE__ERR_UNSATISFIABLE;
+	e.message = text.data ? text.data : "";
+	e.min_protocol = HF_PROTOCOL_MIN;
+	e.max_protocol = HF_PROTOCOL_MAX;
+	e.unfit = v;
+	e.n_unfit = n;
+	e.unfit_omitted = (uint32_t)fit_list_omitted(unfit);
+	env.body_case = HF__ENVELOPE__BODY_ERROR;
+	env.error = &e;
+	coord_reply(q->req, &env);
+	hf_buf_fini(&text);
+}
+
+/* Can a connected worker run every backend's tasks of q's plan?  When not,
+ * it has replied: ERR_UNSATISFIABLE naming each worker and device and
+ * what it lacks, or ERR_UNAVAILABLE during the start-up grace (the
+ * workers are registering again after a restart). */
+static bool submit_satisfiable(struct control_req *q)
+{
+	struct coord *c = q->c;
+	int64_t now = hf_mono_ms(), left;
+	bool seen[SCHED_N_BACKENDS] = { false }, ok = true;
+	struct fit_list *unfit = fit_list_new(HF_MAX_DEVICE_FITS);
+	char backends[128] = "";
+	size_t len = 0;
+
+	if (!unfit) {
+		coord_reply_error(q->req, HF__ERROR_CODE__ERR_INTERNAL, "out of memory");
+		return false;
+	}
+	for (size_t i = 0; i < q->plan->n_tasks; i++) {
+		Hf__Backend b = q->plan->tasks[i].backend;
+		if ((unsigned)b >= SCHED_N_BACKENDS || seen[b])
+			continue;
+		seen[b] = true;
+		if (fleet_backend_satisfiable(c, b, q->match, now, unfit))
+			continue;
+		ok = false;
+		int k = snprintf(backends + len, sizeof(backends) - len, "%s%s", len ? ", " : "",
+				 hf_backend_name(b));
+		if (k > 0 && (size_t)k < sizeof(backends) - len)
+			len += (size_t)k;
+	}
+	if (!ok && fleet_in_startup_grace(c, now, &left)) {
+		coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
+				  "no connected worker can run %s tasks yet, but this coordinator started "
+				  "moments ago and its workers are still registering again: submit again in "
+				  "%.0f s (or use --allow-waiting to queue the tasks anyway)",
+				  backends, (double)left / 1000.0 + 1);
+	} else if (!ok) {
+		reply_unsatisfiable(q, backends, unfit);
+	}
+	fit_list_free(unfit);
+	return ok;
+}
+
 static void handle_submit(struct control_req *q)
 {
 	struct coord *c = q->c;
@@ -183,21 +260,10 @@ static void handle_submit(struct control_req *q)
 		control_req_free(q);
 		return;
 	}
-	/* Refuse what no registered device could ever run, unless asked to wait. */
-	if (!q->env->submit->allow_waiting) {
-		bool seen[16] = { false };
-		for (size_t i = 0; i < q->plan->n_tasks; i++) {
-			Hf__Backend b = q->plan->tasks[i].backend;
-			if ((unsigned)b >= 16 || seen[b])
-				continue;
-			seen[b] = true;
-			if (!coord_backend_satisfiable(c, b, q->match, err, sizeof(err))) {
-				coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNSATISFIABLE,
-						  "%s (use --allow-waiting to queue the tasks anyway)", err);
-				control_req_free(q);
-				return;
-			}
-		}
+	/* Refuse what no connected worker could run, unless asked to wait. */
+	if (!q->env->submit->allow_waiting && !submit_satisfiable(q)) {
+		control_req_free(q);
+		return;
 	}
 	if (!db_healthy(c->db)) {
 		coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
@@ -217,7 +283,7 @@ static void handle_submit(struct control_req *q)
 
 /* ---- reads that the database layer answers ---- */
 
-static void read_done(struct db_op *op)
+void control_read_done(struct db_op *op)
 {
 	struct control_req *q = op->ctx;
 	if (op->rc < 0 || !op->u.read.reply) {
@@ -236,7 +302,7 @@ static void submit_read(struct control_req *q, enum db_op_kind kind, uint64_t jo
 	q->op.u.read.job_id = job_id;
 	q->op.u.read.limit = limit;
 	q->op.u.read.request = q->env;
-	q->op.done = read_done;
+	q->op.done = control_read_done;
 	q->op.ctx = q;
 	db_submit(q->c->db, &q->op);
 }
@@ -361,7 +427,8 @@ static void retry_done(struct db_op *op)
 		}
 		coord_load_tasks(c, op->u.retry.tasks, op->u.retry.n_tasks, &queued, &leased);
 	}
-	log_info("job %" PRIu64 ": %zu failed tasks queued again", op->u.retry.job_id, op->u.retry.n_tasks);
+	log_info("job %" PRIu64 ": %zu %s tasks queued again", op->u.retry.job_id, op->u.retry.n_tasks,
+		 op->u.retry.cancelled ? "failed or cancelled" : "failed");
 	Hf__Envelope env = HF__ENVELOPE__INIT;
 	Hf__RetryReply rr = HF__RETRY_REPLY__INIT;
 	rr.requeued = (uint32_t)op->u.retry.n_tasks;
@@ -372,6 +439,47 @@ out:
 	free(op->u.retry.tasks);
 	free(op->u.retry.requirements);
 	control_req_free(q);
+}
+
+/* Retry, with --cancelled also the cancelled tasks: except those whose
+ * cancelled attempt a worker is still stopping (SCHED_CANCELLING: the
+ * task is still in memory and cannot be queued twice). */
+static void handle_retry(struct control_req *q)
+{
+	struct coord *c = q->c;
+	const Hf__RetryRequest *r = q->env->retry;
+
+	if (r->cancelled) {
+		struct sched_job *job = sched_job_find(c->sched, r->job_id);
+		size_t live = job ? job->live : 0;
+		struct sched_task **v = calloc(live + 1, sizeof(*v));
+		struct hf_buf ids;
+		hf_buf_init(&ids);
+		hf_buf_puts(&ids, "{");
+		size_t n = v ? sched_collect_job(c->sched, r->job_id, v, live) : 0, k = 0;
+		for (size_t i = 0; i < n; i++)
+			if (v[i]->state == SCHED_CANCELLING)
+				hf_buf_printf(&ids, "%s%" PRIu64, k++ ? "," : "", v[i]->id);
+		hf_buf_puts(&ids, "}");
+		bool oom = !v || ids.oom || !ids.data;
+		free(v);
+		if (oom) {
+			hf_buf_fini(&ids);
+			coord_reply_error(q->req, HF__ERROR_CODE__ERR_INTERNAL, "out of memory");
+			control_req_free(q);
+			return;
+		}
+		q->stopping = ids.data; /* taken */
+	}
+	q->op.kind = DB_OP_JOB_RETRY;
+	q->op.u.retry.job_id = r->job_id;
+	q->op.u.retry.owner = owner_unless_admin(q);
+	q->op.u.retry.cancelled = r->cancelled;
+	q->op.u.retry.stopping = q->stopping;
+	q->op.done = retry_done;
+	q->op.ctx = q;
+	audit_set(q, "retry");
+	db_submit(c->db, &q->op);
 }
 
 /* ---- drain ---- */
@@ -387,7 +495,10 @@ static void drain_done(struct db_op *op)
 		control_req_free(q);
 		return;
 	}
-	coord_drain_set(c, d, op->u.drain.undrain);
+	struct db_drain kept = *d;
+	hf_strlcpy(kept.by, q->who.name, sizeof(kept.by));
+	kept.since = hf_wall_s();
+	coord_drain_set(c, &kept, op->u.drain.undrain);
 	if (op->u.drain.undrain) {
 		size_t before = health_count_quarantined(&c->health);
 		health_clear(&c->health, d->worker_id, d->backend, d->index);
@@ -458,281 +569,7 @@ static void handle_drain(struct control_req *q)
 	db_submit(q->c->db, &q->op);
 }
 
-/* ---- explain ---- */
-
-static void explain_reply(struct control_req *q, uint64_t task_id, Hf__TaskStatus st, const char *summary,
-			  char **reasons, size_t n)
-{
-	Hf__Envelope env = HF__ENVELOPE__INIT;
-	Hf__ExplainReply er = HF__EXPLAIN_REPLY__INIT;
-	er.task_id = task_id;
-	er.status = st;
-	er.summary = (char *)summary;
-	er.reasons = reasons;
-	er.n_reasons = n;
-	env.body_case = HF__ENVELOPE__BODY_EXPLAIN_REPLY;
-	env.explain_reply = &er;
-	coord_reply(q->req, &env);
-}
-
-static void handle_explain(struct control_req *q)
-{
-	struct coord *c = q->c;
-	uint64_t id = q->env->explain->task_id;
-	struct sched_task *t = sched_task_find(c->sched, id);
-	char summary[512];
-	char *reasons[64];
-	size_t n = 0;
-	int64_t now = hf_mono_ms();
-
-	if (!t) {
-		/* Not live: finished, or no such task; the database knows which. */
-		q->op.kind = DB_OP_TASK_EXPLAIN;
-		q->op.u.read.job_id = id;
-		q->op.done = read_done;
-		q->op.ctx = q;
-		db_submit(c->db, &q->op);
-		return;
-	}
-	const struct match_req *req = t->job->data;
-	switch (t->state) {
-	case SCHED_LEASED:
-	case SCHED_GRANTING:
-		snprintf(summary, sizeof(summary), "running: attempt %u on worker \"%s\", %s:%u, lease renewed %.1f s ago",
-			 t->attempt, t->worker_id, hf_backend_name(t->backend), t->device_index,
-			 (double)(now - (t->lease_expires_ms - c->conf.lease_ms)) / 1000.0);
-		explain_reply(q, id, HF__TASK_STATUS__STATUS_LEASED, summary, NULL, 0);
-		control_req_free(q);
-		return;
-	case SCHED_EXPIRING:
-		snprintf(summary, sizeof(summary), "its lease on worker \"%s\" ended; it is being queued again",
-			 t->worker_id);
-		explain_reply(q, id, HF__TASK_STATUS__STATUS_QUEUED, summary, NULL, 0);
-		control_req_free(q);
-		return;
-	case SCHED_CANCELLING:
-		snprintf(summary, sizeof(summary), "cancelled; worker \"%s\" is stopping it", t->worker_id);
-		explain_reply(q, id, HF__TASK_STATUS__STATUS_CANCELLED, summary, NULL, 0);
-		control_req_free(q);
-		return;
-	case SCHED_DELAYED:
-		snprintf(summary, sizeof(summary),
-			 "attempt %u failed in the infrastructure; retried in %.1f s, preferably on another device",
-			 t->attempt, (double)(t->not_before_ms - now) / 1000.0);
-		explain_reply(q, id, HF__TASK_STATUS__STATUS_QUEUED, summary, NULL, 0);
-		control_req_free(q);
-		return;
-	case SCHED_QUEUED:
-		break;
-	}
-
-	/* Queued: go through every device that could take it. */
-	size_t devices = 0, fitting = 0, idle_fitting = 0, quarantined = 0, drained = 0;
-	size_t cap = sched_count(c->sched);
-	struct sched_task **leased = calloc(cap + 1, sizeof(*leased));
-	size_t n_leased = leased ? sched_collect_state(c->sched, SCHED_LEASED, leased, cap) : 0;
-	for (struct coord_worker *w = c->workers; w && n < 64; w = w->next) {
-		const Hf__Register *reg = w->reg;
-		for (size_t i = 0; i < reg->n_devices && n < 64; i++) {
-			const Hf__Device *d = reg->devices[i];
-			char why[384], line[512];
-			if (d->backend != t->backend)
-				continue;
-			const char *qreason;
-			devices++;
-			if (coord_drained(c, w->id, d)) {
-				drained++;
-				snprintf(line, sizeof(line), "%s/%s:%u: drained", w->id, hf_backend_name(d->backend), d->index);
-			} else if (coord_quarantined(c, w->id, d, &qreason)) {
-				quarantined++;
-				snprintf(line, sizeof(line), "%s/%s:%u: quarantined (%s)", w->id,
-					 hf_backend_name(d->backend), d->index, qreason);
-			} else if (!match_device_fits(req, reg, d, why, sizeof(why)))
-				snprintf(line, sizeof(line), "%s/%s:%u: %s", w->id, hf_backend_name(d->backend), d->index, why);
-			else {
-				fitting++;
-				size_t busy = coord_device_running(leased, n_leased, w->id, d);
-				uint32_t slots = d->slots ? d->slots : 1;
-				if (busy >= slots)
-					snprintf(line, sizeof(line), "%s/%s:%u: busy (%zu of %u slots in use)", w->id,
-						 hf_backend_name(d->backend), d->index, busy, slots);
-				else if (t->kind == HF__TASK_KIND__KIND_BENCHMARK && busy > 0)
-					snprintf(line, sizeof(line), "%s/%s:%u: a benchmark needs the device idle; %zu tasks run on it",
-						 w->id, hf_backend_name(d->backend), d->index, busy);
-				else {
-					idle_fitting++;
-					snprintf(line, sizeof(line), "%s/%s:%u: could take it at its next poll", w->id,
-						 hf_backend_name(d->backend), d->index);
-				}
-			}
-			char *copy = strdup(line);
-			if (copy)
-				reasons[n++] = copy;
-		}
-	}
-	free(leased);
-	size_t ahead = sched_queued(c->sched, t->backend);
-	if (t->job->max_running && t->job->running >= t->job->max_running)
-		snprintf(summary, sizeof(summary), "queued: job %" PRIu64 " already runs %zu tasks, its cap", t->job_id,
-			 t->job->running);
-	else if (devices == 0)
-		snprintf(summary, sizeof(summary), "queued: no registered worker has a %s device",
-			 hf_backend_name(t->backend));
-	else if (fitting == 0 && quarantined + drained == devices)
-		snprintf(summary, sizeof(summary), "queued: every %s device is out of service (%zu quarantined, %zu drained)",
-			 hf_backend_name(t->backend), quarantined, drained);
-	else if (fitting == 0)
-		snprintf(summary, sizeof(summary), "queued: none of the %zu %s devices meets the job's requirements or is in service",
-			 devices, hf_backend_name(t->backend));
-	else if (idle_fitting == 0)
-		snprintf(summary, sizeof(summary), "queued: all %zu matching devices are busy", fitting);
-	else
-		snprintf(summary, sizeof(summary),
-			 "queued: a matching device is free; it waits its turn among %zu queued %s tasks",
-			 ahead, hf_backend_name(t->backend));
-	explain_reply(q, id, HF__TASK_STATUS__STATUS_QUEUED, summary, reasons, n);
-	for (size_t i = 0; i < n; i++)
-		free(reasons[i]);
-	control_req_free(q);
-}
-
 /* ---- answered from memory ---- */
-
-static void handle_workers(struct control_req *q)
-{
-	struct coord *c = q->c;
-	Hf__Envelope env = HF__ENVELOPE__INIT;
-	Hf__WorkersReply wr = HF__WORKERS_REPLY__INIT;
-	size_t n = 0, i = 0;
-	int64_t now = hf_mono_ms();
-	double wall = hf_wall_s();
-
-	for (struct coord_worker *w = c->workers; w; w = w->next)
-		n++;
-	Hf__WorkerInfo *mem = calloc(n + 1, sizeof(*mem));
-	Hf__WorkerInfo **ptrs = calloc(n + 1, sizeof(*ptrs));
-	if (!mem || !ptrs) {
-		free(mem);
-		free(ptrs);
-		coord_reply_error(q->req, HF__ERROR_CODE__ERR_INTERNAL, "out of memory");
-		control_req_free(q);
-		return;
-	}
-	for (struct coord_worker *w = c->workers; w; w = w->next, i++) {
-		const Hf__Register *r = w->reg;
-		Hf__WorkerInfo *wi = &mem[i];
-		hf__worker_info__init(wi);
-		wi->worker_id = w->id;
-		wi->hostname = r->hostname;
-		wi->software_version = r->software_version;
-		wi->protocol_version = r->protocol_version;
-		wi->labels = r->labels;
-		wi->n_labels = r->n_labels;
-		wi->devices = r->devices;
-		wi->n_devices = r->n_devices;
-		wi->runtimes = r->runtimes;
-		wi->n_runtimes = r->n_runtimes;
-		wi->cpu = r->cpu;
-		wi->connected = coord_worker_connected(c, w, now);
-		wi->last_seen = wall - (double)(now - w->last_seen_ms) / 1000.0;
-		ptrs[i] = wi;
-	}
-	/* Running tasks per worker, from the leases. */
-	size_t cap = sched_count(c->sched);
-	struct sched_task **buf = calloc(cap + 1, sizeof(*buf));
-	size_t got = buf ? sched_collect_state(c->sched, SCHED_LEASED, buf, cap) : 0;
-	for (size_t k = 0; k < got; k++)
-		for (size_t j = 0; j < n; j++)
-			if (strcmp(buf[k]->worker_id, mem[j].worker_id) == 0)
-				mem[j].running++;
-	free(buf);
-	wr.workers = ptrs;
-	wr.n_workers = n;
-	env.body_case = HF__ENVELOPE__BODY_WORKERS_REPLY;
-	env.workers_reply = &wr;
-	coord_reply(q->req, &env);
-	free(mem);
-	free(ptrs);
-	control_req_free(q);
-}
-
-static void handle_devices(struct control_req *q)
-{
-	struct coord *c = q->c;
-	Hf__Envelope env = HF__ENVELOPE__INIT;
-	Hf__DevicesReply dr = HF__DEVICES_REPLY__INIT;
-	size_t nd = 0, na = 0;
-	int64_t now = hf_mono_ms();
-
-	for (struct coord_worker *w = c->workers; w; w = w->next) {
-		nd += w->reg->n_devices;
-		na += w->reg->n_backends;
-	}
-	Hf__DeviceInfo *info = calloc(nd + 1, sizeof(*info));
-	Hf__DeviceInfo **ptrs = calloc(nd + 1, sizeof(*ptrs));
-	Hf__KeyValue *absent = calloc(na + 1, sizeof(*absent));
-	Hf__KeyValue **aptrs = calloc(na + 1, sizeof(*aptrs));
-	char (*keys)[192] = calloc(na + 1, sizeof(*keys));
-	size_t n_leased = sched_count(c->sched);
-	struct sched_task **leased = calloc(n_leased + 1, sizeof(*leased));
-	if (!info || !ptrs || !absent || !aptrs || !keys || !leased) {
-		coord_reply_error(q->req, HF__ERROR_CODE__ERR_INTERNAL, "out of memory");
-		goto out;
-	}
-	n_leased = sched_collect_state(c->sched, SCHED_LEASED, leased, n_leased);
-	nd = na = 0;
-	for (struct coord_worker *w = c->workers; w; w = w->next) {
-		const Hf__Register *r = w->reg;
-		bool connected = coord_worker_connected(c, w, now);
-		for (size_t i = 0; i < r->n_devices; i++) {
-			Hf__DeviceInfo *di = &info[nd];
-			hf__device_info__init(di);
-			di->worker_id = w->id;
-			di->device = r->devices[i];
-			di->connected = connected;
-			di->telemetry = coord_worker_telemetry(w, r->devices[i]);
-			di->running = (uint32_t)coord_device_running(leased, n_leased, w->id, r->devices[i]);
-			const struct health_dev *hd = health_find(&c->health, w->id, (int)r->devices[i]->backend,
-								  r->devices[i]->index);
-			di->infra_failures = hd ? hd->failures : 0;
-			if (hd && hd->quarantined) {
-				di->state = "quarantined";
-				di->state_reason = (char *)hd->reason;
-			} else if (coord_drained(c, w->id, r->devices[i])) {
-				di->state = "drained";
-			} else {
-				di->state = "in-service";
-			}
-			ptrs[nd++] = di;
-		}
-		for (size_t i = 0; i < r->n_backends; i++) {
-			if (r->backends[i]->present)
-				continue;
-			hf__key_value__init(&absent[na]);
-			snprintf(keys[na], sizeof(keys[na]), "%s/%s", w->id,
-				 hf_backend_name(r->backends[i]->backend));
-			absent[na].key = keys[na];
-			absent[na].value = r->backends[i]->reason;
-			aptrs[na] = &absent[na];
-			na++;
-		}
-	}
-	dr.devices = ptrs;
-	dr.n_devices = nd;
-	dr.absent = aptrs;
-	dr.n_absent = na;
-	env.body_case = HF__ENVELOPE__BODY_DEVICES_REPLY;
-	env.devices_reply = &dr;
-	coord_reply(q->req, &env);
-out:
-	free(info);
-	free(ptrs);
-	free(absent);
-	free(aptrs);
-	free(keys);
-	free(leased);
-	control_req_free(q);
-}
 
 static void handle_models(struct control_req *q)
 {
@@ -866,13 +703,7 @@ void control_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg)
 		handle_devices(q);
 		break;
 	case HF__ENVELOPE__BODY_RETRY:
-		q->op.kind = DB_OP_JOB_RETRY;
-		q->op.u.retry.job_id = env->retry->job_id;
-		q->op.u.retry.owner = owner_unless_admin(q);
-		q->op.done = retry_done;
-		q->op.ctx = q;
-		audit_set(q, "retry");
-		db_submit(c->db, &q->op);
+		handle_retry(q);
 		break;
 	case HF__ENVELOPE__BODY_DRAIN:
 		handle_drain(q);

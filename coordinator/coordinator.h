@@ -49,7 +49,8 @@ struct coord_worker {
 	struct coord_worker *next;
 };
 
-/* An operator's drain: a worker (backend and index -1) or one device. */
+/* An operator's drain: a worker (backend and index -1) or one device;
+ * d.by and d.since say who drained it and when. */
 struct coord_drain {
 	struct db_drain d;
 	struct coord_drain *next;
@@ -79,6 +80,10 @@ struct coord {
 	bool serving;              /* started: the listeners are open */
 	bool stopping;
 	int exit_code;
+	/* When the coordinator began serving (the lease clock's first tick,
+	 * a quarter second after; 0 before): the start-up grace of
+	 * fleet-fit.h counts from it. */
+	int64_t ready_ms;
 };
 
 /* worker-api.c: the request callback of the worker listener. */
@@ -129,12 +134,6 @@ bool coord_quarantined(const struct coord *c, const char *worker_id, const Hf__D
  * database in the background; a failure is logged. */
 void coord_quarantine_persist(struct coord *c, const char *worker_id, int backend, uint32_t index,
 			      bool quarantined, const char *reason);
-
-/* match glue (worker-api.c): can some device of some registered worker
- * ever run tasks of backend b with requirements r?  When not, why lists
- * the reasons. */
-bool coord_backend_satisfiable(struct coord *c, Hf__Backend b, const struct match_req *r, char *why,
-			       size_t whylen);
 
 /* coord-sd.c: readiness, status and the watchdog for systemd.  Returns 0
  * or -ENOMEM. */

@@ -291,8 +291,8 @@ static bool audit_target(const struct db_op *op, char *target, size_t tlen, char
 			return false;
 		*job_id = op->u.retry.job_id;
 		snprintf(target, tlen, "job %" PRIu64, *job_id);
-		snprintf(detail, dlen, "%zu tasks queued again, job of \"%s\"", op->u.retry.n_tasks,
-			 op->u.retry.submitter);
+		snprintf(detail, dlen, "%zu tasks queued again%s, job of \"%s\"", op->u.retry.n_tasks,
+			 op->u.retry.cancelled ? " (cancelled ones too)" : "", op->u.retry.submitter);
 		return true;
 	case DB_OP_DRAIN: {
 		const struct db_drain *d = &op->u.drain.d;

@@ -310,11 +310,17 @@ int run_job_retry(struct db *db, struct db_op *op)
 		op->u.retry.forbidden = others_job(op->u.retry.owner, op->u.retry.submitter);
 	if (!op->u.retry.found || op->u.retry.forbidden)
 		goto out;
-	/* The outcome being retried stays in results, marked as superseded. */
+	/* The outcome being retried stays in results, marked as superseded.
+	 * With cancelled, cancelled tasks are queued too (but not one whose
+	 * cancelled attempt a worker is still stopping), and a cancelled
+	 * job is running again. */
+	db_param_text(&p, op->u.retry.cancelled ? "t" : "f");
+	db_param_text(&p, op->u.retry.stopping ? op->u.retry.stopping : "{}");
 	r = db_exec(db, op,
 		    "WITH r AS (UPDATE tasks t SET state = 'queued', worker_id = NULL, device_index = NULL,"
 		    " device_indices = NULL, result_id = NULL, finished_at = NULL"
-		    " WHERE job_id = $1::bigint AND state IN ('failed', 'error', 'timeout')"
+		    " WHERE job_id = $1::bigint AND (state IN ('failed', 'error', 'timeout')"
+		    " OR ($2::boolean AND state = 'cancelled' AND NOT id = ANY ($3::bigint[])))"
 		    " RETURNING t.*, (SELECT result_id FROM tasks o WHERE o.id = t.id) AS old_result),"
 		    " s AS (UPDATE results SET retried = true WHERE id IN (SELECT old_result FROM r)),"
 		    " j AS (UPDATE jobs SET state = 'running', finished_at = NULL WHERE id = $1::bigint"

@@ -285,8 +285,16 @@ static int recover(struct db *db, struct db_op *op)
 	if (r < 0)
 		return r;
 
-	/* The drains operators asked for. */
-	r = db_exec(db, op, "SELECT worker_id, backend, idx FROM drains", NULL, PGRES_TUPLES_OK, &res);
+	/* The drains operators asked for, and who: the audit row of the drain
+	 * (written in its transaction, so at the same now(); else the latest
+	 * drain of that target; the target is db-auth.c's audit_target's). */
+	r = db_exec(db, op,
+		    "SELECT d.worker_id, d.backend, d.idx, extract(epoch FROM d.since),"
+		    " coalesce((SELECT a.actor FROM audit a WHERE a.action = 'drain' AND a.target ="
+		    " CASE WHEN d.idx < 0 THEN 'worker ' || d.worker_id"
+		    " ELSE 'device ' || d.worker_id || '/' || d.backend || ':' || d.idx END"
+		    " ORDER BY a.at = d.since DESC, a.id DESC LIMIT 1), '')"
+		    " FROM drains d", NULL, PGRES_TUPLES_OK, &res);
 	if (r < 0)
 		return r;
 	n = PQntuples(res);
@@ -301,6 +309,8 @@ static int recover(struct db *db, struct db_op *op)
 		Hf__Backend b;
 		d->backend = hf_backend_parse(PQgetvalue(res, i, 1), &b) == 0 ? (int)b : -1;
 		d->index = atoi(PQgetvalue(res, i, 2));
+		d->since = atof(PQgetvalue(res, i, 3));
+		hf_strlcpy(d->by, PQgetvalue(res, i, 4), sizeof(d->by));
 	}
 	op->u.start.n_drains = (size_t)n;
 	PQclear(res);

@@ -120,6 +120,8 @@ struct db_drain {
 	char worker_id[128];
 	int backend;             /* Hf__Backend, or -1 */
 	int index;               /* or -1 */
+	char by[128];            /* who drained it (the audit's actor), "" unknown */
+	double since;            /* unix seconds */
 };
 
 /* A device's quarantine: set (with its reason) or cleared. */
@@ -252,6 +254,8 @@ struct db_op {
 		struct {
 			uint64_t job_id;                /* in */
 			const char *owner;              /* in: only a job this submitter made, NULL: any */
+			bool cancelled;                 /* in: cancelled tasks too */
+			const char *stopping;           /* in: "{id,...}": cancelled tasks a worker is still stopping (left alone) */
 			bool found;                     /* out */
 			bool forbidden;                 /* out: the job is another's (nothing changed) */
 			int32_t priority;               /* out */

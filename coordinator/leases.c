@@ -70,6 +70,8 @@ void leases_tick_cb(uv_timer_t *timer)
 	struct sched_task *buf[EXPIRE_BATCH];
 	size_t n;
 
+	if (!c->ready_ms)
+		c->ready_ms = now;
 	n = sched_collect_expired(c->sched, now, buf, EXPIRE_BATCH);
 	coord_metrics_count(c, COORD_LEASES_EXPIRED, n);
 	for (size_t i = 0; i < n; i++) {

@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,35 +308,44 @@ static const char *device_gfx(const Hf__Device *d)
 	return strncmp(d->arch, "gfx", 3) == 0 ? d->arch : NULL;
 }
 
-bool match_device_fits(const struct match_req *r, const Hf__Register *reg, const Hf__Device *dev,
-		       char *why, size_t whylen)
+/* Appends one unmet requirement to u (formatted only while there is room:
+ * the scheduler's hot path asks for none). */
+static void unmet_add(struct match_unmet *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void unmet_add(struct match_unmet *u, const char *fmt, ...)
 {
+	if (u->n < MATCH_MAX_UNMET && u->n < u->max) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(u->why[u->n], sizeof(u->why[u->n]), fmt, ap);
+		va_end(ap);
+	}
+	u->n++;
+}
+
+static double gib(uint64_t bytes)
+{
+	return (double)bytes / (1 << 30);
+}
+
+size_t match_device_unmet(const struct match_req *r, const Hf__Register *reg, const Hf__Device *dev,
+			  struct match_unmet *u)
+{
+	u->n = 0;
 	if (!r)
-		return true;
-	if (r->min_memory_bytes && dev->memory_bytes == 0) {
-		snprintf(why, whylen, "%s:%u does not report its memory size, %.1f GiB needed",
-			 hf_backend_name(dev->backend), dev->index, (double)r->min_memory_bytes / (1 << 30));
-		return false;
-	}
-	if (r->min_memory_bytes && dev->memory_bytes < r->min_memory_bytes) {
-		snprintf(why, whylen, "%s:%u has %.1f GiB of memory, %.1f GiB needed",
-			 hf_backend_name(dev->backend), dev->index, (double)dev->memory_bytes / (1 << 30),
-			 (double)r->min_memory_bytes / (1 << 30));
-		return false;
-	}
+		return 0;
+	if (r->min_memory_bytes && dev->memory_bytes == 0)
+		unmet_add(u, "memory size not reported, %.1f GiB required", gib(r->min_memory_bytes));
+	else if (r->min_memory_bytes && dev->memory_bytes < r->min_memory_bytes)
+		unmet_add(u, "memory %.1f GiB < %.1f GiB required", gib(dev->memory_bytes),
+			  gib(r->min_memory_bytes));
 	if (r->cc_major >= 0) {
 		const char *cc = device_cc(dev);
 		int major, minor;
-		if (!cc || parse_cc(cc, &major, &minor) < 0) {
-			snprintf(why, whylen, "%s:%u reports no compute capability",
-				 hf_backend_name(dev->backend), dev->index);
-			return false;
-		}
-		if (major < r->cc_major || (major == r->cc_major && minor < r->cc_minor)) {
-			snprintf(why, whylen, "%s:%u has compute capability %s, %d.%d needed",
-				 hf_backend_name(dev->backend), dev->index, cc, r->cc_major, r->cc_minor);
-			return false;
-		}
+		if (!cc || parse_cc(cc, &major, &minor) < 0)
+			unmet_add(u, "no compute capability reported, %d.%d required", r->cc_major, r->cc_minor);
+		else if (major < r->cc_major || (major == r->cc_major && minor < r->cc_minor))
+			unmet_add(u, "compute capability %s < %d.%d required", cc, r->cc_major, r->cc_minor);
 	}
 	if (r->n_gfx) {
 		const char *g = device_gfx(dev);
@@ -343,9 +353,13 @@ bool match_device_fits(const struct match_req *r, const Hf__Register *reg, const
 		for (size_t i = 0; g && i < r->n_gfx; i++)
 			ok |= strcmp(g, r->gfx[i]) == 0;
 		if (!ok) {
-			snprintf(why, whylen, "%s:%u is %s, not one of the gfx targets asked for",
-				 hf_backend_name(dev->backend), dev->index, g ? g : "of no known gfx target");
-			return false;
+			char list[128] = "";
+			size_t len = 0;
+			for (size_t i = 0; i < r->n_gfx && len < sizeof(list); i++) {
+				int k = snprintf(list + len, sizeof(list) - len, "%s%s", i ? ", " : "", r->gfx[i]);
+				len += k > 0 ? (size_t)k : 0;
+			}
+			unmet_add(u, "gfx target %s, not one of %s", g ? g : "unknown", list);
 		}
 	}
 	for (size_t i = 0; i < r->n_labels; i++) {
@@ -353,11 +367,9 @@ bool match_device_fits(const struct match_req *r, const Hf__Register *reg, const
 		for (size_t j = 0; j < reg->n_labels; j++)
 			ok |= strcmp(reg->labels[j]->key, r->label_keys[i]) == 0 &&
 			      (!r->label_values[i][0] || strcmp(reg->labels[j]->value, r->label_values[i]) == 0);
-		if (!ok) {
-			snprintf(why, whylen, "worker \"%s\" lacks label %s%s%s", reg->worker_id,
-				 r->label_keys[i], r->label_values[i][0] ? "=" : "", r->label_values[i]);
-			return false;
-		}
+		if (!ok)
+			unmet_add(u, "no label %s%s%s", r->label_keys[i], r->label_values[i][0] ? "=" : "",
+				  r->label_values[i]);
 	}
 	for (size_t i = 0; i < r->n_runtimes; i++) {
 		const struct match_runtime *need = &r->runtimes[i];
@@ -366,22 +378,48 @@ bool match_device_fits(const struct match_req *r, const Hf__Register *reg, const
 			if (strcmp(reg->runtimes[j]->name, need->name) == 0)
 				have = reg->runtimes[j];
 		if (!have || !have->available) {
-			snprintf(why, whylen, "worker \"%s\" has no %s", reg->worker_id, need->name);
-			return false;
+			unmet_add(u, "no %s%s%s", need->name, need->op, need->version);
+			continue;
 		}
 		if (need->op[0]) {
 			int c = match_version_cmp(have->version, need->version);
 			bool ok = (!strcmp(need->op, ">=") && c >= 0) || (!strcmp(need->op, ">") && c > 0) ||
 				  (!strcmp(need->op, "==") && c == 0) || (!strcmp(need->op, "<=") && c <= 0) ||
 				  (!strcmp(need->op, "<") && c < 0);
-			if (!ok) {
-				snprintf(why, whylen, "worker \"%s\" has %s %s, %s%s needed", reg->worker_id,
-					 need->name, have->version, need->op, need->version);
-				return false;
-			}
+			if (!ok)
+				unmet_add(u, "%s %s, %s%s required", need->name, have->version, need->op,
+					  need->version);
 		}
 	}
-	return true;
+	return u->n;
+}
+
+bool match_device_fits(const struct match_req *r, const Hf__Register *reg, const Hf__Device *dev,
+		       char *why, size_t whylen)
+{
+	struct match_unmet u = { .max = why && whylen ? MATCH_MAX_UNMET : 0 };
+
+	if (match_device_unmet(r, reg, dev, &u) == 0)
+		return true;
+	match_unmet_join(&u, why, whylen);
+	return false;
+}
+
+void match_unmet_join(const struct match_unmet *u, char *out, size_t outlen)
+{
+	size_t len = 0, shown = u->n < u->max ? u->n : u->max;
+
+	if (!out || !outlen)
+		return;
+	out[0] = '\0';
+	if (shown > MATCH_MAX_UNMET)
+		shown = MATCH_MAX_UNMET;
+	for (size_t i = 0; i < shown && len < outlen; i++) {
+		int k = snprintf(out + len, outlen - len, "%s%s", i ? "; " : "", u->why[i]);
+		len += k > 0 ? (size_t)k : 0;
+	}
+	if (u->n > shown && len < outlen)
+		snprintf(out + len, outlen - len, "%sand %zu more", shown ? "; " : "", u->n - shown);
 }
 
 static bool device_is_mig(const Hf__Device *d)
@@ -402,14 +440,13 @@ bool match_fit_task(const struct sched_task *t, void *arg)
 	const struct match_req *req = t->job->data;
 	const Hf__Device *dev = f->reg->devices[f->pos];
 	uint32_t want = req ? req->devices : 1;
-	char why[256];
 
 	if (f->free[f->pos] == 0)
 		return false;
 	if (t->avoid_worker && t->avoid_worker == f->worker_hash && t->avoid_device == dev->index &&
 	    f->now_ms < t->due_ms + f->avoid_ms)
 		return false;
-	if (!match_device_fits(req, f->reg, dev, why, sizeof(why)))
+	if (!match_device_fits(req, f->reg, dev, NULL, 0))
 		return false;
 	/* A benchmark, or a task of several devices, has its devices alone.  MIG
 	 * instances are never combined: they cannot talk to each other. */
@@ -422,7 +459,7 @@ bool match_fit_task(const struct sched_task *t, void *arg)
 	for (size_t i = 0; i < f->reg->n_devices && f->n_extra + 1u < want; i++) {
 		const Hf__Device *d = f->reg->devices[i];
 		if (i == f->pos || d->backend != dev->backend || !device_idle(f, i) || device_is_mig(d) ||
-		    !match_device_fits(req, f->reg, d, why, sizeof(why)))
+		    !match_device_fits(req, f->reg, d, NULL, 0))
 			continue;
 		f->extra[f->n_extra++] = (uint32_t)i;
 	}

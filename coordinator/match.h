@@ -51,8 +51,29 @@ void match_req_free(struct match_req *r);
 /* True when r is empty (any device of the backend will do). */
 bool match_req_trivial(const struct match_req *r);
 
+/* Every requirement a device does not meet, one short phrase each
+ * ("memory 24.0 GiB < 40.0 GiB required", "no label pool=a", "torch 2.3,
+ * >=2.4 required"), without the device's name.  Only the first max (at
+ * most MATCH_MAX_UNMET) are formatted; n counts them all. */
+#define MATCH_MAX_UNMET 16
+#define MATCH_UNMET_LEN 192
+struct match_unmet {
+	size_t max;                                  /* in: how many to format */
+	size_t n;                                    /* out: how many are unmet */
+	char why[MATCH_MAX_UNMET][MATCH_UNMET_LEN];  /* out */
+};
+
+/* Fills u with what device dev of the worker described by reg lacks to run
+ * a task with requirements r (NULL: none); returns u->n (0: it fits). */
+size_t match_device_unmet(const struct match_req *r, const Hf__Register *reg, const Hf__Device *dev,
+			  struct match_unmet *u);
+
+/* Joins u's phrases with "; " into out ("...; and 3 more" past max). */
+void match_unmet_join(const struct match_unmet *u, char *out, size_t outlen);
+
 /* Whether device dev of the worker described by reg can run a task with
- * requirements r (NULL: none).  When not, why says so. */
+ * requirements r (NULL: none).  When not, why (NULL: not wanted) lists
+ * every unmet requirement. */
 bool match_device_fits(const struct match_req *r, const Hf__Register *reg, const Hf__Device *dev,
 		       char *why, size_t whylen);
 

@@ -415,46 +415,6 @@ static bool poll_fits_cb(const struct sched_task *t, void *arg)
 	return match_fit_task(t, &pf->f);
 }
 
-bool coord_backend_satisfiable(struct coord *c, Hf__Backend b, const struct match_req *r, char *why,
-			       size_t whylen)
-{
-	struct hf_buf reasons;
-	size_t devices_of_backend = 0;
-	bool ok = false;
-
-	hf_buf_init(&reasons);
-	for (struct coord_worker *w = c->workers; w && !ok; w = w->next) {
-		const Hf__Register *reg = w->reg;
-		size_t fitting = 0;
-		for (size_t i = 0; i < reg->n_devices; i++) {
-			char one[256];
-			if (reg->devices[i]->backend != b)
-				continue;
-			devices_of_backend++;
-			if (match_device_fits(r, reg, reg->devices[i], one, sizeof(one)))
-				fitting++;
-			else if (reasons.len < 600)
-				hf_buf_printf(&reasons, "%s%s", reasons.len ? "; " : "", one);
-		}
-		ok = fitting > 0 && fitting >= (r ? r->devices : 1);
-		if (!ok && fitting > 0 && reasons.len < 600)
-			hf_buf_printf(&reasons, "%sworker \"%s\" has %zu fitting %s devices, %u needed per task",
-				      reasons.len ? "; " : "", reg->worker_id, fitting, hf_backend_name(b),
-				      r ? r->devices : 1);
-		for (size_t i = 0; !devices_of_backend && i < reg->n_backends; i++)
-			if (reg->backends[i]->backend == b && !reg->backends[i]->present && reasons.len < 600)
-				hf_buf_printf(&reasons, "%sworker \"%s\": %s absent (%s)",
-					      reasons.len ? "; " : "", reg->worker_id, hf_backend_name(b),
-					      reg->backends[i]->reason);
-	}
-	if (!ok)
-		snprintf(why, whylen, "no registered device can run %s tasks%s%s",
-			 hf_backend_name(b), reasons.len ? ": " : "",
-			 reasons.len ? reasons.data : (c->workers ? "" : " (no worker is registered)"));
-	hf_buf_fini(&reasons);
-	return ok;
-}
-
 /* Asks the worker to check its quarantined devices again, each at most
  * once per scheduler.quarantine_recheck. */
 static void health_checks_add(struct worker_req *w, struct coord_worker *cw, int64_t now)

@@ -27,6 +27,7 @@ struct hfctl_client {
 	char *url;
 	const struct hf_tls *tls;
 	int64_t timeout_ms;
+	Hf__Envelope *last_error;  /* the last call's Error envelope, or NULL */
 };
 
 /* The reason part of a transport message. */
@@ -270,6 +271,7 @@ void hfctl_client_close(struct hfctl_client *c)
 	if (!c)
 		return;
 	nng_close(c->sock);
+	hf_env_free(c->last_error);
 	free(c->url);
 	free(c);
 }
@@ -344,6 +346,8 @@ int hfctl_client_call(struct hfctl_client *c, const Hf__Envelope *req, Hf__Envel
 	Hf__Envelope *env = NULL;
 	int r;
 
+	hf_env_free(c->last_error);
+	c->last_error = NULL;
 	r = hf_env_pack(req, &msg);
 	if (r < 0) {
 		snprintf(err, errlen, "could not encode request: %s",
@@ -383,6 +387,8 @@ int hfctl_client_call(struct hfctl_client *c, const Hf__Envelope *req, Hf__Envel
 	}
 	if (env->body_case == HF__ENVELOPE__BODY_ERROR) {
 		r = coordinator_error(c, env->error, err, errlen);
+		c->last_error = env; /* for hfctl_client_last_error */
+		env = NULL;
 		goto out;
 	}
 	if (env->body_case != expect) {
@@ -402,6 +408,11 @@ out:
 	if (msg)
 		nng_msg_free(msg);
 	return r;
+}
+
+const Hf__Error *hfctl_client_last_error(const struct hfctl_client *c)
+{
+	return c && c->last_error ? c->last_error->error : NULL;
 }
 
 bool hfctl_client_error_transient(int r)

@@ -74,6 +74,11 @@ void hfctl_client_close(struct hfctl_client *c);
 int hfctl_client_call(struct hfctl_client *c, const Hf__Envelope *req, Hf__Envelope__BodyCase expect,
 		      Hf__Envelope **ret_reply, char *err, size_t errlen);
 
+/* The Error the coordinator answered the last call with (its structured
+ * fields: Error.unfit), or NULL when the last call got none.  Valid until
+ * the next call. */
+const Hf__Error *hfctl_client_last_error(const struct hfctl_client *c);
+
 /* True for failures that may pass if the call is made again later: the
  * coordinator could not be reached, or said it is unavailable. */
 bool hfctl_client_error_transient(int r);

@@ -24,8 +24,8 @@ enum { OPT_JSON = 256, OPT_FAMILY };
 
 static const struct hfctl_column workers_columns[] = {
 	{ "ID", false, 0 },      { "HOST", false, 0 },    { "VERSION", false, 0 },
-	{ "CONNECTED", false, 0 }, { "RUNNING", true, 0 }, { "DEVICES", false, 0 },
-	{ "RUNTIMES", false, 0 }, { "LAST-SEEN", false, 0 },
+	{ "CONNECTED", false, 0 }, { "DRAINED", false, 0 }, { "RUNNING", true, 0 },
+	{ "DEVICES", false, 0 }, { "RUNTIMES", false, 0 }, { "LAST-SEEN", false, 0 },
 };
 
 #define WORKERS_NCOLS (sizeof(workers_columns) / sizeof(workers_columns[0]))
@@ -40,8 +40,12 @@ static int workers_table_print(Hf__WorkerInfo *const *workers, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const Hf__WorkerInfo *w = workers[i];
 		struct hf_buf devices, runtimes;
-		char running[16], seen[48];
+		char running[16], seen[48], connected_cell[48];
+		struct hf_buf drained;
 
+		hf_buf_init(&drained);
+		hfctl_worker_drains_cell(w, &drained);
+		hfctl_connected_format(w->connected, w->last_seen, connected_cell, sizeof(connected_cell));
 		hf_buf_init(&devices);
 		hf_buf_init(&runtimes);
 		hfctl_devices_format(w->devices, w->n_devices, &devices);
@@ -52,11 +56,12 @@ static int workers_table_print(Hf__WorkerInfo *const *workers, size_t n)
 		/* A buffer that ran out of memory has no text: a NULL cell,
 		 * shown empty; the table's own failures are reported below. */
 		const char *cells[WORKERS_NCOLS] = {
-			w->worker_id, w->hostname, w->software_version, w->connected ? "yes" : "no",
-			running, devices.oom ? NULL : devices.data, runtimes.oom ? NULL : runtimes.data,
-			seen,
+			w->worker_id, w->hostname, w->software_version, connected_cell,
+			drained.oom ? NULL : drained.data, running, devices.oom ? NULL : devices.data,
+			runtimes.oom ? NULL : runtimes.data, seen,
 		};
 		hfctl_table_add(t, cells);
+		hf_buf_fini(&drained);
 		hf_buf_fini(&devices);
 		hf_buf_fini(&runtimes);
 		connected += w->connected;
@@ -66,6 +71,17 @@ static int workers_table_print(Hf__WorkerInfo *const *workers, size_t n)
 		hfctl_table_render(t, &b);
 	hfctl_table_free(t);
 	hf_buf_printf(&b, "%zu worker%s, %zu connected\n", n, n == 1 ? "" : "s", connected);
+	/* Who drained what, and since when. */
+	bool heading = false;
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < workers[i]->n_drains; k++) {
+			if (!heading)
+				hf_buf_puts(&b, "drains:\n");
+			heading = true;
+			hf_buf_puts(&b, "  ");
+			hfctl_drain_line_format(workers[i]->worker_id, workers[i]->drains[k], now, &b);
+			hf_buf_puts(&b, "\n");
+		}
 	return hfctl_buf_print(&b);
 }
 
@@ -103,9 +119,12 @@ const struct hfctl_command hfctl_cmd_workers = {
 	.summary = "list the workers the coordinator knows",
 	.usage = "usage: hfctl workers [--json]\n"
 		 "\n"
-		 "Lists every worker with its host, software version, whether it is connected,\n"
-		 "how many tasks it runs, its devices (backend:index, \" xN\" for N slots) and\n"
-		 "runtimes, and when it was last heard from.\n"
+		 "Lists every worker with its host, software version, whether it is connected\n"
+		 "(\"no, since TIME\": it has not polled within three heartbeats; it is given\n"
+		 "nothing and a submit does not count on it), whether it is drained (\"yes\" for\n"
+		 "the whole worker, else its drained devices), how many tasks it runs, its devices\n"
+		 "(backend:index, \" xN\" for N slots) and runtimes, and when it was last heard\n"
+		 "from.  Then each drain: who drained it and since when.\n"
 		 "\n"
 		 "  --json  an array of objects with every field the worker reported\n",
 	.run = workers_run,

@@ -596,6 +596,8 @@ void hfctl_absent_key_split(const char *key, size_t *ret_worker_len, const char 
 
 /* ---- drain and explain ---- */
 
+#define UNSATISFIABLE_HINT "(use --allow-waiting to queue the tasks anyway)"
+
 void hfctl_drain_format(const Hf__DrainRequest *req, uint32_t devices, struct hf_buf *out)
 {
 	const char *state = req->undrain ? "back in service" : "draining";
@@ -608,6 +610,57 @@ void hfctl_drain_format(const Hf__DrainRequest *req, uint32_t devices, struct hf
 			      devices == 1 ? "" : "s", state);
 }
 
+void hfctl_connected_format(bool connected, double last_seen, char *buf, size_t len)
+{
+	char when[32];
+	time_t t = (time_t)last_seen;
+	struct tm tm;
+
+	if (connected || last_seen <= 0 || !localtime_r(&t, &tm)) {
+		snprintf(buf, len, connected ? "yes" : "no");
+		return;
+	}
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(buf, len, "no, since %s", when);
+}
+
+void hfctl_worker_drains_cell(const Hf__WorkerInfo *w, struct hf_buf *out)
+{
+	size_t devices = 0;
+
+	for (size_t i = 0; i < w->n_drains; i++)
+		if (!w->drains[i]->one_device) {
+			hf_buf_puts(out, "yes");
+			return;
+		}
+	for (size_t i = 0; i < w->n_drains; i++)
+		hf_buf_printf(out, "%s%s:%" PRIu32, devices++ ? "," : "",
+			      hf_backend_name(w->drains[i]->backend), w->drains[i]->index);
+	if (!devices)
+		hf_buf_puts(out, "no");
+}
+
+void hfctl_drain_line_format(const char *worker_id, const Hf__Drain *d, double now, struct hf_buf *out)
+{
+	char ago[48], when[32];
+	time_t t = (time_t)d->since;
+	struct tm tm;
+
+	text_put(out, worker_id);
+	if (d->one_device)
+		hf_buf_printf(out, "/%s:%" PRIu32, hf_backend_name(d->backend), d->index);
+	hf_buf_puts(out, ": drained");
+	if (d->by && d->by[0]) {
+		hf_buf_puts(out, " by ");
+		text_put(out, d->by);
+	}
+	if (d->since > 0 && localtime_r(&t, &tm)) {
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+		hfctl_ago_format(now, d->since, ago, sizeof(ago));
+		hf_buf_printf(out, " since %s (%s)", when, ago);
+	}
+}
+
 void hfctl_explain_format(const Hf__ExplainReply *r, struct hf_buf *out)
 {
 	hf_buf_printf(out, "task %" PRIu64 ": %s", r->task_id, hf_status_name(r->status));
@@ -616,18 +669,94 @@ void hfctl_explain_format(const Hf__ExplainReply *r, struct hf_buf *out)
 		text_put(out, r->summary);
 	}
 	hf_buf_puts(out, "\n");
-	for (size_t i = 0; i < r->n_reasons; i++) {
-		if (!r->reasons[i] || !r->reasons[i][0])
-			continue;
+	if (r->n_fits) {
+		/* The structured list, in this machine's local time. */
+		for (size_t i = 0; i < r->n_fits; i++) {
+			hf_buf_puts(out, "  ");
+			hfctl_device_fit_format(r->fits[i], hf_wall_s(), out);
+			hf_buf_puts(out, "\n");
+		}
+	} else {
+		for (size_t i = 0; i < r->n_reasons; i++) {
+			if (!r->reasons[i] || !r->reasons[i][0])
+				continue;
+			hf_buf_puts(out, "  ");
+			text_put(out, r->reasons[i]);
+			hf_buf_puts(out, "\n");
+		}
+	}
+	if (r->fits_omitted)
+		hf_buf_printf(out, "  and %" PRIu32 " more\n", r->fits_omitted);
+}
+
+static bool fit_state_is_unmet(const char *state)
+{
+	return !strcmp(state, "unfit") || !strcmp(state, "no-device") || !strcmp(state, "too-few");
+}
+
+void hfctl_device_fit_format(const Hf__DeviceFit *f, double now, struct hf_buf *out)
+{
+	text_put(out, f->worker_id);
+	if (f->one_device)
+		hf_buf_printf(out, "/%s:%" PRIu32, hf_backend_name(f->backend), f->index);
+	hf_buf_puts(out, ": ");
+	if (!f->connected) {
+		double ago = now - f->last_seen;
+		if (f->last_seen > 0 && ago >= 0) {
+			char when[32];
+			time_t t = (time_t)f->last_seen;
+			struct tm tm;
+			localtime_r(&t, &tm);
+			strftime(when, sizeof(when), ago >= 86400 ? "%Y-%m-%d %H:%M" : "%H:%M:%S", &tm);
+			if (ago >= 120)
+				hf_buf_printf(out, "disconnected since %s (%.0f min)", when, ago / 60);
+			else
+				hf_buf_printf(out, "disconnected since %s (%.0f s)", when, ago);
+		} else {
+			hf_buf_puts(out, "disconnected");
+		}
+		if (f->would_fit)
+			hf_buf_puts(out, "; it could run them");
+		if (f->n_unmet)
+			hf_buf_puts(out, "; ");
+	} else if (!fit_state_is_unmet(f->state)) {
+		text_put(out, f->state);
+		if (f->n_unmet)
+			hf_buf_puts(out, " (");
+	}
+	for (size_t i = 0; i < f->n_unmet; i++) {
+		if (i)
+			hf_buf_puts(out, "; ");
+		text_put(out, f->unmet[i]);
+	}
+	if (f->connected && f->n_unmet && !fit_state_is_unmet(f->state))
+		hf_buf_puts(out, ")");
+}
+
+void hfctl_unsatisfiable_list_format(const Hf__Error *e, struct hf_buf *out)
+{
+	const char *m = e->message ? e->message : "";
+	const char *colon = strstr(m, " tasks");
+
+	/* The coordinator's first clause ("no connected worker can run cuda
+	 * tasks"), then the structured list, one per line. */
+	if (colon)
+		hf_buf_append(out, m, (size_t)(colon - m) + strlen(" tasks"));
+	else
+		hf_buf_puts(out, "no connected worker can run these tasks");
+	hf_buf_puts(out, ":\n");
+	for (size_t i = 0; i < e->n_unfit; i++) {
 		hf_buf_puts(out, "  ");
-		text_put(out, r->reasons[i]);
+		hfctl_device_fit_format(e->unfit[i], hf_wall_s(), out);
 		hf_buf_puts(out, "\n");
 	}
+	if (e->unfit_omitted)
+		hf_buf_printf(out, "  and %" PRIu32 " more\n", e->unfit_omitted);
+	hf_buf_puts(out, UNSATISFIABLE_HINT);
 }
 
 /* ---- messages ---- */
 
-#define UNSATISFIABLE_HINT "(use --allow-waiting to queue the tasks anyway)"
 
 void hfctl_unsatisfiable_format(const char *message, struct hf_buf *out)
 {

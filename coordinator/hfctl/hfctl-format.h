@@ -177,6 +177,18 @@ void hfctl_gib_format(uint64_t bytes, struct hf_buf *out);
  * For one device the count is not shown (it is that device). */
 void hfctl_drain_format(const Hf__DrainRequest *req, uint32_t devices, struct hf_buf *out);
 
+/* The CONNECTED cell of "hfctl workers": "yes", or "no, since
+ * 2026-12-04 12:03:10" (local time of its last poll). */
+void hfctl_connected_format(bool connected, double last_seen, char *buf, size_t len);
+
+/* The DRAINED cell: "yes" (the whole worker), "cuda:0,cuda:3" (those
+ * devices) or "no". */
+void hfctl_worker_drains_cell(const Hf__WorkerInfo *w, struct hf_buf *out);
+
+/* One drain, no newline: "gpu-07/cuda:3: drained by alice since
+ * 2026-12-04 12:03:10 (5 min ago)" ("by" left out when not recorded). */
+void hfctl_drain_line_format(const char *worker_id, const Hf__Drain *d, double now, struct hf_buf *out);
+
 /* Appends "hfctl explain"'s text for r:
  *
  *   task 123: queued \u2014 no device can take it now
@@ -188,6 +200,22 @@ void hfctl_drain_format(const Hf__DrainRequest *req, uint32_t devices, struct hf
  * Control characters in the coordinator's text become spaces, so one
  * reason is one line. */
 void hfctl_explain_format(const Hf__ExplainReply *r, struct hf_buf *out);
+
+/* Appends one worker's or device's DeviceFit as one line (no newline):
+ *
+ *   gpu-3/cuda:0: memory 24.0 GiB < 40.0 GiB required; no label pool=a
+ *   gpu-5: disconnected since 12:03:10 (18 min); it could run them
+ *   cpu-1: no cuda device (libcuda.so.1 not found)
+ *   gpu-4/cuda:1: quarantined (3 infrastructure failures in a row)
+ *
+ * times in local time, now being the time (unix seconds) to count from. */
+void hfctl_device_fit_format(const Hf__DeviceFit *f, double now, struct hf_buf *out);
+
+/* Appends the refusal of an unsatisfiable submit from its structured
+ * list: the coordinator's first clause, a line per worker or device, "and
+ * M more" when the coordinator left some out, then the --allow-waiting
+ * hint. */
+void hfctl_unsatisfiable_list_format(const Hf__Error *e, struct hf_buf *out);
 
 /* ---- messages ---- */
 

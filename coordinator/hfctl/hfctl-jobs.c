@@ -36,7 +36,7 @@
  * row (a coordinator restart, a network blip) before it gives up. */
 #define WATCH_MAX_FAILURES 5
 
-enum { OPT_JSON = 256, OPT_CSV, OPT_STATUS, OPT_INTERVAL, OPT_LIMIT };
+enum { OPT_JSON = 256, OPT_CSV, OPT_STATUS, OPT_INTERVAL, OPT_LIMIT, OPT_CANCELLED };
 
 static int job_status_get(struct hfctl_ctx *ctx, uint64_t job_id, Hf__Envelope **ret, char *err,
 			  size_t errlen)
@@ -353,11 +353,13 @@ static const char *user_name(void)
 	return pw ? pw->pw_name : NULL;
 }
 
-/* Prints why the coordinator did not take the job.  When no registered
- * device could run it, the coordinator's message names the requirements
- * and why no device meets them, and the hint says how to queue it anyway. */
-static void submit_refusal_print(int r, const char *refusal)
+/* Prints why the coordinator did not take the job.  When no connected
+ * worker could run it, the coordinator lists each worker and device with
+ * what it lacks (or since when it is disconnected): one line each, and
+ * with --json that list on stdout; the hint says how to queue it anyway. */
+static void submit_refusal_print(struct hfctl_ctx *ctx, int r, const char *refusal, bool json)
 {
+	const Hf__Error *e = hfctl_client_last_error(ctx->client);
 	struct hf_buf b;
 
 	if (r != -ENODEV) {
@@ -365,9 +367,16 @@ static void submit_refusal_print(int r, const char *refusal)
 		return;
 	}
 	hf_buf_init(&b);
-	hfctl_unsatisfiable_format(refusal, &b);
+	if (e && e->n_unfit)
+		hfctl_unsatisfiable_list_format(e, &b);
+	else
+		hfctl_unsatisfiable_format(refusal, &b);
 	hfctl_error("%s", b.oom ? refusal : b.data);
 	hf_buf_fini(&b);
+	if (json && e)
+		hfctl_json_print(json_pack("{s:s?, s:o, s:I}", "error", e->message,
+					   "unfit", hfctl_json_device_fits(e->unfit, e->n_unfit),
+					   "unfit_omitted", (json_int_t)e->unfit_omitted));
 }
 
 /* Warns on stderr, one line each, about the job's combinations the registry
@@ -448,7 +457,7 @@ static int submit_run(struct hfctl_ctx *ctx, int argc, char **argv)
 	r = call_patiently(ctx, &env, HF__ENVELOPE__BODY_SUBMIT_REPLY, s.request_id, &reply, refusal,
 			   sizeof(refusal));
 	if (r < 0) {
-		submit_refusal_print(r, refusal);
+		submit_refusal_print(ctx, r, refusal, json);
 		ret = hfctl_exit_status(r);
 		goto out;
 	}
@@ -686,16 +695,36 @@ const struct hfctl_command hfctl_cmd_cancel = {
 
 static int retry_run(struct hfctl_ctx *ctx, int argc, char **argv)
 {
+	static const struct option options[] = {
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "cancelled", no_argument, NULL, OPT_CANCELLED },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
 	Hf__Envelope env = HF__ENVELOPE__INIT, *reply = NULL;
 	Hf__RetryRequest req = HF__RETRY_REQUEST__INIT;
 	char err[HFCTL_ERR_MAX];
 	bool json = ctx->json;
 	uint32_t n;
-	int r;
+	int r, c;
 
-	r = hfctl_json_options_read(&hfctl_cmd_retry, argc, argv, &json);
-	if (r != HFCTL_GO_ON)
-		return r;
+	optind = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+		switch (c) {
+		case OPT_JSON:
+			json = true;
+			break;
+		case OPT_CANCELLED:
+			req.cancelled = true;
+			break;
+		case 'h':
+			return hfctl_usage(&hfctl_cmd_retry);
+		default:
+			hfctl_getopt_error("retry", c, argv, err, sizeof(err));
+			return hfctl_usage_error(err);
+		}
+	}
 	if (hfctl_job_arg("retry", argc, argv, optind, &req.job_id, err, sizeof(err)) < 0)
 		return hfctl_usage_error(err);
 
@@ -718,12 +747,15 @@ static int retry_run(struct hfctl_ctx *ctx, int argc, char **argv)
 const struct hfctl_command hfctl_cmd_retry = {
 	.name = "retry",
 	.summary = "queue a job's failed, errored and timed-out tasks again",
-	.usage = "usage: hfctl retry JOB [--json]\n"
+	.usage = "usage: hfctl retry JOB [--cancelled] [--json]\n"
 		 "\n"
 		 "Queues the job's tasks that ended failed, error or timeout again, each as a new\n"
-		 "attempt.  Prints how many tasks that was; 0 when none had failed.\n"
+		 "attempt.  Prints how many tasks that was; 0 when none had failed.  Passed and\n"
+		 "skipped tasks are never touched.\n"
 		 "\n"
-		 "  --json  print {\"job_id\", \"requeued\"}\n"
+		 "  --cancelled  its cancelled tasks too (not one a worker is still stopping);\n"
+		 "               a cancelled or finished job is running again until they end\n"
+		 "  --json       print {\"job_id\", \"requeued\"}\n"
 		 "\n"
 		 "exit status: 0 done (also when nothing was queued), 1 no such job, or the\n"
 		 "coordinator refused or could not be reached, 2 bad usage.\n",

@@ -5,6 +5,7 @@
 #include "hfctl-json.h"
 
 #include <float.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,7 +199,45 @@ json_t *hfctl_json_worker(const Hf__WorkerInfo *w)
 	put(o, "connected", json_boolean(w->connected), &ok);
 	put(o, "last_seen", time_value(w->last_seen), &ok);
 	put(o, "running", json_integer(w->running), &ok);
+	json_t *drains = json_array();
+	for (size_t i = 0; i < w->n_drains; i++) {
+		const Hf__Drain *d = w->drains[i];
+		json_t *e = json_object();
+		bool eok = true;
+		put(e, "device", d->one_device ? json_sprintf("%s:%" PRIu32, hf_backend_name(d->backend), d->index)
+					      : json_null(), &eok);
+		put(e, "by", d->by && d->by[0] ? hfctl_json_string(d->by) : json_null(), &eok);
+		put(e, "since", time_value(d->since), &eok);
+		append(drains, built(e, eok), &ok);
+	}
+	put(o, "drains", drains, &ok);
+	put(o, "drained", json_boolean(w->n_drains > 0 && !w->drains[0]->one_device), &ok);
 	return built(o, ok);
+}
+
+json_t *hfctl_json_device_fits(Hf__DeviceFit *const *v, size_t n)
+{
+	json_t *a = json_array();
+	bool ok = true;
+
+	for (size_t i = 0; i < n; i++) {
+		const Hf__DeviceFit *f = v[i];
+		json_t *e = json_object(), *unmet = json_array();
+		bool eok = true;
+		for (size_t k = 0; k < f->n_unmet; k++)
+			append(unmet, hfctl_json_string(f->unmet[k]), &eok);
+		put(e, "worker_id", hfctl_json_string(f->worker_id), &eok);
+		put(e, "device", f->one_device ? json_sprintf("%s:%" PRIu32, hf_backend_name(f->backend), f->index)
+					      : json_null(), &eok);
+		put(e, "backend", json_string(hf_backend_name(f->backend)), &eok);
+		put(e, "state", hfctl_json_string(f->state), &eok);
+		put(e, "unmet", unmet, &eok);
+		put(e, "connected", json_boolean(f->connected), &eok);
+		put(e, "last_seen", f->last_seen > 0 ? time_value(f->last_seen) : json_null(), &eok);
+		put(e, "would_fit", json_boolean(f->would_fit), &eok);
+		append(a, built(e, eok), &ok);
+	}
+	return built(a, ok);
 }
 
 /* A float gauge: null when negative (not available).  It goes through its
@@ -350,6 +389,8 @@ json_t *hfctl_json_explain(const Hf__ExplainReply *r)
 	put(o, "status", json_string(hf_status_name(r->status)), &ok);
 	put(o, "summary", hfctl_json_string(r->summary), &ok);
 	put(o, "reasons", reasons, &ok);
+	put(o, "fits", hfctl_json_device_fits(r->fits, r->n_fits), &ok);
+	put(o, "fits_omitted", json_integer(r->fits_omitted), &ok);
 	return built(o, ok);
 }
 

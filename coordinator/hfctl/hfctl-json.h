@@ -39,6 +39,11 @@ json_t *hfctl_json_devices(const Hf__DevicesReply *r);
 /* {"task_id", "status", "summary", "reasons": [...]}, the status by name. */
 json_t *hfctl_json_explain(const Hf__ExplainReply *r);
 
+/* DeviceFit entries (explain's fits, a refused submit's unfit): an array
+ * of {worker_id, device ("cuda:0" or null: the whole worker), backend,
+ * state, unmet: [...], connected, last_seen, would_fit}. */
+json_t *hfctl_json_device_fits(Hf__DeviceFit *const *v, size_t n);
+
 /* Every ModelInfo field; "limits" is an array of {"backend", "kind",
  * "reason"}, "*" for every backend or both kinds. */
 json_t *hfctl_json_model(const Hf__ModelInfo *m);

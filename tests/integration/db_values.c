@@ -490,7 +490,7 @@ static void test_group_commit(void)
 	op[1].u.telemetry.n = 1;
 	op[2].u.telemetry.v = &nan_util;
 	op[2].u.telemetry.n = 1;
-	op[3].u.drain.d = (struct db_drain){ "group \"w\"", -1, -1 };
+	op[3].u.drain.d = (struct db_drain){ .worker_id = "group \"w\"", .backend = -1, .index = -1 };
 	op[4].u.telemetry.v = &huge_power;
 	op[4].u.telemetry.n = 1;
 	op[5].u.health.checks = &bad_check;

@@ -215,11 +215,12 @@ class Cluster:
                       'coordinator did not come up')
         return self.coordinator
 
-    def start_worker(self, wid, slots=2, runner_args='', token_file=None):
+    def start_worker(self, wid, slots=2, runner_args='', token_file=None, extra_args=()):
         state = os.path.join(self.root, 'state-' + wid)
         runner = 'python3 %s %s' % (ARITH_RUNNER, runner_args)
         d = Daemon(wid, [WORKER, '--id', wid, '--coordinator-url', self.worker_url, '--state-dir', state,
-                         '--slots', str(slots), '--runner', runner.strip(), '--log-level', 'info'],
+                         '--slots', str(slots), '--runner', runner.strip(), '--log-level', 'info']
+                   + list(extra_args),
                    self.root, env=self.worker_env(wid, token_file)).start()
         self.workers[wid] = d
         return d

@@ -221,7 +221,7 @@ def check_worker(c):
         env = mgr.env(JOURNAL_STREAM=dev_ino(other))  # names a file that is not stderr
         env['HFLEET_WORKER_TOKEN_FILE'] = c.token_file('w-sd', 'worker')
         d = harness.Daemon('w-sd', [
-            harness.WORKER, '--id', 'w-sd', '--coordinator', c.worker_url, '--state-dir', state,
+            harness.WORKER, '--id', 'w-sd', '--coordinator-url', c.worker_url, '--state-dir', state,
             '--slots', '2', '--runner', 'python3 ' + harness.ARITH_RUNNER, '--log-format', 'json'],
             c.root, env=env).start()
         _, ready = mgr.wait(lambda m: m.get('READY') == '1', 60, 'the worker\'s READY=1')

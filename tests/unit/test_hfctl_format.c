@@ -719,6 +719,111 @@ START_TEST(test_html_escapes_every_text_from_the_database)
 }
 END_TEST
 
+/* One line per DeviceFit: the device's name, then every unmet
+ * requirement; a disconnected worker says since when (local time) and
+ * whether it could run the tasks; other states wrap their detail. */
+START_TEST(test_device_fit_lines_name_the_device_and_every_unmet_requirement)
+{
+	char *unmet[2] = { "memory 24.0 GiB < 40.0 GiB required", "no label pool=a" };
+	char *detail[1] = { "3 infrastructure failures in a row" };
+	Hf__DeviceFit f = HF__DEVICE_FIT__INIT;
+	struct hf_buf b;
+
+	setenv("TZ", "UTC", 1);
+	tzset();
+	f.worker_id = "gpu-3";
+	f.one_device = true;
+	f.backend = HF__BACKEND__BACKEND_CUDA;
+	f.index = 0;
+	f.state = "unfit";
+	f.connected = true;
+	f.unmet = unmet;
+	f.n_unmet = 2;
+	hf_buf_init(&b);
+	hfctl_device_fit_format(&f, 1000.0, &b);
+	ck_assert_str_eq(b.data, "gpu-3/cuda:0: memory 24.0 GiB < 40.0 GiB required; no label pool=a");
+	hf_buf_fini(&b);
+
+	f.state = "quarantined";
+	f.unmet = detail;
+	f.n_unmet = 1;
+	hf_buf_init(&b);
+	hfctl_device_fit_format(&f, 1000.0, &b);
+	ck_assert_str_eq(b.data, "gpu-3/cuda:0: quarantined (3 infrastructure failures in a row)");
+	hf_buf_fini(&b);
+
+	/* 12:03:00 UTC, 18 minutes before now. */
+	f.worker_id = "gpu-5";
+	f.one_device = false;
+	f.state = "disconnected";
+	f.connected = false;
+	f.would_fit = true;
+	f.last_seen = 43380.0;
+	f.n_unmet = 0;
+	hf_buf_init(&b);
+	hfctl_device_fit_format(&f, 43380.0 + 18 * 60, &b);
+	ck_assert_str_eq(b.data, "gpu-5: disconnected since 12:03:00 (18 min); it could run them");
+	hf_buf_fini(&b);
+
+	/* The refusal: the coordinator's first clause, a line each, how many
+	 * more, the hint. */
+	Hf__DeviceFit *v[1] = { &f };
+	Hf__Error e = HF__ERROR__INIT;
+	e.message = "no connected worker can run cuda tasks: gpu-5: ...";
+	e.unfit = v;
+	e.n_unfit = 1;
+	e.unfit_omitted = 4;
+	hf_buf_init(&b);
+	hfctl_unsatisfiable_list_format(&e, &b);
+	ck_assert_ptr_nonnull(strstr(b.data, "no connected worker can run cuda tasks:\n  gpu-5: disconnected since "));
+	ck_assert_ptr_nonnull(strstr(b.data, "\n  and 4 more\n(use --allow-waiting to queue the tasks anyway)"));
+	hf_buf_fini(&b);
+}
+END_TEST
+
+/* A drain line names the device (or the worker), who and since when. */
+START_TEST(test_drain_lines_say_who_and_since_when)
+{
+	Hf__Drain d = HF__DRAIN__INIT;
+	Hf__WorkerInfo w = HF__WORKER_INFO__INIT;
+	Hf__Drain *dp[1] = { &d };
+	struct hf_buf b;
+	char cell[64];
+
+	setenv("TZ", "UTC", 1);
+	tzset();
+	d.one_device = true;
+	d.backend = HF__BACKEND__BACKEND_CUDA;
+	d.index = 3;
+	d.by = "alice";
+	d.since = 43380.0;
+	hf_buf_init(&b);
+	hfctl_drain_line_format("gpu-07", &d, 43380.0 + 300, &b);
+	ck_assert_str_eq(b.data, "gpu-07/cuda:3: drained by alice since 1970-01-01 12:03:00 (5m00s ago)");
+	hf_buf_fini(&b);
+	w.drains = dp;
+	w.n_drains = 1;
+	hf_buf_init(&b);
+	hfctl_worker_drains_cell(&w, &b);
+	ck_assert_str_eq(b.data, "cuda:3");
+	hf_buf_fini(&b);
+	d.one_device = false;
+	d.by = "";
+	hf_buf_init(&b);
+	hfctl_worker_drains_cell(&w, &b);
+	ck_assert_str_eq(b.data, "yes");
+	hf_buf_fini(&b);
+	hf_buf_init(&b);
+	hfctl_drain_line_format("gpu-07", &d, 43380.0 + 300, &b);
+	ck_assert_str_eq(b.data, "gpu-07: drained since 1970-01-01 12:03:00 (5m00s ago)");
+	hf_buf_fini(&b);
+	hfctl_connected_format(false, 43380.0, cell, sizeof(cell));
+	ck_assert_str_eq(cell, "no, since 1970-01-01 12:03:00");
+	hfctl_connected_format(true, 43380.0, cell, sizeof(cell));
+	ck_assert_str_eq(cell, "yes");
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("hfctl-format");
@@ -770,6 +875,8 @@ int main(void)
 	tcase_add_test(tc, test_limits_scopes_and_submit_warning);
 	tcase_add_test(tc, test_explain_without_summary_is_one_line_and_flattens_control_characters);
 	tcase_add_test(tc, test_drain_messages_for_a_worker_and_for_one_device);
+	tcase_add_test(tc, test_device_fit_lines_name_the_device_and_every_unmet_requirement);
+	tcase_add_test(tc, test_drain_lines_say_who_and_since_when);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("html");

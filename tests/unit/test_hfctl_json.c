@@ -264,7 +264,8 @@ START_TEST(test_explain_json_has_the_status_by_name_and_every_reason_in_order)
 	text = json_dumps(v, JSON_COMPACT);
 	ck_assert_str_eq(text, "{\"task_id\":9000000001,\"status\":\"queued\","
 			       "\"summary\":\"every matching device is quarantined or drained\","
-			       "\"reasons\":[\"gpu-01 cuda:0: quarantined\",\"\",\"gpu-02: bad ? byte\"]}");
+			       "\"reasons\":[\"gpu-01 cuda:0: quarantined\",\"\",\"gpu-02: bad ? byte\"],"
+		"\"fits\":[],\"fits_omitted\":0}");
 	free(text);
 	json_decref(v);
 
@@ -274,7 +275,7 @@ START_TEST(test_explain_json_has_the_status_by_name_and_every_reason_in_order)
 	v = hfctl_json_explain(&r);
 	text = json_dumps(v, JSON_COMPACT);
 	ck_assert_str_eq(text, "{\"task_id\":9000000001,\"status\":\"running\",\"summary\":\"\","
-			       "\"reasons\":[]}");
+			       "\"reasons\":[],\"fits\":[],\"fits_omitted\":0}");
 	free(text);
 	json_decref(v);
 }

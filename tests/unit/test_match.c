@@ -321,11 +321,56 @@ START_TEST(test_fit_gives_benchmarks_and_multi_device_tasks_their_devices_alone)
 }
 END_TEST
 
+/* Every unmet requirement is named, not only the first; the device's own
+ * name is the caller's to add.  Past max, the phrases are counted, not
+ * formatted, and the join says how many more. */
+START_TEST(test_every_unmet_requirement_is_listed)
+{
+	struct fixture f;
+	Hf__SubmitRequest s = HF__SUBMIT_REQUEST__INIT;
+	Hf__KeyValue lab = kv("zone", "eu"), *labp[1] = { &lab };
+	char *rts[2] = { "torch>=3.0", "openvino" };
+	struct match_unmet u = { .max = MATCH_MAX_UNMET };
+	char why[1024];
+
+	fixture_init(&f);
+	s.min_memory_bytes = 96ull << 30;
+	s.min_compute_capability = "10.0";
+	s.labels = labp;
+	s.n_labels = 1;
+	s.runtimes = rts;
+	s.n_runtimes = 2;
+	struct match_req *r = req_of(&s);
+	ck_assert_uint_eq(match_device_unmet(r, &f.reg, &f.gpu, &u), 5);
+	ck_assert_str_eq(u.why[0], "memory 80.0 GiB < 96.0 GiB required");
+	ck_assert_str_eq(u.why[1], "compute capability 9.0 < 10.0 required");
+	ck_assert_str_eq(u.why[2], "no label zone=eu");
+	ck_assert_str_eq(u.why[3], "torch 2.11.0+cu128, >=3.0 required");
+	ck_assert_str_eq(u.why[4], "no openvino");
+	ck_assert(!match_device_fits(r, &f.reg, &f.gpu, why, sizeof(why)));
+	ck_assert_str_eq(why, "memory 80.0 GiB < 96.0 GiB required; compute capability 9.0 < 10.0 required; "
+			      "no label zone=eu; torch 2.11.0+cu128, >=3.0 required; no openvino");
+	/* Only two formatted: the rest is counted. */
+	u.max = 2;
+	ck_assert_uint_eq(match_device_unmet(r, &f.reg, &f.gpu, &u), 5);
+	match_unmet_join(&u, why, sizeof(why));
+	ck_assert_str_eq(why, "memory 80.0 GiB < 96.0 GiB required; compute capability 9.0 < 10.0 required; "
+			      "and 3 more");
+	/* None formatted (the scheduler's hot path) still tells the fit. */
+	ck_assert(!match_device_fits(r, &f.reg, &f.gpu, NULL, 0));
+	/* A cut-short buffer stays a string. */
+	ck_assert(!match_device_fits(r, &f.reg, &f.gpu, why, 10));
+	ck_assert_uint_eq(strlen(why), 9);
+	match_req_free(r);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("match");
 	TCase *tc = tcase_create("match");
 	tcase_add_test(tc, test_no_requirements_fit_any_device);
+	tcase_add_test(tc, test_every_unmet_requirement_is_listed);
 	tcase_add_test(tc, test_memory_and_compute_capability_are_checked);
 	tcase_add_test(tc, test_gfx_targets_labels_and_runtimes);
 	tcase_add_test(tc, test_invalid_requirements_are_refused);
