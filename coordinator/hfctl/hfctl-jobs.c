@@ -721,7 +721,7 @@ static int retry_run(struct hfctl_ctx *ctx, int argc, char **argv)
 		case 'h':
 			return hfctl_usage(&hfctl_cmd_retry);
 		default:
-			hfctl_getopt_error("retry", c, argv, err, sizeof(err));
+			hfctl_getopt_error("retry", options, c, argv, err, sizeof(err));
 			return hfctl_usage_error(err);
 		}
 	}
