@@ -172,15 +172,21 @@ class ViewsTest(unittest.TestCase):
         rebuilt = self.c.pg.psql("""
             CREATE TEMP TABLE m1 AS SELECT * FROM compatibility_matrix;
             CREATE TEMP TABLE b1 AS SELECT * FROM benchmark_latest;
+            CREATE TEMP TABLE r1 AS SELECT * FROM benchmark_runs;
             BEGIN;
             SELECT hfleet_rebuild_summaries();
             SELECT (SELECT count(*) FROM ((SELECT * FROM m1 EXCEPT ALL SELECT * FROM compatibility_matrix)
                                           UNION ALL (SELECT * FROM compatibility_matrix EXCEPT ALL SELECT * FROM m1)) x)
                 || ' ' ||
                    (SELECT count(*) FROM ((SELECT * FROM b1 EXCEPT ALL SELECT * FROM benchmark_latest)
-                                          UNION ALL (SELECT * FROM benchmark_latest EXCEPT ALL SELECT * FROM b1)) y);
+                                          UNION ALL (SELECT * FROM benchmark_latest EXCEPT ALL SELECT * FROM b1)) y)
+                || ' ' ||
+                   (SELECT count(*) FROM ((SELECT * FROM r1 EXCEPT ALL SELECT * FROM benchmark_runs)
+                                          UNION ALL (SELECT * FROM benchmark_runs EXCEPT ALL SELECT * FROM r1)) z)
+                || ' ' || (SELECT count(*) FROM benchmark_runs);
             ROLLBACK;""").splitlines()[-1]
-        self.assertEqual(rebuilt, '0 0')
+        # 4 models x 2 precisions x 3 jobs, less bert's 2 skipped runs.
+        self.assertEqual(rebuilt, '0 0 0 22')
         self.assertEqual(len(live), 8)
         # albert's hostile device name in job B made a series of its own.
         self.assertEqual(len(bench), 10)
