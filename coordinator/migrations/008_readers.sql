@@ -15,7 +15,8 @@
 
 -- ---- extracting values from hostile JSON ----
 -- A value of the wrong JSON type is NULL, never an error; strings are cut at
--- 200 characters, numbers outside what float8/bigint hold are NULL.
+-- 200 characters, numbers outside what float8/bigint hold are NULL (and
+-- those too small for float8 are 0).
 
 CREATE FUNCTION hfleet_json_text(j jsonb, key text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -25,7 +26,7 @@ $$;
 CREATE FUNCTION hfleet_json_float(j jsonb, VARIADIC path text[]) RETURNS double precision
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN jsonb_typeof(j #> path) IS DISTINCT FROM 'number' THEN NULL
-                WHEN abs((j #> path)::numeric) > 1e300 THEN NULL
+                WHEN abs((j #> path)::numeric) > 1.7976931348623157e308 THEN NULL
                 WHEN abs((j #> path)::numeric) < 1e-300 THEN 0
                 ELSE (j #> path)::numeric::double precision END
 $$;
@@ -226,10 +227,31 @@ CREATE TABLE benchmark_state (
     PRIMARY KEY (model_type, backend, device_name, precision, batch_size, seq_len)
 );
 
+-- Every passed benchmark run, narrow, by series and time: the rolling
+-- baselines of hfleet_regressions_rolling read it without touching results.
+CREATE TABLE benchmark_runs (
+    task_id        bigint PRIMARY KEY,
+    result_id      bigint NOT NULL,
+    model_type     text NOT NULL,
+    backend        text NOT NULL,
+    device_name    text NOT NULL,
+    precision      text NOT NULL,
+    batch_size     integer NOT NULL,
+    seq_len        integer NOT NULL,
+    finished_at    timestamptz NOT NULL,
+    latency_p50_ms double precision,
+    latency_cv     double precision,
+    noisy          boolean,
+    env_id         bigint
+);
+CREATE INDEX benchmark_runs_series_idx ON benchmark_runs (model_type, backend, device_name, precision,
+                                                          batch_size, seq_len, finished_at)
+    INCLUDE (latency_p50_ms, env_id);
+
 CREATE FUNCTION hfleet_tasks_summarise() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-    dev text;
+    r record;
 BEGIN
     IF NEW.kind = 'test' AND NEW.state IN ('passed', 'failed', 'error', 'timeout') THEN
         INSERT INTO matrix_state AS m (model_type, backend, precision, decisive_task_id,
@@ -260,10 +282,22 @@ BEGIN
             skipped_since = CASE WHEN m.decisive_at >= EXCLUDED.other_at THEN m.skipped_since
                                  ELSE least(m.skipped_since, EXCLUDED.other_at) END;
     ELSIF NEW.kind = 'benchmark' AND NEW.state = 'passed' AND NEW.result_id IS NOT NULL THEN
-        SELECT coalesce(r.device_name, '') INTO dev FROM results r WHERE r.id = NEW.result_id;
+        SELECT coalesce(x.device_name, '') AS device_name, x.latency_p50_ms, x.latency_cv, x.noisy,
+               x.env_id
+        INTO r FROM results x WHERE x.id = NEW.result_id;
+        INSERT INTO benchmark_runs AS b (task_id, result_id, model_type, backend, device_name,
+                                         precision, batch_size, seq_len, finished_at, latency_p50_ms,
+                                         latency_cv, noisy, env_id)
+        VALUES (NEW.id, NEW.result_id, NEW.model_type, NEW.backend, coalesce(r.device_name, ''),
+                NEW.precision, NEW.batch_size, NEW.seq_len, NEW.finished_at, r.latency_p50_ms,
+                r.latency_cv, r.noisy, r.env_id)
+        ON CONFLICT (task_id) DO UPDATE SET
+            result_id = EXCLUDED.result_id, device_name = EXCLUDED.device_name,
+            finished_at = EXCLUDED.finished_at, latency_p50_ms = EXCLUDED.latency_p50_ms,
+            latency_cv = EXCLUDED.latency_cv, noisy = EXCLUDED.noisy, env_id = EXCLUDED.env_id;
         INSERT INTO benchmark_state AS b (model_type, backend, device_name, precision, batch_size,
                                           seq_len, task_id, result_id, finished_at)
-        VALUES (NEW.model_type, NEW.backend, coalesce(dev, ''), NEW.precision, NEW.batch_size,
+        VALUES (NEW.model_type, NEW.backend, coalesce(r.device_name, ''), NEW.precision, NEW.batch_size,
                 NEW.seq_len, NEW.id, NEW.result_id, NEW.finished_at)
         ON CONFLICT (model_type, backend, device_name, precision, batch_size, seq_len) DO UPDATE SET
             task_id = EXCLUDED.task_id, result_id = EXCLUDED.result_id,
@@ -281,12 +315,20 @@ CREATE TRIGGER tasks_summarise
           AND NEW.state IN ('passed', 'failed', 'error', 'timeout', 'skipped', 'cancelled'))
     EXECUTE FUNCTION hfleet_tasks_summarise();
 
--- Rebuilds both summaries from tasks and results (the backfill below; a bulk
+-- Rebuilds the summaries from tasks and results (the backfill below; a bulk
 -- load that ran with the trigger off calls it afterwards).
 CREATE FUNCTION hfleet_rebuild_summaries() RETURNS void
 LANGUAGE sql AS $$
     DELETE FROM matrix_state;
     DELETE FROM benchmark_state;
+    DELETE FROM benchmark_runs;
+    INSERT INTO benchmark_runs (task_id, result_id, model_type, backend, device_name, precision,
+                                batch_size, seq_len, finished_at, latency_p50_ms, latency_cv, noisy,
+                                env_id)
+    SELECT t.id, t.result_id, t.model_type, t.backend, coalesce(r.device_name, ''), t.precision,
+           t.batch_size, t.seq_len, t.finished_at, r.latency_p50_ms, r.latency_cv, r.noisy, r.env_id
+    FROM tasks t JOIN results r ON r.id = t.result_id
+    WHERE t.kind = 'benchmark' AND t.state = 'passed' AND t.finished_at IS NOT NULL;
     WITH d AS (
         SELECT DISTINCT ON (model_type, backend, precision)
                model_type, backend, precision, id, result_id, state, finished_at
@@ -433,15 +475,13 @@ LANGUAGE sql STABLE AS $$
     LEFT JOIN LATERAL (
         SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY p.latency_p50_ms) AS median,
                count(*) AS runs, max(p.env_id) AS env_id
-        FROM (SELECT r.latency_p50_ms, r.env_id
-              FROM tasks t JOIN results r ON r.id = t.result_id
-              WHERE t.model_type = l.model_type AND t.kind = 'benchmark'
-                AND t.backend = l.backend AND t.precision = l.precision
-                AND t.batch_size = l.batch_size AND t.seq_len = l.seq_len
-                AND t.finished_at IS NOT NULL AND t.finished_at < l.finished_at
-                AND t.state = 'passed' AND coalesce(r.device_name, '') = coalesce(l.device_name, '')
-                AND r.latency_p50_ms IS NOT NULL
-              ORDER BY t.finished_at DESC
+        FROM (SELECT br.latency_p50_ms, br.env_id
+              FROM benchmark_runs br
+              WHERE br.model_type = l.model_type AND br.backend = l.backend
+                AND br.device_name = coalesce(l.device_name, '') AND br.precision = l.precision
+                AND br.batch_size = l.batch_size AND br.seq_len = l.seq_len
+                AND br.finished_at < l.finished_at AND br.latency_p50_ms IS NOT NULL
+              ORDER BY br.finished_at DESC
               LIMIT greatest(n, 1)) p) b ON true
 $$;
 
@@ -495,7 +535,7 @@ LANGUAGE sql STABLE AS $$
                 WHEN j.change IS NULL THEN 'same'
                 WHEN abs(j.change) > threshold AND j.noisy THEN 'noisy'
                 WHEN j.change > j.guard THEN 'slower'
-                WHEN j.change < -j.guard THEN 'faster'
+                WHEN j.base_p50 / nullif(j.cand_p50, 0) - 1 > j.guard THEN 'faster'
                 WHEN abs(j.change) > threshold THEN 'noisy'
                 ELSE 'same' END,
            j.base_reason, j.cand_reason, j.base_p50, j.cand_p50, j.change,
@@ -606,7 +646,7 @@ BEGIN
                     benchmark_regressions, cross_backend, fleet_utilisation, device_health,
                     models, jobs, tasks, attempts, results, environments, workers, devices,
                     device_telemetry, device_quarantine, device_health_checks, drains,
-                    matrix_state, benchmark_state, schema_migrations
+                    matrix_state, benchmark_state, benchmark_runs, schema_migrations
         TO hfleet_reader;
     GRANT EXECUTE ON FUNCTION hfleet_compare_jobs(bigint, bigint, double precision),
                               hfleet_regressions_rolling(integer, double precision),

@@ -192,7 +192,8 @@ SELECT hfleet_rebuild_summaries();
 DROP TABLE bench_cells;
 """
 
-# (name, target ms or None, query); :M is the model, :J the last job.
+# (name, target ms or None, query); :M is the model, :J the last job, :T
+# when it finished (the fill's "now").
 QUERIES = [
     ('compatibility_matrix (all rows)', 100, "SELECT * FROM compatibility_matrix"),
     ('benchmark_history, one model, all backends/settings, 3 years', 20,
@@ -201,8 +202,8 @@ QUERIES = [
      "SELECT * FROM benchmark_history WHERE model_type = :M AND backend = 'cuda' AND precision = 'fp16'"
      " AND batch_size = 1 AND seq_len = 128 ORDER BY finished_at"),
     ('task_outcomes, one model, last 90 days', 20,
-     "SELECT * FROM task_outcomes WHERE model_type = :M AND task_finished_at > (SELECT max(finished_at)"
-     " FROM tasks) - interval '90 days' ORDER BY task_finished_at"),
+     "SELECT * FROM task_outcomes WHERE model_type = :M AND task_finished_at > :T - interval '90 days'"
+     " ORDER BY task_finished_at"),
     ('task_outcomes, one job', 100, "SELECT * FROM task_outcomes WHERE job_id = :J"),
     ('benchmark_latest (all rows)', 100, "SELECT * FROM benchmark_latest"),
     ('benchmark_regressions (all series)', 1000, "SELECT * FROM benchmark_regressions"),
@@ -211,8 +212,7 @@ QUERIES = [
      "SELECT * FROM hfleet_compare_jobs(:J - 1, :J)"),
     ('cross_backend (all rows)', 200, "SELECT * FROM cross_backend"),
     ('fleet_utilisation (last 30 days)', 1000,
-     "SELECT * FROM hfleet_fleet_utilisation((SELECT max(finished_at) FROM tasks) - interval '30 days',"
-     " (SELECT max(finished_at) FROM tasks))"),
+     "SELECT * FROM hfleet_fleet_utilisation(:T - interval '30 days', :T)"),
     ('device_health', 100, "SELECT * FROM device_health"),
 ]
 
@@ -272,10 +272,11 @@ def main():
         print('VACUUM ANALYZE in %.0f s; results|tasks|attempts|size: %s' % (time.time() - t1, counts))
         model = psql(c.pg, "SELECT model_type FROM models WHERE active ORDER BY model_type LIMIT 1 OFFSET 100")
         job = psql(c.pg, 'SELECT max(id) FROM jobs')
+        end = psql(c.pg, 'SELECT max(finished_at) FROM jobs')
         print('\n%-62s %10s %8s %8s  %s' % ('query (best of 3, server time)', 'ms', 'target', 'rows', ''))
         failed = 0
         for name, target, sql in QUERIES:
-            sql = sql.replace(':M', "'%s'" % model).replace(':J', job)
+            sql = sql.replace(':M', "'%s'" % model).replace(':J', job).replace(':T', "timestamptz '%s'" % end)
             ms, rows = time_query(c.pg, sql)
             ok = target is None or ms <= target
             failed += not ok
