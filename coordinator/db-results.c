@@ -5,7 +5,12 @@
  * owned) and finishing the jobs whose last task got its outcome.  A result
  * is stored only when the attempt it names was leased to the worker that
  * sends it (the attempts table records each lease's worker): ownership is
- * checked by the statement itself, not only by the caller.  Runs on the database
+ * checked by the statement itself, not only by the caller.  The readers'
+ * columns (device identity, versions, benchmark figures, env_id: migration
+ * 008) come from the result's env and metrics JSON through the SQL function
+ * hfleet_result_fields, which turns a value of the wrong type into NULL and
+ * bounds every string, so no JSON a worker sends can make the insert fail;
+ * the environment row is found or created in the same statement.  Runs on the database
  * thread only, inside the group commit's transaction.
  */
 #include <errno.h>
@@ -62,19 +67,49 @@ int run_result_store(struct db *db, struct db_op *op)
 		    "WITH i AS (SELECT u.task_id, u.attempt, u.status, u.reason, u.metrics, u.env, u.weights,"
 		    " u.log_excerpt, u.worker_id, u.device_index, u.exit_code,"
 		    " to_timestamp(u.started_at) AS started_at, to_timestamp(u.finished_at) AS finished_at,"
-		    " u.retry, u.flaky"
+		    " u.retry, u.flaky, f.*"
 		    " FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],"
 		    " $7::text[], $8::text[], $9::text[], $10::int[], $11::int[], $12::float8[], $13::float8[],"
 		    " $14::bool[], $15::bool[]) AS u (task_id, attempt, status, reason, metrics, env, weights,"
-		    " log_excerpt, worker_id, device_index, exit_code, started_at, finished_at, retry, flaky)),"
+		    " log_excerpt, worker_id, device_index, exit_code, started_at, finished_at, retry, flaky)"
+		    /* The new columns (migration 008): from the env and metrics JSON,
+		     * else from what the worker registered for the device. */
+		    " LEFT JOIN tasks t0 ON t0.id = u.task_id"
+		    " LEFT JOIN devices dv ON dv.worker_id = u.worker_id AND dv.backend = t0.backend"
+		    " AND dv.idx = u.device_index"
+		    " CROSS JOIN LATERAL hfleet_result_fields(u.env, u.metrics, u.weights, dv.name, dv.uuid,"
+		    " dv.memory_bytes) f),"
+		    /* Find or create the environment of each result its worker owns. */
+		    " ne AS (INSERT INTO environments (fingerprint, driver_version, cuda_version, rocm_version,"
+		    " torch_version, transformers_version, python_version, runner_version, weights)"
+		    " SELECT DISTINCT ON (i.fingerprint) i.fingerprint, i.driver_version, i.cuda_version,"
+		    " i.rocm_version, i.torch_version, i.transformers_version, i.python_version,"
+		    " i.runner_version, left(i.weights, 32)"
+		    " FROM i JOIN attempts a ON a.task_id = i.task_id AND a.attempt = i.attempt"
+		    " AND a.worker_id = i.worker_id WHERE i.fingerprint IS NOT NULL"
+		    " ORDER BY i.fingerprint"
+		    " ON CONFLICT (fingerprint) DO NOTHING RETURNING id, fingerprint),"
+		    " envs AS (SELECT id, fingerprint FROM ne UNION ALL SELECT e.id, e.fingerprint"
+		    " FROM environments e WHERE e.fingerprint IN (SELECT fingerprint FROM i)),"
 		    " ins AS (INSERT INTO results (task_id, attempt, status, reason, metrics, env,"
 		    " weights, log_excerpt, worker_id, device_index, exit_code, started_at, finished_at, stale,"
-		    " retried, flaky_rerun)"
+		    " retried, flaky_rerun, device_uuid, device_name, device_memory_bytes, driver_version,"
+		    " cuda_version, rocm_version, torch_version, transformers_version, python_version,"
+		    " runner_version, env_id, latency_mean_ms, latency_stdev_ms, latency_cv, latency_p50_ms,"
+		    " latency_p90_ms, latency_p95_ms, latency_p99_ms, throughput_items_s, peak_memory_bytes,"
+		    " energy_j_per_item, avg_power_w, noisy)"
 		    " SELECT i.task_id, i.attempt, i.status, i.reason, i.metrics, i.env, i.weights,"
 		    " i.log_excerpt, i.worker_id, i.device_index, i.exit_code, i.started_at, i.finished_at,"
 		    " NOT (t.state = 'leased' AND t.attempt = i.attempt),"
 		    " i.retry AND t.state = 'leased' AND t.attempt = i.attempt,"
-		    " i.flaky AND i.retry AND t.state = 'leased' AND t.attempt = i.attempt"
+		    " i.flaky AND i.retry AND t.state = 'leased' AND t.attempt = i.attempt,"
+		    " i.device_uuid, i.device_name, i.device_memory_bytes, i.driver_version, i.cuda_version,"
+		    " i.rocm_version, i.torch_version, i.transformers_version, i.python_version,"
+		    " i.runner_version,"
+		    " (SELECT min(envs.id) FROM envs WHERE envs.fingerprint = i.fingerprint),"
+		    " i.latency_mean_ms, i.latency_stdev_ms, i.latency_cv, i.latency_p50_ms, i.latency_p90_ms,"
+		    " i.latency_p95_ms, i.latency_p99_ms, i.throughput_items_s, i.peak_memory_bytes,"
+		    " i.energy_j_per_item, i.avg_power_w, i.noisy"
 		    " FROM i JOIN tasks t ON t.id = i.task_id"
 		    " JOIN attempts a ON a.task_id = i.task_id AND a.attempt = i.attempt"
 		    " AND a.worker_id = i.worker_id"
