@@ -33,7 +33,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -185,7 +184,10 @@ class GrafanaFilesTest(unittest.TestCase):
                     sql.append(t['rawSql'])
         text = '\n'.join(sql)
         for view in VIEWS:
-            self.assertRegex(text, r'\bFROM %s\b' % view, 'no panel reads %s' % view)
+            # fleet_utilisation is the last 30 days of hfleet_fleet_utilisation,
+            # which the dashboard asks for its own time range.
+            read = r'\bFROM (%s\b|hfleet_%s\(\$__timeFrom\(\), \$__timeTo\(\)\))' % (view, view)
+            self.assertRegex(text, read, 'no panel reads %s' % view)
 
     def test_interpolation(self):
         """The expansion the database test relies on, on values Grafana
@@ -281,7 +283,7 @@ class GrafanaQueriesTest(unittest.TestCase):
 
             now = datetime.datetime.now(datetime.timezone.utc)
             t_from, t_to = now - datetime.timedelta(days=7), now + datetime.timedelta(hours=1)
-            queries = 0
+            queries, shown = 0, {}
             for path in DASHBOARDS:
                 with open(path) as f:
                     d = json.load(f)
@@ -305,13 +307,27 @@ class GrafanaQueriesTest(unittest.TestCase):
                         queries += 1
                         self.assertTrue(rows, '%s returned no rows:\n%s' % (where, sql))
                         self.check_panel(p, t, types, rows, where)
+                        shown[(name, p['title'])] = rows
                         print('%s: %d rows, columns %s' % (where, len(rows), ', '.join(types)))
             print('%d queries ran as %s' % (queries, READER))
-            # No figure was lost on the way: bert's regression is in the
-            # view the trends dashboard reads.
-            got = c.pg.rows("SELECT backend, round(change::numeric, 2) FROM benchmark_regressions "
-                            "WHERE regressed AND model_type = 'bert' ORDER BY backend")
-            self.assertEqual(got, [['cpu', '1.00'], ['cuda', '1.00']])
+            # What the panels show is what the jobs did: gpt2 fails on both
+            # backends, bert passes; the cuda device is five times as fast;
+            # bert's last run is the regression, on both devices.
+            self.assertEqual(sorted(shown[('hfleet-compatibility.json', 'Compatibility heat map')]),
+                             [['bert', 'cpu fp32', 'passed'], ['bert', 'cuda fp32', 'passed'],
+                              ['gpt2', 'cpu fp32', 'failed'], ['gpt2', 'cuda fp32', 'failed']])
+            speedup = {r[4]: r[8] for r in shown[('hfleet-latency.json', 'Across backends')]}
+            self.assertEqual(speedup['cpu'], '1')
+            self.assertAlmostEqual(float(speedup['cuda']), 5.0)
+            regressed = shown[('hfleet-trends.json', 'Regressions')]
+            self.assertEqual(sorted((r[1], r[2], r[9]) for r in regressed),
+                             [('bert', 'cpu', '1'), ('bert', 'cuda', '1')])
+            per_status = {}
+            for _, status, tasks in shown[('hfleet-trends.json', 'Test outcomes per day')]:
+                per_status[status] = per_status.get(status, 0) + int(tasks)   # a day may end mid-test
+            self.assertEqual(per_status, {'failed': 2 * RUNS, 'passed': 2 * RUNS})
+            self.assertEqual(shown[('hfleet-trends.json', 'Regressions in range')], [['2']])
+            self.assertEqual(shown[('hfleet-fleet.json', 'Devices')], [['2', '0', '0']])
 
     def check_panel(self, p, t, types, rows, where):
         """The columns the panel names are the query's."""
