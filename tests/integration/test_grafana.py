@@ -89,7 +89,11 @@ def interval_seconds(text):
 
 
 def rfc3339(t):
-    return t.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+    """Go's time.RFC3339Nano, as Grafana writes the range: UTC, the
+    fraction of a second without trailing zeros."""
+    t = t.astimezone(datetime.timezone.utc)
+    fraction = ('.%06d' % t.microsecond).rstrip('0').rstrip('.')
+    return t.strftime('%Y-%m-%dT%H:%M:%S') + fraction + 'Z'
 
 
 def expand_macros(sql, t_from, t_to):
@@ -201,6 +205,8 @@ class GrafanaFilesTest(unittest.TestCase):
                                        t0, t1),
                          'floor(extract(epoch from at)/3600)*3600 AS "time" WHERE at BETWEEN '
                          "'2026-01-02T03:04:05Z' AND '2026-01-02T04:04:05Z' AND b < '2026-01-02T04:04:05Z'")
+        self.assertEqual(expand_macros('$__timeFrom()', t0 + datetime.timedelta(microseconds=250000), t1),
+                         "'2026-01-02T03:04:05.25Z'")
         with self.assertRaises(AssertionError):
             expand_macros('SELECT $__unixEpochGroup(t, 1h)', t0, t1)
         with self.assertRaises(AssertionError):
