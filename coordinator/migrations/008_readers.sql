@@ -15,7 +15,8 @@
 
 -- ---- extracting values from hostile JSON ----
 -- A value of the wrong JSON type is NULL, never an error; strings are cut at
--- 200 characters, numbers outside what float8/bigint hold are NULL.
+-- 200 characters, numbers outside what float8/bigint hold are NULL (and
+-- those too small for float8 are 0).
 
 CREATE FUNCTION hfleet_json_text(j jsonb, key text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
@@ -25,7 +26,7 @@ $$;
 CREATE FUNCTION hfleet_json_float(j jsonb, VARIADIC path text[]) RETURNS double precision
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN jsonb_typeof(j #> path) IS DISTINCT FROM 'number' THEN NULL
-                WHEN abs((j #> path)::numeric) > 1e300 THEN NULL
+                WHEN abs((j #> path)::numeric) > 1.7976931348623157e308 THEN NULL
                 WHEN abs((j #> path)::numeric) < 1e-300 THEN 0
                 ELSE (j #> path)::numeric::double precision END
 $$;
@@ -495,7 +496,7 @@ LANGUAGE sql STABLE AS $$
                 WHEN j.change IS NULL THEN 'same'
                 WHEN abs(j.change) > threshold AND j.noisy THEN 'noisy'
                 WHEN j.change > j.guard THEN 'slower'
-                WHEN j.change < -j.guard THEN 'faster'
+                WHEN j.base_p50 / nullif(j.cand_p50, 0) - 1 > j.guard THEN 'faster'
                 WHEN abs(j.change) > threshold THEN 'noisy'
                 ELSE 'same' END,
            j.base_reason, j.cand_reason, j.base_p50, j.cand_p50, j.change,

@@ -215,9 +215,9 @@ class Cluster:
                       'coordinator did not come up')
         return self.coordinator
 
-    def start_worker(self, wid, slots=2, runner_args='', token_file=None):
+    def start_worker(self, wid, slots=2, runner_args='', token_file=None, runner_path=ARITH_RUNNER):
         state = os.path.join(self.root, 'state-' + wid)
-        runner = 'python3 %s %s' % (ARITH_RUNNER, runner_args)
+        runner = 'python3 %s %s' % (runner_path, runner_args)
         d = Daemon(wid, [WORKER, '--id', wid, '--coordinator', self.worker_url, '--state-dir', state,
                          '--slots', str(slots), '--runner', runner.strip(), '--log-level', 'info'],
                    self.root, env=self.worker_env(wid, token_file)).start()
