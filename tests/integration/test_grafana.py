@@ -163,7 +163,7 @@ class GrafanaFilesTest(unittest.TestCase):
             ids, cells = set(), set()
             for v in d['templating']['list']:
                 self.assertEqual(v['datasource'], {'type': ds_type, 'uid': ds_uid}, (name, v['name']))
-                self.assertTrue(v['multi'] and v['includeAll'], (name, v['name']))
+                self.assertTrue(v['multi'], (name, v['name']))
                 sql.append(v['query'])
             self.assertTrue(d['panels'], name)
             for p in d['panels']:
@@ -301,9 +301,10 @@ class GrafanaQueriesTest(unittest.TestCase):
                     types, rows = self.run_query(c, sql, where)
                     queries += 1
                     self.assertEqual(len(types), 1, where)
-                    values[v['name']] = [r[0] for r in rows]
+                    self.assertTrue(rows, '%s has no values' % where)
+                    # What Grafana selects at first: "All", else the first value.
+                    values[v['name']] = [r[0] for r in rows] if v['includeAll'] else [rows[0][0]]
                     defs[v['name']] = v
-                    self.assertTrue(values[v['name']], '%s has no values' % where)
                     print('%s: %s' % (where, values[v['name']]))
                 for p in d['panels']:
                     for t in p['targets']:
@@ -328,10 +329,10 @@ class GrafanaQueriesTest(unittest.TestCase):
             regressed = shown[('hfleet-trends.json', 'Regressions')]
             self.assertEqual(sorted((r[1], r[2], r[9]) for r in regressed),
                              [('bert', 'cpu', '1'), ('bert', 'cuda', '1')])
-            per_status = {}
+            per_status = {}   # bert's, the model the trends dashboard shows first
             for _, status, tasks in shown[('hfleet-trends.json', 'Test outcomes per day')]:
                 per_status[status] = per_status.get(status, 0) + int(tasks)   # a day may end mid-test
-            self.assertEqual(per_status, {'failed': 2 * RUNS, 'passed': 2 * RUNS})
+            self.assertEqual(per_status, {'passed': 2 * RUNS})
             self.assertEqual(shown[('hfleet-trends.json', 'Regressions in range')], [['2']])
             self.assertEqual(shown[('hfleet-fleet.json', 'Devices')], [['2', '0', '0']])
 
