@@ -50,7 +50,8 @@ put grafana-db-password "$(openssl rand -hex 24)"
 put grafana-admin-password "$(openssl rand -hex 16)"
 put database-url "host=postgres port=5432 dbname=hfleet user=hfleet password=$(cat "$dir/postgres-password")"
 put grafana.env "HFLEET_GRAFANA_DB_PASSWORD=$(cat "$dir/grafana-db-password")"
-put .env "HFLEET_CONTROL_PORT=7101
+put .env "COMPOSE_PROJECT_NAME=hfleet
+HFLEET_CONTROL_PORT=7101
 HFLEET_METRICS_PORT=7102
 PROMETHEUS_PORT=9090
 GRAFANA_PORT=3000"

@@ -301,7 +301,9 @@ def check_compose(coord_conf, worker_conf, known):
     dialed = {'coordinator', host_of(services['coordinator']['environment']['HFLEET_COORDINATOR'])}
     check(names and dialed <= set(names.group(1).split(',')),
           'compose: the certificate names %s, workers and hfctl dial %s' % (names and names.group(1), dialed))
-    for tool in (['docker-compose'], ['podman-compose']):
+    # docker-compose (v1, Debian's) checks the file against the compose
+    # schema; Debian 12's podman-compose (1.0.3) has no "config" command.
+    for tool in (['docker-compose'],):
         if shutil.which(tool[0]):
             with tempfile.TemporaryDirectory() as tmp:
                 # config needs the secrets' files: a copy of the stack with dummy ones.
