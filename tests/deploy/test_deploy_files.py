@@ -137,6 +137,8 @@ def needed_packages(binary):
                                                                       text=True, check=True).stdout, re.M))
     pkgs = set()
     for lib in needed:
+        if re.match(r'lib(a|ub|t|l)san\.so', lib):
+            continue  # a sanitizer build's runtime; the images' build stage has none
         path = resolved.get(lib)
         r = None
         for p in (path, path and os.path.realpath(path)):

@@ -113,9 +113,10 @@ def main():
     build('coordinator')
     build('worker-cpu')
     for name in ('coordinator', 'worker-cpu'):
-        cfg = json.loads(out(['podman', 'image', 'inspect', TAG % name]))[0]['Config']
+        img = json.loads(out(['podman', 'image', 'inspect', TAG % name]))[0]
+        cfg = img['Config']
         assert cfg['User'] == '10001:10001', cfg['User']
-        assert cfg.get('Healthcheck'), 'no HEALTHCHECK in ' + name
+        assert (img.get('Healthcheck') or {}).get('Test', [None])[0] == 'CMD', 'no HEALTHCHECK in ' + name
         hist = out(['podman', 'history', '--no-trunc', '--format', '{{.CreatedBy}}', TAG % name])
         for word in ('password', 'hft_', 'PRIVATE KEY'):
             assert word not in ' '.join(cfg.get('Env') or []) + hist, '%s in %s' % (word, name)
@@ -179,8 +180,13 @@ def main():
             devs = json.loads(out(hfctl + ['--json', 'devices']))
             return [d for d in devs['devices'] if d['worker_id'] == 'ctr-worker-1' and d['backend'] == 'cpu'
                     and d['connected'] and d['state'] == 'in-service']
-        devs = wait('worker ctr-worker-1 with a healthy CPU device', cpu_ready, 180)
+        devs = wait('worker ctr-worker-1 with a CPU device in service', cpu_ready, 180)
         print(json.dumps(devs)[:600])
+        # The health check at registration: torch's matrix product on the CPU.
+        checks = wait('the CPU device\'s health check', lambda: pg.rows(
+            "SELECT ok, detail FROM device_health_checks WHERE worker_id = 'ctr-worker-1' AND backend = 'cpu'"), 120)
+        print('health check:', checks)
+        assert checks[0][0] == 't' and 'torch' in checks[0][1], checks
         wait('the worker\'s HEALTHCHECK',
              lambda: subprocess.run(['podman', 'healthcheck', 'run', worker]).returncode == 0, 60)
         wm = urllib.request.urlopen('http://127.0.0.1:%d/metrics' % p_wmetrics, timeout=5).read().decode()
