@@ -31,6 +31,9 @@ test_packages=(
   # Debian enables on a host run by systemd: stopped and disabled below
   # when this script is what installed it.
   prometheus
+  # tests/deploy/test_deploy_files.py: YAML, and "docker-compose config"
+  # of deploy/compose (the Python docker-compose 1.29, no daemon needed).
+  python3-yaml docker-compose
 )
 case "${1:-}" in
   --packaging) packages+=("${test_packages[@]}" debhelper dpkg-dev lintian systemd) ;;
