@@ -300,7 +300,7 @@ def check_compose(coord_conf, worker_conf, known):
         v.startswith('../prometheus/alerts.yml:/etc/prometheus/alerts.yml') for v in services['prometheus']['volumes']),
         'compose: Prometheus reads deploy/prometheus/alerts.yml')
     names = re.search(r'fleet-certs.sh" \$f coordinator "\$dir/tls" (\S+)', read(os.path.join(COMPOSE, 'make-secrets.sh')))
-    dialed = {'coordinator', host_of(services['coordinator']['environment']['HFLEET_COORDINATOR'])}
+    dialed = {'coordinator', host_of(services['coordinator']['environment']['HFLEET_CONTROL_URL'])}
     check(names and dialed <= set(names.group(1).split(',')),
           'compose: the certificate names %s, workers and hfctl dial %s' % (names and names.group(1), dialed))
     # docker-compose (v1, Debian's) checks the file against the compose

@@ -173,7 +173,7 @@ def main():
         run(['podman', 'run', '-d', '--name', worker, '--network', 'container:' + coord] + tls_mounts +
             ['-v', wtoken + ':/run/secrets/worker.token:ro',
              '-e', 'HFLEET_WORKER_TOKEN_SECRET=/run/secrets/worker.token',
-             '-e', 'HFLEET_WORKER_ID=ctr-worker-1', '-e', 'HFLEET_COORDINATOR=tls+tcp://localhost:7100',
+             '-e', 'HFLEET_WORKER_ID=ctr-worker-1', '-e', 'HFLEET_WORKER_URL=tls+tcp://localhost:7100',
              TAG % 'worker-cpu'], stdout=subprocess.DEVNULL)
 
         def cpu_ready():
