@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "hf_fit.h"
+
 /* ---- task counts ---- */
 
 void hfctl_counts_from_job(const Hf__JobStatus *js, struct hfctl_counts *ret)
@@ -689,48 +691,9 @@ void hfctl_explain_format(const Hf__ExplainReply *r, struct hf_buf *out)
 		hf_buf_printf(out, "  and %" PRIu32 " more\n", r->fits_omitted);
 }
 
-static bool fit_state_is_unmet(const char *state)
-{
-	return !strcmp(state, "unfit") || !strcmp(state, "no-device") || !strcmp(state, "too-few");
-}
-
 void hfctl_device_fit_format(const Hf__DeviceFit *f, double now, struct hf_buf *out)
 {
-	text_put(out, f->worker_id);
-	if (f->one_device)
-		hf_buf_printf(out, "/%s:%" PRIu32, hf_backend_name(f->backend), f->index);
-	hf_buf_puts(out, ": ");
-	if (!f->connected) {
-		double ago = now - f->last_seen;
-		if (f->last_seen > 0 && ago >= 0) {
-			char when[32];
-			time_t t = (time_t)f->last_seen;
-			struct tm tm;
-			localtime_r(&t, &tm);
-			strftime(when, sizeof(when), ago >= 86400 ? "%Y-%m-%d %H:%M" : "%H:%M:%S", &tm);
-			if (ago >= 120)
-				hf_buf_printf(out, "disconnected since %s (%.0f min)", when, ago / 60);
-			else
-				hf_buf_printf(out, "disconnected since %s (%.0f s)", when, ago);
-		} else {
-			hf_buf_puts(out, "disconnected");
-		}
-		if (f->would_fit)
-			hf_buf_puts(out, "; it could run them");
-		if (f->n_unmet)
-			hf_buf_puts(out, "; ");
-	} else if (!fit_state_is_unmet(f->state)) {
-		text_put(out, f->state);
-		if (f->n_unmet)
-			hf_buf_puts(out, " (");
-	}
-	for (size_t i = 0; i < f->n_unmet; i++) {
-		if (i)
-			hf_buf_puts(out, "; ");
-		text_put(out, f->unmet[i]);
-	}
-	if (f->connected && f->n_unmet && !fit_state_is_unmet(f->state))
-		hf_buf_puts(out, ")");
+	hf_fit_line(f, now, HF_FIT_CLOCK_LOCAL, text_put, out);
 }
 
 void hfctl_unsatisfiable_list_format(const Hf__Error *e, struct hf_buf *out)

@@ -208,7 +208,8 @@ void hfctl_explain_format(const Hf__ExplainReply *r, struct hf_buf *out);
  *   cpu-1: no cuda device (libcuda.so.1 not found)
  *   gpu-4/cuda:1: quarantined (3 infrastructure failures in a row)
  *
- * times in local time, now being the time (unix seconds) to count from. */
+ * hf_fit_line in local time, the strings escaped for the terminal (control
+ * characters become spaces), now being the time (unix seconds) to count from. */
 void hfctl_device_fit_format(const Hf__DeviceFit *f, double now, struct hf_buf *out);
 
 /* Appends the refusal of an unsatisfiable submit from its structured
