@@ -196,6 +196,7 @@ size_t hfctl_progress_format(const struct hfctl_counts *c, int64_t elapsed_ms, s
 struct hfctl_table {
 	const struct hfctl_column *cols;
 	size_t ncols;
+	size_t whole_col;  /* a column whose cells are not cut (--wide); ncols: none */
 	size_t *widths;
 	char **cells;      /* row-major, rows * ncols */
 	size_t rows, cap;  /* in rows */
@@ -262,9 +263,16 @@ struct hfctl_table *hfctl_table_new(const struct hfctl_column *cols, size_t ncol
 	}
 	t->cols = cols;
 	t->ncols = ncols;
+	t->whole_col = ncols;
 	for (size_t c = 0; c < ncols; c++)
 		t->widths[c] = hfctl_text_width(cols[c].title);
 	return t;
+}
+
+void hfctl_table_whole(struct hfctl_table *t, size_t col)
+{
+	if (t && col < t->ncols)
+		t->whole_col = col;
 }
 
 void hfctl_table_free(struct hfctl_table *t)
@@ -297,7 +305,7 @@ void hfctl_table_add(struct hfctl_table *t, const char *const *cells)
 	}
 	row = t->cells + t->rows * t->ncols;
 	for (size_t c = 0; c < t->ncols; c++) {
-		row[c] = cell_dup(cells[c] ? cells[c] : "", t->cols[c].max_width);
+		row[c] = cell_dup(cells[c] ? cells[c] : "", c == t->whole_col ? 0 : t->cols[c].max_width);
 		if (!row[c]) {
 			while (c-- > 0)
 				free(row[c]);

@@ -97,6 +97,10 @@ struct hfctl_table;
  * output buffer's oom flag, so that callers check once, as with hf_buf. */
 struct hfctl_table *hfctl_table_new(const struct hfctl_column *cols, size_t ncols);
 
+/* Column col's cells are not cut whatever its max_width (--wide); before
+ * the rows are added.  A NULL t is ignored. */
+void hfctl_table_whole(struct hfctl_table *t, size_t col);
+
 void hfctl_table_free(struct hfctl_table *t);
 
 /* Appends a row of ncols cells (NULL is an empty cell).  Cells are copied

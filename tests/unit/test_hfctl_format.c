@@ -236,6 +236,25 @@ START_TEST(test_table_cuts_long_cells_and_flattens_control_characters)
 }
 END_TEST
 
+START_TEST(test_table_whole_column_is_not_cut_and_the_others_still_are)
+{
+	static const struct hfctl_column cols[] = { { "DEVICE", false, 6 }, { "REASON", false, 10 } };
+	struct hfctl_table *t = hfctl_table_new(cols, 2);
+	struct hf_buf b;
+
+	hfctl_table_whole(t, 1);
+	hfctl_table_whole(t, 2); /* no such column: ignored */
+	hfctl_table_add(t, (const char *[]){ "NVIDIA H200", "line one\nline two" });
+	hf_buf_init(&b);
+	hfctl_table_render(t, &b);
+	ck_assert_str_eq(b.data, "DEVICE  REASON\n"
+				 "NVI...  line one line two\n");
+	hf_buf_fini(&b);
+	hfctl_table_free(t);
+	hfctl_table_whole(NULL, 0);
+}
+END_TEST
+
 START_TEST(test_table_that_failed_to_allocate_reports_oom)
 {
 	struct hf_buf b;
@@ -844,6 +863,7 @@ int main(void)
 	tcase_add_test(tc, test_table_pads_columns_and_aligns_numbers_right);
 	tcase_add_test(tc, test_table_counts_utf8_characters_not_bytes);
 	tcase_add_test(tc, test_table_cuts_long_cells_and_flattens_control_characters);
+	tcase_add_test(tc, test_table_whole_column_is_not_cut_and_the_others_still_are);
 	tcase_add_test(tc, test_table_that_failed_to_allocate_reports_oom);
 	suite_add_tcase(s, tc);
 
