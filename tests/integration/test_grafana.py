@@ -37,6 +37,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
+from test_pipeline import wait_job  # noqa: E402
 
 GRAFANA = os.path.join(harness.SOURCE, 'deploy', 'grafana')
 DASHBOARDS = sorted(glob.glob(os.path.join(GRAFANA, 'dashboards', '*.json')))
@@ -251,8 +252,7 @@ class GrafanaQueriesTest(unittest.TestCase):
         for _ in range(RUNS):
             job = int(c.hfctl_json('submit', '--models', 'bert,gpt2', '--backends', 'cpu,cuda',
                                    '--kind', 'test,benchmark')['job_id'])
-            c.wait_for(lambda: c.pg.psql('SELECT state FROM jobs WHERE id = %d' % job) == 'done', 60,
-                       'job %d to finish' % job)
+            wait_job(c, job, timeout=60)
             jobs.append(job)
         return jobs
 
