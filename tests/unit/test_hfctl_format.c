@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "hf_fit.h"
 #include "hfctl-format.h"
 #include "hfctl-html.h"
 #include "hfctl_fleet_fixture.h"
@@ -741,6 +742,35 @@ END_TEST
 /* One line per DeviceFit: the device's name, then every unmet
  * requirement; a disconnected worker says since when (local time) and
  * whether it could run the tasks; other states wrap their detail. */
+/* The one text of common/hf_fit.c: in UTC and as it is for the
+ * coordinator's message, in local time and escaped for hfctl. */
+START_TEST(test_fit_line_in_utc_for_the_coordinator_and_local_escaped_for_hfctl)
+{
+	char *unmet[1] = { "no label\npool=a" };
+	Hf__DeviceFit f = HF__DEVICE_FIT__INIT;
+	struct hf_buf b;
+
+	setenv("TZ", "XYZ-2", 1); /* two hours east of UTC */
+	tzset();
+	f.worker_id = "gpu-5";
+	f.state = "disconnected";
+	f.connected = false;
+	f.last_seen = 43380.0; /* 12:03:00 UTC */
+	f.unmet = unmet;
+	f.n_unmet = 1;
+	hf_buf_init(&b);
+	hf_fit_line(&f, 43380.0 + 90, HF_FIT_CLOCK_UTC, NULL, &b);
+	ck_assert_str_eq(b.data, "gpu-5: disconnected since 12:03:00 UTC (90 s); no label\npool=a");
+	hf_buf_fini(&b);
+	hf_buf_init(&b);
+	hfctl_device_fit_format(&f, 43380.0 + 2 * 86400, &b);
+	ck_assert_str_eq(b.data, "gpu-5: disconnected since 1970-01-01 14:03 (2880 min); no label pool=a");
+	hf_buf_fini(&b);
+	setenv("TZ", "UTC", 1);
+	tzset();
+}
+END_TEST
+
 START_TEST(test_device_fit_lines_name_the_device_and_every_unmet_requirement)
 {
 	char *unmet[2] = { "memory 24.0 GiB < 40.0 GiB required", "no label pool=a" };
@@ -895,6 +925,7 @@ int main(void)
 	tcase_add_test(tc, test_limits_scopes_and_submit_warning);
 	tcase_add_test(tc, test_explain_without_summary_is_one_line_and_flattens_control_characters);
 	tcase_add_test(tc, test_drain_messages_for_a_worker_and_for_one_device);
+	tcase_add_test(tc, test_fit_line_in_utc_for_the_coordinator_and_local_escaped_for_hfctl);
 	tcase_add_test(tc, test_device_fit_lines_name_the_device_and_every_unmet_requirement);
 	tcase_add_test(tc, test_drain_lines_say_who_and_since_when);
 	suite_add_tcase(s, tc);
