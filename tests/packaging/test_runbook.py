@@ -218,13 +218,22 @@ def c_restart_coordinator(m, state):
     active(m, 'hf-coordinator')
 
 
+def starts(m, unit, what):
+    return m.out('journalctl -u %s -o cat --no-pager' % unit).count(what)
+
+
 def c_upgrade_worker(m, state):
+    # The package restarted it: started at install-worker and by the upgrade.
+    n = starts(m, 'hf-worker', 'hf-worker 0.1.0 starting as')
+    assert n == 2, 'hf-worker started %d times, not 2: the upgrade did not restart it' % n
     m.wait('gpu-07 connected and undrained', lambda: (worker(m) or {}).get('connected') and not (
         worker(m).get('drained')))
     active(m, 'hf-worker')
 
 
 def c_upgrade_coordinator(m, state):
+    n = starts(m, 'hf-coordinator', 'hf-coordinator 0.1.0 starting')
+    assert n == 3, 'hf-coordinator started %d times, not 3: the upgrade did not restart it' % n
     active(m, 'hf-coordinator')
     m.wait('gpu-07 connected', lambda: (worker(m) or {}).get('connected'))
 
