@@ -150,7 +150,8 @@ def active(m, unit):
 
 
 # What each step must have done, checked after it ran.  state carries what
-# a later check compares with (the job made by first-job, the old token).
+# a later check compares with (the job of first-job, the certificate's
+# fingerprint) and lines for the report printed at the end.
 def c_install_coordinator(m, state):
     m.sh('dpkg -s hfleet-coordinator hfleet-client >/dev/null; getent passwd hfleet >/dev/null')
     p = m.unit('hf-coordinator', 'UnitFileState', 'ActiveState')
@@ -265,7 +266,7 @@ def c_tls_on(m, state):
     p = active(m, 'hf-coordinator')
     assert 'tls+tcp://' in m.out('journalctl -u hf-coordinator -n 30 --no-pager -o cat | grep ready:'), p
     m.wait('gpu-07 connected over TLS', lambda: (worker(m) or {}).get('connected') and 'tls+tcp://coord.example.net:7100' in active(m, 'hf-worker')['StatusText'])
-    # Clear text is refused on the worker port now.
+    # The control port no longer speaks clear text.
     r = m.sh('hfctl --control tcp://127.0.0.1:7101 --request-timeout 3s whoami', check=False)
     assert r.returncode != 0, r.stdout
     state['crt'] = m.out('openssl x509 -noout -fingerprint -sha256 -in /etc/hfleet/pki/coordinator.crt').strip()
