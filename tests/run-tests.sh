@@ -3,7 +3,10 @@
 # The test command: installs what is missing, builds with warnings as
 # errors, and runs every test suite (unit, runner, integration, faults,
 # hostile, install); builds, lints, installs and purges the Debian packages
-# (tests/packaging/test_packages.py, about a minute; as root only); then
+# (tests/packaging/test_packages.py, about a minute; as root only) and runs
+# docs/operations.md's runbook on them under systemd in a podman container
+# (tests/packaging/test_runbook.py, about a minute and a half; as root, where
+# podman is installed); then
 # builds again with AddressSanitizer and
 # UndefinedBehaviorSanitizer and runs the suites once more; last, runs every
 # fuzz target for a while (tests/fuzz/run-fuzz.sh, docs/fuzzing.md).  Exits
@@ -13,7 +16,7 @@
 #   HF_SANITIZE=0 tests/run-tests.sh   skip the sanitizer pass
 #   HF_FUZZ_SECONDS=N tests/run-tests.sh   fuzz each target N s (default 30;
 #                                          0 skips the fuzzing)
-#   HF_PACKAGES=0 tests/run-tests.sh   skip the package test
+#   HF_PACKAGES=0 tests/run-tests.sh   skip the package and runbook tests
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -44,6 +47,12 @@ run_suites build-test
 if [ "$packages_test" != "0" ]; then
   echo "== Debian packages: build, lintian, install, a job, purge =="
   python3 "$root/tests/packaging/test_packages.py"
+  if command -v podman >/dev/null && command -v mmdebstrap >/dev/null; then
+    echo "== the runbook of docs/operations.md, under systemd in a container =="
+    python3 "$root/tests/packaging/test_runbook.py"
+  else
+    echo "== the runbook test needs podman, runc and mmdebstrap: skipped ==" >&2
+  fi
 fi
 
 if [ "${HF_SANITIZE:-1}" != "0" ]; then
