@@ -157,6 +157,9 @@ static void register_retry_later(struct session *s, const char *why)
 static void session_registered(struct session *s, const Hf__RegisterReply *rr)
 {
 	s->state = SESSION_ACTIVE;
+	if (rr->session != s->reg_session && spool_session_save(s->spool, rr->session) < 0)
+		log_warn("could not keep the session number in \"%s\": a restart will register as a "
+			 "new worker session (and may be refused for a few seconds)", spool_dir(s->spool));
 	s->reg_session = rr->session;
 	s->backoff_ms = 0;
 	s->reg_failures = 0;
@@ -864,6 +867,9 @@ int session_new(uv_loop_t *loop, const struct session_config *cfg, session_exit_
 			 cfg->exec.state_dir, strerror(-r));
 		goto fail;
 	}
+	/* A restart on this state directory is the same worker coming back:
+	 * it registers under its last session (spool.h). */
+	spool_session_load(s->spool, &s->reg_session);
 	r = executor_new(loop, &cfg->exec, task_done_cb, s, &s->ex);
 	if (r < 0) {
 		snprintf(err, errlen, "could not set up the executor: %s", strerror(-r));

@@ -166,6 +166,44 @@ static bool parse_name(const char *name, uint64_t *ret_task, uint32_t *ret_attem
 	return true;
 }
 
+#define SESSION_FILE ".session"
+
+int spool_session_load(struct spool *sp, uint64_t *ret)
+{
+	char path[4200], *text = NULL;
+	const char *end;
+	size_t len;
+	uint64_t v;
+	int r;
+
+	*ret = 0;
+	snprintf(path, sizeof(path), "%s/" SESSION_FILE, sp->dir);
+	r = hf_read_file(path, 32, &text, &len);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0) {
+		log_warn("could not read \"%s\": %s; registering as a new session", path, strerror(-r));
+		return 0;
+	}
+	if (strlen(text) != len || !parse_digits(text, &end, UINT64_MAX, &v) ||
+	    (*end && strcmp(end, "\n") != 0))
+		log_warn("\"%s\" does not hold a session number; registering as a new session", path);
+	else
+		*ret = v;
+	free(text);
+	return 0;
+}
+
+int spool_session_save(struct spool *sp, uint64_t session)
+{
+	char path[4200], text[32];
+	int n;
+
+	snprintf(path, sizeof(path), "%s/" SESSION_FILE, sp->dir);
+	n = snprintf(text, sizeof(text), "%" PRIu64 "\n", session);
+	return hf_write_file_durable(path, text, (size_t)n);
+}
+
 int spool_result_check(const Hf__TaskResult *r, char *err, size_t errlen)
 {
 	Hf__Envelope env = HF__ENVELOPE__INIT, *back = NULL;

@@ -50,6 +50,15 @@ int spool_set_aside(struct spool *sp, uint64_t task_id, uint32_t attempt);
  * validation (hf_msg_decode)?  Returns 0, or -EINVAL with why in err. */
 int spool_result_check(const Hf__TaskResult *r, char *err, size_t errlen);
 
+/* The session of this worker's last registration, kept beside the results
+ * (<state_dir>/spool/.session) under the same lock: a worker restarted on
+ * the same state directory registers under it again, so the coordinator
+ * sees the worker it knew come back, not a second worker taking its id.
+ * Load returns 0 with *ret = 0 when there is none; a damaged file is
+ * ignored (0, with a warning).  Save writes it durably. */
+int spool_session_load(struct spool *sp, uint64_t *ret);
+int spool_session_save(struct spool *sp, uint64_t session);
+
 /* Loads every spooled result, ordered by task id and attempt.  Files left
  * over by an interrupted write are removed, damaged ones moved aside. */
 int spool_load(struct spool *sp, Hf__TaskResult ***ret_results, size_t *ret_n);

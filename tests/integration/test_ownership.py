@@ -179,5 +179,34 @@ class OwnershipTest(unittest.TestCase):
                 self.assertNotIn('Sanitizer', d.log())
 
 
+    def test_a_restarted_worker_comes_back_under_its_session(self):
+        # The same worker restarted on its state directory (an upgrade, a
+        # systemctl restart) registers at once under the session it kept
+        # (spool/.session), while its old registration is still live; a
+        # worker under that id from another state directory is still
+        # refused.
+        with harness.cluster(heartbeat='200ms', lease='3s') as c:
+            c.start_coordinator()
+            w = c.start_worker('w1')
+            c.wait_for(lambda: 'registered with' in w.log(), 30, 'w1 to register')
+            session = open(os.path.join(c.root, 'state-w1', 'spool', '.session')).read()
+            self.assertRegex(session, r'^[0-9]+\n$')
+            self.assertEqual(w.stop(), 0)
+            before = len(w.log())
+            w = c.start_worker('w1')  # at once: the old session is still live
+            c.wait_for(lambda: w.log().count('registered with') >= 2, 10, 'w1 to register again')
+            again = w.log()[before:]
+            self.assertNotIn('in use', again)
+            self.assertEqual(open(os.path.join(c.root, 'state-w1', 'spool', '.session')).read(), session)
+            # Another process under w1's id, with its own state directory.
+            other = harness.Daemon('w1-other', [
+                harness.WORKER, '--id', 'w1', '--coordinator-url', c.worker_url, '--state-dir',
+                os.path.join(c.root, 'state-w1-other'), '--slots', '1', '--runner',
+                'python3 %s' % harness.ARITH_RUNNER, '--log-level', 'info'],
+                c.root, env=c.worker_env('w1')).start()
+            c.wait_for(lambda: 'is in use' in other.log(), 10, 'the other w1 to be refused')
+            other.stop()
+
+
 if __name__ == '__main__':
     unittest.main(verbosity=2)
