@@ -225,6 +225,25 @@ BEGIN
 END
 $$;
 
+-- A task that runs again (hfctl retry queues it with finished_at NULL) is
+-- no longer decided: its row goes until the trigger above writes the new
+-- outcome.
+CREATE FUNCTION hfleet_tasks_undecide() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM task_history WHERE task_id = NEW.id;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER tasks_undecide
+    AFTER UPDATE OF state, finished_at ON tasks
+    FOR EACH ROW
+    WHEN (OLD.finished_at IS NOT NULL
+          AND (NEW.finished_at IS NULL
+               OR NEW.state NOT IN ('passed', 'failed', 'error', 'timeout', 'skipped', 'cancelled')))
+    EXECUTE FUNCTION hfleet_tasks_undecide();
+
 -- Rebuilds task_history and device_hours (the backfill below; a bulk load
 -- that ran with triggers off calls hfleet_rebuild_summaries(), which now
 -- calls this too).

@@ -239,6 +239,21 @@ class ViewsTest(unittest.TestCase):
                                    JOIN results r ON r.id = t.result_id
                                    WHERE t.kind = 'benchmark' AND t.state = 'passed')) x"""), [['0']])
         self.assertEqual(self.q("SELECT count(*) FROM benchmark_history"), [['22']])
+        # A task queued again (as hfctl retry does) leaves the history until
+        # it is decided again; rolled back.
+        out = self.c.pg.psql("""
+            BEGIN;
+            UPDATE tasks SET state = 'queued', worker_id = NULL, device_index = NULL, result_id = NULL,
+                             finished_at = NULL
+            WHERE job_id = %d AND model_type = 'gpt2' AND kind = 'benchmark';
+            SELECT count(*) FROM task_history WHERE job_id = %d AND model_type = 'gpt2';
+            UPDATE tasks SET state = 'cancelled', finished_at = now()
+            WHERE job_id = %d AND model_type = 'gpt2' AND kind = 'benchmark';
+            SELECT string_agg(status, ',' ORDER BY task_id) FROM task_history
+            WHERE job_id = %d AND model_type = 'gpt2';
+            ROLLBACK;""" % ((self.jobs[0],) * 4)).splitlines()
+        self.assertEqual(out[0], '2')    # gpt2's two tests of job A stay
+        self.assertEqual(out[1], 'passed,passed,cancelled,cancelled')
 
     def test_device_hours_are_the_real_leases(self):
         # Every lease of the three jobs has ended: device_hours holds all of
