@@ -175,33 +175,32 @@ void hf_metrics_format_double(char *out, size_t len, double v)
 	}
 }
 
-void hf_metrics_header(struct hf_buf *b, const char *name, const char *help, enum hf_metric_type type)
-{
-	hf_buf_printf(b, "# HELP %s ", name);
-	/* HELP text escapes only \ and newline. */
-	for (const char *s = help; *s; s++) {
-		if (*s == '\\')
-			hf_buf_puts(b, "\\\\");
-		else if (*s == '\n')
-			hf_buf_puts(b, "\\n");
-		else
-			hf_buf_append(b, s, 1);
-	}
-	hf_buf_printf(b, "\n# TYPE %s %s\n", name, type_name[type]);
-}
-
-void hf_metrics_label_value(struct hf_buf *b, const char *s)
+/* Appends s escaped as the text format wants: \ and newline always, " in
+ * a label value (quoted) but not in HELP text. */
+static void escaped_put(struct hf_buf *b, const char *s, bool quoted)
 {
 	for (; *s; s++) {
 		if (*s == '\\')
 			hf_buf_puts(b, "\\\\");
-		else if (*s == '"')
+		else if (quoted && *s == '"')
 			hf_buf_puts(b, "\\\"");
 		else if (*s == '\n')
 			hf_buf_puts(b, "\\n");
 		else
 			hf_buf_append(b, s, 1);
 	}
+}
+
+void hf_metrics_header(struct hf_buf *b, const char *name, const char *help, enum hf_metric_type type)
+{
+	hf_buf_printf(b, "# HELP %s ", name);
+	escaped_put(b, help, false);
+	hf_buf_printf(b, "\n# TYPE %s %s\n", name, type_name[type]);
+}
+
+void hf_metrics_label_value(struct hf_buf *b, const char *s)
+{
+	escaped_put(b, s, true);
 }
 
 static void sample_name(struct hf_buf *b, const char *name, const char *suffix, const char *labels,

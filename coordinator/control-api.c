@@ -19,6 +19,7 @@
 #include "coordinator.h"
 #include "expand.h"
 #include "fleet-fit.h"
+#include "hf_fit.h"
 #include "hf_limits.h"
 #include "hf_log.h"
 #include "hf_proto.h"
@@ -162,7 +163,7 @@ static void reply_unsatisfiable(struct control_req *q, const char *backends, str
 		      q->c->workers ? "" : " (no worker is registered)");
 	for (size_t i = 0; i < n; i++) {
 		hf_buf_puts(&text, i ? "; " : ": ");
-		fit_line(v[i], now_wall, &text);
+		hf_fit_line(v[i], now_wall, HF_FIT_CLOCK_UTC, NULL, &text);
 	}
 	if (fit_list_omitted(unfit))
 		hf_buf_printf(&text, "; and %zu more", fit_list_omitted(unfit));

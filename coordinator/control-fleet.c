@@ -11,6 +11,7 @@
 
 #include "control-int.h"
 #include "fleet-fit.h"
+#include "hf_fit.h"
 #include "hf_limits.h"
 #include "hf_proto.h"
 #include "hf_util.h"
@@ -34,7 +35,7 @@ static void explain_reply(struct control_req *q, uint64_t task_id, Hf__TaskStatu
 		Hf__DeviceFit **v = fit_list_msgs(fits);
 		for (size_t i = 0; i < n; i++) {
 			hf_buf_init(&b);
-			fit_line(v[i], now_wall, &b);
+			hf_fit_line(v[i], now_wall, HF_FIT_CLOCK_UTC, NULL, &b);
 			lines[er.n_reasons++] = b.data; /* owned: freed below */
 		}
 		er.reasons = lines;

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "coordinator.h"
 #include "hf_limits.h"
@@ -116,42 +115,6 @@ size_t fit_list_omitted(const struct fit_list *l)
 Hf__DeviceFit **fit_list_msgs(struct fit_list *l)
 {
 	return l->ptrs;
-}
-
-void fit_line(const Hf__DeviceFit *f, double now_wall, struct hf_buf *out)
-{
-	hf_buf_puts(out, f->worker_id);
-	if (f->one_device)
-		hf_buf_printf(out, "/%s:%" PRIu32, hf_backend_name(f->backend), f->index);
-	hf_buf_puts(out, ": ");
-	if (!f->connected) {
-		double ago = now_wall - f->last_seen;
-		if (f->last_seen > 0 && ago >= 0) {
-			char when[32];
-			time_t t = (time_t)f->last_seen;
-			struct tm tm;
-			gmtime_r(&t, &tm);
-			strftime(when, sizeof(when), "%H:%M:%S UTC", &tm);
-			hf_buf_printf(out, "disconnected since %s (%.0f %s)", when,
-				      ago >= 120 ? ago / 60 : ago, ago >= 120 ? "min" : "s");
-		} else {
-			hf_buf_puts(out, "disconnected");
-		}
-		if (f->would_fit)
-			hf_buf_puts(out, "; it could run them");
-		if (f->n_unmet)
-			hf_buf_puts(out, "; ");
-	} else if (strcmp(f->state, "unfit") != 0 && strcmp(f->state, "no-device") != 0 &&
-		   strcmp(f->state, "too-few") != 0) {
-		hf_buf_puts(out, f->state);
-		if (f->n_unmet)
-			hf_buf_puts(out, " (");
-	}
-	for (size_t i = 0; i < f->n_unmet; i++)
-		hf_buf_printf(out, "%s%s", i ? "; " : "", f->unmet[i]);
-	if (f->connected && f->n_unmet && strcmp(f->state, "unfit") != 0 &&
-	    strcmp(f->state, "no-device") != 0 && strcmp(f->state, "too-few") != 0)
-		hf_buf_puts(out, ")");
 }
 
 void fit_unmet_of_device(struct match_unmet *joined, const Hf__Device *d, const struct match_unmet *u)

@@ -40,12 +40,9 @@ void fit_unmet_of_device(struct match_unmet *joined, const Hf__Device *d, const 
 
 size_t fit_list_count(const struct fit_list *l);
 size_t fit_list_omitted(const struct fit_list *l);
-/* The entries as protobuf messages (valid while l lives). */
+/* The entries as protobuf messages (valid while l lives); hf_fit_line
+ * (hf_fit.h) writes one as text. */
 Hf__DeviceFit **fit_list_msgs(struct fit_list *l);
-
-/* Entry i as one line: "w1/cuda:0: memory 24.0 GiB < 40.0 GiB required;
- * no label pool=a", "w2: disconnected for 1080 s; it could run them". */
-void fit_line(const Hf__DeviceFit *f, double now_wall, struct hf_buf *out);
 
 /* Can some connected worker run tasks of backend b with requirements r
  * (NULL: none) on devices it has, drained or quarantined ones included

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "hf_fit.h"
+
 /* ---- task counts ---- */
 
 void hfctl_counts_from_job(const Hf__JobStatus *js, struct hfctl_counts *ret)
@@ -194,6 +196,7 @@ size_t hfctl_progress_format(const struct hfctl_counts *c, int64_t elapsed_ms, s
 struct hfctl_table {
 	const struct hfctl_column *cols;
 	size_t ncols;
+	size_t whole_col;  /* a column whose cells are not cut (--wide); ncols: none */
 	size_t *widths;
 	char **cells;      /* row-major, rows * ncols */
 	size_t rows, cap;  /* in rows */
@@ -260,9 +263,16 @@ struct hfctl_table *hfctl_table_new(const struct hfctl_column *cols, size_t ncol
 	}
 	t->cols = cols;
 	t->ncols = ncols;
+	t->whole_col = ncols;
 	for (size_t c = 0; c < ncols; c++)
 		t->widths[c] = hfctl_text_width(cols[c].title);
 	return t;
+}
+
+void hfctl_table_whole(struct hfctl_table *t, size_t col)
+{
+	if (t && col < t->ncols)
+		t->whole_col = col;
 }
 
 void hfctl_table_free(struct hfctl_table *t)
@@ -295,7 +305,7 @@ void hfctl_table_add(struct hfctl_table *t, const char *const *cells)
 	}
 	row = t->cells + t->rows * t->ncols;
 	for (size_t c = 0; c < t->ncols; c++) {
-		row[c] = cell_dup(cells[c] ? cells[c] : "", t->cols[c].max_width);
+		row[c] = cell_dup(cells[c] ? cells[c] : "", c == t->whole_col ? 0 : t->cols[c].max_width);
 		if (!row[c]) {
 			while (c-- > 0)
 				free(row[c]);
@@ -689,48 +699,9 @@ void hfctl_explain_format(const Hf__ExplainReply *r, struct hf_buf *out)
 		hf_buf_printf(out, "  and %" PRIu32 " more\n", r->fits_omitted);
 }
 
-static bool fit_state_is_unmet(const char *state)
-{
-	return !strcmp(state, "unfit") || !strcmp(state, "no-device") || !strcmp(state, "too-few");
-}
-
 void hfctl_device_fit_format(const Hf__DeviceFit *f, double now, struct hf_buf *out)
 {
-	text_put(out, f->worker_id);
-	if (f->one_device)
-		hf_buf_printf(out, "/%s:%" PRIu32, hf_backend_name(f->backend), f->index);
-	hf_buf_puts(out, ": ");
-	if (!f->connected) {
-		double ago = now - f->last_seen;
-		if (f->last_seen > 0 && ago >= 0) {
-			char when[32];
-			time_t t = (time_t)f->last_seen;
-			struct tm tm;
-			localtime_r(&t, &tm);
-			strftime(when, sizeof(when), ago >= 86400 ? "%Y-%m-%d %H:%M" : "%H:%M:%S", &tm);
-			if (ago >= 120)
-				hf_buf_printf(out, "disconnected since %s (%.0f min)", when, ago / 60);
-			else
-				hf_buf_printf(out, "disconnected since %s (%.0f s)", when, ago);
-		} else {
-			hf_buf_puts(out, "disconnected");
-		}
-		if (f->would_fit)
-			hf_buf_puts(out, "; it could run them");
-		if (f->n_unmet)
-			hf_buf_puts(out, "; ");
-	} else if (!fit_state_is_unmet(f->state)) {
-		text_put(out, f->state);
-		if (f->n_unmet)
-			hf_buf_puts(out, " (");
-	}
-	for (size_t i = 0; i < f->n_unmet; i++) {
-		if (i)
-			hf_buf_puts(out, "; ");
-		text_put(out, f->unmet[i]);
-	}
-	if (f->connected && f->n_unmet && !fit_state_is_unmet(f->state))
-		hf_buf_puts(out, ")");
+	hf_fit_line(f, now, HF_FIT_CLOCK_LOCAL, text_put, out);
 }
 
 void hfctl_unsatisfiable_list_format(const Hf__Error *e, struct hf_buf *out)

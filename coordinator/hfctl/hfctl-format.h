@@ -97,6 +97,10 @@ struct hfctl_table;
  * output buffer's oom flag, so that callers check once, as with hf_buf. */
 struct hfctl_table *hfctl_table_new(const struct hfctl_column *cols, size_t ncols);
 
+/* Column col's cells are not cut whatever its max_width (--wide); before
+ * the rows are added.  A NULL t is ignored. */
+void hfctl_table_whole(struct hfctl_table *t, size_t col);
+
 void hfctl_table_free(struct hfctl_table *t);
 
 /* Appends a row of ncols cells (NULL is an empty cell).  Cells are copied
@@ -208,7 +212,8 @@ void hfctl_explain_format(const Hf__ExplainReply *r, struct hf_buf *out);
  *   cpu-1: no cuda device (libcuda.so.1 not found)
  *   gpu-4/cuda:1: quarantined (3 infrastructure failures in a row)
  *
- * times in local time, now being the time (unix seconds) to count from. */
+ * hf_fit_line in local time, the strings escaped for the terminal (control
+ * characters become spaces), now being the time (unix seconds) to count from. */
 void hfctl_device_fit_format(const Hf__DeviceFit *f, double now, struct hf_buf *out);
 
 /* Appends the refusal of an unsatisfiable submit from its structured

@@ -57,13 +57,10 @@ static const struct hfctl_column results_columns[] = {
 
 static int results_table_print(Hf__ResultRow *const *rows, size_t n, bool wide, uint32_t total)
 {
-	struct hfctl_column cols[RESULTS_NCOLS];
-	struct hfctl_table *t;
+	struct hfctl_table *t = hfctl_table_new(results_columns, RESULTS_NCOLS);
 
-	memcpy(cols, results_columns, sizeof(cols));
 	if (wide)
-		cols[RESULTS_NCOLS - 1].max_width = 0;
-	t = hfctl_table_new(cols, RESULTS_NCOLS);
+		hfctl_table_whole(t, RESULTS_NCOLS - 1);
 	struct hfctl_counts c = { 0 };
 	struct hf_buf b;
 

@@ -285,14 +285,11 @@ static const struct hfctl_column compare_columns[] = {
 static void compare_text(const Hf__CompareRequest *req, const Hf__CompareReply *cr, bool all, bool wide,
 			 struct hf_buf *b)
 {
-	struct hfctl_column cols[COMPARE_NCOLS];
-	struct hfctl_table *t;
+	struct hfctl_table *t = hfctl_table_new(compare_columns, COMPARE_NCOLS);
 	size_t shown = 0;
 
-	memcpy(cols, compare_columns, sizeof(cols));
 	if (wide)
-		cols[COMPARE_NCOLS - 1].max_width = 0;
-	t = hfctl_table_new(cols, COMPARE_NCOLS);
+		hfctl_table_whole(t, COMPARE_NCOLS - 1);
 	hf_buf_printf(b, "job %" PRIu64 " (candidate) against job %" PRIu64 " (base), threshold %.3g%%\n",
 		      req->cand_job_id, req->base_job_id, cr->threshold * 100);
 	for (size_t i = 0; i < cr->n_rows; i++) {
@@ -477,13 +474,10 @@ static const struct hfctl_column history_columns[] = {
 
 static void history_text(const Hf__HistoryReply *hr, bool wide, struct hf_buf *b)
 {
-	struct hfctl_column cols[HISTORY_NCOLS];
-	struct hfctl_table *t;
+	struct hfctl_table *t = hfctl_table_new(history_columns, HISTORY_NCOLS);
 
-	memcpy(cols, history_columns, sizeof(cols));
 	if (wide)
-		cols[HISTORY_NCOLS - 1].max_width = 0;
-	t = hfctl_table_new(cols, HISTORY_NCOLS);
+		hfctl_table_whole(t, HISTORY_NCOLS - 1);
 	for (size_t i = 0; i < hr->n_rows; i++) {
 		const Hf__HistoryRow *row = hr->rows[i];
 		char when[32], job[24], task[24], batch[16], seq[16], p50[32], p90[32], p99[32], cv[32], tput[32];

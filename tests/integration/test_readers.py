@@ -23,15 +23,11 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
+from test_pipeline import wait_job  # noqa: E402
 
 BASE_RUNNER = '--latency bert=10 --latency gpt2=20'
 CAND_RUNNER = '--latency bert=10 --latency gpt2=30 --fail t5'
 HOSTILE_NAME = '<script>alert("x")</script>&nightly'
-
-
-def wait_job(c, job):
-    c.wait_for(lambda: c.pg.psql('SELECT state FROM jobs WHERE id = %d' % job) == 'done', 120,
-               'job %d to finish' % job)
 
 
 def submit(c, name):
@@ -121,13 +117,13 @@ class Readers(unittest.TestCase):
         cls.c.start_worker('w1', runner_args=BASE_RUNNER)
         cls.c.wait_for(lambda: len(cls.c.hfctl_json('workers')) == 1, 30, 'the worker to register')
         cls.base = submit(cls.c, 'nightly-base')
-        wait_job(cls.c, cls.base)
+        wait_job(cls.c, cls.base, timeout=120)
         cls.c.workers['w1'].stop()
         cls.c.start_worker('w2', runner_args=CAND_RUNNER)
         cls.c.wait_for(lambda: any(w['worker_id'] == 'w2' and w['connected'] for w in cls.c.hfctl_json('workers')),
                        30, 'the second worker to register')
         cls.cand = submit(cls.c, HOSTILE_NAME)
-        wait_job(cls.c, cls.cand)
+        wait_job(cls.c, cls.cand, timeout=120)
         cls.tmp = tempfile.mkdtemp(prefix='hfleet-readers-')
 
     @classmethod

@@ -383,6 +383,21 @@ class ViewsTest(unittest.TestCase):
         self.assertEqual(self.q("SELECT DISTINCT change_kind FROM hfleet_compare_jobs(%d, 0)" % a), [['missing']])
         self.assertEqual(self.q("SELECT DISTINCT change_kind FROM hfleet_compare_jobs(0, %d)" % a), [['new']])
 
+    def test_one_verdict_rule(self):
+        # hfleet_benchmark_verdict (migration 010): beyond max(threshold,
+        # 3 cv of either side) is a change, within it but beyond the
+        # threshold is noise.  The first case is the H200's bert at batch 1.
+        cases = [((4.99, 9.39, 0.115, 0.023, 0.10), 'slower'),
+                 ((9.39, 4.99, 0.023, 0.115, 0.10), 'faster'),
+                 ((5.0, 6.0, 0.10, 0.01, 0.10), 'noisy'),    # +20 % < guard 30 %
+                 ((5.0, 5.4, 0.01, 0.01, 0.10), 'same'),     # +8 % < threshold
+                 ((5.0, 5.6, 0.01, 0.01, 0.10), 'slower'),   # +12 % > 10 %
+                 ((5.0, None, 0.01, 0.01, 0.10), '')]
+        for (b, c, bcv, ccv, t), want in cases:
+            got = self.c.pg.psql('SELECT hfleet_benchmark_verdict(%s, %s, %s, %s, %s)' % (
+                b, 'NULL' if c is None else c, bcv, ccv, t))
+            self.assertEqual(got, want, (b, c, bcv, ccv, t))
+
     def test_regressions_against_the_rolling_median(self):
         a, b, c = self.jobs
         # Against the jobs before B only (the rolling baseline of B's runs).

@@ -27,12 +27,13 @@ behaviour between jobs without restarting the worker:
 import json
 import os
 import random
-import statistics
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import arith_runner  # noqa: E402
+# The latency statistics every runner reports: worker/runners/hfleet_runner_lib.py.
+from arith_runner import runner_lib  # noqa: E402
 
 CONTROL = None
 NOISE_THRESHOLD = 3.0   # generous: the test machine is shared and busy
@@ -53,13 +54,6 @@ def sum_of_squares(n):
     return acc
 
 
-def percentile(sorted_ms, q):
-    k = (len(sorted_ms) - 1) * q / 100.0
-    lo = int(k)
-    hi = min(lo + 1, len(sorted_ms) - 1)
-    return sorted_ms[lo] + (sorted_ms[hi] - sorted_ms[lo]) * (k - lo)
-
-
 def benchmark(task, ctl, model):
     n = int(task['batch_size']) * int(task['seq_len'])
     repeat = int(ctl.get('slow', {}).get(model, 1))
@@ -72,23 +66,18 @@ def benchmark(task, ctl, model):
             sum_of_squares(n)
         if jitter and random.random() < 0.3:
             time.sleep(random.uniform(0, 0.004))
-        ms = (time.perf_counter() - t0) * 1000.0
         if i >= warmup:
-            samples.append(ms)
-    s = sorted(samples)
-    mean = statistics.fmean(samples)
-    stdev = statistics.stdev(samples)
-    cv = stdev / mean if mean > 0 else None
+            samples.append(time.perf_counter() - t0)
+    latency = runner_lib.latency_summary(samples)
+    cv = latency['cv']
     return {
-        'latency_ms': {'count': len(samples), 'mean': mean, 'stdev': stdev, 'cv': cv, 'min': s[0], 'max': s[-1],
-                       'p50': percentile(s, 50), 'p90': percentile(s, 90), 'p95': percentile(s, 95),
-                       'p99': percentile(s, 99)},
-        'latency_samples_ms': samples[:512],
-        'throughput_items_s': int(task['batch_size']) / (mean / 1000.0),
+        'latency_ms': latency,
+        'latency_samples_ms': [s * 1000.0 for s in samples[:512]],
+        'throughput_items_s': int(task['batch_size']) / (latency['mean'] / 1000.0),
         'peak_memory_bytes': None,
         'warmup': warmup, 'warmup_requested': warmup, 'warmup_stable': True,
         'noise_threshold': NOISE_THRESHOLD,
-        'noisy': cv is not None and cv > NOISE_THRESHOLD,
+        'noisy': cv > NOISE_THRESHOLD,
     }
 
 

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "hf_fit.h"
 #include "hfctl-format.h"
 #include "hfctl-html.h"
 #include "hfctl_fleet_fixture.h"
@@ -233,6 +234,25 @@ START_TEST(test_table_cuts_long_cells_and_flattens_control_characters)
 				 "error     2J\n");
 	hf_buf_fini(&b);
 	hfctl_table_free(t);
+}
+END_TEST
+
+START_TEST(test_table_whole_column_is_not_cut_and_the_others_still_are)
+{
+	static const struct hfctl_column cols[] = { { "DEVICE", false, 6 }, { "REASON", false, 10 } };
+	struct hfctl_table *t = hfctl_table_new(cols, 2);
+	struct hf_buf b;
+
+	hfctl_table_whole(t, 1);
+	hfctl_table_whole(t, 2); /* no such column: ignored */
+	hfctl_table_add(t, (const char *[]){ "NVIDIA H200", "line one\nline two" });
+	hf_buf_init(&b);
+	hfctl_table_render(t, &b);
+	ck_assert_str_eq(b.data, "DEVICE  REASON\n"
+				 "NVI...  line one line two\n");
+	hf_buf_fini(&b);
+	hfctl_table_free(t);
+	hfctl_table_whole(NULL, 0);
 }
 END_TEST
 
@@ -722,6 +742,35 @@ END_TEST
 /* One line per DeviceFit: the device's name, then every unmet
  * requirement; a disconnected worker says since when (local time) and
  * whether it could run the tasks; other states wrap their detail. */
+/* The one text of common/hf_fit.c: in UTC and as it is for the
+ * coordinator's message, in local time and escaped for hfctl. */
+START_TEST(test_fit_line_in_utc_for_the_coordinator_and_local_escaped_for_hfctl)
+{
+	char *unmet[1] = { "no label\npool=a" };
+	Hf__DeviceFit f = HF__DEVICE_FIT__INIT;
+	struct hf_buf b;
+
+	setenv("TZ", "XYZ-2", 1); /* two hours east of UTC */
+	tzset();
+	f.worker_id = "gpu-5";
+	f.state = "disconnected";
+	f.connected = false;
+	f.last_seen = 43380.0; /* 12:03:00 UTC */
+	f.unmet = unmet;
+	f.n_unmet = 1;
+	hf_buf_init(&b);
+	hf_fit_line(&f, 43380.0 + 90, HF_FIT_CLOCK_UTC, NULL, &b);
+	ck_assert_str_eq(b.data, "gpu-5: disconnected since 12:03:00 UTC (90 s); no label\npool=a");
+	hf_buf_fini(&b);
+	hf_buf_init(&b);
+	hfctl_device_fit_format(&f, 43380.0 + 2 * 86400, &b);
+	ck_assert_str_eq(b.data, "gpu-5: disconnected since 1970-01-01 14:03 (2880 min); no label pool=a");
+	hf_buf_fini(&b);
+	setenv("TZ", "UTC", 1);
+	tzset();
+}
+END_TEST
+
 START_TEST(test_device_fit_lines_name_the_device_and_every_unmet_requirement)
 {
 	char *unmet[2] = { "memory 24.0 GiB < 40.0 GiB required", "no label pool=a" };
@@ -844,6 +893,7 @@ int main(void)
 	tcase_add_test(tc, test_table_pads_columns_and_aligns_numbers_right);
 	tcase_add_test(tc, test_table_counts_utf8_characters_not_bytes);
 	tcase_add_test(tc, test_table_cuts_long_cells_and_flattens_control_characters);
+	tcase_add_test(tc, test_table_whole_column_is_not_cut_and_the_others_still_are);
 	tcase_add_test(tc, test_table_that_failed_to_allocate_reports_oom);
 	suite_add_tcase(s, tc);
 
@@ -875,6 +925,7 @@ int main(void)
 	tcase_add_test(tc, test_limits_scopes_and_submit_warning);
 	tcase_add_test(tc, test_explain_without_summary_is_one_line_and_flattens_control_characters);
 	tcase_add_test(tc, test_drain_messages_for_a_worker_and_for_one_device);
+	tcase_add_test(tc, test_fit_line_in_utc_for_the_coordinator_and_local_escaped_for_hfctl);
 	tcase_add_test(tc, test_device_fit_lines_name_the_device_and_every_unmet_requirement);
 	tcase_add_test(tc, test_drain_lines_say_who_and_since_when);
 	suite_add_tcase(s, tc);

@@ -51,7 +51,8 @@ END_TEST
 
 START_TEST(test_label_values_are_escaped)
 {
-	struct hf_metric *m = hf_metric_new(HF_METRIC_COUNTER, "c_total", "help with \\ and\nnewline", 2, NULL, 0);
+	struct hf_metric *m = hf_metric_new(HF_METRIC_COUNTER, "c_total", "help with \\ and\nnewline, \"quoted\"", 2,
+					    NULL, 0);
 	const char *name[] = { "worker" };
 	const char *v0[] = { "a\"b\\c\nd" };
 	const char *v1[] = { "plain" };
@@ -61,7 +62,7 @@ START_TEST(test_label_values_are_escaped)
 	ck_assert_int_eq(hf_metric_labels(m, 1, name, v1, 1), 0);
 	hf_metric_add(m, 1, 3);
 	t = render(m);
-	ck_assert_str_eq(t, "# HELP c_total help with \\\\ and\\nnewline\n# TYPE c_total counter\n"
+	ck_assert_str_eq(t, "# HELP c_total help with \\\\ and\\nnewline, \"quoted\"\n# TYPE c_total counter\n"
 			    "c_total{worker=\"a\\\"b\\\\c\\nd\"} 0\nc_total{worker=\"plain\"} 3\n");
 	free(t);
 	hf_metric_free(m);
