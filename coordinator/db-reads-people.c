@@ -263,19 +263,24 @@ int run_history(struct db *db, struct db_op *op)
 	db_param_text(&p, req->precision);
 	db_param_text(&p, req->kind ? hf_kind_name(req->kind) : "");
 	db_param_u32(&p, "limit", req->limit ? req->limit : HISTORY_DEFAULT_LIMIT);
-	/* Finished tasks only, newest first by the coordinator's clock. */
+	/*
+	 * Decided tasks only, newest first by the coordinator's clock (when it
+	 * decided the outcome): task_history (migration 009) read backwards
+	 * along task_history_model_idx, the deciding result joined for the
+	 * few rows kept.
+	 */
 	r = db_exec(db, op,
-		    "SELECT task_id, job_id, backend, kind, precision, batch_size, seq_len, status,"
-		    " coalesce(reason, ''), coalesce(extract(epoch from received_at), 0),"
-		    " coalesce(device_name, ''), coalesce(worker_id, ''),"
-		    " latency_p50_ms, latency_p90_ms, latency_p99_ms, latency_cv, throughput_items_s,"
-		    " coalesce(noisy, false), coalesce(env_id, 0), coalesce(torch_version, ''),"
-		    " coalesce(transformers_version, '')"
-		    " FROM task_outcomes WHERE model_type = $1::text"
-		    " AND ($2::text = '' OR backend = $2::text) AND ($3::text = '' OR precision = $3::text)"
-		    " AND ($4::text = '' OR kind = $4::text)"
-		    " AND status IN ('passed', 'failed', 'error', 'timeout', 'skipped', 'cancelled')"
-		    " ORDER BY received_at DESC NULLS LAST, task_id DESC LIMIT $5::bigint",
+		    "SELECT h.task_id, h.job_id, h.backend, h.kind, h.precision, h.batch_size, h.seq_len,"
+		    " h.status, coalesce(r.reason, ''), coalesce(extract(epoch from r.received_at), 0),"
+		    " coalesce(h.device_name, ''), coalesce(r.worker_id, ''),"
+		    " h.latency_p50_ms, h.latency_p90_ms, h.latency_p99_ms, h.latency_cv, h.throughput_items_s,"
+		    " coalesce(h.noisy, false), coalesce(h.env_id, 0), coalesce(r.torch_version, ''),"
+		    " coalesce(r.transformers_version, '')"
+		    " FROM task_history h LEFT JOIN results r ON r.id = h.result_id"
+		    " WHERE h.model_type = $1::text"
+		    " AND ($2::text = '' OR h.backend = $2::text) AND ($3::text = '' OR h.precision = $3::text)"
+		    " AND ($4::text = '' OR h.kind = $4::text)"
+		    " ORDER BY h.finished_at DESC, h.task_id DESC LIMIT $5::bigint",
 		    &p, PGRES_TUPLES_OK, &res);
 	if (r < 0)
 		goto out;

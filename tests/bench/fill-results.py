@@ -188,7 +188,6 @@ FROM devices d
 CROSS JOIN generate_series(timestamptz '2023-01-01', timestamptz '2023-01-01' + %(nights)d * interval '1 day',
                            interval '1 hour') s;
 INSERT INTO device_quarantine (worker_id, backend, idx, reason) VALUES ('a100-a', 'cuda', 0, 'bench: 3 infrastructure failures in a row');
-SELECT hfleet_rebuild_summaries();
 DROP TABLE bench_cells;
 """
 
@@ -211,8 +210,24 @@ QUERIES = [
     ('hfleet_compare_jobs(last two nightly jobs)', 200,
      "SELECT * FROM hfleet_compare_jobs(:J - 1, :J)"),
     ('cross_backend (all rows)', 200, "SELECT * FROM cross_backend"),
-    ('fleet_utilisation (last 30 days)', 1000,
+    ('hfctl history, one model (its newest 50 outcomes)', 20,
+     "SELECT h.task_id, h.job_id, h.backend, h.kind, h.precision, h.batch_size, h.seq_len, h.status,"
+     " coalesce(r.reason, ''), coalesce(extract(epoch from r.received_at), 0), coalesce(h.device_name, ''),"
+     " coalesce(r.worker_id, ''), h.latency_p50_ms, h.latency_p90_ms, h.latency_p99_ms, h.latency_cv,"
+     " h.throughput_items_s, coalesce(h.noisy, false), coalesce(h.env_id, 0), coalesce(r.torch_version, ''),"
+     " coalesce(r.transformers_version, '')"
+     " FROM task_history h LEFT JOIN results r ON r.id = h.result_id WHERE h.model_type = :M"
+     " AND ('' = '' OR h.backend = '') AND ('' = '' OR h.precision = '') AND ('' = '' OR h.kind = '')"
+     " ORDER BY h.finished_at DESC, h.task_id DESC LIMIT 50"),
+    ('hfctl history, one model, cuda fp16 benchmarks (newest 50)', 20,
+     "SELECT h.*, r.reason, r.received_at, r.worker_id, r.torch_version, r.transformers_version"
+     " FROM task_history h LEFT JOIN results r ON r.id = h.result_id WHERE h.model_type = :M"
+     " AND h.backend = 'cuda' AND h.precision = 'fp16' AND h.kind = 'benchmark'"
+     " ORDER BY h.finished_at DESC, h.task_id DESC LIMIT 50"),
+    ('fleet_utilisation (last 30 days)', 100,
      "SELECT * FROM hfleet_fleet_utilisation(:T - interval '30 days', :T)"),
+    ('fleet_utilisation (last 365 days)', 1000,
+     "SELECT * FROM hfleet_fleet_utilisation(:T - interval '365 days', :T)"),
     ('device_health', 100, "SELECT * FROM device_health"),
 ]
 
@@ -264,12 +279,19 @@ def main():
             el = time.time() - t0
             print('  nights %d-%d stored (%.0f s, about %.0f s left)' % (lo, hi, el, el / done - el), flush=True)
         psql(c.pg, FINISH % {'nights': nights})
-        print('filled in %.0f s; VACUUM ANALYZE ...' % (time.time() - t0), flush=True)
+        print('filled in %.0f s; hfleet_rebuild_summaries() ...' % (time.time() - t0), flush=True)
+        t1 = time.time()
+        psql(c.pg, 'SELECT hfleet_rebuild_summaries()')
+        print('summaries rebuilt in %.0f s; VACUUM ANALYZE ...' % (time.time() - t1), flush=True)
         t1 = time.time()
         psql(c.pg, 'VACUUM ANALYZE')
         counts = psql(c.pg, "SELECT (SELECT count(*) FROM results), (SELECT count(*) FROM tasks),"
                             " (SELECT count(*) FROM attempts), pg_size_pretty(pg_database_size('hfleet'))")
         print('VACUUM ANALYZE in %.0f s; results|tasks|attempts|size: %s' % (time.time() - t1, counts))
+        sizes = psql(c.pg, "SELECT string_agg(relname || ' ' || pg_size_pretty(pg_total_relation_size(oid)), ', '"
+                           " ORDER BY relname) FROM pg_class WHERE relname IN ('task_history', 'device_hours',"
+                           " 'benchmark_runs', 'tasks', 'results', 'attempts')")
+        print('sizes with indexes: %s' % sizes)
         model = psql(c.pg, "SELECT model_type FROM models WHERE active ORDER BY model_type LIMIT 1 OFFSET 100")
         job = psql(c.pg, 'SELECT max(id) FROM jobs')
         end = psql(c.pg, 'SELECT max(finished_at) FROM jobs')

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""The readers' schema (migration 008, docs/database.md) filled through real
+"""The readers' schema (migrations 008 and 009, docs/database.md) filled through real
 jobs: a private PostgreSQL, hf-coordinator, one hf-worker running
 views_runner.py (real sums of squares, real timings in the benchmark shape
 of docs/runner.md), three nightly-like jobs:
@@ -173,6 +173,11 @@ class ViewsTest(unittest.TestCase):
             CREATE TEMP TABLE m1 AS SELECT * FROM compatibility_matrix;
             CREATE TEMP TABLE b1 AS SELECT * FROM benchmark_latest;
             CREATE TEMP TABLE r1 AS SELECT * FROM benchmark_runs;
+            CREATE TEMP TABLE h1 AS SELECT * FROM task_history;
+            CREATE TEMP VIEW dh AS SELECT worker_id, backend, idx, hour, round(busy_s::numeric, 6) AS busy_s,
+                                          tasks, round(util_sum::numeric, 3) AS util_sum, util_samples
+                                   FROM device_hours;
+            CREATE TEMP TABLE d1 AS SELECT * FROM dh;
             BEGIN;
             SELECT hfleet_rebuild_summaries();
             SELECT (SELECT count(*) FROM ((SELECT * FROM m1 EXCEPT ALL SELECT * FROM compatibility_matrix)
@@ -183,13 +188,149 @@ class ViewsTest(unittest.TestCase):
                 || ' ' ||
                    (SELECT count(*) FROM ((SELECT * FROM r1 EXCEPT ALL SELECT * FROM benchmark_runs)
                                           UNION ALL (SELECT * FROM benchmark_runs EXCEPT ALL SELECT * FROM r1)) z)
-                || ' ' || (SELECT count(*) FROM benchmark_runs);
+                || ' ' || (SELECT count(*) FROM benchmark_runs)
+                || ' ' ||
+                   (SELECT count(*) FROM ((SELECT * FROM h1 EXCEPT ALL SELECT * FROM task_history)
+                                          UNION ALL (SELECT * FROM task_history EXCEPT ALL SELECT * FROM h1)) h)
+                || ' ' || (SELECT count(*) FROM task_history)
+                || ' ' ||
+                   (SELECT count(*) FROM ((SELECT * FROM d1 EXCEPT ALL SELECT * FROM dh)
+                                          UNION ALL (SELECT * FROM dh EXCEPT ALL SELECT * FROM d1)) d)
+                || ' ' || (SELECT count(*) FROM device_hours);
             ROLLBACK;""").splitlines()[-1]
-        # 4 models x 2 precisions x 3 jobs, less bert's 2 skipped runs.
-        self.assertEqual(rebuilt, '0 0 0 22')
+        # benchmark_runs: 4 models x 2 precisions x 3 jobs, less bert's 2
+        # skipped runs; task_history: every task of the 3 jobs (16 each).
+        self.assertEqual(rebuilt.split()[:6], ['0', '0', '0', '22', '0', '48'])
+        # device_hours: the same hours (sums to the microsecond: the trigger
+        # adds in another order than the rebuild).
+        self.assertEqual(rebuilt.split()[6], '0')
+        self.assertGreater(int(rebuilt.split()[7]), 0)
         self.assertEqual(len(live), 8)
         # albert's hostile device name in job B made a series of its own.
         self.assertEqual(len(bench), 10)
+
+    def test_task_history_is_every_decided_task_with_its_figures(self):
+        # One row per decided task, the figures of its deciding result.
+        bad = self.q("""
+            SELECT t.id FROM tasks t LEFT JOIN results r ON r.id = t.result_id
+            FULL JOIN task_history h ON h.task_id = t.id
+            WHERE h.task_id IS NULL OR t.id IS NULL
+               OR (h.job_id, h.model_type, h.backend, h.kind, h.precision, h.batch_size, h.seq_len,
+                   h.status, h.finished_at)
+                  IS DISTINCT FROM (t.job_id, t.model_type, t.backend, t.kind, t.precision, t.batch_size,
+                                    t.seq_len, t.state, t.finished_at)
+               OR (h.result_id, h.device_name, h.env_id, h.latency_p50_ms, h.latency_p99_ms,
+                   h.throughput_items_s, h.noisy)
+                  IS DISTINCT FROM (r.id, r.device_name, r.env_id, r.latency_p50_ms, r.latency_p99_ms,
+                                    r.throughput_items_s, r.noisy)""")
+        self.assertEqual(bad, [])
+        self.assertEqual(self.q("SELECT count(*) FROM task_history")[0][0], str(16 * len(self.jobs)))
+        # benchmark_history reads it: the same rows as tasks joined to results.
+        self.assertEqual(self.q("""
+            SELECT count(*) FROM ((SELECT * FROM benchmark_history
+                                   EXCEPT ALL
+                                   SELECT t.model_type, m.family, t.backend, r.device_name, t.precision,
+                                          t.batch_size, t.seq_len, t.job_id, t.id, t.finished_at,
+                                          r.latency_mean_ms, r.latency_stdev_ms, r.latency_cv,
+                                          r.latency_p50_ms, r.latency_p90_ms, r.latency_p95_ms,
+                                          r.latency_p99_ms, r.throughput_items_s, r.peak_memory_bytes,
+                                          r.energy_j_per_item, r.avg_power_w, r.noisy, r.env_id
+                                   FROM tasks t JOIN models m USING (model_type)
+                                   JOIN results r ON r.id = t.result_id
+                                   WHERE t.kind = 'benchmark' AND t.state = 'passed')) x"""), [['0']])
+        self.assertEqual(self.q("SELECT count(*) FROM benchmark_history"), [['22']])
+        # A task queued again (as hfctl retry does) leaves the history until
+        # it is decided again; rolled back.
+        out = self.c.pg.psql("""
+            BEGIN;
+            UPDATE tasks SET state = 'queued', worker_id = NULL, device_index = NULL, result_id = NULL,
+                             finished_at = NULL
+            WHERE job_id = %d AND model_type = 'gpt2' AND kind = 'benchmark';
+            SELECT count(*) FROM task_history WHERE job_id = %d AND model_type = 'gpt2';
+            UPDATE tasks SET state = 'cancelled', finished_at = now()
+            WHERE job_id = %d AND model_type = 'gpt2' AND kind = 'benchmark';
+            SELECT string_agg(status, ',' ORDER BY task_id) FROM task_history
+            WHERE job_id = %d AND model_type = 'gpt2';
+            ROLLBACK;""" % ((self.jobs[0],) * 4)).splitlines()
+        self.assertEqual(out[0], '2')    # gpt2's two tests of job A stay
+        self.assertEqual(out[1], 'passed,passed,cancelled,cancelled')
+
+    def test_device_hours_are_the_real_leases(self):
+        # Every lease of the three jobs has ended: device_hours holds all of
+        # their time and count, and fleet_utilisation adds nothing running.
+        got = self.q("SELECT sum(tasks), round(sum(busy_s)::numeric, 3) FROM device_hours"
+                     " WHERE (worker_id, backend, idx) = ('w1', 'cpu', 0)")
+        want = self.q("SELECT count(*), round(sum(EXTRACT(EPOCH FROM ended_at - granted_at)), 3)"
+                      " FROM attempts WHERE worker_id = 'w1' AND ended_at IS NOT NULL")
+        self.assertEqual(got, want)
+        self.assertEqual(self.q("SELECT count(*) FROM attempts WHERE ended_at IS NULL"), [['0']])
+        # The hours are whole UTC hours, and each holds what the leases
+        # granted in it and their seconds within it.
+        rows = self.q("""
+            SELECT d.hour, d.tasks, round(d.busy_s::numeric, 3),
+                   (SELECT count(*) FROM attempts a WHERE date_trunc('hour', a.granted_at, 'UTC') = d.hour),
+                   (SELECT round(coalesce(sum(EXTRACT(EPOCH FROM least(a.ended_at, d.hour + interval '1 hour')
+                                                       - greatest(a.granted_at, d.hour))), 0), 3)
+                    FROM attempts a WHERE a.granted_at < d.hour + interval '1 hour' AND a.ended_at > d.hour)
+            FROM device_hours d WHERE (worker_id, backend, idx) = ('w1', 'cpu', 0)""")
+        self.assertTrue(rows)
+        for hour, tasks, busy, want_tasks, want_busy in rows:
+            self.assertEqual((tasks, busy), (want_tasks, want_busy), hour)
+        fleet = self.q("SELECT sum(tasks), round(sum(busy_s)::numeric, 3) FROM fleet_utilisation"
+                       " WHERE (worker_id, backend, idx) = ('w1', 'cpu', 0)")
+        self.assertEqual(fleet, want)
+
+    def test_lease_hours_split_at_utc_hour_boundaries(self):
+        # Leases with chosen times, stored as the coordinator stores them
+        # (one already ended, one ended by an UPDATE, one running), in a
+        # session whose time zone is half an hour off UTC; rolled back.
+        task = self.q("SELECT min(id) FROM tasks WHERE backend = 'cpu'")[0][0]
+        out = self.c.pg.psql("""
+            BEGIN;
+            SET LOCAL TimeZone = 'Asia/Kolkata';
+            INSERT INTO attempts (task_id, attempt, worker_id, device_index, device_indices, granted_at,
+                                  ended_at, end_reason) VALUES
+              (%(t)s, 101, 'wx', 0, '{0,1}', '2020-01-01 09:40:00Z', '2020-01-01 11:10:00Z', 'result'),
+              (%(t)s, 102, 'wx', 0, NULL, '2020-01-01 10:59:30Z', NULL, NULL),
+              (%(t)s, 103, 'wx', 0, NULL, '2020-01-01 12:00:00Z', '2020-01-01 12:00:00Z', 'result'),
+              (%(t)s, 104, 'wy', 0, NULL, now() - interval '90 minutes', NULL, NULL);
+            UPDATE attempts SET ended_at = '2020-01-01 11:00:30Z', end_reason = 'result'
+            WHERE task_id = %(t)s AND attempt = 102;
+            INSERT INTO device_telemetry (worker_id, backend, idx, sampled_at, utilization_pct) VALUES
+              ('wx', 'cpu', 0, '2020-01-01 09:10:00Z', 20), ('wx', 'cpu', 0, '2020-01-01 09:50:00Z', 40),
+              ('wx', 'cpu', 0, '2020-01-01 10:05:00Z', NULL);
+            CREATE TEMP TABLE f AS
+            SELECT worker_id || '/' || idx || '/' || to_char(hour AT TIME ZONE 'UTC', 'HH24:MI') AS k,
+                   busy_s, tasks, avg_gpu_util_pct
+            FROM hfleet_fleet_utilisation('2020-01-01 09:30:00Z', '2020-01-01 13:00:00Z');
+            SELECT json_object_agg(k, json_build_array(busy_s, tasks, avg_gpu_util_pct)) FROM f;
+            SELECT json_agg(json_build_array(busy_s, tasks))
+            FROM hfleet_fleet_utilisation(now() - interval '3 hours', now() + interval '1 hour')
+            WHERE worker_id = 'wy';
+            SELECT count(*) FROM device_hours WHERE worker_id = 'wy';
+            CREATE TEMP TABLE before AS SELECT * FROM device_hours WHERE worker_id = 'wx';
+            SELECT hfleet_rebuild_summaries();
+            SELECT count(*) FROM ((SELECT * FROM before EXCEPT ALL SELECT * FROM device_hours WHERE worker_id = 'wx')
+                                  UNION ALL (SELECT * FROM device_hours WHERE worker_id = 'wx'
+                                             EXCEPT ALL SELECT * FROM before)) x;
+            ROLLBACK;""" % {'t': task}).splitlines()
+        out = [line for line in out if line]   # the rebuild's void is an empty line
+        hours = json.loads(out[-4])
+        self.assertEqual(hours, {
+            # 09:40-11:10 on devices 0 and 1; 10:59:30-11:00:30 on 0; 12:00-12:00 on 0.
+            'wx/0/09:00': [1200, 1, 30], 'wx/1/09:00': [1200, 1, None],
+            'wx/0/10:00': [3630, 1, None], 'wx/1/10:00': [3600, 0, None],
+            'wx/0/11:00': [630, 0, None], 'wx/1/11:00': [600, 0, None],
+            'wx/0/12:00': [0, 1, None]})
+        # The running lease counts up to now, split the same way, and is not
+        # in device_hours until it ends.
+        running = json.loads(out[-3])
+        self.assertIn(len(running), (2, 3))
+        self.assertAlmostEqual(sum(r[0] for r in running), 5400, places=3)
+        self.assertEqual(sum(r[1] for r in running), 1)
+        self.assertEqual(out[-2], '0')
+        # The triggers' sums equal a rebuild's.
+        self.assertEqual(out[-1], '0')
 
     def test_benchmark_latest_and_history(self):
         a, b, c = self.jobs
