@@ -15,53 +15,11 @@
 #                                   on every PORT; fails with a message naming
 #                                   the port, its holder and LOG's last lines
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-port_taken() {
-  python3 - "$1" <<'PY'
-import socket, sys
-s = socket.socket()
-try:
-    s.bind(("127.0.0.1", int(sys.argv[1])))
-except OSError:
-    sys.exit(0)
-sys.exit(1)
-PY
-}
-
-# The pids listening on TCP port $1 (from /proc: the listening sockets of
-# /proc/net/tcp{,6} and the processes whose descriptors hold them; another
-# user's processes are visible to root only); empty when none.
-listener_pids() {
-  python3 - "$1" <<'PY'
-import os, sys
-port = int(sys.argv[1])
-inodes = set()
-for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-    try:
-        lines = open(table).read().splitlines()[1:]
-    except OSError:
-        continue
-    for line in lines:
-        f = line.split()
-        if len(f) > 9 and f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
-            inodes.add("socket:[%s]" % f[9])
-for pid in filter(str.isdigit, os.listdir("/proc")):
-    try:
-        fds = os.listdir("/proc/%s/fd" % pid)
-    except OSError:
-        continue
-    for fd in fds:
-        try:
-            if os.readlink("/proc/%s/fd/%s" % (pid, fd)) in inodes:
-                print(pid)
-                break
-        except OSError:
-            pass
-PY
-}
+# The logic is deploy/hfleet_ports.py's (harness.py imports it too).
+hfleet_ports=$(dirname "${BASH_SOURCE[0]}")/hfleet_ports.py
+free_port() { python3 "$hfleet_ports" free; }
+port_taken() { python3 "$hfleet_ports" taken "$1"; }
+listener_pids() { python3 "$hfleet_ports" listeners "$1"; }
 
 wait_listening() {
   local pid=$1 log=$2 port holders missing

@@ -15,6 +15,7 @@ import secrets
 import shutil
 import signal
 import socket
+import sys
 import subprocess
 import tempfile
 import time
@@ -35,10 +36,10 @@ def pg_bindir():
     raise RuntimeError('PostgreSQL server binaries not found (install postgresql-15)')
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+# free_port and listener_pids: deploy/hfleet_ports.py, shared with the
+# quickstart's scripts.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'deploy'))
+from hfleet_ports import free_port, listener_pids  # noqa: E402,F401
 
 
 class PrivatePostgres:
@@ -211,6 +212,22 @@ class Cluster:
             '--set', 'scheduler.lease_timeout=' + self.lease, '--log-level', 'info']
             + [a for kv in self.coordinator_set for a in ('--set', kv)], self.root).start()
         self.restarts += 1
+        # Ours must be the process answering: a free port chosen earlier can
+        # have been taken since by another test's coordinator.
+        ports = [int(u.rsplit(':', 1)[1].split('/')[0]) for u in (self.worker_url, self.control_url,
+                                                                  self.http_url)]
+        pid = self.coordinator.proc.pid
+
+        deadline = time.time() + 30
+        while not all(pid in listener_pids(p) for p in ports):
+            if self.coordinator.proc.poll() is not None:
+                raise AssertionError('the coordinator (pid %d) exited with %s before it listened on ports '
+                                     '%s; its log ends:\n%s' % (pid, self.coordinator.proc.returncode, ports,
+                                                                 self.coordinator.log()[-2000:]))
+            if time.time() > deadline:
+                raise AssertionError('the coordinator (pid %d) does not listen on all of ports %s after 30 s; '
+                                     'they are held by %s' % (pid, ports, [sorted(listener_pids(p)) for p in ports]))
+            time.sleep(0.05)
         self.wait_for(lambda: self.hfctl('models', check=False).returncode == 0, 30,
                       'coordinator did not come up')
         return self.coordinator

@@ -113,9 +113,11 @@ class PrivateCluster(unittest.TestCase):
         os.mkdir(os.path.join(d, 'deploy'))
         script = os.path.join(d, 'deploy', 'private-pg.sh')
         shutil.copy(SCRIPT, script)
-        ports = os.path.join(d, 'deploy', 'ports.sh')  # private-pg.sh sources it
-        shutil.copy(os.path.join(os.path.dirname(SCRIPT), 'ports.sh'), ports)
-        for path in (os.path.join(d, 'deploy'), script, ports):
+        # private-pg.sh sources ports.sh, which runs hfleet_ports.py.
+        helpers = [os.path.join(d, 'deploy', f) for f in ('ports.sh', 'hfleet_ports.py')]
+        for h in helpers:
+            shutil.copy(os.path.join(os.path.dirname(SCRIPT), os.path.basename(h)), h)
+        for path in [os.path.join(d, 'deploy'), script] + helpers:
             os.chown(path, pw.pw_uid, pw.pw_gid)
         self.addCleanup(run, ['destroy', state], user, False, script)
         c = run(['start', state], user, script=script).stdout.strip()
