@@ -8,7 +8,8 @@
  * request, worker reply, control reply), the rest is the message.  A message
  * that passes must survive a round trip: packed with hf_env_pack it passes
  * again under the same role, and packing that gives the same bytes.  A
- * refusal must say why: -EINVAL comes with a message.
+ * refusal must say why: -EINVAL comes with a message, and -EPROTOTYPE (a
+ * request of the other port) with one naming the port.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -56,6 +57,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r == -EINVAL) {
 		if (!err[0] || !memchr(err, '\0', sizeof(err)))
 			abort(); /* a broken rule is named */
+		return 0;
+	}
+	/* A request of the other port is refused as such, for the request
+	 * roles only, and says which port this is (ERR_WRONG_PORT). */
+	if (r == -EPROTOTYPE) {
+		if ((role != HF_MSG_WORKER_REQUEST && role != HF_MSG_CONTROL_REQUEST) || !err[0] ||
+		    !memchr(err, '\0', sizeof(err)) || !strstr(err, "port"))
+			abort();
 		return 0;
 	}
 	if (r != 0 || !env)

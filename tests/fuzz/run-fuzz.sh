@@ -42,7 +42,11 @@ for t in json.load(sys.stdin):
         print(t["name"])' | sort)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
-ninja -C "$build" $(printf 'tests/fuzz/%s ' "${targets[@]}") >/dev/null
+if ! out=$(ninja -C "$build" $(printf 'tests/fuzz/%s ' "${targets[@]}") 2>&1); then
+  printf '%s\n' "$out" | tail -n 30 >&2
+  echo "run-fuzz: building the fuzz targets failed" >&2
+  exit 1
+fi
 
 export ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1
