@@ -16,7 +16,7 @@
 #                                   the port, its holder and LOG's last lines
 
 # The logic is deploy/hfleet_ports.py's (harness.py imports it too).
-hfleet_ports=$(dirname "${BASH_SOURCE[0]}")/hfleet_ports.py
+hfleet_ports=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/hfleet_ports.py
 free_port() { python3 "$hfleet_ports" free; }
 port_taken() { python3 "$hfleet_ports" taken "$1"; }
 listener_pids() { python3 "$hfleet_ports" listeners "$1"; }
