@@ -183,9 +183,10 @@ int run_history(struct db *db, struct db_op *op);
 int run_report(struct db *db, struct db_op *op);
 /* db-reads.c: packs env into op's reply (op_error on failure). */
 int db_reply_pack(struct db_op *op, Hf__Envelope *env);
-/* db-reads.c: what row of res adds to a reply, roughly (its texts and
- * room for the rest), for the HF_READ_REPLY_BYTES budget. */
-size_t db_row_bytes(PGresult *res, int row);
+/* How many of res's leading rows fit in a reply of about budget bytes
+ * (their texts and room for the rest of each; at least one when there is
+ * one): a read reply keeps those and says the rest was left out. */
+int db_rows_within(PGresult *res, size_t budget);
 /* db-reads.c: fills js from row of a "SELECT " JOB_COLUMNS result and the
  * job's per-status counts (at most max_counts, in count_mem, pointed to
  * from counts_store). */

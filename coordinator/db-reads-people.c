@@ -193,11 +193,9 @@ int run_compare(struct db *db, struct db_op *op)
 		r = -ENOMEM;
 		goto out;
 	}
-	size_t bytes = 0, kept = 0;
-	for (int i = 0; i < n; i++) {
-		bytes += db_row_bytes(res, i);
-		if (i > 0 && bytes > HF_READ_REPLY_BYTES)
-			break;
+	size_t kept = 0;
+	int fit = db_rows_within(res, HF_READ_REPLY_BYTES);
+	for (int i = 0; i < fit; i++) {
 		Hf__CompareRow *row = &rows[i];
 		hf__compare_row__init(row);
 		row->model_type = PQgetvalue(res, i, 0);
@@ -291,13 +289,10 @@ int run_history(struct db *db, struct db_op *op)
 		r = -ENOMEM;
 		goto out;
 	}
-	size_t bytes = 0, kept = 0;
-	for (int i = 0; i < n; i++) {
-		bytes += db_row_bytes(res, i);
-		if (i > 0 && bytes > HF_READ_REPLY_BYTES) {
-			reply.truncated = true;
-			break;
-		}
+	size_t kept = 0;
+	int fit = db_rows_within(res, HF_READ_REPLY_BYTES);
+	reply.truncated = fit < n;
+	for (int i = 0; i < fit; i++) {
 		Hf__HistoryRow *row = &rows[i];
 		hf__history_row__init(row);
 		row->task_id = get_u64(res, i, 0);
@@ -413,11 +408,10 @@ int run_report(struct db *db, struct db_op *op)
 		r = -ENOMEM;
 		goto out;
 	}
-	size_t bytes = 0, kept = 0;
-	for (int i = 0; i < n; i++) {
-		bytes += db_row_bytes(res, i);
-		if (i > 0 && bytes > HF_READ_REPLY_BYTES)
-			break; /* total_tasks says how many were left out */
+	size_t kept = 0;
+	/* total_tasks says how many were left out. */
+	int fit = db_rows_within(res, HF_READ_REPLY_BYTES);
+	for (int i = 0; i < fit; i++) {
 		Hf__ReportTask *t = &tasks[i];
 		hf__report_task__init(t);
 		t->task_id = get_u64(res, i, 0);

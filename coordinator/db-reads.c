@@ -207,12 +207,25 @@ static void param_strings(struct db_params *p, char **v, size_t n)
 }
 
 /* What a row adds to a reply, roughly: its texts and room for the rest. */
-size_t db_row_bytes(PGresult *res, int row)
+static size_t db_row_bytes(PGresult *res, int row)
 {
 	size_t n = 64;
 
 	for (int c = 0; c < PQnfields(res); c++)
 		n += (size_t)PQgetlength(res, row, c);
+	return n;
+}
+
+int db_rows_within(PGresult *res, size_t budget)
+{
+	int n = PQntuples(res);
+	size_t bytes = 0;
+
+	for (int i = 0; i < n; i++) {
+		bytes += db_row_bytes(res, i);
+		if (i > 0 && bytes > budget)
+			return i;
+	}
 	return n;
 }
 
@@ -278,12 +291,10 @@ int run_results(struct db *db, struct db_op *op)
 		r = -ENOMEM;
 		goto out;
 	}
-	size_t bytes = 0;
 	int kept = 0;
-	for (int i = 0; i < n; i++) {
-		bytes += db_row_bytes(res, i);
-		if (i > 0 && bytes > HF_READ_REPLY_BYTES)
-			break; /* the rest is on the next page */
+	/* The rows that fit; the rest is on the next page. */
+	int fit = db_rows_within(res, HF_READ_REPLY_BYTES);
+	for (int i = 0; i < fit; i++) {
 		Hf__ResultRow *row = &rows[i];
 		hf__result_row__init(row);
 		row->task_id = get_u64(res, i, 0);
