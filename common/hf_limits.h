@@ -43,6 +43,7 @@
 #define HF_LOG_EXCERPT_MAX (16 * 1024) /* 4 KiB of output + 4 KiB of traceback, and framing */
 #define HF_TRIGGER_MAX 32          /* register | periodic | coordinator */
 #define HF_FAMILY_MAX 64           /* an architecture family name */
+#define HF_SUITE_MAX 64            /* a registry suite name (REGISTRY_SUITE_MAX) */
 #define HF_PRECISION_MAX 16        /* fp32 fp16 bf16 int8 */
 #define HF_SUBMITTER_MAX 256
 #define HF_CC_MAX 16               /* a compute capability "8.0" */

@@ -370,6 +370,26 @@ static int check_seq_len(struct vctx *v, uint32_t x)
 	return vfail(v, -EINVAL, "%" PRIu32 " is outside 1 .. %d", x, HF_SEQ_LEN_MAX);
 }
 
+/* A suite name: empty (none) or 1..HF_SUITE_MAX-1 of [a-z0-9_.-]; whether
+ * the registry has it is the coordinator's question. */
+static int check_suite_name(struct vctx *v, const char *s)
+{
+	char shown[80];
+	size_t len = strlen(s);
+	bool ok = len < HF_SUITE_MAX;
+
+	for (size_t i = 0; ok && i < len; i++)
+		ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+		     s[i] == '.' || s[i] == '-';
+	if (ok)
+		return 0;
+	size_t old = vpath_push(v, "suite", -1);
+	int r = vfail(v, -EINVAL, "\"%s\" is not a suite name (1 to %d of a-z 0-9 _ . -)",
+		      hf_text_escape(shown, sizeof(shown), s, len), HF_SUITE_MAX - 1);
+	vpath_pop(v, old);
+	return r;
+}
+
 static int check_submit(struct vctx *v, const Hf__SubmitRequest *m)
 {
 	int r = 0;
@@ -400,6 +420,8 @@ static int check_submit(struct vctx *v, const Hf__SubmitRequest *m)
 		r = check_u64(v, "flaky_reruns", m->flaky_reruns, 0, HF_FLAKY_RERUNS_MAX);
 	if (r == 0)
 		r = check_id(v, "request_id", m->request_id, false, HF_ID_MAX);
+	if (r == 0)
+		r = check_suite_name(v, m->suite);
 	return r;
 }
 

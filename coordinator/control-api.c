@@ -582,14 +582,16 @@ static void handle_models(struct control_req *q)
 	Hf__ModelInfo **ptrs = calloc(c->reg->n, sizeof(*ptrs));
 	Hf__ModelLimit *lims = calloc(c->reg->n_limits ? c->reg->n_limits : 1, sizeof(*lims));
 	Hf__ModelLimit **lim_ptrs = calloc(c->reg->n_limits ? c->reg->n_limits : 1, sizeof(*lim_ptrs));
-	size_t n = 0, n_lim = 0;
+	/* Each model's named suites: pointers to the registry's names. */
+	char **suites = calloc(c->reg->n * c->reg->n_suites + 1, sizeof(*suites));
+	size_t n = 0, n_lim = 0, n_suite = 0;
 
 	if (family[0] && !hf_family_valid(family)) {
 		coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNKNOWN_MODEL,
 				  "unknown family \"%s\" (valid: %s)", family, hf_family_names());
 		goto out;
 	}
-	if (!mem || !ptrs || !lims || !lim_ptrs) {
+	if (!mem || !ptrs || !lims || !lim_ptrs || !suites) {
 		coord_reply_error(q->req, HF__ERROR_CODE__ERR_INTERNAL, "out of memory");
 		goto out;
 	}
@@ -614,11 +616,19 @@ static void handle_models(struct control_req *q)
 			lims[n_lim].reason = (char *)m->limits[j].reason;
 			lim_ptrs[n_lim] = &lims[n_lim];
 		}
+		mem[n].suites = suites + n_suite;
+		for (size_t j = 0; j < c->reg->n_suites; j++)
+			if (registry_in_suite(m, c->reg->suites[j]))
+				suites[n_suite + mem[n].n_suites++] = c->reg->suites[j];
+		n_suite += mem[n].n_suites;
 		ptrs[n] = &mem[n];
 		n++;
 	}
 	mr.models = ptrs;
 	mr.n_models = n;
+	mr.transformers_version = c->reg->transformers_version;
+	mr.suites = c->reg->suites;
+	mr.n_suites = c->reg->n_suites;
 	env.body_case = HF__ENVELOPE__BODY_MODELS_REPLY;
 	env.models_reply = &mr;
 	coord_reply(q->req, &env);
@@ -627,6 +637,7 @@ out:
 	free(ptrs);
 	free(lims);
 	free(lim_ptrs);
+	free(suites);
 	control_req_free(q);
 }
 

@@ -78,6 +78,8 @@ static char *spec_json(const Hf__SubmitRequest *req, const struct job_plan *plan
 		json_array_append_new(a, json_string(req->families[i]));
 	json_object_set_new(o, "families", a);
 	json_object_set_new(o, "all_models", json_boolean(req->all_models));
+	if (req->suite && req->suite[0])
+		json_object_set_new(o, "suite", json_string(req->suite));
 	a = json_array();
 	for (size_t i = 0; i < req->n_backends; i++)
 		json_array_append_new(a, json_string(hf_backend_name(req->backends[i])));
@@ -134,8 +136,9 @@ int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t 
 	*ret_code = HF__ERROR_CODE__ERR_BAD_REQUEST;
 	hf_buf_init(&unknown);
 
-	if (!req->all_models && req->n_models == 0 && req->n_families == 0) {
-		snprintf(err, errlen, "no models selected: name models, families, or the whole suite");
+	bool suite = req->suite && req->suite[0];
+	if (!req->all_models && req->n_models == 0 && req->n_families == 0 && !suite) {
+		snprintf(err, errlen, "no models selected: name models, families, a suite, or the whole suite");
 		goto fail;
 	}
 	if (req->all_models && (req->n_models || req->n_families)) {
@@ -202,6 +205,13 @@ int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t 
 			 strchr(unknown.data, ',') ? "s" : "", unknown.data);
 		goto fail;
 	}
+	/* --all and --family choose from the default suite (core): the models
+	 * they chose before the registry grew past it. */
+	const char *scope = registry_default_suite(reg);
+	if (suite && registry_suite_pick(reg, req->suite, picked, err, errlen) < 0) {
+		*ret_code = HF__ERROR_CODE__ERR_UNKNOWN_MODEL;
+		goto fail;
+	}
 	for (size_t i = 0; i < req->n_families; i++) {
 		if (!hf_family_valid(req->families[i])) {
 			*ret_code = HF__ERROR_CODE__ERR_UNKNOWN_MODEL;
@@ -210,11 +220,12 @@ int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t 
 			goto fail;
 		}
 		for (size_t m = 0; m < reg->n; m++)
-			if (strcmp(reg->models[m].family, req->families[i]) == 0)
+			if (strcmp(reg->models[m].family, req->families[i]) == 0 &&
+			    registry_in_suite(&reg->models[m], scope))
 				picked[m] = true;
 	}
 	for (size_t m = 0; m < reg->n; m++) {
-		if (req->all_models)
+		if (req->all_models && registry_in_suite(&reg->models[m], scope))
 			picked[m] = true;
 		n_models += picked[m];
 	}

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT
  *
- * Model registry loader (see registry.h).
+ * Model registry loader and its suites (see registry.h).
  */
 #include "registry.h"
 
@@ -102,6 +102,83 @@ static int parse_limits(char *text, const char *origin, size_t lineno, const cha
 	}
 }
 
+/* A suite name: 1..REGISTRY_SUITE_MAX-1 of [a-z0-9_.-]. */
+static bool valid_suite_name(const char *s, size_t len)
+{
+	if (len == 0 || len >= REGISTRY_SUITE_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+		      s[i] == '.' || s[i] == '-'))
+			return false;
+	return true;
+}
+
+/* Checks the suites column: names separated by ",", none reserved ("all",
+ * a family) or listed twice.  Sets *core. */
+static int parse_suites(const char *text, const char *origin, size_t lineno, const char *model, bool *core,
+			char *err, size_t errlen)
+{
+	const char *p = text;
+
+	*core = false;
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		char name[REGISTRY_SUITE_MAX];
+
+		if (!valid_suite_name(p, len)) {
+			snprintf(err, errlen,
+				 "%s:%zu: suite \"%.*s\" of \"%s\" is not 1 to %d of a-z 0-9 _ . -", origin,
+				 lineno, (int)(len < 64 ? len : 64), p, model, REGISTRY_SUITE_MAX - 1);
+			return -EINVAL;
+		}
+		memcpy(name, p, len);
+		name[len] = '\0';
+		if (strcmp(name, "all") == 0 || hf_family_valid(name)) {
+			snprintf(err, errlen, "%s:%zu: suite \"%s\" of \"%s\" is reserved (\"all\" and the families are suites already)",
+				 origin, lineno, name, model);
+			return -EINVAL;
+		}
+		for (const char *q = text; q < p;) {
+			const char *c2 = strchr(q, ',');
+			size_t l2 = (size_t)(c2 - q);
+			if (l2 == len && memcmp(q, p, len) == 0) {
+				snprintf(err, errlen, "%s:%zu: \"%s\" lists the suite \"%s\" twice", origin, lineno,
+					 model, name);
+				return -EINVAL;
+			}
+			q = c2 + 1;
+		}
+		*core |= strcmp(name, "core") == 0;
+		if (!comma)
+			break;
+		p = comma + 1;
+		if (!*p) {
+			snprintf(err, errlen, "%s:%zu: the suites of \"%s\" end with \",\"", origin, lineno, model);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* "# transformers VERSION": the version the file was built from. */
+static void read_version_comment(const char *line, struct registry *reg)
+{
+	static const char prefix[] = "# transformers ";
+	size_t n = 0;
+
+	if (reg->transformers_version[0] || strncmp(line, prefix, sizeof(prefix) - 1) != 0)
+		return;
+	line += sizeof(prefix) - 1;
+	while (line[n] && line[n] != ' ' && n + 1 < sizeof(reg->transformers_version))
+		n++;
+	if (line[n] && line[n] != ' ')
+		return; /* too long: not a version */
+	memcpy(reg->transformers_version, line, n);
+	reg->transformers_version[n] = '\0';
+}
+
 static int valid_token(const char *s)
 {
 	if (!*s)
@@ -112,6 +189,47 @@ static int valid_token(const char *s)
 	return 1;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* reg->suites: the named suites of every model, each once, in byte order. */
+static int collect_suites(struct registry *reg)
+{
+	size_t cap = 0;
+
+	for (size_t i = 0; i < reg->n; i++) {
+		for (const char *p = reg->models[i].suites; *p;) {
+			const char *comma = strchr(p, ',');
+			size_t l = comma ? (size_t)(comma - p) : strlen(p);
+			bool seen = false;
+			for (size_t j = 0; j < reg->n_suites && !seen; j++)
+				seen = strlen(reg->suites[j]) == l && memcmp(reg->suites[j], p, l) == 0;
+			if (!seen) {
+				if (reg->n_suites == cap) {
+					size_t ncap = cap ? cap * 2 : 8;
+					char **ns = realloc(reg->suites, ncap * sizeof(*ns));
+					if (!ns)
+						return -ENOMEM;
+					reg->suites = ns;
+					cap = ncap;
+				}
+				reg->suites[reg->n_suites] = strndup(p, l);
+				if (!reg->suites[reg->n_suites])
+					return -ENOMEM;
+				reg->n_suites++;
+			}
+			if (!comma)
+				break;
+			p = comma + 1;
+		}
+	}
+	if (reg->n_suites)
+		qsort(reg->suites, reg->n_suites, sizeof(*reg->suites), cmp_str);
+	return 0;
+}
+
 int registry_parse(const char *text, size_t len, const char *origin, struct registry **ret_reg,
 		   char *err, size_t errlen)
 {
@@ -119,7 +237,7 @@ int registry_parse(const char *text, size_t len, const char *origin, struct regi
 	size_t cap = 0, lim_cap = 0, lineno = 0;
 	/* Each model's first limit, as an index: reg->limits may still move. */
 	size_t *lim_first = NULL;
-	int nfields = 8;
+	int nfields = 10;
 	char *p, *end;
 	int r = -EINVAL;
 
@@ -149,17 +267,21 @@ int registry_parse(const char *text, size_t len, const char *origin, struct regi
 		if (lineno == 1) {
 			if (strcmp(line, REGISTRY_HEADER_V1) == 0) {
 				nfields = 7;
+			} else if (strcmp(line, REGISTRY_HEADER_V2) == 0) {
+				nfields = 8;
 			} else if (strcmp(line, REGISTRY_HEADER) != 0) {
 				snprintf(err, errlen, "%s:1: the header must be \"%s\"", origin,
-					 "model_type<TAB>hf_id<TAB>family<TAB>task<TAB>modality<TAB>size_class<TAB>notes<TAB>limits");
+					 "model_type<TAB>hf_id<TAB>family<TAB>task<TAB>modality<TAB>size_class<TAB>notes<TAB>limits<TAB>suites<TAB>source");
 				goto fail;
 			}
 			continue;
 		}
+		if (line[0] == '#')
+			read_version_comment(line, reg);
 		if (l == 0 || line[0] == '#')
 			continue;
 
-		char *field[8] = { 0 };
+		char *field[10] = { 0 };
 		int nf = 0;
 		char *s = line;
 		for (;;) {
@@ -179,9 +301,13 @@ int registry_parse(const char *text, size_t len, const char *origin, struct regi
 			snprintf(err, errlen, "%s:%zu: %d fields, at least 6 expected", origin, lineno, nf);
 			goto fail;
 		}
-		for (int i = nf; i < 8; i++)
-			field[i] = line + l; /* empty notes and limits */
+		for (int i = nf; i < 10; i++)
+			field[i] = line + l; /* empty notes, limits, suites, source */
 		for (int i = 0; i < 6; i++) {
+			/* A type transformers records no checkpoint for has no hf_id; a
+			 * checkpoint not yet weighed, no size class. */
+			if ((i == 1 || i == 5) && !*field[i])
+				continue;
 			if (!valid_token(field[i])) {
 				snprintf(err, errlen, "%s:%zu: field %d is empty or contains spaces", origin,
 					 lineno, i + 1);
@@ -193,7 +319,7 @@ int registry_parse(const char *text, size_t len, const char *origin, struct regi
 				 lineno, field[2], field[0], hf_family_names());
 			goto fail;
 		}
-		int ok = 0;
+		int ok = !*field[5];
 		for (size_t i = 0; i < sizeof(size_classes) / sizeof(size_classes[0]); i++)
 			ok |= strcmp(field[5], size_classes[i]) == 0;
 		if (!ok) {
@@ -215,6 +341,19 @@ int registry_parse(const char *text, size_t len, const char *origin, struct regi
 			}
 			cap = ncap;
 		}
+		bool core = true; /* an older file: every model is the core suite */
+		if (nfields == 10) {
+			r = parse_suites(field[8], origin, lineno, field[0], &core, err, errlen);
+			if (r < 0)
+				goto fail;
+			if (*field[9] && strcmp(field[9], "transformers") != 0 &&
+			    strcmp(field[9], "reference-list") != 0) {
+				snprintf(err, errlen,
+					 "%s:%zu: source \"%s\" of \"%s\" is not transformers or reference-list",
+					 origin, lineno, field[9], field[0]);
+				goto fail;
+			}
+		}
 		size_t first = reg->n_limits;
 		r = parse_limits(field[7], origin, lineno, field[0], &reg->limits, &reg->n_limits,
 				 &lim_cap, err, errlen);
@@ -224,7 +363,7 @@ int registry_parse(const char *text, size_t len, const char *origin, struct regi
 		lim_first[reg->n] = first;
 		reg->models[reg->n++] = (struct reg_model){
 			field[0], field[1], field[2], field[3], field[4], field[5], field[6],
-			NULL, reg->n_limits - first,
+			NULL, reg->n_limits - first, field[8], field[9], core,
 		};
 	}
 	/* The limits are all read: point each model at its own. */
@@ -248,6 +387,9 @@ int registry_parse(const char *text, size_t len, const char *origin, struct regi
 			goto fail;
 		}
 	}
+	r = collect_suites(reg);
+	if (r < 0)
+		goto fail;
 	*ret_reg = reg;
 	return 0;
 fail:
@@ -276,6 +418,9 @@ void registry_free(struct registry *reg)
 {
 	if (!reg)
 		return;
+	for (size_t i = 0; i < reg->n_suites; i++)
+		free(reg->suites[i]);
+	free(reg->suites);
 	free(reg->models);
 	free(reg->limits);
 	free(reg->storage);
@@ -317,4 +462,128 @@ void registry_limit_scope(const struct reg_limit *l, char *buf, size_t len)
 		snprintf(buf, len, "%s", b);
 	else
 		snprintf(buf, len, "%s/%s", b, hf_kind_name(l->kind));
+}
+
+/* ---- suites ---- */
+
+bool registry_in_suite(const struct reg_model *m, const char *suite)
+{
+	size_t len = strlen(suite);
+
+	if (strcmp(suite, "all") == 0 || strcmp(suite, m->family) == 0)
+		return true;
+	if (strcmp(suite, "core") == 0)
+		return m->core;
+	for (const char *p = m->suites; *p;) {
+		const char *comma = strchr(p, ',');
+		size_t l = comma ? (size_t)(comma - p) : strlen(p);
+		if (l == len && memcmp(p, suite, len) == 0)
+			return true;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	return false;
+}
+
+const char *registry_default_suite(const struct registry *reg)
+{
+	for (size_t i = 0; i < reg->n; i++)
+		if (reg->models[i].core)
+			return "core";
+	return "all";
+}
+
+int registry_suite_pick(const struct registry *reg, const char *suite, bool *picked, char *err,
+			size_t errlen)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < reg->n; i++) {
+		if (registry_in_suite(&reg->models[i], suite)) {
+			picked[i] = true;
+			n++;
+		}
+	}
+	if (n == 0) {
+		char names[1024];
+		registry_suite_names(reg, names, sizeof(names));
+		snprintf(err, errlen, "unknown suite \"%.64s\" (valid: %s)", suite, names);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* Appends s to buf (len bytes) after ", " unless at the start. */
+static void names_add(char *buf, size_t len, const char *s, size_t slen)
+{
+	size_t at = strlen(buf);
+	int w = snprintf(buf + at, len - at, "%s%.*s", at ? ", " : "", (int)slen, s);
+	if (w < 0 || (size_t)w >= len - at)
+		buf[at] = '\0'; /* no room: leave it out whole */
+}
+
+void registry_suite_names(const struct registry *reg, char *buf, size_t len)
+{
+	char families[512];
+
+	if (len == 0)
+		return;
+	buf[0] = '\0';
+	names_add(buf, len, "all", 3);
+	for (size_t i = 0; i < reg->n_suites; i++)
+		names_add(buf, len, reg->suites[i], strlen(reg->suites[i]));
+	/* The families in their canonical order, those the registry has. */
+	snprintf(families, sizeof(families), "%s", hf_family_names());
+	for (char *f = families; *f;) {
+		char *sep = strstr(f, ", ");
+		size_t l = sep ? (size_t)(sep - f) : strlen(f);
+		bool have = false;
+		for (size_t i = 0; i < reg->n && !have; i++)
+			have = strlen(reg->models[i].family) == l && memcmp(reg->models[i].family, f, l) == 0;
+		if (have)
+			names_add(buf, len, f, l);
+		if (!sep)
+			break;
+		f = sep + 2;
+	}
+}
+
+/* ---- the transformers a worker has ---- */
+
+/* major and minor of "5.17.0.dev0"; false when s does not start N.N. */
+static bool major_minor(const char *s, unsigned long *maj, unsigned long *min)
+{
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return false;
+	*maj = strtoul(s, &end, 10);
+	if (*end != '.' || end[1] < '0' || end[1] > '9')
+		return false;
+	*min = strtoul(end + 1, &end, 10);
+	return true;
+}
+
+bool registry_transformers_skew(const struct registry *reg, Hf__Runtime *const *runtimes, size_t n,
+				char *msg, size_t len)
+{
+	unsigned long rmaj, rmin, wmaj, wmin;
+
+	if (!major_minor(reg->transformers_version, &rmaj, &rmin))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		const Hf__Runtime *rt = runtimes[i];
+		if (!rt->name || strcmp(rt->name, "transformers") != 0 || !rt->available)
+			continue;
+		if (!major_minor(rt->version, &wmaj, &wmin) || (wmaj == rmaj && wmin == rmin))
+			return false;
+		bool older = wmaj < rmaj || (wmaj == rmaj && wmin < rmin);
+		snprintf(msg, len,
+			 older ? "transformers %.32s is older than the registry's %s: its runner skips the model types it lacks"
+			       : "transformers %.32s is newer than the registry's %s: model types it added are not in the registry (rerun coordinator/registry/build_registry.py)",
+			 rt->version, reg->transformers_version);
+		return true;
+	}
+	return false;
 }

@@ -197,6 +197,9 @@ static void register_done(struct db_op *op)
 	log_info("worker \"%s\" registered from %s (hf-worker %s, protocol %u, %zu devices, %zu running, %zu re-adopted)",
 		 reg->worker_id, reg->hostname, reg->software_version, reg->protocol_version,
 		 reg->n_devices, reg->n_running, adopted);
+	char skew[256];
+	if (registry_transformers_skew(c->reg, reg->runtimes, reg->n_runtimes, skew, sizeof(skew)))
+		log_warn("worker \"%s\": %s", reg->worker_id, skew);
 
 	rr.accepted = true;
 	rr.min_protocol = HF_PROTOCOL_MIN;

@@ -37,6 +37,7 @@ enum {
 	OPT_MODELS = 256,
 	OPT_FAMILY,
 	OPT_ALL,
+	OPT_SUITE,
 	OPT_BACKENDS,
 	OPT_KIND,
 	OPT_BATCH_SIZES,
@@ -68,6 +69,7 @@ static const struct option submit_options[] = {
 	{ "models", required_argument, NULL, OPT_MODELS },
 	{ "family", required_argument, NULL, OPT_FAMILY },
 	{ "all", no_argument, NULL, OPT_ALL },
+	{ "suite", required_argument, NULL, OPT_SUITE },
 	{ "backends", required_argument, NULL, OPT_BACKENDS },
 	{ "kind", required_argument, NULL, OPT_KIND },
 	{ "batch-sizes", required_argument, NULL, OPT_BATCH_SIZES },
@@ -98,6 +100,21 @@ static const struct option submit_options[] = {
 	{ 0 },
 };
 
+/* The form of a suite name (whether the registry has it, the coordinator
+ * says): 1..HF_SUITE_MAX-1 of [a-z0-9_.-]. */
+static bool suite_name_valid(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len >= HF_SUITE_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+		      s[i] == '.' || s[i] == '-'))
+			return false;
+	return true;
+}
+
 /* The lists as given, before they are turned into values. */
 struct submit_text {
 	struct hfctl_list backends, kinds, batch_sizes, seq_lens;
@@ -122,6 +139,16 @@ static int submit_options_read(int argc, char **argv, struct hfctl_submit *s,
 			break;
 		case OPT_ALL:
 			s->all_models = true;
+			break;
+		case OPT_SUITE:
+			if (!suite_name_valid(optarg)) {
+				snprintf(err, errlen,
+					 "invalid value \"%.64s\" for --suite: 1 to %d of a-z 0-9 _ . - (\"hfctl models\" lists the suites)",
+					 optarg, HF_SUITE_MAX - 1);
+				r = -EINVAL;
+			} else {
+				snprintf(s->suite, sizeof(s->suite), "%s", optarg);
+			}
 			break;
 		case OPT_BACKENDS:
 			r = hfctl_list_split(&t->backends, "--backends", optarg, err, errlen);
@@ -242,8 +269,12 @@ static int submit_what_check(const struct hfctl_submit *s, char *err, size_t err
 		snprintf(err, errlen, "--all cannot be combined with --models or --family");
 		return -EINVAL;
 	}
-	if (!s->all_models && s->models.n == 0 && s->families.n == 0) {
-		snprintf(err, errlen, "nothing to run: give --models, --family or --all");
+	if (s->all_models && s->suite[0]) {
+		snprintf(err, errlen, "--all cannot be combined with --suite (--all is the core suite)");
+		return -EINVAL;
+	}
+	if (!s->all_models && s->models.n == 0 && s->families.n == 0 && !s->suite[0]) {
+		snprintf(err, errlen, "nothing to run: give --models, --family, --suite or --all");
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < s->families.n; i++) {
@@ -492,6 +523,7 @@ void hfctl_submit_request(const struct hfctl_submit *s, Hf__SubmitRequest *req)
 	req->n_families = s->families.n;
 	req->families = s->families.items;
 	req->all_models = s->all_models;
+	req->suite = (char *)s->suite;
 	req->n_backends = s->n_backends;
 	req->backends = (Hf__Backend *)s->backends;
 	req->n_kinds = s->n_kinds;

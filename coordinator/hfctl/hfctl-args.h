@@ -200,6 +200,7 @@ struct hfctl_submit {
 	uint32_t flaky_reruns; /* 0: a failed test is its outcome */
 	/* The submission's key: --request-id, else "" (hfctl submit draws one). */
 	char request_id[HF_REQUEST_ID_MAX + 1];
+	char suite[HF_SUITE_MAX];     /* --suite, "" when not given */
 	bool watch;
 	bool json;
 	bool help;             /* --help: nothing else was checked */

@@ -18,7 +18,7 @@
 #include "hfctl-json.h"
 #include "hfctl.h"
 
-enum { OPT_JSON = 256, OPT_FAMILY };
+enum { OPT_JSON = 256, OPT_FAMILY, OPT_SUITE };
 
 /* ---- workers ---- */
 
@@ -270,36 +270,82 @@ const struct hfctl_command hfctl_cmd_undrain = {
 static const struct hfctl_column models_columns[] = {
 	{ "MODEL", false, 0 },    { "FAMILY", false, 0 }, { "TASK", false, 0 },
 	{ "MODALITY", false, 0 }, { "SIZE", false, 0 },   { "HF-ID", false, 0 },
-	{ "LIMITS", false, 0 },
+	{ "SUITES", false, 0 },   { "LIMITS", false, 0 },
 };
 
 #define MODELS_NCOLS (sizeof(models_columns) / sizeof(models_columns[0]))
 
-static int models_table_print(Hf__ModelInfo *const *models, size_t n)
+/* Whether m is in the suite: "all", its family, or one of its named suites. */
+static bool model_in_suite(const Hf__ModelInfo *m, const char *suite)
+{
+	if (strcmp(suite, "all") == 0 || strcmp(suite, m->family) == 0)
+		return true;
+	for (size_t i = 0; i < m->n_suites; i++)
+		if (strcmp(m->suites[i], suite) == 0)
+			return true;
+	return false;
+}
+
+/* The suites a submit may name: "all", the named ones, the families the
+ * registry has (in their canonical order). */
+static void suites_list(const Hf__ModelsReply *list, struct hf_buf *out)
+{
+	char families[512];
+
+	hf_buf_printf(out, "all");
+	for (size_t i = 0; i < list->n_suites; i++)
+		hf_buf_printf(out, ", %s", list->suites[i]);
+	snprintf(families, sizeof(families), "%s", hf_family_names());
+	for (char *f = families, *sep; f; f = sep ? sep + 2 : NULL) {
+		sep = strstr(f, ", ");
+		if (sep)
+			*sep = '\0';
+		bool have = false;
+		for (size_t i = 0; i < list->n_models && !have; i++)
+			have = strcmp(list->models[i]->family, f) == 0;
+		if (have)
+			hf_buf_printf(out, ", %s", f);
+	}
+}
+
+static int models_table_print(const Hf__ModelsReply *list, Hf__ModelInfo *const *models, size_t n,
+			      const char *suite)
 {
 	struct hfctl_table *t = hfctl_table_new(models_columns, MODELS_NCOLS);
-	struct hf_buf b, limits;
+	struct hf_buf b, limits, suites;
 	size_t n_limited = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		const Hf__ModelInfo *m = models[i];
 		hf_buf_init(&limits);
+		hf_buf_init(&suites);
 		hfctl_model_limits_format(m, &limits);
+		for (size_t j = 0; j < m->n_suites; j++)
+			hf_buf_printf(&suites, "%s%s", j ? "," : "", m->suites[j]);
 		const char *cells[MODELS_NCOLS] = {
 			m->model_type,		     m->family,
 			hfctl_dash(m->task),	     hfctl_dash(m->modality),
 			hfctl_dash(m->size_class), hfctl_dash(m->hf_id),
+			suites.oom ? "?" : hfctl_dash(suites.data),
 			limits.oom ? "?" : limits.data,
 		};
 		hfctl_table_add(t, cells);
 		hf_buf_fini(&limits);
+		hf_buf_fini(&suites);
 		n_limited += m->n_limits > 0;
 	}
 	hf_buf_init(&b);
 	if (n > 0)
 		hfctl_table_render(t, &b);
 	hfctl_table_free(t);
-	hf_buf_printf(&b, "%zu model%s\n", n, n == 1 ? "" : "s");
+	hf_buf_printf(&b, "%zu model%s", n, n == 1 ? "" : "s");
+	if (suite)
+		hf_buf_printf(&b, " in the suite %s", suite);
+	if (list->transformers_version[0])
+		hf_buf_printf(&b, "; the registry was built from transformers %s", list->transformers_version);
+	hf_buf_printf(&b, "\nsuites (hfctl submit --suite NAME): ");
+	suites_list(list, &b);
+	hf_buf_printf(&b, "\n");
 	/* The reasons under the table: a mark says why, not only where. */
 	if (n_limited > 0)
 		hf_buf_printf(&b, "\n%zu with limits (they still run when submitted):\n", n_limited);
@@ -316,6 +362,7 @@ static int models_table_print(Hf__ModelInfo *const *models, size_t n)
 
 static const struct option models_options[] = {
 	{ "family", required_argument, NULL, OPT_FAMILY },
+	{ "suite", required_argument, NULL, OPT_SUITE },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
@@ -327,7 +374,10 @@ static int models_run(struct hfctl_ctx *ctx, int argc, char **argv)
 	Hf__ModelsRequest req = HF__MODELS_REQUEST__INIT;
 	char err[HFCTL_ERR_MAX];
 	bool json = ctx->json;
+	const char *suite = NULL;
 	Hf__ModelsReply *list;
+	Hf__ModelInfo **chosen;
+	size_t n = 0;
 	int c, r;
 
 	optind = 0;
@@ -341,6 +391,9 @@ static int models_run(struct hfctl_ctx *ctx, int argc, char **argv)
 				return hfctl_usage_error(err);
 			}
 			req.family = optarg;
+			break;
+		case OPT_SUITE:
+			suite = optarg;
 			break;
 		case OPT_JSON:
 			json = true;
@@ -361,10 +414,31 @@ static int models_run(struct hfctl_ctx *ctx, int argc, char **argv)
 	if (r < 0)
 		return hfctl_exit_status(r);
 	list = reply->models_reply;
+	chosen = calloc(list->n_models + 1, sizeof(*chosen));
+	if (!chosen) {
+		hf_env_free(reply);
+		hfctl_error("out of memory");
+		return HFCTL_EXIT_FAILED;
+	}
+	for (size_t i = 0; i < list->n_models; i++)
+		if (!suite || model_in_suite(list->models[i], suite))
+			chosen[n++] = list->models[i];
+	if (suite && n == 0 && !req.family) {
+		struct hf_buf names;
+		hf_buf_init(&names);
+		suites_list(list, &names);
+		snprintf(err, sizeof(err), "unknown suite \"%.64s\" (valid: %s)", suite,
+			 names.oom ? "?" : names.data);
+		hf_buf_fini(&names);
+		free(chosen);
+		hf_env_free(reply);
+		return hfctl_usage_error(err);
+	}
 	if (json)
-		r = hfctl_json_print(hfctl_json_models(list->models, list->n_models));
+		r = hfctl_json_print(hfctl_json_models(chosen, n));
 	else
-		r = models_table_print(list->models, list->n_models);
+		r = models_table_print(list, chosen, n, suite);
+	free(chosen);
 	hf_env_free(reply);
 	return r < 0 ? HFCTL_EXIT_FAILED : HFCTL_EXIT_OK;
 }
@@ -372,18 +446,24 @@ static int models_run(struct hfctl_ctx *ctx, int argc, char **argv)
 const struct hfctl_command hfctl_cmd_models = {
 	.name = "models",
 	.summary = "list the models in the coordinator's registry",
-	.usage = "usage: hfctl models [--family F] [--json]\n"
+	.usage = "usage: hfctl models [--family F] [--suite NAME] [--json]\n"
 		 "\n"
 		 "Lists the registry: the model types \"hfctl submit --models\" accepts, with their\n"
-		 "architecture family, task, input modality, size class, default Hub id and\n"
+		 "architecture family, task, input modality (the inputs the runner builds), size\n"
+		 "class, default Hub id (\"-\": transformers records none), SUITES (the named\n"
+		 "suites it is in beyond \"all\" and its family, e.g. core) and\n"
 		 "LIMITS: where the registry marks the model as unable to run (\"*\" every\n"
 		 "backend, \"cuda\" tests and benchmarks on cuda, \"cuda/benchmark\" one kind),\n"
 		 "with the reasons listed under the table.  Limited models are not hidden: a job\n"
-		 "that names them still runs them.\n"
+		 "that names them still runs them.  Under the table: the transformers version the\n"
+		 "registry was built from, and the suites \"hfctl submit --suite\" takes.\n"
 		 "\n"
-		 "  --family F  only this family: encoder-only, decoder-only, encoder-decoder,\n"
-		 "              vision, vision-text, speech, multimodal, diffusion,\n"
-		 "              mixture-of-experts, state-space, rag\n"
-		 "  --json      an array of objects with every field\n",
+		 "  --family F    only this family: encoder-only, decoder-only, encoder-decoder,\n"
+		 "                vision, vision-text, speech, multimodal, diffusion,\n"
+		 "                mixture-of-experts, state-space, rag\n"
+		 "  --suite NAME  only this suite's models: all, core, a family, or another\n"
+		 "                suite listed under the table\n"
+		 "  --json        an array of objects with every field (\"suites\": every suite\n"
+		 "                the model is in)\n",
 	.run = models_run,
 };

@@ -339,7 +339,7 @@ static json_t *model_limit_json(const Hf__ModelLimit *l)
 
 json_t *hfctl_json_model(const Hf__ModelInfo *m)
 {
-	json_t *o = json_object(), *limits = json_array();
+	json_t *o = json_object(), *limits = json_array(), *suites = json_array();
 	bool ok = true;
 
 	put(o, "model_type", hfctl_json_string(m->model_type), &ok);
@@ -352,6 +352,12 @@ json_t *hfctl_json_model(const Hf__ModelInfo *m)
 	for (size_t i = 0; i < m->n_limits; i++)
 		append(limits, model_limit_json(m->limits[i]), &ok);
 	put(o, "limits", limits, &ok);
+	/* Every suite the model is in: "all", the named ones, its family. */
+	append(suites, json_string("all"), &ok);
+	for (size_t i = 0; i < m->n_suites; i++)
+		append(suites, hfctl_json_string(m->suites[i]), &ok);
+	append(suites, hfctl_json_string(m->family), &ok);
+	put(o, "suites", suites, &ok);
 	return built(o, ok);
 }
 

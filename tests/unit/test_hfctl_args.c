@@ -212,7 +212,7 @@ START_TEST(test_submit_all_excludes_models_and_family)
 
 	submit_refused(ARGC(with_models), with_models, "--all cannot be combined with --models or --family");
 	submit_refused(ARGC(with_family), with_family, "--all cannot be combined with --models or --family");
-	submit_refused(ARGC(nothing), nothing, "nothing to run: give --models, --family or --all");
+	submit_refused(ARGC(nothing), nothing, "nothing to run: give --models, --family, --suite or --all");
 }
 END_TEST
 
