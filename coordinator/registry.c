@@ -351,6 +351,7 @@ int registry_parse(const char *text, size_t len, const char *origin, struct regi
 				snprintf(err, errlen,
 					 "%s:%zu: source \"%s\" of \"%s\" is not transformers or reference-list",
 					 origin, lineno, field[9], field[0]);
+				r = -EINVAL;
 				goto fail;
 			}
 		}

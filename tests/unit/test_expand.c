@@ -312,6 +312,65 @@ START_TEST(test_sequence_lengths_multiply_text_benchmarks_only)
 }
 END_TEST
 
+/* A registry that grew past its core: --all and --family keep choosing from
+ * core, --suite names any suite, and an unknown one is refused with the list. */
+START_TEST(test_suites_select_and_all_stays_core)
+{
+	struct registry *big;
+	struct job_plan *plan;
+	Hf__ErrorCode code;
+	char err[512];
+	const char *text = REGISTRY_HEADER "\n# transformers 5.17\n"
+		"bert\tx/bert\tencoder-only\tfill-mask\ttext\tsmall\t\t\tcore\ttransformers\n"
+		"gpt2\tx/gpt2\tdecoder-only\ttext-generation\ttext\tsmall\t\t\tcore\ttransformers\n"
+		"olmo3\t\tdecoder-only\ttext-generation\ttext\t\t\t\t\treference-list\n"
+		"qwen3_5\t\tmultimodal\timage-text-to-text\timage+text\t\t\t\tnightly\treference-list\n";
+	ck_assert_int_eq(registry_parse(text, strlen(text), "t", &big, err, sizeof(err)), 0);
+
+	Hf__SubmitRequest req = HF__SUBMIT_REQUEST__INIT;
+	req.all_models = true;
+	ck_assert_int_eq(expand_job(big, &req, 1000, &plan, &code, err, sizeof(err)), 0);
+	ck_assert_uint_eq(plan->n_tasks, 2); /* bert, gpt2: as before the registry grew */
+	job_plan_free(plan);
+
+	char *fam[] = { "decoder-only" };
+	req = (Hf__SubmitRequest)HF__SUBMIT_REQUEST__INIT;
+	req.families = fam;
+	req.n_families = 1;
+	ck_assert_int_eq(expand_job(big, &req, 1000, &plan, &code, err, sizeof(err)), 0);
+	ck_assert_uint_eq(plan->n_tasks, 1); /* gpt2 */
+	job_plan_free(plan);
+
+	static const struct { const char *suite; size_t n; } cases[] = {
+		{ "all", 4 }, { "core", 2 }, { "decoder-only", 2 }, { "nightly", 1 }, { "multimodal", 1 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		req = (Hf__SubmitRequest)HF__SUBMIT_REQUEST__INIT;
+		req.suite = (char *)cases[i].suite;
+		ck_assert_msg(expand_job(big, &req, 1000, &plan, &code, err, sizeof(err)) == 0, "%s", err);
+		ck_assert_msg(plan->n_tasks == cases[i].n, "%s: %zu", cases[i].suite, plan->n_tasks);
+		ck_assert_ptr_nonnull(strstr(plan->spec_json, cases[i].suite));
+		job_plan_free(plan);
+	}
+	/* Suite and models add up, each model once. */
+	char *models[] = { "olmo3", "bert" };
+	req = (Hf__SubmitRequest)HF__SUBMIT_REQUEST__INIT;
+	req.suite = "core";
+	req.models = models;
+	req.n_models = 2;
+	ck_assert_int_eq(expand_job(big, &req, 1000, &plan, &code, err, sizeof(err)), 0);
+	ck_assert_uint_eq(plan->n_tasks, 3);
+	job_plan_free(plan);
+
+	req = (Hf__SubmitRequest)HF__SUBMIT_REQUEST__INIT;
+	req.suite = "speech";
+	ck_assert_int_eq(expand_job(big, &req, 1000, &plan, &code, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(code, HF__ERROR_CODE__ERR_UNKNOWN_MODEL);
+	ck_assert_str_eq(err, "unknown suite \"speech\" (valid: all, core, nightly, encoder-only, decoder-only, multimodal)");
+	registry_free(big);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("expand");
@@ -325,6 +384,7 @@ int main(void)
 	tcase_add_test(tc, test_bad_requests_are_refused_with_reason);
 	tcase_add_test(tc, test_job_size_limit_is_enforced);
 	tcase_add_test(tc, test_sequence_lengths_multiply_text_benchmarks_only);
+	tcase_add_test(tc, test_suites_select_and_all_stays_core);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -216,6 +216,29 @@ START_TEST(test_submit_all_excludes_models_and_family)
 }
 END_TEST
 
+START_TEST(test_submit_suite_is_sent_and_checked_for_form)
+{
+	char *argv[] = { "submit", "--suite", "all", "--models", "bert" };
+	char *with_all[] = { "submit", "--suite", "core", "--all" };
+	char *upper[] = { "submit", "--suite", "Core" };
+	char *empty[] = { "submit", "--suite", "" };
+	struct hfctl_submit s;
+	Hf__SubmitRequest req;
+
+	ck_assert_int_eq(hfctl_submit_parse(ARGC(argv), argv, "alice", &s, err, sizeof(err)), 0);
+	hfctl_submit_request(&s, &req);
+	ck_assert_str_eq(req.suite, "all");
+	ck_assert_uint_eq(req.n_models, 1);
+	ck_assert(!req.all_models);
+	hfctl_submit_fini(&s);
+	submit_refused(ARGC(with_all), with_all, "--all cannot be combined with --suite (--all is the core suite)");
+	submit_refused(ARGC(upper), upper,
+		       "invalid value \"Core\" for --suite: 1 to 63 of a-z 0-9 _ . - (\"hfctl models\" lists the suites)");
+	submit_refused(ARGC(empty), empty,
+		       "invalid value \"\" for --suite: 1 to 63 of a-z 0-9 _ . - (\"hfctl models\" lists the suites)");
+}
+END_TEST
+
 START_TEST(test_submit_models_and_family_combine)
 {
 	char *argv[] = { "submit", "--models", "bert", "--family", "speech,rag" };
@@ -1177,6 +1200,7 @@ int main(void)
 	tcase_add_test(tc, test_submit_refuses_unknown_kind_and_precision);
 	tcase_add_test(tc, test_submit_refuses_duplicate_and_empty_list_items);
 	tcase_add_test(tc, test_submit_all_excludes_models_and_family);
+	tcase_add_test(tc, test_submit_suite_is_sent_and_checked_for_form);
 	tcase_add_test(tc, test_submit_models_and_family_combine);
 	tcase_add_test(tc, test_submit_refuses_bad_numbers);
 	tcase_add_test(tc, test_submit_task_timeout_is_a_duration_in_whole_seconds);

@@ -170,6 +170,142 @@ START_TEST(test_bad_limits_name_the_line)
 }
 END_TEST
 
+/* A row of the current format: model, family, suites, source. */
+#define ROW3(m, fam, suites, source) m "\tx/" m "\t" fam "\tfill-mask\ttext\tsmall\t\t\t" suites "\t" source "\n"
+
+START_TEST(test_suites_are_parsed_and_picked)
+{
+	struct registry *reg;
+	char err[512], names[256];
+	bool picked[4] = { 0 };
+	const char *text = HDR "# transformers 5.17.0\n"
+		"# a second comment of the same form is not read: # transformers 1.0\n"
+		ROW3("bert", "encoder-only", "core", "transformers")
+		ROW3("gpt2", "decoder-only", "core,nightly", "transformers")
+		ROW3("vit", "vision", "", "reference-list")
+		ROW3("zeta", "decoder-only", "nightly", "");
+
+	ck_assert_msg(parse(text, &reg, err) == 0, "%s", err);
+	ck_assert_str_eq(reg->transformers_version, "5.17.0");
+	ck_assert(reg->models[0].core && reg->models[1].core && !reg->models[2].core);
+	ck_assert_str_eq(reg->models[2].source, "reference-list");
+	ck_assert(registry_in_suite(&reg->models[1], "nightly"));
+	ck_assert(!registry_in_suite(&reg->models[0], "nightly"));
+	ck_assert(!registry_in_suite(&reg->models[0], "nightl"));
+	ck_assert(registry_in_suite(&reg->models[2], "all"));
+	ck_assert(registry_in_suite(&reg->models[2], "vision"));
+	ck_assert_str_eq(registry_default_suite(reg), "core");
+
+	ck_assert_int_eq(registry_suite_pick(reg, "core", picked, err, sizeof(err)), 0);
+	ck_assert(picked[0] && picked[1] && !picked[2] && !picked[3]);
+	memset(picked, 0, sizeof(picked));
+	ck_assert_int_eq(registry_suite_pick(reg, "decoder-only", picked, err, sizeof(err)), 0);
+	ck_assert(!picked[0] && picked[1] && !picked[2] && picked[3]);
+	memset(picked, 0, sizeof(picked));
+	ck_assert_int_eq(registry_suite_pick(reg, "all", picked, err, sizeof(err)), 0);
+	ck_assert(picked[0] && picked[1] && picked[2] && picked[3]);
+	/* A name no model has: refused with the list, nothing picked. */
+	memset(picked, 0, sizeof(picked));
+	ck_assert_int_eq(registry_suite_pick(reg, "speech", picked, err, sizeof(err)), -ENOENT);
+	ck_assert_str_eq(err, "unknown suite \"speech\" (valid: all, core, nightly, encoder-only, decoder-only, vision)");
+	ck_assert(!picked[0] && !picked[1] && !picked[2] && !picked[3]);
+	registry_suite_names(reg, names, 12);
+	ck_assert_str_eq(names, "all, core"); /* cut at a whole name */
+	registry_free(reg);
+}
+END_TEST
+
+START_TEST(test_bad_suites_and_sources_name_the_line)
+{
+	static const char *const bad[][2] = {
+		{ ROW3("bert", "encoder-only", "all", ""), "reserved" },
+		{ ROW3("bert", "encoder-only", "vision", ""), "reserved" },
+		{ ROW3("bert", "encoder-only", "Core", ""), "not 1 to" },
+		{ ROW3("bert", "encoder-only", "core,,x", ""), "not 1 to" },
+		{ ROW3("bert", "encoder-only", "core,", ""), "end with" },
+		{ ROW3("bert", "encoder-only", "core,x,core", ""), "twice" },
+		{ ROW3("bert", "encoder-only", "a b", ""), "not 1 to" },
+		{ ROW3("bert", "encoder-only", "", "pypi"), "source \"pypi\"" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct registry *reg = NULL;
+		char err[512], text[512];
+		snprintf(text, sizeof(text), "%s%s", HDR, bad[i][0]);
+		ck_assert_msg(parse(text, &reg, err) == -EINVAL, "%zu was taken", i);
+		ck_assert_msg(strstr(err, "t.tsv:2") && strstr(err, bad[i][1]), "%zu: %s", i, err);
+		ck_assert_ptr_null(reg);
+	}
+}
+END_TEST
+
+START_TEST(test_no_hub_id_or_size_yet_is_allowed)
+{
+	struct registry *reg;
+	char err[512];
+	const char *text = HDR "afmoe\t\tmixture-of-experts\ttext-generation\ttext\t\tno default Hub id\t\t\treference-list\n";
+	ck_assert_msg(parse(text, &reg, err) == 0, "%s", err);
+	ck_assert_str_eq(reg->models[0].hf_id, "");
+	ck_assert_str_eq(reg->models[0].size_class, "");
+	/* No model in core: --all and --family choose from every model. */
+	ck_assert_str_eq(registry_default_suite(reg), "all");
+	ck_assert_str_eq(reg->transformers_version, "");
+	registry_free(reg);
+}
+END_TEST
+
+START_TEST(test_older_files_are_all_core)
+{
+	struct registry *reg;
+	char err[512];
+	const char *text = REGISTRY_HEADER_V2 "\n" ROW "\n";
+	ck_assert_msg(parse(text, &reg, err) == 0, "%s", err);
+	ck_assert(reg->models[0].core);
+	ck_assert_str_eq(reg->models[0].suites, "");
+	ck_assert_uint_eq(reg->n_suites, 0);
+	ck_assert_str_eq(registry_default_suite(reg), "core");
+	registry_free(reg);
+}
+END_TEST
+
+static Hf__Runtime *runtime(Hf__Runtime *rt, const char *name, const char *version, bool available)
+{
+	*rt = (Hf__Runtime)HF__RUNTIME__INIT;
+	rt->name = (char *)name;
+	rt->version = (char *)version;
+	rt->available = available;
+	return rt;
+}
+
+START_TEST(test_transformers_skew_is_told)
+{
+	struct registry *reg;
+	char err[512], msg[256];
+	Hf__Runtime a, b;
+	Hf__Runtime *rts[2];
+
+	ck_assert_int_eq(parse(HDR "# transformers 5.17\n" ROW3("bert", "encoder-only", "core", ""), &reg, err), 0);
+	rts[0] = runtime(&a, "torch", "2.11.0", true);
+	rts[1] = runtime(&b, "transformers", "5.12.0", true);
+	ck_assert(registry_transformers_skew(reg, rts, 2, msg, sizeof(msg)));
+	ck_assert_str_eq(msg, "transformers 5.12.0 is older than the registry's 5.17: its runner skips the model types it lacks");
+	runtime(&b, "transformers", "6.0.0.dev0", true);
+	ck_assert(registry_transformers_skew(reg, rts, 2, msg, sizeof(msg)));
+	ck_assert_ptr_nonnull(strstr(msg, "transformers 6.0.0.dev0 is newer than the registry's 5.17"));
+	runtime(&b, "transformers", "5.17.3", true); /* a patch release adds no types */
+	ck_assert(!registry_transformers_skew(reg, rts, 2, msg, sizeof(msg)));
+	runtime(&b, "transformers", "", false);      /* absent: the runner says so per task */
+	ck_assert(!registry_transformers_skew(reg, rts, 2, msg, sizeof(msg)));
+	runtime(&b, "transformers", "unknown", true);
+	ck_assert(!registry_transformers_skew(reg, rts, 2, msg, sizeof(msg)));
+	registry_free(reg);
+	/* A registry that does not say its version says nothing. */
+	ck_assert_int_eq(parse(HDR ROW3("bert", "encoder-only", "core", ""), &reg, err), 0);
+	runtime(&b, "transformers", "4.0.0", true);
+	ck_assert(!registry_transformers_skew(reg, rts, 2, msg, sizeof(msg)));
+	registry_free(reg);
+}
+END_TEST
+
 START_TEST(test_shipped_registry_covers_the_suite)
 {
 	struct registry *reg;
@@ -203,6 +339,17 @@ START_TEST(test_shipped_registry_covers_the_suite)
 	ck_assert_uint_eq(reg->models[registry_find(reg, "clvp")].n_limits, 0);
 	ck_assert_uint_eq(reg->n_limits, 5);
 	ck_assert_uint_eq(reg->models[registry_find(reg, "bert")].n_limits, 0);
+	/* Every type transformers 5.17 builds; the seed project's 308 are core. */
+	size_t core = 0;
+	for (size_t i = 0; i < reg->n; i++)
+		core += reg->models[i].core;
+	ck_assert_uint_eq(reg->n, 556);
+	ck_assert_uint_eq(core, 308);
+	ck_assert_str_eq(reg->transformers_version, "5.17");
+	char names[512];
+	registry_suite_names(reg, names, sizeof(names));
+	ck_assert_str_eq(names, "all, core, encoder-only, decoder-only, encoder-decoder, vision, vision-text, "
+				"speech, multimodal, diffusion, mixture-of-experts, state-space, rag");
 	registry_free(reg);
 }
 END_TEST
@@ -218,6 +365,11 @@ int main(void)
 	tcase_add_test(tc, test_limits_are_parsed_and_matched);
 	tcase_add_test(tc, test_old_files_without_limits_load);
 	tcase_add_test(tc, test_bad_limits_name_the_line);
+	tcase_add_test(tc, test_suites_are_parsed_and_picked);
+	tcase_add_test(tc, test_bad_suites_and_sources_name_the_line);
+	tcase_add_test(tc, test_no_hub_id_or_size_yet_is_allowed);
+	tcase_add_test(tc, test_older_files_are_all_core);
+	tcase_add_test(tc, test_transformers_skew_is_told);
 	tcase_add_test(tc, test_shipped_registry_covers_the_suite);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

@@ -707,6 +707,34 @@ END_TEST
 
 /* The readers' requests: filters, thresholds and limits in range, or
  * refused naming the field. */
+START_TEST(test_submit_suite_name_is_checked)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__SubmitRequest sr = HF__SUBMIT_REQUEST__INIT;
+	char long_name[80];
+
+	env.body_case = HF__ENVELOPE__BODY_SUBMIT;
+	env.submit = &sr;
+	sr.all_models = true;
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), 0); /* no suite */
+	sr.all_models = false;
+	sr.suite = "core";
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), 0);
+	sr.suite = "mixture-of-experts";
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), 0);
+	sr.suite = "Core";
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), -EINVAL);
+	ck_assert_msg(strstr(err, "suite: \"Core\" is not a suite name (1 to 63 of a-z 0-9 _ . -)"), "%s", err);
+	sr.suite = "a\tb";
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), -EINVAL);
+	memset(long_name, 'a', 70);
+	long_name[70] = '\0';
+	sr.suite = long_name;
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "suite"));
+}
+END_TEST
+
 START_TEST(test_reader_requests_are_checked)
 {
 	Hf__Envelope env = HF__ENVELOPE__INIT;
@@ -845,6 +873,7 @@ static Suite *validate_suite(void)
 	tcase_add_test(tc, test_every_received_field_has_a_limit);
 	tcase_add_test(tc, test_sent_error_texts_are_utf8);
 	tcase_add_test(tc, test_reader_requests_are_checked);
+	tcase_add_test(tc, test_submit_suite_name_is_checked);
 	suite_add_tcase(s, tc);
 	return s;
 }
