@@ -51,6 +51,12 @@ MODALITIES = (
     "time-series", "image+text+audio",
 )
 
+# The transformers version the registry (coordinator/registry/models.tsv, its
+# "# transformers X.Y" line) was built from; test_runner_pure.py keeps the two
+# equal.  A task whose model type the installed transformers lacks is skipped
+# with the reason missing_model_type_reason() gives.
+REGISTRY_TRANSFORMERS = "5.17"
+
 # Backends this runner version can execute; the rest are answered 'skipped'.
 SUPPORTED_BACKENDS = ("cpu", "cuda", "rocm", "mps")
 
@@ -183,6 +189,22 @@ def modality_parts(modality: str) -> set:
 
 # --------------------------------------------------------------------------
 # backend / precision gating (decided before torch is imported)
+
+def major_minor(version) -> str:
+    """"5.12" of "5.12.0.dev0"; the text itself where it is not N.N..."""
+    m = re.match(r"^(\d+)\.(\d+)", str(version or ""))
+    return f"{m.group(1)}.{m.group(2)}" if m else str(version)
+
+
+def missing_model_type_reason(model_type: str, version, known_types,
+                              registry_version: str = REGISTRY_TRANSFORMERS):
+    """The skip reason of a task whose model type the installed transformers does not
+    know (known_types: transformers' CONFIG_MAPPING_NAMES), or None when it knows it."""
+    if model_type in known_types:
+        return None
+    return (f"transformers {major_minor(version)} has no model type {model_type} "
+            f"(registry built from {registry_version})")
+
 
 def backend_precheck(backend: str):
     """Reason to skip for backends this runner version cannot run, else None."""

@@ -1205,6 +1205,16 @@ def run_task(task: dict) -> dict:
         transformers.logging.set_verbosity_error()
     except Exception:  # noqa: BLE001
         pass
+    # A model type this transformers lacks (older than the registry, or one
+    # that dropped it): skipped before anything is built, with the reason.
+    try:
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+    except Exception:  # noqa: BLE001 - a layout without it: the build path says what fails
+        CONFIG_MAPPING_NAMES = None
+    if CONFIG_MAPPING_NAMES is not None:
+        reason = lib.missing_model_type_reason(task["model_type"], transformers.__version__, CONFIG_MAPPING_NAMES)
+        if reason:
+            return lib.make_result("skipped", reason, env=env)
 
     try:
         device, env["device_name"] = resolve_device(torch, task["backend"])

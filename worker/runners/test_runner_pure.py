@@ -645,6 +645,52 @@ class TestOutputs(unittest.TestCase):
             self.assertFalse(lib.check_outputs([bad], 2)[0], bad)
 
 
+class TestTransformersVersion(unittest.TestCase):
+    """A task of a model type the worker's transformers lacks is skipped, saying why."""
+
+    def test_missing_type_reason(self):
+        known = {"bert": "BertConfig", "gpt2": "GPT2Config"}
+        self.assertIsNone(lib.missing_model_type_reason("bert", "5.12.0", known))
+        self.assertEqual(lib.missing_model_type_reason("qwen3_5", "5.12.0.dev0", known),
+                         "transformers 5.12 has no model type qwen3_5 (registry built from 5.17)")
+        self.assertEqual(lib.missing_model_type_reason("x", "weird", known, "6.0"),
+                         "transformers weird has no model type x (registry built from 6.0)")
+        r = lib.make_result("skipped", lib.missing_model_type_reason("qwen3_5", "5.12.0", known))
+        self.assertEqual(lib.validate_result(r), [])
+
+    def test_runner_skips_before_building(self):
+        # The torch runner's own path, with stand-ins for torch and an older
+        # transformers that lacks the type: skipped with the reason, nothing built.
+        import types
+        import hfleet_runner_torch as rt
+        torch = types.ModuleType("torch")
+        torch.__version__ = "2.11.0"
+        torch.version = types.SimpleNamespace(cuda=None, hip=None)
+        tf = types.ModuleType("transformers")
+        tf.__version__ = "5.12.0"
+        tf.logging = types.SimpleNamespace(set_verbosity_error=lambda: None)
+        models = types.ModuleType("transformers.models")
+        auto = types.ModuleType("transformers.models.auto")
+        conf = types.ModuleType("transformers.models.auto.configuration_auto")
+        conf.CONFIG_MAPPING_NAMES = {"bert": "BertConfig"}
+        tf.models, models.auto, auto.configuration_auto = models, auto, conf
+        stand_ins = {"torch": torch, "transformers": tf, "transformers.models": models,
+                     "transformers.models.auto": auto, "transformers.models.auto.configuration_auto": conf}
+        with mock.patch.dict(sys.modules, stand_ins):
+            r = rt.run_task(lib.parse_task(task_dict(model_type="qwen3_5", hf_id=None)))
+        self.assertEqual(r["status"], "skipped")
+        self.assertEqual(r["reason"], "transformers 5.12 has no model type qwen3_5 (registry built from 5.17)")
+        self.assertEqual(r["env"]["transformers"], "5.12.0")
+
+    def test_registry_version_is_the_registry_files(self):
+        reg = os.path.join(HERE, "..", "..", "coordinator", "registry", "models.tsv")
+        with open(reg, encoding="utf-8") as f:
+            said = [line.split()[2] for line in f if line.startswith("# transformers ")]
+        self.assertTrue(said, "models.tsv does not say which transformers it was built from")
+        self.assertEqual(lib.major_minor(said[0]), lib.REGISTRY_TRANSFORMERS,
+                         "hfleet_runner_lib.REGISTRY_TRANSFORMERS differs from models.tsv's")
+
+
 class TestRecipes(unittest.TestCase):
     """The model recipes table: loads without torch, names real forward() inputs."""
 
