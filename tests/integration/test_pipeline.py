@@ -83,7 +83,8 @@ class PipelineTest(unittest.TestCase):
         type(self)._results = getattr(type(self), '_results', []) + [self._ok]
 
     def test_whole_suite_end_to_end_stores_every_result_once(self):
-        n_models = int(self.c.pg.psql('SELECT count(*) FROM models WHERE active'))
+        # --all is the core suite (the registry holds every type transformers builds).
+        n_models = len(self.c.hfctl_json('models', '--suite', 'core'))
         self.assertGreaterEqual(n_models, 280)
         job, n = submit(self.c, '--all', '--backends', 'cpu', '--batch-sizes', '2')
         self.assertEqual(n, n_models)
@@ -147,6 +148,33 @@ class PipelineTest(unittest.TestCase):
         wait_job(self.c, job)
         self.assertNotEqual(self.c.pg.psql("SELECT state FROM tasks WHERE job_id = %d AND model_type = 'rag'" % job),
                             'queued')
+        self._ok = True
+
+    def test_suites_choose_the_models_and_an_unknown_one_is_refused_with_the_list(self):
+        models = self.c.hfctl_json('models')
+        self.assertEqual(int(self.c.pg.psql('SELECT count(*) FROM models WHERE active')), len(models))
+        core = [m['model_type'] for m in models if 'core' in m['suites']]
+        self.assertGreater(len(models), len(core))
+        self.assertEqual(len(self.c.hfctl_json('models', '--suite', 'core')), len(core))
+        p = self.c.hfctl('models', '--suite', 'diffusion')
+        self.assertIn('suites (hfctl submit --suite NAME): all, core, encoder-only, ', p.stdout)
+        self.assertIn('the registry was built from transformers ', p.stdout)
+        # A family's suite is all of it, not only its core models.
+        diffusion = sorted(m['model_type'] for m in models if m['family'] == 'diffusion')
+        self.assertGreater(len(diffusion), len([m for m in core if m.startswith('diffusion')]))
+        before = self.c.pg.psql('SELECT count(*) FROM jobs')
+        p = self.c.hfctl('submit', '--suite', 'nightly', check=False)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn('unknown suite "nightly" (valid: all, core, encoder-only, decoder-only', p.stderr)
+        p = self.c.hfctl('submit', '--suite', 'Core', check=False)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertEqual(self.c.pg.psql('SELECT count(*) FROM jobs'), before)
+        job, n = submit(self.c, '--suite', 'diffusion', '--models', 'bert', '--name', 'suite')
+        self.assertEqual(n, len(diffusion) + 1)
+        self.assertEqual(sorted(self.c.pg.psql('SELECT model_type FROM tasks WHERE job_id = %d' % job).split()),
+                         sorted(diffusion + ['bert']))
+        self.assertEqual(self.c.pg.psql("SELECT spec->>'suite' FROM jobs WHERE id = %d" % job), 'diffusion')
+        wait_job(self.c, job)
         self._ok = True
 
     def test_unknown_model_is_refused_before_anything_is_written(self):
