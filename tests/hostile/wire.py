@@ -240,7 +240,7 @@ SUBMIT_SPEC = {
     'gfx_targets': (17, 'len'), 'labels': (18, 'len'), 'runtimes': (19, 'len'),
     'devices_per_task': (20, 'varint'), 'allow_waiting': (21, 'bool'), 'max_running': (22, 'varint'),
     'max_retries': (23, 'varint'), 'flaky_reruns': (24, 'varint'), 'request_id': (25, 'len'),
-    'seq_lens': (26, 'varint'),
+    'seq_lens': (26, 'varint'), 'suite': (27, 'len'),
 }
 
 
