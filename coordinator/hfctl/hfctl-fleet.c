@@ -286,26 +286,23 @@ static bool model_in_suite(const Hf__ModelInfo *m, const char *suite)
 	return false;
 }
 
-/* The suites a submit may name: "all", the named ones, the families the
- * registry has (in their canonical order). */
+/* The suites a submit may name: "all", the named ones, the families. */
 static void suites_list(const Hf__ModelsReply *list, struct hf_buf *out)
 {
-	char families[512];
-
 	hf_buf_printf(out, "all");
 	for (size_t i = 0; i < list->n_suites; i++)
 		hf_buf_printf(out, ", %s", list->suites[i]);
-	snprintf(families, sizeof(families), "%s", hf_family_names());
-	for (char *f = families, *sep; f; f = sep ? sep + 2 : NULL) {
-		sep = strstr(f, ", ");
-		if (sep)
-			*sep = '\0';
-		bool have = false;
-		for (size_t i = 0; i < list->n_models && !have; i++)
-			have = strcmp(list->models[i]->family, f) == 0;
-		if (have)
-			hf_buf_printf(out, ", %s", f);
-	}
+	hf_buf_printf(out, ", %s", hf_family_names());
+}
+
+static bool suite_known(const Hf__ModelsReply *list, const char *suite)
+{
+	if (strcmp(suite, "all") == 0 || hf_family_valid(suite))
+		return true;
+	for (size_t i = 0; i < list->n_suites; i++)
+		if (strcmp(list->suites[i], suite) == 0)
+			return true;
+	return false;
 }
 
 static int models_table_print(const Hf__ModelsReply *list, Hf__ModelInfo *const *models, size_t n,
@@ -423,7 +420,7 @@ static int models_run(struct hfctl_ctx *ctx, int argc, char **argv)
 	for (size_t i = 0; i < list->n_models; i++)
 		if (!suite || model_in_suite(list->models[i], suite))
 			chosen[n++] = list->models[i];
-	if (suite && n == 0 && !req.family) {
+	if (suite && !suite_known(list, suite)) {
 		struct hf_buf names;
 		hf_buf_init(&names);
 		suites_list(list, &names);

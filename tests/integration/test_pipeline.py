@@ -162,6 +162,9 @@ class PipelineTest(unittest.TestCase):
         # A family's suite is all of it, not only its core models.
         diffusion = sorted(m['model_type'] for m in models if m['family'] == 'diffusion')
         self.assertGreater(len(diffusion), len([m for m in core if m.startswith('diffusion')]))
+        p = self.c.hfctl('models', '--suite', 'nightly', check=False)
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn('unknown suite "nightly" (valid: all, core, encoder-only', p.stderr)
         before = self.c.pg.psql('SELECT count(*) FROM jobs')
         p = self.c.hfctl('submit', '--suite', 'nightly', check=False)
         self.assertEqual(p.returncode, 2, p.stderr)
