@@ -345,7 +345,8 @@ START_TEST(test_shipped_registry_covers_the_suite)
 		core += reg->models[i].core;
 	ck_assert_uint_eq(reg->n, 556);
 	ck_assert_uint_eq(core, 308);
-	ck_assert_str_eq(reg->transformers_version, "5.17");
+	/* "5.17" from the reference list, "5.17.0" once rebuilt from the library */
+	ck_assert_msg(strncmp(reg->transformers_version, "5.17", 4) == 0, "%s", reg->transformers_version);
 	char names[512];
 	registry_suite_names(reg, names, sizeof(names));
 	ck_assert_str_eq(names, "all, core, encoder-only, decoder-only, encoder-decoder, vision, vision-text, "
