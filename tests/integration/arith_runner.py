@@ -210,6 +210,7 @@ def parse_args(argv=None):
     ap.add_argument('--no-result', action='append', default=[])
     ap.add_argument('--escape-dir')
     ap.add_argument('--latency', action='append', default=[])
+    ap.add_argument('--transformers', help='--probe reports this transformers version, available')
     a = ap.parse_args(argv)
     if a.health and (not a.backend or not a.result):
         ap.error('--health needs --backend and --result')
@@ -224,7 +225,8 @@ def main():
         print(json.dumps({
             'python': {'version': sys.version.split()[0], 'executable': sys.executable},
             'torch': {'available': False, 'reason': 'arith test runner: no torch'},
-            'transformers': {'available': False, 'reason': 'arith test runner: no transformers'},
+            'transformers': ({'available': True, 'version': a.transformers} if a.transformers else
+                             {'available': False, 'reason': 'arith test runner: no transformers'}),
         }))
         return 0
     if a.serve:

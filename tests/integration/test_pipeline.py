@@ -712,6 +712,28 @@ class DeviceHealthTest(unittest.TestCase):
             c.hfctl('cancel', str(job))
 
 
+class TransformersSkewTest(unittest.TestCase):
+    """A worker whose transformers is older or newer than the registry's is named
+    in the coordinator's log when it registers; one of the same version is not."""
+
+    def test_other_versions_are_told_at_registration(self):
+        with harness.cluster() as c:
+            c.start_coordinator()
+            for wid, version in (('same', '5.17.2'), ('old', '5.12.0'), ('new', '6.1.0.dev0')):
+                c.start_worker(wid, slots=1, runner_args='--transformers ' + version)
+                c.wait_for(lambda: 'worker "%s" registered' % wid in c.coordinator.log(), 30,
+                           'worker %s to register' % wid)
+            log = c.coordinator.log()
+            self.assertIn('worker "old": transformers 5.12.0 is older than the registry\'s 5.17: its runner'
+                          ' skips the model types it lacks', log)
+            self.assertIn('worker "new": transformers 6.1.0.dev0 is newer than the registry\'s 5.17: model types'
+                          ' it added are not in the registry', log)
+            self.assertNotIn('worker "same": transformers', log)
+            # hfctl workers shows what each has.
+            workers = {w['worker_id']: w for w in c.hfctl_json('workers')}
+            self.assertIn('5.12.0', json.dumps(workers['old']))
+
+
 class RunnerContainmentTest(unittest.TestCase):
     """A runner that finishes without a result is the runner's error: the
     device is never quarantined for it.  Nothing a runner leaves behind,
