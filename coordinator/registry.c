@@ -171,10 +171,15 @@ static void read_version_comment(const char *line, struct registry *reg)
 	if (reg->transformers_version[0] || strncmp(line, prefix, sizeof(prefix) - 1) != 0)
 		return;
 	line += sizeof(prefix) - 1;
-	while (line[n] && line[n] != ' ' && n + 1 < sizeof(reg->transformers_version))
+	while (line[n] && line[n] != ' ' && n + 1 < sizeof(reg->transformers_version)) {
+		char ch = line[n];
+		if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      ch == '.' || ch == '+' || ch == '-' || ch == '_'))
+			return; /* not a version: it goes into logs and replies, so only these */
 		n++;
-	if (line[n] && line[n] != ' ')
-		return; /* too long: not a version */
+	}
+	if (n == 0 || (line[n] && line[n] != ' '))
+		return; /* empty or too long: not a version */
 	memcpy(reg->transformers_version, line, n);
 	reg->transformers_version[n] = '\0';
 }

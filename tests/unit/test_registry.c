@@ -250,6 +250,11 @@ START_TEST(test_no_hub_id_or_size_yet_is_allowed)
 	ck_assert_str_eq(registry_default_suite(reg), "all");
 	ck_assert_str_eq(reg->transformers_version, "");
 	registry_free(reg);
+	/* Only a version-like word is taken: it goes into logs and replies. */
+	ck_assert_msg(parse(HDR "# transformers 5.17\x01x\n# transformers 5.2.0+local (built by hand)\n"
+			    ROW3("bert", "encoder-only", "", ""), &reg, err) == 0, "%s", err);
+	ck_assert_str_eq(reg->transformers_version, "5.2.0+local");
+	registry_free(reg);
 }
 END_TEST
 
