@@ -124,6 +124,8 @@ void db_array_i64(struct db_array *a, int64_t v);
 void db_array_bool(struct db_array *a, bool v);
 void db_array_double(struct db_array *a, const char *name, double v); /* refuses non-finite */
 void db_array_null(struct db_array *a);
+/* bigint[] of microseconds since the epoch; refuses non-finite seconds. */
+void db_array_epoch_us(struct db_array *a, const char *name, double seconds);
 /* Appends a's text as the next parameter ($N) and empties a. */
 void db_param_array(struct db_params *p, struct db_array *a);
 

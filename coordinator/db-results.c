@@ -56,8 +56,8 @@ int run_result_store(struct db *db, struct db_op *op)
 		db_array_text(&col[8], d->worker_id);
 		db_array_u32(&col[9], "device_index", t->device_index);
 		db_array_i32(&col[10], t->exit_code);
-		db_array_double(&col[11], "started_at", t->started_at);
-		db_array_double(&col[12], "finished_at", t->finished_at);
+		db_array_epoch_us(&col[11], "started_at", t->started_at);
+		db_array_epoch_us(&col[12], "finished_at", t->finished_at);
 		db_array_bool(&col[13], d->retry);
 		db_array_bool(&col[14], d->flaky);
 	}
@@ -66,12 +66,13 @@ int run_result_store(struct db *db, struct db_op *op)
 	r = db_exec(db, op,
 		    "WITH i AS (SELECT u.task_id, u.attempt, u.status, u.reason, u.metrics, u.env, u.weights,"
 		    " u.log_excerpt, u.worker_id, u.device_index, u.exit_code,"
-		    " to_timestamp(u.started_at) AS started_at, to_timestamp(u.finished_at) AS finished_at,"
+		    " timestamptz 'epoch' + u.started_us * interval '1 microsecond' AS started_at,"
+		    " timestamptz 'epoch' + u.finished_us * interval '1 microsecond' AS finished_at,"
 		    " u.retry, u.flaky, f.*"
 		    " FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],"
-		    " $7::text[], $8::text[], $9::text[], $10::int[], $11::int[], $12::float8[], $13::float8[],"
+		    " $7::text[], $8::text[], $9::text[], $10::int[], $11::int[], $12::bigint[], $13::bigint[],"
 		    " $14::bool[], $15::bool[]) AS u (task_id, attempt, status, reason, metrics, env, weights,"
-		    " log_excerpt, worker_id, device_index, exit_code, started_at, finished_at, retry, flaky)"
+		    " log_excerpt, worker_id, device_index, exit_code, started_us, finished_us, retry, flaky)"
 		    /* The new columns (migration 008): from the env and metrics JSON,
 		     * else from what the worker registered for the device. */
 		    " LEFT JOIN tasks t0 ON t0.id = u.task_id"
