@@ -526,6 +526,8 @@ static int load_registry(struct coord *c)
 				   &c->reg, err, sizeof(err));
 	if (r < 0)
 		log_error("%s", err);
+	else if ((r = locality_init(&c->locality, c->reg)) < 0)
+		log_error("out of memory indexing the registry's models");
 	return r;
 }
 
@@ -636,6 +638,7 @@ int main(int argc, char **argv)
 
 	coord_metrics_fini(&c);
 	coord_workers_free(&c);
+	locality_fini(&c.locality);
 	coord_drains_free(&c);
 	auth_store_fini(&c.tokens);
 	health_fini(&c.health);
