@@ -109,6 +109,8 @@ int coord_metrics_init(struct coord *c)
 	}
 	if (c->db)
 		db_set_observer(c->db, db_observe_cb, c);
+	if (c->db_jobs)
+		db_set_observer(c->db_jobs, db_observe_cb, c);
 	return 0;
 }
 
@@ -120,6 +122,8 @@ void coord_metrics_fini(struct coord *c)
 		return;
 	if (c->db)
 		db_set_observer(c->db, NULL, NULL);
+	if (c->db_jobs)
+		db_set_observer(c->db_jobs, NULL, NULL);
 	hf_metric_free(m->tasks_finished);
 	hf_metric_free(m->submits);
 	hf_metric_free(m->results_received);

@@ -66,6 +66,11 @@ struct coord {
 	struct registry *reg;
 	struct sched *sched;
 	struct db *db;
+	/* The job lane: a second connection and thread that writes only new
+	 * jobs, so that the insert of a 100,000-task job does not hold up the
+	 * leases, results and reads queued on db meanwhile.  NULL: db writes
+	 * them. */
+	struct db *db_jobs;
 	nuv_server_t *worker_srv;
 	nuv_server_t *control_srv;
 	nng_tls_config *tls;        /* the tls+tcp:// ports' (coord-tls.c), or NULL */

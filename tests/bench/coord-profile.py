@@ -34,6 +34,7 @@ def main():
     ap.add_argument('--slots', type=int, default=4)
     ap.add_argument('--idle', type=float, default=10.0, help='seconds of the idle phase')
     ap.add_argument('--top', type=int, default=20, help='functions printed per phase')
+    ap.add_argument('--submit-only', action='store_true', help='measure the submit phase alone')
     ap.add_argument('--keep', action='store_true')
     args = ap.parse_args()
 
@@ -80,6 +81,10 @@ def main():
             return int(out_['task_count'])
 
         n_tasks, t_submit = phase('submit', submit)
+        phases = [('submit', n_tasks, 'task')]
+        t_run = t_idle = 0
+        if args.submit_only:
+            c.coordinator.stop(timeout=120)
 
         def run():
             for i in range(args.workers):
@@ -88,15 +93,18 @@ def main():
                        3600, 'the tasks to finish')
             return n_tasks
 
-        _, t_run = phase('run', run)
+        if not args.submit_only:
+            _, t_run = phase('run', run)
 
         def idle():
             time.sleep(args.idle)
             return 0
 
-        _, t_idle = phase('idle', idle)
-        polls = args.workers * t_idle  # one poll a heartbeat (1 s) per worker
-        c.coordinator.stop(timeout=120)
+        if not args.submit_only:
+            _, t_idle = phase('idle', idle)
+            polls = args.workers * t_idle  # one poll a heartbeat (1 s) per worker
+            phases += [('run', n_tasks, 'task'), ('idle', polls, 'poll')]
+            c.coordinator.stop(timeout=120)
 
         def total(nth):
             # callgrind_control -d writes cg.PID.1, .2, .3 in the phases' order.
@@ -109,8 +117,7 @@ def main():
                     ir = int(line.split()[0].replace(',', '').replace('.', '0') or 0)
             return ir, ann
 
-        for nth, (name, per, what) in enumerate((('submit', n_tasks, 'task'), ('run', n_tasks, 'task'),
-                                                  ('idle', polls, 'poll')), 1):
+        for nth, (name, per, what) in enumerate(phases, 1):
             ir, ann = total(nth)
             print('== %s: %d Ir in all, %.0f Ir per %s (%d %ss)' % (name, ir, ir / max(per, 1), what, per, what))
             lines = [ln for ln in ann.splitlines() if ln.strip() and ln.lstrip()[0].isdigit()]
