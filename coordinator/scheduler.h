@@ -184,4 +184,9 @@ size_t sched_count(const struct sched *s);
  * nothing however many tasks there are. */
 size_t sched_count_state(const struct sched *s, enum sched_state st);
 
+/* How many LEASED tasks hold device (backend, device) of worker_id: kept
+ * as tasks enter and leave SCHED_LEASED (a hash lookup, whatever the
+ * number of tasks). */
+size_t sched_device_leased(const struct sched *s, const char *worker_id, Hf__Backend backend, uint32_t device);
+
 #endif
