@@ -11,6 +11,11 @@ each zeroed and dumped with callgrind_control:
   run      --workers hf-worker daemons (the arith runner, warm) run them all
   idle     the workers poll, idle, for --idle seconds
 
+With --fleet-sim PATH (bench/'s hfleet-fleet-sim) it measures instead the
+polls of --fleet simulated workers heartbeating idle (--mode none) every
+--fleet-heartbeat-ms, after they all registered: instructions per poll as
+the fleet grows.
+
 and prints instructions per task (submit, run) and per poll (idle), and the
 functions that cost most in each phase (callgrind_annotate).
 
@@ -35,6 +40,10 @@ def main():
     ap.add_argument('--idle', type=float, default=10.0, help='seconds of the idle phase')
     ap.add_argument('--top', type=int, default=20, help='functions printed per phase')
     ap.add_argument('--submit-only', action='store_true', help='measure the submit phase alone')
+    ap.add_argument('--fleet-sim', help="bench/'s hfleet-fleet-sim: measure idle polls of a simulated fleet")
+    ap.add_argument('--fleet', type=int, default=1000, help='simulated workers (with --fleet-sim)')
+    ap.add_argument('--fleet-heartbeat-ms', type=int, default=4000)
+    ap.add_argument('--fleet-seconds', type=float, default=20.0, help='measured seconds (with --fleet-sim)')
     ap.add_argument('--keep', action='store_true')
     args = ap.parse_args()
 
@@ -42,7 +51,7 @@ def main():
     sys.path.insert(0, os.path.join(HERE, '..', 'integration'))
     import harness
 
-    c = harness.Cluster(heartbeat='1s', lease='60s')
+    c = harness.Cluster(heartbeat='%dms' % args.fleet_heartbeat_ms if args.fleet_sim else '1s', lease='60s')
     out = os.path.join(c.root, 'callgrind')
     os.makedirs(out)
     os.chmod(c.root, 0o755)
@@ -53,6 +62,16 @@ def main():
     os.chmod(wrapper, 0o755)
     try:
         c.admin_token_file = c.token_file('admin', 'admin')  # the real binary migrates the database
+        fleet_tokens = None
+        if args.fleet_sim:
+            names = ['sim-%05d' % i for i in range(args.fleet)]
+            tokens = {}
+            for i in range(0, len(names), 200):  # psql's command line has a limit
+                tokens.update(c.seed_tokens(names[i:i + 200]))
+            fleet_tokens = os.path.join(c.root, 'sim-tokens')
+            with open(fleet_tokens, 'w') as f:
+                f.writelines('%s %s\n' % (n, tokens[n]) for n in names)
+            os.chmod(fleet_tokens, 0o600)
         harness.COORDINATOR = wrapper
         c.start_coordinator()
         pid = c.coordinator.proc.pid
@@ -68,6 +87,8 @@ def main():
             ctl('-d', name)
             return n, time.time() - t0
 
+        if args.fleet_sim:
+            return fleet(args, c, pid, ctl, fleet_tokens, out)
         kinds = 'test,benchmark'
         # About 300 models x 2 kinds x batch sizes x sequence lengths.
         per_model = max(1, args.tasks // (2 * 300))
@@ -128,6 +149,40 @@ def main():
             print('files kept in', c.root)
     finally:
         c.close(keep=args.keep)
+
+
+def fleet(args, c, pid, ctl, tokens, out):
+    """Idle polls of a simulated fleet: zeroed once every worker has
+    registered and polled, dumped when the simulator ends."""
+    import json
+    ramp_s = max(30.0, args.fleet / 50.0)
+    sim_json = os.path.join(c.root, 'sim.json')
+    with open(sim_json, 'wb') as so, open(os.path.join(c.root, 'sim.log'), 'wb') as se:
+        p = subprocess.Popen([args.fleet_sim, '--url', c.worker_url, '--tokens', tokens, '--workers',
+                              str(args.fleet), '--heartbeat-ms', str(args.fleet_heartbeat_ms), '--mode', 'none',
+                              '--seconds', str(ramp_s + args.fleet_seconds),
+                              '--measure-after-ms', str(int(ramp_s * 1000))], stdout=so, stderr=se)
+        time.sleep(ramp_s)
+        ctl('-z')
+        p.wait()
+        ctl('-d', 'fleet')
+    summary = json.load(open(sim_json))
+    polls = summary['polls_per_s'] * args.fleet_seconds
+    ann = subprocess.run(['callgrind_annotate', '--threshold=100', os.path.join(out, 'cg.%d.1' % pid)],
+                         capture_output=True, text=True).stdout
+    ir = 0
+    for line in ann.splitlines():
+        if 'PROGRAM TOTALS' in line:
+            ir = int(line.split()[0].replace(',', ''))
+    print('== fleet of %d idle workers (heartbeat %d ms): %d Ir in all, %.0f Ir per poll (%.0f polls, '
+          '%d registered, %d poll failures)' % (args.fleet, args.fleet_heartbeat_ms, ir, ir / max(polls, 1), polls,
+                                               summary.get('registers', 0), summary.get('poll_failures', 0)))
+    lines = [ln for ln in ann.splitlines() if ln.strip() and ln.lstrip()[0].isdigit()]
+    for ln in lines[1:args.top + 1]:
+        print('   ' + ln[:150])
+    c.coordinator.stop(timeout=120)
+    if args.keep:
+        print('files kept in', c.root)
 
 
 if __name__ == '__main__':
