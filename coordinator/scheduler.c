@@ -34,6 +34,8 @@ struct sched {
 	size_t nbuckets, ntasks;
 	struct sched_task *out_head; /* tasks not in a heap */
 	size_t n_state[SCHED_DELAYED + 1]; /* tasks in each state, for /metrics */
+	void (*on_queued)(void *arg, const struct sched_task *t); /* see sched_on_queued */
+	void *on_queued_arg;
 	struct sched_job *jobs;
 };
 
@@ -403,7 +405,15 @@ static bool move_to(struct sched *s, struct sched_task *t, enum sched_state st)
 	}
 	t->state = st;
 	s->n_state[t->state]++;
+	if (st == SCHED_QUEUED && !was_queued && s->on_queued)
+		s->on_queued(s->on_queued_arg, t);
 	return true;
+}
+
+void sched_on_queued(struct sched *s, void (*fn)(void *arg, const struct sched_task *t), void *arg)
+{
+	s->on_queued = fn;
+	s->on_queued_arg = arg;
 }
 
 /* ---- tasks ---- */
@@ -472,6 +482,8 @@ struct sched_task *sched_task_add(struct sched *s, const struct sched_task *tmpl
 	s->ntasks++;
 	s->n_state[t->state]++;
 	job->live++;
+	if (t->state == SCHED_QUEUED && s->on_queued)
+		s->on_queued(s->on_queued_arg, t);
 	return t;
 }
 

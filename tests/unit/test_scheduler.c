@@ -352,6 +352,53 @@ START_TEST(test_device_leased_counts_follow_leases)
 }
 END_TEST
 
+/* sched_on_queued's callback runs for every way a task becomes queued,
+ * once each, with the task already in its queue, and for no other move. */
+static size_t queued_calls, queued_in_heap;
+
+static void count_queued(void *arg, const struct sched_task *t)
+{
+	struct sched *s = arg;
+	queued_calls++;
+	queued_in_heap += t->state == SCHED_QUEUED && sched_queued(s, t->backend) > 0;
+}
+
+START_TEST(test_on_queued_sees_every_way_into_the_queue)
+{
+	struct sched *s = sched_new();
+	struct sched_task *out[8], t;
+
+	queued_calls = queued_in_heap = 0;
+	sched_on_queued(s, count_queued, s);
+	sched_job_add(s, 1, 0);
+	for (uint64_t id = 1; id <= 4; id++) {
+		t = mk(id, 1, CPU);
+		sched_task_add(s, &t);
+	}
+	t = mk(5, 1, CPU);
+	t.state = SCHED_LEASED; /* recovered as leased: not queued */
+	sched_task_add(s, &t);
+	ck_assert_uint_eq(queued_calls, 4);
+	ck_assert_uint_eq(sched_take(s, CPU, "w1", 0, 3, NULL, NULL, out), 3);
+	ck_assert_uint_eq(queued_calls, 4); /* taking is not queueing */
+	sched_lease(s, out[0], 100);
+	sched_expiring(s, out[0]);
+	sched_requeue(s, out[0]);       /* an expired lease */
+	sched_requeue(s, out[1]);       /* a grant that failed */
+	sched_delay(s, out[2], 50);     /* backoff: not yet queued ... */
+	ck_assert_uint_eq(queued_calls, 6);
+	sched_requeue(s, out[2]);       /* ... until it is due */
+	ck_assert_uint_eq(queued_calls, 7);
+	ck_assert_uint_eq(queued_in_heap, 7);
+	sched_remove(s, sched_task_find(s, 4));
+	sched_on_queued(s, NULL, NULL);
+	t = mk(6, 1, CPU);
+	sched_task_add(s, &t);
+	ck_assert_uint_eq(queued_calls, 7);
+	sched_free(s);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("scheduler");
@@ -367,6 +414,7 @@ int main(void)
 	tcase_add_test(tc, test_many_tasks_keep_heap_and_hash_consistent);
 	tcase_add_test(tc, test_collect_job_and_cancelling);
 	tcase_add_test(tc, test_device_leased_counts_follow_leases);
+	tcase_add_test(tc, test_on_queued_sees_every_way_into_the_queue);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
