@@ -140,7 +140,8 @@ static int job_lane_still_active(struct db *db, struct db_op *op)
 		r = -EIO; /* rolled back; the submitter is told to try again */
 	PQclear(res);
 	if (r < 0)
-		op_error(op, "this coordinator is no longer the active one");
+		op_error(op, "the main database connection does not hold the active coordinator's lock "
+			 "now (it reconnected, or another coordinator took over)");
 	return r;
 }
 
