@@ -224,20 +224,76 @@ void hf_buf_puts(struct hf_buf *b, const char *s)
 	hf_buf_append(b, s, strlen(s));
 }
 
+/* Formats once into the room left when the text fits (the common case),
+ * and only otherwise grows the buffer and formats again. */
 void hf_buf_printf(struct hf_buf *b, const char *fmt, ...)
 {
 	va_list ap;
+	size_t room = b->oom || !b->data ? 0 : b->cap - b->len;
 	int n;
 
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
+	n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap);
 	va_end(ap);
-	if (n < 0 || !buf_reserve(b, (size_t)n))
+	if (n < 0) {
+		if (room)
+			b->data[b->len] = '\0';
+		return;
+	}
+	if ((size_t)n < room) {
+		b->len += (size_t)n;
+		return;
+	}
+	if (room)
+		b->data[b->len] = '\0'; /* what did not fit is not kept */
+	if (!buf_reserve(b, (size_t)n))
 		return;
 	va_start(ap, fmt);
 	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
 	va_end(ap);
 	b->len += (size_t)n;
+}
+
+/* v's digits and a NUL at out (room for 21). */
+static size_t fmt_digits(char *out, uint64_t v)
+{
+	char tmp[HF_FMT_INT_MAX];
+	size_t n = 0, len;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (len = 0; len < n; len++)
+		out[len] = tmp[n - 1 - len];
+	out[len] = '\0';
+	return len;
+}
+
+size_t hf_fmt_u64(char out[HF_FMT_INT_MAX], uint64_t v)
+{
+	return fmt_digits(out, v);
+}
+
+size_t hf_fmt_i64(char out[HF_FMT_INT_MAX], int64_t v)
+{
+	if (v >= 0)
+		return fmt_digits(out, (uint64_t)v);
+	out[0] = '-';
+	/* -(v + 1) + 1: INT64_MIN has no positive int64. */
+	return 1 + fmt_digits(out + 1, (uint64_t)(-(v + 1)) + 1);
+}
+
+void hf_buf_put_u64(struct hf_buf *b, uint64_t v)
+{
+	char tmp[HF_FMT_INT_MAX];
+	hf_buf_append(b, tmp, hf_fmt_u64(tmp, v));
+}
+
+void hf_buf_put_i64(struct hf_buf *b, int64_t v)
+{
+	char tmp[HF_FMT_INT_MAX];
+	hf_buf_append(b, tmp, hf_fmt_i64(tmp, v));
 }
 
 int hf_secret_file_read(const char *path, char *buf, size_t len, char *err, size_t errlen)

@@ -56,4 +56,13 @@ void hf_buf_append(struct hf_buf *b, const char *s, size_t n);
 void hf_buf_puts(struct hf_buf *b, const char *s);
 void hf_buf_printf(struct hf_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Decimal integers without printf (the database layer formats every
+ * number of every row it writes): hf_fmt_* write v and a NUL into out and
+ * return the length; hf_buf_put_* append v. */
+#define HF_FMT_INT_MAX 21 /* "-9223372036854775808" and the NUL */
+size_t hf_fmt_u64(char out[HF_FMT_INT_MAX], uint64_t v);
+size_t hf_fmt_i64(char out[HF_FMT_INT_MAX], int64_t v);
+void hf_buf_put_u64(struct hf_buf *b, uint64_t v);
+void hf_buf_put_i64(struct hf_buf *b, int64_t v);
+
 #endif

@@ -279,7 +279,11 @@ static void handle_submit(struct control_req *q)
 	q->op.done = submit_done;
 	q->op.ctx = q;
 	audit_set(q, "submit");
-	db_submit(c->db, &q->op);
+	/* The job lane writes it (see coordinator.h), provided the main
+	 * connection still holds the active coordinator's lock then. */
+	int active_pid = c->db_jobs ? db_backend_pid(c->db) : 0;
+	q->op.u.job_create.active_pid = active_pid;
+	db_submit(active_pid ? c->db_jobs : c->db, &q->op);
 }
 
 /* ---- reads that the database layer answers ---- */

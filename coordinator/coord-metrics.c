@@ -109,6 +109,8 @@ int coord_metrics_init(struct coord *c)
 	}
 	if (c->db)
 		db_set_observer(c->db, db_observe_cb, c);
+	if (c->db_jobs)
+		db_set_observer(c->db_jobs, db_observe_cb, c);
 	return 0;
 }
 
@@ -120,6 +122,8 @@ void coord_metrics_fini(struct coord *c)
 		return;
 	if (c->db)
 		db_set_observer(c->db, NULL, NULL);
+	if (c->db_jobs)
+		db_set_observer(c->db_jobs, NULL, NULL);
 	hf_metric_free(m->tasks_finished);
 	hf_metric_free(m->submits);
 	hf_metric_free(m->results_received);
@@ -265,65 +269,6 @@ static void render_connections(struct coord *c, struct hf_buf *b)
 	}
 }
 
-/* A device a leased task holds, for counting running tasks per device. */
-struct held {
-	const char *worker_id;
-	int backend;
-	uint32_t index;
-};
-
-static int held_cmp(const void *pa, const void *pb)
-{
-	const struct held *a = pa, *b = pb;
-	int r = strcmp(a->worker_id, b->worker_id);
-
-	if (r)
-		return r;
-	if (a->backend != b->backend)
-		return a->backend < b->backend ? -1 : 1;
-	return a->index < b->index ? -1 : a->index > b->index;
-}
-
-/* How many entries of the sorted v equal key. */
-static size_t held_count(const struct held *v, size_t n, const struct held *key)
-{
-	size_t lo = 0, hi = n, k;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (held_cmp(&v[mid], key) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (k = lo; k < n && held_cmp(&v[k], key) == 0; k++)
-		;
-	return k - lo;
-}
-
-/* The devices every leased task holds, sorted; NULL (and 0) when none or
- * no memory (then running counts read 0). */
-static struct held *held_devices(struct coord *c, size_t *ret_n)
-{
-	size_t n_leased = sched_count_state(c->sched, SCHED_LEASED), n = 0;
-	struct sched_task **leased = n_leased ? calloc(n_leased, sizeof(*leased)) : NULL;
-	struct held *v = leased ? calloc(n_leased * SCHED_MAX_DEVICES, sizeof(*v)) : NULL;
-
-	*ret_n = 0;
-	if (!v) {
-		free(leased);
-		return NULL;
-	}
-	n_leased = sched_collect_state(c->sched, SCHED_LEASED, leased, n_leased);
-	for (size_t i = 0; i < n_leased; i++)
-		for (uint8_t x = 0; x < leased[i]->n_devices && x < SCHED_MAX_DEVICES; x++)
-			v[n++] = (struct held){ leased[i]->worker_id, (int)leased[i]->backend, leased[i]->devices[x] };
-	free(leased);
-	qsort(v, n, sizeof(*v), held_cmp);
-	*ret_n = n;
-	return v;
-}
-
 static void device_labels(char *out, size_t len, const char *worker, const Hf__Device *d)
 {
 	struct hf_buf b;
@@ -348,6 +293,58 @@ enum dev_gauge {
 	DEV_N_GAUGES,
 };
 
+/* One device of the fleet with its label set, formatted once per scrape
+ * for its eight gauges. */
+struct dev_row {
+	struct coord_worker *w;
+	const Hf__Device *d;
+	char labels[400]; /* worker ids are at most 128 bytes, escaped at most twice that */
+};
+
+static void render_device_gauge(struct coord *c, struct hf_buf *b, const char *name, enum dev_gauge m,
+				struct coord_worker *w, const Hf__Device *d, const char *l)
+{
+	const Hf__DeviceTelemetry *t = coord_worker_telemetry(w, d);
+
+	switch (m) {
+	case DEV_MEMORY_TOTAL:
+		hf_metrics_sample_u64(b, name, l, d->memory_bytes);
+		break;
+	case DEV_RUNNING: /* kept by the scheduler as leases come and go */
+		hf_metrics_sample_u64(b, name, l, sched_device_leased(c->sched, w->id, d->backend, d->index));
+		break;
+	/* Not reported: no sample rather than a made-up 0. */
+	case DEV_UTILIZATION:
+		if (t && t->utilization_pct >= 0)
+			hf_metrics_sample_double(b, name, l, t->utilization_pct);
+		break;
+	case DEV_MEMORY_USED:
+		if (t)
+			hf_metrics_sample_u64(b, name, l, t->memory_used_bytes);
+		break;
+	case DEV_TEMPERATURE:
+		if (t && t->temperature_c >= 0)
+			hf_metrics_sample_double(b, name, l, t->temperature_c);
+		break;
+	case DEV_POWER:
+		if (t && t->power_w >= 0)
+			hf_metrics_sample_double(b, name, l, t->power_w);
+		break;
+	case DEV_QUARANTINED:
+		hf_metrics_sample_u64(b, name, l, coord_quarantined(c, w->id, d, NULL));
+		break;
+	case DEV_INFRA_FAILURES: {
+		const struct health_dev *hd = health_find(&c->health, w->id, (int)d->backend, d->index);
+		hf_metrics_sample_u64(b, name, l, hd ? hd->failures : 0);
+		break;
+	}
+	case DEV_N_GAUGES:
+		break;
+	}
+}
+
+/* Every device's gauges: O(devices), each device's labels formatted once
+ * (or once per gauge when there is no memory for the rows). */
 static void render_devices(struct coord *c, struct hf_buf *b)
 {
 	static const struct {
@@ -363,61 +360,38 @@ static void render_devices(struct coord *c, struct hf_buf *b)
 		  "1 while the device is quarantined (no new work until a health check passes)" },
 		{ "hfleet_device_infra_failures", "consecutive infrastructure failures of the device's tasks" },
 	};
-	size_t n_held;
-	struct held *held = held_devices(c, &n_held);
-	/* worker ids are at most 128 bytes, escaped at most twice that */
+	size_t n = 0, k = 0;
+	struct dev_row *rows;
 	char l[400];
 
-	for (int m = 0; m < DEV_N_GAUGES; m++) {
-		hf_metrics_header(b, dm[m].name, dm[m].help, HF_METRIC_GAUGE);
+	for (struct coord_worker *w = c->workers; w; w = w->next)
+		n += w->reg->n_devices;
+	rows = n ? malloc(n * sizeof(*rows)) : NULL;
+	if (rows) {
 		for (struct coord_worker *w = c->workers; w; w = w->next) {
-			const Hf__Register *r = w->reg;
-			for (size_t i = 0; i < r->n_devices; i++) {
-				const Hf__Device *d = r->devices[i];
-				const Hf__DeviceTelemetry *t = coord_worker_telemetry(w, d);
-				device_labels(l, sizeof(l), w->id, d);
-				switch ((enum dev_gauge)m) {
-				case DEV_MEMORY_TOTAL:
-					hf_metrics_sample_u64(b, dm[m].name, l, d->memory_bytes);
-					break;
-				case DEV_RUNNING: {
-					struct held key = { w->id, (int)d->backend, d->index };
-					hf_metrics_sample_u64(b, dm[m].name, l, held_count(held, n_held, &key));
-					break;
-				}
-				/* Not reported: no sample rather than a made-up 0. */
-				case DEV_UTILIZATION:
-					if (t && t->utilization_pct >= 0)
-						hf_metrics_sample_double(b, dm[m].name, l, t->utilization_pct);
-					break;
-				case DEV_MEMORY_USED:
-					if (t)
-						hf_metrics_sample_u64(b, dm[m].name, l, t->memory_used_bytes);
-					break;
-				case DEV_TEMPERATURE:
-					if (t && t->temperature_c >= 0)
-						hf_metrics_sample_double(b, dm[m].name, l, t->temperature_c);
-					break;
-				case DEV_POWER:
-					if (t && t->power_w >= 0)
-						hf_metrics_sample_double(b, dm[m].name, l, t->power_w);
-					break;
-				case DEV_QUARANTINED:
-					hf_metrics_sample_u64(b, dm[m].name, l, coord_quarantined(c, w->id, d, NULL));
-					break;
-				case DEV_INFRA_FAILURES: {
-					const struct health_dev *hd =
-						health_find(&c->health, w->id, (int)d->backend, d->index);
-					hf_metrics_sample_u64(b, dm[m].name, l, hd ? hd->failures : 0);
-					break;
-				}
-				case DEV_N_GAUGES:
-					break;
-				}
+			for (size_t i = 0; i < w->reg->n_devices; i++, k++) {
+				rows[k].w = w;
+				rows[k].d = w->reg->devices[i];
+				device_labels(rows[k].labels, sizeof(rows[k].labels), w->id, rows[k].d);
 			}
 		}
 	}
-	free(held);
+	for (int m = 0; m < DEV_N_GAUGES; m++) {
+		hf_metrics_header(b, dm[m].name, dm[m].help, HF_METRIC_GAUGE);
+		if (rows) {
+			for (k = 0; k < n; k++)
+				render_device_gauge(c, b, dm[m].name, (enum dev_gauge)m, rows[k].w, rows[k].d,
+						    rows[k].labels);
+			continue;
+		}
+		for (struct coord_worker *w = c->workers; w; w = w->next) {
+			for (size_t i = 0; i < w->reg->n_devices; i++) {
+				device_labels(l, sizeof(l), w->id, w->reg->devices[i]);
+				render_device_gauge(c, b, dm[m].name, (enum dev_gauge)m, w, w->reg->devices[i], l);
+			}
+		}
+	}
+	free(rows);
 }
 
 void coord_metrics_render(struct coord *c, struct hf_buf *b)

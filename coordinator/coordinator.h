@@ -20,6 +20,7 @@
 #include "db.h"
 #include "health.h"
 #include "hf_nuv.h"
+#include "locality.h"
 #include "hf_sdnotify.h"
 #include "hf_validate.h"
 #include "hfleet.pb-c.h"
@@ -46,7 +47,10 @@ struct coord_worker {
 	int64_t session_seen_ms;
 	Hf__DeviceTelemetry *telemetry; /* the last poll's readings (no strings inside) */
 	size_t n_telemetry;
+	struct locality_node *loc; /* its places in c->locality's lists (owned) */
+	size_t n_loc;
 	struct coord_worker *next;
+	struct coord_worker *hnext; /* c->worker_buckets chain */
 };
 
 /* An operator's drain: a worker (backend and index -1) or one device;
@@ -62,10 +66,22 @@ struct coord {
 	struct registry *reg;
 	struct sched *sched;
 	struct db *db;
+	/* The job lane: a second connection and thread that writes only new
+	 * jobs, so that the insert of a 100,000-task job does not hold up the
+	 * leases, results and reads queued on db meanwhile.  NULL: db writes
+	 * them. */
+	struct db *db_jobs;
 	nuv_server_t *worker_srv;
 	nuv_server_t *control_srv;
 	nng_tls_config *tls;        /* the tls+tcp:// ports' (coord-tls.c), or NULL */
+	/* The worker records: a list (for walks over the fleet) and a hash by
+	 * id (for each request's lookup), with their count and registrations'
+	 * bytes kept as they change (workers.c: coord_worker_add, _set_reg,
+	 * _forget). */
 	struct coord_worker *workers;
+	struct coord_worker **worker_buckets;
+	size_t n_worker_buckets, n_workers, workers_bytes;
+	struct locality locality;  /* who caches which model's weights */
 	struct coord_drain *drains;
 	struct health health;       /* quarantined devices, infrastructure failure counts */
 	uv_timer_t lease_timer;
@@ -89,9 +105,16 @@ struct coord {
 /* worker-api.c: the request callback of the worker listener. */
 void worker_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg);
 
-/* workers.c: the worker records. */
+/* workers.c: the worker records.  coord_worker_find is a hash lookup. */
 struct coord_worker *coord_worker_find(struct coord *c, const char *id);
 void coord_workers_free(struct coord *c);
+
+/* A new record for id (no registration yet), linked in c->workers and the
+ * hash.  Returns it, or NULL when out of memory. */
+struct coord_worker *coord_worker_add(struct coord *c, const char *id);
+
+/* Unlinks w from c and frees it. */
+void coord_worker_forget(struct coord *c, struct coord_worker *w);
 
 /* control-api.c: the request callback of the hfctl listener. */
 void control_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg);
@@ -120,6 +143,13 @@ Hf__DeviceTelemetry *coord_worker_telemetry(struct coord_worker *w, const Hf__De
  * of worker_id. */
 size_t coord_device_running(struct sched_task *const *leased, size_t n, const char *worker_id,
 			    const Hf__Device *d);
+
+/* Is there a connected worker other than self that caches the weights of
+ * t's model and has a device of t's backend that is neither drained nor
+ * quarantined?  (Weight locality: it walks only the workers that cache
+ * the model, from c->locality.) */
+bool coord_weights_elsewhere(struct coord *c, const struct coord_worker *self, const struct sched_task *t,
+			     int64_t now_ms);
 
 /* Is this worker (device NULL) or device drained? */
 bool coord_drained(const struct coord *c, const char *worker_id, const Hf__Device *device);
@@ -165,10 +195,11 @@ Hf__Envelope *coord_request_unpack(nuv_request_t *req, nng_msg *msg, enum hf_msg
  * or -1. */
 long coord_worker_device(const struct coord_worker *w, int backend, uint32_t index);
 
-/* Makes w describe itself with reg (taken, validated): the device index and
- * the sorted cache list.  Returns 0 or -ENOMEM (reg is then freed and w
- * keeps what it had). */
-int coord_worker_set_reg(struct coord_worker *w, Hf__Register *reg);
+/* Makes w (linked in c) describe itself with reg (taken, validated): the
+ * device index, the sorted cache list, the locality index and c's count of
+ * registration bytes.  Returns 0 or -ENOMEM (reg is then freed and w keeps
+ * what it had). */
+int coord_worker_set_reg(struct coord *c, struct coord_worker *w, Hf__Register *reg);
 
 /* Would a registration of new_bytes under id find no room, even after
  * forgetting every worker that is no longer connected?  (At most
@@ -182,7 +213,8 @@ bool coord_workers_full(struct coord *c, const char *id, size_t new_bytes);
  * alone leave no room. */
 int coord_workers_make_room(struct coord *c, const struct coord_worker *keep, size_t new_bytes);
 
-/* Frees one record (not linked in c->workers any more); NULL is fine. */
+/* Frees one record (not linked in c any more: see coord_worker_forget);
+ * NULL is fine. */
 void coord_worker_free(struct coord_worker *w);
 
 /* Replies to req with an Error envelope. */

@@ -73,16 +73,25 @@ static void params_push(struct db_params *p, char *s, bool is_null)
 	p->n++;
 }
 
-static char *format_number(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Numbers are formatted by hand, not with printf: a batch of results or a
+ * job's tasks has thousands of them. */
+static char *format_i64(int64_t v)
+{
+	char tmp[HF_FMT_INT_MAX];
+	size_t n = hf_fmt_i64(tmp, v);
+	char *s = malloc(n + 1);
 
-static char *format_number(const char *fmt, ...)
+	if (s)
+		memcpy(s, tmp, n + 1);
+	return s;
+}
+
+/* %.17g: the double comes back exactly. */
+static char *format_double(double v)
 {
 	char tmp[40];
-	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
+	snprintf(tmp, sizeof(tmp), "%.17g", v);
 	return strdup(tmp);
 }
 
@@ -118,18 +127,18 @@ void db_param_text(struct db_params *p, const char *s)
 void db_param_u64(struct db_params *p, const char *name, uint64_t v)
 {
 	if (u64_fits(p, name, v))
-		params_push(p, format_number("%" PRIu64, v), false);
+		params_push(p, format_i64((int64_t)v), false);
 }
 
 void db_param_u32(struct db_params *p, const char *name, uint32_t v)
 {
 	if (u32_fits(p, name, v))
-		params_push(p, format_number("%" PRIu32, v), false);
+		params_push(p, format_i64(v), false);
 }
 
 void db_param_i32(struct db_params *p, int32_t v)
 {
-	params_push(p, format_number("%" PRId32, v), false);
+	params_push(p, format_i64(v), false);
 }
 
 void db_param_bool(struct db_params *p, bool v)
@@ -137,11 +146,10 @@ void db_param_bool(struct db_params *p, bool v)
 	params_push(p, strdup(v ? "t" : "f"), false);
 }
 
-/* %.17g: the double comes back exactly. */
 void db_param_double(struct db_params *p, const char *name, double v)
 {
 	if (double_finite(p, name, v))
-		params_push(p, format_number("%.17g", v), false);
+		params_push(p, format_double(v), false);
 }
 
 /* ---- array parameters ---- */
@@ -149,7 +157,7 @@ void db_param_double(struct db_params *p, const char *name, double v)
 void db_array_init(struct db_array *a, struct db_params *p)
 {
 	hf_buf_init(&a->text);
-	hf_buf_puts(&a->text, "{");
+	hf_buf_append(&a->text, "{", 1);
 	a->n = 0;
 	a->p = p;
 }
@@ -163,7 +171,7 @@ void db_array_fini(struct db_array *a)
 static void array_sep(struct db_array *a)
 {
 	if (a->n++)
-		hf_buf_puts(&a->text, ",");
+		hf_buf_append(&a->text, ",", 1);
 }
 
 void db_array_null(struct db_array *a)
@@ -181,7 +189,7 @@ void db_array_text(struct db_array *a, const char *s)
 		return;
 	}
 	array_sep(a);
-	hf_buf_puts(&a->text, "\"");
+	hf_buf_append(&a->text, "\"", 1);
 	for (const char *run = s;;) {
 		size_t len = strcspn(run, "\"\\");
 		hf_buf_append(&a->text, run, len);
@@ -191,7 +199,7 @@ void db_array_text(struct db_array *a, const char *s)
 		hf_buf_append(&a->text, esc, 2);
 		run += len + 1;
 	}
-	hf_buf_puts(&a->text, "\"");
+	hf_buf_append(&a->text, "\"", 1);
 }
 
 void db_array_u64(struct db_array *a, const char *name, uint64_t v)
@@ -199,7 +207,7 @@ void db_array_u64(struct db_array *a, const char *name, uint64_t v)
 	if (!u64_fits(a->p, name, v))
 		return;
 	array_sep(a);
-	hf_buf_printf(&a->text, "%" PRIu64, v);
+	hf_buf_put_u64(&a->text, v);
 }
 
 void db_array_u32(struct db_array *a, const char *name, uint32_t v)
@@ -207,25 +215,25 @@ void db_array_u32(struct db_array *a, const char *name, uint32_t v)
 	if (!u32_fits(a->p, name, v))
 		return;
 	array_sep(a);
-	hf_buf_printf(&a->text, "%" PRIu32, v);
+	hf_buf_put_u64(&a->text, v);
 }
 
 void db_array_i32(struct db_array *a, int32_t v)
 {
 	array_sep(a);
-	hf_buf_printf(&a->text, "%" PRId32, v);
+	hf_buf_put_i64(&a->text, v);
 }
 
 void db_array_i64(struct db_array *a, int64_t v)
 {
 	array_sep(a);
-	hf_buf_printf(&a->text, "%" PRId64, v);
+	hf_buf_put_i64(&a->text, v);
 }
 
 void db_array_bool(struct db_array *a, bool v)
 {
 	array_sep(a);
-	hf_buf_puts(&a->text, v ? "t" : "f");
+	hf_buf_append(&a->text, v ? "t" : "f", 1);
 }
 
 void db_array_double(struct db_array *a, const char *name, double v)
@@ -234,6 +242,24 @@ void db_array_double(struct db_array *a, const char *name, double v)
 		return;
 	array_sep(a);
 	hf_buf_printf(&a->text, "%.17g", v);
+}
+
+/* A time as whole microseconds since the epoch, for
+ * "timestamptz 'epoch' + x * interval '1 microsecond'": an integer is
+ * formatted without printf and read back exactly, where a float8 of
+ * seconds needed %.17g and to_timestamp.  Seconds beyond what bigint
+ * microseconds hold are refused (PostgreSQL's own range is smaller: a value
+ * past it is the database's refusal, as before). */
+void db_array_epoch_us(struct db_array *a, const char *name, double seconds)
+{
+	if (!double_finite(a->p, name, seconds))
+		return;
+	if (!(fabs(seconds) < 9.2e12)) {
+		params_refuse(a->p, "%s %g is out of range", name, seconds);
+		return;
+	}
+	array_sep(a);
+	hf_buf_put_i64(&a->text, llround(seconds * 1e6));
 }
 
 void db_param_array(struct db_params *p, struct db_array *a)

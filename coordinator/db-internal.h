@@ -31,7 +31,7 @@
 #define DB_BATCH_MAX 512
 
 /* Rows per multi-row INSERT when a job is expanded. */
-#define DB_TASK_CHUNK 1000
+#define DB_TASK_CHUNK 10000
 
 /* At most this many statement texts are prepared per connection; beyond,
  * statements run unprepared (there are about forty). */
@@ -52,6 +52,7 @@ struct db {
 	bool active;                       /* holds the active-coordinator lock */
 	atomic_bool lost_active;           /* reconnected but another coordinator took over */
 	atomic_bool standby;               /* the start waits for another coordinator to go */
+	atomic_int backend_pid;            /* PQbackendPID of the connection, 0: none */
 	/* Monotonic ms when the thread began its current batch, or 0 while it
 	 * waits (see db_busy_ms); the start's deliberate waits refresh it. */
 	_Atomic int64_t busy_since_ms;
@@ -124,6 +125,8 @@ void db_array_i64(struct db_array *a, int64_t v);
 void db_array_bool(struct db_array *a, bool v);
 void db_array_double(struct db_array *a, const char *name, double v); /* refuses non-finite */
 void db_array_null(struct db_array *a);
+/* bigint[] of microseconds since the epoch; refuses non-finite seconds. */
+void db_array_epoch_us(struct db_array *a, const char *name, double seconds);
 /* Appends a's text as the next parameter ($N) and empties a. */
 void db_param_array(struct db_params *p, struct db_array *a);
 

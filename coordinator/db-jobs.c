@@ -117,12 +117,43 @@ static int job_create_tasks(struct db *db, struct db_op *op, size_t start, size_
 	return r;
 }
 
+/* On the job lane's connection: is the main connection's server process
+ * still the holder of the active-coordinator lock?  A job is written only
+ * by the active coordinator (a standby that took over loads the running
+ * jobs once, when it starts). */
+static int job_lane_still_active(struct db *db, struct db_op *op)
+{
+	PGresult *res = NULL;
+	struct db_params p;
+	int r;
+
+	db_params_init(&p);
+	db_param_i32(&p, op->u.job_create.active_pid);
+	r = db_exec(db, op,
+		    "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = $1::int"
+		    " AND classid = 0 AND objid = " DB_ACTIVE_LOCK " AND objsubid = 1",
+		    &p, PGRES_TUPLES_OK, &res);
+	db_params_fini(&p);
+	if (r < 0)
+		return r;
+	if (PQntuples(res) != 1)
+		r = -EIO; /* rolled back; the submitter is told to try again */
+	PQclear(res);
+	if (r < 0)
+		op_error(op, "the main database connection does not hold the active coordinator's lock "
+			 "now (it reconnected, or another coordinator took over)");
+	return r;
+}
+
 int run_job_create(struct db *db, struct db_op *op)
 {
 	const struct job_plan *plan = op->u.job_create.plan;
 	PGresult *res = NULL;
 	struct db_params p;
 	int r;
+
+	if (op->u.job_create.active_pid && (r = job_lane_still_active(db, op)) < 0)
+		return r;
 
 	free(op->u.job_create.task_ids);
 	op->u.job_create.task_ids = NULL;

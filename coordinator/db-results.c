@@ -56,8 +56,8 @@ int run_result_store(struct db *db, struct db_op *op)
 		db_array_text(&col[8], d->worker_id);
 		db_array_u32(&col[9], "device_index", t->device_index);
 		db_array_i32(&col[10], t->exit_code);
-		db_array_double(&col[11], "started_at", t->started_at);
-		db_array_double(&col[12], "finished_at", t->finished_at);
+		db_array_epoch_us(&col[11], "started_at", t->started_at);
+		db_array_epoch_us(&col[12], "finished_at", t->finished_at);
 		db_array_bool(&col[13], d->retry);
 		db_array_bool(&col[14], d->flaky);
 	}
@@ -66,12 +66,14 @@ int run_result_store(struct db *db, struct db_op *op)
 	r = db_exec(db, op,
 		    "WITH i AS (SELECT u.task_id, u.attempt, u.status, u.reason, u.metrics, u.env, u.weights,"
 		    " u.log_excerpt, u.worker_id, u.device_index, u.exit_code,"
-		    " to_timestamp(u.started_at) AS started_at, to_timestamp(u.finished_at) AS finished_at,"
-		    " u.retry, u.flaky, f.*"
+		    " timestamptz 'epoch' + u.started_us * interval '1 microsecond' AS started_at,"
+		    " timestamptz 'epoch' + u.finished_us * interval '1 microsecond' AS finished_at,"
+		    " u.retry, u.flaky, u.ord, f.*"
 		    " FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],"
-		    " $7::text[], $8::text[], $9::text[], $10::int[], $11::int[], $12::float8[], $13::float8[],"
-		    " $14::bool[], $15::bool[]) AS u (task_id, attempt, status, reason, metrics, env, weights,"
-		    " log_excerpt, worker_id, device_index, exit_code, started_at, finished_at, retry, flaky)"
+		    " $7::text[], $8::text[], $9::text[], $10::int[], $11::int[], $12::bigint[], $13::bigint[],"
+		    " $14::bool[], $15::bool[]) WITH ORDINALITY AS u (task_id, attempt, status, reason, metrics,"
+		    " env, weights, log_excerpt, worker_id, device_index, exit_code, started_us, finished_us,"
+		    " retry, flaky, ord)"
 		    /* The new columns (migration 008): from the env and metrics JSON,
 		     * else from what the worker registered for the device. */
 		    " LEFT JOIN tasks t0 ON t0.id = u.task_id"
@@ -123,7 +125,7 @@ int run_result_store(struct db *db, struct db_op *op)
 		    " FROM ins WHERE t.id = ins.task_id AND NOT ins.stale RETURNING t.id),"
 		    " att AS (UPDATE attempts a SET ended_at = now(), end_reason = 'result' FROM ins"
 		    " WHERE a.task_id = ins.task_id AND a.attempt = ins.attempt AND a.ended_at IS NULL)"
-		    " SELECT i.task_id, i.attempt, t.job_id, ins.stale, ins.retried, a.worker_id IS NOT NULL"
+		    " SELECT i.task_id, i.attempt, t.job_id, ins.stale, ins.retried, a.worker_id IS NOT NULL, i.ord"
 		    " FROM i LEFT JOIN tasks t ON t.id = i.task_id"
 		    " LEFT JOIN attempts a ON a.task_id = i.task_id AND a.attempt = i.attempt"
 		    " AND a.worker_id = i.worker_id"
@@ -136,31 +138,32 @@ int run_result_store(struct db *db, struct db_op *op)
 	size_t n_final = 0;
 	db_params_init(&p);
 	db_array_init(&jobs, &p);
+	/* One row per result sent, found by its position in the arrays (the
+	 * ordinality), not by searching the batch for its task id. */
 	for (int row = 0; row < PQntuples(res); row++) {
-		uint64_t task_id = get_u64(res, row, 0);
-		uint32_t attempt = (uint32_t)atoi(PQgetvalue(res, row, 1));
-		for (size_t k = 0; k < op->u.result.n; k++) {
-			struct db_result *d = &op->u.result.v[k];
-			if (d->r->task_id != task_id || d->r->attempt != attempt)
-				continue;
-			if (PQgetisnull(res, row, 2))
-				d->outcome = DB_RESULT_UNKNOWN;
-			else if (strcmp(PQgetvalue(res, row, 5), "t") != 0)
-				d->outcome = DB_RESULT_NOT_OWNED;
-			else if (PQgetisnull(res, row, 3))
-				d->outcome = DB_RESULT_DUPLICATE;
-			else if (strcmp(PQgetvalue(res, row, 3), "t") == 0)
-				d->outcome = DB_RESULT_STALE;
-			else if (strcmp(PQgetvalue(res, row, 4), "t") == 0)
-				d->outcome = DB_RESULT_RETRIED;
-			else
-				d->outcome = DB_RESULT_FINAL;
-			if (!PQgetisnull(res, row, 2))
-				d->job_id = get_u64(res, row, 2);
-			if (d->outcome == DB_RESULT_FINAL) {
-				db_array_u64(&jobs, "job id", d->job_id);
-				n_final++;
-			}
+		uint64_t ord = get_u64(res, row, 6);
+		if (ord < 1 || ord > op->u.result.n)
+			continue;
+		struct db_result *d = &op->u.result.v[ord - 1];
+		if (d->r->task_id != get_u64(res, row, 0))
+			continue;
+		if (PQgetisnull(res, row, 2))
+			d->outcome = DB_RESULT_UNKNOWN;
+		else if (strcmp(PQgetvalue(res, row, 5), "t") != 0)
+			d->outcome = DB_RESULT_NOT_OWNED;
+		else if (PQgetisnull(res, row, 3))
+			d->outcome = DB_RESULT_DUPLICATE;
+		else if (strcmp(PQgetvalue(res, row, 3), "t") == 0)
+			d->outcome = DB_RESULT_STALE;
+		else if (strcmp(PQgetvalue(res, row, 4), "t") == 0)
+			d->outcome = DB_RESULT_RETRIED;
+		else
+			d->outcome = DB_RESULT_FINAL;
+		if (!PQgetisnull(res, row, 2))
+			d->job_id = get_u64(res, row, 2);
+		if (d->outcome == DB_RESULT_FINAL) {
+			db_array_u64(&jobs, "job id", d->job_id);
+			n_final++;
 		}
 	}
 	PQclear(res);

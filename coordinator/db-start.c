@@ -73,6 +73,7 @@ int db_ensure_connected(struct db *db, struct db_op *op)
 			return -ENOTCONN;
 		}
 	}
+	atomic_store(&db->backend_pid, PQbackendPID(db->conn));
 	if (!atomic_exchange(&db->healthy, true))
 		log_info("connected to the database");
 	db->backoff_ms = 0;

@@ -335,6 +335,7 @@ int db_open(uv_loop_t *loop, const char *conninfo, struct db **ret_db)
 	atomic_init(&db->lost_active, false);
 	atomic_init(&db->standby, false);
 	atomic_init(&db->busy_since_ms, 0);
+	atomic_init(&db->backend_pid, 0);
 	uv_async_init(loop, &db->async, db_async_cb);
 	db->async.data = db;
 	if (pthread_create(&db->thread, NULL, db_thread_main, db) != 0) {
@@ -389,6 +390,11 @@ int64_t db_busy_ms(struct db *db)
 	int64_t since = atomic_load(&db->busy_since_ms);
 
 	return since ? hf_mono_ms() - since : 0;
+}
+
+int db_backend_pid(struct db *db)
+{
+	return atomic_load(&db->backend_pid);
 }
 
 bool db_standby(struct db *db)

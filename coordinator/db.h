@@ -219,6 +219,11 @@ struct db_op {
 			const struct registry *reg;     /* in */
 			const struct job_plan *plan;    /* in */
 			const char *requirements;       /* in, JSON */
+			/* in: when the job is written on a connection of its own
+			 * (the job lane), the server process of the main connection,
+			 * which must still hold the active-coordinator lock; 0: the
+			 * main connection writes it. */
+			int active_pid;
 			uint64_t job_id;                /* out */
 			uint64_t *task_ids;             /* out, plan->n_tasks, free() */
 			/* out: plan->request_id named a job made before.  existing:
@@ -332,6 +337,11 @@ bool db_lost_active(struct db *db);
  * purpose, for the database at start or as a standby, counts as waiting).
  * Any thread: for the service manager's watchdog. */
 int64_t db_busy_ms(struct db *db);
+
+/* The server process id of the current connection (0: none yet), for
+ * the job lane's check that the main connection is still the active
+ * coordinator's.  Any thread. */
+int db_backend_pid(struct db *db);
 
 /* True while the start operation waits because another coordinator is
  * active on this database.  Any thread. */

@@ -303,6 +303,8 @@ void coord_shutdown(struct coord *c)
 	uv_signal_stop(&c->sig_int);
 	/* Finish what the database was asked (their replies still go out),
 	 * then close the listeners. */
+	db_close(c->db_jobs);
+	c->db_jobs = NULL;
 	db_close(c->db);
 	c->db = NULL;
 	nuv_server_close(c->worker_srv);
@@ -526,6 +528,8 @@ static int load_registry(struct coord *c)
 				   &c->reg, err, sizeof(err));
 	if (r < 0)
 		log_error("%s", err);
+	else if ((r = locality_init(&c->locality, c->reg)) < 0)
+		log_error("out of memory indexing the registry's models");
 	return r;
 }
 
@@ -614,6 +618,9 @@ int main(int argc, char **argv)
 		log_error("could not start the database thread: %s", strerror(-r));
 		return 1;
 	}
+	/* It connects when the first job comes; without it db writes jobs. */
+	if (db_open(c.loop, c.conf.conninfo, &c.db_jobs) < 0)
+		c.db_jobs = NULL;
 	if (coord_metrics_init(&c) < 0) {
 		log_error("out of memory");
 		return 1;
@@ -636,6 +643,7 @@ int main(int argc, char **argv)
 
 	coord_metrics_fini(&c);
 	coord_workers_free(&c);
+	locality_fini(&c.locality);
 	coord_drains_free(&c);
 	auth_store_fini(&c.tokens);
 	health_fini(&c.health);

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT
  *
  * The scheduler's in-memory state (see sched.h): a hash of live tasks by id,
- * one binary heap of queued tasks per backend, and a list of the tasks that
+ * one binary heap of queued tasks per backend, a list of the tasks that
  * are out of the queues (granting, leased, expiring, cancelling) for lease
- * scanning.
+ * scanning, and a hash of how many leased tasks hold each device, kept as
+ * tasks enter and leave SCHED_LEASED (for /metrics, which read it for
+ * every device of the fleet each scrape).
  */
 #include "scheduler.h"
 
@@ -15,11 +17,25 @@
 #define N_BACKENDS SCHED_N_BACKENDS
 #define heap sched_heap
 
+/* How many LEASED tasks hold one device; an entry exists while n > 0. */
+struct held_dev {
+	uint64_t worker_hash;
+	int backend;
+	uint32_t device;
+	size_t n;
+	struct held_dev *next;
+	char worker_id[]; /* the key, compared in full: the hash is not trusted */
+};
+
 struct sched {
+	struct held_dev **held;
+	size_t n_held_buckets, n_held;
 	struct sched_task **buckets;
 	size_t nbuckets, ntasks;
 	struct sched_task *out_head; /* tasks not in a heap */
 	size_t n_state[SCHED_DELAYED + 1]; /* tasks in each state, for /metrics */
+	void (*on_queued)(void *arg, const struct sched_task *t); /* see sched_on_queued */
+	void *on_queued_arg;
 	struct sched_job *jobs;
 };
 
@@ -64,6 +80,13 @@ void sched_free(struct sched *s)
 		s->jobs = j->next;
 		job_free(j);
 	}
+	for (size_t i = 0; i < s->n_held_buckets; i++) {
+		for (struct held_dev *h = s->held[i], *next; h; h = next) {
+			next = h->next;
+			free(h);
+		}
+	}
+	free(s->held);
 	free(s->buckets);
 	free(s);
 }
@@ -271,10 +294,100 @@ static void out_unlink(struct sched *s, struct sched_task *t)
 	t->lprev = t->lnext = NULL;
 }
 
+/* ---- devices held by leased tasks ---- */
+
+static size_t held_bucket(uint64_t worker_hash, int backend, uint32_t device, size_t n)
+{
+	return hash_id(worker_hash ^ ((uint64_t)(unsigned)backend << 40) ^ device, n);
+}
+
+static struct held_dev **held_slot(const struct sched *s, const char *worker_id, uint64_t wh, int backend,
+				   uint32_t device)
+{
+	struct held_dev **pp = &s->held[held_bucket(wh, backend, device, s->n_held_buckets)];
+
+	for (; *pp; pp = &(*pp)->next)
+		if ((*pp)->worker_hash == wh && (*pp)->backend == backend && (*pp)->device == device &&
+		    strcmp((*pp)->worker_id, worker_id) == 0)
+			break;
+	return pp;
+}
+
+/* Doubles the buckets (from 256) when entries outnumber them; without
+ * memory the chains grow longer. */
+static void held_grow(struct sched *s)
+{
+	size_t n = s->n_held_buckets ? s->n_held_buckets * 2 : 256;
+	struct held_dev **b = calloc(n, sizeof(*b));
+
+	if (!b)
+		return;
+	for (size_t i = 0; i < s->n_held_buckets; i++) {
+		for (struct held_dev *h = s->held[i], *next; h; h = next) {
+			next = h->next;
+			size_t k = held_bucket(h->worker_hash, h->backend, h->device, n);
+			h->next = b[k];
+			b[k] = h;
+		}
+	}
+	free(s->held);
+	s->held = b;
+	s->n_held_buckets = n;
+}
+
+/* t enters (delta 1) or leaves (-1) SCHED_LEASED: counts each device it
+ * holds.  Without memory for a new entry the device's count reads low
+ * until its tasks end (a metric, never a scheduling decision). */
+static void held_count(struct sched *s, const struct sched_task *t, int delta)
+{
+	uint64_t wh = sched_name_hash(t->worker_id);
+
+	for (uint8_t x = 0; x < t->n_devices && x < SCHED_MAX_DEVICES; x++) {
+		if (delta > 0 && s->n_held >= s->n_held_buckets)
+			held_grow(s);
+		if (!s->n_held_buckets)
+			return;
+		struct held_dev **pp = held_slot(s, t->worker_id, wh, (int)t->backend, t->devices[x]);
+		struct held_dev *h = *pp;
+		if (delta > 0) {
+			if (!h) {
+				size_t len = strlen(t->worker_id);
+				h = calloc(1, sizeof(*h) + len + 1);
+				if (!h)
+					continue;
+				h->worker_hash = wh;
+				h->backend = (int)t->backend;
+				h->device = t->devices[x];
+				memcpy(h->worker_id, t->worker_id, len + 1);
+				*pp = h;
+				s->n_held++;
+			}
+			h->n++;
+		} else if (h && --h->n == 0) {
+			*pp = h->next;
+			free(h);
+			s->n_held--;
+		}
+	}
+}
+
+size_t sched_device_leased(const struct sched *s, const char *worker_id, Hf__Backend backend, uint32_t device)
+{
+	if (!s->n_held_buckets)
+		return 0;
+	const struct held_dev *h =
+		*held_slot(s, worker_id, sched_name_hash(worker_id), (int)backend, device);
+	return h ? h->n : 0;
+}
+
 /* Moves t out of its heap or list into the right one for state st. */
 static bool move_to(struct sched *s, struct sched_task *t, enum sched_state st)
 {
 	bool was_queued = t->state == SCHED_QUEUED;
+	if (t->state == SCHED_LEASED && st != SCHED_LEASED)
+		held_count(s, t, -1);
+	else if (t->state != SCHED_LEASED && st == SCHED_LEASED)
+		held_count(s, t, 1);
 	s->n_state[t->state]--;
 	if (was_queued && st != SCHED_QUEUED) {
 		heap_remove(heap_of(s, t), t);
@@ -292,7 +405,15 @@ static bool move_to(struct sched *s, struct sched_task *t, enum sched_state st)
 	}
 	t->state = st;
 	s->n_state[t->state]++;
+	if (st == SCHED_QUEUED && !was_queued && s->on_queued)
+		s->on_queued(s->on_queued_arg, t);
 	return true;
+}
+
+void sched_on_queued(struct sched *s, void (*fn)(void *arg, const struct sched_task *t), void *arg)
+{
+	s->on_queued = fn;
+	s->on_queued_arg = arg;
 }
 
 /* ---- tasks ---- */
@@ -352,6 +473,8 @@ struct sched_task *sched_task_add(struct sched *s, const struct sched_task *tmpl
 	} else {
 		out_link(s, t);
 		job->running++;
+		if (t->state == SCHED_LEASED)
+			held_count(s, t, 1);
 	}
 	h = hash_id(t->id, s->nbuckets);
 	t->hnext = s->buckets[h];
@@ -359,6 +482,8 @@ struct sched_task *sched_task_add(struct sched *s, const struct sched_task *tmpl
 	s->ntasks++;
 	s->n_state[t->state]++;
 	job->live++;
+	if (t->state == SCHED_QUEUED && s->on_queued)
+		s->on_queued(s->on_queued_arg, t);
 	return t;
 }
 
@@ -416,20 +541,22 @@ void sched_expiring(struct sched *s, struct sched_task *t)
 	move_to(s, t, SCHED_EXPIRING);
 }
 
+/* move_to first: a leased task's devices are counted off while it still
+ * names them. */
 void sched_requeue(struct sched *s, struct sched_task *t)
 {
-	t->worker_id[0] = '\0';
-	t->n_devices = 0;
 	t->queued_ms = hf_mono_ms();
 	move_to(s, t, SCHED_QUEUED);
+	t->worker_id[0] = '\0';
+	t->n_devices = 0;
 }
 
 void sched_delay(struct sched *s, struct sched_task *t, int64_t not_before_ms)
 {
-	t->worker_id[0] = '\0';
-	t->n_devices = 0;
 	t->not_before_ms = not_before_ms;
 	move_to(s, t, SCHED_DELAYED);
+	t->worker_id[0] = '\0';
+	t->n_devices = 0;
 }
 
 size_t sched_collect_due(struct sched *s, int64_t now_ms, struct sched_task **out, size_t max)
@@ -468,6 +595,8 @@ void sched_remove(struct sched *s, struct sched_task *t)
 	} else {
 		out_unlink(s, t);
 		t->job->running--;
+		if (t->state == SCHED_LEASED)
+			held_count(s, t, -1);
 	}
 	s->ntasks--;
 	s->n_state[t->state]--;

@@ -113,6 +113,16 @@ struct sched;
 struct sched *sched_new(void);
 void sched_free(struct sched *s);
 
+/* The one place tasks become queued: fn(arg, t) is called whenever a task
+ * enters SCHED_QUEUED, whatever the way (a new job's tasks and recovered
+ * ones through sched_task_add, a requeue after an expired lease, a failed
+ * grant or a retry's backoff through sched_requeue), after it is in its
+ * queue.  For telling idle workers about new work at once (a held poll):
+ * fn runs inside the scheduler's calls, once per task (100,000 times for a
+ * large submit), so it must be cheap and must not call the scheduler; note
+ * that work came and act on it later (a uv_idle or uv_async).  NULL: none. */
+void sched_on_queued(struct sched *s, void (*fn)(void *arg, const struct sched_task *t), void *arg);
+
 /* Adds a job (idempotent).  Returns NULL on allocation failure. */
 struct sched_job *sched_job_add(struct sched *s, uint64_t id, int32_t priority);
 struct sched_job *sched_job_find(struct sched *s, uint64_t id);
@@ -183,5 +193,10 @@ size_t sched_count(const struct sched *s);
 /* How many tasks are in state st: kept as they move, so reading it costs
  * nothing however many tasks there are. */
 size_t sched_count_state(const struct sched *s, enum sched_state st);
+
+/* How many LEASED tasks hold device (backend, device) of worker_id: kept
+ * as tasks enter and leave SCHED_LEASED (a hash lookup, whatever the
+ * number of tasks). */
+size_t sched_device_leased(const struct sched *s, const char *worker_id, Hf__Backend backend, uint32_t device);
 
 #endif

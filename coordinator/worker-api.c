@@ -152,27 +152,20 @@ static void register_done(struct db_op *op)
 		return;
 	}
 	if (!cw) {
-		cw = calloc(1, sizeof(*cw));
-		if (cw)
-			cw->id = strdup(reg->worker_id);
-		if (!cw || !cw->id) {
-			free(cw);
+		cw = coord_worker_add(c, reg->worker_id);
+		if (!cw) {
 			coord_reply_error(w->req, HF__ERROR_CODE__ERR_INTERNAL, "out of memory");
 			worker_req_free(w);
 			return;
 		}
-		cw->next = c->workers;
-		c->workers = cw;
 	}
 	Hf__Register *taken = w->env->register_;
 	w->env->register_ = NULL;
 	w->env->body_case = HF__ENVELOPE__BODY__NOT_SET;
-	if (coord_worker_set_reg(cw, taken) < 0) {
+	if (coord_worker_set_reg(c, cw, taken) < 0) {
 		/* The old description (if any) stays; a new worker without one goes. */
-		if (!cw->reg) {
-			c->workers = cw->next; /* it was just added at the head */
-			coord_worker_free(cw);
-		}
+		if (!cw->reg)
+			coord_worker_forget(c, cw);
 		coord_reply_error(w->req, HF__ERROR_CODE__ERR_INTERNAL, "out of memory");
 		worker_req_free(w);
 		return;
@@ -402,19 +395,8 @@ static bool poll_fits_cb(const struct sched_task *t, void *arg)
 	const char *hf_id = c->reg->models[t->model].hf_id;
 
 	if (c->conf.locality_wait_ms > 0 && pf->f.now_ms - t->queued_ms < c->conf.locality_wait_ms &&
-	    !has_cached(pf->self->reg, hf_id)) {
-		for (struct coord_worker *w = c->workers; w; w = w->next) {
-			const Hf__Register *r = w->reg;
-			if (w == pf->self || !coord_worker_connected(c, w, pf->f.now_ms) ||
-			    coord_drained(c, w->id, NULL) || !has_cached(r, hf_id))
-				continue;
-			for (size_t i = 0; i < r->n_devices; i++)
-				if (r->devices[i]->backend == t->backend &&
-				    !coord_drained(c, w->id, r->devices[i]) &&
-				    !coord_quarantined(c, w->id, r->devices[i], NULL))
-					return false; /* leave it to the worker that has the weights */
-		}
-	}
+	    !has_cached(pf->self->reg, hf_id) && coord_weights_elsewhere(c, pf->self, t, pf->f.now_ms))
+		return false; /* leave it to the worker that has the weights */
 	return match_fit_task(t, &pf->f);
 }
 

@@ -3,8 +3,11 @@
  * The registered workers as the coordinator keeps them: one bounded record
  * per worker (its validated Register and an index of its devices by
  * backend and index), at most coordinator.max_workers of them holding at
- * most coordinator.workers_memory of registrations; and the operator's
- * state of their devices (drains, quarantine lookups).  Loop thread only.
+ * most coordinator.workers_memory of registrations, found by id through a
+ * hash (every request of a worker looks its record up: with 10,000 workers
+ * a list walk per request was most of a poll's cost), with their count and
+ * bytes kept as records come and go; and the operator's state of their
+ * devices (drains, quarantine lookups).  Loop thread only.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -17,12 +20,92 @@
 #include "hf_proto.h"
 #include "hf_util.h"
 
+static size_t id_bucket(const struct coord *c, const char *id)
+{
+	return (size_t)(sched_name_hash(id) & (c->n_worker_buckets - 1));
+}
+
 struct coord_worker *coord_worker_find(struct coord *c, const char *id)
 {
-	for (struct coord_worker *w = c->workers; w; w = w->next)
+	if (!c->n_worker_buckets)
+		return NULL;
+	for (struct coord_worker *w = c->worker_buckets[id_bucket(c, id)]; w; w = w->hnext)
 		if (strcmp(w->id, id) == 0)
 			return w;
 	return NULL;
+}
+
+/* Doubles the buckets (from 64) when the records outnumber them; without
+ * memory the chains just grow longer. */
+static void buckets_grow(struct coord *c)
+{
+	size_t n = c->n_worker_buckets ? c->n_worker_buckets * 2 : 64;
+	struct coord_worker **b = calloc(n, sizeof(*b));
+
+	if (!b)
+		return;
+	struct coord_worker **old = c->worker_buckets;
+	size_t n_old = c->n_worker_buckets;
+	c->worker_buckets = b;
+	c->n_worker_buckets = n;
+	for (size_t i = 0; i < n_old; i++) {
+		for (struct coord_worker *w = old[i], *next; w; w = next) {
+			next = w->hnext;
+			size_t h = id_bucket(c, w->id);
+			w->hnext = b[h];
+			b[h] = w;
+		}
+	}
+	free(old);
+}
+
+struct coord_worker *coord_worker_add(struct coord *c, const char *id)
+{
+	if (c->n_workers >= c->n_worker_buckets)
+		buckets_grow(c);
+	if (!c->n_worker_buckets)
+		return NULL;
+	struct coord_worker *w = calloc(1, sizeof(*w));
+	if (w)
+		w->id = strdup(id);
+	if (!w || !w->id) {
+		free(w);
+		return NULL;
+	}
+	size_t h = id_bucket(c, id);
+	w->hnext = c->worker_buckets[h];
+	c->worker_buckets[h] = w;
+	w->next = c->workers;
+	c->workers = w;
+	c->n_workers++;
+	return w;
+}
+
+/* Takes w out of the hash and the counts; the caller unlinks it from the
+ * list. */
+static void unhash(struct coord *c, struct coord_worker *w)
+{
+	for (struct coord_worker **pp = &c->worker_buckets[id_bucket(c, w->id)]; *pp; pp = &(*pp)->hnext) {
+		if (*pp == w) {
+			*pp = w->hnext;
+			break;
+		}
+	}
+	locality_drop(&c->locality, w);
+	c->n_workers--;
+	c->workers_bytes -= w->reg_bytes;
+}
+
+void coord_worker_forget(struct coord *c, struct coord_worker *w)
+{
+	for (struct coord_worker **pp = &c->workers; *pp; pp = &(*pp)->next) {
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	}
+	unhash(c, w);
+	coord_worker_free(w);
 }
 
 bool coord_worker_connected(const struct coord *c, const struct coord_worker *w, int64_t now_ms)
@@ -77,6 +160,23 @@ size_t coord_device_running(struct sched_task *const *leased, size_t n, const ch
 			running += leased[k]->backend == d->backend && leased[k]->devices[x] == d->index &&
 				   strcmp(leased[k]->worker_id, worker_id) == 0;
 	return running;
+}
+
+bool coord_weights_elsewhere(struct coord *c, const struct coord_worker *self, const struct sched_task *t,
+			     int64_t now_ms)
+{
+	/* Only the workers that cache the model: the locality index. */
+	for (const struct locality_node *n = locality_holders(&c->locality, t->model); n; n = n->next) {
+		const struct coord_worker *w = n->w;
+		const Hf__Register *r = w->reg;
+		if (w == self || !coord_worker_connected(c, w, now_ms) || coord_drained(c, w->id, NULL))
+			continue;
+		for (size_t i = 0; i < r->n_devices; i++)
+			if (r->devices[i]->backend == t->backend && !coord_drained(c, w->id, r->devices[i]) &&
+			    !coord_quarantined(c, w->id, r->devices[i], NULL))
+				return true;
+	}
+	return false;
 }
 
 bool coord_drained(const struct coord *c, const char *worker_id, const Hf__Device *device)
@@ -178,6 +278,7 @@ void coord_worker_free(struct coord_worker *w)
 		hf__register__free_unpacked(w->reg, NULL);
 	free(w->dev_order);
 	free(w->telemetry);
+	free(w->loc);
 	free(w->id);
 	free(w);
 }
@@ -223,7 +324,7 @@ long coord_worker_device(const struct coord_worker *w, int backend, uint32_t ind
 
 /* Makes w describe itself with reg (taken): the device index and the
  * sorted cache list.  Returns 0 or -ENOMEM (reg is then freed). */
-int coord_worker_set_reg(struct coord_worker *w, Hf__Register *reg)
+int coord_worker_set_reg(struct coord *c, struct coord_worker *w, Hf__Register *reg)
 {
 	uint32_t *order = malloc((reg->n_devices + 1) * sizeof(*order));
 
@@ -243,9 +344,14 @@ int coord_worker_set_reg(struct coord_worker *w, Hf__Register *reg)
 	if (w->reg)
 		hf__register__free_unpacked(w->reg, NULL);
 	free(w->dev_order);
+	c->workers_bytes -= w->reg_bytes;
 	w->reg = reg;
 	w->reg_bytes = hf__register__get_packed_size(reg);
+	c->workers_bytes += w->reg_bytes;
 	w->dev_order = order;
+	if (locality_set(&c->locality, w) < 0)
+		log_warn("out of memory indexing the cached models of worker \"%s\": tasks do not wait "
+			 "for it to take them", w->id);
 	return 0;
 }
 
@@ -262,6 +368,10 @@ static int workers_room(struct coord *c, const struct coord_worker *keep, size_t
 	size_t max_bytes = (size_t)c->conf.workers_memory_mib << 20;
 	int64_t now = hf_mono_ms();
 
+	/* Room without forgetting anyone: known from the counts, no walk. */
+	if (c->n_workers + (keep ? 0 : 1) <= max_n &&
+	    c->workers_bytes - (keep ? keep->reg_bytes : 0) + new_bytes <= max_bytes)
+		return 0;
 	for (;;) {
 		struct coord_worker **oldest = NULL;
 		size_t n = keep ? 1 : 0, bytes = new_bytes, live_n = n, live_bytes = bytes;
@@ -293,6 +403,7 @@ static int workers_room(struct coord *c, const struct coord_worker *keep, size_t
 			 gone->id, (now - gone->last_seen_ms) / 1000, c->conf.max_workers,
 			 c->conf.workers_memory_mib);
 		*oldest = gone->next;
+		unhash(c, gone);
 		coord_worker_free(gone);
 	}
 }
@@ -312,6 +423,10 @@ void coord_workers_free(struct coord *c)
 	while (c->workers) {
 		struct coord_worker *w = c->workers;
 		c->workers = w->next;
+		unhash(c, w);
 		coord_worker_free(w);
 	}
+	free(c->worker_buckets);
+	c->worker_buckets = NULL;
+	c->n_worker_buckets = 0;
 }

@@ -58,6 +58,48 @@ class DbValuesTest(unittest.TestCase):
             self.assertNotEqual(p.returncode, 0)
             self.assertIn('no job 9223372036854775807', p.stdout + p.stderr)
 
+    def test_a_task_names_an_existing_job_and_model_as_a_foreign_key_required(self):
+        """Migration 011 checks tasks' job and model once per statement
+        instead of by two foreign keys: each way the keys refused a row is
+        still refused (SQLSTATE 23503), and rows that name what exists go in."""
+        with harness.cluster() as c:
+            c.start_coordinator()
+            c.coordinator.stop()
+            pg = c.pg
+            job = pg.psql("INSERT INTO jobs (name, submitter, priority, spec, requirements, task_count)"
+                          " VALUES ('refs', 'test', 0, '{}', '{}', 2) RETURNING id").splitlines()[0]
+            cols = "(job_id, model_type, backend, kind, batch_size, seq_len, precision, iterations, warmup, timeout_s)"
+
+            def row(j, model):
+                return "(%s, '%s', 'cpu', 'test', 1, 128, 'fp32', 1, 0, 0)" % (j, model)
+
+            def refused(sql, words):
+                p = subprocess.run(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-v', 'VERBOSITY=verbose',
+                                    '-h', pg.dir, '-p', str(pg.port), '-U', 'postgres', '-d', 'hfleet',
+                                    '-c', sql],
+                                   capture_output=True, text=True)
+                self.assertNotEqual(p.returncode, 0, sql)
+                self.assertIn('23503', p.stderr, sql)
+                self.assertIn(words, p.stderr, sql)
+
+            pg.psql('INSERT INTO tasks %s VALUES %s, %s' % (cols, row(job, 'bert'), row(job, 'gpt2')))
+            # One bad row fails the whole statement, wherever it is.
+            refused('INSERT INTO tasks %s VALUES %s, %s' % (cols, row(job, 'bert'), row(job, 'no-such-model')),
+                    'model no-such-model')
+            refused('INSERT INTO tasks %s VALUES %s, %s' % (cols, row(123456789, 'bert'), row(job, 'bert')),
+                    'job 123456789')
+            refused("UPDATE tasks SET model_type = 'gpt2' WHERE model_type = 'bert'", 'cannot change')
+            refused('UPDATE tasks SET job_id = job_id + 1', 'cannot change')
+            refused('DELETE FROM jobs WHERE id = %s' % job, 'still has tasks')
+            refused("DELETE FROM models WHERE model_type = 'bert'", 'still has tasks')
+            self.assertEqual(pg.psql('SELECT count(*) FROM tasks WHERE job_id = %s' % job), '2')
+            # The coordinator's own updates of tasks go on, and a job no task
+            # names may go, as before.
+            pg.psql("UPDATE tasks SET state = 'cancelled' WHERE job_id = %s" % job)
+            other = pg.psql("INSERT INTO jobs (name, submitter, priority, spec, requirements, task_count)"
+                            " VALUES ('empty', 'test', 0, '{}', '{}', 0) RETURNING id").splitlines()[0]
+            pg.psql('DELETE FROM jobs WHERE id = %s' % other)
+
 
 if __name__ == '__main__':
     unittest.main(verbosity=2)

@@ -4,9 +4,11 @@
  * (coordinator/scheduler.c).
  */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hf_util.h"
 #include "scheduler.h"
 
 static struct sched_task mk(uint64_t id, uint64_t job, Hf__Backend b)
@@ -276,6 +278,127 @@ START_TEST(test_submitters_share_before_their_jobs_do)
 }
 END_TEST
 
+/* The per-device count of leased tasks /metrics reads follows every way in
+ * and out of SCHED_LEASED (lease, load as leased, expiry, requeue, delay,
+ * cancel, removal), multi-device leases count on each device, and worker
+ * ids are told apart by their whole text. */
+START_TEST(test_device_leased_counts_follow_leases)
+{
+	struct sched *s = sched_new();
+	struct sched_task *out[8], t;
+
+	sched_job_add(s, 1, 0);
+	for (uint64_t id = 1; id <= 6; id++) {
+		t = mk(id, 1, CPU);
+		sched_task_add(s, &t);
+	}
+	/* Loaded from the database as leased (a restart). */
+	t = mk(7, 1, CPU);
+	t.state = SCHED_LEASED;
+	hf_strlcpy(t.worker_id, "w2", sizeof(t.worker_id));
+	t.devices[0] = 5;
+	t.n_devices = 1;
+	sched_task_add(s, &t);
+	ck_assert_uint_eq(sched_device_leased(s, "w2", CPU, 5), 1);
+
+	ck_assert_uint_eq(sched_take(s, CPU, "w1", 0, 3, NULL, NULL, out), 3);
+	/* Granting is not yet leased. */
+	ck_assert_uint_eq(sched_device_leased(s, "w1", CPU, 0), 0);
+	out[2]->devices[1] = 1; /* a two-device lease */
+	out[2]->n_devices = 2;
+	for (int i = 0; i < 3; i++)
+		sched_lease(s, out[i], 1000);
+	ck_assert_uint_eq(sched_device_leased(s, "w1", CPU, 0), 3);
+	ck_assert_uint_eq(sched_device_leased(s, "w1", CPU, 1), 1);
+	ck_assert_uint_eq(sched_device_leased(s, "w1", CUDA, 0), 0);
+	ck_assert_uint_eq(sched_device_leased(s, "w10", CPU, 0), 0);
+	ck_assert_uint_eq(sched_device_leased(s, "w", CPU, 0), 0);
+	sched_renew(s, out[0], "w1", out[0]->attempt, 2000);
+	ck_assert_uint_eq(sched_device_leased(s, "w1", CPU, 0), 3);
+
+	sched_expiring(s, out[0]);
+	ck_assert_uint_eq(sched_device_leased(s, "w1", CPU, 0), 2);
+	sched_requeue(s, out[0]);
+	ck_assert_uint_eq(sched_device_leased(s, "w1", CPU, 0), 2);
+	sched_delay(s, out[1], 5000);
+	ck_assert_uint_eq(sched_device_leased(s, "w1", CPU, 0), 1);
+	sched_cancelling(s, out[2]);
+	ck_assert_uint_eq(sched_device_leased(s, "w1", CPU, 0), 0);
+	ck_assert_uint_eq(sched_device_leased(s, "w1", CPU, 1), 0);
+	sched_remove(s, sched_task_find(s, 7));
+	ck_assert_uint_eq(sched_device_leased(s, "w2", CPU, 5), 0);
+
+	/* Many workers and devices: the buckets grow, every count stays. */
+	sched_job_add(s, 2, 0);
+	for (uint64_t id = 100; id < 2100; id++) {
+		t = mk(id, 2, CUDA);
+		sched_task_add(s, &t);
+	}
+	char wid[32];
+	for (int i = 0; i < 2000; i++) {
+		snprintf(wid, sizeof(wid), "worker-%d", i % 500);
+		ck_assert_uint_eq(sched_take(s, CUDA, wid, (uint32_t)(i / 500), 1, NULL, NULL, out), 1);
+		sched_lease(s, out[0], 1000);
+	}
+	for (int i = 0; i < 500; i++) {
+		snprintf(wid, sizeof(wid), "worker-%d", i);
+		for (uint32_t d = 0; d < 4; d++)
+			ck_assert_uint_eq(sched_device_leased(s, wid, CUDA, d), 1);
+	}
+	for (uint64_t id = 100; id < 2100; id++)
+		sched_remove(s, sched_task_find(s, id));
+	ck_assert_uint_eq(sched_device_leased(s, "worker-7", CUDA, 2), 0);
+	sched_free(s);
+}
+END_TEST
+
+/* sched_on_queued's callback runs for every way a task becomes queued,
+ * once each, with the task already in its queue, and for no other move. */
+static size_t queued_calls, queued_in_heap;
+
+static void count_queued(void *arg, const struct sched_task *t)
+{
+	struct sched *s = arg;
+	queued_calls++;
+	queued_in_heap += t->state == SCHED_QUEUED && sched_queued(s, t->backend) > 0;
+}
+
+START_TEST(test_on_queued_sees_every_way_into_the_queue)
+{
+	struct sched *s = sched_new();
+	struct sched_task *out[8], t;
+
+	queued_calls = queued_in_heap = 0;
+	sched_on_queued(s, count_queued, s);
+	sched_job_add(s, 1, 0);
+	for (uint64_t id = 1; id <= 4; id++) {
+		t = mk(id, 1, CPU);
+		sched_task_add(s, &t);
+	}
+	t = mk(5, 1, CPU);
+	t.state = SCHED_LEASED; /* recovered as leased: not queued */
+	sched_task_add(s, &t);
+	ck_assert_uint_eq(queued_calls, 4);
+	ck_assert_uint_eq(sched_take(s, CPU, "w1", 0, 3, NULL, NULL, out), 3);
+	ck_assert_uint_eq(queued_calls, 4); /* taking is not queueing */
+	sched_lease(s, out[0], 100);
+	sched_expiring(s, out[0]);
+	sched_requeue(s, out[0]);       /* an expired lease */
+	sched_requeue(s, out[1]);       /* a grant that failed */
+	sched_delay(s, out[2], 50);     /* backoff: not yet queued ... */
+	ck_assert_uint_eq(queued_calls, 6);
+	sched_requeue(s, out[2]);       /* ... until it is due */
+	ck_assert_uint_eq(queued_calls, 7);
+	ck_assert_uint_eq(queued_in_heap, 7);
+	sched_remove(s, sched_task_find(s, 4));
+	sched_on_queued(s, NULL, NULL);
+	t = mk(6, 1, CPU);
+	sched_task_add(s, &t);
+	ck_assert_uint_eq(queued_calls, 7);
+	sched_free(s);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("scheduler");
@@ -290,6 +413,8 @@ int main(void)
 	tcase_add_test(tc, test_remove_releases_job_when_last_task_goes);
 	tcase_add_test(tc, test_many_tasks_keep_heap_and_hash_consistent);
 	tcase_add_test(tc, test_collect_job_and_cancelling);
+	tcase_add_test(tc, test_device_leased_counts_follow_leases);
+	tcase_add_test(tc, test_on_queued_sees_every_way_into_the_queue);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
