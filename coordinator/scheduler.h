@@ -177,6 +177,13 @@ size_t sched_collect_state(struct sched *s, enum sched_state st, struct sched_ta
 /* Collects up to max tasks of a job (any state). */
 size_t sched_collect_job(struct sched *s, uint64_t job_id, struct sched_task **out, size_t max);
 
+/* Called whenever a task of backend may be taken that could not be
+ * before: it entered its queue (added queued, queued again) or its job
+ * dropped below max_running.  The coordinator wakes held polls with it
+ * (worker-api.c); it must not change s.  NULL (the default): nobody. */
+typedef void (*sched_queued_fn)(void *arg, Hf__Backend backend);
+void sched_set_queued_cb(struct sched *s, sched_queued_fn fn, void *arg);
+
 size_t sched_queued(const struct sched *s, Hf__Backend backend);
 size_t sched_count(const struct sched *s);
 

@@ -6,6 +6,7 @@
  * the database committed it.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -26,6 +27,8 @@ struct worker_req {
 	struct db_op op;
 	/* poll */
 	int64_t poll_us;               /* when the poll was taken up (lease grant latency) */
+	struct held_poll held;         /* while is_held: in c->holds */
+	bool is_held;
 	Hf__TaskRef **cancel;
 	size_t n_cancel;
 	/* poll: quarantined devices to check again */
@@ -255,11 +258,12 @@ static void not_registered(struct worker_req *w, const char *worker_id)
 	worker_req_free(w);
 }
 
-static void poll_reply(struct worker_req *w, Hf__Assignment **assign, size_t n_assign)
+static void poll_reply(struct worker_req *w, Hf__Assignment **assign, size_t n_assign, bool hold_ended)
 {
 	Hf__Envelope env = HF__ENVELOPE__INIT;
 	Hf__PollReply pr = HF__POLL_REPLY__INIT;
 
+	pr.hold_ended = hold_ended;
 	pr.assignments = assign;
 	pr.n_assignments = n_assign;
 	pr.cancel = w->cancel;
@@ -280,6 +284,10 @@ static void grant_done(struct db_op *op)
 	Hf__Assignment **ptrs = calloc(op->u.lease.n, sizeof(*ptrs));
 	size_t n = 0;
 	int64_t expires = hf_mono_ms() + c->conf.lease_ms;
+	struct coord_worker *cw = coord_worker_of_session(c, w->env->poll->worker_id, w->env->poll->session);
+
+	if (cw && cw->polls_granting > 0)
+		cw->polls_granting--;
 
 	for (size_t i = 0; i < op->u.lease.n; i++) {
 		struct db_lease *l = &op->u.lease.v[i];
@@ -323,7 +331,7 @@ static void grant_done(struct db_op *op)
 		log_debug("leased %zu tasks to worker \"%s\"", n, w->env->poll->worker_id);
 		coord_metrics_observe(c, COORD_LEASE_GRANT, (double)(hf_mono_us() - w->poll_us) / 1e6);
 	}
-	poll_reply(w, ptrs, n);
+	poll_reply(w, ptrs, n, false);
 	free(mem);
 	free(ptrs);
 	worker_req_free(w);
@@ -445,45 +453,19 @@ static void health_checks_add(struct worker_req *w, struct coord_worker *cw, int
 	}
 }
 
-static void handle_poll(struct worker_req *w)
+/* Takes what fits the poll's free slots, best job first, and starts
+ * committing the leases (grant_done answers).  Returns how many tasks were
+ * taken; 0 leaves w the caller's.  *ret_backends gets the backends of the
+ * devices with free slots that may take work (what a held poll waits for). */
+static size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uint32_t *ret_backends)
 {
 	struct coord *c = w->c;
 	const Hf__Poll *p = w->env->poll;
-	struct coord_worker *cw = coord_worker_of_session(c, p->worker_id, p->session);
-	int64_t now = hf_mono_ms();
-	size_t cap, n = 0;
-
-	w->poll_us = hf_mono_us();
-	if (!cw) {
-		not_registered(w, p->worker_id);
-		return;
-	}
-	cw->last_seen_ms = now;
-	cw->session_seen_ms = now;
-	telemetry_keep(cw, p);
-
-	/* Renew what it runs; tell it to stop what it must not run. */
-	for (size_t i = 0; i < p->n_running; i++) {
-		const Hf__TaskRef *ref = p->running[i];
-		struct sched_task *t = sched_task_find(c->sched, ref->task_id);
-		if (t && sched_renew(c->sched, t, p->worker_id, ref->attempt, now + c->conf.lease_ms))
-			continue;
-		if (t && t->state == SCHED_GRANTING)
-			continue;
-		cancel_add(w, ref->task_id, ref->attempt);
-	}
-
 	const Hf__Register *reg = cw->reg;
-	if (!p->draining && !c->stopping)
-		health_checks_add(w, cw, now);
-	cap = (size_t)c->conf.max_assign_per_poll;
-	if (p->draining || c->stopping || !db_healthy(c->db) || reg->n_devices == 0 ||
-	    coord_drained(c, reg->worker_id, NULL)) {
-		poll_reply(w, NULL, 0);
-		worker_req_free(w);
-		return;
-	}
+	size_t cap = (size_t)c->conf.max_assign_per_poll, n = 0;
+	uint32_t backends = 0;
 
+	*ret_backends = 0;
 	struct poll_fit pf = {
 		.f = {
 			.reg = reg,
@@ -495,30 +477,35 @@ static void handle_poll(struct worker_req *w)
 		.self = cw,
 	};
 	struct match_fit *f = &pf.f;
-	struct db_lease *leases = calloc(cap, sizeof(*leases));
 	f->free = calloc(reg->n_devices, sizeof(*f->free));
-	if (!leases || !f->free) {
-		free(leases);
-		free(f->free);
-		poll_reply(w, NULL, 0);
-		worker_req_free(w);
-		return;
-	}
+	if (!f->free)
+		return 0;
 	/* Each entry names a registered device (validation made them distinct);
 	 * a device never has more free slots than it registered. */
 	for (size_t i = 0; i < p->n_free; i++) {
+		if (p->free[i]->free_slots == 0)
+			continue;
 		long d = coord_worker_device(cw, (int)p->free[i]->backend, p->free[i]->index);
 		if (d < 0 || coord_drained(c, reg->worker_id, reg->devices[d]) ||
 		    coord_quarantined(c, reg->worker_id, reg->devices[d], NULL))
 			continue;
 		uint32_t slots = reg->devices[d]->slots ? reg->devices[d]->slots : 1;
 		f->free[d] = p->free[i]->free_slots < slots ? p->free[i]->free_slots : slots;
+		backends |= 1u << (reg->devices[d]->backend & 31);
+	}
+	*ret_backends = backends;
+	if (!backends) {
+		free(f->free);
+		return 0;
 	}
 
+	struct db_lease *leases = NULL;
 	for (f->pos = 0; f->pos < reg->n_devices && n < cap; f->pos++) {
 		const Hf__Device *dev = reg->devices[f->pos];
 		while (f->free[f->pos] > 0 && n < cap) {
 			struct sched_task *t;
+			if (!leases && !(leases = calloc(cap, sizeof(*leases))))
+				break;
 			if (sched_take(c->sched, dev->backend, p->worker_id, dev->index, 1, poll_fits_cb, &pf,
 				       &t) == 0)
 				break;
@@ -536,16 +523,301 @@ static void handle_poll(struct worker_req *w)
 	free(f->free);
 	if (n == 0) {
 		free(leases);
-		poll_reply(w, NULL, 0);
-		worker_req_free(w);
-		return;
+		return 0;
 	}
+	cw->polls_granting++;
+	w->poll_us = hf_mono_us();
 	w->op.kind = DB_OP_LEASE_GRANT;
 	w->op.u.lease.v = leases;
 	w->op.u.lease.n = n;
 	w->op.done = grant_done;
 	w->op.ctx = w;
 	db_submit(c->db, &w->op);
+	return n;
+}
+
+/* ---- held polls ---- */
+
+static struct worker_req *held_req(struct held_poll *h)
+{
+	return (struct worker_req *)((char *)h - offsetof(struct worker_req, held));
+}
+
+static void hold_timer_cb(uv_timer_t *t);
+
+/* (Re)arms hold_timer for the earliest end of a hold. */
+static void hold_timer_arm(struct coord *c, int64_t now)
+{
+	int64_t next = poll_holds_next_end(&c->holds);
+
+	if (next < 0) {
+		uv_timer_stop(&c->hold_timer);
+		c->hold_armed_ms = -1;
+		return;
+	}
+	if (next == c->hold_armed_ms)
+		return;
+	uv_timer_start(&c->hold_timer, hold_timer_cb, (uint64_t)(next > now ? next - now : 0), 0);
+	c->hold_armed_ms = next;
+}
+
+/* w's poll is held no longer (it is answered, woken or gone). */
+static void unhold(struct coord *c, struct worker_req *w)
+{
+	const Hf__Poll *p = w->env->poll;
+	struct coord_worker *cw = coord_worker_find(c, p->worker_id);
+
+	poll_holds_remove(&c->holds, &w->held);
+	w->is_held = false;
+	if (cw && cw->held == &w->held)
+		cw->held = NULL;
+}
+
+/* Answers cw's held poll, if any, with nothing. */
+static void poll_hold_answer(struct coord *c, struct coord_worker *cw, bool hold_ended)
+{
+	struct worker_req *w;
+
+	if (!cw->held)
+		return;
+	w = held_req(cw->held);
+	unhold(c, w);
+	poll_reply(w, NULL, 0, hold_ended);
+	worker_req_free(w);
+}
+
+/* The peer of a held poll hung up: forget it.  A poll woken meanwhile is
+ * being granted; its reply is dropped when it comes. */
+static void held_gone_cb(nuv_request_t *req, void *arg)
+{
+	struct worker_req *w = arg;
+
+	if (!w->is_held)
+		return;
+	log_debug("worker \"%s\" hung up while its poll was held", w->env->poll->worker_id);
+	unhold(w->c, w);
+	nuv_reply(req, NULL);
+	worker_req_free(w);
+}
+
+/* Holds w's poll, which found nothing to take, when the worker asked for
+ * it and a device of it could take work: until tasks of those backends
+ * are queued, or for at most the hold it asked, scheduler.poll_hold_max
+ * and the heartbeat (its leases were renewed on receipt, and it is
+ * connected for three heartbeats).  False: answer it now. */
+static bool poll_hold(struct worker_req *w, struct coord_worker *cw, uint32_t backends, int64_t now)
+{
+	struct coord *c = w->c;
+	int64_t hold = w->env->poll->hold_ms;
+
+	if (hold > c->conf.poll_hold_max_ms)
+		hold = c->conf.poll_hold_max_ms;
+	if (hold > c->conf.heartbeat_ms)
+		hold = c->conf.heartbeat_ms;
+	if (hold <= 0 || backends == 0 || !c->holds_open)
+		return false;
+	w->held.until_ms = now + hold;
+	w->held.backends = backends;
+	if (poll_holds_add(&c->holds, &w->held) < 0)
+		return false;
+	if (nuv_request_park(w->req, held_gone_cb, w) < 0) {
+		poll_holds_remove(&c->holds, &w->held);
+		return false;
+	}
+	w->is_held = true;
+	cw->held = &w->held;
+	hold_timer_arm(c, now);
+	return true;
+}
+
+/* Gives a held poll another look: true when it took tasks (and is no
+ * longer held) or was answered; false when it stays held. */
+static bool held_try(struct coord *c, struct worker_req *w, int64_t now)
+{
+	const Hf__Poll *p = w->env->poll;
+	struct coord_worker *cw = coord_worker_of_session(c, p->worker_id, p->session);
+	uint32_t backends;
+
+	if (!cw) {
+		unhold(c, w);
+		not_registered(w, p->worker_id);
+		return true;
+	}
+	if (cw->polls_granting > 0 || coord_drained(c, cw->id, NULL))
+		return false;
+	/* Taken out first: poll_take may hand it to the database. */
+	unhold(c, w);
+	if (poll_take(w, cw, now, &backends) > 0)
+		return true;
+	if (poll_holds_add(&c->holds, &w->held) < 0) {
+		poll_reply(w, NULL, 0, false);
+		worker_req_free(w);
+		return true;
+	}
+	w->is_held = true;
+	cw->held = &w->held;
+	return false;
+}
+
+/* Holds end: each is offered work once more, else answered with nothing
+ * and hold_ended, and the worker polls again at once. */
+static void hold_timer_cb(uv_timer_t *t)
+{
+	struct coord *c = t->data;
+	int64_t now = hf_mono_ms();
+	struct held_poll *h;
+
+	c->hold_armed_ms = -1;
+	while ((h = poll_holds_pop_ended(&c->holds, now))) {
+		struct worker_req *w = held_req(h);
+		const Hf__Poll *p = w->env->poll;
+		struct coord_worker *cw = coord_worker_of_session(c, p->worker_id, p->session);
+		uint32_t backends;
+
+		w->is_held = false;
+		if (cw && cw->held == h)
+			cw->held = NULL;
+		if (cw && db_healthy(c->db) && !c->stopping && cw->polls_granting == 0 &&
+		    !coord_drained(c, cw->id, NULL) && poll_take(w, cw, now, &backends) > 0)
+			continue;
+		poll_reply(w, NULL, 0, true);
+		worker_req_free(w);
+	}
+	hold_timer_arm(c, now);
+}
+
+/* Is a task of one of these backends queued? */
+static bool queued_any(struct coord *c, uint32_t backends)
+{
+	for (int b = 0; b < SCHED_N_BACKENDS; b++)
+		if ((backends & (1u << b)) && sched_queued(c->sched, (Hf__Backend)b) > 0)
+			return true;
+	return false;
+}
+
+/* Tasks were queued: offers them to the held polls that wait for their
+ * backends, oldest first, until as many tasks as were queued are taken or
+ * none is left.  The others stay held: no herd of ten thousand replies
+ * for one task. */
+static void wake_timer_cb(uv_timer_t *t)
+{
+	struct coord *c = t->data;
+	uint32_t backends = c->wake_backends;
+	size_t budget = c->wake_tasks;
+	int64_t now = hf_mono_ms();
+
+	c->wake_backends = 0;
+	c->wake_tasks = 0;
+	if (c->stopping || !db_healthy(c->db))
+		return;
+	for (struct held_poll *h = poll_holds_first(&c->holds), *next; h && budget > 0; h = next) {
+		next = h->next;
+		if (!(h->backends & backends))
+			continue;
+		if (!queued_any(c, backends))
+			break;
+		struct worker_req *w = held_req(h);
+		size_t before = sched_count_state(c->sched, SCHED_GRANTING);
+		if (!held_try(c, w, now))
+			continue;
+		size_t taken = sched_count_state(c->sched, SCHED_GRANTING) - before;
+		budget = taken < budget ? budget - taken : 0;
+	}
+	hold_timer_arm(c, now);
+}
+
+/* The scheduler's word that a task of backend may be taken. */
+static void tasks_queued_cb(void *arg, Hf__Backend backend)
+{
+	struct coord *c = arg;
+
+	if (!c->holds_open || poll_holds_count(&c->holds) == 0)
+		return;
+	c->wake_backends |= 1u << ((unsigned)backend & 31);
+	c->wake_tasks++;
+	if (!uv_is_active((uv_handle_t *)&c->wake_timer))
+		uv_timer_start(&c->wake_timer, wake_timer_cb, 0, 0);
+}
+
+void worker_api_open(struct coord *c)
+{
+	uv_timer_init(c->loop, &c->hold_timer);
+	uv_timer_init(c->loop, &c->wake_timer);
+	c->hold_timer.data = c->wake_timer.data = c;
+	c->hold_armed_ms = -1;
+	c->holds_open = true;
+	sched_set_queued_cb(c->sched, tasks_queued_cb, c);
+}
+
+void worker_api_close(struct coord *c)
+{
+	struct held_poll *h;
+
+	if (!c->holds_open)
+		return;
+	c->holds_open = false;
+	sched_set_queued_cb(c->sched, NULL, NULL);
+	while ((h = poll_holds_first(&c->holds))) {
+		struct worker_req *w = held_req(h);
+		unhold(c, w);
+		poll_reply(w, NULL, 0, false);
+		worker_req_free(w);
+	}
+	poll_holds_fini(&c->holds);
+	uv_close((uv_handle_t *)&c->hold_timer, NULL);
+	uv_close((uv_handle_t *)&c->wake_timer, NULL);
+}
+
+static void handle_poll(struct worker_req *w)
+{
+	struct coord *c = w->c;
+	const Hf__Poll *p = w->env->poll;
+	struct coord_worker *cw = coord_worker_of_session(c, p->worker_id, p->session);
+	int64_t now = hf_mono_ms(), received = nuv_request_received_ms(w->req);
+	uint32_t backends;
+
+	w->poll_us = hf_mono_us();
+	if (!cw) {
+		not_registered(w, p->worker_id);
+		return;
+	}
+	/* Seen when the poll came, not when a busy loop got to it. */
+	if (received > cw->last_seen_ms)
+		cw->last_seen_ms = received;
+	if (received > cw->session_seen_ms)
+		cw->session_seen_ms = received;
+	/* A newer poll (a slot freed, a drain) replaces the held one. */
+	poll_hold_answer(c, cw, false);
+	telemetry_keep(cw, p);
+
+	/* Renew what it runs; tell it to stop what it must not run. */
+	for (size_t i = 0; i < p->n_running; i++) {
+		const Hf__TaskRef *ref = p->running[i];
+		struct sched_task *t = sched_task_find(c->sched, ref->task_id);
+		if (t && sched_renew(c->sched, t, p->worker_id, ref->attempt, now + c->conf.lease_ms))
+			continue;
+		if (t && t->state == SCHED_GRANTING)
+			continue;
+		cancel_add(w, ref->task_id, ref->attempt);
+	}
+
+	const Hf__Register *reg = cw->reg;
+	if (!p->draining && !c->stopping)
+		health_checks_add(w, cw, now);
+	/* While leases of an earlier poll are being committed, the slots this
+	 * poll counts as free are partly those: it gets no work. */
+	if (p->draining || c->stopping || !db_healthy(c->db) || reg->n_devices == 0 ||
+	    cw->polls_granting > 0 || coord_drained(c, reg->worker_id, NULL)) {
+		poll_reply(w, NULL, 0, false);
+		worker_req_free(w);
+		return;
+	}
+	if (poll_take(w, cw, now, &backends) > 0)
+		return; /* grant_done answers */
+	if (poll_hold(w, cw, backends, now))
+		return; /* answered when work comes or the hold ends */
+	poll_reply(w, NULL, 0, false);
+	worker_req_free(w);
 }
 
 /* ---- results ---- */
