@@ -738,10 +738,14 @@ static void task_done_cb(struct executor *ex, Hf__TaskResult *result, void *arg)
 	struct session *s = arg;
 
 	(void)ex;
+	health_run_due(s); /* a device waiting for a check may be idle now */
+	/* A slot is free (or, draining, the coordinator learns it): ask for
+	 * the next task before the result is made durable in the spool, so
+	 * the slot's next lease does not wait for those writes.  The result
+	 * is still spooled before it is sent. */
+	poll_send(s);
 	pending_add(s, result, false);
 	results_flush(s);
-	health_run_due(s); /* a device waiting for a check may be idle now */
-	poll_send(s); /* a slot is free (or, draining, the coordinator learns it) */
 	session_check_drained(s);
 }
 
