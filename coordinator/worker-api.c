@@ -3,10 +3,10 @@
  * The worker-facing protocol: registration, polls (heartbeat, lease renewal
  * and work assignment in one) and result reports.  Every reply that
  * promises something (a lease, an acknowledged result) is sent only after
- * the database committed it.
+ * the database committed it.  An idle worker's poll that finds nothing is
+ * held (worker-hold.c) until work comes.
  */
 #include <errno.h>
-#include <stddef.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -15,35 +15,12 @@
 #include <jansson.h>
 
 #include "coordinator.h"
+#include "worker-api-int.h"
 #include "hf_log.h"
 #include "hf_proto.h"
 #include "hf_util.h"
 
-/* One request in flight: what it needs until its database work is done. */
-struct worker_req {
-	struct coord *c;
-	nuv_request_t *req;
-	Hf__Envelope *env;
-	struct db_op op;
-	/* poll */
-	int64_t poll_us;               /* when the poll was taken up (lease grant latency) */
-	struct held_poll held;         /* while is_held: in c->holds */
-	bool is_held;
-	Hf__TaskRef **cancel;
-	size_t n_cancel;
-	/* poll: quarantined devices to check again */
-	Hf__HealthCheckRequest *checks;
-	Hf__HealthCheckRequest **check_ptrs;
-	size_t n_checks;
-	/* results */
-	char **json_owned;
-	size_t n_json_owned;
-	/* health report */
-	struct db_health_check *health_checks;
-	struct db_quarantine *health_states;
-};
-
-static void worker_req_free(struct worker_req *w)
+void worker_req_free(struct worker_req *w)
 {
 	if (!w)
 		return;
@@ -250,7 +227,7 @@ static void handle_register(struct worker_req *w)
 
 /* Answers a message whose worker id is unknown or whose session is not
  * the id's current one: the sender must register (again). */
-static void not_registered(struct worker_req *w, const char *worker_id)
+void not_registered(struct worker_req *w, const char *worker_id)
 {
 	coord_reply_error(w->req, HF__ERROR_CODE__ERR_NOT_REGISTERED,
 			  "worker \"%s\" is not registered with this coordinator under this session",
@@ -258,7 +235,7 @@ static void not_registered(struct worker_req *w, const char *worker_id)
 	worker_req_free(w);
 }
 
-static void poll_reply(struct worker_req *w, Hf__Assignment **assign, size_t n_assign, bool hold_ended)
+void poll_reply(struct worker_req *w, Hf__Assignment **assign, size_t n_assign, bool hold_ended)
 {
 	Hf__Envelope env = HF__ENVELOPE__INIT;
 	Hf__PollReply pr = HF__POLL_REPLY__INIT;
@@ -284,7 +261,8 @@ static void grant_done(struct db_op *op)
 	Hf__Assignment **ptrs = calloc(op->u.lease.n, sizeof(*ptrs));
 	size_t n = 0;
 	int64_t expires = hf_mono_ms() + c->conf.lease_ms;
-	struct coord_worker *cw = coord_worker_of_session(c, w->env->poll->worker_id, w->env->poll->session);
+	/* By id: the worker may have registered again meanwhile. */
+	struct coord_worker *cw = coord_worker_find(c, w->env->poll->worker_id);
 
 	if (cw && cw->polls_granting > 0)
 		cw->polls_granting--;
@@ -457,7 +435,7 @@ static void health_checks_add(struct worker_req *w, struct coord_worker *cw, int
  * committing the leases (grant_done answers).  Returns how many tasks were
  * taken; 0 leaves w the caller's.  *ret_backends gets the backends of the
  * devices with free slots that may take work (what a held poll waits for). */
-static size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uint32_t *ret_backends)
+size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uint32_t *ret_backends)
 {
 	struct coord *c = w->c;
 	const Hf__Poll *p = w->env->poll;
@@ -534,238 +512,6 @@ static size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t n
 	w->op.ctx = w;
 	db_submit(c->db, &w->op);
 	return n;
-}
-
-/* ---- held polls ---- */
-
-static struct worker_req *held_req(struct held_poll *h)
-{
-	return (struct worker_req *)((char *)h - offsetof(struct worker_req, held));
-}
-
-static void hold_timer_cb(uv_timer_t *t);
-
-/* (Re)arms hold_timer for the earliest end of a hold. */
-static void hold_timer_arm(struct coord *c, int64_t now)
-{
-	int64_t next = poll_holds_next_end(&c->holds);
-
-	if (next < 0) {
-		uv_timer_stop(&c->hold_timer);
-		c->hold_armed_ms = -1;
-		return;
-	}
-	if (next == c->hold_armed_ms)
-		return;
-	uv_timer_start(&c->hold_timer, hold_timer_cb, (uint64_t)(next > now ? next - now : 0), 0);
-	c->hold_armed_ms = next;
-}
-
-/* w's poll is held no longer (it is answered, woken or gone). */
-static void unhold(struct coord *c, struct worker_req *w)
-{
-	const Hf__Poll *p = w->env->poll;
-	struct coord_worker *cw = coord_worker_find(c, p->worker_id);
-
-	poll_holds_remove(&c->holds, &w->held);
-	w->is_held = false;
-	if (cw && cw->held == &w->held)
-		cw->held = NULL;
-}
-
-/* Answers cw's held poll, if any, with nothing. */
-static void poll_hold_answer(struct coord *c, struct coord_worker *cw, bool hold_ended)
-{
-	struct worker_req *w;
-
-	if (!cw->held)
-		return;
-	w = held_req(cw->held);
-	unhold(c, w);
-	poll_reply(w, NULL, 0, hold_ended);
-	worker_req_free(w);
-}
-
-/* The peer of a held poll hung up: forget it.  A poll woken meanwhile is
- * being granted; its reply is dropped when it comes. */
-static void held_gone_cb(nuv_request_t *req, void *arg)
-{
-	struct worker_req *w = arg;
-
-	if (!w->is_held)
-		return;
-	log_debug("worker \"%s\" hung up while its poll was held", w->env->poll->worker_id);
-	unhold(w->c, w);
-	nuv_reply(req, NULL);
-	worker_req_free(w);
-}
-
-/* Holds w's poll, which found nothing to take, when the worker asked for
- * it and a device of it could take work: until tasks of those backends
- * are queued, or for at most the hold it asked, scheduler.poll_hold_max
- * and the heartbeat (its leases were renewed on receipt, and it is
- * connected for three heartbeats).  False: answer it now. */
-static bool poll_hold(struct worker_req *w, struct coord_worker *cw, uint32_t backends, int64_t now)
-{
-	struct coord *c = w->c;
-	int64_t hold = w->env->poll->hold_ms;
-
-	if (hold > c->conf.poll_hold_max_ms)
-		hold = c->conf.poll_hold_max_ms;
-	if (hold > c->conf.heartbeat_ms)
-		hold = c->conf.heartbeat_ms;
-	if (hold <= 0 || backends == 0 || !c->holds_open)
-		return false;
-	w->held.until_ms = now + hold;
-	w->held.backends = backends;
-	if (poll_holds_add(&c->holds, &w->held) < 0)
-		return false;
-	if (nuv_request_park(w->req, held_gone_cb, w) < 0) {
-		poll_holds_remove(&c->holds, &w->held);
-		return false;
-	}
-	w->is_held = true;
-	cw->held = &w->held;
-	hold_timer_arm(c, now);
-	return true;
-}
-
-/* Gives a held poll another look: true when it took tasks (and is no
- * longer held) or was answered; false when it stays held. */
-static bool held_try(struct coord *c, struct worker_req *w, int64_t now)
-{
-	const Hf__Poll *p = w->env->poll;
-	struct coord_worker *cw = coord_worker_of_session(c, p->worker_id, p->session);
-	uint32_t backends;
-
-	if (!cw) {
-		unhold(c, w);
-		not_registered(w, p->worker_id);
-		return true;
-	}
-	if (cw->polls_granting > 0 || coord_drained(c, cw->id, NULL))
-		return false;
-	/* Taken out first: poll_take may hand it to the database. */
-	unhold(c, w);
-	if (poll_take(w, cw, now, &backends) > 0)
-		return true;
-	if (poll_holds_add(&c->holds, &w->held) < 0) {
-		poll_reply(w, NULL, 0, false);
-		worker_req_free(w);
-		return true;
-	}
-	w->is_held = true;
-	cw->held = &w->held;
-	return false;
-}
-
-/* Holds end: each is offered work once more, else answered with nothing
- * and hold_ended, and the worker polls again at once. */
-static void hold_timer_cb(uv_timer_t *t)
-{
-	struct coord *c = t->data;
-	int64_t now = hf_mono_ms();
-	struct held_poll *h;
-
-	c->hold_armed_ms = -1;
-	while ((h = poll_holds_pop_ended(&c->holds, now))) {
-		struct worker_req *w = held_req(h);
-		const Hf__Poll *p = w->env->poll;
-		struct coord_worker *cw = coord_worker_of_session(c, p->worker_id, p->session);
-		uint32_t backends;
-
-		w->is_held = false;
-		if (cw && cw->held == h)
-			cw->held = NULL;
-		if (cw && db_healthy(c->db) && !c->stopping && cw->polls_granting == 0 &&
-		    !coord_drained(c, cw->id, NULL) && poll_take(w, cw, now, &backends) > 0)
-			continue;
-		poll_reply(w, NULL, 0, true);
-		worker_req_free(w);
-	}
-	hold_timer_arm(c, now);
-}
-
-/* Is a task of one of these backends queued? */
-static bool queued_any(struct coord *c, uint32_t backends)
-{
-	for (int b = 0; b < SCHED_N_BACKENDS; b++)
-		if ((backends & (1u << b)) && sched_queued(c->sched, (Hf__Backend)b) > 0)
-			return true;
-	return false;
-}
-
-/* Tasks were queued: offers them to the held polls that wait for their
- * backends, oldest first, until as many tasks as were queued are taken or
- * none is left.  The others stay held: no herd of ten thousand replies
- * for one task. */
-static void wake_timer_cb(uv_timer_t *t)
-{
-	struct coord *c = t->data;
-	uint32_t backends = c->wake_backends;
-	size_t budget = c->wake_tasks;
-	int64_t now = hf_mono_ms();
-
-	c->wake_backends = 0;
-	c->wake_tasks = 0;
-	if (c->stopping || !db_healthy(c->db))
-		return;
-	for (struct held_poll *h = poll_holds_first(&c->holds), *next; h && budget > 0; h = next) {
-		next = h->next;
-		if (!(h->backends & backends))
-			continue;
-		if (!queued_any(c, backends))
-			break;
-		struct worker_req *w = held_req(h);
-		size_t before = sched_count_state(c->sched, SCHED_GRANTING);
-		if (!held_try(c, w, now))
-			continue;
-		size_t taken = sched_count_state(c->sched, SCHED_GRANTING) - before;
-		budget = taken < budget ? budget - taken : 0;
-	}
-	hold_timer_arm(c, now);
-}
-
-/* The scheduler's word that a task of backend may be taken. */
-static void tasks_queued_cb(void *arg, Hf__Backend backend)
-{
-	struct coord *c = arg;
-
-	if (!c->holds_open || poll_holds_count(&c->holds) == 0)
-		return;
-	c->wake_backends |= 1u << ((unsigned)backend & 31);
-	c->wake_tasks++;
-	if (!uv_is_active((uv_handle_t *)&c->wake_timer))
-		uv_timer_start(&c->wake_timer, wake_timer_cb, 0, 0);
-}
-
-void worker_api_open(struct coord *c)
-{
-	uv_timer_init(c->loop, &c->hold_timer);
-	uv_timer_init(c->loop, &c->wake_timer);
-	c->hold_timer.data = c->wake_timer.data = c;
-	c->hold_armed_ms = -1;
-	c->holds_open = true;
-	sched_set_queued_cb(c->sched, tasks_queued_cb, c);
-}
-
-void worker_api_close(struct coord *c)
-{
-	struct held_poll *h;
-
-	if (!c->holds_open)
-		return;
-	c->holds_open = false;
-	sched_set_queued_cb(c->sched, NULL, NULL);
-	while ((h = poll_holds_first(&c->holds))) {
-		struct worker_req *w = held_req(h);
-		unhold(c, w);
-		poll_reply(w, NULL, 0, false);
-		worker_req_free(w);
-	}
-	poll_holds_fini(&c->holds);
-	uv_close((uv_handle_t *)&c->hold_timer, NULL);
-	uv_close((uv_handle_t *)&c->wake_timer, NULL);
 }
 
 static void handle_poll(struct worker_req *w)
