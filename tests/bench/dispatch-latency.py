@@ -82,6 +82,11 @@ def main():
                 gaps.append(float(granted) - last[wid])
             last[wid] = float(finished) if finished else None
         show('slot free -> next lease', gaps)
+        print('backlog: %s attempts for %s tasks; results by status: %s' % (
+            c.pg.psql('SELECT count(*) FROM attempts a JOIN tasks t ON t.id = a.task_id WHERE t.job_id = %d' % job),
+            c.pg.psql('SELECT count(*) FROM tasks WHERE job_id = %d' % job),
+            ' '.join(c.pg.psql('SELECT status || \'=\' || count(*) FROM results r JOIN tasks t ON t.id = r.task_id '
+                               'WHERE t.job_id = %d GROUP BY status' % job).split())), flush=True)
 
 
 if __name__ == '__main__':
