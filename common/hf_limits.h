@@ -53,6 +53,7 @@
 #define HF_TOKEN_MAX 128           /* Envelope.token: "hft_" + 12 hex + "_" + 43 base64url = 60 */
 #define HF_ROLE_MAX 16             /* viewer | submitter | admin | worker */
 #define HF_REPLY_TEXT_MAX (64 * 1024) /* texts of replies to hfctl (reasons, notes, metrics) */
+#define HF_POLL_HOLD_MAX_MS 60000    /* Poll.hold_ms (the coordinator holds at most 30 s) */
 #define HF_JOB_STATE_MAX 16        /* JobListRequest.state: running | done | cancelled */
 
 /* ---- counts of repeated fields ---- */

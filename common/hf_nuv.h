@@ -100,6 +100,24 @@ void nuv_server_stats(nuv_server_t *srv, struct nuv_server_stats *ret_stats);
  * until req is answered. */
 const char *nuv_request_peer(const nuv_request_t *req);
 
+/* When req's peer sent it (monotonic ms, hf_mono_ms): taken on receipt,
+ * before the loop saw it, so a busy loop does not make it look late. */
+int64_t nuv_request_received_ms(const nuv_request_t *req);
+
+/* Called on the loop thread when the connection of a parked request
+ * closes (or the server does); the callee must forget req and answer it
+ * (nuv_reply(req, NULL) drops it) before returning. */
+typedef void (*nuv_gone_cb)(nuv_request_t *req, void *arg);
+
+/* Parks req, to be answered later (a held poll): from now on it counts
+ * towards its connection's share (requests_per_connection) but no longer
+ * towards the port's requests in flight (nctx), so that thousands of
+ * parked requests neither exhaust nor block the port; and gone is called
+ * if its connection closes before it is answered.  At most once per
+ * request.  Returns 0, or -ENOTCONN when the connection is closed already
+ * (req is then as before: answer it, which drops it). */
+int nuv_request_park(nuv_request_t *req, nuv_gone_cb gone, void *arg);
+
 /* Sends reply for req.  Takes reply in all cases; reply NULL drops the
  * request without an answer, and so does a connection that has gone
  * meanwhile (quietly).  req must not be used afterwards. */

@@ -251,7 +251,7 @@ static bool conn_request(struct spconn *c)
 	srv->q_last = r;
 	c->outstanding++;
 	srv->in_flight++;
-	c->last_request_ms = hf_mono_ms();
+	c->last_request_ms = r->received_ms = hf_mono_ms();
 	uv_async_send(&srv->async);
 	return true;
 }
@@ -392,15 +392,54 @@ void spreq_finish(struct nuv_request *r)
 
 	nng_msg_free(r->msg);
 	request_unlink(srv, r);
+	spreq_unpark(r);
+	if (!r->parked)
+		srv->in_flight--; /* a parked request left the count when parked */
 	free(r);
 	c->outstanding--;
-	srv->in_flight--;
 	if (!c->closed)
 		conn_rx_next(c);
 	else if (c->reaped && c->outstanding == 0)
 		free(c);
 	if (srv->n_waiting > 0)
 		port_resume(srv);
+}
+
+/* Loop thread, under mu: r waits to be answered later.  It stays one of
+ * its connection's outstanding requests (the connection's share holds)
+ * but leaves the port's count, so connections waiting for the port may
+ * read on. */
+void spreq_park(struct nuv_request *r)
+{
+	nuv_server_t *srv = r->srv;
+	struct spconn *c = r->conn;
+
+	r->parked = true;
+	r->on_parked_list = true;
+	r->prev_parked = NULL;
+	r->next_parked = c->parked;
+	if (c->parked)
+		c->parked->prev_parked = r;
+	c->parked = r;
+	srv->in_flight--;
+	if (srv->n_waiting > 0)
+		port_resume(srv);
+}
+
+void spreq_unpark(struct nuv_request *r)
+{
+	struct spconn *c = r->conn;
+
+	if (!r->on_parked_list)
+		return;
+	if (r->prev_parked)
+		r->prev_parked->next_parked = r->next_parked;
+	else
+		c->parked = r->next_parked;
+	if (r->next_parked)
+		r->next_parked->prev_parked = r->prev_parked;
+	r->prev_parked = r->next_parked = NULL;
+	r->on_parked_list = false;
 }
 
 /* nng's threads: a write completed. */

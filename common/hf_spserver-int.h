@@ -59,6 +59,13 @@ struct nuv_request {
 	size_t bt_len;
 	struct nuv_request *next;             /* hand-off queue or send queue */
 	struct nuv_request *prev_live, *next_live; /* the server's live list */
+	int64_t received_ms;                  /* when its last byte came */
+	/* Parked (nuv_request_park): not counted in the port's in_flight;
+	 * on its connection's parked list until answered or gone. */
+	bool parked, on_parked_list;
+	nuv_gone_cb gone;
+	void *gone_arg;
+	struct nuv_request *prev_parked, *next_parked;
 };
 
 /* One connection.  Fields after the aios are under srv->mu. */
@@ -83,6 +90,7 @@ struct spconn {
 	nng_msg *rx_msg;
 
 	struct nuv_request *tx_first, *tx_last; /* replies to write, in order */
+	struct nuv_request *parked;             /* parked requests not yet answered */
 	size_t tx_off;      /* bytes of the first (or of our header) written */
 	int64_t tx_since_ms; /* when the first reply started */
 
@@ -140,5 +148,9 @@ void spconn_reply(struct nuv_request *r, nng_msg *reply);
 /* r is done (reply written or dropped, or its connection gone): frees it
  * and what only it kept. */
 void spreq_finish(struct nuv_request *r);
+/* Parks r on its open connection (see nuv_request_park). */
+void spreq_park(struct nuv_request *r);
+/* Takes r off its connection's parked list (answered), if it is on it. */
+void spreq_unpark(struct nuv_request *r);
 
 #endif

@@ -122,6 +122,7 @@ out:
 static void server_reap(nuv_server_t *srv)
 {
 	struct spconn *list;
+	struct nuv_request *gone = NULL;
 
 	pthread_mutex_lock(&srv->mu);
 	list = srv->reap;
@@ -151,10 +152,24 @@ static void server_reap(nuv_server_t *srv)
 			spreq_finish(r);
 		}
 		c->tx_last = NULL;
+		/* Parked requests are told (below, outside the lock) that
+		 * their peer is gone; they keep c until answered. */
+		while (c->parked) {
+			struct nuv_request *r = c->parked;
+			spreq_unpark(r);
+			r->next_parked = gone;
+			gone = r;
+		}
 		c->reaped = true;
 		if (c->outstanding == 0)
 			free(c);
 		pthread_mutex_unlock(&srv->mu);
+	}
+	while (gone) {
+		struct nuv_request *r = gone;
+		gone = r->next_parked;
+		r->next_parked = NULL;
+		r->gone(r, r->gone_arg); /* answers r, which may free its connection */
 	}
 }
 
@@ -407,6 +422,28 @@ const char *nuv_request_peer(const nuv_request_t *r)
 	return r->conn->addr;
 }
 
+int64_t nuv_request_received_ms(const nuv_request_t *r)
+{
+	return r->received_ms; /* written before the hand-off */
+}
+
+int nuv_request_park(nuv_request_t *r, nuv_gone_cb gone, void *arg)
+{
+	nuv_server_t *srv = r->srv;
+	int rc = 0;
+
+	pthread_mutex_lock(&srv->mu);
+	if (r->conn->closed || srv->closing || r->parked) {
+		rc = -ENOTCONN;
+	} else {
+		r->gone = gone;
+		r->gone_arg = arg;
+		spreq_park(r);
+	}
+	pthread_mutex_unlock(&srv->mu);
+	return rc;
+}
+
 void nuv_reply(nuv_request_t *r, nng_msg *reply)
 {
 	nuv_server_t *srv = r->srv;
@@ -417,6 +454,7 @@ void nuv_reply(nuv_request_t *r, nng_msg *reply)
 		return;
 	}
 	pthread_mutex_lock(&srv->mu);
+	spreq_unpark(r);
 	if (!reply || r->conn->closed) {
 		nng_msg_free(reply);
 		spreq_finish(r);

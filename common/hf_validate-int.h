@@ -8,17 +8,24 @@
 
 #include <stddef.h>
 
-/* The path of the field being checked ("results[3].status") and where the
+#define VPATH_MAX 24 /* path segments kept (nesting is at most 8 deep) */
+
+/* The path of the field being checked ("results[3].status"), kept as the
+ * names and indices that lead to it and written out only when a check
+ * fails (every field of every message passes through here), and where the
  * error text goes. */
 struct vctx {
-	char path[192];
-	size_t path_len;
+	struct {
+		const char *name; /* static: a descriptor's field name or a literal */
+		long idx;         /* -1: none */
+	} seg[VPATH_MAX];
+	size_t path_len; /* segments (those past VPATH_MAX are not kept) */
 	char *err;
 	size_t errlen;
 };
 
 /* Appends ".name" (or "name[idx]" when idx >= 0); returns what to pass to
- * vpath_pop to undo it. */
+ * vpath_pop to undo it.  name must outlive the check. */
 size_t vpath_push(struct vctx *v, const char *name, long idx);
 void vpath_pop(struct vctx *v, size_t old);
 

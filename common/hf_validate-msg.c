@@ -268,7 +268,7 @@ static int check_poll(struct vctx *v, const Hf__Poll *m)
 	CHECK_EACH(v, "running", m->running, m->n_running, check_task_ref);
 	CHECK_EACH(v, "telemetry", m->telemetry, m->n_telemetry, check_telemetry);
 	CHECK_NO_DUP_DEVICE(v, "telemetry", m->telemetry, m->n_telemetry);
-	return 0;
+	return check_u64(v, "hold_ms", m->hold_ms, 0, HF_POLL_HOLD_MAX_MS);
 }
 
 static int check_task_result(struct vctx *v, const Hf__TaskResult *t)

@@ -119,33 +119,41 @@ char *hf_text_escape(char *out, size_t outlen, const char *s, size_t len)
 
 size_t vpath_push(struct vctx *v, const char *name, long idx)
 {
-	size_t old = v->path_len, room = sizeof(v->path) - old;
-	int n;
+	size_t old = v->path_len;
 
-	if (idx >= 0)
-		n = snprintf(v->path + old, room, "%s%s[%ld]", old ? "." : "", name, idx);
-	else
-		n = snprintf(v->path + old, room, "%s%s", old ? "." : "", name);
-	v->path_len = n < 0 ? old : (size_t)n >= room ? sizeof(v->path) - 1 : old + (size_t)n;
+	if (old < VPATH_MAX) {
+		v->seg[old].name = name;
+		v->seg[old].idx = idx;
+	}
+	v->path_len = old + 1;
 	return old;
 }
 
 void vpath_pop(struct vctx *v, size_t old)
 {
 	v->path_len = old;
-	v->path[old] = '\0';
 }
 
 int vfail(struct vctx *v, int rc, const char *fmt, ...)
 {
-	char text[512];
+	char text[512], path[192];
+	size_t o = 0;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
+	path[0] = '\0';
+	for (size_t i = 0; i < v->path_len && i < VPATH_MAX && o < sizeof(path) - 1; i++) {
+		int n = v->seg[i].idx >= 0 ? snprintf(path + o, sizeof(path) - o, "%s%s[%ld]", i ? "." : "",
+						      v->seg[i].name, v->seg[i].idx)
+					   : snprintf(path + o, sizeof(path) - o, "%s%s", i ? "." : "", v->seg[i].name);
+		if (n < 0)
+			break;
+		o = (size_t)n >= sizeof(path) - o ? sizeof(path) - 1 : o + (size_t)n;
+	}
 	if (v->err && v->errlen) {
-		snprintf(v->err, v->errlen, "%s%s%s", v->path, v->path_len ? ": " : "", text);
+		snprintf(v->err, v->errlen, "%s%s%s", path, o ? ": " : "", text);
 		hf_utf8_sanitize(v->err);
 	}
 	return rc;
@@ -519,15 +527,20 @@ static int wire_message(struct wire *w, const ProtobufCMessageDescriptor *desc, 
 		/* Without a rule: strings of replies to hfctl are bounded only by the
 		 * message; in strict mode a string or list without a rule is refused
 		 * (the unit test makes sure none lacks one). */
-		uint32_t c = repeated ? (w->strict ? 0 : UINT32_MAX) : 1, l = w->strict ? 0 : UINT32_MAX;
-		uint32_t rc, rl;
-		if (w->strict && hf_validate_rule_of(desc, f->name, &rc, &rl)) {
-			if (repeated)
-				c = rc;
-			l = rl;
-		}
-		count_max[i] = c;
-		len_max[i] = l;
+		count_max[i] = repeated ? (w->strict ? 0 : UINT32_MAX) : 1;
+		len_max[i] = w->strict ? 0 : UINT32_MAX;
+	}
+	/* The message's rules, looked up once (not once per field: this runs
+	 * for every message a port receives). */
+	const struct msg_rules *mr = w->strict ? rules_for(desc) : NULL;
+	for (size_t k = 0; mr && k < RULES_MAX && mr->f[k].name; k++) {
+		const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(desc, mr->f[k].name);
+		if (!f)
+			continue;
+		unsigned i = (unsigned)(f - desc->fields);
+		if (f->label == PROTOBUF_C_LABEL_REPEATED)
+			count_max[i] = mr->f[k].count;
+		len_max[i] = mr->f[k].len;
 	}
 
 	while (pos < len) {

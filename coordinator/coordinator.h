@@ -25,6 +25,7 @@
 #include "hf_validate.h"
 #include "hfleet.pb-c.h"
 #include "match.h"
+#include "poll-hold.h"
 #include "registry.h"
 #include "scheduler.h"
 
@@ -49,6 +50,12 @@ struct coord_worker {
 	size_t n_telemetry;
 	struct locality_node *loc; /* its places in c->locality's lists (owned) */
 	size_t n_loc;
+	/* Its poll that is held (worker-api.c), or NULL; a newer poll
+	 * answers it.  polls_granting counts its polls whose leases are
+	 * being committed: another poll meanwhile gets no work, since the
+	 * worker counted those slots free. */
+	struct held_poll *held;
+	unsigned polls_granting;
 	struct coord_worker *next;
 	struct coord_worker *hnext; /* c->worker_buckets chain */
 };
@@ -92,10 +99,21 @@ struct coord {
 	struct auth_store tokens;  /* the live tokens (auth.c) */
 	bool touch_busy;           /* a write of tokens' last use is in flight */
 	bool expire_busy;          /* a lease-expiry operation is in flight */
+	int64_t lease_tick_ms;     /* the lease clock's last tick (leases.c) */
+	bool lease_tick_skipped;   /* ... was late and expired nothing */
 	struct hf_sd *sd;          /* what systemd is told (coord-sd.c) */
 	bool serving;              /* started: the listeners are open */
 	bool stopping;
 	int exit_code;
+	/* Held polls (worker-api.c): those parked, the timer that ends the
+	 * earliest hold, and the wake-up after tasks were queued (run once
+	 * per loop turn, for the backends in wake_backends). */
+	struct poll_holds holds;
+	uv_timer_t hold_timer, wake_timer;
+	uint32_t wake_backends;
+	size_t wake_tasks;
+	int64_t hold_armed_ms;     /* when hold_timer fires (-1: not armed) */
+	bool holds_open;
 	/* When the coordinator began serving (the lease clock's first tick,
 	 * a quarter second after; 0 before): the start-up grace of
 	 * fleet-fit.h counts from it. */
@@ -104,6 +122,12 @@ struct coord {
 
 /* worker-api.c: the request callback of the worker listener. */
 void worker_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg);
+
+/* worker-api.c: held polls.  open starts them (after the scheduler is
+ * made); close answers every held poll with nothing and closes their
+ * timers (at shutdown, before the listeners close). */
+void worker_api_open(struct coord *c);
+void worker_api_close(struct coord *c);
 
 /* workers.c: the worker records.  coord_worker_find is a hash lookup. */
 struct coord_worker *coord_worker_find(struct coord *c, const char *id);

@@ -18,6 +18,9 @@
 #include "hf_util.h"
 
 #define EXPIRE_BATCH 1000
+/* The clock ticks every 250 ms (main.c); one this much later than the
+ * last found the loop busy. */
+#define LEASE_TICK_LATE_MS 1000
 
 struct expire_ctx {
 	struct coord *c;
@@ -72,6 +75,19 @@ void leases_tick_cb(uv_timer_t *timer)
 
 	if (!c->ready_ms)
 		c->ready_ms = now;
+	/* A tick that comes late found the loop busy (a large submit, a
+	 * slow disk): the polls that came meanwhile wait behind it, their
+	 * leases not yet renewed.  Expire nothing until they were read: the
+	 * next tick, a quarter second on, does (never two ticks in a row, so
+	 * a loop that stays busy still expires leases). */
+	int64_t gap = c->lease_tick_ms ? now - c->lease_tick_ms : 0;
+	c->lease_tick_ms = now;
+	if (gap > LEASE_TICK_LATE_MS && !c->lease_tick_skipped) {
+		c->lease_tick_skipped = true;
+		log_debug("the lease clock ticked %" PRId64 " ms late: no lease expires this tick", gap);
+		return;
+	}
+	c->lease_tick_skipped = false;
 	n = sched_collect_expired(c->sched, now, buf, EXPIRE_BATCH);
 	coord_metrics_count(c, COORD_LEASES_EXPIRED, n);
 	for (size_t i = 0; i < n; i++) {

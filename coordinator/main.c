@@ -301,6 +301,7 @@ void coord_shutdown(struct coord *c)
 	coord_http_stop(c);
 	uv_signal_stop(&c->sig_term);
 	uv_signal_stop(&c->sig_int);
+	worker_api_close(c); /* held polls are answered with nothing */
 	/* Finish what the database was asked (their replies still go out),
 	 * then close the listeners. */
 	db_close(c->db_jobs);
@@ -601,6 +602,7 @@ int main(int argc, char **argv)
 	}
 	uv_timer_init(c.loop, &c.lease_timer);
 	c.lease_timer.data = &c;
+	worker_api_open(&c);
 	uv_timer_init(c.loop, &c.telemetry_timer);
 	c.telemetry_timer.data = &c;
 	uv_signal_init(c.loop, &c.sig_term);

@@ -34,10 +34,22 @@ struct sched {
 	size_t nbuckets, ntasks;
 	struct sched_task *out_head; /* tasks not in a heap */
 	size_t n_state[SCHED_DELAYED + 1]; /* tasks in each state, for /metrics */
-	void (*on_queued)(void *arg, const struct sched_task *t); /* see sched_on_queued */
-	void *on_queued_arg;
 	struct sched_job *jobs;
+	sched_queued_fn queued_fn; /* held polls' wake-up (sched_set_queued_cb) */
+	void *queued_arg;
 };
+
+static void queued_notify(struct sched *s, const struct sched_task *t)
+{
+	if (s->queued_fn)
+		s->queued_fn(s->queued_arg, t->backend);
+}
+
+void sched_set_queued_cb(struct sched *s, sched_queued_fn fn, void *arg)
+{
+	s->queued_fn = fn;
+	s->queued_arg = arg;
+}
 
 static size_t hash_id(uint64_t id, size_t n)
 {
@@ -405,15 +417,9 @@ static bool move_to(struct sched *s, struct sched_task *t, enum sched_state st)
 	}
 	t->state = st;
 	s->n_state[t->state]++;
-	if (st == SCHED_QUEUED && !was_queued && s->on_queued)
-		s->on_queued(s->on_queued_arg, t);
+	if (st == SCHED_QUEUED && !was_queued)
+		queued_notify(s, t);
 	return true;
-}
-
-void sched_on_queued(struct sched *s, void (*fn)(void *arg, const struct sched_task *t), void *arg)
-{
-	s->on_queued = fn;
-	s->on_queued_arg = arg;
 }
 
 /* ---- tasks ---- */
@@ -482,8 +488,8 @@ struct sched_task *sched_task_add(struct sched *s, const struct sched_task *tmpl
 	s->ntasks++;
 	s->n_state[t->state]++;
 	job->live++;
-	if (t->state == SCHED_QUEUED && s->on_queued)
-		s->on_queued(s->on_queued_arg, t);
+	if (t->state == SCHED_QUEUED)
+		queued_notify(s, t);
 	return t;
 }
 
@@ -597,6 +603,9 @@ void sched_remove(struct sched *s, struct sched_task *t)
 		t->job->running--;
 		if (t->state == SCHED_LEASED)
 			held_count(s, t, -1);
+		if (t->job->max_running && t->job->running + 1 == t->job->max_running &&
+		    heap_of(s, t)->n > 0)
+			queued_notify(s, t); /* its job is below its cap again */
 	}
 	s->ntasks--;
 	s->n_state[t->state]--;

@@ -113,15 +113,6 @@ struct sched;
 struct sched *sched_new(void);
 void sched_free(struct sched *s);
 
-/* The one place tasks become queued: fn(arg, t) is called whenever a task
- * enters SCHED_QUEUED, whatever the way (a new job's tasks and recovered
- * ones through sched_task_add, a requeue after an expired lease, a failed
- * grant or a retry's backoff through sched_requeue), after it is in its
- * queue.  For telling idle workers about new work at once (a held poll):
- * fn runs inside the scheduler's calls, once per task (100,000 times for a
- * large submit), so it must be cheap and must not call the scheduler; note
- * that work came and act on it later (a uv_idle or uv_async).  NULL: none. */
-void sched_on_queued(struct sched *s, void (*fn)(void *arg, const struct sched_task *t), void *arg);
 
 /* Adds a job (idempotent).  Returns NULL on allocation failure. */
 struct sched_job *sched_job_add(struct sched *s, uint64_t id, int32_t priority);
@@ -186,6 +177,17 @@ size_t sched_collect_state(struct sched *s, enum sched_state st, struct sched_ta
 
 /* Collects up to max tasks of a job (any state). */
 size_t sched_collect_job(struct sched *s, uint64_t job_id, struct sched_task **out, size_t max);
+
+/* The one place that says tasks became queued: called whenever a task of
+ * backend may be taken that could not be before: it entered its queue
+ * (a new job's tasks and recovered ones through sched_task_add, a requeue
+ * after an expired lease, a failed grant or a retry's backoff through
+ * sched_requeue) or its job dropped below max_running.  It runs inside
+ * the scheduler's calls, once per task (100,000 times for a large
+ * submit), so it must be cheap.  The coordinator wakes held polls with it
+ * (worker-api.c); it must not change s.  NULL (the default): nobody. */
+typedef void (*sched_queued_fn)(void *arg, Hf__Backend backend);
+void sched_set_queued_cb(struct sched *s, sched_queued_fn fn, void *arg);
 
 size_t sched_queued(const struct sched *s, Hf__Backend backend);
 size_t sched_count(const struct sched *s);

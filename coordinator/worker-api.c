@@ -3,7 +3,8 @@
  * The worker-facing protocol: registration, polls (heartbeat, lease renewal
  * and work assignment in one) and result reports.  Every reply that
  * promises something (a lease, an acknowledged result) is sent only after
- * the database committed it.
+ * the database committed it.  An idle worker's poll that finds nothing is
+ * held (worker-hold.c) until work comes.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -14,33 +15,12 @@
 #include <jansson.h>
 
 #include "coordinator.h"
+#include "worker-api-int.h"
 #include "hf_log.h"
 #include "hf_proto.h"
 #include "hf_util.h"
 
-/* One request in flight: what it needs until its database work is done. */
-struct worker_req {
-	struct coord *c;
-	nuv_request_t *req;
-	Hf__Envelope *env;
-	struct db_op op;
-	/* poll */
-	int64_t poll_us;               /* when the poll was taken up (lease grant latency) */
-	Hf__TaskRef **cancel;
-	size_t n_cancel;
-	/* poll: quarantined devices to check again */
-	Hf__HealthCheckRequest *checks;
-	Hf__HealthCheckRequest **check_ptrs;
-	size_t n_checks;
-	/* results */
-	char **json_owned;
-	size_t n_json_owned;
-	/* health report */
-	struct db_health_check *health_checks;
-	struct db_quarantine *health_states;
-};
-
-static void worker_req_free(struct worker_req *w)
+void worker_req_free(struct worker_req *w)
 {
 	if (!w)
 		return;
@@ -243,7 +223,7 @@ static void handle_register(struct worker_req *w)
 
 /* Answers a message whose worker id is unknown or whose session is not
  * the id's current one: the sender must register (again). */
-static void not_registered(struct worker_req *w, const char *worker_id)
+void not_registered(struct worker_req *w, const char *worker_id)
 {
 	coord_reply_error(w->req, HF__ERROR_CODE__ERR_NOT_REGISTERED,
 			  "worker \"%s\" is not registered with this coordinator under this session",
@@ -251,11 +231,12 @@ static void not_registered(struct worker_req *w, const char *worker_id)
 	worker_req_free(w);
 }
 
-static void poll_reply(struct worker_req *w, Hf__Assignment **assign, size_t n_assign)
+void poll_reply(struct worker_req *w, Hf__Assignment **assign, size_t n_assign, bool hold_ended)
 {
 	Hf__Envelope env = HF__ENVELOPE__INIT;
 	Hf__PollReply pr = HF__POLL_REPLY__INIT;
 
+	pr.hold_ended = hold_ended;
 	pr.assignments = assign;
 	pr.n_assignments = n_assign;
 	pr.cancel = w->cancel;
@@ -276,6 +257,11 @@ static void grant_done(struct db_op *op)
 	Hf__Assignment **ptrs = calloc(op->u.lease.n, sizeof(*ptrs));
 	size_t n = 0;
 	int64_t expires = hf_mono_ms() + c->conf.lease_ms;
+	/* By id: the worker may have registered again meanwhile. */
+	struct coord_worker *cw = coord_worker_find(c, w->env->poll->worker_id);
+
+	if (cw && cw->polls_granting > 0)
+		cw->polls_granting--;
 
 	for (size_t i = 0; i < op->u.lease.n; i++) {
 		struct db_lease *l = &op->u.lease.v[i];
@@ -319,7 +305,7 @@ static void grant_done(struct db_op *op)
 		log_debug("leased %zu tasks to worker \"%s\"", n, w->env->poll->worker_id);
 		coord_metrics_observe(c, COORD_LEASE_GRANT, (double)(hf_mono_us() - w->poll_us) / 1e6);
 	}
-	poll_reply(w, ptrs, n);
+	poll_reply(w, ptrs, n, false);
 	free(mem);
 	free(ptrs);
 	worker_req_free(w);
@@ -430,45 +416,19 @@ static void health_checks_add(struct worker_req *w, struct coord_worker *cw, int
 	}
 }
 
-static void handle_poll(struct worker_req *w)
+/* Takes what fits the poll's free slots, best job first, and starts
+ * committing the leases (grant_done answers).  Returns how many tasks were
+ * taken; 0 leaves w the caller's.  *ret_backends gets the backends of the
+ * devices with free slots that may take work (what a held poll waits for). */
+size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uint32_t *ret_backends)
 {
 	struct coord *c = w->c;
 	const Hf__Poll *p = w->env->poll;
-	struct coord_worker *cw = coord_worker_of_session(c, p->worker_id, p->session);
-	int64_t now = hf_mono_ms();
-	size_t cap, n = 0;
-
-	w->poll_us = hf_mono_us();
-	if (!cw) {
-		not_registered(w, p->worker_id);
-		return;
-	}
-	cw->last_seen_ms = now;
-	cw->session_seen_ms = now;
-	telemetry_keep(cw, p);
-
-	/* Renew what it runs; tell it to stop what it must not run. */
-	for (size_t i = 0; i < p->n_running; i++) {
-		const Hf__TaskRef *ref = p->running[i];
-		struct sched_task *t = sched_task_find(c->sched, ref->task_id);
-		if (t && sched_renew(c->sched, t, p->worker_id, ref->attempt, now + c->conf.lease_ms))
-			continue;
-		if (t && t->state == SCHED_GRANTING)
-			continue;
-		cancel_add(w, ref->task_id, ref->attempt);
-	}
-
 	const Hf__Register *reg = cw->reg;
-	if (!p->draining && !c->stopping)
-		health_checks_add(w, cw, now);
-	cap = (size_t)c->conf.max_assign_per_poll;
-	if (p->draining || c->stopping || !db_healthy(c->db) || reg->n_devices == 0 ||
-	    coord_drained(c, reg->worker_id, NULL)) {
-		poll_reply(w, NULL, 0);
-		worker_req_free(w);
-		return;
-	}
+	size_t cap = (size_t)c->conf.max_assign_per_poll, n = 0;
+	uint32_t backends = 0;
 
+	*ret_backends = 0;
 	struct poll_fit pf = {
 		.f = {
 			.reg = reg,
@@ -480,30 +440,35 @@ static void handle_poll(struct worker_req *w)
 		.self = cw,
 	};
 	struct match_fit *f = &pf.f;
-	struct db_lease *leases = calloc(cap, sizeof(*leases));
 	f->free = calloc(reg->n_devices, sizeof(*f->free));
-	if (!leases || !f->free) {
-		free(leases);
-		free(f->free);
-		poll_reply(w, NULL, 0);
-		worker_req_free(w);
-		return;
-	}
+	if (!f->free)
+		return 0;
 	/* Each entry names a registered device (validation made them distinct);
 	 * a device never has more free slots than it registered. */
 	for (size_t i = 0; i < p->n_free; i++) {
+		if (p->free[i]->free_slots == 0)
+			continue;
 		long d = coord_worker_device(cw, (int)p->free[i]->backend, p->free[i]->index);
 		if (d < 0 || coord_drained(c, reg->worker_id, reg->devices[d]) ||
 		    coord_quarantined(c, reg->worker_id, reg->devices[d], NULL))
 			continue;
 		uint32_t slots = reg->devices[d]->slots ? reg->devices[d]->slots : 1;
 		f->free[d] = p->free[i]->free_slots < slots ? p->free[i]->free_slots : slots;
+		backends |= 1u << (reg->devices[d]->backend & 31);
+	}
+	*ret_backends = backends;
+	if (!backends) {
+		free(f->free);
+		return 0;
 	}
 
+	struct db_lease *leases = NULL;
 	for (f->pos = 0; f->pos < reg->n_devices && n < cap; f->pos++) {
 		const Hf__Device *dev = reg->devices[f->pos];
 		while (f->free[f->pos] > 0 && n < cap) {
 			struct sched_task *t;
+			if (!leases && !(leases = calloc(cap, sizeof(*leases))))
+				break;
 			if (sched_take(c->sched, dev->backend, p->worker_id, dev->index, 1, poll_fits_cb, &pf,
 				       &t) == 0)
 				break;
@@ -521,16 +486,69 @@ static void handle_poll(struct worker_req *w)
 	free(f->free);
 	if (n == 0) {
 		free(leases);
-		poll_reply(w, NULL, 0);
-		worker_req_free(w);
-		return;
+		return 0;
 	}
+	cw->polls_granting++;
+	w->poll_us = hf_mono_us();
 	w->op.kind = DB_OP_LEASE_GRANT;
 	w->op.u.lease.v = leases;
 	w->op.u.lease.n = n;
 	w->op.done = grant_done;
 	w->op.ctx = w;
 	db_submit(c->db, &w->op);
+	return n;
+}
+
+static void handle_poll(struct worker_req *w)
+{
+	struct coord *c = w->c;
+	const Hf__Poll *p = w->env->poll;
+	struct coord_worker *cw = coord_worker_of_session(c, p->worker_id, p->session);
+	int64_t now = hf_mono_ms(), received = nuv_request_received_ms(w->req);
+	uint32_t backends;
+
+	w->poll_us = hf_mono_us();
+	if (!cw) {
+		not_registered(w, p->worker_id);
+		return;
+	}
+	/* Seen when the poll came, not when a busy loop got to it. */
+	if (received > cw->last_seen_ms)
+		cw->last_seen_ms = received;
+	if (received > cw->session_seen_ms)
+		cw->session_seen_ms = received;
+	/* A newer poll (a slot freed, a drain) replaces the held one. */
+	poll_hold_answer(c, cw, false);
+	telemetry_keep(cw, p);
+
+	/* Renew what it runs; tell it to stop what it must not run. */
+	for (size_t i = 0; i < p->n_running; i++) {
+		const Hf__TaskRef *ref = p->running[i];
+		struct sched_task *t = sched_task_find(c->sched, ref->task_id);
+		if (t && sched_renew(c->sched, t, p->worker_id, ref->attempt, now + c->conf.lease_ms))
+			continue;
+		if (t && t->state == SCHED_GRANTING)
+			continue;
+		cancel_add(w, ref->task_id, ref->attempt);
+	}
+
+	const Hf__Register *reg = cw->reg;
+	if (!p->draining && !c->stopping)
+		health_checks_add(w, cw, now);
+	/* While leases of an earlier poll are being committed, the slots this
+	 * poll counts as free are partly those: it gets no work. */
+	if (p->draining || c->stopping || !db_healthy(c->db) || reg->n_devices == 0 ||
+	    cw->polls_granting > 0 || coord_drained(c, reg->worker_id, NULL)) {
+		poll_reply(w, NULL, 0, false);
+		worker_req_free(w);
+		return;
+	}
+	if (poll_take(w, cw, now, &backends) > 0)
+		return; /* grant_done answers */
+	if (poll_hold(w, cw, backends, now))
+		return; /* answered when work comes or the hold ends */
+	poll_reply(w, NULL, 0, false);
+	worker_req_free(w);
 }
 
 /* ---- results ---- */

@@ -67,7 +67,12 @@ struct session {
 
 	enum session_state state;
 	bool draining;
-	bool reg_inflight, poll_inflight, results_inflight, poll_again;
+	bool reg_inflight, results_inflight, poll_again;
+	/* Polls outstanding (at most 2), and of those the held ones (Poll.hold_ms
+	 * set: the coordinator answers when work comes or the hold ends).  A
+	 * poll goes out while none is, or while the one out is held: the
+	 * coordinator answers the held one when the new one comes. */
+	unsigned polls_out, held_out;
 	/* The batch in flight: how many results, and the first one's name.
 	 * After the coordinator refused a batch as invalid, batches of one
 	 * (results_isolate) find the result it refuses, which is set aside. */

@@ -97,6 +97,24 @@ const char *call_error(int rv)
 	return rv == -EBADMSG ? "the reply could not be decoded" : strerror(-rv);
 }
 
+/* One heartbeat interval, jittered uniformly within +-10 %: workers
+ * started together drift apart instead of polling in lockstep. */
+static uint64_t beat_interval_ms(struct session *s)
+{
+	uint64_t spread = (uint64_t)s->heartbeat_ms / 5; /* 0.9 .. 1.1 x */
+
+	return (uint64_t)s->heartbeat_ms - spread / 2 + session_random(s) % (spread + 1);
+}
+
+/* (Re)starts the heartbeat: the first beat at a random point of one
+ * interval (a fleet that registered at once spreads out at once), each
+ * next one a jittered interval later (beat_timer_cb). */
+static void beat_start(struct session *s)
+{
+	uv_timer_start(&s->beat_timer, beat_timer_cb,
+		       session_random(s) % ((uint64_t)s->heartbeat_ms + 1), 0);
+}
+
 static void session_set_heartbeat(struct session *s, uint32_t ms)
 {
 	if (ms == 0 || ms == s->heartbeat_ms)
@@ -108,7 +126,7 @@ static void session_set_heartbeat(struct session *s, uint32_t ms)
 	log_debug("heartbeat is now %" PRIu32 " ms", ms);
 	s->heartbeat_ms = ms;
 	if (uv_is_active((uv_handle_t *)&s->beat_timer))
-		uv_timer_start(&s->beat_timer, beat_timer_cb, ms, ms);
+		beat_start(s);
 }
 
 /* ---- registration ---- */
@@ -169,8 +187,7 @@ static void session_registered(struct session *s, const Hf__RegisterReply *rr)
 		 s->cfg.url, s->cfg.worker_id, s->heartbeat_ms, rr->lease_ms, executor_size(s->ex),
 		 s->n_pending);
 	if (!uv_is_active((uv_handle_t *)&s->beat_timer))
-		uv_timer_start(&s->beat_timer, beat_timer_cb, (uint64_t)s->heartbeat_ms,
-			       (uint64_t)s->heartbeat_ms);
+		beat_start(s);
 	if (s->health_at_register && s->cfg.health_timeout_ms > 0) {
 		s->health_at_register = false;
 		for (size_t i = 0; i < s->cfg.inv->n_devices && i < HW_MAX_DEVICES; i++)
@@ -502,12 +519,42 @@ static void session_poll_reply(struct session *s, const Hf__PollReply *pr)
 		health_run_due(s);
 }
 
+/* One poll in flight: whether it asked to be held. */
+struct poll_call_ctx {
+	struct session *s;
+	bool held;
+};
+
+/* Does a device have a free slot it offers (as poll_call counts them)? */
+static bool session_has_free_slot(struct session *s)
+{
+	const struct hw_inventory *inv = s->cfg.inv;
+
+	if (s->draining)
+		return false;
+	for (size_t i = 0; i < inv->n_devices; i++) {
+		const struct hw_device *d = &inv->devices[i];
+		struct alloc_use use;
+		if (i < HW_MAX_DEVICES && s->health[i].report_pending)
+			continue;
+		executor_device_use(s->ex, d->backend, d->index, &use.tasks, &use.benchmarks);
+		if (alloc_free_slots(d, &use) > 0)
+			return true;
+	}
+	return false;
+}
+
 static void poll_reply_cb(int rv, nng_msg *reply, void *arg)
 {
-	struct session *s = arg;
+	struct poll_call_ctx *ctx = arg;
+	struct session *s = ctx->s;
 	Hf__Envelope *env = NULL;
+	bool again = false;
 
-	s->poll_inflight = false;
+	s->polls_out--;
+	if (ctx->held)
+		s->held_out--;
+	free(ctx);
 	rv = reply_unpack(rv, reply, &env);
 	/* Also while registering again: what the reply assigns or cancels is
 	 * still this worker's. */
@@ -526,6 +573,10 @@ static void poll_reply_cb(int rv, nng_msg *reply, void *arg)
 	switch (env->body_case) {
 	case HF__ENVELOPE__BODY_POLL_REPLY:
 		session_poll_reply(s, env->poll_reply);
+		/* Its hold ran out, or work came and slots are left: wait for
+		 * more in a new held poll at once.  An empty reply that was not
+		 * held (a coordinator that does not hold) waits for the beat. */
+		again = env->poll_reply->hold_ended || env->poll_reply->n_assignments > 0;
 		break;
 	case HF__ENVELOPE__BODY_ERROR:
 		if (env->error->code == HF__ERROR_CODE__ERR_NOT_REGISTERED) {
@@ -546,8 +597,8 @@ static void poll_reply_cb(int rv, nng_msg *reply, void *arg)
 		log_warn("coordinator %s sent an unexpected reply to a poll, ignoring", s->cfg.url);
 		break;
 	}
-	if (s->poll_again)
-		poll_send(s); /* a slot was freed while this poll was out */
+	if (s->poll_again || (again && s->polls_out == 0 && session_has_free_slot(s)))
+		poll_send(s); /* a slot was freed while this poll was out, or work may wait */
 out:
 	hf_env_free(env);
 }
@@ -565,8 +616,9 @@ static void session_telemetry_refresh(struct session *s)
 	s->telemetry_at = now;
 }
 
-/* Sends Poll; returns 0 or a negative errno. */
-static int poll_call(struct session *s)
+/* Sends Poll, held when a device has a free slot (no_hold: never);
+ * returns 0 or a negative errno. */
+static int poll_call(struct session *s, bool no_hold)
 {
 	const struct hw_inventory *inv = s->cfg.inv;
 	size_t n_dev = inv->n_devices, n_run = executor_size(s->ex);
@@ -577,9 +629,12 @@ static int poll_call(struct session *s)
 	Hf__DeviceTelemetry **dtp = calloc(HW_MAX_DEVICES, sizeof(*dtp));
 	Hf__TaskRef *tr = calloc(n_run + 1, sizeof(*tr)), **trp = calloc(n_run + 1, sizeof(*trp));
 	struct executor_ref *refs = calloc(n_run + 1, sizeof(*refs));
+	struct poll_call_ctx *ctx = malloc(sizeof(*ctx));
+	bool any_free = false;
+	nng_msg *msg;
 	int r = -ENOMEM;
 
-	if (!df || !dfp || !dt || !dtp || !tr || !trp || !refs)
+	if (!df || !dfp || !dt || !dtp || !tr || !trp || !refs || !ctx)
 		goto out;
 	for (size_t i = 0; i < n_dev; i++) {
 		const struct hw_device *d = &inv->devices[i];
@@ -591,6 +646,7 @@ static int poll_call(struct session *s)
 		df[i].free_slots = s->draining || (i < HW_MAX_DEVICES && s->health[i].report_pending)
 					   ? 0
 					   : alloc_free_slots(d, &use);
+		any_free = any_free || df[i].free_slots > 0;
 		dfp[i] = &df[i];
 	}
 	session_telemetry_refresh(s);
@@ -621,10 +677,29 @@ static int poll_call(struct session *s)
 	poll.running = trp;
 	poll.draining = s->draining;
 	poll.session = s->reg_session;
+	/* Idle slots: the coordinator may hold the reply until work comes,
+	 * about a heartbeat (it bounds the hold by its own settings). */
+	poll.hold_ms = any_free && !no_hold ? (uint32_t)beat_interval_ms(s) : 0;
 	env.body_case = HF__ENVELOPE__BODY_POLL;
 	env.poll = &poll;
-	r = session_call(s, &env, poll_reply_cb);
+	if (s->cfg.token)
+		env.token = (char *)s->cfg.token;
+	r = hf_env_pack(&env, &msg);
+	if (r < 0)
+		goto out;
+	ctx->s = s;
+	ctx->held = poll.hold_ms > 0;
+	/* A held reply comes after the hold at the latest: the call waits
+	 * that much longer than any other. */
+	r = nuv_client_call(s->client, msg, call_timeout_ms(s) + (int)poll.hold_ms, poll_reply_cb, ctx);
+	if (r < 0)
+		goto out;
+	s->polls_out++;
+	if (ctx->held)
+		s->held_out++;
+	ctx = NULL;
 out:
+	free(ctx);
 	free(df);
 	free(dfp);
 	free(dt);
@@ -642,16 +717,17 @@ void poll_send(struct session *s)
 
 	if (s->state != SESSION_ACTIVE)
 		return;
-	if (s->poll_inflight) {
+	/* A held poll out is answered by the coordinator when this one
+	 * comes; any other poll out is waited for. */
+	if (s->polls_out > 0 && !(s->polls_out == 1 && s->held_out == 1)) {
 		s->poll_again = true;
 		return;
 	}
-	r = poll_call(s);
+	r = poll_call(s, false);
 	if (r < 0) {
 		log_warn("could not poll %s: %s", s->cfg.url, strerror(-r));
 		return;
 	}
-	s->poll_inflight = true;
 	s->poll_again = false;
 }
 
@@ -662,10 +738,14 @@ static void task_done_cb(struct executor *ex, Hf__TaskResult *result, void *arg)
 	struct session *s = arg;
 
 	(void)ex;
+	health_run_due(s); /* a device waiting for a check may be idle now */
+	/* A slot is free (or, draining, the coordinator learns it): ask for
+	 * the next task before the result is made durable in the spool, so
+	 * the slot's next lease does not wait for those writes.  The result
+	 * is still spooled before it is sent. */
+	poll_send(s);
 	pending_add(s, result, false);
 	results_flush(s);
-	health_run_due(s); /* a device waiting for a check may be idle now */
-	poll_send(s); /* a slot is free (or, draining, the coordinator learns it) */
 	session_check_drained(s);
 }
 
@@ -677,9 +757,13 @@ static void beat_timer_cb(uv_timer_t *h)
 		if (!p->spooled)
 			pending_spool(s, p);
 	health_run_due(s);
-	poll_send(s);
+	/* A held poll out is this beat's: the coordinator renewed the
+	 * leases when it came, and answers it within a heartbeat. */
+	if (s->held_out == 0)
+		poll_send(s);
 	results_flush(s);
 	health_flush(s);
+	uv_timer_start(&s->beat_timer, beat_timer_cb, beat_interval_ms(s), 0);
 }
 
 static void drain_timer_cb(uv_timer_t *h)
@@ -745,7 +829,7 @@ static void finish_timer_cb(uv_timer_t *h)
 	 * context has an operation in flight (nng issue #1813, fixed in 1.8),
 	 * so the client is closed only once no call is outstanding.  Every
 	 * call ends by its timeout at the latest. */
-	if ((s->reg_inflight || s->poll_inflight || s->results_inflight || s->health_inflight) &&
+	if ((s->reg_inflight || s->polls_out > 0 || s->results_inflight || s->health_inflight) &&
 	    hf_mono_ms() < s->finish_deadline) {
 		uv_timer_start(&s->finish_timer, finish_timer_cb, 10, 0);
 		return;
@@ -762,6 +846,15 @@ void session_end(struct session *s, int exit_code)
 {
 	if (s->state == SESSION_DONE)
 		return;
+	/* A held poll would keep the client open until its hold ends: a
+	 * poll that takes no work makes the coordinator answer it now. */
+	if (s->held_out > 0 && s->polls_out == 1) {
+		bool draining = s->draining;
+		s->draining = true;
+		if (poll_call(s, true) < 0)
+			log_debug("could not end the held poll early; it ends with its hold");
+		s->draining = draining;
+	}
 	s->state = SESSION_DONE;
 	s->exit_code = exit_code;
 	s->finish_deadline = hf_mono_ms() + call_timeout_ms(s) + 1000;

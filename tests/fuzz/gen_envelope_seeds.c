@@ -85,7 +85,7 @@ static uint64_t number_for(const char *name)
 	static const struct { const char *field; uint64_t value; } values[] = {
 		{ "index", 0 }, { "device_index", 0 }, { "device_indices", 0 }, { "batch_size", 1 },
 		{ "batch_sizes", 1 }, { "seq_len", 128 }, { "seq_lens", 128 }, { "timeout_s", 600 },
-		{ "iterations", 20 }, { "warmup", 3 }, { "heartbeat_ms", 1000 }, { "lease_ms", 30000 },
+		{ "iterations", 20 }, { "warmup", 3 }, { "heartbeat_ms", 1000 }, { "lease_ms", 30000 }, { "hold_ms", 1000 },
 		{ "protocol_version", HF_PROTOCOL_VERSION }, { "min_protocol", HF_PROTOCOL_MIN },
 		{ "max_protocol", HF_PROTOCOL_MAX },
 		{ "memory_bytes", UINT64_C(85899345920) }, { "min_memory_bytes", UINT64_C(8589934592) },

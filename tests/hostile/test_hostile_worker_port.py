@@ -218,6 +218,11 @@ class WorkerPortTest(WorkerPortBase):
              wire.register(worker_id='evil-num6', cpu=wire.cpu_info(memory_bytes=U64)), 'memory_bytes'),
             ('Poll free_slots 2^32-1', 'poll',
              wire.poll('evil-num2', free=[wire.device_free(free_slots=U32)]), 'free_slots'),
+            # A held poll asks for at most a minute (the coordinator holds
+            # less); beyond that it is refused, not held for an hour.
+            ('Poll hold_ms one past its limit', 'poll',
+             wire.poll('evil-num2', hold_ms=peer.hf_limit('HF_POLL_HOLD_MAX_MS') + 1), 'hold_ms'),
+            ('Poll hold_ms 2^32-1', 'poll', wire.poll('evil-num2', hold_ms=U32), 'hold_ms'),
             ('telemetry utilization NaN', 'poll',
              wire.poll('evil-num2', telemetry=[wire.telemetry(utilization_pct=NAN)]), 'utilization_pct'),
             ('telemetry temperature inf', 'poll',

@@ -352,15 +352,15 @@ START_TEST(test_device_leased_counts_follow_leases)
 }
 END_TEST
 
-/* sched_on_queued's callback runs for every way a task becomes queued,
+/* sched_set_queued_cb's callback runs for every way a task becomes queued,
  * once each, with the task already in its queue, and for no other move. */
 static size_t queued_calls, queued_in_heap;
 
-static void count_queued(void *arg, const struct sched_task *t)
+static void count_queued(void *arg, Hf__Backend backend)
 {
 	struct sched *s = arg;
 	queued_calls++;
-	queued_in_heap += t->state == SCHED_QUEUED && sched_queued(s, t->backend) > 0;
+	queued_in_heap += sched_queued(s, backend) > 0;
 }
 
 START_TEST(test_on_queued_sees_every_way_into_the_queue)
@@ -369,7 +369,7 @@ START_TEST(test_on_queued_sees_every_way_into_the_queue)
 	struct sched_task *out[8], t;
 
 	queued_calls = queued_in_heap = 0;
-	sched_on_queued(s, count_queued, s);
+	sched_set_queued_cb(s, count_queued, s);
 	sched_job_add(s, 1, 0);
 	for (uint64_t id = 1; id <= 4; id++) {
 		t = mk(id, 1, CPU);
@@ -391,7 +391,7 @@ START_TEST(test_on_queued_sees_every_way_into_the_queue)
 	ck_assert_uint_eq(queued_calls, 7);
 	ck_assert_uint_eq(queued_in_heap, 7);
 	sched_remove(s, sched_task_find(s, 4));
-	sched_on_queued(s, NULL, NULL);
+	sched_set_queued_cb(s, NULL, NULL);
 	t = mk(6, 1, CPU);
 	sched_task_add(s, &t);
 	ck_assert_uint_eq(queued_calls, 7);

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * Held polls: the polls of idle workers that the coordinator answers only
+ * when tasks they can run are queued, or when their hold ends (see "Held
+ * polls" in docs/protocol.md).  This is their bookkeeping, pure and with
+ * no I/O: a queue in the order they were parked (the oldest is offered
+ * work first, so wakes are fair between workers) and a min-heap of when
+ * their holds end (so ending them costs a look at the earliest).  Both
+ * are intrusive: a held poll is a struct held_poll inside the caller's
+ * request, which owns its memory.  worker-api.c parks, wakes and ends
+ * them.
+ *
+ * Not thread-safe: owned by the coordinator's loop thread.
+ */
+#ifndef HF_POLL_HOLD_H
+#define HF_POLL_HOLD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct held_poll {
+	int64_t until_ms;       /* monotonic: when the hold ends */
+	uint32_t backends;      /* bit b: a device of backend b has free slots */
+	/* internal */
+	size_t heap_idx;
+	struct held_poll *prev, *next; /* oldest first */
+};
+
+struct poll_holds {
+	struct held_poll **heap; /* by until_ms */
+	size_t n, cap;
+	struct held_poll *first, *last;
+};
+
+/* Parks p (until_ms and backends set).  Returns 0 or -ENOMEM. */
+int poll_holds_add(struct poll_holds *h, struct held_poll *p);
+
+/* Takes p out (woken, answered or gone). */
+void poll_holds_remove(struct poll_holds *h, struct held_poll *p);
+
+/* The held poll whose hold ended earliest, if that is at or before
+ * now_ms, taken out; else NULL. */
+struct held_poll *poll_holds_pop_ended(struct poll_holds *h, int64_t now_ms);
+
+/* When the earliest hold ends, or -1 when none is held. */
+int64_t poll_holds_next_end(const struct poll_holds *h);
+
+/* The oldest held poll (then ->next), or NULL. */
+static inline struct held_poll *poll_holds_first(const struct poll_holds *h)
+{
+	return h->first;
+}
+
+static inline size_t poll_holds_count(const struct poll_holds *h)
+{
+	return h->n;
+}
+
+/* Frees the heap (the held polls are the caller's). */
+void poll_holds_fini(struct poll_holds *h);
+
+#endif
