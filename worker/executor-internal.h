@@ -6,7 +6,7 @@
  * owns the executor and its tasks' life cycle (start, signals, stop, the
  * process's end, output, the result, close); executor-spawn.c how a runner
  * is started (its argv and environment, the cold spawn, the hand-off to a
- * warm runner); executor-taskdir.c the task directories and task.json;
+ * warm runner); executor-taskdir.c the task files (task.json, result.json);
  * executor-check.c the health checks.  Everything declared here runs on
  * the loop thread only.
  */
@@ -47,7 +47,7 @@ struct task {
 	size_t n_devices;
 	struct devenv devenv;            /* how the runner is given them */
 	char *model_type;
-	char *dir, *task_path, *result_path;
+	char *dir, *task_path, *result_path;  /* dir: where both files are */
 	int64_t timeout_ms;
 	double started_at, finished_at;
 
@@ -138,8 +138,11 @@ int task_start_warm(struct task *t, const char *where);
 /* *ret = the formatted path (malloc'd), or -ENOMEM. */
 int path_join(char **ret, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Makes the task's directory, removes an old result.json, writes task.json. */
+/* Removes an old result file of the attempt, writes its task file. */
 int task_prepare_dir(const struct task *t, const Hf__Assignment *a);
+
+/* Removes the task's files (its result was read): a warning if it cannot. */
+void task_files_remove(const struct task *t);
 
 /* executor-check.c: health checks. */
 

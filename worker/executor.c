@@ -196,6 +196,7 @@ static void task_finish(struct task *t)
 	}
 	r = result_build(&o, &res);
 	free(text);
+	task_files_remove(t); /* read: the result lives on in res */
 	if (r < 0)
 		log_error("could not build the result of task %" PRIu64 " attempt %" PRIu32
 			  ": %s; its lease will expire",
@@ -428,10 +429,11 @@ int executor_start(struct executor *ex, const Hf__Assignment *a,
 	t->started_at = hf_wall_s();
 	t->model_type = strdup(a->model_type ? a->model_type : "");
 	if (!t->model_type ||
-	    path_join(&t->dir, "%s/tasks/%" PRIu64 "-%" PRIu32, ex->state_dir, a->task_id,
+	    path_join(&t->dir, "%s/tasks", ex->state_dir) < 0 ||
+	    path_join(&t->task_path, "%s/%" PRIu64 "-%" PRIu32 ".task.json", t->dir, a->task_id,
 		      a->attempt) < 0 ||
-	    path_join(&t->task_path, "%s/task.json", t->dir) < 0 ||
-	    path_join(&t->result_path, "%s/result.json", t->dir) < 0 ||
+	    path_join(&t->result_path, "%s/%" PRIu64 "-%" PRIu32 ".result.json", t->dir,
+		      a->task_id, a->attempt) < 0 ||
 	    tail_buf_init(&t->output, ex->output_limit) < 0 ||
 	    devenv_build(t->backend, t->devices, devs, n, &t->devenv) < 0) {
 		tail_buf_fini(&t->output);
@@ -454,7 +456,7 @@ int executor_start(struct executor *ex, const Hf__Assignment *a,
 
 	r = task_prepare_dir(t, a);
 	if (r < 0) {
-		snprintf(reason, sizeof(reason), "could not prepare task directory \"%s\": %s", t->dir,
+		snprintf(reason, sizeof(reason), "could not write the task file \"%s\": %s", t->task_path,
 			 strerror(-r));
 		task_fail_start(t, reason);
 		return 0;
