@@ -53,21 +53,26 @@ static json_t *json_device_list(const struct task *t)
 	return list;
 }
 
-/* Writes the task file, not durably (see above); the tasks directory is
- * made when it is missing. */
-static int task_file_write(const struct task *t, const char *text, size_t len)
+int task_file_write(const struct task *t, const json_t *json)
 {
-	int fd = open(t->task_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	int r = 0;
+	/* Indented, a member a line, as it always was: simple runners grep it. */
+	char *buf = json_dumps(json, JSON_INDENT(1)), *text = buf;
+	size_t len = buf ? strlen(buf) : 0;
+	int fd, r = 0;
 
+	if (!buf)
+		return -ENOMEM;
+	fd = open(t->task_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 && errno == ENOENT) {
 		r = hf_mkdir_p(t->dir, 0700);
 		if (r < 0)
-			return r;
+			goto out;
 		fd = open(t->task_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	}
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
 	while (len > 0) {
 		ssize_t n = write(fd, text, len);
 		if (n < 0 && errno == EINTR)
@@ -81,16 +86,16 @@ static int task_file_write(const struct task *t, const char *text, size_t len)
 	}
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
+out:
+	free(buf);
 	return r;
 }
 
 /* task.json.  Fields proto3 cannot tell from unset (empty strings, zero
  * counts) are written as null, so the runner applies its own default. */
-static int task_write_json(const struct task *t, const Hf__Assignment *a)
+static int task_json(const struct task *t, const Hf__Assignment *a, json_t **ret)
 {
 	json_t *o = json_object();
-	char *text = NULL;
-	int r = -ENOMEM;
 
 	if (!o)
 		return -ENOMEM;
@@ -112,25 +117,21 @@ static int task_write_json(const struct task *t, const Hf__Assignment *a)
 	    json_object_set_new(o, "precision", json_string_or_null(a->precision)) ||
 	    json_object_set_new(o, "iterations", json_count_or_null(a->iterations)) ||
 	    json_object_set_new(o, "warmup", json_integer(a->warmup)) ||
-	    json_object_set_new(o, "timeout_s", json_integer((t->timeout_ms + 999) / 1000)))
-		goto out;
-	text = json_dumps(o, JSON_INDENT(1));
-	if (!text)
-		goto out;
-	r = task_file_write(t, text, strlen(text));
-out:
-	free(text);
-	json_decref(o);
-	return r;
+	    json_object_set_new(o, "timeout_s", json_integer((t->timeout_ms + 999) / 1000))) {
+		json_decref(o);
+		return -ENOMEM;
+	}
+	*ret = o;
+	return 0;
 }
 
-int task_prepare_dir(const struct task *t, const Hf__Assignment *a)
+int task_prepare(const struct task *t, const Hf__Assignment *a, json_t **ret_json)
 {
 	/* A result from an earlier run of this attempt must not be taken for
 	 * this run's. */
 	if (unlink(t->result_path) < 0 && errno != ENOENT)
 		return -errno;
-	return task_write_json(t, a);
+	return task_json(t, a, ret_json);
 }
 
 void task_files_remove(const struct task *t)
