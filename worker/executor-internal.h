@@ -49,6 +49,7 @@ struct task {
 	struct devenv devenv;            /* how the runner is given them */
 	char *model_type;
 	char *dir, *task_path, *result_path;  /* dir: where both files are */
+	bool task_file;                  /* task_path was written (else: in the request line) */
 	int64_t timeout_ms;
 	double started_at, finished_at;
 
@@ -146,7 +147,7 @@ int task_prepare(const struct task *t, const Hf__Assignment *a, json_t **ret_jso
 
 /* Writes the task file (not durably: see executor-taskdir.c); the tasks
  * directory is made when it is missing. */
-int task_file_write(const struct task *t, const json_t *json);
+int task_file_write(struct task *t, const json_t *json);
 
 /* Removes the task's files (its result was read): a warning if it cannot. */
 void task_files_remove(const struct task *t);

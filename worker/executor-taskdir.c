@@ -53,7 +53,7 @@ static json_t *json_device_list(const struct task *t)
 	return list;
 }
 
-int task_file_write(const struct task *t, const json_t *json)
+int task_file_write(struct task *t, const json_t *json)
 {
 	/* Indented, a member a line, as it always was: simple runners grep it. */
 	char *buf = json_dumps(json, JSON_INDENT(1)), *text = buf;
@@ -73,6 +73,7 @@ int task_file_write(const struct task *t, const json_t *json)
 		r = -errno;
 		goto out;
 	}
+	t->task_file = true;
 	while (len > 0) {
 		ssize_t n = write(fd, text, len);
 		if (n < 0 && errno == EINTR)
@@ -136,7 +137,7 @@ int task_prepare(const struct task *t, const Hf__Assignment *a, json_t **ret_jso
 
 void task_files_remove(const struct task *t)
 {
-	if (unlink(t->task_path) < 0 && errno != ENOENT)
+	if (t->task_file && unlink(t->task_path) < 0 && errno != ENOENT)
 		log_warn("could not remove \"%s\": %s, ignoring", t->task_path, strerror(errno));
 	if (unlink(t->result_path) < 0 && errno != ENOENT)
 		log_warn("could not remove \"%s\": %s, ignoring", t->result_path, strerror(errno));

@@ -49,6 +49,7 @@ struct spool_file {
 struct spool {
 	char dir[4096];
 	int lock_fd, dir_fd;
+	long pid;                     /* in temporary files' names */
 	uint64_t next_seq;
 	struct spool_file *files, **files_tail;  /* oldest first */
 };
@@ -145,6 +146,7 @@ int spool_open(const char *state_dir, struct spool **ret_spool)
 	sp->lock_fd = -1;
 	sp->dir_fd = -1;
 	sp->files_tail = &sp->files;
+	sp->pid = (long)getpid();
 	if ((size_t)snprintf(sp->dir, sizeof(sp->dir), "%s/spool", state_dir) >= sizeof(sp->dir)) {
 		r = -ENAMETOOLONG;
 		goto fail;
@@ -308,7 +310,7 @@ static int batch_file_write(struct spool *sp, Hf__TaskResult *const *results, co
 	int fd, r;
 
 	snprintf(name, sizeof(name), BATCH_PREFIX "%" PRIu64 BATCH_SUFFIX, sp->next_seq);
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", name, (long)getpid());
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", name, sp->pid);
 	f = file_new(name, sp->next_seq, n);
 	buf = malloc(len);
 	if (!f || !buf) {
