@@ -12,10 +12,11 @@ with PyTorch + transformers, and writes the result JSON atomically
 written (whatever its status), 1 when even writing the result failed, 2 on
 bad usage.
 
-Serve (a warm runner): one request per stdin line, {"task": PATH,
-"result": PATH}, each run exactly as the one-shot CLI runs it, answered by
-one line on the control descriptor: {"done": TASK_ID, "fatal": BOOL,
-"rss_bytes": N}.  torch and transformers are imported once, at the first
+Serve (a warm runner): one request per stdin line, {"task": PATH or the
+task object itself, "result": PATH}, each run exactly as the one-shot CLI
+runs it, answered by one line on the control descriptor: {"done": TASK_ID,
+"fatal": BOOL, "rss_bytes": N, "task_inline": true} (task_inline: the worker
+may send the task object instead of a path).  torch and transformers are imported once, at the first
 task.  Exit status 0 at the end of stdin, 3 after a fatal device error, 1
 when the control descriptor is closed, 2 on bad usage.  See README.md
 beside this file.
