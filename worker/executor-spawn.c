@@ -237,12 +237,15 @@ int task_start_warm(struct task *t, const char *where, const json_t *json)
 	size_t first_owned = 0;
 	int r;
 
-	r = task_build_env(t, true, &env, &first_owned);
-	if (r < 0)
-		return r;
 	r = task_warm_key(t, &key);
 	if (r < 0)
-		goto out;
+		return r;
+	/* The environment is a new runner's: an idle one has its own. */
+	if (!warm_pool_has_idle(ex->pool, key)) {
+		r = task_build_env(t, true, &env, &first_owned);
+		if (r < 0)
+			goto out;
+	}
 	/* A runner that takes its task in the request line needs no file. */
 	if (warm_pool_takes_inline(ex->pool, key)) {
 		line = json_dumps(json, JSON_COMPACT); /* one line */

@@ -745,6 +745,11 @@ static struct warm_runner *pool_find_idle(struct warm_pool *p, const char *key)
 	return NULL;
 }
 
+bool warm_pool_has_idle(struct warm_pool *p, const char *key)
+{
+	return !p->closing && pool_find_idle(p, key);
+}
+
 bool warm_pool_takes_inline(struct warm_pool *p, const char *key)
 {
 	struct warm_runner *w = p->closing ? NULL : pool_find_idle(p, key);
@@ -779,7 +784,7 @@ int warm_pool_submit(struct warm_pool *p, const char *key, char *const *env, con
 		return r;
 	}
 	if (!w) {
-		r = runner_start(p, key, env, where, &w);
+		r = env ? runner_start(p, key, env, where, &w) : -EINVAL;
 		if (r < 0) {
 			free(ww->line);
 			free(ww);

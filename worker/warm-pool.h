@@ -97,13 +97,18 @@ typedef void (*warm_end_cb)(void *task, const struct warm_end *end, void *arg);
 int warm_pool_new(uv_loop_t *loop, const struct warm_pool_config *cfg, warm_end_cb cb,
 		  void *arg, struct warm_pool **ret_pool);
 
+/* Whether an idle runner of key is there: warm_pool_submit then needs no
+ * env (building one per task costs more than the rest of the hand-off). */
+bool warm_pool_has_idle(struct warm_pool *p, const char *key);
+
 /* Whether the runner warm_pool_submit would hand a task of key to now
  * takes the task in its request line (its last done line said
  * "task_inline": true): then the task file need not be written. */
 bool warm_pool_takes_inline(struct warm_pool *p, const char *key);
 
 /* Hands a task to an idle runner of key, or to a new one started with env
- * (a NULL-terminated "NAME=value" list, borrowed for the call); where names
+ * (a NULL-terminated "NAME=value" list, borrowed for the call; NULL when
+ * warm_pool_has_idle said there is an idle one); where names
  * its devices in log lines ("cuda:0").  The runner gets task_json (one
  * compact JSON object; NULL: none) in its request line when it takes it
  * (warm_pool_takes_inline), else the path task_path.  output (borrowed until
