@@ -64,7 +64,9 @@ int hf_read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len)
 		r = -EFBIG;
 		goto out;
 	}
-	cap = (size_t)st.st_size + 1;
+	/* Files of /proc and /sys say size 0: start at a page, not a byte
+	 * doubled a dozen times (a read each). */
+	cap = st.st_size > 0 ? (size_t)st.st_size + 1 : 4096;
 	buf = malloc(cap);
 	if (!buf) {
 		r = -ENOMEM;

@@ -6,7 +6,7 @@
  * owns the executor and its tasks' life cycle (start, signals, stop, the
  * process's end, output, the result, close); executor-spawn.c how a runner
  * is started (its argv and environment, the cold spawn, the hand-off to a
- * warm runner); executor-taskdir.c the task directories and task.json;
+ * warm runner); executor-taskdir.c the task files (task.json, result.json);
  * executor-check.c the health checks.  Everything declared here runs on
  * the loop thread only.
  */
@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <uv.h>
 
 #include "contain.h"
@@ -47,7 +48,8 @@ struct task {
 	size_t n_devices;
 	struct devenv devenv;            /* how the runner is given them */
 	char *model_type;
-	char *dir, *task_path, *result_path;
+	char *dir, *task_path, *result_path;  /* dir: where both files are */
+	bool task_file;                  /* task_path was written (else: in the request line) */
 	int64_t timeout_ms;
 	double started_at, finished_at;
 
@@ -129,17 +131,26 @@ void task_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 /* Spawns the runner; a negative errno (libuv's, as errno) on failure. */
 int task_spawn(struct task *t);
 
-/* Hands the task to a warm runner of its device; a negative errno when none
- * could be started. */
-int task_start_warm(struct task *t, const char *where);
+/* Hands the task (json: task_prepare's) to a warm runner of its device, in
+ * its request line or a task file; a negative errno when none could be
+ * started or the file not be written. */
+int task_start_warm(struct task *t, const char *where, const json_t *json);
 
 /* executor-taskdir.c: task directories and task.json. */
 
 /* *ret = the formatted path (malloc'd), or -ENOMEM. */
 int path_join(char **ret, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Makes the task's directory, removes an old result.json, writes task.json. */
-int task_prepare_dir(const struct task *t, const Hf__Assignment *a);
+/* Removes an old result file of the attempt; *ret_json (the caller's) is
+ * its task, for its task file or its request line. */
+int task_prepare(const struct task *t, const Hf__Assignment *a, json_t **ret_json);
+
+/* Writes the task file (not durably: see executor-taskdir.c); the tasks
+ * directory is made when it is missing. */
+int task_file_write(struct task *t, const json_t *json);
+
+/* Removes the task's files (its result was read): a warning if it cannot. */
+void task_files_remove(const struct task *t);
 
 /* executor-check.c: health checks. */
 

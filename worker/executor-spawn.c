@@ -230,25 +230,38 @@ static int task_warm_key(const struct task *t, char **ret)
 
 /* Hands the task to a warm runner of its device; a negative errno when none
  * could be started. */
-int task_start_warm(struct task *t, const char *where)
+int task_start_warm(struct task *t, const char *where, const json_t *json)
 {
 	struct executor *ex = t->ex;
-	char **env = NULL, *key = NULL;
+	char **env = NULL, *key = NULL, *line = NULL;
 	size_t first_owned = 0;
 	int r;
 
-	r = task_build_env(t, true, &env, &first_owned);
-	if (r < 0)
-		return r;
 	r = task_warm_key(t, &key);
 	if (r < 0)
+		return r;
+	/* The environment is a new runner's: an idle one has its own. */
+	if (!warm_pool_has_idle(ex->pool, key)) {
+		r = task_build_env(t, true, &env, &first_owned);
+		if (r < 0)
+			goto out;
+	}
+	/* A runner that takes its task in the request line needs no file. */
+	if (warm_pool_takes_inline(ex->pool, key)) {
+		line = json_dumps(json, JSON_COMPACT); /* one line */
+		r = line ? 0 : -ENOMEM;
+	} else {
+		r = task_file_write(t, json);
+	}
+	if (r < 0)
 		goto out;
-	r = warm_pool_submit(ex->pool, key, env, where, t->task_id, t->task_path, t->result_path,
-			     &t->output, t, &t->warm);
+	r = warm_pool_submit(ex->pool, key, env, where, t->task_id, t->task_path, line,
+			     t->result_path, &t->output, t, &t->warm);
 	if (r < 0)
 		goto out;
 	t->spawned = true;
 out:
+	free(line);
 	free(key);
 	env_free(env, first_owned);
 	return r;

@@ -196,6 +196,7 @@ static void task_finish(struct task *t)
 	}
 	r = result_build(&o, &res);
 	free(text);
+	task_files_remove(t); /* read: the result lives on in res */
 	if (r < 0)
 		log_error("could not build the result of task %" PRIu64 " attempt %" PRIu32
 			  ": %s; its lease will expire",
@@ -402,6 +403,7 @@ int executor_start(struct executor *ex, const Hf__Assignment *a,
 	const char *indices;
 	struct task *t;
 	char reason[512], where[128];
+	json_t *json = NULL;
 	int r;
 
 	if (ex->closing)
@@ -428,10 +430,11 @@ int executor_start(struct executor *ex, const Hf__Assignment *a,
 	t->started_at = hf_wall_s();
 	t->model_type = strdup(a->model_type ? a->model_type : "");
 	if (!t->model_type ||
-	    path_join(&t->dir, "%s/tasks/%" PRIu64 "-%" PRIu32, ex->state_dir, a->task_id,
+	    path_join(&t->dir, "%s/tasks", ex->state_dir) < 0 ||
+	    path_join(&t->task_path, "%s/%" PRIu64 "-%" PRIu32 ".task.json", t->dir, a->task_id,
 		      a->attempt) < 0 ||
-	    path_join(&t->task_path, "%s/task.json", t->dir) < 0 ||
-	    path_join(&t->result_path, "%s/result.json", t->dir) < 0 ||
+	    path_join(&t->result_path, "%s/%" PRIu64 "-%" PRIu32 ".result.json", t->dir,
+		      a->task_id, a->attempt) < 0 ||
 	    tail_buf_init(&t->output, ex->output_limit) < 0 ||
 	    devenv_build(t->backend, t->devices, devs, n, &t->devenv) < 0) {
 		tail_buf_fini(&t->output);
@@ -452,10 +455,13 @@ int executor_start(struct executor *ex, const Hf__Assignment *a,
 	ex->running = t;
 	ex->n_running++;
 
-	r = task_prepare_dir(t, a);
+	r = task_prepare(t, a, &json);
+	if (r == 0 && !(ex->pool && n == 1))
+		r = task_file_write(t, json);
 	if (r < 0) {
-		snprintf(reason, sizeof(reason), "could not prepare task directory \"%s\": %s", t->dir,
+		snprintf(reason, sizeof(reason), "could not write the task file \"%s\": %s", t->task_path,
 			 strerror(-r));
+		json_decref(json);
 		task_fail_start(t, reason);
 		return 0;
 	}
@@ -463,7 +469,8 @@ int executor_start(struct executor *ex, const Hf__Assignment *a,
 	snprintf(where, sizeof(where), "%s:%s", hf_backend_name(t->backend),
 		 indices ? indices : "?");
 	/* Several devices: a cold runner (a warm one is kept per device). */
-	r = ex->pool && n == 1 ? task_start_warm(t, where) : task_spawn(t);
+	r = ex->pool && n == 1 ? task_start_warm(t, where, json) : task_spawn(t);
+	json_decref(json);
 	if (r < 0) {
 		snprintf(reason, sizeof(reason), "could not start runner \"%s\": %s", ex->argv[0],
 			 strerror(-r));

@@ -162,12 +162,10 @@ size_t executor_warm_size(const struct executor *ex);
 /* Fills refs with up to max running attempts; returns how many. */
 size_t executor_list(const struct executor *ex, struct executor_ref *refs, size_t max);
 
-/* Removes the task directory of an attempt that is not running (after its
- * result was acknowledged).  Missing is not an error. */
-int executor_task_dir_remove(struct executor *ex, uint64_t task_id, uint32_t attempt);
-
-/* Removes every task directory that does not belong to a running attempt:
- * at start, whatever a previous run left behind. */
+/* Removes every task file (and task directory of older versions) that
+ * does not belong to a running attempt: at start, whatever a previous run
+ * left behind.  A task's own files go at its end, once its result was
+ * read. */
 int executor_task_dirs_clean(struct executor *ex);
 
 /* SIGKILLs every running attempt's process group without reporting it,

@@ -132,8 +132,9 @@ void session_end(struct session *s, int exit_code);
 
 /* session-results.c: the results not yet acknowledged. */
 
-/* Writes a pending result to the spool; a failure is logged and leaves it
- * unspooled, to be written again at the next heartbeat. */
+/* Writes a pending result to the spool, with every other one not yet
+ * there (one fsync); a failure is logged and leaves them unspooled, to be
+ * written again at the next flush or heartbeat. */
 void pending_spool(struct session *s, struct pending *p);
 
 /* Takes result; a result for an attempt already pending replaces it. */

@@ -27,23 +27,63 @@ static struct pending *pending_find(struct session *s, uint64_t task_id, uint32_
 	return NULL;
 }
 
-void pending_spool(struct session *s, struct pending *p)
+/* Writes every pending result not yet in the spool, together: one file,
+ * one fsync (spool.h).  A failure is logged and leaves them unspooled, to
+ * be written again at the next flush or heartbeat (and sent meanwhile, as
+ * a full disk must not stop the worker from reporting). */
+static void pending_spool_all(struct session *s)
 {
-	int r = spool_write(s->spool, p->result);
+	Hf__TaskResult *batch[SPOOL_BATCH_RESULTS];
+	bool quiet = true;
+	size_t n = 0;
+	int r;
 
+	for (struct pending *p = s->pending; p; p = p->next) {
+		if (p->spooled)
+			continue;
+		quiet = quiet && p->spool_failed;
+		batch[n++] = p->result;
+		if (n == SPOOL_BATCH_RESULTS)
+			break;
+	}
+	if (n == 0)
+		return;
+	r = spool_write_batch(s->spool, batch, n);
 	if (r < 0) {
-		hf_log(p->spool_failed ? HF_LOG_DEBUG : HF_LOG_ERROR,
-		       "could not write the result of task %" PRIu64 " attempt %" PRIu32
-		       " to the spool: %s; keeping it in memory and trying again",
-		       p->result->task_id, p->result->attempt, strerror(-r));
-		p->spool_failed = true;
+		hf_log(quiet ? HF_LOG_DEBUG : HF_LOG_ERROR,
+		       "could not write %zu results (task %" PRIu64 " attempt %" PRIu32
+		       " first) to the spool: %s; keeping them in memory and trying again",
+		       n, batch[0]->task_id, batch[0]->attempt, strerror(-r));
+		for (struct pending *p = s->pending; p; p = p->next)
+			if (!p->spooled)
+				p->spool_failed = true;
 		return;
 	}
-	if (p->spool_failed)
-		log_info("result of task %" PRIu64 " attempt %" PRIu32 " is now in the spool",
-			 p->result->task_id, p->result->attempt);
-	p->spooled = true;
-	p->spool_failed = false;
+	size_t done = 0;
+	for (struct pending *p = s->pending; p && done < n; p = p->next) {
+		if (p->spooled)
+			continue;
+		if (p->spool_failed)
+			log_info("result of task %" PRIu64 " attempt %" PRIu32 " is now in the spool",
+				 p->result->task_id, p->result->attempt);
+		p->spooled = true;
+		p->spool_failed = false;
+		done++;
+	}
+	if (done < n)
+		log_error("spool batch bookkeeping lost %zu results", n - done);
+	/* More than one batch's worth: the rest in the next file. */
+	for (struct pending *p = s->pending; p; p = p->next)
+		if (!p->spooled) {
+			pending_spool_all(s);
+			break;
+		}
+}
+
+void pending_spool(struct session *s, struct pending *p)
+{
+	if (!p->spooled)
+		pending_spool_all(s);
 }
 
 /* Takes result.  A result for an attempt already pending replaces it. */
@@ -52,6 +92,12 @@ void pending_add(struct session *s, Hf__TaskResult *result, bool spooled)
 	struct pending *p = pending_find(s, result->task_id, result->attempt);
 
 	if (p) {
+		/* The spool keeps one copy of an attempt: the new one is
+		 * written with the next batch. */
+		if (p->spooled && spool_remove(s->spool, result->task_id, result->attempt) < 0)
+			log_warn("could not remove the replaced result of task %" PRIu64
+				 " attempt %" PRIu32 " from the spool, ignoring",
+				 result->task_id, result->attempt);
 		result_free(p->result);
 		p->result = result;
 		p->spooled = false;
@@ -69,9 +115,9 @@ void pending_add(struct session *s, Hf__TaskResult *result, bool spooled)
 		s->pending_tail = &p->next;
 		s->n_pending++;
 	}
+	/* Not spooled yet: results_flush writes every result that came
+	 * meanwhile with one fsync before it sends them. */
 	p->spooled = spooled;
-	if (!spooled)
-		pending_spool(s, p);
 }
 
 /* Takes a result off the pending list (the caller deals with its spool
@@ -99,9 +145,6 @@ static void pending_forget(struct session *s, uint64_t task_id, uint32_t attempt
 {
 	if (!pending_unlink(s, task_id, attempt))
 		return;
-	if (executor_task_dir_remove(s->ex, task_id, attempt) < 0)
-		log_warn("could not remove the directory of task %" PRIu64 " attempt %" PRIu32 ", ignoring",
-			 task_id, attempt);
 	if (s->state == SESSION_FLUSHING && s->n_pending == 0) {
 		log_info("all results reported or set aside");
 		session_end(s, 0);
@@ -119,16 +162,15 @@ static void pending_remove(struct session *s, uint64_t task_id, uint32_t attempt
 		log_warn("could not remove the result of task %" PRIu64 " attempt %" PRIu32
 			 " from the spool: %s; it will be sent again at the next start",
 			 task_id, attempt, strerror(-r));
-	r = executor_task_dir_remove(s->ex, task_id, attempt);
-	if (r < 0)
-		log_warn("could not remove the directory of task %" PRIu64 " attempt %" PRIu32
-			 ": %s, ignoring",
-			 task_id, attempt, strerror(-r));
 	log_debug("result of task %" PRIu64 " attempt %" PRIu32 " acknowledged", task_id, attempt);
 }
 
 void pending_free_all(struct session *s)
 {
+	/* Stopping: what is only in memory goes to the spool for the next
+	 * start (a batch was in flight when it came). */
+	if (s->spool)
+		pending_spool_all(s);
 	while (s->pending) {
 		struct pending *p = s->pending;
 		s->pending = p->next;
@@ -158,7 +200,8 @@ static void results_refused(struct session *s, const char *why)
 	}
 	uint64_t task = s->results_sent_task;
 	uint32_t attempt = s->results_sent_attempt;
-	int r = spool_set_aside(s->spool, task, attempt);
+	struct pending *p = pending_find(s, task, attempt);
+	int r = p ? spool_set_aside(s->spool, p->result) : 0;
 	log_error("coordinator %s refused the result of task %" PRIu64 " attempt %" PRIu32
 		  " as invalid: %s; %s, not sent again",
 		  s->cfg.url, task, attempt, why,
@@ -217,6 +260,10 @@ static void results_reply_cb(int rv, nng_msg *reply, void *arg)
 		results_flush(s); /* progress: send the next batch now */
 	}
 out:
+	/* Results that came while the batch was in flight wait for its reply
+	 * (results_flush); they are made durable now whatever it was. */
+	if (s->state != SESSION_DONE)
+		pending_spool_all(s);
 	hf_env_free(env);
 }
 
@@ -228,8 +275,16 @@ void results_flush(struct session *s)
 	size_t n = 0, bytes = 0;
 	int r;
 
-	if ((s->state != SESSION_ACTIVE && s->state != SESSION_FLUSHING) || s->results_inflight)
+	if (s->state != SESSION_ACTIVE && s->state != SESSION_FLUSHING) {
+		pending_spool_all(s); /* nothing is sent now: durable at once */
 		return;
+	}
+	/* While a batch is in flight, new results wait in memory for its reply
+	 * and are then written together, one fsync for all of them, just
+	 * before they are sent: a result is sent only once it is durable. */
+	if (s->results_inflight)
+		return;
+	pending_spool_all(s);
 	size_t most = s->results_isolate ? 1 : SESSION_BATCH_MAX;
 	if (!s->pending)
 		s->results_isolate = false;

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT
  *
- * The durable result spool (see spool.h).  Durability comes from
- * hf_write_file_durable (temporary file, fsync, rename, fsync of the
- * directory); a crash mid-write leaves a "<name>.tmp.<pid>" file that the
- * next load removes.
+ * The durable result spool (see spool.h).  A batch is written to
+ * "<name>.tmp.<pid>", fdatasync'd, renamed into place, and the directory
+ * fsync'd once; a crash mid-write leaves the temporary file, which the next
+ * load removes.  The spool keeps, in memory, which file holds which result
+ * (oldest file first), so that an acknowledgement releases its result and
+ * the file goes once none is left in it.
  */
 #include "spool.h"
 
@@ -23,108 +25,44 @@
 #include "result.h"
 
 #define SPOOL_SUFFIX ".result"
-#define SPOOL_FILE_MAX (8u << 20)
+#define BATCH_PREFIX "batch-"
+#define BATCH_SUFFIX ".results"
+#define BATCH_MAGIC "HFSPOOL1"
+#define BATCH_MAGIC_LEN 8
+#define SPOOL_NAME_MAX 64
+
+struct spool_entry {
+	uint64_t task_id;
+	uint32_t attempt;
+	bool live;
+};
+
+/* A file of the spool and the results in it. */
+struct spool_file {
+	struct spool_file *next;
+	char name[SPOOL_NAME_MAX];
+	uint64_t seq;                 /* 0: a single-result file (older layout) */
+	struct spool_entry *entries;
+	size_t n, live;
+};
 
 struct spool {
 	char dir[4096];
-	int lock_fd;
+	int lock_fd, dir_fd;
+	long pid;                     /* in temporary files' names */
+	uint64_t next_seq;
+	struct spool_file *files, **files_tail;  /* oldest first */
 };
 
-int spool_open(const char *state_dir, struct spool **ret_spool)
+static void files_free(struct spool *sp)
 {
-	struct spool *sp = calloc(1, sizeof(*sp));
-	char lock[4200];
-	int r;
-
-	if (!sp)
-		return -ENOMEM;
-	sp->lock_fd = -1;
-	if ((size_t)snprintf(sp->dir, sizeof(sp->dir), "%s/spool", state_dir) >= sizeof(sp->dir)) {
-		r = -ENAMETOOLONG;
-		goto fail;
+	while (sp->files) {
+		struct spool_file *f = sp->files;
+		sp->files = f->next;
+		free(f->entries);
+		free(f);
 	}
-	r = hf_mkdir_p(sp->dir, 0700);
-	if (r < 0)
-		goto fail;
-	/* Two workers sharing a spool would send, and delete, each other's
-	 * results: the lock makes the second one fail at start. */
-	snprintf(lock, sizeof(lock), "%s/.lock", sp->dir);
-	sp->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (sp->lock_fd < 0) {
-		r = -errno;
-		goto fail;
-	}
-	if (flock(sp->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		goto fail;
-	}
-	*ret_spool = sp;
-	return 0;
-
-fail:
-	spool_close(sp);
-	return r;
-}
-
-void spool_close(struct spool *sp)
-{
-	if (!sp)
-		return;
-	if (sp->lock_fd >= 0)
-		close(sp->lock_fd); /* releases the lock */
-	free(sp);
-}
-
-const char *spool_dir(const struct spool *sp)
-{
-	return sp->dir;
-}
-
-static int spool_path(const struct spool *sp, uint64_t task_id, uint32_t attempt, char *buf,
-		      size_t len)
-{
-	if ((size_t)snprintf(buf, len, "%s/%" PRIu64 "-%" PRIu32 SPOOL_SUFFIX, sp->dir, task_id,
-			     attempt) >= len)
-		return -ENAMETOOLONG;
-	return 0;
-}
-
-int spool_write(struct spool *sp, const Hf__TaskResult *r)
-{
-	char path[4200];
-	size_t len = hf__task_result__get_packed_size(r);
-	uint8_t *buf;
-	int rv;
-
-	rv = spool_path(sp, r->task_id, r->attempt, path, sizeof(path));
-	if (rv < 0)
-		return rv;
-	buf = malloc(len ? len : 1);
-	if (!buf)
-		return -ENOMEM;
-	hf__task_result__pack(r, buf);
-	rv = hf_write_file_durable(path, buf, len);
-	free(buf);
-	return rv;
-}
-
-int spool_remove(struct spool *sp, uint64_t task_id, uint32_t attempt)
-{
-	char path[4200];
-	int r = spool_path(sp, task_id, attempt, path, sizeof(path));
-
-	if (r < 0)
-		return r;
-	if (unlink(path) < 0 && errno != ENOENT)
-		return -errno;
-	return 0;
-}
-
-void spool_results_free(Hf__TaskResult **results, size_t n)
-{
-	for (size_t i = 0; results && i < n; i++)
-		result_free(results[i]);
-	free(results);
+	sp->files_tail = &sp->files;
 }
 
 static bool ends_with(const char *s, const char *suffix)
@@ -152,7 +90,7 @@ static bool parse_digits(const char *s, const char **end, uint64_t max, uint64_t
 	return true;
 }
 
-/* "<task_id>-<attempt>.result", exactly as spool_path writes it. */
+/* "<task_id>-<attempt>.result", the older layout's name. */
 static bool parse_name(const char *name, uint64_t *ret_task, uint32_t *ret_attempt)
 {
 	uint64_t task, attempt;
@@ -164,6 +102,346 @@ static bool parse_name(const char *name, uint64_t *ret_task, uint32_t *ret_attem
 	*ret_task = task;
 	*ret_attempt = (uint32_t)attempt;
 	return true;
+}
+
+/* "batch-<seq>.results", seq > 0. */
+static bool parse_batch_name(const char *name, uint64_t *ret_seq)
+{
+	const char *p;
+	uint64_t seq;
+
+	if (strncmp(name, BATCH_PREFIX, strlen(BATCH_PREFIX)) != 0 ||
+	    !parse_digits(name + strlen(BATCH_PREFIX), &p, UINT64_MAX - 1, &seq) || seq == 0 ||
+	    strcmp(p, BATCH_SUFFIX) != 0)
+		return false;
+	*ret_seq = seq;
+	return true;
+}
+
+/* The next batch is numbered past every batch file there is. */
+static int scan_next_seq(struct spool *sp)
+{
+	struct dirent *de;
+	DIR *d = opendir(sp->dir);
+	uint64_t seq;
+
+	if (!d)
+		return -errno;
+	sp->next_seq = 1;
+	while ((de = readdir(d)))
+		if (parse_batch_name(de->d_name, &seq) && seq >= sp->next_seq)
+			sp->next_seq = seq + 1;
+	closedir(d);
+	return 0;
+}
+
+int spool_open(const char *state_dir, struct spool **ret_spool)
+{
+	struct spool *sp = calloc(1, sizeof(*sp));
+	char lock[4200];
+	int r;
+
+	if (!sp)
+		return -ENOMEM;
+	sp->lock_fd = -1;
+	sp->dir_fd = -1;
+	sp->files_tail = &sp->files;
+	sp->pid = (long)getpid();
+	if ((size_t)snprintf(sp->dir, sizeof(sp->dir), "%s/spool", state_dir) >= sizeof(sp->dir)) {
+		r = -ENAMETOOLONG;
+		goto fail;
+	}
+	r = hf_mkdir_p(sp->dir, 0700);
+	if (r < 0)
+		goto fail;
+	/* Two workers sharing a spool would send, and delete, each other's
+	 * results: the lock makes the second one fail at start. */
+	snprintf(lock, sizeof(lock), "%s/.lock", sp->dir);
+	sp->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (sp->lock_fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	if (flock(sp->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		goto fail;
+	}
+	sp->dir_fd = open(sp->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sp->dir_fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = scan_next_seq(sp);
+	if (r < 0)
+		goto fail;
+	*ret_spool = sp;
+	return 0;
+
+fail:
+	spool_close(sp);
+	return r;
+}
+
+void spool_close(struct spool *sp)
+{
+	if (!sp)
+		return;
+	if (sp->dir_fd >= 0)
+		close(sp->dir_fd);
+	if (sp->lock_fd >= 0)
+		close(sp->lock_fd); /* releases the lock */
+	files_free(sp);
+	free(sp);
+}
+
+const char *spool_dir(const struct spool *sp)
+{
+	return sp->dir;
+}
+
+/* ---- which file holds which result ---- */
+
+/* The oldest file holding (task_id, attempt) live; acknowledgements come
+ * in the order results were written, so this is near the front. */
+static struct spool_file *entry_find(struct spool *sp, uint64_t task_id, uint32_t attempt,
+				     struct spool_file ***ret_link, struct spool_entry **ret_e)
+{
+	for (struct spool_file **pf = &sp->files; *pf; pf = &(*pf)->next) {
+		struct spool_file *f = *pf;
+		for (size_t i = 0; i < f->n; i++) {
+			struct spool_entry *e = &f->entries[i];
+			if (e->live && e->task_id == task_id && e->attempt == attempt) {
+				*ret_link = pf;
+				*ret_e = e;
+				return f;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* Removes the file at *link (none of its results is live any more) from
+ * the disk and the list. */
+static int file_drop(struct spool *sp, struct spool_file **link)
+{
+	struct spool_file *f = *link;
+	int r = 0;
+
+	if (unlinkat(sp->dir_fd, f->name, 0) < 0 && errno != ENOENT)
+		r = -errno;
+	*link = f->next;
+	if (sp->files_tail == &f->next)
+		sp->files_tail = link;
+	free(f->entries);
+	free(f);
+	return r;
+}
+
+static struct spool_file *file_new(const char *name, uint64_t seq, size_t n)
+{
+	struct spool_file *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return NULL;
+	f->entries = calloc(n ? n : 1, sizeof(*f->entries));
+	if (!f->entries) {
+		free(f);
+		return NULL;
+	}
+	hf_strlcpy(f->name, name, sizeof(f->name));
+	f->seq = seq;
+	return f;
+}
+
+static void file_add_entry(struct spool_file *f, uint64_t task_id, uint32_t attempt)
+{
+	f->entries[f->n++] = (struct spool_entry){ .task_id = task_id, .attempt = attempt, .live = true };
+	f->live++;
+}
+
+static void file_append(struct spool *sp, struct spool_file *f)
+{
+	f->next = NULL;
+	*sp->files_tail = f;
+	sp->files_tail = &f->next;
+}
+
+int spool_remove(struct spool *sp, uint64_t task_id, uint32_t attempt)
+{
+	struct spool_file **link, *f;
+	struct spool_entry *e;
+
+	f = entry_find(sp, task_id, attempt, &link, &e);
+	if (!f)
+		return 0;
+	e->live = false;
+	if (--f->live > 0)
+		return 0;
+	return file_drop(sp, link);
+}
+
+/* ---- writing ---- */
+
+static int write_all(int fd, const uint8_t *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Writes one batch file of results[0..n) (packed sizes in sizes, total
+ * bytes of records) under its final name, its data synced; the directory
+ * is not.  *ret_f is the file, not yet in the list. */
+static int batch_file_write(struct spool *sp, Hf__TaskResult *const *results, const size_t *sizes,
+			    size_t n, size_t bytes, struct spool_file **ret_f)
+{
+	char name[SPOOL_NAME_MAX], tmp[SPOOL_NAME_MAX + 32];
+	size_t len = BATCH_MAGIC_LEN + bytes + 4 * n, off;
+	struct spool_file *f;
+	uint8_t *buf;
+	int fd, r;
+
+	snprintf(name, sizeof(name), BATCH_PREFIX "%" PRIu64 BATCH_SUFFIX, sp->next_seq);
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", name, sp->pid);
+	f = file_new(name, sp->next_seq, n);
+	buf = malloc(len);
+	if (!f || !buf) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	memcpy(buf, BATCH_MAGIC, BATCH_MAGIC_LEN);
+	off = BATCH_MAGIC_LEN;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t l = (uint32_t)sizes[i];
+		buf[off] = (uint8_t)l;
+		buf[off + 1] = (uint8_t)(l >> 8);
+		buf[off + 2] = (uint8_t)(l >> 16);
+		buf[off + 3] = (uint8_t)(l >> 24);
+		off += 4;
+		hf__task_result__pack(results[i], buf + off);
+		off += sizes[i];
+		file_add_entry(f, results[i]->task_id, results[i]->attempt);
+	}
+	fd = openat(sp->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	r = write_all(fd, buf, len);
+	if (r == 0 && fdatasync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && renameat(sp->dir_fd, tmp, sp->dir_fd, name) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlinkat(sp->dir_fd, tmp, 0);
+		goto fail;
+	}
+	sp->next_seq++;
+	free(buf);
+	*ret_f = f;
+	return 0;
+fail:
+	free(buf);
+	if (f)
+		free(f->entries);
+	free(f);
+	return r;
+}
+
+int spool_write_batch(struct spool *sp, Hf__TaskResult *const *results, size_t n)
+{
+	struct spool_file *made = NULL, **made_tail = &made;
+	size_t *sizes = calloc(n ? n : 1, sizeof(*sizes));
+	size_t first = 0;
+	int r = 0;
+
+	if (!sizes)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		sizes[i] = hf__task_result__get_packed_size(results[i]);
+		if (sizes[i] > SPOOL_RESULT_MAX) {
+			r = -EMSGSIZE;
+			goto out;
+		}
+	}
+	while (first < n) {
+		size_t count = 0, bytes = 0;
+		struct spool_file *f = NULL;
+
+		while (first + count < n && count < SPOOL_BATCH_RESULTS &&
+		       (count == 0 || bytes + sizes[first + count] <= SPOOL_BATCH_BYTES))
+			bytes += sizes[first + count++];
+		r = batch_file_write(sp, results + first, sizes + first, count, bytes, &f);
+		if (r < 0)
+			goto out;
+		*made_tail = f;
+		made_tail = &f->next;
+		first += count;
+	}
+	/* The names: one fsync of the directory for every file above. */
+	if (fsync(sp->dir_fd) < 0)
+		r = -errno;
+out:
+	if (r < 0) {
+		while (made) {
+			struct spool_file *f = made;
+			made = f->next;
+			unlinkat(sp->dir_fd, f->name, 0);
+			free(f->entries);
+			free(f);
+		}
+	} else {
+		while (made) {
+			struct spool_file *f = made;
+			made = f->next;
+			file_append(sp, f);
+		}
+	}
+	free(sizes);
+	return r;
+}
+
+int spool_write(struct spool *sp, const Hf__TaskResult *r)
+{
+	Hf__TaskResult *one = (Hf__TaskResult *)r;
+
+	return spool_write_batch(sp, &one, 1);
+}
+
+int spool_set_aside(struct spool *sp, const Hf__TaskResult *r)
+{
+	char path[4400];
+	size_t len = hf__task_result__get_packed_size(r);
+	uint8_t *buf = malloc(len ? len : 1);
+	int rv;
+
+	if (!buf)
+		return -ENOMEM;
+	hf__task_result__pack(r, buf);
+	snprintf(path, sizeof(path), "%s/%" PRIu64 "-%" PRIu32 SPOOL_SUFFIX ".bad", sp->dir,
+		 r->task_id, r->attempt);
+	rv = hf_write_file_durable(path, buf, len);
+	free(buf);
+	if (rv < 0)
+		return rv;
+	return spool_remove(sp, r->task_id, r->attempt);
+}
+
+void spool_results_free(Hf__TaskResult **results, size_t n)
+{
+	for (size_t i = 0; results && i < n; i++)
+		result_free(results[i]);
+	free(results);
 }
 
 #define SESSION_FILE ".session"
@@ -229,17 +507,28 @@ int spool_result_check(const Hf__TaskResult *r, char *err, size_t errlen)
 	return rv < 0 ? -EINVAL : 0;
 }
 
-/* Reads one spool file; -EBADMSG when it is not the result its name says,
- * or not one the coordinator would take (a file from an older version, or
- * one damaged or planted in the spool). */
+/* Whether the coordinator would take r as a spooled result; why not in
+ * why. */
+static bool result_acceptable(const Hf__TaskResult *r, char *why, size_t len)
+{
+	if (!hf_status_is_final(r->status)) {
+		snprintf(why, len, "its status is not a final one");
+		return false;
+	}
+	return spool_result_check(r, why, len) == 0;
+}
+
+/* Reads one single-result file of the older layout; -EBADMSG when it is
+ * not the result its name says, or not one the coordinator would take (a
+ * file from an older version, or one damaged or planted in the spool). */
 static int load_one(const char *path, uint64_t task_id, uint32_t attempt, Hf__TaskResult **ret)
 {
-	char *buf = NULL;
+	char *buf = NULL, why[256];
 	size_t len = 0;
 	Hf__TaskResult *r;
 	int rv;
 
-	rv = hf_read_file(path, SPOOL_FILE_MAX, &buf, &len);
+	rv = hf_read_file(path, SPOOL_RESULT_MAX, &buf, &len);
 	if (rv == -EFBIG)
 		return -EBADMSG;
 	if (rv < 0)
@@ -248,13 +537,12 @@ static int load_one(const char *path, uint64_t task_id, uint32_t attempt, Hf__Ta
 	free(buf);
 	if (!r)
 		return -EBADMSG;
-	if (r->task_id != task_id || r->attempt != attempt || !hf_status_is_final(r->status)) {
+	if (r->task_id != task_id || r->attempt != attempt) {
 		result_free(r);
 		return -EBADMSG;
 	}
-	char err[256];
-	if (spool_result_check(r, err, sizeof(err)) < 0) {
-		log_warn("spool file \"%s\": %s", path, err);
+	if (!result_acceptable(r, why, sizeof(why))) {
+		log_warn("spool file \"%s\": %s", path, why);
 		result_free(r);
 		return -EBADMSG;
 	}
@@ -262,20 +550,7 @@ static int load_one(const char *path, uint64_t task_id, uint32_t attempt, Hf__Ta
 	return 0;
 }
 
-int spool_set_aside(struct spool *sp, uint64_t task_id, uint32_t attempt)
-{
-	char path[4200], bad[4300];
-	int r = spool_path(sp, task_id, attempt, path, sizeof(path));
-
-	if (r < 0)
-		return r;
-	snprintf(bad, sizeof(bad), "%s.bad", path);
-	if (rename(path, bad) < 0 && errno != ENOENT)
-		return -errno;
-	return 0;
-}
-
-static void move_aside(const char *path)
+static void move_aside(const char *path, const char *why)
 {
 	char bad[4300];
 
@@ -284,91 +559,278 @@ static void move_aside(const char *path)
 		log_warn("could not move damaged spool file \"%s\" aside: %s, ignoring", path,
 			 strerror(errno));
 	else
-		log_warn("spool file \"%s\" is not a valid result, moved aside to \"%s\"", path, bad);
+		log_warn("spool file \"%s\" %s, moved aside to \"%s\"", path, why, bad);
 }
 
-static int result_order(const void *a, const void *b)
-{
-	const Hf__TaskResult *x = *(Hf__TaskResult *const *)a, *y = *(Hf__TaskResult *const *)b;
+/* A result loaded, and where it is. */
+struct loaded {
+	Hf__TaskResult *r;
+	struct spool_file *f;
+	size_t entry;
+};
 
-	if (x->task_id != y->task_id)
-		return x->task_id < y->task_id ? -1 : 1;
-	if (x->attempt != y->attempt)
-		return x->attempt < y->attempt ? -1 : 1;
+struct load_list {
+	struct loaded *v;
+	size_t n, cap;
+};
+
+static int load_push(struct load_list *l, Hf__TaskResult *r, struct spool_file *f)
+{
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 16;
+		struct loaded *grown = realloc(l->v, ncap * sizeof(*grown));
+		if (!grown)
+			return -ENOMEM;
+		l->v = grown;
+		l->cap = ncap;
+	}
+	l->v[l->n++] = (struct loaded){ .r = r, .f = f, .entry = f->n - 1 };
 	return 0;
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Walks the records of a batch file's text: how many there are, or
+ * -EBADMSG with why. */
+static int batch_count(const uint8_t *buf, size_t len, size_t *ret, char *why, size_t whylen)
+{
+	size_t off = BATCH_MAGIC_LEN, n = 0;
+
+	if (len < BATCH_MAGIC_LEN || memcmp(buf, BATCH_MAGIC, BATCH_MAGIC_LEN) != 0) {
+		snprintf(why, whylen, "does not start with \"" BATCH_MAGIC "\"");
+		return -EBADMSG;
+	}
+	while (off < len) {
+		if (len - off < 4) {
+			snprintf(why, whylen, "ends within the length of result %zu", n + 1);
+			return -EBADMSG;
+		}
+		uint32_t l = get_le32(buf + off);
+		off += 4;
+		if (l > SPOOL_RESULT_MAX || l > len - off) {
+			snprintf(why, whylen, "says result %zu has %" PRIu32 " bytes, past %s", n + 1, l,
+				 l > SPOOL_RESULT_MAX ? "the limit" : "its end");
+			return -EBADMSG;
+		}
+		off += l;
+		if (++n > SPOOL_FILE_RESULTS_MAX) {
+			snprintf(why, whylen, "holds more than %d results", SPOOL_FILE_RESULTS_MAX);
+			return -EBADMSG;
+		}
+	}
+	*ret = n;
+	return 0;
+}
+
+/* Loads a batch file: -EBADMSG (why in why) when it is not one as a whole;
+ * a record that is not a result the coordinator would take is written
+ * aside on its own, the others load. */
+static int load_batch(struct spool *sp, const char *name, uint64_t seq, struct load_list *l,
+		      char *why, size_t whylen)
+{
+	char path[4400], *text = NULL;
+	size_t len = 0, n, off = BATCH_MAGIC_LEN;
+	struct spool_file *f;
+	int rv;
+
+	snprintf(path, sizeof(path), "%s/%s", sp->dir, name);
+	rv = hf_read_file(path, SPOOL_FILE_MAX, &text, &len);
+	if (rv == -EFBIG) {
+		snprintf(why, whylen, "is larger than %u bytes", SPOOL_FILE_MAX);
+		return -EBADMSG;
+	}
+	if (rv < 0)
+		return rv;
+	const uint8_t *buf = (const uint8_t *)text;
+	rv = batch_count(buf, len, &n, why, whylen);
+	if (rv < 0)
+		goto out;
+	f = file_new(name, seq, n);
+	if (!f) {
+		rv = -ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint32_t rl = get_le32(buf + off);
+		const uint8_t *rec = buf + off + 4;
+		Hf__TaskResult *r = hf__task_result__unpack(NULL, rl, rec);
+		char rwhy[256] = "it is not a packed TaskResult";
+
+		off += 4 + rl;
+		if (!r || !result_acceptable(r, rwhy, sizeof(rwhy))) {
+			char bad[4500];
+			snprintf(bad, sizeof(bad), "%s.%zu.bad", path, i + 1);
+			log_warn("spool file \"%s\": result %zu is not a valid result (%s), written aside "
+				 "to \"%s\"", path, i + 1, rwhy, bad);
+			if (hf_write_file_durable(bad, rec, rl) < 0)
+				log_warn("could not write \"%s\", ignoring", bad);
+			result_free(r);
+			continue;
+		}
+		file_add_entry(f, r->task_id, r->attempt);
+		rv = load_push(l, r, f);
+		if (rv < 0) {
+			result_free(r);
+			f->live--; /* the others stay listed; the file is kept */
+			file_append(sp, f);
+			goto out;
+		}
+	}
+	if (f->live == 0) {
+		/* Every result in it was written aside. */
+		if (unlinkat(sp->dir_fd, name, 0) < 0)
+			log_warn("could not remove \"%s\": %s, ignoring", path, strerror(errno));
+		free(f->entries);
+		free(f);
+	} else {
+		file_append(sp, f);
+	}
+	if (seq >= sp->next_seq)
+		sp->next_seq = seq + 1;
+out:
+	free(text);
+	return rv;
+}
+
+static int loaded_order(const void *a, const void *b)
+{
+	const struct loaded *x = a, *y = b;
+
+	if (x->r->task_id != y->r->task_id)
+		return x->r->task_id < y->r->task_id ? -1 : 1;
+	if (x->r->attempt != y->r->attempt)
+		return x->r->attempt < y->r->attempt ? -1 : 1;
+	if (x->f->seq != y->f->seq)
+		return x->f->seq < y->f->seq ? -1 : 1;
+	return 0;
+}
+
+/* One directory entry of the spool. */
+static int load_entry(struct spool *sp, const char *name, struct load_list *l)
+{
+	char path[4400], why[256];
+	uint64_t task_id, seq;
+	uint32_t attempt;
+	Hf__TaskResult *res;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/%s", sp->dir, name);
+	if (strstr(name, SPOOL_SUFFIX ".tmp.") || strstr(name, BATCH_SUFFIX ".tmp.")) {
+		log_debug("removing \"%s\", left over by an interrupted write", path);
+		if (unlinkat(sp->dir_fd, name, 0) < 0)
+			log_warn("could not remove \"%s\": %s, ignoring", path, strerror(errno));
+		return 0;
+	}
+	if (ends_with(name, BATCH_SUFFIX)) {
+		if (!parse_batch_name(name, &seq)) {
+			move_aside(path, "is not named as a batch of results");
+			return 0;
+		}
+		r = load_batch(sp, name, seq, l, why, sizeof(why));
+		if (r == -EBADMSG) {
+			move_aside(path, why);
+			return 0;
+		}
+		if (r < 0 && r != -ENOMEM)
+			log_warn("could not read spool file \"%s\": %s, ignoring", path, strerror(-r));
+		return r == -ENOMEM ? r : 0;
+	}
+	if (!ends_with(name, SPOOL_SUFFIX))
+		return 0;
+	if (!parse_name(name, &task_id, &attempt)) {
+		move_aside(path, "is not a valid result");
+		return 0;
+	}
+	r = load_one(path, task_id, attempt, &res);
+	if (r == -EBADMSG) {
+		move_aside(path, "is not a valid result");
+		return 0;
+	}
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0) {
+		log_warn("could not read spool file \"%s\": %s, ignoring", path, strerror(-r));
+		return 0;
+	}
+	struct spool_file *f = file_new(name, 0, 1);
+	if (!f) {
+		result_free(res);
+		return -ENOMEM;
+	}
+	file_add_entry(f, task_id, attempt);
+	file_append(sp, f);
+	r = load_push(l, res, f);
+	if (r < 0)
+		result_free(res); /* its file stays listed: a later load finds it */
+	return r;
 }
 
 int spool_load(struct spool *sp, Hf__TaskResult ***ret_results, size_t *ret_n)
 {
+	struct load_list l = { 0 };
 	Hf__TaskResult **list = NULL;
-	size_t n = 0, cap = 0;
 	struct dirent *de;
+	size_t n = 0;
 	DIR *d;
 	int r = 0;
 
+	files_free(sp); /* the disk says what is there */
 	d = opendir(sp->dir);
 	if (!d)
 		return -errno;
 	while ((errno = 0, de = readdir(d))) {
-		char path[4400];
-		uint64_t task_id;
-		uint32_t attempt;
-		Hf__TaskResult *res;
-
 		if (de->d_name[0] == '.')
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", sp->dir, de->d_name);
-		if (strstr(de->d_name, SPOOL_SUFFIX ".tmp.")) {
-			log_debug("removing \"%s\", left over by an interrupted write", path);
-			if (unlink(path) < 0)
-				log_warn("could not remove \"%s\": %s, ignoring", path, strerror(errno));
-			continue;
-		}
-		if (!ends_with(de->d_name, SPOOL_SUFFIX))
-			continue;
-		if (!parse_name(de->d_name, &task_id, &attempt)) {
-			move_aside(path);
-			continue;
-		}
-		r = load_one(path, task_id, attempt, &res);
-		if (r == -EBADMSG) {
-			move_aside(path);
-			r = 0;
-			continue;
-		}
-		if (r == -ENOMEM)
+		r = load_entry(sp, de->d_name, &l);
+		if (r < 0)
 			goto fail;
-		if (r < 0) {
-			log_warn("could not read spool file \"%s\": %s, ignoring", path, strerror(-r));
-			r = 0;
-			continue;
-		}
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			Hf__TaskResult **grown = realloc(list, ncap * sizeof(*list));
-			if (!grown) {
-				result_free(res);
-				r = -ENOMEM;
-				goto fail;
-			}
-			list = grown;
-			cap = ncap;
-		}
-		list[n++] = res;
 	}
 	if (errno) {
 		r = -errno;
 		goto fail;
 	}
 	closedir(d);
-	if (n > 1)
-		qsort(list, n, sizeof(*list), result_order);
+	d = NULL;
+	if (l.n > 1)
+		qsort(l.v, l.n, sizeof(*l.v), loaded_order);
+	list = malloc((l.n ? l.n : 1) * sizeof(*list));
+	if (!list) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	/* The same attempt in two files (written again after a crash that
+	 * came before the older file's removal): the later batch's wins. */
+	for (size_t i = 0; i < l.n; i++) {
+		struct loaded *x = &l.v[i];
+		if (i + 1 < l.n && l.v[i + 1].r->task_id == x->r->task_id &&
+		    l.v[i + 1].r->attempt == x->r->attempt) {
+			x->f->entries[x->entry].live = false;
+			x->f->live--;
+			result_free(x->r);
+			continue;
+		}
+		list[n++] = x->r;
+	}
+	for (struct spool_file **pf = &sp->files; *pf;) {
+		if ((*pf)->live == 0)
+			file_drop(sp, pf);
+		else
+			pf = &(*pf)->next;
+	}
+	free(l.v);
 	*ret_results = list;
 	*ret_n = n;
 	return 0;
 
 fail:
-	closedir(d);
-	spool_results_free(list, n);
+	if (d)
+		closedir(d);
+	for (size_t i = 0; i < l.n; i++)
+		result_free(l.v[i].r);
+	free(l.v);
+	files_free(sp);
 	return r;
 }

@@ -1,15 +1,28 @@
 /* SPDX-License-Identifier: MIT
  *
  * The result spool: every result is written durably to
- * <state_dir>/spool/<task_id>-<attempt>.result (a packed TaskResult) before
- * it is sent, and removed only after the coordinator acknowledged it, so a
- * worker killed at any moment loses no reported result.  At start the spool
- * is loaded and everything in it is sent again (results are idempotent by
- * task and attempt).
+ * <state_dir>/spool/ before it is sent, and removed only after the
+ * coordinator acknowledged it, so a worker killed at any moment loses no
+ * reported result.  At start the spool is loaded and everything in it is
+ * sent again (results are idempotent by task and attempt).
  *
- * A file that cannot be decoded, or whose content does not match its name,
- * is renamed to "<name>.bad" with a warning and otherwise ignored, so one
- * damaged file never stops a worker from starting.
+ * Results written together share one file and one fsync:
+ * batch-<seq>.results holds the magic "HFSPOOL1" and then, per result, its
+ * packed TaskResult's length (4 bytes, little-endian) and the packed
+ * TaskResult; <seq> grows with every batch.  A batch file is removed once
+ * every result in it was acknowledged (or written again in a later batch).
+ * Files of the older layout, one result each as <task_id>-<attempt>.result
+ * (a packed TaskResult), are still loaded.
+ *
+ * Every file is hostile on load: a batch file that is not one (wrong magic,
+ * a length past its end, more than SPOOL_FILE_RESULTS_MAX results, over
+ * SPOOL_FILE_MAX bytes), and a single-result file that cannot be decoded
+ * or whose content does not match its name, is renamed to "<name>.bad"
+ * with a warning and otherwise ignored; a result of a batch that decodes
+ * but is not one the coordinator would take is written aside alone as
+ * "<name>.<n>.bad" and the rest of the batch loads.  One damaged file never
+ * stops a worker from starting.  When two files hold the same attempt, the
+ * later batch's wins.
  *
  * Errors are negative errno values (-ENOSPC for a full disk).  Results
  * returned by spool_load are the caller's (result_free, or
@@ -34,17 +47,34 @@ void spool_close(struct spool *sp);
 /* The spool directory. */
 const char *spool_dir(const struct spool *sp);
 
-/* Writes r durably under its (task_id, attempt) name, replacing a file of
- * the same name.  On failure nothing of r is left in the spool. */
+/* At most this many results, and about this many bytes, share a batch
+ * file; a larger batch is written as several files (each fsynced, then one
+ * fsync of the directory).  A file of more is refused on load. */
+#define SPOOL_BATCH_RESULTS 1024
+#define SPOOL_BATCH_BYTES (4u << 20)
+#define SPOOL_FILE_RESULTS_MAX 4096
+#define SPOOL_FILE_MAX (16u << 20)
+/* The largest result (packed) the spool takes. */
+#define SPOOL_RESULT_MAX (8u << 20)
+
+/* Writes n results durably, together: one file (more when over the bounds
+ * above), one fdatasync of it and one fsync of the directory.  On failure
+ * nothing of them is left in the spool.  An attempt already in the spool
+ * must be removed first (spool_remove): the spool keeps one copy of each. */
+int spool_write_batch(struct spool *sp, Hf__TaskResult *const *results, size_t n);
+
+/* spool_write_batch of one result. */
 int spool_write(struct spool *sp, const Hf__TaskResult *r);
 
-/* Removes a result; one that is not there is not an error. */
+/* The result of (task_id, attempt) is no longer the spool's: its file is
+ * removed when no other result in it is left.  One that is not there is
+ * not an error. */
 int spool_remove(struct spool *sp, uint64_t task_id, uint32_t attempt);
 
-/* Moves a result the coordinator refused as invalid out of the way, to
- * "<name>.bad" (kept for a person to look at, never sent again); one that
- * is not there is not an error. */
-int spool_set_aside(struct spool *sp, uint64_t task_id, uint32_t attempt);
+/* A result the coordinator refused as invalid: written aside as
+ * "<task_id>-<attempt>.result.bad" (kept for a person to look at, never
+ * sent again) and removed as by spool_remove. */
+int spool_set_aside(struct spool *sp, const Hf__TaskResult *r);
 
 /* Would the coordinator take r: does a batch of it pass the same
  * validation (hf_msg_decode)?  Returns 0, or -EINVAL with why in err. */
@@ -59,8 +89,9 @@ int spool_result_check(const Hf__TaskResult *r, char *err, size_t errlen);
 int spool_session_load(struct spool *sp, uint64_t *ret);
 int spool_session_save(struct spool *sp, uint64_t session);
 
-/* Loads every spooled result, ordered by task id and attempt.  Files left
- * over by an interrupted write are removed, damaged ones moved aside. */
+/* Loads every spooled result, ordered by task id and attempt, and makes
+ * them the spool's (spool_remove).  Files left over by an interrupted
+ * write are removed, damaged ones moved aside (see above). */
 int spool_load(struct spool *sp, Hf__TaskResult ***ret_results, size_t *ret_n);
 
 void spool_results_free(Hf__TaskResult **results, size_t n);

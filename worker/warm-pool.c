@@ -57,6 +57,7 @@ struct warm_runner {
 	enum timer_use timer_use;
 	bool proc_init, in_init, out_init, ctl_init;
 	bool in_closed;                   /* stdin closed: end of file sent */
+	bool task_inline;                 /* its last done line: it takes the task in the line */
 	int open_handles;
 
 	bool spawned, exited, out_eof, ctl_eof;
@@ -384,6 +385,7 @@ static void runner_done(struct warm_runner *w, const struct warm_control *c)
 	runner_drain_output(w);
 	runner_detach(w);
 	w->served++;
+	w->task_inline = c->task_inline;
 	/* What left the runner's session during the task dies with the task;
 	 * its own children may stay until it is retired. */
 	contain_kill_escaped(w->group);
@@ -743,9 +745,22 @@ static struct warm_runner *pool_find_idle(struct warm_pool *p, const char *key)
 	return NULL;
 }
 
+bool warm_pool_has_idle(struct warm_pool *p, const char *key)
+{
+	return !p->closing && pool_find_idle(p, key);
+}
+
+bool warm_pool_takes_inline(struct warm_pool *p, const char *key)
+{
+	struct warm_runner *w = p->closing ? NULL : pool_find_idle(p, key);
+
+	return w && w->task_inline;
+}
+
 int warm_pool_submit(struct warm_pool *p, const char *key, char *const *env, const char *where,
-		     uint64_t task_id, const char *task_path, const char *result_path,
-		     struct tail_buf *output, void *task, struct warm_runner **ret_runner)
+		     uint64_t task_id, const char *task_path, const char *task_json,
+		     const char *result_path, struct tail_buf *output, void *task,
+		     struct warm_runner **ret_runner)
 {
 	struct warm_runner *w;
 	struct warm_write *ww;
@@ -759,14 +774,17 @@ int warm_pool_submit(struct warm_pool *p, const char *key, char *const *env, con
 	ww = calloc(1, sizeof(*ww));
 	if (!ww)
 		return -ENOMEM;
-	r = warm_request_format(task_path, result_path, &ww->line, &len);
+	w = pool_find_idle(p, key);
+	if (task_json && w && w->task_inline)
+		r = warm_request_format_inline(task_json, result_path, &ww->line, &len);
+	else
+		r = warm_request_format(task_path, result_path, &ww->line, &len);
 	if (r < 0) {
 		free(ww);
 		return r;
 	}
-	w = pool_find_idle(p, key);
 	if (!w) {
-		r = runner_start(p, key, env, where, &w);
+		r = env ? runner_start(p, key, env, where, &w) : -EINVAL;
 		if (r < 0) {
 			free(ww->line);
 			free(ww);

@@ -97,16 +97,29 @@ typedef void (*warm_end_cb)(void *task, const struct warm_end *end, void *arg);
 int warm_pool_new(uv_loop_t *loop, const struct warm_pool_config *cfg, warm_end_cb cb,
 		  void *arg, struct warm_pool **ret_pool);
 
+/* Whether an idle runner of key is there: warm_pool_submit then needs no
+ * env (building one per task costs more than the rest of the hand-off). */
+bool warm_pool_has_idle(struct warm_pool *p, const char *key);
+
+/* Whether the runner warm_pool_submit would hand a task of key to now
+ * takes the task in its request line (its last done line said
+ * "task_inline": true): then the task file need not be written. */
+bool warm_pool_takes_inline(struct warm_pool *p, const char *key);
+
 /* Hands a task to an idle runner of key, or to a new one started with env
- * (a NULL-terminated "NAME=value" list, borrowed for the call); where names
- * its devices in log lines ("cuda:0").  output (borrowed until the task
- * ends) gets the runner's output meanwhile; task is passed back to the end
- * callback.  Returns 0 with the runner in *ret_runner, or a negative errno
- * when no runner could be started (nothing was submitted; libuv's errors as
- * errno values). */
+ * (a NULL-terminated "NAME=value" list, borrowed for the call; NULL when
+ * warm_pool_has_idle said there is an idle one); where names
+ * its devices in log lines ("cuda:0").  The runner gets task_json (one
+ * compact JSON object; NULL: none) in its request line when it takes it
+ * (warm_pool_takes_inline), else the path task_path.  output (borrowed until
+ * the task ends) gets the runner's output meanwhile; task is passed back to
+ * the end callback.  Returns 0 with the runner in *ret_runner, or a negative
+ * errno when no runner could be started (nothing was submitted; libuv's
+ * errors as errno values). */
 int warm_pool_submit(struct warm_pool *p, const char *key, char *const *env, const char *where,
-		     uint64_t task_id, const char *task_path, const char *result_path,
-		     struct tail_buf *output, void *task, struct warm_runner **ret_runner);
+		     uint64_t task_id, const char *task_path, const char *task_json,
+		     const char *result_path, struct tail_buf *output, void *task,
+		     struct warm_runner **ret_runner);
 
 /* The runner's process id (its process group's too), or 0 once its exit
  * was seen (the id may belong to another process by then). */

@@ -50,6 +50,42 @@ oom:
 	return -ENOMEM;
 }
 
+int warm_request_format_inline(const char *task_json, const char *result_path, char **ret_line,
+			       size_t *ret_len)
+{
+	json_t *o = json_object();
+	char *text = NULL, *line;
+	size_t n, t;
+	int r = -ENOMEM;
+
+	if (!o || json_object_set_new(o, "result", json_string(result_path)) < 0)
+		goto out;
+	text = json_dumps(o, JSON_COMPACT); /* {"result":"..."} */
+	if (!text)
+		goto out;
+	/* {"task":<task_json>,"result":"..."} and a newline: the task object
+	 * is the worker's own compact JSON, one line. */
+	n = strlen(text);
+	t = strlen(task_json);
+	line = malloc(8 + t + n + 2);
+	if (!line)
+		goto out;
+	memcpy(line, "{\"task\":", 8);
+	memcpy(line + 8, task_json, t);
+	line[8 + t] = ',';
+	memcpy(line + 9 + t, text + 1, n - 1);  /* "result":"..."} */
+	line[8 + t + n] = '\n';
+	line[9 + t + n] = '\0';
+	*ret_line = line;
+	if (ret_len)
+		*ret_len = 9 + t + n;
+	r = 0;
+out:
+	free(text);
+	json_decref(o);
+	return r;
+}
+
 /* Copies text as one line of valid UTF-8, cut to fit. */
 static void text_copy_line(char *dst, size_t size, const char *src, size_t len)
 {
@@ -153,6 +189,12 @@ int warm_control_parse(const char *line, size_t len, struct warm_control *ret, c
 		c.has_rss = true;
 		c.rss_bytes = (uint64_t)json_integer_value(v);
 	}
+	v = json_object_get(root, "task_inline");
+	if (v && !json_is_boolean(v)) {
+		bad(err, errlen, line, len, "\"task_inline\" must be true or false");
+		goto out;
+	}
+	c.task_inline = v && json_is_true(v);
 	v = json_object_get(root, "reason");
 	if (v && json_is_string(v))
 		text_copy_line(c.text, sizeof(c.text), json_string_value(v), json_string_length(v));

@@ -9,15 +9,19 @@
  * One line each way, per task (worker/runners/README.md has the contract):
  *
  *   stdin    {"task": "/path/task.json", "result": "/path/result.json"}
- *   control  {"done": <task_id or null>, "fatal": <bool>, "rss_bytes": <int>}
+ *            or, to a runner that said "task_inline": true in a done line,
+ *            {"task": {the task object}, "result": "/path/result.json"}
+ *   control  {"done": <task_id or null>, "fatal": <bool>, "rss_bytes": <int>,
+ *             "task_inline": <bool>}
  *            optionally with "reason": "<why fatal>" and "device_fault":
  *            <bool> (a fatal error the model caused, such as a kernel
  *            assertion on an index out of range, is not the device's fault;
  *            default: the same as "fatal")
  *   control  {"error": "<why the request line was refused>"}
  *
- * "done" is required in a done line; "fatal" (default false) and
- * "rss_bytes" (default: unknown) may be left out.  Other members are
+ * "done" is required in a done line; "fatal" (default false),
+ * "rss_bytes" (default: unknown) and "task_inline" (default false: the
+ * runner reads its task from the file named) may be left out.  Other members are
  * ignored, so runners may add some before the worker knows them.  A line
  * that is neither, that is not JSON, or whose members have the wrong types
  * is malformed.
@@ -48,6 +52,7 @@ struct warm_control {
 	bool device_fault;      /* fatal and the device's doing (see above) */
 	bool has_rss;
 	uint64_t rss_bytes;
+	bool task_inline;       /* done: it takes its next task in the request line */
 	/* error: the runner's message; done: its "reason" (may be empty).  One
 	 * line of valid UTF-8, cut to fit. */
 	char text[WARM_CONTROL_TEXT_MAX];
@@ -57,6 +62,11 @@ struct warm_control {
  * caller's).  Returns 0 or -ENOMEM. */
 int warm_request_format(const char *task_path, const char *result_path, char **ret_line,
 			size_t *ret_len);
+
+/* The request line with the task itself (task_json: one compact JSON
+ * object, trusted: the worker's own) instead of its file's path. */
+int warm_request_format_inline(const char *task_json, const char *result_path, char **ret_line,
+			       size_t *ret_len);
 
 /* Parses one control line (without its newline).  Returns 0, or -EBADMSG
  * with what is wrong in err (lowercase, quoting at most the line's start,

@@ -74,8 +74,8 @@ static void control_line(const char *s, size_t len)
 			if (c.fatal && !retire)
 				abort();
 		}
-	} else if (c.kind != WARM_CONTROL_ERROR) {
-		abort();
+	} else if (c.kind != WARM_CONTROL_ERROR || c.task_inline) {
+		abort(); /* "task_inline" is a done line's */
 	}
 }
 

@@ -90,9 +90,13 @@ def leave_daemon(directory):
 
 
 def run_task(a, task_path, result_path):
-    """Runs one task; returns (task_id, fatal).  Raises Crash for --crash."""
-    with open(task_path) as f:
-        task = json.load(f)
+    """Runs one task (task_path: its file, or the task itself given in a warm
+    runner's request line); returns (task_id, fatal).  Raises Crash for --crash."""
+    if isinstance(task_path, dict):
+        task = task_path
+    else:
+        with open(task_path) as f:
+            task = json.load(f)
     model = task['model_type']
     if a.broken_file and os.path.exists(a.broken_file):
         print('arith runner: the device is broken (%s exists)' % a.broken_file, file=sys.stderr)
@@ -181,7 +185,7 @@ def serve(a):
             return 3
         sys.stdout.flush()
         sys.stderr.flush()
-        line = {'done': task_id, 'fatal': fatal, 'rss_bytes': None}
+        line = {'done': task_id, 'fatal': fatal, 'rss_bytes': None, 'task_inline': True}
         if fatal:
             line['device_fault'] = False   # a device-side assert: the model tripped it
         os.write(fd, (json.dumps(line) + '\n').encode())

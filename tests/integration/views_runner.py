@@ -82,8 +82,11 @@ def benchmark(task, ctl, model):
 
 
 def run_task(a, task_path, result_path):
-    with open(task_path) as f:
-        task = json.load(f)
+    if isinstance(task_path, dict):  # given in the request line (arith_runner.serve)
+        task = task_path
+    else:
+        with open(task_path) as f:
+            task = json.load(f)
     model = task['model_type']
     ctl = control()
     env = {'python': sys.version.split()[0], 'runner': 'views', 'runner_version': ctl.get('runner_version', '1.0'),

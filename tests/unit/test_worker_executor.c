@@ -350,9 +350,9 @@ START_TEST(test_stale_result_of_an_earlier_run_is_not_taken)
 {
 	char dir[128], path[160];
 
-	snprintf(dir, sizeof(dir), "%s/tasks/5-1", state_dir);
+	snprintf(dir, sizeof(dir), "%s/tasks", state_dir);
 	ck_assert_int_eq(hf_mkdir_p(dir, 0700), 0);
-	snprintf(path, sizeof(path), "%s/result.json", dir);
+	snprintf(path, sizeof(path), "%s/5-1.result.json", dir);
 	ck_assert_int_eq(hf_write_file_durable(path, "{\"status\":\"passed\"}", 19), 0);
 	write_script("exit 0");
 	struct executor *ex = make_executor(script, 1000, 65536);
@@ -520,27 +520,34 @@ START_TEST(test_close_kills_running_process_groups)
 }
 END_TEST
 
-START_TEST(test_task_directories_are_removed_on_request)
+START_TEST(test_task_files_go_at_the_end_and_leftovers_at_start)
 {
-	char dir[128];
+	char dir[128], path[192];
 	struct stat st;
 
-	write_script("printf '{\"status\":\"passed\"}' > \"$4\"");
+	/* The runner sees its task file; both files are gone once the result
+	 * was read. */
+	write_script("test -s \"$2\" || exit 7\n"
+		     "printf '{\"status\":\"passed\"}' > \"$4\"");
 	struct executor *ex = make_executor(script, 1000, 65536);
 	Hf__Assignment a = assignment(12, 10);
 
-	snprintf(dir, sizeof(dir), "%s/tasks/999-1/sub", state_dir); /* a leftover */
+	snprintf(dir, sizeof(dir), "%s/tasks/999-1/sub", state_dir); /* an older version's */
 	ck_assert_int_eq(hf_mkdir_p(dir, 0700), 0);
+	snprintf(path, sizeof(path), "%s/tasks/998-2.result.json", state_dir); /* a crash's */
+	ck_assert_int_eq(hf_write_file_durable(path, "{}", 2), 0);
 	ck_assert_int_eq(executor_start(ex, &a, NULL, 0), 0);
 	wait_results(1);
-	snprintf(dir, sizeof(dir), "%s/tasks/12-1", state_dir);
-	ck_assert_int_eq(stat(dir, &st), 0);
-	ck_assert_int_eq(executor_task_dir_remove(ex, 12, 1), 0);
-	ck_assert_int_eq(stat(dir, &st), -1);
-	ck_assert_int_eq(executor_task_dir_remove(ex, 12, 1), 0);
+	ck_assert_int_eq(results[0]->status, HF__TASK_STATUS__STATUS_PASSED);
+	snprintf(path, sizeof(path), "%s/tasks/12-1.task.json", state_dir);
+	ck_assert_int_eq(stat(path, &st), -1);
+	snprintf(path, sizeof(path), "%s/tasks/12-1.result.json", state_dir);
+	ck_assert_int_eq(stat(path, &st), -1);
 	ck_assert_int_eq(executor_task_dirs_clean(ex), 0);
 	snprintf(dir, sizeof(dir), "%s/tasks/999-1", state_dir);
 	ck_assert_int_eq(stat(dir, &st), -1);
+	snprintf(path, sizeof(path), "%s/tasks/998-2.result.json", state_dir);
+	ck_assert_int_eq(stat(path, &st), -1);
 	finish(ex);
 }
 END_TEST
@@ -646,7 +653,7 @@ int main(void)
 	tcase_add_test(tc, test_runner_that_cannot_start_gives_an_error_result_later);
 	tcase_add_test(tc, test_same_attempt_twice_is_refused);
 	tcase_add_test(tc, test_close_kills_running_process_groups);
-	tcase_add_test(tc, test_task_directories_are_removed_on_request);
+	tcase_add_test(tc, test_task_files_go_at_the_end_and_leftovers_at_start);
 	tcase_add_test(tc, test_health_check_runs_in_the_devices_environment_and_reports_its_verdict);
 	tcase_add_test(tc, test_health_check_that_crashes_hangs_or_lies_fails);
 	suite_add_tcase(s, tc);

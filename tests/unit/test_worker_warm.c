@@ -865,6 +865,42 @@ START_TEST(test_processes_a_runner_leaves_behind_are_killed_when_it_exits)
 }
 END_TEST
 
+START_TEST(test_a_runner_that_says_task_inline_gets_its_next_tasks_in_the_line)
+{
+	/* It reads a task file, or the task in the line; it notes which, and
+	 * whether a task file was there, per task. */
+	FILE *f = fopen(script, "w");
+	char path[128], *text = NULL;
+
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "#!/bin/sh\nDIR='%s'\n", state_dir);
+	fputs("while IFS= read -r req; do\n"
+	      "\tcase \"$req\" in\n"
+	      "\t'{\"task\":{'*) id=${req#*\\\"task_id\\\":}; id=${id%%,*}; how=line ;;\n"
+	      "\t*) task=${req#*\\\"task\\\":\\\"}; task=${task%%\\\"*}\n"
+	      "\t   id=$(sed -n 's/^ *\"task_id\": *\\([0-9]*\\).*/\\1/p' \"$task\"); how=file ;;\n"
+	      "\tesac\n"
+	      "\t[ -e \"$DIR/tasks/$id-1.task.json\" ] && how=\"$how+file\"\n"
+	      "\techo \"$id $how\" >> \"$DIR/how\"\n"
+	      "\tresult=${req#*\\\"result\\\":\\\"}; result=${result%%\\\"*}\n"
+	      "\tprintf '{\"status\":\"passed\"}' > \"$result\"\n"
+	      "\tprintf '{\"done\": %s, \"task_inline\": true}\\n' \"$id\" >&3\n"
+	      "done\n", f);
+	ck_assert_int_eq(fclose(f), 0);
+	struct executor *ex = make_executor();
+
+	for (uint64_t id = 1; id <= 3; id++)
+		ck_assert_int_eq(run_task(ex, id, "bert", 30)->status, HF__TASK_STATUS__STATUS_PASSED);
+	snprintf(path, sizeof(path), "%s/how", state_dir);
+	ck_assert_int_eq(hf_read_file(path, 4096, &text, NULL), 0);
+	/* The first by file (nothing known of the runner yet), then in the
+	 * line, with no file written at all. */
+	ck_assert_str_eq(text, "1 file+file\n2 line\n3 line\n");
+	free(text);
+	finish(ex);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("worker_warm");
@@ -893,6 +929,7 @@ int main(void)
 	tcase_add_test(tc, test_close_kills_a_busy_runner_without_a_result);
 	tcase_add_test(tc, test_close_kills_an_idle_runner_that_ignores_end_of_file_after_the_grace);
 	tcase_add_test(tc, test_processes_a_runner_leaves_behind_are_killed_when_it_exits);
+	tcase_add_test(tc, test_a_runner_that_says_task_inline_gets_its_next_tasks_in_the_line);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -42,6 +42,44 @@ START_TEST(test_request_is_one_json_line_whatever_the_paths)
 }
 END_TEST
 
+START_TEST(test_inline_request_carries_the_task_itself)
+{
+	char *line = NULL;
+	size_t len = 0;
+	json_t *o;
+
+	ck_assert_int_eq(warm_request_format_inline("{\"task_id\":7,\"model_type\":\"a\\nb\"}",
+						    "/r\"q\n.json", &line, &len),
+			 0);
+	ck_assert_uint_eq(len, strlen(line));
+	ck_assert_ptr_eq(strchr(line, '\n'), line + len - 1);
+	o = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+	ck_assert_ptr_nonnull(o);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(o, "task"), "task_id")), 7);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(o, "task"), "model_type")),
+			 "a\nb");
+	ck_assert_str_eq(json_string_value(json_object_get(o, "result")), "/r\"q\n.json");
+	json_decref(o);
+	free(line);
+}
+END_TEST
+
+START_TEST(test_task_inline_is_read_from_done_lines)
+{
+	struct warm_control c;
+	char err[256];
+
+	ck_assert_int_eq(parse("{\"done\": 3}", &c, err, sizeof(err)), 0);
+	ck_assert(!c.task_inline); /* an older runner: files */
+	ck_assert_int_eq(parse("{\"done\": 3, \"task_inline\": true}", &c, err, sizeof(err)), 0);
+	ck_assert(c.task_inline);
+	ck_assert_int_eq(parse("{\"done\": 3, \"task_inline\": false}", &c, err, sizeof(err)), 0);
+	ck_assert(!c.task_inline);
+	ck_assert_int_eq(parse("{\"done\": 3, \"task_inline\": 1}", &c, err, sizeof(err)), -EBADMSG);
+	ck_assert_str_eq(err, "\"task_inline\" must be true or false: \"{\"done\": 3, \"task_inline\": 1}\"");
+}
+END_TEST
+
 START_TEST(test_done_lines_are_read_with_their_defaults)
 {
 	struct warm_control c;
@@ -197,6 +235,8 @@ int main(void)
 
 	tcase_add_test(tc, test_request_is_one_json_line_whatever_the_paths);
 	tcase_add_test(tc, test_done_lines_are_read_with_their_defaults);
+	tcase_add_test(tc, test_inline_request_carries_the_task_itself);
+	tcase_add_test(tc, test_task_inline_is_read_from_done_lines);
 	tcase_add_test(tc, test_error_lines_carry_the_message);
 	tcase_add_test(tc, test_malformed_control_lines_are_refused_with_what_is_wrong);
 	tcase_add_test(tc, test_quoted_garbage_is_cut_and_sanitised);

@@ -12,10 +12,11 @@ with PyTorch + transformers, and writes the result JSON atomically
 written (whatever its status), 1 when even writing the result failed, 2 on
 bad usage.
 
-Serve (a warm runner): one request per stdin line, {"task": PATH,
-"result": PATH}, each run exactly as the one-shot CLI runs it, answered by
-one line on the control descriptor: {"done": TASK_ID, "fatal": BOOL,
-"rss_bytes": N}.  torch and transformers are imported once, at the first
+Serve (a warm runner): one request per stdin line, {"task": PATH or the
+task object itself, "result": PATH}, each run exactly as the one-shot CLI
+runs it, answered by one line on the control descriptor: {"done": TASK_ID,
+"fatal": BOOL, "rss_bytes": N, "task_inline": true} (task_inline: the worker
+may send the task object instead of a path).  torch and transformers are imported once, at the first
 task.  Exit status 0 at the end of stdin, 3 after a fatal device error, 1
 when the control descriptor is closed, 2 on bad usage.  See README.md
 beside this file.
@@ -53,14 +54,19 @@ def _minimal_env():
             "runner_version": lib.RUNNER_VERSION}
 
 
-def compute_result(task_path: str, info=None) -> dict:
-    """The result of the task at task_path; info (a dict) gets its task_id once known."""
-    try:
-        with open(task_path, encoding="utf-8") as f:
-            raw = json.load(f)
-    except (OSError, ValueError) as exc:
-        return lib.make_result("error", lib.exception_reason(exc, f"cannot read task {task_path}"),
-                               env=_minimal_env(), traceback_text=traceback.format_exc())
+def compute_result(task_path, info=None) -> dict:
+    """The result of the task at task_path (or the task itself, a dict: a warm
+    runner's task given in its request line); info (a dict) gets its task_id
+    once known."""
+    if isinstance(task_path, dict):
+        raw = task_path
+    else:
+        try:
+            with open(task_path, encoding="utf-8") as f:
+                raw = json.load(f)
+        except (OSError, ValueError) as exc:
+            return lib.make_result("error", lib.exception_reason(exc, f"cannot read task {task_path}"),
+                                   env=_minimal_env(), traceback_text=traceback.format_exc())
     if info is not None and isinstance(raw, dict) and isinstance(raw.get("task_id"), int):
         info["task_id"] = raw["task_id"]
     try:
@@ -183,7 +189,9 @@ def serve(control_fd: int, stdin=None, run=run_one, device_usable=None, release=
                 _log(f"fatal device error ({why}): exiting after this task so the next gets a fresh process")
             else:
                 release()
-            reply = lib.control_done_line(info.get("task_id"), fatal, _rss_bytes(), why)
+            # task_inline: the worker may give the next task in its request
+            # line instead of a file (parse_serve_request takes both).
+            reply = lib.control_done_line(info.get("task_id"), fatal, _rss_bytes(), why, task_inline=True)
         # Everything logged for the task goes out before its done line.
         sys.stdout.flush()
         sys.stderr.flush()

@@ -1276,9 +1276,10 @@ class RequestError(ValueError):
 
 
 def parse_serve_request(line) -> dict:
-    """One stdin line (bytes or str) -> {"task": path, "result": path}.
+    """One stdin line (bytes or str) -> {"task": path or dict, "result": path}.
 
-    Other members are ignored (forward compatibility).  Raises RequestError
+    "task" is the task file's path, or the task object itself (a worker
+    sends that once a done line said "task_inline": true).  Other members are ignored (forward compatibility).  Raises RequestError
     with a one-line reason for anything else.
     """
     if isinstance(line, (bytes, bytearray)):
@@ -1294,19 +1295,24 @@ def parse_serve_request(line) -> dict:
         raise RequestError("request line is not a JSON object")
     for key in ("task", "result"):
         v = obj.get(key)
+        if key == "task" and isinstance(v, dict):
+            continue  # the task itself, as a task file would hold it
         if not isinstance(v, str) or not v or "\0" in v:
-            raise RequestError(f"request member {key!r} must be a non-empty path")
+            raise RequestError(f"request member {key!r} must be a non-empty path"
+                               + (" or the task object" if key == "task" else ""))
     return {"task": obj["task"], "result": obj["result"]}
 
 
-def control_done_line(task_id, fatal: bool, rss_bytes, reason=None, device_fault=None) -> str:
+def control_done_line(task_id, fatal: bool, rss_bytes, reason=None, device_fault=None,
+                      task_inline=False) -> str:
     """The control line that ends a task: {"done": id, "fatal": bool, "rss_bytes": int}.
 
     task_id is None when the task file could not be read; rss_bytes None when
     unknown.  A fatal line may say why ("reason") and whose fault it was:
     "device_fault" false when the model's own inputs tripped the device (a
     kernel assertion), so the task is not retried and the device not blamed
-    (default: device_fault_of(reason)).
+    (default: device_fault_of(reason)).  task_inline: the runner takes its
+    next task in the request line ({"task": {...}}) as well as by path.
     """
     d = {"done": task_id if isinstance(task_id, int) and not isinstance(task_id, bool) and task_id >= 0 else None,
          "fatal": bool(fatal),
@@ -1315,6 +1321,8 @@ def control_done_line(task_id, fatal: bool, rss_bytes, reason=None, device_fault
         d["reason"] = one_line(reason, CONTROL_TEXT_MAX)
     if fatal:
         d["device_fault"] = bool(device_fault_of(reason) if device_fault is None else device_fault)
+    if task_inline:
+        d["task_inline"] = True
     return json.dumps(d) + "\n"
 
 

@@ -55,6 +55,10 @@ class TestRequests(unittest.TestCase):
         line = json.dumps(dict(want, later="ignored")) + "\n"
         self.assertEqual(lib.parse_serve_request(line), want)
 
+    def test_task_itself_in_the_request(self):
+        want = {"task": {"task_id": 3, "model_type": "bert"}, "result": "/s/tasks/3-1.result.json"}
+        self.assertEqual(lib.parse_serve_request(json.dumps(want) + "\n"), want)
+
     def test_bad_requests_say_what_is_wrong(self):
         cases = [
             (b"not json\n", "not JSON"),
@@ -62,6 +66,8 @@ class TestRequests(unittest.TestCase):
             (b'{"task": "/t.json"}\n', "'result'"),
             (b'{"task": "", "result": "/r.json"}\n', "'task'"),
             (b'{"task": 7, "result": "/r.json"}\n', "'task'"),
+            (b'{"task": [1], "result": "/r.json"}\n', "or the task object"),
+            (b'{"task": {}, "result": {}}\n', "'result'"),
             (b'{"task": "/t\\u0000.json", "result": "/r.json"}\n', "'task'"),
             (b'\xff\xfe{}\n', "not UTF-8"),
         ]
@@ -79,6 +85,8 @@ class TestControlLines(unittest.TestCase):
         self.assertTrue(line.endswith("\n"))
         self.assertEqual(line.count("\n"), 1)
         self.assertEqual(json.loads(line), {"done": 12, "fatal": False, "rss_bytes": 1 << 20})
+        d = json.loads(lib.control_done_line(12, False, 1, task_inline=True))
+        self.assertIs(d["task_inline"], True)
 
     def test_done_line_unknowns_are_null_and_fatal_says_why_in_one_line(self):
         d = json.loads(lib.control_done_line(None, True, None, "CUDA error:\n device-side assert " + "x" * 500))
@@ -292,6 +300,20 @@ class TestServeProcess(unittest.TestCase):
         self.assertIn("serving tasks from stdin", out)
         self.assertIn("task 3 attempt 1", out)
         self.assertNotIn('"done"', out)  # control lines never on stdout
+
+    def test_task_given_in_the_request_line_runs_as_from_a_file(self):
+        self.start()
+        t = {"task_id": 5, "attempt": 1, "model_type": "bert", "backend": "openvino", "kind": "test"}
+        rp = os.path.join(self.d, "result-5.json")
+        self.proc.stdin.write(json.dumps({"task": t, "result": rp}).encode() + b"\n")
+        self.proc.stdin.flush()
+        done = json.loads(read_line(self.ctl))
+        self.assertEqual(done["done"], 5)
+        self.assertIs(done["task_inline"], True)  # the worker may send it so again
+        with open(rp, encoding="utf-8") as f:
+            result = json.load(f)
+        self.assertEqual(result["status"], "skipped")
+        self.assertEqual(lib.validate_result(result), [])
 
     def test_malformed_line_and_unreadable_task_do_not_end_the_runner(self):
         self.start()
