@@ -31,8 +31,10 @@
  * is free and work is queued (the harness keeps the queue deep).
  *
  * At the end (--seconds) it prints one JSON object on stdout with the
- * counts and percentiles; with --report-every it prints a line per interval
- * on stderr (polls answered, p99, registered workers).
+ * counts and percentiles (poll times, polls/s and failures from
+ * --measure-after-ms on, so that the ramp is left out); with --report-every
+ * it prints a line per interval on stderr (polls answered, p99, registered
+ * workers).
  *
  * One thread (the libuv loop) plus nng's own; everything here runs on the
  * loop thread (hf_nuv.h).
@@ -61,7 +63,7 @@ enum mode { MODE_COMPLETE, MODE_HOLD, MODE_NONE };
 struct opts {
 	const char *url, *tokens, *control_url, *admin_token, *submit_model;
 	unsigned workers, slots, heartbeat_ms, task_ms, ramp_ms, report_every_s;
-	unsigned submit_count, submit_every_ms;
+	unsigned submit_count, submit_every_ms, measure_after_ms;
 	double seconds;
 	enum mode mode;
 };
@@ -123,7 +125,9 @@ static size_t n_leases_seen, cap_leases_seen;
 static struct submit_rec *submits;
 static unsigned n_submitted;
 static nuv_client_t *control;
-static uv_timer_t end_timer, report_timer, submit_timer;
+static uv_timer_t end_timer, report_timer, submit_timer, measure_timer;
+static int64_t measure_us;        /* when the measured part began */
+static uint64_t answered_at_measure, failures_at_measure;
 static uv_signal_t sigint, sigterm;
 
 static struct {
@@ -661,9 +665,20 @@ static void report_cb(uv_timer_t *t)
 	poll_rtt_interval.n = 0;
 }
 
+/* The ramp (registrations, the first polls) is over: counts and poll
+ * times from now on. */
+static void measure_cb(uv_timer_t *t)
+{
+	(void)t;
+	measure_us = hf_mono_us();
+	answered_at_measure = st.polls_answered;
+	failures_at_measure = st.poll_failures + st.poll_errors;
+	poll_rtt.n = 0;
+}
+
 static void print_summary(void)
 {
-	double el = (hf_mono_us() - t0_us) / 1e6;
+	double el = (hf_mono_us() - measure_us) / 1e6;
 	struct samples sub = { 0 };
 	unsigned submit_ok = 0, submit_unleased = 0;
 	size_t pending = 0;
@@ -687,7 +702,8 @@ static void print_summary(void)
 	printf("{\"workers\": %u, \"slots\": %u, \"heartbeat_ms\": %u, \"seconds\": %.3f, "
 	       "\"registered\": %u, \"registers\": %" PRIu64 ", \"reregisters\": %" PRIu64
 	       ", \"register_failures\": %" PRIu64 ", \"polls_sent\": %" PRIu64 ", \"polls_answered\": %" PRIu64
-	       ", \"polls_per_s\": %.1f, \"poll_failures\": %" PRIu64 ", \"poll_errors\": %" PRIu64
+	       ", \"polls_per_s\": %.1f, \"failures_measured\": %" PRIu64 ", \"poll_failures\": %" PRIu64
+	       ", \"poll_errors\": %" PRIu64
 	       ", \"poll_p50_ms\": %.3f, \"poll_p99_ms\": %.3f, \"poll_max_ms\": %.3f"
 	       ", \"leases\": %" PRIu64 ", \"results_sent\": %" PRIu64 ", \"results_acked\": %" PRIu64
 	       ", \"results_pending\": %zu, \"result_failures\": %" PRIu64
@@ -695,8 +711,9 @@ static void print_summary(void)
 	       ", \"submits\": %u, \"submits_answered\": %u, \"submits_unleased\": %u, \"submit_failures\": %" PRIu64
 	       ", \"submit_lease_p50_ms\": %.3f, \"submit_lease_p99_ms\": %.3f, \"submit_lease_max_ms\": %.3f}\n",
 	       o.workers, o.slots, o.heartbeat_ms, el, registered_count(), st.registers, st.reregisters,
-	       st.register_failures, st.polls_sent, st.polls_answered, st.polls_answered / el,
-	       st.poll_failures, st.poll_errors, quantile_ms(&poll_rtt, 0.5), quantile_ms(&poll_rtt, 0.99),
+	       st.register_failures, st.polls_sent, st.polls_answered, (st.polls_answered - answered_at_measure) / el,
+	       st.poll_failures + st.poll_errors - failures_at_measure, st.poll_failures, st.poll_errors,
+	       quantile_ms(&poll_rtt, 0.5), quantile_ms(&poll_rtt, 0.99),
 	       quantile_ms(&poll_rtt, 1.0), st.leases, st.results_sent, st.results_acked, pending,
 	       st.result_failures, slot_free.n, quantile_ms(&slot_free, 0.5),
 	       quantile_ms(&slot_free, 0.99), n_submitted, submit_ok, submit_unleased,
@@ -752,7 +769,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: hfleet-fleet-sim --url URL --tokens FILE [--workers N] [--slots M]\n"
 		"         [--heartbeat-ms MS] [--seconds S] [--mode complete|hold|none] [--task-ms MS]\n"
-		"         [--ramp-ms MS] [--report-every S]\n"
+		"         [--ramp-ms MS] [--report-every S] [--measure-after-ms MS]\n"
 		"         [--control-url URL --admin-token TOKEN --submit-count K [--submit-every-ms MS]\n"
 		"          [--submit-model MODEL]]\n"
 		"FILE: one \"worker-id token\" per line (worker tokens).  Prints a JSON summary.\n");
@@ -776,6 +793,7 @@ int main(int argc, char **argv)
 		{ "submit-count", required_argument, NULL, 'n' },
 		{ "submit-every-ms", required_argument, NULL, 'e' },
 		{ "submit-model", required_argument, NULL, 'M' },
+		{ "measure-after-ms", required_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t nofile = 0;
@@ -799,6 +817,7 @@ int main(int argc, char **argv)
 		case 'n': o.submit_count = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'e': o.submit_every_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'M': o.submit_model = optarg; break;
+		case 'A': o.measure_after_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'm':
 			if (strcmp(optarg, "complete") == 0)
 				o.mode = MODE_COMPLETE;
@@ -854,7 +873,11 @@ int main(int argc, char **argv)
 		/* The first submit once every worker is registered and idle. */
 		uv_timer_start(&submit_timer, submit_cb, o.ramp_ms + 2 * o.heartbeat_ms, 0);
 	}
-	t0_us = hf_mono_us();
+	t0_us = measure_us = hf_mono_us();
+	if (o.measure_after_ms) {
+		uv_timer_init(loop, &measure_timer);
+		uv_timer_start(&measure_timer, measure_cb, o.measure_after_ms, 0);
+	}
 	uv_timer_init(loop, &end_timer);
 	uv_timer_start(&end_timer, end_cb, (uint64_t)(o.seconds * 1000), 0);
 	if (o.report_every_s) {

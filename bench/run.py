@@ -178,7 +178,9 @@ class Bench:
         return os.path.join(self.args.build, 'bench', 'hfleet-fleet-sim')
 
     def seed_workers(self, names):
-        self.worker_tokens.update(self.cluster.seed_tokens(names))
+        # In chunks: the harness hands its INSERT to psql on the command line.
+        for i in range(0, len(names), 500):
+            self.worker_tokens.update(self.cluster.seed_tokens(names[i:i + 500]))
 
     def tokens_file(self, names):
         path = os.path.join(self.root, 'sim-tokens-%d-%s' % (len(names), names[0]))
@@ -380,10 +382,13 @@ def throughput(b, args):
 
 
 def latency(b, args):
-    names = ['lat-%02d' % i for i in range(8)]
-    # Submit -> first lease: 8 idle simulated workers; the simulator submits
-    # one-task jobs at random intervals and times each to its first lease.
-    log('latency: submit -> first lease, 8 idle simulated workers, %d one-task jobs' % args.latency_submits)
+    names = ['lat-%02d' % i for i in range(args.latency_workers)]
+    # Submit -> first lease: idle simulated workers (one by default: then the
+    # figure is how soon an idle worker hears of new work, not how likely
+    # one of many happens to poll soon); the simulator submits one-task jobs
+    # at random intervals and times each to its first lease.
+    log('latency: submit -> first lease, %d idle simulated worker(s), %d one-task jobs'
+        % (len(names), args.latency_submits))
     secs = 4 + args.latency_submits * 0.25 + 3
     p, out = b.sim(names, ['--slots', '1', '--mode', 'complete', '--ramp-ms', '1000',
                            '--control-url', b.cluster.control_url, '--admin-token', b.admin_token,
@@ -423,7 +428,7 @@ def fleet(b, args):
         % (n, per, ramp, secs))
     for i in range(0, n, per):
         procs.append(b.sim(names[i:i + per], ['--slots', '1', '--mode', 'none', '--ramp-ms', str(ramp * 1000),
-                                              '--report-every', '10'],
+                                              '--report-every', '10', '--measure-after-ms', str((ramp + 2) * 1000)],
                            ramp + secs + 5, 'fleet-%d' % (i // per)))
     cpid = b.coordinator_pid()
     time.sleep(ramp + 2)
@@ -438,6 +443,7 @@ def fleet(b, args):
         last_c, last_t = c, t
     cpu = (proc_cpu_s(cpid) - c0) / (time.time() - t0)
     rss = max(s[3] for s in samples) if samples else proc_rss_mib(cpid)
+    sim_cpu = sum(proc_cpu_s(p.pid) for p, _ in procs) / (time.time() - t0)
     for p, _ in procs:
         p.wait()
     res = [json.load(open(out)) for _, out in procs]
@@ -445,7 +451,7 @@ def fleet(b, args):
     pmax = max(r['poll_max_ms'] for r in res)
     polls = sum(r['polls_per_s'] for r in res)
     rereg = sum(r['reregisters'] for r in res)
-    fails = sum(r['poll_failures'] + r['poll_errors'] for r in res)
+    fails = sum(r['failures_measured'] for r in res)
     conns = [s[1] for s in samples]
     figure('fleet: workers simulated', '%d' % n, '10000', n >= 10000)
     figure('fleet: coordinator CPU (fraction of a core)', '%.2f' % cpu, '< 0.5', cpu < 0.5)
@@ -457,6 +463,7 @@ def fleet(b, args):
            bool(conns) and min(conns) >= n)
     figure('fleet: re-registrations (spurious expiry) / failed polls', '%d / %d' % (rereg, fails), '0 / 0',
            rereg == 0 and fails == 0)
+    figure('fleet: simulators\' own CPU (fraction of a core)', '%.2f' % sim_cpu, '')
     NOTES.append('fleet samples (s, connected, coordinator CPU, RSS MiB): ' +
                  ', '.join('%.0f:%d:%.2f:%.0f' % s for s in samples))
 
@@ -533,12 +540,15 @@ print(time.time() - t)
 
 
 def celery(b, args):
-    for mod in ('celery', 'redis', 'sqlalchemy', 'psycopg2'):
-        try:
-            __import__(mod)
-        except ImportError:
-            figure('celery', 'not run: python3 module %s missing (deploy/install-deps.sh --bench)' % mod, '')
-            return None
+    # Debian's Python, where Debian's Celery is (python3 on PATH may be another).
+    py = '/usr/bin/python3' if os.path.exists('/usr/bin/python3') else sys.executable
+    chk = subprocess.run([py, '-c', 'import celery, redis, sqlalchemy, psycopg2; print(celery.__version__)'],
+                         capture_output=True, text=True)
+    if chk.returncode != 0:
+        figure('celery', 'not run: %s lacks celery, redis, sqlalchemy or psycopg2 (deploy/install-deps.sh --bench)'
+               % py, '')
+        return None
+    NOTES.append('celery %s, %s' % (chk.stdout.strip(), py))
     redis_server = shutil.which('redis-server')
     if not redis_server:
         figure('celery', 'not run: redis-server missing (deploy/install-deps.sh --bench)', '')
@@ -567,15 +577,16 @@ def celery(b, args):
                PYTHONPATH=d)
     n = args.tasks
     log('celery: publishing %d no-op tasks to the private redis (appendfsync always)' % n)
-    send = subprocess.run([sys.executable, '-c', CELERY_SEND, d, str(n)], env=env, capture_output=True,
+    send = subprocess.run([py, '-c', CELERY_SEND, d, str(n)], env=env, capture_output=True,
                           text=True, timeout=900)
     if send.returncode != 0:
         figure('celery', 'not run: publishing failed: %s' % send.stderr.strip()[-300:], '')
         return None
+    figure('celery: publish of %d tasks to Redis' % n, '%.1f s' % float(send.stdout), '')
     log('celery: published in %.1f s; starting a worker (prefork, concurrency %d)' % (float(send.stdout),
                                                                                         args.celery_concurrency))
     # The result table exists once the first result is stored.
-    w = spawn([sys.executable, '-m', 'celery', '-A', 'benchapp', 'worker', '--pool', 'prefork',
+    w = spawn([py, '-m', 'celery', '-A', 'benchapp', 'worker', '--pool', 'prefork',
                '--concurrency', str(args.celery_concurrency), '--loglevel', 'warning', '--without-gossip',
                '--without-mingle', '--without-heartbeat'], os.path.join(d, 'celery-worker.log'), env=env)
 
@@ -650,6 +661,7 @@ def main():
     ap.add_argument('--seconds', type=float, default=20, help='throughput and celery: measured window (default 20)')
     ap.add_argument('--warmup', type=float, default=3, help='seconds after the first result before measuring')
     ap.add_argument('--latency-submits', type=int, default=40, help='latency: one-task jobs submitted (default 40)')
+    ap.add_argument('--latency-workers', type=int, default=1, help='latency: idle simulated workers (default 1)')
     ap.add_argument('--fleet-workers', type=int, default=10000)
     ap.add_argument('--fleet-per-process', type=int, default=5000, help='simulated workers per simulator process')
     ap.add_argument('--fleet-seconds', type=int, default=600, help='fleet: measured seconds (default 600)')
@@ -675,7 +687,7 @@ def main():
     rates = {}
     try:
         b = Bench(args)
-        b.seed_workers(['tput-%02d' % i for i in range(args.workers)] + ['lat-%02d' % i for i in range(8)]
+        b.seed_workers(['tput-%02d' % i for i in range(args.workers)] + ['lat-%02d' % i for i in range(args.latency_workers)]
                        + ['slot-%02d' % i for i in range(8)] + ['submit-idle']
                        + (['fleet-%05d' % i for i in range(args.fleet_workers)] if 'fleet' in what else []))
         b.start()
