@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT
  *
  * hfleet-fleet-sim: many simulated workers in one process, for the
- * benchmark harness (bench/run.py).  Each simulated worker has its own nng
- * REQ socket (its own TCP connection), its own worker id and worker token,
+ * benchmark harness (bench/run.py).  Each simulated worker has its own
+ * connection (an SP REQ client on libuv, sp-client.h; with --nng an nng REQ
+ * socket, as hf-worker has), its own worker id and worker token,
  * and speaks the real worker protocol as hf-worker does (worker/session.c):
  * Register (one CPU device of --slots slots), then a Poll every heartbeat
  * carrying its session, its free slots and the tasks it holds; a freed slot
@@ -53,6 +54,7 @@
 #include "hf_proto.h"
 #include "hf_util.h"
 #include "hf_validate.h"
+#include "sp-client.h"
 
 #define REPLY_MAX (64u << 20)
 #define RESULTS_PER_BATCH 256
@@ -60,12 +62,21 @@
 
 enum mode { MODE_COMPLETE, MODE_HOLD, MODE_NONE };
 
+/* A connection to the coordinator: an nng REQ socket (hf_nuv.h), or the
+ * simulator's own SP client on libuv (sp-client.h, the default: nng's
+ * threads would cost the simulator more than the coordinator it measures). */
+struct conn {
+	nuv_client_t *nuv;
+	struct sp_client *sp;
+};
+
 struct opts {
 	const char *url, *tokens, *control_url, *admin_token, *submit_model;
 	unsigned workers, slots, heartbeat_ms, task_ms, ramp_ms, report_every_s;
 	unsigned submit_count, submit_every_ms, measure_after_ms;
 	double seconds;
 	enum mode mode;
+	bool use_nng;
 };
 
 struct samples {
@@ -89,7 +100,7 @@ struct task_timer {
 struct worker {
 	unsigned i;
 	char id[128], token[160];
-	nuv_client_t *client;
+	struct conn client;
 	uv_timer_t start, beat;
 	uint64_t session;
 	bool registered, reg_inflight, poll_inflight, poll_again, res_inflight;
@@ -124,7 +135,7 @@ static struct lease_event *leases_seen;
 static size_t n_leases_seen, cap_leases_seen;
 static struct submit_rec *submits;
 static unsigned n_submitted;
-static nuv_client_t *control;
+static struct conn control;
 static uv_timer_t end_timer, report_timer, submit_timer, measure_timer;
 static int64_t measure_us;        /* when the measured part began */
 static uint64_t answered_at_measure, failures_at_measure;
@@ -167,7 +178,19 @@ static double quantile_ms(struct samples *s, double q)
 	return s->v[k] / 1000.0;
 }
 
-static int call(nuv_client_t *c, Hf__Envelope *env, const char *token, nuv_reply_cb cb, void *arg)
+static int conn_open(struct conn *c, const char *url, char *err, size_t errlen)
+{
+	int r;
+
+	if (o.use_nng)
+		return nuv_client_open(loop, url, NULL, REPLY_MAX, &c->nuv, err, errlen);
+	r = sp_client_open(loop, url, &c->sp);
+	if (r < 0)
+		snprintf(err, errlen, "%s: only tcp://IPv4:PORT without --nng", url);
+	return r;
+}
+
+static int call(struct conn *c, Hf__Envelope *env, const char *token, nuv_reply_cb cb, void *arg)
 {
 	nng_msg *msg;
 	int r;
@@ -176,7 +199,9 @@ static int call(nuv_client_t *c, Hf__Envelope *env, const char *token, nuv_reply
 	r = hf_env_pack(env, &msg);
 	if (r < 0)
 		return r;
-	return nuv_client_call(c, msg, CALL_TIMEOUT_MS, cb, arg);
+	if (c->sp)
+		return sp_client_call(c->sp, msg, cb, arg);
+	return nuv_client_call(c->nuv, msg, CALL_TIMEOUT_MS, cb, arg);
 }
 
 static int reply_decode(int rv, nng_msg *reply, enum hf_msg_role role, Hf__Envelope **ret)
@@ -277,7 +302,7 @@ static void results_flush(struct worker *w)
 	rb.session = w->session;
 	env.body_case = HF__ENVELOPE__BODY_RESULTS;
 	env.results = &rb;
-	if (call(w->client, &env, w->token, results_reply_cb, w) == 0) {
+	if (call(&w->client, &env, w->token, results_reply_cb, w) == 0) {
 		w->res_inflight = true;
 		st.results_sent += n;
 	}
@@ -462,7 +487,7 @@ static void poll_send(struct worker *w)
 	env.body_case = HF__ENVELOPE__BODY_POLL;
 	env.poll = &poll;
 	w->poll_sent_us = hf_mono_us();
-	if (call(w->client, &env, w->token, poll_reply_cb, w) == 0) {
+	if (call(&w->client, &env, w->token, poll_reply_cb, w) == 0) {
 		w->poll_inflight = true;
 		w->poll_again = false;
 		st.polls_sent++;
@@ -477,6 +502,8 @@ static void beat_cb(uv_timer_t *t)
 {
 	struct worker *w = t->data;
 
+	if (w->client.sp)
+		sp_client_expire(w->client.sp, CALL_TIMEOUT_MS);
 	if (!w->registered) {
 		register_send(w);
 		return;
@@ -570,7 +597,7 @@ static void register_send(struct worker *w)
 	reg.session = w->session;
 	env.body_case = HF__ENVELOPE__BODY_REGISTER;
 	env.register_ = &reg;
-	if (call(w->client, &env, w->token, register_reply_cb, w) == 0)
+	if (call(&w->client, &env, w->token, register_reply_cb, w) == 0)
 		w->reg_inflight = true;
 	free(tr);
 	free(trp);
@@ -629,7 +656,7 @@ static void submit_cb(uv_timer_t *t)
 	env.body_case = HF__ENVELOPE__BODY_SUBMIT;
 	env.submit = &sr;
 	s->sent_us = hf_mono_us();
-	if (call(control, &env, o.admin_token, submit_reply_cb, s) < 0)
+	if (call(&control, &env, o.admin_token, submit_reply_cb, s) < 0)
 		s->failed = true;
 	/* The next one after a random wait, so submits do not fall in step
 	 * with the heartbeats. */
@@ -769,7 +796,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: hfleet-fleet-sim --url URL --tokens FILE [--workers N] [--slots M]\n"
 		"         [--heartbeat-ms MS] [--seconds S] [--mode complete|hold|none] [--task-ms MS]\n"
-		"         [--ramp-ms MS] [--report-every S] [--measure-after-ms MS]\n"
+		"         [--ramp-ms MS] [--report-every S] [--measure-after-ms MS] [--nng]\n"
 		"         [--control-url URL --admin-token TOKEN --submit-count K [--submit-every-ms MS]\n"
 		"          [--submit-model MODEL]]\n"
 		"FILE: one \"worker-id token\" per line (worker tokens).  Prints a JSON summary.\n");
@@ -794,6 +821,7 @@ int main(int argc, char **argv)
 		{ "submit-every-ms", required_argument, NULL, 'e' },
 		{ "submit-model", required_argument, NULL, 'M' },
 		{ "measure-after-ms", required_argument, NULL, 'A' },
+		{ "nng", no_argument, NULL, 'N' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t nofile = 0;
@@ -817,6 +845,7 @@ int main(int argc, char **argv)
 		case 'n': o.submit_count = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'e': o.submit_every_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'M': o.submit_model = optarg; break;
+		case 'N': o.use_nng = true; break;
 		case 'A': o.measure_after_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'm':
 			if (strcmp(optarg, "complete") == 0)
@@ -854,7 +883,7 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < o.workers; i++) {
 		struct worker *w = &fleet[i];
 		w->i = i;
-		if (nuv_client_open(loop, o.url, NULL, REPLY_MAX, &w->client, err, sizeof(err)) < 0) {
+		if (conn_open(&w->client, o.url, err, sizeof(err)) < 0) {
 			fprintf(stderr, "fleet-sim: worker %u: %s\n", i, err);
 			return 1;
 		}
@@ -865,7 +894,7 @@ int main(int argc, char **argv)
 		uv_timer_start(&w->start, start_cb, o.ramp_ms ? (uint64_t)rand() % o.ramp_ms : 0, 0);
 	}
 	if (o.submit_count) {
-		if (nuv_client_open(loop, o.control_url, NULL, REPLY_MAX, &control, err, sizeof(err)) < 0) {
+		if (conn_open(&control, o.control_url, err, sizeof(err)) < 0) {
 			fprintf(stderr, "fleet-sim: control: %s\n", err);
 			return 1;
 		}
