@@ -654,7 +654,7 @@ def main():
     ap.add_argument('what', nargs='*', default=['all'],
                     help='throughput, latency, fleet, submit, celery or all (default all)')
     ap.add_argument('--build', default=os.path.join(SOURCE, 'build'), help='the meson build directory')
-    ap.add_argument('--workers', type=int, default=8, help='throughput: hf-worker daemons (default 8)')
+    ap.add_argument('--workers', type=int, default=4, help='throughput: hf-worker daemons (default 4)')
     ap.add_argument('--slots', type=int, default=8, help='throughput: slots per hf-worker (default 8)')
     ap.add_argument('--tasks', type=int, default=30000,
                     help='throughput and celery: tasks queued (default 30000; the window ends when they are done)')
