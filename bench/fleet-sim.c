@@ -58,7 +58,6 @@
 
 #define REPLY_MAX (64u << 20)
 #define RESULTS_PER_BATCH 256
-#define CALL_TIMEOUT_MS 10000
 
 enum mode { MODE_COMPLETE, MODE_HOLD, MODE_NONE };
 
@@ -128,6 +127,8 @@ static struct opts o = {
 	.submit_every_ms = 200, .submit_model = "bert",
 };
 static uv_loop_t *loop;
+/* hf-worker's call timeout: three heartbeats, at least 5 s (worker/session.c). */
+static int call_timeout_ms;
 static struct worker *fleet;
 static int64_t t0_us;
 static struct samples poll_rtt, poll_rtt_interval, slot_free;
@@ -201,7 +202,7 @@ static int call(struct conn *c, Hf__Envelope *env, const char *token, nuv_reply_
 		return r;
 	if (c->sp)
 		return sp_client_call(c->sp, msg, cb, arg);
-	return nuv_client_call(c->nuv, msg, CALL_TIMEOUT_MS, cb, arg);
+	return nuv_client_call(c->nuv, msg, call_timeout_ms, cb, arg);
 }
 
 static int reply_decode(int rv, nng_msg *reply, enum hf_msg_role role, Hf__Envelope **ret)
@@ -503,7 +504,7 @@ static void beat_cb(uv_timer_t *t)
 	struct worker *w = t->data;
 
 	if (w->client.sp)
-		sp_client_expire(w->client.sp, CALL_TIMEOUT_MS);
+		sp_client_expire(w->client.sp, call_timeout_ms);
 	if (!w->registered) {
 		register_send(w);
 		return;
@@ -873,6 +874,7 @@ int main(int argc, char **argv)
 	if (nuv_nofile_raise(&nofile) < 0 || nofile < (uint64_t)o.workers + 64)
 		fprintf(stderr, "fleet-sim: open files limited to %" PRIu64 " for %u workers (ulimit -Hn)\n",
 			nofile, o.workers);
+	call_timeout_ms = 3 * (int)o.heartbeat_ms > 5000 ? 3 * (int)o.heartbeat_ms : 5000;
 	signal(SIGPIPE, SIG_IGN);
 	fleet = calloc(o.workers, sizeof(*fleet));
 	submits = calloc(o.submit_count + 1, sizeof(*submits));

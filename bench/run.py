@@ -191,6 +191,16 @@ class Bench:
         return path
 
     def start(self):
+        if self.args.callgrind:
+            # The coordinator under callgrind: instruction counts are
+            # repeatable where times are not.  Its start takes longer.
+            self.callgrind_out = os.path.join(self.root, 'callgrind.out.coordinator')
+            wrapper = os.path.join(self.root, 'coordinator-callgrind')
+            with open(wrapper, 'w') as f:
+                f.write('#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=%s %s "$@"\n'
+                        % (self.callgrind_out, self.h.COORDINATOR))
+            os.chmod(wrapper, 0o755)
+            self.h.COORDINATOR = wrapper
         self.cluster.start_coordinator()
         with open(self.cluster.admin_token_file) as f:
             self.admin_token = f.read().strip()
@@ -352,6 +362,7 @@ def throughput(b, args):
         time.sleep(0.2)
     time.sleep(args.warmup)
     b.pg.psql('SELECT pg_stat_statements_reset()')
+    perf = start_perf(b, args, [p.pid for p in b.hf_workers])
     s1 = win.sample()
     end = s1['t'] + args.seconds
     s2 = s1
@@ -364,9 +375,13 @@ def throughput(b, args):
     span = s2['t'] - s1['t']
     rate = done / span if span > 0 else 0
     log('throughput: %d results in %.1f s' % (done, span))
+    stop_perf(perf)
+    top = b.top_statements()
     b.hfctl('cancel', str(job), check=False)
     b.stop_hf_workers()
     finished, bad = b.deciding_check(job)
+    if args.callgrind:
+        callgrind_report(b)
     figure('durable completions/s (%d hf-workers x %d slots)' % (n, m), '%.0f /s' % rate, '>= 10000 /s',
            rate >= 10000)
     figure('tasks passed with != 1 deciding result', '%d of %d' % (bad, finished), '0', bad == 0)
@@ -376,9 +391,53 @@ def throughput(b, args):
         figure('hf-workers + runners CPU per task', '%.1f us' % ((s2['workers'] - s1['workers']) / done * 1e6), '')
         figure('statements per task (pg_stat_statements)', '%.2f' % ((s2['stmts'][0] - s1['stmts'][0]) / done), '')
         figure('transactions per task (pg_stat_database)', '%.2f' % ((s2['stmts'][1] - s1['stmts'][1]) / done), '')
-    for row in b.top_statements():
+    for row in top:
         NOTES.append('throughput top statement: calls=%s exec_ms=%s plan_ms=%s %s' % tuple(row))
     return rate
+
+
+def callgrind_report(b):
+    """Stops the coordinator (callgrind writes its counts) and prints its
+    top functions by instructions, and instructions per result stored."""
+    results = int(b.pg.psql('SELECT count(*) FROM results'))
+    b.cluster.coordinator.stop(timeout=120)
+    rep = subprocess.run(['callgrind_annotate', '--inclusive=no', b.callgrind_out], capture_output=True, text=True)
+    lines = rep.stdout.splitlines()
+    total = next((l for l in lines if 'PROGRAM TOTALS' in l), '')
+    m = re.match(r'\s*([\d,]+)', total)
+    if m and results:
+        figure('coordinator instructions per result (callgrind, whole run)',
+               '%.0f' % (int(m.group(1).replace(',', '')) / results), '')
+    top = [l for l in lines if re.match(r'\s*[\d,]+ \(', l)][:25]
+    for l in top:
+        NOTES.append('callgrind: ' + ' '.join(l.split()))
+
+
+def start_perf(b, args, worker_pids):
+    """With --perf: perf record of the coordinator, PostgreSQL and the
+    hf-workers (with their runners) for the first --perf seconds of the
+    window."""
+    if not args.perf or not shutil.which('perf'):
+        return None
+    pids = [b.coordinator_pid()] + descendants(b.postmaster_pid())
+    for w in worker_pids:
+        pids += descendants(w)
+    data = os.path.join(b.root, 'perf.data')
+    p = spawn(['perf', 'record', '-F', '499', '-g', '-o', data, '-p', ','.join(map(str, pids)), '--',
+               'sleep', str(args.perf)], os.path.join(b.root, 'perf.log'))
+    return p, data
+
+
+def stop_perf(perf):
+    if not perf:
+        return
+    p, data = perf
+    p.wait()
+    rep = subprocess.run(['perf', 'report', '-i', data, '--no-children', '--sort', 'comm,dso,symbol',
+                          '--percent-limit', '0.7', '--stdio', '-g', 'none'], capture_output=True, text=True)
+    for line in rep.stdout.splitlines():
+        if '%' in line and not line.startswith('#'):
+            NOTES.append('perf: ' + ' '.join(line.split()))
 
 
 def latency(b, args):
@@ -577,13 +636,19 @@ def celery(b, args):
                PYTHONPATH=d)
     n = args.tasks
     log('celery: publishing %d no-op tasks to the private redis (appendfsync always)' % n)
-    send = subprocess.run([py, '-c', CELERY_SEND, d, str(n)], env=env, capture_output=True,
-                          text=True, timeout=900)
-    if send.returncode != 0:
-        figure('celery', 'not run: publishing failed: %s' % send.stderr.strip()[-300:], '')
+    # Four publishers at once: one Python process publishes ~400 a second
+    # on this machine, and the publishing is not what is measured.
+    t = time.time()
+    pubs = [subprocess.Popen([py, '-c', CELERY_SEND, d, str(n // 4 + (1 if i < n % 4 else 0))], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(4)]
+    CHILDREN.extend(pubs)
+    errs = [p.communicate(timeout=900)[1] for p in pubs]
+    if any(p.returncode != 0 for p in pubs):
+        figure('celery', 'not run: publishing failed: %s' % ' '.join(errs).strip()[-300:], '')
         return None
-    figure('celery: publish of %d tasks to Redis' % n, '%.1f s' % float(send.stdout), '')
-    log('celery: published in %.1f s; starting a worker (prefork, concurrency %d)' % (float(send.stdout),
+    published_s = time.time() - t
+    figure('celery: publish of %d tasks to Redis (4 publishers)' % n, '%.1f s' % published_s, '')
+    log('celery: published in %.1f s; starting a worker (prefork, concurrency %d)' % (published_s,
                                                                                         args.celery_concurrency))
     # The result table exists once the first result is stored.
     w = spawn([py, '-m', 'celery', '-A', 'benchapp', 'worker', '--pool', 'prefork',
@@ -667,6 +732,12 @@ def main():
     ap.add_argument('--fleet-seconds', type=int, default=600, help='fleet: measured seconds (default 600)')
     ap.add_argument('--submit-tasks', type=int, default=100000)
     ap.add_argument('--celery-concurrency', type=int, default=8)
+    ap.add_argument('--perf', type=int, default=0, metavar='SECONDS',
+                    help='throughput: perf record the coordinator, PostgreSQL and the workers for SECONDS '
+                         'of the window and print the top symbols (default 0: off)')
+    ap.add_argument('--callgrind', action='store_true',
+                    help='throughput: run the coordinator under valgrind --tool=callgrind and print its top '
+                         'functions (slow: use with a short --seconds and throughput alone)')
     ap.add_argument('--keep', action='store_true', help='keep the temporary directory (logs, database)')
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
