@@ -270,7 +270,7 @@ class Bench:
         p = spawn([self.h.WORKER, '--id', wid, '--coordinator-url', self.cluster.worker_url,
                    '--state-dir', state, '--slots', str(slots), '--runner', self.noop_runner,
                    '--set', 'runner.warm=true', '--set', 'runner.warm_max_tasks=0',
-                   '--log-level', 'warn'], os.path.join(self.root, wid + '.log'), env=env)
+                   '--log-level', os.environ.get('BENCH_WORKER_LOG', 'warn')], os.path.join(self.root, wid + '.log'), env=env)
         self.hf_workers.append(p)
         return p
 
@@ -414,27 +414,29 @@ def callgrind_report(b):
 
 
 def start_perf(b, args, worker_pids):
-    """With --perf: perf record of the coordinator, PostgreSQL and the
-    hf-workers (with their runners) for the first --perf seconds of the
-    window."""
+    """With --perf: perf record of the whole machine for the first --perf
+    seconds of the window (a list of pids would fail on any process that
+    ends before perf attaches); the report keeps only our processes."""
     if not args.perf or not shutil.which('perf'):
         return None
-    pids = [b.coordinator_pid()] + descendants(b.postmaster_pid())
-    for w in worker_pids:
-        pids += descendants(w)
     data = os.path.join(b.root, 'perf.data')
-    p = spawn(['perf', 'record', '-F', '499', '-g', '-o', data, '-p', ','.join(map(str, pids)), '--',
-               'sleep', str(args.perf)], os.path.join(b.root, 'perf.log'))
-    return p, data
+    p = spawn(['perf', 'record', '-a', '-F', '499', '-g', '-o', data, '--', 'sleep', str(args.perf)],
+              os.path.join(b.root, 'perf.log'))
+    return p, data, b, worker_pids
 
 
 def stop_perf(perf):
     if not perf:
         return
-    p, data = perf
+    p, data, b, worker_pids = perf
+    # Our processes: the coordinator, PostgreSQL's, the workers and runners.
+    pids = [b.coordinator_pid()] + descendants(b.postmaster_pid())
+    for w in worker_pids:
+        pids += descendants(w)
     p.wait()
-    rep = subprocess.run(['perf', 'report', '-i', data, '--no-children', '--sort', 'comm,dso,symbol',
-                          '--percent-limit', '0.7', '--stdio', '-g', 'none'], capture_output=True, text=True)
+    rep = subprocess.run(['perf', 'report', '-i', data, '--no-children', '--pid', ','.join(map(str, pids)),
+                          '--sort', 'comm,dso,symbol', '--percent-limit', '0.7', '--stdio', '-g', 'none'],
+                         capture_output=True, text=True)
     for line in rep.stdout.splitlines():
         if '%' in line and not line.startswith('#'):
             NOTES.append('perf: ' + ' '.join(line.split()))
