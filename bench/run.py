@@ -493,6 +493,53 @@ def latency(b, args):
     figure('slot free -> next lease p50', '%.2f ms' % r['slot_free_p50_ms'], '')
     figure('slot free -> next lease p99 (%d samples)' % r['slot_free_samples'], '%.2f ms' % r['slot_free_p99_ms'],
            '<= 2 ms', 0 <= r['slot_free_p99_ms'] <= 2)
+    latency_real(b, args)
+
+
+def percentile(values, q):
+    v = sorted(values)
+    return v[int(q * (len(v) - 1) + 0.5)] if v else -1
+
+
+def latency_real(b, args):
+    """The same two latencies with a real hf-worker (one slot, warm no-op
+    runner), read from the database: whatever the worker does (jitter, a
+    held poll, a protocol field the simulator does not know) is in them.
+    Submit -> first lease: the lease's transaction start (attempts.granted_at)
+    minus the submit's (jobs.created_at), both PostgreSQL's now(), so the
+    lease's commit and delivery (a few ms) are left out.  Slot free -> next
+    lease: the next attempt's granted_at minus the previous task's
+    results.finished_at (the worker's clock when the runner finished; the
+    same host's clock), the worker's slot being its only one."""
+    wid = 'lat-real'
+    log('latency: the same with a real hf-worker (1 slot), from the database')
+    b.start_hf_worker(wid, 1)
+    b.wait_connected(1)
+    time.sleep(2)
+    for i in range(args.latency_submits):
+        b.hfctl('submit', '--models', 'bert', '--backends', 'cpu', '--name', 'bench-real-lat-%d' % i)
+        time.sleep(0.125 + (i * 7919 % 251) / 1000)
+    time.sleep(1.5)
+    rows = b.pg.rows("SELECT extract(epoch FROM min(a.granted_at) - j.created_at) * 1000 FROM jobs j "
+                     "JOIN tasks t ON t.job_id = j.id JOIN attempts a ON a.task_id = t.id "
+                     "WHERE j.name LIKE 'bench-real-lat-%' GROUP BY j.id")
+    sub = [float(r[0]) for r in rows]
+    job, count, _ = b.submit_job(4000, 'bench-real-slot-free')
+    time.sleep(10)
+    b.hfctl('cancel', str(job), check=False)
+    rows = b.pg.rows("WITH a AS (SELECT a.granted_at, r.finished_at FROM attempts a JOIN tasks t ON t.id = a.task_id "
+                     "LEFT JOIN results r ON r.task_id = a.task_id AND r.attempt = a.attempt "
+                     "WHERE a.worker_id = '%s' AND t.job_id = %d) "
+                     "SELECT extract(epoch FROM granted_at - lag(finished_at) OVER (ORDER BY granted_at)) * 1000 "
+                     "FROM a ORDER BY granted_at" % (wid, job))
+    free = [float(r[0]) for r in rows if r and r[0] != '']
+    b.stop_hf_workers()
+    figure('real hf-worker: submit -> first lease p50 / p99 (%d jobs)' % len(sub),
+           '%.1f / %.1f ms' % (percentile(sub, 0.5), percentile(sub, 0.99)), 'p99 <= 10 ms',
+           bool(sub) and percentile(sub, 0.99) <= 10)
+    figure('real hf-worker: slot free -> next lease p50 / p99 (%d)' % len(free),
+           '%.2f / %.2f ms' % (percentile(free, 0.5), percentile(free, 0.99)), 'p99 <= 2 ms',
+           bool(free) and percentile(free, 0.99) <= 2)
 
 
 def fleet(b, args):
@@ -780,7 +827,7 @@ def main():
     try:
         b = Bench(args)
         b.seed_workers(['tput-%02d' % i for i in range(args.workers)] + ['lat-%02d' % i for i in range(args.latency_workers)]
-                       + ['slot-%02d' % i for i in range(8)] + ['submit-idle']
+                       + ['slot-%02d' % i for i in range(8)] + ['submit-idle', 'lat-real']
                        + (['fleet-%05d' % i for i in range(args.fleet_workers)] if 'fleet' in what else []))
         b.start()
         log('private fleet in %s; coordinator pid %d, PostgreSQL pid %d; %d registry models'
