@@ -13,6 +13,10 @@
 #                                       build and check the Debian packages
 #                                       (debhelper, lintian: about 150
 #                                       packages, so only when asked)
+#   deploy/install-deps.sh --bench      also what bench/run.py's Celery
+#                                       comparison needs: Celery 5, a Redis
+#                                       server and client, SQLAlchemy and
+#                                       psycopg2 (the result backend)
 set -euo pipefail
 
 packages=(
@@ -35,11 +39,13 @@ test_packages=(
   # of deploy/compose (the Python docker-compose 1.29, no daemon needed).
   python3-yaml docker-compose
 )
+bench_packages=(python3-celery redis-server python3-redis python3-sqlalchemy python3-psycopg2)
 case "${1:-}" in
+  --bench) packages+=("${bench_packages[@]}") ;;
   --packaging) packages+=("${test_packages[@]}" debhelper dpkg-dev lintian systemd) ;;
   --test) packages+=("${test_packages[@]}") ;;
   "") ;;
-  *) echo "usage: $0 [--test|--packaging]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--test|--packaging|--bench]" >&2; exit 2 ;;
 esac
 
 missing=()
@@ -66,4 +72,10 @@ $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 if printf '%s\n' "${missing[@]}" | grep -qx prometheus && [ -d /run/systemd/system ]; then
   $sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
   echo "hfleet: installed prometheus for promtool; its server is stopped and disabled" >&2
+fi
+# bench/run.py starts a private redis-server of its own on a free port: the
+# system's, which the package enables, does not stay running.
+if printf '%s\n' "${missing[@]}" | grep -qx redis-server && [ -d /run/systemd/system ]; then
+  $sudo systemctl disable --now redis-server.service >/dev/null 2>&1 || true
+  echo "hfleet: installed redis-server for bench/run.py; the system's server is stopped and disabled" >&2
 fi

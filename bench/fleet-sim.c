@@ -1,0 +1,924 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * hfleet-fleet-sim: many simulated workers in one process, for the
+ * benchmark harness (bench/run.py).  Each simulated worker has its own
+ * connection (an SP REQ client on libuv, sp-client.h; with --nng an nng REQ
+ * socket, as hf-worker has), its own worker id and worker token,
+ * and speaks the real worker protocol as hf-worker does (worker/session.c):
+ * Register (one CPU device of --slots slots), then a Poll every heartbeat
+ * carrying its session, its free slots and the tasks it holds; a freed slot
+ * polls at once; results go in a ResultBatch (at most 256, one batch in
+ * flight) and are forgotten only when acknowledged; ERR_NOT_REGISTERED
+ * registers again under the same session.  Replies are decoded and
+ * validated with hf_msg_decode, as hf-worker does.  Nothing is written to
+ * disk: the simulated worker has no spool, so it measures the coordinator
+ * and the database, not a worker.
+ *
+ * What a leased task does (--mode):
+ *   complete   it "runs" --task-ms milliseconds (0: none) and passes
+ *   hold       it is held and its lease renewed by every poll, never ended
+ *   none       free slots are advertised as 0: heartbeats only
+ *
+ * With --submit-count K (and --control-url, --admin-token) the process is
+ * also a control client: every --submit-every ms it submits a job of
+ * --submit-model on cpu, kind test (one task) and records when the request
+ * was sent; each worker records when it received the job's first lease.
+ * Both are this process's monotonic clock, so submit -> first lease is
+ * measured end to end (the submit's commit, the dispatch, the lease's
+ * commit and its delivery) without the cost of starting hfctl.
+ *
+ * Slot free -> next lease: the time from a slot freeing (a task ending) to
+ * the next assignment the same worker receives, sampled only while a slot
+ * is free and work is queued (the harness keeps the queue deep).
+ *
+ * At the end (--seconds) it prints one JSON object on stdout with the
+ * counts and percentiles (poll times, polls/s and failures from
+ * --measure-after-ms on, so that the ramp is left out); with --report-every
+ * it prints a line per interval on stderr (polls answered, p99, registered
+ * workers).
+ *
+ * One thread (the libuv loop) plus nng's own; everything here runs on the
+ * loop thread (hf_nuv.h).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "hf_nuv.h"
+#include "hf_proto.h"
+#include "hf_util.h"
+#include "hf_validate.h"
+#include "sp-client.h"
+
+#define REPLY_MAX (64u << 20)
+#define RESULTS_PER_BATCH 256
+
+enum mode { MODE_COMPLETE, MODE_HOLD, MODE_NONE };
+
+/* A connection to the coordinator: an nng REQ socket (hf_nuv.h), or the
+ * simulator's own SP client on libuv (sp-client.h, the default: nng's
+ * threads would cost the simulator more than the coordinator it measures). */
+struct conn {
+	nuv_client_t *nuv;
+	struct sp_client *sp;
+};
+
+struct opts {
+	const char *url, *tokens, *control_url, *admin_token, *submit_model;
+	unsigned workers, slots, heartbeat_ms, task_ms, ramp_ms, report_every_s;
+	unsigned submit_count, submit_every_ms, measure_after_ms;
+	double seconds;
+	enum mode mode;
+	bool use_nng;
+};
+
+struct samples {
+	uint32_t *v;
+	size_t n, cap;
+};
+
+struct held {
+	uint64_t task_id;
+	uint32_t attempt;
+	struct held *next;
+};
+
+struct task_timer {
+	uv_timer_t t;
+	struct worker *w;
+	uint64_t task_id;
+	uint32_t attempt;
+};
+
+struct worker {
+	unsigned i;
+	char id[128], token[160];
+	struct conn client;
+	uv_timer_t start, beat;
+	uint64_t session;
+	bool registered, reg_inflight, poll_inflight, poll_again, res_inflight;
+	int64_t poll_sent_us;
+	unsigned running;              /* tasks holding a slot */
+	struct held *held;             /* leases to renew (running tasks) */
+	Hf__TaskRef *pending;          /* results not yet acknowledged */
+	size_t n_pending, cap_pending;
+	int64_t free_since_us;         /* a slot freed and no lease since (0: none) */
+};
+
+struct lease_event {
+	uint64_t job_id;
+	int64_t at_us;
+};
+
+struct submit_rec {
+	int64_t sent_us;
+	uint64_t job_id; /* 0 until answered */
+	bool failed;
+};
+
+static struct opts o = {
+	.workers = 10, .slots = 1, .seconds = 10, .mode = MODE_COMPLETE, .ramp_ms = 1000,
+	.submit_every_ms = 200, .submit_model = "bert",
+};
+static uv_loop_t *loop;
+/* hf-worker's call timeout: three heartbeats, at least 5 s (worker/session.c). */
+static int call_timeout_ms;
+static struct worker *fleet;
+static int64_t t0_us;
+static struct samples poll_rtt, poll_rtt_interval, slot_free;
+static struct lease_event *leases_seen;
+static size_t n_leases_seen, cap_leases_seen;
+static struct submit_rec *submits;
+static unsigned n_submitted;
+static struct conn control;
+static uv_timer_t end_timer, report_timer, submit_timer, measure_timer;
+static int64_t measure_us;        /* when the measured part began */
+static uint64_t answered_at_measure, failures_at_measure;
+static uv_signal_t sigint, sigterm;
+
+static struct {
+	uint64_t registers, reregisters, register_failures, polls_sent, polls_answered, poll_failures,
+		poll_errors, leases, results_sent, results_acked, result_failures, submit_failures;
+	uint64_t polls_at_last_report;
+} st;
+
+static void sample_add(struct samples *s, int64_t us)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 4096;
+		uint32_t *v = realloc(s->v, cap * sizeof(*v));
+		if (!v)
+			return;
+		s->v = v;
+		s->cap = cap;
+	}
+	s->v[s->n++] = us < 0 ? 0 : us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Sorts s and returns the q quantile in milliseconds (-1: no samples). */
+static double quantile_ms(struct samples *s, double q)
+{
+	size_t k;
+
+	if (!s->n)
+		return -1;
+	qsort(s->v, s->n, sizeof(*s->v), cmp_u32);
+	k = (size_t)(q * (double)(s->n - 1) + 0.5);
+	return s->v[k] / 1000.0;
+}
+
+static int conn_open(struct conn *c, const char *url, char *err, size_t errlen)
+{
+	int r;
+
+	if (o.use_nng)
+		return nuv_client_open(loop, url, NULL, REPLY_MAX, &c->nuv, err, errlen);
+	r = sp_client_open(loop, url, &c->sp);
+	if (r < 0)
+		snprintf(err, errlen, "%s: only tcp://IPv4:PORT without --nng", url);
+	return r;
+}
+
+static int call(struct conn *c, Hf__Envelope *env, const char *token, nuv_reply_cb cb, void *arg)
+{
+	nng_msg *msg;
+	int r;
+
+	env->token = (char *)token;
+	r = hf_env_pack(env, &msg);
+	if (r < 0)
+		return r;
+	if (c->sp)
+		return sp_client_call(c->sp, msg, cb, arg);
+	return nuv_client_call(c->nuv, msg, call_timeout_ms, cb, arg);
+}
+
+static int reply_decode(int rv, nng_msg *reply, enum hf_msg_role role, Hf__Envelope **ret)
+{
+	char err[256];
+
+	if (rv < 0)
+		return rv;
+	rv = hf_msg_decode(nng_msg_body(reply), nng_msg_len(reply), role, ret, err, sizeof(err));
+	nng_msg_free(reply);
+	if (rv < 0)
+		fprintf(stderr, "fleet-sim: a reply breaks the protocol: %s\n", err);
+	return rv;
+}
+
+static void register_send(struct worker *w);
+static void poll_send(struct worker *w);
+static void results_flush(struct worker *w);
+
+/* ---- results ---- */
+
+static void result_add(struct worker *w, uint64_t task_id, uint32_t attempt)
+{
+	if (w->n_pending == w->cap_pending) {
+		size_t cap = w->cap_pending ? 2 * w->cap_pending : 16;
+		Hf__TaskRef *p = realloc(w->pending, cap * sizeof(*p));
+		if (!p)
+			abort();
+		w->pending = p;
+		w->cap_pending = cap;
+	}
+	hf__task_ref__init(&w->pending[w->n_pending]);
+	w->pending[w->n_pending].task_id = task_id;
+	w->pending[w->n_pending].attempt = attempt;
+	w->n_pending++;
+}
+
+static void results_reply_cb(int rv, nng_msg *reply, void *arg)
+{
+	struct worker *w = arg;
+	Hf__Envelope *env = NULL;
+
+	w->res_inflight = false;
+	rv = reply_decode(rv, reply, HF_MSG_WORKER_REPLY, &env);
+	if (rv < 0 || env->body_case != HF__ENVELOPE__BODY_ACK) {
+		st.result_failures++;
+		if (rv == 0 && env->body_case == HF__ENVELOPE__BODY_ERROR &&
+		    env->error->code == HF__ERROR_CODE__ERR_NOT_REGISTERED && w->registered) {
+			w->registered = false;
+			st.reregisters++;
+			register_send(w);
+		}
+		hf_env_free(env);
+		return; /* sent again at the next beat */
+	}
+	/* Forget what is acknowledged: a linear match, batches are small. */
+	for (size_t a = 0; a < env->ack->n_acked; a++) {
+		const Hf__TaskRef *k = env->ack->acked[a];
+		for (size_t i = 0; i < w->n_pending; i++)
+			if (w->pending[i].task_id == k->task_id && w->pending[i].attempt == k->attempt) {
+				w->pending[i] = w->pending[--w->n_pending];
+				st.results_acked++;
+				break;
+			}
+	}
+	hf_env_free(env);
+	if (w->n_pending)
+		results_flush(w);
+}
+
+static void results_flush(struct worker *w)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__ResultBatch rb = HF__RESULT_BATCH__INIT;
+	Hf__TaskResult tr[RESULTS_PER_BATCH], *trp[RESULTS_PER_BATCH];
+	double now = hf_wall_s();
+	size_t n = w->n_pending < RESULTS_PER_BATCH ? w->n_pending : RESULTS_PER_BATCH;
+
+	if (!n || w->res_inflight || !w->registered)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		hf__task_result__init(&tr[i]);
+		tr[i].task_id = w->pending[i].task_id;
+		tr[i].attempt = w->pending[i].attempt;
+		tr[i].status = HF__TASK_STATUS__STATUS_PASSED;
+		tr[i].reason = "";
+		tr[i].metrics_json = "{}";
+		tr[i].env_json = "{\"runner_version\":\"fleet-sim\"}";
+		tr[i].log_excerpt = "";
+		tr[i].started_at = now;
+		tr[i].finished_at = now;
+		tr[i].weights = "";
+		trp[i] = &tr[i];
+	}
+	rb.worker_id = w->id;
+	rb.n_results = n;
+	rb.results = trp;
+	rb.session = w->session;
+	env.body_case = HF__ENVELOPE__BODY_RESULTS;
+	env.results = &rb;
+	if (call(&w->client, &env, w->token, results_reply_cb, w) == 0) {
+		w->res_inflight = true;
+		st.results_sent += n;
+	}
+}
+
+/* ---- tasks ---- */
+
+static void held_remove(struct worker *w, uint64_t task_id, uint32_t attempt)
+{
+	for (struct held **p = &w->held; *p; p = &(*p)->next)
+		if ((*p)->task_id == task_id && (*p)->attempt == attempt) {
+			struct held *h = *p;
+			*p = h->next;
+			free(h);
+			return;
+		}
+}
+
+static void task_end(struct worker *w, uint64_t task_id, uint32_t attempt)
+{
+	held_remove(w, task_id, attempt);
+	if (w->running)
+		w->running--;
+	if (!w->free_since_us)
+		w->free_since_us = hf_mono_us();
+	result_add(w, task_id, attempt);
+}
+
+static void task_timer_close_cb(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void task_timer_cb(uv_timer_t *t)
+{
+	struct task_timer *k = t->data;
+	struct worker *w = k->w;
+
+	task_end(w, k->task_id, k->attempt);
+	uv_close((uv_handle_t *)t, task_timer_close_cb);
+	results_flush(w);
+	poll_send(w); /* a slot is free */
+}
+
+static void task_start(struct worker *w, const Hf__Assignment *a)
+{
+	struct held *h = malloc(sizeof(*h));
+
+	if (!h)
+		abort();
+	h->task_id = a->task_id;
+	h->attempt = a->attempt;
+	h->next = w->held;
+	w->held = h;
+	w->running++;
+	if (o.mode != MODE_COMPLETE)
+		return;
+	if (o.task_ms == 0) {
+		task_end(w, a->task_id, a->attempt);
+		return;
+	}
+	struct task_timer *k = malloc(sizeof(*k));
+	if (!k)
+		abort();
+	k->w = w;
+	k->task_id = a->task_id;
+	k->attempt = a->attempt;
+	uv_timer_init(loop, &k->t);
+	k->t.data = k;
+	uv_timer_start(&k->t, task_timer_cb, o.task_ms, 0);
+}
+
+/* ---- poll ---- */
+
+static void lease_seen(uint64_t job_id, int64_t at)
+{
+	if (!o.submit_count)
+		return;
+	if (n_leases_seen == cap_leases_seen) {
+		size_t cap = cap_leases_seen ? 2 * cap_leases_seen : 1024;
+		struct lease_event *p = realloc(leases_seen, cap * sizeof(*p));
+		if (!p)
+			return;
+		leases_seen = p;
+		cap_leases_seen = cap;
+	}
+	leases_seen[n_leases_seen].job_id = job_id;
+	leases_seen[n_leases_seen].at_us = at;
+	n_leases_seen++;
+}
+
+static void poll_reply_cb(int rv, nng_msg *reply, void *arg)
+{
+	struct worker *w = arg;
+	Hf__Envelope *env = NULL;
+	int64_t now = hf_mono_us();
+
+	w->poll_inflight = false;
+	rv = reply_decode(rv, reply, HF_MSG_WORKER_REPLY, &env);
+	if (rv < 0) {
+		st.poll_failures++;
+		goto out;
+	}
+	if (env->body_case == HF__ENVELOPE__BODY_ERROR) {
+		st.poll_errors++;
+		if (env->error->code == HF__ERROR_CODE__ERR_NOT_REGISTERED && w->registered) {
+			w->registered = false;
+			st.reregisters++;
+			register_send(w);
+		}
+		goto out;
+	}
+	if (env->body_case != HF__ENVELOPE__BODY_POLL_REPLY) {
+		st.poll_errors++;
+		goto out;
+	}
+	st.polls_answered++;
+	sample_add(&poll_rtt, now - w->poll_sent_us);
+	sample_add(&poll_rtt_interval, now - w->poll_sent_us);
+	{
+		const Hf__PollReply *pr = env->poll_reply;
+		if (pr->n_assignments && w->free_since_us) {
+			sample_add(&slot_free, now - w->free_since_us);
+			w->free_since_us = 0;
+		}
+		for (size_t i = 0; i < pr->n_cancel; i++)
+			if (w->running) {
+				held_remove(w, pr->cancel[i]->task_id, pr->cancel[i]->attempt);
+				w->running--;
+			}
+		for (size_t i = 0; i < pr->n_assignments; i++) {
+			st.leases++;
+			lease_seen(pr->assignments[i]->job_id, now);
+			task_start(w, pr->assignments[i]);
+		}
+		if (pr->n_assignments && o.mode == MODE_COMPLETE && o.task_ms == 0) {
+			results_flush(w);
+			w->poll_again = true; /* the slots are free again */
+		}
+	}
+out:
+	hf_env_free(env);
+	if (w->poll_again)
+		poll_send(w);
+}
+
+static void poll_send(struct worker *w)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__Poll poll = HF__POLL__INIT;
+	Hf__DeviceFree df = HF__DEVICE_FREE__INIT, *dfp = &df;
+	size_t n_held = 0, i = 0;
+	Hf__TaskRef *tr, **trp;
+
+	if (!w->registered)
+		return;
+	if (w->poll_inflight) {
+		w->poll_again = true;
+		return;
+	}
+	for (struct held *h = w->held; h; h = h->next)
+		n_held++;
+	tr = calloc(n_held + 1, sizeof(*tr));
+	trp = calloc(n_held + 1, sizeof(*trp));
+	if (!tr || !trp)
+		abort();
+	for (struct held *h = w->held; h; h = h->next, i++) {
+		hf__task_ref__init(&tr[i]);
+		tr[i].task_id = h->task_id;
+		tr[i].attempt = h->attempt;
+		trp[i] = &tr[i];
+	}
+	df.backend = HF__BACKEND__BACKEND_CPU;
+	df.index = 0;
+	df.free_slots = o.mode == MODE_NONE || w->running >= o.slots ? 0 : o.slots - w->running;
+	poll.worker_id = w->id;
+	poll.n_free = 1;
+	poll.free = &dfp;
+	poll.n_running = n_held;
+	poll.running = trp;
+	poll.session = w->session;
+	env.body_case = HF__ENVELOPE__BODY_POLL;
+	env.poll = &poll;
+	w->poll_sent_us = hf_mono_us();
+	if (call(&w->client, &env, w->token, poll_reply_cb, w) == 0) {
+		w->poll_inflight = true;
+		w->poll_again = false;
+		st.polls_sent++;
+	} else {
+		st.poll_failures++;
+	}
+	free(tr);
+	free(trp);
+}
+
+static void beat_cb(uv_timer_t *t)
+{
+	struct worker *w = t->data;
+
+	if (w->client.sp)
+		sp_client_expire(w->client.sp, call_timeout_ms);
+	if (!w->registered) {
+		register_send(w);
+		return;
+	}
+	poll_send(w);
+	results_flush(w);
+}
+
+/* ---- register ---- */
+
+static void register_reply_cb(int rv, nng_msg *reply, void *arg)
+{
+	struct worker *w = arg;
+	Hf__Envelope *env = NULL;
+
+	w->reg_inflight = false;
+	rv = reply_decode(rv, reply, HF_MSG_WORKER_REPLY, &env);
+	if (rv < 0 || env->body_case != HF__ENVELOPE__BODY_REGISTER_REPLY ||
+	    !env->register_reply->accepted) {
+		if (st.register_failures++ < 5)
+			fprintf(stderr, "fleet-sim: worker %s could not register: %s\n", w->id,
+				rv < 0 ? strerror(-rv)
+				: env->body_case == HF__ENVELOPE__BODY_ERROR ? env->error->message
+									       : "refused");
+		hf_env_free(env);
+		return; /* the beat timer tries again */
+	}
+	w->session = env->register_reply->session;
+	w->registered = true;
+	st.registers++;
+	hf_env_free(env);
+	poll_send(w);
+	results_flush(w);
+}
+
+static void register_send(struct worker *w)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__Register reg = HF__REGISTER__INIT;
+	Hf__Device dev = HF__DEVICE__INIT, *devp = &dev;
+	Hf__CpuInfo cpu = HF__CPU_INFO__INIT;
+	Hf__BackendStatus bs = HF__BACKEND_STATUS__INIT, *bsp = &bs;
+	Hf__TaskRef *tr, **trp;
+	size_t n_held = 0, i = 0;
+
+	if (w->reg_inflight)
+		return;
+	for (struct held *h = w->held; h; h = h->next)
+		n_held++;
+	tr = calloc(n_held + 1, sizeof(*tr));
+	trp = calloc(n_held + 1, sizeof(*trp));
+	if (!tr || !trp)
+		abort();
+	for (struct held *h = w->held; h; h = h->next, i++) {
+		hf__task_ref__init(&tr[i]);
+		tr[i].task_id = h->task_id;
+		tr[i].attempt = h->attempt;
+		trp[i] = &tr[i];
+	}
+	dev.backend = HF__BACKEND__BACKEND_CPU;
+	dev.index = 0;
+	dev.name = "fleet-sim cpu";
+	dev.memory_bytes = UINT64_C(64) << 30;
+	dev.arch = "x86_64";
+	dev.driver = "";
+	dev.uuid = "";
+	dev.slots = o.slots;
+	cpu.model = "fleet-sim cpu";
+	cpu.sockets = 1;
+	cpu.cores = o.slots;
+	cpu.threads = o.slots;
+	cpu.memory_bytes = UINT64_C(64) << 30;
+	cpu.numa_nodes = 1;
+	cpu.arch = "x86_64";
+	bs.backend = HF__BACKEND__BACKEND_CPU;
+	bs.present = true;
+	bs.reason = "";
+	bs.driver = "";
+	bs.library = "";
+	reg.worker_id = w->id;
+	reg.hostname = w->id;
+	reg.software_version = HF_VERSION;
+	reg.protocol_version = HF_PROTOCOL_VERSION;
+	reg.n_devices = 1;
+	reg.devices = &devp;
+	reg.cpu = &cpu;
+	reg.n_backends = 1;
+	reg.backends = &bsp;
+	reg.n_running = n_held;
+	reg.running = trp;
+	reg.session = w->session;
+	env.body_case = HF__ENVELOPE__BODY_REGISTER;
+	env.register_ = &reg;
+	if (call(&w->client, &env, w->token, register_reply_cb, w) == 0)
+		w->reg_inflight = true;
+	free(tr);
+	free(trp);
+}
+
+static void start_cb(uv_timer_t *t)
+{
+	struct worker *w = t->data;
+
+	register_send(w);
+	uv_timer_start(&w->beat, beat_cb, o.heartbeat_ms, o.heartbeat_ms);
+}
+
+/* ---- submits (a control client) ---- */
+
+static void submit_reply_cb(int rv, nng_msg *reply, void *arg)
+{
+	struct submit_rec *s = arg;
+	Hf__Envelope *env = NULL;
+
+	rv = reply_decode(rv, reply, HF_MSG_CONTROL_REPLY, &env);
+	if (rv < 0 || env->body_case != HF__ENVELOPE__BODY_SUBMIT_REPLY) {
+		s->failed = true;
+		if (st.submit_failures++ < 5)
+			fprintf(stderr, "fleet-sim: submit failed: %s\n",
+				rv < 0 ? strerror(-rv)
+				: env->body_case == HF__ENVELOPE__BODY_ERROR ? env->error->message
+									       : "unexpected reply");
+	} else {
+		s->job_id = env->submit_reply->job_id;
+	}
+	hf_env_free(env);
+}
+
+static void submit_cb(uv_timer_t *t)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__SubmitRequest sr = HF__SUBMIT_REQUEST__INIT;
+	Hf__Backend be = HF__BACKEND__BACKEND_CPU;
+	Hf__TaskKind kind = HF__TASK_KIND__KIND_TEST;
+	char *model = (char *)o.submit_model, name[64];
+	struct submit_rec *s;
+
+	(void)t;
+	if (n_submitted >= o.submit_count)
+		return;
+	s = &submits[n_submitted++];
+	snprintf(name, sizeof(name), "fleet-sim-latency-%u", n_submitted);
+	sr.n_models = 1;
+	sr.models = &model;
+	sr.n_backends = 1;
+	sr.backends = &be;
+	sr.n_kinds = 1;
+	sr.kinds = &kind;
+	sr.name = name;
+	env.body_case = HF__ENVELOPE__BODY_SUBMIT;
+	env.submit = &sr;
+	s->sent_us = hf_mono_us();
+	if (call(&control, &env, o.admin_token, submit_reply_cb, s) < 0)
+		s->failed = true;
+	/* The next one after a random wait, so submits do not fall in step
+	 * with the heartbeats. */
+	uv_timer_start(&submit_timer, submit_cb, o.submit_every_ms / 2 + (unsigned)rand() % (o.submit_every_ms + 1),
+		       0);
+}
+
+/* ---- reports and the end ---- */
+
+static unsigned registered_count(void)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < o.workers; i++)
+		n += fleet[i].registered;
+	return n;
+}
+
+static void report_cb(uv_timer_t *t)
+{
+	double el = (hf_mono_us() - t0_us) / 1e6;
+	uint64_t answered = st.polls_answered - st.polls_at_last_report;
+
+	(void)t;
+	fprintf(stderr,
+		"fleet-sim: t=%.0fs registered=%u polls/s=%.0f p50=%.1fms p99=%.1fms max=%.1fms leases=%" PRIu64
+		" results_acked=%" PRIu64 " poll_failures=%" PRIu64 " poll_errors=%" PRIu64 "\n",
+		el, registered_count(), answered / (double)o.report_every_s,
+		quantile_ms(&poll_rtt_interval, 0.5), quantile_ms(&poll_rtt_interval, 0.99),
+		quantile_ms(&poll_rtt_interval, 1.0), st.leases, st.results_acked, st.poll_failures,
+		st.poll_errors);
+	st.polls_at_last_report = st.polls_answered;
+	poll_rtt_interval.n = 0;
+}
+
+/* The ramp (registrations, the first polls) is over: counts and poll
+ * times from now on. */
+static void measure_cb(uv_timer_t *t)
+{
+	(void)t;
+	measure_us = hf_mono_us();
+	answered_at_measure = st.polls_answered;
+	failures_at_measure = st.poll_failures + st.poll_errors;
+	poll_rtt.n = 0;
+}
+
+static void print_summary(void)
+{
+	double el = (hf_mono_us() - measure_us) / 1e6;
+	struct samples sub = { 0 };
+	unsigned submit_ok = 0, submit_unleased = 0;
+	size_t pending = 0;
+
+	for (unsigned i = 0; i < n_submitted; i++) {
+		int64_t first = 0;
+		if (submits[i].failed || !submits[i].job_id)
+			continue;
+		submit_ok++;
+		for (size_t k = 0; k < n_leases_seen; k++)
+			if (leases_seen[k].job_id == submits[i].job_id &&
+			    (!first || leases_seen[k].at_us < first))
+				first = leases_seen[k].at_us;
+		if (first)
+			sample_add(&sub, first - submits[i].sent_us);
+		else
+			submit_unleased++;
+	}
+	for (unsigned i = 0; i < o.workers; i++)
+		pending += fleet[i].n_pending;
+	printf("{\"workers\": %u, \"slots\": %u, \"heartbeat_ms\": %u, \"seconds\": %.3f, "
+	       "\"registered\": %u, \"registers\": %" PRIu64 ", \"reregisters\": %" PRIu64
+	       ", \"register_failures\": %" PRIu64 ", \"polls_sent\": %" PRIu64 ", \"polls_answered\": %" PRIu64
+	       ", \"polls_per_s\": %.1f, \"failures_measured\": %" PRIu64 ", \"poll_failures\": %" PRIu64
+	       ", \"poll_errors\": %" PRIu64
+	       ", \"poll_p50_ms\": %.3f, \"poll_p99_ms\": %.3f, \"poll_max_ms\": %.3f"
+	       ", \"leases\": %" PRIu64 ", \"results_sent\": %" PRIu64 ", \"results_acked\": %" PRIu64
+	       ", \"results_pending\": %zu, \"result_failures\": %" PRIu64
+	       ", \"slot_free_samples\": %zu, \"slot_free_p50_ms\": %.3f, \"slot_free_p99_ms\": %.3f"
+	       ", \"submits\": %u, \"submits_answered\": %u, \"submits_unleased\": %u, \"submit_failures\": %" PRIu64
+	       ", \"submit_lease_p50_ms\": %.3f, \"submit_lease_p99_ms\": %.3f, \"submit_lease_max_ms\": %.3f}\n",
+	       o.workers, o.slots, o.heartbeat_ms, el, registered_count(), st.registers, st.reregisters,
+	       st.register_failures, st.polls_sent, st.polls_answered, (st.polls_answered - answered_at_measure) / el,
+	       st.poll_failures + st.poll_errors - failures_at_measure, st.poll_failures, st.poll_errors,
+	       quantile_ms(&poll_rtt, 0.5), quantile_ms(&poll_rtt, 0.99),
+	       quantile_ms(&poll_rtt, 1.0), st.leases, st.results_sent, st.results_acked, pending,
+	       st.result_failures, slot_free.n, quantile_ms(&slot_free, 0.5),
+	       quantile_ms(&slot_free, 0.99), n_submitted, submit_ok, submit_unleased,
+	       st.submit_failures, quantile_ms(&sub, 0.5), quantile_ms(&sub, 0.99),
+	       quantile_ms(&sub, 1.0));
+	fflush(stdout);
+	free(sub.v);
+}
+
+static void end_cb(uv_timer_t *t)
+{
+	(void)t;
+	print_summary();
+	/* nng 1.5 can hang closing sockets with calls in flight (hf_nuv.h):
+	 * the process just ends, the kernel closes the connections. */
+	_exit(0);
+}
+
+static void signal_cb(uv_signal_t *h, int signum)
+{
+	(void)h;
+	(void)signum;
+	end_cb(NULL);
+}
+
+/* ---- start ---- */
+
+static int load_tokens(void)
+{
+	FILE *f = fopen(o.tokens, "re");
+	char name[128], token[160];
+	unsigned n = 0;
+
+	if (!f) {
+		fprintf(stderr, "fleet-sim: cannot open %s: %s\n", o.tokens, strerror(errno));
+		return -1;
+	}
+	while (n < o.workers && fscanf(f, "%127s %159s", name, token) == 2) {
+		snprintf(fleet[n].id, sizeof(fleet[n].id), "%s", name);
+		snprintf(fleet[n].token, sizeof(fleet[n].token), "%s", token);
+		n++;
+	}
+	fclose(f);
+	if (n < o.workers) {
+		fprintf(stderr, "fleet-sim: %s holds %u worker tokens, %u needed\n", o.tokens, n, o.workers);
+		return -1;
+	}
+	return 0;
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: hfleet-fleet-sim --url URL --tokens FILE [--workers N] [--slots M]\n"
+		"         [--heartbeat-ms MS] [--seconds S] [--mode complete|hold|none] [--task-ms MS]\n"
+		"         [--ramp-ms MS] [--report-every S] [--measure-after-ms MS] [--nng]\n"
+		"         [--control-url URL --admin-token TOKEN --submit-count K [--submit-every-ms MS]\n"
+		"          [--submit-model MODEL]]\n"
+		"FILE: one \"worker-id token\" per line (worker tokens).  Prints a JSON summary.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "url", required_argument, NULL, 'u' },
+		{ "tokens", required_argument, NULL, 't' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "slots", required_argument, NULL, 's' },
+		{ "heartbeat-ms", required_argument, NULL, 'b' },
+		{ "seconds", required_argument, NULL, 'S' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "task-ms", required_argument, NULL, 'k' },
+		{ "ramp-ms", required_argument, NULL, 'r' },
+		{ "report-every", required_argument, NULL, 'R' },
+		{ "control-url", required_argument, NULL, 'c' },
+		{ "admin-token", required_argument, NULL, 'a' },
+		{ "submit-count", required_argument, NULL, 'n' },
+		{ "submit-every-ms", required_argument, NULL, 'e' },
+		{ "submit-model", required_argument, NULL, 'M' },
+		{ "measure-after-ms", required_argument, NULL, 'A' },
+		{ "nng", no_argument, NULL, 'N' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t nofile = 0;
+	char err[256];
+	int c;
+
+	o.heartbeat_ms = 1000;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'u': o.url = optarg; break;
+		case 't': o.tokens = optarg; break;
+		case 'w': o.workers = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 's': o.slots = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'b': o.heartbeat_ms = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'S': o.seconds = strtod(optarg, NULL); break;
+		case 'k': o.task_ms = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'r': o.ramp_ms = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'R': o.report_every_s = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'c': o.control_url = optarg; break;
+		case 'a': o.admin_token = optarg; break;
+		case 'n': o.submit_count = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'e': o.submit_every_ms = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'M': o.submit_model = optarg; break;
+		case 'N': o.use_nng = true; break;
+		case 'A': o.measure_after_ms = (unsigned)strtoul(optarg, NULL, 10); break;
+		case 'm':
+			if (strcmp(optarg, "complete") == 0)
+				o.mode = MODE_COMPLETE;
+			else if (strcmp(optarg, "hold") == 0)
+				o.mode = MODE_HOLD;
+			else if (strcmp(optarg, "none") == 0)
+				o.mode = MODE_NONE;
+			else {
+				usage();
+				return 2;
+			}
+			break;
+		default:
+			usage();
+			return 2;
+		}
+	}
+	if (!o.url || !o.tokens || !o.workers || !o.slots || o.slots > 256 || !o.heartbeat_ms ||
+	    o.seconds <= 0 || (o.submit_count && (!o.control_url || !o.admin_token)) ||
+	    (o.submit_count && !o.submit_every_ms)) {
+		usage();
+		return 2;
+	}
+	if (nuv_nofile_raise(&nofile) < 0 || nofile < (uint64_t)o.workers + 64)
+		fprintf(stderr, "fleet-sim: open files limited to %" PRIu64 " for %u workers (ulimit -Hn)\n",
+			nofile, o.workers);
+	call_timeout_ms = 3 * (int)o.heartbeat_ms > 5000 ? 3 * (int)o.heartbeat_ms : 5000;
+	signal(SIGPIPE, SIG_IGN);
+	fleet = calloc(o.workers, sizeof(*fleet));
+	submits = calloc(o.submit_count + 1, sizeof(*submits));
+	if (!fleet || !submits || load_tokens() < 0)
+		return 1;
+	loop = uv_default_loop();
+	srand((unsigned)getpid());
+	for (unsigned i = 0; i < o.workers; i++) {
+		struct worker *w = &fleet[i];
+		w->i = i;
+		if (conn_open(&w->client, o.url, err, sizeof(err)) < 0) {
+			fprintf(stderr, "fleet-sim: worker %u: %s\n", i, err);
+			return 1;
+		}
+		uv_timer_init(loop, &w->start);
+		uv_timer_init(loop, &w->beat);
+		w->start.data = w->beat.data = w;
+		/* Workers come up spread over the ramp, as a fleet does. */
+		uv_timer_start(&w->start, start_cb, o.ramp_ms ? (uint64_t)rand() % o.ramp_ms : 0, 0);
+	}
+	if (o.submit_count) {
+		if (conn_open(&control, o.control_url, err, sizeof(err)) < 0) {
+			fprintf(stderr, "fleet-sim: control: %s\n", err);
+			return 1;
+		}
+		uv_timer_init(loop, &submit_timer);
+		/* The first submit once every worker is registered and idle. */
+		uv_timer_start(&submit_timer, submit_cb, o.ramp_ms + 2 * o.heartbeat_ms, 0);
+	}
+	t0_us = measure_us = hf_mono_us();
+	if (o.measure_after_ms) {
+		uv_timer_init(loop, &measure_timer);
+		uv_timer_start(&measure_timer, measure_cb, o.measure_after_ms, 0);
+	}
+	uv_timer_init(loop, &end_timer);
+	uv_timer_start(&end_timer, end_cb, (uint64_t)(o.seconds * 1000), 0);
+	if (o.report_every_s) {
+		uv_timer_init(loop, &report_timer);
+		uv_timer_start(&report_timer, report_cb, o.report_every_s * 1000, o.report_every_s * 1000);
+	}
+	uv_signal_init(loop, &sigint);
+	uv_signal_start(&sigint, signal_cb, SIGINT);
+	uv_signal_init(loop, &sigterm);
+	uv_signal_start(&sigterm, signal_cb, SIGTERM);
+	uv_run(loop, UV_RUN_DEFAULT);
+	return 0;
+}

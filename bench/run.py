@@ -1,0 +1,858 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""hfleet's benchmark harness (issue 15): prints every figure of the issue
+beside its target, and the Celery comparison as a ratio.
+
+    bench/run.py [--build DIR] all            every figure (~15 min with the 10-minute fleet run)
+    bench/run.py throughput                   durable completions/s, real hf-workers, no-op runner
+    bench/run.py latency                      submit -> first lease, slot free -> next lease
+    bench/run.py fleet [--fleet-seconds 60]   10,000 simulated workers heartbeating
+    bench/run.py submit                       a 100,000-task submit, hfctl status meanwhile
+    bench/run.py celery                       Celery 5 + Redis + PostgreSQL, same task count
+    bench/run.py throughput celery            several at once, in this order
+
+Everything runs privately: a PostgreSQL cluster of its own (tests/integration/
+harness.py; fsync=on, synchronous_commit=on, pg_stat_statements loaded), the
+coordinator, hf-workers and redis-server on free ports under one temporary
+directory, all stopped and removed at the end, also on Ctrl-C or a failure
+(--keep keeps the directory and its logs).  How each figure is measured:
+docs/performance.md.  Performance is never asserted: the exit status is 0
+whenever the measurements ran, whatever the figures.
+"""
+import argparse
+import atexit
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.dirname(HERE)
+TICK = os.sysconf('SC_CLK_TCK')
+
+FIGURES = []        # (figure, value text, target text, verdict)
+NOTES = []
+CHILDREN = []       # Popen objects we started, killed at exit
+
+
+def log(msg):
+    print('bench: ' + msg, file=sys.stderr, flush=True)
+
+
+def figure(name, value, target='', ok=None):
+    verdict = '' if ok is None else ('meets' if ok else 'MISSES')
+    FIGURES.append((name, value, target, verdict))
+    log('%-48s %s   (target %s) %s' % (name, value, target or '-', verdict))
+
+
+def harness_module(build):
+    os.environ['HF_BUILD_ROOT'] = os.path.abspath(build)
+    os.environ['HF_SOURCE_ROOT'] = SOURCE
+    sys.path.insert(0, os.path.join(SOURCE, 'tests', 'integration'))
+    import harness
+    return harness
+
+
+def spawn(argv, logpath, env=None, stdout=None):
+    logf = open(logpath, 'ab')
+    p = subprocess.Popen(argv, stdout=stdout or logf, stderr=logf, env=env, start_new_session=True)
+    logf.close()
+    CHILDREN.append(p)
+    return p
+
+
+def kill_children():
+    for p in CHILDREN:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except OSError:
+                pass
+    for p in CHILDREN:
+        try:
+            p.wait(5)
+        except Exception:
+            pass
+
+
+# ---- /proc accounting ----
+
+def proc_cpu_s(pid, children=False):
+    """utime + stime of pid in seconds (with children: also its reaped
+    children's)."""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+    except OSError:
+        return 0.0
+    t = int(fields[11]) + int(fields[12])
+    if children:
+        t += int(fields[13]) + int(fields[14])
+    return t / TICK
+
+
+def proc_rss_mib(pid):
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def descendants(pid):
+    """pid and every process below it."""
+    kids = {}
+    for d in os.listdir('/proc'):
+        if not d.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % d) as f:
+                ppid = int(f.read().rsplit(')', 1)[1].split()[1])
+        except OSError:
+            continue
+        kids.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def tree_cpu_s(pid):
+    """CPU seconds of pid's whole tree: live processes plus what the
+    reaped ones left in their parents' cutime/cstime."""
+    return sum(proc_cpu_s(p, children=True) for p in descendants(pid))
+
+
+# ---- the private fleet ----
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.h = harness_module(args.build)
+        h = self.h
+        for exe in (h.COORDINATOR, h.WORKER, h.HFCTL, self.noop_runner, self.fleet_sim):
+            if not os.path.exists(exe):
+                sys.exit('bench: %s is missing: build first (meson setup %s && ninja -C %s)'
+                         % (exe, args.build, args.build))
+        base = h.PrivatePostgres
+
+        # pg_stat_statements ships with Debian's postgresql-15; without it
+        # the statement counts fall back to pg_stat_database's transactions.
+        self.have_pgss = os.path.exists(os.path.join(h.pg_bindir(), '..', 'lib', 'pg_stat_statements.so'))
+        pgss = ('-c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.max=10000 '
+                '-c pg_stat_statements.track_planning=on' if self.have_pgss else '')
+
+        class BenchPostgres(base):
+            def start(self):
+                # The harness's settings, durability spelled out, and the
+                # statement statistics loaded.
+                subprocess.run(self.as_user + [
+                    os.path.join(self.bindir, 'pg_ctl'), '-D', self.data, '-w', '-l',
+                    os.path.join(self.dir, 'log'), '-o',
+                    "-k %s -p %d -c listen_addresses='' -c fsync=on -c synchronous_commit=on "
+                    "-c max_connections=200 %s" % (self.dir, self.port, pgss), 'start'],
+                    check=True, stdout=subprocess.DEVNULL)
+
+        h.PrivatePostgres = BenchPostgres
+        self.cluster = h.Cluster(heartbeat='1s', lease='30s', coordinator_set=[
+            'connections.max_per_port=10100', 'coordinator.max_workers=12000'])
+        self.root = self.cluster.root
+        self.pg = self.cluster.pg
+        self.worker_tokens = {}
+        self.hf_workers = []
+        if self.have_pgss:
+            try:
+                self.pg.psql('CREATE EXTENSION IF NOT EXISTS pg_stat_statements')
+            except subprocess.CalledProcessError:
+                self.cluster.close()
+                raise
+        else:
+            NOTES.append('pg_stat_statements is not installed: statements per task are not counted')
+
+    @property
+    def noop_runner(self):
+        return os.path.join(self.args.build, 'bench', 'hfleet-noop-runner')
+
+    @property
+    def fleet_sim(self):
+        return os.path.join(self.args.build, 'bench', 'hfleet-fleet-sim')
+
+    def seed_workers(self, names):
+        # In chunks: the harness hands its INSERT to psql on the command line.
+        for i in range(0, len(names), 500):
+            self.worker_tokens.update(self.cluster.seed_tokens(names[i:i + 500]))
+
+    def tokens_file(self, names):
+        path = os.path.join(self.root, 'sim-tokens-%d-%s' % (len(names), names[0]))
+        with open(path, 'w') as f:
+            for n in names:
+                f.write('%s %s\n' % (n, self.worker_tokens[n]))
+        os.chmod(path, 0o600)
+        return path
+
+    def start(self):
+        if self.args.callgrind:
+            # The coordinator under callgrind: instruction counts are
+            # repeatable where times are not.  Its start takes longer.
+            self.callgrind_out = os.path.join(self.root, 'callgrind.out.coordinator')
+            wrapper = os.path.join(self.root, 'coordinator-callgrind')
+            with open(wrapper, 'w') as f:
+                f.write('#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=%s %s "$@"\n'
+                        % (self.callgrind_out, self.h.COORDINATOR))
+            os.chmod(wrapper, 0o755)
+            self.h.COORDINATOR = wrapper
+        self.cluster.start_coordinator()
+        with open(self.cluster.admin_token_file) as f:
+            self.admin_token = f.read().strip()
+        self.model_count = len(self.hfctl_json('models'))
+
+    def coordinator_pid(self):
+        return self.cluster.coordinator.proc.pid
+
+    def postmaster_pid(self):
+        with open(os.path.join(self.pg.data, 'postmaster.pid')) as f:
+            return int(f.readline())
+
+    def pg_cpu_s(self):
+        return tree_cpu_s(self.postmaster_pid())
+
+    def hfctl(self, *a, **kw):
+        return self.cluster.hfctl(*a, **kw)
+
+    def hfctl_json(self, *a):
+        return json.loads(self.hfctl('--json', *a).stdout)
+
+    def statements(self):
+        """Statements executed so far (pg_stat_statements over every
+        database), and transactions committed (pg_stat_database)."""
+        calls = self.pg.psql('SELECT coalesce(sum(calls), 0) FROM pg_stat_statements') if self.have_pgss else 0
+        xacts = self.pg.psql('SELECT sum(xact_commit) FROM pg_stat_database')
+        return int(float(calls)), int(xacts)
+
+    def top_statements(self, n=8):
+        if not self.have_pgss:
+            return []
+        return self.pg.rows("SELECT calls, round(total_exec_time::numeric, 0), round(total_plan_time::numeric, 0), "
+                            "left(regexp_replace(query, '\\s+', ' ', 'g'), 90) FROM pg_stat_statements "
+                            "ORDER BY total_exec_time DESC LIMIT %d" % n)
+
+    def submit_job(self, tasks, name):
+        """A job of about `tasks` tasks for cpu workers: every registry model,
+        tests and benchmarks, four precisions, as many batch sizes as it
+        takes.  Returns (job id, task count, seconds the submit took)."""
+        per_batch = self.model_count * 2 * 4
+        nb = max(1, min(64, -(-tasks // per_batch)))
+        argv = ['submit', '--all', '--backends', 'cpu', '--kind', 'test,benchmark',
+                '--precision', 'fp32,fp16,bf16,int8', '--batch-sizes', ','.join(str(i) for i in range(1, nb + 1)),
+                '--name', name, '--json']
+        if nb == 1 and tasks < per_batch:
+            # A small job: a few models, one kind.
+            models = [m['model_type'] for m in self.hfctl_json('models')][:max(1, tasks)]
+            argv = ['submit', '--models', ','.join(models), '--backends', 'cpu', '--name', name, '--json']
+        t = time.time()
+        out = json.loads(self.hfctl(*argv, timeout=600).stdout)
+        return out['job_id'], out['task_count'], time.time() - t
+
+    def metrics_connected(self):
+        try:
+            with urllib.request.urlopen(self.cluster.http_url + '/metrics', timeout=10) as r:
+                text = r.read().decode()
+        except Exception:
+            return -1
+        m = re.search(r'^hfleet_workers\{state="connected"\} (\S+)', text, re.M)
+        return int(float(m.group(1))) if m else -1
+
+    def start_hf_worker(self, wid, slots):
+        state = os.path.join(self.root, 'state-' + wid)
+        tokfile = os.path.join(self.root, 'token-' + wid)
+        with open(tokfile, 'w') as f:
+            f.write(self.worker_tokens[wid] + '\n')
+        os.chmod(tokfile, 0o600)
+        env = dict(os.environ, HFLEET_WORKER_TOKEN_FILE=tokfile)
+        p = spawn([self.h.WORKER, '--id', wid, '--coordinator-url', self.cluster.worker_url,
+                   '--state-dir', state, '--slots', str(slots), '--runner', self.noop_runner,
+                   '--set', 'runner.warm=true', '--set', 'runner.warm_max_tasks=0',
+                   '--log-level', os.environ.get('BENCH_WORKER_LOG', 'warn')], os.path.join(self.root, wid + '.log'), env=env)
+        self.hf_workers.append(p)
+        return p
+
+    def stop_hf_workers(self):
+        for p in self.hf_workers:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in self.hf_workers:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+        self.hf_workers = []
+
+    def wait_connected(self, n, timeout=120):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            c = self.metrics_connected()
+            if c >= n:
+                return c
+            time.sleep(0.5)
+        raise RuntimeError('only %d of %d workers connected after %d s' % (self.metrics_connected(), n, timeout))
+
+    def sim(self, names, extra, seconds, tag):
+        """Starts a fleet simulator for the workers `names`; returns (Popen,
+        path of its JSON summary)."""
+        out = os.path.join(self.root, 'sim-%s.json' % tag)
+        argv = [self.fleet_sim, '--url', self.cluster.worker_url, '--tokens', self.tokens_file(names),
+                '--workers', str(len(names)), '--seconds', str(seconds)] + extra
+        p = spawn(argv, os.path.join(self.root, 'sim-%s.log' % tag), stdout=open(out, 'wb'))
+        return p, out
+
+    def deciding_check(self, job_id=None):
+        """(tasks finished, tasks whose deciding results are not exactly
+        one): every passed task must have exactly one stored, non-stale,
+        non-retried result, and it must be the task's result_id."""
+        where = 'AND t.job_id = %d' % job_id if job_id else ''
+        finished = int(self.pg.psql("SELECT count(*) FROM tasks t WHERE t.state = 'passed' %s" % where))
+        bad = int(self.pg.psql(
+            "SELECT count(*) FROM tasks t WHERE t.state = 'passed' %s AND ("
+            " t.result_id IS NULL OR (SELECT count(*) FROM results r WHERE r.task_id = t.id"
+            " AND NOT r.stale AND NOT r.retried) <> 1 OR NOT EXISTS (SELECT 1 FROM results r"
+            " WHERE r.id = t.result_id AND r.task_id = t.id))" % where))
+        return finished, bad
+
+    def close(self):
+        self.stop_hf_workers()
+        kill_children()
+        self.cluster.close(keep=self.args.keep)
+        if self.args.keep:
+            log('kept %s' % self.root)
+
+
+# ---- a measurement window ----
+
+class Window:
+    """Samples results committed, CPU and statements at the start and end
+    of a window."""
+
+    def __init__(self, b, worker_pids=()):
+        self.b = b
+        self.worker_pids = list(worker_pids)
+
+    def sample(self):
+        b = self.b
+        return {
+            't': time.time(),
+            'results': int(b.pg.psql('SELECT count(*) FROM results')),
+            'coord': proc_cpu_s(b.coordinator_pid()),
+            'pg': b.pg_cpu_s(),
+            'workers': sum(tree_cpu_s(p) for p in self.worker_pids),
+            'stmts': b.statements(),
+        }
+
+
+def throughput(b, args):
+    n, m = args.workers, args.slots
+    log('throughput: %d hf-workers x %d slots, warm no-op runner; a job of about %d tasks' % (n, m, args.tasks))
+    names = ['tput-%02d' % i for i in range(n)]
+    for w in names:
+        b.start_hf_worker(w, m)
+    b.wait_connected(n)
+    job, count, _ = b.submit_job(args.tasks, 'bench-throughput')
+    log('throughput: job %d of %d tasks submitted' % (job, count))
+    win = Window(b, [p.pid for p in b.hf_workers])
+    # Warm up: the first results, then a few seconds.
+    deadline = time.time() + 60
+    while int(b.pg.psql('SELECT count(*) FROM results')) == 0 and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(args.warmup)
+    if b.have_pgss:
+        b.pg.psql('SELECT pg_stat_statements_reset()')
+    perf = start_perf(b, args, [p.pid for p in b.hf_workers])
+    s1 = win.sample()
+    end = s1['t'] + args.seconds
+    s2 = s1
+    while time.time() < end:
+        time.sleep(0.5)
+        s2 = win.sample()
+        if s2['results'] >= count:
+            break
+    done = s2['results'] - s1['results']
+    span = s2['t'] - s1['t']
+    rate = done / span if span > 0 else 0
+    log('throughput: %d results in %.1f s' % (done, span))
+    stop_perf(perf)
+    top = b.top_statements()
+    b.hfctl('cancel', str(job), check=False)
+    b.stop_hf_workers()
+    finished, bad = b.deciding_check(job)
+    if args.callgrind:
+        callgrind_report(b)
+    figure('durable completions/s (%d hf-workers x %d slots)' % (n, m), '%.0f /s' % rate, '>= 10000 /s',
+           rate >= 10000)
+    figure('tasks passed with != 1 deciding result', '%d of %d' % (bad, finished), '0', bad == 0)
+    if done:
+        figure('coordinator CPU per task', '%.1f us' % ((s2['coord'] - s1['coord']) / done * 1e6), '')
+        figure('PostgreSQL CPU per task', '%.1f us' % ((s2['pg'] - s1['pg']) / done * 1e6), '')
+        figure('hf-workers + runners CPU per task', '%.1f us' % ((s2['workers'] - s1['workers']) / done * 1e6), '')
+        if b.have_pgss:
+            figure('statements per task (pg_stat_statements)',
+                   '%.2f' % ((s2['stmts'][0] - s1['stmts'][0]) / done), '')
+        figure('transactions per task (pg_stat_database)', '%.2f' % ((s2['stmts'][1] - s1['stmts'][1]) / done), '')
+    for row in top:
+        NOTES.append('throughput top statement: calls=%s exec_ms=%s plan_ms=%s %s' % tuple(row))
+    return rate
+
+
+def callgrind_report(b):
+    """Stops the coordinator (callgrind writes its counts) and prints its
+    top functions by instructions, and instructions per result stored."""
+    results = int(b.pg.psql('SELECT count(*) FROM results'))
+    b.cluster.coordinator.stop(timeout=120)
+    rep = subprocess.run(['callgrind_annotate', '--inclusive=no', b.callgrind_out], capture_output=True, text=True)
+    lines = rep.stdout.splitlines()
+    total = next((l for l in lines if 'PROGRAM TOTALS' in l), '')
+    m = re.match(r'\s*([\d,]+)', total)
+    if m and results:
+        figure('coordinator instructions per result (callgrind, whole run)',
+               '%.0f' % (int(m.group(1).replace(',', '')) / results), '')
+    top = [l for l in lines if re.match(r'\s*[\d,]+ \(', l)][:25]
+    for l in top:
+        NOTES.append('callgrind: ' + ' '.join(l.split()))
+
+
+def start_perf(b, args, worker_pids):
+    """With --perf: perf record of the whole machine for the first --perf
+    seconds of the window (a list of pids would fail on any process that
+    ends before perf attaches); the report keeps only our processes."""
+    if not args.perf or not shutil.which('perf'):
+        return None
+    data = os.path.join(b.root, 'perf.data')
+    p = spawn(['perf', 'record', '-a', '-F', '499', '-g', '-o', data, '--', 'sleep', str(args.perf)],
+              os.path.join(b.root, 'perf.log'))
+    return p, data, b, worker_pids
+
+
+def stop_perf(perf):
+    if not perf:
+        return
+    p, data, b, worker_pids = perf
+    # Our processes: the coordinator, PostgreSQL's, the workers and runners.
+    pids = [b.coordinator_pid()] + descendants(b.postmaster_pid())
+    for w in worker_pids:
+        pids += descendants(w)
+    p.wait()
+    rep = subprocess.run(['perf', 'report', '-i', data, '--no-children', '--pid', ','.join(map(str, pids)),
+                          '--sort', 'comm,dso,symbol', '--percent-limit', '0.7', '--stdio', '-g', 'none'],
+                         capture_output=True, text=True)
+    for line in rep.stdout.splitlines():
+        if '%' in line and not line.startswith('#'):
+            NOTES.append('perf: ' + ' '.join(line.split()))
+
+
+def latency(b, args):
+    names = ['lat-%02d' % i for i in range(args.latency_workers)]
+    # Submit -> first lease: idle simulated workers (one by default: then the
+    # figure is how soon an idle worker hears of new work, not how likely
+    # one of many happens to poll soon); the simulator submits one-task jobs
+    # at random intervals and times each to its first lease.
+    log('latency: submit -> first lease, %d idle simulated worker(s), %d one-task jobs'
+        % (len(names), args.latency_submits))
+    secs = 4 + args.latency_submits * 0.25 + 3
+    p, out = b.sim(names, ['--slots', '1', '--mode', 'complete', '--ramp-ms', '1000',
+                           '--control-url', b.cluster.control_url, '--admin-token', b.admin_token,
+                           '--submit-count', str(args.latency_submits), '--submit-every-ms', '250'],
+                   secs, 'submit-lease')
+    p.wait()
+    r = json.load(open(out))
+    ok = r['submits_unleased'] == 0 and r['submit_failures'] == 0
+    figure('submit -> first lease p50', '%.1f ms' % r['submit_lease_p50_ms'], '')
+    figure('submit -> first lease p99 (%d jobs)' % r['submits_answered'], '%.1f ms' % r['submit_lease_p99_ms'],
+           '<= 10 ms', r['submit_lease_p99_ms'] <= 10 and ok)
+    if not ok:
+        NOTES.append('latency: %d submits failed, %d never leased' % (r['submit_failures'], r['submits_unleased']))
+    # Slot free -> next lease: a queue of work, tasks of 20 ms.
+    log('latency: slot free -> next lease, 8 simulated workers x 1 slot, 20 ms tasks, a queued job')
+    names = ['slot-%02d' % i for i in range(8)]
+    p, out = b.sim(names, ['--slots', '1', '--mode', 'complete', '--task-ms', '20', '--ramp-ms', '500'],
+                   12, 'slot-free')
+    time.sleep(2)
+    job, count, _ = b.submit_job(4000, 'bench-slot-free')
+    p.wait()
+    r = json.load(open(out))
+    b.hfctl('cancel', str(job), check=False)
+    figure('slot free -> next lease p50', '%.2f ms' % r['slot_free_p50_ms'], '')
+    figure('slot free -> next lease p99 (%d samples)' % r['slot_free_samples'], '%.2f ms' % r['slot_free_p99_ms'],
+           '<= 2 ms', 0 <= r['slot_free_p99_ms'] <= 2)
+    latency_real(b, args)
+
+
+def percentile(values, q):
+    v = sorted(values)
+    return v[int(q * (len(v) - 1) + 0.5)] if v else -1
+
+
+def latency_real(b, args):
+    """The same two latencies with a real hf-worker (one slot, warm no-op
+    runner), read from the database: whatever the worker does (jitter, a
+    held poll, a protocol field the simulator does not know) is in them.
+    Submit -> first lease: the lease's transaction start (attempts.granted_at)
+    minus the submit's (jobs.created_at), both PostgreSQL's now(), so the
+    lease's commit and delivery (a few ms) are left out.  Slot free -> next
+    lease: the next attempt's granted_at minus the previous task's
+    results.finished_at (the worker's clock when the runner finished; the
+    same host's clock), the worker's slot being its only one."""
+    wid = 'lat-real'
+    log('latency: the same with a real hf-worker (1 slot), from the database')
+    b.start_hf_worker(wid, 1)
+    b.wait_connected(1)
+    time.sleep(2)
+    for i in range(args.latency_submits):
+        b.hfctl('submit', '--models', 'bert', '--backends', 'cpu', '--name', 'bench-real-lat-%d' % i)
+        time.sleep(0.125 + (i * 7919 % 251) / 1000)
+    time.sleep(1.5)
+    rows = b.pg.rows("SELECT extract(epoch FROM min(a.granted_at) - j.created_at) * 1000 FROM jobs j "
+                     "JOIN tasks t ON t.job_id = j.id JOIN attempts a ON a.task_id = t.id "
+                     "WHERE j.name LIKE 'bench-real-lat-%' GROUP BY j.id")
+    sub = [float(r[0]) for r in rows]
+    job, count, _ = b.submit_job(4000, 'bench-real-slot-free')
+    time.sleep(10)
+    b.hfctl('cancel', str(job), check=False)
+    rows = b.pg.rows("WITH a AS (SELECT a.granted_at, r.finished_at FROM attempts a JOIN tasks t ON t.id = a.task_id "
+                     "LEFT JOIN results r ON r.task_id = a.task_id AND r.attempt = a.attempt "
+                     "WHERE a.worker_id = '%s' AND t.job_id = %d) "
+                     "SELECT extract(epoch FROM granted_at - lag(finished_at) OVER (ORDER BY granted_at)) * 1000 "
+                     "FROM a ORDER BY granted_at" % (wid, job))
+    free = [float(r[0]) for r in rows if r and r[0] != '']
+    b.stop_hf_workers()
+    figure('real hf-worker: submit -> first lease p50 / p99 (%d jobs)' % len(sub),
+           '%.1f / %.1f ms' % (percentile(sub, 0.5), percentile(sub, 0.99)), 'p99 <= 10 ms',
+           bool(sub) and percentile(sub, 0.99) <= 10)
+    figure('real hf-worker: slot free -> next lease p50 / p99 (%d)' % len(free),
+           '%.2f / %.2f ms' % (percentile(free, 0.5), percentile(free, 0.99)), 'p99 <= 2 ms',
+           bool(free) and percentile(free, 0.99) <= 2)
+
+
+def fleet(b, args):
+    n = args.fleet_workers
+    per = args.fleet_per_process
+    names = ['fleet-%05d' % i for i in range(n)]
+    procs = []
+    secs = args.fleet_seconds
+    ramp = min(30, max(5, n // 1000 * 2))
+    log('fleet: %d simulated workers (%d per process), 1 s heartbeat, %d s ramp, then %d s measured'
+        % (n, per, ramp, secs))
+    for i in range(0, n, per):
+        procs.append(b.sim(names[i:i + per], ['--slots', '1', '--mode', 'none', '--ramp-ms', str(ramp * 1000),
+                                              '--report-every', '10', '--measure-after-ms', str((ramp + 2) * 1000)],
+                           ramp + secs + 5, 'fleet-%d' % (i // per)))
+    cpid = b.coordinator_pid()
+    time.sleep(ramp + 2)
+    c0, t0 = proc_cpu_s(cpid), time.time()
+    samples = []  # (t, connected, cpu fraction, rss MiB)
+    last_c, last_t = c0, t0
+    while time.time() < t0 + secs:
+        time.sleep(min(5, max(0.5, t0 + secs - time.time())))
+        c, t = proc_cpu_s(cpid), time.time()
+        conn = b.metrics_connected()
+        samples.append((t - t0, conn, (c - last_c) / (t - last_t), proc_rss_mib(cpid)))
+        last_c, last_t = c, t
+    cpu = (proc_cpu_s(cpid) - c0) / (time.time() - t0)
+    rss = max(s[3] for s in samples) if samples else proc_rss_mib(cpid)
+    sim_cpu = sum(proc_cpu_s(p.pid) for p, _ in procs) / (time.time() - t0)
+    for p, _ in procs:
+        p.wait()
+    res = [json.load(open(out)) for _, out in procs]
+    p99 = max(r['poll_p99_ms'] for r in res)
+    pmax = max(r['poll_max_ms'] for r in res)
+    polls = sum(r['polls_per_s'] for r in res)
+    rereg = sum(r['reregisters'] for r in res)
+    fails = sum(r['failures_measured'] for r in res)
+    conns = [s[1] for s in samples]
+    figure('fleet: workers simulated', '%d' % n, '10000', n >= 10000)
+    figure('fleet: coordinator CPU (fraction of a core)', '%.2f' % cpu, '< 0.5', cpu < 0.5)
+    figure('fleet: coordinator RSS (max)', '%.0f MiB' % rss, '< 256 MiB', rss < 256)
+    figure('fleet: poll p99 (worst simulator)', '%.1f ms (max %.0f ms)' % (p99, pmax), '< 50 ms', p99 < 50)
+    figure('fleet: polls answered per second', '%.0f /s' % polls, '%d /s' % n, polls >= 0.95 * n)
+    figure('fleet: "connected" min..max over %d s' % secs,
+           '%d..%d' % (min(conns), max(conns)) if conns else 'none', '%d, steady' % n,
+           bool(conns) and min(conns) >= n)
+    figure('fleet: re-registrations (spurious expiry) / failed polls', '%d / %d' % (rereg, fails), '0 / 0',
+           rereg == 0 and fails == 0)
+    figure('fleet: simulators\' own CPU (fraction of a core)', '%.2f' % sim_cpu, '')
+    NOTES.append('fleet samples (s, connected, coordinator CPU, RSS MiB): ' +
+                 ', '.join('%.0f:%d:%.2f:%.0f' % s for s in samples))
+
+
+def submit(b, args):
+    log('submit: a job of %d tasks while hfctl status runs in a loop' % args.submit_tasks)
+    # A connected worker that takes nothing (a submit needs one that could run it).
+    p, _ = b.sim(['submit-idle'], ['--slots', '1', '--mode', 'none', '--ramp-ms', '1'], 3600, 'submit-idle')
+    b.wait_connected(1)
+    small, _, _ = b.submit_job(1, 'bench-status-target')
+    lat, stop = [], threading.Event()
+
+    def status_loop():
+        while not stop.is_set():
+            t = time.time()
+            b.hfctl('status', str(small), check=False)
+            lat.append((t, time.time() - t))
+
+    before = []
+    for _ in range(10):
+        t = time.time()
+        b.hfctl('status', str(small), check=False)
+        before.append(time.time() - t)
+    th = threading.Thread(target=status_loop, daemon=True)
+    th.start()
+    time.sleep(0.5)
+    job, count, took = b.submit_job(args.submit_tasks, 'bench-submit')
+    t_end = time.time()
+    time.sleep(0.5)
+    stop.set()
+    th.join()
+    during = [d for t, d in lat if t_end - took - 0.05 <= t <= t_end]
+    before.sort()
+    figure('submit of a %d-task job (hfctl, end to end)' % count, '%.2f s' % took, '< 1 s', took < 1)
+    figure('hfctl status latency, idle (median)', '%.0f ms' % (before[len(before) // 2] * 1e3), '')
+    figure('hfctl status latency during the submit (max of %d)' % len(during),
+           '%.0f ms' % (max(during) * 1e3 if during else took * 1e3), 'not stalled')
+    b.hfctl('cancel', str(job), check=False)
+    os.killpg(p.pid, signal.SIGTERM)
+    p.wait()
+
+
+# ---- Celery ----
+
+CELERY_APP = r'''
+import os
+from celery import Celery
+app = Celery('benchapp', broker=os.environ['BENCH_BROKER'], backend=os.environ['BENCH_BACKEND'])
+app.conf.update(
+    task_acks_late=True,                 # ack the message only after the task ran and its result is stored
+    worker_prefetch_multiplier=int(os.environ.get('BENCH_PREFETCH', '4')),
+    task_serializer='json', result_serializer='json', accept_content=['json'],
+    broker_connection_retry_on_startup=True,
+    result_extended=False,
+    worker_hijack_root_logger=False,
+)
+
+@app.task(name='noop')
+def noop():
+    return None
+'''
+
+CELERY_SEND = r'''
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from benchapp import app, noop
+n = int(sys.argv[2])
+t = time.time()
+with app.producer_or_acquire() as producer:
+    for _ in range(n):
+        noop.apply_async(producer=producer)
+print(time.time() - t)
+'''
+
+
+def celery(b, args):
+    # Debian's Python, where Debian's Celery is (python3 on PATH may be another).
+    py = '/usr/bin/python3' if os.path.exists('/usr/bin/python3') else sys.executable
+    chk = subprocess.run([py, '-c', 'import celery, redis, sqlalchemy, psycopg2; print(celery.__version__)'],
+                         capture_output=True, text=True)
+    if chk.returncode != 0:
+        figure('celery', 'not run: %s lacks celery, redis, sqlalchemy or psycopg2 (deploy/install-deps.sh --bench)'
+               % py, '')
+        return None
+    NOTES.append('celery %s, %s' % (chk.stdout.strip(), py))
+    redis_server = shutil.which('redis-server')
+    if not redis_server:
+        figure('celery', 'not run: redis-server missing (deploy/install-deps.sh --bench)', '')
+        return None
+    d = os.path.join(b.root, 'celery')
+    os.makedirs(d)
+    os.chmod(d, 0o777)
+    port = b.h.free_port()
+    # Durability comparable to hfleet's: the broker appends every write to
+    # its log and fsyncs it before answering (appendfsync always), and the
+    # results go to PostgreSQL with synchronous_commit on.
+    redis = spawn([redis_server, '--port', str(port), '--bind', '127.0.0.1', '--dir', d, '--save', '',
+                   '--appendonly', 'yes', '--appendfsync', 'always', '--daemonize', 'no'],
+                  os.path.join(d, 'redis.log'))
+    deadline = time.time() + 20
+    while redis.pid not in b.h.listener_pids(port):
+        if time.time() > deadline or redis.poll() is not None:
+            figure('celery', 'not run: redis-server did not start (see %s)' % os.path.join(d, 'redis.log'), '')
+            return None
+        time.sleep(0.1)
+    b.pg.psql('CREATE DATABASE celery', db='postgres')
+    with open(os.path.join(d, 'benchapp.py'), 'w') as f:
+        f.write(CELERY_APP)
+    env = dict(os.environ, BENCH_BROKER='redis://127.0.0.1:%d/0' % port,
+               BENCH_BACKEND='db+postgresql+psycopg2://postgres@/celery?host=%s&port=%d' % (b.pg.dir, b.pg.port),
+               PYTHONPATH=d)
+    n = args.tasks
+    log('celery: publishing %d no-op tasks to the private redis (appendfsync always)' % n)
+    # Four publishers at once: one Python process publishes ~400 a second
+    # on this machine, and the publishing is not what is measured.
+    t = time.time()
+    pubs = [subprocess.Popen([py, '-c', CELERY_SEND, d, str(n // 4 + (1 if i < n % 4 else 0))], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(4)]
+    CHILDREN.extend(pubs)
+    errs = [p.communicate(timeout=900)[1] for p in pubs]
+    if any(p.returncode != 0 for p in pubs):
+        figure('celery', 'not run: publishing failed: %s' % ' '.join(errs).strip()[-300:], '')
+        return None
+    published_s = time.time() - t
+    figure('celery: publish of %d tasks to Redis (4 publishers)' % n, '%.1f s' % published_s, '')
+    log('celery: published in %.1f s; starting a worker (prefork, concurrency %d)' % (published_s,
+                                                                                        args.celery_concurrency))
+    # The result table exists once the first result is stored.
+    w = spawn([py, '-m', 'celery', '-A', 'benchapp', 'worker', '--pool', 'prefork',
+               '--concurrency', str(args.celery_concurrency), '--loglevel', 'warning', '--without-gossip',
+               '--without-mingle', '--without-heartbeat'], os.path.join(d, 'celery-worker.log'), env=env)
+
+    def stored():
+        try:
+            return int(b.pg.psql('SELECT count(*) FROM celery_taskmeta', db='celery'))
+        except subprocess.CalledProcessError:
+            return 0
+
+    deadline = time.time() + 120
+    while stored() == 0:
+        if time.time() > deadline or w.poll() is not None:
+            figure('celery', 'not run: no result stored (see %s)' % os.path.join(d, 'celery-worker.log'), '')
+            return None
+        time.sleep(0.2)
+    time.sleep(args.warmup)
+    pgc = b.pg_cpu_s()
+    wc = tree_cpu_s(w.pid) + proc_cpu_s(redis.pid)
+    t1, c1 = time.time(), stored()
+    t2, c2 = t1, c1
+    while time.time() < t1 + args.seconds:
+        time.sleep(0.5)
+        t2, c2 = time.time(), stored()
+        if c2 >= n:
+            break
+    done = c2 - c1
+    rate = done / (t2 - t1) if t2 > t1 else 0
+    figure('celery: durable completions/s (concurrency %d)' % args.celery_concurrency, '%.0f /s' % rate, '')
+    if done:
+        figure('celery: PostgreSQL CPU per task', '%.1f us' % ((b.pg_cpu_s() - pgc) / done * 1e6), '')
+        figure('celery: worker + redis CPU per task',
+               '%.1f us' % ((tree_cpu_s(w.pid) + proc_cpu_s(redis.pid) - wc) / done * 1e6), '')
+    dup = b.pg.psql("SELECT count(*) - count(DISTINCT task_id) FROM celery_taskmeta", db='celery')
+    figure('celery: results stored twice', dup, '0', dup == '0')
+    os.killpg(w.pid, signal.SIGTERM)
+    try:
+        w.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(w.pid, signal.SIGKILL)
+    os.killpg(redis.pid, signal.SIGTERM)
+    return rate
+
+
+def print_table():
+    width = max([len(f[0]) for f in FIGURES] + [10])
+    vw = max([len(f[1]) for f in FIGURES] + [5])
+    print()
+    print('%-*s  %-*s  %-16s  %s' % (width, 'figure', vw, 'value', 'target', ''))
+    print('-' * (width + vw + 30))
+    for name, value, target, verdict in FIGURES:
+        print('%-*s  %-*s  %-16s  %s' % (width, name, vw, value, target, verdict))
+    for n in NOTES:
+        print('note: ' + n)
+    sys.stdout.flush()
+
+
+def machine_note():
+    load = os.getloadavg()
+    NOTES.append('machine: %d CPUs, load average at the end %.2f %.2f %.2f (shared machines make every '
+                 'figure noisy; compare ratios measured in the same window)' % ((os.cpu_count(),) + load))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('what', nargs='*', default=['all'],
+                    help='throughput, latency, fleet, submit, celery or all (default all)')
+    ap.add_argument('--build', default=os.path.join(SOURCE, 'build'), help='the meson build directory')
+    ap.add_argument('--workers', type=int, default=4, help='throughput: hf-worker daemons (default 4)')
+    ap.add_argument('--slots', type=int, default=8, help='throughput: slots per hf-worker (default 8)')
+    ap.add_argument('--tasks', type=int, default=30000,
+                    help='throughput and celery: tasks queued (default 30000; the window ends when they are done)')
+    ap.add_argument('--seconds', type=float, default=20, help='throughput and celery: measured window (default 20)')
+    ap.add_argument('--warmup', type=float, default=3, help='seconds after the first result before measuring')
+    ap.add_argument('--latency-submits', type=int, default=40, help='latency: one-task jobs submitted (default 40)')
+    ap.add_argument('--latency-workers', type=int, default=1, help='latency: idle simulated workers (default 1)')
+    ap.add_argument('--fleet-workers', type=int, default=10000)
+    ap.add_argument('--fleet-per-process', type=int, default=5000, help='simulated workers per simulator process')
+    ap.add_argument('--fleet-seconds', type=int, default=600, help='fleet: measured seconds (default 600)')
+    ap.add_argument('--submit-tasks', type=int, default=100000)
+    ap.add_argument('--celery-concurrency', type=int, default=8)
+    ap.add_argument('--perf', type=int, default=0, metavar='SECONDS',
+                    help='throughput: perf record the coordinator, PostgreSQL and the workers for SECONDS '
+                         'of the window and print the top symbols (default 0: off)')
+    ap.add_argument('--callgrind', action='store_true',
+                    help='throughput: run the coordinator under valgrind --tool=callgrind and print its top '
+                         'functions (slow: use with a short --seconds and throughput alone)')
+    ap.add_argument('--keep', action='store_true', help='keep the temporary directory (logs, database)')
+    args = ap.parse_args()
+    args.build = os.path.abspath(args.build)
+    what = args.what
+    if 'all' in what:
+        what = ['throughput', 'celery', 'latency', 'submit', 'fleet']
+    for w in what:
+        if w not in ('throughput', 'latency', 'fleet', 'submit', 'celery'):
+            ap.error('unknown figure %r' % w)
+
+    b = None
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    # Also when started in the background, where SIGINT comes ignored.
+    signal.signal(signal.SIGINT, on_signal)
+    atexit.register(kill_children)
+    rates = {}
+    try:
+        b = Bench(args)
+        b.seed_workers(['tput-%02d' % i for i in range(args.workers)] + ['lat-%02d' % i for i in range(args.latency_workers)]
+                       + ['slot-%02d' % i for i in range(8)] + ['submit-idle', 'lat-real']
+                       + (['fleet-%05d' % i for i in range(args.fleet_workers)] if 'fleet' in what else []))
+        b.start()
+        log('private fleet in %s; coordinator pid %d, PostgreSQL pid %d; %d registry models'
+            % (b.root, b.coordinator_pid(), b.postmaster_pid(), b.model_count))
+        for w in what:
+            t = time.time()
+            try:
+                r = globals()[w](b, args)
+                if w in ('throughput', 'celery'):
+                    rates[w] = r
+            except (RuntimeError, AssertionError, subprocess.SubprocessError, OSError, ValueError, KeyError) as e:
+                figure(w, 'FAILED: %s' % str(e)[-300:], '')
+            log('%s took %.0f s' % (w, time.time() - t))
+        if rates.get('throughput') and rates.get('celery'):
+            figure('hfleet / Celery throughput ratio', '%.2f' % (rates['throughput'] / rates['celery']), '')
+    except KeyboardInterrupt:
+        log('interrupted: stopping everything')
+    finally:
+        machine_note()
+        if b:
+            b.close()
+        kill_children()
+        print_table()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
