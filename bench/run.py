@@ -167,7 +167,7 @@ class Bench:
 
         h.PrivatePostgres = BenchPostgres
         self.cluster = h.Cluster(heartbeat='1s', lease='30s', coordinator_set=[
-            'connections.max_per_port=10100', 'coordinator.max_workers=12000'])
+            'connections.max_per_port=10100', 'coordinator.max_workers=12000'] + os.environ.get('BENCH_COORD_SET', '').split())
         self.root = self.cluster.root
         self.pg = self.cluster.pg
         self.worker_tokens = {}

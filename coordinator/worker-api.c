@@ -517,6 +517,14 @@ static void handle_poll(struct worker_req *w)
 		cw->last_seen_ms = received;
 	if (received > cw->session_seen_ms)
 		cw->session_seen_ms = received;
+	/* A poll sent to replace a held one counts the free slots the worker
+	 * saw before that poll's reply came.  If that poll is held here no
+	 * longer, it was answered, perhaps with tasks still on their way:
+	 * those slots may be counted free twice, so this poll takes nothing
+	 * (the worker polls again once that reply is in).  Without this a
+	 * worker of 64 slots was given tasks beyond them, and benchmarks on a
+	 * device that was not idle. */
+	bool free_stale = p->replaces_held && !cw->held;
 	/* A newer poll (a slot freed, a drain) replaces the held one. */
 	poll_hold_answer(c, cw, false);
 	telemetry_keep(cw, p);
@@ -538,7 +546,7 @@ static void handle_poll(struct worker_req *w)
 	/* While leases of an earlier poll are being committed, the slots this
 	 * poll counts as free are partly those: it gets no work. */
 	if (p->draining || c->stopping || !db_healthy(c->db) || reg->n_devices == 0 ||
-	    cw->polls_granting > 0 || coord_drained(c, reg->worker_id, NULL)) {
+	    cw->polls_granting > 0 || free_stale || coord_drained(c, reg->worker_id, NULL)) {
 		poll_reply(w, NULL, 0, false);
 		worker_req_free(w);
 		return;

@@ -680,6 +680,7 @@ static int poll_call(struct session *s, bool no_hold)
 	/* Idle slots: the coordinator may hold the reply until work comes,
 	 * about a heartbeat (it bounds the hold by its own settings). */
 	poll.hold_ms = any_free && !no_hold ? (uint32_t)beat_interval_ms(s) : 0;
+	poll.replaces_held = s->held_out > 0;
 	env.body_case = HF__ENVELOPE__BODY_POLL;
 	env.poll = &poll;
 	if (s->cfg.token)

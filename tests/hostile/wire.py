@@ -192,12 +192,13 @@ def telemetry(backend=1, index=0, utilization_pct=None, memory_used_bytes=None, 
 
 
 def poll(worker_id='hostile', free=None, running=None, draining=None, telemetry=None, session=None, hold_ms=None,
-         raw=None):
+         replaces_held=None, raw=None):
     return fields({'worker_id': (1, 'len'), 'free': (2, 'len'), 'running': (3, 'len'),
                    'draining': (4, 'bool'), 'telemetry': (5, 'len'), 'session': (6, 'varint'),
-                   'hold_ms': (7, 'varint')},
+                   'hold_ms': (7, 'varint'), 'replaces_held': (8, 'bool')},
                   worker_id=worker_id, free=free, running=running, draining=draining,
-                  telemetry=telemetry, session=session, hold_ms=hold_ms, raw=raw)
+                  telemetry=telemetry, session=session, hold_ms=hold_ms, replaces_held=replaces_held,
+                  raw=raw)
 
 
 def task_result(task_id=1, attempt=1, status=4, reason=None, metrics_json=None, env_json=None,

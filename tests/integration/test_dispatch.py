@@ -12,6 +12,10 @@ the submit whose reply carries the task was held and woken.
   nothing, as before;
 - a held poll whose peer hangs up is forgotten: the next task goes to a
   worker still waiting, not to the one that left;
+- a poll sent to replace a held poll that was meanwhile answered with a
+  task (Poll.replaces_held) takes nothing: its free slots were counted
+  before that task came, and a worker of many slots was given more tasks
+  than it had slots; the same poll without the flag takes the task;
 - a real hf-worker with the 30 s heartbeat runs a job of three tasks on
   its one slot, each taken up as the last ends (slot free -> next lease).
 """
@@ -54,9 +58,9 @@ class HeldPolls(unittest.TestCase):
         self.assertEqual(r.kind, 'register_reply', 'registering %s: %r' % (worker_id, r))
         return wire.first(r.body, 7, 0)  # RegisterReply.session
 
-    def poll_body(self, worker_id, session, hold_ms=None):
+    def poll_body(self, worker_id, session, hold_ms=None, replaces_held=None):
         return wire.envelope('poll', wire.poll(worker_id, free=[wire.device_free(index=0, free_slots=1)],
-                                               session=session, hold_ms=hold_ms))
+                                               session=session, hold_ms=hold_ms, replaces_held=replaces_held))
 
     def submit(self, label, name):
         out = self.c.hfctl_json('submit', '--models', 'bert', '--backends', 'cpu', '--kind', 'test',
@@ -141,6 +145,32 @@ class HeldPolls(unittest.TestCase):
             self.c.hfctl('cancel', str(job), check=False)
         finally:
             heir.close()
+
+    def test_poll_replacing_an_answered_held_poll_takes_nothing(self):
+        s = self.conn()
+        try:
+            session = self.register(s, 'stale-d', 'd')
+            out = {}
+            t = self.held_poll_in_thread(s, self.poll_body('stale-d', session, HOLD_MS), out)
+            time.sleep(0.5)
+            job_a = self.submit('d', 'stale-a')
+            t.join()
+            self.assert_assigned(out, 'the held poll woken by the first task')
+            job_b = self.submit('d', 'stale-b')
+            # Sent as if the worker had not yet read that reply: one slot
+            # free, which the first task has taken.
+            r = s.call(self.poll_body('stale-d', session, replaces_held=True), timeout=10)
+            self.assertEqual(r.kind, 'poll_reply', repr(r))
+            self.assertEqual(wire.all_of(r.body, 1), [],
+                             'a poll replacing an answered held poll was given a task for a slot '
+                             'the earlier reply had filled')
+            # The control: the same poll, not replacing, takes the task.
+            r = s.call(self.poll_body('stale-d', session), timeout=10)
+            self.assertEqual(len(wire.all_of(r.body, 1)), 1, repr(r))
+            for job in (job_a, job_b):
+                self.c.hfctl('cancel', str(job), check=False)
+        finally:
+            s.close()
 
     def test_real_worker_long_heartbeat(self):
         w = self.c.start_worker('real-d', slots=1, extra_args=('--set', 'worker.labels=dispatch=d'))
