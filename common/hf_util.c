@@ -112,7 +112,7 @@ out:
 	return r;
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int hf_write_all(int fd, const void *data, size_t len)
 {
 	const char *p = data;
 	while (len > 0) {
@@ -139,7 +139,7 @@ int hf_write_file_durable(const char *path, const void *data, size_t len)
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return -errno;
-	r = write_all(fd, data, len);
+	r = hf_write_all(fd, data, len);
 	if (r == 0 && fsync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && r == 0)

@@ -33,6 +33,10 @@ int hf_read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len);
  * on failure path is untouched. */
 int hf_write_file_durable(const char *path, const void *data, size_t len);
 
+/* Writes all len bytes of data to fd, again after EINTR and short writes.
+ * 0, or -errno. */
+int hf_write_all(int fd, const void *data, size_t len);
+
 /* Creates a directory and its parents (mode 0755 unless given). */
 int hf_mkdir_p(const char *path, unsigned mode);
 

@@ -376,12 +376,8 @@ static int check_suite_name(struct vctx *v, const char *s)
 {
 	char shown[80];
 	size_t len = strlen(s);
-	bool ok = len < HF_SUITE_MAX;
 
-	for (size_t i = 0; ok && i < len; i++)
-		ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
-		     s[i] == '.' || s[i] == '-';
-	if (ok)
+	if (len == 0 || hf_suite_name_valid(s, len))
 		return 0;
 	size_t old = vpath_push(v, "suite", -1);
 	int r = vfail(v, -EINVAL, "\"%s\" is not a suite name (1 to %d of a-z 0-9 _ . -)",

@@ -86,6 +86,17 @@ char *hf_utf8_sanitize(char *s)
 	return s;
 }
 
+bool hf_suite_name_valid(const char *s, size_t len)
+{
+	if (len == 0 || len >= HF_SUITE_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+		      s[i] == '.' || s[i] == '-'))
+			return false;
+	return true;
+}
+
 char *hf_text_escape(char *out, size_t outlen, const char *s, size_t len)
 {
 	size_t o = 0;

@@ -78,6 +78,11 @@ char *hf_utf8_sanitize(char *s);
  * Returns out. */
 char *hf_text_escape(char *out, size_t outlen, const char *s, size_t len);
 
+/* Is s[0..len) a suite name: 1 to HF_SUITE_MAX-1 of [a-z0-9_.-]?  The one
+ * rule for SubmitRequest.suite, hfctl's --suite and the registry's suites
+ * column. */
+bool hf_suite_name_valid(const char *s, size_t len);
+
 /* The rule hf_msg_decode applies to field of messages of type desc: the
  * most entries (repeated fields) and the most bytes of each string.  False
  * when there is none (for the unit test that makes sure every string and

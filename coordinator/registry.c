@@ -11,6 +11,7 @@
 
 #include "hf_proto.h"
 #include "hf_util.h"
+#include "hf_validate.h"
 
 static const char *const size_classes[] = { "tiny", "small", "medium", "large", "xlarge" };
 
@@ -102,18 +103,6 @@ static int parse_limits(char *text, const char *origin, size_t lineno, const cha
 	}
 }
 
-/* A suite name: 1..REGISTRY_SUITE_MAX-1 of [a-z0-9_.-]. */
-static bool valid_suite_name(const char *s, size_t len)
-{
-	if (len == 0 || len >= REGISTRY_SUITE_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
-		      s[i] == '.' || s[i] == '-'))
-			return false;
-	return true;
-}
-
 /* Checks the suites column: names separated by ",", none reserved ("all",
  * a family) or listed twice.  Sets *core. */
 static int parse_suites(const char *text, const char *origin, size_t lineno, const char *model, bool *core,
@@ -127,7 +116,7 @@ static int parse_suites(const char *text, const char *origin, size_t lineno, con
 		size_t len = comma ? (size_t)(comma - p) : strlen(p);
 		char name[REGISTRY_SUITE_MAX];
 
-		if (!valid_suite_name(p, len)) {
+		if (!hf_suite_name_valid(p, len)) {
 			snprintf(err, errlen,
 				 "%s:%zu: suite \"%.*s\" of \"%s\" is not 1 to %d of a-z 0-9 _ . -", origin,
 				 lineno, (int)(len < 64 ? len : 64), p, model, REGISTRY_SUITE_MAX - 1);

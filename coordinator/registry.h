@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "hf_limits.h"
 #include "hfleet.pb-c.h"
 
 /* One entry of the limits column: the model cannot run on this backend (or
@@ -28,7 +29,7 @@ struct reg_limit {
 };
 
 #define REGISTRY_VERSION_MAX 64
-#define REGISTRY_SUITE_MAX 64 /* bytes of a suite name: [a-z0-9_.-] */
+#define REGISTRY_SUITE_MAX HF_SUITE_MAX /* bytes of a suite name: hf_suite_name_valid */
 
 struct reg_model {
 	char *model_type;

@@ -282,21 +282,6 @@ int spool_remove(struct spool *sp, uint64_t task_id, uint32_t attempt)
 
 /* ---- writing ---- */
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Writes one batch file of results[0..n) (packed sizes in sizes, total
  * bytes of records) under its final name, its data synced; the directory
  * is not.  *ret_f is the file, not yet in the list. */
@@ -335,7 +320,7 @@ static int batch_file_write(struct spool *sp, Hf__TaskResult *const *results, co
 		r = -errno;
 		goto fail;
 	}
-	r = write_all(fd, buf, len);
+	r = hf_write_all(fd, buf, len);
 	if (r == 0 && fdatasync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && r == 0)

@@ -17,6 +17,7 @@
 
 #include "hf_conf.h"
 #include "hf_util.h"
+#include "hf_validate.h"
 #include "hfctl-suggest.h"
 
 #define N_ELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -100,21 +101,6 @@ static const struct option submit_options[] = {
 	{ 0 },
 };
 
-/* The form of a suite name (whether the registry has it, the coordinator
- * says): 1..HF_SUITE_MAX-1 of [a-z0-9_.-]. */
-static bool suite_name_valid(const char *s)
-{
-	size_t len = strlen(s);
-
-	if (len == 0 || len >= HF_SUITE_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
-		      s[i] == '.' || s[i] == '-'))
-			return false;
-	return true;
-}
-
 /* The lists as given, before they are turned into values. */
 struct submit_text {
 	struct hfctl_list backends, kinds, batch_sizes, seq_lens;
@@ -141,7 +127,7 @@ static int submit_options_read(int argc, char **argv, struct hfctl_submit *s,
 			s->all_models = true;
 			break;
 		case OPT_SUITE:
-			if (!suite_name_valid(optarg)) {
+			if (!hf_suite_name_valid(optarg, strlen(optarg))) {
 				snprintf(err, errlen,
 					 "invalid value \"%.64s\" for --suite: 1 to %d of a-z 0-9 _ . - (\"hfctl models\" lists the suites)",
 					 optarg, HF_SUITE_MAX - 1);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "poll-hold.h"
+#include "sched_task_fixture.h"
 #include "scheduler.h"
 
 START_TEST(test_holds_end_earliest_first_and_wake_oldest_first)
@@ -85,20 +86,6 @@ struct woken {
 static void queued_cb(void *arg, Hf__Backend b)
 {
 	((struct woken *)arg)->n[b]++;
-}
-
-static struct sched_task mk(uint64_t id, uint64_t job, Hf__Backend b)
-{
-	struct sched_task t;
-	memset(&t, 0, sizeof(t));
-	t.id = id;
-	t.job_id = job;
-	t.backend = b;
-	t.kind = HF__TASK_KIND__KIND_TEST;
-	t.batch_size = 1;
-	t.precision = "fp32";
-	t.state = SCHED_QUEUED;
-	return t;
 }
 
 START_TEST(test_scheduler_says_when_a_task_may_be_taken)

@@ -9,21 +9,8 @@
 #include <string.h>
 
 #include "hf_util.h"
+#include "sched_task_fixture.h"
 #include "scheduler.h"
-
-static struct sched_task mk(uint64_t id, uint64_t job, Hf__Backend b)
-{
-	struct sched_task t;
-	memset(&t, 0, sizeof(t));
-	t.id = id;
-	t.job_id = job;
-	t.backend = b;
-	t.kind = HF__TASK_KIND__KIND_TEST;
-	t.batch_size = 1;
-	t.precision = "fp32";
-	t.state = SCHED_QUEUED;
-	return t;
-}
 
 #define CPU HF__BACKEND__BACKEND_CPU
 #define CUDA HF__BACKEND__BACKEND_CUDA
