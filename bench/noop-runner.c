@@ -13,10 +13,10 @@
  *   hfleet-noop-runner --health --backend B --result FILE
  *   hfleet-noop-runner --probe
  *
- * The task file is read (its task_id answers the done line).  A request
- * whose "task" is an object instead of a path is taken as the task itself,
- * so the runner keeps working if the worker starts passing the task over
- * the pipe.  The result is written atomically (a temporary file renamed
+ * The task file is read (its task_id answers the done line).  Its done
+ * lines say "task_inline": true, as the real runner's do, so the worker
+ * passes later tasks in the request line (the "task" an object, not a
+ * path), and the benchmark measures the path production takes.  The result is written atomically (a temporary file renamed
  * over the result path); it is fsync'd only with HFLEET_NOOP_FSYNC=1: the
  * worker makes the result durable in its own spool after reading it, so the
  * runner's fsync would only measure the disk twice (bench/run.py says which
@@ -157,8 +157,10 @@ static int serve(void)
 			fprintf(stderr, "hfleet-noop-runner: could not write %s\n", json_string_value(result));
 		json_decref(req);
 		if (id >= 0)
-			n = snprintf(out, sizeof(out), "{\"done\":%" PRId64 ",\"fatal\":false,\"rss_bytes\":%" PRIu64 "}\n",
-				     id, rss);
+			/* task_inline, as the real runner (worker/runners/hfleet_runner.py)
+			 * says: later tasks come in the request line, not in a file. */
+			n = snprintf(out, sizeof(out), "{\"done\":%" PRId64 ",\"fatal\":false,\"rss_bytes\":%" PRIu64
+				     ",\"task_inline\":true}\n", id, rss);
 		else
 			n = snprintf(out, sizeof(out), "{\"done\":null,\"fatal\":false,\"rss_bytes\":%" PRIu64 "}\n",
 				     rss);

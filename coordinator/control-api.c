@@ -90,27 +90,6 @@ static void submit_done(struct db_op *op)
 		job->submitter = sched_name_hash(plan->submitter);
 		job->flaky_reruns = plan->flaky_reruns;
 		q->match = NULL;
-		for (size_t i = 0; i < plan->n_tasks; i++) {
-			const struct task_spec *ts = &plan->tasks[i];
-			struct sched_task t = {
-				.id = op->u.job_create.task_ids[i],
-				.job_id = job_id,
-				.attempt = 0,
-				.model = ts->model,
-				.backend = ts->backend,
-				.kind = ts->kind,
-				.batch_size = ts->batch_size,
-				.precision = ts->precision,
-				.seq_len = ts->seq_len,
-				.timeout_s = plan->timeout_s,
-				.iterations = plan->iterations,
-				.warmup = plan->warmup,
-				.state = SCHED_QUEUED,
-			};
-			if (!sched_task_add(c->sched, &t))
-				log_error("could not queue task %" PRIu64 " in memory; it runs after a restart",
-					  t.id);
-		}
 	}
 	if (!op->u.job_create.existing)
 		log_info("job %" PRIu64 " accepted from \"%s\": %zu tasks, priority %d", job_id,
@@ -140,6 +119,14 @@ static void submit_done(struct db_op *op)
 	env.body_case = HF__ENVELOPE__BODY_SUBMIT_REPLY;
 	env.submit_reply = &sr;
 	coord_reply(q->req, &env);
+	/* The tasks are committed and the submitter answered; the scheduler
+	 * gets them now, a slice per loop turn for a large job (the plan and
+	 * the ids are the feed's from here). */
+	if (job) {
+		submit_feed_start(c, job, q->plan, op->u.job_create.task_ids);
+		q->plan = NULL;
+		op->u.job_create.task_ids = NULL;
+	}
 out:
 	free(limited);
 	free(limited_ptrs);
@@ -353,6 +340,8 @@ static void cancel_done(struct db_op *op)
 		control_req_free(q);
 		return;
 	}
+	/* Memory first holds every task of the job the database changed. */
+	submit_feed_flush(c, job_id);
 	if (op->u.cancel.task_id) {
 		struct sched_task *t = sched_task_find(c->sched, op->u.cancel.task_id);
 		if (t && op->u.cancel.n_cancelled)
@@ -413,6 +402,7 @@ static void retry_done(struct db_op *op)
 					  op->u.retry.job_id);
 		goto out;
 	}
+	submit_feed_flush(c, op->u.retry.job_id);
 	if (op->u.retry.n_tasks) {
 		struct sched_job *job = sched_job_find(c->sched, op->u.retry.job_id);
 		if (!job) {
@@ -455,6 +445,7 @@ static void handle_retry(struct control_req *q)
 	const Hf__RetryRequest *r = q->env->retry;
 
 	if (r->cancelled) {
+		submit_feed_flush(c, r->job_id);
 		struct sched_job *job = sched_job_find(c->sched, r->job_id);
 		size_t live = job ? job->live : 0;
 		struct sched_task **v = calloc(live + 1, sizeof(*v));

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT
  *
- * What the control API's files share (control-api.c, control-fleet.c): one
+ * What the control API's files share (control-api.c, control-fleet.c,
+ * submit-feed.c): one
  * request in flight and the handlers each file answers.  Loop thread only.
  */
 #ifndef HF_CONTROL_INT_H
@@ -26,6 +27,15 @@ void control_req_free(struct control_req *q);
 /* The done callback of a read the database layer answers whole: replies
  * with its message, or the error; frees q. */
 void control_read_done(struct db_op *op);
+
+/* submit-feed.c: a committed job's tasks into the scheduler, a slice per
+ * loop turn when there are many.  Takes plan and task_ids (freed when
+ * done); job is the scheduler's job, already added. */
+void submit_feed_start(struct coord *c, struct sched_job *job, struct job_plan *plan,
+		       uint64_t *task_ids);
+/* Adds every task of job_id still being fed now: before memory changes a
+ * job's tasks as the database did (cancel, retry). */
+void submit_feed_flush(struct coord *c, uint64_t job_id);
 
 /* control-fleet.c: each replies and frees q. */
 void handle_explain(struct control_req *q);

@@ -118,6 +118,9 @@ struct coord {
 	 * a quarter second after; 0 before): the start-up grace of
 	 * fleet-fit.h counts from it. */
 	int64_t ready_ms;
+	/* Large jobs whose tasks are being added to the scheduler, a slice
+	 * per loop turn (submit-feed.c). */
+	struct submit_feed *submit_feeds;
 };
 
 /* worker-api.c: the request callback of the worker listener. */

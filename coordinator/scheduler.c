@@ -161,6 +161,16 @@ static void job_release(struct sched *s, struct sched_job *job)
 	}
 }
 
+void sched_job_hold(struct sched_job *job)
+{
+	job->live++;
+}
+
+void sched_job_release(struct sched *s, struct sched_job *job)
+{
+	job_release(s, job);
+}
+
 /* Fair share after job got a task: within its priority group, the other
  * submitters' jobs come first, then this submitter's other jobs, then job. */
 static void job_rotate(struct sched *s, struct sched_job *job)

@@ -118,6 +118,14 @@ void sched_free(struct sched *s);
 struct sched_job *sched_job_add(struct sched *s, uint64_t id, int32_t priority);
 struct sched_job *sched_job_find(struct sched *s, uint64_t id);
 
+/* A job is forgotten when its last live task leaves; a hold keeps it while
+ * its tasks are still being added (submit-feed.c adds a large job's tasks
+ * over several loop turns, and its first ones may be done before the
+ * last are added).  Each hold is released once; the release forgets the
+ * job when nothing else is live. */
+void sched_job_hold(struct sched_job *job);
+void sched_job_release(struct sched *s, struct sched_job *job);
+
 /* Adds a copy of t, whose job must have been added, in t->state (QUEUED or
  * LEASED).  Returns the stored task or NULL (no memory, unknown job,
  * duplicate id). */

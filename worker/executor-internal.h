@@ -131,23 +131,33 @@ void task_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 /* Spawns the runner; a negative errno (libuv's, as errno) on failure. */
 int task_spawn(struct task *t);
 
-/* Hands the task (json: task_prepare's) to a warm runner of its device, in
+/* The task's JSON (task_prepare's): compact, one line, for a warm runner's
+ * request line; indented, a member a line, for the task file. */
+struct task_text {
+	char *compact;
+	char *indented;
+	size_t indented_len;
+};
+void task_text_fini(struct task_text *x);
+
+/* Hands the task (x: task_prepare's) to a warm runner of its device, in
  * its request line or a task file; a negative errno when none could be
  * started or the file not be written. */
-int task_start_warm(struct task *t, const char *where, const json_t *json);
+int task_start_warm(struct task *t, const char *where, const struct task_text *x);
 
 /* executor-taskdir.c: task directories and task.json. */
 
 /* *ret = the formatted path (malloc'd), or -ENOMEM. */
 int path_join(char **ret, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Removes an old result file of the attempt; *ret_json (the caller's) is
- * its task, for its task file or its request line. */
-int task_prepare(const struct task *t, const Hf__Assignment *a, json_t **ret_json);
+/* Removes an old result file of the attempt; *ret (the caller's, freed
+ * with task_text_fini) is its task, for its task file or its request
+ * line. */
+int task_prepare(const struct task *t, const Hf__Assignment *a, struct task_text *ret);
 
 /* Writes the task file (not durably: see executor-taskdir.c); the tasks
  * directory is made when it is missing. */
-int task_file_write(struct task *t, const json_t *json);
+int task_file_write(struct task *t, const struct task_text *x);
 
 /* Removes the task's files (its result was read): a warning if it cannot. */
 void task_files_remove(const struct task *t);

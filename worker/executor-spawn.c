@@ -230,10 +230,11 @@ static int task_warm_key(const struct task *t, char **ret)
 
 /* Hands the task to a warm runner of its device; a negative errno when none
  * could be started. */
-int task_start_warm(struct task *t, const char *where, const json_t *json)
+int task_start_warm(struct task *t, const char *where, const struct task_text *x)
 {
 	struct executor *ex = t->ex;
-	char **env = NULL, *key = NULL, *line = NULL;
+	char **env = NULL, *key = NULL;
+	const char *line = NULL;
 	size_t first_owned = 0;
 	int r;
 
@@ -247,12 +248,10 @@ int task_start_warm(struct task *t, const char *where, const json_t *json)
 			goto out;
 	}
 	/* A runner that takes its task in the request line needs no file. */
-	if (warm_pool_takes_inline(ex->pool, key)) {
-		line = json_dumps(json, JSON_COMPACT); /* one line */
-		r = line ? 0 : -ENOMEM;
-	} else {
-		r = task_file_write(t, json);
-	}
+	if (warm_pool_takes_inline(ex->pool, key))
+		line = x->compact; /* one line */
+	else
+		r = task_file_write(t, x);
 	if (r < 0)
 		goto out;
 	r = warm_pool_submit(ex->pool, key, env, where, t->task_id, t->task_path, line,
@@ -261,7 +260,6 @@ int task_start_warm(struct task *t, const char *where, const json_t *json)
 		goto out;
 	t->spawned = true;
 out:
-	free(line);
 	free(key);
 	env_free(env, first_owned);
 	return r;

@@ -403,7 +403,7 @@ int executor_start(struct executor *ex, const Hf__Assignment *a,
 	const char *indices;
 	struct task *t;
 	char reason[512], where[128];
-	json_t *json = NULL;
+	struct task_text text = { NULL, NULL, 0 };
 	int r;
 
 	if (ex->closing)
@@ -455,13 +455,13 @@ int executor_start(struct executor *ex, const Hf__Assignment *a,
 	ex->running = t;
 	ex->n_running++;
 
-	r = task_prepare(t, a, &json);
+	r = task_prepare(t, a, &text);
 	if (r == 0 && !(ex->pool && n == 1))
-		r = task_file_write(t, json);
+		r = task_file_write(t, &text);
 	if (r < 0) {
 		snprintf(reason, sizeof(reason), "could not write the task file \"%s\": %s", t->task_path,
 			 strerror(-r));
-		json_decref(json);
+		task_text_fini(&text);
 		task_fail_start(t, reason);
 		return 0;
 	}
@@ -469,8 +469,8 @@ int executor_start(struct executor *ex, const Hf__Assignment *a,
 	snprintf(where, sizeof(where), "%s:%s", hf_backend_name(t->backend),
 		 indices ? indices : "?");
 	/* Several devices: a cold runner (a warm one is kept per device). */
-	r = ex->pool && n == 1 ? task_start_warm(t, where, json) : task_spawn(t);
-	json_decref(json);
+	r = ex->pool && n == 1 ? task_start_warm(t, where, &text) : task_spawn(t);
+	task_text_fini(&text);
 	if (r < 0) {
 		snprintf(reason, sizeof(reason), "could not start runner \"%s\": %s", ex->argv[0],
 			 strerror(-r));

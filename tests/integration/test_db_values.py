@@ -59,8 +59,8 @@ class DbValuesTest(unittest.TestCase):
             self.assertIn('no job 9223372036854775807', p.stdout + p.stderr)
 
     def test_a_task_names_an_existing_job_and_model_as_a_foreign_key_required(self):
-        """Migration 011 checks tasks' job and model once per statement
-        instead of by two foreign keys: each way the keys refused a row is
+        """Migration 011 (one pass over the rows since 013) checks tasks' job
+        and model once per statement instead of by two foreign keys: each way the keys refused a row is
         still refused (SQLSTATE 23503), and rows that name what exists go in."""
         with harness.cluster() as c:
             c.start_coordinator()

@@ -203,6 +203,9 @@ START_TEST(test_task_file_and_environment_reach_the_runner)
 	Hf__Assignment a = assignment(2, 10);
 	char path[128], *text = NULL;
 	json_t *task;
+	/* The worker writes the JSON itself: what a string needs escaped is. */
+	char odd[] = "org/m\"q\\b\x01\t\xc3\xa9";
+	a.hf_id = odd;
 
 	ck_assert_int_eq(executor_start(ex, &a, NULL, 0), 0);
 	wait_results(1);
@@ -211,11 +214,16 @@ START_TEST(test_task_file_and_environment_reach_the_runner)
 
 	snprintf(path, sizeof(path), "%s/seen-task.json", state_dir);
 	ck_assert_int_eq(hf_read_file(path, 65536, &text, NULL), 0);
-	task = json_loads(text, 0, NULL);
+	/* A member a line: simple runners grep it. */
+	ck_assert_ptr_nonnull(strstr(text, "{\n \"task_id\": 2,\n \"attempt\": "));
+	ck_assert_ptr_nonnull(strstr(text, "\n \"model_type\": \"bert\",\n"));
+	task = json_loads(text, JSON_REJECT_DUPLICATES, NULL);
 	ck_assert_ptr_nonnull(task);
 	ck_assert_int_eq(json_integer_value(json_object_get(task, "task_id")), 2);
 	ck_assert_int_eq(json_integer_value(json_object_get(task, "job_id")), 9);
 	ck_assert_str_eq(json_string_value(json_object_get(task, "model_type")), "bert");
+	ck_assert_str_eq(json_string_value(json_object_get(task, "hf_id")), odd);
+	ck_assert_int_eq(json_array_size(json_object_get(task, "device_indices")), 1);
 	ck_assert_str_eq(json_string_value(json_object_get(task, "kind")), "test");
 	ck_assert_str_eq(json_string_value(json_object_get(task, "backend")), "cpu");
 	ck_assert_int_eq(json_integer_value(json_object_get(task, "batch_size")), 2);
