@@ -27,6 +27,13 @@
  * a standby waits for it. */
 #define DB_ACTIVE_LOCK "1751543298"
 
+/* Held shared by every job lane transaction, from its check that its main
+ * connection is still active until it ends; a coordinator that becomes
+ * active takes it exclusively once before it loads the running jobs, so a
+ * job the previous one's lane was committing is loaded, not left until a
+ * later restart. */
+#define DB_JOB_LANE_LOCK "1751543299"
+
 /* At most this many operations share one transaction. */
 #define DB_BATCH_MAX 512
 

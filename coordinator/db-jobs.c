@@ -127,6 +127,12 @@ static int job_lane_still_active(struct db *db, struct db_op *op)
 	struct db_params p;
 	int r;
 
+	/* Until this transaction ends, a coordinator taking over waits
+	 * before it loads the running jobs (become_active). */
+	r = db_exec(db, op, "SELECT pg_advisory_xact_lock_shared(" DB_JOB_LANE_LOCK ")", NULL,
+		    PGRES_TUPLES_OK, NULL);
+	if (r < 0)
+		return r;
 	db_params_init(&p);
 	db_param_i32(&p, op->u.job_create.active_pid);
 	r = db_exec(db, op,

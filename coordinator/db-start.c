@@ -360,6 +360,16 @@ static int become_active(struct db *db, struct db_op *op)
 		bool got = PQgetvalue(res, 0, 0)[0] == 't';
 		PQclear(res);
 		if (got) {
+			/* A job the previous coordinator's lane checked it could
+			 * write, while its main connection still held the lock, may
+			 * be committing: wait for it, so recovery loads it. */
+			r = db_exec(db, op, "SELECT pg_advisory_lock(" DB_JOB_LANE_LOCK ")", NULL,
+				    PGRES_TUPLES_OK, NULL);
+			if (r == 0)
+				r = db_exec(db, op, "SELECT pg_advisory_unlock(" DB_JOB_LANE_LOCK ")", NULL,
+					    PGRES_TUPLES_OK, NULL);
+			if (r < 0)
+				return r;
 			db->active = true;
 			atomic_store(&db->standby, false);
 			if (said)
