@@ -249,12 +249,12 @@ class Bench:
                             "ORDER BY total_exec_time DESC LIMIT %d" % n)
 
     def submit_job(self, tasks, name):
-        """A job of about `tasks` tasks for cpu workers: every registry model,
+        """A job of about `tasks` tasks for cpu workers: every registry model (the `all` suite),
         tests and benchmarks, four precisions, as many batch sizes as it
         takes.  Returns (job id, task count, seconds the submit took)."""
         per_batch = self.model_count * 2 * 4
         nb = max(1, min(64, -(-tasks // per_batch)))
-        argv = ['submit', '--all', '--backends', 'cpu', '--kind', 'test,benchmark',
+        argv = ['submit', '--suite', 'all', '--backends', 'cpu', '--kind', 'test,benchmark',
                 '--precision', 'fp32,fp16,bf16,int8', '--batch-sizes', ','.join(str(i) for i in range(1, nb + 1)),
                 '--name', name, '--json']
         if nb == 1 and tasks < per_batch:
