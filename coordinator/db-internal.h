@@ -30,6 +30,10 @@
 /* At most this many operations share one transaction. */
 #define DB_BATCH_MAX 512
 
+/* At most this many results (or leases) of consecutive ops of one group
+ * commit are stored (granted) by one statement. */
+#define DB_MERGE_ROWS_MAX 4096
+
 /* Rows per multi-row INSERT when a job is expanded. */
 #define DB_TASK_CHUNK 10000
 
@@ -172,6 +176,11 @@ int run_job_retry(struct db *db, struct db_op *op);
 int run_lease_grant(struct db *db, struct db_op *op);         /* db-leases.c */
 int run_lease_expire(struct db *db, struct db_op *op);
 int run_result_store(struct db *db, struct db_op *op);        /* db-results.c */
+/* The same for several ops of one kind with one statement (see
+ * DB_MERGE_ROWS_MAX); a failure is reported on ops[0] alone, and the
+ * caller then runs each op by itself to learn whose it was. */
+int run_lease_grant_merged(struct db *db, struct db_op **ops, size_t n_ops);
+int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops);
 int run_worker_upsert(struct db *db, struct db_op *op);       /* db-workers.c */
 int run_drain(struct db *db, struct db_op *op);
 int run_health_store(struct db *db, struct db_op *op);

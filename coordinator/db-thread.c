@@ -155,14 +155,70 @@ static bool op_failed_on_its_own(int rc)
  * work many bad ops can cause (at most about 9n op runs, not n squared). */
 #define DB_GROUP_ROUNDS 8
 
-/* Runs ops[0..n) (all writes) in one transaction.  An op that fails on its
- * own data is left out and the others run again together, so one bad
- * value neither fails nor splits the group; on any other failure each runs
- * again alone so only the failing ones fail. */
+static bool op_mergeable(const struct db_op *op)
+{
+	return (op->kind == DB_OP_RESULT_STORE || op->kind == DB_OP_LEASE_GRANT) && !op->audit.action;
+}
+
+static size_t op_rows(const struct db_op *op)
+{
+	return op->kind == DB_OP_RESULT_STORE ? op->u.result.n : op->u.lease.n;
+}
+
+/* Collects into run[] the ops from ops[i] on, skipping those left out,
+ * that one statement can serve with ops[i]: consecutive, of its kind, at
+ * most DB_MERGE_ROWS_MAX rows in all.  Returns how many, and in *next the
+ * index after the last one taken. */
+static size_t merge_run(struct db_op **ops, const bool *left_out, size_t i, size_t n,
+			struct db_op **run, size_t *next)
+{
+	size_t k = 0, rows = 0, j;
+
+	for (j = i; j < n; j++) {
+		if (left_out[j])
+			continue;
+		if (ops[j]->kind != ops[i]->kind || !op_mergeable(ops[j]))
+			break;
+		if (k > 0 && rows + op_rows(ops[j]) > DB_MERGE_ROWS_MAX)
+			break;
+		rows += op_rows(ops[j]);
+		run[k++] = ops[j];
+	}
+	*next = j;
+	return k;
+}
+
+/* Runs run[0..k) (mergeable ops of one kind) with one statement; each gets
+ * the statement's rc, and on a failure run[0]'s reason. */
+static int run_merged(struct db *db, struct db_op **run, size_t k)
+{
+	int r;
+
+	if (run[0]->kind == DB_OP_RESULT_STORE)
+		r = run_result_store_merged(db, run, k);
+	else
+		r = run_lease_grant_merged(db, run, k);
+	for (size_t m = 0; m < k; m++) {
+		run[m]->rc = r;
+		if (m > 0 && r < 0)
+			snprintf(run[m]->err, sizeof(run[m]->err), "%s", run[0]->err);
+	}
+	return r;
+}
+
+/* Runs ops[0..n) (all writes) in one transaction.  Consecutive result
+ * stores (and lease grants) run as one statement; if that statement fails,
+ * the group runs again with each op's own statement, so a refusal names the
+ * op it belongs to.  An op that fails on its own data is left out and the
+ * others run again together, so one bad value neither fails nor splits the
+ * group; on any other failure each runs again alone so only the failing
+ * ones fail. */
 static void run_group(struct db *db, struct db_op **ops, size_t n)
 {
 	struct db_op scratch = { 0 };
 	bool left_out[DB_BATCH_MAX] = { false };
+	struct db_op *run[DB_BATCH_MAX];
+	bool merge = true;
 	int r = 0;
 	size_t i;
 
@@ -172,15 +228,30 @@ static void run_group(struct db *db, struct db_op **ops, size_t n)
 	}
 	for (int round = 0;; round++) {
 		size_t failed = n;
+		bool merged_failed = false;
 		r = db_cmd(db, &scratch, "BEGIN");
-		for (i = 0; r == 0 && i < n; i++) {
-			if (left_out[i])
+		for (i = 0; r == 0 && i < n;) {
+			if (left_out[i]) {
+				i++;
 				continue;
+			}
+			size_t next, k = 0;
+			if (merge && op_mergeable(ops[i]))
+				k = merge_run(ops, left_out, i, n, run, &next);
+			if (k > 1) {
+				for (size_t m = 0; m < k; m++)
+					run[m]->err[0] = '\0';
+				r = run_merged(db, run, k);
+				merged_failed = r < 0;
+				i = next;
+				continue;
+			}
 			ops[i]->err[0] = '\0';
 			r = op_run(db, ops[i]);
 			ops[i]->rc = r;
 			if (r < 0)
 				failed = i;
+			i++;
 		}
 		if (r == 0)
 			r = db_cmd(db, &scratch, "COMMIT");
@@ -188,6 +259,11 @@ static void run_group(struct db *db, struct db_op **ops, size_t n)
 			return;
 		if (r != -ENOTCONN && db_connected(db))
 			PQclear(PQexec(db->conn, "ROLLBACK"));
+		if (merged_failed && r != -ENOTCONN && db_connected(db)) {
+			merge = false; /* once: the same ops again, each its own statement */
+			round--;
+			continue;
+		}
 		if (failed == n || !op_failed_on_its_own(r) || !db_connected(db))
 			break;
 		left_out[failed] = true; /* keeps its rc and err */
