@@ -98,7 +98,12 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 		    " u.log_excerpt, u.worker_id, u.device_index, u.exit_code,"
 		    " timestamptz 'epoch' + u.started_us * interval '1 microsecond' AS started_at,"
 		    " timestamptz 'epoch' + u.finished_us * interval '1 microsecond' AS finished_at,"
-		    " u.retry, u.flaky, u.ord, f.*"
+		    " u.retry, u.flaky, u.ord,"
+		    /* The first of the copies of a result in the statement is the
+		     * one stored; a later copy (a re-send in another op) is a
+		     * duplicate, as it would be in a statement of its own. */
+		    " row_number() OVER (PARTITION BY u.task_id, u.attempt, u.worker_id ORDER BY u.ord) AS nth,"
+		    " f.*"
 		    " FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],"
 		    " $7::text[], $8::text[], $9::text[], $10::int[], $11::int[], $12::bigint[], $13::bigint[],"
 		    " $14::bool[], $15::bool[]) WITH ORDINALITY AS u (task_id, attempt, status, reason, metrics,"
@@ -144,7 +149,7 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 		    " i.energy_j_per_item, i.avg_power_w, i.noisy"
 		    " FROM i JOIN tasks t ON t.id = i.task_id"
 		    " JOIN attempts a ON a.task_id = i.task_id AND a.attempt = i.attempt"
-		    " AND a.worker_id = i.worker_id"
+		    " AND a.worker_id = i.worker_id WHERE i.nth = 1"
 		    " ON CONFLICT (task_id, attempt) DO NOTHING"
 		    " RETURNING id, task_id, attempt, status, stale, retried),"
 		    " upd AS (UPDATE tasks t SET"
@@ -159,7 +164,7 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 		    " FROM i LEFT JOIN tasks t ON t.id = i.task_id"
 		    " LEFT JOIN attempts a ON a.task_id = i.task_id AND a.attempt = i.attempt"
 		    " AND a.worker_id = i.worker_id"
-		    " LEFT JOIN ins ON ins.task_id = i.task_id AND ins.attempt = i.attempt",
+		    " LEFT JOIN ins ON ins.task_id = i.task_id AND ins.attempt = i.attempt AND i.nth = 1",
 		    &p, PGRES_TUPLES_OK, &res);
 	db_params_fini(&p);
 	if (r < 0) {
