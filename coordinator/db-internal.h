@@ -68,6 +68,7 @@ struct db {
 	 * statement i named "s<i>". */
 	char *prepared[DB_PREPARED_MAX];
 	size_t n_prepared;
+	unsigned generic_runs;             /* db_exec_generic's calls, for its re-plans */
 };
 
 /* Tells db_busy_ms that the thread, inside a batch, waits on purpose and
@@ -145,6 +146,18 @@ void first_line(char *s);
 int db_exec(struct db *db, struct db_op *op, const char *sql, const struct db_params *p,
 	    ExecStatusType want, PGresult **ret_res);
 int db_cmd(struct db *db, struct db_op *op, const char *sql);
+/* db_exec for the statements of every result and lease: they cost more to
+ * plan (a custom plan each time, 2 ms for the result statement) than to
+ * run, so they run with the plan made once for any values (plan_cache_mode
+ * force_generic_plan, set for that statement alone; PostgreSQL's own choice
+ * keeps custom plans, since a generic plan's row estimate of an unnest is
+ * far above the few rows a report has).  A plan made when the tables were
+ * small (a new database) stays a bad plan as they grow, so every
+ * DB_GENERIC_REPLAN calls the session's plans are discarded and made again
+ * (DISCARD PLANS) from the tables as they are then. */
+#define DB_GENERIC_REPLAN 256
+int db_exec_generic(struct db *db, struct db_op *op, const char *sql, const struct db_params *p,
+		    ExecStatusType want, PGresult **ret_res);
 uint64_t get_u64(PGresult *res, int row, int col);
 double get_double(PGresult *res, int row, int col);
 /* Forgets the statements prepared on the connection (a new one has none). */

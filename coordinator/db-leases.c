@@ -71,7 +71,7 @@ int run_lease_grant_merged(struct db *db, struct db_op **ops, size_t n_ops)
 	db_param_array(&p, &attempts);
 	db_param_array(&p, &worker);
 	db_param_array(&p, &devs);
-	r = db_exec(db, ops[0],
+	r = db_exec_generic(db, ops[0],
 		    "WITH u AS (SELECT u.id, u.attempt, u.worker, u.devs::int[] AS devs, u.ord"
 		    " FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[]) WITH ORDINALITY"
 		    " AS u (id, attempt, worker, devs, ord)),"

@@ -93,7 +93,7 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 	}
 	for (int c = 0; c < 15; c++)
 		db_param_array(&p, &col[c]);
-	r = db_exec(db, ops[0],
+	r = db_exec_generic(db, ops[0],
 		    "WITH i AS (SELECT u.task_id, u.attempt, u.status, u.reason, u.metrics, u.env, u.weights,"
 		    " u.log_excerpt, u.worker_id, u.device_index, u.exit_code,"
 		    " timestamptz 'epoch' + u.started_us * interval '1 microsecond' AS started_at,"
