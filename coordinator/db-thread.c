@@ -165,26 +165,32 @@ static size_t op_rows(const struct db_op *op)
 	return op->kind == DB_OP_RESULT_STORE ? op->u.result.n : op->u.lease.n;
 }
 
-/* Collects into run[] the ops from ops[i] on, skipping those left out,
- * that one statement can serve with ops[i]: consecutive, of its kind, at
- * most DB_MERGE_ROWS_MAX rows in all.  Returns how many, and in *next the
- * index after the last one taken. */
-static size_t merge_run(struct db_op **ops, const bool *left_out, size_t i, size_t n,
-			struct db_op **run, size_t *next)
+/* Collects into run[] the ops from ops[i] on that one statement can serve
+ * with ops[i]: of its kind, not left out nor already run this round, at
+ * most DB_MERGE_ROWS_MAX rows in all, up to the first op that is neither a
+ * result store nor a lease grant.  A lease grant between result stores is
+ * stepped over (and a result store between grants): in one batch neither
+ * can depend on the other, since the coordinator learns of a lease, or of
+ * a result's outcome, only when its op is done, and every op of a batch was
+ * queued before any of it ran.  Returns how many; marks them taken. */
+static size_t merge_run(struct db_op **ops, const bool *left_out, bool *taken, size_t i, size_t n,
+			struct db_op **run)
 {
-	size_t k = 0, rows = 0, j;
+	size_t k = 0, rows = 0;
 
-	for (j = i; j < n; j++) {
-		if (left_out[j])
+	for (size_t j = i; j < n; j++) {
+		if (left_out[j] || taken[j])
 			continue;
-		if (ops[j]->kind != ops[i]->kind || !op_mergeable(ops[j]))
+		if (!op_mergeable(ops[j]))
 			break;
+		if (ops[j]->kind != ops[i]->kind)
+			continue;
 		if (k > 0 && rows + op_rows(ops[j]) > DB_MERGE_ROWS_MAX)
 			break;
 		rows += op_rows(ops[j]);
 		run[k++] = ops[j];
+		taken[j] = true;
 	}
-	*next = j;
 	return k;
 }
 
@@ -206,8 +212,9 @@ static int run_merged(struct db *db, struct db_op **run, size_t k)
 	return r;
 }
 
-/* Runs ops[0..n) (all writes) in one transaction.  Consecutive result
- * stores (and lease grants) run as one statement; if that statement fails,
+/* Runs ops[0..n) (all writes) in one transaction.  The result stores of a
+ * stretch of result stores and lease grants run as one statement, and the
+ * grants as another (merge_run); if that statement fails,
  * the group runs again with each op's own statement, so a refusal names the
  * op it belongs to.  An op that fails on its own data is left out and the
  * others run again together, so one bad value neither fails nor splits the
@@ -228,22 +235,19 @@ static void run_group(struct db *db, struct db_op **ops, size_t n)
 	}
 	for (int round = 0;; round++) {
 		size_t failed = n;
-		bool merged_failed = false;
+		bool merged_failed = false, taken[DB_BATCH_MAX] = { false };
 		r = db_cmd(db, &scratch, "BEGIN");
-		for (i = 0; r == 0 && i < n;) {
-			if (left_out[i]) {
-				i++;
+		for (i = 0; r == 0 && i < n; i++) {
+			if (left_out[i] || taken[i])
 				continue;
-			}
-			size_t next, k = 0;
+			size_t k = 0;
 			if (merge && op_mergeable(ops[i]))
-				k = merge_run(ops, left_out, i, n, run, &next);
+				k = merge_run(ops, left_out, taken, i, n, run);
 			if (k > 1) {
 				for (size_t m = 0; m < k; m++)
 					run[m]->err[0] = '\0';
 				r = run_merged(db, run, k);
 				merged_failed = r < 0;
-				i = next;
 				continue;
 			}
 			ops[i]->err[0] = '\0';
@@ -251,7 +255,6 @@ static void run_group(struct db *db, struct db_op **ops, size_t n)
 			ops[i]->rc = r;
 			if (r < 0)
 				failed = i;
-			i++;
 		}
 		if (r == 0)
 			r = db_cmd(db, &scratch, "COMMIT");
