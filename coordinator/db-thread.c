@@ -263,13 +263,17 @@ static void run_group(struct db *db, struct db_op **ops, size_t n)
 		if (r != -ENOTCONN && db_connected(db))
 			PQclear(PQexec(db->conn, "ROLLBACK"));
 		if (merged_failed && r != -ENOTCONN && db_connected(db)) {
-			merge = false; /* once: the same ops again, each its own statement */
+			/* The same ops again, each with its own statement, to find
+			 * the one refused; not counted as a round (a merged
+			 * statement fails at most once per op left out). */
+			merge = false;
 			round--;
 			continue;
 		}
 		if (failed == n || !op_failed_on_its_own(r) || !db_connected(db))
 			break;
 		left_out[failed] = true; /* keeps its rc and err */
+		merge = true;            /* the rest may share statements again */
 		if (round + 1 == DB_GROUP_ROUNDS)
 			break; /* the rest run alone */
 	}
