@@ -390,6 +390,27 @@ int db_exec(struct db *db, struct db_op *op, const char *sql, const struct db_pa
 	return -EIO;
 }
 
+int db_exec_generic(struct db *db, struct db_op *op, const char *sql, const struct db_params *p,
+		    ExecStatusType want, PGresult **ret_res)
+{
+	int r = 0;
+
+	if (++db->generic_runs % DB_GENERIC_REPLAN == 0)
+		r = db_cmd(db, op, "DISCARD PLANS");
+	if (r == 0)
+		r = db_cmd(db, op, "SET LOCAL plan_cache_mode = force_generic_plan");
+	if (r == 0)
+		r = db_exec(db, op, sql, p, want, ret_res);
+	if (r == 0) {
+		r = db_cmd(db, op, "RESET plan_cache_mode");
+		if (r < 0 && ret_res) {
+			PQclear(*ret_res);
+			*ret_res = NULL;
+		}
+	}
+	return r;
+}
+
 int db_cmd(struct db *db, struct db_op *op, const char *sql)
 {
 	return db_exec(db, op, sql, NULL, PGRES_COMMAND_OK, NULL);

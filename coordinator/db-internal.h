@@ -37,6 +37,10 @@
 /* At most this many operations share one transaction. */
 #define DB_BATCH_MAX 512
 
+/* At most this many results (or leases) of consecutive ops of one group
+ * commit are stored (granted) by one statement. */
+#define DB_MERGE_ROWS_MAX 4096
+
 /* Rows per multi-row INSERT when a job is expanded. */
 #define DB_TASK_CHUNK 10000
 
@@ -71,6 +75,7 @@ struct db {
 	 * statement i named "s<i>". */
 	char *prepared[DB_PREPARED_MAX];
 	size_t n_prepared;
+	unsigned generic_runs;             /* db_exec_generic's calls, for its re-plans */
 };
 
 /* Tells db_busy_ms that the thread, inside a batch, waits on purpose and
@@ -148,6 +153,18 @@ void first_line(char *s);
 int db_exec(struct db *db, struct db_op *op, const char *sql, const struct db_params *p,
 	    ExecStatusType want, PGresult **ret_res);
 int db_cmd(struct db *db, struct db_op *op, const char *sql);
+/* db_exec for the statements of every result and lease: they cost more to
+ * plan (a custom plan each time, 2 ms for the result statement) than to
+ * run, so they run with the plan made once for any values (plan_cache_mode
+ * force_generic_plan, set for that statement alone; PostgreSQL's own choice
+ * keeps custom plans, since a generic plan's row estimate of an unnest is
+ * far above the few rows a report has).  A plan made when the tables were
+ * small (a new database) stays a bad plan as they grow, so every
+ * DB_GENERIC_REPLAN calls the session's plans are discarded and made again
+ * (DISCARD PLANS) from the tables as they are then. */
+#define DB_GENERIC_REPLAN 256
+int db_exec_generic(struct db *db, struct db_op *op, const char *sql, const struct db_params *p,
+		    ExecStatusType want, PGresult **ret_res);
 uint64_t get_u64(PGresult *res, int row, int col);
 double get_double(PGresult *res, int row, int col);
 /* Forgets the statements prepared on the connection (a new one has none). */
@@ -179,6 +196,11 @@ int run_job_retry(struct db *db, struct db_op *op);
 int run_lease_grant(struct db *db, struct db_op *op);         /* db-leases.c */
 int run_lease_expire(struct db *db, struct db_op *op);
 int run_result_store(struct db *db, struct db_op *op);        /* db-results.c */
+/* The same for several ops of one kind with one statement (see
+ * DB_MERGE_ROWS_MAX); a failure is reported on ops[0] alone, and the
+ * caller then runs each op by itself to learn whose it was. */
+int run_lease_grant_merged(struct db *db, struct db_op **ops, size_t n_ops);
+int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops);
 int run_worker_upsert(struct db *db, struct db_op *op);       /* db-workers.c */
 int run_drain(struct db *db, struct db_op *op);
 int run_health_store(struct db *db, struct db_op *op);

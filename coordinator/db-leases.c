@@ -2,8 +2,9 @@
  *
  * Lease writes of the database layer (see db.h): granting leases (one
  * attempt row each) and expiring them (requeue, or give up with an error
- * result).  Runs on the database thread only, inside the group commit's
- * transaction.
+ * result).  The grants of consecutive ops of a group commit (polls of
+ * several workers) are one statement (run_lease_grant_merged).  Runs on the
+ * database thread only, inside the group commit's transaction.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -18,21 +19,39 @@
 #include "hf_proto.h"
 #include "hf_util.h"
 
-int run_lease_grant(struct db *db, struct db_op *op)
+/* Grants the leases of ops[0..n_ops) (DB_OP_LEASE_GRANT, at most
+ * DB_MERGE_ROWS_MAX leases in all) with one statement; each granted row
+ * goes back to its op through its ordinality.  A failure is reported on
+ * ops[0]. */
+int run_lease_grant_merged(struct db *db, struct db_op **ops, size_t n_ops)
 {
 	PGresult *res = NULL;
 	struct db_params p;
 	struct db_array ids, attempts, worker, devs;
+	struct db_lease **rows;
+	size_t n_rows = 0;
 	int r;
 
+	for (size_t o = 0; o < n_ops; o++)
+		n_rows += ops[o]->u.lease.n;
+	if (n_rows == 0)
+		return 0;
+	rows = calloc(n_rows, sizeof(*rows));
+	if (!rows) {
+		op_error(ops[0], "out of memory");
+		return -ENOMEM;
+	}
+	n_rows = 0;
 	db_params_init(&p);
 	db_array_init(&ids, &p);
 	db_array_init(&attempts, &p);
 	db_array_init(&worker, &p);
 	db_array_init(&devs, &p);
-	for (size_t i = 0; i < op->u.lease.n; i++) {
-		struct db_lease *l = &op->u.lease.v[i];
+	for (size_t o = 0; o < n_ops; o++)
+	for (size_t i = 0; i < ops[o]->u.lease.n; i++) {
+		struct db_lease *l = &ops[o]->u.lease.v[i];
 		struct db_array one;
+		rows[n_rows++] = l;
 		l->granted = false;
 		db_array_u64(&ids, "task id", l->task_id);
 		db_array_u32(&attempts, "attempt", l->attempt);
@@ -52,28 +71,38 @@ int run_lease_grant(struct db *db, struct db_op *op)
 	db_param_array(&p, &attempts);
 	db_param_array(&p, &worker);
 	db_param_array(&p, &devs);
-	r = db_exec(db, op,
-		    "WITH u AS (SELECT u.id, u.attempt, u.worker, u.devs::int[] AS devs"
-		    " FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[]) AS u (id, attempt, worker, devs)),"
+	r = db_exec_generic(db, ops[0],
+		    "WITH u AS (SELECT u.id, u.attempt, u.worker, u.devs::int[] AS devs, u.ord"
+		    " FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[]) WITH ORDINALITY"
+		    " AS u (id, attempt, worker, devs, ord)),"
 		    " g AS (UPDATE tasks t SET state = 'leased', attempt = u.attempt,"
 		    " worker_id = u.worker, device_index = u.devs[1], device_indices = u.devs FROM u"
 		    " WHERE t.id = u.id AND t.state = 'queued' AND t.attempt < u.attempt"
-		    " RETURNING t.id, t.attempt, t.worker_id, t.device_index, t.device_indices),"
+		    " RETURNING t.id, t.attempt, t.worker_id, t.device_index, t.device_indices, u.ord),"
 		    " a AS (INSERT INTO attempts (task_id, attempt, worker_id, device_index, device_indices)"
 		    " SELECT id, attempt, worker_id, device_index, device_indices FROM g)"
-		    " SELECT id FROM g",
+		    " SELECT id, ord FROM g",
 		    &p, PGRES_TUPLES_OK, &res);
 	db_params_fini(&p);
-	if (r < 0)
+	if (r < 0) {
+		free(rows);
 		return r;
+	}
+	/* The row the update took, by its position in the arrays: a task
+	 * named twice is granted once. */
 	for (int i = 0; i < PQntuples(res); i++) {
-		uint64_t id = get_u64(res, i, 0);
-		for (size_t j = 0; j < op->u.lease.n; j++)
-			if (op->u.lease.v[j].task_id == id)
-				op->u.lease.v[j].granted = true;
+		uint64_t id = get_u64(res, i, 0), ord = get_u64(res, i, 1);
+		if (ord >= 1 && ord <= n_rows && rows[ord - 1]->task_id == id)
+			rows[ord - 1]->granted = true;
 	}
 	PQclear(res);
+	free(rows);
 	return 0;
+}
+
+int run_lease_grant(struct db *db, struct db_op *op)
+{
+	return run_lease_grant_merged(db, &op, 1);
 }
 
 int run_lease_expire(struct db *db, struct db_op *op)

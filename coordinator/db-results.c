@@ -10,8 +10,12 @@
  * 008) come from the result's env and metrics JSON through the SQL function
  * hfleet_result_fields, which turns a value of the wrong type into NULL and
  * bounds every string, so no JSON a worker sends can make the insert fail;
- * the environment row is found or created in the same statement.  Runs on the database
- * thread only, inside the group commit's transaction.
+ * the environment row is found or created in the same statement.  The
+ * results of consecutive ops of a group commit (reports of several workers)
+ * are stored by one statement (run_result_store_merged): the statement
+ * costs more to plan than to run for a few rows, so planning it once for
+ * many reports is what makes a result cheap.  Runs on the database thread
+ * only, inside the group commit's transaction.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -26,23 +30,49 @@
 #include "hf_proto.h"
 #include "hf_util.h"
 
-int run_result_store(struct db *db, struct db_op *op)
+/* Where row ord (1-based) of a statement for several ops came from. */
+struct result_row {
+	struct db_op *op;
+	struct db_result *d;
+};
+
+/* Stores the results of ops[0..n_ops) (DB_OP_RESULT_STORE, at most
+ * DB_MERGE_ROWS_MAX results in all) with one statement: their arrays are
+ * concatenated and each row's outcome goes back to its op through the
+ * row's ordinality.  A failure is reported on ops[0]; the caller then runs
+ * each op alone (run_result_store) to learn which one it was. */
+int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 {
 	PGresult *res = NULL;
 	struct db_params p;
 	struct db_array col[15], jobs;
+	struct result_row *rows;
+	size_t n_rows = 0;
 	int r;
 
-	free(op->u.result.finished_jobs);
-	op->u.result.finished_jobs = NULL;
-	op->u.result.n_finished_jobs = 0;
-
+	for (size_t o = 0; o < n_ops; o++) {
+		free(ops[o]->u.result.finished_jobs);
+		ops[o]->u.result.finished_jobs = NULL;
+		ops[o]->u.result.n_finished_jobs = 0;
+		n_rows += ops[o]->u.result.n;
+	}
+	if (n_rows == 0)
+		return 0;
+	rows = calloc(n_rows, sizeof(*rows));
+	if (!rows) {
+		op_error(ops[0], "out of memory");
+		return -ENOMEM;
+	}
+	n_rows = 0;
 	db_params_init(&p);
 	for (int c = 0; c < 15; c++)
 		db_array_init(&col[c], &p);
-	for (size_t k = 0; k < op->u.result.n; k++) {
-		struct db_result *d = &op->u.result.v[k];
+	for (size_t o = 0; o < n_ops; o++)
+	for (size_t k = 0; k < ops[o]->u.result.n; k++) {
+		struct db_result *d = &ops[o]->u.result.v[k];
 		const Hf__TaskResult *t = d->r;
+		rows[n_rows].op = ops[o];
+		rows[n_rows++].d = d;
 		d->outcome = DB_RESULT_UNKNOWN;
 		d->job_id = 0;
 		db_array_u64(&col[0], "task_id", t->task_id);
@@ -63,12 +93,17 @@ int run_result_store(struct db *db, struct db_op *op)
 	}
 	for (int c = 0; c < 15; c++)
 		db_param_array(&p, &col[c]);
-	r = db_exec(db, op,
+	r = db_exec_generic(db, ops[0],
 		    "WITH i AS (SELECT u.task_id, u.attempt, u.status, u.reason, u.metrics, u.env, u.weights,"
 		    " u.log_excerpt, u.worker_id, u.device_index, u.exit_code,"
 		    " timestamptz 'epoch' + u.started_us * interval '1 microsecond' AS started_at,"
 		    " timestamptz 'epoch' + u.finished_us * interval '1 microsecond' AS finished_at,"
-		    " u.retry, u.flaky, u.ord, f.*"
+		    " u.retry, u.flaky, u.ord,"
+		    /* The first of the copies of a result in the statement is the
+		     * one stored; a later copy (a re-send in another op) is a
+		     * duplicate, as it would be in a statement of its own. */
+		    " row_number() OVER (PARTITION BY u.task_id, u.attempt, u.worker_id ORDER BY u.ord) AS nth,"
+		    " f.*"
 		    " FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],"
 		    " $7::text[], $8::text[], $9::text[], $10::int[], $11::int[], $12::bigint[], $13::bigint[],"
 		    " $14::bool[], $15::bool[]) WITH ORDINALITY AS u (task_id, attempt, status, reason, metrics,"
@@ -114,7 +149,7 @@ int run_result_store(struct db *db, struct db_op *op)
 		    " i.energy_j_per_item, i.avg_power_w, i.noisy"
 		    " FROM i JOIN tasks t ON t.id = i.task_id"
 		    " JOIN attempts a ON a.task_id = i.task_id AND a.attempt = i.attempt"
-		    " AND a.worker_id = i.worker_id"
+		    " AND a.worker_id = i.worker_id WHERE i.nth = 1"
 		    " ON CONFLICT (task_id, attempt) DO NOTHING"
 		    " RETURNING id, task_id, attempt, status, stale, retried),"
 		    " upd AS (UPDATE tasks t SET"
@@ -129,11 +164,13 @@ int run_result_store(struct db *db, struct db_op *op)
 		    " FROM i LEFT JOIN tasks t ON t.id = i.task_id"
 		    " LEFT JOIN attempts a ON a.task_id = i.task_id AND a.attempt = i.attempt"
 		    " AND a.worker_id = i.worker_id"
-		    " LEFT JOIN ins ON ins.task_id = i.task_id AND ins.attempt = i.attempt",
+		    " LEFT JOIN ins ON ins.task_id = i.task_id AND ins.attempt = i.attempt AND i.nth = 1",
 		    &p, PGRES_TUPLES_OK, &res);
 	db_params_fini(&p);
-	if (r < 0)
+	if (r < 0) {
+		free(rows);
 		return r;
+	}
 
 	size_t n_final = 0;
 	db_params_init(&p);
@@ -142,9 +179,9 @@ int run_result_store(struct db *db, struct db_op *op)
 	 * ordinality), not by searching the batch for its task id. */
 	for (int row = 0; row < PQntuples(res); row++) {
 		uint64_t ord = get_u64(res, row, 6);
-		if (ord < 1 || ord > op->u.result.n)
+		if (ord < 1 || ord > n_rows)
 			continue;
-		struct db_result *d = &op->u.result.v[ord - 1];
+		struct db_result *d = rows[ord - 1].d;
 		if (d->r->task_id != get_u64(res, row, 0))
 			continue;
 		if (PQgetisnull(res, row, 2))
@@ -170,26 +207,43 @@ int run_result_store(struct db *db, struct db_op *op)
 	db_param_array(&p, &jobs);
 	/* Jobs whose last task just got its outcome are done. */
 	r = n_final == 0 ? 0 :
-	    db_exec(db, op,
+	    db_exec(db, ops[0],
 		    "UPDATE jobs j SET state = 'done', finished_at = now()"
 		    " WHERE j.id = ANY ($1::bigint[]) AND j.state = 'running' AND NOT EXISTS"
 		    " (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state IN ('queued', 'leased'))"
 		    " RETURNING j.id",
 		    &p, PGRES_TUPLES_OK, &res);
 	db_params_fini(&p);
-	if (n_final == 0 || r < 0)
+	if (n_final == 0 || r < 0) {
+		free(rows);
 		return r;
-	int n = PQntuples(res);
-	if (n > 0) {
-		op->u.result.finished_jobs = calloc((size_t)n, sizeof(uint64_t));
-		if (!op->u.result.finished_jobs) {
-			PQclear(res);
-			return -ENOMEM;
+	}
+	/* A finished job is told to the last op with a final result of it,
+	 * the one that would have finished it had each op run alone. */
+	for (int i = 0; r == 0 && i < PQntuples(res); i++) {
+		uint64_t job = get_u64(res, i, 0);
+		struct db_op *by = NULL;
+		for (size_t k = n_rows; k-- > 0 && !by;)
+			if (rows[k].d->outcome == DB_RESULT_FINAL && rows[k].d->job_id == job)
+				by = rows[k].op;
+		if (!by)
+			continue;
+		uint64_t *v = realloc(by->u.result.finished_jobs,
+				      (by->u.result.n_finished_jobs + 1) * sizeof(uint64_t));
+		if (!v) {
+			op_error(ops[0], "out of memory");
+			r = -ENOMEM;
+			break;
 		}
-		for (int i = 0; i < n; i++)
-			op->u.result.finished_jobs[i] = get_u64(res, i, 0);
-		op->u.result.n_finished_jobs = (size_t)n;
+		v[by->u.result.n_finished_jobs++] = job;
+		by->u.result.finished_jobs = v;
 	}
 	PQclear(res);
-	return 0;
+	free(rows);
+	return r;
+}
+
+int run_result_store(struct db *db, struct db_op *op)
+{
+	return run_result_store_merged(db, &op, 1);
 }

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT
  *
  * The database thread (see db.h): the queue between the loop thread and this
- * thread, group commit (consecutive writes share one transaction; an op
- * refused for its own data is left out and the rest run again together; on
- * any other failure each runs again alone), dispatching each op to its run_* function, and
+ * thread, group commit (consecutive writes share one transaction; the
+ * result stores among them share one statement, and the lease grants
+ * another; an op refused for its own data is left out and the rest run
+ * again together; on any other failure each runs again alone), dispatching each op to its run_* function, and
  * handing completed ops back to the loop.  db_open, db_submit, db_healthy,
  * db_lost_active, db_busy_ms, db_standby and db_close are the loop thread's side; the rest runs on
  * the database thread.
@@ -155,14 +156,77 @@ static bool op_failed_on_its_own(int rc)
  * work many bad ops can cause (at most about 9n op runs, not n squared). */
 #define DB_GROUP_ROUNDS 8
 
-/* Runs ops[0..n) (all writes) in one transaction.  An op that fails on its
- * own data is left out and the others run again together, so one bad
- * value neither fails nor splits the group; on any other failure each runs
- * again alone so only the failing ones fail. */
+static bool op_mergeable(const struct db_op *op)
+{
+	return (op->kind == DB_OP_RESULT_STORE || op->kind == DB_OP_LEASE_GRANT) && !op->audit.action;
+}
+
+static size_t op_rows(const struct db_op *op)
+{
+	return op->kind == DB_OP_RESULT_STORE ? op->u.result.n : op->u.lease.n;
+}
+
+/* Collects into run[] the ops from ops[i] on that one statement can serve
+ * with ops[i]: of its kind, not left out nor already run this round, at
+ * most DB_MERGE_ROWS_MAX rows in all, up to the first op that is neither a
+ * result store nor a lease grant.  A lease grant between result stores is
+ * stepped over (and a result store between grants): in one batch neither
+ * can depend on the other, since the coordinator learns of a lease, or of
+ * a result's outcome, only when its op is done, and every op of a batch was
+ * queued before any of it ran.  Returns how many; marks them taken. */
+static size_t merge_run(struct db_op **ops, const bool *left_out, bool *taken, size_t i, size_t n,
+			struct db_op **run)
+{
+	size_t k = 0, rows = 0;
+
+	for (size_t j = i; j < n; j++) {
+		if (left_out[j] || taken[j])
+			continue;
+		if (!op_mergeable(ops[j]))
+			break;
+		if (ops[j]->kind != ops[i]->kind)
+			continue;
+		if (k > 0 && rows + op_rows(ops[j]) > DB_MERGE_ROWS_MAX)
+			break;
+		rows += op_rows(ops[j]);
+		run[k++] = ops[j];
+		taken[j] = true;
+	}
+	return k;
+}
+
+/* Runs run[0..k) (mergeable ops of one kind) with one statement; each gets
+ * the statement's rc, and on a failure run[0]'s reason. */
+static int run_merged(struct db *db, struct db_op **run, size_t k)
+{
+	int r;
+
+	if (run[0]->kind == DB_OP_RESULT_STORE)
+		r = run_result_store_merged(db, run, k);
+	else
+		r = run_lease_grant_merged(db, run, k);
+	for (size_t m = 0; m < k; m++) {
+		run[m]->rc = r;
+		if (m > 0 && r < 0)
+			snprintf(run[m]->err, sizeof(run[m]->err), "%s", run[0]->err);
+	}
+	return r;
+}
+
+/* Runs ops[0..n) (all writes) in one transaction.  The result stores of a
+ * stretch of result stores and lease grants run as one statement, and the
+ * grants as another (merge_run); if that statement fails,
+ * the group runs again with each op's own statement, so a refusal names the
+ * op it belongs to.  An op that fails on its own data is left out and the
+ * others run again together, so one bad value neither fails nor splits the
+ * group; on any other failure each runs again alone so only the failing
+ * ones fail. */
 static void run_group(struct db *db, struct db_op **ops, size_t n)
 {
 	struct db_op scratch = { 0 };
 	bool left_out[DB_BATCH_MAX] = { false };
+	struct db_op *run[DB_BATCH_MAX];
+	bool merge = true;
 	int r = 0;
 	size_t i;
 
@@ -172,10 +236,21 @@ static void run_group(struct db *db, struct db_op **ops, size_t n)
 	}
 	for (int round = 0;; round++) {
 		size_t failed = n;
+		bool merged_failed = false, taken[DB_BATCH_MAX] = { false };
 		r = db_cmd(db, &scratch, "BEGIN");
 		for (i = 0; r == 0 && i < n; i++) {
-			if (left_out[i])
+			if (left_out[i] || taken[i])
 				continue;
+			size_t k = 0;
+			if (merge && op_mergeable(ops[i]))
+				k = merge_run(ops, left_out, taken, i, n, run);
+			if (k > 1) {
+				for (size_t m = 0; m < k; m++)
+					run[m]->err[0] = '\0';
+				r = run_merged(db, run, k);
+				merged_failed = r < 0;
+				continue;
+			}
 			ops[i]->err[0] = '\0';
 			r = op_run(db, ops[i]);
 			ops[i]->rc = r;
@@ -188,9 +263,18 @@ static void run_group(struct db *db, struct db_op **ops, size_t n)
 			return;
 		if (r != -ENOTCONN && db_connected(db))
 			PQclear(PQexec(db->conn, "ROLLBACK"));
+		if (merged_failed && r != -ENOTCONN && db_connected(db)) {
+			/* The same ops again, each with its own statement, to find
+			 * the one refused; not counted as a round (a merged
+			 * statement fails at most once per op left out). */
+			merge = false;
+			round--;
+			continue;
+		}
 		if (failed == n || !op_failed_on_its_own(r) || !db_connected(db))
 			break;
 		left_out[failed] = true; /* keeps its rc and err */
+		merge = true;            /* the rest may share statements again */
 		if (round + 1 == DB_GROUP_ROUNDS)
 			break; /* the rest run alone */
 	}

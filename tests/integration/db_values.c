@@ -9,6 +9,9 @@
  * fits must be stored exactly; each that does not must fail its op with
  * -EINVAL and an error naming it, leave the database healthy, and, in a
  * group commit, leave the other ops of the group committed together.
+ * Result stores and lease grants of several ops in one group (one
+ * statement each) give each op its own outcomes, refusals and finished
+ * jobs, as when each runs alone.
  *   hf-db-values CONNINFO
  * The test's own libpq connection (the same CONNINFO) sets the id
  * sequences near their end and checks what was stored.  Exits 0 when every
@@ -530,6 +533,133 @@ static void test_group_commit(void)
 		  "1", "transactions of the group's good ops");
 }
 
+/* ---- result stores and lease grants of several ops as one statement ---- */
+
+/* Holds device_telemetry so that a telemetry op blocks the thread while
+ * the ops submitted next queue behind it and then run as one group. */
+static struct db_telemetry blocker = { "merge", "cuda", 0, 1, 1, 1, 1 };
+
+static void block_thread(struct db_op *op)
+{
+	PGresult *res;
+
+	memset(op, 0, sizeof(*op));
+	PQclear(PQexec(check_conn, "BEGIN"));
+	res = PQexec(check_conn, "LOCK TABLE device_telemetry IN ACCESS EXCLUSIVE MODE");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		fail("could not lock device_telemetry: %s", PQresultErrorMessage(res));
+	PQclear(res);
+	op->u.telemetry.v = &blocker;
+	op->u.telemetry.n = 1;
+	submit(op, DB_OP_TELEMETRY_SAMPLE);
+	struct timespec ts = { 0, 300 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+}
+
+static void unblock_thread(void)
+{
+	PQclear(PQexec(check_conn, "COMMIT"));
+	wait_all();
+}
+
+static void test_merged_ops(void)
+{
+	struct job_plan plan;
+	struct db_op blk, op[5];
+	uint64_t job[3], task[3];
+	char sql[512];
+
+	for (int k = 0; k < 3; k++) {
+		plan_init(&plan);
+		memset(&op[0], 0, sizeof(op[0]));
+		op[0].u.job_create.reg = reg;
+		op[0].u.job_create.plan = &plan;
+		run(&op[0], DB_OP_JOB_CREATE);
+		expect_ok(&op[0], "a job for the merged ops");
+		job[k] = op[0].u.job_create.job_id;
+		task[k] = op[0].u.job_create.task_ids ? op[0].u.job_create.task_ids[0] : 0;
+		free(op[0].u.job_create.task_ids);
+	}
+
+	/* Three polls' grants in one group: the one with a refused value
+	 * fails alone, naming it; the other two are granted together. */
+	struct db_lease l0 = { .task_id = task[0], .attempt = 1, .worker_id = "m0", .n_devices = 1 };
+	struct db_lease l1[2] = { { .task_id = task[1], .attempt = 1, .worker_id = "m1", .n_devices = 1 },
+				  { .task_id = task[2], .attempt = (uint32_t)INT32_MAX + 1, .worker_id = "m1",
+				    .n_devices = 1 } };
+	struct db_lease l2[2] = { { .task_id = task[2], .attempt = 1, .worker_id = "m2", .n_devices = 1 },
+				  { .task_id = task[1], .attempt = 1, .worker_id = "m2", .n_devices = 1 } };
+	block_thread(&blk);
+	memset(op, 0, sizeof(op));
+	op[0].u.lease.v = &l0;
+	op[0].u.lease.n = 1;
+	op[1].u.lease.v = l1;
+	op[1].u.lease.n = 2;
+	op[2].u.lease.v = l2;
+	op[2].u.lease.n = 2;
+	for (int k = 0; k < 3; k++)
+		submit(&op[k], DB_OP_LEASE_GRANT);
+	unblock_thread();
+	expect_ok(&op[0], "a grant beside a refused one");
+	expect_refused(&op[1], "a grant of attempt 2147483648 beside good ones", "attempt");
+	expect_ok(&op[2], "a second grant beside a refused one");
+	if (!l0.granted || l1[0].granted || l1[1].granted || !l2[0].granted || !l2[1].granted)
+		fail("merged grants: granted %d %d %d %d %d, want 1 0 0 1 1", l0.granted, l1[0].granted,
+		     l1[1].granted, l2[0].granted, l2[1].granted);
+	snprintf(sql, sizeof(sql),
+		 "SELECT string_agg(worker_id, ',' ORDER BY id) || ' ' || count(DISTINCT xmin::text)"
+		 " FROM tasks WHERE id IN (%" PRIu64 ", %" PRIu64 ", %" PRIu64 ")", task[0], task[1], task[2]);
+	expect_eq(query(sql), "m0,m2,m2 1", "the merged grants' workers and transactions");
+
+	/* Five reports in one group: a final result, another worker's copy
+	 * (not owned), a refused value, the owner's result, and a re-send of
+	 * the first (a duplicate, not a second final). */
+	Hf__TaskResult r[5];
+	struct db_result d[5];
+	result_init(&r[0], &d[0], task[0], 1);
+	d[0].worker_id = "m0";
+	result_init(&r[1], &d[1], task[1], 1);
+	d[1].worker_id = "m1";
+	result_init(&r[2], &d[2], task[1], 1);
+	d[2].worker_id = "m2";
+	r[2].started_at = NAN;
+	result_init(&r[3], &d[3], task[1], 1);
+	d[3].worker_id = "m2";
+	result_init(&r[4], &d[4], task[0], 1);
+	d[4].worker_id = "m0";
+	block_thread(&blk);
+	memset(op, 0, sizeof(op));
+	for (int k = 0; k < 5; k++) {
+		op[k].u.result.v = &d[k];
+		op[k].u.result.n = 1;
+		submit(&op[k], DB_OP_RESULT_STORE);
+	}
+	unblock_thread();
+	expect_ok(&op[0], "a result beside a refused one");
+	expect_ok(&op[1], "another worker's result beside a refused one");
+	expect_refused(&op[2], "a result started at NaN beside good ones", "started_at");
+	expect_ok(&op[3], "the owner's result beside a refused one");
+	expect_ok(&op[4], "a re-sent result beside a refused one");
+	if (d[0].outcome != DB_RESULT_FINAL || d[1].outcome != DB_RESULT_NOT_OWNED ||
+	    d[3].outcome != DB_RESULT_FINAL || d[4].outcome != DB_RESULT_DUPLICATE)
+		fail("merged results: outcomes %d %d %d %d, want final, not owned, final, duplicate",
+		     (int)d[0].outcome, (int)d[1].outcome, (int)d[3].outcome, (int)d[4].outcome);
+	if (op[0].u.result.n_finished_jobs != 1 || op[0].u.result.finished_jobs[0] != job[0] ||
+	    op[3].u.result.n_finished_jobs != 1 || op[3].u.result.finished_jobs[0] != job[1] ||
+	    op[1].u.result.n_finished_jobs != 0 || op[4].u.result.n_finished_jobs != 0)
+		fail("merged results: the finished jobs were not told to the ops that finished them");
+	for (int k = 0; k < 5; k++)
+		free(op[k].u.result.finished_jobs);
+	snprintf(sql, sizeof(sql),
+		 "SELECT string_agg(worker_id, ',' ORDER BY task_id) || ' ' || count(DISTINCT xmin::text)"
+		 " FROM results WHERE task_id IN (%" PRIu64 ", %" PRIu64 ", %" PRIu64 ")", task[0], task[1],
+		 task[2]);
+	expect_eq(query(sql), "m0,m2 1", "the merged results' workers and transactions");
+	snprintf(sql, sizeof(sql), "SELECT string_agg(state, ',' ORDER BY id) FROM jobs WHERE id IN (%"
+		 PRIu64 ", %" PRIu64 ", %" PRIu64 ")", job[0], job[1], job[2]);
+	expect_eq(query(sql), "done,done,running", "the jobs after the merged results");
+}
+
 int main(int argc, char **argv)
 {
 	struct db_op start = { 0 };
@@ -568,6 +698,7 @@ int main(int argc, char **argv)
 		test_reads();
 		test_workers();
 		test_group_commit();
+		test_merged_ops();
 	}
 	db_close(db);
 	uv_run(&loop, UV_RUN_DEFAULT);
