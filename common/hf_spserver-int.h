@@ -81,6 +81,7 @@ struct spconn {
 	bool rx_busy, tx_busy;    /* an aio is in flight */
 	bool at_share;      /* paused: requests_per_connection unanswered */
 	bool waiting_port;  /* paused: the port has its most requests in flight */
+	struct spconn *wait_prev, *wait_next; /* the port's queue of waiting_port ones */
 	unsigned outstanding; /* requests received, reply not yet written */
 
 	enum rx_state rx;
@@ -120,6 +121,9 @@ struct nuv_server {
 	struct nuv_request *q_first, *q_last; /* received, waiting for the loop */
 	struct nuv_request *live;    /* every request not yet freed */
 	unsigned in_flight, n_waiting;
+	/* Connections waiting for the port (waiting_port), longest waiting
+	 * first: resuming one costs the same whatever the connections open. */
+	struct spconn *wait_first, *wait_last;
 	struct nuv_server_limits lim;
 	char name[48];
 	struct nuv_server_stats stats;
