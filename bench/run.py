@@ -98,6 +98,23 @@ def proc_cpu_s(pid, children=False):
     return t / TICK
 
 
+def proc_switches(pid):
+    """Context switches (voluntary and not) of all pid's threads so far."""
+    n = 0
+    try:
+        for tid in os.listdir('/proc/%d/task' % pid):
+            try:
+                with open('/proc/%d/task/%s/status' % (pid, tid)) as f:
+                    for line in f:
+                        if line.startswith(('voluntary_ctxt_switches:', 'nonvoluntary_ctxt_switches:')):
+                            n += int(line.split()[1])
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return n
+
+
 def proc_rss_mib(pid):
     try:
         with open('/proc/%d/status' % pid) as f:
@@ -565,7 +582,7 @@ def fleet(b, args):
         # The ramp (registrations) in a dump of its own: the final counts are
         # the measured window's.
         subprocess.run(['callgrind_control', '--dump', str(cpid)], stdout=subprocess.DEVNULL, check=False)
-    c0, t0 = proc_cpu_s(cpid), time.time()
+    c0, t0, sw0 = proc_cpu_s(cpid), time.time(), proc_switches(cpid)
     samples = []  # (t, connected, cpu fraction, rss MiB)
     last_c, last_t = c0, t0
     while time.time() < t0 + secs:
@@ -575,6 +592,7 @@ def fleet(b, args):
         samples.append((t - t0, conn, (c - last_c) / (t - last_t), proc_rss_mib(cpid)))
         last_c, last_t = c, t
     cpu = (proc_cpu_s(cpid) - c0) / (time.time() - t0)
+    switches = (proc_switches(cpid) - sw0) / (time.time() - t0)
     rss = max(s[3] for s in samples) if samples else proc_rss_mib(cpid)
     sim_cpu = sum(proc_cpu_s(p.pid) for p, _ in procs) / (time.time() - t0)
     for p, _ in procs:
@@ -599,6 +617,11 @@ def fleet(b, args):
     figure('fleet: re-registrations (spurious expiry) / failed polls', '%d / %d' % (rereg, fails), '0 / 0',
            rereg == 0 and fails == 0)
     figure('fleet: simulators\' own CPU (fraction of a core)', '%.2f' % sim_cpu, '')
+    # Less noisy than its CPU on a shared machine: what its threads cost
+    # the kernel per poll (each switch is a wake-up between nng's threads
+    # and the loop, or a wait on a lock).
+    figure('fleet: coordinator context switches per poll answered', '%.2f' % (switches / polls if polls else 0), '')
+    figure('fleet: coordinator CPU per poll answered', '%.1f us' % (cpu / polls * 1e6 if polls else 0), '')
     NOTES.append('fleet samples (s, connected, coordinator CPU, RSS MiB): ' +
                  ', '.join('%.0f:%d:%.2f:%.0f' % s for s in samples))
 

@@ -358,7 +358,9 @@ out:
 /* ---- writing (under mu) ---- */
 
 /* Writes what is left of our SP header or of the first reply. */
-static void conn_tx_start(struct spconn *c)
+/* Under mu: marks c writing and sets its aio to what is left to write
+ * (conn_tx_start sends it). */
+static void conn_tx_prepare(struct spconn *c)
 {
 	nng_iov iov[3];
 	unsigned n = 0;
@@ -388,7 +390,17 @@ static void conn_tx_start(struct spconn *c)
 		}
 	}
 	c->tx_busy = true;
-	nng_aio_set_iov(c->tx_aio, n, iov);
+	nng_aio_set_iov(c->tx_aio, n, iov); /* nng copies the iov array */
+}
+
+static void conn_tx_start(struct spconn *c)
+{
+	conn_tx_prepare(c);
+	nng_stream_send(c->stream, c->tx_aio);
+}
+
+void spconn_tx_send(struct spconn *c)
+{
 	nng_stream_send(c->stream, c->tx_aio);
 }
 
@@ -534,9 +546,10 @@ bool spconn_new(nuv_server_t *srv, nng_stream *s)
 	return true;
 }
 
-/* Loop thread, under mu: queues r's reply on its open connection and
- * starts writing it unless a write is under way. */
-void spconn_reply(struct nuv_request *r, nng_msg *reply)
+/* Loop thread, under mu: queues r's reply on its open connection; true
+ * when no write was under way and the caller must start this one with
+ * spconn_tx_send once it has let go of mu. */
+bool spconn_reply(struct nuv_request *r, nng_msg *reply)
 {
 	nuv_server_t *srv = r->srv;
 	struct spconn *c = r->conn;
@@ -549,14 +562,15 @@ void spconn_reply(struct nuv_request *r, nng_msg *reply)
 	if (c->tx_last) {
 		c->tx_last->next = r;
 		c->tx_last = r;
-		return;
+		return false;
 	}
 	c->tx_first = c->tx_last = r;
 	c->tx_since_ms = hf_mono_ms();
 	/* Our header may still be on its way: its completion starts this
 	 * reply. */
-	if (!c->tx_busy) {
-		c->tx_off = 0;
-		conn_tx_start(c);
-	}
+	if (c->tx_busy)
+		return false;
+	c->tx_off = 0;
+	conn_tx_prepare(c);
+	return true;
 }
