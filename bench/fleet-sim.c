@@ -6,10 +6,16 @@
  * socket, as hf-worker has), its own worker id and worker token,
  * and speaks the real worker protocol as hf-worker does (worker/session.c):
  * Register (one CPU device of --slots slots), then a Poll every heartbeat
- * carrying its session, its free slots and the tasks it holds; a freed slot
- * polls at once; results go in a ResultBatch (at most 256, one batch in
- * flight) and are forgotten only when acknowledged; ERR_NOT_REGISTERED
- * registers again under the same session.  Replies are decoded and
+ * carrying its session, its free slots and the tasks it holds; heartbeats
+ * jittered as hf-worker's (the first at a random point of one interval,
+ * then every 0.9 .. 1.1 x the heartbeat); a poll with a free slot asks to
+ * be held (Poll.hold_ms, a jittered heartbeat; Poll.replaces_held when a
+ * held one is still out), no poll goes out at a beat while a held one is
+ * out, and a reply with hold_ended or with assignments polls again at once
+ * while a slot is free; a freed slot polls at once; results go in a
+ * ResultBatch (at most 256, one batch in flight) and are forgotten only
+ * when acknowledged; ERR_NOT_REGISTERED registers again under the same
+ * session.  Replies are decoded and
  * validated with hf_msg_decode, as hf-worker does.  Nothing is written to
  * disk: the simulated worker has no spool, so it measures the coordinator
  * and the database, not a worker.
@@ -17,7 +23,11 @@
  * What a leased task does (--mode):
  *   complete   it "runs" --task-ms milliseconds (0: none) and passes
  *   hold       it is held and its lease renewed by every poll, never ended
- *   none       free slots are advertised as 0: heartbeats only
+ *   none       free slots are advertised as 0: heartbeats only (a busy
+ *              fleet: polls answered at once)
+ *   idle       one free slot and nothing to take: every poll is held
+ *              (an idle hf-worker fleet), poll times are counted from the
+ *              end of the hold (see poll_reply_cb)
  *
  * With --submit-count K (and --control-url, --admin-token) the process is
  * also a control client: every --submit-every ms it submits a job of
@@ -59,7 +69,7 @@
 #define REPLY_MAX (64u << 20)
 #define RESULTS_PER_BATCH 256
 
-enum mode { MODE_COMPLETE, MODE_HOLD, MODE_NONE };
+enum mode { MODE_COMPLETE, MODE_HOLD, MODE_NONE, MODE_IDLE };
 
 /* A connection to the coordinator: an nng REQ socket (hf_nuv.h), or the
  * simulator's own SP client on libuv (sp-client.h, the default: nng's
@@ -102,13 +112,21 @@ struct worker {
 	struct conn client;
 	uv_timer_t start, beat;
 	uint64_t session;
-	bool registered, reg_inflight, poll_inflight, poll_again, res_inflight;
-	int64_t poll_sent_us;
+	bool registered, reg_inflight, poll_again, res_inflight;
+	unsigned polls_out, held_out; /* polls in flight (at most 2), held ones */
+	unsigned heartbeat_ms;        /* the coordinator's, from its replies */
 	unsigned running;              /* tasks holding a slot */
 	struct held *held;             /* leases to renew (running tasks) */
 	Hf__TaskRef *pending;          /* results not yet acknowledged */
 	size_t n_pending, cap_pending;
 	int64_t free_since_us;         /* a slot freed and no lease since (0: none) */
+};
+
+/* One poll in flight. */
+struct poll_ctx {
+	struct worker *w;
+	int64_t sent_us;
+	uint32_t hold_ms; /* 0: not held */
 };
 
 struct lease_event {
@@ -144,7 +162,7 @@ static uv_signal_t sigint, sigterm;
 
 static struct {
 	uint64_t registers, reregisters, register_failures, polls_sent, polls_answered, poll_failures,
-		poll_errors, leases, results_sent, results_acked, result_failures, submit_failures;
+		poll_errors, leases, results_sent, results_acked, result_failures, submit_failures, holds_ended;
 	uint64_t polls_at_last_report;
 } st;
 
@@ -191,7 +209,9 @@ static int conn_open(struct conn *c, const char *url, char *err, size_t errlen)
 	return r;
 }
 
-static int call(struct conn *c, Hf__Envelope *env, const char *token, nuv_reply_cb cb, void *arg)
+/* A call waits call_timeout_ms, a held poll hold_ms longer (hf-worker's
+ * poll_call). */
+static int call(struct conn *c, Hf__Envelope *env, const char *token, uint32_t hold_ms, nuv_reply_cb cb, void *arg)
 {
 	nng_msg *msg;
 	int r;
@@ -201,8 +221,8 @@ static int call(struct conn *c, Hf__Envelope *env, const char *token, nuv_reply_
 	if (r < 0)
 		return r;
 	if (c->sp)
-		return sp_client_call(c->sp, msg, cb, arg);
-	return nuv_client_call(c->nuv, msg, call_timeout_ms, cb, arg);
+		return sp_client_call(c->sp, msg, (int)hold_ms, cb, arg);
+	return nuv_client_call(c->nuv, msg, call_timeout_ms + (int)hold_ms, cb, arg);
 }
 
 static int reply_decode(int rv, nng_msg *reply, enum hf_msg_role role, Hf__Envelope **ret)
@@ -220,6 +240,20 @@ static int reply_decode(int rv, nng_msg *reply, enum hf_msg_role role, Hf__Envel
 
 static void register_send(struct worker *w);
 static void poll_send(struct worker *w);
+
+/* hf-worker's jittered interval (worker/session.c, beat_interval_ms):
+ * 0.9 .. 1.1 x the heartbeat, drawn anew each time. */
+static unsigned beat_interval_ms(const struct worker *w)
+{
+	unsigned spread = w->heartbeat_ms / 5;
+
+	return w->heartbeat_ms - spread / 2 + (unsigned)rand() % (spread + 1);
+}
+
+static unsigned free_slots(const struct worker *w)
+{
+	return o.mode == MODE_NONE || w->running >= o.slots ? 0 : o.slots - w->running;
+}
 static void results_flush(struct worker *w);
 
 /* ---- results ---- */
@@ -303,7 +337,7 @@ static void results_flush(struct worker *w)
 	rb.session = w->session;
 	env.body_case = HF__ENVELOPE__BODY_RESULTS;
 	env.results = &rb;
-	if (call(&w->client, &env, w->token, results_reply_cb, w) == 0) {
+	if (call(&w->client, &env, w->token, 0, results_reply_cb, w) == 0) {
 		w->res_inflight = true;
 		st.results_sent += n;
 	}
@@ -397,11 +431,15 @@ static void lease_seen(uint64_t job_id, int64_t at)
 
 static void poll_reply_cb(int rv, nng_msg *reply, void *arg)
 {
-	struct worker *w = arg;
+	struct poll_ctx *ctx = arg;
+	struct worker *w = ctx->w;
 	Hf__Envelope *env = NULL;
-	int64_t now = hf_mono_us();
+	int64_t now = hf_mono_us(), took = now - ctx->sent_us;
+	bool again = false;
 
-	w->poll_inflight = false;
+	w->polls_out--;
+	if (ctx->hold_ms)
+		w->held_out--;
 	rv = reply_decode(rv, reply, HF_MSG_WORKER_REPLY, &env);
 	if (rv < 0) {
 		st.poll_failures++;
@@ -421,10 +459,22 @@ static void poll_reply_cb(int rv, nng_msg *reply, void *arg)
 		goto out;
 	}
 	st.polls_answered++;
-	sample_add(&poll_rtt, now - w->poll_sent_us);
-	sample_add(&poll_rtt_interval, now - w->poll_sent_us);
 	{
 		const Hf__PollReply *pr = env->poll_reply;
+		/* A held poll answered because its hold ended is late by what
+		 * it took beyond the hold (the least of hold_ms and the
+		 * coordinator's heartbeat, docs/protocol.md); one answered
+		 * with work or replaced, by nothing to subtract. */
+		if (ctx->hold_ms && pr->hold_ended) {
+			int64_t hold = ctx->hold_ms < pr->heartbeat_ms || !pr->heartbeat_ms ? ctx->hold_ms : pr->heartbeat_ms;
+			took = took > hold * 1000 ? took - hold * 1000 : 0;
+			st.holds_ended++;
+		}
+		if (pr->heartbeat_ms)
+			w->heartbeat_ms = pr->heartbeat_ms;
+		sample_add(&poll_rtt, took);
+		sample_add(&poll_rtt_interval, took);
+		again = pr->hold_ended || pr->n_assignments > 0;
 		if (pr->n_assignments && w->free_since_us) {
 			sample_add(&slot_free, now - w->free_since_us);
 			w->free_since_us = 0;
@@ -445,8 +495,9 @@ static void poll_reply_cb(int rv, nng_msg *reply, void *arg)
 		}
 	}
 out:
+	free(ctx);
 	hf_env_free(env);
-	if (w->poll_again)
+	if (w->poll_again || (again && w->polls_out == 0 && free_slots(w) > 0))
 		poll_send(w);
 }
 
@@ -457,10 +508,13 @@ static void poll_send(struct worker *w)
 	Hf__DeviceFree df = HF__DEVICE_FREE__INIT, *dfp = &df;
 	size_t n_held = 0, i = 0;
 	Hf__TaskRef *tr, **trp;
+	struct poll_ctx *ctx;
 
 	if (!w->registered)
 		return;
-	if (w->poll_inflight) {
+	/* A held poll out is answered by the coordinator when this one
+	 * comes; any other poll out is waited for (hf-worker's poll_send). */
+	if (w->polls_out > 0 && !(w->polls_out == 1 && w->held_out == 1)) {
 		w->poll_again = true;
 		return;
 	}
@@ -478,21 +532,32 @@ static void poll_send(struct worker *w)
 	}
 	df.backend = HF__BACKEND__BACKEND_CPU;
 	df.index = 0;
-	df.free_slots = o.mode == MODE_NONE || w->running >= o.slots ? 0 : o.slots - w->running;
+	df.free_slots = free_slots(w);
 	poll.worker_id = w->id;
 	poll.n_free = 1;
 	poll.free = &dfp;
 	poll.n_running = n_held;
 	poll.running = trp;
 	poll.session = w->session;
+	/* Idle slots: held, as hf-worker asks (worker/session.c, poll_call). */
+	poll.hold_ms = df.free_slots > 0 ? beat_interval_ms(w) : 0;
+	poll.replaces_held = w->held_out > 0;
 	env.body_case = HF__ENVELOPE__BODY_POLL;
 	env.poll = &poll;
-	w->poll_sent_us = hf_mono_us();
-	if (call(&w->client, &env, w->token, poll_reply_cb, w) == 0) {
-		w->poll_inflight = true;
+	ctx = malloc(sizeof(*ctx));
+	if (!ctx)
+		abort();
+	ctx->w = w;
+	ctx->hold_ms = poll.hold_ms;
+	ctx->sent_us = hf_mono_us();
+	if (call(&w->client, &env, w->token, poll.hold_ms, poll_reply_cb, ctx) == 0) {
+		w->polls_out++;
+		if (poll.hold_ms)
+			w->held_out++;
 		w->poll_again = false;
 		st.polls_sent++;
 	} else {
+		free(ctx);
 		st.poll_failures++;
 	}
 	free(tr);
@@ -505,11 +570,14 @@ static void beat_cb(uv_timer_t *t)
 
 	if (w->client.sp)
 		sp_client_expire(w->client.sp, call_timeout_ms);
+	uv_timer_start(&w->beat, beat_cb, beat_interval_ms(w), 0);
 	if (!w->registered) {
 		register_send(w);
 		return;
 	}
-	poll_send(w);
+	/* A held poll out is this beat's (hf-worker's beat_timer_cb). */
+	if (w->held_out == 0)
+		poll_send(w);
 	results_flush(w);
 }
 
@@ -533,6 +601,8 @@ static void register_reply_cb(int rv, nng_msg *reply, void *arg)
 		return; /* the beat timer tries again */
 	}
 	w->session = env->register_reply->session;
+	if (env->register_reply->heartbeat_ms)
+		w->heartbeat_ms = env->register_reply->heartbeat_ms;
 	w->registered = true;
 	st.registers++;
 	hf_env_free(env);
@@ -598,7 +668,7 @@ static void register_send(struct worker *w)
 	reg.session = w->session;
 	env.body_case = HF__ENVELOPE__BODY_REGISTER;
 	env.register_ = &reg;
-	if (call(&w->client, &env, w->token, register_reply_cb, w) == 0)
+	if (call(&w->client, &env, w->token, 0, register_reply_cb, w) == 0)
 		w->reg_inflight = true;
 	free(tr);
 	free(trp);
@@ -609,7 +679,8 @@ static void start_cb(uv_timer_t *t)
 	struct worker *w = t->data;
 
 	register_send(w);
-	uv_timer_start(&w->beat, beat_cb, o.heartbeat_ms, o.heartbeat_ms);
+	/* The first beat at a random point of one interval, as hf-worker's. */
+	uv_timer_start(&w->beat, beat_cb, (uint64_t)rand() % (w->heartbeat_ms + 1), 0);
 }
 
 /* ---- submits (a control client) ---- */
@@ -657,7 +728,7 @@ static void submit_cb(uv_timer_t *t)
 	env.body_case = HF__ENVELOPE__BODY_SUBMIT;
 	env.submit = &sr;
 	s->sent_us = hf_mono_us();
-	if (call(&control, &env, o.admin_token, submit_reply_cb, s) < 0)
+	if (call(&control, &env, o.admin_token, 0, submit_reply_cb, s) < 0)
 		s->failed = true;
 	/* The next one after a random wait, so submits do not fall in step
 	 * with the heartbeats. */
@@ -731,7 +802,7 @@ static void print_summary(void)
 	       "\"registered\": %u, \"registers\": %" PRIu64 ", \"reregisters\": %" PRIu64
 	       ", \"register_failures\": %" PRIu64 ", \"polls_sent\": %" PRIu64 ", \"polls_answered\": %" PRIu64
 	       ", \"polls_per_s\": %.1f, \"failures_measured\": %" PRIu64 ", \"poll_failures\": %" PRIu64
-	       ", \"poll_errors\": %" PRIu64
+	       ", \"poll_errors\": %" PRIu64 ", \"holds_ended\": %" PRIu64
 	       ", \"poll_p50_ms\": %.3f, \"poll_p99_ms\": %.3f, \"poll_max_ms\": %.3f"
 	       ", \"leases\": %" PRIu64 ", \"results_sent\": %" PRIu64 ", \"results_acked\": %" PRIu64
 	       ", \"results_pending\": %zu, \"result_failures\": %" PRIu64
@@ -741,7 +812,7 @@ static void print_summary(void)
 	       o.workers, o.slots, o.heartbeat_ms, el, registered_count(), st.registers, st.reregisters,
 	       st.register_failures, st.polls_sent, st.polls_answered, (st.polls_answered - answered_at_measure) / el,
 	       st.poll_failures + st.poll_errors - failures_at_measure, st.poll_failures, st.poll_errors,
-	       quantile_ms(&poll_rtt, 0.5), quantile_ms(&poll_rtt, 0.99),
+	       st.holds_ended, quantile_ms(&poll_rtt, 0.5), quantile_ms(&poll_rtt, 0.99),
 	       quantile_ms(&poll_rtt, 1.0), st.leases, st.results_sent, st.results_acked, pending,
 	       st.result_failures, slot_free.n, quantile_ms(&slot_free, 0.5),
 	       quantile_ms(&slot_free, 0.99), n_submitted, submit_ok, submit_unleased,
@@ -796,7 +867,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 		"usage: hfleet-fleet-sim --url URL --tokens FILE [--workers N] [--slots M]\n"
-		"         [--heartbeat-ms MS] [--seconds S] [--mode complete|hold|none] [--task-ms MS]\n"
+		"         [--heartbeat-ms MS] [--seconds S] [--mode complete|hold|none|idle] [--task-ms MS]\n"
 		"         [--ramp-ms MS] [--report-every S] [--measure-after-ms MS] [--nng]\n"
 		"         [--control-url URL --admin-token TOKEN --submit-count K [--submit-every-ms MS]\n"
 		"          [--submit-model MODEL]]\n"
@@ -855,6 +926,8 @@ int main(int argc, char **argv)
 				o.mode = MODE_HOLD;
 			else if (strcmp(optarg, "none") == 0)
 				o.mode = MODE_NONE;
+			else if (strcmp(optarg, "idle") == 0)
+				o.mode = MODE_IDLE;
 			else {
 				usage();
 				return 2;
@@ -885,6 +958,7 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < o.workers; i++) {
 		struct worker *w = &fleet[i];
 		w->i = i;
+		w->heartbeat_ms = o.heartbeat_ms;
 		if (conn_open(&w->client, o.url, err, sizeof(err)) < 0) {
 			fprintf(stderr, "fleet-sim: worker %u: %s\n", i, err);
 			return 1;

@@ -98,6 +98,23 @@ def proc_cpu_s(pid, children=False):
     return t / TICK
 
 
+def proc_switches(pid):
+    """Context switches (voluntary and not) of all pid's threads so far."""
+    n = 0
+    try:
+        for tid in os.listdir('/proc/%d/task' % pid):
+            try:
+                with open('/proc/%d/task/%s/status' % (pid, tid)) as f:
+                    for line in f:
+                        if line.startswith(('voluntary_ctxt_switches:', 'nonvoluntary_ctxt_switches:')):
+                            n += int(line.split()[1])
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return n
+
+
 def proc_rss_mib(pid):
     try:
         with open('/proc/%d/status' % pid) as f:
@@ -209,7 +226,7 @@ class Bench:
             self.callgrind_out = os.path.join(self.root, 'callgrind.out.coordinator')
             wrapper = os.path.join(self.root, 'coordinator-callgrind')
             with open(wrapper, 'w') as f:
-                f.write('#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file=%s %s "$@"\n'
+                f.write('#!/bin/sh\nexec valgrind --tool=callgrind --compress-strings=no --callgrind-out-file=%s %s "$@"\n'
                         % (self.callgrind_out, self.h.COORDINATOR))
             os.chmod(wrapper, 0o755)
             self.h.COORDINATOR = wrapper
@@ -413,17 +430,18 @@ def throughput(b, args):
     return rate
 
 
-def callgrind_report(b):
+def callgrind_report(b, per='result', count=None):
     """Stops the coordinator (callgrind writes its counts) and prints its
-    top functions by instructions, and instructions per result stored."""
-    results = int(b.pg.psql('SELECT count(*) FROM results'))
+    top functions by instructions, and instructions per result stored (or
+    per `count` of what `per` names)."""
+    results = int(b.pg.psql('SELECT count(*) FROM results')) if count is None else count
     b.cluster.coordinator.stop(timeout=120)
     rep = subprocess.run(['callgrind_annotate', '--inclusive=no', b.callgrind_out], capture_output=True, text=True)
     lines = rep.stdout.splitlines()
     total = next((l for l in lines if 'PROGRAM TOTALS' in l), '')
     m = re.match(r'\s*([\d,]+)', total)
     if m and results:
-        figure('coordinator instructions per result (callgrind, whole run)',
+        figure('coordinator instructions per %s (callgrind%s)' % (per, ', whole run' if count is None else ''),
                '%.0f' % (int(m.group(1).replace(',', '')) / results), '')
     top = [l for l in lines if re.match(r'\s*[\d,]+ \(', l)][:25]
     for l in top:
@@ -549,15 +567,22 @@ def fleet(b, args):
     procs = []
     secs = args.fleet_seconds
     ramp = min(30, max(5, n // 1000 * 2))
-    log('fleet: %d simulated workers (%d per process), 1 s heartbeat, %d s ramp, then %d s measured'
-        % (n, per, ramp, secs))
+    # idle: a free slot and nothing queued, so every poll is held, as an
+    # idle hf-worker's; busy: no free slot, so polls are answered at once.
+    mode = {'idle': 'idle', 'busy': 'none'}[args.fleet_mode]
+    log('fleet: %d simulated %s workers (%d per process), 1 s heartbeat, %d s ramp, then %d s measured'
+        % (n, args.fleet_mode, per, ramp, secs))
     for i in range(0, n, per):
-        procs.append(b.sim(names[i:i + per], ['--slots', '1', '--mode', 'none', '--ramp-ms', str(ramp * 1000),
+        procs.append(b.sim(names[i:i + per], ['--slots', '1', '--mode', mode, '--ramp-ms', str(ramp * 1000),
                                               '--report-every', '10', '--measure-after-ms', str((ramp + 2) * 1000)],
                            ramp + secs + 5, 'fleet-%d' % (i // per)))
     cpid = b.coordinator_pid()
     time.sleep(ramp + 2)
-    c0, t0 = proc_cpu_s(cpid), time.time()
+    if args.callgrind:
+        # The ramp (registrations) in a dump of its own: the final counts are
+        # the measured window's.
+        subprocess.run(['callgrind_control', '--dump', str(cpid)], stdout=subprocess.DEVNULL, check=False)
+    c0, t0, sw0 = proc_cpu_s(cpid), time.time(), proc_switches(cpid)
     samples = []  # (t, connected, cpu fraction, rss MiB)
     last_c, last_t = c0, t0
     while time.time() < t0 + secs:
@@ -567,6 +592,7 @@ def fleet(b, args):
         samples.append((t - t0, conn, (c - last_c) / (t - last_t), proc_rss_mib(cpid)))
         last_c, last_t = c, t
     cpu = (proc_cpu_s(cpid) - c0) / (time.time() - t0)
+    switches = (proc_switches(cpid) - sw0) / (time.time() - t0)
     rss = max(s[3] for s in samples) if samples else proc_rss_mib(cpid)
     sim_cpu = sum(proc_cpu_s(p.pid) for p, _ in procs) / (time.time() - t0)
     for p, _ in procs:
@@ -575,6 +601,8 @@ def fleet(b, args):
     p99 = max(r['poll_p99_ms'] for r in res)
     pmax = max(r['poll_max_ms'] for r in res)
     polls = sum(r['polls_per_s'] for r in res)
+    if args.callgrind:
+        callgrind_report(b, 'poll answered', sum(r['polls_per_s'] * r['seconds'] for r in res))
     rereg = sum(r['reregisters'] for r in res)
     fails = sum(r['failures_measured'] for r in res)
     conns = [s[1] for s in samples]
@@ -589,6 +617,11 @@ def fleet(b, args):
     figure('fleet: re-registrations (spurious expiry) / failed polls', '%d / %d' % (rereg, fails), '0 / 0',
            rereg == 0 and fails == 0)
     figure('fleet: simulators\' own CPU (fraction of a core)', '%.2f' % sim_cpu, '')
+    # Less noisy than its CPU on a shared machine: what its threads cost
+    # the kernel per poll (each switch is a wake-up between nng's threads
+    # and the loop, or a wait on a lock).
+    figure('fleet: coordinator context switches per poll answered', '%.2f' % (switches / polls if polls else 0), '')
+    figure('fleet: coordinator CPU per poll answered', '%.1f us' % (cpu / polls * 1e6 if polls else 0), '')
     NOTES.append('fleet samples (s, connected, coordinator CPU, RSS MiB): ' +
                  ', '.join('%.0f:%d:%.2f:%.0f' % s for s in samples))
 
@@ -795,6 +828,9 @@ def main():
     ap.add_argument('--latency-workers', type=int, default=1, help='latency: idle simulated workers (default 1)')
     ap.add_argument('--fleet-workers', type=int, default=10000)
     ap.add_argument('--fleet-per-process', type=int, default=5000, help='simulated workers per simulator process')
+    ap.add_argument('--fleet-mode', choices=('idle', 'busy'), default='idle',
+                    help='fleet: idle workers (a free slot, nothing queued: every poll held, as hf-worker does) '
+                    'or busy ones (no free slot: every poll answered at once); default idle')
     ap.add_argument('--fleet-seconds', type=int, default=600, help='fleet: measured seconds (default 600)')
     ap.add_argument('--submit-tasks', type=int, default=100000)
     ap.add_argument('--celery-concurrency', type=int, default=8)
@@ -802,8 +838,8 @@ def main():
                     help='throughput: perf record the coordinator, PostgreSQL and the workers for SECONDS '
                          'of the window and print the top symbols (default 0: off)')
     ap.add_argument('--callgrind', action='store_true',
-                    help='throughput: run the coordinator under valgrind --tool=callgrind and print its top '
-                         'functions (slow: use with a short --seconds and throughput alone)')
+                    help='throughput or fleet: run the coordinator under valgrind --tool=callgrind and print its top '
+                         'functions and its instructions per result (fleet: per poll; slow: a short window, few workers, one figure alone)')
     ap.add_argument('--keep', action='store_true', help='keep the temporary directory (logs, database)')
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)

@@ -22,6 +22,7 @@ static const uint8_t sp_req_header[8] = { 0, 'S', 'P', 0, 0x00, 0x30, 0, 0 };
 struct sp_call {
 	uint32_t id;            /* 0: free */
 	int64_t sent_ms;
+	int extra_ms; /* waits this much longer than others (a held poll) */
 	nuv_reply_cb cb;
 	void *arg;
 };
@@ -272,7 +273,7 @@ int sp_client_open(uv_loop_t *loop, const char *url, struct sp_client **ret)
 	return 0;
 }
 
-int sp_client_call(struct sp_client *c, nng_msg *msg, nuv_reply_cb cb, void *arg)
+int sp_client_call(struct sp_client *c, nng_msg *msg, int extra_ms, nuv_reply_cb cb, void *arg)
 {
 	size_t len = nng_msg_len(msg);
 	uv_buf_t buf;
@@ -304,7 +305,7 @@ int sp_client_call(struct sp_client *c, nng_msg *msg, nuv_reply_cb cb, void *arg
 	buf.base[11] = (char)id;
 	memcpy(buf.base + 12, nng_msg_body(msg), len);
 	nng_msg_free(msg);
-	c->calls[slot] = (struct sp_call){ .id = id, .sent_ms = hf_mono_ms(), .cb = cb, .arg = arg };
+	c->calls[slot] = (struct sp_call){ .id = id, .sent_ms = hf_mono_ms(), .extra_ms = extra_ms, .cb = cb, .arg = arg };
 	if (!c->connected) {
 		uv_buf_t *q = realloc(c->queued, (c->n_queued + 1) * sizeof(*q));
 		if (!q) {
@@ -329,7 +330,7 @@ void sp_client_expire(struct sp_client *c, int64_t timeout_ms)
 	int64_t now = hf_mono_ms();
 
 	for (int i = 0; i < MAX_CALLS; i++)
-		if (c->calls[i].id && now - c->calls[i].sent_ms > timeout_ms) {
+		if (c->calls[i].id && now - c->calls[i].sent_ms > timeout_ms + c->calls[i].extra_ms) {
 			struct sp_call k = c->calls[i];
 			c->calls[i].id = 0;
 			k.cb(-ETIMEDOUT, NULL, k.arg);

@@ -35,10 +35,13 @@ struct sp_client;
 int sp_client_open(uv_loop_t *loop, const char *url, struct sp_client **ret);
 
 /* Sends msg's body (msg is taken in all cases) and calls cb once with the
- * reply or an error.  Returns 0, or a negative errno (cb is not called). */
-int sp_client_call(struct sp_client *c, nng_msg *msg, nuv_reply_cb cb, void *arg);
+ * reply or an error; the call waits extra_ms longer than sp_client_expire's
+ * timeout (a held poll: its hold).  Returns 0, or a negative errno (cb is
+ * not called). */
+int sp_client_call(struct sp_client *c, nng_msg *msg, int extra_ms, nuv_reply_cb cb, void *arg);
 
-/* Fails the calls sent more than timeout_ms ago with -ETIMEDOUT. */
+/* Fails the calls sent more than timeout_ms (and their extra_ms) ago with
+ * -ETIMEDOUT. */
 void sp_client_expire(struct sp_client *c, int64_t timeout_ms);
 
 #endif

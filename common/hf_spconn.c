@@ -78,6 +78,37 @@ void spconn_list_append(nuv_server_t *srv, struct spconn *c)
 	srv->last = c;
 }
 
+/* c waits for the port's room, after those waiting already. */
+static void port_wait_add(nuv_server_t *srv, struct spconn *c)
+{
+	c->waiting_port = true;
+	srv->n_waiting++;
+	c->wait_next = NULL;
+	c->wait_prev = srv->wait_last;
+	if (srv->wait_last)
+		srv->wait_last->wait_next = c;
+	else
+		srv->wait_first = c;
+	srv->wait_last = c;
+}
+
+static void port_wait_remove(nuv_server_t *srv, struct spconn *c)
+{
+	if (!c->waiting_port)
+		return;
+	c->waiting_port = false;
+	srv->n_waiting--;
+	if (c->wait_prev)
+		c->wait_prev->wait_next = c->wait_next;
+	else
+		srv->wait_first = c->wait_next;
+	if (c->wait_next)
+		c->wait_next->wait_prev = c->wait_prev;
+	else
+		srv->wait_last = c->wait_prev;
+	c->wait_prev = c->wait_next = NULL;
+}
+
 /* The one way a connection ends: from now on nothing starts I/O on it, and
  * the loop reaps it (conn_reap).  Any thread, under mu. */
 /* Why a read or write that failed with nng's rv ends the connection. */
@@ -117,10 +148,7 @@ void spconn_close(struct spconn *c, enum close_reason why)
 	case CLOSE_SERVER:
 		break;
 	}
-	if (c->waiting_port) {
-		c->waiting_port = false;
-		srv->n_waiting--;
-	}
+	port_wait_remove(srv, c);
 	spconn_list_unlink(srv, c);
 	srv->stats.connections_open--;
 	c->next = srv->reap;
@@ -175,35 +203,27 @@ static void conn_rx_next(struct spconn *c)
 	}
 	c->at_share = false;
 	if (srv->in_flight >= srv->max_in_flight) {
-		if (!c->waiting_port) {
-			c->waiting_port = true;
-			srv->n_waiting++;
-		}
+		if (!c->waiting_port)
+			port_wait_add(srv, c);
 		return;
 	}
-	if (c->waiting_port) {
-		c->waiting_port = false;
-		srv->n_waiting--;
-	}
+	port_wait_remove(srv, c);
 	c->rx = RX_HEAD;
 	c->rx_got = 0;
 	conn_rx_start(c);
 }
 
-/* The port has room again: connections waiting for it read in turn (each
- * resumed goes to the end of the list, so none is always first). */
+/* The port has room again: connections waiting for it read in turn, the
+ * longest waiting first (a queue: with ten thousand connections open, a
+ * walk of them all for each request answered held the mutex the nng
+ * threads wait on for most of the loop's time). */
 static void port_resume(nuv_server_t *srv)
 {
 	unsigned room = srv->max_in_flight > srv->in_flight ? srv->max_in_flight - srv->in_flight : 0;
 
-	while (room > 0 && srv->n_waiting > 0) {
-		struct spconn *c = srv->first;
-		while (c && !c->waiting_port)
-			c = c->next;
-		if (!c)
-			break;
-		spconn_list_unlink(srv, c);
-		spconn_list_append(srv, c);
+	while (room > 0 && srv->wait_first) {
+		struct spconn *c = srv->wait_first;
+		port_wait_remove(srv, c);
 		conn_rx_next(c);
 		room--;
 	}
@@ -338,7 +358,9 @@ out:
 /* ---- writing (under mu) ---- */
 
 /* Writes what is left of our SP header or of the first reply. */
-static void conn_tx_start(struct spconn *c)
+/* Under mu: marks c writing and sets its aio to what is left to write
+ * (conn_tx_start sends it). */
+static void conn_tx_prepare(struct spconn *c)
 {
 	nng_iov iov[3];
 	unsigned n = 0;
@@ -368,7 +390,17 @@ static void conn_tx_start(struct spconn *c)
 		}
 	}
 	c->tx_busy = true;
-	nng_aio_set_iov(c->tx_aio, n, iov);
+	nng_aio_set_iov(c->tx_aio, n, iov); /* nng copies the iov array */
+}
+
+static void conn_tx_start(struct spconn *c)
+{
+	conn_tx_prepare(c);
+	nng_stream_send(c->stream, c->tx_aio);
+}
+
+void spconn_tx_send(struct spconn *c)
+{
 	nng_stream_send(c->stream, c->tx_aio);
 }
 
@@ -514,9 +546,10 @@ bool spconn_new(nuv_server_t *srv, nng_stream *s)
 	return true;
 }
 
-/* Loop thread, under mu: queues r's reply on its open connection and
- * starts writing it unless a write is under way. */
-void spconn_reply(struct nuv_request *r, nng_msg *reply)
+/* Loop thread, under mu: queues r's reply on its open connection; true
+ * when no write was under way and the caller must start this one with
+ * spconn_tx_send once it has let go of mu. */
+bool spconn_reply(struct nuv_request *r, nng_msg *reply)
 {
 	nuv_server_t *srv = r->srv;
 	struct spconn *c = r->conn;
@@ -529,14 +562,15 @@ void spconn_reply(struct nuv_request *r, nng_msg *reply)
 	if (c->tx_last) {
 		c->tx_last->next = r;
 		c->tx_last = r;
-		return;
+		return false;
 	}
 	c->tx_first = c->tx_last = r;
 	c->tx_since_ms = hf_mono_ms();
 	/* Our header may still be on its way: its completion starts this
 	 * reply. */
-	if (!c->tx_busy) {
-		c->tx_off = 0;
-		conn_tx_start(c);
-	}
+	if (c->tx_busy)
+		return false;
+	c->tx_off = 0;
+	conn_tx_prepare(c);
+	return true;
 }

@@ -81,6 +81,7 @@ struct spconn {
 	bool rx_busy, tx_busy;    /* an aio is in flight */
 	bool at_share;      /* paused: requests_per_connection unanswered */
 	bool waiting_port;  /* paused: the port has its most requests in flight */
+	struct spconn *wait_prev, *wait_next; /* the port's queue of waiting_port ones */
 	unsigned outstanding; /* requests received, reply not yet written */
 
 	enum rx_state rx;
@@ -120,6 +121,9 @@ struct nuv_server {
 	struct nuv_request *q_first, *q_last; /* received, waiting for the loop */
 	struct nuv_request *live;    /* every request not yet freed */
 	unsigned in_flight, n_waiting;
+	/* Connections waiting for the port (waiting_port), longest waiting
+	 * first: resuming one costs the same whatever the connections open. */
+	struct spconn *wait_first, *wait_last;
 	struct nuv_server_limits lim;
 	char name[48];
 	struct nuv_server_stats stats;
@@ -143,8 +147,16 @@ bool spconn_new(nuv_server_t *srv, nng_stream *s);
 void spconn_close(struct spconn *c, enum close_reason why);
 /* Puts c at the end of the open list. */
 void spconn_list_append(nuv_server_t *srv, struct spconn *c);
-/* Queues r's reply on its open connection. */
-void spconn_reply(struct nuv_request *r, nng_msg *reply);
+/* Queues r's reply on its open connection; true when the caller must
+ * start writing it with spconn_tx_send after letting go of mu. */
+bool spconn_reply(struct nuv_request *r, nng_msg *reply);
+/* Loop thread, without mu, after spconn_reply said so: sends what
+ * spconn_reply prepared.  Safe without mu: the write is marked busy (no
+ * nng thread starts one on c), and only the loop thread closes and frees
+ * a connection's stream (server_reap), so c and its stream outlive this
+ * call even if c was marked closed meanwhile; the write then fails and
+ * conn_tx_cb finds the flag. */
+void spconn_tx_send(struct spconn *c);
 /* r is done (reply written or dropped, or its connection gone): frees it
  * and what only it kept. */
 void spreq_finish(struct nuv_request *r);

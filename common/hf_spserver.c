@@ -453,15 +453,24 @@ void nuv_reply(nuv_request_t *r, nng_msg *reply)
 		nng_msg_free(reply);
 		return;
 	}
+	struct spconn *c = r->conn;
+	bool send = false;
+
 	pthread_mutex_lock(&srv->mu);
 	spreq_unpark(r);
-	if (!reply || r->conn->closed) {
+	if (!reply || c->closed) {
 		nng_msg_free(reply);
 		spreq_finish(r);
 	} else {
-		spconn_reply(r, reply);
+		send = spconn_reply(r, reply);
 	}
 	pthread_mutex_unlock(&srv->mu);
+	/* The write (a sendmsg on loopback delivers to the peer inline) is
+	 * started without mu: held across it, nng's threads queued on mu and
+	 * every unlock woke one (at 10,000 workers most of the coordinator's
+	 * CPU went to those wake-ups). */
+	if (send)
+		spconn_tx_send(c);
 }
 
 static void server_free_cb(uv_handle_t *h)

@@ -466,5 +466,66 @@ class ConnectionsTest(unittest.TestCase):
         self._ok = True
 
 
+
+class PortQueueTest(unittest.TestCase):
+    """More connections than the worker port's requests in flight
+    (coordinator.worker_contexts): the ones that wait are resumed in turn
+    from the port's queue (hf_spconn.c, port_resume), none is stranded, one
+    that hangs up while waiting leaves the queue, and a real worker's polls
+    go on."""
+
+    CONTEXTS = 2
+    FLOODERS = 10
+
+    @classmethod
+    def setUpClass(cls):
+        cls.c = harness.Cluster(coordinator_set=(
+            'coordinator.worker_contexts=%d' % cls.CONTEXTS,
+            'connections.max_per_port=%d' % (cls.FLOODERS + 4),
+            'connections.requests_per_connection=%d' % PER_CONNECTION))
+        cls.c.start_coordinator()
+        global MODELS_REQUEST
+        with open(cls.c.admin_token_file) as f:
+            MODELS_REQUEST = models_request(f.read().strip())
+        cls.c.start_worker('w1', slots=1)
+        cls.c.wait_for(lambda: len(cls.c.hfctl_json('workers')) == 1, 60, 'the worker to register')
+
+    @classmethod
+    def tearDownClass(cls):
+        if not getattr(cls, 'ok', False) or os.environ.get('HF_KEEP'):
+            cls.c.dump_logs()
+        cls.c.close(keep=bool(os.environ.get('HF_KEEP')))
+
+    def test_connections_waiting_for_the_port_are_all_served_in_turn(self):
+        floods = [Flooder(self.c.worker_url, read_replies=True) for _ in range(self.FLOODERS)]
+        try:
+            for f in floods:
+                f.start()
+            self.c.wait_for(lambda: all(f.replies > 50 for f in floods), 60,
+                            'every waiting connection to be answered')
+            # Half hang up (with a reset) mid-flood, some of them while
+            # waiting for the port; the others go on, every one of them.
+            for f in floods[:self.FLOODERS // 2]:
+                f.finish()
+            before = [f.replies for f in floods]
+            self.c.wait_for(lambda: all(f.replies > b + 50 for f, b in zip(floods, before)
+                                        if not f.stop.is_set()), 60,
+                            'each remaining connection to be answered again')
+            self.assertFalse(any(f.ended.is_set() for f in floods[self.FLOODERS // 2:]),
+                             'a flood that reads was disconnected')
+            self.assertTrue(self.c.hfctl_json('workers')[0]['connected'])
+        finally:
+            for f in floods:
+                f.finish()
+        # Every flood connection gone (none left behind in the port's
+        # queue): only the worker's is open, and it still polls.
+        self.c.wait_for(lambda: metric(self.c, 'hfleet_connections', port='worker') == 1, 30,
+                        'the flood connections to be gone')
+        job, n = submit(self.c, '--models', 'bert')
+        wait_job(self.c, job)
+        assert_exactly_once(self, self.c, job, n)
+        type(self).ok = True
+
+
 if __name__ == '__main__':
     unittest.main(verbosity=2)
