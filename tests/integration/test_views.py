@@ -409,7 +409,15 @@ class ViewsTest(unittest.TestCase):
             # them five times slower), so C is faster; nothing regressed.
             self.assertEqual(rows[('gpt2', p)][:2], ['f', '2'])
             self.assertLess(float(rows[('gpt2', p)][2]), 0)
-            self.assertEqual(rows[('bert', p)][:2], ['f', '1'])
+            # bert did not change between A and C, but its two runs are
+            # timings of a shared, busy machine minutes apart: whether C is
+            # beyond the rule (10 %, 3 cv) is the machine's doing.  What the
+            # view owes: one baseline run (B skipped it), and "regressed"
+            # only for a change beyond the threshold.
+            regressed, runs, change = rows[('bert', p)][:3]
+            self.assertEqual(runs, '1')
+            if regressed == 't':
+                self.assertGreater(float(change), 0.10, rows[('bert', p)])
         out = self.c.pg.psql("""
             BEGIN;
             UPDATE tasks SET finished_at = NULL WHERE job_id = %d;
