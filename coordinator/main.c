@@ -534,6 +534,14 @@ static int load_registry(struct coord *c)
 	return r;
 }
 
+/* The registry and its index of weights, as load_registry made them. */
+static void unload_registry(struct coord *c)
+{
+	locality_fini(&c->locality);
+	registry_free(c->reg);
+	c->reg = NULL;
+}
+
 /* Every way out of main before the loop frees the settings (their strings
  * are allocated), so that --print-config, --version and a refused start
  * exit clean under LeakSanitizer. */
@@ -581,7 +589,7 @@ int main(int argc, char **argv)
 		if (load_registry(&c) < 0)
 			return finish(&c, 1);
 		printf("%zu models\n", c.reg->n);
-		registry_free(c.reg);
+		unload_registry(&c);
 		return finish(&c, 0);
 	}
 
@@ -590,7 +598,7 @@ int main(int argc, char **argv)
 	char err[1024];
 	if (coord_tls_setup(&c.conf, &c.tls, err, sizeof(err)) < 0) {
 		log_error("%s", err);
-		registry_free(c.reg);
+		unload_registry(&c);
 		return finish(&c, 2);
 	}
 	nofile_check(&c.conf);
@@ -645,12 +653,11 @@ int main(int argc, char **argv)
 
 	coord_metrics_fini(&c);
 	coord_workers_free(&c);
-	locality_fini(&c.locality);
 	coord_drains_free(&c);
 	auth_store_fini(&c.tokens);
 	health_fini(&c.health);
 	sched_free(c.sched);
-	registry_free(c.reg);
+	unload_registry(&c);
 	if (c.tls)
 		nng_tls_config_free(c.tls);
 	hf_conf_fini(coord_conf_table, &c.conf);
