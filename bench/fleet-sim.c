@@ -238,6 +238,31 @@ static int reply_decode(int rv, nng_msg *reply, enum hf_msg_role role, Hf__Envel
 	return rv;
 }
 
+/* The tasks w holds as TaskRefs, for a poll's running list or a
+ * registration's (hf-worker lists the same in both).  Returns how many;
+ * the caller frees *ret_tr and *ret_trp. */
+static size_t held_refs(const struct worker *w, Hf__TaskRef **ret_tr, Hf__TaskRef ***ret_trp)
+{
+	size_t n = 0, i = 0;
+	Hf__TaskRef *tr, **trp;
+
+	for (const struct held *h = w->held; h; h = h->next)
+		n++;
+	tr = calloc(n + 1, sizeof(*tr));
+	trp = calloc(n + 1, sizeof(*trp));
+	if (!tr || !trp)
+		abort();
+	for (const struct held *h = w->held; h; h = h->next, i++) {
+		hf__task_ref__init(&tr[i]);
+		tr[i].task_id = h->task_id;
+		tr[i].attempt = h->attempt;
+		trp[i] = &tr[i];
+	}
+	*ret_tr = tr;
+	*ret_trp = trp;
+	return n;
+}
+
 static void register_send(struct worker *w);
 static void poll_send(struct worker *w);
 
@@ -506,7 +531,7 @@ static void poll_send(struct worker *w)
 	Hf__Envelope env = HF__ENVELOPE__INIT;
 	Hf__Poll poll = HF__POLL__INIT;
 	Hf__DeviceFree df = HF__DEVICE_FREE__INIT, *dfp = &df;
-	size_t n_held = 0, i = 0;
+	size_t n_held;
 	Hf__TaskRef *tr, **trp;
 	struct poll_ctx *ctx;
 
@@ -518,18 +543,7 @@ static void poll_send(struct worker *w)
 		w->poll_again = true;
 		return;
 	}
-	for (struct held *h = w->held; h; h = h->next)
-		n_held++;
-	tr = calloc(n_held + 1, sizeof(*tr));
-	trp = calloc(n_held + 1, sizeof(*trp));
-	if (!tr || !trp)
-		abort();
-	for (struct held *h = w->held; h; h = h->next, i++) {
-		hf__task_ref__init(&tr[i]);
-		tr[i].task_id = h->task_id;
-		tr[i].attempt = h->attempt;
-		trp[i] = &tr[i];
-	}
+	n_held = held_refs(w, &tr, &trp);
 	df.backend = HF__BACKEND__BACKEND_CPU;
 	df.index = 0;
 	df.free_slots = free_slots(w);
@@ -618,22 +632,11 @@ static void register_send(struct worker *w)
 	Hf__CpuInfo cpu = HF__CPU_INFO__INIT;
 	Hf__BackendStatus bs = HF__BACKEND_STATUS__INIT, *bsp = &bs;
 	Hf__TaskRef *tr, **trp;
-	size_t n_held = 0, i = 0;
+	size_t n_held;
 
 	if (w->reg_inflight)
 		return;
-	for (struct held *h = w->held; h; h = h->next)
-		n_held++;
-	tr = calloc(n_held + 1, sizeof(*tr));
-	trp = calloc(n_held + 1, sizeof(*trp));
-	if (!tr || !trp)
-		abort();
-	for (struct held *h = w->held; h; h = h->next, i++) {
-		hf__task_ref__init(&tr[i]);
-		tr[i].task_id = h->task_id;
-		tr[i].attempt = h->attempt;
-		trp[i] = &tr[i];
-	}
+	n_held = held_refs(w, &tr, &trp);
 	dev.backend = HF__BACKEND__BACKEND_CPU;
 	dev.index = 0;
 	dev.name = "fleet-sim cpu";
