@@ -15,7 +15,7 @@
 #
 #   tests/run-tests.sh            everything
 #   HF_SANITIZE=0 tests/run-tests.sh   skip the sanitizer pass
-#   HF_FUZZ_SECONDS=N tests/run-tests.sh   fuzz each target N s (default 30;
+#   HF_FUZZ_SECONDS=N tests/run-tests.sh   fuzz each target N s (default 15;
 #                                          0 skips the fuzzing)
 #   HF_PACKAGES=0 tests/run-tests.sh   skip the package and runbook tests
 set -euo pipefail
@@ -75,7 +75,7 @@ if [ "${HF_SANITIZE:-1}" != "0" ]; then
     run_suites build-asan -Db_sanitize=address,undefined -Db_lundef=false
 fi
 
-fuzz_seconds=${HF_FUZZ_SECONDS:-30}
+fuzz_seconds=${HF_FUZZ_SECONDS:-15}
 if [ "$fuzz_seconds" != "0" ]; then
   echo "== fuzz every target for ${fuzz_seconds} s =="
   "$root/tests/fuzz/run-fuzz.sh" "$fuzz_seconds"
