@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "hf_util.h"
+#include "hf_validate.h"
 
 static const char *const our_names[] = {
 	"HFLEET_DEVICE_INDEX",  "HFLEET_DEVICE_INDICES", "HFLEET_DEVICE_NAME",
@@ -29,6 +30,35 @@ bool devenv_is_ours(const char *entry)
 			return true;
 	}
 	return false;
+}
+
+const struct devenv_fixed devenv_multicast_vars[] = {
+	{ "NCCL_NVLS_ENABLE", "0" },
+	{ "TORCH_SYMM_MEM_DISABLE_MULTICAST", "1" },
+	{ "NVSHMEM_DISABLE_NVLS", "1" },
+};
+const size_t devenv_n_multicast_vars = sizeof(devenv_multicast_vars) / sizeof(devenv_multicast_vars[0]);
+
+int devenv_multicast_off(char *changed, size_t len)
+{
+	size_t used = 0;
+
+	if (len > 0)
+		changed[0] = '\0';
+	for (size_t i = 0; i < devenv_n_multicast_vars; i++) {
+		const struct devenv_fixed *v = &devenv_multicast_vars[i];
+		const char *old = getenv(v->name);
+		if (old && strcmp(old, v->value) != 0 && used < len) {
+			int n = snprintf(changed + used, len - used, "%s%s=%s", used ? ", " : "", v->name,
+					 old);
+			used = n < 0 ? len : used + (size_t)n;
+		}
+		if (setenv(v->name, v->value, 1) < 0)
+			return -errno;
+	}
+	if (len > 0)
+		hf_utf8_sanitize(changed);
+	return 0;
 }
 
 void devenv_fini(struct devenv *e)

@@ -28,6 +28,15 @@
  * the worker (devenv_is_ours), so a value set around the worker never
  * leaks into a task.
  *
+ * Multicast off, for every process the worker starts (runners, health
+ * checks, the runtime probe), whatever the worker's own environment says:
+ * NCCL_NVLS_ENABLE=0, TORCH_SYMM_MEM_DISABLE_MULTICAST=1 and
+ * NVSHMEM_DISABLE_NVLS=1 (devenv_multicast_off, once at start, in the
+ * worker's own environment, which every child inherits).  NVLink
+ * multicast (NVLS) objects outlive a process that dies holding them, and on
+ * shared multi-GPU hosts they can put the GPUs out of service for every
+ * tenant; a benchmark of hfleet never needs them.
+ *
  * Ownership: a struct devenv owns its strings (devenv_fini).  Pure and
  * thread-safe.
  */
@@ -64,5 +73,19 @@ const char *devenv_get(const struct devenv *e, const char *name);
 
 /* Whether an inherited "NAME=value" entry is one the worker decides. */
 bool devenv_is_ours(const char *entry);
+
+/* The variables that keep multicast off, and the value each must have. */
+struct devenv_fixed {
+	const char *name, *value;
+};
+extern const struct devenv_fixed devenv_multicast_vars[];
+extern const size_t devenv_n_multicast_vars;
+
+/* Sets every devenv_multicast_vars entry in this process's environment
+ * (setenv: call before any thread or child starts).  Writes to changed
+ * (len bytes, "" when nothing was changed) the entries that had another
+ * value, as "NAME=old, ...", for the caller to log.  Returns 0 or -errno
+ * (ENOMEM). */
+int devenv_multicast_off(char *changed, size_t len);
 
 #endif

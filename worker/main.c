@@ -34,6 +34,7 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "device-env.h"
 #include "hf_http.h"
 #include "hf_log.h"
 #include "hf_util.h"
@@ -579,6 +580,16 @@ int main(int argc, char **argv)
 	}
 	hf_log_init("hf-worker", conf.log_threshold);
 	hf_log_daemon(conf.log_format_parsed);
+	/* Before the runtime probe, the first child. */
+	r = devenv_multicast_off(err, sizeof(err));
+	if (r < 0) {
+		log_error("could not set the runners' environment: %s", strerror(-r));
+		goto out;
+	}
+	if (err[0])
+		log_warn("multicast stays off in every runner, whatever the worker's environment says: "
+			 "overriding %s",
+			 err);
 	if (print_config) {
 		worker_conf_print(&conf, config_path, n_ov > 0, stdout);
 		rc = fflush(stdout) == 0 ? 0 : 1;

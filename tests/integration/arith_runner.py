@@ -119,7 +119,9 @@ def run_task(a, task_path, result_path):
             f.write('{"status": "passed", "metrics": {')
         return task['task_id'], False
     env = {'python': sys.version.split()[0], 'runner': 'arith', 'pid': os.getpid(),
-           'cuda_visible_devices': os.environ.get('CUDA_VISIBLE_DEVICES')}
+           'cuda_visible_devices': os.environ.get('CUDA_VISIBLE_DEVICES'),
+           'multicast': {k: os.environ.get(k) for k in (
+               'NCCL_NVLS_ENABLE', 'TORCH_SYMM_MEM_DISABLE_MULTICAST', 'NVSHMEM_DISABLE_NVLS')}}
     if model in a.fatal:
         write_result(result_path, {
             'status': 'error', 'reason': 'RuntimeError: CUDA error: device-side assert triggered (on purpose)',

@@ -232,13 +232,16 @@ class Cluster:
                       'coordinator did not come up')
         return self.coordinator
 
-    def start_worker(self, wid, slots=2, runner_args='', token_file=None, extra_args=(), runner_path=ARITH_RUNNER):
+    def start_worker(self, wid, slots=2, runner_args='', token_file=None, extra_args=(), runner_path=ARITH_RUNNER,
+                     extra_env=None):
         state = os.path.join(self.root, 'state-' + wid)
+        env = self.worker_env(wid, token_file)
+        env.update(extra_env or {})
         runner = 'python3 %s %s' % (runner_path, runner_args)
         d = Daemon(wid, [WORKER, '--id', wid, '--coordinator-url', self.worker_url, '--state-dir', state,
                          '--slots', str(slots), '--runner', runner.strip(), '--log-level', 'info']
                    + list(extra_args),
-                   self.root, env=self.worker_env(wid, token_file)).start()
+                   self.root, env=env).start()
         self.workers[wid] = d
         return d
 

@@ -65,8 +65,9 @@ class PipelineTest(unittest.TestCase):
     def setUpClass(cls):
         cls.c = harness.Cluster()
         cls.c.start_coordinator()
+        # w2 starts with multicast asked for: its runners must not get it.
         cls.c.start_worker('w1', slots=2)
-        cls.c.start_worker('w2', slots=2)
+        cls.c.start_worker('w2', slots=2, extra_env={'NCCL_NVLS_ENABLE': '1', 'NVSHMEM_DISABLE_NVLS': '0'})
         cls.c.wait_for(lambda: len(cls.c.hfctl_json('workers')) == 2, 30, 'two workers to register')
 
     @classmethod
@@ -107,6 +108,12 @@ class PipelineTest(unittest.TestCase):
         # the runner saw no GPU on a cpu task
         self.assertEqual(self.c.pg.psql(
             "SELECT DISTINCT r.env->>'cuda_visible_devices' FROM results r JOIN tasks t ON t.id = r.task_id WHERE t.job_id = %d" % job), '')
+        # multicast stayed off in every runner of both workers, also w2's,
+        # whose own environment asked for it
+        self.assertEqual(self.c.pg.psql(
+            "SELECT DISTINCT r.env->>'multicast' FROM results r JOIN tasks t ON t.id = r.task_id WHERE t.job_id = %d" % job),
+            '{"NCCL_NVLS_ENABLE": "0", "NVSHMEM_DISABLE_NVLS": "1", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1"}')
+        self.assertIn('overriding NCCL_NVLS_ENABLE=1, NVSHMEM_DISABLE_NVLS=0', self.c.workers['w2'].log())
         self._ok = True
 
     def test_watch_follows_a_job_to_the_end(self):

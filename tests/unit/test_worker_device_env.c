@@ -207,6 +207,37 @@ START_TEST(test_variables_the_worker_decides_are_recognised)
 }
 END_TEST
 
+START_TEST(test_multicast_stays_off_whatever_the_worker_was_given)
+{
+	char changed[256];
+
+	ck_assert_int_eq(setenv("NCCL_NVLS_ENABLE", "1", 1), 0);
+	ck_assert_int_eq(setenv("TORCH_SYMM_MEM_DISABLE_MULTICAST", "1", 1), 0); /* already off */
+	ck_assert_int_eq(unsetenv("NVSHMEM_DISABLE_NVLS"), 0);
+	ck_assert_int_eq(devenv_multicast_off(changed, sizeof(changed)), 0);
+	ck_assert_str_eq(getenv("NCCL_NVLS_ENABLE"), "0");
+	ck_assert_str_eq(getenv("TORCH_SYMM_MEM_DISABLE_MULTICAST"), "1");
+	ck_assert_str_eq(getenv("NVSHMEM_DISABLE_NVLS"), "1");
+	/* only a value that differed is reported; an unset one is just set */
+	ck_assert_str_eq(changed, "NCCL_NVLS_ENABLE=1");
+	ck_assert_int_eq(devenv_multicast_off(changed, sizeof(changed)), 0);
+	ck_assert_str_eq(changed, "");
+}
+END_TEST
+
+START_TEST(test_multicast_report_is_cut_to_its_buffer)
+{
+	char changed[8];
+
+	ck_assert_int_eq(setenv("NCCL_NVLS_ENABLE", "yes-please", 1), 0);
+	ck_assert_int_eq(setenv("NVSHMEM_DISABLE_NVLS", "0", 1), 0);
+	ck_assert_int_eq(devenv_multicast_off(changed, sizeof(changed)), 0);
+	ck_assert_uint_lt(strlen(changed), sizeof(changed));
+	ck_assert_str_eq(getenv("NCCL_NVLS_ENABLE"), "0");
+	ck_assert_str_eq(getenv("NVSHMEM_DISABLE_NVLS"), "1");
+}
+END_TEST
+
 START_TEST(test_too_many_devices_are_refused)
 {
 	uint32_t idx[DEVENV_MAX_DEVICES + 1] = { 0 };
@@ -236,6 +267,8 @@ int main(void)
 	tcase_add_test(tc, test_qnn_task_gets_its_device_and_backend_library);
 	tcase_add_test(tc, test_variables_the_worker_decides_are_recognised);
 	tcase_add_test(tc, test_too_many_devices_are_refused);
+	tcase_add_test(tc, test_multicast_stays_off_whatever_the_worker_was_given);
+	tcase_add_test(tc, test_multicast_report_is_cut_to_its_buffer);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
