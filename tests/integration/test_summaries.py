@@ -107,12 +107,13 @@ class SummariesTest(unittest.TestCase):
                 " INSERT INTO attempts (task_id, attempt, worker_id, device_index, device_indices, granted_at)"
                 " SELECT id, attempt, 'w1', 1, devs, granted FROM g;" % v)
 
-    def store(self, ids, times):
+    def store(self, ids, times, statuses=None):
         rng = self.rng
+        statuses = statuses or [rng.choice(('passed', 'passed', 'failed', 'error', 'timeout', 'skipped', 'skipped',
+                                            'cancelled')) for _ in ids]
         v = ', '.join("(%d, '%s', %s, %s, %s::float8)"
-                      % (i, rng.choice(('passed', 'passed', 'failed', 'error', 'timeout', 'skipped', 'skipped',
-                                        'cancelled')), ts(t), rng.choice(DEVICES), rng.choice(('NULL', '3.5', '7')))
-                      for i, t in zip(ids, times))
+                      % (i, s, ts(t), rng.choice(DEVICES), rng.choice(('NULL', '3.5', '7')))
+                      for i, t, s in zip(ids, times, statuses))
         return ("WITH v (id, status, at, dev, p50) AS (VALUES %s),"
                 " ins AS (INSERT INTO results (task_id, attempt, status, worker_id, device_index, stale,"
                 " device_name, latency_p50_ms, latency_cv, noisy, env_id)"
@@ -205,7 +206,8 @@ class SummariesTest(unittest.TestCase):
                 if in_order:
                     # Several rows often at one instant, as the coordinator's now().
                     return [now + rng.choice((0, 0, 0, 1, 2)) for _ in range(n)]
-                return [rng.random() * 6 * 3600 + rng.random() for _ in range(n)]
+                # Out of order, on a coarse grid: ties within and across statements.
+                return [rng.randint(0, 30) * 700 for _ in range(n)]
             if pick < 0.30 and queued:
                 ids, kind = rng.sample(queued, min(len(queued), rng.randint(1, 12))), 'lease'
                 statement = self.lease(ids, now if in_order else when(1)[0])
@@ -245,6 +247,24 @@ class SummariesTest(unittest.TestCase):
             return ('task_history', 'device_hours')
         return SUMMARIES + ('device_hours',) if in_order else \
             ('task_history', 'benchmark_runs', 'benchmark_state', 'device_hours')
+
+    def test_late_decisive_keeps_a_later_skip(self):
+        # One key of its own (fp64): a decisive outcome at 100 s, a skip at
+        # 300 s, then one statement out of order: decisive 1001 at 200 s, a
+        # skip 1002 at the same instant (not after it: it changes nothing),
+        # decisive 1003 at 250 s.  Row by row the skip at 300 s is still the
+        # first after the latest decisive outcome.
+        self.rng = random.Random(3)
+        ids = list(range(1001, 1006))
+        self.pg.psql('INSERT INTO tasks (id, job_id, model_type, backend, kind, batch_size, seq_len, precision,'
+                     ' iterations, warmup, timeout_s) VALUES %s;'
+                     % ', '.join("(%d, 1, 'bert', 'cpu', 'test', 1, 8, 'fp64', 1, 0, 60)" % i for i in ids))
+        for statement in (self.lease(ids, 0), self.store([1004], [100], ['passed']),
+                          self.store([1005], [300], ['skipped']),
+                          self.store([1001, 1002, 1003], [200, 200, 250], ['failed', 'skipped', 'passed'])):
+            self.assertEqual(self.replay_and_compare(statement), [])
+        self.assertEqual(self.pg.psql("SELECT decisive_task_id, other_task_id, skipped_since = %s"
+                                      " FROM matrix_state WHERE precision = 'fp64'" % ts(300)), '1003|1005|t')
 
     def test_statements_match_row_by_row(self):
         self.clock = 0
