@@ -230,7 +230,7 @@ class SummariesTest(unittest.TestCase):
             bad = self.replay_and_compare(statement)
             self.assertEqual(bad, [], 'step %d (%s, seed %d): the summaries differ from the row-level replay'
                              % (step, kind, seed))
-            if step % 20 == 19:
+            if step % 15 == 14:
                 self.assertEqual(self.compare_rebuild(self.rebuilt(in_order, retries)), [],
                                  'step %d (%s, seed %d): the summaries differ from the rebuild' % (step, kind, seed))
         self.clock = now
@@ -269,10 +269,10 @@ class SummariesTest(unittest.TestCase):
     def test_statements_match_row_by_row(self):
         self.clock = 0
         self.states = dict((i, 'queued') for i in range(1, N_TASKS + 1))
-        kinds = self.run_phase(1, 70, in_order=True, retries=False)
+        kinds = self.run_phase(1, 50, in_order=True, retries=False)
         self.assertEqual(self.compare_rebuild(self.rebuilt(True, False)), [])
-        kinds += self.run_phase(2, 60, in_order=True, retries=True)
-        kinds += self.run_phase(3, 60, in_order=False, retries=True)
+        kinds += self.run_phase(2, 45, in_order=True, retries=True)
+        kinds += self.run_phase(3, 45, in_order=False, retries=True)
         self.assertEqual(self.compare_rebuild(self.rebuilt(False, True)), [])
         for kind in ('lease', 'store', 'retry', 'cancel', 'expire', 'touch'):
             self.assertIn(kind, kinds)
