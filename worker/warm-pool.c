@@ -366,7 +366,7 @@ static void runner_done(struct warm_runner *w, const struct warm_control *c)
 {
 	struct warm_pool *p = w->pool;
 	struct warm_end end = { .kind = WARM_END_DONE, .fatal = c->fatal,
-				.device_fault = c->device_fault };
+				.device_fault = c->device_fault, .result = c->result };
 	char msg[160], why[WARM_CONTROL_TEXT_MAX + 128];
 	void *task = w->task;
 	uint64_t rss;
@@ -427,6 +427,7 @@ static void runner_control_line(struct warm_runner *w, const char *line, size_t 
 		return;
 	}
 	runner_done(w, &c);
+	warm_control_fini(&c);
 }
 
 static void runner_control_bytes(struct warm_runner *w, const char *data, size_t n)

@@ -90,6 +90,9 @@ struct warm_end {
 	int64_t exit_status;        /* EXITED, when term_signal is 0 */
 	int term_signal;            /* EXITED: the signal that ended it, or 0 */
 	const char *message;        /* PROTOCOL: what went wrong (borrowed) */
+	/* DONE: the result the done line carried, or NULL: it is in the
+	 * result file (borrowed for the callback: json_incref to keep it) */
+	json_t *result;
 };
 
 typedef void (*warm_end_cb)(void *task, const struct warm_end *end, void *arg);
