@@ -26,7 +26,7 @@ START_TEST(test_request_is_one_json_line_whatever_the_paths)
 					     &line, &len),
 			 0);
 	ck_assert_str_eq(line, "{\"task\":\"/s/tasks/7-1/task.json\",\"result\":"
-			       "\"/s/tasks/7-1/result.json\"}\n");
+			       "\"/s/tasks/7-1/result.json\",\"result_inline\":true}\n");
 	ck_assert_uint_eq(len, strlen(line));
 	free(line);
 
@@ -59,7 +59,68 @@ START_TEST(test_inline_request_carries_the_task_itself)
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(o, "task"), "model_type")),
 			 "a\nb");
 	ck_assert_str_eq(json_string_value(json_object_get(o, "result")), "/r\"q\n.json");
+	ck_assert(json_is_true(json_object_get(o, "result_inline")));
 	json_decref(o);
+	free(line);
+}
+END_TEST
+
+START_TEST(test_result_in_a_done_line_is_kept_as_parsed)
+{
+	struct warm_control c;
+	char err[256];
+
+	ck_assert_int_eq(parse("{\"done\": 3}", &c, err, sizeof(err)), 0);
+	ck_assert_ptr_null(c.result); /* an older runner: the file */
+	warm_control_fini(&c);
+	ck_assert_int_eq(parse("{\"done\": 3, \"result\": {\"status\": \"passed\", "
+			       "\"metrics\": {\"x\": 1.5}}}",
+			       &c, err, sizeof(err)),
+			 0);
+	ck_assert_ptr_nonnull(c.result);
+	ck_assert_str_eq(json_string_value(json_object_get(c.result, "status")), "passed");
+	warm_control_fini(&c);
+	ck_assert_ptr_null(c.result);
+	warm_control_fini(&c); /* twice is harmless */
+
+	/* Only an object; duplicates inside it are refused as in a file. */
+	ck_assert_int_eq(parse("{\"done\": 3, \"result\": \"passed\"}", &c, err, sizeof(err)),
+			 -EBADMSG);
+	ck_assert_str_eq(err, "\"result\" of a done line must be an object: "
+			      "\"{\"done\": 3, \"result\": \"passed\"}\"");
+	ck_assert_int_eq(parse("{\"done\": 3, \"result\": null}", &c, err, sizeof(err)), -EBADMSG);
+	ck_assert_int_eq(parse("{\"done\": 3, \"result\": {\"status\": \"passed\", \"status\": "
+			       "\"failed\"}}",
+			       &c, err, sizeof(err)),
+			 -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(err, "control line is not JSON"));
+	/* An error line's "result" is nobody's. */
+	ck_assert_int_eq(parse("{\"error\": \"no\", \"result\": {}}", &c, err, sizeof(err)), 0);
+	ck_assert_ptr_null(c.result);
+}
+END_TEST
+
+START_TEST(test_a_done_line_up_to_the_limit_is_taken)
+{
+	/* A result as large as the line allows, and one byte more. */
+	size_t cap = WARM_CONTROL_LINE_MAX + 2;
+	char *line = malloc(cap), err[256];
+	const char *head = "{\"done\": 3, \"result\": {\"status\": \"passed\", \"traceback\": \"";
+	struct warm_control c;
+	size_t n;
+
+	ck_assert_ptr_nonnull(line);
+	n = strlen(head);
+	memcpy(line, head, n);
+	memset(line + n, 'x', WARM_CONTROL_LINE_MAX - n - 3);
+	memcpy(line + WARM_CONTROL_LINE_MAX - 3, "\"}}", 4);
+	ck_assert_uint_eq(strlen(line), WARM_CONTROL_LINE_MAX);
+	ck_assert_int_eq(warm_control_parse(line, WARM_CONTROL_LINE_MAX, &c, err, sizeof(err)), 0);
+	ck_assert_ptr_nonnull(c.result);
+	warm_control_fini(&c);
+	ck_assert_int_eq(warm_control_parse(line, WARM_CONTROL_LINE_MAX + 1, &c, err, sizeof(err)),
+			 -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(err, "control line is too long"));
 	free(line);
 }
 END_TEST
@@ -237,6 +298,8 @@ int main(void)
 	tcase_add_test(tc, test_done_lines_are_read_with_their_defaults);
 	tcase_add_test(tc, test_inline_request_carries_the_task_itself);
 	tcase_add_test(tc, test_task_inline_is_read_from_done_lines);
+	tcase_add_test(tc, test_result_in_a_done_line_is_kept_as_parsed);
+	tcase_add_test(tc, test_a_done_line_up_to_the_limit_is_taken);
 	tcase_add_test(tc, test_error_lines_carry_the_message);
 	tcase_add_test(tc, test_malformed_control_lines_are_refused_with_what_is_wrong);
 	tcase_add_test(tc, test_quoted_garbage_is_cut_and_sanitised);
