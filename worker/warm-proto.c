@@ -222,31 +222,34 @@ void warm_control_fini(struct warm_control *c)
 	c->result = NULL;
 }
 
-int warm_vmrss_parse(const char *status, uint64_t *ret_bytes)
+/* A decimal number of at most 19 digits at *p, which moves past it. */
+static bool statm_number(const char **p, uint64_t *ret)
 {
-	const char *p = status;
+	uint64_t v = 0;
+	int digits = 0;
 
-	for (;;) {
-		if (strncmp(p, "VmRSS:", 6) == 0) {
-			char *end;
-			unsigned long long kib;
-
-			p += 6;
-			p += strspn(p, " \t");
-			if (*p < '0' || *p > '9')
-				return -EBADMSG;
-			kib = strtoull(p, &end, 10);
-			end += strspn(end, " \t");
-			if (strncmp(end, "kB", 2) != 0 || kib > UINT64_MAX / 1024)
-				return -EBADMSG;
-			*ret_bytes = (uint64_t)kib * 1024;
-			return 0;
-		}
-		p = strchr(p, '\n');
-		if (!p)
-			return -ENOENT;
-		p++;
+	while (**p >= '0' && **p <= '9') {
+		if (++digits > 19)
+			return false;
+		v = v * 10 + (uint64_t)(**p - '0');
+		(*p)++;
 	}
+	*ret = v;
+	return digits > 0;
+}
+
+int warm_statm_parse(const char *statm, uint64_t page_size, uint64_t *ret_bytes)
+{
+	const char *p = statm;
+	uint64_t size, resident;
+
+	if (!statm_number(&p, &size) || *p++ != ' ' || !statm_number(&p, &resident) ||
+	    (*p != ' ' && *p != '\n' && *p != '\0'))
+		return -EBADMSG;
+	if (page_size == 0 || resident > UINT64_MAX / page_size)
+		return -EBADMSG;
+	*ret_bytes = resident * page_size;
+	return 0;
 }
 
 static void bytes_format(uint64_t b, char *buf, size_t len)

@@ -3,7 +3,7 @@
  * The pure parts of the warm runner protocol (warm-pool.h runs the
  * processes): the request line the worker writes to a warm runner's stdin,
  * the control lines the runner writes back on its control descriptor, the
- * resident memory read from /proc/PID/status, and the rule that decides
+ * resident memory read from /proc/PID/statm, and the rule that decides
  * whether a runner that just finished a task may serve another.
  *
  * One line each way, per task (worker/runners/README.md has the contract):
@@ -89,10 +89,11 @@ int warm_control_parse(const char *line, size_t len, struct warm_control *ret, c
 
 void warm_control_fini(struct warm_control *c);
 
-/* The VmRSS line of a /proc/PID/status text, in bytes.  Returns 0 or
- * -ENOENT when there is none (a zombie has no VmRSS), -EBADMSG when it
- * cannot be read. */
-int warm_vmrss_parse(const char *status, uint64_t *ret_bytes);
+/* The resident memory of a /proc/PID/statm text ("size resident shared
+ * ..." in pages of page_size bytes: the same figure as VmRSS of
+ * /proc/PID/status, which costs the kernel far more to write), in bytes.
+ * Returns 0 or -EBADMSG when it cannot be read. */
+int warm_statm_parse(const char *statm, uint64_t page_size, uint64_t *ret_bytes);
 
 /* When a warm runner is retired after a task (0 means no limit). */
 struct warm_limits {

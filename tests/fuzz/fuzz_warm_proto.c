@@ -9,8 +9,8 @@
  * ("result", sent in place of the result file) to result_parse_json as the
  * executor checks it (result_build, as fuzz_result does for a file's
  * text).  The whole input is also
- * read as a /proc/PID/status text by warm_vmrss_parse, which
- * hf_read_file's NUL-terminated buffer feeds in runner_rss.
+ * read as a /proc/PID/statm text by warm_statm_parse, which runner_rss
+ * feeds with a NUL-terminated pread buffer.
  *
  * A parsed line must keep warm-proto.h's promises: the text one line of
  * valid UTF-8; a refusal says why in one line.
@@ -124,10 +124,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	memcpy(status, data, size);
 	status[size] = '\0';
-	r = warm_vmrss_parse(status, &rss);
-	if (r != 0 && r != -ENOENT && r != -EBADMSG)
+	r = warm_statm_parse(status, 4096, &rss);
+	if (r != 0 && r != -EBADMSG)
 		abort();
-	if (r == 0 && rss % 1024 != 0)
+	if (r == 0 && rss % 4096 != 0)
 		abort();
 	free(status);
 	return 0;

@@ -6,6 +6,7 @@
 #include <check.h>
 #include <errno.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -244,19 +245,33 @@ START_TEST(test_quoted_garbage_is_cut_and_sanitised)
 }
 END_TEST
 
-START_TEST(test_vmrss_is_read_in_bytes)
+START_TEST(test_statm_resident_is_read_in_bytes)
 {
+	char text[160];
 	uint64_t b = 0;
 
-	ck_assert_int_eq(warm_vmrss_parse("Name:\tpython3\nVmPeak:\t  900 kB\nVmRSS:\t   20480 kB\n"
-					  "RssAnon:\t 1 kB\n",
-					  &b),
-			 0);
-	ck_assert_uint_eq(b, 20480ull * 1024);
-	ck_assert_int_eq(warm_vmrss_parse("Name:\tzombie\nState:\tZ (zombie)\n", &b), -ENOENT);
-	ck_assert_int_eq(warm_vmrss_parse("VmRSS:\t  lots\n", &b), -EBADMSG);
-	ck_assert_int_eq(warm_vmrss_parse("VmRSS:\t  12 MB\n", &b), -EBADMSG);
-	ck_assert_int_eq(warm_vmrss_parse("", &b), -ENOENT);
+	ck_assert_int_eq(warm_statm_parse("229781 5120 2301 646 0 58913 0\n", 4096, &b), 0);
+	ck_assert_uint_eq(b, 5120ull * 4096);
+	ck_assert_int_eq(warm_statm_parse("0 0 0 0 0 0 0\n", 4096, &b), 0); /* a zombie */
+	ck_assert_uint_eq(b, 0);
+	ck_assert_int_eq(warm_statm_parse("12 34", 4096, &b), 0);
+	ck_assert_uint_eq(b, 34ull * 4096);
+	ck_assert_int_eq(warm_statm_parse("", 4096, &b), -EBADMSG);
+	ck_assert_int_eq(warm_statm_parse("12\n", 4096, &b), -EBADMSG);
+	ck_assert_int_eq(warm_statm_parse("12  34\n", 4096, &b), -EBADMSG);
+	ck_assert_int_eq(warm_statm_parse("12 -34\n", 4096, &b), -EBADMSG);
+	ck_assert_int_eq(warm_statm_parse("12 34kB\n", 4096, &b), -EBADMSG);
+	ck_assert_int_eq(warm_statm_parse("12 34\n", 0, &b), -EBADMSG);
+	/* No overflow: 20 digits are refused, and so is a product past 64 bits. */
+	ck_assert_int_eq(warm_statm_parse("1 99999999999999999999 0\n", 4096, &b), -EBADMSG);
+	ck_assert_int_eq(warm_statm_parse("1 9999999999999999999 0\n", 4096, &b), -EBADMSG);
+	/* What this process's own file says. */
+	FILE *f = fopen("/proc/self/statm", "re");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(text, sizeof(text), f));
+	fclose(f);
+	ck_assert_int_eq(warm_statm_parse(text, 4096, &b), 0);
+	ck_assert_uint_gt(b, 0);
 }
 END_TEST
 
@@ -303,7 +318,7 @@ int main(void)
 	tcase_add_test(tc, test_error_lines_carry_the_message);
 	tcase_add_test(tc, test_malformed_control_lines_are_refused_with_what_is_wrong);
 	tcase_add_test(tc, test_quoted_garbage_is_cut_and_sanitised);
-	tcase_add_test(tc, test_vmrss_is_read_in_bytes);
+	tcase_add_test(tc, test_statm_resident_is_read_in_bytes);
 	tcase_add_test(tc, test_runner_is_retired_for_fatal_memory_or_count_and_kept_otherwise);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
