@@ -16,7 +16,10 @@
  * The task file is read (its task_id answers the done line).  Its done
  * lines say "task_inline": true, as the real runner's do, so the worker
  * passes later tasks in the request line (the "task" an object, not a
- * path), and the benchmark measures the path production takes.  The result is written atomically (a temporary file renamed
+ * path), and the benchmark measures the path production takes.  A request
+ * that says "result_inline": true gets the result in the done line, as the
+ * real runner answers when its result is small; otherwise (an older worker)
+ * the result is written atomically (a temporary file renamed
  * over the result path); it is fsync'd only with HFLEET_NOOP_FSYNC=1: the
  * worker makes the result durable in its own spool after reading it, so the
  * runner's fsync would only measure the disk twice (bench/run.py says which
@@ -35,8 +38,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define RESULT_PASSED "{\"status\":\"passed\",\"reason\":\"\",\"weights\":null,\"metrics\":{}," \
-		      "\"env\":{\"runner_version\":\"noop-1\"}}\n"
+#define RESULT_OBJECT "{\"status\":\"passed\",\"reason\":\"\",\"weights\":null,\"metrics\":{}," \
+		      "\"env\":{\"runner_version\":\"noop-1\"}}"
+#define RESULT_PASSED RESULT_OBJECT "\n"
 #define LINE_MAX_BYTES (64 * 1024)
 
 static bool fsync_result;
@@ -117,7 +121,7 @@ static uint64_t rss_bytes(void)
 static int serve(void)
 {
 	const char *fdname = getenv("HFLEET_CONTROL_FD");
-	char *line = NULL, out[256];
+	char *line = NULL, out[512];
 	size_t cap = 0;
 	ssize_t len;
 	uint64_t rss = rss_bytes();
@@ -135,6 +139,7 @@ static int serve(void)
 	while ((len = getline(&line, &cap, stdin)) > 0) {
 		json_t *req, *task, *result;
 		int64_t id = -1;
+		bool inline_result;
 		int n;
 
 		if (len > LINE_MAX_BYTES) {
@@ -153,14 +158,17 @@ static int serve(void)
 			goto answer;
 		}
 		id = json_is_object(task) ? task_id_of(task) : task_id_from_file(json_string_value(task));
-		if (write_atomic(json_string_value(result), RESULT_PASSED) < 0)
+		inline_result = id >= 0 && json_is_true(json_object_get(req, "result_inline"));
+		if (!inline_result && write_atomic(json_string_value(result), RESULT_PASSED) < 0)
 			fprintf(stderr, "hfleet-noop-runner: could not write %s\n", json_string_value(result));
 		json_decref(req);
 		if (id >= 0)
 			/* task_inline, as the real runner (worker/runners/hfleet_runner.py)
-			 * says: later tasks come in the request line, not in a file. */
+			 * says: later tasks come in the request line, not in a file;
+			 * the result in the line when the worker takes it there. */
 			n = snprintf(out, sizeof(out), "{\"done\":%" PRId64 ",\"fatal\":false,\"rss_bytes\":%" PRIu64
-				     ",\"task_inline\":true}\n", id, rss);
+				     ",\"task_inline\":true%s%s}\n", id, rss,
+				     inline_result ? ",\"result\":" : "", inline_result ? RESULT_OBJECT : "");
 		else
 			n = snprintf(out, sizeof(out), "{\"done\":null,\"fatal\":false,\"rss_bytes\":%" PRIu64 "}\n",
 				     rss);

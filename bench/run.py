@@ -298,7 +298,14 @@ class Bench:
             f.write(self.worker_tokens[wid] + '\n')
         os.chmod(tokfile, 0o600)
         env = dict(os.environ, HFLEET_WORKER_TOKEN_FILE=tokfile)
-        p = spawn([self.h.WORKER, '--id', wid, '--coordinator-url', self.cluster.worker_url,
+        prefix = []
+        if self.args.worker_callgrind and not self.hf_workers:
+            # The first hf-worker under callgrind (its runners are not
+            # traced): instructions per task it reported.
+            self.worker_callgrind_out = os.path.join(self.root, 'callgrind.out.worker')
+            prefix = ['valgrind', '--tool=callgrind', '--compress-strings=no',
+                      '--callgrind-out-file=' + self.worker_callgrind_out]
+        p = spawn(prefix + [self.h.WORKER, '--id', wid, '--coordinator-url', self.cluster.worker_url,
                    '--state-dir', state, '--slots', str(slots), '--runner', self.noop_runner,
                    '--set', 'runner.warm=true', '--set', 'runner.warm_max_tasks=0',
                    '--log-level', os.environ.get('BENCH_WORKER_LOG', 'warn')], os.path.join(self.root, wid + '.log'), env=env)
@@ -395,6 +402,10 @@ def throughput(b, args):
     if b.have_pgss:
         b.pg.psql('SELECT pg_stat_statements_reset()')
     perf = start_perf(b, args, [p.pid for p in b.hf_workers])
+    if args.worker_callgrind:
+        # Counts from here: registration and warm-up left out.
+        b.worker_callgrind_base = worker_results(b, names[0])
+        subprocess.run(['callgrind_control', '-z', str(b.hf_workers[0].pid)], capture_output=True)
     s1 = win.sample()
     end = s1['t'] + args.seconds
     s2 = s1
@@ -414,6 +425,8 @@ def throughput(b, args):
     finished, bad = b.deciding_check(job)
     if args.callgrind:
         callgrind_report(b)
+    if args.worker_callgrind:
+        worker_callgrind_report(b, names[0])
     figure('durable completions/s (%d hf-workers x %d slots)' % (n, m), '%.0f /s' % rate, '>= 10000 /s',
            rate >= 10000)
     figure('tasks passed with != 1 deciding result', '%d of %d' % (bad, finished), '0', bad == 0)
@@ -428,6 +441,29 @@ def throughput(b, args):
     for row in top:
         NOTES.append('throughput top statement: calls=%s exec_ms=%s plan_ms=%s %s' % tuple(row))
     return rate
+
+
+def worker_results(b, wid):
+    return int(b.pg.psql("SELECT count(*) FROM results WHERE worker_id = '%s'" % wid))
+
+
+def worker_callgrind_report(b, wid):
+    """The top functions of the hf-worker that ran under callgrind (stopped
+    by now: callgrind wrote its counts, zeroed when the window began) and
+    its instructions per result it reported since."""
+    n = worker_results(b, wid) - b.worker_callgrind_base
+    rep = subprocess.run(['callgrind_annotate', '--inclusive=no', b.worker_callgrind_out],
+                         capture_output=True, text=True)
+    total = None
+    for line in rep.stdout.splitlines():
+        m = re.match(r'\s*([\d,]+) \(100.0%\)\s+PROGRAM TOTALS', line)
+        if m:
+            total = int(m.group(1).replace(',', ''))
+    if total and n:
+        figure('hf-worker instructions per task (callgrind, %s, %d results)' % (wid, n),
+               '{:,.0f}'.format(total / n), '')
+    for line in rep.stdout.splitlines()[:40]:
+        NOTES.append('worker callgrind: ' + line)
 
 
 def callgrind_report(b, per='result', count=None):
@@ -818,6 +854,9 @@ def main():
     ap.add_argument('what', nargs='*', default=['all'],
                     help='throughput, latency, fleet, submit, celery or all (default all)')
     ap.add_argument('--build', default=os.path.join(SOURCE, 'build'), help='the meson build directory')
+    ap.add_argument('--worker-callgrind', action='store_true',
+                    help='throughput: run the first hf-worker under valgrind --tool=callgrind and print its '
+                         'instructions per task reported in the measured window')
     ap.add_argument('--workers', type=int, default=4, help='throughput: hf-worker daemons (default 4)')
     ap.add_argument('--slots', type=int, default=8, help='throughput: slots per hf-worker (default 8)')
     ap.add_argument('--tasks', type=int, default=30000,

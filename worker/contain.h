@@ -104,7 +104,8 @@ void contain_signal(struct contain_group *g, int sig);
 
 /* Kills every process of the group that is not in its leader's session
  * (a warm runner keeps its own children between tasks; what left its
- * session goes at the end of each task). */
+ * session goes at the end of each task).  With a cgroup that lists only
+ * the leader this costs one pread of its cgroup.procs, kept open. */
 void contain_kill_escaped(struct contain_group *g);
 
 /* Kills what is left of the group and releases it (its cgroup is removed

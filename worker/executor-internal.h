@@ -62,6 +62,7 @@ struct task {
 
 	struct warm_runner *warm;        /* the warm runner serving it, until its end */
 	bool warm_done;                  /* the warm runner said it is done */
+	json_t *result_json;             /* the result its done line carried, or NULL */
 
 	enum task_phase phase;
 	bool spawned, exited, out_eof, reported;

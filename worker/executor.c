@@ -17,6 +17,7 @@
 #include "executor.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -60,6 +61,7 @@ static void task_free(struct task *t)
 	free(t->task_path);
 	free(t->result_path);
 	free(t->forced_reason);
+	json_decref(t->result_json);
 	free(t);
 	ex->n_alive--;
 	if (ex->closing && ex->n_alive == 0)
@@ -182,7 +184,11 @@ static void task_finish(struct task *t)
 
 	t->reported = true;
 	uv_timer_stop(&t->timer);
-	if (t->spawned && o.forced_status == HF__TASK_STATUS__STATUS_UNSPECIFIED) {
+	if (t->result_json && o.forced_status == HF__TASK_STATUS__STATUS_UNSPECIFIED) {
+		/* In the done line: no file to read (nor to remove). */
+		o.result_json = t->result_json;
+		o.result_err = 0;
+	} else if (t->spawned && o.forced_status == HF__TASK_STATUS__STATUS_UNSPECIFIED) {
 		o.result_err = hf_read_file(t->result_path, RESULT_FILE_MAX, &text, &o.result_len);
 		o.result_text = text;
 		if (t->warm_done && o.result_err == -ENOENT) {
@@ -196,7 +202,12 @@ static void task_finish(struct task *t)
 	}
 	r = result_build(&o, &res);
 	free(text);
-	task_files_remove(t); /* read: the result lives on in res */
+	/* Read: the result lives on in res.  A result that came in the done
+	 * line left no file, and a task passed in the request line none
+	 * either: nothing to remove (a stale file is removed before an attempt
+	 * runs again, task_prepare, and at start). */
+	if (!o.result_json || t->task_file)
+		task_files_remove(t);
 	if (r < 0)
 		log_error("could not build the result of task %" PRIu64 " attempt %" PRIu32
 			  ": %s; its lease will expire",
@@ -344,6 +355,7 @@ static void task_warm_end_cb(void *task, const struct warm_end *end, void *arg)
 	switch (end->kind) {
 	case WARM_END_DONE:
 		t->warm_done = true; /* a fatal error was logged as the runner's retirement */
+		t->result_json = json_incref(end->result);
 		/* A poisoned device is retried, preferably elsewhere, and counts
 		 * towards its quarantine; a model that tripped a kernel assertion
 		 * has its outcome: the error, once. */

@@ -226,18 +226,28 @@ static int dump_object(json_t *obj, const char *what, char **ret, char *err, siz
 
 int result_parse(const char *text, size_t len, struct runner_result *ret, char *err, size_t errlen)
 {
-	struct runner_result rr = { 0 };
 	json_error_t jerr;
-	static const char *const objects[] = { "metrics", "env", "outputs" };
-	json_t *root, *v, *metrics, *env, *outputs, *env_out = NULL;
-	const char *status;
-	int r = -EBADMSG;
+	json_t *root;
+	int r;
 
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
 		snprintf(err, errlen, "not valid JSON: %s (line %d)", jerr.text, jerr.line);
 		return -EBADMSG;
 	}
+	r = result_parse_json(root, ret, err, errlen);
+	json_decref(root);
+	return r;
+}
+
+int result_parse_json(json_t *root, struct runner_result *ret, char *err, size_t errlen)
+{
+	struct runner_result rr = { 0 };
+	static const char *const objects[] = { "metrics", "env", "outputs" };
+	json_t *v, *metrics, *env, *outputs, *env_out = NULL;
+	const char *status;
+	int r = -EBADMSG;
+
 	if (!json_is_object(root)) {
 		snprintf(err, errlen, "the result is not a JSON object");
 		goto out;
@@ -324,7 +334,6 @@ oom:
 	r = -ENOMEM;
 out:
 	json_decref(env_out);
-	json_decref(root);
 	runner_result_fini(&rr);
 	return r;
 }
@@ -424,6 +433,19 @@ int result_build(const struct run_outcome *o, Hf__TaskResult **ret)
 	if (o->forced_status != HF__TASK_STATUS__STATUS_UNSPECIFIED) {
 		tr.status = o->forced_status;
 		hf_strlcpy(reason, o->forced_reason ? o->forced_reason : "", sizeof(reason));
+	} else if (o->result_json) {
+		r = result_parse_json(o->result_json, &rr, msg, sizeof(msg));
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0) {
+			snprintf(reason, sizeof(reason), "runner sent an invalid result: %s", msg);
+		} else {
+			tr.status = rr.status;
+			hf_strlcpy(reason, rr.reason, sizeof(reason));
+			tr.metrics_json = rr.metrics_json;
+			tr.env_json = rr.env_json;
+			tr.weights = rr.weights;
+		}
 	} else if (o->result_err == -ENOENT) {
 		if (o->term_signal) {
 			tr.infrastructure = true; /* killed (OOM) before it could say */

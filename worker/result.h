@@ -30,6 +30,7 @@
 #ifndef RESULT_H
 #define RESULT_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -75,6 +76,10 @@ struct runner_result {
  * is wrong in err (lowercase, no "invalid result" prefix), or -ENOMEM. */
 int result_parse(const char *text, size_t len, struct runner_result *ret, char *err,
 		 size_t errlen);
+
+/* The same for a result already parsed as JSON (a warm runner's done line
+ * carries it: warm-proto.h); root is only read. */
+int result_parse_json(json_t *root, struct runner_result *ret, char *err, size_t errlen);
 void runner_result_fini(struct runner_result *r);
 
 /* Everything known about one finished attempt. */
@@ -105,6 +110,9 @@ struct run_outcome {
 	int result_err;
 	const char *result_text;
 	size_t result_len;
+	/* Or the result a warm runner sent in its done line (warm-proto.h),
+	 * already parsed: when set, the file is not consulted. */
+	json_t *result_json;
 
 	const struct tail_buf *output;   /* the runner's output, or NULL */
 };

@@ -12,6 +12,7 @@
 #include "warm-pool.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -34,7 +35,9 @@
  * to this much. */
 #define DONE_DRAIN_MAX (1024 * 1024)
 #define CONTROL_FD 3
-#define PROC_STATUS_MAX (64 * 1024)
+/* "size resident shared text lib data dt": seven numbers of at most 20
+ * characters each. */
+#define PROC_STATM_MAX 160
 
 enum timer_use {
 	TIMER_NONE,
@@ -67,6 +70,7 @@ struct warm_runner {
 	int64_t exit_status;
 	int term_signal;
 	unsigned served;
+	int statm_fd;                     /* its /proc/PID/statm, opened at the first done line, or -1 */
 
 	/* The task it serves, if any. */
 	void *task;
@@ -129,6 +133,8 @@ static void runner_free(struct warm_runner *w)
 	if (w->next)
 		w->next->prev = w->prev;
 	contain_group_free(w->group); /* what is left of it dies */
+	if (w->statm_fd >= 0)
+		close(w->statm_fd);
 	free(w->key);
 	free(w->where);
 	free(w);
@@ -328,19 +334,32 @@ static void runner_drain_output(struct warm_runner *w)
 }
 
 /* The runner's resident memory: the larger of what its done line says and
- * what /proc says of the process (0 when neither is known). */
-static uint64_t runner_rss(const struct warm_runner *w, const struct warm_control *c)
+ * what /proc says of the process (0 when neither is known).  Its statm file
+ * stays open (the process is the worker's child: its pid cannot be reused
+ * before it is reaped), so each task costs one pread. */
+static uint64_t runner_rss(struct warm_runner *w, const struct warm_control *c)
 {
 	uint64_t rss = c->has_rss ? c->rss_bytes : 0, proc_rss = 0;
-	char path[64], *text = NULL;
+	long page = sysconf(_SC_PAGESIZE);
+	char path[64], text[PROC_STATM_MAX + 1];
+	ssize_t n;
 
-	if (w->exited)
+	if (w->exited || page <= 0)
 		return rss;
-	snprintf(path, sizeof(path), "/proc/%d/status", w->proc.pid);
-	if (hf_read_file(path, PROC_STATUS_MAX, &text, NULL) == 0 &&
-	    warm_vmrss_parse(text, &proc_rss) == 0 && proc_rss > rss)
+	if (w->statm_fd < 0) {
+		snprintf(path, sizeof(path), "/proc/%d/statm", w->proc.pid);
+		w->statm_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (w->statm_fd < 0)
+			return rss;
+	}
+	do
+		n = pread(w->statm_fd, text, sizeof(text) - 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return rss;
+	text[n] = '\0';
+	if (warm_statm_parse(text, (uint64_t)page, &proc_rss) == 0 && proc_rss > rss)
 		rss = proc_rss;
-	free(text);
 	return rss;
 }
 
@@ -366,7 +385,7 @@ static void runner_done(struct warm_runner *w, const struct warm_control *c)
 {
 	struct warm_pool *p = w->pool;
 	struct warm_end end = { .kind = WARM_END_DONE, .fatal = c->fatal,
-				.device_fault = c->device_fault };
+				.device_fault = c->device_fault, .result = c->result };
 	char msg[160], why[WARM_CONTROL_TEXT_MAX + 128];
 	void *task = w->task;
 	uint64_t rss;
@@ -427,6 +446,7 @@ static void runner_control_line(struct warm_runner *w, const char *line, size_t 
 		return;
 	}
 	runner_done(w, &c);
+	warm_control_fini(&c);
 }
 
 static void runner_control_bytes(struct warm_runner *w, const char *data, size_t n)
@@ -689,6 +709,7 @@ static int runner_start(struct warm_pool *p, const char *key, char *const *env,
 	if (!w)
 		return -ENOMEM;
 	w->pool = p;
+	w->statm_fd = -1;
 	w->seq = ++p->seq;
 	w->key = strdup(key);
 	w->where = strdup(where);

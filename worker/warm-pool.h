@@ -21,8 +21,9 @@
  *   - a done line comes (WARM_END_DONE; the output already in the pipe is
  *     read first, so it is the task's).  The runner is then retired if the
  *     line says fatal, if its resident memory (the larger of the line's
- *     rss_bytes and /proc/PID/status VmRSS) is over max_rss, or if it has
- *     served max_tasks; otherwise it waits, idle, for the next task.
+ *     rss_bytes and /proc/PID/statm, the same figure as VmRSS) is over
+ *     max_rss, or if it has served max_tasks; otherwise it waits, idle,
+ *     for the next task.
  *   - the runner exits, or is killed, before that (WARM_END_EXITED, once
  *     its pipes are closed or OUTPUT_DRAIN_MS after the exit, so a done line
  *     written just before the exit still counts).
@@ -90,6 +91,9 @@ struct warm_end {
 	int64_t exit_status;        /* EXITED, when term_signal is 0 */
 	int term_signal;            /* EXITED: the signal that ended it, or 0 */
 	const char *message;        /* PROTOCOL: what went wrong (borrowed) */
+	/* DONE: the result the done line carried, or NULL: it is in the
+	 * result file (borrowed for the callback: json_incref to keep it) */
+	json_t *result;
 };
 
 typedef void (*warm_end_cb)(void *task, const struct warm_end *end, void *arg);

@@ -24,7 +24,8 @@ int warm_request_format(const char *task_path, const char *result_path, char **r
 	size_t n;
 
 	if (!o || json_object_set_new(o, "task", json_string(task_path)) < 0 ||
-	    json_object_set_new(o, "result", json_string(result_path)) < 0)
+	    json_object_set_new(o, "result", json_string(result_path)) < 0 ||
+	    json_object_set_new(o, "result_inline", json_true()) < 0)
 		goto oom;
 	/* Compact: a single line whatever the paths hold (jansson escapes
 	 * control characters). */
@@ -58,9 +59,10 @@ int warm_request_format_inline(const char *task_json, const char *result_path, c
 	size_t n, t;
 	int r = -ENOMEM;
 
-	if (!o || json_object_set_new(o, "result", json_string(result_path)) < 0)
+	if (!o || json_object_set_new(o, "result", json_string(result_path)) < 0 ||
+	    json_object_set_new(o, "result_inline", json_true()) < 0)
 		goto out;
-	text = json_dumps(o, JSON_COMPACT); /* {"result":"..."} */
+	text = json_dumps(o, JSON_COMPACT); /* {"result":"...","result_inline":true} */
 	if (!text)
 		goto out;
 	/* {"task":<task_json>,"result":"..."} and a newline: the task object
@@ -73,7 +75,7 @@ int warm_request_format_inline(const char *task_json, const char *result_path, c
 	memcpy(line, "{\"task\":", 8);
 	memcpy(line + 8, task_json, t);
 	line[8 + t] = ',';
-	memcpy(line + 9 + t, text + 1, n - 1);  /* "result":"..."} */
+	memcpy(line + 9 + t, text + 1, n - 1);  /* "result":"...",...} */
 	line[8 + t + n] = '\n';
 	line[9 + t + n] = '\0';
 	*ret_line = line;
@@ -195,9 +197,17 @@ int warm_control_parse(const char *line, size_t len, struct warm_control *ret, c
 		goto out;
 	}
 	c.task_inline = v && json_is_true(v);
+	v = json_object_get(root, "result");
+	if (v && !json_is_object(v)) {
+		bad(err, errlen, line, len, "\"result\" of a done line must be an object");
+		goto out;
+	}
 	v = json_object_get(root, "reason");
 	if (v && json_is_string(v))
 		text_copy_line(c.text, sizeof(c.text), json_string_value(v), json_string_length(v));
+	/* The result object is kept as parsed: result_parse_json checks it as
+	 * it checks a result file, without reading its text again. */
+	c.result = json_incref(json_object_get(root, "result"));
 	r = 0;
 out:
 	json_decref(root);
@@ -206,31 +216,40 @@ out:
 	return r;
 }
 
-int warm_vmrss_parse(const char *status, uint64_t *ret_bytes)
+void warm_control_fini(struct warm_control *c)
 {
-	const char *p = status;
+	json_decref(c->result);
+	c->result = NULL;
+}
 
-	for (;;) {
-		if (strncmp(p, "VmRSS:", 6) == 0) {
-			char *end;
-			unsigned long long kib;
+/* A decimal number of at most 19 digits at *p, which moves past it. */
+static bool statm_number(const char **p, uint64_t *ret)
+{
+	uint64_t v = 0;
+	int digits = 0;
 
-			p += 6;
-			p += strspn(p, " \t");
-			if (*p < '0' || *p > '9')
-				return -EBADMSG;
-			kib = strtoull(p, &end, 10);
-			end += strspn(end, " \t");
-			if (strncmp(end, "kB", 2) != 0 || kib > UINT64_MAX / 1024)
-				return -EBADMSG;
-			*ret_bytes = (uint64_t)kib * 1024;
-			return 0;
-		}
-		p = strchr(p, '\n');
-		if (!p)
-			return -ENOENT;
-		p++;
+	while (**p >= '0' && **p <= '9') {
+		if (++digits > 19)
+			return false;
+		v = v * 10 + (uint64_t)(**p - '0');
+		(*p)++;
 	}
+	*ret = v;
+	return digits > 0;
+}
+
+int warm_statm_parse(const char *statm, uint64_t page_size, uint64_t *ret_bytes)
+{
+	const char *p = statm;
+	uint64_t size, resident;
+
+	if (!statm_number(&p, &size) || *p++ != ' ' || !statm_number(&p, &resident) ||
+	    (*p != ' ' && *p != '\n' && *p != '\0'))
+		return -EBADMSG;
+	if (page_size == 0 || resident > UINT64_MAX / page_size)
+		return -EBADMSG;
+	*ret_bytes = resident * page_size;
+	return 0;
 }
 
 static void bytes_format(uint64_t b, char *buf, size_t len)

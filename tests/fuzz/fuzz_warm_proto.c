@@ -5,9 +5,12 @@
  * warm-pool.c's runner_control_bytes does (at '\n', each line
  * NUL-terminated, a line longer than the pool's buffer is refused before
  * parsing) and every line goes to warm_control_parse; a done line then goes
- * to warm_retire_reason as runner_done hands it.  The whole input is also
- * read as a /proc/PID/status text by warm_vmrss_parse, which
- * hf_read_file's NUL-terminated buffer feeds in runner_rss.
+ * to warm_retire_reason as runner_done hands it, and the result it carries
+ * ("result", sent in place of the result file) to result_parse_json as the
+ * executor checks it (result_build, as fuzz_result does for a file's
+ * text).  The whole input is also
+ * read as a /proc/PID/statm text by warm_statm_parse, which runner_rss
+ * feeds with a NUL-terminated pread buffer.
  *
  * A parsed line must keep warm-proto.h's promises: the text one line of
  * valid UTF-8; a refusal says why in one line.
@@ -65,6 +68,21 @@ static void control_line(const char *s, size_t len)
 	if (r != 0)
 		abort();
 	check_one_line(c.text, sizeof(c.text) - 1);
+	if (c.result) {
+		struct run_outcome o = { .task_id = 1, .attempt = 1, .spawned = true,
+					 .result_json = c.result };
+		Hf__TaskResult *res = NULL;
+
+		if (c.kind != WARM_CONTROL_DONE || !json_is_object(c.result))
+			abort(); /* only a done line's, only an object */
+		r = result_build(&o, &res);
+		if (r == 0) {
+			check_one_line(res->reason, RESULT_REASON_MAX + 256);
+			result_free(res);
+		} else if (r != -ENOMEM) {
+			abort();
+		}
+	}
 	if (c.kind == WARM_CONTROL_DONE) {
 		if (c.device_fault && !c.fatal)
 			abort();
@@ -77,6 +95,7 @@ static void control_line(const char *s, size_t len)
 	} else if (c.kind != WARM_CONTROL_ERROR || c.task_inline) {
 		abort(); /* "task_inline" is a done line's */
 	}
+	warm_control_fini(&c);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -105,10 +124,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	memcpy(status, data, size);
 	status[size] = '\0';
-	r = warm_vmrss_parse(status, &rss);
-	if (r != 0 && r != -ENOENT && r != -EBADMSG)
+	r = warm_statm_parse(status, 4096, &rss);
+	if (r != 0 && r != -EBADMSG)
 		abort();
-	if (r == 0 && rss % 1024 != 0)
+	if (r == 0 && rss % 4096 != 0)
 		abort();
 	free(status);
 	return 0;

@@ -784,6 +784,54 @@ START_TEST(test_done_without_a_result_file_is_an_error)
 }
 END_TEST
 
+START_TEST(test_a_result_in_the_done_line_is_taken_without_a_file)
+{
+	/* "inline": the result in the line only; "both": a file too, which is
+	 * not read; "bad": an invalid result in the line; "notobj": a result
+	 * that is no object breaks the protocol. */
+	write_runner("\tcase \"$req\" in *'\"result_inline\":true'*) ;; *) exit 66 ;; esac\n"
+		     "\tcase \"$model\" in\n"
+		     "\tinline) printf '{\"done\": %s, \"result\": {\"status\": \"passed\", "
+		     "\"env\": {\"pid\": %d, \"how\": \"line\"}}}\\n' \"$id\" $$ >&3; continue ;;\n"
+		     "\tboth) printf '{\"status\":\"failed\",\"reason\":\"file\"}' > \"$result\"\n"
+		     "\t\tprintf '{\"done\": %s, \"result\": {\"status\": \"passed\"}}\\n' \"$id\" >&3;"
+		     " continue ;;\n"
+		     "\tbad) printf '{\"done\": %s, \"result\": {\"status\": \"maybe\"}}\\n' \"$id\" >&3;"
+		     " continue ;;\n"
+		     "\tnotobj) printf '{\"done\": %s, \"result\": [1]}\\n' \"$id\" >&3; sleep 100 ;;\n"
+		     "\tesac",
+		     NULL);
+	struct executor *ex = make_executor();
+	Hf__TaskResult *r;
+	char path[160];
+	int first;
+
+	r = run_task(ex, 1, "inline", 10);
+	ck_assert_int_eq(r->status, HF__TASK_STATUS__STATUS_PASSED);
+	ck_assert_ptr_nonnull(strstr(r->env_json, "\"line\""));
+	first = result_pid(r);
+	snprintf(path, sizeof(path), "%s/tasks/1-1.result.json", state_dir);
+	ck_assert_int_ne(access(path, F_OK), 0);
+
+	r = run_task(ex, 2, "both", 10);
+	ck_assert_int_eq(r->status, HF__TASK_STATUS__STATUS_PASSED); /* the line's, not the file's */
+
+	r = run_task(ex, 3, "bad", 10);
+	ck_assert_int_eq(r->status, HF__TASK_STATUS__STATUS_ERROR);
+	ck_assert_str_eq(r->reason, "runner sent an invalid result: \"status\" must be passed, failed, "
+				    "error or skipped, not \"maybe\"");
+	ck_assert(!r->infrastructure);
+	/* Still the same process: a bad result is the task's, not the runner's end. */
+	ck_assert_int_eq(result_pid(run_task(ex, 4, "inline", 10)), first);
+
+	r = run_task(ex, 5, "notobj", 10);
+	ck_assert_int_eq(r->status, HF__TASK_STATUS__STATUS_ERROR);
+	ck_assert_ptr_nonnull(strstr(r->reason, "\"result\" of a done line must be an object"));
+	ck_assert_int_ne(result_pid(run_task(ex, 6, "inline", 10)), first);
+	finish(ex);
+}
+END_TEST
+
 START_TEST(test_runner_that_cannot_start_gives_an_error_result_later)
 {
 	char *argv[] = { (char *)"/nonexistent/runner", NULL };
@@ -925,6 +973,7 @@ int main(void)
 	tcase_add_test(tc, test_output_goes_to_the_task_that_printed_it);
 	tcase_add_test(tc, test_broken_protocol_is_a_task_error_not_a_hang);
 	tcase_add_test(tc, test_done_without_a_result_file_is_an_error);
+	tcase_add_test(tc, test_a_result_in_the_done_line_is_taken_without_a_file);
 	tcase_add_test(tc, test_runner_that_cannot_start_gives_an_error_result_later);
 	tcase_add_test(tc, test_close_kills_a_busy_runner_without_a_result);
 	tcase_add_test(tc, test_close_kills_an_idle_runner_that_ignores_end_of_file_after_the_grace);

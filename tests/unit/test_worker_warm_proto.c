@@ -6,6 +6,7 @@
 #include <check.h>
 #include <errno.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,7 +27,7 @@ START_TEST(test_request_is_one_json_line_whatever_the_paths)
 					     &line, &len),
 			 0);
 	ck_assert_str_eq(line, "{\"task\":\"/s/tasks/7-1/task.json\",\"result\":"
-			       "\"/s/tasks/7-1/result.json\"}\n");
+			       "\"/s/tasks/7-1/result.json\",\"result_inline\":true}\n");
 	ck_assert_uint_eq(len, strlen(line));
 	free(line);
 
@@ -59,7 +60,68 @@ START_TEST(test_inline_request_carries_the_task_itself)
 	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(o, "task"), "model_type")),
 			 "a\nb");
 	ck_assert_str_eq(json_string_value(json_object_get(o, "result")), "/r\"q\n.json");
+	ck_assert(json_is_true(json_object_get(o, "result_inline")));
 	json_decref(o);
+	free(line);
+}
+END_TEST
+
+START_TEST(test_result_in_a_done_line_is_kept_as_parsed)
+{
+	struct warm_control c;
+	char err[256];
+
+	ck_assert_int_eq(parse("{\"done\": 3}", &c, err, sizeof(err)), 0);
+	ck_assert_ptr_null(c.result); /* an older runner: the file */
+	warm_control_fini(&c);
+	ck_assert_int_eq(parse("{\"done\": 3, \"result\": {\"status\": \"passed\", "
+			       "\"metrics\": {\"x\": 1.5}}}",
+			       &c, err, sizeof(err)),
+			 0);
+	ck_assert_ptr_nonnull(c.result);
+	ck_assert_str_eq(json_string_value(json_object_get(c.result, "status")), "passed");
+	warm_control_fini(&c);
+	ck_assert_ptr_null(c.result);
+	warm_control_fini(&c); /* twice is harmless */
+
+	/* Only an object; duplicates inside it are refused as in a file. */
+	ck_assert_int_eq(parse("{\"done\": 3, \"result\": \"passed\"}", &c, err, sizeof(err)),
+			 -EBADMSG);
+	ck_assert_str_eq(err, "\"result\" of a done line must be an object: "
+			      "\"{\"done\": 3, \"result\": \"passed\"}\"");
+	ck_assert_int_eq(parse("{\"done\": 3, \"result\": null}", &c, err, sizeof(err)), -EBADMSG);
+	ck_assert_int_eq(parse("{\"done\": 3, \"result\": {\"status\": \"passed\", \"status\": "
+			       "\"failed\"}}",
+			       &c, err, sizeof(err)),
+			 -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(err, "control line is not JSON"));
+	/* An error line's "result" is nobody's. */
+	ck_assert_int_eq(parse("{\"error\": \"no\", \"result\": {}}", &c, err, sizeof(err)), 0);
+	ck_assert_ptr_null(c.result);
+}
+END_TEST
+
+START_TEST(test_a_done_line_up_to_the_limit_is_taken)
+{
+	/* A result as large as the line allows, and one byte more. */
+	size_t cap = WARM_CONTROL_LINE_MAX + 2;
+	char *line = malloc(cap), err[256];
+	const char *head = "{\"done\": 3, \"result\": {\"status\": \"passed\", \"traceback\": \"";
+	struct warm_control c;
+	size_t n;
+
+	ck_assert_ptr_nonnull(line);
+	n = strlen(head);
+	memcpy(line, head, n);
+	memset(line + n, 'x', WARM_CONTROL_LINE_MAX - n - 3);
+	memcpy(line + WARM_CONTROL_LINE_MAX - 3, "\"}}", 4);
+	ck_assert_uint_eq(strlen(line), WARM_CONTROL_LINE_MAX);
+	ck_assert_int_eq(warm_control_parse(line, WARM_CONTROL_LINE_MAX, &c, err, sizeof(err)), 0);
+	ck_assert_ptr_nonnull(c.result);
+	warm_control_fini(&c);
+	ck_assert_int_eq(warm_control_parse(line, WARM_CONTROL_LINE_MAX + 1, &c, err, sizeof(err)),
+			 -EBADMSG);
+	ck_assert_ptr_nonnull(strstr(err, "control line is too long"));
 	free(line);
 }
 END_TEST
@@ -183,19 +245,33 @@ START_TEST(test_quoted_garbage_is_cut_and_sanitised)
 }
 END_TEST
 
-START_TEST(test_vmrss_is_read_in_bytes)
+START_TEST(test_statm_resident_is_read_in_bytes)
 {
+	char text[160];
 	uint64_t b = 0;
 
-	ck_assert_int_eq(warm_vmrss_parse("Name:\tpython3\nVmPeak:\t  900 kB\nVmRSS:\t   20480 kB\n"
-					  "RssAnon:\t 1 kB\n",
-					  &b),
-			 0);
-	ck_assert_uint_eq(b, 20480ull * 1024);
-	ck_assert_int_eq(warm_vmrss_parse("Name:\tzombie\nState:\tZ (zombie)\n", &b), -ENOENT);
-	ck_assert_int_eq(warm_vmrss_parse("VmRSS:\t  lots\n", &b), -EBADMSG);
-	ck_assert_int_eq(warm_vmrss_parse("VmRSS:\t  12 MB\n", &b), -EBADMSG);
-	ck_assert_int_eq(warm_vmrss_parse("", &b), -ENOENT);
+	ck_assert_int_eq(warm_statm_parse("229781 5120 2301 646 0 58913 0\n", 4096, &b), 0);
+	ck_assert_uint_eq(b, 5120ull * 4096);
+	ck_assert_int_eq(warm_statm_parse("0 0 0 0 0 0 0\n", 4096, &b), 0); /* a zombie */
+	ck_assert_uint_eq(b, 0);
+	ck_assert_int_eq(warm_statm_parse("12 34", 4096, &b), 0);
+	ck_assert_uint_eq(b, 34ull * 4096);
+	ck_assert_int_eq(warm_statm_parse("", 4096, &b), -EBADMSG);
+	ck_assert_int_eq(warm_statm_parse("12\n", 4096, &b), -EBADMSG);
+	ck_assert_int_eq(warm_statm_parse("12  34\n", 4096, &b), -EBADMSG);
+	ck_assert_int_eq(warm_statm_parse("12 -34\n", 4096, &b), -EBADMSG);
+	ck_assert_int_eq(warm_statm_parse("12 34kB\n", 4096, &b), -EBADMSG);
+	ck_assert_int_eq(warm_statm_parse("12 34\n", 0, &b), -EBADMSG);
+	/* No overflow: 20 digits are refused, and so is a product past 64 bits. */
+	ck_assert_int_eq(warm_statm_parse("1 99999999999999999999 0\n", 4096, &b), -EBADMSG);
+	ck_assert_int_eq(warm_statm_parse("1 9999999999999999999 0\n", 4096, &b), -EBADMSG);
+	/* What this process's own file says. */
+	FILE *f = fopen("/proc/self/statm", "re");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(text, sizeof(text), f));
+	fclose(f);
+	ck_assert_int_eq(warm_statm_parse(text, 4096, &b), 0);
+	ck_assert_uint_gt(b, 0);
 }
 END_TEST
 
@@ -237,10 +313,12 @@ int main(void)
 	tcase_add_test(tc, test_done_lines_are_read_with_their_defaults);
 	tcase_add_test(tc, test_inline_request_carries_the_task_itself);
 	tcase_add_test(tc, test_task_inline_is_read_from_done_lines);
+	tcase_add_test(tc, test_result_in_a_done_line_is_kept_as_parsed);
+	tcase_add_test(tc, test_a_done_line_up_to_the_limit_is_taken);
 	tcase_add_test(tc, test_error_lines_carry_the_message);
 	tcase_add_test(tc, test_malformed_control_lines_are_refused_with_what_is_wrong);
 	tcase_add_test(tc, test_quoted_garbage_is_cut_and_sanitised);
-	tcase_add_test(tc, test_vmrss_is_read_in_bytes);
+	tcase_add_test(tc, test_statm_resident_is_read_in_bytes);
 	tcase_add_test(tc, test_runner_is_retired_for_fatal_memory_or_count_and_kept_otherwise);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

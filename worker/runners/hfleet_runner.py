@@ -13,10 +13,13 @@ written (whatever its status), 1 when even writing the result failed, 2 on
 bad usage.
 
 Serve (a warm runner): one request per stdin line, {"task": PATH or the
-task object itself, "result": PATH}, each run exactly as the one-shot CLI
-runs it, answered by one line on the control descriptor: {"done": TASK_ID,
-"fatal": BOOL, "rss_bytes": N, "task_inline": true} (task_inline: the worker
-may send the task object instead of a path).  torch and transformers are imported once, at the first
+task object itself, "result": PATH, "result_inline": true}, each run exactly
+as the one-shot CLI runs it, answered by one line on the control descriptor:
+{"done": TASK_ID, "fatal": BOOL, "rss_bytes": N, "task_inline": true,
+"result": {...}} (task_inline: the worker may send the task object instead of
+a path; "result": the result itself, when the request said "result_inline":
+true and the line fits in lib.CONTROL_LINE_MAX bytes; otherwise the result is
+written to the file as the one-shot CLI writes it).  torch and transformers are imported once, at the first
 task.  Exit status 0 at the end of stdin, 3 after a fatal device error, 1
 when the control descriptor is closed, 2 on bad usage.  See README.md
 beside this file.
@@ -80,6 +83,22 @@ def compute_result(task_path, info=None) -> dict:
     return rt.run_task(task)
 
 
+def _fallback_result(result: dict, exc) -> dict:
+    """The error result that reports a runner that produced an invalid one."""
+    return lib.make_result("error", lib.exception_reason(exc, "runner bug"), env=_minimal_env(),
+                           traceback_text=json.dumps(result, default=str)[:4000])
+
+
+def checked_result(result: dict) -> dict:
+    """result when it is valid, else the error result that reports the runner bug."""
+    problems = lib.validate_result(result)
+    if not problems:
+        return result
+    exc = ValueError("invalid result: " + "; ".join(problems))
+    _log(f"runner produced an invalid result: {exc}")
+    return _fallback_result(result, exc)
+
+
 def write_or_fallback(result_path: str, result: dict) -> int:
     try:
         lib.write_result_atomic(result_path, result)
@@ -87,8 +106,7 @@ def write_or_fallback(result_path: str, result: dict) -> int:
     except ValueError as exc:
         # The runner produced an invalid result: report that instead (a runner bug).
         _log(f"runner produced an invalid result: {exc}")
-        fallback = lib.make_result("error", lib.exception_reason(exc, "runner bug"), env=_minimal_env(),
-                                   traceback_text=json.dumps(result, default=str)[:4000])
+        fallback = _fallback_result(result, exc)
     except OSError as exc:
         _log(f"cannot write result to {result_path}: {exc}")
         return 1
@@ -100,8 +118,11 @@ def write_or_fallback(result_path: str, result: dict) -> int:
         return 1
 
 
-def run_one(task_path: str, result_path: str, info=None):
-    """What the CLI does for one task: -> (exit status, result).  Never raises."""
+def run_one(task_path: str, result_path, info=None):
+    """What the CLI does for one task: -> (exit status, result).  Never raises.
+
+    result_path None: the result is not written but returned checked (a
+    warm runner sends it in its done line)."""
     try:
         result = compute_result(task_path, info)
     except BaseException as exc:  # noqa: BLE001 - always leave a result
@@ -109,6 +130,10 @@ def run_one(task_path: str, result_path: str, info=None):
             exc = RuntimeError(f"SystemExit({exc.code}) raised while running the task")
         result = lib.make_result("error", lib.exception_reason(exc, "runner"), env=_minimal_env(),
                                  traceback_text=traceback.format_exc())
+    if result_path is None:
+        result = checked_result(result)
+        _log(f"result: {result['status']}" + (f" ({result['reason']})" if result.get("reason") else ""))
+        return 0, result
     rc = write_or_fallback(result_path, result)
     if rc == 0:
         _log(f"result: {result['status']}" + (f" ({result['reason']})" if result.get("reason") else ""))
@@ -151,6 +176,23 @@ def fatal_verdict(result: dict, device_usable):
     return False, None
 
 
+def _done_line(req: dict, task_id, fatal: bool, why, result: dict) -> str:
+    """The done line of a task: its result inline when the worker asked for
+    that and the line fits, else the result written to the request's file."""
+    rss = _rss_bytes()
+    if req["result_inline"]:
+        try:
+            line = lib.control_done_line(task_id, fatal, rss, why, task_inline=True, result=result)
+        except ValueError:
+            line = None  # NaN slipped through: the file path reports it
+        if line is not None and len(line.encode("utf-8")) - 1 <= lib.CONTROL_LINE_MAX:
+            return line
+        write_or_fallback(req["result"], result)
+    # task_inline: the worker may give the next task in its request line
+    # instead of a file (parse_serve_request takes both).
+    return lib.control_done_line(task_id, fatal, rss, why, task_inline=True)
+
+
 def serve(control_fd: int, stdin=None, run=run_one, device_usable=None, release=None) -> int:
     """The warm runner loop (see the module docstring); returns the exit status."""
     if stdin is None:
@@ -182,16 +224,16 @@ def serve(control_fd: int, stdin=None, run=run_one, device_usable=None, release=
             reply = lib.control_error_line(str(exc))
         else:
             info = {}
-            _, result = run(req["task"], req["result"], info)
+            # The result in the done line when the worker takes it there:
+            # no file to create, rename, read and remove for each task.
+            _, result = run(req["task"], None if req["result_inline"] else req["result"], info)
             served += 1
             fatal, why = fatal_verdict(result, device_usable)
             if fatal:
                 _log(f"fatal device error ({why}): exiting after this task so the next gets a fresh process")
             else:
                 release()
-            # task_inline: the worker may give the next task in its request
-            # line instead of a file (parse_serve_request takes both).
-            reply = lib.control_done_line(info.get("task_id"), fatal, _rss_bytes(), why, task_inline=True)
+            reply = _done_line(req, info.get("task_id"), fatal, why, result)
         # Everything logged for the task goes out before its done line.
         sys.stdout.flush()
         sys.stderr.flush()

@@ -1276,11 +1276,15 @@ class RequestError(ValueError):
 
 
 def parse_serve_request(line) -> dict:
-    """One stdin line (bytes or str) -> {"task": path or dict, "result": path}.
+    """One stdin line (bytes or str) -> {"task": path or dict, "result": path,
+    "result_inline": bool}.
 
     "task" is the task file's path, or the task object itself (a worker
-    sends that once a done line said "task_inline": true).  Other members are ignored (forward compatibility).  Raises RequestError
-    with a one-line reason for anything else.
+    sends that once a done line said "task_inline": true).  "result_inline":
+    true says the worker takes the result in the done line (control_done_line's
+    result) when the line fits in CONTROL_LINE_MAX bytes; absent or anything
+    but true: the result goes to the file.  Other members are ignored (forward
+    compatibility).  Raises RequestError with a one-line reason for anything else.
     """
     if isinstance(line, (bytes, bytearray)):
         try:
@@ -1300,11 +1304,17 @@ def parse_serve_request(line) -> dict:
         if not isinstance(v, str) or not v or "\0" in v:
             raise RequestError(f"request member {key!r} must be a non-empty path"
                                + (" or the task object" if key == "task" else ""))
-    return {"task": obj["task"], "result": obj["result"]}
+    return {"task": obj["task"], "result": obj["result"], "result_inline": obj.get("result_inline") is True}
+
+
+# The longest control line the worker takes, newline excluded
+# (worker/warm-proto.h WARM_CONTROL_LINE_MAX): a done line with its result
+# inline must fit, or the result goes to the result file.
+CONTROL_LINE_MAX = 65536
 
 
 def control_done_line(task_id, fatal: bool, rss_bytes, reason=None, device_fault=None,
-                      task_inline=False) -> str:
+                      task_inline=False, result=None) -> str:
     """The control line that ends a task: {"done": id, "fatal": bool, "rss_bytes": int}.
 
     task_id is None when the task file could not be read; rss_bytes None when
@@ -1313,6 +1323,10 @@ def control_done_line(task_id, fatal: bool, rss_bytes, reason=None, device_fault
     kernel assertion), so the task is not retried and the device not blamed
     (default: device_fault_of(reason)).  task_inline: the runner takes its
     next task in the request line ({"task": {...}}) as well as by path.
+    result: the task's result (a valid one: validate_result), sent in the
+    line instead of the result file; the caller checks the line's length
+    against CONTROL_LINE_MAX.  Raises ValueError for a result JSON cannot
+    hold (NaN).
     """
     d = {"done": task_id if isinstance(task_id, int) and not isinstance(task_id, bool) and task_id >= 0 else None,
          "fatal": bool(fatal),
@@ -1323,7 +1337,9 @@ def control_done_line(task_id, fatal: bool, rss_bytes, reason=None, device_fault
         d["device_fault"] = bool(device_fault_of(reason) if device_fault is None else device_fault)
     if task_inline:
         d["task_inline"] = True
-    return json.dumps(d) + "\n"
+    if result is not None:
+        d["result"] = result
+    return json.dumps(d, allow_nan=False) + "\n"
 
 
 def control_error_line(message) -> str:

@@ -51,13 +51,21 @@ def read_line(fd, timeout=60.0):
 class TestRequests(unittest.TestCase):
     def test_good_request_as_bytes_or_text(self):
         want = {"task": "/s/tasks/1-1/task.json", "result": "/s/tasks/1-1/result.json"}
-        self.assertEqual(lib.parse_serve_request(json.dumps(want).encode() + b"\n"), want)
+        parsed = dict(want, result_inline=False)
+        self.assertEqual(lib.parse_serve_request(json.dumps(want).encode() + b"\n"), parsed)
         line = json.dumps(dict(want, later="ignored")) + "\n"
-        self.assertEqual(lib.parse_serve_request(line), want)
+        self.assertEqual(lib.parse_serve_request(line), parsed)
 
     def test_task_itself_in_the_request(self):
         want = {"task": {"task_id": 3, "model_type": "bert"}, "result": "/s/tasks/3-1.result.json"}
-        self.assertEqual(lib.parse_serve_request(json.dumps(want) + "\n"), want)
+        self.assertEqual(lib.parse_serve_request(json.dumps(want) + "\n"), dict(want, result_inline=False))
+
+    def test_result_inline_only_when_the_worker_says_true(self):
+        base = {"task": "/t.json", "result": "/r.json"}
+        for value, want in ((True, True), (False, False), (1, False), ("true", False), (None, False)):
+            with self.subTest(value=value):
+                req = lib.parse_serve_request(json.dumps(dict(base, result_inline=value)))
+                self.assertIs(req["result_inline"], want)
 
     def test_bad_requests_say_what_is_wrong(self):
         cases = [
@@ -206,6 +214,28 @@ class TestServeLoop(unittest.TestCase):
         self.assertTrue(all(d["fatal"] is False for d in replies))
         self.assertEqual(released, [1, 2, 3])  # memory given back after every task
 
+    def test_result_in_the_done_line_when_the_worker_takes_it(self):
+        ok = {"status": "passed", "reason": "", "weights": "random", "metrics": {"n": 1}, "env": {}}
+        inline = json.dumps({"task": "/t1.json", "result": "/r1.json", "result_inline": True}).encode() + b"\n"
+        rc, ran, _, replies, _ = self.serve([inline, self.req(2)], [ok, ok])
+        self.assertEqual(rc, 0)
+        self.assertEqual(ran, [("/t1.json", None), ("/t2.json", "/r2.json")])  # None: not written
+        self.assertEqual(replies[0]["result"], ok)
+        self.assertNotIn("result", replies[1])  # an older worker: the file, as before
+
+    def test_a_result_too_long_for_the_line_goes_to_the_file(self):
+        with tempfile.TemporaryDirectory() as d:
+            rp = os.path.join(d, "r1.json")
+            big = {"status": "failed", "reason": "too long", "weights": "random-init", "metrics": {}, "outputs": {},
+                   "env": {}, "traceback": "x" * (lib.CONTROL_LINE_MAX + 1)}
+            inline = json.dumps({"task": "/t1.json", "result": rp, "result_inline": True}).encode() + b"\n"
+            rc, _, _, replies, _ = self.serve([inline], [big])
+            self.assertEqual(rc, 0)
+            self.assertEqual(replies[0]["done"], 1)
+            self.assertNotIn("result", replies[0])
+            with open(rp, encoding="utf-8") as f:
+                self.assertEqual(json.load(f)["traceback"], big["traceback"])
+
     def test_malformed_request_is_answered_and_the_loop_goes_on(self):
         ok = {"status": "passed", "reason": ""}
         rc, ran, _, replies, _ = self.serve([b"{oops\n", self.req(1)], [ok])
@@ -314,6 +344,19 @@ class TestServeProcess(unittest.TestCase):
             result = json.load(f)
         self.assertEqual(result["status"], "skipped")
         self.assertEqual(lib.validate_result(result), [])
+
+    def test_result_inline_from_the_real_serve_loop(self):
+        self.start()
+        rp = os.path.join(self.d, "result-6.json")
+        self.proc.stdin.write(json.dumps({"task": self.task(6), "result": rp, "result_inline": True}).encode()
+                              + b"\n")
+        self.proc.stdin.flush()
+        done = json.loads(read_line(self.ctl))
+        self.assertEqual(done["done"], 6)
+        self.assertEqual(done["result"]["status"], "skipped")
+        self.assertEqual(lib.validate_result(done["result"]), [])
+        self.assertFalse(os.path.exists(rp))  # nothing written
+        self.assertFalse(os.path.exists(rp + ".tmp"))
 
     def test_malformed_line_and_unreadable_task_do_not_end_the_runner(self):
         self.start()
