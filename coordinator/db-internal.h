@@ -201,6 +201,12 @@ int run_result_store(struct db *db, struct db_op *op);        /* db-results.c */
  * caller then runs each op by itself to learn whose it was. */
 int run_lease_grant_merged(struct db *db, struct db_op **ops, size_t n_ops);
 int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops);
+/* The lease grants of ops[0..n_ops) in a transaction of their own,
+ * committed on 0 (each lease's granted set).  On an error nothing is
+ * committed (rolled back; -ENOTCONN: the connection is gone) and the
+ * caller runs the ops again through the group commit, which names the op
+ * at fault; -E2BIG: more leases than one statement takes, nothing ran. */
+int run_lease_grant_committed(struct db *db, struct db_op **ops, size_t n_ops);
 int run_worker_upsert(struct db *db, struct db_op *op);       /* db-workers.c */
 int run_drain(struct db *db, struct db_op *op);
 int run_health_store(struct db *db, struct db_op *op);

@@ -292,9 +292,77 @@ static void run_group(struct db *db, struct db_op **ops, size_t n)
 	}
 }
 
+/* Hands ops[0..n) back to the loop and wakes it.  The loop may free an op
+ * as soon as it has it: nothing here touches one afterwards. */
+static void ops_complete(struct db *db, struct db_op **ops, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (ops[i]->rc < 0 && ops[i]->kind != DB_OP_START)
+			log_warn("database operation failed: %s", ops[i]->err);
+		op_complete(db, ops[i]);
+	}
+	uv_async_send(&db->async);
+}
+
+/* The lease grants of a stretch of writes go first, in a transaction of
+ * their own, and back to the loop as soon as it commits: a worker waiting
+ * for its next task (slot free -> next lease) then waits for one short
+ * statement and a commit, not for the result stores queued with it and
+ * their triggers.  Only the leading run of result stores and lease grants
+ * is reordered (merge_run's argument: within one batch neither can depend
+ * on the other); a grant after any other write (a cancel, an expiry, a
+ * registration) keeps its place.  Partitions ops[0..n) stably, grants
+ * first, and returns how many grants lead and go alone; 0: the stretch
+ * runs as one group. */
+static size_t leases_first(struct db_op **ops, size_t n)
+{
+	struct db_op *rest[DB_BATCH_MAX];
+	size_t lead = 0, n_leases = 0, n_rest = 0;
+
+	while (lead < n && op_mergeable(ops[lead]))
+		lead++;
+	for (size_t i = 0; i < lead; i++) {
+		if (ops[i]->kind == DB_OP_LEASE_GRANT)
+			ops[n_leases++] = ops[i];
+		else
+			rest[n_rest++] = ops[i];
+	}
+	memcpy(ops + n_leases, rest, n_rest * sizeof(*rest));
+	/* Alone when result stores were in the lead (also when the grants were
+	 * ahead of them already) or when the stretch is all grants; grants
+	 * followed by other writes only stay in their group. */
+	return n_leases > 0 && (n_rest > 0 || lead == n) ? n_leases : 0;
+}
+
+/* Runs the grants of leases_first in their transaction: in three round
+ * trips when nothing goes wrong, else through the group commit (which
+ * retries and names the op at fault). */
+static void run_leases(struct db *db, struct db_op **ops, size_t n)
+{
+	int r;
+
+	r = run_lease_grant_committed(db, ops, n);
+	if (r == 0) {
+		for (size_t i = 0; i < n; i++)
+			ops[i]->rc = 0;
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		ops[i]->err[0] = '\0';
+	if (r == -ENOTCONN || !db_connected(db)) {
+		for (size_t i = 0; i < n; i++) {
+			ops[i]->rc = -ENOTCONN;
+			op_error(ops[i], "lost the database connection");
+		}
+		return;
+	}
+	run_group(db, ops, n);
+}
+
 static void run_batch(struct db *db, struct db_op *list)
 {
 	struct db_op *ops[DB_BATCH_MAX];
+	bool completed[DB_BATCH_MAX] = { false };
 	size_t n = 0;
 
 	for (struct db_op *op = list; op; op = op->next)
@@ -319,17 +387,27 @@ static void run_batch(struct db *db, struct db_op *list)
 		size_t j = i;
 		while (j < n && op_is_write(ops[j]))
 			ops[j++]->err[0] = '\0';
+		size_t leases = leases_first(ops + i, j - i);
+		if (leases > 0) {
+			run_leases(db, ops + i, leases);
+			if (!db_connected(db))
+				atomic_store(&db->healthy, false);
+			ops_complete(db, ops + i, leases);
+			for (size_t k = i; k < i + leases; k++)
+				completed[k] = true;
+			i += leases;
+			continue; /* the result stores and the rest, together */
+		}
 		run_group(db, ops + i, j - i);
 		if (!db_connected(db))
 			atomic_store(&db->healthy, false);
 		i = j;
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (ops[i]->rc < 0 && ops[i]->kind != DB_OP_START)
-			log_warn("database operation failed: %s", ops[i]->err);
-		op_complete(db, ops[i]);
-	}
-	uv_async_send(&db->async);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!completed[i])
+			ops[k++] = ops[i];
+	ops_complete(db, ops, k);
 }
 
 static void *db_thread_main(void *arg)
