@@ -76,6 +76,10 @@ struct db {
 	char *prepared[DB_PREPARED_MAX];
 	size_t n_prepared;
 	unsigned generic_runs;             /* db_exec_generic's calls, for its re-plans */
+	/* The open transaction set plan_cache_mode = force_generic_plan for
+	 * all of it (a group of result stores and lease grants only), so
+	 * db_exec_generic has nothing to set and reset around its statement. */
+	bool generic_txn;
 };
 
 /* Tells db_busy_ms that the thread, inside a batch, waits on purpose and
@@ -156,7 +160,8 @@ int db_cmd(struct db *db, struct db_op *op, const char *sql);
 /* db_exec for the statements of every result and lease: they cost more to
  * plan (a custom plan each time, 2 ms for the result statement) than to
  * run, so they run with the plan made once for any values (plan_cache_mode
- * force_generic_plan, set for that statement alone; PostgreSQL's own choice
+ * force_generic_plan, set for that statement alone, or for the whole
+ * transaction when it holds nothing else: db->generic_txn; PostgreSQL's own choice
  * keeps custom plans, since a generic plan's row estimate of an unnest is
  * far above the few rows a report has).  A plan made when the tables were
  * small (a new database) stays a bad plan as they grow, so every
@@ -201,12 +206,6 @@ int run_result_store(struct db *db, struct db_op *op);        /* db-results.c */
  * caller then runs each op by itself to learn whose it was. */
 int run_lease_grant_merged(struct db *db, struct db_op **ops, size_t n_ops);
 int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops);
-/* The lease grants of ops[0..n_ops) in a transaction of their own,
- * committed on 0 (each lease's granted set).  On an error nothing is
- * committed (rolled back; -ENOTCONN: the connection is gone) and the
- * caller runs the ops again through the group commit, which names the op
- * at fault; -E2BIG: more leases than one statement takes, nothing ran. */
-int run_lease_grant_committed(struct db *db, struct db_op **ops, size_t n_ops);
 int run_worker_upsert(struct db *db, struct db_op *op);       /* db-workers.c */
 int run_drain(struct db *db, struct db_op *op);
 int run_health_store(struct db *db, struct db_op *op);

@@ -22,9 +22,8 @@
 /* Grants the leases of ops[0..n_ops) (DB_OP_LEASE_GRANT, at most
  * DB_MERGE_ROWS_MAX leases in all) with one statement; each granted row
  * goes back to its op through its ordinality.  A failure is reported on
- * ops[0].  generic_set: the transaction has set plan_cache_mode already
- * (run_lease_grant_committed), so the statement runs as it is. */
-static int lease_grant_rows(struct db *db, struct db_op **ops, size_t n_ops, bool generic_set)
+ * ops[0]. */
+int run_lease_grant_merged(struct db *db, struct db_op **ops, size_t n_ops)
 {
 	PGresult *res = NULL;
 	struct db_params p;
@@ -72,7 +71,7 @@ static int lease_grant_rows(struct db *db, struct db_op **ops, size_t n_ops, boo
 	db_param_array(&p, &attempts);
 	db_param_array(&p, &worker);
 	db_param_array(&p, &devs);
-	r = (generic_set ? db_exec : db_exec_generic)(db, ops[0],
+	r = db_exec_generic(db, ops[0],
 		    "WITH u AS (SELECT u.id, u.attempt, u.worker, u.devs::int[] AS devs, u.ord"
 		    " FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[]) WITH ORDINALITY"
 		    " AS u (id, attempt, worker, devs, ord)),"
@@ -101,38 +100,9 @@ static int lease_grant_rows(struct db *db, struct db_op **ops, size_t n_ops, boo
 	return 0;
 }
 
-int run_lease_grant_merged(struct db *db, struct db_op **ops, size_t n_ops)
-{
-	return lease_grant_rows(db, ops, n_ops, false);
-}
-
 int run_lease_grant(struct db *db, struct db_op *op)
 {
-	return lease_grant_rows(db, &op, 1, false);
-}
-
-int run_lease_grant_committed(struct db *db, struct db_op **ops, size_t n_ops)
-{
-	size_t rows = 0;
-	int r;
-
-	for (size_t o = 0; o < n_ops; o++)
-		rows += ops[o]->u.lease.n;
-	if (rows > DB_MERGE_ROWS_MAX)
-		return -E2BIG;
-	/* Three round trips, not db_exec_generic's five in a transaction of
-	 * their own: SET LOCAL ends with the transaction, so no RESET. */
-	if (++db->generic_runs % DB_GENERIC_REPLAN == 0)
-		r = db_cmd(db, ops[0], "BEGIN; DISCARD PLANS; SET LOCAL plan_cache_mode = force_generic_plan");
-	else
-		r = db_cmd(db, ops[0], "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan");
-	if (r == 0)
-		r = lease_grant_rows(db, ops, n_ops, true);
-	if (r == 0)
-		r = db_cmd(db, ops[0], "COMMIT");
-	if (r < 0 && r != -ENOTCONN && db_connected(db))
-		PQclear(PQexec(db->conn, "ROLLBACK"));
-	return r;
+	return run_lease_grant_merged(db, &op, 1);
 }
 
 int run_lease_expire(struct db *db, struct db_op *op)

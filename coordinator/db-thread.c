@@ -130,18 +130,40 @@ static void op_complete(struct db *db, struct db_op *op)
 	pthread_mutex_unlock(&db->mu);
 }
 
+static bool op_mergeable(const struct db_op *op);
+
+/* Begins a transaction.  One of result stores and lease grants alone
+ * (generic) sets plan_cache_mode for all of it in the same round trip, so
+ * that each of its statements is one round trip, not three
+ * (db_exec_generic). */
+static int txn_begin(struct db *db, struct db_op *op, bool generic)
+{
+	int r = db_cmd(db, op, generic ? "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan" : "BEGIN");
+
+	db->generic_txn = generic && r == 0;
+	return r;
+}
+
+/* Commits when r is 0, else rolls back; returns the outcome. */
+static int txn_end(struct db *db, struct db_op *op, int r)
+{
+	if (r == 0)
+		r = db_cmd(db, op, "COMMIT");
+	if (r < 0 && r != -ENOTCONN && db_connected(db))
+		PQclear(PQexec(db->conn, "ROLLBACK"));
+	db->generic_txn = false;
+	return r;
+}
+
 /* Runs one write op in a transaction of its own. */
 static int run_alone(struct db *db, struct db_op *op)
 {
-	int r = db_cmd(db, op, "BEGIN");
-	if (r < 0)
+	int r = txn_begin(db, op, op_mergeable(op));
+	if (r < 0) {
+		db->generic_txn = false;
 		return r;
-	r = op_run(db, op);
-	if (r == 0)
-		r = db_cmd(db, op, "COMMIT");
-	if (r < 0 && r != -ENOTCONN)
-		PQclear(PQexec(db->conn, "ROLLBACK"));
-	return r;
+	}
+	return txn_end(db, op, op_run(db, op));
 }
 
 /* An op that failed through its own data (a refused value, a conflicting
@@ -226,7 +248,7 @@ static void run_group(struct db *db, struct db_op **ops, size_t n)
 	struct db_op scratch = { 0 };
 	bool left_out[DB_BATCH_MAX] = { false };
 	struct db_op *run[DB_BATCH_MAX];
-	bool merge = true;
+	bool merge = true, generic = true;
 	int r = 0;
 	size_t i;
 
@@ -234,10 +256,12 @@ static void run_group(struct db *db, struct db_op **ops, size_t n)
 		ops[0]->rc = run_alone(db, ops[0]);
 		return;
 	}
+	for (i = 0; i < n; i++)
+		generic = generic && op_mergeable(ops[i]);
 	for (int round = 0;; round++) {
 		size_t failed = n;
 		bool merged_failed = false, taken[DB_BATCH_MAX] = { false };
-		r = db_cmd(db, &scratch, "BEGIN");
+		r = txn_begin(db, &scratch, generic);
 		for (i = 0; r == 0 && i < n; i++) {
 			if (left_out[i] || taken[i])
 				continue;
@@ -257,12 +281,9 @@ static void run_group(struct db *db, struct db_op **ops, size_t n)
 			if (r < 0)
 				failed = i;
 		}
-		if (r == 0)
-			r = db_cmd(db, &scratch, "COMMIT");
+		r = txn_end(db, &scratch, r);
 		if (r == 0)
 			return;
-		if (r != -ENOTCONN && db_connected(db))
-			PQclear(PQexec(db->conn, "ROLLBACK"));
 		if (merged_failed && r != -ENOTCONN && db_connected(db)) {
 			/* The same ops again, each with its own statement, to find
 			 * the one refused; not counted as a round (a merged
@@ -334,31 +355,6 @@ static size_t leases_first(struct db_op **ops, size_t n)
 	return n_leases > 0 && (n_rest > 0 || lead == n) ? n_leases : 0;
 }
 
-/* Runs the grants of leases_first in their transaction: in three round
- * trips when nothing goes wrong, else through the group commit (which
- * retries and names the op at fault). */
-static void run_leases(struct db *db, struct db_op **ops, size_t n)
-{
-	int r;
-
-	r = run_lease_grant_committed(db, ops, n);
-	if (r == 0) {
-		for (size_t i = 0; i < n; i++)
-			ops[i]->rc = 0;
-		return;
-	}
-	for (size_t i = 0; i < n; i++)
-		ops[i]->err[0] = '\0';
-	if (r == -ENOTCONN || !db_connected(db)) {
-		for (size_t i = 0; i < n; i++) {
-			ops[i]->rc = -ENOTCONN;
-			op_error(ops[i], "lost the database connection");
-		}
-		return;
-	}
-	run_group(db, ops, n);
-}
-
 static void run_batch(struct db *db, struct db_op *list)
 {
 	struct db_op *ops[DB_BATCH_MAX];
@@ -389,7 +385,7 @@ static void run_batch(struct db *db, struct db_op *list)
 			ops[j++]->err[0] = '\0';
 		size_t leases = leases_first(ops + i, j - i);
 		if (leases > 0) {
-			run_leases(db, ops + i, leases);
+			run_group(db, ops + i, leases);
 			if (!db_connected(db))
 				atomic_store(&db->healthy, false);
 			ops_complete(db, ops + i, leases);
