@@ -4,8 +4,10 @@
  * thread, group commit (consecutive writes share one transaction; the
  * result stores among them share one statement, and the lease grants
  * another; an op refused for its own data is left out and the rest run
- * again together; on any other failure each runs again alone), dispatching each op to its run_* function, and
- * handing completed ops back to the loop.  db_open, db_submit, db_healthy,
+ * again together; on any other failure each runs again alone; lease grants
+ * taken with result stores commit first, alone, and go back at once),
+ * dispatching each op to its run_* function, and handing completed ops back
+ * to the loop.  db_open, db_submit, db_healthy,
  * db_lost_active, db_busy_ms, db_standby and db_close are the loop thread's side; the rest runs on
  * the database thread.
  */
