@@ -161,10 +161,8 @@ static int txn_end(struct db *db, struct db_op *op, int r)
 static int run_alone(struct db *db, struct db_op *op)
 {
 	int r = txn_begin(db, op, op_mergeable(op));
-	if (r < 0) {
-		db->generic_txn = false;
+	if (r < 0)
 		return r;
-	}
 	return txn_end(db, op, op_run(db, op));
 }
 
