@@ -403,8 +403,11 @@ static void task_timer_cb(uv_timer_t *t)
 
 	task_end(w, k->task_id, k->attempt);
 	uv_close((uv_handle_t *)t, task_timer_close_cb);
+	/* A slot is free: the poll goes out before the result, as hf-worker's
+	 * (worker/session.c, task_done_cb), so the coordinator queues the
+	 * next lease ahead of the result's store. */
+	poll_send(w);
 	results_flush(w);
-	poll_send(w); /* a slot is free */
 }
 
 static void task_start(struct worker *w, const Hf__Assignment *a)

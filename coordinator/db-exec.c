@@ -397,6 +397,8 @@ int db_exec_generic(struct db *db, struct db_op *op, const char *sql, const stru
 
 	if (++db->generic_runs % DB_GENERIC_REPLAN == 0)
 		r = db_cmd(db, op, "DISCARD PLANS");
+	if (r == 0 && db->generic_txn)
+		return db_exec(db, op, sql, p, want, ret_res);
 	if (r == 0)
 		r = db_cmd(db, op, "SET LOCAL plan_cache_mode = force_generic_plan");
 	if (r == 0)

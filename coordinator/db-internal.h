@@ -76,6 +76,10 @@ struct db {
 	char *prepared[DB_PREPARED_MAX];
 	size_t n_prepared;
 	unsigned generic_runs;             /* db_exec_generic's calls, for its re-plans */
+	/* The open transaction set plan_cache_mode = force_generic_plan for
+	 * all of it (a group of result stores and lease grants only), so
+	 * db_exec_generic has nothing to set and reset around its statement. */
+	bool generic_txn;
 };
 
 /* Tells db_busy_ms that the thread, inside a batch, waits on purpose and
@@ -156,7 +160,8 @@ int db_cmd(struct db *db, struct db_op *op, const char *sql);
 /* db_exec for the statements of every result and lease: they cost more to
  * plan (a custom plan each time, 2 ms for the result statement) than to
  * run, so they run with the plan made once for any values (plan_cache_mode
- * force_generic_plan, set for that statement alone; PostgreSQL's own choice
+ * force_generic_plan, set for that statement alone, or for the whole
+ * transaction when it holds nothing else: db->generic_txn; PostgreSQL's own choice
  * keeps custom plans, since a generic plan's row estimate of an unnest is
  * far above the few rows a report has).  A plan made when the tables were
  * small (a new database) stays a bad plan as they grow, so every

@@ -4,8 +4,10 @@
  * thread, group commit (consecutive writes share one transaction; the
  * result stores among them share one statement, and the lease grants
  * another; an op refused for its own data is left out and the rest run
- * again together; on any other failure each runs again alone), dispatching each op to its run_* function, and
- * handing completed ops back to the loop.  db_open, db_submit, db_healthy,
+ * again together; on any other failure each runs again alone; lease grants
+ * taken with result stores commit first, alone, and go back at once),
+ * dispatching each op to its run_* function, and handing completed ops back
+ * to the loop.  db_open, db_submit, db_healthy,
  * db_lost_active, db_busy_ms, db_standby and db_close are the loop thread's side; the rest runs on
  * the database thread.
  */
@@ -130,18 +132,38 @@ static void op_complete(struct db *db, struct db_op *op)
 	pthread_mutex_unlock(&db->mu);
 }
 
+static bool op_mergeable(const struct db_op *op);
+
+/* Begins a transaction.  One of result stores and lease grants alone
+ * (generic) sets plan_cache_mode for all of it in the same round trip, so
+ * that each of its statements is one round trip, not three
+ * (db_exec_generic). */
+static int txn_begin(struct db *db, struct db_op *op, bool generic)
+{
+	int r = db_cmd(db, op, generic ? "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan" : "BEGIN");
+
+	db->generic_txn = generic && r == 0;
+	return r;
+}
+
+/* Commits when r is 0, else rolls back; returns the outcome. */
+static int txn_end(struct db *db, struct db_op *op, int r)
+{
+	if (r == 0)
+		r = db_cmd(db, op, "COMMIT");
+	if (r < 0 && r != -ENOTCONN && db_connected(db))
+		PQclear(PQexec(db->conn, "ROLLBACK"));
+	db->generic_txn = false;
+	return r;
+}
+
 /* Runs one write op in a transaction of its own. */
 static int run_alone(struct db *db, struct db_op *op)
 {
-	int r = db_cmd(db, op, "BEGIN");
+	int r = txn_begin(db, op, op_mergeable(op));
 	if (r < 0)
 		return r;
-	r = op_run(db, op);
-	if (r == 0)
-		r = db_cmd(db, op, "COMMIT");
-	if (r < 0 && r != -ENOTCONN)
-		PQclear(PQexec(db->conn, "ROLLBACK"));
-	return r;
+	return txn_end(db, op, op_run(db, op));
 }
 
 /* An op that failed through its own data (a refused value, a conflicting
@@ -226,7 +248,7 @@ static void run_group(struct db *db, struct db_op **ops, size_t n)
 	struct db_op scratch = { 0 };
 	bool left_out[DB_BATCH_MAX] = { false };
 	struct db_op *run[DB_BATCH_MAX];
-	bool merge = true;
+	bool merge = true, generic = true;
 	int r = 0;
 	size_t i;
 
@@ -234,10 +256,12 @@ static void run_group(struct db *db, struct db_op **ops, size_t n)
 		ops[0]->rc = run_alone(db, ops[0]);
 		return;
 	}
+	for (i = 0; i < n; i++)
+		generic = generic && op_mergeable(ops[i]);
 	for (int round = 0;; round++) {
 		size_t failed = n;
 		bool merged_failed = false, taken[DB_BATCH_MAX] = { false };
-		r = db_cmd(db, &scratch, "BEGIN");
+		r = txn_begin(db, &scratch, generic);
 		for (i = 0; r == 0 && i < n; i++) {
 			if (left_out[i] || taken[i])
 				continue;
@@ -257,12 +281,9 @@ static void run_group(struct db *db, struct db_op **ops, size_t n)
 			if (r < 0)
 				failed = i;
 		}
-		if (r == 0)
-			r = db_cmd(db, &scratch, "COMMIT");
+		r = txn_end(db, &scratch, r);
 		if (r == 0)
 			return;
-		if (r != -ENOTCONN && db_connected(db))
-			PQclear(PQexec(db->conn, "ROLLBACK"));
 		if (merged_failed && r != -ENOTCONN && db_connected(db)) {
 			/* The same ops again, each with its own statement, to find
 			 * the one refused; not counted as a round (a merged
@@ -292,9 +313,52 @@ static void run_group(struct db *db, struct db_op **ops, size_t n)
 	}
 }
 
+/* Hands ops[0..n) back to the loop and wakes it.  The loop may free an op
+ * as soon as it has it: nothing here touches one afterwards. */
+static void ops_complete(struct db *db, struct db_op **ops, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (ops[i]->rc < 0 && ops[i]->kind != DB_OP_START)
+			log_warn("database operation failed: %s", ops[i]->err);
+		op_complete(db, ops[i]);
+	}
+	uv_async_send(&db->async);
+}
+
+/* The lease grants of a stretch of writes go first, in a transaction of
+ * their own, and back to the loop as soon as it commits: a worker waiting
+ * for its next task (slot free -> next lease) then waits for one short
+ * statement and a commit, not for the result stores queued with it and
+ * their triggers.  Only the leading run of result stores and lease grants
+ * is reordered (merge_run's argument: within one batch neither can depend
+ * on the other); a grant after any other write (a cancel, an expiry, a
+ * registration) keeps its place.  Partitions ops[0..n) stably, grants
+ * first, and returns how many grants lead and go alone; 0: the stretch
+ * runs as one group. */
+static size_t leases_first(struct db_op **ops, size_t n)
+{
+	struct db_op *rest[DB_BATCH_MAX];
+	size_t lead = 0, n_leases = 0, n_rest = 0;
+
+	while (lead < n && op_mergeable(ops[lead]))
+		lead++;
+	for (size_t i = 0; i < lead; i++) {
+		if (ops[i]->kind == DB_OP_LEASE_GRANT)
+			ops[n_leases++] = ops[i];
+		else
+			rest[n_rest++] = ops[i];
+	}
+	memcpy(ops + n_leases, rest, n_rest * sizeof(*rest));
+	/* Alone when result stores were in the lead (also when the grants were
+	 * ahead of them already) or when the stretch is all grants; grants
+	 * followed by other writes only stay in their group. */
+	return n_leases > 0 && (n_rest > 0 || lead == n) ? n_leases : 0;
+}
+
 static void run_batch(struct db *db, struct db_op *list)
 {
 	struct db_op *ops[DB_BATCH_MAX];
+	bool completed[DB_BATCH_MAX] = { false };
 	size_t n = 0;
 
 	for (struct db_op *op = list; op; op = op->next)
@@ -319,17 +383,27 @@ static void run_batch(struct db *db, struct db_op *list)
 		size_t j = i;
 		while (j < n && op_is_write(ops[j]))
 			ops[j++]->err[0] = '\0';
+		size_t leases = leases_first(ops + i, j - i);
+		if (leases > 0) {
+			run_group(db, ops + i, leases);
+			if (!db_connected(db))
+				atomic_store(&db->healthy, false);
+			ops_complete(db, ops + i, leases);
+			for (size_t k = i; k < i + leases; k++)
+				completed[k] = true;
+			i += leases;
+			continue; /* the result stores and the rest, together */
+		}
 		run_group(db, ops + i, j - i);
 		if (!db_connected(db))
 			atomic_store(&db->healthy, false);
 		i = j;
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (ops[i]->rc < 0 && ops[i]->kind != DB_OP_START)
-			log_warn("database operation failed: %s", ops[i]->err);
-		op_complete(db, ops[i]);
-	}
-	uv_async_send(&db->async);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!completed[i])
+			ops[k++] = ops[i];
+	ops_complete(db, ops, k);
 }
 
 static void *db_thread_main(void *arg)

@@ -11,7 +11,9 @@
  * group commit, leave the other ops of the group committed together.
  * Result stores and lease grants of several ops in one group (one
  * statement each) give each op its own outcomes, refusals and finished
- * jobs, as when each runs alone.
+ * jobs, as when each runs alone.  Lease grants queued with result stores
+ * are committed first, in a transaction of their own, and handed back
+ * only once committed; a grant queued after a cancel stays behind it.
  *   hf-db-values CONNINFO
  * The test's own libpq connection (the same CONNINFO) sets the id
  * sequences near their end and checks what was stored.  Exits 0 when every
@@ -660,6 +662,106 @@ static void test_merged_ops(void)
 	expect_eq(query(sql), "done,done,running", "the jobs after the merged results");
 }
 
+/* ---- lease grants ahead of the result stores queued with them ---- */
+
+static struct db_op *order[8];
+static size_t n_order;
+static uint64_t lease_first_task;
+static char lease_seen_at_done[64];
+
+/* Records the order in which ops come back; for the first grant, what
+ * another connection sees of its lease at that moment. */
+static void order_done(struct db_op *op)
+{
+	char sql[256];
+
+	if (n_order < 8)
+		order[n_order++] = op;
+	if (op->kind == DB_OP_LEASE_GRANT && !lease_seen_at_done[0]) {
+		snprintf(sql, sizeof(sql), "SELECT state || ' ' || count(a.*) FROM tasks t LEFT JOIN attempts a"
+			 " ON a.task_id = t.id WHERE t.id = %" PRIu64 " GROUP BY t.state", lease_first_task);
+		snprintf(lease_seen_at_done, sizeof(lease_seen_at_done), "%s", query(sql));
+	}
+	pending--;
+}
+
+static void test_leases_first(void)
+{
+	struct job_plan plan;
+	struct db_op blk, op[4];
+	uint64_t job[3], task[3];
+	char sql[512];
+
+	/* The edge-value tests used up the ids near the end of bigint. */
+	query("SELECT setval('jobs_id_seq', 1000)");
+	query("SELECT setval('tasks_id_seq', 1000)");
+	for (int k = 0; k < 3; k++) {
+		plan_init(&plan);
+		memset(&op[0], 0, sizeof(op[0]));
+		op[0].u.job_create.reg = reg;
+		op[0].u.job_create.plan = &plan;
+		run(&op[0], DB_OP_JOB_CREATE);
+		expect_ok(&op[0], "a job for the leases-first group");
+		job[k] = op[0].u.job_create.job_id;
+		task[k] = op[0].u.job_create.task_ids ? op[0].u.job_create.task_ids[0] : 0;
+		free(op[0].u.job_create.task_ids);
+	}
+	/* Worker "f0" runs task 0 and reports it while its poll asks for
+	 * more: one batch holds its result, then its next grant (task 1),
+	 * then a cancel of job 2 and a grant of job 2's task after it. */
+	struct db_lease l0 = { .task_id = task[0], .attempt = 1, .worker_id = "f0", .n_devices = 1 };
+	memset(op, 0, sizeof(op));
+	op[0].u.lease.v = &l0;
+	op[0].u.lease.n = 1;
+	run(&op[0], DB_OP_LEASE_GRANT);
+	expect_ok(&op[0], "the lease of the task reported next");
+
+	Hf__TaskResult r;
+	struct db_result d;
+	struct db_lease l1 = { .task_id = task[1], .attempt = 1, .worker_id = "f0", .n_devices = 1 };
+	struct db_lease l2 = { .task_id = task[2], .attempt = 1, .worker_id = "f1", .n_devices = 1 };
+	result_init(&r, &d, task[0], 1);
+	d.worker_id = "f0";
+	lease_first_task = task[1];
+	block_thread(&blk);
+	memset(op, 0, sizeof(op));
+	op[0].u.result.v = &d;
+	op[0].u.result.n = 1;
+	op[1].u.lease.v = &l1;
+	op[1].u.lease.n = 1;
+	op[2].u.cancel.job_id = job[2];
+	op[3].u.lease.v = &l2;
+	op[3].u.lease.n = 1;
+	enum db_op_kind kinds[4] = { DB_OP_RESULT_STORE, DB_OP_LEASE_GRANT, DB_OP_JOB_CANCEL, DB_OP_LEASE_GRANT };
+	n_order = 0;
+	for (int k = 0; k < 4; k++) {
+		submit(&op[k], kinds[k]);
+		op[k].done = order_done;
+	}
+	unblock_thread();
+	for (int k = 0; k < 4; k++)
+		expect_ok(&op[k], "an op of the leases-first group");
+	if (d.outcome != DB_RESULT_FINAL || !l1.granted || l2.granted)
+		fail("leases first: outcome %d, granted %d %d; want final, 1, 0 (job 2 cancelled first)",
+		     (int)d.outcome, l1.granted, l2.granted);
+	/* The grant came back first, and only once its lease was committed:
+	 * another connection saw it then. */
+	if (n_order != 4 || order[0] != &op[1])
+		fail("leases first: the grant queued after a result was not handed back first");
+	expect_eq(lease_seen_at_done, "leased 1", "the lease as another connection saw it when handed back");
+	/* Its own transaction, before the result's; the cancel and the later
+	 * grant ran with the result, in their order. */
+	snprintf(sql, sizeof(sql),
+		 "SELECT (SELECT xmin::text::bigint FROM attempts WHERE task_id = %" PRIu64 ") <"
+		 " (SELECT xmin::text::bigint FROM results WHERE task_id = %" PRIu64 ")",
+		 task[1], task[0]);
+	expect_eq(query(sql), "t", "the grant's transaction before the result's");
+	snprintf(sql, sizeof(sql), "SELECT string_agg(state, ',' ORDER BY id) FROM tasks WHERE id IN (%"
+		 PRIu64 ", %" PRIu64 ", %" PRIu64 ")", task[0], task[1], task[2]);
+	expect_eq(query(sql), "passed,leased,cancelled", "the tasks after the leases-first group");
+	free(op[0].u.result.finished_jobs);
+}
+
 int main(int argc, char **argv)
 {
 	struct db_op start = { 0 };
@@ -699,6 +801,7 @@ int main(int argc, char **argv)
 		test_workers();
 		test_group_commit();
 		test_merged_ops();
+		test_leases_first();
 	}
 	db_close(db);
 	uv_run(&loop, UV_RUN_DEFAULT);
