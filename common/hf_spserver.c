@@ -140,8 +140,9 @@ static void server_reap(nuv_server_t *srv)
 		nng_stream_free(c->stream);
 		nng_aio_free(c->rx_aio);
 		nng_aio_free(c->tx_aio);
+		nng_aio_free(c->tx_try_aio); /* used by this thread alone: idle */
 		c->stream = NULL;
-		c->rx_aio = c->tx_aio = NULL;
+		c->rx_aio = c->tx_aio = c->tx_try_aio = NULL;
 
 		pthread_mutex_lock(&srv->mu);
 		nng_msg_free(c->rx_msg);
@@ -371,6 +372,7 @@ int nuv_server_open(uv_loop_t *loop, const char *url, nng_tls_config *tls, unsig
 	srv->cb = cb;
 	srv->arg = arg;
 	srv->head_len = head_len;
+	srv->tls = tls != NULL;
 	srv->recv_max = recv_max ? recv_max : SERVER_RECV_MAX_DEFAULT;
 	srv->max_in_flight = nctx;
 	srv->lim = nuv_server_limits_default;
