@@ -190,8 +190,8 @@ bool coord_auth_check(struct coord *c, nuv_request_t *req, const Hf__Envelope *e
 	const char *token = env->token ? env->token : "";
 	const char *port = worker_port ? "worker" : "control";
 	char id[AUTH_ID_LEN + 1];
-	uint8_t hash[AUTH_HASH_LEN];
 	struct auth_token *tok;
+	int r;
 
 	memset(ret, 0, sizeof(*ret));
 	if (!token[0]) {
@@ -208,13 +208,16 @@ bool coord_auth_check(struct coord *c, nuv_request_t *req, const Hf__Envelope *e
 				     "create NAME --role ROLE\")");
 		return false;
 	}
-	if (auth_token_parse(token, id, hash) < 0) {
+	/* A worker presents the same token with every poll: the table
+	 * compares it with the secret that matched last, and hashes only a
+	 * new one.  Revoked is removed from the table: refused at once. */
+	r = auth_store_verify(&c->tokens, token, id, &tok);
+	if (r == -EINVAL) {
 		refuse(req, HF__ERROR_CODE__ERR_UNAUTHENTICATED,
 		       "malformed token on the %s port (expected hft_<12 hex digits>_<43 characters>)", port);
 		return false;
 	}
-	tok = auth_store_find(&c->tokens, id);
-	if (!tok || !auth_hash_equal(tok->hash, hash)) {
+	if (r < 0) {
 		refuse(req, HF__ERROR_CODE__ERR_UNAUTHENTICATED, "token %s is unknown or revoked", id);
 		return false;
 	}

@@ -159,17 +159,31 @@ class AuthTest(unittest.TestCase):
         self.assertNotIn(secret[:20], dump)
         # In use: listed with its last use.
         self.assertEqual(self.c.hfctl_json('whoami', token_file=path)['name'], 'carol')
+        # The coordinator keeps the secret that matched (a repeat costs a
+        # compare, not a hash): the same id with another secret is still
+        # refused, and the right one still taken, in either order.
+        forged = os.path.join(self.c.root, 'carol-forged.token')
+        other = ('A' if secret[0] != 'A' else 'B') + secret[1:]
+        with open(os.open(forged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'w') as f:
+            f.write('hft_%s_%s\n' % (tid, other))
+        for _ in range(2):
+            p = self.c.hfctl('whoami', check=False, token_file=forged)
+            self.assertEqual(p.returncode, 1, p.stdout)
+            self.assertIn('not authenticated', p.stderr)
+            self.assertEqual(self.c.hfctl_json('whoami', token_file=path)['name'], 'carol')
         listed = {t['id']: t for t in self.c.hfctl_json('token', 'list')}
         self.assertIn(tid, listed)
         self.assertEqual(listed[tid]['name'], 'carol')
         self.c.wait_for(lambda: {t['id']: t for t in self.c.hfctl_json('token', 'list')}[tid]['last_used_at'],
                         10, 'last use to be recorded')
-        # Revoked: refused at once, and listed only with --all.
+        # Revoked: refused at once (its kept secret goes with it), and
+        # listed only with --all.
         out = self.c.hfctl_json('token', 'revoke', tid)
         self.assertEqual(out['revoked'], 1)
-        p = self.c.hfctl('jobs', check=False, token_file=path)
-        self.assertEqual(p.returncode, 1)
-        self.assertIn('not authenticated', p.stderr)
+        for _ in range(2):
+            p = self.c.hfctl('jobs', check=False, token_file=path)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn('not authenticated', p.stderr)
         self.assertNotIn(tid, [t['id'] for t in self.c.hfctl_json('token', 'list')])
         gone = [t for t in self.c.hfctl_json('token', 'list', '--all') if t['id'] == tid]
         self.assertTrue(gone and gone[0]['revoked_at'])
