@@ -172,7 +172,9 @@ bool spconn_reply(struct nuv_request *r, nng_msg *reply);
  * nng thread starts one on c), and only the loop thread closes and frees
  * a connection's stream (server_reap), so c and its stream outlive this
  * call even if c was marked closed meanwhile; the write then fails and
- * conn_tx_cb finds the flag. */
+ * its completion finds the flag.  On plain TCP and IPC the write is
+ * tried inline (tx_try_aio) and its completion handled here, under mu,
+ * before returning; what the socket did not take goes on through tx_aio. */
 void spconn_tx_send(struct spconn *c);
 /* r is done (reply written or dropped, or its connection gone): frees it
  * and what only it kept. */
