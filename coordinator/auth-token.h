@@ -89,6 +89,7 @@ struct auth_token {
 	char secret[AUTH_SECRET_LEN];
 	int64_t touched_ms;  /* when last_used_at was last queued for writing (monotonic), 0: never */
 	double used_at;      /* unix seconds of the last use not yet written, 0: none */
+	bool touch_queued;   /* its id is on the coordinator's list of uses to write */
 };
 
 /* Sorted by id: lookups in logarithmic time. */
