@@ -159,18 +159,24 @@ void spconn_close(struct spconn *c, enum close_reason why)
 
 /* ---- reading (under mu) ---- */
 
+/* Starts the read the state asks for: into rx_buf's free end (moving what
+ * is left to its start first), or into a large frame's message. */
 static void conn_rx_start(struct spconn *c)
 {
 	nng_iov iov;
 
 	switch (c->rx) {
 	case RX_HELLO:
-		iov.iov_buf = c->rx_head + c->rx_got;
-		iov.iov_len = SP_HELLO_LEN - c->rx_got;
-		break;
 	case RX_HEAD:
-		iov.iov_buf = c->rx_head + c->rx_got;
-		iov.iov_len = c->srv->head_len - c->rx_got;
+		if (c->rx_start > 0) {
+			memmove(c->rx_buf, c->rx_buf + c->rx_start, c->rx_end - c->rx_start);
+			c->rx_end -= c->rx_start;
+			c->rx_start = 0;
+		}
+		/* Never full here: what is buffered is less than a frame
+		 * (or a hello) that fits in it (conn_rx_cut). */
+		iov.iov_buf = c->rx_buf + c->rx_end;
+		iov.iov_len = RX_BUF_LEN - c->rx_end;
 		break;
 	case RX_BODY:
 		iov.iov_buf = (uint8_t *)nng_msg_body(c->rx_msg) + c->rx_got;
@@ -182,51 +188,6 @@ static void conn_rx_start(struct spconn *c)
 	c->rx_busy = true;
 	nng_aio_set_iov(c->rx_aio, 1, &iov);
 	nng_stream_recv(c->stream, c->rx_aio);
-}
-
-/* A paused connection reads its next request if its share and the port
- * allow.  The port's bound is checked when reading starts, so it is
- * exceeded by at most the connections reading at that moment. */
-static void conn_rx_next(struct spconn *c)
-{
-	nuv_server_t *srv = c->srv;
-
-	if (c->closed || c->rx != RX_PAUSED || !c->hello_in)
-		return;
-	if (c->outstanding >= srv->lim.requests_per_connection) {
-		if (!c->at_share) {
-			c->at_share = true;
-			srv->stats.paused_at_share++;
-			memcpy(srv->last_at_share, c->addr, sizeof(c->addr));
-		}
-		return;
-	}
-	c->at_share = false;
-	if (srv->in_flight >= srv->max_in_flight) {
-		if (!c->waiting_port)
-			port_wait_add(srv, c);
-		return;
-	}
-	port_wait_remove(srv, c);
-	c->rx = RX_HEAD;
-	c->rx_got = 0;
-	conn_rx_start(c);
-}
-
-/* The port has room again: connections waiting for it read in turn, the
- * longest waiting first (a queue: with ten thousand connections open, a
- * walk of them all for each request answered held the mutex the nng
- * threads wait on for most of the loop's time). */
-static void port_resume(nuv_server_t *srv)
-{
-	unsigned room = srv->max_in_flight > srv->in_flight ? srv->max_in_flight - srv->in_flight : 0;
-
-	while (room > 0 && srv->wait_first) {
-		struct spconn *c = srv->wait_first;
-		port_wait_remove(srv, c);
-		conn_rx_next(c);
-		room--;
-	}
 }
 
 /* A whole frame is in c->rx_msg: check its backtrace and hand it to the
@@ -276,13 +237,146 @@ static bool conn_request(struct spconn *c)
 	return true;
 }
 
+/* What conn_rx_cut did. */
+enum rx_cut {
+	CUT_REQUEST, /* a frame became a request */
+	CUT_NEED,    /* rx_buf holds less than a frame: read */
+	CUT_BODY,    /* a frame larger than rx_buf: read its rest (RX_BODY) */
+	CUT_CLOSED,  /* the framing was broken (or no memory): c is closed */
+};
+
+/* Cuts the next frame out of rx_buf, if it is all there.  The head is
+ * checked as soon as it is complete: IPC's type byte, a length of at least
+ * one backtrace word and at most recv_max. */
+static enum rx_cut conn_rx_cut(struct spconn *c)
+{
+	nuv_server_t *srv = c->srv;
+	const uint8_t *p = c->rx_buf + c->rx_start;
+	size_t avail = c->rx_end - c->rx_start, have;
+	uint64_t len;
+
+	if (avail < srv->head_len)
+		return CUT_NEED;
+	/* IPC frames start with the message type, 1. */
+	if (srv->head_len == 9 && p[0] != 1)
+		goto broken;
+	len = get_be64(p + srv->head_len - 8);
+	if (len < 4 || len > srv->recv_max)
+		goto broken;
+	if (len <= RX_BUF_LEN - srv->head_len) {
+		if (avail - srv->head_len < len)
+			return CUT_NEED; /* fits rx_buf once it is all there */
+		if (nng_msg_alloc(&c->rx_msg, (size_t)len) != 0)
+			goto no_memory;
+		memcpy(nng_msg_body(c->rx_msg), p + srv->head_len, (size_t)len);
+		c->rx_start += srv->head_len + (size_t)len;
+		if (c->rx_start == c->rx_end)
+			c->rx_start = c->rx_end = 0;
+		if (!conn_request(c))
+			goto broken;
+		return CUT_REQUEST;
+	}
+	/* Large: a message of its own, grown as the bytes come (a peer
+	 * claiming a large frame holds only what it sent), taking what is
+	 * buffered (less than RX_BUF_LEN, less than the first chunk). */
+	have = avail - srv->head_len;
+	if (nng_msg_alloc(&c->rx_msg, len < RX_FIRST_CHUNK ? (size_t)len : RX_FIRST_CHUNK) != 0)
+		goto no_memory;
+	memcpy(nng_msg_body(c->rx_msg), p + srv->head_len, have);
+	c->rx_got = have;
+	c->rx_len = len;
+	c->rx_start = c->rx_end = 0;
+	return CUT_BODY;
+
+no_memory:
+	log_error("%s: out of memory reading a request from %s", srv->name, c->addr);
+	spconn_close(c, CLOSE_PEER);
+	return CUT_CLOSED;
+broken:
+	spconn_close(c, CLOSE_PROTOCOL);
+	return CUT_CLOSED;
+}
+
+/* A paused connection takes its next requests, from what it has buffered
+ * and then by reading, as long as its share and the port allow.  The
+ * port's bound is checked before each request is taken, and before a
+ * read starts, so it is exceeded by at most the connections reading at
+ * that moment. */
+static void conn_rx_next(struct spconn *c)
+{
+	nuv_server_t *srv = c->srv;
+
+	while (!c->closed && c->rx == RX_PAUSED && c->hello_in) {
+		if (c->outstanding >= srv->lim.requests_per_connection) {
+			if (!c->at_share) {
+				c->at_share = true;
+				srv->stats.paused_at_share++;
+				memcpy(srv->last_at_share, c->addr, sizeof(c->addr));
+			}
+			return;
+		}
+		c->at_share = false;
+		if (srv->in_flight >= srv->max_in_flight) {
+			if (!c->waiting_port)
+				port_wait_add(srv, c);
+			return;
+		}
+		port_wait_remove(srv, c);
+		switch (conn_rx_cut(c)) {
+		case CUT_REQUEST:
+			continue;
+		case CUT_NEED:
+			c->rx = RX_HEAD;
+			conn_rx_start(c);
+			return;
+		case CUT_BODY:
+			c->rx = RX_BODY;
+			conn_rx_start(c);
+			return;
+		case CUT_CLOSED:
+			return;
+		}
+	}
+}
+
+/* The port has room again: connections waiting for it read in turn, the
+ * longest waiting first (a queue: with ten thousand connections open, a
+ * walk of them all for each request answered held the mutex the nng
+ * threads wait on for most of the loop's time). */
+static void port_resume(nuv_server_t *srv)
+{
+	unsigned room = srv->max_in_flight > srv->in_flight ? srv->max_in_flight - srv->in_flight : 0;
+
+	/* room bounds the connections let read; in_flight those that took
+	 * requests they had buffered. */
+	while (room > 0 && srv->in_flight < srv->max_in_flight && srv->wait_first) {
+		struct spconn *c = srv->wait_first;
+		port_wait_remove(srv, c);
+		conn_rx_next(c);
+		room--;
+	}
+}
+
+/* The peer's SP header is in rx_buf: check and take it. */
+static bool conn_hello(struct spconn *c)
+{
+	const uint8_t *h = c->rx_buf + c->rx_start;
+
+	if (memcmp(h, "\0SP\0", 4) != 0 || h[4] != SP_PROTO_REQ >> 8 || h[5] != (SP_PROTO_REQ & 0xff) ||
+	    h[6] != 0 || h[7] != 0)
+		return false;
+	c->rx_start += SP_HELLO_LEN;
+	c->hello_in = true;
+	return true;
+}
+
 /* nng's threads: a read completed. */
 static void conn_rx_cb(void *arg)
 {
 	struct spconn *c = arg;
 	nuv_server_t *srv = c->srv;
 	int rv = nng_aio_result(c->rx_aio);
-	size_t want;
+	size_t n = nng_aio_count(c->rx_aio), want;
 
 	pthread_mutex_lock(&srv->mu);
 	c->rx_busy = false;
@@ -292,43 +386,25 @@ static void conn_rx_cb(void *arg)
 		spconn_close(c, close_reason_of(rv)); /* hung up, reset, TLS ... */
 		goto out;
 	}
-	c->rx_got += nng_aio_count(c->rx_aio);
 	switch (c->rx) {
 	case RX_HELLO:
-		if (c->rx_got < SP_HELLO_LEN)
+		c->rx_end += n;
+		if (c->rx_end - c->rx_start < SP_HELLO_LEN)
 			break;
-		if (memcmp(c->rx_head, "\0SP\0", 4) != 0 || c->rx_head[4] != SP_PROTO_REQ >> 8 ||
-		    c->rx_head[5] != (SP_PROTO_REQ & 0xff) || c->rx_head[6] != 0 || c->rx_head[7] != 0) {
+		if (!conn_hello(c)) {
 			spconn_close(c, CLOSE_HANDSHAKE);
 			goto out;
 		}
-		c->hello_in = true;
 		c->rx = RX_PAUSED;
 		conn_rx_next(c);
 		goto out;
 	case RX_HEAD:
-		if (c->rx_got < srv->head_len)
-			break;
-		/* IPC frames start with the message type, 1. */
-		if (srv->head_len == 9 && c->rx_head[0] != 1) {
-			spconn_close(c, CLOSE_PROTOCOL);
-			goto out;
-		}
-		c->rx_len = get_be64(c->rx_head + srv->head_len - 8);
-		if (c->rx_len < 4 || c->rx_len > srv->recv_max) {
-			spconn_close(c, CLOSE_PROTOCOL);
-			goto out;
-		}
-		want = c->rx_len < RX_FIRST_CHUNK ? (size_t)c->rx_len : RX_FIRST_CHUNK;
-		if (nng_msg_alloc(&c->rx_msg, want) != 0) {
-			log_error("%s: out of memory reading a request from %s", srv->name, c->addr);
-			spconn_close(c, CLOSE_PEER);
-			goto out;
-		}
-		c->rx = RX_BODY;
-		c->rx_got = 0;
-		break;
+		c->rx_end += n;
+		c->rx = RX_PAUSED;
+		conn_rx_next(c);
+		goto out;
 	case RX_BODY:
+		c->rx_got += n;
 		if (c->rx_got == nng_msg_len(c->rx_msg) && c->rx_got < c->rx_len) {
 			/* Grow (at least double) only once the bytes came. */
 			want = c->rx_got * 2 < c->rx_len ? c->rx_got * 2 : (size_t)c->rx_len;
@@ -357,10 +433,9 @@ out:
 
 /* ---- writing (under mu) ---- */
 
-/* Writes what is left of our SP header or of the first reply. */
-/* Under mu: marks c writing and sets its aio to what is left to write
- * (conn_tx_start sends it). */
-static void conn_tx_prepare(struct spconn *c)
+/* Under mu: marks c writing and sets aio to what is left of our SP header
+ * or of the first reply (conn_tx_start or spconn_tx_send sends it). */
+static void conn_tx_prepare(struct spconn *c, nng_aio *aio)
 {
 	nng_iov iov[3];
 	unsigned n = 0;
@@ -390,17 +465,12 @@ static void conn_tx_prepare(struct spconn *c)
 		}
 	}
 	c->tx_busy = true;
-	nng_aio_set_iov(c->tx_aio, n, iov); /* nng copies the iov array */
+	nng_aio_set_iov(aio, n, iov); /* nng copies the iov array */
 }
 
 static void conn_tx_start(struct spconn *c)
 {
-	conn_tx_prepare(c);
-	nng_stream_send(c->stream, c->tx_aio);
-}
-
-void spconn_tx_send(struct spconn *c)
-{
+	conn_tx_prepare(c, c->tx_aio);
 	nng_stream_send(c->stream, c->tx_aio);
 }
 
@@ -474,47 +544,86 @@ void spreq_unpark(struct nuv_request *r)
 	r->on_parked_list = false;
 }
 
-/* nng's threads: a write completed. */
-static void conn_tx_cb(void *arg)
+/* Under mu: a write of n bytes ended with nng's rv (0: done); the next
+ * write, of the rest or of the next reply, goes through tx_aio. */
+static void conn_tx_done(struct spconn *c, int rv, size_t n)
 {
-	struct spconn *c = arg;
 	nuv_server_t *srv = c->srv;
-	int rv = nng_aio_result(c->tx_aio);
 
-	pthread_mutex_lock(&srv->mu);
 	c->tx_busy = false;
 	if (c->closed)
-		goto out;
+		return;
 	if (rv != 0) {
 		spconn_close(c, close_reason_of(rv));
-		goto out;
+		return;
 	}
-	c->tx_off += nng_aio_count(c->tx_aio);
+	c->tx_off += n;
 	if (!c->hello_out) {
 		if (c->tx_off < SP_HELLO_LEN) {
 			conn_tx_start(c);
-			goto out;
+			return;
 		}
 		c->hello_out = true;
 	} else {
 		struct nuv_request *r = c->tx_first;
 		if (c->tx_off < srv->head_len + r->bt_len + nng_msg_len(r->msg)) {
 			conn_tx_start(c);
-			goto out;
+			return;
 		}
 		c->tx_first = r->next;
 		if (!c->tx_first)
 			c->tx_last = NULL;
 		spreq_finish(r);
 		if (c->closed)
-			goto out;
+			return;
 	}
 	c->tx_off = 0;
 	if (c->tx_first) {
 		c->tx_since_ms = hf_mono_ms();
 		conn_tx_start(c);
 	}
-out:
+}
+
+/* nng's threads: a write completed. */
+static void conn_tx_cb(void *arg)
+{
+	struct spconn *c = arg;
+	nuv_server_t *srv = c->srv;
+	int rv = nng_aio_result(c->tx_aio);
+	size_t n = nng_aio_count(c->tx_aio);
+
+	pthread_mutex_lock(&srv->mu);
+	conn_tx_done(c, rv, n);
+	pthread_mutex_unlock(&srv->mu);
+}
+
+void spconn_tx_send(struct spconn *c)
+{
+	nuv_server_t *srv = c->srv;
+	int rv;
+	size_t n;
+
+	if (!c->tx_try_aio) {
+		nng_stream_send(c->stream, c->tx_aio);
+		return;
+	}
+	/* A socket with room takes the reply inside nng_stream_send, and an
+	 * aio without a callback then completes right there.  A socket
+	 * without room leaves it queued, not a byte written (TCP and IPC
+	 * write all they can at once, or nothing): it is taken back, at
+	 * once, and tx_aio waits for the room. */
+	nng_stream_send(c->stream, c->tx_try_aio);
+	nng_aio_cancel(c->tx_try_aio);
+	nng_aio_wait(c->tx_try_aio);
+	rv = nng_aio_result(c->tx_try_aio);
+	n = nng_aio_count(c->tx_try_aio);
+	pthread_mutex_lock(&srv->mu);
+	if (rv == NNG_ECANCELED && !c->closed) {
+		c->tx_busy = false;
+		conn_tx_start(c);
+	} else {
+		conn_tx_done(c, rv, n);
+	}
 	pthread_mutex_unlock(&srv->mu);
 }
 
@@ -525,9 +634,11 @@ bool spconn_new(nuv_server_t *srv, nng_stream *s)
 	struct spconn *c = calloc(1, sizeof(*c));
 
 	if (!c || nng_aio_alloc(&c->rx_aio, conn_rx_cb, c) != 0 ||
-	    nng_aio_alloc(&c->tx_aio, conn_tx_cb, c) != 0) {
+	    nng_aio_alloc(&c->tx_aio, conn_tx_cb, c) != 0 ||
+	    (!srv->tls && nng_aio_alloc(&c->tx_try_aio, NULL, NULL) != 0)) {
 		if (c) {
 			nng_aio_free(c->rx_aio);
+			nng_aio_free(c->tx_aio);
 			free(c);
 		}
 		nng_stream_free(s);
@@ -571,6 +682,6 @@ bool spconn_reply(struct nuv_request *r, nng_msg *reply)
 	if (c->tx_busy)
 		return false;
 	c->tx_off = 0;
-	conn_tx_prepare(c);
+	conn_tx_prepare(c, c->tx_try_aio ? c->tx_try_aio : c->tx_aio);
 	return true;
 }

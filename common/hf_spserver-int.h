@@ -26,13 +26,19 @@
 /* A body is read into a buffer that grows as bytes arrive, from this size,
  * so that a peer claiming a large message holds only what it has sent. */
 #define RX_FIRST_CHUNK (64 * 1024)
+/* Each connection reads into a buffer of this size whatever the socket
+ * has, and frames are cut out of it: a frame's head and body (and often a
+ * pipelined next frame) come in one read, so one completion on nng's
+ * threads per request instead of two.  A frame larger than the buffer is
+ * read into a message of its own (RX_BODY).  10,000 connections: 10 MiB. */
+#define RX_BUF_LEN 1024
 
 /* Where a connection's reading stands. */
 enum rx_state {
-	RX_HELLO,  /* the peer's 8-byte SP header */
-	RX_HEAD,   /* a frame's head (length) */
-	RX_BODY,   /* a frame's body */
-	RX_PAUSED, /* between requests, waiting for its share or the port's */
+	RX_HELLO,  /* reading the peer's 8-byte SP header into rx_buf */
+	RX_HEAD,   /* reading a frame (its head, a small one whole) into rx_buf */
+	RX_BODY,   /* reading the rest of a large frame into rx_msg */
+	RX_PAUSED, /* no read: cutting frames out of rx_buf, or waiting for its share or the port's */
 };
 
 enum close_reason {
@@ -73,6 +79,11 @@ struct spconn {
 	nuv_server_t *srv;
 	nng_stream *stream;
 	nng_aio *rx_aio, *tx_aio;
+	/* Plain TCP and IPC: an aio without a callback for the loop thread's
+	 * first attempt at a reply (spconn_tx_send), which a socket with room
+	 * completes inline, without a hop to nng's threads.  NULL on TLS,
+	 * whose writes cannot be taken back once started. */
+	nng_aio *tx_try_aio;
 
 	struct spconn *prev, *next; /* open list; next also links the reap list */
 	bool closed;    /* set once, by conn_close: no I/O is started after it */
@@ -85,7 +96,12 @@ struct spconn {
 	unsigned outstanding; /* requests received, reply not yet written */
 
 	enum rx_state rx;
-	uint8_t rx_head[SP_HELLO_LEN > SP_HEAD_MAX ? SP_HELLO_LEN : SP_HEAD_MAX];
+	/* Bytes read but not yet cut into frames: rx_buf[rx_start, rx_end).
+	 * At most one frame's worth (and at most RX_BUF_LEN) is read ahead of
+	 * what the connection's share and the port let it take. */
+	uint8_t rx_buf[RX_BUF_LEN];
+	size_t rx_start, rx_end;
+	/* RX_BODY: the large frame's body, rx_got of its rx_len bytes in. */
 	size_t rx_got;
 	uint64_t rx_len;
 	nng_msg *rx_msg;
@@ -104,6 +120,7 @@ struct nuv_server {
 	nng_stream_listener *listener;
 	nng_aio *accept_aio;
 	size_t head_len; /* frame head: 8 on TCP, 9 on IPC */
+	bool tls;        /* tls+tcp: no inline first attempt at writes */
 	size_t recv_max;
 	unsigned max_in_flight;
 	nuv_request_cb cb;
@@ -155,7 +172,9 @@ bool spconn_reply(struct nuv_request *r, nng_msg *reply);
  * nng thread starts one on c), and only the loop thread closes and frees
  * a connection's stream (server_reap), so c and its stream outlive this
  * call even if c was marked closed meanwhile; the write then fails and
- * conn_tx_cb finds the flag. */
+ * its completion finds the flag.  On plain TCP and IPC the write is
+ * tried inline (tx_try_aio) and its completion handled here, under mu,
+ * before returning; what the socket did not take goes on through tx_aio. */
 void spconn_tx_send(struct spconn *c);
 /* r is done (reply written or dropped, or its connection gone): frees it
  * and what only it kept. */

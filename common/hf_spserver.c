@@ -28,9 +28,12 @@
  *
  * Threads.  nng runs the aio callbacks (accept_cb here, conn_rx_cb and
  * conn_tx_cb in hf_spconn.c) on its own threads.  They hold the server's
- * mutex mu for all they do: move bytes into buffers, start the next read
- * or write, put a complete request on the hand-off queue and wake the loop
- * with uv_async_send.  Everything else runs on the loop thread, also under
+ * mutex mu for all they do: move bytes into buffers, cut requests out of
+ * them, start the next read or write, put complete requests on the
+ * hand-off queue and wake the loop with uv_async_send.  The loop thread
+ * itself writes a reply on plain TCP and IPC with an aio that has no
+ * callback (completed inside the call when the socket takes it all, else
+ * taken back and left to conn_tx_cb: spconn_tx_send).  Everything else runs on the loop thread, also under
  * mu where it touches a connection.  I/O on a connection is started only
  * under mu and only while its closed flag is clear; closing (spconn_close)
  * sets the flag under mu, and the loop then closes the stream, stops both
@@ -140,8 +143,9 @@ static void server_reap(nuv_server_t *srv)
 		nng_stream_free(c->stream);
 		nng_aio_free(c->rx_aio);
 		nng_aio_free(c->tx_aio);
+		nng_aio_free(c->tx_try_aio); /* used by this thread alone: idle */
 		c->stream = NULL;
-		c->rx_aio = c->tx_aio = NULL;
+		c->rx_aio = c->tx_aio = c->tx_try_aio = NULL;
 
 		pthread_mutex_lock(&srv->mu);
 		nng_msg_free(c->rx_msg);
@@ -371,6 +375,7 @@ int nuv_server_open(uv_loop_t *loop, const char *url, nng_tls_config *tls, unsig
 	srv->cb = cb;
 	srv->arg = arg;
 	srv->head_len = head_len;
+	srv->tls = tls != NULL;
 	srv->recv_max = recv_max ? recv_max : SERVER_RECV_MAX_DEFAULT;
 	srv->max_in_flight = nctx;
 	srv->lim = nuv_server_limits_default;
@@ -468,7 +473,8 @@ void nuv_reply(nuv_request_t *r, nng_msg *reply)
 	/* The write (a sendmsg on loopback delivers to the peer inline) is
 	 * started without mu: held across it, nng's threads queued on mu and
 	 * every unlock woke one (at 10,000 workers most of the coordinator's
-	 * CPU went to those wake-ups). */
+	 * CPU went to those wake-ups).  On plain TCP and IPC it completes
+	 * here too, without waking an nng thread (spconn_tx_send). */
 	if (send)
 		spconn_tx_send(c);
 }

@@ -76,23 +76,46 @@ static void secret_hash(const char *secret, uint8_t hash[AUTH_HASH_LEN])
 	mbedtls_sha256_ret((const unsigned char *)secret, AUTH_SECRET_LEN, hash, 0);
 }
 
-int auth_token_parse(const char *token, char ret_id[AUTH_ID_LEN + 1], uint8_t ret_hash[AUTH_HASH_LEN])
+/* A base64url character's value, or -1. */
+static int b64url_value(char ch)
 {
-	if (!token || strlen(token) != AUTH_TOKEN_LEN || strncmp(token, "hft_", 4) != 0 ||
+	if (ch >= 'A' && ch <= 'Z')
+		return ch - 'A';
+	if (ch >= 'a' && ch <= 'z')
+		return ch - 'a' + 26;
+	if (ch >= '0' && ch <= '9')
+		return ch - '0' + 52;
+	return ch == '-' ? 62 : ch == '_' ? 63 : -1;
+}
+
+int auth_token_split(const char *token, char ret_id[AUTH_ID_LEN + 1], const char **ret_secret)
+{
+	if (!token || strnlen(token, AUTH_TOKEN_LEN + 1) != AUTH_TOKEN_LEN || memcmp(token, "hft_", 4) != 0 ||
 	    token[4 + AUTH_ID_LEN] != '_')
 		return -EINVAL;
 	const char *id = token + 4, *secret = token + 5 + AUTH_ID_LEN;
 	for (size_t i = 0; i < AUTH_ID_LEN; i++)
-		if (!strchr("0123456789abcdef", id[i]) || !id[i])
+		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
 			return -EINVAL;
 	for (size_t i = 0; i < AUTH_SECRET_LEN; i++)
-		if (!secret[i] || !strchr(b64url, secret[i]))
+		if (b64url_value(secret[i]) < 0)
 			return -EINVAL;
 	/* 32 bytes are 43 characters and 4 bits: the last one's low 2 bits are 0. */
-	if ((strchr(b64url, secret[AUTH_SECRET_LEN - 1]) - b64url) & 3)
+	if (b64url_value(secret[AUTH_SECRET_LEN - 1]) & 3)
 		return -EINVAL;
 	memcpy(ret_id, id, AUTH_ID_LEN);
 	ret_id[AUTH_ID_LEN] = '\0';
+	*ret_secret = secret;
+	return 0;
+}
+
+int auth_token_parse(const char *token, char ret_id[AUTH_ID_LEN + 1], uint8_t ret_hash[AUTH_HASH_LEN])
+{
+	const char *secret;
+	int r = auth_token_split(token, ret_id, &secret);
+
+	if (r < 0)
+		return r;
 	secret_hash(secret, ret_hash);
 	return 0;
 }
@@ -144,13 +167,21 @@ int auth_token_generate(char ret_token[AUTH_TOKEN_LEN + 1], char ret_id[AUTH_ID_
 	return auth_token_parse(ret_token, ret_id, ret_hash);
 }
 
-bool auth_hash_equal(const uint8_t a[AUTH_HASH_LEN], const uint8_t b[AUTH_HASH_LEN])
+/* Are the n bytes of a and b the same?  In time that does not depend on
+ * where they differ. */
+static bool bytes_equal(const void *a, const void *b, size_t n)
 {
+	const uint8_t *x = a, *y = b;
 	volatile uint8_t diff = 0;
 
-	for (size_t i = 0; i < AUTH_HASH_LEN; i++)
-		diff |= a[i] ^ b[i];
+	for (size_t i = 0; i < n; i++)
+		diff |= x[i] ^ y[i];
 	return diff == 0;
+}
+
+bool auth_hash_equal(const uint8_t a[AUTH_HASH_LEN], const uint8_t b[AUTH_HASH_LEN])
+{
+	return bytes_equal(a, b, AUTH_HASH_LEN);
 }
 
 /* ---- the table ---- */
@@ -208,6 +239,34 @@ struct auth_token *auth_store_find(struct auth_store *s, const char *id)
 	return found ? &s->v[i] : NULL;
 }
 
+int auth_store_verify(struct auth_store *s, const char *token, char ret_id[AUTH_ID_LEN + 1],
+		      struct auth_token **ret)
+{
+	const char *secret;
+	uint8_t hash[AUTH_HASH_LEN];
+	struct auth_token *tok;
+
+	*ret = NULL;
+	if (auth_token_split(token, ret_id, &secret) < 0)
+		return -EINVAL;
+	tok = auth_store_find(s, ret_id);
+	if (!tok)
+		return -ENOENT;
+	/* The same secret as the last that matched: its hash is the stored
+	 * one, without computing it again.  Another one is hashed. */
+	if (tok->secret_known && bytes_equal(tok->secret, secret, AUTH_SECRET_LEN)) {
+		*ret = tok;
+		return 0;
+	}
+	secret_hash(secret, hash);
+	if (!auth_hash_equal(tok->hash, hash))
+		return -ENOENT;
+	memcpy(tok->secret, secret, AUTH_SECRET_LEN);
+	tok->secret_known = true;
+	*ret = tok;
+	return 0;
+}
+
 size_t auth_store_remove(struct auth_store *s, const char *id_or_name)
 {
 	size_t kept = 0, removed = 0;
@@ -215,6 +274,8 @@ size_t auth_store_remove(struct auth_store *s, const char *id_or_name)
 	for (size_t i = 0; i < s->n; i++) {
 		if (strcmp(s->v[i].id, id_or_name) == 0 || strcmp(s->v[i].name, id_or_name) == 0) {
 			memset(s->v[i].hash, 0, AUTH_HASH_LEN);
+			memset(s->v[i].secret, 0, AUTH_SECRET_LEN);
+			s->v[i].secret_known = false;
 			removed++;
 			continue;
 		}
@@ -226,6 +287,8 @@ size_t auth_store_remove(struct auth_store *s, const char *id_or_name)
 
 void auth_store_fini(struct auth_store *s)
 {
+	if (s->v)
+		memset(s->v, 0, s->n * sizeof(*s->v)); /* the secrets kept */
 	free(s->v);
 	memset(s, 0, sizeof(*s));
 }

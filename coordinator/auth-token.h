@@ -8,7 +8,10 @@
  * bits, the key of the table and of the database row), secret the unpadded
  * base64url of 32 random bytes (43 characters).  Only the SHA-256 of the
  * secret is stored anywhere; a presented token is found by its id and its
- * hash compared in constant time.
+ * hash compared in constant time.  The table keeps, with each live token,
+ * the secret that last matched its hash, so that the same token presented
+ * again (every poll of a worker) costs a constant-time compare of 43 bytes
+ * instead of a SHA-256; revoking the token removes the copy with it.
  *
  * Roles: viewer (reads), submitter (viewer + submit, cancel and retry of
  * its own jobs), admin (everything on the control port), worker (only the
@@ -59,6 +62,11 @@ bool auth_role_allows(enum auth_role role, enum auth_role needed);
  * -EINVAL when it is not of the form hft_<12 hex>_<43 base64url>. */
 int auth_token_parse(const char *token, char ret_id[AUTH_ID_LEN + 1], uint8_t ret_hash[AUTH_HASH_LEN]);
 
+/* Checks token's form and finds its id and its secret (AUTH_SECRET_LEN
+ * characters inside token) without hashing.  Returns 0, or -EINVAL when it
+ * is not of the form hft_<12 hex>_<43 base64url>. */
+int auth_token_split(const char *token, char ret_id[AUTH_ID_LEN + 1], const char **ret_secret);
+
 /* Makes a new token from the kernel's random source (getrandom).  Returns
  * 0 or a negative errno. */
 int auth_token_generate(char ret_token[AUTH_TOKEN_LEN + 1], char ret_id[AUTH_ID_LEN + 1],
@@ -75,8 +83,13 @@ struct auth_token {
 	char name[AUTH_NAME_MAX];
 	enum auth_role role;
 	uint8_t hash[AUTH_HASH_LEN];
+	/* The secret last presented with this id whose hash was hash
+	 * (auth_store_verify); secret_known false: none yet. */
+	bool secret_known;
+	char secret[AUTH_SECRET_LEN];
 	int64_t touched_ms;  /* when last_used_at was last queued for writing (monotonic), 0: never */
 	double used_at;      /* unix seconds of the last use not yet written, 0: none */
+	bool touch_queued;   /* its id is on the coordinator's list of uses to write */
 };
 
 /* Sorted by id: lookups in logarithmic time. */
@@ -91,6 +104,14 @@ int auth_store_add(struct auth_store *s, const struct auth_token *t);
 /* The token with this id, or NULL.  The pointer is good until the next
  * add or remove. */
 struct auth_token *auth_store_find(struct auth_store *s, const char *id);
+/* The live token that token (the whole "hft_..." string) is: found by its
+ * id, its secret equal (constant time) to the one that last matched the
+ * stored hash, else hashed and compared (and kept on a match).  Returns 0
+ * with *ret; -EINVAL for a malformed token; -ENOENT for an unknown or
+ * revoked id or a secret that does not match (ret_id is filled for the
+ * refusal's message from -ENOENT on). */
+int auth_store_verify(struct auth_store *s, const char *token, char ret_id[AUTH_ID_LEN + 1],
+		      struct auth_token **ret);
 /* Removes the token with this id, or every token with this name; returns
  * how many. */
 size_t auth_store_remove(struct auth_store *s, const char *id_or_name);

@@ -49,6 +49,8 @@ bool coord_auth_check(struct coord *c, nuv_request_t *req, const Hf__Envelope *e
 
 /* Fills the table from the tokens loaded at start. */
 void coord_auth_load(struct coord *c, const struct db_token *tokens, size_t n);
+/* Frees the table and the uses not yet written. */
+void coord_auth_fini(struct coord *c);
 
 /* control-auth.c: answers token create, list and revoke, audit and whoami
  * (already allowed by coord_auth_check).  Takes env. */

@@ -98,6 +98,10 @@ struct coord {
 	uv_signal_t sig_term, sig_int;
 	struct auth_store tokens;  /* the live tokens (auth.c) */
 	bool touch_busy;           /* a write of tokens' last use is in flight */
+	/* The ids of the tokens whose use waits to be written (auth.c): a
+	 * write takes these, not a walk of every token. */
+	char (*touch_ids)[AUTH_ID_LEN + 1];
+	size_t touch_n, touch_cap;
 	bool expire_busy;          /* a lease-expiry operation is in flight */
 	int64_t lease_tick_ms;     /* the lease clock's last tick (leases.c) */
 	bool lease_tick_skipped;   /* ... was late and expired nothing */

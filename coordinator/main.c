@@ -654,7 +654,7 @@ int main(int argc, char **argv)
 	coord_metrics_fini(&c);
 	coord_workers_free(&c);
 	coord_drains_free(&c);
-	auth_store_fini(&c.tokens);
+	coord_auth_fini(&c);
 	health_fini(&c.health);
 	sched_free(c.sched);
 	unload_registry(&c);

@@ -106,6 +106,71 @@ class FramesTest(peer.HostileCase):
             self.check_after(what)
         self.check_job('messages over the receive limit')
 
+    def frames(self, payloads):
+        """(request ids, the bytes of one SP frame per payload)."""
+        ids, out = [], b''
+        for p in payloads:
+            rid = peer.SpConn.next_id
+            peer.SpConn.next_id += 1
+            body = struct.pack('>I', rid) + p
+            ids.append(rid)
+            out += struct.pack('>Q', len(body)) + body
+        return ids, out
+
+    def expect_replies(self, conn, ids, kind, what):
+        for rid in ids:
+            got, body = conn.recv_reply(timeout=30)
+            self.assertEqual(got, rid, '%s: replies out of order' % what)
+            self.assertEqual(wire.Reply(body).kind, kind, '%s: %r' % (what, wire.Reply(body)))
+
+    def test_split_and_pipelined_frames_are_each_answered(self):
+        """The server reads whatever the socket has and cuts frames out of
+        it: frames split anywhere (a byte at a time), several in one
+        segment, more of them than a connection's share of requests (4 by
+        default), and frames larger than its read buffer between small
+        ones, on both ports, are each answered once, in order."""
+        # RegisterReply.session (7): the polls carry it.
+        session = wire.first(self.register_hostile('splitter').body, 7, 0)
+        small = {'control': wire.envelope('workers', b''),
+                 'worker': wire.envelope('poll', wire.poll(worker_id='splitter', session=session))}
+        large = {'control': wire.envelope('workers', b'') + wire.f_len(999, b'x' * 3000),
+                 'worker': wire.envelope('poll', wire.poll(worker_id='splitter', session=session, running=[
+                     wire.task_ref(10 ** 12 + i, 1) for i in range(400)]))}
+        kinds = {'control': 'workers_reply', 'worker': 'poll_reply'}
+        for port in ('control', 'worker'):
+            s, big = small[port], large[port]
+            self.assertGreater(len(big), 2048)
+            # The SP header and 12 requests in one write.
+            conn = self.connect(port, handshake=False)
+            ids, data = self.frames([s] * 12)
+            conn.send_raw(peer.sp_header(peer.SP_REQ) + data)
+            self.assertEqual(conn.recv_exact(8), peer.sp_header(peer.SP_REP))
+            self.expect_replies(conn, ids, kinds[port], '12 requests in one segment on the %s port' % port)
+            # A byte at a time, the header of the next cut anywhere.
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            ids, data = self.frames([s, s])
+            for i in range(len(data)):
+                conn.send_raw(data[i:i + 1])
+                time.sleep(0.001)
+            self.expect_replies(conn, ids, kinds[port], 'requests a byte at a time on the %s port' % port)
+            # Large frames between small ones, in one write, then in
+            # pieces of 7 bytes that split every head and body.
+            ids, data = self.frames([s, big, s, big, big, s])
+            conn.send_raw(data)
+            self.expect_replies(conn, ids, kinds[port], 'large and small frames pipelined on the %s port' % port)
+            ids, data = self.frames([big, s, s, big])
+            for i in range(0, len(data), 7):
+                conn.send_raw(data[i:i + 7])
+            self.expect_replies(conn, ids, kinds[port], 'frames in 7-byte pieces on the %s port' % port)
+            # Two requests and half of a third, then the peer hangs up:
+            # the two are answered, the half dropped.
+            ids, data = self.frames([s, s, s])
+            conn.send_raw(data[:-5])
+            self.expect_replies(conn, ids[:2], kinds[port], 'a hang-up mid-frame on the %s port' % port)
+            conn.close()
+            self.check_after('split and pipelined frames on the %s port' % port)
+        self.check_job('split and pipelined frames')
+
     def pipeline(self, conn, payloads, seconds=20.0):
         """Sends payloads as fast as the coordinator takes them, never
         reading; stops when the socket stops taking them for a while.

@@ -13,6 +13,8 @@ once; the audit shows every action; a protocol-1 peer is told to upgrade.
 import hashlib
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -27,6 +29,45 @@ OLDPEER = os.environ.get('HF_OLDPEER', os.path.join(harness.BUILD, 'tests', 'int
 def read(path):
     with open(path) as f:
         return f.read().strip()
+
+
+def pipelined_whoami(url, tokens):
+    """WhoAmI requests, one per token, sent in one segment of one SP
+    connection (docs/protocol.md, "Connections"); their replies' payloads."""
+    host, port = url.split('://', 1)[1].rsplit(':', 1)
+
+    def field(num, data):
+        n, key, out = len(data), num << 3 | 2, b''
+        for v in (key, n):
+            while v >= 0x80:
+                out += bytes([v & 0x7f | 0x80])
+                v >>= 7
+            out += bytes([v])
+        return out + data
+
+    frames = b''
+    for i, t in enumerate(tokens):
+        # Envelope: protocol_version (1) = 2, token (2), whoami (50) empty.
+        body = struct.pack('>I', 0x80000001 + i) + b'\x08\x02' + field(2, t.encode()) + field(50, b'')
+        frames += struct.pack('>Q', len(body)) + body
+    with socket.create_connection((host.strip('[]'), int(port)), timeout=30) as s:
+        s.sendall(b'\x00SP\x00\x00\x30\x00\x00' + frames)
+        buf = b''
+        replies = []
+        while len(replies) < len(tokens):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+            if len(buf) >= 8 and not replies and not buf.startswith(b'\x00SP\x00'):
+                raise AssertionError('no SP header: %r' % buf[:8])
+            while len(buf) >= 16:
+                (n,) = struct.unpack('>Q', buf[8:16])
+                if len(buf) < 16 + n:
+                    break
+                replies.append(buf[16 + 4:16 + n])
+                buf = buf[:8] + buf[16 + n:]
+        return replies
 
 
 class AuthTest(unittest.TestCase):
@@ -159,17 +200,44 @@ class AuthTest(unittest.TestCase):
         self.assertNotIn(secret[:20], dump)
         # In use: listed with its last use.
         self.assertEqual(self.c.hfctl_json('whoami', token_file=path)['name'], 'carol')
+        # The coordinator keeps the secret that matched (a repeat costs a
+        # compare, not a hash): the same id with another secret is still
+        # refused, and the right one still taken, in either order.
+        forged = os.path.join(self.c.root, 'carol-forged.token')
+        other = ('A' if secret[0] != 'A' else 'B') + secret[1:]
+        with open(os.open(forged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'w') as f:
+            f.write('hft_%s_%s\n' % (tid, other))
+        for _ in range(2):
+            p = self.c.hfctl('whoami', check=False, token_file=forged)
+            self.assertEqual(p.returncode, 1, p.stdout)
+            self.assertIn('not authenticated', p.stderr)
+            self.assertEqual(self.c.hfctl_json('whoami', token_file=path)['name'], 'carol')
         listed = {t['id']: t for t in self.c.hfctl_json('token', 'list')}
         self.assertIn(tid, listed)
         self.assertEqual(listed[tid]['name'], 'carol')
         self.c.wait_for(lambda: {t['id']: t for t in self.c.hfctl_json('token', 'list')}[tid]['last_used_at'],
                         10, 'last use to be recorded')
-        # Revoked: refused at once, and listed only with --all.
+        # Several tokens used at once: each one's use is written (the
+        # coordinator lists the uses to write, one write at a time).
+        # Their three requests come in one segment of one connection, so
+        # the coordinator takes them in one turn: the first use starts a
+        # write, the others wait for it and go in the next.
+        files = [self.c.token_file(n, 'viewer') for n in ('dave', 'erin', 'frank')]
+        replies = pipelined_whoami(self.c.control_url, [read(f) for f in files])
+        self.assertEqual(len(replies), 3)
+        for name, r in zip(('dave', 'erin', 'frank'), replies):
+            self.assertIn(name.encode(), r)  # its WhoAmIReply, not an error
+        fresh = [read(f)[4:16] for f in files]
+        self.c.wait_for(lambda: all({t['id']: t for t in self.c.hfctl_json('token', 'list')}[i]['last_used_at']
+                                    for i in fresh), 10, 'the fresh tokens\' uses to be recorded')
+        # Revoked: refused at once (its kept secret goes with it), and
+        # listed only with --all.
         out = self.c.hfctl_json('token', 'revoke', tid)
         self.assertEqual(out['revoked'], 1)
-        p = self.c.hfctl('jobs', check=False, token_file=path)
-        self.assertEqual(p.returncode, 1)
-        self.assertIn('not authenticated', p.stderr)
+        for _ in range(2):
+            p = self.c.hfctl('jobs', check=False, token_file=path)
+            self.assertEqual(p.returncode, 1)
+            self.assertIn('not authenticated', p.stderr)
         self.assertNotIn(tid, [t['id'] for t in self.c.hfctl_json('token', 'list')])
         gone = [t for t in self.c.hfctl_json('token', 'list', '--all') if t['id'] == tid]
         self.assertTrue(gone and gone[0]['revoked_at'])
