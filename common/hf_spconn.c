@@ -619,6 +619,9 @@ void spconn_tx_send(struct spconn *c)
 	n = nng_aio_count(c->tx_try_aio);
 	pthread_mutex_lock(&srv->mu);
 	if (rv == NNG_ECANCELED && !c->closed) {
+		/* Nothing was written (n is 0); counted all the same, so that a
+		 * partial write could never be sent twice. */
+		c->tx_off += n;
 		c->tx_busy = false;
 		conn_tx_start(c);
 	} else {
