@@ -642,10 +642,18 @@ def fleet(b, args):
     rereg = sum(r['reregisters'] for r in res)
     fails = sum(r['failures_measured'] for r in res)
     conns = [s[1] for s in samples]
+    # CPU, memory and poll times meet their targets only for a fleet that
+    # was there: a coordinator that answered nobody is idle and small.
+    present = polls >= 0.95 * n and bool(conns) and min(conns) >= n
+    if not present:
+        fails_reg = sum(r.get('register_failures', 0) for r in res)
+        NOTES.append('fleet: the simulated workers were not served (%d register failures); their logs: %s'
+                      % (fails_reg, ', '.join(out.replace('.json', '.log') for _, out in procs)))
     figure('fleet: workers simulated', '%d' % n, '10000', n >= 10000)
-    figure('fleet: coordinator CPU (fraction of a core)', '%.2f' % cpu, '< 0.5', cpu < 0.5)
-    figure('fleet: coordinator RSS (max)', '%.0f MiB' % rss, '< 256 MiB', rss < 256)
-    figure('fleet: poll p99 (worst simulator)', '%.1f ms (max %.0f ms)' % (p99, pmax), '< 50 ms', p99 < 50)
+    figure('fleet: coordinator CPU (fraction of a core)', '%.2f' % cpu, '< 0.5', present and cpu < 0.5)
+    figure('fleet: coordinator RSS (max)', '%.0f MiB' % rss, '< 256 MiB', present and rss < 256)
+    figure('fleet: poll p99 (worst simulator)', '%.1f ms (max %.0f ms)' % (p99, pmax), '< 50 ms',
+           present and 0 <= p99 < 50)
     figure('fleet: polls answered per second', '%.0f /s' % polls, '%d /s' % n, polls >= 0.95 * n)
     figure('fleet: "connected" min..max over %d s' % secs,
            '%d..%d' % (min(conns), max(conns)) if conns else 'none', '%d, steady' % n,
