@@ -406,6 +406,17 @@ static int build_excerpt(const struct tail_buf *output, const char *traceback, c
 	return 0;
 }
 
+/* The runner's own verdict, as its result (file or done line) gave it;
+ * tr borrows rr's strings. */
+static void verdict_take(Hf__TaskResult *tr, const struct runner_result *rr, char *reason, size_t len)
+{
+	tr->status = rr->status;
+	hf_strlcpy(reason, rr->reason, len);
+	tr->metrics_json = rr->metrics_json;
+	tr->env_json = rr->env_json;
+	tr->weights = rr->weights;
+}
+
 int result_build(const struct run_outcome *o, Hf__TaskResult **ret)
 {
 	Hf__TaskResult tr = HF__TASK_RESULT__INIT;
@@ -437,15 +448,10 @@ int result_build(const struct run_outcome *o, Hf__TaskResult **ret)
 		r = result_parse_json(o->result_json, &rr, msg, sizeof(msg));
 		if (r == -ENOMEM)
 			return r;
-		if (r < 0) {
+		if (r < 0)
 			snprintf(reason, sizeof(reason), "runner sent an invalid result: %s", msg);
-		} else {
-			tr.status = rr.status;
-			hf_strlcpy(reason, rr.reason, sizeof(reason));
-			tr.metrics_json = rr.metrics_json;
-			tr.env_json = rr.env_json;
-			tr.weights = rr.weights;
-		}
+		else
+			verdict_take(&tr, &rr, reason, sizeof(reason));
 	} else if (o->result_err == -ENOENT) {
 		if (o->term_signal) {
 			tr.infrastructure = true; /* killed (OOM) before it could say */
@@ -471,15 +477,10 @@ int result_build(const struct run_outcome *o, Hf__TaskResult **ret)
 		r = result_parse(o->result_text, o->result_len, &rr, msg, sizeof(msg));
 		if (r == -ENOMEM)
 			return r;
-		if (r < 0) {
+		if (r < 0)
 			snprintf(reason, sizeof(reason), "runner wrote an invalid result: %s", msg);
-		} else {
-			tr.status = rr.status;
-			hf_strlcpy(reason, rr.reason, sizeof(reason));
-			tr.metrics_json = rr.metrics_json;
-			tr.env_json = rr.env_json;
-			tr.weights = rr.weights;
-		}
+		else
+			verdict_take(&tr, &rr, reason, sizeof(reason));
 	}
 	if (!tr.metrics_json[0])
 		tr.metrics_json = "{}";

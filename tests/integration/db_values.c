@@ -564,24 +564,32 @@ static void unblock_thread(void)
 	wait_all();
 }
 
-static void test_merged_ops(void)
+/* Creates three jobs of one task each (what names them in a failure). */
+static void three_jobs(uint64_t job[3], uint64_t task[3], const char *what)
 {
 	struct job_plan plan;
+	struct db_op op;
+
+	for (int k = 0; k < 3; k++) {
+		plan_init(&plan);
+		memset(&op, 0, sizeof(op));
+		op.u.job_create.reg = reg;
+		op.u.job_create.plan = &plan;
+		run(&op, DB_OP_JOB_CREATE);
+		expect_ok(&op, what);
+		job[k] = op.u.job_create.job_id;
+		task[k] = op.u.job_create.task_ids ? op.u.job_create.task_ids[0] : 0;
+		free(op.u.job_create.task_ids);
+	}
+}
+
+static void test_merged_ops(void)
+{
 	struct db_op blk, op[5];
 	uint64_t job[3], task[3];
 	char sql[512];
 
-	for (int k = 0; k < 3; k++) {
-		plan_init(&plan);
-		memset(&op[0], 0, sizeof(op[0]));
-		op[0].u.job_create.reg = reg;
-		op[0].u.job_create.plan = &plan;
-		run(&op[0], DB_OP_JOB_CREATE);
-		expect_ok(&op[0], "a job for the merged ops");
-		job[k] = op[0].u.job_create.job_id;
-		task[k] = op[0].u.job_create.task_ids ? op[0].u.job_create.task_ids[0] : 0;
-		free(op[0].u.job_create.task_ids);
-	}
+	three_jobs(job, task, "a job for the merged ops");
 
 	/* Three polls' grants in one group: the one with a refused value
 	 * fails alone, naming it; the other two are granted together. */
@@ -687,7 +695,6 @@ static void order_done(struct db_op *op)
 
 static void test_leases_first(void)
 {
-	struct job_plan plan;
 	struct db_op blk, op[4];
 	uint64_t job[3], task[3];
 	char sql[512];
@@ -695,17 +702,7 @@ static void test_leases_first(void)
 	/* The edge-value tests used up the ids near the end of bigint. */
 	query("SELECT setval('jobs_id_seq', 1000)");
 	query("SELECT setval('tasks_id_seq', 1000)");
-	for (int k = 0; k < 3; k++) {
-		plan_init(&plan);
-		memset(&op[0], 0, sizeof(op[0]));
-		op[0].u.job_create.reg = reg;
-		op[0].u.job_create.plan = &plan;
-		run(&op[0], DB_OP_JOB_CREATE);
-		expect_ok(&op[0], "a job for the leases-first group");
-		job[k] = op[0].u.job_create.job_id;
-		task[k] = op[0].u.job_create.task_ids ? op[0].u.job_create.task_ids[0] : 0;
-		free(op[0].u.job_create.task_ids);
-	}
+	three_jobs(job, task, "a job for the leases-first group");
 	/* Worker "f0" runs task 0 and reports it while its poll asks for
 	 * more: one batch holds its result, then its next grant (task 1),
 	 * then a cancel of job 2 and a grant of job 2's task after it. */
