@@ -288,7 +288,7 @@ size_t auth_store_remove(struct auth_store *s, const char *id_or_name)
 void auth_store_fini(struct auth_store *s)
 {
 	if (s->v)
-		memset(s->v, 0, s->n * sizeof(*s->v)); /* the secrets kept */
+		explicit_bzero(s->v, s->n * sizeof(*s->v)); /* the secrets kept (a memset before free may be dropped) */
 	free(s->v);
 	memset(s, 0, sizeof(*s));
 }
