@@ -64,6 +64,16 @@ struct touch_op {
 
 static void touch_flush(struct coord *c);
 
+static void touch_op_free(struct touch_op *t)
+{
+	if (!t)
+		return;
+	free(t->ids);
+	free(t->id_ptrs);
+	free(t->used_at);
+	free(t);
+}
+
 static void touch_done(struct db_op *op)
 {
 	struct touch_op *t = op->ctx;
@@ -71,10 +81,7 @@ static void touch_done(struct db_op *op)
 
 	if (op->rc < 0)
 		log_warn("could not record when %zu tokens were last used: %s, ignoring", op->u.touch.n, op->err);
-	free(t->ids);
-	free(t->id_ptrs);
-	free(t->used_at);
-	free(t);
+	touch_op_free(t);
 	c->touch_busy = false;
 	if (!c->stopping && c->db)
 		touch_flush(c);
@@ -97,12 +104,7 @@ static void touch_flush(struct coord *c)
 		t->used_at = calloc(n, sizeof(*t->used_at));
 	}
 	if (!t || !t->ids || !t->id_ptrs || !t->used_at) {
-		if (t) {
-			free(t->ids);
-			free(t->id_ptrs);
-			free(t->used_at);
-		}
-		free(t);
+		touch_op_free(t);
 		log_warn("out of memory recording when tokens were last used, ignoring");
 		return;
 	}
@@ -123,10 +125,7 @@ static void touch_flush(struct coord *c)
 	}
 	c->touch_n = 0;
 	if (k == 0) {
-		free(t->ids);
-		free(t->id_ptrs);
-		free(t->used_at);
-		free(t);
+		touch_op_free(t);
 		return;
 	}
 	t->c = c;
