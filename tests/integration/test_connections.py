@@ -203,6 +203,19 @@ class Flooder(threading.Thread):
         self.peer.reset()
 
 
+def cluster_with_worker(settings, slots):
+    """A coordinator with settings, MODELS_REQUEST made with its admin
+    token, and one registered worker w1 of slots."""
+    global MODELS_REQUEST
+    c = harness.Cluster(coordinator_set=settings)
+    c.start_coordinator()
+    with open(c.admin_token_file) as f:
+        MODELS_REQUEST = models_request(f.read().strip())
+    c.start_worker('w1', slots=slots)
+    c.wait_for(lambda: len(c.hfctl_json('workers')) == 1, 60, 'the worker to register')
+    return c
+
+
 def coordinator_fds(cluster):
     return len(os.listdir('/proc/%d/fd' % cluster.coordinator.proc.pid))
 
@@ -221,18 +234,12 @@ def metric(cluster, name, **labels):
 class ConnectionsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.c = harness.Cluster(coordinator_set=(
+        cls.c = cluster_with_worker((
             'connections.max_per_port=%d' % MAX_PER_PORT,
             'connections.requests_per_connection=%d' % PER_CONNECTION,
             'connections.idle_timeout=%ds' % IDLE,
             'connections.reply_timeout=%ds' % REPLY,
-            'connections.handshake_timeout=%ds' % HANDSHAKE))
-        cls.c.start_coordinator()
-        global MODELS_REQUEST
-        with open(cls.c.admin_token_file) as f:
-            MODELS_REQUEST = models_request(f.read().strip())
-        cls.c.start_worker('w1', slots=2)
-        cls.c.wait_for(lambda: len(cls.c.hfctl_json('workers')) == 1, 60, 'the worker to register')
+            'connections.handshake_timeout=%ds' % HANDSHAKE), slots=2)
 
     @classmethod
     def tearDownClass(cls):
@@ -479,16 +486,10 @@ class PortQueueTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.c = harness.Cluster(coordinator_set=(
+        cls.c = cluster_with_worker((
             'coordinator.worker_contexts=%d' % cls.CONTEXTS,
             'connections.max_per_port=%d' % (cls.FLOODERS + 4),
-            'connections.requests_per_connection=%d' % PER_CONNECTION))
-        cls.c.start_coordinator()
-        global MODELS_REQUEST
-        with open(cls.c.admin_token_file) as f:
-            MODELS_REQUEST = models_request(f.read().strip())
-        cls.c.start_worker('w1', slots=1)
-        cls.c.wait_for(lambda: len(cls.c.hfctl_json('workers')) == 1, 60, 'the worker to register')
+            'connections.requests_per_connection=%d' % PER_CONNECTION), slots=1)
 
     @classmethod
     def tearDownClass(cls):
