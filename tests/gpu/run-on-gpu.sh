@@ -15,6 +15,9 @@
 #   tests/gpu/run-on-gpu.sh weights          toy checkpoints in runner.weights_dir, known answers
 #   tests/gpu/run-on-gpu.sh suite-warm       the whole suite on warm runners, health checks,
 #                                            int8 against fp32 on the CPU
+#   tests/gpu/run-on-gpu.sh suites [ARGS...] the core suite's test job, then all's (HF_SUITES), each
+#                                            with its wall time, efficiency and the GPU's busy
+#                                            fraction (HF_REGISTRY_REBUILD=1: registry rebuilt here)
 #   tests/gpu/run-on-gpu.sh readers          two benchmark jobs, compare, history, report, the
 #                                            views as the read-only role, then the suite
 # Environment: HF_SLOTS (concurrent tasks on the GPU, default 1),
@@ -59,7 +62,18 @@ umask 077
 umask 022
 export HFLEET_TOKEN_FILE=$w/admin.token HFLEET_WORKER_TOKEN_FILE=$w/worker.token
 
-"$w/bin/hf-coordinator" --database "$conninfo" --registry "$repo/coordinator/registry/models.tsv" \
+# HF_REGISTRY_REBUILD=1: the registry made from this machine's transformers
+# (coordinator/registry/README.md), checked, brought back and served.
+registry=$repo/coordinator/registry/models.tsv
+if [ "${HF_REGISTRY_REBUILD:-0}" = 1 ]; then
+  env -u LD_LIBRARY_PATH python3 coordinator/registry/build_registry.py --out "$out/models.tsv" \
+    --expect-types coordinator/registry/reference/transformers-5.17-model-types.tsv >"$out/registry-build.txt" 2>&1 &&
+  env -u LD_LIBRARY_PATH python3 coordinator/registry/check_registry.py "$out/models.tsv" \
+    coordinator/registry/reference/transformers-5.17-model-types.tsv >>"$out/registry-build.txt" 2>&1 &&
+  registry=$out/models.tsv
+  echo "registry: $registry"; tail -5 "$out/registry-build.txt"
+fi
+"$w/bin/hf-coordinator" --database "$conninfo" --registry "$registry" \
   --worker-listen tcp://127.0.0.1:$port_w --control-listen tcp://127.0.0.1:$port_c \
   --http-listen http://127.0.0.1:$port_h >"$out/coordinator.log" 2>&1 &
 wait_listening $! "$out/coordinator.log" "$port_w" "$port_c" "$port_h" || exit 1
@@ -85,9 +99,25 @@ run_job() {
   hfctl --json submit --backends "${HF_BACKENDS:-cuda}" --kind "$kind" --name "$name" "$@" >"$out/$name-submit.json" ||
     { echo "run-on-gpu: the $name job was not accepted" >&2; return 1; }
   job=$(python3 -c 'import json;print(json.load(open("'"$out/$name"'-submit.json"))["job_id"])')
-  timeout "${HF_WATCH_LIMIT:-450}" "$w/bin/hfctl" --control tcp://127.0.0.1:$port_c watch "$job" --interval 5s
+  # The GPU's busy fraction while the job runs (NVML's utilization.gpu, every
+  # 200 ms) and the machine's CPU (vmstat, every second).
+  nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader,nounits -lms 200 >"$out/$name-gpu.csv" 2>/dev/null &
+  local smi=$!
+  vmstat -n 1 >"$out/$name-vmstat.txt" 2>/dev/null &
+  local vms=$!
+  timeout "${HF_WATCH_LIMIT:-450}" "$w/bin/hfctl" --control tcp://127.0.0.1:$port_c watch "$job" --interval 1s >"$out/$name-watch.txt" 2>&1
   end=$(date +%s.%N)
-  echo "wall_s $(python3 -c "print($end-$start)")" | tee "$out/$name-wall.txt"
+  kill "$smi" "$vms" 2>/dev/null; wait "$smi" "$vms" 2>/dev/null
+  local wall; wall=$(python3 -c "print(round($end-$start, 2))")
+  echo "wall_s $wall" | tee "$out/$name-wall.txt"
+  python3 -c '
+import sys
+rows = [l.split(",") for l in open(sys.argv[1]) if l.count(",") == 2]
+u = [float(r[1]) for r in rows if r[1].strip().replace(".", "").isdigit()]
+print("gpu_busy_fraction %.3f over %d samples" % (sum(u) / 100 / len(u), len(u)) if u else "gpu_busy_fraction unknown")
+' "$out/$name-gpu.csv" | tee -a "$out/$name-wall.txt"
+  # Efficiency: the sum of task times over (slots x wall).
+  psql_q -Atc "SELECT 'task_time_sum_s ' || round(sum(duration_s)::numeric, 1) || ' efficiency ' || round((sum(duration_s) / ($slots * $wall))::numeric, 3) FROM task_outcomes WHERE job_id = $job" | tee -a "$out/$name-wall.txt"
   hfctl cancel "$job" >/dev/null 2>&1 || true   # whatever did not finish in time
   hfctl results "$job" >"$out/$name-results.txt"; tail -3 "$out/$name-results.txt"
   hfctl --json results "$job" >"$out/$name-results.json"
@@ -163,6 +193,15 @@ suite-warm)
   psql_q -c "SELECT worker_id, backend, idx, ok, trigger, round(duration_s::numeric, 2) AS s, detail FROM device_health_checks ORDER BY checked_at" | tee "$out/health.txt"
   hfctl devices | tee -a "$out/health.txt"
   HF_BACKENDS=cpu HF_WATCH_LIMIT=120 run_job int8 --models bert,distilbert,gpt2,vit --precision fp32,int8 --batch-sizes 1 --iterations 10 --warmup 2
+  ;;
+suites)
+  # Issue 14: the core suite's test job, then all's, on warm runners, each
+  # timed with its efficiency and the GPU's busy fraction; the failures
+  # with their reasons.
+  for suite in ${HF_SUITES:-core all}; do
+    HF_WATCH_LIMIT=${HF_WATCH_LIMIT:-240} run_job "suite-$suite" --suite "$suite" "$@"
+    psql_q -Atc "SELECT model_type, status, round(duration_s::numeric, 2), coalesce(metrics->>'load_time_s', ''), coalesce(metrics->>'forward_time_s', ''), left(coalesce(reason, ''), 400) FROM task_outcomes WHERE job_id = $job ORDER BY status, model_type" >"$out/suite-$suite-tasks.txt"
+  done
   ;;
 readers)
   # Issue 12: two benchmark jobs as two nightly runs (cuda and cpu, fp32),
