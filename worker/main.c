@@ -115,6 +115,37 @@ static int usage_error(const char *fmt, const char *arg)
 /* ---- hardware detection ---- */
 
 /* One line per backend: what the worker offers, or why not. */
+/* The CPU threads each runner's thread pools get: the usable CPUs shared
+ * among every slot of the worker, so that N runners busy at once do not
+ * oversubscribe the cores.  OMP_NUM_THREADS and MKL_NUM_THREADS are set in
+ * the worker's own environment (every runner inherits it; the reference
+ * runner also gives the value to torch.set_num_threads), unless the
+ * operator set them: theirs are kept, said once here.  Decided at start,
+ * before any thread or child of the session. */
+static void runner_threads_set(const struct hw_inventory *inv)
+{
+	static const char *const names[] = { "OMP_NUM_THREADS", "MKL_NUM_THREADS" };
+	unsigned cpus = hw_cpu_usable(&inv->cpu), slots = 0, threads;
+	char value[16];
+
+	for (size_t i = 0; i < inv->n_devices; i++)
+		slots += inv->devices[i].slots ? inv->devices[i].slots : 1;
+	threads = slots && cpus / slots > 0 ? cpus / slots : 1;
+	snprintf(value, sizeof(value), "%u", threads);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		const char *old = getenv(names[i]);
+		if (old) {
+			log_info("runner threads: keeping %s=%s from the environment (the worker would "
+				 "give %u: %u CPUs / %u slots)",
+				 names[i], old, threads, cpus, slots);
+			continue;
+		}
+		if (setenv(names[i], value, 1) < 0)
+			log_warn("could not set %s for runners: %s", names[i], strerror(errno));
+	}
+	log_info("runner threads: %u per runner (%u CPUs / %u slots)", threads, cpus, slots);
+}
+
 static void inventory_log(const struct hw_inventory *inv)
 {
 	for (size_t b = 0; b < HW_N_BACKENDS; b++) {
@@ -307,6 +338,7 @@ static int worker_run(const struct worker_conf *conf, const struct hw_options *o
 	}
 	/* What runners read is what is reported: set here, while the worker
 	 * has no other thread, and inherited by every runner. */
+	runner_threads_set(inv);
 	if (*conf->hf_cache && setenv("HF_HUB_CACHE", conf->hf_cache, 1) < 0)
 		log_warn("could not set HF_HUB_CACHE for runners: %s", strerror(errno));
 	if (*conf->weights_dir && setenv("HFLEET_WEIGHTS_DIR", conf->weights_dir, 1) < 0)
@@ -351,6 +383,7 @@ static int worker_run(const struct worker_conf *conf, const struct hw_options *o
 		.health_timeout_ms = conf->health_timeout_ms,
 		.health_interval_ms = conf->health_interval_ms,
 		.health_on_register = conf->health_on_register,
+		.prewarm = conf->runner_prewarm,
 		.exec = {
 			.argv = conf->runner_argv,
 			.state_dir = conf->state_dir,

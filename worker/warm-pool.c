@@ -10,6 +10,7 @@
  * warm_pool_close.
  */
 #include "warm-pool.h"
+#include "warm-pool-internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,7 +31,6 @@
  * also how long a runner that closed its control pipe mid-task has to exit
  * before that counts as breaking the protocol. */
 #define OUTPUT_DRAIN_MS 2000
-#define READ_CHUNK (64 * 1024)
 /* At a done line, the output already in the pipe is read as the task's, up
  * to this much. */
 #define DONE_DRAIN_MAX (1024 * 1024)
@@ -38,77 +38,6 @@
 /* "size resident shared text lib data dt": seven numbers of at most 20
  * characters each. */
 #define PROC_STATM_MAX 160
-
-enum timer_use {
-	TIMER_NONE,
-	TIMER_IDLE,     /* idle: retire when it fires */
-	TIMER_KILL,     /* retiring: SIGKILL when it fires */
-	TIMER_DRAIN,    /* exited: stop waiting for the pipes */
-	TIMER_CTL_EOF,  /* control pipe closed mid-task: the exit should follow */
-};
-
-struct warm_runner {
-	struct warm_pool *pool;
-	struct warm_runner *prev, *next;  /* pool->runners, most recently used first */
-	char *key, *where;
-	unsigned seq;                     /* its number in the pool, for its group's name */
-	struct contain_group *group;      /* every process it starts */
-
-	uv_process_t proc;
-	uv_pipe_t in, out, ctl;
-	uv_timer_t timer;
-	enum timer_use timer_use;
-	bool proc_init, in_init, out_init, ctl_init;
-	bool in_closed;                   /* stdin closed: end of file sent */
-	bool task_inline;                 /* its last done line: it takes the task in the line */
-	int open_handles;
-
-	bool spawned, exited, out_eof, ctl_eof;
-	bool retiring;                    /* takes no task any more */
-	bool broken;                      /* further control lines are ignored */
-	bool closing;                     /* its handles are being closed */
-	int64_t exit_status;
-	int term_signal;
-	unsigned served;
-	int statm_fd;                     /* its /proc/PID/statm, opened at the first done line, or -1 */
-
-	/* The task it serves, if any. */
-	void *task;
-	uint64_t task_id;
-	struct tail_buf *output;
-
-	/* The control line being read. */
-	char line[WARM_CONTROL_LINE_MAX];
-	size_t line_len;
-};
-
-/* A request line on its way to a runner's stdin. */
-struct warm_write {
-	uv_write_t req;
-	struct warm_runner *w;
-	void *task;
-	char *line;
-};
-
-struct warm_pool {
-	uv_loop_t *loop;
-	struct contain *contain;
-	unsigned seq;                     /* runners started */
-	char **argv;                      /* the runner's words and "--serve" */
-	size_t argc;
-	int64_t kill_grace_ms;
-	int64_t idle_timeout_ms;
-	struct warm_limits limits;
-	warm_end_cb cb;
-	void *arg;
-
-	struct warm_runner *runners;
-	size_t n_runners;                 /* not yet freed, in any state */
-	bool closing;
-	void (*closed_cb)(void *arg);
-	void *closed_arg;
-	char read_buf[READ_CHUNK];        /* every read is consumed in its callback */
-};
 
 static void runner_gone(struct warm_runner *w);
 
@@ -139,14 +68,19 @@ static void runner_free(struct warm_runner *w)
 	free(w->where);
 	free(w);
 	p->n_runners--;
-	if (p->closing && p->n_runners == 0) {
-		void (*cb)(void *) = p->closed_cb;
-		void *arg = p->closed_arg;
+	warm_pool_maybe_free(p);
+}
 
-		pool_free(p);
-		if (cb)
-			cb(arg);
-	}
+void warm_pool_maybe_free(struct warm_pool *p)
+{
+	void (*cb)(void *) = p->closed_cb;
+	void *arg = p->closed_arg;
+
+	if (!p->closing || p->n_runners > 0 || p->n_reserve_handles > 0)
+		return;
+	pool_free(p);
+	if (cb)
+		cb(arg);
 }
 
 static void runner_handle_closed_cb(uv_handle_t *h)
@@ -246,6 +180,7 @@ static void runner_retire(struct warm_runner *w, const char *why)
 	w->retiring = true;
 	log_info("retiring warm runner pid %d (%s) after %u task%s: %s", w->proc.pid, w->where,
 		 w->served, w->served == 1 ? "" : "s", why);
+	warm_reserve_runner_lost(w->pool, w->key, false);
 	runner_close_stdin(w);
 	if (!w->exited)
 		runner_timer_start(w, TIMER_KILL, w->pool->kill_grace_ms);
@@ -254,6 +189,8 @@ static void runner_retire(struct warm_runner *w, const char *why)
 /* It cannot be trusted any more: kill its group now. */
 static void runner_kill(struct warm_runner *w)
 {
+	if (warm_runner_counts(w))
+		warm_reserve_runner_lost(w->pool, w->key, false);
 	w->broken = true;
 	w->retiring = true;
 	runner_close_stdin(w);
@@ -405,6 +342,7 @@ static void runner_done(struct warm_runner *w, const struct warm_control *c)
 	runner_detach(w);
 	w->served++;
 	w->task_inline = c->task_inline;
+	warm_reserve_runner_served(p, w->key);
 	/* What left the runner's session during the task dies with the task;
 	 * its own children may stay until it is retired. */
 	contain_kill_escaped(w->group);
@@ -524,7 +462,11 @@ static void runner_exit_cb(uv_process_t *proc, int64_t exit_status, int term_sig
 {
 	struct warm_runner *w = proc->data;
 	char how[64];
+	/* Gone before it served a task, and not sent away: it fails at start. */
+	bool start_failed = !w->retiring && !w->task && w->served == 0;
 
+	if (!w->retiring)
+		warm_reserve_runner_lost(w->pool, w->key, start_failed);
 	w->exit_status = exit_status;
 	w->term_signal = term_signal;
 	contain_exited(w->group);
@@ -700,8 +642,8 @@ out:
 	return r;
 }
 
-static int runner_start(struct warm_pool *p, const char *key, char *const *env,
-			const char *where, struct warm_runner **ret)
+int warm_runner_start(struct warm_pool *p, const char *key, char *const *env, const char *where,
+		      struct warm_runner **ret)
 {
 	struct warm_runner *w = calloc(1, sizeof(*w));
 	int r;
@@ -805,7 +747,7 @@ int warm_pool_submit(struct warm_pool *p, const char *key, char *const *env, con
 		return r;
 	}
 	if (!w) {
-		r = env ? runner_start(p, key, env, where, &w) : -EINVAL;
+		r = env ? warm_runner_start(p, key, env, where, &w) : -EINVAL;
 		if (r < 0) {
 			free(ww->line);
 			free(ww);
@@ -858,6 +800,7 @@ void warm_runner_condemn(struct warm_runner *w)
 	log_info("warm runner pid %d (%s) is stopped with task %" PRIu64
 		 "; the next task gets a new one",
 		 w->proc.pid, w->where, w->task_id);
+	warm_reserve_runner_lost(w->pool, w->key, false);
 	runner_timer_stop(w);
 	runner_close_stdin(w);
 }
@@ -870,12 +813,17 @@ void warm_runner_abandon(struct warm_runner *w)
 	runner_kill(w);
 }
 
+bool warm_runner_counts(const struct warm_runner *w)
+{
+	return w->spawned && !w->retiring && !w->exited && !w->closing;
+}
+
 size_t warm_pool_size(const struct warm_pool *p)
 {
 	size_t n = 0;
 
 	for (const struct warm_runner *w = p->runners; w; w = w->next)
-		n += w->spawned && !w->retiring && !w->exited && !w->closing;
+		n += warm_runner_counts(w);
 	return n;
 }
 
@@ -926,13 +874,14 @@ bool warm_pool_close(struct warm_pool *p, void (*closed_cb)(void *arg), void *ar
 	if (!p)
 		return true;
 	p->closing = true;
+	warm_reserve_close_all(p);
 	for (struct warm_runner *w = p->runners; w; w = w->next) {
 		if (w->task)
 			warm_runner_abandon(w); /* a bug in the caller, but no process is left */
 		else if (!w->closing)
 			runner_retire(w, "the worker stops");
 	}
-	if (p->n_runners == 0) {
+	if (p->n_runners == 0 && p->n_reserve_handles == 0) {
 		pool_free(p);
 		return true;
 	}
