@@ -432,6 +432,9 @@ static void ctl_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		if (!w->retiring)
 			runner_timer_start(w, TIMER_CTL_EOF, OUTPUT_DRAIN_MS);
 	} else {
+		/* Before any task, unasked: it is dying at start. */
+		if (w->served == 0 && !w->retiring)
+			warm_reserve_runner_lost(w->pool, w->key, true);
 		runner_retire(w, "it closed its control pipe");
 	}
 }

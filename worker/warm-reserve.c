@@ -82,17 +82,21 @@ static void reserve_timer_cb(uv_timer_t *h);
 /* Arms the timer (now, or after the backoff) unless it is armed already. */
 static void reserve_kick(struct warm_reserve *r)
 {
+	int64_t ms;
+
 	if (r->closing || r->pool->closing || uv_is_active((uv_handle_t *)&r->timer))
 		return;
-	uv_timer_start(&r->timer, reserve_timer_cb, (uint64_t)reserve_delay_ms(r), 0);
+	ms = reserve_delay_ms(r);
+	if (ms > 0)
+		log_warn("starting the next warm runner for %s in %g s (%u failed at start in a row)",
+			 r->where, (double)ms / 1000.0, r->failures);
+	uv_timer_start(&r->timer, reserve_timer_cb, (uint64_t)ms, 0);
 }
 
 static void reserve_failed(struct warm_reserve *r, const char *what)
 {
 	r->failures++;
-	log_warn("warm runner for %s %s; starting the next in %g s (%u failure%s in a row)",
-		 r->where, what, (double)reserve_delay_ms(r) / 1000.0, r->failures,
-		 r->failures == 1 ? "" : "s");
+	log_warn("warm runner for %s %s", r->where, what);
 }
 
 static void reserve_timer_cb(uv_timer_t *h)
