@@ -142,8 +142,10 @@ static void runner_threads_set(const struct hw_inventory *inv)
 		}
 		if (setenv(names[i], value, 1) < 0)
 			log_warn("could not set %s for runners: %s", names[i], strerror(errno));
+		else
+			log_info("runner threads: %s=%u (%u CPUs / %u slots)", names[i], threads, cpus,
+				 slots);
 	}
-	log_info("runner threads: %u per runner (%u CPUs / %u slots)", threads, cpus, slots);
 }
 
 static void inventory_log(const struct hw_inventory *inv)
