@@ -26,7 +26,13 @@ SLOTS = 3
 
 def started(d):
     """{pid: start time} of the runners that wrote to d."""
-    return {int(n): float(open(os.path.join(d, n)).read()) for n in os.listdir(d)}
+    out = {}
+    for n in os.listdir(d):
+        with open(os.path.join(d, n)) as f:
+            text = f.read()
+        if text.endswith('\n'):  # complete
+            out[int(n)] = float(text)
+    return out
 
 
 def registered(c, wid):
