@@ -123,7 +123,8 @@ const struct hf_conf_setting worker_conf_settings[] = {
 	  "with runner.warm: start a warm runner for every slot of every device once registered, "
 	  "and replace one that retires, so no task waits for a runner to import its frameworks"),
 	S("runner.warm_idle_timeout", HF_CONF_MS, warm_idle_timeout_ms, "10m", 0, MS_DAY, NULL,
-	  "a warm runner idle this long exits, freeing its device memory (0: never)"),
+	  "a warm runner idle this long exits, freeing its device memory (0: never); with "
+	  "runner.prewarm a fresh one, holding none, takes its slot"),
 	S("health.on_register", HF_CONF_BOOL, health_on_register, "true", 0, -1, NULL,
 	  "run a health check (\"<runner.command> --health --backend B --result FILE\") on every "
 	  "device after registering; a device that fails it starts quarantined"),
