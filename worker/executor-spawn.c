@@ -296,6 +296,7 @@ int executor_prewarm(struct executor *ex, const struct hw_inventory *inv)
 
 	if (!ex->pool || ex->closing)
 		return 0;
+	warm_pool_reserve_begin(ex->pool);
 	for (size_t i = 0; i < inv->n_devices; i++) {
 		const struct hw_device *d = &inv->devices[i];
 		int r = device_prewarm(ex, d);
@@ -309,6 +310,7 @@ int executor_prewarm(struct executor *ex, const struct hw_inventory *inv)
 		runners += d->slots ? d->slots : 1;
 		devices++;
 	}
+	warm_pool_reserve_end(ex->pool);
 	if (devices)
 		log_info("starting %u warm runner%s ahead of tasks for %zu device%s (runner.prewarm)",
 			 runners, runners == 1 ? "" : "s", devices, devices == 1 ? "" : "s");

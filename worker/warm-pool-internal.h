@@ -91,6 +91,7 @@ struct warm_pool {
 	struct warm_runner *runners;
 	size_t n_runners;                 /* not yet freed, in any state */
 	struct warm_reserve *reserves;    /* warm-reserve.c's */
+	unsigned reserve_round;           /* warm_pool_reserve_begin's count */
 	size_t n_reserve_handles;         /* their timers not yet closed */
 	bool closing;
 	void (*closed_cb)(void *arg);
@@ -105,6 +106,9 @@ struct warm_pool {
  * started (what was made of it goes away by itself). */
 int warm_runner_start(struct warm_pool *p, const char *key, char *const *env, const char *where,
 		      struct warm_runner **ret);
+
+/* Retires the runner (it takes no other task), saying why. */
+void warm_runner_retire(struct warm_runner *w, const char *why);
 
 /* Whether the runner may take a task (idle or serving one). */
 bool warm_runner_counts(const struct warm_runner *w);

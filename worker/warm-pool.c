@@ -173,7 +173,7 @@ static void runner_detach(struct warm_runner *w)
 }
 
 /* No other task: close its stdin, SIGKILL its group after the grace. */
-static void runner_retire(struct warm_runner *w, const char *why)
+void warm_runner_retire(struct warm_runner *w, const char *why)
 {
 	if (w->retiring)
 		return;
@@ -352,7 +352,7 @@ static void runner_done(struct warm_runner *w, const struct warm_control *c)
 	if (w->retiring)
 		; /* stopped or exited meanwhile: it goes anyway */
 	else if (warm_retire_reason(&p->limits, w->served, rss, c, why, sizeof(why)))
-		runner_retire(w, why);
+		warm_runner_retire(w, why);
 	else
 		runner_idle(w);
 	p->cb(task, &end, p->arg);
@@ -435,7 +435,7 @@ static void ctl_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		/* Before any task, unasked: it is dying at start. */
 		if (w->served == 0 && !w->retiring)
 			warm_reserve_runner_lost(w->pool, w->key, true);
-		runner_retire(w, "it closed its control pipe");
+		warm_runner_retire(w, "it closed its control pipe");
 	}
 }
 
@@ -503,7 +503,7 @@ static void runner_timer_cb(uv_timer_t *h)
 	case TIMER_IDLE:
 		snprintf(why, sizeof(why), "idle for %g s (runner.warm_idle_timeout)",
 			 (double)w->pool->idle_timeout_ms / 1000.0);
-		runner_retire(w, why);
+		warm_runner_retire(w, why);
 		break;
 	case TIMER_KILL:
 		if (w->exited)
@@ -882,7 +882,7 @@ bool warm_pool_close(struct warm_pool *p, void (*closed_cb)(void *arg), void *ar
 		if (w->task)
 			warm_runner_abandon(w); /* a bug in the caller, but no process is left */
 		else if (!w->closing)
-			runner_retire(w, "the worker stops");
+			warm_runner_retire(w, "the worker stops");
 	}
 	if (p->n_runners == 0 && p->n_reserve_handles == 0) {
 		pool_free(p);

@@ -161,8 +161,12 @@ void warm_runner_abandon(struct warm_runner *w);
 int warm_pool_reserve(struct warm_pool *p, const char *key, char *const *env, const char *where,
 		      unsigned target);
 
-/* The sum of the reserves' targets. */
-unsigned warm_pool_reserved(const struct warm_pool *p);
+/* A new set of reserves: warm_pool_reserve_begin, warm_pool_reserve for
+ * each key of it, warm_pool_reserve_end.  The reserves the set does not
+ * name drop to 0 (their idle runners retire; the others go as usual), and a
+ * reserve whose target was lowered retires its idle runners beyond it. */
+void warm_pool_reserve_begin(struct warm_pool *p);
+void warm_pool_reserve_end(struct warm_pool *p);
 
 /* Runners that may take a task (idle or serving one; not retired, stopped
  * or exited). */

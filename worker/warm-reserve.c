@@ -34,6 +34,7 @@ struct warm_reserve {
 	char *key, *where;
 	char **env;          /* NULL-terminated, owned */
 	unsigned target;
+	unsigned round;      /* the warm_pool_reserve_begin round that set it */
 	unsigned failures;   /* runners in a row that died at start */
 	uv_timer_t timer;
 	bool closing;
@@ -158,6 +159,39 @@ static int env_copy(char *const *env, char ***ret)
 	return 0;
 }
 
+/* Above the target (it was lowered): the idle runners beyond it retire,
+ * least recently used first; busy ones go by themselves later. */
+static void reserve_trim(struct warm_reserve *r)
+{
+	unsigned have = reserve_count(r);
+	struct warm_runner *last = NULL;
+
+	for (struct warm_runner *w = r->pool->runners; w; w = w->next)
+		last = w;
+	for (struct warm_runner *w = last; w && have > r->target; w = w->prev) {
+		if (!warm_runner_counts(w) || w->task || strcmp(w->key, r->key) != 0)
+			continue;
+		warm_runner_retire(w, "its device has fewer slots now (runner.prewarm)");
+		have--;
+	}
+}
+
+void warm_pool_reserve_begin(struct warm_pool *p)
+{
+	p->reserve_round++;
+}
+
+void warm_pool_reserve_end(struct warm_pool *p)
+{
+	for (struct warm_reserve *r = p->reserves; r; r = r->next) {
+		if (r->round == p->reserve_round || r->target == 0)
+			continue;
+		log_info("%s has no reserved warm runners any more (runner.prewarm)", r->where);
+		r->target = 0;
+		reserve_trim(r);
+	}
+}
+
 int warm_pool_reserve(struct warm_pool *p, const char *key, char *const *env, const char *where,
 		      unsigned target)
 {
@@ -198,8 +232,10 @@ int warm_pool_reserve(struct warm_pool *p, const char *key, char *const *env, co
 	r->env = copy;
 	r->where = where_copy;
 	r->target = target;
+	r->round = p->reserve_round;
 	if (reserve_count(r) < target)
 		reserve_kick(r);
+	reserve_trim(r);
 	return 0;
 oom:
 	free(where_copy);
@@ -207,15 +243,6 @@ oom:
 		free(copy[i]);
 	free(copy);
 	return -ENOMEM;
-}
-
-unsigned warm_pool_reserved(const struct warm_pool *p)
-{
-	unsigned n = 0;
-
-	for (const struct warm_reserve *r = p->reserves; r; r = r->next)
-		n += r->target;
-	return n;
 }
 
 void warm_reserve_runner_lost(struct warm_pool *p, const char *key, bool start_failed)

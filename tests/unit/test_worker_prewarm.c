@@ -351,6 +351,37 @@ START_TEST(test_a_reserved_runner_idles_out_only_after_serving)
 }
 END_TEST
 
+/* New hardware: fewer slots, then the device replaced by another. */
+START_TEST(test_prewarm_again_retires_the_runners_beyond_the_new_slots)
+{
+	int pids[MAX_PIDS];
+
+	write_runner(NULL);
+	struct executor *ex = make_executor(0, 0);
+
+	executor_prewarm(ex, cpu_inventory(3));
+	wait_runners(3);
+	executor_prewarm(ex, cpu_inventory(1));
+	ck_assert_uint_eq(executor_warm_size(ex), 1);
+	runner_pids(pids);
+	/* The least recently used go: here the first two started. */
+	for (int i = 0; i < 200 && !(exited_on_eof(pids[0]) && exited_on_eof(pids[1])); i++)
+		run_for(10);
+	ck_assert(exited_on_eof(pids[0]) && exited_on_eof(pids[1]));
+	ck_assert(!exited_on_eof(pids[2]));
+	/* Another device (its name is part of its runners' environment): the
+	 * old one's runner retires, the new one gets its own. */
+	hf_strlcpy(cpu_inventory(1)->devices[0].name, "another CPU", sizeof(inv.devices[0].name));
+	executor_prewarm(ex, &inv);
+	wait_runners(4);
+	for (int i = 0; i < 200 && !exited_on_eof(pids[2]); i++)
+		run_for(10);
+	ck_assert(exited_on_eof(pids[2]));
+	ck_assert_uint_eq(executor_warm_size(ex), 1);
+	finish(ex);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("worker_prewarm");
@@ -362,6 +393,7 @@ int main(void)
 	tcase_add_test(tc, test_a_retired_runner_is_replaced_before_the_next_task);
 	tcase_add_test(tc, test_a_runner_that_dies_at_start_is_started_again_after_a_backoff);
 	tcase_add_test(tc, test_a_reserved_runner_idles_out_only_after_serving);
+	tcase_add_test(tc, test_prewarm_again_retires_the_runners_beyond_the_new_slots);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
