@@ -289,6 +289,14 @@ static int device_prewarm(struct executor *ex, const struct hw_device *d)
 	return r;
 }
 
+void executor_prewarm_stop(struct executor *ex)
+{
+	if (!ex->pool || ex->closing)
+		return;
+	warm_pool_reserve_begin(ex->pool);
+	warm_pool_reserve_end(ex->pool);
+}
+
 int executor_prewarm(struct executor *ex, const struct hw_inventory *inv)
 {
 	unsigned runners = 0;

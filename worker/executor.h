@@ -169,6 +169,10 @@ size_t executor_warm_size(const struct executor *ex);
  * its tasks.  Returns 0. */
 int executor_prewarm(struct executor *ex, const struct hw_inventory *inv);
 
+/* No runner ahead of tasks any more (draining): the reserves drop to 0, and
+ * their idle runners retire. */
+void executor_prewarm_stop(struct executor *ex);
+
 /* Fills refs with up to max running attempts; returns how many. */
 size_t executor_list(const struct executor *ex, struct executor_ref *refs, size_t max);
 

@@ -871,6 +871,8 @@ void session_drain(struct session *s)
 	if (s->draining || s->state == SESSION_DONE)
 		return;
 	s->draining = true;
+	s->prewarm_due = false;
+	executor_prewarm_stop(s->ex); /* no new work: no runner ahead of it */
 	if (executor_size(s->ex) > 0) {
 		log_info("draining: taking no new work, waiting up to %g s for %zu running tasks",
 			 (double)s->cfg.drain_timeout_ms / 1000.0, executor_size(s->ex));
