@@ -294,7 +294,7 @@ void executor_prewarm_stop(struct executor *ex)
 	if (!ex->pool || ex->closing)
 		return;
 	warm_pool_reserve_begin(ex->pool);
-	warm_pool_reserve_end(ex->pool);
+	warm_pool_reserve_end(ex->pool, "the worker drains");
 }
 
 int executor_prewarm(struct executor *ex, const struct hw_inventory *inv)
@@ -318,7 +318,7 @@ int executor_prewarm(struct executor *ex, const struct hw_inventory *inv)
 		runners += d->slots ? d->slots : 1;
 		devices++;
 	}
-	warm_pool_reserve_end(ex->pool);
+	warm_pool_reserve_end(ex->pool, "its device is gone (runner.prewarm)");
 	if (devices)
 		log_info("starting %u warm runner%s ahead of tasks for %zu device%s (runner.prewarm)",
 			 runners, runners == 1 ? "" : "s", devices, devices == 1 ? "" : "s");

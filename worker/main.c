@@ -120,32 +120,31 @@ static int usage_error(const char *fmt, const char *arg)
  * oversubscribe the cores.  OMP_NUM_THREADS and MKL_NUM_THREADS are set in
  * the worker's own environment (every runner inherits it; the reference
  * runner also gives the value to torch.set_num_threads), unless the
- * operator set them: theirs are kept, said once here.  Decided at start,
+ * operator set OMP_NUM_THREADS (then both are left as they are, said once
+ * here) or MKL_NUM_THREADS (kept).  Decided at start,
  * before any thread or child of the session. */
 static void runner_threads_set(const struct hw_inventory *inv)
 {
-	static const char *const names[] = { "OMP_NUM_THREADS", "MKL_NUM_THREADS" };
 	unsigned cpus = hw_cpu_usable(&inv->cpu), slots = 0, threads;
+	const char *omp = getenv("OMP_NUM_THREADS"), *mkl = getenv("MKL_NUM_THREADS");
 	char value[16];
 
 	for (size_t i = 0; i < inv->n_devices; i++)
 		slots += inv->devices[i].slots ? inv->devices[i].slots : 1;
 	threads = slots && cpus / slots > 0 ? cpus / slots : 1;
-	snprintf(value, sizeof(value), "%u", threads);
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		const char *old = getenv(names[i]);
-		if (old) {
-			log_info("runner threads: keeping %s=%s from the environment (the worker would "
-				 "give %u: %u CPUs / %u slots)",
-				 names[i], old, threads, cpus, slots);
-			continue;
-		}
-		if (setenv(names[i], value, 1) < 0)
-			log_warn("could not set %s for runners: %s", names[i], strerror(errno));
-		else
-			log_info("runner threads: %s=%u (%u CPUs / %u slots)", names[i], threads, cpus,
-				 slots);
+	if (omp) {
+		/* MKL follows OMP_NUM_THREADS when MKL_NUM_THREADS is unset. */
+		log_info("runner threads: keeping OMP_NUM_THREADS=%s from the environment (the worker "
+			 "would give %u: %u CPUs / %u slots)",
+			 omp, threads, cpus, slots);
+		return;
 	}
+	snprintf(value, sizeof(value), "%u", threads);
+	if (setenv("OMP_NUM_THREADS", value, 1) < 0 || (!mkl && setenv("MKL_NUM_THREADS", value, 1) < 0))
+		log_warn("could not set the runners' thread count: %s", strerror(errno));
+	else
+		log_info("runner threads: OMP_NUM_THREADS=%u (%u CPUs / %u slots)%s%s", threads, cpus,
+			 slots, mkl ? ", keeping MKL_NUM_THREADS=" : "", mkl ? mkl : "");
 }
 
 static void inventory_log(const struct hw_inventory *inv)

@@ -163,10 +163,11 @@ int warm_pool_reserve(struct warm_pool *p, const char *key, char *const *env, co
 
 /* A new set of reserves: warm_pool_reserve_begin, warm_pool_reserve for
  * each key of it, warm_pool_reserve_end.  The reserves the set does not
- * name drop to 0 (their idle runners retire; the others go as usual), and a
- * reserve whose target was lowered retires its idle runners beyond it. */
+ * name drop to 0 (their idle runners retire, saying why; the others go as
+ * usual), and a reserve whose target was lowered retires its idle runners
+ * beyond it. */
 void warm_pool_reserve_begin(struct warm_pool *p);
-void warm_pool_reserve_end(struct warm_pool *p);
+void warm_pool_reserve_end(struct warm_pool *p, const char *why);
 
 /* Runners that may take a task (idle or serving one; not retired, stopped
  * or exited). */

@@ -161,7 +161,7 @@ static int env_copy(char *const *env, char ***ret)
 
 /* Above the target (it was lowered): the idle runners beyond it retire,
  * least recently used first; busy ones go by themselves later. */
-static void reserve_trim(struct warm_reserve *r)
+static void reserve_trim(struct warm_reserve *r, const char *why)
 {
 	unsigned have = reserve_count(r);
 	struct warm_runner *last = NULL;
@@ -171,7 +171,7 @@ static void reserve_trim(struct warm_reserve *r)
 	for (struct warm_runner *w = last; w && have > r->target; w = w->prev) {
 		if (!warm_runner_counts(w) || w->task || strcmp(w->key, r->key) != 0)
 			continue;
-		warm_runner_retire(w, "its device has fewer slots now (runner.prewarm)");
+		warm_runner_retire(w, why);
 		have--;
 	}
 }
@@ -181,14 +181,13 @@ void warm_pool_reserve_begin(struct warm_pool *p)
 	p->reserve_round++;
 }
 
-void warm_pool_reserve_end(struct warm_pool *p)
+void warm_pool_reserve_end(struct warm_pool *p, const char *why)
 {
 	for (struct warm_reserve *r = p->reserves; r; r = r->next) {
 		if (r->round == p->reserve_round || r->target == 0)
 			continue;
-		log_info("%s has no reserved warm runners any more (runner.prewarm)", r->where);
 		r->target = 0;
-		reserve_trim(r);
+		reserve_trim(r, why);
 	}
 }
 
@@ -235,7 +234,7 @@ int warm_pool_reserve(struct warm_pool *p, const char *key, char *const *env, co
 	r->round = p->reserve_round;
 	if (reserve_count(r) < target)
 		reserve_kick(r);
-	reserve_trim(r);
+	reserve_trim(r, "its device has fewer slots now (runner.prewarm)");
 	return 0;
 oom:
 	free(where_copy);
