@@ -56,6 +56,7 @@ struct warm_runner {
 	int64_t exit_status;
 	int term_signal;
 	unsigned served;
+	size_t start_logged;              /* bytes of its output before any task logged */
 	int statm_fd;                     /* its /proc/PID/statm, opened at the first done line, or -1 */
 
 	/* The task it serves, if any. */

@@ -38,6 +38,8 @@
 /* "size resident shared text lib data dt": seven numbers of at most 20
  * characters each. */
 #define PROC_STATM_MAX 160
+/* Output of a runner before its first task that is logged. */
+#define START_LOG_MAX 2048
 
 static void runner_gone(struct warm_runner *w);
 
@@ -229,6 +231,28 @@ static void runner_maybe_gone(struct warm_runner *w)
 		runner_gone(w);
 }
 
+/* What a runner says before its first task (a runner started ahead of
+ * tasks: "imported torch 2.11 and transformers 5.17 in 4.2 s") goes to the
+ * worker's log, a line per line, up to START_LOG_MAX bytes, non-printable
+ * bytes as '?'. */
+static void runner_log_start(struct warm_runner *w, const char *data, size_t n)
+{
+	char line[START_LOG_MAX + 1];
+	size_t len = 0;
+
+	for (size_t i = 0; i < n && w->start_logged < START_LOG_MAX; i++, w->start_logged++) {
+		unsigned char c = (unsigned char)data[i];
+		if (c != '\n')
+			line[len++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+		if ((c == '\n' || i + 1 == n) && len > 0) {
+			line[len] = '\0';
+			log_info("warm runner pid %d (%s) before its first task: %s", w->proc.pid,
+				 w->where, line);
+			len = 0;
+		}
+	}
+}
+
 static void out_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct warm_runner *w = s->data;
@@ -236,7 +260,10 @@ static void out_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	if (nread > 0) {
 		if (w->output)
 			tail_buf_append(w->output, buf->base, (size_t)nread);
-		return; /* between tasks, output belongs to no one */
+		else if (w->served == 0)
+			runner_log_start(w, buf->base, (size_t)nread);
+		/* else between tasks: the output belongs to no one */
+		return;
 	}
 	if (nread == 0)
 		return;

@@ -183,6 +183,7 @@ def serve(a):
     if a.started_dir:
         with open(os.path.join(a.started_dir, str(os.getpid())), 'w') as f:
             f.write('%.6f\n' % time.time())
+        print('arith runner: started, waiting for tasks', file=sys.stderr, flush=True)
     if a.start_fails_until and not os.path.exists(a.start_fails_until):
         print('arith runner: cannot start on purpose (%s is missing)' % a.start_fails_until, file=sys.stderr)
         return 4

@@ -82,6 +82,8 @@ class PrewarmTest(unittest.TestCase):
             log = w.log()
             self.assertIn('starting %d warm runners ahead of tasks for 1 device (runner.prewarm)' % SLOTS, log)
             self.assertIn('runner threads: OMP_NUM_THREADS=%d' % max(1, cpus // SLOTS), log)
+            # What a runner says before its first task is in the worker's log.
+            self.assertIn('before its first task: arith runner: started, waiting for tasks', log)
             for pid in runners:  # the worker's stop ended them
                 with self.assertRaises(ProcessLookupError):
                     os.kill(pid, 0)
