@@ -20,7 +20,8 @@
 #                                            fraction (HF_REGISTRY_REBUILD=1: registry rebuilt here)
 #   tests/gpu/run-on-gpu.sh readers          two benchmark jobs, compare, history, report, the
 #                                            views as the read-only role, then the suite
-# Environment: HF_SLOTS (concurrent tasks on the GPU, default 1),
+# Environment: HF_SLOTS (concurrent tasks on the GPU, default 1; auto: from the
+#   machine's CPUs and the GPU's memory, docs/hardware.md),
 #   HF_RUNNER (runner command, default the reference runner),
 #   HF_WATCH_LIMIT (seconds to follow a suite or bench job, default 450).
 set -uo pipefail
@@ -84,6 +85,10 @@ worker_pid=$!
 hfctl() { "$w/bin/hfctl" --control tcp://127.0.0.1:$port_c "$@"; }
 for _ in $(seq 1 300); do hfctl --json workers 2>/dev/null | grep -q gpu-worker && break; sleep 0.2; done
 hfctl workers; hfctl devices | tee "$out/devices.txt"
+# HF_SLOTS=auto (or devices.slots in HF_WORKER_ARGS): the slots the worker
+# chose for cuda:0, for the efficiency figure.
+slots=$(hfctl --json devices | python3 -c 'import json,sys; print(next((d["slots"] for d in json.load(sys.stdin)["devices"] if d["backend"] == "cuda" and d["index"] == 0), 1))' 2>/dev/null || echo 1)
+echo "cuda:0 slots: $slots"
 
 run_probe() {
   hfctl --json submit --models bert,gpt2 --backends cuda --name probe >"$out/submit.json"
