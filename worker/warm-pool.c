@@ -729,13 +729,23 @@ static void runner_write_cb(uv_write_t *req, int status)
 	free(ww);
 }
 
+/* The idle runner of key a task goes to: the most recently used one that
+ * has served a task (its frameworks are imported for sure), else the one
+ * started first of those that have served none (a runner started ahead of
+ * tasks may still be importing them: the oldest is the likeliest done). */
 static struct warm_runner *pool_find_idle(struct warm_pool *p, const char *key)
 {
-	for (struct warm_runner *w = p->runners; w; w = w->next)
-		if (w->spawned && !w->task && !w->retiring && !w->exited && !w->closing &&
-		    strcmp(w->key, key) == 0)
+	struct warm_runner *fresh = NULL;
+
+	for (struct warm_runner *w = p->runners; w; w = w->next) {
+		if (!w->spawned || w->task || w->retiring || w->exited || w->closing ||
+		    strcmp(w->key, key) != 0)
+			continue;
+		if (w->served > 0)
 			return w;
-	return NULL;
+		fresh = w; /* the list is newest first: the last one is the oldest */
+	}
+	return fresh;
 }
 
 bool warm_pool_has_idle(struct warm_pool *p, const char *key)

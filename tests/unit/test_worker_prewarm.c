@@ -351,6 +351,27 @@ START_TEST(test_a_reserved_runner_idles_out_only_after_serving)
 }
 END_TEST
 
+/* A task goes to a runner that has served (its imports are done), else to
+ * the oldest of the fresh ones (the likeliest done importing). */
+START_TEST(test_tasks_prefer_runners_that_served_then_the_oldest_fresh_one)
+{
+	int pids[MAX_PIDS];
+
+	write_runner(NULL);
+	struct executor *ex = make_executor(0, 0);
+
+	executor_prewarm(ex, cpu_inventory(1));
+	wait_runners(1);
+	executor_prewarm(ex, cpu_inventory(3)); /* two more, started later */
+	wait_runners(3);
+	runner_pids(pids);
+	ck_assert_int_eq(result_pid(run_task(ex, 1)), pids[0]);
+	ck_assert_int_eq(result_pid(run_task(ex, 2)), pids[0]);
+	ck_assert_int_eq(runner_pids(pids), 3);
+	finish(ex);
+}
+END_TEST
+
 /* New hardware: fewer slots, then the device replaced by another. */
 START_TEST(test_prewarm_again_retires_the_runners_beyond_the_new_slots)
 {
@@ -393,6 +414,7 @@ int main(void)
 	tcase_add_test(tc, test_a_retired_runner_is_replaced_before_the_next_task);
 	tcase_add_test(tc, test_a_runner_that_dies_at_start_is_started_again_after_a_backoff);
 	tcase_add_test(tc, test_a_reserved_runner_idles_out_only_after_serving);
+	tcase_add_test(tc, test_tasks_prefer_runners_that_served_then_the_oldest_fresh_one);
 	tcase_add_test(tc, test_prewarm_again_retires_the_runners_beyond_the_new_slots);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
