@@ -15,7 +15,8 @@
  * that would have got exactly its environment.
  *
  * For a task, warm_pool_submit takes the most recently used idle runner of
- * the key, or spawns one, and writes the request line.  While it serves the
+ * the key that has served a task (else the oldest idle one, which has
+ * served none), or spawns one, and writes the request line.  While it serves the
  * task, the runner's output goes to the task's tail buffer; between tasks it
  * is dropped.  The task ends, through the end callback, when:
  *   - a done line comes (WARM_END_DONE; the output already in the pipe is
