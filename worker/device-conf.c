@@ -14,6 +14,7 @@
 
 #include "hf_log.h"
 #include "hf_util.h"
+#include "hw-util.h"
 
 #define INDEX_MAX 65535
 #define SLOTS_MAX 256
@@ -192,16 +193,19 @@ static int slot_item(const char *p, size_t len, void *arg, char *err, size_t err
 	r = sel_parse(sp, (size_t)(send - sp), &s.sel, err, errlen);
 	if (r < 0)
 		return r;
-	if (number_parse(vp, (size_t)(vend - vp), SLOTS_MAX, &v) < 0 || v == 0) {
-		snprintf(err, errlen, "bad slot count in \"%.*s\" (1 to %d; hide a device with "
-				      "devices.hide)",
+	s.automatic = vend - vp == 4 && strncasecmp(vp, "auto", 4) == 0;
+	if (s.automatic) {
+		v = 0; /* devconf_apply decides */
+	} else if (number_parse(vp, (size_t)(vend - vp), SLOTS_MAX, &v) < 0 || v == 0) {
+		snprintf(err, errlen, "bad slot count in \"%.*s\" (1 to %d, or auto; hide a device "
+				      "with devices.hide)",
 			 (int)len, p, SLOTS_MAX);
 		return -EINVAL;
 	}
 	s.slots = (unsigned)v;
 	for (size_t i = 0; i < l->n; i++) {
 		if (sel_same(&l->items[i].sel, &s.sel)) {
-			l->items[i].slots = s.slots; /* the last one given wins */
+			l->items[i] = s; /* the last one given wins */
 			return 0;
 		}
 	}
@@ -484,7 +488,10 @@ bool devconf_backend_hidden(const struct devconf *dc, Hf__Backend backend)
 	return false;
 }
 
-unsigned devconf_device_slots(const struct devconf *dc, Hf__Backend backend, unsigned index)
+/* The devices.slots entry that decides the device: its own, else its
+ * backend's, else NULL. */
+static const struct devconf_slot *slot_entry(const struct devconf *dc, Hf__Backend backend,
+					     unsigned index)
 {
 	const struct devconf_slot *by_backend = NULL;
 
@@ -493,22 +500,67 @@ unsigned devconf_device_slots(const struct devconf *dc, Hf__Backend backend, uns
 		if (s->sel.backend != backend)
 			continue;
 		if (s->sel.index >= 0 && (unsigned)s->sel.index == index)
-			return s->slots;
+			return s;
 		if (s->sel.index < 0)
 			by_backend = s;
 	}
-	if (by_backend)
-		return by_backend->slots;
+	return by_backend;
+}
+
+unsigned devconf_device_slots(const struct devconf *dc, Hf__Backend backend, unsigned index)
+{
+	const struct devconf_slot *s = slot_entry(dc, backend, index);
+
+	if (s)
+		return s->automatic ? 1 : s->slots;
 	if (backend == HF__BACKEND__BACKEND_CPU)
 		return dc && dc->cpu_slots ? dc->cpu_slots : 1;
 	return 1;
+}
+
+bool devconf_device_auto(const struct devconf *dc, Hf__Backend backend, unsigned index)
+{
+	const struct devconf_slot *s = slot_entry(dc, backend, index);
+
+	return s && s->automatic;
 }
 
 bool devconf_device_shared(const struct devconf *dc, Hf__Backend backend, unsigned index)
 {
 	if (!dc)
 		return backend == HF__BACKEND__BACKEND_CPU;
-	return sels_cover(dc->shared, dc->n_shared, backend, index);
+	return sels_cover(dc->shared, dc->n_shared, backend, index) ||
+	       devconf_device_auto(dc, backend, index);
+}
+
+unsigned devconf_auto_slots(unsigned cpus, unsigned n_auto, uint64_t memory_bytes,
+			    uint64_t slot_memory, char *why, size_t len)
+{
+	unsigned by_cpu = cpus / (n_auto ? n_auto : 1), slots = by_cpu;
+	char mem[32], per[32];
+
+	if (by_cpu > SLOTS_MAX)
+		by_cpu = slots = SLOTS_MAX;
+	if (memory_bytes && slot_memory) {
+		uint64_t by_mem = memory_bytes / slot_memory;
+		if (by_mem < slots)
+			slots = (unsigned)by_mem;
+	}
+	if (slots < 1)
+		slots = 1;
+	if (why && len) {
+		hw_bytes_format(memory_bytes, mem, sizeof(mem));
+		hw_bytes_format(slot_memory, per, sizeof(per));
+		if (n_auto > 1)
+			snprintf(why, len, "%u CPUs / %u auto devices, ", cpus, n_auto);
+		else
+			snprintf(why, len, "%u CPUs, ", cpus);
+		if (memory_bytes && slot_memory)
+			snprintf(why + strlen(why), len - strlen(why), "%s / %s", mem, per);
+		else
+			snprintf(why + strlen(why), len - strlen(why), "memory unknown");
+	}
+	return slots;
 }
 
 void devconf_fini(struct devconf *dc)
@@ -529,7 +581,7 @@ static int check_slots_shared(const struct devconf *dc, char *err, size_t errlen
 
 	for (size_t i = 0; i < dc->n_slots; i++) {
 		const struct devconf_slot *s = &dc->slots[i];
-		bool ok = s->slots <= 1;
+		bool ok = s->slots <= 1; /* auto: shared by itself */
 		for (size_t j = 0; !ok && j < dc->n_shared; j++)
 			ok = dc->shared[j].backend == s->sel.backend &&
 			     (dc->shared[j].index < 0 || dc->shared[j].index == s->sel.index);
@@ -655,6 +707,33 @@ static void declared_merge(const struct devconf_declared *dd, struct hw_inventor
 	}
 }
 
+/* devices.slots=auto: the machine's logical CPUs are divided among the
+ * auto devices, and each gets no more slots than its memory holds at
+ * slot_memory apiece (devconf_auto_slots).  Logged, and kept as the
+ * device's attribute slots_auto so the probe and the fleet show why. */
+static void auto_slots_apply(const struct devconf *dc, struct hw_inventory *inv)
+{
+	unsigned n_auto = 0, cpus = hw_cpu_usable(&inv->cpu);
+	char why[160];
+
+	for (size_t i = 0; dc && i < inv->n_devices; i++)
+		n_auto += devconf_device_auto(dc, inv->devices[i].backend, inv->devices[i].index);
+	for (size_t i = 0; n_auto && i < inv->n_devices; i++) {
+		struct hw_device *d = &inv->devices[i];
+		if (!devconf_device_auto(dc, d->backend, d->index))
+			continue;
+		d->slots = devconf_auto_slots(cpus, n_auto, d->memory_bytes,
+					      dc->slot_memory ? dc->slot_memory : DEVCONF_SLOT_MEMORY,
+					      why, sizeof(why));
+		d->shared = true;
+		log_info("%s:%u: %u slot%s (%s; devices.slots=auto)", hf_backend_name(d->backend),
+			 d->index, d->slots, d->slots == 1 ? "" : "s", why);
+		if (hw_device_attr_set(d, "slots_auto", why) < 0)
+			log_debug("%s:%u has too many attributes for slots_auto",
+				  hf_backend_name(d->backend), d->index);
+	}
+}
+
 void devconf_apply(const struct devconf *dc, struct hw_inventory *inv)
 {
 	size_t kept = 0;
@@ -694,4 +773,5 @@ void devconf_apply(const struct devconf *dc, struct hw_inventory *inv)
 		if (!d->shared && d->slots > 1)
 			d->slots = 1; /* refused at start for configurations; a safeguard */
 	}
+	auto_slots_apply(dc, inv);
 }

@@ -9,7 +9,9 @@
  *   devices.slots    "cuda=1,cpu=4,cuda:3=2": tasks a device runs at once,
  *                    per backend or per device (a device entry wins over
  *                    its backend's, whatever the order).  Default: 1 for an
- *                    accelerator, worker.slots for the CPU.
+ *                    accelerator, worker.slots for the CPU.  "auto"
+ *                    ("cuda=auto") sizes the device from the machine
+ *                    (devconf_auto_slots) and makes it shared by itself.
  *   devices.shared   devices or backends whose slots may run different
  *                    tasks at once.  Default "cpu".  A device not listed
  *                    runs one task at a time, so giving it more than one
@@ -48,8 +50,12 @@ struct devconf_sel {
 
 struct devconf_slot {
 	struct devconf_sel sel;
-	unsigned slots;
+	unsigned slots;  /* 0 when automatic */
+	bool automatic;  /* "auto": decided by devconf_apply */
 };
+
+/* devices.slot_memory's default: the device memory one auto slot needs. */
+#define DEVCONF_SLOT_MEMORY (UINT64_C(8) << 30)
 
 enum {
 	DEVCONF_NAME = 1 << 0,
@@ -74,6 +80,7 @@ struct devconf {
 	struct devconf_declared *declared;
 	size_t n_declared;
 	unsigned cpu_slots; /* worker.slots */
+	uint64_t slot_memory; /* devices.slot_memory; 0: DEVCONF_SLOT_MEMORY */
 };
 
 /* Parses the four settings' values (NULL = empty; shared NULL = "cpu") and
@@ -104,10 +111,23 @@ bool devconf_backend_hidden(const struct devconf *dc, Hf__Backend backend);
 unsigned devconf_device_slots(const struct devconf *dc, Hf__Backend backend, unsigned index);
 bool devconf_device_shared(const struct devconf *dc, Hf__Backend backend, unsigned index);
 
+/* Whether devices.slots says "auto" for the device (devconf_device_slots
+ * then says 1 until devconf_apply decides; the device is shared). */
+bool devconf_device_auto(const struct devconf *dc, Hf__Backend backend, unsigned index);
+
+/* The slots of an auto device: min(cpus / n_auto, memory_bytes /
+ * slot_memory), at least 1 and at most 256; memory_bytes 0 (unknown) leaves
+ * the CPUs alone to decide.  why (len bytes, may be NULL) gets the reason,
+ * as "16 CPUs, 141 GiB / 8 GiB". */
+unsigned devconf_auto_slots(unsigned cpus, unsigned n_auto, uint64_t memory_bytes,
+			    uint64_t slot_memory, char *why, size_t len);
+
 /* Applies dc to a detected inventory: drops hidden devices, merges the
  * declared ones (marking their backend present), sorts the devices by
- * backend and index, and sets every device's slots and shared flag.  dc
- * NULL applies the defaults (cpu shared with cpu_slots from the device). */
+ * backend and index, and sets every device's slots and shared flag (auto
+ * devices from inv->cpu and their memory, logged, with the reason in their
+ * attribute slots_auto).  dc NULL applies the defaults (cpu shared with
+ * cpu_slots from the device). */
 void devconf_apply(const struct devconf *dc, struct hw_inventory *inv);
 
 #endif

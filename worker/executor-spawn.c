@@ -38,11 +38,11 @@ static void env_free(char **env, size_t first_owned)
 }
 
 /* The worker's environment without the variables set here, then ours: the
- * task's files for a cold runner, the control descriptor for a warm one
- * (which serves many tasks), and the device variables.  The inherited
+ * task's files for a cold runner (t), the control descriptor for a warm one
+ * (t NULL: it serves many tasks), and the device variables.  The inherited
  * entries are borrowed; ours (from *ret_first_owned on) are malloc'd. */
-static int task_build_env(const struct task *t, bool warm, char ***ret_env,
-			  size_t *ret_first_owned)
+static int runner_build_env(const struct task *t, const struct devenv *de, char ***ret_env,
+			    size_t *ret_first_owned)
 {
 	size_t n_env = 0, n = 0, first_owned;
 	char **env;
@@ -50,7 +50,7 @@ static int task_build_env(const struct task *t, bool warm, char ***ret_env,
 
 	while (environ && environ[n_env])
 		n_env++;
-	env = calloc(n_env + 3 + t->devenv.n, sizeof(*env));
+	env = calloc(n_env + 3 + de->n, sizeof(*env));
 	if (!env)
 		return -ENOMEM;
 	for (size_t i = 0; i < n_env; i++)
@@ -67,7 +67,7 @@ static int task_build_env(const struct task *t, bool warm, char ***ret_env,
 		}                                          \
 		n++;                                       \
 	} while (0)
-	if (warm) {
+	if (!t) {
 		ADD("HFLEET_CONTROL_FD=3");
 	} else if (t->check) {
 		ADD("HFLEET_RESULT_FILE=%s", t->result_path);
@@ -75,8 +75,8 @@ static int task_build_env(const struct task *t, bool warm, char ***ret_env,
 		ADD("HFLEET_TASK_FILE=%s", t->task_path);
 		ADD("HFLEET_RESULT_FILE=%s", t->result_path);
 	}
-	for (size_t i = 0; i < t->devenv.n; i++)
-		ADD("%s", t->devenv.vars[i]);
+	for (size_t i = 0; i < de->n; i++)
+		ADD("%s", de->vars[i]);
 #undef ADD
 out:
 	if (r < 0) {
@@ -146,7 +146,7 @@ int task_spawn(struct task *t)
 		argv[ex->argc + 2] = "--result";
 		argv[ex->argc + 3] = t->result_path;
 	}
-	r = task_build_env(t, false, &env, &first_owned);
+	r = runner_build_env(t, &t->devenv, &env, &first_owned);
 	if (r < 0)
 		goto out;
 
@@ -207,17 +207,17 @@ out:
 	return r;
 }
 
-/* Which warm runners may serve the task: those started for the same
+/* Which warm runners may serve a task: those started for the same
  * backend and exactly the same device variables. */
-static int task_warm_key(const struct task *t, char **ret)
+static int warm_key(Hf__Backend backend, const struct devenv *de, char **ret)
 {
 	struct hf_buf b;
 
 	hf_buf_init(&b);
-	hf_buf_puts(&b, hf_backend_name(t->backend));
-	for (size_t i = 0; i < t->devenv.n; i++) {
+	hf_buf_puts(&b, hf_backend_name(backend));
+	for (size_t i = 0; i < de->n; i++) {
 		hf_buf_puts(&b, "\n");
-		hf_buf_puts(&b, t->devenv.vars[i]);
+		hf_buf_puts(&b, de->vars[i]);
 	}
 	hf_buf_append(&b, "", 0);
 	if (b.oom) {
@@ -238,12 +238,12 @@ int task_start_warm(struct task *t, const char *where, const struct task_text *x
 	size_t first_owned = 0;
 	int r;
 
-	r = task_warm_key(t, &key);
+	r = warm_key(t->backend, &t->devenv, &key);
 	if (r < 0)
 		return r;
 	/* The environment is a new runner's: an idle one has its own. */
 	if (!warm_pool_has_idle(ex->pool, key)) {
-		r = task_build_env(t, true, &env, &first_owned);
+		r = runner_build_env(NULL, &t->devenv, &env, &first_owned);
 		if (r < 0)
 			goto out;
 	}
@@ -263,4 +263,64 @@ out:
 	free(key);
 	env_free(env, first_owned);
 	return r;
+}
+
+/* The reserve of one device: its slots' worth of warm runners, with the
+ * key and environment a task of that device alone gets (executor_start:
+ * devenv_build of the one device). */
+static int device_prewarm(struct executor *ex, const struct hw_device *d)
+{
+	struct devenv de;
+	char **env = NULL, *key = NULL, where[64];
+	size_t first_owned = 0;
+	int r;
+
+	r = devenv_build(d->backend, &d->index, &d, 1, &de);
+	if (r == 0)
+		r = warm_key(d->backend, &de, &key);
+	if (r == 0)
+		r = runner_build_env(NULL, &de, &env, &first_owned);
+	snprintf(where, sizeof(where), "%s:%u", hf_backend_name(d->backend), d->index);
+	if (r == 0)
+		r = warm_pool_reserve(ex->pool, key, env, where, d->slots ? d->slots : 1);
+	devenv_fini(&de);
+	free(key);
+	env_free(env, first_owned);
+	return r;
+}
+
+void executor_prewarm_stop(struct executor *ex)
+{
+	if (!ex->pool || ex->closing)
+		return;
+	warm_pool_reserve_begin(ex->pool);
+	warm_pool_reserve_end(ex->pool, "the worker drains");
+}
+
+int executor_prewarm(struct executor *ex, const struct hw_inventory *inv)
+{
+	unsigned runners = 0;
+	size_t devices = 0;
+
+	if (!ex->pool || ex->closing)
+		return 0;
+	warm_pool_reserve_begin(ex->pool);
+	for (size_t i = 0; i < inv->n_devices; i++) {
+		const struct hw_device *d = &inv->devices[i];
+		int r = device_prewarm(ex, d);
+
+		if (r < 0) {
+			log_warn("could not keep warm runners ready for %s:%u: %s; its tasks start "
+				 "theirs",
+				 hf_backend_name(d->backend), d->index, strerror(-r));
+			continue;
+		}
+		runners += d->slots ? d->slots : 1;
+		devices++;
+	}
+	warm_pool_reserve_end(ex->pool, "its device is gone (runner.prewarm)");
+	if (devices)
+		log_info("starting %u warm runner%s ahead of tasks for %zu device%s (runner.prewarm)",
+			 runners, runners == 1 ? "" : "s", devices, devices == 1 ? "" : "s");
+	return 0;
 }

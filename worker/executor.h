@@ -159,6 +159,20 @@ const char *executor_containment(const struct executor *ex);
  * warm runners are off. */
 size_t executor_warm_size(const struct executor *ex);
 
+/* Warm runners ahead of tasks (runner.prewarm): for every device of inv,
+ * as many as it has slots, each with the environment a task of that device
+ * alone gets, started from the loop (warm_pool_reserve: a runner that goes
+ * is replaced, one that dies at start backs off).  Called again (new
+ * hardware), it replaces the reserves: a device gone or with fewer slots
+ * has its surplus idle runners retired.  Nothing when warm runners are
+ * off.  A device that cannot be reserved is logged and left to
+ * its tasks.  Returns 0. */
+int executor_prewarm(struct executor *ex, const struct hw_inventory *inv);
+
+/* No runner ahead of tasks any more (draining): the reserves drop to 0, and
+ * their idle runners retire. */
+void executor_prewarm_stop(struct executor *ex);
+
 /* Fills refs with up to max running attempts; returns how many. */
 size_t executor_list(const struct executor *ex, struct executor_ref *refs, size_t max);
 

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -256,6 +257,15 @@ out:
 	return r;
 }
 
+unsigned hw_cpu_usable(const struct hw_cpu *cpu)
+{
+	unsigned n = cpu->threads;
+
+	if (cpu->usable && (!n || cpu->usable < n))
+		n = cpu->usable;
+	return n ? n : 1;
+}
+
 /* ---- /proc/meminfo, lists ---- */
 
 int hw_meminfo_parse(const char *text, uint64_t *ret_bytes)
@@ -408,6 +418,12 @@ int hw_cpu_detect(const char *root, const char *machine, struct hw_cpu *ret)
 			cpu.threads = cpu.cores = (unsigned)n;
 			cpu.sockets = 1;
 		}
+	}
+
+	if (live) {
+		cpu_set_t set;
+		if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+			cpu.usable = (unsigned)CPU_COUNT(&set);
 	}
 
 	r = read_under(root, "/proc/meminfo", &text);

@@ -25,6 +25,8 @@ struct hw_cpu {
 	unsigned sockets;
 	unsigned cores;      /* physical cores, all sockets */
 	unsigned threads;    /* logical CPUs */
+	unsigned usable;     /* of which this process may run on (its affinity, live system
+			      * only); 0: unknown */
 	unsigned numa_nodes;
 	uint64_t memory_bytes;
 	const char *flags[HW_CPU_MAX_FLAGS]; /* in a fixed order, static strings */
@@ -38,6 +40,10 @@ struct hw_cpu {
  * even when parts could not be read (they stay 0 or "unknown", with a
  * warning logged), or -EINVAL for a NULL root. */
 int hw_cpu_detect(const char *root, const char *machine, struct hw_cpu *ret);
+
+/* The logical CPUs the worker's runners can use: usable when known, else
+ * threads; at least 1. */
+unsigned hw_cpu_usable(const struct hw_cpu *cpu);
 
 /* Parses /proc/cpuinfo text into model, sockets, cores, threads and flags
  * (x86 "flags" and arm64 "Features" are both understood; other fields of

@@ -115,6 +115,38 @@ static int usage_error(const char *fmt, const char *arg)
 /* ---- hardware detection ---- */
 
 /* One line per backend: what the worker offers, or why not. */
+/* The CPU threads each runner's thread pools get: the usable CPUs shared
+ * among every slot of the worker, so that N runners busy at once do not
+ * oversubscribe the cores.  OMP_NUM_THREADS and MKL_NUM_THREADS are set in
+ * the worker's own environment (every runner inherits it; the reference
+ * runner also gives the value to torch.set_num_threads), unless the
+ * operator set OMP_NUM_THREADS (then both are left as they are, said once
+ * here) or MKL_NUM_THREADS (kept).  Decided at start,
+ * before any thread or child of the session. */
+static void runner_threads_set(const struct hw_inventory *inv)
+{
+	unsigned cpus = hw_cpu_usable(&inv->cpu), slots = 0, threads;
+	const char *omp = getenv("OMP_NUM_THREADS"), *mkl = getenv("MKL_NUM_THREADS");
+	char value[16];
+
+	for (size_t i = 0; i < inv->n_devices; i++)
+		slots += inv->devices[i].slots ? inv->devices[i].slots : 1;
+	threads = slots && cpus / slots > 0 ? cpus / slots : 1;
+	if (omp) {
+		/* MKL follows OMP_NUM_THREADS when MKL_NUM_THREADS is unset. */
+		log_info("runner threads: keeping OMP_NUM_THREADS=%s from the environment (the worker "
+			 "would give %u: %u CPUs / %u slots)",
+			 omp, threads, cpus, slots);
+		return;
+	}
+	snprintf(value, sizeof(value), "%u", threads);
+	if (setenv("OMP_NUM_THREADS", value, 1) < 0 || (!mkl && setenv("MKL_NUM_THREADS", value, 1) < 0))
+		log_warn("could not set the runners' thread count: %s", strerror(errno));
+	else
+		log_info("runner threads: OMP_NUM_THREADS=%u (%u CPUs / %u slots)%s%s", threads, cpus,
+			 slots, mkl ? ", keeping MKL_NUM_THREADS=" : "", mkl ? mkl : "");
+}
+
 static void inventory_log(const struct hw_inventory *inv)
 {
 	for (size_t b = 0; b < HW_N_BACKENDS; b++) {
@@ -307,6 +339,7 @@ static int worker_run(const struct worker_conf *conf, const struct hw_options *o
 	}
 	/* What runners read is what is reported: set here, while the worker
 	 * has no other thread, and inherited by every runner. */
+	runner_threads_set(inv);
 	if (*conf->hf_cache && setenv("HF_HUB_CACHE", conf->hf_cache, 1) < 0)
 		log_warn("could not set HF_HUB_CACHE for runners: %s", strerror(errno));
 	if (*conf->weights_dir && setenv("HFLEET_WEIGHTS_DIR", conf->weights_dir, 1) < 0)
@@ -351,6 +384,7 @@ static int worker_run(const struct worker_conf *conf, const struct hw_options *o
 		.health_timeout_ms = conf->health_timeout_ms,
 		.health_interval_ms = conf->health_interval_ms,
 		.health_on_register = conf->health_on_register,
+		.prewarm = conf->runner_prewarm,
 		.exec = {
 			.argv = conf->runner_argv,
 			.state_dir = conf->state_dir,

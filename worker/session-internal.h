@@ -82,6 +82,7 @@ struct session {
 	bool results_isolate;
 	bool health_inflight;
 	bool health_at_register;     /* check every device once registered */
+	bool prewarm_due;            /* start the warm runners once registered */
 	struct dev_health health[HW_MAX_DEVICES];
 	bool reg_stale;              /* the Register in flight describes replaced hardware */
 	/* The coordinator's session for this registration (0: none yet): sent

@@ -194,6 +194,10 @@ static void session_registered(struct session *s, const Hf__RegisterReply *rr)
 			s->health[i].due = "register";
 	}
 	health_run_due(s); /* before the first poll, so those devices offer no slots */
+	if (s->prewarm_due && !s->draining) {
+		s->prewarm_due = false;
+		executor_prewarm(s->ex, s->cfg.inv);
+	}
 	poll_send(s);
 	results_flush(s);
 	health_flush(s);
@@ -867,6 +871,8 @@ void session_drain(struct session *s)
 	if (s->draining || s->state == SESSION_DONE)
 		return;
 	s->draining = true;
+	s->prewarm_due = false;
+	executor_prewarm_stop(s->ex); /* no new work: no runner ahead of it */
 	if (executor_size(s->ex) > 0) {
 		log_info("draining: taking no new work, waiting up to %g s for %zu running tasks",
 			 (double)s->cfg.drain_timeout_ms / 1000.0, executor_size(s->ex));
@@ -898,6 +904,7 @@ void session_inventory_set(struct session *s, const struct hw_inventory *inv)
 	 * about these (a check in flight reports by backend and index). */
 	memset(s->health, 0, sizeof(s->health));
 	health_reset(s);
+	s->prewarm_due = s->cfg.prewarm && s->cfg.exec.warm;
 	switch (s->state) {
 	case SESSION_REGISTERING:
 		/* A Register on its way describes the old hardware; a retry not
@@ -945,6 +952,7 @@ int session_new(uv_loop_t *loop, const struct session_config *cfg, session_exit_
 	s->heartbeat_ms = cfg->heartbeat_ms;
 	s->pending_tail = &s->pending;
 	health_reset(s);
+	s->prewarm_due = cfg->prewarm && cfg->exec.warm;
 	s->rng = (uint64_t)getpid() * UINT64_C(0x9e3779b97f4a7c15) ^ (uint64_t)hf_mono_ms() ^
 		 (uint64_t)(hf_wall_s() * 1e6);
 	if (s->rng == 0)

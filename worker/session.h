@@ -36,6 +36,9 @@
  *    decides about a failed device before it can get work.  A coordinator
  *    that answers ERR_BAD_REQUEST does not know health reports: they are
  *    dropped from then on.
+ *  - Warm runners ahead of tasks (prewarm): after the first registration
+ *    with its hardware, before the first Poll, executor_prewarm starts
+ *    every device's warm runners (one per slot).
  *  - session_drain (first SIGTERM/SIGINT): Poll with draining set and no free
  *    slots; running tasks may finish for drain_timeout, then are stopped with
  *    status error; then results are flushed for up to SESSION_FLUSH_MS, and
@@ -90,6 +93,10 @@ struct session_config {
 	int64_t health_timeout_ms;   /* a check that runs longer failed */
 	int64_t health_interval_ms;  /* check an idle device this often; 0: never */
 	bool health_on_register;     /* check every device after registering with new hardware */
+
+	/* With exec.warm: once registered with its hardware, start every
+	 * device's warm runners ahead of tasks (executor_prewarm). */
+	bool prewarm;
 };
 
 /* exit_code: 0 after a drain or stop, 1 when the coordinator refused the

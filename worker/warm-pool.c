@@ -10,6 +10,7 @@
  * warm_pool_close.
  */
 #include "warm-pool.h"
+#include "warm-pool-internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,7 +31,6 @@
  * also how long a runner that closed its control pipe mid-task has to exit
  * before that counts as breaking the protocol. */
 #define OUTPUT_DRAIN_MS 2000
-#define READ_CHUNK (64 * 1024)
 /* At a done line, the output already in the pipe is read as the task's, up
  * to this much. */
 #define DONE_DRAIN_MAX (1024 * 1024)
@@ -38,77 +38,8 @@
 /* "size resident shared text lib data dt": seven numbers of at most 20
  * characters each. */
 #define PROC_STATM_MAX 160
-
-enum timer_use {
-	TIMER_NONE,
-	TIMER_IDLE,     /* idle: retire when it fires */
-	TIMER_KILL,     /* retiring: SIGKILL when it fires */
-	TIMER_DRAIN,    /* exited: stop waiting for the pipes */
-	TIMER_CTL_EOF,  /* control pipe closed mid-task: the exit should follow */
-};
-
-struct warm_runner {
-	struct warm_pool *pool;
-	struct warm_runner *prev, *next;  /* pool->runners, most recently used first */
-	char *key, *where;
-	unsigned seq;                     /* its number in the pool, for its group's name */
-	struct contain_group *group;      /* every process it starts */
-
-	uv_process_t proc;
-	uv_pipe_t in, out, ctl;
-	uv_timer_t timer;
-	enum timer_use timer_use;
-	bool proc_init, in_init, out_init, ctl_init;
-	bool in_closed;                   /* stdin closed: end of file sent */
-	bool task_inline;                 /* its last done line: it takes the task in the line */
-	int open_handles;
-
-	bool spawned, exited, out_eof, ctl_eof;
-	bool retiring;                    /* takes no task any more */
-	bool broken;                      /* further control lines are ignored */
-	bool closing;                     /* its handles are being closed */
-	int64_t exit_status;
-	int term_signal;
-	unsigned served;
-	int statm_fd;                     /* its /proc/PID/statm, opened at the first done line, or -1 */
-
-	/* The task it serves, if any. */
-	void *task;
-	uint64_t task_id;
-	struct tail_buf *output;
-
-	/* The control line being read. */
-	char line[WARM_CONTROL_LINE_MAX];
-	size_t line_len;
-};
-
-/* A request line on its way to a runner's stdin. */
-struct warm_write {
-	uv_write_t req;
-	struct warm_runner *w;
-	void *task;
-	char *line;
-};
-
-struct warm_pool {
-	uv_loop_t *loop;
-	struct contain *contain;
-	unsigned seq;                     /* runners started */
-	char **argv;                      /* the runner's words and "--serve" */
-	size_t argc;
-	int64_t kill_grace_ms;
-	int64_t idle_timeout_ms;
-	struct warm_limits limits;
-	warm_end_cb cb;
-	void *arg;
-
-	struct warm_runner *runners;
-	size_t n_runners;                 /* not yet freed, in any state */
-	bool closing;
-	void (*closed_cb)(void *arg);
-	void *closed_arg;
-	char read_buf[READ_CHUNK];        /* every read is consumed in its callback */
-};
+/* Output of a runner before its first task that is logged. */
+#define START_LOG_MAX 2048
 
 static void runner_gone(struct warm_runner *w);
 
@@ -139,14 +70,19 @@ static void runner_free(struct warm_runner *w)
 	free(w->where);
 	free(w);
 	p->n_runners--;
-	if (p->closing && p->n_runners == 0) {
-		void (*cb)(void *) = p->closed_cb;
-		void *arg = p->closed_arg;
+	warm_pool_maybe_free(p);
+}
 
-		pool_free(p);
-		if (cb)
-			cb(arg);
-	}
+void warm_pool_maybe_free(struct warm_pool *p)
+{
+	void (*cb)(void *) = p->closed_cb;
+	void *arg = p->closed_arg;
+
+	if (!p->closing || p->n_runners > 0 || p->n_reserve_handles > 0)
+		return;
+	pool_free(p);
+	if (cb)
+		cb(arg);
 }
 
 static void runner_handle_closed_cb(uv_handle_t *h)
@@ -239,13 +175,14 @@ static void runner_detach(struct warm_runner *w)
 }
 
 /* No other task: close its stdin, SIGKILL its group after the grace. */
-static void runner_retire(struct warm_runner *w, const char *why)
+void warm_runner_retire(struct warm_runner *w, const char *why)
 {
 	if (w->retiring)
 		return;
 	w->retiring = true;
 	log_info("retiring warm runner pid %d (%s) after %u task%s: %s", w->proc.pid, w->where,
 		 w->served, w->served == 1 ? "" : "s", why);
+	warm_reserve_runner_lost(w->pool, w->key, false);
 	runner_close_stdin(w);
 	if (!w->exited)
 		runner_timer_start(w, TIMER_KILL, w->pool->kill_grace_ms);
@@ -254,6 +191,8 @@ static void runner_retire(struct warm_runner *w, const char *why)
 /* It cannot be trusted any more: kill its group now. */
 static void runner_kill(struct warm_runner *w)
 {
+	if (warm_runner_counts(w))
+		warm_reserve_runner_lost(w->pool, w->key, false);
 	w->broken = true;
 	w->retiring = true;
 	runner_close_stdin(w);
@@ -292,6 +231,28 @@ static void runner_maybe_gone(struct warm_runner *w)
 		runner_gone(w);
 }
 
+/* What a runner says before its first task (a runner started ahead of
+ * tasks: "imported torch 2.11 and transformers 5.17 in 4.2 s") goes to the
+ * worker's log, a line per line, up to START_LOG_MAX bytes, non-printable
+ * bytes as '?'. */
+static void runner_log_start(struct warm_runner *w, const char *data, size_t n)
+{
+	char line[START_LOG_MAX + 1];
+	size_t len = 0;
+
+	for (size_t i = 0; i < n && w->start_logged < START_LOG_MAX; i++, w->start_logged++) {
+		unsigned char c = (unsigned char)data[i];
+		if (c != '\n')
+			line[len++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+		if ((c == '\n' || i + 1 == n) && len > 0) {
+			line[len] = '\0';
+			log_info("warm runner pid %d (%s) before its first task: %s", w->proc.pid,
+				 w->where, line);
+			len = 0;
+		}
+	}
+}
+
 static void out_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct warm_runner *w = s->data;
@@ -299,7 +260,10 @@ static void out_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	if (nread > 0) {
 		if (w->output)
 			tail_buf_append(w->output, buf->base, (size_t)nread);
-		return; /* between tasks, output belongs to no one */
+		else if (w->served == 0)
+			runner_log_start(w, buf->base, (size_t)nread);
+		/* else between tasks: the output belongs to no one */
+		return;
 	}
 	if (nread == 0)
 		return;
@@ -405,6 +369,7 @@ static void runner_done(struct warm_runner *w, const struct warm_control *c)
 	runner_detach(w);
 	w->served++;
 	w->task_inline = c->task_inline;
+	warm_reserve_runner_served(p, w->key);
 	/* What left the runner's session during the task dies with the task;
 	 * its own children may stay until it is retired. */
 	contain_kill_escaped(w->group);
@@ -414,7 +379,7 @@ static void runner_done(struct warm_runner *w, const struct warm_control *c)
 	if (w->retiring)
 		; /* stopped or exited meanwhile: it goes anyway */
 	else if (warm_retire_reason(&p->limits, w->served, rss, c, why, sizeof(why)))
-		runner_retire(w, why);
+		warm_runner_retire(w, why);
 	else
 		runner_idle(w);
 	p->cb(task, &end, p->arg);
@@ -494,7 +459,10 @@ static void ctl_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		if (!w->retiring)
 			runner_timer_start(w, TIMER_CTL_EOF, OUTPUT_DRAIN_MS);
 	} else {
-		runner_retire(w, "it closed its control pipe");
+		/* Before any task, unasked: it is dying at start. */
+		if (w->served == 0 && !w->retiring)
+			warm_reserve_runner_lost(w->pool, w->key, true);
+		warm_runner_retire(w, "it closed its control pipe");
 	}
 }
 
@@ -524,7 +492,11 @@ static void runner_exit_cb(uv_process_t *proc, int64_t exit_status, int term_sig
 {
 	struct warm_runner *w = proc->data;
 	char how[64];
+	/* Gone before it served a task, and not sent away: it fails at start. */
+	bool start_failed = !w->retiring && !w->task && w->served == 0;
 
+	if (!w->retiring)
+		warm_reserve_runner_lost(w->pool, w->key, start_failed);
 	w->exit_status = exit_status;
 	w->term_signal = term_signal;
 	contain_exited(w->group);
@@ -558,7 +530,7 @@ static void runner_timer_cb(uv_timer_t *h)
 	case TIMER_IDLE:
 		snprintf(why, sizeof(why), "idle for %g s (runner.warm_idle_timeout)",
 			 (double)w->pool->idle_timeout_ms / 1000.0);
-		runner_retire(w, why);
+		warm_runner_retire(w, why);
 		break;
 	case TIMER_KILL:
 		if (w->exited)
@@ -700,8 +672,8 @@ out:
 	return r;
 }
 
-static int runner_start(struct warm_pool *p, const char *key, char *const *env,
-			const char *where, struct warm_runner **ret)
+int warm_runner_start(struct warm_pool *p, const char *key, char *const *env, const char *where,
+		      struct warm_runner **ret)
 {
 	struct warm_runner *w = calloc(1, sizeof(*w));
 	int r;
@@ -757,13 +729,23 @@ static void runner_write_cb(uv_write_t *req, int status)
 	free(ww);
 }
 
+/* The idle runner of key a task goes to: the most recently used one that
+ * has served a task (its frameworks are imported for sure), else the one
+ * started first of those that have served none (a runner started ahead of
+ * tasks may still be importing them: the oldest is the likeliest done). */
 static struct warm_runner *pool_find_idle(struct warm_pool *p, const char *key)
 {
-	for (struct warm_runner *w = p->runners; w; w = w->next)
-		if (w->spawned && !w->task && !w->retiring && !w->exited && !w->closing &&
-		    strcmp(w->key, key) == 0)
+	struct warm_runner *fresh = NULL;
+
+	for (struct warm_runner *w = p->runners; w; w = w->next) {
+		if (!w->spawned || w->task || w->retiring || w->exited || w->closing ||
+		    strcmp(w->key, key) != 0)
+			continue;
+		if (w->served > 0)
 			return w;
-	return NULL;
+		fresh = w; /* the list is newest first: the last one is the oldest */
+	}
+	return fresh;
 }
 
 bool warm_pool_has_idle(struct warm_pool *p, const char *key)
@@ -805,7 +787,7 @@ int warm_pool_submit(struct warm_pool *p, const char *key, char *const *env, con
 		return r;
 	}
 	if (!w) {
-		r = env ? runner_start(p, key, env, where, &w) : -EINVAL;
+		r = env ? warm_runner_start(p, key, env, where, &w) : -EINVAL;
 		if (r < 0) {
 			free(ww->line);
 			free(ww);
@@ -858,6 +840,7 @@ void warm_runner_condemn(struct warm_runner *w)
 	log_info("warm runner pid %d (%s) is stopped with task %" PRIu64
 		 "; the next task gets a new one",
 		 w->proc.pid, w->where, w->task_id);
+	warm_reserve_runner_lost(w->pool, w->key, false);
 	runner_timer_stop(w);
 	runner_close_stdin(w);
 }
@@ -870,12 +853,17 @@ void warm_runner_abandon(struct warm_runner *w)
 	runner_kill(w);
 }
 
+bool warm_runner_counts(const struct warm_runner *w)
+{
+	return w->spawned && !w->retiring && !w->exited && !w->closing;
+}
+
 size_t warm_pool_size(const struct warm_pool *p)
 {
 	size_t n = 0;
 
 	for (const struct warm_runner *w = p->runners; w; w = w->next)
-		n += w->spawned && !w->retiring && !w->exited && !w->closing;
+		n += warm_runner_counts(w);
 	return n;
 }
 
@@ -926,13 +914,14 @@ bool warm_pool_close(struct warm_pool *p, void (*closed_cb)(void *arg), void *ar
 	if (!p)
 		return true;
 	p->closing = true;
+	warm_reserve_close_all(p);
 	for (struct warm_runner *w = p->runners; w; w = w->next) {
 		if (w->task)
 			warm_runner_abandon(w); /* a bug in the caller, but no process is left */
 		else if (!w->closing)
-			runner_retire(w, "the worker stops");
+			warm_runner_retire(w, "the worker stops");
 	}
-	if (p->n_runners == 0) {
+	if (p->n_runners == 0 && p->n_reserve_handles == 0) {
 		pool_free(p);
 		return true;
 	}

@@ -15,7 +15,8 @@
  * that would have got exactly its environment.
  *
  * For a task, warm_pool_submit takes the most recently used idle runner of
- * the key, or spawns one, and writes the request line.  While it serves the
+ * the key that has served a task (else the oldest idle one, which has
+ * served none), or spawns one, and writes the request line.  While it serves the
  * task, the runner's output goes to the task's tail buffer; between tasks it
  * is dropped.  The task ends, through the end callback, when:
  *   - a done line comes (WARM_END_DONE; the output already in the pipe is
@@ -37,6 +38,16 @@
  * kill_grace.  An idle runner is retired after idle_timeout.  A retired,
  * stopped or exited runner never takes another task; the next task of its
  * key gets a new one.
+ *
+ * Reserves (warm_pool_reserve; runner.prewarm): for a key, the pool starts
+ * runners ahead of any task, up to a target, and starts another whenever one
+ * stops counting (retired, stopped, exited), so a task finds a runner that
+ * has started (and imported its frameworks) already.  A reserved runner
+ * that has served no task has no idle timeout (it holds no device memory);
+ * one that has served tasks idles out as any other, and a fresh one takes
+ * its place.  A runner that dies before its first task, unasked, makes its
+ * reserve back off (1 s, doubling up to 60 s, one runner at a time, each
+ * failure logged) until a runner of the key serves a task (warm-reserve.c).
  *
  * Every runner has a containment group of its own (contain.h: a cgroup, or
  * its session under the worker as subreaper).  Whenever a runner exits,
@@ -141,6 +152,23 @@ void warm_runner_condemn(struct warm_runner *w);
 /* The task is gone without an end (the executor is closing): the runner
  * forgets it, its process group is killed, and no callback comes. */
 void warm_runner_abandon(struct warm_runner *w);
+
+/* Keeps target runners of key started (idle or serving tasks), with env (a
+ * NULL-terminated "NAME=value" list, copied) and where (copied) as
+ * warm_pool_submit would start them; the missing ones are started from the
+ * loop, not inside this call.  Called again for a key, it replaces the
+ * target and the environment.  Returns 0, -ENOMEM, -EINVAL, or -ESHUTDOWN
+ * after warm_pool_close. */
+int warm_pool_reserve(struct warm_pool *p, const char *key, char *const *env, const char *where,
+		      unsigned target);
+
+/* A new set of reserves: warm_pool_reserve_begin, warm_pool_reserve for
+ * each key of it, warm_pool_reserve_end.  The reserves the set does not
+ * name drop to 0 (their idle runners retire, saying why; the others go as
+ * usual), and a reserve whose target was lowered retires its idle runners
+ * beyond it. */
+void warm_pool_reserve_begin(struct warm_pool *p);
+void warm_pool_reserve_end(struct warm_pool *p, const char *why);
 
 /* Runners that may take a task (idle or serving one; not retired, stopped
  * or exited). */

@@ -64,7 +64,11 @@ const struct hf_conf_setting worker_conf_settings[] = {
 	S("devices.slots", HF_CONF_STRING, devices_slots, NULL, 0, -1, NULL,
 	  "tasks a device runs at once, per backend or device, as \"cuda=1,cpu=4,cuda:3=2\" "
 	  "(default 1 per accelerator, worker.slots for the CPU); more than 1 needs "
-	  "devices.shared"),
+	  "devices.shared; \"auto\" (\"cuda=auto\") sizes a device from the machine: its share "
+	  "of the CPUs, at most its memory / devices.slot_memory, and makes it shared"),
+	S("devices.slot_memory", HF_CONF_STRING, devices_slot_memory, "8GiB", 0, -1, NULL,
+	  "device memory one slot of a devices.slots=auto device needs, as bytes or with KiB, MiB, "
+	  "GiB, TiB, KB, MB, GB or TB"),
 	S("devices.shared", HF_CONF_STRING, devices_shared, "cpu", 0, -1, NULL,
 	  "devices or backends whose slots may run different tasks at once, as \"cpu,cuda:3\"; "
 	  "any other device runs one task at a time, and a benchmark always has its device alone"),
@@ -115,8 +119,12 @@ const struct hf_conf_setting worker_conf_settings[] = {
 	S("runner.warm_max_rss", HF_CONF_STRING, warm_max_rss, "16GiB", 0, -1, NULL,
 	  "a warm runner whose resident memory exceeds this after a task is replaced, as bytes "
 	  "or with KiB MiB GiB TiB (0: no limit)"),
+	S("runner.prewarm", HF_CONF_BOOL, runner_prewarm, "true", 0, -1, NULL,
+	  "with runner.warm: start a warm runner for every slot of every device once registered, "
+	  "and replace one that retires, so no task waits for a runner to import its frameworks"),
 	S("runner.warm_idle_timeout", HF_CONF_MS, warm_idle_timeout_ms, "10m", 0, MS_DAY, NULL,
-	  "a warm runner idle this long exits, freeing its device memory (0: never)"),
+	  "a warm runner idle this long exits, freeing its device memory (0: never); with "
+	  "runner.prewarm a fresh one, holding none, takes its slot"),
 	S("health.on_register", HF_CONF_BOOL, health_on_register, "true", 0, -1, NULL,
 	  "run a health check (\"<runner.command> --health --backend B --result FILE\") on every "
 	  "device after registering; a device that fails it starts quarantined"),
@@ -265,6 +273,15 @@ static int conf_derive(struct worker_conf *c, char *err, size_t errlen)
 			 c->devices_declare, (unsigned)c->slots, err, errlen);
 	if (r < 0)
 		return r;
+	if (devconf_memory_parse(c->devices_slot_memory ? c->devices_slot_memory : "",
+				 &c->devconf.slot_memory) < 0 ||
+	    c->devconf.slot_memory == 0) {
+		snprintf(err, errlen,
+			 "invalid value for setting \"devices.slot_memory\": \"%s\" (use bytes above "
+			 "0, or a number with KiB, MiB, GiB, TiB, KB, MB, GB or TB)",
+			 c->devices_slot_memory ? c->devices_slot_memory : "");
+		return -EINVAL;
+	}
 	return 0;
 
 oom:

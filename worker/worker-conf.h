@@ -58,6 +58,7 @@ struct worker_conf {
 	char *devices_slots;
 	char *devices_shared;
 	char *devices_declare;
+	char *devices_slot_memory;
 	char *hw_root;
 	char *nvml_library;
 	char *openvino_library;
@@ -71,6 +72,7 @@ struct worker_conf {
 	char *hf_cache;                /* the HuggingFace hub cache to report ("" = the usual places) */
 	char *weights_dir;             /* checkpoint directories, ':'-separated ("" = none) */
 	bool runner_warm;
+	bool runner_prewarm;
 	int64_t warm_max_tasks;
 	char *warm_max_rss;
 	int64_t warm_idle_timeout_ms;

@@ -20,9 +20,12 @@
 #                                            fraction (HF_REGISTRY_REBUILD=1: registry rebuilt here)
 #   tests/gpu/run-on-gpu.sh readers          two benchmark jobs, compare, history, report, the
 #                                            views as the read-only role, then the suite
-# Environment: HF_SLOTS (concurrent tasks on the GPU, default 1),
+# Environment: HF_SLOTS (concurrent tasks on the GPU, default 1; auto: from the
+#   machine's CPUs and the GPU's memory, docs/hardware.md),
 #   HF_RUNNER (runner command, default the reference runner),
-#   HF_WATCH_LIMIT (seconds to follow a suite or bench job, default 450).
+#   HF_WATCH_LIMIT (seconds to follow a suite or bench job, default 450),
+#   HF_PREWARM_WAIT (1, the default: wait until the warm runners started
+#   ahead of tasks have imported their frameworks, at most 180 s).
 set -uo pipefail
 mode=${1:-probe}; shift || true
 repo=$(pwd)
@@ -84,6 +87,24 @@ worker_pid=$!
 hfctl() { "$w/bin/hfctl" --control tcp://127.0.0.1:$port_c "$@"; }
 for _ in $(seq 1 300); do hfctl --json workers 2>/dev/null | grep -q gpu-worker && break; sleep 0.2; done
 hfctl workers; hfctl devices | tee "$out/devices.txt"
+# HF_SLOTS=auto (or devices.slots in HF_WORKER_ARGS): the slots the worker
+# chose for cuda:0, for the efficiency figure.
+slots=$(hfctl --json devices | python3 -c 'import json,sys; print(next((d["slots"] for d in json.load(sys.stdin)["devices"] if d["backend"] == "cuda" and d["index"] == 0), 1))' 2>/dev/null || echo 1)
+echo "cuda:0 slots: $slots"
+# The warm runners the worker starts ahead of tasks (runner.prewarm) import
+# torch and transformers first; a fleet's worker that is up already has
+# done that: wait for it (reference runner only; HF_PREWARM_WAIT=0: don't).
+if [ "${HF_PREWARM_WAIT:-1}" = 1 ] && [ -z "${HF_RUNNER:-}" ]; then
+  t0=$(date +%s.%N); n=0; k=0
+  for _ in $(seq 1 900); do
+    n=$(grep -c 'warm runner started for' "$out/worker.log")
+    k=$(grep -cE 'before its first task: hfleet-runner: (imported|could not import)' "$out/worker.log")
+    [ "$n" -gt 0 ] && [ "$k" -ge "$n" ] && break
+    sleep 0.2
+  done
+  echo "prewarm: $k of $n warm runners done importing after $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s" | tee "$out/prewarm.txt"
+  grep 'before its first task: hfleet-runner: ' "$out/worker.log" | head -3
+fi
 
 run_probe() {
   hfctl --json submit --models bert,gpt2 --backends cuda --name probe >"$out/submit.json"

@@ -27,6 +27,11 @@ Misbehaviour for the tests that need it, chosen per model type:
                      send the done line (warm) -- the runner's error
   --escape-dir DIR   every task leaves a daemon behind (double fork and
                      setsid, sleeping 600 s) that writes its pid to DIR/PID
+  --started-dir DIR  a warm runner writes DIR/PID (the time it started, and
+                     each of the --start-fails-until file's checks) before it
+                     reads its first request; its env carries OMP_NUM_THREADS
+  --start-fails-until PATH  a warm runner exits 4 at start while PATH does not
+                     exist (a runner that cannot start)
   --latency MODEL=MS a benchmark of MODEL times 20 iterations of a sleep of
                      MS milliseconds (time.perf_counter) and reports their
                      statistics (latency_ms, as the reference runner computes
@@ -119,6 +124,7 @@ def run_task(a, task_path, result_path):
             f.write('{"status": "passed", "metrics": {')
         return task['task_id'], False
     env = {'python': sys.version.split()[0], 'runner': 'arith', 'pid': os.getpid(),
+           'omp_num_threads': os.environ.get('OMP_NUM_THREADS'),
            'cuda_visible_devices': os.environ.get('CUDA_VISIBLE_DEVICES'),
            'multicast': {k: os.environ.get(k) for k in (
                'NCCL_NVLS_ENABLE', 'TORCH_SYMM_MEM_DISABLE_MULTICAST', 'NVSHMEM_DISABLE_NVLS')}}
@@ -174,6 +180,13 @@ def health(a):
 
 def serve(a):
     fd = int(os.environ['HFLEET_CONTROL_FD'])
+    if a.started_dir:
+        with open(os.path.join(a.started_dir, str(os.getpid())), 'w') as f:
+            f.write('%.6f\n' % time.time())
+        print('arith runner: started, waiting for tasks', file=sys.stderr, flush=True)
+    if a.start_fails_until and not os.path.exists(a.start_fails_until):
+        print('arith runner: cannot start on purpose (%s is missing)' % a.start_fails_until, file=sys.stderr)
+        return 4
     for line in sys.stdin:
         try:
             req = json.loads(line)
@@ -216,6 +229,8 @@ def parse_args(argv=None):
     ap.add_argument('--no-result', action='append', default=[])
     ap.add_argument('--escape-dir')
     ap.add_argument('--latency', action='append', default=[])
+    ap.add_argument('--started-dir')
+    ap.add_argument('--start-fails-until')
     ap.add_argument('--transformers', help='--probe reports this transformers version, available')
     a = ap.parse_args(argv)
     if a.health and (not a.backend or not a.result):

@@ -89,13 +89,66 @@ START_TEST(test_bad_slot_entries_are_refused_naming_the_setting)
 	devconf_fini(&dc);
 	ck_assert_int_eq(init(&dc, NULL, "cuda=0", NULL, NULL, 1), -EINVAL);
 	ck_assert_str_eq(err, "invalid value for setting \"devices.slots\": bad slot count in "
-			      "\"cuda=0\" (1 to 256; hide a device with devices.hide)");
+			      "\"cuda=0\" (1 to 256, or auto; hide a device with devices.hide)");
 	devconf_fini(&dc);
 	ck_assert_int_eq(init(&dc, NULL, "cuda=many", NULL, NULL, 1), -EINVAL);
 	devconf_fini(&dc);
 	ck_assert_int_eq(init(&dc, NULL, "tpu=2", NULL, NULL, 1), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "unknown backend \"tpu\""));
 	devconf_fini(&dc);
+}
+END_TEST
+
+START_TEST(test_auto_slots_are_shared_by_themselves_and_the_last_entry_wins)
+{
+	struct devconf dc;
+
+	ck_assert_int_eq(init(&dc, NULL, "cuda=auto, rocm:1=AUTO, cuda:2=3", "cpu,cuda:2", NULL, 1),
+			 0);
+	ck_assert(devconf_device_auto(&dc, HF__BACKEND__BACKEND_CUDA, 0));
+	ck_assert(devconf_device_shared(&dc, HF__BACKEND__BACKEND_CUDA, 0));
+	/* Until applied, an auto device says 1. */
+	ck_assert_uint_eq(devconf_device_slots(&dc, HF__BACKEND__BACKEND_CUDA, 0), 1);
+	ck_assert(devconf_device_auto(&dc, HF__BACKEND__BACKEND_ROCM, 1));
+	ck_assert(!devconf_device_auto(&dc, HF__BACKEND__BACKEND_ROCM, 0));
+	ck_assert(!devconf_device_shared(&dc, HF__BACKEND__BACKEND_ROCM, 0));
+	/* The device's own number wins over its backend's auto. */
+	ck_assert(!devconf_device_auto(&dc, HF__BACKEND__BACKEND_CUDA, 2));
+	ck_assert_uint_eq(devconf_device_slots(&dc, HF__BACKEND__BACKEND_CUDA, 2), 3);
+	devconf_fini(&dc);
+	/* A later number for the same selector replaces auto, and auto a number. */
+	ck_assert_int_eq(init(&dc, NULL, "cuda=auto,cuda=1", NULL, NULL, 1), 0);
+	ck_assert(!devconf_device_auto(&dc, HF__BACKEND__BACKEND_CUDA, 0));
+	devconf_fini(&dc);
+	ck_assert_int_eq(init(&dc, NULL, "cuda=2,cuda=auto", NULL, NULL, 1), 0);
+	ck_assert(devconf_device_auto(&dc, HF__BACKEND__BACKEND_CUDA, 0));
+	devconf_fini(&dc);
+	ck_assert_int_eq(init(&dc, NULL, "cuda=autox", NULL, NULL, 1), -EINVAL);
+	devconf_fini(&dc);
+}
+END_TEST
+
+START_TEST(test_auto_slots_take_the_smaller_of_cpus_and_memory)
+{
+	const uint64_t gib = UINT64_C(1) << 30;
+	char why[160];
+
+	/* The H200: 16 CPUs, 141 GiB at 8 GiB a slot. */
+	ck_assert_uint_eq(devconf_auto_slots(16, 1, 141 * gib, 8 * gib, why, sizeof(why)), 16);
+	ck_assert_str_eq(why, "16 CPUs, 141.0 GiB / 8.0 GiB");
+	/* Memory decides. */
+	ck_assert_uint_eq(devconf_auto_slots(64, 1, 80 * gib, 8 * gib, why, sizeof(why)), 10);
+	/* The CPUs are divided among the auto devices. */
+	ck_assert_uint_eq(devconf_auto_slots(16, 4, 80 * gib, 8 * gib, why, sizeof(why)), 4);
+	ck_assert_str_eq(why, "16 CPUs / 4 auto devices, 80.0 GiB / 8.0 GiB");
+	/* Never 0: fewer CPUs than devices, or less memory than a slot. */
+	ck_assert_uint_eq(devconf_auto_slots(2, 8, 80 * gib, 8 * gib, NULL, 0), 1);
+	ck_assert_uint_eq(devconf_auto_slots(16, 1, 4 * gib, 8 * gib, NULL, 0), 1);
+	/* Unknown memory: the CPUs alone. */
+	ck_assert_uint_eq(devconf_auto_slots(12, 1, 0, 8 * gib, why, sizeof(why)), 12);
+	ck_assert_str_eq(why, "12 CPUs, memory unknown");
+	/* At most 256. */
+	ck_assert_uint_eq(devconf_auto_slots(1024, 1, 0, 8 * gib, NULL, 0), 256);
 }
 END_TEST
 
@@ -298,6 +351,8 @@ int main(void)
 	tcase_add_test(tc, test_bad_selectors_are_refused_with_the_item);
 	tcase_add_test(tc, test_slots_per_backend_and_per_device);
 	tcase_add_test(tc, test_bad_slot_entries_are_refused_naming_the_setting);
+	tcase_add_test(tc, test_auto_slots_are_shared_by_themselves_and_the_last_entry_wins);
+	tcase_add_test(tc, test_auto_slots_take_the_smaller_of_cpus_and_memory);
 	tcase_add_test(tc, test_more_than_one_slot_needs_the_device_shared);
 	tcase_add_test(tc, test_cpu_is_shared_by_default_and_worker_slots_needs_it);
 	tcase_add_test(tc, test_hide_names_backends_and_devices);

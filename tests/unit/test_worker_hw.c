@@ -206,6 +206,50 @@ START_TEST(test_slots_and_sharing_are_set_per_device)
 }
 END_TEST
 
+/* The fixture machine has 8 logical CPUs; its H100s 79.6 GiB each. */
+START_TEST(test_auto_slots_come_from_the_cpus_and_the_device_memory)
+{
+	const struct hw_device *d;
+
+	detect(TREE("cpu-x86-xeon"), SCENARIO("one-h100.ini"), NULL, "cuda=auto", NULL, NULL, 1);
+	d = device(HF__BACKEND__BACKEND_CUDA, 0);
+	ck_assert_uint_eq(d->slots, 8);
+	ck_assert(d->shared);
+	ck_assert_str_eq(hw_device_attr(d, "slots_auto"), "8 CPUs, 79.6 GiB / 8.0 GiB");
+	/* The CPU keeps worker.slots and has no reason to show. */
+	ck_assert_uint_eq(device(HF__BACKEND__BACKEND_CPU, 0)->slots, 1);
+	ck_assert_ptr_null(hw_device_attr(device(HF__BACKEND__BACKEND_CPU, 0), "slots_auto"));
+	hw_inventory_fini(inv);
+	devconf_fini(&dc);
+	dc_used = false;
+
+	/* A bigger slot: memory decides. */
+	dc.slot_memory = 0;
+	detect(TREE("cpu-x86-xeon"), SCENARIO("one-h100.ini"), NULL, "cuda=auto", NULL, NULL, 1);
+	dc.slot_memory = UINT64_C(16) << 30;
+	hw_inventory_fini(inv);
+	ck_assert_int_eq(hw_inventory_detect(&(struct hw_options){ .root = TREE("cpu-x86-xeon"),
+		.machine = "x86_64", .nvml_library = NVML_STANDIN,
+		.openvino_library = "/nonexistent/libopenvino_c.so", .cpu_slots = 1,
+		.devconf = &dc }, inv), 0);
+	d = device(HF__BACKEND__BACKEND_CUDA, 0);
+	ck_assert_uint_eq(d->slots, 4);
+	ck_assert_str_eq(hw_device_attr(d, "slots_auto"), "8 CPUs, 79.6 GiB / 16.0 GiB");
+	hw_inventory_fini(inv);
+	devconf_fini(&dc);
+	dc_used = false;
+
+	/* Eight GPUs and the CPU, all auto: 9 devices share 8 CPUs, 1 each. */
+	detect(TREE("cpu-x86-xeon"), SCENARIO("eight-h100.ini"), NULL, "cuda=auto,cpu=auto", NULL,
+	       NULL, 1);
+	for (unsigned i = 0; i < 8; i++)
+		ck_assert_uint_eq(device(HF__BACKEND__BACKEND_CUDA, i)->slots, 1);
+	ck_assert_uint_eq(device(HF__BACKEND__BACKEND_CPU, 0)->slots, 1);
+	ck_assert_str_eq(hw_device_attr(device(HF__BACKEND__BACKEND_CUDA, 7), "slots_auto"),
+			 "8 CPUs / 9 auto devices, 79.6 GiB / 8.0 GiB");
+}
+END_TEST
+
 START_TEST(test_devices_are_sorted_by_backend_then_index)
 {
 	static const struct {
@@ -275,6 +319,7 @@ int main(void)
 	tcase_add_test(tc, test_a_declared_device_joins_a_backend_the_probe_did_not_find);
 	tcase_add_test(tc, test_declared_fields_override_a_probed_device_and_keep_the_rest);
 	tcase_add_test(tc, test_slots_and_sharing_are_set_per_device);
+	tcase_add_test(tc, test_auto_slots_come_from_the_cpus_and_the_device_memory);
 	tcase_add_test(tc, test_devices_are_sorted_by_backend_then_index);
 	tcase_add_test(tc, test_telemetry_covers_every_device_a_vendor_interface_reads);
 	tcase_add_test(tc, test_fini_shuts_the_vendor_interfaces_down);

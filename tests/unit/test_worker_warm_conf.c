@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT
  *
  * Tests of the warm runner settings of hf-worker (runner.warm,
- * runner.warm_max_tasks, runner.warm_max_rss, runner.warm_idle_timeout in
+ * runner.warm_max_tasks, runner.warm_max_rss, runner.warm_idle_timeout,
+ * runner.prewarm, and devices.slot_memory for devices.slots=auto, in
  * worker/worker-conf.c): defaults, units, refusals, and that they survive
  * --print-config.
  */
@@ -23,6 +24,28 @@ START_TEST(test_warm_runners_are_on_by_default_with_their_limits)
 	ck_assert_int_eq(c.warm_max_tasks, 200);
 	ck_assert_uint_eq(c.warm_max_rss_bytes, 16ull << 30);
 	ck_assert_int_eq(c.warm_idle_timeout_ms, 10 * 60 * 1000);
+	ck_assert(c.runner_prewarm);
+	ck_assert_uint_eq(c.devconf.slot_memory, 8ull << 30);
+	worker_conf_fini(&c);
+}
+END_TEST
+
+START_TEST(test_prewarm_off_and_auto_slots_with_their_memory)
+{
+	struct worker_conf c = { 0 };
+	char err[256];
+	const struct worker_conf_override ov[] = {
+		{ "runner.prewarm", "false", false },
+		{ "devices.slots", "cuda=auto", false },
+		{ "devices.slot_memory", "12GiB", false },
+	};
+
+	ck_assert_int_eq(worker_conf_load(&c, NULL, ov, 3, err, sizeof(err)), 0);
+	ck_assert(!c.runner_prewarm);
+	ck_assert_uint_eq(c.devconf.slot_memory, 12ull << 30);
+	ck_assert(devconf_device_auto(&c.devconf, HF__BACKEND__BACKEND_CUDA, 0));
+	/* Shared by itself: not in devices.shared (the default, "cpu"). */
+	ck_assert(devconf_device_shared(&c.devconf, HF__BACKEND__BACKEND_CUDA, 0));
 	worker_conf_fini(&c);
 }
 END_TEST
@@ -63,6 +86,10 @@ START_TEST(test_bad_warm_settings_are_refused_naming_them)
 		{ "runner.warm_max_tasks", "-1", "runner.warm_max_tasks" },
 		{ "runner.warm", "maybe", "runner.warm" },
 		{ "runner.warm_idle_timeout", "soon", "runner.warm_idle_timeout" },
+		{ "runner.prewarm", "maybe", "runner.prewarm" },
+		{ "devices.slot_memory", "0", "\"devices.slot_memory\": \"0\"" },
+		{ "devices.slot_memory", "big", "\"devices.slot_memory\": \"big\"" },
+		{ "devices.slots", "cuda=automatic", "devices.slots" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -88,11 +115,14 @@ START_TEST(test_printed_warm_settings_load_back)
 		{ "runner.warm_max_tasks", "7", false },
 		{ "runner.warm_max_rss", "3GiB", false },
 		{ "runner.warm_idle_timeout", "45s", false },
+		{ "runner.prewarm", "false", false },
+		{ "devices.slots", "cuda=auto", false },
+		{ "devices.slot_memory", "6GiB", false },
 	};
 	int fd = mkstemp(path);
 	FILE *f = fdopen(fd, "w");
 
-	ck_assert_int_eq(worker_conf_load(&a, NULL, ov, 4, err, sizeof(err)), 0);
+	ck_assert_int_eq(worker_conf_load(&a, NULL, ov, 7, err, sizeof(err)), 0);
 	worker_conf_print(&a, NULL, true, f);
 	fclose(f);
 	ck_assert_msg(worker_conf_load(&b, path, NULL, 0, err, sizeof(err)) == 0, "%s", err);
@@ -101,6 +131,9 @@ START_TEST(test_printed_warm_settings_load_back)
 	ck_assert_int_eq(b.warm_max_tasks, 7);
 	ck_assert_uint_eq(b.warm_max_rss_bytes, 3ull << 30);
 	ck_assert_int_eq(b.warm_idle_timeout_ms, 45000);
+	ck_assert(!b.runner_prewarm);
+	ck_assert(devconf_device_auto(&b.devconf, HF__BACKEND__BACKEND_CUDA, 0));
+	ck_assert_uint_eq(b.devconf.slot_memory, 6ull << 30);
 	worker_conf_fini(&a);
 	worker_conf_fini(&b);
 }
@@ -113,6 +146,7 @@ int main(void)
 
 	tcase_add_test(tc, test_warm_runners_are_on_by_default_with_their_limits);
 	tcase_add_test(tc, test_warm_settings_take_units_and_zero_means_no_limit);
+	tcase_add_test(tc, test_prewarm_off_and_auto_slots_with_their_memory);
 	tcase_add_test(tc, test_bad_warm_settings_are_refused_naming_them);
 	tcase_add_test(tc, test_printed_warm_settings_load_back);
 	suite_add_tcase(s, tc);

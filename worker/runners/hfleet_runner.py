@@ -19,8 +19,10 @@ as the one-shot CLI runs it, answered by one line on the control descriptor:
 "result": {...}} (task_inline: the worker may send the task object instead of
 a path; "result": the result itself, when the request said "result_inline":
 true and the line fits in lib.CONTROL_LINE_MAX bytes; otherwise the result is
-written to the file as the one-shot CLI writes it).  torch and transformers are imported once, at the first
-task.  Exit status 0 at the end of stdin, 3 after a fatal device error, 1
+written to the file as the one-shot CLI writes it).  torch and transformers are imported once, when the
+runner starts, before it reads the first request (preimport_frameworks: a warm runner pays for them
+while it is idle, not on a task's clock; CUDA is not initialised), and torch gets OMP_NUM_THREADS
+threads (the worker shares the CPUs among its slots).  Exit status 0 at the end of stdin, 3 after a fatal device error, 1
 when the control descriptor is closed, 2 on bad usage.  See README.md
 beside this file.
 """
@@ -193,8 +195,47 @@ def _done_line(req: dict, task_id, fatal: bool, why, result: dict) -> str:
     return lib.control_done_line(task_id, fatal, rss, why, task_inline=True)
 
 
-def serve(control_fd: int, stdin=None, run=run_one, device_usable=None, release=None) -> int:
-    """The warm runner loop (see the module docstring); returns the exit status."""
+def _threads_from_env():
+    """OMP_NUM_THREADS as a positive int, or None (unset or not a number)."""
+    try:
+        n = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        return None
+    return n if n > 0 else None
+
+
+def preimport_frameworks(log=_log) -> bool:
+    """Imports torch and transformers (and transformers' Auto classes, the
+    bulk of its import) without initialising CUDA, logs how long it took, and
+    gives torch OMP_NUM_THREADS threads.  Never raises: a framework that
+    fails to import is logged, and the task's own import reports it as
+    before.  Returns whether both imported."""
+    import time
+    start = time.perf_counter()
+    try:
+        import torch
+        threads = _threads_from_env()
+        if threads is not None:
+            torch.set_num_threads(threads)
+        import transformers
+        transformers.AutoConfig  # noqa: B018 - the lazy module imports them on access
+        transformers.AutoModel  # noqa: B018
+    except Exception as exc:  # noqa: BLE001 - not fatal here
+        log(f"could not import the frameworks ahead of tasks ({lib.one_line(f'{type(exc).__name__}: {exc}')}); "
+            f"each task reports it")
+        return False
+    log(f"imported torch {getattr(torch, '__version__', '?')} and transformers "
+        f"{getattr(transformers, '__version__', '?')} in {time.perf_counter() - start:.1f} s"
+        + (f" (torch threads: {threads})" if threads is not None else ""))
+    return True
+
+
+def serve(control_fd: int, stdin=None, run=run_one, device_usable=None, release=None,
+          preimport=None) -> int:
+    """The warm runner loop (see the module docstring); returns the exit status.
+    preimport (main's: preimport_frameworks) runs before the first request is read."""
+    if preimport is not None:
+        preimport()
     if stdin is None:
         stdin = sys.stdin.buffer
     if device_usable is None or release is None:
@@ -280,7 +321,7 @@ def main(argv=None) -> int:
         if fd <= 2:
             ap.error(f"HFLEET_CONTROL_FD must not be stdin, stdout or stderr (got {fd})")
         os.set_inheritable(fd, False)  # not for the processes a model may start
-        return serve(fd)
+        return serve(fd, preimport=preimport_frameworks)
 
     if args.probe:
         try:

@@ -181,6 +181,71 @@ class TestFatalVerdict(unittest.TestCase):
         self.assertIn("no longer runs a tiny operation", why)
 
 
+class TestPreimport(unittest.TestCase):
+    """preimport_frameworks with stand-in torch and transformers modules (the
+    real ones are tested by the runner on the GPU machine)."""
+
+    def fakes(self):
+        import types
+        torch = types.ModuleType("torch")
+        torch.__version__ = "9.9"
+        torch.threads = []
+        torch.set_num_threads = torch.threads.append
+        transformers = types.ModuleType("transformers")
+        transformers.__version__ = "8.8"
+        transformers.AutoConfig = transformers.AutoModel = object
+        return torch, transformers
+
+    def run_preimport(self, modules, omp):
+        from unittest import mock
+        logged = []
+        env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+        if omp is not None:
+            env["OMP_NUM_THREADS"] = omp
+        with mock.patch.dict(sys.modules, modules), mock.patch.dict(os.environ, env, clear=True):
+            ok = cli.preimport_frameworks(log=logged.append)
+        return ok, logged
+
+    def test_imports_both_logs_the_versions_and_gives_torch_the_omp_threads(self):
+        torch, transformers = self.fakes()
+        ok, logged = self.run_preimport({"torch": torch, "transformers": transformers}, "3")
+        self.assertTrue(ok)
+        self.assertEqual(torch.threads, [3])
+        self.assertEqual(len(logged), 1)
+        self.assertRegex(logged[0], r"^imported torch 9\.9 and transformers 8\.8 in \d+\.\d s \(torch threads: 3\)$")
+
+    def test_no_or_bad_omp_value_leaves_torch_threads_alone(self):
+        for omp in (None, "", "0", "many"):
+            torch, transformers = self.fakes()
+            ok, _ = self.run_preimport({"torch": torch, "transformers": transformers}, omp)
+            self.assertTrue(ok)
+            self.assertEqual(torch.threads, [], omp)
+
+    def test_a_framework_that_fails_to_import_is_logged_not_raised(self):
+        torch, _ = self.fakes()
+        ok, logged = self.run_preimport({"torch": torch, "transformers": None}, "2")
+        self.assertFalse(ok)
+        self.assertEqual(len(logged), 1)
+        self.assertRegex(logged[0], r"^could not import the frameworks ahead of tasks \((ModuleNotFound|Import)Error: .*transformers")
+
+    def test_serve_runs_it_before_reading_the_first_request(self):
+        events = []
+
+        class Stdin:
+            def readline(self):
+                events.append("read")
+                return b""
+        r, w = os.pipe()
+        try:
+            rc = cli.serve(w, stdin=Stdin(), run=None, device_usable=lambda: True, release=lambda: None,
+                           preimport=lambda: events.append("preimport"))
+        finally:
+            os.close(w)
+            os.close(r)
+        self.assertEqual(rc, 0)
+        self.assertEqual(events, ["preimport", "read"])
+
+
 class TestServeLoop(unittest.TestCase):
     """serve() in this process, with a stand-in for running a task."""
 
