@@ -73,6 +73,12 @@ int job_status_fill(struct db *db, struct db_op *op, PGresult *jr, int row, Hf__
 	js->counts = counts_store;
 	js->n_counts = n;
 	PQclear(res);
+	/* A cancelled job whose queued tasks are still being cancelled, a
+	 * slice at a time (db-cancel.c): none of them will run. */
+	if (strcmp(js->state, "cancelled") == 0)
+		for (size_t i = 0; i < n; i++)
+			if (count_mem[i].status == HF__TASK_STATUS__STATUS_QUEUED && count_mem[i].count)
+				js->state = (char *)"cancelling";
 	return 0;
 }
 
