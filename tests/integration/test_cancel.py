@@ -49,16 +49,16 @@ def cancelled_metric(c):
 
 
 class RowLock:
-    """A PostgreSQL session holding FOR UPDATE on one task row until
-    release(): a slice whose UPDATE takes that row waits for it (and the
-    coordinator's database thread with it)."""
+    """A PostgreSQL session holding FOR UPDATE on one row of tasks (or of
+    jobs) until release(): a slice (or a cancel) whose UPDATE takes that
+    row waits for it, and the coordinator's database thread with it."""
 
-    def __init__(self, c, task_id):
+    def __init__(self, c, task_id, table='tasks'):
         pg = c.pg
         self.p = subprocess.Popen(['psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', pg.dir,
                                    '-p', str(pg.port), '-U', 'postgres', '-d', 'hfleet'],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.p.stdin.write("BEGIN;\nSELECT 'locked', id FROM tasks WHERE id = %d FOR UPDATE;\n" % task_id)
+        self.p.stdin.write("BEGIN;\nSELECT 'locked', id FROM %s WHERE id = %d FOR UPDATE;\n" % (table, task_id))
         self.p.stdin.flush()
         line = self.p.stdout.readline()
         assert line.startswith('locked'), 'the row lock was not taken: %r' % line
@@ -68,6 +68,7 @@ class RowLock:
             self.p.stdin.write('ROLLBACK;\n')
             self.p.stdin.close()
             self.p.wait(30)
+            self.p.stdout.close()
 
 
 def slice_waiting(c):
@@ -104,8 +105,12 @@ class CancelTest(unittest.TestCase):
             lk.release()
         for conn in self.conns:
             conn.close()
-        if self._outcome.errors and any(e for _, e in self._outcome.errors):
+
+    def run(self, result=None):
+        result = super().run(result)
+        if result is not None and not result.wasSuccessful():
             type(self)._ok = False
+        return result
 
     # -- helpers --
     def submit_waiting(self, name, batch_sizes='1,2,3,4'):
@@ -119,18 +124,19 @@ class CancelTest(unittest.TestCase):
     def task_ids(self, job):
         return [int(r[0]) for r in self.c.pg.rows('SELECT id FROM tasks WHERE job_id = %d ORDER BY id' % job)]
 
-    def lock(self, task_id):
-        lk = RowLock(self.c, task_id)
+    def lock(self, task_id, table='tasks'):
+        lk = RowLock(self.c, task_id, table)
         self.locks.append(lk)
         return lk
 
-    def raw_worker(self, worker_id, labels=None):
+    def raw_worker(self, worker_id, labels=None, slots=2):
         """A raw SP connection to the worker port, registered as worker_id
         with one cpu device; returns (connection, session)."""
         conn = peer.SpConn(self.c.worker_url, timeout=30)
         self.conns.append(conn)
         conn.handshake()
-        r = conn.call(wire.envelope('register', wire.register(worker_id=worker_id, labels=labels)))
+        r = conn.call(wire.envelope('register', wire.register(worker_id=worker_id, labels=labels,
+                                                              devices=[wire.device(slots=slots)])))
         self.assertEqual(r.kind, 'register_reply', repr(r))
         return conn, wire.first(r.body, 7)
 
@@ -234,6 +240,38 @@ class CancelTest(unittest.TestCase):
             for wid in ('busy-1', 'busy-2'):
                 c.workers.pop(wid).stop()
 
+    def test_a_lease_asked_for_with_the_cancel_is_not_granted(self):
+        c = self.c
+        out = json.loads(c.hfctl('submit', '--models', 'bert,gpt2,t5,vit,roberta,albert,bart,whisper',
+                                 '--batch-sizes', '1,2,3,4', '--precision', 'fp32,fp16', '--label', 'raw=lease',
+                                 '--allow-waiting', '--name', 'lease-race', '--json').stdout)
+        job, n = out['job_id'], out['task_count']
+        conn, session = self.raw_worker('raw-2', labels=[wire.key_value('raw', 'lease')], slots=2 * SLICE)
+        # The job's cancel waits (the job's row is held): a poll coming
+        # meanwhile finds the job's tasks still queued in memory, and its
+        # lease statement runs right after the cancel's.
+        lk = self.lock(job, table='jobs')
+        cancel = subprocess.Popen([harness.HFCTL, '--control', c.control_url, '--token-file', c.admin_token_file,
+                                   '--json', 'cancel', str(job)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        c.wait_for(lambda: slice_waiting(c), 30, 'the cancel to wait for the row lock')
+        conn.send_request(wire.envelope('poll', wire.poll('raw-2', free=[wire.device_free(free_slots=2 * SLICE)],
+                                                          session=session, hold_ms=0)))
+        time.sleep(0.3)
+        lk.release()
+        out, err = cancel.communicate(timeout=60)
+        self.assertEqual(cancel.returncode, 0, err)
+        self.assertEqual(json.loads(out)['cancelled'], n)
+        # More tasks were asked for than the cancel's first slice took:
+        # none of them is granted.
+        r = wire.Reply(conn.recv_reply(timeout=60)[1])
+        self.assertEqual(r.kind, 'poll_reply', repr(r))
+        self.assertEqual(wire.all_of(r.body, 1), [], repr(r))
+        self.assertEqual(count(c, 'SELECT count(*) FROM attempts a JOIN tasks t ON t.id = a.task_id'
+                               ' WHERE t.job_id = %d' % job), 0)
+        self.wait_cancelled(job)
+        self.assert_cancelled_whole(job, n)
+
     def test_a_result_arriving_between_two_slices_is_stored_as_before(self):
         c = self.c
         # A job only the raw worker can run: a label no other worker has.
@@ -274,8 +312,11 @@ class CancelTest(unittest.TestCase):
                              env_json='{}', started_at=time.time() - 1, finished_at=time.time())])))
         time.sleep(0.3)
         lk.release()
-        r = wire.Reply(conn.recv_reply(timeout=60))
-        self.assertEqual(r.kind, 'ack', repr(r))
+        # The result of a task never leased to it is refused by name, the
+        # other stored (as for any task).
+        r = wire.Reply(conn.recv_reply(timeout=60)[1])
+        self.assertEqual(r.error_code, wire.ERR_FORBIDDEN, repr(r))
+        self.assertIn('task %d attempt 1 is not leased to worker "raw-1"' % queued_one, r.error_message)
         self.wait_cancelled(job)
         self.assert_cancelled_whole(job, n)
         # The cancelled lease's result is kept, as stale, and decides
@@ -316,7 +357,7 @@ class CancelTest(unittest.TestCase):
         c = self.c
         job, n = self.submit_waiting('retry-waits')
         ids = self.task_ids(job)
-        lk = self.lock(ids[-1])
+        lk = self.lock(ids[len(ids) // 2])
         c.hfctl('cancel', str(job))
         c.wait_for(lambda: slice_waiting(c), 30, 'a slice to wait for the row lock')
         # Asked while slices remain (it waits behind the held one), the
