@@ -90,9 +90,16 @@ class CancelTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        if not cls._ok or harness.keep_files():
+        # Stopped first, so that a sanitizer's report at exit is in its log.
+        for d in list(cls.c.workers.values()) + [cls.c.coordinator]:
+            d.stop()
+        reports = [(d.name, line) for d in list(cls.c.workers.values()) + [cls.c.coordinator]
+                   for line in peer.sanitizer_lines(d.log())]
+        if not cls._ok or reports or harness.keep_files():
             cls.c.dump_logs()
         cls.c.close(keep=harness.keep_files())
+        if reports:
+            raise AssertionError('sanitizer reports: %r' % reports[:5])
 
     def setUp(self):
         self.locks = []
@@ -352,6 +359,26 @@ class CancelTest(unittest.TestCase):
         self.assertRegex(c.coordinator.log(), r'job %d: finishing its cancel' % job)
         self.assertRegex(c.coordinator.log(), r'job %d: cancel finished: %d queued tasks cancelled'
                          % (job, left))
+
+    def test_a_coordinator_stopped_mid_cancel_finishes_it_after_restart(self):
+        c = self.c
+        job, n = self.submit_waiting('stopped')
+        ids = self.task_ids(job)
+        lk = self.lock(ids[len(ids) // 2])
+        self.assertEqual(c.hfctl_json('cancel', str(job))['remaining'], n - SLICE)
+        c.wait_for(lambda: slice_waiting(c), 30, 'a slice to wait for the row lock')
+        # SIGTERM: the slice in flight is finished, no other is started.
+        c.coordinator.kill(signal.SIGTERM)
+        time.sleep(0.3)
+        lk.release()
+        self.assertEqual(c.coordinator.proc.wait(30), 0)
+        self.assertRegex(c.coordinator.log(), r'job %d: the coordinator stops with its cancel unfinished' % job)
+        self.assertEqual(peer.sanitizer_lines(c.coordinator.log()), [])
+        left = count(c, "SELECT count(*) FROM tasks WHERE job_id = %d AND state = 'queued'" % job)
+        self.assertGreater(left, 0)
+        c.start_coordinator()
+        self.wait_cancelled(job)
+        self.assert_cancelled_whole(job, n)
 
     def test_a_retry_waits_for_the_slices(self):
         c = self.c
