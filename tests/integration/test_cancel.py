@@ -188,6 +188,8 @@ class CancelTest(unittest.TestCase):
             st = c.hfctl_json('status', str(job))
             seen.add(st['state'])
             queued = st['counts'].get('queued', 0)
+            listed = [j['state'] for j in c.hfctl_json('jobs') if j['job_id'] == job]
+            self.assertIn(listed, (['cancelling'], ['cancelled']))
             if st['state'] == 'cancelling':
                 self.assertGreater(queued, 0, st)
                 text = c.hfctl('status', str(job), check=False).stdout
