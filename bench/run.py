@@ -7,7 +7,8 @@ beside its target, and the Celery comparison as a ratio.
     bench/run.py throughput                   durable completions/s, real hf-workers, no-op runner
     bench/run.py latency                      submit -> first lease, slot free -> next lease
     bench/run.py fleet [--fleet-seconds 60]   10,000 simulated workers heartbeating
-    bench/run.py submit                       a 100,000-task submit, hfctl status meanwhile
+    bench/run.py submit                       a 100,000-task submit, hfctl status meanwhile, then
+                                              its cancel while a second job's tasks flow
     bench/run.py celery                       Celery 5 + Redis + PostgreSQL, same task count
     bench/run.py throughput celery            several at once, in this order
 
@@ -703,9 +704,97 @@ def submit(b, args):
     figure('hfctl status latency, idle (median)', '%.0f ms' % (before[len(before) // 2] * 1e3), '')
     figure('hfctl status latency during the submit (max of %d)' % len(during),
            '%.0f ms' % (max(during) * 1e3 if during else took * 1e3), 'not stalled')
-    b.hfctl('cancel', str(job), check=False)
+    cancel_while_flowing(b, args, job, count)
     os.killpg(p.pid, signal.SIGTERM)
     p.wait()
+
+
+def db_op_buckets(b):
+    """{(op, le): count} of the coordinator's hfleet_db_operation_seconds
+    histogram (time from an op's submit to its completion: its wait behind
+    the ops ahead of it included)."""
+    with urllib.request.urlopen(b.cluster.http_url + '/metrics', timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for m in re.finditer(r'^hfleet_db_operation_seconds_bucket\{op="([a-z_]+)",le="([^"]+)"\} (\S+)', text, re.M):
+        out[(m.group(1), m.group(2))] = float(m.group(3))
+    return out
+
+
+def longest_other_op(before, after):
+    """(op, upper bound in seconds) of the slowest op other than the
+    cancel's own between two histogram snapshots: the smallest bucket that
+    holds every one of them."""
+    worst = (None, 0.0)
+    for op in sorted({k[0] for k in after}):
+        if op.startswith('job_cancel'):
+            continue
+        bounds = sorted(((float('inf') if le == '+Inf' else float(le)), n - before.get((op, le), 0))
+                        for (o, le), n in after.items() if o == op)
+        total = bounds[-1][1] if bounds else 0
+        if total <= 0:
+            continue
+        le = next(bd for bd, n in bounds if n >= total)
+        if le > worst[1]:
+            worst = (op, le)
+    return worst
+
+
+def cancel_while_flowing(b, args, job, count):
+    """The big job's cancel while a second job's tasks flow through
+    simulated workers (leases and results): how long the cancel took to be
+    answered and to finish, and the longest any other database op took
+    meanwhile."""
+    names = ['cancel-flow-%d' % i for i in range(4)]
+    small = json.loads(b.hfctl('submit', '--suite', 'all', '--backends', 'cpu', '--kind', 'test',
+                               '--batch-sizes', ','.join(str(i) for i in range(1, 17)), '--precision', 'fp32,fp16,bf16,int8',
+                               '--priority', '10', '--name', 'bench-cancel-flow',
+                               '--json', timeout=120).stdout)['job_id']
+    secs = 60
+    p, out = b.sim(names, ['--slots', '4', '--mode', 'complete', '--task-ms', '2', '--ramp-ms', '500'], secs,
+                   'cancel-flow')
+    time.sleep(3)
+    pgss = b.have_pgss
+    if pgss:
+        b.pg.psql('SELECT pg_stat_statements_reset()')
+    before = db_op_buckets(b)
+    t0 = time.time()
+    rep = b.hfctl('--json', 'cancel', str(job), check=False)
+    acked = time.time() - t0
+    # Watched from PostgreSQL: hfctl status would add a read of the whole
+    # job to the coordinator's database thread each time.
+    while time.time() - t0 < 300:
+        if b.pg.psql("SELECT count(*) FROM tasks WHERE job_id = %d AND state = 'queued'" % job) == '0':
+            break
+        time.sleep(0.1)
+    done = time.time() - t0
+    time.sleep(0.5)
+    after = db_op_buckets(b)
+    slice_max = ''
+    if pgss:
+        row = b.pg.rows("SELECT calls, round(max_exec_time::numeric, 1), round(mean_exec_time::numeric, 1)"
+                        " FROM pg_stat_statements WHERE query LIKE 'WITH c AS (UPDATE tasks t SET state = %'"
+                        " AND query LIKE '%LIMIT%'"
+                        " ORDER BY calls DESC LIMIT 1")
+        if row:
+            slice_max = '; slice statements: %s, longest %s ms, mean %s ms' % tuple(row[0])
+        for r in b.top_statements(6):
+            NOTES.append('cancel window, top statement: %s calls, %s ms exec, %s ms plan: %s' % tuple(r))
+    os.killpg(p.pid, signal.SIGTERM)
+    p.wait()
+    try:
+        sim = json.load(open(out))
+    except ValueError:
+        sim = {}
+    b.hfctl('cancel', str(small), check=False)
+    op, worst = longest_other_op(before, after)
+    figure('cancel of the %d-task job: answered / finished' % count, '%.2f s / %.2f s' % (acked, done), '')
+    figure('longest other db op during the cancel (%s)' % (op or 'none'),
+           '<= %.0f ms' % (worst * 1e3) if op else 'none', 'not stalled')
+    if sim:
+        figure('simulated workers\' poll round trip during the cancel (max)', '%.1f ms' % sim.get('poll_max_ms', -1), '')
+    NOTES.append('cancel: reply %s%s; %s results acked by the simulated workers over the run'
+                 % (rep.stdout.strip(), slice_max, sim.get('results_acked', '?')))
 
 
 # ---- Celery ----
@@ -911,6 +1000,7 @@ def main():
         b = Bench(args)
         b.seed_workers(['tput-%02d' % i for i in range(args.workers)] + ['lat-%02d' % i for i in range(args.latency_workers)]
                        + ['slot-%02d' % i for i in range(8)] + ['submit-idle', 'lat-real']
+                       + ['cancel-flow-%d' % i for i in range(4)]
                        + (['fleet-%05d' % i for i in range(args.fleet_workers)] if 'fleet' in what else []))
         b.start()
         log('private fleet in %s; coordinator pid %d, PostgreSQL pid %d; %d registry models'

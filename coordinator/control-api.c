@@ -366,12 +366,22 @@ static void cancel_done(struct db_op *op)
 	for (size_t i = 0; i < n; i++)
 		cancel_in_memory(c, v[i]);
 	free(v);
-	log_info("job %" PRIu64 " cancelled: %u tasks", job_id, op->u.cancel.n_cancelled);
 	coord_metrics_finished(c, HF__TASK_STATUS__STATUS_CANCELLED, op->u.cancel.n_cancelled);
+	if (op->u.cancel.remaining) {
+		/* The rest of its queued tasks, a slice per database op: they
+		 * are out of the scheduler, and no lease of them is granted. */
+		log_info("job %" PRIu64 " cancelled: %u tasks now, %u queued ones in slices of %" PRId64,
+			 job_id, op->u.cancel.n_cancelled, op->u.cancel.remaining, c->conf.cancel_slice);
+		cancel_feed_start(c, job_id);
+	} else {
+		log_info("job %" PRIu64 " cancelled: %u tasks", job_id, op->u.cancel.n_cancelled);
+	}
 
 	Hf__Envelope env = HF__ENVELOPE__INIT;
 	Hf__CancelReply cr = HF__CANCEL_REPLY__INIT;
-	cr.cancelled = op->u.cancel.n_cancelled;
+	uint64_t all = (uint64_t)op->u.cancel.n_cancelled + op->u.cancel.remaining;
+	cr.cancelled = all > UINT32_MAX ? UINT32_MAX : (uint32_t)all;
+	cr.remaining = op->u.cancel.remaining;
 	env.body_case = HF__ENVELOPE__BODY_CANCEL_REPLY;
 	env.cancel_reply = &cr;
 	coord_reply(q->req, &env);
@@ -391,6 +401,13 @@ static void retry_done(struct db_op *op)
 				  "job %" PRIu64 " is \"%s\"'s: retrying another's job needs the admin role; "
 				  "token \"%s\" has the %s role",
 				  op->u.retry.job_id, op->u.retry.submitter, q->who.name, auth_role_name(q->who.role));
+		goto out;
+	}
+	if (op->rc == 0 && op->u.retry.found && op->u.retry.cancelling) {
+		coord_reply_error(q->req, HF__ERROR_CODE__ERR_UNAVAILABLE,
+				  "job %" PRIu64 " is still being cancelled (its queued tasks, a slice at a time): "
+				  "nothing was retried; try again once \"hfctl status %" PRIu64 "\" says cancelled",
+				  op->u.retry.job_id, op->u.retry.job_id);
 		goto out;
 	}
 	if (op->rc < 0 || !op->u.retry.found) {
@@ -695,6 +712,7 @@ void control_api_request_cb(nuv_request_t *req, nng_msg *msg, void *arg)
 		q->op.u.cancel.job_id = env->cancel->job_id;
 		q->op.u.cancel.task_id = env->cancel->task_id;
 		q->op.u.cancel.owner = owner_unless_admin(q);
+		q->op.u.cancel.slice = (uint32_t)c->conf.cancel_slice;
 		q->op.done = cancel_done;
 		q->op.ctx = q;
 		audit_set(q, "cancel");

@@ -125,6 +125,9 @@ struct coord {
 	/* Large jobs whose tasks are being added to the scheduler, a slice
 	 * per loop turn (submit-feed.c). */
 	struct submit_feed *submit_feeds;
+	/* Cancelled jobs whose queued tasks are being cancelled, a slice per
+	 * database op (cancel-feed.c). */
+	struct cancel_feed *cancel_feeds;
 };
 
 /* worker-api.c: the request callback of the worker listener. */
@@ -259,5 +262,15 @@ Hf__ErrorCode coord_db_error_code(int rc);
 
 /* Packs env and replies; on failure replies with an internal error. */
 void coord_reply(nuv_request_t *req, Hf__Envelope *env);
+
+/* cancel-feed.c: the queued tasks of cancelled job job_id cancelled in
+ * slices, one database op each, until none is left (nothing when a feed
+ * for the job runs already). */
+void cancel_feed_start(struct coord *c, uint64_t job_id);
+/* Is a feed cancelling job_id's queued tasks? */
+bool cancel_feed_running(const struct coord *c, uint64_t job_id);
+/* At shutdown: feeds end (those with a slice in flight when it is back);
+ * the next start finishes their cancels. */
+void cancel_feeds_stop(struct coord *c);
 
 #endif

@@ -283,11 +283,12 @@ static bool audit_target(const struct db_op *op, char *target, size_t tlen, char
 			snprintf(target, tlen, "task %" PRIu64, op->u.cancel.task_id);
 		else
 			snprintf(target, tlen, "job %" PRIu64, *job_id);
-		snprintf(detail, dlen, "%" PRIu32 " tasks cancelled, job of \"%s\"", op->u.cancel.n_cancelled,
-			 op->u.cancel.submitter);
+		/* With the queued ones cancelled in slices after it (db-cancel.c). */
+		snprintf(detail, dlen, "%" PRIu64 " tasks cancelled, job of \"%s\"",
+			 (uint64_t)op->u.cancel.n_cancelled + op->u.cancel.remaining, op->u.cancel.submitter);
 		return true;
 	case DB_OP_JOB_RETRY:
-		if (!op->u.retry.found || op->u.retry.forbidden)
+		if (!op->u.retry.found || op->u.retry.forbidden || op->u.retry.cancelling)
 			return false;
 		*job_id = op->u.retry.job_id;
 		snprintf(target, tlen, "job %" PRIu64, *job_id);

@@ -196,8 +196,13 @@ int live_tasks_from(PGresult *res, struct db_live_task **ret, size_t *ret_n);
 
 int run_start(struct db *db, struct db_op *op);               /* db-start.c */
 int run_job_create(struct db *db, struct db_op *op);          /* db-jobs.c */
-int run_job_cancel(struct db *db, struct db_op *op);
 int run_job_retry(struct db *db, struct db_op *op);
+/* The one ownership rule of cancel and retry (db-jobs.c): with an owner (a
+ * submitter's token), a job another submitter made is not this request's
+ * to touch. */
+bool db_others_job(const char *owner, const char *submitter);
+int run_job_cancel(struct db *db, struct db_op *op);          /* db-cancel.c */
+int run_job_cancel_slice(struct db *db, struct db_op *op);
 int run_lease_grant(struct db *db, struct db_op *op);         /* db-leases.c */
 int run_lease_expire(struct db *db, struct db_op *op);
 int run_result_store(struct db *db, struct db_op *op);        /* db-results.c */

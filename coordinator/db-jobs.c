@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT
  *
  * Job writes of the database layer (see db.h): creating a job and its tasks
- * (with the idempotent request id), cancelling a job or one task, and
- * retrying a job's failed tasks; cancel and retry may be limited to the jobs
- * of one submitter (op->u.cancel.owner, op->u.retry.owner).  Runs on the database thread only, inside
- * the group commit's transaction.
+ * (with the idempotent request id) and retrying a job's failed tasks (a
+ * cancel is db-cancel.c's); cancel and retry may be limited to the jobs of
+ * one submitter (op->u.cancel.owner, op->u.retry.owner: db_others_job).
+ * Runs on the database thread only, inside the group commit's transaction.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -222,93 +222,9 @@ int run_job_create(struct db *db, struct db_op *op)
 	return 0;
 }
 
-/* The one ownership rule of cancel and retry: with an owner (a submitter's
- * token), a job another submitter made is not this request's to touch. */
-static bool others_job(const char *owner, const char *submitter)
+bool db_others_job(const char *owner, const char *submitter)
 {
 	return owner && strcmp(owner, submitter) != 0;
-}
-
-int run_job_cancel(struct db *db, struct db_op *op)
-{
-	PGresult *res = NULL;
-	struct db_params p;
-	int r;
-
-	op->u.cancel.found = op->u.cancel.forbidden = false;
-	op->u.cancel.submitter[0] = '\0';
-	op->u.cancel.n_cancelled = 0;
-	if (op->u.cancel.task_id) {
-		/* An id beyond bigint names no task. */
-		if (op->u.cancel.task_id > INT64_MAX)
-			return 0;
-		db_params_init(&p);
-		db_param_u64(&p, "task id", op->u.cancel.task_id);
-		r = db_exec(db, op,
-			    "SELECT t.job_id, j.submitter FROM tasks t JOIN jobs j ON j.id = t.job_id"
-			    " WHERE t.id = $1::bigint",
-			    &p, PGRES_TUPLES_OK, &res);
-		if (r == 0) {
-			op->u.cancel.found = PQntuples(res) == 1;
-			if (op->u.cancel.found) {
-				op->u.cancel.job_id = get_u64(res, 0, 0);
-				hf_strlcpy(op->u.cancel.submitter, PQgetvalue(res, 0, 1),
-					   sizeof(op->u.cancel.submitter));
-			}
-			PQclear(res);
-		}
-		if (r == 0 && op->u.cancel.found)
-			op->u.cancel.forbidden = others_job(op->u.cancel.owner, op->u.cancel.submitter);
-		if (r == 0 && op->u.cancel.found && !op->u.cancel.forbidden)
-			r = db_exec(db, op,
-				    "WITH c AS (UPDATE tasks SET state = 'cancelled', finished_at = now()"
-				    " WHERE id = $1::bigint AND state IN ('queued', 'leased')"
-				    " RETURNING id, attempt, job_id),"
-				    " a AS (UPDATE attempts a SET ended_at = now(), end_reason = 'cancelled' FROM c"
-				    " WHERE a.task_id = c.id AND a.attempt = c.attempt AND a.ended_at IS NULL),"
-				    " j AS (UPDATE jobs SET state = 'done', finished_at = now()"
-				    " WHERE id IN (SELECT job_id FROM c) AND state = 'running' AND NOT EXISTS"
-				    " (SELECT 1 FROM tasks t WHERE t.job_id = jobs.id"
-				    " AND t.state IN ('queued', 'leased') AND t.id <> $1::bigint))"
-				    " SELECT count(*) FROM c",
-				    &p, PGRES_TUPLES_OK, &res);
-		db_params_fini(&p);
-		if (r < 0 || !op->u.cancel.found || op->u.cancel.forbidden)
-			return r;
-		op->u.cancel.n_cancelled = (uint32_t)atoi(PQgetvalue(res, 0, 0));
-		PQclear(res);
-		return 0;
-	}
-	if (op->u.cancel.job_id > INT64_MAX)
-		return 0;
-	db_params_init(&p);
-	db_param_u64(&p, "job id", op->u.cancel.job_id);
-	r = db_exec(db, op, "SELECT state, submitter FROM jobs WHERE id = $1::bigint", &p, PGRES_TUPLES_OK,
-		    &res);
-	if (r == 0) {
-		op->u.cancel.found = PQntuples(res) == 1;
-		if (op->u.cancel.found)
-			hf_strlcpy(op->u.cancel.submitter, PQgetvalue(res, 0, 1), sizeof(op->u.cancel.submitter));
-		PQclear(res);
-	}
-	if (r == 0 && op->u.cancel.found)
-		op->u.cancel.forbidden = others_job(op->u.cancel.owner, op->u.cancel.submitter);
-	if (r == 0 && op->u.cancel.found && !op->u.cancel.forbidden)
-		r = db_exec(db, op,
-			    "WITH c AS (UPDATE tasks SET state = 'cancelled', finished_at = now()"
-			    " WHERE job_id = $1::bigint AND state IN ('queued', 'leased') RETURNING id, attempt),"
-			    " a AS (UPDATE attempts a SET ended_at = now(), end_reason = 'cancelled' FROM c"
-			    " WHERE a.task_id = c.id AND a.attempt = c.attempt AND a.ended_at IS NULL),"
-			    " j AS (UPDATE jobs SET state = 'cancelled', finished_at = now()"
-			    " WHERE id = $1::bigint AND state = 'running')"
-			    " SELECT count(*) FROM c",
-			    &p, PGRES_TUPLES_OK, &res);
-	db_params_fini(&p);
-	if (r < 0 || !op->u.cancel.found || op->u.cancel.forbidden)
-		return r;
-	op->u.cancel.n_cancelled = (uint32_t)atoi(PQgetvalue(res, 0, 0));
-	PQclear(res);
-	return 0;
 }
 
 int run_job_retry(struct db *db, struct db_op *op)
@@ -322,7 +238,7 @@ int run_job_retry(struct db *db, struct db_op *op)
 	op->u.retry.tasks = NULL;
 	op->u.retry.requirements = NULL;
 	op->u.retry.n_tasks = 0;
-	op->u.retry.found = op->u.retry.forbidden = false;
+	op->u.retry.found = op->u.retry.forbidden = op->u.retry.cancelling = false;
 	if (op->u.retry.job_id > INT64_MAX)
 		return 0; /* an id beyond bigint names no job */
 	db_params_init(&p);
@@ -344,8 +260,21 @@ int run_job_retry(struct db *db, struct db_op *op)
 	}
 	PQclear(res);
 	if (op->u.retry.found)
-		op->u.retry.forbidden = others_job(op->u.retry.owner, op->u.retry.submitter);
+		op->u.retry.forbidden = db_others_job(op->u.retry.owner, op->u.retry.submitter);
 	if (!op->u.retry.found || op->u.retry.forbidden)
+		goto out;
+	/* A job whose queued tasks are still being cancelled in slices
+	 * (db-cancel.c) is left alone until they are: they are no longer in
+	 * the scheduler, and running again they would never run. */
+	r = db_exec(db, op,
+		    "SELECT 1 FROM jobs j WHERE j.id = $1::bigint AND j.state = 'cancelled' AND EXISTS"
+		    " (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state = 'queued')",
+		    &p, PGRES_TUPLES_OK, &res);
+	if (r < 0)
+		goto out;
+	op->u.retry.cancelling = PQntuples(res) > 0;
+	PQclear(res);
+	if (op->u.retry.cancelling)
 		goto out;
 	/* The outcome being retried stays in results, marked as superseded.
 	 * With cancelled, cancelled tasks are queued too (but not one whose

@@ -3,7 +3,9 @@
  * Lease writes of the database layer (see db.h): granting leases (one
  * attempt row each) and expiring them (requeue, or give up with an error
  * result).  The grants of consecutive ops of a group commit (polls of
- * several workers) are one statement (run_lease_grant_merged).  Runs on the
+ * several workers) are one statement (run_lease_grant_merged); no task of a
+ * cancelled job is granted (its queued tasks are cancelled in slices after
+ * the job: db-cancel.c).  Runs on the
  * database thread only, inside the group commit's transaction.
  */
 #include <errno.h>
@@ -78,6 +80,7 @@ int run_lease_grant_merged(struct db *db, struct db_op **ops, size_t n_ops)
 		    " g AS (UPDATE tasks t SET state = 'leased', attempt = u.attempt,"
 		    " worker_id = u.worker, device_index = u.devs[1], device_indices = u.devs FROM u"
 		    " WHERE t.id = u.id AND t.state = 'queued' AND t.attempt < u.attempt"
+		    " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = t.job_id AND j.state = 'cancelled')"
 		    " RETURNING t.id, t.attempt, t.worker_id, t.device_index, t.device_indices, u.ord),"
 		    " a AS (INSERT INTO attempts (task_id, attempt, worker_id, device_index, device_indices)"
 		    " SELECT id, attempt, worker_id, device_index, device_indices FROM g)"

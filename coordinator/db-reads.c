@@ -73,6 +73,12 @@ int job_status_fill(struct db *db, struct db_op *op, PGresult *jr, int row, Hf__
 	js->counts = counts_store;
 	js->n_counts = n;
 	PQclear(res);
+	/* A cancelled job whose queued tasks are still being cancelled, a
+	 * slice at a time (db-cancel.c): none of them will run. */
+	if (strcmp(js->state, "cancelled") == 0)
+		for (size_t i = 0; i < n; i++)
+			if (count_mem[i].status == HF__TASK_STATUS__STATUS_QUEUED && count_mem[i].count)
+				js->state = (char *)"cancelling";
 	return 0;
 }
 
@@ -347,8 +353,9 @@ int run_task_explain(struct db *db, struct db_op *op)
 	db_params_init(&p);
 	db_param_u64(&p, "task id", op->u.read.job_id);
 	r = db_exec(db, op,
-		    "SELECT status, coalesce(reason, ''), attempt, coalesce(worker_id, ''), job_id"
-		    " FROM task_outcomes WHERE task_id = $1::bigint",
+		    "SELECT status, coalesce(reason, ''), attempt, coalesce(worker_id, ''), job_id,"
+		    " (SELECT j.state FROM jobs j WHERE j.id = o.job_id)"
+		    " FROM task_outcomes o WHERE task_id = $1::bigint",
 		    &p, PGRES_TUPLES_OK, &res);
 	db_params_fini(&p);
 	if (r < 0)
@@ -363,6 +370,10 @@ int run_task_explain(struct db *db, struct db_op *op)
 		snprintf(summary, sizeof(summary), "%s after %s attempt(s)%s%s%s%s", PQgetvalue(res, 0, 0),
 			 PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3)[0] ? " on worker " : "", PQgetvalue(res, 0, 3),
 			 PQgetvalue(res, 0, 1)[0] ? ": " : "", PQgetvalue(res, 0, 1));
+	else if (strcmp(PQgetvalue(res, 0, 5), "cancelled") == 0)
+		/* Its job's cancel is cancelling it, a slice at a time (db-cancel.c). */
+		snprintf(summary, sizeof(summary), "%s, but job %s is cancelled: it will not run, and is being "
+			 "cancelled", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 4));
 	else
 		snprintf(summary, sizeof(summary), "%s, but job %s is not active in this coordinator",
 			 PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 4));

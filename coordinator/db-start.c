@@ -286,6 +286,26 @@ static int recover(struct db *db, struct db_op *op)
 	if (r < 0)
 		return r;
 
+	/* Cancelled jobs with queued tasks: a cancel the coordinator stopped
+	 * in (db-cancel.c); their tasks are not loaded above, and the slices
+	 * go on (cancel-feed.c). */
+	r = db_exec(db, op,
+		    "SELECT j.id FROM jobs j WHERE j.state = 'cancelled' AND EXISTS"
+		    " (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state = 'queued') ORDER BY j.id",
+		    NULL, PGRES_TUPLES_OK, &res);
+	if (r < 0)
+		return r;
+	n = PQntuples(res);
+	op->u.start.cancelling = calloc((size_t)n + 1, sizeof(*op->u.start.cancelling));
+	if (!op->u.start.cancelling) {
+		PQclear(res);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < n; i++)
+		op->u.start.cancelling[i] = get_u64(res, i, 0);
+	op->u.start.n_cancelling = (size_t)n;
+	PQclear(res);
+
 	/* The drains operators asked for, and who: the audit row of the drain
 	 * (written in its transaction, so at the same now(); else the latest
 	 * drain of that target; the target is db-auth.c's audit_target's). */

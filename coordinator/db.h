@@ -69,6 +69,7 @@ enum db_op_kind {
 	DB_OP_TOKEN_LIST,    /* reads: the reply envelope is built here */
 	DB_OP_AUDIT_LIST,
 	DB_OP_AUTH_BOOTSTRAP, /* hf-coordinator --create-token: migrate, then create */
+	DB_OP_JOB_CANCEL_SLICE, /* db-cancel.c: the next slice of a cancelled job's queued tasks */
 	DB_OP_LOGS,          /* reads for people (db-reads-people.c): the reply envelope is built here */
 	DB_OP_COMPARE,
 	DB_OP_HISTORY,
@@ -214,6 +215,11 @@ struct db_op {
 			size_t n_quarantines;
 			struct db_token *tokens;        /* out, free(): the live ones */
 			size_t n_tokens;
+			/* out, free(): cancelled jobs whose queued tasks are still
+			 * to be cancelled in slices (a cancel the coordinator did
+			 * not finish before it stopped) */
+			uint64_t *cancelling;
+			size_t n_cancelling;
 		} start;
 		struct {
 			const struct registry *reg;     /* in */
@@ -247,14 +253,23 @@ struct db_op {
 			uint64_t *finished_jobs;        /* out, free() */
 			size_t n_finished_jobs;
 		} result;
+		/* DB_OP_JOB_CANCEL and DB_OP_JOB_CANCEL_SLICE (db-cancel.c).
+		 * A job's cancel: the job is cancelled, its leased tasks with it
+		 * and at most slice of its queued ones, in one transaction; no
+		 * task of a cancelled job is leased from then on.  The rest of
+		 * its queued tasks (remaining) are cancelled by slice ops, at
+		 * most slice tasks each, until one cancels fewer (last). */
 		struct {
 			uint64_t job_id;                /* in (out when task_id is given) */
 			uint64_t task_id;               /* in: cancel this task only */
 			const char *owner;              /* in: only a job this submitter made, NULL: any */
+			uint32_t slice;                 /* in: queued tasks cancelled per statement, >= 1 */
 			bool found;                     /* out */
 			bool forbidden;                 /* out: the job is another's (nothing changed) */
 			char submitter[128];            /* out: the job's submitter, when found */
-			uint32_t n_cancelled;           /* out */
+			uint32_t n_cancelled;           /* out: by this op */
+			uint32_t remaining;             /* out (job cancel): queued tasks left for slice ops */
+			bool last;                      /* out (slice): no queued task of the job is left */
 		} cancel;
 		struct {
 			uint64_t job_id;                /* in */
@@ -263,6 +278,7 @@ struct db_op {
 			const char *stopping;           /* in: "{id,...}": cancelled tasks a worker is still stopping (left alone) */
 			bool found;                     /* out */
 			bool forbidden;                 /* out: the job is another's (nothing changed) */
+			bool cancelling;                /* out: its cancel's slices are not done (nothing changed) */
 			int32_t priority;               /* out */
 			uint32_t max_running, max_retries, flaky_reruns; /* out */
 			char submitter[128];            /* out */

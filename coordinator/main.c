@@ -229,6 +229,13 @@ static void start_done(struct db_op *op)
 	}
 	log_info("recovered %zu running jobs: %zu tasks queued, %zu leased; %zu drains, %zu quarantined devices",
 		 op->u.start.n_jobs, queued, leased, op->u.start.n_drains, op->u.start.n_quarantines);
+	/* Cancels a coordinator before this one left unfinished. */
+	for (size_t i = 0; i < op->u.start.n_cancelling; i++) {
+		log_info("job %" PRIu64 ": finishing its cancel (its queued tasks, in slices)",
+			 op->u.start.cancelling[i]);
+		cancel_feed_start(c, op->u.start.cancelling[i]);
+	}
+	free(op->u.start.cancelling);
 	coord_auth_load(c, op->u.start.tokens, op->u.start.n_tokens);
 	free(op->u.start.tokens);
 	free(op->u.start.drains);
@@ -285,6 +292,7 @@ fail:
 		free(op->u.start.jobs[i].requirements);
 	free(op->u.start.jobs);
 	free(op->u.start.tasks);
+	free(op->u.start.cancelling);
 	free(op);
 	coord_shutdown(c);
 }
@@ -302,6 +310,7 @@ void coord_shutdown(struct coord *c)
 	uv_signal_stop(&c->sig_term);
 	uv_signal_stop(&c->sig_int);
 	worker_api_close(c); /* held polls are answered with nothing */
+	cancel_feeds_stop(c);
 	/* Finish what the database was asked (their replies still go out),
 	 * then close the listeners. */
 	db_close(c->db_jobs);

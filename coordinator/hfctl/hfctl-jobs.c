@@ -586,7 +586,13 @@ static int status_print(const Hf__JobStatus *js)
 	hf_buf_init(&b);
 	hf_buf_printf(&b, "job        %" PRIu64 "\n", js->job_id);
 	hf_buf_printf(&b, "name       %s\n", js->name[0] ? js->name : "-");
-	hf_buf_printf(&b, "state      %s\n", js->state);
+	if (strcmp(js->state, "cancelling") == 0)
+		/* Cancelled; its queued tasks are being cancelled a slice at a
+		 * time, and none of them will run. */
+		hf_buf_printf(&b, "state      cancelling, %" PRIu32 " queued tasks left to cancel (none will run)\n",
+			      c.n[HF__TASK_STATUS__STATUS_QUEUED]);
+	else
+		hf_buf_printf(&b, "state      %s\n", js->state);
 	hf_buf_printf(&b, "submitter  %s\n", js->submitter[0] ? js->submitter : "-");
 	hf_buf_printf(&b, "priority   %" PRId32 "\n", js->priority);
 	hf_buf_printf(&b, "created    %s\n", created);
@@ -627,8 +633,9 @@ const struct hfctl_command hfctl_cmd_status = {
 	.summary = "show a job's state and its task counts",
 	.usage = "usage: hfctl status JOB [--json]\n"
 		 "\n"
-		 "Shows the job's state (running, done, cancelled), name, submitter, priority,\n"
-		 "times and the number of tasks in each status.\n"
+		 "Shows the job's state (running, done, cancelled; cancelling while the queued\n"
+		 "tasks of a large cancelled job are still being cancelled, none of which will\n"
+		 "run), name, submitter, priority, times and the number of tasks in each status.\n"
 		 "\n"
 		 "  --json  print it as a JSON object\n",
 	.run = status_run,
@@ -664,11 +671,17 @@ static int cancel_run(struct hfctl_ctx *ctx, int argc, char **argv)
 		r = hfctl_json_print(json_pack("{s:I, s:I}", "task_id", (json_int_t)cl.task_id,
 					       "cancelled", (json_int_t)n));
 	else if (json)
-		r = hfctl_json_print(json_pack("{s:I, s:I}", "job_id", (json_int_t)cl.job_id,
-					       "cancelled", (json_int_t)n));
+		r = hfctl_json_print(json_pack("{s:I, s:I, s:I}", "job_id", (json_int_t)cl.job_id,
+					       "cancelled", (json_int_t)n, "remaining",
+					       (json_int_t)reply->cancel_reply->remaining));
 	else if (cl.task_id)
 		printf("task %" PRIu64 " %s\n", cl.task_id,
 		       n > 0 ? "cancelled" : "had already finished");
+	else if (reply->cancel_reply->remaining)
+		printf("job %" PRIu64 ": %" PRIu32 " task%s cancelled (%" PRIu32 " queued ones are still being "
+		       "cancelled a slice at a time: none of them will run; \"hfctl status %" PRIu64
+		       "\" says cancelled when they are done)\n", cl.job_id, n, n == 1 ? "" : "s",
+		       reply->cancel_reply->remaining, cl.job_id);
 	else
 		printf("job %" PRIu64 ": %" PRIu32 " task%s cancelled\n", cl.job_id, n,
 		       n == 1 ? "" : "s");
@@ -688,8 +701,12 @@ const struct hfctl_command hfctl_cmd_cancel = {
 		 "a task that had already finished is left as it is (and that is no error).\n"
 		 "\n"
 		 "  --task TASK  cancel this task only\n"
-		 "  --json       print {\"job_id\", \"cancelled\"} (with --task: {\"task_id\",\n"
-		 "               \"cancelled\"}, 1 or 0)\n"
+		 "  --json       print {\"job_id\", \"cancelled\", \"remaining\"} (with --task:\n"
+		 "               {\"task_id\", \"cancelled\"}, 1 or 0)\n"
+		 "\n"
+		 "A large job's queued tasks are cancelled after the reply, a slice at a time\n"
+		 "(scheduler.cancel_slice): \"remaining\" of them, counted in \"cancelled\"; none\n"
+		 "of them runs, and \"hfctl status\" says \"cancelling\" until they are done.\n"
 		 "\n"
 		 "exit status: 0 done (also when nothing was left to cancel), 1 no such job or\n"
 		 "task, or the coordinator refused or could not be reached, 2 bad usage.\n",
