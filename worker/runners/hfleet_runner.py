@@ -195,15 +195,6 @@ def _done_line(req: dict, task_id, fatal: bool, why, result: dict) -> str:
     return lib.control_done_line(task_id, fatal, rss, why, task_inline=True)
 
 
-def _threads_from_env():
-    """OMP_NUM_THREADS as a positive int, or None (unset or not a number)."""
-    try:
-        n = int(os.environ.get("OMP_NUM_THREADS", ""))
-    except ValueError:
-        return None
-    return n if n > 0 else None
-
-
 def preimport_frameworks(log=_log) -> bool:
     """Imports torch and transformers (and transformers' Auto classes, the
     bulk of its import) without initialising CUDA, logs how long it took, and
@@ -214,7 +205,7 @@ def preimport_frameworks(log=_log) -> bool:
     start = time.perf_counter()
     try:
         import torch
-        threads = _threads_from_env()
+        threads = lib.threads_from_env(os.environ)
         if threads is not None:
             torch.set_num_threads(threads)
         import transformers

@@ -75,6 +75,16 @@ MAX_DEFAULT_PARAMS = 1_500_000_000
 DEFAULT_MAX_BENCHMARK_PARAMS = 8_000_000_000
 
 
+def threads_from_env(environ):
+    """OMP_NUM_THREADS (hf-worker's share of the cores for each slot) as a
+    positive int, or None (unset or not a number)."""
+    try:
+        n = int(environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        return None
+    return n if n > 0 else None
+
+
 def max_benchmark_params() -> int:
     raw = os.environ.get("HFLEET_MAX_BENCHMARK_PARAMS", "")
     try:

@@ -1192,6 +1192,23 @@ def release_memory() -> None:
         pass
 
 
+def set_cpu_threads(torch, task) -> int:
+    """Gives torch the CPU threads this task may use; returns the number.
+
+    A CPU benchmark has the CPU to itself (a benchmark always has its device
+    alone), so it gets every core this process may run on; any other task
+    gets the share hf-worker gives each slot (OMP_NUM_THREADS), so that many
+    slots do not oversubscribe the cores.  The number goes into the
+    result's env: a CPU figure means little without it."""
+    if task["backend"] == "cpu" and task["kind"] == "benchmark":
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    else:
+        n = lib.threads_from_env(os.environ)
+    if n and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return int(torch.get_num_threads())
+
+
 def run_task(task: dict) -> dict:
     """Run one parsed task; always returns a result dict (never raises except BaseException)."""
     set_offline_env()
@@ -1270,6 +1287,7 @@ def run_task(task: dict) -> dict:
         if torch_uuid or given:
             env["device_uuid"] = torch_uuid or given.split(",")[0]
 
+    env["cpu_threads"] = set_cpu_threads(torch, task)
     ctx = {"torch": torch, "device": device, "dtype": dtype, "task": task, "start": start}
     if task["backend"] == "cuda":
         nvml, why = nvml_mod.open_nvml()
