@@ -94,7 +94,7 @@ static int job_create_tasks(struct db *db, struct db_op *op, size_t start, size_
 		db_array_u32(&batch, "batch_size", t->batch_size);
 		db_array_u32(&seq, "seq_len", t->seq_len);
 		db_array_text(&precision, t->precision);
-		db_array_text(&mode, t->mode);
+		db_array_text(&mode, t->mode ? t->mode : "eager");
 	}
 	db_param_u64(&p, "job id", op->u.job_create.job_id);
 	db_param_array(&p, &id);
