@@ -134,6 +134,10 @@ class ModesTest(unittest.TestCase):
         # The history holds each mode's runs under its mode.
         hist = self.q("SELECT mode, count(*) FROM benchmark_history WHERE model_type = 'gpt2' GROUP BY 1 ORDER BY 1")
         self.assertEqual(hist, [['cuda-graph', '2'], ['eager', '3']])
+        # One model's history is still read from the covering index alone.
+        plan = self.c.pg.psql("SET enable_seqscan = off; SET enable_bitmapscan = off;"
+                              " EXPLAIN SELECT * FROM benchmark_history WHERE model_type = 'gpt2'")
+        self.assertIn('Index Only Scan using task_history_benchmark_idx', plan)
         # A rebuild from tasks and results gives the same series.
         out = self.c.pg.psql("""
             BEGIN;
