@@ -1078,9 +1078,10 @@ def run_attempt(ctx, source, make_model):
     ok, problems, shapes, finite = lib.check_outputs(entries, batch)
     att.outputs["shapes"] = shapes
     att.outputs["finite"] = finite
-    if att.status != "skipped":   # a benchmark mode that could not be set up keeps its reason
-        att.status = "passed" if ok else "failed"
-        att.reason = "" if ok else "; ".join(problems)
+    if not ok:
+        att.status, att.reason = "failed", "; ".join(problems)
+    elif att.status != "skipped":   # a benchmark mode that could not be set up keeps its reason
+        att.status, att.reason = "passed", ""
     if ok and source == "pretrained" and ctx.get("known_answer"):
         transformers, weights = ctx["known_answer"]
         answered, detail = known_answer(torch, transformers, model, weights, task.get("task"), device)
