@@ -45,6 +45,7 @@
 #define HF_FAMILY_MAX 64           /* an architecture family name */
 #define HF_SUITE_MAX 64            /* a registry suite name (REGISTRY_SUITE_MAX) */
 #define HF_PRECISION_MAX 16        /* fp32 fp16 bf16 int8 */
+#define HF_MODE_MAX 16             /* eager cuda-graph compile */
 #define HF_SUBMITTER_MAX 256
 #define HF_CC_MAX 16               /* a compute capability "8.0" */
 #define HF_GFX_MAX 32              /* a gfx target "gfx942" */
@@ -76,6 +77,7 @@
 #define HF_MAX_SUBMIT_KINDS 8      /* task kinds (2 exist) */
 #define HF_MAX_SUBMIT_BATCH_SIZES 64
 #define HF_MAX_SUBMIT_PRECISIONS 8 /* precisions (4 exist) */
+#define HF_MAX_SUBMIT_MODES 4      /* benchmark modes (3 exist) */
 #define HF_MAX_SUBMIT_SEQ_LENS 16
 #define HF_MAX_SUBMIT_GFX 32       /* gfx targets a job accepts */
 #define HF_MAX_SUBMIT_RUNTIMES 32  /* runtimes a job requires */

@@ -227,6 +227,26 @@ bool hf_id_valid(const char *s)
 	return true;
 }
 
+const char *const hf_mode_list[HF_MODE_COUNT] = { "eager", "cuda-graph", "compile" };
+
+const char *hf_mode_static(const char *s)
+{
+	for (size_t i = 0; s && i < HF_MODE_COUNT; i++)
+		if (strcmp(hf_mode_list[i], s) == 0)
+			return hf_mode_list[i];
+	return NULL;
+}
+
+bool hf_mode_valid(const char *s)
+{
+	return hf_mode_static(s) != NULL;
+}
+
+const char *hf_mode_names(void)
+{
+	return "eager, cuda-graph, compile";
+}
+
 bool hf_precision_valid(const char *s)
 {
 	static const char *const names[] = { "fp32", "fp16", "bf16", "int8" };

@@ -70,6 +70,15 @@ const char *hf_family_names(void);
 /* Precisions a task may ask for: fp32 fp16 bf16 int8. */
 bool hf_precision_valid(const char *s);
 
+/* Benchmark execution modes: eager cuda-graph compile.  hf_mode_static
+ * returns the static name equal to s, or NULL; hf_mode_names the list for
+ * messages ("eager, cuda-graph, compile"). */
+#define HF_MODE_COUNT 3
+extern const char *const hf_mode_list[HF_MODE_COUNT];
+const char *hf_mode_static(const char *s);
+bool hf_mode_valid(const char *s);
+const char *hf_mode_names(void);
+
 /* An id (worker ids, model types, request ids): 1 to HF_ID_MAX
  * (common/hf_limits.h) of A-Z a-z 0-9 . _ : - */
 bool hf_id_valid(const char *s);

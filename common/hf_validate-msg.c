@@ -386,9 +386,30 @@ static int check_suite_name(struct vctx *v, const char *s)
 	return r;
 }
 
+/* A benchmark mode: one of hf_mode_list, and not asked twice. */
+static int check_mode_at(struct vctx *v, const Hf__SubmitRequest *m, size_t i)
+{
+	char shown[64];
+	const char *s = m->modes[i];
+
+	if (!hf_mode_valid(s))
+		return vfail(v, -EINVAL, "\"%s\" is not a benchmark mode (%s)",
+			     hf_text_escape(shown, sizeof(shown), s, strlen(s)), hf_mode_names());
+	for (size_t j = 0; j < i; j++)
+		if (strcmp(m->modes[j], s) == 0)
+			return vfail(v, -EINVAL, "\"%s\" is given twice", s);
+	return 0;
+}
+
 static int check_submit(struct vctx *v, const Hf__SubmitRequest *m)
 {
 	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < m->n_modes; i++) {
+		size_t old = vpath_push(v, "modes", (long)i);
+		r = check_mode_at(v, m, i);
+		vpath_pop(v, old);
+	}
 
 	CHECK_EACH(v, "models", m->models, m->n_models, check_model_name);
 	CHECK_EACH(v, "batch_sizes", m->batch_sizes, m->n_batch_sizes, check_batch_size);
@@ -607,6 +628,13 @@ static int check_assignment(struct vctx *v, const Hf__Assignment *a)
 		r = check_u64(v, "warmup", a->warmup, 0, HF_WARMUP_MAX);
 	if (r == 0)
 		r = check_id(v, "model_type", a->model_type, true, HF_ID_MAX);
+	if (r == 0 && a->mode[0] && !hf_mode_valid(a->mode)) {
+		char shown[64];
+		size_t old = vpath_push(v, "mode", -1);
+		r = vfail(v, -EINVAL, "\"%s\" is not a benchmark mode (%s)",
+			  hf_text_escape(shown, sizeof(shown), a->mode, strlen(a->mode)), hf_mode_names());
+		vpath_pop(v, old);
+	}
 	return r;
 }
 

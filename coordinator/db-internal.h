@@ -187,7 +187,8 @@ int db_ensure_connected(struct db *db, struct db_op *op);
 	"t.id, t.job_id, t.attempt, t.model_type, t.backend, t.kind, t.batch_size," \
 	" t.seq_len, t.iterations, t.warmup, t.timeout_s, t.precision, t.state," \
 	" coalesce(t.worker_id, '')," \
-	" array_to_string(coalesce(t.device_indices, ARRAY[t.device_index]), ',')"
+	" array_to_string(coalesce(t.device_indices, ARRAY[t.device_index]), ',')," \
+	" t.mode"
 
 /* Reads the rows of a LIVE_TASK_COLUMNS query into a malloc'd array. */
 int live_tasks_from(PGresult *res, struct db_live_task **ret, size_t *ret_n);

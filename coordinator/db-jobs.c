@@ -73,7 +73,7 @@ static int job_create_tasks(struct db *db, struct db_op *op, size_t start, size_
 	const struct job_plan *plan = op->u.job_create.plan;
 	const struct registry *reg = op->u.job_create.reg;
 	struct db_params p;
-	struct db_array id, model, backend, kind, batch, seq, precision;
+	struct db_array id, model, backend, kind, batch, seq, precision, mode;
 	int r;
 
 	db_params_init(&p);
@@ -84,6 +84,7 @@ static int job_create_tasks(struct db *db, struct db_op *op, size_t start, size_
 	db_array_init(&batch, &p);
 	db_array_init(&seq, &p);
 	db_array_init(&precision, &p);
+	db_array_init(&mode, &p);
 	for (size_t i = start; i < end; i++) {
 		const struct task_spec *t = &plan->tasks[i];
 		db_array_u64(&id, "task id", op->u.job_create.task_ids[i]);
@@ -93,6 +94,7 @@ static int job_create_tasks(struct db *db, struct db_op *op, size_t start, size_
 		db_array_u32(&batch, "batch_size", t->batch_size);
 		db_array_u32(&seq, "seq_len", t->seq_len);
 		db_array_text(&precision, t->precision);
+		db_array_text(&mode, t->mode ? t->mode : "eager");
 	}
 	db_param_u64(&p, "job id", op->u.job_create.job_id);
 	db_param_array(&p, &id);
@@ -105,13 +107,15 @@ static int job_create_tasks(struct db *db, struct db_op *op, size_t start, size_
 	db_param_u32(&p, "iterations", plan->iterations);
 	db_param_u32(&p, "warmup", plan->warmup);
 	db_param_u32(&p, "timeout_s", plan->timeout_s);
+	db_param_array(&p, &mode);
 	r = db_exec(db, op,
 		    "INSERT INTO tasks (id, job_id, model_type, backend, kind, batch_size, seq_len,"
-		    " precision, iterations, warmup, timeout_s)"
+		    " precision, iterations, warmup, timeout_s, mode)"
 		    " SELECT u.id, $1::bigint, u.model_type, u.backend, u.kind, u.batch_size, u.seq_len,"
-		    " u.precision, $9::int, $10::int, $11::int"
+		    " u.precision, $9::int, $10::int, $11::int, u.mode"
 		    " FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::int[], $7::int[],"
-		    " $8::text[]) AS u (id, model_type, backend, kind, batch_size, seq_len, precision)",
+		    " $8::text[], $12::text[]) AS u (id, model_type, backend, kind, batch_size, seq_len,"
+		    " precision, mode)",
 		    &p, PGRES_COMMAND_OK, NULL);
 	db_params_fini(&p);
 	return r;

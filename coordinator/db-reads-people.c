@@ -177,11 +177,11 @@ int run_compare(struct db *db, struct db_op *op)
 		    " count(*) FILTER (WHERE change_kind = 'same') OVER (),"
 		    " count(*) FILTER (WHERE change_kind = 'noisy') OVER (),"
 		    " count(*) FILTER (WHERE change_kind = 'missing') OVER (),"
-		    " count(*) FILTER (WHERE change_kind = 'new') OVER ()"
+		    " count(*) FILTER (WHERE change_kind = 'new') OVER (), mode"
 		    " FROM hfleet_compare_jobs($1::bigint, $2::bigint, $3::float8)"
 		    " ORDER BY CASE change_kind WHEN 'new-failure' THEN 0 WHEN 'slower' THEN 1 WHEN 'fixed' THEN 2"
 		    " WHEN 'faster' THEN 3 WHEN 'noisy' THEN 4 WHEN 'missing' THEN 5 WHEN 'new' THEN 6 ELSE 7 END,"
-		    " model_type, backend, kind, precision, batch_size, seq_len"
+		    " model_type, backend, kind, precision, batch_size, seq_len, mode"
 		    " LIMIT $4::bigint",
 		    &p, PGRES_TUPLES_OK, &res);
 	if (r < 0)
@@ -215,6 +215,7 @@ int run_compare(struct db *db, struct db_op *op)
 		row->change = row->has_change ? get_double(res, i, 13) : 0;
 		row->base_env_id = get_u64(res, i, 14);
 		row->cand_env_id = get_u64(res, i, 15);
+		row->mode = PQgetvalue(res, i, 25);
 		ptrs[i] = row;
 		kept++;
 	}
@@ -273,7 +274,7 @@ int run_history(struct db *db, struct db_op *op)
 		    " coalesce(h.device_name, ''), coalesce(r.worker_id, ''),"
 		    " h.latency_p50_ms, h.latency_p90_ms, h.latency_p99_ms, h.latency_cv, h.throughput_items_s,"
 		    " coalesce(h.noisy, false), coalesce(h.env_id, 0), coalesce(r.torch_version, ''),"
-		    " coalesce(r.transformers_version, '')"
+		    " coalesce(r.transformers_version, ''), h.mode"
 		    " FROM task_history h LEFT JOIN results r ON r.id = h.result_id"
 		    " WHERE h.model_type = $1::text"
 		    " AND ($2::text = '' OR h.backend = $2::text) AND ($3::text = '' OR h.precision = $3::text)"
@@ -316,6 +317,7 @@ int run_history(struct db *db, struct db_op *op)
 		row->env_id = get_u64(res, i, 18);
 		row->torch_version = PQgetvalue(res, i, 19);
 		row->transformers_version = PQgetvalue(res, i, 20);
+		row->mode = PQgetvalue(res, i, 21);
 		ptrs[i] = row;
 		kept++;
 	}
@@ -389,9 +391,11 @@ int run_report(struct db *db, struct db_op *op)
 		    "SELECT task_id, model_type, family, backend, kind, precision, batch_size, seq_len, status,"
 		    " coalesce(reason, CASE WHEN status = 'cancelled' THEN 'cancelled before it ran' END, ''),"
 		    " coalesce(device_name, ''), latency_mean_ms, latency_p50_ms, latency_p90_ms, latency_p99_ms,"
-		    " latency_cv, throughput_items_s, coalesce(noisy, false), coalesce(env_id, 0), count(*) OVER ()"
+		    " latency_cv, throughput_items_s, coalesce(noisy, false), coalesce(env_id, 0), count(*) OVER (),"
+		    " mode"
 		    " FROM task_outcomes WHERE job_id = $1::bigint"
-		    " ORDER BY model_type, backend, kind, precision, batch_size, seq_len, task_id LIMIT $2::bigint",
+		    " ORDER BY model_type, backend, kind, precision, batch_size, seq_len, mode, task_id"
+		    " LIMIT $2::bigint",
 		    &p, PGRES_TUPLES_OK, &res);
 	if (r < 0)
 		goto out;
@@ -433,6 +437,7 @@ int run_report(struct db *db, struct db_op *op)
 		t->throughput_items_s = figure(res, i, 16);
 		t->noisy = get_bool(res, i, 17);
 		t->env_id = get_u64(res, i, 18);
+		t->mode = PQgetvalue(res, i, 20);
 		tptrs[i] = t;
 		kept++;
 	}

@@ -278,14 +278,14 @@ int run_results(struct db *db, struct db_op *op)
 		 " CASE WHEN $8::boolean THEN '{}' ELSE coalesce(metrics::text, '{}') END,"
 		 " attempt, coalesce(worker_id, ''),"
 		 " coalesce(device_index, 0), coalesce(duration_s, 0), coalesce(weights, ''), seq_len,"
-		 " count(*) OVER ()"
+		 " count(*) OVER (), mode"
 		 " FROM task_outcomes WHERE job_id = $1::bigint"
 		 " AND (cardinality($2::text[]) = 0 OR model_type = ANY($2::text[]))"
 		 " AND (cardinality($3::text[]) = 0 OR family = ANY($3::text[]))"
 		 " AND (cardinality($4::text[]) = 0 OR backend = ANY($4::text[]))"
 		 " AND (cardinality($5::text[]) = 0 OR status = ANY($5::text[]))"
 		 " AND (cardinality($6::text[]) = 0 OR kind = ANY($6::text[]))"
-		 " ORDER BY model_type, backend, kind, seq_len, batch_size, precision, task_id"
+		 " ORDER BY model_type, backend, kind, seq_len, batch_size, precision, mode, task_id"
 		 " LIMIT $9::bigint OFFSET $7::bigint",
 		 &p, PGRES_TUPLES_OK, &res);
 	if (r < 0)
@@ -319,6 +319,7 @@ int run_results(struct db *db, struct db_op *op)
 		row->duration_s = get_double(res, i, 13);
 		row->weights = PQgetvalue(res, i, 14);
 		row->seq_len = (uint32_t)atoi(PQgetvalue(res, i, 15));
+		row->mode = PQgetvalue(res, i, 17);
 		ptrs[i] = row;
 		kept++;
 	}

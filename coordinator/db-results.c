@@ -77,8 +77,8 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 		d->job_id = 0;
 		db_array_u64(&col[0], "task_id", t->task_id);
 		db_array_u32(&col[1], "attempt", t->attempt);
-		db_array_text(&col[2], hf_status_name(t->status));
-		db_array_text(&col[3], t->reason ? t->reason : "");
+		db_array_text(&col[2], hf_status_name(d->status ? d->status : t->status));
+		db_array_text(&col[3], d->reason ? d->reason : t->reason ? t->reason : "");
 		db_array_text(&col[4], d->metrics_json);
 		db_array_text(&col[5], d->env_json);
 		db_array_text(&col[6], t->weights ? t->weights : "");

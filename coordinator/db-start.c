@@ -196,13 +196,6 @@ static int registry_sync(struct db *db, struct db_op *op, const struct registry 
 	return db_cmd(db, op, "UPDATE models SET active = false WHERE active AND updated_at <> now()");
 }
 
-/* The columns live_tasks_from reads, in its order. */
-#define LIVE_TASK_COLUMNS \
-	"t.id, t.job_id, t.attempt, t.model_type, t.backend, t.kind, t.batch_size," \
-	" t.seq_len, t.iterations, t.warmup, t.timeout_s, t.precision, t.state," \
-	" coalesce(t.worker_id, '')," \
-	" array_to_string(coalesce(t.device_indices, ARRAY[t.device_index]), ',')"
-
 /* Reads the rows of a LIVE_TASK_COLUMNS query into a malloc'd array. */
 int live_tasks_from(PGresult *res, struct db_live_task **ret, size_t *ret_n)
 {
@@ -233,6 +226,7 @@ int live_tasks_from(PGresult *res, struct db_live_task **ret, size_t *ret_n)
 			t->devices[t->n_devices++] = (uint32_t)strtoul(dv, &end, 10);
 			dv = *end == ',' ? end + 1 : end + strlen(end);
 		}
+		hf_strlcpy(t->mode, PQgetvalue(res, i, 15), sizeof(t->mode));
 	}
 	*ret = v;
 	*ret_n = (size_t)n;

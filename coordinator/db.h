@@ -102,6 +102,7 @@ struct db_live_task {
 	Hf__TaskKind kind;
 	uint32_t batch_size, seq_len, iterations, warmup, timeout_s;
 	char precision[8];
+	char mode[16];           /* a benchmark's execution mode */
 	bool leased;
 	char worker_id[128];
 	uint32_t devices[16];    /* the lease's devices; n_devices 0 when queued */
@@ -187,6 +188,10 @@ struct db_result {
 	bool retry;              /* in: if it is the current attempt, queue the task again */
 	bool flaky;              /* in: the retry is a rerun of a failed test */
 	int backend;             /* in: the task's backend (Hf__Backend), -1 unknown; for device health */
+	/* in: the status and reason to store instead of r's (status 0: r's);
+	 * a benchmark measured in another mode than asked is stored skipped. */
+	Hf__TaskStatus status;
+	const char *reason;
 	enum db_result_outcome outcome; /* out */
 	uint64_t job_id;         /* out, for FINAL */
 };

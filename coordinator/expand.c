@@ -51,6 +51,13 @@ static int distinct_u32(const uint32_t *values, size_t n, uint32_t max, const ch
 	return 0;
 }
 
+/* How many of the job's modes a kind runs: each, for a benchmark; a test
+ * ignores the mode and runs once (eager). */
+static size_t mode_count(Hf__TaskKind kind, size_t n_mode)
+{
+	return kind == HF__TASK_KIND__KIND_BENCHMARK ? n_mode : 1;
+}
+
 /* How many of the job's sequence lengths a (model, kind) runs: each, for
  * a benchmark of a model with text input (the runner caps a test's
  * sequence, and image, audio and time-series inputs have no sequence
@@ -104,6 +111,12 @@ static char *spec_json(const Hf__SubmitRequest *req, const struct job_plan *plan
 	if (req->n_precisions == 0)
 		json_array_append_new(a, json_string("fp32"));
 	json_object_set_new(o, "precisions", a);
+	if (req->n_modes > 0) {
+		a = json_array();
+		for (size_t i = 0; i < req->n_modes; i++)
+			json_array_append_new(a, json_string(req->modes[i]));
+		json_object_set_new(o, "modes", a);
+	}
 	json_object_set_new(o, "seq_len", json_integer(plan->seq_lens[0]));
 	if (plan->n_seq_lens > 1) {
 		a = json_array();
@@ -125,12 +138,13 @@ int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t 
 	struct job_plan *plan = NULL;
 	bool *picked = NULL;
 	struct hf_buf unknown;
-	size_t n_models = 0, n_back, n_kind, n_batch, n_prec, total;
+	size_t n_models = 0, n_back, n_kind, n_batch, n_prec, n_mode, total;
 	Hf__Backend backends[8];
 	Hf__TaskKind kinds[4];
 	uint32_t batches[64], seqs[EXPAND_MAX_SEQ_LENS];
 	size_t n_seq;
 	const char *precs[8];
+	const char *modes[HF_MODE_COUNT];
 	int r = -EINVAL;
 
 	*ret_code = HF__ERROR_CODE__ERR_BAD_REQUEST;
@@ -295,10 +309,31 @@ int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t 
 	if (n_prec == 0)
 		precs[n_prec++] = "fp32";
 
+	n_mode = 0;
+	if (req->n_modes > HF_MAX_SUBMIT_MODES) {
+		snprintf(err, errlen, "too many modes (%zu, at most %d)", req->n_modes, HF_MAX_SUBMIT_MODES);
+		goto fail;
+	}
+	for (size_t i = 0; i < req->n_modes; i++) {
+		const char *md = hf_mode_static(req->modes[i]);
+		if (!md) {
+			snprintf(err, errlen, "unknown mode \"%.32s\" (valid: %s)", req->modes[i], hf_mode_names());
+			goto fail;
+		}
+		bool dup = false;
+		for (size_t j = 0; j < n_mode; j++)
+			dup |= modes[j] == md;
+		if (!dup)
+			modes[n_mode++] = md;
+	}
+	if (n_mode == 0)
+		modes[n_mode++] = "eager";
+
 	total = 0;
 	for (size_t m = 0; m < reg->n; m++)
 		for (size_t k = 0; picked[m] && k < n_kind; k++)
-			total += n_back * seq_count(&reg->models[m], kinds[k], n_seq) * n_batch * n_prec;
+			total += n_back * seq_count(&reg->models[m], kinds[k], n_seq) * n_batch * n_prec *
+				 mode_count(kinds[k], n_mode);
 	if (total > max_tasks) {
 		snprintf(err, errlen, "the job would have %zu tasks, more than the limit of %zu", total,
 			 max_tasks);
@@ -333,10 +368,13 @@ int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t 
 				for (size_t q = 0; q < seq_count(&reg->models[m], kinds[k], n_seq); q++)
 					for (size_t s = 0; s < n_batch; s++)
 						for (size_t p = 0; p < n_prec; p++)
-							plan->tasks[plan->n_tasks++] = (struct task_spec){
-								(uint32_t)m, backends[b], kinds[k],
-								batches[s], precs[p], seqs[q],
-							};
+							for (size_t d = 0; d < mode_count(kinds[k], n_mode); d++)
+								plan->tasks[plan->n_tasks++] = (struct task_spec){
+									(uint32_t)m, backends[b], kinds[k],
+									batches[s], precs[p], seqs[q],
+									kinds[k] == HF__TASK_KIND__KIND_BENCHMARK ?
+										modes[d] : "eager",
+								};
 	}
 	for (size_t m = 0; m < reg->n; m++) {
 		if (!picked[m] || reg->models[m].n_limits == 0)
@@ -355,7 +393,8 @@ int expand_job(const struct registry *reg, const Hf__SubmitRequest *req, size_t 
 				plan->limited = nl;
 				plan->limited[plan->n_limited++] = (struct plan_limited){
 					(uint32_t)m, backends[b], kinds[k], l->reason,
-					(uint32_t)(seq_count(&reg->models[m], kinds[k], n_seq) * n_batch * n_prec),
+					(uint32_t)(seq_count(&reg->models[m], kinds[k], n_seq) * n_batch * n_prec *
+						   mode_count(kinds[k], n_mode)),
 				};
 			}
 		}

@@ -2,7 +2,7 @@
  *
  * Job expansion: turns what "hfctl submit" asked for (a SubmitRequest) into
  * the validated plan of one job, the cross product models x backends x kinds
- * x batch sizes x precisions, one task each.  Pure logic: the coordinator
+ * x batch sizes x precisions (x modes, for benchmarks), one task each.  Pure logic: the coordinator
  * writes the plan to the database in one transaction.
  */
 #ifndef HF_EXPAND_H
@@ -34,6 +34,7 @@ struct task_spec {
 	uint32_t batch_size;
 	const char *precision;   /* a static name: "fp32" ... */
 	uint32_t seq_len;
+	const char *mode;        /* a static name: "eager", "cuda-graph", "compile" */
 };
 
 /* At most this many sequence lengths in one job. */

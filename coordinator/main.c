@@ -119,6 +119,7 @@ void coord_load_tasks(struct coord *c, const struct db_live_task *tasks, size_t 
 				       strcmp(d->precision, "bf16") == 0 ? "bf16" :
 				       strcmp(d->precision, "int8") == 0 ? "int8" : "fp32") :
 				      "fp32";
+		t.mode = hf_mode_static(d->mode) ? hf_mode_static(d->mode) : "eager";
 		hf_strlcpy(t.worker_id, d->worker_id, sizeof(t.worker_id));
 		memcpy(t.devices, d->devices, sizeof(t.devices));
 		if (!sched_task_add(c->sched, &t)) {

@@ -85,6 +85,7 @@ struct sched_task {
 	Hf__TaskKind kind;
 	uint32_t batch_size;
 	const char *precision;     /* static name */
+	const char *mode;          /* static name: a benchmark's execution mode */
 	uint32_t seq_len, timeout_s, iterations, warmup;
 
 	enum sched_state state;

@@ -56,6 +56,7 @@ static void feed_tasks(struct submit_feed *f, size_t end)
 			.kind = ts->kind,
 			.batch_size = ts->batch_size,
 			.precision = ts->precision,
+			.mode = ts->mode,
 			.seq_len = ts->seq_len,
 			.timeout_s = plan->timeout_s,
 			.iterations = plan->iterations,

@@ -16,6 +16,7 @@
 
 #include "coordinator.h"
 #include "worker-api-int.h"
+#include "result-mode.h"
 #include "hf_log.h"
 #include "hf_proto.h"
 #include "hf_util.h"
@@ -296,6 +297,7 @@ static void grant_done(struct db_op *op)
 		a->batch_size = t->batch_size;
 		a->seq_len = t->seq_len;
 		a->precision = (char *)t->precision;
+		a->mode = (char *)(t->mode ? t->mode : "eager");
 		a->timeout_s = t->timeout_s;
 		a->iterations = t->iterations;
 		a->warmup = t->warmup;
@@ -595,6 +597,31 @@ static const char *json_object_text(struct worker_req *w, const char *text, cons
 	return out;
 }
 
+/* A passed benchmark measured in another mode than its task asked for
+ * (result-mode.h) is stored as skipped with the reason, without figures. */
+static void result_mode_apply(struct worker_req *w, const struct sched_task *t, struct db_result *d)
+{
+	char reason[512], *metrics = NULL, *text = NULL;
+	char **v;
+
+	if (result_mode_check(d->metrics_json, t->mode ? t->mode : "eager", reason, sizeof(reason),
+			      &metrics) != 1)
+		return;
+	log_warn("task %" PRIu64 " attempt %u: %s", d->r->task_id, d->r->attempt, reason);
+	d->status = HF__TASK_STATUS__STATUS_SKIPPED;
+	d->reason = "the runner measured another mode than this task asked for"; /* out of memory */
+	d->metrics_json = "{}";
+	v = realloc(w->json_owned, (w->n_json_owned + 2) * sizeof(*v));
+	if (v)
+		w->json_owned = v;
+	if (v && (text = strdup(reason)))
+		d->reason = w->json_owned[w->n_json_owned++] = text;
+	if (v && metrics)
+		d->metrics_json = w->json_owned[w->n_json_owned++] = metrics;
+	else
+		free(metrics);
+}
+
 /* Counts a stored result towards the health of one device of its task. */
 static void device_health_count_one(struct coord *c, const char *worker_id, const Hf__TaskResult *r,
 				    int backend, uint32_t index)
@@ -699,9 +726,11 @@ static void results_done(struct db_op *op)
 		switch (d->outcome) {
 		case DB_RESULT_FINAL:
 			log_info("task %" PRIu64 " (%s) %s%s%s", d->r->task_id,
-				 t ? c->reg->models[t->model].model_type : "?", hf_status_name(d->r->status),
-				 d->r->reason[0] ? ": " : "", d->r->reason);
-			coord_metrics_finished(c, d->r->status, 1);
+				 t ? c->reg->models[t->model].model_type : "?",
+				 hf_status_name(d->status ? d->status : d->r->status),
+				 (d->reason ? d->reason : d->r->reason)[0] ? ": " : "",
+				 d->reason ? d->reason : d->r->reason);
+			coord_metrics_finished(c, d->status ? d->status : d->r->status, 1);
 			coord_metrics_observe(c, COORD_TASK_DURATION, d->r->finished_at - d->r->started_at);
 			if (t)
 				sched_remove(c->sched, t);
@@ -825,6 +854,8 @@ static void handle_results(struct worker_req *w)
 		v[i].retry |= v[i].flaky;
 		v[i].metrics_json = json_object_text(w, r->metrics_json, "metrics", r->task_id);
 		v[i].env_json = json_object_text(w, r->env_json, "environment", r->task_id);
+		if (t && t->kind == HF__TASK_KIND__KIND_BENCHMARK && r->status == HF__TASK_STATUS__STATUS_PASSED)
+			result_mode_apply(w, t, &v[i]);
 	}
 	w->op.kind = DB_OP_RESULT_STORE;
 	w->op.u.result.v = v;

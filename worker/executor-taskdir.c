@@ -147,6 +147,8 @@ static int task_text_build(const struct task *t, const Hf__Assignment *a, struct
 	member_count(&w, "batch_size", a->batch_size);
 	member_count(&w, "seq_len", a->seq_len);
 	member_string(&w, "precision", a->precision);
+	/* A benchmark's execution mode; an older coordinator sends none: eager. */
+	member_string(&w, "mode", a->mode && *a->mode ? a->mode : "eager");
 	member_count(&w, "iterations", a->iterations);
 	member_u64(&w, "warmup", a->warmup);
 	member_u64(&w, "timeout_s", (uint64_t)(t->timeout_ms + 999) / 1000);

@@ -489,10 +489,12 @@ int executor_start(struct executor *ex, const Hf__Assignment *a,
 		task_fail_start(t, reason);
 		return 0;
 	}
-	log_info("task %" PRIu64 " attempt %" PRIu32 " started: %s %s on %s%s%s, %spid %d, time "
+	bool moded = a->kind == HF__TASK_KIND__KIND_BENCHMARK && a->mode && *a->mode;
+	log_info("task %" PRIu64 " attempt %" PRIu32 " started: %s %s on %s%s%s%s%s, %spid %d, time "
 		 "limit %lld s",
 		 t->task_id, t->attempt, t->model_type, hf_kind_name(a->kind), where,
 		 a->precision && *a->precision ? " " : "", a->precision ? a->precision : "",
+		 moded ? " " : "", moded ? a->mode : "",
 		 t->warm ? "warm runner " : "", task_pid(t),
 		 (long long)((t->timeout_ms + 999) / 1000));
 	uv_timer_start(&t->timer, task_timer_cb, (uint64_t)t->timeout_ms, 0);

@@ -43,6 +43,7 @@ enum {
 	OPT_KIND,
 	OPT_BATCH_SIZES,
 	OPT_PRECISION,
+	OPT_MODE,
 	OPT_SEQ_LEN,
 	OPT_PRIORITY,
 	OPT_TASK_TIMEOUT,
@@ -75,6 +76,7 @@ static const struct option submit_options[] = {
 	{ "kind", required_argument, NULL, OPT_KIND },
 	{ "batch-sizes", required_argument, NULL, OPT_BATCH_SIZES },
 	{ "precision", required_argument, NULL, OPT_PRECISION },
+	{ "mode", required_argument, NULL, OPT_MODE },
 	{ "seq-len", required_argument, NULL, OPT_SEQ_LEN },
 	{ "priority", required_argument, NULL, OPT_PRIORITY },
 	{ "task-timeout", required_argument, NULL, OPT_TASK_TIMEOUT },
@@ -144,6 +146,9 @@ static int submit_options_read(int argc, char **argv, struct hfctl_submit *s,
 			break;
 		case OPT_BATCH_SIZES:
 			r = hfctl_list_split(&t->batch_sizes, "--batch-sizes", optarg, err, errlen);
+			break;
+		case OPT_MODE:
+			r = hfctl_list_split(&s->modes, "--mode", optarg, err, errlen);
 			break;
 		case OPT_PRECISION:
 			r = hfctl_list_split(&s->precisions, "--precision", optarg, err, errlen);
@@ -377,6 +382,37 @@ static int submit_precisions_check(struct hfctl_submit *s, char *err, size_t err
 	return 0;
 }
 
+/* Benchmark modes: hf_mode_list's names, or "all" alone for every one. */
+static int submit_modes_check(struct hfctl_submit *s, char *err, size_t errlen)
+{
+	bool all = false;
+
+	for (size_t i = 0; i < s->modes.n; i++) {
+		if (strcmp(s->modes.items[i], "all") == 0) {
+			all = true;
+		} else if (!hf_mode_valid(s->modes.items[i])) {
+			hfctl_unknown_name("mode", s->modes.items[i], "--mode", "eager, cuda-graph, compile, all",
+					   err, errlen);
+			return -EINVAL;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(s->modes.items[j], s->modes.items[i]) == 0) {
+				snprintf(err, errlen, "invalid value for --mode: %s is given twice",
+					 s->modes.items[i]);
+				return -EINVAL;
+			}
+		}
+	}
+	if (!all)
+		return 0;
+	if (s->modes.n > 1) {
+		snprintf(err, errlen, "invalid value for --mode: all is every mode, give it alone");
+		return -EINVAL;
+	}
+	hfctl_list_fini(&s->modes);
+	return hfctl_list_split(&s->modes, "--mode", "eager,cuda-graph,compile", err, errlen);
+}
+
 static bool backends_have(const struct hfctl_submit *s, Hf__Backend b)
 {
 	for (size_t i = 0; i < s->n_backends; i++)
@@ -460,6 +496,8 @@ int hfctl_submit_parse(int argc, char **argv, const char *default_submitter,
 	if (r < 0)
 		goto out;
 	r = submit_precisions_check(&s, err, errlen);
+	if (r == 0)
+		r = submit_modes_check(&s, err, errlen);
 	if (r < 0)
 		goto out;
 	r = submit_requirements_check(&s, err, errlen);
@@ -489,6 +527,7 @@ void hfctl_submit_fini(struct hfctl_submit *s)
 	hfctl_list_fini(&s->models);
 	hfctl_list_fini(&s->families);
 	hfctl_list_fini(&s->precisions);
+	hfctl_list_fini(&s->modes);
 	hfctl_list_fini(&s->gfx_targets);
 	hfctl_list_fini(&s->runtimes);
 	hfctl_labels_fini(&s->labels);
@@ -518,6 +557,8 @@ void hfctl_submit_request(const struct hfctl_submit *s, Hf__SubmitRequest *req)
 	req->batch_sizes = s->batch_sizes;
 	req->n_precisions = s->precisions.n;
 	req->precisions = s->precisions.items;
+	req->n_modes = s->modes.n;
+	req->modes = s->modes.items;
 	req->priority = s->priority;
 	req->submitter = s->submitter;
 	/* One length goes as seq_len, which every coordinator reads; several as

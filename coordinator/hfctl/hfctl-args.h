@@ -178,6 +178,7 @@ struct hfctl_submit {
 	uint32_t *batch_sizes;
 	size_t n_batch_sizes;
 	struct hfctl_list precisions;
+	struct hfctl_list modes;   /* --mode, "all" expanded; none when not given: eager */
 	int32_t priority;
 	uint32_t *seq_lens;    /* --seq-len, distinct; none when not given: the */
 	size_t n_seq_lens;     /* coordinator's default */

@@ -364,6 +364,13 @@ const char *hfctl_dash(const char *s)
 	return s && s[0] ? s : "-";
 }
 
+const char *hfctl_mode_shown(Hf__TaskKind kind, const char *mode)
+{
+	if (kind != HF__TASK_KIND__KIND_BENCHMARK)
+		return "-";
+	return mode && mode[0] ? mode : "eager";
+}
+
 /* ---- registry limits ---- */
 
 void hfctl_limit_scope(Hf__Backend backend, Hf__TaskKind kind, struct hf_buf *out)

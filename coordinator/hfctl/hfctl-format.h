@@ -119,6 +119,10 @@ void hfctl_table_render(const struct hfctl_table *t, struct hf_buf *out);
 /* s, or "-" when it is NULL or empty: a table cell for a missing value. */
 const char *hfctl_dash(const char *s);
 
+/* A task's benchmark mode as tables show it: "-" for a test (tests ignore
+ * the mode), "eager" where a coordinator older than modes sent none. */
+const char *hfctl_mode_shown(Hf__TaskKind kind, const char *mode);
+
 /* ---- registry limits ---- */
 
 /* Appends the scope of a registry limit as the registry spells it: "*"

@@ -173,6 +173,10 @@ static void section_matrix(struct hf_buf *b, const Hf__ReportReply *r)
 					hf_buf_printf(b, "<span class=\"chip %s\" title=\"task %" PRIu64 ", ",
 						      status_class(t->status), t->task_id);
 					hfctl_html_escape(b, t->precision);
+					if (t->kind == HF__TASK_KIND__KIND_BENCHMARK) {
+						hf_buf_puts(b, " ");
+						hfctl_html_escape(b, hfctl_mode_shown(t->kind, t->mode));
+					}
 					hf_buf_printf(b, ", batch %" PRIu32 ", seq %" PRIu32 ": %s", t->batch_size,
 						      t->seq_len, hf_status_name(t->status));
 					if (t->reason[0]) {
@@ -299,6 +303,8 @@ static void chart(struct hf_buf *b, const Hf__ReportReply *r, const struct place
 		hfctl_html_escape(b, t->model_type);
 		hf_buf_puts(b, " ");
 		hfctl_html_escape(b, t->precision);
+		hf_buf_puts(b, " ");
+		hfctl_html_escape(b, hfctl_mode_shown(t->kind, t->mode));
 		hf_buf_printf(b, " b%" PRIu32 " s%" PRIu32 "</text>\n", t->batch_size, t->seq_len);
 		hf_buf_printf(b, "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"%s\"><title>p50 %.3f ms",
 			      CHART_LABEL_WIDTH, y, w < 1 ? 1 : w, CHART_BAR_HEIGHT, t->noisy ? "#e0a040" : "#4a7bd0",
@@ -332,13 +338,14 @@ static void chart(struct hf_buf *b, const Hf__ReportReply *r, const struct place
 static bool same_settings(const Hf__ReportTask *a, const Hf__ReportTask *b)
 {
 	return strcmp(a->model_type, b->model_type) == 0 && strcmp(a->precision, b->precision) == 0 &&
+	       strcmp(hfctl_mode_shown(a->kind, a->mode), hfctl_mode_shown(b->kind, b->mode)) == 0 &&
 	       a->batch_size == b->batch_size && a->seq_len == b->seq_len;
 }
 
 static void section_cross(struct hf_buf *b, const Hf__ReportReply *r, const struct place *pl, size_t n_pl)
 {
 	hf_buf_puts(b, "<h2>Cross-backend comparison (p50 latency, ms; speedup over cpu)</h2>\n");
-	hf_buf_puts(b, "<table><tr><th>model</th><th>precision</th><th>batch</th><th>seq</th>");
+	hf_buf_puts(b, "<table><tr><th>model</th><th>precision</th><th>mode</th><th>batch</th><th>seq</th>");
 	for (size_t k = 0; k < n_pl; k++) {
 		hf_buf_puts(b, "<th>");
 		place_name(b, &pl[k]);
@@ -365,6 +372,8 @@ static void section_cross(struct hf_buf *b, const Hf__ReportReply *r, const stru
 		hfctl_html_escape(b, t->model_type);
 		hf_buf_puts(b, "</th><td>");
 		hfctl_html_escape(b, t->precision);
+		hf_buf_puts(b, "</td><td>");
+		hfctl_html_escape(b, hfctl_mode_shown(t->kind, t->mode));
 		hf_buf_printf(b, "</td><td class=\"num\">%" PRIu32 "</td><td class=\"num\">%" PRIu32 "</td>",
 			      t->batch_size, t->seq_len);
 		for (size_t k = 0; k < n_pl; k++) {

@@ -106,6 +106,8 @@ json_t *hfctl_json_result(const Hf__ResultRow *row)
 	put(o, "batch_size", json_integer(row->batch_size), &ok);
 	put(o, "seq_len", json_integer(row->seq_len), &ok);
 	put(o, "precision", hfctl_json_string(row->precision), &ok);
+	/* A coordinator older than modes sends none: its benchmarks are eager. */
+	put(o, "mode", json_string(row->mode && *row->mode ? row->mode : "eager"), &ok);
 	put(o, "status", json_string(hf_status_name(row->status)), &ok);
 	put(o, "reason", hfctl_json_string(row->reason), &ok);
 	put(o, "metrics_json", hfctl_json_metrics(row->metrics_json), &ok);

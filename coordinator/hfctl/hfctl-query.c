@@ -48,7 +48,8 @@ enum {
 static const struct hfctl_column results_columns[] = {
 	{ "TASK", true, 0 },      { "MODEL", false, 0 },   { "FAMILY", false, 0 },
 	{ "BACKEND", false, 0 },  { "KIND", false, 0 },    { "BATCH", true, 0 },
-	{ "SEQ", true, 0 },       { "PREC", false, 0 },    { "STATUS", false, 0 },
+	{ "SEQ", true, 0 },       { "PREC", false, 0 },    { "MODE", false, 0 },
+	{ "STATUS", false, 0 },
 	{ "TIME", true, 0 },
 	{ "WEIGHTS", false, 0 },  { "REASON", false, RESULTS_REASON_WIDTH },
 };
@@ -69,7 +70,7 @@ static int results_table_print(Hf__ResultRow *const *rows, size_t n, bool wide, 
 		char task[24], batch[16], seq[16], time[32];
 		const char *cells[RESULTS_NCOLS] = {
 			task, row->model_type, row->family, hf_backend_name(row->backend),
-			hf_kind_name(row->kind), batch, seq, row->precision,
+			hf_kind_name(row->kind), batch, seq, row->precision, hfctl_mode_shown(row->kind, row->mode),
 			hf_status_name(row->status), time, hfctl_dash(row->weights), row->reason,
 		};
 
@@ -102,7 +103,7 @@ static int results_csv_print(Hf__ResultRow *const *rows, size_t n)
 	static const char *const header[] = {
 		"task_id", "model_type", "family", "backend", "kind", "batch_size", "precision",
 		"status", "reason", "metrics_json", "attempt", "worker_id", "device_index",
-		"duration_s", "weights", "seq_len",
+		"duration_s", "weights", "seq_len", "mode",
 	};
 	struct hf_buf b;
 
@@ -115,7 +116,7 @@ static int results_csv_print(Hf__ResultRow *const *rows, size_t n)
 			task, row->model_type, row->family, hf_backend_name(row->backend),
 			hf_kind_name(row->kind), batch, row->precision, hf_status_name(row->status),
 			row->reason, row->metrics_json, attempt, row->worker_id, device, duration,
-			row->weights, seq,
+			row->weights, seq, row->mode && *row->mode ? row->mode : "eager",
 		};
 
 		snprintf(task, sizeof(task), "%" PRIu64, row->task_id);

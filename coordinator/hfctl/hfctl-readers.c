@@ -251,6 +251,7 @@ static json_t *compare_json(const Hf__CompareRequest *req, const Hf__CompareRepl
 		json_object_set_new(e, "backend", json_string(hf_backend_name(row->backend)));
 		json_object_set_new(e, "kind", json_string(hf_kind_name(row->kind)));
 		json_object_set_new(e, "precision", hfctl_json_string(row->precision));
+		json_object_set_new(e, "mode", json_string(row->mode[0] ? row->mode : "eager"));
 		json_object_set_new(e, "batch_size", json_integer(row->batch_size));
 		json_object_set_new(e, "seq_len", json_integer(row->seq_len));
 		json_object_set_new(e, "base_status", row->base_status ? json_string(hf_status_name(row->base_status)) :
@@ -275,7 +276,8 @@ static json_t *compare_json(const Hf__CompareRequest *req, const Hf__CompareRepl
 
 static const struct hfctl_column compare_columns[] = {
 	{ "CHANGE", false, 0 }, { "MODEL", false, 0 }, { "BACKEND", false, 0 }, { "KIND", false, 0 },
-	{ "PREC", false, 0 },   { "BATCH", true, 0 },  { "SEQ", true, 0 },      { "BASE", false, 0 },
+	{ "PREC", false, 0 },   { "MODE", false, 0 },  { "BATCH", true, 0 },  { "SEQ", true, 0 },
+	{ "BASE", false, 0 },
 	{ "CAND", false, 0 },   { "P50 BASE", true, 0 }, { "P50 CAND", true, 0 }, { "DELTA", true, 0 },
 	{ "REASON", false, READERS_REASON_WIDTH },
 };
@@ -299,7 +301,8 @@ static void compare_text(const Hf__CompareRequest *req, const Hf__CompareReply *
 		const char *reason = row->cand_reason[0] ? row->cand_reason : row->base_reason;
 		const char *cells[COMPARE_NCOLS] = {
 			row->change_kind, row->model_type, hf_backend_name(row->backend), hf_kind_name(row->kind),
-			row->precision, batch, seq, status_or_dash(row->base_status), status_or_dash(row->cand_status),
+			row->precision, hfctl_mode_shown(row->kind, row->mode), batch, seq,
+			status_or_dash(row->base_status), status_or_dash(row->cand_status),
 			p50b, p50c, delta, reason,
 		};
 
@@ -442,6 +445,7 @@ static json_t *history_json(const Hf__HistoryRequest *req, const Hf__HistoryRepl
 		json_object_set_new(e, "backend", json_string(hf_backend_name(row->backend)));
 		json_object_set_new(e, "kind", json_string(hf_kind_name(row->kind)));
 		json_object_set_new(e, "precision", hfctl_json_string(row->precision));
+		json_object_set_new(e, "mode", json_string(row->mode[0] ? row->mode : "eager"));
 		json_object_set_new(e, "batch_size", json_integer(row->batch_size));
 		json_object_set_new(e, "seq_len", json_integer(row->seq_len));
 		json_object_set_new(e, "status", json_string(hf_status_name(row->status)));
@@ -465,7 +469,8 @@ static json_t *history_json(const Hf__HistoryRequest *req, const Hf__HistoryRepl
 
 static const struct hfctl_column history_columns[] = {
 	{ "WHEN", false, 0 },  { "JOB", true, 0 },     { "TASK", true, 0 },     { "BACKEND", false, 0 },
-	{ "KIND", false, 0 },  { "PREC", false, 0 },   { "BATCH", true, 0 },    { "SEQ", true, 0 },
+	{ "KIND", false, 0 },  { "PREC", false, 0 },   { "MODE", false, 0 },    { "BATCH", true, 0 },
+	{ "SEQ", true, 0 },
 	{ "DEVICE", false, 32 }, { "STATUS", false, 0 }, { "P50 MS", true, 0 }, { "P90 MS", true, 0 },
 	{ "P99 MS", true, 0 }, { "CV", true, 0 },      { "ITEMS/S", true, 0 },  { "REASON", false, READERS_REASON_WIDTH },
 };
@@ -483,7 +488,7 @@ static void history_text(const Hf__HistoryReply *hr, bool wide, struct hf_buf *b
 		char when[32], job[24], task[24], batch[16], seq[16], p50[32], p90[32], p99[32], cv[32], tput[32];
 		const char *cells[HISTORY_NCOLS] = {
 			when, job, task, hf_backend_name(row->backend), hf_kind_name(row->kind), row->precision,
-			batch, seq, hfctl_dash(row->device_name), hf_status_name(row->status), p50, p90, p99, cv,
+			hfctl_mode_shown(row->kind, row->mode), batch, seq, hfctl_dash(row->device_name), hf_status_name(row->status), p50, p90, p99, cv,
 			tput, row->reason,
 		};
 

@@ -37,8 +37,10 @@ def main(argv):
             r = json.load(f)
     m = r.get("metrics") or {}
     print(f"status {r['status']}: {r['reason'][:300]}")
-    print({k: m.get(k) for k in ("seq_len", "seq_len_requested", "ttft_ms", "tokens_per_s")},
-          {k: (r.get("outputs") or {}).get(k) for k in ("generation", "seq_len", "model_class")})
+    print({k: m.get(k) for k in ("seq_len", "seq_len_requested", "ttft_ms", "tokens_per_s", "mode",
+                                 "capture_time_s", "compile_time_s")},
+          {"p50_ms": (m.get("latency_ms") or {}).get("p50")},
+          {k: (r.get("outputs") or {}).get(k) for k in ("generation", "seq_len", "model_class", "compile_mode")})
     if r.get("traceback"):
         print("\n".join(r["traceback"].splitlines()[-25:]))
 

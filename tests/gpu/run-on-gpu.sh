@@ -18,6 +18,9 @@
 #   tests/gpu/run-on-gpu.sh suites [ARGS...] the core suite's test job, then all's (HF_SUITES), each
 #                                            with its wall time, efficiency and the GPU's busy
 #                                            fraction (HF_REGISTRY_REBUILD=1: registry rebuilt here)
+#   tests/gpu/run-on-gpu.sh modes            a benchmark job with --mode all (bert, gpt2, vit, fp16,
+#                                            batch 1 and 8) through the system, then
+#                                            tests/gpu/bench_modes.py (modes against standalone loops)
 #   tests/gpu/run-on-gpu.sh readers          two benchmark jobs, compare, history, report, the
 #                                            views as the read-only role, then the suite
 # Environment: HF_SLOTS (concurrent tasks on the GPU, default 1; auto: from the
@@ -223,6 +226,20 @@ suites)
     HF_WATCH_LIMIT=${HF_WATCH_LIMIT:-240} run_job "suite-$suite" --suite "$suite" "$@"
     psql_q -Atc "SELECT model_type, status, round(duration_s::numeric, 2), coalesce(metrics->>'load_time_s', ''), coalesce(metrics->>'forward_time_s', ''), left(coalesce(reason, ''), 400) FROM task_outcomes WHERE job_id = $job ORDER BY status, model_type" >"$out/suite-$suite-tasks.txt"
   done
+  ;;
+modes)
+  # Issue 14, item 4: every benchmark mode through the system (one task per
+  # model, batch size and mode, each figure labelled with its mode; a mode
+  # that cannot be set up is skipped with the reason), then the runner's
+  # eager and cuda-graph measurement against plain torch in one process.
+  HF_WATCH_LIMIT=${HF_WATCH_LIMIT:-420} run_job bench-modes --models "${HF_BENCH_MODELS:-bert,gpt2,vit}" \
+    --batch-sizes 1,8 --precision fp16 --mode all --iterations 100 --warmup 10 --task-timeout 300s "$@"
+  psql_q -c "SELECT t.model_type, t.batch_size, t.mode, o.status, round(o.latency_p50_ms::numeric, 3) AS p50_ms, round(o.latency_cv::numeric, 3) AS cv, o.metrics->>'mode' AS measured, round((o.metrics->>'capture_time_s')::numeric, 3) AS capture_s, round((o.metrics->>'compile_time_s')::numeric, 1) AS compile_s, left(coalesce(o.reason, ''), 300) AS reason FROM task_outcomes o JOIN tasks t ON t.id = o.task_id WHERE o.job_id = $job ORDER BY 1, 2, 3" | tee "$out/bench-modes-table.txt"
+  hfctl results "$job" --wide >"$out/bench-modes-hfctl.txt" 2>&1
+  psql_q -c "SELECT * FROM benchmark_latest ORDER BY 1, 2, 3" >"$out/bench-modes-latest.txt" 2>&1
+  env -u LD_LIBRARY_PATH python3 tests/gpu/bench_modes.py --out "$out/bench-modes-standalone.json" 2>"$out/bench-modes-standalone.log" |
+    tee "$out/bench-modes-standalone.md"
+  tail -5 "$out/bench-modes-standalone.log"
   ;;
 readers)
   # Issue 12: two benchmark jobs as two nightly runs (cuda and cpu, fp32),

@@ -326,11 +326,12 @@ class GrafanaQueriesTest(unittest.TestCase):
             self.assertEqual(sorted(shown[('hfleet-compatibility.json', 'Compatibility heat map')]),
                              [['bert', 'cpu fp32', 'passed'], ['bert', 'cuda fp32', 'passed'],
                               ['gpt2', 'cpu fp32', 'failed'], ['gpt2', 'cuda fp32', 'failed']])
-            speedup = {r[4]: r[8] for r in shown[('hfleet-latency.json', 'Across backends')]}
+            # (the panels show each benchmark's mode after its sequence length)
+            speedup = {r[5]: r[9] for r in shown[('hfleet-latency.json', 'Across backends')]}
             self.assertEqual(speedup['cpu'], '1')
             self.assertAlmostEqual(float(speedup['cuda']), 5.0)
             regressed = shown[('hfleet-trends.json', 'Regressions of every model')]
-            self.assertEqual(sorted((r[1], r[2], r[9]) for r in regressed),
+            self.assertEqual(sorted((r[1], r[2], r[10]) for r in regressed),
                              [('bert', 'cpu', '1'), ('bert', 'cuda', '1')])
             per_status = {}   # bert's, the model the trends dashboard shows first
             for _, status, tasks in shown[('hfleet-trends.json', 'Test outcomes per day')]:

@@ -234,7 +234,7 @@ class ViewsTest(unittest.TestCase):
                                           r.latency_mean_ms, r.latency_stdev_ms, r.latency_cv,
                                           r.latency_p50_ms, r.latency_p90_ms, r.latency_p95_ms,
                                           r.latency_p99_ms, r.throughput_items_s, r.peak_memory_bytes,
-                                          r.energy_j_per_item, r.avg_power_w, r.noisy, r.env_id
+                                          r.energy_j_per_item, r.avg_power_w, r.noisy, r.env_id, t.mode
                                    FROM tasks t JOIN models m USING (model_type)
                                    JOIN results r ON r.id = t.result_id
                                    WHERE t.kind = 'benchmark' AND t.state = 'passed')) x"""), [['0']])

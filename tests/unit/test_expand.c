@@ -312,6 +312,78 @@ START_TEST(test_sequence_lengths_multiply_text_benchmarks_only)
 }
 END_TEST
 
+/* Benchmarks get a task per mode; tests one (eager), whatever was asked;
+ * unknown modes and too many are refused naming the value; none: eager. */
+START_TEST(test_modes_multiply_benchmarks_only)
+{
+	Hf__SubmitRequest req = HF__SUBMIT_REQUEST__INIT;
+	char *models[] = { "bert", "vit" };
+	Hf__TaskKind kinds[] = { HF__TASK_KIND__KIND_TEST, HF__TASK_KIND__KIND_BENCHMARK };
+	uint32_t batches[] = { 1, 8 };
+	char *modes[] = { "eager", "cuda-graph", "eager" }; /* the duplicate counts once */
+	char *bad[] = { "graph" };
+	char *many[] = { "eager", "cuda-graph", "compile", "eager", "compile" };
+	struct job_plan *plan;
+	Hf__ErrorCode code;
+	char err[512];
+	size_t tests = 0, eager = 0, graph = 0;
+
+	req.models = models;
+	req.n_models = 2;
+	req.kinds = kinds;
+	req.n_kinds = 2;
+	req.batch_sizes = batches;
+	req.n_batch_sizes = 2;
+	req.modes = modes;
+	req.n_modes = 3;
+	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), 0);
+	/* per model: test 2 batches + benchmark 2 batches x 2 modes */
+	ck_assert_uint_eq(plan->n_tasks, 2 * (2 + 4));
+	for (size_t i = 0; i < plan->n_tasks; i++) {
+		const struct task_spec *t = &plan->tasks[i];
+		if (t->kind == HF__TASK_KIND__KIND_TEST) {
+			ck_assert_str_eq(t->mode, "eager");
+			tests++;
+		} else if (strcmp(t->mode, "eager") == 0) {
+			eager++;
+		} else {
+			ck_assert_str_eq(t->mode, "cuda-graph");
+			graph++;
+		}
+	}
+	ck_assert_uint_eq(tests, 4);
+	ck_assert_uint_eq(eager, 4);
+	ck_assert_uint_eq(graph, 4);
+	ck_assert_ptr_nonnull(strstr(plan->spec_json, "\"modes\":[\"eager\",\"cuda-graph\",\"eager\"]"));
+	job_plan_free(plan);
+
+	/* the size limit counts the modes */
+	ck_assert_int_eq(expand_job(reg, &req, 11, &plan, &code, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "would have 12 tasks"));
+
+	req.modes = bad;
+	req.n_modes = 1;
+	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(code, HF__ERROR_CODE__ERR_BAD_REQUEST);
+	ck_assert_ptr_nonnull(strstr(err, "unknown mode \"graph\""));
+	ck_assert_ptr_nonnull(strstr(err, "eager, cuda-graph, compile"));
+
+	req.modes = many;
+	req.n_modes = 5;
+	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "too many modes (5"));
+
+	req.modes = NULL;
+	req.n_modes = 0;
+	ck_assert_int_eq(expand_job(reg, &req, 1000, &plan, &code, err, sizeof(err)), 0);
+	ck_assert_uint_eq(plan->n_tasks, 2 * (2 + 2));
+	for (size_t i = 0; i < plan->n_tasks; i++)
+		ck_assert_str_eq(plan->tasks[i].mode, "eager");
+	ck_assert_ptr_null(strstr(plan->spec_json, "modes"));
+	job_plan_free(plan);
+}
+END_TEST
+
 /* A registry that grew past its core: --all and --family keep choosing from
  * core, --suite names any suite, and an unknown one is refused with the list. */
 START_TEST(test_suites_select_and_all_stays_core)
@@ -385,6 +457,7 @@ int main(void)
 	tcase_add_test(tc, test_job_size_limit_is_enforced);
 	tcase_add_test(tc, test_sequence_lengths_multiply_text_benchmarks_only);
 	tcase_add_test(tc, test_suites_select_and_all_stays_core);
+	tcase_add_test(tc, test_modes_multiply_benchmarks_only);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -184,6 +184,46 @@ START_TEST(test_submit_refuses_unknown_kind_and_precision)
 }
 END_TEST
 
+/* --mode: a list of modes, or all alone (every mode); none: nothing sent
+ * (the coordinator's eager); unknown, repeated or all with others refused. */
+START_TEST(test_submit_modes)
+{
+	char *none[] = { "submit", "--all", "--kind", "benchmark" };
+	char *two[] = { "submit", "--all", "--kind", "benchmark", "--mode", "eager,cuda-graph" };
+	char *all[] = { "submit", "--all", "--kind", "benchmark", "--mode", "all" };
+	char *bad[] = { "submit", "--all", "--mode", "graph" };
+	char *all_and[] = { "submit", "--all", "--mode", "all,eager" };
+	char *twice[] = { "submit", "--all", "--mode", "compile", "--mode", "compile" };
+	struct hfctl_submit s;
+	Hf__SubmitRequest req;
+
+	ck_assert_int_eq(hfctl_submit_parse(ARGC(none), none, "alice", &s, err, sizeof(err)), 0);
+	hfctl_submit_request(&s, &req);
+	ck_assert_uint_eq(req.n_modes, 0);
+	hfctl_submit_fini(&s);
+
+	ck_assert_int_eq(hfctl_submit_parse(ARGC(two), two, "alice", &s, err, sizeof(err)), 0);
+	hfctl_submit_request(&s, &req);
+	ck_assert_uint_eq(req.n_modes, 2);
+	ck_assert_str_eq(req.modes[0], "eager");
+	ck_assert_str_eq(req.modes[1], "cuda-graph");
+	hfctl_submit_fini(&s);
+
+	ck_assert_int_eq(hfctl_submit_parse(ARGC(all), all, "alice", &s, err, sizeof(err)), 0);
+	hfctl_submit_request(&s, &req);
+	ck_assert_uint_eq(req.n_modes, 3);
+	ck_assert_str_eq(req.modes[0], "eager");
+	ck_assert_str_eq(req.modes[1], "cuda-graph");
+	ck_assert_str_eq(req.modes[2], "compile");
+	hfctl_submit_fini(&s);
+
+	submit_refused(ARGC(bad), bad, "\"graph\"");
+	submit_refused(ARGC(bad), bad, "eager, cuda-graph, compile, all");
+	submit_refused(ARGC(all_and), all_and, "all is every mode, give it alone");
+	submit_refused(ARGC(twice), twice, "compile");
+}
+END_TEST
+
 START_TEST(test_submit_refuses_duplicate_and_empty_list_items)
 {
 	char *dup[] = { "submit", "--models", "bert,gpt2,bert" };
@@ -1198,6 +1238,7 @@ int main(void)
 	tcase_add_test(tc, test_submit_repeated_list_options_add_up);
 	tcase_add_test(tc, test_submit_refuses_unknown_backend_naming_it);
 	tcase_add_test(tc, test_submit_refuses_unknown_kind_and_precision);
+	tcase_add_test(tc, test_submit_modes);
 	tcase_add_test(tc, test_submit_refuses_duplicate_and_empty_list_items);
 	tcase_add_test(tc, test_submit_all_excludes_models_and_family);
 	tcase_add_test(tc, test_submit_suite_is_sent_and_checked_for_form);

@@ -68,7 +68,9 @@ START_TEST(test_result_row_has_every_field_by_name)
 	row.duration_s = 1.25;
 	v = hfctl_json_result(&row);
 
-	ck_assert_uint_eq(json_object_size(v), 16);
+	ck_assert_uint_eq(json_object_size(v), 17);
+	/* A coordinator older than modes sends none: eager. */
+	ck_assert_str_eq(json_string_value(json_object_get(v, "mode")), "eager");
 	ck_assert_int_eq(json_integer_value(json_object_get(v, "seq_len")), 512);
 	ck_assert_int_eq(json_integer_value(json_object_get(v, "task_id")), 9000000001ll);
 	ck_assert_str_eq(json_string_value(json_object_get(v, "backend")), "rocm");

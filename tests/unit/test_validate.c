@@ -735,6 +735,68 @@ START_TEST(test_submit_suite_name_is_checked)
 }
 END_TEST
 
+/* Benchmark modes: known names, each once, at most HF_MAX_SUBMIT_MODES;
+ * a bad one is refused naming it and the valid names. */
+START_TEST(test_submit_modes_are_checked)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__SubmitRequest sr = HF__SUBMIT_REQUEST__INIT;
+	char *good[] = { "eager", "cuda-graph", "compile" };
+	char *bad[] = { "eager", "graph" };
+	char *twice[] = { "compile", "compile" };
+	char *many[] = { "eager", "cuda-graph", "compile", "eager", "cuda-graph" };
+	char *evil[] = { "e\x1b[2Jager" };
+
+	env.body_case = HF__ENVELOPE__BODY_SUBMIT;
+	env.submit = &sr;
+	sr.all_models = true;
+	sr.modes = good;
+	sr.n_modes = 3;
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), 0);
+	sr.modes = bad;
+	sr.n_modes = 2;
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), -EINVAL);
+	ck_assert_msg(strstr(err, "modes[1]: \"graph\" is not a benchmark mode (eager, cuda-graph, compile)"), "%s",
+		      err);
+	sr.modes = twice;
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), -EINVAL);
+	ck_assert_msg(strstr(err, "modes[1]: \"compile\" is given twice"), "%s", err);
+	sr.modes = many;
+	sr.n_modes = 5;
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), -EINVAL);
+	ck_assert_msg(strstr(err, "modes"), "%s", err);
+	sr.modes = evil;
+	sr.n_modes = 1;
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_CONTROL_REQUEST), -EINVAL);
+	ck_assert_msg(!strchr(err, '\x1b'), "%s", err);
+}
+END_TEST
+
+/* A worker refuses an assignment whose mode it does not know; none (an
+ * older coordinator) is eager. */
+START_TEST(test_assignment_mode_is_checked)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__PollReply pr = HF__POLL_REPLY__INIT;
+	Hf__Assignment a = HF__ASSIGNMENT__INIT, *as[] = { &a };
+
+	env.body_case = HF__ENVELOPE__BODY_POLL_REPLY;
+	env.poll_reply = &pr;
+	pr.assignments = as;
+	pr.n_assignments = 1;
+	a.task_id = 1;
+	a.attempt = 1;
+	a.model_type = "bert";
+	a.backend = HF__BACKEND__BACKEND_CUDA;
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_WORKER_REPLY), 0);
+	a.mode = "cuda-graph";
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_WORKER_REPLY), 0);
+	a.mode = "turbo";
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_WORKER_REPLY), -EINVAL);
+	ck_assert_msg(strstr(err, "mode: \"turbo\" is not a benchmark mode"), "%s", err);
+}
+END_TEST
+
 START_TEST(test_reader_requests_are_checked)
 {
 	Hf__Envelope env = HF__ENVELOPE__INIT;
@@ -874,6 +936,8 @@ static Suite *validate_suite(void)
 	tcase_add_test(tc, test_sent_error_texts_are_utf8);
 	tcase_add_test(tc, test_reader_requests_are_checked);
 	tcase_add_test(tc, test_submit_suite_name_is_checked);
+	tcase_add_test(tc, test_submit_modes_are_checked);
+	tcase_add_test(tc, test_assignment_mode_is_checked);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -472,6 +472,8 @@ LATENCY_SAMPLES_MAX = 512
 LATENCY_KEYS = ("count", "mean", "stdev", "cv", "min", "max", "p50", "p90", "p95", "p99")
 BOOL_METRICS = ("noisy", "warmup_stable")
 ENERGY_SOURCES = ("nvml",)
+# Benchmark execution modes (hfleet_modes.py): metrics.mode names the one measured.
+BENCH_MODES = ("eager", "cuda-graph", "compile")
 # env members that are strings (or null) of at most ENV_TEXT_MAX characters.
 ENV_TEXT_KEYS = ("runner_version", "driver_version", "cuda_version", "rocm_version", "device_uuid")
 ENV_TEXT_MAX = 128
@@ -512,6 +514,9 @@ def _check_metrics(m: dict, errors: list) -> None:
         elif k in BOOL_METRICS:
             if not isinstance(v, bool):
                 errors.append(f"metrics.{k} must be true or false")
+        elif k == "mode":
+            if v not in BENCH_MODES:
+                errors.append(f"metrics.mode must be one of {list(BENCH_MODES)}, got {str(v)[:40]!r}")
         elif k == "energy_source":
             if v not in ENERGY_SOURCES:
                 errors.append(f"metrics.energy_source must be one of {list(ENERGY_SOURCES)}, got {v!r}")

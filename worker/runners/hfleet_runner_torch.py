@@ -19,6 +19,7 @@ import time
 import traceback
 
 import hfleet_bench as bench_mod
+import hfleet_modes as modes_mod
 import hfleet_nvml as nvml_mod
 import hfleet_recipes as recipes
 import hfleet_runner_lib as lib
@@ -1065,18 +1066,14 @@ def run_attempt(ctx, source, make_model):
         if bench:
             deadline = ctx["start"] + 0.85 * float(task["timeout_s"])
 
-            def step():
-                synchronize(torch, device)
-                ta = time.perf_counter()
-                o = model(**inputs)
-                synchronize(torch, device)
-                dt = time.perf_counter() - ta
-                del o
-                return dt
-
             plan = bench_mod.Plan(task["warmup"], task["iterations"], batch, deadline, ctx["noise"])
-            figures, notes = bench_mod.measure(step, time.perf_counter, plan, energy=ctx.get("energy"), log=log)
+            mode = modes_mod.task_mode(task)
+            figures, notes, skip = modes_mod.measure_mode(
+                torch, model, inputs, device, mode, plan, bench_mod, lambda: synchronize(torch, device),
+                energy=ctx.get("energy"), log=log, environ=os.environ)
             att.metrics.update(figures)
+            if skip:
+                att.status, att.reason = "skipped", skip
             if ctx.get("energy") is None and ctx.get("energy_absent"):
                 notes.setdefault("energy", "not measured: " + ctx["energy_absent"])
             att.outputs.update(notes)
@@ -1091,7 +1088,9 @@ def run_attempt(ctx, source, make_model):
                 why = ("capped at the model's position limit" if ran < seq
                        else "image or audio placeholder tokens included")
                 att.outputs["seq_len"] = f"ran {ran} tokens for the {seq} asked ({why})"
-            if deadline - time.perf_counter() > 0:
+            if mode != "eager":
+                att.outputs["generation"] = f"not timed in mode {mode} (generation runs eager)"
+            elif deadline - time.perf_counter() > 0:
                 gen = measure_generation(torch, model, inputs, device, batch, deadline)
                 if isinstance(gen, str):
                     att.outputs["generation"] = gen
@@ -1107,8 +1106,10 @@ def run_attempt(ctx, source, make_model):
     ok, problems, shapes, finite = lib.check_outputs(entries, batch)
     att.outputs["shapes"] = shapes
     att.outputs["finite"] = finite
-    att.status = "passed" if ok else "failed"
-    att.reason = "" if ok else "; ".join(problems)
+    if not ok:
+        att.status, att.reason = "failed", "; ".join(problems)
+    elif att.status != "skipped":   # a benchmark mode that could not be set up keeps its reason
+        att.status, att.reason = "passed", ""
     if ok and source == "pretrained" and ctx.get("known_answer"):
         transformers, weights = ctx["known_answer"]
         answered, detail = known_answer(torch, transformers, model, weights, task.get("task"), device)
@@ -1221,6 +1222,12 @@ def run_task(task: dict) -> dict:
     reason = lib.precision_skip_reason(task["backend"], task["precision"])
     if reason:
         return lib.make_result("skipped", reason, env=env)
+    try:
+        reason = modes_mod.precheck_skip_reason(modes_mod.task_mode(task), task["backend"], task["kind"])
+    except modes_mod.ModeError as exc:
+        return lib.make_result("error", str(exc), env=env)
+    if reason:
+        return lib.make_result("skipped", reason, metrics={"mode": modes_mod.task_mode(task)}, env=env)
 
     try:
         import torch
