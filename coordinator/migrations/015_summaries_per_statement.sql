@@ -1,7 +1,7 @@
 -- SPDX-License-Identifier: MIT
 -- hfleet schema, version 15: the readers' summaries kept once per statement,
--- not once per row.  (Version 14 is left to a migration being written in
--- parallel; this one was first 014, merged at 6275bdd and reverted at
+-- not once per row, each benchmark series keyed by its mode as migration
+-- 14 keys it (benchmark modes).  (This one was first 014, merged at 6275bdd and reverted at
 -- 9ac6e73: with it the one UPDATE that cancelled a 102,304-task job ran for
 -- more than a minute, because the decided rows were found with
 -- `new_tasks.id = ANY (decided)`, a scan of the transition table per
@@ -153,7 +153,7 @@ BEGIN
                r.device_name, r.env_id, r.latency_mean_ms, r.latency_stdev_ms, r.latency_cv,
                r.latency_p50_ms, r.latency_p90_ms, r.latency_p95_ms, r.latency_p99_ms,
                r.throughput_items_s, r.peak_memory_bytes, r.energy_j_per_item, r.avg_power_w,
-               r.noisy
+               r.noisy, n.mode
         FROM unnest(decided) AS d (id)
         JOIN new_tasks n ON n.id = d.id
         LEFT JOIN results r ON r.id = n.result_id),
@@ -228,28 +228,29 @@ BEGIN
     -- Passed benchmarks with a result.
     b AS (
         SELECT s.task_id, s.result_id, s.model_type, s.backend, coalesce(s.device_name, '') AS device_name,
-               s.precision, s.batch_size, s.seq_len, s.finished_at, s.latency_p50_ms, s.latency_cv,
-               s.noisy, s.env_id
+               s.precision, s.batch_size, s.seq_len, s.mode, s.finished_at, s.latency_p50_ms,
+               s.latency_cv, s.noisy, s.env_id
         FROM s
         WHERE s.kind = 'benchmark' AND s.status = 'passed' AND s.result_id IS NOT NULL),
     runs AS (
         INSERT INTO benchmark_runs AS r (task_id, result_id, model_type, backend, device_name,
-                                         precision, batch_size, seq_len, finished_at, latency_p50_ms,
-                                         latency_cv, noisy, env_id)
+                                         precision, batch_size, seq_len, mode, finished_at,
+                                         latency_p50_ms, latency_cv, noisy, env_id)
         SELECT * FROM b
         ON CONFLICT (task_id) DO UPDATE SET
             result_id = EXCLUDED.result_id, device_name = EXCLUDED.device_name,
             finished_at = EXCLUDED.finished_at, latency_p50_ms = EXCLUDED.latency_p50_ms,
             latency_cv = EXCLUDED.latency_cv, noisy = EXCLUDED.noisy, env_id = EXCLUDED.env_id)
     INSERT INTO benchmark_state AS bs (model_type, backend, device_name, precision, batch_size,
-                                       seq_len, task_id, result_id, finished_at)
-    SELECT DISTINCT ON (b.model_type, b.backend, b.device_name, b.precision, b.batch_size, b.seq_len)
-           b.model_type, b.backend, b.device_name, b.precision, b.batch_size, b.seq_len, b.task_id,
-           b.result_id, b.finished_at
+                                       seq_len, mode, task_id, result_id, finished_at)
+    SELECT DISTINCT ON (b.model_type, b.backend, b.device_name, b.precision, b.batch_size, b.seq_len,
+                        b.mode)
+           b.model_type, b.backend, b.device_name, b.precision, b.batch_size, b.seq_len, b.mode,
+           b.task_id, b.result_id, b.finished_at
     FROM b
-    ORDER BY b.model_type, b.backend, b.device_name, b.precision, b.batch_size, b.seq_len,
+    ORDER BY b.model_type, b.backend, b.device_name, b.precision, b.batch_size, b.seq_len, b.mode,
              b.finished_at DESC, b.task_id DESC
-    ON CONFLICT (model_type, backend, device_name, precision, batch_size, seq_len) DO UPDATE SET
+    ON CONFLICT (model_type, backend, device_name, precision, batch_size, seq_len, mode) DO UPDATE SET
         task_id = EXCLUDED.task_id, result_id = EXCLUDED.result_id,
         finished_at = EXCLUDED.finished_at
     WHERE bs.finished_at <= EXCLUDED.finished_at;
