@@ -233,7 +233,7 @@ modes)
   # that cannot be set up is skipped with the reason), then the runner's
   # eager and cuda-graph measurement against plain torch in one process.
   HF_WATCH_LIMIT=${HF_WATCH_LIMIT:-420} run_job bench-modes --models "${HF_BENCH_MODELS:-bert,gpt2,vit}" \
-    --batch-sizes 1,8 --precision fp16 --mode all --iterations 100 --warmup 10 --task-timeout 300s "$@"
+    --batch-sizes 1,8 --precision fp16 --mode "${HF_BENCH_MODES:-all}" --iterations 100 --warmup 10 --task-timeout 300s "$@"
   psql_q -c "SELECT t.model_type, t.batch_size, t.mode, o.status, round(o.latency_p50_ms::numeric, 3) AS p50_ms, round(o.latency_cv::numeric, 3) AS cv, o.metrics->>'mode' AS measured, round((o.metrics->>'capture_time_s')::numeric, 3) AS capture_s, round((o.metrics->>'compile_time_s')::numeric, 1) AS compile_s, left(coalesce(o.reason, ''), 300) AS reason FROM task_outcomes o JOIN tasks t ON t.id = o.task_id WHERE o.job_id = $job ORDER BY 1, 2, 3" | tee "$out/bench-modes-table.txt"
   hfctl results "$job" --wide >"$out/bench-modes-hfctl.txt" 2>&1
   psql_q -c "SELECT * FROM benchmark_latest ORDER BY 1, 2, 3" >"$out/bench-modes-latest.txt" 2>&1
