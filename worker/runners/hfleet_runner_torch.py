@@ -20,6 +20,7 @@ import traceback
 
 import hfleet_bench as bench_mod
 import hfleet_modes as modes_mod
+import hfleet_multidevice as multi_mod
 import hfleet_nvml as nvml_mod
 import hfleet_recipes as recipes
 import hfleet_runner_lib as lib
@@ -182,7 +183,11 @@ def quantize_int8(torch, model, device):
 
 def synchronize(torch, device) -> None:
     if device.type == "cuda":
-        torch.cuda.synchronize()
+        n = torch.cuda.device_count()
+        if n > 1:  # a model split across the task's devices
+            multi_mod.synchronize_all(torch, n)
+        else:
+            torch.cuda.synchronize()
     elif device.type == "mps":
         torch.mps.synchronize()
 
@@ -987,12 +992,16 @@ def run_attempt(ctx, source, make_model):
     torch, device, dtype, task = ctx["torch"], ctx["device"], ctx["dtype"], ctx["task"]
     att = Attempt(source)
     bench = task["kind"] == "benchmark"
+    n_dev = ctx.get("n_devices", 1)
     if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+        multi_mod.reset_peak_memory(torch, n_dev)
     torch.manual_seed(0)
     t0 = time.perf_counter()
     if source == "pretrained":
         model = make_model()
+    elif n_dev > 1:
+        # Split below: built on the CPU, as device_map="auto" builds it.
+        model, att.outputs["built_on"] = make_model(), "cpu"
     else:
         model, att.outputs["built_on"] = build_on_device(torch, device, make_model)
     if source == "shrunk":
@@ -1000,7 +1009,16 @@ def run_attempt(ctx, source, make_model):
         if n:
             log(f"fitted mrope_section of {n} rotary modules to the shrunk head size")
     model.eval()
-    model.to(device=device, dtype=dtype)
+    if n_dev > 1:
+        model.to(dtype=dtype)
+        try:
+            device_map = multi_mod.dispatch(torch, model, n_dev, dtype, log=log)
+        except multi_mod.SplitError as exc:
+            raise Unsupported(str(exc)) from exc
+        att.outputs["device_map"] = multi_mod.describe_device_map(device_map)
+        att.metrics["devices"] = n_dev
+    else:
+        model.to(device=device, dtype=dtype)
     # Counted before quantization: int8 Linear weights are packed buffers, not parameters.
     att.metrics["param_count"] = param_count(model)
     if task["precision"] == "int8":
@@ -1068,9 +1086,14 @@ def run_attempt(ctx, source, make_model):
 
             plan = bench_mod.Plan(task["warmup"], task["iterations"], batch, deadline, ctx["noise"])
             mode = modes_mod.task_mode(task)
-            figures, notes, skip = modes_mod.measure_mode(
-                torch, model, inputs, device, mode, plan, bench_mod, lambda: synchronize(torch, device),
-                energy=ctx.get("energy"), log=log, environ=os.environ)
+            if n_dev > 1 and mode == "cuda-graph":
+                figures, notes, skip = {"mode": mode}, {}, (
+                    f"cuda-graph is not measured for a model split across {n_dev} devices "
+                    f"(its activations move between devices at every block)")
+            else:
+                figures, notes, skip = modes_mod.measure_mode(
+                    torch, model, inputs, device, mode, plan, bench_mod, lambda: synchronize(torch, device),
+                    energy=ctx.get("energy"), log=log, environ=os.environ)
             att.metrics.update(figures)
             if skip:
                 att.status, att.reason = "skipped", skip
@@ -1098,7 +1121,11 @@ def run_attempt(ctx, source, make_model):
                 else:
                     att.metrics.update(gen)
 
-    if device.type == "cuda":
+    if device.type == "cuda" and n_dev > 1:
+        per_device = multi_mod.peak_memory(torch, n_dev)
+        att.metrics["peak_memory_bytes"] = sum(per_device)
+        att.outputs["per_device_peak_memory_bytes"] = per_device
+    elif device.type == "cuda":
         att.metrics["peak_memory_bytes"] = int(torch.cuda.max_memory_allocated())
     elif bench:
         att.metrics["peak_memory_bytes"] = None
@@ -1295,7 +1322,8 @@ def run_task(task: dict) -> dict:
             env["device_uuid"] = torch_uuid or given.split(",")[0]
 
     env["cpu_threads"] = set_cpu_threads(torch, task)
-    ctx = {"torch": torch, "device": device, "dtype": dtype, "task": task, "start": start}
+    ctx = {"torch": torch, "device": device, "dtype": dtype, "task": task, "start": start,
+           "n_devices": multi_mod.task_device_count(torch, task["backend"])}
     if task["backend"] == "cuda":
         nvml, why = nvml_mod.open_nvml()
         version = nvml_mod.driver_version(nvml)
@@ -1303,7 +1331,10 @@ def run_task(task: dict) -> dict:
             env["driver_version"] = version
         if task["kind"] == "benchmark":
             uuid, why_uuid = bench_mod.task_device_uuid(os.environ.get("HFLEET_DEVICE_UUID"), torch_uuid)
-            if nvml is None:
+            if ctx["n_devices"] > 1:
+                ctx["energy_absent"] = (f"the task runs on {ctx['n_devices']} devices and the runner reads "
+                                        f"one device's energy counter (a figure of one would undercount)")
+            elif nvml is None:
                 ctx["energy_absent"] = why
             elif uuid is None:
                 ctx["energy_absent"] = why_uuid
