@@ -17,6 +17,7 @@ files agree with each other and with the install's paths:
 
 The install's paths come from meson (HF_PREFIX, HF_BINDIR, ... in the
 environment); the listing of the destdir is printed."""
+import ast
 import os
 import re
 import shutil
@@ -86,6 +87,20 @@ def check_tree(dest, p, man):
     for w in want:
         if not os.path.isfile(at(w)):
             fail('not installed: %s' % w)
+    # Every hfleet_* module an installed runner file imports is installed
+    # beside it (a module added to the runner but not to install_data
+    # would fail only on a packaged worker, at its first task).
+    runners = at(runner_dir)
+    for f in sorted(os.listdir(runners)) if os.path.isdir(runners) else []:
+        if not f.endswith('.py'):
+            continue
+        tree = ast.parse(open(os.path.join(runners, f), encoding='utf-8').read(), f)
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            for name in names:
+                if name.startswith('hfleet_') and not os.path.isfile(os.path.join(runners, name + '.py')):
+                    fail('%s imports %s, which is not installed beside it' % (f, name))
     for f in listing:
         text = open(os.path.join(dest, f), 'rb').read()
         # (A program's constants may hold any bytes, "@p@" among them.)
