@@ -16,8 +16,9 @@ such a task measures what a user of device_map gets.
 What this module owns:
   * how many devices the task has           -> task_device_count
   * the split                               -> dispatch (imports accelerate)
-  * synchronising and reading every device  -> synchronize_all,
-                                               reset_peak_memory, peak_memory
+  * synchronising and reading every device  -> synchronize (one device or
+                                               all), reset_peak_memory,
+                                               peak_memory
   * what the result says about the split    -> describe_device_map (pure:
                                                bounded, whatever the model)
 
@@ -114,6 +115,19 @@ def dispatch(torch, model, n_devices: int, dtype, log=print) -> dict:
 def synchronize_all(torch, n_devices: int) -> None:
     for i in range(n_devices):
         torch.cuda.synchronize(i)
+
+
+def synchronize(torch, device) -> None:
+    """Waits for the work queued on the task's device, or on every one of
+    its devices when its model is split across several."""
+    if device.type == "cuda":
+        n = torch.cuda.device_count()
+        if n > 1:
+            synchronize_all(torch, n)
+        else:
+            torch.cuda.synchronize()
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def reset_peak_memory(torch, n_devices: int) -> None:

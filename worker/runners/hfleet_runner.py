@@ -48,8 +48,7 @@ import traceback  # noqa: E402
 import hfleet_runner_lib as lib  # noqa: E402
 
 
-def _log(msg):
-    print(f"hfleet-runner: {msg}", file=sys.stderr, flush=True)
+_log = lib.log
 
 
 def _minimal_env():

@@ -105,6 +105,11 @@ class TaskError(ValueError):
 # --------------------------------------------------------------------------
 # small text helpers
 
+def log(msg: str) -> None:
+    """One line of the runner's log on stderr (hf-worker keeps it with the task's output)."""
+    print(f"hfleet-runner: {msg}", file=sys.stderr, flush=True)
+
+
 def one_line(text, max_chars: int = REASON_MAX_CHARS) -> str:
     """Collapse whitespace to make `text` one line, cut to max_chars."""
     s = " ".join(str(text).split())
@@ -966,7 +971,7 @@ def estimate_params_from_dict(cfg: dict) -> int:
 # input planning
 #
 # `facts` is a plain dict extracted from the model config (see
-# hfleet_runner_torch.config_facts); `params` maps forward() parameter names to
+# hfleet_inputs.config_facts); `params` maps forward() parameter names to
 # True when the parameter is required (no default).  The plan is a list of
 # specs the torch side materialises:
 #   {"name", "dtype": "long"|"float"|"bool", "shape": [...], "fill": "randint"|"randn"|"ones"|"zeros"|"value",

@@ -728,14 +728,14 @@ class TestRecipes(unittest.TestCase):
         self.assertEqual(recipes.get("clvp").fix_config(cfg, True), [])   # already consistent: nothing to say
 
     def test_placeholder_mismatch_message(self):
-        import hfleet_runner_torch as rt
+        import hfleet_inputs as inputs_mod
         for msg, want in (("Image features and image tokens do not match, tokens: 0, features: 196", ("image", 0, 196)),
                           ("Image features and image tokens do not match: tokens: 4, features 1176", ("image", 4, 1176)),
                           ("Video features and video tokens do not match, tokens: 2, features: 8", ("video", 2, 8))):
-            m = rt.MISMATCH.search(msg)
+            m = inputs_mod.MISMATCH.search(msg)
             self.assertIsNotNone(m, msg)
             self.assertEqual((m.group(1).lower(), int(m.group(2)), int(m.group(3))), want)
-        self.assertIsNone(rt.MISMATCH.search("Image features and video tokens do not match, tokens: 1, features: 2"))
+        self.assertIsNone(inputs_mod.MISMATCH.search("Image features and video tokens do not match, tokens: 1, features: 2"))
 
 
 class TestCli(unittest.TestCase):

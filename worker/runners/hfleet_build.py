@@ -1,0 +1,329 @@
+# SPDX-License-Identifier: MIT
+"""Building a model for a task: which transformers class, from which config.
+
+What this module owns (the reference runner's construction, moved out of
+hfleet_runner_torch.py, which runs the attempt):
+  * the auto classes a task tries, in order      -> auto_classes, build_from_config
+  * pretrained weights from a directory or cache -> load_pretrained
+  * the default config and the shrunk one a test
+    builds (and the recipes' fixes to both)      -> default_and_shrunk_configs
+  * random initialisation on the GPU, not the CPU -> build_on_device
+  * shrunk rotary sections that fit               -> adapt_mrope_sections
+  * freeing what a failed build left              -> free_memory
+
+Like the rest of the runner it imports torch and transformers only inside
+the functions that are given or use them.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import re
+import traceback
+
+import hfleet_recipes as recipes
+import hfleet_runner_lib as lib
+from hfleet_runner_lib import log
+
+
+TASK_AUTO_CLASSES = {
+    "fill-mask": ["AutoModelForMaskedLM"],
+    "text-generation": ["AutoModelForCausalLM"],
+    "text2text-generation": ["AutoModelForSeq2SeqLM"],
+    "translation": ["AutoModelForSeq2SeqLM"],
+    "summarization": ["AutoModelForSeq2SeqLM"],
+    "text-classification": ["AutoModelForSequenceClassification"],
+    "token-classification": ["AutoModelForTokenClassification"],
+    "question-answering": ["AutoModelForQuestionAnswering"],
+    "feature-extraction": [],
+    "image-classification": ["AutoModelForImageClassification"],
+    "object-detection": ["AutoModelForObjectDetection"],
+    "image-segmentation": ["AutoModelForImageSegmentation", "AutoModelForSemanticSegmentation",
+                           "AutoModelForUniversalSegmentation", "AutoModelForInstanceSegmentation"],
+    "depth-estimation": ["AutoModelForDepthEstimation"],
+    "image-to-text": ["AutoModelForImageTextToText", "AutoModelForVision2Seq"],
+    "image-text-to-text": ["AutoModelForImageTextToText", "AutoModelForVision2Seq"],
+    "visual-question-answering": ["AutoModelForVisualQuestionAnswering", "AutoModelForImageTextToText"],
+    "zero-shot-image-classification": ["AutoModelForZeroShotImageClassification"],
+    "video-classification": ["AutoModelForVideoClassification"],
+    "automatic-speech-recognition": ["AutoModelForSpeechSeq2Seq", "AutoModelForCTC"],
+    "audio-classification": ["AutoModelForAudioClassification"],
+    "text-to-audio": ["AutoModelForTextToWaveform", "AutoModelForTextToSpectrogram"],
+    "text-to-speech": ["AutoModelForTextToWaveform", "AutoModelForTextToSpectrogram"],
+    "time-series-forecasting": ["AutoModelForTimeSeriesPrediction"],
+}
+GENERIC_AUTO_CLASSES = [
+    "AutoModelForCausalLM", "AutoModelForMaskedLM", "AutoModelForSeq2SeqLM",
+    "AutoModelForImageClassification", "AutoModelForImageTextToText", "AutoModelForCTC",
+    "AutoModelForSpeechSeq2Seq", "AutoModelForAudioClassification", "AutoModelForTextToWaveform",
+    "AutoModelForVideoClassification", "AutoModelForTimeSeriesPrediction", "AutoBackbone",
+]
+
+
+# Tasks whose benchmark builds the task's generating class first (so that
+# the forward pass includes the LM head, and generation can be timed).
+GENERATIVE_TASKS = ("text-generation", "text2text-generation", "translation", "summarization",
+                    "image-to-text", "image-text-to-text", "automatic-speech-recognition")
+
+
+def auto_classes(transformers, task_name, head_first=False):
+    """Auto classes to try, in order: the bare model first, except that
+    generative benchmarks (head_first) and known-answer checks (head_first
+    "always") want the task's head."""
+    task_classes = TASK_AUTO_CLASSES.get(task_name or "", [])
+    if head_first == "always" or (head_first and task_name in GENERATIVE_TASKS):
+        names = task_classes + ["AutoModel"] + GENERIC_AUTO_CLASSES
+    else:
+        names = ["AutoModel"] + task_classes + GENERIC_AUTO_CLASSES
+    seen, out = set(), []
+    for n in names:
+        cls = getattr(transformers, n, None) if n not in seen else None
+        seen.add(n)
+        if cls is not None:
+            out.append(cls)
+    return out
+
+
+def _unmapped(exc: Exception) -> bool:
+    msg = str(exc)
+    return isinstance(exc, (ValueError, KeyError)) and (
+        "Unrecognized configuration class" in msg or "Unrecognized model" in msg
+        or "does not appear to have" in msg)
+
+
+def _mapped_class(auto_cls, config):
+    """The model class an auto class maps this config to (first of a tuple), or None."""
+    mapping = getattr(auto_cls, "_model_mapping", None)
+    try:
+        target = mapping[type(config)] if mapping is not None else None
+    except Exception:  # noqa: BLE001
+        return None
+    if isinstance(target, (list, tuple)):
+        target = target[0] if target else None
+    return target
+
+
+def build_from_config(transformers, config, task_name, meta=False, torch=None, head_first=False):
+    """Instantiate a random-init model; AutoModel first, then task auto classes.
+
+    A model recipe can name the class instead (musicgen: AutoModel builds
+    only its decoder)."""
+    import contextlib
+
+    def place():
+        return torch.device("meta") if meta else contextlib.nullcontext()
+
+    recipe = recipes.get(getattr(config, "model_type", None))
+    if recipe is not None and recipe.model_class:
+        with place():
+            return getattr(transformers, recipe.model_class)._from_config(config)
+
+    last = None
+    for cls in auto_classes(transformers, task_name, head_first):
+        try:
+            with place():
+                return cls.from_config(config)
+        except TypeError as exc:
+            # AutoModel.from_config trips over configs whose auto mapping is a
+            # tuple of classes and whose 'architectures' is None (funnel):
+            # build the mapped class directly.
+            tb = traceback.extract_tb(exc.__traceback__)
+            target = _mapped_class(cls, config)
+            if target is None or not tb or not tb[-1].filename.endswith("auto_factory.py"):
+                raise
+            with place():
+                return target._from_config(config)
+        except Exception as exc:  # noqa: BLE001
+            if _unmapped(exc):
+                last = exc
+                continue
+            raise
+    # No auto class knows it (a model type newer than its auto mappings):
+    # the model class named after the config class.
+    stem = type(config).__name__[:-len("Config")] if type(config).__name__.endswith("Config") else None
+    for suffix in ("Model", "ForConditionalGeneration", "ForCausalLM"):
+        cls = getattr(transformers, stem + suffix, None) if stem else None
+        if cls is not None:
+            with place():
+                return cls._from_config(config)
+    raise Unsupported(f"no transformers auto class maps config {type(config).__name__}"
+                      + (f" ({lib.one_line(last, 200)})" if last else ""))
+
+
+def load_pretrained(transformers, torch, hf_id, task_name, dtype, head_first=False):
+    last = None
+    for cls in auto_classes(transformers, task_name, head_first):
+        try:
+            try:
+                return cls.from_pretrained(hf_id, local_files_only=True, dtype=dtype)
+            except TypeError as exc:
+                if "dtype" not in str(exc):
+                    raise
+                return cls.from_pretrained(hf_id, local_files_only=True, torch_dtype=dtype)
+        except Exception as exc:  # noqa: BLE001
+            if _unmapped(exc):
+                last = exc
+                continue
+            raise
+    raise Unsupported(f"no transformers auto class loads {hf_id}" + (f" ({lib.one_line(last, 200)})" if last else ""))
+
+
+class Unsupported(Exception):
+    """This runner version cannot build this model (runner limitation)."""
+
+
+def param_count(model) -> int:
+    seen = set()
+    n = 0
+    for p in model.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        n += p.numel()
+    return int(n)
+
+
+# Composite model types whose default config is empty: built from two
+# small default sub-configs (a v1 choice of representative sub-models).
+COMPOSITES = {
+    "encoder-decoder": ("EncoderDecoderConfig", "from_encoder_decoder_configs", "bert", "bert"),
+    "vision-encoder-decoder": ("VisionEncoderDecoderConfig", "from_encoder_decoder_configs", "vit", "gpt2"),
+    "speech-encoder-decoder": ("SpeechEncoderDecoderConfig", "from_encoder_decoder_configs", "wav2vec2", "bert"),
+    "vision-text-dual-encoder": ("VisionTextDualEncoderConfig", "from_vision_text_configs", "vit", "bert"),
+}
+# Composite configs built from keyword sub-configs (their default config is
+# empty): {model_type: {keyword: sub-model type, or a config class name}}.
+KWARG_COMPOSITES = {
+    "musicgen": {"text_encoder": "t5", "audio_encoder": "encodec", "decoder": "MusicgenDecoderConfig"},
+    "musicgen_melody": {"text_encoder": "t5", "audio_encoder": "encodec", "decoder": "MusicgenMelodyDecoderConfig"},
+}
+COMPOSITES["nougat"] = ("VisionEncoderDecoderConfig", "from_encoder_decoder_configs", "donut-swin", "mbart")
+UNSUPPORTED_TYPES = {
+    "rag": "rag models need a retriever and document index; not supported by this runner version",
+}
+
+
+UNKNOWN_KWARGS = re.compile(r"Found unknown kwargs=\{(.*)\}")
+
+
+def _config_from_dict(config_cls, d):
+    d = dict(d)
+    d.pop("transformers_version", None)
+    try:
+        return config_cls.from_dict(d)
+    except ValueError as exc:
+        # Plain sub-config classes (dbrx's attn_config) refuse the generic
+        # keys that to_dict() wrote into them: drop those and build again.
+        m = UNKNOWN_KWARGS.search(str(exc))
+        if not m:
+            raise
+        unknown = set(re.findall(r"'(\w+)':", m.group(1)))
+        for k, v in d.items():
+            if isinstance(v, dict):
+                d[k] = {kk: vv for kk, vv in v.items() if kk not in unknown}
+        return config_cls.from_dict(d)
+
+
+def shrunk_config(transformers, config, seq_len):
+    d, changes = lib.shrink_config_dict(config.to_dict(), seq_len)
+    return _config_from_dict(type(config), d), changes
+
+
+def default_and_shrunk_configs(transformers, model_type, seq_len):
+    """-> (default_config, shrunk_config or None, changes, shrink_error)."""
+    from transformers import AutoConfig, CONFIG_MAPPING
+    if model_type in UNSUPPORTED_TYPES:
+        raise Unsupported(UNSUPPORTED_TYPES[model_type])
+    if model_type not in CONFIG_MAPPING:
+        raise Unsupported(f"model_type {model_type!r} is not known to transformers {transformers.__version__}")
+    recipe = recipes.get(model_type)
+    if model_type in COMPOSITES:
+        cfg_name, factory, a, b = COMPOSITES[model_type]
+        cfg_cls = getattr(transformers, cfg_name)
+        ca, cb = AutoConfig.for_model(a), AutoConfig.for_model(b)
+        default = getattr(cfg_cls, factory)(ca, cb)
+        sa, ch_a = shrunk_config(transformers, ca, seq_len)
+        sb, ch_b = shrunk_config(transformers, cb, seq_len)
+        shrunk, changes, exc = getattr(cfg_cls, factory)(sa, sb), ch_a + ch_b, None
+    elif model_type in KWARG_COMPOSITES:
+        cfg_cls = CONFIG_MAPPING[model_type]
+        subs = {k: getattr(transformers, t)() if t[0].isupper() else AutoConfig.for_model(t)
+                for k, t in KWARG_COMPOSITES[model_type].items()}
+        default = cfg_cls(**{k: c.to_dict() for k, c in subs.items()})
+        small, changes = {}, []
+        for k, c in subs.items():
+            sc, ch = shrunk_config(transformers, c, seq_len)
+            small[k] = sc.to_dict()
+            changes += [f"{k}.{x}" for x in ch]
+        shrunk, exc = cfg_cls(**small), None
+    else:
+        default = AutoConfig.for_model(model_type)
+        try:
+            shrunk, changes = shrunk_config(transformers, default, seq_len)
+            exc = None
+        except Exception as e:  # noqa: BLE001 - fall back to the default config
+            shrunk, changes, exc = None, [], e
+    if recipe is not None and recipe.prefer_default:
+        shrunk, exc = None, None
+        changes = [recipe.note or "the shrunk config does not fit this architecture: the default config is used"]
+    if recipe is not None and recipe.fix_config is not None:
+        for cfg, is_shrunk in ((default, False), (shrunk, True)):
+            if cfg is not None:
+                notes = recipe.fix_config(cfg, is_shrunk) or []
+                if is_shrunk:
+                    changes = changes + notes
+    return default, shrunk, changes, exc
+
+
+def adapt_mrope_sections(torch, model):
+    """Shrunk configs only: fit rotary 'mrope_section' splits to the shrunk rotary size.
+
+    Many multimodal-rotary models read mrope_section with a hard-coded
+    full-size default (config.rope_parameters.get("mrope_section", [16, 24, 24]))
+    that cannot split the shrunk head.  Each such rotary module has its
+    inv_freq buffer, whose length is what the sections must add up to.
+    """
+    fixed = 0
+    for mod in model.modules():
+        sec = getattr(mod, "mrope_section", None)
+        inv = getattr(mod, "inv_freq", None)
+        if isinstance(sec, (list, tuple)) and sec and all(isinstance(x, int) for x in sec) \
+                and isinstance(inv, torch.Tensor) and inv.ndim == 1 and sum(sec) != inv.shape[0]:
+            half, total = int(inv.shape[0]), sum(sec)
+            new = [max(1, x * half // total) for x in sec]
+            new[-1] += half - sum(new)
+            mod.mrope_section = type(sec)(new) if isinstance(sec, tuple) else new
+            fixed += 1
+    return fixed
+
+
+def build_on_device(torch, device, make_model):
+    """A random-init model built directly on a CUDA device -> (model, where).
+
+    Random initialisation is most of a model's construction, and on the CPU
+    it is slow (a few seconds for 100 M parameters, while the GPU does it in
+    milliseconds) and takes the cores other slots need.  A model whose
+    construction cannot run on the device (it builds something with numpy,
+    or a CPU-only operation) is built on the CPU instead, as before; the
+    caller moves the model to the device either way.  HFLEET_BUILD_ON_CPU=1
+    builds every model on the CPU (to compare)."""
+    if device.type != "cuda" or os.environ.get("HFLEET_BUILD_ON_CPU", "") not in ("", "0"):
+        return make_model(), "cpu"
+    try:
+        with torch.device(device):
+            return make_model(), "device"
+    except Exception as exc:  # noqa: BLE001 - the CPU build below says what fails for real
+        if lib.classify_device_error(str(exc)) is not None:
+            raise
+        why = f"{type(exc).__name__}: {lib.one_line(exc, 200)}"
+        log(f"building on {device} failed ({why}); building on the cpu")
+        free_memory(torch, device)
+        torch.manual_seed(0)
+        return make_model(), "cpu (the build on the device failed: " + why + ")"
+
+
+def free_memory(torch, device):
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
