@@ -23,6 +23,7 @@ import re
 import traceback
 
 import hfleet_recipes as recipes
+import hfleet_plan as plan_mod
 import hfleet_runner_lib as lib
 from hfleet_runner_lib import log
 
@@ -226,7 +227,7 @@ def _config_from_dict(config_cls, d):
 
 
 def shrunk_config(transformers, config, seq_len):
-    d, changes = lib.shrink_config_dict(config.to_dict(), seq_len)
+    d, changes = plan_mod.shrink_config_dict(config.to_dict(), seq_len)
     return _config_from_dict(type(config), d), changes
 
 

@@ -365,10 +365,10 @@ def _diffusion_gemma_config(config, shrunk):
         # The encoder always builds a vision tower, but the default config has
         # none: give it Gemma 4's (shrunk like the rest when the rest is).
         from transformers import AutoConfig
-        import hfleet_runner_lib as lib
+        import hfleet_plan as plan_mod
         vc = AutoConfig.for_model("gemma4_vision")
         if shrunk:
-            d, _ = lib.shrink_config_dict(vc.to_dict(), 32)
+            d, _ = plan_mod.shrink_config_dict(vc.to_dict(), 32)
             vc = type(vc).from_dict(d)
         config.vision_config = vc
         notes.append("vision_config=gemma4_vision" + (" (shrunk)" if shrunk else "")

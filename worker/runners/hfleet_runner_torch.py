@@ -29,6 +29,7 @@ from hfleet_inputs import (config_facts, fit_placeholder_tokens, forward_fitting
 from hfleet_multidevice import synchronize
 import hfleet_nvml as nvml_mod
 import hfleet_recipes as recipes
+import hfleet_plan as plan_mod
 import hfleet_runner_lib as lib
 from hfleet_runner_lib import log
 
@@ -232,7 +233,7 @@ def known_answer(torch, transformers, model, source, task_name, device):
     except Exception as exc:  # noqa: BLE001
         return None, lib.exception_reason(exc, "not checked: no tokenizer with the weights")
     try:
-        params, takes_kwargs = lib.forward_params(model.forward)
+        params, takes_kwargs = plan_mod.forward_params(model.forward)
         if task_name == "fill-mask":
             if not getattr(tok, "mask_token", None):
                 return None, "not checked: the tokenizer has no mask token"
@@ -332,7 +333,7 @@ def run_attempt(ctx, source, make_model):
         att.outputs["submodel"] = type(model).__name__
         log(why)
     provided = recipe.provides if recipe is not None else ()
-    params, accepts_kwargs = lib.forward_params(model.forward)
+    params, accepts_kwargs = plan_mod.forward_params(model.forward)
     facts = config_facts(model.config)
     offset = position_id_offset(model)
     if offset and facts.get("max_positions"):
@@ -340,10 +341,10 @@ def run_attempt(ctx, source, make_model):
     tower = getattr(model, "vision_tower", None) or getattr(getattr(model, "model", None), "vision_tower", None)
     if tower is not None and hasattr(tower, "forward"):
         try:
-            facts["vision_takes_image_sizes"] = "image_sizes" in lib.forward_params(tower.forward)[0]
+            facts["vision_takes_image_sizes"] = "image_sizes" in plan_mod.forward_params(tower.forward)[0]
         except (TypeError, ValueError):
             pass
-    plan = lib.plan_inputs(facts, params, task["modality"], batch, seq, accepts_kwargs, provided=provided)
+    plan = plan_mod.plan_inputs(facts, params, task["modality"], batch, seq, accepts_kwargs, provided=provided)
     inputs = materialize(torch, plan, device, dtype)
     if recipe is not None and recipe.inputs is not None:
         rc = recipes.Ctx(torch, model, model.config, inputs, batch, seq, device, dtype, params=params)
@@ -658,7 +659,7 @@ def run_task(task: dict) -> dict:
             return finish(att, "pretrained")
         except Unsupported as exc:
             return lib.make_result("skipped", str(exc), weights="pretrained", env=env)
-        except lib.PlanError as exc:
+        except plan_mod.PlanError as exc:
             return lib.make_result("skipped", f"inputs not supported by this runner version: {exc}",
                                    weights="pretrained", env=env)
         except Exception as exc:  # noqa: BLE001
@@ -698,7 +699,7 @@ def run_task(task: dict) -> dict:
             return finish(att, weights)
         except Unsupported as exc:
             return lib.make_result("skipped", str(exc), weights=weights, env=env)
-        except lib.PlanError as exc:
+        except plan_mod.PlanError as exc:
             return lib.make_result("skipped", f"inputs not supported by this runner version: {exc}",
                                    weights=weights, env=env)
         except Exception as exc:  # noqa: BLE001
@@ -722,7 +723,7 @@ def run_task(task: dict) -> dict:
         del meta_model
     except Exception as exc:  # noqa: BLE001
         log(f"meta-device build of the default config failed ({type(exc).__name__}: {exc}); using a dict estimate")
-        n_params = lib.estimate_params_from_dict(default_cfg.to_dict())
+        n_params = plan_mod.estimate_params_from_dict(default_cfg.to_dict())
     prefix = f"shrunk config failed ({lib.exception_reason(first_error, '')[:300]}); " if first_error else ""
     if n_params > param_limit:
         if benchmark:
@@ -744,7 +745,7 @@ def run_task(task: dict) -> dict:
         return finish(att, weights)
     except Unsupported as exc:
         return lib.make_result("skipped", str(exc), weights=weights, env=env)
-    except lib.PlanError as exc:
+    except plan_mod.PlanError as exc:
         return lib.make_result("skipped", f"inputs not supported by this runner version: {exc}",
                                weights=weights, env=env)
     except Exception as exc:  # noqa: BLE001

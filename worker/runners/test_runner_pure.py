@@ -23,6 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RUNNER = os.path.join(HERE, "hfleet_runner.py")
 sys.path.insert(0, HERE)
 
+import hfleet_plan as plan_mod  # noqa: E402
 import hfleet_runner_lib as lib  # noqa: E402
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
@@ -349,7 +350,7 @@ class TestShrink(unittest.TestCase):
              "max_position_embeddings": 2048, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0}}
 
     def test_llama(self):
-        d, changes = lib.shrink_config_dict(self.LLAMA, seq_len=32)
+        d, changes = plan_mod.shrink_config_dict(self.LLAMA, seq_len=32)
         self.assertEqual(d["hidden_size"], 64)
         self.assertEqual(d["num_hidden_layers"], 2)
         self.assertEqual(d["num_attention_heads"], 4)
@@ -364,27 +365,27 @@ class TestShrink(unittest.TestCase):
     def test_never_grows_and_mqa_mha(self):
         small = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
                  "intermediate_size": 37}
-        d, changes = lib.shrink_config_dict(small)
+        d, changes = plan_mod.shrink_config_dict(small)
         self.assertEqual(d, small)
         self.assertEqual(changes, [])
         mha = dict(self.LLAMA, num_key_value_heads=32)
-        self.assertEqual(lib.shrink_config_dict(mha)[0]["num_key_value_heads"], 4)
+        self.assertEqual(plan_mod.shrink_config_dict(mha)[0]["num_key_value_heads"], 4)
         mqa = dict(self.LLAMA, num_key_value_heads=1)
-        self.assertEqual(lib.shrink_config_dict(mqa)[0]["num_key_value_heads"], 1)
+        self.assertEqual(plan_mod.shrink_config_dict(mqa)[0]["num_key_value_heads"], 1)
 
     def test_positions_cover_seq_len(self):
-        d, _ = lib.shrink_config_dict({"n_embd": 768, "n_layer": 12, "n_head": 12, "n_positions": 64}, seq_len=128)
+        d, _ = plan_mod.shrink_config_dict({"n_embd": 768, "n_layer": 12, "n_head": 12, "n_positions": 64}, seq_len=128)
         self.assertEqual((d["n_embd"], d["n_layer"], d["n_head"], d["n_positions"]), (64, 2, 4, 128))
 
     def test_heads_divide_hidden(self):
-        d, _ = lib.shrink_config_dict({"hidden_size": 48, "num_attention_heads": 12})
+        d, _ = plan_mod.shrink_config_dict({"hidden_size": 48, "num_attention_heads": 12})
         self.assertEqual(d["hidden_size"] % d["num_attention_heads"], 0)
         self.assertEqual(d["num_attention_heads"], 4)
-        d, _ = lib.shrink_config_dict({"hidden_size": 60, "num_attention_heads": 12})
+        d, _ = plan_mod.shrink_config_dict({"hidden_size": 60, "num_attention_heads": 12})
         self.assertEqual(60 % d["num_attention_heads"], 0)
 
     def test_distilbert_dim_and_hidden_dim(self):
-        d, _ = lib.shrink_config_dict({"dim": 768, "hidden_dim": 3072, "n_layers": 6, "n_heads": 12})
+        d, _ = plan_mod.shrink_config_dict({"dim": 768, "hidden_dim": 3072, "n_layers": 6, "n_heads": 12})
         self.assertEqual((d["dim"], d["hidden_dim"], d["n_layers"], d["n_heads"]), (64, 128, 2, 4))
 
     def test_nested_subconfigs(self):
@@ -393,7 +394,7 @@ class TestShrink(unittest.TestCase):
                                  "num_attention_heads": 16, "intermediate_size": 4096, "image_size": 336,
                                  "patch_size": 14},
                "image_token_index": 32000}
-        d, changes = lib.shrink_config_dict(cfg)
+        d, changes = plan_mod.shrink_config_dict(cfg)
         self.assertEqual(d["text_config"]["hidden_size"], 64)
         self.assertEqual(d["vision_config"]["hidden_size"], 64)
         self.assertEqual(d["vision_config"]["image_size"], 336)  # kept: placeholders/positions depend on it
@@ -401,13 +402,13 @@ class TestShrink(unittest.TestCase):
         self.assertTrue(any(c.startswith("vision_config.") for c in changes))
 
     def test_placeholder_ids_inside_text_vocab(self):
-        d, _ = lib.shrink_config_dict({"model_type": "llava", "image_token_index": 32000,
+        d, _ = plan_mod.shrink_config_dict({"model_type": "llava", "image_token_index": 32000,
                                        "text_config": dict(self.LLAMA)})
         self.assertEqual(d["text_config"]["vocab_size"], 32001)
 
     def test_per_layer_lists_keep_each_kind(self):
         lt = (["sliding_attention"] * 5 + ["full_attention"]) * 4
-        d, _ = lib.shrink_config_dict(dict(self.LLAMA, num_hidden_layers=24, layer_types=lt,
+        d, _ = plan_mod.shrink_config_dict(dict(self.LLAMA, num_hidden_layers=24, layer_types=lt,
                                            intermediate_size=[9216] * 24,
                                            per_layer_config={"5": {"a": 1}, "11": {"a": 2}},
                                            attn_layer_indices=[1, 9, 17]))
@@ -423,7 +424,7 @@ class TestShrink(unittest.TestCase):
                "moe_intermediate_size": 2048, "intermediate_size": 18432, "first_k_dense_replace": 3,
                "kv_lora_rank": 512, "q_lora_rank": 1536, "qk_rope_head_dim": 64, "qk_nope_head_dim": 128,
                "v_head_dim": 128, "qk_head_dim": 192}
-        d, _ = lib.shrink_config_dict(cfg)
+        d, _ = plan_mod.shrink_config_dict(cfg)
         self.assertEqual((d["n_routed_experts"], d["num_experts_per_tok"], d["n_group"], d["topk_group"]), (4, 2, 1, 1))
         self.assertEqual(d["first_k_dense_replace"], 1)
         self.assertEqual((d["kv_lora_rank"], d["q_lora_rank"]), (32, 32))
@@ -431,42 +432,42 @@ class TestShrink(unittest.TestCase):
         self.assertEqual(d["moe_intermediate_size"], 64)
 
     def test_mamba2_and_hybrid(self):
-        d, _ = lib.shrink_config_dict({"model_type": "mamba2", "hidden_size": 4096, "num_hidden_layers": 64,
+        d, _ = plan_mod.shrink_config_dict({"model_type": "mamba2", "hidden_size": 4096, "num_hidden_layers": 64,
                                        "num_heads": 128, "head_dim": 64, "expand": 2, "n_groups": 8,
                                        "state_size": 128})
         self.assertEqual(d["num_heads"] * d["head_dim"], d["expand"] * d["hidden_size"])
         self.assertEqual(d["n_groups"], 1)
-        d, _ = lib.shrink_config_dict({"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+        d, _ = plan_mod.shrink_config_dict({"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
                                        "mamba_n_heads": 128, "mamba_d_head": 64, "mamba_expand": 2,
                                        "mamba_n_groups": 1})
         self.assertEqual(d["mamba_n_heads"] * d["mamba_d_head"], d["mamba_expand"] * d["hidden_size"])
 
     def test_mrope_sections_follow_head_dim(self):
-        d, _ = lib.shrink_config_dict(dict(self.LLAMA, rope_parameters={"rope_type": "default",
+        d, _ = plan_mod.shrink_config_dict(dict(self.LLAMA, rope_parameters={"rope_type": "default",
                                                                           "mrope_section": [16, 24, 24]}))
         self.assertEqual(sum(d["rope_parameters"]["mrope_section"]), d["head_dim"] // 2)
 
     def test_hierarchical_vision_left_wide(self):
         swin = {"embed_dim": 96, "depths": [2, 2, 6, 2], "num_heads": [3, 6, 12, 24], "num_layers": 4,
                 "image_size": 224}
-        d, _ = lib.shrink_config_dict(swin)
+        d, _ = plan_mod.shrink_config_dict(swin)
         self.assertEqual(d["depths"], [1, 1, 1, 1])
         self.assertEqual((d["embed_dim"], d["num_heads"], d["num_layers"]), (96, [3, 6, 12, 24], 4))
 
     def test_time_series_gets_prediction_length(self):
-        d, _ = lib.shrink_config_dict({"model_type": "informer", "prediction_length": None, "context_length": None,
+        d, _ = plan_mod.shrink_config_dict({"model_type": "informer", "prediction_length": None, "context_length": None,
                                        "d_model": 64, "encoder_layers": 2})
         self.assertEqual((d["prediction_length"], d["context_length"]), (8, 16))
 
     def test_none_derived_fields_filled(self):
-        d, _ = lib.shrink_config_dict(dict(self.LLAMA, head_dim=None, num_key_value_heads=None))
+        d, _ = plan_mod.shrink_config_dict(dict(self.LLAMA, head_dim=None, num_key_value_heads=None))
         self.assertEqual((d["head_dim"], d["num_key_value_heads"]), (16, 4))
-        d, _ = lib.shrink_config_dict({"hidden_size": 2048, "num_attention_heads": 16, "num_hidden_layers": 4,
+        d, _ = plan_mod.shrink_config_dict({"hidden_size": 2048, "num_attention_heads": 16, "num_hidden_layers": 4,
                                        "num_experts": 64, "num_experts_per_tok": None, "moe_intermediate_size": None})
         self.assertEqual((d["num_experts"], d["num_experts_per_tok"], d["moe_intermediate_size"]), (4, 2, 64))
 
     def test_backbone_out_features(self):
-        d, _ = lib.shrink_config_dict({"model_type": "dinov2", "hidden_size": 384, "num_hidden_layers": 12,
+        d, _ = plan_mod.shrink_config_dict({"model_type": "dinov2", "hidden_size": 384, "num_hidden_layers": 12,
                                        "num_attention_heads": 6, "out_features": ["stage9", "stage10", "stage11",
                                                                                   "stage12"],
                                        "out_indices": [9, 10, 11, 12],
@@ -475,26 +476,26 @@ class TestShrink(unittest.TestCase):
         self.assertEqual(d["out_features"], ["stage1", "stage2", "stage3", "stage4"])
         self.assertEqual(d["out_indices"], [1, 2, 3, 4])
         self.assertEqual(d["stage_names"], ["stem", "stage1", "stage2", "stage3", "stage4"])
-        d, _ = lib.shrink_config_dict({"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6,
+        d, _ = plan_mod.shrink_config_dict({"hidden_size": 384, "num_hidden_layers": 12, "num_attention_heads": 6,
                                        "out_features": ["stage12"]})
         self.assertEqual((d["num_hidden_layers"], d["out_features"]), (2, ["stage2"]))
 
     def test_zamba_style_mamba_keys(self):
-        d, _ = lib.shrink_config_dict({"hidden_size": 2560, "num_hidden_layers": 54, "num_attention_heads": 32,
+        d, _ = plan_mod.shrink_config_dict({"hidden_size": 2560, "num_hidden_layers": 54, "num_attention_heads": 32,
                                        "n_mamba_heads": 80, "mamba_headdim": 64, "mamba_expand": 2,
                                        "mamba_ngroups": 1})
         self.assertEqual(d["n_mamba_heads"] * d["mamba_headdim"], d["mamba_expand"] * d["hidden_size"])
-        d, _ = lib.shrink_config_dict({"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+        d, _ = plan_mod.shrink_config_dict({"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
                                        "mamba_n_heads": 128, "mamba_d_head": 64, "mamba_expand": 2,
                                        "mamba_d_ssm": 8192})
         self.assertEqual(d["mamba_d_ssm"], d["mamba_n_heads"] * d["mamba_d_head"])
 
     def test_estimate(self):
-        n = lib.estimate_params_from_dict(TestShrink.LLAMA)
+        n = plan_mod.estimate_params_from_dict(TestShrink.LLAMA)
         self.assertGreater(n, 5e9)
         self.assertLess(n, 9e9)
-        small, _ = lib.shrink_config_dict(TestShrink.LLAMA)
-        self.assertLess(lib.estimate_params_from_dict(small), 5e6)
+        small, _ = plan_mod.shrink_config_dict(TestShrink.LLAMA)
+        self.assertLess(plan_mod.estimate_params_from_dict(small), 5e6)
 
 
 class TestPlanInputs(unittest.TestCase):
@@ -503,7 +504,7 @@ class TestPlanInputs(unittest.TestCase):
         return {s["name"]: s["shape"] for s in plan if s["fill"] != "value"}
 
     def test_text_encoder(self):
-        plan = lib.plan_inputs({"vocab_size": 1000, "max_positions": 512},
+        plan = plan_mod.plan_inputs({"vocab_size": 1000, "max_positions": 512},
                                {"input_ids": False, "attention_mask": False, "token_type_ids": False,
                                 "return_dict": False}, "text", 2, 16)
         self.assertEqual(self.names(plan), {"input_ids": [2, 16], "attention_mask": [2, 16]})
@@ -512,90 +513,90 @@ class TestPlanInputs(unittest.TestCase):
         self.assertIn({"name": "return_dict", "dtype": "bool", "shape": [], "fill": "value", "value": True}, plan)
 
     def test_seq_len_capped_by_positions(self):
-        plan = lib.plan_inputs({"vocab_size": 10, "max_positions": 8}, {"input_ids": False}, "text", 1, 32)
+        plan = plan_mod.plan_inputs({"vocab_size": 10, "max_positions": 8}, {"input_ids": False}, "text", 1, 32)
         self.assertEqual(self.names(plan)["input_ids"], [1, 8])
 
     def test_encoder_decoder(self):
-        plan = lib.plan_inputs({"vocab_size": 500, "is_encoder_decoder": True},
+        plan = plan_mod.plan_inputs({"vocab_size": 500, "is_encoder_decoder": True},
                                {"input_ids": False, "attention_mask": False, "decoder_input_ids": False,
                                 "use_cache": False}, "text", 2, 32)
         self.assertEqual(self.names(plan)["decoder_input_ids"], [2, lib.DECODER_SEQ_LEN_CAP])
         self.assertIn("use_cache", {s["name"] for s in plan})
 
     def test_image_and_video(self):
-        self.assertEqual(self.names(lib.plan_inputs({"image_size": 32, "num_channels": 1}, {"pixel_values": False},
+        self.assertEqual(self.names(plan_mod.plan_inputs({"image_size": 32, "num_channels": 1}, {"pixel_values": False},
                                                     "image", 2, 8)), {"pixel_values": [2, 1, 32, 32]})
-        self.assertEqual(self.names(lib.plan_inputs({"image_size": [30, 40]}, {"pixel_values": False}, "image", 1, 8)),
+        self.assertEqual(self.names(plan_mod.plan_inputs({"image_size": [30, 40]}, {"pixel_values": False}, "image", 1, 8)),
                          {"pixel_values": [1, 3, 30, 40]})
-        self.assertEqual(self.names(lib.plan_inputs({"image_size": 64, "num_frames": 4}, {"pixel_values": False},
+        self.assertEqual(self.names(plan_mod.plan_inputs({"image_size": 64, "num_frames": 4}, {"pixel_values": False},
                                                     "video", 1, 8)), {"pixel_values": [1, 4, 3, 64, 64]})
 
     def test_image_sizes_rows(self):
         params = {"input_ids": False, "pixel_values": False, "image_sizes": False}
         # only for vision towers that take image_sizes (pixtral); a CLIP tower breaks with it
-        plan = lib.plan_inputs({"vocab_size": 9, "image_size": [28, 56]}, params, "image+text", 2, 4)
+        plan = plan_mod.plan_inputs({"vocab_size": 9, "image_size": [28, 56]}, params, "image+text", 2, 4)
         self.assertNotIn("image_sizes", {s["name"] for s in plan})
-        plan = lib.plan_inputs({"vocab_size": 9, "image_size": [28, 56], "vision_takes_image_sizes": True},
+        plan = plan_mod.plan_inputs({"vocab_size": 9, "image_size": [28, 56], "vision_takes_image_sizes": True},
                                params, "image+text", 2, 4)
         sizes = next(s for s in plan if s["name"] == "image_sizes")
         self.assertEqual((sizes["shape"], sizes["fill"], sizes["row"]), ([2, 2], "rows", [28, 56]))
 
     def test_image_text(self):
-        plan = lib.plan_inputs({"vocab_size": 99, "image_size": 32}, {"input_ids": False, "pixel_values": False},
+        plan = plan_mod.plan_inputs({"vocab_size": 99, "image_size": 32}, {"input_ids": False, "pixel_values": False},
                                "image+text", 2, 8)
         self.assertEqual(self.names(plan), {"input_ids": [2, 8], "pixel_values": [2, 3, 32, 32]})
         # a dual encoder registered as 'image' still gets its text side
-        plan = lib.plan_inputs({"vocab_size": 99, "image_size": 32, "has_text_config": True,
+        plan = plan_mod.plan_inputs({"vocab_size": 99, "image_size": 32, "has_text_config": True,
                                 "has_vision_config": True}, {"input_ids": False, "pixel_values": False}, "image", 2, 8)
         self.assertEqual(set(self.names(plan)), {"input_ids", "pixel_values"})
 
     def test_dynamic_resolution_vlm_is_a_plan_error(self):
-        with self.assertRaises(lib.PlanError):
-            lib.plan_inputs({"vocab_size": 99}, {"input_ids": False, "pixel_values": False,
+        with self.assertRaises(plan_mod.PlanError):
+            plan_mod.plan_inputs({"vocab_size": 99}, {"input_ids": False, "pixel_values": False,
                                                  "image_grid_thw": False}, "image+text", 1, 8)
 
     def test_audio(self):
-        plan = lib.plan_inputs({}, {"input_values": False, "attention_mask": False}, "audio", 2, 8)
+        plan = plan_mod.plan_inputs({}, {"input_values": False, "attention_mask": False}, "audio", 2, 8)
         self.assertEqual(self.names(plan), {"input_values": [2, 16000]})
-        whisper = lib.plan_inputs({"num_mel_bins": 80, "audio_frames": 3000, "vocab_size": 51865,
+        whisper = plan_mod.plan_inputs({"num_mel_bins": 80, "audio_frames": 3000, "vocab_size": 51865,
                                    "is_encoder_decoder": True},
                                   {"input_features": False, "decoder_input_ids": False, "attention_mask": False},
                                   "audio", 1, 32)
         self.assertEqual(self.names(whisper), {"input_features": [1, 80, 3000], "attention_mask": [1, 3000],
                                                "decoder_input_ids": [1, lib.DECODER_SEQ_LEN_CAP]})
-        s2t = lib.plan_inputs({"feature_size": 80}, {"input_features": False}, "audio", 1, 32)
+        s2t = plan_mod.plan_inputs({"feature_size": 80}, {"input_features": False}, "audio", 1, 32)
         self.assertEqual(self.names(s2t), {"input_features": [1, 128, 80]})
-        codec = lib.plan_inputs({"audio_channels": 1}, {"input_values": False}, "audio", 2, 32)
+        codec = plan_mod.plan_inputs({"audio_channels": 1}, {"input_values": False}, "audio", 2, 32)
         self.assertEqual(self.names(codec), {"input_values": [2, 1, 16000]})
-        ast = lib.plan_inputs({"spectrogram": [1024, 128]}, {"input_values": False}, "audio", 1, 32)
+        ast = plan_mod.plan_inputs({"spectrogram": [1024, 128]}, {"input_values": False}, "audio", 1, 32)
         self.assertEqual(self.names(ast), {"input_values": [1, 1024, 128]})
 
     def test_time_series(self):
-        tst = lib.plan_inputs({"context_length": 16, "prediction_length": 8, "lags_max": 7, "num_time_features": 2},
+        tst = plan_mod.plan_inputs({"context_length": 16, "prediction_length": 8, "lags_max": 7, "num_time_features": 2},
                               {"past_values": True, "past_time_features": True, "past_observed_mask": True,
                                "future_values": False, "future_time_features": False}, "time-series", 2, 8)
         self.assertEqual(self.names(tst), {"past_values": [2, 23], "past_time_features": [2, 23, 2],
                                            "past_observed_mask": [2, 23], "future_values": [2, 8],
                                            "future_time_features": [2, 8, 2]})
-        patch = lib.plan_inputs({"context_length": 32, "num_input_channels": 3}, {"past_values": True},
+        patch = plan_mod.plan_inputs({"context_length": 32, "num_input_channels": 3}, {"past_values": True},
                                 "time-series", 2, 8)
         self.assertEqual(self.names(patch), {"past_values": [2, 32, 3]})
 
     def test_modality_fallback_and_errors(self):
         # a vision tower tested as 'text' still gets pixel_values
-        self.assertEqual(set(self.names(lib.plan_inputs({"image_size": 32}, {"pixel_values": False}, "text", 1, 8))),
+        self.assertEqual(set(self.names(plan_mod.plan_inputs({"image_size": 32}, {"pixel_values": False}, "text", 1, 8))),
                          {"pixel_values"})
-        with self.assertRaises(lib.PlanError):
-            lib.plan_inputs({}, {"input_ids": False}, "text", 1, 8)  # no vocab
-        with self.assertRaises(lib.PlanError):
-            lib.plan_inputs({"vocab_size": 9}, {"input_ids": False, "qformer_input_ids": True}, "text", 1, 8)
-        with self.assertRaises(lib.PlanError):
-            lib.plan_inputs({}, {"use_cache": False}, "text", 1, 8)
+        with self.assertRaises(plan_mod.PlanError):
+            plan_mod.plan_inputs({}, {"input_ids": False}, "text", 1, 8)  # no vocab
+        with self.assertRaises(plan_mod.PlanError):
+            plan_mod.plan_inputs({"vocab_size": 9}, {"input_ids": False, "qformer_input_ids": True}, "text", 1, 8)
+        with self.assertRaises(plan_mod.PlanError):
+            plan_mod.plan_inputs({}, {"use_cache": False}, "text", 1, 8)
 
     def test_forward_params(self):
         def fwd(self, input_ids, attention_mask=None, *args, **kwargs):
             pass
-        params, kw = lib.forward_params(fwd)
+        params, kw = plan_mod.forward_params(fwd)
         self.assertEqual(params, {"input_ids": True, "attention_mask": False})
         self.assertTrue(kw)
 
@@ -709,13 +710,13 @@ class TestRecipes(unittest.TestCase):
     def test_plan_leaves_provided_inputs_to_the_recipe(self):
         facts = {"vocab_size": 100}
         params = {"input_ids": True, "qformer_input_ids": True, "pixel_values": False}
-        with self.assertRaises(lib.PlanError):
-            lib.plan_inputs(facts, params, "image+text", 1, 8)
-        plan = lib.plan_inputs(facts, params, "image+text", 1, 8, provided=("qformer_input_ids",))
+        with self.assertRaises(plan_mod.PlanError):
+            plan_mod.plan_inputs(facts, params, "image+text", 1, 8)
+        plan = plan_mod.plan_inputs(facts, params, "image+text", 1, 8, provided=("qformer_input_ids",))
         self.assertNotIn("qformer_input_ids", [s["name"] for s in plan])
         self.assertIn("input_ids", [s["name"] for s in plan])
         # a recipe that builds everything leaves an empty plan, which is not an error
-        self.assertEqual(lib.plan_inputs({}, {"inputs": True}, "text", 1, 8, provided=("inputs",)), [])
+        self.assertEqual(plan_mod.plan_inputs({}, {"inputs": True}, "text", 1, 8, provided=("inputs",)), [])
 
     def test_clvp_speech_vocabulary_follows_the_decoder(self):
         import hfleet_recipes as recipes
