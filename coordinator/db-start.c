@@ -407,6 +407,26 @@ static int become_active(struct db *db, struct db_op *op)
 	}
 }
 
+void db_start_result_free(struct db_op *op)
+{
+	for (size_t i = 0; op->u.start.jobs && i < op->u.start.n_jobs; i++)
+		free(op->u.start.jobs[i].requirements);
+	free(op->u.start.jobs);
+	free(op->u.start.tasks);
+	free(op->u.start.drains);
+	free(op->u.start.quarantines);
+	free(op->u.start.tokens);
+	free(op->u.start.cancelling);
+	op->u.start.jobs = NULL;
+	op->u.start.tasks = NULL;
+	op->u.start.drains = NULL;
+	op->u.start.quarantines = NULL;
+	op->u.start.tokens = NULL;
+	op->u.start.cancelling = NULL;
+	op->u.start.n_jobs = op->u.start.n_tasks = op->u.start.n_drains = 0;
+	op->u.start.n_quarantines = op->u.start.n_tokens = op->u.start.n_cancelling = 0;
+}
+
 int run_start(struct db *db, struct db_op *op)
 {
 	int r = become_active(db, op);

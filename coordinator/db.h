@@ -372,4 +372,9 @@ bool db_standby(struct db *db);
  * remaining done callbacks.  Loop thread; NULL is fine. */
 void db_close(struct db *db);
 
+/* Frees what a DB_OP_START returned (the out arrays of op->u.start, and
+ * each live job's requirements) and clears them; the op itself stays the
+ * caller's.  Safe on a start op that failed part way or was freed already. */
+void db_start_result_free(struct db_op *op);
+
 #endif

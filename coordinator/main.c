@@ -236,13 +236,8 @@ static void start_done(struct db_op *op)
 			 op->u.start.cancelling[i]);
 		cancel_feed_start(c, op->u.start.cancelling[i]);
 	}
-	free(op->u.start.cancelling);
 	coord_auth_load(c, op->u.start.tokens, op->u.start.n_tokens);
-	free(op->u.start.tokens);
-	free(op->u.start.drains);
-	free(op->u.start.quarantines);
-	free(op->u.start.jobs);
-	free(op->u.start.tasks);
+	db_start_result_free(op);
 	free(op);
 
 	r = nuv_server_open(c->loop, c->conf.worker_listen, hf_tls_url(c->conf.worker_listen) ? c->tls : NULL,
@@ -286,14 +281,7 @@ static void start_done(struct db_op *op)
 		 c->conf.control_listen, c->conf.http_listen[0] ? c->conf.http_listen : "(off)");
 	return;
 fail:
-	free(op->u.start.tokens);
-	free(op->u.start.drains);
-	free(op->u.start.quarantines);
-	for (size_t i = 0; i < op->u.start.n_jobs; i++)
-		free(op->u.start.jobs[i].requirements);
-	free(op->u.start.jobs);
-	free(op->u.start.tasks);
-	free(op->u.start.cancelling);
+	db_start_result_free(op);
 	free(op);
 	coord_shutdown(c);
 }

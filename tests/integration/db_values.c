@@ -785,11 +785,7 @@ int main(int argc, char **argv)
 	start.u.start.reg = reg;
 	run(&start, DB_OP_START);
 	expect_ok(&start, "start");
-	free(start.u.start.jobs);
-	free(start.u.start.tasks);
-	free(start.u.start.drains);
-	free(start.u.start.quarantines);
-	free(start.u.start.tokens);
+	db_start_result_free(&start);
 	if (start.rc == 0) {
 		test_job_create();
 		test_leases();
