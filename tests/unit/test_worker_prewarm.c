@@ -26,17 +26,11 @@
 #include "hf_util.h"
 #include "hw.h"
 #include "result.h"
+#define WARM_FIXTURE_RESULTS 8
+#include "warm_fixture.h"
 
-#define GUARD_MS 20000
-#define MAX_RESULTS 8
 #define MAX_PIDS 64
 
-static char state_dir[64];
-static char script[128];
-static uv_loop_t loop;
-static uv_timer_t guard, pause_timer;
-static Hf__TaskResult *results[MAX_RESULTS];
-static int n_results, want_results;
 
 /* A warm runner; at_start runs once, before it reads a request (it may
  * exit: a runner that fails at start). */
@@ -65,41 +59,7 @@ static void write_runner(const char *at_start)
 
 static void setup(void)
 {
-	strcpy(state_dir, "/tmp/hfprewarmXXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(state_dir));
-	snprintf(script, sizeof(script), "%s/runner.sh", state_dir);
-	ck_assert_int_eq(uv_loop_init(&loop), 0);
-	uv_timer_init(&loop, &guard);
-	uv_unref((uv_handle_t *)&guard);
-	uv_timer_init(&loop, &pause_timer);
-	n_results = 0;
-	signal(SIGPIPE, SIG_IGN);
-}
-
-static void teardown(void)
-{
-	char cmd[128];
-
-	for (int i = 0; i < n_results; i++)
-		result_free(results[i]);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", state_dir);
-	ck_assert_int_eq(system(cmd), 0);
-}
-
-static void done_cb(struct executor *ex, Hf__TaskResult *r, void *arg)
-{
-	(void)ex;
-	(void)arg;
-	ck_assert_int_lt(n_results, MAX_RESULTS);
-	results[n_results++] = r;
-	if (n_results >= want_results)
-		uv_stop(&loop);
-}
-
-static void guard_cb(uv_timer_t *h)
-{
-	(void)h;
-	ck_abort_msg("the runner did not finish within %d ms", GUARD_MS);
+	warm_fixture_setup("/tmp/hfprewarmXXXXXX");
 }
 
 static struct executor *make_executor(unsigned max_tasks, int64_t idle_ms)
@@ -154,17 +114,6 @@ static void start(struct executor *ex, uint64_t task_id)
 	ck_assert_int_eq(executor_start(ex, &a, &dev, 1), 0);
 }
 
-/* Runs the loop until n results came in. */
-static void wait_results(int n)
-{
-	want_results = n;
-	uv_timer_start(&guard, guard_cb, GUARD_MS, 0);
-	if (n_results < n)
-		uv_run(&loop, UV_RUN_DEFAULT);
-	uv_timer_stop(&guard);
-	ck_assert_int_eq(n_results, n);
-}
-
 static Hf__TaskResult *run_task(struct executor *ex, uint64_t task_id)
 {
 	start(ex, task_id);
@@ -172,69 +121,14 @@ static Hf__TaskResult *run_task(struct executor *ex, uint64_t task_id)
 	return results[n_results - 1];
 }
 
-static void stop_cb(uv_timer_t *h)
-{
-	uv_stop(h->loop);
-}
-
-static void run_for(int64_t ms)
-{
-	uv_timer_start(&pause_timer, stop_cb, (uint64_t)ms, 0);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	uv_timer_stop(&pause_timer);
-}
-
-static void finish(struct executor *ex)
-{
-	uv_close((uv_handle_t *)&guard, NULL);
-	uv_close((uv_handle_t *)&pause_timer, NULL);
-	executor_close(ex);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	ck_assert_int_eq(uv_loop_close(&loop), 0);
-}
-
-static int result_pid(const Hf__TaskResult *r)
-{
-	json_t *env = json_loads(r->env_json, 0, NULL);
-	int pid;
-
-	ck_assert_msg(env != NULL, "env is not JSON: %s", r->env_json);
-	ck_assert_msg(json_is_integer(json_object_get(env, "pid")), "no pid in %s (%s: %s)",
-		      r->env_json, hf_status_name(r->status), r->reason);
-	pid = (int)json_integer_value(json_object_get(env, "pid"));
-	json_decref(env);
-	return pid;
-}
-
-/* The pids of the runners started so far, in order; returns how many. */
-static int runner_pids(int *pids)
-{
-	char path[128], *text = NULL, *p, *end;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "%s/pids", state_dir);
-	if (hf_read_file(path, 65536, &text, NULL) < 0)
-		return 0;
-	for (p = text; *p && n < MAX_PIDS; p = end) {
-		long v = strtol(p, &end, 10);
-		if (end == p)
-			break;
-		pids[n++] = (int)v;
-		while (*end == '\n')
-			end++;
-	}
-	free(text);
-	return n;
-}
-
 /* Runs the loop until n runners have started (each wrote its pid). */
 static void wait_runners(int n)
 {
 	int pids[MAX_PIDS];
 
-	for (int i = 0; i < 1000 && runner_pids(pids) < n; i++)
+	for (int i = 0; i < 1000 && runner_pids(pids, MAX_PIDS) < n; i++)
 		run_for(10);
-	ck_assert_int_eq(runner_pids(pids), n);
+	ck_assert_int_eq(runner_pids(pids, MAX_PIDS), n);
 }
 
 static bool has_pid(const int *pids, int n, int pid)
@@ -245,14 +139,6 @@ static bool has_pid(const int *pids, int n, int pid)
 	return false;
 }
 
-static bool exited_on_eof(int pid)
-{
-	char path[128];
-
-	snprintf(path, sizeof(path), "%s/eof-%d", state_dir, pid);
-	return access(path, F_OK) == 0;
-}
-
 START_TEST(test_every_slot_gets_a_runner_before_any_task_and_serves_the_first_tasks)
 {
 	int pids[MAX_PIDS], n, p1, p2;
@@ -261,11 +147,11 @@ START_TEST(test_every_slot_gets_a_runner_before_any_task_and_serves_the_first_ta
 	struct executor *ex = make_executor(0, 0);
 
 	ck_assert_int_eq(executor_prewarm(ex, cpu_inventory(2)), 0);
-	ck_assert_int_eq(runner_pids(pids), 0); /* from the loop, not inside the call */
+	ck_assert_int_eq(runner_pids(pids, MAX_PIDS), 0); /* from the loop, not inside the call */
 	wait_runners(2);
 	ck_assert_uint_eq(executor_warm_size(ex), 2);
 	run_for(200);
-	ck_assert_int_eq(runner_pids(pids), 2); /* no more than its slots */
+	ck_assert_int_eq(runner_pids(pids, MAX_PIDS), 2); /* no more than its slots */
 	/* Two tasks at once: each on one of them, no new process. */
 	start(ex, 1);
 	start(ex, 2);
@@ -273,7 +159,7 @@ START_TEST(test_every_slot_gets_a_runner_before_any_task_and_serves_the_first_ta
 	p1 = result_pid(results[0]);
 	p2 = result_pid(results[1]);
 	ck_assert_int_ne(p1, p2);
-	n = runner_pids(pids);
+	n = runner_pids(pids, MAX_PIDS);
 	ck_assert_int_eq(n, 2);
 	ck_assert(has_pid(pids, n, p1));
 	ck_assert(has_pid(pids, n, p2));
@@ -295,11 +181,11 @@ START_TEST(test_a_retired_runner_is_replaced_before_the_next_task)
 	executor_prewarm(ex, cpu_inventory(1));
 	wait_runners(1);
 	first = result_pid(run_task(ex, 1));
-	ck_assert_int_eq(runner_pids(pids), 1);
+	ck_assert_int_eq(runner_pids(pids, MAX_PIDS), 1);
 	ck_assert_int_eq(first, pids[0]);
 	/* No task asks, yet a fresh one starts. */
 	wait_runners(2);
-	runner_pids(pids);
+	runner_pids(pids, MAX_PIDS);
 	ck_assert_int_ne(pids[1], first);
 	ck_assert_int_eq(result_pid(run_task(ex, 2)), pids[1]);
 	wait_runners(3);
@@ -319,7 +205,7 @@ START_TEST(test_a_runner_that_dies_at_start_is_started_again_after_a_backoff)
 	 * apart; a loop would start hundreds in this time. */
 	wait_runners(4);
 	run_for(2500);
-	n = runner_pids(pids);
+	n = runner_pids(pids, MAX_PIDS);
 	ck_assert_msg(n >= 5 && n <= 7, "%d runners started in 2.5 s", n);
 	ck_assert_uint_eq(executor_warm_size(ex), 0);
 	finish(ex);
@@ -336,7 +222,7 @@ START_TEST(test_a_reserved_runner_idles_out_only_after_serving)
 	executor_prewarm(ex, cpu_inventory(1));
 	wait_runners(1);
 	run_for(900); /* three idle timeouts: it has served nothing, it stays */
-	ck_assert_int_eq(runner_pids(pids), 1);
+	ck_assert_int_eq(runner_pids(pids, MAX_PIDS), 1);
 	first = pids[0];
 	ck_assert(!exited_on_eof(first));
 	ck_assert_int_eq(result_pid(run_task(ex, 1)), first);
@@ -364,10 +250,10 @@ START_TEST(test_tasks_prefer_runners_that_served_then_the_oldest_fresh_one)
 	wait_runners(1);
 	executor_prewarm(ex, cpu_inventory(3)); /* two more, started later */
 	wait_runners(3);
-	runner_pids(pids);
+	runner_pids(pids, MAX_PIDS);
 	ck_assert_int_eq(result_pid(run_task(ex, 1)), pids[0]);
 	ck_assert_int_eq(result_pid(run_task(ex, 2)), pids[0]);
-	ck_assert_int_eq(runner_pids(pids), 3);
+	ck_assert_int_eq(runner_pids(pids, MAX_PIDS), 3);
 	finish(ex);
 }
 END_TEST
@@ -384,7 +270,7 @@ START_TEST(test_prewarm_again_retires_the_runners_beyond_the_new_slots)
 	wait_runners(3);
 	executor_prewarm(ex, cpu_inventory(1));
 	ck_assert_uint_eq(executor_warm_size(ex), 1);
-	runner_pids(pids);
+	runner_pids(pids, MAX_PIDS);
 	/* The least recently used go: here the first two started. */
 	for (int i = 0; i < 200 && !(exited_on_eof(pids[0]) && exited_on_eof(pids[1])); i++)
 		run_for(10);

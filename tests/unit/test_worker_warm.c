@@ -24,17 +24,11 @@
 #include "executor.h"
 #include "hf_util.h"
 #include "result.h"
+#define WARM_FIXTURE_RESULTS 16
+#include "warm_fixture.h"
 #include "proc_helpers.h"
 
-#define GUARD_MS 20000
-#define MAX_RESULTS 16
 
-static char state_dir[64];
-static char script[128];
-static uv_loop_t loop;
-static uv_timer_t guard, pause_timer; /* opened in setup, closed in finish */
-static Hf__TaskResult *results[MAX_RESULTS];
-static int n_results, want_results;
 
 /* The runner: without --serve it is a cold runner (one task from argv);
  * with it, it serves requests until end of file, then leaves a marker
@@ -78,41 +72,7 @@ static void write_runner(const char *per_task, const char *at_eof)
 
 static void setup(void)
 {
-	strcpy(state_dir, "/tmp/hfwarmXXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(state_dir));
-	snprintf(script, sizeof(script), "%s/runner.sh", state_dir);
-	ck_assert_int_eq(uv_loop_init(&loop), 0);
-	uv_timer_init(&loop, &guard);
-	uv_unref((uv_handle_t *)&guard);
-	uv_timer_init(&loop, &pause_timer);
-	n_results = 0;
-	signal(SIGPIPE, SIG_IGN); /* as hf-worker does */
-}
-
-static void teardown(void)
-{
-	char cmd[128];
-
-	for (int i = 0; i < n_results; i++)
-		result_free(results[i]);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", state_dir);
-	ck_assert_int_eq(system(cmd), 0);
-}
-
-static void done_cb(struct executor *ex, Hf__TaskResult *r, void *arg)
-{
-	(void)ex;
-	(void)arg;
-	ck_assert_int_lt(n_results, MAX_RESULTS);
-	results[n_results++] = r;
-	if (n_results >= want_results)
-		uv_stop(&loop);
-}
-
-static void guard_cb(uv_timer_t *h)
-{
-	(void)h;
-	ck_abort_msg("the runner did not finish within %d ms", GUARD_MS);
+	warm_fixture_setup("/tmp/hfwarmXXXXXX");
 }
 
 struct limits {
@@ -170,17 +130,6 @@ static void start(struct executor *ex, uint64_t task_id, const char *model, uint
 	ck_assert_int_eq(executor_start(ex, &a, NULL, 0), 0);
 }
 
-/* Runs the loop until n results came in. */
-static void wait_results(int n)
-{
-	want_results = n;
-	uv_timer_start(&guard, guard_cb, GUARD_MS, 0);
-	if (n_results < n)
-		uv_run(&loop, UV_RUN_DEFAULT);
-	uv_timer_stop(&guard);
-	ck_assert_int_eq(n_results, n);
-}
-
 /* Runs one task to its end; returns its result. */
 static Hf__TaskResult *run_task(struct executor *ex, uint64_t task_id, const char *model,
 				uint32_t timeout_s)
@@ -188,44 +137,6 @@ static Hf__TaskResult *run_task(struct executor *ex, uint64_t task_id, const cha
 	start(ex, task_id, model, timeout_s);
 	wait_results(n_results + 1);
 	return results[n_results - 1];
-}
-
-static void stop_cb(uv_timer_t *h)
-{
-	uv_stop(h->loop);
-}
-
-/* Runs the loop for ms milliseconds. */
-static void run_for(int64_t ms)
-{
-	uv_timer_start(&pause_timer, stop_cb, (uint64_t)ms, 0);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	uv_timer_stop(&pause_timer);
-}
-
-/* Closes the executor and checks that nothing was left open. */
-static void finish(struct executor *ex)
-{
-	uv_close((uv_handle_t *)&guard, NULL);
-	uv_close((uv_handle_t *)&pause_timer, NULL);
-	executor_close(ex);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	ck_assert_int_eq(uv_loop_close(&loop), 0);
-}
-
-/* The pid a result's env names (the process that ran it). */
-static int result_pid(const Hf__TaskResult *r)
-{
-	json_t *env = json_loads(r->env_json, 0, NULL);
-	int pid;
-
-	ck_assert_msg(env != NULL, "env is not JSON: %s", r->env_json);
-	ck_assert_msg(json_is_integer(json_object_get(env, "pid")), "no pid in %s (%s: %s)",
-		      r->env_json, hf_status_name(r->status), r->reason);
-	pid = (int)json_integer_value(json_object_get(env, "pid"));
-	json_decref(env);
-	ck_assert_int_gt(pid, 1);
-	return pid;
 }
 
 static const char *result_env_str(const Hf__TaskResult *r, const char *key)
@@ -267,31 +178,6 @@ static void wait_file(const char *name)
 	usleep(50000); /* and it is complete */
 }
 
-/* Whether the runner with this pid saw the end of its stdin and left. */
-static bool exited_on_eof(int pid)
-{
-	char path[128];
-	struct stat st;
-
-	snprintf(path, sizeof(path), "%s/eof-%d", state_dir, pid);
-	return stat(path, &st) == 0;
-}
-
-/* Runner processes started so far (each appends its pid to "pids"). */
-static int runners_started(void)
-{
-	char path[128], *text = NULL;
-	int n = 0;
-
-	snprintf(path, sizeof(path), "%s/pids", state_dir);
-	if (hf_read_file(path, 65536, &text, NULL) < 0)
-		return 0;
-	for (char *p = text; *p; p++)
-		n += *p == '\n';
-	free(text);
-	return n;
-}
-
 /* ---- reuse ---- */
 
 START_TEST(test_two_tasks_are_served_by_one_process)
@@ -315,7 +201,7 @@ START_TEST(test_two_tasks_are_served_by_one_process)
 	 * runner serves many tasks. */
 	ck_assert_str_eq(result_env_str(r2, "cuda"), "");
 	ck_assert_str_eq(result_env_str(r2, "files"), "unset");
-	ck_assert_int_eq(runners_started(), 1);
+	ck_assert_int_eq(runner_pids(NULL, 0), 1);
 	finish(ex);
 	ck_assert(exited_on_eof(result_pid(r1))); /* closing asked it to leave */
 }
@@ -333,7 +219,7 @@ START_TEST(test_without_warm_every_task_gets_its_own_process)
 	ck_assert_str_eq(result_env_str(r1, "mode"), "cold");
 	ck_assert_int_ne(result_pid(r1), result_pid(r2));
 	ck_assert_uint_eq(executor_warm_size(ex), 0);
-	ck_assert_int_eq(runners_started(), 0);
+	ck_assert_int_eq(runner_pids(NULL, 0), 0);
 	finish(ex);
 }
 END_TEST
@@ -434,7 +320,7 @@ START_TEST(test_a_device_with_two_slots_keeps_up_to_two_runners)
 	d = result_pid(results[3]);
 	ck_assert_int_ne(c, d);
 	ck_assert((c == a || c == b) && (d == a || d == b));
-	ck_assert_int_eq(runners_started(), 2);
+	ck_assert_int_eq(runner_pids(NULL, 0), 2);
 	finish(ex);
 }
 END_TEST
@@ -474,7 +360,7 @@ START_TEST(test_crash_mid_task_is_an_error_and_the_next_task_gets_a_new_process)
 	r = run_task(ex, 5, "bert", 10);
 	ck_assert_int_eq(r->status, HF__TASK_STATUS__STATUS_PASSED);
 	ck_assert_int_ne(result_pid(r), second);
-	ck_assert_int_eq(runners_started(), 3);
+	ck_assert_int_eq(runner_pids(NULL, 0), 3);
 	finish(ex);
 }
 END_TEST
@@ -611,7 +497,7 @@ START_TEST(test_fatal_error_keeps_the_outcome_and_retires_the_runner)
 	ck_assert(!r->infrastructure);
 	ck_assert_uint_eq(executor_warm_size(ex), 0);
 	ck_assert_int_ne(result_pid(run_task(ex, 7, "bert", 10)), third);
-	ck_assert_int_eq(runners_started(), 4);
+	ck_assert_int_eq(runner_pids(NULL, 0), 4);
 	finish(ex);
 }
 END_TEST
@@ -668,7 +554,7 @@ START_TEST(test_runner_is_replaced_after_max_tasks)
 	ck_assert_int_ne(p5, p3);
 	ck_assert(process_dead(p1));
 	ck_assert(exited_on_eof(p1));
-	ck_assert_int_eq(runners_started(), 3);
+	ck_assert_int_eq(runner_pids(NULL, 0), 3);
 	finish(ex);
 }
 END_TEST
