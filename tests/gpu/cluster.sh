@@ -14,7 +14,8 @@
 #   cluster_coordinator REG    hf-coordinator with registry REG (extra
 #                              arguments follow), logging to $out/coordinator.log
 #   hfctl ARGS / psql_q ARGS   the control client, psql on the hfleet database
-#   wait_worker ID             until the coordinator lists worker ID (60 s)
+#   wait_worker ID [PID]       until the coordinator lists worker ID (60 s; fails
+#                              at once when process PID has exited)
 #   prewarm_wait LOG LIMIT     until the warm runners LOG names have imported
 #                              their frameworks (at most LIMIT s); prints one line
 #   cluster_stop               stops PostgreSQL, removes $w
@@ -70,7 +71,11 @@ cluster_coordinator() {
 }
 
 wait_worker() {
-  for _ in $(seq 1 300); do hfctl --json workers 2>/dev/null | grep -q "\"$1\"" && return 0; sleep 0.2; done
+  for _ in $(seq 1 300); do
+    hfctl --json workers 2>/dev/null | grep -q "\"$1\"" && return 0
+    [ -n "${2:-}" ] && ! kill -0 "$2" 2>/dev/null && return 1
+    sleep 0.2
+  done
   return 1
 }
 

@@ -34,9 +34,29 @@ mkdir -p "$out"
 deadline=${HF_DEADLINE:-540}
 summary() { echo "$*" | tee -a "$out/summary.txt"; }
 # Seconds a step may take: at most WANT, leaving RESERVE for what follows.
-budget() { local b=$((deadline - SECONDS - $2)); [ "$b" -gt "$1" ] && b=$1; echo "$b"; }
+budget() { local b=$((deadline - SECONDS - $2)); [ "$b" -gt "$1" ] && b=$1; [ "$b" -lt 5 ] && b=5; echo "$b"; }
 . "$repo/tests/gpu/cluster.sh"
 cluster_start || { summary "setup: FAIL (PostgreSQL or tokens)"; exit 1; }
+n=0 worker_pid='' coordinator_pid=''
+# Whatever happens from here, the daemons stop and the evidence is packed.
+finish() {
+  trap - EXIT
+  summary "end: $SECONDS s, N=$n, mode $mode"
+  curl -s "http://127.0.0.1:$port_h/metrics" >"$out/metrics.txt" 2>/dev/null
+  curl -s "http://127.0.0.1:$port_wm/metrics" >"$out/worker-metrics.txt" 2>/dev/null
+  [ -n "$worker_pid" ] && stop_worker
+  [ -n "$coordinator_pid" ] && kill "$coordinator_pid" 2>/dev/null
+  wait
+  cluster_stop
+  # The device tool brings back at most 8 files: the evidence in one, the
+  # summary beside it.
+  cp "$out/summary.txt" /tmp/hfleet-summary.txt
+  tar -C "$out" -czf /tmp/hfleet-evidence.tgz . && find "$out" -mindepth 1 -delete &&
+    mv /tmp/hfleet-evidence.tgz "$out/evidence.tgz"
+  mv /tmp/hfleet-summary.txt "$out/summary.txt"
+  cat "$out/summary.txt"
+}
+trap finish EXIT
 
 runner=${HF_RUNNER:-env -u LD_LIBRARY_PATH python3 $repo/worker/runners/hfleet_runner.py}
 suite=${HF_SUITE:-core}
@@ -54,7 +74,7 @@ if [ "$mode" = standin ]; then
 import json, sys
 d = next(d for d in json.load(open(sys.argv[1]))["devices"] if d["backend"] == "cuda" and d["index"] == 0)
 print("cuda:1:name=%s (stand-in of cuda:0):uuid=%s:memory=%d" % (d["name"].replace(":", " "), d["uuid"], d["memory_bytes"]))
-' "$out/probe.json") || { summary "standin: FAIL (no cuda:0 in the probe)"; cluster_stop; exit 1; }
+' "$out/probe.json") || { summary "standin: FAIL (no cuda:0 in the probe)"; exit 1; }
   extra+=(--set "devices.declare=$decl")
   "$w/bin/hf-worker" --probe --json --runner "$runner" "${extra[@]}" >"$out/probe-standin.json" 2>>"$out/probe.err"
   cp "$out/probe-standin.json" "$out/probe.json.used"
@@ -64,7 +84,7 @@ fi
 n=$(python3 -c 'import json,sys; print(sum(d["backend"] == "cuda" for d in json.load(open(sys.argv[1]))["devices"]))' "$out/probe.json.used" 2>/dev/null || echo 0)
 if [ "$n" -lt 2 ]; then
   summary "probe: FAIL ($n CUDA devices; this script needs 2 or more, or the standin mode on one GPU)"
-  cluster_stop; exit 1
+  exit 1
 fi
 victim=$((n - 1))
 
@@ -77,16 +97,20 @@ start_worker() {
     --set "worker.metrics_listen=http://127.0.0.1:$port_wm" --runner "$runner" \
     --set "devices.slots=cuda=${HF_SLOTS:-auto}" --set "devices.shared=cpu,cuda" "${extra[@]}" "$@" >>"$out/worker.log" 2>&1 &
   worker_pid=$!
-  wait_worker gpu-worker
+  wait_worker gpu-worker "$worker_pid"
 }
 stop_worker() { kill -INT "$worker_pid" 2>/dev/null; kill -INT "$worker_pid" 2>/dev/null; wait "$worker_pid" 2>/dev/null; }
-start_worker || summary "setup: FAIL (the worker did not register)"
-[ -z "${HF_RUNNER:-}" ] && prewarm_wait "$out/worker.log" "$(budget 90 420)" | tee "$out/prewarm.txt"
+spread_wall='?' spread_job=0
+if ! start_worker; then
+  summary "setup: FAIL (the worker did not register: $(tail -1 "$out/worker.log"))"
+  exit 1
+fi
+[ -z "${HF_RUNNER:-}" ] && prewarm_wait "$out/worker.log" "$(budget 75 425)" | tee "$out/prewarm.txt"
 
 # Jobs: submit, follow for at most LIMIT s, cancel what is left.
 submit() {
   local name=$1; shift
-  hfctl --json submit --backends cuda --name "$name" "$@" >"$out/$name-submit.json" 2>&1 &&
+  hfctl --json submit --backends cuda --name "$name" "$@" >"$out/$name-submit.json" 2>"$out/$name-submit.err" &&
     python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["job_id"])' "$out/$name-submit.json"
 }
 follow() {  # JOB LIMIT NAME: prints the wall time from now
@@ -149,7 +173,7 @@ suite_job() {
 }
 
 step_spread() {
-  local lim; lim=$(budget 120 330)
+  local lim; lim=$(budget 110 315)
   suite_job spread "$lim" || { summary "spread: FAIL (job not accepted)"; return; }
   local j=$spread_job
   qt "SELECT o.device_index, count(*) AS tasks, count(*) FILTER (WHERE o.status = 'passed') AS passed,
@@ -180,11 +204,13 @@ step_split() {
     [ "$k" -le "$n" ] || continue
     local j; j=$(submit "split-$k" --kind benchmark --models "${HF_SPLIT_MODELS:-llama}" --devices-per-task "$k" \
       --batch-sizes 1 --precision fp16 --iterations 10 --warmup 2 --task-timeout 200s) &&
-      jobs+=("$j") || summary "split: FAIL (the job of $k devices per task was not accepted: $(tail -1 "$out/split-$k-submit.json"))"
+      jobs+=("$j") || summary "split: FAIL (the job of $k devices per task was not accepted: $(tail -1 "$out/split-$k-submit.err"))"
   done
   [ "${#jobs[@]}" -gt 0 ] || return
-  lim=$(budget 170 200)
-  for j in "${jobs[@]}"; do follow "$j" "$lim" "split-job-$j" >/dev/null; lim=$(budget 20 200); done
+  # The jobs run at once (they compete for idle devices); all of them
+  # within one limit.
+  local end=$((SECONDS + $(budget 130 185)))
+  for j in "${jobs[@]}"; do lim=$((end - SECONDS)); [ "$lim" -lt 5 ] && lim=5; follow "$j" "$lim" "split-job-$j" >/dev/null; done
   split_jobs=$(IFS=,; echo "${jobs[*]}")
   qt "SELECT o.task_id, o.model_type, o.status, t.device_indices AS held, o.env->>'cuda_visible_devices' AS visible,
         o.env->>'torch_device_count' AS torch_count, o.env->'outputs'->'device_map' AS device_map,
@@ -212,7 +238,7 @@ step_split() {
 }
 
 step_bench() {
-  local lim j; lim=$(budget 90 130)
+  local lim j; lim=$(budget 70 115)
   j=$(submit bench --kind benchmark --models "${HF_BENCH_MODELS:-bert,gpt2,vit,resnet,roberta,distilbert,t5,bart,convnext,whisper}" \
     --batch-sizes 1,8 --precision fp16 --iterations 20 --warmup 3) || { summary "bench: FAIL (job not accepted)"; return; }
   local wall; wall=$(follow "$j" "$lim" bench)
@@ -241,7 +267,7 @@ step_overlap() {
 }
 
 step_fault() {
-  local lim j; lim=$(budget 120 25)
+  local lim j; lim=$(budget 100 15)
   [ "$lim" -ge 30 ] || { summary "fault: SKIP (no time left: $((deadline - SECONDS)) s)"; return; }
   j=$(submit fault --kind test --suite "$suite" --max-retries 3) ||
     { summary "fault: FAIL (job not accepted)"; return; }
@@ -254,7 +280,7 @@ step_fault() {
   local killer=$!
   ( for _ in $(seq 1 $((lim * 2))); do
       st=$(hfctl --json devices 2>/dev/null | python3 -c 'import json,sys; print(next((d.get("state") or "" for d in json.load(sys.stdin)["devices"] if d["backend"] == "cuda" and d["index"] == '"$victim"'), ""))' 2>/dev/null)
-      if [ "$st" = quarantined ]; then echo "$SECONDS quarantined"; hfctl devices; break; fi
+      if [ "$st" = quarantined ]; then echo "quarantined at ${SECONDS} s of the run"; hfctl devices; break; fi
       sleep 0.5
     done ) >"$out/fault-quarantine.txt" 2>&1 &
   local watcher=$!
@@ -278,11 +304,14 @@ step_fault() {
   local quarantined=no
   grep -q quarantined "$out/fault-quarantine.txt" && quarantined=yes
   if [ "$quarantined" = yes ] && [ "${moved:-0}" -gt 0 ] && [ "$lost" = 0 ]; then s=PASS; else s=FAIL; fi
-  summary "fault: $s: cuda:$victim's runners killed $kills times; quarantined: $quarantined ($(head -1 "$out/fault-quarantine.txt" | cut -c1-60)); $tasks tasks, $moved moved off cuda:$victim after an error there, $lost without exactly one deciding result of their last attempt (lost or cancelled), wall $wall s"
+  summary "fault: $s: cuda:$victim's runners killed $kills times; quarantined: $quarantined ($(head -1 "$out/fault-quarantine.txt" | cut -c1-40)); $tasks tasks, $moved moved off cuda:$victim after an error there, $lost without exactly one deciding result of their last attempt (lost or cancelled), wall $wall s"
 }
 
 step_onegpu() {
   local lim; lim=$(budget 150 15)
+  if [[ " ${extra[*]} " == *devices.declare* ]]; then
+    summary "onegpu: SKIP (devices declared: hiding them is refused)"; return
+  fi
   if [ "$lim" -lt 100 ]; then
     summary "onegpu: SKIP (time: $((deadline - SECONDS)) s left; one-GPU figure from docs/gpu-results.md)"; return
   fi
@@ -310,15 +339,3 @@ all|standin)
   ;;
 *) summary "unknown mode $mode (all, standin)" ;;
 esac
-summary "end: $SECONDS s, N=$n, mode $mode"
-curl -s "http://127.0.0.1:$port_h/metrics" >"$out/metrics.txt" 2>/dev/null
-curl -s "http://127.0.0.1:$port_wm/metrics" >"$out/worker-metrics.txt" 2>/dev/null
-stop_worker; kill "$coordinator_pid" 2>/dev/null; wait
-cluster_stop
-# The device tool brings back at most 8 files: the evidence in one, the
-# summary beside it.
-cp "$out/summary.txt" /tmp/hfleet-summary.txt
-tar -C "$out" -czf /tmp/hfleet-evidence.tgz . && find "$out" -mindepth 1 -delete &&
-  mv /tmp/hfleet-evidence.tgz "$out/evidence.tgz"
-mv /tmp/hfleet-summary.txt "$out/summary.txt"
-cat "$out/summary.txt"
