@@ -73,9 +73,15 @@ if [ "$mode" = standin ]; then
   decl=$(python3 -c '
 import json, sys
 d = next(d for d in json.load(open(sys.argv[1]))["devices"] if d["backend"] == "cuda" and d["index"] == 0)
-print("cuda:1:name=%s (stand-in of cuda:0):uuid=%s:memory=%d" % (d["name"].replace(":", " "), d["uuid"], d["memory_bytes"]))
+print("cuda:1:name=%s (stand-in of cuda 0):uuid=%s:memory=%d" % (d["name"].replace(":", " "), d["uuid"], d["memory_bytes"]))
 ' "$out/probe.json") || { summary "standin: FAIL (no cuda:0 in the probe)"; exit 1; }
-  extra+=(--set "devices.declare=$decl")
+  # Added to a devices.declare of HF_WORKER_ARGS if there is one (the last
+  # --set of a setting wins).
+  local_decl=0
+  for i in "${!extra[@]}"; do
+    case "${extra[$i]}" in devices.declare=*) extra[i]="${extra[$i]};$decl"; local_decl=1 ;; esac
+  done
+  [ "$local_decl" = 1 ] || extra+=(--set "devices.declare=$decl")
   "$w/bin/hf-worker" --probe --json --runner "$runner" "${extra[@]}" >"$out/probe-standin.json" 2>>"$out/probe.err"
   cp "$out/probe-standin.json" "$out/probe.json.used"
 else
@@ -83,7 +89,7 @@ else
 fi
 n=$(python3 -c 'import json,sys; print(sum(d["backend"] == "cuda" for d in json.load(open(sys.argv[1]))["devices"]))' "$out/probe.json.used" 2>/dev/null || echo 0)
 if [ "$n" -lt 2 ]; then
-  summary "probe: FAIL ($n CUDA devices; this script needs 2 or more, or the standin mode on one GPU)"
+  summary "probe: FAIL ($n CUDA devices; this script needs 2 or more, or the standin mode on one GPU; $(tail -1 "$out/probe.err"))"
   exit 1
 fi
 victim=$((n - 1))
