@@ -8,8 +8,8 @@
 #                                            second device on the same GPU
 # Steps, each bounded in time, each with one PASS/FAIL/SKIP line in
 # $OUT/summary.txt; everything else in $OUT/evidence.tgz:
-#   probe      hf-worker --probe --json, hfctl devices: every GPU, UUID, memory;
-#              NVLink from nvidia-smi (hf-worker does not probe NVLink)
+#   probe      hf-worker --probe --json, hfctl devices: every GPU, UUID, memory,
+#              NVLink peers (attribute nvlink_peers); nvidia-smi topo -m beside
 #   multicast  every runner's /proc/PID/environ has multicast off although the
 #              worker was started with NCCL_NVLS_ENABLE=1 and the others on
 #   spread     the core suite's test job over every GPU; tasks whose torch saw
@@ -148,14 +148,16 @@ except Exception:
     listed = {}
 for d in probe:
     c = listed.get(d["index"], {})
-    print("cuda:%d %s %s %.1f GiB slots=%s coordinator=%s" % (d["index"], d.get("name"), d.get("uuid"),
-          d.get("memory_bytes", 0) / 2**30, c.get("slots", "?"), "listed" if c else "MISSING"))
+    print("cuda:%d %s %s %.1f GiB nvlink_peers=%s slots=%s coordinator=%s" % (d["index"], d.get("name"),
+          d.get("uuid"), d.get("memory_bytes", 0) / 2**30, (d.get("attrs") or {}).get("nvlink_peers", "unknown"),
+          c.get("slots", "?"), "listed" if c else "MISSING"))
 EOF
   local uuids listed links
   uuids=$(grep -c ' GPU-' "$out/probe-gpus.txt"); listed=$(grep -c 'coordinator=listed' "$out/probe-gpus.txt")
   links=$(grep -c 'NV[0-9]' "$out/nvidia-topo.txt")
   if [ "$uuids" -eq "$n" ] && [ "$listed" -eq "$n" ]; then s=PASS; else s=FAIL; fi
-  summary "probe: $s: $n CUDA devices, $uuids with a UUID, $listed listed by hfctl devices; NVLink peers: not probed by hf-worker (hw-nvml.c reads no NVLink state), nvidia-smi topo -m shows $links rows with NV# links (nvidia-topo.txt)"
+  local peers; peers=$(grep -c 'nvlink_peers=[0-9]' "$out/probe-gpus.txt")
+  summary "probe: $s: $n CUDA devices, $uuids with a UUID, $listed listed by hfctl devices, $peers with NVLink peers reported by hf-worker (nvlink_peers); nvidia-smi topo -m shows $links rows with NV# links (probe-gpus.txt, nvidia-topo.txt)"
 }
 
 step_multicast() {
