@@ -38,6 +38,8 @@ typedef struct {
 #define NVML_NAME_BUFFER 96          /* NVML_DEVICE_NAME_V2_BUFFER_SIZE */
 #define NVML_UUID_BUFFER 96          /* NVML_DEVICE_UUID_V2_BUFFER_SIZE */
 #define NVML_DRIVER_BUFFER 80        /* NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE */
+#define NVML_P2P_CAPS_INDEX_NVLINK 2 /* nvmlGpuP2PCapsIndex_t */
+#define NVML_P2P_STATUS_OK 0         /* nvmlGpuP2PStatus_t */
 
 struct nvml_api {
 	nvmlReturn_t (*init)(void);
@@ -58,6 +60,7 @@ struct nvml_api {
 	nvmlReturn_t (*utilization)(nvmlDevice_t, nvmlUtilization_t *);
 	nvmlReturn_t (*temperature)(nvmlDevice_t, int, unsigned int *);
 	nvmlReturn_t (*power)(nvmlDevice_t, unsigned int *);
+	nvmlReturn_t (*p2p_status)(nvmlDevice_t, nvmlDevice_t, int, int *);
 };
 
 /* One offered device: our index, its handle and, for a MIG instance, the
@@ -110,6 +113,7 @@ static int nvml_bind(struct hw_nvml *n, const char *library, char *reason, size_
 		{ "nvmlDeviceGetUtilizationRates", NULL, (void **)&n->api.utilization, false },
 		{ "nvmlDeviceGetTemperature", NULL, (void **)&n->api.temperature, false },
 		{ "nvmlDeviceGetPowerUsage", NULL, (void **)&n->api.power, false },
+		{ "nvmlDeviceGetP2PStatus", NULL, (void **)&n->api.p2p_status, false },
 	};
 
 	for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
@@ -311,6 +315,42 @@ static void nvml_gpus_add(struct hw_nvml *n, struct hw_inventory *inv, unsigned 
 	}
 }
 
+/* The attribute nvlink_peers of each whole GPU: the indices of the other
+ * whole GPUs NVML says it reaches over NVLink (directly or through
+ * NVSwitch), "none" when it reaches none; not set where NVML cannot say
+ * (no nvmlDeviceGetP2PStatus, or every query refused). */
+static void nvml_nvlink_peers(struct hw_nvml *n, struct hw_inventory *inv)
+{
+	if (!n->api.p2p_status)
+		return;
+	for (size_t i = 0; i < n->n_devs; i++) {
+		const struct nvml_dev *a = &n->devs[i];
+		char peers[96] = "";
+		size_t len = 0;
+		bool answered = false;
+
+		if (a->parent)
+			continue;
+		for (size_t j = 0; j < n->n_devs; j++) {
+			const struct nvml_dev *b = &n->devs[j];
+			int status = -1;
+
+			if (j == i || b->parent ||
+			    n->api.p2p_status(a->handle, b->handle, NVML_P2P_CAPS_INDEX_NVLINK, &status) !=
+				    NVML_SUCCESS)
+				continue;
+			answered = true;
+			if (status == NVML_P2P_STATUS_OK && len + 12 < sizeof(peers))
+				len += (size_t)snprintf(peers + len, sizeof(peers) - len, "%s%u",
+							len ? "," : "", b->index);
+		}
+		for (size_t k = 0; answered && k < inv->n_devices; k++)
+			if (inv->devices[k].backend == HF__BACKEND__BACKEND_CUDA &&
+			    inv->devices[k].index == a->index)
+				hw_device_attr_set(&inv->devices[k], "nvlink_peers", len ? peers : "none");
+	}
+}
+
 int hw_nvml_probe(const char *library, struct hw_inventory *inv, struct hw_backend_status *st,
 		  struct hw_nvml **ret_nvml)
 {
@@ -355,6 +395,7 @@ int hw_nvml_probe(const char *library, struct hw_inventory *inv, struct hw_backe
 		goto absent;
 	}
 	nvml_gpus_add(n, inv, count, &common);
+	nvml_nvlink_peers(n, inv);
 	if (inv->n_devices == before) {
 		hw_status_absent(st, "none of the %u NVIDIA GPUs NVML found can be used (see the log)",
 				 count);

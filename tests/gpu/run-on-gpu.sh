@@ -34,39 +34,14 @@ mode=${1:-probe}; shift || true
 repo=$(pwd)
 out=${OUT:-/tmp/hfleet-out}
 mkdir -p "$out"
-# Our own directory and ports: another run may share the host.
-w=$(mktemp -d /tmp/hfleet.XXXXXX); chmod 755 "$w"
-. "$repo/deploy/ports.sh"
-port_pg=$(free_port); port_w=$(free_port); port_c=$(free_port); port_h=$(free_port); port_wm=$(free_port)
-tar -C "$w" -xJf .carry/bundle.tar.xz
-chmod -R a+rX "$w"
-# Our binaries and PostgreSQL find their Debian libraries here; the runner
-# (Python, torch) must not, so its command drops the variable.
-export LD_LIBRARY_PATH=$w/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-pgbin=$w/pg/usr/lib/postgresql/15/bin
-id hfpg >/dev/null 2>&1 || useradd -M -d "$w" hfpg
-mkdir -p "$w/db"; chown hfpg "$w/db"
-as_pg() { runuser -u hfpg -- env LD_LIBRARY_PATH="$LD_LIBRARY_PATH" "$@"; }
-as_pg "$pgbin/initdb" -D "$w/db/data" --auth=trust -U postgres -E UTF8 >"$out/initdb.log" 2>&1 || { cat "$out/initdb.log"; exit 1; }
-as_pg "$pgbin/pg_ctl" -D "$w/db/data" -l "$w/db/log" -w -o "-k $w/db -p $port_pg -c listen_addresses=''" start >/dev/null || { cat "$w/db/log"; exit 1; }
-"$pgbin/psql" -X -h "$w/db" -p "$port_pg" -U postgres -d postgres -qc "CREATE DATABASE hfleet"
-conninfo="host=$w/db port=$port_pg user=postgres dbname=hfleet"
-psql_q() { "$pgbin/psql" -X -h "$w/db" -p "$port_pg" -U postgres -d hfleet "$@"; }
+. "$repo/tests/gpu/cluster.sh"
+cluster_start || exit 1
 
 slots=${HF_SLOTS:-1}
 runner=${HF_RUNNER:-env -u LD_LIBRARY_PATH python3 $repo/worker/runners/hfleet_runner.py}
 "$w/bin/hf-worker" --probe --runner "$runner" >"$out/probe.txt" 2>&1
 "$w/bin/hf-worker" --probe --json --runner "$runner" >"$out/probe.json" 2>>"$out/probe.txt"
 cat "$out/probe.txt"
-
-# Credentials (docs/operations.md, "Tokens"): an admin token for hfctl
-# and the worker's token, made in the database before the coordinator
-# starts and loads them.
-umask 077
-"$w/bin/hf-coordinator" --database "$conninfo" --create-token admin --role admin >"$w/admin.token"
-"$w/bin/hf-coordinator" --database "$conninfo" --create-token gpu-worker --role worker >"$w/worker.token"
-umask 022
-export HFLEET_TOKEN_FILE=$w/admin.token HFLEET_WORKER_TOKEN_FILE=$w/worker.token
 
 # HF_REGISTRY_REBUILD=1: the registry made from this machine's transformers
 # (coordinator/registry/README.md), checked, brought back and served.
@@ -79,33 +54,21 @@ if [ "${HF_REGISTRY_REBUILD:-0}" = 1 ]; then
   registry=$out/models.tsv
   echo "registry: $registry"; tail -5 "$out/registry-build.txt"
 fi
-"$w/bin/hf-coordinator" --database "$conninfo" --registry "$registry" \
-  --worker-listen tcp://127.0.0.1:$port_w --control-listen tcp://127.0.0.1:$port_c \
-  --http-listen http://127.0.0.1:$port_h >"$out/coordinator.log" 2>&1 &
-wait_listening $! "$out/coordinator.log" "$port_w" "$port_c" "$port_h" || exit 1
+cluster_coordinator "$registry" || exit 1
 "$w/bin/hf-worker" --id gpu-worker --coordinator-url tcp://127.0.0.1:$port_w --state-dir "$w/worker" --set worker.metrics_listen=http://127.0.0.1:$port_wm \
   --runner "$runner" --set "devices.slots=cuda=$slots" --set "devices.shared=cpu,cuda" \
   ${HF_WORKER_ARGS:-} >"$out/worker.log" 2>&1 &
 worker_pid=$!
-hfctl() { "$w/bin/hfctl" --control tcp://127.0.0.1:$port_c "$@"; }
-for _ in $(seq 1 300); do hfctl --json workers 2>/dev/null | grep -q gpu-worker && break; sleep 0.2; done
+wait_worker gpu-worker
 hfctl workers; hfctl devices | tee "$out/devices.txt"
 # HF_SLOTS=auto (or devices.slots in HF_WORKER_ARGS): the slots the worker
 # chose for cuda:0, for the efficiency figure.
 slots=$(hfctl --json devices | python3 -c 'import json,sys; print(next((d["slots"] for d in json.load(sys.stdin)["devices"] if d["backend"] == "cuda" and d["index"] == 0), 1))' 2>/dev/null || echo 1)
 echo "cuda:0 slots: $slots"
-# The warm runners the worker starts ahead of tasks (runner.prewarm) import
-# torch and transformers first; a fleet's worker that is up already has
-# done that: wait for it (reference runner only; HF_PREWARM_WAIT=0: don't).
+# Wait for the warm runners started ahead of tasks to import their
+# frameworks (reference runner only; HF_PREWARM_WAIT=0: don't).
 if [ "${HF_PREWARM_WAIT:-1}" = 1 ] && [ -z "${HF_RUNNER:-}" ]; then
-  t0=$(date +%s.%N); n=0; k=0
-  for _ in $(seq 1 900); do
-    n=$(grep -c 'warm runner started for' "$out/worker.log")
-    k=$(grep -cE 'before its first task: hfleet-runner: (imported|could not import)' "$out/worker.log")
-    [ "$n" -gt 0 ] && [ "$k" -ge "$n" ] && break
-    sleep 0.2
-  done
-  echo "prewarm: $k of $n warm runners done importing after $(python3 -c "print(round($(date +%s.%N) - $t0, 1))") s" | tee "$out/prewarm.txt"
+  prewarm_wait "$out/worker.log" 180 | tee "$out/prewarm.txt"
   grep 'before its first task: hfleet-runner: ' "$out/worker.log" | head -3
 fi
 
@@ -268,8 +231,7 @@ readers)
 esac
 curl -s http://127.0.0.1:$port_h/metrics >"$out/metrics.txt" 2>/dev/null || true
 curl -s http://127.0.0.1:$port_wm/metrics >"$out/worker-metrics.txt" 2>/dev/null || true
-kill "$worker_pid" %1 2>/dev/null; wait
-as_pg "$pgbin/pg_ctl" -D "$w/db/data" -m fast -w stop >/dev/null
-rm -rf "$w"
+kill "$worker_pid" "$coordinator_pid" 2>/dev/null; wait
+cluster_stop
 # The device tool brings back at most 8 files: pack the evidence into one.
 tar -C "$out" -czf /tmp/hfleet-evidence.tgz . && find "$out" -mindepth 1 -delete && mv /tmp/hfleet-evidence.tgz "$out/evidence.tgz"

@@ -96,6 +96,8 @@ START_TEST(test_one_h100_is_cuda_0_with_uuid_memory_and_compute_capability)
 	assert_attr(d, "compute_capability", "9.0");
 	assert_attr(d, "cuda_driver", "12.8");
 	assert_attr(d, "mig", "disabled");
+	/* One GPU: no other to reach, so NVML was not asked about NVLink. */
+	ck_assert_ptr_null(hw_device_attr(d, "nvlink_peers"));
 	ck_assert_uint_eq(d->slots, 1);
 }
 END_TEST
@@ -114,6 +116,9 @@ START_TEST(test_eight_gpus_keep_nvml_order_and_their_own_uuids)
 		ck_assert_uint_eq(d->index, i);
 		ck_assert_str_eq(d->uuid, want);
 	}
+	/* An HGX board: every GPU reaches the seven others over NVSwitch. */
+	ck_assert_str_eq(hw_device_attr(&inv->devices[0], "nvlink_peers"), "1,2,3,4,5,6,7");
+	ck_assert_str_eq(hw_device_attr(&inv->devices[5], "nvlink_peers"), "0,1,2,3,4,6,7");
 }
 END_TEST
 

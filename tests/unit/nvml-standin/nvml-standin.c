@@ -18,6 +18,8 @@
  *   cc = 9.0
  *   mig = disabled            # enabled, disabled or unsupported
  *   utilization = 37          # percent; temperature in C; power_mw
+ *   nvlink = 1,2,3            # the GPUs it reaches over NVLink (absent:
+ *                             # nvmlDeviceGetP2PStatus answers Not Supported)
  *   [mig]                     # a MIG instance of the GPU above
  *   slot = 0                  # its index for nvmlDeviceGetMigDeviceHandleByIndex
  *   name, uuid, memory_total, memory_used as for a GPU
@@ -65,6 +67,7 @@ struct standin_dev {
 	int mig; /* -1 unsupported, 0 disabled, 1 enabled */
 	int util, temp, power_mw; /* -1: not supported */
 	int slot;                 /* MIG instances: their slot */
+	int nvlink;               /* -1: unknown; else a bit per peer GPU index */
 	struct standin_dev *parent;
 };
 
@@ -98,6 +101,7 @@ static void dev_init(struct standin_dev *d)
 	memset(d, 0, sizeof(*d));
 	d->mig = -1;
 	d->util = d->temp = d->power_mw = -1;
+	d->nvlink = -1;
 }
 
 static void dev_set(struct standin_dev *d, const char *k, const char *v)
@@ -122,6 +126,18 @@ static void dev_set(struct standin_dev *d, const char *k, const char *v)
 		d->power_mw = atoi(v);
 	else if (strcmp(k, "slot") == 0)
 		d->slot = atoi(v);
+	else if (strcmp(k, "nvlink") == 0) {
+		d->nvlink = 0; /* "none", or indices separated by commas */
+		for (char *p = (char *)v; *p;) {
+			if (*p >= '0' && *p <= '9') {
+				long peer = strtol(p, &p, 10);
+				if (peer < MAX_GPUS)
+					d->nvlink |= 1 << peer;
+			} else {
+				p++;
+			}
+		}
+	}
 }
 
 /* Reads the scenario; returns the nvmlInit result it asks for. */
@@ -258,6 +274,16 @@ EXPORT nvmlReturn_t nvmlDeviceGetHandleByIndex_v2(unsigned int i, nvmlDevice_t *
 EXPORT nvmlReturn_t nvmlDeviceGetName(nvmlDevice_t d, char *buf, unsigned int len)
 {
 	return copy_out(d->name, buf, len);
+}
+
+EXPORT nvmlReturn_t nvmlDeviceGetP2PStatus(nvmlDevice_t a, nvmlDevice_t b, int index, int *status)
+{
+	if (!a || !b || !status || a->parent || b->parent)
+		return NVML_ERROR_INVALID_ARGUMENT;
+	if (index != 2 /* NVML_P2P_CAPS_INDEX_NVLINK */ || a->nvlink < 0)
+		return NVML_ERROR_NOT_SUPPORTED;
+	*status = (a->nvlink >> (b - st.gpus)) & 1 ? 0 /* OK */ : 5 /* NOT_SUPPORTED */;
+	return NVML_SUCCESS;
 }
 
 #ifndef NVML_STANDIN_BROKEN
