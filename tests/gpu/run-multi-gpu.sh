@@ -222,7 +222,7 @@ step_split() {
   split_jobs=$(IFS=,; echo "${jobs[*]}")
   qt "SELECT o.task_id, o.model_type, o.status, t.device_indices AS held, o.env->>'cuda_visible_devices' AS visible,
         o.env->>'torch_device_count' AS torch_count, o.env->'outputs'->'device_map' AS device_map,
-        o.metrics->'per_device_peak_memory_bytes' AS per_device_peak, o.peak_memory_bytes, o.latency_p50_ms,
+        o.env->'outputs'->'per_device_peak_memory_bytes' AS per_device_peak, o.peak_memory_bytes, o.latency_p50_ms,
         o.started_at, o.finished_at, left(coalesce(o.reason, ''), 300) AS reason
       FROM task_outcomes o JOIN tasks t ON t.id = o.task_id WHERE o.job_id IN ($split_jobs) ORDER BY o.task_id" split-tasks.txt
   local r; r=$(q "SELECT count(*), count(*) FILTER (WHERE o.status = 'passed'),
@@ -230,10 +230,10 @@ step_split() {
           AND cardinality(t.device_indices) = j.dpt
           AND (o.env->>'torch_device_count')::int = j.dpt
           AND array_length(string_to_array(o.env->>'cuda_visible_devices', ','), 1) = j.dpt
-          AND jsonb_typeof(o.env->'outputs'->'device_map') = 'object'
-          AND (SELECT count(DISTINCT value) FROM jsonb_each_text(o.env->'outputs'->'device_map')) = j.dpt
-          AND jsonb_typeof(o.metrics->'per_device_peak_memory_bytes') = 'array'
-          AND jsonb_array_length(o.metrics->'per_device_peak_memory_bytes') = j.dpt)
+          AND jsonb_typeof(o.env->'outputs'->'device_map'->'devices') = 'object'
+          AND (SELECT count(*) FROM jsonb_object_keys(o.env->'outputs'->'device_map'->'devices')) = j.dpt
+          AND jsonb_typeof(o.env->'outputs'->'per_device_peak_memory_bytes') = 'array'
+          AND jsonb_array_length(o.env->'outputs'->'per_device_peak_memory_bytes') = j.dpt)
       FROM task_outcomes o JOIN tasks t ON t.id = o.task_id
       JOIN (SELECT id, coalesce((requirements->>'devices')::int, 1) AS dpt FROM jobs) j ON j.id = o.job_id
       WHERE o.job_id IN ($split_jobs)")
