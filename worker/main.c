@@ -114,15 +114,15 @@ static int usage_error(const char *fmt, const char *arg)
 
 /* ---- hardware detection ---- */
 
-/* One line per backend: what the worker offers, or why not. */
 /* The CPU threads each runner's thread pools get: the usable CPUs shared
  * among every slot of the worker, so that N runners busy at once do not
  * oversubscribe the cores.  OMP_NUM_THREADS and MKL_NUM_THREADS are set in
  * the worker's own environment (every runner inherits it; the reference
  * runner also gives the value to torch.set_num_threads), unless the
  * operator set OMP_NUM_THREADS (then both are left as they are, said once
- * here) or MKL_NUM_THREADS (kept).  Decided at start,
- * before any thread or child of the session. */
+ * here) or MKL_NUM_THREADS (kept).  Decided at start, before any thread or
+ * child of the session.  (A CPU benchmark has the CPU alone: the reference
+ * runner gives it every core.) */
 static void runner_threads_set(const struct hw_inventory *inv)
 {
 	unsigned cpus = hw_cpu_usable(&inv->cpu), slots = 0, threads;
@@ -147,6 +147,7 @@ static void runner_threads_set(const struct hw_inventory *inv)
 			 slots, mkl ? ", keeping MKL_NUM_THREADS=" : "", mkl ? mkl : "");
 }
 
+/* One line per backend: what the worker offers, or why not. */
 static void inventory_log(const struct hw_inventory *inv)
 {
 	for (size_t b = 0; b < HW_N_BACKENDS; b++) {
