@@ -67,4 +67,15 @@ bool poll_hold(struct worker_req *w, struct coord_worker *cw, uint32_t backends,
 /* Answers cw's held poll, if any, with nothing (a newer poll replaces it). */
 void poll_hold_answer(struct coord *c, struct coord_worker *cw, bool hold_ended);
 
+/* A result or health check for what the sender does not hold is refused
+ * with this code; nothing of its message is applied. */
+#define ERR_NOT_HELD HF__ERROR_CODE__ERR_FORBIDDEN
+
+/* Logs a refused worker message, at most one line a second: a peer
+ * sending forgeries in a loop must not flood the log (worker-api.c). */
+void log_refusal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A Results message: stored, then acknowledged (worker-api-results.c). */
+void handle_results(struct worker_req *w);
+
 #endif
