@@ -131,6 +131,22 @@ void session_reregister(struct session *s);
 /* Ends the session, deferred to a timer (never inside a reply callback). */
 void session_end(struct session *s, int exit_code);
 
+/* A jittered random number (xorshift64*: jitter only, nothing secret). */
+uint32_t session_random(struct session *s);
+
+/* (Re)starts the heartbeat, its first beat at a random point of one
+ * interval. */
+void beat_start(struct session *s);
+
+/* Takes the coordinator's heartbeat interval (bounded). */
+void session_set_heartbeat(struct session *s, uint32_t ms);
+
+/* session-register.c: registration. */
+
+/* Sends Register unless one is out or the session is not registering;
+ * a failure to send backs off and tries again. */
+void register_send(struct session *s);
+
 /* session-results.c: the results not yet acknowledged. */
 
 /* Writes a pending result to the spool, with every other one not yet
