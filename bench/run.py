@@ -444,6 +444,61 @@ def throughput(b, args):
     return rate
 
 
+def capacity(b, args):
+    """Completions/s of the coordinator and PostgreSQL alone: the workers
+    are simulated (the real protocol, results acknowledged only once
+    committed, one ResultBatch in flight each), so their CPU is a fraction
+    of hf-workers' and the figure is what the coordinator's host sustains
+    when its workers run elsewhere, as in a fleet.  Not the issue's figure
+    (that is `throughput`, real hf-workers on the same 2 cores)."""
+    n, m = args.capacity_workers, args.capacity_slots
+    log('capacity: %d simulated workers x %d slots, tasks of %d ms; a job of about %d tasks'
+        % (n, m, args.capacity_task_ms, args.tasks))
+    names = ['cap-%03d' % i for i in range(n)]
+    secs = args.warmup + args.seconds + 30
+    p, out = b.sim(names, ['--slots', str(m), '--mode', 'complete', '--task-ms', str(args.capacity_task_ms),
+                           '--ramp-ms', '1000'], secs, 'capacity')
+    b.wait_connected(n)
+    job, count, _ = b.submit_job(args.tasks, 'bench-capacity')
+    win = Window(b)
+    deadline = time.time() + 60
+    while int(b.pg.psql('SELECT count(*) FROM results')) == 0 and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(args.warmup)
+    if b.have_pgss:
+        b.pg.psql('SELECT pg_stat_statements_reset()')
+    s1 = win.sample()
+    sim0 = proc_cpu_s(p.pid)
+    end = s1['t'] + args.seconds
+    s2 = s1
+    while time.time() < end:
+        time.sleep(0.5)
+        s2 = win.sample()
+        if s2['results'] >= count:
+            break
+    sim1 = proc_cpu_s(p.pid)
+    done = s2['results'] - s1['results']
+    span = s2['t'] - s1['t']
+    rate = done / span if span > 0 else 0
+    top = b.top_statements()
+    b.hfctl('cancel', str(job), check=False)
+    p.kill()
+    p.wait()
+    finished, bad = b.deciding_check(job)
+    figure('capacity: completions/s, simulated workers (%d x %d)' % (n, m), '%.0f /s' % rate, '')
+    figure('capacity: tasks passed with != 1 deciding result', '%d of %d' % (bad, finished), '0', bad == 0)
+    if done:
+        figure('capacity: coordinator CPU per task', '%.1f us' % ((s2['coord'] - s1['coord']) / done * 1e6), '')
+        figure('capacity: PostgreSQL CPU per task', '%.1f us' % ((s2['pg'] - s1['pg']) / done * 1e6), '')
+        figure('capacity: simulator CPU per task', '%.1f us' % ((sim1 - sim0) / done * 1e6), '')
+        if b.have_pgss:
+            figure('capacity: statements per task', '%.2f' % ((s2['stmts'][0] - s1['stmts'][0]) / done), '')
+        figure('capacity: transactions per task', '%.2f' % ((s2['stmts'][1] - s1['stmts'][1]) / done), '')
+    for row in top[:4]:
+        NOTES.append('capacity top statement: calls=%s exec_ms=%s plan_ms=%s %s' % tuple(row))
+    return rate
+
+
 def worker_results(b, wid):
     return int(b.pg.psql("SELECT count(*) FROM results WHERE worker_id = '%s'" % wid))
 
@@ -949,7 +1004,8 @@ def machine_note():
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('what', nargs='*', default=['all'],
-                    help='throughput, latency, fleet, submit, celery or all (default all)')
+                    help='throughput, capacity, latency, fleet, submit, celery or all (default all; '
+                         'capacity is not in all)')
     ap.add_argument('--build', default=os.path.join(SOURCE, 'build'), help='the meson build directory')
     ap.add_argument('--worker-callgrind', action='store_true',
                     help='throughput: run the first hf-worker under valgrind --tool=callgrind and print its '
@@ -960,6 +1016,9 @@ def main():
                     help='throughput and celery: tasks queued (default 30000; the window ends when they are done)')
     ap.add_argument('--seconds', type=float, default=20, help='throughput and celery: measured window (default 20)')
     ap.add_argument('--warmup', type=float, default=3, help='seconds after the first result before measuring')
+    ap.add_argument('--capacity-workers', type=int, default=32, help='capacity: simulated workers (default 32)')
+    ap.add_argument('--capacity-slots', type=int, default=8, help='capacity: slots per simulated worker (default 8)')
+    ap.add_argument('--capacity-task-ms', type=int, default=0, help='capacity: each task\'s length (default 0)')
     ap.add_argument('--latency-submits', type=int, default=40, help='latency: one-task jobs submitted (default 40)')
     ap.add_argument('--latency-workers', type=int, default=1, help='latency: idle simulated workers (default 1)')
     ap.add_argument('--fleet-workers', type=int, default=10000)
@@ -983,7 +1042,7 @@ def main():
     if 'all' in what:
         what = ['throughput', 'celery', 'latency', 'submit', 'fleet']
     for w in what:
-        if w not in ('throughput', 'latency', 'fleet', 'submit', 'celery'):
+        if w not in ('throughput', 'capacity', 'latency', 'fleet', 'submit', 'celery'):
             ap.error('unknown figure %r' % w)
 
     b = None
@@ -1001,6 +1060,7 @@ def main():
         b.seed_workers(['tput-%02d' % i for i in range(args.workers)] + ['lat-%02d' % i for i in range(args.latency_workers)]
                        + ['slot-%02d' % i for i in range(8)] + ['submit-idle', 'lat-real']
                        + ['cancel-flow-%d' % i for i in range(4)]
+                       + (['cap-%03d' % i for i in range(args.capacity_workers)] if 'capacity' in what else [])
                        + (['fleet-%05d' % i for i in range(args.fleet_workers)] if 'fleet' in what else []))
         b.start()
         log('private fleet in %s; coordinator pid %d, PostgreSQL pid %d; %d registry models'
