@@ -89,9 +89,14 @@ struct db {
 	pthread_cond_t fence_cond;         /* lane: paused or in_batch changed; under mu */
 	bool paused;                       /* lane: the main thread runs a fencing group; under mu */
 	bool in_batch;                     /* lane: inside a batch; under mu */
-	int fence_pid;                     /* lane: main's backend pid this session checks against */
-	int fence_session;                 /* lane: the lane's own backend pid when it was set */
+	int fence_session;                 /* lane: its backend pid holding the shared lane lock, 0: none */
+	int fence_pid;                     /* lane: main's backend pid last seen holding the active lock */
+	int64_t fence_checked_ms;          /* lane: when (monotonic) */
 };
+
+/* The lease lane checks that the main connection holds the active lock at
+ * least this often (ms) while it runs, and when idle (db-lane.c). */
+#define DB_LANE_CHECK_MS 1000
 
 /* A transaction PostgreSQL aborted to break a deadlock (or a serialization
  * failure) is run again, at most this many times, before its ops are run
@@ -130,6 +135,11 @@ void db_lane_leave(struct db *lane);
  * generic as txn_begin's.  Returns 0, or a negative errno with op->err
  * and no transaction open. */
 int db_lane_txn_begin(struct db *lane, struct db_op *op, bool generic);
+/* The lane's thread, outside a transaction: makes sure the lane's session
+ * holds the shared lane lock and that the main connection held the active
+ * lock within DB_LANE_CHECK_MS (force: now); else lets the session go
+ * (a coordinator taking over must not wait for it) and fails. */
+int db_lane_fence(struct db *lane, struct db_op *op, bool force);
 
 /* ---- statement helpers (db-exec.c) ---- */
 

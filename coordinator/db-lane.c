@@ -174,54 +174,94 @@ void db_lane_leave(struct db *lane)
 	pthread_mutex_unlock(&lane->mu);
 }
 
-/* The transaction's start, the lock that makes a coordinator taking over
- * wait for it, and the check, in one round trip; the last statement's
- * count is the answer (1: the main connection holds the lock). */
-#define LANE_FENCE \
-	"SELECT pg_advisory_xact_lock_shared(" DB_JOB_LANE_LOCK ");" \
-	" SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted" \
-	" AND pid = current_setting('hfleet.active_pid')::int" \
-	" AND classid = 0 AND objid = " DB_ACTIVE_LOCK " AND objsubid = 1"
+/* Does the main connection's server process pid hold the active lock? */
+static int main_holds_active_lock(struct db *lane, struct db_op *op, int pid, bool *held)
+{
+	PGresult *res = NULL;
+	struct db_params p;
+	int r;
 
-int db_lane_txn_begin(struct db *lane, struct db_op *op, bool generic)
+	db_params_init(&p);
+	db_param_i32(&p, pid);
+	r = db_exec(lane, op,
+		    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = $1::int"
+		    " AND classid = 0 AND objid = " DB_ACTIVE_LOCK " AND objsubid = 1",
+		    &p, PGRES_TUPLES_OK, &res);
+	db_params_fini(&p);
+	if (r == 0) {
+		*held = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "1") == 0;
+		PQclear(res);
+	}
+	return r;
+}
+
+/* Drops the lane's session, and with it its shared lock, so a coordinator
+ * taking over is not kept waiting; the lane reconnects by itself. */
+static void lane_let_go(struct db *lane)
+{
+	PQfinish(lane->conn);
+	lane->conn = NULL;
+	lane->fence_session = 0;
+	db_prepared_reset(lane);
+}
+
+int db_lane_fence(struct db *lane, struct db_op *op, bool force)
 {
 	struct db *main = lane->main;
 	int pid = db_backend_pid(main), session = PQbackendPID(lane->conn);
-	PGresult *res = NULL;
+	int64_t now = hf_mono_ms();
+	bool held = false;
 	int r;
 
 	if (atomic_load(&main->lost_active) || pid == 0) {
+		if (session == lane->fence_session)
+			lane_let_go(lane);
 		op_error(op, "the main database connection is not the active coordinator's: no lease is granted");
 		return -EIO;
 	}
-	if (pid != lane->fence_pid || session != lane->fence_session) {
-		struct db_params p;
-		char text[16];
-
-		snprintf(text, sizeof(text), "%d", pid);
-		db_params_init(&p);
-		db_param_text(&p, text);
-		r = db_exec(lane, op, "SELECT set_config('hfleet.active_pid', $1, false)", &p,
-			    PGRES_TUPLES_OK, NULL);
-		db_params_fini(&p);
+	if (session != lane->fence_session) {
+		/* A new session: the shared lock first, then the check, so a
+		 * coordinator that takes the active lock after the check waits
+		 * for this session before it loads. */
+		PGresult *res = NULL;
+		r = db_exec(lane, op, "SELECT pg_try_advisory_lock_shared(" DB_JOB_LANE_LOCK ")", NULL,
+			    PGRES_TUPLES_OK, &res);
 		if (r < 0)
 			return r;
-		lane->fence_pid = pid;
-		lane->fence_session = session;
-	}
-	r = db_exec(lane, op,
-		    generic ? "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan; " LANE_FENCE
-			    : "BEGIN; " LANE_FENCE,
-		    NULL, PGRES_TUPLES_OK, &res);
-	if (r == 0) {
-		if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "1") != 0) {
-			op_error(op, "the main database connection does not hold the active coordinator's "
-				 "lock now (it reconnected, or another coordinator took over): no lease is granted");
-			r = -EIO;
-		}
+		held = PQgetvalue(res, 0, 0)[0] == 't';
 		PQclear(res);
+		if (!held) {
+			op_error(op, "another coordinator is taking over: no lease is granted");
+			return -EIO;
+		}
+		lane->fence_session = session;
+		lane->fence_pid = 0;
 	}
-	if (r < 0 && r != -ENOTCONN && db_connected(lane))
-		PQclear(PQexec(lane->conn, "ROLLBACK"));
-	return r;
+	if (!force && pid == lane->fence_pid && now - lane->fence_checked_ms < DB_LANE_CHECK_MS)
+		return 0;
+	r = main_holds_active_lock(lane, op, pid, &held);
+	if (r < 0)
+		return r;
+	if (!held) {
+		lane_let_go(lane);
+		op_error(op, "the main database connection does not hold the active coordinator's lock now "
+			 "(it reconnected, or another coordinator took over): no lease is granted");
+		log_warn("lease lane: %s", op->err);
+		return -EIO;
+	}
+	lane->fence_pid = pid;
+	lane->fence_checked_ms = now;
+	return 0;
+}
+
+int db_lane_txn_begin(struct db *lane, struct db_op *op, bool generic)
+{
+	/* Checked when main's connection is new, else at most every
+	 * DB_LANE_CHECK_MS; the shared lock makes a later check safe (see the
+	 * file's header). */
+	int r = db_lane_fence(lane, op, false);
+
+	if (r < 0)
+		return r;
+	return db_cmd(lane, op, generic ? "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan" : "BEGIN");
 }

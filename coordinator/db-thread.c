@@ -456,27 +456,35 @@ static void *db_thread_main(void *arg)
 
 		pthread_mutex_lock(&db->mu);
 		while (!db->in_head && !db->stopping) {
-			if (!db->main || atomic_load(&db->healthy)) {
+			if (!db->main) {
 				pthread_cond_wait(&db->cond, &db->mu);
 				continue;
 			}
-			/* A lane that lost its connection reconnects by itself:
-			 * while it is down the loop grants nothing (db_healthy),
-			 * so no op would come to make it try. */
+			/* A lane wakes by itself: to reconnect (while it is down
+			 * the loop grants nothing, so no op would come to make it
+			 * try), and to check that the main connection is still the
+			 * active coordinator's (else it lets its shared lock go,
+			 * db-lane.c). */
+			bool healthy = atomic_load(&db->healthy);
+			int64_t wait_ms = healthy ? DB_LANE_CHECK_MS : 200;
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 200 * 1000 * 1000;
+			ts.tv_sec += wait_ms / 1000;
+			ts.tv_nsec += (wait_ms % 1000) * 1000 * 1000;
 			if (ts.tv_nsec >= 1000000000) {
 				ts.tv_sec++;
 				ts.tv_nsec -= 1000000000;
 			}
-			pthread_cond_timedwait(&db->cond, &db->mu, &ts);
-			if (!db->in_head && !db->stopping) {
-				struct db_op scratch = { 0 };
-				pthread_mutex_unlock(&db->mu);
+			if (pthread_cond_timedwait(&db->cond, &db->mu, &ts) != ETIMEDOUT ||
+			    db->in_head || db->stopping)
+				continue;
+			struct db_op scratch = { 0 };
+			pthread_mutex_unlock(&db->mu);
+			if (!healthy)
 				db_ensure_connected(db, &scratch);
-				pthread_mutex_lock(&db->mu);
-			}
+			else if (db_connected(db) && db->fence_session)
+				db_lane_fence(db, &scratch, false);
+			pthread_mutex_lock(&db->mu);
 		}
 		if (!db->in_head && db->stopping) {
 			pthread_mutex_unlock(&db->mu);

@@ -14,8 +14,12 @@ the main connection.  Real coordinator, workers and PostgreSQL:
   main connection (the lane is a connection of its own), and a job's
   cancel that comes while a grant is in flight waits for it, then cancels
   the leased tasks: never a task leased in a cancelled job;
-- a grant after the main connection lost the active-coordinator lock is
-  refused (fencing on the lane), and grants go on once it has it again."""
+- the lane's session holds the shared lane lock; once the main connection
+  lost the active-coordinator lock the lane lets it go by itself and a
+  grant is refused (fencing), and grants go on once the main connection
+  has the lock again;
+- a grant PostgreSQL aborts to break a deadlock is run again, and its
+  leases are granted once."""
 import json
 import os
 import subprocess
@@ -31,6 +35,8 @@ import wire  # noqa: E402
 
 MODELS = 'bert,gpt2,t5,vit,roberta,albert,bart,whisper'
 ACTIVE_LOCK = 1751543298
+LANE_LOCKS = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND mode = 'ShareLock'"
+              " AND classid = 0 AND objid = 1751543299 AND objsubid = 1")
 
 # The coordinator's own backends: every client backend of the database but
 # the tests' psql sessions.
@@ -41,6 +47,31 @@ COORD_BACKENDS = ("SELECT pid FROM pg_stat_activity WHERE datname = 'hfleet'"
 
 def count(c, sql):
     return int(c.pg.psql(sql))
+
+
+class Session:
+    """A psql session of the test's own, fed statements one by one."""
+
+    def __init__(self, c):
+        pg = c.pg
+        self.p = subprocess.Popen(['psql', '-X', '-q', '-A', '-t', '-h', pg.dir, '-p', str(pg.port),
+                                   '-U', 'postgres', '-d', 'hfleet'],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True)
+
+    def send(self, sql):
+        self.p.stdin.write(sql + '\n')
+        self.p.stdin.flush()
+
+    def readline(self):
+        return self.p.stdout.readline()
+
+    def release(self):
+        if self.p.poll() is None:
+            self.send('ROLLBACK;')
+            self.p.stdin.close()
+            self.p.wait(30)
+            self.p.stdout.close()
 
 
 class JobLocks:
@@ -249,15 +280,18 @@ class LeaseLaneTest(unittest.TestCase):
         c = self.c
         job, n = self.submit('lane-fence', '1,2', label='raw=fence')
         conn, session = self.raw_worker('lane-fence', labels=[wire.key_value('raw', 'fence')], slots=2)
+        # The lane's session holds the shared lane lock, which a coordinator
+        # taking over waits for before it loads the live tasks.
+        self.assertEqual(count(c, LANE_LOCKS), 1)
         # The main connection's server process is the one holding the
         # active-coordinator lock; it goes, and with it the lock.  The
         # coordinator learns of it at its next statement there, but the
-        # lane checks before every grant.
+        # lane checks by itself, at least every second: it lets its lock
+        # go (nobody taking over waits for it) and grants nothing.
         main = count(c, 'SELECT pid FROM pg_locks WHERE locktype = \'advisory\' AND granted'
                      ' AND classid = 0 AND objid = %d AND objsubid = 1' % ACTIVE_LOCK)
         c.pg.psql('SELECT pg_terminate_backend(%d)' % main)
-        c.wait_for(lambda: count(c, 'SELECT count(*) FROM pg_stat_activity WHERE pid = %d' % main) == 0, 30,
-                   'the main backend to go')
+        c.wait_for(lambda: count(c, LANE_LOCKS) == 0, 30, 'the lane to let its lock go')
         self.assertEqual(self.poll(conn, 'lane-fence', session, 2), [])
         self.assertEqual(count(c, 'SELECT count(*) FROM attempts a JOIN tasks t ON t.id = a.task_id'
                                ' WHERE t.job_id = %d' % job), 0)
@@ -273,6 +307,41 @@ class LeaseLaneTest(unittest.TestCase):
                 time.sleep(0.3)
         self.assertEqual(len(got), 2)
         self.assertEqual(c.hfctl_json('status', str(job))['state'], 'running')
+        c.hfctl('cancel', str(job))
+        c.wait_for(lambda: c.hfctl_json('status', str(job))['state'] == 'cancelled', 60, 'the cancel to end')
+        self.assertEqual(len(self.assert_every_task_settled(job)), n)
+
+    def test_d_a_grant_aborted_for_a_deadlock_is_run_again(self):
+        c = self.c
+        job, n = self.submit('lane-deadlock', '1', label='raw=deadlock')
+        self.assertEqual(n, 16)
+        conn, session = self.raw_worker('lane-deadlock', labels=[wire.key_value('raw', 'deadlock')], slots=n)
+        # Another session holds the key of every task's first attempt: the
+        # grant, once it updated the tasks, waits to insert their attempts.
+        s = Session(c)
+        self.locks.append(s)
+        s.send("BEGIN; INSERT INTO attempts (task_id, attempt, worker_id, device_index)"
+               " SELECT id, 1, 'other', 0 FROM tasks WHERE job_id = %d; SELECT 'inserted';" % job)
+        self.assertTrue(s.readline().startswith('inserted'))
+        conn.send_request(wire.envelope('poll', wire.poll('lane-deadlock', free=[wire.device_free(free_slots=n)],
+                                                          session=session, hold_ms=0)))
+        c.wait_for(self.grant_waiting, 30, 'the grant to wait for the attempts\' keys')
+        time.sleep(0.3)  # the grant waits first, so its deadlock check runs first
+        # ... and this session now waits for a task the grant updated: a
+        # deadlock, which PostgreSQL breaks by aborting the grant.
+        s.send("SELECT 'locked', count(*) FROM (SELECT id FROM tasks WHERE job_id = %d FOR UPDATE) x;" % job)
+        self.assertTrue(s.readline().startswith('locked'))
+        s.release()
+        r = wire.Reply(conn.recv_reply(timeout=60)[1])
+        self.assertEqual(r.kind, 'poll_reply', repr(r))
+        granted = [(wire.first(wire.decode(a), 1), wire.first(wire.decode(a), 2)) for a in wire.all_of(r.body, 1)]
+        self.assertEqual(len(granted), n, repr(r))
+        self.assertRegex(c.coordinator.log(), r'database operation retried: .*deadlock')
+        # Each lease once, to this worker (the other session's rows rolled back).
+        self.assertEqual(count(c, "SELECT count(*) FROM attempts a JOIN tasks t ON t.id = a.task_id"
+                               " WHERE t.job_id = %d" % job), n)
+        self.assertEqual(count(c, "SELECT count(*) FROM attempts a JOIN tasks t ON t.id = a.task_id"
+                               " WHERE t.job_id = %d AND a.worker_id = 'lane-deadlock' AND a.attempt = 1" % job), n)
         c.hfctl('cancel', str(job))
         c.wait_for(lambda: c.hfctl_json('status', str(job))['state'] == 'cancelled', 60, 'the cancel to end')
         self.assertEqual(len(self.assert_every_task_settled(job)), n)
