@@ -56,19 +56,26 @@
  *   (db-thread.c, DB_DEADLOCK_RETRIES), on either lane, so neither a
  *   lease nor a result is lost; only then does each op run alone.
  *
- * Fencing: only the active coordinator writes.  Every lane transaction
- * begins (one round trip) by taking DB_JOB_LANE_LOCK shared for the
- * transaction and checking that the main connection's server process
- * still holds the active-coordinator lock, as the job lane does
- * (db-jobs.c); the main connection's pid is recorded in the lane's
- * session once (set_config, again when either connection is new), so the
- * check is a constant text.  A coordinator that becomes active takes
- * DB_JOB_LANE_LOCK exclusively before it loads the live tasks
- * (db-start.c, become_active): a grant that passed the check commits
- * before that load (and is loaded), and one that checks after finds the
- * lock gone from the old main connection and writes nothing.  A standby
- * grants nothing: grants go to the lane only after the start op succeeded
- * (db_lane_set_ready), and the loop grants nothing before.
+ * Fencing: only the active coordinator writes.  The lane's session takes
+ * DB_JOB_LANE_LOCK shared (pg_try_advisory_lock_shared) before its first
+ * transaction and holds it while the session lives; then it checks in
+ * pg_locks that the main connection's server process holds the
+ * active-coordinator lock, again whenever that process changes (main
+ * reconnected) and at least every DB_LANE_CHECK_MS, in a transaction or
+ * idle.  A coordinator that becomes active takes the active lock, then
+ * DB_JOB_LANE_LOCK exclusively, before it loads the live tasks (db-start.c,
+ * become_active).  So a grant this lane commits while its session holds
+ * the shared lock is either this coordinator's while it is active, or
+ * committed before a new active coordinator loads (that one waits for the
+ * lock; the lane's next check finds the active lock gone from its main
+ * connection and lets the session go, at most about a second later); and a
+ * new session that checks after the takeover finds the lock gone and writes
+ * nothing.  Safety depends on no timing, only how long a takeover waits
+ * does.  (The job lane checks per transaction instead, db-jobs.c: a job is
+ * rare, a grant is not, and the pg_locks query cost PostgreSQL about 0.4 ms
+ * of CPU a transaction.)  A standby grants nothing: grants go to the lane
+ * only after the start op succeeded (db_lane_set_ready), and the loop
+ * grants nothing before.
  *
  * Connections: the lane connects with its first grant and reconnects as
  * the main one does (backoff); while it cannot, db_healthy is false (so
