@@ -119,7 +119,10 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 		     * one stored; a later copy (a re-send in another op) is a
 		     * duplicate, as it would be in a statement of its own. */
 		    " row_number() OVER (PARTITION BY u.task_id, u.attempt, u.worker_id ORDER BY u.ord) AS nth,"
-		    " f.*"
+		    /* The task and the attempt, read once for every use below
+		     * (one snapshot: each CTE would read the same rows). */
+		    " t0.job_id, t0.state AS t_state, t0.attempt AS t_attempt,"
+		    " a0.task_id IS NOT NULL AS owned, f.*"
 		    " FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],"
 		    " $7::text[], $8::text[], $9::text[], $10::int[], $11::int[], $12::bigint[], $13::bigint[],"
 		    " $14::bool[], $15::bool[]) WITH ORDINALITY AS u (task_id, attempt, status, reason, metrics,"
@@ -128,6 +131,8 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 		    /* The new columns (migration 008): from the env and metrics JSON,
 		     * else from what the worker registered for the device. */
 		    " LEFT JOIN tasks t0 ON t0.id = u.task_id"
+		    " LEFT JOIN attempts a0 ON a0.task_id = u.task_id AND a0.attempt = u.attempt"
+		    " AND a0.worker_id = u.worker_id"
 		    " LEFT JOIN devices dv ON dv.worker_id = u.worker_id AND dv.backend = t0.backend"
 		    " AND dv.idx = u.device_index"
 		    " CROSS JOIN LATERAL hfleet_result_fields(u.env, u.metrics, u.weights, dv.name, dv.uuid,"
@@ -138,8 +143,7 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 		    " SELECT DISTINCT ON (i.fingerprint) i.fingerprint, i.driver_version, i.cuda_version,"
 		    " i.rocm_version, i.torch_version, i.transformers_version, i.python_version,"
 		    " i.runner_version, left(i.weights, 32)"
-		    " FROM i JOIN attempts a ON a.task_id = i.task_id AND a.attempt = i.attempt"
-		    " AND a.worker_id = i.worker_id WHERE i.fingerprint IS NOT NULL"
+		    " FROM i WHERE i.owned AND i.fingerprint IS NOT NULL"
 		    " ORDER BY i.fingerprint"
 		    " ON CONFLICT (fingerprint) DO NOTHING RETURNING id, fingerprint),"
 		    " envs AS (SELECT id, fingerprint FROM ne UNION ALL SELECT e.id, e.fingerprint"
@@ -153,9 +157,9 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 		    " energy_j_per_item, avg_power_w, noisy)"
 		    " SELECT i.task_id, i.attempt, i.status, i.reason, i.metrics, i.env, i.weights,"
 		    " i.log_excerpt, i.worker_id, i.device_index, i.exit_code, i.started_at, i.finished_at,"
-		    " NOT (t.state = 'leased' AND t.attempt = i.attempt),"
-		    " i.retry AND t.state = 'leased' AND t.attempt = i.attempt,"
-		    " i.flaky AND i.retry AND t.state = 'leased' AND t.attempt = i.attempt,"
+		    " NOT (i.t_state = 'leased' AND i.t_attempt = i.attempt),"
+		    " i.retry AND i.t_state = 'leased' AND i.t_attempt = i.attempt,"
+		    " i.flaky AND i.retry AND i.t_state = 'leased' AND i.t_attempt = i.attempt,"
 		    " i.device_uuid, i.device_name, i.device_memory_bytes, i.driver_version, i.cuda_version,"
 		    " i.rocm_version, i.torch_version, i.transformers_version, i.python_version,"
 		    " i.runner_version,"
@@ -163,13 +167,12 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 		    " i.latency_mean_ms, i.latency_stdev_ms, i.latency_cv, i.latency_p50_ms, i.latency_p90_ms,"
 		    " i.latency_p95_ms, i.latency_p99_ms, i.throughput_items_s, i.peak_memory_bytes,"
 		    " i.energy_j_per_item, i.avg_power_w, i.noisy"
-		    " FROM i JOIN tasks t ON t.id = i.task_id"
-		    " JOIN attempts a ON a.task_id = i.task_id AND a.attempt = i.attempt"
-		    " AND a.worker_id = i.worker_id"
+		    " FROM i"
 		    /* One row per fingerprint: ne holds the new ones, the
 		     * snapshot the ones stored before (joined once, not a
 		     * subquery per row over envs and i). */
-		    " LEFT JOIN envs ON envs.fingerprint = i.fingerprint WHERE i.nth = 1"
+		    " LEFT JOIN envs ON envs.fingerprint = i.fingerprint"
+		    " WHERE i.nth = 1 AND i.owned AND i.job_id IS NOT NULL"
 		    " ON CONFLICT (task_id, attempt) DO NOTHING"
 		    " RETURNING id, task_id, attempt, status, stale, retried),"
 		    " upd AS (UPDATE tasks t SET"
@@ -184,11 +187,7 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 		     * stored (ord 0): they are matched here, in C, by (task,
 		     * attempt); joined in SQL the generic plan scanned ins once
 		     * per row sent. */
-		    " SELECT i.task_id, i.attempt, t.job_id, NULL::bool, NULL::bool, a.worker_id IS NOT NULL,"
-		    " i.ord, i.nth"
-		    " FROM i LEFT JOIN tasks t ON t.id = i.task_id"
-		    " LEFT JOIN attempts a ON a.task_id = i.task_id AND a.attempt = i.attempt"
-		    " AND a.worker_id = i.worker_id"
+		    " SELECT i.task_id, i.attempt, i.job_id, NULL::bool, NULL::bool, i.owned, i.ord, i.nth FROM i"
 		    " UNION ALL SELECT ins.task_id, ins.attempt, NULL, ins.stale, ins.retried, NULL, 0, 0 FROM ins",
 		    &p, PGRES_TUPLES_OK, &res);
 	db_params_fini(&p);
