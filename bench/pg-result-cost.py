@@ -13,13 +13,21 @@ and benchmarks alternating, every registry model, four precisions), the
 first --history of them leased and decided by the real statements in
 batches of 100 (results with the metrics and env the reference runner
 sends).  Then, per batch size, rounds of: lease the next N queued tasks,
-store their results (half tests, half benchmarks), each statement run as
-the coordinator runs it (a prepared statement, a generic plan) under
-EXPLAIN (ANALYZE, BUFFERS), whose Execution Time includes every
-trigger and foreign-key check of the statement.  Printed: the median
-execution time per statement and per row, and the triggers' share.
+store their results (half tests, half benchmarks), each statement a
+transaction of its own and run as the coordinator runs it (a prepared
+statement, a generic plan) under EXPLAIN (ANALYZE, BUFFERS), whose
+Execution Time includes every trigger and foreign-key check of the
+statement.  Printed: the median and the minimum execution time per
+statement and per row, and each trigger's and foreign key's share.
+
+--variant SQL runs SQL once in a copy of the filled database and measures
+it beside the schema as it is, alternating batch by batch (e.g. a trigger
+dropped, a function replaced); --source DIR measures another checkout's
+statements (built in --build), for a before/after.
 
     bench/pg-result-cost.py [--build build-x] [--rounds 20] [--explain]
+    bench/pg-result-cost.py --build build-x --variant 'DROP TRIGGER attempts_summarise_update ON attempts'
+    bench/pg-result-cost.py --build /tmp/base/build-x --source /tmp/base
 
 Performance is never asserted: the exit status is 0 whenever it measured.
 """
