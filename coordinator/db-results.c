@@ -36,6 +36,22 @@ struct result_row {
 	struct db_result *d;
 };
 
+/* A result the statement stored: its key and how it was decided. */
+struct stored_row {
+	uint64_t task_id;
+	uint32_t attempt;
+	bool stale, retried;
+};
+
+static int stored_row_cmp(const void *a, const void *b)
+{
+	const struct stored_row *x = a, *y = b;
+
+	if (x->task_id != y->task_id)
+		return x->task_id < y->task_id ? -1 : 1;
+	return x->attempt < y->attempt ? -1 : x->attempt > y->attempt;
+}
+
 /* Stores the results of ops[0..n_ops) (DB_OP_RESULT_STORE, at most
  * DB_MERGE_ROWS_MAX results in all) with one statement: their arrays are
  * concatenated and each row's outcome goes back to its op through the
@@ -103,7 +119,10 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 		     * one stored; a later copy (a re-send in another op) is a
 		     * duplicate, as it would be in a statement of its own. */
 		    " row_number() OVER (PARTITION BY u.task_id, u.attempt, u.worker_id ORDER BY u.ord) AS nth,"
-		    " f.*"
+		    /* The task and the attempt, read once for every use below
+		     * (one snapshot: each CTE would read the same rows). */
+		    " t0.job_id, t0.state AS t_state, t0.attempt AS t_attempt,"
+		    " a0.task_id IS NOT NULL AS owned, f.*"
 		    " FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],"
 		    " $7::text[], $8::text[], $9::text[], $10::int[], $11::int[], $12::bigint[], $13::bigint[],"
 		    " $14::bool[], $15::bool[]) WITH ORDINALITY AS u (task_id, attempt, status, reason, metrics,"
@@ -112,6 +131,8 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 		    /* The new columns (migration 008): from the env and metrics JSON,
 		     * else from what the worker registered for the device. */
 		    " LEFT JOIN tasks t0 ON t0.id = u.task_id"
+		    " LEFT JOIN attempts a0 ON a0.task_id = u.task_id AND a0.attempt = u.attempt"
+		    " AND a0.worker_id = u.worker_id"
 		    " LEFT JOIN devices dv ON dv.worker_id = u.worker_id AND dv.backend = t0.backend"
 		    " AND dv.idx = u.device_index"
 		    " CROSS JOIN LATERAL hfleet_result_fields(u.env, u.metrics, u.weights, dv.name, dv.uuid,"
@@ -122,8 +143,7 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 		    " SELECT DISTINCT ON (i.fingerprint) i.fingerprint, i.driver_version, i.cuda_version,"
 		    " i.rocm_version, i.torch_version, i.transformers_version, i.python_version,"
 		    " i.runner_version, left(i.weights, 32)"
-		    " FROM i JOIN attempts a ON a.task_id = i.task_id AND a.attempt = i.attempt"
-		    " AND a.worker_id = i.worker_id WHERE i.fingerprint IS NOT NULL"
+		    " FROM i WHERE i.owned AND i.fingerprint IS NOT NULL"
 		    " ORDER BY i.fingerprint"
 		    " ON CONFLICT (fingerprint) DO NOTHING RETURNING id, fingerprint),"
 		    " envs AS (SELECT id, fingerprint FROM ne UNION ALL SELECT e.id, e.fingerprint"
@@ -137,19 +157,22 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 		    " energy_j_per_item, avg_power_w, noisy)"
 		    " SELECT i.task_id, i.attempt, i.status, i.reason, i.metrics, i.env, i.weights,"
 		    " i.log_excerpt, i.worker_id, i.device_index, i.exit_code, i.started_at, i.finished_at,"
-		    " NOT (t.state = 'leased' AND t.attempt = i.attempt),"
-		    " i.retry AND t.state = 'leased' AND t.attempt = i.attempt,"
-		    " i.flaky AND i.retry AND t.state = 'leased' AND t.attempt = i.attempt,"
+		    " NOT (i.t_state = 'leased' AND i.t_attempt = i.attempt),"
+		    " i.retry AND i.t_state = 'leased' AND i.t_attempt = i.attempt,"
+		    " i.flaky AND i.retry AND i.t_state = 'leased' AND i.t_attempt = i.attempt,"
 		    " i.device_uuid, i.device_name, i.device_memory_bytes, i.driver_version, i.cuda_version,"
 		    " i.rocm_version, i.torch_version, i.transformers_version, i.python_version,"
 		    " i.runner_version,"
-		    " (SELECT min(envs.id) FROM envs WHERE envs.fingerprint = i.fingerprint),"
+		    " envs.id,"
 		    " i.latency_mean_ms, i.latency_stdev_ms, i.latency_cv, i.latency_p50_ms, i.latency_p90_ms,"
 		    " i.latency_p95_ms, i.latency_p99_ms, i.throughput_items_s, i.peak_memory_bytes,"
 		    " i.energy_j_per_item, i.avg_power_w, i.noisy"
-		    " FROM i JOIN tasks t ON t.id = i.task_id"
-		    " JOIN attempts a ON a.task_id = i.task_id AND a.attempt = i.attempt"
-		    " AND a.worker_id = i.worker_id WHERE i.nth = 1"
+		    " FROM i"
+		    /* One row per fingerprint: ne holds the new ones, the
+		     * snapshot the ones stored before (joined once, not a
+		     * subquery per row over envs and i). */
+		    " LEFT JOIN envs ON envs.fingerprint = i.fingerprint"
+		    " WHERE i.nth = 1 AND i.owned AND i.job_id IS NOT NULL"
 		    " ON CONFLICT (task_id, attempt) DO NOTHING"
 		    " RETURNING id, task_id, attempt, status, stale, retried),"
 		    " upd AS (UPDATE tasks t SET"
@@ -160,11 +183,12 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 		    " FROM ins WHERE t.id = ins.task_id AND NOT ins.stale RETURNING t.id),"
 		    " att AS (UPDATE attempts a SET ended_at = now(), end_reason = 'result' FROM ins"
 		    " WHERE a.task_id = ins.task_id AND a.attempt = ins.attempt AND a.ended_at IS NULL)"
-		    " SELECT i.task_id, i.attempt, t.job_id, ins.stale, ins.retried, a.worker_id IS NOT NULL, i.ord"
-		    " FROM i LEFT JOIN tasks t ON t.id = i.task_id"
-		    " LEFT JOIN attempts a ON a.task_id = i.task_id AND a.attempt = i.attempt"
-		    " AND a.worker_id = i.worker_id"
-		    " LEFT JOIN ins ON ins.task_id = i.task_id AND ins.attempt = i.attempt AND i.nth = 1",
+		    /* A row per result sent (ord >= 1), then a row per result
+		     * stored (ord 0): they are matched here, in C, by (task,
+		     * attempt); joined in SQL the generic plan scanned ins once
+		     * per row sent. */
+		    " SELECT i.task_id, i.attempt, i.job_id, NULL::bool, NULL::bool, i.owned, i.ord, i.nth FROM i"
+		    " UNION ALL SELECT ins.task_id, ins.attempt, NULL, ins.stale, ins.retried, NULL, 0, 0 FROM ins",
 		    &p, PGRES_TUPLES_OK, &res);
 	db_params_fini(&p);
 	if (r < 0) {
@@ -172,11 +196,31 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 		return r;
 	}
 
-	size_t n_final = 0;
+	size_t n_final = 0, n_stored = 0;
+	struct stored_row *stored = calloc(PQntuples(res) > 0 ? PQntuples(res) : 1, sizeof(*stored));
+	if (!stored) {
+		PQclear(res);
+		free(rows);
+		op_error(ops[0], "out of memory");
+		return -ENOMEM;
+	}
+	/* The results stored, sorted by (task, attempt): at most one each
+	 * (the unique key of results). */
+	for (int row = 0; row < PQntuples(res); row++) {
+		if (get_u64(res, row, 6) != 0)
+			continue;
+		stored[n_stored].task_id = get_u64(res, row, 0);
+		stored[n_stored].attempt = (uint32_t)get_u64(res, row, 1);
+		stored[n_stored].stale = strcmp(PQgetvalue(res, row, 3), "t") == 0;
+		stored[n_stored++].retried = strcmp(PQgetvalue(res, row, 4), "t") == 0;
+	}
+	qsort(stored, n_stored, sizeof(*stored), stored_row_cmp);
 	db_params_init(&p);
 	db_array_init(&jobs, &p);
 	/* One row per result sent, found by its position in the arrays (the
-	 * ordinality), not by searching the batch for its task id. */
+	 * ordinality), not by searching the batch for its task id.  The
+	 * first copy of a result its worker owns (nth 1) is the one whose
+	 * insert decided it; a later copy is a duplicate. */
 	for (int row = 0; row < PQntuples(res); row++) {
 		uint64_t ord = get_u64(res, row, 6);
 		if (ord < 1 || ord > n_rows)
@@ -184,15 +228,18 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 		struct db_result *d = rows[ord - 1].d;
 		if (d->r->task_id != get_u64(res, row, 0))
 			continue;
+		struct stored_row key = { .task_id = d->r->task_id, .attempt = d->r->attempt }, *st = NULL;
+		if (get_u64(res, row, 7) == 1)
+			st = bsearch(&key, stored, n_stored, sizeof(*stored), stored_row_cmp);
 		if (PQgetisnull(res, row, 2))
 			d->outcome = DB_RESULT_UNKNOWN;
 		else if (strcmp(PQgetvalue(res, row, 5), "t") != 0)
 			d->outcome = DB_RESULT_NOT_OWNED;
-		else if (PQgetisnull(res, row, 3))
+		else if (!st)
 			d->outcome = DB_RESULT_DUPLICATE;
-		else if (strcmp(PQgetvalue(res, row, 3), "t") == 0)
+		else if (st->stale)
 			d->outcome = DB_RESULT_STALE;
-		else if (strcmp(PQgetvalue(res, row, 4), "t") == 0)
+		else if (st->retried)
 			d->outcome = DB_RESULT_RETRIED;
 		else
 			d->outcome = DB_RESULT_FINAL;
@@ -203,6 +250,7 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 			n_final++;
 		}
 	}
+	free(stored);
 	PQclear(res);
 	db_param_array(&p, &jobs);
 	/* Jobs whose last task just got its outcome are done. */
