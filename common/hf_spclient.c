@@ -151,6 +151,7 @@ struct nuv_client {
 	uint32_t next_id;
 	bool closing;
 	int64_t timer_at;          /* loop-only: when the timer fires, or 0 */
+	int open_handles;          /* loop-only: async and timer, until closed */
 };
 
 static void put_be64(uint8_t *p, uint64_t v)
@@ -266,11 +267,11 @@ static void conn_close(struct conn *cn)
 	if (c->conn == cn)
 		c->conn = NULL;
 	/* The first of the queue, partly written, cannot be sent again. */
-	conn_drop_writing(cn, -ECONNRESET);
+	conn_drop_writing(cn, c->closing ? -ESHUTDOWN : -ECONNRESET);
 	for (k = c->calls; k;) {
 		struct call *next = k->next;
 		if (k->state == CALL_SENT)
-			call_done(c, k, -ECONNRESET, NULL);
+			call_done(c, k, c->closing ? -ESHUTDOWN : -ECONNRESET, NULL);
 		k = next;
 	}
 	cn->reap_next = c->reap;
@@ -901,9 +902,8 @@ static void client_closed_cb(uv_handle_t *h)
 {
 	nuv_client_t *c = h->data;
 
-	if (h == (uv_handle_t *)&c->async)
-		return; /* the timer closes second and frees */
-	client_free(c);
+	if (--c->open_handles == 0)
+		client_free(c);
 }
 
 void nuv_client_close(nuv_client_t *c)
@@ -926,6 +926,7 @@ void nuv_client_close(nuv_client_t *c)
 	pthread_mutex_unlock(&c->mu);
 	client_drain(c);
 	uv_timer_stop(&c->timer);
+	c->open_handles = 2;
 	uv_close((uv_handle_t *)&c->async, client_closed_cb);
 	uv_close((uv_handle_t *)&c->timer, client_closed_cb);
 }
