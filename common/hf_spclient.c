@@ -32,7 +32,7 @@
  * tells it sooner than a timeout would.  Calls not yet written stay queued
  * for the next connection.  A dial that connects while another connection
  * is in use is closed, and that URL is dialled again after the longest
- * backoff.
+ * backoff; so is the URL of a connection closed for breaking the wire.
  *
  * Threads and the lock.  nng runs dial_cb, conn_rx_cb and conn_tx_cb on
  * its own threads; they hold the client's mutex mu for all they do (start
@@ -95,6 +95,10 @@ struct call {
 	int64_t deadline_ms;
 	int rv;
 	nng_msg *reply;
+	/* A reply read before the write's completion was handled (the peer
+	 * answers as soon as it has the request; the loop or an nng thread
+	 * may not have taken the write's end yet): delivered when it is. */
+	nng_msg *early_reply;
 	nuv_reply_cb cb;        /* loop-only */
 	void *arg;              /* loop-only */
 	struct call *prev, *next; /* every call not yet delivered */
@@ -124,6 +128,7 @@ struct conn {
 	nng_aio *tx_try_aio; /* plain TCP and IPC: the loop's inline write */
 	size_t head_len;     /* 8, or 9 on IPC */
 	bool closed, hello_in, hello_out, rx_busy, tx_busy;
+	bool broken;         /* closed for breaking the wire: dial again slowly */
 	enum rx_state rx;
 	uint8_t rx_buf[RX_BUF_LEN];
 	size_t rx_start, rx_end;
@@ -193,6 +198,9 @@ static void call_done(nuv_client_t *c, struct call *k, int rv, nng_msg *reply)
 	call_unlink(c, k);
 	nng_msg_free(k->msg);
 	k->msg = NULL;
+	if (k->early_reply != reply)
+		nng_msg_free(k->early_reply);
+	k->early_reply = NULL;
 	k->state = CALL_DONE;
 	k->rv = rv;
 	k->reply = reply;
@@ -306,6 +314,10 @@ static bool conn_reply(struct conn *cn, uint32_t id, nng_msg *msg)
 {
 	struct call *k = call_find(cn->c, id);
 
+	if (k && k->state == CALL_WRITING && !k->early_reply) {
+		k->early_reply = msg; /* conn_tx_done delivers it */
+		return false;
+	}
 	if (!k || k->state != CALL_SENT) {
 		nng_msg_free(msg);
 		return false;
@@ -411,6 +423,7 @@ static void conn_rx_cb(void *arg)
 	}
 	cn->rx_end += n;
 	if (!conn_rx_cut(cn, &wake)) {
+		cn->broken = true;
 		conn_close(cn);
 		goto out;
 	}
@@ -486,6 +499,10 @@ static void conn_tx_done(struct conn *cn, int rv, size_t n)
 		k->state = CALL_SENT;
 		nng_msg_free(k->msg);
 		k->msg = NULL;
+		if (k->early_reply) {
+			call_done(c, k, 0, k->early_reply);
+			uv_async_send(&c->async);
+		}
 	}
 	cn->tx_off = 0;
 	conn_tx_start(cn);
@@ -645,8 +662,12 @@ static int dial_init(nuv_client_t *c, struct dial *d, const char *url, const str
 			snprintf(err, errlen, "could not set up TLS for \"%s\"", url);
 			return nuv_errno(rv);
 		}
-	} else if (!d->ipc) {
-		nng_stream_dialer_set_bool(d->dialer, NNG_OPT_TCP_KEEPALIVE, true);
+	}
+	if (!d->ipc) {
+		/* A request is one write; Nagle would hold the second of two
+		 * outstanding ones for the first one's ACK (up to 40 ms). */
+		(void)nng_stream_dialer_set_bool(d->dialer, NNG_OPT_TCP_NODELAY, true);
+		(void)nng_stream_dialer_set_bool(d->dialer, NNG_OPT_TCP_KEEPALIVE, true);
 	}
 	rv = nng_aio_alloc(&d->aio, dial_cb, d);
 	if (rv != 0) {
@@ -687,8 +708,10 @@ static void client_reap(nuv_client_t *c)
 				for (size_t i = 0; i < c->n_dials; i++)
 					if (c->dials[i].idle)
 						dial_start(&c->dials[i], 0);
-			/* Its own dial rests a little before trying again. */
-			dial_start(cn->dial, DIAL_BACKOFF_MIN_MS);
+			/* Its own dial rests a little before trying again; a
+			 * peer that broke the wire, the longest backoff (one
+			 * log line per 2 s, not per 100 ms). */
+			dial_start(cn->dial, cn->broken ? DIAL_BACKOFF_MAX_MS : DIAL_BACKOFF_MIN_MS);
 		}
 		pthread_mutex_unlock(&c->mu);
 		free(cn);
