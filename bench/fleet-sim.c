@@ -2,8 +2,8 @@
  *
  * hfleet-fleet-sim: many simulated workers in one process, for the
  * benchmark harness (bench/run.py).  Each simulated worker has its own
- * connection (an SP REQ client on libuv, sp-client.h; with --nng an nng REQ
- * socket, as hf-worker has), its own worker id and worker token,
+ * connection (an SP REQ client on libuv, sp-client.h; with --nng
+ * hf-worker's own client over nng's streams, hf_nuv.h), its own worker id and worker token,
  * and speaks the real worker protocol as hf-worker does (worker/session.c):
  * Register (one CPU device of --slots slots), then a Poll every heartbeat
  * carrying its session, its free slots and the tasks it holds; heartbeats
@@ -71,9 +71,10 @@
 
 enum mode { MODE_COMPLETE, MODE_HOLD, MODE_NONE, MODE_IDLE };
 
-/* A connection to the coordinator: an nng REQ socket (hf_nuv.h), or the
- * simulator's own SP client on libuv (sp-client.h, the default: nng's
- * threads would cost the simulator more than the coordinator it measures). */
+/* A connection to the coordinator: hf-worker's client (hf_nuv.h, over
+ * nng's streams), or the simulator's own SP client on libuv (sp-client.h,
+ * the default: nng's threads would cost the simulator more than the
+ * coordinator it measures). */
 struct conn {
 	nuv_client_t *nuv;
 	struct sp_client *sp;
@@ -832,8 +833,8 @@ static void end_cb(uv_timer_t *t)
 {
 	(void)t;
 	print_summary();
-	/* nng 1.5 can hang closing sockets with calls in flight (hf_nuv.h):
-	 * the process just ends, the kernel closes the connections. */
+	/* Closing thousands of clients one by one is slow: the process
+	 * just ends, the kernel closes the connections. */
 	_exit(0);
 }
 

@@ -22,9 +22,11 @@
  * header within the handshake timeout, and one that breaks the framing.
  * TCP keepalive is on.
  *
- * Client: a REQ socket; each call uses its own context, so many calls may be
- * outstanding.  The reply callback runs on the loop thread exactly once per
- * call, also on timeout and at close.
+ * Client (hf_spclient.c): the REQ side of the same protocol, spoken by
+ * hfleet itself over nng's byte streams, one connection at a time; calls
+ * are matched to replies by id, so many may be outstanding.  The reply
+ * callback runs on the loop thread exactly once per call, also on timeout,
+ * on a lost connection and at close.
  *
  * Errors are negative errno values (translated from nng here and only here).
  * Except where noted, functions are called on the loop thread.
@@ -129,27 +131,31 @@ void nuv_reply(nuv_request_t *req, nng_msg *reply);
  * frees the reply.  NULL is fine. */
 void nuv_server_close(nuv_server_t *srv);
 
-/* Opens a REQ socket dialling url, or each of a comma-separated list of
- * urls (a coordinator and its standby); connection happens (and is retried)
- * in the background, and calls go to whichever peer is connected.  A
- * tls+tcp:// url is dialled with tls (see hf_tls.h; NULL when there is no
- * TLS setting), which verifies the coordinator's certificate.  Returns 0
- * or a negative errno with a message in err. */
+/* Opens a client dialling url (tcp://, ipc://, abstract://, tls+tcp://),
+ * or each of a comma-separated list of urls (a coordinator and its
+ * standby); connection happens (and is retried, after 100 ms doubling to
+ * 2 s) in the background, and calls go to whichever peer connected first.
+ * A tls+tcp:// url is dialled with tls (see hf_tls.h; NULL when there is
+ * no TLS setting), which verifies the coordinator's certificate.
+ * recv_max bounds a reply (0 = 1 MiB); a longer one closes the
+ * connection.  Returns 0 or a negative errno with a message in err. */
 struct hf_tls;
 int nuv_client_open(uv_loop_t *loop, const char *url, const struct hf_tls *tls, size_t recv_max,
 		    nuv_client_t **ret_client, char *err, size_t errlen);
 
 /* Sends msg and calls cb with the reply.  Takes msg in all cases.  timeout_ms
- * bounds the whole call.  Returns 0 or a negative errno, in which case cb is
- * not called. */
+ * bounds the whole call, waiting for a connection included (-ETIMEDOUT; a
+ * reply after it is dropped).  A connection lost after the request was
+ * written, whole or in part, fails it with -ECONNRESET (it is not sent
+ * again).  Returns 0 or a negative errno, in which case cb is not called. */
 int nuv_client_call(nuv_client_t *c, nng_msg *msg, int timeout_ms, nuv_reply_cb cb, void *arg);
 
-/* Closes the socket; outstanding calls get their callback with -ESHUTDOWN
- * before this returns (or, when called from a reply callback, calls that
- * already completed are delivered when that callback returns).  NULL is
- * fine.  Note: nng 1.5 (Debian 12) can hang in nng_close while a REQ
- * context has an operation in flight (nng issue 1813); hf-worker closes its
- * client only when no call is outstanding. */
+/* Closes the client; outstanding calls get their callback with -ESHUTDOWN
+ * before this returns (calls that had completed get theirs with their
+ * result), and no nng callback of the client runs after it.  May be
+ * called from a reply callback.  NULL is fine.  (An nng REQ socket could
+ * hang here in nng 1.5 with a call in flight, nng issue 1813; the streams
+ * this client uses have no such hang.) */
 void nuv_client_close(nuv_client_t *c);
 
 /* Raises the soft limit on open files (each connection is one) to the hard

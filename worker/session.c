@@ -514,10 +514,11 @@ static void finish_timer_cb(uv_timer_t *h)
 
 	executor_close(s->ex); /* kills what still runs, without results */
 	s->ex = NULL;
-	/* nng 1.5 (Debian 12) can deadlock in nng_close while a request
-	 * context has an operation in flight (nng issue #1813, fixed in 1.8),
-	 * so the client is closed only once no call is outstanding.  Every
-	 * call ends by its timeout at the latest. */
+	/* The client is closed only once no call is outstanding (up to
+	 * finish_deadline), so that results in flight get their
+	 * acknowledgement.  (This once also kept nng 1.5's REQ socket from
+	 * deadlocking in nng_close, nng issue #1813; hf_spclient.c has no
+	 * such hang.)  Every call ends by its timeout at the latest. */
 	if ((s->reg_inflight || s->polls_out > 0 || s->results_inflight || s->health_inflight) &&
 	    hf_mono_ms() < s->finish_deadline) {
 		uv_timer_start(&s->finish_timer, finish_timer_cb, 10, 0);
