@@ -29,7 +29,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -384,6 +383,47 @@ class Window:
             'stmts': b.statements(),
         }
 
+    def warm_up(self, warmup):
+        """Waits for the first result, then warmup seconds, and resets
+        pg_stat_statements: the window starts warm."""
+        b = self.b
+        deadline = time.time() + 60
+        while int(b.pg.psql('SELECT count(*) FROM results')) == 0 and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(warmup)
+        if b.have_pgss:
+            b.pg.psql('SELECT pg_stat_statements_reset()')
+
+    def measure(self, seconds, count):
+        """Samples now and every 0.5 s until seconds passed or count
+        results are stored; returns (first sample, last sample)."""
+        s1 = self.sample()
+        end = s1['t'] + seconds
+        s2 = s1
+        while time.time() < end:
+            time.sleep(0.5)
+            s2 = self.sample()
+            if s2['results'] >= count:
+                break
+        return s1, s2
+
+
+def per_task_figures(prefix, s1, s2, have_pgss, workers=None):
+    """The CPU, statements and transactions per stored result between two
+    samples of a window, as figures named prefix + what."""
+    done = s2['results'] - s1['results']
+    if not done:
+        return
+    figure(prefix + 'coordinator CPU per task', '%.1f us' % ((s2['coord'] - s1['coord']) / done * 1e6), '')
+    figure(prefix + 'PostgreSQL CPU per task', '%.1f us' % ((s2['pg'] - s1['pg']) / done * 1e6), '')
+    if workers:
+        figure(prefix + workers[0], '%.1f us' % (workers[1] / done * 1e6), '')
+    if have_pgss:
+        figure(prefix + 'statements per task (pg_stat_statements)',
+               '%.2f' % ((s2['stmts'][0] - s1['stmts'][0]) / done), '')
+    figure(prefix + 'transactions per task (pg_stat_database)',
+           '%.2f' % ((s2['stmts'][1] - s1['stmts'][1]) / done), '')
+
 
 def throughput(b, args):
     n, m = args.workers, args.slots
@@ -395,26 +435,13 @@ def throughput(b, args):
     job, count, _ = b.submit_job(args.tasks, 'bench-throughput')
     log('throughput: job %d of %d tasks submitted' % (job, count))
     win = Window(b, [p.pid for p in b.hf_workers])
-    # Warm up: the first results, then a few seconds.
-    deadline = time.time() + 60
-    while int(b.pg.psql('SELECT count(*) FROM results')) == 0 and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(args.warmup)
-    if b.have_pgss:
-        b.pg.psql('SELECT pg_stat_statements_reset()')
+    win.warm_up(args.warmup)
     perf = start_perf(b, args, [p.pid for p in b.hf_workers])
     if args.worker_callgrind:
         # Counts from here: registration and warm-up left out.
         b.worker_callgrind_base = worker_results(b, names[0])
         subprocess.run(['callgrind_control', '-z', str(b.hf_workers[0].pid)], capture_output=True)
-    s1 = win.sample()
-    end = s1['t'] + args.seconds
-    s2 = s1
-    while time.time() < end:
-        time.sleep(0.5)
-        s2 = win.sample()
-        if s2['results'] >= count:
-            break
+    s1, s2 = win.measure(args.seconds, count)
     done = s2['results'] - s1['results']
     span = s2['t'] - s1['t']
     rate = done / span if span > 0 else 0
@@ -431,14 +458,8 @@ def throughput(b, args):
     figure('durable completions/s (%d hf-workers x %d slots)' % (n, m), '%.0f /s' % rate, '>= 10000 /s',
            rate >= 10000)
     figure('tasks passed with != 1 deciding result', '%d of %d' % (bad, finished), '0', bad == 0)
-    if done:
-        figure('coordinator CPU per task', '%.1f us' % ((s2['coord'] - s1['coord']) / done * 1e6), '')
-        figure('PostgreSQL CPU per task', '%.1f us' % ((s2['pg'] - s1['pg']) / done * 1e6), '')
-        figure('hf-workers + runners CPU per task', '%.1f us' % ((s2['workers'] - s1['workers']) / done * 1e6), '')
-        if b.have_pgss:
-            figure('statements per task (pg_stat_statements)',
-                   '%.2f' % ((s2['stmts'][0] - s1['stmts'][0]) / done), '')
-        figure('transactions per task (pg_stat_database)', '%.2f' % ((s2['stmts'][1] - s1['stmts'][1]) / done), '')
+    per_task_figures('', s1, s2, b.have_pgss,
+                     ('hf-workers + runners CPU per task', s2['workers'] - s1['workers']))
     for row in top:
         NOTES.append('throughput top statement: calls=%s exec_ms=%s plan_ms=%s %s' % tuple(row))
     return rate
@@ -461,21 +482,9 @@ def capacity(b, args):
     b.wait_connected(n)
     job, count, _ = b.submit_job(args.tasks, 'bench-capacity')
     win = Window(b)
-    deadline = time.time() + 60
-    while int(b.pg.psql('SELECT count(*) FROM results')) == 0 and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(args.warmup)
-    if b.have_pgss:
-        b.pg.psql('SELECT pg_stat_statements_reset()')
-    s1 = win.sample()
+    win.warm_up(args.warmup)
     sim0 = proc_cpu_s(p.pid)
-    end = s1['t'] + args.seconds
-    s2 = s1
-    while time.time() < end:
-        time.sleep(0.5)
-        s2 = win.sample()
-        if s2['results'] >= count:
-            break
+    s1, s2 = win.measure(args.seconds, count)
     sim1 = proc_cpu_s(p.pid)
     done = s2['results'] - s1['results']
     span = s2['t'] - s1['t']
@@ -487,13 +496,7 @@ def capacity(b, args):
     finished, bad = b.deciding_check(job)
     figure('capacity: completions/s, simulated workers (%d x %d)' % (n, m), '%.0f /s' % rate, '')
     figure('capacity: tasks passed with != 1 deciding result', '%d of %d' % (bad, finished), '0', bad == 0)
-    if done:
-        figure('capacity: coordinator CPU per task', '%.1f us' % ((s2['coord'] - s1['coord']) / done * 1e6), '')
-        figure('capacity: PostgreSQL CPU per task', '%.1f us' % ((s2['pg'] - s1['pg']) / done * 1e6), '')
-        figure('capacity: simulator CPU per task', '%.1f us' % ((sim1 - sim0) / done * 1e6), '')
-        if b.have_pgss:
-            figure('capacity: statements per task', '%.2f' % ((s2['stmts'][0] - s1['stmts'][0]) / done), '')
-        figure('capacity: transactions per task', '%.2f' % ((s2['stmts'][1] - s1['stmts'][1]) / done), '')
+    per_task_figures('capacity: ', s1, s2, b.have_pgss, ('simulator CPU per task', sim1 - sim0))
     for row in top[:4]:
         NOTES.append('capacity top statement: calls=%s exec_ms=%s plan_ms=%s %s' % tuple(row))
     return rate
