@@ -29,15 +29,13 @@ static void hold_timer_cb(uv_timer_t *t);
  * in bursts, one wake-up of each serves many polls (plain TCP and TLS
  * alike).  A hold ends up to a tick early, never late: the worker polls
  * again a little sooner (about 1 % more polls at a 1 s hold). */
-#include <stdlib.h>
-static int64_t HOLD_TICK_MS_v = -1;
-#define HOLD_TICK_MS (HOLD_TICK_MS_v >= 0 ? HOLD_TICK_MS_v : (HOLD_TICK_MS_v = getenv("HF_HOLD_TICK") ? atoi(getenv("HF_HOLD_TICK")) : 20))
+#define HOLD_TICK_MS 20
 
 static int64_t hold_end(int64_t now, int64_t hold)
 {
 	int64_t end = now + hold;
 
-	if (HOLD_TICK_MS <= 1 || hold < 4 * HOLD_TICK_MS)
+	if (hold < 4 * HOLD_TICK_MS)
 		return end;
 	return end - end % HOLD_TICK_MS;
 }
