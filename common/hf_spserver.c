@@ -180,32 +180,44 @@ static void server_reap(nuv_server_t *srv)
 static void server_async_cb(uv_async_t *h)
 {
 	nuv_server_t *srv = h->data;
-	struct nuv_request *list;
+	struct nuv_request *list, *deliver = NULL, **tail = &deliver;
 
 	server_reap(srv);
+	/* One hold of mu for the whole batch (nng's threads queue on it: a
+	 * lock per request woke one of them each time): the requests whose
+	 * connection closed meanwhile are dropped, the others delivered
+	 * after it is let go.  A request handed over stays valid without mu:
+	 * only this thread frees one that is neither being written nor
+	 * parked (server_reap, nuv_reply). */
 	pthread_mutex_lock(&srv->mu);
 	list = srv->q_first;
 	srv->q_first = srv->q_last = NULL;
-	pthread_mutex_unlock(&srv->mu);
-
-	while (list && !srv->closing) {
+	while (list) {
 		struct nuv_request *r = list;
-		nng_msg *msg = r->msg;
-		bool gone;
-
 		list = r->next;
 		r->next = NULL;
-		pthread_mutex_lock(&srv->mu);
-		gone = r->conn->closed;
-		if (gone)
+		if (r->conn->closed) {
 			spreq_finish(r);
-		else
-			r->msg = NULL; /* the callee's now */
-		pthread_mutex_unlock(&srv->mu);
-		if (!gone)
-			srv->cb(r, msg, srv->arg);
+		} else {
+			*tail = r;
+			tail = &r->next;
+		}
 	}
-	/* Closed from a callback: what is left is freed with the server. */
+	pthread_mutex_unlock(&srv->mu);
+
+	while (deliver) {
+		struct nuv_request *r = deliver;
+		nng_msg *msg = r->msg;
+
+		deliver = r->next;
+		r->next = NULL;
+		if (srv->closing) {
+			/* Closed from a callback: freed with the server. */
+			continue;
+		}
+		r->msg = NULL; /* the callee's now */
+		srv->cb(r, msg, srv->arg);
+	}
 }
 
 /* Loop thread: one line per kind of refusal that happened since the last

@@ -1,65 +1,66 @@
 /* SPDX-License-Identifier: MIT
  *
- * Held polls' bookkeeping (see poll-hold.h): a FIFO list and a binary
- * min-heap by the end of the hold, both intrusive.  Loop thread only.
+ * Held polls' bookkeeping (see poll-hold.h): a FIFO list (intrusive) and
+ * a binary min-heap by the end of the hold (an array of ends and pointers;
+ * each poll knows its index).  Loop thread only.
  */
 #include "poll-hold.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
-static void heap_set(struct poll_holds *h, size_t i, struct held_poll *p)
+static void heap_set(struct poll_holds *h, size_t i, struct poll_hold_slot e)
 {
-	h->heap[i] = p;
-	p->heap_idx = i;
+	h->heap[i] = e;
+	e.p->heap_idx = i;
 }
 
 static void heap_up(struct poll_holds *h, size_t i)
 {
-	struct held_poll *p = h->heap[i];
+	struct poll_hold_slot e = h->heap[i];
 
 	while (i > 0) {
 		size_t parent = (i - 1) / 2;
-		if (h->heap[parent]->until_ms <= p->until_ms)
+		if (h->heap[parent].until_ms <= e.until_ms)
 			break;
 		heap_set(h, i, h->heap[parent]);
 		i = parent;
 	}
-	heap_set(h, i, p);
+	heap_set(h, i, e);
 }
 
 static void heap_down(struct poll_holds *h, size_t i)
 {
-	struct held_poll *p = h->heap[i];
+	struct poll_hold_slot e = h->heap[i];
 
 	for (;;) {
 		size_t l = 2 * i + 1, m = i;
-		int64_t best = p->until_ms;
-		if (l < h->n && h->heap[l]->until_ms < best) {
+		int64_t best = e.until_ms;
+		if (l < h->n && h->heap[l].until_ms < best) {
 			m = l;
-			best = h->heap[l]->until_ms;
+			best = h->heap[l].until_ms;
 		}
-		if (l + 1 < h->n && h->heap[l + 1]->until_ms < best)
+		if (l + 1 < h->n && h->heap[l + 1].until_ms < best)
 			m = l + 1;
 		if (m == i)
 			break;
 		heap_set(h, i, h->heap[m]);
 		i = m;
 	}
-	heap_set(h, i, p);
+	heap_set(h, i, e);
 }
 
 int poll_holds_add(struct poll_holds *h, struct held_poll *p)
 {
 	if (h->n == h->cap) {
 		size_t cap = h->cap ? 2 * h->cap : 64;
-		struct held_poll **v = realloc(h->heap, cap * sizeof(*v));
+		struct poll_hold_slot *v = realloc(h->heap, cap * sizeof(*v));
 		if (!v)
 			return -ENOMEM;
 		h->heap = v;
 		h->cap = cap;
 	}
-	heap_set(h, h->n++, p);
+	heap_set(h, h->n++, (struct poll_hold_slot){ .until_ms = p->until_ms, .p = p });
 	heap_up(h, p->heap_idx);
 	p->next = NULL;
 	p->prev = h->last;
@@ -74,11 +75,11 @@ int poll_holds_add(struct poll_holds *h, struct held_poll *p)
 void poll_holds_remove(struct poll_holds *h, struct held_poll *p)
 {
 	size_t i = p->heap_idx;
-	struct held_poll *moved = h->heap[--h->n];
+	struct poll_hold_slot moved = h->heap[--h->n];
 
 	if (i != h->n) {
 		heap_set(h, i, moved);
-		if (i > 0 && h->heap[(i - 1) / 2]->until_ms > moved->until_ms)
+		if (i > 0 && h->heap[(i - 1) / 2].until_ms > moved.until_ms)
 			heap_up(h, i);
 		else
 			heap_down(h, i);
@@ -98,16 +99,16 @@ struct held_poll *poll_holds_pop_ended(struct poll_holds *h, int64_t now_ms)
 {
 	struct held_poll *p;
 
-	if (h->n == 0 || h->heap[0]->until_ms > now_ms)
+	if (h->n == 0 || h->heap[0].until_ms > now_ms)
 		return NULL;
-	p = h->heap[0];
+	p = h->heap[0].p;
 	poll_holds_remove(h, p);
 	return p;
 }
 
 int64_t poll_holds_next_end(const struct poll_holds *h)
 {
-	return h->n ? h->heap[0]->until_ms : -1;
+	return h->n ? h->heap[0].until_ms : -1;
 }
 
 void poll_holds_fini(struct poll_holds *h)

@@ -21,6 +21,25 @@ static struct worker_req *held_req(struct held_poll *h)
 
 static void hold_timer_cb(uv_timer_t *t);
 
+/* Holds end on a grid of this many ms (those shorter than four ticks end
+ * exactly): one expiry of hold_timer answers every hold that ends within
+ * the tick, and the polls that follow come in bursts.  At 10,000 idle
+ * workers each poll otherwise woke the loop for its hold's end, and its
+ * successor woke nng's poller, one of its task threads and the loop again:
+ * in bursts, one wake-up of each serves many polls (plain TCP and TLS
+ * alike).  A hold ends up to a tick early, never late: the worker polls
+ * again a little sooner (about 1 % more polls at a 1 s hold). */
+#define HOLD_TICK_MS 20
+
+static int64_t hold_end(int64_t now, int64_t hold)
+{
+	int64_t end = now + hold;
+
+	if (hold < 4 * HOLD_TICK_MS)
+		return end;
+	return end - end % HOLD_TICK_MS;
+}
+
 /* (Re)arms hold_timer for the earliest end of a hold. */
 static void hold_timer_arm(struct coord *c, int64_t now)
 {
@@ -92,7 +111,7 @@ bool poll_hold(struct worker_req *w, struct coord_worker *cw, uint32_t backends,
 		hold = c->conf.heartbeat_ms;
 	if (hold <= 0 || backends == 0 || !c->holds_open)
 		return false;
-	w->held.until_ms = now + hold;
+	w->held.until_ms = hold_end(now, hold);
 	w->held.backends = backends;
 	if (poll_holds_add(&c->holds, &w->held) < 0)
 		return false;
