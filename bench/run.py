@@ -258,12 +258,12 @@ class Bench:
         xacts = self.pg.psql('SELECT sum(xact_commit) FROM pg_stat_database')
         return int(float(calls)), int(xacts)
 
-    def top_statements(self, n=8):
+    def top_statements(self, n=8, order='total_exec_time'):
         if not self.have_pgss:
             return []
         return self.pg.rows("SELECT calls, round(total_exec_time::numeric, 0), round(total_plan_time::numeric, 0), "
                             "left(regexp_replace(query, '\\s+', ' ', 'g'), 90) FROM pg_stat_statements "
-                            "ORDER BY total_exec_time DESC LIMIT %d" % n)
+                            "ORDER BY %s DESC LIMIT %d" % (order, n))
 
     def submit_job(self, tasks, name):
         """A job of about `tasks` tasks for cpu workers: every registry model (the `all` suite),
@@ -448,6 +448,7 @@ def throughput(b, args):
     log('throughput: %d results in %.1f s' % (done, span))
     stop_perf(perf)
     top = b.top_statements()
+    top_calls = b.top_statements(4, 'calls')
     b.hfctl('cancel', str(job), check=False)
     b.stop_hf_workers()
     finished, bad = b.deciding_check(job)
@@ -462,6 +463,8 @@ def throughput(b, args):
                      ('hf-workers + runners CPU per task', s2['workers'] - s1['workers']))
     for row in top:
         NOTES.append('throughput top statement: calls=%s exec_ms=%s plan_ms=%s %s' % tuple(row))
+    for row in top_calls:
+        NOTES.append('throughput most called: calls=%s exec_ms=%s plan_ms=%s %s' % tuple(row))
     return rate
 
 
