@@ -338,15 +338,6 @@ static bool sqlstate_is_data_error(const PGresult *res)
 	return state && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0);
 }
 
-/* PostgreSQL rolled the transaction back on its own (class 40: a
- * deadlock it broke by aborting this one, a serialization failure): the
- * same transaction may well succeed when run again. */
-static bool sqlstate_is_rollback(const PGresult *res)
-{
-	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	return state && strncmp(state, "40", 2) == 0;
-}
-
 int db_exec(struct db *db, struct db_op *op, const char *sql, const struct db_params *p,
 	    ExecStatusType want, PGresult **ret_res)
 {
@@ -385,7 +376,7 @@ int db_exec(struct db *db, struct db_op *op, const char *sql, const struct db_pa
 	if (!msg[0])
 		hf_strlcpy(msg, PQerrorMessage(db->conn), sizeof(msg));
 	first_line(msg);
-	bool data_error = sqlstate_is_data_error(res), rolled_back = sqlstate_is_rollback(res);
+	bool data_error = sqlstate_is_data_error(res);
 	PQclear(res);
 	if (PQstatus(db->conn) != CONNECTION_OK) {
 		op_error(op, "lost the database connection: %s", msg);
@@ -394,10 +385,6 @@ int db_exec(struct db *db, struct db_op *op, const char *sql, const struct db_pa
 	if (data_error) {
 		op_error(op, "the database refused a value: %s", msg);
 		return -EINVAL;
-	}
-	if (rolled_back) {
-		op_error(op, "the database aborted the transaction: %s", msg);
-		return -EDEADLK;
 	}
 	op_error(op, "statement failed: %s", msg);
 	return -EIO;

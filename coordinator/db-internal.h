@@ -80,66 +80,11 @@ struct db {
 	 * all of it (a group of result stores and lease grants only), so
 	 * db_exec_generic has nothing to set and reset around its statement. */
 	bool generic_txn;
-
-	/* The lease lane (db-lane.c): a second struct db, its own connection
-	 * and thread, that grants leases while this one stores results. */
-	struct db *lane;                   /* main: its lease lane, or NULL */
-	struct db *main;                   /* lane: the main db; NULL on main */
-	atomic_bool lane_ready;            /* main: started and active: grants go to the lane */
-	pthread_cond_t fence_cond;         /* lane: paused or in_batch changed; under mu */
-	bool paused;                       /* lane: the main thread runs a fencing group; under mu */
-	bool in_batch;                     /* lane: inside a batch; under mu */
-	int fence_session;                 /* lane: its backend pid holding the shared lane lock, 0: none */
-	int fence_pid;                     /* lane: main's backend pid last seen holding the active lock */
-	int64_t fence_checked_ms;          /* lane: when (monotonic) */
 };
-
-/* The lease lane checks that the main connection holds the active lock at
- * least this often (ms) while it runs, and when idle (db-lane.c). */
-#define DB_LANE_CHECK_MS 1000
-
-/* A transaction PostgreSQL aborted to break a deadlock (or a serialization
- * failure) is run again, at most this many times, before its ops are run
- * alone (each of which again retries as often). */
-#define DB_DEADLOCK_RETRIES 8
 
 /* Tells db_busy_ms that the thread, inside a batch, waits on purpose and
  * is alive.  Database thread. */
 void db_alive(struct db *db);
-
-/* Allocates a struct db and starts its thread; main: the main db when
- * this is its lease lane, else NULL.  db-thread.c. */
-int db_create(uv_loop_t *loop, const char *conninfo, struct db *main, struct db **ret_db);
-
-/* ---- the lease lane (db-lane.c) ---- */
-
-/* The db an op submitted to db runs on: the lease lane for a lease grant
- * once the lane is ready, else db.  Loop thread. */
-struct db *db_lane_route(struct db *db, struct db_op *op);
-/* Main's thread, after its start op succeeded: grants go to the lane. */
-void db_lane_set_ready(struct db *db);
-/* Does op, run on the main connection, change rows a grant may take or
- * must see committed (cancels, expiries, retries)?  Then its group runs
- * with the lane paused (db_lane_pause). */
-bool db_lane_fenced(const struct db_op *op);
-/* Main's thread: waits for the lane's batch in progress to end and holds
- * its next one back until db_lane_resume.  Nothing when no lane is ready. */
-void db_lane_pause(struct db *db);
-void db_lane_resume(struct db *db);
-/* The lane's thread, around each batch: waits while paused, then marks
- * the batch in progress; db_lane_leave ends it. */
-void db_lane_enter(struct db *lane);
-void db_lane_leave(struct db *lane);
-/* The lane's thread: begins a transaction that may write only while the
- * main connection holds the active-coordinator lock (see db-lane.c);
- * generic as txn_begin's.  Returns 0, or a negative errno with op->err
- * and no transaction open. */
-int db_lane_txn_begin(struct db *lane, struct db_op *op, bool generic);
-/* The lane's thread, outside a transaction: makes sure the lane's session
- * holds the shared lane lock and that the main connection held the active
- * lock within DB_LANE_CHECK_MS (force: now); else lets the session go
- * (a coordinator taking over must not wait for it) and fails. */
-int db_lane_fence(struct db *lane, struct db_op *op, bool force);
 
 /* ---- statement helpers (db-exec.c) ---- */
 
@@ -207,9 +152,7 @@ void first_line(char *s);
  * status.  Returns 0 with *ret_res (when asked for; PQclear it),
  * -ENOTCONN when the connection is gone, -EINVAL when a value was refused
  * (by the helpers above, or by PostgreSQL: SQLSTATE classes 22, data
- * exception, and 23, integrity constraint violation), -EDEADLK when
- * PostgreSQL aborted the transaction to break a deadlock or for a
- * serialization failure (class 40: run it again), -EIO when the
+ * exception, and 23, integrity constraint violation), -EIO when the
  * statement failed otherwise, -ENOMEM; op->err says why. */
 int db_exec(struct db *db, struct db_op *op, const char *sql, const struct db_params *p,
 	    ExecStatusType want, PGresult **ret_res);

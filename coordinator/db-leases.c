@@ -5,10 +5,8 @@
  * result).  The grants of consecutive ops of a group commit (polls of
  * several workers) are one statement (run_lease_grant_merged); no task of a
  * cancelled job is granted (its queued tasks are cancelled in slices after
- * the job: db-cancel.c).  Grants run on the lease lane's thread (db-lane.c,
- * which says why they may run beside the result stores; the main database
- * thread's before the lane is ready), expiries on the main database
- * thread, each inside its group commit's transaction.
+ * the job: db-cancel.c).  Runs on the
+ * database thread only, inside the group commit's transaction.
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -5,15 +5,11 @@
  * result stores among them share one statement, and the lease grants
  * another; an op refused for its own data is left out and the rest run
  * again together; on any other failure each runs again alone; lease grants
- * taken with result stores commit first, alone, and go back at once; a
- * transaction PostgreSQL aborted to break a deadlock runs again),
+ * taken with result stores commit first, alone, and go back at once),
  * dispatching each op to its run_* function, and handing completed ops back
- * to the loop.  The same code serves the main connection and its lease
- * lane (db-lane.c: a second struct db whose thread runs the lease grants;
- * the main thread pauses it around cancels, expiries and retries).
- * db_open, db_submit, db_healthy, db_lost_active, db_busy_ms, db_standby
- * and db_close are the loop thread's side; the rest runs on the database
- * threads, each on its own struct db.
+ * to the loop.  db_open, db_submit, db_healthy,
+ * db_lost_active, db_busy_ms, db_standby and db_close are the loop thread's side; the rest runs on
+ * the database thread.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -30,8 +26,6 @@
 #include "hf_log.h"
 #include "hf_proto.h"
 #include "hf_util.h"
-
-static void db_free_cb(uv_handle_t *h);
 
 /* ---- the thread ---- */
 
@@ -149,12 +143,7 @@ static bool op_mergeable(const struct db_op *op);
  * (db_exec_generic). */
 static int txn_begin(struct db *db, struct db_op *op, bool generic)
 {
-	int r;
-
-	if (db->main)
-		r = db_lane_txn_begin(db, op, generic);
-	else
-		r = db_cmd(db, op, generic ? "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan" : "BEGIN");
+	int r = db_cmd(db, op, generic ? "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan" : "BEGIN");
 
 	db->generic_txn = generic && r == 0;
 	return r;
@@ -171,20 +160,13 @@ static int txn_end(struct db *db, struct db_op *op, int r)
 	return r;
 }
 
-/* Runs one write op in a transaction of its own; again when PostgreSQL
- * aborted it to break a deadlock. */
+/* Runs one write op in a transaction of its own. */
 static int run_alone(struct db *db, struct db_op *op)
 {
-	for (int tries = 0;; tries++) {
-		int r = txn_begin(db, op, op_mergeable(op));
-		if (r < 0)
-			return r;
-		r = txn_end(db, op, op_run(db, op));
-		if (r != -EDEADLK || tries == DB_DEADLOCK_RETRIES)
-			return r;
-		log_info("database operation retried: %s", op->err);
-		op->err[0] = '\0';
-	}
+	int r = txn_begin(db, op, op_mergeable(op));
+	if (r < 0)
+		return r;
+	return txn_end(db, op, op_run(db, op));
 }
 
 /* An op that failed through its own data (a refused value, a conflicting
@@ -270,7 +252,7 @@ static void run_group(struct db *db, struct db_op **ops, size_t n)
 	bool left_out[DB_BATCH_MAX] = { false };
 	struct db_op *run[DB_BATCH_MAX];
 	bool merge = true, generic = true;
-	int r = 0, deadlocks = 0;
+	int r = 0;
 	size_t i;
 
 	if (n == 1) {
@@ -305,14 +287,6 @@ static void run_group(struct db *db, struct db_op **ops, size_t n)
 		r = txn_end(db, &scratch, r);
 		if (r == 0)
 			return;
-		if (r == -EDEADLK && deadlocks++ < DB_DEADLOCK_RETRIES) {
-			/* PostgreSQL aborted it to break a deadlock with the
-			 * other lane: the same group again, as it was. */
-			log_info("database transaction of %zu operations retried: %s", n,
-				 failed < n ? ops[failed]->err : scratch.err[0] ? scratch.err : "deadlock");
-			round--;
-			continue;
-		}
 		if (merged_failed && r != -ENOTCONN && db_connected(db)) {
 			/* The same ops again, each with its own statement, to find
 			 * the one refused; not counted as a round (a merged
@@ -406,17 +380,12 @@ static void run_batch(struct db *db, struct db_op *list)
 			op->rc = op_run(db, op);
 			if (op->rc == -ENOTCONN)
 				atomic_store(&db->healthy, false);
-			if (op->kind == DB_OP_START && op->rc == 0)
-				db_lane_set_ready(db);
 			i++;
 			continue;
 		}
 		size_t j = i;
-		bool fenced = false;
-		while (j < n && op_is_write(ops[j])) {
-			fenced = fenced || db_lane_fenced(ops[j]);
+		while (j < n && op_is_write(ops[j]))
 			ops[j++]->err[0] = '\0';
-		}
 		size_t leases = leases_first(ops + i, j - i);
 		if (leases > 0) {
 			run_group(db, ops + i, leases);
@@ -428,13 +397,7 @@ static void run_batch(struct db *db, struct db_op *list)
 			i += leases;
 			continue; /* the result stores and the rest, together */
 		}
-		/* A cancel, expiry or retry runs while no grant does: as if the
-		 * two lanes were one (db-lane.c). */
-		if (fenced)
-			db_lane_pause(db);
 		run_group(db, ops + i, j - i);
-		if (fenced)
-			db_lane_resume(db);
 		if (!db_connected(db))
 			atomic_store(&db->healthy, false);
 		i = j;
@@ -455,37 +418,8 @@ static void *db_thread_main(void *arg)
 		size_t n = 0;
 
 		pthread_mutex_lock(&db->mu);
-		while (!db->in_head && !db->stopping) {
-			if (!db->main) {
-				pthread_cond_wait(&db->cond, &db->mu);
-				continue;
-			}
-			/* A lane wakes by itself: to reconnect (while it is down
-			 * the loop grants nothing, so no op would come to make it
-			 * try), and to check that the main connection is still the
-			 * active coordinator's (else it lets its shared lock go,
-			 * db-lane.c). */
-			bool healthy = atomic_load(&db->healthy);
-			int64_t wait_ms = healthy ? DB_LANE_CHECK_MS : 200;
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += wait_ms / 1000;
-			ts.tv_nsec += (wait_ms % 1000) * 1000 * 1000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			if (pthread_cond_timedwait(&db->cond, &db->mu, &ts) != ETIMEDOUT ||
-			    db->in_head || db->stopping)
-				continue;
-			struct db_op scratch = { 0 };
-			pthread_mutex_unlock(&db->mu);
-			if (!healthy)
-				db_ensure_connected(db, &scratch);
-			else if (db_connected(db) && db->fence_session)
-				db_lane_fence(db, &scratch, false);
-			pthread_mutex_lock(&db->mu);
-		}
+		while (!db->in_head && !db->stopping)
+			pthread_cond_wait(&db->cond, &db->mu);
 		if (!db->in_head && db->stopping) {
 			pthread_mutex_unlock(&db->mu);
 			break;
@@ -516,11 +450,7 @@ static void *db_thread_main(void *arg)
 				nanosleep(&ts, NULL);
 			}
 		}
-		if (db->main)
-			db_lane_enter(db);
 		run_batch(db, list);
-		if (db->main)
-			db_lane_leave(db);
 		atomic_store(&db->busy_since_ms, 0);
 	}
 	if (db->conn)
@@ -549,13 +479,12 @@ static void db_async_cb(uv_async_t *h)
 	}
 }
 
-int db_create(uv_loop_t *loop, const char *conninfo, struct db *main, struct db **ret_db)
+int db_open(uv_loop_t *loop, const char *conninfo, struct db **ret_db)
 {
 	struct db *db = calloc(1, sizeof(*db));
 	if (!db)
 		return -ENOMEM;
 	db->loop = loop;
-	db->main = main;
 	db->conninfo = strdup(conninfo);
 	if (!db->conninfo) {
 		free(db);
@@ -563,11 +492,7 @@ int db_create(uv_loop_t *loop, const char *conninfo, struct db *main, struct db 
 	}
 	pthread_mutex_init(&db->mu, NULL);
 	pthread_cond_init(&db->cond, NULL);
-	pthread_cond_init(&db->fence_cond, NULL);
-	/* A lane counts as healthy until it fails: it connects with its first
-	 * grant. */
-	atomic_init(&db->healthy, main != NULL);
-	atomic_init(&db->lane_ready, false);
+	atomic_init(&db->healthy, false);
 	atomic_init(&db->lost_active, false);
 	atomic_init(&db->standby, false);
 	atomic_init(&db->busy_since_ms, 0);
@@ -575,29 +500,23 @@ int db_create(uv_loop_t *loop, const char *conninfo, struct db *main, struct db 
 	uv_async_init(loop, &db->async, db_async_cb);
 	db->async.data = db;
 	if (pthread_create(&db->thread, NULL, db_thread_main, db) != 0) {
-		uv_close((uv_handle_t *)&db->async, db_free_cb);
+		uv_close((uv_handle_t *)&db->async, NULL);
+		free(db->conninfo);
+		free(db);
 		return -EAGAIN;
 	}
 	*ret_db = db;
 	return 0;
 }
 
-int db_open(uv_loop_t *loop, const char *conninfo, struct db **ret_db)
-{
-	return db_create(loop, conninfo, NULL, ret_db);
-}
-
 void db_set_observer(struct db *db, void (*fn)(void *arg, enum db_op_kind kind, int64_t us), void *arg)
 {
 	db->observe = fn;
 	db->observe_arg = arg;
-	if (db->lane)
-		db_set_observer(db->lane, fn, arg);
 }
 
 void db_submit(struct db *db, struct db_op *op)
 {
-	db = db_lane_route(db, op);
 	op->next = NULL;
 	op->submitted_us = hf_mono_us();
 	op->rc = 0;
@@ -614,10 +533,6 @@ void db_submit(struct db *db, struct db_op *op)
 
 bool db_healthy(struct db *db)
 {
-	/* With its lease lane down the coordinator can store results but
-	 * grant nothing: unhealthy, so polls are not given leases that fail. */
-	if (db->lane && atomic_load(&db->lane_ready) && !atomic_load(&db->lane->healthy))
-		return false;
 	return atomic_load(&db->healthy);
 }
 
@@ -634,13 +549,8 @@ void db_alive(struct db *db)
 int64_t db_busy_ms(struct db *db)
 {
 	int64_t since = atomic_load(&db->busy_since_ms);
-	int64_t busy = since ? hf_mono_ms() - since : 0;
 
-	if (db->lane) {
-		int64_t lane = db_busy_ms(db->lane);
-		busy = lane > busy ? lane : busy;
-	}
-	return busy;
+	return since ? hf_mono_ms() - since : 0;
 }
 
 int db_backend_pid(struct db *db)
@@ -658,36 +568,19 @@ static void db_free_cb(uv_handle_t *h)
 	struct db *db = h->data;
 	pthread_mutex_destroy(&db->mu);
 	pthread_cond_destroy(&db->cond);
-	pthread_cond_destroy(&db->fence_cond);
 	free(db->conninfo);
 	free(db);
-}
-
-/* Stops db's thread after what was queued ran, and runs the last done
- * callbacks; the struct goes with its async handle. */
-static void db_stop(struct db *db)
-{
-	pthread_mutex_lock(&db->mu);
-	db->stopping = true;
-	pthread_cond_signal(&db->cond);
-	pthread_mutex_unlock(&db->mu);
-	pthread_join(db->thread, NULL);
-	db_async_cb(&db->async); /* the last completions */
 }
 
 void db_close(struct db *db)
 {
 	if (!db)
 		return;
-	/* The lane first: its grants still need the main connection's
-	 * active lock (db-lane.c); the main thread pauses a lane only while
-	 * the lane's thread runs, and a stopped lane is never in a batch. */
-	if (db->lane) {
-		db_stop(db->lane);
-		atomic_store(&db->lane_ready, false); /* anything later: the main thread */
-	}
-	db_stop(db);
-	if (db->lane)
-		uv_close((uv_handle_t *)&db->lane->async, db_free_cb);
+	pthread_mutex_lock(&db->mu);
+	db->stopping = true;
+	pthread_cond_signal(&db->cond);
+	pthread_mutex_unlock(&db->mu);
+	pthread_join(db->thread, NULL);
+	db_async_cb(&db->async); /* the last completions */
 	uv_close((uv_handle_t *)&db->async, db_free_cb);
 }

@@ -4,10 +4,6 @@
  * with its own libpq connection executes operations handed to it by the
  * loop thread, so the loop never blocks on PostgreSQL.
  *
- * Lease grants run on a second connection and thread once the coordinator
- * is active (the lease lane, db-lane.c), so a worker's next lease never
- * waits for the result transaction in progress.
- *
  * Group commit: the thread takes every operation queued since its last turn
  * and runs the consecutive writes in one transaction (one fsync for all of
  * them); each write is itself a set-based statement (one array parameter per
@@ -340,12 +336,6 @@ struct db_op {
 
 /* Starts the database thread; it connects (and reconnects) by itself. */
 int db_open(uv_loop_t *loop, const char *conninfo, struct db **ret_db);
-
-/* Starts db's lease lane (db-lane.c): once db's start op succeeded, lease
- * grants run on a second connection and thread, with their own group
- * commit, beside the result stores of db's.  Loop thread, before the start
- * op is submitted; without it db grants leases itself. */
-int db_lease_lane_open(struct db *db);
 
 /* Queues op; op->done will run on the loop thread.  Loop thread only. */
 void db_submit(struct db *db, struct db_op *op);

@@ -626,10 +626,6 @@ int main(int argc, char **argv)
 		log_error("could not start the database thread: %s", strerror(-r));
 		return 1;
 	}
-	/* Lease grants on a connection of their own (db-lane.c); without it
-	 * db grants them. */
-	if (db_lease_lane_open(c.db) < 0)
-		log_warn("could not start the lease lane: the main database connection grants leases");
 	/* It connects when the first job comes; without it db writes jobs. */
 	if (db_open(c.loop, c.conf.conninfo, &c.db_jobs) < 0)
 		c.db_jobs = NULL;
