@@ -371,6 +371,9 @@ class Window:
     def __init__(self, b, worker_pids=()):
         self.b = b
         self.worker_pids = list(worker_pids)
+        # Results stored before this window's job (an earlier figure's):
+        # made before the job is submitted.
+        self.before = int(b.pg.psql('SELECT count(*) FROM results'))
 
     def sample(self):
         b = self.b
@@ -388,22 +391,22 @@ class Window:
         pg_stat_statements: the window starts warm."""
         b = self.b
         deadline = time.time() + 60
-        while int(b.pg.psql('SELECT count(*) FROM results')) == 0 and time.time() < deadline:
+        while int(b.pg.psql('SELECT count(*) FROM results')) <= self.before and time.time() < deadline:
             time.sleep(0.2)
         time.sleep(warmup)
         if b.have_pgss:
             b.pg.psql('SELECT pg_stat_statements_reset()')
 
     def measure(self, seconds, count):
-        """Samples now and every 0.5 s until seconds passed or count
-        results are stored; returns (first sample, last sample)."""
+        """Samples now and every 0.5 s until seconds passed or the job's
+        count results are stored; returns (first sample, last sample)."""
         s1 = self.sample()
         end = s1['t'] + seconds
         s2 = s1
         while time.time() < end:
             time.sleep(0.5)
             s2 = self.sample()
-            if s2['results'] >= count:
+            if s2['results'] >= self.before + count:
                 break
         return s1, s2
 
@@ -432,9 +435,9 @@ def throughput(b, args):
     for w in names:
         b.start_hf_worker(w, m)
     b.wait_connected(n)
+    win = Window(b, [p.pid for p in b.hf_workers])
     job, count, _ = b.submit_job(args.tasks, 'bench-throughput')
     log('throughput: job %d of %d tasks submitted' % (job, count))
-    win = Window(b, [p.pid for p in b.hf_workers])
     win.warm_up(args.warmup)
     perf = start_perf(b, args, [p.pid for p in b.hf_workers])
     if args.worker_callgrind:
@@ -483,8 +486,8 @@ def capacity(b, args):
     p, out = b.sim(names, ['--slots', str(m), '--mode', 'complete', '--task-ms', str(args.capacity_task_ms),
                            '--ramp-ms', '1000'], secs, 'capacity')
     b.wait_connected(n)
-    job, count, _ = b.submit_job(args.tasks, 'bench-capacity')
     win = Window(b)
+    job, count, _ = b.submit_job(args.tasks, 'bench-capacity')
     win.warm_up(args.warmup)
     sim0 = proc_cpu_s(p.pid)
     s1, s2 = win.measure(args.seconds, count)
