@@ -125,20 +125,6 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	buf->len = c->in_cap - c->in_len;
 }
 
-static uint64_t be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* Parses whole frames out of c->in; false when the connection broke the
  * framing (it is then closed). */
 static bool parse(struct sp_client *c)
@@ -154,7 +140,7 @@ static bool parse(struct sp_client *c)
 		off = 8;
 	}
 	while (c->in_len - off >= 8) {
-		uint64_t n = be64(c->in + off);
+		uint64_t n = hf_be64_get(c->in + off);
 		uint32_t id;
 		nng_msg *m;
 
@@ -162,7 +148,7 @@ static bool parse(struct sp_client *c)
 			return false;
 		if (c->in_len - off - 8 < n)
 			break;
-		id = be32(c->in + off + 8);
+		id = hf_be32_get(c->in + off + 8);
 		for (int i = 0; i < MAX_CALLS; i++)
 			if (c->calls[i].id == id) {
 				struct sp_call k = c->calls[i];

@@ -159,25 +159,6 @@ struct nuv_client {
 	int open_handles;          /* loop-only: async and timer, until closed */
 };
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* ---- calls (under mu) ---- */
 
 static void call_unlink(nuv_client_t *c, struct call *k)
@@ -354,12 +335,12 @@ static bool conn_rx_cut(struct conn *cn, bool *wake)
 			return true;
 		if (cn->head_len == 9 && p[0] != 1)
 			goto broken;
-		len = get_be64(p + cn->head_len - 8);
+		len = hf_be64_get(p + cn->head_len - 8);
 		if (len < SP_ID_LEN || len > c->recv_max)
 			goto broken;
 		if (avail < cn->head_len + SP_ID_LEN)
 			return true;
-		id = get_be32(p + cn->head_len);
+		id = hf_be32_get(p + cn->head_len);
 		if (!(id & 0x80000000u))
 			goto broken;
 		if (cn->head_len + len > RX_BUF_LEN) {
@@ -890,7 +871,7 @@ int nuv_client_call(nuv_client_t *c, nng_msg *msg, int timeout_ms, nuv_reply_cb 
 	/* The frame with IPC's head, whatever connection it goes on (TCP
 	 * skips the type byte): built once, written as one buffer. */
 	head[0] = 1;
-	put_be64(head + 1, (uint64_t)nng_msg_len(msg) + SP_ID_LEN);
+	hf_be64_put(head + 1, (uint64_t)nng_msg_len(msg) + SP_ID_LEN);
 	head[9] = (uint8_t)(k->id >> 24);
 	head[10] = (uint8_t)(k->id >> 16);
 	head[11] = (uint8_t)(k->id >> 8);

@@ -21,20 +21,6 @@
 
 static const uint8_t sp_rep_hello[SP_HELLO_LEN] = { 0, 'S', 'P', 0, SP_PROTO_REP >> 8, SP_PROTO_REP & 0xff, 0, 0 };
 
-static uint64_t get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
 /* 127.0.0.1:5555, [::1]:5555 or ipc://path. */
 void spconn_addr(nng_stream *s, char *buf, size_t len)
 {
@@ -260,7 +246,7 @@ static enum rx_cut conn_rx_cut(struct spconn *c)
 	/* IPC frames start with the message type, 1. */
 	if (srv->head_len == 9 && p[0] != 1)
 		goto broken;
-	len = get_be64(p + srv->head_len - 8);
+	len = hf_be64_get(p + srv->head_len - 8);
 	if (len < 4 || len > srv->recv_max)
 		goto broken;
 	if (len <= RX_BUF_LEN - srv->head_len) {
@@ -671,7 +657,7 @@ bool spconn_reply(struct nuv_request *r, nng_msg *reply)
 	r->msg = reply;
 	if (srv->head_len == 9)
 		r->head[0] = 1;
-	put_be64(r->head + srv->head_len - 8, r->bt_len + nng_msg_len(reply));
+	hf_be64_put(r->head + srv->head_len - 8, r->bt_len + nng_msg_len(reply));
 	r->next = NULL;
 	if (c->tx_last) {
 		c->tx_last->next = r;

@@ -69,4 +69,26 @@ size_t hf_fmt_i64(char out[HF_FMT_INT_MAX], int64_t v);
 void hf_buf_put_u64(struct hf_buf *b, uint64_t v);
 void hf_buf_put_i64(struct hf_buf *b, int64_t v);
 
+/* Big-endian integers of the SP wire (lengths and request ids): the
+ * server (hf_spconn.c), the client (hf_spclient.c) and the simulator's
+ * client (bench/sp-client.c) read and write them with these. */
+static inline uint64_t hf_be64_get(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static inline void hf_be64_put(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static inline uint32_t hf_be32_get(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
 #endif
