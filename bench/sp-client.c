@@ -12,12 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hf_spwire.h"
 #include "hf_util.h"
 
 #define MAX_CALLS 8
 #define FRAME_MAX (64u << 20)
 
-static const uint8_t sp_req_header[8] = { 0, 'S', 'P', 0, 0x00, 0x30, 0, 0 };
 
 struct sp_call {
 	uint32_t id;            /* 0: free */
@@ -132,12 +132,12 @@ static bool parse(struct sp_client *c)
 	size_t off = 0;
 
 	if (!c->header_seen) {
-		if (c->in_len < 8)
+		if (c->in_len < HF_SP_HEADER_LEN)
 			return true;
-		if (memcmp(c->in, "\0SP\0\0\x31\0\0", 8) != 0)
+		if (memcmp(c->in, hf_sp_rep_header, HF_SP_HEADER_LEN) != 0)
 			return false;
 		c->header_seen = true;
-		off = 8;
+		off = HF_SP_HEADER_LEN;
 	}
 	while (c->in_len - off >= 8) {
 		uint64_t n = hf_be64_get(c->in + off);
@@ -209,7 +209,7 @@ static void connect_cb(uv_connect_t *req, int status)
 static int dial(struct sp_client *c)
 {
 	uv_connect_t *req = malloc(sizeof(*req));
-	uv_buf_t hdr = uv_buf_init(malloc(8), 8);
+	uv_buf_t hdr = uv_buf_init(malloc(HF_SP_HEADER_LEN), HF_SP_HEADER_LEN);
 	uv_buf_t *q = malloc(sizeof(*q));
 	int rv;
 
@@ -226,7 +226,7 @@ static int dial(struct sp_client *c)
 	uv_tcp_nodelay(c->tcp, 1);
 	c->tcp->data = c;
 	req->data = c;
-	memcpy(hdr.base, sp_req_header, 8);
+	memcpy(hdr.base, hf_sp_req_header, HF_SP_HEADER_LEN);
 	q[0] = hdr;
 	c->queued = q;
 	c->n_queued = 1;
@@ -282,7 +282,7 @@ int sp_client_call(struct sp_client *c, nng_msg *msg, int extra_ms, nuv_reply_cb
 		nng_msg_free(msg);
 		return -ENOMEM;
 	}
-	id = (c->next_id++ & 0x7fffffffu) | 0x80000000u;
+	id = (c->next_id++ & 0x7fffffffu) | HF_SP_ID_END;
 	for (int i = 0; i < 8; i++)
 		buf.base[i] = (char)((uint64_t)(len + 4) >> (56 - 8 * i));
 	buf.base[8] = (char)(id >> 24);

@@ -63,10 +63,10 @@
 #include <nng/supplemental/tls/tls.h>
 
 #include "hf_log.h"
+#include "hf_spwire.h"
 #include "hf_tls.h"
 #include "hf_util.h"
 
-#define SP_HELLO_LEN 8
 #define SP_HEAD_MAX 9 /* IPC's type byte and the length */
 #define SP_ID_LEN 4
 #define CLIENT_RECV_MAX_DEFAULT (1024 * 1024)
@@ -75,9 +75,6 @@
 /* Replies up to this size (head included) are cut out of the connection's
  * read buffer; a larger one is read into a message of its own. */
 #define RX_BUF_LEN (16 * 1024)
-
-static const uint8_t sp_req_hello[SP_HELLO_LEN] = { 0, 'S', 'P', 0, 0x00, 0x30, 0, 0 };
-static const uint8_t sp_rep_hello[SP_HELLO_LEN] = { 0, 'S', 'P', 0, 0x00, 0x31, 0, 0 };
 
 enum call_state {
 	CALL_QUEUED,  /* in the write queue, not a byte written */
@@ -321,14 +318,14 @@ static bool conn_rx_cut(struct conn *cn, bool *wake)
 		nng_msg *msg;
 
 		if (!cn->hello_in) {
-			if (avail < SP_HELLO_LEN)
+			if (avail < HF_SP_HEADER_LEN)
 				return true;
-			if (memcmp(p, sp_rep_hello, SP_HELLO_LEN) != 0) {
+			if (memcmp(p, hf_sp_rep_header, HF_SP_HEADER_LEN) != 0) {
 				log_warn("coordinator %s: not an SP REP peer (bad header); closing", cn->dial->url);
 				return false;
 			}
 			cn->hello_in = true;
-			cn->rx_start += SP_HELLO_LEN;
+			cn->rx_start += HF_SP_HEADER_LEN;
 			continue;
 		}
 		if (avail < cn->head_len)
@@ -341,7 +338,7 @@ static bool conn_rx_cut(struct conn *cn, bool *wake)
 		if (avail < cn->head_len + SP_ID_LEN)
 			return true;
 		id = hf_be32_get(p + cn->head_len);
-		if (!(id & 0x80000000u))
+		if (!(id & HF_SP_ID_END))
 			goto broken;
 		if (cn->head_len + len > RX_BUF_LEN) {
 			/* Large: a message of its own, of the size the head
@@ -425,8 +422,8 @@ static bool conn_tx_prepare(struct conn *cn, nng_aio *aio)
 	nng_iov iov;
 
 	if (!cn->hello_out) {
-		iov.iov_buf = (void *)(sp_req_hello + cn->tx_off);
-		iov.iov_len = SP_HELLO_LEN - cn->tx_off;
+		iov.iov_buf = (void *)(hf_sp_req_header + cn->tx_off);
+		iov.iov_len = HF_SP_HEADER_LEN - cn->tx_off;
 	} else {
 		struct call *k = c->tx_first;
 		size_t skip = SP_HEAD_MAX - cn->head_len; /* TCP: no type byte */
@@ -462,7 +459,7 @@ static void conn_tx_done(struct conn *cn, int rv, size_t n)
 	}
 	cn->tx_off += n;
 	if (!cn->hello_out) {
-		if (cn->tx_off < SP_HELLO_LEN) {
+		if (cn->tx_off < HF_SP_HEADER_LEN) {
 			conn_tx_start(cn);
 			return;
 		}
@@ -866,7 +863,7 @@ int nuv_client_call(nuv_client_t *c, nng_msg *msg, int timeout_ms, nuv_reply_cb 
 
 	pthread_mutex_lock(&c->mu);
 	do
-		k->id = c->next_id++ | 0x80000000u;
+		k->id = c->next_id++ | HF_SP_ID_END;
 	while (call_find(c, k->id)); /* after 2^31 calls, one may still be out */
 	/* The frame with IPC's head, whatever connection it goes on (TCP
 	 * skips the type byte): built once, written as one buffer. */

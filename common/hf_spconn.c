@@ -19,8 +19,6 @@
 #include "hf_util.h"
 #include "hf_validate.h"
 
-static const uint8_t sp_rep_hello[SP_HELLO_LEN] = { 0, 'S', 'P', 0, SP_PROTO_REP >> 8, SP_PROTO_REP & 0xff, 0, 0 };
-
 /* 127.0.0.1:5555, [::1]:5555 or ipc://path. */
 void spconn_addr(nng_stream *s, char *buf, size_t len)
 {
@@ -348,10 +346,9 @@ static bool conn_hello(struct spconn *c)
 {
 	const uint8_t *h = c->rx_buf + c->rx_start;
 
-	if (memcmp(h, "\0SP\0", 4) != 0 || h[4] != SP_PROTO_REQ >> 8 || h[5] != (SP_PROTO_REQ & 0xff) ||
-	    h[6] != 0 || h[7] != 0)
+	if (memcmp(h, hf_sp_req_header, HF_SP_HEADER_LEN) != 0)
 		return false;
-	c->rx_start += SP_HELLO_LEN;
+	c->rx_start += HF_SP_HEADER_LEN;
 	c->hello_in = true;
 	return true;
 }
@@ -375,7 +372,7 @@ static void conn_rx_cb(void *arg)
 	switch (c->rx) {
 	case RX_HELLO:
 		c->rx_end += n;
-		if (c->rx_end - c->rx_start < SP_HELLO_LEN)
+		if (c->rx_end - c->rx_start < HF_SP_HEADER_LEN)
 			break;
 		if (!conn_hello(c)) {
 			spconn_close(c, CLOSE_HANDSHAKE);
@@ -428,8 +425,8 @@ static void conn_tx_prepare(struct spconn *c, nng_aio *aio)
 	size_t off = c->tx_off;
 
 	if (!c->hello_out) {
-		iov[n].iov_buf = (void *)(sp_rep_hello + off);
-		iov[n++].iov_len = SP_HELLO_LEN - off;
+		iov[n].iov_buf = (void *)(hf_sp_rep_header + off);
+		iov[n++].iov_len = HF_SP_HEADER_LEN - off;
 	} else {
 		struct nuv_request *r = c->tx_first;
 		struct {
@@ -545,7 +542,7 @@ static void conn_tx_done(struct spconn *c, int rv, size_t n)
 	}
 	c->tx_off += n;
 	if (!c->hello_out) {
-		if (c->tx_off < SP_HELLO_LEN) {
+		if (c->tx_off < HF_SP_HEADER_LEN) {
 			conn_tx_start(c);
 			return;
 		}

@@ -15,10 +15,8 @@
 #include <stdint.h>
 
 #include "hf_nuv.h"
+#include "hf_spwire.h"
 
-#define SP_HELLO_LEN 8
-#define SP_PROTO_REQ 0x0030
-#define SP_PROTO_REP 0x0031
 /* Backtrace words a request may carry: nng's default TTL (8 hops). */
 #define SP_MAX_HOPS 8
 /* The largest frame head: IPC's type byte and length. */

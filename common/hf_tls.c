@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "hf_nuv.h"
+#include "hf_spwire.h"
 #include "hf_util.h"
 
 bool hf_tls_url(const char *url)
@@ -238,8 +239,7 @@ static int aio_run(nng_aio *aio)
  * coordinator's (which proves it accepted us).  Returns nng's error. */
 static int handshake(const char *url, nng_tls_config *cfg, int timeout_ms)
 {
-	static const uint8_t hello[8] = { 0x00, 'S', 'P', 0x00, 0x00, 0x30, 0x00, 0x00 };
-	uint8_t back[8];
+	uint8_t back[HF_SP_HEADER_LEN];
 	nng_stream_dialer *d = NULL;
 	nng_stream *s = NULL;
 	nng_aio *aio = NULL;
@@ -258,8 +258,8 @@ static int handshake(const char *url, nng_tls_config *cfg, int timeout_ms)
 	}
 	if (rv == 0) {
 		s = nng_aio_get_output(aio, 0);
-		iov.iov_buf = (void *)hello;
-		iov.iov_len = sizeof(hello);
+		iov.iov_buf = (void *)hf_sp_req_header;
+		iov.iov_len = HF_SP_HEADER_LEN;
 		nng_aio_set_iov(aio, 1, &iov);
 		nng_stream_send(s, aio);
 		rv = aio_run(aio);
