@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #include "hf_nuv.h"
+#include "hf_spwire.h"
+#include "hf_util.h"
 
 #define RECV_MAX 4096
 
@@ -60,12 +62,6 @@ static bool write_all(int fd, const void *buf, size_t len)
 	return true;
 }
 
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
 /* Writes a reply frame: head (IPC's type byte), length, id, body. */
 static bool peer_reply(struct peer *p, int fd, const uint8_t id[4], const void *body, size_t len, uint64_t claim)
 {
@@ -73,7 +69,7 @@ static bool peer_reply(struct peer *p, int fd, const uint8_t id[4], const void *
 	size_t h = p->ipc ? 9 : 8;
 
 	head[0] = 1;
-	put64(head + h - 8, claim ? claim : len + 4);
+	hf_be64_put(head + h - 8, claim ? claim : len + 4);
 	memcpy(head + h, id, 4);
 	return write_all(fd, head, h + 4) && write_all(fd, body, len);
 }
@@ -81,15 +77,15 @@ static bool peer_reply(struct peer *p, int fd, const uint8_t id[4], const void *
 /* Serves one connection until it ends or a request says to hang up. */
 static void peer_serve(struct peer *p, int fd)
 {
-	static const uint8_t rep[8] = { 0, 'S', 'P', 0, 0, 0x31, 0, 0 };
-	static const uint8_t bad[8] = { 0, 'S', 'P', 0, 0, 0x30, 0, 0 }; /* a REQ's */
-	uint8_t hello[8], held_id[4] = { 0 };
+	/* A bad peer greets with a REQ's header, as the client does. */
+	const uint8_t *greeting = p->bad_hello ? hf_sp_req_header : hf_sp_rep_header;
+	uint8_t hello[HF_SP_HEADER_LEN], held_id[4] = { 0 };
 	bool holding = false;
 	size_t h = p->ipc ? 9 : 8;
 
-	if (!write_all(fd, p->bad_hello ? bad : rep, 8) || !read_all(fd, hello, 8))
+	if (!write_all(fd, greeting, HF_SP_HEADER_LEN) || !read_all(fd, hello, HF_SP_HEADER_LEN))
 		return;
-	ck_assert_mem_eq(hello, ((uint8_t[]){ 0, 'S', 'P', 0, 0, 0x30, 0, 0 }), 8);
+	ck_assert_mem_eq(hello, hf_sp_req_header, HF_SP_HEADER_LEN);
 	for (;;) {
 		uint8_t head[9], id[4], body[256];
 		uint64_t len = 0;
@@ -97,8 +93,7 @@ static void peer_serve(struct peer *p, int fd)
 			return;
 		if (p->ipc)
 			ck_assert_uint_eq(head[0], 1);
-		for (size_t i = h - 8; i < h; i++)
-			len = len << 8 | head[i];
+		len = hf_be64_get(head + h - 8);
 		ck_assert(len >= 4 && len - 4 < sizeof(body));
 		if (!read_all(fd, id, 4) || !read_all(fd, body, len - 4))
 			return;
@@ -154,7 +149,7 @@ static int peer_accepted(struct peer *p)
 	return n;
 }
 
-/* A free loopback port, closed again (for a URL nobody listens on). */
+/* A socket bound to a free loopback port, and the port. */
 static int tcp_listener(int *ret_port)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET };
@@ -199,6 +194,15 @@ static void peer_stop(struct peer *p)
 	pthread_join(p->th, NULL);
 	if (p->ipc)
 		unlink(p->path);
+}
+
+/* A TCP URL nobody listens on: a free port, closed again. */
+static void unused_tcp_url(char *url, size_t len)
+{
+	int port, fd = tcp_listener(&port);
+
+	close(fd);
+	snprintf(url, len, "tcp://127.0.0.1:%d", port);
 }
 
 /* ---- the client's side ---- */
@@ -279,31 +283,47 @@ static void close_client(uv_loop_t *loop, nuv_client_t *c)
 	ck_assert_int_eq(uv_loop_close(loop), 0);
 }
 
+/* What most tests start with: the peer, a loop, a client of the peer. */
+struct rig {
+	struct peer p;
+	uv_loop_t loop;
+	nuv_client_t *c;
+};
+
+static void rig_open(struct rig *r, bool ipc, bool bad_hello)
+{
+	peer_start(&r->p, ipc, bad_hello);
+	uv_loop_init(&r->loop);
+	r->c = open_client(&r->loop, r->p.url);
+}
+
+static void rig_close(struct rig *r)
+{
+	close_client(&r->loop, r->c);
+	peer_stop(&r->p);
+}
+
 /* Two calls outstanding, answered in the other order: each gets its own
  * reply.  Then an ordinary call on the same connection. */
 static void check_matching(bool ipc)
 {
-	struct peer p;
-	uv_loop_t loop;
+	struct rig r;
 	struct result a, b, e;
 
-	peer_start(&p, ipc, false);
-	uv_loop_init(&loop);
-	nuv_client_t *c = open_client(&loop, p.url);
-	call(c, "hold", 5000, &a);
-	call(c, "release", 5000, &b);
-	wait_for(&loop, (struct result *[]){ &a, &b }, 2);
+	rig_open(&r, ipc, false);
+	call(r.c, "hold", 5000, &a);
+	call(r.c, "release", 5000, &b);
+	wait_for(&r.loop, (struct result *[]){ &a, &b }, 2);
 	ck_assert_int_eq(a.rv, 0);
 	ck_assert_str_eq(a.body, "held");
 	ck_assert_int_eq(b.rv, 0);
 	ck_assert_str_eq(b.body, "released");
-	call(c, "hello", 5000, &e);
-	wait1(&loop, &e);
+	call(r.c, "hello", 5000, &e);
+	wait1(&r.loop, &e);
 	ck_assert_int_eq(e.rv, 0);
 	ck_assert_str_eq(e.body, "hello");
-	ck_assert_int_eq(peer_accepted(&p), 1);
-	close_client(&loop, c);
-	peer_stop(&p);
+	ck_assert_int_eq(peer_accepted(&r.p), 1);
+	rig_close(&r);
 }
 
 START_TEST(test_replies_matched_by_id_tcp)
@@ -322,23 +342,19 @@ END_TEST
  * call on the same connection gets its own reply. */
 START_TEST(test_timeout_then_late_reply_dropped)
 {
-	struct peer p;
-	uv_loop_t loop;
+	struct rig r;
 	struct result a, b;
 
-	peer_start(&p, false, false);
-	uv_loop_init(&loop);
-	nuv_client_t *c = open_client(&loop, p.url);
-	call(c, "late", 50, &a);
-	wait1(&loop, &a);
+	rig_open(&r, false, false);
+	call(r.c, "late", 50, &a);
+	wait1(&r.loop, &a);
 	ck_assert_int_eq(a.rv, -ETIMEDOUT);
-	call(c, "after", 5000, &b); /* queued behind the late reply */
-	wait1(&loop, &b);
+	call(r.c, "after", 5000, &b); /* queued behind the late reply */
+	wait1(&r.loop, &b);
 	ck_assert_int_eq(b.rv, 0);
 	ck_assert_str_eq(b.body, "after");
-	ck_assert_int_eq(peer_accepted(&p), 1);
-	close_client(&loop, c);
-	peer_stop(&p);
+	ck_assert_int_eq(peer_accepted(&r.p), 1);
+	rig_close(&r);
 }
 END_TEST
 
@@ -346,25 +362,21 @@ END_TEST
  * -ECONNRESET, and the next call connects again and is answered. */
 static void check_drop(bool ipc)
 {
-	struct peer p;
-	uv_loop_t loop;
+	struct rig r;
 	struct result a, b, e;
 
-	peer_start(&p, ipc, false);
-	uv_loop_init(&loop);
-	nuv_client_t *c = open_client(&loop, p.url);
-	call(c, "hold", 5000, &a);
-	call(c, "drop", 5000, &b);
-	wait_for(&loop, (struct result *[]){ &a, &b }, 2);
+	rig_open(&r, ipc, false);
+	call(r.c, "hold", 5000, &a);
+	call(r.c, "drop", 5000, &b);
+	wait_for(&r.loop, (struct result *[]){ &a, &b }, 2);
 	ck_assert_int_eq(a.rv, -ECONNRESET);
 	ck_assert_int_eq(b.rv, -ECONNRESET);
-	call(c, "again", 5000, &e);
-	wait1(&loop, &e);
+	call(r.c, "again", 5000, &e);
+	wait1(&r.loop, &e);
 	ck_assert_int_eq(e.rv, 0);
 	ck_assert_str_eq(e.body, "again");
-	ck_assert_int_eq(peer_accepted(&p), 2);
-	close_client(&loop, c);
-	peer_stop(&p);
+	ck_assert_int_eq(peer_accepted(&r.p), 2);
+	rig_close(&r);
 }
 
 START_TEST(test_drop_fails_outstanding_and_reconnects_tcp)
@@ -384,23 +396,19 @@ END_TEST
  * answered on a new one. */
 static void check_bad_reply(const char *what)
 {
-	struct peer p;
-	uv_loop_t loop;
+	struct rig r;
 	struct result a, b;
 
-	peer_start(&p, false, false);
-	uv_loop_init(&loop);
-	nuv_client_t *c = open_client(&loop, p.url);
-	call(c, what, 5000, &a);
-	wait1(&loop, &a);
+	rig_open(&r, false, false);
+	call(r.c, what, 5000, &a);
+	wait1(&r.loop, &a);
 	ck_assert_int_eq(a.rv, -ECONNRESET);
-	call(c, "fine", 5000, &b);
-	wait1(&loop, &b);
+	call(r.c, "fine", 5000, &b);
+	wait1(&r.loop, &b);
 	ck_assert_int_eq(b.rv, 0);
 	ck_assert_str_eq(b.body, "fine");
-	ck_assert_int_eq(peer_accepted(&p), 2);
-	close_client(&loop, c);
-	peer_stop(&p);
+	ck_assert_int_eq(peer_accepted(&r.p), 2);
+	rig_close(&r);
 }
 
 START_TEST(test_oversize_reply_closes)
@@ -420,19 +428,15 @@ END_TEST
  * it keeps trying (more than one connection). */
 START_TEST(test_garbage_header)
 {
-	struct peer p;
-	uv_loop_t loop;
+	struct rig r;
 	struct result a;
 
-	peer_start(&p, false, true);
-	uv_loop_init(&loop);
-	nuv_client_t *c = open_client(&loop, p.url);
-	call(c, "echo", 500, &a);
-	wait1(&loop, &a);
+	rig_open(&r, false, true);
+	call(r.c, "echo", 500, &a);
+	wait1(&r.loop, &a);
 	ck_assert(a.rv == -ETIMEDOUT || a.rv == -ECONNRESET);
-	ck_assert_int_ge(peer_accepted(&p), 1);
-	close_client(&loop, c);
-	peer_stop(&p);
+	ck_assert_int_ge(peer_accepted(&r.p), 1);
+	rig_close(&r);
 }
 END_TEST
 
@@ -441,34 +445,30 @@ END_TEST
  * returns. */
 START_TEST(test_close_with_calls_outstanding)
 {
-	struct peer p;
-	uv_loop_t loop;
+	struct rig r;
 	struct result a, b, e;
 
-	peer_start(&p, false, false);
-	uv_loop_init(&loop);
-	nuv_client_t *c = open_client(&loop, p.url);
-	call(c, "warm", 5000, &e);
-	wait1(&loop, &e);
-	call(c, "hold", 5000, &a);
-	call(c, "hold", 5000, &b);
+	rig_open(&r, false, false);
+	call(r.c, "warm", 5000, &e);
+	wait1(&r.loop, &e);
+	call(r.c, "hold", 5000, &a);
+	call(r.c, "hold", 5000, &b);
 	for (int i = 0; i < 20; i++)
-		uv_run(&loop, UV_RUN_NOWAIT);
-	nuv_client_close(c);
+		uv_run(&r.loop, UV_RUN_NOWAIT);
+	nuv_client_close(r.c);
 	ck_assert(a.done && b.done);
 	ck_assert_int_eq(a.rv, -ESHUTDOWN);
 	ck_assert_int_eq(b.rv, -ESHUTDOWN);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	ck_assert_int_eq(uv_loop_close(&loop), 0);
-	peer_stop(&p);
+	uv_run(&r.loop, UV_RUN_DEFAULT);
+	ck_assert_int_eq(uv_loop_close(&r.loop), 0);
+	peer_stop(&r.p);
 
 	/* Never connected: the call waits in the queue, and close ends it. */
-	int port, fd = tcp_listener(&port);
+	uv_loop_t loop;
 	char url[64];
-	close(fd);
-	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
+	unused_tcp_url(url, sizeof(url));
 	uv_loop_init(&loop);
-	c = open_client(&loop, url);
+	nuv_client_t *c = open_client(&loop, url);
 	call(c, "nobody", 60000, &a);
 	uv_run(&loop, UV_RUN_NOWAIT);
 	nuv_client_close(c);
@@ -486,12 +486,11 @@ START_TEST(test_second_url_used)
 	struct peer p;
 	uv_loop_t loop;
 	struct result a;
-	char urls[400];
-	int port, fd = tcp_listener(&port);
+	char nobody[64], urls[400];
 
-	close(fd);
+	unused_tcp_url(nobody, sizeof(nobody));
 	peer_start(&p, false, false);
-	snprintf(urls, sizeof(urls), "tcp://127.0.0.1:%d,%s", port, p.url);
+	snprintf(urls, sizeof(urls), "%s,%s", nobody, p.url);
 	uv_loop_init(&loop);
 	nuv_client_t *c = open_client(&loop, urls);
 	call(c, "standby", 5000, &a);
@@ -541,10 +540,8 @@ static void check_real_server(const char *url)
 START_TEST(test_real_server_tcp_and_ipc)
 {
 	char url[128];
-	int port, fd = tcp_listener(&port);
 
-	close(fd);
-	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", port);
+	unused_tcp_url(url, sizeof(url));
 	check_real_server(url);
 	snprintf(url, sizeof(url), "ipc:///tmp/hf-spclient-srv-%d.sock", (int)getpid());
 	check_real_server(url);
