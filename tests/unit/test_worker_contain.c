@@ -25,19 +25,9 @@
 
 #include <uv.h>
 
-#include "executor.h"
-#include "hf_util.h"
-#include "result.h"
+#define EXECUTOR_FIXTURE_RESULTS 8
+#include "executor_fixture.h"
 #include "proc_helpers.h"
-
-#define GUARD_MS 20000
-
-static char state_dir[64];
-static char script[128];
-static uv_loop_t loop;
-static uv_timer_t guard, tick; /* opened in setup, closed in finish */
-static Hf__TaskResult *results[8];
-static int n_results, want_results;
 
 static const char *const mode_names[] = { "subreaper", "cgroup" };
 
@@ -59,25 +49,7 @@ static const char *const kinds[] = { "setsid", "double", "daemon" };
 
 static void setup(void)
 {
-	strcpy(state_dir, "/tmp/hfcontainXXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(state_dir));
-	snprintf(script, sizeof(script), "%s/runner.sh", state_dir);
-	ck_assert_int_eq(uv_loop_init(&loop), 0);
-	uv_timer_init(&loop, &guard);
-	uv_unref((uv_handle_t *)&guard);
-	uv_timer_init(&loop, &tick);
-	n_results = 0;
-	signal(SIGPIPE, SIG_IGN);
-}
-
-static void teardown(void)
-{
-	char cmd[128];
-
-	for (int i = 0; i < n_results; i++)
-		result_free(results[i]);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", state_dir);
-	ck_assert_int_eq(system(cmd), 0);
+	executor_fixture_setup("/tmp/hfcontainXXXXXX");
 }
 
 static void write_script(const char *body)
@@ -88,24 +60,6 @@ static void write_script(const char *body)
 	fprintf(f, "#!/bin/sh\nDIR='%s'\n%s%s\n", state_dir, leave_sleepers, body);
 	ck_assert_int_eq(fclose(f), 0);
 }
-
-static void done_cb(struct executor *ex, Hf__TaskResult *r, void *arg)
-{
-	(void)ex;
-	(void)arg;
-	ck_assert_int_lt(n_results, 8);
-	results[n_results++] = r;
-	if (n_results >= want_results)
-		uv_stop(&loop);
-}
-
-static void guard_cb(uv_timer_t *h)
-{
-	(void)h;
-	ck_abort_msg("the runner did not finish within %d ms", GUARD_MS);
-}
-
-static void finish(struct executor *ex);
 
 /* An executor using the mechanism of loop test i; NULL (and a message)
  * when this machine cannot give that one. */
@@ -148,16 +102,6 @@ static Hf__Assignment assignment(uint64_t task_id, uint32_t timeout_s)
 	return a;
 }
 
-static void wait_results(int n)
-{
-	want_results = n;
-	uv_timer_start(&guard, guard_cb, GUARD_MS, 0);
-	if (n_results < n)
-		uv_run(&loop, UV_RUN_DEFAULT);
-	uv_timer_stop(&guard);
-	ck_assert_int_eq(n_results, n);
-}
-
 static void tick_cb(uv_timer_t *h)
 {
 	(void)h;
@@ -174,10 +118,10 @@ static bool path_exists(const char *name)
 /* Runs the loop until state_dir/name exists. */
 static void wait_file(const char *name)
 {
-	uv_timer_start(&tick, tick_cb, 10, 10);
-	for (int i = 0; i < GUARD_MS / 10 && !path_exists(name); i++)
+	uv_timer_start(&pause_timer, tick_cb, 10, 10);
+	for (int i = 0; i < EXECUTOR_FIXTURE_GUARD_MS / 10 && !path_exists(name); i++)
 		uv_run(&loop, UV_RUN_ONCE);
-	uv_timer_stop(&tick);
+	uv_timer_stop(&pause_timer);
 	ck_assert_msg(path_exists(name), "%s was never written", name);
 }
 
@@ -190,13 +134,13 @@ static bool process_gone(pid_t pid)
 
 	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
 	/* A loop with nothing but unreferenced handles would not run. */
-	uv_timer_start(&tick, tick_cb, 10, 10);
+	uv_timer_start(&pause_timer, tick_cb, 10, 10);
 	for (int i = 0; i < 300 && !gone; i++) {
 		gone = access(path, F_OK) < 0;
 		if (!gone)
 			uv_run(&loop, UV_RUN_ONCE);
 	}
-	uv_timer_stop(&tick);
+	uv_timer_stop(&pause_timer);
 	return gone;
 }
 
@@ -229,15 +173,6 @@ static void assert_sleepers_alive(const pid_t pids[3])
 	for (int k = 0; k < 3; k++)
 		ck_assert_msg(kill(pids[k], 0) == 0 && !process_dead_within(pids[k], 1),
 			      "the %s sleeper (pid %d) died too early", kinds[k], (int)pids[k]);
-}
-
-static void finish(struct executor *ex)
-{
-	uv_close((uv_handle_t *)&guard, NULL);
-	uv_close((uv_handle_t *)&tick, NULL);
-	executor_close(ex);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	ck_assert_int_eq(uv_loop_close(&loop), 0);
 }
 
 START_TEST(test_sleepers_die_when_the_runner_ends_normally)

@@ -59,7 +59,7 @@ static void write_runner(const char *at_start)
 
 static void setup(void)
 {
-	warm_fixture_setup("/tmp/hfprewarmXXXXXX");
+	executor_fixture_setup("/tmp/hfprewarmXXXXXX");
 }
 
 static struct executor *make_executor(unsigned max_tasks, int64_t idle_ms)

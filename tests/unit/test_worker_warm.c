@@ -72,7 +72,7 @@ static void write_runner(const char *per_task, const char *at_eof)
 
 static void setup(void)
 {
-	warm_fixture_setup("/tmp/hfwarmXXXXXX");
+	executor_fixture_setup("/tmp/hfwarmXXXXXX");
 }
 
 struct limits {
