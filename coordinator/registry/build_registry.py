@@ -168,14 +168,34 @@ def _parse(path):
         raise BuildError("cannot parse %s: %s" % (path, e))
 
 
+def _literal(node):
+    try:
+        return True, ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False, None
+
+
 def _literal_pairs(node):
-    """The (key, value) pairs of an OrderedDict([...]) / dict(...) / {...} literal whose keys
-    are strings and values strings or tuples/lists of strings; None for anything else."""
+    """The (key, value) pairs of an OrderedDict([...]) / OrderedDict[str, str]([...]) /
+    dict(...) / {...} literal whose keys are strings and values strings or tuples/lists of
+    strings; None for anything else.  A list or dict whose every entry is not a literal
+    (an entry computed at import time) keeps its literal entries: one such entry must not
+    hide the hundreds beside it."""
     if isinstance(node, ast.Call) and node.args and not node.keywords:
         node = node.args[0]  # OrderedDict([...]) or dict([...])
-    try:
-        value = ast.literal_eval(node)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+    ok, value = _literal(node)
+    if not ok and isinstance(node, (ast.List, ast.Tuple)):
+        entries = [_literal(e) for e in node.elts]
+        value = [v for good, v in entries if good]
+        ok = bool(value)
+    elif not ok and isinstance(node, ast.Dict):
+        value = {}
+        for k, v in zip(node.keys, node.values):
+            (gk, kv), (gv, vv) = _literal(k) if k is not None else (False, None), _literal(v)
+            if gk and gv:
+                value[kv] = vv
+        ok = bool(value)
+    if not ok:
         return None
     items = value.items() if isinstance(value, dict) else value
     if not isinstance(items, (list, tuple)) and not hasattr(items, "__iter__"):
@@ -482,17 +502,34 @@ def read_types_list(path):
     return out
 
 
+def read_auto_mappings(auto, first, suffix="MAPPING_NAMES"):
+    """The mappings of the auto package's file `first`, then of its other modules (sorted)
+    for names `first` does not define: a release that moves a mapping to a module of its
+    own is still read.  A name defined twice keeps the first file's."""
+    out = read_mappings(os.path.join(auto, first), suffix)
+    try:
+        others = sorted(n for n in os.listdir(auto) if n.endswith(".py") and n != first)
+    except OSError as e:
+        raise BuildError("cannot list %s: %s" % (auto, e))
+    for name in others:
+        for key, value in read_mappings(os.path.join(auto, name), suffix).items():
+            out.setdefault(key, value)
+    return out
+
+
 def library_rows(tdir):
     """(version, {model_type: row}) from the transformers source tree at tdir."""
     auto = os.path.join(tdir, "models", "auto")
-    conf = read_mappings(os.path.join(auto, "configuration_auto.py"))
-    special = read_mappings(os.path.join(auto, "configuration_auto.py"), suffix="MODULE_NAME")
+    conf = read_auto_mappings(auto, "configuration_auto.py")
+    special = read_auto_mappings(auto, "configuration_auto.py", suffix="MODULE_NAME")
     special = {k: v[0] for m in special.values() for k, v in m.items()}
-    mappings = read_mappings(os.path.join(auto, "modeling_auto.py"))
+    mappings = read_auto_mappings(auto, "modeling_auto.py")
     config_names = conf.get("CONFIG_MAPPING_NAMES")
     model_names = mappings.get("MODEL_MAPPING_NAMES")
     if not config_names or not model_names:
-        raise BuildError("%s: no CONFIG_MAPPING_NAMES or MODEL_MAPPING_NAMES literal found" % auto)
+        found = sorted(set(conf) | set(mappings))[:8]
+        raise BuildError("%s: no CONFIG_MAPPING_NAMES or MODEL_MAPPING_NAMES literal found in its modules "
+                         "(mappings read: %s)" % (auto, ", ".join(found) or "none"))
     version = read_version(tdir)
     rows = {}
     for model_type in model_names:

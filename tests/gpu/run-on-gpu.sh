@@ -189,6 +189,13 @@ suites)
     HF_WATCH_LIMIT=${HF_WATCH_LIMIT:-240} run_job "suite-$suite" --suite "$suite" "$@"
     psql_q -Atc "SELECT model_type, status, round(duration_s::numeric, 2), coalesce(metrics->>'load_time_s', ''), coalesce(metrics->>'forward_time_s', ''), left(coalesce(reason, ''), 400) FROM task_outcomes WHERE job_id = $job ORDER BY status, model_type" >"$out/suite-$suite-tasks.txt"
   done
+  # HF_BENCH_SUITES: a benchmark job of each suite named (fp16, batch 1,
+  # eager), so that every type has a benchmark as well as a test.
+  for suite in ${HF_BENCH_SUITES:-}; do
+    HF_WATCH_LIMIT=${HF_BENCH_LIMIT:-240} run_job "bench-suite-$suite" --suite "$suite" --precision fp16 \
+      --batch-sizes 1 --iterations 10 --warmup 2 "$@"
+    psql_q -Atc "SELECT model_type, status, round(duration_s::numeric, 2), coalesce(round(latency_p50_ms::numeric, 3)::text, ''), left(coalesce(reason, ''), 400) FROM task_outcomes WHERE job_id = $job ORDER BY status, model_type" >"$out/bench-suite-$suite-tasks.txt"
+  done
   ;;
 modes)
   # Issue 14, item 4: every benchmark mode through the system (one task per

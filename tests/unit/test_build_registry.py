@@ -124,6 +124,26 @@ class FromTheLibrary(unittest.TestCase):
         self.assertIn("missing qwen9; extra clip, clip_text_model, funnel, llava, mamba, mixtral, t5, vit, whisper",
                       err)
 
+    def test_a_computed_entry_or_a_moved_mapping_does_not_hide_the_rest(self):
+        # One entry computed at import time beside literal ones, and MODEL_MAPPING_NAMES
+        # in a module of its own: the literal entries are read, from wherever they are.
+        with tempfile.TemporaryDirectory() as d:
+            auto = os.path.join(d, "models", "auto")
+            os.makedirs(auto)
+            with open(os.path.join(d, "__init__.py"), "w") as f:
+                f.write('__version__ = "9.0.0"\n')
+            with open(os.path.join(auto, "configuration_auto.py"), "w") as f:
+                f.write('CONFIG_MAPPING_NAMES = OrderedDict[str, str]([("bert", "BertConfig"), '
+                        '("gpt2", "GPT2Config"), ("odd", _pick("OddConfig"))])\n')
+            with open(os.path.join(auto, "modeling_auto.py"), "w") as f:
+                f.write("from .model_mappings import MODEL_MAPPING_NAMES\n")
+            with open(os.path.join(auto, "model_mappings.py"), "w") as f:
+                f.write('MODEL_MAPPING_NAMES = {"bert": "BertModel", "gpt2": "GPT2Model", '
+                        '"odd": "OddModel", "later": make()}\n')
+            version, rows = br.library_rows(d)
+        self.assertEqual(version, "9.0.0")
+        self.assertEqual(sorted(rows), ["bert", "gpt2"])
+
     def test_unreadable_tree_is_an_error_not_a_trace(self):
         with tempfile.TemporaryDirectory() as d:
             rc, _, err = run_tool("--transformers-dir", d, "--facts", "")

@@ -268,10 +268,12 @@ def default_and_shrunk_configs(transformers, model_type, seq_len):
     if recipe is not None and recipe.prefer_default:
         shrunk, exc = None, None
         changes = [recipe.note or "the shrunk config does not fit this architecture: the default config is used"]
-    if recipe is not None and recipe.fix_config is not None:
+    fixes = ((recipe.fix_config,) if recipe is not None and recipe.fix_config is not None else ()) \
+        + recipes.GENERIC_CONFIG_FIXES
+    for fix in dict.fromkeys(fixes):  # a recipe may name a generic fix as its own: once
         for cfg, is_shrunk in ((default, False), (shrunk, True)):
             if cfg is not None:
-                notes = recipe.fix_config(cfg, is_shrunk) or []
+                notes = fix(cfg, is_shrunk) or []
                 if is_shrunk:
                     changes = changes + notes
     return default, shrunk, changes, exc

@@ -255,14 +255,43 @@ MISMATCH_TOKENS = {"image": ("image_token_id", "image_token_index"),
                    "audio": ("audio_token_id", "audio_token_index")}
 
 
+# What a model says when its audio features came in the other layout: the
+# planner builds (batch, mel, frames), as whisper-style encoders take them;
+# conformer-style encoders (parakeet, canary, lasr, ...) take (batch, frames,
+# mel) and fail in their first matrix product or broadcast.
+LAYOUT_MISMATCH = re.compile(r"shapes cannot be multiplied|must match the size of tensor")
+
+
+def time_major_features(torch, inputs):
+    """Turns a (batch, mel, frames) input_features into (batch, frames, mel); the
+    frame count is unchanged, so a per-frame mask beside it still fits.  False
+    when there is no such input."""
+    feats = inputs.get("input_features")
+    if not isinstance(feats, torch.Tensor) or feats.dim() != 3:
+        return False
+    inputs["input_features"] = feats.transpose(1, 2).contiguous()
+    return True
+
+
 def forward_fitting_placeholders(torch, model, inputs, tries=3):
     """model(**inputs); when the model reports that its image/video/audio
     placeholder tokens do not match the features (llava-style models whose
     feature count depends on tiling or packing), put the count it names in
-    input_ids and run again.  inputs is updated in place."""
+    input_ids and run again; when it fails on the shape of (batch, mel, frames)
+    audio features, run again once with them time-major.  inputs is updated
+    in place."""
+    turned = None  # the error of (batch, mel, frames), once turned
     for attempt in range(tries):
         try:
             return model(**inputs)
+        except RuntimeError as exc:
+            if turned is not None:
+                raise RuntimeError(f"{turned} (and time-major: {exc})") from exc
+            if attempt == tries - 1 or not LAYOUT_MISMATCH.search(str(exc)) or not time_major_features(torch, inputs):
+                raise
+            turned = exc
+            log(f"the model refused (batch, mel, frames) audio features ({str(exc)[:120]}); "
+                f"running again with them time-major {list(inputs['input_features'].shape)}")
         except ValueError as exc:
             m = MISMATCH.search(str(exc))
             ids = inputs.get("input_ids")

@@ -23,6 +23,10 @@ A recipe has up to five parts, all optional:
   model_class                              the transformers class to build
                                            (when AutoModel picks a part)
 
+A type without a recipe of its own may still get one chosen by its
+forward() signature (for_signature: dynamic-resolution grids), and every
+type's config gets the generic fixes of GENERIC_CONFIG_FIXES.
+
 Everything here imports torch lazily (through r.torch) so the pure tests
 can load the table without torch.
 """
@@ -32,7 +36,8 @@ from __future__ import annotations
 
 class Recipe:
     def __init__(self, fix_config=None, provides=(), inputs=None, own_tokens=False, prefer_default=False,
-                 submodel=None, model_class=None, note=""):
+                 submodel=None, model_class=None, note="", name=""):
+        self.name = name
         self.model_class = model_class
         self.fix_config = fix_config
         self.provides = tuple(provides)
@@ -108,39 +113,71 @@ def _text_vocab(config):
 
 
 # --------------------------------------------------------------------------
-# dynamic-resolution vision: qwen2-vl family (pre-patched pixels + grid)
+# dynamic-resolution vision (qwen2-vl and the many models built like it):
+# pre-patched pixels, one row of C * temporal_patch * patch * patch values
+# per patch, with the grid (t, h, w) of each image.  Chosen by forward()'s
+# signature, not by model type (for_signature below).
 
-def _qwen_vl_inputs(r):
-    c = r.config
-    vc = c.vision_config
+def _grid_pixels(r, vc, name, grid_name):
+    """One image of (2 * merge) x (2 * merge) patches per sample into
+    r.inputs[name], its grid into r.inputs[grid_name]; returns the merged
+    tokens per image.  A vision config without temporal_patch_size patches
+    2-D images (a temporal patch of 1)."""
     p = _get(vc, "patch_size", default=14)
-    tp = _get(vc, "temporal_patch_size", default=2)
+    tp = _get(vc, "temporal_patch_size", default=1)
     m = _get(vc, "spatial_merge_size", default=2)
     ch = _get(vc, "in_channels", "in_chans", "num_channels", default=3)
     gh = gw = 2 * m
     b = r.batch
-    r.inputs["pixel_values"] = r.randn(b * gh * gw, ch * tp * p * p)
-    r.inputs["image_grid_thw"] = r.long([[1, gh, gw]] * b)
+    r.inputs[name] = r.randn(b * gh * gw, ch * tp * p * p)
+    r.inputs[grid_name] = r.long([[1, gh, gw]] * b)
+    return gh * gw // (m * m)
+
+
+def _grid_vlm_inputs(r):
+    c = r.config
+    n = _grid_pixels(r, _sub(c, "vision_config") or c, "pixel_values", "image_grid_thw")
     tok = _token(c, "image_token_id", "image_token_index")
-    start = _token(c, "vision_start_token_id")
-    end = _token(c, "vision_end_token_id")
-    n = gh * gw // (m * m)
+    start = _token(c, "vision_start_token_id", "image_start_token_id")
+    end = _token(c, "vision_end_token_id", "image_end_token_id")
     r.prepend_tokens([tok], n, before=[start] if start is not None else [], after=[end] if end is not None else [])
     if "mm_token_type_ids" in r.params:
         r.inputs["mm_token_type_ids"] = (r.inputs["input_ids"] == tok).long()   # 1: image, 2: video
 
 
-def _qwen_vl_config(config, shrunk):
-    vc, tc = config.vision_config, _sub(config, "text_config") or config
-    if hasattr(vc, "out_hidden_size") and vc.out_hidden_size != tc.hidden_size:
-        vc.out_hidden_size = tc.hidden_size
-        return [f"vision out_hidden_size={tc.hidden_size} (= the shrunk text width)"]
+def _grid_tower_inputs(r):
+    name = "hidden_states" if "hidden_states" in r.params else "pixel_values"
+    _grid_pixels(r, _sub(r.config, "vision_config") or r.config, name, "grid_thw")
+
+
+def fit_vision_out_width(config, shrunk):
+    """A vision tower whose output (out_hidden_size) feeds the text model must
+    keep its width when the shrinker narrows the text model."""
+    vc, tc = _sub(config, "vision_config"), _sub(config, "text_config") or config
+    want = _get(tc, "hidden_size")
+    if vc is not None and hasattr(vc, "out_hidden_size") and isinstance(want, int) and vc.out_hidden_size != want:
+        vc.out_hidden_size = want
+        return [f"vision out_hidden_size={want} (= the text width)"]
     return []
 
 
-QWEN_VL = Recipe(fix_config=_qwen_vl_config, provides=("pixel_values", "image_grid_thw", "mm_token_type_ids"),
-                 inputs=_qwen_vl_inputs, own_tokens=True,
-                 note="pre-patched pixels with image_grid_thw, one 4x4-patch image per sample")
+GRID_VLM = Recipe(fix_config=fit_vision_out_width,
+                  provides=("pixel_values", "image_grid_thw", "mm_token_type_ids"),
+                  inputs=_grid_vlm_inputs, own_tokens=True, name="grid-vision-language",
+                  note="pre-patched pixels with image_grid_thw, one (2 merge)^2-patch image per sample")
+GRID_TOWER = Recipe(provides=("hidden_states", "pixel_values", "grid_thw"), inputs=_grid_tower_inputs,
+                    name="grid-vision-tower",
+                    note="pre-patched pixels with grid_thw, one (2 merge)^2-patch image per sample")
+
+
+def for_signature(params):
+    """The recipe forward()'s own inputs call for, for a type without a recipe
+    of its own: dynamic-resolution grids, whatever the model is called."""
+    if "image_grid_thw" in params and "pixel_values" in params and "input_ids" in params:
+        return GRID_VLM
+    if "grid_thw" in params and ("hidden_states" in params or "pixel_values" in params):
+        return GRID_TOWER
+    return None
 
 
 # --------------------------------------------------------------------------
@@ -620,10 +657,6 @@ def _xmod_after(r):
 # --------------------------------------------------------------------------
 
 RECIPES = {
-    "qwen2_vl": QWEN_VL,
-    "qwen2_5_vl": QWEN_VL,
-    "qwen3_vl": QWEN_VL,
-    "qwen3_vl_moe": QWEN_VL,
     "idefics": Recipe(provides=("pixel_values", "image_attention_mask"), inputs=_idefics_inputs),
     "idefics2": Recipe(provides=("pixel_values", "pixel_attention_mask"), inputs=_idefics23_inputs),
     "idefics3": Recipe(fix_config=_idefics3_config, provides=("pixel_values", "pixel_attention_mask"),
@@ -687,6 +720,10 @@ RECIPES = {
     "bark": Recipe(submodel=_bark_submodel),
     "xmod": Recipe(inputs=_xmod_after),
 }
+
+
+# Config fixes that hold for any type (applied after a recipe's own).
+GENERIC_CONFIG_FIXES = (fit_vision_out_width,)
 
 
 def get(model_type):

@@ -332,8 +332,10 @@ def run_attempt(ctx, source, make_model):
         model, why = recipe.submodel(model)
         att.outputs["submodel"] = type(model).__name__
         log(why)
-    provided = recipe.provides if recipe is not None else ()
     params, accepts_kwargs = plan_mod.forward_params(model.forward)
+    if recipe is None:
+        recipe = recipes.for_signature(params)
+    provided = recipe.provides if recipe is not None else ()
     facts = config_facts(model.config)
     offset = position_id_offset(model)
     if offset and facts.get("max_positions"):
@@ -350,7 +352,7 @@ def run_attempt(ctx, source, make_model):
         rc = recipes.Ctx(torch, model, model.config, inputs, batch, seq, device, dtype, params=params)
         recipe.inputs(rc)
         inputs = rc.inputs
-        att.outputs["recipe"] = task["model_type"]
+        att.outputs["recipe"] = recipe.name or task["model_type"]
     note = None
     if recipe is None or not recipe.own_tokens:
         try:

@@ -728,6 +728,79 @@ class TestRecipes(unittest.TestCase):
         self.assertEqual(len(notes), 1)
         self.assertEqual(recipes.get("clvp").fix_config(cfg, True), [])   # already consistent: nothing to say
 
+    def test_grid_inputs_are_chosen_by_signature(self):
+        import hfleet_recipes as recipes
+        vlm = {"input_ids": False, "pixel_values": False, "image_grid_thw": False, "attention_mask": False}
+        self.assertIs(recipes.for_signature(vlm), recipes.GRID_VLM)
+        self.assertIs(recipes.for_signature({"hidden_states": True, "grid_thw": True}), recipes.GRID_TOWER)
+        self.assertIs(recipes.for_signature({"pixel_values": True, "grid_thw": True}), recipes.GRID_TOWER)
+        self.assertIsNone(recipes.for_signature({"input_ids": True, "attention_mask": False}))
+        self.assertIsNone(recipes.for_signature({"pixel_values": True}))
+        for r in (recipes.GRID_VLM, recipes.GRID_TOWER):
+            self.assertTrue(r.name and r.inputs)
+
+    def test_vision_out_width_follows_the_text_width(self):
+        import hfleet_recipes as recipes
+        from types import SimpleNamespace as NS
+        cfg = NS(vision_config=NS(out_hidden_size=3584), text_config=NS(hidden_size=64))
+        self.assertEqual(len(recipes.fit_vision_out_width(cfg, True)), 1)
+        self.assertEqual(cfg.vision_config.out_hidden_size, 64)
+        self.assertEqual(recipes.fit_vision_out_width(cfg, True), [])
+        self.assertEqual(recipes.fit_vision_out_width(NS(hidden_size=8), True), [])   # no vision tower
+        self.assertIn(recipes.fit_vision_out_width, recipes.GENERIC_CONFIG_FIXES)
+
+    def test_audio_features_turned_time_major_once_on_a_shape_error(self):
+        import hfleet_inputs as inputs_mod
+
+        class T:
+            """A stand-in tensor: a shape, transposed as torch's would be."""
+            def __init__(self, *shape):
+                self.shape = tuple(shape)
+
+            def dim(self):
+                return len(self.shape)
+
+            def transpose(self, a, b):
+                s = list(self.shape)
+                s[a], s[b] = s[b], s[a]
+                return T(*s)
+
+            def contiguous(self):
+                return self
+
+        from types import SimpleNamespace as NS
+        fake_torch = NS(Tensor=T)
+        calls = []
+
+        def conformer(**kw):   # takes (batch, frames, mel) only
+            calls.append(kw["input_features"].shape)
+            if kw["input_features"].shape[1] != 3000:
+                raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (16x96000 and 4096x64)")
+            return "out"
+
+        inputs = {"input_features": T(1, 128, 3000), "attention_mask": T(1, 3000)}
+        self.assertEqual(inputs_mod.forward_fitting_placeholders(fake_torch, conformer, inputs), "out")
+        self.assertEqual(calls, [(1, 128, 3000), (1, 3000, 128)])
+        self.assertEqual(inputs["input_features"].shape, (1, 3000, 128))   # kept for the benchmark
+        self.assertEqual(inputs["attention_mask"].shape, (1, 3000))
+
+        def broken(**kw):   # fails either way: both errors in the one raised
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (%dx1)" % kw["input_features"].shape[1])
+
+        with self.assertRaises(RuntimeError) as cm:
+            inputs_mod.forward_fitting_placeholders(fake_torch, broken, {"input_features": T(1, 80, 3000)})
+        self.assertIn("(80x1)", str(cm.exception))
+        self.assertIn("time-major", str(cm.exception))
+
+        def other(**kw):   # another error, or no audio features: raised as it is, not retried
+            calls.append("other")
+            raise RuntimeError("CUDA out of memory")
+
+        calls.clear()
+        with self.assertRaises(RuntimeError):
+            inputs_mod.forward_fitting_placeholders(fake_torch, other, {"input_features": T(1, 80, 3000)})
+        self.assertEqual(calls, ["other"])
+
     def test_placeholder_mismatch_message(self):
         import hfleet_inputs as inputs_mod
         for msg, want in (("Image features and image tokens do not match, tokens: 0, features: 196", ("image", 0, 196)),
