@@ -512,9 +512,13 @@ def _plan_inputs(facts, params, modality, batch_size, seq_len):
             raise PlanError("input_features needed but the config has neither num_mel_bins nor a feature size")
         feats = next((sp for sp in plan if sp["name"] == "input_features"), None)
         if feats is not None:
+            # A mask of the features' own is built; a plain attention_mask only
+            # when required: an all-ones mask means no masking, and encoders
+            # that take one (qwen2-audio, voxtral) pass it on as an attention
+            # bias that a long tensor breaks.
             frames = feats["shape"][2] if _is_int(mel) and mel > 0 else feats["shape"][1]
             for mask in ("input_features_mask", "feature_attention_mask", "attention_mask"):
-                if has(mask):
+                if has(mask) and (mask != "attention_mask" or required(mask)):
                     add({"name": mask, "dtype": "long", "shape": [b, frames], "fill": "ones"})
                     break
 

@@ -562,8 +562,16 @@ class TestPlanInputs(unittest.TestCase):
                                    "is_encoder_decoder": True},
                                   {"input_features": False, "decoder_input_ids": False, "attention_mask": False},
                                   "audio", 1, 32)
-        self.assertEqual(self.names(whisper), {"input_features": [1, 80, 3000], "attention_mask": [1, 3000],
+        self.assertEqual(self.names(whisper), {"input_features": [1, 80, 3000],
                                                "decoder_input_ids": [1, lib.DECODER_SEQ_LEN_CAP]})
+        # A mask of the features' own is built; a plain attention_mask only when required.
+        own = plan_mod.plan_inputs({"num_mel_bins": 128, "audio_frames": 3000},
+                                   {"input_features": True, "feature_attention_mask": False,
+                                    "attention_mask": False}, "audio", 1, 32)
+        self.assertEqual(self.names(own), {"input_features": [1, 128, 3000], "feature_attention_mask": [1, 3000]})
+        needed = plan_mod.plan_inputs({"num_mel_bins": 128, "audio_frames": 3000},
+                                      {"input_features": True, "attention_mask": True}, "audio", 1, 32)
+        self.assertEqual(self.names(needed), {"input_features": [1, 128, 3000], "attention_mask": [1, 3000]})
         s2t = plan_mod.plan_inputs({"feature_size": 80}, {"input_features": False}, "audio", 1, 32)
         self.assertEqual(self.names(s2t), {"input_features": [1, 128, 80]})
         codec = plan_mod.plan_inputs({"audio_channels": 1}, {"input_values": False}, "audio", 2, 32)
