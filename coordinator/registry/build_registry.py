@@ -175,63 +175,121 @@ def _literal(node):
         return False, None
 
 
-def _literal_pairs(node):
-    """The (key, value) pairs of an OrderedDict([...]) / OrderedDict[str, str]([...]) /
-    dict(...) / {...} literal whose keys are strings and values strings or tuples/lists of
-    strings; None for anything else.  A list or dict whose every entry is not a literal
-    (an entry computed at import time) keeps its literal entries: one such entry must not
-    hide the hundreds beside it."""
-    if isinstance(node, ast.Call) and node.args and not node.keywords:
-        node = node.args[0]  # OrderedDict([...]) or dict([...])
-    ok, value = _literal(node)
-    if not ok and isinstance(node, (ast.List, ast.Tuple)):
-        entries = [_literal(e) for e in node.elts]
-        value = [v for good, v in entries if good]
-        ok = bool(value)
-    elif not ok and isinstance(node, ast.Dict):
-        value = {}
-        for k, v in zip(node.keys, node.values):
-            (gk, kv), (gv, vv) = _literal(k) if k is not None else (False, None), _literal(v)
-            if gk and gv:
-                value[kv] = vv
-        ok = bool(value)
-    if not ok:
+def _entry(key, value):
+    """(key, (value, ...)) for a str key and a str or list of str value, else None."""
+    if not isinstance(key, str):
         return None
-    items = value.items() if isinstance(value, dict) else value
-    if not isinstance(items, (list, tuple)) and not hasattr(items, "__iter__"):
-        return None
-    out = []
-    for item in items:
-        if not isinstance(item, (tuple, list)) or len(item) != 2 or not isinstance(item[0], str):
-            return None
-        k, v = item
-        if isinstance(v, str):
-            v = (v,)
-        elif isinstance(v, (tuple, list)) and all(isinstance(x, str) for x in v):
-            v = tuple(v)
-        else:
-            return None
-        out.append((k, v))
-    return out
+    if isinstance(value, str):
+        return key, (value,)
+    if isinstance(value, (tuple, list)) and value and all(isinstance(x, str) for x in value):
+        return key, tuple(value)
+    return None
 
 
-def read_mappings(path, suffix="MAPPING_NAMES"):
-    """name -> {key: (value, ...)} for every top-level NAME = literal mapping in path whose
-    name ends with suffix (plain or annotated assignment)."""
-    out = {}
-    for node in _parse(path).body:
+_DICT_TYPES = ("OrderedDict", "dict")
+
+
+class AutoPackage:
+    """The mapping values of transformers' models/auto modules, as the modules leave
+    them, worked out from their syntax trees without running them.  A module's
+    top-level statements are followed in order: NAME = mapping (plain or annotated),
+    NAME.update(mapping) and `from .module import NAME` of another module of the
+    package.  A mapping is an OrderedDict(...) / OrderedDict[...](...) / dict(...) call,
+    a {...} display, a list of pairs, a name bound earlier, or a | b; `**name` and
+    `**{...}` inside them merge.  Keys are strings, values strings or lists of
+    strings; an entry computed at run time is left out and does not hide the
+    literal ones beside it.  Anything else leaves the name unbound."""
+
+    def __init__(self, auto):
+        self.auto = auto
+        self.modules = {}
+        self.reading = set()
+
+    def module(self, name):
+        if name in self.modules:
+            return self.modules[name]
+        if name in self.reading:
+            return {}  # an import cycle: nothing of it is needed to read mappings
+        self.reading.add(name)
+        ns = {}
+        for node in _parse(os.path.join(self.auto, name + ".py")).body:
+            self._statement(node, ns)
+        self.reading.discard(name)
+        self.modules[name] = ns
+        return ns
+
+    def _statement(self, node, ns):
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module \
+                and os.path.isfile(os.path.join(self.auto, node.module + ".py")):
+            other = self.module(node.module)
+            for alias in node.names:
+                if alias.name in other:
+                    ns[alias.asname or alias.name] = dict(other[alias.name])
+            return
+        target = value = None
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target, value = node.targets[0], node.value
         elif isinstance(node, ast.AnnAssign) and node.value is not None:
             target, value = node.target, node.value
-        else:
-            continue
-        if not isinstance(target, ast.Name) or not target.id.endswith(suffix):
-            continue
-        pairs = _literal_pairs(value)
-        if pairs is not None:
-            out[target.id] = dict(pairs)
-    return out
+        if isinstance(target, ast.Name):
+            mapping = self._mapping(value, ns)
+            if mapping is not None:
+                ns[target.id] = mapping
+            else:
+                ns.pop(target.id, None)
+            return
+        call = node.value if isinstance(node, ast.Expr) else None
+        if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "update"
+                and isinstance(call.func.value, ast.Name) and call.func.value.id in ns and len(call.args) == 1):
+            more = self._mapping(call.args[0], ns)
+            if more is not None:
+                ns[call.func.value.id].update(more)
+
+    def _mapping(self, node, ns):
+        if isinstance(node, ast.Name):
+            return dict(ns[node.id]) if node.id in ns else None
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+            left, right = self._mapping(node.left, ns), self._mapping(node.right, ns)
+            return None if left is None or right is None else {**left, **right}
+        if isinstance(node, ast.Dict):
+            out = {}
+            for k, v in zip(node.keys, node.values):
+                if k is None:  # {**other}
+                    out.update(self._mapping(v, ns) or {})
+                    continue
+                (gk, kv), (gv, vv) = _literal(k), _literal(v)
+                e = _entry(kv, vv) if gk and gv else None
+                if e:
+                    out[e[0]] = e[1]
+            return out
+        if isinstance(node, (ast.List, ast.Tuple)):
+            out = {}
+            for elt in node.elts:
+                good, pair = _literal(elt)
+                e = _entry(*pair) if good and isinstance(pair, (tuple, list)) and len(pair) == 2 else None
+                if e:
+                    out[e[0]] = e[1]
+            return out
+        if isinstance(node, ast.Call):
+            func = node.func.value if isinstance(node.func, ast.Subscript) else node.func
+            if not (isinstance(func, ast.Name) and func.id in _DICT_TYPES) or len(node.args) > 1:
+                return None
+            out = {}
+            if node.args:
+                first = self._mapping(node.args[0], ns)
+                if first is None:
+                    return None
+                out.update(first)
+            for kw in node.keywords:
+                if kw.arg is None:  # **other
+                    out.update(self._mapping(kw.value, ns) or {})
+                else:
+                    good, v = _literal(kw.value)
+                    e = _entry(kw.arg, v) if good else None
+                    if e:
+                        out[e[0]] = e[1]
+            return out
+        return None
 
 
 def read_version(tdir):
@@ -356,8 +414,15 @@ def derive_from_mappings(model_type, base_classes, mappings, all_types=()):
                 task, modality = t, mod
     if task is None:
         return derive_from_reference(model_type, base_classes[0] if base_classes else "", all_types)
+    names = " ".join([model_type] + [c.lower() for c in classes])
     if task == "image-text-to-text" and _has(model_type, VIDEO_MARKS):
         task, modality = "video-text-to-text", "video+text"
+    elif (task == "image-text-to-text" and model_type not in mappings.get("MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES", {})
+          and _has(names, AUDIO_MARKS) and not _has(names, VLM_MARKS)):
+        # MULTIMODAL_LM holds every "anything to text" model: an audio one is a
+        # speech recogniser when it says so, else it takes audio and text.
+        task, modality = (("automatic-speech-recognition", "audio") if _has(names, ("asr", "speech"))
+                          else ("audio-text-to-text", "audio+text"))
     elif task in ("automatic-speech-recognition",) and model_type in mappings.get(
             "MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES", {}):
         modality = "audio+text"
@@ -502,40 +567,29 @@ def read_types_list(path):
     return out
 
 
-def read_auto_mappings(auto, first, suffix="MAPPING_NAMES"):
-    """The mappings of the auto package's file `first`, then of its other modules (sorted)
-    for names `first` does not define: a release that moves a mapping to a module of its
-    own is still read.  A name defined twice keeps the first file's."""
-    out = read_mappings(os.path.join(auto, first), suffix)
-    try:
-        others = sorted(n for n in os.listdir(auto) if n.endswith(".py") and n != first)
-    except OSError as e:
-        raise BuildError("cannot list %s: %s" % (auto, e))
-    for name in others:
-        for key, value in read_mappings(os.path.join(auto, name), suffix).items():
-            out.setdefault(key, value)
-    return out
-
-
-def library_rows(tdir):
-    """(version, {model_type: row}) from the transformers source tree at tdir."""
+def library_rows(tdir, keep=()):
+    """(version, {model_type: row}) from the transformers source tree at tdir: every
+    type of MODEL_MAPPING_NAMES that CONFIG_MAPPING_NAMES also has, and every type of
+    `keep` (the hand-made facts' types) that CONFIG_MAPPING_NAMES has although
+    AutoModel has no class for it (the seed's composites: encoder-decoder, rag, ...)."""
     auto = os.path.join(tdir, "models", "auto")
-    conf = read_auto_mappings(auto, "configuration_auto.py")
-    special = read_auto_mappings(auto, "configuration_auto.py", suffix="MODULE_NAME")
-    special = {k: v[0] for m in special.values() for k, v in m.items()}
-    mappings = read_auto_mappings(auto, "modeling_auto.py")
+    pkg = AutoPackage(auto)
+    conf = pkg.module("configuration_auto")
+    special = {k: v[0] for name, m in conf.items() if name.endswith("MODULE_NAME") for k, v in m.items()}
+    mappings = {k: v for k, v in pkg.module("modeling_auto").items() if k.endswith("MAPPING_NAMES")}
     config_names = conf.get("CONFIG_MAPPING_NAMES")
     model_names = mappings.get("MODEL_MAPPING_NAMES")
     if not config_names or not model_names:
         found = sorted(set(conf) | set(mappings))[:8]
-        raise BuildError("%s: no CONFIG_MAPPING_NAMES or MODEL_MAPPING_NAMES literal found in its modules "
-                         "(mappings read: %s)" % (auto, ", ".join(found) or "none"))
+        raise BuildError("%s: no CONFIG_MAPPING_NAMES or MODEL_MAPPING_NAMES found in configuration_auto.py "
+                         "and modeling_auto.py (mappings read: %s)" % (auto, ", ".join(found) or "none"))
     version = read_version(tdir)
     rows = {}
-    for model_type in model_names:
+    kept = [t for t in sorted(keep) if t in config_names and t not in model_names]
+    for model_type in list(model_names) + kept:
         if model_type not in config_names:
             continue  # AutoModel cannot build a type AutoConfig does not know
-        family, task, modality = derive_from_mappings(model_type, model_names[model_type], mappings,
+        family, task, modality = derive_from_mappings(model_type, model_names.get(model_type, ()), mappings,
                                                       model_names)
         hf_id = default_checkpoint(tdir, model_type, config_names[model_type][0], special) or ""
         rows[model_type] = {"model_type": model_type, "hf_id": hf_id, "family": family, "task": task,
@@ -590,7 +644,7 @@ def build(args, warn):
                 % (os.path.basename(args.reference_list), version, version))
     else:
         tdir = args.transformers_dir or find_transformers_dir()
-        version, rows = library_rows(tdir)
+        version, rows = library_rows(tdir, keep=facts)
         note = None
     rows = merge_facts(rows, facts, warn)
     return rows, render(rows, version, note)

@@ -174,15 +174,17 @@ class TheCommittedRegistry(unittest.TestCase):
         self.assertEqual(rc, 0, err)
         self.assertEqual(text, committed, "models.tsv is not what build_registry.py makes: rerun it")
 
-    def test_it_holds_exactly_the_556_types_and_passes_the_check(self):
+    def test_it_holds_exactly_the_557_types_and_passes_the_check(self):
+        # 557: the 556 of the first reading of transformers 5.17 and evolla, which
+        # MODEL_MAPPING_NAMES holds and that reading missed (coordinator/registry/README.md).
         p = subprocess.run([sys.executable, os.path.join(REGDIR, "check_registry.py"), MODELS, REFERENCE],
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        self.assertIn("total                 556", p.stdout)
+        self.assertIn("total                 557", p.stdout)
         self.assertIn("suite core            308", p.stdout)
         with open(MODELS, encoding="utf-8") as f:
             rows = rows_of(f.read())
-        self.assertEqual(len(rows), 556)
+        self.assertEqual(len(rows), 557)
         self.assertEqual(set(rows), set(br.read_types_list(REFERENCE)))
         # The rows not yet read from the library say so.
         for t, r in rows.items():
