@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT
  *
- * The durable result spool (see spool.h).  A batch is written to
- * "<name>.tmp.<pid>", fdatasync'd, renamed into place, and the directory
- * fsync'd once; a crash mid-write leaves the temporary file, which the next
- * load removes.  The spool keeps, in memory, which file holds which result
- * (oldest file first), so that an acknowledgement releases its result and
- * the file goes once none is left in it.
+ * The durable result spool (see spool.h).  A batch is written over a
+ * spare file (one whose results were all acknowledged) and fdatasync'd: the
+ * file's blocks and name are already on the disk, so the write costs no new
+ * inode, no rename and no fsync of the directory; only when no spare is
+ * left is a file created (its name made durable by one fsync of the
+ * directory).  A write cut short leaves a header whose checksum does not
+ * match, and the batch was never sent.  The spool keeps, in memory, which
+ * file holds which result (oldest file first), so that an acknowledgement
+ * releases its result and the file becomes a spare once none is left in it.
  */
 #include "spool.h"
 
@@ -27,9 +30,20 @@
 #define SPOOL_SUFFIX ".result"
 #define BATCH_PREFIX "batch-"
 #define BATCH_SUFFIX ".results"
-#define BATCH_MAGIC "HFSPOOL1"
+#define BATCH_MAGIC "HFSPOOL1"      /* the layout before spare files */
+#define BATCH2_MAGIC "HFSPOOL2"     /* a batch with its sequence and checksum */
+#define SPARE_MAGIC "HFSPOOL0"      /* a spare: nothing in it is a result */
 #define BATCH_MAGIC_LEN 8
+#define BATCH2_HEADER_LEN 24        /* magic, seq (LE64), bytes (LE32), crc (LE32) */
 #define SPOOL_NAME_MAX 64
+/* Files written are padded to whole pages, so that a later batch written
+ * over one rarely grows it (a size change is a metadata write for
+ * fdatasync). */
+#define SPOOL_PAGE 4096
+/* Spare files kept for later batches (the others are removed), and files
+ * whose descriptor stays open (a retired one past this is opened again). */
+#define SPOOL_SPARES_MAX 16
+#define SPOOL_OPEN_MAX 64
 
 struct spool_entry {
 	uint64_t task_id;
@@ -42,6 +56,8 @@ struct spool_file {
 	struct spool_file *next;
 	char name[SPOOL_NAME_MAX];
 	uint64_t seq;                 /* 0: a single-result file (older layout) */
+	bool batch;                   /* a batch file: it may become a spare */
+	int fd;                       /* -1: not open */
 	struct spool_entry *entries;
 	size_t n, live;
 };
@@ -50,19 +66,82 @@ struct spool {
 	char dir[4096];
 	int lock_fd, dir_fd;
 	long pid;                     /* in temporary files' names */
-	uint64_t next_seq;
+	uint64_t next_seq;            /* past every file's name and batch */
 	struct spool_file *files, **files_tail;  /* oldest first */
+	struct spool_file *spares;
+	size_t n_spares, n_open;
 };
+
+static void file_free(struct spool *sp, struct spool_file *f)
+{
+	if (f->fd >= 0) {
+		close(f->fd);
+		sp->n_open--;
+	}
+	free(f->entries);
+	free(f);
+}
 
 static void files_free(struct spool *sp)
 {
 	while (sp->files) {
 		struct spool_file *f = sp->files;
 		sp->files = f->next;
-		free(f->entries);
-		free(f);
+		file_free(sp, f);
 	}
 	sp->files_tail = &sp->files;
+	while (sp->spares) {
+		struct spool_file *f = sp->spares;
+		sp->spares = f->next;
+		file_free(sp, f);
+	}
+	sp->n_spares = 0;
+}
+
+/* CRC-32 (the IEEE polynomial, reflected), over a header and its records:
+ * it tells a batch written whole from one whose write was cut short. */
+static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n)
+{
+	static uint32_t table[256];
+	static bool made;
+
+	if (!made) {
+		for (uint32_t i = 0; i < 256; i++) {
+			uint32_t c = i;
+			for (int k = 0; k < 8; k++)
+				c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+			table[i] = c;
+		}
+		made = true;
+	}
+	crc = ~crc;
+	while (n--)
+		crc = table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
+/* The checksum of a HFSPOOL2 batch: its seq and length, then its records. */
+static uint32_t batch2_crc(const uint8_t *header, const uint8_t *records, size_t bytes)
+{
+	return crc32_update(crc32_update(0, header + BATCH_MAGIC_LEN, 12), records, bytes);
 }
 
 static bool ends_with(const char *s, const char *suffix)
@@ -128,9 +207,26 @@ static int scan_next_seq(struct spool *sp)
 	if (!d)
 		return -errno;
 	sp->next_seq = 1;
-	while ((de = readdir(d)))
-		if (parse_batch_name(de->d_name, &seq) && seq >= sp->next_seq)
+	while ((de = readdir(d))) {
+		uint8_t head[BATCH2_HEADER_LEN];
+		int fd;
+
+		if (!parse_batch_name(de->d_name, &seq))
+			continue;
+		if (seq >= sp->next_seq)
 			sp->next_seq = seq + 1;
+		/* A file written again carries a later batch than its name. */
+		fd = openat(sp->dir_fd, de->d_name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (pread(fd, head, sizeof(head), 0) == (ssize_t)sizeof(head) &&
+		    memcmp(head, BATCH2_MAGIC, BATCH_MAGIC_LEN) == 0) {
+			seq = get_le64(head + BATCH_MAGIC_LEN);
+			if (seq < UINT64_MAX - 1 && seq >= sp->next_seq)
+				sp->next_seq = seq + 1;
+		}
+		close(fd);
+	}
 	closedir(d);
 	return 0;
 }
@@ -220,21 +316,46 @@ static struct spool_file *entry_find(struct spool *sp, uint64_t task_id, uint32_
 	return NULL;
 }
 
-/* Removes the file at *link (none of its results is live any more) from
- * the disk and the list. */
+/* A file none of whose results is live any more (f, in no list): it
+ * becomes a spare, its magic overwritten so that a load finds no result in
+ * it, or, past SPOOL_SPARES_MAX (or when it cannot be), it is removed.
+ * Neither is synced: after a crash of the machine the file may still hold
+ * its results, which are then sent again, as a removal not yet on the disk
+ * would have them sent (results are idempotent). */
+static int file_retire(struct spool *sp, struct spool_file *f)
+{
+	int r = 0;
+
+	if (f->batch && sp->n_spares < SPOOL_SPARES_MAX) {
+		if (f->fd < 0) {
+			f->fd = openat(sp->dir_fd, f->name, O_RDWR | O_CLOEXEC);
+			if (f->fd >= 0)
+				sp->n_open++;
+		}
+		if (f->fd >= 0 && pwrite(f->fd, SPARE_MAGIC, BATCH_MAGIC_LEN, 0) == BATCH_MAGIC_LEN) {
+			f->n = f->live = 0;
+			f->next = sp->spares;
+			sp->spares = f;
+			sp->n_spares++;
+			return 0;
+		}
+	}
+	if (unlinkat(sp->dir_fd, f->name, 0) < 0 && errno != ENOENT)
+		r = -errno;
+	file_free(sp, f);
+	return r;
+}
+
+/* Takes the file at *link (none of its results is live any more) off the
+ * list and retires it. */
 static int file_drop(struct spool *sp, struct spool_file **link)
 {
 	struct spool_file *f = *link;
-	int r = 0;
 
-	if (unlinkat(sp->dir_fd, f->name, 0) < 0 && errno != ENOENT)
-		r = -errno;
 	*link = f->next;
 	if (sp->files_tail == &f->next)
 		sp->files_tail = link;
-	free(f->entries);
-	free(f);
-	return r;
+	return file_retire(sp, f);
 }
 
 static struct spool_file *file_new(const char *name, uint64_t seq, size_t n)
@@ -250,6 +371,7 @@ static struct spool_file *file_new(const char *name, uint64_t seq, size_t n)
 	}
 	hf_strlcpy(f->name, name, sizeof(f->name));
 	f->seq = seq;
+	f->fd = -1;
 	return f;
 }
 
@@ -282,65 +404,108 @@ int spool_remove(struct spool *sp, uint64_t task_id, uint32_t attempt)
 
 /* ---- writing ---- */
 
-/* Writes one batch file of results[0..n) (packed sizes in sizes, total
- * bytes of records) under its final name, its data synced; the directory
- * is not.  *ret_f is the file, not yet in the list. */
-static int batch_file_write(struct spool *sp, Hf__TaskResult *const *results, const size_t *sizes,
-			    size_t n, size_t bytes, struct spool_file **ret_f)
+/* A file to write a batch of n results in: a spare, or (*ret_created) a
+ * new file, empty, created under its final name and open. */
+static struct spool_file *file_for_batch(struct spool *sp, size_t n, bool *ret_created, int *ret_err)
 {
-	char name[SPOOL_NAME_MAX], tmp[SPOOL_NAME_MAX + 32];
-	size_t len = BATCH_MAGIC_LEN + bytes + 4 * n, off;
+	struct spool_file *f = sp->spares;
+	char name[SPOOL_NAME_MAX];
+	struct spool_entry *entries;
+
+	*ret_created = false;
+	if (f) {
+		entries = realloc(f->entries, (n ? n : 1) * sizeof(*entries));
+		if (!entries) {
+			*ret_err = -ENOMEM;
+			return NULL;
+		}
+		f->entries = entries;
+		sp->spares = f->next;
+		sp->n_spares--;
+		f->next = NULL;
+		f->n = f->live = 0;
+		return f;
+	}
+	snprintf(name, sizeof(name), BATCH_PREFIX "%" PRIu64 BATCH_SUFFIX, sp->next_seq);
+	f = file_new(name, sp->next_seq, n);
+	if (!f) {
+		*ret_err = -ENOMEM;
+		return NULL;
+	}
+	f->batch = true;
+	f->fd = openat(sp->dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (f->fd < 0) {
+		*ret_err = -errno;
+		file_free(sp, f);
+		return NULL;
+	}
+	sp->n_open++;
+	*ret_created = true;
+	return f;
+}
+
+/* Writes one batch of results[0..n) (packed sizes in sizes, total bytes
+ * of records) into a spare file or a new one, its data synced; the
+ * directory is not (*ret_created says it must be).  *ret_f is the file,
+ * not yet in the list. */
+static int batch_file_write(struct spool *sp, Hf__TaskResult *const *results, const size_t *sizes,
+			    size_t n, size_t bytes, struct spool_file **ret_f, bool *ret_created)
+{
+	size_t len = BATCH2_HEADER_LEN + bytes + 4 * n, off;
+	size_t padded = (len + SPOOL_PAGE - 1) / SPOOL_PAGE * SPOOL_PAGE;
 	struct spool_file *f;
 	uint8_t *buf;
-	int fd, r;
+	int r = 0;
 
-	snprintf(name, sizeof(name), BATCH_PREFIX "%" PRIu64 BATCH_SUFFIX, sp->next_seq);
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", name, sp->pid);
-	f = file_new(name, sp->next_seq, n);
-	buf = malloc(len);
-	if (!f || !buf) {
-		r = -ENOMEM;
-		goto fail;
+	buf = malloc(padded);
+	if (!buf)
+		return -ENOMEM;
+	f = file_for_batch(sp, n, ret_created, &r);
+	if (!f) {
+		free(buf);
+		return r;
 	}
-	memcpy(buf, BATCH_MAGIC, BATCH_MAGIC_LEN);
-	off = BATCH_MAGIC_LEN;
+	f->seq = sp->next_seq;
+	memcpy(buf, BATCH2_MAGIC, BATCH_MAGIC_LEN);
+	put_le32(buf + 8, (uint32_t)f->seq);
+	put_le32(buf + 12, (uint32_t)(f->seq >> 32));
+	put_le32(buf + 16, (uint32_t)(len - BATCH2_HEADER_LEN));
+	off = BATCH2_HEADER_LEN;
 	for (size_t i = 0; i < n; i++) {
-		uint32_t l = (uint32_t)sizes[i];
-		buf[off] = (uint8_t)l;
-		buf[off + 1] = (uint8_t)(l >> 8);
-		buf[off + 2] = (uint8_t)(l >> 16);
-		buf[off + 3] = (uint8_t)(l >> 24);
+		put_le32(buf + off, (uint32_t)sizes[i]);
 		off += 4;
 		hf__task_result__pack(results[i], buf + off);
 		off += sizes[i];
 		file_add_entry(f, results[i]->task_id, results[i]->attempt);
 	}
-	fd = openat(sp->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		r = -errno;
-		goto fail;
+	put_le32(buf + 20, batch2_crc(buf, buf + BATCH2_HEADER_LEN, len - BATCH2_HEADER_LEN));
+	memset(buf + len, 0, padded - len);
+	/* Over a spare, one write of the whole: a write cut short (a kill, a
+	 * crash) leaves a checksum that does not match. */
+	for (off = 0; off < padded && r == 0;) {
+		ssize_t w = pwrite(f->fd, buf + off, padded - off, (off_t)off);
+		if (w < 0 && errno != EINTR)
+			r = -errno;
+		else if (w > 0)
+			off += (size_t)w;
 	}
-	r = hf_write_all(fd, buf, len);
-	if (r == 0 && fdatasync(fd) < 0)
+	if (r == 0 && fdatasync(f->fd) < 0)
 		r = -errno;
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r == 0 && renameat(sp->dir_fd, tmp, sp->dir_fd, name) < 0)
-		r = -errno;
+	free(buf);
 	if (r < 0) {
-		unlinkat(sp->dir_fd, tmp, 0);
-		goto fail;
+		/* Nothing of this batch may stay in the spool. */
+		f->n = f->live = 0;
+		file_retire(sp, f);
+		return r;
 	}
 	sp->next_seq++;
-	free(buf);
+	if (sp->n_open > SPOOL_OPEN_MAX) {
+		close(f->fd);
+		f->fd = -1;
+		sp->n_open--;
+	}
 	*ret_f = f;
 	return 0;
-fail:
-	free(buf);
-	if (f)
-		free(f->entries);
-	free(f);
-	return r;
 }
 
 int spool_write_batch(struct spool *sp, Hf__TaskResult *const *results, size_t n)
@@ -348,6 +513,7 @@ int spool_write_batch(struct spool *sp, Hf__TaskResult *const *results, size_t n
 	struct spool_file *made = NULL, **made_tail = &made;
 	size_t *sizes = calloc(n ? n : 1, sizeof(*sizes));
 	size_t first = 0;
+	bool created = false;
 	int r = 0;
 
 	if (!sizes)
@@ -362,28 +528,29 @@ int spool_write_batch(struct spool *sp, Hf__TaskResult *const *results, size_t n
 	while (first < n) {
 		size_t count = 0, bytes = 0;
 		struct spool_file *f = NULL;
+		bool c = false;
 
 		while (first + count < n && count < SPOOL_BATCH_RESULTS &&
 		       (count == 0 || bytes + sizes[first + count] <= SPOOL_BATCH_BYTES))
 			bytes += sizes[first + count++];
-		r = batch_file_write(sp, results + first, sizes + first, count, bytes, &f);
+		r = batch_file_write(sp, results + first, sizes + first, count, bytes, &f, &c);
+		created |= c;
 		if (r < 0)
 			goto out;
 		*made_tail = f;
 		made_tail = &f->next;
 		first += count;
 	}
-	/* The names: one fsync of the directory for every file above. */
-	if (fsync(sp->dir_fd) < 0)
+	/* The names of files created: one fsync of the directory for all. */
+	if (created && fsync(sp->dir_fd) < 0)
 		r = -errno;
 out:
 	if (r < 0) {
 		while (made) {
 			struct spool_file *f = made;
 			made = f->next;
-			unlinkat(sp->dir_fd, f->name, 0);
-			free(f->entries);
-			free(f);
+			f->n = f->live = 0;
+			file_retire(sp, f);
 		}
 	} else {
 		while (made) {
@@ -573,21 +740,54 @@ static int load_push(struct load_list *l, Hf__TaskResult *r, struct spool_file *
 	return 0;
 }
 
-static uint32_t get_le32(const uint8_t *p)
+/* Where a batch file's records are (buf[*ret_off..*ret_end)) and its
+ * sequence: HFSPOOL2 (its header checked), or HFSPOOL1 (seq from the
+ * name); -EBADMSG with why when it is neither.  1: a spare. */
+static int batch_records(const uint8_t *buf, size_t len, size_t *ret_off, size_t *ret_end,
+			 uint64_t *ret_seq, char *why, size_t whylen)
 {
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-/* Walks the records of a batch file's text: how many there are, or
- * -EBADMSG with why. */
-static int batch_count(const uint8_t *buf, size_t len, size_t *ret, char *why, size_t whylen)
-{
-	size_t off = BATCH_MAGIC_LEN, n = 0;
-
-	if (len < BATCH_MAGIC_LEN || memcmp(buf, BATCH_MAGIC, BATCH_MAGIC_LEN) != 0) {
-		snprintf(why, whylen, "does not start with \"" BATCH_MAGIC "\"");
+	if (len >= BATCH_MAGIC_LEN && memcmp(buf, SPARE_MAGIC, BATCH_MAGIC_LEN) == 0)
+		return 1;
+	if (len >= BATCH_MAGIC_LEN && memcmp(buf, BATCH_MAGIC, BATCH_MAGIC_LEN) == 0) {
+		*ret_off = BATCH_MAGIC_LEN;
+		*ret_end = len;
+		return 0;
+	}
+	if (len < BATCH_MAGIC_LEN || memcmp(buf, BATCH2_MAGIC, BATCH_MAGIC_LEN) != 0) {
+		snprintf(why, whylen, "does not start with \"" BATCH2_MAGIC "\"");
 		return -EBADMSG;
 	}
+	if (len < BATCH2_HEADER_LEN) {
+		snprintf(why, whylen, "ends within its header");
+		return -EBADMSG;
+	}
+	uint64_t seq = get_le64(buf + 8);
+	uint32_t bytes = get_le32(buf + 16);
+	if (bytes > len - BATCH2_HEADER_LEN) {
+		snprintf(why, whylen, "says its results have %" PRIu32 " bytes, past its end", bytes);
+		return -EBADMSG;
+	}
+	if (seq == 0 || seq >= UINT64_MAX - 1) {
+		snprintf(why, whylen, "has batch number %" PRIu64 ", out of range", seq);
+		return -EBADMSG;
+	}
+	if (batch2_crc(buf, buf + BATCH2_HEADER_LEN, bytes) != get_le32(buf + 20)) {
+		snprintf(why, whylen, "does not match its checksum (damaged, or its write was cut short)");
+		return -EBADMSG;
+	}
+	*ret_off = BATCH2_HEADER_LEN;
+	*ret_end = BATCH2_HEADER_LEN + bytes;
+	*ret_seq = seq;
+	return 0;
+}
+
+/* Walks the records of a batch file's text, buf[off..len): how many there
+ * are, or -EBADMSG with why. */
+static int batch_count(const uint8_t *buf, size_t off, size_t len, size_t *ret, char *why,
+		       size_t whylen)
+{
+	size_t n = 0;
+
 	while (off < len) {
 		if (len - off < 4) {
 			snprintf(why, whylen, "ends within the length of result %zu", n + 1);
@@ -617,7 +817,7 @@ static int load_batch(struct spool *sp, const char *name, uint64_t seq, struct l
 		      char *why, size_t whylen)
 {
 	char path[4400], *text = NULL;
-	size_t len = 0, n, off = BATCH_MAGIC_LEN;
+	size_t len = 0, n = 0, off = 0, end = 0;
 	struct spool_file *f;
 	int rv;
 
@@ -630,12 +830,22 @@ static int load_batch(struct spool *sp, const char *name, uint64_t seq, struct l
 	if (rv < 0)
 		return rv;
 	const uint8_t *buf = (const uint8_t *)text;
-	rv = batch_count(buf, len, &n, why, whylen);
+	rv = batch_records(buf, len, &off, &end, &seq, why, whylen);
+	if (rv == 0)
+		rv = batch_count(buf, off, end, &n, why, whylen);
 	if (rv < 0)
 		goto out;
-	f = file_new(name, seq, n);
+	f = file_new(name, seq, rv == 1 ? 0 : n);
 	if (!f) {
 		rv = -ENOMEM;
+		goto out;
+	}
+	f->batch = true;
+	if (rv == 1) {
+		rv = file_retire(sp, f); /* a spare: kept as one, or removed */
+		if (rv < 0)
+			log_warn("could not remove \"%s\": %s, ignoring", path, strerror(-rv));
+		rv = 0;
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -666,10 +876,10 @@ static int load_batch(struct spool *sp, const char *name, uint64_t seq, struct l
 	}
 	if (f->live == 0) {
 		/* Every result in it was written aside. */
-		if (unlinkat(sp->dir_fd, name, 0) < 0)
-			log_warn("could not remove \"%s\": %s, ignoring", path, strerror(errno));
-		free(f->entries);
-		free(f);
+		rv = file_retire(sp, f);
+		if (rv < 0)
+			log_warn("could not remove \"%s\": %s, ignoring", path, strerror(-rv));
+		rv = 0;
 	} else {
 		file_append(sp, f);
 	}
