@@ -132,19 +132,24 @@ void task_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 /* Spawns the runner; a negative errno (libuv's, as errno) on failure. */
 int task_spawn(struct task *t);
 
-/* The task's JSON (task_prepare's): compact, one line, for a warm runner's
- * request line; indented, a member a line, for the task file. */
+/* The task's JSON (task_prepare's), each form built when first asked for
+ * (from t and a, which must outlive it): compact, one line, for a warm
+ * runner's request line; indented, a member a line, for the task file. */
 struct task_text {
+	const struct task *t;
+	const Hf__Assignment *a;
 	char *compact;
 	char *indented;
 	size_t indented_len;
 };
 void task_text_fini(struct task_text *x);
+/* The compact form; NULL when out of memory. */
+const char *task_text_compact(struct task_text *x);
 
 /* Hands the task (x: task_prepare's) to a warm runner of its device, in
  * its request line or a task file; a negative errno when none could be
  * started or the file not be written. */
-int task_start_warm(struct task *t, const char *where, const struct task_text *x);
+int task_start_warm(struct task *t, const char *where, struct task_text *x);
 
 /* executor-taskdir.c: task directories and task.json. */
 
@@ -158,7 +163,7 @@ int task_prepare(const struct task *t, const Hf__Assignment *a, struct task_text
 
 /* Writes the task file (not durably: see executor-taskdir.c); the tasks
  * directory is made when it is missing. */
-int task_file_write(struct task *t, const struct task_text *x);
+int task_file_write(struct task *t, struct task_text *x);
 
 /* Removes the task's files (its result was read): a warning if it cannot. */
 void task_files_remove(const struct task *t);

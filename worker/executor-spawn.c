@@ -230,7 +230,7 @@ static int warm_key(Hf__Backend backend, const struct devenv *de, char **ret)
 
 /* Hands the task to a warm runner of its device; a negative errno when none
  * could be started. */
-int task_start_warm(struct task *t, const char *where, const struct task_text *x)
+int task_start_warm(struct task *t, const char *where, struct task_text *x)
 {
 	struct executor *ex = t->ex;
 	char **env = NULL, *key = NULL;
@@ -248,9 +248,11 @@ int task_start_warm(struct task *t, const char *where, const struct task_text *x
 			goto out;
 	}
 	/* A runner that takes its task in the request line needs no file. */
-	if (warm_pool_takes_inline(ex->pool, key))
-		line = x->compact; /* one line */
-	else
+	if (warm_pool_takes_inline(ex->pool, key)) {
+		line = task_text_compact(x); /* one line */
+		if (!line)
+			r = -ENOMEM;
+	} else
 		r = task_file_write(t, x);
 	if (r < 0)
 		goto out;

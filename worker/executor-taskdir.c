@@ -32,29 +32,34 @@
 /* The task's JSON is written here directly, not built as a jansson object
  * and dumped: jansson's dump cost about 38,000 instructions a task (its
  * integers go through snprintf, its strings a byte at a time), two fifths
- * of a warm task's start (issue 15).  Two forms, from one pass: compact
- * (one line, for a warm runner's request line) and a member a line (the
- * task file, as it always was: simple runners grep it). */
+ * of a warm task's start (issue 15).  Two forms, each built only when it
+ * is needed (a warm runner that takes its task inline needs no file):
+ * compact (one line, for a warm runner's request line) and a member a line
+ * (the task file, as it always was: simple runners grep it). */
 
 struct task_writer {
-	struct hf_buf compact, indented;
+	struct hf_buf out;
+	bool indented;     /* the file's form, else the compact one */
 	size_t n;          /* members written */
 };
 
 static void both(struct task_writer *w, const char *s, size_t len)
 {
-	hf_buf_append(&w->compact, s, len);
-	hf_buf_append(&w->indented, s, len);
+	hf_buf_append(&w->out, s, len);
 }
 
 static void key(struct task_writer *w, const char *name)
 {
-	hf_buf_append(&w->compact, w->n ? ",\"" : "{\"", 2);
-	hf_buf_puts(&w->indented, w->n ? ",\n \"" : "{\n \"");
+	if (w->indented)
+		hf_buf_puts(&w->out, w->n ? ",\n \"" : "{\n \"");
+	else
+		hf_buf_append(&w->out, w->n ? ",\"" : "{\"", 2);
 	w->n++;
 	both(w, name, strlen(name));
-	hf_buf_append(&w->compact, "\":", 2);
-	hf_buf_append(&w->indented, "\": ", 3);
+	if (w->indented)
+		hf_buf_append(&w->out, "\": ", 3);
+	else
+		hf_buf_append(&w->out, "\":", 2);
 }
 
 /* s as a JSON string (valid UTF-8: the assignment was validated when it
@@ -92,8 +97,7 @@ static void member_string(struct task_writer *w, const char *name, const char *s
 
 static void put_u64(struct task_writer *w, uint64_t v)
 {
-	hf_buf_put_u64(&w->compact, v);
-	hf_buf_put_u64(&w->indented, v);
+	hf_buf_put_u64(&w->out, v);
 }
 
 static void member_u64(struct task_writer *w, const char *name, uint64_t v)
@@ -119,12 +123,14 @@ void task_text_fini(struct task_text *x)
 	x->compact = x->indented = NULL;
 }
 
-static int task_text_build(const struct task *t, const Hf__Assignment *a, struct task_text *ret)
+/* One form of the task's JSON, x->compact or x->indented. */
+static int task_text_build(struct task_text *x, bool indented)
 {
-	struct task_writer w = { .n = 0 };
+	const struct task *t = x->t;
+	const Hf__Assignment *a = x->a;
+	struct task_writer w = { .indented = indented, .n = 0 };
 
-	hf_buf_init(&w.compact);
-	hf_buf_init(&w.indented);
+	hf_buf_init(&w.out);
 	member_u64(&w, "task_id", a->task_id);
 	member_u64(&w, "attempt", a->attempt);
 	member_u64(&w, "job_id", a->job_id);
@@ -140,7 +146,7 @@ static int task_text_build(const struct task *t, const Hf__Assignment *a, struct
 	both(&w, "[", 1);
 	for (size_t i = 0; i < t->n_devices; i++) {
 		if (i)
-			hf_buf_append(&w.compact, ",", 1), hf_buf_append(&w.indented, ", ", 2);
+			hf_buf_append(&w.out, ", ", indented ? 2 : 1);
 		put_u64(&w, t->devices[i]);
 	}
 	both(&w, "]", 1);
@@ -152,24 +158,37 @@ static int task_text_build(const struct task *t, const Hf__Assignment *a, struct
 	member_count(&w, "iterations", a->iterations);
 	member_u64(&w, "warmup", a->warmup);
 	member_u64(&w, "timeout_s", (uint64_t)(t->timeout_ms + 999) / 1000);
-	hf_buf_puts(&w.compact, "}");
-	hf_buf_puts(&w.indented, "\n}");
-	if (w.compact.oom || w.indented.oom || !w.compact.data || !w.indented.data) {
-		hf_buf_fini(&w.compact);
-		hf_buf_fini(&w.indented);
+	hf_buf_puts(&w.out, indented ? "\n}" : "}");
+	if (w.out.oom || !w.out.data) {
+		hf_buf_fini(&w.out);
 		return -ENOMEM;
 	}
-	ret->compact = w.compact.data;
-	ret->indented = w.indented.data;
-	ret->indented_len = w.indented.len;
+	if (indented) {
+		x->indented = w.out.data;
+		x->indented_len = w.out.len;
+	} else {
+		x->compact = w.out.data;
+	}
 	return 0;
 }
 
-int task_file_write(struct task *t, const struct task_text *x)
+const char *task_text_compact(struct task_text *x)
 {
-	const char *text = x->indented;
-	size_t len = x->indented_len;
+	if (!x->compact && task_text_build(x, false) < 0)
+		return NULL;
+	return x->compact;
+}
+
+int task_file_write(struct task *t, struct task_text *x)
+{
+	const char *text;
+	size_t len;
 	int fd, r = 0;
+
+	if (!x->indented && task_text_build(x, true) < 0)
+		return -ENOMEM;
+	text = x->indented;
+	len = x->indented_len;
 
 	fd = open(t->task_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 && errno == ENOENT) {
@@ -203,7 +222,8 @@ int task_prepare(const struct task *t, const Hf__Assignment *a, struct task_text
 	 * this run's. */
 	if (unlink(t->result_path) < 0 && errno != ENOENT)
 		return -errno;
-	return task_text_build(t, a, ret);
+	*ret = (struct task_text){ .t = t, .a = a };
+	return 0;
 }
 
 void task_files_remove(const struct task *t)

@@ -415,7 +415,7 @@ int executor_start(struct executor *ex, const Hf__Assignment *a,
 	const char *indices;
 	struct task *t;
 	char reason[512], where[128];
-	struct task_text text = { NULL, NULL, 0 };
+	struct task_text text = { 0 };
 	int r;
 
 	if (ex->closing)

@@ -312,16 +312,25 @@ static int poll_call(struct session *s, bool no_hold)
 	size_t n_dev = inv->n_devices, n_run = executor_size(s->ex);
 	Hf__Envelope env = HF__ENVELOPE__INIT;
 	Hf__Poll poll = HF__POLL__INIT;
-	Hf__DeviceFree *df = calloc(n_dev + 1, sizeof(*df)), **dfp = calloc(n_dev + 1, sizeof(*dfp));
-	Hf__DeviceTelemetry *dt = calloc(HW_MAX_DEVICES, sizeof(*dt));
-	Hf__DeviceTelemetry **dtp = calloc(HW_MAX_DEVICES, sizeof(*dtp));
-	Hf__TaskRef *tr = calloc(n_run + 1, sizeof(*tr)), **trp = calloc(n_run + 1, sizeof(*trp));
-	struct executor_ref *refs = calloc(n_run + 1, sizeof(*refs));
+	Hf__DeviceFree *df = NULL, **dfp = NULL;
+	Hf__DeviceTelemetry *dt = NULL, **dtp = NULL;
+	Hf__TaskRef *tr = NULL, **trp = NULL;
+	struct executor_ref *refs = NULL;
 	struct poll_call_ctx *ctx = malloc(sizeof(*ctx));
 	bool any_free = false;
 	nng_msg *msg;
 	int r = -ENOMEM;
 
+	/* Sized by what there is (a poll goes out for most tasks): the
+	 * telemetry sampled, not the most devices there could be. */
+	session_telemetry_refresh(s);
+	df = calloc(n_dev + 1, sizeof(*df));
+	dfp = calloc(n_dev + 1, sizeof(*dfp));
+	dt = calloc(s->n_telemetry + 1, sizeof(*dt));
+	dtp = calloc(s->n_telemetry + 1, sizeof(*dtp));
+	tr = calloc(n_run + 1, sizeof(*tr));
+	trp = calloc(n_run + 1, sizeof(*trp));
+	refs = calloc(n_run + 1, sizeof(*refs));
 	if (!df || !dfp || !dt || !dtp || !tr || !trp || !refs || !ctx)
 		goto out;
 	for (size_t i = 0; i < n_dev; i++) {
@@ -337,7 +346,6 @@ static int poll_call(struct session *s, bool no_hold)
 		any_free = any_free || df[i].free_slots > 0;
 		dfp[i] = &df[i];
 	}
-	session_telemetry_refresh(s);
 	for (size_t i = 0; i < s->n_telemetry; i++) {
 		const struct hw_telemetry *t = &s->telemetry[i];
 		hf__device_telemetry__init(&dt[i]);

@@ -1,13 +1,17 @@
 /* SPDX-License-Identifier: MIT
  *
- * The durable result spool (see spool.h).  A batch is written to
- * "<name>.tmp.<pid>", fdatasync'd, renamed into place, and the directory
- * fsync'd once; a crash mid-write leaves the temporary file, which the next
- * load removes.  The spool keeps, in memory, which file holds which result
- * (oldest file first), so that an acknowledgement releases its result and
- * the file goes once none is left in it.
+ * The durable result spool (see spool.h).  A batch is written over a
+ * spare file (one whose results were all acknowledged) and fdatasync'd: the
+ * file's blocks and name are already on the disk, so the write costs no new
+ * inode, no rename and no fsync of the directory; only when no spare is
+ * left is a file created (its name made durable by one fsync of the
+ * directory).  A write cut short leaves a header whose checksum does not
+ * match, and the batch was never sent.  The spool keeps, in memory, which
+ * file holds which result (oldest file first), so that an acknowledgement
+ * releases its result and the file becomes a spare once none is left in it.
+ * Loading the spool at start is spool-load.c's.
  */
-#include "spool.h"
+#include "spool-internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -24,48 +28,79 @@
 #include "hf_validate.h"
 #include "result.h"
 
-#define SPOOL_SUFFIX ".result"
-#define BATCH_PREFIX "batch-"
-#define BATCH_SUFFIX ".results"
-#define BATCH_MAGIC "HFSPOOL1"
-#define BATCH_MAGIC_LEN 8
-#define SPOOL_NAME_MAX 64
+void spool_file_free(struct spool *sp, struct spool_file *f)
+{
+	if (f->fd >= 0) {
+		close(f->fd);
+		sp->n_open--;
+	}
+	free(f->entries);
+	free(f);
+}
 
-struct spool_entry {
-	uint64_t task_id;
-	uint32_t attempt;
-	bool live;
-};
-
-/* A file of the spool and the results in it. */
-struct spool_file {
-	struct spool_file *next;
-	char name[SPOOL_NAME_MAX];
-	uint64_t seq;                 /* 0: a single-result file (older layout) */
-	struct spool_entry *entries;
-	size_t n, live;
-};
-
-struct spool {
-	char dir[4096];
-	int lock_fd, dir_fd;
-	long pid;                     /* in temporary files' names */
-	uint64_t next_seq;
-	struct spool_file *files, **files_tail;  /* oldest first */
-};
-
-static void files_free(struct spool *sp)
+void spool_files_free(struct spool *sp)
 {
 	while (sp->files) {
 		struct spool_file *f = sp->files;
 		sp->files = f->next;
-		free(f->entries);
-		free(f);
+		spool_file_free(sp, f);
 	}
 	sp->files_tail = &sp->files;
+	while (sp->spares) {
+		struct spool_file *f = sp->spares;
+		sp->spares = f->next;
+		spool_file_free(sp, f);
+	}
+	sp->n_spares = 0;
 }
 
-static bool ends_with(const char *s, const char *suffix)
+/* CRC-32 (the IEEE polynomial, reflected), over a header and its records:
+ * it tells a batch written whole from one whose write was cut short. */
+static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n)
+{
+	static uint32_t table[256];
+	static bool made;
+
+	if (!made) {
+		for (uint32_t i = 0; i < 256; i++) {
+			uint32_t c = i;
+			for (int k = 0; k < 8; k++)
+				c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+			table[i] = c;
+		}
+		made = true;
+	}
+	crc = ~crc;
+	while (n--)
+		crc = table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+uint32_t spool_get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+uint64_t spool_get_le64(const uint8_t *p)
+{
+	return (uint64_t)spool_get_le32(p) | (uint64_t)spool_get_le32(p + 4) << 32;
+}
+
+/* The checksum of a HFSPOOL2 batch: its seq and length, then its records. */
+uint32_t spool_batch2_crc(const uint8_t *header, const uint8_t *records, size_t bytes)
+{
+	return crc32_update(crc32_update(0, header + BATCH_MAGIC_LEN, 12), records, bytes);
+}
+
+bool spool_ends_with(const char *s, const char *suffix)
 {
 	size_t n = strlen(s), m = strlen(suffix);
 	return n >= m && strcmp(s + n - m, suffix) == 0;
@@ -91,7 +126,7 @@ static bool parse_digits(const char *s, const char **end, uint64_t max, uint64_t
 }
 
 /* "<task_id>-<attempt>.result", the older layout's name. */
-static bool parse_name(const char *name, uint64_t *ret_task, uint32_t *ret_attempt)
+bool spool_parse_name(const char *name, uint64_t *ret_task, uint32_t *ret_attempt)
 {
 	uint64_t task, attempt;
 	const char *p;
@@ -105,7 +140,7 @@ static bool parse_name(const char *name, uint64_t *ret_task, uint32_t *ret_attem
 }
 
 /* "batch-<seq>.results", seq > 0. */
-static bool parse_batch_name(const char *name, uint64_t *ret_seq)
+bool spool_parse_batch_name(const char *name, uint64_t *ret_seq)
 {
 	const char *p;
 	uint64_t seq;
@@ -128,9 +163,26 @@ static int scan_next_seq(struct spool *sp)
 	if (!d)
 		return -errno;
 	sp->next_seq = 1;
-	while ((de = readdir(d)))
-		if (parse_batch_name(de->d_name, &seq) && seq >= sp->next_seq)
+	while ((de = readdir(d))) {
+		uint8_t head[BATCH2_HEADER_LEN];
+		int fd;
+
+		if (!spool_parse_batch_name(de->d_name, &seq))
+			continue;
+		if (seq >= sp->next_seq)
 			sp->next_seq = seq + 1;
+		/* A file written again carries a later batch than its name. */
+		fd = openat(sp->dir_fd, de->d_name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		if (pread(fd, head, sizeof(head), 0) == (ssize_t)sizeof(head) &&
+		    memcmp(head, BATCH2_MAGIC, BATCH_MAGIC_LEN) == 0) {
+			seq = spool_get_le64(head + BATCH_MAGIC_LEN);
+			if (seq < UINT64_MAX - 1 && seq >= sp->next_seq)
+				sp->next_seq = seq + 1;
+		}
+		close(fd);
+	}
 	closedir(d);
 	return 0;
 }
@@ -190,7 +242,7 @@ void spool_close(struct spool *sp)
 		close(sp->dir_fd);
 	if (sp->lock_fd >= 0)
 		close(sp->lock_fd); /* releases the lock */
-	files_free(sp);
+	spool_files_free(sp);
 	free(sp);
 }
 
@@ -220,24 +272,49 @@ static struct spool_file *entry_find(struct spool *sp, uint64_t task_id, uint32_
 	return NULL;
 }
 
-/* Removes the file at *link (none of its results is live any more) from
- * the disk and the list. */
-static int file_drop(struct spool *sp, struct spool_file **link)
+/* A file none of whose results is live any more (f, in no list): it
+ * becomes a spare, its magic overwritten so that a load finds no result in
+ * it, or, past SPOOL_SPARES_MAX (or when it cannot be), it is removed.
+ * Neither is synced: after a crash of the machine the file may still hold
+ * its results, which are then sent again, as a removal not yet on the disk
+ * would have them sent (results are idempotent). */
+int spool_file_retire(struct spool *sp, struct spool_file *f)
 {
-	struct spool_file *f = *link;
 	int r = 0;
 
+	if (f->batch && sp->n_spares < SPOOL_SPARES_MAX) {
+		if (f->fd < 0) {
+			f->fd = openat(sp->dir_fd, f->name, O_RDWR | O_CLOEXEC);
+			if (f->fd >= 0)
+				sp->n_open++;
+		}
+		if (f->fd >= 0 && pwrite(f->fd, SPARE_MAGIC, BATCH_MAGIC_LEN, 0) == BATCH_MAGIC_LEN) {
+			f->n = f->live = 0;
+			f->next = sp->spares;
+			sp->spares = f;
+			sp->n_spares++;
+			return 0;
+		}
+	}
 	if (unlinkat(sp->dir_fd, f->name, 0) < 0 && errno != ENOENT)
 		r = -errno;
-	*link = f->next;
-	if (sp->files_tail == &f->next)
-		sp->files_tail = link;
-	free(f->entries);
-	free(f);
+	spool_file_free(sp, f);
 	return r;
 }
 
-static struct spool_file *file_new(const char *name, uint64_t seq, size_t n)
+/* Takes the file at *link (none of its results is live any more) off the
+ * list and retires it. */
+int spool_file_drop(struct spool *sp, struct spool_file **link)
+{
+	struct spool_file *f = *link;
+
+	*link = f->next;
+	if (sp->files_tail == &f->next)
+		sp->files_tail = link;
+	return spool_file_retire(sp, f);
+}
+
+struct spool_file *spool_file_new(const char *name, uint64_t seq, size_t n)
 {
 	struct spool_file *f = calloc(1, sizeof(*f));
 
@@ -250,16 +327,17 @@ static struct spool_file *file_new(const char *name, uint64_t seq, size_t n)
 	}
 	hf_strlcpy(f->name, name, sizeof(f->name));
 	f->seq = seq;
+	f->fd = -1;
 	return f;
 }
 
-static void file_add_entry(struct spool_file *f, uint64_t task_id, uint32_t attempt)
+void spool_file_add_entry(struct spool_file *f, uint64_t task_id, uint32_t attempt)
 {
 	f->entries[f->n++] = (struct spool_entry){ .task_id = task_id, .attempt = attempt, .live = true };
 	f->live++;
 }
 
-static void file_append(struct spool *sp, struct spool_file *f)
+void spool_file_append(struct spool *sp, struct spool_file *f)
 {
 	f->next = NULL;
 	*sp->files_tail = f;
@@ -277,70 +355,113 @@ int spool_remove(struct spool *sp, uint64_t task_id, uint32_t attempt)
 	e->live = false;
 	if (--f->live > 0)
 		return 0;
-	return file_drop(sp, link);
+	return spool_file_drop(sp, link);
 }
 
 /* ---- writing ---- */
 
-/* Writes one batch file of results[0..n) (packed sizes in sizes, total
- * bytes of records) under its final name, its data synced; the directory
- * is not.  *ret_f is the file, not yet in the list. */
-static int batch_file_write(struct spool *sp, Hf__TaskResult *const *results, const size_t *sizes,
-			    size_t n, size_t bytes, struct spool_file **ret_f)
+/* A file to write a batch of n results in: a spare, or (*ret_created) a
+ * new file, empty, created under its final name and open. */
+static struct spool_file *file_for_batch(struct spool *sp, size_t n, bool *ret_created, int *ret_err)
 {
-	char name[SPOOL_NAME_MAX], tmp[SPOOL_NAME_MAX + 32];
-	size_t len = BATCH_MAGIC_LEN + bytes + 4 * n, off;
+	struct spool_file *f = sp->spares;
+	char name[SPOOL_NAME_MAX];
+	struct spool_entry *entries;
+
+	*ret_created = false;
+	if (f) {
+		entries = realloc(f->entries, (n ? n : 1) * sizeof(*entries));
+		if (!entries) {
+			*ret_err = -ENOMEM;
+			return NULL;
+		}
+		f->entries = entries;
+		sp->spares = f->next;
+		sp->n_spares--;
+		f->next = NULL;
+		f->n = f->live = 0;
+		return f;
+	}
+	snprintf(name, sizeof(name), BATCH_PREFIX "%" PRIu64 BATCH_SUFFIX, sp->next_seq);
+	f = spool_file_new(name, sp->next_seq, n);
+	if (!f) {
+		*ret_err = -ENOMEM;
+		return NULL;
+	}
+	f->batch = true;
+	f->fd = openat(sp->dir_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (f->fd < 0) {
+		*ret_err = -errno;
+		spool_file_free(sp, f);
+		return NULL;
+	}
+	sp->n_open++;
+	*ret_created = true;
+	return f;
+}
+
+/* Writes one batch of results[0..n) (packed sizes in sizes, total bytes
+ * of records) into a spare file or a new one, its data synced; the
+ * directory is not (*ret_created says it must be).  *ret_f is the file,
+ * not yet in the list. */
+static int batch_file_write(struct spool *sp, Hf__TaskResult *const *results, const size_t *sizes,
+			    size_t n, size_t bytes, struct spool_file **ret_f, bool *ret_created)
+{
+	size_t len = BATCH2_HEADER_LEN + bytes + 4 * n, off;
+	size_t padded = (len + SPOOL_PAGE - 1) / SPOOL_PAGE * SPOOL_PAGE;
 	struct spool_file *f;
 	uint8_t *buf;
-	int fd, r;
+	int r = 0;
 
-	snprintf(name, sizeof(name), BATCH_PREFIX "%" PRIu64 BATCH_SUFFIX, sp->next_seq);
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", name, sp->pid);
-	f = file_new(name, sp->next_seq, n);
-	buf = malloc(len);
-	if (!f || !buf) {
-		r = -ENOMEM;
-		goto fail;
+	buf = malloc(padded);
+	if (!buf)
+		return -ENOMEM;
+	f = file_for_batch(sp, n, ret_created, &r);
+	if (!f) {
+		free(buf);
+		return r;
 	}
-	memcpy(buf, BATCH_MAGIC, BATCH_MAGIC_LEN);
-	off = BATCH_MAGIC_LEN;
+	f->seq = sp->next_seq;
+	memcpy(buf, BATCH2_MAGIC, BATCH_MAGIC_LEN);
+	put_le32(buf + 8, (uint32_t)f->seq);
+	put_le32(buf + 12, (uint32_t)(f->seq >> 32));
+	put_le32(buf + 16, (uint32_t)(len - BATCH2_HEADER_LEN));
+	off = BATCH2_HEADER_LEN;
 	for (size_t i = 0; i < n; i++) {
-		uint32_t l = (uint32_t)sizes[i];
-		buf[off] = (uint8_t)l;
-		buf[off + 1] = (uint8_t)(l >> 8);
-		buf[off + 2] = (uint8_t)(l >> 16);
-		buf[off + 3] = (uint8_t)(l >> 24);
+		put_le32(buf + off, (uint32_t)sizes[i]);
 		off += 4;
 		hf__task_result__pack(results[i], buf + off);
 		off += sizes[i];
-		file_add_entry(f, results[i]->task_id, results[i]->attempt);
+		spool_file_add_entry(f, results[i]->task_id, results[i]->attempt);
 	}
-	fd = openat(sp->dir_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		r = -errno;
-		goto fail;
+	put_le32(buf + 20, spool_batch2_crc(buf, buf + BATCH2_HEADER_LEN, len - BATCH2_HEADER_LEN));
+	memset(buf + len, 0, padded - len);
+	/* Over a spare, one write of the whole: a write cut short (a kill, a
+	 * crash) leaves a checksum that does not match. */
+	for (off = 0; off < padded && r == 0;) {
+		ssize_t w = pwrite(f->fd, buf + off, padded - off, (off_t)off);
+		if (w < 0 && errno != EINTR)
+			r = -errno;
+		else if (w > 0)
+			off += (size_t)w;
 	}
-	r = hf_write_all(fd, buf, len);
-	if (r == 0 && fdatasync(fd) < 0)
+	if (r == 0 && fdatasync(f->fd) < 0)
 		r = -errno;
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r == 0 && renameat(sp->dir_fd, tmp, sp->dir_fd, name) < 0)
-		r = -errno;
+	free(buf);
 	if (r < 0) {
-		unlinkat(sp->dir_fd, tmp, 0);
-		goto fail;
+		/* Nothing of this batch may stay in the spool. */
+		f->n = f->live = 0;
+		spool_file_retire(sp, f);
+		return r;
 	}
 	sp->next_seq++;
-	free(buf);
+	if (sp->n_open > SPOOL_OPEN_MAX) {
+		close(f->fd);
+		f->fd = -1;
+		sp->n_open--;
+	}
 	*ret_f = f;
 	return 0;
-fail:
-	free(buf);
-	if (f)
-		free(f->entries);
-	free(f);
-	return r;
 }
 
 int spool_write_batch(struct spool *sp, Hf__TaskResult *const *results, size_t n)
@@ -348,6 +469,7 @@ int spool_write_batch(struct spool *sp, Hf__TaskResult *const *results, size_t n
 	struct spool_file *made = NULL, **made_tail = &made;
 	size_t *sizes = calloc(n ? n : 1, sizeof(*sizes));
 	size_t first = 0;
+	bool created = false;
 	int r = 0;
 
 	if (!sizes)
@@ -362,34 +484,35 @@ int spool_write_batch(struct spool *sp, Hf__TaskResult *const *results, size_t n
 	while (first < n) {
 		size_t count = 0, bytes = 0;
 		struct spool_file *f = NULL;
+		bool c = false;
 
 		while (first + count < n && count < SPOOL_BATCH_RESULTS &&
 		       (count == 0 || bytes + sizes[first + count] <= SPOOL_BATCH_BYTES))
 			bytes += sizes[first + count++];
-		r = batch_file_write(sp, results + first, sizes + first, count, bytes, &f);
+		r = batch_file_write(sp, results + first, sizes + first, count, bytes, &f, &c);
+		created |= c;
 		if (r < 0)
 			goto out;
 		*made_tail = f;
 		made_tail = &f->next;
 		first += count;
 	}
-	/* The names: one fsync of the directory for every file above. */
-	if (fsync(sp->dir_fd) < 0)
+	/* The names of files created: one fsync of the directory for all. */
+	if (created && fsync(sp->dir_fd) < 0)
 		r = -errno;
 out:
 	if (r < 0) {
 		while (made) {
 			struct spool_file *f = made;
 			made = f->next;
-			unlinkat(sp->dir_fd, f->name, 0);
-			free(f->entries);
-			free(f);
+			f->n = f->live = 0;
+			spool_file_retire(sp, f);
 		}
 	} else {
 		while (made) {
 			struct spool_file *f = made;
 			made = f->next;
-			file_append(sp, f);
+			spool_file_append(sp, f);
 		}
 	}
 	free(sizes);
@@ -490,332 +613,4 @@ int spool_result_check(const Hf__TaskResult *r, char *err, size_t errlen)
 	nng_msg_free(msg);
 	hf_env_free(back);
 	return rv < 0 ? -EINVAL : 0;
-}
-
-/* Whether the coordinator would take r as a spooled result; why not in
- * why. */
-static bool result_acceptable(const Hf__TaskResult *r, char *why, size_t len)
-{
-	if (!hf_status_is_final(r->status)) {
-		snprintf(why, len, "its status is not a final one");
-		return false;
-	}
-	return spool_result_check(r, why, len) == 0;
-}
-
-/* Reads one single-result file of the older layout; -EBADMSG when it is
- * not the result its name says, or not one the coordinator would take (a
- * file from an older version, or one damaged or planted in the spool). */
-static int load_one(const char *path, uint64_t task_id, uint32_t attempt, Hf__TaskResult **ret)
-{
-	char *buf = NULL, why[256];
-	size_t len = 0;
-	Hf__TaskResult *r;
-	int rv;
-
-	rv = hf_read_file(path, SPOOL_RESULT_MAX, &buf, &len);
-	if (rv == -EFBIG)
-		return -EBADMSG;
-	if (rv < 0)
-		return rv;
-	r = hf__task_result__unpack(NULL, len, (const uint8_t *)buf);
-	free(buf);
-	if (!r)
-		return -EBADMSG;
-	if (r->task_id != task_id || r->attempt != attempt) {
-		result_free(r);
-		return -EBADMSG;
-	}
-	if (!result_acceptable(r, why, sizeof(why))) {
-		log_warn("spool file \"%s\": %s", path, why);
-		result_free(r);
-		return -EBADMSG;
-	}
-	*ret = r;
-	return 0;
-}
-
-static void move_aside(const char *path, const char *why)
-{
-	char bad[4300];
-
-	snprintf(bad, sizeof(bad), "%s.bad", path);
-	if (rename(path, bad) < 0)
-		log_warn("could not move damaged spool file \"%s\" aside: %s, ignoring", path,
-			 strerror(errno));
-	else
-		log_warn("spool file \"%s\" %s, moved aside to \"%s\"", path, why, bad);
-}
-
-/* A result loaded, and where it is. */
-struct loaded {
-	Hf__TaskResult *r;
-	struct spool_file *f;
-	size_t entry;
-};
-
-struct load_list {
-	struct loaded *v;
-	size_t n, cap;
-};
-
-static int load_push(struct load_list *l, Hf__TaskResult *r, struct spool_file *f)
-{
-	if (l->n == l->cap) {
-		size_t ncap = l->cap ? l->cap * 2 : 16;
-		struct loaded *grown = realloc(l->v, ncap * sizeof(*grown));
-		if (!grown)
-			return -ENOMEM;
-		l->v = grown;
-		l->cap = ncap;
-	}
-	l->v[l->n++] = (struct loaded){ .r = r, .f = f, .entry = f->n - 1 };
-	return 0;
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-/* Walks the records of a batch file's text: how many there are, or
- * -EBADMSG with why. */
-static int batch_count(const uint8_t *buf, size_t len, size_t *ret, char *why, size_t whylen)
-{
-	size_t off = BATCH_MAGIC_LEN, n = 0;
-
-	if (len < BATCH_MAGIC_LEN || memcmp(buf, BATCH_MAGIC, BATCH_MAGIC_LEN) != 0) {
-		snprintf(why, whylen, "does not start with \"" BATCH_MAGIC "\"");
-		return -EBADMSG;
-	}
-	while (off < len) {
-		if (len - off < 4) {
-			snprintf(why, whylen, "ends within the length of result %zu", n + 1);
-			return -EBADMSG;
-		}
-		uint32_t l = get_le32(buf + off);
-		off += 4;
-		if (l > SPOOL_RESULT_MAX || l > len - off) {
-			snprintf(why, whylen, "says result %zu has %" PRIu32 " bytes, past %s", n + 1, l,
-				 l > SPOOL_RESULT_MAX ? "the limit" : "its end");
-			return -EBADMSG;
-		}
-		off += l;
-		if (++n > SPOOL_FILE_RESULTS_MAX) {
-			snprintf(why, whylen, "holds more than %d results", SPOOL_FILE_RESULTS_MAX);
-			return -EBADMSG;
-		}
-	}
-	*ret = n;
-	return 0;
-}
-
-/* Loads a batch file: -EBADMSG (why in why) when it is not one as a whole;
- * a record that is not a result the coordinator would take is written
- * aside on its own, the others load. */
-static int load_batch(struct spool *sp, const char *name, uint64_t seq, struct load_list *l,
-		      char *why, size_t whylen)
-{
-	char path[4400], *text = NULL;
-	size_t len = 0, n, off = BATCH_MAGIC_LEN;
-	struct spool_file *f;
-	int rv;
-
-	snprintf(path, sizeof(path), "%s/%s", sp->dir, name);
-	rv = hf_read_file(path, SPOOL_FILE_MAX, &text, &len);
-	if (rv == -EFBIG) {
-		snprintf(why, whylen, "is larger than %u bytes", SPOOL_FILE_MAX);
-		return -EBADMSG;
-	}
-	if (rv < 0)
-		return rv;
-	const uint8_t *buf = (const uint8_t *)text;
-	rv = batch_count(buf, len, &n, why, whylen);
-	if (rv < 0)
-		goto out;
-	f = file_new(name, seq, n);
-	if (!f) {
-		rv = -ENOMEM;
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		uint32_t rl = get_le32(buf + off);
-		const uint8_t *rec = buf + off + 4;
-		Hf__TaskResult *r = hf__task_result__unpack(NULL, rl, rec);
-		char rwhy[256] = "it is not a packed TaskResult";
-
-		off += 4 + rl;
-		if (!r || !result_acceptable(r, rwhy, sizeof(rwhy))) {
-			char bad[4500];
-			snprintf(bad, sizeof(bad), "%s.%zu.bad", path, i + 1);
-			log_warn("spool file \"%s\": result %zu is not a valid result (%s), written aside "
-				 "to \"%s\"", path, i + 1, rwhy, bad);
-			if (hf_write_file_durable(bad, rec, rl) < 0)
-				log_warn("could not write \"%s\", ignoring", bad);
-			result_free(r);
-			continue;
-		}
-		file_add_entry(f, r->task_id, r->attempt);
-		rv = load_push(l, r, f);
-		if (rv < 0) {
-			result_free(r);
-			f->live--; /* the others stay listed; the file is kept */
-			file_append(sp, f);
-			goto out;
-		}
-	}
-	if (f->live == 0) {
-		/* Every result in it was written aside. */
-		if (unlinkat(sp->dir_fd, name, 0) < 0)
-			log_warn("could not remove \"%s\": %s, ignoring", path, strerror(errno));
-		free(f->entries);
-		free(f);
-	} else {
-		file_append(sp, f);
-	}
-	if (seq >= sp->next_seq)
-		sp->next_seq = seq + 1;
-out:
-	free(text);
-	return rv;
-}
-
-static int loaded_order(const void *a, const void *b)
-{
-	const struct loaded *x = a, *y = b;
-
-	if (x->r->task_id != y->r->task_id)
-		return x->r->task_id < y->r->task_id ? -1 : 1;
-	if (x->r->attempt != y->r->attempt)
-		return x->r->attempt < y->r->attempt ? -1 : 1;
-	if (x->f->seq != y->f->seq)
-		return x->f->seq < y->f->seq ? -1 : 1;
-	return 0;
-}
-
-/* One directory entry of the spool. */
-static int load_entry(struct spool *sp, const char *name, struct load_list *l)
-{
-	char path[4400], why[256];
-	uint64_t task_id, seq;
-	uint32_t attempt;
-	Hf__TaskResult *res;
-	int r;
-
-	snprintf(path, sizeof(path), "%s/%s", sp->dir, name);
-	if (strstr(name, SPOOL_SUFFIX ".tmp.") || strstr(name, BATCH_SUFFIX ".tmp.")) {
-		log_debug("removing \"%s\", left over by an interrupted write", path);
-		if (unlinkat(sp->dir_fd, name, 0) < 0)
-			log_warn("could not remove \"%s\": %s, ignoring", path, strerror(errno));
-		return 0;
-	}
-	if (ends_with(name, BATCH_SUFFIX)) {
-		if (!parse_batch_name(name, &seq)) {
-			move_aside(path, "is not named as a batch of results");
-			return 0;
-		}
-		r = load_batch(sp, name, seq, l, why, sizeof(why));
-		if (r == -EBADMSG) {
-			move_aside(path, why);
-			return 0;
-		}
-		if (r < 0 && r != -ENOMEM)
-			log_warn("could not read spool file \"%s\": %s, ignoring", path, strerror(-r));
-		return r == -ENOMEM ? r : 0;
-	}
-	if (!ends_with(name, SPOOL_SUFFIX))
-		return 0;
-	if (!parse_name(name, &task_id, &attempt)) {
-		move_aside(path, "is not a valid result");
-		return 0;
-	}
-	r = load_one(path, task_id, attempt, &res);
-	if (r == -EBADMSG) {
-		move_aside(path, "is not a valid result");
-		return 0;
-	}
-	if (r == -ENOMEM)
-		return r;
-	if (r < 0) {
-		log_warn("could not read spool file \"%s\": %s, ignoring", path, strerror(-r));
-		return 0;
-	}
-	struct spool_file *f = file_new(name, 0, 1);
-	if (!f) {
-		result_free(res);
-		return -ENOMEM;
-	}
-	file_add_entry(f, task_id, attempt);
-	file_append(sp, f);
-	r = load_push(l, res, f);
-	if (r < 0)
-		result_free(res); /* its file stays listed: a later load finds it */
-	return r;
-}
-
-int spool_load(struct spool *sp, Hf__TaskResult ***ret_results, size_t *ret_n)
-{
-	struct load_list l = { 0 };
-	Hf__TaskResult **list = NULL;
-	struct dirent *de;
-	size_t n = 0;
-	DIR *d;
-	int r = 0;
-
-	files_free(sp); /* the disk says what is there */
-	d = opendir(sp->dir);
-	if (!d)
-		return -errno;
-	while ((errno = 0, de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		r = load_entry(sp, de->d_name, &l);
-		if (r < 0)
-			goto fail;
-	}
-	if (errno) {
-		r = -errno;
-		goto fail;
-	}
-	closedir(d);
-	d = NULL;
-	if (l.n > 1)
-		qsort(l.v, l.n, sizeof(*l.v), loaded_order);
-	list = malloc((l.n ? l.n : 1) * sizeof(*list));
-	if (!list) {
-		r = -ENOMEM;
-		goto fail;
-	}
-	/* The same attempt in two files (written again after a crash that
-	 * came before the older file's removal): the later batch's wins. */
-	for (size_t i = 0; i < l.n; i++) {
-		struct loaded *x = &l.v[i];
-		if (i + 1 < l.n && l.v[i + 1].r->task_id == x->r->task_id &&
-		    l.v[i + 1].r->attempt == x->r->attempt) {
-			x->f->entries[x->entry].live = false;
-			x->f->live--;
-			result_free(x->r);
-			continue;
-		}
-		list[n++] = x->r;
-	}
-	for (struct spool_file **pf = &sp->files; *pf;) {
-		if ((*pf)->live == 0)
-			file_drop(sp, pf);
-		else
-			pf = &(*pf)->next;
-	}
-	free(l.v);
-	*ret_results = list;
-	*ret_n = n;
-	return 0;
-
-fail:
-	if (d)
-		closedir(d);
-	for (size_t i = 0; i < l.n; i++)
-		result_free(l.v[i].r);
-	free(l.v);
-	files_free(sp);
-	return r;
 }

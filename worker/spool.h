@@ -6,16 +6,23 @@
  * reported result.  At start the spool is loaded and everything in it is
  * sent again (results are idempotent by task and attempt).
  *
- * Results written together share one file and one fsync:
- * batch-<seq>.results holds the magic "HFSPOOL1" and then, per result, its
- * packed TaskResult's length (4 bytes, little-endian) and the packed
- * TaskResult; <seq> grows with every batch.  A batch file is removed once
- * every result in it was acknowledged (or written again in a later batch).
- * Files of the older layout, one result each as <task_id>-<attempt>.result
- * (a packed TaskResult), are still loaded.
+ * Results written together share one file and one fdatasync:
+ * batch-<n>.results holds the magic "HFSPOOL2", the batch's number (8
+ * bytes; it grows with every batch), the length of its records and their
+ * CRC-32 (4 bytes each, over the number, the length and the records), then
+ * per result its packed TaskResult's length (4 bytes) and the packed
+ * TaskResult, all little-endian; zeros pad the file to whole pages.  A
+ * batch file whose every result was acknowledged (or written again in a
+ * later batch) becomes a spare: its magic is overwritten with "HFSPOOL0"
+ * and a later batch is written over it, which needs no new file, rename or
+ * fsync of the directory; past SPOOL_SPARES_MAX (spool.c) a spare is
+ * removed.  Batch files of the older layout ("HFSPOOL1" and the records,
+ * ordered by the <n> of their name) and single-result files
+ * <task_id>-<attempt>.result (a packed TaskResult) are still loaded.
  *
  * Every file is hostile on load: a batch file that is not one (wrong magic,
- * a length past its end, more than SPOOL_FILE_RESULTS_MAX results, over
+ * a length past its end, a checksum that does not match, as a write cut
+ * short leaves it, more than SPOOL_FILE_RESULTS_MAX results, over
  * SPOOL_FILE_MAX bytes), and a single-result file that cannot be decoded
  * or whose content does not match its name, is renamed to "<name>.bad"
  * with a warning and otherwise ignored; a result of a batch that decodes
@@ -58,7 +65,8 @@ const char *spool_dir(const struct spool *sp);
 #define SPOOL_RESULT_MAX (8u << 20)
 
 /* Writes n results durably, together: one file (more when over the bounds
- * above), one fdatasync of it and one fsync of the directory.  On failure
+ * above), a spare or a new one, one fdatasync of it, and one fsync of the
+ * directory when a file was created.  On failure
  * nothing of them is left in the spool.  An attempt already in the spool
  * must be removed first (spool_remove): the spool keeps one copy of each. */
 int spool_write_batch(struct spool *sp, Hf__TaskResult *const *results, size_t n);
@@ -66,8 +74,8 @@ int spool_write_batch(struct spool *sp, Hf__TaskResult *const *results, size_t n
 /* spool_write_batch of one result. */
 int spool_write(struct spool *sp, const Hf__TaskResult *r);
 
-/* The result of (task_id, attempt) is no longer the spool's: its file is
- * removed when no other result in it is left.  One that is not there is
+/* The result of (task_id, attempt) is no longer the spool's: its file
+ * becomes a spare (or is removed) when no other result in it is left.  One that is not there is
  * not an error. */
 int spool_remove(struct spool *sp, uint64_t task_id, uint32_t attempt);
 

@@ -11,18 +11,89 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hf_util.h"
 #include "result.h"
+#include "warm-json.h"
 
 /* How much of a bad line an error message quotes. */
 #define QUOTE_MAX 80
 
+/* s as a JSON string on b, when it is ASCII (false, b untouched, when it
+ * is not: jansson checks the UTF-8 of the others).  Escapes what JSON
+ * needs escaped, so the line stays one line. */
+static bool ascii_json_string(struct hf_buf *b, const char *s)
+{
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			return false;
+	hf_buf_append(b, "\"", 1);
+	for (const char *run = s;;) {
+		size_t len = 0;
+		while (run[len] && run[len] != '"' && run[len] != '\\' && (unsigned char)run[len] >= 0x20 &&
+		       run[len] != 0x7f)
+			len++;
+		hf_buf_append(b, run, len);
+		if (!run[len])
+			break;
+		char esc[8];
+		unsigned char c = (unsigned char)run[len];
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			hf_buf_append(b, esc, 2);
+		} else {
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			hf_buf_append(b, esc, 6);
+		}
+		run += len + 1;
+	}
+	hf_buf_append(b, "\"", 1);
+	return true;
+}
+
+/* The request line without jansson when the paths are ASCII (what they
+ * are unless the state directory's name is not): 1 when they are not, for
+ * the caller to take jansson's way.  task_json is the task object, or NULL
+ * for the task's path. */
+static int request_format_ascii(const char *task_json, const char *task_path,
+				const char *result_path, char **ret_line, size_t *ret_len)
+{
+	struct hf_buf b;
+
+	hf_buf_init(&b);
+	hf_buf_append(&b, "{\"task\":", 8);
+	if (task_json)
+		hf_buf_puts(&b, task_json);
+	else if (!ascii_json_string(&b, task_path))
+		goto not_ascii;
+	hf_buf_append(&b, ",\"result\":", 10);
+	if (!ascii_json_string(&b, result_path))
+		goto not_ascii;
+	hf_buf_puts(&b, ",\"result_inline\":true}\n");
+	if (b.oom || !b.data) {
+		hf_buf_fini(&b);
+		return -ENOMEM;
+	}
+	*ret_line = b.data;
+	if (ret_len)
+		*ret_len = b.len;
+	return 0;
+not_ascii:
+	hf_buf_fini(&b);
+	return 1;
+}
+
 int warm_request_format(const char *task_path, const char *result_path, char **ret_line,
 			size_t *ret_len)
 {
-	json_t *o = json_object();
+	json_t *o;
 	char *text = NULL, *line;
 	size_t n;
+	int r = request_format_ascii(NULL, task_path, result_path, ret_line, ret_len);
 
+	if (r <= 0)
+		return r;
+	o = json_object();
 	if (!o || json_object_set_new(o, "task", json_string(task_path)) < 0 ||
 	    json_object_set_new(o, "result", json_string(result_path)) < 0 ||
 	    json_object_set_new(o, "result_inline", json_true()) < 0)
@@ -54,11 +125,15 @@ oom:
 int warm_request_format_inline(const char *task_json, const char *result_path, char **ret_line,
 			       size_t *ret_len)
 {
-	json_t *o = json_object();
+	json_t *o;
 	char *text = NULL, *line;
 	size_t n, t;
-	int r = -ENOMEM;
+	int r = request_format_ascii(task_json, NULL, result_path, ret_line, ret_len);
 
+	if (r <= 0)
+		return r;
+	r = -ENOMEM;
+	o = json_object();
 	if (!o || json_object_set_new(o, "result", json_string(result_path)) < 0 ||
 	    json_object_set_new(o, "result_inline", json_true()) < 0)
 		goto out;
@@ -134,7 +209,10 @@ int warm_control_parse(const char *line, size_t len, struct warm_control *ret, c
 	memset(&c, 0, sizeof(c));
 	if (len > WARM_CONTROL_LINE_MAX)
 		return bad(err, errlen, line, len, "control line is too long");
-	root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	/* The usual line without jansson's parser; jansson decides the rest. */
+	root = warm_json_object_fast(line, len);
+	if (!root)
+		root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root)
 		return bad(err, errlen, line, len, "control line is not JSON");
 	if (!json_is_object(root)) {

@@ -32,11 +32,24 @@ def finished(pg, job):
 
 
 def spool_files(cluster):
+    """Spool files still holding results: single-result files of the older
+    layout, and batch files but the spares ("HFSPOOL0": every result in
+    them was acknowledged; docs/architecture.md)."""
     n = 0
     for wid in cluster.workers:
         d = os.path.join(cluster.root, 'state-' + wid, 'spool')
-        if os.path.isdir(d):
-            n += len([f for f in os.listdir(d) if f.endswith('.result')])
+        if not os.path.isdir(d):
+            continue
+        for f in os.listdir(d):
+            if f.endswith('.result'):
+                n += 1
+            elif f.endswith('.results'):
+                try:
+                    with open(os.path.join(d, f), 'rb') as fh:
+                        if fh.read(8) != b'HFSPOOL0':
+                            n += 1
+                except FileNotFoundError:
+                    pass
     return n
 
 

@@ -9,7 +9,7 @@
  *
  * Promised (spool.h): the load never fails on a bad file (it is set aside);
  * every result loaded has a final status and passes spool_result_check; a
- * file all of whose results were released is gone.
+ * file all of whose results were released is gone or a spare.
  */
 #include <dirent.h>
 #include <stdbool.h>
@@ -48,12 +48,22 @@ static void spool_empty(void)
 	closedir(d);
 }
 
+/* Whether the file is there holding results: a spare (its magic
+ * "HFSPOOL0", kept for later batches) holds none. */
 static bool spool_has(const char *name)
 {
-	char path[512];
+	char path[512], magic[8];
+	bool spare;
+	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s", spool_path, name);
-	return access(path, F_OK) == 0;
+	f = fopen(path, "rb");
+	if (!f)
+		return false;
+	spare = fread(magic, 1, sizeof(magic), f) == sizeof(magic) &&
+		memcmp(magic, "HFSPOOL0", sizeof(magic)) == 0;
+	fclose(f);
+	return !spare;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -47,6 +47,23 @@ static bool file_exists(const char *name)
 	return stat(path, &st) == 0;
 }
 
+/* Whether the file is there and holds results: a spare (its magic
+ * "HFSPOOL0") holds none. */
+static bool holds_results(const char *name)
+{
+	char path[256], magic[8];
+	FILE *f;
+	bool spare;
+
+	snprintf(path, sizeof(path), "%s/spool/%s", state_dir, name);
+	f = fopen(path, "rb");
+	if (!f)
+		return false;
+	spare = fread(magic, 1, 8, f) == 8 && memcmp(magic, "HFSPOOL0", 8) == 0;
+	fclose(f);
+	return !spare;
+}
+
 static void write_raw(const char *name, const void *data, size_t len)
 {
 	char path[256];
@@ -160,7 +177,7 @@ START_TEST(test_removed_result_is_gone_and_removing_twice_is_fine)
 	ck_assert_int_eq(spool_open(state_dir, &sp), 0);
 	ck_assert_int_eq(spool_write(sp, r), 0);
 	ck_assert_int_eq(spool_remove(sp, 5, 1), 0);
-	ck_assert(!file_exists("batch-1.results"));
+	ck_assert(!holds_results("batch-1.results"));
 	ck_assert_int_eq(spool_remove(sp, 5, 1), 0);
 	ck_assert_int_eq(spool_load(sp, &list, &n), 0);
 	ck_assert_uint_eq(n, 0);
@@ -251,7 +268,7 @@ START_TEST(test_failed_write_reports_the_error_and_leaves_nothing)
 	snprintf(cmd, sizeof(cmd), "rm -r '%s/spool'", state_dir);
 	ck_assert_int_eq(system(cmd), 0);
 	ck_assert_int_eq(spool_write(sp, r), -ENOENT);
-	ck_assert(!file_exists("batch-1.results"));
+	ck_assert(!holds_results("batch-1.results"));
 	result_free(r);
 	spool_close(sp);
 }
@@ -283,12 +300,16 @@ START_TEST(test_a_batch_is_one_file_removed_with_its_last_result)
 	spool_results_free(list, n);
 	for (uint64_t t = 1; t <= 3; t++)
 		ck_assert_int_eq(spool_remove(sp, t, 1), 0);
-	ck_assert(!file_exists("batch-1.results"));
+	ck_assert(!holds_results("batch-1.results"));
+	ck_assert(file_exists("batch-1.results")); /* a spare */
 
-	/* Numbering goes on past what was there: nothing is overwritten. */
+	/* The next batch is written over the spare: no file is created. */
 	ck_assert_int_eq(spool_write(sp, rs[0]), 0);
-	ck_assert(file_exists("batch-2.results"));
+	ck_assert(holds_results("batch-1.results"));
+	ck_assert(!file_exists("batch-2.results"));
 	spool_close(sp);
+	/* Before a load the spool knows no spare: a new file, numbered past
+	 * every name and every batch in a file (batch-1 holds batch 2). */
 	ck_assert_int_eq(spool_open(state_dir, &sp), 0);
 	ck_assert_int_eq(spool_write(sp, rs[1]), 0);
 	ck_assert(file_exists("batch-3.results"));
@@ -374,15 +395,87 @@ START_TEST(test_the_later_copy_of_an_attempt_wins)
 	/* The single file held only the copy that lost: it is gone. */
 	ck_assert(!file_exists("4-1.result"));
 	ck_assert_int_eq(spool_remove(sp, 4, 1), 0);
-	ck_assert(!file_exists("batch-10.results"));
+	ck_assert(!holds_results("batch-10.results"));
 	ck_assert(file_exists("batch-3.results")); /* task 5 */
 	ck_assert_int_eq(spool_remove(sp, 5, 1), 0);
-	ck_assert(!file_exists("batch-3.results"));
-	/* The next batch is numbered past 10. */
+	ck_assert(!holds_results("batch-3.results"));
+	/* The next batch goes into a spare, numbered past 10 inside. */
 	ck_assert_int_eq(spool_write(sp, r), 0);
-	ck_assert(file_exists("batch-11.results"));
+	ck_assert(!file_exists("batch-11.results"));
+	ck_assert(holds_results("batch-3.results") || holds_results("batch-10.results"));
 	free(buf);
 	result_free(r);
+	spool_close(sp);
+}
+END_TEST
+
+START_TEST(test_spares_are_found_again_and_written_over)
+{
+	struct spool *sp;
+	Hf__TaskResult *rs[2] = { make_result(1, 1, "a"), make_result(2, 1, "b") };
+	Hf__TaskResult **list;
+	size_t n;
+
+	ck_assert_int_eq(spool_open(state_dir, &sp), 0);
+	ck_assert_int_eq(spool_write(sp, rs[0]), 0);
+	ck_assert_int_eq(spool_write(sp, rs[1]), 0);
+	ck_assert_int_eq(spool_remove(sp, 1, 1), 0);
+	ck_assert_int_eq(spool_remove(sp, 2, 1), 0);
+	spool_close(sp);
+
+	/* A restart finds two spares and no result. */
+	ck_assert_int_eq(spool_open(state_dir, &sp), 0);
+	n = load_count(sp, &list);
+	ck_assert_uint_eq(n, 0);
+	spool_results_free(list, n);
+	ck_assert(file_exists("batch-1.results") && file_exists("batch-2.results"));
+	/* The next batches are written over them: no file is created, and
+	 * both load. */
+	ck_assert_int_eq(spool_write(sp, rs[0]), 0);
+	ck_assert_int_eq(spool_write(sp, rs[1]), 0);
+	ck_assert(!file_exists("batch-3.results"));
+	n = load_count(sp, &list);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(list[0]->reason, "a");
+	ck_assert_str_eq(list[1]->reason, "b");
+	spool_results_free(list, n);
+	for (size_t i = 0; i < 2; i++)
+		result_free(rs[i]);
+	spool_close(sp);
+}
+END_TEST
+
+START_TEST(test_a_batch_cut_short_fails_its_checksum_and_is_moved_aside)
+{
+	struct spool *sp;
+	Hf__TaskResult *rs[2] = { make_result(1, 1, "first"), make_result(2, 1, "second") };
+	Hf__TaskResult **list;
+	char path[256];
+	size_t n;
+	FILE *f;
+
+	ck_assert_int_eq(spool_open(state_dir, &sp), 0);
+	ck_assert_int_eq(spool_write(sp, rs[0]), 0);
+	ck_assert_int_eq(spool_write(sp, rs[1]), 0);
+	spool_close(sp);
+	/* A byte of the first batch's record changed, as a write cut short
+	 * over a spare leaves the older bytes. */
+	snprintf(path, sizeof(path), "%s/spool/batch-1.results", state_dir);
+	f = fopen(path, "r+b");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fseek(f, 30, SEEK_SET), 0);
+	ck_assert_int_eq(fputc('X', f), 'X');
+	fclose(f);
+
+	ck_assert_int_eq(spool_open(state_dir, &sp), 0);
+	n = load_count(sp, &list);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(list[0]->reason, "second");
+	spool_results_free(list, n);
+	ck_assert(file_exists("batch-1.results.bad"));
+	ck_assert(!file_exists("batch-1.results"));
+	for (size_t i = 0; i < 2; i++)
+		result_free(rs[i]);
 	spool_close(sp);
 }
 END_TEST
@@ -460,7 +553,7 @@ START_TEST(test_an_invalid_result_of_a_batch_is_written_aside_and_the_rest_loads
 	ck_assert(file_exists("batch-1.results.3.bad"));
 	ck_assert_int_eq(spool_remove(sp, 1, 1), 0);
 	ck_assert_int_eq(spool_remove(sp, 4, 1), 0);
-	ck_assert(!file_exists("batch-1.results"));
+	ck_assert(!holds_results("batch-1.results"));
 	spool_close(sp);
 }
 END_TEST
@@ -478,7 +571,7 @@ START_TEST(test_set_aside_keeps_the_refused_result_alone)
 	ck_assert(file_exists("1-1.result.bad"));
 	ck_assert(file_exists("batch-1.results")); /* task 2 */
 	ck_assert_int_eq(spool_remove(sp, 2, 1), 0);
-	ck_assert(!file_exists("batch-1.results"));
+	ck_assert(!holds_results("batch-1.results"));
 	n = load_count(sp, &list);
 	ck_assert_uint_eq(n, 0);
 	ck_assert(file_exists("1-1.result.bad")); /* never loaded again */
@@ -520,6 +613,8 @@ int main(void)
 	tcase_add_test(tc, test_files_of_the_older_layout_still_load_and_go);
 	tcase_add_test(tc, test_the_later_copy_of_an_attempt_wins);
 	tcase_add_test(tc, test_damaged_batch_files_are_moved_aside_whole);
+	tcase_add_test(tc, test_spares_are_found_again_and_written_over);
+	tcase_add_test(tc, test_a_batch_cut_short_fails_its_checksum_and_is_moved_aside);
 	tcase_add_test(tc, test_an_invalid_result_of_a_batch_is_written_aside_and_the_rest_loads);
 	tcase_add_test(tc, test_set_aside_keeps_the_refused_result_alone);
 	suite_add_tcase(s, tc);

@@ -40,6 +40,23 @@ START_TEST(test_request_is_one_json_line_whatever_the_paths)
 	ck_assert_str_eq(json_string_value(json_object_get(o, "result")), "/r\"q.json");
 	json_decref(o);
 	free(line);
+
+	/* ASCII is formatted without jansson, control characters and DEL
+	 * escaped; anything else goes through jansson: both read back. */
+	const char *paths[][2] = { { "/t\x01\x7f\\x.json", "/r\tq.json" },
+				   { "/caf\xc3\xa9/task.json", "/r.json" } };
+	for (size_t i = 0; i < 2; i++) {
+		ck_assert_int_eq(warm_request_format(paths[i][0], paths[i][1], &line, &len), 0);
+		ck_assert_ptr_eq(strchr(line, '\n'), line + len - 1);
+		ck_assert_ptr_null(strchr(line, 0x7f));
+		o = json_loadb(line, len, JSON_REJECT_DUPLICATES, NULL);
+		ck_assert_ptr_nonnull(o);
+		ck_assert_str_eq(json_string_value(json_object_get(o, "task")), paths[i][0]);
+		ck_assert_str_eq(json_string_value(json_object_get(o, "result")), paths[i][1]);
+		ck_assert(json_is_true(json_object_get(o, "result_inline")));
+		json_decref(o);
+		free(line);
+	}
 }
 END_TEST
 
