@@ -13,7 +13,6 @@
 
 #include "hf_util.h"
 #include "result.h"
-#include "warm-json.h"
 
 /* How much of a bad line an error message quotes. */
 #define QUOTE_MAX 80
@@ -209,10 +208,7 @@ int warm_control_parse(const char *line, size_t len, struct warm_control *ret, c
 	memset(&c, 0, sizeof(c));
 	if (len > WARM_CONTROL_LINE_MAX)
 		return bad(err, errlen, line, len, "control line is too long");
-	/* The usual line without jansson's parser; jansson decides the rest. */
-	root = warm_json_object_fast(line, len);
-	if (!root)
-		root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root)
 		return bad(err, errlen, line, len, "control line is not JSON");
 	if (!json_is_object(root)) {
