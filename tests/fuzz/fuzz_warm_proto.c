@@ -13,9 +13,7 @@
  * feeds with a NUL-terminated pread buffer.
  *
  * A parsed line must keep warm-proto.h's promises: the text one line of
- * valid UTF-8; a refusal says why in one line.  And the fast reader of
- * control lines (warm-json.h) takes no line jansson refuses and reads
- * every line it takes as jansson does.
+ * valid UTF-8; a refusal says why in one line.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -24,7 +22,6 @@
 #include <string.h>
 
 #include "result.h"
-#include "warm-json.h"
 #include "warm-proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -60,14 +57,6 @@ static void control_line(const char *s, size_t len)
 
 	if (strspn(s, " \t\r") == len)
 		return; /* runner_control_line skips blank lines */
-	json_t *fast = warm_json_object_fast(s, len);
-	if (fast) {
-		json_t *slow = json_loadb(s, len, JSON_REJECT_DUPLICATES, NULL);
-		if (!slow || !json_equal(fast, slow))
-			abort(); /* the fast reader took what jansson would not read so */
-		json_decref(slow);
-		json_decref(fast);
-	}
 	err[0] = '\0';
 	r = warm_control_parse(s, len, &c, err, sizeof(err));
 	if (r == -EBADMSG) {
