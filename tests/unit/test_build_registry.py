@@ -132,17 +132,27 @@ class FromTheLibrary(unittest.TestCase):
             os.makedirs(auto)
             with open(os.path.join(d, "__init__.py"), "w") as f:
                 f.write('__version__ = "9.0.0"\n')
-            with open(os.path.join(auto, "configuration_auto.py"), "w") as f:
+            # As transformers 5.17 keeps it: generated in a module of its own, imported,
+            # amended with .update() and a ** merge.
+            with open(os.path.join(auto, "auto_mappings.py"), "w") as f:
                 f.write('CONFIG_MAPPING_NAMES = OrderedDict[str, str]([("bert", "BertConfig"), '
                         '("gpt2", "GPT2Config"), ("odd", _pick("OddConfig"))])\n')
+            with open(os.path.join(auto, "configuration_auto.py"), "w") as f:
+                f.write("from .auto_mappings import CONFIG_MAPPING_NAMES\n"
+                        'CONFIG_MAPPING_NAMES.update({"mlcd": "MLCDVisionConfig", "odd2": pick()})\n'
+                        'CONFIG_MAPPING_NAMES = OrderedDict(**{"gpt-sw3": "GPT2Config"}, **CONFIG_MAPPING_NAMES)\n'
+                        "def unrelated():\n    CONFIG_MAPPING_NAMES.update({'nope': 'NopeConfig'})\n")
             with open(os.path.join(auto, "modeling_auto.py"), "w") as f:
                 f.write("from .model_mappings import MODEL_MAPPING_NAMES\n")
             with open(os.path.join(auto, "model_mappings.py"), "w") as f:
-                f.write('MODEL_MAPPING_NAMES = {"bert": "BertModel", "gpt2": "GPT2Model", '
-                        '"odd": "OddModel", "later": make()}\n')
+                f.write('MODEL_MAPPING_NAMES = {"bert": "BertModel", "gpt2": "GPT2Model", "gpt-sw3": "GPT2Model", '
+                        '"mlcd": "MLCDVisionModel", "nope": "NopeModel", "odd": "OddModel", "later": make()}\n')
             version, rows = br.library_rows(d)
+            pkg = br.AutoPackage(auto)
+            conf = pkg.module("configuration_auto")["CONFIG_MAPPING_NAMES"]
         self.assertEqual(version, "9.0.0")
-        self.assertEqual(sorted(rows), ["bert", "gpt2"])
+        self.assertEqual(sorted(rows), ["bert", "gpt-sw3", "gpt2", "mlcd"])
+        self.assertEqual(list(conf)[0], "gpt-sw3")   # the ** merge put it first, as Python does
 
     def test_unreadable_tree_is_an_error_not_a_trace(self):
         with tempfile.TemporaryDirectory() as d:
