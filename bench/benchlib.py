@@ -163,7 +163,8 @@ class Bench:
                     os.path.join(self.bindir, 'pg_ctl'), '-D', self.data, '-w', '-l',
                     os.path.join(self.dir, 'log'), '-o',
                     "-k %s -p %d -c listen_addresses='' -c fsync=on -c synchronous_commit=on "
-                    "-c max_connections=200 %s" % (self.dir, self.port, pgss), 'start'],
+                    "-c max_connections=200 %s %s" % (self.dir, self.port, pgss, os.environ.get('BENCH_PG_SET', '')),
+                    'start'],
                     check=True, stdout=subprocess.DEVNULL)
 
         h.PrivatePostgres = BenchPostgres

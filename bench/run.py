@@ -364,6 +364,8 @@ def submit(b, args):
         before.append(time.time() - t)
     th = threading.Thread(target=status_loop, daemon=True)
     th.start()
+    if args.stale_statistics:
+        stale_statistics(b)
     time.sleep(0.5)
     job, count, took = b.submit_job(args.submit_tasks, 'bench-submit')
     t_end = time.time()
@@ -379,6 +381,26 @@ def submit(b, args):
     cancel_while_flowing(b, args, job, count)
     os.killpg(p.pid, signal.SIGTERM)
     p.wait()
+
+
+def stale_statistics(b):
+    """What autovacuum does when it visits just before the submit: tasks
+    analysed with (almost) none queued, and no analyse again for the rest
+    of its minute.  Before the fix in docs/performance.md ("A cancel that
+    stalled after a long sequence"), every lease grant and cancel slice
+    planned for an empty queue meanwhile."""
+    b.pg.psql('ANALYZE tasks')
+    b.pg.psql('ALTER TABLE tasks SET (autovacuum_enabled = false)')
+
+    def reset():
+        try:
+            b.pg.psql('ALTER TABLE tasks RESET (autovacuum_enabled)')
+        except (subprocess.SubprocessError, OSError):
+            pass
+    t = threading.Timer(54, reset)
+    t.daemon = True
+    t.start()
+    NOTES.append('submit: tasks analysed before the submit, autovacuum off it for 54 s (--stale-statistics)')
 
 
 def db_op_buckets(b):
@@ -626,6 +648,9 @@ def main():
                     'or busy ones (no free slot: every poll answered at once); default idle')
     ap.add_argument('--fleet-seconds', type=int, default=600, help='fleet: measured seconds (default 600)')
     ap.add_argument('--submit-tasks', type=int, default=100000)
+    ap.add_argument('--stale-statistics', action='store_true',
+                    help='submit: analyse tasks just before the submit and keep autovacuum off it for 54 s, '
+                         'as its own visit just before the submit does (docs/performance.md)')
     ap.add_argument('--celery-concurrency', type=int, default=8)
     ap.add_argument('--perf', type=int, default=0, metavar='SECONDS',
                     help='throughput: perf record the coordinator, PostgreSQL and the workers for SECONDS '

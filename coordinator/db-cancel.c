@@ -93,12 +93,22 @@ static int cancel_slice(struct db *db, struct db_op *op)
 	db_param_u64(&p, "job id", op->u.cancel.job_id);
 	db_param_u32(&p, "slice", op->u.cancel.slice ? op->u.cancel.slice : 1);
 	/* A queued task has no attempt still open (a lease's attempt ends
-	 * when its task is queued again): only tasks change. */
+	 * when its task is queued again): only tasks change.
+	 *
+	 * The slice's ids are gathered once, into an array (an InitPlan), and
+	 * the update finds its rows by id in an index: whatever the planner
+	 * believes of tasks, one slice reads about slice rows.  Written as
+	 * `t.id IN (SELECT ... LIMIT n)`, a planner that believed few tasks
+	 * queued (statistics taken before a 100,000-task submit) joined every
+	 * queued task with the subquery run again for each one: 69 million
+	 * rows compared, 25 to 52 s for one slice of 500 (docs/performance.md). */
 	r = db_exec(db, op,
 		    "WITH c AS (UPDATE tasks t SET state = 'cancelled', finished_at = now()"
-		    " WHERE t.id IN (SELECT s.id FROM tasks s WHERE s.job_id = $1::bigint AND s.state = 'queued'"
+		    " WHERE t.id = ANY (ARRAY(SELECT s.id FROM tasks s"
+		    " WHERE s.job_id = $1::bigint AND s.state = 'queued' LIMIT $2::int))"
+		    " AND t.state = 'queued'"
 		    " AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = $1::bigint AND j.state = 'cancelled')"
-		    " LIMIT $2::int) AND t.state = 'queued' RETURNING t.id)"
+		    " RETURNING t.id)"
 		    " SELECT count(*) FROM c",
 		    &p, PGRES_TUPLES_OK, &res);
 	db_params_fini(&p);

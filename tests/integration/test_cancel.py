@@ -413,6 +413,60 @@ class CancelTest(unittest.TestCase):
         c.hfctl('cancel', str(job))
         self.wait_cancelled(job)
 
+    def test_a_large_submit_leaves_statistics_that_count_it(self):
+        """A job of thousands of tasks is analysed in its own transaction
+        (db-jobs.c: the columns the lease and slice statements filter on),
+        so the planner counts its queued tasks before autovacuum looks
+        (disabled on tasks here, so nothing else can); then its cancel, a
+        thousand slices, takes each task once; and a retry that queues
+        them all again is analysed too."""
+        c = self.c
+        reltuples = "SELECT reltuples FROM pg_class WHERE oid = 'tasks'::regclass"
+
+        def queued_frequency():
+            """[[f]]: queued's frequency among tasks' common states, or []."""
+            return c.pg.rows("SELECT f FROM pg_stats s, unnest(s.most_common_vals::text::text[],"
+                             " s.most_common_freqs) AS m (v, f)"
+                             " WHERE s.tablename = 'tasks' AND s.attname = 'state' AND m.v = 'queued'")
+        c.pg.psql('ALTER TABLE tasks SET (autovacuum_enabled = false)')
+        try:
+            c.pg.psql('ANALYZE tasks')
+            before = float(c.pg.psql(reltuples))
+            out = json.loads(c.hfctl('submit', '--suite', 'all', '--backends', 'cuda', '--batch-sizes', '1,2,3',
+                                     '--precision', 'fp32,fp16,bf16,int8', '--allow-waiting', '--name', 'large',
+                                     '--json').stdout)
+            job, n = out['job_id'], out['task_count']
+            self.assertGreaterEqual(n, 5000)
+            total = count(c, 'SELECT count(*) FROM tasks')
+            after = float(c.pg.psql(reltuples))
+        finally:
+            c.pg.psql('ALTER TABLE tasks RESET (autovacuum_enabled)')
+        # A table this small is read whole by ANALYZE: its count is exact.
+        self.assertLess(before, total - n + 1)
+        self.assertEqual(after, total)
+        queued = queued_frequency()
+        self.assertEqual(len(queued), 1, 'queued is not among the common states')
+        self.assertGreaterEqual(float(queued[0][0]), 0.9 * n / total)
+        out = c.hfctl_json('cancel', str(job))
+        self.assertEqual(out['remaining'], n - SLICE)
+        self.wait_cancelled(job, timeout=120)
+        self.assert_cancelled_whole(job, n)
+        # A retry that queues them all again is analysed the same way.
+        c.pg.psql('ALTER TABLE tasks SET (autovacuum_enabled = false)')
+        try:
+            c.pg.psql('ANALYZE tasks')
+            freq = queued_frequency()
+            self.assertLess(float(freq[0][0]) if freq else 0, 0.5 * n / total)
+            c.hfctl('retry', '--cancelled', str(job))
+            self.assertEqual(count(c, "SELECT count(*) FROM tasks WHERE job_id = %d AND state = 'queued'" % job), n)
+            freq = queued_frequency()
+        finally:
+            c.pg.psql('ALTER TABLE tasks RESET (autovacuum_enabled)')
+        self.assertEqual(len(freq), 1, 'queued is not among the common states after the retry')
+        self.assertGreaterEqual(float(freq[0][0]), 0.9 * n / total)
+        c.hfctl('cancel', str(job))
+        self.wait_cancelled(job, timeout=120)
+
 
 if __name__ == '__main__':
     unittest.main(verbosity=2)
