@@ -51,10 +51,12 @@ static bool read_all(int fd, void *buf, size_t len)
 	return true;
 }
 
+/* send(MSG_NOSIGNAL): a client that hung up (the bad-header test's does,
+ * and reconnects) must not kill the test with SIGPIPE. */
 static bool write_all(int fd, const void *buf, size_t len)
 {
 	for (size_t put = 0; put < len;) {
-		ssize_t n = write(fd, (const char *)buf + put, len - put);
+		ssize_t n = send(fd, (const char *)buf + put, len - put, MSG_NOSIGNAL);
 		if (n <= 0)
 			return false;
 		put += (size_t)n;
