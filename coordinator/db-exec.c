@@ -353,8 +353,12 @@ static int exec_failure(struct db *db, struct db_op *op, PGresult *res)
 		hf_strlcpy(msg, PQerrorMessage(db->conn), sizeof(msg));
 	first_line(msg);
 	bool data_error = sqlstate_is_data_error(res);
+	/* A FATAL error ends the session: in a pipeline it is read before
+	 * libpq has seen the connection close. */
+	const char *severity = res ? PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED) : NULL;
+	bool fatal = severity && (strcmp(severity, "FATAL") == 0 || strcmp(severity, "PANIC") == 0);
 	PQclear(res);
-	if (PQstatus(db->conn) != CONNECTION_OK) {
+	if (fatal || PQstatus(db->conn) != CONNECTION_OK) {
 		op_error(op, "lost the database connection: %s", msg);
 		return -ENOTCONN;
 	}
