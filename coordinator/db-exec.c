@@ -501,8 +501,10 @@ int db_pipe_send(struct db *db, struct db_op *op, const char *sql, const struct 
 	r = pipe_push(db, op, DB_PIPE_STMT);
 	if (r < 0)
 		return r;
-	int ok = i < db->n_prepared ? PQsendQueryPrepared(db->conn, name, p->n, p->v, NULL, NULL, 0)
-				     : PQsendQueryParams(db->conn, sql, p->n, NULL, p->v, NULL, NULL, 0);
+	int n = p ? p->n : 0;
+	const char *const *v = p ? p->v : NULL;
+	int ok = i < db->n_prepared ? PQsendQueryPrepared(db->conn, name, n, v, NULL, NULL, 0)
+				     : PQsendQueryParams(db->conn, sql, n, NULL, v, NULL, NULL, 0);
 	if (!ok) {
 		db->pipe_sent--;
 		return pipe_send_failed(db, op);

@@ -450,6 +450,13 @@ static void ops_complete(struct db *db, struct db_op **ops, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		if (ops[i]->rc < 0 && ops[i]->kind != DB_OP_START)
 			log_warn("database operation failed: %s", ops[i]->err);
+		if (ops[i]->rc < 0 && ops[i]->kind == DB_OP_RESULT_STORE) {
+			/* A failed store finished no job (room for them is
+			 * allocated before its statement is sent). */
+			free(ops[i]->u.result.finished_jobs);
+			ops[i]->u.result.finished_jobs = NULL;
+			ops[i]->u.result.n_finished_jobs = 0;
+		}
 		op_complete(db, ops[i]);
 	}
 	uv_async_send(&db->async);

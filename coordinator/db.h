@@ -255,7 +255,7 @@ struct db_op {
 		struct {
 			struct db_result *v;
 			size_t n;
-			uint64_t *finished_jobs;        /* out, free() */
+			uint64_t *finished_jobs;        /* out, free(); NULL when the op failed */
 			size_t n_finished_jobs;
 		} result;
 		/* DB_OP_JOB_CANCEL and DB_OP_JOB_CANCEL_SLICE (db-cancel.c).
