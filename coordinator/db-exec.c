@@ -338,12 +338,42 @@ static bool sqlstate_is_data_error(const PGresult *res)
 	return state && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0);
 }
 
-int db_exec(struct db *db, struct db_op *op, const char *sql, const struct db_params *p,
-	    ExecStatusType want, PGresult **ret_res)
+/* Why res (NULL: no result at all) is not what was wanted, in op->err;
+ * returns -ENOTCONN, -EINVAL or -EIO as db_exec says.  Takes res. */
+static int exec_failure(struct db *db, struct db_op *op, PGresult *res)
 {
-	PGresult *res = NULL;
-	char msg[400], name[16];
+	char msg[400];
 
+	/* The primary message alone ("value ... is out of range"), without
+	 * libpq's "ERROR:  " prefix and the detail lines. */
+	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+	hf_strlcpy(msg, primary ? primary : res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn),
+		   sizeof(msg));
+	if (!msg[0])
+		hf_strlcpy(msg, PQerrorMessage(db->conn), sizeof(msg));
+	first_line(msg);
+	bool data_error = sqlstate_is_data_error(res);
+	/* A FATAL error ends the session: in a pipeline it is read before
+	 * libpq has seen the connection close. */
+	const char *severity = res ? PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED) : NULL;
+	bool fatal = severity && (strcmp(severity, "FATAL") == 0 || strcmp(severity, "PANIC") == 0);
+	PQclear(res);
+	if (fatal || PQstatus(db->conn) != CONNECTION_OK) {
+		op_error(op, "lost the database connection: %s", msg);
+		return -ENOTCONN;
+	}
+	if (data_error) {
+		op_error(op, "the database refused a value: %s", msg);
+		return -EINVAL;
+	}
+	op_error(op, "statement failed: %s", msg);
+	return -EIO;
+}
+
+/* A statement's parameters that could not be built: refused, or no
+ * memory; 0 when they are fine. */
+static int params_failure(struct db_op *op, const struct db_params *p)
+{
 	if (p && p->rc == -EINVAL) {
 		op_error(op, "refused a value: %s", p->err);
 		return -EINVAL;
@@ -352,6 +382,18 @@ int db_exec(struct db *db, struct db_op *op, const char *sql, const struct db_pa
 		op_error(op, "out of memory building a statement");
 		return -ENOMEM;
 	}
+	return 0;
+}
+
+int db_exec(struct db *db, struct db_op *op, const char *sql, const struct db_params *p,
+	    ExecStatusType want, PGresult **ret_res)
+{
+	PGresult *res = NULL;
+	char name[16];
+	int r = params_failure(op, p);
+
+	if (r < 0)
+		return r;
 	if (p) {
 		const char *stmt = prepared_name(db, sql, name, &res);
 		if (stmt)
@@ -368,54 +410,274 @@ int db_exec(struct db *db, struct db_op *op, const char *sql, const struct db_pa
 			PQclear(res);
 		return 0;
 	}
-	/* The primary message alone ("value ... is out of range"), without
-	 * libpq's "ERROR:  " prefix and the detail lines. */
-	const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-	hf_strlcpy(msg, primary ? primary : res ? PQresultErrorMessage(res) : PQerrorMessage(db->conn),
-		   sizeof(msg));
-	if (!msg[0])
-		hf_strlcpy(msg, PQerrorMessage(db->conn), sizeof(msg));
-	first_line(msg);
-	bool data_error = sqlstate_is_data_error(res);
-	PQclear(res);
-	if (PQstatus(db->conn) != CONNECTION_OK) {
-		op_error(op, "lost the database connection: %s", msg);
-		return -ENOTCONN;
-	}
-	if (data_error) {
-		op_error(op, "the database refused a value: %s", msg);
-		return -EINVAL;
-	}
-	op_error(op, "statement failed: %s", msg);
-	return -EIO;
-}
-
-int db_exec_generic(struct db *db, struct db_op *op, const char *sql, const struct db_params *p,
-		    ExecStatusType want, PGresult **ret_res)
-{
-	int r = 0;
-
-	if (++db->generic_runs % DB_GENERIC_REPLAN == 0)
-		r = db_cmd(db, op, "DISCARD PLANS");
-	if (r == 0 && db->generic_txn)
-		return db_exec(db, op, sql, p, want, ret_res);
-	if (r == 0)
-		r = db_cmd(db, op, "SET LOCAL plan_cache_mode = force_generic_plan");
-	if (r == 0)
-		r = db_exec(db, op, sql, p, want, ret_res);
-	if (r == 0) {
-		r = db_cmd(db, op, "RESET plan_cache_mode");
-		if (r < 0 && ret_res) {
-			PQclear(*ret_res);
-			*ret_res = NULL;
-		}
-	}
-	return r;
+	return exec_failure(db, op, res);
 }
 
 int db_cmd(struct db *db, struct db_op *op, const char *sql)
 {
 	return db_exec(db, op, sql, NULL, PGRES_COMMAND_OK, NULL);
+}
+
+/* ---- pipelines: a transaction's statements sent at once ---- */
+
+/* Why sending failed: the connection is gone, or libpq refused. */
+static int pipe_send_failed(struct db *db, struct db_op *op)
+{
+	char msg[400];
+
+	hf_strlcpy(msg, PQerrorMessage(db->conn), sizeof(msg));
+	first_line(msg);
+	if (PQstatus(db->conn) != CONNECTION_OK) {
+		op_error(op, "lost the database connection: %s", msg);
+		return -ENOTCONN;
+	}
+	op_error(op, "could not send a statement: %s", msg);
+	return -EIO;
+}
+
+static int pipe_push(struct db *db, struct db_op *op, enum db_pipe_entry kind)
+{
+	if (db->pipe_sent == DB_PIPE_MAX) {
+		op_error(op, "more than %d statements in one pipeline", DB_PIPE_MAX);
+		return -EIO;
+	}
+	db->pipe[db->pipe_sent++] = (uint8_t)kind;
+	return 0;
+}
+
+int db_pipe_begin(struct db *db, struct db_op *op)
+{
+	db->pipe_sent = db->pipe_read = 0;
+	db->pipe_synced = false;
+	db->pipe_prepared_ok = db->n_prepared;
+	if (!PQenterPipelineMode(db->conn))
+		return pipe_send_failed(db, op);
+	return 0;
+}
+
+int db_pipe_cmd(struct db *db, struct db_op *op, const char *sql)
+{
+	int r = pipe_push(db, op, DB_PIPE_CMD);
+
+	if (r == 0 && !PQsendQueryParams(db->conn, sql, 0, NULL, NULL, NULL, NULL, 0)) {
+		db->pipe_sent--;
+		r = pipe_send_failed(db, op);
+	}
+	return r;
+}
+
+int db_pipe_send(struct db *db, struct db_op *op, const char *sql, const struct db_params *p)
+{
+	char name[16];
+	size_t i;
+	int r = params_failure(op, p);
+
+	if (r < 0)
+		return r;
+	for (i = 0; i < db->n_prepared; i++)
+		if (strcmp(db->prepared[i], sql) == 0)
+			break;
+	snprintf(name, sizeof(name), "s%zu", i);
+	if (i == db->n_prepared && i < DB_PREPARED_MAX) {
+		/* Prepared in this pipeline, ahead of its first run; kept in
+		 * the table once PostgreSQL said it is (db_pipe_end). */
+		char *copy = strdup(sql);
+		if (!copy) {
+			op_error(op, "out of memory");
+			return -ENOMEM;
+		}
+		r = pipe_push(db, op, DB_PIPE_PREPARE);
+		if (r < 0) {
+			free(copy);
+			return r;
+		}
+		if (!PQsendPrepare(db->conn, name, sql, 0, NULL)) {
+			free(copy);
+			db->pipe_sent--;
+			return pipe_send_failed(db, op);
+		}
+		db->prepared[db->n_prepared++] = copy;
+	}
+	r = pipe_push(db, op, DB_PIPE_STMT);
+	if (r < 0)
+		return r;
+	int n = p ? p->n : 0;
+	const char *const *v = p ? p->v : NULL;
+	int ok = i < db->n_prepared ? PQsendQueryPrepared(db->conn, name, n, v, NULL, NULL, 0)
+				     : PQsendQueryParams(db->conn, sql, n, NULL, v, NULL, NULL, 0);
+	if (!ok) {
+		db->pipe_sent--;
+		return pipe_send_failed(db, op);
+	}
+	return 0;
+}
+
+int db_pipe_send_generic(struct db *db, struct db_op *op, const char *sql, const struct db_params *p)
+{
+	int r = params_failure(op, p);
+
+	if (r == 0 && ++db->generic_runs % DB_GENERIC_REPLAN == 0)
+		r = db_pipe_cmd(db, op, "DISCARD PLANS");
+	if (r == 0 && !db->generic_txn)
+		r = db_pipe_cmd(db, op, "SET LOCAL plan_cache_mode = force_generic_plan");
+	if (r == 0)
+		r = db_pipe_send(db, op, sql, p);
+	if (r == 0 && !db->generic_txn)
+		r = db_pipe_cmd(db, op, "RESET plan_cache_mode");
+	return r;
+}
+
+int db_pipe_sync(struct db *db, struct db_op *op)
+{
+	if (db->pipe_synced)
+		return 0;
+	if (!PQpipelineSync(db->conn))
+		return pipe_send_failed(db, op);
+	db->pipe_synced = true;
+	return 0;
+}
+
+/* The next result of the pipeline (one statement's, then the NULL that
+ * ends them): 0 with *ret_res when asked for, else a failure in op->err. */
+static int pipe_result(struct db *db, struct db_op *op, ExecStatusType want, PGresult **ret_res)
+{
+	PGresult *res = PQgetResult(db->conn), *more;
+	bool extra = false;
+
+	/* A statement has one result, then a NULL; anything more is not what
+	 * was asked (and a NULL at once is no result at all). */
+	while (res && PQresultStatus(res) != PGRES_PIPELINE_SYNC && (more = PQgetResult(db->conn))) {
+		PQclear(res);
+		res = more;
+		extra = true;
+	}
+	if (extra && res && PQresultStatus(res) == want) {
+		PQclear(res);
+		op_error(op, "a statement had more than one result");
+		return -EIO;
+	}
+	if (res && PQresultStatus(res) == want) {
+		if (ret_res)
+			*ret_res = res;
+		else
+			PQclear(res);
+		return 0;
+	}
+	if (res && PQresultStatus(res) == PGRES_PIPELINE_ABORTED) {
+		PQclear(res);
+		op_error(op, "not run: an earlier statement of its transaction failed");
+		return -EIO;
+	}
+	return exec_failure(db, op, res);
+}
+
+int db_pipe_read(struct db *db, struct db_op *op, ExecStatusType want, PGresult **ret_res)
+{
+	while (db->pipe_read < db->pipe_sent) {
+		enum db_pipe_entry kind = db->pipe[db->pipe_read++];
+		int r = pipe_result(db, op, kind == DB_PIPE_STMT ? want : PGRES_COMMAND_OK,
+				    kind == DB_PIPE_STMT ? ret_res : NULL);
+		if (r < 0)
+			return r;
+		if (kind == DB_PIPE_PREPARE)
+			db->pipe_prepared_ok++;
+		if (kind == DB_PIPE_STMT)
+			return 0;
+	}
+	op_error(op, "no statement left to read in the pipeline");
+	return -EIO;
+}
+
+int db_pipe_read_cmd(struct db *db, struct db_op *op)
+{
+	if (db->pipe_read == db->pipe_sent || db->pipe[db->pipe_read] != DB_PIPE_CMD) {
+		op_error(op, "no command left to read in the pipeline");
+		return -EIO;
+	}
+	db->pipe_read++;
+	return pipe_result(db, op, PGRES_COMMAND_OK, NULL);
+}
+
+/* Forgets the pipeline's connection, whose state is no longer known; the
+ * next operation connects again (db_ensure_connected). */
+static void pipe_drop_connection(struct db *db)
+{
+	PQfinish(db->conn);
+	db->conn = NULL;
+	db_prepared_reset(db);
+}
+
+int db_pipe_end(struct db *db, struct db_op *op, int r)
+{
+	struct db_op scratch = { 0 };
+	int e = db_pipe_sync(db, r == 0 ? op : &scratch);
+
+	if (r == 0)
+		r = e;
+	/* What is left: the commands after the last statement read (a
+	 * COMMIT), or, after a failure, what PostgreSQL skipped. */
+	while (e != -ENOTCONN && db->pipe_read < db->pipe_sent) {
+		enum db_pipe_entry kind = db->pipe[db->pipe_read++];
+		e = pipe_result(db, r == 0 ? op : &scratch, PGRES_COMMAND_OK, NULL);
+		if (e == 0 && kind == DB_PIPE_PREPARE)
+			db->pipe_prepared_ok++;
+		if (e == 0 && kind == DB_PIPE_STMT) {
+			op_error(r == 0 ? op : &scratch, "a statement's result was not read");
+			e = -EIO;
+		}
+		if (r == 0)
+			r = e;
+	}
+	/* The prepared statements a failure skipped were not made. */
+	while (db->n_prepared > db->pipe_prepared_ok)
+		free(db->prepared[--db->n_prepared]);
+	if (!db_connected(db))
+		return r == 0 ? -ENOTCONN : r;
+	for (int nulls = 0; db->pipe_synced && nulls < 2 && db_connected(db);) {
+		PGresult *res = PQgetResult(db->conn);
+		if (!res) {
+			nulls++;
+			continue;
+		}
+		nulls = 0;
+		ExecStatusType st = PQresultStatus(res);
+		PQclear(res);
+		if (st == PGRES_PIPELINE_SYNC)
+			break;
+	}
+	if (!PQexitPipelineMode(db->conn)) {
+		if (r == 0)
+			op_error(op, "could not leave pipeline mode: %s", PQerrorMessage(db->conn));
+		pipe_drop_connection(db);
+		return r == 0 ? -ENOTCONN : r;
+	}
+	return r;
+}
+
+void db_merged_fini(struct db_merged *m)
+{
+	free(m->rows);
+	free(m->scratch);
+	m->rows = m->scratch = NULL;
+	m->n_rows = 0;
+	m->sent = false;
+}
+
+int db_merged_run(struct db *db, struct db_merged *m, int (*send)(struct db *, struct db_merged *),
+		  int (*read)(struct db *, struct db_merged *))
+{
+	int r = db_pipe_begin(db, m->ops[0]);
+
+	if (r < 0)
+		return r;
+	r = send(db, m);
+	if (r == 0)
+		r = db_pipe_sync(db, m->ops[0]);
+	if (r == 0)
+		r = read(db, m);
+	r = db_pipe_end(db, m->ops[0], r);
+	db_merged_fini(m);
+	return r;
 }
 
 uint64_t get_u64(PGresult *res, int row, int col)

@@ -48,6 +48,17 @@
  * statements run unprepared (there are about forty). */
 #define DB_PREPARED_MAX 96
 
+/* At most this many statements and commands are in flight in one pipeline
+ * (db_pipe_*): a group of DB_BATCH_MAX ops sends at most seven each. */
+#define DB_PIPE_MAX 4096
+
+/* What a result in flight in a pipeline answers. */
+enum db_pipe_entry {
+	DB_PIPE_PREPARE, /* a statement's preparation, ahead of its first run */
+	DB_PIPE_CMD,     /* a command without parameters (BEGIN, SET, COMMIT) */
+	DB_PIPE_STMT,    /* a statement whose result its sender reads */
+};
+
 struct db {
 	uv_loop_t *loop;
 	char *conninfo;
@@ -75,11 +86,20 @@ struct db {
 	 * statement i named "s<i>". */
 	char *prepared[DB_PREPARED_MAX];
 	size_t n_prepared;
-	unsigned generic_runs;             /* db_exec_generic's calls, for its re-plans */
+	unsigned generic_runs;             /* db_pipe_send_generic's calls, for its re-plans */
 	/* The open transaction set plan_cache_mode = force_generic_plan for
 	 * all of it (a group of result stores and lease grants only), so
-	 * db_exec_generic has nothing to set and reset around its statement. */
+	 * db_pipe_send_generic has nothing to set and reset around its
+	 * statement. */
 	bool generic_txn;
+	/* The pipeline in flight (db_pipe_*): what each result answers, in
+	 * the order sent; how many were sent and read; whether the sync was
+	 * sent; and how many of the prepared statements PostgreSQL has said
+	 * it made (those after it were prepared in this pipeline). */
+	uint8_t pipe[DB_PIPE_MAX];
+	size_t pipe_sent, pipe_read;
+	bool pipe_synced;
+	size_t pipe_prepared_ok;
 };
 
 /* Tells db_busy_ms that the thread, inside a batch, waits on purpose and
@@ -157,19 +177,71 @@ void first_line(char *s);
 int db_exec(struct db *db, struct db_op *op, const char *sql, const struct db_params *p,
 	    ExecStatusType want, PGresult **ret_res);
 int db_cmd(struct db *db, struct db_op *op, const char *sql);
-/* db_exec for the statements of every result and lease: they cost more to
- * plan (a custom plan each time, 2 ms for the result statement) than to
- * run, so they run with the plan made once for any values (plan_cache_mode
- * force_generic_plan, set for that statement alone, or for the whole
- * transaction when it holds nothing else: db->generic_txn; PostgreSQL's own choice
- * keeps custom plans, since a generic plan's row estimate of an unnest is
- * far above the few rows a report has).  A plan made when the tables were
- * small (a new database) stays a bad plan as they grow, so every
- * DB_GENERIC_REPLAN calls the session's plans are discarded and made again
- * (DISCARD PLANS) from the tables as they are then. */
+
+/* Pipelines (libpq's pipeline mode): the statements of a transaction sent
+ * at once, BEGIN and COMMIT included, and their results read back in the
+ * order sent, so a transaction costs one round trip to PostgreSQL, not one
+ * per statement.  db_pipe_begin; db_pipe_cmd and db_pipe_send (each
+ * statement prepared once per connection, the preparation sent ahead of
+ * its first run in the same pipeline); db_pipe_sync; db_pipe_read for each
+ * statement sent (and db_pipe_read_cmd for a command whose outcome
+ * matters, such as COMMIT); db_pipe_end always, also after a failure.
+ * When a statement fails, PostgreSQL skips the rest up to the sync (a
+ * COMMIT among them: the transaction stays open and failed until a
+ * ROLLBACK) and db_pipe_read reports each skipped one as not run.  The
+ * functions return 0 or a negative errno with op->err as db_exec does
+ * (-ENOTCONN once the connection is gone). */
+int db_pipe_begin(struct db *db, struct db_op *op);
+int db_pipe_cmd(struct db *db, struct db_op *op, const char *sql);
+int db_pipe_send(struct db *db, struct db_op *op, const char *sql, const struct db_params *p);
+/* db_pipe_send for the statements of every result and lease: they cost
+ * more to plan (a custom plan each time, 2 ms for the result statement)
+ * than to run, so they run with the plan made once for any values
+ * (plan_cache_mode force_generic_plan, set for that statement alone, or
+ * for the whole transaction when it holds nothing else: db->generic_txn;
+ * PostgreSQL's own choice keeps custom plans, since a generic plan's row
+ * estimate of an unnest is far above the few rows a report has).  A plan
+ * made when the tables were small (a new database) stays a bad plan as
+ * they grow, so every DB_GENERIC_REPLAN calls the session's plans are
+ * discarded and made again (DISCARD PLANS) from the tables as they are
+ * then. */
 #define DB_GENERIC_REPLAN 256
-int db_exec_generic(struct db *db, struct db_op *op, const char *sql, const struct db_params *p,
-		    ExecStatusType want, PGresult **ret_res);
+int db_pipe_send_generic(struct db *db, struct db_op *op, const char *sql, const struct db_params *p);
+/* Sends the sync that makes PostgreSQL run what was sent and answer. */
+int db_pipe_sync(struct db *db, struct db_op *op);
+/* The next statement's result (the commands and preparations sent before
+ * it are read on the way and fail it if they failed). */
+int db_pipe_read(struct db *db, struct db_op *op, ExecStatusType want, PGresult **ret_res);
+/* The next result, that of a command. */
+int db_pipe_read_cmd(struct db *db, struct db_op *op);
+/* Reads whatever is left, up to the sync (syncing first if need be), and
+ * leaves pipeline mode.  Returns r, or when r is 0 the first failure among
+ * what was left (a COMMIT's). */
+int db_pipe_end(struct db *db, struct db_op *op, int r);
+
+/* One statement of a group commit that stores the results, or grants the
+ * leases, of ops[0..n_ops) (all of one kind, at most DB_MERGE_ROWS_MAX
+ * rows), sent into a pipeline by its *_send function and read back by its
+ * *_read (db-results.c, db-leases.c); a failure is reported on ops[0].
+ * The sender fills the rest; db_merged_fini frees it. */
+struct db_merged {
+	struct db_op **ops;
+	size_t n_ops;
+	void *rows;       /* row ord (1-based) -> where it came from */
+	void *scratch;    /* what the read needs, allocated before sending */
+	size_t n_rows;
+	bool sent;        /* a statement was sent (none when there are no rows) */
+};
+void db_merged_fini(struct db_merged *m);
+int lease_grant_send(struct db *db, struct db_merged *m);
+int lease_grant_read(struct db *db, struct db_merged *m);
+int result_store_send(struct db *db, struct db_merged *m);
+int result_store_read(struct db *db, struct db_merged *m);
+/* Sends m, reads it back and ends the pipeline, inside the transaction
+ * that is open (one round trip). */
+int db_merged_run(struct db *db, struct db_merged *m, int (*send)(struct db *, struct db_merged *),
+		  int (*read)(struct db *, struct db_merged *));
+
 uint64_t get_u64(PGresult *res, int row, int col);
 double get_double(PGresult *res, int row, int col);
 /* Forgets the statements prepared on the connection (a new one has none). */

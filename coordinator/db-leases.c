@@ -5,7 +5,9 @@
  * result).  The grants of consecutive ops of a group commit (polls of
  * several workers) are one statement (run_lease_grant_merged); no task of a
  * cancelled job is granted (its queued tasks are cancelled in slices after
- * the job: db-cancel.c).  Runs on the
+ * the job: db-cancel.c).  A grant is sent into the group commit's
+ * pipeline (lease_grant_send) and read back after it (lease_grant_read),
+ * so the transaction that holds it is one round trip.  Runs on the
  * database thread only, inside the group commit's transaction.
  */
 #include <errno.h>
@@ -21,20 +23,20 @@
 #include "hf_proto.h"
 #include "hf_util.h"
 
-/* Grants the leases of ops[0..n_ops) (DB_OP_LEASE_GRANT, at most
- * DB_MERGE_ROWS_MAX leases in all) with one statement; each granted row
- * goes back to its op through its ordinality.  A failure is reported on
- * ops[0]. */
-int run_lease_grant_merged(struct db *db, struct db_op **ops, size_t n_ops)
+/* Sends the statement that grants the leases of m->ops (DB_OP_LEASE_GRANT,
+ * at most DB_MERGE_ROWS_MAX leases in all); lease_grant_read gives each
+ * granted row back to its op through its ordinality.  A failure is
+ * reported on ops[0]. */
+int lease_grant_send(struct db *db, struct db_merged *m)
 {
-	PGresult *res = NULL;
+	struct db_op **ops = m->ops;
 	struct db_params p;
 	struct db_array ids, attempts, worker, devs;
 	struct db_lease **rows;
 	size_t n_rows = 0;
 	int r;
 
-	for (size_t o = 0; o < n_ops; o++)
+	for (size_t o = 0; o < m->n_ops; o++)
 		n_rows += ops[o]->u.lease.n;
 	if (n_rows == 0)
 		return 0;
@@ -43,13 +45,15 @@ int run_lease_grant_merged(struct db *db, struct db_op **ops, size_t n_ops)
 		op_error(ops[0], "out of memory");
 		return -ENOMEM;
 	}
+	m->rows = rows;
+	m->n_rows = n_rows;
 	n_rows = 0;
 	db_params_init(&p);
 	db_array_init(&ids, &p);
 	db_array_init(&attempts, &p);
 	db_array_init(&worker, &p);
 	db_array_init(&devs, &p);
-	for (size_t o = 0; o < n_ops; o++)
+	for (size_t o = 0; o < m->n_ops; o++)
 	for (size_t i = 0; i < ops[o]->u.lease.n; i++) {
 		struct db_lease *l = &ops[o]->u.lease.v[i];
 		struct db_array one;
@@ -73,7 +77,7 @@ int run_lease_grant_merged(struct db *db, struct db_op **ops, size_t n_ops)
 	db_param_array(&p, &attempts);
 	db_param_array(&p, &worker);
 	db_param_array(&p, &devs);
-	r = db_exec_generic(db, ops[0],
+	r = db_pipe_send_generic(db, ops[0],
 		    "WITH u AS (SELECT u.id, u.attempt, u.worker, u.devs::int[] AS devs, u.ord"
 		    " FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[]) WITH ORDINALITY"
 		    " AS u (id, attempt, worker, devs, ord)),"
@@ -85,22 +89,38 @@ int run_lease_grant_merged(struct db *db, struct db_op **ops, size_t n_ops)
 		    " a AS (INSERT INTO attempts (task_id, attempt, worker_id, device_index, device_indices)"
 		    " SELECT id, attempt, worker_id, device_index, device_indices FROM g)"
 		    " SELECT id, ord FROM g",
-		    &p, PGRES_TUPLES_OK, &res);
+		    &p);
 	db_params_fini(&p);
-	if (r < 0) {
-		free(rows);
+	m->sent = r == 0;
+	return r;
+}
+
+int lease_grant_read(struct db *db, struct db_merged *m)
+{
+	struct db_lease **rows = m->rows;
+	PGresult *res = NULL;
+
+	if (!m->sent)
+		return 0;
+	int r = db_pipe_read(db, m->ops[0], PGRES_TUPLES_OK, &res);
+	if (r < 0)
 		return r;
-	}
 	/* The row the update took, by its position in the arrays: a task
 	 * named twice is granted once. */
 	for (int i = 0; i < PQntuples(res); i++) {
 		uint64_t id = get_u64(res, i, 0), ord = get_u64(res, i, 1);
-		if (ord >= 1 && ord <= n_rows && rows[ord - 1]->task_id == id)
+		if (ord >= 1 && ord <= m->n_rows && rows[ord - 1]->task_id == id)
 			rows[ord - 1]->granted = true;
 	}
 	PQclear(res);
-	free(rows);
 	return 0;
+}
+
+int run_lease_grant_merged(struct db *db, struct db_op **ops, size_t n_ops)
+{
+	struct db_merged m = { .ops = ops, .n_ops = n_ops };
+
+	return db_merged_run(db, &m, lease_grant_send, lease_grant_read);
 }
 
 int run_lease_grant(struct db *db, struct db_op *op)

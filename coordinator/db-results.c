@@ -14,8 +14,11 @@
  * results of consecutive ops of a group commit (reports of several workers)
  * are stored by one statement (run_result_store_merged): the statement
  * costs more to plan than to run for a few rows, so planning it once for
- * many reports is what makes a result cheap.  Runs on the database thread
- * only, inside the group commit's transaction.
+ * many reports is what makes a result cheap.  The statement, and the one
+ * that finishes jobs after it, are sent into the group commit's pipeline
+ * (result_store_send) and read back after it (result_store_read), so the
+ * transaction that holds them is one round trip.  Runs on the database
+ * thread only, inside the group commit's transaction.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -52,21 +55,26 @@ static int stored_row_cmp(const void *a, const void *b)
 	return x->attempt < y->attempt ? -1 : x->attempt > y->attempt;
 }
 
-/* Stores the results of ops[0..n_ops) (DB_OP_RESULT_STORE, at most
- * DB_MERGE_ROWS_MAX results in all) with one statement: their arrays are
- * concatenated and each row's outcome goes back to its op through the
- * row's ordinality.  A failure is reported on ops[0]; the caller then runs
- * each op alone (run_result_store) to learn which one it was. */
-int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
+/* Sends the statement that stores the results of m->ops
+ * (DB_OP_RESULT_STORE, at most DB_MERGE_ROWS_MAX results in all), their
+ * arrays concatenated, and after it the one that finishes the jobs whose
+ * last task got its outcome: it names the jobs by the tasks sent, not by
+ * the outcomes the first one decided, so both go in the same pipeline
+ * (only a job whose last task is no longer queued nor leased is finished,
+ * which is a job one of those results finished).  result_store_read gives
+ * each row's outcome back to its op through the row's ordinality.  A
+ * failure is reported on ops[0]; the caller then runs each op alone
+ * (run_result_store) to learn which one it was. */
+int result_store_send(struct db *db, struct db_merged *m)
 {
-	PGresult *res = NULL;
+	struct db_op **ops = m->ops;
 	struct db_params p;
-	struct db_array col[15], jobs;
+	struct db_array col[15], tasks;
 	struct result_row *rows;
 	size_t n_rows = 0;
 	int r;
 
-	for (size_t o = 0; o < n_ops; o++) {
+	for (size_t o = 0; o < m->n_ops; o++) {
 		free(ops[o]->u.result.finished_jobs);
 		ops[o]->u.result.finished_jobs = NULL;
 		ops[o]->u.result.n_finished_jobs = 0;
@@ -74,16 +82,34 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 	}
 	if (n_rows == 0)
 		return 0;
+	/* Everything the read needs is allocated before the COMMIT is sent:
+	 * a result committed is then always told to its op.  The statement
+	 * returns at most a row per result sent and one per result stored;
+	 * an op finishes at most a job per result of it. */
 	rows = calloc(n_rows, sizeof(*rows));
-	if (!rows) {
+	m->scratch = calloc(2 * n_rows, sizeof(struct stored_row));
+	if (!rows || !m->scratch) {
+		free(rows);
 		op_error(ops[0], "out of memory");
 		return -ENOMEM;
+	}
+	m->rows = rows;
+	m->n_rows = n_rows;
+	for (size_t o = 0; o < m->n_ops; o++) {
+		size_t n = ops[o]->u.result.n;
+		if (n == 0)
+			continue;
+		ops[o]->u.result.finished_jobs = malloc(n * sizeof(uint64_t));
+		if (!ops[o]->u.result.finished_jobs) {
+			op_error(ops[0], "out of memory");
+			return -ENOMEM;
+		}
 	}
 	n_rows = 0;
 	db_params_init(&p);
 	for (int c = 0; c < 15; c++)
 		db_array_init(&col[c], &p);
-	for (size_t o = 0; o < n_ops; o++)
+	for (size_t o = 0; o < m->n_ops; o++)
 	for (size_t k = 0; k < ops[o]->u.result.n; k++) {
 		struct db_result *d = &ops[o]->u.result.v[k];
 		const Hf__TaskResult *t = d->r;
@@ -109,7 +135,7 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 	}
 	for (int c = 0; c < 15; c++)
 		db_param_array(&p, &col[c]);
-	r = db_exec_generic(db, ops[0],
+	r = db_pipe_send_generic(db, ops[0],
 		    "WITH i AS (SELECT u.task_id, u.attempt, u.status, u.reason, u.metrics, u.env, u.weights,"
 		    " u.log_excerpt, u.worker_id, u.device_index, u.exit_code,"
 		    " timestamptz 'epoch' + u.started_us * interval '1 microsecond' AS started_at,"
@@ -189,25 +215,47 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 		     * per row sent. */
 		    " SELECT i.task_id, i.attempt, i.job_id, NULL::bool, NULL::bool, i.owned, i.ord, i.nth FROM i"
 		    " UNION ALL SELECT ins.task_id, ins.attempt, NULL, ins.stale, ins.retried, NULL, 0, 0 FROM ins",
-		    &p, PGRES_TUPLES_OK, &res);
+		    &p);
 	db_params_fini(&p);
-	if (r < 0) {
-		free(rows);
+	if (r < 0)
 		return r;
-	}
+	m->sent = true;
+	/* Jobs whose last task just got its outcome are done. */
+	db_params_init(&p);
+	db_array_init(&tasks, &p);
+	for (size_t k = 0; k < m->n_rows; k++)
+		db_array_u64(&tasks, "task_id", rows[k].d->r->task_id);
+	db_param_array(&p, &tasks);
+	r = db_pipe_send(db, ops[0],
+		    "UPDATE jobs j SET state = 'done', finished_at = now()"
+		    " WHERE j.id IN (SELECT t.job_id FROM tasks t WHERE t.id = ANY ($1::bigint[]))"
+		    " AND j.state = 'running' AND NOT EXISTS"
+		    " (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state IN ('queued', 'leased'))"
+		    " RETURNING j.id",
+		    &p);
+	db_params_fini(&p);
+	return r;
+}
 
-	size_t n_final = 0, n_stored = 0;
-	struct stored_row *stored = calloc(PQntuples(res) > 0 ? PQntuples(res) : 1, sizeof(*stored));
-	if (!stored) {
-		PQclear(res);
-		free(rows);
-		op_error(ops[0], "out of memory");
-		return -ENOMEM;
-	}
+int result_store_read(struct db *db, struct db_merged *m)
+{
+	struct db_op **ops = m->ops;
+	struct result_row *rows = m->rows;
+	struct stored_row *stored = m->scratch;
+	size_t n_rows = m->n_rows;
+	PGresult *res = NULL;
+
+	if (!m->sent)
+		return 0;
+	int r = db_pipe_read(db, ops[0], PGRES_TUPLES_OK, &res);
+	if (r < 0)
+		return r;
+
+	size_t n_stored = 0;
 	/* The results stored, sorted by (task, attempt): at most one each
 	 * (the unique key of results). */
 	for (int row = 0; row < PQntuples(res); row++) {
-		if (get_u64(res, row, 6) != 0)
+		if (get_u64(res, row, 6) != 0 || n_stored == 2 * n_rows)
 			continue;
 		stored[n_stored].task_id = get_u64(res, row, 0);
 		stored[n_stored].attempt = (uint32_t)get_u64(res, row, 1);
@@ -215,8 +263,6 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 		stored[n_stored++].retried = strcmp(PQgetvalue(res, row, 4), "t") == 0;
 	}
 	qsort(stored, n_stored, sizeof(*stored), stored_row_cmp);
-	db_params_init(&p);
-	db_array_init(&jobs, &p);
 	/* One row per result sent, found by its position in the arrays (the
 	 * ordinality), not by searching the batch for its task id.  The
 	 * first copy of a result its worker owns (nth 1) is the one whose
@@ -245,50 +291,33 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 			d->outcome = DB_RESULT_FINAL;
 		if (!PQgetisnull(res, row, 2))
 			d->job_id = get_u64(res, row, 2);
-		if (d->outcome == DB_RESULT_FINAL) {
-			db_array_u64(&jobs, "job id", d->job_id);
-			n_final++;
-		}
 	}
-	free(stored);
 	PQclear(res);
-	db_param_array(&p, &jobs);
-	/* Jobs whose last task just got its outcome are done. */
-	r = n_final == 0 ? 0 :
-	    db_exec(db, ops[0],
-		    "UPDATE jobs j SET state = 'done', finished_at = now()"
-		    " WHERE j.id = ANY ($1::bigint[]) AND j.state = 'running' AND NOT EXISTS"
-		    " (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state IN ('queued', 'leased'))"
-		    " RETURNING j.id",
-		    &p, PGRES_TUPLES_OK, &res);
-	db_params_fini(&p);
-	if (n_final == 0 || r < 0) {
-		free(rows);
+	r = db_pipe_read(db, ops[0], PGRES_TUPLES_OK, &res);
+	if (r < 0)
 		return r;
-	}
 	/* A finished job is told to the last op with a final result of it,
 	 * the one that would have finished it had each op run alone. */
-	for (int i = 0; r == 0 && i < PQntuples(res); i++) {
+	for (int i = 0; i < PQntuples(res); i++) {
 		uint64_t job = get_u64(res, i, 0);
 		struct db_op *by = NULL;
 		for (size_t k = n_rows; k-- > 0 && !by;)
 			if (rows[k].d->outcome == DB_RESULT_FINAL && rows[k].d->job_id == job)
 				by = rows[k].op;
-		if (!by)
-			continue;
-		uint64_t *v = realloc(by->u.result.finished_jobs,
-				      (by->u.result.n_finished_jobs + 1) * sizeof(uint64_t));
-		if (!v) {
-			op_error(ops[0], "out of memory");
-			r = -ENOMEM;
-			break;
-		}
-		v[by->u.result.n_finished_jobs++] = job;
-		by->u.result.finished_jobs = v;
+		/* At most one entry per job and op, each a job one of its
+		 * results finished: within the room allocated. */
+		if (by && by->u.result.n_finished_jobs < by->u.result.n)
+			by->u.result.finished_jobs[by->u.result.n_finished_jobs++] = job;
 	}
 	PQclear(res);
-	free(rows);
-	return r;
+	return 0;
+}
+
+int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
+{
+	struct db_merged m = { .ops = ops, .n_ops = n_ops };
+
+	return db_merged_run(db, &m, result_store_send, result_store_read);
 }
 
 int run_result_store(struct db *db, struct db_op *op)

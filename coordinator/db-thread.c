@@ -137,16 +137,11 @@ static void op_complete(struct db *db, struct db_op *op)
 
 static bool op_mergeable(const struct db_op *op);
 
-/* Begins a transaction.  One of result stores and lease grants alone
- * (generic) sets plan_cache_mode for all of it in the same round trip, so
- * that each of its statements is one round trip, not three
- * (db_exec_generic). */
-static int txn_begin(struct db *db, struct db_op *op, bool generic)
+/* Begins a transaction of ops run one statement after the other. */
+static int txn_begin(struct db *db, struct db_op *op)
 {
-	int r = db_cmd(db, op, generic ? "BEGIN; SET LOCAL plan_cache_mode = force_generic_plan" : "BEGIN");
-
-	db->generic_txn = generic && r == 0;
-	return r;
+	db->generic_txn = false;
+	return db_cmd(db, op, "BEGIN");
 }
 
 /* Commits when r is 0, else rolls back; returns the outcome. */
@@ -160,10 +155,20 @@ static int txn_end(struct db *db, struct db_op *op, int r)
 	return r;
 }
 
-/* Runs one write op in a transaction of its own. */
+static int txn_pipelined(struct db *db, struct db_op *txn_op, struct db_op **ops, size_t n,
+			 const bool *left_out, bool merge, size_t *failed, bool *merged_failed);
+
+/* Runs one write op in a transaction of its own: a result store or a lease
+ * grant as one pipeline (txn_pipelined), any other op statement by
+ * statement. */
 static int run_alone(struct db *db, struct db_op *op)
 {
-	int r = txn_begin(db, op, op_mergeable(op));
+	if (op_mergeable(op)) {
+		bool left_out = false, merged_failed;
+		size_t failed;
+		return txn_pipelined(db, op, &op, 1, &left_out, true, &failed, &merged_failed);
+	}
+	int r = txn_begin(db, op);
 	if (r < 0)
 		return r;
 	return txn_end(db, op, op_run(db, op));
@@ -238,6 +243,146 @@ static int run_merged(struct db *db, struct db_op **run, size_t k)
 	return r;
 }
 
+/* One statement of a pipelined transaction: the ops it serves (one, or a
+ * merged run of several), where the first of them is in the group, and
+ * how sending it went. */
+struct pipe_unit {
+	struct db_merged m;
+	size_t first;
+	int send_rc;
+};
+
+/* Records how u went on its ops, as run_merged (several) or op_run (one)
+ * would have. */
+static void unit_record(struct pipe_unit *u, int rc, size_t *failed, bool *merged_failed)
+{
+	for (size_t m = 0; m < u->m.n_ops; m++) {
+		u->m.ops[m]->rc = rc;
+		if (m > 0 && rc < 0)
+			snprintf(u->m.ops[m]->err, sizeof(u->m.ops[m]->err), "%s", u->m.ops[0]->err);
+	}
+	if (rc < 0 && u->m.n_ops > 1)
+		*merged_failed = true;
+	else if (rc < 0)
+		*failed = u->first;
+}
+
+/* Runs the ops of ops[0..n) not left out (result stores and lease grants,
+ * none with an audit row) in one transaction sent as one pipeline: BEGIN,
+ * the generic plans for all of it, a statement per merged run (merge_run,
+ * when merge) or per op, COMMIT and one sync, then every result read back
+ * in order: one round trip to PostgreSQL where running them one by one
+ * took one per statement.  What each op gets is what run_group's loop
+ * gives it: the first statement that fails (or cannot be sent: a value
+ * refused while building it) sets *merged_failed, or *failed to its op;
+ * PostgreSQL skips the statements after it and the COMMIT, and the
+ * transaction is rolled back, as a failing statement's is when they run
+ * one by one.  Errors of BEGIN and COMMIT go to txn_op.  Returns the
+ * transaction's outcome. */
+static int txn_pipelined(struct db *db, struct db_op *txn_op, struct db_op **ops, size_t n,
+			 const bool *left_out, bool merge, size_t *failed, bool *merged_failed)
+{
+	struct db_op *run[DB_BATCH_MAX];
+	struct pipe_unit units[DB_BATCH_MAX];
+	bool taken[DB_BATCH_MAX] = { false }, commit_sent = false;
+	size_t n_units = 0, used = 0;
+	int r, sent;
+
+	*failed = n;
+	*merged_failed = false;
+	r = db_pipe_begin(db, txn_op);
+	if (r < 0)
+		return r;
+	r = db_pipe_cmd(db, txn_op, "BEGIN");
+	if (r == 0)
+		r = db_pipe_cmd(db, txn_op, "SET LOCAL plan_cache_mode = force_generic_plan");
+	db->generic_txn = true;
+	sent = r;
+	for (size_t i = 0; sent == 0 && i < n; i++) {
+		if (left_out[i] || taken[i])
+			continue;
+		size_t k = merge ? merge_run(ops, left_out, taken, i, n, run + used) : 0;
+		if (k == 0) {
+			run[used] = ops[i];
+			taken[i] = true;
+			k = 1;
+		}
+		struct pipe_unit *u = &units[n_units++];
+		*u = (struct pipe_unit){ .m = { .ops = run + used, .n_ops = k }, .first = i };
+		used += k;
+		for (size_t m = 0; m < k; m++)
+			u->m.ops[m]->err[0] = '\0';
+		if (ops[i]->kind == DB_OP_RESULT_STORE)
+			u->send_rc = result_store_send(db, &u->m);
+		else
+			u->send_rc = lease_grant_send(db, &u->m);
+		sent = u->send_rc;
+	}
+	if (sent == 0) {
+		r = db_pipe_cmd(db, txn_op, "COMMIT");
+		commit_sent = r == 0;
+	}
+	if (r == 0)
+		r = db_pipe_sync(db, txn_op);
+	if (r == 0)
+		r = db_pipe_read_cmd(db, txn_op); /* BEGIN */
+	if (r == 0)
+		r = db_pipe_read_cmd(db, txn_op); /* SET LOCAL */
+	for (size_t u = 0; r == 0 && u < n_units; u++) {
+		int rc = units[u].send_rc;
+		if (rc == 0)
+			rc = units[u].m.ops[0]->kind == DB_OP_RESULT_STORE ? result_store_read(db, &units[u].m)
+									    : lease_grant_read(db, &units[u].m);
+		unit_record(&units[u], rc, failed, merged_failed);
+		r = rc;
+	}
+	if (r == 0 && commit_sent)
+		r = db_pipe_read_cmd(db, txn_op);
+	r = db_pipe_end(db, txn_op, r);
+	for (size_t u = 0; u < n_units; u++)
+		db_merged_fini(&units[u].m);
+	db->generic_txn = false;
+	/* A failed statement left the transaction open and failed (the
+	 * COMMIT was skipped); a value refused before sending, open. */
+	if (r < 0 && r != -ENOTCONN && db_connected(db))
+		PQclear(PQexec(db->conn, "ROLLBACK"));
+	return r;
+}
+
+/* The same as txn_pipelined for a group that holds other writes: each op
+ * (with its audit row), or merged run, in turn, statement by statement;
+ * a merged run's statements are one pipeline of their own. */
+static int txn_sequential(struct db *db, struct db_op *txn_op, struct db_op **ops, size_t n,
+			  const bool *left_out, bool merge, size_t *failed, bool *merged_failed)
+{
+	struct db_op *run[DB_BATCH_MAX];
+	bool taken[DB_BATCH_MAX] = { false };
+	int r = txn_begin(db, txn_op);
+
+	*failed = n;
+	*merged_failed = false;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		if (left_out[i] || taken[i])
+			continue;
+		size_t k = 0;
+		if (merge && op_mergeable(ops[i]))
+			k = merge_run(ops, left_out, taken, i, n, run);
+		if (k > 1) {
+			for (size_t m = 0; m < k; m++)
+				run[m]->err[0] = '\0';
+			r = run_merged(db, run, k);
+			*merged_failed = r < 0;
+			continue;
+		}
+		ops[i]->err[0] = '\0';
+		r = op_run(db, ops[i]);
+		ops[i]->rc = r;
+		if (r < 0)
+			*failed = i;
+	}
+	return txn_end(db, txn_op, r);
+}
+
 /* Runs ops[0..n) (all writes) in one transaction.  The result stores of a
  * stretch of result stores and lease grants run as one statement, and the
  * grants as another (merge_run); if that statement fails,
@@ -250,7 +395,6 @@ static void run_group(struct db *db, struct db_op **ops, size_t n)
 {
 	struct db_op scratch = { 0 };
 	bool left_out[DB_BATCH_MAX] = { false };
-	struct db_op *run[DB_BATCH_MAX];
 	bool merge = true, generic = true;
 	int r = 0;
 	size_t i;
@@ -263,28 +407,11 @@ static void run_group(struct db *db, struct db_op **ops, size_t n)
 		generic = generic && op_mergeable(ops[i]);
 	for (int round = 0;; round++) {
 		size_t failed = n;
-		bool merged_failed = false, taken[DB_BATCH_MAX] = { false };
-		r = txn_begin(db, &scratch, generic);
-		for (i = 0; r == 0 && i < n; i++) {
-			if (left_out[i] || taken[i])
-				continue;
-			size_t k = 0;
-			if (merge && op_mergeable(ops[i]))
-				k = merge_run(ops, left_out, taken, i, n, run);
-			if (k > 1) {
-				for (size_t m = 0; m < k; m++)
-					run[m]->err[0] = '\0';
-				r = run_merged(db, run, k);
-				merged_failed = r < 0;
-				continue;
-			}
-			ops[i]->err[0] = '\0';
-			r = op_run(db, ops[i]);
-			ops[i]->rc = r;
-			if (r < 0)
-				failed = i;
-		}
-		r = txn_end(db, &scratch, r);
+		bool merged_failed = false;
+		if (generic)
+			r = txn_pipelined(db, &scratch, ops, n, left_out, merge, &failed, &merged_failed);
+		else
+			r = txn_sequential(db, &scratch, ops, n, left_out, merge, &failed, &merged_failed);
 		if (r == 0)
 			return;
 		if (merged_failed && r != -ENOTCONN && db_connected(db)) {
@@ -323,6 +450,13 @@ static void ops_complete(struct db *db, struct db_op **ops, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		if (ops[i]->rc < 0 && ops[i]->kind != DB_OP_START)
 			log_warn("database operation failed: %s", ops[i]->err);
+		if (ops[i]->rc < 0 && ops[i]->kind == DB_OP_RESULT_STORE) {
+			/* A failed store finished no job (room for them is
+			 * allocated before its statement is sent). */
+			free(ops[i]->u.result.finished_jobs);
+			ops[i]->u.result.finished_jobs = NULL;
+			ops[i]->u.result.n_finished_jobs = 0;
+		}
 		op_complete(db, ops[i]);
 	}
 	uv_async_send(&db->async);

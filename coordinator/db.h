@@ -11,7 +11,9 @@
  * results is one round trip, not one per task.  An operation refused for its
  * own data (-EINVAL, -EEXIST) is left out and the others run again together;
  * if the shared transaction fails otherwise, each operation is run again in
- * a transaction of its own, so only the bad one fails.  Reads run outside
+ * a transaction of its own, so only the bad one fails.  A transaction of
+ * result stores and lease grants alone is sent as one pipeline (BEGIN, its
+ * statements, COMMIT): one round trip to PostgreSQL.  Reads run outside
  * transactions and build their reply message on this thread.
  *
  * Every value reaches PostgreSQL as a parameter of a constant statement
@@ -255,7 +257,7 @@ struct db_op {
 		struct {
 			struct db_result *v;
 			size_t n;
-			uint64_t *finished_jobs;        /* out, free() */
+			uint64_t *finished_jobs;        /* out, free(); NULL when the op failed */
 			size_t n_finished_jobs;
 		} result;
 		/* DB_OP_JOB_CANCEL and DB_OP_JOB_CANCEL_SLICE (db-cancel.c).

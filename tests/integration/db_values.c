@@ -14,6 +14,11 @@
  * jobs, as when each runs alone.  Lease grants queued with result stores
  * are committed first, in a transaction of their own, and handed back
  * only once committed; a grant queued after a cancel stays behind it.
+ * A transaction sent as one pipeline that fails inside PostgreSQL (a
+ * trigger raising for chosen values) changes nothing and fails only its
+ * op; a lost connection fails the next op and the one after it connects
+ * again, preparing its statements anew, also after a failure skipped a
+ * preparation.
  *   hf-db-values CONNINFO
  * The test's own libpq connection (the same CONNINFO) sets the id
  * sequences near their end and checks what was stored.  Exits 0 when every
@@ -759,6 +764,154 @@ static void test_leases_first(void)
 	free(op[0].u.result.finished_jobs);
 }
 
+/* ---- transactions sent as one pipeline, failing inside ---- */
+
+/* A lease grant of task to worker by itself; returns the op's rc. */
+static int grant_one(uint64_t task, const char *worker, bool *granted, const char *what)
+{
+	struct db_lease l = { .task_id = task, .attempt = 1, .worker_id = worker, .n_devices = 1 };
+	struct db_op op = { 0 };
+
+	op.u.lease.v = &l;
+	op.u.lease.n = 1;
+	run(&op, DB_OP_LEASE_GRANT);
+	if (op.rc < 0)
+		printf("ok: %s: rc %d: %s\n", what, op.rc, op.err);
+	*granted = l.granted;
+	return op.rc;
+}
+
+/* The state of task and how many attempts and results it has. */
+static char *task_row(uint64_t task)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql), "SELECT state || ' ' || (SELECT count(*) FROM attempts WHERE task_id = t.id)"
+		 " || ' ' || (SELECT count(*) FROM results WHERE task_id = t.id) FROM tasks t WHERE id = %" PRIu64,
+		 task);
+	return query(sql);
+}
+
+static void test_pipeline_failures(void)
+{
+	struct db_op blk, op[3];
+	uint64_t job[6], task[6];
+	Hf__TaskResult r[3];
+	struct db_result d[3];
+	bool granted;
+	char sql[512];
+
+	three_jobs(job, task, "a job for the pipeline failures");
+	three_jobs(job + 3, task + 3, "a job for the pipeline failures");
+	/* Statements that fail inside PostgreSQL, after the values were
+	 * accepted: a grant to worker "boom" and a result whose reason is
+	 * "boom" (an error of no data class: -EIO), a result whose reason is
+	 * "refuse" (a data exception: -EINVAL). */
+	query("CREATE FUNCTION pipeline_boom_grant() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+	      " RAISE EXCEPTION 'boom for %', NEW.task_id; END $$");
+	query("CREATE FUNCTION pipeline_boom_result() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+	      " IF NEW.reason = 'boom' THEN RAISE EXCEPTION 'boom for %', NEW.task_id; END IF;"
+	      " IF NEW.reason = 'refuse' THEN RAISE EXCEPTION 'refused %', NEW.task_id USING ERRCODE = '22023'; END IF;"
+	      " RETURN NEW; END $$");
+	query("CREATE TRIGGER pipeline_boom_attempts BEFORE INSERT ON attempts FOR EACH ROW"
+	      " WHEN (NEW.worker_id = 'boom') EXECUTE FUNCTION pipeline_boom_grant()");
+	query("CREATE TRIGGER pipeline_boom_results BEFORE INSERT ON results FOR EACH ROW"
+	      " EXECUTE FUNCTION pipeline_boom_result()");
+
+	/* The connection is lost between two transactions: the next fails
+	 * as an outage and changes nothing; the one after it connects again
+	 * and runs on a connection with nothing prepared yet. */
+	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d, 5000)", db_backend_pid(db));
+	expect_eq(query(sql), "t", "the coordinator's backend terminated");
+	if (grant_one(task[0], "p0", &granted, "a grant on a lost connection") != -ENOTCONN)
+		fail("a grant on a lost connection: want -ENOTCONN");
+	expect_eq(task_row(task[0]), "queued 0 0", "the task of the grant on a lost connection");
+	if (grant_one(task[0], "p0", &granted, "a grant after the connection came back") != 0 || !granted)
+		fail("a grant after the connection came back: not granted");
+	expect_eq(task_row(task[0]), "leased 1 0", "the task granted after the connection came back");
+
+	/* The result statement fails in PostgreSQL on a new connection: the
+	 * jobs statement after it, whose preparation was in the same
+	 * pipeline, was skipped and must be prepared again by the next. */
+	result_init(&r[0], &d[0], task[0], 1);
+	d[0].worker_id = "p0";
+	r[0].reason = "boom";
+	memset(op, 0, sizeof(op));
+	op[0].u.result.v = &d[0];
+	op[0].u.result.n = 1;
+	run(&op[0], DB_OP_RESULT_STORE);
+	if (op[0].rc != -EIO || !strstr(op[0].err, "boom for"))
+		fail("a result failing in PostgreSQL: rc %d, err \"%s\"; want -EIO naming it", op[0].rc, op[0].err);
+	else
+		printf("ok: a result failing in PostgreSQL: %s\n", op[0].err);
+	expect_eq(task_row(task[0]), "leased 1 0", "the task of the failed result");
+	r[0].reason = "fine";
+	run(&op[0], DB_OP_RESULT_STORE);
+	expect_ok(&op[0], "the same result again, not failing");
+	if (d[0].outcome != DB_RESULT_FINAL || op[0].u.result.n_finished_jobs != 1 ||
+	    op[0].u.result.finished_jobs[0] != job[0])
+		fail("the result again: outcome %d, %zu finished jobs; want final and its job",
+		     (int)d[0].outcome, op[0].u.result.n_finished_jobs);
+	free(op[0].u.result.finished_jobs);
+	expect_eq(task_row(task[0]), "passed 1 1", "the task of the result stored");
+
+	/* Grants in one pipelined group, one failing in PostgreSQL: it fails
+	 * alone and changes nothing; the other is granted. */
+	block_thread(&blk);
+	struct db_lease lb = { .task_id = task[1], .attempt = 1, .worker_id = "boom", .n_devices = 1 };
+	struct db_lease lg = { .task_id = task[2], .attempt = 1, .worker_id = "p2", .n_devices = 1 };
+	memset(op, 0, sizeof(op));
+	op[0].u.lease.v = &lb;
+	op[0].u.lease.n = 1;
+	op[1].u.lease.v = &lg;
+	op[1].u.lease.n = 1;
+	submit(&op[0], DB_OP_LEASE_GRANT);
+	submit(&op[1], DB_OP_LEASE_GRANT);
+	unblock_thread();
+	if (op[0].rc != -EIO || lb.granted)
+		fail("a grant failing in PostgreSQL in a group: rc %d, granted %d", op[0].rc, lb.granted);
+	expect_ok(&op[1], "a grant beside one failing in PostgreSQL");
+	if (!lg.granted)
+		fail("a grant beside one failing in PostgreSQL: not granted");
+	expect_eq(task_row(task[1]), "queued 0 0", "the task of the failed grant");
+	expect_eq(task_row(task[2]), "leased 1 0", "the task granted beside it");
+
+	/* Results of three workers in one group, the middle one refused by
+	 * PostgreSQL as bad data: it is left out and the other two commit
+	 * together, in one transaction. */
+	for (int k = 0; k < 3; k++) {
+		if (grant_one(task[3 + k], "p3", &granted, "a grant for the results group") != 0 || !granted)
+			fail("a grant for the results group: not granted");
+		result_init(&r[k], &d[k], task[3 + k], 1);
+		d[k].worker_id = "p3";
+	}
+	r[1].reason = "refuse";
+	block_thread(&blk);
+	memset(op, 0, sizeof(op));
+	for (int k = 0; k < 3; k++) {
+		op[k].u.result.v = &d[k];
+		op[k].u.result.n = 1;
+		submit(&op[k], DB_OP_RESULT_STORE);
+	}
+	unblock_thread();
+	expect_ok(&op[0], "a result before one PostgreSQL refused");
+	expect_refused(&op[1], "a result PostgreSQL refused in a group", "refused");
+	expect_ok(&op[2], "a result after one PostgreSQL refused");
+	if (d[0].outcome != DB_RESULT_FINAL || d[2].outcome != DB_RESULT_FINAL)
+		fail("the results beside a refused one: outcomes %d %d, want final", (int)d[0].outcome,
+		     (int)d[2].outcome);
+	expect_eq(task_row(task[4]), "leased 1 0", "the task of the refused result");
+	snprintf(sql, sizeof(sql), "SELECT count(DISTINCT xmin::text) FROM results WHERE task_id IN (%" PRIu64
+		 ", %" PRIu64 ")", task[3], task[5]);
+	expect_eq(query(sql), "1", "transactions of the results beside the refused one");
+	for (int k = 0; k < 3; k++)
+		free(op[k].u.result.finished_jobs);
+	if (!db_healthy(db))
+		fail("the database layer unhealthy after the pipeline failures");
+	query("DROP TRIGGER pipeline_boom_attempts ON attempts");
+	query("DROP TRIGGER pipeline_boom_results ON results");
+}
+
 int main(int argc, char **argv)
 {
 	struct db_op start = { 0 };
@@ -795,6 +948,7 @@ int main(int argc, char **argv)
 		test_group_commit();
 		test_merged_ops();
 		test_leases_first();
+		test_pipeline_failures();
 	}
 	db_close(db);
 	uv_run(&loop, UV_RUN_DEFAULT);
