@@ -731,9 +731,9 @@ class TransformersSkewTest(unittest.TestCase):
                 c.wait_for(lambda: 'worker "%s" registered' % wid in c.coordinator.log(), 30,
                            'worker %s to register' % wid)
             log = c.coordinator.log()
-            self.assertIn('worker "old": transformers 5.12.0 is older than the registry\'s 5.17: its runner'
+            self.assertIn('worker "old": transformers 5.12.0 is older than the registry\'s 5.17.0: its runner'
                           ' skips the model types it lacks', log)
-            self.assertIn('worker "new": transformers 6.1.0.dev0 is newer than the registry\'s 5.17: model types'
+            self.assertIn('worker "new": transformers 6.1.0.dev0 is newer than the registry\'s 5.17.0: model types'
                           ' it added are not in the registry', log)
             self.assertNotIn('worker "same": transformers', log)
             # hfctl workers shows what each has.
