@@ -226,6 +226,34 @@ void hf_buf_puts(struct hf_buf *b, const char *s)
 	hf_buf_append(b, s, strlen(s));
 }
 
+void hf_buf_json_string(struct hf_buf *b, const char *s)
+{
+	if (!s)
+		return;
+	hf_buf_append(b, "\"", 1);
+	for (const char *run = s;;) {
+		size_t len = 0;
+		while (run[len] && run[len] != '"' && run[len] != '\\' && (unsigned char)run[len] >= 0x20 &&
+		       run[len] != 0x7f)
+			len++;
+		hf_buf_append(b, run, len);
+		if (!run[len])
+			break;
+		char esc[8];
+		unsigned char c = (unsigned char)run[len];
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			hf_buf_append(b, esc, 2);
+		} else {
+			snprintf(esc, sizeof(esc), "\\u%04x", c);
+			hf_buf_append(b, esc, 6);
+		}
+		run += len + 1;
+	}
+	hf_buf_append(b, "\"", 1);
+}
+
 /* Formats once into the room left when the text fits (the common case),
  * and only otherwise grows the buffer and formats again. */
 void hf_buf_printf(struct hf_buf *b, const char *fmt, ...)

@@ -58,6 +58,10 @@ void hf_buf_init(struct hf_buf *b);
 void hf_buf_fini(struct hf_buf *b);
 void hf_buf_append(struct hf_buf *b, const char *s, size_t n);
 void hf_buf_puts(struct hf_buf *b, const char *s);
+/* s (NUL-terminated, valid UTF-8: the caller checked it) as a JSON string
+ * on b: quoted, with '"', '\\', the control characters and DEL escaped, so
+ * that the text stays one line.  NULL appends nothing. */
+void hf_buf_json_string(struct hf_buf *b, const char *s);
 void hf_buf_printf(struct hf_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Decimal integers without printf (the database layer formats every

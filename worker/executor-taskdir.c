@@ -43,11 +43,6 @@ struct task_writer {
 	size_t n;          /* members written */
 };
 
-static void both(struct task_writer *w, const char *s, size_t len)
-{
-	hf_buf_append(&w->out, s, len);
-}
-
 static void key(struct task_writer *w, const char *name)
 {
 	if (w->indented)
@@ -55,7 +50,7 @@ static void key(struct task_writer *w, const char *name)
 	else
 		hf_buf_append(&w->out, w->n ? ",\"" : "{\"", 2);
 	w->n++;
-	both(w, name, strlen(name));
+	hf_buf_append(&w->out, name, strlen(name));
 	if (w->indented)
 		hf_buf_append(&w->out, "\": ", 3);
 	else
@@ -68,31 +63,10 @@ static void key(struct task_writer *w, const char *name)
 static void member_string(struct task_writer *w, const char *name, const char *s)
 {
 	key(w, name);
-	if (!s || !*s) {
-		both(w, "null", 4);
-		return;
-	}
-	both(w, "\"", 1);
-	for (const char *run = s;;) {
-		size_t len = 0;
-		while (run[len] && run[len] != '"' && run[len] != '\\' && (unsigned char)run[len] >= 0x20)
-			len++;
-		both(w, run, len);
-		if (!run[len])
-			break;
-		char esc[8];
-		unsigned char c = (unsigned char)run[len];
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)c;
-			both(w, esc, 2);
-		} else {
-			snprintf(esc, sizeof(esc), "\\u%04x", c);
-			both(w, esc, 6);
-		}
-		run += len + 1;
-	}
-	both(w, "\"", 1);
+	if (!s || !*s)
+		hf_buf_append(&w->out, "null", 4);
+	else
+		hf_buf_json_string(&w->out, s);
 }
 
 static void put_u64(struct task_writer *w, uint64_t v)
@@ -113,7 +87,7 @@ static void member_count(struct task_writer *w, const char *name, uint32_t v)
 	if (v)
 		put_u64(w, v);
 	else
-		both(w, "null", 4);
+		hf_buf_append(&w->out, "null", 4);
 }
 
 void task_text_fini(struct task_text *x)
@@ -143,13 +117,13 @@ static int task_text_build(struct task_text *x, bool indented)
 	member_string(&w, "backend", hf_backend_name(a->backend));
 	member_u64(&w, "device_index", a->device_index);
 	key(&w, "device_indices");
-	both(&w, "[", 1);
+	hf_buf_append(&w.out, "[", 1);
 	for (size_t i = 0; i < t->n_devices; i++) {
 		if (i)
 			hf_buf_append(&w.out, ", ", indented ? 2 : 1);
 		put_u64(&w, t->devices[i]);
 	}
-	both(&w, "]", 1);
+	hf_buf_append(&w.out, "]", 1);
 	member_count(&w, "batch_size", a->batch_size);
 	member_count(&w, "seq_len", a->seq_len);
 	member_string(&w, "precision", a->precision);

@@ -25,28 +25,7 @@ static bool ascii_json_string(struct hf_buf *b, const char *s)
 	for (const char *p = s; *p; p++)
 		if ((unsigned char)*p >= 0x80)
 			return false;
-	hf_buf_append(b, "\"", 1);
-	for (const char *run = s;;) {
-		size_t len = 0;
-		while (run[len] && run[len] != '"' && run[len] != '\\' && (unsigned char)run[len] >= 0x20 &&
-		       run[len] != 0x7f)
-			len++;
-		hf_buf_append(b, run, len);
-		if (!run[len])
-			break;
-		char esc[8];
-		unsigned char c = (unsigned char)run[len];
-		if (c == '"' || c == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)c;
-			hf_buf_append(b, esc, 2);
-		} else {
-			snprintf(esc, sizeof(esc), "\\u%04x", c);
-			hf_buf_append(b, esc, 6);
-		}
-		run += len + 1;
-	}
-	hf_buf_append(b, "\"", 1);
+	hf_buf_json_string(b, s);
 	return true;
 }
 

@@ -56,6 +56,21 @@ END_TEST
 
 /* Texts of every length around the room left: the buffer holds exactly
  * what printf would write, NUL-terminated, whatever the room was. */
+START_TEST(test_buf_json_string_escapes_what_json_needs)
+{
+	struct hf_buf b = { 0 };
+
+	hf_buf_json_string(&b, "plain");
+	hf_buf_json_string(&b, "q\"b\\n\nt\tdel\x7f\x01" "end");
+	hf_buf_json_string(&b, "caf\xc3\xa9"); /* UTF-8 passes as it is */
+	hf_buf_json_string(&b, "");
+	hf_buf_json_string(&b, NULL);
+	ck_assert_str_eq(b.data, "\"plain\"\"q\\\"b\\\\n\\u000at\\u0009del\\u007f\\u0001end\""
+				 "\"caf\xc3\xa9\"\"\"");
+	free(b.data);
+}
+END_TEST
+
 START_TEST(test_buf_printf_at_every_room)
 {
 	char text[600], want[1400];
@@ -90,6 +105,7 @@ static Suite *util_suite(void)
 	tcase_add_test(tc, test_integers_agree_with_printf);
 	tcase_add_test(tc, test_buf_put_appends_numbers);
 	tcase_add_test(tc, test_buf_printf_at_every_room);
+	tcase_add_test(tc, test_buf_json_string_escapes_what_json_needs);
 	suite_add_tcase(s, tc);
 	return s;
 }
