@@ -2,7 +2,8 @@
  *
  * The fixture of the tests that run real /bin/sh runners through an
  * executor on a libuv loop (test_worker_warm.c and test_worker_prewarm.c
- * through warm_fixture.h, test_worker_contain.c): a private state
+ * through warm_fixture.h, test_worker_contain.c, test_worker_executor.c): a
+ * private state
  * directory with the runner script's path in it, the loop with a guard
  * timer (a test that hangs fails instead) and a pause timer, the results
  * the executor hands back, running the loop until they came, and closing.
@@ -38,15 +39,21 @@ static int n_results, want_results;
 
 /* The setup of a test: a new state directory named after template (as
  * mkdtemp takes it), the loop and its timers. */
+/* The loop and its timers, again after finish() for a test that goes on. */
+static void executor_fixture_loop_open(void)
+{
+	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	uv_timer_init(&loop, &guard);
+	uv_unref((uv_handle_t *)&guard);
+	uv_timer_init(&loop, &pause_timer);
+}
+
 static void executor_fixture_setup(const char *template)
 {
 	hf_strlcpy(state_dir, template, sizeof(state_dir));
 	ck_assert_ptr_nonnull(mkdtemp(state_dir));
 	snprintf(script, sizeof(script), "%s/runner.sh", state_dir);
-	ck_assert_int_eq(uv_loop_init(&loop), 0);
-	uv_timer_init(&loop, &guard);
-	uv_unref((uv_handle_t *)&guard);
-	uv_timer_init(&loop, &pause_timer);
+	executor_fixture_loop_open();
 	n_results = 0;
 	signal(SIGPIPE, SIG_IGN); /* as hf-worker does */
 }

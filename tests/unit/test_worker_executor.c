@@ -22,35 +22,13 @@
 
 #include "executor.h"
 #include "hf_util.h"
-#include "result.h"
+#define EXECUTOR_FIXTURE_RESULTS 8
+#include "executor_fixture.h"
 #include "proc_helpers.h"
-
-#define GUARD_MS 20000
-
-static char state_dir[64];
-static char script[128];
-static uv_loop_t loop;
-static uv_timer_t guard;
-static Hf__TaskResult *results[8];
-static int n_results, want_results;
 
 static void setup(void)
 {
-	strcpy(state_dir, "/tmp/hfexecXXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(state_dir));
-	snprintf(script, sizeof(script), "%s/runner.sh", state_dir);
-	ck_assert_int_eq(uv_loop_init(&loop), 0);
-	n_results = 0;
-}
-
-static void teardown(void)
-{
-	char cmd[128];
-
-	for (int i = 0; i < n_results; i++)
-		result_free(results[i]);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", state_dir);
-	ck_assert_int_eq(system(cmd), 0);
+	executor_fixture_setup("/tmp/hfexecXXXXXX");
 }
 
 static void write_script(const char *body)
@@ -60,22 +38,6 @@ static void write_script(const char *body)
 	ck_assert_ptr_nonnull(f);
 	fprintf(f, "#!/bin/sh\nDIR='%s'\n%s\n", state_dir, body);
 	ck_assert_int_eq(fclose(f), 0);
-}
-
-static void done_cb(struct executor *ex, Hf__TaskResult *r, void *arg)
-{
-	(void)ex;
-	(void)arg;
-	ck_assert_int_lt(n_results, 8);
-	results[n_results++] = r;
-	if (n_results >= want_results)
-		uv_stop(&loop);
-}
-
-static void guard_cb(uv_timer_t *h)
-{
-	(void)h;
-	ck_abort_msg("the runner did not finish within %d ms", GUARD_MS);
 }
 
 static struct executor *make_executor(const char *runner, int64_t grace_ms, size_t output_limit)
@@ -112,27 +74,6 @@ static Hf__Assignment assignment(uint64_t task_id, uint32_t timeout_s)
 	return a;
 }
 
-/* Runs the loop until n results came in. */
-static void wait_results(int n)
-{
-	want_results = n;
-	uv_timer_init(&loop, &guard);
-	uv_timer_start(&guard, guard_cb, GUARD_MS, 0);
-	uv_unref((uv_handle_t *)&guard);
-	if (n_results < n)
-		uv_run(&loop, UV_RUN_DEFAULT);
-	uv_close((uv_handle_t *)&guard, NULL);
-	ck_assert_int_eq(n_results, n);
-}
-
-/* Closes the executor and checks that nothing was left open. */
-static void finish(struct executor *ex)
-{
-	executor_close(ex);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	ck_assert_int_eq(uv_loop_close(&loop), 0);
-}
-
 /* Health checks (executor_check_start). */
 static struct executor_check checks[4];
 static int n_checks;
@@ -148,12 +89,10 @@ static void check_cb(struct executor *ex, const struct executor_check *c, void *
 
 static void wait_check(void)
 {
-	uv_timer_init(&loop, &guard);
-	uv_timer_start(&guard, guard_cb, GUARD_MS, 0);
-	uv_unref((uv_handle_t *)&guard);
+	uv_timer_start(&guard, guard_cb, EXECUTOR_FIXTURE_GUARD_MS, 0);
 	if (n_checks == 0)
 		uv_run(&loop, UV_RUN_DEFAULT);
-	uv_close((uv_handle_t *)&guard, NULL);
+	uv_timer_stop(&guard);
 	ck_assert_int_eq(n_checks, 1);
 }
 
@@ -617,7 +556,7 @@ START_TEST(test_health_check_that_crashes_hangs_or_lies_fails)
 	finish(ex);
 
 	/* Hangs: stopped at the time limit, failed. */
-	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	executor_fixture_loop_open();
 	write_script("trap '' TERM\nsleep 100");
 	ex = make_executor(script, 200, 65536);
 	n_checks = 0;
@@ -628,7 +567,7 @@ START_TEST(test_health_check_that_crashes_hangs_or_lies_fails)
 	finish(ex);
 
 	/* Writes something that is not a verdict. */
-	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	executor_fixture_loop_open();
 	write_script("printf '{\"ok\": \"yes\"}' > \"$5\"");
 	ex = make_executor(script, 200, 65536);
 	n_checks = 0;
