@@ -2,11 +2,11 @@
  *
  * The fixture of the tests that run real /bin/sh runners through an
  * executor on a libuv loop (test_worker_warm.c and test_worker_prewarm.c
- * through warm_fixture.h, test_worker_contain.c, test_worker_executor.c): a
- * private state
- * directory with the runner script's path in it, the loop with a guard
- * timer (a test that hangs fails instead) and a pause timer, the results
- * the executor hands back, running the loop until they came, and closing.
+ * through warm_fixture.h, test_worker_contain.c, test_worker_executor.c):
+ * a private state directory with the runner script's path in it, the loop
+ * with a guard timer (a test that hangs fails instead) and a pause timer,
+ * the results the executor hands back, running the loop until they came,
+ * and closing.
  * Include it once per test program, after defining
  * EXECUTOR_FIXTURE_RESULTS (how many results a test may collect).
  */
