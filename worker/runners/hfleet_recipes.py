@@ -138,6 +138,8 @@ def _grid_vlm_inputs(r):
     c = r.config
     n = _grid_pixels(r, _sub(c, "vision_config") or c, "pixel_values", "image_grid_thw")
     tok = _token(c, "image_token_id", "image_token_index")
+    if tok is None:
+        return  # no placeholder to put: the model says what it wanted
     start = _token(c, "vision_start_token_id", "image_start_token_id")
     end = _token(c, "vision_end_token_id", "image_end_token_id")
     r.prepend_tokens([tok], n, before=[start] if start is not None else [], after=[end] if end is not None else [])
@@ -152,7 +154,10 @@ def _grid_tower_inputs(r):
 
 def fit_vision_out_width(config, shrunk):
     """A vision tower whose output (out_hidden_size) feeds the text model must
-    keep its width when the shrinker narrows the text model."""
+    follow the text model's width when the shrinker narrows it.  A default
+    config is left as transformers made it."""
+    if not shrunk:
+        return []
     vc, tc = _sub(config, "vision_config"), _sub(config, "text_config") or config
     want = _get(tc, "hidden_size")
     if vc is not None and hasattr(vc, "out_hidden_size") and isinstance(want, int) and vc.out_hidden_size != want:

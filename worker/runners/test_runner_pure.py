@@ -751,6 +751,8 @@ class TestRecipes(unittest.TestCase):
         import hfleet_recipes as recipes
         from types import SimpleNamespace as NS
         cfg = NS(vision_config=NS(out_hidden_size=3584), text_config=NS(hidden_size=64))
+        self.assertEqual(recipes.fit_vision_out_width(cfg, False), [])   # a default config is left alone
+        self.assertEqual(cfg.vision_config.out_hidden_size, 3584)
         self.assertEqual(len(recipes.fit_vision_out_width(cfg, True)), 1)
         self.assertEqual(cfg.vision_config.out_hidden_size, 64)
         self.assertEqual(recipes.fit_vision_out_width(cfg, True), [])
