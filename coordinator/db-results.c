@@ -220,7 +220,13 @@ int result_store_send(struct db *db, struct db_merged *m)
 	if (r < 0)
 		return r;
 	m->sent = true;
-	/* Jobs whose last task just got its outcome are done. */
+	/* Jobs whose last task just got its outcome are done.  The check for a
+	 * live task reads tasks_live_idx from the newest id down, where a
+	 * running job's queued tasks are: fresh statistics after a large
+	 * submit (db-jobs.c) say most of the job is queued, and a plain
+	 * EXISTS or LIMIT 1 was then planned as a sequential scan that walked
+	 * past every finished task first (about 1 ms a result statement, 40 %
+	 * of PostgreSQL's CPU per task). */
 	db_params_init(&p);
 	db_array_init(&tasks, &p);
 	for (size_t k = 0; k < m->n_rows; k++)
@@ -228,9 +234,9 @@ int result_store_send(struct db *db, struct db_merged *m)
 	db_param_array(&p, &tasks);
 	r = db_pipe_send(db, ops[0],
 		    "UPDATE jobs j SET state = 'done', finished_at = now()"
-		    " WHERE j.id IN (SELECT t.job_id FROM tasks t WHERE t.id = ANY ($1::bigint[]))"
-		    " AND j.state = 'running' AND NOT EXISTS"
-		    " (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state IN ('queued', 'leased'))"
+		    " WHERE j.id = ANY (ARRAY(SELECT DISTINCT t.job_id FROM tasks t WHERE t.id = ANY ($1::bigint[])))"
+		    " AND j.state = 'running' AND (SELECT 1 FROM tasks t WHERE t.job_id = j.id"
+		    " AND t.state IN ('queued', 'leased') ORDER BY t.id DESC LIMIT 1) IS NULL"
 		    " RETURNING j.id",
 		    &p);
 	db_params_fini(&p);
