@@ -28,8 +28,8 @@ def wait_job(cluster, job, timeout=240):
     cluster.wait_for(lambda: job_state(cluster, job) == 'done', timeout, 'job %d to finish' % job)
 
 
-def finished_tasks(cluster, job):
-    return int(cluster.pg.psql("SELECT count(*) FROM tasks WHERE job_id = %d AND state NOT IN ('queued', 'leased')" % job))
+def granted_tasks(cluster, job):
+    return int(cluster.pg.psql("SELECT count(*) FROM tasks WHERE job_id = %d AND state <> 'queued'" % job))
 
 
 def submit(cluster, *args):
@@ -319,15 +319,19 @@ class PipelineTest(unittest.TestCase):
         self._ok = True
 
     def test_two_equal_jobs_progress_at_comparable_rates(self):
+        # Jobs take turns at lease time, so fairness is judged on the tasks
+        # each job was granted, not on those finished: the two families'
+        # tasks differ in length, and counting finished ones measured the
+        # runners (24 against 45 under ASan on a loaded CI host).
         a, na = submit(self.c, '--family', 'vision,speech', '--batch-sizes', '7', '--name', 'a')
         b, nb = submit(self.c, '--family', 'encoder-only,decoder-only', '--batch-sizes', '7', '--name', 'b')
         half = min(na, nb) // 2
-        self.c.wait_for(lambda: finished_tasks(self.c, a) + finished_tasks(self.c, b) >= half, 120, 'progress')
-        fa, fb = finished_tasks(self.c, a), finished_tasks(self.c, b)
+        self.c.wait_for(lambda: granted_tasks(self.c, a) + granted_tasks(self.c, b) >= half, 120, 'progress')
+        ga, gb = granted_tasks(self.c, a), granted_tasks(self.c, b)
         wait_job(self.c, a)
         wait_job(self.c, b)
-        print('fair share: after %d tasks, job a had %d and job b %d' % (fa + fb, fa, fb))
-        self.assertGreater(min(fa, fb), 0.6 * max(fa, fb))
+        print('fair share: after %d grants, job a had %d and job b %d' % (ga + gb, ga, gb))
+        self.assertGreater(min(ga, gb), 0.6 * max(ga, gb))
         self._ok = True
 
     def test_drained_worker_gets_nothing_new_until_undrained(self):
