@@ -62,13 +62,13 @@ ENV = json.dumps({'python': '3.11.2', 'torch': '2.4.1+cpu', 'transformers': '4.4
 
 
 def c_statement(path, function, call):
-    """The SQL text of the first `call` (db_exec_generic(...)) inside
+    """The SQL text of the first `call` (db_pipe_send_generic(...)) inside
     `function` of the C file: its string literals joined, comments out."""
     with open(path) as f:
         src = f.read()
     start = src.index(function)
     start = src.index(call, start)
-    end = src.index('&p,', start)
+    end = re.compile(r'&p[,)]').search(src, start).start()
     body = re.sub(r'/\*.*?\*/', '', src[start + len(call):end], flags=re.S)
     parts = re.findall(r'"((?:[^"\\]|\\.)*)"', body)
     return ''.join(parts).replace('\\"', '"').replace('\\\\', '\\')
@@ -112,9 +112,9 @@ def main():
         sys.exit('pg-result-cost: %s is missing: build first' % harness.COORDINATOR)
 
     store_sql = c_statement(os.path.join(args.source, 'coordinator', 'db-results.c'),
-                            'int run_result_store_merged(', 'db_exec_generic(db, ops[0],')
+                            'int result_store_send(', 'db_pipe_send_generic(db, ops[0],')
     lease_sql = c_statement(os.path.join(args.source, 'coordinator', 'db-leases.c'),
-                            'int run_lease_grant_merged(', 'db_exec_generic(db, ops[0],')
+                            'int lease_grant_send(', 'db_pipe_send_generic(db, ops[0],')
 
     cluster = harness.Cluster()
     try:

@@ -39,6 +39,8 @@ const struct hf_conf_setting coord_conf_table[] = {
 	  "a connection that has not sent its SP header (the first 8 bytes) after this long is closed" },
 	{ "database.conninfo", HF_CONF_STRING, F(conninfo), "dbname=hfleet", 0, -1, "HFLEET_DATABASE_URL",
 	  "libpq connection string or URI of the results database" },
+	{ "database.result_gather", HF_CONF_MS, F(result_gather_ms), "5ms", 0, 100, NULL,
+	  "while results stream in, each waits up to this long for others to share its transaction and statement (PostgreSQL's cost of a result statement is mostly fixed); lease grants and every other request never wait for it, and a result is acknowledged only once committed (0: each batch at once)" },
 	{ "registry.path", HF_CONF_STRING, F(registry_path), "", 0, -1, NULL,
 	  "model registry file (TSV); empty uses the registry built into hf-coordinator" },
 	{ "scheduler.heartbeat", HF_CONF_MS, F(heartbeat_ms), "1s", 50, 60000, NULL,

@@ -41,6 +41,11 @@
  * commit are stored (granted) by one statement. */
 #define DB_MERGE_ROWS_MAX 4096
 
+/* A gathering of result stores (db-thread.c) ends early at this many
+ * results: about where a result's cost in PostgreSQL stops falling
+ * (bench/pg-result-cost.py: 100 us a row at 30 and at 100 rows). */
+#define DB_GATHER_ROWS 128
+
 /* Rows per multi-row INSERT when a job is expanded. */
 #define DB_TASK_CHUNK 10000
 
@@ -80,6 +85,11 @@ struct db {
 	_Atomic int64_t busy_since_ms;
 	int64_t next_connect_ms;
 	int backoff_ms;
+	/* Result stores wait up to gather_us for others while they stream in
+	 * (db_set_result_gather; 0: never); last_result_us is when the
+	 * thread last took one (monotonic us; the database thread's alone). */
+	_Atomic int64_t gather_us;
+	int64_t last_result_us;
 	void (*observe)(void *arg, enum db_op_kind kind, int64_t us); /* loop thread */
 	void *observe_arg;
 	/* The statements prepared on this connection: their texts (copies),

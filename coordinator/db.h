@@ -347,6 +347,13 @@ void db_submit(struct db *db, struct db_op *op);
  * /metrics).  Loop thread only. */
 void db_set_observer(struct db *db, void (*fn)(void *arg, enum db_op_kind kind, int64_t us), void *arg);
 
+/* While result stores come in a stream (one taken within us of the one
+ * before), each waits up to us microseconds, from its submit, for others
+ * to share its transaction and statement (DB_GATHER_ROWS at most; lease
+ * grants run meanwhile, and any other write ends the wait); 0 (as
+ * db_open leaves it) runs each batch at once.  Loop thread, any time. */
+void db_set_result_gather(struct db *db, int64_t us);
+
 /* True while the last connection attempt or statement succeeded.  Any
  * thread. */
 bool db_healthy(struct db *db);

@@ -626,6 +626,7 @@ int main(int argc, char **argv)
 		log_error("could not start the database thread: %s", strerror(-r));
 		return 1;
 	}
+	db_set_result_gather(c.db, c.conf.result_gather_ms * 1000);
 	/* It connects when the first job comes; without it db writes jobs. */
 	if (db_open(c.loop, c.conf.conninfo, &c.db_jobs) < 0)
 		c.db_jobs = NULL;

@@ -14,6 +14,10 @@
  * jobs, as when each runs alone.  Lease grants queued with result stores
  * are committed first, in a transaction of their own, and handed back
  * only once committed; a grant queued after a cancel stays behind it.
+ * Result stores gathered while they stream in (db_set_result_gather) wait
+ * together while a grant queued after them is committed and handed back,
+ * and run together, first, when another write ends their wait or their
+ * window ends.
  * A transaction sent as one pipeline that fails inside PostgreSQL (a
  * trigger raising for chosen values) changes nothing and fails only its
  * op; a lost connection fails the next op and the one after it connects
@@ -764,6 +768,108 @@ static void test_leases_first(void)
 	free(op[0].u.result.finished_jobs);
 }
 
+/* ---- result stores gathered while they stream in ---- */
+
+static void test_result_gather(void)
+{
+	struct db_op op[5];
+	uint64_t job[6], task[6];
+	Hf__TaskResult r[4];
+	struct db_result d[4];
+	char sql[512];
+
+	three_jobs(job, task, "a job for the gathered results");
+	three_jobs(job + 3, task + 3, "a job for the gathered results");
+	/* Worker g0 holds tasks 0, 1, 2 and 5. */
+	struct db_lease l[4] = { { .task_id = task[0], .attempt = 1, .worker_id = "g0", .n_devices = 1 },
+				 { .task_id = task[1], .attempt = 1, .worker_id = "g0", .n_devices = 1 },
+				 { .task_id = task[2], .attempt = 1, .worker_id = "g0", .n_devices = 1 },
+				 { .task_id = task[5], .attempt = 1, .worker_id = "g0", .n_devices = 1 } };
+	memset(op, 0, sizeof(op));
+	op[0].u.lease.v = l;
+	op[0].u.lease.n = 4;
+	run(&op[0], DB_OP_LEASE_GRANT);
+	expect_ok(&op[0], "the leases of the gathered results");
+
+	/* A window of a minute: the first store may run at once (the stream's
+	 * start) or wait (the stores of the tests before were within it); the
+	 * next two wait, and a grant queued after them is handed back,
+	 * committed, while they do. */
+	db_set_result_gather(db, 60 * 1000000LL);
+	memset(op, 0, sizeof(op));
+	n_order = 0;
+	lease_seen_at_done[0] = '\0';
+	lease_first_task = task[3];
+	for (int k = 0; k < 3; k++) {
+		result_init(&r[k], &d[k], task[k], 1);
+		d[k].worker_id = "g0";
+		op[k].u.result.v = &d[k];
+		op[k].u.result.n = 1;
+		submit(&op[k], DB_OP_RESULT_STORE);
+		op[k].done = order_done;
+	}
+	struct db_lease l3 = { .task_id = task[3], .attempt = 1, .worker_id = "g1", .n_devices = 1 };
+	op[3].u.lease.v = &l3;
+	op[3].u.lease.n = 1;
+	submit(&op[3], DB_OP_LEASE_GRANT);
+	op[3].done = order_done;
+	/* Until the grant is back (a broken gathering holds it the minute). */
+	while (!lease_seen_at_done[0] && pending > 0)
+		uv_run(&loop, UV_RUN_ONCE);
+	expect_ok(&op[3], "a grant queued behind gathering results");
+	expect_eq(lease_seen_at_done, "leased 1", "the grant as another connection saw it when handed back");
+	/* The held stores are still held a moment later. */
+	struct timespec ts = { 0, 300 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	for (size_t k = 0; k < n_order; k++)
+		if (order[k] == &op[1] || order[k] == &op[2])
+			fail("result gathering: a store came back before the grant queued after it, or"
+			     " without waiting for its window");
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM results WHERE task_id IN (%" PRIu64 ", %" PRIu64 ")",
+		 task[1], task[2]);
+	expect_eq(query(sql), "0", "the gathering results, stored before their wait ended");
+
+	/* Any other write ends the wait: the held stores run first, together,
+	 * then it. */
+	op[4].u.cancel.job_id = job[4];
+	submit(&op[4], DB_OP_JOB_CANCEL);
+	op[4].done = order_done;
+	wait_all();
+	for (int k = 0; k < 5; k++)
+		expect_ok(&op[k], "an op of the gathered group");
+	for (int k = 0; k < 3; k++)
+		if (d[k].outcome != DB_RESULT_FINAL)
+			fail("result gathering: result %d's outcome %d, want final", k, (int)d[k].outcome);
+	if (n_order != 5 || order[4] != &op[4])
+		fail("result gathering: the cancel that ended the wait did not run after the held stores");
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(DISTINCT xmin::text) FROM results WHERE task_id IN (%" PRIu64 ", %" PRIu64 ")",
+		 task[1], task[2]);
+	expect_eq(query(sql), "1", "the held results' transactions");
+	snprintf(sql, sizeof(sql), "SELECT string_agg(state, ',' ORDER BY id) FROM tasks WHERE id IN (%"
+		 PRIu64 ", %" PRIu64 ", %" PRIu64 ", %" PRIu64 ", %" PRIu64 ")", task[0], task[1], task[2],
+		 task[3], task[4]);
+	expect_eq(query(sql), "passed,passed,passed,leased,cancelled", "the tasks after the gathered group");
+	for (int k = 0; k < 3; k++)
+		free(op[k].u.result.finished_jobs);
+
+	/* A window that ends with nothing else queued: the store is committed
+	 * when it ends. */
+	db_set_result_gather(db, 2000);
+	memset(op, 0, sizeof(op));
+	result_init(&r[3], &d[3], task[5], 1);
+	d[3].worker_id = "g0";
+	op[0].u.result.v = &d[3];
+	op[0].u.result.n = 1;
+	run(&op[0], DB_OP_RESULT_STORE);
+	expect_ok(&op[0], "a result whose gathering window ended");
+	if (d[3].outcome != DB_RESULT_FINAL)
+		fail("result gathering: the outcome after the window %d, want final", (int)d[3].outcome);
+	db_set_result_gather(db, 0);
+	free(op[0].u.result.finished_jobs);
+}
+
 /* ---- transactions sent as one pipeline, failing inside ---- */
 
 /* A lease grant of task to worker by itself; returns the op's rc. */
@@ -948,6 +1054,7 @@ int main(int argc, char **argv)
 		test_group_commit();
 		test_merged_ops();
 		test_leases_first();
+		test_result_gather();
 		test_pipeline_failures();
 	}
 	db_close(db);
