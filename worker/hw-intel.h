@@ -29,7 +29,7 @@
 #ifndef HW_INTEL_H
 #define HW_INTEL_H
 
-#include "hw.h"
+#include "hw-inventory.h"
 
 #define HW_OPENVINO_LIBRARY_DEFAULT "libopenvino_c.so"
 

@@ -8,7 +8,7 @@
 #ifndef HW_MPS_H
 #define HW_MPS_H
 
-#include "hw.h"
+#include "hw-inventory.h"
 
 #define HW_MPS_ABSENT_REASON "Apple MPS is only available on macOS"
 

@@ -26,7 +26,7 @@
 #ifndef HW_NVML_H
 #define HW_NVML_H
 
-#include "hw.h"
+#include "hw-inventory.h"
 
 #define HW_NVML_LIBRARY_DEFAULT "libnvidia-ml.so.1"
 

@@ -26,7 +26,7 @@
 
 #include <stddef.h>
 
-#include "hw.h"
+#include "hw-inventory.h"
 
 /* Adds qnn:0 to inv when the backend is present, and fills st.  sdk_root
  * NULL or "": none (the library is looked up by name).  machine: uname's

@@ -25,7 +25,7 @@
 
 #include <stddef.h>
 
-#include "hw.h"
+#include "hw-inventory.h"
 
 struct hw_rocm;
 

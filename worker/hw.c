@@ -8,7 +8,6 @@
 #include "hw.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,81 +27,6 @@ struct hw_vendors {
 	struct hw_nvml *nvml;
 	struct hw_rocm *rocm;
 };
-
-/* ---- helpers for the backend modules ---- */
-
-struct hw_device *hw_inventory_device_add(struct hw_inventory *inv, Hf__Backend backend,
-					  unsigned index)
-{
-	struct hw_device *d;
-
-	if (inv->n_devices >= HW_MAX_DEVICES) {
-		log_warn("more than %d devices: %s:%u and later ones are not offered", HW_MAX_DEVICES,
-			 hf_backend_name(backend), index);
-		return NULL;
-	}
-	d = &inv->devices[inv->n_devices++];
-	memset(d, 0, sizeof(*d));
-	d->backend = backend;
-	d->index = index;
-	d->slots = 1;
-	d->visible_index = -1;
-	return d;
-}
-
-int hw_device_attr_set(struct hw_device *d, const char *key, const char *value)
-{
-	struct hw_attr *a = NULL;
-
-	for (size_t i = 0; i < d->n_attrs && !a; i++)
-		if (strcmp(d->attrs[i].key, key) == 0)
-			a = &d->attrs[i];
-	if (!a) {
-		if (d->n_attrs >= HW_MAX_ATTRS)
-			return -ENOSPC;
-		a = &d->attrs[d->n_attrs++];
-		hf_strlcpy(a->key, key, sizeof(a->key));
-	}
-	hf_strlcpy(a->value, value, sizeof(a->value));
-	return 0;
-}
-
-const char *hw_device_attr(const struct hw_device *d, const char *key)
-{
-	for (size_t i = 0; i < d->n_attrs; i++)
-		if (strcmp(d->attrs[i].key, key) == 0)
-			return d->attrs[i].value;
-	return NULL;
-}
-
-void hw_status_absent(struct hw_backend_status *st, const char *fmt, ...)
-{
-	va_list ap;
-
-	st->present = false;
-	va_start(ap, fmt);
-	vsnprintf(st->reason, sizeof(st->reason), fmt, ap);
-	va_end(ap);
-}
-
-/* ---- the inventory ---- */
-
-const struct hw_device *hw_inventory_find(const struct hw_inventory *inv, Hf__Backend backend,
-					  unsigned index)
-{
-	for (size_t i = 0; i < inv->n_devices; i++)
-		if (inv->devices[i].backend == backend && inv->devices[i].index == index)
-			return &inv->devices[i];
-	return NULL;
-}
-
-const struct hw_backend_status *hw_inventory_backend(const struct hw_inventory *inv,
-						     Hf__Backend backend)
-{
-	if (backend < HF__BACKEND__BACKEND_CPU || backend > HF__BACKEND__BACKEND_QNN)
-		return NULL;
-	return &inv->backends[backend - 1];
-}
 
 static void inventory_add_cpu(struct hw_inventory *inv, unsigned slots)
 {
