@@ -42,8 +42,11 @@
 #define DB_MERGE_ROWS_MAX 4096
 
 /* A gathering of result stores (db-thread.c) ends early at this many
- * results: about where a result's cost in PostgreSQL stops falling
- * (bench/pg-result-cost.py: 100 us a row at 30 and at 100 rows). */
+ * results.  A statement's execution costs about the same per result at 30
+ * and at 100 (bench/pg-result-cost.py), but the transaction's own costs
+ * keep falling: with 32 simulated workers a cap of 32 gave 24 to 25 us of
+ * the coordinator's CPU and 96 to 100 of PostgreSQL's a task, 128 gave 6
+ * to 9 and 59 to 69 (performance-history.md). */
 #define DB_GATHER_ROWS 128
 
 /* Rows per multi-row INSERT when a job is expanded. */
