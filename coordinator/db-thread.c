@@ -600,8 +600,9 @@ static void wait_queued_until(struct db *db, int64_t deadline)
 }
 
 /* Returns what is to run now of list (n ops just taken from the queue):
- * list itself, or the result stores held with the ops that ended their
- * wait after them, or NULL when only lease grants came (run here). */
+ * list itself when it holds no stream of result stores, else the stores
+ * held, followed by the ops that ended their wait (the lease grants that
+ * came meanwhile have run here); NULL when nothing is left to run. */
 static struct db_op *gather_results(struct db *db, struct db_op *list, size_t n)
 {
 	int64_t gather_us = atomic_load(&db->gather_us), deadline = 0;
