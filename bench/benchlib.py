@@ -243,6 +243,25 @@ class Bench:
         xacts = self.pg.psql('SELECT sum(xact_commit) FROM pg_stat_database')
         return int(float(calls)), int(xacts)
 
+    def statement_batches(self):
+        """Since pg_stat_statements was last reset: (results per result
+        statement, grants per lease statement), or None without it or
+        without calls.  The result statement returns a row per result
+        sent and one per result stored (coordinator/db-results.c), two
+        per result in a window without duplicates; the lease statement a
+        row per lease granted (coordinator/db-leases.c)."""
+        if not self.have_pgss:
+            return None
+        got = {}
+        for head, key in (('WITH i AS (SELECT u.task_id', 'store'), ('WITH u AS (SELECT u.id, u.attempt', 'lease')):
+            r = self.pg.rows("SELECT coalesce(sum(calls), 0), coalesce(sum(rows), 0) FROM pg_stat_statements"
+                             " WHERE query LIKE '%s%%'" % head)
+            calls, rows = (int(float(x)) for x in r[0])
+            if not calls:
+                return None
+            got[key] = rows / calls
+        return got['store'] / 2, got['lease']
+
     def top_statements(self, n=8, order='total_exec_time'):
         if not self.have_pgss:
             return []
@@ -394,6 +413,15 @@ class Window:
             if s2['results'] >= self.before + count:
                 break
         return s1, s2
+
+
+def batch_figures(prefix, got):
+    """How many results and grants a statement carried in the window (what
+    group commit and the results' gathering bought; got from
+    Bench.statement_batches), as figures."""
+    if got:
+        figure(prefix + 'results per result statement', '%.1f' % got[0], '')
+        figure(prefix + 'grants per lease statement', '%.1f' % got[1], '')
 
 
 def per_task_figures(prefix, s1, s2, have_pgss, workers=None):

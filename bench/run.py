@@ -36,8 +36,8 @@ import threading
 import time
 import urllib.request
 
-from benchlib import (CHILDREN, NOTES, SOURCE, Bench, Window, descendants, figure, kill_children, log,
-                      machine_note, per_task_figures, percentile, print_table, proc_cpu_s, proc_rss_mib,
+from benchlib import (CHILDREN, NOTES, SOURCE, Bench, Window, batch_figures, descendants, figure, kill_children,
+                      log, machine_note, per_task_figures, percentile, print_table, proc_cpu_s, proc_rss_mib,
                       proc_switches, spawn, tree_cpu_s)
 
 
@@ -65,6 +65,7 @@ def throughput(b, args):
     stop_perf(perf)
     top = b.top_statements()
     top_calls = b.top_statements(4, 'calls')
+    batches = b.statement_batches()
     b.hfctl('cancel', str(job), check=False)
     b.stop_hf_workers()
     finished, bad = b.deciding_check(job)
@@ -77,6 +78,7 @@ def throughput(b, args):
     figure('tasks passed with != 1 deciding result', '%d of %d' % (bad, finished), '0', bad == 0)
     per_task_figures('', s1, s2, b.have_pgss,
                      ('hf-workers + runners CPU per task', s2['workers'] - s1['workers']))
+    batch_figures('', batches)
     for row in top:
         NOTES.append('throughput top statement: calls=%s exec_ms=%s plan_ms=%s %s' % tuple(row))
     for row in top_calls:
@@ -109,6 +111,7 @@ def capacity(b, args):
     span = s2['t'] - s1['t']
     rate = done / span if span > 0 else 0
     top = b.top_statements()
+    batches = b.statement_batches()
     b.hfctl('cancel', str(job), check=False)
     p.kill()
     p.wait()
@@ -116,6 +119,7 @@ def capacity(b, args):
     figure('capacity: completions/s, simulated workers (%d x %d)' % (n, m), '%.0f /s' % rate, '')
     figure('capacity: tasks passed with != 1 deciding result', '%d of %d' % (bad, finished), '0', bad == 0)
     per_task_figures('capacity: ', s1, s2, b.have_pgss, ('simulator CPU per task', sim1 - sim0))
+    batch_figures('capacity: ', batches)
     for row in top[:4]:
         NOTES.append('capacity top statement: calls=%s exec_ms=%s plan_ms=%s %s' % tuple(row))
     return rate

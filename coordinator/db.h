@@ -349,8 +349,8 @@ void db_set_observer(struct db *db, void (*fn)(void *arg, enum db_op_kind kind, 
 
 /* While result stores come in a stream (one taken within us of the one
  * before), each waits up to us microseconds, from its submit, for others
- * to share its transaction and statement (DB_GATHER_ROWS at most; lease
- * grants run meanwhile, and any other write ends the wait); 0 (as
+ * to share its transaction and statement (until DB_GATHER_ROWS are held;
+ * lease grants run meanwhile, and any other write ends the wait); 0 (as
  * db_open leaves it) runs each batch at once.  Loop thread, any time. */
 void db_set_result_gather(struct db *db, int64_t us);
 
