@@ -7,7 +7,8 @@ A port chosen free can be taken by someone else before our daemon binds
 it, so whoever starts a daemon checks that the process it started is the
 one listening: otherwise it would drive another fleet's coordinator.
 
-    hfleet_ports.py free            a TCP port on 127.0.0.1 nobody listens on now
+    hfleet_ports.py free [N]        a TCP port on 127.0.0.1 nobody listens on now
+                                    (N of them, all different, on one line)
     hfleet_ports.py taken PORT      exit 0 when something listens on PORT
     hfleet_ports.py listeners PORT  the pids listening on PORT, one a line
 """
@@ -16,10 +17,25 @@ import socket
 import sys
 
 
+# Ports free_port has handed out in this process.  The kernel may give
+# the same free port to two binds in a row once the first socket is
+# closed (CI once saw a coordinator's control and HTTP ports chosen
+# equal), and nothing listens on a port handed out until its daemon
+# starts.
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that is free now and that this process has
+    not handed out before."""
+    for _ in range(1000):
+        with socket.socket() as s:
+            s.bind(('127.0.0.1', 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise OSError('no free TCP port on 127.0.0.1 that was not handed out already')
 
 
 def port_taken(port):
@@ -65,8 +81,9 @@ def listener_pids(port):
 
 
 def main(argv):
-    if len(argv) == 2 and argv[1] == 'free':
-        print(free_port())
+    if argv[1:2] == ['free'] and (len(argv) == 2 or (len(argv) == 3 and argv[2].isdigit()
+                                                     and 1 <= int(argv[2]) <= 64)):
+        print(' '.join(str(free_port()) for _ in range(int(argv[2]) if len(argv) == 3 else 1)))
         return 0
     if len(argv) == 3 and argv[1] == 'taken' and argv[2].isdigit():
         return 0 if port_taken(int(argv[2])) else 1
@@ -74,7 +91,7 @@ def main(argv):
         for pid in sorted(listener_pids(int(argv[2]))):
             print(pid)
         return 0
-    print('usage: hfleet_ports.py free | taken PORT | listeners PORT',
+    print('usage: hfleet_ports.py free [N] | taken PORT | listeners PORT',
           file=sys.stderr)
     return 2
 

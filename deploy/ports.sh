@@ -10,6 +10,8 @@
 # instead of driving another fleet's coordinator.
 #
 #   free_port                       a TCP port on 127.0.0.1 nobody listens on now
+#   free_ports N                    N of them on one line, all different (two
+#                                   free_port calls may get the same port)
 #   port_taken PORT                 true when something listens on PORT
 #   wait_listening PID LOG PORT...  waits (up to 20 s) until process PID listens
 #                                   on every PORT; fails with a message naming
@@ -18,6 +20,7 @@
 # The logic is deploy/hfleet_ports.py's (harness.py imports it too).
 hfleet_ports=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/hfleet_ports.py
 free_port() { python3 "$hfleet_ports" free; }
+free_ports() { python3 "$hfleet_ports" free "$1"; }
 port_taken() { python3 "$hfleet_ports" taken "$1"; }
 listener_pids() { python3 "$hfleet_ports" listeners "$1"; }
 

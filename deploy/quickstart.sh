@@ -85,9 +85,10 @@ mkdir -p "$state"
 # Ports of our own: free ones unless asked (another quickstart, test or fleet
 # may run on this host); wait_listening below checks that the coordinator we
 # start is the process answering on each.
-port_w=${HFLEET_WORKER_PORT:-$(free_port)}
-port_c=${HFLEET_CONTROL_PORT:-$(free_port)}
-port_h=${HFLEET_HTTP_PORT:-$(free_port)}
+read -r free_w free_c free_h <<< "$(free_ports 3)"
+port_w=${HFLEET_WORKER_PORT:-$free_w}
+port_c=${HFLEET_CONTROL_PORT:-$free_c}
+port_h=${HFLEET_HTTP_PORT:-$free_h}
 for p in "$port_w" "$port_c" "$port_h"; do
   if port_taken "$p"; then say "port $p is in use by another process; choose another (HFLEET_WORKER_PORT, HFLEET_CONTROL_PORT, HFLEET_HTTP_PORT)"; exit 1; fi
 done

@@ -27,7 +27,7 @@ cluster_start() {
   # Our own directory and ports: another run may share the host.
   w=$(mktemp -d /tmp/hfleet.XXXXXX); chmod 755 "$w"
   . "$repo/deploy/ports.sh"
-  port_pg=$(free_port); port_w=$(free_port); port_c=$(free_port); port_h=$(free_port); port_wm=$(free_port)
+  read -r port_pg port_w port_c port_h port_wm <<< "$(free_ports 5)"
   if [ -n "${HF_LOCAL_BUILD:-}" ]; then
     mkdir -p "$w/bin"
     ln -s "$HF_LOCAL_BUILD/coordinator/hf-coordinator" "$HF_LOCAL_BUILD/worker/hf-worker" \
