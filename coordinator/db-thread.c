@@ -602,7 +602,8 @@ static void wait_queued_until(struct db *db, int64_t deadline)
 /* Returns what is to run now of list (n ops just taken from the queue):
  * list itself when it holds no stream of result stores, else the stores
  * held, followed by the ops that ended their wait (the lease grants that
- * came meanwhile have run here); NULL when nothing is left to run. */
+ * came meanwhile have run here).  Never NULL: a stream's first store is
+ * held in the first round. */
 static struct db_op *gather_results(struct db *db, struct db_op *list, size_t n)
 {
 	int64_t gather_us = atomic_load(&db->gather_us), deadline = 0;
@@ -652,8 +653,6 @@ static struct db_op *gather_results(struct db *db, struct db_op *list, size_t n)
 			run_batch(db, grants);
 			atomic_store(&db->busy_since_ms, 0);
 		}
-		if (!held)
-			return NULL;
 		if (rows >= DB_GATHER_ROWS || n_held >= DB_BATCH_MAX / 2)
 			break;
 		struct db_op **tail = &list;
@@ -684,11 +683,8 @@ static void *db_thread_main(void *arg)
 		n = take_queued(db, &tail, DB_BATCH_MAX);
 		pthread_mutex_unlock(&db->mu);
 
-		if (list->kind != DB_OP_START) {
+		if (list->kind != DB_OP_START)
 			list = gather_results(db, list, n);
-			if (!list)
-				continue;
-		}
 		atomic_store(&db->busy_since_ms, hf_mono_ms());
 		/* The start operation waits for the database rather than fail. */
 		if (list->kind == DB_OP_START) {
