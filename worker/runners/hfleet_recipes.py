@@ -34,82 +34,17 @@ can load the table without torch.
 from __future__ import annotations
 
 
-class Recipe:
-    def __init__(self, fix_config=None, provides=(), inputs=None, own_tokens=False, prefer_default=False,
-                 submodel=None, model_class=None, note="", name=""):
-        self.name = name
-        self.model_class = model_class
-        self.fix_config = fix_config
-        self.provides = tuple(provides)
-        self.inputs = inputs
-        self.own_tokens = own_tokens
-        self.prefer_default = prefer_default
-        self.submodel = submodel
-        self.note = note
+import hfleet_recipes_audio
+import hfleet_recipes_config
+import hfleet_recipes_vision
+import hfleet_recipes_vlm
+from hfleet_recipe_base import Recipe, _get, _sub, _text_vocab, _token, _vision_size
 
-
-class Ctx:
-    """What an inputs() recipe sees."""
-
-    def __init__(self, torch, model, config, inputs, batch, seq, device, dtype, params=()):
-        self.torch, self.model, self.config, self.inputs = torch, model, config, inputs
-        self.params = set(params)
-        self.batch, self.seq, self.device, self.dtype = batch, seq, device, dtype
-        self.g = torch.Generator(device="cpu").manual_seed(1)
-
-    def randn(self, *shape):
-        return self.torch.randn(shape, generator=self.g).to(device=self.device, dtype=self.dtype)
-
-    def rand(self, *shape):
-        return self.torch.rand(shape, generator=self.g).to(device=self.device, dtype=self.dtype)
-
-    def randint(self, high, *shape, low=0):
-        return self.torch.randint(low, max(int(high), low + 1), shape, generator=self.g).to(self.device)
-
-    def ones(self, *shape, dtype=None):
-        return self.torch.ones(shape, dtype=dtype or self.torch.long, device=self.device)
-
-    def zeros(self, *shape, dtype=None):
-        return self.torch.zeros(shape, dtype=dtype or self.torch.long, device=self.device)
-
-    def long(self, rows):
-        return self.torch.tensor(rows, dtype=self.torch.long, device=self.device)
-
-    def prepend_tokens(self, ids, per_sample, before=(), after=()):
-        """Put [before..., id * n, after...] at the start of every row of input_ids."""
-        torch = self.torch
-        b = self.inputs["input_ids"].shape[0]
-        row = list(before) + list(ids) * per_sample + list(after)
-        head = torch.tensor([row] * b, dtype=torch.long, device=self.device)
-        self.inputs["input_ids"] = torch.cat([head, self.inputs["input_ids"]], dim=1)
-        am = self.inputs.get("attention_mask")
-        if isinstance(am, torch.Tensor) and am.dim() == 2:
-            self.inputs["attention_mask"] = torch.cat([torch.ones_like(head, dtype=am.dtype), am], dim=1)
-        return len(row)
-
-
-def _get(obj, *names, default=None):
-    for n in names:
-        v = getattr(obj, n, None) if obj is not None else None
-        if v is not None:
-            return v
-    return default
-
-
-def _sub(config, name):
-    return getattr(config, name, None)
-
-
-def _token(config, *names):
-    for c in (config, _sub(config, "text_config")):
-        v = _get(c, *names)
-        if isinstance(v, int) and v >= 0:
-            return v
-    return None
-
-
-def _text_vocab(config):
-    return _get(_sub(config, "text_config"), "vocab_size") or _get(config, "vocab_size")
+# Recipes by family, each module one subject: configs that transformers'
+# defaults leave unbuildable, vision-language models, vision and video
+# models, audio and the rest.  Each exports RECIPES and may export
+# for_signature(params) and GENERIC_CONFIG_FIXES.
+FAMILY_MODULES = (hfleet_recipes_config, hfleet_recipes_vlm, hfleet_recipes_vision, hfleet_recipes_audio)
 
 
 # --------------------------------------------------------------------------
@@ -177,7 +112,13 @@ GRID_TOWER = Recipe(provides=("hidden_states", "pixel_values", "grid_thw"), inpu
 
 def for_signature(params):
     """The recipe forward()'s own inputs call for, for a type without a recipe
-    of its own: dynamic-resolution grids, whatever the model is called."""
+    of its own: dynamic-resolution grids, whatever the model is called, then
+    each family module's own rules (hfleet_recipes_*.for_signature)."""
+    for module in FAMILY_MODULES:
+        rule = getattr(module, "for_signature", None)
+        recipe = rule(params) if rule is not None else None
+        if recipe is not None:
+            return recipe
     if "image_grid_thw" in params and "pixel_values" in params and "input_ids" in params:
         return GRID_VLM
     if "grid_thw" in params and ("hidden_states" in params or "pixel_values" in params):
@@ -187,14 +128,6 @@ def for_signature(params):
 
 # --------------------------------------------------------------------------
 # images as (batch, images, channels, h, w)
-
-def _vision_size(config):
-    vc = _sub(config, "vision_config") or config
-    s = _get(vc, "image_size", default=224)
-    if isinstance(s, (list, tuple)):
-        s = s[-1]
-    return int(s)
-
 
 def _idefics23_inputs(r):
     s = _vision_size(r.config)
@@ -727,8 +660,17 @@ RECIPES = {
 }
 
 
+# The recipes of each family's module join the table; a type named twice is
+# a mistake caught when the table loads (the pure tests load it).
+for _module in FAMILY_MODULES:
+    _twice = set(_module.RECIPES) & set(RECIPES)
+    if _twice:
+        raise ImportError(f"{_module.__name__} names model types that already have a recipe: {sorted(_twice)}")
+    RECIPES.update(_module.RECIPES)
+
 # Config fixes that hold for any type (applied after a recipe's own).
-GENERIC_CONFIG_FIXES = (fit_vision_out_width,)
+GENERIC_CONFIG_FIXES = (fit_vision_out_width,) + tuple(
+    fix for _module in FAMILY_MODULES for fix in getattr(_module, "GENERIC_CONFIG_FIXES", ()))
 
 
 def get(model_type):

@@ -28,6 +28,7 @@ from hfleet_inputs import (config_facts, fit_placeholder_tokens, forward_fitting
                            measure_generation, output_entries, position_id_offset)
 from hfleet_multidevice import synchronize
 import hfleet_nvml as nvml_mod
+import hfleet_recipe_base as recipe_base
 import hfleet_recipes as recipes
 import hfleet_plan as plan_mod
 import hfleet_runner_lib as lib
@@ -349,7 +350,7 @@ def run_attempt(ctx, source, make_model):
     plan = plan_mod.plan_inputs(facts, params, task["modality"], batch, seq, accepts_kwargs, provided=provided)
     inputs = materialize(torch, plan, device, dtype)
     if recipe is not None and recipe.inputs is not None:
-        rc = recipes.Ctx(torch, model, model.config, inputs, batch, seq, device, dtype, params=params)
+        rc = recipe_base.Ctx(torch, model, model.config, inputs, batch, seq, device, dtype, params=params)
         recipe.inputs(rc)
         inputs = rc.inputs
         att.outputs["recipe"] = recipe.name or task["model_type"]

@@ -129,11 +129,15 @@ def run_in_process(task):
                 torch.cuda.synchronize()
         except Exception:  # noqa: BLE001
             _POISONED = True
+    import contextlib
+    import io
+    log = io.StringIO()
     try:
         if _POISONED:
             r = _cli_result(task)
         else:
-            r = rt.run_task(lib.parse_task(task))
+            with contextlib.redirect_stderr(log):
+                r = rt.run_task(lib.parse_task(task))
             if "fatal device error" in r.get("reason", "") or "CUDA error" in r.get("reason", ""):
                 _POISONED = True
         problems = lib.validate_result(r)
@@ -142,6 +146,7 @@ def run_in_process(task):
     except BaseException as exc:  # noqa: BLE001
         r = {"status": "runner-crash", "reason": f"{type(exc).__name__}: {exc}", "outputs": {}, "metrics": {},
              "traceback": traceback.format_exc()}
+    r["_log"] = log.getvalue()
     return task, r, time.time() - t0
 
 
@@ -177,7 +182,8 @@ def row_of(task, r, wall):
            "model_class": r["outputs"].get("model_class"), "params": r["metrics"].get("param_count"),
            "inputs": r["outputs"].get("inputs"), "latency_ms": r["metrics"].get("latency_ms")}
     if r["status"] not in ("passed", "skipped"):
-        row["traceback_tail"] = "\n".join((r.get("traceback") or "").splitlines()[-14:])
+        row["traceback_tail"] = "\n".join((r.get("traceback") or "").splitlines()[-40:])
+        row["log_tail"] = "\n".join((r.get("_log") or "").splitlines()[-12:])
     return row
 
 

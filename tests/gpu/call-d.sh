@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Issue 14 diagnosis in one device call, with no hfleet binaries: the
+# runner's own sweep over every registry type (test kind, as the system runs
+# it: cuda, batch 1, seq 128, fp32) with each failure's traceback and runner
+# log; the parameter count of every default config (what a benchmark builds);
+# and the transformers source of every type that did not pass, to read here.
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+py=$(command -v python3)
+$py worker/runners/hfleet_sweep.py --registry coordinator/registry/models.tsv --backend cuda --kind test \
+  --batch-size 1 --seq-len 128 --jobs "${HF_JOBS:-12}" --in-process --deadline "${HF_DEADLINE:-240}" \
+  --out /tmp/sweep ${HF_ONLY:+--only "$HF_ONLY"} >"$OUT/sweep.log" 2>&1
+tail -3 "$OUT/sweep.log"; echo "sweep done: $SECONDS s"
+cp /tmp/sweep/summary.json "$OUT/sweep-summary.json"
+[ -n "${HF_CENSUS:-1}" ] && [ "${HF_CENSUS:-1}" != 0 ] &&
+  timeout 150 $py tests/gpu/param_census.py coordinator/registry/models.tsv --jobs 14 >"$OUT/census.tsv" 2>"$OUT/census.err"
+echo "census done: $SECONDS s"
+$py - <<'PY' >"$OUT/sources.txt" 2>&1
+import inspect, json, os, tarfile
+from transformers import CONFIG_MAPPING
+rows = json.load(open("/tmp/sweep/summary.json"))
+bad = [r["model_type"] for r in rows if r["status"] != "passed"]
+dirs = set()
+for mt in bad:
+    try:
+        dirs.add(os.path.dirname(inspect.getfile(CONFIG_MAPPING[mt])))
+    except Exception as exc:
+        print(mt, "no source:", exc)
+out = os.environ["OUT"]
+with tarfile.open(os.path.join(out, "sources.tgz"), "w:gz") as t:
+    for d in sorted(dirs):
+        for f in os.listdir(d):
+            if f.endswith(".py") and (f.startswith("modeling_") or f.startswith("configuration_") or f.startswith("modular_")):
+                t.add(os.path.join(d, f), arcname=os.path.join(os.path.basename(d), f))
+print(len(bad), "types not passed,", len(dirs), "source folders")
+PY
+cat "$OUT/sources.txt"; echo "done: $SECONDS s"; ls -la "$OUT"

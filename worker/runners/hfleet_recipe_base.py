@@ -1,0 +1,97 @@
+# SPDX-License-Identifier: MIT
+"""What every recipe module builds on: the Recipe record, the Ctx an inputs()
+recipe sees, and small config readers.
+
+It sits below hfleet_recipes.py (the table the runner asks) and below the
+recipe modules by family (hfleet_recipes_*.py), which all import it; it
+imports none of them.  Torch is reached only through Ctx.torch, so the pure
+tests can load every recipe module without torch.
+"""
+
+from __future__ import annotations
+
+
+class Recipe:
+    def __init__(self, fix_config=None, provides=(), inputs=None, own_tokens=False, prefer_default=False,
+                 submodel=None, model_class=None, note="", name=""):
+        self.name = name
+        self.model_class = model_class
+        self.fix_config = fix_config
+        self.provides = tuple(provides)
+        self.inputs = inputs
+        self.own_tokens = own_tokens
+        self.prefer_default = prefer_default
+        self.submodel = submodel
+        self.note = note
+
+
+class Ctx:
+    """What an inputs() recipe sees."""
+
+    def __init__(self, torch, model, config, inputs, batch, seq, device, dtype, params=()):
+        self.torch, self.model, self.config, self.inputs = torch, model, config, inputs
+        self.params = set(params)
+        self.batch, self.seq, self.device, self.dtype = batch, seq, device, dtype
+        self.g = torch.Generator(device="cpu").manual_seed(1)
+
+    def randn(self, *shape):
+        return self.torch.randn(shape, generator=self.g).to(device=self.device, dtype=self.dtype)
+
+    def rand(self, *shape):
+        return self.torch.rand(shape, generator=self.g).to(device=self.device, dtype=self.dtype)
+
+    def randint(self, high, *shape, low=0):
+        return self.torch.randint(low, max(int(high), low + 1), shape, generator=self.g).to(self.device)
+
+    def ones(self, *shape, dtype=None):
+        return self.torch.ones(shape, dtype=dtype or self.torch.long, device=self.device)
+
+    def zeros(self, *shape, dtype=None):
+        return self.torch.zeros(shape, dtype=dtype or self.torch.long, device=self.device)
+
+    def long(self, rows):
+        return self.torch.tensor(rows, dtype=self.torch.long, device=self.device)
+
+    def prepend_tokens(self, ids, per_sample, before=(), after=()):
+        """Put [before..., id * n, after...] at the start of every row of input_ids."""
+        torch = self.torch
+        b = self.inputs["input_ids"].shape[0]
+        row = list(before) + list(ids) * per_sample + list(after)
+        head = torch.tensor([row] * b, dtype=torch.long, device=self.device)
+        self.inputs["input_ids"] = torch.cat([head, self.inputs["input_ids"]], dim=1)
+        am = self.inputs.get("attention_mask")
+        if isinstance(am, torch.Tensor) and am.dim() == 2:
+            self.inputs["attention_mask"] = torch.cat([torch.ones_like(head, dtype=am.dtype), am], dim=1)
+        return len(row)
+
+
+def _get(obj, *names, default=None):
+    for n in names:
+        v = getattr(obj, n, None) if obj is not None else None
+        if v is not None:
+            return v
+    return default
+
+
+def _sub(config, name):
+    return getattr(config, name, None)
+
+
+def _token(config, *names):
+    for c in (config, _sub(config, "text_config")):
+        v = _get(c, *names)
+        if isinstance(v, int) and v >= 0:
+            return v
+    return None
+
+
+def _text_vocab(config):
+    return _get(_sub(config, "text_config"), "vocab_size") or _get(config, "vocab_size")
+
+
+def _vision_size(config):
+    vc = _sub(config, "vision_config") or config
+    s = _get(vc, "image_size", default=224)
+    if isinstance(s, (list, tuple)):
+        s = s[-1]
+    return int(s)
