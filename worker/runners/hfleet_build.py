@@ -231,6 +231,27 @@ def shrunk_config(transformers, config, seq_len):
     return _config_from_dict(type(config), d), changes
 
 
+def _apply_fixes(model_type, cfg, shrunk):
+    """The recipe's config fix and the generic ones, each once; -> notes."""
+    recipe = recipes.get(model_type)
+    fixes = ((recipe.fix_config,) if recipe is not None and recipe.fix_config is not None else ()) \
+        + recipes.GENERIC_CONFIG_FIXES
+    notes = []
+    for fix in dict.fromkeys(fixes):  # a recipe may name a generic fix as its own: once
+        notes += fix(cfg, shrunk) or []
+    return notes
+
+
+def shallow_config(model_type, default, seq_len):
+    """The default config with depth and expert counts cut and every width
+    kept (plan.shrink_config_dict(keep_width=True)), fixed as a default is.
+    -> (config, changes)."""
+    d, changes = plan_mod.shrink_config_dict(default.to_dict(), seq_len, keep_width=True)
+    cfg = _config_from_dict(type(default), d)
+    _apply_fixes(model_type, cfg, False)
+    return cfg, changes
+
+
 def default_and_shrunk_configs(transformers, model_type, seq_len):
     """-> (default_config, shrunk_config or None, changes, shrink_error)."""
     from transformers import AutoConfig, CONFIG_MAPPING
@@ -268,14 +289,9 @@ def default_and_shrunk_configs(transformers, model_type, seq_len):
     if recipe is not None and recipe.prefer_default:
         shrunk, exc = None, None
         changes = [recipe.note or "the shrunk config does not fit this architecture: the default config is used"]
-    fixes = ((recipe.fix_config,) if recipe is not None and recipe.fix_config is not None else ()) \
-        + recipes.GENERIC_CONFIG_FIXES
-    for fix in dict.fromkeys(fixes):  # a recipe may name a generic fix as its own: once
-        for cfg, is_shrunk in ((default, False), (shrunk, True)):
-            if cfg is not None:
-                notes = fix(cfg, is_shrunk) or []
-                if is_shrunk:
-                    changes = changes + notes
+    _apply_fixes(model_type, default, False)
+    if shrunk is not None:
+        changes = changes + _apply_fixes(model_type, shrunk, True)
     return default, shrunk, changes, exc
 
 

@@ -78,7 +78,7 @@ def _set(d, key, value, changes, path):
         d[key] = value
 
 
-def shrink_config_dict(cfg: dict, seq_len: int = 128, _path: str = ""):
+def shrink_config_dict(cfg: dict, seq_len: int = 128, _path: str = "", keep_width: bool = False):
     """Return (shrunk_copy, changes) for a config dict.
 
     Only lowers sizes (never raises one, except position limits that must
@@ -86,6 +86,12 @@ def shrink_config_dict(cfg: dict, seq_len: int = 128, _path: str = ""):
     sizes.  Keeps hidden % heads == 0 and derived head dims consistent.
     Recurses into nested sub-config dicts (text_config, vision_config,
     audio_config, encoder, decoder, ...).
+
+    keep_width=True makes the *shallow* config: only depth and the number of
+    experts are cut, every width (hidden, heads, head dims, FFN, latent
+    ranks) stays the default's.  It is the second try when the narrow config
+    breaks a width that some module derives or hard-codes (a projector sized
+    from another tower, a pixel-shuffle factor, a per-layer table).
     """
     d = json.loads(json.dumps(cfg, default=str))  # deep copy, JSON-safe
     changes = []
@@ -100,7 +106,7 @@ def shrink_config_dict(cfg: dict, seq_len: int = 128, _path: str = ""):
     # Hierarchical backbones (swin, convnext, resnet, ...) have per-stage
     # widths and head lists tied to embed_dim: their width is left alone.
     hierarchical = any(isinstance(d.get(k), list) for k in ("depths", "hidden_sizes", "embed_dims"))
-    old_hidden = None if hierarchical else next((d[k] for k in hidden_keys if _is_int(d.get(k))), None)
+    old_hidden = None if hierarchical or keep_width else next((d[k] for k in hidden_keys if _is_int(d.get(k))), None)
     new_hidden = None
     if old_hidden is not None:
         new_hidden = min(old_hidden, SMALL_HIDDEN)
@@ -250,13 +256,13 @@ def shrink_config_dict(cfg: dict, seq_len: int = 128, _path: str = ""):
             _set(d, "context_length", 16, changes, p)
 
     # Feed-forward widths.
-    for k in ffn_keys:
+    for k in (() if keep_width else ffn_keys):
         v = d.get(k)
         if _is_int(v) and v > SMALL_FFN:
             _set(d, k, SMALL_FFN, changes, p)
         elif isinstance(v, list) and v and all(_is_int(x) for x in v) and max(v) > SMALL_FFN:
             _set(d, k, [min(x, SMALL_FFN) for x in v], changes, p)  # per-layer widths
-    for k in MOE_FFN_KEYS:
+    for k in (() if keep_width else MOE_FFN_KEYS):
         v = d.get(k)
         if (_is_int(v) and v > SMALL_MOE_FFN) or (k == "moe_intermediate_size" and k in d and v is None
                                                    and any(_is_int(d.get(e)) for e in EXPERT_KEYS)):
@@ -279,10 +285,10 @@ def shrink_config_dict(cfg: dict, seq_len: int = 128, _path: str = ""):
             _set(d, "topk_group", 1, changes, p)
 
     # Multi-head latent attention (deepseek-style).
-    for k in ("kv_lora_rank", "q_lora_rank"):
+    for k in (() if keep_width else ("kv_lora_rank", "q_lora_rank")):
         if _is_int(d.get(k)) and d[k] > SMALL_LORA_RANK:
             _set(d, k, SMALL_LORA_RANK, changes, p)
-    for k in ("qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim"):
+    for k in (() if keep_width else ("qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim")):
         if _is_int(d.get(k)) and d[k] > SMALL_ROPE_DIM:
             _set(d, k, SMALL_ROPE_DIM, changes, p)
     if "qk_head_dim" in d and _is_int(d.get("qk_rope_head_dim")) and _is_int(d.get("qk_nope_head_dim")):
@@ -301,7 +307,7 @@ def shrink_config_dict(cfg: dict, seq_len: int = 128, _path: str = ""):
     # Recurse into sub-configs.
     for k, v in list(d.items()):
         if isinstance(v, dict) and (_looks_like_config(v) and (SUBCONFIG_HINT.search(k) or "model_type" in v)):
-            sub, sub_changes = shrink_config_dict(v, seq_len, _path=f"{p}{k}.")
+            sub, sub_changes = shrink_config_dict(v, seq_len, _path=f"{p}{k}.", keep_width=keep_width)
             d[k] = sub
             changes.extend(sub_changes)
 

@@ -66,11 +66,18 @@ DECODER_SEQ_LEN_CAP = 16
 
 # Refuse to build an unshrunk default config above this many parameters.
 MAX_DEFAULT_PARAMS = 1_500_000_000
+# A test's shallow config (depth and experts cut, widths kept) may be larger
+# than its narrow one: embeddings of a wide model stay.  fp32 on the device,
+# 4 B parameters take 16 GB.
+MAX_SHALLOW_PARAMS = 4_000_000_000
 
-# Benchmarks build the default config at full size; above this many
-# parameters they are skipped with the reason (override with the
-# environment variable HFLEET_MAX_BENCHMARK_PARAMS).
+# Benchmarks build the default config at full size.  Without a limit in the
+# environment (HFLEET_MAX_BENCHMARK_PARAMS) the limit is what fits the task's
+# devices: weights may take this share of their memory, the rest is left to
+# activations and the allocator.  A device of unknown memory (CPU) takes the
+# fixed default.
 DEFAULT_MAX_BENCHMARK_PARAMS = 8_000_000_000
+BENCHMARK_WEIGHT_SHARE = 0.8
 
 
 def threads_from_env(environ):
@@ -83,13 +90,22 @@ def threads_from_env(environ):
     return n if n > 0 else None
 
 
-def max_benchmark_params() -> int:
+def max_benchmark_params(device_bytes=None, bytes_per_param=2):
+    """-> (limit, where it comes from): the environment's, else what fits
+    device_bytes (the memory of the task's devices together) at
+    bytes_per_param, else the fixed default."""
     raw = os.environ.get("HFLEET_MAX_BENCHMARK_PARAMS", "")
     try:
-        v = int(float(raw)) if raw else DEFAULT_MAX_BENCHMARK_PARAMS
+        v = int(float(raw)) if raw else 0
     except ValueError:
-        v = DEFAULT_MAX_BENCHMARK_PARAMS
-    return v if v > 0 else DEFAULT_MAX_BENCHMARK_PARAMS
+        v = 0
+    if v > 0:
+        return v, "HFLEET_MAX_BENCHMARK_PARAMS"
+    if device_bytes:
+        return (int(device_bytes * BENCHMARK_WEIGHT_SHARE / max(bytes_per_param, 1)),
+                f"{BENCHMARK_WEIGHT_SHARE:.0%} of the device memory, {device_bytes / 2**30:.1f} GiB, "
+                f"at {bytes_per_param} bytes a parameter")
+    return DEFAULT_MAX_BENCHMARK_PARAMS, "the default for a device of unknown memory"
 
 TRACEBACK_LINES = 40
 REASON_MAX_CHARS = 600

@@ -22,7 +22,7 @@ import traceback
 import hfleet_bench as bench_mod
 import hfleet_modes as modes_mod
 from hfleet_build import (Unsupported, adapt_mrope_sections, build_from_config, build_on_device,
-                          default_and_shrunk_configs, free_memory, load_pretrained, param_count)
+                          default_and_shrunk_configs, free_memory, load_pretrained, param_count, shallow_config)
 import hfleet_multidevice as multi_mod
 from hfleet_inputs import (config_facts, fit_placeholder_tokens, forward_fitting_placeholders, materialize,
                            measure_generation, output_entries, position_id_offset)
@@ -690,73 +690,116 @@ def run_task(task: dict) -> dict:
     # A benchmark measures the real architecture: the default config at full
     # size (random weights), never the shrunk toy used for tests.
     benchmark = task["kind"] == "benchmark"
-    param_limit = lib.max_benchmark_params() if benchmark else lib.MAX_DEFAULT_PARAMS
+    if benchmark:
+        device_bytes = env.get("device_memory_bytes", 0) * max(ctx["n_devices"], 1)
+        param_limit, limit_source = lib.max_benchmark_params(device_bytes, torch.tensor([], dtype=dtype).element_size())
+    else:
+        param_limit = lib.MAX_DEFAULT_PARAMS
     if benchmark:
         small_cfg, shrink_exc = None, None
 
-    first_error = None
-    first_tb = None
-    if small_cfg is not None:
+    def attempt(label, cfg):
+        """One build + forward of cfg: -> (final result or None, error, traceback).
+        A skip (the runner cannot build it, an input it cannot plan, the
+        environment) is final: another config would not change it."""
         try:
-            att = run_attempt(ctx, "shrunk", lambda: build_from_config(transformers, small_cfg, task.get("task"), head_first=benchmark))
-            return finish(att, weights)
+            att = run_attempt(ctx, label, lambda: build_from_config(transformers, cfg, task.get("task"), head_first=benchmark))
+            return att, None, None
         except Unsupported as exc:
-            return lib.make_result("skipped", str(exc), weights=weights, env=env)
+            return lib.make_result("skipped", str(exc), weights=weights, env=env), None, None
         except plan_mod.PlanError as exc:
             return lib.make_result("skipped", f"inputs not supported by this runner version: {exc}",
-                                   weights=weights, env=env)
+                                   weights=weights, env=env), None, None
         except Exception as exc:  # noqa: BLE001
             skip = environment_skip_reason(exc)
             if skip:
-                return lib.make_result("skipped", skip, weights=weights, env=env)
-            first_error, first_tb = exc, traceback.format_exc()
-            log(f"shrunk config failed: {type(exc).__name__}: {exc}")
-            if _is_fatal_device_error(exc):
-                return lib.make_result("error", lib.exception_reason(exc, "shrunk config (fatal device error, not retried)"),
-                                       weights=weights, env=env, traceback_text=first_tb)
-            free_memory(torch, device)
-    else:
-        first_error = shrink_exc
-        first_tb = "".join(traceback.format_exception(shrink_exc)) if shrink_exc else None
+                return lib.make_result("skipped", skip, weights=weights, env=env), None, None
+            log(f"{label} config failed: {type(exc).__name__}: {exc}")
+            return None, exc, traceback.format_exc()
 
-    # retry with the unshrunk default config, if it is not huge
-    try:
-        meta_model = build_from_config(transformers, default_cfg, task.get("task"), meta=True, torch=torch)
-        n_params = param_count(meta_model)
-        del meta_model
-    except Exception as exc:  # noqa: BLE001
-        log(f"meta-device build of the default config failed ({type(exc).__name__}: {exc}); using a dict estimate")
-        n_params = plan_mod.estimate_params_from_dict(default_cfg.to_dict())
-    prefix = f"shrunk config failed ({lib.exception_reason(first_error, '')[:300]}); " if first_error else ""
+    def meta_params(cfg):
+        try:
+            meta_model = build_from_config(transformers, cfg, task.get("task"), meta=True, torch=torch)
+            n = param_count(meta_model)
+            del meta_model
+            return n
+        except Exception as exc:  # noqa: BLE001
+            log(f"meta-device build failed ({type(exc).__name__}: {exc}); using a dict estimate")
+            return plan_mod.estimate_params_from_dict(cfg.to_dict())
+
+    errors = []   # (label, exception, traceback) of each config that failed, in order
+
+    def failed_prefix():
+        return "".join(f"{label} config failed ({lib.exception_reason(exc, '')[:300]}); " for label, exc, _ in errors)
+
+    def failed_traceback(tb=None):
+        parts = [f"--- {label} config ---\n" + lib.tail_lines(t, 18) for label, _, t in errors if t]
+        return "\n".join(parts + ([lib.tail_lines(tb, 20)] if tb else [])) or None
+
+    def fatal(label, exc, tb):
+        if _is_fatal_device_error(exc):
+            return lib.make_result("error", lib.exception_reason(exc, f"{label} config (fatal device error, not retried)"),
+                                   weights=weights, env=env, traceback_text=tb)
+        free_memory(torch, device)
+        return None
+
+    if small_cfg is not None:
+        att, exc, tb = attempt("shrunk", small_cfg)
+        if att is not None:
+            return finish(att, weights) if isinstance(att, Attempt) else att
+        errors.append(("shrunk", exc, tb))
+        done = fatal("shrunk", exc, tb)
+        if done:
+            return done
+    elif shrink_exc is not None:
+        errors.append(("shrunk", shrink_exc, "".join(traceback.format_exception(shrink_exc))))
+
+    # Second try for a test: the shallow config (depth and experts cut,
+    # widths kept), when the narrow one broke a width the model derives.
+    if errors and not benchmark:
+        try:
+            shallow_cfg, shallow_changes = shallow_config(task["model_type"], default_cfg, seq_for_config)
+        except Exception as exc:  # noqa: BLE001
+            shallow_cfg = None
+            log(f"no shallow config ({type(exc).__name__}: {exc})")
+        if shallow_cfg is not None:
+            n_shallow = meta_params(shallow_cfg)
+            if n_shallow > lib.MAX_SHALLOW_PARAMS:
+                log(f"shallow config has {n_shallow / 1e9:.2f}B parameters (> {lib.MAX_SHALLOW_PARAMS / 1e9:.1f}B): not tried")
+            else:
+                log(f"shallow config ({len(shallow_changes)} changes): " + ", ".join(shallow_changes[:40]))
+                att, exc, tb = attempt("shallow", shallow_cfg)
+                if isinstance(att, Attempt):
+                    att.outputs["earlier_configs_failed"] = failed_prefix().rstrip("; ")
+                    return finish(att, weights)
+                if att is not None:
+                    return att
+                errors.append(("shallow", exc, tb))
+                done = fatal("shallow", exc, tb)
+                if done:
+                    return done
+
+    # Last, the unshrunk default config, if it is not huge.
+    n_params = meta_params(default_cfg)
+    prefix = failed_prefix()
     if n_params > param_limit:
         if benchmark:
             return lib.make_result(
                 "skipped",
                 f"default config of {task['model_type']} has {n_params / 1e9:.2f}B parameters, over the "
-                f"benchmark limit of {param_limit / 1e9:.1f}B (HFLEET_MAX_BENCHMARK_PARAMS); cache its "
-                f"pretrained weights or raise the limit", weights=weights, env=env)
+                f"benchmark limit of {param_limit / 1e9:.1f}B ({limit_source}); split it across devices "
+                f"(hfctl submit --devices-per-task) or set HFLEET_MAX_BENCHMARK_PARAMS", weights=weights, env=env)
         return lib.make_result(
             "error",
             f"{prefix}default config of {task['model_type']} has {n_params / 1e9:.2f}B parameters "
             f"(> {param_limit / 1e9:.1f}B limit), not retried",
-            weights=weights, env=env, traceback_text=first_tb)
-    try:
-        att = run_attempt(ctx, "default", lambda: build_from_config(transformers, default_cfg, task.get("task"), head_first=benchmark))
-        if att.status == "passed":
-            return finish(att, weights)
-        att.reason = prefix + att.reason
+            weights=weights, env=env, traceback_text=failed_traceback())
+    att, exc, tb = attempt("default", default_cfg)
+    if isinstance(att, Attempt):
+        if att.status != "passed":
+            att.reason = prefix + att.reason
         return finish(att, weights)
-    except Unsupported as exc:
-        return lib.make_result("skipped", str(exc), weights=weights, env=env)
-    except plan_mod.PlanError as exc:
-        return lib.make_result("skipped", f"inputs not supported by this runner version: {exc}",
-                               weights=weights, env=env)
-    except Exception as exc:  # noqa: BLE001
-        skip = environment_skip_reason(exc)
-        if skip:
-            return lib.make_result("skipped", skip, weights=weights, env=env)
-        tb = traceback.format_exc()
-        if first_tb:
-            tb = lib.tail_lines(first_tb, 18) + "\n--- retry with the default config ---\n" + lib.tail_lines(tb, 20)
-        return lib.make_result("error", prefix + lib.exception_reason(exc, "default config"),
-                               weights=weights, env=env, traceback_text=tb)
+    if att is not None:
+        return att
+    return lib.make_result("error", prefix + lib.exception_reason(exc, "default config"),
+                           weights=weights, env=env, traceback_text=failed_traceback(tb))

@@ -362,6 +362,25 @@ class TestShrink(unittest.TestCase):
         self.assertEqual(self.LLAMA["hidden_size"], 4096)  # input not modified
         self.assertTrue(any(c.startswith("hidden_size: 4096 -> 64") for c in changes))
 
+    def test_shallow_keeps_every_width(self):
+        moe = dict(self.LLAMA, num_local_experts=64, num_experts_per_tok=8, moe_intermediate_size=1408,
+                   layer_types=["sliding_attention", "full_attention"] * 16, kv_lora_rank=512,
+                   vision_config={"model_type": "siglip_vision_model", "hidden_size": 1152, "num_hidden_layers": 27,
+                                  "num_attention_heads": 16, "intermediate_size": 4304})
+        d, changes = plan_mod.shrink_config_dict(moe, seq_len=32, keep_width=True)
+        for k in ("hidden_size", "num_attention_heads", "num_key_value_heads", "head_dim", "intermediate_size",
+                  "moe_intermediate_size", "kv_lora_rank"):
+            self.assertEqual(d[k], moe[k], k)
+        self.assertEqual(d["vision_config"]["hidden_size"], 1152)
+        self.assertEqual(d["vision_config"]["intermediate_size"], 4304)
+        self.assertEqual(d["num_hidden_layers"], 2)
+        self.assertEqual(d["vision_config"]["num_hidden_layers"], 2)
+        self.assertEqual(d["layer_types"], ["sliding_attention", "full_attention"])
+        self.assertEqual((d["num_local_experts"], d["num_experts_per_tok"]), (4, 2))
+        self.assertTrue(any(c.startswith("vision_config.num_hidden_layers: 27 -> 2") for c in changes))
+        # the narrow config of the same dict does narrow them
+        self.assertEqual(plan_mod.shrink_config_dict(moe, seq_len=32)[0]["vision_config"]["hidden_size"], 64)
+
     def test_never_grows_and_mqa_mha(self):
         small = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
                  "intermediate_size": 37}
@@ -896,12 +915,19 @@ class BenchmarkLimitTest(unittest.TestCase):
         import hfleet_runner_lib as lib
         old = os.environ.pop("HFLEET_MAX_BENCHMARK_PARAMS", None)
         try:
-            self.assertEqual(lib.max_benchmark_params(), lib.DEFAULT_MAX_BENCHMARK_PARAMS)
+            self.assertEqual(lib.max_benchmark_params()[0], lib.DEFAULT_MAX_BENCHMARK_PARAMS)
+            # what fits the device: 80 % of 141 GiB at fp16 is about 60 B parameters, at fp32 half that
+            h200 = 141 * 2**30
+            fp16, why = lib.max_benchmark_params(h200, 2)
+            self.assertEqual(fp16, int(h200 * 0.8 / 2))
+            self.assertIn("141.0 GiB", why)
+            self.assertEqual(lib.max_benchmark_params(h200, 4)[0], int(h200 * 0.8 / 4))
             os.environ["HFLEET_MAX_BENCHMARK_PARAMS"] = "2e10"
-            self.assertEqual(lib.max_benchmark_params(), 20_000_000_000)
+            self.assertEqual(lib.max_benchmark_params(h200, 2), (20_000_000_000, "HFLEET_MAX_BENCHMARK_PARAMS"))
             for bad in ("lots", "-5", "0"):
                 os.environ["HFLEET_MAX_BENCHMARK_PARAMS"] = bad
-                self.assertEqual(lib.max_benchmark_params(), lib.DEFAULT_MAX_BENCHMARK_PARAMS)
+                self.assertEqual(lib.max_benchmark_params()[0], lib.DEFAULT_MAX_BENCHMARK_PARAMS)
+                self.assertEqual(lib.max_benchmark_params(h200, 2)[0], fp16)
         finally:
             os.environ.pop("HFLEET_MAX_BENCHMARK_PARAMS", None)
             if old is not None:
