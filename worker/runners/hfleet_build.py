@@ -18,6 +18,7 @@ the functions that are given or use them.
 from __future__ import annotations
 
 import gc
+import importlib
 import os
 import re
 import traceback
@@ -117,8 +118,10 @@ def build_from_config(transformers, config, task_name, meta=False, torch=None, h
 
     recipe = recipes.get(getattr(config, "model_type", None))
     if recipe is not None and recipe.model_class:
+        module, _, name = recipe.model_class.rpartition(".")
+        owner = importlib.import_module("transformers." + module) if module else transformers
         with place():
-            return getattr(transformers, recipe.model_class)._from_config(config)
+            return getattr(owner, name)._from_config(config)
 
     last = None
     for cls in auto_classes(transformers, task_name, head_first):
@@ -226,8 +229,15 @@ def _config_from_dict(config_cls, d):
         return config_cls.from_dict(d)
 
 
+def _shrunk_dict_fix(config, d):
+    """A recipe module's fix of the shrunk dict, before its class validates it."""
+    fix = recipes.SHRUNK_DICT_FIXES.get(getattr(config, "model_type", None))
+    return (fix(d) or []) if fix is not None else []
+
+
 def shrunk_config(transformers, config, seq_len):
     d, changes = plan_mod.shrink_config_dict(config.to_dict(), seq_len)
+    changes += _shrunk_dict_fix(config, d)
     return _config_from_dict(type(config), d), changes
 
 
@@ -247,6 +257,7 @@ def shallow_config(model_type, default, seq_len):
     kept (plan.shrink_config_dict(keep_width=True)), fixed as a default is.
     -> (config, changes)."""
     d, changes = plan_mod.shrink_config_dict(default.to_dict(), seq_len, keep_width=True)
+    changes += _shrunk_dict_fix(default, d)
     cfg = _config_from_dict(type(default), d)
     _apply_fixes(model_type, cfg, False)
     return cfg, changes
@@ -280,7 +291,10 @@ def default_and_shrunk_configs(transformers, model_type, seq_len):
             changes += [f"{k}.{x}" for x in ch]
         shrunk, exc = cfg_cls(**small), None
     else:
-        default = AutoConfig.for_model(model_type)
+        if recipe is not None and recipe.make_config is not None:
+            default = recipe.make_config(transformers, model_type)
+        else:
+            default = AutoConfig.for_model(model_type)
         try:
             shrunk, changes = shrunk_config(transformers, default, seq_len)
             exc = None

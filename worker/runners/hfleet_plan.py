@@ -196,7 +196,7 @@ def shrink_config_dict(cfg: dict, seq_len: int = 128, _path: str = "", keep_widt
             elif isinstance(v, list) and len(v) == old_layers and k not in ("depths", "hidden_sizes"):
                 _set(d, k, v[:new_layers], changes, p)
             elif isinstance(v, list) and v and all(_is_int(x) for x in v) and max(v) < old_layers \
-                    and len(v) < old_layers and re.search(r"(layer|idx|indices)", k):
+                    and len(v) < old_layers and re.search(r"(layer|idx|indices|indexes)", k):
                 # lists of layer indices (attention layer positions, ...)
                 _set(d, k, [x for x in v if x < new_layers], changes, p)
             elif isinstance(v, dict) and v and all(str(x).isdigit() for x in v) \

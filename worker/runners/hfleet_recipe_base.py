@@ -13,8 +13,11 @@ from __future__ import annotations
 
 class Recipe:
     def __init__(self, fix_config=None, provides=(), inputs=None, own_tokens=False, prefer_default=False,
-                 submodel=None, model_class=None, note="", name=""):
+                 submodel=None, model_class=None, note="", name="", make_config=None):
         self.name = name
+        # make_config(transformers, model_type) -> the default config, for a
+        # type whose AutoConfig.for_model cannot build one (it reads the Hub)
+        self.make_config = make_config
         self.model_class = model_class
         self.fix_config = fix_config
         self.provides = tuple(provides)

@@ -10,7 +10,7 @@ that the default config leaves empty.  Each recipe here says what, for one
 model type, and nothing else: the model, its forward pass and the output
 checks stay the generic ones.
 
-A recipe has up to five parts, all optional:
+A recipe has these parts, all optional:
   fix_config(config, shrunk) -> [notes]   mutate the config before building
   provides                                 forward() inputs the recipe builds
   inputs(r) -> None                        build/alter r.inputs (a dict of tensors)
@@ -21,7 +21,11 @@ A recipe has up to five parts, all optional:
   submodel(model) -> (module, note)        run this part of the model
                                            (a generate-only wrapper)
   model_class                              the transformers class to build
-                                           (when AutoModel picks a part)
+                                           (when AutoModel picks a part); a
+                                           dotted name is a path under
+                                           transformers (models.dia.modeling_dia.DiaDecoder)
+  make_config(transformers, model_type)    the default config, where
+                                           AutoConfig.for_model cannot build it
 
 A type without a recipe of its own may still get one chosen by its
 forward() signature (for_signature: dynamic-resolution grids), and every
@@ -667,6 +671,12 @@ for _module in FAMILY_MODULES:
     if _twice:
         raise ImportError(f"{_module.__name__} names model types that already have a recipe: {sorted(_twice)}")
     RECIPES.update(_module.RECIPES)
+
+# Fixes of a shrunk config's dict, by model type, for configs whose class
+# validates on construction (the shrinker can trip the validator).
+SHRUNK_DICT_FIXES = {}
+for _module in FAMILY_MODULES:
+    SHRUNK_DICT_FIXES.update(getattr(_module, "SHRUNK_DICT_FIXES", {}))
 
 # Config fixes that hold for any type (applied after a recipe's own).
 GENERIC_CONFIG_FIXES = (fit_vision_out_width,) + tuple(

@@ -1,10 +1,598 @@
 # SPDX-License-Identifier: MIT
-"""Recipes for model types whose transformers default config does not build as it is (a missing or None attribute, a per-layer-type table without the layer type used): the fix_config recipes that complete it.
+"""Recipes for model types whose transformers default config does not build as it is (a missing or None attribute, a per-layer-type rope table without the layer type used): the fix_config recipes that complete it.
 
 Part of the recipe table (hfleet_recipes.py joins RECIPES into its own);
 built on hfleet_recipe_base.  Torch only through Ctx.torch.
+
+Each fix completes the config the way the model's own code (or its released
+checkpoint) expects, and works on the default config and on the shrunk one
+alike (`shrunk` says whether the widths were narrowed).  Values that the
+released checkpoint fixes and the default config leaves None are taken from
+that checkpoint where it is known; the notes say which.
+
+Fixes that need nothing but the config (CONFIG_FIXES) become recipes with
+no inputs of their own, so the recipe forward()'s signature calls for
+(hfleet_recipes.for_signature) still applies to them; the other RECIPES
+also build inputs or name a model class.
+
+SHRUNK_DICT_FIXES holds fixes for configs whose validator the shrinker
+trips: they must run on the shrunk dict, before the config class is built
+from it (hfleet_build.shrunk_config; see the report for the hook).
 """
 
 from __future__ import annotations
 
-RECIPES = {}
+import math
+import sys
+
+from hfleet_recipe_base import Recipe, _get, _sub, _token
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+def _has(obj, name):
+    """hasattr that survives configs whose __getattribute__ raises on unknown keys."""
+    try:
+        getattr(obj, name)
+        return True
+    except AttributeError:
+        return False
+
+
+def _fill(cfg, notes, prefix="", **values):
+    """Set each attribute that is None (or missing) on cfg; note what was set."""
+    for k, v in values.items():
+        if cfg is None:
+            return
+        if not _has(cfg, k) or getattr(cfg, k) is None:
+            setattr(cfg, k, v)
+            notes.append(f"{prefix}{k}={v!r} (unset in the default config)")
+
+
+def _text_configs(config, model_types):
+    """config itself and its text_config, whichever has one of model_types."""
+    out = []
+    for c in (config, _sub(config, "text_config")):
+        if c is not None and getattr(c, "model_type", None) in model_types and c not in out:
+            out.append(c)
+    return out
+
+
+def _head_dim(c):
+    hd = _get(c, "head_dim")
+    if isinstance(hd, int) and hd > 0:
+        return hd
+    return c.hidden_size // c.num_attention_heads
+
+
+def _hw_t_sections(half, ratio=(22, 22, 20)):
+    """[h, w, t] rotary sections in the 22:22:20 proportion of ernie-4.5-vl /
+    cohere-compass (their code's default for a 128-wide head), summing to
+    `half`, with h == w (the two spatial axes are pre-rotated together)."""
+    t = max(1, half * ratio[2] // sum(ratio))
+    rest = half - t
+    if rest % 2:
+        t += 1
+        rest -= 1
+    return [rest // 2, rest // 2, t]
+
+
+def _config_module_class(config, name):
+    """A class of the module that defined config's class (transformers'
+    configuration_<model>.py), without importing transformers here."""
+    mod = sys.modules.get(type(config).__module__)
+    return getattr(mod, name, None) if mod is not None else None
+
+
+# --------------------------------------------------------------------------
+# per-layer-type rope tables
+
+def _cohere_compass_config(config, shrunk):
+    """CohereCompassTextConfig replaces the inherited rope conversion with its
+    own, which never adds rope_theta: the default config keeps an empty
+    rope_parameters, and the rotary embedding reads
+    rope_parameters[layer_type] for every layer type used."""
+    notes = []
+    for c in _text_configs(config, ("cohere_compass_text",)):
+        rp = c.rope_parameters if isinstance(c.rope_parameters, dict) else {}
+        half = _head_dim(c) // 2
+        sections = [22, 22, 20] if half == 64 else _hw_t_sections(half)
+        added = []
+        for lt in dict.fromkeys(c.layer_types or ["full_attention"]):
+            if not isinstance(rp.get(lt), dict):
+                rp[lt] = {"rope_type": "default", "rope_theta": float(rp.get("rope_theta", 10000.0)),
+                          "mrope_section": list(sections)}
+                added.append(lt)
+            elif sum(rp[lt].get("mrope_section", [22, 22, 20])) != half:
+                rp[lt]["mrope_section"] = list(sections)
+                added.append(lt)
+        for k in ("rope_theta", "rope_type"):   # dangling global keys (the modeling code pops them too)
+            if added and k in rp and not isinstance(rp[k], dict):
+                rp.pop(k)
+        c.rope_parameters = rp
+        if added:
+            notes.append(f"rope_parameters[{', '.join(added)}] = default rope, theta 10000, "
+                         f"mrope_section {sections} (empty in the default config)")
+    return notes
+
+
+def _ernie4_5_vl_moe_config(config, shrunk):
+    """The text rotary embedding pre-rotates [h, w, t] sections read from
+    rope_parameters with a default of [22, 22, 20] (a 128-wide head): a
+    narrower head needs sections that add up to its half."""
+    notes = []
+    for c in _text_configs(config, ("ernie4_5_vl_moe_text",)) or [_sub(config, "text_config") or config]:
+        rp = c.rope_parameters if isinstance(c.rope_parameters, dict) else None
+        if rp is None:
+            continue
+        half = _head_dim(c) // 2
+        if sum(rp.get("mrope_section", [22, 22, 20])) != half:
+            rp["mrope_section"] = _hw_t_sections(half)
+            notes.append(f"text rope mrope_section={rp['mrope_section']} (sums to the head's half {half})")
+    return notes
+
+
+def _hunyuan_vl_text_config(config, shrunk):
+    """HunYuanVL's text model always runs its multi-axis (xdrope) rotary
+    embedding and reads rope_parameters['mrope_section'] (HunyuanOCR:
+    four equal sections of a 128-wide head, [16, 16, 16, 16]); the default
+    config has none, nor a head_dim (attention scales by head_dim ** -0.5)."""
+    notes = []
+    for c in _text_configs(config, ("hunyuan_vl_text",)):
+        if c.head_dim is None:
+            c.head_dim = c.hidden_size // c.num_attention_heads
+            notes.append(f"head_dim={c.head_dim} (None in the default config)")
+        rp = c.rope_parameters if isinstance(c.rope_parameters, dict) else {}
+        half = c.head_dim // 2
+        if not rp.get("mrope_section") or sum(rp["mrope_section"]) != half:
+            sec = [half // 4] * 4
+            sec[-1] += half - sum(sec)
+            rp["mrope_section"] = sec
+            rp.setdefault("rope_type", "default")
+            rp.setdefault("rope_theta", 10000.0)
+            c.rope_parameters = rp
+            notes.append(f"rope mrope_section={sec} (the xdrope axes; unset in the default config)")
+    return notes
+
+
+# --------------------------------------------------------------------------
+# None attributes the model code reads
+
+def _deepseek_ocr2_config(config, shrunk):
+    """mlp_layer_types is None in the default config; DeepSeek-OCR-2's
+    language model (first_k_dense_replace=1) is one dense layer then MoE."""
+    notes = []
+    tc = _sub(config, "text_config") or config
+    if getattr(tc, "mlp_layer_types", 0) is None:
+        n = tc.num_hidden_layers
+        tc.mlp_layer_types = ["dense"] + ["sparse"] * (n - 1)
+        notes.append(f"text mlp_layer_types=['dense'] + ['sparse'] * {n - 1} (None in the default config)")
+    _fill(tc, notes, "text ", num_experts_per_tok=2 if shrunk else 6)
+    return notes
+
+
+def _dots1_config(config, shrunk):
+    """dots.llm1 leaves its MoE sizes None (the released checkpoint: 128
+    routed experts, 6 per token, 2 shared, first layer dense)."""
+    notes = []
+    if shrunk:
+        _fill(config, notes, n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1)
+    else:
+        _fill(config, notes, n_routed_experts=128, num_experts_per_tok=6, n_shared_experts=2)
+    return notes
+
+
+def _emu3_config(config, shrunk):
+    """Emu3's model maps VQ codes to BPE tokens through vocabulary_map (the
+    tokenizer's), None in the default config.  The released vocabulary ends
+    with the VQ codebook ('<|visual token 000000|>' ..., 184622 = 151854 +
+    32768); '<|extra_200|>' (end of line) and '<image>' sit below it."""
+    if getattr(config, "vocabulary_map", None):
+        return []
+    vocab = config.text_config.vocab_size
+    cb = _get(_sub(config, "vq_config"), "codebook_size", default=32768)
+    base = vocab - cb
+    if base < 16:
+        return ["vocabulary_map not set: the text vocabulary is smaller than the VQ codebook"]
+    m = {f"<|visual token {i:06d}|>": base + i for i in range(cb)}
+    m["<|extra_200|>"] = base - 8
+    m["<image>"] = base - 7
+    config.vocabulary_map = m
+    config.image_token_id = base - 7
+    return [f"vocabulary_map: {cb} visual tokens from id {base}, <image>={base - 7}, "
+            f"<|extra_200|>={base - 8} (None in the default config)"]
+
+
+def _granite4_vision_config(config, shrunk):
+    """The default config gives granite4_vision a LlamaConfig text model,
+    while its language model is Granite4VisionTextModel (attention_multiplier,
+    ...); downsample_rate and deepstack_layer_map are None, and the layer
+    indices name a 32-layer LLM."""
+    notes = []
+    tc = config.text_config
+    text_cls = _config_module_class(config, "Granite4VisionTextConfig")
+    if text_cls is not None and not isinstance(tc, text_cls):
+        keys = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                "num_key_value_heads", "hidden_act", "max_position_embeddings", "initializer_range",
+                "rms_norm_eps", "pad_token_id", "bos_token_id", "eos_token_id", "tie_word_embeddings",
+                "attention_bias", "attention_dropout", "mlp_bias")
+        kw = {k: getattr(tc, k) for k in keys if _has(tc, k)}
+        config.text_config = tc = text_cls(**kw)
+        notes.append(f"text_config={text_cls.__name__} with the Llama default's sizes "
+                     "(the default config builds a LlamaConfig the Granite text model cannot read)")
+    vc = config.vision_config
+    side = vc.image_size // vc.patch_size
+    if config.downsample_rate is None:
+        # query windows of q x q over windows of 2q x 2q (a rate of 1/2), the
+        # largest q <= 4 whose window tiles the patch grid
+        q = next((q for q in (4, 3, 2, 1) if side % (2 * q) == 0), None)
+        if q is not None:
+            config.downsample_rate = f"{q}/{2 * q}"
+            notes.append(f"downsample_rate={config.downsample_rate} (None in the default config; "
+                         f"windows tile the {side}x{side} patch grid)")
+    n_text = tc.num_hidden_layers
+    if config.deepstack_layer_map is None:
+        config.deepstack_layer_map = [(-1, 0)]
+        notes.append("deepstack_layer_map=[(-1, 0)] (None in the default config)")
+    if any(x >= n_text for x in config.spatial_target_layers):
+        config.spatial_target_layers = [min(i, n_text - 1) for i in range(len(config.spatial_target_layers))]
+        notes.append(f"spatial_target_layers={config.spatial_target_layers} (the text model has {n_text} layers)")
+    if str(getattr(vc, "model_type", "")).startswith("siglip") and config.vision_feature_select_strategy == "default":
+        # "default" drops a CLS token SigLIP does not have: the window
+        # downsamplers then see side^2 - 1 tokens and refuse them
+        config.vision_feature_select_strategy = "full"
+        notes.append("vision_feature_select_strategy='full' (the default SigLIP tower has no CLS token)")
+    s = vc.image_size
+    if config.image_grid_pinpoints != [[s, s]]:
+        config.image_grid_pinpoints = [[s, s]]
+        notes.append(f"image_grid_pinpoints=[[{s}, {s}]] (one tile at the vision tower's size)")
+    qc = _sub(config, "qformer_config")
+    if qc is not None and _has(qc, "encoder_hidden_size") and qc.encoder_hidden_size != vc.hidden_size:
+        qc.encoder_hidden_size = vc.hidden_size
+        notes.append(f"qformer encoder_hidden_size={vc.hidden_size} (= the vision width it reads)")
+    return notes
+
+
+def _moonshine_streaming_config(config, shrunk):
+    """The decoder reads num_key_value_heads and mlp_bias, which
+    MoonshineStreamingConfig does not define (the released checkpoints use
+    full multi-head attention and MLPs without bias)."""
+    notes = []
+    _fill(config, notes, num_key_value_heads=config.num_attention_heads, mlp_bias=False)
+    return notes
+
+
+def _perception_lm_config(config, shrunk):
+    """PerceptionLM's vision tower is timm's Perception Encoder
+    (vit_pe_core_large_patch14_336 in the released 1B/3B), whose model_args
+    the projector reads (embed_dim); the default TimmWrapperConfig has none.
+    The shrunk tower follows transformers' own test (embed 64, depth 2); it
+    takes 224 x 224 tiles (16 x 16 patches of 14)."""
+    vc = config.vision_config
+    if getattr(vc, "model_args", None):
+        return []
+    s = 224 if shrunk else 448
+    vc.architecture = "vit_pe_core_large_patch14_336"
+    vc.model_args = {"embed_dim": 64 if shrunk else 1024, "depth": 2 if shrunk else 23,
+                     "img_size": [s, s], "global_pool": "", "use_post_transformer_norm": False,
+                     "init_values": 0.1, "ref_feat_shape": [s // 14, s // 14]}
+    return [f"vision tower vit_pe_core_large_patch14_336, model_args {vc.model_args} "
+            "(the default TimmWrapperConfig has none)"]
+
+
+def _pp_ocrv6_medium_det_config(config, shrunk):
+    """The neck's intra-class blocks read intraclass_block_config, and the
+    neck and head read scale_factor_list / kernel_list, all None in the
+    default config: PaddleOCR's IntraCLBlock (1x1 reduce/return, 7/5/3
+    square, vertical and horizontal convolutions), the four refined maps
+    upsampled to 1/4 resolution, the DB head's [3, 2, 2]."""
+    notes = []
+    if config.intraclass_block_config is None:
+        config.intraclass_block_config = {
+            "reduce_channel": [1, 1, 0], "return_channel": [1, 1, 0],
+            "vertical_long_to_small_conv_longratio": [[7, 1], 1, [3, 0]],
+            "vertical_long_to_small_conv_midratio": [[5, 1], 1, [2, 0]],
+            "vertical_long_to_small_conv_shortratio": [[3, 1], 1, [1, 0]],
+            "horizontal_small_to_long_conv_longratio": [[1, 7], 1, [0, 3]],
+            "horizontal_small_to_long_conv_midratio": [[1, 5], 1, [0, 2]],
+            "horizontal_small_to_long_conv_shortratio": [[1, 3], 1, [0, 1]],
+            "symmetric_conv_long_longratio": [7, 1, 3],
+            "symmetric_conv_long_midratio": [5, 1, 2],
+            "symmetric_conv_long_shortratio": [3, 1, 1],
+        }
+        notes.append("intraclass_block_config = PaddleOCR's IntraCLBlock kernels (None in the default config)")
+    _fill(config, notes, scale_factor_list=[1, 2, 4, 8], kernel_list=[3, 2, 2])
+    return notes
+
+
+def _qwen4_exp_config(config, shrunk):
+    """Qwen4-Exp's sparse-attention layers always build the QSA token
+    indexer, whose sizes are all None in the default config (its validator
+    wants one key head, budget divisible by the block size, index heads at
+    least as wide as the rotary part)."""
+    notes = []
+    for c in _text_configs(config, ("qwen4_exp_text",)):
+        if c.indexer_budget is not None:
+            continue
+        c.indexer_n_heads = c.num_attention_heads
+        c.indexer_kv_heads = 1
+        c.indexer_head_dim = c.head_dim
+        c.indexer_compress_ratio = 4
+        c.indexer_budget = 64 if shrunk else 2048    # shrunk: 16 of the 32 blocks of a 128-token test
+        notes.append(f"QSA indexer: {c.indexer_n_heads} heads x {c.indexer_head_dim}, 1 key head, "
+                     f"budget {c.indexer_budget} tokens in blocks of 4 (None in the default config)")
+    return notes
+
+
+def _t5gemma2_config(config, shrunk):
+    """The encoder's text config never gets dropout_rate unless the
+    T5Gemma2Config wrapper copies it in (a bare T5Gemma2EncoderConfig does
+    not), and the multimodal projector pools the vision patch grid to
+    mm_tokens_per_image (256 = 16 x 16, more than the default 224 / 16 = 14
+    patches a side of SigLIP): pool to half the grid, as for gemma3."""
+    notes = []
+    enc = _sub(config, "encoder") if getattr(config, "model_type", "") == "t5gemma2" else config
+    dec = _sub(config, "decoder") if enc is not config else None
+    for name, c in (("text", _sub(enc, "text_config")), ("decoder", dec)):
+        if c is not None:
+            _fill(c, notes, f"{name} ", dropout_rate=0.0, attention_dropout=0.0)
+    vc = _sub(enc, "vision_config")
+    if vc is not None and _has(enc, "mm_tokens_per_image"):
+        side = vc.image_size // vc.patch_size
+        per_side = side // 2 if side % 2 == 0 else side
+        want = per_side * per_side
+        if int(math.isqrt(enc.mm_tokens_per_image or 0)) == 0 or side % math.isqrt(enc.mm_tokens_per_image):
+            enc.mm_tokens_per_image = want
+            notes.append(f"mm_tokens_per_image={want} (pool the {side}x{side} patch grid by 2)")
+    return notes
+
+
+def _timm_backbone_config(config, shrunk):
+    """TimmBackboneConfig names no timm model by default.  TimmBackbone calls
+    timm.create_model(backbone, pretrained=False): a random-init model from
+    timm's own architecture table, no Hub files.  resnet50 is the model its
+    docstring names."""
+    if config.backbone is None:
+        config.backbone = "resnet50"
+        return ["backbone='resnet50' (timm, random init: pretrained=False needs no Hub files)"]
+    return []
+
+
+def _step3p7_config(config, shrunk):
+    """The text model builds the sliding-window mask whatever layer_types
+    says, and the default config's sliding_window is None (Step 3.5/3.7
+    checkpoints: 512)."""
+    notes = []
+    tc = _sub(config, "text_config") or config
+    _fill(tc, notes, "text ", sliding_window=512)
+    return notes
+
+
+def _diffusion_gemma_text_config(config, shrunk):
+    """Every DiffusionGemma text layer has a router and experts, and the
+    default text config leaves their sizes None (diffusiongemma-26B-A4B:
+    128 experts, 8 per token, 704 wide)."""
+    notes = []
+    if shrunk:
+        _fill(config, notes, num_experts=4, top_k_experts=2, moe_intermediate_size=64)
+    else:
+        _fill(config, notes, num_experts=128, top_k_experts=8, moe_intermediate_size=704)
+    return notes
+
+
+def _dia_decoder_config(config, shrunk):
+    """The decoder's cross-attention keeps the default 16 x 128 heads over a
+    1024-wide encoder when the rest is shrunk: narrow it with the model (the
+    encoder side is the recipe's own encoder_hidden_states)."""
+    if not shrunk:
+        return []
+    notes = []
+    for k, v in (("cross_num_attention_heads", config.num_attention_heads),
+                 ("cross_num_key_value_heads", config.num_attention_heads),
+                 ("cross_head_dim", config.head_dim), ("cross_hidden_size", config.hidden_size)):
+        if getattr(config, k) != v:
+            setattr(config, k, v)
+            notes.append(f"{k}={v}")
+    return notes
+
+
+# --------------------------------------------------------------------------
+# validators the shrinker trips (run on the shrunk dict, before the build)
+
+def _efficientloftr_dict(d):
+    """validate_architecture: hidden_size == out_features[-1]."""
+    outs, h = d.get("out_features"), d.get("hidden_size")
+    if isinstance(outs, list) and outs and isinstance(h, int) and outs[-1] != h:
+        d["out_features"] = [min(x, h) for x in outs]
+        return [f"out_features: {outs} -> {d['out_features']} (the last must equal hidden_size {h})"]
+    return []
+
+
+def _fun_asr_nano_dict(d):
+    """validate_architecture: adaptor hidden == text hidden, adaptor
+    intermediate == text hidden // 4; and the encoder's last
+    num_timestamp_prediction_layers (20) must leave transcription layers."""
+    notes = []
+    tc, ac, enc = d.get("text_config") or {}, d.get("adaptor_config") or {}, d.get("audio_config") or {}
+    th = tc.get("hidden_size")
+    if isinstance(th, int):
+        for k, v in (("hidden_size", th), ("intermediate_size", th // 4)):
+            if ac.get(k) != v:
+                ac[k] = v
+                notes.append(f"adaptor_config.{k}={v} (tied to text hidden {th})")
+    n, ts = enc.get("num_hidden_layers"), enc.get("num_timestamp_prediction_layers")
+    if isinstance(n, int) and isinstance(ts, int) and ts >= n:
+        enc["num_timestamp_prediction_layers"] = max(1, n // 2)
+        notes.append(f"audio_config.num_timestamp_prediction_layers={enc['num_timestamp_prediction_layers']} "
+                     f"(of {n} layers)")
+    return notes
+
+
+def _efficientloftr_config(config, shrunk):
+    if shrunk and config.hidden_size != config.out_features[-1]:
+        return ["efficientloftr: hidden_size != out_features[-1] (the shrunk dict fix did not run)"]
+    return []
+
+
+def _fun_asr_nano_config(config, shrunk):
+    notes = []
+    enc = config.audio_config
+    if shrunk and enc.num_timestamp_prediction_layers >= enc.num_hidden_layers:
+        enc.num_timestamp_prediction_layers = max(1, enc.num_hidden_layers // 2)
+        notes.append(f"audio num_timestamp_prediction_layers={enc.num_timestamp_prediction_layers}")
+    return notes
+
+
+SHRUNK_DICT_FIXES = {
+    "efficientloftr": _efficientloftr_dict,
+    "fun_asr_nano": _fun_asr_nano_dict,
+}
+
+
+# --------------------------------------------------------------------------
+# inputs the generic planner cannot make for these types
+
+def _efficientloftr_inputs(r):
+    """A pair of images per sample, (batch, 2, 3, H, W), channels equal (the
+    model reads the first); 256 x 256 is a multiple of the coarse stride (8)
+    times the aggregation stride (4)."""
+    s = 256
+    gray = r.randn(r.batch, 2, 1, s, s)
+    r.inputs["pixel_values"] = gray.expand(r.batch, 2, 3, s, s).contiguous()
+
+
+def _fun_asr_nano_inputs(r):
+    """Low-frame-rate features, time-major (batch, frames, mel * stacked
+    frames = 560), with their frame mask; the encoder and adaptor keep the
+    frame count, so one audio token per frame."""
+    c = r.config
+    ac = c.audio_config
+    dim = _get(ac, "num_mel_bins", default=80) * _get(ac, "num_stacked_frames", default=7)
+    frames = 64
+    r.inputs["input_features"] = r.randn(r.batch, frames, dim)
+    r.inputs["input_features_mask"] = r.ones(r.batch, frames)
+    tok = _token(c, "audio_token_id")
+    if "input_ids" not in r.inputs:
+        high = min(_get(c.text_config, "vocab_size", default=1000), tok if tok else 1000)
+        r.inputs["input_ids"] = r.randint(high, r.batch, 16, low=1)
+        r.inputs["attention_mask"] = r.ones(r.batch, 16)
+    if tok is not None:
+        r.prepend_tokens([tok], frames)
+
+
+def _voxtral_realtime_text_inputs(r):
+    """Every decoder layer scales by an ada-norm of the delay-time
+    embedding t_cond, which the full model computes (sinusoidal, of
+    default_num_delay_tokens) and passes down: the same here, for 6 delay
+    tokens (passed through forward's **kwargs to the layers)."""
+    torch = r.torch
+    dim = r.config.hidden_size
+    half = dim // 2
+    inv = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
+    emb = 6.0 * inv
+    t = torch.cat((emb.cos(), emb.sin()))[None, ...]
+    r.inputs["t_cond"] = t.to(device=r.device, dtype=r.dtype)
+
+
+def _emu3_inputs(r):
+    """Images with their sizes (get_image_features reads image_sizes to cut
+    the VQ token grid); 128 x 128 is 16 x 16 codes at the VQ's spatial
+    factor 8."""
+    s = 128
+    r.inputs["pixel_values"] = r.randn(r.batch, 3, s, s)
+    r.inputs["image_sizes"] = r.long([[s, s]] * r.batch)
+
+
+def _granite4_vision_inputs(r):
+    """LLaVA-NeXT layout (a base image and one tile, with image_sizes), and
+    as many image tokens as the first deepstack projector yields per image
+    (get_image_features returns no pooler_output to count with)."""
+    torch, c = r.torch, r.config
+    s = c.vision_config.image_size
+    r.inputs["pixel_values"] = r.randn(r.batch, 2, 3, s, s)
+    r.inputs["image_sizes"] = r.long([[s, s]] * r.batch)
+    tok = _token(c, "image_token_id", "image_token_index")
+    fn = getattr(r.model, "get_image_features", None) or getattr(getattr(r.model, "model", None),
+                                                                  "get_image_features", None)
+    if tok is None or fn is None or "input_ids" not in r.inputs:
+        return
+    with torch.inference_mode():
+        out = fn(pixel_values=r.inputs["pixel_values"], image_sizes=r.inputs["image_sizes"],
+                 vision_feature_layer=c.vision_feature_layer,
+                 vision_feature_select_strategy=c.vision_feature_select_strategy)
+    packed = out.deepstack_features[0][1]
+    r.prepend_tokens([tok], int(packed[0].shape[0]))
+
+
+def _perception_lm_inputs(r):
+    """One tile per sample, (batch, tiles, 3, H, W): the model flattens the
+    tiles into the tower's batch; H = W = the tower's img_size."""
+    args = getattr(r.config.vision_config, "model_args", None) or {}
+    size = args.get("img_size", [224, 224])
+    s = size[-1] if isinstance(size, (list, tuple)) else int(size)
+    r.inputs["pixel_values"] = r.randn(r.batch, 1, 3, s, s)
+
+
+def _dia_decoder_inputs(r):
+    """The decoder alone: audio codes (batch, frames, channels) below the
+    codebook's 1024 specials, and the encoder states it cross-attends to."""
+    c = r.config
+    ch = _get(c, "num_channels", default=9)
+    L = min(r.seq, 64)
+    r.inputs["input_ids"] = r.randint(min(c.vocab_size, 1024), r.batch, L, ch)
+    r.inputs.pop("attention_mask", None)
+    r.inputs["encoder_hidden_states"] = r.randn(r.batch, 32, c.cross_hidden_size)
+
+
+# --------------------------------------------------------------------------
+
+# Config-only fixes, by model type.  A recipe with no inputs of its own still
+# gets the one forward()'s signature calls for (the dynamic-resolution grid
+# of qwen4-exp, ernie-4.5-vl, cohere-compass, ...): hfleet_runner_torch asks
+# for_signature when a type's recipe builds no inputs.
+CONFIG_FIXES = {
+    "cohere_compass": _cohere_compass_config,
+    "cohere_compass_text": _cohere_compass_config,
+    "ernie4_5_vl_moe": _ernie4_5_vl_moe_config,
+    "hunyuan_vl_text": _hunyuan_vl_text_config,
+    "deepseek_ocr2": _deepseek_ocr2_config,
+    "dots1": _dots1_config,
+    "moonshine_streaming": _moonshine_streaming_config,
+    "pp_ocrv6_medium_det": _pp_ocrv6_medium_det_config,
+    "qwen4_exp": _qwen4_exp_config,
+    "qwen4_exp_text": _qwen4_exp_config,
+    "t5gemma2": _t5gemma2_config,
+    "t5gemma2_encoder": _t5gemma2_config,
+    "timm_backbone": _timm_backbone_config,
+    "step3p7": _step3p7_config,
+}
+
+
+RECIPES = {
+    "emu3": Recipe(fix_config=_emu3_config, provides=("pixel_values", "image_sizes"), inputs=_emu3_inputs,
+                   note="128 x 128 images with image_sizes"),
+    "granite4_vision": Recipe(fix_config=_granite4_vision_config, provides=("pixel_values", "image_sizes"),
+                              inputs=_granite4_vision_inputs, own_tokens=True,
+                              note="base image + one tile with image_sizes; tokens counted by the deepstack projector"),
+    "perception_lm": Recipe(fix_config=_perception_lm_config, provides=("pixel_values",),
+                            inputs=_perception_lm_inputs, note="one tile per sample, (batch, 1, 3, H, W)"),
+    "efficientloftr": Recipe(fix_config=_efficientloftr_config, provides=("pixel_values",),
+                             inputs=_efficientloftr_inputs,
+                             note="image pairs (batch, 2, 3, 256, 256)"),
+    "fun_asr_nano": Recipe(fix_config=_fun_asr_nano_config, provides=("input_features", "input_features_mask"),
+                           inputs=_fun_asr_nano_inputs, own_tokens=True,
+                           note="time-major low-frame-rate features (batch, 64, 560), one audio token per frame"),
+    # No auto class maps these sub-configs: the class their parent model
+    # builds from them.  Not exported at transformers' top level: named by
+    # module path under transformers.
+    "voxtral_realtime_text": Recipe(model_class="models.voxtral_realtime.modeling_voxtral_realtime.VoxtralRealtimeTextModel",
+                                    inputs=_voxtral_realtime_text_inputs,
+                                    note="the text decoder alone, with the delay-time conditioning t_cond"),
+    "dia_decoder": Recipe(fix_config=_dia_decoder_config, model_class="models.dia.modeling_dia.DiaDecoder",
+                          provides=("input_ids", "encoder_hidden_states"), inputs=_dia_decoder_inputs,
+                          note="the decoder alone: audio codes and random encoder states"),
+    "diffusion_gemma_text": Recipe(fix_config=_diffusion_gemma_text_config,
+                                   model_class="DiffusionGemmaEncoderTextModel"),
+}
+RECIPES.update({model_type: Recipe(fix_config=fix) for model_type, fix in CONFIG_FIXES.items()})

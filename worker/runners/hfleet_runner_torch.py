@@ -334,8 +334,10 @@ def run_attempt(ctx, source, make_model):
         att.outputs["submodel"] = type(model).__name__
         log(why)
     params, accepts_kwargs = plan_mod.forward_params(model.forward)
-    if recipe is None:
-        recipe = recipes.for_signature(params)
+    if recipe is None or (recipe.inputs is None and not recipe.provides):
+        # a type without inputs of its own (none, or a config fix only)
+        # gets the ones its forward() signature calls for
+        recipe = recipes.for_signature(params) or recipe
     provided = recipe.provides if recipe is not None else ()
     facts = config_facts(model.config)
     offset = position_id_offset(model)
