@@ -17,7 +17,7 @@ also build inputs or name a model class.
 
 SHRUNK_DICT_FIXES holds fixes for configs whose validator the shrinker
 trips: they must run on the shrunk dict, before the config class is built
-from it (hfleet_build.shrunk_config; see the report for the hook).
+from it (hfleet_build.shrunk_config).
 """
 
 from __future__ import annotations
@@ -169,6 +169,17 @@ def _deepseek_ocr2_config(config, shrunk):
         tc.mlp_layer_types = ["dense"] + ["sparse"] * (n - 1)
         notes.append(f"text mlp_layer_types=['dense'] + ['sparse'] * {n - 1} (None in the default config)")
     _fill(tc, notes, "text ", num_experts_per_tok=2 if shrunk else 6)
+    # The SAM neck's last width feeds the vision encoder's sequence next to
+    # its learned queries (torch.cat): it must be the encoder's width (896 in
+    # the released model, whose encoder is 896 wide; the default config's
+    # encoder is 4096 wide).
+    vc = _sub(config, "vision_config")
+    sam, enc = _sub(vc, "sam_config"), _sub(vc, "encoder_config")
+    chans = getattr(sam, "downsample_channels", None)
+    width = getattr(enc, "hidden_size", None)
+    if isinstance(chans, list) and chans and isinstance(width, int) and chans[-1] != width:
+        sam.downsample_channels = chans[:-1] + [width]
+        notes.append(f"vision sam_config.downsample_channels[-1]={width} (= the vision encoder's width)")
     return notes
 
 
@@ -279,31 +290,6 @@ def _perception_lm_config(config, shrunk):
                      "init_values": 0.1, "ref_feat_shape": [s // 14, s // 14]}
     return [f"vision tower vit_pe_core_large_patch14_336, model_args {vc.model_args} "
             "(the default TimmWrapperConfig has none)"]
-
-
-def _pp_ocrv6_medium_det_config(config, shrunk):
-    """The neck's intra-class blocks read intraclass_block_config, and the
-    neck and head read scale_factor_list / kernel_list, all None in the
-    default config: PaddleOCR's IntraCLBlock (1x1 reduce/return, 7/5/3
-    square, vertical and horizontal convolutions), the four refined maps
-    upsampled to 1/4 resolution, the DB head's [3, 2, 2]."""
-    notes = []
-    if config.intraclass_block_config is None:
-        config.intraclass_block_config = {
-            "reduce_channel": [1, 1, 0], "return_channel": [1, 1, 0],
-            "vertical_long_to_small_conv_longratio": [[7, 1], 1, [3, 0]],
-            "vertical_long_to_small_conv_midratio": [[5, 1], 1, [2, 0]],
-            "vertical_long_to_small_conv_shortratio": [[3, 1], 1, [1, 0]],
-            "horizontal_small_to_long_conv_longratio": [[1, 7], 1, [0, 3]],
-            "horizontal_small_to_long_conv_midratio": [[1, 5], 1, [0, 2]],
-            "horizontal_small_to_long_conv_shortratio": [[1, 3], 1, [0, 1]],
-            "symmetric_conv_long_longratio": [7, 1, 3],
-            "symmetric_conv_long_midratio": [5, 1, 2],
-            "symmetric_conv_long_shortratio": [3, 1, 1],
-        }
-        notes.append("intraclass_block_config = PaddleOCR's IntraCLBlock kernels (None in the default config)")
-    _fill(config, notes, scale_factor_list=[1, 2, 4, 8], kernel_list=[3, 2, 2])
-    return notes
 
 
 def _qwen4_exp_config(config, shrunk):
@@ -559,7 +545,6 @@ CONFIG_FIXES = {
     "deepseek_ocr2": _deepseek_ocr2_config,
     "dots1": _dots1_config,
     "moonshine_streaming": _moonshine_streaming_config,
-    "pp_ocrv6_medium_det": _pp_ocrv6_medium_det_config,
     "qwen4_exp": _qwen4_exp_config,
     "qwen4_exp_text": _qwen4_exp_config,
     "t5gemma2": _t5gemma2_config,

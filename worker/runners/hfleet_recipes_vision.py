@@ -183,9 +183,39 @@ def _pp_ocr_det_config(config, shrunk):
     bc.stage_out_channels = [s[-1][2] for s in new]
     _set_out_features(bc, names)
     widths = [int(s[-1][2] * _get(bc, "scale", default=1.0)) for s in new]
-    config.layer_list_out_channels = widths
+    if hasattr(config, "layer_list_out_channels"):   # the small model's neck (the medium one reads the backbone's)
+        config.layer_list_out_channels = widths
     return [f"backbone: detection strides (1, 2, 2, 2) and all {len(new)} stages out; neck input widths {widths} "
             f"(the default backbone is the recognition one)"]
+
+
+def _pp_ocrv6_medium_det_config(config, shrunk):
+    """The neck's intra-class blocks read intraclass_block_config, and the
+    neck and head read scale_factor_list / kernel_list, all None in the
+    default config: PaddleOCR's IntraCLBlock (1x1 reduce/return, 7/5/3
+    square, vertical and horizontal convolutions), the four refined maps
+    upsampled to 1/4 resolution, the DB head's [3, 2, 2]."""
+    notes = []
+    if config.intraclass_block_config is None:
+        config.intraclass_block_config = {
+            "reduce_channel": [1, 1, 0], "return_channel": [1, 1, 0],
+            "vertical_long_to_small_conv_longratio": [[7, 1], 1, [3, 0]],
+            "vertical_long_to_small_conv_midratio": [[5, 1], 1, [2, 0]],
+            "vertical_long_to_small_conv_shortratio": [[3, 1], 1, [1, 0]],
+            "horizontal_small_to_long_conv_longratio": [[1, 7], 1, [0, 3]],
+            "horizontal_small_to_long_conv_midratio": [[1, 5], 1, [0, 2]],
+            "horizontal_small_to_long_conv_shortratio": [[1, 3], 1, [0, 1]],
+            "symmetric_conv_long_longratio": [7, 1, 3],
+            "symmetric_conv_long_midratio": [5, 1, 2],
+            "symmetric_conv_long_shortratio": [3, 1, 1],
+        }
+        notes.append("intraclass_block_config = PaddleOCR's IntraCLBlock kernels (None in the default config)")
+    for name, value in (("scale_factor_list", [1, 2, 4, 8]), ("kernel_list", [3, 2, 2])):
+        if getattr(config, name, None) is None:
+            setattr(config, name, value)
+            notes.append(f"{name}={value} (unset in the default config)")
+    # its backbone is the same recognition pp_lcnet_v4 as the small model's
+    return notes + _pp_ocr_det_config(config, shrunk)
 
 
 def _uvdoc_config(config, shrunk):
@@ -359,6 +389,7 @@ RECIPES = {
     "lw_detr": Recipe(fix_config=_lw_detr_config),
     "rf_detr": Recipe(provides=("pixel_values",), inputs=_rf_detr_inputs),
     "pp_ocrv6_small_det": Recipe(fix_config=_pp_ocr_det_config),
+    "pp_ocrv6_medium_det": Recipe(fix_config=_pp_ocrv6_medium_det_config),
     "uvdoc": Recipe(fix_config=_uvdoc_config),
     "lightglue": Recipe(provides=("pixel_values",), inputs=_lightglue_inputs),
     "decision_transformer": Recipe(provides=("states", "actions", "rewards", "returns_to_go", "timesteps",
@@ -370,7 +401,11 @@ RECIPES = {
     "glm_image_vqmodel": Recipe(submodel=_vq_encode_submodel, provides=("hidden_states",), inputs=_vq_inputs),
     "mistral4": Recipe(fix_config=_mistral4_config),
     "blt": Recipe(fix_config=_blt_config),
-    "edgetam": Recipe(make_config=_edgetam_default_config, provides=("pixel_values",), inputs=_edgetam_inputs),
+    # The shrunk config's timm backbone, rebuilt from its dict, reads the Hub;
+    # the default (about 5 M parameters for the tower) is small: it is used.
+    "edgetam": Recipe(make_config=_edgetam_default_config, provides=("pixel_values",), inputs=_edgetam_inputs,
+                      prefer_default=True, note="the default config (its shrunk timm backbone would read the Hub)"),
     "edgetam_vision_model": Recipe(make_config=_edgetam_default_config, provides=("pixel_values",),
-                                   inputs=_edgetam_inputs),
+                                   inputs=_edgetam_inputs, prefer_default=True,
+                                   note="the default config (its shrunk timm backbone would read the Hub)"),
 }

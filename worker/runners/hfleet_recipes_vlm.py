@@ -345,7 +345,7 @@ def _deepseek_hybrid_config(config, shrunk):
     hc = _sub(config, "high_res_vision_config")
     idx = getattr(hc, "global_attn_indexes", None)
     n = _get(hc, "num_hidden_layers")
-    if not isinstance(idx, list) or not isinstance(n, int) or all(i < n for i in idx):
+    if not isinstance(idx, list) or not isinstance(n, int) or (idx and all(i < n for i in idx)):
         return []
     keep = [i for i in idx if i < n] or [n - 1]
     hc.global_attn_indexes = keep
@@ -432,7 +432,19 @@ def for_signature(params):
     return None
 
 
+def _with_vision_tower(transformers, model_type):
+    """Gemma 4's default config leaves vision_config None, and the model then
+    has no vision tower (its forward() still takes pixels): the default
+    config with the vision sub-config's own default, as the released models
+    have.  The audio tower stays out (the default leaves it out too)."""
+    cls = transformers.CONFIG_MAPPING[model_type]
+    return cls(vision_config=cls.sub_configs["vision_config"]().to_dict())
+
+
 RECIPES = {
+    # a make_config recipe builds no inputs: forward()'s signature gives them (GEMMA4_VLM)
+    "gemma4": Recipe(make_config=_with_vision_tower, note="the default config with its vision tower"),
+    "gemma4_unified": Recipe(make_config=_with_vision_tower, note="the default config with its vision tower"),
     "aya_vision": Recipe(fix_config=_fit_image_to_shuffle),
     "modernvbert": Recipe(fix_config=_fit_image_to_shuffle, provides=("pixel_values", "pixel_attention_mask"),
                           inputs=_modernvbert_inputs, own_tokens=True),

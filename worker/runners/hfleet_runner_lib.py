@@ -720,8 +720,10 @@ def check_outputs(entries, batch_size: int):
     candidates = float_entries or entries
     # Some models pack the whole batch into one sequence (pixtral: [1, tokens, dim])
     # or return flattened tokens ([tokens, dim]); only a batch dimension that is
-    # neither is a failure.
-    packed = all(len(e["shape"]) <= 2 or e["shape"][0] == 1 for e in candidates)
+    # neither is a failure.  A model whose first output (its hidden states) is
+    # flattened tokens packs: its other outputs are per patch (kimi-k2.5's tower).
+    packed = all(len(e["shape"]) <= 2 or e["shape"][0] == 1 for e in candidates) \
+        or len(candidates[0]["shape"]) == 2
     if not packed and not any(len(e["shape"]) >= 1 and e["shape"][0] == batch_size for e in candidates):
         first = candidates[0]
         problems.append(

@@ -756,52 +756,59 @@ def run_task(task: dict) -> dict:
     elif shrink_exc is not None:
         errors.append(("shrunk", shrink_exc, "".join(traceback.format_exception(shrink_exc))))
 
-    # Second try for a test: the shallow config (depth and experts cut,
-    # widths kept), when the narrow one broke a width the model derives.
-    if errors and not benchmark:
-        try:
-            shallow_cfg, shallow_changes = shallow_config(task["model_type"], default_cfg, seq_for_config)
-        except Exception as exc:  # noqa: BLE001
-            shallow_cfg = None
-            log(f"no shallow config ({type(exc).__name__}: {exc})")
-        if shallow_cfg is not None:
-            n_shallow = meta_params(shallow_cfg)
-            if n_shallow > lib.MAX_SHALLOW_PARAMS:
-                log(f"shallow config has {n_shallow / 1e9:.2f}B parameters (> {lib.MAX_SHALLOW_PARAMS / 1e9:.1f}B): not tried")
-            else:
-                log(f"shallow config ({len(shallow_changes)} changes): " + ", ".join(shallow_changes[:40]))
-                att, exc, tb = attempt("shallow", shallow_cfg)
-                if isinstance(att, Attempt):
-                    att.outputs["earlier_configs_failed"] = failed_prefix().rstrip("; ")
-                    return finish(att, weights)
-                if att is not None:
-                    return att
-                errors.append(("shallow", exc, tb))
-                done = fatal("shallow", exc, tb)
-                if done:
-                    return done
-
-    # Last, the unshrunk default config, if it is not huge.
+    # Then the unshrunk default config (the real architecture), if it is
+    # not huge.
     n_params = meta_params(default_cfg)
-    prefix = failed_prefix()
+    too_big = None
     if n_params > param_limit:
+        too_big = (f"default config of {task['model_type']} has {n_params / 1e9:.2f}B parameters "
+                   f"(> {param_limit / 1e9:.1f}B limit), not tried")
         if benchmark:
             return lib.make_result(
                 "skipped",
                 f"default config of {task['model_type']} has {n_params / 1e9:.2f}B parameters, over the "
                 f"benchmark limit of {param_limit / 1e9:.1f}B ({limit_source}); split it across devices "
                 f"(hfctl submit --devices-per-task) or set HFLEET_MAX_BENCHMARK_PARAMS", weights=weights, env=env)
-        return lib.make_result(
-            "error",
-            f"{prefix}default config of {task['model_type']} has {n_params / 1e9:.2f}B parameters "
-            f"(> {param_limit / 1e9:.1f}B limit), not retried",
-            weights=weights, env=env, traceback_text=failed_traceback())
-    att, exc, tb = attempt("default", default_cfg)
-    if isinstance(att, Attempt):
-        if att.status != "passed":
-            att.reason = prefix + att.reason
-        return finish(att, weights)
-    if att is not None:
-        return att
-    return lib.make_result("error", prefix + lib.exception_reason(exc, "default config"),
-                           weights=weights, env=env, traceback_text=failed_traceback(tb))
+    else:
+        att, exc, tb = attempt("default", default_cfg)
+        if isinstance(att, Attempt):
+            if att.status != "passed":
+                att.reason = failed_prefix() + att.reason
+            return finish(att, weights)
+        if att is not None:
+            return att
+        errors.append(("default", exc, tb))
+        done = fatal("default", exc, tb)
+        if done or benchmark:
+            return done or lib.make_result("error", lib.exception_reason(exc, "default config"),
+                                           weights=weights, env=env, traceback_text=tb)
+
+    # Last, for a test: the shallow config (depth and experts cut, widths
+    # kept), when the narrow one broke a width the model derives and the
+    # default is too big or failed as well.
+    if errors:
+        try:
+            shallow_cfg, shallow_changes = shallow_config(task["model_type"], default_cfg, seq_for_config)
+        except Exception as exc:  # noqa: BLE001
+            shallow_cfg = None
+            log(f"no shallow config ({type(exc).__name__}: {exc})")
+        n_shallow = meta_params(shallow_cfg) if shallow_cfg is not None else 0
+        if n_shallow > lib.MAX_SHALLOW_PARAMS:
+            log(f"shallow config has {n_shallow / 1e9:.2f}B parameters (> {lib.MAX_SHALLOW_PARAMS / 1e9:.1f}B): not tried")
+        elif shallow_cfg is not None:
+            log(f"shallow config ({len(shallow_changes)} changes): " + ", ".join(shallow_changes[:40]))
+            att, exc, tb = attempt("shallow", shallow_cfg)
+            if isinstance(att, Attempt):
+                att.outputs["earlier_configs_failed"] = (failed_prefix() + (too_big or "")).rstrip("; ")
+                if att.status != "passed":
+                    att.reason = failed_prefix() + att.reason
+                return finish(att, weights)
+            if att is not None:
+                return att
+            errors.append(("shallow", exc, tb))
+    prefix = failed_prefix()
+    if too_big:
+        return lib.make_result("error", prefix + too_big, weights=weights, env=env,
+                               traceback_text=failed_traceback())
+    return lib.make_result("error", prefix.rstrip("; "), weights=weights, env=env,
+                           traceback_text=failed_traceback())

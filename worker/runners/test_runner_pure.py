@@ -660,6 +660,10 @@ class TestOutputs(unittest.TestCase):
         # packed batches (pixtral: [1, tokens, dim]) and flattened tokens ([tokens, dim]) are not failures
         self.assertTrue(lib.check_outputs([{"name": "h", "shape": [1, 80, 8], "is_float": True, "finite": True}], 2)[0])
         self.assertTrue(lib.check_outputs([{"name": "h", "shape": [780, 64], "is_float": True, "finite": True}], 2)[0])
+        per_patch = {"name": "hidden_states.0", "shape": [16, 4, 64], "is_float": True, "finite": True}
+        self.assertTrue(lib.check_outputs([{"name": "h", "shape": [16, 64], "is_float": True, "finite": True},
+                                           per_patch], 1)[0])
+        self.assertFalse(lib.check_outputs([dict(per_patch, name="h"), per_patch], 1)[0])
         ok, problems, _, _ = lib.check_outputs(
             [{"name": "enc_logits", "shape": [2, 9], "is_float": True, "finite": False, "non_finite_kinds": ["-inf"]}], 2)
         self.assertEqual(problems, ["non-finite values in enc_logits (-inf)"])
