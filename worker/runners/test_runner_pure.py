@@ -733,7 +733,7 @@ class TestRecipes(unittest.TestCase):
             suite = {line.split("\t")[0] for line in f if line.strip() and not line.startswith(("#", "model_type"))}
         for mt, r in recipes.RECIPES.items():
             self.assertIn(mt, suite, f"recipe for {mt}, which is not in the registry")
-            self.assertTrue(r.fix_config or r.inputs or r.submodel or r.model_class or r.prefer_default, mt)
+            self.assertTrue(r.fix_config or r.inputs or r.submodel or r.model_class or r.prefer_default or r.make_config, mt)
             if r.provides:
                 self.assertIsNotNone(r.inputs, f"{mt} provides {r.provides} but builds nothing")
         self.assertIsNone(recipes.get("bert"))
