@@ -13,7 +13,7 @@ t=$(env -u LD_LIBRARY_PATH python3 -c 'import importlib.util as u; print(list(u.
   done; } >/tmp/regdiag.txt 2>&1
 head -40 /tmp/regdiag.txt
 HF_REGISTRY_REBUILD=1 HF_SLOTS=${HF_SLOTS:-auto} HF_SUITES="${HF_SUITES:-core all}" HF_BENCH_SUITES=${HF_BENCH_SUITES-all} \
-  HF_WATCH_LIMIT=${HF_WATCH_LIMIT:-130} HF_BENCH_LIMIT=150 bash tests/gpu/run-on-gpu.sh suites >"$OUT/suites.log" 2>&1
+  HF_WATCH_LIMIT=${HF_WATCH_LIMIT:-130} HF_BENCH_LIMIT=${HF_BENCH_LIMIT:-150} bash tests/gpu/run-on-gpu.sh suites >"$OUT/suites.log" 2>&1
 mv "$OUT/evidence.tgz" /tmp/suites-evidence.tgz
 echo "after suites: $SECONDS s"
 # HF_BENCH_MODES=none: the suites alone.
