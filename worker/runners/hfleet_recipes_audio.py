@@ -374,6 +374,24 @@ def _muse_assistant_inputs(r):
 
 # --------------------------------------------------------------------------
 
+def fill_prediction_length(config, shrunk):
+    """Time-series forecasters (autoformer, informer, time_series_transformer)
+    ship prediction_length=None and refuse to build without one.  The shrunk
+    config has the shrinker's 8; a default config gets 24 (the horizon of
+    transformers' own forecasting examples), context_length following it."""
+    if getattr(config, "prediction_length", 0) is not None:
+        return []
+    config.prediction_length = 24
+    notes = ["prediction_length=24 (None in the default config)"]
+    if hasattr(config, "context_length") and config.context_length is None:
+        config.context_length = 24
+        notes.append("context_length=24")
+    return notes
+
+
+GENERIC_CONFIG_FIXES = (fill_prediction_length,)
+
+
 def for_signature(params):
     """A waveform model whose forward() takes input_values with a
     padding_mask (a codec or a DAC-fronted audio encoder) gets

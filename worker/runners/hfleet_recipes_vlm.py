@@ -312,6 +312,20 @@ def _fit_image_to_shuffle(config, shrunk):
             f"the pixel shuffle factor {f}; {s} gave {s // p})"]
 
 
+def _aya_vision_config(config, shrunk):
+    """The pixel shuffle's image size, and, in the default config, the
+    vision tower's heads: 14 does not divide its 1152 width (the tower
+    refuses to build); the released Aya Vision's SigLIP2 so400m tower has 16."""
+    notes = _fit_image_to_shuffle(config, shrunk)
+    vc = _sub(config, "vision_config")
+    width, heads = _get(vc, "hidden_size"), _get(vc, "num_attention_heads")
+    if isinstance(width, int) and isinstance(heads, int) and heads and width % heads and width % 16 == 0:
+        vc.num_attention_heads = 16
+        notes.append(f"vision num_attention_heads=16 ({heads} does not divide the width {width}; "
+                     f"the released SigLIP2 so400m tower has 16)")
+    return notes
+
+
 def _modernvbert_inputs(r):
     c = r.config
     vc = _vc(c)
@@ -445,7 +459,7 @@ RECIPES = {
     # a make_config recipe builds no inputs: forward()'s signature gives them (GEMMA4_VLM)
     "gemma4": Recipe(make_config=_with_vision_tower, note="the default config with its vision tower"),
     "gemma4_unified": Recipe(make_config=_with_vision_tower, note="the default config with its vision tower"),
-    "aya_vision": Recipe(fix_config=_fit_image_to_shuffle),
+    "aya_vision": Recipe(fix_config=_aya_vision_config),
     "modernvbert": Recipe(fix_config=_fit_image_to_shuffle, provides=("pixel_values", "pixel_attention_mask"),
                           inputs=_modernvbert_inputs, own_tokens=True),
     "deepseek_vl_hybrid": Recipe(fix_config=_deepseek_hybrid_config, provides=("high_res_pixel_values",),
