@@ -377,15 +377,17 @@ def _muse_assistant_inputs(r):
 def fill_prediction_length(config, shrunk):
     """Time-series forecasters (autoformer, informer, time_series_transformer)
     ship prediction_length=None and refuse to build without one.  The shrunk
-    config has the shrinker's 8; a default config gets 24 (the horizon of
-    transformers' own forecasting examples), context_length following it."""
+    config has the shrinker's 8; a default config gets 32, context_length
+    following it: a power of two, because autoformer's auto-correlation runs
+    cuFFT, which at half precision takes only powers of two (24, the horizon
+    of transformers' forecasting examples, failed its fp16 benchmark)."""
     if getattr(config, "prediction_length", 0) is not None:
         return []
-    config.prediction_length = 24
-    notes = ["prediction_length=24 (None in the default config)"]
+    config.prediction_length = 32
+    notes = ["prediction_length=32 (None in the default config)"]
     if hasattr(config, "context_length") and config.context_length is None:
-        config.context_length = 24
-        notes.append("context_length=24")
+        config.context_length = 32
+        notes.append("context_length=32")
     return notes
 
 
