@@ -98,3 +98,18 @@ def _vision_size(config):
     if isinstance(s, (list, tuple)):
         s = s[-1]
     return int(s)
+
+
+def patch_sequence_inputs(r):
+    """Pre-patched image sequences (siglip2's NaFlex): pixel_values (batch,
+    patches, channels * patch * patch), an all-ones patch mask and each
+    image's (h, w) grid, from the vision config or the config itself."""
+    vc = _sub(r.config, "vision_config") or r.config
+    p = _get(vc, "patch_size", default=16)
+    p = p[-1] if isinstance(p, (list, tuple)) else p
+    ch = _get(vc, "num_channels", default=3)
+    n = _get(vc, "num_patches", default=256)
+    side = int(n ** 0.5)
+    r.inputs["pixel_values"] = r.randn(r.batch, side * side, ch * p * p)
+    r.inputs["pixel_attention_mask"] = r.ones(r.batch, side * side)
+    r.inputs["spatial_shapes"] = r.long([[side, side]] * r.batch)

@@ -42,7 +42,7 @@ import hfleet_recipes_audio
 import hfleet_recipes_config
 import hfleet_recipes_vision
 import hfleet_recipes_vlm
-from hfleet_recipe_base import Recipe, _get, _sub, _text_vocab, _token, _vision_size
+from hfleet_recipe_base import Recipe, _get, _sub, _text_vocab, _token, _vision_size, patch_sequence_inputs
 
 # Recipes by family, each module one subject: configs that transformers'
 # defaults leave unbuildable, vision-language models, vision and video
@@ -208,17 +208,6 @@ def _lxmert_inputs(r):
     boxes = 10
     r.inputs["visual_feats"] = r.randn(r.batch, boxes, _get(c, "visual_feat_dim", default=2048))
     r.inputs["visual_pos"] = r.rand(r.batch, boxes, _get(c, "visual_pos_dim", default=4))
-
-
-def _siglip2_inputs(r):
-    vc = r.config.vision_config
-    p = _get(vc, "patch_size", default=16)
-    ch = _get(vc, "num_channels", default=3)
-    n = _get(vc, "num_patches", default=256)
-    side = int(n ** 0.5)
-    r.inputs["pixel_values"] = r.randn(r.batch, side * side, ch * p * p)
-    r.inputs["pixel_attention_mask"] = r.ones(r.batch, side * side)
-    r.inputs["spatial_shapes"] = r.long([[side, side]] * r.batch)
 
 
 def _seggpt_inputs(r):
@@ -620,7 +609,7 @@ RECIPES = {
                                 provides=("qformer_input_ids", "qformer_attention_mask"), inputs=_qformer_inputs),
     "blip-2": Recipe(fix_config=_blip_placeholder_config),
     "lxmert": Recipe(provides=("visual_feats", "visual_pos"), inputs=_lxmert_inputs),
-    "siglip2": Recipe(provides=("pixel_values", "pixel_attention_mask", "spatial_shapes"), inputs=_siglip2_inputs),
+    "siglip2": Recipe(provides=("pixel_values", "pixel_attention_mask", "spatial_shapes"), inputs=patch_sequence_inputs),
     "seggpt": Recipe(provides=("pixel_values", "prompt_pixel_values", "prompt_masks"), inputs=_seggpt_inputs,
                      prefer_default=True, note="the shrinker empties a layer-index list of seggpt: the default config is used"),
     "oneformer": Recipe(provides=("task_inputs",), inputs=_oneformer_inputs),

@@ -133,29 +133,6 @@ def _ernie4_5_vl_moe_config(config, shrunk):
     return notes
 
 
-def _hunyuan_vl_text_config(config, shrunk):
-    """HunYuanVL's text model always runs its multi-axis (xdrope) rotary
-    embedding and reads rope_parameters['mrope_section'] (HunyuanOCR:
-    four equal sections of a 128-wide head, [16, 16, 16, 16]); the default
-    config has none, nor a head_dim (attention scales by head_dim ** -0.5)."""
-    notes = []
-    for c in _text_configs(config, ("hunyuan_vl_text",)):
-        if c.head_dim is None:
-            c.head_dim = c.hidden_size // c.num_attention_heads
-            notes.append(f"head_dim={c.head_dim} (None in the default config)")
-        rp = c.rope_parameters if isinstance(c.rope_parameters, dict) else {}
-        half = c.head_dim // 2
-        if not rp.get("mrope_section") or sum(rp["mrope_section"]) != half:
-            sec = [half // 4] * 4
-            sec[-1] += half - sum(sec)
-            rp["mrope_section"] = sec
-            rp.setdefault("rope_type", "default")
-            rp.setdefault("rope_theta", 10000.0)
-            c.rope_parameters = rp
-            notes.append(f"rope mrope_section={sec} (the xdrope axes; unset in the default config)")
-    return notes
-
-
 # --------------------------------------------------------------------------
 # None attributes the model code reads
 
@@ -541,7 +518,6 @@ CONFIG_FIXES = {
     "cohere_compass": _cohere_compass_config,
     "cohere_compass_text": _cohere_compass_config,
     "ernie4_5_vl_moe": _ernie4_5_vl_moe_config,
-    "hunyuan_vl_text": _hunyuan_vl_text_config,
     "deepseek_ocr2": _deepseek_ocr2_config,
     "dots1": _dots1_config,
     "moonshine_streaming": _moonshine_streaming_config,

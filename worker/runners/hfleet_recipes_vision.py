@@ -18,7 +18,7 @@ and widths the shrinker narrows on one side only (mistral4, blt).
 
 from __future__ import annotations
 
-from hfleet_recipe_base import Recipe, _get, _sub
+from hfleet_recipe_base import Recipe, _get, _sub, patch_sequence_inputs
 
 
 def _is_int(v):
@@ -85,20 +85,8 @@ VIDEO = Recipe(provides=("pixel_values_videos",), inputs=_video_inputs, name="vi
 # pre-patched image sequences (siglip2's NaFlex): pixel_values (batch,
 # patches, channels * patch * patch), a patch mask and each image's grid.
 
-def _patch_sequence_inputs(r):
-    vc = _sub(r.config, "vision_config") or r.config
-    p = _get(vc, "patch_size", default=16)
-    p = p[-1] if isinstance(p, (list, tuple)) else p
-    ch = _get(vc, "num_channels", default=3)
-    n = _get(vc, "num_patches", default=256)
-    side = int(n ** 0.5)
-    r.inputs["pixel_values"] = r.randn(r.batch, side * side, ch * p * p)
-    r.inputs["pixel_attention_mask"] = r.ones(r.batch, side * side)
-    r.inputs["spatial_shapes"] = r.long([[side, side]] * r.batch)
-
-
 PATCH_SEQUENCE = Recipe(provides=("pixel_values", "pixel_attention_mask", "spatial_shapes"),
-                        inputs=_patch_sequence_inputs, name="patch-sequence-vision",
+                        inputs=patch_sequence_inputs, name="patch-sequence-vision",
                         note="a square grid of num_patches pre-patched pixels with its mask and spatial_shapes")
 
 

@@ -135,26 +135,29 @@ def _hunyuan_tokens(gh, gw, m):
 
 
 def _hunyuan_config(config, shrunk):
+    """hunyuan_vl and hunyuan_vl_text: the text model's head_dim and its
+    four-axis mrope_section (HunyuanOCR: [16, 16, 16, 16] of a 128-wide head)."""
     notes = []
-    tc = _sub(config, "text_config")
-    if tc is None:
-        return notes
-    if getattr(tc, "head_dim", 0) is None:
-        tc.head_dim = tc.hidden_size // tc.num_attention_heads
-        notes.append(f"text head_dim={tc.head_dim} (None in the default config)")
-    hd = tc.head_dim if isinstance(getattr(tc, "head_dim", None), int) else tc.hidden_size // tc.num_attention_heads
-    rp = dict(getattr(tc, "rope_parameters", None) or {})
-    sec = rp.get("mrope_section")
-    if not isinstance(sec, (list, tuple)) or sum(sec) != hd // 2 or len(sec) < 3:
-        half = hd // 2
-        new = [half // 4] * 4
-        new[-1] += half - sum(new)
-        rp["mrope_section"] = new
-        rp.setdefault("rope_type", "default")
-        rp.setdefault("rope_theta", 10000.0)
-        tc.rope_parameters = rp
-        notes.append(f"text rope mrope_section={new} (4 axes as the HunyuanOCR checkpoint; "
-                     f"none in the default config)")
+    for tc in (config, _sub(config, "text_config")):
+        if tc is None or getattr(tc, "model_type", None) != "hunyuan_vl_text":
+            continue
+        if getattr(tc, "head_dim", 0) is None:
+            tc.head_dim = tc.hidden_size // tc.num_attention_heads
+            notes.append(f"text head_dim={tc.head_dim} (None in the default config)")
+        hd = tc.head_dim
+        rp = dict(getattr(tc, "rope_parameters", None) or {})
+        sec = rp.get("mrope_section")
+        if not isinstance(sec, (list, tuple)) or sum(sec) != hd // 2 or len(sec) < 3:
+            half = hd // 2
+            new = [half // 4] * 4
+            new[-1] += half - sum(new)
+            rp["mrope_section"] = new
+            rp.setdefault("rope_type", "default")
+            rp.setdefault("rope_theta", 10000.0)
+            tc.rope_parameters = rp
+            notes.append(f"text rope mrope_section={new} (4 axes as the HunyuanOCR checkpoint; "
+                         f"none in the default config)")
+        break
     return notes
 
 
@@ -468,6 +471,7 @@ RECIPES = {
                         provides=("pixel_values", "image_grid_thw", "images_per_sample"),
                         inputs=_glm_image_inputs, own_tokens=True,
                         note="source image grid + target grid per sample, VQ tokens between image start/end"),
+    "hunyuan_vl_text": Recipe(fix_config=_hunyuan_config),
     "hunyuan_vl": Recipe(fix_config=_hunyuan_config, provides=GRID_PROVIDES,
                          inputs=_grid_vlm(tokens=_hunyuan_tokens, start_end=False), own_tokens=True,
                          note="grid pixels; (h/m)(w/m + 1) + 2 placeholders per image"),
