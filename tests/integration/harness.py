@@ -5,6 +5,7 @@ the real daemons as child processes on loopback, and hfctl.
 Everything lives under one temporary directory that is removed at the end;
 nothing touches the system's PostgreSQL cluster.
 """
+import atexit
 import base64
 import contextlib
 import hashlib
@@ -62,7 +63,11 @@ class PrivatePostgres:
                                        '--auth=trust', '-U', 'postgres', '-E', 'UTF8'],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.start()
-        self.psql('CREATE DATABASE hfleet', db='postgres')
+        try:
+            self.psql('CREATE DATABASE hfleet', db='postgres')
+        except BaseException:
+            self.stop('immediate')
+            raise
 
     @property
     def conninfo(self):
@@ -130,12 +135,32 @@ class Daemon:
             return ''
 
 
+# Clusters made and not yet closed.  A test class whose setUpClass raises
+# after making its cluster never runs tearDownClass, and its PostgreSQL and
+# daemons would outlive the test process: closed at exit instead.
+_OPEN_CLUSTERS = []
+
+
+@atexit.register
+def _close_forgotten_clusters():
+    for c in list(_OPEN_CLUSTERS):
+        print('harness: closing a cluster its test did not close (%s)' % c.root, file=sys.stderr)
+        if keep_files():
+            c.dump_logs()
+        c.close(keep=keep_files())
+
+
 class Cluster:
     """A private database, a coordinator, workers, and hfctl against them."""
 
     def __init__(self, heartbeat='200ms', lease='3s', coordinator_set=()):
         self.root = tempfile.mkdtemp(prefix='hfleet-it-')
-        self.pg = PrivatePostgres(self.root)
+        try:
+            self.pg = PrivatePostgres(self.root)
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
+        _OPEN_CLUSTERS.append(self)
         self.worker_url = 'tcp://127.0.0.1:%d' % free_port()
         self.control_url = 'tcp://127.0.0.1:%d' % free_port()
         self.http_url = 'http://127.0.0.1:%d' % free_port()
@@ -279,6 +304,8 @@ class Cluster:
         raise AssertionError('timed out: ' + what)
 
     def close(self, keep=False):
+        if self in _OPEN_CLUSTERS:
+            _OPEN_CLUSTERS.remove(self)
         for d in list(self.workers.values()) + ([self.coordinator] if self.coordinator else []):
             d.stop()
         self.pg.stop('immediate')
