@@ -16,7 +16,10 @@ HF_REGISTRY_REBUILD=1 HF_SLOTS=${HF_SLOTS:-auto} HF_SUITES="${HF_SUITES:-core al
   HF_WATCH_LIMIT=${HF_WATCH_LIMIT:-130} HF_BENCH_LIMIT=${HF_BENCH_LIMIT:-150} bash tests/gpu/run-on-gpu.sh suites >"$OUT/suites.log" 2>&1
 mv "$OUT/evidence.tgz" /tmp/suites-evidence.tgz
 echo "after suites: $SECONDS s"
-# HF_BENCH_MODES=none: the suites alone.
+# HF_BENCH_MODES=none: the suites alone.  HF_BENCH_SLICE=FROM:COUNT (with
+# HF_SUITES=" " and HF_BENCH_LIMIT) runs the benchmark job of a slice of the
+# registry instead: the 557 benchmarks take about 51 minutes on one H100,
+# more than one call, so they go in slices (0:90, 90:90, ...).
 [ "${HF_BENCH_MODES:-all}" = none ] ||
   HF_BENCH_MODES=${HF_BENCH_MODES:-all} HF_WATCH_LIMIT=${HF_MODES_LIMIT:-240} timeout $((585 - SECONDS)) \
     bash tests/gpu/run-on-gpu.sh modes >"$OUT/modes.log" 2>&1

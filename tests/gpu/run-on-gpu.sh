@@ -191,10 +191,26 @@ suites)
   done
   # HF_BENCH_SUITES: a benchmark job of each suite named (fp16, batch 1,
   # eager), so that every type has a benchmark as well as a test.
-  for suite in ${HF_BENCH_SUITES:-}; do
-    HF_WATCH_LIMIT=${HF_BENCH_LIMIT:-240} run_job "bench-suite-$suite" --suite "$suite" --precision fp16 \
+  # HF_BENCH_SLICE=FROM:COUNT instead: the benchmark job of COUNT registry
+  # types from the FROM-th (0-based, registry order), so that the 557
+  # benchmarks (about 5.5 s each on one GPU) can be split over device calls.
+  benches=${HF_BENCH_SUITES:-}
+  [ -n "${HF_BENCH_SLICE:-}" ] && benches=slice
+  for suite in $benches; do
+    if [ "$suite" = slice ]; then
+      from=${HF_BENCH_SLICE%%:*} count=${HF_BENCH_SLICE##*:}
+      models=$(grep -v '^#' "$registry" | tail -n +2 | cut -f1 |
+               sed -n "$((from + 1)),$((from + count))p" | paste -sd, -)
+      set -- --models "$models" "$@"
+      name="bench-slice-$from-$count"
+    else
+      set -- --suite "$suite" "$@"
+      name="bench-suite-$suite"
+    fi
+    HF_WATCH_LIMIT=${HF_BENCH_LIMIT:-240} run_job "$name" --precision fp16 \
       --batch-sizes 1 --iterations 10 --warmup 2 "$@"
-    psql_q -Atc "SELECT model_type, status, round(duration_s::numeric, 2), coalesce(round(latency_p50_ms::numeric, 3)::text, ''), left(coalesce(reason, ''), 400) FROM task_outcomes WHERE job_id = $job ORDER BY status, model_type" >"$out/bench-suite-$suite-tasks.txt"
+    shift 2
+    psql_q -Atc "SELECT model_type, status, round(duration_s::numeric, 2), coalesce(round(latency_p50_ms::numeric, 3)::text, ''), left(coalesce(reason, ''), 400) FROM task_outcomes WHERE job_id = $job ORDER BY status, model_type" >"$out/$name-tasks.txt"
   done
   ;;
 modes)
