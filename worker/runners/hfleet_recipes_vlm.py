@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""Recipes for vision-language models (image or video with text): the pixel layouts, grids and placeholder tokens they need.
+"""Recipes for vision-language models (image or video with text): the pixel
+layouts, grids and placeholder tokens they need.
 
 Part of the recipe table (hfleet_recipes.py joins RECIPES into its own);
 built on hfleet_recipe_base.  Torch only through Ctx.torch.
@@ -402,7 +403,7 @@ def _timm_width_config(config, shrunk):
     return [f"vision hidden_size={w} (the timm {arch} tower's real width)"]
 
 
-def _qformer_inputs(r):
+def _bare_qformer_inputs(r):
     """A bare Q-Former: its learned query tokens (batch, num_query_tokens,
     hidden) cross-attending to image features (batch, 257, encoder width:
     a ViT-g/14's 16 x 16 patches and CLS).  The Q-Former config does not
@@ -496,6 +497,6 @@ RECIPES = {
     "lighton_ocr": Recipe(provides=("pixel_values", "image_sizes"), inputs=_lighton_inputs, own_tokens=True,
                           note="a 224 px image (whole merge blocks) with its image_sizes"),
     "fast_vlm": Recipe(fix_config=_timm_width_config),
-    "blip_2_qformer": Recipe(provides=("query_embeds", "encoder_hidden_states"), inputs=_qformer_inputs,
+    "blip_2_qformer": Recipe(provides=("query_embeds", "encoder_hidden_states"), inputs=_bare_qformer_inputs,
                              note="learned-query-shaped query_embeds over ViT-g image features"),
 }
