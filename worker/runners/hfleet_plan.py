@@ -89,9 +89,10 @@ def shrink_config_dict(cfg: dict, seq_len: int = 128, _path: str = "", keep_widt
 
     keep_width=True makes the *shallow* config: only depth and the number of
     experts are cut, every width (hidden, heads, head dims, FFN, latent
-    ranks) stays the default's.  It is the second try when the narrow config
-    breaks a width that some module derives or hard-codes (a projector sized
-    from another tower, a pixel-shuffle factor, a per-layer table).
+    ranks) stays the default's.  A test tries it last, when the narrow config
+    broke a width that some module derives or hard-codes (a projector sized
+    from another tower, a pixel-shuffle factor, a per-layer table) and the
+    default config is too big or failed too.
     """
     d = json.loads(json.dumps(cfg, default=str))  # deep copy, JSON-safe
     changes = []
