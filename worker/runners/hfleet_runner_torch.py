@@ -734,11 +734,29 @@ def run_task(task: dict) -> dict:
     def failed_prefix():
         return "".join(f"{label} config failed ({lib.exception_reason(exc, '')[:300]}); " for label, exc, _ in errors)
 
-    def failed_traceback(tb=None):
+    def failed_traceback():
         parts = [f"--- {label} config ---\n" + lib.tail_lines(t, 18) for label, _, t in errors if t]
-        return "\n".join(parts + ([lib.tail_lines(tb, 20)] if tb else [])) or None
+        return "\n".join(parts) or None
 
-    def fatal(label, exc, tb):
+    def settle(label, cfg, last=False, earlier=None):
+        """Run cfg: -> the task's result when it is final (the model ran,
+        whatever its status, with the earlier configs' failures before a
+        reason; or a skip), else None with the failure added to errors.
+        Unless it is the last try, a fatal device error ends the task here
+        (not retried) and otherwise the device's memory is freed for the
+        next.  earlier: outputs.earlier_configs_failed when it ran."""
+        att, exc, tb = attempt(label, cfg)
+        if isinstance(att, Attempt):
+            if earlier is not None:
+                att.outputs["earlier_configs_failed"] = earlier
+            if att.status != "passed":
+                att.reason = failed_prefix() + att.reason
+            return finish(att, weights)
+        if att is not None:
+            return att
+        errors.append((label, exc, tb))
+        if last:
+            return None
         if _is_fatal_device_error(exc):
             return lib.make_result("error", lib.exception_reason(exc, f"{label} config (fatal device error, not retried)"),
                                    weights=weights, env=env, traceback_text=tb)
@@ -746,11 +764,7 @@ def run_task(task: dict) -> dict:
         return None
 
     if small_cfg is not None:
-        att, exc, tb = attempt("shrunk", small_cfg)
-        if att is not None:
-            return finish(att, weights) if isinstance(att, Attempt) else att
-        errors.append(("shrunk", exc, tb))
-        done = fatal("shrunk", exc, tb)
+        done = settle("shrunk", small_cfg)
         if done:
             return done
     elif shrink_exc is not None:
@@ -770,18 +784,13 @@ def run_task(task: dict) -> dict:
                 f"benchmark limit of {param_limit / 1e9:.1f}B ({limit_source}); split it across devices "
                 f"(hfctl submit --devices-per-task) or set HFLEET_MAX_BENCHMARK_PARAMS", weights=weights, env=env)
     else:
-        att, exc, tb = attempt("default", default_cfg)
-        if isinstance(att, Attempt):
-            if att.status != "passed":
-                att.reason = failed_prefix() + att.reason
-            return finish(att, weights)
-        if att is not None:
-            return att
-        errors.append(("default", exc, tb))
-        done = fatal("default", exc, tb)
-        if done or benchmark:
-            return done or lib.make_result("error", lib.exception_reason(exc, "default config"),
-                                           weights=weights, env=env, traceback_text=tb)
+        done = settle("default", default_cfg)
+        if done:
+            return done
+        if benchmark:
+            _, exc, tb = errors[-1]
+            return lib.make_result("error", lib.exception_reason(exc, "default config"),
+                                   weights=weights, env=env, traceback_text=tb)
 
     # Last, for a test: the shallow config (depth and experts cut, widths
     # kept), when the narrow one broke a width the model derives and the
@@ -797,15 +806,10 @@ def run_task(task: dict) -> dict:
             log(f"shallow config has {n_shallow / 1e9:.2f}B parameters (> {lib.MAX_SHALLOW_PARAMS / 1e9:.1f}B): not tried")
         elif shallow_cfg is not None:
             log(f"shallow config ({len(shallow_changes)} changes): " + ", ".join(shallow_changes[:40]))
-            att, exc, tb = attempt("shallow", shallow_cfg)
-            if isinstance(att, Attempt):
-                att.outputs["earlier_configs_failed"] = (failed_prefix() + (too_big or "")).rstrip("; ")
-                if att.status != "passed":
-                    att.reason = failed_prefix() + att.reason
-                return finish(att, weights)
-            if att is not None:
-                return att
-            errors.append(("shallow", exc, tb))
+            done = settle("shallow", shallow_cfg, last=True,
+                          earlier=(failed_prefix() + (too_big or "")).rstrip("; "))
+            if done:
+                return done
     prefix = failed_prefix()
     if too_big:
         return lib.make_result("error", prefix + too_big, weights=weights, env=env,
