@@ -116,8 +116,9 @@ GRID_TOWER = Recipe(provides=("hidden_states", "pixel_values", "grid_thw"), inpu
 
 def for_signature(params):
     """The recipe forward()'s own inputs call for, for a type without a recipe
-    of its own: dynamic-resolution grids, whatever the model is called, then
-    each family module's own rules (hfleet_recipes_*.for_signature)."""
+    of its own, whatever the model is called: each family module's rules
+    first (hfleet_recipes_*.for_signature: video clips, gemma4's patches,
+    NaFlex patches, codec waveforms, ...), then dynamic-resolution grids."""
     for module in FAMILY_MODULES:
         rule = getattr(module, "for_signature", None)
         recipe = rule(params) if rule is not None else None
