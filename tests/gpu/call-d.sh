@@ -4,11 +4,25 @@
 # it: cuda, batch 1, seq 128, fp32) with each failure's traceback and runner
 # log; the parameter count of every default config (what a benchmark builds);
 # and the transformers source of every type that did not pass, to read here.
+#
+# HF_KIND=benchmark sweeps benchmarks instead (fp16, 10 iterations, as the
+# system's benchmark job): several at once on the one GPU while the census's
+# parameter counts say they fit 85 % of its memory (the largest first), so
+# the 557 fit one call.  Their figures are not measurements (they share the
+# GPU): the sweep says which types build, run and time at full size.
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 py=$(command -v python3)
-$py worker/runners/hfleet_sweep.py --registry coordinator/registry/models.tsv --backend cuda --kind test \
+kind=${HF_KIND:-test}
+if [ "$kind" = benchmark ]; then
+  mib=$(nvidia-smi --query-gpu=memory.total --format=csv,noheader,nounits | head -1)
+  extra=(--precision "${HF_PRECISION:-fp16}" --iterations 10 --params docs/gpu-evidence/issue14/h100-sweeps/param-census.tsv
+         --memory-budget-gib "$(( mib * 85 / 100 / 1024 ))")
+else
+  extra=(--precision "${HF_PRECISION:-fp32}")
+fi
+$py worker/runners/hfleet_sweep.py --registry coordinator/registry/models.tsv --backend cuda --kind "$kind" \
   --batch-size 1 --seq-len 128 --jobs "${HF_JOBS:-12}" --in-process --deadline "${HF_DEADLINE:-240}" \
-  --out /tmp/sweep ${HF_ONLY:+--only "$HF_ONLY"} >"$OUT/sweep.log" 2>&1
+  "${extra[@]}" --out /tmp/sweep ${HF_ONLY:+--only "$HF_ONLY"} >"$OUT/sweep.log" 2>&1
 tail -3 "$OUT/sweep.log"; echo "sweep done: $SECONDS s"
 cp /tmp/sweep/summary.json "$OUT/sweep-summary.json"
 [ -n "${HF_CENSUS:-1}" ] && [ "${HF_CENSUS:-1}" != 0 ] &&

@@ -187,24 +187,88 @@ def row_of(task, r, wall):
     return row
 
 
+def load_params(path):
+    """model_type -> parameter count of its default config, from a census
+    TSV (tests/gpu/param_census.py: model_type, params, ...); rows without a
+    count are left out."""
+    out = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            cols = line.rstrip("\n").split("\t")
+            if len(cols) >= 2 and cols[1].isdigit():
+                out[cols[0]] = int(cols[1])
+    return out
+
+
+# A task whose default config was not counted is assumed to need this much.
+UNCOUNTED_GIB = 16.0
+
+
+def memory_need_gib(args, params):
+    """GiB a benchmark task of a default config of `params` parameters is
+    taken to hold on the GPU while it runs: its weights at the task's
+    precision, a sixth more for activations and the allocator, and a CUDA
+    context.  0 for a test (shrunk configs are small) and for a model the
+    runner will skip as too large (it never builds it)."""
+    if args.kind != "benchmark":
+        return 0.0
+    if params is None:
+        return UNCOUNTED_GIB
+    per = {"fp32": 4, "tf32": 4}.get(args.precision, 2)
+    gib = params * per / 2**30
+    if gib > args.memory_budget_gib:
+        return 0.0
+    return gib * 7 / 6 + 1.0
+
+
 def main_in_process(args, types):
+    """Run the tasks in a pool of args.jobs warm processes.  With
+    --memory-budget-gib, a task starts only while the tasks running, with
+    it, are taken to need no more than the budget (memory_need_gib), in
+    order of need, the largest first and none overtaken, so that the long
+    ones do not come last; one task alone always starts."""
     import multiprocessing as mp
+    import queue
     rows = []
     t0 = time.time()
     tasks = [make_task(args, mt, i) for i, mt in enumerate(types)]
+    counts = load_params(args.params) if args.params else {}
+    need = {t["model_type"]: memory_need_gib(args, counts.get(t["model_type"])) for t in tasks}
+    budget = args.memory_budget_gib or float("inf")
+    if args.memory_budget_gib:
+        tasks.sort(key=lambda t: -need[t["model_type"]])
     ctx = mp.get_context("spawn")
+    done_q = queue.Queue()
     jl = open(os.path.join(args.out, "rows.jsonl"), "w", encoding="utf-8")
     pool = ctx.Pool(args.jobs, initializer=_pool_init, maxtasksperchild=30)
+    running = {}   # model_type -> GiB taken
+
+    def start_what_fits():
+        for t in list(tasks):
+            if len(running) >= args.jobs:
+                return
+            n = need[t["model_type"]]
+            if running and sum(running.values()) + n > budget:
+                return   # in order: a large task is not overtaken, or it would wait to the end
+            tasks.remove(t)
+            running[t["model_type"]] = n
+            pool.apply_async(run_in_process, (t,), callback=done_q.put,
+                             error_callback=lambda e, t=t: done_q.put(
+                                 (t, {"status": "runner-crash", "reason": f"{type(e).__name__}: {e}",
+                                      "outputs": {}, "metrics": {}}, 0.0)))
+
     try:
-        it = pool.imap_unordered(run_in_process, tasks)
-        for _ in tasks:
+        start_what_fits()
+        while running:
             remaining = args.deadline - (time.time() - t0)
             if remaining <= 0:
                 break
             try:
-                task, r, wall = it.next(timeout=remaining)
-            except mp.TimeoutError:
+                task, r, wall = done_q.get(timeout=remaining)
+            except queue.Empty:
                 break
+            running.pop(task["model_type"], None)
+            start_what_fits()
             row = row_of(task, r, wall)
             rows.append(row)
             jl.write(json.dumps(row) + "\n")
@@ -239,6 +303,10 @@ def main():
     ap.add_argument("--in-process", action="store_true",
                     help="run tasks in a pool of warm Python processes instead of one CLI process per task")
     ap.add_argument("--deadline", type=float, default=3600, help="stop collecting after this many seconds")
+    ap.add_argument("--params", help="census TSV (model_type, params) of the default configs: with "
+                    "--memory-budget-gib, how much GPU memory each benchmark task is taken to need")
+    ap.add_argument("--memory-budget-gib", type=float, default=0.0,
+                    help="with --in-process: start a task only while the running ones fit this much GPU memory")
     args = ap.parse_args()
     os.makedirs(os.path.join(args.out, "tasks"), exist_ok=True)
     from transformers import CONFIG_MAPPING
