@@ -7,9 +7,10 @@
 #
 # HF_KIND=benchmark sweeps benchmarks instead (fp16, 10 iterations, as the
 # system's benchmark job): several at once on the one GPU while the census's
-# parameter counts say they fit 85 % of its memory (the largest first), so
-# the 557 fit one call.  Their figures are not measurements (they share the
-# GPU): the sweep says which types build, run and time at full size.
+# parameter counts say they fit 85 % of its memory, the smallest first (the
+# largest, 35 to 58 B parameters, take minutes each: set HF_DEADLINE).
+# Their figures are not measurements (they share the GPU): the sweep says
+# which types build, run and time at full size.
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 py=$(command -v python3)
 kind=${HF_KIND:-test}
