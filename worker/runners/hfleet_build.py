@@ -9,6 +9,7 @@ hfleet_runner_torch.py, which runs the attempt):
     builds (and the recipes' fixes to both)      -> default_and_shrunk_configs
   * random initialisation on the GPU, not the CPU -> build_on_device
   * shrunk rotary sections that fit               -> adapt_mrope_sections
+  * a half-precision model that mixes in float32  -> run_under_autocast
   * freeing what a failed build left              -> free_memory
 
 Like the rest of the runner it imports torch and transformers only inside
@@ -354,6 +355,24 @@ def build_on_device(torch, device, make_model):
         free_memory(torch, device)
         torch.manual_seed(0)
         return make_model(), "cpu (the build on the device failed: " + why + ")"
+
+
+def run_under_autocast(torch, model, device, dtype):
+    """Make every later call of model (the forward passes, generate(), a
+    captured graph, torch.compile) run under torch.autocast at dtype, for a
+    model that mixes float32 into its half-precision work
+    (lib.half_precision_mix).  Its weights stay at dtype; autocast runs each
+    operation at the precision it takes (matrix products in dtype, FFTs and
+    reductions in float32).  The cast cache is off, as CUDA graph capture
+    needs."""
+    forward = model.forward
+
+    def forward_under_autocast(*args, **kwargs):
+        with torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=False):
+            return forward(*args, **kwargs)
+
+    model.forward = forward_under_autocast
+    return model
 
 
 def free_memory(torch, device):

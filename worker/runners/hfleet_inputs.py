@@ -379,14 +379,27 @@ def measure_generation(torch, model, inputs, device, batch, deadline):
         if why:
             return why
     gc_ = getattr(model, "generation_config", None)
+    # A composite encoder-decoder (musicgen: a text encoder, a decoder of
+    # audio codes) keeps its special tokens in its decoder's config, outside
+    # the vocabulary of the codes: the pad there is the one generate() strips
+    # before decoding the codes (musicgen's 2048, which its codec would not
+    # take, a device-side assert).
+    dec = getattr(cfg, "decoder", None)
+    dec_pad, dec_start = (None, None) if dec is None else (
+        getattr(dec, "pad_token_id", None),
+        next((v for v in (getattr(dec, "decoder_start_token_id", None), getattr(dec, "bos_token_id", None))
+              if isinstance(v, int)), None))
     if gc_ is not None and getattr(gc_, "pad_token_id", None) is None:
         eos = getattr(gc_, "eos_token_id", None)
-        gc_.pad_token_id = (eos[0] if isinstance(eos, (list, tuple)) and eos else eos) or 0
+        gc_.pad_token_id = dec_pad if isinstance(dec_pad, int) else (
+            (eos[0] if isinstance(eos, (list, tuple)) and eos else eos) or 0)
     if (gc_ is not None and getattr(cfg, "is_encoder_decoder", False)
             and getattr(gc_, "decoder_start_token_id", None) is None and getattr(gc_, "bos_token_id", None) is None):
         # T5-style defaults leave both unset (checkpoints set them); the decoder
-        # starts from the pad token, as T5 was trained.
+        # starts from its own start token where its config has one, else from
+        # the pad token, as T5 was trained.
         start = getattr(cfg, "decoder_start_token_id", None)
+        start = start if start is not None else dec_start
         gc_.decoder_start_token_id = start if start is not None else (gc_.pad_token_id or 0)
 
     def run(n):

@@ -173,6 +173,27 @@ def _dots1_config(config, shrunk):
     return notes
 
 
+def _tower_width_of_text(sub, attr, released):
+    """A default config fix for a model whose tower's output width (its
+    sub-config's attr) differs from the text model's hidden_size although
+    forward() puts the tower's features in place of the text embeddings of
+    its placeholder tokens, so the two must be one width (transformers
+    compares their sizes and refuses).  The default is made to the text
+    width; the shrunk config gets the generic fit (fit_vision_out_width) or
+    its family's."""
+    def fix(config, shrunk):
+        if shrunk:
+            return []
+        tower, tc = _sub(config, sub), _sub(config, "text_config")
+        want = _get(tc, "hidden_size")
+        if tower is not None and isinstance(want, int) and getattr(tower, attr, want) != want:
+            was = getattr(tower, attr)
+            setattr(tower, attr, want)
+            return [f"{sub}.{attr}={want} (= the text width; the default config has {was}, {released})"]
+        return []
+    return fix
+
+
 def _emu3_config(config, shrunk):
     """Emu3's model maps VQ codes to BPE tokens through vocabulary_map (the
     tokenizer's), None in the default config.  The released vocabulary ends
@@ -522,6 +543,10 @@ CONFIG_FIXES = {
     "ernie4_5_vl_moe": _ernie4_5_vl_moe_config,
     "deepseek_ocr2": _deepseek_ocr2_config,
     "dots1": _dots1_config,
+    # GLM-OCR: a vision merger 1536 wide against a 1024-wide text model.
+    "glm_ocr": _tower_width_of_text("vision_config", "out_hidden_size", "against its 1024-wide text model"),
+    # Qwen3-ASR: an audio encoder projecting to 3584 against a 2048-wide text model.
+    "qwen3_asr": _tower_width_of_text("audio_config", "output_dim", "against its 2048-wide text model"),
     "moonshine_streaming": _moonshine_streaming_config,
     "qwen4_exp": _qwen4_exp_config,
     "qwen4_exp_text": _qwen4_exp_config,

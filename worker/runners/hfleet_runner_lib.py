@@ -137,6 +137,39 @@ def tail_lines(text: str, n: int = TRACEBACK_LINES) -> str:
     return "\n".join(lines[-n:])
 
 
+# Errors of a model that mixes float32 into half-precision work (a float32
+# buffer or input meeting half weights): the model's own, at fp16 or bf16,
+# not the runner's.  torch.autocast casts each such operation to what it
+# takes (on an H200 and an H100 it ran bros, dab-detr, fastspeech2-conformer,
+# maskformer, mra, timesfm and tipsv2 at fp16).
+HALF_MIX_PATTERNS = re.compile(
+    r"same dtype|expected scalar type (Float|Half|BFloat16) but found (Float|Half|BFloat16)"
+    r"|Input type \((float|c10::Half|c10::BFloat16)\) and (bias|weight) type")
+# cuFFT computes half-precision FFTs only of power-of-two sizes, and autocast
+# leaves FFTs at the input's precision (fnet's over 768 features and
+# autoformer's over 42 steps failed the same under it).
+HALF_FFT_PATTERN = re.compile(r"cuFFT only supports dimensions whose sizes are powers of two when computing "
+                              r"in half precision, but got a signal size of ?(\[[0-9, ]*\])")
+
+
+def half_precision_mix(message: str, precision: str) -> bool:
+    """Whether a failure with this message, at this task precision, is a
+    model mixing float32 into half-precision work (HALF_MIX_PATTERNS), which
+    the runner answers by running the model under torch.autocast."""
+    return precision in ("fp16", "bf16") and bool(HALF_MIX_PATTERNS.search(message or ""))
+
+
+def half_precision_fft_reason(message: str, precision: str):
+    """The reason a model cannot run at this precision on CUDA when the
+    failure is cuFFT refusing a half-precision FFT of a size other than a
+    power of two, else None."""
+    m = HALF_FFT_PATTERN.search(message or "") if precision in ("fp16", "bf16") else None
+    if m is None:
+        return None
+    return (f"cannot run at {precision} on CUDA: the model takes an FFT of size {m.group(1)}, and cuFFT "
+            f"computes half-precision FFTs only of powers of two (it runs at fp32)")
+
+
 def exception_reason(exc: BaseException, prefix: str = "") -> str:
     """'prefix: ExcType: message' on one line."""
     msg = str(exc)

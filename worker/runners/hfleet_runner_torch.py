@@ -22,7 +22,8 @@ import traceback
 import hfleet_bench as bench_mod
 import hfleet_modes as modes_mod
 from hfleet_build import (Unsupported, adapt_mrope_sections, build_from_config, build_on_device,
-                          default_and_shrunk_configs, free_memory, load_pretrained, param_count, shallow_config)
+                          default_and_shrunk_configs, free_memory, load_pretrained, param_count,
+                          run_under_autocast, shallow_config)
 import hfleet_multidevice as multi_mod
 from hfleet_inputs import (config_facts, fit_placeholder_tokens, forward_fitting_placeholders, materialize,
                            measure_generation, output_entries, position_id_offset)
@@ -368,7 +369,17 @@ def run_attempt(ctx, source, make_model):
     with torch.inference_mode():
         synchronize(torch, device)
         t1 = time.perf_counter()
-        out = forward_fitting_placeholders(torch, model, inputs)
+        try:
+            out = first_forward(torch, model, inputs, task["precision"])
+        except RuntimeError as exc:
+            if device.type not in ("cuda", "cpu") or not lib.half_precision_mix(str(exc), task["precision"]):
+                raise
+            why = lib.exception_reason(exc)
+            model = run_under_autocast(torch, model, device, dtype)
+            att.outputs["autocast"] = (f"ran under torch.autocast({task['precision']}): the model mixes float32 "
+                                       f"into half-precision work ({why[:200]})")
+            log(f"{source}: {why[:200]}; running under torch.autocast({task['precision']})")
+            out = first_forward(torch, model, inputs, task["precision"])
         att.outputs["inputs"] = {k: list(v.shape) for k, v in inputs.items() if isinstance(v, torch.Tensor)}
         synchronize(torch, device)
         att.metrics["forward_time_s"] = time.perf_counter() - t1
@@ -440,6 +451,18 @@ def run_attempt(ctx, source, make_model):
     del model, inputs
     free_memory(torch, device)
     return att
+
+
+def first_forward(torch, model, inputs, precision):
+    """A task's first forward pass (forward_fitting_placeholders); a model
+    that cannot run at this precision at all is Unsupported, with why."""
+    try:
+        return forward_fitting_placeholders(torch, model, inputs)
+    except RuntimeError as exc:
+        why = lib.half_precision_fft_reason(str(exc), precision)
+        if why:
+            raise Unsupported(why) from exc
+        raise
 
 
 def environment_skip_reason(exc):

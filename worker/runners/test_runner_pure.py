@@ -770,6 +770,46 @@ class TestRecipes(unittest.TestCase):
         for r in (recipes.GRID_VLM, recipes.GRID_TOWER):
             self.assertTrue(r.name and r.inputs)
 
+    def test_tower_width_of_the_default_config_is_the_text_width(self):
+        import hfleet_recipes as recipes
+        from types import SimpleNamespace as NS
+        fix = recipes.get("glm_ocr").fix_config
+        cfg = NS(vision_config=NS(out_hidden_size=1536), text_config=NS(hidden_size=1024))
+        self.assertEqual(fix(cfg, True), [])   # the shrunk config: the generic fix
+        notes = fix(cfg, False)
+        self.assertEqual(cfg.vision_config.out_hidden_size, 1024)
+        self.assertIn("1536", notes[0])
+        self.assertEqual(fix(cfg, False), [])
+        asr = recipes.get("qwen3_asr").fix_config
+        cfg = NS(audio_config=NS(output_dim=3584), text_config=NS(hidden_size=2048))
+        self.assertEqual(len(asr(cfg, False)), 1)
+        self.assertEqual(cfg.audio_config.output_dim, 2048)
+        self.assertEqual(asr(NS(text_config=NS(hidden_size=8)), False), [])   # no audio tower: nothing
+
+    def test_half_precision_mix_is_told_from_other_errors(self):
+        mix = [
+            "mat1 and mat2 must have the same dtype, but got Float and Half",
+            "expected mat1 and mat2 to have the same dtype, but got: float != c10::Half",
+            "expected scalar type Float but found Half",
+            "Input type (float) and bias type (c10::Half) should be the same",
+        ]
+        for m in mix:
+            self.assertTrue(lib.half_precision_mix(m, "fp16"), m)
+            self.assertTrue(lib.half_precision_mix(m, "bf16"), m)
+            self.assertFalse(lib.half_precision_mix(m, "fp32"), m)   # not a half-precision task
+            self.assertFalse(lib.half_precision_mix(m, "int8"), m)
+        fft = ("cuFFT only supports dimensions whose sizes are powers of two when computing in half precision, "
+               "but got a signal size of[128, 768]")
+        for m in ("CUDA out of memory", "shape '[1, 128]' is invalid for input of size 64",
+                  "index out of range in self", "", None, fft):
+            self.assertFalse(lib.half_precision_mix(m, "fp16"), m)
+        # autocast leaves FFTs at the input's precision: a reason to skip instead
+        why = lib.half_precision_fft_reason(fft, "fp16")
+        self.assertIn("[128, 768]", why)
+        self.assertIn("fp16", why)
+        self.assertIsNone(lib.half_precision_fft_reason(fft, "fp32"))
+        self.assertIsNone(lib.half_precision_fft_reason(mix[0], "fp16"))
+
     def test_vision_out_width_follows_the_text_width(self):
         import hfleet_recipes as recipes
         from types import SimpleNamespace as NS
