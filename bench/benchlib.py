@@ -130,6 +130,20 @@ def descendants(pid):
     return out
 
 
+def pg_cpu_by_kind(postmaster, kinds):
+    """PostgreSQL's CPU seconds so far by kind of process: each live child of
+    the postmaster by its backend_type in kinds (pid -> backend_type, from
+    pg_stat_activity: 'client backend', 'walwriter', ...; the harness's
+    PostgreSQL does not set process titles); the postmaster itself; and
+    what exited children left in its cutime/cstime (autovacuum workers and
+    the harness's own psql sessions, mostly) as 'exited'."""
+    out = {'postmaster': proc_cpu_s(postmaster), 'exited': proc_cpu_s(postmaster, True) - proc_cpu_s(postmaster)}
+    for pid in descendants(postmaster)[1:]:
+        kind = kinds.get(pid, 'other')
+        out[kind] = out.get(kind, 0.0) + proc_cpu_s(pid)
+    return out
+
+
 def tree_cpu_s(pid):
     """CPU seconds of pid's whole tree: live processes plus what the
     reaped ones left in their parents' cutime/cstime."""
@@ -368,6 +382,35 @@ class Bench:
 
 # ---- a measurement window ----
 
+class PsqlSession:
+    """One psql session kept open for many queries: each answer is read up
+    to a marker echoed after it.  A query's error goes to stderr and its
+    answer is empty."""
+    END = '__hfleet_bench_end__'
+
+    def __init__(self, pg, db='hfleet'):
+        self.proc = subprocess.Popen(['psql', '-X', '-q', '-A', '-t', '-h', pg.dir, '-p', str(pg.port),
+                                      '-U', 'postgres', '-d', db], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, bufsize=1)
+
+    def query(self, sql):
+        self.proc.stdin.write(sql.rstrip().rstrip(';') + ';\n\\echo ' + self.END + '\n')
+        self.proc.stdin.flush()
+        lines = []
+        for line in self.proc.stdout:
+            if line.rstrip('\n') == self.END:
+                return '\n'.join(lines).strip()
+            lines.append(line.rstrip('\n'))
+        raise RuntimeError('psql ended: ' + '\n'.join(lines))
+
+    def close(self):
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(5)
+        except Exception:
+            self.proc.kill()
+
+
 class Window:
     """Samples results committed, CPU and statements at the start and end
     of a window."""
@@ -375,27 +418,47 @@ class Window:
     def __init__(self, b, worker_pids=()):
         self.b = b
         self.worker_pids = list(worker_pids)
+        # One session for every sample: a psql started for each query (four
+        # a sample, two samples a second) cost about a tenth of the 2-core
+        # machine being measured, and its backend's CPU counted as
+        # PostgreSQL's.
+        self.session = PsqlSession(b.pg)
         # Results stored before this window's job (an earlier figure's):
         # made before the job is submitted.
-        self.before = int(b.pg.psql('SELECT count(*) FROM results'))
+        self.before = int(self.session.query('SELECT count(*) FROM results'))
+
+    SAMPLE_SQL = ("SELECT (SELECT count(*) FROM results), %s, (SELECT sum(xact_commit) FROM pg_stat_database), "
+                  "(SELECT string_agg(pid || ':' || coalesce(backend_type, ''), ',') FROM pg_stat_activity)")
 
     def sample(self):
         b = self.b
+        calls = '(SELECT coalesce(sum(calls), 0) FROM pg_stat_statements)' if b.have_pgss else '0'
+        t = time.time()
+        results, calls, xacts, kinds = self.session.query(self.SAMPLE_SQL % calls).split('|')
+        types = {}
+        for item in kinds.split(','):
+            pid, _, kind = item.partition(':')
+            if pid.isdigit():
+                types[int(pid)] = kind
         return {
-            't': time.time(),
-            'results': int(b.pg.psql('SELECT count(*) FROM results')),
+            't': t,
+            'results': int(results),
             'coord': proc_cpu_s(b.coordinator_pid()),
             'pg': b.pg_cpu_s(),
+            'pg_kinds': pg_cpu_by_kind(b.postmaster_pid(), types),
             'workers': sum(tree_cpu_s(p) for p in self.worker_pids),
-            'stmts': b.statements(),
+            'stmts': (int(float(calls)), int(xacts)),
         }
+
+    def close(self):
+        self.session.close()
 
     def warm_up(self, warmup):
         """Waits for the first result, then warmup seconds, and resets
         pg_stat_statements: the window starts warm."""
         b = self.b
         deadline = time.time() + 60
-        while int(b.pg.psql('SELECT count(*) FROM results')) <= self.before and time.time() < deadline:
+        while int(self.session.query('SELECT count(*) FROM results')) <= self.before and time.time() < deadline:
             time.sleep(0.2)
         time.sleep(warmup)
         if b.have_pgss:

@@ -58,6 +58,7 @@ def throughput(b, args):
         b.worker_callgrind_base = worker_results(b, names[0])
         subprocess.run(['callgrind_control', '-z', str(b.hf_workers[0].pid)], capture_output=True)
     s1, s2 = win.measure(args.seconds, count)
+    win.close()
     done = s2['results'] - s1['results']
     span = s2['t'] - s1['t']
     rate = done / span if span > 0 else 0
@@ -79,11 +80,20 @@ def throughput(b, args):
     per_task_figures('', s1, s2, b.have_pgss,
                      ('hf-workers + runners CPU per task', s2['workers'] - s1['workers']))
     batch_figures('', batches)
+    NOTES.append('throughput: PostgreSQL CPU per task by process: ' + pg_kinds_per_task(s1, s2, done))
     for row in top:
         NOTES.append('throughput top statement: calls=%s exec_ms=%s plan_ms=%s %s' % tuple(row))
     for row in top_calls:
         NOTES.append('throughput most called: calls=%s exec_ms=%s plan_ms=%s %s' % tuple(row))
     return rate
+
+
+def pg_kinds_per_task(s1, s2, done):
+    """'kind N us, ...' of PostgreSQL's CPU in the window per task, by kind
+    of process (benchlib.pg_cpu_by_kind), the largest first."""
+    a, z = s1['pg_kinds'], s2['pg_kinds']
+    per = {k: (z[k] - a.get(k, 0.0)) / max(done, 1) * 1e6 for k in z}
+    return ', '.join('%s %.1f us' % (k, v) for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.05)
 
 
 def capacity(b, args):
@@ -106,6 +116,7 @@ def capacity(b, args):
     win.warm_up(args.warmup)
     sim0 = proc_cpu_s(p.pid)
     s1, s2 = win.measure(args.seconds, count)
+    win.close()
     sim1 = proc_cpu_s(p.pid)
     done = s2['results'] - s1['results']
     span = s2['t'] - s1['t']
