@@ -314,11 +314,24 @@ def shrink_config_dict(cfg: dict, seq_len: int = 128, _path: str = "", keep_widt
 
     # Placeholder token ids (image_token_index, ...) must be inside the text
     # vocabulary; some default configs (llava: id 32000, vocab 32000) are not.
-    ids = [v for k, v in d.items() if (k.endswith("_token_index") or k.endswith("_token_id")) and _is_int(v)]
     text = d.get("text_config") if isinstance(d.get("text_config"), dict) else d
-    if ids and _is_int(text.get("vocab_size")) and max(ids) >= text["vocab_size"]:
-        _set(text, "vocab_size", max(ids) + 1, changes, f"{p}text_config." if text is not d else p)
+    vocab = vocab_for_placeholders(d.items(), text.get("vocab_size"))
+    if vocab is not None:
+        _set(text, "vocab_size", vocab, changes, f"{p}text_config." if text is not d else p)
     return d, changes
+
+
+def vocab_for_placeholders(items, vocab):
+    """The text vocabulary size that holds every special token id among a
+    config's (key, value) items (*_token_index, *_token_id: image_token_id,
+    pad_token_id, ...), or None when vocab already does (or is not a size).
+    Default configs of llava (id 32000, vocab 32000), deepseek-vl (100015
+    against 32000), florence2 and modernvbert put their image token past
+    the vocabulary: an embedding lookup out of range, a device-side assert."""
+    ids = [v for k, v in items if (k.endswith("_token_index") or k.endswith("_token_id")) and _is_int(v)]
+    if ids and _is_int(vocab) and max(ids) >= vocab:
+        return max(ids) + 1
+    return None
 
 
 def _fix_mrope(rope: dict, half: int) -> dict:

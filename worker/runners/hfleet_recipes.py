@@ -38,6 +38,7 @@ can load the table without torch.
 from __future__ import annotations
 
 
+import hfleet_plan as plan_mod
 import hfleet_recipes_audio
 import hfleet_recipes_config
 import hfleet_recipes_vision
@@ -103,6 +104,25 @@ def fit_vision_out_width(config, shrunk):
         vc.out_hidden_size = want
         return [f"vision out_hidden_size={want} (= the text width)"]
     return []
+
+
+def fit_vocab_to_placeholders(config, shrunk):
+    """A default config whose special token ids (its image token, ...) lie
+    past its text vocabulary gets the vocabulary that holds them, as the
+    shrunk config does (hfleet_plan.vocab_for_placeholders, applied there to
+    every sub-config); here the top-level ids against the text model's
+    vocabulary only."""
+    if shrunk:
+        return []
+    tc = _sub(config, "text_config") or config
+    as_dict = getattr(config, "to_dict", None)
+    items = list((as_dict() if callable(as_dict) else vars(config)).items())
+    vocab = plan_mod.vocab_for_placeholders(items, getattr(tc, "vocab_size", None))
+    if vocab is None:
+        return []
+    was, tc.vocab_size = tc.vocab_size, vocab
+    where = "text_config.vocab_size" if tc is not config else "vocab_size"
+    return [f"{where}={vocab} (the default config has {was}, below its special token ids)"]
 
 
 GRID_VLM = Recipe(fix_config=fit_vision_out_width,
@@ -669,7 +689,7 @@ for _module in FAMILY_MODULES:
     SHRUNK_DICT_FIXES.update(getattr(_module, "SHRUNK_DICT_FIXES", {}))
 
 # Config fixes that hold for any type (applied after a recipe's own).
-GENERIC_CONFIG_FIXES = (fit_vision_out_width,) + tuple(
+GENERIC_CONFIG_FIXES = (fit_vision_out_width, fit_vocab_to_placeholders) + tuple(
     fix for _module in FAMILY_MODULES for fix in getattr(_module, "GENERIC_CONFIG_FIXES", ()))
 
 

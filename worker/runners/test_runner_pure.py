@@ -770,6 +770,27 @@ class TestRecipes(unittest.TestCase):
         for r in (recipes.GRID_VLM, recipes.GRID_TOWER):
             self.assertTrue(r.name and r.inputs)
 
+    def test_default_vocab_grows_to_hold_its_placeholder_tokens(self):
+        import hfleet_plan as plan
+        import hfleet_recipes as recipes
+        from types import SimpleNamespace as NS
+        self.assertEqual(plan.vocab_for_placeholders([("image_token_id", 100015)], 32000), 100016)
+        self.assertIsNone(plan.vocab_for_placeholders([("image_token_id", 31999)], 32000))
+        self.assertIsNone(plan.vocab_for_placeholders([("image_token_id", 5)], None))
+        self.assertIsNone(plan.vocab_for_placeholders([("hidden_size", 100015)], 32000))   # not a token id
+        cfg = NS(image_token_id=100015, text_config=NS(vocab_size=32000))   # deepseek-vl's default
+        self.assertEqual(recipes.fit_vocab_to_placeholders(cfg, True), [])   # shrunk: the dict rule did it
+        notes = recipes.fit_vocab_to_placeholders(cfg, False)
+        self.assertEqual(cfg.text_config.vocab_size, 100016)
+        self.assertIn("32000", notes[0])
+        self.assertEqual(recipes.fit_vocab_to_placeholders(cfg, False), [])
+        flat = NS(image_token_index=32000, vocab_size=32000)   # no text_config: its own vocabulary
+        self.assertEqual(len(recipes.fit_vocab_to_placeholders(flat, False)), 1)
+        self.assertEqual(flat.vocab_size, 32001)
+        self.assertIn(recipes.fit_vocab_to_placeholders, recipes.GENERIC_CONFIG_FIXES)
+        d, changes = plan.shrink_config_dict({"image_token_index": 32000, "text_config": {"vocab_size": 32000}})
+        self.assertEqual(d["text_config"]["vocab_size"], 32001)
+
     def test_tower_width_of_the_default_config_is_the_text_width(self):
         import hfleet_recipes as recipes
         from types import SimpleNamespace as NS
