@@ -454,6 +454,21 @@ def _voxtral_config(config, shrunk):
     return []
 
 
+def _musicgen_config(config, shrunk):
+    """musicgen is built from default sub-configs (hfleet_build's
+    KWARG_COMPOSITES): a decoder of 2048 codes a codebook, and an EnCodec of
+    1024, which generate() hands the decoder's codes to (an embedding lookup
+    out of range, a device-side assert in the benchmark sweep).  The
+    released musicgen's EnCodec (32 kHz) has the decoder's 2048."""
+    dec, codec = _sub(config, "decoder"), _sub(config, "audio_encoder")
+    want = _get(dec, "vocab_size")
+    if codec is not None and isinstance(want, int) and isinstance(getattr(codec, "codebook_size", None), int) \
+            and codec.codebook_size < want:
+        was, codec.codebook_size = codec.codebook_size, want
+        return [f"audio_encoder.codebook_size={want} (= the decoder's codes; the default EnCodec has {was})"]
+    return []
+
+
 def _musicgen_inputs(r):
     dec = r.config.decoder
     k = _get(dec, "num_codebooks", default=4)
@@ -658,8 +673,10 @@ RECIPES = {
     "granite_speech": Recipe(fix_config=_granite_speech_config, inputs=_granite_speech_inputs),
     "gemma3n": Recipe(fix_config=_gemma3n_config),
     "voxtral": Recipe(fix_config=_voxtral_config),
-    "musicgen": Recipe(model_class="MusicgenForConditionalGeneration", inputs=_musicgen_inputs),
-    "musicgen_melody": Recipe(model_class="MusicgenMelodyForConditionalGeneration", inputs=_musicgen_inputs),
+    "musicgen": Recipe(fix_config=_musicgen_config, model_class="MusicgenForConditionalGeneration",
+                       inputs=_musicgen_inputs),
+    "musicgen_melody": Recipe(fix_config=_musicgen_config, model_class="MusicgenMelodyForConditionalGeneration",
+                              inputs=_musicgen_inputs),
     "qwen2_audio": Recipe(inputs=_qwen2_audio_inputs, own_tokens=True),
     "wav2vec2-bert": Recipe(provides=("input_features",), inputs=_wav2vec2_bert_inputs),
     "speecht5": Recipe(provides=("input_values", "decoder_input_values"), inputs=_speecht5_inputs),

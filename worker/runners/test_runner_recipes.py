@@ -89,6 +89,17 @@ class TestRecipes(unittest.TestCase):
         d, changes = plan.shrink_config_dict({"image_token_index": 32000, "text_config": {"vocab_size": 32000}})
         self.assertEqual(d["text_config"]["vocab_size"], 32001)
 
+    def test_musicgen_codec_holds_the_decoders_codes(self):
+        import hfleet_recipes as recipes
+        from types import SimpleNamespace as NS
+        cfg = NS(decoder=NS(vocab_size=2048), audio_encoder=NS(codebook_size=1024))
+        for mt in ("musicgen", "musicgen_melody"):
+            cfg.audio_encoder.codebook_size = 1024
+            notes = recipes.get(mt).fix_config(cfg, False)
+            self.assertEqual(cfg.audio_encoder.codebook_size, 2048)
+            self.assertIn("1024", notes[0])
+            self.assertEqual(recipes.get(mt).fix_config(cfg, False), [])
+
     def test_tower_width_of_the_default_config_is_the_text_width(self):
         import hfleet_recipes as recipes
         from types import SimpleNamespace as NS
