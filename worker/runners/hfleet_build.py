@@ -362,8 +362,9 @@ def run_under_autocast(torch, model, device, dtype):
     captured graph, torch.compile) run under torch.autocast at dtype, for a
     model that mixes float32 into its half-precision work
     (lib.half_precision_mix).  Its weights stay at dtype; autocast runs each
-    operation at the precision it takes (matrix products in dtype, FFTs and
-    reductions in float32).  The cast cache is off, as CUDA graph capture
+    operation at the precision it takes (matrix products and convolutions
+    in dtype, some reductions and normalisations in float32; FFTs stay at
+    their input's precision).  The cast cache is off, as CUDA graph capture
     needs."""
     forward = model.forward
 

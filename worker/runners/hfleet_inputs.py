@@ -381,9 +381,9 @@ def measure_generation(torch, model, inputs, device, batch, deadline):
     gc_ = getattr(model, "generation_config", None)
     # A composite encoder-decoder (musicgen: a text encoder, a decoder of
     # audio codes) keeps its special tokens in its decoder's config, outside
-    # the vocabulary of the codes: the pad there is the one generate() strips
-    # before decoding the codes (musicgen's 2048, which its codec would not
-    # take, a device-side assert).
+    # the vocabulary of the codes: the pad there is the token generate()
+    # strips from the codes before it decodes them (musicgen's 2048, its
+    # delay pattern's filler), so the generation config's pad must be it.
     dec = getattr(cfg, "decoder", None)
     dec_pad, dec_start = (None, None) if dec is None else (
         getattr(dec, "pad_token_id", None),
