@@ -321,14 +321,22 @@ def shrink_config_dict(cfg: dict, seq_len: int = 128, _path: str = "", keep_widt
     return d, changes
 
 
-def vocab_for_placeholders(items, vocab):
+# The placeholder tokens the runner puts in input_ids for image, video and
+# audio features.
+PLACEHOLDER_TOKEN = re.compile(r"^(image|video|audio)_token_(id|index)$")
+
+
+def vocab_for_placeholders(items, vocab, placeholders_only=False):
     """The text vocabulary size that holds every special token id among a
     config's (key, value) items (*_token_index, *_token_id: image_token_id,
-    pad_token_id, ...), or None when vocab already does (or is not a size).
-    Default configs of llava (id 32000, vocab 32000), deepseek-vl (100015
-    against 32000), florence2 and modernvbert put their image token past
-    the vocabulary: an embedding lookup out of range, a device-side assert."""
-    ids = [v for k, v in items if (k.endswith("_token_index") or k.endswith("_token_id")) and _is_int(v)]
+    pad_token_id, ...; with placeholders_only, only the image, video and
+    audio placeholders the runner feeds), or None when vocab already does
+    (or is not a size).  Default configs of llava (id 32000, vocab 32000),
+    deepseek-vl (100015 against 32000), florence2 and modernvbert put their
+    image token past the vocabulary: an embedding lookup out of range, a
+    device-side assert."""
+    ids = [v for k, v in items if _is_int(v) and isinstance(k, str)
+           and (PLACEHOLDER_TOKEN.match(k) if placeholders_only else k.endswith(("_token_index", "_token_id")))]
     if ids and _is_int(vocab) and max(ids) >= vocab:
         return max(ids) + 1
     return None

@@ -107,17 +107,20 @@ def fit_vision_out_width(config, shrunk):
 
 
 def fit_vocab_to_placeholders(config, shrunk):
-    """A default config whose special token ids (its image token, ...) lie
-    past its text vocabulary gets the vocabulary that holds them, as the
-    shrunk config does (hfleet_plan.vocab_for_placeholders, applied there to
-    every sub-config); here the top-level ids against the text model's
-    vocabulary only."""
+    """A default config whose image, video or audio placeholder token (the
+    ids the runner puts in input_ids) lies past its text vocabulary gets the
+    vocabulary that holds it, as the shrunk config does
+    (hfleet_plan.vocab_for_placeholders, applied there to every special
+    token of every sub-config).  Here only those placeholders, at the top
+    level, against the text model's vocabulary: a benchmark measures the
+    default architecture, so an id the runner never feeds (an audio-code
+    pad of another vocabulary) must not grow its embedding."""
     if shrunk:
         return []
     tc = _sub(config, "text_config") or config
     as_dict = getattr(config, "to_dict", None)
     items = list((as_dict() if callable(as_dict) else vars(config)).items())
-    vocab = plan_mod.vocab_for_placeholders(items, getattr(tc, "vocab_size", None))
+    vocab = plan_mod.vocab_for_placeholders(items, getattr(tc, "vocab_size", None), placeholders_only=True)
     if vocab is None:
         return []
     was, tc.vocab_size = tc.vocab_size, vocab

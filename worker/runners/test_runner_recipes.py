@@ -76,12 +76,17 @@ class TestRecipes(unittest.TestCase):
         self.assertIsNone(plan.vocab_for_placeholders([("image_token_id", 31999)], 32000))
         self.assertIsNone(plan.vocab_for_placeholders([("image_token_id", 5)], None))
         self.assertIsNone(plan.vocab_for_placeholders([("hidden_size", 100015)], 32000))   # not a token id
+        pad = [("audio_pad_token_id", 69569)]   # another vocabulary's pad: grown only in the shrunk dict
+        self.assertEqual(plan.vocab_for_placeholders(pad, 4001), 69570)
+        self.assertIsNone(plan.vocab_for_placeholders(pad, 4001, placeholders_only=True))
+        self.assertEqual(plan.vocab_for_placeholders([("video_token_index", 4001)], 4001, True), 4002)
         cfg = NS(image_token_id=100015, text_config=NS(vocab_size=32000))   # deepseek-vl's default
         self.assertEqual(recipes.fit_vocab_to_placeholders(cfg, True), [])   # shrunk: the dict rule did it
         notes = recipes.fit_vocab_to_placeholders(cfg, False)
         self.assertEqual(cfg.text_config.vocab_size, 100016)
         self.assertIn("32000", notes[0])
         self.assertEqual(recipes.fit_vocab_to_placeholders(cfg, False), [])
+        self.assertEqual(recipes.fit_vocab_to_placeholders(NS(pad_token_id=70000, vocab_size=4001), False), [])
         flat = NS(image_token_index=32000, vocab_size=32000)   # no text_config: its own vocabulary
         self.assertEqual(len(recipes.fit_vocab_to_placeholders(flat, False)), 1)
         self.assertEqual(flat.vocab_size, 32001)
