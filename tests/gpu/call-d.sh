@@ -10,7 +10,9 @@
 # parameter counts say they fit 85 % of its memory, the smallest first (the
 # largest, 35 to 58 B parameters, take minutes each: set HF_DEADLINE).
 # Their figures are not measurements (they share the GPU): the sweep says
-# which types build, run and time at full size.
+# which types build, run and time at full size.  HF_ONLY (comma-separated)
+# or HF_ONLY_FILE (a file in the working tree, for lists longer than the
+# device tool's command line) names the types.
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 py=$(command -v python3)
 kind=${HF_KIND:-test}
@@ -23,7 +25,8 @@ else
 fi
 $py worker/runners/hfleet_sweep.py --registry coordinator/registry/models.tsv --backend cuda --kind "$kind" \
   --batch-size 1 --seq-len 128 --jobs "${HF_JOBS:-12}" --in-process --deadline "${HF_DEADLINE:-240}" \
-  "${extra[@]}" --out /tmp/sweep ${HF_ONLY:+--only "$HF_ONLY"} >"$OUT/sweep.log" 2>&1
+  "${extra[@]}" --out /tmp/sweep ${HF_ONLY:+--only "$HF_ONLY"} ${HF_ONLY_FILE:+--only-file "$HF_ONLY_FILE"} \
+  >"$OUT/sweep.log" 2>&1
 tail -3 "$OUT/sweep.log"; echo "sweep done: $SECONDS s"
 cp /tmp/sweep/summary.json "$OUT/sweep-summary.json"
 [ -n "${HF_CENSUS:-1}" ] && [ "${HF_CENSUS:-1}" != 0 ] &&

@@ -318,6 +318,8 @@ def main():
     ap.add_argument("--timeout", type=int, default=300)
     ap.add_argument("--jobs", type=int, default=4)
     ap.add_argument("--only", default="", help="comma-separated model types")
+    ap.add_argument("--only-file", help="the model types to run, from a file (comma- or line-separated, "
+                    "'#' starts a comment)")
     ap.add_argument("--out", default="/tmp/hfleet-sweep")
     ap.add_argument("--registry", help="take the model types, tasks and modalities from this models.tsv")
     ap.add_argument("--skip", default="", help="comma-separated model types to leave out")
@@ -332,7 +334,11 @@ def main():
     os.makedirs(os.path.join(args.out, "tasks"), exist_ok=True)
     from transformers import CONFIG_MAPPING
     reg = load_registry(args.registry) if args.registry else []
-    types = [t for t in args.only.split(",") if t] or reg or sorted(CONFIG_MAPPING.keys())
+    only = args.only
+    if args.only_file:
+        with open(args.only_file, encoding="utf-8") as f:   # '#' lines are comments
+            only = ",".join(line.split("#")[0] for line in f)
+    types = [t.strip() for t in only.split(",") if t.strip()] or reg or sorted(CONFIG_MAPPING.keys())
     skip = set(args.skip.split(","))
     types = [t for t in types if t not in skip]
     if args.in_process:
