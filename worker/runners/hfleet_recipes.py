@@ -125,7 +125,7 @@ def fit_vocab_to_placeholders(config, shrunk):
         return []
     was, tc.vocab_size = tc.vocab_size, vocab
     where = "text_config.vocab_size" if tc is not config else "vocab_size"
-    return [f"{where}={vocab} (the default config has {was}, below its special token ids)"]
+    return [f"{where}={vocab} (the default config has {was}, below its image, video or audio placeholder id)"]
 
 
 GRID_VLM = Recipe(fix_config=fit_vision_out_width,
