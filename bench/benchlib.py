@@ -326,7 +326,10 @@ class Bench:
         p = spawn(prefix + [self.h.WORKER, '--id', wid, '--coordinator-url', self.cluster.worker_url,
                    '--state-dir', state, '--slots', str(slots), '--runner', self.noop_runner,
                    '--set', 'runner.warm=true', '--set', 'runner.warm_max_tasks=0',
-                   '--log-level', os.environ.get('BENCH_WORKER_LOG', 'warn')], os.path.join(self.root, wid + '.log'), env=env)
+                   '--log-level', os.environ.get('BENCH_WORKER_LOG', 'warn')]
+                  # BENCH_WORKER_SET="worker.lease_ahead=8 ...": settings of every hf-worker (A/B)
+                  + [a for kv in os.environ.get('BENCH_WORKER_SET', '').split() for a in ('--set', kv)],
+                  os.path.join(self.root, wid + '.log'), env=env)
         self.hf_workers.append(p)
         return p
 

@@ -379,6 +379,7 @@ struct poll_fit {
 	struct match_fit f;
 	struct coord *c;
 	struct coord_worker *self;
+	bool ahead; /* taking tasks the worker queues beyond its free slots */
 };
 
 static bool has_cached(const Hf__Register *r, const char *hf_id)
@@ -406,6 +407,13 @@ static bool poll_fits_cb(const struct sched_task *t, void *arg)
 	struct coord *c = pf->c;
 	const char *hf_id = c->reg->models[t->model].hf_id;
 
+	if (pf->ahead) {
+		/* Queued on a busy device: only a test of that one device (a
+		 * benchmark or a task of several devices takes idle devices). */
+		const struct match_req *req = t->job->data;
+		if (t->kind != HF__TASK_KIND__KIND_TEST || (req && req->devices > 1))
+			return false;
+	}
 	if (c->conf.locality_wait_ms > 0 && pf->f.now_ms - t->queued_ms < c->conf.locality_wait_ms &&
 	    !has_cached(pf->self->reg, hf_id) && coord_weights_elsewhere(c, pf->self, t, pf->f.now_ms))
 		return false; /* leave it to the worker that has the weights */
@@ -467,12 +475,17 @@ size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uin
 	};
 	struct match_fit *f = &pf.f;
 	f->free = calloc(reg->n_devices, sizeof(*f->free));
-	if (!f->free)
+	uint32_t *ahead = calloc(reg->n_devices, sizeof(*ahead));
+	if (!f->free || !ahead) {
+		free(f->free);
+		free(ahead);
 		return 0;
+	}
 	/* Each entry names a registered device (validation made them distinct);
-	 * a device never has more free slots than it registered. */
+	 * a device never has more free slots than it registered, nor more
+	 * tasks leased ahead; those do not make a poll wait (ret_backends). */
 	for (size_t i = 0; i < p->n_free; i++) {
-		if (p->free[i]->free_slots == 0)
+		if (p->free[i]->free_slots == 0 && p->free[i]->ahead == 0)
 			continue;
 		long d = coord_worker_device(cw, (int)p->free[i]->backend, p->free[i]->index);
 		if (d < 0 || coord_drained(c, reg->worker_id, reg->devices[d]) ||
@@ -480,36 +493,43 @@ size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uin
 			continue;
 		uint32_t slots = reg->devices[d]->slots ? reg->devices[d]->slots : 1;
 		f->free[d] = p->free[i]->free_slots < slots ? p->free[i]->free_slots : slots;
-		backends |= 1u << (reg->devices[d]->backend & 31);
+		ahead[d] = p->free[i]->ahead < slots ? p->free[i]->ahead : slots;
+		if (f->free[d] > 0)
+			backends |= 1u << (reg->devices[d]->backend & 31);
 	}
 	*ret_backends = backends;
-	if (!backends) {
-		free(f->free);
-		return 0;
-	}
 
 	struct db_lease *leases = NULL;
-	for (f->pos = 0; f->pos < reg->n_devices && n < cap; f->pos++) {
-		const Hf__Device *dev = reg->devices[f->pos];
-		while (f->free[f->pos] > 0 && n < cap) {
-			struct sched_task *t;
-			if (!leases && !(leases = calloc(cap, sizeof(*leases))))
-				break;
-			if (sched_take(c->sched, dev->backend, p->worker_id, dev->index, 1, poll_fits_cb, &pf,
-				       &t) == 0)
-				break;
-			for (uint8_t k = 0; k < f->n_extra; k++)
-				t->devices[1 + k] = reg->devices[f->extra[k]]->index;
-			t->n_devices = (uint8_t)(1 + f->n_extra);
-			leases[n].task_id = t->id;
-			leases[n].attempt = t->attempt;
-			leases[n].worker_id = t->worker_id;
-			memcpy(leases[n].devices, t->devices, sizeof(leases[n].devices));
-			leases[n].n_devices = t->n_devices;
-			n++;
+	/* The free slots first, then (pf.ahead) the tasks queued ahead, each
+	 * pass device by device. */
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 1) {
+			pf.ahead = true;
+			memcpy(f->free, ahead, reg->n_devices * sizeof(*f->free));
+		}
+		for (f->pos = 0; f->pos < reg->n_devices && n < cap; f->pos++) {
+			const Hf__Device *dev = reg->devices[f->pos];
+			while (f->free[f->pos] > 0 && n < cap) {
+				struct sched_task *t;
+				if (!leases && !(leases = calloc(cap, sizeof(*leases))))
+					break;
+				if (sched_take(c->sched, dev->backend, p->worker_id, dev->index, 1,
+					       poll_fits_cb, &pf, &t) == 0)
+					break;
+				for (uint8_t k = 0; k < f->n_extra; k++)
+					t->devices[1 + k] = reg->devices[f->extra[k]]->index;
+				t->n_devices = (uint8_t)(1 + f->n_extra);
+				leases[n].task_id = t->id;
+				leases[n].attempt = t->attempt;
+				leases[n].worker_id = t->worker_id;
+				memcpy(leases[n].devices, t->devices, sizeof(leases[n].devices));
+				leases[n].n_devices = t->n_devices;
+				n++;
+			}
 		}
 	}
 	free(f->free);
+	free(ahead);
 	if (n == 0) {
 		free(leases);
 		return 0;

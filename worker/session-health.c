@@ -129,8 +129,10 @@ static void health_reply_cb(int rv, nng_msg *reply, void *arg)
 			h->trigger = NULL;
 		}
 	}
-	if (acked)
-		poll_send(s); /* those devices offer their slots again */
+	if (acked) {
+		ahead_start(s); /* tasks leased ahead on those devices may start */
+		poll_send(s);   /* those devices offer their slots again */
+	}
 out:
 	hf_env_free(env);
 }

@@ -17,6 +17,7 @@
 
 #include <uv.h>
 
+#include "alloc.h"
 #include "executor.h"
 #include "hf_nuv.h"
 #include "hf_proto.h"
@@ -44,6 +45,13 @@ struct pending {
 };
 
 /* Health checking of one device of the inventory (same position). */
+/* A task leased ahead (session-ahead.c): its assignment, copied, queued
+ * until a slot of its device frees. */
+struct queued {
+	Hf__Assignment *a;
+	struct queued *next;
+};
+
 struct dev_health {
 	int64_t last_check_ms;       /* monotonic: when the last check ended (or the count began) */
 	const char *due;             /* a check is wanted, for this trigger; NULL: none */
@@ -102,6 +110,10 @@ struct session {
 	struct pending *pending, **pending_tail;
 	size_t n_pending;
 
+	/* Tasks leased ahead, in the order they were granted. */
+	struct queued *queued, **queued_tail;
+	size_t n_queued;
+
 	uv_timer_t reg_timer, beat_timer, drain_timer, flush_timer, finish_timer;
 	int open_handles;
 	int exit_code;
@@ -153,6 +165,19 @@ void register_send(struct session *s);
  * there (one fsync); a failure is logged and leaves them unspooled, to be
  * written again at the next flush or heartbeat. */
 void pending_spool(struct session *s, struct pending *p);
+
+/* session-ahead.c: tasks leased ahead of a free slot. */
+bool ahead_take(struct session *s, const Hf__Assignment *a);
+void ahead_start(struct session *s);
+bool ahead_wants_refill(struct session *s);
+unsigned ahead_room(struct session *s, size_t dev, const struct alloc_use *use);
+size_t ahead_refs(const struct session *s, Hf__TaskRef *refs, size_t max);
+bool ahead_has(const struct session *s, uint64_t task_id, uint32_t attempt);
+bool ahead_cancel(struct session *s, uint64_t task_id, uint32_t attempt, const char *reason);
+void ahead_return_all(struct session *s, const char *reason);
+void ahead_free_all(struct session *s);
+void session_reject(struct session *s, const Hf__Assignment *a, const char *reason);
+void session_device_use(void *arg, Hf__Backend backend, unsigned index, struct alloc_use *ret);
 
 /* Takes result; a result for an attempt already pending replaces it. */
 void pending_add(struct session *s, Hf__TaskResult *result, bool spooled);

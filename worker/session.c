@@ -128,7 +128,9 @@ void session_set_heartbeat(struct session *s, uint32_t ms)
 
 /* ---- polling ---- */
 
-static void session_reject(struct session *s, const Hf__Assignment *a, const char *reason)
+/* Answers an assignment the worker will not run with an error result
+ * (an infrastructure failure: the coordinator runs it elsewhere). */
+void session_reject(struct session *s, const Hf__Assignment *a, const char *reason)
 {
 	Hf__TaskResult *res;
 	int r;
@@ -144,8 +146,7 @@ static void session_reject(struct session *s, const Hf__Assignment *a, const cha
 	pending_add(s, res, false);
 }
 
-static void session_device_use_cb(void *arg, Hf__Backend backend, unsigned index,
-				  struct alloc_use *ret)
+void session_device_use(void *arg, Hf__Backend backend, unsigned index, struct alloc_use *ret)
 {
 	struct session *s = arg;
 
@@ -165,15 +166,17 @@ static void session_assign(struct session *s, const Hf__Assignment *a)
 		session_reject(s, a, "worker is shutting down");
 		return;
 	}
-	if (executor_has(s->ex, a->task_id, a->attempt)) {
+	if (executor_has(s->ex, a->task_id, a->attempt) || ahead_has(s, a->task_id, a->attempt)) {
 		/* Sent again (a reply that crossed a re-registration): it runs,
 		 * and is no second task on its devices. */
 		log_debug("task %" PRIu64 " attempt %" PRIu32 " is already running", a->task_id,
 			  a->attempt);
 		return;
 	}
-	r = alloc_admit(s->cfg.inv, a, session_device_use_cb, s, devs, &n_devs, reason,
+	r = alloc_admit(s->cfg.inv, a, session_device_use, s, devs, &n_devs, reason,
 			sizeof(reason));
+	if (r == -EBUSY && ahead_take(s, a))
+		return; /* leased ahead: starts when a slot of its device frees */
 	if (r < 0) {
 		session_reject(s, a, reason);
 		return;
@@ -189,9 +192,11 @@ static void session_poll_reply(struct session *s, const Hf__PollReply *pr)
 {
 	session_set_heartbeat(s, pr->heartbeat_ms);
 	for (size_t i = 0; i < pr->n_cancel; i++)
-		executor_stop(s->ex, pr->cancel[i]->task_id, pr->cancel[i]->attempt,
-			      HF__TASK_STATUS__STATUS_CANCELLED,
-			      "stopped at the coordinator's request (cancelled or lease lost)");
+		if (!ahead_cancel(s, pr->cancel[i]->task_id, pr->cancel[i]->attempt,
+				  "not started: cancelled at the coordinator's request (cancelled or lease lost)"))
+			executor_stop(s->ex, pr->cancel[i]->task_id, pr->cancel[i]->attempt,
+				      HF__TASK_STATUS__STATUS_CANCELLED,
+				      "stopped at the coordinator's request (cancelled or lease lost)");
 	for (size_t i = 0; i < pr->n_assignments; i++)
 		session_assign(s, pr->assignments[i]);
 	if (pr->n_assignments > 0)
@@ -309,7 +314,7 @@ static void session_telemetry_refresh(struct session *s)
 static int poll_call(struct session *s, bool no_hold)
 {
 	const struct hw_inventory *inv = s->cfg.inv;
-	size_t n_dev = inv->n_devices, n_run = executor_size(s->ex);
+	size_t n_dev = inv->n_devices, n_run = executor_size(s->ex) + s->n_queued;
 	Hf__Envelope env = HF__ENVELOPE__INIT;
 	Hf__Poll poll = HF__POLL__INIT;
 	Hf__DeviceFree *df = NULL, **dfp = NULL;
@@ -343,6 +348,7 @@ static int poll_call(struct session *s, bool no_hold)
 		df[i].free_slots = s->draining || (i < HW_MAX_DEVICES && s->health[i].report_pending)
 					   ? 0
 					   : alloc_free_slots(d, &use);
+		df[i].ahead = ahead_room(s, i, &use);
 		any_free = any_free || df[i].free_slots > 0;
 		dfp[i] = &df[i];
 	}
@@ -359,13 +365,16 @@ static int poll_call(struct session *s, bool no_hold)
 	}
 	poll.n_telemetry = s->n_telemetry;
 	poll.telemetry = dtp;
-	n_run = executor_list(s->ex, refs, n_run);
-	for (size_t i = 0; i < n_run; i++) {
+	size_t n_exec = executor_list(s->ex, refs, n_run);
+	for (size_t i = 0; i < n_exec; i++) {
 		hf__task_ref__init(&tr[i]);
 		tr[i].task_id = refs[i].task_id;
 		tr[i].attempt = refs[i].attempt;
-		trp[i] = &tr[i];
 	}
+	/* Tasks leased ahead are this worker's leases too. */
+	n_run = n_exec + ahead_refs(s, tr + n_exec, n_run - n_exec);
+	for (size_t i = 0; i < n_run; i++)
+		trp[i] = &tr[i];
 	poll.worker_id = (char *)s->cfg.worker_id;
 	poll.n_free = n_dev;
 	poll.free = dfp;
@@ -436,11 +445,16 @@ static void task_done_cb(struct executor *ex, Hf__TaskResult *result, void *arg)
 
 	(void)ex;
 	health_run_due(s); /* a device waiting for a check may be idle now */
+	ahead_start(s);    /* a task leased ahead takes the slot, before any poll */
 	/* A slot is free (or, draining, the coordinator learns it): ask for
 	 * the next task before the result is made durable in the spool, so
 	 * the slot's next lease does not wait for those writes.  The result
-	 * is still spooled before it is sent. */
-	poll_send(s);
+	 * is still spooled before it is sent.  With tasks leased ahead, a slot
+	 * their queue filled asks for nothing until the queue of a device is
+	 * down to half (then one poll asks for several), or the heartbeat's
+	 * poll comes. */
+	if (s->cfg.lease_ahead == 0 || s->draining || session_has_free_slot(s) || ahead_wants_refill(s))
+		poll_send(s);
 	pending_add(s, result, false);
 	results_flush(s);
 	session_check_drained(s);
@@ -566,6 +580,10 @@ void session_drain(struct session *s)
 	s->draining = true;
 	s->prewarm_due = false;
 	executor_prewarm_stop(s->ex); /* no new work: no runner ahead of it */
+	if (s->n_queued > 0) {
+		ahead_return_all(s, "not started: the worker is draining");
+		results_flush(s);
+	}
 	if (executor_size(s->ex) > 0) {
 		log_info("draining: taking no new work, waiting up to %g s for %zu running tasks",
 			 (double)s->cfg.drain_timeout_ms / 1000.0, executor_size(s->ex));
@@ -644,6 +662,7 @@ int session_new(uv_loop_t *loop, const struct session_config *cfg, session_exit_
 	s->arg = arg;
 	s->heartbeat_ms = cfg->heartbeat_ms;
 	s->pending_tail = &s->pending;
+	s->queued_tail = &s->queued;
 	health_reset(s);
 	s->prewarm_due = cfg->prewarm && cfg->exec.warm;
 	s->rng = (uint64_t)getpid() * UINT64_C(0x9e3779b97f4a7c15) ^ (uint64_t)hf_mono_ms() ^
@@ -719,6 +738,7 @@ void session_free(struct session *s)
 	if (!s)
 		return;
 	pending_free_all(s);
+	ahead_free_all(s);
 	spool_close(s->spool);
 	free(s);
 }

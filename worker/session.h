@@ -86,6 +86,7 @@ struct session_config {
 	bool telemetry;            /* send the devices' readings with each Poll */
 	int64_t heartbeat_ms;      /* until the coordinator names one */
 	int64_t drain_timeout_ms;
+	unsigned lease_ahead;      /* tests per device held leased beyond the free slots (session-ahead.c) */
 	struct executor_config exec;
 
 	/* Health checks ("<runner> --health" on one device, see executor.h):

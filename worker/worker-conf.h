@@ -53,6 +53,7 @@ struct worker_conf {
 	char *labels;
 	int64_t heartbeat_ms;
 	int64_t drain_timeout_ms;
+	int64_t lease_ahead;
 	char *metrics_listen;          /* "" = no HTTP endpoint */
 	char *devices_hide;
 	char *devices_slots;

@@ -218,6 +218,10 @@ class WorkerPortTest(WorkerPortBase):
              wire.register(worker_id='evil-num6', cpu=wire.cpu_info(memory_bytes=U64)), 'memory_bytes'),
             ('Poll free_slots 2^32-1', 'poll',
              wire.poll('evil-num2', free=[wire.device_free(free_slots=U32)]), 'free_slots'),
+            # Tasks asked for ahead are bounded as slots are (the coordinator
+            # grants at most the device's slots of them anyway).
+            ('Poll ahead 2^32-1', 'poll',
+             wire.poll('evil-num2', free=[wire.device_free(free_slots=1, ahead=U32)]), 'ahead'),
             # A held poll asks for at most a minute (the coordinator holds
             # less); beyond that it is refused, not held for an hour.
             ('Poll hold_ms one past its limit', 'poll',

@@ -1,0 +1,211 @@
+# SPDX-License-Identifier: MIT
+"""Tasks leased ahead (issue 15; docs/protocol.md, "Tasks leased ahead").
+
+A worker may say, per device, how many tests it will hold queued beyond its
+free slots (DeviceFree.ahead, hf-worker's worker.lease_ahead); each starts
+the moment a slot frees, without a poll's round trip.
+
+With raw SP peers (the hostile suite's SpConn and wire encoder), what the
+coordinator grants is a fact of one reply:
+- a poll of 2 free slots asking 5 ahead on a device of 2 slots gets 4
+  tests: at most the device's slots of them ahead, whatever it asks;
+- benchmarks are never granted ahead: a poll with no free slot gets none,
+  and one with a free slot gets one (it takes the device whole), not more;
+- a poll without the field (an older worker) gets its free slots' worth.
+
+With a real hf-worker (worker.lease_ahead):
+- a job runs to the end, every task decided once in one attempt, and the
+  worker did queue tasks;
+- a cancel reaches the queued tasks: each is reported cancelled, never run;
+- a drain hands the queued tasks back as infrastructure failures, and
+  another worker runs them: nothing lost, nothing decided twice;
+- a worker killed with tasks queued: their leases expire (6 s here) and
+  another worker runs them, each decided once.
+"""
+import os
+import signal
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'hostile'))
+import harness  # noqa: E402
+import peer  # noqa: E402
+import wire  # noqa: E402
+
+BENCHMARK = 2  # TaskKind.KIND_BENCHMARK
+
+
+class LeaseAhead(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.cm = harness.cluster(heartbeat='1s', lease='6s',
+                                 coordinator_set=['auth.required=false', 'scheduler.locality_wait=0'])
+        cls.c = cls.cm.__enter__()
+        cls.c.start_coordinator()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.cm.__exit__(None, None, None)
+
+    # ---- raw peers: what the coordinator grants ----
+
+    def register(self, s, worker_id, label, slots):
+        r = s.call(wire.envelope('register', wire.register(
+            worker_id=worker_id, labels=[wire.key_value('ahead', label)],
+            devices=[wire.device(index=0, slots=slots)])))
+        self.assertEqual(r.kind, 'register_reply', 'registering %s: %r' % (worker_id, r))
+        return wire.first(r.body, 7, 0)  # RegisterReply.session
+
+    def poll(self, s, worker_id, session, free, ahead=None):
+        r = s.call(wire.envelope('poll', wire.poll(
+            worker_id, free=[wire.device_free(index=0, free_slots=free, ahead=ahead)], session=session)),
+            timeout=10)
+        self.assertEqual(r.kind, 'poll_reply', repr(r))
+        return [wire.decode(a) for a in wire.all_of(r.body, 1)]
+
+    def submit(self, label, models, kind='test', **extra):
+        args = ['submit', '--models', models, '--backends', 'cpu', '--kind', kind, '--label', 'ahead=' + label,
+                '--name', 'ahead-' + label, '--allow-waiting']
+        for k, v in extra.items():
+            args += ['--' + k.replace('_', '-'), v]
+        return int(self.c.hfctl_json(*args)['job_id'])
+
+    def conn(self):
+        s = peer.SpConn(self.c.worker_url, timeout=10)
+        s.handshake()
+        return s
+
+    def test_tests_ahead_up_to_the_device_slots(self):
+        job = self.submit('a', 'bert,gpt2,t5,vit,albert,bart,roberta')
+        s = self.conn()
+        try:
+            session = self.register(s, 'raw-a', 'a', slots=2)
+            got = self.poll(s, 'raw-a', session, free=2, ahead=5)
+            self.assertEqual(len(got), 4, 'two for the free slots and two (the device\'s slots) ahead')
+            got = self.poll(s, 'raw-a', session, free=0, ahead=1)
+            self.assertEqual(len(got), 1, 'one ahead with no slot free')
+            got = self.poll(s, 'raw-a', session, free=1)
+            self.assertEqual(len(got), 1, 'a poll without the field gets its free slots\' worth')
+        finally:
+            s.close()
+            self.c.hfctl('cancel', str(job), check=False)
+
+    def test_no_benchmark_ahead(self):
+        job = self.submit('b', 'bert,gpt2,t5', kind='benchmark')
+        s = self.conn()
+        try:
+            session = self.register(s, 'raw-b', 'b', slots=1)
+            self.assertEqual(self.poll(s, 'raw-b', session, free=0, ahead=4), [],
+                             'a benchmark was granted to queue behind a busy device')
+            got = self.poll(s, 'raw-b', session, free=1, ahead=4)
+            self.assertEqual(len(got), 1, 'a benchmark takes the free device whole, nothing more')
+            self.assertEqual(wire.first(got[0], 9), BENCHMARK)
+        finally:
+            s.close()
+            self.c.hfctl('cancel', str(job), check=False)
+
+    # ---- a real hf-worker ----
+
+    def start(self, wid, label, slots, sleep, ahead):
+        w = self.c.start_worker(wid, slots=slots, runner_args='--sleep %s' % sleep, extra_args=(
+            '--set', 'worker.labels=ahead=' + label, '--set', 'worker.lease_ahead=%d' % ahead,
+            '--log-level', 'debug'))
+        self.c.wait_for(lambda: any(x['worker_id'] == wid and x['connected']
+                                    for x in self.c.hfctl_json('workers')), 60, wid + ' to register')
+        return w
+
+    def job_rows(self, job):
+        return self.c.pg.rows("SELECT t.id, t.state, (SELECT count(*) FROM attempts a WHERE a.task_id = t.id), "
+                              "(SELECT count(*) FROM results r WHERE r.task_id = t.id) "
+                              "FROM tasks t WHERE t.job_id = %d ORDER BY t.id" % job)
+
+    def wait_job(self, job, timeout=90):
+        self.c.wait_for(lambda: self.c.pg.psql('SELECT state FROM jobs WHERE id = %d' % job) == 'done',
+                        timeout, 'job %d to end' % job)
+
+    def test_real_worker_runs_a_job_with_tasks_ahead(self):
+        w = self.start('real-c', 'c', slots=2, sleep=0.05, ahead=4)
+        try:
+            models = 'bert,gpt2,t5,vit,albert,bart,roberta,distilbert,electra,deberta,xlnet,opt'
+            job = self.submit('c', models)
+            self.wait_job(job)
+            rows = self.job_rows(job)
+            self.assertEqual(len(rows), 12)
+            for tid, state, attempts, results in rows:
+                self.assertEqual((state, attempts, results), ('passed', '1', '1'),
+                                 'task %s: state %s, %s attempts, %s results' % (tid, state, attempts, results))
+            self.assertIn('until a slot frees', w.log(), 'the worker queued no task ahead')
+        finally:
+            w.stop()
+
+    def test_cancel_reaches_queued_tasks(self):
+        w = self.start('real-d', 'd', slots=1, sleep=3, ahead=3)
+        try:
+            job = self.submit('d', 'bert,gpt2,t5,vit')
+            self.c.wait_for(lambda: w.log().count('until a slot frees') >= 2, 30, 'tasks queued ahead')
+            self.c.hfctl('cancel', str(job))
+            self.c.wait_for(lambda: self.c.hfctl_json('status', str(job))['state'] == 'cancelled', 30,
+                            'the job cancelled')
+            # The cancel reaches the worker with its next poll: the queued
+            # tasks go without starting, each with a cancelled result.
+            self.c.wait_for(lambda: w.log().count('cancelled before it started') >= 2, 30,
+                            'the queued tasks cancelled on the worker')
+            self.c.wait_for(lambda: int(self.c.pg.psql(
+                "SELECT count(*) FROM results r JOIN tasks t ON t.id = r.task_id WHERE t.job_id = %d "
+                "AND r.status = 'cancelled' AND r.reason LIKE 'not started: cancelled%%'" % job)) >= 2, 30,
+                'their cancelled results stored')
+            states = self.c.pg.psql("SELECT string_agg(DISTINCT state::text, ',') FROM tasks WHERE job_id = %d" % job)
+            self.assertEqual(states, 'cancelled')
+        finally:
+            w.stop()
+
+    def test_drain_hands_queued_tasks_back(self):
+        w = self.start('real-e', 'e', slots=1, sleep=2, ahead=3)
+        heir = None
+        try:
+            job = self.submit('e', 'bert,gpt2,t5,vit')
+            self.c.wait_for(lambda: w.log().count('until a slot frees') >= 2, 30, 'tasks queued ahead')
+            w.kill(signal.SIGTERM)   # drain: the running task finishes
+            self.c.wait_for(lambda: 'handing back' in w.log(), 30, 'the queued tasks handed back')
+            heir = self.start('real-e2', 'e', slots=2, sleep=0.05, ahead=0)
+            self.wait_job(job)
+            rows = self.job_rows(job)
+            self.assertEqual(len(rows), 4)
+            for tid, state, attempts, results in rows:
+                self.assertEqual(state, 'passed', 'task %s' % tid)
+            handed = self.c.pg.psql("SELECT count(*) FROM results r JOIN tasks t ON t.id = r.task_id "
+                                    "WHERE t.job_id = %d AND r.reason LIKE 'not started: the worker is draining%%'"
+                                    % job)
+            self.assertGreaterEqual(int(handed), 2)
+            decided = self.c.pg.psql("SELECT count(*) FROM tasks WHERE job_id = %d AND result_id IS NOT NULL" % job)
+            self.assertEqual(decided, '4')
+        finally:
+            w.stop()
+            if heir:
+                heir.stop()
+
+    def test_killed_worker_queued_tasks_expire_and_run_elsewhere(self):
+        w = self.start('real-f', 'f', slots=1, sleep=2, ahead=3)
+        heir = None
+        try:
+            job = self.submit('f', 'bert,gpt2,t5,vit')
+            self.c.wait_for(lambda: w.log().count('until a slot frees') >= 2, 30, 'tasks queued ahead')
+            w.kill()   # SIGKILL: no drain, no results for what it held
+            heir = self.start('real-f2', 'f', slots=2, sleep=0.05, ahead=2)
+            self.wait_job(job, 90)
+            rows = self.job_rows(job)
+            self.assertEqual([r[1] for r in rows], ['passed'] * 4, rows)
+            decided = self.c.pg.psql("SELECT count(*) FROM tasks WHERE job_id = %d AND result_id IS NOT NULL" % job)
+            self.assertEqual(decided, '4')
+            twice = self.c.pg.psql("SELECT count(*) FROM (SELECT r.task_id FROM results r JOIN tasks t "
+                                   "ON t.id = r.task_id WHERE t.job_id = %d AND r.status = 'passed' "
+                                   "GROUP BY r.task_id HAVING count(*) > 1) x" % job)
+            self.assertEqual(twice, '0', 'a task passed twice')
+        finally:
+            w.stop()
+            if heir:
+                heir.stop()
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)
