@@ -24,15 +24,20 @@
 #include "result.h"
 #include "session-internal.h"
 
-/* Tests queued for device d. */
-static unsigned queued_on(const struct session *s, const struct hw_device *d)
+unsigned ahead_queued(const struct session *s, Hf__Backend backend, unsigned index)
 {
 	unsigned n = 0;
 
 	for (const struct queued *q = s->queued; q; q = q->next)
-		if (q->a->backend == d->backend && q->a->device_index == d->index)
+		if (q->a->backend == backend && q->a->device_index == index)
 			n++;
 	return n;
+}
+
+/* Tests queued for device d. */
+static unsigned queued_on(const struct session *s, const struct hw_device *d)
+{
+	return ahead_queued(s, d->backend, d->index);
 }
 
 static bool one_device_test(const Hf__Assignment *a)

@@ -173,6 +173,7 @@ bool ahead_wants_refill(struct session *s);
 unsigned ahead_room(struct session *s, size_t dev, const struct alloc_use *use);
 size_t ahead_refs(const struct session *s, Hf__TaskRef *refs, size_t max);
 bool ahead_has(const struct session *s, uint64_t task_id, uint32_t attempt);
+unsigned ahead_queued(const struct session *s, Hf__Backend backend, unsigned index);
 bool ahead_cancel(struct session *s, uint64_t task_id, uint32_t attempt, const char *reason);
 void ahead_return_all(struct session *s, const char *reason);
 void ahead_free_all(struct session *s);

@@ -150,6 +150,15 @@ void worker_metrics_render(const struct session *s, struct hf_buf *b)
 				      s->ex ? executor_count(s->ex, d->backend, d->index) : 0);
 	}
 
+	hf_metrics_header(b, "hfleet_worker_tasks_queued",
+			  "tests leased ahead, waiting for a slot of the device (worker.lease_ahead)",
+			  HF_METRIC_GAUGE);
+	for (size_t i = 0; inv && i < inv->n_devices; i++) {
+		const struct hw_device *d = &inv->devices[i];
+		device_labels(l, sizeof(l), d->backend, d->index);
+		hf_metrics_sample_u64(b, "hfleet_worker_tasks_queued", l, ahead_queued(s, d->backend, d->index));
+	}
+
 	hf_metrics_header(b, "hfleet_worker_tasks_finished_total",
 			  "tasks whose runner finished on the device (any outcome); backend \"other\" counts "
 			  "devices past the bound on series",

@@ -176,6 +176,7 @@ class MetricsTest(unittest.TestCase):
         self.assertEqual(total(s, 'hfleet_worker_results_refused_total'), 0)
         self.assertEqual(total(s, 'hfleet_worker_results_waiting'), 0)
         self.assertEqual(total(s, 'hfleet_worker_tasks_running'), 0)
+        self.assertEqual(total(s, 'hfleet_worker_tasks_queued'), 0)   # worker.lease_ahead is off
         # Warm runners: at least one started, far fewer than one per task.
         self.assertGreaterEqual(total(s, 'hfleet_worker_runner_starts_total'), 1)
         self.assertLess(total(s, 'hfleet_worker_runner_starts_total'), self.n)
