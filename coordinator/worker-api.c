@@ -500,10 +500,12 @@ size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uin
 	*ret_backends = backends;
 
 	struct db_lease *leases = NULL;
+	size_t n_free_taken = 0;
 	/* The free slots first, then (pf.ahead) the tasks queued ahead, each
 	 * pass device by device. */
 	for (int pass = 0; pass < 2; pass++) {
 		if (pass == 1) {
+			n_free_taken = n;
 			pf.ahead = true;
 			memcpy(f->free, ahead, reg->n_devices * sizeof(*f->free));
 		}
@@ -539,6 +541,7 @@ size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uin
 	w->op.kind = DB_OP_LEASE_GRANT;
 	w->op.u.lease.v = leases;
 	w->op.u.lease.n = n;
+	w->op.u.lease.ahead_only = n_free_taken == 0;
 	w->op.done = grant_done;
 	w->op.ctx = w;
 	db_submit(c->db, &w->op);
