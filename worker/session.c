@@ -3,8 +3,9 @@
  * The poll protocol and the worker's life cycle (see session.h): polls
  * with their assignments and cancels, the heartbeat, drain and ending.
  * Registration is session-register.c's, the results not yet acknowledged
- * session-results.c's, the health checks session-health.c's; struct
- * session, which they share, is in session-internal.h.  Four kinds of
+ * session-results.c's, the health checks session-health.c's, the tasks
+ * leased ahead of a free slot session-ahead.c's; struct session, which
+ * they share, is in session-internal.h.  Four kinds of
  * call go to the coordinator, each with at most one outstanding: Register,
  * Poll, ResultBatch and HealthReport.
  * Their reply callbacks run on the loop thread (hf_nuv.h); the session
