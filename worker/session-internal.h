@@ -6,7 +6,8 @@
  * (register, poll, assignments, drain, ending) and the calls to the
  * coordinator; session-results.c the results not yet acknowledged and
  * their reporting; session-health.c the devices' health checks and their
- * reports.  Everything declared here runs on the loop thread only.
+ * reports; session-ahead.c the tasks leased ahead of a free slot.
+ * Everything declared here runs on the loop thread only.
  */
 #ifndef SESSION_INTERNAL_H
 #define SESSION_INTERNAL_H
