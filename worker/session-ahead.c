@@ -43,7 +43,8 @@ static unsigned queued_on(const struct session *s, const struct hw_device *d)
 static bool one_device_test(const Hf__Assignment *a)
 {
 	return a->kind == HF__TASK_KIND__KIND_TEST &&
-	       (a->n_device_indices == 0 || (a->n_device_indices == 1 && a->device_indices[0] == a->device_index));
+	       (a->n_device_indices == 0 ||
+		(a->n_device_indices == 1 && a->device_indices[0] == a->device_index));
 }
 
 /* The assignment's device in the inventory, or NULL. */
