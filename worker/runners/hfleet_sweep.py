@@ -228,8 +228,8 @@ def main_in_process(args, types):
     it, are taken to need no more than the budget (memory_need_gib), in
     order of need, the smallest first and none overtaken (so a large task
     is not starved); one task alone always starts.  Smallest first: on an
-    H200 the largest default configs (hy_v4 at 58 B parameters, then jamba)
-    ran alone for the whole 500 s of a call and nothing else finished.  A
+    H200, largest first, hy_v4's default config (58 B parameters) ran alone
+    and no task at all finished in the 500 s of a call.  A
     task that ran out of memory beside others (7 of 209 on an H100: the
     census counts weights, not activations) runs once more, alone, after
     the rest."""
