@@ -503,8 +503,10 @@ out:
 	return r;
 }
 
-int result_new_error(uint64_t task_id, uint32_t attempt, uint32_t device_index, double now,
-		     const char *reason, Hf__TaskResult **ret)
+/* The result of an assignment that never ran: status and reason alone. */
+static int result_not_run(uint64_t task_id, uint32_t attempt, uint32_t device_index, double now,
+			  Hf__TaskStatus status, const char *reason, bool infrastructure,
+			  Hf__TaskResult **ret)
 {
 	struct run_outcome o = {
 		.task_id = task_id,
@@ -512,9 +514,23 @@ int result_new_error(uint64_t task_id, uint32_t attempt, uint32_t device_index, 
 		.device_index = device_index,
 		.started_at = now,
 		.finished_at = now,
-		.forced_status = HF__TASK_STATUS__STATUS_ERROR,
+		.forced_status = status,
 		.forced_reason = reason,
-		.infrastructure = true,
+		.infrastructure = infrastructure,
 	};
 	return result_build(&o, ret);
+}
+
+int result_new_error(uint64_t task_id, uint32_t attempt, uint32_t device_index, double now,
+		     const char *reason, Hf__TaskResult **ret)
+{
+	return result_not_run(task_id, attempt, device_index, now, HF__TASK_STATUS__STATUS_ERROR, reason,
+			      true, ret);
+}
+
+int result_new_cancelled(uint64_t task_id, uint32_t attempt, uint32_t device_index, double now,
+			 const char *reason, Hf__TaskResult **ret)
+{
+	return result_not_run(task_id, attempt, device_index, now, HF__TASK_STATUS__STATUS_CANCELLED,
+			      reason, false, ret);
 }

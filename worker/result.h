@@ -127,6 +127,11 @@ int result_build(const struct run_outcome *o, Hf__TaskResult **ret);
 int result_new_error(uint64_t task_id, uint32_t attempt, uint32_t device_index, double now,
 		     const char *reason, Hf__TaskResult **ret);
 
+/* A result with status cancelled and reason, for an assignment cancelled
+ * before it started (a task leased ahead: session-ahead.c). */
+int result_new_cancelled(uint64_t task_id, uint32_t attempt, uint32_t device_index, double now,
+			 const char *reason, Hf__TaskResult **ret);
+
 /* Deep copy through protobuf-c (same ownership as result_build). */
 int result_dup(const Hf__TaskResult *r, Hf__TaskResult **ret);
 

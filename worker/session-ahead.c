@@ -203,10 +203,7 @@ bool ahead_cancel(struct session *s, uint64_t task_id, uint32_t attempt, const c
 		Hf__TaskResult *res;
 		log_info("task %" PRIu64 " attempt %" PRIu32 " (%s) cancelled before it started", task_id,
 			 attempt, q->a->model_type);
-		if (result_new_error(task_id, attempt, q->a->device_index, hf_wall_s(), reason, &res) == 0) {
-			/* As a running task stopped at the coordinator's request. */
-			res->status = HF__TASK_STATUS__STATUS_CANCELLED;
-			res->infrastructure = false;
+		if (result_new_cancelled(task_id, attempt, q->a->device_index, hf_wall_s(), reason, &res) == 0) {
 			pending_add(s, res, false);
 		} else {
 			log_error("could not build the result of cancelled task %" PRIu64
