@@ -474,13 +474,11 @@ size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uin
 		.self = cw,
 	};
 	struct match_fit *f = &pf.f;
-	f->free = calloc(reg->n_devices, sizeof(*f->free));
-	uint32_t *ahead = calloc(reg->n_devices, sizeof(*ahead));
-	if (!f->free || !ahead) {
-		free(f->free);
-		free(ahead);
+	/* One allocation: the free slots, then the tasks leased ahead. */
+	f->free = calloc(2 * (size_t)reg->n_devices, sizeof(*f->free));
+	if (!f->free)
 		return 0;
-	}
+	uint32_t *ahead = f->free + reg->n_devices;
 	/* Each entry names a registered device (validation made them distinct);
 	 * a device never has more free slots than it registered, nor more
 	 * tasks leased ahead; those do not make a poll wait (ret_backends). */
@@ -531,7 +529,6 @@ size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uin
 		}
 	}
 	free(f->free);
-	free(ahead);
 	if (n == 0) {
 		free(leases);
 		return 0;
