@@ -92,6 +92,21 @@ def _text_vocab(config):
     return _get(_sub(config, "text_config"), "vocab_size") or _get(config, "vocab_size")
 
 
+def fit_tower_to_text_width(config, sub, attr):
+    """Set the output width of config's tower (sub-config sub, its attr) to
+    the text model's hidden_size where both are known and differ: forward()
+    puts the tower's features in place of the text embeddings of its
+    placeholder tokens, so the two must be one width.  -> (the width set,
+    the width it had), or None when nothing changed."""
+    tower, tc = _sub(config, sub), _sub(config, "text_config") or config
+    want = _get(tc, "hidden_size")
+    if tower is None or not isinstance(want, int) or not hasattr(tower, attr) or getattr(tower, attr) == want:
+        return None
+    was = getattr(tower, attr)
+    setattr(tower, attr, want)
+    return want, was
+
+
 def _vision_size(config):
     vc = _sub(config, "vision_config") or config
     s = _get(vc, "image_size", default=224)

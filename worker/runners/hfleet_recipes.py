@@ -43,7 +43,8 @@ import hfleet_recipes_audio
 import hfleet_recipes_config
 import hfleet_recipes_vision
 import hfleet_recipes_vlm
-from hfleet_recipe_base import Recipe, _get, _sub, _text_vocab, _token, _vision_size, patch_sequence_inputs
+from hfleet_recipe_base import (Recipe, _get, _sub, _text_vocab, _token, _vision_size, fit_tower_to_text_width,
+                                patch_sequence_inputs)
 
 # Recipes by family, each module one subject: configs that transformers'
 # defaults leave unbuildable, vision-language models, vision and video
@@ -98,12 +99,8 @@ def fit_vision_out_width(config, shrunk):
     config is left as transformers made it."""
     if not shrunk:
         return []
-    vc, tc = _sub(config, "vision_config"), _sub(config, "text_config") or config
-    want = _get(tc, "hidden_size")
-    if vc is not None and hasattr(vc, "out_hidden_size") and isinstance(want, int) and vc.out_hidden_size != want:
-        vc.out_hidden_size = want
-        return [f"vision out_hidden_size={want} (= the text width)"]
-    return []
+    fitted = fit_tower_to_text_width(config, "vision_config", "out_hidden_size")
+    return [f"vision out_hidden_size={fitted[0]} (= the text width)"] if fitted else []
 
 
 def fit_vocab_to_placeholders(config, shrunk):

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import sys
 
-from hfleet_recipe_base import Recipe, _get, _sub, _token
+from hfleet_recipe_base import Recipe, _get, _sub, _token, fit_tower_to_text_width
 
 
 # --------------------------------------------------------------------------
@@ -179,18 +179,14 @@ def _tower_width_of_text(sub, attr, released):
     forward() puts the tower's features in place of the text embeddings of
     its placeholder tokens, so the two must be one width (transformers
     compares their sizes and refuses).  The default is made to the text
-    width; the shrunk config gets the generic fit (fit_vision_out_width) or
-    its family's."""
+    width (hfleet_recipe_base.fit_tower_to_text_width, which the shrunk
+    config's generic fit_vision_out_width uses too)."""
     def fix(config, shrunk):
-        if shrunk:
+        fitted = None if shrunk else fit_tower_to_text_width(config, sub, attr)
+        if fitted is None:
             return []
-        tower, tc = _sub(config, sub), _sub(config, "text_config")
-        want = _get(tc, "hidden_size")
-        if tower is not None and isinstance(want, int) and getattr(tower, attr, want) != want:
-            was = getattr(tower, attr)
-            setattr(tower, attr, want)
-            return [f"{sub}.{attr}={want} (= the text width; the default config has {was}, {released})"]
-        return []
+        want, was = fitted
+        return [f"{sub}.{attr}={want} (= the text width; the default config has {was}, {released})"]
     return fix
 
 
