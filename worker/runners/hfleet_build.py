@@ -7,7 +7,8 @@ hfleet_runner_torch.py, which runs the attempt):
   * pretrained weights from a directory or cache -> load_pretrained
   * the default config and the shrunk one a test
     builds (and the recipes' fixes to both)      -> default_and_shrunk_configs
-  * random initialisation on the GPU, not the CPU -> build_on_device
+  * random initialisation on the GPU, in the
+    task's half precision, not on the CPU        -> build_on_device
   * shrunk rotary sections that fit               -> adapt_mrope_sections
   * a half-precision model that mixes in float32  -> run_under_autocast
   * freeing what a failed build left              -> free_memory
@@ -18,6 +19,7 @@ the functions that are given or use them.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import os
@@ -95,6 +97,12 @@ def _unmapped(exc: Exception) -> bool:
         or "does not appear to have" in msg)
 
 
+def _head_refuses_config(exc: Exception) -> bool:
+    """A class's own check of its config (an assertion, a ValueError), not
+    a device error or running out of memory."""
+    return isinstance(exc, (AssertionError, ValueError)) and lib.classify_device_error(str(exc)) is None
+
+
 def _mapped_class(auto_cls, config):
     """The model class an auto class maps this config to (first of a tuple), or None."""
     mapping = getattr(auto_cls, "_model_mapping", None)
@@ -125,7 +133,8 @@ def build_from_config(transformers, config, task_name, meta=False, torch=None, h
             return getattr(owner, name)._from_config(config)
 
     last = None
-    for cls in auto_classes(transformers, task_name, head_first):
+    classes = auto_classes(transformers, task_name, head_first)
+    for cls in classes:
         try:
             with place():
                 return cls.from_config(config)
@@ -141,6 +150,14 @@ def build_from_config(transformers, config, task_name, meta=False, torch=None, h
                 return target._from_config(config)
         except Exception as exc:  # noqa: BLE001
             if _unmapped(exc):
+                last = exc
+                continue
+            if head_first and cls is not classes[-1] and _head_refuses_config(exc):
+                # A head whose default config does not suit it (reformer's
+                # LM head wants is_decoder, a CTC head a vocab_size): the
+                # bare model next, as a test builds it.
+                log(f"{cls.__name__} cannot build this config ({type(exc).__name__}: {lib.one_line(exc, 200)}); "
+                    "the next class")
                 last = exc
                 continue
             raise
@@ -332,7 +349,7 @@ def adapt_mrope_sections(torch, model):
     return fixed
 
 
-def build_on_device(torch, device, make_model):
+def build_on_device(torch, device, make_model, dtype=None):
     """A random-init model built directly on a CUDA device -> (model, where).
 
     Random initialisation is most of a model's construction, and on the CPU
@@ -341,20 +358,49 @@ def build_on_device(torch, device, make_model):
     construction cannot run on the device (it builds something with numpy,
     or a CPU-only operation) is built on the CPU instead, as before; the
     caller moves the model to the device either way.  HFLEET_BUILD_ON_CPU=1
-    builds every model on the CPU (to compare)."""
+    builds every model on the CPU (to compare).
+
+    At a half precision (dtype float16 or bfloat16) the model is built in it
+    (torch's default dtype, as from_pretrained(dtype=...) builds one), not in
+    float32 and cast after: a float32 build holds 4 bytes a parameter on the
+    device, twice what the task runs with, so a default config over 40 % of
+    the GPU's memory ran out of memory while building though it fits to run
+    (the benchmark limit is 80 % at 2 bytes a parameter).  One whose
+    initialisation cannot run in half precision is built in float32."""
     if device.type != "cuda" or os.environ.get("HFLEET_BUILD_ON_CPU", "") not in ("", "0"):
         return make_model(), "cpu"
+    whys = []
+    for build_dtype in ((dtype,) if dtype in (torch.float16, torch.bfloat16) else ()) + (None,):
+        try:
+            with torch.device(device), default_dtype(torch, build_dtype):
+                model = make_model()
+            return model, "device" + (f" in {str(build_dtype).replace('torch.', '')}" if build_dtype else "") \
+                + (f" ({whys[0]})" if whys else "")
+        except Exception as exc:  # noqa: BLE001 - the next build below says what fails for real
+            if lib.classify_device_error(str(exc)) is not None:
+                raise
+            why = f"{type(exc).__name__}: {lib.one_line(exc, 200)}"
+            log(f"building on {device}{' in ' + str(build_dtype) if build_dtype else ''} failed ({why})")
+            whys.append(f"the build in {str(build_dtype).replace('torch.', '')} failed: {why}" if build_dtype
+                        else f"the build on the device failed: {why}")
+            free_memory(torch, device)
+            torch.manual_seed(0)
+    log("building on the cpu")
+    return make_model(), f"cpu ({whys[-1]})"
+
+
+@contextlib.contextmanager
+def default_dtype(torch, dtype):
+    """torch's default floating dtype set to dtype (None: unchanged) for the block."""
+    if dtype is None:
+        yield
+        return
+    was = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
     try:
-        with torch.device(device):
-            return make_model(), "device"
-    except Exception as exc:  # noqa: BLE001 - the CPU build below says what fails for real
-        if lib.classify_device_error(str(exc)) is not None:
-            raise
-        why = f"{type(exc).__name__}: {lib.one_line(exc, 200)}"
-        log(f"building on {device} failed ({why}); building on the cpu")
-        free_memory(torch, device)
-        torch.manual_seed(0)
-        return make_model(), "cpu (the build on the device failed: " + why + ")"
+        yield
+    finally:
+        torch.set_default_dtype(was)
 
 
 def run_under_autocast(torch, model, device, dtype):

@@ -553,6 +553,26 @@ CONFIG_FIXES = {
 }
 
 
+def fill_head_dim(config, shrunk):
+    """A config (or its text_config) whose head_dim is None gets the
+    width over the heads, as its released checkpoints have: ministral's and
+    hunyuan_v1_dense's defaults leave it None and their attention computes
+    head_dim ** -0.5 from it.  The shrunk config always set it
+    (hfleet_plan.shrink_config_dict)."""
+    notes = []
+    for name, c in (("", config), ("text_config.", _sub(config, "text_config"))):
+        if c is None or not _has(c, "head_dim") or getattr(c, "head_dim") is not None:
+            continue
+        width, heads = _get(c, "hidden_size"), _get(c, "num_attention_heads")
+        if isinstance(width, int) and isinstance(heads, int) and heads > 0 and width % heads == 0:
+            _fill(c, notes, name, head_dim=width // heads)
+    return notes
+
+
+# Config fixes that hold for any type (hfleet_recipes.GENERIC_CONFIG_FIXES).
+GENERIC_CONFIG_FIXES = (fill_head_dim,)
+
+
 RECIPES = {
     "emu3": Recipe(fix_config=_emu3_config, provides=("pixel_values", "image_sizes"), inputs=_emu3_inputs,
                    note="128 x 128 images with image_sizes"),

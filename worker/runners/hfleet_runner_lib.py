@@ -903,16 +903,36 @@ SUSPECT_DEVICE_MARKS = (
 )
 
 
+# Running out of device memory, under whichever library's name: a library
+# that cannot allocate its workspace or handle says so as its own status
+# inside a "CUDA error" (cublasCreate beside other tasks on one GPU).
+OUT_OF_MEMORY_MARKS = (
+    "out of memory",
+    "OutOfMemoryError",
+    "CUBLAS_STATUS_ALLOC_FAILED",
+    "CUDNN_STATUS_ALLOC_FAILED",
+    "CUFFT_ALLOC_FAILED",
+)
+
+
+def is_out_of_memory(text) -> bool:
+    """True when an error's text says the device ran out of memory."""
+    return any(m in str(text or "") for m in OUT_OF_MEMORY_MARKS)
+
+
 def classify_device_error(text):
     """From an exception's text: 'fatal', 'suspect' (check the device), or None.
 
-    'CUDA out of memory' is neither: the caching allocator recovers from it.
+    Running out of memory (is_out_of_memory) is neither: the caching
+    allocator recovers from it, and the process may try again.
     """
     if not text:
         return None
     s = str(text)
     if any(m in s for m in FATAL_DEVICE_MARKS):
         return "fatal"
+    if is_out_of_memory(s):
+        return None
     if any(m in s for m in SUSPECT_DEVICE_MARKS):
         return "suspect"
     return None

@@ -293,7 +293,7 @@ def run_attempt(ctx, source, make_model):
         # Split below: built on the CPU, as device_map="auto" builds it.
         model, att.outputs["built_on"] = make_model(), "cpu"
     else:
-        model, att.outputs["built_on"] = build_on_device(torch, device, make_model)
+        model, att.outputs["built_on"] = build_on_device(torch, device, make_model, dtype)
     if source == "shrunk":
         n = adapt_mrope_sections(torch, model)
         if n:

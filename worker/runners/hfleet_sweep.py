@@ -24,6 +24,8 @@ import subprocess
 import sys
 import time
 
+import hfleet_runner_lib as lib
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNNER = os.path.join(HERE, "hfleet_runner.py")
 
@@ -118,7 +120,6 @@ def run_in_process(task):
     one fresh process each, as the worker would.
     """
     global _POISONED
-    import hfleet_runner_lib as lib
     import hfleet_runner_torch as rt
     import traceback
     t0 = time.time()
@@ -279,7 +280,7 @@ def main_in_process(args, types):
                 break
             mt = task["model_type"]
             running.pop(mt, None)
-            if mt in shared and mt not in retried and "out of memory" in str(r.get("reason")):
+            if mt in shared and mt not in retried and lib.is_out_of_memory(r.get("reason")):
                 # the tasks beside it took the memory: once more, alone, at the end
                 retried.add(mt)
                 shared.discard(mt)

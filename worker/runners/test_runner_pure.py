@@ -752,6 +752,73 @@ class TestHalfPrecision(unittest.TestCase):
         self.assertIsNone(lib.half_precision_fft_reason(mix[0], "fp16"))
 
 
+class FakeBuildTorch:
+    """Just what hfleet_build.build_on_device uses of torch: dtypes, the
+    default dtype, a device context and the allocator's cache."""
+    float32, float16, bfloat16 = "torch.float32", "torch.float16", "torch.bfloat16"
+
+    def __init__(self):
+        import contextlib
+        import types
+        self.default = self.float32
+        self.cuda = types.SimpleNamespace(empty_cache=lambda: None)
+        self.device = lambda d: contextlib.nullcontext()
+
+    def get_default_dtype(self):
+        return self.default
+
+    def set_default_dtype(self, d):
+        self.default = d
+
+    def manual_seed(self, _):
+        pass
+
+
+class TestBuildOnDevice(unittest.TestCase):
+    """A half-precision task's model is built in that precision on the GPU,
+    in float32 when its initialisation cannot run in it."""
+
+    def setUp(self):
+        import types
+        import hfleet_build
+        self.build = hfleet_build
+        self.torch = FakeBuildTorch()
+        self.gpu = types.SimpleNamespace(type="cuda")
+
+    def test_built_in_the_half_precision(self):
+        seen = []
+        model, where = self.build.build_on_device(self.torch, self.gpu, lambda: seen.append(self.torch.default) or "m",
+                                                  self.torch.float16)
+        self.assertEqual((model, where, seen), ("m", "device in float16", ["torch.float16"]))
+        self.assertEqual(self.torch.default, "torch.float32")   # restored
+        # fp32 and int8 tasks build as before
+        seen.clear()
+        self.assertEqual(self.build.build_on_device(self.torch, self.gpu, lambda: seen.append(self.torch.default) or "m",
+                                                    self.torch.float32), ("m", "device"))
+        self.assertEqual(seen, ["torch.float32"])
+
+    def test_an_init_that_cannot_run_in_half_is_built_in_float32(self):
+        seen = []
+
+        def make():
+            seen.append(self.torch.default)
+            if self.torch.default == self.torch.bfloat16:
+                raise RuntimeError('"orgqr" not implemented for \'BFloat16\'')
+            return "m"
+        model, where = self.build.build_on_device(self.torch, self.gpu, make, self.torch.bfloat16)
+        self.assertEqual(model, "m")
+        self.assertEqual(seen, ["torch.bfloat16", "torch.float32"])
+        self.assertTrue(where.startswith("device (the build in bfloat16 failed: RuntimeError"), where)
+        self.assertEqual(self.torch.default, "torch.float32")
+
+    def test_a_device_error_is_not_retried(self):
+        def make():
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        with self.assertRaises(RuntimeError):
+            self.build.build_on_device(self.torch, self.gpu, make, self.torch.float16)
+        self.assertEqual(self.torch.default, "torch.float32")
+
+
 class TestCli(unittest.TestCase):
     def test_probe_prints_json(self):
         p = subprocess.run([sys.executable, RUNNER, "--probe"], capture_output=True, text=True, timeout=120)

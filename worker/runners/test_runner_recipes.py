@@ -196,5 +196,68 @@ class TestRecipes(unittest.TestCase):
         self.assertIsNone(inputs_mod.MISMATCH.search("Image features and video tokens do not match, tokens: 1, features: 2"))
 
 
+class TestDefaultConfigFixes(unittest.TestCase):
+    """Generic fixes that make a transformers default config build."""
+
+    def test_head_dim_none_gets_width_over_heads(self):
+        from types import SimpleNamespace as NS
+        import hfleet_recipes_config as rc
+        cfg = NS(model_type="ministral", head_dim=None, hidden_size=4096, num_attention_heads=32)
+        notes = rc.fill_head_dim(cfg, False)
+        self.assertEqual(cfg.head_dim, 128)
+        self.assertEqual(len(notes), 1)
+        # In a text_config too; one already set, or one without the attribute, is left alone.
+        vlm = NS(text_config=NS(head_dim=None, hidden_size=2048, num_attention_heads=16))
+        rc.fill_head_dim(vlm, False)
+        self.assertEqual(vlm.text_config.head_dim, 128)
+        for c in (NS(head_dim=64, hidden_size=4096, num_attention_heads=32), NS(hidden_size=4096, num_attention_heads=32),
+                  NS(head_dim=None, hidden_size=100, num_attention_heads=3)):
+            before = dict(vars(c))
+            self.assertEqual(rc.fill_head_dim(c, False), [])
+            self.assertEqual(vars(c), before)
+
+    def test_generic_fix_is_applied_to_every_type(self):
+        import hfleet_recipes as recipes
+        import hfleet_recipes_config as rc
+        self.assertIn(rc.fill_head_dim, recipes.GENERIC_CONFIG_FIXES)
+
+
+class TestHeadFirstFallback(unittest.TestCase):
+    """A generative benchmark builds the task's head first; a head that
+    refuses the default config falls back to the bare model."""
+
+    def _transformers(self, head_error):
+        from types import SimpleNamespace as NS
+
+        class Head:
+            @staticmethod
+            def from_config(config):
+                raise head_error
+
+        class Bare:
+            @staticmethod
+            def from_config(config):
+                return "bare model"
+        return NS(AutoModelForCausalLM=Head, AutoModel=Bare, __version__="5.17.0")
+
+    def test_head_refusing_config_falls_back(self):
+        from types import SimpleNamespace as NS
+        import hfleet_build as build
+        tf = self._transformers(AssertionError("If you want to use `ReformerModelWithLMHead` make sure that `is_decoder=True`."))
+        cfg = NS(model_type="not-a-recipe-type")
+        self.assertEqual(build.build_from_config(tf, cfg, "text-generation", head_first=True), "bare model")
+        # Without head_first the bare model is first anyway.
+        self.assertEqual(build.build_from_config(tf, cfg, "text-generation"), "bare model")
+
+    def test_device_errors_and_memory_are_not_swallowed(self):
+        from types import SimpleNamespace as NS
+        import hfleet_build as build
+        cfg = NS(model_type="not-a-recipe-type")
+        for err in (RuntimeError("CUDA out of memory"), ValueError("CUDA error: device-side assert triggered"),
+                    TypeError("unsupported operand")):
+            with self.assertRaises(type(err)):
+                build.build_from_config(self._transformers(err), cfg, "text-generation", head_first=True)
+
+
 if __name__ == "__main__":
     unittest.main()

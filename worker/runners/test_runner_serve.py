@@ -126,7 +126,18 @@ class TestDeviceErrors(unittest.TestCase):
         self.assertEqual(lib.classify_device_error("RuntimeError: CUDA error: device-side assert triggered"), "fatal")
         self.assertEqual(lib.classify_device_error("CUDA error: an illegal memory access was encountered"), "fatal")
         self.assertEqual(lib.classify_device_error("CUDA error: unspecified launch failure"), "fatal")
-        self.assertEqual(lib.classify_device_error("RuntimeError: CUDA error: out of memory"), "suspect")
+        # Out of memory under any library's name is not an error of the
+        # device: the process may try again (and the worker's check after a
+        # failed task still runs a tiny operation).
+        self.assertIsNone(lib.classify_device_error("RuntimeError: CUDA error: out of memory"))
+        self.assertIsNone(lib.classify_device_error(
+            "RuntimeError: CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"))
+        self.assertTrue(lib.is_out_of_memory("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"))
+        self.assertFalse(lib.is_out_of_memory("CUDA error: CUBLAS_STATUS_EXECUTION_FAILED"))
+        self.assertEqual(lib.classify_device_error("RuntimeError: CUDA error: CUBLAS_STATUS_EXECUTION_FAILED"), "suspect")
+        # A fatal mark wins over an allocation failure in the same text.
+        self.assertEqual(lib.classify_device_error("out of memory\nCUDA error: an illegal memory access was encountered"),
+                         "fatal")
         self.assertEqual(lib.classify_device_error("RuntimeError: HIP error: invalid argument"), "suspect")
         self.assertIsNone(lib.classify_device_error("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2 GiB"))
         self.assertIsNone(lib.classify_device_error("ValueError: shapes do not match"))
