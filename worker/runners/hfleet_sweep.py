@@ -180,7 +180,8 @@ def row_of(task, r, wall):
     row = {"model_type": task["model_type"], "modality": task["modality"], "task": task["task"],
            "wall_s": round(wall, 2), "status": r["status"], "reason": r.get("reason"),
            "weights": r.get("weights"), "config_source": r["outputs"].get("config_source"),
-           "model_class": r["outputs"].get("model_class"), "params": r["metrics"].get("param_count"),
+           "model_class": r["outputs"].get("model_class"), "built_on": r["outputs"].get("built_on"),
+           "params": r["metrics"].get("param_count"),
            "inputs": r["outputs"].get("inputs"), "latency_ms": r["metrics"].get("latency_ms")}
     if r["status"] not in ("passed", "skipped"):
         row["traceback_tail"] = "\n".join((r.get("traceback") or "").splitlines()[-40:])
