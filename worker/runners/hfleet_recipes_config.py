@@ -553,24 +553,37 @@ CONFIG_FIXES = {
 }
 
 
-def fill_head_dim(config, shrunk):
-    """A config (or its text_config) whose head_dim is None gets the
-    width over the heads, as its released checkpoints have: ministral's and
-    hunyuan_v1_dense's defaults leave it None and their attention computes
-    head_dim ** -0.5 from it.  The shrunk config always set it
-    (hfleet_plan.shrink_config_dict)."""
+def fill_attention_shape(config, shrunk):
+    """A config (or its text_config) that leaves its attention's shape None
+    gets what its released checkpoints and llama's config default to:
+    head_dim the width over the heads (ministral and hunyuan_v1_dense leave
+    it None and compute head_dim ** -0.5 from it) and num_key_value_heads
+    the heads, plain multi-head attention (nemotron divides by it).  The
+    shrunk config always set both (hfleet_plan.shrink_config_dict)."""
+    def read(c, name):
+        try:   # a per-layer attribute raises on global access (diffusion_gemma_text's head_dim)
+            return True, getattr(c, name)
+        except Exception:  # noqa: BLE001
+            return False, None
+
     notes = []
-    for name, c in (("", config), ("text_config.", _sub(config, "text_config"))):
-        if c is None or not _has(c, "head_dim") or getattr(c, "head_dim") is not None:
+    for prefix, c in (("", config), ("text_config.", _sub(config, "text_config"))):
+        if c is None:
             continue
         width, heads = _get(c, "hidden_size"), _get(c, "num_attention_heads")
-        if isinstance(width, int) and isinstance(heads, int) and heads > 0 and width % heads == 0:
-            _fill(c, notes, name, head_dim=width // heads)
+        if not (isinstance(width, int) and isinstance(heads, int) and heads > 0):
+            continue
+        has_hd, hd = read(c, "head_dim")
+        if has_hd and hd is None and width % heads == 0:
+            _fill(c, notes, prefix, head_dim=width // heads)
+        has_kv, kv = read(c, "num_key_value_heads")
+        if has_kv and kv is None:
+            _fill(c, notes, prefix, num_key_value_heads=heads)
     return notes
 
 
 # Config fixes that hold for any type (hfleet_recipes.GENERIC_CONFIG_FIXES).
-GENERIC_CONFIG_FIXES = (fill_head_dim,)
+GENERIC_CONFIG_FIXES = (fill_attention_shape,)
 
 
 RECIPES = {

@@ -139,7 +139,7 @@ def run_in_process(task):
         else:
             with contextlib.redirect_stderr(log):
                 r = rt.run_task(lib.parse_task(task))
-            if "fatal device error" in r.get("reason", "") or "CUDA error" in r.get("reason", ""):
+            if "fatal device error" in r.get("reason", "") or lib.classify_device_error(r.get("reason")):
                 _POISONED = True
         problems = lib.validate_result(r)
         if problems:

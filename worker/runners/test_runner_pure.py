@@ -811,12 +811,20 @@ class TestBuildOnDevice(unittest.TestCase):
         self.assertTrue(where.startswith("device (the build in bfloat16 failed: RuntimeError"), where)
         self.assertEqual(self.torch.default, "torch.float32")
 
-    def test_a_device_error_is_not_retried(self):
-        def make():
-            raise RuntimeError("CUDA error: an illegal memory access was encountered")
-        with self.assertRaises(RuntimeError):
-            self.build.build_on_device(self.torch, self.gpu, make, self.torch.float16)
-        self.assertEqual(self.torch.default, "torch.float32")
+    def test_a_device_error_or_running_out_of_memory_is_not_retried(self):
+        class OutOfMemoryError(RuntimeError):
+            pass
+        for err in (RuntimeError("CUDA error: an illegal memory access was encountered"),
+                    OutOfMemoryError("CUDA out of memory. Tried to allocate 172.00 MiB")):
+            calls = []
+
+            def make():
+                calls.append(1)
+                raise err
+            with self.assertRaises(RuntimeError):
+                self.build.build_on_device(self.torch, self.gpu, make, self.torch.float16)
+            self.assertEqual(len(calls), 1)   # neither in float32 nor on the CPU
+            self.assertEqual(self.torch.default, "torch.float32")
 
 
 class TestCli(unittest.TestCase):

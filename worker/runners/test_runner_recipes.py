@@ -199,27 +199,41 @@ class TestRecipes(unittest.TestCase):
 class TestDefaultConfigFixes(unittest.TestCase):
     """Generic fixes that make a transformers default config build."""
 
-    def test_head_dim_none_gets_width_over_heads(self):
+    def test_attention_shape_left_none_is_filled(self):
         from types import SimpleNamespace as NS
         import hfleet_recipes_config as rc
         cfg = NS(model_type="ministral", head_dim=None, hidden_size=4096, num_attention_heads=32)
-        notes = rc.fill_head_dim(cfg, False)
+        notes = rc.fill_attention_shape(cfg, False)
         self.assertEqual(cfg.head_dim, 128)
         self.assertEqual(len(notes), 1)
+        cfg = NS(model_type="nemotron", hidden_size=6144, num_attention_heads=48, num_key_value_heads=None)
+        rc.fill_attention_shape(cfg, False)
+        self.assertEqual(cfg.num_key_value_heads, 48)
         # In a text_config too; one already set, or one without the attribute, is left alone.
         vlm = NS(text_config=NS(head_dim=None, hidden_size=2048, num_attention_heads=16))
-        rc.fill_head_dim(vlm, False)
+        rc.fill_attention_shape(vlm, False)
         self.assertEqual(vlm.text_config.head_dim, 128)
-        for c in (NS(head_dim=64, hidden_size=4096, num_attention_heads=32), NS(hidden_size=4096, num_attention_heads=32),
-                  NS(head_dim=None, hidden_size=100, num_attention_heads=3)):
+        for c in (NS(head_dim=64, hidden_size=4096, num_attention_heads=32, num_key_value_heads=8),
+                  NS(hidden_size=4096, num_attention_heads=32), NS(head_dim=None, hidden_size=100, num_attention_heads=3)):
             before = dict(vars(c))
-            self.assertEqual(rc.fill_head_dim(c, False), [])
+            self.assertEqual(rc.fill_attention_shape(c, False), [])
             self.assertEqual(vars(c), before)
+
+    def test_a_per_layer_attribute_that_raises_is_left_alone(self):
+        import hfleet_recipes_config as rc
+
+        class PerLayer:
+            hidden_size, num_attention_heads, num_key_value_heads = 1024, 8, 8
+
+            @property
+            def head_dim(self):
+                raise KeyError("'head_dim' is a per-layer attribute and may vary across layers")
+        self.assertEqual(rc.fill_attention_shape(PerLayer(), False), [])
 
     def test_generic_fix_is_applied_to_every_type(self):
         import hfleet_recipes as recipes
         import hfleet_recipes_config as rc
-        self.assertIn(rc.fill_head_dim, recipes.GENERIC_CONFIG_FIXES)
+        self.assertIn(rc.fill_attention_shape, recipes.GENERIC_CONFIG_FIXES)
 
 
 class TestHeadFirstFallback(unittest.TestCase):
