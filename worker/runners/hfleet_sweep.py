@@ -139,6 +139,10 @@ def run_in_process(task):
         else:
             with contextlib.redirect_stderr(log):
                 r = rt.run_task(lib.parse_task(task))
+                # What the task left in the CUDA cache goes back, as a warm
+                # runner's serve loop gives it back between tasks: an idle
+                # pool process must not hold memory the census gave others.
+                rt.release_memory()
             if "fatal device error" in r.get("reason", "") or lib.classify_device_error(r.get("reason")):
                 _POISONED = True
         problems = lib.validate_result(r)
