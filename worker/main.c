@@ -383,6 +383,7 @@ static int worker_run(const struct worker_conf *conf, const struct hw_options *o
 		.heartbeat_ms = conf->heartbeat_ms,
 		.drain_timeout_ms = conf->drain_timeout_ms,
 		.lease_ahead = (unsigned)conf->lease_ahead,
+		.lease_ahead_below_ms = conf->lease_ahead_below_ms,
 		.health_timeout_ms = conf->health_timeout_ms,
 		.health_interval_ms = conf->health_interval_ms,
 		.health_on_register = conf->health_on_register,

@@ -11,6 +11,13 @@
  * as an infrastructure failure (not the model's verdict: retried
  * elsewhere).  Its time limit counts from its start, as any task's.
  *
+ * Only while tasks are short (worker.lease_ahead_below): the worker asks
+ * for tasks ahead once AHEAD_SHORT_RUN tasks in a row ran shorter than
+ * that, and stops at the first longer one.  A fleet of many short tasks
+ * then keeps its slots busy without a poll's round trip between tasks,
+ * while on a GPU fleet of long tasks a test is not held behind a long one
+ * when another worker could run it now.
+ *
  * Loop thread only, like the rest of the session.
  */
 #include <errno.h>
@@ -53,6 +60,28 @@ static const struct hw_device *device_of(const struct session *s, const Hf__Assi
 	return hw_inventory_find(s->cfg.inv, a->backend, a->device_index);
 }
 
+void ahead_task_ran(struct session *s, const Hf__TaskResult *r)
+{
+	double ran_ms = (r->finished_at - r->started_at) * 1000.0;
+
+	if (s->cfg.lease_ahead_below_ms > 0 &&
+	    !(ran_ms >= 0 && ran_ms < (double)s->cfg.lease_ahead_below_ms)) {
+		if (s->short_run >= AHEAD_SHORT_RUN)
+			log_debug("task %" PRIu64 " ran %.0f ms (worker.lease_ahead_below %" PRId64
+				  " ms): no tasks leased ahead until %d short ones have run",
+				  r->task_id, ran_ms, s->cfg.lease_ahead_below_ms, AHEAD_SHORT_RUN);
+		s->short_run = 0;
+	} else if (s->short_run < AHEAD_SHORT_RUN) {
+		s->short_run++;
+	}
+}
+
+/* Whether tasks are short enough, lately, to lease any ahead. */
+static bool tasks_short(const struct session *s)
+{
+	return s->cfg.lease_ahead_below_ms == 0 || s->short_run >= AHEAD_SHORT_RUN;
+}
+
 unsigned ahead_room(struct session *s, size_t dev, const struct alloc_use *use)
 {
 	const struct hw_device *d = &s->cfg.inv->devices[dev];
@@ -60,7 +89,7 @@ unsigned ahead_room(struct session *s, size_t dev, const struct alloc_use *use)
 
 	/* None while a benchmark (or a health check) has the device: the
 	 * coordinator would otherwise stack tests behind it. */
-	if (s->cfg.lease_ahead == 0 || s->draining || use->benchmarks > 0 ||
+	if (s->cfg.lease_ahead == 0 || s->draining || !tasks_short(s) || use->benchmarks > 0 ||
 	    (dev < HW_MAX_DEVICES && s->health[dev].report_pending))
 		return 0;
 	have = queued_on(s, d);

@@ -114,6 +114,7 @@ struct session {
 	/* Tasks leased ahead, in the order they were granted. */
 	struct queued *queued, **queued_tail;
 	size_t n_queued;
+	unsigned short_run;  /* tasks in a row, the latest finished, shorter than lease_ahead_below_ms */
 
 	uv_timer_t reg_timer, beat_timer, drain_timer, flush_timer, finish_timer;
 	int open_handles;
@@ -168,7 +169,11 @@ void register_send(struct session *s);
 void pending_spool(struct session *s, struct pending *p);
 
 /* session-ahead.c: tasks leased ahead of a free slot. */
+/* Tasks of this many in a row, each shorter than lease_ahead_below_ms,
+ * open leasing ahead; a longer one closes it. */
+#define AHEAD_SHORT_RUN 8
 bool ahead_take(struct session *s, const Hf__Assignment *a);
+void ahead_task_ran(struct session *s, const Hf__TaskResult *r);
 void ahead_start(struct session *s);
 bool ahead_wants_refill(struct session *s);
 unsigned ahead_room(struct session *s, size_t dev, const struct alloc_use *use);

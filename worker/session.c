@@ -445,6 +445,7 @@ static void task_done_cb(struct executor *ex, Hf__TaskResult *result, void *arg)
 	struct session *s = arg;
 
 	(void)ex;
+	ahead_task_ran(s, result);
 	health_run_due(s); /* a device waiting for a check may be idle now */
 	ahead_start(s);    /* a task leased ahead takes the slot, before any poll */
 	/* A slot is free (or, draining, the coordinator learns it): ask for

@@ -87,6 +87,7 @@ struct session_config {
 	int64_t heartbeat_ms;      /* until the coordinator names one */
 	int64_t drain_timeout_ms;
 	unsigned lease_ahead;      /* tests per device held leased beyond the free slots (session-ahead.c) */
+	int64_t lease_ahead_below_ms; /* ... only while the last AHEAD_SHORT_RUN tasks were shorter; 0: always */
 	struct executor_config exec;
 
 	/* Health checks ("<runner> --health" on one device, see executor.h):

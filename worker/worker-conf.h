@@ -54,6 +54,7 @@ struct worker_conf {
 	int64_t heartbeat_ms;
 	int64_t drain_timeout_ms;
 	int64_t lease_ahead;
+	int64_t lease_ahead_below_ms;
 	char *metrics_listen;          /* "" = no HTTP endpoint */
 	char *devices_hide;
 	char *devices_slots;

@@ -20,7 +20,11 @@ With a real hf-worker (worker.lease_ahead):
 - a drain hands the queued tasks back as infrastructure failures, and
   another worker runs them: nothing lost, nothing decided twice;
 - a worker killed with tasks queued: their leases expire (6 s here) and
-  another worker runs them, each decided once.
+  another worker runs them, each decided once;
+- only while tasks are short (worker.lease_ahead_below, on by default):
+  a worker whose tasks run longer never queues one, and one whose tasks
+  are short starts queuing once 8 have run.  The tests above turn the
+  gate off (0) to queue from the first task.
 """
 import os
 import signal
@@ -106,10 +110,10 @@ class LeaseAhead(unittest.TestCase):
 
     # ---- a real hf-worker ----
 
-    def start(self, wid, label, slots, sleep, ahead):
+    def start(self, wid, label, slots, sleep, ahead, below='0'):
         w = self.c.start_worker(wid, slots=slots, runner_args='--sleep %s' % sleep, extra_args=(
             '--set', 'worker.labels=ahead=' + label, '--set', 'worker.lease_ahead=%d' % ahead,
-            '--log-level', 'debug'))
+            '--set', 'worker.lease_ahead_below=' + below, '--log-level', 'debug'))
         self.c.wait_for(lambda: any(x['worker_id'] == wid and x['connected']
                                     for x in self.c.hfctl_json('workers')), 60, wid + ' to register')
         return w
@@ -135,6 +139,35 @@ class LeaseAhead(unittest.TestCase):
                 self.assertEqual((state, attempts, results), ('passed', '1', '1'),
                                  'task %s: state %s, %s attempts, %s results' % (tid, state, attempts, results))
             self.assertIn('until a slot frees', w.log(), 'the worker queued no task ahead')
+        finally:
+            w.stop()
+
+    def test_long_tasks_are_not_leased_ahead(self):
+        w = self.start('real-g', 'g', slots=2, sleep=0.3, ahead=4, below='100ms')
+        try:
+            job = self.submit('g', 'bert,gpt2,t5,vit,albert,bart,roberta,distilbert,electra,deberta')
+            self.wait_job(job)
+            self.assertEqual([r[1] for r in self.job_rows(job)], ['passed'] * 10)
+            self.assertNotIn('until a slot frees', w.log(), 'a task was queued behind tasks of 300 ms')
+        finally:
+            w.stop()
+
+    def test_short_tasks_open_leasing_ahead(self):
+        # The default gate (1 s): the first 8 tasks run as without leasing
+        # ahead, then the worker asks for tasks beyond its free slots.
+        w = self.c.start_worker('real-h', slots=2, runner_args='--sleep 0.02', extra_args=(
+            '--set', 'worker.labels=ahead=h', '--log-level', 'debug'))
+        try:
+            self.c.wait_for(lambda: any(x['worker_id'] == 'real-h' and x['connected']
+                                        for x in self.c.hfctl_json('workers')), 60, 'real-h to register')
+            job = int(self.c.hfctl_json('submit', '--suite', 'encoder-only', '--backends', 'cpu', '--kind', 'test',
+                                        '--label', 'ahead=h', '--name', 'ahead-h', '--allow-waiting')['job_id'])
+            self.wait_job(job, 120)
+            rows = self.job_rows(job)
+            self.assertGreater(len(rows), 12)
+            self.assertEqual({r[1] for r in rows}, {'passed'})
+            self.assertEqual({(r[2], r[3]) for r in rows}, {('1', '1')}, 'a task ran twice')
+            self.assertIn('until a slot frees', w.log(), 'short tasks, and nothing was leased ahead')
         finally:
             w.stop()
 
