@@ -275,6 +275,13 @@ def latency_real(b, args):
                      "SELECT extract(epoch FROM granted_at - lag(finished_at) OVER (ORDER BY granted_at)) * 1000 "
                      "FROM a ORDER BY granted_at" % (wid, job))
     free = [float(r[0]) for r in rows if r and r[0] != '']
+    # What the slot waits for, whether or not its next task was leased
+    # before it freed (worker.lease_ahead): the next task's start minus the
+    # previous one's end, both the worker's clock.
+    rows = b.pg.rows("SELECT extract(epoch FROM r.started_at - lag(r.finished_at) OVER (ORDER BY r.started_at)) * 1000 "
+                     "FROM results r JOIN tasks t ON t.id = r.task_id WHERE r.worker_id = '%s' AND t.job_id = %d "
+                     "AND r.status = 'passed' ORDER BY r.started_at" % (wid, job))
+    start = [float(r[0]) for r in rows if r and r[0] != '']
     b.stop_hf_workers()
     figure('real hf-worker: submit -> first lease p50 / p99 (%d jobs)' % len(sub),
            '%.1f / %.1f ms' % (percentile(sub, 0.5), percentile(sub, 0.99)), 'p99 <= 10 ms',
@@ -282,6 +289,8 @@ def latency_real(b, args):
     figure('real hf-worker: slot free -> next lease p50 / p99 (%d)' % len(free),
            '%.2f / %.2f ms' % (percentile(free, 0.5), percentile(free, 0.99)), 'p99 <= 2 ms',
            bool(free) and percentile(free, 0.99) <= 2)
+    figure('real hf-worker: slot free -> next task started p50 / p99 (%d)' % len(start),
+           '%.2f / %.2f ms' % (percentile(start, 0.5), percentile(start, 0.99)), '', None)
 
 
 def fleet(b, args):

@@ -21,10 +21,10 @@ With a real hf-worker (worker.lease_ahead):
   another worker runs them: nothing lost, nothing decided twice;
 - a worker killed with tasks queued: their leases expire (6 s here) and
   another worker runs them, each decided once;
-- only while tasks are short (worker.lease_ahead_below, on by default):
+- only while tasks are short (worker.lease_ahead_below, 1 s by default):
   a worker whose tasks run longer never queues one, and one whose tasks
-  are short starts queuing once 8 have run.  The tests above turn the
-  gate off (0) to queue from the first task.
+  are short starts queuing once 8 have run.  The tests above turn that
+  condition off (0) to queue from the first task.
 """
 import os
 import signal
@@ -153,10 +153,10 @@ class LeaseAhead(unittest.TestCase):
             w.stop()
 
     def test_short_tasks_open_leasing_ahead(self):
-        # The default gate (1 s): the first 8 tasks run as without leasing
-        # ahead, then the worker asks for tasks beyond its free slots.
+        # The default condition (1 s): the first 8 tasks run as without
+        # leasing ahead, then the worker asks for tasks beyond its free slots.
         w = self.c.start_worker('real-h', slots=2, runner_args='--sleep 0.02', extra_args=(
-            '--set', 'worker.labels=ahead=h', '--log-level', 'debug'))
+            '--set', 'worker.labels=ahead=h', '--set', 'worker.lease_ahead=4', '--log-level', 'debug'))
         try:
             self.c.wait_for(lambda: any(x['worker_id'] == 'real-h' and x['connected']
                                         for x in self.c.hfctl_json('workers')), 60, 'real-h to register')
