@@ -240,6 +240,8 @@ static int check_device_free(struct vctx *v, const Hf__DeviceFree *f)
 		r = check_u64(v, "free_slots", f->free_slots, 0, HF_SLOTS_MAX);
 	if (r == 0)
 		r = check_u64(v, "ahead", f->ahead, 0, HF_SLOTS_MAX);
+	if (r == 0)
+		r = check_u64(v, "queued", f->queued, 0, HF_SLOTS_MAX);
 	return r;
 }
 

@@ -479,6 +479,9 @@ size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uin
 	if (!f->free)
 		return 0;
 	uint32_t *ahead = f->free + reg->n_devices;
+	/* A device asking for tasks ahead with none queued: its grant is not
+	 * held with the result stores (db-thread.c), a slot will want it soon. */
+	bool ahead_wanted_now = false;
 	/* Each entry names a registered device (validation made them distinct);
 	 * a device never has more free slots than it registered, nor more
 	 * tasks leased ahead; those do not make a poll wait (ret_backends). */
@@ -492,6 +495,8 @@ size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uin
 		uint32_t slots = reg->devices[d]->slots ? reg->devices[d]->slots : 1;
 		f->free[d] = p->free[i]->free_slots < slots ? p->free[i]->free_slots : slots;
 		ahead[d] = p->free[i]->ahead < slots ? p->free[i]->ahead : slots;
+		if (ahead[d] > 0 && p->free[i]->queued == 0)
+			ahead_wanted_now = true;
 		if (f->free[d] > 0)
 			backends |= 1u << (reg->devices[d]->backend & 31);
 	}
@@ -538,7 +543,7 @@ size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uin
 	w->op.kind = DB_OP_LEASE_GRANT;
 	w->op.u.lease.v = leases;
 	w->op.u.lease.n = n;
-	w->op.u.lease.ahead_only = n_free_taken == 0;
+	w->op.u.lease.ahead_only = n_free_taken == 0 && !ahead_wanted_now;
 	w->op.done = grant_done;
 	w->op.ctx = w;
 	db_submit(c->db, &w->op);

@@ -350,6 +350,7 @@ static int poll_call(struct session *s, bool no_hold)
 					   ? 0
 					   : alloc_free_slots(d, &use);
 		df[i].ahead = ahead_room(s, i, &use);
+		df[i].queued = ahead_queued(s, d->backend, d->index);
 		any_free = any_free || df[i].free_slots > 0;
 		dfp[i] = &df[i];
 	}

@@ -222,6 +222,8 @@ class WorkerPortTest(WorkerPortBase):
             # grants at most the device's slots of them anyway).
             ('Poll ahead 2^32-1', 'poll',
              wire.poll('evil-num2', free=[wire.device_free(free_slots=1, ahead=U32)]), 'ahead'),
+            ('Poll queued 2^32-1', 'poll',
+             wire.poll('evil-num2', free=[wire.device_free(free_slots=1, ahead=1, queued=U32)]), 'queued'),
             # A held poll asks for at most a minute (the coordinator holds
             # less); beyond that it is refused, not held for an hour.
             ('Poll hold_ms one past its limit', 'poll',
