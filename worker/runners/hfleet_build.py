@@ -371,18 +371,17 @@ def build_on_device(torch, device, make_model, dtype=None):
         return make_model(), "cpu"
     whys = []
     for build_dtype in ((dtype,) if dtype in (torch.float16, torch.bfloat16) else ()) + (None,):
+        in_dtype = f" in {str(build_dtype).replace('torch.', '')}" if build_dtype else ""
         try:
             with torch.device(device), default_dtype(torch, build_dtype):
                 model = make_model()
-            return model, "device" + (f" in {str(build_dtype).replace('torch.', '')}" if build_dtype else "") \
-                + (f" ({whys[0]})" if whys else "")
+            return model, "device" + in_dtype + (f" ({whys[0]})" if whys else "")
         except Exception as exc:  # noqa: BLE001 - the next build below says what fails for real
             if lib.classify_device_error(str(exc)) is not None or lib.is_out_of_memory(f"{type(exc).__name__}: {exc}"):
                 raise   # the device's fault, or too large for it: the task must run on the device
             why = f"{type(exc).__name__}: {lib.one_line(exc, 200)}"
-            log(f"building on {device}{' in ' + str(build_dtype) if build_dtype else ''} failed ({why})")
-            whys.append(f"the build in {str(build_dtype).replace('torch.', '')} failed: {why}" if build_dtype
-                        else f"the build on the device failed: {why}")
+            log(f"building on {device}{in_dtype} failed ({why})")
+            whys.append(f"the build{in_dtype or ' on the device'} failed: {why}")
             free_memory(torch, device)
             torch.manual_seed(0)
     log("building on the cpu")
