@@ -21,8 +21,7 @@ With a real hf-worker (worker.lease_ahead):
   another worker runs them: nothing lost, nothing decided twice;
 - a worker killed with tasks queued: their leases expire (6 s here) and
   another worker runs them, each decided once;
-- only while tasks are short (worker.lease_ahead_below, 1 s by default,
-  with worker.lease_ahead 8 by default):
+- only while tasks are short (worker.lease_ahead_below, 1 s by default):
   a worker whose tasks run longer never queues one, and one whose tasks
   are short starts queuing once 8 have run.  The tests above turn that
   condition off (0) to queue from the first task.
