@@ -631,6 +631,8 @@ static int check_assignment(struct vctx *v, const Hf__Assignment *a)
 	if (r == 0)
 		r = check_u64(v, "warmup", a->warmup, 0, HF_WARMUP_MAX);
 	if (r == 0)
+		r = check_i64(v, "priority", a->priority, HF_PRIORITY_MIN, HF_PRIORITY_MAX);
+	if (r == 0)
 		r = check_id(v, "model_type", a->model_type, true, HF_ID_MAX);
 	if (r == 0 && a->mode[0] && !hf_mode_valid(a->mode)) {
 		char shown[64];

@@ -325,6 +325,7 @@ static void grant_done(struct db_op *op)
 		a->timeout_s = t->timeout_s;
 		a->iterations = t->iterations;
 		a->warmup = t->warmup;
+		a->priority = t->job ? t->job->priority : 0;
 		ptrs[n++] = a;
 	}
 	if (n) {

@@ -5,7 +5,10 @@
  * device's free slots, because the worker said in its poll how many it
  * would hold (DeviceFree.ahead).  Each waits here, its assignment copied,
  * until a slot of its device frees; then it starts at once, without a
- * poll's round trip.  A queued task is leased: it is listed in every poll's
+ * poll's round trip.  The queue is in order of the job's priority
+ * (Assignment.priority), then of the grant: a job of a higher priority
+ * submitted while tests of another wait here is granted at the next
+ * refill and starts before them.  A queued task is leased: it is listed in every poll's
  * running tasks (its lease renewed like a running one's), a cancel removes
  * it with a cancelled result, and on drain it goes back to the coordinator
  * as an infrastructure failure (not the model's verdict: retried
@@ -124,8 +127,15 @@ bool ahead_take(struct session *s, const Hf__Assignment *a)
 		free(q);
 		return false;
 	}
-	*s->queued_tail = q;
-	s->queued_tail = &q->next;
+	/* Behind every task of its priority or higher: ahead_start walks the
+	 * queue in order, so a later job of a higher priority goes first. */
+	struct queued **link = &s->queued;
+	while (*link && (*link)->a->priority >= a->priority)
+		link = &(*link)->next;
+	q->next = *link;
+	*link = q;
+	if (s->queued_tail == link)
+		s->queued_tail = &q->next;
 	s->n_queued++;
 	log_debug("task %" PRIu64 " attempt %" PRIu32 " (%s) queued for %s:%" PRIu32
 		  " until a slot frees",

@@ -111,7 +111,8 @@ struct session {
 	struct pending *pending, **pending_tail;
 	size_t n_pending;
 
-	/* Tasks leased ahead, in the order they were granted. */
+	/* Tasks leased ahead, in the order they start: by their job's
+	 * priority (higher first), then as they were granted. */
 	struct queued *queued, **queued_tail;
 	size_t n_queued;
 	unsigned short_run;  /* tasks in a row, the latest finished, shorter than lease_ahead_below_ms */

@@ -20,6 +20,7 @@ Misbehaviour for the tests that need it, chosen per model type:
                      warm runner says fatal (the model's fault, as the
                      reference runner says of a kernel assertion) and exits 3
   --sleep SECONDS    sleep this long in every task (to keep tasks in flight)
+  --sleep-model MODEL=SECONDS  a task of MODEL sleeps this long instead
   --broken-file PATH while PATH exists the "device" is broken: every task
                      crashes (exit 3, an infrastructure error) and the health
                      check fails; remove it to mend the device
@@ -106,8 +107,9 @@ def run_task(a, task_path, result_path):
     if a.broken_file and os.path.exists(a.broken_file):
         print('arith runner: the device is broken (%s exists)' % a.broken_file, file=sys.stderr)
         raise Crash()
-    if a.sleep:
-        time.sleep(a.sleep)
+    sleep = dict(x.split('=', 1) for x in a.sleep_model).get(model, a.sleep)
+    if float(sleep):
+        time.sleep(float(sleep))
     if a.escape_dir:
         leave_daemon(a.escape_dir)
     if model in a.no_result:
@@ -223,6 +225,7 @@ def parse_args(argv=None):
     ap.add_argument('--fail', action='append', default=[])
     ap.add_argument('--fatal', action='append', default=[])
     ap.add_argument('--sleep', type=float, default=0.0)
+    ap.add_argument('--sleep-model', action='append', default=[])
     ap.add_argument('--health', action='store_true')
     ap.add_argument('--backend')
     ap.add_argument('--broken-file')

@@ -21,6 +21,9 @@ With a real hf-worker (worker.lease_ahead):
   another worker runs them: nothing lost, nothing decided twice;
 - a worker killed with tasks queued: their leases expire (6 s here) and
   another worker runs them, each decided once;
+- a job of a higher priority submitted while tests of another are queued
+  goes before them: the worker starts its queued tests by their job's
+  priority (Assignment.priority), then in the order granted;
 - only while tasks are short (worker.lease_ahead_below, 1 s by default):
   a worker whose tasks run longer never queues one, and one whose tasks
   are short starts queuing once 8 have run.  The tests above turn that
@@ -110,8 +113,8 @@ class LeaseAhead(unittest.TestCase):
 
     # ---- a real hf-worker ----
 
-    def start(self, wid, label, slots, sleep, ahead, below='0'):
-        w = self.c.start_worker(wid, slots=slots, runner_args='--sleep %s' % sleep, extra_args=(
+    def start(self, wid, label, slots, sleep, ahead, below='0', runner_args=''):
+        w = self.c.start_worker(wid, slots=slots, runner_args='--sleep %s %s' % (sleep, runner_args), extra_args=(
             '--set', 'worker.labels=ahead=' + label, '--set', 'worker.lease_ahead=%d' % ahead,
             '--set', 'worker.lease_ahead_below=' + below, '--log-level', 'debug'))
         self.c.wait_for(lambda: any(x['worker_id'] == wid and x['connected']
@@ -139,6 +142,38 @@ class LeaseAhead(unittest.TestCase):
                 self.assertEqual((state, attempts, results), ('passed', '1', '1'),
                                  'task %s: state %s, %s attempts, %s results' % (tid, state, attempts, results))
             self.assertIn('until a slot frees', w.log(), 'the worker queued no task ahead')
+        finally:
+            w.stop()
+
+    def test_higher_priority_job_goes_before_queued_tests(self):
+        # One slot is held by a long test (albert, the first, 4 s); the other runs tests
+        # of 0.4 s with the queue of tests leased ahead behind it.  A job of
+        # a higher priority submitted meanwhile is granted at the next
+        # refill and must start before a test that was queued before it
+        # was submitted: first in the queue, not last.
+        w = self.start('real-p', 'p', slots=2, sleep=0.4, ahead=4, runner_args='--sleep-model albert=4')
+        try:
+            low = self.submit('p', 'bert,gpt2,t5,vit,albert,bart,roberta,distilbert,electra', priority='-5')
+            self.c.wait_for(lambda: w.log().count('until a slot frees') >= 2, 30, 'tests queued ahead')
+            high = self.submit('p', 'opt,xlnet', priority='5')
+            self.wait_job(high)
+            self.wait_job(low)
+            for job in (low, high):
+                self.assertEqual({(r[1], r[2], r[3]) for r in self.job_rows(job)}, {('passed', '1', '1')})
+            overtaken = self.c.pg.psql(
+                "SELECT string_agg(t.id::text, ',') FROM tasks t JOIN attempts a ON a.task_id = t.id "
+                "JOIN results r ON r.task_id = t.id WHERE t.job_id = %d "
+                "AND a.granted_at < (SELECT created_at FROM jobs WHERE id = %d) "
+                "AND r.started_at > (SELECT min(r2.started_at) FROM results r2 JOIN tasks t2 ON t2.id = r2.task_id "
+                "WHERE t2.job_id = %d)" % (low, high, high))
+            timeline = self.c.pg.rows(
+                "SELECT t.job_id, t.model_type, to_char(a.granted_at, 'SS.MS'), to_char(r.started_at, 'SS.MS') "
+                "FROM tasks t JOIN attempts a ON a.task_id = t.id JOIN results r ON r.task_id = t.id "
+                "WHERE t.job_id IN (%d, %d) ORDER BY r.started_at" % (low, high))
+            created = self.c.pg.psql("SELECT to_char(created_at, 'SS.MS') FROM jobs WHERE id = %d" % high)
+            self.assertTrue(overtaken, 'every test leased ahead before the higher-priority job was submitted '
+                                       '(at %s) started before it: its tests were queued behind them. '
+                                       '(job, model, granted, started): %r' % (created, timeline))
         finally:
             w.stop()
 
