@@ -794,6 +794,13 @@ START_TEST(test_assignment_mode_is_checked)
 	a.mode = "turbo";
 	ck_assert_int_eq(pack_decode(&env, HF_MSG_WORKER_REPLY), -EINVAL);
 	ck_assert_msg(strstr(err, "mode: \"turbo\" is not a benchmark mode"), "%s", err);
+	/* The job's priority orders tasks leased ahead: a submit's range. */
+	a.mode = "eager";
+	a.priority = HF_PRIORITY_MIN;
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_WORKER_REPLY), 0);
+	a.priority = HF_PRIORITY_MAX + 1;
+	ck_assert_int_eq(pack_decode(&env, HF_MSG_WORKER_REPLY), -EINVAL);
+	ck_assert_msg(strstr(err, "priority"), "%s", err);
 }
 END_TEST
 
