@@ -54,7 +54,7 @@ const struct hf_conf_setting worker_conf_settings[] = {
 	  "labels the coordinator can match tasks on, as \"key=value,key=value\""),
 	S("worker.heartbeat", HF_CONF_MS, heartbeat_ms, "1s", 50, MS_MINUTE, NULL,
 	  "poll interval until the coordinator names one"),
-	S("worker.lease_ahead", HF_CONF_INT, lease_ahead, "0", 0, 256, NULL,
+	S("worker.lease_ahead", HF_CONF_INT, lease_ahead, "8", 0, 256, NULL,
 	  "tests of one device to hold leased beyond its free slots, per device, each started the "
 	  "moment a slot frees without a poll, while tasks are short (worker.lease_ahead_below); "
 	  "0: none, every task asked for when a slot is free"),
