@@ -8,11 +8,12 @@
  * poll's round trip.  The queue is in order of the job's priority
  * (Assignment.priority), then of the grant: a job of a higher priority
  * submitted while tests of another wait here is granted at the next
- * refill and starts before them.  A queued task is leased: it is listed in every poll's
- * running tasks (its lease renewed like a running one's), a cancel removes
- * it with a cancelled result, and on drain it goes back to the coordinator
- * as an infrastructure failure (not the model's verdict: retried
- * elsewhere).  Its time limit counts from its start, as any task's.
+ * refill and starts before them.  A queued task is leased: it is listed
+ * in every poll's running tasks (its lease renewed like a running one's),
+ * a cancel removes it with a cancelled result, and on drain it goes back
+ * to the coordinator as an infrastructure failure (not the model's
+ * verdict: retried elsewhere).  Its time limit counts from its start, as
+ * any task's.
  *
  * Only while tasks are short (worker.lease_ahead_below): the worker asks
  * for tasks ahead once AHEAD_SHORT_RUN tasks in a row ran shorter than
@@ -134,8 +135,6 @@ bool ahead_take(struct session *s, const Hf__Assignment *a)
 		link = &(*link)->next;
 	q->next = *link;
 	*link = q;
-	if (s->queued_tail == link)
-		s->queued_tail = &q->next;
 	s->n_queued++;
 	log_debug("task %" PRIu64 " attempt %" PRIu32 " (%s) queued for %s:%" PRIu32
 		  " until a slot frees",
@@ -149,8 +148,6 @@ static struct queued *unlink_at(struct session *s, struct queued **link)
 	struct queued *q = *link;
 
 	*link = q->next;
-	if (s->queued_tail == &q->next)
-		s->queued_tail = link;
 	s->n_queued--;
 	return q;
 }

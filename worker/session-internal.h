@@ -113,7 +113,7 @@ struct session {
 
 	/* Tasks leased ahead, in the order they start: by their job's
 	 * priority (higher first), then as they were granted. */
-	struct queued *queued, **queued_tail;
+	struct queued *queued;
 	size_t n_queued;
 	unsigned short_run;  /* tasks in a row, the latest finished, shorter than lease_ahead_below_ms */
 

@@ -665,7 +665,6 @@ int session_new(uv_loop_t *loop, const struct session_config *cfg, session_exit_
 	s->arg = arg;
 	s->heartbeat_ms = cfg->heartbeat_ms;
 	s->pending_tail = &s->pending;
-	s->queued_tail = &s->queued;
 	health_reset(s);
 	s->prewarm_due = cfg->prewarm && cfg->exec.warm;
 	s->rng = (uint64_t)getpid() * UINT64_C(0x9e3779b97f4a7c15) ^ (uint64_t)hf_mono_ms() ^
