@@ -132,6 +132,33 @@ class TestRecipes(unittest.TestCase):
         self.assertEqual(recipes.fit_vision_out_width(cfg, True), [])
         self.assertEqual(recipes.fit_vision_out_width(NS(hidden_size=8), True), [])   # no vision tower
         self.assertIn(recipes.fit_vision_out_width, recipes.GENERIC_CONFIG_FIXES)
+        # qwen3_vl's default config (3584 against 4096) cannot run: its
+        # recipe fits the default as well, and leaves a shrunk one to the
+        # generic fix.
+        fix = recipes.get('qwen3_vl').fix_config
+        cfg = NS(vision_config=NS(out_hidden_size=3584), text_config=NS(hidden_size=4096))
+        self.assertEqual(fix(cfg, True), [])
+        notes = fix(cfg, False)
+        self.assertEqual(cfg.vision_config.out_hidden_size, 4096)
+        self.assertIn('the default config has 3584', notes[0])
+        self.assertEqual(fix(cfg, False), [])
+
+    def test_glm_default_config_rotates_half_of_each_head(self):
+        import hfleet_recipes as recipes
+        from types import SimpleNamespace as NS
+        fix = recipes.get('glm4v').fix_config
+        rope = {'rope_type': 'default', 'rope_theta': 10000.0}
+        cfg = NS(text_config=NS(hidden_size=4096, num_attention_heads=32, rope_parameters=rope))
+        self.assertEqual(fix(cfg, True), [])   # shrunk: its sections are fitted after the build
+        notes = fix(cfg, False)
+        self.assertEqual(rope['partial_rotary_factor'], 0.5)   # [8, 12, 12]: 64 of 128
+        self.assertIn('partial_rotary_factor=0.5', notes[0])
+        self.assertEqual(fix(cfg, False), [])   # a config that says its factor keeps it
+        flat = NS(hidden_size=4096, num_attention_heads=32, head_dim=256,
+                  rope_parameters={'mrope_section': [16, 24, 24]})
+        fix(flat, False)   # glm4v_text: the text config is the config
+        self.assertEqual(flat.rope_parameters['partial_rotary_factor'], 0.5)
+        self.assertIn(fix, [recipes.get(t).fix_config for t in ('glm46v', 'glmga', 'glm_image_text')])
 
     def test_audio_features_turned_time_major_once_on_a_shape_error(self):
         import hfleet_inputs as inputs_mod
