@@ -533,6 +533,36 @@ def _dia_decoder_inputs(r):
 # gets the one forward()'s signature calls for (the dynamic-resolution grid
 # of qwen4-exp, ernie-4.5-vl, cohere-compass, ...): hfleet_runner_torch asks
 # for_signature when a type's recipe builds no inputs.
+def glm_half_rotary(config, shrunk):
+    """GLM-4.1V's family splits its multimodal rotary into mrope_section
+    [8, 12, 12] (32 frequencies: a 64-wide rotary), but the default config
+    leaves partial_rotary_factor at 1, a rotary as wide as its 128-wide
+    heads, which those sections cannot split.  GLM-4 rotates half of each
+    head: partial_rotary_factor 0.5, as the released checkpoints have it.
+    A shrunk config's sections are fitted after the build instead
+    (hfleet_build.adapt_mrope_sections)."""
+    if shrunk:
+        return []
+    tc = _sub(config, "text_config") or config
+    rope = getattr(tc, "rope_parameters", None)
+    heads, width = _get(tc, "num_attention_heads"), _get(tc, "hidden_size")
+    head_dim = _get(tc, "head_dim") or (width // heads if isinstance(width, int) and isinstance(heads, int)
+                                        and heads > 0 else None)
+    if not isinstance(rope, dict) or "partial_rotary_factor" in rope or not isinstance(head_dim, int):
+        return []
+    sections = rope.get("mrope_section") or [8, 12, 12]
+    factor = 2 * sum(sections) / head_dim
+    if not 0 < factor < 1:
+        return []
+    rope["partial_rotary_factor"] = factor
+    return [f"text rope_parameters.partial_rotary_factor={factor:g} (mrope_section {list(sections)} covers "
+            f"{2 * sum(sections)} of each {head_dim}-wide head, as GLM-4 rotates half of it)"]
+
+
+# Qwen3-VL's family: a vision merger 3584 wide against a 4096-wide text model.
+_QWEN3_VL_MERGER = _tower_width_of_text("vision_config", "out_hidden_size",
+                                        "against its 4096-wide text model; Qwen3-VL's checkpoints have them equal")
+
 CONFIG_FIXES = {
     "cohere_compass": _cohere_compass_config,
     "cohere_compass_text": _cohere_compass_config,
@@ -550,6 +580,8 @@ CONFIG_FIXES = {
     "t5gemma2_encoder": _t5gemma2_config,
     "timm_backbone": _timm_backbone_config,
     "step3p7": _step3p7_config,
+    **{t: _QWEN3_VL_MERGER for t in ("qwen3_vl", "qwen3_vl_moe", "qwen3_5", "cosmos3_omni", "exaone4_5")},
+    **{t: glm_half_rotary for t in ("glm4v", "glm4v_text", "glm46v", "glmga", "glm_image_text")},
 }
 
 

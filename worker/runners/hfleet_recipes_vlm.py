@@ -20,15 +20,14 @@ What is here, by layout:
     a second high-resolution image (deepseek_vl_hybrid), image sizes for
     a Pixtral tower (lighton_ocr), the learned queries of a bare Q-Former;
   * config fixes: images that must split into whole pixel-shuffle blocks
-    and projector widths that must follow the shrunk tower or text width;
-    default configs that cannot run as transformers ships them (a grid
-    tower narrower than its text model, GLM's rotary sections over a
-    rotary twice as wide), fixed as the released checkpoints have them.
+    and projector widths that must follow the shrunk tower or text width
+    (glm_image's default rotary: hfleet_recipes_config.glm_half_rotary).
 """
 
 from __future__ import annotations
 
-from hfleet_recipe_base import Recipe, _get, _sub, _token, _vision_size, fit_tower_to_text_width
+from hfleet_recipe_base import Recipe, _get, _sub, _token, _vision_size
+from hfleet_recipes_config import glm_half_rotary
 
 
 def _vc(config):
@@ -188,55 +187,13 @@ def _muse_config(config, shrunk):
 
 
 # --------------------------------------------------------------------------
-# Default configs that cannot run as transformers 5.17 ships them.  A
-# benchmark builds the default config at full size, so each is fixed the way
-# the released checkpoints have it; a shrunk config gets the generic fixes
-# (fit_vision_out_width, adapt_mrope_sections) instead.
-
-def _grid_tower_to_text_width(config, shrunk):
-    """qwen3_vl's family: the vision merger's output (out_hidden_size) takes
-    the place of the text embeddings of the image tokens, so it must be the
-    text width; the default config's tower gives 3584 to a 4096-wide text
-    model (the released Qwen3-VL checkpoints have the two equal)."""
-    if shrunk:
-        return []
-    fitted = fit_tower_to_text_width(config, "vision_config", "out_hidden_size")
-    return [f"vision out_hidden_size={fitted[0]} (= the text width; the default config has {fitted[1]}, "
-            f"which cannot run)"] if fitted else []
-
-
-def _glm_half_rotary(config, shrunk):
-    """GLM-4.1V's family splits its multimodal rotary into mrope_section
-    [8, 12, 12] (32 frequencies: a 64-wide rotary), but the default config
-    leaves partial_rotary_factor at 1, a rotary as wide as its 128-wide
-    heads, which those sections cannot split.  GLM-4 rotates half of each
-    head: partial_rotary_factor 0.5, as the released checkpoints have it."""
-    if shrunk:
-        return []
-    tc = _sub(config, "text_config") or config
-    rope = getattr(tc, "rope_parameters", None)
-    heads, width = _get(tc, "num_attention_heads"), _get(tc, "hidden_size")
-    head_dim = _get(tc, "head_dim") or (width // heads if isinstance(width, int) and isinstance(heads, int)
-                                        and heads > 0 else None)
-    if not isinstance(rope, dict) or "partial_rotary_factor" in rope or not isinstance(head_dim, int):
-        return []
-    sections = rope.get("mrope_section") or [8, 12, 12]
-    factor = 2 * sum(sections) / head_dim
-    if not 0 < factor < 1:
-        return []
-    rope["partial_rotary_factor"] = factor
-    return [f"text rope_parameters.partial_rotary_factor={factor:g} (mrope_section {list(sections)} covers "
-            f"{2 * sum(sections)} of each {head_dim}-wide head, as GLM-4 rotates half of it)"]
-
-
-# --------------------------------------------------------------------------
 # glm_image: source images (pixel_values) plus the grid of the image to
 # generate: image_grid_thw holds both per sample, images_per_sample says so.
 # The vision tower's patches go through a VQ model whose latent_channels is
 # the vision width.
 
 def _glm_image_config(config, shrunk):
-    notes = _glm_half_rotary(config, shrunk)
+    notes = glm_half_rotary(config, shrunk)
     vc, qc = _sub(config, "vision_config"), _sub(config, "vq_config")
     w = _get(vc, "hidden_size")
     if qc is not None and isinstance(w, int) and getattr(qc, "latent_channels", w) != w:
@@ -505,10 +462,6 @@ def _with_vision_tower(transformers, model_type):
 
 
 RECIPES = {
-    # config fixes only: forward()'s signature gives the inputs (GRID_VLM)
-    **{t: Recipe(fix_config=_grid_tower_to_text_width)
-       for t in ("qwen3_vl", "qwen3_vl_moe", "qwen3_5", "cosmos3_omni", "exaone4_5")},
-    **{t: Recipe(fix_config=_glm_half_rotary) for t in ("glm4v", "glm4v_text", "glm46v", "glmga", "glm_image_text")},
     # a make_config recipe builds no inputs: forward()'s signature gives them (GEMMA4_VLM)
     "gemma4": Recipe(make_config=_with_vision_tower, note="the default config with its vision tower"),
     "gemma4_unified": Recipe(make_config=_with_vision_tower, note="the default config with its vision tower"),
