@@ -528,11 +528,10 @@ def _dia_decoder_inputs(r):
 
 
 # --------------------------------------------------------------------------
+# Default configs that cannot run as transformers 5.17 ships them (found by
+# the benchmark sweeps, which build the default config at full size), fixed
+# the way the released checkpoints have them.
 
-# Config-only fixes, by model type.  A recipe with no inputs of its own still
-# gets the one forward()'s signature calls for (the dynamic-resolution grid
-# of qwen4-exp, ernie-4.5-vl, cohere-compass, ...): hfleet_runner_torch asks
-# for_signature when a type's recipe builds no inputs.
 def glm_half_rotary(config, shrunk):
     """GLM-4.1V's family splits its multimodal rotary into mrope_section
     [8, 12, 12] (32 frequencies: a 64-wide rotary), but the default config
@@ -563,6 +562,11 @@ def glm_half_rotary(config, shrunk):
 _QWEN3_VL_MERGER = _tower_width_of_text("vision_config", "out_hidden_size",
                                         "against its 4096-wide text model; Qwen3-VL's checkpoints have them equal")
 
+
+# Config-only fixes, by model type.  A recipe with no inputs of its own still
+# gets the one forward()'s signature calls for (the dynamic-resolution grid
+# of qwen4-exp, ernie-4.5-vl, cohere-compass, ...): hfleet_runner_torch asks
+# for_signature when a type's recipe builds no inputs.
 CONFIG_FIXES = {
     "cohere_compass": _cohere_compass_config,
     "cohere_compass_text": _cohere_compass_config,
