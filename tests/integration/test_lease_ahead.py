@@ -147,11 +147,11 @@ class LeaseAhead(unittest.TestCase):
             w.stop()
 
     def test_higher_priority_job_goes_before_queued_tests(self):
-        # One slot is held by a long test (albert, the first, 4 s); the other runs tests
-        # of 0.4 s with the queue of tests leased ahead behind it.  A job of
-        # a higher priority submitted meanwhile is granted at the next
-        # refill and must start before a test that was queued before it
-        # was submitted: first in the queue, not last.
+        # One slot is held by a long test (albert, the first, 4 s); the
+        # other runs tests of 0.4 s with the queue of tests leased ahead
+        # behind it.  A job of a higher priority submitted meanwhile is
+        # granted at the next refill and must start before a test that was
+        # queued before it was submitted: first in the queue, not last.
         w = self.start('real-p', 'p', slots=2, sleep=0.4, ahead=4, runner_args='--sleep-model albert=4')
         try:
             low = self.submit('p', 'bert,gpt2,t5,vit,albert,bart,roberta,distilbert,electra', priority='-5')
