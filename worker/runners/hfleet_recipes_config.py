@@ -544,11 +544,9 @@ def glm_half_rotary(config, shrunk):
         return []
     tc = _sub(config, "text_config") or config
     rope = getattr(tc, "rope_parameters", None)
-    heads, width = _get(tc, "num_attention_heads"), _get(tc, "hidden_size")
-    head_dim = _get(tc, "head_dim") or (width // heads if isinstance(width, int) and isinstance(heads, int)
-                                        and heads > 0 else None)
-    if not isinstance(rope, dict) or "partial_rotary_factor" in rope or not isinstance(head_dim, int):
+    if not isinstance(rope, dict) or "partial_rotary_factor" in rope:
         return []
+    head_dim = _head_dim(tc)
     sections = rope.get("mrope_section") or [8, 12, 12]
     factor = 2 * sum(sections) / head_dim
     if not 0 < factor < 1:
