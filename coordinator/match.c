@@ -450,7 +450,7 @@ bool match_fit_task(const struct sched_task *t, void *arg)
 		return false;
 	/* A benchmark, or a task of several devices, has its devices alone.  MIG
 	 * instances are never combined: they cannot talk to each other. */
-	bool exclusive = t->kind == HF__TASK_KIND__KIND_BENCHMARK || want > 1;
+	bool exclusive = (t->kind == HF__TASK_KIND__KIND_BENCHMARK && !f->queueing) || want > 1;
 	if (exclusive && !device_idle(f, f->pos))
 		return false;
 	if (want > 1 && device_is_mig(dev))

@@ -89,6 +89,11 @@ struct match_fit {
 	int64_t now_ms;
 	int64_t avoid_ms;          /* a retried task avoids the device that failed it this long */
 	uint32_t *free;
+	/* free[] is room in the worker's queue of tasks leased ahead, not
+	 * free slots: a benchmark of one device takes one place there (the
+	 * worker starts it alone once the device is idle) instead of needing
+	 * the device idle now. */
+	bool queueing;
 	size_t pos;
 	uint32_t extra[MATCH_MAX_DEVICES]; /* out: positions of further devices of the task taken */
 	uint8_t n_extra;
@@ -100,7 +105,8 @@ struct sched_task;
  * task of several devices, enough other idle devices of the same backend)
  * meets the job's requirements (t->job->data, a struct match_req) and has
  * room: a test uses one slot, a benchmark or a multi-device task needs its
- * devices idle and takes them whole.  A task retried after an
+ * devices idle and takes them whole (a benchmark queued ahead, f->queueing,
+ * one place).  A task retried after an
  * infrastructure failure prefers another device: the one that failed it
  * takes it only once avoid_ms have passed.  Updates f->free. */
 bool match_fit_task(const struct sched_task *t, void *arg);

@@ -380,7 +380,9 @@ struct poll_fit {
 	struct match_fit f;
 	struct coord *c;
 	struct coord_worker *self;
-	bool ahead; /* taking tasks the worker queues beyond its free slots */
+	/* Per device (positions of reg->devices): the worker queues
+	 * benchmarks ahead too (DeviceFree.ahead_benchmarks). */
+	bool *ahead_benchmarks;
 };
 
 static bool has_cached(const Hf__Register *r, const char *hf_id)
@@ -408,11 +410,13 @@ static bool poll_fits_cb(const struct sched_task *t, void *arg)
 	struct coord *c = pf->c;
 	const char *hf_id = c->reg->models[t->model].hf_id;
 
-	if (pf->ahead) {
-		/* Queued on a busy device: only a test of that one device (a
-		 * benchmark or a task of several devices takes idle devices). */
+	if (pf->f.queueing) {
+		/* Queued on a busy device: only a task of that one device (a
+		 * task of several devices takes idle devices), and a benchmark
+		 * only where the worker starts it alone once the device is idle. */
 		const struct match_req *req = t->job->data;
-		if (t->kind != HF__TASK_KIND__KIND_TEST || (req && req->devices > 1))
+		if ((req && req->devices > 1) ||
+		    (t->kind != HF__TASK_KIND__KIND_TEST && !pf->ahead_benchmarks[pf->f.pos]))
 			return false;
 	}
 	if (c->conf.locality_wait_ms > 0 && pf->f.now_ms - t->queued_ms < c->conf.locality_wait_ms &&
@@ -451,6 +455,13 @@ static void health_checks_add(struct worker_req *w, struct coord_worker *cw, int
 	}
 }
 
+/* Tasks a worker may hold leased ahead on a device, per slot of it.  Four
+ * keep an 8-slot device's queue from running dry while its refill is in
+ * flight when tasks are a few ms long and half of them benchmarks, which
+ * run one at a time (performance.md, "Tasks leased ahead"); a queue is a
+ * device's work no other worker can take until it runs, so not more. */
+#define AHEAD_PER_SLOT 4
+
 /* Takes what fits the poll's free slots, best job first, and starts
  * committing the leases (grant_done answers).  Returns how many tasks were
  * taken; 0 leaves w the caller's.  *ret_backends gets the backends of the
@@ -475,17 +486,23 @@ size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uin
 		.self = cw,
 	};
 	struct match_fit *f = &pf.f;
-	/* One allocation: the free slots, then the tasks leased ahead. */
+	/* One allocation each: the free slots, then the tasks leased ahead;
+	 * which devices queue benchmarks ahead. */
 	f->free = calloc(2 * (size_t)reg->n_devices, sizeof(*f->free));
-	if (!f->free)
+	pf.ahead_benchmarks = calloc(reg->n_devices, sizeof(*pf.ahead_benchmarks));
+	if (!f->free || !pf.ahead_benchmarks) {
+		free(f->free);
+		free(pf.ahead_benchmarks);
 		return 0;
+	}
 	uint32_t *ahead = f->free + reg->n_devices;
 	/* A device asking for tasks ahead with none queued: its grant is not
 	 * held with the result stores (db-thread.c), a slot will want it soon. */
 	bool ahead_wanted_now = false;
 	/* Each entry names a registered device (validation made them distinct);
 	 * a device never has more free slots than it registered, nor more
-	 * tasks leased ahead; those do not make a poll wait (ret_backends). */
+	 * tasks leased ahead than AHEAD_PER_SLOT times those; those do not
+	 * make a poll wait (ret_backends). */
 	for (size_t i = 0; i < p->n_free; i++) {
 		if (p->free[i]->free_slots == 0 && p->free[i]->ahead == 0)
 			continue;
@@ -495,7 +512,9 @@ size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uin
 			continue;
 		uint32_t slots = reg->devices[d]->slots ? reg->devices[d]->slots : 1;
 		f->free[d] = p->free[i]->free_slots < slots ? p->free[i]->free_slots : slots;
-		ahead[d] = p->free[i]->ahead < slots ? p->free[i]->ahead : slots;
+		ahead[d] = p->free[i]->ahead < AHEAD_PER_SLOT * slots ? p->free[i]->ahead
+								       : AHEAD_PER_SLOT * slots;
+		pf.ahead_benchmarks[d] = p->free[i]->ahead_benchmarks;
 		if (ahead[d] > 0 && p->free[i]->queued == 0)
 			ahead_wanted_now = true;
 		if (f->free[d] > 0)
@@ -505,12 +524,12 @@ size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uin
 
 	struct db_lease *leases = NULL;
 	size_t n_free_taken = 0;
-	/* The free slots first, then (pf.ahead) the tasks queued ahead, each
+	/* The free slots first, then (f->queueing) the tasks queued ahead, each
 	 * pass device by device. */
 	for (int pass = 0; pass < 2; pass++) {
 		if (pass == 1) {
 			n_free_taken = n;
-			pf.ahead = true;
+			f->queueing = true;
 			memcpy(f->free, ahead, reg->n_devices * sizeof(*f->free));
 		}
 		for (f->pos = 0; f->pos < reg->n_devices && n < cap; f->pos++) {
@@ -535,6 +554,7 @@ size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uin
 		}
 	}
 	free(f->free);
+	free(pf.ahead_benchmarks);
 	if (n == 0) {
 		free(leases);
 		return 0;

@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: MIT
  *
  * Tasks leased ahead (worker.lease_ahead; docs/protocol.md, "Tasks leased
- * ahead"): tests of one device that the coordinator granted beyond the
- * device's free slots, because the worker said in its poll how many it
- * would hold (DeviceFree.ahead).  Each waits here, its assignment copied,
- * until a slot of its device frees; then it starts at once, without a
- * poll's round trip.  The queue is in order of the job's priority
+ * ahead"): tests and benchmarks of one device that the coordinator granted
+ * beyond the device's free slots, because the worker said in its poll how
+ * many it would hold (DeviceFree.ahead, DeviceFree.ahead_benchmarks).
+ * Each waits here, its assignment copied, until a slot of its device frees
+ * (a benchmark: until the device is idle); then it starts at once, without
+ * a poll's round trip.  The queue is in order of the job's priority
  * (Assignment.priority), then of the grant: a job of a higher priority
  * submitted while tests of another wait here is granted at the next
- * refill and starts before them.  A queued task is leased: it is listed
+ * refill and starts before them.  A benchmark that cannot start yet holds
+ * its device: nothing behind it starts there until it has run, so the
+ * device empties for it instead of every test granted later passing it.  A queued task is leased: it is listed
  * in every poll's running tasks (its lease renewed like a running one's),
  * a cancel removes it with a cancelled result, and on drain it goes back
  * to the coordinator as an infrastructure failure (not the model's
@@ -45,17 +48,30 @@ unsigned ahead_queued(const struct session *s, Hf__Backend backend, unsigned ind
 	return n;
 }
 
-/* Tests queued for device d. */
+/* Tasks queued for device d. */
 static unsigned queued_on(const struct session *s, const struct hw_device *d)
 {
 	return ahead_queued(s, d->backend, d->index);
 }
 
-static bool one_device_test(const Hf__Assignment *a)
+/* A test or a benchmark of one device: what the queue holds (a task of
+ * several devices takes idle devices when it is granted). */
+static bool one_device_task(const Hf__Assignment *a)
 {
-	return a->kind == HF__TASK_KIND__KIND_TEST &&
+	return (a->kind == HF__TASK_KIND__KIND_TEST || a->kind == HF__TASK_KIND__KIND_BENCHMARK) &&
 	       (a->n_device_indices == 0 ||
 		(a->n_device_indices == 1 && a->device_indices[0] == a->device_index));
+}
+
+bool ahead_drains(const struct session *s, size_t dev)
+{
+	const struct hw_device *d = &s->cfg.inv->devices[dev];
+
+	for (const struct queued *q = s->queued; q; q = q->next)
+		if (q->a->kind == HF__TASK_KIND__KIND_BENCHMARK && q->a->backend == d->backend &&
+		    q->a->device_index == d->index)
+			return true;
+	return false;
 }
 
 /* The assignment's device in the inventory, or NULL. */
@@ -92,7 +108,8 @@ unsigned ahead_room(struct session *s, size_t dev, const struct alloc_use *use)
 	unsigned have;
 
 	/* None while a benchmark (or a health check) has the device: the
-	 * coordinator would otherwise stack tests behind it. */
+	 * coordinator would otherwise stack tasks behind it, and asking then
+	 * was measured slower (docs/protocol.md, "Tasks leased ahead"). */
 	if (s->cfg.lease_ahead == 0 || s->draining || !tasks_short(s) || use->benchmarks > 0 ||
 	    (dev < HW_MAX_DEVICES && s->health[dev].report_pending))
 		return 0;
@@ -115,13 +132,16 @@ static Hf__Assignment *assignment_copy(const Hf__Assignment *a)
 	return copy;
 }
 
-bool ahead_take(struct session *s, const Hf__Assignment *a)
+bool ahead_take(struct session *s, const Hf__Assignment *a, bool held)
 {
 	const struct hw_device *d = device_of(s, a);
 	struct queued *q;
 
-	if (s->cfg.lease_ahead == 0 || !d || !one_device_test(a) || s->draining ||
-	    queued_on(s, d) >= s->cfg.lease_ahead)
+	/* A device held for a benchmark takes a task granted for a slot it
+	 * offered before the benchmark came beyond worker.lease_ahead: there
+	 * are at most its slots of them. */
+	if (s->cfg.lease_ahead == 0 || !d || !one_device_task(a) || s->draining ||
+	    (!held && queued_on(s, d) >= s->cfg.lease_ahead))
 		return false;
 	q = calloc(1, sizeof(*q));
 	if (!q || !(q->a = assignment_copy(a))) {
@@ -161,6 +181,10 @@ static void queued_free(struct queued *q)
 void ahead_start(struct session *s)
 {
 	struct queued **link = &s->queued;
+	/* Devices held for a benchmark queued on them: nothing behind it
+	 * starts there until it has run, so it is not passed by every test
+	 * granted after it. */
+	bool held[HW_MAX_DEVICES] = { false };
 
 	while (*link) {
 		const Hf__Assignment *a = (*link)->a;
@@ -172,14 +196,17 @@ void ahead_start(struct session *s)
 
 		/* A device whose health report waits for the coordinator's
 		 * answer is held: its queue waits too. */
-		if (d && pos < HW_MAX_DEVICES && s->health[pos].report_pending) {
+		if (d && pos < HW_MAX_DEVICES && (held[pos] || s->health[pos].report_pending)) {
 			link = &(*link)->next;
 			continue;
 		}
 		int r = alloc_admit(s->cfg.inv, a, session_device_use, s, devs, &n_devs, reason,
 				    sizeof(reason));
 		if (r == -EBUSY) {
-			link = &(*link)->next; /* its device is still full */
+			/* Its device is still full, or (a benchmark) not idle yet. */
+			if (d && pos < HW_MAX_DEVICES && a->kind == HF__TASK_KIND__KIND_BENCHMARK)
+				held[pos] = true;
+			link = &(*link)->next;
 			continue;
 		}
 		struct queued *q = unlink_at(s, link);

@@ -173,7 +173,9 @@ void pending_spool(struct session *s, struct pending *p);
 /* Tasks of this many in a row, each shorter than lease_ahead_below_ms,
  * open leasing ahead; a longer one closes it. */
 #define AHEAD_SHORT_RUN 8
-bool ahead_take(struct session *s, const Hf__Assignment *a);
+/* Queues a (leased ahead: its device has no free slot, or is held for a
+ * benchmark queued before it, `held`); false if it cannot wait here. */
+bool ahead_take(struct session *s, const Hf__Assignment *a, bool held);
 void ahead_task_ran(struct session *s, const Hf__TaskResult *r);
 void ahead_start(struct session *s);
 bool ahead_wants_refill(struct session *s);
@@ -181,6 +183,9 @@ unsigned ahead_room(struct session *s, size_t dev, const struct alloc_use *use);
 size_t ahead_refs(const struct session *s, Hf__TaskRef *refs, size_t max);
 bool ahead_has(const struct session *s, uint64_t task_id, uint32_t attempt);
 unsigned ahead_queued(const struct session *s, Hf__Backend backend, unsigned index);
+/* Whether a benchmark waits in device dev's queue (an inventory position):
+ * the device takes no new task until it has run, and offers no free slot. */
+bool ahead_drains(const struct session *s, size_t dev);
 bool ahead_cancel(struct session *s, uint64_t task_id, uint32_t attempt, const char *reason);
 void ahead_return_all(struct session *s, const char *reason);
 void ahead_free_all(struct session *s);

@@ -174,9 +174,15 @@ static void session_assign(struct session *s, const Hf__Assignment *a)
 			  a->attempt);
 		return;
 	}
+	/* A device held for a queued benchmark starts nothing before it: a
+	 * task granted for a slot it offered before the benchmark came waits
+	 * in the queue behind it. */
+	const struct hw_device *d = hw_inventory_find(s->cfg.inv, a->backend, a->device_index);
+	if (d && ahead_drains(s, (size_t)(d - s->cfg.inv->devices)) && ahead_take(s, a, true))
+		return;
 	r = alloc_admit(s->cfg.inv, a, session_device_use, s, devs, &n_devs, reason,
 			sizeof(reason));
-	if (r == -EBUSY && ahead_take(s, a))
+	if (r == -EBUSY && ahead_take(s, a, false))
 		return; /* leased ahead: starts when a slot of its device frees */
 	if (r < 0) {
 		session_reject(s, a, reason);
@@ -198,8 +204,15 @@ static void session_poll_reply(struct session *s, const Hf__PollReply *pr)
 			executor_stop(s->ex, pr->cancel[i]->task_id, pr->cancel[i]->attempt,
 				      HF__TASK_STATUS__STATUS_CANCELLED,
 				      "stopped at the coordinator's request (cancelled or lease lost)");
-	for (size_t i = 0; i < pr->n_assignments; i++)
-		session_assign(s, pr->assignments[i]);
+	/* Tests before benchmarks: a benchmark that cannot start now holds
+	 * its device from there on (session-ahead.c), so the reply's tests
+	 * run side by side first and its benchmarks one after another once
+	 * the device is idle, instead of each benchmark waiting for the
+	 * device to empty between two tests. */
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < pr->n_assignments; i++)
+			if ((pr->assignments[i]->kind == HF__TASK_KIND__KIND_BENCHMARK) == (pass == 1))
+				session_assign(s, pr->assignments[i]);
 	if (pr->n_assignments > 0)
 		results_flush(s); /* rejections */
 	for (size_t i = 0; i < pr->n_health_checks && s->cfg.health_timeout_ms > 0; i++) {
@@ -219,20 +232,26 @@ struct poll_call_ctx {
 	bool held;
 };
 
-/* Does a device have a free slot it offers (as poll_call counts them)? */
+/* The free slots device i (an inventory position) offers in a poll: none
+ * while the worker drains, while its health report waits for the
+ * coordinator, or while it is held for a benchmark leased ahead. */
+static unsigned offered_slots(struct session *s, size_t i, const struct alloc_use *use)
+{
+	if (s->draining || (i < HW_MAX_DEVICES && s->health[i].report_pending) || ahead_drains(s, i))
+		return 0;
+	return alloc_free_slots(&s->cfg.inv->devices[i], use);
+}
+
+/* Does a device have a free slot it offers? */
 static bool session_has_free_slot(struct session *s)
 {
 	const struct hw_inventory *inv = s->cfg.inv;
 
-	if (s->draining)
-		return false;
 	for (size_t i = 0; i < inv->n_devices; i++) {
 		const struct hw_device *d = &inv->devices[i];
 		struct alloc_use use;
-		if (i < HW_MAX_DEVICES && s->health[i].report_pending)
-			continue;
 		executor_device_use(s->ex, d->backend, d->index, &use.tasks, &use.benchmarks);
-		if (alloc_free_slots(d, &use) > 0)
+		if (offered_slots(s, i, &use) > 0)
 			return true;
 	}
 	return false;
@@ -346,10 +365,9 @@ static int poll_call(struct session *s, bool no_hold)
 		hf__device_free__init(&df[i]);
 		df[i].backend = d->backend;
 		df[i].index = d->index;
-		df[i].free_slots = s->draining || (i < HW_MAX_DEVICES && s->health[i].report_pending)
-					   ? 0
-					   : alloc_free_slots(d, &use);
+		df[i].free_slots = offered_slots(s, i, &use);
 		df[i].ahead = ahead_room(s, i, &use);
+		df[i].ahead_benchmarks = df[i].ahead > 0;
 		df[i].queued = ahead_queued(s, d->backend, d->index);
 		any_free = any_free || df[i].free_slots > 0;
 		dfp[i] = &df[i];

@@ -54,12 +54,13 @@ const struct hf_conf_setting worker_conf_settings[] = {
 	  "labels the coordinator can match tasks on, as \"key=value,key=value\""),
 	S("worker.heartbeat", HF_CONF_MS, heartbeat_ms, "1s", 50, MS_MINUTE, NULL,
 	  "poll interval until the coordinator names one"),
-	S("worker.lease_ahead", HF_CONF_INT, lease_ahead, "8", 0, 256, NULL,
-	  "tests of one device to hold leased beyond its free slots, per device, each started the "
-	  "moment a slot frees without a poll, while tasks are short (worker.lease_ahead_below); "
-	  "0: none, every task asked for when a slot is free"),
+	S("worker.lease_ahead", HF_CONF_INT, lease_ahead, "16", 0, 256, NULL,
+	  "tasks of one device to hold leased beyond its free slots, per device (the coordinator "
+	  "grants at most 4 per slot), each started the moment a slot frees without a poll (a "
+	  "benchmark once the device is idle, alone), while tasks are short "
+	  "(worker.lease_ahead_below); 0: none, every task asked for when a slot is free"),
 	S("worker.lease_ahead_below", HF_CONF_MS, lease_ahead_below_ms, "1s", 0, MS_DAY, NULL,
-	  "tests are leased ahead only while each of the last 8 tasks this worker ran took less "
+	  "tasks are leased ahead only while each of the last 8 tasks this worker ran took less "
 	  "than this (a long task stops it until 8 short ones have run again); 0: always"),
 	S("worker.drain_timeout", HF_CONF_MS, drain_timeout_ms, "5m", 0, MS_DAY, NULL,
 	  "on SIGTERM, how long running tasks may go on before they are stopped"),

@@ -178,10 +178,11 @@ def register(worker_id='hostile', hostname='hostile.example', software_version='
                   cpu=cpu, running=running, backends=backends, cached_models=cached_models, raw=raw)
 
 
-def device_free(backend=1, index=0, free_slots=1, ahead=None, queued=None):
+def device_free(backend=1, index=0, free_slots=1, ahead=None, queued=None, ahead_benchmarks=None):
     out = f_varint(1, backend) + f_varint(2, index) + f_varint(3, free_slots)
     return out + (f_varint(4, ahead) if ahead is not None else b'') + \
-        (f_varint(5, queued) if queued is not None else b'')
+        (f_varint(5, queued) if queued is not None else b'') + \
+        (f_varint(6, int(ahead_benchmarks)) if ahead_benchmarks is not None else b'')
 
 
 def telemetry(backend=1, index=0, utilization_pct=None, memory_used_bytes=None, temperature_c=None,

@@ -1,16 +1,20 @@
 # SPDX-License-Identifier: MIT
 """Tasks leased ahead (issue 15; docs/protocol.md, "Tasks leased ahead").
 
-A worker may say, per device, how many tests it will hold queued beyond its
+A worker may say, per device, how many tasks it will hold queued beyond its
 free slots (DeviceFree.ahead, hf-worker's worker.lease_ahead); each starts
-the moment a slot frees, without a poll's round trip.
+the moment a slot frees, without a poll's round trip, a benchmark once the
+device is idle (alone, as always).
 
 With raw SP peers (the hostile suite's SpConn and wire encoder), what the
 coordinator grants is a fact of one reply:
-- a poll of 2 free slots asking 5 ahead on a device of 2 slots gets 4
-  tests: at most the device's slots of them ahead, whatever it asks;
-- benchmarks are never granted ahead: a poll with no free slot gets none,
-  and one with a free slot gets one (it takes the device whole), not more;
+- a poll of 2 free slots asking 20 ahead on a device of 2 slots gets 10
+  tests: at most four times the device's slots of them ahead, whatever it
+  asks;
+- benchmarks are granted ahead only to a worker that says it queues them
+  (DeviceFree.ahead_benchmarks): without it a poll with no free slot gets
+  none, and one with a free slot gets one (it takes the device whole), not
+  more; with it, a poll with no free slot gets its room's worth;
 - a poll without the field (an older worker) gets its free slots' worth.
 
 With a real hf-worker (worker.lease_ahead):
@@ -21,6 +25,9 @@ With a real hf-worker (worker.lease_ahead):
   another worker runs them: nothing lost, nothing decided twice;
 - a worker killed with tasks queued: their leases expire (6 s here) and
   another worker runs them, each decided once;
+- a job of tests and benchmarks: benchmarks are queued ahead (granted while
+  other tasks of the device ran) and each still runs alone: no task of the
+  worker ran while one of its benchmarks did;
 - a job of a higher priority submitted while tests of another are queued
   goes before them: the worker starts its queued tests by their job's
   priority (Assignment.priority), then in the order granted;
@@ -64,9 +71,10 @@ class LeaseAhead(unittest.TestCase):
         self.assertEqual(r.kind, 'register_reply', 'registering %s: %r' % (worker_id, r))
         return wire.first(r.body, 7, 0)  # RegisterReply.session
 
-    def poll(self, s, worker_id, session, free, ahead=None):
+    def poll(self, s, worker_id, session, free, ahead=None, ahead_benchmarks=None):
         r = s.call(wire.envelope('poll', wire.poll(
-            worker_id, free=[wire.device_free(index=0, free_slots=free, ahead=ahead)], session=session)),
+            worker_id, free=[wire.device_free(index=0, free_slots=free, ahead=ahead,
+                                              ahead_benchmarks=ahead_benchmarks)], session=session)),
             timeout=10)
         self.assertEqual(r.kind, 'poll_reply', repr(r))
         return [wire.decode(a) for a in wire.all_of(r.body, 1)]
@@ -83,13 +91,14 @@ class LeaseAhead(unittest.TestCase):
         s.handshake()
         return s
 
-    def test_tests_ahead_up_to_the_device_slots(self):
-        job = self.submit('a', 'bert,gpt2,t5,vit,albert,bart,roberta')
+    def test_tests_ahead_up_to_four_times_the_device_slots(self):
+        job = self.submit('a', 'bert,gpt2,t5,vit,albert,bart,roberta,distilbert,electra,deberta,xlnet,opt,'
+                               'mpnet,layoutlm')
         s = self.conn()
         try:
             session = self.register(s, 'raw-a', 'a', slots=2)
-            got = self.poll(s, 'raw-a', session, free=2, ahead=5)
-            self.assertEqual(len(got), 4, 'two for the free slots and two (the device\'s slots) ahead')
+            got = self.poll(s, 'raw-a', session, free=2, ahead=20)
+            self.assertEqual(len(got), 10, 'two for the free slots and eight (four per slot) ahead')
             got = self.poll(s, 'raw-a', session, free=0, ahead=1)
             self.assertEqual(len(got), 1, 'one ahead with no slot free')
             got = self.poll(s, 'raw-a', session, free=1)
@@ -98,16 +107,21 @@ class LeaseAhead(unittest.TestCase):
             s.close()
             self.c.hfctl('cancel', str(job), check=False)
 
-    def test_no_benchmark_ahead(self):
-        job = self.submit('b', 'bert,gpt2,t5', kind='benchmark')
+    def test_benchmarks_ahead_only_to_a_worker_that_queues_them(self):
+        job = self.submit('b', 'bert,gpt2,t5,vit,albert,bart', kind='benchmark')
         s = self.conn()
         try:
             session = self.register(s, 'raw-b', 'b', slots=1)
             self.assertEqual(self.poll(s, 'raw-b', session, free=0, ahead=4), [],
                              'a benchmark was granted to queue behind a busy device')
+            self.assertEqual(self.poll(s, 'raw-b', session, free=0, ahead=4, ahead_benchmarks=False), [],
+                             'a benchmark was granted to queue behind a busy device')
             got = self.poll(s, 'raw-b', session, free=1, ahead=4)
             self.assertEqual(len(got), 1, 'a benchmark takes the free device whole, nothing more')
             self.assertEqual(wire.first(got[0], 9), BENCHMARK)
+            got = self.poll(s, 'raw-b', session, free=0, ahead=3, ahead_benchmarks=True)
+            self.assertEqual(len(got), 3, 'benchmarks queued ahead: the room asked for (four per slot at most)')
+            self.assertEqual({wire.first(a, 9) for a in got}, {BENCHMARK})
         finally:
             s.close()
             self.c.hfctl('cancel', str(job), check=False)
@@ -143,6 +157,52 @@ class LeaseAhead(unittest.TestCase):
                 self.assertEqual((state, attempts, results), ('passed', '1', '1'),
                                  'task %s: state %s, %s attempts, %s results' % (tid, state, attempts, results))
             self.assertIn('until a slot frees', w.log(), 'the worker queued no task ahead')
+        finally:
+            w.stop()
+
+    def test_benchmarks_queued_ahead_run_alone(self):
+        # Tests and benchmarks of 0.15 s on a device of 2 slots: the
+        # benchmarks are granted ahead while other tasks of the device run
+        # (the worker queues them), and each still has the device alone.
+        w = self.start('real-k', 'k', slots=2, sleep=0.15, ahead=4)
+        try:
+            job = self.submit('k', 'bert,gpt2,t5,vit,albert,bart,roberta,distilbert,electra,deberta',
+                              kind='test,benchmark')
+            self.wait_job(job)
+            rows = self.job_rows(job)
+            self.assertEqual(len(rows), 20)
+            for tid, state, attempts, results in rows:
+                self.assertEqual((state, attempts, results), ('passed', '1', '1'),
+                                 'task %s: state %s, %s attempts, %s results' % (tid, state, attempts, results))
+            spans = self.c.pg.rows(
+                "SELECT t.id, t.kind, a.granted_at, r.started_at, r.finished_at FROM tasks t "
+                "JOIN attempts a ON a.task_id = t.id JOIN results r ON r.task_id = t.id "
+                "WHERE t.job_id = %d ORDER BY r.started_at" % job)
+            shared = self.c.pg.psql(
+                "SELECT string_agg(b.task_id || ' with ' || o.task_id, ', ') FROM results b "
+                "JOIN tasks bt ON bt.id = b.task_id AND bt.kind = 'benchmark' AND bt.job_id = %d "
+                "JOIN results o ON o.task_id <> b.task_id AND o.worker_id = b.worker_id "
+                "AND o.started_at < b.finished_at AND b.started_at < o.finished_at" % job)
+            self.assertFalse(shared, 'a benchmark shared its device: %s; (task, kind, granted, started, finished): %r'
+                             % (shared, spans))
+            ahead = self.c.pg.psql(
+                "SELECT count(*) FROM tasks bt JOIN attempts a ON a.task_id = bt.id "
+                "WHERE bt.job_id = %d AND bt.kind = 'benchmark' AND EXISTS (SELECT 1 FROM results o "
+                "WHERE o.task_id <> bt.id AND o.worker_id = a.worker_id "
+                "AND o.started_at < a.granted_at AND a.granted_at < o.finished_at)" % job)
+            self.assertGreater(int(ahead), 0, 'no benchmark was granted while another task of the device ran: '
+                                              'none was queued ahead; %r' % (spans,))
+            # A queued benchmark holds its device: no test granted after it
+            # (a later grant, a later transaction) starts before it.
+            passed = self.c.pg.psql(
+                "SELECT string_agg(t.id || ' passed ' || bt.id, ', ') FROM tasks bt "
+                "JOIN attempts ba ON ba.task_id = bt.id JOIN results br ON br.task_id = bt.id "
+                "JOIN attempts ta ON ta.worker_id = ba.worker_id AND ta.granted_at > ba.granted_at "
+                "JOIN tasks t ON t.id = ta.task_id AND t.kind = 'test' AND t.job_id = bt.job_id "
+                "JOIN results tr ON tr.task_id = t.id AND tr.started_at < br.started_at "
+                "WHERE bt.job_id = %d AND bt.kind = 'benchmark'" % job)
+            self.assertFalse(passed, 'a test granted after a queued benchmark started before it: %s; %r'
+                             % (passed, spans))
         finally:
             w.stop()
 
