@@ -165,6 +165,15 @@ static void openvino_vars(const struct hw_device *const *devs, size_t n, struct 
 	}
 }
 
+/* Whether devs[i]'s UUID is one of devs[0 .. i-1]'s. */
+static bool uuid_listed_before(const struct hw_device *const *devs, size_t i)
+{
+	for (size_t k = 0; k < i; k++)
+		if (devs[k] && strcmp(devs[k]->uuid, devs[i]->uuid) == 0)
+			return true;
+	return false;
+}
+
 int devenv_build(Hf__Backend backend, const uint32_t *indices, const struct hw_device *const *devs,
 		 size_t n, struct devenv *e)
 {
@@ -215,6 +224,11 @@ int devenv_build(Hf__Backend backend, const uint32_t *indices, const struct hw_d
 	case HF__BACKEND__BACKEND_CUDA:
 		for (size_t i = 0; i < n; i++) {
 			const struct hw_device *d = devs ? devs[i] : NULL;
+			/* Each GPU once: devices declared on one GPU's UUID
+			 * (devices.declare) are one GPU to CUDA, and a list that
+			 * names one twice makes CUDA see none at all. */
+			if (d && d->uuid[0] && uuid_listed_before(devs, i))
+				continue;
 			if (d && d->uuid[0])
 				list_add(&vis, "%s", d->uuid);
 			else

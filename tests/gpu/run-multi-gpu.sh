@@ -225,24 +225,32 @@ step_split() {
         o.env->'outputs'->'per_device_peak_memory_bytes' AS per_device_peak, o.peak_memory_bytes, o.latency_p50_ms,
         o.started_at, o.finished_at, left(coalesce(o.reason, ''), 300) AS reason
       FROM task_outcomes o JOIN tasks t ON t.id = o.task_id WHERE o.job_id IN ($split_jobs) ORDER BY o.task_id" split-tasks.txt
+  # gpus: the distinct GPUs (UUIDs) of the devices the task held.  On a
+  # multi-GPU host that is the devices per task, and the model must be split
+  # over all of them; in the standin mode the two declared devices are one
+  # GPU, which the task sees once (CUDA_VISIBLE_DEVICES names it once), so
+  # there is nothing to split: the task must hold both devices alone and
+  # run on the one GPU.
   local r; r=$(q "SELECT count(*), count(*) FILTER (WHERE o.status = 'passed'),
         count(*) FILTER (WHERE o.status = 'passed'
           AND cardinality(t.device_indices) = j.dpt
-          AND (o.env->>'torch_device_count')::int = j.dpt
-          AND array_length(string_to_array(o.env->>'cuda_visible_devices', ','), 1) = j.dpt
-          AND jsonb_typeof(o.env->'outputs'->'device_map'->'devices') = 'object'
-          AND (SELECT count(*) FROM jsonb_object_keys(o.env->'outputs'->'device_map'->'devices')) = j.dpt
+          AND (o.env->>'torch_device_count')::int = g.gpus
+          AND array_length(string_to_array(o.env->>'cuda_visible_devices', ','), 1) = g.gpus
+          AND (g.gpus = 1 OR (jsonb_typeof(o.env->'outputs'->'device_map'->'devices') = 'object'
+          AND (SELECT count(*) FROM jsonb_object_keys(o.env->'outputs'->'device_map'->'devices')) = g.gpus
           AND jsonb_typeof(o.env->'outputs'->'per_device_peak_memory_bytes') = 'array'
-          AND jsonb_array_length(o.env->'outputs'->'per_device_peak_memory_bytes') = j.dpt)
+          AND jsonb_array_length(o.env->'outputs'->'per_device_peak_memory_bytes') = g.gpus)))
       FROM task_outcomes o JOIN tasks t ON t.id = o.task_id
       JOIN (SELECT id, coalesce((requirements->>'devices')::int, 1) AS dpt FROM jobs) j ON j.id = o.job_id
+      CROSS JOIN LATERAL (SELECT count(DISTINCT d.uuid) AS gpus FROM devices d WHERE d.worker_id = o.worker_id
+          AND d.backend = 'cuda' AND d.idx = ANY (t.device_indices)) g
       WHERE o.job_id IN ($split_jobs)")
   local tasks passed whole; IFS='|' read -r tasks passed whole <<<"$r"
   local shared; shared=$(q "WITH occ AS ($occ) SELECT count(*) FROM occ x JOIN occ y ON x.worker_id = y.worker_id
       AND x.dev = y.dev AND x.id <> y.id AND x.started_at < y.finished_at AND y.started_at < x.finished_at
       WHERE x.job_id IN ($split_jobs)")
   if [ "${tasks:-0}" -gt 0 ] && [ "$whole" = "$tasks" ] && [ "$shared" = 0 ]; then s=PASS; else s=FAIL; fi
-  summary "split: $s: $tasks multi-device benchmark tasks (devices per task: $(echo 2 4 8 | tr ' ' '\n' | awk -v n="$n" '$1 <= n' | paste -sd,)), $passed passed, $whole held exactly their devices with torch seeing that many and a device map and per-device peak memory over all of them, $shared times another task ran on one of their devices meanwhile (split-tasks.txt)"
+  summary "split: $s: $tasks multi-device benchmark tasks (devices per task: $(echo 2 4 8 | tr ' ' '\n' | awk -v n="$n" '$1 <= n' | paste -sd,)), $passed passed, $whole held exactly their devices with torch seeing their distinct GPUs and, where those are several, a device map and per-device peak memory over all of them, $shared times another task ran on one of their devices meanwhile (split-tasks.txt)"
 }
 
 step_bench() {

@@ -78,6 +78,20 @@ START_TEST(test_cuda_task_of_several_gpus_lists_each_uuid)
 }
 END_TEST
 
+START_TEST(test_devices_declared_on_one_gpu_name_it_once)
+{
+	uint32_t idx[] = { 0, 1 };
+
+	/* devices.declare: cuda:1 on cuda:0's UUID (the one-GPU stand-in for
+	 * two); CUDA sees no device if a UUID is listed twice. */
+	strcpy(dev[0].uuid, "GPU-a");
+	strcpy(dev[1].uuid, "GPU-a");
+	build(HF__BACKEND__BACKEND_CUDA, idx, 2, true);
+	assert_var("CUDA_VISIBLE_DEVICES", "GPU-a");
+	assert_var("HFLEET_DEVICE_INDICES", "0,1");
+}
+END_TEST
+
 START_TEST(test_a_mig_instance_is_given_by_its_mig_uuid)
 {
 	uint32_t idx[] = { 2 };
@@ -256,6 +270,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_cuda_task_sees_its_gpu_by_uuid_in_bus_order);
 	tcase_add_test(tc, test_cuda_task_of_several_gpus_lists_each_uuid);
+	tcase_add_test(tc, test_devices_declared_on_one_gpu_name_it_once);
 	tcase_add_test(tc, test_a_mig_instance_is_given_by_its_mig_uuid);
 	tcase_add_test(tc, test_cuda_without_device_details_falls_back_to_the_index);
 	tcase_add_test(tc, test_cpu_task_sees_no_gpu);
