@@ -106,6 +106,13 @@
 
 #define HF_DEVICE_INDEX_MAX 4095
 #define HF_SLOTS_MAX 256           /* tasks one device runs at once (devices.slots) */
+/* Tasks a worker may hold leased ahead on a device, per slot of it (the
+ * coordinator grants no more; docs/protocol.md, "Tasks leased ahead").
+ * Four keep an 8-slot device's queue from running dry while its refill is
+ * in flight when tasks are a few ms long and half of them benchmarks, which
+ * run one at a time; a queue is a device's work no other worker can take
+ * until it runs, so not more. */
+#define HF_AHEAD_PER_SLOT 4
 #define HF_ATTEMPT_MAX 1000000     /* attempts are 1, 2, ...; retries are at most 20 */
 #define HF_TASK_ID_MAX INT64_MAX   /* task and job ids are PostgreSQL bigints */
 #define HF_MEMORY_MAX INT64_MAX    /* bytes, stored as bigint */

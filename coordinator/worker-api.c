@@ -455,13 +455,6 @@ static void health_checks_add(struct worker_req *w, struct coord_worker *cw, int
 	}
 }
 
-/* Tasks a worker may hold leased ahead on a device, per slot of it.  Four
- * keep an 8-slot device's queue from running dry while its refill is in
- * flight when tasks are a few ms long and half of them benchmarks, which
- * run one at a time (performance.md, "Tasks leased ahead"); a queue is a
- * device's work no other worker can take until it runs, so not more. */
-#define AHEAD_PER_SLOT 4
-
 /* Takes what fits the poll's free slots, best job first, and starts
  * committing the leases (grant_done answers).  Returns how many tasks were
  * taken; 0 leaves w the caller's.  *ret_backends gets the backends of the
@@ -501,7 +494,7 @@ size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uin
 	bool ahead_wanted_now = false;
 	/* Each entry names a registered device (validation made them distinct);
 	 * a device never has more free slots than it registered, nor more
-	 * tasks leased ahead than AHEAD_PER_SLOT times those; those do not
+	 * tasks leased ahead than HF_AHEAD_PER_SLOT times those; those do not
 	 * make a poll wait (ret_backends). */
 	for (size_t i = 0; i < p->n_free; i++) {
 		if (p->free[i]->free_slots == 0 && p->free[i]->ahead == 0)
@@ -512,8 +505,8 @@ size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uin
 			continue;
 		uint32_t slots = reg->devices[d]->slots ? reg->devices[d]->slots : 1;
 		f->free[d] = p->free[i]->free_slots < slots ? p->free[i]->free_slots : slots;
-		ahead[d] = p->free[i]->ahead < AHEAD_PER_SLOT * slots ? p->free[i]->ahead
-								       : AHEAD_PER_SLOT * slots;
+		ahead[d] = p->free[i]->ahead < HF_AHEAD_PER_SLOT * slots ? p->free[i]->ahead
+								       : HF_AHEAD_PER_SLOT * slots;
 		pf.ahead_benchmarks[d] = p->free[i]->ahead_benchmarks;
 		if (ahead[d] > 0 && p->free[i]->queued == 0)
 			ahead_wanted_now = true;

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static unsigned device_capacity(const struct hw_device *d)
+unsigned alloc_capacity(const struct hw_device *d)
 {
 	if (!d->shared)
 		return 1;
@@ -18,7 +18,7 @@ static unsigned device_capacity(const struct hw_device *d)
 
 unsigned alloc_free_slots(const struct hw_device *d, const struct alloc_use *use)
 {
-	unsigned cap = device_capacity(d);
+	unsigned cap = alloc_capacity(d);
 
 	if (use->benchmarks > 0 || use->tasks >= cap)
 		return 0;
@@ -107,7 +107,7 @@ int alloc_admit(const struct hw_inventory *inv, const Hf__Assignment *a, alloc_u
 				 backend, idx[i]);
 			return -EBUSY;
 		}
-		if (u.tasks >= device_capacity(d)) {
+		if (u.tasks >= alloc_capacity(d)) {
 			snprintf(reason, len, "worker has no free slot on device %s:%" PRIu32, backend,
 				 idx[i]);
 			return -EBUSY;

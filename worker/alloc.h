@@ -40,6 +40,9 @@ struct alloc_use {
 typedef void (*alloc_use_fn)(void *arg, Hf__Backend backend, unsigned index,
 			     struct alloc_use *ret);
 
+/* Tasks the device runs at once: its slots if it is shared, else 1. */
+unsigned alloc_capacity(const struct hw_device *d);
+
 /* Slots the device offers now (0 while a benchmark runs on it). */
 unsigned alloc_free_slots(const struct hw_device *d, const struct alloc_use *use);
 

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hf_limits.h"
 #include "hf_log.h"
 #include "hf_util.h"
 #include "result.h"
@@ -102,10 +103,21 @@ static bool tasks_short(const struct session *s)
 	return s->cfg.lease_ahead_below_ms == 0 || s->short_run >= AHEAD_SHORT_RUN;
 }
 
+/* The most tasks device d's queue holds: worker.lease_ahead, but no more
+ * than the coordinator grants (HF_AHEAD_PER_SLOT a slot), so that a device
+ * of few slots refills at half of what it can hold rather than asking at
+ * every task's end for room it is never granted. */
+static unsigned ahead_limit(const struct session *s, const struct hw_device *d)
+{
+	unsigned most = HF_AHEAD_PER_SLOT * alloc_capacity(d);
+
+	return s->cfg.lease_ahead < most ? s->cfg.lease_ahead : most;
+}
+
 unsigned ahead_room(struct session *s, size_t dev, const struct alloc_use *use)
 {
 	const struct hw_device *d = &s->cfg.inv->devices[dev];
-	unsigned have;
+	unsigned have, limit = ahead_limit(s, d);
 
 	/* None while a benchmark (or a health check) has the device: the
 	 * coordinator would otherwise stack tasks behind it, and asking then
@@ -114,7 +126,7 @@ unsigned ahead_room(struct session *s, size_t dev, const struct alloc_use *use)
 	    (dev < HW_MAX_DEVICES && s->health[dev].report_pending))
 		return 0;
 	have = queued_on(s, d);
-	return have < s->cfg.lease_ahead ? s->cfg.lease_ahead - have : 0;
+	return have < limit ? limit - have : 0;
 }
 
 /* Copies a (protobuf-c has no copy: packed and unpacked again). */
@@ -141,7 +153,7 @@ bool ahead_take(struct session *s, const Hf__Assignment *a, bool held)
 	 * offered before the benchmark came beyond worker.lease_ahead: there
 	 * are at most its slots of them. */
 	if (s->cfg.lease_ahead == 0 || !d || !one_device_task(a) || s->draining ||
-	    (!held && queued_on(s, d) >= s->cfg.lease_ahead))
+	    (!held && queued_on(s, d) >= ahead_limit(s, d)))
 		return false;
 	q = calloc(1, sizeof(*q));
 	if (!q || !(q->a = assignment_copy(a))) {
@@ -224,13 +236,13 @@ void ahead_start(struct session *s)
 bool ahead_wants_refill(struct session *s)
 {
 	const struct hw_inventory *inv = s->cfg.inv;
-	unsigned half = s->cfg.lease_ahead / 2 ? s->cfg.lease_ahead / 2 : 1;
 
 	for (size_t i = 0; i < inv->n_devices; i++) {
 		struct alloc_use use;
+		unsigned half = ahead_limit(s, &inv->devices[i]) / 2;
 		executor_device_use(s->ex, inv->devices[i].backend, inv->devices[i].index, &use.tasks,
 				    &use.benchmarks);
-		if (ahead_room(s, i, &use) >= half)
+		if (ahead_room(s, i, &use) >= (half ? half : 1))
 			return true;
 	}
 	return false;

@@ -213,7 +213,7 @@ static int register_call(struct session *s)
 		dev[i].arch = (char *)d->arch;
 		dev[i].driver = (char *)d->driver;
 		dev[i].uuid = (char *)d->uuid;
-		dev[i].slots = d->shared ? d->slots : 1;
+		dev[i].slots = alloc_capacity(d);
 		dev[i].declared = d->declared;
 		dev[i].n_attrs = d->n_attrs;
 		dev[i].attrs = &attrp[i * HW_MAX_ATTRS];
