@@ -557,10 +557,12 @@ static void run_batch(struct db *db, struct db_op *list)
  * PostgreSQL's commit_delay waits for other commits.  Nothing else waits:
  * a lease grant that comes meanwhile runs at once, alone (as leases_first
  * would run it ahead of the stores anyway: neither can depend on the
- * other), except a grant of tasks leased ahead only (lease.ahead_only: no
- * slot waits for it), which is held with the stores and shares their
- * transaction; any other op ends the wait and runs after the held ones,
- * in the order they came.  A store is acknowledged only once committed,
+ * other); any other op ends the wait and runs after the held ones, in the
+ * order they came.  (A grant of tasks leased ahead only was once held with
+ * the stores to share their transaction; a worker whose queue ran dry
+ * meanwhile waited for it, and with queues of four a slot a refill comes
+ * for many tasks, so holding it saved nothing measurable:
+ * performance-history.md, "Benchmarks leased ahead".)  A store is acknowledged only once committed,
  * as before; a worker's slots do not wait for the acknowledgement. */
 
 /* Moves the queued ops to *tail, at most room of them; under db->mu. */
@@ -636,7 +638,7 @@ static struct db_op *gather_results(struct db *db, struct db_op *list, size_t n)
 		for (struct db_op *op = list; op; op = next) {
 			next = op->next;
 			op->next = NULL;
-			if (op->kind == DB_OP_LEASE_GRANT && !op->u.lease.ahead_only) {
+			if (op->kind == DB_OP_LEASE_GRANT) {
 				*grants_tail = op;
 				grants_tail = &op->next;
 				continue;

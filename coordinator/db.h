@@ -249,11 +249,6 @@ struct db_op {
 		struct {
 			struct db_lease *v;
 			size_t n;
-			/* in: every lease is of a task the worker queues beyond
-			 * its free slots (tasks leased ahead): none has a slot
-			 * waiting, so the grant may wait for the result stores
-			 * being gathered and share their transaction */
-			bool ahead_only;
 		} lease;
 		struct {
 			struct db_expire *v;

@@ -489,9 +489,6 @@ size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uin
 		return 0;
 	}
 	uint32_t *ahead = f->free + reg->n_devices;
-	/* A device asking for tasks ahead with none queued: its grant is not
-	 * held with the result stores (db-thread.c), a slot will want it soon. */
-	bool ahead_wanted_now = false;
 	/* Each entry names a registered device (validation made them distinct);
 	 * a device never has more free slots than it registered, nor more
 	 * tasks leased ahead than HF_AHEAD_PER_SLOT times those; those do not
@@ -508,20 +505,16 @@ size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uin
 		ahead[d] = p->free[i]->ahead < HF_AHEAD_PER_SLOT * slots ? p->free[i]->ahead
 								       : HF_AHEAD_PER_SLOT * slots;
 		pf.ahead_benchmarks[d] = p->free[i]->ahead_benchmarks;
-		if (ahead[d] > 0 && p->free[i]->queued == 0)
-			ahead_wanted_now = true;
 		if (f->free[d] > 0)
 			backends |= 1u << (reg->devices[d]->backend & 31);
 	}
 	*ret_backends = backends;
 
 	struct db_lease *leases = NULL;
-	size_t n_free_taken = 0;
 	/* The free slots first, then (f->queueing) the tasks queued ahead, each
 	 * pass device by device. */
 	for (int pass = 0; pass < 2; pass++) {
 		if (pass == 1) {
-			n_free_taken = n;
 			f->queueing = true;
 			memcpy(f->free, ahead, reg->n_devices * sizeof(*f->free));
 		}
@@ -557,7 +550,6 @@ size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uin
 	w->op.kind = DB_OP_LEASE_GRANT;
 	w->op.u.lease.v = leases;
 	w->op.u.lease.n = n;
-	w->op.u.lease.ahead_only = n_free_taken == 0 && !ahead_wanted_now;
 	w->op.done = grant_done;
 	w->op.ctx = w;
 	db_submit(c->db, &w->op);
