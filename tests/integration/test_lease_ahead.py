@@ -32,7 +32,7 @@ With a real hf-worker (worker.lease_ahead):
   goes before them: the worker starts its queued tests by their job's
   priority (Assignment.priority), then in the order granted;
 - only while tasks are short (worker.lease_ahead_below, 1 s by default,
-  with worker.lease_ahead 8 by default):
+  with worker.lease_ahead 16 by default):
   a worker whose tasks run longer never queues one, and one whose tasks
   are short starts queuing once 8 have run.  The tests above turn that
   condition off (0) to queue from the first task.
