@@ -557,13 +557,13 @@ static void run_batch(struct db *db, struct db_op *list)
  * PostgreSQL's commit_delay waits for other commits.  Nothing else waits:
  * a lease grant that comes meanwhile runs at once, alone (as leases_first
  * would run it ahead of the stores anyway: neither can depend on the
- * other); any other op ends the wait and runs after the held ones, in the
- * order they came.  (A grant of tasks leased ahead only was once held with
- * the stores to share their transaction; a worker whose queue ran dry
- * meanwhile waited for it, and with queues of four a slot a refill comes
- * for many tasks, so holding it saved nothing measurable:
- * performance-history.md, "Benchmarks leased ahead".)  A store is acknowledged only once committed,
- * as before; a worker's slots do not wait for the acknowledgement. */
+ * other), even a refill of tasks leased ahead: a worker whose queue runs
+ * dry waits for it, and with queues of four a slot it comes for many tasks,
+ * so sharing a result transaction saves little (performance-history.md,
+ * "Benchmarks leased ahead").  Any other op ends the wait and runs after
+ * the held ones, in the order they came.  A store is acknowledged only
+ * once committed, as before; a worker's slots do not wait for the
+ * acknowledgement. */
 
 /* Moves the queued ops to *tail, at most room of them; under db->mu. */
 static size_t take_queued(struct db *db, struct db_op ***tail, size_t room)

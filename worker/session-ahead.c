@@ -11,12 +11,12 @@
  * submitted while tests of another wait here is granted at the next
  * refill and starts before them.  A benchmark that cannot start yet holds
  * its device: nothing behind it starts there until it has run, so the
- * device empties for it instead of every test granted later passing it.  A queued task is leased: it is listed
- * in every poll's running tasks (its lease renewed like a running one's),
- * a cancel removes it with a cancelled result, and on drain it goes back
- * to the coordinator as an infrastructure failure (not the model's
- * verdict: retried elsewhere).  Its time limit counts from its start, as
- * any task's.
+ * device empties for it instead of every test granted later passing it.
+ * A queued task is leased: it is listed in every poll's running tasks
+ * (its lease renewed like a running one's), a cancel removes it with a
+ * cancelled result, and on drain it goes back to the coordinator as an
+ * infrastructure failure (not the model's verdict: retried elsewhere).
+ * Its time limit counts from its start, as any task's.
  *
  * Only while tasks are short (worker.lease_ahead_below): the worker asks
  * for tasks ahead once AHEAD_SHORT_RUN tasks in a row ran shorter than
