@@ -43,7 +43,8 @@ from benchlib import (CHILDREN, NOTES, SOURCE, Bench, Window, batch_figures, des
 
 def throughput(b, args):
     n, m = args.workers, args.slots
-    log('throughput: %d hf-workers x %d slots, warm no-op runner; a job of about %d tasks' % (n, m, args.tasks))
+    log('throughput: %d hf-workers x %d slots, warm no-op runner; a job of about %d tasks, half of them benchmarks'
+        % (n, m, args.tasks))
     names = ['tput-%02d' % i for i in range(n)]
     for w in names:
         b.start_hf_worker(w, m)
@@ -656,8 +657,9 @@ def main():
                          'instructions per task reported in the measured window')
     ap.add_argument('--workers', type=int, default=4, help='throughput: hf-worker daemons (default 4)')
     ap.add_argument('--slots', type=int, default=8, help='throughput: slots per hf-worker (default 8)')
-    ap.add_argument('--tasks', type=int, default=30000,
-                    help='throughput and celery: tasks queued (default 30000; the window ends when they are done)')
+    ap.add_argument('--tasks', type=int, default=100000,
+                    help='throughput and celery: tasks queued (default 100000, enough for the window at 7,000/s; '
+                         'the window ends when they are done)')
     ap.add_argument('--seconds', type=float, default=20, help='throughput and celery: measured window (default 20)')
     ap.add_argument('--warmup', type=float, default=3, help='seconds after the first result before measuring')
     ap.add_argument('--capacity-workers', type=int, default=32, help='capacity: simulated workers (default 32)')
