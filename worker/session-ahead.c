@@ -149,11 +149,11 @@ bool ahead_take(struct session *s, const Hf__Assignment *a, bool held)
 	const struct hw_device *d = device_of(s, a);
 	struct queued *q;
 
-	/* A device held for a benchmark takes a task granted for a slot it
-	 * offered before the benchmark came beyond worker.lease_ahead: there
-	 * are at most its slots of them. */
+	/* A device held for a benchmark also takes the tasks granted for the
+	 * slots it offered before the benchmark came: at most its slots more
+	 * than its limit, whatever a coordinator sends. */
 	if (s->cfg.lease_ahead == 0 || !d || !one_device_task(a) || s->draining ||
-	    (!held && queued_on(s, d) >= ahead_limit(s, d)))
+	    queued_on(s, d) >= ahead_limit(s, d) + (held ? alloc_capacity(d) : 0))
 		return false;
 	q = calloc(1, sizeof(*q));
 	if (!q || !(q->a = assignment_copy(a))) {
