@@ -60,6 +60,22 @@ ENV = json.dumps({'python': '3.11.2', 'torch': '2.4.1+cpu', 'transformers': '4.4
                   'platform': 'Linux-6.1.0-x86_64-with-glibc2.36', 'runner_version': 'hfleet-runner-1'})
 
 
+def sql_macros(path):
+    """The one-argument SQL macros of db-internal.h (#define NAME(x) with
+    string literals around x), each as a function from the argument's text
+    to the literal it expands to."""
+    with open(path) as f:
+        src = f.read()
+    macros = {}
+    for name, param, tokens in re.findall(r'^#define (DB_\w+)\((\w+)\) (.*)$', src, flags=re.M):
+        parts = re.findall(r'"((?:[^"\\]|\\.)*)"|(\w+)', tokens)
+
+        def expand(arg, parts=parts, param=param):
+            return '"' + ''.join(lit if not word else arg if word == param else '' for lit, word in parts) + '"'
+        macros[name] = expand
+    return macros
+
+
 def c_statement(path, function, call):
     """The SQL text of the first `call` (db_pipe_send_generic(...)) inside
     `function` of the C file: its string literals joined, comments out."""
@@ -69,6 +85,8 @@ def c_statement(path, function, call):
     start = src.index(call, start)
     end = re.compile(r'&p[,)]').search(src, start).start()
     body = re.sub(r'/\*.*?\*/', '', src[start + len(call):end], flags=re.S)
+    for name, expand in sql_macros(os.path.join(os.path.dirname(path), 'db-internal.h')).items():
+        body = re.sub(name + r'\("((?:[^"\\]|\\.)*)"\)', lambda m: expand(m.group(1)), body)
     parts = re.findall(r'"((?:[^"\\]|\\.)*)"', body)
     return ''.join(parts).replace('\\"', '"').replace('\\\\', '\\')
 
@@ -96,7 +114,13 @@ def main():
                     'schema as it is, alternating (e.g. "DROP TRIGGER attempts_summarise_update ON attempts"); '
                     'repeatable')
     ap.add_argument('--keep', action='store_true', help='keep the cluster directory')
+    ap.add_argument('--one-connection', action='store_true',
+                    help='every batch size on one connection, in the order of --batches, as the '
+                         'coordinator runs them (plans of trigger functions are made once per '
+                         'connection); without it each batch size starts a connection of its own')
     args = ap.parse_args()
+    if args.one_connection and args.variant:
+        ap.error('--one-connection measures the schema as it is: no --variant')
     batches = [int(b) for b in args.batches.split(',')]
     need = args.history + args.passes * (args.rounds + 2) * sum(batches) + (30 if args.explain else 0)
     if need > args.tasks:
@@ -198,10 +222,13 @@ def main():
             pg.psql(setup, db='hfleet_%s' % name)
         explain = 'EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) '
         script = []
+        if args.one_connection:
+            script += ['\\c hfleet'] + head
         for _ in range(args.passes):
             for n in batches:
                 for name, setup in variants:
-                    script += ['\\c hfleet%s' % ('' if name == 'base' else '_' + name)] + head
+                    if not args.one_connection:
+                        script += ['\\c hfleet%s' % ('' if name == 'base' else '_' + name)] + head
                     for k in range(args.rounds + 2):
                         script.append('\\echo @@ %s %d %d' % (name, n, k))
                         script += round_sql(n, 1 + k % 4, explain)

@@ -64,7 +64,7 @@ static int cancel_task(struct db *db, struct db_op *op)
 			    " WHERE id = $1::bigint AND state IN ('queued', 'leased')"
 			    " RETURNING id, attempt, job_id),"
 			    " a AS (UPDATE attempts a SET ended_at = now(), end_reason = 'cancelled' FROM c"
-			    " WHERE a.task_id = c.id AND a.attempt = c.attempt AND a.ended_at IS NULL),"
+			    " WHERE a.task_id = c.id AND a.attempt = c.attempt AND " DB_ATTEMPT_OPEN("a") "),"
 			    " j AS (UPDATE jobs SET state = 'done', finished_at = now()"
 			    " WHERE id IN (SELECT job_id FROM c) AND state = 'running' AND NOT EXISTS"
 			    " (SELECT 1 FROM tasks t WHERE t.job_id = jobs.id"
@@ -155,7 +155,7 @@ int run_job_cancel(struct db *db, struct db_op *op)
 			    " c AS (UPDATE tasks SET state = 'cancelled', finished_at = now()"
 			    " WHERE job_id = $1::bigint AND state = 'leased' RETURNING id, attempt),"
 			    " a AS (UPDATE attempts a SET ended_at = now(), end_reason = 'cancelled' FROM c"
-			    " WHERE a.task_id = c.id AND a.attempt = c.attempt AND a.ended_at IS NULL)"
+			    " WHERE a.task_id = c.id AND a.attempt = c.attempt AND " DB_ATTEMPT_OPEN("a") ")"
 			    " SELECT count(*) FROM c",
 			    &p, PGRES_TUPLES_OK, &res);
 	db_params_fini(&p);

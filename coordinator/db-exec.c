@@ -516,8 +516,12 @@ int db_pipe_send_generic(struct db *db, struct db_op *op, const char *sql, const
 {
 	int r = params_failure(op, p);
 
-	if (r == 0 && ++db->generic_runs % DB_GENERIC_REPLAN == 0)
+	if (r == 0 && (++db->generic_runs >= DB_GENERIC_REPLAN ||
+		       hf_mono_us() - db->replanned_us >= DB_GENERIC_REPLAN_US)) {
+		db->generic_runs = 0;
+		db->replanned_us = hf_mono_us();
 		r = db_pipe_cmd(db, op, "DISCARD PLANS");
+	}
 	if (r == 0 && !db->generic_txn)
 		r = db_pipe_cmd(db, op, "SET LOCAL plan_cache_mode = force_generic_plan");
 	if (r == 0)

@@ -34,6 +34,17 @@
  * later restart. */
 #define DB_JOB_LANE_LOCK "1751543299"
 
+/* SQL: attempt row a's lease has not ended.  Written so that PostgreSQL
+ * cannot use the partial index attempts_running_idx (WHERE ended_at IS NULL)
+ * for it: the generic plans of the statements that end many leases at once
+ * (results, expiries, a job's cancel) estimate their rows and the running
+ * attempts at about one each, and with that index the attempts drove a
+ * nested loop that read every row of the statement once per running
+ * attempt.  A statement of 512 results cost 236 us a row against 94 us with
+ * the primary key (bench/pg-result-cost.py --batches 100,300,512), so
+ * a backlog of results made each one dearer. */
+#define DB_ATTEMPT_OPEN(a) "coalesce(" a ".ended_at, 'infinity') = 'infinity'"
+
 /* At most this many operations share one transaction. */
 #define DB_BATCH_MAX 512
 
@@ -99,7 +110,8 @@ struct db {
 	 * statement i named "s<i>". */
 	char *prepared[DB_PREPARED_MAX];
 	size_t n_prepared;
-	unsigned generic_runs;             /* db_pipe_send_generic's calls, for its re-plans */
+	unsigned generic_runs;             /* db_pipe_send_generic's calls since its last re-plan */
+	int64_t replanned_us;              /* when it last re-planned (monotonic) */
 	/* The open transaction set plan_cache_mode = force_generic_plan for
 	 * all of it (a group of result stores and lease grants only), so
 	 * db_pipe_send_generic has nothing to set and reset around its
@@ -215,10 +227,15 @@ int db_pipe_send(struct db *db, struct db_op *op, const char *sql, const struct 
  * PostgreSQL's own choice keeps custom plans, since a generic plan's row
  * estimate of an unnest is far above the few rows a report has).  A plan
  * made when the tables were small (a new database) stays a bad plan as
- * they grow, so every DB_GENERIC_REPLAN calls the session's plans are
- * discarded and made again (DISCARD PLANS) from the tables as they are
- * then. */
+ * they grow (a hash join over the whole of attempts, results read in full
+ * by a summary trigger), so after DB_GENERIC_REPLAN calls, or
+ * DB_GENERIC_REPLAN_US after the last time, the session's plans (the
+ * trigger functions' too) are discarded and made again (DISCARD PLANS)
+ * from the tables as they are then.  By count alone, a connection that
+ * runs only result statements (about 10 a second under load, 100 results
+ * each) kept the plans of its first seconds for minutes. */
 #define DB_GENERIC_REPLAN 256
+#define DB_GENERIC_REPLAN_US 1000000
 int db_pipe_send_generic(struct db *db, struct db_op *op, const char *sql, const struct db_params *p);
 /* Sends the sync that makes PostgreSQL run what was sent and answer. */
 int db_pipe_sync(struct db *db, struct db_op *op);

@@ -172,7 +172,7 @@ int run_lease_expire(struct db *db, struct db_op *op)
 		    " (SELECT 1 FROM tasks t WHERE t.job_id = jobs.id AND t.state IN ('queued', 'leased')"
 		    " AND t.id NOT IN (SELECT task_id FROM g))),"
 		    " a AS (UPDATE attempts a SET ended_at = now(), end_reason = 'lease-expired'"
-		    " FROM u WHERE a.task_id = u.id AND a.attempt = u.attempt AND a.ended_at IS NULL)"
+		    " FROM u WHERE a.task_id = u.id AND a.attempt = u.attempt AND " DB_ATTEMPT_OPEN("a") ")"
 		    " SELECT task_id FROM g UNION"
 		    " SELECT t.id FROM tasks t JOIN u ON t.id = u.id"
 		    " WHERE t.state NOT IN ('queued', 'leased')",

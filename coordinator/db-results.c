@@ -208,7 +208,7 @@ int result_store_send(struct db *db, struct db_merged *m)
 		    " worker_id = CASE WHEN ins.retried THEN NULL ELSE t.worker_id END"
 		    " FROM ins WHERE t.id = ins.task_id AND NOT ins.stale RETURNING t.id),"
 		    " att AS (UPDATE attempts a SET ended_at = now(), end_reason = 'result' FROM ins"
-		    " WHERE a.task_id = ins.task_id AND a.attempt = ins.attempt AND a.ended_at IS NULL)"
+		    " WHERE a.task_id = ins.task_id AND a.attempt = ins.attempt AND " DB_ATTEMPT_OPEN("a") ")"
 		    /* A row per result sent (ord >= 1), then a row per result
 		     * stored (ord 0): they are matched here, in C, by (task,
 		     * attempt); joined in SQL the generic plan scanned ins once
