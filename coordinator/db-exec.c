@@ -512,14 +512,15 @@ int db_pipe_send(struct db *db, struct db_op *op, const char *sql, const struct 
 	return 0;
 }
 
-int db_pipe_send_generic(struct db *db, struct db_op *op, const char *sql, const struct db_params *p)
+int db_pipe_send_generic(struct db *db, struct db_op *op, const char *sql, const struct db_params *p,
+			 size_t rows)
 {
 	int r = params_failure(op, p);
 
-	if (r == 0 && (++db->generic_runs >= DB_GENERIC_REPLAN ||
-		       hf_mono_us() - db->replanned_us >= DB_GENERIC_REPLAN_US)) {
+	db->generic_rows += rows;
+	if (r == 0 && (++db->generic_runs >= DB_GENERIC_REPLAN || db->generic_rows >= DB_GENERIC_REPLAN_ROWS)) {
 		db->generic_runs = 0;
-		db->replanned_us = hf_mono_us();
+		db->generic_rows = 0;
 		r = db_pipe_cmd(db, op, "DISCARD PLANS");
 	}
 	if (r == 0 && !db->generic_txn)

@@ -111,7 +111,7 @@ struct db {
 	char *prepared[DB_PREPARED_MAX];
 	size_t n_prepared;
 	unsigned generic_runs;             /* db_pipe_send_generic's calls since its last re-plan */
-	int64_t replanned_us;              /* when it last re-planned (monotonic) */
+	size_t generic_rows;               /* and their rows */
 	/* The open transaction set plan_cache_mode = force_generic_plan for
 	 * all of it (a group of result stores and lease grants only), so
 	 * db_pipe_send_generic has nothing to set and reset around its
@@ -228,15 +228,19 @@ int db_pipe_send(struct db *db, struct db_op *op, const char *sql, const struct 
  * estimate of an unnest is far above the few rows a report has).  A plan
  * made when the tables were small (a new database) stays a bad plan as
  * they grow (a hash join over the whole of attempts, results read in full
- * by a summary trigger), so after DB_GENERIC_REPLAN calls, or
- * DB_GENERIC_REPLAN_US after the last time, the session's plans (the
- * trigger functions' too) are discarded and made again (DISCARD PLANS)
- * from the tables as they are then.  By count alone, a connection that
- * runs only result statements (about 10 a second under load, 100 results
- * each) kept the plans of its first seconds for minutes. */
+ * by a summary trigger), so after DB_GENERIC_REPLAN statements, or
+ * statements of DB_GENERIC_REPLAN_ROWS rows in all (rows: what the
+ * statement writes), the session's plans (the trigger functions' too) are
+ * discarded and made again (DISCARD PLANS) from the tables as they are
+ * then.  The tables grow with the rows written: by statements alone, a
+ * backlog of results in statements of 512 kept the plans of its start for
+ * 131,072 results.  Not by time: a quiet coordinator's few statements
+ * would each pay a new plan (a millisecond or more) for tables that did
+ * not change. */
 #define DB_GENERIC_REPLAN 256
-#define DB_GENERIC_REPLAN_US 1000000
-int db_pipe_send_generic(struct db *db, struct db_op *op, const char *sql, const struct db_params *p);
+#define DB_GENERIC_REPLAN_ROWS 8192
+int db_pipe_send_generic(struct db *db, struct db_op *op, const char *sql, const struct db_params *p,
+			 size_t rows);
 /* Sends the sync that makes PostgreSQL run what was sent and answer. */
 int db_pipe_sync(struct db *db, struct db_op *op);
 /* The next statement's result (the commands and preparations sent before

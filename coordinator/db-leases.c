@@ -89,7 +89,7 @@ int lease_grant_send(struct db *db, struct db_merged *m)
 		    " a AS (INSERT INTO attempts (task_id, attempt, worker_id, device_index, device_indices)"
 		    " SELECT id, attempt, worker_id, device_index, device_indices FROM g)"
 		    " SELECT id, ord FROM g",
-		    &p);
+		    &p, m->n_rows);
 	db_params_fini(&p);
 	m->sent = r == 0;
 	return r;

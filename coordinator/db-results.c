@@ -215,7 +215,7 @@ int result_store_send(struct db *db, struct db_merged *m)
 		     * per row sent. */
 		    " SELECT i.task_id, i.attempt, i.job_id, NULL::bool, NULL::bool, i.owned, i.ord, i.nth FROM i"
 		    " UNION ALL SELECT ins.task_id, ins.attempt, NULL, ins.stale, ins.retried, NULL, 0, 0 FROM ins",
-		    &p);
+		    &p, m->n_rows);
 	db_params_fini(&p);
 	if (r < 0)
 		return r;
