@@ -449,6 +449,9 @@ class Window:
             'coord': proc_cpu_s(b.coordinator_pid()),
             'pg': b.pg_cpu_s(),
             'pg_kinds': pg_cpu_by_kind(b.postmaster_pid(), types),
+            # Each client backend's own: one connection's statements run one
+            # after the other on one core.
+            'pg_clients': {pid: proc_cpu_s(pid) for pid, kind in types.items() if kind == 'client backend'},
             'workers': sum(tree_cpu_s(p) for p in self.worker_pids),
             'stmts': (int(float(calls)), int(xacts)),
         }
