@@ -13,8 +13,9 @@
 -- of 512 results (a backlog of results, or grants on a connection of their
 -- own) spent 103 ms in hfleet_tasks_summarise_statement and 59 ms in
 -- hfleet_attempts_summarise_statement (auto_explain; 261,632 rows read and
--- thrown away per join), against about 15 ms and 3 ms at 100 results a
--- statement, and the result statements fell behind for good.
+-- thrown away per join), against about 16 ms and 3 ms for the same 512
+-- rows with plans made for their number (bench/pg-result-cost.py), and the
+-- result statements fell behind for good.
 --
 -- Now no transition table is joined:
 --
