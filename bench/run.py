@@ -81,7 +81,7 @@ def throughput(b, args):
     per_task_figures('', s1, s2, b.have_pgss,
                      ('hf-workers + runners CPU per task', s2['workers'] - s1['workers']))
     batch_figures('', batches)
-    busiest = max(((z - s1['pg_clients'].get(pid, 0.0)) / span for pid, z in s2['pg_clients'].items()
+    busiest = max(((z - s1['pg_clients'][pid]) / span for pid, z in s2['pg_clients'].items()
                    if pid in s1['pg_clients']), default=0.0) if span > 0 else 0.0
     figure('busiest PostgreSQL connection, share of one core', '%.0f %%' % (busiest * 100), '')
     NOTES.append('throughput: PostgreSQL CPU per task by process: ' + pg_kinds_per_task(s1, s2, done))
