@@ -125,6 +125,11 @@ struct db {
 	size_t pipe_sent, pipe_read;
 	bool pipe_synced;
 	size_t pipe_prepared_ok;
+	/* The warm-up (db-warm.c) this connection had, run again on every new
+	 * one: warmed is false until the first DB_OP_WARM; warm is a copy of
+	 * its fields. */
+	bool warmed;
+	struct db_op warm;
 };
 
 /* Tells db_busy_ms that the thread, inside a batch, waits on purpose and
@@ -265,6 +270,7 @@ struct db_merged {
 	void *scratch;    /* what the read needs, allocated before sending */
 	size_t n_rows;
 	bool sent;        /* a statement was sent (none when there are no rows) */
+	bool warm;        /* in: send it even with no rows (db-warm.c) */
 };
 void db_merged_fini(struct db_merged *m);
 int lease_grant_send(struct db *db, struct db_merged *m);
@@ -302,8 +308,15 @@ int live_tasks_from(PGresult *res, struct db_live_task **ret, size_t *ret_n);
 /* ---- the operations: each returns 0 or a negative errno with op->err ---- */
 
 int run_start(struct db *db, struct db_op *op);               /* db-start.c */
+int run_warm(struct db *db, struct db_op *op);                /* db-warm.c */
+/* A new connection of a database thread that ran DB_OP_WARM: the same
+ * warm-up again (errors logged, not returned). */
+void db_warm_again(struct db *db);
 int run_job_create(struct db *db, struct db_op *op);          /* db-jobs.c */
 int run_job_retry(struct db *db, struct db_op *op);
+/* The job lane's task insert with no tasks, in the transaction open; and,
+ * when active_pid is not 0, its check that the main connection is active. */
+int job_lane_warm(struct db *db, struct db_op *op, int active_pid);
 /* The one ownership rule of cancel and retry (db-jobs.c): with an owner (a
  * submitter's token), a job another submitter made is not this request's
  * to touch. */

@@ -3,8 +3,8 @@
  * Job writes of the database layer (see db.h): creating a job and its tasks
  * (with the idempotent request id) and retrying a job's failed tasks (a
  * cancel is db-cancel.c's); cancel and retry may be limited to the jobs of
- * one submitter (op->u.cancel.owner, op->u.retry.owner: db_others_job).
- * Runs on the database thread only, inside the group commit's transaction.
+ * one submitter (op->u.cancel.owner, op->u.retry.owner: db_others_job);
+ * and the job lane's warm-up (job_lane_warm, for db-warm.c).  Runs on the database thread only, inside the group commit's transaction.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -189,6 +189,50 @@ static int job_lane_still_active(struct db *db, struct db_op *op)
 	return r;
 }
 
+/* Draws n task ids from tasks_id_seq into ids, in order. */
+static int job_task_ids(struct db *db, struct db_op *op, size_t n, uint64_t *ids)
+{
+	PGresult *res = NULL;
+	struct db_params p;
+	int r;
+
+	db_params_init(&p);
+	db_param_u64(&p, "task_count", n);
+	r = db_exec(db, op, "SELECT nextval('tasks_id_seq') FROM generate_series(1, $1::bigint) ORDER BY 1",
+		    &p, PGRES_TUPLES_OK, &res);
+	db_params_fini(&p);
+	if (r < 0)
+		return r;
+	if ((size_t)PQntuples(res) != n) {
+		PQclear(res);
+		op_error(op, "could not allocate task ids");
+		return -EIO;
+	}
+	for (size_t i = 0; i < n; i++)
+		ids[i] = get_u64(res, (int)i, 0);
+	PQclear(res);
+	return 0;
+}
+
+int job_lane_warm(struct db *db, struct db_op *op, int active_pid)
+{
+	static const struct job_plan no_tasks;
+	struct db_op scratch = { .kind = DB_OP_JOB_CREATE };
+	int r = 0;
+
+	scratch.u.job_create.plan = &no_tasks;
+	scratch.u.job_create.active_pid = active_pid;
+	if (active_pid)
+		r = job_lane_still_active(db, &scratch);
+	if (r == 0)
+		r = job_task_ids(db, &scratch, 0, NULL);
+	if (r == 0)
+		r = job_create_tasks(db, &scratch, 0, 0);
+	if (r < 0)
+		snprintf(op->err, sizeof(op->err), "%s", scratch.err);
+	return r;
+}
+
 int run_job_create(struct db *db, struct db_op *op)
 {
 	const struct job_plan *plan = op->u.job_create.plan;
@@ -235,21 +279,9 @@ int run_job_create(struct db *db, struct db_op *op)
 	PQclear(res);
 
 	/* Ids are drawn first so that each planned task knows its id. */
-	db_params_init(&p);
-	db_param_u64(&p, "task_count", plan->n_tasks);
-	r = db_exec(db, op, "SELECT nextval('tasks_id_seq') FROM generate_series(1, $1::bigint) ORDER BY 1",
-		    &p, PGRES_TUPLES_OK, &res);
-	db_params_fini(&p);
+	r = job_task_ids(db, op, plan->n_tasks, op->u.job_create.task_ids);
 	if (r < 0)
 		return r;
-	if ((size_t)PQntuples(res) != plan->n_tasks) {
-		PQclear(res);
-		op_error(op, "could not allocate task ids");
-		return -EIO;
-	}
-	for (size_t i = 0; i < plan->n_tasks; i++)
-		op->u.job_create.task_ids[i] = get_u64(res, (int)i, 0);
-	PQclear(res);
 
 	for (size_t start = 0; start < plan->n_tasks; start += DB_TASK_CHUNK) {
 		size_t end = start + DB_TASK_CHUNK < plan->n_tasks ? start + DB_TASK_CHUNK : plan->n_tasks;

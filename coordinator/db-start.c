@@ -77,6 +77,8 @@ int db_ensure_connected(struct db *db, struct db_op *op)
 	if (!atomic_exchange(&db->healthy, true))
 		log_info("connected to the database");
 	db->backoff_ms = 0;
+	if (db->warmed)
+		db_warm_again(db);
 	return 0;
 }
 

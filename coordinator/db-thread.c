@@ -109,6 +109,8 @@ static int op_run_kind(struct db *db, struct db_op *op)
 		return run_history(db, op);
 	case DB_OP_REPORT:
 		return run_report(db, op);
+	case DB_OP_WARM:
+		return run_warm(db, op);
 	}
 	op_error(op, "unknown database operation %d", (int)op->kind);
 	return -EINVAL;

@@ -76,6 +76,7 @@ enum db_op_kind {
 	DB_OP_COMPARE,
 	DB_OP_HISTORY,
 	DB_OP_REPORT,
+	DB_OP_WARM,          /* db-warm.c: a new connection's hot statements, run with no rows */
 };
 
 /* A live token as loaded at start (its secret's hash, never the secret). */
@@ -333,6 +334,12 @@ struct db_op {
 			const Hf__Envelope *request;
 			nng_msg *reply;                 /* out: packed envelope */
 		} read;
+		struct {
+			/* in: the job lane's connection (its task insert) rather
+			 * than the main one (lease grants and result stores) */
+			bool job_lane;
+			int active_pid;                 /* in, job lane: as job_create's */
+		} warm;
 	} u;
 };
 

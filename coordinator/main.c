@@ -186,6 +186,30 @@ static void nofile_check(const struct coord_conf *conf)
 			 conf->max_connections, margin, need, limit);
 }
 
+static void warm_done(struct db_op *op)
+{
+	free(op); /* a failure was logged; the statements warm on first use */
+}
+
+/* Warms the connections (db-warm.c) before the first request needs them:
+ * the main one, and the job lane's (connected here rather than by the
+ * first submit). */
+static void coord_warm_connections(struct coord *c)
+{
+	struct db *dbs[2] = { c->db, c->db_jobs };
+
+	for (size_t i = 0; i < 2; i++) {
+		struct db_op *op = dbs[i] ? calloc(1, sizeof(*op)) : NULL;
+		if (!op)
+			continue; /* no lane, or no memory: nothing is lost */
+		op->kind = DB_OP_WARM;
+		op->u.warm.job_lane = i == 1;
+		op->u.warm.active_pid = i == 1 ? db_backend_pid(c->db) : 0;
+		op->done = warm_done;
+		db_submit(dbs[i], op);
+	}
+}
+
 static void start_done(struct db_op *op)
 {
 	struct coord *c = op->ctx;
@@ -239,6 +263,7 @@ static void start_done(struct db_op *op)
 	coord_auth_load(c, op->u.start.tokens, op->u.start.n_tokens);
 	db_start_result_free(op);
 	free(op);
+	coord_warm_connections(c);
 
 	r = nuv_server_open(c->loop, c->conf.worker_listen, hf_tls_url(c->conf.worker_listen) ? c->tls : NULL,
 			    (unsigned)c->conf.worker_contexts,
