@@ -270,7 +270,6 @@ struct db_merged {
 	void *scratch;    /* what the read needs, allocated before sending */
 	size_t n_rows;
 	bool sent;        /* a statement was sent (none when there are no rows) */
-	bool warm;        /* in: send it even with no rows (db-warm.c) */
 };
 void db_merged_fini(struct db_merged *m);
 int lease_grant_send(struct db *db, struct db_merged *m);
@@ -314,9 +313,12 @@ int run_warm(struct db *db, struct db_op *op);                /* db-warm.c */
 void db_warm_again(struct db *db);
 int run_job_create(struct db *db, struct db_op *op);          /* db-jobs.c */
 int run_job_retry(struct db *db, struct db_op *op);
-/* The job lane's task insert with no tasks, in the transaction open; and,
- * when active_pid is not 0, its check that the main connection is active. */
-int job_lane_warm(struct db *db, struct db_op *op, int active_pid);
+/* For a warm-up (db-warm.c), in the transaction open, to be rolled back:
+ * a job of id and its one task of id (the registry's first model, cpu,
+ * test), the task through the statement a submit uses, with no id drawn
+ * from a sequence; first, when active_pid is not 0, the job lane's check
+ * that the main connection is active. */
+int job_warm_rows(struct db *db, struct db_op *op, const struct registry *reg, uint64_t id, int active_pid);
 /* The one ownership rule of cancel and retry (db-jobs.c): with an owner (a
  * submitter's token), a job another submitter made is not this request's
  * to touch. */

@@ -214,20 +214,39 @@ static int job_task_ids(struct db *db, struct db_op *op, size_t n, uint64_t *ids
 	return 0;
 }
 
-int job_lane_warm(struct db *db, struct db_op *op, int active_pid)
+int job_warm_rows(struct db *db, struct db_op *op, const struct registry *reg, uint64_t id, int active_pid)
 {
-	static const struct job_plan no_tasks;
+	struct task_spec task = { .model = 0, .backend = HF__BACKEND__BACKEND_CPU,
+				  .kind = HF__TASK_KIND__KIND_TEST, .batch_size = 1,
+				  .precision = "fp32", .seq_len = 128, .mode = "eager" };
+	struct job_plan plan = { .tasks = &task, .n_tasks = 1, .timeout_s = 60 };
 	struct db_op scratch = { .kind = DB_OP_JOB_CREATE };
+	struct db_params p;
 	int r = 0;
 
-	scratch.u.job_create.plan = &no_tasks;
+	scratch.u.job_create.plan = &plan;
+	scratch.u.job_create.reg = reg;
 	scratch.u.job_create.active_pid = active_pid;
-	if (active_pid)
-		r = job_lane_still_active(db, &scratch);
+	scratch.u.job_create.job_id = id;
+	scratch.u.job_create.task_ids = &id;
+	/* -EIO when the main connection's pid no longer holds the lock (a
+	 * warm-up of a lane connection made again after the main one was):
+	 * the check ran all the same and the transaction is still good. */
+	if (active_pid && (r = job_lane_still_active(db, &scratch)) == -EIO && db_connected(db))
+		r = 0;
 	if (r == 0)
 		r = job_task_ids(db, &scratch, 0, NULL);
-	if (r == 0)
-		r = job_create_tasks(db, &scratch, 0, 0);
+	if (r == 0) {
+		db_params_init(&p);
+		db_param_u64(&p, "job id", id);
+		r = db_exec(db, &scratch,
+			    "INSERT INTO jobs (id, name, submitter, spec, task_count)"
+			    " VALUES ($1::bigint, 'warm-up', 'hf-coordinator', '{}', 1)",
+			    &p, PGRES_COMMAND_OK, NULL);
+		db_params_fini(&p);
+	}
+	if (r == 0 && reg && reg->n > 0)
+		r = job_create_tasks(db, &scratch, 0, 1);
 	if (r < 0)
 		snprintf(op->err, sizeof(op->err), "%s", scratch.err);
 	return r;

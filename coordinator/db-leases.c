@@ -38,9 +38,9 @@ int lease_grant_send(struct db *db, struct db_merged *m)
 
 	for (size_t o = 0; o < m->n_ops; o++)
 		n_rows += ops[o]->u.lease.n;
-	if (n_rows == 0 && !m->warm)
+	if (n_rows == 0)
 		return 0;
-	rows = calloc(n_rows ? n_rows : 1, sizeof(*rows));
+	rows = calloc(n_rows, sizeof(*rows));
 	if (!rows) {
 		op_error(ops[0], "out of memory");
 		return -ENOMEM;

@@ -80,14 +80,14 @@ int result_store_send(struct db *db, struct db_merged *m)
 		ops[o]->u.result.n_finished_jobs = 0;
 		n_rows += ops[o]->u.result.n;
 	}
-	if (n_rows == 0 && !m->warm)
+	if (n_rows == 0)
 		return 0;
 	/* Everything the read needs is allocated before the COMMIT is sent:
 	 * a result committed is then always told to its op.  The statement
 	 * returns at most a row per result sent and one per result stored;
 	 * an op finishes at most a job per result of it. */
-	rows = calloc(n_rows ? n_rows : 1, sizeof(*rows));
-	m->scratch = calloc(n_rows ? 2 * n_rows : 1, sizeof(struct stored_row));
+	rows = calloc(n_rows, sizeof(*rows));
+	m->scratch = calloc(2 * n_rows, sizeof(struct stored_row));
 	if (!rows || !m->scratch) {
 		free(rows);
 		op_error(ops[0], "out of memory");

@@ -339,6 +339,7 @@ struct db_op {
 			 * than the main one (lease grants and result stores) */
 			bool job_lane;
 			int active_pid;                 /* in, job lane: as job_create's */
+			const struct registry *reg;     /* in: its first model is the warm-up task's */
 		} warm;
 	} u;
 };

@@ -205,6 +205,7 @@ static void coord_warm_connections(struct coord *c)
 		op->kind = DB_OP_WARM;
 		op->u.warm.job_lane = i == 1;
 		op->u.warm.active_pid = i == 1 ? db_backend_pid(c->db) : 0;
+		op->u.warm.reg = c->reg;
 		op->done = warm_done;
 		db_submit(dbs[i], op);
 	}

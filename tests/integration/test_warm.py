@@ -1,19 +1,19 @@
 # SPDX-License-Identifier: MIT
 """Connections warmed before the first request (coordinator/db-warm.c).
 
-The coordinator runs its hot statements with no rows on each new database
-connection, so the first submit after a start does not pay for the
+The coordinator runs its hot statements once on each new database
+connection, on a job and a task made for the purpose in a transaction
+rolled back, so the first submit after a start does not pay for the
 session's catalog loads, trigger compiles and plans.  PostgreSQL counts
 every call of a PL/pgSQL function (track_functions = pl, set on the
-database before the coordinator connects), and a statement trigger is
-called for a statement of no rows too, so the counts show the warm-up
+database before the coordinator connects), so the counts show the warm-up
 without any timing:
 
 - once the coordinator is up, before any request: the main connection's
   lease grant and result store fired the summary triggers of tasks and
   attempts, and the job lane's task insert fired the task reference check;
-- nothing was written: no job, task, attempt, result or history row, and
-  no task id drawn from its sequence;
+- nothing was kept: no job, task, attempt, result, history or summary
+  row, and no job or task id drawn from its sequence;
 - the main connection, killed and made again, is warmed again;
 - a job submitted afterwards runs as before (its ids start at 1).
 """
@@ -45,8 +45,11 @@ class WarmConnections(unittest.TestCase):
                                 ' + (SELECT count(*) FROM task_history)'
                                 " + (SELECT count(*) FROM audit WHERE action NOT LIKE 'token%')")
             self.assertEqual(written, '0', 'the warm-up wrote rows')
-            self.assertEqual(c.pg.psql('SELECT is_called FROM tasks_id_seq'), 'f',
-                             'the warm-up drew a task id')
+            self.assertEqual(c.pg.psql('SELECT count(*) FROM matrix_state') + c.pg.psql('SELECT count(*) FROM device_hours'),
+                             '00', 'the warm-up left summaries')
+            self.assertEqual(c.pg.psql("SELECT string_agg(is_called::text, ',') FROM"
+                                       " (SELECT is_called FROM jobs_id_seq UNION ALL SELECT is_called FROM tasks_id_seq) s"),
+                             'false,false', 'the warm-up drew a job or task id')
 
             # The coordinator's sessions are killed; the main one is made
             # again at its next operation (this read) and warmed again.
