@@ -4,7 +4,8 @@
  * (with the idempotent request id) and retrying a job's failed tasks (a
  * cancel is db-cancel.c's); cancel and retry may be limited to the jobs of
  * one submitter (op->u.cancel.owner, op->u.retry.owner: db_others_job);
- * and the job lane's warm-up (job_lane_warm, for db-warm.c).  Runs on the database thread only, inside the group commit's transaction.
+ * and the job and task a warm-up inserts (job_warm_rows, for db-warm.c).
+ * Runs on the database thread only, inside the group commit's transaction.
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -29,7 +29,8 @@
  * The coordinator asks for the warm-up once it is active, before it
  * listens (main.c); a connection made again later (a lost session, a
  * restarted PostgreSQL) is warmed by db_ensure_connected through
- * db_warm_again.  A warm-up that fails is logged (debug) and changes
+ * db_warm_again.  A warm-up that fails is logged (a warning for the
+ * coordinator's request, debug for a connection made again) and changes
  * nothing: the statements then warm on first use, as without it.
  *
  * Database thread only.

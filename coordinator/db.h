@@ -76,7 +76,7 @@ enum db_op_kind {
 	DB_OP_COMPARE,
 	DB_OP_HISTORY,
 	DB_OP_REPORT,
-	DB_OP_WARM,          /* db-warm.c: a new connection's hot statements, run with no rows */
+	DB_OP_WARM,          /* db-warm.c: a new connection's hot statements, on a task rolled back */
 };
 
 /* A live token as loaded at start (its secret's hash, never the secret). */
