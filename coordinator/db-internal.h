@@ -126,10 +126,9 @@ struct db {
 	bool pipe_synced;
 	size_t pipe_prepared_ok;
 	/* The warm-up (db-warm.c) this connection had, run again on every new
-	 * one: warmed is false until the first DB_OP_WARM; warm is a copy of
-	 * its fields. */
+	 * one: warmed is false until the first DB_OP_WARM. */
 	bool warmed;
-	struct db_op warm;
+	struct db_warm warm;
 };
 
 /* Tells db_busy_ms that the thread, inside a batch, waits on purpose and

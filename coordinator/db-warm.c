@@ -99,8 +99,7 @@ int run_warm(struct db *db, struct db_op *op)
 		r = warm_lease_and_result(db, op);
 	if (db_connected(db))
 		PQclear(PQexec(db->conn, "ROLLBACK"));
-	db->warm = *op;
-	db->warm.next = NULL;
+	db->warm = op->u.warm;
 	db->warmed = true;
 	if (r < 0)
 		log_debug("warming the database connection failed (its statements warm on first use): %s",
@@ -110,8 +109,7 @@ int run_warm(struct db *db, struct db_op *op)
 
 void db_warm_again(struct db *db)
 {
-	struct db_op op = db->warm;
+	struct db_op op = { .kind = DB_OP_WARM, .u.warm = db->warm };
 
-	op.err[0] = '\0';
 	run_warm(db, &op);
 }

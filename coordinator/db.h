@@ -158,6 +158,16 @@ struct db_telemetry {
 	int64_t memory_used_bytes;                     /* negative: not available */
 };
 
+/* What a warm-up (DB_OP_WARM, db-warm.c) is asked; the database thread
+ * keeps it to warm every new connection the same way. */
+struct db_warm {
+	/* the job lane's connection (its task insert) rather than the main one
+	 * (lease grants and result stores) */
+	bool job_lane;
+	int active_pid;                 /* job lane: as job_create's */
+	const struct registry *reg;     /* its first model is the warm-up task's */
+};
+
 struct db_lease {
 	uint64_t task_id;
 	uint32_t attempt;
@@ -334,13 +344,7 @@ struct db_op {
 			const Hf__Envelope *request;
 			nng_msg *reply;                 /* out: packed envelope */
 		} read;
-		struct {
-			/* in: the job lane's connection (its task insert) rather
-			 * than the main one (lease grants and result stores) */
-			bool job_lane;
-			int active_pid;                 /* in, job lane: as job_create's */
-			const struct registry *reg;     /* in: its first model is the warm-up task's */
-		} warm;
+		struct db_warm warm;
 	} u;
 };
 
