@@ -11,6 +11,7 @@ bench/run.py's.  Python 3 standard library only.
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -309,7 +310,7 @@ class Bench:
         m = re.search(r'^hfleet_workers\{state="connected"\} (\S+)', text, re.M)
         return int(float(m.group(1))) if m else -1
 
-    def start_hf_worker(self, wid, slots):
+    def start_hf_worker(self, wid, slots, runner_args=()):
         state = os.path.join(self.root, 'state-' + wid)
         tokfile = os.path.join(self.root, 'token-' + wid)
         with open(tokfile, 'w') as f:
@@ -324,7 +325,8 @@ class Bench:
             prefix = ['valgrind', '--tool=callgrind', '--compress-strings=no',
                       '--callgrind-out-file=' + self.worker_callgrind_out]
         p = spawn(prefix + [self.h.WORKER, '--id', wid, '--coordinator-url', self.cluster.worker_url,
-                   '--state-dir', state, '--slots', str(slots), '--runner', self.noop_runner,
+                   '--state-dir', state, '--slots', str(slots),
+                   '--runner', ' '.join(shlex.quote(a) for a in [self.noop_runner] + list(runner_args)),
                    '--set', 'runner.warm=true', '--set', 'runner.warm_max_tasks=0',
                    '--log-level', os.environ.get('BENCH_WORKER_LOG', 'warn')]
                   # BENCH_WORKER_SET="worker.lease_ahead=8 ...": settings of every hf-worker (A/B)

@@ -13,6 +13,11 @@
  *   hfleet-noop-runner --health --backend B --result FILE
  *   hfleet-noop-runner --probe
  *
+ * --task-ms MS (0 to 60000, default 0) makes every task take that long (a
+ * sleep, no CPU) before it passes: a latency is then measured with the
+ * system below its capacity, as with the fleet simulator's --task-ms, where
+ * tasks of no length measure how fast it can go.
+ *
  * The task file is read (its task_id answers the done line).  Its done
  * lines say "task_inline": true, as the real runner's do, so the worker
  * passes later tasks in the request line (the "task" an object, not a
@@ -36,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RESULT_OBJECT "{\"status\":\"passed\",\"reason\":\"\",\"weights\":null,\"metrics\":{}," \
@@ -44,6 +50,16 @@
 #define LINE_MAX_BYTES (64 * 1024)
 
 static bool fsync_result;
+static long task_ms; /* --task-ms: how long each task takes */
+
+/* A task's run: --task-ms of sleep, resumed after a signal. */
+static void run_task(void)
+{
+	struct timespec left = { task_ms / 1000, (task_ms % 1000) * 1000000L };
+
+	while (task_ms > 0 && nanosleep(&left, &left) < 0 && errno == EINTR)
+		;
+}
 
 static int write_all(int fd, const char *buf, size_t len)
 {
@@ -158,6 +174,7 @@ static int serve(void)
 			goto answer;
 		}
 		id = json_is_object(task) ? task_id_of(task) : task_id_from_file(json_string_value(task));
+		run_task();
 		inline_result = id >= 0 && json_is_true(json_object_get(req, "result_inline"));
 		if (!inline_result && write_atomic(json_string_value(result), RESULT_PASSED) < 0)
 			fprintf(stderr, "hfleet-noop-runner: could not write %s\n", json_string_value(result));
@@ -201,9 +218,19 @@ static bool has_arg(int argc, char **argv, const char *name)
 int main(int argc, char **argv)
 {
 	const char *task = arg_after(argc, argv, "--task"), *result = arg_after(argc, argv, "--result");
-	const char *fs = getenv("HFLEET_NOOP_FSYNC");
+	const char *fs = getenv("HFLEET_NOOP_FSYNC"), *ms = arg_after(argc, argv, "--task-ms");
 
 	fsync_result = fs && strcmp(fs, "1") == 0;
+	if (ms) {
+		char *end;
+		errno = 0;
+		task_ms = strtol(ms, &end, 10);
+		if (errno || end == ms || *end || task_ms < 0 || task_ms > 60000) {
+			fprintf(stderr, "hfleet-noop-runner: --task-ms takes 0 to 60000 (milliseconds), not \"%s\"\n",
+				ms);
+			return 2;
+		}
+	}
 	if (has_arg(argc, argv, "--probe")) {
 		printf("{\"runner\": {\"version\": \"noop-1\", \"available\": true, "
 		       "\"reason\": \"bench/noop-runner.c: every task passes at once\"}}\n");
@@ -220,9 +247,10 @@ int main(int argc, char **argv)
 		return write_atomic(result, "{\"ok\":true,\"detail\":\"no-op runner\",\"duration_s\":0}\n") < 0;
 	if (task && result) {
 		(void)task_id_from_file(task);
+		run_task();
 		return write_atomic(result, RESULT_PASSED) < 0;
 	}
-	fprintf(stderr, "usage: hfleet-noop-runner --serve | --task FILE --result FILE | "
+	fprintf(stderr, "usage: hfleet-noop-runner [--task-ms MS] --serve | [--task-ms MS] --task FILE --result FILE | "
 			"--health --backend B --result FILE | --probe\n");
 	return 2;
 }

@@ -231,11 +231,12 @@ def latency(b, args):
            '<= 10 ms', r['submit_lease_p99_ms'] <= 10 and ok)
     if not ok:
         NOTES.append('latency: %d submits failed, %d never leased' % (r['submit_failures'], r['submits_unleased']))
-    # Slot free -> next lease: a queue of work, tasks of 20 ms.
-    log('latency: slot free -> next lease, 8 simulated workers x 1 slot, 20 ms tasks, a queued job')
+    # Slot free -> next lease: a queue of work, tasks of --latency-task-ms.
+    log('latency: slot free -> next lease, 8 simulated workers x 1 slot, %d ms tasks, a queued job'
+        % args.latency_task_ms)
     names = ['slot-%02d' % i for i in range(8)]
-    p, out = b.sim(names, ['--slots', '1', '--mode', 'complete', '--task-ms', '20', '--ramp-ms', '500'],
-                   12, 'slot-free')
+    p, out = b.sim(names, ['--slots', '1', '--mode', 'complete', '--task-ms', str(args.latency_task_ms),
+                           '--ramp-ms', '500'], 12, 'slot-free')
     time.sleep(2)
     job, count, _ = b.submit_job(4000, 'bench-slot-free')
     p.wait()
@@ -249,17 +250,24 @@ def latency(b, args):
 
 def latency_real(b, args):
     """The same two latencies with a real hf-worker (one slot, warm no-op
-    runner), read from the database: whatever the worker does (jitter, a
-    held poll, a protocol field the simulator does not know) is in them.
+    runner whose tasks take --latency-task-ms, as the simulator's do), read
+    from the database: whatever the worker does (jitter, a held poll, tasks
+    leased ahead, a protocol field the simulator does not know) is in them.
     Submit -> first lease: the lease's transaction start (attempts.granted_at)
     minus the submit's (jobs.created_at), both PostgreSQL's now(), so the
     lease's commit and delivery (a few ms) are left out.  Slot free -> next
     lease: the next attempt's granted_at minus the previous task's
     results.finished_at (the worker's clock when the runner finished; the
-    same host's clock), the worker's slot being its only one."""
+    same host's clock), the worker's slot being its only one; negative when
+    the next task was leased ahead, before the slot freed.
+
+    Then the same worker's gaps with tasks of no length (latency_at_capacity):
+    a slot then frees as fast as the system can lease and store, so what it
+    waits for is the system's capacity, not its dispatch latency; printed
+    without a target."""
     wid = 'lat-real'
-    log('latency: the same with a real hf-worker (1 slot), from the database')
-    b.start_hf_worker(wid, 1)
+    log('latency: the same with a real hf-worker (1 slot, %d ms tasks), from the database' % args.latency_task_ms)
+    b.start_hf_worker(wid, 1, ['--task-ms', str(args.latency_task_ms)])
     b.wait_connected(1)
     time.sleep(2)
     for i in range(args.latency_submits):
@@ -270,7 +278,23 @@ def latency_real(b, args):
                      "JOIN tasks t ON t.job_id = j.id JOIN attempts a ON a.task_id = t.id "
                      "WHERE j.name LIKE 'bench-real-lat-%' GROUP BY j.id")
     sub = [float(r[0]) for r in rows]
-    job, count, _ = b.submit_job(4000, 'bench-real-slot-free')
+    free, start = slot_gaps(b, wid, 'bench-slot-free-real')
+    b.stop_hf_workers()
+    figure('real hf-worker: submit -> first lease p50 / p99 (%d jobs)' % len(sub),
+           '%.1f / %.1f ms' % (percentile(sub, 0.5), percentile(sub, 0.99)), 'p99 <= 10 ms',
+           bool(sub) and percentile(sub, 0.99) <= 10)
+    figure('real hf-worker: slot free -> next lease p50 / p99 (%d)' % len(free),
+           '%.2f / %.2f ms' % (percentile(free, 0.5), percentile(free, 0.99)), 'p99 <= 2 ms',
+           bool(free) and percentile(free, 0.99) <= 2)
+    figure('real hf-worker: slot free -> next task started p50 / p99 (%d)' % len(start),
+           '%.2f / %.2f ms' % (percentile(start, 0.5), percentile(start, 0.99)), '', None)
+    latency_at_capacity(b)
+
+
+def slot_gaps(b, wid, name):
+    """Runs a queued job of cpu tests on hf-worker wid (one slot) for 10 s;
+    -> (slot free -> next lease, slot free -> next task started), in ms."""
+    job, count, _ = b.submit_job(4000, name)
     time.sleep(10)
     b.hfctl('cancel', str(job), check=False)
     rows = b.pg.rows("WITH a AS (SELECT a.granted_at, r.finished_at FROM attempts a JOIN tasks t ON t.id = a.task_id "
@@ -286,15 +310,24 @@ def latency_real(b, args):
                      "FROM results r JOIN tasks t ON t.id = r.task_id WHERE r.worker_id = '%s' AND t.job_id = %d "
                      "AND r.status = 'passed' ORDER BY r.started_at" % (wid, job))
     start = [float(r[0]) for r in rows if r and r[0] != '']
+    return free, start
+
+
+def latency_at_capacity(b):
+    """A real hf-worker of one slot whose tasks take no time: each slot
+    frees as soon as its task is sent, so the gaps measure how fast the
+    coordinator and PostgreSQL lease and store for one worker (its queue of
+    tasks leased ahead runs dry when a refill's round trip outlasts it),
+    not how soon a free slot hears of work."""
+    wid = 'lat-cap'
+    log('latency: the same hf-worker with tasks of no length (at capacity)')
+    b.start_hf_worker(wid, 1)
+    b.wait_connected(1)
+    time.sleep(2)
+    free, start = slot_gaps(b, wid, 'bench-slot-free-capacity')
     b.stop_hf_workers()
-    figure('real hf-worker: submit -> first lease p50 / p99 (%d jobs)' % len(sub),
-           '%.1f / %.1f ms' % (percentile(sub, 0.5), percentile(sub, 0.99)), 'p99 <= 10 ms',
-           bool(sub) and percentile(sub, 0.99) <= 10)
-    figure('real hf-worker: slot free -> next lease p50 / p99 (%d)' % len(free),
-           '%.2f / %.2f ms' % (percentile(free, 0.5), percentile(free, 0.99)), 'p99 <= 2 ms',
-           bool(free) and percentile(free, 0.99) <= 2)
-    figure('real hf-worker: slot free -> next task started p50 / p99 (%d)' % len(start),
-           '%.2f / %.2f ms' % (percentile(start, 0.5), percentile(start, 0.99)), '', None)
+    figure('real hf-worker, no-op tasks (at capacity): slot free -> next lease / task started p99 (%d)' % len(free),
+           '%.2f / %.2f ms' % (percentile(free, 0.99), percentile(start, 0.99)), '', None)
 
 
 def fleet(b, args):
@@ -670,6 +703,8 @@ def main():
     ap.add_argument('--capacity-task-ms', type=int, default=0, help='capacity: each task\'s length (default 0)')
     ap.add_argument('--latency-submits', type=int, default=40, help='latency: one-task jobs submitted (default 40)')
     ap.add_argument('--latency-workers', type=int, default=1, help='latency: idle simulated workers (default 1)')
+    ap.add_argument('--latency-task-ms', type=int, default=20,
+                    help='latency: each task\'s length for slot free -> next lease, simulated and real (default 20)')
     ap.add_argument('--fleet-workers', type=int, default=10000)
     ap.add_argument('--fleet-per-process', type=int, default=5000, help='simulated workers per simulator process')
     ap.add_argument('--fleet-mode', choices=('idle', 'busy'), default='idle',
@@ -710,7 +745,7 @@ def main():
     try:
         b = Bench(args)
         b.seed_workers(['tput-%02d' % i for i in range(args.workers)] + ['lat-%02d' % i for i in range(args.latency_workers)]
-                       + ['slot-%02d' % i for i in range(8)] + ['submit-idle', 'lat-real']
+                       + ['slot-%02d' % i for i in range(8)] + ['submit-idle', 'lat-real', 'lat-cap']
                        + ['cancel-flow-%d' % i for i in range(4)]
                        + (['cap-%03d' % i for i in range(args.capacity_workers)] if 'capacity' in what else [])
                        + (['fleet-%05d' % i for i in range(args.fleet_workers)] if 'fleet' in what else []))
