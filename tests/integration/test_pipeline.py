@@ -125,35 +125,35 @@ class PipelineTest(unittest.TestCase):
         self._ok = True
 
     def test_limited_models_are_run_and_the_submitter_is_told_why(self):
-        rag = '*: needs a retriever and a document index, which the reference runner does not build'
+        dinat = '*: needs the natten package (NATTEN kernels), not installed in the reference GPU image'
         # hfctl models marks them, and --json gives every limit.
-        p = self.c.hfctl('models', '--family', 'rag')
+        p = self.c.hfctl('models', '--family', 'vision')
         self.assertIn('LIMITS', p.stdout)
-        self.assertIn('  rag ' + rag + '\n', p.stdout)
+        self.assertIn('  dinat ' + dinat + '\n', p.stdout)
         models = {m['model_type']: m for m in self.c.hfctl_json('models')}
-        self.assertEqual(models['rag']['limits'], [{'backend': '*', 'kind': '*', 'reason': rag[3:]}])
+        self.assertEqual(models['dinat']['limits'], [{'backend': '*', 'kind': '*', 'reason': dinat[3:]}])
         self.assertEqual(models['llama4']['limits'][0]['backend'], 'cuda')
         self.assertEqual(models['llama4']['limits'][0]['kind'], 'benchmark')
         self.assertEqual(models['bert']['limits'], [])
         # Submitted on cpu: the task is created and runs, and stderr says why it may not pass.
-        p = self.c.hfctl('submit', '--models', 'rag,bert', '--backends', 'cpu')
+        p = self.c.hfctl('submit', '--models', 'dinat,bert', '--backends', 'cpu')
         self.assertIn('job ', p.stdout)
         self.assertIn('submitted: 2 tasks', p.stdout)
-        self.assertIn('hfctl: warning: rag on cpu (test, 1 task): the registry marks it limited: '
-                      + rag[3:], p.stderr)
+        self.assertIn('hfctl: warning: dinat on cpu (test, 1 task): the registry marks it limited: '
+                      + dinat[3:], p.stderr)
         self.assertNotIn('bert', p.stderr)
         job = int(p.stdout.split()[1])
-        self.assertEqual(self.c.pg.psql("SELECT count(*) FROM tasks WHERE job_id = %d AND model_type = 'rag'" % job), '1')
+        self.assertEqual(self.c.pg.psql("SELECT count(*) FROM tasks WHERE job_id = %d AND model_type = 'dinat'" % job), '1')
         # --json carries the same list; a combination the registry does not mark is not in it.
-        out = self.c.hfctl_json('submit', '--models', 'rag,llama4', '--backends', 'cuda',
+        out = self.c.hfctl_json('submit', '--models', 'dinat,llama4', '--backends', 'cuda',
                                 '--kind', 'test,benchmark', '--allow-waiting', '--priority', '-100')
         self.assertEqual(out['task_count'], 4)
         got = sorted((x['model_type'], x['backend'], x['kind'], x['task_count']) for x in out['limited'])
-        self.assertEqual(got, [('llama4', 'cuda', 'benchmark', 1), ('rag', 'cuda', 'benchmark', 1),
-                               ('rag', 'cuda', 'test', 1)])
+        self.assertEqual(got, [('dinat', 'cuda', 'benchmark', 1), ('dinat', 'cuda', 'test', 1),
+                               ('llama4', 'cuda', 'benchmark', 1)])
         self.c.hfctl('cancel', str(out['job_id']))
         wait_job(self.c, job)
-        self.assertNotEqual(self.c.pg.psql("SELECT state FROM tasks WHERE job_id = %d AND model_type = 'rag'" % job),
+        self.assertNotEqual(self.c.pg.psql("SELECT state FROM tasks WHERE job_id = %d AND model_type = 'dinat'" % job),
                             'queued')
         self._ok = True
 

@@ -221,9 +221,9 @@ KWARG_COMPOSITES = {
     "musicgen_melody": {"text_encoder": "t5", "audio_encoder": "encodec", "decoder": "MusicgenMelodyDecoderConfig"},
 }
 COMPOSITES["nougat"] = ("VisionEncoderDecoderConfig", "from_encoder_decoder_configs", "donut-swin", "mbart")
-UNSUPPORTED_TYPES = {
-    "rag": "rag models need a retriever and document index; not supported by this runner version",
-}
+# RAG: a DPR question encoder and a BART generator, as facebook/rag-token-nq
+# (its retriever is the recipe's synthetic index: hfleet_recipes_rag).
+COMPOSITES["rag"] = ("RagConfig", "from_question_encoder_generator_configs", "dpr", "bart")
 
 
 UNKNOWN_KWARGS = re.compile(r"Found unknown kwargs=\{(.*)\}")
@@ -284,8 +284,6 @@ def shallow_config(model_type, default, seq_len):
 def default_and_shrunk_configs(transformers, model_type, seq_len):
     """-> (default_config, shrunk_config or None, changes, shrink_error)."""
     from transformers import AutoConfig, CONFIG_MAPPING
-    if model_type in UNSUPPORTED_TYPES:
-        raise Unsupported(UNSUPPORTED_TYPES[model_type])
     if model_type not in CONFIG_MAPPING:
         raise Unsupported(f"model_type {model_type!r} is not known to transformers {transformers.__version__}")
     recipe = recipes.get(model_type)

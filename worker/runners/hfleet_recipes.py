@@ -41,6 +41,7 @@ from __future__ import annotations
 import hfleet_plan as plan_mod
 import hfleet_recipes_audio
 import hfleet_recipes_config
+import hfleet_recipes_rag
 import hfleet_recipes_vision
 import hfleet_recipes_vlm
 from hfleet_recipe_base import (Recipe, _get, _sub, _text_vocab, _token, _vision_size, fit_tower_to_text_width,
@@ -48,9 +49,10 @@ from hfleet_recipe_base import (Recipe, _get, _sub, _text_vocab, _token, _vision
 
 # Recipes by family, each module one subject: configs that transformers'
 # defaults leave unbuildable, vision-language models, vision and video
-# models, audio and the rest.  Each exports RECIPES and may export
+# models, audio and the rest, RAG models and their synthetic index.  Each exports RECIPES and may export
 # for_signature(params) and GENERIC_CONFIG_FIXES.
-FAMILY_MODULES = (hfleet_recipes_config, hfleet_recipes_vlm, hfleet_recipes_vision, hfleet_recipes_audio)
+FAMILY_MODULES = (hfleet_recipes_config, hfleet_recipes_vlm, hfleet_recipes_vision, hfleet_recipes_audio,
+                  hfleet_recipes_rag)
 
 
 # --------------------------------------------------------------------------

@@ -114,6 +114,31 @@ class TestRunnerWithTorch(unittest.TestCase):
                 r, err = run_inproc(make_task(model_type=mt, family=fam, task=task, modality=mod, batch_size=1))
                 self.assertPassed(r, err)
 
+    def test_rag_runs_against_the_synthetic_index(self):
+        # RagModel's forward asks its retriever for documents: the recipe's
+        # in-memory index answers, and the whole path runs (question
+        # encoder, search on the host, generator over n_docs contexts).
+        r, err = run_inproc(make_task(model_type="rag", family="rag", task="text2text-generation",
+                                      modality="text"))
+        self.assertPassed(r, err)
+        self.assertEqual(r["outputs"]["model_class"], "RagModel")
+        self.assertEqual(r["outputs"]["recipe"], "rag")
+
+    def test_synthetic_index_returns_the_nearest_documents(self):
+        import torch
+        import hfleet_recipes_rag as rag
+        index = rag.SyntheticIndex(torch, docs=16, dim=8, doc_len=5, vocab=100)
+        q = torch.randn(3, 8, generator=torch.Generator().manual_seed(7))
+        got = index(None, q.numpy(), n_docs=4)
+        want = (q @ index.embeds.T).argsort(dim=1, descending=True)[:, :4]
+        self.assertTrue(torch.equal(got["doc_ids"], want))
+        self.assertEqual(tuple(got["context_input_ids"].shape), (12, 5))
+        self.assertTrue(bool((got["context_input_ids"] >= rag.FIRST_WORD_ID).all()))
+        self.assertEqual(tuple(got["retrieved_doc_embeds"].shape), (3, 4, 8))
+        self.assertTrue(torch.equal(got["context_input_ids"][4:8], index.tokens[want[1]]))
+        with self.assertRaises(ValueError):
+            index(None, torch.randn(3, 9).numpy(), n_docs=4)
+
     def test_unknown_model_type_is_skipped(self):
         r, _ = run_inproc(make_task(model_type="no-such-model-type-xyz"))
         self.assertEqual(r["status"], "skipped")
