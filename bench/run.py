@@ -731,6 +731,8 @@ def main():
     for w in what:
         if w not in ('throughput', 'capacity', 'latency', 'fleet', 'submit', 'celery'):
             ap.error('unknown figure %r' % w)
+    if not 0 <= args.latency_task_ms <= 60000:
+        ap.error('--latency-task-ms takes 0 to 60000 (what hfleet-noop-runner --task-ms takes)')
 
     b = None
 
