@@ -49,8 +49,9 @@ from hfleet_recipe_base import (Recipe, _get, _sub, _text_vocab, _token, _vision
 
 # Recipes by family, each module one subject: configs that transformers'
 # defaults leave unbuildable, vision-language models, vision and video
-# models, audio and the rest, RAG models and their synthetic index.  Each exports RECIPES and may export
-# for_signature(params) and GENERIC_CONFIG_FIXES.
+# models, audio and the rest, RAG models and their synthetic index.  Each
+# exports RECIPES and may export for_signature(params) and
+# GENERIC_CONFIG_FIXES.
 FAMILY_MODULES = (hfleet_recipes_config, hfleet_recipes_vlm, hfleet_recipes_vision, hfleet_recipes_audio,
                   hfleet_recipes_rag)
 

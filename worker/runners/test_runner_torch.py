@@ -122,7 +122,7 @@ class TestRunnerWithTorch(unittest.TestCase):
                                       modality="text"))
         self.assertPassed(r, err)
         self.assertEqual(r["outputs"]["model_class"], "RagModel")
-        self.assertEqual(r["outputs"]["recipe"], "rag")
+        self.assertEqual(r["outputs"]["recipe"], "rag-synthetic-index")
 
     def test_synthetic_index_returns_the_nearest_documents(self):
         import torch
