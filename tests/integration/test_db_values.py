@@ -58,6 +58,36 @@ class DbValuesTest(unittest.TestCase):
             self.assertNotEqual(p.returncode, 0)
             self.assertIn('no job 9223372036854775807', p.stdout + p.stderr)
 
+    def test_task_ids_are_drawn_as_one_block_and_the_lock_never_outlives_the_draw(self):
+        """Migration 018: hfleet_task_ids(n) reserves n ids of tasks_id_seq at
+        once and returns the first; n < 1 is refused; a block past the
+        sequence's end fails as out of range, and the advisory lock taken
+        around the draw is released all the same (a session lock is not
+        undone by the failure's rollback)."""
+        with harness.cluster() as c:
+            c.start_coordinator()
+            c.coordinator.stop()
+            pg = c.pg
+            first = int(pg.psql('SELECT hfleet_task_ids(5)'))
+            second = int(pg.psql('SELECT hfleet_task_ids(3)'))
+            self.assertEqual(second, first + 5)
+            self.assertEqual(int(pg.psql("SELECT nextval('tasks_id_seq')")), second + 3)
+            for n in ('0', '-1', 'NULL'):
+                with self.assertRaises(subprocess.CalledProcessError) as e:
+                    pg.psql('SELECT hfleet_task_ids(%s)' % n)
+                self.assertIn('cannot draw', e.exception.stderr)
+            held = pg.psql("SELECT setval('tasks_id_seq', 9223372036854775000);"
+                           " DO $$ BEGIN"
+                           "   PERFORM hfleet_task_ids(1000);"
+                           "   RAISE 'drew 1000 ids past the end of bigint';"
+                           " EXCEPTION WHEN numeric_value_out_of_range THEN NULL;"
+                           " END $$;"
+                           " SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+                           " AND pid = pg_backend_pid() AND objid = 1751543300")
+            self.assertEqual(held.splitlines()[-1], '0')
+            # The sequence's end is where it was: 1,000 more do not fit, 5 do.
+            self.assertGreater(int(pg.psql('SELECT hfleet_task_ids(5)')), 9223372036854775000)
+
     def test_a_task_names_an_existing_job_and_model_as_a_foreign_key_required(self):
         """Migration 011 (one pass over the rows since 013) checks tasks' job
         and model once per statement instead of by two foreign keys: each way the keys refused a row is
