@@ -37,3 +37,7 @@ BEGIN
     RETURN last - n + 1;
 END
 $$;
+
+-- Only the coordinator draws ids (and calling it needs the sequence's
+-- UPDATE right anyway); no reader role gets to run it.
+REVOKE EXECUTE ON FUNCTION hfleet_task_ids(bigint) FROM PUBLIC;

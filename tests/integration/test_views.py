@@ -466,7 +466,7 @@ class ViewsTest(unittest.TestCase):
             self.assertGreater(int(p.stdout.strip()), 0, sql)
         for sql in ('SELECT count(*) FROM tokens', "INSERT INTO drains (worker_id) VALUES ('x')",
                     'DELETE FROM results', "UPDATE jobs SET name = 'x'", 'SELECT hfleet_rebuild_summaries()',
-                    'TRUNCATE matrix_state', 'CREATE TABLE mine (a int)'):
+                    'TRUNCATE matrix_state', 'CREATE TABLE mine (a int)', 'SELECT hfleet_task_ids(1000)'):
             p = self.reader_psql(sql)
             self.assertNotEqual(p.returncode, 0, sql)
             self.assertIn('permission denied', p.stderr, sql)
