@@ -68,7 +68,8 @@ def check_tree(dest, p, man):
     want += [os.path.join(runner_dir, r) for r in (
         'hfleet_runner.py', 'hfleet_runner_lib.py', 'hfleet_runner_torch.py',
         'hfleet_recipes.py', 'hfleet_recipe_base.py', 'hfleet_recipes_config.py', 'hfleet_recipes_vlm.py',
-        'hfleet_recipes_vision.py', 'hfleet_recipes_audio.py', 'hfleet_recipes_rag.py', 'hfleet_health.py')]
+        'hfleet_recipes_vision.py', 'hfleet_recipes_audio.py', 'hfleet_recipes_rag.py', 'hfleet_recipes_video.py',
+        'hfleet_health.py')]
     want += [os.path.join(p['datadir'], 'hfleet', 'models.tsv')]
     want += [os.path.join(p['unitdir'], u) for u in SECURITY_LIMITS]
     want += [os.path.join(p['sysconfdir'], 'hfleet', c)

@@ -319,7 +319,9 @@ def default_and_shrunk_configs(transformers, model_type, seq_len):
     if recipe is not None and recipe.prefer_default:
         shrunk, exc = None, None
         changes = [recipe.note or "the shrunk config does not fit this architecture: the default config is used"]
-    _apply_fixes(model_type, default, False)
+    fixed = _apply_fixes(model_type, default, False)
+    if fixed:
+        log(f"default config ({len(fixed)} fixes): " + ", ".join(fixed[:20]))
     if shrunk is not None:
         changes = changes + _apply_fixes(model_type, shrunk, True)
     return default, shrunk, changes, exc

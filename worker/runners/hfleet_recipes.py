@@ -26,6 +26,10 @@ A recipe has these parts, all optional:
                                            transformers (models.dia.modeling_dia.DiaDecoder)
   make_config(transformers, model_type)    the default config, where
                                            AutoConfig.for_model cannot build it
+  init_weights(torch, model) -> note       re-draw random weights after the
+                                           build (random-init only), at a
+                                           scale float16 holds; the note goes
+                                           to outputs.init_weights
 
 A type without a recipe of its own may still get one chosen by its
 forward() signature (for_signature: dynamic-resolution grids), and every
@@ -42,6 +46,7 @@ import hfleet_plan as plan_mod
 import hfleet_recipes_audio
 import hfleet_recipes_config
 import hfleet_recipes_rag
+import hfleet_recipes_video
 import hfleet_recipes_vision
 import hfleet_recipes_vlm
 from hfleet_recipe_base import (Recipe, _get, _sub, _text_vocab, _token, _vision_size, fit_tower_to_text_width,
@@ -49,11 +54,11 @@ from hfleet_recipe_base import (Recipe, _get, _sub, _text_vocab, _token, _vision
 
 # Recipes by family, each module one subject: configs that transformers'
 # defaults leave unbuildable, vision-language models, vision and video
-# models, audio and the rest, RAG models and their synthetic index.  Each
-# exports RECIPES and may export for_signature(params) and
-# GENERIC_CONFIG_FIXES.
+# models, audio and the rest, RAG models and their synthetic index, video
+# trackers and their inference sessions.  Each exports RECIPES and may
+# export for_signature(params) and GENERIC_CONFIG_FIXES.
 FAMILY_MODULES = (hfleet_recipes_config, hfleet_recipes_vlm, hfleet_recipes_vision, hfleet_recipes_audio,
-                  hfleet_recipes_rag)
+                  hfleet_recipes_rag, hfleet_recipes_video)
 
 
 # --------------------------------------------------------------------------

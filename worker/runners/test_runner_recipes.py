@@ -31,7 +31,8 @@ class TestRecipes(unittest.TestCase):
             suite = {line.split("\t")[0] for line in f if line.strip() and not line.startswith(("#", "model_type"))}
         for mt, r in recipes.RECIPES.items():
             self.assertIn(mt, suite, f"recipe for {mt}, which is not in the registry")
-            self.assertTrue(r.fix_config or r.inputs or r.submodel or r.model_class or r.prefer_default or r.make_config, mt)
+            self.assertTrue(r.fix_config or r.inputs or r.submodel or r.model_class or r.prefer_default or r.make_config
+                            or r.init_weights, mt)
             if r.provides:
                 self.assertIsNotNone(r.inputs, f"{mt} provides {r.provides} but builds nothing")
         self.assertIsNone(recipes.get("bert"))
@@ -261,6 +262,118 @@ class TestDefaultConfigFixes(unittest.TestCase):
         import hfleet_recipes as recipes
         import hfleet_recipes_config as rc
         self.assertIn(rc.fill_attention_shape, recipes.GENERIC_CONFIG_FIXES)
+        self.assertIn(rc.tame_init_std, recipes.GENERIC_CONFIG_FIXES)
+
+
+class TestHalfPrecisionInit(unittest.TestCase):
+    """Random initialisations float16 cannot hold, rescaled without changing
+    a layer, a width or a dtype (the fp16 benchmarks of cpmant and align)."""
+
+    def test_an_init_std_that_overflows_is_brought_to_the_library_default(self):
+        from types import SimpleNamespace as NS
+        import hfleet_recipes_config as rc
+        # CpmAntConfig's defaults: no initializer_range, init_std 1.0, 4096 wide.
+        cfg = NS(model_type="cpmant", hidden_size=4096, init_std=1.0, num_hidden_layers=48, dim_ff=10240)
+        notes = rc.tame_init_std(cfg, False)
+        self.assertEqual(cfg.init_std, 0.02)
+        self.assertEqual(len(notes), 1)
+        self.assertIn("init_std=0.02 (was 1", notes[0])
+        self.assertIn("64", notes[0])   # the gain: 1.0 * sqrt(4096)
+        # widths, depth and everything else stay
+        self.assertEqual((cfg.hidden_size, cfg.num_hidden_layers, cfg.dim_ff), (4096, 48, 10240))
+        self.assertEqual(rc.tame_init_std(cfg, False), [])   # once fixed, nothing more to say
+        # the shrunk config too (64 wide: a gain of 8)
+        small = NS(hidden_size=64, init_std=1.0)
+        self.assertEqual(len(rc.tame_init_std(small, True)), 1)
+        self.assertEqual(small.init_std, 0.02)
+        # in a text_config, and with d_model as the width
+        vlm = NS(text_config=NS(d_model=1024, init_std=0.5))
+        self.assertEqual(len(rc.tame_init_std(vlm, False)), 1)
+        self.assertEqual(vlm.text_config.init_std, 0.02)
+
+    def test_ordinary_init_stds_are_left_alone(self):
+        from types import SimpleNamespace as NS
+        import hfleet_recipes_config as rc
+        for c in (NS(d_model=1024, init_std=0.02),                          # bart, mbart, ...
+                  NS(hidden_size=16384, init_std=0.02),                     # gain 2.56: fine
+                  NS(hidden_size=4096, init_std=1.0, initializer_range=0.02),  # the base reads initializer_range
+                  NS(hidden_size=4096, initializer_factor=1.0),             # t5's factor is not a std
+                  NS(hidden_size=4096, init_std=None), NS(hidden_size=4096, init_std=True),
+                  NS(init_std=1.0), NS(hidden_size=None, init_std=1.0)):
+            before = dict(vars(c))
+            self.assertEqual(rc.tame_init_std(c, False), [])
+            self.assertEqual(vars(c), before)
+
+    def test_he_std_from_a_conv_weights_fan_in(self):
+        import math
+        import hfleet_recipes_config as rc
+        self.assertEqual(rc.conv_fan_in((640, 3840, 1, 1)), 3840)   # a 1x1 projection
+        self.assertEqual(rc.conv_fan_in((384, 1, 5, 5)), 25)        # depthwise 5x5 (groups = channels)
+        self.assertEqual(rc.conv_fan_in((64, 3, 3, 3)), 27)         # the stem
+        self.assertEqual(rc.conv_fan_in((8, 4, 3)), 12)             # conv1d
+        self.assertAlmostEqual(rc.he_normal_std(9), math.sqrt(2 / 9))
+        self.assertAlmostEqual(rc.he_normal_std(3840), math.sqrt(2 / 3840))
+
+    def _stand_in_torch(self):
+        """torch.nn's conv classes, no_grad and weights that record normal_()."""
+        import contextlib
+        from types import SimpleNamespace as NS
+
+        class Weight:
+            def __init__(self, *shape):
+                self.shape, self.drawn = shape, None
+
+            def normal_(self, mean, std):
+                self.drawn = (mean, std)
+                return self
+
+        class Module:
+            def __init__(self, *children, weight=None):
+                self.children, self.weight = children, weight
+
+            def modules(self):
+                yield self
+                for c in self.children:
+                    yield from c.modules()
+
+        class Conv1d(Module):
+            pass
+
+        class Conv2d(Module):
+            pass
+
+        class Conv3d(Module):
+            pass
+
+        class Linear(Module):
+            pass
+        torch = NS(nn=NS(Conv1d=Conv1d, Conv2d=Conv2d, Conv3d=Conv3d, Linear=Linear), no_grad=contextlib.nullcontext)
+        return torch, Weight, Module, Conv2d, Linear
+
+    def test_align_redraws_its_vision_convolutions_with_he_init(self):
+        import math
+        import hfleet_recipes as recipes
+        torch, Weight, Module, Conv2d, Linear = self._stand_in_torch()
+        stem, dw, proj = (Conv2d(weight=Weight(64, 3, 3, 3)), Conv2d(weight=Weight(384, 1, 5, 5)),
+                          Conv2d(weight=Weight(640, 3840, 1, 1)))
+        text_linear, text_projection = Linear(weight=Weight(768, 768)), Linear(weight=Weight(640, 768))
+        model = Module(Module(text_linear), text_projection)
+        model.vision_model = Module(stem, Module(dw, proj))
+        recipe = recipes.get("align")
+        self.assertIsNotNone(recipe.init_weights)
+        self.assertIsNone(recipe.fix_config)   # the config, so the architecture, is the default's
+        note = recipe.init_weights(torch, model)
+        self.assertIn("3 vision convolutions", note)
+        self.assertIn("computation is unchanged", note)
+        for conv, fan in ((stem, 27), (dw, 25), (proj, 3840)):
+            self.assertEqual(conv.weight.drawn[0], 0.0)
+            self.assertAlmostEqual(conv.weight.drawn[1], math.sqrt(2 / fan))
+        # the text tower and the projection keep transformers' initialisation
+        self.assertIsNone(text_linear.weight.drawn)
+        self.assertIsNone(text_projection.weight.drawn)
+        # a bare vision tower (no vision_model attribute) is re-drawn itself
+        tower = Module(Conv2d(weight=Weight(32, 1, 3, 3)))
+        self.assertIn("1 vision convolutions", recipe.init_weights(torch, tower))
 
 
 class TestHeadFirstFallback(unittest.TestCase):
@@ -298,6 +411,321 @@ class TestHeadFirstFallback(unittest.TestCase):
                     TypeError("unsupported operand")):
             with self.assertRaises(type(err)):
                 build.build_from_config(self._transformers(err), cfg, "text-generation", head_first=True)
+
+
+# --------------------------------------------------------------------------
+# Stand-ins for the video trackers' recipes (hfleet_recipes_video): a model,
+# its inference session class (found by name in this module, as the recipe
+# finds transformers' beside the model), a few tensors and the Ctx.
+
+class FakeTensor:
+    """A tensor stand-in: a shape and, for 3-D ones, cells that slices set."""
+
+    def __init__(self, shape, fill=0.0, rows=None, dtype="f32", device="cpu"):
+        self.shape, self.dtype, self.device, self.rows = tuple(shape), dtype, device, rows
+        if rows is None and len(self.shape) == 3:
+            n, h, w = self.shape
+            self.rows = [[[fill] * w for _ in range(h)] for _ in range(n)]
+
+    def dim(self):
+        return len(self.shape)
+
+    def __setitem__(self, key, value):
+        i, ys, xs = key
+        for y in range(*ys.indices(self.shape[1])):
+            for x in range(*xs.indices(self.shape[2])):
+                self.rows[i][y][x] = value
+
+
+def _fake_torch():
+    from types import SimpleNamespace as NS
+
+    def tensor(rows, dtype=None, device="cpu"):
+        def shape(v):
+            return (len(v),) + shape(v[0]) if isinstance(v, list) and v else ((0,) if isinstance(v, list) else ())
+        return FakeTensor(shape(rows), rows=rows, dtype=dtype, device=device)
+
+    return NS(Tensor=FakeTensor, float32="f32", long="i64", float16="f16", bfloat16="bf16", tensor=tensor,
+              full=lambda shape, v, dtype=None, device=None: FakeTensor(shape, fill=v, dtype=dtype, device=device),
+              ones=lambda n, dtype=None, device=None: FakeTensor((n,), rows=[1.0] * n, dtype=dtype, device=device))
+
+
+def _fake_ctx(model, config, batch):
+    from types import SimpleNamespace as NS
+    return NS(torch=_fake_torch(), model=model, config=config, inputs={}, batch=batch, device="cpu", dtype="f32",
+              randn=lambda *shape: [f"frame{i}" for i in range(shape[0])],
+              randint=lambda high, *shape, low=0: FakeTensor(shape, dtype="i64"),
+              ones=lambda *shape, dtype=None: FakeTensor(shape, dtype="i64"))
+
+
+class FakeCache:
+    def __init__(self):
+        self.cleared = 0
+
+    def clear_all(self):
+        self.cleared += 1
+
+
+class FakeTrackerInferenceSession:
+    """Sam2VideoInferenceSession's constructor and the methods the recipe calls."""
+
+    def __init__(self, video=None, video_height=None, video_width=None, inference_device="cpu",
+                 inference_state_device="cpu", video_storage_device="cpu", dtype="float32",
+                 max_vision_features_cache_size=1):
+        self.made_with = dict(video=video, video_height=video_height, video_width=video_width,
+                              inference_device=inference_device, dtype=dtype,
+                              max_vision_features_cache_size=max_vision_features_cache_size)
+        self.obj_ids, self.points, self.obj_with_new_inputs, self.cache = [], {}, [], FakeCache()
+        self.frames = {}
+
+    def obj_id_to_idx(self, obj_id):
+        if obj_id not in self.obj_ids:
+            self.obj_ids.append(obj_id)
+        return self.obj_ids.index(obj_id)
+
+    def add_point_inputs(self, obj_idx, frame_idx, inputs):
+        self.points[(obj_idx, frame_idx)] = inputs
+
+    def add_new_frame(self, pixel_values, frame_idx=None):
+        self.frames[frame_idx] = pixel_values
+        return frame_idx
+
+
+class FakeModule:
+    """nn.Module's call: forward pre-hooks, then forward."""
+
+    def __init__(self):
+        self.hooks, self.calls = [], []
+
+    def register_forward_pre_hook(self, hook):
+        self.hooks.append(hook)
+
+    def __call__(self, **kwargs):
+        for hook in self.hooks:
+            hook(self, ())
+        return self.forward(**kwargs)
+
+
+class FakeTrackerModel(FakeModule):
+    num_maskmem = 3
+
+    def forward(self, inference_session: FakeTrackerInferenceSession, frame_idx=None, frame=None, reverse=False,
+                **kwargs):
+        inference_session.add_new_frame(frame, frame_idx)
+        self.calls.append((frame_idx, frame, inference_session.cache.cleared))
+        return "masks"
+
+
+class FakeAppendingInferenceSession(FakeTrackerInferenceSession):
+    """transformers 4.57's session: a streamed frame is always appended."""
+
+    def add_new_frame(self, pixel_values):
+        return 0
+
+
+class FakeAppendingModel(FakeTrackerModel):
+    def forward(self, inference_session: FakeAppendingInferenceSession, frame_idx=None, frame=None):
+        return "masks"
+
+
+class FakeDetectTrackInferenceSession(FakeTrackerInferenceSession):
+    """Sam3VideoInferenceSession's prompts on top of the tracker's session."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.prompts, self.prompt_input_ids, self.prompt_attention_masks = {}, {}, {}
+
+    def add_prompt(self, text):
+        self.prompts.setdefault(text, len(self.prompts))
+        return self.prompts[text]
+
+
+class FakeDetectTrackModel(FakeModule):
+    """Sam3VideoModel's shape: every frame is detected (run_detection) and
+    detections at or above new_det_thresh that are not tracked yet start a
+    track; the detector with random weights finds one object per frame."""
+
+    def __init__(self):
+        super().__init__()
+        from types import SimpleNamespace as NS
+        self.tracker_model = NS(num_maskmem=3)
+        self.new_det_thresh = 0.7
+
+    def run_detection(self, inference_session, vision_embeds):
+        return {0: {"mask": FakeTensor((1, 12, 16)), "bbox": FakeTensor((1, 4)),
+                    "scores": FakeTensor((1,), rows=[0.9])}}
+
+    def forward(self, inference_session: FakeDetectTrackInferenceSession, frame_idx=None, frame=None,
+                reverse=False, **kwargs):
+        inference_session.add_new_frame(frame, frame_idx)
+        found = self.run_detection(inference_session, None)[0]
+        born = [s for s in found["scores"].rows if s >= self.new_det_thresh]
+        for _ in born:
+            inference_session.obj_id_to_idx(len(inference_session.obj_ids))
+        self.calls.append((frame_idx, frame, len(born), found["mask"].shape))
+        return "masks"
+
+
+class TestVideoTrackerRecipes(unittest.TestCase):
+    """The video trackers' inference sessions (hfleet_recipes_video) on
+    stand-ins: what goes in the session, which frames are tracked before
+    the runner's passes, and that every pass encodes its frame."""
+
+    def test_the_four_trackers_build_a_session(self):
+        import hfleet_recipes as recipes
+        import hfleet_recipes_video as video
+        for mt in ("sam2_video", "sam3_tracker_video", "edgetam_video", "sam3_video"):
+            r = recipes.get(mt)
+            self.assertEqual(set(r.provides), {"inference_session", "frame_idx", "frame"}, mt)
+            self.assertTrue(r.prefer_default and r.note, mt)
+        self.assertIs(recipes.get("sam2_video").inputs, recipes.get("edgetam_video").inputs)
+        self.assertEqual(recipes.get("sam2_video").name, "video-tracker-session")
+        self.assertEqual(recipes.get("sam3_video").name, "video-detect-track-session")
+        self.assertTrue(issubclass(video.SessionApiError, plan_mod.PlanError))   # the runner skips, with why
+        # the planner leaves the session to the recipe: nothing else is required
+        params = {"inference_session": True, "frame_idx": False, "frame": False, "reverse": False}
+        with self.assertRaises(plan_mod.PlanError):
+            plan_mod.plan_inputs({}, params, "image", 1, 8)
+        self.assertEqual(plan_mod.plan_inputs({}, params, "image", 1, 8, provided=recipes.get("sam2_video").provides), [])
+
+    def test_sizes_prompts_and_frames(self):
+        from types import SimpleNamespace as NS
+        import hfleet_recipes_video as video
+        self.assertEqual(video.frame_size(NS(image_size=1024)), 1024)
+        self.assertEqual(video.frame_size(NS(image_size=[1008, 1008])), 1008)
+        self.assertEqual(video.frame_size(NS(image_size=None, vision_config=NS(image_size=512))), 512)
+        with self.assertRaises(video.SessionApiError):
+            video.frame_size(NS())
+        self.assertEqual(video.prompt_space(NS(image_size=1024, prompt_encoder_config=NS(image_size=1008))), 1008)
+        self.assertEqual(video.prompt_space(NS(image_size=1024)), 1024)
+        self.assertEqual(video.memory_frames(NS(num_maskmem=5), NS(num_maskmem=7)), 5)
+        self.assertEqual(video.memory_frames(NS(), NS(num_maskmem=6)), 6)
+        self.assertEqual(video.memory_frames(NS(), NS()), 7)
+        self.assertEqual(video.measured_frame(7), 7)
+        self.assertEqual(video.measured_frame(0), 1)   # no memory bank: the frame after the prompted one
+        pts = video.point_prompts(4, 1024)
+        self.assertEqual(pts, video.point_prompts(4, 1024))
+        self.assertEqual(len(pts), 4)
+        self.assertTrue(all(0 <= c < 1024 for p in pts for c in p))
+        self.assertEqual(video.session_class_name("Sam2VideoModel"), "Sam2VideoInferenceSession")
+        self.assertEqual(video.session_class_name("EdgeTamVideoModel"), "EdgeTamVideoInferenceSession")
+
+    def test_seed_rectangles_are_disjoint_and_inside(self):
+        import hfleet_recipes_video as video
+        for n, h, w in ((1, 288, 288), (4, 288, 288), (3, 12, 16)):
+            rects = video.seed_rectangles(n, h, w)
+            self.assertEqual(len(rects), n)
+            cells = set()
+            for y0, y1, x0, x1 in rects:
+                self.assertTrue(0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w)
+                mine = {(y, x) for y in range(y0, y1) for x in range(x0, x1)}
+                self.assertFalse(cells & mine)
+                cells |= mine
+        with self.assertRaises(video.SessionApiError):
+            video.seed_rectangles(10, 12, 16)
+
+    def test_session_arguments_follow_the_constructor(self):
+        import hfleet_recipes_video as video
+
+        class Strict:
+            def __init__(self, video_height, inference_device="cpu"):
+                pass
+
+        class Open:
+            def __init__(self, **kwargs):
+                pass
+
+        self.assertEqual(video.session_kwargs(Strict, video_height=8, dtype="f32"), {"video_height": 8})
+        self.assertEqual(video.session_kwargs(Open, video_height=8, dtype="f32"), {"video_height": 8, "dtype": "f32"})
+        with self.assertRaises(video.SessionApiError) as cm:
+            video.session_kwargs(Strict, dtype="f32")
+        self.assertIn("video_height", str(cm.exception))
+
+    def test_point_tracker_session(self):
+        from types import SimpleNamespace as NS
+        import hfleet_recipes as recipes
+        model = FakeTrackerModel()
+        cfg = NS(image_size=64, prompt_encoder_config=NS(image_size=64), num_maskmem=3)
+        r = _fake_ctx(model, cfg, batch=2)
+        recipes.get("sam2_video").inputs(r)
+        session = r.inputs["inference_session"]
+        self.assertIsInstance(session, FakeTrackerInferenceSession)
+        self.assertEqual(session.made_with, dict(video=None, video_height=64, video_width=64, inference_device="cpu",
+                                                 dtype="f32", max_vision_features_cache_size=1))
+        # one positive point per object on frame 0, laid out as the processor lays it out
+        self.assertEqual(session.obj_ids, [1, 2])
+        self.assertEqual(session.obj_with_new_inputs, [1, 2])
+        for obj_idx in (0, 1):
+            p = session.points[(obj_idx, 0)]
+            self.assertEqual(p["point_coords"].shape, (1, 1, 1, 2))
+            self.assertEqual(p["point_coords"].dtype, "f32")
+            self.assertTrue(all(0 <= c < 64 for c in p["point_coords"].rows[0][0][0]))
+            self.assertEqual(p["point_labels"].rows, [[[1]]])
+            self.assertEqual(p["point_labels"].dtype, "i64")
+        # frames 0..num_maskmem-1 tracked, streamed, before the runner's passes
+        self.assertEqual(model.calls, [(0, "frame0", 0), (1, "frame1", 0), (2, "frame2", 0)])
+        self.assertEqual({k: v for k, v in r.inputs.items() if k != "inference_session"},
+                         {"frame_idx": 3, "frame": "frame3"})
+        # every pass of the runner's encodes its frame: the cache is emptied first
+        for n in (1, 2):
+            model(**r.inputs)
+            self.assertEqual(model.calls[-1], (3, "frame3", n))
+        self.assertEqual(set(session.frames), {0, 1, 2, 3})   # the measured frame overwrites itself
+
+    def test_a_session_that_appends_streamed_frames_is_refused(self):
+        from types import SimpleNamespace as NS
+        import hfleet_recipes as recipes
+        import hfleet_recipes_video as video
+        model = FakeAppendingModel()
+        r = _fake_ctx(model, NS(image_size=64, num_maskmem=3), batch=1)
+        with self.assertRaises(video.SessionApiError) as cm:
+            recipes.get("sam2_video").inputs(r)
+        self.assertIn("frame_idx", str(cm.exception))
+        self.assertEqual(model.calls, [])
+
+    def test_seeded_detections_replace_the_detectors(self):
+        import hfleet_recipes_video as video
+        r = _fake_ctx(None, None, batch=2)
+        found = {0: {"mask": FakeTensor((0, 12, 16), dtype="f16"), "bbox": FakeTensor((0, 4), dtype="f16"),
+                     "scores": FakeTensor((0,), dtype="f32")}}
+        got = video.seeded_detections(r, found, 2)[0]
+        self.assertEqual(got["mask"].shape, (2, 12, 16))
+        self.assertEqual(got["mask"].dtype, "f16")
+        self.assertEqual(got["scores"].rows, [1.0, 1.0])
+        self.assertEqual(got["bbox"].shape, (2, 4))
+        for i, (y0, y1, x0, x1) in enumerate(video.seed_rectangles(2, 12, 16)):
+            inside = [got["mask"].rows[i][y][x] for y in range(y0, y1) for x in range(x0, x1)]
+            self.assertEqual(set(inside), {video.SEED_MASK_LOGIT})
+            self.assertEqual(sum(v > 0 for row in got["mask"].rows[i] for v in row), len(inside))
+            self.assertEqual(got["bbox"].rows[i], [x0 / 16, y0 / 12, x1 / 16, y1 / 12])
+        for bad in ({}, {0: {}, 1: {}}, {0: {"mask": FakeTensor((0, 4))}}):
+            with self.assertRaises(video.SessionApiError):
+                video.seeded_detections(r, bad, 2)
+
+    def test_detect_track_session(self):
+        from types import SimpleNamespace as NS
+        import hfleet_recipes as recipes
+        model = FakeDetectTrackModel()
+        cfg = NS(image_size=48, detector_config=NS(text_config=NS(vocab_size=100, max_position_embeddings=32)),
+                 tracker_config=NS(num_maskmem=3))
+        r = _fake_ctx(model, cfg, batch=2)
+        recipes.get("sam3_video").inputs(r)
+        session = r.inputs["inference_session"]
+        self.assertIsInstance(session, FakeDetectTrackInferenceSession)
+        self.assertEqual(session.prompt_input_ids[0].shape, (1, 32))
+        self.assertEqual(session.prompt_attention_masks[0].shape, (1, 32))
+        # frame 0: the seeded detections (two objects) start the tracks; then
+        # no detection starts one: every pass tracks the same objects
+        self.assertEqual(model.calls, [(0, "frame0", 2, (2, 12, 16)), (1, "frame1", 0, (1, 12, 16)),
+                                       (2, "frame2", 0, (1, 12, 16))])
+        self.assertEqual(len(session.obj_ids), 2)
+        self.assertEqual(model.new_det_thresh, 2.0)
+        self.assertNotIn("run_detection", vars(model))   # the model's own detection is back
+        self.assertEqual({k: v for k, v in r.inputs.items() if k != "inference_session"},
+                         {"frame_idx": 3, "frame": "frame3"})
+        model(**r.inputs)
+        self.assertEqual(model.calls[-1][:3], (3, "frame3", 0))
+        self.assertEqual(model.hooks, [])   # sam3_video encodes every frame itself
 
 
 if __name__ == "__main__":

@@ -333,5 +333,104 @@ class TestKnownAnswer(unittest.TestCase):
         self.assertIn("expected 'paris'", r["reason"])
 
 
+@unittest.skipUnless(HAVE_TORCH and HAVE_TRANSFORMERS, "torch not installed")
+class TestHalfPrecisionInit(unittest.TestCase):
+    """The random initialisations that failed the fp16 benchmarks of cpmant
+    and align (non-finite outputs) and the recipes' rescaling, checked on
+    the CPU in float32, where the magnitudes are measured: the cause is
+    their range, past what float16 holds (max 65504, smallest subnormal 6e-8)."""
+
+    def test_cpmant_linears_follow_init_std(self):
+        # transformers draws CpmAnt's nn.Linear weights at config.init_std
+        # (1.0 by default: no initializer_range); the generic fix brings it to 0.02.
+        import torch
+        import transformers
+        import hfleet_recipes_config as rc
+        kw = dict(vocab_size=1000, hidden_size=256, num_attention_heads=2, dim_head=128, dim_ff=512,
+                  num_hidden_layers=1, prompt_types=2, prompt_length=2, segment_types=2,
+                  position_bias_num_buckets=32)
+        for fix, want in ((False, 1.0), (True, 0.02)):
+            cfg = transformers.CpmAntConfig(**kw)
+            if fix:
+                self.assertEqual(len(rc.tame_init_std(cfg, False)), 1)
+            torch.manual_seed(0)
+            model = transformers.AutoModel.from_config(cfg)
+            q = model.encoder.layers[0].self_att.self_attention.project_q.weight
+            self.assertAlmostEqual(float(q.float().std()), want, delta=0.1 * want)
+
+    def test_align_vision_features_stay_in_float16_range_with_he_init(self):
+        import torch
+        import transformers
+        import hfleet_recipes as recipes
+        cfg = transformers.AlignVisionConfig()   # the default: EfficientNet-B7, as the benchmark builds it
+        torch.manual_seed(0)
+        tower = transformers.AlignVisionModel._from_config(cfg).eval()
+        pixels = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+
+        def pooled():
+            with torch.inference_mode():
+                return tower(pixel_values=pixels).pooler_output.float()
+        before = pooled()
+        # transformers' initialisation: features far below float16's smallest subnormal
+        self.assertLess(float(before.abs().max()), 6e-8)
+        self.assertEqual(int(before.half().count_nonzero()), 0)
+        note = recipes.get("align").init_weights(torch, tower)
+        self.assertIn("He init", note)
+        after = pooled()
+        self.assertTrue(bool(torch.isfinite(after).all()))
+        rms = float(after.pow(2).mean().sqrt())
+        self.assertGreater(rms, 1e-3)
+        self.assertLess(float(after.abs().max()), 1e3)
+        self.assertGreater(float(after.half().norm()), 0.0)   # the L2 normalisation divides by it
+
+
+@unittest.skipUnless(HAVE_TORCH and HAVE_TRANSFORMERS, "torch not installed")
+class TestVideoTrackers(unittest.TestCase):
+    """The four video trackers through the runner: the recipe's inference
+    session (hfleet_recipes_video), frames tracked to fill the memory bank,
+    then the runner's forward on the next frame.  Their default configs
+    (prefer_default): on the CPU the two SAM3 ones (466 M and 860 M
+    parameters, 1008 x 1008 frames) take a few minutes together."""
+
+    SESSION_RECIPES = {"sam2_video": "video-tracker-session", "sam3_tracker_video": "video-tracker-session",
+                       "edgetam_video": "video-tracker-session", "sam3_video": "video-detect-track-session"}
+
+    def assertTracked(self, r, mt, objects, err=""):
+        self.assertEqual(lib.validate_result(r), [])
+        self.assertEqual(r["status"], "passed", msg=f"{mt}: {r['reason']}\n{r.get('traceback', '')}\n{err[-1500:]}")
+        out = r["outputs"]
+        self.assertEqual(out["recipe"], self.SESSION_RECIPES[mt])
+        self.assertEqual(out["config_source"], "default")
+        self.assertTrue(out["finite"])
+        frame = out["inputs"]["frame"]   # the one tensor forward() took: the streamed frame
+        self.assertEqual(len(frame), 3)
+        self.assertEqual(frame[0], 3)
+        shapes = out["shapes"]
+        if mt == "sam3_video":   # a mask per tracked object, by object id
+            self.assertEqual(len([k for k in shapes if k.startswith("obj_id_to_mask.")]), objects, shapes)
+        else:                    # the objects' masks, one per object
+            self.assertEqual(shapes["pred_masks"][0], objects, shapes)
+
+    def test_video_trackers_track_a_frame_cpu(self):
+        for mt in self.SESSION_RECIPES:
+            with self.subTest(model_type=mt):
+                r, err = run_inproc(make_task(model_type=mt, family="vision", task="mask-generation",
+                                              modality="image", batch_size=2))
+                self.assertTracked(r, mt, 2, err)
+                self.assertGreater(r["metrics"]["forward_time_s"], 0)
+
+    @unittest.skipUnless(_cuda_available(), "no CUDA device")
+    def test_video_tracker_benchmark_cuda_fp16(self):
+        r, err = run_cli(make_task(model_type="sam2_video", family="vision", task="mask-generation",
+                                   modality="image", backend="cuda", kind="benchmark", precision="fp16",
+                                   batch_size=1, seq_len=128, iterations=10, warmup=2))
+        self.assertTracked(r, "sam2_video", 1, err)
+        m = r["metrics"]
+        self.assertEqual(m["iterations"], 10)
+        self.assertIsNone(m["seq_len"])   # no tokens
+        self.assertGreater(m["latency_ms"]["p50"], 0)
+        self.assertGreater(m["peak_memory_bytes"], 0)
+
+
 if __name__ == "__main__":
     unittest.main()

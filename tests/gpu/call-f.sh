@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Issue 14, one device call: the recipes written without a GPU, checked on
+# one.  The video trackers (hfleet_recipes_video.py: sam2_video,
+# sam3_tracker_video, edgetam_video, sam3_video) and the float16 random
+# initialisation fixes (hfleet_recipes_config.py: cpmant's init_std,
+# align's vision convolutions), each as the system runs them: the test kind
+# (cuda, fp32, batch 2) and the benchmark kind (fp16, batch 1, seq 128,
+# 10 iterations); then their torch unit tests, and which registry types the
+# generic init_std fix touches.  Everything goes to $OUT.
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+py=$(command -v python3)
+types=${HF_ONLY:-sam2_video,sam3_tracker_video,edgetam_video,sam3_video,align,cpmant}
+sweep() { # kind precision batch out
+  $py worker/runners/hfleet_sweep.py --registry coordinator/registry/models.tsv --backend cuda --kind "$1" \
+    --precision "$2" --batch-size "$3" --seq-len 128 --iterations 10 --jobs 3 --in-process \
+    --deadline "${HF_DEADLINE:-150}" --only "$types" --out "/tmp/$4" >"$OUT/$4.log" 2>&1
+  tail -3 "$OUT/$4.log"; cp "/tmp/$4/summary.json" "$OUT/$4-summary.json" 2>/dev/null
+  echo "$4 done: $SECONDS s"
+}
+sweep test fp32 2 test
+sweep benchmark fp16 1 bench
+(cd worker/runners && timeout 200 $py -m unittest -v test_runner_torch.TestHalfPrecisionInit \
+  test_runner_torch.TestVideoTrackers test_runner_recipes.TestVideoTrackerRecipes) >"$OUT/unittest.log" 2>&1
+tail -4 "$OUT/unittest.log"; echo "unit tests done: $SECONDS s"
+timeout 60 $py - <<'PY' >"$OUT/tame-init-std.txt" 2>&1
+import sys
+sys.path.insert(0, "worker/runners")
+from transformers import AutoConfig, CONFIG_MAPPING
+import hfleet_recipes_config as rc
+for t in sorted(CONFIG_MAPPING.keys()):
+    try:
+        c = AutoConfig.for_model(t)
+    except Exception:
+        continue
+    for n in rc.tame_init_std(c, False):
+        print(t, n)
+PY
+cat "$OUT/tame-init-std.txt" | cut -c1-120; echo "all done: $SECONDS s"
