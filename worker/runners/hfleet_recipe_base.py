@@ -13,15 +13,8 @@ from __future__ import annotations
 
 class Recipe:
     def __init__(self, fix_config=None, provides=(), inputs=None, own_tokens=False, prefer_default=False,
-                 submodel=None, model_class=None, note="", name="", make_config=None, init_weights=None):
+                 submodel=None, model_class=None, note="", name="", make_config=None):
         self.name = name
-        # init_weights(torch, model) -> note: re-draws some of a random-init
-        # model's weights after the build (never pretrained weights), where
-        # transformers' initialisation leaves activations that half precision
-        # cannot hold; layers, shapes and dtypes stay, so the computation
-        # timed is the same (hfleet_runner_torch.run_attempt; the note goes
-        # to outputs.init_weights)
-        self.init_weights = init_weights
         # make_config(transformers, model_type) -> the default config, for a
         # type whose AutoConfig.for_model cannot build one (it reads the Hub)
         self.make_config = make_config

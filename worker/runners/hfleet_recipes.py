@@ -26,10 +26,6 @@ A recipe has these parts, all optional:
                                            transformers (models.dia.modeling_dia.DiaDecoder)
   make_config(transformers, model_type)    the default config, where
                                            AutoConfig.for_model cannot build it
-  init_weights(torch, model) -> note       re-draw random weights after the
-                                           build (random-init only), at a
-                                           scale float16 holds; the note goes
-                                           to outputs.init_weights
 
 A type without a recipe of its own may still get one chosen by its
 forward() signature (for_signature: dynamic-resolution grids), and every

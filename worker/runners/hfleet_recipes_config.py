@@ -24,9 +24,8 @@ from it (hfleet_build.shrunk_config).
 Some default configs build, but their random initialisation gives
 activations float16 cannot hold (the fp16 benchmark of the full-size
 config then fails with non-finite outputs while fp32 passes):
-tame_init_std (generic: an init_std that overflows, cpmant) and the align
-recipe's init_weights (a vision tower whose activations underflow).  Both
-change only the random weights' scale, never a layer, a width or a dtype.
+tame_init_std (generic: an init_std that overflows, cpmant) changes only
+the random weights' scale, never a layer, a width or a dtype.
 """
 
 from __future__ import annotations
@@ -669,59 +668,6 @@ def tame_init_std(config, shrunk):
     return notes
 
 
-def he_normal_std(fan_in, gain=math.sqrt(2.0)):
-    """He (Kaiming) normal std for a layer of this fan-in: gain / sqrt(fan_in),
-    torch.nn.init.kaiming_normal_'s default (fan_in, ReLU gain sqrt(2))."""
-    return gain / math.sqrt(fan_in)
-
-
-def conv_fan_in(shape):
-    """A conv weight's fan-in from its shape (out, in / groups, *kernel):
-    in / groups * kernel area (a depthwise 3x3 conv: 9)."""
-    n = 1
-    for d in tuple(shape)[1:]:
-        n *= int(d)
-    return n
-
-
-def he_normal_convs(torch, module):
-    """Re-draw the weight of every convolution in module from N(0,
-    he_normal_std(fan-in)); biases and everything else stay.  -> how many."""
-    kinds = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)
-    n = 0
-    with torch.no_grad():
-        for m in module.modules():
-            w = getattr(m, "weight", None)
-            if isinstance(m, kinds) and w is not None:
-                w.normal_(0.0, he_normal_std(conv_fan_in(w.shape)))
-                n += 1
-    return n
-
-
-def _align_vision_init(torch, model):
-    """ALIGN's vision tower is EfficientNet-B7 (55 MBConv blocks, 600 x 600
-    images), and transformers draws every conv from one std,
-    initializer_range 0.02, whatever its fan-in (9 for a depthwise 3x3, up
-    to 3840 for a 1x1 projection), and leaves the BatchNorms at running mean
-    0, variance 1 (identities in eval mode).  Each conv then scales the
-    signal's RMS by about 0.02 * sqrt(fan-in) (0.06 to 1.2), and the
-    residual adds (none in a stage's first block) do not make up for it:
-    the image features come out near 1e-22 (by variance propagation), far
-    below float16's smallest subnormal (6e-8).  They flush to zero, and
-    AlignModel.forward's image_embeds / image_embeds.norm() is 0 / 0: NaN in
-    image_embeds and both logits (fp32 holds 1e-22, so its test passes).
-    One std cannot suit every fan-in (by the same estimate 0.13 gives
-    features near 0.6 and 0.14 overflows float16); He init, the std each
-    conv's fan-in asks for, keeps them between about 0.4 and 10 through
-    every block.  The convs' shapes and dtypes stay: only the random
-    weights' scale changes."""
-    tower = getattr(model, "vision_model", None)
-    n = he_normal_convs(torch, model if tower is None else tower)
-    return (f"{n} vision convolutions re-drawn with He init, std sqrt(2 / fan-in) (transformers draws them "
-            f"all at std initializer_range 0.02, and the pooled image features then underflow float16 to 0, "
-            f"so their L2 normalisation is 0 / 0); weights only, the computation is unchanged")
-
-
 # Config fixes that hold for any type (hfleet_recipes.GENERIC_CONFIG_FIXES).
 GENERIC_CONFIG_FIXES = (fill_attention_shape, tame_init_std)
 
@@ -751,7 +697,5 @@ RECIPES = {
                           note="the decoder alone: audio codes and random encoder states"),
     "diffusion_gemma_text": Recipe(fix_config=_diffusion_gemma_text_config,
                                    model_class="DiffusionGemmaEncoderTextModel"),
-    "align": Recipe(init_weights=_align_vision_init, name="align-he-init-vision",
-                    note="vision convolutions re-drawn with He init (float16 holds the image features)"),
 }
 RECIPES.update({model_type: Recipe(fix_config=fix) for model_type, fix in CONFIG_FIXES.items()})

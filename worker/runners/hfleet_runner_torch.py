@@ -298,12 +298,6 @@ def run_attempt(ctx, source, make_model):
         n = adapt_mrope_sections(torch, model)
         if n:
             log(f"fitted mrope_section of {n} rotary modules to the shrunk head size")
-    recipe = recipes.get(task["model_type"])
-    if source != "pretrained" and recipe is not None and recipe.init_weights is not None:
-        # Random weights re-drawn at a scale half precision holds; the
-        # layers, shapes and dtypes (so the computation timed) stay.
-        att.outputs["init_weights"] = recipe.init_weights(torch, model)
-        log(f"{source}: {att.outputs['init_weights']}")
     model.eval()
     if n_dev > 1:
         model.to(dtype=dtype)
@@ -335,6 +329,7 @@ def run_attempt(ctx, source, make_model):
     else:
         batch = min(task["batch_size"], lib.TEST_BATCH_CAP)
         seq = min(task["seq_len"], lib.TEST_SEQ_LEN_CAP)
+    recipe = recipes.get(task["model_type"])
     if recipe is not None and recipe.submodel is not None:
         model, why = recipe.submodel(model)
         att.outputs["submodel"] = type(model).__name__

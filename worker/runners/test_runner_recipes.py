@@ -31,8 +31,8 @@ class TestRecipes(unittest.TestCase):
             suite = {line.split("\t")[0] for line in f if line.strip() and not line.startswith(("#", "model_type"))}
         for mt, r in recipes.RECIPES.items():
             self.assertIn(mt, suite, f"recipe for {mt}, which is not in the registry")
-            self.assertTrue(r.fix_config or r.inputs or r.submodel or r.model_class or r.prefer_default or r.make_config
-                            or r.init_weights, mt)
+            self.assertTrue(r.fix_config or r.inputs or r.submodel or r.model_class or r.prefer_default or r.make_config,
+                            mt)
             if r.provides:
                 self.assertIsNotNone(r.inputs, f"{mt} provides {r.provides} but builds nothing")
         self.assertIsNone(recipes.get("bert"))
@@ -267,7 +267,7 @@ class TestDefaultConfigFixes(unittest.TestCase):
 
 class TestHalfPrecisionInit(unittest.TestCase):
     """Random initialisations float16 cannot hold, rescaled without changing
-    a layer, a width or a dtype (the fp16 benchmarks of cpmant and align)."""
+    a layer, a width or a dtype (the fp16 benchmark of cpmant)."""
 
     def test_an_init_std_that_overflows_is_brought_to_the_library_default(self):
         from types import SimpleNamespace as NS
@@ -303,77 +303,6 @@ class TestHalfPrecisionInit(unittest.TestCase):
             before = dict(vars(c))
             self.assertEqual(rc.tame_init_std(c, False), [])
             self.assertEqual(vars(c), before)
-
-    def test_he_std_from_a_conv_weights_fan_in(self):
-        import math
-        import hfleet_recipes_config as rc
-        self.assertEqual(rc.conv_fan_in((640, 3840, 1, 1)), 3840)   # a 1x1 projection
-        self.assertEqual(rc.conv_fan_in((384, 1, 5, 5)), 25)        # depthwise 5x5 (groups = channels)
-        self.assertEqual(rc.conv_fan_in((64, 3, 3, 3)), 27)         # the stem
-        self.assertEqual(rc.conv_fan_in((8, 4, 3)), 12)             # conv1d
-        self.assertAlmostEqual(rc.he_normal_std(9), math.sqrt(2 / 9))
-        self.assertAlmostEqual(rc.he_normal_std(3840), math.sqrt(2 / 3840))
-
-    def _stand_in_torch(self):
-        """torch.nn's conv classes, no_grad and weights that record normal_()."""
-        import contextlib
-        from types import SimpleNamespace as NS
-
-        class Weight:
-            def __init__(self, *shape):
-                self.shape, self.drawn = shape, None
-
-            def normal_(self, mean, std):
-                self.drawn = (mean, std)
-                return self
-
-        class Module:
-            def __init__(self, *children, weight=None):
-                self.children, self.weight = children, weight
-
-            def modules(self):
-                yield self
-                for c in self.children:
-                    yield from c.modules()
-
-        class Conv1d(Module):
-            pass
-
-        class Conv2d(Module):
-            pass
-
-        class Conv3d(Module):
-            pass
-
-        class Linear(Module):
-            pass
-        torch = NS(nn=NS(Conv1d=Conv1d, Conv2d=Conv2d, Conv3d=Conv3d, Linear=Linear), no_grad=contextlib.nullcontext)
-        return torch, Weight, Module, Conv2d, Linear
-
-    def test_align_redraws_its_vision_convolutions_with_he_init(self):
-        import math
-        import hfleet_recipes as recipes
-        torch, Weight, Module, Conv2d, Linear = self._stand_in_torch()
-        stem, dw, proj = (Conv2d(weight=Weight(64, 3, 3, 3)), Conv2d(weight=Weight(384, 1, 5, 5)),
-                          Conv2d(weight=Weight(640, 3840, 1, 1)))
-        text_linear, text_projection = Linear(weight=Weight(768, 768)), Linear(weight=Weight(640, 768))
-        model = Module(Module(text_linear), text_projection)
-        model.vision_model = Module(stem, Module(dw, proj))
-        recipe = recipes.get("align")
-        self.assertIsNotNone(recipe.init_weights)
-        self.assertIsNone(recipe.fix_config)   # the config, so the architecture, is the default's
-        note = recipe.init_weights(torch, model)
-        self.assertIn("3 vision convolutions", note)
-        self.assertIn("computation is unchanged", note)
-        for conv, fan in ((stem, 27), (dw, 25), (proj, 3840)):
-            self.assertEqual(conv.weight.drawn[0], 0.0)
-            self.assertAlmostEqual(conv.weight.drawn[1], math.sqrt(2 / fan))
-        # the text tower and the projection keep transformers' initialisation
-        self.assertIsNone(text_linear.weight.drawn)
-        self.assertIsNone(text_projection.weight.drawn)
-        # a bare vision tower (no vision_model attribute) is re-drawn itself
-        tower = Module(Conv2d(weight=Weight(32, 1, 3, 3)))
-        self.assertIn("1 vision convolutions", recipe.init_weights(torch, tower))
 
 
 class TestHeadFirstFallback(unittest.TestCase):
