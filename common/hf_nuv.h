@@ -7,7 +7,8 @@
  * sees runs on the loop thread.
  *
  * Server (hf_spserver.c): the REP side of nng's SP protocol, spoken by
- * hfleet itself over nng's byte streams (TCP or IPC), to the REQ sockets
+ * hfleet itself over nng's byte streams (TLS, IPC) or, on plain TCP, the
+ * loop's own libuv sockets (hf_spconn_uv.c), to the REQ sockets
  * of hf-worker and hfctl.  A request handed to the request callback must be
  * answered exactly once with nuv_reply, now or later (for example after a
  * database commit).

@@ -3,9 +3,11 @@
  * One connection of the SP server (see hf_spserver.c for the wire, the
  * threads and the lock): the two headers, reading frames into requests as
  * the connection's share and the port allow, writing replies in order, and
- * closing.  The aio callbacks here run on nng's threads; every function
- * holds or is called under srv->mu, and starts I/O only on a connection
- * whose closed flag is clear.
+ * closing, whatever the transport.  The aio callbacks here run on nng's
+ * threads (TLS, IPC); a plain-TCP connection's I/O is hf_spconn_uv.c's, on
+ * the loop thread (conn_rx_start and conn_tx_start hand it over).  Every
+ * function holds or is called under srv->mu, and starts I/O only on a
+ * connection whose closed flag is clear.
  */
 #include "hf_spserver-int.h"
 
@@ -170,6 +172,10 @@ static void conn_rx_start(struct spconn *c)
 		return;
 	}
 	c->rx_busy = true;
+	if (c->is_uv) {
+		spuv_rx_start(c, iov.iov_buf, iov.iov_len);
+		return;
+	}
 	nng_aio_set_iov(c->rx_aio, 1, &iov);
 	nng_stream_recv(c->stream, c->rx_aio);
 }
@@ -217,7 +223,10 @@ static bool conn_request(struct spconn *c)
 	c->outstanding++;
 	srv->in_flight++;
 	c->last_request_ms = r->received_ms = hf_mono_ms();
-	uv_async_send(&srv->async);
+	/* A libuv read callback delivers what it queued once it lets go of
+	 * mu (spuv); anything else wakes the loop. */
+	if (!srv->uv_reading)
+		uv_async_send(&srv->async);
 	return true;
 }
 
@@ -353,21 +362,19 @@ static bool conn_hello(struct spconn *c)
 	return true;
 }
 
-/* nng's threads: a read completed. */
-static void conn_rx_cb(void *arg)
+/* Under mu: a read of n bytes ended with rv (nng's; 0: done), on either
+ * transport. */
+void spconn_rx_done(struct spconn *c, int rv, size_t n)
 {
-	struct spconn *c = arg;
 	nuv_server_t *srv = c->srv;
-	int rv = nng_aio_result(c->rx_aio);
-	size_t n = nng_aio_count(c->rx_aio), want;
+	size_t want;
 
-	pthread_mutex_lock(&srv->mu);
 	c->rx_busy = false;
 	if (c->closed)
-		goto out;
+		return;
 	if (rv != 0) {
 		spconn_close(c, close_reason_of(rv)); /* hung up, reset, TLS ... */
-		goto out;
+		return;
 	}
 	switch (c->rx) {
 	case RX_HELLO:
@@ -376,16 +383,16 @@ static void conn_rx_cb(void *arg)
 			break;
 		if (!conn_hello(c)) {
 			spconn_close(c, CLOSE_HANDSHAKE);
-			goto out;
+			return;
 		}
 		c->rx = RX_PAUSED;
 		conn_rx_next(c);
-		goto out;
+		return;
 	case RX_HEAD:
 		c->rx_end += n;
 		c->rx = RX_PAUSED;
 		conn_rx_next(c);
-		goto out;
+		return;
 	case RX_BODY:
 		c->rx_got += n;
 		if (c->rx_got == nng_msg_len(c->rx_msg) && c->rx_got < c->rx_len) {
@@ -394,7 +401,7 @@ static void conn_rx_cb(void *arg)
 			if (nng_msg_realloc(c->rx_msg, want) != 0) {
 				log_error("%s: out of memory reading a request from %s", srv->name, c->addr);
 				spconn_close(c, CLOSE_PEER);
-				goto out;
+				return;
 			}
 		}
 		if (c->rx_got < c->rx_len)
@@ -402,25 +409,37 @@ static void conn_rx_cb(void *arg)
 		c->rx = RX_PAUSED;
 		if (!conn_request(c)) {
 			spconn_close(c, CLOSE_PROTOCOL);
-			goto out;
+			return;
 		}
 		conn_rx_next(c);
-		goto out;
+		return;
 	case RX_PAUSED:
-		goto out;
+		return;
 	}
 	conn_rx_start(c);
-out:
+}
+
+/* nng's threads: a read completed. */
+static void conn_rx_cb(void *arg)
+{
+	struct spconn *c = arg;
+	nuv_server_t *srv = c->srv;
+	int rv = nng_aio_result(c->rx_aio);
+	size_t n = nng_aio_count(c->rx_aio);
+
+	pthread_mutex_lock(&srv->mu);
+	spconn_rx_done(c, rv, n);
 	pthread_mutex_unlock(&srv->mu);
 }
 
 /* ---- writing (under mu) ---- */
 
-/* Under mu: marks c writing and sets aio to what is left of our SP header
- * or of the first reply (conn_tx_start or spconn_tx_send sends it). */
+/* Under mu: marks c writing and sets c->tx_iov to what is left of our SP
+ * header or of the first reply, and aio (nng; NULL on libuv) to it
+ * (conn_tx_start or spconn_tx_send sends it). */
 static void conn_tx_prepare(struct spconn *c, nng_aio *aio)
 {
-	nng_iov iov[3];
+	nng_iov *iov = c->tx_iov;
 	unsigned n = 0;
 	size_t off = c->tx_off;
 
@@ -447,12 +466,19 @@ static void conn_tx_prepare(struct spconn *c, nng_aio *aio)
 			off = 0;
 		}
 	}
+	c->tx_n = n;
 	c->tx_busy = true;
-	nng_aio_set_iov(aio, n, iov); /* nng copies the iov array */
+	if (aio)
+		nng_aio_set_iov(aio, n, iov); /* nng copies the iov array */
 }
 
 static void conn_tx_start(struct spconn *c)
 {
+	if (c->is_uv) {
+		conn_tx_prepare(c, NULL);
+		spuv_tx_send(c);
+		return;
+	}
 	conn_tx_prepare(c, c->tx_aio);
 	nng_stream_send(c->stream, c->tx_aio);
 }
@@ -528,8 +554,9 @@ void spreq_unpark(struct nuv_request *r)
 }
 
 /* Under mu: a write of n bytes ended with nng's rv (0: done); the next
- * write, of the rest or of the next reply, goes through tx_aio. */
-static void conn_tx_done(struct spconn *c, int rv, size_t n)
+ * write, of the rest or of the next reply, goes through tx_aio (libuv:
+ * spuv_tx_send). */
+void spconn_tx_done(struct spconn *c, int rv, size_t n)
 {
 	nuv_server_t *srv = c->srv;
 
@@ -576,7 +603,7 @@ static void conn_tx_cb(void *arg)
 	size_t n = nng_aio_count(c->tx_aio);
 
 	pthread_mutex_lock(&srv->mu);
-	conn_tx_done(c, rv, n);
+	spconn_tx_done(c, rv, n);
 	pthread_mutex_unlock(&srv->mu);
 }
 
@@ -586,6 +613,13 @@ void spconn_tx_send(struct spconn *c)
 	int rv;
 	size_t n;
 
+	if (c->is_uv) {
+		/* The loop's own socket: written here, under mu. */
+		pthread_mutex_lock(&srv->mu);
+		spuv_tx_send(c);
+		pthread_mutex_unlock(&srv->mu);
+		return;
+	}
 	if (!c->tx_try_aio) {
 		nng_stream_send(c->stream, c->tx_aio);
 		return;
@@ -608,7 +642,7 @@ void spconn_tx_send(struct spconn *c)
 		c->tx_busy = false;
 		conn_tx_start(c);
 	} else {
-		conn_tx_done(c, rv, n);
+		spconn_tx_done(c, rv, n);
 	}
 	pthread_mutex_unlock(&srv->mu);
 }
@@ -632,15 +666,20 @@ bool spconn_new(nuv_server_t *srv, nng_stream *s)
 	}
 	c->srv = srv;
 	c->stream = s;
+	spconn_addr(s, c->addr, sizeof(c->addr));
+	spconn_start(srv, c);
+	return true;
+}
+
+void spconn_start(nuv_server_t *srv, struct spconn *c)
+{
 	c->accepted_ms = c->last_request_ms = hf_mono_ms();
 	c->rx = RX_HELLO;
-	spconn_addr(s, c->addr, sizeof(c->addr));
 	spconn_list_append(srv, c);
 	srv->stats.connections_open++;
 	/* Both headers at once: ours out, the peer's in. */
 	conn_tx_start(c);
 	conn_rx_start(c);
-	return true;
 }
 
 /* Loop thread, under mu: queues r's reply on its open connection; true
@@ -668,6 +707,6 @@ bool spconn_reply(struct nuv_request *r, nng_msg *reply)
 	if (c->tx_busy)
 		return false;
 	c->tx_off = 0;
-	conn_tx_prepare(c, c->tx_try_aio ? c->tx_try_aio : c->tx_aio);
+	conn_tx_prepare(c, c->is_uv ? NULL : c->tx_try_aio ? c->tx_try_aio : c->tx_aio);
 	return true;
 }

@@ -72,9 +72,18 @@ struct nuv_request {
 	struct nuv_request *prev_parked, *next_parked;
 };
 
-/* One connection.  Fields after the aios are under srv->mu. */
+/* One connection.  Fields after the aios are under srv->mu.  On plain
+ * TCP (is_uv) the connection is a libuv stream of the loop's
+ * (hf_spconn_uv.c) and stream and the aios are NULL; on TLS and IPC an
+ * nng stream whose I/O completes on nng's threads. */
 struct spconn {
 	nuv_server_t *srv;
+	bool is_uv;
+	uv_tcp_t uvs;        /* is_uv: the socket; c outlives its close callback */
+	uv_write_t wreq;     /* is_uv: the write that waits for room */
+	uv_buf_t rx_want;    /* is_uv: where the next read goes (spuv_rx_start) */
+	bool uv_reading;     /* is_uv: uv_read_start in effect */
+	bool uv_tx_writing;  /* is_uv: inside spuv_tx_send's loop */
 	nng_stream *stream;
 	nng_aio *rx_aio, *tx_aio;
 	/* Plain TCP and IPC: an aio without a callback for the loop thread's
@@ -105,6 +114,8 @@ struct spconn {
 	nng_msg *rx_msg;
 
 	struct nuv_request *tx_first, *tx_last; /* replies to write, in order */
+	nng_iov tx_iov[3];  /* what is left of the write under way (conn_tx_prepare) */
+	unsigned tx_n;
 	struct nuv_request *parked;             /* parked requests not yet answered */
 	size_t tx_off;      /* bytes of the first (or of our header) written */
 	int64_t tx_since_ms; /* when the first reply started */
@@ -115,6 +126,13 @@ struct spconn {
 
 struct nuv_server {
 	uv_loop_t *loop;
+	/* Plain TCP is served by the loop itself through libuv
+	 * (hf_spconn_uv.c): no hop to nng's threads and back per request.
+	 * TLS and IPC go through nng's streams. */
+	bool uv;
+	uv_tcp_t *uv_listener;
+	bool uv_reading; /* a libuv read callback is queueing requests: it delivers them */
+	bool uv_accept_stalled; /* a connection libuv accepted waits for memory (spuv_tick) */
 	nng_stream_listener *listener;
 	nng_aio *accept_aio;
 	size_t head_len; /* frame head: 8 on TCP, 9 on IPC */
@@ -125,7 +143,7 @@ struct nuv_server {
 	void *arg;
 	uv_async_t async;
 	uv_timer_t tick;  /* timeouts and log lines */
-	int open_handles; /* async and tick, until their close callbacks */
+	int open_handles; /* async, tick and the libuv sockets, until their close callbacks */
 	bool closing;     /* written under mu on the loop; read by callbacks under mu */
 
 	pthread_mutex_t mu;
@@ -165,6 +183,34 @@ void spconn_list_append(nuv_server_t *srv, struct spconn *c);
 /* Queues r's reply on its open connection; true when the caller must
  * start writing it with spconn_tx_send after letting go of mu. */
 bool spconn_reply(struct nuv_request *r, nng_msg *reply);
+/* Under mu: a read of n bytes, or a write, ended with nng's rv (0: done),
+ * on either transport. */
+void spconn_rx_done(struct spconn *c, int rv, size_t n);
+void spconn_tx_done(struct spconn *c, int rv, size_t n);
+/* Loop thread, under mu: the connection's shared part once its transport
+ * is set up (counted, listed, both headers under way). */
+void spconn_start(nuv_server_t *srv, struct spconn *c);
+
+/* The libuv transport (hf_spconn_uv.c), loop thread only. */
+/* Listens on a tcp://, tcp4:// or tcp6:// url; -errno. */
+int spuv_listen(nuv_server_t *srv, const char *url);
+void spuv_listener_close(nuv_server_t *srv);
+/* The server's tick: takes a connection an allocation failure left. */
+void spuv_tick(nuv_server_t *srv);
+/* Under mu: reads into [buf, buf + len) next. */
+void spuv_rx_start(struct spconn *c, void *buf, size_t len);
+/* Under mu: writes c->tx_iov (conn_tx_prepare), and what follows. */
+void spuv_tx_send(struct spconn *c);
+/* Without mu: closes a reaped connection's socket; its close callback
+ * frees c once its requests are done (as server_reap does for nng). */
+void spuv_close(struct spconn *c);
+
+/* hf_spserver.c, loop thread. */
+/* Hands the queued requests to the callback (without mu). */
+void server_deliver(nuv_server_t *srv);
+/* One of the server's libuv handles is closed: the last frees srv. */
+void server_handle_closed(nuv_server_t *srv);
+
 /* Loop thread, without mu, after spconn_reply said so: sends what
  * spconn_reply prepared.  Safe without mu: the write is marked busy (no
  * nng thread starts one on c), and only the loop thread closes and frees

@@ -26,6 +26,10 @@
  * writing replies, closing.  A request lives from its receipt to its
  * reply's last byte written (or its drop).
  *
+ * Transports.  Plain TCP is served by the loop thread itself through
+ * libuv (hf_spconn_uv.c: no thread hop per request); TLS and IPC go
+ * through nng's streams, as follows.
+ *
  * Threads.  nng runs the aio callbacks (accept_cb here, conn_rx_cb and
  * conn_tx_cb in hf_spconn.c) on its own threads.  They hold the server's
  * mutex mu for all they do: move bytes into buffers, cut requests out of
@@ -135,17 +139,23 @@ static void server_reap(nuv_server_t *srv)
 	while (list) {
 		struct spconn *c = list;
 		list = c->next;
-		/* closed is set: a callback in progress starts nothing, and
-		 * nng_aio_stop waits for it and cancels what is pending. */
-		nng_stream_close(c->stream);
-		nng_aio_stop(c->rx_aio);
-		nng_aio_stop(c->tx_aio);
-		nng_stream_free(c->stream);
-		nng_aio_free(c->rx_aio);
-		nng_aio_free(c->tx_aio);
-		nng_aio_free(c->tx_try_aio); /* used by this thread alone: idle */
-		c->stream = NULL;
-		c->rx_aio = c->tx_aio = c->tx_try_aio = NULL;
+		if (c->is_uv) {
+			/* Its close callback frees it (spuv_close). */
+			spuv_close(c);
+		} else {
+			/* closed is set: a callback in progress starts nothing,
+			 * and nng_aio_stop waits for it and cancels what is
+			 * pending. */
+			nng_stream_close(c->stream);
+			nng_aio_stop(c->rx_aio);
+			nng_aio_stop(c->tx_aio);
+			nng_stream_free(c->stream);
+			nng_aio_free(c->rx_aio);
+			nng_aio_free(c->tx_aio);
+			nng_aio_free(c->tx_try_aio); /* used by this thread alone: idle */
+			c->stream = NULL;
+			c->rx_aio = c->tx_aio = c->tx_try_aio = NULL;
+		}
 
 		pthread_mutex_lock(&srv->mu);
 		nng_msg_free(c->rx_msg);
@@ -164,9 +174,11 @@ static void server_reap(nuv_server_t *srv)
 			r->next_parked = gone;
 			gone = r;
 		}
-		c->reaped = true;
-		if (c->outstanding == 0)
-			free(c);
+		if (!c->is_uv) {
+			c->reaped = true;
+			if (c->outstanding == 0)
+				free(c);
+		}
 		pthread_mutex_unlock(&srv->mu);
 	}
 	while (gone) {
@@ -177,12 +189,10 @@ static void server_reap(nuv_server_t *srv)
 	}
 }
 
-static void server_async_cb(uv_async_t *h)
+void server_deliver(nuv_server_t *srv)
 {
-	nuv_server_t *srv = h->data;
 	struct nuv_request *list, *deliver = NULL, **tail = &deliver;
 
-	server_reap(srv);
 	/* One hold of mu for the whole batch (nng's threads queue on it: a
 	 * lock per request woke one of them each time): the requests whose
 	 * connection closed meanwhile are dropped, the others delivered
@@ -218,6 +228,14 @@ static void server_async_cb(uv_async_t *h)
 		r->msg = NULL; /* the callee's now */
 		srv->cb(r, msg, srv->arg);
 	}
+}
+
+static void server_async_cb(uv_async_t *h)
+{
+	nuv_server_t *srv = h->data;
+
+	server_reap(srv);
+	server_deliver(srv);
 }
 
 /* Loop thread: one line per kind of refusal that happened since the last
@@ -306,6 +324,8 @@ static void server_tick_cb(uv_timer_t *h)
 	}
 	pthread_mutex_unlock(&srv->mu);
 	server_reap(srv);
+	if (srv->uv)
+		spuv_tick(srv);
 	server_log(srv, now);
 }
 
@@ -395,6 +415,24 @@ int nuv_server_open(uv_loop_t *loop, const char *url, nng_tls_config *tls, unsig
 	srv->lim.name = srv->name;
 	pthread_mutex_init(&srv->mu, NULL);
 
+	/* Plain TCP: the loop serves it (hf_spconn_uv.c). */
+	if (!tls && strncmp(url, "tcp", 3) == 0) {
+		int r = spuv_listen(srv, url);
+		if (r < 0) {
+			pthread_mutex_destroy(&srv->mu);
+			free(srv);
+			return r;
+		}
+		srv->uv = true;
+		uv_async_init(loop, &srv->async, server_async_cb);
+		srv->async.data = srv;
+		uv_timer_init(loop, &srv->tick);
+		srv->tick.data = srv;
+		srv->open_handles += 2;
+		server_tick_start(srv);
+		*ret_srv = srv;
+		return 0;
+	}
 	rv = nng_stream_listener_alloc(&srv->listener, url);
 	if (rv != 0)
 		goto fail;
@@ -491,10 +529,8 @@ void nuv_reply(nuv_request_t *r, nng_msg *reply)
 		spconn_tx_send(c);
 }
 
-static void server_free_cb(uv_handle_t *h)
+void server_handle_closed(nuv_server_t *srv)
 {
-	nuv_server_t *srv = h->data;
-
 	if (--srv->open_handles > 0)
 		return;
 	/* The requests the caller never answered, and their connections. */
@@ -507,6 +543,11 @@ static void server_free_cb(uv_handle_t *h)
 	free(srv);
 }
 
+static void server_free_cb(uv_handle_t *h)
+{
+	server_handle_closed(h->data);
+}
+
 void nuv_server_close(nuv_server_t *srv)
 {
 	struct nuv_request *list;
@@ -517,8 +558,12 @@ void nuv_server_close(nuv_server_t *srv)
 	srv->closing = true;
 	pthread_mutex_unlock(&srv->mu);
 	uv_timer_stop(&srv->tick);
-	nng_stream_listener_close(srv->listener);
-	nng_aio_stop(srv->accept_aio); /* no new connection after this */
+	if (srv->uv) {
+		spuv_listener_close(srv); /* no new connection after this */
+	} else {
+		nng_stream_listener_close(srv->listener);
+		nng_aio_stop(srv->accept_aio); /* no new connection after this */
+	}
 
 	pthread_mutex_lock(&srv->mu);
 	while (srv->first)
@@ -537,8 +582,10 @@ void nuv_server_close(nuv_server_t *srv)
 	}
 	pthread_mutex_unlock(&srv->mu);
 
-	nng_aio_free(srv->accept_aio);
-	nng_stream_listener_free(srv->listener);
+	if (!srv->uv) {
+		nng_aio_free(srv->accept_aio);
+		nng_stream_listener_free(srv->listener);
+	}
 	uv_close((uv_handle_t *)&srv->async, server_free_cb);
 	uv_close((uv_handle_t *)&srv->tick, server_free_cb);
 }
