@@ -391,6 +391,17 @@ static int url_head_len(const char *url, size_t *ret_len)
 	return -EINVAL;
 }
 
+/* The wake-up and the tick, once the port listens. */
+static void server_handles_start(nuv_server_t *srv)
+{
+	uv_async_init(srv->loop, &srv->async, server_async_cb);
+	srv->async.data = srv;
+	uv_timer_init(srv->loop, &srv->tick);
+	srv->tick.data = srv;
+	srv->open_handles += 2;
+	server_tick_start(srv);
+}
+
 int nuv_server_open(uv_loop_t *loop, const char *url, nng_tls_config *tls, unsigned nctx, size_t recv_max,
 		    nuv_request_cb cb, void *arg, nuv_server_t **ret_srv)
 {
@@ -424,12 +435,7 @@ int nuv_server_open(uv_loop_t *loop, const char *url, nng_tls_config *tls, unsig
 			return r;
 		}
 		srv->uv = true;
-		uv_async_init(loop, &srv->async, server_async_cb);
-		srv->async.data = srv;
-		uv_timer_init(loop, &srv->tick);
-		srv->tick.data = srv;
-		srv->open_handles += 2;
-		server_tick_start(srv);
+		server_handles_start(srv);
 		*ret_srv = srv;
 		return 0;
 	}
@@ -451,12 +457,7 @@ int nuv_server_open(uv_loop_t *loop, const char *url, nng_tls_config *tls, unsig
 	if (rv != 0)
 		goto fail;
 
-	uv_async_init(loop, &srv->async, server_async_cb);
-	srv->async.data = srv;
-	uv_timer_init(loop, &srv->tick);
-	srv->tick.data = srv;
-	srv->open_handles = 2;
-	server_tick_start(srv);
+	server_handles_start(srv);
 	pthread_mutex_lock(&srv->mu);
 	accept_start(srv);
 	pthread_mutex_unlock(&srv->mu);
