@@ -4,6 +4,7 @@
  * where protobuf-c's results are translated into errno-style codes.
  */
 #include "hf_proto.h"
+#include "hf_log.h"
 #include "hf_validate.h"
 
 #include <errno.h>
@@ -185,6 +186,18 @@ bool hf_status_is_final(Hf__TaskStatus s)
 		return true;
 	default:
 		return false;
+	}
+}
+
+int hf_status_log_level(Hf__TaskStatus s)
+{
+	switch (s) {
+	case HF__TASK_STATUS__STATUS_FAILED:
+	case HF__TASK_STATUS__STATUS_ERROR:
+	case HF__TASK_STATUS__STATUS_TIMEOUT:
+		return HF_LOG_INFO;
+	default:
+		return HF_LOG_DEBUG;
 	}
 }
 

@@ -60,6 +60,13 @@ int hf_status_parse(const char *s, Hf__TaskStatus *ret);
  * cancelled. */
 bool hf_status_is_final(Hf__TaskStatus s);
 
+/* The log level of a line about one task's outcome: HF_LOG_INFO for
+ * failed, error and timeout (what an operator looks for), HF_LOG_DEBUG for
+ * the rest.  A line per task at info was thousands of lines a second at a
+ * fleet's rate, past journald's default rate limit (10,000 messages in
+ * 30 s a service), which then drops lines of every kind. */
+int hf_status_log_level(Hf__TaskStatus s);
+
 /* The list of valid names joined by ", ", for error messages. */
 const char *hf_backend_names(void);
 

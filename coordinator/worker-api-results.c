@@ -182,17 +182,18 @@ static void results_done(struct db_op *op)
 		if (d->outcome == DB_RESULT_FINAL || d->outcome == DB_RESULT_RETRIED)
 			device_health_count(c, w->env->results->worker_id, d->r, d->backend, t);
 		switch (d->outcome) {
-		case DB_RESULT_FINAL:
-			log_info("task %" PRIu64 " (%s) %s%s%s", d->r->task_id,
-				 t ? c->reg->models[t->model].model_type : "?",
-				 hf_status_name(d->status ? d->status : d->r->status),
-				 (d->reason ? d->reason : d->r->reason)[0] ? ": " : "",
-				 d->reason ? d->reason : d->r->reason);
-			coord_metrics_finished(c, d->status ? d->status : d->r->status, 1);
+		case DB_RESULT_FINAL: {
+			Hf__TaskStatus status = d->status ? d->status : d->r->status;
+			const char *reason = d->reason ? d->reason : d->r->reason;
+			hf_log(hf_status_log_level(status), "task %" PRIu64 " (%s) %s%s%s", d->r->task_id,
+			       t ? c->reg->models[t->model].model_type : "?", hf_status_name(status),
+			       reason[0] ? ": " : "", reason);
+			coord_metrics_finished(c, status, 1);
 			coord_metrics_observe(c, COORD_TASK_DURATION, d->r->finished_at - d->r->started_at);
 			if (t)
 				sched_remove(c->sched, t);
 			break;
+		}
 		case DB_RESULT_STALE:
 			log_info("task %" PRIu64 " attempt %u: late result kept as stale", d->r->task_id,
 				 d->r->attempt);

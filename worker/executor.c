@@ -213,7 +213,8 @@ static void task_finish(struct task *t)
 			  ": %s; its lease will expire",
 			  t->task_id, t->attempt, strerror(-r));
 	else
-		log_info("task %" PRIu64 " attempt %" PRIu32 " (%s) finished: %s in %.1f s%s%s",
+		hf_log(hf_status_log_level(res->status),
+		       "task %" PRIu64 " attempt %" PRIu32 " (%s) finished: %s in %.1f s%s%s",
 			 t->task_id, t->attempt, t->model_type, hf_status_name(res->status),
 			 t->finished_at - t->started_at, res->reason[0] ? ": " : "", res->reason);
 
@@ -490,7 +491,8 @@ int executor_start(struct executor *ex, const Hf__Assignment *a,
 		return 0;
 	}
 	bool moded = a->kind == HF__TASK_KIND__KIND_BENCHMARK && a->mode && *a->mode;
-	log_info("task %" PRIu64 " attempt %" PRIu32 " started: %s %s on %s%s%s%s%s, %spid %d, time "
+	/* At debug, as a passed task's end is (hf_status_log_level). */
+	log_debug("task %" PRIu64 " attempt %" PRIu32 " started: %s %s on %s%s%s%s%s, %spid %d, time "
 		 "limit %lld s",
 		 t->task_id, t->attempt, t->model_type, hf_kind_name(a->kind), where,
 		 a->precision && *a->precision ? " " : "", a->precision ? a->precision : "",
