@@ -14,7 +14,10 @@ What the generic planner gets wrong for these models, by cause:
   - speech-language models whose audio placeholder count must equal what
     the audio tower yields (a fixed number per window or per hop);
   - tokenizer parts (encoder or decoder alone) that take hidden_states;
-  - time series whose length must be a whole number of patches.
+  - time series whose length must be a whole number of patches;
+  - forecasters whose default config leaves the horizon unset, and
+    autoformer, whose FFTs over time must be of powers of two at half
+    precision on CUDA (cuFFT).
 """
 
 from __future__ import annotations
@@ -381,7 +384,8 @@ def fill_prediction_length(config, shrunk):
     config has the shrinker's 8; a default config gets 32, context_length
     following it: a power of two, because autoformer's auto-correlation runs
     cuFFT, which at half precision takes only powers of two (24, the horizon
-    of transformers' forecasting examples, failed its fp16 benchmark)."""
+    of transformers' forecasting examples, failed its fp16 benchmark; its
+    decoder's length is fitted by autoformer_fft_lengths)."""
     if getattr(config, "prediction_length", 0) is not None:
         return []
     config.prediction_length = 32
@@ -395,6 +399,59 @@ def fill_prediction_length(config, shrunk):
 GENERIC_CONFIG_FIXES = (fill_prediction_length,)
 
 
+def _power_of_two(n):
+    return isinstance(n, int) and not isinstance(n, bool) and n > 0 and n & (n - 1) == 0
+
+
+def power_of_two_label_length(context, prediction, label):
+    """The label_length nearest to label (the smaller of two as near) that
+    makes label + prediction a power of two while the label still fits in
+    the context (1 <= label <= context: the decoder starts from the last
+    label_length steps of the context); None when no length does."""
+    best, total = None, 1
+    while total <= prediction:
+        total *= 2
+    while total - prediction <= context:
+        cand = total - prediction
+        if best is None or abs(cand - label) < abs(best - label):
+            best = cand
+        total *= 2
+    return best
+
+
+def autoformer_fft_lengths(config, shrunk):
+    """Autoformer's auto-correlation (AutoformerAttention) takes
+    torch.fft.rfft / irfft over time with n = the query's length: the
+    encoder's series is context_length steps, the decoder's (self- and
+    cross-attention alike, the encoder's keys cut or zero-filled to it)
+    label_length + prediction_length.  cuFFT computes half-precision FFTs
+    only of powers of two, and the default config's label_length 10 with
+    the horizon of 32 (fill_prediction_length, run first here) makes the
+    decoder 42 steps: its fp16 benchmark failed "over 42 steps".  A default
+    config gets the label_length that makes the decoder a power of two (32:
+    64 steps) and still fits in the 32-step context; the horizon, the
+    context and every width stay.  The shrunk config (tests, at fp32) is
+    left as it is."""
+    notes = fill_prediction_length(config, shrunk)
+    if shrunk:
+        return notes
+    context, prediction = getattr(config, "context_length", None), getattr(config, "prediction_length", None)
+    label = getattr(config, "label_length", None)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (context, prediction, label)):
+        return notes
+    if _power_of_two(label + prediction):
+        return notes
+    want = power_of_two_label_length(context, prediction, label)
+    if want is None:
+        return notes + [f"label_length={label} kept: no label_length up to context_length {context} makes the "
+                        f"decoder's {label} + {prediction} steps a power of two (cuFFT's half-precision FFTs)"]
+    config.label_length = want
+    notes.append(f"label_length={want} (was {label}): the decoder's auto-correlation FFTs run over label_length + "
+                 f"prediction_length = {want + prediction} steps, a power of two as cuFFT needs at half "
+                 f"precision ({label + prediction} is not); the encoder's run over context_length {context}")
+    return notes
+
+
 def for_signature(params):
     """A waveform model whose forward() takes input_values with a
     padding_mask (a codec or a DAC-fronted audio encoder) gets
@@ -405,6 +462,8 @@ def for_signature(params):
 
 
 RECIPES = {
+    "autoformer": Recipe(fix_config=autoformer_fft_lengths,
+                         note="label_length + prediction_length a power of two (the decoder's FFTs at fp16)"),
     "fun_asr_nano_encoder": Recipe(provides=("input_features", "input_features_mask"),
                                    inputs=_fun_asr_encoder_inputs,
                                    note="time-major features of num_stacked_frames stacked mel frames (80 * 7)"),

@@ -26,6 +26,12 @@ activations float16 cannot hold (the fp16 benchmark of the full-size
 config then fails with non-finite outputs while fp32 passes):
 tame_init_std (generic: an init_std that overflows, cpmant) changes only
 the random weights' scale, never a layer, a width or a dtype.
+
+One builds and holds its values but takes an FFT cuFFT cannot compute in
+half precision (fnet: 768 features): its recipe is no config fix but an
+inputs() one that, at fp16 or bf16 on CUDA only, computes the same 2-D DFT
+as matrix products (the path transformers' FNet has for TPUs), at the
+input's own sizes.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from __future__ import annotations
 import math
 import sys
 
+import hfleet_runner_lib as lib
 from hfleet_recipe_base import Recipe, _get, _sub, _token, fit_tower_to_text_width
 
 
@@ -668,6 +675,130 @@ def tame_init_std(config, shrunk):
     return notes
 
 
+# --------------------------------------------------------------------------
+# FFTs cuFFT cannot compute in half precision.  cuFFT takes float16 FFTs only
+# of powers of two, torch has no bfloat16 FFT on CUDA at all, and autocast
+# leaves an FFT at its input's precision (hfleet_runner_lib.HALF_FFT_PATTERN:
+# such a failure is a skip).  FNet's token mixing is a 2-D FFT over the
+# sequence and the 768 features of its default config: its fp16 benchmark
+# failed "over [128, 768]".  transformers' FNet has a second way to compute
+# the same transform, for TPUs (config.use_tpu_fourier_optimizations): two
+# matrix products with precomputed DFT matrices (two_dim_matmul), which runs
+# at any size and precision.  The config option itself does not suit here
+# (FNetBasicFourierTransform._init_fourier_transform, as read in transformers'
+# source up to 4.5x):
+#   - it is taken only when max_position_embeddings <= 4096, and builds the
+#     matrices with scipy.linalg.dft; without scipy it logs a warning and
+#     falls back to torch.fft.fft along each axis, which cuFFT refuses the
+#     same way;
+#   - the sequence's matrix is tpu_short_seq_length square (512) and cut to
+#     the input's length L ([:L, :L]), which is the L-point DFT only when L
+#     equals it (else a different transform of the same cost), and a config
+#     fix does not know the task's sequence length;
+#   - the matrices are complex64 buffers, bound into the mixing function
+#     (functools.partial) when the model is built: a model built on the CPU
+#     and moved keeps them on the CPU, and model.to(dtype=float16) casts the
+#     buffers themselves to real float16, their imaginary parts dropped;
+#   - a config fix cannot tell the task's precision: it would change fp32
+#     benchmarks, which cuFFT runs, too.
+# So the recipe leaves the config alone and, once the model is on its device
+# (an inputs() recipe sees the precision, the device and the inputs), gives
+# each FNetBasicFourierTransform module that mixing at the input's exact
+# sizes: transformers' own two_dim_matmul with the L- and the hidden-size-
+# point DFT matrices, complex64 as that path computes, the real part cast
+# back to the model's precision (FNet's next operation, a LayerNorm of the
+# residual, takes one dtype).  Only at a half precision on CUDA, and at fp16
+# only when a size is not a power of two; elsewhere FNet's own FFT runs.
+
+FNET_MIXING_CLASS = "FNetBasicFourierTransform"
+
+
+def is_power_of_two(n):
+    return isinstance(n, int) and not isinstance(n, bool) and n > 0 and n & (n - 1) == 0
+
+
+def dft_matrix(torch, n, device):
+    """The n-point DFT matrix, complex64: m[j, k] = exp(-2 pi i j k / n),
+    what scipy.linalg.dft(n) gives (transformers' FNet builds its matrices
+    with it).  j k is reduced mod n in integers first, so the angles stay
+    exact in float64."""
+    k = torch.arange(n, device=device, dtype=torch.int64)
+    angle = (torch.outer(k, k) % n).to(torch.float64) * (-2.0 * math.pi / n)
+    return torch.polar(torch.ones_like(angle), angle).to(torch.complex64)
+
+
+def _local_two_dim_matmul(torch):
+    """transformers' FNet two_dim_matmul, for a version that no longer has it."""
+    def two_dim_matmul(x, matrix_dim_one, matrix_dim_two):
+        seq = x.shape[1]
+        return torch.einsum("bij,jk,ni->bnk", x.to(torch.complex64), matrix_dim_two, matrix_dim_one[:seq, :seq])
+    return two_dim_matmul
+
+
+def fnet_mixing_modules(model):
+    """The model's FNet Fourier-mixing modules (found by class name)."""
+    return [m for m in model.modules() if type(m).__name__ == FNET_MIXING_CLASS and hasattr(m, "fourier_transform")]
+
+
+def use_dft_matmuls(torch, model, seq, hidden, device):
+    """Make every FNet mixing module of model compute its 2-D DFT (over the
+    sequence and the features) as matrix products with DFT matrices of the
+    input's own sizes, the real part in the input's dtype (see above).  The
+    matrices for (seq, hidden) are made now on device (a captured CUDA graph
+    then allocates none); other sizes when first met.  -> the number of
+    modules changed (0: none found, nothing changed)."""
+    mods = fnet_mixing_modules(model)
+    if not mods:
+        return 0
+    modeling = sys.modules.get(type(mods[0]).__module__)
+    two_dim = getattr(modeling, "two_dim_matmul", None) or _local_two_dim_matmul(torch)
+    cache = {}
+
+    def matrices(n, d, dev):
+        key = (int(n), int(d), str(dev))
+        if key not in cache:
+            cache[key] = (dft_matrix(torch, int(n), dev), dft_matrix(torch, int(d), dev))
+        return cache[key]
+
+    matrices(seq, hidden, device)
+
+    def dft_by_matmul(x):
+        seq_mat, hidden_mat = matrices(x.shape[1], x.shape[2], x.device)
+        return two_dim(x, matrix_dim_one=seq_mat, matrix_dim_two=hidden_mat).real.to(x.dtype)
+
+    for m in mods:
+        m.fourier_transform = dft_by_matmul
+    return len(mods)
+
+
+def _fnet_inputs(r):
+    """At fp16 or bf16 on CUDA, FNet's mixing as DFT matrix products when
+    cuFFT cannot take its FFT (see above); the inputs stay the planner's."""
+    torch = r.torch
+    precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(r.dtype)
+    if precision is None or getattr(r.device, "type", r.device) != "cuda":
+        return
+    ids = r.inputs.get("input_ids")
+    if ids is None:
+        ids = r.inputs.get("inputs_embeds")
+    seq = int(ids.shape[1]) if ids is not None and ids.dim() >= 2 else int(r.seq)
+    hidden = _get(r.config, "hidden_size")
+    if not isinstance(hidden, int):
+        return
+    odd = [n for n in (seq, hidden) if not is_power_of_two(n)]
+    if precision == "fp16" and not odd:
+        return   # cuFFT takes these at fp16: FNet's own FFT runs
+    why = (f"cuFFT has no fp16 FFT of {' or '.join(str(n) for n in odd)}" if precision == "fp16"
+           else "torch has no bf16 FFT on CUDA")
+    n = use_dft_matmuls(torch, r.model, seq, hidden, r.device)
+    if n == 0:
+        lib.log(f"fnet: no {FNET_MIXING_CLASS} module found; the FFT is left as it is ({why})")
+        return
+    lib.log(f"fnet: the Fourier mixing of {n} layers as matrix products with the {seq}- and {hidden}-point DFT "
+            f"matrices (transformers' use_tpu_fourier_optimizations path, two_dim_matmul in complex64, with "
+            f"tpu_short_seq_length = the input's {seq}), the real part cast to {precision}: {why}")
+
+
 # Config fixes that hold for any type (hfleet_recipes.GENERIC_CONFIG_FIXES).
 GENERIC_CONFIG_FIXES = (fill_attention_shape, tame_init_std)
 
@@ -697,5 +828,10 @@ RECIPES = {
                           note="the decoder alone: audio codes and random encoder states"),
     "diffusion_gemma_text": Recipe(fix_config=_diffusion_gemma_text_config,
                                    model_class="DiffusionGemmaEncoderTextModel"),
+    # Not a config fix: at a half precision on CUDA the model's Fourier
+    # mixing is given DFT matrix products once it is on the device.
+    "fnet": Recipe(inputs=_fnet_inputs,
+                   note="at fp16/bf16 on CUDA, the Fourier mixing as DFT matmuls (use_tpu_fourier_optimizations' "
+                        "two_dim_matmul at the input's sizes): cuFFT has no fp16 FFT of 768"),
 }
 RECIPES.update({model_type: Recipe(fix_config=fix) for model_type, fix in CONFIG_FIXES.items()})

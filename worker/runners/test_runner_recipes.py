@@ -305,6 +305,214 @@ class TestHalfPrecisionInit(unittest.TestCase):
             self.assertEqual(vars(c), before)
 
 
+class TestHalfPrecisionFFT(unittest.TestCase):
+    """cuFFT takes half-precision FFTs only of powers of two (and torch has no
+    bf16 FFT on CUDA): autoformer's default config gets a decoder length that
+    is one; fnet's Fourier mixing becomes DFT matrix products at a half
+    precision on CUDA (its 768 features)."""
+
+    def test_autoformer_default_decoder_is_a_power_of_two(self):
+        from types import SimpleNamespace as NS
+        import hfleet_build as build
+        import hfleet_recipes as recipes
+        import hfleet_recipes_audio as ra
+        self.assertIs(recipes.get("autoformer").fix_config, ra.autoformer_fft_lengths)
+        # AutoformerConfig's defaults (transformers 5.x): no horizon, label_length 10
+        cfg = NS(model_type="autoformer", prediction_length=None, context_length=None, label_length=10,
+                 lags_sequence=[1, 2, 3, 4, 5, 6, 7], d_model=64)
+        notes = build._apply_fixes("autoformer", cfg, False)
+        self.assertEqual((cfg.context_length, cfg.prediction_length, cfg.label_length), (32, 32, 32))
+        self.assertEqual(notes[:2], ["prediction_length=32 (None in the default config)", "context_length=32"])
+        self.assertEqual(len(notes), 3)   # the generic horizon fix, run again after the recipe, adds nothing
+        self.assertTrue(notes[2].startswith("label_length=32 (was 10)"), notes[2])
+        self.assertIn("64 steps", notes[2])
+        self.assertIn("42 is not", notes[2])
+        # every FFT length: the encoder's context, the decoder's label + horizon
+        self.assertTrue(ra._power_of_two(cfg.context_length))
+        self.assertTrue(ra._power_of_two(cfg.label_length + cfg.prediction_length))
+        self.assertLessEqual(cfg.label_length, cfg.context_length)   # the decoder starts inside the context
+        self.assertEqual((cfg.lags_sequence, cfg.d_model), ([1, 2, 3, 4, 5, 6, 7], 64))
+        self.assertEqual(ra.autoformer_fft_lengths(cfg, False), [])   # once fixed, nothing more to say
+
+    def test_autoformer_shrunk_and_consistent_configs_are_left_alone(self):
+        from types import SimpleNamespace as NS
+        import hfleet_build as build
+        import hfleet_recipes_audio as ra
+        # the shrunk config (tests, fp32): the shrinker's 8 and 16, label 10 kept
+        small = NS(model_type="autoformer", prediction_length=8, context_length=16, label_length=10)
+        self.assertEqual(build._apply_fixes("autoformer", small, True), [])
+        self.assertEqual((small.prediction_length, small.context_length, small.label_length), (8, 16, 10))
+        # a default whose decoder is already a power of two
+        ok = NS(prediction_length=24, context_length=48, label_length=8)
+        self.assertEqual(ra.autoformer_fft_lengths(ok, False), [])
+        self.assertEqual(ok.label_length, 8)
+        # no label fits the context: kept, and the note says why
+        tight = NS(prediction_length=32, context_length=16, label_length=10)
+        notes = ra.autoformer_fft_lengths(tight, False)
+        self.assertEqual(tight.label_length, 10)
+        self.assertEqual(len(notes), 1)
+        self.assertIn("label_length=10 kept", notes[0])
+        # the other forecasters have no label_length: only the horizon is set
+        informer = NS(model_type="informer", prediction_length=None, context_length=None)
+        build._apply_fixes("informer", informer, False)
+        self.assertEqual((informer.prediction_length, informer.context_length), (32, 32))
+        self.assertFalse(hasattr(informer, "label_length"))
+
+    def test_power_of_two_label_length(self):
+        import hfleet_recipes_audio as ra
+        self.assertEqual(ra.power_of_two_label_length(32, 32, 10), 32)   # 64 steps
+        self.assertEqual(ra.power_of_two_label_length(48, 24, 10), 8)    # 32 (40 + 24 = 64 is further from 10)
+        self.assertEqual(ra.power_of_two_label_length(48, 24, 30), 40)   # 64
+        self.assertEqual(ra.power_of_two_label_length(16, 16, 10), 16)   # 32
+        self.assertIsNone(ra.power_of_two_label_length(16, 32, 10))      # 32 more steps than the context holds
+        for args in ((32, 32, 10), (48, 24, 10), (100, 7, 3), (5, 3, 1)):
+            got = ra.power_of_two_label_length(*args)
+            self.assertTrue(ra._power_of_two(got + args[1]) and 1 <= got <= args[0], (args, got))
+
+    # fnet: stand-ins for the model, its mixing modules and the modeling module
+    # that holds transformers' two_dim_matmul
+
+    def _fnet(self, with_two_dim=True):
+        import types
+        from types import SimpleNamespace as NS
+        name = "fake_transformers_models_fnet_modeling_fnet"
+        modeling = types.ModuleType(name)
+        calls = []
+        if with_two_dim:
+            def two_dim_matmul(x, matrix_dim_one, matrix_dim_two):
+                calls.append((x, matrix_dim_one, matrix_dim_two))
+                return NS(real=NS(to=lambda dtype: ("real part", dtype)))
+            modeling.two_dim_matmul = two_dim_matmul
+
+        class FNetBasicFourierTransform:
+            def __init__(self):
+                self.fourier_transform = "torch.fft.fftn"
+        FNetBasicFourierTransform.__module__ = name
+        sys.modules[name] = modeling
+        self.addCleanup(sys.modules.pop, name, None)
+        layers = [FNetBasicFourierTransform() for _ in range(3)]
+        others = [NS(fourier_transform="not FNet's"), NS()]
+        model = NS(modules=lambda: [others[0]] + layers + [others[1]])
+        return model, layers, others, calls
+
+    def _fnet_ctx(self, model, dtype, device_type="cuda", seq=128, hidden=768):
+        from types import SimpleNamespace as NS
+
+        class Device:   # torch.device("cuda:0"): its type, and its name as str() gives it
+            type = device_type
+
+            def __str__(self):
+                return f"{device_type}:0"
+        return NS(torch=_fake_torch(), model=model, config=NS(model_type="fnet", hidden_size=hidden),
+                  inputs={"input_ids": FakeTensor((1, seq), dtype="i64"), "token_type_ids": FakeTensor((1, seq))},
+                  batch=1, seq=seq, device=Device(), dtype=dtype)
+
+    def _run_fnet(self, r):
+        import contextlib
+        import io
+        from unittest import mock
+        import hfleet_recipes as recipes
+        import hfleet_recipes_config as rc
+        made = []
+
+        def fake_dft(torch, n, device):
+            made.append(n)
+            return ("dft", n)
+        err = io.StringIO()
+        with mock.patch.object(rc, "dft_matrix", fake_dft), contextlib.redirect_stderr(err):
+            recipes.get("fnet").inputs(r)
+        return made, err.getvalue()
+
+    def test_fnet_mixing_becomes_dft_matmuls_at_fp16_on_cuda(self):
+        import hfleet_recipes as recipes
+        import hfleet_recipes_config as rc
+        self.assertIs(recipes.get("fnet").inputs, rc._fnet_inputs)
+        self.assertIsNone(recipes.get("fnet").fix_config)   # the config (and fp32 runs) stay as transformers has them
+        model, layers, others, calls = self._fnet()
+        r = self._fnet_ctx(model, "f16")
+        made, log = self._run_fnet(r)
+        self.assertEqual(made, [128, 768])   # the input's sequence and the features, made before any forward
+        mixing = layers[0].fourier_transform
+        self.assertTrue(callable(mixing))
+        self.assertTrue(all(m.fourier_transform is mixing for m in layers))
+        self.assertEqual([o.__dict__.get("fourier_transform") for o in others], ["not FNet's", None])
+        self.assertIn("fnet: the Fourier mixing of 3 layers", log)
+        self.assertIn("128- and 768-point DFT matrices", log)
+        self.assertIn("tpu_short_seq_length = the input's 128", log)
+        self.assertIn("cuFFT has no fp16 FFT of 768", log)
+        self.assertEqual(set(r.inputs), {"input_ids", "token_type_ids"})   # the inputs are the planner's
+        # a pass: transformers' two_dim_matmul with the L x L and H x H matrices,
+        # the real part in the input's dtype
+        x = FakeTensor((1, 128, 768), dtype="f16", device="cuda:0")
+        self.assertEqual(mixing(x), ("real part", "f16"))
+        self.assertEqual(calls, [(x, ("dft", 128), ("dft", 768))])
+        # another length gets its own matrices
+        from unittest import mock
+        with mock.patch.object(rc, "dft_matrix", lambda torch, n, device: ("dft", n)):
+            mixing(FakeTensor((1, 64, 768), dtype="f16", device="cuda:0"))
+        self.assertEqual(calls[-1][1:], (("dft", 64), ("dft", 768)))
+
+    def test_fnet_keeps_its_fft_where_cufft_takes_it(self):
+        for dtype, device, seq, hidden in (("f32", "cuda", 128, 768),     # fp32: cuFFT takes any size
+                                           ("f16", "cpu", 128, 768),      # not CUDA
+                                           ("f16", "cuda", 128, 1024),    # powers of two at fp16
+                                           ("f16", "cuda", 64, 64)):      # the shrunk config
+            with self.subTest(dtype=dtype, device=device, seq=seq, hidden=hidden):
+                model, layers, _, calls = self._fnet()
+                made, log = self._run_fnet(self._fnet_ctx(model, dtype, device, seq, hidden))
+                self.assertEqual(made, [])
+                self.assertEqual(log, "")
+                self.assertTrue(all(m.fourier_transform == "torch.fft.fftn" for m in layers))
+
+    def test_fnet_at_bf16_and_odd_sequences(self):
+        # torch has no bf16 FFT on CUDA at all: powers of two too
+        model, layers, _, _ = self._fnet()
+        made, log = self._run_fnet(self._fnet_ctx(model, "bf16", "cuda", 128, 1024))
+        self.assertEqual(made, [128, 1024])
+        self.assertIn("torch has no bf16 FFT on CUDA", log)
+        self.assertTrue(callable(layers[0].fourier_transform))
+        # a sequence that is not a power of two, at fp16
+        model, layers, _, _ = self._fnet()
+        made, log = self._run_fnet(self._fnet_ctx(model, "f16", "cuda", 100, 1024))
+        self.assertEqual(made, [100, 1024])
+        self.assertIn("cuFFT has no fp16 FFT of 100", log)
+
+    def test_fnet_without_mixing_modules_or_two_dim_matmul(self):
+        from types import SimpleNamespace as NS
+        import hfleet_recipes_config as rc
+        # no FNet mixing module (another transformers): nothing changed, and the log says so
+        made, log = self._run_fnet(self._fnet_ctx(NS(modules=lambda: [NS(), NS()]), "f16"))
+        self.assertEqual(made, [])
+        self.assertIn("no FNetBasicFourierTransform module found", log)
+        # a modeling module without two_dim_matmul: the same einsum, here
+        model, layers, _, _ = self._fnet(with_two_dim=False)
+        self._run_fnet(self._fnet_ctx(model, "f16"))
+        self.assertTrue(callable(layers[0].fourier_transform))
+        seen = []
+
+        class X:
+            shape, dtype, device = (2, 128, 768), "f16", "cuda:0"
+
+            def to(self, dtype):
+                seen.append(("to", dtype))
+                return "x as complex64"
+        class SeqMatrix:
+            def __getitem__(self, key):
+                return ("cut to", key)
+        torch = NS(complex64="c64", einsum=lambda eq, *ops: seen.append((eq,) + ops) or NS(real=NS(to=lambda d: d)))
+        two_dim = rc._local_two_dim_matmul(torch)
+        out = two_dim(X(), matrix_dim_one=SeqMatrix(), matrix_dim_two="H")
+        self.assertEqual(seen[0], ("to", "c64"))
+        self.assertEqual(seen[1], ("bij,jk,ni->bnk", "x as complex64", "H", ("cut to", (slice(None, 128), slice(None, 128)))))
+        self.assertEqual(out.real.to("f16"), "f16")
+
+    def test_power_of_two(self):
+        import hfleet_recipes_config as rc
+        self.assertEqual([n for n in range(70) if rc.is_power_of_two(n)], [1, 2, 4, 8, 16, 32, 64])
+        for n in (768, 42, 0, -4, None, True, 64.0):
+            self.assertFalse(rc.is_power_of_two(n), n)
+
+
 class TestHeadFirstFallback(unittest.TestCase):
     """A generative benchmark builds the task's head first; a head that
     refuses the default config falls back to the bare model."""

@@ -360,6 +360,71 @@ class TestHalfPrecisionInit(unittest.TestCase):
 
 
 @unittest.skipUnless(HAVE_TORCH and HAVE_TRANSFORMERS, "torch not installed")
+class TestHalfPrecisionFFT(unittest.TestCase):
+    """FFTs cuFFT cannot take in half precision: fnet's mixing as DFT matrix
+    products (hfleet_recipes_config), checked against FNet's own FFT on the
+    CPU in float32; autoformer's default decoder a power of two long
+    (hfleet_recipes_audio).  The fp16 benchmarks of both on CUDA, which
+    failed before the recipes, where a GPU is."""
+
+    def test_dft_matrix_is_the_fft_of_the_identity(self):
+        import torch
+        import hfleet_recipes_config as rc
+        for n in (1, 12, 768):
+            want = torch.fft.fft(torch.eye(n, dtype=torch.float64), dim=0)
+            got = rc.dft_matrix(torch, n, torch.device("cpu"))
+            self.assertEqual(got.dtype, torch.complex64)
+            self.assertLess(float((got.to(torch.complex128) - want).abs().max()), 1e-5, n)
+
+    def test_fnet_dft_matmuls_match_its_fft_cpu(self):
+        import torch
+        import transformers
+        import hfleet_recipes_config as rc
+        cfg = transformers.FNetConfig(vocab_size=100, hidden_size=24, num_hidden_layers=2, intermediate_size=48,
+                                      max_position_embeddings=64)
+        torch.manual_seed(0)
+        model = transformers.FNetModel(cfg).eval()
+        ids = torch.randint(4, 100, (2, 12))
+        with torch.inference_mode():
+            want = model(input_ids=ids).last_hidden_state
+            self.assertEqual(rc.use_dft_matmuls(torch, model, 12, 24, torch.device("cpu")), 2)
+            got = model(input_ids=ids).last_hidden_state
+            self.assertEqual(got.dtype, torch.float32)
+            self.assertLess(float((got - want).abs().max()), 1e-3)
+            # another length: its own matrices
+            self.assertEqual(model(input_ids=ids[:, :7]).last_hidden_state.shape, (2, 7, 24))
+
+    @unittest.skipUnless(_cuda_available(), "no CUDA device")
+    def test_fnet_benchmark_cuda_fp16(self):
+        r, err = run_cli(make_task(model_type="fnet", family="encoder-only", task="fill-mask", backend="cuda",
+                                   kind="benchmark", precision="fp16", batch_size=1, seq_len=128,
+                                   iterations=10, warmup=2))
+        self.assertEqual(lib.validate_result(r), [])
+        self.assertEqual(r["status"], "passed", msg=f"{r['reason']}\n{r.get('traceback', '')}\n{err[-1500:]}")
+        self.assertEqual(r["outputs"]["config_source"], "default")
+        self.assertEqual(r["outputs"]["recipe"], "fnet")
+        self.assertNotIn("autocast", r["outputs"])   # the mixing's real part is cast back: all fp16
+        self.assertIn("fnet: the Fourier mixing of 12 layers as matrix products with the 128- and 768-point", err)
+        self.assertEqual(r["metrics"]["seq_len"], 128)
+        self.assertGreater(r["metrics"]["latency_ms"]["p50"], 0)
+
+    @unittest.skipUnless(_cuda_available(), "no CUDA device")
+    def test_autoformer_benchmark_cuda_fp16(self):
+        r, err = run_cli(make_task(model_type="autoformer", family="encoder-decoder",
+                                   task="time-series-forecasting", modality="time-series", backend="cuda",
+                                   kind="benchmark", precision="fp16", batch_size=1, seq_len=128,
+                                   iterations=10, warmup=2))
+        self.assertEqual(lib.validate_result(r), [])
+        self.assertEqual(r["status"], "passed", msg=f"{r['reason']}\n{r.get('traceback', '')}\n{err[-1500:]}")
+        self.assertEqual(r["outputs"]["config_source"], "default")
+        self.assertIn("label_length=32 (was 10)", err)
+        inputs = r["outputs"]["inputs"]
+        self.assertEqual(inputs["past_values"], [1, 32 + 7])   # context_length + the largest lag
+        self.assertEqual(inputs["future_values"], [1, 32])
+        self.assertGreater(r["metrics"]["latency_ms"]["p50"], 0)
+
+
+@unittest.skipUnless(HAVE_TORCH and HAVE_TRANSFORMERS, "torch not installed")
 class TestVideoTrackers(unittest.TestCase):
     """The four video trackers through the runner: the recipe's inference
     session (hfleet_recipes_video), frames tracked to fill the memory bank,
