@@ -14,15 +14,9 @@
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 py=$(command -v python3)
 types=${HF_ONLY:-sam2_video,sam3_tracker_video,edgetam_video,sam3_video,align,cpmant}
-sweep() { # kind precision batch out
-  $py worker/runners/hfleet_sweep.py --registry coordinator/registry/models.tsv --backend cuda --kind "$1" \
-    --precision "$2" --batch-size "$3" --seq-len 128 --iterations 10 --jobs 3 --in-process \
-    --deadline "${HF_DEADLINE:-150}" --only "$types" --out "/tmp/$4" >"$OUT/$4.log" 2>&1
-  tail -3 "$OUT/$4.log"; cp "/tmp/$4/summary.json" "$OUT/$4-summary.json" 2>/dev/null
-  echo "$4 done: $SECONDS s"
-}
-sweep test fp32 2 test
-sweep benchmark fp16 1 bench
+. tests/gpu/sweep-fn.sh
+gpu_sweep test fp32 2 test "$types" "${HF_DEADLINE:-150}"
+gpu_sweep benchmark fp16 1 bench "$types" "${HF_DEADLINE:-150}"
 (cd worker/runners && timeout 200 $py -m unittest -v test_runner_torch.TestHalfPrecisionInit \
   test_runner_torch.TestVideoTrackers test_runner_recipes.TestVideoTrackerRecipes) >"$OUT/unittest.log" 2>&1
 tail -4 "$OUT/unittest.log"; echo "unit tests done: $SECONDS s"

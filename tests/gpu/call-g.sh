@@ -21,17 +21,12 @@ if [ "${mib:-0}" -ge 102400 ] && [ -n "${HF_SWEEP7_LIST:-}" ]; then
   echo "sweep 7 done: $SECONDS s"
 fi
 types=${HF_ONLY:-fnet,autoformer}
-sweep() { # kind precision batch out [types]
-  $py worker/runners/hfleet_sweep.py --registry coordinator/registry/models.tsv --backend cuda --kind "$1" \
-    --precision "$2" --batch-size "$3" --seq-len 128 --iterations 10 --jobs 3 --in-process \
-    --deadline "${HF_DEADLINE:-90}" --only "${5:-$types}" --out "/tmp/$4" >"$OUT/$4.log" 2>&1
-  tail -2 "$OUT/$4.log"; cp "/tmp/$4/summary.json" "$OUT/$4-summary.json" 2>/dev/null
-  echo "$4 done: $SECONDS s"
-}
-sweep test fp32 2 test
-sweep benchmark fp16 1 bench
-sweep benchmark bf16 1 bench-bf16 fnet
-sweep benchmark fp32 1 bench-fp32 fnet
+. tests/gpu/sweep-fn.sh
+deadline=${HF_DEADLINE:-90}
+gpu_sweep test fp32 2 test "$types" "$deadline"
+gpu_sweep benchmark fp16 1 bench "$types" "$deadline"
+gpu_sweep benchmark bf16 1 bench-bf16 fnet "$deadline"
+gpu_sweep benchmark fp32 1 bench-fp32 fnet "$deadline"
 (cd worker/runners && timeout 240 $py -m unittest -v test_runner_torch.TestHalfPrecisionFFT \
   test_runner_torch.TestRunnerWithTorch.test_rag_runs_against_the_synthetic_index \
   test_runner_torch.TestRunnerWithTorch.test_synthetic_index_returns_the_nearest_documents \
