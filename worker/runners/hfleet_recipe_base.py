@@ -88,6 +88,12 @@ def _token(config, *names):
     return None
 
 
+def is_power_of_two(n):
+    """An int (not a bool) that is a power of two: the sizes cuFFT takes at
+    half precision (fnet's and autoformer's recipes)."""
+    return isinstance(n, int) and not isinstance(n, bool) and n > 0 and n & (n - 1) == 0
+
+
 def _text_vocab(config):
     return _get(_sub(config, "text_config"), "vocab_size") or _get(config, "vocab_size")
 

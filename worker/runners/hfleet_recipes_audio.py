@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 
-from hfleet_recipe_base import Recipe, _get, _sub, _text_vocab, _token
+from hfleet_recipe_base import Recipe, _get, _sub, _text_vocab, _token, is_power_of_two
 
 
 # --------------------------------------------------------------------------
@@ -399,10 +399,6 @@ def fill_prediction_length(config, shrunk):
 GENERIC_CONFIG_FIXES = (fill_prediction_length,)
 
 
-def _power_of_two(n):
-    return isinstance(n, int) and not isinstance(n, bool) and n > 0 and n & (n - 1) == 0
-
-
 def power_of_two_label_length(context, prediction, label):
     """The label_length nearest to label (the smaller of two as near) that
     makes label + prediction a power of two while the label still fits in
@@ -439,7 +435,7 @@ def autoformer_fft_lengths(config, shrunk):
     label = getattr(config, "label_length", None)
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (context, prediction, label)):
         return notes
-    if _power_of_two(label + prediction):
+    if is_power_of_two(label + prediction):
         return notes
     want = power_of_two_label_length(context, prediction, label)
     if want is None:

@@ -40,7 +40,7 @@ import math
 import sys
 
 import hfleet_runner_lib as lib
-from hfleet_recipe_base import Recipe, _get, _sub, _token, fit_tower_to_text_width
+from hfleet_recipe_base import Recipe, _get, _sub, _token, fit_tower_to_text_width, is_power_of_two
 
 
 # --------------------------------------------------------------------------
@@ -711,10 +711,6 @@ def tame_init_std(config, shrunk):
 # only when a size is not a power of two; elsewhere FNet's own FFT runs.
 
 FNET_MIXING_CLASS = "FNetBasicFourierTransform"
-
-
-def is_power_of_two(n):
-    return isinstance(n, int) and not isinstance(n, bool) and n > 0 and n & (n - 1) == 0
 
 
 def dft_matrix(torch, n, device):

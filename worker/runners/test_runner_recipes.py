@@ -19,6 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import hfleet_plan as plan_mod  # noqa: E402
+import hfleet_recipe_base as rb  # noqa: E402
 
 
 class TestRecipes(unittest.TestCase):
@@ -328,8 +329,8 @@ class TestHalfPrecisionFFT(unittest.TestCase):
         self.assertIn("64 steps", notes[2])
         self.assertIn("42 is not", notes[2])
         # every FFT length: the encoder's context, the decoder's label + horizon
-        self.assertTrue(ra._power_of_two(cfg.context_length))
-        self.assertTrue(ra._power_of_two(cfg.label_length + cfg.prediction_length))
+        self.assertTrue(rb.is_power_of_two(cfg.context_length))
+        self.assertTrue(rb.is_power_of_two(cfg.label_length + cfg.prediction_length))
         self.assertLessEqual(cfg.label_length, cfg.context_length)   # the decoder starts inside the context
         self.assertEqual((cfg.lags_sequence, cfg.d_model), ([1, 2, 3, 4, 5, 6, 7], 64))
         self.assertEqual(ra.autoformer_fft_lengths(cfg, False), [])   # once fixed, nothing more to say
@@ -367,7 +368,7 @@ class TestHalfPrecisionFFT(unittest.TestCase):
         self.assertIsNone(ra.power_of_two_label_length(16, 32, 10))      # 32 more steps than the context holds
         for args in ((32, 32, 10), (48, 24, 10), (100, 7, 3), (5, 3, 1)):
             got = ra.power_of_two_label_length(*args)
-            self.assertTrue(ra._power_of_two(got + args[1]) and 1 <= got <= args[0], (args, got))
+            self.assertTrue(rb.is_power_of_two(got + args[1]) and 1 <= got <= args[0], (args, got))
 
     # fnet: stand-ins for the model, its mixing modules and the modeling module
     # that holds transformers' two_dim_matmul
@@ -507,10 +508,9 @@ class TestHalfPrecisionFFT(unittest.TestCase):
         self.assertEqual(out.real.to("f16"), "f16")
 
     def test_power_of_two(self):
-        import hfleet_recipes_config as rc
-        self.assertEqual([n for n in range(70) if rc.is_power_of_two(n)], [1, 2, 4, 8, 16, 32, 64])
+        self.assertEqual([n for n in range(70) if rb.is_power_of_two(n)], [1, 2, 4, 8, 16, 32, 64])
         for n in (768, 42, 0, -4, None, True, 64.0):
-            self.assertFalse(rc.is_power_of_two(n), n)
+            self.assertFalse(rb.is_power_of_two(n), n)
 
 
 class TestHeadFirstFallback(unittest.TestCase):
