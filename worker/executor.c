@@ -215,8 +215,8 @@ static void task_finish(struct task *t)
 	else
 		hf_log(hf_status_log_level(res->status),
 		       "task %" PRIu64 " attempt %" PRIu32 " (%s) finished: %s in %.1f s%s%s",
-			 t->task_id, t->attempt, t->model_type, hf_status_name(res->status),
-			 t->finished_at - t->started_at, res->reason[0] ? ": " : "", res->reason);
+		       t->task_id, t->attempt, t->model_type, hf_status_name(res->status),
+		       t->finished_at - t->started_at, res->reason[0] ? ": " : "", res->reason);
 
 	worker_metrics_task_finished(t->backend, t->device_index);
 	task_close(t); /* no longer running when the callback sees it */
@@ -493,12 +493,12 @@ int executor_start(struct executor *ex, const Hf__Assignment *a,
 	bool moded = a->kind == HF__TASK_KIND__KIND_BENCHMARK && a->mode && *a->mode;
 	/* At debug, as a passed task's end is (hf_status_log_level). */
 	log_debug("task %" PRIu64 " attempt %" PRIu32 " started: %s %s on %s%s%s%s%s, %spid %d, time "
-		 "limit %lld s",
-		 t->task_id, t->attempt, t->model_type, hf_kind_name(a->kind), where,
-		 a->precision && *a->precision ? " " : "", a->precision ? a->precision : "",
-		 moded ? " " : "", moded ? a->mode : "",
-		 t->warm ? "warm runner " : "", task_pid(t),
-		 (long long)((t->timeout_ms + 999) / 1000));
+		  "limit %lld s",
+		  t->task_id, t->attempt, t->model_type, hf_kind_name(a->kind), where,
+		  a->precision && *a->precision ? " " : "", a->precision ? a->precision : "",
+		  moded ? " " : "", moded ? a->mode : "",
+		  t->warm ? "warm runner " : "", task_pid(t),
+		  (long long)((t->timeout_ms + 999) / 1000));
 	uv_timer_start(&t->timer, task_timer_cb, (uint64_t)t->timeout_ms, 0);
 	return 0;
 }

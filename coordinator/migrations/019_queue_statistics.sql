@@ -7,10 +7,9 @@
 -- so that the planner knows at once that most of the table is queued.
 -- ANALYZE samples 300 rows per unit of the largest statistics target of
 -- the columns it analyses: at the default 100 that is 30,000 rows, whose
--- values it sorts and counts,
--- and it took 60 to 75 ms of a one-second 100,000-task submit on a 2-core
--- machine (a table of 138,000 tasks).  At 10 it samples 3,000 rows and
--- took 8 ms.
+-- values it sorts and counts, and it took 60 to 75 ms of a one-second
+-- 100,000-task submit on a 2-core machine (a table of 138,000 tasks).  At
+-- 10 it samples 3,000 rows and took 8 ms.
 --
 -- What the planner needs of these columns is coarse: state has eight
 -- values, all of which fit in a most-common-values list of 10, with their
