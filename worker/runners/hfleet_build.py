@@ -5,10 +5,13 @@ What this module owns (the reference runner's construction, moved out of
 hfleet_runner_torch.py, which runs the attempt):
   * the auto classes a task tries, in order      -> auto_classes, build_from_config
   * pretrained weights from a directory or cache -> load_pretrained
+  * a timm backbone's Hub config, offline        -> offline_timm_configs
   * the default config and the shrunk one a test
     builds (and the recipes' fixes to both)      -> default_and_shrunk_configs
   * random initialisation on the GPU, in the
     task's half precision, not on the CPU        -> build_on_device
+  * BatchNorm statistics of random weights set
+    from the task's own input (a recipe asks)    -> calibrates_batchnorm, calibrate_batchnorm
   * shrunk rotary sections that fit               -> adapt_mrope_sections
   * a half-precision model that mixes in float32  -> run_under_autocast
   * freeing what a failed build left              -> free_memory
@@ -174,6 +177,7 @@ def build_from_config(transformers, config, task_name, meta=False, torch=None, h
 
 
 def load_pretrained(transformers, torch, hf_id, task_name, dtype, head_first=False):
+    offline_timm_configs(transformers)   # an EdgeTAM checkpoint's config prints its class default too
     last = None
     for cls in auto_classes(transformers, task_name, head_first):
         try:
@@ -204,6 +208,73 @@ def param_count(model) -> int:
         seen.add(id(p))
         n += p.numel()
     return int(n)
+
+
+# --------------------------------------------------------------------------
+# timm configs from the Hub, offline.  EdgeTamVisionConfig's default
+# backbone (backbone_config None) is AutoConfig.from_pretrained(
+# "timm/repvit_m1.dist_in1k", model_args=...), a file from the Hub, and
+# transformers builds that default itself whatever config it is given:
+# PreTrainedConfig.__repr__ diffs a config against its class's default
+# (to_diff_dict: self.__class__(); from_dict logs the config it made), and
+# the strict dataclass configs of later 5.x releases (5.2's were plain
+# classes) repr every sub-config assigned to a field typed
+# `dict | PreTrainedConfig | None` (huggingface_hub's union check tries dict
+# first and writes repr(value) into that TypeError's message).  So
+# EdgeTamConfig could not be built offline even from a vision_config with
+# its backbone given, while EdgeTamVisionConfig could (the default of its
+# own sub-config, a TimmWrapperConfig, needs no Hub).  A timm Hub config is
+# the architecture's name plus what comes with the pretrained weights
+# (labels, mean and std, input size); random weights need only the name,
+# from which timm builds the model (TimmWrapperModel always creates it with
+# pretrained=False).
+
+# from_pretrained's own keywords, not the config's
+HUB_LOADING_KWARGS = ("cache_dir", "force_download", "local_files_only", "proxies", "token", "revision",
+                      "subfolder", "trust_remote_code", "code_revision", "_from_auto", "_from_pipeline",
+                      "_commit_hash")
+
+
+def timm_hub_architecture(name):
+    """The timm architecture a Hub id timm/ARCH names ('timm/repvit_m1.dist_in1k'
+    -> 'repvit_m1.dist_in1k': the name with its pretrained tag, which
+    timm.create_model takes), else None."""
+    if not isinstance(name, str) or not name.startswith("timm/"):
+        return None
+    arch = name[len("timm/"):]
+    return arch if arch and "/" not in arch else None
+
+
+def offline_timm_configs(transformers):
+    """From now on in this process, AutoConfig.from_pretrained answers a
+    timm Hub id whose config the offline runner does not have
+    (lib.hub_file_missing) with a TimmWrapperConfig of that architecture
+    and the caller's config keywords (EdgeTAM's model_args) instead of the
+    OSError; any other id or error is raised as before.  Before any config
+    is built or loaded (default_and_shrunk_configs, load_pretrained); once
+    a process (a warm runner's later tasks find it done)."""
+    auto = transformers.AutoConfig
+    original = auto.from_pretrained
+    if getattr(original, "offline_timm", False):
+        return
+    told = set()
+
+    def from_pretrained(cls, name, **kwargs):
+        try:
+            return original(name, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - raised again unless it is the offline timm case
+            arch = timm_hub_architecture(name)
+            if arch is None or kwargs.get("return_unused_kwargs") or not lib.hub_file_missing(exc):
+                raise
+        if name not in told:
+            told.add(name)
+            log(f"{name} is not in the local cache (offline): a timm_wrapper config of architecture {arch}, "
+                f"random weights")
+        config = {k: v for k, v in kwargs.items() if k not in HUB_LOADING_KWARGS}
+        return transformers.CONFIG_MAPPING["timm_wrapper"](architecture=arch, **config)
+
+    from_pretrained.offline_timm = True
+    auto.from_pretrained = classmethod(from_pretrained)
 
 
 # Composite model types whose default config is empty: built from two
@@ -286,6 +357,7 @@ def default_and_shrunk_configs(transformers, model_type, seq_len):
     from transformers import AutoConfig, CONFIG_MAPPING
     if model_type not in CONFIG_MAPPING:
         raise Unsupported(f"model_type {model_type!r} is not known to transformers {transformers.__version__}")
+    offline_timm_configs(transformers)
     recipe = recipes.get(model_type)
     if model_type in COMPOSITES:
         cfg_name, factory, a, b = COMPOSITES[model_type]
@@ -400,6 +472,105 @@ def default_dtype(torch, dtype):
         yield
     finally:
         torch.set_default_dtype(was)
+
+
+# --------------------------------------------------------------------------
+# BatchNorm statistics for random weights.  transformers' _init_weights
+# leaves every BatchNorm at running mean 0, variance 1, weight 1, bias 0: in
+# eval mode an identity, so nothing renormalises the signal between the
+# convolutions, and each multiplies its RMS by about std * sqrt(fan-in).
+# Through a deep network that product is a guess float16's range does not
+# forgive: align's EfficientNet-B7 (55 MBConv blocks, every convolution at
+# std 0.02) underflows to 0; re-drawn with He init (std sqrt(2 / fan-in))
+# it gave NaN inside the tower at 600 px instead.  A trained network's
+# running statistics are what its BatchNorms' inputs measure, so that each
+# output has unit scale; calibrate_batchnorm sets them so for the random
+# weights from one pass over the task's own inputs, each layer measured as
+# its turn comes, on what the already-calibrated layers before it gave.
+#
+# running_mean stays 0 and running_var is the input's per-channel mean
+# square less eps, so each output channel has RMS 1 and keeps its mean.
+# Centring too (running_mean the input's mean) would make every output
+# channel's mean over this very input exactly 0: align's last hidden state
+# is a sum of BatchNorm outputs (the last stage's projections, residual)
+# pooled by its spatial mean, so at batch 1 its image features would be 0
+# again up to rounding, and AlignModel.forward's L2 normalisation 0 / 0.
+# A channel whose mean square is under eps (a variance cannot go below 0)
+# comes out at RMS sqrt(mean square / eps) < 1: smaller, never larger.
+#
+# Each output element of a calibrated layer is then at most
+# sqrt(elements per channel) in size (their squares sum to that count: 300
+# for one 300 x 300 map), far inside float16's 65504, and what lies
+# between (activations, squeeze-excitation gates in (0, 1), residual sums
+# of a few such outputs, convolutions of unit-scale inputs) keeps that
+# scale.  The pass runs at the model's own precision (a half-precision
+# benchmark builds the model in it, and a float32 copy would count in its
+# peak memory): each layer is calibrated before it runs, so the pass stays
+# in range wherever the convolutions between two BatchNorms do, and the
+# statistics are reduced in float32.  Layers, shapes, dtypes and kernels
+# stay, so what the benchmark times is the same.
+
+def calibrates_batchnorm(model_type, source):
+    """Whether an attempt's model gets calibrate_batchnorm: its type's own
+    recipe asks for it (Recipe.calibrate_batchnorm, read before a recipe by
+    forward()'s signature may stand in for the inputs), and its weights are
+    random (pretrained running statistics are the trained ones)."""
+    recipe = recipes.get(model_type)
+    return source != "pretrained" and recipe is not None and bool(recipe.calibrate_batchnorm)
+
+
+def batchnorm_scale_from_input(torch, norm, x):
+    """Set one BatchNorm's running statistics from its input x (see above):
+    running_mean 0, running_var the per-channel mean square of x (over every
+    dimension but the channels', 1) less eps, at least 0.  A channel whose
+    mean square is not finite keeps what it had (the model's own overflow,
+    left for the output check to report).  -> the number of such channels."""
+    dims = (0,) + tuple(range(2, x.dim()))
+    count = max(1, x.numel() // max(1, x.shape[1]))
+    # float32 sums without a float32 copy of the activation (the pass's
+    # memory stays the forward's own)
+    ms = torch.linalg.vector_norm(x.detach(), 2, dim=dims, dtype=torch.float32).square() / count
+    ok = torch.isfinite(ms)
+    var = torch.where(ok, (ms - norm.eps).clamp_min(0.0), norm.running_var.float())
+    mean = torch.where(ok, torch.zeros_like(ms), norm.running_mean.float())
+    norm.running_var.copy_(var)
+    norm.running_mean.copy_(mean)
+    return int((~ok).sum())
+
+
+def calibrate_batchnorm(torch, model, run, scale_from_input=batchnorm_scale_from_input):
+    """Run run() (the task's forward on its inputs) once with a forward
+    pre-hook on every eval-mode BatchNorm of model that tracks running
+    statistics, each setting its layer's from the input it gets
+    (scale_from_input; a layer called twice, at its first call), then take
+    the hooks off.  -> a note for outputs.batchnorm_calibration."""
+    norms = [m for m in model.modules()
+             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and not m.training
+             and m.track_running_stats and m.running_var is not None]
+    if not norms:
+        return "no eval-mode BatchNorm with running statistics: nothing calibrated"
+    done, nonfinite = set(), [0]
+
+    def pre_hook(module, args):
+        if args and id(module) not in done:
+            done.add(id(module))
+            nonfinite[0] += scale_from_input(torch, module, args[0])
+
+    handles = [m.register_forward_pre_hook(pre_hook) for m in norms]
+    try:
+        with torch.no_grad():
+            run()
+    finally:
+        for h in handles:
+            h.remove()
+    note = (f"{len(done)} BatchNorm layers' running statistics set from this task's input, one pass in forward "
+            f"order (running_mean 0, running_var the input's per-channel mean square less eps: unit-RMS outputs; "
+            f"random weights leave them at 0 / 1, identities that let activations leave float16's range)")
+    if len(done) < len(norms):
+        note += f"; {len(norms) - len(done)} not reached by the pass keep theirs"
+    if nonfinite[0]:
+        note += f"; {nonfinite[0]} channels with a non-finite input keep theirs"
+    return note
 
 
 def run_under_autocast(torch, model, device, dtype):

@@ -13,8 +13,14 @@ from __future__ import annotations
 
 class Recipe:
     def __init__(self, fix_config=None, provides=(), inputs=None, own_tokens=False, prefer_default=False,
-                 submodel=None, model_class=None, note="", name="", make_config=None):
+                 submodel=None, model_class=None, note="", name="", make_config=None, calibrate_batchnorm=False):
         self.name = name
+        # calibrate_batchnorm: a random-init model's BatchNorm running
+        # statistics are set from one pass over the task's own inputs before
+        # its first forward (hfleet_build.calibrate_batchnorm), where the
+        # identities transformers' initialisation leaves let activations
+        # leave float16's range through the depth (align)
+        self.calibrate_batchnorm = calibrate_batchnorm
         # make_config(transformers, model_type) -> the default config, for a
         # type whose AutoConfig.for_model cannot build one (it reads the Hub)
         self.make_config = make_config

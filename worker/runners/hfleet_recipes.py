@@ -26,6 +26,11 @@ A recipe has these parts, all optional:
                                            transformers (models.dia.modeling_dia.DiaDecoder)
   make_config(transformers, model_type)    the default config, where
                                            AutoConfig.for_model cannot build it
+  calibrate_batchnorm                      random weights' BatchNorm running
+                                           statistics set from the task's
+                                           inputs before the first forward
+                                           (hfleet_build.calibrate_batchnorm;
+                                           outputs.batchnorm_calibration)
 
 A type without a recipe of its own may still get one chosen by its
 forward() signature (for_signature: dynamic-resolution grids), and every

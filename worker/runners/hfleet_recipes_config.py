@@ -25,7 +25,10 @@ Some default configs build, but their random initialisation gives
 activations float16 cannot hold (the fp16 benchmark of the full-size
 config then fails with non-finite outputs while fp32 passes):
 tame_init_std (generic: an init_std that overflows, cpmant) changes only
-the random weights' scale, never a layer, a width or a dtype.
+the random weights' scale, never a layer, a width or a dtype.  Where no
+one scale suits every layer, BatchNorm networks get their running
+statistics from the task's own input instead (calibrate_batchnorm, a
+recipe's flag: align, whose EfficientNet tower underflows float16).
 
 One builds and holds its values but takes an FFT cuFFT cannot compute in
 half precision (fnet: 768 features): its recipe is no config fix but an
@@ -829,5 +832,14 @@ RECIPES = {
     "fnet": Recipe(inputs=_fnet_inputs,
                    note="at fp16/bf16 on CUDA, the Fourier mixing as DFT matmuls (use_tpu_fourier_optimizations' "
                         "two_dim_matmul at the input's sizes): cuFFT has no fp16 FFT of 768"),
+    # Not a config fix either: align's EfficientNet-B7 tower draws every
+    # convolution at std 0.02 and leaves its BatchNorms identities, so its
+    # image features underflow float16 to 0 and AlignModel.forward's
+    # image_embeds / image_embeds.norm() is 0 / 0 (hfleet_build says why one
+    # std cannot fix it).  Its text tower (BERT, LayerNorms), text
+    # projection (xavier) and temperature (1.0) stay in range as built.
+    "align": Recipe(calibrate_batchnorm=True,
+                    note="random weights' BatchNorm statistics from the task's input (float16 holds the "
+                         "image features)"),
 }
 RECIPES.update({model_type: Recipe(fix_config=fix) for model_type, fix in CONFIG_FIXES.items()})

@@ -346,22 +346,11 @@ def _blt_config(config, shrunk):
 
 # --------------------------------------------------------------------------
 # EdgeTAM: the default vision config reads the RepViT backbone's config
-# from the Hub (AutoConfig.from_pretrained("timm/repvit_m1.dist_in1k")), so
-# AutoConfig.for_model fails offline before any recipe runs.  The same
-# backbone, random-init, is a timm architecture name plus the checkpoint's
-# model_args: the recipes' make_config builds the default config that way,
-# in place of AutoConfig.for_model (hfleet_build).
-
-EDGETAM_BACKBONE = {"model_type": "timm_wrapper", "architecture": "repvit_m1.dist_in1k",
-                    "model_args": {"in_chans": 3, "features_only": True, "out_indices": [0, 1, 2, 3]}}
-
-
-def _edgetam_default_config(transformers, model_type):
-    cls = transformers.CONFIG_MAPPING[model_type]
-    if model_type == "edgetam_vision_model":
-        return cls(backbone_config=dict(EDGETAM_BACKBONE))
-    return cls(vision_config={"model_type": "edgetam_vision_model", "backbone_config": dict(EDGETAM_BACKBONE)})
-
+# from the Hub (AutoConfig.from_pretrained("timm/repvit_m1.dist_in1k")), and
+# transformers builds that default even from a config that names its
+# backbone; offline, the runner answers it with the same architecture,
+# random-init (hfleet_build.offline_timm_configs, for any timm Hub config).
+# The recipes give the image at the prompt encoder's size.
 
 def _edgetam_inputs(r):
     c = r.config
@@ -390,11 +379,12 @@ RECIPES = {
     "glm_image_vqmodel": Recipe(submodel=_vq_encode_submodel, provides=("hidden_states",), inputs=_vq_inputs),
     "mistral4": Recipe(fix_config=_mistral4_config),
     "blt": Recipe(fix_config=_blt_config),
-    # The shrunk config's timm backbone, rebuilt from its dict, reads the Hub;
-    # the default (about 5 M parameters for the tower) is small: it is used.
-    "edgetam": Recipe(make_config=_edgetam_default_config, provides=("pixel_values",), inputs=_edgetam_inputs,
-                      prefer_default=True, note="the default config (its shrunk timm backbone would read the Hub)"),
-    "edgetam_vision_model": Recipe(make_config=_edgetam_default_config, provides=("pixel_values",),
-                                   inputs=_edgetam_inputs, prefer_default=True,
-                                   note="the default config (its shrunk timm backbone would read the Hub)"),
+    # The shrinker narrows EdgeTAM's prompt encoder and mask decoder but not
+    # the vision neck whose features they take (fpn_hidden_size), nor the
+    # RepViT backbone, whose widths its timm architecture fixes; the default
+    # (about 5 M parameters for the tower) is small: it is used.
+    "edgetam": Recipe(provides=("pixel_values",), inputs=_edgetam_inputs, prefer_default=True,
+                      note="the default config (a shrunk one narrows the mask decoder, not the vision neck)"),
+    "edgetam_vision_model": Recipe(provides=("pixel_values",), inputs=_edgetam_inputs, prefer_default=True,
+                                   note="the default config (a timm backbone's widths are its architecture's)"),
 }

@@ -179,6 +179,21 @@ def exception_reason(exc: BaseException, prefix: str = "") -> str:
     return one_line(f"{prefix}{body}" if not prefix else f"{prefix}: {body}")
 
 
+# What huggingface_hub and transformers say when a file only the Hub has is
+# not in the local cache and the runner, offline, cannot fetch it.
+HUB_OFFLINE_MARKS = ("couldn't connect to", "LocalEntryNotFound", "offline mode", "HF_HUB_OFFLINE",
+                     "not cached locally", "outgoing traffic has been disabled")
+
+
+def hub_file_missing(exc: BaseException) -> bool:
+    """Whether exc is a Hub file missing from the local cache of an offline
+    runner (an OSError saying so, or huggingface_hub's *EntryNotFoundError)."""
+    name = type(exc).__name__
+    if not (isinstance(exc, OSError) or name.endswith("EntryNotFoundError")):
+        return False
+    return "EntryNotFound" in name or any(m in str(exc) for m in HUB_OFFLINE_MARKS)
+
+
 # --------------------------------------------------------------------------
 # task
 

@@ -11,6 +11,7 @@ split across several devices hfleet_multidevice.py's.
 
 from __future__ import annotations
 
+import functools
 import gc
 import importlib
 import os
@@ -22,8 +23,8 @@ import traceback
 import hfleet_bench as bench_mod
 import hfleet_modes as modes_mod
 from hfleet_build import (Unsupported, adapt_mrope_sections, build_from_config, build_on_device,
-                          default_and_shrunk_configs, free_memory, load_pretrained, param_count,
-                          run_under_autocast, shallow_config)
+                          calibrate_batchnorm, calibrates_batchnorm, default_and_shrunk_configs, free_memory,
+                          load_pretrained, param_count, run_under_autocast, shallow_config)
 import hfleet_multidevice as multi_mod
 from hfleet_inputs import (config_facts, fit_placeholder_tokens, forward_fitting_placeholders, materialize,
                            measure_generation, output_entries, position_id_offset)
@@ -365,6 +366,13 @@ def run_attempt(ctx, source, make_model):
             note = f"counting image/audio features failed: {type(exc).__name__}: {exc}"
     if note:
         log(note)
+    if calibrates_batchnorm(task["model_type"], source):
+        # Before anything is measured: one pass over these inputs sets the
+        # random weights' BatchNorm statistics (hfleet_build says why); a
+        # failure there is the forward's own, reported as the first one's.
+        att.outputs["batchnorm_calibration"] = calibrate_batchnorm(
+            torch, model, functools.partial(forward_fitting_placeholders, torch, model, inputs))
+        log(f"{source}: {att.outputs['batchnorm_calibration']}")
 
     with torch.inference_mode():
         synchronize(torch, device)
@@ -472,15 +480,11 @@ def environment_skip_reason(exc):
     or a file that only the Hub has (the runner is offline) is not the
     model's fault.
     """
-    msg = str(exc)
     if isinstance(exc, ImportError):
         return lib.exception_reason(exc, "missing Python package in " + sys.executable)
-    offline_marks = ("couldn't connect to", "LocalEntryNotFound", "offline mode", "HF_HUB_OFFLINE",
-                     "not cached locally", "outgoing traffic has been disabled")
-    if isinstance(exc, OSError) or type(exc).__name__.endswith("EntryNotFoundError"):
-        if any(m in msg for m in offline_marks) or "EntryNotFound" in type(exc).__name__:
-            return lib.exception_reason(exc, "needs files from the Hugging Face Hub that are not in the local cache "
-                                             "(the runner is offline)")
+    if lib.hub_file_missing(exc):
+        return lib.exception_reason(exc, "needs files from the Hugging Face Hub that are not in the local cache "
+                                         "(the runner is offline)")
     return None
 
 

@@ -32,8 +32,8 @@ class TestRecipes(unittest.TestCase):
             suite = {line.split("\t")[0] for line in f if line.strip() and not line.startswith(("#", "model_type"))}
         for mt, r in recipes.RECIPES.items():
             self.assertIn(mt, suite, f"recipe for {mt}, which is not in the registry")
-            self.assertTrue(r.fix_config or r.inputs or r.submodel or r.model_class or r.prefer_default or r.make_config,
-                            mt)
+            self.assertTrue(r.fix_config or r.inputs or r.submodel or r.model_class or r.prefer_default or r.make_config
+                            or r.calibrate_batchnorm, mt)
             if r.provides:
                 self.assertIsNotNone(r.inputs, f"{mt} provides {r.provides} but builds nothing")
         self.assertIsNone(recipes.get("bert"))
@@ -306,6 +306,115 @@ class TestHalfPrecisionInit(unittest.TestCase):
             self.assertEqual(vars(c), before)
 
 
+class TestBatchNormCalibration(unittest.TestCase):
+    """A recipe's calibrate_batchnorm (align): which attempts get it, and
+    hfleet_build.calibrate_batchnorm's hooks on a stand-in torch (the
+    statistics themselves: test_runner_torch.TestBatchNormCalibration)."""
+
+    def test_align_asks_for_it_with_random_weights_only(self):
+        import hfleet_build as build
+        import hfleet_recipes as recipes
+        r = recipes.get("align")
+        self.assertTrue(r.calibrate_batchnorm)
+        # the default config, so the architecture, and the planner's inputs stay
+        self.assertIsNone(r.fix_config)
+        self.assertIsNone(r.inputs)
+        self.assertEqual(r.provides, ())
+        for source in ("shrunk", "default", "shallow"):
+            self.assertTrue(build.calibrates_batchnorm("align", source), source)
+        self.assertFalse(build.calibrates_batchnorm("align", "pretrained"))   # trained statistics stay
+        self.assertFalse(build.calibrates_batchnorm("bert", "default"))       # no recipe
+        self.assertFalse(build.calibrates_batchnorm("fnet", "default"))       # a recipe without the flag
+        self.assertFalse(rb.Recipe().calibrate_batchnorm)
+
+    def _stand_in(self):
+        """torch.nn's _BatchNorm, no_grad that records its use, and modules
+        whose call runs their forward pre-hooks, then their children."""
+        from types import SimpleNamespace as NS
+        calls = {"no_grad": 0}
+
+        class NoGrad:
+            def __enter__(self):
+                calls["no_grad"] += 1
+
+            def __exit__(self, *exc):
+                return False
+
+        class Module:
+            def __init__(self, *children):
+                self.children_, self.hooks, self.training = list(children), {}, False
+
+            def modules(self, memo=None):   # each once, as torch's
+                memo = set() if memo is None else memo
+                if id(self) not in memo:
+                    memo.add(id(self))
+                    yield self
+                    for c in self.children_:
+                        yield from c.modules(memo)
+
+            def register_forward_pre_hook(self, fn):
+                key = object()
+                self.hooks[key] = fn
+                return NS(remove=lambda: self.hooks.pop(key))
+
+            def __call__(self, x):
+                for fn in list(self.hooks.values()):
+                    fn(self, (x,))
+                for c in self.children_:
+                    c(x + 1)
+
+        class _BatchNorm(Module):
+            def __init__(self, name, training=False, track=True):
+                super().__init__()
+                self.name, self.training, self.track_running_stats = name, training, track
+                self.running_var = object() if track else None
+
+        torch = NS(nn=NS(modules=NS(batchnorm=NS(_BatchNorm=_BatchNorm))), no_grad=NoGrad)
+        return torch, Module, _BatchNorm, calls
+
+    def test_each_eval_batchnorm_is_set_once_in_forward_order_and_the_hooks_go(self):
+        import hfleet_build as build
+        torch, Module, BN, calls = self._stand_in()
+        a, b, c = BN("a"), BN("b"), BN("c")
+        training, untracked, unreached = BN("training", training=True), BN("untracked", track=False), BN("unreached")
+        shared = BN("shared")
+        model = Module(a, Module(b, training, untracked), shared, c, Module(shared))   # shared: inputs 1, then 2
+        seen = []
+
+        def scale_from_input(t, norm, x):
+            self.assertIs(t, torch)
+            seen.append((norm.name, x))
+            return 2 if norm is c else 0   # c: two channels with a non-finite input
+
+        def forward():
+            self.assertEqual(calls["no_grad"], 1)   # the pass runs without autograd
+            model(0)
+
+        note = build.calibrate_batchnorm(torch, Module(model, unreached), forward, scale_from_input=scale_from_input)
+        # forward order, each once (the shared layer at its first call), only
+        # eval-mode layers with running statistics
+        self.assertEqual(seen, [("a", 1), ("b", 2), ("shared", 1), ("c", 1)])
+        self.assertTrue(note.startswith("4 BatchNorm layers' running statistics set from this task's input"), note)
+        self.assertIn("1 not reached by the pass keep theirs", note)
+        self.assertIn("2 channels with a non-finite input keep theirs", note)
+        for m in (a, b, c, shared, training, untracked, unreached):
+            self.assertEqual(m.hooks, {}, m.name)
+
+    def test_hooks_go_when_the_pass_fails_and_nothing_is_run_without_batchnorm(self):
+        import hfleet_build as build
+        torch, Module, BN, _ = self._stand_in()
+        a = BN("a")
+
+        def failing():
+            raise RuntimeError("the forward's own failure")
+
+        with self.assertRaisesRegex(RuntimeError, "own failure"):
+            build.calibrate_batchnorm(torch, Module(a), failing, scale_from_input=lambda *args: 0)
+        self.assertEqual(a.hooks, {})
+        note = build.calibrate_batchnorm(torch, Module(Module()), lambda: self.fail("no pass without BatchNorm"))
+        self.assertIn("nothing calibrated", note)
+
+
 class TestHalfPrecisionFFT(unittest.TestCase):
     """cuFFT takes half-precision FFTs only of powers of two (and torch has no
     bf16 FFT on CUDA): autoformer's default config gets a decoder length that
@@ -548,6 +657,129 @@ class TestHeadFirstFallback(unittest.TestCase):
                     TypeError("unsupported operand")):
             with self.assertRaises(type(err)):
                 build.build_from_config(self._transformers(err), cfg, "text-generation", head_first=True)
+
+
+class TestOfflineTimmConfigs(unittest.TestCase):
+    """hfleet_build.offline_timm_configs on a stand-in transformers: a timm
+    Hub config the offline runner lacks is its architecture's TimmWrapper
+    config, so a config class whose default asks the Hub for one (EdgeTAM's
+    vision config) can be built, and printed, offline
+    (test_runner_torch.TestOfflineTimmBackbone: the real classes)."""
+
+    OFFLINE = ("We couldn't connect to 'https://huggingface.co' to load the files, and couldn't find them in the "
+               "cached files. Check your internet connection or see how to run the library in offline mode at "
+               "'https://huggingface.co/docs/transformers/installation#offline-mode'.")
+    MODEL_ARGS = {"in_chans": 3, "features_only": True, "out_indices": [0, 1, 2, 3]}
+
+    def _transformers(self, error=None, cached=()):
+        """AutoConfig.from_pretrained gives the ids in cached and raises
+        error (default: transformers' offline OSError) for the others."""
+        from types import SimpleNamespace as NS
+        calls = []
+
+        class TimmWrapperConfig:
+            model_type = "timm_wrapper"
+
+            def __init__(self, architecture="resnet50", model_args=None, **kwargs):
+                self.architecture, self.model_args, self.kwargs = architecture, model_args, kwargs
+
+        class AutoConfig:
+            @classmethod
+            def from_pretrained(cls, name, **kwargs):
+                calls.append(name)
+                if name in cached:
+                    return f"cached {name}"
+                raise error if error is not None else OSError(self.OFFLINE)
+
+        return NS(AutoConfig=AutoConfig, CONFIG_MAPPING={"timm_wrapper": TimmWrapperConfig}), calls
+
+    def test_timm_hub_ids_name_their_architecture(self):
+        import hfleet_build as build
+        self.assertEqual(build.timm_hub_architecture("timm/repvit_m1.dist_in1k"), "repvit_m1.dist_in1k")
+        self.assertEqual(build.timm_hub_architecture("timm/resnet50.a1_in1k"), "resnet50.a1_in1k")
+        for name in ("facebook/sam2.1-hiera-tiny", "timm/", "timm/a/b", "repvit_m1", "", None, 3):
+            self.assertIsNone(build.timm_hub_architecture(name), name)
+
+    def test_hub_files_missing_offline(self):
+        import hfleet_runner_lib as lib
+
+        class LocalEntryNotFoundError(Exception):
+            pass
+        self.assertTrue(lib.hub_file_missing(OSError(self.OFFLINE)))
+        self.assertTrue(lib.hub_file_missing(LocalEntryNotFoundError("no file")))
+        self.assertFalse(lib.hub_file_missing(OSError("[Errno 13] Permission denied: '/cache/x'")))
+        self.assertFalse(lib.hub_file_missing(ValueError(self.OFFLINE)))   # not a file that is missing
+        self.assertFalse(lib.hub_file_missing(ImportError("timm")))
+
+    def test_an_uncached_timm_config_is_its_architecture(self):
+        import hfleet_build as build
+        tf, calls = self._transformers()
+        build.offline_timm_configs(tf)
+        cfg = tf.AutoConfig.from_pretrained("timm/repvit_m1.dist_in1k", model_args=dict(self.MODEL_ARGS),
+                                            cache_dir="/x", revision="main", local_files_only=True)
+        self.assertEqual(calls, ["timm/repvit_m1.dist_in1k"])   # the Hub (the cache) first
+        self.assertEqual(type(cfg).model_type, "timm_wrapper")
+        self.assertEqual(cfg.architecture, "repvit_m1.dist_in1k")
+        self.assertEqual(cfg.model_args, self.MODEL_ARGS)
+        self.assertEqual(cfg.kwargs, {})   # from_pretrained's own keywords are not the config's
+
+    def test_other_ids_errors_and_cached_configs_are_left_alone(self):
+        import hfleet_build as build
+        tf, _ = self._transformers(cached=("timm/resnet50.a1_in1k",))
+        build.offline_timm_configs(tf)
+        self.assertEqual(tf.AutoConfig.from_pretrained("timm/resnet50.a1_in1k"), "cached timm/resnet50.a1_in1k")
+        with self.assertRaises(OSError):   # not a timm id
+            tf.AutoConfig.from_pretrained("facebook/sam2.1-hiera-tiny")
+        with self.assertRaises(OSError):   # the caller wants (config, unused kwargs)
+            tf.AutoConfig.from_pretrained("timm/repvit_m1.dist_in1k", return_unused_kwargs=True)
+        for err in (OSError("[Errno 13] Permission denied"), ValueError("Unrecognized model in timm/x")):
+            tf, _ = self._transformers(error=err)
+            build.offline_timm_configs(tf)
+            with self.assertRaises(type(err)):
+                tf.AutoConfig.from_pretrained("timm/repvit_m1.dist_in1k")
+
+    def test_installed_once_a_process(self):
+        import hfleet_build as build
+        tf, calls = self._transformers()
+        build.offline_timm_configs(tf)
+        wrapped = tf.AutoConfig.from_pretrained.__func__
+        build.offline_timm_configs(tf)   # a warm runner's next task
+        self.assertIs(tf.AutoConfig.from_pretrained.__func__, wrapped)
+        tf.AutoConfig.from_pretrained("timm/repvit_m1.dist_in1k")
+        self.assertEqual(calls, ["timm/repvit_m1.dist_in1k"])
+
+    def test_a_config_printed_against_its_hub_default_builds_offline(self):
+        """The failure edgetam had: a config whose class default asks the Hub
+        for its timm backbone, printed (transformers' repr diffs a config
+        against its class's default; a strict dataclass config prints a
+        sub-config assigned to a `dict | PreTrainedConfig | None` field)."""
+        import hfleet_build as build
+        tf, _ = self._transformers()
+        model_args = self.MODEL_ARGS
+
+        class VisionConfig:
+            def __init__(self, backbone_config=None):
+                self.backbone_config = backbone_config if backbone_config is not None else \
+                    tf.AutoConfig.from_pretrained("timm/repvit_m1.dist_in1k", model_args=dict(model_args))
+
+            def __repr__(self):
+                default = type(self)()
+                return f"VisionConfig {vars(self) == vars(default)}"
+
+        given = VisionConfig(tf.CONFIG_MAPPING["timm_wrapper"](architecture="repvit_m1.dist_in1k"))
+        with self.assertRaises(OSError):
+            repr(given)
+        build.offline_timm_configs(tf)
+        self.assertTrue(repr(given).startswith("VisionConfig "))
+        self.assertEqual(VisionConfig().backbone_config.architecture, "repvit_m1.dist_in1k")
+
+    def test_edgetam_recipes_leave_the_config_to_transformers(self):
+        import hfleet_recipes as recipes
+        for mt in ("edgetam", "edgetam_vision_model"):
+            r = recipes.get(mt)
+            self.assertIsNone(r.make_config, mt)   # AutoConfig.for_model, offline_timm_configs answering the Hub
+            self.assertTrue(r.prefer_default, mt)
+            self.assertEqual(r.provides, ("pixel_values",))
 
 
 # --------------------------------------------------------------------------

@@ -334,6 +334,46 @@ class TestKnownAnswer(unittest.TestCase):
 
 
 @unittest.skipUnless(HAVE_TORCH and HAVE_TRANSFORMERS, "torch not installed")
+class TestOfflineTimmBackbone(unittest.TestCase):
+    """EdgeTAM offline: transformers builds EdgeTamVisionConfig's default,
+    whose RepViT backbone config it asks the Hub for, whenever it prints an
+    EdgeTAM config (a strict dataclass config prints a sub-config assigned
+    to a `dict | PreTrainedConfig | None` field); offline_timm_configs
+    answers it with the architecture.  Then both EdgeTAM types through the
+    CLI, as the worker runs them (offline, random weights)."""
+
+    def test_edgetam_config_builds_and_prints_offline(self):
+        import transformers
+        import hfleet_build as build
+        build.offline_timm_configs(transformers)
+        cfg = transformers.AutoConfig.for_model("edgetam")
+        backbone = cfg.vision_config.backbone_config
+        self.assertEqual(backbone.model_type, "timm_wrapper")
+        self.assertTrue(backbone.architecture.startswith("repvit_m1"), backbone.architecture)
+        self.assertTrue(backbone.model_args["features_only"])
+        self.assertTrue(repr(cfg).startswith("EdgeTamConfig "))   # a diff against EdgeTamConfig()
+        again = type(cfg).from_dict(cfg.to_dict())                 # the shrunk config's round trip
+        self.assertEqual(again.vision_config.backbone_config.architecture, backbone.architecture)
+
+    @unittest.skipUnless(importlib.util.find_spec("timm") is not None, "timm not installed")
+    def test_edgetam_types_run_offline(self):
+        backend = "cuda" if _cuda_available() else "cpu"
+        for mt, task, cls in (("edgetam", "mask-generation", "EdgeTamModel"),
+                              ("edgetam_vision_model", "image-feature-extraction", "EdgeTamVisionModel")):
+            with self.subTest(model_type=mt):
+                r, err = run_cli(make_task(model_type=mt, family="vision", task=task, modality="image",
+                                           backend=backend, batch_size=1), env_extra={"HF_HUB_OFFLINE": "1"})
+                self.assertEqual(lib.validate_result(r), [])
+                self.assertEqual(r["status"], "passed", msg=f"{mt}: {r['reason']}\n{r.get('traceback', '')}\n"
+                                                            f"{err[-1500:]}")
+                self.assertEqual(r["weights"], "random-init")
+                self.assertEqual(r["outputs"]["config_source"], "default")
+                self.assertEqual(r["outputs"]["model_class"], cls)
+                self.assertEqual(r["outputs"]["inputs"]["pixel_values"], [1, 3, 1024, 1024])
+                self.assertTrue(r["outputs"]["finite"])
+
+
+@unittest.skipUnless(HAVE_TORCH and HAVE_TRANSFORMERS, "torch not installed")
 class TestHalfPrecisionInit(unittest.TestCase):
     """The random initialisation that failed cpmant's fp16 benchmark
     (non-finite outputs) and the generic fix's rescaling, checked on the
@@ -357,6 +397,134 @@ class TestHalfPrecisionInit(unittest.TestCase):
             model = transformers.AutoModel.from_config(cfg)
             q = model.encoder.layers[0].self_att.self_attention.project_q.weight
             self.assertAlmostEqual(float(q.float().std()), want, delta=0.1 * want)
+
+
+@unittest.skipUnless(HAVE_TORCH and HAVE_TRANSFORMERS, "torch not installed")
+class TestBatchNormCalibration(unittest.TestCase):
+    """hfleet_build.calibrate_batchnorm, align's recipe: a deep stack of
+    convolutions drawn at std 0.02 whose BatchNorms are identities fades
+    below float16's smallest subnormal (6e-8); with its running statistics
+    set from the input, each BatchNorm's output has RMS 1 per channel, its
+    mean kept.  Then a small AlignModel at fp16 on CUDA, whose image embeds
+    are 0 / 0 as built, and align's own fp16 benchmark through the CLI."""
+
+    @staticmethod
+    def _stack(torch, depth, std):
+        """conv -> BatchNorm -> SiLU, depth + 1 times, the convolutions drawn
+        at std (biases 0), in eval mode: transformers' init of a BN network."""
+        layers, width = [], 3
+        for _ in range(depth + 1):
+            layers += [torch.nn.Conv2d(width, 16, 3, padding=1), torch.nn.BatchNorm2d(16), torch.nn.SiLU()]
+            width = 16
+        model = torch.nn.Sequential(*layers).eval()
+        with torch.no_grad():
+            for m in model:
+                if isinstance(m, torch.nn.Conv2d):
+                    m.weight.normal_(0.0, std)
+                    m.bias.zero_()
+        return model
+
+    @staticmethod
+    def _norm_outputs(torch, model, run):
+        """Each BatchNorm's output in the forward pass run() makes, in order,
+        and run()'s own output."""
+        outs = []
+        handles = [m.register_forward_hook(lambda mod, args, out: outs.append(out.detach().float()))
+                   for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        try:
+            with torch.inference_mode():
+                return outs, run()
+        finally:
+            for h in handles:
+                h.remove()
+
+    def test_calibrated_batchnorms_give_unit_rms_outputs_cpu(self):
+        import torch
+        import hfleet_build as build
+        torch.manual_seed(0)
+        model = self._stack(torch, 20, 0.02)
+        x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+        before, _ = self._norm_outputs(torch, model, lambda: model(x))
+        # identities: each convolution multiplies the RMS by about 0.02 * sqrt(144)
+        self.assertLess(float(before[-1].pow(2).mean().sqrt()), 6e-8)
+        note = build.calibrate_batchnorm(torch, model, lambda: model(x))
+        self.assertTrue(note.startswith("21 BatchNorm layers' running statistics set"), note)
+        self.assertNotIn("keep theirs", note)
+        for m in model.modules():
+            self.assertEqual(len(m._forward_pre_hooks), 0)
+            if isinstance(m, torch.nn.BatchNorm2d):
+                self.assertEqual(float(m.running_mean.abs().max()), 0.0)
+        after, _ = self._norm_outputs(torch, model, lambda: model(x))
+        self.assertEqual(len(after), 21)
+        for i, out in enumerate(after):
+            rms = out.pow(2).mean(dim=(0, 2, 3)).sqrt()   # per channel
+            self.assertLess(float((rms - 1).abs().max()), 1e-3, i)
+        # the channels keep their means (only the scale is set): an image
+        # pooled by its mean, as align's is, is not 0
+        means = after[-1].mean(dim=(0, 2, 3))
+        self.assertGreater(float(means.abs().max()), 0.05)
+
+    @unittest.skipUnless(_cuda_available(), "no CUDA device")
+    def test_small_align_float16_embeds_are_finite_once_calibrated_cuda(self):
+        import torch
+        import transformers
+        import hfleet_build as build
+        # 9 MBConv blocks (a residual pair in the second and the last
+        # stage), EfficientNet-B0's widths, 64 px images; image_embeds is the
+        # pooled last stage, 320 wide, so the projection is too.
+        vision = dict(image_size=64, width_coefficient=1.0, depth_coefficient=1.0,
+                      num_block_repeats=[1, 2, 1, 1, 1, 1, 2], hidden_dim=64)
+        text = dict(vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                    intermediate_size=128, max_position_embeddings=64)
+        cfg = transformers.AlignConfig(text_config=text, vision_config=vision, projection_dim=320)
+        device = torch.device("cuda")
+        torch.manual_seed(0)
+        # as the runner's benchmark builds it: on the device, in float16
+        model, where = build.build_on_device(torch, device, lambda: transformers.AlignModel(cfg), torch.float16)
+        model = model.to(device=device, dtype=torch.float16).eval()
+        g = torch.Generator().manual_seed(1)
+        inputs = {"input_ids": torch.randint(1, 1000, (1, 16), generator=g).to(device),
+                  "attention_mask": torch.ones(1, 16, dtype=torch.long, device=device),
+                  "pixel_values": torch.randn(1, 3, 64, 64, generator=g).to(device=device, dtype=torch.float16)}
+
+        before = self._norm_outputs(torch, model, lambda: model(**inputs))[1]
+        # transformers' initialisation: the features underflow to 0, and the
+        # L2 normalisation is 0 / 0; the text tower is in range as built
+        self.assertFalse(bool(torch.isfinite(before.image_embeds).all()), where)
+        self.assertTrue(bool(torch.isfinite(before.text_embeds).all()))
+        n_norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+        note = build.calibrate_batchnorm(torch, model, lambda: model(**inputs))
+        self.assertTrue(note.startswith(f"{n_norms} BatchNorm layers' running statistics set"), note)
+        self.assertNotIn("keep theirs", note)
+        norm_outs, out = self._norm_outputs(torch, model, lambda: model(**inputs))
+        # every BatchNorm's output at RMS 1, or under it where its input's
+        # mean square is under eps (1e-3 here): never larger
+        for i, o in enumerate(norm_outs):
+            rms = float(o.pow(2).mean().sqrt())
+            self.assertLess(rms, 1.02, i)
+            self.assertGreater(rms, 0.1, i)
+        for name in ("image_embeds", "text_embeds", "logits_per_image", "logits_per_text"):
+            self.assertTrue(bool(torch.isfinite(getattr(out, name)).all()), name)
+        self.assertLess(float((out.image_embeds.float().norm(dim=-1) - 1).abs().max()), 1e-2)
+        pooled = out.vision_model_output.pooler_output.float()
+        self.assertGreater(float(pooled.pow(2).mean().sqrt()), 1e-2)   # features, not rounding noise
+        self.assertLess(float(out.vision_model_output.last_hidden_state.float().abs().max()), 1e4)
+
+    @unittest.skipUnless(_cuda_available(), "no CUDA device")
+    def test_align_benchmark_cuda_fp16(self):
+        # The default config (EfficientNet-B7, 600 px), as the benchmark runs it.
+        r, err = run_cli(make_task(model_type="align", family="vision-text", task="zero-shot-image-classification",
+                                   modality="image+text", backend="cuda", kind="benchmark", precision="fp16",
+                                   batch_size=1, seq_len=128, iterations=10, warmup=2))
+        self.assertEqual(lib.validate_result(r), [])
+        self.assertEqual(r["status"], "passed", msg=f"{r['reason']}\n{r.get('traceback', '')}\n{err[-1500:]}")
+        out = r["outputs"]
+        self.assertEqual(out["config_source"], "default")
+        self.assertEqual(out["inputs"]["pixel_values"], [1, 3, 600, 600])
+        self.assertRegex(out["batchnorm_calibration"], r"^\d{3} BatchNorm layers' running statistics set")
+        self.assertNotIn("keep theirs", out["batchnorm_calibration"])
+        self.assertNotIn("autocast", out)
+        self.assertGreater(r["metrics"]["latency_ms"]["p50"], 0)
 
 
 @unittest.skipUnless(HAVE_TORCH and HAVE_TRANSFORMERS, "torch not installed")
