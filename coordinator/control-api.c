@@ -305,7 +305,9 @@ static void submit_read(struct control_req *q, enum db_op_kind kind, uint64_t jo
  * is stopped at its worker's next poll. */
 static void cancel_in_memory(struct coord *c, struct sched_task *t)
 {
-	if (t->state == SCHED_LEASED || t->state == SCHED_GRANTING)
+	if (t->state == SCHED_LEASED && t->reserved)
+		sched_remove(c->sched, t); /* reserved (reserve.c): its worker never had it */
+	else if (t->state == SCHED_LEASED || t->state == SCHED_GRANTING)
 		sched_cancelling(c->sched, t);
 	else if (t->state != SCHED_CANCELLING)
 		sched_remove(c->sched, t);

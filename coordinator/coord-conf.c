@@ -55,6 +55,8 @@ const struct hf_conf_setting coord_conf_table[] = {
 	  "how long a queued task waits for a worker that has its model's weights cached before any worker takes it (0: no preference)" },
 	{ "scheduler.poll_hold_max", HF_CONF_MS, F(poll_hold_max_ms), "30s", 0, 30000, NULL,
 	  "the longest the coordinator holds the poll of an idle worker (one with free slots and nothing to assign) to answer it as soon as tasks it can run are queued; never longer than scheduler.heartbeat or than the worker asks (its heartbeat). 0: answer every poll at once, and idle workers learn of new work at their next heartbeat" },
+	{ "scheduler.reserve_below", HF_CONF_MS, F(reserve_below_ms), "1s", 0, 3600000, NULL,
+	  "for a worker that does not lease tasks ahead itself (hf-worker does: worker.lease_ahead), while its last task ran shorter than this, the coordinator commits the lease of the next test for each of its slots before the slot frees and hands it over at the worker's first poll with a free slot, without waiting for a commit then; one not handed over within twice this is queued again (docs/protocol.md, \"Tasks reserved at the coordinator\"; 0: none)" },
 	{ "scheduler.max_assign_per_poll", HF_CONF_INT, F(max_assign_per_poll), "16", 1, 1024, NULL,
 	  "most tasks handed to one worker in one poll" },
 	{ "scheduler.quarantine_after", HF_CONF_INT, F(quarantine_after), "3", 0, 1000, NULL,

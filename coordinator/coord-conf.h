@@ -31,6 +31,7 @@ struct coord_conf {
 	int64_t max_assign_per_poll;
 	int64_t locality_wait_ms;
 	int64_t poll_hold_max_ms;  /* held polls: the longest hold (0: none) */
+	int64_t reserve_below_ms;  /* tasks reserved at the coordinator (reserve.c; 0: none) */
 	int64_t worker_contexts;
 	int64_t max_connections;
 	int64_t requests_per_connection;

@@ -40,6 +40,11 @@ static const char *const db_op_name[] = {
 };
 _Static_assert(N_ELEMS(db_op_name) == DB_OP_JOB_CANCEL_SLICE + 1, "a name for every database operation");
 
+/* The labels of hfleet_reservations_total, in coord_counter's order. */
+static const char *const reservation_event[] = { "made", "handed_over", "released" };
+_Static_assert(N_ELEMS(reservation_event) == COORD_RESERVATIONS_RELEASED - COORD_RESERVATIONS_MADE + 1,
+	       "a label for every reservation event");
+
 static void db_observe_cb(void *arg, enum db_op_kind kind, int64_t us)
 {
 	struct coord *c = arg;
@@ -81,6 +86,11 @@ int coord_metrics_init(struct coord *c)
 				   "tasks queued again for another attempt: infrastructure failures, lost leases "
 				   "and flaky-test reruns",
 				   1, NULL, 0);
+	m->reservations = hf_metric_new(HF_METRIC_COUNTER, "hfleet_reservations_total",
+					"tasks reserved at the coordinator for a busy worker slot (scheduler.reserve_below): "
+					"made (the lease committed), handed_over (at the worker's next poll with a free "
+					"slot), released (queued again, never handed over)",
+					N_ELEMS(reservation_event), NULL, 0);
 	m->quarantines = hf_metric_new(HF_METRIC_COUNTER, "hfleet_quarantines_total",
 				       "times a device was quarantined (infrastructure failures or a failed health "
 				       "check)",
@@ -101,8 +111,9 @@ int coord_metrics_init(struct coord *c)
 					N_ELEMS(db_op_name), fast_bounds, N_ELEMS(fast_bounds));
 	c->metrics = m;
 	if (!m->tasks_finished || !m->submits || !m->results_received || !m->leases_expired || !m->retries ||
-	    !m->quarantines || !m->task_duration || !m->queue_wait || !m->lease_grant || !m->db_operation ||
+	    !m->reservations || !m->quarantines || !m->task_duration || !m->queue_wait || !m->lease_grant || !m->db_operation ||
 	    label_each(m->tasks_finished, "outcome", outcome_name, COORD_N_OUTCOMES) < 0 ||
+	    label_each(m->reservations, "event", reservation_event, N_ELEMS(reservation_event)) < 0 ||
 	    label_each(m->db_operation, "op", db_op_name, N_ELEMS(db_op_name)) < 0) {
 		coord_metrics_fini(c);
 		return -ENOMEM;
@@ -129,6 +140,7 @@ void coord_metrics_fini(struct coord *c)
 	hf_metric_free(m->results_received);
 	hf_metric_free(m->leases_expired);
 	hf_metric_free(m->retries);
+	hf_metric_free(m->reservations);
 	hf_metric_free(m->quarantines);
 	hf_metric_free(m->task_duration);
 	hf_metric_free(m->queue_wait);
@@ -190,6 +202,11 @@ void coord_metrics_count(struct coord *c, enum coord_counter which, uint64_t n)
 	case COORD_QUARANTINES:
 		f = m->quarantines;
 		break;
+	case COORD_RESERVATIONS_MADE:
+	case COORD_RESERVATIONS_HANDED_OVER:
+	case COORD_RESERVATIONS_RELEASED:
+		hf_metric_add(m->reservations, (size_t)(which - COORD_RESERVATIONS_MADE), n);
+		return;
 	}
 	hf_metric_add(f, 0, n);
 }
@@ -433,6 +450,7 @@ void coord_metrics_render(struct coord *c, struct hf_buf *b)
 		hf_metric_render(m->results_received, b);
 		hf_metric_render(m->leases_expired, b);
 		hf_metric_render(m->retries, b);
+		hf_metric_render(m->reservations, b);
 		hf_metric_render(m->quarantines, b);
 		hf_metric_render(m->task_duration, b);
 		hf_metric_render(m->queue_wait, b);

@@ -39,6 +39,7 @@ struct coord_metrics {
 	struct hf_metric *results_received;
 	struct hf_metric *leases_expired;
 	struct hf_metric *retries;
+	struct hf_metric *reservations;     /* by event */
 	struct hf_metric *quarantines;
 	struct hf_metric *task_duration;
 	struct hf_metric *queue_wait;
@@ -61,6 +62,10 @@ enum coord_counter {
 	COORD_LEASES_EXPIRED,
 	COORD_RETRIES,
 	COORD_QUARANTINES,
+	/* In this order (the labels of hfleet_reservations_total). */
+	COORD_RESERVATIONS_MADE,
+	COORD_RESERVATIONS_HANDED_OVER,
+	COORD_RESERVATIONS_RELEASED,
 };
 void coord_metrics_count(struct coord *c, enum coord_counter which, uint64_t n);
 

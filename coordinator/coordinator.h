@@ -34,6 +34,15 @@
  * cached_models sorted); dev_order lists the positions of its devices
  * sorted by (backend, index), for lookups in time logarithmic in their
  * number.  At most coordinator.max_workers are kept. */
+/* A task leased to a worker before it asked (reserve.c): handed over at
+ * its next poll with a free slot of device position device_pos. */
+struct reserved_ref {
+	uint64_t task_id;
+	uint32_t attempt;
+	uint32_t device_pos;       /* in reg->devices */
+	int64_t since_ms;          /* when its lease was committed */
+};
+
 struct coord_worker {
 	char *id;
 	Hf__Register *reg;         /* owned */
@@ -56,6 +65,14 @@ struct coord_worker {
 	 * worker counted those slots free. */
 	struct held_poll *held;
 	unsigned polls_granting;
+	/* Tasks reserved for it (reserve.c), at most one per registered slot;
+	 * short_run counts its last results in a row that ran shorter than
+	 * scheduler.reserve_below; reserving: a reservation is being
+	 * committed. */
+	struct reserved_ref *reserved;
+	uint32_t n_reserved, cap_reserved;
+	uint8_t short_run;
+	bool reserving;
 	struct coord_worker *next;
 	struct coord_worker *hnext; /* c->worker_buckets chain */
 };

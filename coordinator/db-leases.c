@@ -132,26 +132,30 @@ int run_lease_expire(struct db *db, struct db_op *op)
 {
 	PGresult *res = NULL;
 	struct db_params p;
-	struct db_array ids, attempts, give_up;
+	struct db_array ids, attempts, give_up, released;
 	int r;
 
 	db_params_init(&p);
 	db_array_init(&ids, &p);
 	db_array_init(&attempts, &p);
 	db_array_init(&give_up, &p);
+	db_array_init(&released, &p);
 	for (size_t i = 0; i < op->u.expire.n; i++) {
 		op->u.expire.v[i].final = false;
 		db_array_u64(&ids, "task id", op->u.expire.v[i].task_id);
 		db_array_u32(&attempts, "attempt", op->u.expire.v[i].attempt);
 		db_array_bool(&give_up, op->u.expire.v[i].give_up);
+		db_array_bool(&released, op->u.expire.v[i].released);
 	}
 	db_param_array(&p, &ids);
 	db_param_array(&p, &attempts);
 	db_param_array(&p, &give_up);
+	db_param_array(&p, &released);
 	/* Requeue, or give up with an error result that says why, so every
 	 * final task still has the result that decided it. */
 	r = db_exec(db, op,
-		    "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::bool[]) AS u (id, attempt, give_up)),"
+		    "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::int[], $3::bool[], $4::bool[])"
+		    " AS u (id, attempt, give_up, released)),"
 		    " q AS (UPDATE tasks t SET state = 'queued', worker_id = NULL,"
 		    " device_index = NULL, device_indices = NULL FROM u"
 		    " WHERE t.id = u.id AND t.attempt = u.attempt"
@@ -171,7 +175,8 @@ int run_lease_expire(struct db *db, struct db_op *op)
 		    " WHERE id IN (SELECT job_id FROM e) AND state = 'running' AND NOT EXISTS"
 		    " (SELECT 1 FROM tasks t WHERE t.job_id = jobs.id AND t.state IN ('queued', 'leased')"
 		    " AND t.id NOT IN (SELECT task_id FROM g))),"
-		    " a AS (UPDATE attempts a SET ended_at = now(), end_reason = 'lease-expired'"
+		    " a AS (UPDATE attempts a SET ended_at = now(),"
+		    " end_reason = CASE WHEN u.released THEN 'released' ELSE 'lease-expired' END"
 		    " FROM u WHERE a.task_id = u.id AND a.attempt = u.attempt AND " DB_ATTEMPT_OPEN("a") ")"
 		    " SELECT task_id FROM g UNION"
 		    " SELECT t.id FROM tasks t JOIN u ON t.id = u.id"

@@ -181,6 +181,7 @@ struct db_expire {
 	uint64_t task_id;
 	uint32_t attempt;
 	bool give_up;            /* in: its lease was lost too often: the outcome is error */
+	bool released;           /* in: a reservation never handed over (reserve.c), not a lost lease */
 	bool final;              /* out: the task has an outcome now */
 };
 

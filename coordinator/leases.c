@@ -32,7 +32,7 @@ static void expire_done(struct db_op *op)
 {
 	struct expire_ctx *x = op->ctx;
 	struct coord *c = x->c;
-	size_t requeued = 0;
+	size_t requeued = 0, released = 0;
 
 	c->expire_busy = false;
 	if (op->rc < 0) {
@@ -55,12 +55,20 @@ static void expire_done(struct db_op *op)
 			t->lease_lost = false;
 			sched_delay(c->sched, t, hf_mono_ms() + (1000LL << k));
 			requeued++;
+		} else if (t->reserved) {
+			/* A reservation never handed over: it did not run. */
+			t->reserved = false;
+			sched_requeue(c->sched, t);
+			released++;
 		} else {
 			sched_requeue(c->sched, t);
 			requeued++;
 		}
 	}
 	coord_metrics_count(c, COORD_RETRIES, requeued);
+	coord_metrics_count(c, COORD_RESERVATIONS_RELEASED, released);
+	if (released)
+		log_debug("queued %zu reserved tasks again that were not handed over", released);
 	if (requeued)
 		log_info("queued %zu tasks again after their leases ended", requeued);
 	free(x);
@@ -89,8 +97,15 @@ void leases_tick_cb(uv_timer_t *timer)
 	}
 	c->lease_tick_skipped = false;
 	n = sched_collect_expired(c->sched, now, buf, EXPIRE_BATCH);
-	coord_metrics_count(c, COORD_LEASES_EXPIRED, n);
 	for (size_t i = 0; i < n; i++) {
+		if (buf[i]->reserved) {
+			/* Reserved for a worker that stopped polling: it never ran
+			 * there, so it is not a lost lease (no backoff, no retry). */
+			buf[i]->lease_lost = false;
+			sched_expiring(c->sched, buf[i]);
+			continue;
+		}
+		coord_metrics_count(c, COORD_LEASES_EXPIRED, 1);
 		log_warn("task %" PRIu64 " attempt %u: lease held by worker \"%s\" expired", buf[i]->id,
 			 buf[i]->attempt, buf[i]->worker_id);
 		buf[i]->lease_lost = true;
@@ -126,6 +141,7 @@ void leases_tick_cb(uv_timer_t *timer)
 		x->v[i].attempt = buf[i]->attempt;
 		/* A lease lost more often than the job allows retries is an outcome. */
 		x->v[i].give_up = buf[i]->lease_lost && buf[i]->attempt > buf[i]->job->max_retries;
+		x->v[i].released = buf[i]->reserved;
 	}
 	x->op.kind = DB_OP_LEASE_EXPIRE;
 	x->op.u.expire.v = x->v;

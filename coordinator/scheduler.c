@@ -523,6 +523,7 @@ size_t sched_take(struct sched *s, Hf__Backend backend, const char *worker_id,
 		move_to(s, t, SCHED_GRANTING);
 		job_rotate(s, job);
 		t->attempt++;
+		t->reserved = false;
 		hf_strlcpy(t->worker_id, worker_id, sizeof(t->worker_id));
 		t->device_index = device_index;
 		if (t->n_devices == 0 || t->devices[0] != device_index) {

@@ -99,6 +99,8 @@ struct sched_task {
 	uint64_t avoid_worker;     /* hash of the worker whose device failed it, 0: none */
 	uint32_t avoid_device;
 	bool lease_lost;           /* EXPIRING because its lease ran out (not a failed grant) */
+	bool reserved;             /* LEASED before its worker asked and not handed over yet
+				    * (reserve.c): a lease of it that ends was never run */
 	int64_t queued_ms;         /* when it last entered its queue (monotonic) */
 	uint32_t reruns;           /* flaky reruns used (since this coordinator started) */
 

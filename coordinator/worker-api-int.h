@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT
  *
- * What the two files of the worker-facing protocol share, and nothing
- * else includes: a worker request in flight, and the parts of the poll
- * that held polls reuse.  worker-api.c answers registrations, polls,
- * results and health reports; worker-hold.c holds idle workers' polls
- * until work comes.  Loop thread only.
+ * What the files of the worker-facing protocol share, and nothing else
+ * includes: a worker request in flight, and the parts of the poll that
+ * held polls and reservations reuse.  worker-api.c answers registrations,
+ * polls, results and health reports; worker-hold.c holds idle workers'
+ * polls until work comes; reserve.c leases a busy slot's next test before
+ * it frees.  Loop thread only.
  */
 #ifndef HF_WORKER_API_INT_H
 #define HF_WORKER_API_INT_H
@@ -27,6 +28,9 @@ struct worker_req {
 	bool is_held;
 	Hf__TaskRef **cancel;
 	size_t n_cancel;
+	/* poll: reservations its reply hands over (reserve.c) */
+	struct reserved_ref *pre;
+	size_t n_pre;
 	/* poll: quarantined devices to check again */
 	Hf__HealthCheckRequest *checks;
 	Hf__HealthCheckRequest **check_ptrs;
@@ -56,6 +60,15 @@ void poll_reply(struct worker_req *w, Hf__Assignment **assign, size_t n_assign, 
  * backends of the devices with free slots that may take work (what a held
  * poll waits for). */
 size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uint32_t *ret_backends);
+
+/* Takes for cw's devices (positions of its registration), best job first:
+ * free_slots[d] tasks for device d's free slots, then ahead[d] more of
+ * that device alone, queued behind what it runs (benchmarks only where
+ * ahead_benchmarks[d]); either array may be NULL (none), and both are
+ * used up as tasks are taken.  The tasks move to GRANTING; *out gets
+ * their leases to commit (the caller's to free).  Returns how many. */
+size_t take_for_devices(struct coord *c, struct coord_worker *cw, int64_t now, uint32_t *free_slots,
+			uint32_t *ahead, const bool *ahead_benchmarks, struct db_lease **out);
 
 /* worker-hold.c: held polls. */
 

@@ -15,6 +15,7 @@
 #include <jansson.h>
 
 #include "coordinator.h"
+#include "reserve.h"
 #include "worker-api-int.h"
 #include "result-mode.h"
 #include "hf_log.h"
@@ -175,12 +176,16 @@ static void results_done(struct db_op *op)
 	refs = calloc(op->u.result.n, sizeof(*refs));
 	ptrs = calloc(op->u.result.n, sizeof(*ptrs));
 	const Hf__TaskResult *not_held = NULL;
+	struct coord_worker *cw = coord_worker_find(c, w->env->results->worker_id);
 	for (size_t i = 0; i < op->u.result.n; i++) {
 		struct db_result *d = &op->u.result.v[i];
 		struct sched_task *t = sched_task_find(c->sched, d->r->task_id);
 		/* Before the task may leave the scheduler: it knows its devices. */
-		if (d->outcome == DB_RESULT_FINAL || d->outcome == DB_RESULT_RETRIED)
+		if (d->outcome == DB_RESULT_FINAL || d->outcome == DB_RESULT_RETRIED) {
 			device_health_count(c, w->env->results->worker_id, d->r, d->backend, t);
+			if (cw)
+				reserve_task_ran(c, cw, d->r->finished_at - d->r->started_at);
+		}
 		switch (d->outcome) {
 		case DB_RESULT_FINAL: {
 			Hf__TaskStatus status = d->status ? d->status : d->r->status;
@@ -241,6 +246,9 @@ static void results_done(struct db_op *op)
 	}
 	for (size_t i = 0; i < op->u.result.n_finished_jobs; i++)
 		log_info("job %" PRIu64 " done", op->u.result.finished_jobs[i]);
+	/* Short tasks may start its reservations (reserve.c). */
+	if (cw)
+		reserve_maybe(c, cw);
 	free(op->u.result.finished_jobs);
 	if (not_held) {
 		/* The whole batch is answered with the refusal: an honest worker

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "coordinator.h"
+#include "reserve.h"
 #include "worker-api-int.h"
 #include "hf_log.h"
 #include "hf_proto.h"
@@ -27,6 +28,7 @@ void worker_req_free(struct worker_req *w)
 	for (size_t i = 0; i < w->n_cancel; i++)
 		free(w->cancel[i]);
 	free(w->cancel);
+	free(w->pre);
 	for (size_t i = 0; i < w->n_json_owned; i++)
 		free(w->json_owned[i]);
 	free(w->json_owned);
@@ -274,12 +276,82 @@ void poll_reply(struct worker_req *w, Hf__Assignment **assign, size_t n_assign, 
 	coord_reply(w->req, &env);
 }
 
+/* What the worker needs of t: pointers into t and the registry, valid
+ * while t is. */
+static void assignment_fill(struct coord *c, const struct sched_task *t, Hf__Assignment *a)
+{
+	const struct reg_model *m = &c->reg->models[t->model];
+
+	hf__assignment__init(a);
+	a->task_id = t->id;
+	a->attempt = t->attempt;
+	a->job_id = t->job_id;
+	a->model_type = m->model_type;
+	a->hf_id = m->hf_id;
+	a->family = m->family;
+	a->task = m->task;
+	a->modality = m->modality;
+	a->kind = t->kind;
+	a->backend = t->backend;
+	a->device_index = t->device_index;
+	a->device_indices = (uint32_t *)t->devices;
+	a->n_device_indices = t->n_devices;
+	a->batch_size = t->batch_size;
+	a->seq_len = t->seq_len;
+	a->precision = (char *)t->precision;
+	a->mode = (char *)(t->mode ? t->mode : "eager");
+	a->timeout_s = t->timeout_s;
+	a->iterations = t->iterations;
+	a->warmup = t->warmup;
+	a->priority = t->job ? t->job->priority : 0;
+}
+
+/* The assignments of the reservations w hands over (w->pre), those still
+ * leased to its worker (one may have been cancelled since), into mem and
+ * ptrs from the start.  Returns how many. */
+static size_t pre_assignments(struct worker_req *w, Hf__Assignment *mem, Hf__Assignment **ptrs)
+{
+	struct coord *c = w->c;
+	size_t n = 0;
+
+	for (size_t i = 0; i < w->n_pre; i++) {
+		const struct sched_task *t = sched_task_find(c->sched, w->pre[i].task_id);
+		if (!t || t->state != SCHED_LEASED || t->attempt != w->pre[i].attempt ||
+		    strcmp(t->worker_id, w->env->poll->worker_id) != 0)
+			continue;
+		assignment_fill(c, t, &mem[n]);
+		ptrs[n] = &mem[n];
+		n++;
+	}
+	coord_metrics_count(c, COORD_RESERVATIONS_HANDED_OVER, n);
+	return n;
+}
+
+/* Answers w's poll with the reservations it hands over alone (nothing
+ * else was taken) and frees w. */
+static void pre_reply(struct worker_req *w, struct coord_worker *cw)
+{
+	Hf__Assignment *mem = calloc(w->n_pre, sizeof(*mem));
+	Hf__Assignment **ptrs = calloc(w->n_pre, sizeof(*ptrs));
+	size_t n = mem && ptrs ? pre_assignments(w, mem, ptrs) : 0;
+
+	/* Without memory for the reply the tasks stay leased, unsent: the
+	 * lease clock queues them again when their leases run out. */
+	if (n)
+		log_debug("handed %zu reserved tasks to worker \"%s\"", n, cw->id);
+	poll_reply(w, ptrs, n, false);
+	free(mem);
+	free(ptrs);
+	reserve_maybe(w->c, cw);
+	worker_req_free(w);
+}
+
 static void grant_done(struct db_op *op)
 {
 	struct worker_req *w = op->ctx;
 	struct coord *c = w->c;
-	Hf__Assignment *mem = calloc(op->u.lease.n, sizeof(*mem));
-	Hf__Assignment **ptrs = calloc(op->u.lease.n, sizeof(*ptrs));
+	Hf__Assignment *mem = calloc(w->n_pre + op->u.lease.n, sizeof(*mem));
+	Hf__Assignment **ptrs = calloc(w->n_pre + op->u.lease.n, sizeof(*ptrs));
 	size_t n = 0;
 	int64_t expires = hf_mono_ms() + c->conf.lease_ms;
 	/* By id: the worker may have registered again meanwhile. */
@@ -287,6 +359,8 @@ static void grant_done(struct db_op *op)
 
 	if (cw && cw->polls_granting > 0)
 		cw->polls_granting--;
+	if (mem && ptrs)
+		n = pre_assignments(w, mem, ptrs);
 
 	for (size_t i = 0; i < op->u.lease.n; i++) {
 		struct db_lease *l = &op->u.lease.v[i];
@@ -302,31 +376,9 @@ static void grant_done(struct db_op *op)
 		}
 		sched_lease(c->sched, t, expires);
 		coord_metrics_observe(c, COORD_QUEUE_WAIT, (double)(hf_mono_ms() - t->queued_ms) / 1000);
-		const struct reg_model *m = &c->reg->models[t->model];
-		Hf__Assignment *a = &mem[n];
-		hf__assignment__init(a);
-		a->task_id = t->id;
-		a->attempt = t->attempt;
-		a->job_id = t->job_id;
-		a->model_type = m->model_type;
-		a->hf_id = m->hf_id;
-		a->family = m->family;
-		a->task = m->task;
-		a->modality = m->modality;
-		a->kind = t->kind;
-		a->backend = t->backend;
-		a->device_index = t->device_index;
-		a->device_indices = t->devices;
-		a->n_device_indices = t->n_devices;
-		a->batch_size = t->batch_size;
-		a->seq_len = t->seq_len;
-		a->precision = (char *)t->precision;
-		a->mode = (char *)(t->mode ? t->mode : "eager");
-		a->timeout_s = t->timeout_s;
-		a->iterations = t->iterations;
-		a->warmup = t->warmup;
-		a->priority = t->job ? t->job->priority : 0;
-		ptrs[n++] = a;
+		assignment_fill(c, t, &mem[n]);
+		ptrs[n] = &mem[n];
+		n++;
 	}
 	if (n) {
 		log_debug("leased %zu tasks to worker \"%s\"", n, w->env->poll->worker_id);
@@ -335,6 +387,9 @@ static void grant_done(struct db_op *op)
 	poll_reply(w, ptrs, n, false);
 	free(mem);
 	free(ptrs);
+	/* Its slots are busy now: their next tests may be reserved. */
+	if (cw)
+		reserve_maybe(c, cw);
 	worker_req_free(w);
 }
 
@@ -381,8 +436,8 @@ struct poll_fit {
 	struct coord *c;
 	struct coord_worker *self;
 	/* Per device (positions of reg->devices): the worker queues
-	 * benchmarks ahead too (DeviceFree.ahead_benchmarks). */
-	bool *ahead_benchmarks;
+	 * benchmarks ahead too (DeviceFree.ahead_benchmarks; NULL: none). */
+	const bool *ahead_benchmarks;
 };
 
 static bool has_cached(const Hf__Register *r, const char *hf_id)
@@ -416,7 +471,7 @@ static bool poll_fits_cb(const struct sched_task *t, void *arg)
 		 * only where the worker starts it alone once the device is idle. */
 		const struct match_req *req = t->job->data;
 		if ((req && req->devices > 1) ||
-		    (t->kind != HF__TASK_KIND__KIND_TEST && !pf->ahead_benchmarks[pf->f.pos]))
+		    (t->kind != HF__TASK_KIND__KIND_TEST && (!pf->ahead_benchmarks || !pf->ahead_benchmarks[pf->f.pos])))
 			return false;
 	}
 	if (c->conf.locality_wait_ms > 0 && pf->f.now_ms - t->queued_ms < c->conf.locality_wait_ms &&
@@ -455,19 +510,11 @@ static void health_checks_add(struct worker_req *w, struct coord_worker *cw, int
 	}
 }
 
-/* Takes what fits the poll's free slots, best job first, and starts
- * committing the leases (grant_done answers).  Returns how many tasks were
- * taken; 0 leaves w the caller's.  *ret_backends gets the backends of the
- * devices with free slots that may take work (what a held poll waits for). */
-size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uint32_t *ret_backends)
+size_t take_for_devices(struct coord *c, struct coord_worker *cw, int64_t now, uint32_t *free_slots,
+			uint32_t *ahead, const bool *ahead_benchmarks, struct db_lease **out)
 {
-	struct coord *c = w->c;
-	const Hf__Poll *p = w->env->poll;
 	const Hf__Register *reg = cw->reg;
 	size_t cap = (size_t)c->conf.max_assign_per_poll, n = 0;
-	uint32_t backends = 0;
-
-	*ret_backends = 0;
 	struct poll_fit pf = {
 		.f = {
 			.reg = reg,
@@ -477,55 +524,27 @@ size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uin
 		},
 		.c = c,
 		.self = cw,
+		.ahead_benchmarks = ahead_benchmarks,
 	};
 	struct match_fit *f = &pf.f;
-	/* One allocation each: the free slots, then the tasks leased ahead;
-	 * which devices queue benchmarks ahead. */
-	f->free = calloc(2 * (size_t)reg->n_devices, sizeof(*f->free));
-	pf.ahead_benchmarks = calloc(reg->n_devices, sizeof(*pf.ahead_benchmarks));
-	if (!f->free || !pf.ahead_benchmarks) {
-		free(f->free);
-		free(pf.ahead_benchmarks);
-		return 0;
-	}
-	uint32_t *ahead = f->free + reg->n_devices;
-	/* Each entry names a registered device (validation made them distinct);
-	 * a device never has more free slots than it registered, nor more
-	 * tasks leased ahead than HF_AHEAD_PER_SLOT times those; those do not
-	 * make a poll wait (ret_backends). */
-	for (size_t i = 0; i < p->n_free; i++) {
-		if (p->free[i]->free_slots == 0 && p->free[i]->ahead == 0)
-			continue;
-		long d = coord_worker_device(cw, (int)p->free[i]->backend, p->free[i]->index);
-		if (d < 0 || coord_drained(c, reg->worker_id, reg->devices[d]) ||
-		    coord_quarantined(c, reg->worker_id, reg->devices[d], NULL))
-			continue;
-		uint32_t slots = reg->devices[d]->slots ? reg->devices[d]->slots : 1;
-		f->free[d] = p->free[i]->free_slots < slots ? p->free[i]->free_slots : slots;
-		ahead[d] = p->free[i]->ahead < HF_AHEAD_PER_SLOT * slots ? p->free[i]->ahead
-								       : HF_AHEAD_PER_SLOT * slots;
-		pf.ahead_benchmarks[d] = p->free[i]->ahead_benchmarks;
-		if (f->free[d] > 0)
-			backends |= 1u << (reg->devices[d]->backend & 31);
-	}
-	*ret_backends = backends;
-
 	struct db_lease *leases = NULL;
+
+	*out = NULL;
 	/* The free slots first, then (f->queueing) the tasks queued ahead, each
 	 * pass device by device. */
 	for (int pass = 0; pass < 2; pass++) {
-		if (pass == 1) {
-			f->queueing = true;
-			memcpy(f->free, ahead, reg->n_devices * sizeof(*f->free));
-		}
+		f->free = pass == 0 ? free_slots : ahead;
+		f->queueing = pass == 1;
+		if (!f->free)
+			continue;
 		for (f->pos = 0; f->pos < reg->n_devices && n < cap; f->pos++) {
 			const Hf__Device *dev = reg->devices[f->pos];
 			while (f->free[f->pos] > 0 && n < cap) {
 				struct sched_task *t;
 				if (!leases && !(leases = calloc(cap, sizeof(*leases))))
 					break;
-				if (sched_take(c->sched, dev->backend, p->worker_id, dev->index, 1,
-					       poll_fits_cb, &pf, &t) == 0)
+				if (sched_take(c->sched, dev->backend, reg->worker_id, dev->index, 1, poll_fits_cb, &pf,
+					       &t) == 0)
 					break;
 				for (uint8_t k = 0; k < f->n_extra; k++)
 					t->devices[1 + k] = reg->devices[f->extra[k]]->index;
@@ -539,12 +558,68 @@ size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uin
 			}
 		}
 	}
-	free(f->free);
-	free(pf.ahead_benchmarks);
-	if (n == 0) {
+	if (n == 0)
 		free(leases);
+	else
+		*out = leases;
+	return n;
+}
+
+/* Takes what fits the poll's free slots, best job first, and starts
+ * committing the leases (grant_done answers).  Returns how many tasks were
+ * taken; 0 leaves w the caller's.  *ret_backends gets the backends of the
+ * devices with free slots that may take work (what a held poll waits for). */
+size_t poll_take(struct worker_req *w, struct coord_worker *cw, int64_t now, uint32_t *ret_backends)
+{
+	struct coord *c = w->c;
+	const Hf__Poll *p = w->env->poll;
+	const Hf__Register *reg = cw->reg;
+	uint32_t backends = 0;
+	size_t n;
+
+	*ret_backends = 0;
+	/* One allocation each: the free slots, then the tasks leased ahead;
+	 * which devices queue benchmarks ahead. */
+	uint32_t *free_slots = calloc(2 * (size_t)reg->n_devices, sizeof(*free_slots));
+	bool *ahead_benchmarks = calloc(reg->n_devices, sizeof(*ahead_benchmarks));
+	if (!free_slots || !ahead_benchmarks) {
+		free(free_slots);
+		free(ahead_benchmarks);
 		return 0;
 	}
+	uint32_t *ahead = free_slots + reg->n_devices;
+	/* Each entry names a registered device (validation made them distinct);
+	 * a device never has more free slots than it registered, nor more
+	 * tasks leased ahead than HF_AHEAD_PER_SLOT times those; those do not
+	 * make a poll wait (ret_backends). */
+	for (size_t i = 0; i < p->n_free; i++) {
+		if (p->free[i]->free_slots == 0 && p->free[i]->ahead == 0)
+			continue;
+		long d = coord_worker_device(cw, (int)p->free[i]->backend, p->free[i]->index);
+		if (d < 0 || coord_drained(c, reg->worker_id, reg->devices[d]) ||
+		    coord_quarantined(c, reg->worker_id, reg->devices[d], NULL))
+			continue;
+		uint32_t slots = reg->devices[d]->slots ? reg->devices[d]->slots : 1;
+		free_slots[d] = p->free[i]->free_slots < slots ? p->free[i]->free_slots : slots;
+		ahead[d] = p->free[i]->ahead < HF_AHEAD_PER_SLOT * slots ? p->free[i]->ahead
+								       : HF_AHEAD_PER_SLOT * slots;
+		ahead_benchmarks[d] = p->free[i]->ahead_benchmarks;
+	}
+	/* The reservations this poll hands over (reserve.c) fill free slots. */
+	for (size_t i = 0; i < w->n_pre; i++)
+		if (w->pre[i].device_pos < reg->n_devices && free_slots[w->pre[i].device_pos] > 0)
+			free_slots[w->pre[i].device_pos]--;
+	for (size_t d = 0; d < reg->n_devices; d++)
+		if (free_slots[d] > 0)
+			backends |= 1u << (reg->devices[d]->backend & 31);
+	*ret_backends = backends;
+
+	struct db_lease *leases;
+	n = take_for_devices(c, cw, now, free_slots, ahead, ahead_benchmarks, &leases);
+	free(free_slots);
+	free(ahead_benchmarks);
+	if (n == 0)
+		return 0;
 	cw->polls_granting++;
 	w->poll_us = hf_mono_us();
 	w->op.kind = DB_OP_LEASE_GRANT;
@@ -596,10 +671,14 @@ static void handle_poll(struct worker_req *w)
 			continue;
 		cancel_add(w, ref->task_id, ref->attempt);
 	}
+	/* ... and what is reserved for it, which it does not know of. */
+	reserve_renew(c, cw, now);
 
 	const Hf__Register *reg = cw->reg;
 	if (!p->draining && !c->stopping)
 		health_checks_add(w, cw, now);
+	if (p->draining || c->stopping || coord_drained(c, reg->worker_id, NULL))
+		reserve_release_all(c, cw);
 	/* While leases of an earlier poll are being committed, the slots this
 	 * poll counts as free are partly those: it gets no work. */
 	if (p->draining || c->stopping || !db_healthy(c->db) || reg->n_devices == 0 ||
@@ -608,8 +687,15 @@ static void handle_poll(struct worker_req *w)
 		worker_req_free(w);
 		return;
 	}
+	/* Its reservations first: committed already, they are answered at
+	 * once; the free slots they leave are taken as usual. */
+	reserve_hand_over(w, cw, now);
 	if (poll_take(w, cw, now, &backends) > 0)
 		return; /* grant_done answers */
+	if (w->n_pre > 0) {
+		pre_reply(w, cw);
+		return;
+	}
 	if (poll_hold(w, cw, backends, now))
 		return; /* answered when work comes or the hold ends */
 	poll_reply(w, NULL, 0, false);

@@ -279,6 +279,7 @@ void coord_worker_free(struct coord_worker *w)
 	free(w->dev_order);
 	free(w->telemetry);
 	free(w->loc);
+	free(w->reserved);
 	free(w->id);
 	free(w);
 }

@@ -279,6 +279,9 @@ static int register_call(struct session *s)
 	reg.n_cached_models = s->cfg.n_cached_models;
 	reg.cached_models = (char **)s->cfg.cached_models;
 	reg.session = s->reg_session;
+	/* It queues tasks ahead itself while they are short (session-ahead.c):
+	 * the coordinator's reservations would only compete with that. */
+	reg.leases_ahead = s->cfg.lease_ahead > 0;
 	env.body_case = HF__ENVELOPE__BODY_REGISTER;
 	env.register_ = &reg;
 

@@ -166,16 +166,17 @@ def task_ref(task_id, attempt):
 
 def register(worker_id='hostile', hostname='hostile.example', software_version='hostile-1',
              protocol_version=PROTOCOL_VERSION, labels=None, devices=None, runtimes=None, cpu=None, running=None,
-             backends=None, cached_models=None, raw=None):
+             backends=None, cached_models=None, leases_ahead=None, raw=None):
     if devices is None:
         devices = [device()]
     return fields({'worker_id': (1, 'len'), 'hostname': (2, 'len'), 'software_version': (3, 'len'),
                    'protocol_version': (4, 'varint'), 'labels': (5, 'len'), 'devices': (6, 'len'),
                    'runtimes': (7, 'len'), 'cpu': (8, 'len'), 'running': (9, 'len'),
-                   'backends': (10, 'len'), 'cached_models': (11, 'len')},
+                   'backends': (10, 'len'), 'cached_models': (11, 'len'), 'leases_ahead': (13, 'bool')},
                   worker_id=worker_id, hostname=hostname, software_version=software_version,
                   protocol_version=protocol_version, labels=labels, devices=devices, runtimes=runtimes,
-                  cpu=cpu, running=running, backends=backends, cached_models=cached_models, raw=raw)
+                  cpu=cpu, running=running, backends=backends, cached_models=cached_models,
+                  leases_ahead=leases_ahead, raw=raw)
 
 
 def device_free(backend=1, index=0, free_slots=1, ahead=None, queued=None, ahead_benchmarks=None):
