@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void heap_set(struct poll_holds *h, size_t i, struct poll_hold_slot e)
 {
@@ -50,6 +51,13 @@ static void heap_down(struct poll_holds *h, size_t i)
 	heap_set(h, i, e);
 }
 
+static void count_backends(struct poll_holds *h, const struct held_poll *p, int delta)
+{
+	for (int b = 0; b < 32; b++)
+		if (p->backends >> b & 1)
+			h->by_backend[b] += (uint32_t)delta;
+}
+
 int poll_holds_add(struct poll_holds *h, struct held_poll *p)
 {
 	if (h->n == h->cap) {
@@ -69,6 +77,7 @@ int poll_holds_add(struct poll_holds *h, struct held_poll *p)
 	else
 		h->first = p;
 	h->last = p;
+	count_backends(h, p, 1);
 	return 0;
 }
 
@@ -93,6 +102,7 @@ void poll_holds_remove(struct poll_holds *h, struct held_poll *p)
 	else
 		h->last = p->prev;
 	p->prev = p->next = NULL;
+	count_backends(h, p, -1);
 }
 
 struct held_poll *poll_holds_pop_ended(struct poll_holds *h, int64_t now_ms)
@@ -117,4 +127,5 @@ void poll_holds_fini(struct poll_holds *h)
 	h->heap = NULL;
 	h->n = h->cap = 0;
 	h->first = h->last = NULL;
+	memset(h->by_backend, 0, sizeof(h->by_backend));
 }

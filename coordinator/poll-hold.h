@@ -15,6 +15,7 @@
 #ifndef HF_POLL_HOLD_H
 #define HF_POLL_HOLD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,7 @@ struct poll_holds {
 	struct poll_hold_slot *heap; /* by until_ms */
 	size_t n, cap;
 	struct held_poll *first, *last;
+	uint32_t by_backend[32];     /* held polls with bit b in their backends */
 };
 
 /* Parks p (until_ms and backends set).  Returns 0 or -ENOMEM. */
@@ -62,6 +64,15 @@ static inline struct held_poll *poll_holds_first(const struct poll_holds *h)
 static inline size_t poll_holds_count(const struct poll_holds *h)
 {
 	return h->n;
+}
+
+/* Is a poll held that has free slots of one of these backends (bits)? */
+static inline bool poll_holds_waiting(const struct poll_holds *h, uint32_t backends)
+{
+	for (int b = 0; b < 32; b++)
+		if ((backends >> b & 1) && h->by_backend[b])
+			return true;
+	return false;
 }
 
 /* Frees the heap (the held polls are the caller's). */

@@ -15,7 +15,8 @@
  *
  * Only tests of one device are reserved (a benchmark starts on an idle
  * device, a task of several devices takes idle devices), at most one per
- * registered slot.  The worker does not know of a reservation and does not
+ * registered slot, and none while an idle worker of those backends waits
+ * for work (a held poll): a queued task goes to a free slot first.  The worker does not know of a reservation and does not
  * list it as running, so the coordinator renews its lease at each of the
  * worker's polls.  A reservation is released, its task queued again as a
  * new attempt with no backoff and no retry counted (it never ran; the
@@ -144,6 +145,13 @@ void reserve_maybe(struct coord *c, struct coord_worker *cw)
 		return;
 	/* One per registered slot of each device that may take work, less
 	 * what is reserved already. */
+	uint32_t backends = 0;
+	for (size_t d = 0; d < reg->n_devices; d++)
+		backends |= 1u << (reg->devices[d]->backend & 31);
+	/* An idle worker waits for work of its backends (a held poll, or this
+	 * worker's own): what is queued is its, now. */
+	if (poll_holds_waiting(&c->holds, backends))
+		return;
 	want = calloc(reg->n_devices, sizeof(*want));
 	if (!want)
 		return;

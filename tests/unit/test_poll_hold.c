@@ -42,6 +42,27 @@ START_TEST(test_holds_end_earliest_first_and_wake_oldest_first)
 }
 END_TEST
 
+/* Which backends idle workers wait for (reserve.c reserves none of those):
+ * counted as polls are held, woken and ended. */
+START_TEST(test_holds_count_the_backends_waited_for)
+{
+	struct poll_holds h = { 0 };
+	struct held_poll cpu = { .until_ms = 100, .backends = 1u << 1 };
+	struct held_poll both = { .until_ms = 200, .backends = 1u << 1 | 1u << 2 };
+
+	ck_assert(!poll_holds_waiting(&h, ~0u));
+	ck_assert_int_eq(poll_holds_add(&h, &cpu), 0);
+	ck_assert_int_eq(poll_holds_add(&h, &both), 0);
+	ck_assert(poll_holds_waiting(&h, 1u << 2));
+	ck_assert(!poll_holds_waiting(&h, 1u << 3));
+	ck_assert_ptr_eq(poll_holds_pop_ended(&h, 150), &cpu);
+	ck_assert(poll_holds_waiting(&h, 1u << 1));
+	poll_holds_remove(&h, &both);
+	ck_assert(!poll_holds_waiting(&h, 1u << 1 | 1u << 2));
+	poll_holds_fini(&h);
+}
+END_TEST
+
 START_TEST(test_holds_stay_ordered_under_many_removals)
 {
 	enum { N = 2000 };
@@ -123,6 +144,7 @@ int main(void)
 	Suite *s = suite_create("poll_hold");
 	TCase *tc = tcase_create("poll_hold");
 	tcase_add_test(tc, test_holds_end_earliest_first_and_wake_oldest_first);
+	tcase_add_test(tc, test_holds_count_the_backends_waited_for);
 	tcase_add_test(tc, test_holds_stay_ordered_under_many_removals);
 	tcase_add_test(tc, test_scheduler_says_when_a_task_may_be_taken);
 	suite_add_tcase(s, tc);
