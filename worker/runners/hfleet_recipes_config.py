@@ -572,9 +572,41 @@ def glm_half_rotary(config, shrunk):
             f"{2 * sum(sections)} of each {head_dim}-wide head, as GLM-4 rotates half of it)"]
 
 
-# Qwen3-VL's family: a vision merger 3584 wide against a 4096-wide text model.
+# Qwen3-VL's family: a vision merger 3584 wide against a 4096-wide text model
+# (Qwen3.5-MoE's: against 2048; Cohere Compass's vision config is Qwen3-VL's,
+# against Command A's 8192).
 _QWEN3_VL_MERGER = _tower_width_of_text("vision_config", "out_hidden_size",
-                                        "against its 4096-wide text model; Qwen3-VL's checkpoints have them equal")
+                                        "against its text model; Qwen3-VL's checkpoints have them equal")
+
+
+def _cohere_compass_vl_config(config, shrunk):
+    """Cohere Compass's vision-language default: its text config's rope
+    (_cohere_compass_config) and the vision merger at the text width."""
+    return _cohere_compass_config(config, shrunk) + _QWEN3_VL_MERGER(config, shrunk)
+
+
+def _deepseek_v2_config(config, shrunk):
+    """DeepseekV2Config leaves num_experts_per_tok None, and its router's
+    torch.topk takes it as k.  Its default (64 routed experts, greedy
+    routing) is DeepSeek-V2-Lite's, whose checkpoint routes each token to 6."""
+    notes = []
+    _fill(config, notes, num_experts_per_tok=2 if shrunk else 6)
+    return notes
+
+
+def _granitemoehybrid_config(config, shrunk):
+    """GraniteMoeHybridConfig without layer_types makes every layer Mamba,
+    which no released Granite 4.0-H checkpoint is (IBM's: one attention
+    layer to nine Mamba-2 layers), and transformers' hybrid cache then
+    cannot say its sequence length (get_seq_length needs an attention
+    layer).  The default gets an attention layer at indices 5, 15, 25, ...:
+    one in ten."""
+    n = getattr(config, "num_hidden_layers", None)
+    if getattr(config, "layer_types", 0) is not None or not isinstance(n, int) or n < 6:
+        return []
+    config.layer_types = ["attention" if i % 10 == 5 else "mamba" for i in range(n)]
+    k = config.layer_types.count("attention")
+    return [f"layer_types: {k} attention layers of {n} (indices 5, 15, ...; every layer Mamba in the default config)"]
 
 
 # Config-only fixes, by model type.  A recipe with no inputs of its own still
@@ -582,8 +614,10 @@ _QWEN3_VL_MERGER = _tower_width_of_text("vision_config", "out_hidden_size",
 # of qwen4-exp, ernie-4.5-vl, cohere-compass, ...): hfleet_runner_torch asks
 # for_signature when a type's recipe builds no inputs.
 CONFIG_FIXES = {
-    "cohere_compass": _cohere_compass_config,
+    "cohere_compass": _cohere_compass_vl_config,
     "cohere_compass_text": _cohere_compass_config,
+    "deepseek_v2": _deepseek_v2_config,
+    "granitemoehybrid": _granitemoehybrid_config,
     "ernie4_5_vl_moe": _ernie4_5_vl_moe_config,
     "deepseek_ocr2": _deepseek_ocr2_config,
     "dots1": _dots1_config,
@@ -598,7 +632,8 @@ CONFIG_FIXES = {
     "t5gemma2_encoder": _t5gemma2_config,
     "timm_backbone": _timm_backbone_config,
     "step3p7": _step3p7_config,
-    **{t: _QWEN3_VL_MERGER for t in ("qwen3_vl", "qwen3_vl_moe", "qwen3_5", "cosmos3_omni", "exaone4_5")},
+    **{t: _QWEN3_VL_MERGER for t in ("qwen3_vl", "qwen3_vl_moe", "qwen3_5", "qwen3_5_moe", "cosmos3_omni",
+                                     "exaone4_5")},
     **{t: glm_half_rotary for t in ("glm4v", "glm4v_text", "glm46v", "glmga", "glm_image_text")},
 }
 

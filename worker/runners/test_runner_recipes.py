@@ -266,6 +266,58 @@ class TestDefaultConfigFixes(unittest.TestCase):
         self.assertIn(rc.tame_init_std, recipes.GENERIC_CONFIG_FIXES)
 
 
+class TestSweepSevenDefaults(unittest.TestCase):
+    """Default configs that failed at full size on the H200 (call G,
+    sweep 7), made as their released checkpoints are."""
+
+    def test_vision_merger_at_the_text_width(self):
+        from types import SimpleNamespace as NS
+        import hfleet_recipes_config as rc
+        for mt, text in (("qwen3_5_moe", 2048), ("cohere_compass", 8192)):
+            cfg = NS(model_type=mt, vision_config=NS(out_hidden_size=3584),
+                     text_config=NS(model_type=mt + "_text", hidden_size=text, layer_types=None,
+                                    rope_parameters={}, head_dim=128))
+            notes = rc.CONFIG_FIXES[mt](cfg, False)
+            self.assertEqual(cfg.vision_config.out_hidden_size, text, mt)
+            self.assertTrue(any("out_hidden_size=%d" % text in n for n in notes), notes)
+        # The shrunk config is fitted by the generic fix; this one leaves it.
+        cfg = NS(vision_config=NS(out_hidden_size=64), text_config=NS(hidden_size=32))
+        self.assertEqual(rc.CONFIG_FIXES["qwen3_5_moe"](cfg, True), [])
+        self.assertEqual(cfg.vision_config.out_hidden_size, 64)
+
+    def test_cohere_compass_keeps_its_rope_fix(self):
+        from types import SimpleNamespace as NS
+        import hfleet_recipes_config as rc
+        tc = NS(model_type="cohere_compass_text", hidden_size=8192, num_attention_heads=64, head_dim=128,
+                layer_types=["sliding_attention", "full_attention"], rope_parameters={})
+        cfg = NS(model_type="cohere_compass", vision_config=NS(out_hidden_size=3584), text_config=tc)
+        notes = rc.CONFIG_FIXES["cohere_compass"](cfg, False)
+        self.assertIn("sliding_attention", tc.rope_parameters)
+        self.assertEqual(len(notes), 2, notes)
+
+    def test_deepseek_v2_routes_each_token_to_six_experts(self):
+        from types import SimpleNamespace as NS
+        import hfleet_recipes_config as rc
+        cfg = NS(model_type="deepseek_v2", n_routed_experts=64, num_experts_per_tok=None)
+        self.assertEqual(len(rc.CONFIG_FIXES["deepseek_v2"](cfg, False)), 1)
+        self.assertEqual(cfg.num_experts_per_tok, 6)
+        cfg = NS(model_type="deepseek_v2", n_routed_experts=4, num_experts_per_tok=3)
+        self.assertEqual(rc.CONFIG_FIXES["deepseek_v2"](cfg, True), [])
+        self.assertEqual(cfg.num_experts_per_tok, 3)
+
+    def test_granitemoehybrid_gets_attention_layers(self):
+        from types import SimpleNamespace as NS
+        import hfleet_recipes_config as rc
+        cfg = NS(model_type="granitemoehybrid", num_hidden_layers=40, layer_types=None)
+        self.assertEqual(len(rc.CONFIG_FIXES["granitemoehybrid"](cfg, False)), 1)
+        self.assertEqual([i for i, t in enumerate(cfg.layer_types) if t == "attention"], [5, 15, 25, 35])
+        self.assertEqual(cfg.layer_types.count("mamba"), 36)
+        given = ["mamba", "attention"]
+        cfg = NS(model_type="granitemoehybrid", num_hidden_layers=2, layer_types=list(given))
+        self.assertEqual(rc.CONFIG_FIXES["granitemoehybrid"](cfg, True), [])
+        self.assertEqual(cfg.layer_types, given)
+
+
 class TestHalfPrecisionInit(unittest.TestCase):
     """Random initialisations float16 cannot hold, rescaled without changing
     a layer, a width or a dtype (the fp16 benchmark of cpmant)."""
