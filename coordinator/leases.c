@@ -58,6 +58,7 @@ static void expire_done(struct db_op *op)
 		} else if (t->reserved) {
 			/* A reservation never handed over: it did not run. */
 			t->reserved = false;
+			t->released++;
 			sched_requeue(c->sched, t);
 			released++;
 		} else {
@@ -140,7 +141,7 @@ void leases_tick_cb(uv_timer_t *timer)
 		x->v[i].task_id = buf[i]->id;
 		x->v[i].attempt = buf[i]->attempt;
 		/* A lease lost more often than the job allows retries is an outcome. */
-		x->v[i].give_up = buf[i]->lease_lost && buf[i]->attempt > buf[i]->job->max_retries;
+		x->v[i].give_up = buf[i]->lease_lost && sched_attempts_run(buf[i]) > buf[i]->job->max_retries;
 		x->v[i].released = buf[i]->reserved;
 	}
 	x->op.kind = DB_OP_LEASE_EXPIRE;

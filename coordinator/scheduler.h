@@ -101,6 +101,9 @@ struct sched_task {
 	bool lease_lost;           /* EXPIRING because its lease ran out (not a failed grant) */
 	bool reserved;             /* LEASED before its worker asked and not handed over yet
 				    * (reserve.c): a lease of it that ends was never run */
+	uint32_t released;         /* its attempts that were reservations released, never run
+				    * (since this coordinator started): not counted against
+				    * the job's retries (sched_attempts_run) */
 	int64_t queued_ms;         /* when it last entered its queue (monotonic) */
 	uint32_t reruns;           /* flaky reruns used (since this coordinator started) */
 
@@ -156,6 +159,13 @@ void sched_lease(struct sched *s, struct sched_task *t, int64_t expires_ms);
  * worker_id with that attempt. */
 bool sched_renew(struct sched *s, struct sched_task *t, const char *worker_id, uint32_t attempt,
 		 int64_t expires_ms);
+
+/* The attempts of t that were handed to a worker: what the job's
+ * max_retries counts (a reservation released unrun is not one). */
+static inline uint32_t sched_attempts_run(const struct sched_task *t)
+{
+	return t->attempt > t->released ? t->attempt - t->released : 0;
+}
 
 /* Any state -> EXPIRING (its lease is dead; a requeue must be committed). */
 void sched_expiring(struct sched *s, struct sched_task *t);

@@ -314,7 +314,7 @@ void handle_results(struct worker_req *w)
 		bool current = t && t->state == SCHED_LEASED && t->attempt == r->attempt;
 		v[i].backend = t ? (int)t->backend : -1;
 		v[i].retry = current && r->infrastructure && r->status == HF__TASK_STATUS__STATUS_ERROR &&
-			     r->attempt <= t->job->max_retries;
+			     sched_attempts_run(t) <= t->job->max_retries;
 		/* A failed test is an outcome, unless the job allows flaky reruns. */
 		v[i].flaky = current && r->status == HF__TASK_STATUS__STATUS_FAILED &&
 			     t->reruns < t->job->flaky_reruns;

@@ -15,7 +15,8 @@ reservation is a fact of the database and of one reply:
   hf-worker does) gets no reservation, nor does one whose task ran long;
 - a reservation not handed over within twice reserve_below is released:
   the task is queued again at once (its attempt ended "released", no
-  backoff, no error), and another worker takes it;
+  backoff, no error), and another worker takes it; a released attempt does
+  not count against the job's max_retries;
 - a drained worker's reservation is released at its next poll;
 - a worker that stops polling: its reservation is released when the lease
   runs out, not counted as a lost lease;
@@ -81,10 +82,10 @@ class Reservations(unittest.TestCase):
                              env_json='{}', started_at=now - ran_s, finished_at=now)])), timeout=10)
         self.assertEqual(r.kind, 'ack', repr(r))
 
-    def submit(self, label):
+    def submit(self, label, *extra):
         job = int(self.c.hfctl_json('submit', '--models', MODELS, '--backends', 'cpu', '--kind', 'test',
                                     '--label', 'reserve=' + label, '--name', 'reserve-' + label,
-                                    '--allow-waiting')['job_id'])
+                                    '--allow-waiting', *extra)['job_id'])
         self.addCleanup(self.c.hfctl, 'cancel', str(job), check=False)
         return job
 
@@ -109,10 +110,10 @@ class Reservations(unittest.TestCase):
         line = 'hfleet_reservations_total{event="%s"} ' % event
         return int(float(next(x for x in text.splitlines() if x.startswith(line))[len(line):]))
 
-    def started_short(self, label, worker_id, leases_ahead=None):
+    def started_short(self, label, worker_id, leases_ahead=None, submit_args=()):
         """A peer that ran one short task of a new job: (conn, session, job,
         the task it ran)."""
-        job = self.submit(label)
+        job = self.submit(label, *submit_args)
         s = self.conn()
         session = self.register(s, worker_id, label, leases_ahead)
         got = self.poll(s, worker_id, session, free=1)
@@ -158,18 +159,42 @@ class Reservations(unittest.TestCase):
         released = self.metric('released')
         s, session, job, first = self.started_short('d', 'raw-d')
         nxt = self.reserved(job, 'raw-d', first)
-        # Polls with no free slot for longer than twice reserve_below.
-        deadline = time.time() + 4
-        while time.time() < deadline and nxt in self.leased_to(job, 'raw-d'):
-            self.assertEqual(self.poll(s, 'raw-d', session, free=0), [])
-            time.sleep(0.3)
-        self.c.wait_for(lambda: self.ended(nxt) == 'released', 10, 'the reservation to be released')
+        self.release_by_waiting(s, 'raw-d', session, job, nxt)
         self.assertEqual(self.metric('released') - released, 1)
         # Queued again at once (no backoff), not decided: another worker takes it.
         other = self.conn()
         osession = self.register(other, 'raw-d2', 'd')
         got = self.poll(other, 'raw-d2', osession, free=1)
         self.assertEqual(got, [(nxt[0], nxt[1] + 1)], 'the released task did not go to the next worker')
+
+    def release_by_waiting(self, s, worker_id, session, job, task):
+        """Polls with no free slot until task, reserved for worker_id, is
+        released (twice reserve_below)."""
+        deadline = time.time() + 4
+        while time.time() < deadline and task in self.leased_to(job, worker_id):
+            self.assertEqual(self.poll(s, worker_id, session, free=0), [])
+            time.sleep(0.3)
+        self.c.wait_for(lambda: self.ended(task) == 'released', 10, 'the reservation to be released')
+
+    def test_a_released_reservation_is_not_a_retry(self):
+        # max_retries 1: one infrastructure failure of a run is retried.  The
+        # released reservation was attempt 1, the run that fails attempt 2.
+        s, session, job, first = self.started_short('i', 'raw-i', submit_args=('--max-retries', '1'))
+        nxt = self.reserved(job, 'raw-i', first)
+        self.release_by_waiting(s, 'raw-i', session, job, nxt)
+        other = self.conn()
+        osession = self.register(other, 'raw-i2', 'i')
+        got = self.poll(other, 'raw-i2', osession, free=1)
+        self.assertEqual(got, [(nxt[0], nxt[1] + 1)])
+        now = time.time()
+        r = other.call(wire.envelope('results', wire.result_batch('raw-i2', session=osession, results=[
+            wire.task_result(task_id=got[0][0], attempt=got[0][1], status=wire.STATUS['error'],
+                             reason='device lost', infrastructure=True, metrics_json='{}', env_json='{}',
+                             started_at=now - 2, finished_at=now)])), timeout=10)
+        self.assertEqual(r.kind, 'ack', repr(r))
+        self.assertEqual(self.c.pg.psql('SELECT retried FROM results WHERE task_id = %d AND attempt = %d' % got[0]),
+                         't', 'the first failure of a run was not retried: the released reservation counted')
+        self.assertNotEqual(self.c.pg.psql('SELECT state FROM tasks WHERE id = %d' % nxt[0]), 'error')
 
     def test_released_on_drain(self):
         s, session, job, first = self.started_short('e', 'raw-e')
