@@ -143,8 +143,6 @@ void reserve_maybe(struct coord *c, struct coord_worker *cw)
 	    cw->reserving || c->stopping || !db_healthy(c->db) || reg->n_devices == 0 ||
 	    coord_drained(c, reg->worker_id, NULL))
 		return;
-	/* One per registered slot of each device that may take work, less
-	 * what is reserved already. */
 	uint32_t backends = 0;
 	for (size_t d = 0; d < reg->n_devices; d++)
 		backends |= 1u << (reg->devices[d]->backend & 31);
@@ -152,6 +150,8 @@ void reserve_maybe(struct coord *c, struct coord_worker *cw)
 	 * worker's own): what is queued is its, now. */
 	if (poll_holds_waiting(&c->holds, backends))
 		return;
+	/* One per registered slot of each device that may take work, less
+	 * what is reserved already. */
 	want = calloc(reg->n_devices, sizeof(*want));
 	if (!want)
 		return;
