@@ -677,12 +677,12 @@ static void handle_poll(struct worker_req *w)
 	const Hf__Register *reg = cw->reg;
 	if (!p->draining && !c->stopping)
 		health_checks_add(w, cw, now);
-	if (p->draining || c->stopping || coord_drained(c, reg->worker_id, NULL))
+	bool leaving = p->draining || c->stopping || coord_drained(c, reg->worker_id, NULL);
+	if (leaving)
 		reserve_release_all(c, cw);
 	/* While leases of an earlier poll are being committed, the slots this
 	 * poll counts as free are partly those: it gets no work. */
-	if (p->draining || c->stopping || !db_healthy(c->db) || reg->n_devices == 0 ||
-	    cw->polls_granting > 0 || free_stale || coord_drained(c, reg->worker_id, NULL)) {
+	if (leaving || !db_healthy(c->db) || reg->n_devices == 0 || cw->polls_granting > 0 || free_stale) {
 		poll_reply(w, NULL, 0, false);
 		worker_req_free(w);
 		return;
