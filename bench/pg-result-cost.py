@@ -112,7 +112,7 @@ def main():
     ap.add_argument('--variant', action='append', default=[],
                     help='SQL run first in the measured transactions of a variant measured beside the '
                     'schema as it is, alternating (e.g. "DROP TRIGGER attempts_summarise_update ON attempts"); '
-                    'repeatable')
+                    '";;" separates commands run outside one transaction; repeatable')
     ap.add_argument('--keep', action='store_true', help='keep the cluster directory')
     ap.add_argument('--one-connection', action='store_true',
                     help='every batch size on one connection, in the order of --batches, as the '
@@ -219,7 +219,10 @@ def main():
         variants = [('base', '')] + [('v%d' % (i + 1), v) for i, v in enumerate(args.variant)]
         for name, setup in variants[1:]:
             pg.psql('CREATE DATABASE hfleet_%s TEMPLATE hfleet' % name, db='postgres')
-            pg.psql(setup, db='hfleet_%s' % name)
+            # ';;' separates commands run each on its own (VACUUM FULL, which
+            # no transaction may hold, after an ALTER TABLE, say).
+            for command in setup.split(';;'):
+                pg.psql(command, db='hfleet_%s' % name)
         explain = 'EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) '
         script = []
         if args.one_connection:

@@ -203,6 +203,42 @@ class SpConn:
             pass
 
 
+# ---- a worker that speaks the protocol by hand (the integration tests'
+# raw peers: test_dispatch, test_lease_ahead, test_reserve) ----
+
+def worker_conn(url, timeout=10.0):
+    """A connection to the worker port, its SP handshake done."""
+    s = SpConn(url, timeout=timeout)
+    s.handshake()
+    return s
+
+
+def register_worker(s, worker_id, labels=(), slots=1, leases_ahead=None):
+    """Registers worker_id with one cpu device of `slots` slots and the
+    labels given as (key, value) pairs; returns the session the reply
+    gives, or raises AssertionError naming the reply it got instead."""
+    r = s.call(wire.envelope('register', wire.register(
+        worker_id=worker_id, labels=[wire.key_value(k, v) for k, v in labels],
+        devices=[wire.device(index=0, slots=slots)], leases_ahead=leases_ahead)))
+    if r.kind != 'register_reply':
+        raise AssertionError('registering %s: %r' % (worker_id, r))
+    return wire.first(r.body, 7, 0)  # RegisterReply.session
+
+
+def poll_worker(s, worker_id, session, free, ahead=None, ahead_benchmarks=None, running=(), timeout=10.0):
+    """One poll of device 0 with `free` slots free (and what it asks ahead,
+    and the (task, attempt) pairs it says are running); returns the reply's
+    assignments, each decoded into its fields, or raises AssertionError
+    naming the reply when it is not a poll reply."""
+    r = s.call(wire.envelope('poll', wire.poll(
+        worker_id, free=[wire.device_free(index=0, free_slots=free, ahead=ahead,
+                                          ahead_benchmarks=ahead_benchmarks)],
+        session=session, running=[wire.task_ref(t, a) for t, a in running])), timeout=timeout)
+    if r.kind != 'poll_reply':
+        raise AssertionError('polling as %s: %r' % (worker_id, r))
+    return [wire.decode(a) for a in wire.all_of(r.body, 1)]
+
+
 # The daemons run with the file limit a service gets by default (systemd's
 # soft limit): the test process raises its own to open many connections.
 DAEMON_FD_LIMIT = 1024

@@ -47,16 +47,10 @@ class HeldPolls(unittest.TestCase):
         cls.cm.__exit__(None, None, None)
 
     def conn(self):
-        s = peer.SpConn(self.c.worker_url, timeout=10)
-        s.handshake()
-        return s
+        return peer.worker_conn(self.c.worker_url)
 
     def register(self, s, worker_id, label):
-        r = s.call(wire.envelope('register', wire.register(
-            worker_id=worker_id, labels=[wire.key_value('dispatch', label)],
-            devices=[wire.device(index=0, slots=1)])))
-        self.assertEqual(r.kind, 'register_reply', 'registering %s: %r' % (worker_id, r))
-        return wire.first(r.body, 7, 0)  # RegisterReply.session
+        return peer.register_worker(s, worker_id, labels=[('dispatch', label)])
 
     def poll_body(self, worker_id, session, hold_ms=None, replaces_held=None):
         return wire.envelope('poll', wire.poll(worker_id, free=[wire.device_free(index=0, free_slots=1)],

@@ -65,19 +65,10 @@ class LeaseAhead(unittest.TestCase):
     # ---- raw peers: what the coordinator grants ----
 
     def register(self, s, worker_id, label, slots):
-        r = s.call(wire.envelope('register', wire.register(
-            worker_id=worker_id, labels=[wire.key_value('ahead', label)],
-            devices=[wire.device(index=0, slots=slots)])))
-        self.assertEqual(r.kind, 'register_reply', 'registering %s: %r' % (worker_id, r))
-        return wire.first(r.body, 7, 0)  # RegisterReply.session
+        return peer.register_worker(s, worker_id, labels=[('ahead', label)], slots=slots)
 
     def poll(self, s, worker_id, session, free, ahead=None, ahead_benchmarks=None):
-        r = s.call(wire.envelope('poll', wire.poll(
-            worker_id, free=[wire.device_free(index=0, free_slots=free, ahead=ahead,
-                                              ahead_benchmarks=ahead_benchmarks)], session=session)),
-            timeout=10)
-        self.assertEqual(r.kind, 'poll_reply', repr(r))
-        return [wire.decode(a) for a in wire.all_of(r.body, 1)]
+        return peer.poll_worker(s, worker_id, session, free, ahead=ahead, ahead_benchmarks=ahead_benchmarks)
 
     def submit(self, label, models, kind='test', **extra):
         args = ['submit', '--models', models, '--backends', 'cpu', '--kind', kind, '--label', 'ahead=' + label,
@@ -87,9 +78,7 @@ class LeaseAhead(unittest.TestCase):
         return int(self.c.hfctl_json(*args)['job_id'])
 
     def conn(self):
-        s = peer.SpConn(self.c.worker_url, timeout=10)
-        s.handshake()
-        return s
+        return peer.worker_conn(self.c.worker_url)
 
     def test_tests_ahead_up_to_four_times_the_device_slots(self):
         job = self.submit('a', 'bert,gpt2,t5,vit,albert,bart,roberta,distilbert,electra,deberta,xlnet,opt,'

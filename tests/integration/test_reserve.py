@@ -56,24 +56,17 @@ class Reservations(unittest.TestCase):
     # ---- a raw peer ----
 
     def conn(self):
-        s = peer.SpConn(self.c.worker_url, timeout=10)
-        s.handshake()
+        s = peer.worker_conn(self.c.worker_url)
         self.addCleanup(s.close)
         return s
 
     def register(self, s, worker_id, label, leases_ahead=None):
-        r = s.call(wire.envelope('register', wire.register(
-            worker_id=worker_id, labels=[wire.key_value('reserve', label)],
-            devices=[wire.device(index=0, slots=1)], leases_ahead=leases_ahead)))
-        self.assertEqual(r.kind, 'register_reply', 'registering %s: %r' % (worker_id, r))
-        return wire.first(r.body, 7, 0)  # RegisterReply.session
+        return peer.register_worker(s, worker_id, labels=[('reserve', label)], leases_ahead=leases_ahead)
 
     def poll(self, s, worker_id, session, free, running=()):
-        r = s.call(wire.envelope('poll', wire.poll(
-            worker_id, free=[wire.device_free(index=0, free_slots=free)], session=session,
-            running=[wire.task_ref(t, a) for t, a in running])), timeout=10)
-        self.assertEqual(r.kind, 'poll_reply', repr(r))
-        return [(wire.first(a, 1), wire.first(a, 2)) for a in (wire.decode(x) for x in wire.all_of(r.body, 1))]
+        """The (task, attempt) of each assignment the poll gets."""
+        return [(wire.first(a, 1), wire.first(a, 2))
+                for a in peer.poll_worker(s, worker_id, session, free, running=running)]
 
     def result(self, s, worker_id, session, task, ran_s):
         now = time.time()
