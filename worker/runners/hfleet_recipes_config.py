@@ -667,6 +667,37 @@ def fill_attention_shape(config, shrunk):
     return notes
 
 
+# The experts' widths of a routed MoE, which transformers' default experts
+# implementation on CUDA ("grouped_mm": torch._grouped_mm over every
+# expert's weights at once) can only take at strides of a multiple of 16
+# bytes.
+EXPERT_WIDTH_KEYS = ("moe_intermediate_size", "expert_intermediate_size")
+EXPERT_WIDTH_ALIGN = 8   # elements: 16 bytes at fp16 and bf16 (and twice that at fp32)
+
+
+def align_expert_widths(config, shrunk):
+    """An expert width that is not a multiple of EXPERT_WIDTH_ALIGN is
+    rounded up to the next one.  DeepseekV2Config defaults to
+    moe_intermediate_size 1407 (deepseek_v2, and deepseek_ocr2 whose text
+    model is one): torch._grouped_mm refuses it ("strides should be multiple
+    of 16 bytes", the H200's sweep 7), where DeepSeek-V2-Lite's checkpoint
+    has 1408.  No released checkpoint we know of has an odd expert width;
+    the shrunk config's (hfleet_plan) are multiples already."""
+    notes = []
+    for prefix, c in (("", config), ("text_config.", _sub(config, "text_config"))):
+        if c is None:
+            continue
+        for key in EXPERT_WIDTH_KEYS:
+            v = getattr(c, key, None)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0 or v % EXPERT_WIDTH_ALIGN == 0:
+                continue
+            aligned = -(-v // EXPERT_WIDTH_ALIGN) * EXPERT_WIDTH_ALIGN
+            setattr(c, key, aligned)
+            notes.append(f"{prefix}{key}={aligned} (was {v}: the experts' grouped matrix products need "
+                         f"strides of a multiple of 16 bytes)")
+    return notes
+
+
 # --------------------------------------------------------------------------
 # Random initialisation that float16 cannot hold.  The benchmark builds the
 # default config on the GPU in float16 and initialises it there with
@@ -834,7 +865,7 @@ def _fnet_inputs(r):
 
 
 # Config fixes that hold for any type (hfleet_recipes.GENERIC_CONFIG_FIXES).
-GENERIC_CONFIG_FIXES = (fill_attention_shape, tame_init_std)
+GENERIC_CONFIG_FIXES = (fill_attention_shape, align_expert_widths, tame_init_std)
 
 
 RECIPES = {

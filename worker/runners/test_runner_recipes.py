@@ -305,6 +305,25 @@ class TestSweepSevenDefaults(unittest.TestCase):
         self.assertEqual(rc.CONFIG_FIXES["deepseek_v2"](cfg, True), [])
         self.assertEqual(cfg.num_experts_per_tok, 3)
 
+    def test_expert_widths_aligned_for_grouped_mm(self):
+        from types import SimpleNamespace as NS
+        import hfleet_recipes as recipes
+        import hfleet_recipes_config as rc
+        self.assertIn(rc.align_expert_widths, recipes.GENERIC_CONFIG_FIXES)
+        cfg = NS(model_type="deepseek_v2", moe_intermediate_size=1407, intermediate_size=10944)
+        notes = rc.align_expert_widths(cfg, False)
+        self.assertEqual(cfg.moe_intermediate_size, 1408)
+        self.assertEqual(cfg.intermediate_size, 10944, "a dense width is not an expert's")
+        self.assertEqual(len(notes), 1, notes)
+        self.assertIn("was 1407", notes[0])
+        outer = NS(model_type="deepseek_ocr2", text_config=NS(moe_intermediate_size=1407))
+        self.assertEqual(len(rc.align_expert_widths(outer, False)), 1)
+        self.assertEqual(outer.text_config.moe_intermediate_size, 1408)
+        for v in (1408, 64, None, True):
+            cfg = NS(moe_intermediate_size=v)
+            self.assertEqual(rc.align_expert_widths(cfg, True), [], v)
+            self.assertEqual(cfg.moe_intermediate_size, v)
+
     def test_granitemoehybrid_gets_attention_layers(self):
         from types import SimpleNamespace as NS
         import hfleet_recipes_config as rc
