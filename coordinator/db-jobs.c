@@ -28,15 +28,23 @@
  * queued, and until autovacuum's next look (up to a minute later) every
  * lease grant walked every queued task (about 1 s each, polls waiting
  * behind it) and a cancel's slices joined them with themselves
- * (docs/performance.md).  A submit or retry that queues at least
- * DB_ANALYZE_MIN_TASKS tasks and a tenth of the table (autovacuum's own
- * analyze threshold) has the columns those statements filter on analysed
- * in its own transaction, which counts its rows: a sample of 3,000 rows
- * (migration 019 set their statistics target to 10), about 8 ms where the
- * default 30,000 took 60 to 75 ms of a 100,000-task submit.  SKIP_LOCKED:
- * when autovacuum holds the table it is at work on it, and the submit does
- * not wait for it. */
-#define DB_ANALYZE_MIN_TASKS 5000
+ * (docs/performance.md).  Smaller jobs did the same on a young database:
+ * the plans the main connection made at its warm-up, over empty tables,
+ * walked every queued task of a 557-task job and looked each one's job up
+ * by a scan of jobs, 3 to 5 ms a lease grant instead of 0.5, until the
+ * job was nearly done or DB_GENERIC_REPLAN came (bench/run.py latency:
+ * slot free -> next lease 9 to 12 ms at the job's start).  So a submit or
+ * retry that queues at least DB_ANALYZE_MIN_TASKS tasks (autovacuum's
+ * default analyze threshold) and a tenth of the table (its default scale
+ * factor) has the columns those statements filter on analysed in its own
+ * transaction, which counts its rows: a sample of 3,000 rows (migration
+ * 019 set their statistics target to 10), about 8 ms where the default
+ * 30,000 took 60 to 75 ms of a 100,000-task submit, and a millisecond or
+ * two for a table of a few thousand.  The new statistics make every connection's cached
+ * plans over tasks be made again at their next use.  SKIP_LOCKED: when
+ * autovacuum holds the table it is at work on it, and the submit does not
+ * wait for it. */
+#define DB_ANALYZE_MIN_TASKS 50
 
 static int tasks_analyze_after_queueing(struct db *db, struct db_op *op, size_t n_tasks)
 {
