@@ -814,6 +814,7 @@ static void print_summary(void)
 	       ", \"leases\": %" PRIu64 ", \"results_sent\": %" PRIu64 ", \"results_acked\": %" PRIu64
 	       ", \"results_pending\": %zu, \"result_failures\": %" PRIu64
 	       ", \"slot_free_samples\": %zu, \"slot_free_p50_ms\": %.3f, \"slot_free_p99_ms\": %.3f"
+	       ", \"slot_free_p999_ms\": %.3f, \"slot_free_max_ms\": %.3f"
 	       ", \"submits\": %u, \"submits_answered\": %u, \"submits_unleased\": %u, \"submit_failures\": %" PRIu64
 	       ", \"submit_lease_p50_ms\": %.3f, \"submit_lease_p99_ms\": %.3f, \"submit_lease_max_ms\": %.3f}\n",
 	       o.workers, o.slots, o.heartbeat_ms, el, registered_count(), st.registers, st.reregisters,
@@ -822,7 +823,7 @@ static void print_summary(void)
 	       st.holds_ended, quantile_ms(&poll_rtt, 0.5), quantile_ms(&poll_rtt, 0.99),
 	       quantile_ms(&poll_rtt, 1.0), st.leases, st.results_sent, st.results_acked, pending,
 	       st.result_failures, slot_free.n, quantile_ms(&slot_free, 0.5),
-	       quantile_ms(&slot_free, 0.99), n_submitted, submit_ok, submit_unleased,
+	       quantile_ms(&slot_free, 0.99), quantile_ms(&slot_free, 0.999), quantile_ms(&slot_free, 1.0), n_submitted, submit_ok, submit_unleased,
 	       st.submit_failures, quantile_ms(&sub, 0.5), quantile_ms(&sub, 0.99),
 	       quantile_ms(&sub, 1.0));
 	fflush(stdout);
