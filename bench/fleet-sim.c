@@ -823,7 +823,8 @@ static void print_summary(void)
 	       st.holds_ended, quantile_ms(&poll_rtt, 0.5), quantile_ms(&poll_rtt, 0.99),
 	       quantile_ms(&poll_rtt, 1.0), st.leases, st.results_sent, st.results_acked, pending,
 	       st.result_failures, slot_free.n, quantile_ms(&slot_free, 0.5),
-	       quantile_ms(&slot_free, 0.99), quantile_ms(&slot_free, 0.999), quantile_ms(&slot_free, 1.0), n_submitted, submit_ok, submit_unleased,
+	       quantile_ms(&slot_free, 0.99), quantile_ms(&slot_free, 0.999), quantile_ms(&slot_free, 1.0),
+	       n_submitted, submit_ok, submit_unleased,
 	       st.submit_failures, quantile_ms(&sub, 0.5), quantile_ms(&sub, 0.99),
 	       quantile_ms(&sub, 1.0));
 	fflush(stdout);

@@ -40,10 +40,10 @@
  * transaction, which counts its rows: a sample of 3,000 rows (migration
  * 019 set their statistics target to 10), about 8 ms where the default
  * 30,000 took 60 to 75 ms of a 100,000-task submit, and a millisecond or
- * two for a table of a few thousand.  The new statistics make every connection's cached
- * plans over tasks be made again at their next use.  SKIP_LOCKED: when
- * autovacuum holds the table it is at work on it, and the submit does not
- * wait for it. */
+ * two for a table of a few thousand.  The new statistics make every
+ * connection's cached plans over tasks be made again at their next use.
+ * SKIP_LOCKED: when autovacuum holds the table it is at work on it, and
+ * the submit does not wait for it. */
 #define DB_ANALYZE_MIN_TASKS 50
 
 static int tasks_analyze_after_queueing(struct db *db, struct db_op *op, size_t n_tasks)
