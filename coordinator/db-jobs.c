@@ -39,11 +39,12 @@
  * factor) has the columns those statements filter on analysed in its own
  * transaction, which counts its rows: a sample of 3,000 rows (migration
  * 019 set their statistics target to 10), about 8 ms where the default
- * 30,000 took 60 to 75 ms of a 100,000-task submit, and a millisecond or
- * two for a table of a few thousand.  The new statistics make every
- * connection's cached plans over tasks be made again at their next use.
- * SKIP_LOCKED: when autovacuum holds the table it is at work on it, and
- * the submit does not wait for it. */
+ * 30,000 took 60 to 75 ms of a 100,000-task submit, and 2 to 6 ms for a
+ * table of 4,500 to 13,000 rows (the statement log of bench/run.py
+ * latency).  The new statistics make every connection's cached plans over
+ * tasks be made again at their next use.  SKIP_LOCKED: when autovacuum
+ * holds the table it is at work on it, and the submit does not wait for
+ * it. */
 #define DB_ANALYZE_MIN_TASKS 50
 
 static int tasks_analyze_after_queueing(struct db *db, struct db_op *op, size_t n_tasks)
