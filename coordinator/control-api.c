@@ -263,6 +263,7 @@ static void handle_submit(struct control_req *q)
 	q->op.u.job_create.reg = c->reg;
 	q->op.u.job_create.plan = q->plan;
 	q->op.u.job_create.requirements = q->match_json;
+	q->op.u.job_create.live_before = sched_count(c->sched);
 	q->op.done = submit_done;
 	q->op.ctx = q;
 	audit_set(q, "submit");
@@ -491,6 +492,7 @@ static void handle_retry(struct control_req *q)
 	q->op.u.retry.owner = owner_unless_admin(q);
 	q->op.u.retry.cancelled = r->cancelled;
 	q->op.u.retry.stopping = q->stopping;
+	q->op.u.retry.live_before = sched_count(c->sched);
 	q->op.done = retry_done;
 	q->op.ctx = q;
 	audit_set(q, "retry");

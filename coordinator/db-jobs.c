@@ -35,19 +35,24 @@
  * job was nearly done or DB_GENERIC_REPLAN came (bench/run.py latency:
  * slot free -> next lease 9 to 12 ms at the job's start).  So a submit or
  * retry that queues at least DB_ANALYZE_MIN_TASKS tasks (autovacuum's
- * default analyze threshold) and a tenth of the table (its default scale
- * factor) has the columns those statements filter on analysed in its own
- * transaction, which counts its rows: a sample of 3,000 rows (migration
- * 019 set their statistics target to 10), about 8 ms where the default
- * 30,000 took 60 to 75 ms of a 100,000-task submit, and 2 to 6 ms for a
- * table of 4,500 to 13,000 rows (the statement log of bench/run.py
- * latency).  The new statistics make every connection's cached plans over
- * tasks be made again at their next use.  SKIP_LOCKED: when autovacuum
- * holds the table it is at work on it, and the submit does not wait for
- * it. */
+ * default analyze threshold) and either a tenth of the table (its default
+ * scale factor) or at least as many tasks as the coordinator held live
+ * (the queue at least doubles: statistics taken while it was near empty,
+ * after a job drained, say so of any table size) has the columns those
+ * statements filter on analysed in its own transaction, which counts its
+ * rows: a sample of 3,000 rows (migration 019 set their statistics target
+ * to 10), about 8 ms where the default 30,000 took 60 to 75 ms of a
+ * 100,000-task submit, and 2 to 6 ms for a table of 4,500 to 13,000 rows
+ * (the statement log of bench/run.py latency).  The new statistics make
+ * every connection's cached plans over tasks be made again at their next
+ * use.  A queue that grows by jobs each smaller than itself is not
+ * analysed again: statistics that say it holds a few hundred tasks or
+ * more already steer the plans to the tasks named.  SKIP_LOCKED: when
+ * autovacuum holds the table it is at work on it, and the submit does not
+ * wait for it. */
 #define DB_ANALYZE_MIN_TASKS 50
 
-static int tasks_analyze_after_queueing(struct db *db, struct db_op *op, size_t n_tasks)
+static int tasks_analyze_after_queueing(struct db *db, struct db_op *op, size_t n_tasks, size_t live_before)
 {
 	PGresult *res = NULL;
 	double reltuples;
@@ -55,6 +60,8 @@ static int tasks_analyze_after_queueing(struct db *db, struct db_op *op, size_t 
 
 	if (n_tasks < DB_ANALYZE_MIN_TASKS)
 		return 0;
+	if (n_tasks >= live_before)
+		return db_cmd(db, op, "ANALYZE (SKIP_LOCKED) tasks (job_id, state)");
 	/* -1: never analysed. */
 	r = db_exec(db, op, "SELECT reltuples FROM pg_class WHERE oid = 'tasks'::regclass", NULL,
 		    PGRES_TUPLES_OK, &res);
@@ -325,7 +332,7 @@ int run_job_create(struct db *db, struct db_op *op)
 		if (r < 0)
 			return r;
 	}
-	return tasks_analyze_after_queueing(db, op, plan->n_tasks);
+	return tasks_analyze_after_queueing(db, op, plan->n_tasks, op->u.job_create.live_before);
 }
 
 bool db_others_job(const char *owner, const char *submitter)
@@ -404,7 +411,7 @@ int run_job_retry(struct db *db, struct db_op *op)
 	r = live_tasks_from(res, &op->u.retry.tasks, &op->u.retry.n_tasks);
 	PQclear(res);
 	if (r == 0)
-		r = tasks_analyze_after_queueing(db, op, op->u.retry.n_tasks);
+		r = tasks_analyze_after_queueing(db, op, op->u.retry.n_tasks, op->u.retry.live_before);
 out:
 	db_params_fini(&p);
 	return r;

@@ -249,6 +249,10 @@ struct db_op {
 			 * which must still hold the active-coordinator lock; 0: the
 			 * main connection writes it. */
 			int active_pid;
+			/* in: the tasks the coordinator held live when the submit
+			 * came (sched_count): a job that at least doubles them has
+			 * tasks analysed (db-jobs.c). */
+			size_t live_before;
 			uint64_t job_id;                /* out */
 			uint64_t *task_ids;             /* out, plan->n_tasks, free() */
 			/* out: plan->request_id named a job made before.  existing:
@@ -295,6 +299,7 @@ struct db_op {
 			const char *owner;              /* in: only a job this submitter made, NULL: any */
 			bool cancelled;                 /* in: cancelled tasks too */
 			const char *stopping;           /* in: "{id,...}": cancelled tasks a worker is still stopping (left alone) */
+			size_t live_before;             /* in: as job_create's */
 			bool found;                     /* out */
 			bool forbidden;                 /* out: the job is another's (nothing changed) */
 			bool cancelling;                /* out: its cancel's slices are not done (nothing changed) */

@@ -11,17 +11,26 @@ submit that queues at least 50 tasks and a tenth of the table analyses
 tasks in its own transaction, and every connection plans again for the
 queue as it now is.
 
+A job smaller than a tenth of the table is analysed too when it at least
+doubles the coordinator's live tasks: statistics taken while the queue was
+near empty (after a job drained) would otherwise keep saying so.
+
 Checked without any timing, by PostgreSQL's own counters:
 - a submit of a few tasks (under 50) does not analyse tasks; one of the
   core suite's 308 does (pg_stat_user_tables.analyze_count: ANALYZE run
   by a session, not autovacuum's);
 - after it, each lease of one task reads that task by tasks' primary key,
-  not the whole queue through tasks_live_idx (pg_stat_user_indexes).
+  not the whole queue through tasks_live_idx (pg_stat_user_indexes);
+- in a table of 616 cancelled tasks, a 60-task job (under a tenth of it)
+  with nothing else live is analysed, a 55-task job after it (less than
+  the 60 live) is not.
 A raw peer takes the leases (tests/hostile/peer.py), one per poll.
 """
 import os
+import re
 import sys
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'hostile'))
@@ -83,6 +92,38 @@ class QueueStatistics(unittest.TestCase):
                 s.close()
                 if job is not None:
                     c.hfctl('cancel', str(job), check=False)
+
+    def queued(self, c):
+        text = urllib.request.urlopen(c.http_url + '/metrics', timeout=10).read().decode()
+        m = re.search(r'^hfleet_tasks\{state="queued"\} (\S+)$', text, re.M)
+        return int(float(m.group(1))) if m else -1
+
+    def test_a_job_that_doubles_the_live_tasks_is_analysed_whatever_the_table(self):
+        with harness.cluster() as c:
+            c.start_coordinator()
+            models = [m['model_type'] for m in c.hfctl_json('models')]
+            jobs = [self.submit(c, '--suite', 'core')[0] for _ in range(2)]
+            c.wait_for(lambda: self.analyses(c) == 2, 30,
+                       'both 308-task submits to analyse tasks (analyze_count %d)' % self.analyses(c))
+            for job in jobs:
+                c.hfctl('cancel', str(job))
+            c.wait_for(lambda: self.queued(c) == 0, 60, 'the cancels to leave nothing queued (%d)' % self.queued(c))
+            rows = int(c.pg.psql('SELECT count(*) FROM tasks'))
+            self.assertGreater(rows, 600)
+            _, n = self.submit(c, '--models', ','.join(models[:60]))
+            self.assertEqual(n, 60)
+            self.assertLess(10 * n, rows, 'the job is under a tenth of the table')
+            c.wait_for(lambda: self.analyses(c) == 3, 30,
+                       'the 60-task submit, with nothing live, to analyse tasks (analyze_count %d)'
+                       % self.analyses(c))
+            # 55 tasks with 60 live: not analysed.  A 200-task job after
+            # it is (it doubles them): the count then says whether the
+            # 55-task one was.
+            self.submit(c, '--models', ','.join(models[60:115]))
+            self.submit(c, '--models', ','.join(models[115:315]))
+            c.wait_for(lambda: self.analyses(c) >= 4, 30,
+                       'the 200-task submit to analyse tasks (analyze_count %d)' % self.analyses(c))
+            self.assertEqual(self.analyses(c), 4, 'the 55-task submit with 60 tasks live analysed tasks')
 
 
 if __name__ == '__main__':
