@@ -60,17 +60,19 @@ static int tasks_analyze_after_queueing(struct db *db, struct db_op *op, size_t 
 
 	if (n_tasks < DB_ANALYZE_MIN_TASKS)
 		return 0;
-	if (n_tasks >= live_before)
-		return db_cmd(db, op, "ANALYZE (SKIP_LOCKED) tasks (job_id, state)");
-	/* -1: never analysed. */
-	r = db_exec(db, op, "SELECT reltuples FROM pg_class WHERE oid = 'tasks'::regclass", NULL,
-		    PGRES_TUPLES_OK, &res);
-	if (r < 0)
-		return r;
-	reltuples = PQntuples(res) == 1 ? get_double(res, 0, 0) : -1;
-	PQclear(res);
-	if (reltuples >= 0 && (double)n_tasks * 10 < reltuples)
-		return 0;
+	/* A job that doubles the queue is analysed whatever the table's
+	 * size; a smaller one when it is a tenth of the table. */
+	if (n_tasks < live_before) {
+		/* -1: never analysed. */
+		r = db_exec(db, op, "SELECT reltuples FROM pg_class WHERE oid = 'tasks'::regclass", NULL,
+			    PGRES_TUPLES_OK, &res);
+		if (r < 0)
+			return r;
+		reltuples = PQntuples(res) == 1 ? get_double(res, 0, 0) : -1;
+		PQclear(res);
+		if (reltuples >= 0 && (double)n_tasks * 10 < reltuples)
+			return 0;
+	}
 	return db_cmd(db, op, "ANALYZE (SKIP_LOCKED) tasks (job_id, state)");
 }
 
