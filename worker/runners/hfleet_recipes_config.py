@@ -77,6 +77,13 @@ def _text_configs(config, model_types):
     return out
 
 
+def _config_and_text(config):
+    """(prefix for a note, config) for config and its text_config where it
+    has one: the generic fixes look at both."""
+    return [(prefix, c) for prefix, c in (("", config), ("text_config.", _sub(config, "text_config")))
+            if c is not None]
+
+
 def _head_dim(c):
     hd = _get(c, "head_dim")
     if isinstance(hd, int) and hd > 0:
@@ -652,9 +659,7 @@ def fill_attention_shape(config, shrunk):
             return False, None
 
     notes = []
-    for prefix, c in (("", config), ("text_config.", _sub(config, "text_config"))):
-        if c is None:
-            continue
+    for prefix, c in _config_and_text(config):
         width, heads = _get(c, "hidden_size"), _get(c, "num_attention_heads")
         if not (isinstance(width, int) and isinstance(heads, int) and heads > 0):
             continue
@@ -684,9 +689,7 @@ def align_expert_widths(config, shrunk):
     has 1408.  No released checkpoint we know of has an odd expert width;
     the shrunk config's (hfleet_plan) are multiples already."""
     notes = []
-    for prefix, c in (("", config), ("text_config.", _sub(config, "text_config"))):
-        if c is None:
-            continue
+    for prefix, c in _config_and_text(config):
         for key in EXPERT_WIDTH_KEYS:
             v = getattr(c, key, None)
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0 or v % EXPERT_WIDTH_ALIGN == 0:
@@ -727,8 +730,8 @@ def tame_init_std(config, shrunk):
     At 0.02 a projection's gain is 0.02 * sqrt(width) (1.3 at 4096), as in
     BERT or GPT-2.  Only the random weights' scale changes."""
     notes = []
-    for prefix, c in (("", config), ("text_config.", _sub(config, "text_config"))):
-        if c is None or _has(c, "initializer_range") or not _has(c, "init_std"):
+    for prefix, c in _config_and_text(config):
+        if _has(c, "initializer_range") or not _has(c, "init_std"):
             continue
         std, width = getattr(c, "init_std"), _get(c, "hidden_size", "d_model")
         if isinstance(std, bool) or not isinstance(std, (int, float)) or not isinstance(width, int) or width <= 0:
