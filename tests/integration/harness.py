@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -20,6 +21,7 @@ import sys
 import subprocess
 import tempfile
 import time
+import urllib.request
 
 BUILD = os.environ.get('HF_BUILD_ROOT', os.path.join(os.path.dirname(__file__), '..', '..', 'build'))
 SOURCE = os.environ.get('HF_SOURCE_ROOT', os.path.join(os.path.dirname(__file__), '..', '..'))
@@ -290,6 +292,18 @@ class Cluster:
 
     def hfctl_json(self, *args, token_file=None):
         return json.loads(self.hfctl('--json', *args, token_file=token_file).stdout)
+
+    def metric(self, name, **labels):
+        """The value of one sample of the coordinator's /metrics: name with
+        exactly these labels; AssertionError when it has none."""
+        with urllib.request.urlopen(self.http_url + '/metrics', timeout=10) as r:
+            text = r.read().decode()
+        want = ','.join('%s="%s"' % kv for kv in sorted(labels.items()))
+        for line in text.splitlines():
+            m = re.match(r'^([a-z_]+)(?:\{(.*)\})? (\S+)$', line)
+            if m and m.group(1) == name and ','.join(sorted((m.group(2) or '').split(','))) == want:
+                return float(m.group(3))
+        raise AssertionError('no metric %s{%s} in /metrics' % (name, want))
 
     @staticmethod
     def wait_for(pred, timeout, what):

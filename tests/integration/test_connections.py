@@ -23,7 +23,6 @@ import sys
 import threading
 import time
 import unittest
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
@@ -220,17 +219,6 @@ def coordinator_fds(cluster):
     return len(os.listdir('/proc/%d/fd' % cluster.coordinator.proc.pid))
 
 
-def metric(cluster, name, **labels):
-    with urllib.request.urlopen(cluster.http_url + '/metrics', timeout=10) as r:
-        text = r.read().decode()
-    want = ','.join('%s="%s"' % kv for kv in sorted(labels.items()))
-    for line in text.splitlines():
-        m = re.match(r'^([a-z_]+)(?:\{(.*)\})? (\S+)$', line)
-        if m and m.group(1) == name and ','.join(sorted((m.group(2) or '').split(','))) == want:
-            return float(m.group(3))
-    raise AssertionError('no metric %s{%s} in /metrics' % (name, want))
-
-
 class ConnectionsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -261,8 +249,8 @@ class ConnectionsTest(unittest.TestCase):
             type(self).all_ok = False
         # Leave the ports as we found them: every connection of this test
         # gone, so the next test starts under the cap.
-        self.c.wait_for(lambda: metric(self.c, 'hfleet_connections', port='control') == 0 and
-                        metric(self.c, 'hfleet_connections', port='worker') == 1, 60,
+        self.c.wait_for(lambda: self.c.metric('hfleet_connections', port='control') == 0 and
+                        self.c.metric('hfleet_connections', port='worker') == 1, 60,
                         'the ports to have no connection of the test left')
 
     def test_peers_that_never_read_are_closed_and_a_worker_job_completes(self):
@@ -286,11 +274,11 @@ class ConnectionsTest(unittest.TestCase):
         self.c.wait_for(lambda: flood.sent > sent_before, 30, 'the flood to go on sending')
         self.assertFalse(flood.ended.is_set())
 
-        self.c.wait_for(lambda: metric(self.c, 'hfleet_connections_closed_total', port='worker',
+        self.c.wait_for(lambda: self.c.metric('hfleet_connections_closed_total', port='worker',
                                        reason='unread_replies') >= 2, 30, 'the closes to be counted')
-        self.assertGreater(metric(self.c, 'hfleet_connections_paused_total', port='worker'), 0)
+        self.assertGreater(self.c.metric('hfleet_connections_paused_total', port='worker'), 0)
         self.c.wait_for(unread.ended.is_set, 120, 'the coordinator to close the peer that does not read')
-        self.c.wait_for(lambda: metric(self.c, 'hfleet_connections_closed_total', port='control',
+        self.c.wait_for(lambda: self.c.metric('hfleet_connections_closed_total', port='control',
                                        reason='unread_replies') >= 1, 30, 'the close to be counted')
         # Each kind of line at most once per 10 s.
         for line in (r'worker port: closed \d+ connections that did not take a reply within 2000 ms',
@@ -332,7 +320,7 @@ class ConnectionsTest(unittest.TestCase):
         self.c.wait_for(lambda: re.search(r'control port: refused \d+ connections: %d are open'
                                           % MAX_PER_PORT, self.c.coordinator.log()), 30,
                         'the refusal to be logged')
-        self.c.wait_for(lambda: metric(self.c, 'hfleet_connections_refused_total', port='control') >= 1, 10,
+        self.c.wait_for(lambda: self.c.metric('hfleet_connections_refused_total', port='control') >= 1, 10,
                         'the refusal to be counted')
         # hfctl is refused too while the holders keep the port.
         p = self.c.hfctl('--request-timeout', '3s', 'models', check=False)
@@ -344,7 +332,7 @@ class ConnectionsTest(unittest.TestCase):
         # Idle now: the coordinator closes them, and hfctl gets through.
         for p in holders:
             self.assertTrue(p.closed_by_peer(60), 'an idle connection was not closed')
-        self.c.wait_for(lambda: metric(self.c, 'hfleet_connections_closed_total', port='control',
+        self.c.wait_for(lambda: self.c.metric('hfleet_connections_closed_total', port='control',
                                        reason='idle') >= MAX_PER_PORT, 10, 'the idle closes to be counted')
         self.c.hfctl('models')
         self._ok = True
@@ -369,14 +357,14 @@ class ConnectionsTest(unittest.TestCase):
     def test_broken_handshakes_and_frames_are_closed_and_counted(self):
         def closes(port, data, reason):
             url = self.c.control_url if port == 'control' else self.c.worker_url
-            before = metric(self.c, 'hfleet_connections_closed_total', port=port, reason=reason)
+            before = self.c.metric('hfleet_connections_closed_total', port=port, reason=reason)
             s = tcp_connect(url)
             if data:
                 s.sendall(data)
             self.assertTrue(closed_by_peer(s, 30), 'not closed: %r' % data[:40])
             s.close()
             # /metrics is rendered once a second.
-            self.c.wait_for(lambda: metric(self.c, 'hfleet_connections_closed_total', port=port,
+            self.c.wait_for(lambda: self.c.metric('hfleet_connections_closed_total', port=port,
                                            reason=reason) == before + 1, 10, 'counted: %r' % data[:40])
 
         # No header at all (within connections.handshake_timeout), half
@@ -458,8 +446,8 @@ class ConnectionsTest(unittest.TestCase):
 
         # Every rude connection gone: only the worker's is left, and the
         # coordinator's files are back where they were.
-        self.c.wait_for(lambda: metric(self.c, 'hfleet_connections', port='control') == 0 and
-                        metric(self.c, 'hfleet_connections', port='worker') == 1, 30,
+        self.c.wait_for(lambda: self.c.metric('hfleet_connections', port='control') == 0 and
+                        self.c.metric('hfleet_connections', port='worker') == 1, 30,
                         'the rude connections to be gone')
         self.c.wait_for(lambda: coordinator_fds(self.c) <= fds_before + 2, 30,
                         'the coordinator\'s files to come back (%d before, %d now)'
@@ -520,7 +508,7 @@ class PortQueueTest(unittest.TestCase):
                 f.finish()
         # Every flood connection gone (none left behind in the port's
         # queue): only the worker's is open, and it still polls.
-        self.c.wait_for(lambda: metric(self.c, 'hfleet_connections', port='worker') == 1, 30,
+        self.c.wait_for(lambda: self.c.metric('hfleet_connections', port='worker') == 1, 30,
                         'the flood connections to be gone')
         job, n = submit(self.c, '--models', 'bert')
         wait_job(self.c, job)

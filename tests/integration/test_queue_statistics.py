@@ -27,10 +27,8 @@ Checked without any timing, by PostgreSQL's own counters:
 A raw peer takes the leases (tests/hostile/peer.py), one per poll.
 """
 import os
-import re
 import sys
 import unittest
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'hostile'))
@@ -94,9 +92,7 @@ class QueueStatistics(unittest.TestCase):
                     c.hfctl('cancel', str(job), check=False)
 
     def queued(self, c):
-        text = urllib.request.urlopen(c.http_url + '/metrics', timeout=10).read().decode()
-        m = re.search(r'^hfleet_tasks\{state="queued"\} (\S+)$', text, re.M)
-        return int(float(m.group(1))) if m else -1
+        return int(c.metric('hfleet_tasks', state='queued'))
 
     def test_a_job_that_doubles_the_live_tasks_is_analysed_whatever_the_table(self):
         with harness.cluster() as c:

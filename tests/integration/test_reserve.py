@@ -30,7 +30,6 @@ import os
 import sys
 import time
 import unittest
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'hostile'))
 import harness  # noqa: E402
@@ -99,9 +98,7 @@ class Reservations(unittest.TestCase):
         return out[0]
 
     def metric(self, event):
-        text = urllib.request.urlopen(self.c.http_url + '/metrics', timeout=10).read().decode()
-        line = 'hfleet_reservations_total{event="%s"} ' % event
-        return int(float(next(x for x in text.splitlines() if x.startswith(line))[len(line):]))
+        return int(self.c.metric('hfleet_reservations_total', event=event))
 
     def started_short(self, label, worker_id, leases_ahead=None, submit_args=()):
         """A peer that ran one short task of a new job: (conn, session, job,
