@@ -17,7 +17,6 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
-from test_connections import metric  # noqa: E402
 from test_pipeline import assert_exactly_once, submit, wait_job  # noqa: E402
 
 CERTS = os.path.join(harness.SOURCE, 'deploy', 'fleet-certs.sh')
@@ -159,7 +158,7 @@ class TlsFleetTest(unittest.TestCase):
         self._ok = True
 
     def test_5_plain_tcp_and_garbage_are_closed_and_the_port_keeps_serving(self):
-        before = metric(self.c, 'hfleet_connections_closed_total', port='control', reason='tls')
+        before = self.c.metric('hfleet_connections_closed_total', port='control', reason='tls')
         plain = 'tcp://' + self.c.control_url.split('://', 1)[1]
         p = hfctl_raw(plain, '--request-timeout', '2s', 'models')
         self.assertEqual(p.returncode, 1, p.stderr)
@@ -177,7 +176,7 @@ class TlsFleetTest(unittest.TestCase):
                             got = s.recv(65536)
                     except (ConnectionResetError, BrokenPipeError):
                         pass
-        self.c.wait_for(lambda: metric(self.c, 'hfleet_connections_closed_total', port='control',
+        self.c.wait_for(lambda: self.c.metric('hfleet_connections_closed_total', port='control',
                                        reason='tls') > before, 30, 'the TLS failures to be counted')
         self.c.wait_for(lambda: 'TLS handshake failed' in self.c.coordinator.log(), 30,
                         'the coordinator to log the failed handshakes')
