@@ -218,17 +218,23 @@ def latency(b, args):
     # at random intervals and times each to its first lease.
     log('latency: submit -> first lease, %d idle simulated worker(s), %d one-task jobs'
         % (len(names), args.latency_submits))
-    secs = 4 + args.latency_submits * 0.25 + 3
+    # A p99 needs samples past the slowest few: of 40 the nearest-rank p99
+    # was the largest, so one stalled commit of this disk decided it.  Of
+    # 200 it is the third largest; the largest is printed beside it.  The
+    # simulator waits 0.5 to 1.5 x --submit-every-ms between submits.
+    every_ms = 100
+    secs = 4 + args.latency_submits * every_ms * 1.5 / 1000 + 3
     p, out = b.sim(names, ['--slots', '1', '--mode', 'complete', '--ramp-ms', '1000',
                            '--control-url', b.cluster.control_url, '--admin-token', b.admin_token,
-                           '--submit-count', str(args.latency_submits), '--submit-every-ms', '250'],
+                           '--submit-count', str(args.latency_submits), '--submit-every-ms', str(every_ms)],
                    secs, 'submit-lease')
     p.wait()
     r = json.load(open(out))
     ok = r['submits_unleased'] == 0 and r['submit_failures'] == 0
     figure('submit -> first lease p50', '%.1f ms' % r['submit_lease_p50_ms'], '')
-    figure('submit -> first lease p99 (%d jobs)' % r['submits_answered'], '%.1f ms' % r['submit_lease_p99_ms'],
-           '<= 10 ms', r['submit_lease_p99_ms'] <= 10 and ok)
+    figure('submit -> first lease p99 / max (%d jobs)' % r['submits_answered'],
+           '%.1f / %.1f ms' % (r['submit_lease_p99_ms'], r['submit_lease_max_ms']),
+           'p99 <= 10 ms', r['submit_lease_p99_ms'] <= 10 and ok)
     if not ok:
         NOTES.append('latency: %d submits failed, %d never leased' % (r['submit_failures'], r['submits_unleased']))
     # Slot free -> next lease: a queue of work, tasks of --latency-task-ms.
@@ -277,7 +283,7 @@ def latency_real(b, args):
     time.sleep(2)
     for i in range(args.latency_submits):
         b.hfctl('submit', '--models', 'bert', '--backends', 'cpu', '--name', 'bench-real-lat-%d' % i)
-        time.sleep(0.125 + (i * 7919 % 251) / 1000)
+        time.sleep(0.05 + (i * 7919 % 101) / 1000)
     time.sleep(1.5)
     rows = b.pg.rows("SELECT extract(epoch FROM min(a.granted_at) - j.created_at) * 1000 FROM jobs j "
                      "JOIN tasks t ON t.job_id = j.id JOIN attempts a ON a.task_id = t.id "
@@ -285,8 +291,9 @@ def latency_real(b, args):
     sub = [float(r[0]) for r in rows]
     free, start = slot_gaps(b, wid, 'bench-slot-free-real')
     b.stop_hf_workers()
-    figure('real hf-worker: submit -> first lease p50 / p99 (%d jobs)' % len(sub),
-           '%.1f / %.1f ms' % (percentile(sub, 0.5), percentile(sub, 0.99)), 'p99 <= 10 ms',
+    figure('real hf-worker: submit -> first lease p50 / p99 / max (%d jobs)' % len(sub),
+           '%.1f / %.1f / %.1f ms' % (percentile(sub, 0.5), percentile(sub, 0.99), percentile(sub, 1)),
+           'p99 <= 10 ms',
            bool(sub) and percentile(sub, 0.99) <= 10)
     figure('real hf-worker: slot free -> next lease p50 / p99 (%d)' % len(free),
            '%.2f / %.2f ms' % (percentile(free, 0.5), percentile(free, 0.99)), 'p99 <= 2 ms',
@@ -706,7 +713,8 @@ def main():
     ap.add_argument('--capacity-workers', type=int, default=32, help='capacity: simulated workers (default 32)')
     ap.add_argument('--capacity-slots', type=int, default=8, help='capacity: slots per simulated worker (default 8)')
     ap.add_argument('--capacity-task-ms', type=int, default=0, help='capacity: each task\'s length (default 0)')
-    ap.add_argument('--latency-submits', type=int, default=40, help='latency: one-task jobs submitted (default 40)')
+    ap.add_argument('--latency-submits', type=int, default=200,
+                    help='latency: one-task jobs submitted, simulated and real (default 200)')
     ap.add_argument('--latency-workers', type=int, default=1, help='latency: idle simulated workers (default 1)')
     ap.add_argument('--latency-task-ms', type=int, default=20,
                     help='latency: each task\'s length for slot free -> next lease, simulated and real (default 20)')
