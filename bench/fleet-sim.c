@@ -83,7 +83,7 @@ struct conn {
 struct opts {
 	const char *url, *tokens, *control_url, *admin_token, *submit_model;
 	unsigned workers, slots, heartbeat_ms, task_ms, ramp_ms, report_every_s;
-	unsigned submit_count, submit_every_ms, measure_after_ms;
+	unsigned submit_count, submit_every_ms, measure_after_ms, slow_log_ms;
 	double seconds;
 	enum mode mode;
 	bool use_nng;
@@ -506,6 +506,11 @@ static void poll_reply_cb(int rv, nng_msg *reply, void *arg)
 		again = pr->hold_ended || pr->n_assignments > 0;
 		if (pr->n_assignments && w->free_since_us) {
 			sample_add(&slot_free, now - w->free_since_us);
+			/* Each slow one with the wall clock, to be laid beside the
+			 * coordinator's and PostgreSQL's logs. */
+			if (o.slow_log_ms && now - w->free_since_us > (int64_t)o.slow_log_ms * 1000)
+				fprintf(stderr, "fleet-sim: slow slot free: worker %s waited %.2f ms, at %.3f\n", w->id,
+					(double)(now - w->free_since_us) / 1000, hf_wall_s());
 			w->free_since_us = 0;
 		}
 		for (size_t i = 0; i < pr->n_cancel; i++)
@@ -877,7 +882,7 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: hfleet-fleet-sim --url URL --tokens FILE [--workers N] [--slots M]\n"
 		"         [--heartbeat-ms MS] [--seconds S] [--mode complete|hold|none|idle] [--task-ms MS]\n"
-		"         [--ramp-ms MS] [--report-every S] [--measure-after-ms MS] [--nng]\n"
+		"         [--ramp-ms MS] [--report-every S] [--measure-after-ms MS] [--slow-log MS] [--nng]\n"
 		"         [--control-url URL --admin-token TOKEN --submit-count K [--submit-every-ms MS]\n"
 		"          [--submit-model MODEL]]\n"
 		"FILE: one \"worker-id token\" per line (worker tokens).  Prints a JSON summary.\n");
@@ -902,6 +907,7 @@ int main(int argc, char **argv)
 		{ "submit-every-ms", required_argument, NULL, 'e' },
 		{ "submit-model", required_argument, NULL, 'M' },
 		{ "measure-after-ms", required_argument, NULL, 'A' },
+		{ "slow-log", required_argument, NULL, 'L' },
 		{ "nng", no_argument, NULL, 'N' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -927,6 +933,7 @@ int main(int argc, char **argv)
 		case 'e': o.submit_every_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'M': o.submit_model = optarg; break;
 		case 'N': o.use_nng = true; break;
+		case 'L': o.slow_log_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'A': o.measure_after_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'm':
 			if (strcmp(optarg, "complete") == 0)

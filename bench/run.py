@@ -242,12 +242,19 @@ def latency(b, args):
         % args.latency_task_ms)
     names = ['slot-%02d' % i for i in range(8)]
     p, out = b.sim(names, ['--slots', '1', '--mode', 'complete', '--task-ms', str(args.latency_task_ms),
-                           '--ramp-ms', '500'], 12, 'slot-free')
+                           '--ramp-ms', '500', '--slow-log', '2'], 12, 'slot-free')
     time.sleep(2)
+    reserved = reservations(b)
     job, count, _ = b.submit_job(4000, 'bench-slot-free')
     p.wait()
     r = json.load(open(out))
     b.hfctl('cancel', str(job), check=False)
+    # How many next tasks were handed over from a reservation
+    # (coordinator/reserve.c) and how many waited for a grant's commit;
+    # each sample over 2 ms is in sim-slot-free.log (--keep) with its time.
+    reserved = [a - b_ for a, b_ in zip(reservations(b), reserved)]
+    NOTES.append('latency: slot free window: %d samples; reservations made %d, handed over %d, released %d'
+                 % (r['slot_free_samples'], reserved[0], reserved[1], reserved[2]))
     figure('slot free -> next lease p50', '%.2f ms' % r['slot_free_p50_ms'], '')
     figure('slot free -> next lease p99 (%d samples)' % r['slot_free_samples'], '%.2f ms' % r['slot_free_p99_ms'],
            '<= 2 ms', 0 <= r['slot_free_p99_ms'] <= 2)
@@ -257,6 +264,17 @@ def latency(b, args):
     figure('slot free -> next lease p99.9 / max', '%.2f / %.2f ms' % (r['slot_free_p999_ms'], r['slot_free_max_ms']),
            '')
     latency_real(b, args)
+
+
+def reservations(b):
+    """The coordinator's reservations counters: [made, handed over, released]
+    (0 for one not rendered yet)."""
+    def one(event):
+        try:
+            return int(b.cluster.metric('hfleet_reservations_total', event=event))
+        except AssertionError:
+            return 0
+    return [one(e) for e in ('made', 'handed_over', 'released')]
 
 
 def latency_real(b, args):
