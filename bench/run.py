@@ -244,15 +244,16 @@ def latency(b, args):
     p, out = b.sim(names, ['--slots', '1', '--mode', 'complete', '--task-ms', str(args.latency_task_ms),
                            '--ramp-ms', '500', '--slow-log', '2'], 12, 'slot-free')
     time.sleep(2)
-    reserved = reservations(b)
+    before = reservations(b)
     job, count, _ = b.submit_job(4000, 'bench-slot-free')
     p.wait()
     r = json.load(open(out))
     b.hfctl('cancel', str(job), check=False)
     # How many next tasks were handed over from a reservation
-    # (coordinator/reserve.c) and how many waited for a grant's commit;
-    # each sample over 2 ms is in sim-slot-free.log (--keep) with its time.
-    reserved = [a - b_ for a, b_ in zip(reservations(b), reserved)]
+    # (coordinator/reserve.c); the other samples waited for a grant's
+    # commit.  Each sample over 2 ms is in sim-slot-free.log (--keep) with
+    # its time.
+    reserved = [after - was for after, was in zip(reservations(b), before)]
     NOTES.append('latency: slot free window: %d samples; reservations made %d, handed over %d, released %d'
                  % (r['slot_free_samples'], reserved[0], reserved[1], reserved[2]))
     figure('slot free -> next lease p50', '%.2f ms' % r['slot_free_p50_ms'], '')
