@@ -119,11 +119,12 @@ static void submit_done(struct db_op *op)
 	env.body_case = HF__ENVELOPE__BODY_SUBMIT_REPLY;
 	env.submit_reply = &sr;
 	coord_reply(q->req, &env);
-	/* The tasks are committed and the submitter answered; the scheduler
-	 * gets them now, a slice per loop turn for a large job (the plan and
-	 * the ids are the feed's from here). */
+	/* The job is committed and the submitter answered; the scheduler
+	 * gets its written tasks now, a slice per loop turn for a large job,
+	 * and those its submit left to write as they are written (the plan
+	 * and the ids are the feed's from here). */
 	if (job) {
-		submit_feed_start(c, job, q->plan, op->u.job_create.task_ids);
+		submit_feed_start(c, job, q->plan, op->u.job_create.task_ids, op->u.job_create.n_written);
 		q->plan = NULL;
 		op->u.job_create.task_ids = NULL;
 	}
@@ -264,6 +265,7 @@ static void handle_submit(struct control_req *q)
 	q->op.u.job_create.plan = q->plan;
 	q->op.u.job_create.requirements = q->match_json;
 	q->op.u.job_create.live_before = sched_count(c->sched);
+	q->op.u.job_create.slice = (uint32_t)c->conf.submit_slice;
 	q->op.done = submit_done;
 	q->op.ctx = q;
 	audit_set(q, "submit");
@@ -370,12 +372,20 @@ static void cancel_done(struct db_op *op)
 		cancel_in_memory(c, v[i]);
 	free(v);
 	coord_metrics_finished(c, HF__TASK_STATUS__STATUS_CANCELLED, op->u.cancel.n_cancelled);
-	if (op->u.cancel.remaining) {
+	/* Tasks its submit has not written yet are written cancelled
+	 * (submit-feed.c); none of them is added to the scheduler any more.
+	 * Their outcome is decided now. */
+	submit_feed_cancelled(c, job_id);
+	coord_metrics_finished(c, HF__TASK_STATUS__STATUS_CANCELLED, op->u.cancel.unwritten);
+	if (!op->u.cancel.last) {
 		/* The rest of its queued tasks, a slice per database op: they
 		 * are out of the scheduler, and no lease of them is granted. */
 		log_info("job %" PRIu64 " cancelled: %u tasks now, %u queued ones in slices of %" PRId64,
 			 job_id, op->u.cancel.n_cancelled, op->u.cancel.remaining, c->conf.cancel_slice);
 		cancel_feed_start(c, job_id);
+	} else if (op->u.cancel.remaining) {
+		log_info("job %" PRIu64 " cancelled: %u tasks now, %u its submit had not written yet as they "
+			 "are written", job_id, op->u.cancel.n_cancelled, op->u.cancel.remaining);
 	} else {
 		log_info("job %" PRIu64 " cancelled: %u tasks", job_id, op->u.cancel.n_cancelled);
 	}

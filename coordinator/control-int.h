@@ -29,13 +29,18 @@ void control_req_free(struct control_req *q);
 void control_read_done(struct db_op *op);
 
 /* submit-feed.c: a committed job's tasks into the scheduler, a slice per
- * loop turn when there are many.  Takes plan and task_ids (freed when
- * done); job is the scheduler's job, already added. */
+ * loop turn when there are many, and those its submit left to write
+ * (tasks [written, plan->n_tasks): db-plans.c) written first, a slice per
+ * database op.  Takes plan and task_ids (freed when done); job is the
+ * scheduler's job, already added. */
 void submit_feed_start(struct coord *c, struct sched_job *job, struct job_plan *plan,
-		       uint64_t *task_ids);
-/* Adds every task of job_id still being fed now: before memory changes a
- * job's tasks as the database did (cancel, retry). */
+		       uint64_t *task_ids, size_t written);
+/* Adds every written task of job_id still being fed now: before memory
+ * changes a job's tasks as the database did (cancel, retry). */
 void submit_feed_flush(struct coord *c, uint64_t job_id);
+/* job_id was cancelled: none of its tasks is added any more (those still
+ * to write are written cancelled). */
+void submit_feed_cancelled(struct coord *c, uint64_t job_id);
 
 /* control-fleet.c: each replies and frees q. */
 void handle_explain(struct control_req *q);

@@ -51,6 +51,8 @@ const struct hf_conf_setting coord_conf_table[] = {
 	  "largest job hfctl submit may create" },
 	{ "scheduler.cancel_slice", HF_CONF_INT, F(cancel_slice), "500", 1, 1000000, NULL,
 	  "a cancelled job's queued tasks are cancelled this many per database statement, one statement after the other, so that results, leases and registrations are stored in between (the job itself, and its running tasks, are cancelled at once)" },
+	{ "scheduler.submit_slice", HF_CONF_INT, F(submit_slice), "5000", 1, 1000000, NULL,
+	  "a submit writes this many of its job's tasks in its own transaction; the rest of a larger job is committed with it in a compact form and written as tasks after the submitter is answered, this many per transaction on the job lane (docs/database.md, \"Submit\")" },
 	{ "scheduler.locality_wait", HF_CONF_MS, F(locality_wait_ms), "30s", 0, 3600000, NULL,
 	  "how long a queued task waits for a worker that has its model's weights cached before any worker takes it (0: no preference)" },
 	{ "scheduler.poll_hold_max", HF_CONF_MS, F(poll_hold_max_ms), "30s", 0, 30000, NULL,

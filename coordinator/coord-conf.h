@@ -28,6 +28,7 @@ struct coord_conf {
 	int64_t lease_ms;
 	int64_t max_tasks_per_job;
 	int64_t cancel_slice;      /* a cancelled job's queued tasks cancelled per statement (db-cancel.c) */
+	int64_t submit_slice;      /* a job's tasks written per transaction (db-plans.c) */
 	int64_t max_assign_per_poll;
 	int64_t locality_wait_ms;
 	int64_t poll_hold_max_ms;  /* held polls: the longest hold (0: none) */

@@ -36,9 +36,9 @@ static const char *const db_op_name[] = {
 	"job_cancel",    "worker_upsert", "telemetry_sample", "job_retry", "drain",
 	"health_store",  "job_status",   "job_list",     "results",      "task_explain",
 	"token_create",  "token_revoke", "token_touch",  "token_list",   "audit_list",
-	"auth_bootstrap", "job_cancel_slice",
+	"auth_bootstrap", "job_cancel_slice", "job_plan_slice",
 };
-_Static_assert(N_ELEMS(db_op_name) == DB_OP_JOB_CANCEL_SLICE + 1, "a name for every database operation");
+_Static_assert(N_ELEMS(db_op_name) == DB_OP_JOB_PLAN_SLICE + 1, "a name for every database operation");
 
 /* The labels of hfleet_reservations_total, in coord_counter's order. */
 static const char *const reservation_event[] = { "made", "handed_over", "released" };

@@ -289,5 +289,8 @@ bool cancel_feed_running(const struct coord *c, uint64_t job_id);
 /* At shutdown: feeds end (those with a slice in flight when it is back);
  * the next start finishes their cancels. */
 void cancel_feeds_stop(struct coord *c);
+/* submit-feed.c, at shutdown: feeds end (those with a slice write in
+ * flight when it is back); the next start writes what they left. */
+void submit_feeds_stop(struct coord *c);
 
 #endif

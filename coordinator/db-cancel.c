@@ -68,7 +68,8 @@ static int cancel_task(struct db *db, struct db_op *op)
 			    " j AS (UPDATE jobs SET state = 'done', finished_at = now()"
 			    " WHERE id IN (SELECT job_id FROM c) AND state = 'running' AND NOT EXISTS"
 			    " (SELECT 1 FROM tasks t WHERE t.job_id = jobs.id"
-			    " AND t.state IN ('queued', 'leased') AND t.id <> $1::bigint))"
+			    " AND t.state IN ('queued', 'leased') AND t.id <> $1::bigint)"
+			    " AND NOT " DB_JOB_UNWRITTEN("jobs.id") ")"
 			    " SELECT count(*) FROM c",
 			    &p, PGRES_TUPLES_OK, &res);
 	db_params_fini(&p);
@@ -129,7 +130,7 @@ int run_job_cancel(struct db *db, struct db_op *op)
 
 	op->u.cancel.found = op->u.cancel.forbidden = op->u.cancel.last = false;
 	op->u.cancel.submitter[0] = '\0';
-	op->u.cancel.n_cancelled = op->u.cancel.remaining = 0;
+	op->u.cancel.n_cancelled = op->u.cancel.remaining = op->u.cancel.unwritten = 0;
 	if (op->u.cancel.task_id)
 		return cancel_task(db, op);
 	if (op->u.cancel.job_id > INT64_MAX)
@@ -167,18 +168,26 @@ int run_job_cancel(struct db *db, struct db_op *op)
 	/* The first slice now: a job of up to one slice is cancelled whole
 	 * in this transaction. */
 	r = cancel_slice(db, op);
-	if (r < 0 || op->u.cancel.last)
+	if (r < 0)
 		return r;
+	/* Left: its queued tasks (for the slices) and the tasks its submit
+	 * has not written yet (db-plans.c: written cancelled from now on). */
 	db_params_init(&p);
 	db_param_u64(&p, "job id", op->u.cancel.job_id);
-	r = db_exec(db, op, "SELECT count(*) FROM tasks WHERE job_id = $1::bigint AND state = 'queued'", &p,
-		    PGRES_TUPLES_OK, &res);
+	db_param_bool(&p, op->u.cancel.last);
+	r = db_exec(db, op, "SELECT CASE WHEN $2::boolean THEN 0 ELSE (SELECT count(*) FROM tasks"
+		    " WHERE job_id = $1::bigint AND state = 'queued') END,"
+		    " (SELECT coalesce(sum(cardinality(model)), 0) FROM task_plans WHERE job_id = $1::bigint)",
+		    &p, PGRES_TUPLES_OK, &res);
 	db_params_fini(&p);
 	if (r < 0)
 		return r;
-	op->u.cancel.remaining = (uint32_t)atoi(PQgetvalue(res, 0, 0));
+	uint64_t queued = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	uint64_t unwritten = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
 	PQclear(res);
-	op->u.cancel.last = op->u.cancel.remaining == 0;
+	op->u.cancel.last = queued == 0;
+	op->u.cancel.unwritten = unwritten > UINT32_MAX ? UINT32_MAX : (uint32_t)unwritten;
+	op->u.cancel.remaining = queued + unwritten > UINT32_MAX ? UINT32_MAX : (uint32_t)(queued + unwritten);
 	return 0;
 }
 

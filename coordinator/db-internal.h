@@ -45,6 +45,10 @@
  * a backlog of results made each one dearer. */
 #define DB_ATTEMPT_OPEN(a) "coalesce(" a ".ended_at, 'infinity') = 'infinity'"
 
+/* A job some of whose tasks its submit left to write (task_plans,
+ * db-plans.c): it is not done, whatever its written tasks' states. */
+#define DB_JOB_UNWRITTEN(j) "EXISTS (SELECT 1 FROM task_plans p WHERE p.job_id = " j ")"
+
 /* At most this many operations share one transaction. */
 #define DB_BATCH_MAX 512
 
@@ -322,6 +326,17 @@ int job_warm_rows(struct db *db, struct db_op *op, const struct registry *reg, u
  * submitter's token), a job another submitter made is not this request's
  * to touch. */
 bool db_others_job(const char *owner, const char *submitter);
+/* On the job lane's connection, in its transaction: is active_pid (the
+ * main connection's server process) still the active coordinator's?
+ * -EIO with op->err when not. */
+int job_lane_still_active(struct db *db, struct db_op *op, int active_pid);
+/* Stores tasks [start, n_tasks) of the job op (DB_OP_JOB_CREATE) creates
+ * as task_plans rows of op->u.job_create.slice tasks each (db-plans.c). */
+int job_plan_store(struct db *db, struct db_op *op, size_t start);
+int run_job_plan_slice(struct db *db, struct db_op *op);
+/* At start, before the live tasks are loaded: every task_plans row left
+ * written as tasks. */
+int plans_write_all(struct db *db, struct db_op *op);
 int run_job_cancel(struct db *db, struct db_op *op);          /* db-cancel.c */
 int run_job_cancel_slice(struct db *db, struct db_op *op);
 int run_lease_grant(struct db *db, struct db_op *op);         /* db-leases.c */

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT
  *
  * Job writes of the database layer (see db.h): creating a job and its tasks
- * (with the idempotent request id) and retrying a job's failed tasks (a
+ * (with the idempotent request id; a large job's tasks beyond its first
+ * slice are stored as task plans, written after the answer: db-plans.c)
+ * and retrying a job's failed tasks (a
  * cancel is db-cancel.c's); cancel and retry may be limited to the jobs of
  * one submitter (op->u.cancel.owner, op->u.retry.owner: db_others_job);
  * and the job and task a warm-up inserts (job_warm_rows, for db-warm.c).
@@ -176,11 +178,9 @@ static int job_create_tasks(struct db *db, struct db_op *op, size_t start, size_
 	return r;
 }
 
-/* On the job lane's connection: is the main connection's server process
- * still the holder of the active-coordinator lock?  A job is written only
- * by the active coordinator (a standby that took over loads the running
- * jobs once, when it starts). */
-static int job_lane_still_active(struct db *db, struct db_op *op)
+/* A job is written only by the active coordinator (a standby that took
+ * over loads the running jobs once, when it starts). */
+int job_lane_still_active(struct db *db, struct db_op *op, int active_pid)
 {
 	PGresult *res = NULL;
 	struct db_params p;
@@ -193,7 +193,7 @@ static int job_lane_still_active(struct db *db, struct db_op *op)
 	if (r < 0)
 		return r;
 	db_params_init(&p);
-	db_param_i32(&p, op->u.job_create.active_pid);
+	db_param_i32(&p, active_pid);
 	r = db_exec(db, op,
 		    "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = $1::int"
 		    " AND classid = 0 AND objid = " DB_ACTIVE_LOCK " AND objsubid = 1",
@@ -258,7 +258,7 @@ int job_warm_rows(struct db *db, struct db_op *op, const struct registry *reg, u
 	/* -EIO when the main connection's pid no longer holds the lock (a
 	 * warm-up of a lane connection made again after the main one was):
 	 * the check ran all the same and the transaction is still good. */
-	if (active_pid && (r = job_lane_still_active(db, &scratch)) == -EIO && db_connected(db))
+	if (active_pid && (r = job_lane_still_active(db, &scratch, active_pid)) == -EIO && db_connected(db))
 		r = 0;
 	if (r == 0)
 		r = job_task_ids(db, &scratch, 0, NULL);
@@ -285,7 +285,8 @@ int run_job_create(struct db *db, struct db_op *op)
 	struct db_params p;
 	int r;
 
-	if (op->u.job_create.active_pid && (r = job_lane_still_active(db, op)) < 0)
+	if (op->u.job_create.active_pid &&
+	    (r = job_lane_still_active(db, op, op->u.job_create.active_pid)) < 0)
 		return r;
 
 	free(op->u.job_create.task_ids);
@@ -328,13 +329,22 @@ int run_job_create(struct db *db, struct db_op *op)
 	if (r < 0)
 		return r;
 
-	for (size_t start = 0; start < plan->n_tasks; start += DB_TASK_CHUNK) {
-		size_t end = start + DB_TASK_CHUNK < plan->n_tasks ? start + DB_TASK_CHUNK : plan->n_tasks;
+	/* The first slice as tasks, the rest as task_plans rows written after
+	 * the answer (db-plans.c): the whole job is committed either way. */
+	size_t now = plan->n_tasks;
+	if (op->u.job_create.slice && now > op->u.job_create.slice)
+		now = op->u.job_create.slice;
+	for (size_t start = 0; start < now; start += DB_TASK_CHUNK) {
+		size_t end = start + DB_TASK_CHUNK < now ? start + DB_TASK_CHUNK : now;
 		r = job_create_tasks(db, op, start, end);
 		if (r < 0)
 			return r;
 	}
-	return tasks_analyze_after_queueing(db, op, plan->n_tasks, op->u.job_create.live_before);
+	r = job_plan_store(db, op, now);
+	if (r < 0)
+		return r;
+	op->u.job_create.n_written = now;
+	return tasks_analyze_after_queueing(db, op, now, op->u.job_create.live_before);
 }
 
 bool db_others_job(const char *owner, const char *submitter)
@@ -379,11 +389,14 @@ int run_job_retry(struct db *db, struct db_op *op)
 	if (!op->u.retry.found || op->u.retry.forbidden)
 		goto out;
 	/* A job whose queued tasks are still being cancelled in slices
-	 * (db-cancel.c) is left alone until they are: they are no longer in
-	 * the scheduler, and running again they would never run. */
+	 * (db-cancel.c), or whose tasks its submit left to write are still
+	 * being written cancelled (db-plans.c), is left alone until they are:
+	 * they are no longer in the scheduler, and running again they would
+	 * never run. */
 	r = db_exec(db, op,
-		    "SELECT 1 FROM jobs j WHERE j.id = $1::bigint AND j.state = 'cancelled' AND EXISTS"
-		    " (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state = 'queued')",
+		    "SELECT 1 FROM jobs j WHERE j.id = $1::bigint AND j.state = 'cancelled' AND (EXISTS"
+		    " (SELECT 1 FROM tasks t WHERE t.job_id = j.id AND t.state = 'queued')"
+		    " OR " DB_JOB_UNWRITTEN("j.id") ")",
 		    &p, PGRES_TUPLES_OK, &res);
 	if (r < 0)
 		goto out;

@@ -174,7 +174,7 @@ int run_lease_expire(struct db *db, struct db_op *op)
 		    " j AS (UPDATE jobs SET state = 'done', finished_at = now()"
 		    " WHERE id IN (SELECT job_id FROM e) AND state = 'running' AND NOT EXISTS"
 		    " (SELECT 1 FROM tasks t WHERE t.job_id = jobs.id AND t.state IN ('queued', 'leased')"
-		    " AND t.id NOT IN (SELECT task_id FROM g))),"
+		    " AND t.id NOT IN (SELECT task_id FROM g)) AND NOT " DB_JOB_UNWRITTEN("jobs.id") "),"
 		    " a AS (UPDATE attempts a SET ended_at = now(),"
 		    " end_reason = CASE WHEN u.released THEN 'released' ELSE 'lease-expired' END"
 		    " FROM u WHERE a.task_id = u.id AND a.attempt = u.attempt AND " DB_ATTEMPT_OPEN("a") ")"

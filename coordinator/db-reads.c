@@ -54,7 +54,11 @@ int job_status_fill(struct db *db, struct db_op *op, PGresult *jr, int row, Hf__
 
 	db_params_init(&p);
 	db_param_u64(&p, "job id", js->job_id);
-	r = db_exec(db, op, "SELECT state, count(*) FROM tasks WHERE job_id = $1::bigint GROUP BY state",
+	/* Tasks its submit has not written yet (db-plans.c) are queued. */
+	r = db_exec(db, op,
+		    "SELECT state, sum(n) FROM (SELECT state, count(*) AS n FROM tasks WHERE job_id = $1::bigint"
+		    " GROUP BY state UNION ALL SELECT 'queued', sum(cardinality(model)) FROM task_plans"
+		    " WHERE job_id = $1::bigint HAVING count(*) > 0) c GROUP BY state",
 		    &p, PGRES_TUPLES_OK, &res);
 	db_params_fini(&p);
 	if (r < 0)

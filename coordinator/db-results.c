@@ -237,7 +237,7 @@ int result_store_send(struct db *db, struct db_merged *m)
 		    " WHERE j.id = ANY (ARRAY(SELECT DISTINCT t.job_id FROM tasks t WHERE t.id = ANY ($1::bigint[])))"
 		    " AND j.state = 'running' AND (SELECT 1 FROM tasks t WHERE t.job_id = j.id"
 		    " AND t.state IN ('queued', 'leased') ORDER BY t.id DESC LIMIT 1) IS NULL"
-		    " RETURNING j.id",
+		    " AND NOT " DB_JOB_UNWRITTEN("j.id") " RETURNING j.id",
 		    &p);
 	db_params_fini(&p);
 	return r;

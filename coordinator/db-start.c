@@ -240,11 +240,16 @@ static int recover(struct db *db, struct db_op *op)
 	PGresult *res = NULL;
 	int r;
 
+	/* The tasks of every job whose submit a coordinator answered before
+	 * it wrote them all (db-plans.c), so that they are loaded below. */
+	r = plans_write_all(db, op);
+	if (r < 0)
+		return r;
 	/* A job whose tasks all have outcomes is done, whatever was recorded. */
 	r = db_cmd(db, op,
 		   "UPDATE jobs j SET state = 'done', finished_at = now() WHERE state = 'running'"
 		   " AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.job_id = j.id"
-		   " AND t.state IN ('queued', 'leased'))");
+		   " AND t.state IN ('queued', 'leased')) AND NOT " DB_JOB_UNWRITTEN("j.id"));
 	if (r < 0)
 		return r;
 	r = db_exec(db, op, "SELECT id, priority, requirements::text, max_running, max_retries, submitter,"

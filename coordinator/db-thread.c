@@ -40,6 +40,7 @@ static bool op_is_write(const struct db_op *op)
 	case DB_OP_RESULT_STORE:
 	case DB_OP_JOB_CANCEL:
 	case DB_OP_JOB_CANCEL_SLICE:
+	case DB_OP_JOB_PLAN_SLICE:
 	case DB_OP_WORKER_UPSERT:
 	case DB_OP_TELEMETRY_SAMPLE:
 	case DB_OP_JOB_RETRY:
@@ -71,6 +72,8 @@ static int op_run_kind(struct db *db, struct db_op *op)
 		return run_job_cancel(db, op);
 	case DB_OP_JOB_CANCEL_SLICE:
 		return run_job_cancel_slice(db, op);
+	case DB_OP_JOB_PLAN_SLICE:
+		return run_job_plan_slice(db, op);
 	case DB_OP_WORKER_UPSERT:
 		return run_worker_upsert(db, op);
 	case DB_OP_TELEMETRY_SAMPLE:

@@ -72,6 +72,7 @@ enum db_op_kind {
 	DB_OP_AUDIT_LIST,
 	DB_OP_AUTH_BOOTSTRAP, /* hf-coordinator --create-token: migrate, then create */
 	DB_OP_JOB_CANCEL_SLICE, /* db-cancel.c: the next slice of a cancelled job's queued tasks */
+	DB_OP_JOB_PLAN_SLICE, /* db-plans.c: the next slice of a large job's tasks written */
 	DB_OP_LOGS,          /* reads for people (db-reads-people.c): the reply envelope is built here */
 	DB_OP_COMPARE,
 	DB_OP_HISTORY,
@@ -253,8 +254,16 @@ struct db_op {
 			 * came (sched_count): a job that at least doubles them has
 			 * tasks analysed (db-jobs.c). */
 			size_t live_before;
+			/* in: tasks written in the submit's transaction; the rest
+			 * of a larger job is stored as task_plans rows of this many
+			 * tasks each, written after the answer by
+			 * DB_OP_JOB_PLAN_SLICE (db-plans.c).  0: all now. */
+			uint32_t slice;
 			uint64_t job_id;                /* out */
 			uint64_t *task_ids;             /* out, plan->n_tasks, free() */
+			/* out: tasks [0, n_written) are written; the rest wait in
+			 * task_plans */
+			size_t n_written;
 			/* out: plan->request_id named a job made before.  existing:
 			 * by the same request (job_id is that job, task_count its
 			 * size, task_ids NULL: nothing was written); conflict: by
@@ -291,9 +300,24 @@ struct db_op {
 			bool forbidden;                 /* out: the job is another's (nothing changed) */
 			char submitter[128];            /* out: the job's submitter, when found */
 			uint32_t n_cancelled;           /* out: by this op */
-			uint32_t remaining;             /* out (job cancel): queued tasks left for slice ops */
-			bool last;                      /* out (slice): no queued task of the job is left */
+			/* out (job cancel): queued tasks left for slice ops, and
+			 * tasks its submit has not written yet (db-plans.c writes
+			 * them cancelled) */
+			uint32_t remaining;
+			uint32_t unwritten;             /* out (job cancel): of remaining, those not written yet */
+			bool last;                      /* out: no queued task of the job is left */
 		} cancel;
+		/* DB_OP_JOB_PLAN_SLICE (db-plans.c): the first slice of job_id's
+		 * task_plans written as tasks, queued (or cancelled, when the
+		 * job is cancelled), in one transaction. */
+		struct {
+			uint64_t job_id;                /* in */
+			int active_pid;                 /* in: as job_create's */
+			uint64_t first_id;              /* out: the slice's first task id (0: none was left) */
+			uint32_t n;                     /* out: tasks written */
+			bool cancelled;                 /* out: written as cancelled tasks */
+			bool last;                      /* out: no slice of the job is left */
+		} plan_slice;
 		struct {
 			uint64_t job_id;                /* in */
 			const char *owner;              /* in: only a job this submitter made, NULL: any */

@@ -326,6 +326,7 @@ void coord_shutdown(struct coord *c)
 	uv_signal_stop(&c->sig_int);
 	worker_api_close(c); /* held polls are answered with nothing */
 	cancel_feeds_stop(c);
+	submit_feeds_stop(c);
 	/* Finish what the database was asked (their replies still go out),
 	 * then close the listeners. */
 	db_close(c->db_jobs);

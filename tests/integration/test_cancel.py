@@ -82,6 +82,9 @@ class CancelTest(unittest.TestCase):
     def setUpClass(cls):
         cls.c = harness.Cluster(heartbeat='200ms', coordinator_set=[
             'scheduler.cancel_slice=%d' % SLICE,
+            # Every task written by its submit: a cancel while a submit's
+            # tasks are still being written is test_submit_slices.py's.
+            'scheduler.submit_slice=1000000',
             # The raw worker sends no token: what is tested lies behind
             # authentication (tests/integration/test_auth.py tests that).
             'auth.required=false'])

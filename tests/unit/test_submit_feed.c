@@ -71,7 +71,7 @@ START_TEST(test_small_job_is_added_at_once)
 	struct sched_job *job = sched_job_add(f.c.sched, 1, 0);
 	{
 		struct job_plan *p = plan_of(10, 100, &ids);
-		submit_feed_start(&f.c, job, p, ids);
+		submit_feed_start(&f.c, job, p, ids, p->n_tasks);
 	}
 	ck_assert_ptr_null(f.c.submit_feeds);
 	ck_assert_uint_eq(sched_queued(f.c.sched, CPU), 10);
@@ -89,7 +89,7 @@ START_TEST(test_large_job_is_added_a_slice_per_turn)
 	struct sched_job *job = sched_job_add(f.c.sched, 1, 0);
 	{
 		struct job_plan *p = plan_of(n, 1000, &ids);
-		submit_feed_start(&f.c, job, p, ids);
+		submit_feed_start(&f.c, job, p, ids, p->n_tasks);
 	}
 	/* The first slice at once, then one per loop turn. */
 	ck_assert_uint_eq(sched_queued(f.c.sched, CPU), SLICE);
@@ -126,11 +126,11 @@ START_TEST(test_flush_adds_the_rest_and_the_job_is_held_meanwhile)
 	struct sched_job *other = sched_job_add(f.c.sched, 2, 0);
 	{
 		struct job_plan *p = plan_of(n, 1000, &ids);
-		submit_feed_start(&f.c, job, p, ids);
+		submit_feed_start(&f.c, job, p, ids, p->n_tasks);
 	}
 	{
 		struct job_plan *p = plan_of(SLICE + 1, 50000, &ids2);
-		submit_feed_start(&f.c, other, p, ids2);
+		submit_feed_start(&f.c, other, p, ids2, p->n_tasks);
 	}
 	for (size_t i = 0; i < SLICE; i++)
 		sched_remove(f.c.sched, sched_task_find(f.c.sched, 1000 + i));
@@ -158,7 +158,7 @@ START_TEST(test_stopping_ends_the_feed)
 	struct sched_job *job = sched_job_add(f.c.sched, 1, 0);
 	{
 		struct job_plan *p = plan_of(2 * SLICE, 1, &ids);
-		submit_feed_start(&f.c, job, p, ids);
+		submit_feed_start(&f.c, job, p, ids, p->n_tasks);
 	}
 	f.c.stopping = true;
 	uv_run(&f.loop, UV_RUN_NOWAIT);
