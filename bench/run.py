@@ -456,15 +456,28 @@ def submit(b, args):
     time.sleep(0.5)
     job, count, took = b.submit_job(args.submit_tasks, 'bench-submit')
     t_end = time.time()
+    # A job larger than scheduler.submit_slice has the rest of its tasks
+    # written after the answer (docs/database.md, "Submit"): until when,
+    # and whether the status requests meanwhile waited.
+    while int(b.pg.psql('SELECT count(*) FROM task_plans WHERE job_id = %d' % job)) > 0 \
+            and time.time() < t_end + 120:
+        time.sleep(0.05)
+    t_written = time.time()
+    written = int(b.pg.psql('SELECT count(*) FROM tasks WHERE job_id = %d' % job))
     time.sleep(0.5)
     stop.set()
     th.join()
     during = [d for t, d in lat if t_end - took - 0.05 <= t <= t_end]
+    after = [d for t, d in lat if t_end < t <= t_written]
     before.sort()
     figure('submit of a %d-task job (hfctl, end to end)' % count, '%.2f s' % took, '< 1 s', took < 1)
     figure('hfctl status latency, idle (median)', '%.0f ms' % (before[len(before) // 2] * 1e3), '')
     figure('hfctl status latency during the submit (max of %d)' % len(during),
            '%.0f ms' % (max(during) * 1e3 if during else took * 1e3), 'not stalled')
+    figure('its tasks all written, after the answer (%d of %d)' % (written, count),
+           '%.2f s' % (t_written - t_end), '')
+    figure('hfctl status latency while they are written (max of %d)' % len(after),
+           '%.0f ms' % (max(after) * 1e3) if after else '-', 'not stalled')
     cancel_while_flowing(b, args, job, count)
     os.killpg(p.pid, signal.SIGTERM)
     p.wait()
