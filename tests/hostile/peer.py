@@ -59,7 +59,7 @@ WANTED_SETTINGS = [
     ('auth.required', 'false'),
 ]
 
-SANITIZER_MARKS = ('ERROR: AddressSanitizer', 'runtime error:', 'LeakSanitizer', 'ERROR: UndefinedBehaviorSanitizer')
+SANITIZER_MARKS = harness.SANITIZER_MARKS
 
 # How much a coordinator's resident memory may grow over one attack group.
 RSS_BOUND_MB = 128
@@ -336,8 +336,7 @@ def is_asan(pid):
         return False
 
 
-def sanitizer_lines(text):
-    return [line for line in text.splitlines() if any(m in line for m in SANITIZER_MARKS)]
+sanitizer_lines = harness.sanitizer_lines
 
 
 def add_asan_quarantine_limit():

@@ -21,6 +21,7 @@ import sys
 import subprocess
 import tempfile
 import time
+import unittest
 import urllib.request
 
 BUILD = os.environ.get('HF_BUILD_ROOT', os.path.join(os.path.dirname(__file__), '..', '..', 'build'))
@@ -352,3 +353,49 @@ def cluster(**kwargs):
     if keep_files():
         c.dump_logs()
     c.close(keep=keep_files())
+
+
+# What a sanitizer writes into a daemon's log when it finds something.
+SANITIZER_MARKS = ('ERROR: AddressSanitizer', 'runtime error:', 'LeakSanitizer', 'ERROR: UndefinedBehaviorSanitizer')
+
+
+def sanitizer_lines(text):
+    return [line for line in text.splitlines() if any(m in line for m in SANITIZER_MARKS)]
+
+
+class ClusterCase(unittest.TestCase):
+    """One Cluster per class (cluster_kwargs), its coordinator started, and
+    started again before a test when an earlier one stopped it.  At the end
+    every daemon is stopped first (a sanitizer reports leaks at exit), the
+    logs are printed when a test failed (or with HF_KEEP), and a sanitizer's
+    report in any log fails the class."""
+
+    cluster_kwargs = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.c = Cluster(**cls.cluster_kwargs)
+        cls.c.start_coordinator()
+        cls._ok = True
+
+    @classmethod
+    def tearDownClass(cls):
+        daemons = list(cls.c.workers.values()) + [cls.c.coordinator]
+        for d in daemons:
+            d.stop()
+        reports = [(d.name, line) for d in daemons for line in sanitizer_lines(d.log())]
+        if not cls._ok or reports or keep_files():
+            cls.c.dump_logs()
+        cls.c.close(keep=keep_files())
+        if reports:
+            raise AssertionError('sanitizer reports: %r' % reports[:5])
+
+    def setUp(self):
+        if not self.c.coordinator_alive():
+            self.c.start_coordinator()
+
+    def run(self, result=None):
+        result = super().run(result)
+        if result is not None and not result.wasSuccessful():
+            type(self)._ok = False
+        return result

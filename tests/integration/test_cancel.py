@@ -77,50 +77,26 @@ def slice_waiting(c):
                  " AND query LIKE '%state = ''cancelled''%'") > 0
 
 
-class CancelTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.c = harness.Cluster(heartbeat='200ms', coordinator_set=[
-            'scheduler.cancel_slice=%d' % SLICE,
-            # Every task written by its submit: a cancel while a submit's
-            # tasks are still being written is test_submit_slices.py's.
-            'scheduler.submit_slice=1000000',
-            # The raw worker sends no token: what is tested lies behind
-            # authentication (tests/integration/test_auth.py tests that).
-            'auth.required=false'])
-        cls.c.start_coordinator()
-        cls._ok = True
-
-    @classmethod
-    def tearDownClass(cls):
-        # Stopped first, so that a sanitizer's report at exit is in its log.
-        for d in list(cls.c.workers.values()) + [cls.c.coordinator]:
-            d.stop()
-        reports = [(d.name, line) for d in list(cls.c.workers.values()) + [cls.c.coordinator]
-                   for line in peer.sanitizer_lines(d.log())]
-        if not cls._ok or reports or harness.keep_files():
-            cls.c.dump_logs()
-        cls.c.close(keep=harness.keep_files())
-        if reports:
-            raise AssertionError('sanitizer reports: %r' % reports[:5])
+class CancelTest(harness.ClusterCase):
+    cluster_kwargs = dict(heartbeat='200ms', coordinator_set=[
+        'scheduler.cancel_slice=%d' % SLICE,
+        # Every task written by its submit: a cancel while a submit's
+        # tasks are still being written is test_submit_slices.py's.
+        'scheduler.submit_slice=1000000',
+        # The raw worker sends no token: what is tested lies behind
+        # authentication (tests/integration/test_auth.py tests that).
+        'auth.required=false'])
 
     def setUp(self):
         self.locks = []
         self.conns = []
-        if not self.c.coordinator_alive():
-            self.c.start_coordinator()
+        super().setUp()
 
     def tearDown(self):
         for lk in self.locks:
             lk.release()
         for conn in self.conns:
             conn.close()
-
-    def run(self, result=None):
-        result = super().run(result)
-        if result is not None and not result.wasSuccessful():
-            type(self)._ok = False
-        return result
 
     # -- helpers --
     def submit_waiting(self, name, batch_sizes='1,2,3,4'):

@@ -29,9 +29,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'hostile'))
 import harness  # noqa: E402
-import peer  # noqa: E402
 
 SLICE = 40
 MODELS = ('bert', 'gpt2', 't5')
@@ -85,39 +83,16 @@ def waiting_for(c, what):
                  % what.replace("'", "''")) > 0
 
 
-class SubmitSlicesTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.c = harness.Cluster(heartbeat='200ms', coordinator_set=['scheduler.submit_slice=%d' % SLICE])
-        cls.c.start_coordinator()
-        cls._ok = True
-
-    @classmethod
-    def tearDownClass(cls):
-        for d in list(cls.c.workers.values()) + [cls.c.coordinator]:
-            d.stop()
-        reports = [(d.name, line) for d in list(cls.c.workers.values()) + [cls.c.coordinator]
-                   for line in peer.sanitizer_lines(d.log())]
-        if not cls._ok or reports or harness.keep_files():
-            cls.c.dump_logs()
-        cls.c.close(keep=harness.keep_files())
-        if reports:
-            raise AssertionError('sanitizer reports: %r' % reports[:5])
+class SubmitSlicesTest(harness.ClusterCase):
+    cluster_kwargs = dict(heartbeat='200ms', coordinator_set=['scheduler.submit_slice=%d' % SLICE])
 
     def setUp(self):
         self.sessions = []
-        if not self.c.coordinator_alive():
-            self.c.start_coordinator()
+        super().setUp()
 
     def tearDown(self):
         for s in self.sessions:
             s.release()
-
-    def run(self, result=None):
-        result = super().run(result)
-        if result is not None and not result.wasSuccessful():
-            type(self)._ok = False
-        return result
 
     # -- helpers --
     def session(self):
@@ -125,10 +100,11 @@ class SubmitSlicesTest(unittest.TestCase):
         self.sessions.append(s)
         return s
 
-    def hold_t5(self):
-        """t5's slice waits (its insert's reference check) until release."""
+    def hold(self, model):
+        """The slice of model's tasks waits (its insert's reference check
+        takes FOR KEY SHARE of the model's row) until release."""
         s = self.session()
-        s.take("SELECT 1 FROM models WHERE model_type = 't5' FOR UPDATE")
+        s.take("SELECT 1 FROM models WHERE model_type = '%s' FOR UPDATE" % model)
         return s
 
     def submit(self, name, backends='cuda'):
@@ -145,9 +121,9 @@ class SubmitSlicesTest(unittest.TestCase):
     def unwritten_rows(self, job):
         return count(self.c, 'SELECT count(*) FROM task_plans WHERE job_id = %d' % job)
 
-    def wait_t5_waiting(self):
+    def wait_slice_waiting(self):
         self.c.wait_for(lambda: waiting_for(self.c, 'DELETE FROM task_plans'), 30,
-                        "t5's slice to wait for the row lock")
+                        'a slice to wait for the row lock')
 
     def wait_written(self, job):
         self.c.wait_for(lambda: self.unwritten_rows(job) == 0 and self.written(job) == N, 60,
@@ -179,9 +155,9 @@ class SubmitSlicesTest(unittest.TestCase):
     # -- the tests --
     def test_a_job_is_answered_whole_and_its_tasks_written_once_after(self):
         c = self.c
-        t5 = self.hold_t5()
+        t5 = self.hold('t5')
         job = self.submit('answered')
-        self.wait_t5_waiting()
+        self.wait_slice_waiting()
         # Answered and durable whole: bert's and gpt2's tasks written,
         # t5's still a task_plans row; counted queued, in the database's
         # status and the coordinator's memory alike.
@@ -207,9 +183,9 @@ class SubmitSlicesTest(unittest.TestCase):
             c.wait_for(lambda: {'slices-1', 'slices-2'} <= {w['worker_id'] for w in c.hfctl_json('workers')
                                                             if w.get('connected')},
                        60, 'the workers to register')
-            t5 = self.hold_t5()
+            t5 = self.hold('t5')
             job = self.submit('done-last', backends='cpu')
-            self.wait_t5_waiting()
+            self.wait_slice_waiting()
             # Every written task runs; the job is not done meanwhile.
             c.wait_for(lambda: count(c, "SELECT count(*) FROM tasks WHERE job_id = %d AND state = 'passed'"
                                      % job) == 2 * SLICE, 60, 'the written tasks to run')
@@ -230,9 +206,9 @@ class SubmitSlicesTest(unittest.TestCase):
 
     def test_a_cancel_while_a_slice_is_written_waits_and_cancels_it(self):
         c = self.c
-        t5 = self.hold_t5()
+        t5 = self.hold('t5')
         job = self.submit('cancel-waits')
-        self.wait_t5_waiting()
+        self.wait_slice_waiting()
         # t5's slice holds the job's row (FOR SHARE): the cancel's update
         # of it waits, then finds t5's tasks queued and cancels them itself.
         cancel = subprocess.Popen([harness.HFCTL, '--control', c.control_url, '--token-file', c.admin_token_file,
@@ -252,10 +228,9 @@ class SubmitSlicesTest(unittest.TestCase):
 
     def test_a_slice_written_after_a_cancel_is_written_cancelled(self):
         c = self.c
-        gpt2 = self.session()
-        gpt2.take("SELECT 1 FROM models WHERE model_type = 'gpt2' FOR UPDATE")
+        gpt2 = self.hold('gpt2')
         job = self.submit('cancel-first')
-        c.wait_for(lambda: waiting_for(c, 'DELETE FROM task_plans'), 30, "gpt2's slice to wait for the row lock")
+        self.wait_slice_waiting()
         # The job lane's lock, asked for behind gpt2's slice (which holds
         # it shared), is granted when that slice commits: t5's slice then
         # waits at its start, before it looks at the job.
@@ -290,10 +265,9 @@ class SubmitSlicesTest(unittest.TestCase):
         slice's transaction dies with it; stopped, it is finished once it
         can be and t5's is not started.  The next start writes the rest."""
         c = self.c
-        gpt2 = self.session()
-        gpt2.take("SELECT 1 FROM models WHERE model_type = 'gpt2' FOR UPDATE")
+        gpt2 = self.hold('gpt2')
         job = self.submit('restart-%d' % sig)
-        c.wait_for(lambda: waiting_for(c, 'DELETE FROM task_plans'), 30, "gpt2's slice to wait for the row lock")
+        self.wait_slice_waiting()
         c.coordinator.kill(sig)
         time.sleep(0.3)
         gpt2.release()
