@@ -251,6 +251,21 @@ class Bench:
     def hfctl_json(self, *a):
         return json.loads(self.hfctl('--json', *a).stdout)
 
+    def cancel_settled(self, job, timeout=300):
+        """Cancels job and waits until the database has nothing of it left
+        to do: no queued task (a large cancel goes on in slices after its
+        answer) and none still to be written (task_plans).  A phase ends
+        so, so that the next one does not measure this one's cleanup (a
+        100,000-task cancel writes for seconds).  -> seconds it took."""
+        t0 = time.time()
+        self.hfctl('cancel', str(job), check=False)
+        while time.time() - t0 < timeout:
+            if self.pg.psql("SELECT (SELECT count(*) FROM tasks WHERE job_id = %d AND state = 'queued')"
+                            " + (SELECT count(*) FROM task_plans WHERE job_id = %d)" % (job, job)) == '0':
+                break
+            time.sleep(0.2)
+        return time.time() - t0
+
     def statements(self):
         """Statements executed so far (pg_stat_statements over every
         database), and transactions committed (pg_stat_database)."""

@@ -68,7 +68,8 @@ def throughput(b, args):
     top = b.top_statements()
     top_calls = b.top_statements(4, 'calls')
     batches = b.statement_batches()
-    b.hfctl('cancel', str(job), check=False)
+    settle = b.cancel_settled(job)
+    NOTES.append('throughput: its job cancelled and every queued task of it cancelled in %.1f s' % settle)
     b.stop_hf_workers()
     finished, bad = b.deciding_check(job)
     if args.callgrind:
@@ -127,9 +128,10 @@ def capacity(b, args):
     rate = done / span if span > 0 else 0
     top = b.top_statements()
     batches = b.statement_batches()
-    b.hfctl('cancel', str(job), check=False)
     p.kill()
     p.wait()
+    settle = b.cancel_settled(job)
+    NOTES.append('capacity: its job cancelled and every queued task of it cancelled in %.1f s' % settle)
     finished, bad = b.deciding_check(job)
     figure('capacity: completions/s, simulated workers (%d x %d)' % (n, m), '%.0f /s' % rate, '')
     figure('capacity: tasks passed with != 1 deciding result', '%d of %d' % (bad, finished), '0', bad == 0)

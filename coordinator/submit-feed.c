@@ -258,6 +258,17 @@ void submit_feed_start(struct coord *c, struct sched_job *job, struct job_plan *
 
 	if (written > plan->n_tasks)
 		written = plan->n_tasks;
+	if (c->stopping) {
+		/* Answered while the coordinator stops (its database threads
+		 * finishing what they were asked): the next start loads the
+		 * job, and writes what its submit left. */
+		if (written < plan->n_tasks)
+			log_info("job %" PRIu64 ": the coordinator stops with %zu of its tasks unwritten; they are "
+				 "written at the next start", job->id, plan->n_tasks - written);
+		job_plan_free(plan);
+		free(task_ids);
+		return;
+	}
 	if ((written == plan->n_tasks && plan->n_tasks <= SUBMIT_FEED_SLICE) || !(f = calloc(1, sizeof(*f)))) {
 		/* Small (or no memory for a feed): all written ones at once; any
 		 * left to write are written at the next start. */

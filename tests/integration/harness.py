@@ -306,6 +306,14 @@ class Cluster:
                 return float(m.group(3))
         raise AssertionError('no metric %s{%s} in /metrics' % (name, want))
 
+    def wait_connected(self, *worker_ids, timeout=60):
+        """Until hfctl workers lists every one of worker_ids as connected (a
+        submit needs a connected worker that can run it: on a loaded
+        machine a worker just started may not have registered yet)."""
+        self.wait_for(lambda: set(worker_ids) <= {w['worker_id'] for w in self.hfctl_json('workers')
+                                                  if w.get('connected')},
+                      timeout, ' and '.join(worker_ids) + ' to register')
+
     @staticmethod
     def wait_for(pred, timeout, what):
         deadline = time.time() + timeout

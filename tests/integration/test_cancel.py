@@ -193,11 +193,7 @@ class CancelTest(harness.ClusterCase):
         c.start_worker('busy-1', slots=4, runner_args='--sleep 0.05')
         c.start_worker('busy-2', slots=4, runner_args='--sleep 0.05')
         try:
-            # A submit needs a connected worker that can run it: on a loaded
-            # machine the two may not have registered yet.
-            c.wait_for(lambda: {'busy-1', 'busy-2'} <= {w['worker_id'] for w in c.hfctl_json('workers')
-                                                         if w.get('connected')},
-                       60, 'busy-1 and busy-2 to register')
+            c.wait_connected('busy-1', 'busy-2')
             out = json.loads(c.hfctl('submit', '--models', 'bert,gpt2,t5,vit,roberta,albert,bart,whisper',
                                      '--batch-sizes', '1,2,3,4,5,6,7,8', '--precision', 'fp32,fp16',
                                      '--name', 'leasing', '--json').stdout)

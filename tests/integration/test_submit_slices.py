@@ -147,6 +147,15 @@ class SubmitSlicesTest(harness.ClusterCase):
         self.assertEqual([r[1] for r in rows], sorted((r[1] for r in rows), key=MODELS.index))
         self.assertEqual(self.unwritten_rows(job), 0)
 
+    def assert_cancelled_whole(self, job):
+        """Each task written once and cancelled, as a cancel leaves it: its
+        time set, its history row (the summaries) written."""
+        self.assert_written_once(job)
+        self.assertEqual(count(self.c, "SELECT count(*) FROM tasks WHERE job_id = %d AND state = 'cancelled'"
+                               " AND finished_at IS NOT NULL" % job), N)
+        self.assertEqual(count(self.c, "SELECT count(*) FROM task_history WHERE job_id = %d"
+                               " AND status = 'cancelled'" % job), N)
+
     def cancel_and_wait(self, job):
         self.c.hfctl('cancel', str(job))
         self.c.wait_for(lambda: self.c.hfctl_json('status', str(job))['state'] == 'cancelled', 60,
@@ -180,9 +189,7 @@ class SubmitSlicesTest(harness.ClusterCase):
         c.start_worker('slices-1', slots=4, runner_args='--sleep 0.01')
         c.start_worker('slices-2', slots=4, runner_args='--sleep 0.01')
         try:
-            c.wait_for(lambda: {'slices-1', 'slices-2'} <= {w['worker_id'] for w in c.hfctl_json('workers')
-                                                            if w.get('connected')},
-                       60, 'the workers to register')
+            c.wait_connected('slices-1', 'slices-2')
             t5 = self.hold('t5')
             job = self.submit('done-last', backends='cpu')
             self.wait_slice_waiting()
@@ -220,11 +227,7 @@ class SubmitSlicesTest(harness.ClusterCase):
         self.assertEqual(cancel.returncode, 0, err)
         self.assertEqual(json.loads(out)['cancelled'], N)
         c.wait_for(lambda: c.hfctl_json('status', str(job))['state'] == 'cancelled', 60, 'the cancel to end')
-        self.assert_written_once(job)
-        self.assertEqual(count(c, "SELECT count(*) FROM tasks WHERE job_id = %d AND state = 'cancelled'"
-                               " AND finished_at IS NOT NULL" % job), N)
-        self.assertEqual(count(c, "SELECT count(*) FROM task_history WHERE job_id = %d AND status = 'cancelled'"
-                               % job), N)
+        self.assert_cancelled_whole(job)
 
     def test_a_slice_written_after_a_cancel_is_written_cancelled(self):
         c = self.c
@@ -252,11 +255,7 @@ class SubmitSlicesTest(harness.ClusterCase):
         self.assertIn('still being cancelled', r.stderr)
         lane.release()
         c.wait_for(lambda: c.hfctl_json('status', str(job))['state'] == 'cancelled', 60, 'the cancel to end')
-        self.assert_written_once(job)
-        self.assertEqual(count(c, "SELECT count(*) FROM tasks WHERE job_id = %d AND state = 'cancelled'"
-                               " AND finished_at IS NOT NULL" % job), N)
-        self.assertEqual(count(c, "SELECT count(*) FROM task_history WHERE job_id = %d AND status = 'cancelled'"
-                               % job), N)
+        self.assert_cancelled_whole(job)
         self.assertEqual(c.metric('hfleet_tasks', state='queued'), 0)
         self.assertRegex(c.coordinator.log(), r'job %d: its %d tasks are written .*; cancelled' % (job, N))
 

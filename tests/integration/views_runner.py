@@ -17,8 +17,11 @@ behaviour between jobs without restarting the worker:
   {"fail": [MODEL...]}          report a failed test
   {"slow": {MODEL: N}}          do the computation N times per iteration (a
                                 real slowdown)
-  {"jitter": [MODEL...]}        add a random 0-4 ms sleep to 30 % of the
-                                iterations (real noise; the median stays)
+  {"jitter": [MODEL...]}        add a random 5-20 ms sleep to 30 % of the
+                                iterations (real noise; the median stays, and
+                                the spread is several times the iterations'
+                                own 3 ms, so that it dominates whatever a
+                                shared machine's load does to the timings)
   {"hostile": [MODEL...]}       env and metrics values of the wrong types and
                                 sizes (the coordinator must store NULLs)
   {"no_device_name": [MODEL...]} leave device_name out of env
@@ -65,7 +68,7 @@ def benchmark(task, ctl, model):
         for _ in range(repeat):
             sum_of_squares(n)
         if jitter and random.random() < 0.3:
-            time.sleep(random.uniform(0, 0.004))
+            time.sleep(random.uniform(0.005, 0.020))
         if i >= warmup:
             samples.append(time.perf_counter() - t0)
     latency = runner_lib.latency_summary(samples)
