@@ -601,19 +601,37 @@ def _deepseek_v2_config(config, shrunk):
     return notes
 
 
+# A layer type's name for Mamba and for attention, by naming scheme:
+# transformers 4's ("mamba", "attention") and 5's ("linear_attention",
+# "full_attention": remap_legacy_layer_types).
+_HYBRID_LAYER_NAMES = {"mamba": "attention", "linear_attention": "full_attention"}
+
+
 def _granitemoehybrid_config(config, shrunk):
-    """GraniteMoeHybridConfig without layer_types makes every layer Mamba,
-    which no released Granite 4.0-H checkpoint is (IBM's: one attention
-    layer to nine Mamba-2 layers), and transformers' hybrid cache then
-    cannot say its sequence length (get_seq_length needs an attention
-    layer).  The default gets an attention layer at indices 5, 15, 25, ...:
-    one in ten."""
+    """GraniteMoeHybridConfig's default makes every layer Mamba (layer_types
+    None in transformers 4, ["linear_attention"] * n in 5.17), which no
+    released Granite 4.0-H checkpoint is (IBM's: one attention layer to
+    nine Mamba-2 layers), and transformers' hybrid cache then cannot say its
+    sequence length: "get_seq_length can only be called on Attention
+    layers" at the first forward (an H100, 2026-12-07).  Such a config gets
+    an attention layer at indices 5, 15, 25, ...: one in ten, named as its
+    own layers are."""
     n = getattr(config, "num_hidden_layers", None)
-    if getattr(config, "layer_types", 0) is not None or not isinstance(n, int) or n < 6:
+    types = getattr(config, "layer_types", 0)
+    if types is None:
+        mamba = "mamba"
+    elif isinstance(types, (list, tuple)) and len(types) == n and types and \
+            all(t == types[0] for t in types) and types[0] in _HYBRID_LAYER_NAMES:
+        mamba = types[0]
+    else:
         return []
-    config.layer_types = ["attention" if i % 10 == 5 else "mamba" for i in range(n)]
-    k = config.layer_types.count("attention")
-    return [f"layer_types: {k} attention layers of {n} (indices 5, 15, ...; every layer Mamba in the default config)"]
+    if not isinstance(n, int) or n < 6:
+        return []
+    attention = _HYBRID_LAYER_NAMES[mamba]
+    config.layer_types = [attention if i % 10 == 5 else mamba for i in range(n)]
+    k = config.layer_types.count(attention)
+    return [f"layer_types: {k} {attention} layers of {n} (indices 5, 15, ...; every layer {mamba} "
+            "in the default config)"]
 
 
 # Config-only fixes, by model type.  A recipe with no inputs of its own still

@@ -331,10 +331,19 @@ class TestSweepSevenDefaults(unittest.TestCase):
         self.assertEqual(len(rc.CONFIG_FIXES["granitemoehybrid"](cfg, False)), 1)
         self.assertEqual([i for i, t in enumerate(cfg.layer_types) if t == "attention"], [5, 15, 25, 35])
         self.assertEqual(cfg.layer_types.count("mamba"), 36)
-        given = ["mamba", "attention"]
-        cfg = NS(model_type="granitemoehybrid", num_hidden_layers=2, layer_types=list(given))
+        # transformers 5.17 names every layer of the default
+        # "linear_attention" (the H100's error, 2026-12-07).
+        cfg = NS(model_type="granitemoehybrid", num_hidden_layers=40, layer_types=["linear_attention"] * 40)
+        self.assertEqual(len(rc.CONFIG_FIXES["granitemoehybrid"](cfg, False)), 1)
+        self.assertEqual([i for i, t in enumerate(cfg.layer_types) if t == "full_attention"], [5, 15, 25, 35])
+        self.assertEqual(cfg.layer_types.count("linear_attention"), 36)
+        # A config that has attention layers, or a short shrunk one, is left alone.
+        for given in (["mamba", "attention"], ["linear_attention", "full_attention"] * 4):
+            cfg = NS(model_type="granitemoehybrid", num_hidden_layers=len(given), layer_types=list(given))
+            self.assertEqual(rc.CONFIG_FIXES["granitemoehybrid"](cfg, True), [])
+            self.assertEqual(cfg.layer_types, given)
+        cfg = NS(model_type="granitemoehybrid", num_hidden_layers=2, layer_types=["linear_attention"] * 2)
         self.assertEqual(rc.CONFIG_FIXES["granitemoehybrid"](cfg, True), [])
-        self.assertEqual(cfg.layer_types, given)
 
 
 class TestHalfPrecisionInit(unittest.TestCase):
