@@ -20,7 +20,7 @@
 -- check asks for no row here too), its status counts the slices' tasks as
 -- queued, and a cancel that comes meanwhile has the slices written as
 -- cancelled tasks.  Readers of tasks see a job's tasks appear slice by
--- slice, within about a second of its answer for 100,000 tasks.
+-- slice, within a few seconds of its answer for 100,000 tasks.
 --
 -- Ids are those the submit drew as one block (hfleet_task_ids): the
 -- slice's first_id and its tasks in order, first_id + (i - 1).
