@@ -46,5 +46,13 @@ CREATE TABLE task_plans (
            AND cardinality(backend) = cardinality(model) AND cardinality(kind) = cardinality(model)
            AND cardinality(precision) = cardinality(model) AND cardinality(mode) = cardinality(model)
            AND cardinality(batch_size) = cardinality(model)
-           AND cardinality(seq_len) = cardinality(model))
+           AND cardinality(seq_len) = cardinality(model)),
+    -- every index names a string of the row: a slice that could not be
+    -- written is refused when it is stored, not when it is written
+    CHECK (1 <= ALL (model) AND cardinality(names) >= ALL (model)
+           AND 1 <= ALL (backend) AND cardinality(names) >= ALL (backend)
+           AND 1 <= ALL (kind) AND cardinality(names) >= ALL (kind)
+           AND 1 <= ALL (precision) AND cardinality(names) >= ALL (precision)
+           AND 1 <= ALL (mode) AND cardinality(names) >= ALL (mode)
+           AND array_position(names, NULL) IS NULL)
 );
