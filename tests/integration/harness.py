@@ -407,3 +407,38 @@ class ClusterCase(unittest.TestCase):
         if result is not None and not result.wasSuccessful():
             type(self)._ok = False
         return result
+
+
+class PgSession:
+    """A PostgreSQL session of its own (psql over a pipe, as postgres, in
+    the cluster's database) holding what take() locked until release():
+    a statement of the coordinator that needs the same lock waits, so a
+    test can hold it "between two steps" without timing.  take() sends
+    the statement in a transaction and waits until it is granted unless
+    wait=False (then granted() waits later)."""
+
+    def __init__(self, c):
+        pg = c.pg
+        self.p = subprocess.Popen(['psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', pg.dir,
+                                   '-p', str(pg.port), '-U', 'postgres', '-d', 'hfleet'],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def take(self, sql, wait=True):
+        self.p.stdin.write("BEGIN;\n%s;\nSELECT 'granted';\n" % sql)
+        self.p.stdin.flush()
+        if wait:
+            self.granted()
+
+    def granted(self):
+        while True:
+            line = self.p.stdout.readline()
+            assert line, 'the session ended before its lock was granted'
+            if line.strip() == 'granted':
+                return
+
+    def release(self):
+        if self.p.poll() is None:
+            self.p.stdin.write('ROLLBACK;\n')
+            self.p.stdin.close()
+            self.p.wait(30)
+            self.p.stdout.close()

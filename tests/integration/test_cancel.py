@@ -48,29 +48,6 @@ def cancelled_metric(c):
     return int(float(m.group(1))) if m else 0
 
 
-class RowLock:
-    """A PostgreSQL session holding FOR UPDATE on one row of tasks (or of
-    jobs) until release(): a slice (or a cancel) whose UPDATE takes that
-    row waits for it, and the coordinator's database thread with it."""
-
-    def __init__(self, c, task_id, table='tasks'):
-        pg = c.pg
-        self.p = subprocess.Popen(['psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', pg.dir,
-                                   '-p', str(pg.port), '-U', 'postgres', '-d', 'hfleet'],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.p.stdin.write("BEGIN;\nSELECT 'locked', id FROM %s WHERE id = %d FOR UPDATE;\n" % (table, task_id))
-        self.p.stdin.flush()
-        line = self.p.stdout.readline()
-        assert line.startswith('locked'), 'the row lock was not taken: %r' % line
-
-    def release(self):
-        if self.p.poll() is None:
-            self.p.stdin.write('ROLLBACK;\n')
-            self.p.stdin.close()
-            self.p.wait(30)
-            self.p.stdout.close()
-
-
 def slice_waiting(c):
     """Is a statement of the coordinator waiting for a row lock?"""
     return count(c, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
@@ -111,7 +88,10 @@ class CancelTest(harness.ClusterCase):
         return [int(r[0]) for r in self.c.pg.rows('SELECT id FROM tasks WHERE job_id = %d ORDER BY id' % job)]
 
     def lock(self, task_id, table='tasks'):
-        lk = RowLock(self.c, task_id, table)
+        # FOR UPDATE on one row of tasks (or of jobs): a slice (or a cancel)
+        # whose UPDATE takes that row waits, and the database thread with it.
+        lk = harness.PgSession(self.c)
+        lk.take('SELECT 1 FROM %s WHERE id = %d FOR UPDATE' % (table, task_id))
         self.locks.append(lk)
         return lk
 

@@ -43,38 +43,6 @@ def count(c, sql):
     return int(c.pg.psql(sql))
 
 
-class Session:
-    """A PostgreSQL session of its own (psql over a pipe) that holds a lock
-    until release(): take() sends the statement and waits for it to be
-    granted unless wait=False (then granted() waits later)."""
-
-    def __init__(self, c):
-        pg = c.pg
-        self.p = subprocess.Popen(['psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', pg.dir,
-                                   '-p', str(pg.port), '-U', 'postgres', '-d', 'hfleet'],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-    def take(self, sql, wait=True):
-        self.p.stdin.write("BEGIN;\n%s;\nSELECT 'granted';\n" % sql)
-        self.p.stdin.flush()
-        if wait:
-            self.granted()
-
-    def granted(self):
-        while True:
-            line = self.p.stdout.readline()
-            assert line, 'the session ended before its lock was granted'
-            if line.strip() == 'granted':
-                return
-
-    def release(self):
-        if self.p.poll() is None:
-            self.p.stdin.write('ROLLBACK;\n')
-            self.p.stdin.close()
-            self.p.wait(30)
-            self.p.stdout.close()
-
-
 def waiting_for(c, what):
     """Does a statement of the coordinator wait for a lock (what: a part of
     its text)?"""
@@ -96,7 +64,7 @@ class SubmitSlicesTest(harness.ClusterCase):
 
     # -- helpers --
     def session(self):
-        s = Session(self.c)
+        s = harness.PgSession(self.c)
         self.sessions.append(s)
         return s
 
