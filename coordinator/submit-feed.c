@@ -50,7 +50,6 @@ struct submit_feed {
 	uv_idle_t idle;
 	uv_timer_t retry;
 	int open_handles;        /* freed when both are closed */
-	bool idle_on;
 	struct sched_job *job;   /* held while feeding */
 	struct job_plan *plan;   /* owned */
 	uint64_t *task_ids;      /* owned, plan->n_tasks */
@@ -140,11 +139,10 @@ static void feed_idle_update(struct submit_feed *f)
 {
 	bool want = !f->cancelled && !f->c->stopping && f->added < f->written;
 
-	if (want && !f->idle_on)
+	if (want && !uv_is_active((uv_handle_t *)&f->idle))
 		uv_idle_start(&f->idle, feed_turn_cb);
-	else if (!want && f->idle_on)
+	else if (!want)
 		uv_idle_stop(&f->idle);
-	f->idle_on = want;
 }
 
 static void feed_turn_cb(uv_idle_t *h)
