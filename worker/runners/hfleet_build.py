@@ -596,3 +596,8 @@ def free_memory(torch, device):
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
+        # Pinned host memory freed (a model's blocks offloaded to the host:
+        # hfleet_offload) stays in torch's cache until emptied.
+        host_empty = getattr(getattr(torch, "_C", None), "_host_emptyCache", None)
+        if host_empty is not None:
+            host_empty()

@@ -26,6 +26,7 @@ from hfleet_build import (Unsupported, adapt_mrope_sections, build_from_config, 
                           calibrate_batchnorm, calibrates_batchnorm, default_and_shrunk_configs, free_memory,
                           load_pretrained, param_count, run_under_autocast, shallow_config)
 import hfleet_multidevice as multi_mod
+import hfleet_offload as offload_mod
 from hfleet_inputs import (config_facts, fit_placeholder_tokens, forward_fitting_placeholders, materialize,
                            measure_generation, output_entries, position_id_offset)
 from hfleet_multidevice import synchronize
@@ -293,6 +294,14 @@ def run_attempt(ctx, source, make_model):
     elif n_dev > 1:
         # Split below: built on the CPU, as device_map="auto" builds it.
         model, att.outputs["built_on"] = make_model(), "cpu"
+    elif ctx.get("offload"):
+        gpu_budget, host_budget = ctx["offload"]
+        try:
+            model, att.outputs["offload"], att.metrics["offloaded_bytes"] = offload_mod.build(
+                torch, make_model, device, dtype, gpu_budget, host_budget, log=log)
+        except offload_mod.OffloadError as exc:
+            raise Unsupported(f"too large for the device, and cannot be offloaded: {exc}") from exc
+        att.outputs["built_on"] = "device, its last blocks in host memory"
     else:
         model, att.outputs["built_on"] = build_on_device(torch, device, make_model, dtype)
     if source == "shrunk":
@@ -308,7 +317,7 @@ def run_attempt(ctx, source, make_model):
             raise Unsupported(str(exc)) from exc
         att.outputs["device_map"] = multi_mod.describe_device_map(device_map)
         att.metrics["devices"] = n_dev
-    else:
+    elif not ctx.get("offload"):
         model.to(device=device, dtype=dtype)
     # Counted before quantization: int8 Linear weights are packed buffers, not parameters.
     att.metrics["param_count"] = param_count(model)
@@ -402,6 +411,10 @@ def run_attempt(ctx, source, make_model):
                 figures, notes, skip = {"mode": mode}, {}, (
                     f"cuda-graph is not measured for a model split across {n_dev} devices "
                     f"(its activations move between devices at every block)")
+            elif ctx.get("offload") and mode != "eager":
+                figures, notes, skip = {"mode": mode}, {}, (
+                    f"{mode} is not measured for a model whose blocks are offloaded to host memory "
+                    f"(they are copied onto the device at every forward); eager is")
             else:
                 figures, notes, skip = modes_mod.measure_mode(
                     torch, model, inputs, device, mode, plan, bench_mod, lambda: synchronize(torch, device),
@@ -425,6 +438,9 @@ def run_attempt(ctx, source, make_model):
                 att.outputs["seq_len"] = f"ran {ran} tokens for the {seq} asked ({why})"
             if mode != "eager":
                 att.outputs["generation"] = f"not timed in mode {mode} (generation runs eager)"
+            elif ctx.get("offload"):
+                att.outputs["generation"] = ("not timed with blocks offloaded to host memory (every token "
+                                             "would copy them onto the device again)")
             elif deadline - time.perf_counter() > 0:
                 gen = measure_generation(torch, model, inputs, device, batch, deadline)
                 if isinstance(gen, str):
@@ -555,6 +571,30 @@ def set_cpu_threads(torch, task) -> int:
     if n and torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return int(torch.get_num_threads())
+
+
+def offload_choice(ctx, env, task, n_params, limit_source):
+    """For a benchmark whose default config is over what its device holds:
+    -> ((GPU weight budget, host budget) to build it with its last blocks in
+    host memory (hfleet_offload), None), or (None, why it is not)."""
+    torch, device = ctx["torch"], ctx["device"]
+    if limit_source == "HFLEET_MAX_BENCHMARK_PARAMS":
+        return None, "that limit is set by HFLEET_MAX_BENCHMARK_PARAMS"
+    if device.type != "cuda" or ctx.get("n_devices", 1) > 1:
+        return None, "only a model on one CUDA device is offloaded to host memory"
+    if task["precision"] not in ("fp16", "bf16", "fp32"):
+        return None, f"a model at {task['precision']} is not offloaded to host memory"
+    try:
+        host, host_source = offload_mod.environ_budget()
+    except ValueError as exc:
+        return None, f"offloading is not set up right: {exc}"
+    gpu = int(env.get("device_memory_bytes", 0) * lib.BENCHMARK_WEIGHT_SHARE)
+    need = n_params * torch.tensor([], dtype=ctx["dtype"]).element_size()
+    if not offload_mod.fits(need, gpu, host):
+        return None, (f"its {need / offload_mod.GIB:.1f} GiB of weights do not fit "
+                      f"{gpu / offload_mod.GIB:.1f} GiB of the device and {host / offload_mod.GIB:.1f} GiB "
+                      f"of host memory ({host_source}; {offload_mod.ENV_BUDGET} sets it)")
+    return (gpu, host), None
 
 
 def run_task(task: dict) -> dict:
@@ -801,15 +841,20 @@ def run_task(task: dict) -> dict:
     # not huge.
     n_params = meta_params(default_cfg)
     too_big = None
-    if n_params > param_limit:
-        too_big = (f"default config of {task['model_type']} has {n_params / 1e9:.2f}B parameters "
-                   f"(> {param_limit / 1e9:.1f}B limit), not tried")
-        if benchmark:
+    if benchmark and n_params > param_limit:
+        ctx["offload"], why_not = offload_choice(ctx, env, task, n_params, limit_source)
+        if why_not is not None:
             return lib.make_result(
                 "skipped",
                 f"default config of {task['model_type']} has {n_params / 1e9:.2f}B parameters, over the "
-                f"benchmark limit of {param_limit / 1e9:.1f}B ({limit_source}); split it across devices "
-                f"(hfctl submit --devices-per-task) or set HFLEET_MAX_BENCHMARK_PARAMS", weights=weights, env=env)
+                f"benchmark limit of {param_limit / 1e9:.1f}B ({limit_source}), and {why_not}; split it across "
+                f"devices (hfctl submit --devices-per-task) or set HFLEET_MAX_BENCHMARK_PARAMS",
+                weights=weights, env=env)
+        log(f"default config has {n_params / 1e9:.2f}B parameters, over the {param_limit / 1e9:.1f}B that fit "
+            f"the device: its last blocks go to host memory")
+    if n_params > param_limit and not ctx.get("offload"):
+        too_big = (f"default config of {task['model_type']} has {n_params / 1e9:.2f}B parameters "
+                   f"(> {param_limit / 1e9:.1f}B limit), not tried")
     else:
         done = settle("default", default_cfg)
         if done:

@@ -642,3 +642,65 @@ class TestVideoTrackers(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@unittest.skipUnless(HAVE_TORCH and HAVE_TRANSFORMERS, "torch not installed")
+class TestOffload(unittest.TestCase):
+    """hfleet_offload's build on a small Llama whose GPU budget holds two of
+    its four decoder layers: the other two live in pinned host memory and
+    are copied in for their forward.  The output must be the one the same
+    weights give all on the GPU."""
+
+    def _build(self, tie):
+        import torch
+        import transformers
+        import hfleet_offload as off
+        cfg = transformers.LlamaConfig(vocab_size=1000, hidden_size=256, intermediate_size=1024,
+                                       num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4,
+                                       tie_word_embeddings=tie)
+        make = lambda: transformers.AutoModelForCausalLM.from_config(cfg)  # noqa: E731
+        with torch.device("meta"):
+            meta = make()
+        seen = set()
+        blocks = [off._param_bytes(m.parameters(), seen, torch.float16) for _, m in off.find_blocks(meta)]
+        rest = off._param_bytes(meta.parameters(), seen, torch.float16)
+        budget = rest + 3 * max(blocks)   # the rest, two blocks kept, room for one copy
+        torch.manual_seed(0)
+        model, desc, n = off.build(torch, make, torch.device("cuda"), torch.float16, budget, 1 << 30,
+                                   log=lambda _msg: None)
+        return torch, model.eval(), desc, n, blocks
+
+    @unittest.skipUnless(_cuda_available(), "no CUDA device")
+    def test_offloaded_blocks_give_the_same_output(self):
+        torch, model, desc, n, blocks = self._build(False)
+        self.assertEqual((desc["blocks"], desc["blocks_offloaded"]), (4, 2))
+        self.assertEqual(n, 2 * blocks[0])
+        self.assertEqual(desc["first_offloaded"], "model.layers.2")
+        layers = model.model.layers
+        for i, layer in enumerate(layers):
+            for p in layer.parameters():
+                self.assertEqual(p.device.type, "cpu" if i >= 2 else "cuda")
+                if i >= 2:
+                    self.assertTrue(p.is_pinned())
+        # initialised by the model's own _init_weights (normal at 0.02), not left empty
+        q = layers[0].self_attn.q_proj.weight
+        self.assertTrue(bool(torch.isfinite(q).all()))
+        self.assertAlmostEqual(float(q.float().std()), 0.02, delta=0.004)
+        ids = torch.randint(0, 1000, (2, 16), device="cuda")
+        with torch.inference_mode():
+            streamed = model(input_ids=ids).logits.float()
+            # after the forward the offloaded blocks are back in host memory
+            self.assertEqual(layers[3].mlp.up_proj.weight.device.type, "cpu")
+            for layer in layers[2:]:
+                layer._forward_pre_hooks.clear()
+                layer._forward_hooks.clear()
+                for p in layer.parameters():
+                    p.data = p.data.to("cuda")
+            resident = model(input_ids=ids).logits.float()
+        self.assertTrue(bool(torch.isfinite(streamed).all()))
+        self.assertTrue(torch.equal(streamed, resident))
+
+    @unittest.skipUnless(_cuda_available(), "no CUDA device")
+    def test_tied_weights_stay_tied(self):
+        _torch, model, _desc, _n, _blocks = self._build(True)
+        self.assertIs(model.lm_head.weight, model.model.embed_tokens.weight)

@@ -1,0 +1,106 @@
+"""Unit tests of a benchmark's model offloaded partly to host memory
+(hfleet_offload.py) without torch or a GPU (stdlib unittest): the host
+memory offloading may take, and which blocks stay on the GPU.  The build
+and its hooks are tested with torch on a GPU (test_runner_torch.TestOffload).
+
+  python3 -m unittest discover -s worker/runners -p 'test_runner_offload.py' -v
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import hfleet_offload as off  # noqa: E402
+
+GIB = off.GIB
+MEMINFO_128 = """MemTotal:       131072000 kB
+MemFree:         2000000 kB
+MemAvailable:   125829120 kB
+Buffers:          100 kB
+HugePages_Total:       0
+"""
+
+
+class TestHostBudget(unittest.TestCase):
+    def test_meminfo_reads_kilobyte_fields_only(self):
+        info = off.meminfo(MEMINFO_128)
+        self.assertEqual(info["MemTotal"], 131072000 * 1024)
+        self.assertEqual(info["MemAvailable"], 125829120 * 1024)
+        self.assertNotIn("HugePages_Total", info)
+
+    def test_default_is_available_memory_less_a_reserve(self):
+        budget, why = off.host_budget({}, MEMINFO_128)
+        total, avail = 131072000 * 1024, 125829120 * 1024
+        self.assertEqual(budget, avail - int(total * off.HOST_RESERVE_SHARE))
+        self.assertIn("available memory", why)
+
+    def test_small_host_keeps_the_minimum_reserve(self):
+        text = "MemTotal: 8388608 kB\nMemAvailable: 7340032 kB\n"   # 8 GiB, 7 available
+        self.assertEqual(off.host_budget({}, text)[0], 0)
+
+    def test_setting_wins_and_zero_turns_it_off(self):
+        self.assertEqual(off.host_budget({off.ENV_BUDGET: "40"}, MEMINFO_128), (40 * GIB, off.ENV_BUDGET))
+        self.assertEqual(off.host_budget({off.ENV_BUDGET: "0"}, MEMINFO_128)[0], 0)
+        self.assertEqual(off.host_budget({off.ENV_BUDGET: "0.5"}, "")[0], GIB // 2)
+
+    def test_bad_settings_are_refused_with_the_name(self):
+        for bad in ("lots", "-1", "nan", "1e30", "inf"):
+            with self.assertRaises(ValueError) as cm:
+                off.host_budget({off.ENV_BUDGET: bad}, MEMINFO_128)
+            self.assertIn(off.ENV_BUDGET, str(cm.exception))
+
+    def test_unknown_memory_offloads_nothing(self):
+        budget, why = off.host_budget({}, "garbage\n")
+        self.assertEqual(budget, 0)
+        self.assertIn("unknown", why)
+
+
+class TestPlan(unittest.TestCase):
+    BLOCKS = [(f"model.layers.{i}", 4 * GIB) for i in range(10)]
+
+    def test_first_blocks_stay_and_room_is_left_for_one_copy(self):
+        # 40 GiB of blocks + 6 of the rest on a 30 GiB budget: the rest (6)
+        # and a block's copy (4) leave 20, five blocks.
+        kept, offloaded, n = off.plan(self.BLOCKS, 6 * GIB, 30 * GIB, 100 * GIB)
+        self.assertEqual(kept, [f"model.layers.{i}" for i in range(5)])
+        self.assertEqual(offloaded, [f"model.layers.{i}" for i in range(5, 10)])
+        self.assertEqual(n, 20 * GIB)
+
+    def test_everything_fitting_offloads_nothing(self):
+        kept, offloaded, n = off.plan(self.BLOCKS, GIB, 100 * GIB, 0)
+        self.assertEqual((len(kept), offloaded, n), (10, [], 0))
+
+    def test_host_too_small(self):
+        with self.assertRaises(off.OffloadError) as cm:
+            off.plan(self.BLOCKS, 6 * GIB, 30 * GIB, 19 * GIB)
+        self.assertIn("20.0 GiB of its 46.0 GiB", str(cm.exception))
+
+    def test_rest_too_large_for_the_gpu(self):
+        with self.assertRaises(off.OffloadError) as cm:
+            off.plan(self.BLOCKS, 28 * GIB, 30 * GIB, 1000 * GIB)
+        self.assertIn("outside its blocks", str(cm.exception))
+
+    def test_no_blocks(self):
+        with self.assertRaises(off.OffloadError) as cm:
+            off.plan([], GIB, 30 * GIB, 100 * GIB)
+        self.assertIn("_no_split_modules", str(cm.exception))
+
+    def test_uneven_blocks_stop_at_the_first_that_does_not_fit(self):
+        blocks = [("a", GIB), ("b", 8 * GIB), ("c", GIB)]
+        kept, offloaded, n = off.plan(blocks, 0, 10 * GIB, 100 * GIB)
+        # room = 10 - 8 (the largest) = 2: a fits, b does not; c follows b out
+        self.assertEqual((kept, offloaded, n), (["a"], ["b", "c"], 9 * GIB))
+
+    def test_fits(self):
+        self.assertTrue(off.fits(100 * GIB, 60 * GIB, 40 * GIB))
+        self.assertFalse(off.fits(101 * GIB, 60 * GIB, 40 * GIB))
+        self.assertFalse(off.fits(GIB, 60 * GIB, 0))
+
+
+if __name__ == "__main__":
+    unittest.main()
