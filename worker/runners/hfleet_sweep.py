@@ -187,6 +187,9 @@ def row_of(task, r, wall):
            "model_class": r["outputs"].get("model_class"), "built_on": r["outputs"].get("built_on"),
            "params": r["metrics"].get("param_count"),
            "inputs": r["outputs"].get("inputs"), "latency_ms": r["metrics"].get("latency_ms")}
+    if r["outputs"].get("offload"):
+        row["offload"] = r["outputs"]["offload"]
+        row["peak_memory_bytes"] = r["metrics"].get("peak_memory_bytes")
     if r["status"] not in ("passed", "skipped"):
         row["traceback_tail"] = "\n".join((r.get("traceback") or "").splitlines()[-40:])
         row["log_tail"] = "\n".join((r.get("_log") or "").splitlines()[-12:])
