@@ -646,6 +646,12 @@ CONFIG_FIXES = {
     "ernie4_5_vl_moe": _ernie4_5_vl_moe_config,
     "deepseek_ocr2": _deepseek_ocr2_config,
     "dots1": _dots1_config,
+    # Qwen2-VL and Qwen2.5-VL: a vision merger 3584 wide (the 7 B's) against
+    # the 72 B's 8192-wide text model.
+    "qwen2_vl": _tower_width_of_text("vision_config", "hidden_size",
+                                     "against its text model; Qwen2-VL-72B's checkpoint has them equal"),
+    "qwen2_5_vl": _tower_width_of_text("vision_config", "out_hidden_size",
+                                       "against its text model; Qwen2.5-VL-72B's checkpoint has them equal"),
     # GLM-OCR: a vision merger 1536 wide against a 1024-wide text model.
     "glm_ocr": _tower_width_of_text("vision_config", "out_hidden_size", "against its 1024-wide text model"),
     # Qwen3-ASR: an audio encoder projecting to 3584 against a 2048-wide text model.

@@ -584,6 +584,8 @@ def offload_choice(ctx, env, task, n_params, limit_source):
         return None, "only a model on one CUDA device is offloaded to host memory"
     if task["precision"] not in ("fp16", "bf16", "fp32"):
         return None, f"a model at {task['precision']} is not offloaded to host memory"
+    # What an earlier task left for the collector counts against the host.
+    free_memory(torch, device)
     try:
         host, host_source = offload_mod.environ_budget()
     except ValueError as exc:
@@ -784,7 +786,13 @@ def run_task(task: dict) -> dict:
             if skip:
                 return lib.make_result("skipped", skip, weights=weights, env=env), None, None
             log(f"{label} config failed: {type(exc).__name__}: {exc}")
-            return None, exc, traceback.format_exc()
+            tb = traceback.format_exc()
+            # The frames hold the model: cleared, its memory is freed now,
+            # not when a later collection finds the exception's cycle (a
+            # warm runner's next task met the host memory of an offloaded
+            # model that failed still taken).
+            traceback.clear_frames(exc.__traceback__)
+            return None, exc, tb
 
     def meta_params(cfg):
         try:

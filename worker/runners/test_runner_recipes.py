@@ -144,6 +144,12 @@ class TestRecipes(unittest.TestCase):
         self.assertEqual(cfg.vision_config.out_hidden_size, 4096)
         self.assertIn('the default config has 3584', notes[0])
         self.assertEqual(fix(cfg, False), [])
+        # Qwen2-VL names its merger's width hidden_size, Qwen2.5-VL out_hidden_size.
+        for t, attr in (('qwen2_vl', 'hidden_size'), ('qwen2_5_vl', 'out_hidden_size')):
+            cfg = NS(vision_config=NS(**{attr: 3584}), text_config=NS(hidden_size=8192))
+            self.assertEqual(recipes.get(t).fix_config(cfg, True), [])
+            self.assertIn('the default config has 3584', recipes.get(t).fix_config(cfg, False)[0])
+            self.assertEqual(getattr(cfg.vision_config, attr), 8192)
 
     def test_glm_default_config_rotates_half_of_each_head(self):
         import hfleet_recipes as recipes
