@@ -6,7 +6,8 @@ can answer 'skipped' (with the reason) on a Python that lacks them.
 
 Entry points: probe() and run_task(task) -> result dict.  Building the
 model is hfleet_build.py's, its inputs and outputs hfleet_inputs.py's, a
-split across several devices hfleet_multidevice.py's.
+split across several devices hfleet_multidevice.py's, a model larger than
+its one GPU with blocks in host memory hfleet_offload.py's.
 """
 
 from __future__ import annotations

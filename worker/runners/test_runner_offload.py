@@ -1,6 +1,7 @@
 """Unit tests of a benchmark's model offloaded partly to host memory
 (hfleet_offload.py) without torch or a GPU (stdlib unittest): the host
-memory offloading may take, and which blocks stay on the GPU.  The build
+memory offloading may take, which blocks stay on the GPU, and when the
+runner offloads a benchmark (offload_choice).  The build
 and its hooks are tested with torch on a GPU (test_runner_torch.TestOffload).
 
   python3 -m unittest discover -s worker/runners -p 'test_runner_offload.py' -v
@@ -100,6 +101,80 @@ class TestPlan(unittest.TestCase):
         self.assertTrue(off.fits(100 * GIB, 60 * GIB, 40 * GIB))
         self.assertFalse(off.fits(101 * GIB, 60 * GIB, 40 * GIB))
         self.assertFalse(off.fits(GIB, 60 * GIB, 0))
+
+
+class _Elem:
+    def __init__(self, size):
+        self.size = size
+
+    def element_size(self):
+        return self.size
+
+
+class _FakeTorch:
+    """What offload_choice asks of torch: an element's size at the task's
+    dtype (here the dtype is the size), and memory to free."""
+    def __init__(self):
+        import types
+        self.cuda = types.SimpleNamespace(empty_cache=lambda: None)
+
+    def tensor(self, _values, dtype):
+        return _Elem(dtype)
+
+
+class TestOffloadChoice(unittest.TestCase):
+    """hfleet_runner_torch.offload_choice: when a benchmark over its device's
+    limit is built with blocks in host memory, and the reason when not."""
+
+    def setUp(self):
+        import types
+        import hfleet_runner_torch as rt
+        self.rt = rt
+        self.ctx = {"torch": _FakeTorch(), "device": types.SimpleNamespace(type="cuda"), "dtype": 2,
+                    "n_devices": 1}
+        self.env = {"device_memory_bytes": 80 * GIB}   # 64 GiB of weights on the GPU
+        self.task = {"precision": "fp16"}
+        self.saved = os.environ.get(off.ENV_BUDGET)
+        os.environ[off.ENV_BUDGET] = "100"
+
+    def tearDown(self):
+        if self.saved is None:
+            os.environ.pop(off.ENV_BUDGET, None)
+        else:
+            os.environ[off.ENV_BUDGET] = self.saved
+
+    def choice(self, n_params, source="80% of the device memory"):
+        return self.rt.offload_choice(self.ctx, self.env, self.task, n_params, source)
+
+    def test_a_model_that_fits_gpu_and_host_is_offloaded(self):
+        budgets, why = self.choice(80_000_000_000)   # 149 GiB at fp16: 64 + 100 hold it
+        self.assertIsNone(why)
+        self.assertEqual(budgets, (int(80 * GIB * 0.8), 100 * GIB))
+
+    def test_too_large_for_both(self):
+        budgets, why = self.choice(90_000_000_000)   # 167.6 GiB
+        self.assertIsNone(budgets)
+        self.assertIn("167.6 GiB of weights do not fit 64.0 GiB of the device and 100.0 GiB of host memory", why)
+        self.assertIn(off.ENV_BUDGET, why)
+
+    def test_what_is_never_offloaded(self):
+        import types
+        self.assertIn("HFLEET_MAX_BENCHMARK_PARAMS", self.choice(1, "HFLEET_MAX_BENCHMARK_PARAMS")[1])
+        self.task["precision"] = "int8"
+        self.assertIn("int8 is not offloaded", self.choice(1)[1])
+        self.task["precision"] = "fp16"
+        self.ctx["n_devices"] = 2
+        self.assertIn("one CUDA device", self.choice(1)[1])
+        self.ctx["n_devices"], self.ctx["device"] = 1, types.SimpleNamespace(type="mps")
+        self.assertIn("one CUDA device", self.choice(1)[1])
+
+    def test_a_bad_budget_is_the_reason(self):
+        os.environ[off.ENV_BUDGET] = "lots"
+        budgets, why = self.choice(1)
+        self.assertIsNone(budgets)
+        self.assertIn(f"{off.ENV_BUDGET}='lots' is not a number of GiB", why)
+        os.environ[off.ENV_BUDGET] = "0"
+        self.assertIsNone(self.choice(1)[0])
 
 
 if __name__ == "__main__":
