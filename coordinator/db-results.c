@@ -7,10 +7,10 @@
  * sends it (the attempts table records each lease's worker): ownership is
  * checked by the statement itself, not only by the caller.  The readers'
  * columns (device identity, versions, benchmark figures, env_id: migration
- * 008) come from the result's env and metrics JSON through the SQL function
- * hfleet_result_fields, which turns a value of the wrong type into NULL and
- * bounds every string, so no JSON a worker sends can make the insert fail;
- * the environment row is found or created in the same statement.  The
+ * 008; offloaded_bytes: 021) come from the result's env and metrics JSON
+ * through the SQL function hfleet_result_fields, which turns a value of
+ * the wrong type into NULL and bounds every string, so no JSON a worker
+ * sends can make the insert fail; the environment row is found or created in the same statement.  The
  * results of consecutive ops of a group commit (reports of several workers)
  * are stored by one statement (run_result_store_merged): the statement
  * costs more to plan than to run for a few rows, so planning it once for
@@ -180,7 +180,7 @@ int result_store_send(struct db *db, struct db_merged *m)
 		    " cuda_version, rocm_version, torch_version, transformers_version, python_version,"
 		    " runner_version, env_id, latency_mean_ms, latency_stdev_ms, latency_cv, latency_p50_ms,"
 		    " latency_p90_ms, latency_p95_ms, latency_p99_ms, throughput_items_s, peak_memory_bytes,"
-		    " energy_j_per_item, avg_power_w, noisy)"
+		    " energy_j_per_item, avg_power_w, noisy, offloaded_bytes)"
 		    " SELECT i.task_id, i.attempt, i.status, i.reason, i.metrics, i.env, i.weights,"
 		    " i.log_excerpt, i.worker_id, i.device_index, i.exit_code, i.started_at, i.finished_at,"
 		    " NOT (i.t_state = 'leased' AND i.t_attempt = i.attempt),"
@@ -192,7 +192,7 @@ int result_store_send(struct db *db, struct db_merged *m)
 		    " envs.id,"
 		    " i.latency_mean_ms, i.latency_stdev_ms, i.latency_cv, i.latency_p50_ms, i.latency_p90_ms,"
 		    " i.latency_p95_ms, i.latency_p99_ms, i.throughput_items_s, i.peak_memory_bytes,"
-		    " i.energy_j_per_item, i.avg_power_w, i.noisy"
+		    " i.energy_j_per_item, i.avg_power_w, i.noisy, i.offloaded_bytes"
 		    " FROM i"
 		    /* One row per fingerprint: ne holds the new ones, the
 		     * snapshot the ones stored before (joined once, not a

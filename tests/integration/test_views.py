@@ -41,7 +41,7 @@ class ViewsTest(unittest.TestCase):
             for ctl in ({'no_device_name': ['gpt2']},
                         {'skip': ['bert'], 'slow': {'gpt2': 10}, 'fail': ['t5'], 'jitter': ['t5'],
                          'hostile': ['albert'], 'runner_version': '2.0', 'no_device_name': ['gpt2']},
-                        {'no_device_name': ['gpt2'], 'runner_version': '2.0'}):
+                        {'no_device_name': ['gpt2'], 'runner_version': '2.0', 'offloaded': {'bert': 123456789}}):
                 cls.set_control(ctl)
                 out = c.hfctl_json('submit', '--models', MODELS, '--backends', 'cpu', '--kind', 'test,benchmark',
                                    '--precision', 'fp32,fp16', '--seq-len', '30000', '--iterations', '30',
@@ -115,7 +115,7 @@ class ViewsTest(unittest.TestCase):
                    r.runner_version IS NULL, r.latency_p50_ms IS NULL, r.latency_p90_ms, r.latency_p95_ms,
                    r.latency_p99_ms IS NULL, r.latency_cv IS NULL, r.throughput_items_s IS NULL,
                    r.peak_memory_bytes IS NULL, r.noisy IS NULL, r.energy_j_per_item IS NULL,
-                   r.avg_power_w
+                   r.avg_power_w, r.offloaded_bytes IS NULL
             FROM results r JOIN tasks t ON t.id = r.task_id
             WHERE t.model_type = 'albert' AND t.job_id = %d""" % self.jobs[1])
         self.assertEqual(len(rows), 4)
@@ -127,6 +127,7 @@ class ViewsTest(unittest.TestCase):
             self.assertEqual(float(r[10]), 0.0)
             self.assertEqual(r[11:17], ['t'] * 6)
             self.assertEqual(float(r[17]), 9.5e18)
+            self.assertEqual(r[18], 't')   # offloaded_bytes -5: below zero is NULL
         # Nothing of it reached an environment row: no version survived.
         self.assertEqual(self.q("SELECT count(*) FROM results r JOIN tasks t ON t.id = r.task_id"
                                 " WHERE t.model_type = 'albert' AND t.job_id = %d AND r.env_id IS NOT NULL"
@@ -351,6 +352,12 @@ class ViewsTest(unittest.TestCase):
         bert = self.q("SELECT job_id FROM benchmark_history WHERE model_type = 'bert' AND precision = 'fp32'"
                       " ORDER BY finished_at")
         self.assertEqual([h[0] for h in bert], [str(a), str(c)])
+        # A run with blocks in host memory says so (C's bert), every other NULL.
+        for view in ('benchmark_latest', 'cross_backend', 'task_outcomes'):
+            rows = self.q("SELECT model_type, job_id, offloaded_bytes FROM %s WHERE offloaded_bytes IS NOT NULL"
+                          " ORDER BY 2, 1" % view)
+            self.assertEqual({(r[0], r[1], r[2]) for r in rows}, {('bert', str(c), '123456789')}, view)
+            self.assertEqual(len(rows), 2, view)   # fp16 and fp32
 
     def t5_benchmarks(self):
         """t5's benchmark runs (the jittered one in B): what a failure shows."""

@@ -104,6 +104,8 @@ def run_task(a, task_path, result_path):
         status, reason = 'skipped', 'skipped on purpose by the views test'
     elif task['kind'] == 'benchmark':
         metrics = benchmark(task, ctl, model)
+        if model in ctl.get('offloaded', {}):
+            metrics['offloaded_bytes'] = ctl['offloaded'][model]
     else:
         n = int(task['batch_size']) * int(task['seq_len'])
         t0 = time.perf_counter()
@@ -118,7 +120,7 @@ def run_task(a, task_path, result_path):
         metrics.update({'latency_ms': {'p50': 'fast', 'p90': 1e308, 'p95': -1e-320, 'p99': [1], 'mean': None,
                                        'cv': {'a': 1}},
                         'throughput_items_s': '12', 'peak_memory_bytes': 1e30, 'noisy': 'yes',
-                        'energy_j_per_item': False, 'avg_power_w': 9.5e18})
+                        'energy_j_per_item': False, 'avg_power_w': 9.5e18, 'offloaded_bytes': -5})
     arith_runner.write_result(result_path, {'status': status, 'reason': reason, 'weights': 'random-init',
                                             'metrics': metrics, 'env': env})
     return task['task_id'], False
