@@ -22,6 +22,7 @@ streaming itself is two hooks a block.
 
 What this module owns:
   * how much host memory offloading may take -> host_budget (pure)
+  * one offloaded model at a time on a host  -> host_lock
   * which blocks stay on the GPU             -> plan (pure)
   * the build and the hooks                  -> build (torch)
 
@@ -32,7 +33,9 @@ the pure parts are tested without it (test_runner_offload.py).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import time
 
 GIB = 1 << 30
 # Host memory left to everything else when the budget is not set: the larger
@@ -40,6 +43,12 @@ GIB = 1 << 30
 HOST_RESERVE_MIN = 16 * GIB
 HOST_RESERVE_SHARE = 0.2
 ENV_BUDGET = "HFLEET_BENCHMARK_OFFLOAD_GIB"
+# One offloaded model at a time on a host: its budget is what the host has
+# available when it starts, so two at once (benchmarks on two GPUs of one
+# host) would each count the same memory.  A lock file in /dev/shm (shared
+# by the runners of every service on the host), else the temporary folder.
+ENV_LOCK = "HFLEET_OFFLOAD_LOCK"
+LOCK_NAME = "hfleet-offload.lock"
 
 
 class OffloadError(Exception):
@@ -116,6 +125,50 @@ def fits(n_bytes: int, gpu_budget: int, host_budget_bytes: int) -> bool:
     """Whether a model of n_bytes of weights can be tried offloaded (the
     plan, once its blocks are known, decides)."""
     return host_budget_bytes > 0 and n_bytes <= gpu_budget + host_budget_bytes
+
+
+def lock_path(environ) -> str:
+    """Where the host's offload lock is: HFLEET_OFFLOAD_LOCK, else /dev/shm's
+    or the temporary folder's hfleet-offload.lock."""
+    if environ.get(ENV_LOCK):
+        return environ[ENV_LOCK]
+    folder = "/dev/shm" if os.path.isdir("/dev/shm") else (environ.get("TMPDIR") or "/tmp")
+    return os.path.join(folder, LOCK_NAME)
+
+
+@contextlib.contextmanager
+def host_lock(path: str, wait_s: float, log=print, clock=time.monotonic, sleep=time.sleep):
+    """Holds the host's offload lock for the block; yields True, or False
+    when another process held it for all of wait_s (the block then must not
+    offload).  A lock file that cannot be opened is reported and not held
+    (yields True): offloading then runs unguarded, as before the lock."""
+    try:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError as exc:
+        log(f"the offload lock {path} cannot be opened ({exc}): not held")
+        yield True
+        return
+    try:
+        end = clock() + max(0.0, wait_s)
+        waited = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if clock() >= end:
+                    yield False
+                    return
+                if not waited:
+                    log(f"waiting up to {wait_s:.0f}s for another model offloaded on this host ({path})")
+                    waited = True
+                sleep(0.5)
+        yield True
+    finally:
+        os.close(fd)   # releases the lock with it
 
 
 # --------------------------------------------------------------------------

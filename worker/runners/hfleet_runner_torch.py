@@ -12,6 +12,7 @@ its one GPU with blocks in host memory hfleet_offload.py's.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import importlib
@@ -574,6 +575,11 @@ def set_cpu_threads(torch, task) -> int:
     return int(torch.get_num_threads())
 
 
+# A benchmark to be offloaded waits for another one on the host at most this
+# share of its timeout (an offloaded benchmark takes 40 to 120 s on an H100).
+OFFLOAD_LOCK_WAIT_SHARE = 0.5
+
+
 def offload_choice(ctx, env, task, n_params, limit_source):
     """For a benchmark whose default config is over what its device holds:
     -> ((GPU weight budget, host budget) to build it with its last blocks in
@@ -850,28 +856,44 @@ def run_task(task: dict) -> dict:
     # not huge.
     n_params = meta_params(default_cfg)
     too_big = None
+    def default_benchmark():
+        done = settle("default", default_cfg)
+        if done:
+            return done
+        _, exc, tb = errors[-1]
+        return lib.make_result("error", lib.exception_reason(exc, "default config"),
+                               weights=weights, env=env, traceback_text=tb)
+
     if benchmark and n_params > param_limit:
-        ctx["offload"], why_not = offload_choice(ctx, env, task, n_params, limit_source)
-        if why_not is not None:
-            return lib.make_result(
-                "skipped",
-                f"default config of {task['model_type']} has {n_params / 1e9:.2f}B parameters, over the "
-                f"benchmark limit of {param_limit / 1e9:.1f}B ({limit_source}), and {why_not}; split it across "
-                f"devices (hfctl submit --devices-per-task) or set HFLEET_MAX_BENCHMARK_PARAMS",
-                weights=weights, env=env)
-        log(f"default config has {n_params / 1e9:.2f}B parameters, over the {param_limit / 1e9:.1f}B that fit "
-            f"the device: its last blocks go to host memory")
-    if n_params > param_limit and not ctx.get("offload"):
+        # One offloaded model at a time on the host (hfleet_offload.host_lock):
+        # its host budget is counted after the lock is taken.
+        wait = OFFLOAD_LOCK_WAIT_SHARE * float(task["timeout_s"])
+        lock = (offload_mod.host_lock(offload_mod.lock_path(os.environ), wait, log=log)
+                if device.type == "cuda" else contextlib.nullcontext(True))
+        with lock as held:
+            if held:
+                ctx["offload"], why_not = offload_choice(ctx, env, task, n_params, limit_source)
+            else:
+                why_not = f"another model offloaded on this host held its host memory for {wait:.0f}s"
+            if why_not is not None:
+                return lib.make_result(
+                    "skipped",
+                    f"default config of {task['model_type']} has {n_params / 1e9:.2f}B parameters, over the "
+                    f"benchmark limit of {param_limit / 1e9:.1f}B ({limit_source}), and {why_not}; split it "
+                    f"across devices (hfctl submit --devices-per-task) or set HFLEET_MAX_BENCHMARK_PARAMS",
+                    weights=weights, env=env)
+            log(f"default config has {n_params / 1e9:.2f}B parameters, over the {param_limit / 1e9:.1f}B that "
+                f"fit the device: its last blocks go to host memory")
+            return default_benchmark()
+    if n_params > param_limit:
         too_big = (f"default config of {task['model_type']} has {n_params / 1e9:.2f}B parameters "
                    f"(> {param_limit / 1e9:.1f}B limit), not tried")
+    elif benchmark:
+        return default_benchmark()
     else:
         done = settle("default", default_cfg)
         if done:
             return done
-        if benchmark:
-            _, exc, tb = errors[-1]
-            return lib.make_result("error", lib.exception_reason(exc, "default config"),
-                                   weights=weights, env=env, traceback_text=tb)
 
     # Last, for a test: the shallow config (depth and experts cut, widths
     # kept), when the narrow one broke a width the model derives and the

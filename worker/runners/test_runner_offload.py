@@ -103,6 +103,44 @@ class TestPlan(unittest.TestCase):
         self.assertFalse(off.fits(GIB, 60 * GIB, 0))
 
 
+class TestHostLock(unittest.TestCase):
+    """One offloaded model at a time on a host: a second waits, then gives up."""
+
+    def setUp(self):
+        import tempfile
+        self.dir = tempfile.TemporaryDirectory()
+        self.path = os.path.join(self.dir.name, off.LOCK_NAME)
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def test_a_second_holder_waits_then_gives_up(self):
+        logs, now = [], [0.0]
+
+        def sleep(s):
+            now[0] += s
+
+        with off.host_lock(self.path, 10, log=logs.append) as first:
+            self.assertTrue(first)
+            with off.host_lock(self.path, 3, log=logs.append, clock=lambda: now[0], sleep=sleep) as second:
+                self.assertFalse(second)
+            self.assertGreaterEqual(now[0], 3.0)
+            self.assertIn("waiting up to 3s", logs[0])
+        # released with the first: the next takes it at once
+        with off.host_lock(self.path, 0) as again:
+            self.assertTrue(again)
+
+    def test_an_unopenable_lock_is_not_held(self):
+        logs = []
+        with off.host_lock(os.path.join(self.path, "no", "such"), 0, log=logs.append) as held:
+            self.assertTrue(held)
+        self.assertIn("cannot be opened", logs[0])
+
+    def test_where_the_lock_is(self):
+        self.assertEqual(off.lock_path({off.ENV_LOCK: "/run/x.lock"}), "/run/x.lock")
+        self.assertTrue(off.lock_path({}).endswith("/" + off.LOCK_NAME))
+
+
 class _Elem:
     def __init__(self, size):
         self.size = size
