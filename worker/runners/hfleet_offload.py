@@ -317,7 +317,7 @@ class HostArena:
 
     def __init__(self, torch, slab_bytes):
         self.torch, self.slab_bytes = torch, slab_bytes
-        self.slab, self.used, self.pinned, self.bytes = None, 0, True, 0
+        self.slab, self.used, self.pinned = None, 0, True
 
     def put(self, tensor):
         """A host copy of tensor (on the device), in a slab."""
@@ -334,7 +334,6 @@ class HostArena:
             self.used = 0
         host = self.slab[self.used:self.used + n].view(tensor.dtype).view(tensor.shape)
         self.used += span
-        self.bytes += n
         host.copy_(tensor)
         return host
 
