@@ -856,7 +856,9 @@ def run_task(task: dict) -> dict:
     # not huge.
     n_params = meta_params(default_cfg)
     too_big = None
+
     def default_benchmark():
+        """The benchmark's one try: the default config, its error if it fails."""
         done = settle("default", default_cfg)
         if done:
             return done
