@@ -212,15 +212,19 @@ def find_blocks(model):
     return out
 
 
+def _bytes_at(p, dtype):
+    """A parameter's bytes once materialised: a floating one at dtype (the
+    task's precision, which it is cast to), any other as it is."""
+    return p.numel() * (dtype.itemsize if p.dtype.is_floating_point else p.element_size())
+
+
 def _param_bytes(params, seen, dtype):
-    """Bytes of the parameters not yet in seen, floating ones at dtype (the
-    task's precision, which they are cast to)."""
+    """_bytes_at of the parameters not yet in seen, together."""
     n = 0
     for p in params:
         if id(p) not in seen:
             seen.add(id(p))
-            size = dtype.itemsize if p.dtype.is_floating_point else p.element_size()
-            n += p.numel() * size
+            n += _bytes_at(p, dtype)
     return n
 
 
@@ -283,8 +287,7 @@ def build(torch, make_model, device, dtype, gpu_budget, host_budget_bytes, log=p
     materialise(outside)
     for name in kept:
         materialise(by_name[name].modules())
-    largest = max((p.numel() * (dtype.itemsize if p.dtype.is_floating_point else p.element_size())
-                   for name in offloaded for p in by_name[name].parameters()), default=0)
+    largest = max((_bytes_at(p, dtype) for name in offloaded for p in by_name[name].parameters()), default=0)
     arena = HostArena(torch, slab_bytes(largest))
     host_bytes = 0
     for name in offloaded:
