@@ -765,6 +765,12 @@ def main():
                     help='throughput or fleet: run the coordinator under valgrind --tool=callgrind and print its top '
                          'functions and its instructions per result (fleet: per poll; slow: a short window, few workers, one figure alone)')
     ap.add_argument('--keep', action='store_true', help='keep the temporary directory (logs, database)')
+    ap.add_argument('--pg-variant', action='append', default=[], metavar='SQL',
+                    help='an experiment: SQL run in the database once the coordinator has migrated it, before '
+                         'the figures (";;" separates commands run each on its own; repeatable), e.g. '
+                         '"ALTER TABLE tasks DISABLE TRIGGER tasks_summarise_update" for what the readers\' '
+                         'summaries cost end to end.  The figures are then not the product\'s: the table '
+                         'says so')
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
     what = args.what
@@ -796,6 +802,10 @@ def main():
         b.start()
         log('private fleet in %s; coordinator pid %d, PostgreSQL pid %d; %d registry models'
             % (b.root, b.coordinator_pid(), b.postmaster_pid(), b.model_count))
+        for sql in args.pg_variant:
+            for command in sql.split(';;'):
+                b.pg.psql(command)
+            NOTES.append('EXPERIMENT, not the product: the schema was changed by --pg-variant %r' % sql)
         for w in what:
             t = time.time()
             try:
