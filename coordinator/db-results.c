@@ -10,11 +10,12 @@
  * 008; offloaded_bytes: 021) come from the result's env and metrics JSON
  * through the SQL function hfleet_result_fields, which turns a value of
  * the wrong type into NULL and bounds every string, so no JSON a worker
- * sends can make the insert fail; the environment row is found or created in the same statement.  The
- * results of consecutive ops of a group commit (reports of several workers)
- * are stored by one statement (run_result_store_merged): the statement
- * costs more to plan than to run for a few rows, so planning it once for
- * many reports is what makes a result cheap.  The statement, and the one
+ * sends can make the insert fail; the environment row is found or created
+ * in the same statement.  The results of consecutive ops of a group commit
+ * (reports of several workers) are stored by one statement
+ * (run_result_store_merged): the statement costs more to plan than to run
+ * for a few rows, so planning it once for many reports is what makes a
+ * result cheap.  The statement, and the one
  * that finishes jobs after it, are sent into the group commit's pipeline
  * (result_store_send) and read back after it (result_store_read), so the
  * transaction that holds them is one round trip.  Runs on the database

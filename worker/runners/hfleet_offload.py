@@ -143,6 +143,9 @@ def host_lock(path: str, wait_s: float, log=print, clock=time.monotonic, sleep=t
     offload).  A lock file that cannot be opened is reported and not held
     (yields True): offloading then runs unguarded, as before the lock."""
     try:
+        # Opened as it is first, created only when missing: an O_CREAT open
+        # of a file another user made in a sticky folder such as /dev/shm is
+        # refused where fs.protected_regular is set, though reading it is not.
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
