@@ -20,6 +20,7 @@ import collections
 import concurrent.futures as cf
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -69,26 +70,15 @@ def run_one(args, model_type, idx):
     with open(tp, "w", encoding="utf-8") as f:
         json.dump(task, f)
     t0 = time.time()
-    try:
-        p = subprocess.run([sys.executable, RUNNER, "--task", tp, "--result", rp],
-                           capture_output=True, text=True, timeout=args.timeout)
-        rc, stderr = p.returncode, p.stderr
-    except subprocess.TimeoutExpired as exc:
-        rc, stderr = "timeout", (exc.stderr or b"").decode("utf-8", "replace") if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+    rc, stderr = cli_run(tp, rp, args.timeout, os.path.join(tdir, f"{model_type}.stderr"))
     wall = time.time() - t0
-    row = {"model_type": model_type, "modality": modality, "task": task_name, "rc": rc, "wall_s": round(wall, 2)}
     if rc == 0 and os.path.exists(rp):
         with open(rp, encoding="utf-8") as f:
             r = json.load(f)
-        row.update(status=r["status"], reason=r["reason"], weights=r["weights"],
-                   config_source=r["outputs"].get("config_source"), model_class=r["outputs"].get("model_class"),
-                   params=r["metrics"].get("param_count"), inputs=r["outputs"].get("inputs"),
-                   latency_ms=r["metrics"].get("latency_ms"))
-        if r["status"] in ("error", "failed"):
-            row["traceback_tail"] = "\n".join(r.get("traceback", "").splitlines()[-6:])
-    else:
-        row.update(status="runner-" + str(rc), reason=stderr[-800:])
-    return row
+        r["_log"] = stderr
+        return dict(row_of(task, r, wall), rc=rc)
+    return {"model_type": model_type, "modality": modality, "task": task_name, "rc": rc,
+            "wall_s": round(wall, 2), "status": "runner-" + str(rc), "reason": stderr[-800:]}
 
 
 def _pool_init():
@@ -166,6 +156,29 @@ def load_registry(path):
                                   delimiter="\t"):
             REGISTRY[row["model_type"]] = (row["hf_id"] or None, row["family"], row["task"], row["modality"])
     return sorted(REGISTRY)
+
+
+def cli_run(task_path, result_path, timeout, stderr_path):
+    """Runs the runner CLI on one task, its stderr kept in stderr_path.
+    -> (exit status, or "timeout"; the stderr's text).  On timeout the
+    runner is sent SIGABRT first, with faulthandler on, so that the file
+    ends with every thread's Python stack (where a hang was), then killed."""
+    env = dict(os.environ, PYTHONFAULTHANDLER="1")
+    with open(stderr_path, "w+", encoding="utf-8", errors="replace") as err:
+        p = subprocess.Popen([sys.executable, RUNNER, "--task", task_path, "--result", result_path],
+                             stdout=subprocess.DEVNULL, stderr=err, env=env)
+        try:
+            rc = p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            rc = "timeout"
+            p.send_signal(signal.SIGABRT)
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        err.seek(0)
+        return rc, err.read()
 
 
 def make_task(args, model_type, idx):
