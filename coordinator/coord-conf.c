@@ -41,6 +41,8 @@ const struct hf_conf_setting coord_conf_table[] = {
 	  "libpq connection string or URI of the results database" },
 	{ "database.result_gather", HF_CONF_MS, F(result_gather_ms), "5ms", 0, 100, NULL,
 	  "while results stream in, each waits up to this long for others to share its transaction and statement (PostgreSQL's cost of a result statement is mostly fixed); lease grants and every other request never wait for it, and a result is acknowledged only once committed (0: each batch at once)" },
+	{ "database.result_connections", HF_CONF_INT, F(result_connections), "2", 1, 2, NULL,
+	  "connections that store results: with 2, a large group of result stores (database.result_gather) is split by worker and its halves are stored at once on two connections, so that PostgreSQL works on them on two cores; every other write waits for both (docs/architecture.md, the database thread). 1: one connection for everything" },
 	{ "registry.path", HF_CONF_STRING, F(registry_path), "", 0, -1, NULL,
 	  "model registry file (TSV); empty uses the registry built into hf-coordinator" },
 	{ "scheduler.heartbeat", HF_CONF_MS, F(heartbeat_ms), "1s", 50, 60000, NULL,

@@ -420,6 +420,18 @@ void coord_metrics_render(struct coord *c, struct hf_buf *b)
 	hf_metrics_render_build_info(b);
 	hf_metrics_header(b, "hfleet_database_up", "1 when the coordinator reaches PostgreSQL", HF_METRIC_GAUGE);
 	hf_metrics_sample_u64(b, "hfleet_database_up", NULL, c->db && db_healthy(c->db));
+	if (c->db && c->db_results) {
+		uint64_t splits, retries;
+		db_result_lane_counts(c->db, &splits, &retries);
+		hf_metrics_header(b, "hfleet_db_result_splits_total",
+				  "groups of result stores stored half on each of two connections at once "
+				  "(database.result_connections)", HF_METRIC_COUNTER);
+		hf_metrics_sample_u64(b, "hfleet_db_result_splits_total", NULL, splits);
+		hf_metrics_header(b, "hfleet_db_result_split_retries_total",
+				  "of those, the groups whose second connection's half failed (rolled back) and was "
+				  "stored on the first", HF_METRIC_COUNTER);
+		hf_metrics_sample_u64(b, "hfleet_db_result_split_retries_total", NULL, retries);
+	}
 
 	/* In hfctl's words: a task being granted or waiting out a retry's
 	 * backoff is still queued; one whose expired lease is being requeued

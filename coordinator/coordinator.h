@@ -95,6 +95,10 @@ struct coord {
 	 * leases, results and reads queued on db meanwhile.  NULL: db writes
 	 * them. */
 	struct db *db_jobs;
+	/* The result lane: a connection and thread on which db stores half of
+	 * each large group of results (database.result_connections); NULL:
+	 * db stores them all. */
+	struct db *db_results;
 	nuv_server_t *worker_srv;
 	nuv_server_t *control_srv;
 	nng_tls_config *tls;        /* the tls+tcp:// ports' (coord-tls.c), or NULL */

@@ -49,6 +49,15 @@
  * db-plans.c): it is not done, whatever its written tasks' states. */
 #define DB_JOB_UNWRITTEN(j) "EXISTS (SELECT 1 FROM task_plans p WHERE p.job_id = " j ")"
 
+/* A gathered group of result stores is split over the result lane from
+ * this many results on (db-thread.c, results_on_two_connections): only
+ * when the results come faster than one connection stores them, so that
+ * the gathering reached its cap (twice DB_GATHER_ROWS with a lane), and
+ * each half is a statement as large as one connection's.  Split at 64,
+ * groups of 40 to 100 results (real hf-workers) cost PostgreSQL 40 to 45 us
+ * more a task for no more throughput (performance-history.md). */
+#define DB_LANE_MIN_ROWS (2 * DB_GATHER_ROWS)
+
 /* At most this many operations share one transaction. */
 #define DB_BATCH_MAX 512
 
@@ -85,6 +94,7 @@ enum db_pipe_entry {
 struct db {
 	uv_loop_t *loop;
 	char *conninfo;
+	const char *app_name;              /* db_set_name: a static string */
 	PGconn *conn;
 	pthread_t thread;
 	pthread_mutex_t mu;
@@ -133,6 +143,22 @@ struct db {
 	 * one: warmed is false until the first DB_OP_WARM. */
 	bool warmed;
 	struct db_warm warm;
+	/* Result stores on two connections (db_set_result_lane): the lane, a
+	 * second db whose thread stores half of a large group of result
+	 * stores while this one stores the other half; or NULL.  On the lane:
+	 * lane_of, the db whose thread gives it its ops, which go back to that
+	 * thread (lane_pending, lane_cond, under this db's mu), never to the
+	 * loop; and active_pid, the server process of lane_of's connection,
+	 * which each of the lane's transactions checks still holds the active
+	 * coordinator's lock (db-results.c, result_lane_check_send). */
+	struct db *result_lane;
+	struct db *lane_of;
+	size_t lane_pending;
+	pthread_cond_t lane_cond;
+	int active_pid;
+	/* Groups split over the lane, and those of them whose lane half
+	 * failed and was stored again on this connection (db_result_lane_counts). */
+	_Atomic uint64_t lane_splits, lane_retries;
 };
 
 /* Tells db_busy_ms that the thread, inside a batch, waits on purpose and
@@ -279,6 +305,18 @@ int lease_grant_send(struct db *db, struct db_merged *m);
 int lease_grant_read(struct db *db, struct db_merged *m);
 int result_store_send(struct db *db, struct db_merged *m);
 int result_store_read(struct db *db, struct db_merged *m);
+/* On a result lane (db->lane_of), in the pipelined transaction open: the
+ * statements that hold DB_JOB_LANE_LOCK shared and fail the transaction
+ * unless db->active_pid still holds the active coordinator's lock, and
+ * their reading back. */
+int result_lane_check_send(struct db *db, struct db_op *op);
+int result_lane_check_read(struct db *db, struct db_op *op);
+/* After result stores of ops[0..n_ops) ran at once in two transactions
+ * (results_on_two_connections), neither saw the other's outcomes: the jobs
+ * of jobs[0..n_jobs) (each with a final result on both connections, none
+ * finished by either) are finished now if their last task got its
+ * outcome, each told to the last op with a final result of it. */
+int result_jobs_finish(struct db *db, struct db_op **ops, size_t n_ops, const uint64_t *jobs, size_t n_jobs);
 /* Sends m, reads it back and ends the pipeline, inside the transaction
  * that is open (one round trip). */
 int db_merged_run(struct db *db, struct db_merged *m, int (*send)(struct db *, struct db_merged *),

@@ -34,6 +34,12 @@
 #include "hf_proto.h"
 #include "hf_util.h"
 
+/* SQL: job j is running and its last task got its outcome. */
+#define JOB_NOW_DONE \
+	"j.state = 'running' AND (SELECT 1 FROM tasks t WHERE t.job_id = j.id" \
+	" AND t.state IN ('queued', 'leased') ORDER BY t.id DESC LIMIT 1) IS NULL" \
+	" AND NOT " DB_JOB_UNWRITTEN("j.id")
+
 /* Where row ord (1-based) of a statement for several ops came from. */
 struct result_row {
 	struct db_op *op;
@@ -66,6 +72,25 @@ static int stored_row_cmp(const void *a, const void *b)
  * each row's outcome back to its op through the row's ordinality.  A
  * failure is reported on ops[0]; the caller then runs each op alone
  * (run_result_store) to learn which one it was. */
+/* A finished job is told to the last op with a final result of it, the
+ * one that would have finished it had each op run alone. */
+static void job_finished_tell(struct db_op **ops, size_t n_ops, uint64_t job)
+{
+	for (size_t o = n_ops; o-- > 0;) {
+		struct db_op *op = ops[o];
+		for (size_t k = op->u.result.n; k-- > 0;) {
+			const struct db_result *d = &op->u.result.v[k];
+			if (d->outcome != DB_RESULT_FINAL || d->job_id != job)
+				continue;
+			/* At most one entry per job and op, each a job one of
+			 * its results finished: within the room allocated. */
+			if (op->u.result.finished_jobs && op->u.result.n_finished_jobs < op->u.result.n)
+				op->u.result.finished_jobs[op->u.result.n_finished_jobs++] = job;
+			return;
+		}
+	}
+}
+
 int result_store_send(struct db *db, struct db_merged *m)
 {
 	struct db_op **ops = m->ops;
@@ -236,9 +261,7 @@ int result_store_send(struct db *db, struct db_merged *m)
 	r = db_pipe_send(db, ops[0],
 		    "UPDATE jobs j SET state = 'done', finished_at = now()"
 		    " WHERE j.id = ANY (ARRAY(SELECT DISTINCT t.job_id FROM tasks t WHERE t.id = ANY ($1::bigint[])))"
-		    " AND j.state = 'running' AND (SELECT 1 FROM tasks t WHERE t.job_id = j.id"
-		    " AND t.state IN ('queued', 'leased') ORDER BY t.id DESC LIMIT 1) IS NULL"
-		    " AND NOT " DB_JOB_UNWRITTEN("j.id") " RETURNING j.id",
+		    " AND " JOB_NOW_DONE " RETURNING j.id",
 		    &p);
 	db_params_fini(&p);
 	return r;
@@ -303,19 +326,8 @@ int result_store_read(struct db *db, struct db_merged *m)
 	r = db_pipe_read(db, ops[0], PGRES_TUPLES_OK, &res);
 	if (r < 0)
 		return r;
-	/* A finished job is told to the last op with a final result of it,
-	 * the one that would have finished it had each op run alone. */
-	for (int i = 0; i < PQntuples(res); i++) {
-		uint64_t job = get_u64(res, i, 0);
-		struct db_op *by = NULL;
-		for (size_t k = n_rows; k-- > 0 && !by;)
-			if (rows[k].d->outcome == DB_RESULT_FINAL && rows[k].d->job_id == job)
-				by = rows[k].op;
-		/* At most one entry per job and op, each a job one of its
-		 * results finished: within the room allocated. */
-		if (by && by->u.result.n_finished_jobs < by->u.result.n)
-			by->u.result.finished_jobs[by->u.result.n_finished_jobs++] = job;
-	}
+	for (int i = 0; i < PQntuples(res); i++)
+		job_finished_tell(m->ops, m->n_ops, get_u64(res, i, 0));
 	PQclear(res);
 	return 0;
 }
@@ -330,4 +342,70 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 int run_result_store(struct db *db, struct db_op *op)
 {
 	return run_result_store_merged(db, &op, 1);
+}
+
+int result_lane_check_send(struct db *db, struct db_op *op)
+{
+	struct db_params p;
+	int r;
+
+	/* Until this transaction ends, a coordinator taking over waits before
+	 * it loads the running jobs and leases (become_active), as for the job
+	 * lane's (job_lane_still_active). */
+	r = db_pipe_send(db, op, "SELECT pg_advisory_xact_lock_shared(" DB_JOB_LANE_LOCK ")", NULL);
+	if (r < 0)
+		return r;
+	db_params_init(&p);
+	db_param_i32(&p, db->active_pid);
+	/* A pipeline cannot look at an answer before it sends the rest: the
+	 * statement fails by itself (a text that is no integer) when the
+	 * main connection no longer holds the lock, and so the transaction,
+	 * with that text as its reason.  The cast is of a CASE over count(*),
+	 * which the planner cannot fold: a constant's cast it would evaluate,
+	 * and fail, while planning. */
+	r = db_pipe_send(db, op,
+		    "SELECT (CASE WHEN count(*) = 1 THEN '1' ELSE 'the main database connection does not hold the"
+		    " active coordinator''s lock now' END)::int FROM pg_locks WHERE locktype = 'advisory'"
+		    " AND granted AND pid = $1::int AND classid = 0 AND objid = " DB_ACTIVE_LOCK " AND objsubid = 1",
+		    &p);
+	db_params_fini(&p);
+	return r;
+}
+
+int result_lane_check_read(struct db *db, struct db_op *op)
+{
+	PGresult *res = NULL;
+	int r = db_pipe_read(db, op, PGRES_TUPLES_OK, &res);
+
+	PQclear(res);
+	res = NULL;
+	if (r == 0)
+		r = db_pipe_read(db, op, PGRES_TUPLES_OK, &res);
+	PQclear(res);
+	return r;
+}
+
+int result_jobs_finish(struct db *db, struct db_op **ops, size_t n_ops, const uint64_t *jobs, size_t n_jobs)
+{
+	struct db_params p;
+	struct db_array a;
+	PGresult *res = NULL;
+	int r;
+
+	db_params_init(&p);
+	db_array_init(&a, &p);
+	for (size_t i = 0; i < n_jobs; i++)
+		db_array_u64(&a, "job_id", jobs[i]);
+	db_param_array(&p, &a);
+	r = db_exec(db, ops[0],
+		    "UPDATE jobs j SET state = 'done', finished_at = now() WHERE j.id = ANY ($1::bigint[]) AND "
+		    JOB_NOW_DONE " RETURNING j.id",
+		    &p, PGRES_TUPLES_OK, &res);
+	db_params_fini(&p);
+	if (r < 0)
+		return r;
+	for (int i = 0; i < PQntuples(res); i++)
+		job_finished_tell(ops, n_ops, get_u64(res, i, 0));
+	PQclear(res);
+	return 0;
 }

@@ -42,7 +42,11 @@ int db_ensure_connected(struct db *db, struct db_op *op)
 	if (db->conn)
 		PQfinish(db->conn);
 	db_prepared_reset(db);
-	db->conn = PQconnectdb(db->conninfo);
+	/* Named in pg_stat_activity unless the conninfo names it: which of the
+	 * coordinator's connections a backend serves. */
+	const char *keys[] = { "dbname", "fallback_application_name", NULL };
+	const char *values[] = { db->conninfo, db->app_name, NULL };
+	db->conn = PQconnectdbParams(keys, values, 1);
 	if (PQstatus(db->conn) != CONNECTION_OK) {
 		char msg[400];
 		hf_strlcpy(msg, PQerrorMessage(db->conn), sizeof(msg));

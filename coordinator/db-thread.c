@@ -303,6 +303,8 @@ static int txn_pipelined(struct db *db, struct db_op *txn_op, struct db_op **ops
 	r = db_pipe_cmd(db, txn_op, "BEGIN");
 	if (r == 0)
 		r = db_pipe_cmd(db, txn_op, "SET LOCAL plan_cache_mode = force_generic_plan");
+	if (r == 0 && db->lane_of)
+		r = result_lane_check_send(db, txn_op);
 	db->generic_txn = true;
 	sent = r;
 	for (size_t i = 0; sent == 0 && i < n; i++) {
@@ -335,6 +337,8 @@ static int txn_pipelined(struct db *db, struct db_op *txn_op, struct db_op **ops
 		r = db_pipe_read_cmd(db, txn_op); /* BEGIN */
 	if (r == 0)
 		r = db_pipe_read_cmd(db, txn_op); /* SET LOCAL */
+	if (r == 0 && db->lane_of)
+		r = result_lane_check_read(db, txn_op);
 	for (size_t u = 0; r == 0 && u < n_units; u++) {
 		int rc = units[u].send_rc;
 		if (rc == 0)
@@ -455,8 +459,6 @@ static void run_group(struct db *db, struct db_op **ops, size_t n)
 static void ops_complete(struct db *db, struct db_op **ops, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (ops[i]->rc < 0 && ops[i]->kind != DB_OP_START)
-			log_warn("database operation failed: %s", ops[i]->err);
 		if (ops[i]->rc < 0 && ops[i]->kind == DB_OP_RESULT_STORE) {
 			/* A failed store finished no job (room for them is
 			 * allocated before its statement is sent). */
@@ -464,7 +466,19 @@ static void ops_complete(struct db *db, struct db_op **ops, size_t n)
 			ops[i]->u.result.finished_jobs = NULL;
 			ops[i]->u.result.n_finished_jobs = 0;
 		}
+		if (db->lane_of)
+			continue; /* back to the thread that gave them (below) */
+		if (ops[i]->rc < 0 && ops[i]->kind != DB_OP_START)
+			log_warn("database operation failed: %s", ops[i]->err);
 		op_complete(db, ops[i]);
+	}
+	if (db->lane_of) {
+		pthread_mutex_lock(&db->mu);
+		db->lane_pending -= n;
+		if (db->lane_pending == 0)
+			pthread_cond_signal(&db->lane_cond);
+		pthread_mutex_unlock(&db->mu);
+		return;
 	}
 	uv_async_send(&db->async);
 }
@@ -548,6 +562,168 @@ static void run_batch(struct db *db, struct db_op *list)
 		if (!completed[i])
 			ops[k++] = ops[i];
 	ops_complete(db, ops, k);
+}
+
+/* ---- result stores on two connections ----
+ *
+ * PostgreSQL stores a result in one backend, and at about 200 us of its
+ * CPU a result (the result row, two versions each of the task's and the
+ * attempt's rows, their index entries and the summaries) one backend
+ * stops at about 5,000 a second whatever the cores (performance.md, "What
+ * bounds each figure now").  With a result lane (db_set_result_lane), a
+ * gathered group of at least DB_LANE_MIN_ROWS results is split in two by
+ * worker, and the lane's thread stores one half on its connection while
+ * this thread stores the other: two transactions at once, on two
+ * backends.  Nothing else runs meanwhile, and both halves are handed back
+ * together, so every other op still sees the writes in the order they were
+ * queued.  Why this is safe with each half not seeing the other's
+ * uncommitted work:
+ *   - a task's results from one worker are in one half; two workers'
+ *     results for one task are decided by the task row each reads (only
+ *     the attempt leased to the sender is current), and a re-sent result
+ *     (task, attempt) inserted by both waits on the unique key and is a
+ *     duplicate in the second;
+ *   - each half's job-done check sees its own results only: a job with a
+ *     final result in both halves is checked again after both committed
+ *     (result_jobs_finish);
+ *   - a half that fails (a deadlock between the two on a summary row, a
+ *     lost lane connection, a lane whose main connection is no longer the
+ *     active coordinator's) was rolled back: its stores run again here,
+ *     on this connection, as any failed group's. */
+
+/* The results' worker of op (a result store's results are one worker's). */
+static const char *op_worker(const struct db_op *op)
+{
+	return op->u.result.n > 0 && op->u.result.v[0].worker_id ? op->u.result.v[0].worker_id : "";
+}
+
+/* Whether job appears among the final outcomes of ops[0..n). */
+static bool ops_have_final_of(struct db_op **ops, size_t n, uint64_t job)
+{
+	for (size_t o = 0; o < n; o++)
+		for (size_t k = 0; k < ops[o]->u.result.n; k++)
+			if (ops[o]->u.result.v[k].outcome == DB_RESULT_FINAL && ops[o]->u.result.v[k].job_id == job)
+				return true;
+	return false;
+}
+
+static bool ops_finished_job(struct db_op **ops, size_t n, uint64_t job)
+{
+	for (size_t o = 0; o < n; o++)
+		for (size_t k = 0; k < ops[o]->u.result.n_finished_jobs; k++)
+			if (ops[o]->u.result.finished_jobs[k] == job)
+				return true;
+	return false;
+}
+
+/* Finishes the jobs with a final result in both halves that neither
+ * finished (see above); a failure is logged (such a job is finished by
+ * the next result of it, or at the next start). */
+static void lanes_finish_jobs(struct db *db, struct db_op **ops, size_t n, struct db_op **mine, size_t n_mine,
+			      struct db_op **lane_ops, size_t n_lane)
+{
+	uint64_t jobs[64];
+	size_t n_jobs = 0;
+
+	for (size_t o = 0; o < n_mine && n_jobs < 64; o++) {
+		if (mine[o]->rc < 0)
+			continue;
+		for (size_t k = 0; k < mine[o]->u.result.n && n_jobs < 64; k++) {
+			const struct db_result *d = &mine[o]->u.result.v[k];
+			bool seen = false;
+			if (d->outcome != DB_RESULT_FINAL)
+				continue;
+			for (size_t j = 0; j < n_jobs && !seen; j++)
+				seen = jobs[j] == d->job_id;
+			if (!seen && ops_have_final_of(lane_ops, n_lane, d->job_id) &&
+			    !ops_finished_job(ops, n, d->job_id))
+				jobs[n_jobs++] = d->job_id;
+		}
+	}
+	if (n_jobs == 0 || !db_connected(db))
+		return;
+	if (result_jobs_finish(db, ops, n, jobs, n_jobs) < 0) {
+		log_warn("could not finish the jobs of results stored on two connections: %s", ops[0]->err);
+		ops[0]->err[0] = '\0'; /* its stores were committed */
+	}
+}
+
+/* Stores the leading result stores of list over two connections when
+ * they are enough to split (see above), and returns what is left of list
+ * to run; list itself when they are not. */
+static struct db_op *results_on_two_connections(struct db *db, struct db_op *list)
+{
+	struct db *lane = db->result_lane;
+	struct db_op *ops[DB_BATCH_MAX], *mine[DB_BATCH_MAX], *lane_ops[DB_BATCH_MAX], *rest = list;
+	size_t n = 0, n_mine = 0, n_lane = 0, rows[2] = { 0, 0 };
+	unsigned char side[DB_BATCH_MAX];
+
+	while (rest && rest->kind == DB_OP_RESULT_STORE && !rest->audit.action && n < DB_BATCH_MAX) {
+		ops[n++] = rest;
+		rest = rest->next;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t j = 0;
+		while (j < i && strcmp(op_worker(ops[j]), op_worker(ops[i])) != 0)
+			j++;
+		/* A worker's stores on one side; a new worker on the lighter. */
+		side[i] = j < i ? side[j] : rows[0] <= rows[1] ? 0 : 1;
+		rows[side[i]] += ops[i]->u.result.n;
+	}
+	if (rows[0] + rows[1] < DB_LANE_MIN_ROWS || rows[0] == 0 || rows[1] == 0 || !db_connected(db))
+		return list;
+	for (size_t i = 0; i < n; i++) {
+		ops[i]->next = NULL;
+		ops[i]->err[0] = '\0';
+		if (side[i])
+			lane_ops[n_lane++] = ops[i];
+		else
+			mine[n_mine++] = ops[i];
+	}
+	pthread_mutex_lock(&lane->mu);
+	lane->active_pid = PQbackendPID(db->conn);
+	lane->lane_pending += n_lane;
+	for (size_t i = 0; i < n_lane; i++) {
+		if (lane->in_tail)
+			lane->in_tail->next = lane_ops[i];
+		else
+			lane->in_head = lane_ops[i];
+		lane->in_tail = lane_ops[i];
+	}
+	pthread_cond_signal(&lane->cond);
+	pthread_mutex_unlock(&lane->mu);
+	atomic_fetch_add(&db->lane_splits, 1);
+
+	run_group(db, mine, n_mine);
+
+	pthread_mutex_lock(&lane->mu);
+	while (lane->lane_pending > 0)
+		pthread_cond_wait(&lane->lane_cond, &lane->mu);
+	pthread_mutex_unlock(&lane->mu);
+
+	/* The lane's failures again here, on this connection (one refused
+	 * for its data is refused again, once more). */
+	struct db_op *again[DB_BATCH_MAX];
+	size_t n_again = 0;
+	for (size_t i = 0; i < n_lane; i++)
+		if (lane_ops[i]->rc < 0)
+			again[n_again++] = lane_ops[i];
+	if (n_again > 0 && db_connected(db)) {
+		atomic_fetch_add(&db->lane_retries, 1);
+		log_warn("%zu result stores failed on the second connection (%s): stored on the first",
+			 n_again, again[0]->err);
+		for (size_t i = 0; i < n_again; i++) {
+			again[i]->rc = 0;
+			again[i]->err[0] = '\0';
+		}
+		run_group(db, again, n_again);
+	} else {
+		lanes_finish_jobs(db, ops, n, mine, n_mine, lane_ops, n_lane);
+	}
+	if (!db_connected(db))
+		atomic_store(&db->healthy, false);
+	ops_complete(db, ops, n);
+	return rest;
 }
 
 /* ---- gathering result stores ----
@@ -662,7 +838,8 @@ static struct db_op *gather_results(struct db *db, struct db_op *list, size_t n)
 			run_batch(db, grants);
 			atomic_store(&db->busy_since_ms, 0);
 		}
-		if (rows >= DB_GATHER_ROWS || n_held >= DB_BATCH_MAX / 2)
+		/* With a result lane, enough for two statements. */
+		if (rows >= (db->result_lane ? 2 : 1) * DB_GATHER_ROWS || n_held >= DB_BATCH_MAX / 2)
 			break;
 		struct db_op **tail = &list;
 		pthread_mutex_lock(&db->mu);
@@ -695,6 +872,12 @@ static void *db_thread_main(void *arg)
 		if (list->kind != DB_OP_START)
 			list = gather_results(db, list, n);
 		atomic_store(&db->busy_since_ms, hf_mono_ms());
+		if (db->result_lane && list->kind == DB_OP_RESULT_STORE)
+			list = results_on_two_connections(db, list);
+		if (!list) {
+			atomic_store(&db->busy_since_ms, 0);
+			continue;
+		}
 		/* The start operation waits for the database rather than fail. */
 		if (list->kind == DB_OP_START) {
 			while (db_ensure_connected(db, list) < 0) {
@@ -743,6 +926,7 @@ int db_open(uv_loop_t *loop, const char *conninfo, struct db **ret_db)
 	if (!db)
 		return -ENOMEM;
 	db->loop = loop;
+	db->app_name = "hf-coordinator";
 	db->conninfo = strdup(conninfo);
 	if (!db->conninfo) {
 		free(db);
@@ -755,12 +939,15 @@ int db_open(uv_loop_t *loop, const char *conninfo, struct db **ret_db)
 	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
 	pthread_cond_init(&db->cond, &cattr);
 	pthread_condattr_destroy(&cattr);
+	pthread_cond_init(&db->lane_cond, NULL);
 	atomic_init(&db->healthy, false);
 	atomic_init(&db->lost_active, false);
 	atomic_init(&db->standby, false);
 	atomic_init(&db->busy_since_ms, 0);
 	atomic_init(&db->backend_pid, 0);
 	atomic_init(&db->gather_us, 0);
+	atomic_init(&db->lane_splits, 0);
+	atomic_init(&db->lane_retries, 0);
 	uv_async_init(loop, &db->async, db_async_cb);
 	db->async.data = db;
 	if (pthread_create(&db->thread, NULL, db_thread_main, db) != 0) {
@@ -793,6 +980,24 @@ void db_submit(struct db *db, struct db_op *op)
 	db->in_tail = op;
 	pthread_cond_signal(&db->cond);
 	pthread_mutex_unlock(&db->mu);
+}
+
+void db_set_result_lane(struct db *db, struct db *lane)
+{
+	db->result_lane = lane;
+	lane->lane_of = db;
+	lane->app_name = "hf-coordinator results";
+}
+
+void db_set_name(struct db *db, const char *name)
+{
+	db->app_name = name;
+}
+
+void db_result_lane_counts(struct db *db, uint64_t *splits, uint64_t *retries)
+{
+	*splits = atomic_load(&db->lane_splits);
+	*retries = atomic_load(&db->lane_retries);
 }
 
 void db_set_result_gather(struct db *db, int64_t us)
@@ -837,6 +1042,7 @@ static void db_free_cb(uv_handle_t *h)
 	struct db *db = h->data;
 	pthread_mutex_destroy(&db->mu);
 	pthread_cond_destroy(&db->cond);
+	pthread_cond_destroy(&db->lane_cond);
 	free(db->conninfo);
 	free(db);
 }

@@ -389,6 +389,25 @@ void db_submit(struct db *db, struct db_op *op);
  * /metrics).  Loop thread only. */
 void db_set_observer(struct db *db, void (*fn)(void *arg, enum db_op_kind kind, int64_t us), void *arg);
 
+/* The application_name of db's connections in pg_stat_activity, unless the
+ * conninfo sets one (libpq's fallback_application_name): "hf-coordinator"
+ * for the main connection, as db_open leaves it; name must be a static
+ * string.  Loop thread, before the first db_submit. */
+void db_set_name(struct db *db, const char *name);
+
+/* Gives db a second connection for result stores: lane, another db from
+ * db_open, used for nothing else (db_close it after db).  A gathered
+ * group of result stores large enough to split is then stored half on each
+ * connection at once (db-thread.c, "result stores on two connections");
+ * the lane's connection is named "hf-coordinator results".
+ * Loop thread, before the first db_submit. */
+void db_set_result_lane(struct db *db, struct db *lane);
+
+/* How many groups of result stores were split over the result lane, and
+ * how many of those had their lane half fail and stored it again on db's
+ * own connection.  Any thread (for /metrics). */
+void db_result_lane_counts(struct db *db, uint64_t *splits, uint64_t *retries);
+
 /* While result stores come in a stream (one taken within us of the one
  * before), each waits up to us microseconds, from its submit, for others
  * to share its transaction and statement (until DB_GATHER_ROWS are held;

@@ -333,6 +333,8 @@ void coord_shutdown(struct coord *c)
 	c->db_jobs = NULL;
 	db_close(c->db);
 	c->db = NULL;
+	db_close(c->db_results); /* after db, whose thread gives it work */
+	c->db_results = NULL;
 	nuv_server_close(c->worker_srv);
 	nuv_server_close(c->control_srv);
 	c->worker_srv = c->control_srv = NULL;
@@ -657,6 +659,12 @@ int main(int argc, char **argv)
 	/* It connects when the first job comes; without it db writes jobs. */
 	if (db_open(c.loop, c.conf.conninfo, &c.db_jobs) < 0)
 		c.db_jobs = NULL;
+	else
+		db_set_name(c.db_jobs, "hf-coordinator jobs");
+	/* It connects when the first group of results is split; without it
+	 * db stores them all. */
+	if (c.conf.result_connections > 1 && db_open(c.loop, c.conf.conninfo, &c.db_results) == 0)
+		db_set_result_lane(c.db, c.db_results);
 	if (coord_metrics_init(&c) < 0) {
 		log_error("out of memory");
 		return 1;
