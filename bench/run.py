@@ -70,6 +70,7 @@ def throughput(b, args):
     batches = b.statement_batches()
     settle = b.cancel_settled(job)
     NOTES.append('throughput: its job cancelled and every queued task of it cancelled in %.1f s' % settle)
+    lane_note(b, 'throughput')
     b.stop_hf_workers()
     finished, bad = b.deciding_check(job)
     if args.callgrind:
@@ -99,6 +100,19 @@ def pg_kinds_per_task(s1, s2, done):
     a, z = s1['pg_kinds'], s2['pg_kinds']
     per = {k: (z[k] - a.get(k, 0.0)) / max(done, 1) * 1e6 for k in z}
     return ', '.join('%s %.1f us' % (k, v) for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.05)
+
+
+def lane_note(b, phase):
+    """Notes how many result groups the coordinator has split over its two
+    connections so far (database.result_connections; none with 1)."""
+    try:
+        splits = b.cluster.metric('hfleet_db_result_splits_total')
+        retries = b.cluster.metric('hfleet_db_result_split_retries_total')
+    except AssertionError:
+        NOTES.append('%s: results stored on one connection (database.result_connections=1)' % phase)
+        return
+    NOTES.append('%s: result groups split over two connections since the coordinator started: %d '
+                 '(%d with the second half stored again on the first)' % (phase, splits, retries))
 
 
 def capacity(b, args):
@@ -132,6 +146,7 @@ def capacity(b, args):
     p.wait()
     settle = b.cancel_settled(job)
     NOTES.append('capacity: its job cancelled and every queued task of it cancelled in %.1f s' % settle)
+    lane_note(b, 'capacity')
     finished, bad = b.deciding_check(job)
     figure('capacity: completions/s, simulated workers (%d x %d)' % (n, m), '%.0f /s' % rate, '')
     figure('capacity: tasks passed with != 1 deciding result', '%d of %d' % (bad, finished), '0', bad == 0)
