@@ -27,6 +27,12 @@
  * a standby waits for it. */
 #define DB_ACTIVE_LOCK "1751543298"
 
+/* SQL: the rows of pg_locks in which server process $1 holds the active
+ * coordinator's lock (one, or none). */
+#define DB_ACTIVE_LOCK_OF_PID_1 \
+	"pg_locks WHERE locktype = 'advisory' AND granted AND pid = $1::int" \
+	" AND classid = 0 AND objid = " DB_ACTIVE_LOCK " AND objsubid = 1"
+
 /* Held shared by every job lane transaction, from its check that its main
  * connection is still active until it ends; a coordinator that becomes
  * active takes it exclusively once before it loads the running jobs, so a

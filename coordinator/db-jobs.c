@@ -195,8 +195,7 @@ int job_lane_still_active(struct db *db, struct db_op *op, int active_pid)
 	db_params_init(&p);
 	db_param_i32(&p, active_pid);
 	r = db_exec(db, op,
-		    "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND pid = $1::int"
-		    " AND classid = 0 AND objid = " DB_ACTIVE_LOCK " AND objsubid = 1",
+		    "SELECT 1 FROM " DB_ACTIVE_LOCK_OF_PID_1,
 		    &p, PGRES_TUPLES_OK, &res);
 	db_params_fini(&p);
 	if (r < 0)

@@ -365,8 +365,7 @@ int result_lane_check_send(struct db *db, struct db_op *op)
 	 * and fail, while planning. */
 	r = db_pipe_send(db, op,
 		    "SELECT (CASE WHEN count(*) = 1 THEN '1' ELSE 'the main database connection does not hold the"
-		    " active coordinator''s lock now' END)::int FROM pg_locks WHERE locktype = 'advisory'"
-		    " AND granted AND pid = $1::int AND classid = 0 AND objid = " DB_ACTIVE_LOCK " AND objsubid = 1",
+		    " active coordinator''s lock now' END)::int FROM " DB_ACTIVE_LOCK_OF_PID_1,
 		    &p);
 	db_params_fini(&p);
 	return r;

@@ -9,7 +9,8 @@ is done (its last results may be on both connections, neither seeing the
 other's: the job is then finished after both committed).  Then the same
 with the second connection's backend terminated again and again while the
 job runs: each half that fails with it is rolled back and stored on the
-first connection, and still nothing is lost and nothing is twice.
+first connection, and still nothing is lost and nothing is twice; and with
+the main connection's backend terminated, whose lock the lane checks.
 """
 import json
 import os
@@ -104,6 +105,26 @@ class ResultLanesTest(unittest.TestCase):
         self.check_exactly_once(job, count)
         self.assertGreater(self.c.metric('hfleet_db_result_split_retries_total'), 0,
                            'no half failed with its connection killed %d times' % len(killed))
+        self.assertTrue(self.c.coordinator_alive())
+
+    def test_main_connection_killed_while_the_lane_stores(self):
+        # The lane checks, in each of its transactions, that the main
+        # connection's server process holds the active coordinator's lock;
+        # a main connection killed under it fails that check (or the
+        # store again on the main connection), and the results come again.
+        killed = []
+
+        def kill_main():
+            if len(killed) < 3 and self.c.metric('hfleet_db_result_splits_total') > 0:
+                out = self.c.pg.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                     " WHERE application_name = 'hf-coordinator'")
+                if out not in ('', '0'):
+                    killed.append(out)
+                    time.sleep(0.5)
+
+        job, count = self.run_job(kill_main)
+        self.assertTrue(killed, 'the main connection was never killed')
+        self.check_exactly_once(job, count)
         self.assertTrue(self.c.coordinator_alive())
 
 
