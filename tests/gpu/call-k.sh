@@ -6,11 +6,15 @@
 # each type has its own process and at most HF_PER seconds (the call's
 # HF_DEADLINE bounds the whole); a runner past its time is sent SIGABRT, so
 # its kept stderr ends with its Python stacks; and a monitor writes the
-# host's and the GPU's memory every 5 s (monitor.log).  No hfleet binaries.
+# host's and the GPU's memory every 5 s (monitor.log).  First the offload
+# build's torch tests, as call J.  No hfleet binaries.
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 py=$(command -v python3)
 per=${HF_PER:-150} deadline=${HF_DEADLINE:-540}
 { free -g; nvidia-smi --query-gpu=name,memory.total --format=csv; } >"$OUT/machine.txt" 2>&1
+(cd worker/runners && timeout 150 $py -m unittest -v test_runner_torch.TestOffload test_runner_offload) \
+  >"$OUT/unittest.log" 2>&1
+tail -4 "$OUT/unittest.log"; echo "unit tests done: $SECONDS s"
 ( while :; do
     echo "$SECONDS $(free -m | awk '/^Mem:/ {print "host used", $3, "MiB, available", $7, "MiB"}') \
 gpu $(nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader | tr -d '\n')"

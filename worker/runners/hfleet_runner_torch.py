@@ -539,8 +539,25 @@ def device_still_usable() -> bool:
         return False
 
 
+def empty_host_cache(torch) -> bool:
+    """Gives the pinned host memory torch's caching host allocator keeps back
+    to the system.  An offloaded model's blocks (hfleet_offload) are tens of
+    GiB of pinned memory; freed, torch keeps them for its next pinned
+    allocation, so without this a warm runner's next task, or the sweep's
+    next model in the same process, finds that much less host memory
+    available.  torch.accelerator.empty_host_cache where torch has it, else
+    torch._C._host_emptyCache (torch 2.5 on).  -> whether either ran."""
+    fn = getattr(getattr(torch, "accelerator", None), "empty_host_cache", None) \
+        or getattr(getattr(torch, "_C", None), "_host_emptyCache", None)
+    if fn is None:
+        return False
+    fn()
+    return True
+
+
 def release_memory() -> None:
-    """Give back what the last task left: Python garbage, then the CUDA cache."""
+    """Give back what the last task left: Python garbage, then the CUDA
+    cache and the pinned host memory torch keeps."""
     gc.collect()
     torch = sys.modules.get("torch")
     if torch is None:
@@ -548,6 +565,7 @@ def release_memory() -> None:
     try:
         if torch.cuda.is_initialized():
             torch.cuda.empty_cache()
+            empty_host_cache(torch)
     except Exception as exc:  # noqa: BLE001 - the device check decides what that means
         log(f"could not empty the CUDA cache: {type(exc).__name__}: {lib.one_line(exc, 200)}")
     try:

@@ -215,5 +215,34 @@ class TestOffloadChoice(unittest.TestCase):
         self.assertIsNone(self.choice(1)[0])
 
 
+
+class TestHostCacheEmptied(unittest.TestCase):
+    """hfleet_runner_torch.empty_host_cache: the pinned memory of an
+    offloaded model goes back to the system between tasks, through the API
+    the installed torch has."""
+
+    def test_the_accelerator_api_first(self):
+        import types
+        import hfleet_runner_torch as rt
+        calls = []
+        torch = types.SimpleNamespace(accelerator=types.SimpleNamespace(empty_host_cache=lambda: calls.append("acc")),
+                                      _C=types.SimpleNamespace(_host_emptyCache=lambda: calls.append("c")))
+        self.assertTrue(rt.empty_host_cache(torch))
+        self.assertEqual(calls, ["acc"])
+
+    def test_the_older_binding_else(self):
+        import types
+        import hfleet_runner_torch as rt
+        calls = []
+        torch = types.SimpleNamespace(accelerator=types.SimpleNamespace(),
+                                      _C=types.SimpleNamespace(_host_emptyCache=lambda: calls.append("c")))
+        self.assertTrue(rt.empty_host_cache(torch))
+        self.assertEqual(calls, ["c"])
+
+    def test_a_torch_without_either(self):
+        import types
+        import hfleet_runner_torch as rt
+        self.assertFalse(rt.empty_host_cache(types.SimpleNamespace(_C=types.SimpleNamespace())))
+
 if __name__ == "__main__":
     unittest.main()

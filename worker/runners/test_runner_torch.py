@@ -671,6 +671,29 @@ class TestOffload(unittest.TestCase):
         return torch, model.eval(), desc, n, blocks
 
     @unittest.skipUnless(_cuda_available(), "no CUDA device")
+    def test_pinned_memory_goes_back_to_the_system_between_tasks(self):
+        # An offloaded model's blocks are pinned slabs; freed, torch's
+        # caching host allocator keeps them unless release_memory empties
+        # it (a sweep's next model in the same process found that much less
+        # host memory).  4 GiB pinned, freed, released: MemAvailable back.
+        import torch
+        import hfleet_offload as off
+        import hfleet_runner_torch as rt
+
+        def available():
+            with open("/proc/meminfo", encoding="ascii") as f:
+                return off.meminfo(f.read())["MemAvailable"]
+        torch.cuda.init()
+        before = available()
+        slabs = [torch.empty(1 << 30, dtype=torch.uint8, pin_memory=True) for _ in range(4)]
+        for t in slabs:
+            t.fill_(1)
+        self.assertLess(available(), before - 3 * off.GIB)
+        del slabs, t
+        rt.release_memory()
+        self.assertGreater(available(), before - off.GIB)
+
+    @unittest.skipUnless(_cuda_available(), "no CUDA device")
     def test_offloaded_blocks_give_the_same_output(self):
         torch, model, desc, n, blocks = self._build(False)
         self.assertEqual((desc["blocks"], desc["blocks_offloaded"]), (4, 2))
