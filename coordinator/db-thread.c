@@ -617,13 +617,15 @@ static bool ops_finished_job(struct db_op **ops, size_t n, uint64_t job)
 }
 
 /* Finishes the jobs with a final result in both halves that neither
- * finished (see above); a failure is logged (such a job is finished by
- * the next result of it, or at the next start). */
+ * finished (see above), each told to the last op, of those that
+ * succeeded, with a final result of it; a failure is logged (such a job is
+ * finished by the next result of it, or at the next start). */
 static void lanes_finish_jobs(struct db *db, struct db_op **ops, size_t n, struct db_op **mine, size_t n_mine,
 			      struct db_op **lane_ops, size_t n_lane)
 {
+	struct db_op *stored[DB_BATCH_MAX];
 	uint64_t jobs[64];
-	size_t n_jobs = 0;
+	size_t n_jobs = 0, n_stored = 0;
 
 	for (size_t o = 0; o < n_mine && n_jobs < 64; o++) {
 		if (mine[o]->rc < 0)
@@ -642,9 +644,14 @@ static void lanes_finish_jobs(struct db *db, struct db_op **ops, size_t n, struc
 	}
 	if (n_jobs == 0 || !db_connected(db))
 		return;
-	if (result_jobs_finish(db, ops, n, jobs, n_jobs) < 0) {
-		log_warn("could not finish the jobs of results stored on two connections: %s", ops[0]->err);
-		ops[0]->err[0] = '\0'; /* its stores were committed */
+	/* A failed op's finished jobs are dropped (ops_complete): a job
+	 * finished now is told to one whose stores were committed. */
+	for (size_t o = 0; o < n; o++)
+		if (ops[o]->rc == 0)
+			stored[n_stored++] = ops[o];
+	if (n_stored > 0 && result_jobs_finish(db, stored, n_stored, jobs, n_jobs) < 0) {
+		log_warn("could not finish the jobs of results stored on two connections: %s", stored[0]->err);
+		stored[0]->err[0] = '\0'; /* its stores were committed */
 	}
 }
 
@@ -717,9 +724,10 @@ static struct db_op *results_on_two_connections(struct db *db, struct db_op *lis
 			again[i]->err[0] = '\0';
 		}
 		run_group(db, again, n_again);
-	} else {
-		lanes_finish_jobs(db, ops, n, mine, n_mine, lane_ops, n_lane);
 	}
+	/* Also after a retry: the lane's stores that did commit ran beside
+	 * this thread's. */
+	lanes_finish_jobs(db, ops, n, mine, n_mine, lane_ops, n_lane);
 	if (!db_connected(db))
 		atomic_store(&db->healthy, false);
 	ops_complete(db, ops, n);
