@@ -18,8 +18,13 @@
  * result cheap.  The statement, and the one
  * that finishes jobs after it, are sent into the group commit's pipeline
  * (result_store_send) and read back after it (result_store_read), so the
- * transaction that holds them is one round trip.  Runs on the database
- * thread only, inside the group commit's transaction.
+ * transaction that holds them is one round trip.  On the result lane (a
+ * second connection storing half of a large group at once, db-thread.c)
+ * each transaction first checks that the main connection is still the
+ * active coordinator's (result_lane_check_send), and the jobs whose last
+ * results were stored half on each connection are finished after both
+ * committed (result_jobs_finish).  Runs on the database threads only,
+ * inside the group commit's transaction but for result_jobs_finish.
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -7,9 +7,10 @@
  * again together; on any other failure each runs again alone; lease grants
  * taken with result stores commit first, alone, and go back at once),
  * result stores gathered while they stream in (gather_results: they wait a
- * few milliseconds for others while lease grants run),
- * dispatching each op to its run_* function, and handing completed ops back
- * to the loop.  db_open, db_submit, db_healthy,
+ * few milliseconds for others while lease grants run), a large group of
+ * them split over the result lane's thread and connection (results on two
+ * connections), dispatching each op to its run_* function, and handing
+ * completed ops back to the loop (a lane's, to the thread that gave them).  db_open, db_submit, db_healthy,
  * db_lost_active, db_busy_ms, db_standby and db_close are the loop thread's side; the rest runs on
  * the database thread.
  */
