@@ -17,8 +17,8 @@ behaviour between jobs without restarting the worker:
   {"fail": [MODEL...]}          report a failed test
   {"slow": {MODEL: N}}          do the computation N times per iteration (a
                                 real slowdown)
-  {"jitter": [MODEL...]}        add a random 5-20 ms sleep to 30 % of the
-                                iterations (real noise; the median stays, and
+  {"jitter": [MODEL...]}        add a random 5-20 ms sleep to 3 of every 10
+                                timed iterations (real noise; the median stays, and
                                 the spread is several times the iterations'
                                 own 3 ms, so that it dominates whatever a
                                 shared machine's load does to the timings)
@@ -67,7 +67,10 @@ def benchmark(task, ctl, model):
         t0 = time.perf_counter()
         for _ in range(repeat):
             sum_of_squares(n)
-        if jitter and random.random() < 0.3:
+        # Three timed iterations in ten, never more: drawn at random, 15
+        # of 30 were jittered about once in 60 runs, the median moved with
+        # them and test_views saw a slowdown where it made noise.
+        if jitter and i >= warmup and (i - warmup) % 10 in (1, 4, 7):
             time.sleep(random.uniform(0.005, 0.020))
         if i >= warmup:
             samples.append(time.perf_counter() - t0)
