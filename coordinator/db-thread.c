@@ -625,13 +625,23 @@ static void lanes_finish_jobs(struct db *db, struct db_op **ops, size_t n, struc
 			      struct db_op **lane_ops, size_t n_lane)
 {
 	struct db_op *stored[DB_BATCH_MAX];
-	uint64_t jobs[64];
-	size_t n_jobs = 0, n_stored = 0;
+	uint64_t *jobs;
+	size_t n_jobs = 0, n_stored = 0, room = 0;
 
-	for (size_t o = 0; o < n_mine && n_jobs < 64; o++) {
+	/* At most a job per result of this half. */
+	for (size_t o = 0; o < n_mine; o++)
+		room += mine[o]->u.result.n;
+	jobs = room ? malloc(room * sizeof(*jobs)) : NULL;
+	if (!jobs) {
+		if (room)
+			log_warn("out of memory: jobs whose results were stored on two connections are finished "
+				 "by their next result, or at the next start");
+		return;
+	}
+	for (size_t o = 0; o < n_mine; o++) {
 		if (mine[o]->rc < 0)
 			continue;
-		for (size_t k = 0; k < mine[o]->u.result.n && n_jobs < 64; k++) {
+		for (size_t k = 0; k < mine[o]->u.result.n; k++) {
 			const struct db_result *d = &mine[o]->u.result.v[k];
 			bool seen = false;
 			if (d->outcome != DB_RESULT_FINAL)
@@ -643,17 +653,17 @@ static void lanes_finish_jobs(struct db *db, struct db_op **ops, size_t n, struc
 				jobs[n_jobs++] = d->job_id;
 		}
 	}
-	if (n_jobs == 0 || !db_connected(db))
-		return;
 	/* A failed op's finished jobs are dropped (ops_complete): a job
 	 * finished now is told to one whose stores were committed. */
 	for (size_t o = 0; o < n; o++)
 		if (ops[o]->rc == 0)
 			stored[n_stored++] = ops[o];
-	if (n_stored > 0 && result_jobs_finish(db, stored, n_stored, jobs, n_jobs) < 0) {
+	if (n_jobs > 0 && n_stored > 0 && db_connected(db) &&
+	    result_jobs_finish(db, stored, n_stored, jobs, n_jobs) < 0) {
 		log_warn("could not finish the jobs of results stored on two connections: %s", stored[0]->err);
 		stored[0]->err[0] = '\0'; /* its stores were committed */
 	}
+	free(jobs);
 }
 
 /* Stores the leading result stores of list over two connections when

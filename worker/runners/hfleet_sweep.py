@@ -96,8 +96,9 @@ def _cli_result(task):
         tp, rp = os.path.join(d, "task.json"), os.path.join(d, "result.json")
         with open(tp, "w", encoding="utf-8") as f:
             json.dump(task, f)
-        subprocess.run([sys.executable, RUNNER, "--task", tp, "--result", rp], capture_output=True,
-                       timeout=task["timeout_s"])
+        rc, stderr = cli_run(tp, rp, task["timeout_s"], os.path.join(d, "stderr"))
+        if rc == "timeout":
+            raise TimeoutError(f"the runner ran past {task['timeout_s']}s: {stderr[-400:]}")
         with open(rp, encoding="utf-8") as f:
             return json.load(f)
 
