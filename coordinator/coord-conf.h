@@ -21,7 +21,7 @@ struct coord_conf {
 	int64_t telemetry_sample_ms;
 	char *conninfo;
 	int64_t result_gather_ms;  /* result stores wait this long for others while streaming (db-thread.c) */
-	int64_t result_connections; /* 2: large result groups split over a second connection (db-thread.c) */
+	int64_t result_connections; /* 2: large result groups split over a second connection (db-result-lane.c) */
 	char *registry_path;
 	int64_t heartbeat_ms;
 	int64_t max_workers;

@@ -56,7 +56,7 @@
 #define DB_JOB_UNWRITTEN(j) "EXISTS (SELECT 1 FROM task_plans p WHERE p.job_id = " j ")"
 
 /* A gathered group of result stores is split over the result lane from
- * this many results on (db-thread.c, results_on_two_connections): only
+ * this many results on (db-result-lane.c): only
  * when the results come faster than one connection stores them, so that
  * the gathering reached its cap (twice DB_GATHER_ROWS with a lane), and
  * each half is a statement as large as one connection's.  Split at 64,
@@ -156,7 +156,7 @@ struct db {
 	 * thread (lane_pending, lane_cond, under this db's mu), never to the
 	 * loop; and active_pid, the server process of lane_of's connection,
 	 * which each of the lane's transactions checks still holds the active
-	 * coordinator's lock (db-results.c, result_lane_check_send). */
+	 * coordinator's lock (db-result-lane.c, result_lane_check_send). */
 	struct db *result_lane;
 	struct db *lane_of;
 	size_t lane_pending;
@@ -170,6 +170,28 @@ struct db {
 /* Tells db_busy_ms that the thread, inside a batch, waits on purpose and
  * is alive.  Database thread. */
 void db_alive(struct db *db);
+
+/* ---- the group commit (db-thread.c), for the result lane ---- */
+
+/* Runs ops[0..n) (all writes) in one transaction; each op's rc and err
+ * say how it went.  Database thread (main or lane). */
+void db_run_group(struct db *db, struct db_op **ops, size_t n);
+/* Hands ops[0..n) back: to the loop, or on a lane to the thread that gave
+ * them. */
+void db_ops_complete(struct db *db, struct db_op **ops, size_t n);
+
+/* ---- the result lane (db-result-lane.c) ---- */
+
+/* On the main database thread: stores the leading result stores of list
+ * over two connections when they are enough to split, and returns what is
+ * left of list to run (list itself when they are not). */
+struct db_op *db_results_on_two_connections(struct db *db, struct db_op *list);
+/* On a result lane (db->lane_of), in the pipelined transaction open: the
+ * statements that hold DB_JOB_LANE_LOCK shared and fail the transaction
+ * unless db->active_pid still holds the active coordinator's lock, and
+ * their reading back. */
+int result_lane_check_send(struct db *db, struct db_op *op);
+int result_lane_check_read(struct db *db, struct db_op *op);
 
 /* ---- statement helpers (db-exec.c) ---- */
 
@@ -311,14 +333,8 @@ int lease_grant_send(struct db *db, struct db_merged *m);
 int lease_grant_read(struct db *db, struct db_merged *m);
 int result_store_send(struct db *db, struct db_merged *m);
 int result_store_read(struct db *db, struct db_merged *m);
-/* On a result lane (db->lane_of), in the pipelined transaction open: the
- * statements that hold DB_JOB_LANE_LOCK shared and fail the transaction
- * unless db->active_pid still holds the active coordinator's lock, and
- * their reading back. */
-int result_lane_check_send(struct db *db, struct db_op *op);
-int result_lane_check_read(struct db *db, struct db_op *op);
 /* After result stores of ops[0..n_ops) ran at once in two transactions
- * (results_on_two_connections), neither saw the other's outcomes: the jobs
+ * (db-result-lane.c), neither saw the other's outcomes: the jobs
  * of jobs[0..n_jobs) (each with a final result on both connections, none
  * finished by either) are finished now if their last task got its
  * outcome, each told to the last op with a final result of it. */

@@ -18,13 +18,12 @@
  * result cheap.  The statement, and the one
  * that finishes jobs after it, are sent into the group commit's pipeline
  * (result_store_send) and read back after it (result_store_read), so the
- * transaction that holds them is one round trip.  On the result lane (a
- * second connection storing half of a large group at once, db-thread.c)
- * each transaction first checks that the main connection is still the
- * active coordinator's (result_lane_check_send), and the jobs whose last
- * results were stored half on each connection are finished after both
- * committed (result_jobs_finish).  Runs on the database threads only,
- * inside the group commit's transaction but for result_jobs_finish.
+ * transaction that holds them is one round trip.  With the result lane (a
+ * second connection storing half of a large group at once,
+ * db-result-lane.c) the jobs whose last results were stored half on each
+ * connection are finished after both committed (result_jobs_finish).
+ * Runs on the database threads only, inside the group commit's
+ * transaction but for result_jobs_finish.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -347,46 +346,6 @@ int run_result_store_merged(struct db *db, struct db_op **ops, size_t n_ops)
 int run_result_store(struct db *db, struct db_op *op)
 {
 	return run_result_store_merged(db, &op, 1);
-}
-
-int result_lane_check_send(struct db *db, struct db_op *op)
-{
-	struct db_params p;
-	int r;
-
-	/* Until this transaction ends, a coordinator taking over waits before
-	 * it loads the running jobs and leases (become_active), as for the job
-	 * lane's (job_lane_still_active). */
-	r = db_pipe_send(db, op, "SELECT pg_advisory_xact_lock_shared(" DB_JOB_LANE_LOCK ")", NULL);
-	if (r < 0)
-		return r;
-	db_params_init(&p);
-	db_param_i32(&p, db->active_pid);
-	/* A pipeline cannot look at an answer before it sends the rest: the
-	 * statement fails by itself (a text that is no integer) when the
-	 * main connection no longer holds the lock, and so the transaction,
-	 * with that text as its reason.  The cast is of a CASE over count(*),
-	 * which the planner cannot fold: a constant's cast it would evaluate,
-	 * and fail, while planning. */
-	r = db_pipe_send(db, op,
-		    "SELECT (CASE WHEN count(*) = 1 THEN '1' ELSE 'the main database connection does not hold the"
-		    " active coordinator''s lock now' END)::int FROM " DB_ACTIVE_LOCK_OF_PID_1,
-		    &p);
-	db_params_fini(&p);
-	return r;
-}
-
-int result_lane_check_read(struct db *db, struct db_op *op)
-{
-	PGresult *res = NULL;
-	int r = db_pipe_read(db, op, PGRES_TUPLES_OK, &res);
-
-	PQclear(res);
-	res = NULL;
-	if (r == 0)
-		r = db_pipe_read(db, op, PGRES_TUPLES_OK, &res);
-	PQclear(res);
-	return r;
 }
 
 int result_jobs_finish(struct db *db, struct db_op **ops, size_t n_ops, const uint64_t *jobs, size_t n_jobs)

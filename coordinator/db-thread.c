@@ -8,11 +8,12 @@
  * taken with result stores commit first, alone, and go back at once),
  * result stores gathered while they stream in (gather_results: they wait a
  * few milliseconds for others while lease grants run), a large group of
- * them split over the result lane's thread and connection (results on two
- * connections), dispatching each op to its run_* function, and handing
- * completed ops back to the loop (a lane's, to the thread that gave them).  db_open, db_submit, db_healthy,
- * db_lost_active, db_busy_ms, db_standby and db_close are the loop thread's side; the rest runs on
- * the database thread.
+ * them handed to the result lane (db-result-lane.c), dispatching each op to
+ * its run_* function, and handing completed ops back to the loop (a lane's,
+ * to the thread that gave them).  db_open, db_submit, db_healthy,
+ * db_lost_active, db_busy_ms, db_standby and db_close are the loop
+ * thread's side; the rest runs on the database thread (the main one, or a
+ * result lane's).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -280,7 +281,7 @@ static void unit_record(struct pipe_unit *u, int rc, size_t *failed, bool *merge
  * the generic plans for all of it, a statement per merged run (merge_run,
  * when merge) or per op, COMMIT and one sync, then every result read back
  * in order: one round trip to PostgreSQL where running them one by one
- * took one per statement.  What each op gets is what run_group's loop
+ * took one per statement.  What each op gets is what db_run_group's loop
  * gives it: the first statement that fails (or cannot be sent: a value
  * refused while building it) sets *merged_failed, or *failed to its op;
  * PostgreSQL skips the statements after it and the COMMIT, and the
@@ -403,7 +404,7 @@ static int txn_sequential(struct db *db, struct db_op *txn_op, struct db_op **op
  * others run again together, so one bad value neither fails nor splits the
  * group; on any other failure each runs again alone so only the failing
  * ones fail. */
-static void run_group(struct db *db, struct db_op **ops, size_t n)
+void db_run_group(struct db *db, struct db_op **ops, size_t n)
 {
 	struct db_op scratch = { 0 };
 	bool left_out[DB_BATCH_MAX] = { false };
@@ -457,7 +458,7 @@ static void run_group(struct db *db, struct db_op **ops, size_t n)
 
 /* Hands ops[0..n) back to the loop and wakes it.  The loop may free an op
  * as soon as it has it: nothing here touches one afterwards. */
-static void ops_complete(struct db *db, struct db_op **ops, size_t n)
+void db_ops_complete(struct db *db, struct db_op **ops, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (ops[i]->rc < 0 && ops[i]->kind == DB_OP_RESULT_STORE) {
@@ -544,16 +545,16 @@ static void run_batch(struct db *db, struct db_op *list)
 			ops[j++]->err[0] = '\0';
 		size_t leases = leases_first(ops + i, j - i);
 		if (leases > 0) {
-			run_group(db, ops + i, leases);
+			db_run_group(db, ops + i, leases);
 			if (!db_connected(db))
 				atomic_store(&db->healthy, false);
-			ops_complete(db, ops + i, leases);
+			db_ops_complete(db, ops + i, leases);
 			for (size_t k = i; k < i + leases; k++)
 				completed[k] = true;
 			i += leases;
 			continue; /* the result stores and the rest, together */
 		}
-		run_group(db, ops + i, j - i);
+		db_run_group(db, ops + i, j - i);
 		if (!db_connected(db))
 			atomic_store(&db->healthy, false);
 		i = j;
@@ -562,187 +563,7 @@ static void run_batch(struct db *db, struct db_op *list)
 	for (size_t i = 0; i < n; i++)
 		if (!completed[i])
 			ops[k++] = ops[i];
-	ops_complete(db, ops, k);
-}
-
-/* ---- result stores on two connections ----
- *
- * PostgreSQL stores a result in one backend, and at about 200 us of its
- * CPU a result (the result row, two versions each of the task's and the
- * attempt's rows, their index entries and the summaries) one backend
- * stops at about 5,000 a second whatever the cores (performance.md, "What
- * bounds each figure now").  With a result lane (db_set_result_lane), a
- * gathered group of at least DB_LANE_MIN_ROWS results is split in two by
- * worker, and the lane's thread stores one half on its connection while
- * this thread stores the other: two transactions at once, on two
- * backends.  Nothing else runs meanwhile, and both halves are handed back
- * together, so every other op still sees the writes in the order they were
- * queued.  Why this is safe with each half not seeing the other's
- * uncommitted work:
- *   - a task's results from one worker are in one half; two workers'
- *     results for one task are decided by the task row each reads (only
- *     the attempt leased to the sender is current), and a re-sent result
- *     (task, attempt) inserted by both waits on the unique key and is a
- *     duplicate in the second;
- *   - each half's job-done check sees its own results only: a job with a
- *     final result in both halves is checked again after both committed
- *     (result_jobs_finish);
- *   - a half that fails (a deadlock between the two on a summary row, a
- *     lost lane connection, a lane whose main connection is no longer the
- *     active coordinator's) was rolled back: its stores run again here,
- *     on this connection, as any failed group's. */
-
-/* The results' worker of op (a result store's results are one worker's). */
-static const char *op_worker(const struct db_op *op)
-{
-	return op->u.result.n > 0 && op->u.result.v[0].worker_id ? op->u.result.v[0].worker_id : "";
-}
-
-/* Whether job appears among the final outcomes of ops[0..n). */
-static bool ops_have_final_of(struct db_op **ops, size_t n, uint64_t job)
-{
-	for (size_t o = 0; o < n; o++)
-		for (size_t k = 0; k < ops[o]->u.result.n; k++)
-			if (ops[o]->u.result.v[k].outcome == DB_RESULT_FINAL && ops[o]->u.result.v[k].job_id == job)
-				return true;
-	return false;
-}
-
-static bool ops_finished_job(struct db_op **ops, size_t n, uint64_t job)
-{
-	for (size_t o = 0; o < n; o++)
-		for (size_t k = 0; k < ops[o]->u.result.n_finished_jobs; k++)
-			if (ops[o]->u.result.finished_jobs[k] == job)
-				return true;
-	return false;
-}
-
-/* Finishes the jobs with a final result in both halves that neither
- * finished (see above), each told to the last op, of those that
- * succeeded, with a final result of it; a failure is logged (such a job is
- * finished by the next result of it, or at the next start). */
-static void lanes_finish_jobs(struct db *db, struct db_op **ops, size_t n, struct db_op **mine, size_t n_mine,
-			      struct db_op **lane_ops, size_t n_lane)
-{
-	struct db_op *stored[DB_BATCH_MAX];
-	uint64_t *jobs;
-	size_t n_jobs = 0, n_stored = 0, room = 0;
-
-	/* At most a job per result of this half. */
-	for (size_t o = 0; o < n_mine; o++)
-		room += mine[o]->u.result.n;
-	jobs = room ? malloc(room * sizeof(*jobs)) : NULL;
-	if (!jobs) {
-		if (room)
-			log_warn("out of memory: jobs whose results were stored on two connections are finished "
-				 "by their next result, or at the next start");
-		return;
-	}
-	for (size_t o = 0; o < n_mine; o++) {
-		if (mine[o]->rc < 0)
-			continue;
-		for (size_t k = 0; k < mine[o]->u.result.n; k++) {
-			const struct db_result *d = &mine[o]->u.result.v[k];
-			bool seen = false;
-			if (d->outcome != DB_RESULT_FINAL)
-				continue;
-			for (size_t j = 0; j < n_jobs && !seen; j++)
-				seen = jobs[j] == d->job_id;
-			if (!seen && ops_have_final_of(lane_ops, n_lane, d->job_id) &&
-			    !ops_finished_job(ops, n, d->job_id))
-				jobs[n_jobs++] = d->job_id;
-		}
-	}
-	/* A failed op's finished jobs are dropped (ops_complete): a job
-	 * finished now is told to one whose stores were committed. */
-	for (size_t o = 0; o < n; o++)
-		if (ops[o]->rc == 0)
-			stored[n_stored++] = ops[o];
-	if (n_jobs > 0 && n_stored > 0 && db_connected(db) &&
-	    result_jobs_finish(db, stored, n_stored, jobs, n_jobs) < 0) {
-		log_warn("could not finish the jobs of results stored on two connections: %s", stored[0]->err);
-		stored[0]->err[0] = '\0'; /* its stores were committed */
-	}
-	free(jobs);
-}
-
-/* Stores the leading result stores of list over two connections when
- * they are enough to split (see above), and returns what is left of list
- * to run; list itself when they are not. */
-static struct db_op *results_on_two_connections(struct db *db, struct db_op *list)
-{
-	struct db *lane = db->result_lane;
-	struct db_op *ops[DB_BATCH_MAX], *mine[DB_BATCH_MAX], *lane_ops[DB_BATCH_MAX], *rest = list;
-	size_t n = 0, n_mine = 0, n_lane = 0, rows[2] = { 0, 0 };
-	unsigned char side[DB_BATCH_MAX];
-
-	while (rest && rest->kind == DB_OP_RESULT_STORE && !rest->audit.action && n < DB_BATCH_MAX) {
-		ops[n++] = rest;
-		rest = rest->next;
-	}
-	for (size_t i = 0; i < n; i++) {
-		size_t j = 0;
-		while (j < i && strcmp(op_worker(ops[j]), op_worker(ops[i])) != 0)
-			j++;
-		/* A worker's stores on one side; a new worker on the lighter. */
-		side[i] = j < i ? side[j] : rows[0] <= rows[1] ? 0 : 1;
-		rows[side[i]] += ops[i]->u.result.n;
-	}
-	if (rows[0] + rows[1] < DB_LANE_MIN_ROWS || rows[0] == 0 || rows[1] == 0 || !db_connected(db))
-		return list;
-	for (size_t i = 0; i < n; i++) {
-		ops[i]->next = NULL;
-		ops[i]->err[0] = '\0';
-		if (side[i])
-			lane_ops[n_lane++] = ops[i];
-		else
-			mine[n_mine++] = ops[i];
-	}
-	pthread_mutex_lock(&lane->mu);
-	lane->active_pid = PQbackendPID(db->conn);
-	lane->lane_pending += n_lane;
-	for (size_t i = 0; i < n_lane; i++) {
-		if (lane->in_tail)
-			lane->in_tail->next = lane_ops[i];
-		else
-			lane->in_head = lane_ops[i];
-		lane->in_tail = lane_ops[i];
-	}
-	pthread_cond_signal(&lane->cond);
-	pthread_mutex_unlock(&lane->mu);
-	atomic_fetch_add(&db->lane_splits, 1);
-
-	run_group(db, mine, n_mine);
-
-	pthread_mutex_lock(&lane->mu);
-	while (lane->lane_pending > 0)
-		pthread_cond_wait(&lane->lane_cond, &lane->mu);
-	pthread_mutex_unlock(&lane->mu);
-
-	/* The lane's failures again here, on this connection (one refused
-	 * for its data is refused again, once more). */
-	struct db_op *again[DB_BATCH_MAX];
-	size_t n_again = 0;
-	for (size_t i = 0; i < n_lane; i++)
-		if (lane_ops[i]->rc < 0)
-			again[n_again++] = lane_ops[i];
-	if (n_again > 0 && db_connected(db)) {
-		atomic_fetch_add(&db->lane_retries, 1);
-		log_warn("%zu result stores failed on the second connection (%s): stored on the first",
-			 n_again, again[0]->err);
-		for (size_t i = 0; i < n_again; i++) {
-			again[i]->rc = 0;
-			again[i]->err[0] = '\0';
-		}
-		run_group(db, again, n_again);
-	}
-	/* Also after a retry: the lane's stores that did commit ran beside
-	 * this thread's. */
-	lanes_finish_jobs(db, ops, n, mine, n_mine, lane_ops, n_lane);
-	if (!db_connected(db))
-		atomic_store(&db->healthy, false);
-	ops_complete(db, ops, n);
-	return rest;
+	db_ops_complete(db, ops, k);
 }
 
 /* ---- gathering result stores ----
@@ -892,7 +713,7 @@ static void *db_thread_main(void *arg)
 			list = gather_results(db, list, n);
 		atomic_store(&db->busy_since_ms, hf_mono_ms());
 		if (db->result_lane && list->kind == DB_OP_RESULT_STORE)
-			list = results_on_two_connections(db, list);
+			list = db_results_on_two_connections(db, list);
 		if (!list) {
 			atomic_store(&db->busy_since_ms, 0);
 			continue;
@@ -1001,22 +822,9 @@ void db_submit(struct db *db, struct db_op *op)
 	pthread_mutex_unlock(&db->mu);
 }
 
-void db_set_result_lane(struct db *db, struct db *lane)
-{
-	db->result_lane = lane;
-	lane->lane_of = db;
-	lane->app_name = "hf-coordinator results";
-}
-
 void db_set_name(struct db *db, const char *name)
 {
 	db->app_name = name;
-}
-
-void db_result_lane_counts(struct db *db, uint64_t *splits, uint64_t *retries)
-{
-	*splits = atomic_load(&db->lane_splits);
-	*retries = atomic_load(&db->lane_retries);
 }
 
 void db_set_result_gather(struct db *db, int64_t us)
