@@ -12,10 +12,10 @@
  * be held (Poll.hold_ms, a jittered heartbeat; Poll.replaces_held when a
  * held one is still out), no poll goes out at a beat while a held one is
  * out, and a reply with hold_ended or with assignments polls again at once
- * while a slot is free; a freed slot polls at once; results go in a
- * ResultBatch (at most 256, one batch in flight) and are forgotten only
- * when acknowledged; ERR_NOT_REGISTERED registers again under the same
- * session.  Replies are decoded and
+ * while a slot is free; a freed slot polls at once; results go in
+ * ResultBatch calls of at most 256 (--results-in-flight of them out at
+ * once, 2 as hf-worker keeps) and are forgotten only when acknowledged;
+ * ERR_NOT_REGISTERED registers again under the same session.  Replies are decoded and
  * validated with hf_msg_decode, as hf-worker does.  Nothing is written to
  * disk: the simulated worker has no spool, so it measures the coordinator
  * and the database, not a worker.
@@ -84,6 +84,7 @@ struct opts {
 	const char *url, *tokens, *control_url, *admin_token, *submit_model;
 	unsigned workers, slots, heartbeat_ms, task_ms, ramp_ms, report_every_s;
 	unsigned submit_count, submit_every_ms, measure_after_ms, slow_log_ms;
+	unsigned results_in_flight; /* ResultBatch calls a worker keeps out at once */
 	double seconds;
 	enum mode mode;
 	bool use_nng;
@@ -100,6 +101,20 @@ struct held {
 	struct held *next;
 };
 
+/* A result not yet acknowledged: batch is the ResultBatch call it is in
+ * flight in (0: not sent, or sent again after a failure). */
+struct pend {
+	uint64_t task_id;
+	uint32_t attempt;
+	uint32_t batch;
+};
+
+/* One ResultBatch call in flight. */
+struct results_ctx {
+	struct worker *w;
+	uint32_t batch;
+};
+
 struct task_timer {
 	uv_timer_t t;
 	struct worker *w;
@@ -113,12 +128,14 @@ struct worker {
 	struct conn client;
 	uv_timer_t start, beat;
 	uint64_t session;
-	bool registered, reg_inflight, poll_again, res_inflight;
+	bool registered, reg_inflight, poll_again;
+	unsigned res_out;              /* ResultBatch calls in flight */
+	uint32_t res_batches;          /* the last batch number given */
 	unsigned polls_out, held_out; /* polls in flight (at most 2), held ones */
 	unsigned heartbeat_ms;        /* the coordinator's, from its replies */
 	unsigned running;              /* tasks holding a slot */
 	struct held *held;             /* leases to renew (running tasks) */
-	Hf__TaskRef *pending;          /* results not yet acknowledged */
+	struct pend *pending;          /* results not yet acknowledged */
 	size_t n_pending, cap_pending;
 	int64_t free_since_us;         /* a slot freed and no lease since (0: none) */
 };
@@ -143,7 +160,7 @@ struct submit_rec {
 
 static struct opts o = {
 	.workers = 10, .slots = 1, .seconds = 10, .mode = MODE_COMPLETE, .ramp_ms = 1000,
-	.submit_every_ms = 200, .submit_model = "bert",
+	.submit_every_ms = 200, .submit_model = "bert", .results_in_flight = 2,
 };
 static uv_loop_t *loop;
 /* hf-worker's call timeout: three heartbeats, at least 5 s (worker/session.c). */
@@ -288,26 +305,37 @@ static void result_add(struct worker *w, uint64_t task_id, uint32_t attempt)
 {
 	if (w->n_pending == w->cap_pending) {
 		size_t cap = w->cap_pending ? 2 * w->cap_pending : 16;
-		Hf__TaskRef *p = realloc(w->pending, cap * sizeof(*p));
+		struct pend *p = realloc(w->pending, cap * sizeof(*p));
 		if (!p)
 			abort();
 		w->pending = p;
 		w->cap_pending = cap;
 	}
-	hf__task_ref__init(&w->pending[w->n_pending]);
-	w->pending[w->n_pending].task_id = task_id;
-	w->pending[w->n_pending].attempt = attempt;
-	w->n_pending++;
+	w->pending[w->n_pending++] = (struct pend){ .task_id = task_id, .attempt = attempt };
 }
 
 static void results_reply_cb(int rv, nng_msg *reply, void *arg)
 {
-	struct worker *w = arg;
+	struct results_ctx *ctx = arg;
+	struct worker *w = ctx->w;
+	uint32_t batch = ctx->batch;
 	Hf__Envelope *env = NULL;
 
-	w->res_inflight = false;
+	free(ctx);
+	w->res_out--;
 	rv = reply_decode(rv, reply, HF_MSG_WORKER_REPLY, &env);
-	if (rv < 0 || env->body_case != HF__ENVELOPE__BODY_ACK) {
+	if (rv == 0 && env->body_case == HF__ENVELOPE__BODY_ACK) {
+		/* Forget what is acknowledged: a linear match, batches are small. */
+		for (size_t a = 0; a < env->ack->n_acked; a++) {
+			const Hf__TaskRef *k = env->ack->acked[a];
+			for (size_t i = 0; i < w->n_pending; i++)
+				if (w->pending[i].task_id == k->task_id && w->pending[i].attempt == k->attempt) {
+					w->pending[i] = w->pending[--w->n_pending];
+					st.results_acked++;
+					break;
+				}
+		}
+	} else {
 		st.result_failures++;
 		if (rv == 0 && env->body_case == HF__ENVELOPE__BODY_ERROR &&
 		    env->error->code == HF__ERROR_CODE__ERR_NOT_REGISTERED && w->registered) {
@@ -315,56 +343,66 @@ static void results_reply_cb(int rv, nng_msg *reply, void *arg)
 			st.reregisters++;
 			register_send(w);
 		}
-		hf_env_free(env);
-		return; /* sent again at the next beat */
-	}
-	/* Forget what is acknowledged: a linear match, batches are small. */
-	for (size_t a = 0; a < env->ack->n_acked; a++) {
-		const Hf__TaskRef *k = env->ack->acked[a];
-		for (size_t i = 0; i < w->n_pending; i++)
-			if (w->pending[i].task_id == k->task_id && w->pending[i].attempt == k->attempt) {
-				w->pending[i] = w->pending[--w->n_pending];
-				st.results_acked++;
-				break;
-			}
 	}
 	hf_env_free(env);
-	if (w->n_pending)
-		results_flush(w);
+	/* What the batch held and was not acknowledged goes again. */
+	for (size_t i = 0; i < w->n_pending; i++)
+		if (w->pending[i].batch == batch)
+			w->pending[i].batch = 0;
+	if (w->n_pending && w->registered)
+		results_flush(w); /* after a failure: sent again at the next beat too */
 }
 
+/* Sends the results not in flight, RESULTS_PER_BATCH a call, while fewer
+ * than --results-in-flight calls are out. */
 static void results_flush(struct worker *w)
 {
 	Hf__Envelope env = HF__ENVELOPE__INIT;
 	Hf__ResultBatch rb = HF__RESULT_BATCH__INIT;
 	Hf__TaskResult tr[RESULTS_PER_BATCH], *trp[RESULTS_PER_BATCH];
+	size_t idx[RESULTS_PER_BATCH];
 	double now = hf_wall_s();
-	size_t n = w->n_pending < RESULTS_PER_BATCH ? w->n_pending : RESULTS_PER_BATCH;
 
-	if (!n || w->res_inflight || !w->registered)
-		return;
-	for (size_t i = 0; i < n; i++) {
-		hf__task_result__init(&tr[i]);
-		tr[i].task_id = w->pending[i].task_id;
-		tr[i].attempt = w->pending[i].attempt;
-		tr[i].status = HF__TASK_STATUS__STATUS_PASSED;
-		tr[i].reason = "";
-		tr[i].metrics_json = "{}";
-		tr[i].env_json = "{\"runner_version\":\"fleet-sim\"}";
-		tr[i].log_excerpt = "";
-		tr[i].started_at = now;
-		tr[i].finished_at = now;
-		tr[i].weights = "";
-		trp[i] = &tr[i];
-	}
-	rb.worker_id = w->id;
-	rb.n_results = n;
-	rb.results = trp;
-	rb.session = w->session;
-	env.body_case = HF__ENVELOPE__BODY_RESULTS;
-	env.results = &rb;
-	if (call(&w->client, &env, w->token, 0, results_reply_cb, w) == 0) {
-		w->res_inflight = true;
+	while (w->registered && w->res_out < o.results_in_flight) {
+		size_t n = 0;
+		for (size_t i = 0; i < w->n_pending && n < RESULTS_PER_BATCH; i++)
+			if (!w->pending[i].batch)
+				idx[n++] = i;
+		if (!n)
+			return;
+		for (size_t i = 0; i < n; i++) {
+			hf__task_result__init(&tr[i]);
+			tr[i].task_id = w->pending[idx[i]].task_id;
+			tr[i].attempt = w->pending[idx[i]].attempt;
+			tr[i].status = HF__TASK_STATUS__STATUS_PASSED;
+			tr[i].reason = "";
+			tr[i].metrics_json = "{}";
+			tr[i].env_json = "{\"runner_version\":\"fleet-sim\"}";
+			tr[i].log_excerpt = "";
+			tr[i].started_at = now;
+			tr[i].finished_at = now;
+			tr[i].weights = "";
+			trp[i] = &tr[i];
+		}
+		rb.worker_id = w->id;
+		rb.n_results = n;
+		rb.results = trp;
+		rb.session = w->session;
+		env.body_case = HF__ENVELOPE__BODY_RESULTS;
+		env.results = &rb;
+		struct results_ctx *ctx = malloc(sizeof(*ctx));
+		if (!ctx)
+			abort();
+		if (++w->res_batches == 0)
+			w->res_batches = 1; /* 0 means not in flight */
+		*ctx = (struct results_ctx){ .w = w, .batch = w->res_batches };
+		if (call(&w->client, &env, w->token, 0, results_reply_cb, ctx) < 0) {
+			free(ctx);
+			return;
+		}
+		for (size_t i = 0; i < n; i++)
+			w->pending[idx[i]].batch = ctx->batch;
+		w->res_out++;
 		st.results_sent += n;
 	}
 }
@@ -883,6 +921,7 @@ static void usage(void)
 		"usage: hfleet-fleet-sim --url URL --tokens FILE [--workers N] [--slots M]\n"
 		"         [--heartbeat-ms MS] [--seconds S] [--mode complete|hold|none|idle] [--task-ms MS]\n"
 		"         [--ramp-ms MS] [--report-every S] [--measure-after-ms MS] [--slow-log MS] [--nng]\n"
+		"         [--results-in-flight K (1 to 4, default 2, as hf-worker)]\n"
 		"         [--control-url URL --admin-token TOKEN --submit-count K [--submit-every-ms MS]\n"
 		"          [--submit-model MODEL]]\n"
 		"FILE: one \"worker-id token\" per line (worker tokens).  Prints a JSON summary.\n");
@@ -909,6 +948,7 @@ int main(int argc, char **argv)
 		{ "measure-after-ms", required_argument, NULL, 'A' },
 		{ "slow-log", required_argument, NULL, 'L' },
 		{ "nng", no_argument, NULL, 'N' },
+		{ "results-in-flight", required_argument, NULL, 'F' },
 		{ NULL, 0, NULL, 0 },
 	};
 	uint64_t nofile = 0;
@@ -933,6 +973,7 @@ int main(int argc, char **argv)
 		case 'e': o.submit_every_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'M': o.submit_model = optarg; break;
 		case 'N': o.use_nng = true; break;
+		case 'F': o.results_in_flight = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'L': o.slow_log_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'A': o.measure_after_ms = (unsigned)strtoul(optarg, NULL, 10); break;
 		case 'm':
@@ -956,7 +997,7 @@ int main(int argc, char **argv)
 	}
 	if (!o.url || !o.tokens || !o.workers || !o.slots || o.slots > 256 || !o.heartbeat_ms ||
 	    o.seconds <= 0 || (o.submit_count && (!o.control_url || !o.admin_token)) ||
-	    (o.submit_count && !o.submit_every_ms)) {
+	    (o.submit_count && !o.submit_every_ms) || o.results_in_flight < 1 || o.results_in_flight > 4) {
 		usage();
 		return 2;
 	}

@@ -128,6 +128,7 @@ def capacity(b, args):
     names = ['cap-%03d' % i for i in range(n)]
     secs = args.warmup + args.seconds + 30
     p, out = b.sim(names, ['--slots', str(m), '--mode', 'complete', '--task-ms', str(args.capacity_task_ms),
+                           '--results-in-flight', str(args.capacity_results_in_flight),
                            '--ramp-ms', '1000'], secs, 'capacity')
     b.wait_connected(n)
     win = Window(b)
@@ -757,6 +758,8 @@ def main():
     ap.add_argument('--capacity-workers', type=int, default=32, help='capacity: simulated workers (default 32)')
     ap.add_argument('--capacity-slots', type=int, default=8, help='capacity: slots per simulated worker (default 8)')
     ap.add_argument('--capacity-task-ms', type=int, default=0, help='capacity: each task\'s length (default 0)')
+    ap.add_argument('--capacity-results-in-flight', type=int, default=2, choices=range(1, 5),
+                    help='capacity: result batches each simulated worker keeps in flight (default 2, as hf-worker)')
     ap.add_argument('--latency-submits', type=int, default=200,
                     help='latency: one-task jobs submitted, simulated and real (default 200)')
     ap.add_argument('--latency-workers', type=int, default=1, help='latency: idle simulated workers (default 1)')

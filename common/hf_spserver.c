@@ -68,7 +68,7 @@
 const struct nuv_server_limits nuv_server_limits_default = {
 	.name = "server",
 	.max_connections = 1024,
-	.requests_per_connection = 4,
+	.requests_per_connection = 5,
 	.idle_timeout_ms = 60000,
 	.reply_timeout_ms = 10000,
 	.handshake_timeout_ms = 5000,

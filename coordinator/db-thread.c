@@ -572,8 +572,8 @@ static void run_batch(struct db *db, struct db_op *list)
  * triggers, the statement's start, the job-done check, the commit):
  * bench/pg-result-cost.py measures about 0.5 ms for one result, 1 ms for
  * 6 and 3 ms for 30.  With a few hf-workers each keeping one result batch
- * in flight, a transaction gathers only what came while the one before
- * ran, about 6 results at 2,700 a second.  So while results stream in, a
+ * in flight (two since), a transaction gathered only what came while the
+ * one before ran, about 6 results at 2,700 a second.  So while results stream in, a
  * result store waits up to gather_us from its submit for others, as
  * PostgreSQL's commit_delay waits for other commits.  Nothing else waits:
  * a lease grant that comes meanwhile runs at once, alone (as leases_first

@@ -40,9 +40,20 @@ enum session_state {
 /* A result not yet acknowledged by the coordinator. */
 struct pending {
 	Hf__TaskResult *result;
+	uint32_t batch;     /* the ResultBatch it is in flight in (0: none) */
 	bool spooled;
 	bool spool_failed;  /* logged once as an error, then retried quietly */
 	struct pending *next;
+};
+
+/* One ResultBatch in flight: its number (0: this entry is free), how many
+ * results it holds and the first one's name. */
+struct results_call {
+	struct session *s;
+	uint32_t batch;
+	size_t n;
+	uint64_t first_task;
+	uint32_t first_attempt;
 };
 
 /* Health checking of one device of the inventory (same position). */
@@ -76,18 +87,20 @@ struct session {
 
 	enum session_state state;
 	bool draining;
-	bool reg_inflight, results_inflight, poll_again;
+	bool reg_inflight, poll_again;
 	/* Polls outstanding (at most 2), and of those the held ones (Poll.hold_ms
 	 * set: the coordinator answers when work comes or the hold ends).  A
 	 * poll goes out while none is, or while the one out is held: the
 	 * coordinator answers the held one when the new one comes. */
 	unsigned polls_out, held_out;
-	/* The batch in flight: how many results, and the first one's name.
-	 * After the coordinator refused a batch as invalid, batches of one
-	 * (results_isolate) find the result it refuses, which is set aside. */
-	size_t results_sent;
-	uint64_t results_sent_task;
-	uint32_t results_sent_attempt;
+	/* The ResultBatch calls in flight (results_out of them, each in a
+	 * results_calls entry whose batch is not 0; results_batches numbers
+	 * them).  After the coordinator refused a batch as invalid, batches of
+	 * one (results_isolate), one at a time, find the result it refuses,
+	 * which is set aside. */
+	struct results_call results_calls[SESSION_RESULTS_IN_FLIGHT];
+	unsigned results_out;
+	uint32_t results_batches;
 	bool results_isolate;
 	bool health_inflight;
 	bool health_at_register;     /* check every device once registered */
@@ -129,6 +142,8 @@ struct session {
 /* Packs env and sends it; the reply goes to cb.  Returns 0 or a negative
  * errno (cb is then not called). */
 int session_call(struct session *s, const Hf__Envelope *env, nuv_reply_cb cb);
+/* The same, with arg for cb instead of s. */
+int session_call_arg(struct session *s, const Hf__Envelope *env, nuv_reply_cb cb, void *arg);
 
 /* The reply as a validated envelope, or -EBADMSG (logged). */
 int reply_unpack(int rv, nng_msg *reply, Hf__Envelope **ret_env);

@@ -183,41 +183,46 @@ void pending_free_all(struct session *s)
 
 /* ---- results ---- */
 
-/* The coordinator refused the batch in flight as invalid: sending it
- * again cannot help.  A batch of several is sent again one result at a
- * time; a result refused alone is set aside in the spool (as .bad, for a
- * person to look at) so that it cannot hold back the others.  Its task's
- * lease then runs out and the coordinator decides what follows. */
-static void results_refused(struct session *s, const char *why)
+/* The coordinator refused batch c as invalid: sending it again cannot
+ * help.  A batch of several is sent again one result at a time; a result
+ * refused alone is set aside in the spool (as .bad, for a person to look
+ * at) so that it cannot hold back the others.  Its task's lease then runs
+ * out and the coordinator decides what follows. */
+static void results_refused(struct session *s, const struct results_call *c, const char *why)
 {
-	if (s->results_sent > 1) {
+	if (c->n > 1) {
 		log_warn("coordinator %s refused a batch of %zu results: %s; sending them one by one "
 			 "to find the one it refuses",
-			 s->cfg.url, s->results_sent, why);
+			 s->cfg.url, c->n, why);
 		s->results_isolate = true;
 		results_flush(s);
 		return;
 	}
-	uint64_t task = s->results_sent_task;
-	uint32_t attempt = s->results_sent_attempt;
-	struct pending *p = pending_find(s, task, attempt);
+	struct pending *p = pending_find(s, c->first_task, c->first_attempt);
 	int r = p ? spool_set_aside(s->spool, p->result) : 0;
 	log_error("coordinator %s refused the result of task %" PRIu64 " attempt %" PRIu32
 		  " as invalid: %s; %s, not sent again",
-		  s->cfg.url, task, attempt, why,
+		  s->cfg.url, c->first_task, c->first_attempt, why,
 		  r < 0 ? "it could not be moved aside in the spool" : "it is set aside in the spool as .bad");
 	if (r == 0)
-		pending_forget(s, task, attempt);
+		pending_forget(s, c->first_task, c->first_attempt);
 	results_flush(s);
 }
 
 static void results_reply_cb(int rv, nng_msg *reply, void *arg)
 {
-	struct session *s = arg;
+	struct results_call *slot = arg, c = *slot;
+	struct session *s = c.s;
 	Hf__Envelope *env = NULL;
 	size_t before = s->n_pending;
 
-	s->results_inflight = false;
+	slot->batch = 0;
+	s->results_out--;
+	/* What the batch held is no longer in flight: what the coordinator
+	 * did not acknowledge goes again. */
+	for (struct pending *p = s->pending; p; p = p->next)
+		if (p->batch == c.batch)
+			p->batch = 0;
 	rv = reply_unpack(rv, reply, &env);
 	if (s->state == SESSION_DONE)
 		goto out;
@@ -225,7 +230,7 @@ static void results_reply_cb(int rv, nng_msg *reply, void *arg)
 		if (s->results_failures++ % WARN_EVERY == 0)
 			log_warn("could not report %zu results to %s: %s; they stay in the spool and "
 				 "are sent again",
-				 before, s->cfg.url, call_error(rv));
+				 c.n, s->cfg.url, call_error(rv));
 		goto out;
 	}
 	s->results_failures = 0;
@@ -243,7 +248,7 @@ static void results_reply_cb(int rv, nng_msg *reply, void *arg)
 		if (env->error->code == HF__ERROR_CODE__ERR_BAD_REQUEST ||
 		    env->error->code == HF__ERROR_CODE__ERR_FORBIDDEN) {
 			worker_metrics_results_refused();
-			results_refused(s, env->error->message);
+			results_refused(s, &c, env->error->message);
 			goto out;
 		}
 		log_warn("coordinator %s refused results: %s; sending them again later", s->cfg.url,
@@ -260,57 +265,82 @@ static void results_reply_cb(int rv, nng_msg *reply, void *arg)
 		results_flush(s); /* progress: send the next batch now */
 	}
 out:
-	/* Results that came while the batch was in flight wait for its reply
+	/* Results that came while the batches were in flight wait for a reply
 	 * (results_flush); they are made durable now whatever it was. */
 	if (s->state != SESSION_DONE)
 		pending_spool_all(s);
 	hf_env_free(env);
 }
 
-void results_flush(struct session *s)
+/* Sends one ResultBatch of the pending results not in flight, in a free
+ * entry of s->results_calls; false when there was nothing to send or it
+ * could not be sent. */
+static bool results_send(struct session *s)
 {
 	Hf__Envelope env = HF__ENVELOPE__INIT;
 	Hf__ResultBatch batch = HF__RESULT_BATCH__INIT;
 	Hf__TaskResult *list[SESSION_BATCH_MAX];
+	struct pending *sent[SESSION_BATCH_MAX];
+	struct results_call *c = NULL;
 	size_t n = 0, bytes = 0;
 	int r;
 
-	if (s->state != SESSION_ACTIVE && s->state != SESSION_FLUSHING) {
-		pending_spool_all(s); /* nothing is sent now: durable at once */
-		return;
-	}
-	/* While a batch is in flight, new results wait in memory for its reply
-	 * and are then written together, one fsync for all of them, just
-	 * before they are sent: a result is sent only once it is durable. */
-	if (s->results_inflight)
-		return;
-	pending_spool_all(s);
+	for (size_t i = 0; i < SESSION_RESULTS_IN_FLIGHT && !c; i++)
+		if (!s->results_calls[i].batch)
+			c = &s->results_calls[i];
+	if (!c)
+		return false;
 	size_t most = s->results_isolate ? 1 : SESSION_BATCH_MAX;
-	if (!s->pending)
-		s->results_isolate = false;
 	for (struct pending *p = s->pending; p && n < most; p = p->next) {
+		if (p->batch)
+			continue;
 		size_t size = hf__task_result__get_packed_size(p->result);
 		if (n > 0 && bytes + size > SESSION_BATCH_BYTES)
 			break;
+		sent[n] = p;
 		list[n++] = p->result;
 		bytes += size;
 	}
 	if (n == 0)
-		return;
+		return false;
 	batch.worker_id = (char *)s->cfg.worker_id;
 	batch.session = s->reg_session;
 	batch.n_results = n;
 	batch.results = list;
 	env.body_case = HF__ENVELOPE__BODY_RESULTS;
 	env.results = &batch;
-	r = session_call(s, &env, results_reply_cb);
+	r = session_call_arg(s, &env, results_reply_cb, c);
 	if (r < 0) {
 		log_warn("could not report results to %s: %s", s->cfg.url, strerror(-r));
+		return false;
+	}
+	if (++s->results_batches == 0)
+		s->results_batches = 1; /* 0 is "not in flight" */
+	*c = (struct results_call){ .s = s, .batch = s->results_batches, .n = n,
+				    .first_task = list[0]->task_id, .first_attempt = list[0]->attempt };
+	for (size_t i = 0; i < n; i++)
+		sent[i]->batch = c->batch;
+	s->results_out++;
+	log_debug("reporting %zu results (%zu bytes)", n, bytes);
+	return true;
+}
+
+void results_flush(struct session *s)
+{
+	if (s->state != SESSION_ACTIVE && s->state != SESSION_FLUSHING) {
+		pending_spool_all(s); /* nothing is sent now: durable at once */
 		return;
 	}
-	s->results_inflight = true;
-	s->results_sent = n;
-	s->results_sent_task = list[0]->task_id;
-	s->results_sent_attempt = list[0]->attempt;
-	log_debug("reporting %zu results (%zu bytes)", n, bytes);
+	if (!s->pending)
+		s->results_isolate = false;
+	/* While the batches are in flight, new results wait in memory for a
+	 * reply and are then written together, one fsync for all of them,
+	 * just before they are sent: a result is sent only once it is
+	 * durable.  Finding the result refused, one batch at a time. */
+	unsigned most = s->results_isolate ? 1 : SESSION_RESULTS_IN_FLIGHT;
+	while (s->results_out < most) {
+		pending_spool_all(s);
+		if (!results_send(s))
+			break;
+	}
 }

@@ -59,6 +59,11 @@ uint32_t session_random(struct session *s)
  * errno (cb is then not called). */
 int session_call(struct session *s, const Hf__Envelope *env, nuv_reply_cb cb)
 {
+	return session_call_arg(s, env, cb, s);
+}
+
+int session_call_arg(struct session *s, const Hf__Envelope *env, nuv_reply_cb cb, void *arg)
+{
 	Hf__Envelope with_token = *env;
 	nng_msg *msg;
 	int r;
@@ -68,7 +73,7 @@ int session_call(struct session *s, const Hf__Envelope *env, nuv_reply_cb cb)
 	r = hf_env_pack(&with_token, &msg);
 	if (r < 0)
 		return r;
-	return nuv_client_call(s->client, msg, call_timeout_ms(s), cb, s);
+	return nuv_client_call(s->client, msg, call_timeout_ms(s), cb, arg);
 }
 
 /* The reply as a validated envelope (hf_validate.h): rv from the call, or
@@ -562,7 +567,7 @@ static void finish_timer_cb(uv_timer_t *h)
 	 * acknowledgement.  (This once also kept nng 1.5's REQ socket from
 	 * deadlocking in nng_close, nng issue #1813; hf_spclient.c has no
 	 * such hang.)  Every call ends by its timeout at the latest. */
-	if ((s->reg_inflight || s->polls_out > 0 || s->results_inflight || s->health_inflight) &&
+	if ((s->reg_inflight || s->polls_out > 0 || s->results_out > 0 || s->health_inflight) &&
 	    hf_mono_ms() < s->finish_deadline) {
 		uv_timer_start(&s->finish_timer, finish_timer_cb, 10, 0);
 		return;

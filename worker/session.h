@@ -23,8 +23,10 @@
  *    ERR_NOT_REGISTERED means register again, naming the running tasks; so
  *    does new hardware (session_inventory_set).
  *  - Each result is spooled (spool.h), then sent in a ResultBatch of at most
- *    SESSION_BATCH_MAX results and SESSION_BATCH_BYTES bytes; an Ack removes
- *    it from the spool and its task directory.  Unacknowledged results are
+ *    SESSION_BATCH_MAX results and SESSION_BATCH_BYTES bytes, at most
+ *    SESSION_RESULTS_IN_FLIGHT batches outstanding (the results that come
+ *    while they are wait and go together, one fsync, in the next); an Ack
+ *    removes it from the spool and its task directory.  Unacknowledged results are
  *    sent again every heartbeat; a result the spool could not take (disk
  *    full) is kept in memory, sent anyway and written again every heartbeat.
  *  - Health checks (when health_timeout_ms > 0): every device after the
@@ -66,6 +68,14 @@
 #include "worker-conf.h"
 
 #define SESSION_BATCH_MAX 256
+/* ResultBatch calls outstanding at once.  With one, the coordinator's
+ * result transactions ran stop-and-wait: every worker's next batch left
+ * only once the transaction before was committed and acknowledged, and
+ * PostgreSQL's backend idled meanwhile (docs/performance-history.md, "Two
+ * result batches in flight").  The coordinator reads up to
+ * connections.requests_per_connection (5) requests of a connection:
+ * register or two polls, two result batches and a health report. */
+#define SESSION_RESULTS_IN_FLIGHT 2
 #define SESSION_BATCH_BYTES (1024 * 1024)
 #define SESSION_FLUSH_MS 5000
 

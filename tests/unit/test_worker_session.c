@@ -70,7 +70,16 @@ static struct fake {
 	uint64_t register_session[8];
 	int id_in_use_times;            /* answer the first n Registers ERR_ID_IN_USE */
 	int polls_without_session, batches_without_session;
+	/* hold_results: result batches are answered two at a time, the older
+	 * when a second comes (or after a second alone), and what was seen
+	 * of them: the most held at once, each task's acknowledgements. */
+	bool hold_results;
+	nuv_request_t *held_req[2];
+	Hf__TaskRef held_refs[2][MAX_SEEN];
+	size_t held_n[2];
+	int held, max_held, acked[MAX_SEEN];
 } fake;
+static uv_timer_t release_timer;
 
 #define FAKE_SESSION UINT64_C(0xfeedface12345678)
 
@@ -194,6 +203,61 @@ static void fake_poll(nuv_request_t *req, const Hf__Poll *p)
 	reply(req, &env);
 }
 
+/* Acknowledges the older batch held (hold_results). */
+static void fake_release_oldest(void)
+{
+	Hf__Envelope env = HF__ENVELOPE__INIT;
+	Hf__Ack ack = HF__ACK__INIT;
+	Hf__TaskRef *refp[MAX_SEEN];
+
+	for (size_t i = 0; i < fake.held_n[0]; i++) {
+		refp[i] = &fake.held_refs[0][i];
+		fake.acked[refp[i]->task_id % MAX_SEEN]++;
+	}
+	ack.n_acked = fake.held_n[0];
+	ack.acked = refp;
+	env.body_case = HF__ENVELOPE__BODY_ACK;
+	env.ack = &ack;
+	reply(fake.held_req[0], &env);
+	fake.held--;
+	fake.held_req[0] = fake.held_req[1];
+	fake.held_n[0] = fake.held_n[1];
+	memcpy(fake.held_refs[0], fake.held_refs[1], sizeof(fake.held_refs[0]));
+	if (fake.on_result)
+		fake.on_result();
+}
+
+static void release_timer_cb(uv_timer_t *h)
+{
+	(void)h;
+	if (fake.held > 0)
+		fake_release_oldest();
+}
+
+static void fake_results_held(nuv_request_t *req, const Hf__ResultBatch *b)
+{
+	/* Never a third batch while two are unanswered, and no result in
+	 * two of them at once. */
+	ck_assert_int_lt(fake.held, 2);
+	ck_assert_uint_le(b->n_results, MAX_SEEN);
+	for (size_t i = 0; i < b->n_results; i++) {
+		for (int h = 0; h < fake.held; h++)
+			for (size_t k = 0; k < fake.held_n[h]; k++)
+				ck_assert(fake.held_refs[h][k].task_id != b->results[i]->task_id);
+		ck_assert_int_lt(fake.n_results, MAX_SEEN);
+		fake.results[fake.n_results++].task_id = b->results[i]->task_id;
+		hf__task_ref__init(&fake.held_refs[fake.held][i]);
+		fake.held_refs[fake.held][i].task_id = b->results[i]->task_id;
+		fake.held_refs[fake.held][i].attempt = b->results[i]->attempt;
+	}
+	fake.held_req[fake.held] = req;
+	fake.held_n[fake.held++] = b->n_results;
+	fake.max_held = fake.held > fake.max_held ? fake.held : fake.max_held;
+	if (fake.held == 2)
+		fake_release_oldest();
+	uv_timer_start(&release_timer, release_timer_cb, 1000, 1000);
+}
+
 static void fake_results(nuv_request_t *req, const Hf__ResultBatch *b)
 {
 	Hf__Envelope env = HF__ENVELOPE__INIT;
@@ -202,6 +266,10 @@ static void fake_results(nuv_request_t *req, const Hf__ResultBatch *b)
 
 	fake.n_batch++;
 	fake.batches_without_session += b->session != FAKE_SESSION;
+	if (fake.hold_results) {
+		fake_results_held(req, b);
+		return;
+	}
 	for (size_t i = 0; fake.refuse_task && i < b->n_results; i++) {
 		if (b->results[i]->task_id != fake.refuse_task)
 			continue;
@@ -277,6 +345,8 @@ static void session_done_cb(struct session *s, int code, void *arg)
 	nuv_server_close(fake.srv);
 	fake.srv = NULL;
 	uv_close((uv_handle_t *)&guard, NULL);
+	if (fake.hold_results)
+		uv_close((uv_handle_t *)&release_timer, NULL);
 }
 
 static void guard_cb(uv_timer_t *h)
@@ -664,6 +734,39 @@ START_TEST(test_a_result_refused_as_invalid_is_set_aside_and_the_rest_reported)
 }
 END_TEST
 
+static void drain_when_four_acked(void)
+{
+	if (fake.acked[1] && fake.acked[2] && fake.acked[3] && fake.acked[4])
+		drain_now();
+}
+
+START_TEST(test_two_result_batches_go_out_at_once_none_twice)
+{
+	/* The coordinator answers a batch only once a second is out (or after
+	 * a second alone): the worker sends a second while the first waits,
+	 * never a third, and never a result in two batches at once; the
+	 * results that came meanwhile go once one is answered. */
+	write_script("printf '{\"status\":\"passed\"}' > \"$4\"");
+	fake.assign_at_poll[0][0] = assignment(1, 1);
+	fake.assign_at_poll[0][1] = assignment(2, 1);
+	fake.assign_at_poll[1][0] = assignment(3, 1);
+	fake.assign_at_poll[1][1] = assignment(4, 1);
+	fake.hold_results = true;
+	fake.on_result = drain_when_four_acked;
+	uv_timer_init(&loop, &release_timer);
+	fake_start();
+	start_session(4, 5000);
+	run_to_end();
+
+	ck_assert_int_eq(exit_code, 0);
+	ck_assert_int_eq(fake.max_held, 2);
+	for (int t = 1; t <= 4; t++)
+		ck_assert_int_eq(fake.acked[t], 1);
+	ck_assert_int_eq(fake.n_results, 4);
+	ck_assert_uint_eq(spool_count(), 0);
+}
+END_TEST
+
 START_TEST(test_registers_once_the_coordinator_appears)
 {
 	start_session(1, 5000);
@@ -911,6 +1014,7 @@ int main(void)
 	tcase_add_test(tc, test_polls_carry_the_telemetry_of_devices_that_have_it);
 	tcase_add_test(tc, test_telemetry_can_be_turned_off);
 	tcase_add_test(tc, test_new_hardware_is_registered_again_while_tasks_run);
+	tcase_add_test(tc, test_two_result_batches_go_out_at_once_none_twice);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
