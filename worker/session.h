@@ -25,10 +25,11 @@
  *  - Each result is spooled (spool.h), then sent in a ResultBatch of at most
  *    SESSION_BATCH_MAX results and SESSION_BATCH_BYTES bytes, at most
  *    SESSION_RESULTS_IN_FLIGHT batches outstanding (the results that come
- *    while they are wait and go together, one fsync, in the next); an Ack
- *    removes it from the spool and its task directory.  Unacknowledged results are
- *    sent again every heartbeat; a result the spool could not take (disk
- *    full) is kept in memory, sent anyway and written again every heartbeat.
+ *    while both are out wait, and go together, one fsync, in the next); an
+ *    Ack removes it from the spool and its task directory.  Unacknowledged
+ *    results are sent again every heartbeat; a result the spool could not
+ *    take (disk full) is kept in memory, sent anyway and written again every
+ *    heartbeat.
  *  - Health checks (when health_timeout_ms > 0): every device after the
  *    first registration with its hardware (health_on_register), an idle
  *    device every health_interval_ms, and a device the coordinator names
@@ -70,9 +71,11 @@
 #define SESSION_BATCH_MAX 256
 /* ResultBatch calls outstanding at once.  With one, the coordinator's
  * result transactions ran stop-and-wait: every worker's next batch left
- * only once the transaction before was committed and acknowledged, and
- * PostgreSQL's backend idled meanwhile (docs/performance-history.md, "Two
- * result batches in flight").  The coordinator reads up to
+ * only once the transaction before was committed and acknowledged, and a
+ * worker far from its coordinator reported one batch a round trip.  Two
+ * gained 8 % with simulated workers and nothing measurable with hf-workers
+ * on the coordinator's own 2 cores (docs/performance-history.md, "The
+ * twenty-first round").  The coordinator reads up to
  * connections.requests_per_connection (5) requests of a connection:
  * register or two polls, two result batches and a health report. */
 #define SESSION_RESULTS_IN_FLIGHT 2
