@@ -215,11 +215,13 @@ static void results_reply_cb(int rv, nng_msg *reply, void *arg)
 	struct worker *w = ctx->w;
 	uint32_t batch = ctx->batch;
 	Hf__Envelope *env = NULL;
+	bool acked;
 
 	free(ctx);
 	w->res_out--;
 	rv = reply_decode(rv, reply, HF_MSG_WORKER_REPLY, &env);
-	if (rv == 0 && env->body_case == HF__ENVELOPE__BODY_ACK) {
+	acked = rv == 0 && env->body_case == HF__ENVELOPE__BODY_ACK;
+	if (acked) {
 		/* Forget what is acknowledged: a linear match, batches are small. */
 		for (size_t a = 0; a < env->ack->n_acked; a++) {
 			const Hf__TaskRef *k = env->ack->acked[a];
@@ -244,8 +246,9 @@ static void results_reply_cb(int rv, nng_msg *reply, void *arg)
 	for (size_t i = 0; i < w->n_pending; i++)
 		if (w->pending[i].batch == batch)
 			w->pending[i].batch = 0;
-	if (w->n_pending && w->registered)
-		results_flush(w); /* after a failure: sent again at the next beat too */
+	/* After a failure they go at the next beat, never at once. */
+	if (acked && w->n_pending)
+		results_flush(w);
 }
 
 /* Sends the results not in flight, RESULTS_PER_BATCH a call, while fewer
